@@ -1,0 +1,19 @@
+"""bigem: Expectation-Maximization for latent-variable models on data of any size.
+
+``from bigem import GaussianMixture`` is a drop-in for scikit-learn's, on CPU or GPU,
+streaming data larger than memory. Estimators are imported on first use, so
+``import bigem`` stays light.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["GaussianMixture", "load", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("GaussianMixture", "load"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'bigem' has no attribute {name!r}")

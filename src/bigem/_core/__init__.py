@@ -1,0 +1,1 @@
+"""Shared contracts of every layer: chunks, statistics, numerics, errors. Imports torch only."""

@@ -1,0 +1,41 @@
+"""The exceptions users see. Each subclasses the builtin that scikit-learn raises for
+the same mistake, so ``except ValueError`` written against scikit-learn keeps working."""
+
+from __future__ import annotations
+
+
+class BigemError(Exception):
+    """Base class of every error bigem raises on purpose."""
+
+
+class DataError(BigemError, ValueError):
+    """The data is unusable: NaN/inf, wrong shape, too few rows, not numeric."""
+
+
+class ParameterError(BigemError, ValueError, TypeError):
+    """A hyper-parameter or an initial parameter is invalid (ValueError and TypeError, like
+    scikit-learn's InvalidParameterError)."""
+
+
+class NumericalError(BigemError, ValueError):
+    """The arithmetic broke down (a covariance is not positive definite, ...)."""
+
+
+class ModelFileError(BigemError, ValueError):
+    """A model file is missing, truncated, corrupted or not a bigem model."""
+
+
+class NotFittedError(BigemError, ValueError, AttributeError):
+    """An estimator was used before ``fit``.  Same bases as scikit-learn's."""
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the change of log-likelihood fell below ``tol``."""
+
+
+class LikelihoodDecreaseWarning(RuntimeWarning):
+    """The log-likelihood fell between two EM iterations: EM forbids it, so it signals a bug."""
+
+
+class ComponentReseededWarning(RuntimeWarning):
+    """A component lost its support and was re-seeded at poorly explained points."""

@@ -1,0 +1,48 @@
+"""Type aliases and the unit of data every layer passes around."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from torch import Tensor
+
+CovarianceType = Literal["full", "tied", "diag", "spherical"]
+COVARIANCE_TYPES: tuple[str, ...] = ("full", "tied", "diag", "spherical")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A block of validated rows on the compute device.
+
+    x: (n, D) in the compute dtype; weight: (n,) sample weights or None (all ones);
+    row_start: index of the first row in the whole data set (for messages and
+    reproducible per-row randomness).
+    """
+
+    x: Tensor
+    weight: Tensor | None
+    row_start: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.x.shape[0])
+
+
+class Source(Protocol):
+    """Where rows come from. Engines iterate :meth:`chunks`; initialisation samples
+    rows with :meth:`take`. A source validates what it yields (shape, finiteness)."""
+
+    n_rows: int
+    n_features: int
+    feature_names: list[str] | None
+    has_weights: bool
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Chunks in row order, on the compute device and dtype, covering every row once."""
+        ...
+
+    def take(self, rows: Tensor) -> Tensor:
+        """Rows by index (sorted int64), compute dtype and device: (len(rows), D)."""
+        ...

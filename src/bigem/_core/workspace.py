@@ -1,0 +1,40 @@
+"""Reusable per-thread scratch buffers for the hot loops.
+
+On CPU a fresh large allocation costs page faults that rival the matrix product
+itself (DESIGN.md, Speed), so kernels ask the workspace for a buffer by name and
+get the same memory back on every chunk and iteration. Buffers are per thread,
+so concurrent E-steps (Dask threads, the prefetching engine) never share one.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+from torch import Tensor
+
+
+class Workspace:
+    """Named buffers, grown on demand, never shrunk; one set per thread."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+        """A tensor of ``shape`` whose contents are undefined (callers overwrite it)."""
+        pool = self._local.__dict__.setdefault("pool", {})
+        numel = 1
+        for s in shape:
+            numel *= s
+        key = (name, dtype, device)
+        buf = pool.get(key)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype, device=device)
+            pool[key] = buf
+        return buf[:numel].view(shape)
+
+    def __getstate__(self) -> dict:
+        return {}  # buffers are scratch: never pickled, never shipped to workers
+
+    def __setstate__(self, state: dict) -> None:
+        self._local = threading.local()

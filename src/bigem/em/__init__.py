@@ -1,0 +1,1 @@
+"""The EM driver: initialisation, iterations, convergence, restarts, history."""

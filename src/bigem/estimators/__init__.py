@@ -1,0 +1,6 @@
+"""scikit-learn compatible façades over the EM driver."""
+
+from .gaussian_mixture import GaussianMixture
+from .persistence import load
+
+__all__ = ["GaussianMixture", "load"]

@@ -1,0 +1,82 @@
+"""What every bigem estimator shares with scikit-learn's BaseEstimator, without importing it.
+
+scikit-learn is optional: get_params/set_params/clone/repr work without it, and its
+estimator checks find our tags through ``__sklearn_tags__`` (imported lazily, since
+only scikit-learn calls it).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from .._core.errors import ParameterError
+
+
+class EstimatorBase:
+    """get_params / set_params / repr / tags in scikit-learn's conventions."""
+
+    _estimator_type = "density_estimator"
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor parameters and their current values."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; unknown names raise with the valid ones listed."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ParameterError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        shown = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name, p.default)
+            if value is p.default or (_plain(value) and _plain(p.default) and value == p.default):
+                continue
+            shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_params_")
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import Tags, TargetTags
+
+        tags = Tags(estimator_type=None, target_tags=TargetTags(required=False))
+        tags.estimator_type = "DensityEstimator"
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_bigem_version"] = _version()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.pop("_bigem_version", None)
+        self.__dict__.update(state)
+
+
+def _plain(value) -> bool:
+    return isinstance(value, (int, float, str, bool, type(None)))
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

@@ -1,0 +1,104 @@
+"""A small, strict reader/writer of the safetensors format (no pickle, no code execution).
+
+Layout: 8-byte little-endian header length, a JSON header mapping each tensor name to
+{"dtype", "shape", "data_offsets"} (plus "__metadata__": str -> str), then the raw
+little-endian bytes. Files we write open with the ``safetensors`` library too. We read
+them ourselves to validate every offset and shape and to report corruption clearly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import ModelFileError
+
+_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "I64": np.dtype("<i8")}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+_MAX_HEADER = 100 << 20
+
+
+def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metadata: dict) -> None:
+    """Write atomically: a temporary file in the same folder, then rename over ``path``."""
+    path = os.fspath(path)
+    header: dict = {"__metadata__": {"bigem": json.dumps(metadata, sort_keys=True)}}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name].detach().cpu().numpy())
+        dt = np.dtype(arr.dtype).newbyteorder("<")
+        if dt not in _NAMES:
+            raise ValueError(f"cannot store tensor {name!r} of dtype {arr.dtype}")
+        data = arr.astype(dt, copy=False).tobytes()
+        header[name] = {"dtype": _NAMES[dt], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".bigem-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(head)))
+            f.write(head)
+            for data in blobs:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
+    """Tensors (float64/float32/int64) and the bigem metadata; ModelFileError on any defect."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file; check the path") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a folder, not a model file") from None
+    bad = f"{path}: not a valid bigem model file"
+    if len(raw) < 8:
+        raise ModelFileError(f"{bad} (only {len(raw)} bytes; truncated or empty)")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > min(_MAX_HEADER, len(raw) - 8):
+        raise ModelFileError(f"{bad} (header length {n} exceeds the file size {len(raw)}; truncated or not safetensors)")
+    try:
+        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+        meta = json.loads(header.pop("__metadata__")["bigem"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{bad} (unreadable header: {exc})") from None
+    if not isinstance(meta, dict) or not isinstance(header, dict):
+        raise ModelFileError(f"{bad} (header is not a JSON object)")
+    body = raw[8 + n :]
+    tensors = {}
+    end_max = 0
+    for name, info in header.items():
+        try:
+            dt = _DTYPES[info["dtype"]]
+            shape = tuple(int(s) for s in info["shape"])
+            start, end = (int(o) for o in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{bad} (tensor {name!r}: malformed entry {exc})") from None
+        count = int(np.prod(shape)) if shape else 1
+        if min(shape, default=0) < 0 or not 0 <= start <= end <= len(body) or end - start != count * dt.itemsize:
+            raise ModelFileError(
+                f"{bad} (tensor {name!r}: shape {shape} does not match bytes {start}..{end} of {len(body)}; "
+                "the file is truncated or was modified)"
+            )
+        end_max = max(end_max, end)
+        tensors[name] = torch.from_numpy(np.frombuffer(body[start:end], dtype=dt).reshape(shape).copy())
+    if end_max != len(body):
+        raise ModelFileError(f"{bad} ({len(body) - end_max} trailing bytes; the file was modified)")
+    return tensors, meta

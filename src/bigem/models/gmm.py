@@ -1,0 +1,311 @@
+"""Gaussian mixture model: parameters, additive statistics, E-step and M-step. Math only.
+
+The E-step of a chunk returns :class:`GMMStats` (float64, additive); the M-step reads
+the statistics alone. Parameters are float64 and immutable; the E-step casts them to
+the compute dtype once per call and walks the chunk in cache-sized row blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from .._core.errors import NumericalError, ParameterError
+from .._core.numerics import covariance_from_precision_cholesky, precision_cholesky
+from .._core.stats import merge_lowest
+from .._core.types import COVARIANCE_TYPES, Chunk
+from .._core.workspace import Workspace
+from . import gaussian
+from .kmeans import squared_distances
+
+# Bytes of scratch per row block on CPU: small enough that the whitened block and
+# its centred copies stay in cache between the product and the reductions.
+_CPU_BLOCK_BYTES = 2 << 20
+# A component whose responsibility mass falls under this fraction of one average
+# row has lost its support and is re-seeded.
+_MIN_SUPPORT = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class GMMParams:
+    """Mixture parameters, float64.  weights (K,), means (K, D), covariances and
+    prec_chol per type (see models.gaussian).  ``reseeded`` names the components the
+    M-step that built these parameters had to re-seed (empty for a regular step)."""
+
+    weights: Tensor
+    means: Tensor
+    covariances: Tensor
+    prec_chol: Tensor
+    covariance_type: str
+    reseeded: tuple[int, ...] = ()
+
+    @property
+    def n_components(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.means.shape[1])
+
+    def to(self, device: torch.device | str) -> "GMMParams":
+        return replace(
+            self,
+            weights=self.weights.to(device),
+            means=self.means.to(device),
+            covariances=self.covariances.to(device),
+            prec_chol=self.prec_chol.to(device),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GMMStats:
+    """Additive E-step statistics, float64, moments about ``shift`` (the means used).
+
+    resp_sum (K,); sum_x (K, D) and sum_xx (see gaussian.accumulate_moments) about
+    shift; loglik: sum of w * log p(x); weight_sum: sum of w; rows: row count;
+    worst_ll / worst_x: the lowest-likelihood rows seen (re-seeding candidates).
+    """
+
+    resp_sum: Tensor
+    sum_x: Tensor
+    sum_xx: Tensor
+    loglik: Tensor
+    weight_sum: Tensor
+    rows: int
+    shift: Tensor
+    worst_ll: Tensor
+    worst_x: Tensor
+
+    def __add__(self, other: "GMMStats") -> "GMMStats":
+        if self.shift is not other.shift and not torch.equal(self.shift, other.shift):
+            raise ValueError("cannot add GMMStats taken about different shifts (different parameters)")
+        worst_ll, worst_x = merge_lowest(
+            torch.cat([self.worst_ll, other.worst_ll]), torch.cat([self.worst_x, other.worst_x]), self.shift.shape[0]
+        )
+        return GMMStats(
+            self.resp_sum + other.resp_sum,
+            self.sum_x + other.sum_x,
+            self.sum_xx + other.sum_xx,
+            self.loglik + other.loglik,
+            self.weight_sum + other.weight_sum,
+            self.rows + other.rows,
+            self.shift,
+            worst_ll,
+            worst_x,
+        )
+
+    def scale(self, factor: float) -> "GMMStats":
+        return replace(
+            self,
+            resp_sum=self.resp_sum * factor,
+            sum_x=self.sum_x * factor,
+            sum_xx=self.sum_xx * factor,
+            loglik=self.loglik * factor,
+            weight_sum=self.weight_sum * factor,
+        )
+
+    def to(self, device: torch.device | str) -> "GMMStats":
+        moved = {f: getattr(self, f).to(device) for f in ("resp_sum", "sum_x", "sum_xx", "loglik", "weight_sum")}
+        return replace(
+            self, shift=self.shift.to(device), worst_ll=self.worst_ll.to(device), worst_x=self.worst_x.to(device), **moved
+        )
+
+    @property
+    def mean_loglik(self) -> float:
+        """Weighted mean log-likelihood per row: the quantity EM increases."""
+        return float(self.loglik / self.weight_sum)
+
+
+class GaussianMixtureModel:
+    """The math of a K-component Gaussian mixture for one covariance type.
+
+    Holds hyper-parameters (not data, not parameters) and a scratch workspace.
+    """
+
+    def __init__(self, n_components: int, covariance_type: str, reg_covar: float, dtype: torch.dtype) -> None:
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ParameterError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}")
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.reg_covar = float(reg_covar)
+        self.dtype = dtype
+        self._ws = Workspace()
+
+    # ------------------------------------------------------------------ parameters
+    def make_params(self, weights: Tensor, means: Tensor, covariances: Tensor) -> GMMParams:
+        """Validated float64 parameters from weights, means and covariances."""
+        weights, means, covariances = (t.to(torch.float64) for t in (weights, means, covariances))
+        prec_chol = precision_cholesky(covariances, self.covariance_type, self.reg_covar)
+        return GMMParams(weights, means, covariances, prec_chol, self.covariance_type)
+
+    def params_from_precision_cholesky(self, weights: Tensor, means: Tensor, prec_chol: Tensor) -> GMMParams:
+        """Parameters from a precision Cholesky factor (as produced by :meth:`make_params`)."""
+        prec_chol = prec_chol.to(torch.float64)
+        cov = covariance_from_precision_cholesky(prec_chol, self.covariance_type)
+        return GMMParams(weights.to(torch.float64), means.to(torch.float64), cov, prec_chol, self.covariance_type)
+
+    def n_free_parameters(self, n_features: int) -> int:
+        """Number of free scalars (for BIC/AIC), as scikit-learn counts them."""
+        K, D = self.n_components, n_features
+        cov = {"full": K * D * (D + 1) // 2, "tied": D * (D + 1) // 2, "diag": K * D, "spherical": K}
+        return cov[self.covariance_type] + K * D + K - 1
+
+    # ------------------------------------------------------------------ E-step
+    def _block_rows(self, n_features: int, device: torch.device) -> int:
+        if device.type != "cpu":
+            return 1 << 30  # GPUs want the whole chunk in one launch
+        per_row = self.n_components * n_features * torch.finfo(self.dtype).bits // 8
+        return max(256, _CPU_BLOCK_BYTES // max(per_row, 1))
+
+    def _prepare(self, params: GMMParams) -> gaussian.Prepared:
+        return gaussian.prepare(params.means, params.prec_chol, self.covariance_type, self.dtype)
+
+    def log_joint(self, params: GMMParams, x: Tensor) -> Tensor:
+        """log w_k + log N(x | mu_k, Sigma_k).  x: (n, D) compute dtype -> (n, K)."""
+        prep = self._prepare(params.to(x.device))
+        log_w = torch.log(params.weights).to(device=x.device, dtype=self.dtype)
+        out = torch.empty(x.shape[0], self.n_components, dtype=self.dtype, device=x.device)
+        step = self._block_rows(x.shape[1], x.device)
+        for s in range(0, x.shape[0], step):
+            xc = x[s : s + step] - prep.centre
+            out[s : s + step] = gaussian.log_density(prep, xc, self._ws) + log_w
+        return out
+
+    def e_step(self, params: GMMParams, chunk: Chunk) -> GMMStats:
+        """Responsibility-weighted statistics of one chunk about the current means."""
+        return self._stats(params, chunk, "soft", None)
+
+    def e_step_hard(self, params: GMMParams, chunk: Chunk) -> GMMStats:
+        """Statistics with one-hot responsibilities to the nearest mean (Euclidean).
+
+        Initialisation uses it to turn k-means centres into mixture parameters.
+        """
+        return self._stats(params, chunk, "hard", None)
+
+    def e_step_given(self, params: GMMParams, chunk: Chunk, resp_fn: Callable[[Chunk], Tensor]) -> GMMStats:
+        """Statistics for responsibilities supplied by ``resp_fn(chunk) -> (n, K)`` (random init)."""
+        return self._stats(params, chunk, "given", resp_fn)
+
+    def _stats(self, params: GMMParams, chunk: Chunk, mode: str, resp_fn: Callable[[Chunk], Tensor] | None) -> GMMStats:
+        x, w = chunk.x, chunk.weight
+        device = x.device
+        params = params.to(device)
+        K, D = params.means.shape
+        if x.shape[1] != D:
+            raise ValueError(f"chunk has {x.shape[1]} features, parameters have {D}")
+        prep = self._prepare(params)
+        log_w = torch.log(params.weights).to(self.dtype)
+        f64 = dict(dtype=torch.float64, device=device)
+        shape_x, shape_xx = gaussian.moment_shapes(self.covariance_type, K, D)
+        resp_sum = torch.zeros(K, **f64)
+        sum_x = torch.zeros(shape_x, **f64)
+        sum_xx = torch.zeros(shape_xx, **f64)
+        loglik = torch.zeros((), **f64)
+        weight_sum = torch.zeros((), **f64)
+        worst_ll = torch.empty(0, **f64)
+        worst_x = torch.empty(0, D, **f64)
+        given = resp_fn(chunk) if mode == "given" else None
+        step = self._block_rows(D, device)
+        for s in range(0, x.shape[0], step):
+            xc = x[s : s + step] - prep.centre
+            wb = None if w is None else w[s : s + step]
+            if mode == "hard":
+                dist = squared_distances(xc, prep.means_c)
+                log_norm = -dist.min(1).values
+                resp = torch.nn.functional.one_hot(dist.argmin(1), K).to(self.dtype)
+            elif mode == "given":
+                resp = given[s : s + step]
+                log_norm = torch.zeros(resp.shape[0], dtype=self.dtype, device=device)
+            else:
+                log_joint = gaussian.log_density(prep, xc, self._ws) + log_w
+                log_norm = torch.logsumexp(log_joint, dim=1)
+                resp = torch.exp(log_joint - log_norm[:, None])
+            rw = resp if wb is None else resp * wb[:, None]
+            ln64 = log_norm.double()
+            loglik += ln64.sum() if wb is None else (ln64 * wb.double()).sum()
+            weight_sum += xc.shape[0] if wb is None else wb.double().sum()
+            resp_sum += rw.double().sum(0)
+            gaussian.accumulate_moments(prep, xc, rw, wb, sum_x, sum_xx, self._ws)
+            ll_cand = ln64 if wb is None else torch.where(wb > 0, ln64, torch.inf)
+            worst_ll, worst_x = merge_lowest(
+                torch.cat([worst_ll, ll_cand]), torch.cat([worst_x, xc.double() + prep.centre64]), K
+            )
+        return GMMStats(resp_sum, sum_x, sum_xx, loglik, weight_sum, chunk.n_rows, params.means, worst_ll, worst_x)
+
+    # ------------------------------------------------------------------ M-step
+    def m_step(self, stats: GMMStats) -> GMMParams:
+        """Closed-form maximiser of the expected complete log-likelihood (float64).
+
+        Components that lost their support, or whose covariance is not positive
+        definite, are re-seeded at the worst-explained rows; the returned params
+        name them in ``reseeded`` so the driver can warn and skip its monotonicity check.
+        """
+        shift = stats.shift
+        n_k = stats.resp_sum + 10 * torch.finfo(torch.float64).eps
+        centre = gaussian.centre_of(shift)
+        means = shift + stats.sum_x / n_k[:, None]
+        cov = gaussian.covariances_from_moments(
+            self.covariance_type, n_k, stats.sum_x, stats.sum_xx, shift - centre, self.reg_covar
+        )
+        weights = n_k / n_k.sum()
+        avg_row = float(stats.weight_sum) / max(stats.rows, 1)
+        dead = stats.resp_sum < _MIN_SUPPORT * avg_row
+        dead |= ~self._positive_definite(cov)
+        if bool(dead.any()):
+            return self._reseed(stats, weights, means, cov, dead)
+        return self.make_params(weights, means, cov)
+
+    def _positive_definite(self, cov: Tensor) -> Tensor:
+        """Per-component flag (K,); a failing tied covariance marks every component."""
+        K = self.n_components
+        if self.covariance_type == "full":
+            return torch.linalg.cholesky_ex(cov)[1] == 0
+        if self.covariance_type == "tied":
+            ok = bool(torch.linalg.cholesky_ex(cov)[1] == 0)
+            return torch.full((K,), ok, dtype=torch.bool, device=cov.device)
+        ok = (cov > 0) & torch.isfinite(cov)
+        return ok.all(-1) if ok.ndim > 1 else ok
+
+    def _reseed(self, stats: GMMStats, weights: Tensor, means: Tensor, cov: Tensor, dead: Tensor) -> GMMParams:
+        live = ~dead
+        idx = torch.nonzero(dead).reshape(-1).tolist()
+        order = torch.argsort(stats.worst_ll)
+        if int(live.sum()) == 0 or len(idx) > order.numel() or self.covariance_type == "tied":
+            raise NumericalError(
+                "Fitting the mixture model failed because some components have ill-defined empirical "
+                "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+                "number of components, increase reg_covar, or scale the input data. "
+                f"(components {idx} have no support or a non positive-definite covariance; reg_covar={self.reg_covar:g})"
+            )
+        weights, means, cov = weights.clone(), means.clone(), cov.clone()
+        lw = weights[live]
+        pooled = (lw.reshape(-1, *[1] * (cov.ndim - 1)) * cov[live]).sum(0) / lw.sum()
+        for j, k in enumerate(idx):
+            means[k] = stats.worst_x[order[j]]
+            cov[k] = pooled
+            weights[k] = lw.mean()
+        weights = weights / weights.sum()
+        return replace(self.make_params(weights, means, cov), reseeded=tuple(idx))
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, params: GMMParams, n_samples: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Draw n rows and their component labels (float64, on the params' device)."""
+        K, D = params.means.shape
+        labels = torch.multinomial(params.weights.cpu(), n_samples, replacement=True, generator=generator)
+        labels, _ = torch.sort(labels)
+        z = torch.randn(n_samples, D, dtype=torch.float64, generator=generator).to(params.means.device)
+        labels = labels.to(params.means.device)
+        cov = params.covariances
+        if self.covariance_type == "full":
+            chol = torch.linalg.cholesky(cov)
+            x = params.means[labels] + (chol[labels] @ z[:, :, None])[:, :, 0]
+        elif self.covariance_type == "tied":
+            x = params.means[labels] + z @ torch.linalg.cholesky(cov).T
+        elif self.covariance_type == "diag":
+            x = params.means[labels] + z * cov[labels].sqrt()
+        else:
+            x = params.means[labels] + z * cov[labels].sqrt()[:, None]
+        return x, labels

@@ -1,0 +1,50 @@
+"""In-memory sources: numpy arrays, torch tensors, pandas DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from .._core.types import Chunk
+
+
+class TensorSource:
+    """Rows of a tensor already in the compute dtype and on the compute device.
+
+    Chunks are views (no copy); chunking only bounds the E-step's working set.
+    """
+
+    def __init__(
+        self, x: Tensor, weight: Tensor | None, chunk_rows: int, feature_names: list[str] | None = None
+    ) -> None:
+        self.x = x
+        self.weight = weight
+        self.chunk_rows = max(1, int(chunk_rows))
+        self.n_rows, self.n_features = (int(s) for s in x.shape)
+        self.feature_names = feature_names
+        self.has_weights = weight is not None
+
+    def chunks(self) -> Iterator[Chunk]:
+        for s in range(0, self.n_rows, self.chunk_rows):
+            w = None if self.weight is None else self.weight[s : s + self.chunk_rows]
+            yield Chunk(self.x[s : s + self.chunk_rows], w, s)
+
+    def take(self, rows: Tensor) -> Tensor:
+        return self.x[rows.to(self.x.device)]
+
+    def with_weight(self, weight: Tensor | None) -> "TensorSource":
+        return TensorSource(self.x, weight, self.chunk_rows, self.feature_names)
+
+
+def chunk_rows_for_budget(budget_bytes: int, n_features: int, itemsize: int, copies: int = 3) -> int:
+    """Rows per chunk so that ``copies`` chunks in flight (being read, converted,
+    computed on) stay within the memory budget."""
+    return max(1024, budget_bytes // max(1, copies * n_features * itemsize))
+
+
+def as_tensor(x, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """numpy/torch -> torch in dtype on device; shares memory when nothing changes."""
+    t = x if isinstance(x, Tensor) else torch.from_numpy(x)
+    return t.to(device=device, dtype=dtype)

@@ -1,0 +1,79 @@
+"""Checks that turn bad input into errors that say what, where and how to fix.
+
+Wording follows scikit-learn's where it has a message for the same mistake (so code
+and tests matching its messages keep working), followed by bigem's specifics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import DataError
+
+
+class NonNumericDataError(DataError, TypeError):
+    """X holds values that are not numbers. Both a ValueError (scikit-learn raises one for
+    strings) and a TypeError (numpy raises one for objects such as dicts)."""
+
+
+def describe(name: str) -> str:
+    return "Input X" if name == "X" else f"Input {name}"
+
+
+def check_shape(shape: tuple[int, ...], name: str = "X", min_rows: int = 1) -> None:
+    """2-D, at least ``min_rows`` rows and one feature."""
+    if len(shape) == 1:
+        raise DataError(
+            f"Expected 2D array, got 1D array instead: {name} has shape {shape}. "
+            "Reshape your data either using array.reshape(-1, 1) if your data has a single feature "
+            "or array.reshape(1, -1) if it contains a single sample."
+        )
+    if len(shape) != 2:
+        raise DataError(f"Found array with dim {len(shape)}. Expected <= 2: {name} must be (n_samples, n_features).")
+    if shape[0] < min_rows:
+        raise DataError(
+            f"Found array with {shape[0]} sample(s) (shape={shape}) while a minimum of {min_rows} is required: "
+            f"{name} is empty; pass at least {min_rows} row(s)."
+        )
+    if shape[1] < 1:
+        raise DataError(
+            f"Found array with {shape[1]} feature(s) (shape={shape}) while a minimum of 1 is required: "
+            f"{name} has no columns."
+        )
+
+
+def to_numeric_array(x: object, name: str = "X") -> np.ndarray:
+    """np.asarray with clear errors for complex, string and object data. No copy if numeric."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if np.iscomplexobj(arr):
+        raise DataError(f"Complex data not supported: {name} has dtype {arr.dtype}; pass real numbers.")
+    if arr.dtype.kind in "fiub":
+        return arr
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NonNumericDataError(
+            f"{name} is not numeric (dtype {arr.dtype}): {exc}. Encode or drop non-numeric columns before fitting."
+        ) from None
+
+
+def check_finite(x: Tensor, row_start: int = 0, name: str = "X") -> tuple[int, int, int] | None:
+    """None if all finite, else (NaN count, inf count, first bad row) for this block."""
+    bad = ~torch.isfinite(x)
+    if not bool(bad.any()):
+        return None
+    n_nan = int(torch.isnan(x).sum())
+    rows = torch.nonzero(bad.any(1)).reshape(-1)
+    return n_nan, int(bad.sum()) - n_nan, row_start + int(rows[0])
+
+
+def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", where: str = "") -> None:
+    """The scikit-learn message ("Input X contains NaN.") plus count, row and fix."""
+    what = "NaN" if n_nan else "infinity or a value too large for dtype('float64')"
+    counts = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if p)
+    raise DataError(
+        f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). "
+        "Drop or impute these values before fitting (bigem does not model missing values yet)."
+    )
