@@ -3,6 +3,8 @@ the same mistake, so ``except ValueError`` written against scikit-learn keeps wo
 
 from __future__ import annotations
 
+import sys
+
 
 class BigemError(Exception):
     """Base class of every error bigem raises on purpose."""
@@ -27,6 +29,25 @@ class ModelFileError(BigemError, ValueError):
 
 class NotFittedError(BigemError, ValueError, AttributeError):
     """An estimator was used before ``fit``.  Same bases as scikit-learn's."""
+
+
+def not_fitted_error(message: str) -> NotFittedError:
+    """A NotFittedError that is also scikit-learn's when scikit-learn is already imported.
+
+    We never import scikit-learn for this; code that catches its exception has
+    imported it, and then gets an instance of both classes.
+    """
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return NotFittedError(message)
+    both = _BOTH.get(sk.NotFittedError)
+    if both is None:
+        both = type("NotFittedError", (NotFittedError, sk.NotFittedError), {"__module__": __name__})
+        _BOTH[sk.NotFittedError] = both
+    return both(message)
+
+
+_BOTH: dict[type, type] = {}
 
 
 class ConvergenceWarning(UserWarning):

@@ -26,6 +26,10 @@ class Model(Protocol):
 
     def m_step(self, stats: Any) -> Any: ...
 
+    def decrease_tolerance(self, params: Any, log_likelihood: float) -> float:
+        """How far the mean log-likelihood may fall below ``log_likelihood`` by rounding alone."""
+        ...
+
 
 class Engine(Protocol):
     def reduce(self, fn: Callable[[Any], Any], source: Source) -> Any: ...
@@ -56,15 +60,6 @@ class EMResult:
     restart: int = 0
 
 
-def decrease_tolerance(log_likelihood: float, relative: float) -> float:
-    """How far the mean log-likelihood may fall between iterations before it counts as a bug.
-
-    EM never decreases it in exact arithmetic; ``relative`` covers rounding in the
-    compute dtype (and the tiny objective change that ``reg_covar`` introduces).
-    """
-    return relative * (1.0 + abs(log_likelihood))
-
-
 def run_em(
     model: Model,
     engine: Engine,
@@ -73,7 +68,6 @@ def run_em(
     *,
     max_iter: int,
     tol: float,
-    noise: float,
     restart: int = 0,
     callback: Callable[[IterationInfo], None] | None = None,
 ) -> EMResult:
@@ -89,9 +83,8 @@ def run_em(
                 f"the mean log-likelihood became {ll} at iteration {iteration} (restart {restart}); "
                 "check the data for extreme values, or increase reg_covar"
             )
-        if previous > -math.inf and ll < previous - decrease_tolerance(previous, noise) and not getattr(
-            params, "reseeded", ()
-        ):
+        falls = previous > -math.inf and ll < previous - model.decrease_tolerance(params, previous)
+        if falls and not getattr(params, "reseeded", ()):
             warnings.warn(
                 f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g} at iteration {iteration} "
                 f"(restart {restart}). EM must never decrease it: this is a bug in bigem; please report it "
@@ -131,7 +124,6 @@ def fit_em(
     n_init: int,
     max_iter: int,
     tol: float,
-    noise: float,
     callback: Callable[[IterationInfo], None] | None = None,
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
@@ -148,7 +140,6 @@ def fit_em(
             initialise(restart),
             max_iter=max_iter,
             tol=tol,
-            noise=noise,
             restart=restart,
             callback=callback,
         )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .._core.errors import DataError, NotFittedError, ParameterError
+from .._core.errors import DataError, ParameterError, not_fitted_error
 from .._core.numerics import parse_device, parse_dtype
 from .._core.types import COVARIANCE_TYPES, Source
 from ..em.driver import IterationInfo, fit_em
@@ -23,8 +23,6 @@ from . import _params
 from ._base import EstimatorBase
 
 _OWNER = "GaussianMixture"
-# Relative fall of the mean log-likelihood that counts as rounding noise (see em.driver).
-_NOISE = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
 class GaussianMixture(EstimatorBase):
@@ -231,7 +229,6 @@ class GaussianMixture(EstimatorBase):
             n_init=1 if warm else s["n_init"],
             max_iter=s["max_iter"],
             tol=s["tol"],
-            noise=_NOISE[s["dtype"]],
             callback=progress,
         )
         self._set_fitted(best.params, source.n_features, source.feature_names)
@@ -292,7 +289,7 @@ class GaussianMixture(EstimatorBase):
     # ------------------------------------------------------------------ inference
     def _fitted(self) -> GMMParams:
         if not hasattr(self, "_params_"):
-            raise NotFittedError(
+            raise not_fitted_error(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
                 "before using this estimator."
             )

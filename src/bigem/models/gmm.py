@@ -153,6 +153,25 @@ class GaussianMixtureModel:
         cov = {"full": K * D * (D + 1) // 2, "tied": D * (D + 1) // 2, "diag": K * D, "spherical": K}
         return cov[self.covariance_type] + K * D + K - 1
 
+    def decrease_tolerance(self, params: GMMParams, log_likelihood: float) -> float:
+        """Largest fall of the mean log-likelihood that rounding alone can explain.
+
+        Statistics are summed in the compute dtype within a block, so a covariance's
+        smallest eigenvalue carries an error of about eps * largest eigenvalue; near a
+        singular covariance (cond ~ 1/reg_covar) that moves the log-likelihood by about
+        eps * cond per row. Beyond this bound a fall means a bug.
+        """
+        eps = torch.finfo(self.dtype).eps
+        cov = params.covariances
+        if self.covariance_type in ("full", "tied"):
+            eig = torch.linalg.eigvalsh(cov)
+            cond = float((eig.max(-1).values / eig.min(-1).values.clamp(min=1e-300)).max())
+        elif self.covariance_type == "diag":
+            cond = float((cov.max(-1).values / cov.min(-1).values).max())
+        else:
+            cond = 1.0
+        return 100 * eps * (1.0 + abs(log_likelihood) + cond)
+
     # ------------------------------------------------------------------ E-step
     def _block_rows(self, n_features: int, device: torch.device) -> int:
         if device.type != "cpu":

@@ -65,7 +65,14 @@ def open_source(
         if sample_weight is not None:
             raise DataError("sample_weight is not supported with a file source yet; pass the data as an array")
     else:
+        if hasattr(X, "toarray") and hasattr(X, "nnz"):
+            raise DataError(
+                f"Sparse data was passed for X ({type(X).__name__}), but dense data is required: "
+                "sparse input is not supported; use X.toarray() if it fits in memory."
+            )
         names = feature_names_of(X)
+        if X is None or isinstance(X, (str, bytes)):
+            raise DataError(f"X must be an array, tensor, DataFrame or a path to a .npy file; got {X!r}")
         if isinstance(X, Tensor):
             if X.is_complex():
                 raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,6 +47,14 @@ def chunk_rows_for_budget(budget_bytes: int, n_features: int, itemsize: int, cop
 
 
 def as_tensor(x, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """numpy/torch -> torch in dtype on device; shares memory when nothing changes."""
-    t = x if isinstance(x, Tensor) else torch.from_numpy(x)
+    """numpy/torch -> torch in dtype on device; shares memory when nothing changes.
+
+    Read-only arrays (memmaps, broadcast views) are shared too: bigem never writes
+    to its input, so torch's warning about non-writable arrays does not apply.
+    """
+    if isinstance(x, Tensor):
+        return x.to(device=device, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        t = torch.from_numpy(np.ascontiguousarray(x) if x.dtype.byteorder not in "=|" else x)
     return t.to(device=device, dtype=dtype)
