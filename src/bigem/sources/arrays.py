@@ -54,7 +54,9 @@ def as_tensor(x, dtype: torch.dtype, device: torch.device) -> Tensor:
     """
     if isinstance(x, Tensor):
         return x.to(device=device, dtype=dtype)
+    if x.dtype.byteorder not in "=|":
+        x = x.astype(x.dtype.newbyteorder("="))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        t = torch.from_numpy(np.ascontiguousarray(x) if x.dtype.byteorder not in "=|" else x)
+        t = torch.from_numpy(x)
     return t.to(device=device, dtype=dtype)
