@@ -9,6 +9,7 @@ them ourselves to validate every offset and shape and to report corruption clear
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -76,22 +77,31 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
         raise ModelFileError(f"{bad} (header length {n} exceeds the file size {len(raw)}; truncated or not safetensors)")
     try:
         header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-        meta = json.loads(header.pop("__metadata__")["bigem"])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{bad} (unreadable header: {exc})") from None
-    if not isinstance(meta, dict) or not isinstance(header, dict):
+    if not isinstance(header, dict):
         raise ModelFileError(f"{bad} (header is not a JSON object)")
+    extra = header.pop("__metadata__", None)
+    text = extra.get("bigem") if isinstance(extra, dict) else None
+    if not isinstance(text, str):
+        raise ModelFileError(f"{bad} (no bigem metadata in the header; write model files with the estimator's save)")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{bad} (unreadable bigem metadata: {exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{bad} (bigem metadata is not a JSON object)")
     body = raw[8 + n :]
     tensors = {}
     end_max = 0
     for name, info in header.items():
         try:
             dt = _DTYPES[info["dtype"]]
-            shape = tuple(int(s) for s in info["shape"])
-            start, end = (int(o) for o in info["data_offsets"])
+            shape = tuple(_integer(s) for s in info["shape"])
+            start, end = (_integer(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{bad} (tensor {name!r}: malformed entry {exc})") from None
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)  # Python ints: a crafted shape cannot overflow to a small count
         if min(shape, default=0) < 0 or not 0 <= start <= end <= len(body) or end - start != count * dt.itemsize:
             raise ModelFileError(
                 f"{bad} (tensor {name!r}: shape {shape} does not match bytes {start}..{end} of {len(body)}; "
@@ -102,3 +112,10 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
     if end_max != len(body):
         raise ModelFileError(f"{bad} ({len(body) - end_max} trailing bytes; the file was modified)")
     return tensors, meta
+
+
+def _integer(value: object) -> int:
+    """A JSON integer of the header (shapes, offsets); floats and booleans are rejected."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{value!r} is not an integer")
+    return value

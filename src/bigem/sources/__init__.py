@@ -16,7 +16,14 @@ from .._core.errors import DataError
 from .._core.types import Source
 from .arrays import TensorSource, as_tensor, chunk_rows_for_budget
 from .npy import NpySource
-from .validate import NonNumericDataError, check_finite, check_shape, raise_not_finite, to_numeric_array
+from .validate import (
+    NonNumericDataError,
+    SparseDataError,
+    check_finite,
+    check_shape,
+    raise_not_finite,
+    to_numeric_array,
+)
 
 __all__ = ["Source", "TensorSource", "NpySource", "open_source", "check_sample_weight", "feature_names_of"]
 
@@ -31,12 +38,29 @@ def feature_names_of(x: object) -> list[str] | None:
 
 
 def _dataframe_to_numpy(x: object) -> np.ndarray:
-    """DataFrame -> float64 array; names the non-numeric columns; missing values become NaN."""
-    bad = [str(c) for c, dt in x.dtypes.items() if getattr(dt, "kind", "O") not in "fiub"]
+    """DataFrame -> float64 array; names the non-numeric columns; missing values become NaN.
+
+    An object, category or string column is accepted when all its values convert to
+    float, as scikit-learn accepts it; otherwise the error names every such column and
+    quotes the first conversion error (scikit-learn's wording). Datetimes are refused.
+    """
+    bad, first = [], None
+    for c, dt in x.dtypes.items():
+        kind = getattr(dt, "kind", "O")
+        if kind in "fiub":
+            continue
+        if kind != "O":  # datetimes, timedeltas: convertible to float, but not measurements
+            bad.append(str(c))
+            first = first or f"column {str(c)!r} has dtype {dt}"
+            continue
+        try:
+            x[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            bad.append(str(c))
+            first = first or exc
     if bad:
         raise NonNumericDataError(
-            f"X has non-numeric column(s) {bad}: could not convert to float (a float() argument must be "
-            "a string or a real number). Encode or drop these columns before fitting."
+            f"X has non-numeric column(s) {bad}: {first}. Encode or drop these columns before fitting."
         )
     return x.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -66,9 +90,10 @@ def open_source(
             raise DataError("sample_weight is not supported with a file source yet; pass the data as an array")
     else:
         if hasattr(X, "toarray") and hasattr(X, "nnz"):
-            raise DataError(
-                f"Sparse data was passed for X ({type(X).__name__}), but dense data is required: "
-                "sparse input is not supported; use X.toarray() if it fits in memory."
+            raise SparseDataError(
+                "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
+                f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
+                "bigem does not read sparse input)."
             )
         names = feature_names_of(X)
         if X is None or isinstance(X, (str, bytes)):
@@ -119,5 +144,8 @@ def check_sample_weight(sample_weight: object, n_rows: int, dtype: torch.dtype, 
     if (w < 0).any():
         raise DataError(f"Negative values in data passed to `sample_weight` (first at row {int(np.argmax(w < 0))}).")
     if w.sum() <= 0:
-        raise DataError("sample_weight sums to zero: at least one row needs a positive weight.")
+        raise DataError(
+            "Sample weights must contain at least one non-zero number: sample_weight sums to zero; "
+            "give at least one row a positive weight."
+        )
     return torch.from_numpy(w).to(device=device, dtype=dtype)

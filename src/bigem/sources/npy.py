@@ -13,6 +13,8 @@ from .._core.errors import DataError
 from .._core.types import Chunk
 from .validate import check_shape
 
+_MAGIC = b"\x93NUMPY"
+
 
 class NpySource:
     """Rows of a 2-D numeric ``.npy`` file, read chunk by chunk, never all at once."""
@@ -23,9 +25,20 @@ class NpySource:
     def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
         self.path = os.fspath(path)
         try:
+            with open(self.path, "rb") as f:
+                magic = f.read(len(_MAGIC))
+            # Without the magic bytes np.load takes the file for a pickle and suggests unpickling it.
+            if magic != _MAGIC:
+                why = "it is empty" if not magic else "it does not start with the .npy magic bytes"
+                raise DataError(
+                    f"{self.path}: not a .npy file ({why}); "
+                    "write it with numpy.save from a numeric 2-D array"
+                )
             self._mm = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             raise DataError(f"{self.path}: no such file; check the path") from None
+        except DataError:
+            raise
         except (ValueError, OSError, EOFError) as exc:
             raise DataError(
                 f"{self.path}: not a readable .npy file ({exc}); write it with numpy.save from a numeric 2-D array"
@@ -38,14 +51,18 @@ class NpySource:
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
 
+    def _load(self, index) -> Tensor:
+        """Copy rows out of the map, converting to the compute dtype in the same pass."""
+        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+        block = self._mm[index].astype(np_dtype, copy=True)
+        return torch.from_numpy(block).to(self.device)
+
     def _read(self, start: int, stop: int) -> Tensor:
-        block = np.ascontiguousarray(self._mm[start:stop])
-        return torch.from_numpy(block).to(device=self.device, dtype=self.dtype)
+        return self._load(slice(start, stop))
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):
             yield Chunk(self._read(s, min(s + self.chunk_rows, self.n_rows)), None, s)
 
     def take(self, rows: Tensor) -> Tensor:
-        block = np.ascontiguousarray(self._mm[rows.cpu().numpy()])
-        return torch.from_numpy(block).to(device=self.device, dtype=self.dtype)
+        return self._load(rows.cpu().numpy())

@@ -18,6 +18,11 @@ class NonNumericDataError(DataError, TypeError):
     strings) and a TypeError (numpy raises one for objects such as dicts)."""
 
 
+class SparseDataError(DataError, TypeError):
+    """X is a sparse matrix. A TypeError, as scikit-learn raises, and a ValueError like
+    every other DataError."""
+
+
 def describe(name: str) -> str:
     return "Input X" if name == "X" else f"Input {name}"
 
@@ -31,7 +36,10 @@ def check_shape(shape: tuple[int, ...], name: str = "X", min_rows: int = 1) -> N
             "or array.reshape(1, -1) if it contains a single sample."
         )
     if len(shape) != 2:
-        raise DataError(f"Found array with dim {len(shape)}. Expected <= 2: {name} must be (n_samples, n_features).")
+        raise DataError(
+            f"Found array with dim {len(shape)}, while dim <= 2 is required: {name} has shape {shape}; "
+            "pass a 2-D array of shape (n_samples, n_features)."
+        )
     if shape[0] < min_rows:
         raise DataError(
             f"Found array with {shape[0]} sample(s) (shape={shape}) while a minimum of {min_rows} is required: "
@@ -46,7 +54,13 @@ def check_shape(shape: tuple[int, ...], name: str = "X", min_rows: int = 1) -> N
 
 def to_numeric_array(x: object, name: str = "X") -> np.ndarray:
     """np.asarray with clear errors for complex, string and object data. No copy if numeric."""
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    try:
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"{name} could not be converted to an array: {exc}. Pass a 2-D array in which every row "
+            "has the same number of numeric values."
+        ) from None
     if np.iscomplexobj(arr):
         raise DataError(f"Complex data not supported: {name} has dtype {arr.dtype}; pass real numbers.")
     if arr.dtype.kind in "fiub":

@@ -1,0 +1,123 @@
+"""The mixture math against closed forms (scipy) and its edge cases."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+from bigem import GaussianMixture
+from bigem._core.errors import ComponentReseededWarning
+from bigem._core.types import Chunk
+from bigem.models.gmm import GaussianMixtureModel
+from tests.conftest import COV_TYPES
+
+
+def random_params(model, rng, k, d):
+    a = rng.normal(size=(k, d, d))
+    full = torch.from_numpy(a @ a.transpose(0, 2, 1) + np.eye(d))
+    cov = {"full": full, "tied": full[0], "diag": torch.diagonal(full, dim1=1, dim2=2).clone(), "spherical": full[:, 0, 0]}
+    w = torch.from_numpy(rng.dirichlet(np.ones(k)))
+    return model.make_params(w, torch.from_numpy(rng.normal(0, 3, (k, d))), cov[model.covariance_type])
+
+
+def dense_cov(ct, cov, k, d):
+    cov = np.asarray(cov)
+    if ct == "full":
+        return cov
+    if ct == "tied":
+        return np.stack([cov] * k)
+    if ct == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return np.stack([np.eye(d) * c for c in cov])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_log_joint_equals_scipy(covariance_type, dtype):
+    rng = np.random.default_rng(0)
+    k, d = 3, 4
+    model = GaussianMixtureModel(k, covariance_type, 0.0, dtype)
+    p = random_params(model, rng, k, d)
+    x = rng.normal(0, 3, (50, d)) + 100.0
+    p = model.make_params(p.weights, p.means + 100.0, p.covariances)
+    got = model.log_joint(p, torch.from_numpy(x).to(dtype)).double().numpy()
+    covs = dense_cov(covariance_type, p.covariances.numpy(), k, d)
+    want = np.stack(
+        [np.log(p.weights[j].item()) + multivariate_normal(p.means[j].numpy(), covs[j]).logpdf(x) for j in range(k)], 1
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-10 if dtype == torch.float64 else 2e-5)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_m_step_of_one_hot_responsibilities_is_the_sample_moments(covariance_type):
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 2, (300, 3)) + 7
+    labels = rng.integers(0, 2, 300)
+    model = GaussianMixtureModel(2, covariance_type, 0.0, torch.float64)
+    p = random_params(model, rng, 2, 3)
+
+    def given(chunk):
+        return torch.nn.functional.one_hot(torch.from_numpy(labels[chunk.row_start : chunk.row_start + chunk.n_rows]), 2).double()
+
+    stats = model.e_step_given(p, Chunk(torch.from_numpy(x), None, 0), given)
+    new = model.m_step(stats)
+    for j in range(2):
+        np.testing.assert_allclose(new.means[j].numpy(), x[labels == j].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(new.weights.numpy(), np.bincount(labels) / 300, rtol=1e-12)
+    covs = [np.cov(x[labels == j].T, bias=True) for j in range(2)]
+    want = {
+        "full": np.stack(covs),
+        "tied": sum(c * (labels == j).sum() for j, c in enumerate(covs)) / 300,
+        "diag": np.stack([np.diag(c) for c in covs]),
+        "spherical": np.array([np.diag(c).mean() for c in covs]),
+    }[covariance_type]
+    np.testing.assert_allclose(new.covariances.numpy(), want, rtol=1e-9)
+
+
+def test_far_point_has_finite_responsibilities_and_log_likelihood():
+    gm = GaussianMixture(
+        2, weights_init=[0.5, 0.5], means_init=[[0.0], [5.0]], precisions_init=[[[1.0]], [[1.0]]], max_iter=1
+    )
+    X = np.r_[np.linspace(-2, 7, 50), [1e4]][:, None]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*did not converge")
+        gm.fit(X[:-1])
+    proba = gm.predict_proba([[1e4]])
+    assert np.all(np.isfinite(proba)) and proba.sum() == pytest.approx(1.0)
+    assert proba[0, 1] == pytest.approx(1.0)  # the nearer component takes it
+    assert np.isfinite(gm.score_samples([[1e4]])).all()
+
+
+def test_textbook_formula_underflows_but_bigem_does_not():
+    # exp(log_prob) underflows to 0 for both components at x = 1e4: 0/0 = NaN in the textbook version
+    x, means = 1e4, np.array([0.0, 5.0])
+    dens = np.exp(-0.5 * (x - means) ** 2) / math.sqrt(2 * math.pi)
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(dens / dens.sum()).all()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_component_without_support_is_reseeded_not_nan(covariance_type):
+    rng = np.random.default_rng(2)
+    X = np.r_[rng.normal(0, 1, (200, 2)), rng.normal(8, 1, (5, 2))]
+    d = 2
+    prec = {"full": np.stack([np.eye(d)] * 3), "diag": np.ones((3, d)), "spherical": np.ones(3)}[covariance_type]
+    gm = GaussianMixture(
+        3,
+        covariance_type=covariance_type,
+        weights_init=[0.5, 0.49, 0.01],
+        means_init=[[0, 0], [1, 1], [1e6, 1e6]],  # the third component explains nothing
+        precisions_init=prec,
+        dtype="float64",
+        max_iter=30,
+    )
+    with pytest.warns(ComponentReseededWarning, match=r"components \[2\] lost their support"):
+        gm.fit(X)
+    assert np.all(np.isfinite(gm.means_)) and np.all(np.isfinite(gm.covariances_))
+    # the re-seeded component moved to the poorly explained cluster near (8, 8)
+    assert np.min(np.linalg.norm(gm.means_ - 8, axis=1)) < 1.0
