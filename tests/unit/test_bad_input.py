@@ -17,7 +17,14 @@ import pytest
 import torch
 
 from bigem import GaussianMixture
-from bigem._core.errors import BigemError, DataError, NotFittedError, ParameterError
+from bigem._core.errors import (
+    BigemError,
+    ConvergenceWarning,
+    DataError,
+    LikelihoodDecreaseWarning,
+    NotFittedError,
+    ParameterError,
+)
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -301,7 +308,7 @@ CASES = [
         )
         for ct, bad, want in [
             ("full", np.ones((2, 3, 3)), (2, 2, 2)),
-            ("tied", np.ones((2, 2, 2)), (2, 2)),
+            ("tied", np.ones((3, 3)), (2, 2)),
             ("diag", np.ones((3, 2)), (2, 2)),
             ("spherical", np.ones(3), (2,)),
         ]
@@ -791,15 +798,26 @@ def test_npy_file_with_fewer_rows_than_components(tmp_path, rng):
         GaussianMixture(3).fit(path)
 
 
-@pytest.mark.parametrize("byte_order", ["<f8", ">f8", "<f4", ">i4"])
-def test_npy_file_in_any_byte_order_reads_without_warnings(tmp_path, rng, byte_order):
+@pytest.fixture(scope="module")
+def fitted_on_2_features():
+    return GaussianMixture(2, random_state=0, dtype="float64").fit(np.random.default_rng(5).normal(size=(40, 2)) * 10)
+
+
+@pytest.mark.parametrize("byte_order", ["<f8", ">f8", "<f4", ">f4", ">i4"])
+def test_npy_file_in_any_byte_order_reads_without_warnings(fitted_on_2_features, tmp_path, rng, byte_order):
+    X = (_X(rng) * 10).astype(byte_order)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    est = fitted_on_2_features
+    np.testing.assert_array_equal(est.score_samples(path), est.score_samples(X.astype(np.float64)))
+
+
+def test_fit_from_a_big_endian_npy_file(tmp_path, rng):
     X = _X(rng) * 10
     path = tmp_path / "x.npy"
-    np.save(path, X.astype(byte_order))
+    np.save(path, X.astype(">f8"))
     kw = dict(n_components=2, random_state=0, dtype="float64")
-    from_file = GaussianMixture(**kw).fit(path)
-    in_memory = GaussianMixture(**kw).fit(X.astype(byte_order).astype(np.float64))
-    np.testing.assert_array_equal(from_file.means_, in_memory.means_)
+    np.testing.assert_array_equal(GaussianMixture(**kw).fit(path).means_, GaussianMixture(**kw).fit(X).means_)
 
 
 # ---------------------------------------------------------------------- numerics at the edges
@@ -878,18 +896,8 @@ def test_constant_feature_fits_without_nan(covariance_type, dtype):
         assert (variances <= 2 * est.reg_covar).all()
 
 
-_TIED_REFUSES = pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: models/gmm.py _reseed raises NumericalError for 'tied' when a component has no support "
-    "(scikit-learn fits this data); see the report",
-)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize(
-    "covariance_type", [pytest.param(ct, marks=_TIED_REFUSES) if ct == "tied" else ct for ct in COV_TYPES]
-)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_identical_rows_fit_without_nan(covariance_type, dtype):
     X = np.tile([[1.0, 2.0, -1.0]], (30, 1))
     est = GaussianMixture(2, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(X)
@@ -904,3 +912,12 @@ def test_identical_rows_fit_one_component(covariance_type, dtype):
     est = GaussianMixture(1, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(X)
     _assert_finite_fit(est, X)
     np.testing.assert_allclose(est.covariances_.reshape(-1)[0], est.reg_covar, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_duplicated_points_one_component_each_fit_without_nan(covariance_type, dtype):
+    X = np.repeat(np.random.default_rng(0).normal(size=(3, 2)), 10, axis=0)
+    est = GaussianMixture(3, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(X)
+    _assert_finite_fit(est, X)
+    assert est.converged_

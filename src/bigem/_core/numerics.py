@@ -21,6 +21,9 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
         return dtype
     if isinstance(dtype, str) and dtype in _DTYPES:
         return _DTYPES[dtype]
+    name = getattr(dtype, "__name__", None) or str(getattr(dtype, "name", ""))  # numpy dtypes and types
+    if name in _DTYPES and not isinstance(dtype, str):
+        return _DTYPES[name]
     raise ParameterError(
         f"dtype must be 'float32' or 'float64' (or the torch dtype), got {dtype!r}"
     )

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .._core.errors import ModelFileError
+from .._core.errors import ModelFileError, NumericalError
 from .._core.types import COVARIANCE_TYPES
 from ..io import read_model_file, write_model_file
 
@@ -82,13 +82,17 @@ def load(path: str | os.PathLike):
         model = est._model(settings)
         weights, means, cov = (tensors[k].to(torch.float64) for k in ("weights", "means", "covariances"))
         _check_shapes(where, settings["covariance_type"], settings["n_components"], weights, means, cov)
+        _check_values(where, settings["covariance_type"], weights, means, cov)
         params = model.make_params(weights, means, cov)
     except ModelFileError:
         raise
+    except NumericalError as exc:
+        raise ModelFileError(
+            f"{where}: invalid parameters: {str(exc).split(';')[0]}; the file is damaged "
+            "(bigem only saves positive-definite covariances)"
+        ) from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
-    if not bool(torch.isfinite(means).all()) or abs(float(weights.sum()) - 1) > 1e-6 or bool((weights < 0).any()):
-        raise ModelFileError(f"{where}: invalid parameters (non-finite means or weights not a distribution)")
     est._set_fitted(params, int(means.shape[1]), fitted.get("feature_names_in_"))
     est.converged_ = bool(fitted["converged_"])
     est.n_iter_ = int(fitted["n_iter_"])
@@ -96,6 +100,22 @@ def load(path: str | os.PathLike):
     est.lower_bounds_ = [float(v) for v in fitted.get("lower_bounds_", [])]
     est.history_ = []
     return est
+
+
+def _check_values(where: str, covariance_type: str, weights, means, cov) -> None:
+    """Finite values, weights a distribution, symmetric matrices: a saved model always is."""
+    damaged = "the file is damaged"
+    for name, t in (("weights", weights), ("means", means), ("covariances", cov)):
+        if not bool(torch.isfinite(t).all()):
+            raise ModelFileError(f"{where}: invalid parameters: {name} contain NaN or infinity; {damaged}")
+    total = float(weights.sum())
+    if bool((weights < 0).any()) or abs(total - 1) > 1e-6:
+        raise ModelFileError(
+            f"{where}: invalid parameters: weights must be non-negative and sum to 1, got sum {total:.6g} "
+            f"and minimum {float(weights.min()):.6g}; {damaged}"
+        )
+    if covariance_type in ("full", "tied") and not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-10, atol=0.0):
+        raise ModelFileError(f"{where}: invalid parameters: covariances are not symmetric; {damaged}")
 
 
 def _check_shapes(where: str, ct: str, K: int, weights, means, cov) -> None:

@@ -8,11 +8,12 @@ them ourselves to validate every offset and shape and to report corruption clear
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import secrets
 import struct
-import tempfile
 
 import numpy as np
 import torch
@@ -43,7 +44,13 @@ def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metada
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bigem-", suffix=".tmp", dir=folder)
+    if not os.path.isdir(folder):  # else mkstemp's error names a temporary file the user never chose
+        raise FileNotFoundError(
+            errno.ENOENT, f"cannot save the model: folder {folder!r} does not exist; create it first", path
+        )
+    # O_EXCL with a random name, like mkstemp, but mode 0666 & ~umask like any new file
+    tmp = os.path.join(folder, f".bigem-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(struct.pack("<Q", len(head)))

@@ -164,6 +164,7 @@ def covariances_from_moments(
     delta = sum_x / n_k[:, None]  # new mean minus shift
     if covariance_type == "full":
         cov = sum_xx / n_k[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        cov = 0.5 * (cov + cov.transpose(1, 2))  # the float32 block products are not exactly symmetric
     elif covariance_type == "tied":
         mean_c = shift_c + delta  # new means about the centre
         cov = (sum_xx - (n_k[:, None] * mean_c).T @ mean_c) / n_k.sum()

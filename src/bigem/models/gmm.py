@@ -132,6 +132,11 @@ class GaussianMixtureModel:
         self.covariance_type = covariance_type
         self.reg_covar = float(reg_covar)
         self.dtype = dtype
+        # diag/spherical use the expanded quadratic form (two small GEMMs); about a common
+        # centre it cancels when a variance is far below the data's spread, so those
+        # kernels run in float64 (their products are cheap, and the float64 block is
+        # needed for the statistics anyway). full/tied whiten per component: no cancellation.
+        self.kernel_dtype = torch.float64 if covariance_type in ("diag", "spherical") else dtype
         self._ws = Workspace()
 
     # ------------------------------------------------------------------ parameters
@@ -154,23 +159,28 @@ class GaussianMixtureModel:
         return cov[self.covariance_type] + K * D + K - 1
 
     def decrease_tolerance(self, params: GMMParams, log_likelihood: float) -> float:
-        """Largest fall of the mean log-likelihood that rounding alone can explain.
+        """Largest fall of the mean log-likelihood that rounding and ``reg_covar`` can explain.
 
-        Statistics are summed in the compute dtype within a block, so a covariance's
-        smallest eigenvalue carries an error of about eps * largest eigenvalue; near a
-        singular covariance (cond ~ 1/reg_covar) that moves the log-likelihood by about
-        eps * cond per row. Beyond this bound a fall means a bug.
+        * Rounding: statistics are summed in the compute dtype within a block, so a
+          covariance's smallest eigenvalue carries an error of about eps * its largest;
+          near a singular covariance that moves the log-likelihood by about eps * cond.
+        * Regularisation: adding reg_covar to the maximiser makes the M-step inexact,
+          costing up to about sum_k w_k sum_i (reg / lambda_ki)^2 per row (lambda: the
+          regularised eigenvalues); negligible unless a component has collapsed.
+        Beyond this bound a fall means a bug.
         """
         eps = torch.finfo(self.dtype).eps
         cov = params.covariances
         if self.covariance_type in ("full", "tied"):
-            eig = torch.linalg.eigvalsh(cov)
-            cond = float((eig.max(-1).values / eig.min(-1).values.clamp(min=1e-300)).max())
-        elif self.covariance_type == "diag":
-            cond = float((cov.max(-1).values / cov.min(-1).values).max())
+            eig = torch.linalg.eigvalsh(cov).clamp(min=1e-300)
         else:
-            cond = 1.0
-        return 100 * eps * (1.0 + abs(log_likelihood) + cond)
+            eig = (cov if cov.ndim == 2 else cov[:, None]).clamp(min=1e-300)
+        cond = float((eig.max(-1).values / eig.min(-1).values).max())
+        share = (self.reg_covar / eig).square().sum(-1)
+        reg_term = float((params.weights * share).sum() if share.ndim else share)
+        if self.covariance_type == "spherical":
+            reg_term *= params.n_features
+        return 100 * eps * (1.0 + abs(log_likelihood) + cond) + reg_term
 
     # ------------------------------------------------------------------ E-step
     def _block_rows(self, n_features: int, device: torch.device) -> int:
@@ -180,16 +190,16 @@ class GaussianMixtureModel:
         return max(256, _CPU_BLOCK_BYTES // max(per_row, 1))
 
     def _prepare(self, params: GMMParams) -> gaussian.Prepared:
-        return gaussian.prepare(params.means, params.prec_chol, self.covariance_type, self.dtype)
+        return gaussian.prepare(params.means, params.prec_chol, self.covariance_type, self.kernel_dtype)
 
     def log_joint(self, params: GMMParams, x: Tensor) -> Tensor:
         """log w_k + log N(x | mu_k, Sigma_k).  x: (n, D) compute dtype -> (n, K)."""
         prep = self._prepare(params.to(x.device))
-        log_w = torch.log(params.weights).to(device=x.device, dtype=self.dtype)
-        out = torch.empty(x.shape[0], self.n_components, dtype=self.dtype, device=x.device)
+        log_w = torch.log(params.weights).to(device=x.device, dtype=self.kernel_dtype)
+        out = torch.empty(x.shape[0], self.n_components, dtype=self.kernel_dtype, device=x.device)
         step = self._block_rows(x.shape[1], x.device)
         for s in range(0, x.shape[0], step):
-            xc = x[s : s + step] - prep.centre
+            xc = x[s : s + step].to(self.kernel_dtype) - prep.centre
             out[s : s + step] = gaussian.log_density(prep, xc, self._ws) + log_w
         return out
 
@@ -216,7 +226,7 @@ class GaussianMixtureModel:
         if x.shape[1] != D:
             raise ValueError(f"chunk has {x.shape[1]} features, parameters have {D}")
         prep = self._prepare(params)
-        log_w = torch.log(params.weights).to(self.dtype)
+        log_w = torch.log(params.weights).to(self.kernel_dtype)
         f64 = dict(dtype=torch.float64, device=device)
         shape_x, shape_xx = gaussian.moment_shapes(self.covariance_type, K, D)
         resp_sum = torch.zeros(K, **f64)
@@ -229,15 +239,15 @@ class GaussianMixtureModel:
         given = resp_fn(chunk) if mode == "given" else None
         step = self._block_rows(D, device)
         for s in range(0, x.shape[0], step):
-            xc = x[s : s + step] - prep.centre
-            wb = None if w is None else w[s : s + step]
+            xc = x[s : s + step].to(self.kernel_dtype) - prep.centre
+            wb = None if w is None else w[s : s + step].to(self.kernel_dtype)
             if mode == "hard":
                 dist = squared_distances(xc, prep.means_c)
                 log_norm = -dist.min(1).values
-                resp = torch.nn.functional.one_hot(dist.argmin(1), K).to(self.dtype)
+                resp = torch.nn.functional.one_hot(dist.argmin(1), K).to(xc.dtype)
             elif mode == "given":
-                resp = given[s : s + step]
-                log_norm = torch.zeros(resp.shape[0], dtype=self.dtype, device=device)
+                resp = given[s : s + step].to(xc.dtype)
+                log_norm = torch.zeros(resp.shape[0], dtype=xc.dtype, device=device)
             else:
                 log_joint = gaussian.log_density(prep, xc, self._ws) + log_w
                 log_norm = torch.logsumexp(log_joint, dim=1)
@@ -249,8 +259,9 @@ class GaussianMixtureModel:
             resp_sum += rw.double().sum(0)
             gaussian.accumulate_moments(prep, xc, rw, wb, sum_x, sum_xx, self._ws)
             ll_cand = ln64 if wb is None else torch.where(wb > 0, ln64, torch.inf)
+            low = torch.topk(ll_cand, min(K, ll_cand.shape[0]), largest=False, sorted=False).indices
             worst_ll, worst_x = merge_lowest(
-                torch.cat([worst_ll, ll_cand]), torch.cat([worst_x, xc.double() + prep.centre64]), K
+                torch.cat([worst_ll, ll_cand[low]]), torch.cat([worst_x, xc[low].double() + prep.centre64]), K
             )
         return GMMStats(resp_sum, sum_x, sum_xx, loglik, weight_sum, chunk.n_rows, params.means, worst_ll, worst_x)
 
@@ -289,10 +300,12 @@ class GaussianMixtureModel:
         return ok.all(-1) if ok.ndim > 1 else ok
 
     def _reseed(self, stats: GMMStats, weights: Tensor, means: Tensor, cov: Tensor, dead: Tensor) -> GMMParams:
+        """Move dead components to the worst-explained rows, with the live components'
+        average covariance (tied: the shared one) and their average weight."""
         live = ~dead
         idx = torch.nonzero(dead).reshape(-1).tolist()
         order = torch.argsort(stats.worst_ll)
-        if int(live.sum()) == 0 or len(idx) > order.numel() or self.covariance_type == "tied":
+        if int(live.sum()) == 0 or len(idx) > order.numel():
             raise NumericalError(
                 "Fitting the mixture model failed because some components have ill-defined empirical "
                 "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
@@ -301,11 +314,13 @@ class GaussianMixtureModel:
             )
         weights, means, cov = weights.clone(), means.clone(), cov.clone()
         lw = weights[live]
-        pooled = (lw.reshape(-1, *[1] * (cov.ndim - 1)) * cov[live]).sum(0) / lw.sum()
+        if self.covariance_type != "tied":
+            pooled = (lw.reshape(-1, *[1] * (cov.ndim - 1)) * cov[live]).sum(0) / lw.sum()
         for j, k in enumerate(idx):
             means[k] = stats.worst_x[order[j]]
-            cov[k] = pooled
             weights[k] = lw.mean()
+            if self.covariance_type != "tied":
+                cov[k] = pooled
         weights = weights / weights.sum()
         return replace(self.make_params(weights, means, cov), reseeded=tuple(idx))
 

@@ -1,4 +1,4 @@
-"""A ``.npy`` file opened as a memory map and streamed in chunks (data larger than memory)."""
+"""A ``.npy`` file streamed in chunks by positioned reads (data larger than memory)."""
 
 from __future__ import annotations
 
@@ -50,19 +50,53 @@ class NpySource:
         self.n_rows, self.n_features = (int(s) for s in self._mm.shape)
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
+        self._fortran = bool(self._mm.flags.f_contiguous and not self._mm.flags.c_contiguous)
+        self._row_bytes = self.n_features * self._mm.dtype.itemsize
+        self._fd: int | None = None
 
-    def _load(self, index) -> Tensor:
-        """Copy rows out of the map, converting to the compute dtype in the same pass."""
+    def _convert(self, raw: np.ndarray) -> Tensor:
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
-        block = self._mm[index].astype(np_dtype, copy=True)
+        block = raw if raw.dtype == np_dtype else raw.astype(np_dtype)
         return torch.from_numpy(block).to(self.device)
 
+    def _pread(self, out: np.ndarray, first_row: int) -> None:
+        """Read consecutive rows straight into ``out`` with one positioned read.
+
+        Plain reads, not the memory map: pages of a map count towards the process's
+        resident memory until the kernel drops them, which would make a streamed fit
+        of a file larger than memory look (and be accounted) as large as the file.
+        """
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        view = memoryview(out).cast("B")
+        offset = self._mm.offset + first_row * self._row_bytes
+        done = 0
+        while done < len(view):
+            n = os.preadv(self._fd, [view[done:]], offset + done)
+            if n <= 0:
+                raise DataError(f"{self.path}: file ended at byte {offset + done}, before row {first_row + done // self._row_bytes}; it is truncated")
+            done += n
+
     def _read(self, start: int, stop: int) -> Tensor:
-        return self._load(slice(start, stop))
+        if self._fortran:
+            return self._convert(np.array(self._mm[start:stop]))
+        raw = np.empty((stop - start, self.n_features), dtype=self._mm.dtype.newbyteorder("="))
+        self._pread(raw, start)
+        if self._mm.dtype.byteorder not in "=|":
+            raw = raw.view(self._mm.dtype).astype(raw.dtype)
+        return self._convert(raw)
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):
             yield Chunk(self._read(s, min(s + self.chunk_rows, self.n_rows)), None, s)
 
     def take(self, rows: Tensor) -> Tensor:
-        return self._load(rows.cpu().numpy())
+        idx = rows.cpu().numpy()
+        if self._fortran:
+            return self._convert(np.array(self._mm[idx]))
+        return torch.cat([self._read(int(r), int(r) + 1) for r in idx]) if len(idx) else self._read(0, 0)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None

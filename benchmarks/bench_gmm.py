@@ -1,0 +1,194 @@
+"""bigem vs scikit-learn, side by side, same data, same initial parameters, same iterations.
+
+Each (library, case) runs in its own subprocess so its peak RSS is its own. Time per
+iteration is (time of a fit with ITERS iterations - time of a fit with 1) / (ITERS - 1),
+so initialisation and input validation are excluded for both libraries alike.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_gmm.py [--quick] [--cases a,b]
+
+Prints one table; BENCHMARKS.md records the figures with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ITERS = 4
+CASES = {
+    "full-1e6x32-k16": dict(n=1_000_000, d=32, k=16, cov="full"),
+    "diag-1e6x32-k16": dict(n=1_000_000, d=32, k=16, cov="diag"),
+    "full-4e6x16-k8": dict(n=4_000_000, d=16, k=8, cov="full"),
+}
+STREAM = dict(n=20_000_000, d=16, k=8, cov="diag")
+
+
+def make_data(n: int, d: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """float32 rows from k Gaussians with random full covariances, and k initial means."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (k, d)).astype(np.float32)
+    mix = rng.normal(0, 0.3, (k, d, d)).astype(np.float32) + np.eye(d, dtype=np.float32)
+    x = np.empty((n, d), dtype=np.float32)
+    step = 1 << 20
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        lab = rng.integers(0, k, m)
+        z = rng.standard_normal((m, d), dtype=np.float32)
+        x[s : s + m] = centres[lab] + np.einsum("nij,nj->ni", mix[lab], z)
+    init_means = x[rng.choice(n, k, replace=False)].astype(np.float64)
+    return x, init_means
+
+
+def init_kwargs(init_means: np.ndarray, cov: str) -> dict:
+    k, d = init_means.shape
+    prec = {"full": np.stack([np.eye(d)] * k), "diag": np.ones((k, d)), "tied": np.eye(d), "spherical": np.ones(k)}[cov]
+    return dict(
+        n_components=k,
+        covariance_type=cov,
+        weights_init=np.full(k, 1.0 / k),
+        means_init=init_means,
+        precisions_init=prec,
+        tol=0.0,
+    )
+
+
+def worker(spec: dict) -> dict:
+    """Runs in a subprocess: load data, fit with 1 and ITERS iterations, report."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x = np.load(spec["data"]) if spec["lib"] != "bigem-stream" else spec["data"]
+    init = np.load(spec["init"])
+    if spec["lib"] == "sklearn":
+        from sklearn.mixture import GaussianMixture
+
+        x = np.asarray(x, dtype=np.float64)
+        make = lambda it: GaussianMixture(**init_kwargs(init, spec["cov"]), max_iter=it)  # noqa: E731
+    else:
+        from bigem import GaussianMixture
+
+        dtype = spec.get("dtype", "float32")
+        if spec["lib"] == "bigem" and dtype == "float64":
+            x = np.asarray(x, dtype=np.float64)
+        make = lambda it: GaussianMixture(**init_kwargs(init, spec["cov"]), max_iter=it, dtype=dtype)  # noqa: E731
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times = {}
+    for it in (1, ITERS):
+        started = time.perf_counter()
+        est = make(it).fit(x)
+        times[it] = time.perf_counter() - started
+    per_iter = (times[ITERS] - times[1]) / (ITERS - 1)
+    return dict(
+        per_iter=per_iter,
+        lower_bound=float(est.lower_bound_),
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        data_rss_mb=base_rss,
+    )
+
+
+def run_worker(spec: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {spec} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def gemm_rate(n: int, d: int, k: int) -> float:
+    """float32 GFLOP/s of the E-step's (n x d) @ (d x k*d) product into a reused buffer, torch."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x, w = torch.randn(n, d), torch.randn(d, k * d)
+    out = torch.empty(n, k * d)
+    torch.mm(x, w, out=out)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        torch.mm(x, w, out=out)
+        best = min(best, time.perf_counter() - t)
+    sq = torch.randn(4096, 4096)
+    res = torch.empty(4096, 4096)
+    torch.mm(sq, sq, out=res)
+    best_sq = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        torch.mm(sq, sq, out=res)
+        best_sq = min(best_sq, time.perf_counter() - t)
+    return max(2 * n * d * k * d / best, 2 * 4096**3 / best_sq) / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker")
+    ap.add_argument("--quick", action="store_true", help="1/10 of every size (smoke test)")
+    ap.add_argument("--cases", default="all", help="comma list of: " + ",".join([*CASES, "stream"]))
+    ap.add_argument("--no-sklearn", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    scale = 10 if args.quick else 1
+    chosen = [*CASES, "stream"] if args.cases == "all" else args.cases.split(",")
+    print(f"machine: {os.cpu_count()} cores; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}; "
+          f"iterations timed: {ITERS} - 1")
+    rate = gemm_rate(1_000_000 // scale, 32, 16)
+    print(f"float32 GEMM rate (torch, best of E-step shape and 4096^2): {rate:.0f} GFLOP/s\n")
+    header = f"{'case':<18} {'library':<15} {'s/iter':>8} {'peak RSS MB':>12} {'mean loglik':>14} {'speed-up':>9} {'ll rel diff':>11}"
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory(prefix="bigem-bench-") as tmp:
+        for name in chosen:
+            if name == "stream":
+                continue
+            c = CASES[name]
+            n = c["n"] // scale
+            x, init = make_data(n, c["d"], c["k"])
+            data, init_path = os.path.join(tmp, "x.npy"), os.path.join(tmp, "init.npy")
+            np.save(data, x)
+            np.save(init_path, init)
+            del x
+            libs = ["bigem"] + ([] if args.no_sklearn else ["sklearn"])
+            res = {lib: run_worker(dict(lib=lib, data=data, init=init_path, cov=c["cov"])) for lib in libs}
+            for lib in libs:
+                r = res[lib]
+                ratio = res["sklearn"]["per_iter"] / r["per_iter"] if "sklearn" in res else float("nan")
+                rel = abs(r["lower_bound"] - res[libs[-1]]["lower_bound"]) / abs(res[libs[-1]]["lower_bound"])
+                print(f"{name:<18} {lib:<15} {r['per_iter']:>8.3f} {r['peak_rss_mb']:>12.0f} "
+                      f"{r['lower_bound']:>14.6f} {ratio:>8.2f}x {rel:>11.2e}")
+            if c["cov"] == "full":
+                flops = 4 * n * c["k"] * c["d"] ** 2
+                got = flops / res["bigem"]["per_iter"] / 1e9
+                print(f"{'':<18} bigem arithmetic rate {got:.0f} GFLOP/s = {got / rate:.0%} of the GEMM rate")
+        if "stream" in chosen:
+            c = STREAM
+            n = c["n"] // scale
+            x, init = make_data(n, c["d"], c["k"])
+            data, init_path = os.path.join(tmp, "x.npy"), os.path.join(tmp, "init.npy")
+            np.save(data, x)
+            np.save(init_path, init)
+            size_gb = x.nbytes / 1e9
+            del x
+            mem = run_worker(dict(lib="bigem", data=data, init=init_path, cov=c["cov"]))
+            stream = run_worker(dict(lib="bigem-stream", data=data, init=init_path, cov=c["cov"]))
+            label = f"stream-{n:.0e}x{c['d']}"
+            for lib, r in (("bigem in-memory", mem), ("bigem .npy", stream)):
+                print(f"{label:<18} {lib:<15} {r['per_iter']:>8.3f} {r['peak_rss_mb']:>12.0f} {r['lower_bound']:>14.6f}")
+            print(f"{'':<18} file {size_gb:.2f} GB; streamed/in-memory time per iteration: "
+                  f"{stream['per_iter'] / mem['per_iter']:.2f}x; streamed peak RSS {stream['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,519 @@
+"""Model files: ``est.save(path)`` / ``bigem.load(path)``.
+
+A model file is safetensors (8-byte header length, JSON header, raw little-endian
+tensors) with bigem's metadata as JSON in ``__metadata__``. It round-trips exactly,
+opens with the ``safetensors`` library, holds no pickle, is written atomically, and
+every defect of a damaged or forged file is a ModelFileError saying what and where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import bigem
+from bigem import GaussianMixture
+from bigem._core.errors import ModelFileError, NotFittedError
+from bigem.io import read_model_file, write_model_file
+
+COV_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def _blobs(seed: int = 0, n: int = 30) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(0.0, 1.0, (n, 3)), rng.normal(6.0, 0.7, (n, 3))])
+    return X[rng.permutation(len(X))]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, GaussianMixture]:
+    X = _blobs()
+    return {ct: GaussianMixture(2, covariance_type=ct, random_state=0).fit(X) for ct in COV_TYPES}
+
+
+@pytest.fixture
+def saved(fitted, tmp_path):
+    """A fresh model file of the 'full' estimator and its bytes."""
+    path = tmp_path / "model.bigem"
+    fitted["full"].save(path)
+    return path, path.read_bytes()
+
+
+def _split(raw: bytes) -> tuple[dict, bytes]:
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+
+
+def _join(header: dict, body: bytes) -> bytes:
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + body
+
+
+def _write(path, data: bytes):
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _load_raises(path, match: str) -> ModelFileError:
+    with pytest.raises(ModelFileError, match=match) as info:
+        bigem.load(path)
+    assert isinstance(info.value, ValueError)
+    return info.value
+
+
+def _where(path) -> str:
+    return re.escape(os.fspath(path))
+
+
+# ---------------------------------------------------------------------- round trip
+
+
+_PARAMS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_round_trip_gives_equal_parameters_and_identical_answers(fitted, tmp_path, covariance_type):
+    est = fitted[covariance_type]
+    path = tmp_path / f"{covariance_type}.bigem"
+    est.save(path)
+    loaded = bigem.load(path)
+    assert type(loaded) is GaussianMixture
+    for name in _PARAMS:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(est, name), err_msg=name)
+    for name in ("n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_"):
+        assert getattr(loaded, name) == getattr(est, name), name
+    assert loaded.get_params() == est.get_params()
+    assert not hasattr(loaded, "feature_names_in_")
+    X = _blobs(seed=1, n=10)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+    assert loaded.score(X) == est.score(X)
+    assert loaded.bic(X) == est.bic(X)
+
+
+def test_round_trip_keeps_initial_parameters_and_float64(tmp_path):
+    X = _blobs()
+    inits = dict(weights_init=[0.4, 0.6], means_init=[[0.0, 0.0, 0.0], [6.0, 6.0, 6.0]], precisions_init=np.ones((2, 3)))
+    est = GaussianMixture(2, covariance_type="diag", dtype="float64", random_state=3, **inits).fit(X)
+    est.save(tmp_path / "m.bigem")
+    loaded = bigem.load(tmp_path / "m.bigem")
+    for name, value in inits.items():
+        np.testing.assert_array_equal(getattr(loaded, name), value)
+    assert loaded.dtype == "float64" and loaded.random_state == 3
+    np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+
+
+def test_load_accepts_a_str_path_and_saving_twice_overwrites(fitted, tmp_path):
+    path = tmp_path / "m.bigem"
+    fitted["diag"].save(str(path))
+    fitted["full"].save(str(path))
+    loaded = bigem.load(str(path))
+    assert loaded.covariance_type == "full"
+    assert sorted(os.listdir(tmp_path)) == ["m.bigem"]
+
+
+def test_feature_names_survive(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(_blobs(), columns=["height", "width", "depth"])
+    est = GaussianMixture(2, random_state=0).fit(frame)
+    est.save(tmp_path / "m.bigem")
+    loaded = bigem.load(tmp_path / "m.bigem")
+    np.testing.assert_array_equal(loaded.feature_names_in_, ["height", "width", "depth"])
+    assert loaded.feature_names_in_.dtype == object
+    np.testing.assert_array_equal(loaded.predict(frame), est.predict(frame))
+    with pytest.raises(ValueError, match="The feature names should match those that were passed during fit"):
+        loaded.predict(frame[["width", "height", "depth"]])
+
+
+# ---------------------------------------------------------------------- the format
+
+
+def test_file_opens_with_the_safetensors_library(fitted, saved):
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    from safetensors import safe_open
+
+    path, _ = saved
+    est = fitted["full"]
+    tensors = st_numpy.load_file(str(path))
+    assert sorted(tensors) == ["covariances", "means", "weights"]
+    np.testing.assert_array_equal(tensors["weights"], est.weights_)
+    np.testing.assert_array_equal(tensors["means"], est.means_)
+    np.testing.assert_array_equal(tensors["covariances"], est.covariances_)
+    assert all(t.dtype == np.float64 for t in tensors.values())
+    with safe_open(str(path), framework="numpy") as f:
+        meta = json.loads(f.metadata()["bigem"])
+    assert meta["format"] == "bigem-model" and meta["format_version"] == 1
+    assert meta["kind"] == "GaussianMixture" and meta["bigem_version"] == bigem.__version__
+    assert meta["hyper_parameters"]["covariance_type"] == "full"
+    assert meta["fitted"]["n_features_in_"] == 3
+
+
+def test_file_holds_no_pickle(saved):
+    path, raw = saved
+    header, body = _split(raw)
+    assert not raw.startswith(b"\x80")  # pickle protocol 2+ opcode
+    for marker in (b"numpy.core", b"_reconstruct", b"torch._utils", b"cnumpy", b"ctorch", b"PK\x03\x04"):
+        assert marker not in raw
+    meta = header.pop("__metadata__")
+    assert set(meta) == {"bigem"} and isinstance(json.loads(meta["bigem"]), dict)
+    for name, info in header.items():
+        assert set(info) == {"dtype", "shape", "data_offsets"}, name
+        assert info["dtype"] == "F64", name
+    assert sum(end - start for start, end in (i["data_offsets"] for i in header.values())) == len(body)
+
+
+def test_load_runs_no_unpickler(saved, monkeypatch):
+    path, _ = saved
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("bigem.load must not unpickle")
+
+    for owner, name in [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load"), (np, "load")]:
+        monkeypatch.setattr(owner, name, forbidden)
+    assert bigem.load(path).n_components == 2
+
+
+# ---------------------------------------------------------------------- unreadable files
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.bigem"
+    _load_raises(path, rf"^{_where(path)}: no such model file; check the path$")
+
+
+def test_folder_instead_of_a_file(tmp_path):
+    _load_raises(tmp_path, rf"^{_where(tmp_path)}: is a folder, not a model file$")
+
+
+def test_empty_file(tmp_path):
+    path = _write(tmp_path / "empty.bigem", b"")
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(only 0 bytes; truncated or empty\)$")
+
+
+@pytest.mark.parametrize(
+    "where", ["in the length", "after the length", "in the header", "end of header", "in the data", "last byte"]
+)
+def test_truncated_file(saved, tmp_path, where):
+    path, raw = saved
+    (n,) = struct.unpack("<Q", raw[:8])
+    cut, expected = {
+        "in the length": (5, r"\(only 5 bytes; truncated or empty\)"),
+        "after the length": (8, rf"\(header length {n} exceeds the file size 8; truncated or not safetensors\)"),
+        "in the header": (8 + n // 2, rf"\(header length {n} exceeds the file size {8 + n // 2}; truncated or not "
+                                     r"safetensors\)"),
+        "end of header": (8 + n, r"\(tensor 'covariances': shape \(2, 3, 3\) does not match bytes 0\.\.144 of 0; "
+                                 r"the file is truncated or was modified\)"),
+        "in the data": (8 + n + 150, r"\(tensor 'means': shape \(2, 3\) does not match bytes 144\.\.192 of 150; "
+                                     r"the file is truncated or was modified\)"),
+        "last byte": (len(raw) - 1, r"\(tensor 'weights': shape \(2,\) does not match bytes 192\.\.208 of 207; "
+                                    r"the file is truncated or was modified\)"),
+    }[where]
+    _write(path, raw[:cut])
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file {expected}$")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_garbage(tmp_path, seed):
+    path = _write(tmp_path / "garbage.bigem", np.random.default_rng(seed).bytes(600))
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(header length \d+ exceeds the file size 600")
+
+
+def test_garbage_after_a_plausible_length(tmp_path):
+    path = _write(tmp_path / "garbage.bigem", struct.pack("<Q", 16) + b"\xff\xfe" * 8 + b"\x00" * 16)
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(unreadable header: 'utf-8' codec can't")
+
+
+@pytest.mark.parametrize("header", [b"123", b'"text"', b"null", b"[1, 2]", b"{not json}"])
+def test_header_that_is_not_a_json_object(tmp_path, header):
+    path = _write(tmp_path / "m.bigem", _join_raw(header))
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \((header is not a JSON object|unreadable header)")
+
+
+def _join_raw(head: bytes, body: bytes = b"") -> bytes:
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + body
+
+
+def test_safetensors_file_that_is_not_a_bigem_model(tmp_path):
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "other.safetensors"
+    st_numpy.save_file({"weight": np.ones((2, 2))}, str(path))
+    _load_raises(
+        path,
+        rf"^{_where(path)}: not a valid bigem model file \(no bigem metadata in the header; write model files with "
+        r"the estimator's save\)$",
+    )
+
+
+# ---------------------------------------------------------------------- forged headers: valid JSON, wrong layout
+
+
+def _tamper_offsets(h):
+    h["means"]["data_offsets"][1] += 8
+
+
+def _tamper_shape(h):
+    h["means"]["shape"] = [4, 3]
+
+
+def _swap_offsets(h):
+    h["means"]["data_offsets"], h["weights"]["data_offsets"] = h["weights"]["data_offsets"], h["means"]["data_offsets"]
+
+
+def _negative_offset(h):
+    h["weights"]["data_offsets"] = [-16, 0]
+
+
+def _huge_shape(h):  # 2**32 * 2**32 * 8 bytes overflows int64 to 0 bytes; Python ints do not
+    h["weights"] = {"dtype": "F64", "shape": [2**32, 2**32], "data_offsets": [0, 0]}
+
+
+def _float_shape(h):
+    h["weights"]["shape"] = [2.0]
+
+
+def _unknown_dtype(h):
+    h["means"]["dtype"] = "F16"
+
+
+def _missing_field(h):
+    del h["means"]["data_offsets"]
+
+
+@pytest.mark.parametrize(
+    "tamper, expected",
+    [
+        (_tamper_offsets, r"tensor 'means': shape \(2, 3\) does not match bytes 144\.\.200 of 208; the file is "
+                          r"truncated or was modified"),
+        (_tamper_shape, r"tensor 'means': shape \(4, 3\) does not match bytes 144\.\.192 of 208"),
+        (_swap_offsets, r"tensor 'means': shape \(2, 3\) does not match bytes 192\.\.208 of 208"),
+        (_negative_offset, r"tensor 'weights': shape \(2,\) does not match bytes -16\.\.0 of 208"),
+        (_huge_shape, r"tensor 'weights': shape \(4294967296, 4294967296\) does not match bytes 0\.\.0 of 208"),
+        (_float_shape, r"tensor 'weights': malformed entry 2\.0 is not an integer"),
+        (_unknown_dtype, r"tensor 'means': malformed entry 'F16'"),
+        (_missing_field, r"tensor 'means': malformed entry 'data_offsets'"),
+    ],
+    ids=["offsets", "shape", "swapped", "negative offset", "overflowing shape", "float shape", "dtype", "missing"],
+)
+def test_forged_offsets_and_shapes(saved, tamper, expected):
+    path, raw = saved
+    header, body = _split(raw)
+    tamper(header)
+    _write(path, _join(header, body))
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \({expected}")
+
+
+def test_trailing_bytes(saved):
+    path, raw = saved
+    _write(path, raw + b"\x00" * 8)
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(8 trailing bytes; the file was modified\)$")
+
+
+def test_consistent_layout_with_shapes_that_do_not_fit_the_model(saved):
+    path, raw = saved
+    header, body = _split(raw)
+    header["means"]["shape"] = [1, 6]  # same 48 bytes, wrong number of components
+    _write(path, _join(header, body))
+    _load_raises(path, rf"^{_where(path)}: tensor shapes do not match n_components=2$")
+
+
+# ---------------------------------------------------------------------- forged metadata
+
+
+def _tamper_meta(saved, edit) -> os.PathLike:
+    path, raw = saved
+    header, body = _split(raw)
+    meta = json.loads(header["__metadata__"]["bigem"])
+    edit(meta)
+    header["__metadata__"]["bigem"] = json.dumps(meta)
+    return _write(path, _join(header, body))
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("kind", "KMeans", r"unknown model kind 'KMeans'; known: \['GaussianMixture'\]$"),
+        ("kind", None, r"unknown model kind None; known: \['GaussianMixture'\]$"),
+        ("format_version", 99, r"model file format version 99 is not supported by bigem \S+ \(expects 1\); "
+                               r"upgrade bigem$"),
+        ("format_version", "1", r"model file format version '1' is not supported"),
+        ("format", "other", r"not a bigem model file \(format 'other'\)$"),
+    ],
+)
+def test_forged_kind_or_version(saved, key, value, expected):
+    path = _tamper_meta(saved, lambda m: m.__setitem__(key, value))
+    _load_raises(path, rf"^{_where(path)}: {expected}")
+
+
+def test_unknown_hyper_parameter(saved):
+    path = _tamper_meta(saved, lambda m: m["hyper_parameters"].__setitem__("banana", 1))
+    _load_raises(path, rf"^{_where(path)}: unknown hyper-parameters \['banana'\]$")
+
+
+def test_invalid_hyper_parameter_value(saved):
+    path = _tamper_meta(saved, lambda m: m["hyper_parameters"].__setitem__("covariance_type", "banana"))
+    _load_raises(
+        path,
+        rf"^{_where(path)}: invalid model contents \(ParameterError: The 'covariance_type' parameter of "
+        r"GaussianMixture must be a str among",
+    )
+
+
+def test_missing_metadata_section(saved):
+    path = _tamper_meta(saved, lambda m: m.pop("fitted"))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \(KeyError: 'fitted'\)$")
+
+
+def test_metadata_that_is_not_json(saved):
+    path, raw = saved
+    header, body = _split(raw)
+    header["__metadata__"]["bigem"] = "{oops"
+    _write(path, _join(header, body))
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(unreadable bigem metadata: ")
+
+
+# ---------------------------------------------------------------------- forged parameters
+
+
+def _replace_tensors(fitted, tmp_path, covariance_type, **replace):
+    path = tmp_path / "forged.bigem"
+    fitted[covariance_type].save(path)
+    tensors, meta = read_model_file(path)
+    for name, value in replace.items():
+        tensors[name] = torch.as_tensor(np.asarray(value, dtype=np.float64))
+    write_model_file(path, tensors, meta)
+    return path
+
+
+_NOT_PD = [[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # eigenvalues 3, 1, -1
+
+
+@pytest.mark.parametrize(
+    "covariance_type, covariances, expected",
+    [
+        ("full", [np.eye(3), _NOT_PD], r"covariance of component 1 is not symmetric positive definite"),
+        ("full", [np.eye(3), np.full((3, 3), np.nan)], r"covariance of component 1 is not symmetric positive definite"),
+        ("tied", _NOT_PD, r"tied covariance 0 is not symmetric positive definite"),
+        ("diag", [[1.0, 1.0, 1.0], [1.0, -1.0, 1.0]], r"variance of component 1 is not positive"),
+        ("diag", [[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], r"variance of component 0 is not positive"),
+        ("spherical", [1.0, -2.0], r"variance of component 1 is not positive"),
+        ("spherical", [np.inf, 1.0], r"variance of component 0 is not positive"),
+    ],
+    ids=["full", "full NaN", "tied", "diag negative", "diag zero", "spherical negative", "spherical inf"],
+)
+def test_covariances_that_are_not_positive_definite(fitted, tmp_path, covariance_type, covariances, expected):
+    path = _replace_tensors(fitted, tmp_path, covariance_type, covariances=covariances)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters: ({expected}|covariances contain NaN or infinity)")
+
+
+def test_asymmetric_covariance_is_refused(fitted, tmp_path):
+    asymmetric = np.array([np.eye(3), [[2.0, 0.5, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])
+    path = _replace_tensors(fitted, tmp_path, "full", covariances=asymmetric)
+    _load_raises(path, rf"^{_where(path)}: .*symmetric")
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [[0.5, 0.8], [0.2, 0.2], [1.5, -0.5]],
+    ids=["sum 1.3", "sum 0.4", "negative"],
+)
+def test_weights_that_are_not_a_distribution(fitted, tmp_path, weights):
+    path = _replace_tensors(fitted, tmp_path, "full", weights=weights)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters: (weights must be non-negative and sum to 1|means contain NaN or infinity).*the file is damaged$")
+
+
+@pytest.mark.parametrize("weights", [[np.nan, np.nan], [np.nan, 1.0]], ids=["all NaN", "one NaN"])
+def test_nan_weights_are_refused(fitted, tmp_path, weights):
+    path = _replace_tensors(fitted, tmp_path, "full", weights=weights)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_means(fitted, tmp_path, bad):
+    means = fitted["diag"].means_.copy()
+    means[1, 2] = bad
+    path = _replace_tensors(fitted, tmp_path, "diag", means=means)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters: (weights must be non-negative and sum to 1|means contain NaN or infinity).*the file is damaged$")
+
+
+# ---------------------------------------------------------------------- saving
+
+
+def test_saving_an_unfitted_estimator(tmp_path):
+    with pytest.raises(
+        NotFittedError,
+        match=r"^This GaussianMixture instance is not fitted yet\. Call 'fit' with appropriate arguments",
+    ):
+        GaussianMixture().save(tmp_path / "m.bigem")
+    assert os.listdir(tmp_path) == []
+
+
+def test_saving_into_a_missing_folder(fitted, tmp_path):
+    path = tmp_path / "missing" / "m.bigem"
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"cannot save the model: folder '{_where(path.parent)}' does not exist; create it first",
+    ):
+        fitted["full"].save(path)
+    assert os.listdir(tmp_path) == []
+
+
+class _Boom(OSError):
+    pass
+
+
+def _boom(*args, **kwargs):
+    raise _Boom("disk full")
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "target, effect, raised",
+    [("replace", _boom, _Boom), ("fsync", _boom, _Boom), ("fsync", _interrupt, KeyboardInterrupt)],
+    ids=["rename fails", "write fails", "interrupted"],
+)
+def test_failed_save_leaves_no_file_and_no_temporary(fitted, tmp_path, monkeypatch, target, effect, raised):
+    monkeypatch.setattr(os, target, effect)
+    with pytest.raises(raised):
+        fitted["full"].save(tmp_path / "m.bigem")
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "target, effect, raised",
+    [("replace", _boom, _Boom), ("fsync", _boom, _Boom), ("fsync", _interrupt, KeyboardInterrupt)],
+    ids=["rename fails", "write fails", "interrupted"],
+)
+def test_failed_save_leaves_the_existing_model_unchanged(fitted, tmp_path, monkeypatch, target, effect, raised):
+    path = tmp_path / "m.bigem"
+    fitted["diag"].save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, target, effect)
+    with pytest.raises(raised):
+        fitted["full"].save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["m.bigem"]
+    assert path.read_bytes() == before
+    assert bigem.load(path).covariance_type == "diag"
+
+
+def test_saved_file_has_ordinary_permissions(fitted, tmp_path):
+    path = tmp_path / "m.bigem"
+    fitted["full"].save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
