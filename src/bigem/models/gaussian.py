@@ -5,8 +5,8 @@ Three pieces, each batched over the K components:
 * :func:`prepare` casts float64 parameters to the compute dtype once per E-step and
   re-expresses them about a centre ``c`` (the mean of the component means), so the
   products below never see the data's raw offset (float32 would cancel on it);
-* :func:`log_density` gives log N(x | mu_k, Sigma_k) for a block of centred rows;
-* :func:`accumulate_moments` adds a block's responsibility-weighted first and second
+* :func:`log_joint` gives log w_k + log N(x | mu_k, Sigma_k) for a block of centred rows;
+* :class:`Moments` accumulates a chunk's responsibility-weighted first and second
   moments, about each component's shift (the previous means), in float64.
 
 Shapes: x (n, D), means (K, D), covariances full (K, D, D) | tied (D, D) |
@@ -33,10 +33,10 @@ class Prepared:
     centre64: Tensor  # (D,) float64
     means_c: Tensor  # (K, D) compute dtype: means - centre
     shift_c64: Tensor  # (K, D) float64: means - centre, the moments' shift
-    factor: Tensor  # full: (D, K*D) stacked U_k; tied: (D, D); diag: (K, D) precisions; spherical: (K,)
-    offset: Tensor  # full: (K*D,) means_c_k @ U_k; tied: (K, D) means_c @ U; diag: (K, D) means*prec; spherical: (K,)
+    factor: Tensor  # full: (D, K*D) stacked U_k; tied: (D, D); diag/spherical: (2D, K) [prec; -2 mu_c prec]^T
+    offset: Tensor  # full: (K*D,) means_c_k @ U_k; tied: (K, D) means_c @ U; diag/spherical: unused
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
-    quad: Tensor  # (K,) diag: sum_d mu_c^2 prec; spherical: |mu_c|^2; else unused
+    quad: Tensor  # (K,) diag/spherical: sum_d mu_c^2 prec; else unused
 
 
 def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch.dtype) -> Prepared:
@@ -57,14 +57,11 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
     elif covariance_type == "tied":
         factor = prec_chol
         offset = means_c64 @ prec_chol
-    elif covariance_type == "diag":
-        factor = prec_chol.square()
-        offset = means_c64 * factor
-        quad = (means_c64.square() * factor).sum(1)
-    else:  # spherical
-        factor = prec_chol.square()
-        offset = factor
-        quad = means_c64.square().sum(1)
+    else:  # diag, and spherical as a diag whose precisions are equal across features
+        prec = diagonal_precisions(prec_chol, covariance_type, D)
+        factor = torch.cat([prec.T, (-2.0 * means_c64 * prec).T])
+        offset = quad
+        quad = (means_c64.square() * prec).sum(1)
     return Prepared(
         covariance_type,
         centre64.to(dtype),
@@ -78,80 +75,119 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
     )
 
 
+def diagonal_precisions(prec_chol: Tensor, covariance_type: str, n_features: int) -> Tensor:
+    """(K, D) precisions of a diag or spherical mixture."""
+    prec = prec_chol.square()
+    return prec if covariance_type == "diag" else prec[:, None].expand(-1, n_features)
+
+
+def expanded_form_is_exact_enough(means: Tensor, prec_chol: Tensor, covariances: Tensor, covariance_type: str) -> bool:
+    """Whether float32 can evaluate the diag/spherical expanded quadratic form.
+
+    About the centre, x^2 P - 2 x mu P + mu^2 P cancels: for rows near component k the
+    rounding of each term is about eps * (mu_c^2 + var) * P per feature. Allow float32
+    when that stays below 1e-5 per feature (statistics) and 1e-3 summed (log-density);
+    a component collapsed to reg_covar far from the centre fails this and gets float64.
+    """
+    K, D = means.shape
+    prec = diagonal_precisions(prec_chol, covariance_type, D)
+    var = covariances if covariance_type == "diag" else covariances[:, None].expand(-1, D)
+    ratio = ((means - centre_of(means)).square() + var) * prec  # (K, D)
+    eps = torch.finfo(torch.float32).eps
+    return bool(eps * ratio.max() < 1e-5 and eps * ratio.sum(1).max() < 1e-3)
+
+
 def centre_of(means: Tensor) -> Tensor:
     """The point the E-step centres rows on: the mean of the component means.  (K, D) -> (D,)."""
     return means.mean(0)
 
 
-def log_density(p: Prepared, xc: Tensor, ws: Workspace) -> Tensor:
-    """log N(x | mu_k, Sigma_k) for centred rows ``xc = x - centre``.  (n, D) -> (n, K).
+def log_joint(p: Prepared, xc: Tensor, log_w: Tensor, ws: Workspace) -> Tensor:
+    """log w_k + log N(x | mu_k, Sigma_k) for centred rows ``xc = x - centre``.  (n, D) -> (n, K).
 
-    full: one (n x D) @ (D x K*D) product into a reused buffer, squared in place;
-    diag/spherical: the expanded quadratic form, two products (clamped at 0, since
-    rounding can make a tiny distance negative); tied: one (n x D) @ (D x D) product.
+    full: one (n x D) @ (D x K*D) product into a reused buffer, then squared norms;
+    tied: one (n x D) @ (D x D) product; diag/spherical: the expanded quadratic form as
+    one (n x 2D) @ (2D x K) product of [x^2, x], whose bias and scale carry the constants,
+    capped at the constants (rounding can push a tiny distance below zero).
     """
     n, D = xc.shape
     K = p.const.shape[0]
-    if p.covariance_type == "full":
-        y = ws.get("whitened", (n, K * D), xc.dtype, xc.device)
-        torch.addmm(p.offset, xc, p.factor, beta=-1.0, out=y)
-        maha = y.square_().view(n, K, D).sum(-1)
-    elif p.covariance_type == "tied":
-        y = xc @ p.factor
-        maha = (y[:, None, :] - p.offset[None]).square_().sum(-1)
-    elif p.covariance_type == "diag":
-        maha = torch.addmm((xc * xc) @ p.factor.T, xc, p.offset.T, alpha=-2.0).add_(p.quad).clamp_(min=0)
-    else:
-        dist = torch.addmm((xc * xc).sum(1, keepdim=True), xc, p.means_c.T, alpha=-2.0)
-        maha = dist.add_(p.quad).clamp_(min=0).mul_(p.factor)
-    return p.const - 0.5 * maha
+    if p.covariance_type in ("full", "tied"):
+        if p.covariance_type == "full":
+            y = ws.get("whitened", (n, K * D), xc.dtype, xc.device)
+            torch.addmm(p.offset, xc, p.factor, beta=-1.0, out=y)
+            y3 = y.view(n, K, D)
+        else:
+            y3 = (xc @ p.factor)[:, None, :] - p.offset[None]
+        return y3.square_().sum(-1).mul_(-0.5).add_(p.const + log_w)
+    feats = ws.get("squares_and_rows", (n, 2 * D), xc.dtype, xc.device)
+    torch.mul(xc, xc, out=feats[:, :D])
+    feats[:, D:].copy_(xc)
+    top = p.const + log_w
+    return torch.addmm(top - 0.5 * p.quad, feats, p.factor, alpha=-0.5).clamp_(max=top)
 
 
-def moment_shapes(covariance_type: str, K: int, D: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Shapes of the (first, second) moment statistics for a covariance type."""
-    if covariance_type == "full":
-        return (K, D), (K, D, D)
-    if covariance_type == "tied":
-        return (K, D), (D, D)
-    return (K, D), (K, D)
+class Moments:
+    """Float64 accumulator of one chunk's responsibility-weighted moments.
 
-
-def accumulate_moments(
-    p: Prepared, xc: Tensor, rw: Tensor, w: Tensor | None, sum_x: Tensor, sum_xx: Tensor, ws: Workspace
-) -> None:
-    """Add one block's moments into the float64 accumulators, in place.
-
-    xc (n, D) centred rows; rw (n, K) weighted responsibilities; w (n,) sample weights.
-    sum_x[k] gets sum_n rw_nk (x_n - s_k) and, per type, sum_xx gets
-      full:  sum_n rw_nk (x_n - s_k)(x_n - s_k)^T, one batched product over K in the
-             compute dtype on per-component centred rows (exact shift, no cancellation);
-      diag/spherical: sum_n rw_nk (x_n - s_k)^2, from float64 products about the centre;
-      tied:  sum_n w_n (x_n - c)(x_n - c)^T, the total scatter about the centre in float64
-             (the M-step subtracts the between-component part).
+    :meth:`add` takes a block of centred rows and responsibilities; :meth:`result`
+    returns sum_x (K, D) = sum_n rw_nk (x_n - s_k) about each component's shift s_k, and
+      full:  sum_xx (K, D, D) = sum_n rw_nk (x_n - s_k)(x_n - s_k)^T, one batched product
+             over K in the compute dtype on per-component centred rows scaled by
+             sqrt(rw) (exact shift, no cancellation), summed per block in float64;
+      diag/spherical: sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from float64 products
+             rw^T [x, x^2] about the centre, shifted once per chunk;
+      tied:  sum_xx (D, D) = sum_n w_n (x_n - c)(x_n - c)^T, the total scatter about the
+             centre in float64 (the M-step subtracts the between-component part).
+    First moments come from rw^T x about the centre (float64 for diag/spherical/tied; for
+    full the compute dtype, which costs a relative 1e-7 of the means' spread in float32),
+    shifted once per chunk.
     """
-    n, D = xc.shape
-    K = rw.shape[1]
-    ct = p.covariance_type
-    if ct == "full":
-        centred = ws.get("centred", (K, n, D), xc.dtype, xc.device)
-        weighted = ws.get("weighted", (K, n, D), xc.dtype, xc.device)
-        torch.sub(xc[None], p.means_c[:, None, :], out=centred)
-        torch.mul(centred, rw.T[:, :, None], out=weighted)
-        sum_xx += torch.bmm(weighted.transpose(1, 2), centred).double()
-        sum_x += weighted.sum(1).double()
-        return
-    x64 = xc.double()
-    rw64 = rw.double()
-    first = rw64.T @ x64  # (K, D) about the centre
-    n_k = rw64.sum(0)
-    shift = p.shift_c64
-    sum_x += first - n_k[:, None] * shift
-    if ct == "tied":
-        xw = x64 if w is None else x64 * w.double()[:, None]
-        sum_xx += xw.T @ x64
-    else:
-        second = rw64.T @ (x64 * x64)
-        sum_xx += second - 2.0 * shift * first + n_k[:, None] * shift.square()
+
+    def __init__(self, p: Prepared, K: int, D: int, device: torch.device, ws: Workspace) -> None:
+        self.p, self.ws = p, ws
+        f64 = dict(dtype=torch.float64, device=device)
+        self.n_k = torch.zeros(K, **f64)
+        wide = p.covariance_type in ("diag", "spherical")
+        self.raw = torch.zeros(K, 2 * D if wide else D, **f64)  # rw^T x (and rw^T x^2) about the centre
+        second = {"full": (K, D, D), "tied": (D, D)}.get(p.covariance_type)
+        self.second = None if second is None else torch.zeros(second, **f64)
+
+    def add(self, xc: Tensor, rw: Tensor, rw64: Tensor, w: Tensor | None) -> None:
+        """One block: xc (n, D) centred rows, rw (n, K) weighted responsibilities (and float64)."""
+        n, D = xc.shape
+        K = rw.shape[1]
+        ct = self.p.covariance_type
+        self.n_k += rw64.sum(0)
+        if ct in ("diag", "spherical"):
+            feats = self.ws.get("rows_and_squares64", (n, 2 * D), torch.float64, xc.device)
+            feats[:, :D].copy_(xc)
+            torch.mul(feats[:, :D], feats[:, :D], out=feats[:, D:])
+            self.raw += rw64.T @ feats
+            return
+        if ct == "full":
+            self.raw += rw.T @ xc
+            centred = self.ws.get("centred", (K, n, D), xc.dtype, xc.device)
+            torch.sub(xc[None], self.p.means_c[:, None, :], out=centred)
+            centred.mul_(rw.sqrt().T[:, :, None])
+            self.second += torch.bmm(centred.transpose(1, 2), centred)
+        else:
+            x64 = self.ws.get("rows64", (n, D), torch.float64, xc.device)
+            x64.copy_(xc)
+            self.raw += rw64.T @ x64
+            xw = x64 if w is None else x64 * w.double()[:, None]
+            self.second += xw.T @ x64
+
+    def result(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(n_k, sum_x, sum_xx) with moments about the shift (see the class docstring)."""
+        shift, n_k = self.p.shift_c64, self.n_k
+        D = shift.shape[1]
+        first = self.raw[:, :D]
+        sum_x = first - n_k[:, None] * shift
+        if self.second is not None:
+            return n_k, sum_x, self.second
+        sum_xx = self.raw[:, D:] - 2.0 * shift * first + n_k[:, None] * shift.square()
+        return n_k, sum_x, sum_xx
 
 
 def covariances_from_moments(

@@ -119,6 +119,20 @@ class GMMStats:
         return float(self.loglik / self.weight_sum)
 
 
+def normalise_log(log_joint: Tensor) -> tuple[Tensor, Tensor]:
+    """Responsibilities and log normaliser of (n, K) log joints, in place, one exp pass.
+
+    Rows are shifted by their maximum before exp, so no row underflows to 0/0 (a row
+    whose every entry is -inf keeps -inf as its normaliser).
+    """
+    peak = torch.amax(log_joint, 1, keepdim=True)
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    resp = log_joint.sub_(peak).exp_()
+    total = resp.sum(1, keepdim=True)
+    resp.div_(total)
+    return resp, (total.log_() + peak)[:, 0]
+
+
 class GaussianMixtureModel:
     """The math of a K-component Gaussian mixture for one covariance type.
 
@@ -132,11 +146,6 @@ class GaussianMixtureModel:
         self.covariance_type = covariance_type
         self.reg_covar = float(reg_covar)
         self.dtype = dtype
-        # diag/spherical use the expanded quadratic form (two small GEMMs); about a common
-        # centre it cancels when a variance is far below the data's spread, so those
-        # kernels run in float64 (their products are cheap, and the float64 block is
-        # needed for the statistics anyway). full/tied whiten per component: no cancellation.
-        self.kernel_dtype = torch.float64 if covariance_type in ("diag", "spherical") else dtype
         self._ws = Workspace()
 
     # ------------------------------------------------------------------ parameters
@@ -186,21 +195,36 @@ class GaussianMixtureModel:
     def _block_rows(self, n_features: int, device: torch.device) -> int:
         if device.type != "cpu":
             return 1 << 30  # GPUs want the whole chunk in one launch
-        per_row = self.n_components * n_features * torch.finfo(self.dtype).bits // 8
+        K, D = self.n_components, n_features
+        if self.covariance_type in ("full", "tied"):  # whitened rows, (K, n, D) centred copies
+            per_row = K * D * torch.finfo(self.dtype).bits // 8
+        else:  # [x^2, x] in the compute dtype and float64, a few (n, K) arrays
+            per_row = 2 * D * 12 + 4 * K * 8
         return max(256, _CPU_BLOCK_BYTES // max(per_row, 1))
 
+    def _kernel_dtype(self, params: GMMParams) -> torch.dtype:
+        """The compute dtype, except float64 where float32 would cancel (diag/spherical only:
+        full/tied whiten each component separately and do not cancel)."""
+        if self.dtype == torch.float64 or self.covariance_type in ("full", "tied"):
+            return self.dtype
+        exact = gaussian.expanded_form_is_exact_enough(
+            params.means, params.prec_chol, params.covariances, self.covariance_type
+        )
+        return self.dtype if exact else torch.float64
+
     def _prepare(self, params: GMMParams) -> gaussian.Prepared:
-        return gaussian.prepare(params.means, params.prec_chol, self.covariance_type, self.kernel_dtype)
+        return gaussian.prepare(params.means, params.prec_chol, self.covariance_type, self._kernel_dtype(params))
 
     def log_joint(self, params: GMMParams, x: Tensor) -> Tensor:
         """log w_k + log N(x | mu_k, Sigma_k).  x: (n, D) compute dtype -> (n, K)."""
         prep = self._prepare(params.to(x.device))
-        log_w = torch.log(params.weights).to(device=x.device, dtype=self.kernel_dtype)
-        out = torch.empty(x.shape[0], self.n_components, dtype=self.kernel_dtype, device=x.device)
+        kdt = prep.centre.dtype
+        log_w = torch.log(params.weights).to(device=x.device, dtype=kdt)
+        out = torch.empty(x.shape[0], self.n_components, dtype=kdt, device=x.device)
         step = self._block_rows(x.shape[1], x.device)
         for s in range(0, x.shape[0], step):
-            xc = x[s : s + step].to(self.kernel_dtype) - prep.centre
-            out[s : s + step] = gaussian.log_density(prep, xc, self._ws) + log_w
+            xc = x[s : s + step].to(kdt) - prep.centre
+            out[s : s + step] = gaussian.log_joint(prep, xc, log_w, self._ws)
         return out
 
     def e_step(self, params: GMMParams, chunk: Chunk) -> GMMStats:
@@ -226,21 +250,16 @@ class GaussianMixtureModel:
         if x.shape[1] != D:
             raise ValueError(f"chunk has {x.shape[1]} features, parameters have {D}")
         prep = self._prepare(params)
-        log_w = torch.log(params.weights).to(self.kernel_dtype)
-        f64 = dict(dtype=torch.float64, device=device)
-        shape_x, shape_xx = gaussian.moment_shapes(self.covariance_type, K, D)
-        resp_sum = torch.zeros(K, **f64)
-        sum_x = torch.zeros(shape_x, **f64)
-        sum_xx = torch.zeros(shape_xx, **f64)
-        loglik = torch.zeros((), **f64)
-        weight_sum = torch.zeros((), **f64)
-        worst_ll = torch.empty(0, **f64)
-        worst_x = torch.empty(0, D, **f64)
+        kdt = prep.centre.dtype
+        log_w = torch.log(params.weights).to(kdt)
+        moments = gaussian.Moments(prep, K, D, device, self._ws)
+        loglik = torch.zeros((), dtype=torch.float64, device=device)
+        low_ll, low_x = [], []
         given = resp_fn(chunk) if mode == "given" else None
         step = self._block_rows(D, device)
         for s in range(0, x.shape[0], step):
-            xc = x[s : s + step].to(self.kernel_dtype) - prep.centre
-            wb = None if w is None else w[s : s + step].to(self.kernel_dtype)
+            xc = x[s : s + step].to(kdt) - prep.centre
+            wb = None if w is None else w[s : s + step].to(kdt)
             if mode == "hard":
                 dist = squared_distances(xc, prep.means_c)
                 log_norm = -dist.min(1).values
@@ -249,20 +268,18 @@ class GaussianMixtureModel:
                 resp = given[s : s + step].to(xc.dtype)
                 log_norm = torch.zeros(resp.shape[0], dtype=xc.dtype, device=device)
             else:
-                log_joint = gaussian.log_density(prep, xc, self._ws) + log_w
-                log_norm = torch.logsumexp(log_joint, dim=1)
-                resp = torch.exp(log_joint - log_norm[:, None])
+                resp, log_norm = normalise_log(gaussian.log_joint(prep, xc, log_w, self._ws))
             rw = resp if wb is None else resp * wb[:, None]
+            moments.add(xc, rw, rw.double(), wb)
             ln64 = log_norm.double()
-            loglik += ln64.sum() if wb is None else (ln64 * wb.double()).sum()
-            weight_sum += xc.shape[0] if wb is None else wb.double().sum()
-            resp_sum += rw.double().sum(0)
-            gaussian.accumulate_moments(prep, xc, rw, wb, sum_x, sum_xx, self._ws)
-            ll_cand = ln64 if wb is None else torch.where(wb > 0, ln64, torch.inf)
-            low = torch.topk(ll_cand, min(K, ll_cand.shape[0]), largest=False, sorted=False).indices
-            worst_ll, worst_x = merge_lowest(
-                torch.cat([worst_ll, ll_cand[low]]), torch.cat([worst_x, xc[low].double() + prep.centre64]), K
-            )
+            loglik += ln64.sum() if wb is None else ln64 @ wb.double()
+            cand = ln64 if wb is None else torch.where(wb > 0, ln64, torch.inf)
+            low = torch.topk(cand, min(K, cand.shape[0]), largest=False, sorted=False).indices
+            low_ll.append(cand[low])
+            low_x.append(xc[low])
+        worst_ll, worst_x = merge_lowest(torch.cat(low_ll), torch.cat(low_x).double() + prep.centre64, K)
+        resp_sum, sum_x, sum_xx = moments.result()
+        weight_sum = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
         return GMMStats(resp_sum, sum_x, sum_xx, loglik, weight_sum, chunk.n_rows, params.means, worst_ll, worst_x)
 
     # ------------------------------------------------------------------ M-step

@@ -53,10 +53,11 @@ def as_tensor(x, dtype: torch.dtype, device: torch.device) -> Tensor:
     to its input, so torch's warning about non-writable arrays does not apply.
     """
     if isinstance(x, Tensor):
-        return x.to(device=device, dtype=dtype)
+        return x.to(device=device, dtype=dtype).contiguous()
     if x.dtype.byteorder not in "=|":
         x = x.astype(x.dtype.newbyteorder("="))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         t = torch.from_numpy(x)
-    return t.to(device=device, dtype=dtype)
+    # row-major, so a chunk is one contiguous slice (a DataFrame's values are column-major)
+    return t.to(device=device, dtype=dtype).contiguous()
