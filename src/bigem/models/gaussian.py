@@ -33,7 +33,7 @@ class Prepared:
     centre64: Tensor  # (D,) float64
     means_c: Tensor  # (K, D) compute dtype: means - centre
     shift_c64: Tensor  # (K, D) float64: means - centre, the moments' shift
-    factor: Tensor  # full: (D, K*D) stacked U_k; tied: (D, D); diag/spherical: (2D, K) [prec; -2 mu_c prec]^T
+    factor: Tensor  # full: (D, K*D) stacked U_k; tied: (D, D); diag/spherical: (2D+1, K), see block_features
     offset: Tensor  # full: (K*D,) means_c_k @ U_k; tied: (K, D) means_c @ U; diag/spherical: unused
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
     quad: Tensor  # (K,) diag/spherical: sum_d mu_c^2 prec; else unused
@@ -59,9 +59,9 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
         offset = means_c64 @ prec_chol
     else:  # diag, and spherical as a diag whose precisions are equal across features
         prec = diagonal_precisions(prec_chol, covariance_type, D)
-        factor = torch.cat([prec.T, (-2.0 * means_c64 * prec).T])
-        offset = quad
         quad = (means_c64.square() * prec).sum(1)
+        factor = torch.cat([(-2.0 * means_c64 * prec).T, prec.T, quad[None]])  # rows for [x, x^2, 1]
+        offset = quad
     return Prepared(
         covariance_type,
         centre64.to(dtype),
@@ -102,29 +102,43 @@ def centre_of(means: Tensor) -> Tensor:
     return means.mean(0)
 
 
-def log_joint(p: Prepared, xc: Tensor, log_w: Tensor, ws: Workspace) -> Tensor:
-    """log w_k + log N(x | mu_k, Sigma_k) for centred rows ``xc = x - centre``.  (n, D) -> (n, K).
+def block_features(p: Prepared, x: Tensor, ws: Workspace) -> Tensor:
+    """What the kernels below read for a block of rows x (any float dtype), centred:
+    xc = x - centre (n, D) for full/tied; [xc, xc^2, 1] (n, 2D+1) for diag/spherical, the
+    one matrix that both the log-density (its expanded quadratic form) and the moments
+    (rw^T [x, x^2, 1] = [first, second, n_k]) multiply, so the squares are formed once.
+    Either way its first D columns are the centred rows."""
+    if p.covariance_type in ("full", "tied"):
+        return x.to(p.centre.dtype) - p.centre
+    n, D = x.shape
+    feats = ws.get("rows_squares_ones", (n, 2 * D + 1), p.centre.dtype, x.device)
+    xc = torch.sub(x, p.centre, out=feats[:, :D])
+    torch.mul(xc, xc, out=feats[:, D : 2 * D])
+    feats[:, 2 * D].fill_(1.0)
+    return feats
+
+
+def log_joint(p: Prepared, feats: Tensor, log_w: Tensor, ws: Workspace) -> Tensor:
+    """log w_k + log N(x | mu_k, Sigma_k) from :func:`block_features`.  -> (n, K).
 
     full: one (n x D) @ (D x K*D) product into a reused buffer, then squared norms;
     tied: one (n x D) @ (D x D) product; diag/spherical: the expanded quadratic form as
-    one (n x 2D) @ (2D x K) product of [x^2, x], whose bias and scale carry the constants,
+    one (n x 2D+1) @ (2D+1 x K) product whose scale and bias carry the constants,
     capped at the constants (rounding can push a tiny distance below zero).
     """
-    n, D = xc.shape
+    n = feats.shape[0]
     K = p.const.shape[0]
+    top = p.const + log_w
     if p.covariance_type in ("full", "tied"):
+        D = feats.shape[1]
         if p.covariance_type == "full":
-            y = ws.get("whitened", (n, K * D), xc.dtype, xc.device)
-            torch.addmm(p.offset, xc, p.factor, beta=-1.0, out=y)
+            y = ws.get("whitened", (n, K * D), feats.dtype, feats.device)
+            torch.addmm(p.offset, feats, p.factor, beta=-1.0, out=y)
             y3 = y.view(n, K, D)
         else:
-            y3 = (xc @ p.factor)[:, None, :] - p.offset[None]
-        return y3.square_().sum(-1).mul_(-0.5).add_(p.const + log_w)
-    feats = ws.get("squares_and_rows", (n, 2 * D), xc.dtype, xc.device)
-    torch.mul(xc, xc, out=feats[:, :D])
-    feats[:, D:].copy_(xc)
-    top = p.const + log_w
-    return torch.addmm(top - 0.5 * p.quad, feats, p.factor, alpha=-0.5).clamp_(max=top)
+            y3 = (feats @ p.factor)[:, None, :] - p.offset[None]
+        return y3.square_().sum(-1).mul_(-0.5).add_(top)
+    return torch.addmm(top, feats, p.factor, alpha=-0.5).clamp_(max=top)
 
 
 class Moments:
@@ -135,8 +149,10 @@ class Moments:
       full:  sum_xx (K, D, D) = sum_n rw_nk (x_n - s_k)(x_n - s_k)^T, one batched product
              over K in the compute dtype on per-component centred rows scaled by
              sqrt(rw) (exact shift, no cancellation), summed per block in float64;
-      diag/spherical: sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from float64 products
-             rw^T [x, x^2] about the centre, shifted once per chunk;
+      diag/spherical: sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from the float64 product
+             rw^T [x, x^2, 1] about the centre (x^2 formed in the kernel dtype, which
+             prepare() only allows to be float32 where that costs < 1e-5 relative),
+             shifted once per chunk;
       tied:  sum_xx (D, D) = sum_n w_n (x_n - c)(x_n - c)^T, the total scatter about the
              centre in float64 (the M-step subtracts the between-component part).
     First moments come from rw^T x about the centre (float64 for diag/spherical/tied; for
@@ -149,22 +165,22 @@ class Moments:
         f64 = dict(dtype=torch.float64, device=device)
         self.n_k = torch.zeros(K, **f64)
         wide = p.covariance_type in ("diag", "spherical")
-        self.raw = torch.zeros(K, 2 * D if wide else D, **f64)  # rw^T x (and rw^T x^2) about the centre
+        self.raw = torch.zeros(K, 2 * D + 1 if wide else D, **f64)  # rw^T x (diag: rw^T [x, x^2, 1])
         second = {"full": (K, D, D), "tied": (D, D)}.get(p.covariance_type)
         self.second = None if second is None else torch.zeros(second, **f64)
 
-    def add(self, xc: Tensor, rw: Tensor, rw64: Tensor, w: Tensor | None) -> None:
-        """One block: xc (n, D) centred rows, rw (n, K) weighted responsibilities (and float64)."""
-        n, D = xc.shape
-        K = rw.shape[1]
+    def add(self, feats: Tensor, rw: Tensor, rw64: Tensor, w: Tensor | None) -> None:
+        """One block: :func:`block_features` of it, rw (n, K) weighted responsibilities (and float64)."""
         ct = self.p.covariance_type
-        self.n_k += rw64.sum(0)
         if ct in ("diag", "spherical"):
-            feats = self.ws.get("rows_and_squares64", (n, 2 * D), torch.float64, xc.device)
-            feats[:, :D].copy_(xc)
-            torch.mul(feats[:, :D], feats[:, :D], out=feats[:, D:])
+            if feats.dtype != torch.float64:
+                feats = self.ws.get("rows_squares_ones64", feats.shape, torch.float64, feats.device).copy_(feats)
             self.raw += rw64.T @ feats
             return
+        xc = feats
+        n, D = xc.shape
+        K = rw.shape[1]
+        self.n_k += rw64.sum(0)
         if ct == "full":
             self.raw += rw.T @ xc
             centred = self.ws.get("centred", (K, n, D), xc.dtype, xc.device)
@@ -180,13 +196,14 @@ class Moments:
 
     def result(self) -> tuple[Tensor, Tensor, Tensor]:
         """(n_k, sum_x, sum_xx) with moments about the shift (see the class docstring)."""
-        shift, n_k = self.p.shift_c64, self.n_k
+        shift = self.p.shift_c64
         D = shift.shape[1]
+        n_k = self.n_k if self.second is not None else self.raw[:, 2 * D]
         first = self.raw[:, :D]
         sum_x = first - n_k[:, None] * shift
         if self.second is not None:
             return n_k, sum_x, self.second
-        sum_xx = self.raw[:, D:] - 2.0 * shift * first + n_k[:, None] * shift.square()
+        sum_xx = self.raw[:, D : 2 * D] - 2.0 * shift * first + n_k[:, None] * shift.square()
         return n_k, sum_x, sum_xx
 
 
