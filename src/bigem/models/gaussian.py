@@ -33,10 +33,11 @@ class Prepared:
     centre64: Tensor  # (D,) float64
     means_c: Tensor  # (K, D) compute dtype: means - centre
     shift_c64: Tensor  # (K, D) float64: means - centre, the moments' shift
-    factor: Tensor  # full: (D, K*D) stacked U_k; tied: (D, D); diag/spherical: (2D+1, K), see block_features
-    offset: Tensor  # full: (K*D,) means_c_k @ U_k; tied: (K, D) means_c @ U; diag/spherical: unused
+    factor: Tensor  # full: (K, D, D) U_k; tied: (D, D); diag/spherical: (2D+1, K), see block_features
+    offset: Tensor  # full: (K, 1, D) means_c_k @ U_k; tied: (K, D) means_c @ U; diag/spherical: unused
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
     quad: Tensor  # (K,) diag/spherical: sum_d mu_c^2 prec; else unused
+    prec_chol64: Tensor  # float64 precision factors, to map whitened moments back (full)
 
 
 def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch.dtype) -> Prepared:
@@ -52,8 +53,8 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
     const = -0.5 * D * LOG_2PI + logdet * torch.ones(K, dtype=means.dtype, device=means.device)
     quad = torch.zeros_like(const)
     if covariance_type == "full":
-        factor = prec_chol.permute(1, 0, 2).reshape(D, K * D)
-        offset = torch.einsum("kd,kde->ke", means_c64, prec_chol).reshape(K * D)
+        factor = prec_chol
+        offset = torch.einsum("kd,kde->ke", means_c64, prec_chol)[:, None, :]
     elif covariance_type == "tied":
         factor = prec_chol
         offset = means_c64 @ prec_chol
@@ -72,6 +73,7 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
         offset.to(dtype),
         const.to(dtype),
         quad.to(dtype),
+        prec_chol,
     )
 
 
@@ -118,25 +120,29 @@ def block_features(p: Prepared, x: Tensor, ws: Workspace) -> Tensor:
     return feats
 
 
-def log_joint(p: Prepared, feats: Tensor, log_w: Tensor, ws: Workspace) -> Tensor:
+def whiten(p: Prepared, xc: Tensor, ws: Workspace) -> Tensor:
+    """full only: y_k = (x - mu_k) U_k for every component, one batched product into a
+    reused (K, n, D) buffer. The log-density reads its squared norms, the moments reuse it."""
+    n, D = xc.shape
+    K = p.const.shape[0]
+    y = ws.get("whitened", (K, n, D), xc.dtype, xc.device)
+    return torch.baddbmm(p.offset, xc.expand(K, n, D), p.factor, beta=-1.0, out=y)
+
+
+def log_joint(p: Prepared, feats: Tensor, log_w: Tensor, ws: Workspace, whitened: Tensor | None = None) -> Tensor:
     """log w_k + log N(x | mu_k, Sigma_k) from :func:`block_features`.  -> (n, K).
 
-    full: one (n x D) @ (D x K*D) product into a reused buffer, then squared norms;
+    full: squared norms of the whitened rows (:func:`whiten`, computed here if not given);
     tied: one (n x D) @ (D x D) product; diag/spherical: the expanded quadratic form as
     one (n x 2D+1) @ (2D+1 x K) product whose scale and bias carry the constants,
     capped at the constants (rounding can push a tiny distance below zero).
     """
-    n = feats.shape[0]
-    K = p.const.shape[0]
     top = p.const + log_w
-    if p.covariance_type in ("full", "tied"):
-        D = feats.shape[1]
-        if p.covariance_type == "full":
-            y = ws.get("whitened", (n, K * D), feats.dtype, feats.device)
-            torch.addmm(p.offset, feats, p.factor, beta=-1.0, out=y)
-            y3 = y.view(n, K, D)
-        else:
-            y3 = (feats @ p.factor)[:, None, :] - p.offset[None]
+    if p.covariance_type == "full":
+        y = whiten(p, feats, ws) if whitened is None else whitened
+        return torch.linalg.vecdot(y, y).T.mul(-0.5).add_(top)
+    if p.covariance_type == "tied":
+        y3 = (feats @ p.factor)[:, None, :] - p.offset[None]
         return y3.square_().sum(-1).mul_(-0.5).add_(top)
     return torch.addmm(top, feats, p.factor, alpha=-0.5).clamp_(max=top)
 
@@ -146,9 +152,12 @@ class Moments:
 
     :meth:`add` takes a block of centred rows and responsibilities; :meth:`result`
     returns sum_x (K, D) = sum_n rw_nk (x_n - s_k) about each component's shift s_k, and
-      full:  sum_xx (K, D, D) = sum_n rw_nk (x_n - s_k)(x_n - s_k)^T, one batched product
-             over K in the compute dtype on per-component centred rows scaled by
-             sqrt(rw) (exact shift, no cancellation), summed per block in float64;
+      full:  sum_xx (K, D, D) = sum_n rw_nk (x_n - s_k)(x_n - s_k)^T, accumulated in the
+             whitened coordinates y = (x - s_k) U_k that the log-density already computed
+             (one batched product over K of sqrt(rw)-scaled rows, summed per block in
+             float64), then mapped back once per chunk by triangular solves in float64.
+             Centred on each component's own shift, nothing cancels; whitened, every
+             direction is O(1), so float32 rounding is relative in every eigen-direction;
       diag/spherical: sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from the float64 product
              rw^T [x, x^2, 1] about the centre (x^2 formed in the kernel dtype, which
              prepare() only allows to be float32 where that costs < 1e-5 relative),
@@ -169,8 +178,9 @@ class Moments:
         second = {"full": (K, D, D), "tied": (D, D)}.get(p.covariance_type)
         self.second = None if second is None else torch.zeros(second, **f64)
 
-    def add(self, feats: Tensor, rw: Tensor, rw64: Tensor, w: Tensor | None) -> None:
-        """One block: :func:`block_features` of it, rw (n, K) weighted responsibilities (and float64)."""
+    def add(self, feats: Tensor, rw: Tensor, rw64: Tensor, w: Tensor | None, whitened: Tensor | None = None) -> None:
+        """One block: :func:`block_features` of it, rw (n, K) weighted responsibilities (and
+        float64); full may pass the block's :func:`whiten` output, which this overwrites."""
         ct = self.p.covariance_type
         if ct in ("diag", "spherical"):
             if feats.dtype != torch.float64:
@@ -183,10 +193,9 @@ class Moments:
         self.n_k += rw64.sum(0)
         if ct == "full":
             self.raw += rw.T @ xc
-            centred = self.ws.get("centred", (K, n, D), xc.dtype, xc.device)
-            torch.sub(xc[None], self.p.means_c[:, None, :], out=centred)
-            centred.mul_(rw.sqrt().T[:, :, None])
-            self.second += torch.bmm(centred.transpose(1, 2), centred)
+            y = whiten(self.p, xc, self.ws) if whitened is None else whitened
+            y.mul_(rw.sqrt().T[:, :, None])  # consumes the whitened rows
+            self.second += torch.bmm(y.transpose(1, 2), y)
         else:
             x64 = self.ws.get("rows64", (n, D), torch.float64, xc.device)
             x64.copy_(xc)
@@ -201,6 +210,10 @@ class Moments:
         n_k = self.n_k if self.second is not None else self.raw[:, 2 * D]
         first = self.raw[:, :D]
         sum_x = first - n_k[:, None] * shift
+        if self.p.covariance_type == "full":  # whitened: S_k = U_k^-T S^w_k U_k^-1
+            u = self.p.prec_chol64
+            left = torch.linalg.solve_triangular(u.transpose(1, 2), self.second, upper=False)
+            return n_k, sum_x, torch.linalg.solve_triangular(u, left, upper=True, left=False)
         if self.second is not None:
             return n_k, sum_x, self.second
         sum_xx = self.raw[:, D : 2 * D] - 2.0 * shift * first + n_k[:, None] * shift.square()
