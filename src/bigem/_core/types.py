@@ -37,7 +37,7 @@ class Source(Protocol):
     n_rows: int
     n_features: int
     feature_names: list[str] | None
-    has_weights: bool
+    weight: Tensor | None  # every row's sample weight (in memory), or None: all ones
 
     def chunks(self) -> Iterator[Chunk]:
         """Chunks in row order, on the compute device and dtype, covering every row once."""

@@ -26,9 +26,8 @@ LLOYD_TOL = 1e-4  # relative change of inertia that stops Lloyd early
 
 def sample_rows(source: Source, n: int, generator: torch.Generator) -> Tensor:
     """Up to ``n`` distinct rows, uniformly or in proportion to sample weights (zero never)."""
-    weight = getattr(source, "weight", None)
-    if weight is not None:
-        probs = weight.double().cpu()
+    if source.weight is not None:
+        probs = source.weight.double().cpu()
         n = min(n, int((probs > 0).sum()))
         rows = torch.multinomial(probs, n, replacement=False, generator=generator)
     elif source.n_rows <= n:
@@ -59,7 +58,7 @@ def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     return torch.stack(centres)
 
 
-def _placeholder_params(model: GaussianMixtureModel, means: Tensor) -> GMMParams:
+def _shift_params(model: GaussianMixtureModel, means: Tensor) -> GMMParams:
     """Parameters that only carry means (the shift for moment statistics)."""
     K, D = means.shape
     means = means.to(torch.float64)
@@ -73,7 +72,7 @@ def _placeholder_params(model: GaussianMixtureModel, means: Tensor) -> GMMParams
 
 def params_from_centres(model: GaussianMixtureModel, engine, source: Source, centres: Tensor) -> GMMParams:
     """Mixture parameters from hard assignment of every row to its nearest centre."""
-    stats = engine.reduce(partial(model.e_step_hard, _placeholder_params(model, centres)), source)
+    stats = engine.reduce(partial(model.e_step_hard, _shift_params(model, centres)), source)
     return model.m_step(stats)
 
 
@@ -107,7 +106,7 @@ def random_resp_params(model: GaussianMixtureModel, engine, source: Source, seed
 
     probe = source.take(torch.arange(min(source.n_rows, 1024)))
     shift = probe.double().mean(0).expand(K, -1)
-    stats = engine.reduce(partial(model.e_step_given, _placeholder_params(model, shift), resp_fn=resp_fn), source)
+    stats = engine.reduce(partial(model.e_step_given, _shift_params(model, shift), resp_fn=resp_fn), source)
     return model.m_step(stats)
 
 

@@ -26,7 +26,6 @@ class TensorSource:
         self.chunk_rows = max(1, int(chunk_rows))
         self.n_rows, self.n_features = (int(s) for s in x.shape)
         self.feature_names = feature_names
-        self.has_weights = weight is not None
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):
@@ -36,8 +35,6 @@ class TensorSource:
     def take(self, rows: Tensor) -> Tensor:
         return self.x[rows.to(self.x.device)]
 
-    def with_weight(self, weight: Tensor | None) -> "TensorSource":
-        return TensorSource(self.x, weight, self.chunk_rows, self.feature_names)
 
 
 def chunk_rows_for_budget(budget_bytes: int, n_features: int, itemsize: int, copies: int = 3) -> int:

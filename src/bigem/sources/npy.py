@@ -19,7 +19,7 @@ _MAGIC = b"\x93NUMPY"
 class NpySource:
     """Rows of a 2-D numeric ``.npy`` file, read chunk by chunk, never all at once."""
 
-    has_weights = False
+    weight = None
     feature_names = None
 
     def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
