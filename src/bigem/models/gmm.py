@@ -203,9 +203,9 @@ class GaussianMixtureModel:
 
     # ------------------------------------------------------------------ E-step
     def _block_rows(self, n_features: int, device: torch.device) -> int:
-        if device.type != "cpu":
-            return 1 << 30  # GPUs want the whole chunk in one launch
         K, D = self.n_components, n_features
+        if device.type != "cpu":  # GPUs want few, large launches; cap the (K, n, D) scratch at 256 MB
+            return max(1 << 14, (256 << 20) // (K * D * torch.finfo(self.dtype).bits // 8))
         if self.covariance_type in ("full", "tied"):  # the (K, n, D) whitened rows
             per_row = K * D * torch.finfo(self.dtype).bits // 8
             return max(256, _CPU_BLOCK_BYTES // max(per_row, 1))
