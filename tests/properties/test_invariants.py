@@ -16,7 +16,7 @@ from bigem._core.types import Chunk
 from bigem.models.gmm import GaussianMixtureModel
 from tests.conftest import COV_TYPES
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

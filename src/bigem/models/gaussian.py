@@ -99,6 +99,27 @@ def expanded_form_is_exact_enough(means: Tensor, prec_chol: Tensor, covariances:
     return bool(eps * ratio.max() < 1e-5 and eps * ratio.sum(1).max() < 1e-3)
 
 
+def well_conditioned_for_float32(covariances: Tensor) -> bool:
+    """Whether float32 sums can resolve every full/tied covariance: its condition number
+    must stay well below 1/eps (1e5 against 8e6), or rounding in the moments swamps the
+    smallest eigenvalue. A component collapsed onto a subspace fails this and gets float64."""
+    eig = torch.linalg.eigvalsh(covariances)
+    cond = eig.max(-1).values / eig.min(-1).values.clamp(min=torch.finfo(torch.float64).tiny)
+    return bool(cond.max() < 1e5)
+
+
+def clip_to_psd(cov: Tensor, reg_covar: float) -> Tensor:
+    """Project (K, D, D) or (D, D) regularised covariances back to PSD + reg_covar * I.
+
+    A scatter matrix is PSD; rounding in its accumulation can leave an eigenvalue
+    slightly negative, which no reg_covar may cover. Clip the eigenvalues of the
+    unregularised part at 0, then regularise again (only called when Cholesky fails)."""
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    eig, vec = torch.linalg.eigh(cov - reg_covar * eye)
+    clipped = (vec * eig.clamp(min=0).unsqueeze(-2)) @ vec.transpose(-1, -2)
+    return 0.5 * (clipped + clipped.transpose(-1, -2)) + reg_covar * eye
+
+
 def centre_of(means: Tensor) -> Tensor:
     """The point the E-step centres rows on: the mean of the component means.  (K, D) -> (D,)."""
     return means.mean(0)

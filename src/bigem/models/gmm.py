@@ -215,13 +215,17 @@ class GaussianMixtureModel:
         return max(1024, 2 * _CPU_BLOCK_BYTES // per_row)
 
     def _kernel_dtype(self, params: GMMParams) -> torch.dtype:
-        """The compute dtype, except float64 where float32 would cancel (diag/spherical only:
-        full/tied whiten each component separately and do not cancel)."""
-        if self.dtype == torch.float64 or self.covariance_type in ("full", "tied"):
+        """The compute dtype, except float64 where float32 cannot resolve the parameters:
+        diag/spherical where the expanded form would cancel, full/tied where a covariance
+        is too ill-conditioned for float32 sums to keep it positive definite."""
+        if self.dtype == torch.float64:
             return self.dtype
-        exact = gaussian.expanded_form_is_exact_enough(
-            params.means, params.prec_chol, params.covariances, self.covariance_type
-        )
+        if self.covariance_type in ("full", "tied"):
+            exact = gaussian.well_conditioned_for_float32(params.covariances)
+        else:
+            exact = gaussian.expanded_form_is_exact_enough(
+                params.means, params.prec_chol, params.covariances, self.covariance_type
+            )
         return self.dtype if exact else torch.float64
 
     def _prepare(self, params: GMMParams) -> gaussian.Prepared:
@@ -314,6 +318,8 @@ class GaussianMixtureModel:
         weights = n_k / n_k.sum()
         avg_row = float(stats.weight_sum) / max(stats.rows, 1)
         dead = stats.resp_sum < _MIN_SUPPORT * avg_row
+        if self.covariance_type in ("full", "tied") and not bool(self._positive_definite(cov).all()):
+            cov = gaussian.clip_to_psd(cov, self.reg_covar)
         dead |= ~self._positive_definite(cov)
         if bool(dead.any()):
             return self._reseed(stats, weights, means, cov, dead)
