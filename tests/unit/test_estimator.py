@@ -139,3 +139,14 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
     assert bigem.__version__
+
+
+def test_every_constructor_parameter_is_documented_and_validated():
+    import inspect
+
+    names = [n for n in inspect.signature(GaussianMixture).parameters]
+    for name in names:
+        assert f"{name} :" in GaussianMixture.__doc__, name
+    # every parameter reaches the validated settings or the initial parameters
+    used = set(GaussianMixture()._settings()) | {"weights_init", "means_init", "precisions_init", "random_state", "warm_start"}
+    assert set(names) <= used
