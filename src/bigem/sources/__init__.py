@@ -82,9 +82,10 @@ def open_source(
         path = os.fspath(X)
         if not path.endswith(".npy"):
             raise DataError(f"{path}: unsupported file type; bigem reads .npy files here (save with numpy.save)")
-        probe = NpySource(path, dtype, device, 1)
-        rows = chunk_size or chunk_rows_for_budget(memory_budget, probe.n_features, itemsize + probe._mm.itemsize)
-        source: Source = NpySource(path, dtype, device, rows)
+        source: Source = NpySource(path, dtype, device, chunk_rows=1)
+        source.chunk_rows = chunk_size or chunk_rows_for_budget(
+            memory_budget, source.n_features, itemsize + source.file_itemsize
+        )
         check_shape((source.n_rows, source.n_features), name=path, min_rows=min_rows)
         if sample_weight is not None:
             raise DataError("sample_weight is not supported with a file source yet; pass the data as an array")

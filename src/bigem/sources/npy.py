@@ -54,6 +54,11 @@ class NpySource:
         self._row_bytes = self.n_features * self._mm.dtype.itemsize
         self._fd: int | None = None
 
+    @property
+    def file_itemsize(self) -> int:
+        """Bytes per value in the file (before conversion to the compute dtype)."""
+        return int(self._mm.dtype.itemsize)
+
     def _convert(self, raw: np.ndarray) -> Tensor:
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
         block = raw if raw.dtype == np_dtype else raw.astype(np_dtype)
