@@ -19,9 +19,7 @@ import torch
 from bigem import GaussianMixture
 from bigem._core.errors import (
     BigemError,
-    ConvergenceWarning,
     DataError,
-    LikelihoodDecreaseWarning,
     NotFittedError,
     ParameterError,
 )

@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _picture(gm, X, path: str) -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
         print("(matplotlib is not installed: no picture; pip install 'bigem[plot]')")
         return
     from bigem.plot import plot_density_1d

@@ -209,8 +209,6 @@ class Moments:
             self.raw += rw64.T @ feats
             return
         xc = feats
-        n, D = xc.shape
-        K = rw.shape[1]
         self.n_k += rw64.sum(0)
         if ct == "full":
             self.raw += rw.T @ xc
@@ -218,7 +216,7 @@ class Moments:
             y.mul_(rw.sqrt().T[:, :, None])  # consumes the whitened rows
             self.second += torch.bmm(y.transpose(1, 2), y)
         else:
-            x64 = self.ws.get("rows64", (n, D), torch.float64, xc.device)
+            x64 = self.ws.get("rows64", tuple(xc.shape), torch.float64, xc.device)
             x64.copy_(xc)
             self.raw += rw64.T @ x64
             xw = x64 if w is None else x64 * w.double()[:, None]

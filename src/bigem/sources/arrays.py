@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch import Tensor
 
