@@ -94,8 +94,6 @@ class GaussianMixture(EstimatorBase):
         Only when X had string column names.
     """
 
-    _estimator_type = "density_estimator"
-
     def __init__(
         self,
         n_components=1,

@@ -62,7 +62,7 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
         prec = diagonal_precisions(prec_chol, covariance_type, D)
         quad = (means_c64.square() * prec).sum(1)
         factor = torch.cat([(-2.0 * means_c64 * prec).T, prec.T, quad[None]])  # rows for [x, x^2, 1]
-        offset = quad
+        offset = quad.new_zeros(0)  # the bias row of factor carries it
     return Prepared(
         covariance_type,
         centre64.to(dtype),
