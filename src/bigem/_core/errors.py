@@ -27,6 +27,11 @@ class ModelFileError(BigemError, ValueError):
     """A model file is missing, truncated, corrupted or not a bigem model."""
 
 
+class ClusterError(BigemError, RuntimeError):
+    """A distributed engine could not run: no scheduler at the address, a worker
+    without bigem, a cluster that lost every worker."""
+
+
 class NotFittedError(BigemError, ValueError, AttributeError):
     """An estimator was used before ``fit``.  Same bases as scikit-learn's."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -46,3 +46,19 @@ class Source(Protocol):
     def take(self, rows: Tensor) -> Tensor:
         """Rows by index (sorted int64), compute dtype and device: (len(rows), D)."""
         ...
+
+
+class Partitioned(Protocol):
+    """A source split into partitions that a cluster's workers read themselves.
+
+    ``partitions`` are opaque handles (Dask delayed objects) that evaluate, on a
+    worker, to one block of rows; ``row_starts[i]`` is the first row of partition i
+    in the whole data set; ``reader(block, row_start)`` turns an evaluated block into
+    chunks (it runs on the worker, so it is small and picklable).
+    """
+
+    n_rows: int
+    n_features: int
+    partitions: Sequence[object]
+    row_starts: Sequence[int]
+    reader: Callable[[object, int], Iterator[Chunk]]

@@ -43,6 +43,17 @@ def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...])
     return value
 
 
+def check_columns(value: object, owner: str) -> list[str] | None:
+    """None, or a non-empty list of distinct column names (str)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise _bad("columns", owner, "None or a non-empty list of column names such as ['x', 'y']", value)
+    if not all(isinstance(c, str) for c in value) or len(set(value)) != len(value):
+        raise _bad("columns", owner, "a list of distinct str column names", value)
+    return list(value)
+
+
 def parse_memory_budget(value: object, owner: str) -> int:
     """Bytes from an int or a string such as '256MB', '1.5GiB'."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -14,11 +16,12 @@ import torch
 from .._core.errors import DataError, ParameterError, not_fitted_error
 from .._core.numerics import parse_device, parse_dtype
 from .._core.types import COVARIANCE_TYPES, Source
-from ..em.driver import IterationInfo, fit_em
+from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.init import INIT_METHODS, initial_params
 from ..engines import LocalEngine
 from ..models.gmm import GaussianMixtureModel, GMMParams
 from ..sources import open_source
+from ..sources.dask import is_dask_collection
 from . import _params
 from ._base import EstimatorBase
 
@@ -32,6 +35,8 @@ class GaussianMixture(EstimatorBase):
     PyTorch on CPU or GPU, streamed in chunks (exactly: chunked and one-piece fits agree
     to rounding), with sample weights. X may be a numpy array, a torch tensor (any
     device), a pandas DataFrame, or a path to a ``.npy`` file (memory-mapped, streamed).
+    A dask.array or dask.dataframe (or, with ``engine='dask'``, Parquet/CSV paths) is
+    fitted on a Dask cluster; prediction on one returns lazy dask arrays.
 
     Parameters
     ----------
@@ -76,6 +81,15 @@ class GaussianMixture(EstimatorBase):
         Rows per chunk; by default derived from ``memory_budget``.
     memory_budget : int or str, default='256MB'
         Memory for chunks in flight (bytes, or a string such as '1GB').
+    engine : {'auto', 'local', 'dask'}, default='auto'
+        'local': this process; 'dask': a Dask cluster (map over partitions, tree
+        reduction of the statistics); 'auto': 'dask' for a Dask collection, else 'local'.
+    client : distributed.Client, str or None, default=None
+        The Dask cluster for ``engine='dask'``: a client, or a scheduler address such
+        as 'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
+    columns : list of str, default=None
+        The columns of a (Dask or pandas) DataFrame or of Parquet/CSV files to model;
+        None takes them all.
 
     Attributes
     ----------
@@ -115,6 +129,9 @@ class GaussianMixture(EstimatorBase):
         dtype="float32",
         chunk_size=None,
         memory_budget="256MB",
+        engine="auto",
+        client=None,
+        columns=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -134,6 +151,9 @@ class GaussianMixture(EstimatorBase):
         self.dtype = dtype
         self.chunk_size = chunk_size
         self.memory_budget = memory_budget
+        self.engine = engine
+        self.client = client
+        self.columns = columns
 
     # ------------------------------------------------------------------ set-up
     def _settings(self) -> dict:
@@ -153,12 +173,26 @@ class GaussianMixture(EstimatorBase):
             dtype=parse_dtype(self.dtype),
             memory_budget=_params.parse_memory_budget(self.memory_budget, o),
             chunk_size=None if self.chunk_size is None else _params.check_int(self.chunk_size, "chunk_size", o, 1),
+            engine=_params.check_choice(self.engine, "engine", o, ("auto", "local", "dask")),
+            client=self.client,
+            columns=_params.check_columns(self.columns, o),
         )
+        if self.client is not None and not isinstance(self.client, (str, os.PathLike)):
+            if not (hasattr(self.client, "scheduler_info") and hasattr(self.client, "compute")):
+                raise ParameterError(
+                    f"The 'client' parameter of {o} must be a distributed.Client, a scheduler address such as "
+                    f"'tcp://host:8786', or None. Got {self.client!r} instead."
+                )
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ParameterError(f"The 'warm_start' parameter of {o} must be an instance of 'bool'. Got {self.warm_start!r} instead.")
         return s
 
     def _open(self, X, s: dict, sample_weight=None, min_rows: int = 1) -> Source:
+        if s["columns"] is not None and hasattr(X, "columns") and hasattr(X, "dtypes"):
+            missing = [c for c in s["columns"] if c not in list(X.columns)]
+            if missing:
+                raise DataError(f"column(s) {missing} not found; X has columns {list(X.columns)}")
+            X = X[s["columns"]]
         return open_source(
             X,
             dtype=s["dtype"],
@@ -169,28 +203,85 @@ class GaussianMixture(EstimatorBase):
             min_rows=min_rows,
         )
 
+    @staticmethod
+    def _wants_dask(X, s: dict) -> bool:
+        return s["engine"] == "dask" or (s["engine"] == "auto" and is_dask_collection(X))
+
+    @contextlib.contextmanager
+    def _execution(self, X, s: dict, sample_weight=None, min_rows: int = 1):
+        """(engine, source) for X: this process, or a Dask cluster for the block's duration."""
+        if not self._wants_dask(X, s):
+            if is_dask_collection(X):  # engine='local': bring the rows here
+                X = X.compute()
+            yield LocalEngine(), self._open(X, s, sample_weight, min_rows)
+            return
+        from ..engines.dask import session
+        from ..sources.dask import open_dask_source
+
+        if sample_weight is not None:
+            raise DataError(
+                "sample_weight is not supported with engine='dask' yet; pass the data as an in-memory array "
+                "with engine='local', or repeat rows instead of weighting them"
+            )
+        if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
+            import dask.array as da
+
+            X = da.from_array(np.asarray(X), chunks=(s["chunk_size"] or 1_000_000, -1))
+        with session(s["client"]) as engine:
+            source = open_dask_source(
+                X,
+                client=engine.client,
+                dtype=s["dtype"],
+                device=s["device"],
+                memory_budget=s["memory_budget"],
+                chunk_size=s["chunk_size"],
+                columns=s["columns"],
+                min_rows=min_rows,
+            )
+            engine.persist(source)
+            yield engine, source
+
     def _model(self, s: dict) -> GaussianMixtureModel:
         return GaussianMixtureModel(s["n_components"], s["covariance_type"], s["reg_covar"], s["dtype"])
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None, *, callback: Callable[[IterationInfo], None] | None = None):
+    def fit(
+        self,
+        X,
+        y=None,
+        sample_weight=None,
+        *,
+        callback: Callable[[IterationInfo], None] | None = None,
+        checkpoint=None,
+        checkpoint_every: int = 10,
+    ):
         """Estimate the parameters with EM.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), tensor, DataFrame or path to .npy
+        X : array-like of shape (n_samples, n_features), tensor, DataFrame, path to .npy,
+            dask.array or dask.dataframe (or Parquet/CSV path(s) with ``engine='dask'``)
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights; a row of weight 2 counts as two rows.
         callback : callable, default=None
             Called with an :class:`bigem.em.driver.IterationInfo` after every iteration.
+        checkpoint : str or path, default=None
+            Save the fit's state there every ``checkpoint_every`` iterations (atomically).
+            If the file exists, the fit resumes from it and reaches the same result as an
+            uninterrupted run; it is removed when the fit completes.
+        checkpoint_every : int, default=10
+            Iterations between checkpoints.
 
         Returns
         -------
         self
         """
         s = self._settings()
-        source = self._open(X, s, sample_weight)
+        with self._execution(X, s, sample_weight) as (engine, source):
+            return self._fit(source, engine, s, callback, checkpoint, checkpoint_every)
+
+    def _fit(self, source: Source, engine, s: dict, callback, checkpoint, checkpoint_every):
         K, N, D = s["n_components"], source.n_rows, source.n_features
         if N < K:
             raise DataError(
@@ -206,7 +297,25 @@ class GaussianMixture(EstimatorBase):
                 "(warm_start continues from the previous fit); fit a new estimator for different data"
             )
         generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
-        engine = LocalEngine()
+        saver = None
+        if checkpoint is not None:
+            every = _params.check_int(checkpoint_every, "checkpoint_every", _OWNER, 1)
+            fingerprint = dict(
+                kind=_OWNER,
+                n_rows=N,
+                n_features=D,
+                **{k: s[k] for k in ("n_components", "covariance_type", "reg_covar", "tol", "max_iter", "n_init")},
+                init_params=s["init_params"],
+                dtype=str(s["dtype"]),
+            )
+            saver = Checkpoint(
+                os.fspath(checkpoint),
+                every,
+                GMMParams,
+                fingerprint,
+                get_state=lambda: {"generator": generator.get_state().to(torch.int64)},
+                set_state=lambda st: generator.set_state(st["generator"].to(torch.uint8)),
+            )
 
         def initialise(restart: int) -> GMMParams:
             started = time.perf_counter()
@@ -228,6 +337,7 @@ class GaussianMixture(EstimatorBase):
             max_iter=s["max_iter"],
             tol=s["tol"],
             callback=progress,
+            checkpoint=saver,
         )
         self._set_fitted(best.params, source.n_features, source.feature_names)
         self.converged_ = best.converged
@@ -330,24 +440,53 @@ class GaussianMixture(EstimatorBase):
                 f"Fitted with: {list(fitted)}\nGot: {names}"
             )
 
+    def _lazy(self, X, what: str):
+        """Dask input: a lazy dask array computed partition by partition on the workers."""
+        params = self._fitted()
+        s = self._settings()
+        self._check_features(X)
+        if hasattr(X, "columns") and hasattr(X, "dtypes"):
+            cols = list(X.columns) if s["columns"] is None else s["columns"]
+            X = X[cols].to_dask_array()
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise DataError(
+                f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        fn = partial(_predict_block, self._model(s), params, what, s["device"])
+        K = self.n_components
+        if what == "proba":
+            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (K,)))
+        return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
+
     def score_samples(self, X) -> np.ndarray:
-        """Log-density log p(x) of each row. Shape (n_samples,)."""
+        """Log-density log p(x) of each row. Shape (n_samples,). Lazy for Dask input."""
+        if is_dask_collection(X):
+            return self._lazy(X, "log_density")
         parts = [_logsumexp(block) for block in self._log_joint_chunks(X)]
         return np.concatenate(parts)
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood per row (higher is better, as in scikit-learn)."""
+        if is_dask_collection(X):
+            return float(self._lazy(X, "log_density").mean().compute())
         return float(self.score_samples(X).mean())
 
     def predict_proba(self, X) -> np.ndarray:
-        """Posterior probability of each component for each row. Shape (n_samples, K)."""
+        """Posterior probability of each component for each row. Shape (n_samples, K). Lazy for Dask input."""
+        if is_dask_collection(X):
+            return self._lazy(X, "proba")
         parts = []
         for block in self._log_joint_chunks(X):
             parts.append(np.exp(block - _logsumexp(block)[:, None]))
         return np.concatenate(parts)
 
     def predict(self, X) -> np.ndarray:
-        """Most likely component of each row. Shape (n_samples,)."""
+        """Most likely component of each row. Shape (n_samples,). Lazy for Dask input."""
+        if is_dask_collection(X):
+            return self._lazy(X, "label")
         return np.concatenate([block.argmax(1) for block in self._log_joint_chunks(X)])
 
     def sample(self, n_samples=1):
@@ -381,6 +520,21 @@ class GaussianMixture(EstimatorBase):
         from .persistence import save_estimator
 
         save_estimator(self, path)
+
+
+def _predict_block(model: GaussianMixtureModel, params: GMMParams, what: str, device, block) -> np.ndarray:
+    """One partition's labels, probabilities or log-densities; runs on a Dask worker."""
+    from ..sources.validate import check_finite, raise_not_finite
+
+    x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64)).to(device=device, dtype=model.dtype)
+    found = check_finite(x)
+    if found:
+        raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
+    lj = model.log_joint(params, x).double().cpu().numpy()
+    if what == "label":
+        return lj.argmax(1)
+    norm = _logsumexp(lj)
+    return norm if what == "log_density" else np.exp(lj - norm[:, None])
 
 
 def _logsumexp(a: np.ndarray) -> np.ndarray:

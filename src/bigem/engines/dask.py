@@ -1,0 +1,161 @@
+"""Dask engine: one E-step is a map over partitions plus a tree reduction of the statistics.
+
+The model is sent to the workers once per fit and the parameters once per iteration
+(scattered to every worker: a few kB); the data never passes through the client.
+Partitions held in worker memory stay there across iterations; partitions that do
+not fit are read again from storage by the workers each iteration. Dask recomputes
+work lost with a worker, and every task is a pure function of its inputs, so a
+worker lost mid-fit changes neither the result nor its reduction order.
+
+Reduction order: each partition folds its chunks in row order (as the local engine
+does), and partitions are summed as a balanced tree in partition order. The sums
+are float64, so any partitioning agrees with the local fold to rounding (about
+1e-16 relative per addition). Dask is imported lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+from .._core.errors import ClusterError
+from .._core.stats import tree_sum
+from .._core.types import Chunk, Partitioned
+
+SPLIT_EVERY = 8  # partitions (or partial sums) combined per reduction task
+PERSIST_FRACTION = 0.5  # persist the data when it takes at most this share of the workers' memory
+
+
+def _partition_stats(target, method: str | None, payload, reader, block, row_start: int):
+    """Runs on a worker: the statistics of one partition, its chunks folded in row order."""
+    fn = getattr(target, method) if method else target
+    args, keywords = payload
+    total = None
+    for chunk in reader(block, row_start):
+        part = fn(*args, chunk, **keywords)
+        total = part if total is None else total + part
+    return total  # None for an empty partition
+
+
+def _combine(*parts):
+    """Runs on a worker: the sum of partial statistics, skipping empty partitions."""
+    present = [p for p in parts if p is not None]
+    return tree_sum(present) if present else None
+
+
+class DaskEngine:
+    """Evaluates ``fn`` on every partition of a :class:`Partitioned` source on a Dask cluster."""
+
+    def __init__(self, client, split_every: int = SPLIT_EVERY) -> None:
+        self.client = client
+        self.split_every = max(2, int(split_every))
+        self._shipped: dict[int, tuple[object, object]] = {}  # id(model) -> (model, future)
+
+    # ------------------------------------------------------------------ set-up
+    def check_workers(self, distribution: str = "bigem") -> None:
+        """Every worker must import the same bigem as the client: name the ones that do not."""
+        try:
+            mine = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            mine = None
+        found = self.client.run(importlib.metadata.version, distribution, on_error="return")
+        if not found:
+            raise ClusterError("the Dask cluster has no workers; start workers or wait for them before fitting")
+        missing = {w: v for w, v in found.items() if isinstance(v, BaseException)}
+        if missing:
+            raise ClusterError(
+                f"{distribution} is not installed on Dask worker(s) {sorted(missing)}: install the same version "
+                f"as the client ({mine}) in every worker's environment (pip install {distribution})"
+            )
+        other = {w: v for w, v in found.items() if mine is not None and v != mine}
+        if other:
+            raise ClusterError(
+                f"Dask worker(s) run {distribution} {sorted(set(other.values()))}, the client {mine} "
+                f"(workers {sorted(other)}); install the same version everywhere"
+            )
+
+    def persist(self, source: Partitioned, fraction: float = PERSIST_FRACTION) -> bool:
+        """Hold the converted partitions in worker memory when they fit; else leave them to be re-read."""
+        limits = [w.get("memory_limit") or 0 for w in self.client.scheduler_info()["workers"].values()]
+        total = sum(limits)
+        if any(m == 0 for m in limits) or source.nbytes() <= fraction * total:
+            source.partitions = list(self.client.persist(source.partitions))
+            return True
+        return False
+
+    # ------------------------------------------------------------------ E-step
+    def _ship(self, fn: Callable[[Chunk], Any]) -> tuple[object, str | None, object]:
+        """(model on the workers, method name, this iteration's arguments on the workers)."""
+        if isinstance(fn, partial) and hasattr(fn.func, "__self__") and hasattr(fn.func, "__name__"):
+            model = fn.func.__self__
+            held = self._shipped.get(id(model))
+            if held is None or held[0] is not model:
+                [future] = self.client.scatter([model], broadcast=True, hash=False)
+                held = self._shipped[id(model)] = (model, future)
+            [payload] = self.client.scatter([(fn.args, fn.keywords)], broadcast=True, hash=False)
+            return held[1], fn.func.__name__, payload
+        [target] = self.client.scatter([fn], broadcast=True, hash=False)
+        return target, None, ((), {})
+
+    def reduce(self, fn: Callable[[Chunk], Any], source: Partitioned) -> Any:
+        """The sum over all partitions of ``fn`` folded over their chunks."""
+        from dask import delayed
+
+        target, method, payload = self._ship(fn)
+        level = [
+            delayed(_partition_stats, pure=False)(target, method, payload, source.reader, part, start)
+            for part, start in zip(source.partitions, source.row_starts)
+        ]
+        while len(level) > 1:
+            k = self.split_every
+            level = [delayed(_combine, pure=False)(*level[i : i + k]) for i in range(0, len(level), k)]
+        if not level:
+            raise ValueError("the source has no partitions")
+        total = self.client.compute(level[0]).result()
+        if total is None:
+            raise ValueError("the source yielded no rows")
+        return total
+
+
+@contextlib.contextmanager
+def session(client: object = None) -> Iterator[DaskEngine]:
+    """A :class:`DaskEngine` on ``client`` (a ``distributed.Client``), a scheduler address,
+    or, with None, a LocalCluster started for the block and closed after it."""
+    try:
+        from dask import config
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ClusterError(
+            "the Dask engine needs dask.distributed: pip install 'bigem[dask]' (or dask[distributed])"
+        ) from None
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=None, silence_logs=40
+                )
+            )
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+        elif isinstance(client, (str, os.PathLike)):
+            address = os.fspath(client)
+            timeout = config.get("distributed.comm.timeouts.connect")
+            try:
+                client = stack.enter_context(Client(address, timeout=timeout, set_as_default=False))
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ClusterError(
+                    f"could not reach a Dask scheduler at {address!r} within {timeout} ({type(exc).__name__}: "
+                    f"{exc}); check the address and that the scheduler is running, or pass client=None to start "
+                    "a local cluster"
+                ) from None
+        elif not hasattr(client, "scheduler_info") or not hasattr(client, "compute"):
+            raise ClusterError(
+                f"client must be a distributed.Client, a scheduler address such as 'tcp://host:8786', or None; "
+                f"got {type(client).__name__}"
+            )
+        engine = DaskEngine(client)
+        engine.check_workers()
+        yield engine

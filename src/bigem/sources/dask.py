@@ -1,0 +1,234 @@
+"""Dask collections, and Parquet/CSV files read by Dask workers, as partitions of rows.
+
+Nothing here runs on the client except bookkeeping: every partition is converted
+(to the compute dtype, one C-contiguous block) and checked (column set, numeric
+columns, NaN/inf, length) by the worker that holds or reads it. Dask is imported
+lazily: ``import bigem`` works without it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import DataError
+from .._core.types import Chunk
+from .arrays import chunk_rows_for_budget
+from .validate import NonNumericDataError, check_shape, raise_not_finite
+
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
+DASK_FILE_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def is_dask_collection(x: object) -> bool:
+    """True for a dask.array / dask.dataframe collection, without importing dask."""
+    return type(x).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(x, "__dask_graph__")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionReader:
+    """Runs on a worker: an evaluated block (n, D) -> chunks of at most ``chunk_rows`` rows."""
+
+    dtype: torch.dtype
+    device: str
+    chunk_rows: int
+
+    def __call__(self, block: np.ndarray, row_start: int) -> Iterator[Chunk]:
+        x = torch.from_numpy(block).to(device=self.device, dtype=self.dtype)
+        for s in range(0, x.shape[0], self.chunk_rows):
+            yield Chunk(x[s : s + self.chunk_rows], None, row_start + s)
+
+
+def _frame_block(part, columns: list[str], expected: list[str], index: int, dtype) -> np.ndarray:
+    """A pandas partition -> (n, D) array of the selected columns; runs on a worker."""
+    have = [str(c) for c in part.columns]
+    if have != expected:
+        missing = [c for c in expected if c not in have]
+        extra = [c for c in have if c not in expected]
+        raise DataError(
+            f"partition {index} has columns {have}, but the collection declares {expected} "
+            f"(missing {missing}, unexpected {extra}); give every partition/file the same columns"
+        )
+    part = part[columns]
+    bad = [str(c) for c, dt in part.dtypes.items() if getattr(dt, "kind", "O") not in "fiub"]
+    if bad:
+        raise NonNumericDataError(
+            f"partition {index}: non-numeric column(s) {bad}; encode or drop them, or choose numeric columns "
+            "with columns=[...]"
+        )
+    return np.ascontiguousarray(part.to_numpy(dtype=dtype, na_value=np.nan))
+
+
+def _array_block(part, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(part, dtype=dtype))
+
+
+def _inspect_block(block: np.ndarray) -> tuple[int, int, int, int]:
+    """(rows, NaN count, inf count, first bad row in the block or -1); runs on a worker."""
+    finite = np.isfinite(block)
+    if finite.all():
+        return block.shape[0], 0, 0, -1
+    n_nan = int(np.isnan(block).sum())
+    first = int(np.argmin(finite.all(1)))
+    return block.shape[0], n_nan, int((~finite).sum()) - n_nan, first
+
+
+def _take_block(block: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
+    return block[local_rows]
+
+
+class DaskSource:
+    """Rows held by Dask partitions; each iteration the workers evaluate them where they live.
+
+    ``partitions`` are delayed (n_i, D) blocks in the compute dtype; :meth:`inspect`
+    computes their lengths and checks them once on the workers; ``persist`` swaps in
+    partitions held in worker memory.
+    """
+
+    weight: Tensor | None = None
+
+    def __init__(
+        self,
+        partitions: Sequence[object],
+        n_features: int,
+        feature_names: list[str] | None,
+        dtype: torch.dtype,
+        device: torch.device,
+        chunk_rows: int,
+        client,
+        name: str,
+    ) -> None:
+        self.partitions = list(partitions)
+        self.n_features = n_features
+        self.feature_names = feature_names
+        self.reader = PartitionReader(dtype, str(device), max(1, int(chunk_rows)))
+        self.client = client
+        self.name = name
+        self.row_starts: list[int] = []
+        self.n_rows = 0
+
+    def inspect(self, min_rows: int = 1) -> None:
+        """Lengths of every partition, and the NaN/inf check, in one pass on the workers."""
+        from dask import delayed
+
+        checks = [delayed(_inspect_block, pure=True)(p) for p in self.partitions]
+        found = self.client.gather(self.client.compute(checks))
+        lengths = [f[0] for f in found]
+        self.row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist() if lengths else []
+        self.n_rows = int(sum(lengths))
+        # empty partitions are dropped: they contribute nothing and cost a task each
+        keep = [i for i, n in enumerate(lengths) if n > 0]
+        n_nan = sum(f[1] for f in found)
+        n_inf = sum(f[2] for f in found)
+        if n_nan or n_inf:
+            first = min(self.row_starts[i] + f[3] for i, f in enumerate(found) if f[3] >= 0)
+            raise_not_finite(n_nan, n_inf, first, self.name)
+        check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)
+        self.partitions = [self.partitions[i] for i in keep]
+        self.row_starts = [self.row_starts[i] for i in keep]
+
+    def nbytes(self) -> int:
+        return self.n_rows * self.n_features * (torch.finfo(self.reader.dtype).bits // 8)
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Chunks in row order, one partition at a time through this process (for local use)."""
+        for part, start in zip(self.partitions, self.row_starts):
+            block = self.client.compute(part).result()
+            yield from self.reader(block, start)
+
+    def take(self, rows: Tensor) -> Tensor:
+        """Rows by global index: each partition's worker picks its own, only they travel."""
+        from dask import delayed
+
+        rows_np = rows.cpu().numpy()
+        which = np.searchsorted(np.asarray(self.row_starts), rows_np, side="right") - 1
+        picks = []
+        for i in np.unique(which):
+            local = rows_np[which == i] - self.row_starts[i]
+            picks.append(delayed(_take_block, pure=True)(self.partitions[i], local))
+        blocks = self.client.gather(self.client.compute(picks))
+        x = np.concatenate(blocks) if blocks else np.empty((0, self.n_features), _NUMPY[self.reader.dtype])
+        return torch.from_numpy(x).to(device=self.reader.device, dtype=self.reader.dtype)
+
+
+def open_dask_source(
+    X: object,
+    *,
+    client,
+    dtype: torch.dtype,
+    device: torch.device,
+    memory_budget: int,
+    chunk_size: int | None = None,
+    columns: list[str] | None = None,
+    min_rows: int = 1,
+) -> DaskSource:
+    """A checked source over a dask.array, a dask.dataframe, or Parquet/CSV path(s) read by workers."""
+    from dask import delayed
+
+    np_dtype = _NUMPY[dtype]
+    name = "X"
+    if isinstance(X, (str, os.PathLike)) or (isinstance(X, (list, tuple)) and X and isinstance(X[0], (str, os.PathLike))):
+        X, name = _read_files(X)
+    if not is_dask_collection(X):
+        raise DataError(f"expected a dask.array or dask.dataframe collection, got {type(X).__name__}")
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
+        declared = [str(c) for c in X.columns]
+        chosen = declared if columns is None else [str(c) for c in columns]
+        unknown = [c for c in chosen if c not in declared]
+        if unknown:
+            raise DataError(f"{name}: column(s) {unknown} not found; the data has columns {declared}")
+        if not chosen:
+            raise DataError(f"{name}: columns=[] selects nothing; name at least one numeric column")
+        kinds = {str(c): getattr(dt, "kind", "O") for c, dt in X.dtypes.items()}
+        bad = [c for c in chosen if kinds[c] not in "fiub"]
+        if bad:
+            raise NonNumericDataError(
+                f"{name} has non-numeric column(s) {bad}: encode or drop these columns, or choose numeric "
+                "columns with columns=[...]"
+            )
+        parts = [
+            delayed(_frame_block, pure=True)(p, chosen, declared, i, np_dtype) for i, p in enumerate(X.to_delayed())
+        ]
+        names = chosen if all(isinstance(c, str) for c in X.columns) else None
+        n_features = len(chosen)
+    else:  # dask.array
+        if columns is not None:
+            raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
+        check_shape(tuple(0 if np.isnan(s) else s for s in X.shape[:1]) + tuple(X.shape[1:]), name=name, min_rows=0)
+        if X.dtype.kind not in "fiub":
+            raise NonNumericDataError(f"{name} is not numeric (dtype {X.dtype}); encode or drop non-numeric columns")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})  # a partition is a block of whole rows
+        parts = [delayed(_array_block, pure=True)(p, np_dtype) for p in X.to_delayed()[:, 0]]
+        names = None
+        n_features = int(X.shape[1])
+    chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, torch.finfo(dtype).bits // 8)
+    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name)
+    source.inspect(min_rows)
+    return source
+
+
+def _read_files(paths) -> tuple[object, str]:
+    """Parquet/CSV file(s) or glob(s) as a lazy dask.dataframe; the workers read the bytes."""
+    import dask.dataframe as dd
+
+    items = [os.fspath(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+    label = items[0] if len(items) == 1 else f"{items[0]} (+{len(items) - 1} more)"
+    for p in items:
+        if not glob.glob(p) and "://" not in p:
+            raise DataError(f"{p}: no such file or folder (nothing matches this path or glob); check the path")
+    suffixes = {os.path.splitext(p.rstrip("/*"))[1].lower() for p in items}
+    if suffixes <= {".csv"}:
+        return dd.read_csv(items, blocksize="64MB"), label
+    if suffixes <= {".parquet", ".pq", ""}:
+        return dd.read_parquet(items), label
+    raise DataError(
+        f"{label}: unsupported file type {sorted(suffixes)}; with engine='dask' bigem reads Parquet (.parquet) "
+        "or CSV (.csv) files, or a folder of Parquet files"
+    )
