@@ -1,7 +1,12 @@
 """Dask engine: one E-step is a map over partitions plus a tree reduction of the statistics.
 
-The model is sent to the workers once per fit and the parameters once per iteration
-(scattered to every worker: a few kB); the data never passes through the client.
+The parameters travel once per iteration as one key of the task graph (a few kB);
+workers fetch it from the scheduler's chosen holder and from each other, and Dask
+can recompute it if its holder dies (scattered data could not be recomputed, and a
+broadcast scatter waits on a dead worker). The model travels with each task (a few
+hundred bytes: no data, no scratch buffers) and each worker process keeps one copy
+per fit, so its scratch buffers are reused across iterations. The data never passes
+through the client.
 Partitions held in worker memory stay there across iterations; partitions that do
 not fit are read again from storage by the workers each iteration. Dask recomputes
 work lost with a worker, and every task is a pure function of its inputs, so a
@@ -18,6 +23,10 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
+import threading
+import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -28,11 +37,31 @@ from .._core.types import Chunk, Partitioned
 
 SPLIT_EVERY = 8  # partitions (or partial sums) combined per reduction task
 PERSIST_FRACTION = 0.5  # persist the data when it takes at most this share of the workers' memory
+NO_WORKERS_TIMEOUT = 60.0  # seconds an E-step waits for a cluster without workers before it gives up
+
+
+_MODELS: OrderedDict[str, object] = OrderedDict()  # on each worker: the model of each recent fit
+_MODELS_LOCK = threading.Lock()
+_MODELS_KEPT = 4
+
+
+def _held(token: str, model: object) -> object:
+    """This worker's copy of the model shipped under ``token``: the first one to arrive,
+    kept so that its per-thread scratch buffers outlive one iteration."""
+    with _MODELS_LOCK:
+        held = _MODELS.get(token)
+        if held is None:
+            held = _MODELS[token] = model
+            while len(_MODELS) > _MODELS_KEPT:
+                _MODELS.popitem(last=False)
+        else:
+            _MODELS.move_to_end(token)
+        return held
 
 
 def _partition_stats(target, method: str | None, payload, reader, block, row_start: int):
     """Runs on a worker: the statistics of one partition, its chunks folded in row order."""
-    fn = getattr(target, method) if method else target
+    fn = getattr(_held(*target), method) if method else target
     args, keywords = payload
     total = None
     for chunk in reader(block, row_start):
@@ -50,10 +79,11 @@ def _combine(*parts):
 class DaskEngine:
     """Evaluates ``fn`` on every partition of a :class:`Partitioned` source on a Dask cluster."""
 
-    def __init__(self, client, split_every: int = SPLIT_EVERY) -> None:
+    def __init__(self, client, split_every: int = SPLIT_EVERY, no_workers_timeout: float = NO_WORKERS_TIMEOUT) -> None:
         self.client = client
         self.split_every = max(2, int(split_every))
-        self._shipped: dict[int, tuple[object, object]] = {}  # id(model) -> (model, future)
+        self.no_workers_timeout = no_workers_timeout
+        self._shipped: dict[int, tuple[object, str]] = {}  # id(model) -> (model, token)
 
     # ------------------------------------------------------------------ set-up
     def check_workers(self, distribution: str = "bigem") -> None:
@@ -89,17 +119,38 @@ class DaskEngine:
 
     # ------------------------------------------------------------------ E-step
     def _ship(self, fn: Callable[[Chunk], Any]) -> tuple[object, str | None, object]:
-        """(model on the workers, method name, this iteration's arguments on the workers)."""
+        """(the model and its token, method name, this iteration's arguments as one graph key)."""
+        from dask import delayed
+
         if isinstance(fn, partial) and hasattr(fn.func, "__self__") and hasattr(fn.func, "__name__"):
             model = fn.func.__self__
             held = self._shipped.get(id(model))
             if held is None or held[0] is not model:
-                [future] = self.client.scatter([model], broadcast=True, hash=False)
-                held = self._shipped[id(model)] = (model, future)
-            [payload] = self.client.scatter([(fn.args, fn.keywords)], broadcast=True, hash=False)
-            return held[1], fn.func.__name__, payload
-        [target] = self.client.scatter([fn], broadcast=True, hash=False)
-        return target, None, ((), {})
+                held = self._shipped[id(model)] = (model, uuid.uuid4().hex)
+            payload = delayed((fn.args, fn.keywords), traverse=False, pure=False)
+            return (held[1], model), fn.func.__name__, payload
+        return fn, None, ((), {})
+
+    def _wait(self, future) -> Any:
+        """The future's result; a cluster left without any worker for NO_WORKERS_TIMEOUT
+        seconds (``no_workers_timeout``) raises instead of hanging; lost workers that come
+        back are waited for."""
+        since = None
+        while True:
+            try:
+                return future.result(timeout=min(2.0, self.no_workers_timeout))
+            except TimeoutError:
+                if self.client.scheduler_info()["workers"]:
+                    since = None
+                    continue
+                since = since or time.monotonic()
+                if time.monotonic() - since > self.no_workers_timeout:
+                    future.cancel()
+                    raise ClusterError(
+                        f"the Dask cluster at {self.client.scheduler.address} has had no workers for "
+                        f"{self.no_workers_timeout:g}s in the middle of an E-step; restart workers and resume "
+                        "the fit from its checkpoint"
+                    ) from None
 
     def reduce(self, fn: Callable[[Chunk], Any], source: Partitioned) -> Any:
         """The sum over all partitions of ``fn`` folded over their chunks."""
@@ -115,7 +166,7 @@ class DaskEngine:
             level = [delayed(_combine, pure=False)(*level[i : i + k]) for i in range(0, len(level), k)]
         if not level:
             raise ValueError("the source has no partitions")
-        total = self.client.compute(level[0]).result()
+        total = self._wait(self.client.compute(level[0]))
         if total is None:
             raise ValueError("the source yielded no rows")
         return total
@@ -136,7 +187,7 @@ def session(client: object = None) -> Iterator[DaskEngine]:
         if client is None:
             cluster = stack.enter_context(
                 LocalCluster(
-                    n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=None, silence_logs=40
+                    n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0", silence_logs=40
                 )
             )
             client = stack.enter_context(Client(cluster, set_as_default=False))

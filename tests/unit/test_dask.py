@@ -1,0 +1,316 @@
+"""The Dask engine: same answers as the local engine, lazy prediction, faults, bad input.
+
+One thread-based LocalCluster serves the module (fast); one test runs worker
+processes and kills one of them in the middle of a fit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+from bigem import GaussianMixture  # noqa: E402
+from bigem._core.errors import ClusterError, DataError, ParameterError  # noqa: E402
+from bigem.em.init import kmeans_plusplus  # noqa: E402
+from bigem.engines import LocalEngine  # noqa: E402
+from bigem.engines.dask import DaskEngine, session  # noqa: E402
+from bigem.models.kmeans import KMeansModel, KMeansParams  # noqa: E402
+from bigem.sources import TensorSource  # noqa: E402
+from bigem.sources.dask import open_dask_source  # noqa: E402
+
+from ..conftest import COV_TYPES, make_blobs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _, _ = make_blobs(3, n_per=300, k=3, d=4)
+    return X
+
+
+def _assert_same_fit(a: GaussianMixture, b: GaussianMixture, rtol: float = 1e-9) -> None:
+    assert a.n_iter_ == b.n_iter_
+    scale = max(1.0, float(np.abs(a.covariances_).max()))
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=rtol * scale, err_msg=name)
+    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=rtol)
+
+
+# ---------------------------------------------------------------------- same answer
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("chunks", [900, 137, (0, 250, 0, 1, 649)], ids=["one", "137-rows", "uneven-with-empty"])
+def test_dask_fit_equals_local_fit(client, data, covariance_type, chunks):
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=1, dtype="float64", max_iter=30)
+    local = GaussianMixture(**kw).fit(data)
+    dx = da.from_array(data, chunks=(chunks, 4) if isinstance(chunks, int) else (chunks, (4,)))
+    dist = GaussianMixture(**kw, client=client).fit(dx)
+    _assert_same_fit(local, dist)
+    assert local.converged_ and dist.converged_
+
+
+def test_float32_dask_fit_equals_local_fit(client, data):
+    kw = dict(n_components=3, random_state=0, max_iter=30)
+    local = GaussianMixture(**kw).fit(data)
+    dist = GaussianMixture(**kw, client=client).fit(da.from_array(data, chunks=(200, 2)))
+    _assert_same_fit(local, dist, rtol=1e-5)
+
+
+def test_n_init_restarts_match_local(client, data):
+    kw = dict(n_components=3, covariance_type="diag", random_state=4, dtype="float64", n_init=3, init_params="k-means++")
+    local = GaussianMixture(**kw).fit(data)
+    dist = GaussianMixture(**kw, client=client).fit(da.from_array(data, chunks=(333, 4)))
+    _assert_same_fit(local, dist)
+    assert [h["n_iter"] for h in local.history_] == [h["n_iter"] for h in dist.history_]
+
+
+def test_data_not_persisted_is_reread_with_the_same_result(client, data):
+    source = open_dask_source(
+        da.from_array(data, chunks=(100, 4)), client=client, dtype=torch.float64, device="cpu", memory_budget=1 << 20
+    )
+    engine = DaskEngine(client)
+    assert engine.persist(source, fraction=0.0) is False  # too big for a zero budget: re-read each E-step
+    assert source.n_rows == 900 and source.row_starts == list(range(0, 900, 100))
+    centres = kmeans_plusplus(torch.from_numpy(data), 3, torch.Generator().manual_seed(0))
+    model = KMeansModel(3, torch.float64)
+    stats = engine.reduce(partial(model.e_step, KMeansParams(centres)), source)
+    ref = LocalEngine().reduce(partial(model.e_step, KMeansParams(centres)), TensorSource(torch.from_numpy(data), None, 64))
+    torch.testing.assert_close(stats.counts, ref.counts, rtol=0, atol=0)
+    torch.testing.assert_close(stats.sums, ref.sums, rtol=1e-12, atol=1e-12)
+    assert stats.rows == 900
+
+
+# ---------------------------------------------------------------------- dataframes and files
+def _frame(data):
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    df["label"] = ["x", "y", "z"] * (len(df) // 3)
+    return df
+
+
+def test_dask_dataframe_with_columns_equals_local(client, data):
+    ddf = dd.from_pandas(_frame(data), npartitions=4)
+    kw = dict(n_components=3, random_state=2, dtype="float64", columns=["a", "b", "c", "d"])
+    dist = GaussianMixture(**kw, client=client).fit(ddf)
+    local = GaussianMixture(**kw).fit(_frame(data))
+    _assert_same_fit(local, dist)
+    assert list(dist.feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_parquet_and_csv_paths_are_read_by_the_workers(client, data, tmp_path):
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    for i, part in enumerate(np.array_split(np.arange(len(df)), 3)):
+        df.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+        df.iloc[part].to_csv(tmp_path / f"part{i}.csv", index=False)
+    kw = dict(n_components=3, random_state=2, dtype="float64")
+    local = GaussianMixture(**kw).fit(df)
+    pq = GaussianMixture(**kw, engine="dask", client=client).fit(str(tmp_path / "*.parquet"))
+    csv = GaussianMixture(**kw, engine="dask", client=client, columns=["a", "b", "c", "d"]).fit(str(tmp_path / "*.csv"))
+    _assert_same_fit(local, pq)
+    _assert_same_fit(local, csv)
+
+
+def _outside_150_450(frame):
+    return frame.loc[(frame.index < 150) | (frame.index >= 450)]
+
+
+def test_empty_dataframe_partitions_are_skipped(client, data):
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    ddf = dd.from_pandas(df, npartitions=6)
+    ddf = ddf.map_partitions(_outside_150_450, meta=df.iloc[:0])  # partitions 1 and 2 become empty
+    kept = _outside_150_450(df)
+    kw = dict(n_components=3, random_state=5, dtype="float64")
+    _assert_same_fit(GaussianMixture(**kw).fit(kept), GaussianMixture(**kw, client=client).fit(ddf))
+
+
+# ---------------------------------------------------------------------- prediction
+def test_prediction_on_dask_input_is_lazy_and_equals_local(client, data):
+    est = GaussianMixture(3, random_state=0, dtype="float64").fit(data)
+    dx = da.from_array(data, chunks=(250, 4))
+    labels, proba, dens = est.predict(dx), est.predict_proba(dx), est.score_samples(dx)
+    for lazy in (labels, proba, dens):
+        assert isinstance(lazy, da.Array) and lazy.numblocks[0] == 4
+    np.testing.assert_array_equal(client.compute(labels).result(), est.predict(data))
+    np.testing.assert_allclose(client.compute(proba).result(), est.predict_proba(data), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(client.compute(dens).result(), est.score_samples(data), rtol=1e-10)
+    ddf = dd.from_pandas(pd.DataFrame(data, columns=list("abcd")), npartitions=3)
+    est_df = GaussianMixture(3, random_state=0, dtype="float64").fit(pd.DataFrame(data, columns=list("abcd")))
+    np.testing.assert_array_equal(client.compute(est_df.predict(ddf)).result(), est.predict(data))
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _interrupt_at(iteration):
+    class Interrupted(Exception):
+        pass
+
+    def callback(info):
+        if info.iteration == iteration:
+            raise Interrupted
+
+    return Interrupted, callback
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_resumed_fit_equals_uninterrupted_fit(client, data, tmp_path, engine):
+    path = tmp_path / "fit.ckpt"
+    kw = dict(n_components=3, random_state=7, dtype="float64", n_init=2, tol=1e-6, max_iter=100, init_params="k-means++")
+    kw.update(dict(client=client, engine="dask") if engine == "dask" else {})
+    overlapping, _, _ = make_blobs(3, n_per=300, k=3, d=4, sep=1.5)  # restarts take 5 and 12 iterations
+    X = da.from_array(overlapping, chunks=(300, 4)) if engine == "dask" else overlapping
+    whole = GaussianMixture(**kw).fit(X)
+    # interrupted in the second restart, after a checkpoint at its iteration 8
+    Interrupted, stop = _interrupt_at(9)
+    calls = []
+
+    def callback(info):
+        calls.append((info.restart, info.iteration))
+        if info.restart == 1:
+            stop(info)
+
+    with pytest.raises(Interrupted):
+        GaussianMixture(**kw).fit(X, callback=callback, checkpoint=path, checkpoint_every=4)
+    assert path.exists()
+    resumed_calls = []
+    resumed = GaussianMixture(**kw).fit(
+        X, checkpoint=path, checkpoint_every=4, callback=lambda i: resumed_calls.append((i.restart, i.iteration))
+    )
+    assert resumed_calls[0] == (1, 9)  # continued after the saved iteration 8; restart 0 not redone
+    assert whole.history_[1]["n_iter"] > 9
+    assert not path.exists()  # removed once the fit completed
+    rtol = 0 if engine == "local" else 1e-9
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(resumed, name), getattr(whole, name), rtol=rtol, atol=rtol)
+    for mine, theirs in zip(resumed.history_, whole.history_, strict=True):
+        np.testing.assert_allclose(mine["log_likelihood"], theirs["log_likelihood"], rtol=rtol)
+
+
+def test_checkpoint_from_another_fit_is_refused(data, tmp_path):
+    path = tmp_path / "fit.ckpt"
+    Interrupted, stop = _interrupt_at(3)
+    with pytest.raises(Interrupted):
+        GaussianMixture(3, random_state=0, tol=1e-9).fit(data, callback=stop, checkpoint=path, checkpoint_every=1)
+    with pytest.raises(ParameterError, match="fit.ckpt: the checkpoint was written by a different fit"):
+        GaussianMixture(2, random_state=0).fit(data, checkpoint=path)
+    with pytest.raises(ParameterError, match="'checkpoint_every' parameter of GaussianMixture must be an int"):
+        GaussianMixture(3).fit(data, checkpoint=tmp_path / "other", checkpoint_every=0)
+
+
+# ---------------------------------------------------------------------- bad input
+def test_unreachable_scheduler_is_a_clear_error_not_a_hang(data):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    address = f"tcp://127.0.0.1:{port}"
+    started = time.perf_counter()
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(ClusterError, match=f"could not reach a Dask scheduler at '{address}' within 1s"):
+            GaussianMixture(2, client=address).fit(da.from_array(data, chunks=(300, 4)))
+    assert time.perf_counter() - started < 20
+
+
+def test_partitions_with_different_columns_are_named(client, data):
+    good = pd.DataFrame(data[:450], columns=list("abcd"))
+    bad = pd.DataFrame(data[450:], columns=list("abce"))
+    ddf = dd.from_delayed([dask.delayed(good), dask.delayed(bad)], meta=good.iloc[:0], verify_meta=False)
+    with pytest.raises(DataError, match=r"partition 1 has columns \['a', 'b', 'c', 'e'\].*missing \['d'\]"):
+        GaussianMixture(2, client=client).fit(ddf)
+
+
+def test_non_numeric_columns_are_named(client, data):
+    ddf = dd.from_pandas(_frame(data), npartitions=2)
+    with pytest.raises(DataError, match=r"non-numeric column\(s\) \['label'\]") as err:
+        GaussianMixture(2, client=client).fit(ddf)
+    assert isinstance(err.value, TypeError)
+    with pytest.raises(DataError, match=r"column\(s\) \['nope'\] not found"):
+        GaussianMixture(2, client=client, columns=["a", "nope"]).fit(ddf)
+
+
+def test_nan_in_a_partition_names_its_global_row(client, data):
+    bad = data.copy()
+    bad[611, 2] = np.nan
+    with pytest.raises(DataError, match=r"Input X contains NaN.*1 NaN; first at row 611"):
+        GaussianMixture(2, client=client).fit(da.from_array(bad, chunks=(200, 4)))
+
+
+def test_cluster_left_without_workers_is_an_error_not_a_hang(data):
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        source = open_dask_source(
+            da.from_array(data, chunks=(300, 4)), client=c, dtype=torch.float64, device="cpu", memory_budget=1 << 20
+        )
+        cluster.scale(0)
+        while c.scheduler_info()["workers"]:
+            time.sleep(0.05)
+        model = KMeansModel(3, torch.float64)
+        started = time.perf_counter()
+        with pytest.raises(ClusterError, match="has had no workers for 1s in the middle of an E-step"):
+            DaskEngine(c, no_workers_timeout=1.0).reduce(partial(model.e_step, KMeansParams(torch.zeros(3, 4))), source)
+        assert time.perf_counter() - started < 15
+
+
+def test_worker_without_bigem_is_named(client):
+    workers = sorted(client.scheduler_info()["workers"])
+    with pytest.raises(ClusterError, match="not-a-bigem-dist is not installed on Dask worker") as err:
+        DaskEngine(client).check_workers("not-a-bigem-dist")
+    assert all(w in str(err.value) for w in workers)
+
+
+def test_sample_weight_and_bad_client_are_refused(client, data):
+    dx = da.from_array(data, chunks=(300, 4))
+    with pytest.raises(DataError, match="sample_weight is not supported with engine='dask'"):
+        GaussianMixture(2, client=client).fit(dx, sample_weight=np.ones(900))
+    with pytest.raises(ParameterError, match="'client' parameter of GaussianMixture must be a distributed.Client"):
+        GaussianMixture(2, client=42).fit(dx)
+
+
+def test_import_bigem_does_not_import_dask():
+    code = "import sys, bigem; bigem.GaussianMixture(); assert 'dask' not in sys.modules and 'distributed' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------- processes and faults
+def test_worker_process_killed_mid_fit_on_the_default_cluster_changes_nothing():
+    X, _, _ = make_blobs(5, n_per=300, k=3, d=4, sep=1.5)
+    X = np.concatenate([X] * 10)  # 9000 rows, 3 partitions; about 12 iterations
+    kw = dict(n_components=3, covariance_type="full", random_state=3, dtype="float64", tol=1e-6)
+    local = GaussianMixture(**kw).fit(X)
+    with session(None) as engine:  # the embedded default: a LocalCluster of single-threaded worker processes
+        c = engine.client
+        pids = c.run(os.getpid)
+        assert len(pids) == (os.cpu_count() or 1) and os.getpid() not in pids.values()
+        victim = sorted(pids)[0]
+        killed = []
+
+        def callback(info):
+            if info.iteration == 2 and not killed:  # iteration 3 then runs with a third of its data lost
+                os.kill(pids[victim], signal.SIGKILL)
+                killed.append(victim)
+
+        dist = GaussianMixture(**kw, client=c).fit(da.from_array(X, chunks=(3000, 4)), callback=callback)
+        assert killed and dist.n_iter_ >= 4
+        with pytest.raises(ProcessLookupError):
+            os.kill(pids[victim], 0)
+    assert c.status == "closed"  # the embedded cluster is closed with its block
+    _assert_same_fit(local, dist)
