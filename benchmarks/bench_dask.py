@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+import _common  # noqa: E402
 from bench_gmm import init_kwargs, make_data  # noqa: E402
 
 ITERS = 5
@@ -77,12 +77,7 @@ def worker(spec: dict) -> dict:
 
 
 def run_worker(spec: dict) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {spec} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _common.run_worker(__file__, spec)
 
 
 def main() -> None:

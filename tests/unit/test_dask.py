@@ -111,9 +111,9 @@ def _frame(data):
 
 def test_dask_dataframe_with_columns_equals_local(client, data):
     ddf = dd.from_pandas(_frame(data), npartitions=4)
-    kw = dict(n_components=3, random_state=2, dtype="float64", columns=["a", "b", "c", "d"])
-    dist = GaussianMixture(**kw, client=client).fit(ddf)
-    local = GaussianMixture(**kw).fit(_frame(data))
+    kw = dict(n_components=3, random_state=2, dtype="float64")
+    dist = GaussianMixture(**kw, client=client).fit(ddf, columns=["a", "b", "c", "d"])
+    local = GaussianMixture(**kw).fit(_frame(data), columns=["a", "b", "c", "d"])
     _assert_same_fit(local, dist)
     assert list(dist.feature_names_in_) == ["a", "b", "c", "d"]
 
@@ -126,7 +126,7 @@ def test_parquet_and_csv_paths_are_read_by_the_workers(client, data, tmp_path):
     kw = dict(n_components=3, random_state=2, dtype="float64")
     local = GaussianMixture(**kw).fit(df)
     pq = GaussianMixture(**kw, engine="dask", client=client).fit(str(tmp_path / "*.parquet"))
-    csv = GaussianMixture(**kw, engine="dask", client=client, columns=["a", "b", "c", "d"]).fit(str(tmp_path / "*.csv"))
+    csv = GaussianMixture(**kw, engine="dask", client=client).fit(str(tmp_path / "*.csv"), columns=["a", "b", "c", "d"])
     _assert_same_fit(local, pq)
     _assert_same_fit(local, csv)
 
@@ -243,7 +243,7 @@ def test_non_numeric_columns_are_named(client, data):
         GaussianMixture(2, client=client).fit(ddf)
     assert isinstance(err.value, TypeError)
     with pytest.raises(DataError, match=r"column\(s\) \['nope'\] not found"):
-        GaussianMixture(2, client=client, columns=["a", "nope"]).fit(ddf)
+        GaussianMixture(2, client=client).fit(ddf, columns=["a", "nope"])
 
 
 def test_nan_in_a_partition_names_its_global_row(client, data):

@@ -43,29 +43,19 @@ def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...])
     return value
 
 
-def check_columns(value: object, owner: str) -> list[str] | None:
-    """None, or a non-empty list of distinct column names (str)."""
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
-        raise _bad("columns", owner, "None or a non-empty list of column names such as ['x', 'y']", value)
-    if not all(isinstance(c, str) for c in value) or len(set(value)) != len(value):
-        raise _bad("columns", owner, "a list of distinct str column names", value)
-    return list(value)
-
-
-def parse_memory_budget(value: object, owner: str) -> int:
-    """Bytes from an int or a string such as '256MB', '1.5GiB'."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
+def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", allow_zero: bool = False) -> int:
+    """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (value > 0 or allow_zero and value == 0):
         return int(value)
     if isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMG]i?B?|B?)\s*", value, flags=re.IGNORECASE)
         if m:
             unit = m.group(2).upper()
             unit = unit if unit.endswith("B") or unit == "" else unit + "B"
-            if unit in _UNITS and float(m.group(1)) > 0:
+            if unit in _UNITS and (float(m.group(1)) > 0 or allow_zero):
                 return int(float(m.group(1)) * _UNITS[unit])
-    raise _bad("memory_budget", owner, "a positive number of bytes or a string like '256MB' or '2GiB'", value)
+    sign = "a non-negative" if allow_zero else "a positive"
+    raise _bad(name, owner, f"{sign} number of bytes or a string like '256MB' or '2GiB'", value)
 
 
 def random_seed(random_state: object) -> int:

@@ -16,16 +16,20 @@ import torch
 from .._core.errors import DataError, ParameterError, not_fitted_error
 from .._core.numerics import parse_device, parse_dtype
 from .._core.types import COVARIANCE_TYPES, Source
-from ..em.driver import Checkpoint, IterationInfo, fit_em
-from ..em.init import INIT_METHODS, initial_params
+from ..em.driver import Checkpoint, EMResult, IterationInfo, fit_em
+from ..em.init import INIT_METHODS, initial_params, sample_rows
+from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..engines import LocalEngine
 from ..models.gmm import GaussianMixtureModel, GMMParams
-from ..sources import open_source
+from ..sources import TensorSource, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
+from ..sources.sinks import Sink, check_output_path
 from . import _params
 from ._base import EstimatorBase
+from ._progress import Progress
 
 _OWNER = "GaussianMixture"
+_OUTPUTS = ("label", "proba", "log_density")
 
 
 class GaussianMixture(EstimatorBase):
@@ -34,9 +38,10 @@ class GaussianMixture(EstimatorBase):
     Same constructor, methods and fitted attributes as scikit-learn's, computed with
     PyTorch on CPU or GPU, streamed in chunks (exactly: chunked and one-piece fits agree
     to rounding), with sample weights. X may be a numpy array, a torch tensor (any
-    device), a pandas DataFrame, or a path to a ``.npy`` file (memory-mapped, streamed).
-    A dask.array or dask.dataframe (or, with ``engine='dask'``, Parquet/CSV paths) is
-    fitted on a Dask cluster; prediction on one returns lazy dask arrays.
+    device), a pandas DataFrame, files (Parquet, CSV, Arrow IPC/Feather or .npy: a path, folder,
+    glob or list, read in chunks, never all at once), or any Source object. A dask.array
+    or dask.dataframe (or, with ``engine='dask'``, Parquet/CSV paths read by the workers)
+    is fitted on a Dask cluster; prediction on one returns lazy dask arrays.
 
     Parameters
     ----------
@@ -81,15 +86,27 @@ class GaussianMixture(EstimatorBase):
         Rows per chunk; by default derived from ``memory_budget``.
     memory_budget : int or str, default='256MB'
         Memory for chunks in flight (bytes, or a string such as '1GB').
+    cache_budget : int or str, default='1GB'
+        Streamed data (files, Source objects) whose decoded size fits is kept in memory
+        after the first pass, so later iterations read no file. 0 turns caching off.
+    algorithm : {'em', 'online'}, default='em'
+        'em': exact EM, one M-step per pass over all rows (scikit-learn's answer).
+        'online': stepwise EM (Cappé & Moulines 2009), one M-step per mini-batch of
+        ``batch_size`` rows over a running average of the statistics; ``max_iter`` then
+        counts passes. Prefer it when only one or a few passes are affordable.
+    batch_size : int, default=10000
+        Rows per mini-batch of online EM and of :meth:`partial_fit`.
+    learning_decay : float in (0.5, 1], default=0.7
+        kappa in the online step size (t + learning_offset) ** -kappa.
+    learning_offset : float, default=10.0
+        t0 in the online step size: larger values damp the first steps.
     engine : {'auto', 'local', 'dask'}, default='auto'
-        'local': this process; 'dask': a Dask cluster (map over partitions, tree
-        reduction of the statistics); 'auto': 'dask' for a Dask collection, else 'local'.
+        'local': this process; 'dask': a Dask cluster (a map over partitions and a tree
+        reduction of the statistics; same answer as 'local' to rounding); 'auto': 'dask'
+        for a Dask collection, else 'local'.
     client : distributed.Client, str or None, default=None
-        The Dask cluster for ``engine='dask'``: a client, or a scheduler address such
-        as 'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
-    columns : list of str, default=None
-        The columns of a (Dask or pandas) DataFrame or of Parquet/CSV files to model;
-        None takes them all.
+        The cluster for ``engine='dask'``: a client, or a scheduler address such as
+        'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
 
     Attributes
     ----------
@@ -129,9 +146,13 @@ class GaussianMixture(EstimatorBase):
         dtype="float32",
         chunk_size=None,
         memory_budget="256MB",
+        cache_budget="1GB",
+        algorithm="em",
+        batch_size=10_000,
+        learning_decay=0.7,
+        learning_offset=10.0,
         engine="auto",
         client=None,
-        columns=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -151,9 +172,13 @@ class GaussianMixture(EstimatorBase):
         self.dtype = dtype
         self.chunk_size = chunk_size
         self.memory_budget = memory_budget
+        self.cache_budget = cache_budget
+        self.algorithm = algorithm
+        self.batch_size = batch_size
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
         self.engine = engine
         self.client = client
-        self.columns = columns
 
     # ------------------------------------------------------------------ set-up
     def _settings(self) -> dict:
@@ -173,9 +198,13 @@ class GaussianMixture(EstimatorBase):
             dtype=parse_dtype(self.dtype),
             memory_budget=_params.parse_memory_budget(self.memory_budget, o),
             chunk_size=None if self.chunk_size is None else _params.check_int(self.chunk_size, "chunk_size", o, 1),
+            cache_budget=_params.parse_memory_budget(self.cache_budget, o, "cache_budget", allow_zero=True),
+            algorithm=_params.check_choice(self.algorithm, "algorithm", o, ("em", "online")),
+            batch_size=_params.check_int(self.batch_size, "batch_size", o, 1),
+            learning_decay=_params.check_float(self.learning_decay, "learning_decay", o, 0.5, closed=False),
+            learning_offset=_params.check_float(self.learning_offset, "learning_offset", o, 0.0),
             engine=_params.check_choice(self.engine, "engine", o, ("auto", "local", "dask")),
             client=self.client,
-            columns=_params.check_columns(self.columns, o),
         )
         if self.client is not None and not isinstance(self.client, (str, os.PathLike)):
             if not (hasattr(self.client, "scheduler_info") and hasattr(self.client, "compute")):
@@ -183,16 +212,16 @@ class GaussianMixture(EstimatorBase):
                     f"The 'client' parameter of {o} must be a distributed.Client, a scheduler address such as "
                     f"'tcp://host:8786', or None. Got {self.client!r} instead."
                 )
+        if s["learning_decay"] > 1:
+            raise ParameterError(
+                f"The 'learning_decay' parameter of {o} must be a float in the range (0.5, 1]. "
+                f"Got {self.learning_decay!r} instead."
+            )
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ParameterError(f"The 'warm_start' parameter of {o} must be an instance of 'bool'. Got {self.warm_start!r} instead.")
         return s
 
-    def _open(self, X, s: dict, sample_weight=None, min_rows: int = 1) -> Source:
-        if s["columns"] is not None and hasattr(X, "columns") and hasattr(X, "dtypes"):
-            missing = [c for c in s["columns"] if c not in list(X.columns)]
-            if missing:
-                raise DataError(f"column(s) {missing} not found; X has columns {list(X.columns)}")
-            X = X[s["columns"]]
+    def _open(self, X, s: dict, sample_weight=None, min_rows: int = 1, **kw) -> Source:
         return open_source(
             X,
             dtype=s["dtype"],
@@ -201,6 +230,7 @@ class GaussianMixture(EstimatorBase):
             chunk_size=s["chunk_size"],
             sample_weight=sample_weight,
             min_rows=min_rows,
+            **{"cache_bytes": s["cache_budget"], **kw},
         )
 
     @staticmethod
@@ -208,12 +238,12 @@ class GaussianMixture(EstimatorBase):
         return s["engine"] == "dask" or (s["engine"] == "auto" and is_dask_collection(X))
 
     @contextlib.contextmanager
-    def _execution(self, X, s: dict, sample_weight=None, min_rows: int = 1):
+    def _execution(self, X, s: dict, sample_weight=None, columns=None, **open_kw):
         """(engine, source) for X: this process, or a Dask cluster for the block's duration."""
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
-            yield LocalEngine(), self._open(X, s, sample_weight, min_rows)
+            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, **open_kw)
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
@@ -223,6 +253,8 @@ class GaussianMixture(EstimatorBase):
                 "sample_weight is not supported with engine='dask' yet; pass the data as an in-memory array "
                 "with engine='local', or repeat rows instead of weighting them"
             )
+        if s["algorithm"] != "em":
+            raise ParameterError(f"algorithm={s['algorithm']!r} runs on the local engine only; use engine='local'")
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
             import dask.array as da
 
@@ -235,8 +267,7 @@ class GaussianMixture(EstimatorBase):
                 device=s["device"],
                 memory_budget=s["memory_budget"],
                 chunk_size=s["chunk_size"],
-                columns=s["columns"],
-                min_rows=min_rows,
+                columns=columns,
             )
             engine.persist(source)
             yield engine, source
@@ -251,25 +282,34 @@ class GaussianMixture(EstimatorBase):
         y=None,
         sample_weight=None,
         *,
+        columns=None,
+        algorithm=None,
+        batch_size=None,
         callback: Callable[[IterationInfo], None] | None = None,
         checkpoint=None,
         checkpoint_every: int = 10,
     ):
-        """Estimate the parameters with EM.
+        """Estimate the parameters with EM (exact, or online with ``algorithm='online'``).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), tensor, DataFrame, path to .npy,
-            dask.array or dask.dataframe (or Parquet/CSV path(s) with ``engine='dask'``)
+        X : array-like (n_samples, n_features), tensor, DataFrame, path, glob, folder,
+            list of paths, :class:`bigem.Files`, or a Source object
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights; a row of weight 2 counts as two rows.
+        columns : list of str, default=None
+            Features by name (files and DataFrames); remembered in ``feature_names_in_``
+            and read again by predict, score, ... when they get a file.
+        algorithm, batch_size : default=None
+            Override the constructor's values for this fit only.
         callback : callable, default=None
-            Called with an :class:`bigem.em.driver.IterationInfo` after every iteration.
+            Called with an :class:`bigem.em.driver.IterationInfo` after every iteration
+            (online: after every pass).
         checkpoint : str or path, default=None
-            Save the fit's state there every ``checkpoint_every`` iterations (atomically).
-            If the file exists, the fit resumes from it and reaches the same result as an
-            uninterrupted run; it is removed when the fit completes.
+            Save the fit's state there every ``checkpoint_every`` iterations (atomically;
+            exact EM only). If the file exists, the fit resumes from it and reaches the
+            same result as an uninterrupted run; it is removed when the fit completes.
         checkpoint_every : int, default=10
             Iterations between checkpoints.
 
@@ -278,7 +318,15 @@ class GaussianMixture(EstimatorBase):
         self
         """
         s = self._settings()
-        with self._execution(X, s, sample_weight) as (engine, source):
+        if algorithm is not None:
+            s["algorithm"] = _params.check_choice(algorithm, "algorithm", _OWNER, ("em", "online"))
+        if batch_size is not None:
+            s["batch_size"] = _params.check_int(batch_size, "batch_size", _OWNER, 1)
+        one_pass = s["algorithm"] == "online" and s["max_iter"] <= 1 and s["n_init"] == 1
+        if checkpoint is not None and s["algorithm"] != "em":
+            raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
+        open_kw = {"cache_bytes": 0} if one_pass else {}
+        with self._execution(X, s, sample_weight, columns, **open_kw) as (engine, source):
             return self._fit(source, engine, s, callback, checkpoint, checkpoint_every)
 
     def _fit(self, source: Source, engine, s: dict, callback, checkpoint, checkpoint_every):
@@ -297,9 +345,9 @@ class GaussianMixture(EstimatorBase):
                 "(warm_start continues from the previous fit); fit a new estimator for different data"
             )
         generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
+        online = s["algorithm"] == "online"
         saver = None
         if checkpoint is not None:
-            every = _params.check_int(checkpoint_every, "checkpoint_every", _OWNER, 1)
             fingerprint = dict(
                 kind=_OWNER,
                 n_rows=N,
@@ -310,35 +358,41 @@ class GaussianMixture(EstimatorBase):
             )
             saver = Checkpoint(
                 os.fspath(checkpoint),
-                every,
+                _params.check_int(checkpoint_every, "checkpoint_every", _OWNER, 1),
                 GMMParams,
                 fingerprint,
                 get_state=lambda: {"generator": generator.get_state().to(torch.int64)},
-                set_state=lambda st: generator.set_state(st["generator"].to(torch.uint8)),
+                set_state=lambda state: generator.set_state(state["generator"].to(torch.uint8)),
             )
 
         def initialise(restart: int) -> GMMParams:
             started = time.perf_counter()
             if warm:
                 params = self._params_
+            elif online:
+                params = self._online_initial(model, source, s, generator, inits)
             else:
                 params = initial_params(model, engine, source, s["init_params"], generator, **inits)
             if s["verbose"]:
                 print(f"Initialization {restart} ({time.perf_counter() - started:.2f}s)")
             return params
 
-        progress = self._progress_callback(s, callback)
-        best, runs = fit_em(
-            model,
-            engine,
-            source,
-            initialise,
-            n_init=1 if warm else s["n_init"],
-            max_iter=s["max_iter"],
-            tol=s["tol"],
-            callback=progress,
-            checkpoint=saver,
-        )
+        with Progress(source, s, online) as progress:
+            report = progress.callback(self._verbose_callback(s, callback))
+            if online:
+                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm)
+            else:
+                best, runs = fit_em(
+                    model,
+                    engine,
+                    progress.source,
+                    initialise,
+                    n_init=1 if warm else s["n_init"],
+                    max_iter=s["max_iter"],
+                    tol=s["tol"],
+                    callback=report,
+                    checkpoint=saver,
+                )
         self._set_fitted(best.params, source.n_features, source.feature_names)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
@@ -348,6 +402,76 @@ class GaussianMixture(EstimatorBase):
             {"log_likelihood": r.history, "seconds": r.seconds, "converged": r.converged, "n_iter": r.n_iter}
             for r in runs
         ]
+        return self
+
+    def _fit_online(self, model, engine, source, initialise, s: dict, report, warm: bool):
+        """n_init online runs of up to max_iter passes; the best by its last pass's mean."""
+        runs = []
+        for restart in range(1 if warm else s["n_init"]):
+            state = OnlineState(initialise(restart))
+            converged, n, last, history, seconds = run_online(
+                model,
+                lambda: minibatches(engine.stream(source), s["batch_size"]),
+                state,
+                decay=s["learning_decay"],
+                offset=s["learning_offset"],
+                max_passes=max(1, s["max_iter"]),
+                tol=s["tol"],
+                callback=report,
+            )
+            runs.append((EMResult(state.params, converged, n, last, history, seconds, restart), state))
+        best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
+        self.n_steps_ = self._online_.steps
+        return best, [r for r, _ in runs]
+
+    def _online_initial(self, model, source: Source, s: dict, generator, inits: dict) -> GMMParams:
+        """Initial parameters for online EM from a row sample (3 batches), not the whole
+        data: an online fit may afford one pass only."""
+        rows = sample_rows(source, max(3 * s["batch_size"], 10 * s["n_components"]), generator)
+        sample = TensorSource(rows, None, rows.shape[0])
+        return initial_params(model, LocalEngine(), sample, s["init_params"], generator, **inits)
+
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+        """Online EM on X: one step per ``batch_size`` rows, continuing from the last call.
+
+        The first call initialises from a sample of X (``init_params``), or continues
+        from a previous ``fit``. X streams as in fit, so it may be a file larger than
+        memory. ``n_steps_`` counts the mini-batches seen; ``lower_bound_`` is the mean
+        log-likelihood of this call's batches under the parameters each one met.
+        """
+        s = self._settings()
+        fitted = hasattr(self, "_params_")
+        if fitted:
+            self._check_features(X, columns)
+            if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
+                columns = list(self.feature_names_in_)
+        source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0)
+        model = self._model(s)
+        state = getattr(self, "_online_", None)
+        if fitted:
+            self._check_width(source)
+        if state is None and fitted:
+            state = OnlineState(self._params_.to(s["device"]))
+        elif state is None:
+            K = s["n_components"]
+            if source.n_rows < K:
+                raise DataError(
+                    f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}: "
+                    "the first partial_fit batch initialises the model; pass more rows"
+                )
+            generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
+            state = OnlineState(self._online_initial(model, source, s, generator, self._user_inits(s, source.n_features)))
+        total = weight = 0.0
+        for chunk in minibatches(LocalEngine().stream(source), s["batch_size"]):
+            ll = online_step(model, state, chunk, s["learning_decay"], s["learning_offset"])
+            w = float(chunk.n_rows if chunk.weight is None else chunk.weight.sum())
+            total, weight = total + ll * w, weight + w
+        self._online_ = state
+        self._set_fitted(state.params, source.n_features, source.feature_names)
+        self.n_steps_ = state.steps
+        self.lower_bound_ = total / weight if weight else -math.inf
+        if not fitted:
+            self.converged_, self.n_iter_, self.lower_bounds_, self.history_ = False, 0, [], []
         return self
 
     def _user_inits(self, s: dict, D: int) -> dict:
@@ -360,7 +484,7 @@ class GaussianMixture(EstimatorBase):
             else _params.check_precisions_init(self.precisions_init, ct, K, D),
         )
 
-    def _progress_callback(self, s: dict, callback):
+    def _verbose_callback(self, s: dict, callback):
         verbose, interval = s["verbose"], s["verbose_interval"]
         if not verbose:
             return callback
@@ -390,9 +514,9 @@ class GaussianMixture(EstimatorBase):
         else:
             self.precisions_ = p.prec_chol.square().numpy()
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X, y=None, sample_weight=None, *, columns=None):
         """Fit, then return the most likely component of each row of X."""
-        return self.fit(X, y, sample_weight=sample_weight).predict(X)
+        return self.fit(X, y, sample_weight=sample_weight, columns=columns).predict(X, columns=columns)
 
     # ------------------------------------------------------------------ inference
     def _fitted(self) -> GMMParams:
@@ -403,33 +527,78 @@ class GaussianMixture(EstimatorBase):
             )
         return self._params_
 
-    def _log_joint_chunks(self, X):
-        """Yield (n, K) float64 numpy blocks of log w_k + log N(x | k) over X, in row order."""
-        params = self._fitted()
+    def _inference_source(self, X, columns=None, keep=None) -> tuple[Source, dict]:
+        """X opened for inference: a file reads the fitted feature names unless told."""
+        self._fitted()
         s = self._settings()
-        self._check_features(X)
-        source = self._open(X, s)
+        self._check_features(X, columns)
+        if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        self._check_width(source)
+        return source, s
+
+    def _check_width(self, source: Source) -> None:
         if source.n_features != self.n_features_in_:
             raise DataError(
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        model = self._model(s)
-        params = params.to(s["device"])
-        for chunk in source.chunks():
-            yield model.log_joint(params, chunk.x).double().cpu().numpy()
 
-    def _check_features(self, X) -> None:
+    def _log_joint_blocks(self, source: Source, s: dict):
+        """(chunk, (n, K) float64 numpy log w_k + log N(x | k)) over the source, in row order."""
+        model = self._model(s)
+        params = self._fitted().to(s["device"])
+        for chunk in LocalEngine().stream(source):
+            yield chunk, model.log_joint(params, chunk.x).double().cpu().numpy()
+
+    def _log_joint_chunks(self, X, columns=None):
+        source, s = self._inference_source(X, columns)
+        for _, block in self._log_joint_blocks(source, s):
+            yield block
+
+    def write_predictions(self, X, out, *, outputs=("label",), id_column=None, columns=None) -> str:
+        """Stream per-row outputs of X to a .parquet, .csv or .npy file; returns its path.
+
+        ``outputs``: any of 'label' (most likely component), 'proba' (one column per
+        component: proba_0, ...), 'log_density' (log p(x)). ``id_column``: a column of
+        X's file or DataFrame copied to the output first, to join results back. Rows are
+        computed and written chunk by chunk: memory stays bounded whatever the size of X.
+        The file appears only when complete; on any error nothing is left behind.
+        """
+        outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        unknown = [o for o in outputs if o not in _OUTPUTS]
+        if not outputs or unknown:
+            raise ParameterError(f"outputs must be one or more of {list(_OUTPUTS)}; got {list(outputs)}")
+        path = check_output_path(out, input_files(X))
+        keep = None if id_column is None else [str(id_column)]
+        source, s = self._inference_source(X, columns, keep)
+        with Sink(path, source.n_rows) as sink:
+            for chunk, block in self._log_joint_blocks(source, s):
+                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+                norm = _logsumexp(block)
+                if "label" in outputs:
+                    cols["label"] = block.argmax(1)
+                if "proba" in outputs:
+                    cols["proba"] = np.exp(block - norm[:, None])
+                if "log_density" in outputs:
+                    cols["log_density"] = norm
+                sink.write(cols)
+            return sink.commit()
+
+    def _check_features(self, X, columns=None) -> None:
         """scikit-learn's feature-name consistency rules between fit and predict."""
         from ..sources import feature_names_of
 
-        names = feature_names_of(X)
+        if is_file_input(X) or is_source(X):
+            return  # files are read by the fitted names (or the columns= given): nothing to compare
+        names = feature_names_of(X) if columns is None else [str(c) for c in columns]
         fitted = getattr(self, "feature_names_in_", None)
         if fitted is None and names is not None:
             warnings.warn(
                 f"X has feature names, but {type(self).__name__} was fitted without feature names", UserWarning
             )
-        elif fitted is not None and names is None and not isinstance(X, (str, os.PathLike)):
+        elif fitted is not None and names is None:
             warnings.warn(
                 f"X does not have valid feature names, but {type(self).__name__} was fitted with feature names",
                 UserWarning,
@@ -440,14 +609,13 @@ class GaussianMixture(EstimatorBase):
                 f"Fitted with: {list(fitted)}\nGot: {names}"
             )
 
-    def _lazy(self, X, what: str):
-        """Dask input: a lazy dask array computed partition by partition on the workers."""
+    def _lazy(self, X, what: str, columns=None):
+        """Dask input: a lazy dask array, computed partition by partition where X lives."""
         params = self._fitted()
         s = self._settings()
-        self._check_features(X)
+        self._check_features(X, columns)
         if hasattr(X, "columns") and hasattr(X, "dtypes"):
-            cols = list(X.columns) if s["columns"] is None else s["columns"]
-            X = X[cols].to_dask_array()
+            X = X[list(X.columns) if columns is None else list(columns)].to_dask_array()
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(
                 f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is expecting "
@@ -456,38 +624,48 @@ class GaussianMixture(EstimatorBase):
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         fn = partial(_predict_block, self._model(s), params, what, s["device"])
-        K = self.n_components
         if what == "proba":
-            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (K,)))
+            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (self.n_components,)))
         return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
 
-    def score_samples(self, X) -> np.ndarray:
-        """Log-density log p(x) of each row. Shape (n_samples,). Lazy for Dask input."""
-        if is_dask_collection(X):
-            return self._lazy(X, "log_density")
-        parts = [_logsumexp(block) for block in self._log_joint_chunks(X)]
+    def score_samples(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Log-density log p(x) of each row, shape (n_samples,); with ``out``, written to
+        that file instead (see :meth:`write_predictions`) and its path returned. A lazy
+        dask array for Dask input."""
+        if is_dask_collection(X) and out is None:
+            return self._lazy(X, "log_density", columns)
+        if out is not None:
+            return self.write_predictions(X, out, outputs=("log_density",), id_column=id_column, columns=columns)
+        parts = [_logsumexp(block) for block in self._log_joint_chunks(X, columns)]
         return np.concatenate(parts)
 
-    def score(self, X, y=None) -> float:
+    def score(self, X, y=None, *, columns=None) -> float:
         """Mean log-likelihood per row (higher is better, as in scikit-learn)."""
         if is_dask_collection(X):
-            return float(self._lazy(X, "log_density").mean().compute())
-        return float(self.score_samples(X).mean())
+            return float(self._lazy(X, "log_density", columns).mean().compute())
+        return float(self.score_samples(X, columns=columns).mean())
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Posterior probability of each component for each row. Shape (n_samples, K). Lazy for Dask input."""
-        if is_dask_collection(X):
-            return self._lazy(X, "proba")
+    def predict_proba(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Posterior probability of each component for each row, shape (n_samples, K);
+        with ``out``, written to that file instead and its path returned. A lazy dask
+        array for Dask input."""
+        if is_dask_collection(X) and out is None:
+            return self._lazy(X, "proba", columns)
+        if out is not None:
+            return self.write_predictions(X, out, outputs=("proba",), id_column=id_column, columns=columns)
         parts = []
-        for block in self._log_joint_chunks(X):
+        for block in self._log_joint_chunks(X, columns):
             parts.append(np.exp(block - _logsumexp(block)[:, None]))
         return np.concatenate(parts)
 
-    def predict(self, X) -> np.ndarray:
-        """Most likely component of each row. Shape (n_samples,). Lazy for Dask input."""
-        if is_dask_collection(X):
-            return self._lazy(X, "label")
-        return np.concatenate([block.argmax(1) for block in self._log_joint_chunks(X)])
+    def predict(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Most likely component of each row, shape (n_samples,); with ``out``, written to
+        that file instead and its path returned. A lazy dask array for Dask input."""
+        if is_dask_collection(X) and out is None:
+            return self._lazy(X, "label", columns)
+        if out is not None:
+            return self.write_predictions(X, out, outputs=("label",), id_column=id_column, columns=columns)
+        return np.concatenate([block.argmax(1) for block in self._log_joint_chunks(X, columns)])
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
@@ -505,14 +683,14 @@ class GaussianMixture(EstimatorBase):
         self._fitted()
         return self._model(self._settings()).n_free_parameters(self.n_features_in_)
 
-    def bic(self, X) -> float:
+    def bic(self, X, *, columns=None) -> float:
         """Bayesian information criterion on X (lower is better)."""
-        ll = self.score_samples(X)
+        ll = self.score_samples(X, columns=columns)
         return float(-2 * ll.sum() + self._n_parameters() * math.log(ll.shape[0]))
 
-    def aic(self, X) -> float:
+    def aic(self, X, *, columns=None) -> float:
         """Akaike information criterion on X (lower is better)."""
-        return float(-2 * self.score_samples(X).sum() + 2 * self._n_parameters())
+        return float(-2 * self.score_samples(X, columns=columns).sum() + 2 * self._n_parameters())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -530,11 +708,11 @@ def _predict_block(model: GaussianMixtureModel, params: GMMParams, what: str, de
     found = check_finite(x)
     if found:
         raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
-    lj = model.log_joint(params, x).double().cpu().numpy()
+    log_joint = model.log_joint(params, x).double().cpu().numpy()
     if what == "label":
-        return lj.argmax(1)
-    norm = _logsumexp(lj)
-    return norm if what == "log_density" else np.exp(lj - norm[:, None])
+        return log_joint.argmax(1)
+    norm = _logsumexp(log_joint)
+    return norm if what == "log_density" else np.exp(log_joint - norm[:, None])
 
 
 def _logsumexp(a: np.ndarray) -> np.ndarray:

@@ -31,8 +31,6 @@ def save_estimator(est, path) -> None:
             hyper[name] = str(value)
         elif value is None or isinstance(value, (bool, int, float, str)):
             hyper[name] = value
-        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            hyper[name] = list(value)  # columns
         elif isinstance(value, np.integer):
             hyper[name] = int(value)
         else:
