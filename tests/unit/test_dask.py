@@ -246,6 +246,14 @@ def test_non_numeric_columns_are_named(client, data):
         GaussianMixture(2, client=client).fit(ddf, columns=["a", "nope"])
 
 
+def test_paths_the_workers_cannot_read_are_refused(client, data, tmp_path):
+    np.save(tmp_path / "x.npy", data)
+    with pytest.raises(DataError, match=r"x.npy: unsupported file type \['.npy'\]; with engine='dask'"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "x.npy"))
+    with pytest.raises(DataError, match="nothing.parquet: no such file or folder"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "nothing.parquet"))
+
+
 def test_nan_in_a_partition_names_its_global_row(client, data):
     bad = data.copy()
     bad[611, 2] = np.nan
