@@ -185,11 +185,16 @@ def session(client: object = None) -> Iterator[DaskEngine]:
         ) from None
     with contextlib.ExitStack() as stack:
         if client is None:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0", silence_logs=40
+            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's
+            # adaptive mmap threshold: every large temporary of the E-step is then a fresh,
+            # page-faulted mapping (DESIGN.md, Speed). The embedded cluster leaves it unset
+            # (see BENCHMARKS.md, Dask, for the measured difference).
+            with config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0", silence_logs=40
+                    )
                 )
-            )
             client = stack.enter_context(Client(cluster, set_as_default=False))
         elif isinstance(client, (str, os.PathLike)):
             address = os.fspath(client)
