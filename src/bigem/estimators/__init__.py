@@ -2,5 +2,6 @@
 
 from .gaussian_mixture import GaussianMixture
 from .persistence import load
+from .selection import SelectionResult, select
 
-__all__ = ["GaussianMixture", "load"]
+__all__ = ["GaussianMixture", "SelectionResult", "load", "select"]
