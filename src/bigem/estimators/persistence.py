@@ -38,6 +38,11 @@ def save_estimator(est, path) -> None:
     fitted = {k: getattr(est, k) for k in _FITTED_SCALARS}
     fitted["converged_"] = bool(fitted["converged_"])
     fitted["lower_bounds_"] = list(est.lower_bounds_)
+    fitted["history_"] = [
+        {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r["seconds"]],
+         "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+        for r in getattr(est, "history_", [])
+    ]
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
     meta = {
@@ -98,8 +103,20 @@ def load(path: str | os.PathLike):
     est.n_iter_ = int(fitted["n_iter_"])
     est.lower_bound_ = float(fitted["lower_bound_"])
     est.lower_bounds_ = [float(v) for v in fitted.get("lower_bounds_", [])]
-    est.history_ = []
+    est.history_ = _history(where, fitted.get("history_", []))
     return est
+
+
+def _history(where: str, runs) -> list[dict]:
+    """Per-restart log-likelihood and time per iteration (for convergence pictures)."""
+    try:
+        return [
+            {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r.get("seconds", [])],
+             "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+            for r in runs
+        ]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where}: invalid model contents (history_: {type(exc).__name__}: {exc})") from None
 
 
 def _check_values(where: str, covariance_type: str, weights, means, cov) -> None:
