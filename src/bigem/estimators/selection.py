@@ -121,6 +121,7 @@ def select(
     *,
     keep_degenerate: bool = False,
     sample_weight=None,
+    callback=None,
     **params,
 ) -> SelectionResult:
     """Fit a GaussianMixture for every K in ``n_components`` and every covariance type,
@@ -140,6 +141,8 @@ def select(
         does, and a :class:`DegenerateFitWarning` names them.
     sample_weight : array-like of shape (n_samples,), default=None
         Frequency weights: the log-likelihood is weighted and n is their sum.
+    callback : callable, default=None
+        Passed to every fit: called with an ``IterationInfo`` after each EM iteration.
     **params
         Passed to every :class:`GaussianMixture` (``n_init``, ``tol``, ``max_iter``,
         ``reg_covar``, ``random_state``, ``dtype``, ``device``, ...).
@@ -168,8 +171,8 @@ def select(
     for ct in types:
         for k in ks:
             started = time.perf_counter()
-            est = GaussianMixture(k, covariance_type=ct, **params).fit(X, sample_weight=sample_weight)
-            row = _criteria(est, X, sample_weight)
+            est = GaussianMixture(k, covariance_type=ct, **params).fit(X, sample_weight=sample_weight, callback=callback)
+            row = criteria(est, X, sample_weight)
             row.update(
                 n_components=k,
                 covariance_type=ct,
@@ -236,8 +239,8 @@ def full_covariances(est) -> np.ndarray:
     return cov[:, None, None] * np.eye(D)[None]
 
 
-def _criteria(est: GaussianMixture, X, sample_weight) -> dict:
-    """log L, BIC, AIC and ICL in one pass over X."""
+def criteria(est: GaussianMixture, X, sample_weight=None) -> dict:
+    """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one pass."""
     ll = []
     log_max_resp = []
     for block in est._log_joint_chunks(X):
