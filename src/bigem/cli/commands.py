@@ -8,7 +8,7 @@ stdout (``--json`` for machines), progress to stderr.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import copy
 import json
 import math
 import os
@@ -207,13 +207,14 @@ def _model_data(est, path: str, columns: list[str] | None) -> Data:
     return data
 
 
-@contextlib.contextmanager
-def _quiet_names():
-    """Estimator calls on file data, without scikit-learn's feature-name warnings (the
-    command line matched the columns by name already)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
-        yield
+def _nameless(est):
+    """The estimator without its column names, for calls on file data whose columns the
+    command line has already matched by name (a .npy file has no names to match)."""
+    if not hasattr(est, "feature_names_in_"):
+        return est
+    bare = copy.copy(est)
+    del bare.feature_names_in_
+    return bare
 
 
 def _check_k(ks: list[int], data: Data) -> None:
@@ -276,13 +277,13 @@ def run_predict(args) -> int:
     check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
     est = _load(args.model)
     data = _model_data(est, args.data, args.columns)
-    with _quiet_names():
-        if args.proba:
-            values, header = est.predict_proba(data.X), [f"p{k}" for k in range(est.n_components)]
-        elif args.score:
-            values, header = est.score_samples(data.X), ["log_density"]
-        else:
-            values, header = est.predict(data.X).astype(np.int64), ["label"]
+    bare = _nameless(est)
+    if args.proba:
+        values, header = bare.predict_proba(data.X), [f"p{k}" for k in range(est.n_components)]
+    elif args.score:
+        values, header = bare.score_samples(data.X), ["log_density"]
+    else:
+        values, header = bare.predict(data.X).astype(np.int64), ["label"]
     write_array(args.output, values, header)
     what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
     print(f"wrote {what} of {data.n_rows:,} rows to {args.output}")
@@ -294,8 +295,7 @@ def run_score(args) -> int:
 
     est = _load(args.model)
     data = _model_data(est, args.data, args.columns)
-    with _quiet_names():
-        c = criteria(est, data.X)
+    c = criteria(_nameless(est), data.X)
     payload = dict(
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"],
@@ -433,7 +433,6 @@ def run_plot(args) -> int:
             if est.n_features_in_ == 1:
                 raise ParameterError("--pair needs a model with at least 2 features")
             kwargs["columns"] = args.pair
-        with _quiet_names():
-            plot.plot_fit(est, data.X, args.output, title=args.title, **kwargs)
+        plot.plot_fit(est, data.X, args.output, title=args.title, **kwargs)
     print(f"wrote {args.output}")
     return 0

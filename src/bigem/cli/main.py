@@ -34,13 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed on one line
+        return int(stop.code or 0)
 
     def one_line_warning(message, category, filename, lineno, file=None, line=None):
         print(f"bigem {args.command}: warning: {message}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("default")
             warnings.showwarning = one_line_warning
             return int(args.run(args) or 0)
     except (BigemError, ValueError, OSError, ImportError) as exc:

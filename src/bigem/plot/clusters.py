@@ -10,6 +10,7 @@ drawn exactly.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,7 +79,9 @@ def plot_clusters(
     x = as_rows(X, max_points, seed)
     if x.shape[1] != D:
         raise DataError(f"X has {x.shape[1]} columns, but the model has {D} features")
-    cluster = estimator.predict(x)
+    with warnings.catch_warnings():  # x is a plain array whatever X was; names were checked by shape
+        warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
+        cluster = estimator.predict(x)
     y = (x - centre) @ A.T
     means = (estimator.means_ - centre) @ A.T
     covs = A @ full_covariances(estimator) @ A.T  # (K, 2, 2)
