@@ -170,3 +170,13 @@ def test_format_table_marks_the_best():
     result = bigem.select(mixture(0, "spherical"), n_components=[2, 3], covariance_types="spherical", random_state=0)
     lines = result.format_table().splitlines()
     assert len(lines) == 3 and lines[2].startswith("*") and " 3 spherical" in lines[2]
+
+
+def test_a_npy_file_selects_as_its_array(tmp_path):
+    X = mixture(6, "tied", n_per=100)
+    np.save(tmp_path / "x.npy", X)
+    params = dict(n_components=[2, 3], covariance_types=("tied", "full"), random_state=0, dtype="float64")
+    from_file, from_array = bigem.select(str(tmp_path / "x.npy"), **params), bigem.select(X, **params)
+    for a, b in zip(from_file.table, from_array.table):
+        assert a["bic"] == pytest.approx(b["bic"], rel=1e-12) and a["icl"] == pytest.approx(b["icl"], rel=1e-12)
+    assert from_file.best_index_ == from_array.best_index_
