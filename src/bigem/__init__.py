@@ -8,7 +8,7 @@ streaming data larger than memory. Estimators are imported on first use, so
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "SelectionResult", "load", "select", "__version__"]
+__all__ = ["GaussianMixture", "Files", "SelectionResult", "load", "select", "__version__"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from . import estimators
 
         return getattr(estimators, name)
+    if name == "Files":
+        from .sources import Files
+
+        return Files
     raise AttributeError(f"module 'bigem' has no attribute {name!r}")

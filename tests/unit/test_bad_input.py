@@ -452,7 +452,7 @@ def test_ragged_rows_are_refused_with_a_fix():
 
 @pytest.mark.parametrize("X", [None, "not a path.txt".encode()], ids=["None", "bytes"])
 def test_x_of_the_wrong_kind_is_refused(X):
-    with pytest.raises(DataError, match=r"^X must be an array, tensor, DataFrame or a path to a \.npy file; got"):
+    with pytest.raises(DataError, match=r"^X must be an array, tensor, DataFrame, a path \(file, folder or glob\) or a Source; got"):
         GaussianMixture().fit(X)
 
 
@@ -690,14 +690,14 @@ def _write(path, data: bytes):
 
 def test_npy_path_that_does_not_exist(tmp_path):
     path = tmp_path / "nope.npy"
-    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: no such file; check the path$"):
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: no such file or folder; check the path$"):
         GaussianMixture().fit(path)
 
 
 def test_path_that_is_not_a_npy_name(tmp_path):
-    path = _write(tmp_path / "x.csv", b"1,2\n3,4\n")
+    path = _write(tmp_path / "x.xlsx", b"1,2\n3,4\n")
     with pytest.raises(
-        DataError, match=rf"^{re.escape(str(path))}: unsupported file type; bigem reads \.npy files here"
+        DataError, match=rf"^{re.escape(str(path))}: unsupported file type; bigem reads .*\.parquet.* \(by extension\)"
     ):
         GaussianMixture().fit(str(path))
 

@@ -18,12 +18,14 @@ class Chunk:
 
     x: (n, D) in the compute dtype; weight: (n,) sample weights or None (all ones);
     row_start: index of the first row in the whole data set (for messages and
-    reproducible per-row randomness).
+    reproducible per-row randomness); extra: named columns that are not features,
+    passed through to outputs (a pyarrow or numpy array each).
     """
 
     x: Tensor
     weight: Tensor | None
     row_start: int
+    extra: dict | None = None  # columns carried through untouched (ids for prediction output)
 
     @property
     def n_rows(self) -> int:

@@ -34,6 +34,14 @@ class LocalEngine:
     def __init__(self, prefetch: bool = True) -> None:
         self.prefetch = prefetch
 
+    def stream(self, source: Source) -> Iterator[Chunk]:
+        """The source's chunks in order, the next one read while the caller computes."""
+        if not self.prefetch:
+            yield from source.chunks()
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bigem-prefetch") as pool:
+            yield from _prefetched(iter(source.chunks()), pool)
+
     def reduce(self, fn: Callable[[Chunk], S], source: Source) -> S:
         total = None
         if self.prefetch:

@@ -43,18 +43,19 @@ def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...])
     return value
 
 
-def parse_memory_budget(value: object, owner: str) -> int:
-    """Bytes from an int or a string such as '256MB', '1.5GiB'."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0:
+def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", allow_zero: bool = False) -> int:
+    """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (value > 0 or allow_zero and value == 0):
         return int(value)
     if isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMG]i?B?|B?)\s*", value, flags=re.IGNORECASE)
         if m:
             unit = m.group(2).upper()
             unit = unit if unit.endswith("B") or unit == "" else unit + "B"
-            if unit in _UNITS and float(m.group(1)) > 0:
+            if unit in _UNITS and (float(m.group(1)) > 0 or allow_zero):
                 return int(float(m.group(1)) * _UNITS[unit])
-    raise _bad("memory_budget", owner, "a positive number of bytes or a string like '256MB' or '2GiB'", value)
+    sign = "a non-negative" if allow_zero else "a positive"
+    raise _bad(name, owner, f"{sign} number of bytes or a string like '256MB' or '2GiB'", value)
 
 
 def random_seed(random_state: object) -> int:

@@ -14,15 +14,19 @@ import torch
 from .._core.errors import DataError, ParameterError, not_fitted_error
 from .._core.numerics import parse_device, parse_dtype
 from .._core.types import COVARIANCE_TYPES, Source
-from ..em.driver import IterationInfo, fit_em
-from ..em.init import INIT_METHODS, initial_params
+from ..em.driver import EMResult, IterationInfo, fit_em
+from ..em.init import INIT_METHODS, initial_params, sample_rows
+from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..engines import LocalEngine
 from ..models.gmm import GaussianMixtureModel, GMMParams
-from ..sources import open_source
+from ..sources import TensorSource, input_files, is_file_input, is_source, open_source
+from ..sources.sinks import Sink, check_output_path
 from . import _params
 from ._base import EstimatorBase
+from ._progress import Progress
 
 _OWNER = "GaussianMixture"
+_OUTPUTS = ("label", "proba", "log_density")
 
 
 class GaussianMixture(EstimatorBase):
@@ -31,7 +35,8 @@ class GaussianMixture(EstimatorBase):
     Same constructor, methods and fitted attributes as scikit-learn's, computed with
     PyTorch on CPU or GPU, streamed in chunks (exactly: chunked and one-piece fits agree
     to rounding), with sample weights. X may be a numpy array, a torch tensor (any
-    device), a pandas DataFrame, or a path to a ``.npy`` file (memory-mapped, streamed).
+    device), a pandas DataFrame, files (Parquet, CSV, Arrow IPC/Feather or .npy: a path, folder,
+    glob or list, read in chunks, never all at once), or any Source object.
 
     Parameters
     ----------
@@ -76,6 +81,20 @@ class GaussianMixture(EstimatorBase):
         Rows per chunk; by default derived from ``memory_budget``.
     memory_budget : int or str, default='256MB'
         Memory for chunks in flight (bytes, or a string such as '1GB').
+    cache_budget : int or str, default='1GB'
+        Streamed data (files, Source objects) whose decoded size fits is kept in memory
+        after the first pass, so later iterations read no file. 0 turns caching off.
+    algorithm : {'em', 'online'}, default='em'
+        'em': exact EM, one M-step per pass over all rows (scikit-learn's answer).
+        'online': stepwise EM (Cappé & Moulines 2009), one M-step per mini-batch of
+        ``batch_size`` rows over a running average of the statistics; ``max_iter`` then
+        counts passes. Prefer it when only one or a few passes are affordable.
+    batch_size : int, default=10000
+        Rows per mini-batch of online EM and of :meth:`partial_fit`.
+    learning_decay : float in (0.5, 1], default=0.7
+        kappa in the online step size (t + learning_offset) ** -kappa.
+    learning_offset : float, default=10.0
+        t0 in the online step size: larger values damp the first steps.
 
     Attributes
     ----------
@@ -115,6 +134,11 @@ class GaussianMixture(EstimatorBase):
         dtype="float32",
         chunk_size=None,
         memory_budget="256MB",
+        cache_budget="1GB",
+        algorithm="em",
+        batch_size=10_000,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -134,6 +158,11 @@ class GaussianMixture(EstimatorBase):
         self.dtype = dtype
         self.chunk_size = chunk_size
         self.memory_budget = memory_budget
+        self.cache_budget = cache_budget
+        self.algorithm = algorithm
+        self.batch_size = batch_size
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ------------------------------------------------------------------ set-up
     def _settings(self) -> dict:
@@ -153,12 +182,22 @@ class GaussianMixture(EstimatorBase):
             dtype=parse_dtype(self.dtype),
             memory_budget=_params.parse_memory_budget(self.memory_budget, o),
             chunk_size=None if self.chunk_size is None else _params.check_int(self.chunk_size, "chunk_size", o, 1),
+            cache_budget=_params.parse_memory_budget(self.cache_budget, o, "cache_budget", allow_zero=True),
+            algorithm=_params.check_choice(self.algorithm, "algorithm", o, ("em", "online")),
+            batch_size=_params.check_int(self.batch_size, "batch_size", o, 1),
+            learning_decay=_params.check_float(self.learning_decay, "learning_decay", o, 0.5, closed=False),
+            learning_offset=_params.check_float(self.learning_offset, "learning_offset", o, 0.0),
         )
+        if s["learning_decay"] > 1:
+            raise ParameterError(
+                f"The 'learning_decay' parameter of {o} must be a float in the range (0.5, 1]. "
+                f"Got {self.learning_decay!r} instead."
+            )
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ParameterError(f"The 'warm_start' parameter of {o} must be an instance of 'bool'. Got {self.warm_start!r} instead.")
         return s
 
-    def _open(self, X, s: dict, sample_weight=None, min_rows: int = 1) -> Source:
+    def _open(self, X, s: dict, sample_weight=None, min_rows: int = 1, **kw) -> Source:
         return open_source(
             X,
             dtype=s["dtype"],
@@ -167,30 +206,53 @@ class GaussianMixture(EstimatorBase):
             chunk_size=s["chunk_size"],
             sample_weight=sample_weight,
             min_rows=min_rows,
+            cache_bytes=s["cache_budget"],
+            **kw,
         )
 
     def _model(self, s: dict) -> GaussianMixtureModel:
         return GaussianMixtureModel(s["n_components"], s["covariance_type"], s["reg_covar"], s["dtype"])
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None, *, callback: Callable[[IterationInfo], None] | None = None):
-        """Estimate the parameters with EM.
+    def fit(
+        self,
+        X,
+        y=None,
+        sample_weight=None,
+        *,
+        columns=None,
+        algorithm=None,
+        batch_size=None,
+        callback: Callable[[IterationInfo], None] | None = None,
+    ):
+        """Estimate the parameters with EM (exact, or online with ``algorithm='online'``).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), tensor, DataFrame or path to .npy
+        X : array-like (n_samples, n_features), tensor, DataFrame, path, glob, folder,
+            list of paths, :class:`bigem.Files`, or a Source object
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights; a row of weight 2 counts as two rows.
+        columns : list of str, default=None
+            Features by name (files and DataFrames); remembered in ``feature_names_in_``
+            and read again by predict, score, ... when they get a file.
+        algorithm, batch_size : default=None
+            Override the constructor's values for this fit only.
         callback : callable, default=None
-            Called with an :class:`bigem.em.driver.IterationInfo` after every iteration.
+            Called with an :class:`bigem.em.driver.IterationInfo` after every iteration
+            (online: after every pass).
 
         Returns
         -------
         self
         """
         s = self._settings()
-        source = self._open(X, s, sample_weight)
+        if algorithm is not None:
+            s["algorithm"] = _params.check_choice(algorithm, "algorithm", _OWNER, ("em", "online"))
+        if batch_size is not None:
+            s["batch_size"] = _params.check_int(batch_size, "batch_size", _OWNER, 1)
+        source = self._open(X, s, sample_weight, columns=columns)
         K, N, D = s["n_components"], source.n_rows, source.n_features
         if N < K:
             raise DataError(
@@ -207,28 +269,35 @@ class GaussianMixture(EstimatorBase):
             )
         generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
         engine = LocalEngine()
+        online = s["algorithm"] == "online"
 
         def initialise(restart: int) -> GMMParams:
             started = time.perf_counter()
             if warm:
                 params = self._params_
+            elif online:
+                params = self._online_initial(model, source, s, generator, inits)
             else:
                 params = initial_params(model, engine, source, s["init_params"], generator, **inits)
             if s["verbose"]:
                 print(f"Initialization {restart} ({time.perf_counter() - started:.2f}s)")
             return params
 
-        progress = self._progress_callback(s, callback)
-        best, runs = fit_em(
-            model,
-            engine,
-            source,
-            initialise,
-            n_init=1 if warm else s["n_init"],
-            max_iter=s["max_iter"],
-            tol=s["tol"],
-            callback=progress,
-        )
+        with Progress(source, s, online) as progress:
+            report = progress.callback(self._verbose_callback(s, callback))
+            if online:
+                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm)
+            else:
+                best, runs = fit_em(
+                    model,
+                    engine,
+                    progress.source,
+                    initialise,
+                    n_init=1 if warm else s["n_init"],
+                    max_iter=s["max_iter"],
+                    tol=s["tol"],
+                    callback=report,
+                )
         self._set_fitted(best.params, source.n_features, source.feature_names)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
@@ -238,6 +307,76 @@ class GaussianMixture(EstimatorBase):
             {"log_likelihood": r.history, "seconds": r.seconds, "converged": r.converged, "n_iter": r.n_iter}
             for r in runs
         ]
+        return self
+
+    def _fit_online(self, model, engine, source, initialise, s: dict, report, warm: bool):
+        """n_init online runs of up to max_iter passes; the best by its last pass's mean."""
+        runs = []
+        for restart in range(1 if warm else s["n_init"]):
+            state = OnlineState(initialise(restart))
+            converged, n, last, history, seconds = run_online(
+                model,
+                lambda: minibatches(engine.stream(source), s["batch_size"]),
+                state,
+                decay=s["learning_decay"],
+                offset=s["learning_offset"],
+                max_passes=max(1, s["max_iter"]),
+                tol=s["tol"],
+                callback=report,
+            )
+            runs.append((EMResult(state.params, converged, n, last, history, seconds, restart), state))
+        best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
+        self.n_steps_ = self._online_.steps
+        return best, [r for r, _ in runs]
+
+    def _online_initial(self, model, source: Source, s: dict, generator, inits: dict) -> GMMParams:
+        """Initial parameters for online EM from a row sample (3 batches), not the whole
+        data: an online fit may afford one pass only."""
+        rows = sample_rows(source, max(3 * s["batch_size"], 10 * s["n_components"]), generator)
+        sample = TensorSource(rows, None, rows.shape[0])
+        return initial_params(model, LocalEngine(), sample, s["init_params"], generator, **inits)
+
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+        """Online EM on X: one step per ``batch_size`` rows, continuing from the last call.
+
+        The first call initialises from a sample of X (``init_params``), or continues
+        from a previous ``fit``. X streams as in fit, so it may be a file larger than
+        memory. ``n_steps_`` counts the mini-batches seen; ``lower_bound_`` is the mean
+        log-likelihood of this call's batches under the parameters each one met.
+        """
+        s = self._settings()
+        fitted = hasattr(self, "_params_")
+        if fitted:
+            self._check_features(X, columns)
+            if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
+                columns = list(self.feature_names_in_)
+        source = self._open(X, s, sample_weight, columns=columns)
+        model = self._model(s)
+        state = getattr(self, "_online_", None)
+        if fitted:
+            self._check_width(source)
+        if state is None and fitted:
+            state = OnlineState(self._params_.to(s["device"]))
+        elif state is None:
+            K = s["n_components"]
+            if source.n_rows < K:
+                raise DataError(
+                    f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}: "
+                    "the first partial_fit batch initialises the model; pass more rows"
+                )
+            generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
+            state = OnlineState(self._online_initial(model, source, s, generator, self._user_inits(s, source.n_features)))
+        total = weight = 0.0
+        for chunk in minibatches(LocalEngine().stream(source), s["batch_size"]):
+            ll = online_step(model, state, chunk, s["learning_decay"], s["learning_offset"])
+            w = float(chunk.n_rows if chunk.weight is None else chunk.weight.sum())
+            total, weight = total + ll * w, weight + w
+        self._online_ = state
+        self._set_fitted(state.params, source.n_features, source.feature_names)
+        self.n_steps_ = state.steps
+        self.lower_bound_ = total / weight if weight else -math.inf
+        if not fitted:
+            self.converged_, self.n_iter_, self.lower_bounds_, self.history_ = False, 0, [], []
         return self
 
     def _user_inits(self, s: dict, D: int) -> dict:
@@ -250,7 +389,7 @@ class GaussianMixture(EstimatorBase):
             else _params.check_precisions_init(self.precisions_init, ct, K, D),
         )
 
-    def _progress_callback(self, s: dict, callback):
+    def _verbose_callback(self, s: dict, callback):
         verbose, interval = s["verbose"], s["verbose_interval"]
         if not verbose:
             return callback
@@ -280,9 +419,9 @@ class GaussianMixture(EstimatorBase):
         else:
             self.precisions_ = p.prec_chol.square().numpy()
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X, y=None, sample_weight=None, *, columns=None):
         """Fit, then return the most likely component of each row of X."""
-        return self.fit(X, y, sample_weight=sample_weight).predict(X)
+        return self.fit(X, y, sample_weight=sample_weight, columns=columns).predict(X, columns=columns)
 
     # ------------------------------------------------------------------ inference
     def _fitted(self) -> GMMParams:
@@ -293,33 +432,78 @@ class GaussianMixture(EstimatorBase):
             )
         return self._params_
 
-    def _log_joint_chunks(self, X):
-        """Yield (n, K) float64 numpy blocks of log w_k + log N(x | k) over X, in row order."""
-        params = self._fitted()
+    def _inference_source(self, X, columns=None, keep=None) -> tuple[Source, dict]:
+        """X opened for inference: a file reads the fitted feature names unless told."""
+        self._fitted()
         s = self._settings()
-        self._check_features(X)
-        source = self._open(X, s)
+        self._check_features(X, columns)
+        if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)
+        source = self._open(X, s, columns=columns, keep=keep)
+        self._check_width(source)
+        return source, s
+
+    def _check_width(self, source: Source) -> None:
         if source.n_features != self.n_features_in_:
             raise DataError(
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        model = self._model(s)
-        params = params.to(s["device"])
-        for chunk in source.chunks():
-            yield model.log_joint(params, chunk.x).double().cpu().numpy()
 
-    def _check_features(self, X) -> None:
+    def _log_joint_blocks(self, source: Source, s: dict):
+        """(chunk, (n, K) float64 numpy log w_k + log N(x | k)) over the source, in row order."""
+        model = self._model(s)
+        params = self._fitted().to(s["device"])
+        for chunk in LocalEngine().stream(source):
+            yield chunk, model.log_joint(params, chunk.x).double().cpu().numpy()
+
+    def _log_joint_chunks(self, X, columns=None):
+        source, s = self._inference_source(X, columns)
+        for _, block in self._log_joint_blocks(source, s):
+            yield block
+
+    def write_predictions(self, X, out, *, outputs=("label",), id_column=None, columns=None) -> str:
+        """Stream per-row outputs of X to a .parquet, .csv or .npy file; returns its path.
+
+        ``outputs``: any of 'label' (most likely component), 'proba' (one column per
+        component: proba_0, ...), 'log_density' (log p(x)). ``id_column``: a column of
+        X's file or DataFrame copied to the output first, to join results back. Rows are
+        computed and written chunk by chunk: memory stays bounded whatever the size of X.
+        The file appears only when complete; on any error nothing is left behind.
+        """
+        outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        unknown = [o for o in outputs if o not in _OUTPUTS]
+        if not outputs or unknown:
+            raise ParameterError(f"outputs must be one or more of {list(_OUTPUTS)}; got {list(outputs)}")
+        path = check_output_path(out, input_files(X))
+        keep = None if id_column is None else [str(id_column)]
+        source, s = self._inference_source(X, columns, keep)
+        with Sink(path, source.n_rows) as sink:
+            for chunk, block in self._log_joint_blocks(source, s):
+                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+                norm = _logsumexp(block)
+                if "label" in outputs:
+                    cols["label"] = block.argmax(1)
+                if "proba" in outputs:
+                    cols["proba"] = np.exp(block - norm[:, None])
+                if "log_density" in outputs:
+                    cols["log_density"] = norm
+                sink.write(cols)
+            return sink.commit()
+
+    def _check_features(self, X, columns=None) -> None:
         """scikit-learn's feature-name consistency rules between fit and predict."""
         from ..sources import feature_names_of
 
-        names = feature_names_of(X)
+        if is_file_input(X) or is_source(X):
+            return  # files are read by the fitted names (or the columns= given): nothing to compare
+        names = feature_names_of(X) if columns is None else [str(c) for c in columns]
         fitted = getattr(self, "feature_names_in_", None)
         if fitted is None and names is not None:
             warnings.warn(
                 f"X has feature names, but {type(self).__name__} was fitted without feature names", UserWarning
             )
-        elif fitted is not None and names is None and not isinstance(X, (str, os.PathLike)):
+        elif fitted is not None and names is None:
             warnings.warn(
                 f"X does not have valid feature names, but {type(self).__name__} was fitted with feature names",
                 UserWarning,
@@ -330,25 +514,34 @@ class GaussianMixture(EstimatorBase):
                 f"Fitted with: {list(fitted)}\nGot: {names}"
             )
 
-    def score_samples(self, X) -> np.ndarray:
-        """Log-density log p(x) of each row. Shape (n_samples,)."""
-        parts = [_logsumexp(block) for block in self._log_joint_chunks(X)]
+    def score_samples(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Log-density log p(x) of each row, shape (n_samples,); with ``out``, written to
+        that file instead (see :meth:`write_predictions`) and its path returned."""
+        if out is not None:
+            return self.write_predictions(X, out, outputs=("log_density",), id_column=id_column, columns=columns)
+        parts = [_logsumexp(block) for block in self._log_joint_chunks(X, columns)]
         return np.concatenate(parts)
 
-    def score(self, X, y=None) -> float:
+    def score(self, X, y=None, *, columns=None) -> float:
         """Mean log-likelihood per row (higher is better, as in scikit-learn)."""
-        return float(self.score_samples(X).mean())
+        return float(self.score_samples(X, columns=columns).mean())
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Posterior probability of each component for each row. Shape (n_samples, K)."""
+    def predict_proba(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Posterior probability of each component for each row, shape (n_samples, K);
+        with ``out``, written to that file instead and its path returned."""
+        if out is not None:
+            return self.write_predictions(X, out, outputs=("proba",), id_column=id_column, columns=columns)
         parts = []
-        for block in self._log_joint_chunks(X):
+        for block in self._log_joint_chunks(X, columns):
             parts.append(np.exp(block - _logsumexp(block)[:, None]))
         return np.concatenate(parts)
 
-    def predict(self, X) -> np.ndarray:
-        """Most likely component of each row. Shape (n_samples,)."""
-        return np.concatenate([block.argmax(1) for block in self._log_joint_chunks(X)])
+    def predict(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Most likely component of each row, shape (n_samples,); with ``out``, written to
+        that file instead and its path returned."""
+        if out is not None:
+            return self.write_predictions(X, out, outputs=("label",), id_column=id_column, columns=columns)
+        return np.concatenate([block.argmax(1) for block in self._log_joint_chunks(X, columns)])
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
@@ -366,14 +559,14 @@ class GaussianMixture(EstimatorBase):
         self._fitted()
         return self._model(self._settings()).n_free_parameters(self.n_features_in_)
 
-    def bic(self, X) -> float:
+    def bic(self, X, *, columns=None) -> float:
         """Bayesian information criterion on X (lower is better)."""
-        ll = self.score_samples(X)
+        ll = self.score_samples(X, columns=columns)
         return float(-2 * ll.sum() + self._n_parameters() * math.log(ll.shape[0]))
 
-    def aic(self, X) -> float:
+    def aic(self, X, *, columns=None) -> float:
         """Akaike information criterion on X (lower is better)."""
-        return float(-2 * self.score_samples(X).sum() + 2 * self._n_parameters())
+        return float(-2 * self.score_samples(X, columns=columns).sum() + 2 * self._n_parameters())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

@@ -259,3 +259,29 @@ def covariances_from_moments(
         if covariance_type == "spherical":
             return regularize(cov, "diag", reg_covar).mean(1)
     return regularize(cov, covariance_type, reg_covar)
+
+
+def moments_about(
+    covariance_type: str, resp_sum: Tensor, sum_x: Tensor, sum_xx: Tensor, weight_sum: Tensor, shift: Tensor, new_shift: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The same moments taken about ``new_shift`` instead of ``shift`` (float64, exact algebra).
+
+    With d = shift - new_shift, x - new = (x - shift) + d, so per component
+    S1' = S1 + R d and S2' = S2 + S1 d^T + d S1^T + R d d^T (diag: its diagonal). Tied
+    keeps the total scatter about the centre c = mean of the shifts; moving c by e uses
+    sum_n w_n (x_n - c) = sum_k (S1_k + R_k (shift_k - c)). Online EM needs this to
+    average statistics gathered under different parameters.
+    """
+    d = shift - new_shift
+    new_x = sum_x + resp_sum[:, None] * d
+    if covariance_type == "full":
+        outer = sum_x[:, :, None] * d[:, None, :]
+        new_xx = sum_xx + outer + outer.transpose(1, 2) + resp_sum[:, None, None] * d[:, :, None] * d[:, None, :]
+    elif covariance_type == "tied":
+        c, new_c = centre_of(shift), centre_of(new_shift)
+        total = (sum_x + resp_sum[:, None] * (shift - c)).sum(0)  # sum_n w_n (x_n - c)
+        e = c - new_c
+        new_xx = sum_xx + total[:, None] * e[None, :] + e[:, None] * total[None, :] + weight_sum * e[:, None] * e[None, :]
+    else:
+        new_xx = sum_xx + 2 * sum_x * d + resp_sum[:, None] * d.square()
+    return new_x, new_xx

@@ -79,6 +79,25 @@ class GMMStats:
     shift: Tensor
     worst_ll: Tensor
     worst_x: Tensor
+    covariance_type: str = "full"
+
+    def about(self, shift: Tensor) -> "GMMStats":
+        """The same statistics with moments taken about ``shift`` (see gaussian.moments_about)."""
+        if self.shift is shift or torch.equal(self.shift, shift):
+            return self
+        sum_x, sum_xx = gaussian.moments_about(
+            self.covariance_type, self.resp_sum, self.sum_x, self.sum_xx, self.weight_sum, self.shift, shift
+        )
+        return replace(self, sum_x=sum_x, sum_xx=sum_xx, shift=shift)
+
+    def blend(self, new: "GMMStats", gamma: float) -> "GMMStats":
+        """(1 - gamma) self + gamma new, about new's shift: online EM's running average.
+
+        Both should be normalised to unit weight. The row count is new's: it sets the
+        M-step's scale for a dead component (support below a few rows of one batch).
+        """
+        mixed = self.about(new.shift).scale(1.0 - gamma) + new.scale(gamma)
+        return replace(mixed, rows=new.rows)
 
     def __add__(self, other: "GMMStats") -> "GMMStats":
         if self.shift is not other.shift and not torch.equal(self.shift, other.shift):
@@ -96,6 +115,7 @@ class GMMStats:
             self.shift,
             worst_ll,
             worst_x,
+            self.covariance_type,
         )
 
     def scale(self, factor: float) -> "GMMStats":
@@ -298,7 +318,9 @@ class GaussianMixtureModel:
         worst_ll, worst_x = merge_lowest(torch.cat(low_ll), torch.cat(low_x).double() + prep.centre64, K)
         resp_sum, sum_x, sum_xx = moments.result()
         weight_sum = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
-        return GMMStats(resp_sum, sum_x, sum_xx, loglik, weight_sum, chunk.n_rows, params.means, worst_ll, worst_x)
+        return GMMStats(
+            resp_sum, sum_x, sum_xx, loglik, weight_sum, chunk.n_rows, params.means, worst_ll, worst_x, self.covariance_type
+        )
 
     # ------------------------------------------------------------------ M-step
     def m_step(self, stats: GMMStats) -> GMMParams:

@@ -1,4 +1,4 @@
-"""Where rows come from: arrays, tensors, DataFrames and ``.npy`` files, as validated chunks.
+"""Where rows come from: arrays, tensors, DataFrames, Parquet/CSV/Arrow/.npy files, as validated chunks.
 
 :func:`open_source` is the one entry point the estimators use: it accepts whatever a
 user passes as X, converts and validates it, and returns a :class:`Source`.
@@ -6,7 +6,9 @@ user passes as X, converts and validates it, and returns a :class:`Source`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,7 +17,9 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.types import Source
 from .arrays import TensorSource, as_tensor, chunk_rows_for_budget
+from .firstpass import FirstPassSource
 from .npy import NpySource
+from .paths import expand_paths
 from .validate import (
     NonNumericDataError,
     SparseDataError,
@@ -25,7 +29,19 @@ from .validate import (
     to_numeric_array,
 )
 
-__all__ = ["Source", "TensorSource", "NpySource", "open_source", "check_sample_weight", "feature_names_of"]
+__all__ = [
+    "Files",
+    "Source",
+    "TensorSource",
+    "NpySource",
+    "open_source",
+    "check_sample_weight",
+    "feature_names_of",
+    "describe_input",
+    "is_file_input",
+    "is_source",
+    "input_files",
+]
 
 
 def feature_names_of(x: object) -> list[str] | None:
@@ -65,6 +81,105 @@ def _dataframe_to_numpy(x: object) -> np.ndarray:
     return x.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+@dataclass(frozen=True)
+class Files:
+    """A data set on disk, with the options to read it.
+
+    ``path``: a file, a folder (read recursively, in sorted order), a glob, or a list of
+    them; Parquet, CSV (also .tsv/.txt, optionally .gz), Arrow IPC/Feather or .npy, by
+    extension unless ``format`` says. ``columns``: the features, by name (default: all
+    columns, which must then be numeric). ``delimiter`` and ``header`` apply to CSV.
+    A plain path passed as X means ``Files(path)``.
+    """
+
+    path: object
+    columns: tuple[str, ...] | list[str] | None = None
+    format: str | None = None
+    delimiter: str = ","
+    header: bool = True
+
+
+def _is_paths(X: object) -> bool:
+    if isinstance(X, (str, os.PathLike)):
+        return True
+    return isinstance(X, (list, tuple)) and bool(X) and all(isinstance(p, (str, os.PathLike)) for p in X)
+
+
+def is_source(X: object) -> bool:
+    """Whether X is a Source object (has the protocol's chunks, take, n_rows, n_features)."""
+    return not isinstance(X, Tensor) and all(hasattr(X, a) for a in ("chunks", "take", "n_rows", "n_features"))
+
+
+def is_file_input(X: object) -> bool:
+    """Whether X names files (a path, glob, folder, list of paths or a Files)."""
+    return isinstance(X, Files) or _is_paths(X)
+
+
+def input_files(X: object) -> list[str]:
+    """The existing files X reads ([] for in-memory data or paths that do not resolve)."""
+    if not is_file_input(X):
+        return []
+    try:
+        return expand_paths(X.path if isinstance(X, Files) else X)[0]
+    except DataError:
+        return []
+
+
+def describe_input(X: object) -> str:
+    """How error messages name X: the path for files, "X" otherwise."""
+    if isinstance(X, Files):
+        X = X.path
+    if isinstance(X, (str, os.PathLike)):
+        return os.fspath(X)
+    if _is_paths(X):
+        return f"{os.fspath(X[0])} (and {len(X) - 1} more)" if len(X) > 1 else os.fspath(X[0])
+    return "X"
+
+
+def _open_files(
+    spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str]
+) -> Source:
+    files, fmt = expand_paths(spec.path)
+    if spec.format is not None:
+        if spec.format not in ("parquet", "csv", "ipc", "npy"):
+            raise DataError(f"format={spec.format!r} is not one of 'parquet', 'csv', 'ipc', 'npy'")
+        fmt = spec.format
+    itemsize = torch.finfo(dtype).bits // 8
+    if fmt == "npy":
+        if len(files) > 1:
+            raise DataError(f"{files[0]} and {len(files) - 1} more .npy files: bigem reads one .npy file at a time; "
+                            "concatenate them or write Parquet")
+        if spec.columns is not None or keep:
+            raise DataError(f"{files[0]}: a .npy file has no column names, so columns= and id columns do not apply")
+        source: Source = NpySource(files[0], dtype, device, chunk_rows=1)
+        source.chunk_rows = chunk_size or chunk_rows_for_budget(
+            memory_budget, source.n_features, itemsize + source.file_itemsize
+        )
+        return source
+    from .tables import CsvOptions, TableSource
+
+    columns = None if spec.columns is None else list(spec.columns)
+    probe_d = len(columns) if columns else 16
+    return TableSource(
+        files,
+        fmt,
+        dtype=dtype,
+        device=device,
+        chunk_rows=chunk_size or chunk_rows_for_budget(memory_budget, probe_d, itemsize + 8),
+        columns=columns,
+        keep=keep,
+        csv=CsvOptions(spec.delimiter, spec.header),
+    )
+
+
+def _select_frame_columns(X, columns: list[str]):
+    available = [str(c) for c in X.columns]
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise DataError(f"X has no column(s) {missing}; it has {available}. Check the columns= you passed")
+    return X[list(columns)]
+
+
 def open_source(
     X: object,
     *,
@@ -74,46 +189,74 @@ def open_source(
     chunk_size: int | None = None,
     sample_weight: object | None = None,
     min_rows: int = 1,
-    validate: bool = True,
+    columns: list[str] | None = None,
+    keep: list[str] | None = None,
+    cache_bytes: int = 0,
 ) -> Source:
-    """A validated source over X (array, tensor, DataFrame, or path to a .npy file)."""
-    itemsize = torch.finfo(dtype).bits // 8
-    if isinstance(X, (str, os.PathLike)):
-        path = os.fspath(X)
-        if not path.endswith(".npy"):
-            raise DataError(f"{path}: unsupported file type; bigem reads .npy files here (save with numpy.save)")
-        source: Source = NpySource(path, dtype, device, chunk_rows=1)
-        source.chunk_rows = chunk_size or chunk_rows_for_budget(
-            memory_budget, source.n_features, itemsize + source.file_itemsize
-        )
-        check_shape((source.n_rows, source.n_features), name=path, min_rows=min_rows)
+    """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
+    paths, a :class:`Files`, or any object with the Source protocol.
+
+    In-memory data is checked for NaN/inf now; streamed data on its first pass (see
+    :mod:`.firstpass`), which then also keeps it in memory if it fits ``cache_bytes``.
+    ``columns`` selects features by name; ``keep`` names columns carried through to
+    ``Chunk.extra`` (files and DataFrames only).
+    """
+    keep = list(keep or [])
+    name = describe_input(X)
+    if _is_paths(X) or isinstance(X, Files):
+        spec = X if isinstance(X, Files) else Files(X)
+        if columns is not None:
+            if spec.columns is not None and list(spec.columns) != list(columns):
+                raise DataError(f"columns={list(columns)} disagrees with the Files' columns {list(spec.columns)}; give one")
+            spec = dataclasses.replace(spec, columns=list(columns))
         if sample_weight is not None:
             raise DataError("sample_weight is not supported with a file source yet; pass the data as an array")
+        source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
+                             chunk_size=chunk_size, keep=keep)
+        check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
+        return FirstPassSource(source, name, cache_bytes, dtype, device)
+    if is_source(X):
+        if columns is not None or keep or sample_weight is not None:
+            raise DataError("columns=, id columns and sample_weight do not apply to a Source object; build the source with them")
+        check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
+        return FirstPassSource(X, name, cache_bytes, dtype, device)
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise SparseDataError(
+            "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
+            f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
+            "bigem does not read sparse input)."
+        )
+    if X is None or isinstance(X, bytes):
+        raise DataError(
+            f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
+        )
+    is_frame = hasattr(X, "columns") and hasattr(X, "dtypes")
+    extra = None
+    if columns is not None or keep:
+        if not is_frame:
+            raise DataError("columns= and id columns select by name, but X has no column names; "
+                            "pass a DataFrame or a file with a header, or slice the array yourself")
+        frame = X
+        if keep:
+            _select_frame_columns(frame, keep)
+            extra = {k: frame[k].to_numpy() for k in keep}
+        if columns is not None:
+            X = _select_frame_columns(frame, list(columns))
+    names = feature_names_of(X)
+    if isinstance(X, Tensor):
+        if X.is_complex():
+            raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
+        check_shape(tuple(X.shape), min_rows=min_rows)
+        x = X.detach().to(device=device, dtype=dtype)
     else:
-        if hasattr(X, "toarray") and hasattr(X, "nnz"):
-            raise SparseDataError(
-                "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
-                f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
-                "bigem does not read sparse input)."
-            )
-        names = feature_names_of(X)
-        if X is None or isinstance(X, (str, bytes)):
-            raise DataError(f"X must be an array, tensor, DataFrame or a path to a .npy file; got {X!r}")
-        if isinstance(X, Tensor):
-            if X.is_complex():
-                raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
-            check_shape(tuple(X.shape), min_rows=min_rows)
-            x = X.detach().to(device=device, dtype=dtype)
-        else:
-            is_frame = hasattr(X, "columns") and hasattr(X, "dtypes")
-            arr = _dataframe_to_numpy(X) if is_frame else to_numeric_array(X)
-            check_shape(arr.shape, min_rows=min_rows)
-            x = as_tensor(np.asarray(arr), dtype, device)
-        weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], dtype, device)
-        rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], itemsize)
-        source = TensorSource(x, weight, rows, names)
-    if validate:
-        validate_finite(source, "X" if not isinstance(X, (str, os.PathLike)) else os.fspath(X))
+        arr = _dataframe_to_numpy(X) if is_frame else to_numeric_array(X)
+        check_shape(arr.shape, min_rows=min_rows)
+        x = as_tensor(np.asarray(arr), dtype, device)
+    weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], dtype, device)
+    itemsize = torch.finfo(dtype).bits // 8
+    rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], itemsize)
+    source = TensorSource(x, weight, rows, names, extra)
+    validate_finite(source, "X")
     return source
 
 

@@ -18,9 +18,15 @@ class TensorSource:
     """
 
     def __init__(
-        self, x: Tensor, weight: Tensor | None, chunk_rows: int, feature_names: list[str] | None = None
+        self,
+        x: Tensor,
+        weight: Tensor | None,
+        chunk_rows: int,
+        feature_names: list[str] | None = None,
+        extra: dict | None = None,
     ) -> None:
         self.x = x
+        self.extra = extra
         self.weight = weight
         self.chunk_rows = max(1, int(chunk_rows))
         self.n_rows, self.n_features = (int(s) for s in x.shape)
@@ -29,7 +35,8 @@ class TensorSource:
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):
             w = None if self.weight is None else self.weight[s : s + self.chunk_rows]
-            yield Chunk(self.x[s : s + self.chunk_rows], w, s)
+            kept = None if self.extra is None else {k: v[s : s + self.chunk_rows] for k, v in self.extra.items()}
+            yield Chunk(self.x[s : s + self.chunk_rows], w, s, kept)
 
     def take(self, rows: Tensor) -> Tensor:
         return self.x[rows.to(self.x.device)]

@@ -1,0 +1,149 @@
+"""Online (stepwise) EM: one M-step per mini-batch, over a running average of statistics.
+
+Cappé & Moulines (2009), Liang & Klein (2009). After mini-batch t (its statistics
+normalised to unit weight, s_t),
+
+    S <- (1 - gamma_t) S + gamma_t s_t,   gamma_t = (t + offset) ** -decay,  decay in (0.5, 1],
+    params <- M-step(S).
+
+The first batch replaces S outright (there is nothing to average yet). With decay in
+(0.5, 1] the steps satisfy sum gamma = inf and sum gamma^2 < inf, so the parameters
+converge to a stationary point of the likelihood; ``offset`` damps the first steps.
+
+When to prefer it: when one pass (or a few) over the data is all the budget allows.
+Each row is read about once per pass, like an exact EM iteration, but the parameters
+move after every batch instead of once per pass, so one pass gets close to where exact
+EM gets after many. Exact EM is still the answer when several passes are affordable:
+it is deterministic, monotone, and converges to the same fixed point as scikit-learn.
+
+A model's statistics need ``scale``, ``+``, ``mean_loglik``, ``weight_sum`` and
+``blend(new, gamma)`` (the running average, re-expressing moments as needed).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .._core.errors import ComponentReseededWarning
+from .._core.types import Chunk
+from .driver import IterationInfo, Model
+
+
+@dataclass
+class OnlineState:
+    """Where an online fit stands: resumable by partial_fit."""
+
+    params: Any
+    running: Any = None  # the averaged statistics S, None before the first batch
+    steps: int = 0  # mini-batches seen (t)
+
+
+def step_size(t: int, decay: float, offset: float) -> float:
+    """gamma_t = (t + offset)^-decay for the t-th batch (t >= 1); 1 for the very first."""
+    return 1.0 if t <= 1 else float((t + offset) ** -decay)
+
+
+def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, offset: float) -> float:
+    """One mini-batch: E-step at the current params, blend, M-step. Returns the batch's
+    mean log-likelihood under the parameters it was evaluated at."""
+    stats = model.e_step(state.params, chunk)
+    weight = float(stats.weight_sum)
+    if weight <= 0:  # a batch of zero-weight rows carries no information
+        return math.nan
+    stats = stats.scale(1.0 / weight)
+    state.steps += 1
+    gamma = step_size(state.steps, decay, offset)
+    state.running = stats if state.running is None else state.running.blend(stats, gamma)
+    state.params = model.m_step(state.running)
+    reseeded = getattr(state.params, "reseeded", ())
+    if reseeded:
+        warnings.warn(
+            f"components {list(reseeded)} lost their support at mini-batch {state.steps} and were re-seeded at "
+            "the worst-explained rows; consider fewer components, larger batches or a larger reg_covar",
+            ComponentReseededWarning,
+            stacklevel=3,
+        )
+    return stats.mean_loglik
+
+
+def minibatches(chunks: Iterable[Chunk], rows: int) -> Iterator[Chunk]:
+    """Re-cut a stream of chunks into batches of exactly ``rows`` rows (the last may be
+    shorter), so the step sizes do not depend on how the source happens to chunk."""
+    pending: list[Chunk] = []
+    have = 0
+    for chunk in chunks:
+        start = 0
+        while start < chunk.n_rows:
+            take = min(rows - have, chunk.n_rows - start)
+            pending.append(_slice(chunk, start, start + take))
+            have, start = have + take, start + take
+            if have == rows:
+                yield _join(pending)
+                pending, have = [], 0
+    if pending:
+        yield _join(pending)
+
+
+def _slice(chunk: Chunk, a: int, b: int) -> Chunk:
+    if a == 0 and b == chunk.n_rows:
+        return chunk
+    w = None if chunk.weight is None else chunk.weight[a:b]
+    return Chunk(chunk.x[a:b], w, chunk.row_start + a)
+
+
+def _join(parts: list[Chunk]) -> Chunk:
+    if len(parts) == 1:
+        return parts[0]
+    x = torch.cat([p.x for p in parts])
+    w = None if parts[0].weight is None else torch.cat([p.weight for p in parts])
+    return Chunk(x, w, parts[0].row_start)
+
+
+def run_online(
+    model: Model,
+    batches: Callable[[], Any],
+    state: OnlineState,
+    *,
+    decay: float,
+    offset: float,
+    max_passes: int,
+    tol: float,
+    callback: Callable[[IterationInfo], None] | None = None,
+) -> tuple[bool, int, float, list[float], list[float]]:
+    """Passes over ``batches()`` (an iterable of chunks) until the mean log-likelihood of
+    a pass changes by less than ``tol``, or ``max_passes``.
+
+    Returns (converged, passes, last pass's mean log-likelihood, history, seconds). The
+    pass mean is of each batch's log-likelihood under the parameters entering that batch,
+    so it costs nothing extra; it trails the final parameters' likelihood slightly.
+    """
+    history: list[float] = []
+    seconds: list[float] = []
+    previous, converged = -math.inf, False
+    for p in range(1, max_passes + 1):
+        started = time.perf_counter()
+        total = weight = 0.0
+        for chunk in batches():
+            ll = online_step(model, state, chunk, decay, offset)
+            if not math.isnan(ll):
+                w = float(chunk.n_rows if chunk.weight is None else chunk.weight.sum())
+                total, weight = total + ll * w, weight + w
+        mean = total / weight if weight else -math.inf
+        elapsed = time.perf_counter() - started
+        history.append(mean)
+        seconds.append(elapsed)
+        change = mean - previous
+        if callback is not None:
+            callback(IterationInfo(0, p, mean, change, elapsed, state.params))
+        previous = mean
+        if abs(change) < tol:
+            converged = True
+            break
+    return converged, len(history), previous, history, seconds

@@ -1,0 +1,85 @@
+"""Checks values on the first pass instead of in a pass of their own, and keeps data in memory.
+
+A file source is only worth reading once per EM iteration. So a streamed source is not
+validated up front: the first complete pass (initialisation or the first E-step) checks
+every chunk for NaN/inf, and any later pass skips the check. When the decoded data fits
+in ``cache_bytes``, the first pass also keeps the chunks, and later passes read no file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import torch
+from torch import Tensor
+
+from .._core.types import Chunk
+from .validate import check_finite, raise_not_finite
+
+
+class FirstPassSource:
+    """Wraps a streamed source: lazy finiteness check, an in-memory cache when it fits, and
+    conversion to the compute dtype and device (a user's Source may yield anything)."""
+
+    def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None) -> None:
+        self.inner = inner
+        self.dtype = dtype or getattr(inner, "dtype", torch.float64)
+        self.device = device or getattr(inner, "device", torch.device("cpu"))
+        self.name = name
+        self.n_rows, self.n_features = inner.n_rows, inner.n_features
+        self.feature_names = inner.feature_names
+        self.weight = inner.weight
+        itemsize = torch.finfo(self.dtype).bits // 8
+        self.decoded_bytes = self.n_rows * self.n_features * itemsize
+        self.caching = 0 < self.decoded_bytes <= cache_bytes
+        self.checked = False
+        self._cache: list[Chunk] | None = None
+
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self._cache is not None:
+            yield from self._cache
+            return
+        kept: list[Chunk] | None = [] if self.caching else None
+        for chunk in self.inner.chunks():
+            if chunk.x.dtype != self.dtype or chunk.x.device != self.device:  # a user's Source
+                chunk = replace(chunk, x=chunk.x.to(self.device, self.dtype))
+            if not self.checked and check_finite(chunk.x, chunk.row_start) is not None:
+                self._raise_not_finite()
+            if kept is not None:
+                kept.append(chunk)
+            yield chunk
+        self.checked = True  # only a complete pass counts
+        self._cache = kept
+
+    def _raise_not_finite(self) -> None:
+        """Error path: one full pass for the counts, then the message names the file."""
+        n_nan = n_inf = 0
+        first = None
+        for chunk in self.inner.chunks():
+            found = check_finite(chunk.x, chunk.row_start)
+            if found:
+                n_nan, n_inf = n_nan + found[0], n_inf + found[1]
+                first = found[2] if first is None else first
+        assert first is not None
+        where = self.inner.file_of_row(first) if hasattr(self.inner, "file_of_row") else self.name
+        raise_not_finite(n_nan, n_inf, first, where)
+
+    def take(self, rows: Tensor) -> Tensor:
+        if self._cache is not None:
+            starts = torch.tensor([c.row_start for c in self._cache])
+            which = torch.searchsorted(starts, rows.cpu(), right=True) - 1
+            parts = []
+            for i in torch.unique(which).tolist():
+                chunk = self._cache[i]
+                local = rows.cpu()[which == i] - chunk.row_start
+                parts.append(chunk.x[local.to(chunk.x.device)])
+            return torch.cat(parts) if parts else self._cache[0].x[:0]
+        out = self.inner.take(rows).to(self.device, self.dtype)
+        if not self.checked and not bool(torch.isfinite(out).all()):
+            self._raise_not_finite()
+        return out

@@ -1,0 +1,87 @@
+"""From what the user typed (a file, a folder, a glob, a list) to an ordered list of files.
+
+The order is explicit and stable, because it is the row order: files sorted by path,
+folders walked recursively. Names starting with ``.`` or ``_`` are skipped in folders
+(``_SUCCESS``, ``.crc`` and other writers' markers), as Spark and pyarrow skip them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from .._core.errors import DataError
+
+FORMATS: dict[str, str] = {
+    ".parquet": "parquet",
+    ".parq": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".arrow": "ipc",
+    ".feather": "ipc",
+    ".ipc": "ipc",
+    ".npy": "npy",
+}
+
+
+def format_of(path: str) -> str | None:
+    """'parquet', 'csv', 'ipc', 'npy', or None for an extension bigem does not read."""
+    name = path.lower()
+    for suffix in (".gz", ".bz2", ".zst"):  # compressed CSV: pyarrow decompresses by extension
+        if name.endswith(suffix) and FORMATS.get(os.path.splitext(name[: -len(suffix)])[1]) == "csv":
+            return "csv"
+    return FORMATS.get(os.path.splitext(name)[1])
+
+
+READABLE = ", ".join(sorted(FORMATS))
+
+
+def _walk(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        found += [os.path.join(root, f) for f in files if not f.startswith((".", "_")) and format_of(f)]
+    return sorted(found)
+
+
+def expand_paths(spec: object) -> tuple[list[str], str]:
+    """The files named by ``spec`` in row order, and their one format.
+
+    Raises DataError for a missing path, a glob or folder with no readable files,
+    an unknown extension, or formats mixed in one data set.
+    """
+    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)  # type: ignore[arg-type]
+    if not items:
+        raise DataError("X is an empty list of paths; give at least one file, folder or glob")
+    files: list[str] = []
+    for item in items:
+        path = os.fspath(item)
+        if glob.has_magic(path):
+            matched = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            if not matched:
+                raise DataError(f"{path}: the pattern matches no files; check the pattern and the current directory")
+            files += matched
+        elif os.path.isdir(path):
+            inside = _walk(path)
+            if not inside:
+                raise DataError(
+                    f"{path}: the folder holds no data files (bigem reads {READABLE}); "
+                    "check the path or point at the files"
+                )
+            files += inside
+        elif os.path.exists(path):
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder; check the path")
+    formats = {}
+    for f in files:
+        fmt = format_of(f)
+        if fmt is None:
+            raise DataError(f"{f}: unsupported file type; bigem reads {READABLE} (by extension)")
+        formats.setdefault(fmt, f)
+    if len(formats) > 1:
+        examples = ", ".join(f"{fmt} ({f})" for fmt, f in formats.items())
+        raise DataError(f"X mixes file formats: {examples}; give files of one format")
+    return files, next(iter(formats))

@@ -1,0 +1,146 @@
+"""Where per-row outputs go when they should not be held in memory: .npy, Parquet, CSV.
+
+A sink receives blocks of named columns in row order and writes them as they come. It
+writes to a hidden temporary file beside the target and renames it into place only on
+:meth:`Sink.commit`, so an error half-way (bad data, a full disk, Ctrl-C) never leaves a
+half-written output behind, and an existing file is replaced whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .._core.errors import DataError
+from .paths import format_of
+
+
+def check_output_path(out: object, inputs: list[str] = ()) -> str:
+    """The output path as a string, after the checks that need no computing."""
+    path = os.fspath(out)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder; give a file name ending in .parquet, .csv or .npy")
+    if not os.path.isdir(folder):
+        raise DataError(f"{path}: the folder {folder} does not exist; create it first")
+    if format_of(path) not in ("parquet", "csv", "npy") or path.lower().endswith((".tsv", ".txt")):
+        raise DataError(f"{path}: unsupported output type; name the file .parquet, .csv or .npy")
+    for source in inputs:
+        if os.path.exists(source) and os.path.exists(path) and os.path.samefile(source, path):
+            raise DataError(f"{path}: is also the input; write the output to another file")
+    return path
+
+
+class Sink:
+    """Writes blocks of named columns to ``path``; nothing appears there until commit().
+
+    A 2-D block becomes one column per component (``proba_0``, ``proba_1``, ...) in
+    Parquet and CSV; a .npy file holds exactly one (1-D or 2-D) output.
+    """
+
+    def __init__(self, path: str, n_rows: int) -> None:
+        self.path = check_output_path(path)
+        self.format = format_of(self.path)
+        self.n_rows = n_rows
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=folder)
+        os.close(fd)
+        self._writer = None
+        self._file = None
+        self._written = 0
+
+    # ------------------------------------------------------------ writing
+    def write(self, columns: dict[str, object]) -> None:
+        """Append one block: a dict of equally long columns (numpy or pyarrow arrays)."""
+        if self.format == "npy":
+            self._write_npy(columns)
+        else:
+            self._write_arrow(columns)
+
+    def _write_npy(self, columns: dict[str, object]) -> None:
+        if len(columns) != 1:
+            raise DataError(
+                f"{self.path}: a .npy file holds one array, but the output has columns {list(columns)}; "
+                "write to .parquet or .csv, or ask for one output"
+            )
+        block = np.ascontiguousarray(next(iter(columns.values())))
+        if self._file is None:
+            self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+            header = {
+                "descr": np.lib.format.dtype_to_descr(block.dtype),
+                "fortran_order": False,
+                "shape": (self.n_rows, *block.shape[1:]),
+            }
+            np.lib.format.write_array_header_2_0(self._file, header)
+        self._file.write(block.tobytes())
+        self._written += len(block)
+
+    def _write_arrow(self, columns: dict[str, object]) -> None:
+        import pyarrow as pa
+
+        flat: dict[str, object] = {}
+        for name, col in columns.items():
+            if isinstance(col, np.ndarray) and col.ndim == 2:  # a matrix: one column per component
+                flat.update({f"{name}_{k}": col[:, k] for k in range(col.shape[1])})
+            else:
+                flat[name] = col
+        table = pa.table({name: _arrow_column(col) for name, col in flat.items()})
+        if self._writer is None:
+            if self.format == "parquet":
+                import pyarrow.parquet as pq
+
+                self._writer = pq.ParquetWriter(self._tmp, table.schema)
+            else:
+                import pyarrow.csv as pcsv
+
+                self._writer = pcsv.CSVWriter(self._tmp, table.schema)
+        self._writer.write_table(table)
+        self._written += table.num_rows
+
+    # ------------------------------------------------------------ ending
+    def commit(self) -> str:
+        """Close and move the finished file into place; returns its path."""
+        self._close()
+        if self._written != self.n_rows:
+            self.abort()
+            raise DataError(f"{self.path}: {self._written} rows written, expected {self.n_rows}; nothing was written")
+        os.chmod(self._tmp, 0o666 & ~_umask())
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file: the target is left as it was."""
+        self._close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is not None:
+            self.abort()
+
+
+def _arrow_column(col: object):
+    import pyarrow as pa
+
+    if isinstance(col, (pa.Array, pa.ChunkedArray)):
+        return col
+    return pa.array(np.asarray(col))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

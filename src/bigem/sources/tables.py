@@ -1,0 +1,439 @@
+"""Parquet, Arrow IPC (Feather v2) and CSV files, streamed batch by batch with pyarrow.
+
+One reader per format knows three things: the file's schema, its row count, and how to
+yield record batches of selected columns. Everything else (column checks, re-chunking
+into fixed-size blocks, nulls, take) is shared. Chunks have exactly ``chunk_rows`` rows
+whatever the files' row groups or batches, so a fit's arithmetic, and hence its result,
+does not depend on how the data was split into files.
+
+Files are opened one at a time while streaming (a data set may have thousands), read
+with plain reads rather than memory maps (mapped pages count as resident memory), and
+every pyarrow error is re-raised as a DataError that names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import DataError
+from .._core.types import Chunk
+from .validate import NonNumericDataError
+
+
+def import_pyarrow():
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise DataError(
+            "reading Parquet, CSV or Arrow files needs pyarrow: pip install 'bigem[files]' (or pyarrow)"
+        ) from None
+    return pa
+
+
+@contextmanager
+def file_errors(path: str):
+    """Re-raise pyarrow's and the OS's errors as DataErrors that name the file."""
+    pa = import_pyarrow()
+    try:
+        yield
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; check the path") from None
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read ({_first_line(exc)}); is it complete and in the format its name says?") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@dataclass
+class CsvOptions:
+    """How to parse CSV files: the delimiter, and whether the first line names the columns
+    (if not, columns are called f0, f1, ...)."""
+
+    delimiter: str = ","
+    header: bool = True
+
+
+# ---------------------------------------------------------------------------- readers
+class _ParquetReader:
+    def __init__(self, path: str) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        with file_errors(path), pq.ParquetFile(path) as f:
+            self.schema = f.schema_arrow
+            meta = f.metadata
+            self.group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        self.n_rows = sum(self.group_rows)
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator:
+        import pyarrow.parquet as pq
+
+        with file_errors(self.path), pq.ParquetFile(self.path) as f:
+            yield from f.iter_batches(batch_size=batch_rows, columns=columns, use_threads=True)
+
+    def take(self, columns: list[str], local: np.ndarray):
+        """Rows at sorted file-local indices: reads only the row groups that hold them."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parts, start = [], 0
+        with file_errors(self.path), pq.ParquetFile(self.path) as f:
+            for g, n in enumerate(self.group_rows):
+                lo, hi = np.searchsorted(local, [start, start + n])
+                if hi > lo:
+                    parts.append(f.read_row_group(g, columns=columns).take(pa.array(local[lo:hi] - start)))
+                start += n
+        return parts
+
+
+class _IpcReader:
+    def __init__(self, path: str) -> None:
+        pa = import_pyarrow()
+        self.path = path
+        with file_errors(path):
+            # Counting through a memory map touches only the batches' headers, not their data.
+            with pa.memory_map(path) as source:
+                self.stream = not _is_ipc_file(source)
+                reader = pa.ipc.open_stream(source) if self.stream else pa.ipc.open_file(source)
+                self.schema = reader.schema
+                if self.stream:
+                    self.n_rows = sum(b.num_rows for b in reader)
+                else:
+                    self.n_rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator:
+        pa = import_pyarrow()
+        with file_errors(self.path), pa.OSFile(self.path) as source:
+            if self.stream:
+                for batch in pa.ipc.open_stream(source):
+                    yield batch.select(columns)
+            else:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    yield reader.get_batch(i).select(columns)
+
+
+def _is_ipc_file(source) -> bool:
+    head = source.read(6)
+    source.seek(0)
+    return head == b"ARROW1"
+
+
+class _CsvReader:
+    def __init__(self, path: str, options: CsvOptions) -> None:
+        import pyarrow.csv as pcsv
+
+        self.path, self.options = path, options
+        with file_errors(path):
+            try:
+                reader = pcsv.open_csv(path, read_options=self._read_options(), parse_options=self._parse_options())
+            except Exception as exc:
+                raise self._explain(exc, []) from None
+            self.schema = reader.schema
+        self.n_rows: int | None = None  # CSV has no row count: counted by count_rows()
+
+    def _read_options(self, block_bytes: int | None = None):
+        import pyarrow.csv as pcsv
+
+        kw = {} if block_bytes is None else {"block_size": block_bytes}
+        return pcsv.ReadOptions(autogenerate_column_names=not self.options.header, **kw)
+
+    def _parse_options(self):
+        import pyarrow.csv as pcsv
+
+        return pcsv.ParseOptions(delimiter=self.options.delimiter)
+
+    def _convert_options(self, columns: list[str], numeric: list[str]):
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        return pcsv.ConvertOptions(
+            include_columns=columns, column_types={c: pa.float64() for c in numeric}, strings_can_be_null=True
+        )
+
+    def batches(self, columns: list[str], batch_rows: int, numeric: list[str] | None = None) -> Iterator:
+        import pyarrow.csv as pcsv
+
+        numeric = columns if numeric is None else numeric
+        with file_errors(self.path):
+            try:
+                reader = pcsv.open_csv(
+                    self.path,
+                    read_options=self._read_options(),
+                    parse_options=self._parse_options(),
+                    convert_options=self._convert_options(columns, numeric),
+                )
+                yield from reader
+            except Exception as exc:
+                raise self._explain(exc, numeric) from None
+
+    def count_rows(self, column: str) -> int:
+        self.n_rows = sum(b.num_rows for b in self.batches([column], 0))
+        return self.n_rows
+
+    def _explain(self, exc: Exception, numeric: list[str]) -> Exception:
+        """A conversion error names the column and value, but not the row: find it."""
+        message = _first_line(exc)
+        if "conversion error" not in message:
+            if "Expected" in message and "columns" in message:
+                return DataError(f"{self.path}: a row has the wrong number of fields ({message}); "
+                                 "every row needs one value per column")
+            return exc
+        for name in numeric:
+            row = self._first_non_number(name)
+            if row is not None:
+                line, value = row
+                return NonNumericDataError(
+                    f"{self.path}: column {name!r} has a non-numeric value {value!r} at data row {line} "
+                    "(0-based, header not counted); fix or drop it, or leave the column out with columns="
+                )
+        return DataError(f"{self.path}: {message}")
+
+    def _first_non_number(self, name: str) -> tuple[int, str] | None:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        reader = pcsv.open_csv(
+            self.path,
+            read_options=self._read_options(),
+            parse_options=self._parse_options(),
+            convert_options=pcsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}),
+        )
+        start = 0
+        for batch in reader:
+            for i, v in enumerate(batch.column(0).to_pylist()):
+                if v is not None and v != "":
+                    try:
+                        float(v)
+                    except ValueError:
+                        return start + i, v
+            start += batch.num_rows
+        return None
+
+
+# ---------------------------------------------------------------------------- the source
+_NUMERIC_HINT = "encode or drop them, or choose numeric columns with columns=[...]"
+
+
+class TableSource:
+    """Rows of one or more Parquet, Arrow IPC or CSV files (in the order given).
+
+    ``columns`` are the features (all columns when None: then every column must be
+    numeric); ``keep`` are extra columns carried through to ``Chunk.extra`` untouched
+    (an id column for prediction output). Integer, boolean and decimal columns are
+    read as floats; nulls are refused with their count and first row.
+    """
+
+    weight = None
+
+    def __init__(
+        self,
+        files: list[str],
+        fmt: str,
+        *,
+        dtype: torch.dtype,
+        device: torch.device,
+        chunk_rows: int,
+        columns: list[str] | None = None,
+        keep: list[str] | None = None,
+        csv: CsvOptions | None = None,
+    ) -> None:
+        import_pyarrow()
+        self.files, self.format = list(files), fmt
+        self.dtype, self.device = dtype, device
+        self.chunk_rows = max(1, int(chunk_rows))
+        open_reader: Callable[[str], object] = {
+            "parquet": _ParquetReader,
+            "ipc": _IpcReader,
+            "csv": lambda p: _CsvReader(p, csv or CsvOptions()),
+        }[fmt]
+        self._readers = [open_reader(f) for f in self.files]
+        first = self._readers[0]
+        names = list(first.schema.names)
+        self.feature_names = self._choose_columns(names, columns)
+        self.keep = list(keep or [])
+        for reader in self._readers:
+            self._check_columns(reader, self.feature_names + self.keep)
+        self._check_numeric()
+        if fmt == "csv":
+            for reader in self._readers:
+                reader.count_rows(self.feature_names[0])
+        self.file_rows = [int(r.n_rows) for r in self._readers]
+        self.n_rows = sum(self.file_rows)
+        self.n_features = len(self.feature_names)
+        if self.n_rows == 0:
+            where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files ({self.files[0]}, ...)"
+            raise DataError(f"{where}: no rows; the data set is empty")
+
+    # ------------------------------------------------------------ checks
+    def _choose_columns(self, names: list[str], columns: list[str] | None) -> list[str]:
+        if columns is None:
+            return names
+        columns = [str(c) for c in columns]
+        if not columns:
+            raise DataError("columns=[] selects no features; name at least one column")
+        duplicated = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicated:
+            raise DataError(f"columns lists {duplicated} more than once; name each feature once")
+        return columns
+
+    def _check_columns(self, reader, wanted: list[str]) -> None:
+        names = list(reader.schema.names)
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise DataError(
+                f"{reader.path}: no column(s) {missing}; the file has {names}. "
+                "Check the spelling (names are case-sensitive) or the columns= you passed"
+            )
+
+    def _check_numeric(self) -> None:
+        pa = import_pyarrow()
+        for reader in self._readers:
+            bad = []
+            for name in self.feature_names:
+                t = reader.schema.field(name).type
+                ok = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+                ok = ok or pa.types.is_decimal(t) or pa.types.is_null(t)
+                # CSV types are guesses from the first block: a stray word makes a column
+                # "string"; reading it as float then finds the row (see _CsvReader._explain)
+                ok = ok or isinstance(reader, _CsvReader) and pa.types.is_string(t)
+                if not ok:
+                    bad.append(f"{name} ({t})")
+            if bad:
+                raise NonNumericDataError(f"{reader.path}: non-numeric column(s) {bad}; {_NUMERIC_HINT}")
+
+    # ------------------------------------------------------------ streaming
+    def _np_dtype(self):
+        return np.float32 if self.dtype == torch.float32 else np.float64
+
+    def _batches(self) -> Iterator[tuple[object, int, int]]:
+        """(record batch, index of the file, first row of the batch in the data set)."""
+        wanted = self.feature_names + self.keep
+        start = 0
+        for i, reader in enumerate(self._readers):
+            if isinstance(reader, _CsvReader):
+                it = reader.batches(wanted, self.chunk_rows, numeric=self.feature_names)
+            else:
+                it = reader.batches(wanted, self.chunk_rows)
+            for batch in it:
+                yield batch, i, start
+                start += batch.num_rows
+
+    def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
+        if not any(batch.column(name).null_count for name in self.feature_names):
+            return
+        firsts = {
+            n: int(np.argmax(batch.column(n).is_null().to_numpy(zero_copy_only=False)))
+            for n in self.feature_names
+            if batch.column(n).null_count
+        }
+        name = min(firsts, key=lambda n: (firsts[n], self.feature_names.index(n)))
+        row = first_row + firsts[name]
+        total = self._count_all_nulls()
+        path = self.files[file_index]
+        raise DataError(
+            f"{path}: {sum(total.values())} null (missing) value(s) in column(s) {sorted(total)}; "
+            f"the first in column {name!r} at row {row} of the data set "
+            f"(row {row - sum(self.file_rows[:file_index])} of this file). "
+            "Drop or impute them first: bigem does not model missing values yet"
+        )
+
+    def _count_all_nulls(self) -> dict[str, int]:
+        """Null counts per feature over every file (error path only: one more pass)."""
+        total: dict[str, int] = {}
+        for batch, _, _ in self._batches():
+            for n in self.feature_names:
+                if batch.column(n).null_count:
+                    total[n] = total.get(n, 0) + batch.column(n).null_count
+        return total
+
+    def _fill(self, out: np.ndarray, batch) -> None:
+        pa = import_pyarrow()
+        for j, name in enumerate(self.feature_names):
+            col = batch.column(name)
+            if pa.types.is_decimal(col.type) or pa.types.is_null(col.type):
+                col = col.cast(pa.float64())
+            out[:, j] = col.to_numpy(zero_copy_only=False)
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, dict | None, int]]:
+        """(rows as a (n, D) numpy array, kept columns, first row), ``chunk_rows`` rows each."""
+        pa = import_pyarrow()
+        rows, D = self.chunk_rows, self.n_features
+        buf, pos, start = np.empty((rows, D), self._np_dtype()), 0, 0
+        kept: list = []
+        for batch, file_index, first_row in self._batches():
+            self._check_nulls(batch, file_index, first_row)
+            off, n = 0, batch.num_rows
+            while off < n:
+                take = min(n - off, rows - pos)
+                part = batch.slice(off, take)
+                self._fill(buf[pos : pos + take], part)
+                if self.keep:
+                    kept.append(part.select(self.keep))
+                pos += take
+                off += take
+                if pos == rows:
+                    yield buf, self._merge(pa, kept), start
+                    buf, pos, start, kept = np.empty((rows, D), self._np_dtype()), 0, start + rows, []
+        if pos:
+            yield buf[:pos], self._merge(pa, kept), start
+
+    def _merge(self, pa, kept: list) -> dict | None:
+        if not self.keep:
+            return None
+        table = pa.Table.from_batches(kept)
+        return {name: table.column(name).combine_chunks() for name in self.keep}
+
+    def chunks(self) -> Iterator[Chunk]:
+        for block, kept, start in self.blocks():
+            yield Chunk(torch.from_numpy(block).to(self.device), None, start, kept)
+
+    def file_of_row(self, row: int) -> str:
+        """The file that holds data-set row ``row`` (for messages)."""
+        ends = np.cumsum(self.file_rows)
+        return self.files[int(np.searchsorted(ends, row, side="right"))]
+
+    def take(self, rows: Tensor) -> Tensor:
+        idx = rows.cpu().numpy().astype(np.int64)
+        out = np.empty((len(idx), self.n_features), self._np_dtype())
+        done, start = 0, 0
+        for i, reader in enumerate(self._readers):
+            lo, hi = np.searchsorted(idx, [start, start + self.file_rows[i]])
+            if hi > lo:
+                local = idx[lo:hi] - start
+                if isinstance(reader, _ParquetReader):
+                    for part in reader.take(self.feature_names, local):
+                        self._fill(out[done : done + part.num_rows], part)
+                        done += part.num_rows
+                else:
+                    done = self._take_streamed(reader, local, out, done)
+            start += self.file_rows[i]
+        return torch.from_numpy(out).to(self.device)
+
+    def _take_streamed(self, reader, local: np.ndarray, out: np.ndarray, done: int) -> int:
+        kw = {"numeric": self.feature_names} if isinstance(reader, _CsvReader) else {}
+        start = 0
+        for batch in reader.batches(self.feature_names, self.chunk_rows, **kw):
+            lo, hi = np.searchsorted(local, [start, start + batch.num_rows])
+            if hi > lo:
+                import pyarrow as pa
+
+                part = batch.take(pa.array(local[lo:hi] - start))
+                self._fill(out[done : done + part.num_rows], part)
+                done += part.num_rows
+            start += batch.num_rows
+            if hi == len(local):
+                break
+        return done

@@ -1,0 +1,172 @@
+"""Bad files: each mistake gets a message that names the file and says how to fix it,
+and no model or output file is left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bigem import Files, GaussianMixture
+from bigem._core.errors import DataError
+
+
+@pytest.fixture
+def df():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "name": ["x"] * 400})
+
+
+def _fit(X, **kw):
+    return GaussianMixture(n_components=2, random_state=0, chunk_size=100, **kw).fit(X, **({} if "columns" in kw else {}))
+
+
+def test_missing_column_lists_the_available_ones(tmp_path, df):
+    path = tmp_path / "x.parquet"
+    df.to_parquet(path)
+    msg = rf"^{re.escape(str(path))}: no column\(s\) \['c'\]; the file has \['a', 'b', 'name'\]"
+    with pytest.raises(DataError, match=msg):
+        GaussianMixture().fit(str(path), columns=["a", "c"])
+
+
+def test_non_numeric_column_is_named(tmp_path, df):
+    path = tmp_path / "x.parquet"
+    df.to_parquet(path)
+    with pytest.raises(DataError, match=r"non-numeric column\(s\) \['name \((large_)?string\)'\]; .*columns="):
+        GaussianMixture().fit(str(path))
+    csv = tmp_path / "x.csv"
+    df.to_csv(csv, index=False)
+    with pytest.raises(DataError, match=r"column 'name' has a non-numeric value 'x' at data row 0 .*columns="):
+        GaussianMixture().fit(str(csv))
+
+
+def test_a_stray_word_in_a_numeric_csv_column_is_found_with_its_row(tmp_path, df):
+    csv = tmp_path / "x.csv"
+    frame = df[["a", "b"]].astype(object)
+    frame.iloc[333, 1] = "oops"
+    frame.to_csv(csv, index=False)
+    with pytest.raises(DataError, match=r"column 'b' has a non-numeric value 'oops' at data row 333"):
+        GaussianMixture().fit(str(csv))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_nulls_are_counted_with_the_first_row(tmp_path, df, fmt):
+    frame = df[["a", "b"]].copy()
+    frame.loc[[250, 260, 390], "b"] = None
+    frame.loc[300, "a"] = None
+    path = tmp_path / f"x.{fmt}"
+    frame.to_parquet(path) if fmt == "parquet" else frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: 4 null \(missing\) value\(s\) in column\(s\) "
+                       r"\['a', 'b'\]; the first in column 'b' at row 250 .*Drop or impute"):
+        _fit(str(path))
+
+
+def test_nan_in_a_file_names_the_file_and_row(tmp_path, df):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    frame = df[["a", "b"]].copy()
+    frame.loc[350, "a"] = np.inf
+    frame.iloc[:200].to_parquet(folder / "p0.parquet")
+    frame.iloc[200:].to_parquet(folder / "p1.parquet")
+    with pytest.raises(DataError, match=rf"^Input {re.escape(str(folder / 'p1.parquet'))} contains infinity.*first at row 350"):
+        _fit(str(folder))
+
+
+def test_csv_rows_of_the_wrong_width(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n3\n4,5\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: a row has the wrong number of fields"):
+        GaussianMixture().fit(str(path))
+
+
+@pytest.mark.parametrize("content", [b"", b"a,b\n"], ids=["empty", "header-only"])
+def test_empty_csv(tmp_path, content):
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: (cannot be read \(Empty CSV file\)|no rows)"):
+        GaussianMixture().fit(str(path))
+
+
+def test_empty_parquet_file(tmp_path, df):
+    path = tmp_path / "x.parquet"
+    df.iloc[:0].to_parquet(path)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: no rows; the data set is empty"):
+        GaussianMixture().fit(str(path), columns=["a"])
+
+
+def test_empty_folder_and_glob_matching_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"the folder holds no data files"):
+        GaussianMixture().fit(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match=r"the pattern matches no files"):
+        GaussianMixture().fit(str(tmp_path / "*.parquet"))
+    with pytest.raises(DataError, match=r"no such file or folder"):
+        GaussianMixture().fit(str(tmp_path / "missing.parquet"))
+
+
+def test_mixed_formats_are_refused(tmp_path, df):
+    df.to_parquet(tmp_path / "a.parquet")
+    df.to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(DataError, match=r"X mixes file formats"):
+        GaussianMixture().fit(str(tmp_path))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_corrupt_parquet_file_is_named_and_nothing_is_written(tmp_path, df, damage):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    df[["a", "b"]].iloc[:200].to_parquet(folder / "p0.parquet")
+    bad = folder / "p1.parquet"
+    df[["a", "b"]].iloc[200:].to_parquet(bad)
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"PAR1" + os.urandom(len(data)))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(bad))}: cannot be read"):
+        _fit(str(folder))
+    # prediction from a fitted model: the output is never created
+    good = GaussianMixture(n_components=2, random_state=0).fit(df[["a", "b"]])
+    out = tmp_path / "labels.parquet"
+    with pytest.raises(DataError, match=re.escape(str(bad))):
+        good.predict(str(folder), out=str(out))
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+def test_corrupt_data_in_the_middle_of_a_stream_leaves_no_output(tmp_path, df):
+    """The error comes after some output was written: the temporary file is removed."""
+    gm = GaussianMixture(n_components=2, random_state=0).fit(df[["a", "b"]])
+    frame = df[["a", "b"]].copy()
+    frame.loc[390, "b"] = -np.inf
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=50)
+    out = tmp_path / "out.csv"
+    out.write_text("previous content\n")
+    with pytest.raises(DataError, match=r"contains infinity"):
+        gm.predict_proba(Files(str(path)), out=str(out))
+    assert out.read_text() == "previous content\n"  # replaced whole or not at all
+    assert os.listdir(tmp_path) == sorted(os.listdir(tmp_path)) and len(os.listdir(tmp_path)) == 2
+
+
+def test_output_path_checks(tmp_path, df):
+    path = tmp_path / "x.parquet"
+    df[["a", "b"]].to_parquet(path)
+    gm = GaussianMixture(n_components=2, random_state=0).fit(str(path))
+    with pytest.raises(DataError, match=r"the folder .* does not exist; create it first"):
+        gm.predict(str(path), out=str(tmp_path / "nope" / "out.parquet"))
+    with pytest.raises(DataError, match=r"is also the input; write the output to another file"):
+        gm.predict(str(path), out=str(path))
+    with pytest.raises(DataError, match=r"unsupported output type; name the file \.parquet, \.csv or \.npy"):
+        gm.predict(str(path), out=str(tmp_path / "out.xlsx"))
+    with pytest.raises(DataError, match=r"a \.npy file holds one array"):
+        gm.predict(str(path), out=str(tmp_path / "out.npy"), id_column="a")
+    assert sorted(os.listdir(tmp_path)) == ["x.parquet"]
+
+
+def test_columns_do_not_apply_to_plain_arrays(df):
+    with pytest.raises(DataError, match=r"columns= and id columns select by name, but X has no column names"):
+        GaussianMixture().fit(df[["a", "b"]].to_numpy(), columns=["a"])
+    with pytest.raises(DataError, match=r"X has no column\(s\) \['z'\]; it has \['a', 'b', 'name'\]"):
+        GaussianMixture().fit(df, columns=["a", "z"])

@@ -1,0 +1,56 @@
+"""Predictions streamed to files equal the in-memory ones, with the id column kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from bigem import GaussianMixture
+from tests.conftest import make_blobs
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    X, _, _ = make_blobs(7, n_per=400)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df.insert(1, "key", np.arange(len(df)) * 10)
+    folder = tmp_path_factory.mktemp("data")
+    path = folder / "x.parquet"
+    pq.write_table(__import__("pyarrow").Table.from_pandas(df, preserve_index=False), path, row_group_size=333)
+    gm = GaussianMixture(n_components=3, random_state=0, chunk_size=256).fit(str(path), columns=["a", "b", "c"])
+    return gm, df, str(path)
+
+
+@pytest.mark.parametrize("ext", ["parquet", "csv"])
+def test_all_outputs_with_an_id_column(tmp_path, fitted, ext):
+    gm, df, path = fitted
+    out = tmp_path / f"pred.{ext}"
+    assert gm.write_predictions(path, out, outputs=("label", "proba", "log_density"), id_column="key") == str(out)
+    got = pd.read_parquet(out) if ext == "parquet" else pd.read_csv(out)
+    assert list(got.columns) == ["key", "label", "proba_0", "proba_1", "proba_2", "log_density"]
+    X = df[["a", "b", "c"]]
+    np.testing.assert_array_equal(got["key"], df["key"])
+    np.testing.assert_array_equal(got["label"], gm.predict(X))
+    np.testing.assert_allclose(got[["proba_0", "proba_1", "proba_2"]].to_numpy(), gm.predict_proba(X), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got["log_density"], gm.score_samples(X), rtol=1e-12)
+
+
+def test_npy_outputs_one_array_each(tmp_path, fitted):
+    gm, df, path = fitted
+    X = df[["a", "b", "c"]]
+    gm.predict(path, out=tmp_path / "l.npy")
+    gm.predict_proba(path, out=tmp_path / "p.npy")
+    gm.score_samples(path, out=tmp_path / "s.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "l.npy"), gm.predict(X))
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), gm.predict_proba(X), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), gm.score_samples(X), rtol=1e-12)
+
+
+def test_dataframe_input_keeps_its_id_column(tmp_path, fitted):
+    gm, df, _ = fitted
+    out = gm.predict(df, columns=["a", "b", "c"], out=tmp_path / "l.parquet", id_column="key")
+    got = pd.read_parquet(out)
+    np.testing.assert_array_equal(got["key"], df["key"])
+    np.testing.assert_array_equal(got["label"], gm.predict(df[["a", "b", "c"]]))
