@@ -84,14 +84,14 @@ def test_fit_predict_score_sample_info(files, tmp_path, capsys):
     rc, out, err = run(capsys, "predict", model, d / "d.csv", "-o", tmp_path / "labels.csv")
     assert rc == 0, err
     lines = (tmp_path / "labels.csv").read_text().splitlines()
-    assert lines[0] == "label" and len(lines) == 601
+    assert lines[0] == '"label"' and len(lines) == 601
     labels = np.array(lines[1:], dtype=int)
     np.testing.assert_array_equal(labels, est.predict(named(X)))
 
     rc, _, err = run(capsys, "predict", model, d / "d.npy", "-o", tmp_path / "proba.csv", "--proba")
     assert rc == 0, err
     proba = np.loadtxt(tmp_path / "proba.csv", delimiter=",", skiprows=1)
-    assert (tmp_path / "proba.csv").read_text().startswith("p0,p1,p2\n")
+    assert (tmp_path / "proba.csv").read_text().startswith('"proba_0","proba_1","proba_2"\n')
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(proba, est.predict_proba(named(X)), rtol=1e-12, atol=1e-300)
 
@@ -189,7 +189,7 @@ BAD = [
     (("fit", "{d}/d.npy", "-k", "2", "-o", "{t}/nodir/m.bigem"), "fit", "nodir' does not exist; create it first"),
     (("fit", "{d}/d.npy", "-k", "2", "-o", "{d}/d.npy"), "fit", "is the input file; choose a different output path"),
     (("fit", "{t}/missing.npy", "-k", "2", "-o", "{t}/m.bigem"), "fit", "missing.npy: no such data file"),
-    (("fit", "{d}/d.csv", "--columns", "a,zz", "-k", "2", "-o", "{t}/m.bigem"), "fit", "unknown column 'zz'; known columns: a, b, c"),
+    (("fit", "{d}/d.csv", "--columns", "a,zz", "-k", "2", "-o", "{t}/m.bigem"), "fit", "d.csv: no column(s) ['zz']; the file has ['a', 'b', 'c']"),
     (("fit", "{d}/d.npy", "--columns", "0,5", "-k", "2", "-o", "{t}/m.bigem"), "fit", "column index 5 is out of range"),
     (("info", "{d}/d.npy"), "info", "not a valid bigem model file"),
     (("score", "{t}/missing.bigem", "{d}/d.npy"), "score", "no such model file"),
@@ -205,9 +205,10 @@ BAD = [
     (("predict", "{d}/model.bigem", "{d}/d.npy", "-o", "{d}/d.npy"), "predict", "is the input file"),
     (("predict", "{d}/model.bigem", "{d}/d.npy", "-o", "{t}/o.npy", "--proba", "--score"), "predict", "not allowed with argument"),
     (("predict", "{d}/model.bigem", "{d}/one.npy", "-o", "{t}/o.npy"), "predict", "has 1 columns but the model was fitted on 2"),
-    (("predict", "{d}/model.bigem", "{d}/text.csv", "-o", "{t}/o.npy"), "predict", "line 3, column 'b': 'n/a' is not a number"),
+    (("predict", "{d}/model.bigem", "{d}/text.csv", "-o", "{t}/o.npy"), "predict", "column 'b' has a non-numeric value 'abc' at data row 1"),
     (("predict", "{d}/model.bigem", "{d}/nan.npy", "-o", "{t}/o.npy"), "predict", "NaN"),
-    (("predict", "{d}/model.bigem", "{d}/d.txt", "-o", "{t}/o.npy"), "predict", "unsupported data file type '.txt'"),
+    (("predict", "{d}/model.bigem", "{d}/gaps.csv", "-o", "{t}/o.npy"), "predict", "null (missing) value(s) in column(s) ['b']"),
+    (("predict", "{d}/model.bigem", "{d}/d.xyz", "-o", "{t}/o.npy"), "predict", "d.xyz: unsupported file type"),
     (("sample", "{d}/model.bigem", "-n", "-3", "-o", "{t}/s.npy"), "sample", "argument -n/--n-samples: expected a whole number >= 1"),
     (("plot", "{d}/model.bigem", "{d}/d.npy", "-o", "{t}/f.jpg"), "plot", "unsupported file type '.jpg'; use .png, .svg"),
     (("plot", "{d}/model.bigem", "-o", "{t}/f.png"), "plot", "--kind fit needs DATA"),
@@ -220,9 +221,10 @@ BAD = [
 def bad_files(files):
     d, X = files
     assert main(["fit", str(d / "d.npy"), "-k", "2", "-o", str(d / "model.bigem")]) == 0
-    (d / "text.csv").write_text("a,b\n1,2\n3,n/a\n")
+    (d / "text.csv").write_text("a,b\n1,2\n3,abc\n")
+    (d / "gaps.csv").write_text("a,b\n1,2\n3,\n")
     np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
-    (d / "d.txt").write_text("1 2\n")
+    (d / "d.xyz").write_text("1 2\n")
     return d
 
 
@@ -253,3 +255,23 @@ def test_progress_lines_on_request(files, tmp_path, capsys):
     assert any("restart 2/2" in line for line in lines) and "iteration 1/100" in lines[0]
     rc, _, err = run(capsys, "fit", d / "d.npy", "-k", "3", "-o", tmp_path / "m2.bigem")
     assert rc == 0 and err == ""  # not a terminal: quiet by default
+
+
+def test_parquet_in_parquet_out(files, tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    d, X = files
+    data = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"id": np.arange(len(X)), "a": X[:, 0], "b": X[:, 1]}), data)
+    model = tmp_path / "m.bigem"
+    rc, out, err = run(capsys, "fit", data, "--columns", "a,b", "-k", "3", "--dtype", "float64", "-o", model)
+    assert rc == 0, err
+    rc, _, err = run(capsys, "predict", model, data, "--score", "-o", tmp_path / "dens.parquet")
+    assert rc == 0, err
+    dens = pq.read_table(tmp_path / "dens.parquet")
+    assert dens.column_names == ["log_density"]
+    est = bigem.load(model)
+    np.testing.assert_allclose(dens.column("log_density").to_numpy(), est.score_samples(named(X)), rtol=1e-12)
+    rc, _, err = run(capsys, "sample", model, "-n", 20, "-o", tmp_path / "s.parquet")
+    assert rc == 0 and pq.read_table(tmp_path / "s.parquet").column_names == ["a", "b"]

@@ -1,10 +1,12 @@
-"""Files the command line reads and writes: one function each way, so the file sources
-of ``bigem.sources`` can take over reading without touching the commands.
+"""Files the command line reads and writes.
 
-Reading: ``.npy`` files are passed to the estimators as paths (memory-mapped and
-streamed); ``.csv`` and ``.parquet`` are read into memory here for now. Writing is
-atomic: a temporary file in the destination folder, renamed over the target only once
-complete, so a failed command leaves no partial output.
+Reading goes through :mod:`bigem.sources` (Parquet, CSV, Arrow IPC and .npy files, a
+folder or a glob), streamed by the estimators: :func:`read_data` only opens the data
+set to learn its size and column names. Columns are chosen by name; a ``.npy`` file
+has no names, so its columns are chosen by 0-based index (and read into memory).
+Prediction output is written by the estimators' streaming sinks; the small outputs
+here (samples, tables) are written atomically too: a temporary file in the
+destination folder, renamed over the target only once complete.
 """
 
 from __future__ import annotations
@@ -15,46 +17,40 @@ import secrets
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .._core.errors import DataError, ParameterError
-
-DATA_FORMATS = (".npy", ".csv", ".parquet")
 
 
 @dataclass
 class Data:
-    """What the estimators are given: ``X`` (a .npy path or an array), its row count and
-    column names (None when the file has none)."""
+    """What the estimators are given: ``X`` (a path or an array) with ``columns`` (names
+    for the estimator to read, or None), the row count and the feature names."""
 
     X: object
+    columns: list[str] | None
     n_rows: int
     n_features: int
     names: list[str] | None
     path: str
 
 
+def _open(X, columns=None):
+    from ..sources import open_source
+
+    return open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20, columns=columns)
+
+
 def read_data(path: str, columns: list[str] | None = None) -> Data:
-    """Open a data file; ``columns`` (names, or 0-based indices) picks and orders columns."""
-    if not os.path.exists(path):
+    """Open a data set (file, folder or glob) and learn its shape; ``columns`` picks
+    features by name (by 0-based index for a .npy file)."""
+    if not any(c in path for c in "*?[") and not os.path.exists(path):
         raise DataError(f"{path}: no such data file; check the path")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a folder, not a data file")
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
+    if path.lower().endswith(".npy") and os.path.isfile(path):
         return _read_npy(path, columns)
-    if ext == ".csv":
-        names, values = _read_csv(path)
-    elif ext == ".parquet":
-        names, values = _read_parquet(path)
-    else:
-        raise DataError(f"{path}: unsupported data file type {ext or '(none)'!r}; use {', '.join(DATA_FORMATS)}")
-    if columns is not None:
-        idx = [_column_index(c, names, values.shape[1], path) for c in columns]
-        values = values[:, idx]
-        names = [names[i] for i in idx] if names is not None else None
-    if values.shape[0] == 0:
-        raise DataError(f"{path}: has no data rows")
-    return Data(values, values.shape[0], values.shape[1], names, path)
+    source = _open(path, columns)
+    names = list(source.feature_names) if source.feature_names is not None else None
+    return Data(path, columns, source.n_rows, source.n_features, names, path)
 
 
 def _read_npy(path: str, columns: list[str] | None) -> Data:
@@ -71,79 +67,39 @@ def _read_npy(path: str, columns: list[str] | None) -> Data:
     if mm.ndim == 1:  # one column
         mm = mm[:, None]
         if columns is None:
-            return Data(np.asarray(mm), mm.shape[0], 1, None, path)
+            return Data(np.asarray(mm), None, mm.shape[0], 1, None, path)
     if mm.ndim != 2:
         raise DataError(f"{path}: holds an array of shape {mm.shape}; expected (rows, columns)")
     if columns is None:
-        return Data(path, mm.shape[0], mm.shape[1], None, path)  # streamed by the estimator
-    idx = [_column_index(c, None, mm.shape[1], path) for c in columns]
-    return Data(np.asarray(mm[:, idx]), mm.shape[0], len(idx), None, path)
+        return Data(path, None, mm.shape[0], mm.shape[1], None, path)  # streamed by the estimator
+    idx = [_column_index(c, mm.shape[1], path) for c in columns]
+    return Data(np.asarray(mm[:, idx]), None, mm.shape[0], len(idx), None, path)
 
 
-def _column_index(c: str, names: list[str] | None, width: int, path: str) -> int:
-    if names is not None and c in names:
-        return names.index(c)
-    if c.isdigit():
-        j = int(c)
-        if j >= width:
-            raise DataError(f"{path}: column index {j} is out of range; the file has {width} columns (0..{width - 1})")
-        return j
-    known = f"known columns: {', '.join(names)}" if names else f"this file has no column names; use indices 0..{width - 1}"
-    raise DataError(f"{path}: unknown column {c!r}; {known}")
+def _column_index(c: str, width: int, path: str) -> int:
+    if not c.isdigit():
+        raise DataError(f"{path}: unknown column {c!r}; a .npy file has no column names: use indices 0..{width - 1}")
+    j = int(c)
+    if j >= width:
+        raise DataError(f"{path}: column index {j} is out of range; the file has {width} columns (0..{width - 1})")
+    return j
 
 
-def _read_csv(path: str) -> tuple[list[str] | None, np.ndarray]:
-    """A header row (any cell not a number) is optional. Every other cell must be a number."""
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if not rows:
-        raise DataError(f"{path}: is empty")
-    names = None
-    if not all(_is_number(c) for c in rows[0]):
-        names, rows = [c.strip() for c in rows[0]], rows[1:]
-    width = len(names) if names is not None else len(rows[0]) if rows else 0
-    out = np.empty((len(rows), width))
-    first_line = 2 if names is not None else 1
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise DataError(f"{path}: line {i + first_line} has {len(r)} fields, expected {width}")
-        for j, cell in enumerate(r):
-            try:
-                out[i, j] = float(cell)
-            except ValueError:
-                col = names[j] if names is not None else str(j)
-                raise DataError(
-                    f"{path}: line {i + first_line}, column {col!r}: {cell!r} is not a number; "
-                    "clean or drop this column (pick numeric ones with --columns)"
-                ) from None
-    return names, out
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_parquet(path: str) -> tuple[list[str], np.ndarray]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f"{path}: reading .parquet files needs pyarrow: pip install pyarrow") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises its own ArrowInvalid/OSError for a damaged file
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    names = list(table.column_names)
-    cols = []
-    for name in names:
-        col = table.column(name).to_numpy()
-        if col.dtype.kind not in "fiub":
-            raise DataError(f"{path}: column {name!r} is not numeric ({col.dtype}); pick numeric ones with --columns")
-        cols.append(col.astype(np.float64))
-    return names, np.column_stack(cols) if cols else np.empty((table.num_rows, 0))
+def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
+    """At most ``max_points`` rows of the data set, a uniform sample without replacement,
+    in file order, as a float64 array (for pictures)."""
+    if isinstance(data.X, np.ndarray):
+        X = data.X
+        if X.shape[0] > max_points:
+            X = X[np.sort(np.random.default_rng(seed).choice(X.shape[0], max_points, replace=False))]
+        return np.asarray(X, dtype=np.float64)
+    source = _open(data.X, data.columns)
+    n = source.n_rows
+    rows = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    x = source.take(torch.from_numpy(rows)).double().cpu().numpy()
+    if not np.isfinite(x).all():
+        raise DataError(f"{data.path}: contains NaN or infinity; drop or impute them before plotting")
+    return x
 
 
 def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from .._core.errors import DataError, ParameterError
-from ._io import DATA_FORMATS, Data, check_output, read_data, write_array, write_rows
+from ._io import Data, check_output, read_data, sample_rows, write_array, write_rows
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
@@ -97,7 +97,8 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("fit", help="fit a Gaussian mixture to a data file and save the model",
-                       description=f"Fit a Gaussian mixture to DATA ({', '.join(DATA_FORMATS)}) and save it to MODEL.")
+                       description="Fit a Gaussian mixture to DATA (Parquet, CSV, Arrow or .npy: a file, folder or glob) "
+                       "and save it to MODEL.")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-k", "--n-components", dest="k", type=positive_int, required=True, help="number of components")
     p.add_argument("--covariance", choices=COVARIANCES, default="full", help="covariance type (default full)")
@@ -176,12 +177,6 @@ def _estimator_params(args) -> dict:
     )
 
 
-def _set_names(est, names: list[str] | None) -> None:
-    """Remember the file's column names in the model (for predict, info and pictures)."""
-    if names is not None:
-        est.feature_names_in_ = np.asarray(names, dtype=object)
-
-
 def _load(path: str):
     from ..estimators import load
 
@@ -189,15 +184,10 @@ def _load(path: str):
 
 
 def _model_data(est, path: str, columns: list[str] | None) -> Data:
-    """DATA's columns for MODEL: as asked, else the model's names when both have names."""
+    """DATA's columns for MODEL: as asked, else the model's names for a file with names."""
     names = getattr(est, "feature_names_in_", None)
-    if columns is None and names is not None:
-        probe = read_data(path) if not path.lower().endswith(".npy") else None
-        if probe is not None and probe.names is not None:
-            missing = [n for n in names if n not in probe.names]
-            if missing:
-                raise DataError(f"{path}: lacks the model's column(s) {missing}; pick columns with --columns")
-            columns = list(names)
+    if columns is None and names is not None and not path.lower().endswith(".npy"):
+        columns = [str(n) for n in names]
     data = read_data(path, columns)
     if data.n_features != est.n_features_in_:
         raise DataError(
@@ -207,10 +197,10 @@ def _model_data(est, path: str, columns: list[str] | None) -> Data:
     return data
 
 
-def _nameless(est):
-    """The estimator without its column names, for calls on file data whose columns the
-    command line has already matched by name (a .npy file has no names to match)."""
-    if not hasattr(est, "feature_names_in_"):
+def _for(est, data: Data):
+    """The estimator to call on ``data``: itself, or for data without column names (a
+    .npy file) a copy without the names, which it would otherwise look for."""
+    if data.names is not None or data.columns is not None or not hasattr(est, "feature_names_in_"):
         return est
     bare = copy.copy(est)
     del bare.feature_names_in_
@@ -246,11 +236,10 @@ def run_fit(args) -> int:
     started = time.perf_counter()
     est = GaussianMixture(args.k, covariance_type=args.covariance, **params)
     with _progress(args, "fit") as progress:
-        est.fit(data.X, callback=progress)
+        est.fit(data.X, columns=data.columns, callback=progress)
     seconds = time.perf_counter() - started
-    c = criteria(est, data.X)
+    c = criteria(est, data.X, columns=data.columns)
     collapsed = degenerate_components(est)
-    _set_names(est, data.names)
     est.save(args.output)
     payload = dict(
         model=args.output, n_components=args.k, covariance_type=args.covariance, n_rows=data.n_rows,
@@ -277,14 +266,8 @@ def run_predict(args) -> int:
     check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
     est = _load(args.model)
     data = _model_data(est, args.data, args.columns)
-    bare = _nameless(est)
-    if args.proba:
-        values, header = bare.predict_proba(data.X), [f"p{k}" for k in range(est.n_components)]
-    elif args.score:
-        values, header = bare.score_samples(data.X), ["log_density"]
-    else:
-        values, header = bare.predict(data.X).astype(np.int64), ["label"]
-    write_array(args.output, values, header)
+    output = "proba" if args.proba else "log_density" if args.score else "label"
+    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
     what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
     print(f"wrote {what} of {data.n_rows:,} rows to {args.output}")
     return 0
@@ -295,7 +278,7 @@ def run_score(args) -> int:
 
     est = _load(args.model)
     data = _model_data(est, args.data, args.columns)
-    c = criteria(_nameless(est), data.X)
+    c = criteria(_for(est, data), data.X, columns=data.columns)
     payload = dict(
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"],
@@ -336,14 +319,12 @@ def run_select(args) -> int:
             warnings.simplefilter("always")
             result = select(
                 data.X, args.k, args.covariance, args.criterion, keep_degenerate=args.keep_degenerate,
-                callback=progress, **params,
+                columns=data.columns, callback=progress, **params,
             )
         progress.close()
     for w in caught:  # the selection's warnings, once each, after the progress line
         print(f"bigem select: warning: {w.message}", file=sys.stderr)
-    best = result.best_estimator_
-    _set_names(best, data.names)
-    best.save(args.output)
+    result.best_estimator_.save(args.output)
     if args.table:
         write_rows(args.table, result.table, list(COLUMNS))
     if args.plot:
@@ -433,6 +414,6 @@ def run_plot(args) -> int:
             if est.n_features_in_ == 1:
                 raise ParameterError("--pair needs a model with at least 2 features")
             kwargs["columns"] = args.pair
-        plot.plot_fit(est, data.X, args.output, title=args.title, **kwargs)
+        plot.plot_fit(est, sample_rows(data, args.max_points), args.output, title=args.title, **kwargs)
     print(f"wrote {args.output}")
     return 0

@@ -121,6 +121,7 @@ def select(
     *,
     keep_degenerate: bool = False,
     sample_weight=None,
+    columns=None,
     callback=None,
     **params,
 ) -> SelectionResult:
@@ -141,6 +142,8 @@ def select(
         does, and a :class:`DegenerateFitWarning` names them.
     sample_weight : array-like of shape (n_samples,), default=None
         Frequency weights: the log-likelihood is weighted and n is their sum.
+    columns : list of str, default=None
+        Features by name, for files and DataFrames (as in :meth:`GaussianMixture.fit`).
     callback : callable, default=None
         Passed to every fit: called with an ``IterationInfo`` after each EM iteration.
     **params
@@ -171,8 +174,10 @@ def select(
     for ct in types:
         for k in ks:
             started = time.perf_counter()
-            est = GaussianMixture(k, covariance_type=ct, **params).fit(X, sample_weight=sample_weight, callback=callback)
-            row = criteria(est, X, sample_weight)
+            est = GaussianMixture(k, covariance_type=ct, **params).fit(
+                X, sample_weight=sample_weight, columns=columns, callback=callback
+            )
+            row = criteria(est, X, sample_weight, columns)
             row.update(
                 n_components=k,
                 covariance_type=ct,
@@ -239,11 +244,11 @@ def full_covariances(est) -> np.ndarray:
     return cov[:, None, None] * np.eye(D)[None]
 
 
-def criteria(est: GaussianMixture, X, sample_weight=None) -> dict:
+def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
     """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one pass."""
     ll = []
     log_max_resp = []
-    for block in est._log_joint_chunks(X):
+    for block in est._log_joint_chunks(X, columns):
         lse = _logsumexp(block)
         ll.append(lse)
         log_max_resp.append(block.max(1) - lse)
