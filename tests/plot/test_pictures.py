@@ -174,3 +174,15 @@ def test_wrong_data_width(tmp_path, blobs2d):
     with pytest.raises(ValueError, match="X has 3 columns, but the model has 2 features"):
         plot_clusters(gm, np.zeros((10, 3)), tmp_path / "x.png")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_file_is_read_by_the_models_column_names(tmp_path, blobs2d):
+    X, _ = blobs2d
+    path = tmp_path / "d.csv"
+    np.savetxt(path, np.c_[np.arange(len(X)), X], delimiter=",", header="id,height,width", comments="", fmt="%.17g")
+    gm = bigem.GaussianMixture(3, random_state=0).fit(str(path), columns=["height", "width"])
+    rows = as_rows(str(path), 100, 0, gm.feature_names_in_)
+    assert rows.shape == (100, 2) and np.isin(rows[:, 0], X[:, 0]).all()  # id column left out
+    plot_fit(gm, str(path), tmp_path / "named.svg", max_points=100)
+    text = assert_svg(str(tmp_path / "named.svg"))
+    assert "height" in text and "width" in text and "100 rows (uniform sample)" in text

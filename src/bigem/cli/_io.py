@@ -87,19 +87,10 @@ def _column_index(c: str, width: int, path: str) -> int:
 
 def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
     """At most ``max_points`` rows of the data set, a uniform sample without replacement,
-    in file order, as a float64 array (for pictures)."""
-    if isinstance(data.X, np.ndarray):
-        X = data.X
-        if X.shape[0] > max_points:
-            X = X[np.sort(np.random.default_rng(seed).choice(X.shape[0], max_points, replace=False))]
-        return np.asarray(X, dtype=np.float64)
-    source = _open(data.X, data.columns)
-    n = source.n_rows
-    rows = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
-    x = source.take(torch.from_numpy(rows)).double().cpu().numpy()
-    if not np.isfinite(x).all():
-        raise DataError(f"{data.path}: contains NaN or infinity; drop or impute them before plotting")
-    return x
+    in file order, as a float64 array (for pictures); only those rows are read."""
+    from ..plot._common import as_rows
+
+    return as_rows(data.X, max_points, seed, data.columns)
 
 
 def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:

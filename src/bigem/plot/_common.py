@@ -62,15 +62,16 @@ def save(fig, path: str) -> None:
             os.unlink(tmp)
 
 
-def as_rows(X, max_points: int | None = MAX_POINTS, seed: int = 0) -> np.ndarray:
-    """X (array, tensor, DataFrame or .npy path) as a float64 (n, D) array of at most
-    ``max_points`` rows, drawn uniformly without replacement when X has more."""
-    if isinstance(X, (str, os.PathLike)):
-        path = os.fspath(X)
-        if not path.endswith(".npy"):
-            raise DataError(f"{path}: pictures read .npy files here; load other formats into an array first")
-        X = np.load(path, mmap_mode="r", allow_pickle=False)
-    elif hasattr(X, "detach"):
+def as_rows(X, max_points: int | None = MAX_POINTS, seed: int = 0, names=None) -> np.ndarray:
+    """X as a float64 (n, D) array of at most ``max_points`` rows, drawn uniformly without
+    replacement when X has more. X: an array, tensor or DataFrame, or anything
+    :class:`bigem.GaussianMixture` reads (files, folders, globs, Source objects), of which
+    only the sampled rows are read; ``names`` picks a file's columns (the model's)."""
+    from ..sources import is_file_input, is_source
+
+    if is_file_input(X) or is_source(X):
+        return _file_rows(X, max_points, seed, names)
+    if hasattr(X, "detach"):
         X = X.detach().cpu().numpy()
     elif hasattr(X, "to_numpy"):
         X = X.to_numpy()
@@ -79,14 +80,32 @@ def as_rows(X, max_points: int | None = MAX_POINTS, seed: int = 0) -> np.ndarray
         X = X[:, None]
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"expected data of shape (n_samples, n_features) with at least one row; got shape {X.shape}")
-    n = X.shape[0]
-    if max_points is not None and n > max_points:
-        rows = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
-        X = X[rows]
-    out = np.asarray(X, dtype=np.float64)
-    if not np.isfinite(out).all():
+    X = X[_sample(X.shape[0], max_points, seed)]
+    return _finite(np.asarray(X, dtype=np.float64))
+
+
+def _sample(n: int, max_points: int | None, seed: int) -> np.ndarray:
+    if max_points is None or n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
+def _file_rows(X, max_points: int | None, seed: int, names) -> np.ndarray:
+    import torch
+
+    from ..sources import open_source
+
+    path = os.fspath(X) if isinstance(X, (str, os.PathLike)) else None
+    columns = None if names is None or (path is not None and path.lower().endswith(".npy")) else [str(n) for n in names]
+    source = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20, columns=columns)
+    rows = _sample(source.n_rows, max_points, seed)
+    return _finite(source.take(torch.from_numpy(rows)).double().cpu().numpy())
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    if not np.isfinite(x).all():
         raise DataError("data contain NaN or infinity; drop or impute them before plotting")
-    return out
+    return x
 
 
 def feature_label(estimator, j: int) -> str:

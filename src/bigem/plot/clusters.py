@@ -76,7 +76,7 @@ def plot_clusters(
     if D < 2:
         raise DataError("plot_clusters needs at least 2 features; use plot_density_1d for a 1-feature model")
     A, centre, labels = projection(estimator, columns)
-    x = as_rows(X, max_points, seed)
+    x = as_rows(X, max_points, seed, getattr(estimator, "feature_names_in_", None))
     if x.shape[1] != D:
         raise DataError(f"X has {x.shape[1]} columns, but the model has {D} features")
     with warnings.catch_warnings():  # x is a plain array whatever X was; names were checked by shape

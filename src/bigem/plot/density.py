@@ -34,7 +34,7 @@ def plot_density_1d(
     path = check_path(path)
     if estimator.means_.shape[1] != 1:
         raise DataError(f"plot_density_1d needs a 1-feature model; this one has {estimator.means_.shape[1]} features")
-    x = as_rows(X, max_points)
+    x = as_rows(X, max_points, 0, getattr(estimator, "feature_names_in_", None))
     if x.shape[1] != 1:
         raise DataError(f"X has {x.shape[1]} columns, but the model has 1 feature")
     x = x[:, 0]
