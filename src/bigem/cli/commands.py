@@ -82,7 +82,7 @@ def column_list(text: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- parsers
 def _fit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--columns", type=column_list, help="comma-separated column names or 0-based indices to use")
+    p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
     p.add_argument("--init", choices=INITS, default="kmeans", help="initialisation (default kmeans)")
     p.add_argument("--n-init", type=positive_int, default=1, help="initialisations; the best is kept (default 1)")
     p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
