@@ -60,23 +60,21 @@ class EMResult:
     restart: int = 0
 
 
-def run_em(
-    model: Model,
-    engine: Engine,
-    source: Source,
-    params: Any,
-    *,
-    max_iter: int,
-    tol: float,
-    restart: int = 0,
-    callback: Callable[[IterationInfo], None] | None = None,
-) -> EMResult:
-    """Iterate E and M steps from ``params`` until convergence or ``max_iter``."""
-    result = EMResult(params, converged=False, n_iter=0, lower_bound=-math.inf, restart=restart)
-    previous = -math.inf
-    for iteration in range(1, max_iter + 1):
+class _Run:
+    """One run's state between iterations; :meth:`step` is one iteration after its E-step."""
+
+    def __init__(self, params: Any, restart: int) -> None:
+        self.result = EMResult(params, converged=False, n_iter=0, lower_bound=-math.inf, restart=restart)
+        self.previous = -math.inf
+
+    @property
+    def params(self) -> Any:
+        return self.result.params
+
+    def step(self, model: Model, stats: Any, iteration: int, tol: float, e_seconds: float, callback) -> bool:
+        """Checks, M-step, history and callback; True when this run has converged."""
         started = time.perf_counter()
-        stats = engine.reduce(partial(model.e_step, params), source)
+        restart, params, previous = self.result.restart, self.result.params, self.previous
         ll = stats.mean_loglik
         if not math.isfinite(ll):
             raise NumericalError(
@@ -90,7 +88,7 @@ def run_em(
                 f"(restart {restart}). EM must never decrease it: this is a bug in bigem; please report it "
                 "with the data shape, dtype and parameters.",
                 LikelihoodDecreaseWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         params = model.m_step(stats)
         reseeded = getattr(params, "reseeded", ())
@@ -99,11 +97,12 @@ def run_em(
                 f"components {list(reseeded)} lost their support at iteration {iteration} and were re-seeded "
                 "at the worst-explained rows; consider fewer components or a larger reg_covar",
                 ComponentReseededWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         change = ll - previous
-        previous = ll
-        elapsed = time.perf_counter() - started
+        self.previous = ll
+        elapsed = e_seconds + time.perf_counter() - started
+        result = self.result
         result.params, result.n_iter, result.lower_bound = params, iteration, ll
         result.history.append(ll)
         result.seconds.append(elapsed)
@@ -111,8 +110,41 @@ def run_em(
             callback(IterationInfo(restart, iteration, ll, change, elapsed, params))
         if abs(change) < tol:
             result.converged = True
+        return result.converged
+
+
+def run_em(
+    model: Model,
+    engine: Engine,
+    source: Source,
+    params: Any,
+    *,
+    max_iter: int,
+    tol: float,
+    restart: int = 0,
+    callback: Callable[[IterationInfo], None] | None = None,
+) -> EMResult:
+    """Iterate E and M steps from ``params`` until convergence or ``max_iter``."""
+    run = _Run(params, restart)
+    for iteration in range(1, max_iter + 1):
+        started = time.perf_counter()
+        stats = engine.reduce(partial(model.e_step, run.params), source)
+        if run.step(model, stats, iteration, tol, time.perf_counter() - started, callback):
             break
-    return result
+    return run.result
+
+
+class _Together:
+    """The statistics of several runs from the same rows: adds run by run, so it is as
+    additive as each run's statistics (any engine can reduce it)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+
+    def __add__(self, other: "_Together") -> "_Together":
+        return _Together([a + b for a, b in zip(self.parts, other.parts)])
 
 
 def fit_em(
@@ -128,25 +160,41 @@ def fit_em(
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
 
+    The runs advance in lockstep: every iteration reads the data once, and each chunk
+    feeds the E-step of every run still iterating, so ``n_init`` restarts cost one pass
+    per iteration instead of ``n_init`` (what matters when the data streams from
+    disk). Each run sees the same chunks in the same order as it would alone, so its
+    result is the same bit for bit; a run's ``seconds`` are its own E- and M-step time
+    plus an equal share of the reading. The callback sees iteration i of every active
+    run (in restart order) before iteration i + 1 of any.
+
     Warns with :class:`ConvergenceWarning` when the best run did not converge.
     """
-    runs: list[EMResult] = []
-    best: EMResult | None = None
-    for restart in range(n_init):
-        run = run_em(
-            model,
-            engine,
-            source,
-            initialise(restart),
-            max_iter=max_iter,
-            tol=tol,
-            restart=restart,
-            callback=callback,
-        )
-        runs.append(run)
-        if best is None or run.lower_bound > best.lower_bound:
-            best = run
-    assert best is not None
+    runs = [_Run(initialise(restart), restart) for restart in range(n_init)]
+    for iteration in range(1, max_iter + 1):
+        active = [run for run in runs if not run.result.converged]
+        if not active:
+            break
+        compute = [0.0] * len(active)
+
+        def e_steps(chunk, active=active, compute=compute) -> _Together:
+            parts = []
+            for i, run in enumerate(active):
+                started = time.perf_counter()
+                parts.append(model.e_step(run.params, chunk))
+                compute[i] += time.perf_counter() - started
+            return _Together(parts)
+
+        started = time.perf_counter()
+        together = engine.reduce(e_steps, source)
+        shared = max(0.0, time.perf_counter() - started - sum(compute)) / len(active)
+        for i, (run, stats) in enumerate(zip(active, together.parts)):
+            run.step(model, stats, iteration, tol, compute[i] + shared, callback)
+    results = [run.result for run in runs]
+    best = results[0]
+    for result in results[1:]:
+        if result.lower_bound > best.lower_bound:
+            best = result
     if not best.converged and max_iter > 0:
         warnings.warn(
             f"Best performing initialization did not converge. Try different init parameters, or increase "
@@ -154,4 +202,4 @@ def fit_em(
             ConvergenceWarning,
             stacklevel=2,
         )
-    return best, runs
+    return best, results
