@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
+
+import _common
+from _common import best_seconds, peak_rss_mb
 
 ITERS = 5
 CASES = {
@@ -113,34 +113,8 @@ def worker(spec: dict) -> dict:
     )
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM). Unlike ru_maxrss it is not inherited
-    from the parent across fork+exec, so each worker reports only its own peak."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_worker(spec: dict) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {spec} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def best_seconds(fn, repeats: int = 3) -> float:
-    """Best wall time of ``fn()`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+    return _common.run_worker(__file__, spec)
 
 
 def gemm_rate(n: int, d: int, k: int) -> float:

@@ -94,3 +94,14 @@ def test_online_parameters_are_validated():
         GaussianMixture(learning_decay=1.5).fit(np.zeros((10, 1)))
     with pytest.raises(ValueError, match=r"'algorithm' parameter of GaussianMixture must be a str among"):
         GaussianMixture().fit(np.zeros((10, 1)), algorithm="stochastic")
+
+
+def test_verbose_fits_show_progress_and_quiet_ones_do_not(capsys, tmp_path):
+    X, _, _ = make_blobs(1, n_per=2000)
+    GaussianMixture(3, random_state=0, chunk_size=500).fit(X)
+    assert capsys.readouterr().err == ""
+    GaussianMixture(3, random_state=0, chunk_size=500, verbose=1).fit(X)
+    err = capsys.readouterr().err
+    assert "rows" in err and "iteration" in err and "loglik=" in err
+    GaussianMixture(3, random_state=0, algorithm="online", batch_size=500, max_iter=2, verbose=1).fit(X)
+    assert "pass" in capsys.readouterr().err

@@ -206,8 +206,7 @@ class GaussianMixture(EstimatorBase):
             chunk_size=s["chunk_size"],
             sample_weight=sample_weight,
             min_rows=min_rows,
-            cache_bytes=s["cache_budget"],
-            **kw,
+            **{"cache_bytes": s["cache_budget"], **kw},
         )
 
     def _model(self, s: dict) -> GaussianMixtureModel:
@@ -252,7 +251,8 @@ class GaussianMixture(EstimatorBase):
             s["algorithm"] = _params.check_choice(algorithm, "algorithm", _OWNER, ("em", "online"))
         if batch_size is not None:
             s["batch_size"] = _params.check_int(batch_size, "batch_size", _OWNER, 1)
-        source = self._open(X, s, sample_weight, columns=columns)
+        one_pass = s["algorithm"] == "online" and s["max_iter"] <= 1 and s["n_init"] == 1
+        source = self._open(X, s, sample_weight, columns=columns, **({"cache_bytes": 0} if one_pass else {}))
         K, N, D = s["n_components"], source.n_rows, source.n_features
         if N < K:
             raise DataError(
@@ -350,7 +350,7 @@ class GaussianMixture(EstimatorBase):
             self._check_features(X, columns)
             if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns)
+        source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0)
         model = self._model(s)
         state = getattr(self, "_online_", None)
         if fitted:
@@ -439,7 +439,7 @@ class GaussianMixture(EstimatorBase):
         self._check_features(X, columns)
         if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, columns=columns, keep=keep)
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
         self._check_width(source)
         return source, s
 

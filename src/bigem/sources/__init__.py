@@ -158,18 +158,19 @@ def _open_files(
         return source
     from .tables import CsvOptions, TableSource
 
-    columns = None if spec.columns is None else list(spec.columns)
-    probe_d = len(columns) if columns else 16
-    return TableSource(
+    table = TableSource(
         files,
         fmt,
         dtype=dtype,
         device=device,
-        chunk_rows=chunk_size or chunk_rows_for_budget(memory_budget, probe_d, itemsize + 8),
-        columns=columns,
+        chunk_rows=1,
+        columns=None if spec.columns is None else list(spec.columns),
         keep=keep,
         csv=CsvOptions(spec.delimiter, spec.header),
     )
+    # pyarrow's decoded float64 batch and our compute-dtype chunk are both in flight
+    table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, itemsize + 8)
+    return table
 
 
 def _select_frame_columns(X, columns: list[str]):
