@@ -180,3 +180,15 @@ def test_a_npy_file_selects_as_its_array(tmp_path):
     for a, b in zip(from_file.table, from_array.table):
         assert a["bic"] == pytest.approx(b["bic"], rel=1e-12) and a["icl"] == pytest.approx(b["icl"], rel=1e-12)
     assert from_file.best_index_ == from_array.best_index_
+
+
+def test_a_csv_file_with_columns_selects_as_its_array(tmp_path):
+    X = mixture(7, "diag", n_per=100)
+    path = tmp_path / "x.csv"
+    np.savetxt(path, np.c_[np.arange(len(X)), X], delimiter=",", header="id,u,v", comments="", fmt="%.17g")
+    params = dict(n_components=[2, 3], covariance_types="diag", random_state=0, dtype="float64")
+    from_file = bigem.select(str(path), columns=["u", "v"], **params)
+    from_array = bigem.select(X, **params)
+    for a, b in zip(from_file.table, from_array.table):
+        assert a["bic"] == pytest.approx(b["bic"], rel=1e-12) and a["n_iter"] == b["n_iter"]
+    assert list(from_file.best_estimator_.feature_names_in_) == ["u", "v"]
