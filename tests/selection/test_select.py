@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import bigem
-from bigem.estimators.selection import COLUMNS, DegenerateFitWarning, degenerate_components
+from bigem._core.errors import DegenerateFitWarning
+from bigem.estimators.selection import COLUMNS, degenerate_components
 
 CENTRES = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
 

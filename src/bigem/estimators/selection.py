@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._core.errors import ParameterError
+from .._core.errors import DegenerateFitWarning, ParameterError
 from .._core.types import COVARIANCE_TYPES
 from .gaussian_mixture import GaussianMixture, _logsumexp
 
@@ -43,10 +43,6 @@ COLUMNS = (
 # rounding allowance relative to the data's overall scale).
 _FLOOR_FACTOR = 2.0
 _ROUNDING = 1e-9
-
-
-class DegenerateFitWarning(UserWarning):
-    """Model selection dropped candidates whose components collapsed onto repeated values."""
 
 
 @dataclass
