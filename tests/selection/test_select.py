@@ -39,11 +39,11 @@ def mixture(seed: int, covariance_type: str, n_per: int = 200) -> np.ndarray:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_select_finds_the_generating_k_and_covariance_type(seed, covariance_type):
     X = mixture(seed, covariance_type)
-    result = bigem.select(X, n_components=range(1, 5), random_state=0)
+    result = bigem.select(X, n_components=[2, 3, 4], random_state=0)
     assert (result.best_["n_components"], result.best_["covariance_type"]) == (3, covariance_type)
     assert result.best_estimator_.n_components == 3
     assert result.best_estimator_.covariance_type == covariance_type
-    assert len(result.table) == 16 and not result.dropped
+    assert len(result.table) == 12 and not result.dropped
 
 
 def test_table_equals_separately_fitted_models():
