@@ -1,0 +1,623 @@
+"""Hidden Markov models: Baum-Welch E-step, M-step, Viterbi and sampling. Math only.
+
+The E-step of a batch of whole sequences (:class:`SequenceChunk`) returns
+:class:`HMMStats`: expected start counts, expected transition counts, the emission's
+posterior-weighted statistics and the log-likelihood, all float64 and additive, so
+the EM driver and engines run HMMs exactly as they run mixtures.
+
+How the forward-backward pass is organised (measured choices, see BENCHMARKS.md):
+
+* **Scaled probabilities on max-shifted emissions.** Each step's emission
+  likelihoods are ``exp(log b_t - max_k log b_t)`` (the largest is exactly 1), and
+  the forward vector is renormalised at every step; ``log c_t + max_k log b_t`` sum
+  to the log-likelihood. This is Rabiner's scaling, so a step is one (lanes x K) @
+  (K x K) product and three elementwise operations, against a logsumexp over a
+  (lanes, K, K) tensor in log space (about 4x the work and temporaries). Outliers
+  cannot underflow it: the shift keeps the best state's emission at 1. A sequence
+  whose normaliser still underflows to 0 (a zero-probability transition, or
+  emission gaps of more than ~700 nats next to forbidden transitions) is recomputed
+  by the log-space reference :func:`forward_backward_log`; only if that also gives
+  -inf is it impossible, and it is left out of the statistics (counted, so the
+  caller can warn).
+* **Packed lanes, one batched operation per time step.** Sequences (or segments of
+  them, below) are lanes sorted by length, laid out time-major so that the lanes
+  alive at step t are one contiguous block: every step is one product over all
+  lanes, and padding costs nothing. Python runs once per time step of the longest
+  lane, not once per sequence.
+* **Long sequences are cut into segments.** A sequence of T steps becomes
+  ~sqrt(T) lanes of ~sqrt(T) steps. One pass computes each segment's transfer
+  matrix prod_t A diag(b_t) (K x K, renormalised every step), a short sequential
+  pass over segments chains them into the exact filtered distribution entering
+  each segment and the backward vector leaving it, then the ordinary batched
+  forward-backward runs on all segments at once. The result equals the unsegmented
+  recursion to rounding (per-step normalisation makes the boundary scale
+  irrelevant; see :func:`_normalisers`). We chose this over an associative scan
+  in the log semiring: the scan costs O(T K^3 log T) with (T, K, K) temporaries,
+  segments cost O(T K^3) once plus O(T K^2) with (T, K) temporaries and about
+  3 sqrt(T) Python steps; at T = 1e6, K = 8 that is ~3000 batched steps.
+* **Statistics in a few large products.** The expected transition counts are
+  A * (alpha_{t-1}^T @ w_t) summed over all lanes and steps as one GEMM; emission
+  statistics are posterior-weighted GEMMs over all rows (hmm_emissions).
+
+Shapes: N rows in a chunk, K states, S lanes, D features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import NumericalError
+from .._core.types import SequenceChunk
+
+# Lanes no longer than this are never split; longer sequences are cut into segments
+# of about sqrt(rows in the chunk) steps (at least this many).
+_MIN_SEGMENT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class HMMParams:
+    """startprob (K,), transmat (K, K), float64; emission: the emission's parameters."""
+
+    startprob: Tensor
+    transmat: Tensor
+    emission: Any
+
+    @property
+    def n_components(self) -> int:
+        return int(self.startprob.shape[0])
+
+    def to(self, device: torch.device | str) -> "HMMParams":
+        return HMMParams(self.startprob.to(device), self.transmat.to(device), self.emission.to(device))
+
+
+@dataclass(frozen=True, slots=True)
+class HMMStats:
+    """Additive E-step statistics, float64.
+
+    start (K,): expected first states; trans (K, K): expected transitions; emission:
+    the emission's statistics; loglik: sum of the possible sequences' log-likelihoods;
+    rows / sequences: their steps and count; impossible: sequences of zero probability
+    (left out), first_impossible: the smallest such sequence index (or -1);
+    params: the parameters of the E-step (the M-step keeps what it does not update).
+    """
+
+    start: Tensor
+    trans: Tensor
+    emission: Any
+    loglik: Tensor
+    rows: int
+    sequences: int
+    impossible: int
+    first_impossible: int
+    params: HMMParams
+
+    def __add__(self, other: "HMMStats") -> "HMMStats":
+        firsts = [f for f in (self.first_impossible, other.first_impossible) if f >= 0]
+        return HMMStats(
+            self.start + other.start,
+            self.trans + other.trans,
+            self.emission + other.emission,
+            self.loglik + other.loglik,
+            self.rows + other.rows,
+            self.sequences + other.sequences,
+            self.impossible + other.impossible,
+            min(firsts) if firsts else -1,
+            self.params,
+        )
+
+    def scale(self, factor: float) -> "HMMStats":
+        return replace(
+            self,
+            start=self.start * factor,
+            trans=self.trans * factor,
+            emission=self.emission.scale(factor),
+            loglik=self.loglik * factor,
+        )
+
+    def to(self, device: torch.device | str) -> "HMMStats":
+        return replace(
+            self,
+            start=self.start.to(device),
+            trans=self.trans.to(device),
+            emission=self.emission.to(device),
+            loglik=self.loglik.to(device),
+            params=self.params.to(device),
+        )
+
+    @property
+    def mean_loglik(self) -> float:
+        """Log-likelihood per time step of the possible sequences (-inf if none is)."""
+        if self.rows == 0:
+            return -math.inf
+        return float(self.loglik) / self.rows
+
+
+# ---------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class Lanes:
+    """Time-major packed layout of a batch of sequences, cut into lanes (segments).
+
+    Lanes are sorted by length (longest first); packed row ``offsets[t] + i`` is step t
+    of lane i, and ``counts[t]`` lanes are alive at step t. ``perm[p]`` is the chunk
+    row of packed row p. Lanes of a sequence cut into segments are chained through
+    ``chain`` ((n_long, max_segments) lane indices, -1 where a sequence has fewer).
+    """
+
+    perm: Tensor  # (N,) int64
+    inverse: Tensor  # (N,) int64: packed row of each chunk row
+    counts: list[int]  # lanes alive at each step
+    offsets: list[int]
+    lane_len: np.ndarray  # (S,)
+    lane_seq: Tensor  # (S,) int64 sequence of each lane
+    lane_first: Tensor  # (S,) bool: first segment of its sequence
+    lane_last: Tensor  # (S,) bool: last segment of its sequence
+    row_seq: Tensor  # (N,) int64 sequence of each packed row
+    chain: np.ndarray  # (n_long, max_segments) lane indices or -1
+    uniform: bool  # every lane has the same length
+
+    @property
+    def n_lanes(self) -> int:
+        return int(self.lane_len.shape[0])
+
+
+def make_lanes(lengths: np.ndarray, device: torch.device, segment: int | None = None) -> Lanes:
+    """Packed layout of sequences of ``lengths``; sequences longer than ``segment`` are cut."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n_rows = int(lengths.sum())
+    if segment is None:
+        segment = max(_MIN_SEGMENT, int(math.ceil(math.sqrt(n_rows))))
+    seq_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    n_seg = np.maximum(1, -(-lengths // segment))
+    seq_of = np.repeat(np.arange(len(lengths)), n_seg)
+    seg_idx = np.arange(len(seq_of)) - np.repeat(np.cumsum(n_seg) - n_seg, n_seg)
+    base, extra = lengths[seq_of] // n_seg[seq_of], lengths[seq_of] % n_seg[seq_of]
+    lane_len = base + (seg_idx < extra)
+    lane_start_in_seq = seg_idx * base + np.minimum(seg_idx, extra)
+    lane_start = seq_start[seq_of] + lane_start_in_seq
+    order = np.argsort(-lane_len, kind="stable")
+    lane_len, lane_start = lane_len[order], lane_start[order]
+    seq_of, seg_idx = seq_of[order], seg_idx[order]
+    n_lanes, t_max = len(lane_len), int(lane_len[0])
+    # lanes alive at step t: those longer than t (lane_len sorted descending)
+    counts = _alive(lane_len, t_max)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    t_of = np.repeat(np.arange(t_max), counts)
+    lane_of = np.arange(n_rows) - np.repeat(offsets, counts)
+    perm = lane_start[lane_of] + t_of
+    inverse = np.empty_like(perm)
+    inverse[perm] = np.arange(n_rows)
+    first = seg_idx == 0
+    last = seg_idx == n_seg[seq_of] - 1
+    long_seqs = np.nonzero(n_seg > 1)[0]
+    chain = np.full((len(long_seqs), int(n_seg.max()) if len(long_seqs) else 0), -1, dtype=np.int64)
+    if len(long_seqs):
+        where = np.searchsorted(long_seqs, seq_of)
+        is_long = n_seg[seq_of] > 1
+        chain[where[is_long], seg_idx[is_long]] = np.nonzero(is_long)[0]
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    return Lanes(
+        perm=as_t(perm),
+        inverse=as_t(inverse),
+        counts=[int(c) for c in counts],
+        offsets=[int(o) for o in offsets],
+        lane_len=lane_len,
+        lane_seq=as_t(seq_of),
+        lane_first=as_t(first),
+        lane_last=as_t(last),
+        row_seq=as_t(seq_of[lane_of]),
+        chain=chain,
+        uniform=bool(lane_len[-1] == lane_len[0]),
+    )
+
+
+def _alive(lane_len: np.ndarray, t_max: int) -> np.ndarray:
+    """Lanes longer than t for every t (lane_len sorted descending)."""
+    hist = np.bincount(lane_len, minlength=t_max + 1)
+    return len(lane_len) - np.cumsum(hist)[:t_max]
+
+
+# ---------------------------------------------------------------------------- kernels
+@dataclass
+class Posteriors:
+    """What one forward-backward pass gives: per-row posteriors (chunk row order),
+    expected counts, and per-sequence log-likelihoods (-inf: impossible)."""
+
+    gamma: Tensor  # (N, K) compute dtype, zero rows for impossible sequences
+    start: Tensor  # (K,) float64
+    trans: Tensor  # (K, K) float64
+    loglik: Tensor  # (B,) float64
+
+
+def forward_backward(
+    log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor, *, segment: int | None = None,
+    need_trans: bool = True,
+) -> Posteriors:
+    """Posteriors of a batch of sequences (scaled recursion, log-space fallback). log_b: (N, K)."""
+    N, K = log_b.shape
+    dtype, device = log_b.dtype, log_b.device
+    lanes = make_lanes(lengths, device, segment)
+    A = transmat.to(dtype)
+    pi = startprob.to(dtype)
+    shift = log_b.max(1).values  # (N,)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    eb = torch.exp(log_b[lanes.perm] - shift[lanes.perm, None])  # packed (N, K)
+    S = lanes.n_lanes
+    pre, end, boundary = _chain(lanes, eb, pi, A)
+    alpha, c = _forward(lanes, eb, pre, A)
+    w, beta = _backward(lanes, eb, c, end, A)  # w overwrites eb: eb * beta / c
+    del eb
+    r = (alpha * beta).sum(1)  # (N,) alpha_t . beta_t, constant within a lane
+    log_c = torch.log(c.double())
+    B = len(lengths)
+    loglik = torch.zeros(B, dtype=torch.float64, device=device)
+    loglik.index_add_(0, lanes.row_seq, log_c)
+    seq_rows = torch.repeat_interleave(torch.arange(B, device=device), torch.as_tensor(lengths, device=device))
+    loglik.index_add_(0, seq_rows, shift.double())
+    row_ok = torch.isfinite(r) & (r > 0)
+    bad_seq = ~torch.isfinite(loglik)
+    if not bool(row_ok.all()):
+        bad_seq = bad_seq.index_fill(0, lanes.row_seq[~row_ok], True)
+    ok_rows = ~bad_seq[lanes.row_seq]
+    any_bad = not bool(ok_rows.all())
+    r = torch.where(ok_rows, r, torch.ones_like(r))
+    w = w.div_(r[:, None])
+    gamma = beta.mul_(alpha).div_(r[:, None])
+    if any_bad:
+        w = w.masked_fill_(~ok_rows[:, None], 0.0)
+        gamma = gamma.masked_fill_(~ok_rows[:, None], 0.0)
+        alpha = alpha.masked_fill_(~ok_rows[:, None], 0.0)
+        boundary = boundary.masked_fill(bad_seq[lanes.lane_seq][:, None], 0.0)
+    trans = torch.zeros(K, K, dtype=torch.float64, device=device)
+    if need_trans:
+        trans = _transition_counts(lanes, alpha, w, boundary, A)
+    del alpha, w
+    first_rows = torch.nonzero(lanes.lane_first).reshape(-1)  # lane i's step 0 is packed row i
+    start = gamma[first_rows].double().sum(0)
+    gamma_rows = gamma[lanes.inverse]
+    del gamma
+    if any_bad:
+        gamma_rows, start, trans, loglik = _redo_in_log_space(
+            log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans
+        )
+    return Posteriors(gamma_rows, start, trans, loglik)
+
+
+def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per lane: the factor before step 0 (pi, or the entering distribution @ A), the
+    backward vector at its last step, and the distribution entering it (0 for first
+    segments). Cut sequences get exact boundaries from transfer matrices."""
+    S, K = lanes.n_lanes, pi.shape[0]
+    pre = pi.expand(S, K).clone()
+    end = torch.ones(S, K, dtype=eb.dtype, device=eb.device)
+    boundary = torch.zeros(S, K, dtype=eb.dtype, device=eb.device)
+    if lanes.chain.shape[0] == 0:
+        return pre, end, boundary
+    # transfer U_s = prod_{t=1}^{len-1} A diag(eb_t) of every lane, renormalised each step
+    U = torch.eye(K, dtype=eb.dtype, device=eb.device).repeat(S, 1, 1)
+    for t in range(1, len(lanes.counts)):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        Ut = U[:n]
+        Ut.copy_((Ut.reshape(n * K, K) @ A).reshape(n, K, K).mul_(eb[o : o + n, None, :]))
+        Ut.div_(Ut.reshape(n, K * K).amax(1).clamp_min_(torch.finfo(eb.dtype).tiny)[:, None, None])
+    eb0 = eb[:S]  # step 0 of lane i is packed row i
+    chain = torch.from_numpy(lanes.chain).to(eb.device)
+    n_long, n_segments = lanes.chain.shape
+    a = torch.zeros(n_long, K, dtype=eb.dtype, device=eb.device)
+    for j in range(n_segments):
+        lane = chain[:, j]
+        live = lane >= 0
+        idx = lane[live]
+        if j == 0:
+            v = pi[None, :] * eb0[idx]
+        else:
+            p = a[live] @ A
+            pre[idx] = p
+            boundary[idx] = a[live]
+            v = p * eb0[idx]
+        v = (v[:, None, :] @ U[idx])[:, 0, :]
+        a[live] = v / v.sum(1, keepdim=True)
+    b = torch.ones(n_long, K, dtype=eb.dtype, device=eb.device)
+    for j in range(n_segments - 1, 0, -1):
+        lane, prev = chain[:, j], chain[:, j - 1]
+        live = lane >= 0
+        idx, pidx = lane[live], prev[live]
+        last_here = lanes.lane_last[idx]
+        bj = torch.where(last_here[:, None], torch.ones_like(b[live]), b[live])
+        end[idx] = bj
+        v = (U[idx] @ bj[:, :, None])[:, :, 0] * eb0[idx]
+        v = v @ A.T
+        b[live] = v / v.sum(1, keepdim=True)
+        end[pidx] = b[live]
+    return pre, end, boundary
+
+
+def _forward(lanes: Lanes, eb: Tensor, pre: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
+    """Scaled forward recursion over packed lanes: alpha (N, K) filtered, c (N,) normalisers."""
+    alpha = torch.empty_like(eb)
+    c = torch.empty(eb.shape[0], dtype=eb.dtype, device=eb.device)
+    n0 = lanes.counts[0]
+    torch.mul(pre[:n0], eb[:n0], out=alpha[:n0])
+    torch.sum(alpha[:n0], 1, out=c[:n0])
+    alpha[:n0].div_(c[:n0, None])
+    po = 0
+    for t in range(1, len(lanes.counts)):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        blk = alpha[o : o + n]
+        torch.mm(alpha[po : po + n], A, out=blk)
+        blk.mul_(eb[o : o + n])
+        torch.sum(blk, 1, out=c[o : o + n])
+        blk.div_(c[o : o + n, None])
+        po = o
+    return alpha, c
+
+
+def _backward(lanes: Lanes, eb: Tensor, c: Tensor, end: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
+    """Scaled backward recursion; returns (w, beta) with w = eb * beta / c (in eb's memory)."""
+    beta = torch.empty_like(eb)
+    At = A.T.contiguous()
+    T = len(lanes.counts)
+    n_next, o_next = 0, 0
+    for t in range(T - 1, -1, -1):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        if n_next:
+            nxt = eb[o_next : o_next + n_next]
+            nxt.mul_(beta[o_next : o_next + n_next]).div_(c[o_next : o_next + n_next, None])
+            torch.mm(nxt, At, out=beta[o : o + n_next])
+        if n > n_next:
+            beta[o + n_next : o + n] = end[n_next:n]
+        n_next, o_next = n, o
+    first = eb[: lanes.counts[0]]
+    first.mul_(beta[: lanes.counts[0]]).div_(c[: lanes.counts[0], None])
+    return eb, beta
+
+
+def _transition_counts(lanes: Lanes, alpha: Tensor, w: Tensor, boundary: Tensor, A: Tensor) -> Tensor:
+    """sum over t of xi_t = A * (sum_t alpha_{t-1}^T w_t), as one GEMM over all lanes."""
+    S = lanes.n_lanes
+    if lanes.uniform:
+        prev, nxt = alpha[:-S], w[S:]
+    else:
+        prev_rows = torch.cat(
+            [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
+        ) if len(lanes.counts) > 1 else torch.zeros(0, dtype=torch.int64)
+        prev, nxt = alpha[prev_rows.to(alpha.device)], w[S:]
+    acc = (prev.T @ nxt).double() if prev.shape[0] else torch.zeros_like(A, dtype=torch.float64)
+    acc += (boundary.T @ w[:S]).double()
+    return A.double() * acc
+
+
+def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans):
+    """Recompute the sequences whose scaled recursion underflowed, in log space."""
+    seq_idx = torch.nonzero(bad_seq).reshape(-1).cpu().numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rows = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in seq_idx])
+    rows_t = torch.from_numpy(rows).to(log_b.device)
+    sub = forward_backward_log(log_b[rows_t], np.asarray(lengths)[seq_idx], startprob, transmat)
+    ok = torch.isfinite(sub.loglik)
+    row_ok = torch.repeat_interleave(ok, torch.as_tensor(np.asarray(lengths)[seq_idx], device=ok.device))
+    gamma_rows[rows_t] = torch.where(row_ok[:, None], sub.gamma.to(gamma_rows.dtype), torch.zeros_like(sub.gamma, dtype=gamma_rows.dtype))
+    loglik = loglik.clone()
+    loglik[torch.from_numpy(seq_idx).to(loglik.device)] = sub.loglik
+    return gamma_rows, start + sub.start, trans + (sub.trans if need_trans else 0), loglik
+
+
+def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor) -> Posteriors:
+    """Reference forward-backward in log space (logsumexp per step), one lane per sequence.
+
+    Used for sequences the scaled recursion cannot represent and by the tests as the
+    independent reference. Impossible sequences get loglik -inf and contribute nothing.
+    """
+    N, K = log_b.shape
+    device = log_b.device
+    lb = log_b.double()
+    lanes = make_lanes(lengths, device, segment=int(max(lengths)) + 1)
+    with np.errstate(divide="ignore"):
+        log_pi = torch.log(startprob.double())
+        log_A = torch.log(transmat.double())
+    x = lb[lanes.perm]
+    la = torch.empty_like(x)
+    n0 = lanes.counts[0]
+    la[:n0] = log_pi + x[:n0]
+    po = 0
+    for t in range(1, len(lanes.counts)):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        la[o : o + n] = torch.logsumexp(la[po : po + n, :, None] + log_A, 1) + x[o : o + n]
+        po = o
+    lb_ = torch.empty_like(x)
+    n_next, o_next = 0, 0
+    for t in range(len(lanes.counts) - 1, -1, -1):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        if n_next:
+            nxt = x[o_next : o_next + n_next] + lb_[o_next : o_next + n_next]
+            lb_[o : o + n_next] = torch.logsumexp(log_A + nxt[:, None, :], 2)
+        lb_[o + n_next : o + n] = 0.0
+        n_next, o_next = n, o
+    # log-likelihood per lane from the last step of each lane
+    last_rows = torch.tensor(
+        [lanes.offsets[int(L) - 1] + i for i, L in enumerate(lanes.lane_len)], dtype=torch.int64, device=device
+    )
+    lane_ll = torch.logsumexp(la[last_rows], 1)
+    B = len(lengths)
+    loglik = torch.empty(B, dtype=torch.float64, device=device)
+    loglik[lanes.lane_seq] = lane_ll
+    ll_row = lane_ll[_lane_of_rows(lanes)]
+    fine = torch.isfinite(ll_row)
+    safe_ll = torch.where(fine, ll_row, torch.zeros_like(ll_row))
+    gamma = torch.exp(la + lb_ - safe_ll[:, None]).masked_fill_(~fine[:, None], 0.0)
+    S = lanes.n_lanes
+    trans = torch.zeros(K, K, dtype=torch.float64, device=device)
+    if len(lanes.counts) > 1:
+        prev_rows = torch.cat(
+            [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
+        ).to(device)
+        nxt = (x + lb_)[S:] - safe_ll[S:, None]
+        log_xi = la[prev_rows][:, :, None] + log_A + nxt[:, None, :]
+        xi = torch.exp(log_xi).masked_fill_(~fine[S:, None, None], 0.0)
+        trans = xi.sum(0)
+    start = gamma[:S].sum(0)
+    return Posteriors(gamma[lanes.inverse], start, trans, loglik)
+
+
+def _lane_of_rows(lanes: Lanes) -> Tensor:
+    """Lane index of every packed row."""
+    counts = torch.tensor(lanes.counts, dtype=torch.int64)
+    offsets = torch.tensor(lanes.offsets, dtype=torch.int64)
+    n = int(counts.sum())
+    return (torch.arange(n) - torch.repeat_interleave(offsets, counts)).to(lanes.perm.device)
+
+
+# ---------------------------------------------------------------------------- Viterbi
+def viterbi(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor) -> tuple[Tensor, Tensor]:
+    """Most likely state path of every sequence (max-product in log space, float64).
+
+    Returns (log-probability of each sequence's best path (B,), states (N,) int64).
+    Ties go to the lowest state index, as in hmmlearn. One lane per sequence: the
+    recursion is batched over sequences, one Python step per time step of the longest.
+    """
+    N, K = log_b.shape
+    device = log_b.device
+    lanes = make_lanes(lengths, device, segment=int(max(lengths)) + 1)
+    with np.errstate(divide="ignore"):
+        log_pi = torch.log(startprob.double())
+        log_A = torch.log(transmat.double())
+    x = log_b.double()[lanes.perm]
+    delta = torch.empty_like(x)
+    back = torch.empty(N, K, dtype=torch.int64, device=device)
+    n0 = lanes.counts[0]
+    delta[:n0] = log_pi + x[:n0]
+    po = 0
+    for t in range(1, len(lanes.counts)):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        best, arg = torch.max(delta[po : po + n, :, None] + log_A, 1)
+        delta[o : o + n] = best + x[o : o + n]
+        back[o : o + n] = arg
+        po = o
+    S = lanes.n_lanes
+    last_rows = torch.tensor([lanes.offsets[int(L) - 1] + i for i, L in enumerate(lanes.lane_len)], device=device)
+    best_ll, state = torch.max(delta[last_rows], 1)
+    path = torch.empty(N, dtype=torch.int64, device=device)
+    cur = torch.empty(S, dtype=torch.int64, device=device)
+    for t in range(len(lanes.counts) - 1, -1, -1):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        n_next = lanes.counts[t + 1] if t + 1 < len(lanes.counts) else 0
+        if n_next:
+            cur[:n_next] = torch.gather(back[lanes.offsets[t + 1] : lanes.offsets[t + 1] + n_next], 1, cur[:n_next, None])[:, 0]
+        ending = slice(n_next, n)
+        cur[ending] = state[ending]
+        path[o : o + n] = cur[:n]
+    logprob = torch.empty(S, dtype=torch.float64, device=device)
+    logprob[lanes.lane_seq] = best_ll
+    return logprob, path[lanes.inverse]
+
+
+# ---------------------------------------------------------------------------- model
+class HMMModel:
+    """Baum-Welch for any emission (see hmm_emissions): e_step on sequence batches,
+    m_step from the statistics alone, with hmmlearn's Dirichlet MAP priors and
+    ``params`` letters (what the M-step updates)."""
+
+    def __init__(
+        self,
+        emission: Any,
+        n_components: int,
+        dtype: torch.dtype,
+        *,
+        params: str = "st",
+        startprob_prior: Tensor | float = 1.0,
+        transmat_prior: Tensor | float = 1.0,
+    ) -> None:
+        self.emission = emission
+        self.n_components = n_components
+        self.dtype = dtype
+        self.params = params
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+
+    def decrease_tolerance(self, params: HMMParams, log_likelihood: float) -> float:
+        """Rounding of the per-step log-likelihood; MAP priors may trade likelihood for prior."""
+        eps = 1e-6 if self.dtype == torch.float32 else 1e-11
+        slack = eps * (abs(log_likelihood) + 1.0)
+        if not (_is_one(self.startprob_prior) and _is_one(self.transmat_prior)) or self.emission.has_prior():
+            slack += 1e-3 * (abs(log_likelihood) + 1.0)
+        return slack
+
+    def log_emission(self, params: HMMParams, x: Tensor) -> Tensor:
+        return self.emission.log_prob(params.emission, x.to(self.dtype))
+
+    def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
+        log_b = self.log_emission(params, chunk.x)
+        return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans)
+
+    def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
+        post = self.posteriors(params, chunk, need_trans="t" in self.params)
+        ok = torch.isfinite(post.loglik)
+        n_bad = int((~ok).sum())
+        first_bad = int(torch.nonzero(~ok)[0]) + chunk.seq_start if n_bad else -1
+        lengths = chunk.lengths.to(post.loglik.device)
+        estats = self.emission.stats(params.emission, chunk.x.to(self.dtype), post.gamma)
+        return HMMStats(
+            start=post.start,
+            trans=post.trans,
+            emission=estats,
+            loglik=post.loglik[ok].sum(),
+            rows=int(lengths[ok].sum()),
+            sequences=int(ok.sum()),
+            impossible=n_bad,
+            first_impossible=first_bad,
+            params=params,
+        )
+
+    def m_step(self, stats: HMMStats) -> HMMParams:
+        old = stats.params
+        if stats.rows == 0:
+            raise NumericalError(
+                "every sequence is impossible under the current parameters (zero-probability start or "
+                "transitions); give startprob_/transmat_ non-zero entries where the data needs them"
+            )
+        startprob, transmat = old.startprob, old.transmat
+        if "s" in self.params:
+            startprob = _dirichlet_map(stats.start, self.startprob_prior, old.startprob)
+        if "t" in self.params:
+            transmat = _dirichlet_map(stats.trans, self.transmat_prior, old.transmat)
+        emission = self.emission.m_step(stats.emission, old.emission, self.params)
+        return HMMParams(startprob, transmat, emission)
+
+    def sample(self, params: HMMParams, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """One sequence of n steps: (X (n, D), states (n,)). CPU, float64."""
+        u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
+        cdf_start = np.cumsum(params.startprob.double().cpu().numpy())
+        cdf = np.cumsum(params.transmat.double().cpu().numpy(), 1)
+        states = np.empty(n, dtype=np.int64)
+        K = len(cdf_start)
+        s = min(int(np.searchsorted(cdf_start, u[0] * cdf_start[-1], side="right")), K - 1)
+        states[0] = s
+        rows = [list(r) for r in cdf]
+        import bisect
+
+        for t in range(1, n):
+            row = rows[s]
+            s = min(bisect.bisect_right(row, u[t] * row[-1]), K - 1)
+            states[t] = s
+        st = torch.from_numpy(states)
+        return self.emission.sample(params.emission, st, generator), st
+
+
+def _is_one(prior) -> bool:
+    return bool(torch.all(torch.as_tensor(prior) == 1.0))
+
+
+def _dirichlet_map(counts: Tensor, prior, old: Tensor) -> Tensor:
+    """hmmlearn's MAP update: max(prior - 1 + counts, 0), zero where old is zero, rows
+    normalised. A row with no mass (a state never visited) keeps its old values, so
+    rows always sum to 1 (hmmlearn leaves such a row all zero)."""
+    prior = torch.as_tensor(prior, dtype=torch.float64, device=counts.device)
+    new = torch.clamp(prior - 1.0 + counts, min=0.0)
+    new = torch.where(old == 0, torch.zeros_like(new), new)
+    total = new.sum(-1, keepdim=True)
+    return torch.where(total > 0, new / torch.where(total > 0, total, torch.ones_like(total)), old)
