@@ -1,6 +1,7 @@
 """scikit-learn compatible façades over the EM driver."""
 
 from .gaussian_mixture import GaussianMixture
+from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
 from .persistence import load
 
-__all__ = ["GaussianMixture", "load"]
+__all__ = ["GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "load"]

@@ -67,13 +67,19 @@ class HMMParams:
     startprob: Tensor
     transmat: Tensor
     emission: Any
+    # of the E-step whose statistics built these parameters: (total log-likelihood,
+    # impossible sequences left out, first such sequence or -1); None for given ones
+    e_step_summary: tuple[float, int, int] | None = None
 
     @property
     def n_components(self) -> int:
         return int(self.startprob.shape[0])
 
     def to(self, device: torch.device | str) -> "HMMParams":
-        return HMMParams(self.startprob.to(device), self.transmat.to(device), self.emission.to(device))
+        return replace(
+            self, startprob=self.startprob.to(device), transmat=self.transmat.to(device),
+            emission=self.emission.to(device),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +166,23 @@ class Lanes:
     row_seq: Tensor  # (N,) int64 sequence of each packed row
     chain: np.ndarray  # (n_long, max_segments) lane indices or -1
     uniform: bool  # every lane has the same length
+    transposed: bool  # lane i covers rows i*L .. (i+1)*L - 1: packing is a transpose
+    last_rows: Tensor  # (S,) packed row of each lane's last step
+    seq_of_rows: Tensor  # (N,) sequence of each chunk row
+
+    def pack(self, rows: Tensor) -> Tensor:
+        """Chunk-row order -> packed (time-major) order."""
+        if self.transposed:
+            S, L = self.n_lanes, int(self.lane_len[0])
+            return rows.view(S, L, -1).transpose(0, 1).reshape(S * L, -1)
+        return torch.index_select(rows, 0, self.perm)
+
+    def unpack(self, packed: Tensor) -> Tensor:
+        """Packed order -> chunk-row order."""
+        if self.transposed:
+            S, L = self.n_lanes, int(self.lane_len[0])
+            return packed.view(L, S, -1).transpose(0, 1).reshape(S * L, -1)
+        return torch.index_select(packed, 0, self.inverse)
 
     @property
     def n_lanes(self) -> int:
@@ -201,6 +224,9 @@ def make_lanes(lengths: np.ndarray, device: torch.device, segment: int | None = 
         is_long = n_seg[seq_of] > 1
         chain[where[is_long], seg_idx[is_long]] = np.nonzero(is_long)[0]
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    uniform = bool(lane_len[-1] == lane_len[0])
+    transposed = uniform and bool(np.array_equal(lane_start, np.arange(n_lanes) * t_max))
+    last_rows = offsets[lane_len - 1] + np.arange(n_lanes)
     return Lanes(
         perm=as_t(perm),
         inverse=as_t(inverse),
@@ -212,7 +238,10 @@ def make_lanes(lengths: np.ndarray, device: torch.device, segment: int | None = 
         lane_last=as_t(last),
         row_seq=as_t(seq_of[lane_of]),
         chain=chain,
-        uniform=bool(lane_len[-1] == lane_len[0]),
+        uniform=uniform,
+        transposed=transposed,
+        last_rows=as_t(last_rows),
+        seq_of_rows=as_t(np.repeat(np.arange(len(lengths)), lengths)),
     )
 
 
@@ -244,29 +273,35 @@ def forward_backward(
     lanes = make_lanes(lengths, device, segment)
     A = transmat.to(dtype)
     pi = startprob.to(dtype)
-    shift = log_b.max(1).values  # (N,)
+    shift = log_b.amax(1)  # (N,)
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-    eb = torch.exp(log_b[lanes.perm] - shift[lanes.perm, None])  # packed (N, K)
-    S = lanes.n_lanes
-    pre, end, boundary = _chain(lanes, eb, pi, A)
-    alpha, c = _forward(lanes, eb, pre, A)
-    w, beta = _backward(lanes, eb, c, end, A)  # w overwrites eb: eb * beta / c
+    eb = lanes.pack(torch.exp(log_b - shift[:, None]))  # packed (N, K), the best state's is 1
+    with _single_thread(device):
+        pre, end, boundary = _chain(lanes, eb, pi, A)
+        alpha, c = _forward(lanes, eb, pre, A)
+        w, beta = _backward(lanes, eb, end, A)  # w overwrites eb: eb * beta
     del eb
-    r = (alpha * beta).sum(1)  # (N,) alpha_t . beta_t, constant within a lane
-    log_c = torch.log(c.double())
+    r = (alpha * beta).sum(1)  # (N,) alpha_t . beta_t: the per-row normaliser of gamma and xi
+    # log-likelihood: sum of the normalisers applied, plus each lane's remaining mass
+    tiny = _TINY[dtype]
+    last = lanes.last_rows
+    rest = alpha[last].sum(1)
     B = len(lengths)
     loglik = torch.zeros(B, dtype=torch.float64, device=device)
-    loglik.index_add_(0, lanes.row_seq, log_c)
-    seq_rows = torch.repeat_interleave(torch.arange(B, device=device), torch.as_tensor(lengths, device=device))
-    loglik.index_add_(0, seq_rows, shift.double())
-    row_ok = torch.isfinite(r) & (r > 0)
+    loglik.index_add_(0, lanes.row_seq, torch.log(c).double())
+    loglik.index_add_(0, lanes.lane_seq, torch.log(rest).double())
+    loglik.index_add_(0, lanes.seq_of_rows, shift.double())
+    # rows whose scaling ran out of range: recompute their sequences in log space
+    row_ok = torch.isfinite(r) & (r > 0) & (c > tiny)
     bad_seq = ~torch.isfinite(loglik)
+    bad_seq[lanes.lane_seq[~(rest > tiny)]] = True
     if not bool(row_ok.all()):
-        bad_seq = bad_seq.index_fill(0, lanes.row_seq[~row_ok], True)
-    ok_rows = ~bad_seq[lanes.row_seq]
-    any_bad = not bool(ok_rows.all())
-    r = torch.where(ok_rows, r, torch.ones_like(r))
-    w = w.div_(r[:, None])
+        bad_seq[lanes.row_seq[~row_ok]] = True
+    any_bad = bool(bad_seq.any())
+    if any_bad:
+        ok_rows = ~bad_seq[lanes.row_seq]
+        r = torch.where(ok_rows, r, torch.ones_like(r))
+    w = w.div_((c * r)[:, None])
     gamma = beta.mul_(alpha).div_(r[:, None])
     if any_bad:
         w = w.masked_fill_(~ok_rows[:, None], 0.0)
@@ -279,13 +314,38 @@ def forward_backward(
     del alpha, w
     first_rows = torch.nonzero(lanes.lane_first).reshape(-1)  # lane i's step 0 is packed row i
     start = gamma[first_rows].double().sum(0)
-    gamma_rows = gamma[lanes.inverse]
+    gamma_rows = lanes.unpack(gamma)
     del gamma
     if any_bad:
         gamma_rows, start, trans, loglik = _redo_in_log_space(
             log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans
         )
     return Posteriors(gamma_rows, start, trans, loglik)
+
+
+# Normalise the scaled vectors every this many steps (and at every lane's first step):
+# between normalisations the mass can only shrink (emissions <= 1, stochastic rows),
+# and a row whose normaliser falls under _TINY is recomputed in log space, so the
+# spacing trades Python steps for range, never for accuracy.
+_EVERY = {torch.float32: 4, torch.float64: 16}
+_TINY = {torch.float32: 2.0**-100, torch.float64: 2.0**-1000}
+
+
+class _single_thread:
+    """One intra-op thread on CPU for the per-step loop: its operations are far too small
+    to share, and waking a second thread per operation cost ms each under load."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cpu = device.type == "cpu"
+
+    def __enter__(self):
+        if self.cpu:
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.cpu:
+            torch.set_num_threads(self.saved)
 
 
 def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -338,9 +398,11 @@ def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Ten
 
 
 def _forward(lanes: Lanes, eb: Tensor, pre: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
-    """Scaled forward recursion over packed lanes: alpha (N, K) filtered, c (N,) normalisers."""
+    """Scaled forward recursion over packed lanes: alpha (N, K) and the normaliser c (N,)
+    applied at each row (1 between normalisations)."""
+    every = _EVERY[eb.dtype]
     alpha = torch.empty_like(eb)
-    c = torch.empty(eb.shape[0], dtype=eb.dtype, device=eb.device)
+    c = torch.ones(eb.shape[0], dtype=eb.dtype, device=eb.device)
     n0 = lanes.counts[0]
     torch.mul(pre[:n0], eb[:n0], out=alpha[:n0])
     torch.sum(alpha[:n0], 1, out=c[:n0])
@@ -351,14 +413,17 @@ def _forward(lanes: Lanes, eb: Tensor, pre: Tensor, A: Tensor) -> tuple[Tensor, 
         blk = alpha[o : o + n]
         torch.mm(alpha[po : po + n], A, out=blk)
         blk.mul_(eb[o : o + n])
-        torch.sum(blk, 1, out=c[o : o + n])
-        blk.div_(c[o : o + n, None])
+        if t % every == 0:
+            torch.sum(blk, 1, out=c[o : o + n])
+            blk.div_(c[o : o + n, None])
         po = o
     return alpha, c
 
 
-def _backward(lanes: Lanes, eb: Tensor, c: Tensor, end: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
-    """Scaled backward recursion; returns (w, beta) with w = eb * beta / c (in eb's memory)."""
+def _backward(lanes: Lanes, eb: Tensor, end: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
+    """Backward recursion, rescaled every few steps by its own factors (the per-row
+    normaliser r = alpha . beta absorbs them); returns (eb * beta in eb's memory, beta)."""
+    every = _EVERY[eb.dtype]
     beta = torch.empty_like(eb)
     At = A.T.contiguous()
     T = len(lanes.counts)
@@ -367,13 +432,15 @@ def _backward(lanes: Lanes, eb: Tensor, c: Tensor, end: Tensor, A: Tensor) -> tu
         n, o = lanes.counts[t], lanes.offsets[t]
         if n_next:
             nxt = eb[o_next : o_next + n_next]
-            nxt.mul_(beta[o_next : o_next + n_next]).div_(c[o_next : o_next + n_next, None])
-            torch.mm(nxt, At, out=beta[o : o + n_next])
+            nxt.mul_(beta[o_next : o_next + n_next])
+            blk = beta[o : o + n_next]
+            torch.mm(nxt, At, out=blk)
+            if t % every == 0:
+                blk.div_(blk.sum(1, keepdim=True))
         if n > n_next:
             beta[o + n_next : o + n] = end[n_next:n]
         n_next, o_next = n, o
-    first = eb[: lanes.counts[0]]
-    first.mul_(beta[: lanes.counts[0]]).div_(c[: lanes.counts[0], None])
+    eb[: lanes.counts[0]].mul_(beta[: lanes.counts[0]])
     return eb, beta
 
 
@@ -586,7 +653,8 @@ class HMMModel:
         if "t" in self.params:
             transmat = _dirichlet_map(stats.trans, self.transmat_prior, old.transmat)
         emission = self.emission.m_step(stats.emission, old.emission, self.params)
-        return HMMParams(startprob, transmat, emission)
+        summary = (float(stats.loglik), stats.impossible, stats.first_impossible)
+        return HMMParams(startprob, transmat, emission, summary)
 
     def sample(self, params: HMMParams, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """One sequence of n steps: (X (n, D), states (n,)). CPU, float64."""
