@@ -99,6 +99,7 @@ _COMMON_DOC = """
 
 class _BaseHMM(EstimatorBase):
     _emission_letters = ""
+    _integer_data = False  # sample() returns integers (symbols, counts)
     _estimator_type = "density_estimator"
 
     # -------------------------------------------------------------- hooks per emission
@@ -258,7 +259,12 @@ class _BaseHMM(EstimatorBase):
         startprob = _stochastic(self.startprob_, (K,), "startprob_")
         transmat = _stochastic(self.transmat_, (K, K), "transmat_")
         emission = self._emission_params(s, self._emission(s))
+        if getattr(self, "n_features", None) is None:  # parameters set by hand, never fitted
+            self.n_features = int(self._emission_width(emission))
         return HMMParams(startprob, transmat, emission).to(s["device"])
+
+    def _emission_width(self, emission) -> int:
+        return int(next(iter(emission.__slots__ and [getattr(emission, emission.__slots__[0])])).shape[-1])
 
     def _set_params(self, p: HMMParams) -> None:
         p = p.to("cpu")
@@ -379,7 +385,8 @@ class _BaseHMM(EstimatorBase):
             raise ParameterError(f"n_samples must be a positive int, got {n_samples!r}")
         seed = _params.random_seed(self.random_state if random_state is None else random_state)
         x, states = self._model(s).sample(params.to("cpu"), int(n_samples), torch.Generator().manual_seed(seed))
-        return x.numpy(), states.numpy()
+        x = x.numpy()
+        return (x.astype(np.int64) if self._integer_data else x), states.numpy()
 
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:
@@ -629,6 +636,7 @@ class CategoricalHMM(_BaseHMM):
     )
     _emission_letters = "e"
     _emission_attributes = ("emissionprob_",)
+    _integer_data = True
 
     def __init__(
         self,
@@ -745,6 +753,7 @@ class PoissonHMM(_BaseHMM):
     )
     _emission_letters = "l"
     _emission_attributes = ("lambdas_",)
+    _integer_data = True
 
     def __init__(
         self,
