@@ -273,36 +273,39 @@ def forward_backward(
     lanes = make_lanes(lengths, device, segment)
     A = transmat.to(dtype)
     pi = startprob.to(dtype)
-    shift = log_b.amax(1)  # (N,)
+    eb = lanes.pack(log_b)  # packed (N, K) copy, then in place: exp(log b - max_k log b)
+    shift = eb.amax(1)  # (N,) packed order
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-    eb = lanes.pack(torch.exp(log_b - shift[:, None]))  # packed (N, K), the best state's is 1
+    eb.sub_(shift[:, None]).exp_()  # the best state's emission is exactly 1
     with _single_thread(device):
         pre, end, boundary = _chain(lanes, eb, pi, A)
         alpha, c = _forward(lanes, eb, pre, A)
         w, beta = _backward(lanes, eb, end, A)  # w overwrites eb: eb * beta
     del eb
-    r = (alpha * beta).sum(1)  # (N,) alpha_t . beta_t: the per-row normaliser of gamma and xi
+    gamma = beta.mul_(alpha)  # unnormalised posteriors, in beta's memory
+    r = gamma.sum(1)  # (N,) alpha_t . beta_t: the per-row normaliser of gamma and xi
     # log-likelihood: sum of the normalisers applied, plus each lane's remaining mass
     tiny = _TINY[dtype]
-    last = lanes.last_rows
-    rest = alpha[last].sum(1)
+    rest = alpha[lanes.last_rows].sum(1)
     B = len(lengths)
-    loglik = torch.zeros(B, dtype=torch.float64, device=device)
-    loglik.index_add_(0, lanes.row_seq, torch.log(c).double())
-    loglik.index_add_(0, lanes.lane_seq, torch.log(rest).double())
-    loglik.index_add_(0, lanes.seq_of_rows, shift.double())
-    # rows whose scaling ran out of range: recompute their sequences in log space
     row_ok = torch.isfinite(r) & (r > 0) & (c > tiny)
+    any_bad_row = not bool(row_ok.all())
+    w.div_((c * r)[:, None])
+    c.log_().add_(shift)
+    loglik = torch.zeros(B, dtype=torch.float64, device=device)
+    loglik.index_add_(0, lanes.row_seq, c.double())
+    loglik.index_add_(0, lanes.lane_seq, torch.log(rest).double())
+    del c, shift
+    # rows whose scaling ran out of range: recompute their sequences in log space
     bad_seq = ~torch.isfinite(loglik)
     bad_seq[lanes.lane_seq[~(rest > tiny)]] = True
-    if not bool(row_ok.all()):
+    if any_bad_row:
         bad_seq[lanes.row_seq[~row_ok]] = True
     any_bad = bool(bad_seq.any())
     if any_bad:
         ok_rows = ~bad_seq[lanes.row_seq]
         r = torch.where(ok_rows, r, torch.ones_like(r))
-    w = w.div_((c * r)[:, None])
-    gamma = beta.mul_(alpha).div_(r[:, None])
+    gamma.div_(r[:, None])
     if any_bad:
         w = w.masked_fill_(~ok_rows[:, None], 0.0)
         gamma = gamma.masked_fill_(~ok_rows[:, None], 0.0)

@@ -111,16 +111,23 @@ class GaussianEmission:
         centre = p.means.mean(0)
         xc = x - centre.to(x.dtype)
         g = gamma.to(x.dtype)
-        post = g.double().sum(0)
-        s1 = (g.T @ xc).double()
+        n = x.shape[0]
+        ones = torch.ones(min(n, _ROW_BLOCK), 1, dtype=x.dtype, device=x.device)
         if self.covariance_type in ("diag", "spherical"):
-            s2 = (g.T @ xc.square()).double()
-        else:
-            s2 = torch.zeros(K * D, D, dtype=torch.float64, device=x.device)
-            for s in range(0, x.shape[0], _ROW_BLOCK):
-                gb, xb = g[s : s + _ROW_BLOCK], xc[s : s + _ROW_BLOCK]
-                s2 += ((gb[:, :, None] * xb[:, None, :]).reshape(-1, K * D).T @ xb).double()
-            s2 = s2.reshape(K, D, D)
+            # per row block, one GEMM for occupancy, first and second moments: g^T [1, xc, xc^2];
+            # blocks bound the compute-dtype accumulation, the sum over blocks is float64
+            m = torch.zeros(K, 1 + 2 * D, dtype=torch.float64, device=x.device)
+            for s in range(0, n, _ROW_BLOCK):
+                xb = xc[s : s + _ROW_BLOCK]
+                m += (g[s : s + _ROW_BLOCK].T @ torch.cat([ones[: xb.shape[0]], xb, xb.square()], 1)).double()
+            return GaussianStats(m[:, 0].contiguous(), m[:, 1 : D + 1].contiguous(), m[:, D + 1 :].contiguous(), centre)
+        m = torch.zeros(K, 1 + D, dtype=torch.float64, device=x.device)
+        s2 = torch.zeros(K * D, D, dtype=torch.float64, device=x.device)
+        for s in range(0, n, _ROW_BLOCK):
+            gb, xb = g[s : s + _ROW_BLOCK], xc[s : s + _ROW_BLOCK]
+            m += (gb.T @ torch.cat([ones[: xb.shape[0]], xb], 1)).double()
+            s2 += ((gb[:, :, None] * xb[:, None, :]).reshape(-1, K * D).T @ xb).double()
+        post, s1, s2 = m[:, 0].contiguous(), m[:, 1:].contiguous(), s2.reshape(K, D, D)
         return GaussianStats(post, s1, s2, centre)
 
     def m_step(self, s: GaussianStats, old: GaussianParams, letters: str) -> GaussianParams:
