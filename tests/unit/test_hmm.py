@@ -339,3 +339,16 @@ def test_every_constructor_parameter_is_documented():
     for cls in (GaussianHMM, CategoricalHMM, PoissonHMM):
         for name in inspect.signature(cls).parameters:
             assert f"{name} :" in cls.__doc__ or f"{name}," in cls.__doc__, (cls.__name__, name)
+
+
+@pytest.mark.parametrize("segment", [7, 50])
+def test_segmented_viterbi_equals_uncut(segment):
+    X, _ = sampled(1200, seed=11)
+    X = X + np.random.default_rng(1).normal(0, 1.5, X.shape)
+    lengths = np.array([700, 3, 497])
+    log_b = log_b_for(X)
+    pi, A = torch.tensor(START), torch.tensor(TRANS)
+    lp_cut, path_cut = viterbi(log_b, lengths, pi, A, segment=segment)
+    lp, path = viterbi(log_b, lengths, pi, A, segment=10_000)
+    np.testing.assert_allclose(lp_cut.numpy(), lp.numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(path_cut.numpy(), path.numpy())

@@ -543,47 +543,106 @@ def _lane_of_rows(lanes: Lanes) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- Viterbi
-def viterbi(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor) -> tuple[Tensor, Tensor]:
+def viterbi(
+    log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor, *, segment: int | None = None
+) -> tuple[Tensor, Tensor]:
     """Most likely state path of every sequence (max-product in log space, float64).
 
     Returns (log-probability of each sequence's best path (B,), states (N,) int64).
-    Ties go to the lowest state index, as in hmmlearn. One lane per sequence: the
-    recursion is batched over sequences, one Python step per time step of the longest.
+    Ties go to the lowest state index, as in hmmlearn. Batched over lanes like the
+    forward-backward pass; long sequences are cut into segments whose max-plus transfer
+    matrices are chained first, which fixes the state at every segment boundary, then
+    all segments are decoded at once between their fixed ends.
     """
     N, K = log_b.shape
     device = log_b.device
-    lanes = make_lanes(lengths, device, segment=int(max(lengths)) + 1)
+    lanes = make_lanes(lengths, device, segment)
     with np.errstate(divide="ignore"):
         log_pi = torch.log(startprob.double())
         log_A = torch.log(transmat.double())
-    x = log_b.double()[lanes.perm]
+    x = lanes.pack(log_b.double())
+    S = lanes.n_lanes
+    init = (log_pi + x[:S]).clone()  # lane i's step 0 is packed row i
+    fixed_end = torch.full((S,), -1, dtype=torch.int64, device=device)
+    chained_ll = torch.full((S,), -math.inf, dtype=torch.float64, device=device)
+    if lanes.chain.shape[0]:
+        _viterbi_chain(lanes, x, log_pi, log_A, init, fixed_end, chained_ll)
     delta = torch.empty_like(x)
     back = torch.empty(N, K, dtype=torch.int64, device=device)
     n0 = lanes.counts[0]
-    delta[:n0] = log_pi + x[:n0]
+    delta[:n0] = init
     po = 0
-    for t in range(1, len(lanes.counts)):
-        n, o = lanes.counts[t], lanes.offsets[t]
-        best, arg = torch.max(delta[po : po + n, :, None] + log_A, 1)
-        delta[o : o + n] = best + x[o : o + n]
-        back[o : o + n] = arg
-        po = o
-    S = lanes.n_lanes
-    last_rows = torch.tensor([lanes.offsets[int(L) - 1] + i for i, L in enumerate(lanes.lane_len)], device=device)
-    best_ll, state = torch.max(delta[last_rows], 1)
-    path = torch.empty(N, dtype=torch.int64, device=device)
-    cur = torch.empty(S, dtype=torch.int64, device=device)
-    for t in range(len(lanes.counts) - 1, -1, -1):
-        n, o = lanes.counts[t], lanes.offsets[t]
-        n_next = lanes.counts[t + 1] if t + 1 < len(lanes.counts) else 0
-        if n_next:
-            cur[:n_next] = torch.gather(back[lanes.offsets[t + 1] : lanes.offsets[t + 1] + n_next], 1, cur[:n_next, None])[:, 0]
-        ending = slice(n_next, n)
-        cur[ending] = state[ending]
-        path[o : o + n] = cur[:n]
-    logprob = torch.empty(S, dtype=torch.float64, device=device)
-    logprob[lanes.lane_seq] = best_ll
-    return logprob, path[lanes.inverse]
+    with _single_thread(device):
+        for t in range(1, len(lanes.counts)):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            best, arg = torch.max(delta[po : po + n, :, None] + log_A, 1)
+            delta[o : o + n] = best + x[o : o + n]
+            back[o : o + n] = arg
+            po = o
+        best_ll, state = torch.max(delta[lanes.last_rows], 1)
+        state = torch.where(fixed_end >= 0, fixed_end, state)
+        path = torch.empty(N, dtype=torch.int64, device=device)
+        cur = torch.empty(S, dtype=torch.int64, device=device)
+        for t in range(len(lanes.counts) - 1, -1, -1):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            n_next = lanes.counts[t + 1] if t + 1 < len(lanes.counts) else 0
+            if n_next:
+                o_next = lanes.offsets[t + 1]
+                cur[:n_next] = torch.gather(back[o_next : o_next + n_next], 1, cur[:n_next, None])[:, 0]
+            cur[n_next:n] = state[n_next:n]
+            path[o : o + n] = cur[:n]
+    cut = lanes.lane_last & (fixed_end >= 0)
+    lane_ll = torch.where(cut, chained_ll, best_ll)
+    logprob = torch.empty(len(lengths), dtype=torch.float64, device=device)
+    keep = lanes.lane_last
+    logprob[lanes.lane_seq[keep]] = lane_ll[keep]
+    return logprob, lanes.unpack(path[:, None])[:, 0]
+
+
+def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init: Tensor, fixed_end: Tensor,
+                   chained_ll: Tensor) -> None:
+    """Boundary states of cut sequences from max-plus transfer matrices (in place:
+    ``init`` of later segments, ``fixed_end`` of every segment, ``chained_ll`` of last ones)."""
+    S, K = lanes.n_lanes, log_A.shape[0]
+    M = torch.full((S, K, K), -math.inf, dtype=x.dtype, device=x.device)
+    M.diagonal(dim1=1, dim2=2).fill_(0.0)
+    with _single_thread(x.device):
+        for t in range(1, len(lanes.counts)):  # M_s[i, j]: best score from i at step 0 to j at step t
+            n, o = lanes.counts[t], lanes.offsets[t]
+            M[:n] = (M[:n, :, :, None] + log_A).amax(2) + x[o : o + n, None, :]
+    chain = torch.from_numpy(lanes.chain).to(x.device)
+    n_long, n_seg = lanes.chain.shape
+    enter = torch.zeros(n_long, K, dtype=x.dtype, device=x.device)  # score at the lane's step 0
+    start_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=x.device)  # best step-0 state per end state
+    cross_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=x.device)  # best previous end per step-0 state
+    ends = torch.zeros(n_long, K, dtype=x.dtype, device=x.device)
+    for j in range(n_seg):
+        live = chain[:, j] >= 0
+        idx = chain[live, j]
+        if j == 0:
+            enter[live] = log_pi + x[idx]
+        else:
+            best, arg = torch.max(ends[live][:, :, None] + log_A, 1)
+            enter[live] = best + x[idx]
+            cross_arg[live, j] = arg
+        best, arg = torch.max(enter[live][:, :, None] + M[idx], 1)
+        ends[live] = best
+        start_arg[live, j] = arg
+    n_segs = (chain >= 0).sum(1)
+    rows = torch.arange(n_long, device=x.device)
+    end_state = torch.argmax(ends, 1)
+    chained_ll[chain[rows, n_segs - 1]] = ends.max(1).values
+    for j in range(n_seg - 1, -1, -1):
+        live = n_segs > j
+        lane = chain[live, j]
+        e = end_state[live]  # argmax of the final scores, or the boundary chosen by segment j + 1
+        fixed_end[lane] = e
+        s0 = start_arg[live, j].gather(1, e[:, None])[:, 0]
+        if j > 0:
+            row = torch.full((int(live.sum()), K), -math.inf, dtype=x.dtype, device=x.device)
+            row.scatter_(1, s0[:, None], 0.0)
+            init[lane] = row
+            end_state[live] = cross_arg[live, j].gather(1, s0[:, None])[:, 0]
 
 
 # ---------------------------------------------------------------------------- model
