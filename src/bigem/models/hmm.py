@@ -53,7 +53,13 @@ import torch
 from torch import Tensor
 
 from .._core.errors import NumericalError
+from .._core.numerics import matmul
 from .._core.types import SequenceChunk
+from .._core.workspace import Workspace
+
+# Per-thread scratch for the (N, K) recursions: fresh large allocations cost page
+# faults every iteration (DESIGN.md, Speed).
+_WS = Workspace()
 
 # Lanes no longer than this are never split; longer sequences are cut into segments
 # of about sqrt(rows in the chunk) steps (at least this many).
@@ -170,12 +176,15 @@ class Lanes:
     last_rows: Tensor  # (S,) packed row of each lane's last step
     seq_of_rows: Tensor  # (N,) sequence of each chunk row
 
-    def pack(self, rows: Tensor) -> Tensor:
-        """Chunk-row order -> packed (time-major) order."""
+    def pack(self, rows: Tensor, out: Tensor | None = None) -> Tensor:
+        """Chunk-row order -> packed (time-major) order (into ``out`` if given)."""
+        if out is None:
+            out = torch.empty_like(rows)
         if self.transposed:
             S, L = self.n_lanes, int(self.lane_len[0])
-            return rows.view(S, L, -1).transpose(0, 1).reshape(S * L, -1)
-        return torch.index_select(rows, 0, self.perm)
+            out.view(L, S, -1).copy_(rows.view(S, L, -1).transpose(0, 1))
+            return out
+        return torch.index_select(rows, 0, self.perm, out=out)
 
     def unpack(self, packed: Tensor) -> Tensor:
         """Packed order -> chunk-row order."""
@@ -265,15 +274,25 @@ class Posteriors:
 
 def forward_backward(
     log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor, *, segment: int | None = None,
-    need_trans: bool = True,
+    need_trans: bool = True, lanes: Lanes | None = None,
 ) -> Posteriors:
-    """Posteriors of a batch of sequences (scaled recursion, log-space fallback). log_b: (N, K)."""
+    """Posteriors of a batch of sequences (scaled recursion, log-space fallback). log_b: (N, K).
+
+    With ``lanes`` given, log_b is already in their packed order and so are the returned
+    posteriors (the E-step computes emissions and statistics in packed order, saving two
+    (N, K) transposes). The posteriors then live in a reused buffer: use them before
+    the next call on this thread.
+    """
     N, K = log_b.shape
     dtype, device = log_b.dtype, log_b.device
-    lanes = make_lanes(lengths, device, segment)
+    packed = lanes is not None
+    if lanes is None:
+        lanes = make_lanes(lengths, device, segment)
     A = transmat.to(dtype)
     pi = startprob.to(dtype)
-    eb = lanes.pack(log_b)  # packed (N, K) copy, then in place: exp(log b - max_k log b)
+    # packed (N, K) in a reused buffer, then in place: exp(log b - max_k log b)
+    eb = _WS.get("eb", (N, K), dtype, device)
+    eb.copy_(log_b) if packed else lanes.pack(log_b, out=eb)
     shift = eb.amax(1)  # (N,) packed order
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
     eb.sub_(shift[:, None]).exp_()  # the best state's emission is exactly 1
@@ -317,13 +336,14 @@ def forward_backward(
     del alpha, w
     first_rows = torch.nonzero(lanes.lane_first).reshape(-1)  # lane i's step 0 is packed row i
     start = gamma[first_rows].double().sum(0)
-    gamma_rows = lanes.unpack(gamma)
-    del gamma
+    if not packed:
+        gamma = lanes.unpack(gamma)
     if any_bad:
-        gamma_rows, start, trans, loglik = _redo_in_log_space(
-            log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans
+        gamma, start, trans, loglik = _redo_in_log_space(
+            log_b, lengths, startprob, transmat, bad_seq, gamma, start, trans, loglik, need_trans,
+            lanes.inverse if packed else None,
         )
-    return Posteriors(gamma_rows, start, trans, loglik)
+    return Posteriors(gamma, start, trans, loglik)
 
 
 # Normalise the scaled vectors every this many steps (and at every lane's first step):
@@ -356,70 +376,104 @@ def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Ten
     backward vector at its last step, and the distribution entering it (0 for first
     segments). Cut sequences get exact boundaries from transfer matrices."""
     S, K = lanes.n_lanes, pi.shape[0]
+    dev, dt = eb.device, eb.dtype
     pre = pi.expand(S, K).clone()
-    end = torch.ones(S, K, dtype=eb.dtype, device=eb.device)
-    boundary = torch.zeros(S, K, dtype=eb.dtype, device=eb.device)
+    end = torch.ones(S, K, dtype=dt, device=dev)
+    boundary = torch.zeros(S, K, dtype=dt, device=dev)
     if lanes.chain.shape[0] == 0:
         return pre, end, boundary
-    # transfer U_s = prod_{t=1}^{len-1} A diag(eb_t) of every lane, renormalised each step
-    U = torch.eye(K, dtype=eb.dtype, device=eb.device).repeat(S, 1, 1)
-    for t in range(1, len(lanes.counts)):
-        n, o = lanes.counts[t], lanes.offsets[t]
-        Ut = U[:n]
-        Ut.copy_((Ut.reshape(n * K, K) @ A).reshape(n, K, K).mul_(eb[o : o + n, None, :]))
-        Ut.div_(Ut.reshape(n, K * K).amax(1).clamp_min_(torch.finfo(eb.dtype).tiny)[:, None, None])
-    eb0 = eb[:S]  # step 0 of lane i is packed row i
-    chain = torch.from_numpy(lanes.chain).to(eb.device)
-    n_long, n_segments = lanes.chain.shape
-    a = torch.zeros(n_long, K, dtype=eb.dtype, device=eb.device)
-    for j in range(n_segments):
-        lane = chain[:, j]
-        live = lane >= 0
-        idx = lane[live]
-        if j == 0:
-            v = pi[None, :] * eb0[idx]
-        else:
-            p = a[live] @ A
-            pre[idx] = p
-            boundary[idx] = a[live]
-            v = p * eb0[idx]
-        v = (v[:, None, :] @ U[idx])[:, 0, :]
-        a[live] = v / v.sum(1, keepdim=True)
-    b = torch.ones(n_long, K, dtype=eb.dtype, device=eb.device)
-    for j in range(n_segments - 1, 0, -1):
-        lane, prev = chain[:, j], chain[:, j - 1]
-        live = lane >= 0
-        idx, pidx = lane[live], prev[live]
-        last_here = lanes.lane_last[idx]
-        bj = torch.where(last_here[:, None], torch.ones_like(b[live]), b[live])
-        end[idx] = bj
-        v = (U[idx] @ bj[:, :, None])[:, :, 0] * eb0[idx]
-        v = v @ A.T
-        b[live] = v / v.sum(1, keepdim=True)
-        end[pidx] = b[live]
+    every = _EVERY[dt]
+    U_t = torch.eye(K, dtype=dt, device=dev).repeat(S, 1, 1)
+    tmp_t = torch.empty(S * K, K, dtype=dt, device=dev)
+    ones_t = torch.ones(K * K, dtype=dt, device=dev)
+    norm_t = torch.empty(S, dtype=dt, device=dev)
+    eb0_t = eb[:S].clone()  # step 0 of lane i is packed row i
+    xp, (U, tmp, ones, norm, e, a_mat, at_mat, pi_v, pre_a, end_a, bnd_a, eb0) = _backend(
+        U_t, tmp_t, ones_t, norm_t, eb, A.contiguous(), A.T.contiguous(), pi.contiguous(), pre, end, boundary, eb0_t
+    )
+    with np.errstate(all="ignore"):  # underflow shows as NaN/0 downstream and is handled there
+        # transfer U_s = prod_{t=1}^{len-1} A diag(eb_t) of every lane, rescaled every few steps
+        for t in range(1, len(lanes.counts)):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            Ut = U[:n]
+            xp.matmul(Ut.reshape(n * K, K), a_mat, out=tmp[: n * K])
+            xp.multiply(tmp[: n * K].reshape(n, K, K), e[o : o + n, None, :], out=Ut)
+            if t % every == 0:
+                xp.matmul(Ut.reshape(n, K * K), ones, out=norm[:n])
+                xp.divide(Ut, norm[:n, None, None], out=Ut)
+        chain = lanes.chain
+        n_long, n_segments = chain.shape
+        ix = (lambda v: v) if xp is np else (lambda v: torch.from_numpy(v).to(dev))  # noqa: E731
+        col = ones[:K, None]
+        a = xp.zeros((n_long, K), dtype=U.dtype) if xp is np else torch.zeros(n_long, K, dtype=dt, device=dev)
+        for j in range(n_segments):
+            pos = np.nonzero(chain[:, j] >= 0)[0]
+            idx, pos = ix(chain[pos, j]), ix(pos)
+            if j == 0:
+                v = pi_v * eb0[idx]
+            else:
+                prev = a[pos]
+                p = prev @ a_mat
+                pre_a[idx] = p
+                bnd_a[idx] = prev
+                v = p * eb0[idx]
+            v = xp.matmul(v[:, None, :], U[idx])[:, 0, :]
+            a[pos] = v / (v @ col)
+        b = xp.ones((n_long, K), dtype=U.dtype) if xp is np else torch.ones(n_long, K, dtype=dt, device=dev)
+        last = lanes.lane_last.cpu().numpy()
+        for j in range(n_segments - 1, 0, -1):
+            pos = np.nonzero(chain[:, j] >= 0)[0]
+            lane_np = chain[pos, j]
+            restart = pos[last[lane_np]]  # sequences whose last segment is j start from ones
+            b[ix(restart)] = 1.0
+            idx, pidx, pos = ix(lane_np), ix(chain[pos, j - 1]), ix(pos)
+            bj = b[pos]
+            end_a[idx] = bj
+            v = xp.matmul(U[idx], bj[:, :, None])[:, :, 0] * eb0[idx]
+            v = v @ at_mat
+            b[pos] = v / (v @ col)
+            end_a[pidx] = b[pos]
     return pre, end, boundary
+
+
+def _backend(*tensors: Tensor):
+    """The per-step loops run on numpy views on CPU and on torch elsewhere.
+
+    Their operations are tiny ((lanes x K) @ (K x K), elementwise on lanes x K), so
+    per-call overhead decides: on this machine np.matmul into a view of a numpy
+    array took 5 us against torch.mm's 15 us (and building a numpy view per slice
+    costs more than the product), so CPU loops slice numpy arrays that share the
+    tensors' memory. Both modules spell the operations alike (matmul, multiply,
+    divide with ``out=``), so one loop serves both.
+    """
+    if tensors[0].device.type == "cpu":
+        return np, [t.numpy() for t in tensors]
+    return torch, list(tensors)
 
 
 def _forward(lanes: Lanes, eb: Tensor, pre: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
     """Scaled forward recursion over packed lanes: alpha (N, K) and the normaliser c (N,)
     applied at each row (1 between normalisations)."""
     every = _EVERY[eb.dtype]
-    alpha = torch.empty_like(eb)
-    c = torch.ones(eb.shape[0], dtype=eb.dtype, device=eb.device)
+    alpha = _WS.get("alpha", tuple(eb.shape), eb.dtype, eb.device)
+    c = _WS.get("c", (eb.shape[0],), eb.dtype, eb.device).fill_(1.0)
     n0 = lanes.counts[0]
     torch.mul(pre[:n0], eb[:n0], out=alpha[:n0])
     torch.sum(alpha[:n0], 1, out=c[:n0])
     alpha[:n0].div_(c[:n0, None])
+    ones = torch.ones(A.shape[0], dtype=eb.dtype, device=eb.device)
+    xp, (al, e, cc, a, one) = _backend(alpha, eb, c, A.contiguous(), ones)
     po = 0
-    for t in range(1, len(lanes.counts)):
-        n, o = lanes.counts[t], lanes.offsets[t]
-        blk = alpha[o : o + n]
-        torch.mm(alpha[po : po + n], A, out=blk)
-        blk.mul_(eb[o : o + n])
-        if t % every == 0:
-            torch.sum(blk, 1, out=c[o : o + n])
-            blk.div_(c[o : o + n, None])
-        po = o
+    with np.errstate(all="ignore"):  # an underflow to 0 shows as c = 0 and is handled by the caller
+        for t in range(1, len(lanes.counts)):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            blk = al[o : o + n]
+            xp.matmul(al[po : po + n], a, out=blk)
+            xp.multiply(blk, e[o : o + n], out=blk)
+            if t % every == 0:
+                xp.matmul(blk, one, out=cc[o : o + n])
+                xp.divide(blk, cc[o : o + n, None], out=blk)
+            po = o
     return alpha, c
 
 
@@ -427,22 +481,26 @@ def _backward(lanes: Lanes, eb: Tensor, end: Tensor, A: Tensor) -> tuple[Tensor,
     """Backward recursion, rescaled every few steps by its own factors (the per-row
     normaliser r = alpha . beta absorbs them); returns (eb * beta in eb's memory, beta)."""
     every = _EVERY[eb.dtype]
-    beta = torch.empty_like(eb)
-    At = A.T.contiguous()
+    beta = _WS.get("beta", tuple(eb.shape), eb.dtype, eb.device)
+    norm = _WS.get("norm", (eb.shape[0],), eb.dtype, eb.device)
+    ones = torch.ones(A.shape[0], dtype=eb.dtype, device=eb.device)
+    xp, (bt, e, en, at, one, nrm) = _backend(beta, eb, end.contiguous(), A.T.contiguous(), ones, norm)
     T = len(lanes.counts)
     n_next, o_next = 0, 0
-    for t in range(T - 1, -1, -1):
-        n, o = lanes.counts[t], lanes.offsets[t]
-        if n_next:
-            nxt = eb[o_next : o_next + n_next]
-            nxt.mul_(beta[o_next : o_next + n_next])
-            blk = beta[o : o + n_next]
-            torch.mm(nxt, At, out=blk)
-            if t % every == 0:
-                blk.div_(blk.sum(1, keepdim=True))
-        if n > n_next:
-            beta[o + n_next : o + n] = end[n_next:n]
-        n_next, o_next = n, o
+    with np.errstate(all="ignore"):
+        for t in range(T - 1, -1, -1):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            if n_next:
+                nxt = e[o_next : o_next + n_next]
+                xp.multiply(nxt, bt[o_next : o_next + n_next], out=nxt)
+                blk = bt[o : o + n_next]
+                xp.matmul(nxt, at, out=blk)
+                if t % every == 0:
+                    xp.matmul(blk, one, out=nrm[o : o + n_next])
+                    xp.divide(blk, nrm[o : o + n_next, None], out=blk)
+            if n > n_next:
+                bt[o + n_next : o + n] = en[n_next:n]
+            n_next, o_next = n, o
     eb[: lanes.counts[0]].mul_(beta[: lanes.counts[0]])
     return eb, beta
 
@@ -457,17 +515,21 @@ def _transition_counts(lanes: Lanes, alpha: Tensor, w: Tensor, boundary: Tensor,
             [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
         ) if len(lanes.counts) > 1 else torch.zeros(0, dtype=torch.int64)
         prev, nxt = alpha[prev_rows.to(alpha.device)], w[S:]
-    acc = (prev.T @ nxt).double() if prev.shape[0] else torch.zeros_like(A, dtype=torch.float64)
+    acc = matmul(prev.T, nxt).double() if prev.shape[0] else torch.zeros_like(A, dtype=torch.float64)
     acc += (boundary.T @ w[:S]).double()
     return A.double() * acc
 
 
-def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans):
-    """Recompute the sequences whose scaled recursion underflowed, in log space."""
+def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans,
+                       where=None):
+    """Recompute the sequences whose scaled recursion underflowed, in log space.
+    ``where``: the packed row of each chunk row when log_b and gamma are packed."""
     seq_idx = torch.nonzero(bad_seq).reshape(-1).cpu().numpy()
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     rows = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in seq_idx])
     rows_t = torch.from_numpy(rows).to(log_b.device)
+    if where is not None:
+        rows_t = where[rows_t]
     sub = forward_backward_log(log_b[rows_t], np.asarray(lengths)[seq_idx], startprob, transmat)
     ok = torch.isfinite(sub.loglik)
     row_ok = torch.repeat_interleave(ok, torch.as_tensor(np.asarray(lengths)[seq_idx], device=ok.device))
@@ -680,16 +742,24 @@ class HMMModel:
         return self.emission.log_prob(params.emission, x.to(self.dtype))
 
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
+        """Posteriors in chunk-row order (for inference)."""
         log_b = self.log_emission(params, chunk.x)
         return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans)
 
     def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
-        post = self.posteriors(params, chunk, need_trans="t" in self.params)
+        lengths_np = chunk.lengths.numpy()
+        lanes = make_lanes(lengths_np, chunk.x.device)
+        x = lanes.pack(chunk.x.to(self.dtype))  # statistics are sums: packed order serves as well
+        log_b = self.emission.log_prob(params.emission, x)
+        post = forward_backward(
+            log_b, lengths_np, params.startprob, params.transmat, need_trans="t" in self.params, lanes=lanes
+        )
+        del log_b
         ok = torch.isfinite(post.loglik)
         n_bad = int((~ok).sum())
         first_bad = int(torch.nonzero(~ok)[0]) + chunk.seq_start if n_bad else -1
         lengths = chunk.lengths.to(post.loglik.device)
-        estats = self.emission.stats(params.emission, chunk.x.to(self.dtype), post.gamma)
+        estats = self.emission.stats(params.emission, x, post.gamma)
         return HMMStats(
             start=post.start,
             trans=post.trans,

@@ -14,9 +14,10 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from .._core.numerics import LOG_2PI, precision_cholesky
+from .._core.numerics import LOG_2PI, matmul, precision_cholesky
 
 _ROW_BLOCK = 1 << 15  # rows per block of the (n, K, D) temporaries
+_SUM_BLOCK = 1 << 17  # rows per compute-dtype product before the float64 sum
 
 
 def _fields_add(a, b):
@@ -32,6 +33,16 @@ def _fields_to(a, device):
 
 
 # ---------------------------------------------------------------------------- Gaussian
+def _features(xc: Tensor) -> Tensor:
+    """[1, xc, xc^2] per row: (n, 1 + 2D). Diagonal Gaussians are linear in these."""
+    out = torch.empty(xc.shape[0], 1 + 2 * xc.shape[1], dtype=xc.dtype, device=xc.device)
+    D = xc.shape[1]
+    out[:, 0] = 1.0
+    out[:, 1 : D + 1] = xc
+    out[:, D + 1 :].copy_(xc).square_()
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class GaussianParams:
     """means (K, D); covars in hmmlearn's compact layout: spherical (K,), diag (K, D),
@@ -88,13 +99,13 @@ class GaussianEmission:
         mc = p.means - centre
         ct = self.covariance_type
         if ct in ("diag", "spherical"):
+            # one product: [1, xc, xc^2] @ [const; mu*prec; -prec/2] (x centred: no cancellation)
             prec = p.prec_chol.square()
             prec = prec[:, None].expand(K, D) if ct == "spherical" else prec
             logdet = 0.5 * torch.log(prec).sum(1)
-            const = (-0.5 * D * LOG_2PI + logdet - 0.5 * (mc.square() * prec).sum(1)).to(dtype)
-            lin = (mc * prec).T.to(dtype)  # (D, K)
-            quad = (-0.5 * prec).T.to(dtype)
-            return torch.addmm(const, xc, lin).addmm_(xc.square(), quad)
+            const = -0.5 * D * LOG_2PI + logdet - 0.5 * (mc.square() * prec).sum(1)
+            W = torch.cat([const[None, :], (mc * prec).T, (-0.5 * prec).T]).to(dtype).contiguous()
+            return matmul(_features(xc), W)
         U = p.prec_chol if ct == "full" else p.prec_chol.expand(K, D, D)  # (K, D, D)
         logdet = torch.log(torch.diagonal(U, dim1=-2, dim2=-1)).sum(-1)
         const = (-0.5 * D * LOG_2PI + logdet).to(dtype)
@@ -102,7 +113,7 @@ class GaussianEmission:
         offset = torch.einsum("kd,kde->ke", mc, U).reshape(K * D).to(dtype)
         out = torch.empty(x.shape[0], K, dtype=dtype, device=x.device)
         for s in range(0, x.shape[0], _ROW_BLOCK):
-            z = (xc[s : s + _ROW_BLOCK] @ Ucat).sub_(offset)
+            z = matmul(xc[s : s + _ROW_BLOCK], Ucat).sub_(offset)
             out[s : s + _ROW_BLOCK] = const - 0.5 * z.square_().reshape(-1, K, D).sum(2)
         return out
 
@@ -112,21 +123,20 @@ class GaussianEmission:
         xc = x - centre.to(x.dtype)
         g = gamma.to(x.dtype)
         n = x.shape[0]
-        ones = torch.ones(min(n, _ROW_BLOCK), 1, dtype=x.dtype, device=x.device)
         if self.covariance_type in ("diag", "spherical"):
-            # per row block, one GEMM for occupancy, first and second moments: g^T [1, xc, xc^2];
-            # blocks bound the compute-dtype accumulation, the sum over blocks is float64
+            # occupancy, first and second moments in one product: g^T [1, xc, xc^2], per row
+            # block (bounding the compute-dtype accumulation), summed in float64
             m = torch.zeros(K, 1 + 2 * D, dtype=torch.float64, device=x.device)
-            for s in range(0, n, _ROW_BLOCK):
-                xb = xc[s : s + _ROW_BLOCK]
-                m += (g[s : s + _ROW_BLOCK].T @ torch.cat([ones[: xb.shape[0]], xb, xb.square()], 1)).double()
+            for s in range(0, n, _SUM_BLOCK):
+                m += matmul(g[s : s + _SUM_BLOCK].T, _features(xc[s : s + _SUM_BLOCK])).double()
             return GaussianStats(m[:, 0].contiguous(), m[:, 1 : D + 1].contiguous(), m[:, D + 1 :].contiguous(), centre)
+        ones = torch.ones(min(n, _ROW_BLOCK), 1, dtype=x.dtype, device=x.device)
         m = torch.zeros(K, 1 + D, dtype=torch.float64, device=x.device)
         s2 = torch.zeros(K * D, D, dtype=torch.float64, device=x.device)
         for s in range(0, n, _ROW_BLOCK):
             gb, xb = g[s : s + _ROW_BLOCK], xc[s : s + _ROW_BLOCK]
-            m += (gb.T @ torch.cat([ones[: xb.shape[0]], xb], 1)).double()
-            s2 += ((gb[:, :, None] * xb[:, None, :]).reshape(-1, K * D).T @ xb).double()
+            m += matmul(gb.T, torch.cat([ones[: xb.shape[0]], xb], 1)).double()
+            s2 += matmul((gb[:, :, None] * xb[:, None, :]).reshape(-1, K * D).T, xb).double()
         post, s1, s2 = m[:, 0].contiguous(), m[:, 1:].contiguous(), s2.reshape(K, D, D)
         return GaussianStats(post, s1, s2, centre)
 
