@@ -159,7 +159,9 @@ class _BaseHMM(EstimatorBase):
         name = os.fspath(X) if isinstance(X, (str, os.PathLike)) else "X"
         lens = check_lengths(lengths, rows.n_rows, name)
         itemsize = torch.finfo(s["dtype"]).bits // 8
-        per_row = itemsize * (5 * s["n_components"] + rows.n_features + 4) + 24
+        # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
+        # products), three copies of the row (converted, packed, features) and int64 indices
+        per_row = itemsize * (6 * s["n_components"] + 3 * rows.n_features + 4) + 48
         batch = max(1, s["memory_budget"] // per_row)
         if hasattr(rows, "chunk_rows"):
             rows.chunk_rows = max(1, min(batch, rows.n_rows))
