@@ -336,7 +336,7 @@ def test_sample_is_reproducible_and_follows_the_model():
 def test_every_constructor_parameter_is_documented():
     import inspect
 
-    for cls in (GaussianHMM, CategoricalHMM, PoissonHMM):
+    for cls in (GaussianHMM, CategoricalHMM, PoissonHMM, bigem.GMMHMM):
         for name in inspect.signature(cls).parameters:
             assert f"{name} :" in cls.__doc__ or f"{name}," in cls.__doc__, (cls.__name__, name)
 
@@ -352,3 +352,43 @@ def test_segmented_viterbi_equals_uncut(segment):
     lp, path = viterbi(log_b, lengths, pi, A, segment=10_000)
     np.testing.assert_allclose(lp_cut.numpy(), lp.numpy(), rtol=1e-12)
     np.testing.assert_array_equal(path_cut.numpy(), path.numpy())
+
+
+# ---------------------------------------------------------------- GMMHMM
+def test_gmmhmm_with_one_component_equals_gaussian_hmm():
+    """n_mix=1 without regularisation is a Gaussian HMM with maximum-likelihood covariances:
+    a different emission code path must give the same fit."""
+    from bigem import GMMHMM
+
+    X, _ = sampled(800, seed=12)
+    lengths = [300, 500]
+    for ct, cov in (("diag", np.ones((K, 1, D))), ("full", np.tile(np.eye(D), (K, 1, 1, 1)))):
+        kw = dict(covariance_type=ct, init_params="", n_iter=5, tol=0.0, dtype="float64")
+        g = given(GaussianHMM(K, covars_prior=0.0, covars_weight=0.0, **kw), ct).fit(X, lengths)
+        m = GMMHMM(K, n_mix=1, min_covar=0.0, **kw)
+        m.startprob_, m.transmat_ = np.full(K, 1.0 / K), np.full((K, K), 0.2) + np.eye(K) * 0.4
+        m.means_, m.weights_, m.covars_ = (MEANS + 0.5)[:, None, :], np.ones((K, 1)), cov
+        m.fit(X, lengths)
+        np.testing.assert_allclose(m.monitor_.history, g.monitor_.history, rtol=1e-10)
+        np.testing.assert_allclose(m.means_[:, 0], g.means_, rtol=1e-9)
+        np.testing.assert_allclose(m.transmat_, g.transmat_, rtol=1e-9)
+
+
+def test_gmmhmm_recovers_mixture_means_and_round_trips(tmp_path):
+    from bigem import GMMHMM
+
+    gen = GMMHMM(2, n_mix=2, init_params="", dtype="float64")
+    gen.startprob_, gen.transmat_ = np.array([0.5, 0.5]), np.array([[0.95, 0.05], [0.05, 0.95]])
+    gen.weights_ = np.array([[0.3, 0.7], [0.6, 0.4]])
+    gen.means_ = np.array([[[0.0, 0.0], [3.0, 3.0]], [[-4.0, 4.0], [6.0, -6.0]]])
+    gen.covars_ = np.full((2, 2, 2), 0.3)
+    gen.n_features = 2
+    X, _ = gen.sample(8000, random_state=1)
+    m = GMMHMM(2, n_mix=2, covariance_type="full", n_iter=30, tol=1e-3, random_state=0).fit(X)
+    found = m.means_.reshape(-1, 2)
+    for mu in gen.means_.reshape(-1, 2):
+        assert np.min(np.linalg.norm(found - mu, axis=1)) < 0.1
+    assert m.score(X) > GaussianHMM(2, n_iter=30, random_state=0).fit(X).score(X)
+    m.save(tmp_path / "g.bigem")
+    back = bigem.load(tmp_path / "g.bigem")
+    assert back.score(X) == pytest.approx(m.score(X), rel=1e-10)
