@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
+
 import torch
 from torch import Tensor
 
@@ -84,7 +86,9 @@ class GaussianEmission:
         self.covars_weight = covars_weight
 
     def has_prior(self) -> bool:
-        return False  # hmmlearn's defaults are part of the model (the likelihood still rises)
+        # MAP updates raise likelihood + log prior; the likelihood alone may dip slightly
+        nonzero = lambda v: bool(np.any(np.asarray(v) != 0))  # noqa: E731
+        return nonzero(self.covars_prior) or nonzero(self.means_weight)
 
     def make_params(self, means: Tensor, covars: Tensor) -> GaussianParams:
         means, covars = means.double(), covars.double()
