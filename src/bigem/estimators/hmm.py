@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -266,7 +267,9 @@ class _BaseHMM(EstimatorBase):
         return HMMParams(startprob, transmat, emission).to(s["device"])
 
     def _emission_width(self, emission) -> int:
-        return int(next(iter(emission.__slots__ and [getattr(emission, emission.__slots__[0])])).shape[-1])
+        """n_features implied by the emission parameters (their first field's last axis:
+        means, emissionprob or lambdas)."""
+        return int(getattr(emission, fields(emission)[0].name).shape[-1])
 
     def _set_params(self, p: HMMParams) -> None:
         p = p.to("cpu")

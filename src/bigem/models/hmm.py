@@ -174,7 +174,6 @@ class Lanes:
     uniform: bool  # every lane has the same length
     transposed: bool  # lane i covers rows i*L .. (i+1)*L - 1: packing is a transpose
     last_rows: Tensor  # (S,) packed row of each lane's last step
-    seq_of_rows: Tensor  # (N,) sequence of each chunk row
 
     def pack(self, rows: Tensor, out: Tensor | None = None) -> Tensor:
         """Chunk-row order -> packed (time-major) order (into ``out`` if given)."""
@@ -250,7 +249,6 @@ def make_lanes(lengths: np.ndarray, device: torch.device, segment: int | None = 
         uniform=uniform,
         transposed=transposed,
         last_rows=as_t(last_rows),
-        seq_of_rows=as_t(np.repeat(np.arange(len(lengths)), lengths)),
     )
 
 
@@ -292,7 +290,10 @@ def forward_backward(
     pi = startprob.to(dtype)
     # packed (N, K) in a reused buffer, then in place: exp(log b - max_k log b)
     eb = _WS.get("eb", (N, K), dtype, device)
-    eb.copy_(log_b) if packed else lanes.pack(log_b, out=eb)
+    if packed:
+        eb.copy_(log_b)
+    else:
+        lanes.pack(log_b, out=eb)
     shift = eb.amax(1)  # (N,) packed order
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
     eb.sub_(shift[:, None]).exp_()  # the best state's emission is exactly 1
@@ -730,6 +731,17 @@ class HMMModel:
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
 
+    def _lanes(self, lengths: np.ndarray, device: torch.device) -> Lanes:
+        """The layout of a batch, kept for the next iteration (same batches every iteration)."""
+        key = (lengths.tobytes(), str(device))
+        cache = self.__dict__.setdefault("_lanes_cache", {})
+        lanes = cache.get(key)
+        if lanes is None:
+            if len(cache) >= 4:  # streaming many batches: keep memory bounded
+                cache.clear()
+            lanes = cache[key] = make_lanes(lengths, device)
+        return lanes
+
     def decrease_tolerance(self, params: HMMParams, log_likelihood: float) -> float:
         """Rounding of the per-step log-likelihood; MAP priors may trade likelihood for prior."""
         eps = 1e-6 if self.dtype == torch.float32 else 1e-11
@@ -748,7 +760,7 @@ class HMMModel:
 
     def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         lengths_np = chunk.lengths.numpy()
-        lanes = make_lanes(lengths_np, chunk.x.device)
+        lanes = self._lanes(lengths_np, chunk.x.device)
         x = lanes.pack(chunk.x.to(self.dtype))  # statistics are sums: packed order serves as well
         log_b = self.emission.log_prob(params.emission, x)
         post = forward_backward(
