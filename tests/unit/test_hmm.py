@@ -14,7 +14,7 @@ from bigem import CategoricalHMM, GaussianHMM, PoissonHMM
 from bigem._core.errors import DataError, ModelFileError, NotFittedError, ParameterError
 from bigem._core.types import SequenceChunk
 from bigem.estimators.hmm import ImpossibleSequenceWarning
-from bigem.models.hmm import HMMModel, HMMParams, forward_backward, forward_backward_log, make_lanes, viterbi
+from bigem.models.hmm import HMMModel, forward_backward, forward_backward_log, make_lanes, viterbi
 from bigem.models.hmm_emissions import GaussianEmission
 
 K, D = 3, 2

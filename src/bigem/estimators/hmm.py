@@ -33,7 +33,7 @@ from .._core.types import COVARIANCE_TYPES
 from ..em.driver import IterationInfo, run_em
 from ..em.init import kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
-from ..models.hmm import HMMModel, HMMParams, forward_backward, viterbi
+from ..models.hmm import HMMModel, HMMParams, viterbi
 from ..models.hmm_emissions import (
     CategoricalEmission,
     CategoricalParams,
