@@ -56,9 +56,51 @@ def save_estimator(est, path) -> None:
     write_model_file(path, tensors, meta)
 
 
+def _hyper_parameters(est, tensors: dict) -> dict:
+    """JSON-able constructor parameters; arrays go to ``tensors`` as ``init.<name>``."""
+    hyper = {}
+    for name, value in est.get_params().items():
+        if isinstance(value, torch.dtype):
+            hyper[name] = str(value).replace("torch.", "")
+        elif isinstance(value, torch.device):
+            hyper[name] = str(value)
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            hyper[name] = value
+        elif isinstance(value, (np.integer, np.floating)):
+            hyper[name] = value.item()
+        elif isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):
+            tensors[f"init.{name}"] = torch.as_tensor(np.asarray(value, dtype=np.float64))
+        else:
+            hyper[name] = None  # e.g. a RandomState: not reproducible from a file
+    return hyper
+
+
+def save_hmm(est, path) -> None:
+    """Hidden Markov models: the fitted arrays by attribute name, hyper-parameters, monitor."""
+    tensors = est._tensors()
+    hyper = _hyper_parameters(est, tensors)
+    monitor = est.monitor_ if hasattr(est, "monitor_") else None
+    fitted = {
+        "n_features": int(est.n_features),
+        "history": [float(v) for v in monitor.history] if monitor else [],
+        "iter": int(monitor.iter) if monitor else 0,
+        "converged": bool(monitor.converged) if monitor else False,
+    }
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": type(est).__name__,
+        "bigem_version": __version__,
+        "hyper_parameters": hyper,
+        "fitted": fitted,
+    }
+    write_model_file(path, tensors, meta)
+
+
 def load(path: str | os.PathLike):
     """Read a model written by ``save``; validates everything, runs no code from the file."""
     from .gaussian_mixture import GaussianMixture
+    from .hmm import HMM_KINDS, restore_hmm
 
     tensors, meta = read_model_file(path)
     where = os.fspath(path)
@@ -69,9 +111,20 @@ def load(path: str | os.PathLike):
             f"{where}: model file format version {meta.get('format_version')!r} is not supported by bigem "
             f"{__version__} (expects {FORMAT_VERSION}); upgrade bigem"
         )
-    kinds = {"GaussianMixture": GaussianMixture}
+    kinds = {"GaussianMixture": GaussianMixture, **HMM_KINDS}
     if meta.get("kind") not in kinds:
         raise ModelFileError(f"{where}: unknown model kind {meta.get('kind')!r}; known: {sorted(kinds)}")
+    if meta["kind"] in HMM_KINDS:
+        try:
+            hyper = dict(meta["hyper_parameters"])
+            for name in list(tensors):
+                if name.startswith("init."):
+                    hyper[name[5:]] = tensors.pop(name).numpy()
+            return restore_hmm(meta["kind"], tensors, hyper, dict(meta["fitted"]), where)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     try:
         hyper = dict(meta["hyper_parameters"])
         fitted = dict(meta["fitted"])
