@@ -68,35 +68,69 @@ def test_driver_stops_on_tol_with_sklearn_semantics():
     assert result.history == pytest.approx([-3.0, -2.0, -1.9, -1.8999])
 
 
-def test_fit_em_keeps_best_restart_and_warns_if_it_did_not_converge():
-    scripts = {0: [-5.0, -4.0, -3.0], 1: [-2.0, -1.0, -0.5]}
+@dataclass(frozen=True)
+class _RunStats(_Stats):
+    restart: int = 0
+    step: int = 0
 
-    models = {r: _ScriptedModel(s) for r, s in scripts.items()}
+    def __add__(self, other):
+        return _RunStats(self.loglik + other.loglik, self.rows + other.rows, self.restart, self.step)
+
+
+class _TwoScripts:
+    """Parameters are (restart, step): each restart follows its own log-likelihood script."""
+
+    def __init__(self, scripts):
+        self.scripts = scripts
+
+    def e_step(self, params, chunk):
+        restart, step = params
+        return _RunStats(self.scripts[restart][step] * chunk.n_rows, chunk.n_rows, restart, step)
+
+    def m_step(self, stats):
+        return (stats.restart, stats.step + 1)
+
+    def decrease_tolerance(self, params, ll):
+        return 1e-9
+
+
+def test_fit_em_keeps_best_restart_and_warns_if_it_did_not_converge():
+    model = _TwoScripts({0: [-5.0, -4.0, -3.0], 1: [-2.0, -1.0, -0.5]})
     calls = []
 
-    class Dispatch:
-        current = 0
-
-        def e_step(self, params, chunk):
-            return models[self.current].e_step(params, chunk)
-
-        def m_step(self, stats):
-            return models[self.current].m_step(stats)
-
-        def decrease_tolerance(self, params, ll):
-            return 1e-9
-
-    dispatch = Dispatch()
-
     def init(restart):
-        dispatch.current = restart
         calls.append(restart)
-        return 0
+        return (restart, 0)
 
     with pytest.warns(ConvergenceWarning, match="did not converge"):
-        best, runs = fit_em(dispatch, LocalEngine(), _source(), init, n_init=2, max_iter=3, tol=1e-6)
+        best, runs = fit_em(model, LocalEngine(), _source(), init, n_init=2, max_iter=3, tol=1e-6)
     assert calls == [0, 1] and best.restart == 1 and best.lower_bound == -0.5
     assert [r.lower_bound for r in runs] == [-3.0, -0.5]
+
+
+def test_restarts_share_each_pass_and_stop_on_their_own():
+    """Restart 0 converges at iteration 3, restart 1 runs on: passes = the longest run."""
+    model = _TwoScripts({0: [-5.0, -4.0, -4.0, -9.0, -9.0], 1: [-3.0, -2.0, -1.5, -1.2, -1.1]})
+    passes, seen = [], []
+
+    class CountingSource:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def chunks(self):
+            passes.append(1)
+            return self.inner.chunks()
+
+    with pytest.warns(ConvergenceWarning):
+        best, runs = fit_em(model, LocalEngine(), CountingSource(_source()), lambda r: (r, 0), n_init=2, max_iter=5,
+                            tol=1e-6, callback=seen.append)
+    assert len(passes) == 5  # not 3 + 5: the two runs read each pass together
+    assert [r.n_iter for r in runs] == [3, 5] and runs[0].converged and not runs[1].converged
+    assert [(i.iteration, i.restart) for i in seen] == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1), (4, 1), (5, 1)]
+    assert best.restart == 1 and best.lower_bound == -1.1
 
 
 def test_estimator_records_history_and_calls_back():
@@ -105,7 +139,9 @@ def test_estimator_records_history_and_calls_back():
     gm = GaussianMixture(3, n_init=2, random_state=0, dtype="float64").fit(X, callback=seen.append)
     assert len(gm.history_) == 2 and all(h["converged"] for h in gm.history_)
     assert len(seen) == sum(h["n_iter"] for h in gm.history_)
-    assert [i.restart for i in seen] == sorted(i.restart for i in seen)
+    assert [(i.iteration, i.restart) for i in seen] == sorted((i.iteration, i.restart) for i in seen)  # lockstep
+    for r, h in enumerate(gm.history_):
+        assert [i.log_likelihood for i in seen if i.restart == r] == h["log_likelihood"]
     best = max(gm.history_, key=lambda h: h["log_likelihood"][-1])
     assert gm.lower_bound_ == best["log_likelihood"][-1] == gm.lower_bounds_[-1]
     assert all(np.diff(h["log_likelihood"]).min() > -1e-9 for h in gm.history_)
@@ -148,3 +184,27 @@ def test_max_iter_zero_only_initialises():
     gm = GaussianMixture(3, max_iter=0, random_state=0).fit(X)
     assert gm.n_iter_ == 0 and not gm.converged_ and gm.lower_bound_ == -math.inf
     assert np.isfinite(gm.means_).all()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_lockstep_restarts_equal_restarts_run_one_after_another(covariance_type):
+    from bigem.em.init import initial_params
+    from bigem.models.gmm import GaussianMixtureModel
+
+    X, _, _ = make_blobs(3, n_per=150, d=3)
+    source = TensorSource(torch.as_tensor(X), None, chunk_rows=160)  # several chunks per pass
+    model = GaussianMixtureModel(4, covariance_type, 1e-6, torch.float64)
+
+    def initialiser():
+        generator = torch.Generator().manual_seed(11)
+        return lambda restart: initial_params(model, LocalEngine(), source, "random", generator)
+
+    init = initialiser()
+    alone = [run_em(model, LocalEngine(), source, init(r), max_iter=40, tol=1e-4, restart=r) for r in range(3)]
+    best, together = fit_em(model, LocalEngine(), source, initialiser(), n_init=3, max_iter=40, tol=1e-4)
+    assert len({r.n_iter for r in alone}) > 1  # the runs stop at different iterations
+    for a, b in zip(alone, together):
+        assert a.history == b.history and a.n_iter == b.n_iter and a.converged == b.converged
+        torch.testing.assert_close(a.params.means, b.params.means, rtol=0, atol=0)
+        torch.testing.assert_close(a.params.covariances, b.params.covariances, rtol=0, atol=0)
+    assert best is max(together, key=lambda r: r.lower_bound)

@@ -65,3 +65,7 @@ class LikelihoodDecreaseWarning(RuntimeWarning):
 
 class ComponentReseededWarning(RuntimeWarning):
     """A component lost its support and was re-seeded at poorly explained points."""
+
+
+class DegenerateFitWarning(UserWarning):
+    """Model selection dropped candidates whose components collapsed onto repeated values."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -112,3 +113,15 @@ def log_det_precision_cholesky(prec_chol: Tensor, covariance_type: str, n_featur
     if covariance_type == "diag":
         return torch.log(prec_chol).sum(-1)
     return n_features * torch.log(prec_chol)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b, through numpy's BLAS on CPU for the skinny products of the HMM E-step.
+
+    Measured on the 2-core benchmark machine (float32): (1e6 x 9) @ (9 x 8) 6 ms with
+    numpy's OpenBLAS against 20 ms with torch's MKL; (8 x 1e6) @ (1e6 x 9) 13 ms
+    against 35 ms (float64: 20 ms against 102 ms). Other devices use torch.
+    """
+    if a.device.type != "cpu" or a.dtype != b.dtype or a.dtype not in (torch.float32, torch.float64):
+        return a @ b
+    return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))

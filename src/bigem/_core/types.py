@@ -64,3 +64,39 @@ class Partitioned(Protocol):
     partitions: Sequence[object]
     row_starts: Sequence[int]
     reader: Callable[[object, int], Iterator[Chunk]]
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceChunk:
+    """A batch of whole sequences: the unit of work of hidden Markov models.
+
+    x: (n, D) the sequences' rows, one after the other; lengths: (B,) int64 on the CPU,
+    summing to n; row_start / seq_start: index of the first row / first sequence in the
+    whole data set (for messages).
+    """
+
+    x: Tensor
+    lengths: Tensor
+    row_start: int
+    seq_start: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.x.shape[0])
+
+
+class SequenceSource(Protocol):
+    """Sequences: a row source plus the length of every sequence (rows in order)."""
+
+    n_rows: int
+    n_features: int
+    n_sequences: int
+    lengths: Tensor  # (n_sequences,) int64, CPU
+
+    def chunks(self) -> Iterator[SequenceChunk]:
+        """Batches of whole sequences in order, covering every sequence once."""
+        ...
+
+    def take(self, rows: Tensor) -> Tensor:
+        """Rows by index (sorted int64), compute dtype and device."""
+        ...

@@ -72,39 +72,39 @@ class EMResult:
 
 @dataclass
 class Checkpoint:
-    """Save the fit's state to ``path`` every ``every`` iterations (and after each restart).
+    """Save every run's state to ``path`` every ``every`` iterations, atomically (io.safetensors).
 
     A fit given a checkpoint whose file exists resumes from it and reaches the same
     result as an uninterrupted run; the file is removed when the fit completes.
     ``fingerprint`` (JSON) must match to resume: the model, the data shape, the settings.
-    ``get_state``/``set_state`` carry the caller's extra state (e.g. the random generator
-    that later restarts initialise from). Parameters must be a dataclass of tensors and
-    JSON values (``params_type``). Writes are atomic (io.safetensors).
+    Parameters must be a dataclass (``params_type``) of tensors and JSON values.
     """
 
     path: str
     every: int
     params_type: type
     fingerprint: dict
-    get_state: Callable[[], dict[str, Tensor]] | None = None
-    set_state: Callable[[dict[str, Tensor]], None] | None = None
 
-    def save(self, runs: list[EMResult], best: int | None, current: EMResult | None) -> None:
+    def save(self, results: list[EMResult], iteration: int) -> None:
         from ..io import write_model_file
 
         tensors: dict[str, Tensor] = {}
-        meta: dict[str, Any] = {"format": "bigem-checkpoint", "fingerprint": self.fingerprint}
-        meta["runs"] = [_run_meta(r, tensors, None) for r in runs]
-        meta["best"] = best
-        if best is not None:
-            _params_to(runs[best].params, tensors, "best.", meta.setdefault("best_fields", {}))
-        meta["current"] = None if current is None else _run_meta(current, tensors, "current.")
-        if self.get_state is not None:
-            tensors.update({f"state.{k}": v for k, v in self.get_state().items()})
+        runs = []
+        for i, r in enumerate(results):
+            fields: dict[str, Any] = {}
+            for f in dataclasses.fields(r.params):
+                value = getattr(r.params, f.name)
+                if isinstance(value, Tensor):
+                    tensors[f"run{i}.{f.name}"] = value
+                else:
+                    fields[f.name] = list(value) if isinstance(value, tuple) else value
+            runs.append(dict(converged=r.converged, n_iter=r.n_iter, lower_bound=r.lower_bound,
+                             history=list(r.history), seconds=list(r.seconds), restart=r.restart, fields=fields))
+        meta = {"format": "bigem-checkpoint", "fingerprint": self.fingerprint, "iteration": iteration, "runs": runs}
         write_model_file(self.path, tensors, meta)
 
-    def load(self) -> tuple[list[EMResult], int | None, EMResult | None]:
-        """(completed runs, index of the best, the run in progress); only the best keeps its params."""
+    def load(self) -> tuple[list[EMResult], int]:
+        """Every run as saved, and the iteration it was saved after."""
         from ..io import read_model_file
 
         tensors, meta = read_model_file(self.path)
@@ -115,73 +115,37 @@ class Checkpoint:
                 f"{self.path}: the checkpoint was written by a different fit ({meta.get('fingerprint')}), not "
                 f"this one ({self.fingerprint}); delete it or pass another checkpoint path"
             )
-        runs = [EMResult(None, r["converged"], r["n_iter"], r["lower_bound"], r["history"], r["seconds"], r["restart"])
-                for r in meta["runs"]]
-        best = meta["best"]
-        if best is not None:
-            runs[best].params = self._params_from(tensors, "best.", meta["best_fields"])
-        current = None
-        c = meta["current"]
-        if c is not None:
-            params = self._params_from(tensors, "current.", c["fields"])
-            current = EMResult(params, c["converged"], c["n_iter"], c["lower_bound"], c["history"], c["seconds"], c["restart"])
-        if self.set_state is not None:
-            self.set_state({k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")})
-        return runs, best, current
-
-    def _params_from(self, tensors: dict[str, Tensor], prefix: str, fields: dict) -> Any:
-        values = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        values.update({k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
-        return self.params_type(**values)
+        results = []
+        for i, r in enumerate(meta["runs"]):
+            values = {k[len(f"run{i}."):]: v for k, v in tensors.items() if k.startswith(f"run{i}.")}
+            values.update({k: tuple(v) if isinstance(v, list) else v for k, v in r["fields"].items()})
+            results.append(EMResult(self.params_type(**values), r["converged"], r["n_iter"], r["lower_bound"],
+                                    r["history"], r["seconds"], r["restart"]))
+        return results, int(meta["iteration"])
 
 
-def _params_to(params: Any, tensors: dict[str, Tensor], prefix: str, fields: dict) -> None:
-    for f in dataclasses.fields(params):
-        value = getattr(params, f.name)
-        if isinstance(value, Tensor):
-            tensors[prefix + f.name] = value
-        else:
-            fields[f.name] = list(value) if isinstance(value, tuple) else value
+class _Run:
+    """One run's state between iterations; :meth:`step` is one iteration after its E-step."""
 
+    def __init__(self, params: Any, restart: int) -> None:
+        self.result = EMResult(params, converged=False, n_iter=0, lower_bound=-math.inf, restart=restart)
+        self.previous = -math.inf
 
-def _run_meta(run: EMResult, tensors: dict[str, Tensor], prefix: str | None) -> dict:
-    meta = {
-        "converged": run.converged,
-        "n_iter": run.n_iter,
-        "lower_bound": run.lower_bound,
-        "history": list(run.history),
-        "seconds": list(run.seconds),
-        "restart": run.restart,
-    }
-    if prefix is not None:
-        _params_to(run.params, tensors, prefix, meta.setdefault("fields", {}))
-    return meta
+    @classmethod
+    def resumed(cls, result: EMResult) -> "_Run":
+        run = cls(result.params, result.restart)
+        run.result = result
+        run.previous = result.history[-1] if result.history else -math.inf
+        return run
 
+    @property
+    def params(self) -> Any:
+        return self.result.params
 
-def run_em(
-    model: Model,
-    engine: Engine,
-    source: Source,
-    params: Any,
-    *,
-    max_iter: int,
-    tol: float,
-    restart: int = 0,
-    callback: Callable[[IterationInfo], None] | None = None,
-    resume: EMResult | None = None,
-    save: Callable[[EMResult], None] | None = None,
-) -> EMResult:
-    """Iterate E and M steps from ``params`` until convergence or ``max_iter``.
-
-    ``resume`` continues a run saved after its ``n_iter``-th iteration (its params are
-    those after that M-step); ``save(result)`` is offered the state after every iteration.
-    """
-    result = resume or EMResult(params, converged=False, n_iter=0, lower_bound=-math.inf, restart=restart)
-    params = result.params
-    previous = result.history[-1] if result.history else -math.inf
-    for iteration in range(result.n_iter + 1, max_iter + 1):
+    def step(self, model: Model, stats: Any, iteration: int, tol: float, e_seconds: float, callback) -> bool:
+        """Checks, M-step, history and callback; True when this run has converged."""
         started = time.perf_counter()
-        stats = engine.reduce(partial(model.e_step, params), source)
+        restart, params, previous = self.result.restart, self.result.params, self.previous
         ll = stats.mean_loglik
         if not math.isfinite(ll):
             raise NumericalError(
@@ -195,7 +159,7 @@ def run_em(
                 f"(restart {restart}). EM must never decrease it: this is a bug in bigem; please report it "
                 "with the data shape, dtype and parameters.",
                 LikelihoodDecreaseWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         params = model.m_step(stats)
         reseeded = getattr(params, "reseeded", ())
@@ -204,11 +168,12 @@ def run_em(
                 f"components {list(reseeded)} lost their support at iteration {iteration} and were re-seeded "
                 "at the worst-explained rows; consider fewer components or a larger reg_covar",
                 ComponentReseededWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         change = ll - previous
-        previous = ll
-        elapsed = time.perf_counter() - started
+        self.previous = ll
+        elapsed = e_seconds + time.perf_counter() - started
+        result = self.result
         result.params, result.n_iter, result.lower_bound = params, iteration, ll
         result.history.append(ll)
         result.seconds.append(elapsed)
@@ -216,10 +181,41 @@ def run_em(
             callback(IterationInfo(restart, iteration, ll, change, elapsed, params))
         if abs(change) < tol:
             result.converged = True
+        return result.converged
+
+
+def run_em(
+    model: Model,
+    engine: Engine,
+    source: Source,
+    params: Any,
+    *,
+    max_iter: int,
+    tol: float,
+    restart: int = 0,
+    callback: Callable[[IterationInfo], None] | None = None,
+) -> EMResult:
+    """Iterate E and M steps from ``params`` until convergence or ``max_iter``."""
+    run = _Run(params, restart)
+    for iteration in range(1, max_iter + 1):
+        started = time.perf_counter()
+        stats = engine.reduce(partial(model.e_step, run.params), source)
+        if run.step(model, stats, iteration, tol, time.perf_counter() - started, callback):
             break
-        if save is not None:
-            save(result)
-    return result
+    return run.result
+
+
+class _Together:
+    """The statistics of several runs from the same rows: adds run by run, so it is as
+    additive as each run's statistics (any engine can reduce it)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+
+    def __add__(self, other: "_Together") -> "_Together":
+        return _Together([a + b for a, b in zip(self.parts, other.parts)])
 
 
 def fit_em(
@@ -236,45 +232,51 @@ def fit_em(
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
 
+    The runs advance in lockstep: every iteration reads the data once, and each chunk
+    feeds the E-step of every run still iterating, so ``n_init`` restarts cost one pass
+    per iteration instead of ``n_init`` (what matters when the data streams from
+    disk). Each run sees the same chunks in the same order as it would alone, so its
+    result is the same bit for bit; a run's ``seconds`` are its own E- and M-step time
+    plus an equal share of the reading. The callback sees iteration i of every active
+    run (in restart order) before iteration i + 1 of any.
+
     Warns with :class:`ConvergenceWarning` when the best run did not converge. With a
-    ``checkpoint`` whose file exists, continues the fit saved there.
+    ``checkpoint`` whose file exists, continues the fit saved there (no initialisation).
     """
-    runs: list[EMResult] = []
-    best_index: int | None = None
-    current: EMResult | None = None
+    first = 1
     if checkpoint is not None and os.path.exists(checkpoint.path):
-        runs, best_index, current = checkpoint.load()
-    save = None
-    if checkpoint is not None:
-        every = checkpoint.every
+        saved, done = checkpoint.load()
+        runs, first = [_Run.resumed(r) for r in saved], done + 1
+    else:
+        runs = [_Run(initialise(restart), restart) for restart in range(n_init)]
+    for iteration in range(first, max_iter + 1):
+        active = [run for run in runs if not run.result.converged]
+        if not active:
+            break
+        compute = [0.0] * len(active)
 
-        def save(run: EMResult) -> None:
-            if run.n_iter % every == 0:
-                checkpoint.save(runs, best_index, run)
+        def e_steps(chunk, active=active, compute=compute) -> _Together:
+            parts = []
+            for i, run in enumerate(active):
+                started = time.perf_counter()
+                parts.append(model.e_step(run.params, chunk))
+                compute[i] += time.perf_counter() - started
+            return _Together(parts)
 
-    for restart in range(len(runs), n_init):
-        resume = current if current is not None and current.restart == restart else None
-        run = run_em(
-            model,
-            engine,
-            source,
-            resume.params if resume is not None else initialise(restart),
-            max_iter=max_iter,
-            tol=tol,
-            restart=restart,
-            callback=callback,
-            resume=resume,
-            save=save,
-        )
-        runs.append(run)
-        if best_index is None or run.lower_bound > runs[best_index].lower_bound:
-            best_index = len(runs) - 1
-        if checkpoint is not None and restart + 1 < n_init:
-            checkpoint.save(runs, best_index, None)
-    assert best_index is not None
-    best = runs[best_index]
+        started = time.perf_counter()
+        together = engine.reduce(e_steps, source)
+        shared = max(0.0, time.perf_counter() - started - sum(compute)) / len(active)
+        for i, (run, stats) in enumerate(zip(active, together.parts)):
+            run.step(model, stats, iteration, tol, compute[i] + shared, callback)
+        if checkpoint is not None and iteration % checkpoint.every == 0:
+            checkpoint.save([run.result for run in runs], iteration)
     if checkpoint is not None and os.path.exists(checkpoint.path):
-        os.unlink(checkpoint.path)
+        os.unlink(checkpoint.path)  # the fit completed: nothing to resume
+    results = [run.result for run in runs]
+    best = results[0]
+    for result in results[1:]:
+        if result.lower_bound > best.lower_bound:
+            best = result
     if not best.converged and max_iter > 0:
         warnings.warn(
             f"Best performing initialization did not converge. Try different init parameters, or increase "
@@ -282,4 +284,4 @@ def fit_em(
             ConvergenceWarning,
             stacklevel=2,
         )
-    return best, runs
+    return best, results

@@ -61,7 +61,7 @@ def _held(token: str, model: object) -> object:
 
 def _partition_stats(target, method: str | None, payload, reader, block, row_start: int):
     """Runs on a worker: the statistics of one partition, its chunks folded in row order."""
-    fn = getattr(_held(*target), method) if method else target
+    fn = getattr(_held(*target), method) if method else target  # target: the callable itself
     args, keywords = payload
     total = None
     for chunk in reader(block, row_start):
@@ -129,7 +129,9 @@ class DaskEngine:
                 held = self._shipped[id(model)] = (model, uuid.uuid4().hex)
             payload = delayed((fn.args, fn.keywords), traverse=False, pure=False)
             return (held[1], model), fn.func.__name__, payload
-        return fn, None, ((), {})
+        # any other callable (e.g. the driver's E-step of every restart at once): one graph
+        # key, fetched once per worker per iteration like the parameters
+        return delayed(fn, traverse=False, pure=False), None, ((), {})
 
     def _wait(self, future) -> Any:
         """The future's result; a cluster left without any worker for NO_WORKERS_TIMEOUT

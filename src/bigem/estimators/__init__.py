@@ -1,6 +1,9 @@
 """scikit-learn compatible façades over the EM driver."""
 
 from .gaussian_mixture import GaussianMixture
+from .gmm_hmm import GMMHMM
+from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
 from .persistence import load
+from .selection import SelectionResult, select
 
-__all__ = ["GaussianMixture", "load"]
+__all__ = ["GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select"]

@@ -361,8 +361,6 @@ class GaussianMixture(EstimatorBase):
                 _params.check_int(checkpoint_every, "checkpoint_every", _OWNER, 1),
                 GMMParams,
                 fingerprint,
-                get_state=lambda: {"generator": generator.get_state().to(torch.int64)},
-                set_state=lambda state: generator.set_state(state["generator"].to(torch.uint8)),
             )
 
         def initialise(restart: int) -> GMMParams:

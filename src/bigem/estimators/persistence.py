@@ -38,8 +38,54 @@ def save_estimator(est, path) -> None:
     fitted = {k: getattr(est, k) for k in _FITTED_SCALARS}
     fitted["converged_"] = bool(fitted["converged_"])
     fitted["lower_bounds_"] = list(est.lower_bounds_)
+    fitted["history_"] = [
+        {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r["seconds"]],
+         "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+        for r in getattr(est, "history_", [])
+    ]
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": type(est).__name__,
+        "bigem_version": __version__,
+        "hyper_parameters": hyper,
+        "fitted": fitted,
+    }
+    write_model_file(path, tensors, meta)
+
+
+def _hyper_parameters(est, tensors: dict) -> dict:
+    """JSON-able constructor parameters; arrays go to ``tensors`` as ``init.<name>``."""
+    hyper = {}
+    for name, value in est.get_params().items():
+        if isinstance(value, torch.dtype):
+            hyper[name] = str(value).replace("torch.", "")
+        elif isinstance(value, torch.device):
+            hyper[name] = str(value)
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            hyper[name] = value
+        elif isinstance(value, (np.integer, np.floating)):
+            hyper[name] = value.item()
+        elif isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):
+            tensors[f"init.{name}"] = torch.as_tensor(np.asarray(value, dtype=np.float64))
+        else:
+            hyper[name] = None  # e.g. a RandomState: not reproducible from a file
+    return hyper
+
+
+def save_hmm(est, path) -> None:
+    """Hidden Markov models: the fitted arrays by attribute name, hyper-parameters, monitor."""
+    tensors = est._tensors()
+    hyper = _hyper_parameters(est, tensors)
+    monitor = est.monitor_ if hasattr(est, "monitor_") else None
+    fitted = {
+        "n_features": int(est.n_features),
+        "history": [float(v) for v in monitor.history] if monitor else [],
+        "iter": int(monitor.iter) if monitor else 0,
+        "converged": bool(monitor.converged) if monitor else False,
+    }
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -54,6 +100,7 @@ def save_estimator(est, path) -> None:
 def load(path: str | os.PathLike):
     """Read a model written by ``save``; validates everything, runs no code from the file."""
     from .gaussian_mixture import GaussianMixture
+    from .hmm import HMM_KINDS, restore_hmm
 
     tensors, meta = read_model_file(path)
     where = os.fspath(path)
@@ -64,9 +111,20 @@ def load(path: str | os.PathLike):
             f"{where}: model file format version {meta.get('format_version')!r} is not supported by bigem "
             f"{__version__} (expects {FORMAT_VERSION}); upgrade bigem"
         )
-    kinds = {"GaussianMixture": GaussianMixture}
+    kinds = {"GaussianMixture": GaussianMixture, **HMM_KINDS}
     if meta.get("kind") not in kinds:
         raise ModelFileError(f"{where}: unknown model kind {meta.get('kind')!r}; known: {sorted(kinds)}")
+    if meta["kind"] in HMM_KINDS:
+        try:
+            hyper = dict(meta["hyper_parameters"])
+            for name in list(tensors):
+                if name.startswith("init."):
+                    hyper[name[5:]] = tensors.pop(name).numpy()
+            return restore_hmm(meta["kind"], tensors, hyper, dict(meta["fitted"]), where)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     try:
         hyper = dict(meta["hyper_parameters"])
         fitted = dict(meta["fitted"])
@@ -98,8 +156,20 @@ def load(path: str | os.PathLike):
     est.n_iter_ = int(fitted["n_iter_"])
     est.lower_bound_ = float(fitted["lower_bound_"])
     est.lower_bounds_ = [float(v) for v in fitted.get("lower_bounds_", [])]
-    est.history_ = []
+    est.history_ = _history(where, fitted.get("history_", []))
     return est
+
+
+def _history(where: str, runs) -> list[dict]:
+    """Per-restart log-likelihood and time per iteration (for convergence pictures)."""
+    try:
+        return [
+            {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r.get("seconds", [])],
+             "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+            for r in runs
+        ]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where}: invalid model contents (history_: {type(exc).__name__}: {exc})") from None
 
 
 def _check_values(where: str, covariance_type: str, weights, means, cov) -> None:

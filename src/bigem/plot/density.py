@@ -6,40 +6,53 @@ import os
 
 import numpy as np
 
+from .._core.errors import DataError
+from ._common import MAX_POINTS, as_rows, check_path, feature_label, new_figure, save
 
-def plot_density_1d(estimator, X, path: str | os.PathLike, title: str = "Gaussian mixture fit") -> None:
-    """Write a PNG/SVG (by extension) of a fitted 1-D mixture over the histogram of X."""
-    import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+def component_variances_1d(estimator) -> np.ndarray:
+    """(K,) variances of a fitted 1-D mixture, whatever its covariance type."""
+    K = len(estimator.weights_)
+    cov = np.asarray(estimator.covariances_, dtype=np.float64).reshape(-1)
+    return np.full(K, cov[0]) if estimator.covariance_type == "tied" else cov[:K]
 
-    x = np.asarray(X, dtype=np.float64).reshape(-1)
-    grid = np.linspace(x.min() - 1.0, x.max() + 1.0, 600)
-    means = estimator.means_[:, 0]
-    var = np.asarray(estimator.covariances_, dtype=np.float64).reshape(len(means), -1)[:, 0]
-    if estimator.covariance_type == "tied":
-        var = np.full(len(means), float(np.asarray(estimator.covariances_).reshape(-1)[0]))
-    dens = estimator.weights_[:, None] * np.exp(-0.5 * (grid - means[:, None]) ** 2 / var[:, None]) / np.sqrt(
-        2 * np.pi * var[:, None]
-    )
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.hist(x, bins=40, density=True, color="0.85", edgecolor="0.6", label="data")
-    ax.plot(grid, dens.sum(0), color="black", lw=3, alpha=0.45, label="mixture density (sum)")
+
+def plot_density_1d(
+    estimator,
+    X,
+    path: str | os.PathLike,
+    title: str = "Gaussian mixture fit",
+    *,
+    bins: int | str = "auto",
+    max_points: int | None = MAX_POINTS * 10,
+) -> None:
+    """Write a PNG/SVG (by extension) of a fitted 1-D mixture over the histogram of X.
+
+    Each component is drawn as ``w_k N(x | mu_k, var_k)`` and the black curve is their sum,
+    the mixture density; both are on the histogram's density scale.
+    """
+    path = check_path(path)
+    if estimator.means_.shape[1] != 1:
+        raise DataError(f"plot_density_1d needs a 1-feature model; this one has {estimator.means_.shape[1]} features")
+    x = as_rows(X, max_points, 0, getattr(estimator, "feature_names_in_", None))
+    if x.shape[1] != 1:
+        raise DataError(f"X has {x.shape[1]} columns, but the model has 1 feature")
+    x = x[:, 0]
+    means, var, w = estimator.means_[:, 0], component_variances_1d(estimator), estimator.weights_
+    sd = np.sqrt(var)
+    lo, hi = min(x.min(), (means - 3 * sd).min()), max(x.max(), (means + 3 * sd).max())
+    pad = 0.05 * (hi - lo or 1.0)
+    grid = np.linspace(lo - pad, hi + pad, 800)
+    dens = w[:, None] * np.exp(-0.5 * (grid - means[:, None]) ** 2 / var[:, None]) / np.sqrt(2 * np.pi * var[:, None])
+    fig, ax = new_figure()
+    ax.hist(x, bins=bins, density=True, color="0.85", edgecolor="0.6", label=f"data ({len(x):,} rows)")
+    ax.plot(grid, dens.sum(0), color="black", lw=2.5, alpha=0.7, label="mixture density (sum)")
     for k, d in enumerate(dens):
-        label = f"component {k}: w={estimator.weights_[k]:.2f}, mu={means[k]:.2f}, var={var[k]:.2f}"
+        label = f"component {k}: w={w[k]:.2f}, mean={means[k]:.3g}, sd={sd[k]:.3g}"
         (line,) = ax.plot(grid, d, lw=1.6, ls="--", label=label)
         ax.fill_between(grid, d, color=line.get_color(), alpha=0.12)
-    ax.set_xlabel("x")
+    ax.set_xlabel(feature_label(estimator, 0))
     ax.set_ylabel("density")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    tmp = f"{os.fspath(path)}.partial{os.path.splitext(os.fspath(path))[1]}"
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    ax.legend(fontsize=8, loc="best")
+    save(fig, path)

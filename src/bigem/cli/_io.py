@@ -1,0 +1,160 @@
+"""Files the command line reads and writes.
+
+Reading goes through :mod:`bigem.sources` (Parquet, CSV, Arrow IPC and .npy files, a
+folder or a glob), streamed by the estimators: :func:`read_data` only opens the data
+set to learn its size and column names. Columns are chosen by name; a ``.npy`` file
+has no names, so its columns are chosen by 0-based index (and read into memory).
+Prediction output is written by the estimators' streaming sinks; the small outputs
+here (samples, tables) are written atomically too: a temporary file in the
+destination folder, renamed over the target only once complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._core.errors import DataError, ParameterError
+
+
+@dataclass
+class Data:
+    """What the estimators are given: ``X`` (a path or an array) with ``columns`` (names
+    for the estimator to read, or None), the row count and the feature names."""
+
+    X: object
+    columns: list[str] | None
+    n_rows: int
+    n_features: int
+    names: list[str] | None
+    path: str
+
+
+def _open(X, columns=None):
+    from ..sources import open_source
+
+    return open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20, columns=columns)
+
+
+def read_data(path: str, columns: list[str] | None = None) -> Data:
+    """Open a data set (file, folder or glob) and learn its shape; ``columns`` picks
+    features by name (by 0-based index for a .npy file)."""
+    if not any(c in path for c in "*?[") and not os.path.exists(path):
+        raise DataError(f"{path}: no such data file; check the path")
+    if path.lower().endswith(".npy") and os.path.isfile(path):
+        return _read_npy(path, columns)
+    source = _open(path, columns)
+    names = list(source.feature_names) if source.feature_names is not None else None
+    return Data(path, columns, source.n_rows, source.n_features, names, path)
+
+
+def _read_npy(path: str, columns: list[str] | None) -> Data:
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic != b"\x93NUMPY":
+            raise DataError(f"{path}: not a .npy file (it does not start with the .npy magic bytes)")
+        mm = np.load(path, mmap_mode="r", allow_pickle=False)
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+    if mm.ndim == 1:  # one column
+        mm = mm[:, None]
+        if columns is None:
+            return Data(np.asarray(mm), None, mm.shape[0], 1, None, path)
+    if mm.ndim != 2:
+        raise DataError(f"{path}: holds an array of shape {mm.shape}; expected (rows, columns)")
+    if columns is None:
+        return Data(path, None, mm.shape[0], mm.shape[1], None, path)  # streamed by the estimator
+    idx = [_column_index(c, mm.shape[1], path) for c in columns]
+    return Data(np.asarray(mm[:, idx]), None, mm.shape[0], len(idx), None, path)
+
+
+def _column_index(c: str, width: int, path: str) -> int:
+    if not c.isdigit():
+        raise DataError(f"{path}: unknown column {c!r}; a .npy file has no column names: use indices 0..{width - 1}")
+    j = int(c)
+    if j >= width:
+        raise DataError(f"{path}: column index {j} is out of range; the file has {width} columns (0..{width - 1})")
+    return j
+
+
+def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
+    """At most ``max_points`` rows of the data set, a uniform sample without replacement,
+    in file order, as a float64 array (for pictures); only those rows are read."""
+    from ..plot._common import as_rows
+
+    return as_rows(data.X, max_points, seed, data.columns)
+
+
+def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:
+    """Fail before any work when ``path`` cannot be written: unknown format, missing folder,
+    or the same file as an input."""
+    ext = os.path.splitext(path)[1].lower()
+    if formats is not None and ext not in formats:
+        raise ParameterError(f"{what} {path}: unsupported file type {ext or '(none)'!r}; use {', '.join(formats)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DataError(f"{what} {path}: folder {folder!r} does not exist; create it first")
+    if os.path.isdir(path):
+        raise DataError(f"{what} {path}: is a folder; give a file name")
+    for other in inputs:
+        if os.path.realpath(path) == os.path.realpath(other):
+            raise ParameterError(f"{what} {path} is the input file; choose a different output path")
+    return path
+
+
+def write_array(path: str, values: np.ndarray, header: list[str]) -> None:
+    """Write a (n,) or (n, m) array to .npy, .csv (with a header row) or .parquet, atomically."""
+    ext = os.path.splitext(path)[1].lower()
+    values = np.asarray(values)
+    table = values[:, None] if values.ndim == 1 else values
+
+    def write(tmp: str) -> None:
+        if ext == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, values, allow_pickle=False)
+        elif ext == ".csv":
+            fmt = "%d" if values.dtype.kind in "iub" else "%.17g"
+            np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=",".join(header), comments="")
+        elif ext == ".parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise DataError(f"{path}: writing .parquet files needs pyarrow: pip install pyarrow") from None
+            pq.write_table(pa.table({h: table[:, j] for j, h in enumerate(header)}), tmp)
+        else:
+            raise ParameterError(f"{path}: unsupported file type {ext!r}; use .npy, .csv or .parquet")
+
+    atomic_write(path, write)
+
+
+def write_rows(path: str, rows: list[dict], columns: list[str]) -> None:
+    """A list of dicts as a CSV table, atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(path, write)
+
+
+def atomic_write(path: str, write) -> None:
+    """``write(tmp)`` to a hidden file next to ``path``, then rename it over ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial{os.path.splitext(name)[1]}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,419 @@
+"""``bigem fit | predict | score | sample | select | info | plot``.
+
+Each command checks its arguments and output paths before any work, reads data through
+:mod:`bigem.cli._io`, and writes every file atomically. Human-readable results go to
+stdout (``--json`` for machines), progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from .._core.errors import DataError, ParameterError
+from ._io import Data, check_output, read_data, sample_rows, write_array, write_rows
+from ._progress import Progress
+
+COVARIANCES = ("full", "diag", "spherical", "tied")
+INITS = ("kmeans", "k-means++", "random", "random_from_data")
+PICTURES = (".png", ".svg")
+
+
+# ----------------------------------------------------------------------------- argument types
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def component_range(text: str) -> list[int]:
+    """'3', '1..10' or '2,4,8' -> the numbers of components to try."""
+    try:
+        if ".." in text:
+            lo, hi = (int(p) for p in text.split("..", 1))
+            if lo > hi:
+                raise argparse.ArgumentTypeError(f"empty range {text!r}: the start is above the end; write e.g. {hi}..{lo}")
+            ks = list(range(lo, hi + 1))
+        else:
+            ks = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K, LO..HI or K1,K2,... (e.g. 1..10), got {text!r}") from None
+    if min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"numbers of components must be >= 1, got {text!r}")
+    return ks
+
+
+def covariance_list(text: str) -> list[str]:
+    types = list(COVARIANCES) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in types if t not in COVARIANCES]
+    if bad or not types:
+        raise argparse.ArgumentTypeError(f"unknown covariance type(s) {bad or text!r}; choose from {', '.join(COVARIANCES)} or all")
+    return types
+
+
+def column_list(text: str) -> list[str]:
+    cols = [c.strip() for c in text.split(",")]
+    if not all(cols):
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names or indices, got {text!r}")
+    return cols
+
+
+# ----------------------------------------------------------------------------- parsers
+def _fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
+    p.add_argument("--init", choices=INITS, default="kmeans", help="initialisation (default kmeans)")
+    p.add_argument("--n-init", type=positive_int, default=1, help="initialisations; the best is kept (default 1)")
+    p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
+    p.add_argument("--tol", type=non_negative_float, default=1e-3, help="convergence threshold on the mean log-likelihood (default 1e-3)")
+    p.add_argument("--reg-covar", type=non_negative_float, default=1e-6, help="added to every variance (default 1e-6)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="arithmetic precision (default float32)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress on stderr (default: when stderr is a terminal)")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("fit", help="fit a Gaussian mixture to a data file and save the model",
+                       description="Fit a Gaussian mixture to DATA (Parquet, CSV, Arrow or .npy: a file, folder or glob) "
+                       "and save it to MODEL.")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-k", "--n-components", dest="k", type=positive_int, required=True, help="number of components")
+    p.add_argument("--covariance", choices=COVARIANCES, default="full", help="covariance type (default full)")
+    _fit_options(p)
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. model.bigem)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run_fit)
+
+    p = sub.add_parser("predict", help="labels, probabilities or log-densities of the rows of a data file")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--proba", action="store_true", help="write each component's posterior probability")
+    what.add_argument("--score", action="store_true", help="write each row's log-density log p(x)")
+    p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
+    p.set_defaults(run=run_predict)
+
+    p = sub.add_parser("score", help="mean log-likelihood, BIC and AIC of a model on a data file")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run_score)
+
+    p = sub.add_parser("sample", help="draw rows from a fitted model")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("-n", "--n-samples", dest="n", type=positive_int, required=True, help="rows to draw")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(run=run_sample)
+
+    p = sub.add_parser("select", help="choose K and the covariance type by BIC/AIC/ICL",
+                       description="Fit every K x covariance type, print the table, save the best model.")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-k", "--n-components", dest="k", type=component_range, default=list(range(1, 11)),
+                   help="numbers of components: K, LO..HI or K1,K2,... (default 1..10)")
+    p.add_argument("--covariance", type=covariance_list, default=list(COVARIANCES),
+                   help="comma-separated covariance types, or all (default all)")
+    p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
+    p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
+    _fit_options(p)
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
+    p.add_argument("--table", metavar="CSV", help="also write the table as CSV")
+    p.add_argument("--plot", metavar="PICTURE", help="also draw the criterion against K (.png or .svg)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run_select)
+
+    p = sub.add_parser("info", help="describe a model file")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--json", action="store_true", help="print everything as JSON")
+    p.set_defaults(run=run_info)
+
+    p = sub.add_parser("plot", help="draw a model over its data, or its convergence",
+                       description="--kind fit (default): histogram and component densities for 1 feature, "
+                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA", nargs="?", help="data file (needed for --kind fit)")
+    p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
+    p.add_argument("--kind", choices=("fit", "convergence"), default="fit")
+    p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
+    p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
+    p.add_argument("--max-points", type=positive_int, default=20_000, help="rows drawn at most (a uniform sample; default 20000)")
+    p.add_argument("--title", help="picture title")
+    p.set_defaults(run=run_plot)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _estimator_params(args) -> dict:
+    from .._core.numerics import parse_device
+
+    parse_device(args.device)  # a typo fails before any reading
+    return dict(
+        init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
+        random_state=args.seed, device=args.device, dtype=args.dtype,
+    )
+
+
+def _load(path: str):
+    from ..estimators import load
+
+    return load(path)
+
+
+def _model_data(est, path: str, columns: list[str] | None) -> Data:
+    """DATA's columns for MODEL: as asked, else the model's names for a file with names."""
+    names = getattr(est, "feature_names_in_", None)
+    if columns is None and names is not None and not path.lower().endswith(".npy"):
+        columns = [str(n) for n in names]
+    data = read_data(path, columns)
+    if data.n_features != est.n_features_in_:
+        raise DataError(
+            f"{path}: has {data.n_features} columns but the model was fitted on {est.n_features_in_}; "
+            "pick the model's columns with --columns"
+        )
+    return data
+
+
+def _for(est, data: Data):
+    """The estimator to call on ``data``: itself, or for data without column names (a
+    .npy file) a copy without the names, which it would otherwise look for."""
+    if data.names is not None or data.columns is not None or not hasattr(est, "feature_names_in_"):
+        return est
+    bare = copy.copy(est)
+    del bare.feature_names_in_
+    return bare
+
+
+def _check_k(ks: list[int], data: Data) -> None:
+    if max(ks) > data.n_rows:
+        raise DataError(
+            f"-k {max(ks)} is larger than the {data.n_rows} rows of {data.path}; "
+            f"use at most {data.n_rows} components"
+        )
+
+
+def _progress(args, label: str) -> Progress:
+    enabled = sys.stderr.isatty() if args.progress is None else args.progress
+    return Progress(label, args.n_init, args.max_iter, enabled=enabled)
+
+
+def _emit(args, payload: dict, text: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else text)
+
+
+# ----------------------------------------------------------------------------- commands
+def run_fit(args) -> int:
+    from ..estimators import GaussianMixture
+    from ..estimators.selection import criteria, degenerate_components
+
+    check_output(args.output, (args.data,), what="model")
+    params = _estimator_params(args)
+    data = read_data(args.data, args.columns)
+    _check_k([args.k], data)
+    started = time.perf_counter()
+    est = GaussianMixture(args.k, covariance_type=args.covariance, **params)
+    with _progress(args, "fit") as progress:
+        est.fit(data.X, columns=data.columns, callback=progress)
+    seconds = time.perf_counter() - started
+    c = criteria(est, data.X, columns=data.columns)
+    collapsed = degenerate_components(est)
+    est.save(args.output)
+    payload = dict(
+        model=args.output, n_components=args.k, covariance_type=args.covariance, n_rows=data.n_rows,
+        n_features=data.n_features, converged=bool(est.converged_), n_iter=int(est.n_iter_),
+        mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
+        n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], icl=c["icl"],
+        degenerate_components=collapsed, seconds=seconds, weights=est.weights_.tolist(),
+    )
+    text = (
+        f"fitted K={args.k} {args.covariance} to {data.n_rows:,} rows x {data.n_features} columns of {args.data} "
+        f"in {seconds:.2f}s: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations\n"
+        f"mean log-likelihood {payload['mean_log_likelihood']:.6f}   BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   "
+        f"(lower is better; {c['n_parameters']} free parameters)\n"
+        f"weights {np.array2string(est.weights_, precision=3)}\n"
+        + (f"warning: components {collapsed} collapsed onto repeated values (variance at the reg_covar floor)\n"
+           if collapsed else "")
+        + f"wrote {args.output}"
+    )
+    _emit(args, payload, text)
+    return 0
+
+
+def run_predict(args) -> int:
+    check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
+    est = _load(args.model)
+    data = _model_data(est, args.data, args.columns)
+    output = "proba" if args.proba else "log_density" if args.score else "label"
+    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
+    what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
+    print(f"wrote {what} of {data.n_rows:,} rows to {args.output}")
+    return 0
+
+
+def run_score(args) -> int:
+    from ..estimators.selection import criteria
+
+    est = _load(args.model)
+    data = _model_data(est, args.data, args.columns)
+    c = criteria(_for(est, data), data.X, columns=data.columns)
+    payload = dict(
+        n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
+        n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"],
+    )
+    text = (
+        f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}\n"
+        f"BIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
+    )
+    _emit(args, payload, text)
+    return 0
+
+
+def run_sample(args) -> int:
+    check_output(args.output, (args.model,), (".npy", ".csv", ".parquet"))
+    est = _load(args.model)
+    est.set_params(random_state=args.seed)
+    X, _ = est.sample(args.n)
+    names = getattr(est, "feature_names_in_", None)
+    header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(X.shape[1])]
+    write_array(args.output, X, header)
+    print(f"wrote {args.n:,} rows x {X.shape[1]} columns to {args.output}")
+    return 0
+
+
+def run_select(args) -> int:
+    from ..estimators.selection import COLUMNS, select
+
+    check_output(args.output, (args.data,), what="model")
+    if args.table:
+        check_output(args.table, (args.data, args.output), (".csv",), what="table")
+    if args.plot:
+        _check_picture(args.plot, (args.data, args.output))
+    params = _estimator_params(args)
+    data = read_data(args.data, args.columns)
+    _check_k(args.k, data)
+    with _progress(args, "select") as progress:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = select(
+                data.X, args.k, args.covariance, args.criterion, keep_degenerate=args.keep_degenerate,
+                columns=data.columns, callback=progress, **params,
+            )
+        progress.close()
+    for w in caught:  # the selection's warnings, once each, after the progress line
+        print(f"bigem select: warning: {w.message}", file=sys.stderr)
+    result.best_estimator_.save(args.output)
+    if args.table:
+        write_rows(args.table, result.table, list(COLUMNS))
+    if args.plot:
+        from ..plot import plot_selection
+
+        plot_selection(result, args.plot)
+    b = result.best_
+    payload = dict(
+        model=args.output, criterion=args.criterion, best=b, dropped=[list(d) for d in result.dropped],
+        table=result.table, n_rows=data.n_rows,
+    )
+    text = (
+        f"{len(result.table)} candidates on {data.n_rows:,} rows of {args.data} ({args.criterion.upper()}, lower is better):\n"
+        f"{result.format_table()}\n"
+        f"chosen: K={b['n_components']} {b['covariance_type']} ({args.criterion.upper()} {b[args.criterion]:.8g}); "
+        f"wrote {args.output}"
+        + (f", {args.table}" if args.table else "") + (f", {args.plot}" if args.plot else "")
+    )
+    _emit(args, payload, text)
+    return 0
+
+
+def run_info(args) -> int:
+    est = _load(args.model)
+    names = getattr(est, "feature_names_in_", None)
+    names = [str(n) for n in names] if names is not None else None
+    hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
+             for k, v in est.get_params().items() if k not in ("weights_init", "means_init", "precisions_init")}
+    payload = dict(
+        kind=type(est).__name__, n_components=int(est.n_components), covariance_type=est.covariance_type,
+        n_features=int(est.n_features_in_), feature_names=names, converged=bool(est.converged_),
+        n_iter=int(est.n_iter_), lower_bound=float(est.lower_bound_), n_parameters=int(est._n_parameters()),
+        hyper_parameters=hyper, weights=est.weights_.tolist(), means=est.means_.tolist(),
+        covariances=np.asarray(est.covariances_).tolist(),
+    )
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    cols = names or [f"x{j}" for j in range(est.n_features_in_)]
+    lines = [
+        f"{args.model}: Gaussian mixture, K={est.n_components}, covariance {est.covariance_type}, "
+        f"{est.n_features_in_} features ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
+        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
+        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+        "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype")),
+    ]
+    sd = _component_sd(est)
+    show = min(est.n_features_in_, 6)
+    for k in range(est.n_components):
+        mean = ", ".join(f"{v:.4g}" for v in est.means_[k, :show])
+        spread = ", ".join(f"{v:.4g}" for v in sd[k, :show])
+        more = ", ..." if est.n_features_in_ > show else ""
+        lines.append(f"  component {k}: weight {est.weights_[k]:.4f}  mean [{mean}{more}]  sd [{spread}{more}]")
+    print("\n".join(lines))
+    return 0
+
+
+def _component_sd(est) -> np.ndarray:
+    from ..estimators.selection import full_covariances
+
+    return np.sqrt(np.diagonal(full_covariances(est), axis1=1, axis2=2))
+
+
+def _check_picture(path: str, inputs: tuple[str, ...]) -> None:
+    check_output(path, inputs, PICTURES, what="picture")
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("pictures need matplotlib: pip install 'bigem[plot]'")
+
+
+def run_plot(args) -> int:
+    from .. import plot
+
+    _check_picture(args.output, tuple(p for p in (args.model, args.data) if p))
+    est = _load(args.model)
+    if args.kind == "convergence":
+        if args.data is not None:
+            raise ParameterError("--kind convergence draws the model's history and takes no DATA; drop it")
+        plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")
+    else:
+        if args.data is None:
+            raise ParameterError("--kind fit needs DATA: bigem plot MODEL DATA -o PICTURE")
+        data = _model_data(est, args.data, args.columns)
+        kwargs = dict(max_points=args.max_points)
+        if args.pair is not None:
+            if est.n_features_in_ == 1:
+                raise ParameterError("--pair needs a model with at least 2 features")
+            kwargs["columns"] = args.pair
+        plot.plot_fit(est, sample_rows(data, args.max_points), args.output, title=args.title, **kwargs)
+    print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,835 @@
+"""Hidden Markov models: Baum-Welch E-step, M-step, Viterbi and sampling. Math only.
+
+The E-step of a batch of whole sequences (:class:`SequenceChunk`) returns
+:class:`HMMStats`: expected start counts, expected transition counts, the emission's
+posterior-weighted statistics and the log-likelihood, all float64 and additive, so
+the EM driver and engines run HMMs exactly as they run mixtures.
+
+How the forward-backward pass is organised (measured choices, see BENCHMARKS.md):
+
+* **Scaled probabilities on max-shifted emissions.** Each step's emission
+  likelihoods are ``exp(log b_t - max_k log b_t)`` (the largest is exactly 1), and
+  the forward vector is renormalised at every step; ``log c_t + max_k log b_t`` sum
+  to the log-likelihood. This is Rabiner's scaling, so a step is one (lanes x K) @
+  (K x K) product and three elementwise operations, against a logsumexp over a
+  (lanes, K, K) tensor in log space (about 4x the work and temporaries). Outliers
+  cannot underflow it: the shift keeps the best state's emission at 1. A sequence
+  whose normaliser still underflows to 0 (a zero-probability transition, or
+  emission gaps of more than ~700 nats next to forbidden transitions) is recomputed
+  by the log-space reference :func:`forward_backward_log`; only if that also gives
+  -inf is it impossible, and it is left out of the statistics (counted, so the
+  caller can warn).
+* **Packed lanes, one batched operation per time step.** Sequences (or segments of
+  them, below) are lanes sorted by length, laid out time-major so that the lanes
+  alive at step t are one contiguous block: every step is one product over all
+  lanes, and padding costs nothing. Python runs once per time step of the longest
+  lane, not once per sequence.
+* **Long sequences are cut into segments.** A sequence of T steps becomes
+  ~sqrt(T) lanes of ~sqrt(T) steps. One pass computes each segment's transfer
+  matrix prod_t A diag(b_t) (K x K, renormalised every step), a short sequential
+  pass over segments chains them into the exact filtered distribution entering
+  each segment and the backward vector leaving it, then the ordinary batched
+  forward-backward runs on all segments at once. The result equals the unsegmented
+  recursion to rounding (per-step normalisation makes the boundary scale
+  irrelevant; see :func:`_normalisers`). We chose this over an associative scan
+  in the log semiring: the scan costs O(T K^3 log T) with (T, K, K) temporaries,
+  segments cost O(T K^3) once plus O(T K^2) with (T, K) temporaries and about
+  3 sqrt(T) Python steps; at T = 1e6, K = 8 that is ~3000 batched steps.
+* **Statistics in a few large products.** The expected transition counts are
+  A * (alpha_{t-1}^T @ w_t) summed over all lanes and steps as one GEMM; emission
+  statistics are posterior-weighted GEMMs over all rows (hmm_emissions).
+
+Shapes: N rows in a chunk, K states, S lanes, D features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import NumericalError
+from .._core.numerics import matmul
+from .._core.types import SequenceChunk
+from .._core.workspace import Workspace
+
+# Per-thread scratch for the (N, K) recursions: fresh large allocations cost page
+# faults every iteration (DESIGN.md, Speed).
+_WS = Workspace()
+
+# Lanes no longer than this are never split; longer sequences are cut into segments
+# of about sqrt(rows in the chunk) steps (at least this many).
+_MIN_SEGMENT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class HMMParams:
+    """startprob (K,), transmat (K, K), float64; emission: the emission's parameters."""
+
+    startprob: Tensor
+    transmat: Tensor
+    emission: Any
+    # of the E-step whose statistics built these parameters: (total log-likelihood,
+    # impossible sequences left out, first such sequence or -1); None for given ones
+    e_step_summary: tuple[float, int, int] | None = None
+
+    @property
+    def n_components(self) -> int:
+        return int(self.startprob.shape[0])
+
+    def to(self, device: torch.device | str) -> "HMMParams":
+        return replace(
+            self, startprob=self.startprob.to(device), transmat=self.transmat.to(device),
+            emission=self.emission.to(device),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HMMStats:
+    """Additive E-step statistics, float64.
+
+    start (K,): expected first states; trans (K, K): expected transitions; emission:
+    the emission's statistics; loglik: sum of the possible sequences' log-likelihoods;
+    rows / sequences: their steps and count; impossible: sequences of zero probability
+    (left out), first_impossible: the smallest such sequence index (or -1);
+    params: the parameters of the E-step (the M-step keeps what it does not update).
+    """
+
+    start: Tensor
+    trans: Tensor
+    emission: Any
+    loglik: Tensor
+    rows: int
+    sequences: int
+    impossible: int
+    first_impossible: int
+    params: HMMParams
+
+    def __add__(self, other: "HMMStats") -> "HMMStats":
+        firsts = [f for f in (self.first_impossible, other.first_impossible) if f >= 0]
+        return HMMStats(
+            self.start + other.start,
+            self.trans + other.trans,
+            self.emission + other.emission,
+            self.loglik + other.loglik,
+            self.rows + other.rows,
+            self.sequences + other.sequences,
+            self.impossible + other.impossible,
+            min(firsts) if firsts else -1,
+            self.params,
+        )
+
+    def scale(self, factor: float) -> "HMMStats":
+        return replace(
+            self,
+            start=self.start * factor,
+            trans=self.trans * factor,
+            emission=self.emission.scale(factor),
+            loglik=self.loglik * factor,
+        )
+
+    def to(self, device: torch.device | str) -> "HMMStats":
+        return replace(
+            self,
+            start=self.start.to(device),
+            trans=self.trans.to(device),
+            emission=self.emission.to(device),
+            loglik=self.loglik.to(device),
+            params=self.params.to(device),
+        )
+
+    @property
+    def mean_loglik(self) -> float:
+        """Log-likelihood per time step of the possible sequences (-inf if none is)."""
+        if self.rows == 0:
+            return -math.inf
+        return float(self.loglik) / self.rows
+
+
+# ---------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class Lanes:
+    """Time-major packed layout of a batch of sequences, cut into lanes (segments).
+
+    Lanes are sorted by length (longest first); packed row ``offsets[t] + i`` is step t
+    of lane i, and ``counts[t]`` lanes are alive at step t. ``perm[p]`` is the chunk
+    row of packed row p. Lanes of a sequence cut into segments are chained through
+    ``chain`` ((n_long, max_segments) lane indices, -1 where a sequence has fewer).
+    """
+
+    perm: Tensor  # (N,) int64
+    inverse: Tensor  # (N,) int64: packed row of each chunk row
+    counts: list[int]  # lanes alive at each step
+    offsets: list[int]
+    lane_len: np.ndarray  # (S,)
+    lane_seq: Tensor  # (S,) int64 sequence of each lane
+    lane_first: Tensor  # (S,) bool: first segment of its sequence
+    lane_last: Tensor  # (S,) bool: last segment of its sequence
+    row_seq: Tensor  # (N,) int64 sequence of each packed row
+    chain: np.ndarray  # (n_long, max_segments) lane indices or -1
+    uniform: bool  # every lane has the same length
+    transposed: bool  # lane i covers rows i*L .. (i+1)*L - 1: packing is a transpose
+    last_rows: Tensor  # (S,) packed row of each lane's last step
+
+    def pack(self, rows: Tensor, out: Tensor | None = None) -> Tensor:
+        """Chunk-row order -> packed (time-major) order (into ``out`` if given)."""
+        if out is None:
+            out = torch.empty_like(rows)
+        if self.transposed:
+            S, L = self.n_lanes, int(self.lane_len[0])
+            out.view(L, S, -1).copy_(rows.view(S, L, -1).transpose(0, 1))
+            return out
+        return torch.index_select(rows, 0, self.perm, out=out)
+
+    def unpack(self, packed: Tensor) -> Tensor:
+        """Packed order -> chunk-row order."""
+        if self.transposed:
+            S, L = self.n_lanes, int(self.lane_len[0])
+            return packed.view(L, S, -1).transpose(0, 1).reshape(S * L, -1)
+        return torch.index_select(packed, 0, self.inverse)
+
+    @property
+    def n_lanes(self) -> int:
+        return int(self.lane_len.shape[0])
+
+
+def make_lanes(lengths: np.ndarray, device: torch.device, segment: int | None = None) -> Lanes:
+    """Packed layout of sequences of ``lengths``; sequences longer than ``segment`` are cut."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n_rows = int(lengths.sum())
+    if segment is None:
+        segment = max(_MIN_SEGMENT, int(math.ceil(math.sqrt(n_rows))))
+    seq_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    n_seg = np.maximum(1, -(-lengths // segment))
+    seq_of = np.repeat(np.arange(len(lengths)), n_seg)
+    seg_idx = np.arange(len(seq_of)) - np.repeat(np.cumsum(n_seg) - n_seg, n_seg)
+    base, extra = lengths[seq_of] // n_seg[seq_of], lengths[seq_of] % n_seg[seq_of]
+    lane_len = base + (seg_idx < extra)
+    lane_start_in_seq = seg_idx * base + np.minimum(seg_idx, extra)
+    lane_start = seq_start[seq_of] + lane_start_in_seq
+    order = np.argsort(-lane_len, kind="stable")
+    lane_len, lane_start = lane_len[order], lane_start[order]
+    seq_of, seg_idx = seq_of[order], seg_idx[order]
+    n_lanes, t_max = len(lane_len), int(lane_len[0])
+    # lanes alive at step t: those longer than t (lane_len sorted descending)
+    counts = _alive(lane_len, t_max)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    t_of = np.repeat(np.arange(t_max), counts)
+    lane_of = np.arange(n_rows) - np.repeat(offsets, counts)
+    perm = lane_start[lane_of] + t_of
+    inverse = np.empty_like(perm)
+    inverse[perm] = np.arange(n_rows)
+    first = seg_idx == 0
+    last = seg_idx == n_seg[seq_of] - 1
+    long_seqs = np.nonzero(n_seg > 1)[0]
+    chain = np.full((len(long_seqs), int(n_seg.max()) if len(long_seqs) else 0), -1, dtype=np.int64)
+    if len(long_seqs):
+        where = np.searchsorted(long_seqs, seq_of)
+        is_long = n_seg[seq_of] > 1
+        chain[where[is_long], seg_idx[is_long]] = np.nonzero(is_long)[0]
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    uniform = bool(lane_len[-1] == lane_len[0])
+    transposed = uniform and bool(np.array_equal(lane_start, np.arange(n_lanes) * t_max))
+    last_rows = offsets[lane_len - 1] + np.arange(n_lanes)
+    return Lanes(
+        perm=as_t(perm),
+        inverse=as_t(inverse),
+        counts=[int(c) for c in counts],
+        offsets=[int(o) for o in offsets],
+        lane_len=lane_len,
+        lane_seq=as_t(seq_of),
+        lane_first=as_t(first),
+        lane_last=as_t(last),
+        row_seq=as_t(seq_of[lane_of]),
+        chain=chain,
+        uniform=uniform,
+        transposed=transposed,
+        last_rows=as_t(last_rows),
+    )
+
+
+def _alive(lane_len: np.ndarray, t_max: int) -> np.ndarray:
+    """Lanes longer than t for every t (lane_len sorted descending)."""
+    hist = np.bincount(lane_len, minlength=t_max + 1)
+    return len(lane_len) - np.cumsum(hist)[:t_max]
+
+
+# ---------------------------------------------------------------------------- kernels
+@dataclass
+class Posteriors:
+    """What one forward-backward pass gives: per-row posteriors (chunk row order),
+    expected counts, and per-sequence log-likelihoods (-inf: impossible)."""
+
+    gamma: Tensor  # (N, K) compute dtype, zero rows for impossible sequences
+    start: Tensor  # (K,) float64
+    trans: Tensor  # (K, K) float64
+    loglik: Tensor  # (B,) float64
+
+
+def forward_backward(
+    log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor, *, segment: int | None = None,
+    need_trans: bool = True, lanes: Lanes | None = None,
+) -> Posteriors:
+    """Posteriors of a batch of sequences (scaled recursion, log-space fallback). log_b: (N, K).
+
+    With ``lanes`` given, log_b is already in their packed order and so are the returned
+    posteriors (the E-step computes emissions and statistics in packed order, saving two
+    (N, K) transposes). The posteriors then live in a reused buffer: use them before
+    the next call on this thread.
+    """
+    N, K = log_b.shape
+    dtype, device = log_b.dtype, log_b.device
+    packed = lanes is not None
+    if lanes is None:
+        lanes = make_lanes(lengths, device, segment)
+    A = transmat.to(dtype)
+    pi = startprob.to(dtype)
+    # packed (N, K) in a reused buffer, then in place: exp(log b - max_k log b)
+    eb = _WS.get("eb", (N, K), dtype, device)
+    if packed:
+        eb.copy_(log_b)
+    else:
+        lanes.pack(log_b, out=eb)
+    shift = eb.amax(1)  # (N,) packed order
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    eb.sub_(shift[:, None]).exp_()  # the best state's emission is exactly 1
+    with _single_thread(device):
+        pre, end, boundary = _chain(lanes, eb, pi, A)
+        alpha, c = _forward(lanes, eb, pre, A)
+        w, beta = _backward(lanes, eb, end, A)  # w overwrites eb: eb * beta
+    del eb
+    gamma = beta.mul_(alpha)  # unnormalised posteriors, in beta's memory
+    r = gamma.sum(1)  # (N,) alpha_t . beta_t: the per-row normaliser of gamma and xi
+    # log-likelihood: sum of the normalisers applied, plus each lane's remaining mass
+    tiny = _TINY[dtype]
+    rest = alpha[lanes.last_rows].sum(1)
+    B = len(lengths)
+    row_ok = torch.isfinite(r) & (r > 0) & (c > tiny)
+    any_bad_row = not bool(row_ok.all())
+    w.div_((c * r)[:, None])
+    c.log_().add_(shift)
+    loglik = torch.zeros(B, dtype=torch.float64, device=device)
+    loglik.index_add_(0, lanes.row_seq, c.double())
+    loglik.index_add_(0, lanes.lane_seq, torch.log(rest).double())
+    del c, shift
+    # rows whose scaling ran out of range: recompute their sequences in log space
+    bad_seq = ~torch.isfinite(loglik)
+    bad_seq[lanes.lane_seq[~(rest > tiny)]] = True
+    if any_bad_row:
+        bad_seq[lanes.row_seq[~row_ok]] = True
+    any_bad = bool(bad_seq.any())
+    if any_bad:
+        ok_rows = ~bad_seq[lanes.row_seq]
+        r = torch.where(ok_rows, r, torch.ones_like(r))
+    gamma.div_(r[:, None])
+    if any_bad:
+        w = w.masked_fill_(~ok_rows[:, None], 0.0)
+        gamma = gamma.masked_fill_(~ok_rows[:, None], 0.0)
+        alpha = alpha.masked_fill_(~ok_rows[:, None], 0.0)
+        boundary = boundary.masked_fill(bad_seq[lanes.lane_seq][:, None], 0.0)
+    trans = torch.zeros(K, K, dtype=torch.float64, device=device)
+    if need_trans:
+        trans = _transition_counts(lanes, alpha, w, boundary, A)
+    del alpha, w
+    first_rows = torch.nonzero(lanes.lane_first).reshape(-1)  # lane i's step 0 is packed row i
+    start = gamma[first_rows].double().sum(0)
+    if not packed:
+        gamma = lanes.unpack(gamma)
+    if any_bad:
+        gamma, start, trans, loglik = _redo_in_log_space(
+            log_b, lengths, startprob, transmat, bad_seq, gamma, start, trans, loglik, need_trans,
+            lanes.inverse if packed else None,
+        )
+    return Posteriors(gamma, start, trans, loglik)
+
+
+# Normalise the scaled vectors every this many steps (and at every lane's first step):
+# between normalisations the mass can only shrink (emissions <= 1, stochastic rows),
+# and a row whose normaliser falls under _TINY is recomputed in log space, so the
+# spacing trades Python steps for range, never for accuracy.
+_EVERY = {torch.float32: 4, torch.float64: 16}
+_TINY = {torch.float32: 2.0**-100, torch.float64: 2.0**-1000}
+
+
+class _single_thread:
+    """One intra-op thread on CPU for the per-step loop: its operations are far too small
+    to share, and waking a second thread per operation cost ms each under load."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cpu = device.type == "cpu"
+
+    def __enter__(self):
+        if self.cpu:
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.cpu:
+            torch.set_num_threads(self.saved)
+
+
+def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per lane: the factor before step 0 (pi, or the entering distribution @ A), the
+    backward vector at its last step, and the distribution entering it (0 for first
+    segments). Cut sequences get exact boundaries from transfer matrices."""
+    S, K = lanes.n_lanes, pi.shape[0]
+    dev, dt = eb.device, eb.dtype
+    pre = pi.expand(S, K).clone()
+    end = torch.ones(S, K, dtype=dt, device=dev)
+    boundary = torch.zeros(S, K, dtype=dt, device=dev)
+    if lanes.chain.shape[0] == 0:
+        return pre, end, boundary
+    every = _EVERY[dt]
+    U_t = torch.eye(K, dtype=dt, device=dev).repeat(S, 1, 1)
+    tmp_t = torch.empty(S * K, K, dtype=dt, device=dev)
+    ones_t = torch.ones(K * K, dtype=dt, device=dev)
+    norm_t = torch.empty(S, dtype=dt, device=dev)
+    eb0_t = eb[:S].clone()  # step 0 of lane i is packed row i
+    xp, (U, tmp, ones, norm, e, a_mat, at_mat, pi_v, pre_a, end_a, bnd_a, eb0) = _backend(
+        U_t, tmp_t, ones_t, norm_t, eb, A.contiguous(), A.T.contiguous(), pi.contiguous(), pre, end, boundary, eb0_t
+    )
+    with np.errstate(all="ignore"):  # underflow shows as NaN/0 downstream and is handled there
+        # transfer U_s = prod_{t=1}^{len-1} A diag(eb_t) of every lane, rescaled every few steps
+        for t in range(1, len(lanes.counts)):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            Ut = U[:n]
+            xp.matmul(Ut.reshape(n * K, K), a_mat, out=tmp[: n * K])
+            xp.multiply(tmp[: n * K].reshape(n, K, K), e[o : o + n, None, :], out=Ut)
+            if t % every == 0:
+                xp.matmul(Ut.reshape(n, K * K), ones, out=norm[:n])
+                xp.divide(Ut, norm[:n, None, None], out=Ut)
+        chain = lanes.chain
+        n_long, n_segments = chain.shape
+        ix = (lambda v: v) if xp is np else (lambda v: torch.from_numpy(v).to(dev))  # noqa: E731
+        col = ones[:K, None]
+        a = xp.zeros((n_long, K), dtype=U.dtype) if xp is np else torch.zeros(n_long, K, dtype=dt, device=dev)
+        for j in range(n_segments):
+            pos = np.nonzero(chain[:, j] >= 0)[0]
+            idx, pos = ix(chain[pos, j]), ix(pos)
+            if j == 0:
+                v = pi_v * eb0[idx]
+            else:
+                prev = a[pos]
+                p = prev @ a_mat
+                pre_a[idx] = p
+                bnd_a[idx] = prev
+                v = p * eb0[idx]
+            v = xp.matmul(v[:, None, :], U[idx])[:, 0, :]
+            a[pos] = v / (v @ col)
+        b = xp.ones((n_long, K), dtype=U.dtype) if xp is np else torch.ones(n_long, K, dtype=dt, device=dev)
+        last = lanes.lane_last.cpu().numpy()
+        for j in range(n_segments - 1, 0, -1):
+            pos = np.nonzero(chain[:, j] >= 0)[0]
+            lane_np = chain[pos, j]
+            restart = pos[last[lane_np]]  # sequences whose last segment is j start from ones
+            b[ix(restart)] = 1.0
+            idx, pidx, pos = ix(lane_np), ix(chain[pos, j - 1]), ix(pos)
+            bj = b[pos]
+            end_a[idx] = bj
+            v = xp.matmul(U[idx], bj[:, :, None])[:, :, 0] * eb0[idx]
+            v = v @ at_mat
+            b[pos] = v / (v @ col)
+            end_a[pidx] = b[pos]
+    return pre, end, boundary
+
+
+def _backend(*tensors: Tensor):
+    """The per-step loops run on numpy views on CPU and on torch elsewhere.
+
+    Their operations are tiny ((lanes x K) @ (K x K), elementwise on lanes x K), so
+    per-call overhead decides: on this machine np.matmul into a view of a numpy
+    array took 5 us against torch.mm's 15 us (and building a numpy view per slice
+    costs more than the product), so CPU loops slice numpy arrays that share the
+    tensors' memory. Both modules spell the operations alike (matmul, multiply,
+    divide with ``out=``), so one loop serves both.
+    """
+    if tensors[0].device.type == "cpu":
+        return np, [t.numpy() for t in tensors]
+    return torch, list(tensors)
+
+
+def _forward(lanes: Lanes, eb: Tensor, pre: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
+    """Scaled forward recursion over packed lanes: alpha (N, K) and the normaliser c (N,)
+    applied at each row (1 between normalisations)."""
+    every = _EVERY[eb.dtype]
+    alpha = _WS.get("alpha", tuple(eb.shape), eb.dtype, eb.device)
+    c = _WS.get("c", (eb.shape[0],), eb.dtype, eb.device).fill_(1.0)
+    n0 = lanes.counts[0]
+    torch.mul(pre[:n0], eb[:n0], out=alpha[:n0])
+    torch.sum(alpha[:n0], 1, out=c[:n0])
+    alpha[:n0].div_(c[:n0, None])
+    ones = torch.ones(A.shape[0], dtype=eb.dtype, device=eb.device)
+    xp, (al, e, cc, a, one) = _backend(alpha, eb, c, A.contiguous(), ones)
+    po = 0
+    with np.errstate(all="ignore"):  # an underflow to 0 shows as c = 0 and is handled by the caller
+        for t in range(1, len(lanes.counts)):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            blk = al[o : o + n]
+            xp.matmul(al[po : po + n], a, out=blk)
+            xp.multiply(blk, e[o : o + n], out=blk)
+            if t % every == 0:
+                xp.matmul(blk, one, out=cc[o : o + n])
+                xp.divide(blk, cc[o : o + n, None], out=blk)
+            po = o
+    return alpha, c
+
+
+def _backward(lanes: Lanes, eb: Tensor, end: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
+    """Backward recursion, rescaled every few steps by its own factors (the per-row
+    normaliser r = alpha . beta absorbs them); returns (eb * beta in eb's memory, beta)."""
+    every = _EVERY[eb.dtype]
+    beta = _WS.get("beta", tuple(eb.shape), eb.dtype, eb.device)
+    norm = _WS.get("norm", (eb.shape[0],), eb.dtype, eb.device)
+    ones = torch.ones(A.shape[0], dtype=eb.dtype, device=eb.device)
+    xp, (bt, e, en, at, one, nrm) = _backend(beta, eb, end.contiguous(), A.T.contiguous(), ones, norm)
+    T = len(lanes.counts)
+    n_next, o_next = 0, 0
+    with np.errstate(all="ignore"):
+        for t in range(T - 1, -1, -1):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            if n_next:
+                nxt = e[o_next : o_next + n_next]
+                xp.multiply(nxt, bt[o_next : o_next + n_next], out=nxt)
+                blk = bt[o : o + n_next]
+                xp.matmul(nxt, at, out=blk)
+                if t % every == 0:
+                    xp.matmul(blk, one, out=nrm[o : o + n_next])
+                    xp.divide(blk, nrm[o : o + n_next, None], out=blk)
+            if n > n_next:
+                bt[o + n_next : o + n] = en[n_next:n]
+            n_next, o_next = n, o
+    eb[: lanes.counts[0]].mul_(beta[: lanes.counts[0]])
+    return eb, beta
+
+
+def _transition_counts(lanes: Lanes, alpha: Tensor, w: Tensor, boundary: Tensor, A: Tensor) -> Tensor:
+    """sum over t of xi_t = A * (sum_t alpha_{t-1}^T w_t), as one GEMM over all lanes."""
+    S = lanes.n_lanes
+    if lanes.uniform:
+        prev, nxt = alpha[:-S], w[S:]
+    else:
+        prev_rows = torch.cat(
+            [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
+        ) if len(lanes.counts) > 1 else torch.zeros(0, dtype=torch.int64)
+        prev, nxt = alpha[prev_rows.to(alpha.device)], w[S:]
+    acc = matmul(prev.T, nxt).double() if prev.shape[0] else torch.zeros_like(A, dtype=torch.float64)
+    acc += (boundary.T @ w[:S]).double()
+    return A.double() * acc
+
+
+def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans,
+                       where=None):
+    """Recompute the sequences whose scaled recursion underflowed, in log space.
+    ``where``: the packed row of each chunk row when log_b and gamma are packed."""
+    seq_idx = torch.nonzero(bad_seq).reshape(-1).cpu().numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rows = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in seq_idx])
+    rows_t = torch.from_numpy(rows).to(log_b.device)
+    if where is not None:
+        rows_t = where[rows_t]
+    sub = forward_backward_log(log_b[rows_t], np.asarray(lengths)[seq_idx], startprob, transmat)
+    ok = torch.isfinite(sub.loglik)
+    row_ok = torch.repeat_interleave(ok, torch.as_tensor(np.asarray(lengths)[seq_idx], device=ok.device))
+    gamma_rows[rows_t] = torch.where(row_ok[:, None], sub.gamma.to(gamma_rows.dtype), torch.zeros_like(sub.gamma, dtype=gamma_rows.dtype))
+    loglik = loglik.clone()
+    loglik[torch.from_numpy(seq_idx).to(loglik.device)] = sub.loglik
+    return gamma_rows, start + sub.start, trans + (sub.trans if need_trans else 0), loglik
+
+
+def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor) -> Posteriors:
+    """Reference forward-backward in log space (logsumexp per step), one lane per sequence.
+
+    Used for sequences the scaled recursion cannot represent and by the tests as the
+    independent reference. Impossible sequences get loglik -inf and contribute nothing.
+    """
+    N, K = log_b.shape
+    device = log_b.device
+    lb = log_b.double()
+    lanes = make_lanes(lengths, device, segment=int(max(lengths)) + 1)
+    with np.errstate(divide="ignore"):
+        log_pi = torch.log(startprob.double())
+        log_A = torch.log(transmat.double())
+    x = lb[lanes.perm]
+    la = torch.empty_like(x)
+    n0 = lanes.counts[0]
+    la[:n0] = log_pi + x[:n0]
+    po = 0
+    for t in range(1, len(lanes.counts)):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        la[o : o + n] = torch.logsumexp(la[po : po + n, :, None] + log_A, 1) + x[o : o + n]
+        po = o
+    lb_ = torch.empty_like(x)
+    n_next, o_next = 0, 0
+    for t in range(len(lanes.counts) - 1, -1, -1):
+        n, o = lanes.counts[t], lanes.offsets[t]
+        if n_next:
+            nxt = x[o_next : o_next + n_next] + lb_[o_next : o_next + n_next]
+            lb_[o : o + n_next] = torch.logsumexp(log_A + nxt[:, None, :], 2)
+        lb_[o + n_next : o + n] = 0.0
+        n_next, o_next = n, o
+    # log-likelihood per lane from the last step of each lane
+    last_rows = torch.tensor(
+        [lanes.offsets[int(L) - 1] + i for i, L in enumerate(lanes.lane_len)], dtype=torch.int64, device=device
+    )
+    lane_ll = torch.logsumexp(la[last_rows], 1)
+    B = len(lengths)
+    loglik = torch.empty(B, dtype=torch.float64, device=device)
+    loglik[lanes.lane_seq] = lane_ll
+    ll_row = lane_ll[_lane_of_rows(lanes)]
+    fine = torch.isfinite(ll_row)
+    safe_ll = torch.where(fine, ll_row, torch.zeros_like(ll_row))
+    gamma = torch.exp(la + lb_ - safe_ll[:, None]).masked_fill_(~fine[:, None], 0.0)
+    S = lanes.n_lanes
+    trans = torch.zeros(K, K, dtype=torch.float64, device=device)
+    if len(lanes.counts) > 1:
+        prev_rows = torch.cat(
+            [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
+        ).to(device)
+        nxt = (x + lb_)[S:] - safe_ll[S:, None]
+        log_xi = la[prev_rows][:, :, None] + log_A + nxt[:, None, :]
+        xi = torch.exp(log_xi).masked_fill_(~fine[S:, None, None], 0.0)
+        trans = xi.sum(0)
+    start = gamma[:S].sum(0)
+    return Posteriors(gamma[lanes.inverse], start, trans, loglik)
+
+
+def _lane_of_rows(lanes: Lanes) -> Tensor:
+    """Lane index of every packed row."""
+    counts = torch.tensor(lanes.counts, dtype=torch.int64)
+    offsets = torch.tensor(lanes.offsets, dtype=torch.int64)
+    n = int(counts.sum())
+    return (torch.arange(n) - torch.repeat_interleave(offsets, counts)).to(lanes.perm.device)
+
+
+# ---------------------------------------------------------------------------- Viterbi
+def viterbi(
+    log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor, *, segment: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Most likely state path of every sequence (max-product in log space, float64).
+
+    Returns (log-probability of each sequence's best path (B,), states (N,) int64).
+    Ties go to the lowest state index, as in hmmlearn. Batched over lanes like the
+    forward-backward pass; long sequences are cut into segments whose max-plus transfer
+    matrices are chained first, which fixes the state at every segment boundary, then
+    all segments are decoded at once between their fixed ends.
+    """
+    N, K = log_b.shape
+    device = log_b.device
+    lanes = make_lanes(lengths, device, segment)
+    with np.errstate(divide="ignore"):
+        log_pi = torch.log(startprob.double())
+        log_A = torch.log(transmat.double())
+    x = lanes.pack(log_b.double())
+    S = lanes.n_lanes
+    init = (log_pi + x[:S]).clone()  # lane i's step 0 is packed row i
+    fixed_end = torch.full((S,), -1, dtype=torch.int64, device=device)
+    chained_ll = torch.full((S,), -math.inf, dtype=torch.float64, device=device)
+    if lanes.chain.shape[0]:
+        _viterbi_chain(lanes, x, log_pi, log_A, init, fixed_end, chained_ll)
+    delta = torch.empty_like(x)
+    back = torch.empty(N, K, dtype=torch.int64, device=device)
+    n0 = lanes.counts[0]
+    delta[:n0] = init
+    po = 0
+    with _single_thread(device):
+        for t in range(1, len(lanes.counts)):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            best, arg = torch.max(delta[po : po + n, :, None] + log_A, 1)
+            delta[o : o + n] = best + x[o : o + n]
+            back[o : o + n] = arg
+            po = o
+        best_ll, state = torch.max(delta[lanes.last_rows], 1)
+        state = torch.where(fixed_end >= 0, fixed_end, state)
+        path = torch.empty(N, dtype=torch.int64, device=device)
+        cur = torch.empty(S, dtype=torch.int64, device=device)
+        for t in range(len(lanes.counts) - 1, -1, -1):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            n_next = lanes.counts[t + 1] if t + 1 < len(lanes.counts) else 0
+            if n_next:
+                o_next = lanes.offsets[t + 1]
+                cur[:n_next] = torch.gather(back[o_next : o_next + n_next], 1, cur[:n_next, None])[:, 0]
+            cur[n_next:n] = state[n_next:n]
+            path[o : o + n] = cur[:n]
+    cut = lanes.lane_last & (fixed_end >= 0)
+    lane_ll = torch.where(cut, chained_ll, best_ll)
+    logprob = torch.empty(len(lengths), dtype=torch.float64, device=device)
+    keep = lanes.lane_last
+    logprob[lanes.lane_seq[keep]] = lane_ll[keep]
+    return logprob, lanes.unpack(path[:, None])[:, 0]
+
+
+def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init: Tensor, fixed_end: Tensor,
+                   chained_ll: Tensor) -> None:
+    """Boundary states of cut sequences from max-plus transfer matrices (in place:
+    ``init`` of later segments, ``fixed_end`` of every segment, ``chained_ll`` of last ones)."""
+    S, K = lanes.n_lanes, log_A.shape[0]
+    M = torch.full((S, K, K), -math.inf, dtype=x.dtype, device=x.device)
+    M.diagonal(dim1=1, dim2=2).fill_(0.0)
+    with _single_thread(x.device):
+        for t in range(1, len(lanes.counts)):  # M_s[i, j]: best score from i at step 0 to j at step t
+            n, o = lanes.counts[t], lanes.offsets[t]
+            M[:n] = (M[:n, :, :, None] + log_A).amax(2) + x[o : o + n, None, :]
+    chain = torch.from_numpy(lanes.chain).to(x.device)
+    n_long, n_seg = lanes.chain.shape
+    enter = torch.zeros(n_long, K, dtype=x.dtype, device=x.device)  # score at the lane's step 0
+    start_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=x.device)  # best step-0 state per end state
+    cross_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=x.device)  # best previous end per step-0 state
+    ends = torch.zeros(n_long, K, dtype=x.dtype, device=x.device)
+    for j in range(n_seg):
+        live = chain[:, j] >= 0
+        idx = chain[live, j]
+        if j == 0:
+            enter[live] = log_pi + x[idx]
+        else:
+            best, arg = torch.max(ends[live][:, :, None] + log_A, 1)
+            enter[live] = best + x[idx]
+            cross_arg[live, j] = arg
+        best, arg = torch.max(enter[live][:, :, None] + M[idx], 1)
+        ends[live] = best
+        start_arg[live, j] = arg
+    n_segs = (chain >= 0).sum(1)
+    rows = torch.arange(n_long, device=x.device)
+    end_state = torch.argmax(ends, 1)
+    chained_ll[chain[rows, n_segs - 1]] = ends.max(1).values
+    for j in range(n_seg - 1, -1, -1):
+        live = n_segs > j
+        lane = chain[live, j]
+        e = end_state[live]  # argmax of the final scores, or the boundary chosen by segment j + 1
+        fixed_end[lane] = e
+        s0 = start_arg[live, j].gather(1, e[:, None])[:, 0]
+        if j > 0:
+            row = torch.full((int(live.sum()), K), -math.inf, dtype=x.dtype, device=x.device)
+            row.scatter_(1, s0[:, None], 0.0)
+            init[lane] = row
+            end_state[live] = cross_arg[live, j].gather(1, s0[:, None])[:, 0]
+
+
+# ---------------------------------------------------------------------------- model
+class HMMModel:
+    """Baum-Welch for any emission (see hmm_emissions): e_step on sequence batches,
+    m_step from the statistics alone, with hmmlearn's Dirichlet MAP priors and
+    ``params`` letters (what the M-step updates)."""
+
+    def __init__(
+        self,
+        emission: Any,
+        n_components: int,
+        dtype: torch.dtype,
+        *,
+        params: str = "st",
+        startprob_prior: Tensor | float = 1.0,
+        transmat_prior: Tensor | float = 1.0,
+    ) -> None:
+        self.emission = emission
+        self.n_components = n_components
+        self.dtype = dtype
+        self.params = params
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+
+    def _lanes(self, lengths: np.ndarray, device: torch.device) -> Lanes:
+        """The layout of a batch, kept for the next iteration (same batches every iteration)."""
+        key = (lengths.tobytes(), str(device))
+        cache = self.__dict__.setdefault("_lanes_cache", {})
+        lanes = cache.get(key)
+        if lanes is None:
+            if len(cache) >= 4:  # streaming many batches: keep memory bounded
+                cache.clear()
+            lanes = cache[key] = make_lanes(lengths, device)
+        return lanes
+
+    def decrease_tolerance(self, params: HMMParams, log_likelihood: float) -> float:
+        """Rounding of the per-step log-likelihood; MAP priors may trade likelihood for prior."""
+        eps = 1e-6 if self.dtype == torch.float32 else 1e-11
+        slack = eps * (abs(log_likelihood) + 1.0)
+        if not (_is_one(self.startprob_prior) and _is_one(self.transmat_prior)) or self.emission.has_prior():
+            slack += 1e-3 * (abs(log_likelihood) + 1.0)
+        return slack
+
+    def log_emission(self, params: HMMParams, x: Tensor) -> Tensor:
+        return self.emission.log_prob(params.emission, x.to(self.dtype))
+
+    def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
+        """Posteriors in chunk-row order (for inference)."""
+        log_b = self.log_emission(params, chunk.x)
+        return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans)
+
+    def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
+        lengths_np = chunk.lengths.numpy()
+        lanes = self._lanes(lengths_np, chunk.x.device)
+        x = lanes.pack(chunk.x.to(self.dtype))  # statistics are sums: packed order serves as well
+        log_b = self.emission.log_prob(params.emission, x)
+        post = forward_backward(
+            log_b, lengths_np, params.startprob, params.transmat, need_trans="t" in self.params, lanes=lanes
+        )
+        del log_b
+        ok = torch.isfinite(post.loglik)
+        n_bad = int((~ok).sum())
+        first_bad = int(torch.nonzero(~ok)[0]) + chunk.seq_start if n_bad else -1
+        lengths = chunk.lengths.to(post.loglik.device)
+        estats = self.emission.stats(params.emission, x, post.gamma)
+        return HMMStats(
+            start=post.start,
+            trans=post.trans,
+            emission=estats,
+            loglik=post.loglik[ok].sum(),
+            rows=int(lengths[ok].sum()),
+            sequences=int(ok.sum()),
+            impossible=n_bad,
+            first_impossible=first_bad,
+            params=params,
+        )
+
+    def m_step(self, stats: HMMStats) -> HMMParams:
+        old = stats.params
+        if stats.rows == 0:
+            raise NumericalError(
+                "every sequence is impossible under the current parameters (zero-probability start or "
+                "transitions); give startprob_/transmat_ non-zero entries where the data needs them"
+            )
+        startprob, transmat = old.startprob, old.transmat
+        if "s" in self.params:
+            startprob = _dirichlet_map(stats.start, self.startprob_prior, old.startprob)
+        if "t" in self.params:
+            transmat = _dirichlet_map(stats.trans, self.transmat_prior, old.transmat)
+        emission = self.emission.m_step(stats.emission, old.emission, self.params)
+        summary = (float(stats.loglik), stats.impossible, stats.first_impossible)
+        return HMMParams(startprob, transmat, emission, summary)
+
+    def sample(self, params: HMMParams, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """One sequence of n steps: (X (n, D), states (n,)). CPU, float64."""
+        u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
+        cdf_start = np.cumsum(params.startprob.double().cpu().numpy())
+        cdf = np.cumsum(params.transmat.double().cpu().numpy(), 1)
+        states = np.empty(n, dtype=np.int64)
+        K = len(cdf_start)
+        s = min(int(np.searchsorted(cdf_start, u[0] * cdf_start[-1], side="right")), K - 1)
+        states[0] = s
+        rows = [list(r) for r in cdf]
+        import bisect
+
+        for t in range(1, n):
+            row = rows[s]
+            s = min(bisect.bisect_right(row, u[t] * row[-1]), K - 1)
+            states[t] = s
+        st = torch.from_numpy(states)
+        return self.emission.sample(params.emission, st, generator), st
+
+
+def _is_one(prior) -> bool:
+    return bool(torch.all(torch.as_tensor(prior) == 1.0))
+
+
+def _dirichlet_map(counts: Tensor, prior, old: Tensor) -> Tensor:
+    """hmmlearn's MAP update: max(prior - 1 + counts, 0), zero where old is zero, rows
+    normalised. A row with no mass (a state never visited) keeps its old values, so
+    rows always sum to 1 (hmmlearn leaves such a row all zero)."""
+    prior = torch.as_tensor(prior, dtype=torch.float64, device=counts.device)
+    new = torch.clamp(prior - 1.0 + counts, min=0.0)
+    new = torch.where(old == 0, torch.zeros_like(new), new)
+    total = new.sum(-1, keepdim=True)
+    return torch.where(total > 0, new / torch.where(total > 0, total, torch.ones_like(total)), old)

@@ -1,0 +1,113 @@
+"""What every picture shares: a headless figure of a known pixel size, an atomic save,
+and a bounded sample of the data."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import numpy as np
+
+from .._core.errors import DataError, ParameterError
+
+FORMATS = (".png", ".svg")
+FIGSIZE = (8.0, 6.0)  # inches
+DPI = 100  # PNG pixels per inch: an 800 x 600 image
+MAX_POINTS = 20_000
+
+
+def check_path(path: str | os.PathLike) -> str:
+    """The output path, checked before any drawing: a known extension, an existing folder."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise ParameterError(f"{path}: unsupported picture format {ext or '(none)'!r}; use .png or .svg")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path}: folder {folder!r} does not exist; create it first")
+    return path
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend, or a clear ImportError."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("pictures need matplotlib: pip install 'bigem[plot]'") from None
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def new_figure(figsize: tuple[float, float] = FIGSIZE):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=figsize, dpi=DPI)
+    return fig, ax
+
+
+def save(fig, path: str) -> None:
+    """Write the figure atomically (a temporary file in the same folder, then rename) and close it."""
+    plt = pyplot()
+    folder, name = os.path.split(os.path.abspath(path))
+    ext = os.path.splitext(name)[1].lower()
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial{ext}")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=DPI, format=ext[1:])
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def as_rows(X, max_points: int | None = MAX_POINTS, seed: int = 0, names=None) -> np.ndarray:
+    """X as a float64 (n, D) array of at most ``max_points`` rows, drawn uniformly without
+    replacement when X has more. X: an array, tensor or DataFrame, or anything
+    :class:`bigem.GaussianMixture` reads (files, folders, globs, Source objects), of which
+    only the sampled rows are read; ``names`` picks a file's columns (the model's)."""
+    from ..sources import is_file_input, is_source
+
+    if is_file_input(X) or is_source(X):
+        return _file_rows(X, max_points, seed, names)
+    if hasattr(X, "detach"):
+        X = X.detach().cpu().numpy()
+    elif hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise DataError(f"expected data of shape (n_samples, n_features) with at least one row; got shape {X.shape}")
+    X = X[_sample(X.shape[0], max_points, seed)]
+    return _finite(np.asarray(X, dtype=np.float64))
+
+
+def _sample(n: int, max_points: int | None, seed: int) -> np.ndarray:
+    if max_points is None or n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
+def _file_rows(X, max_points: int | None, seed: int, names) -> np.ndarray:
+    import torch
+
+    from ..sources import open_source
+
+    path = os.fspath(X) if isinstance(X, (str, os.PathLike)) else None
+    columns = None if names is None or (path is not None and path.lower().endswith(".npy")) else [str(n) for n in names]
+    source = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20, columns=columns)
+    rows = _sample(source.n_rows, max_points, seed)
+    return _finite(source.take(torch.from_numpy(rows)).double().cpu().numpy())
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    if not np.isfinite(x).all():
+        raise DataError("data contain NaN or infinity; drop or impute them before plotting")
+    return x
+
+
+def feature_label(estimator, j: int) -> str:
+    names = getattr(estimator, "feature_names_in_", None)
+    return str(names[j]) if names is not None else f"column {j}"

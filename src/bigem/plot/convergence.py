@@ -1,0 +1,42 @@
+"""Convergence: mean log-likelihood per EM iteration, one line per restart."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._core.errors import DataError
+from ._common import check_path, new_figure, save
+
+
+def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM convergence") -> None:
+    """Write a picture of ``estimator.history_``: one line per restart, the kept one bold.
+
+    A model loaded from a file written before histories were saved has only its best
+    run (``lower_bounds_``); that one line is drawn.
+    """
+    path = check_path(path)
+    runs = [np.asarray(r["log_likelihood"], dtype=np.float64) for r in getattr(estimator, "history_", [])]
+    if not runs and getattr(estimator, "lower_bounds_", None):
+        runs = [np.asarray(estimator.lower_bounds_, dtype=np.float64)]
+    runs = [r for r in runs if len(r)]
+    if not runs:
+        raise DataError("the model has no iteration history to draw (it was not fitted by EM iterations)")
+    best = int(np.argmax([r[-1] for r in runs]))
+    fig, ax = new_figure()
+    for i, r in enumerate(runs):
+        its = np.arange(1, len(r) + 1)
+        kept = i == best
+        ax.plot(its, r, marker="o" if len(r) <= 40 else None, ms=3, lw=2.4 if kept else 1.2,
+                alpha=1.0 if kept else 0.7, zorder=3 if kept else 2,
+                label=f"restart {i}: {len(r)} iterations, final {r[-1]:.6g}" + (" (kept)" if kept else ""))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("mean log-likelihood per row")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    save(fig, path)

@@ -1,0 +1,95 @@
+"""Sequences for hidden Markov models: any row source plus the length of every sequence.
+
+:class:`SequenceBatches` regroups the chunks of a row :class:`Source` (in memory, a
+``.npy`` file, or any later file source) into batches of whole sequences, so an HMM's
+E-step always sees complete sequences. A batch holds as many consecutive sequences as
+fit ``rows_per_batch`` rows; a longer sequence is a batch of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import DataError
+from .._core.types import SequenceChunk, Source
+
+
+def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
+    """lengths as int64: 1-D, positive integers summing to the rows of X (None: one sequence)."""
+    if lengths is None:
+        return np.asarray([n_rows], dtype=np.int64)
+    if isinstance(lengths, (str, os.PathLike)):
+        path = os.fspath(lengths)
+        try:
+            lengths = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read the lengths array ({exc}); write it with numpy.save") from None
+    arr = np.asarray(lengths.cpu() if isinstance(lengths, Tensor) else lengths)
+    if arr.ndim != 1:
+        raise DataError(f"lengths must be a 1-D array of sequence lengths, got shape {arr.shape}")
+    if arr.size == 0:
+        raise DataError("lengths is empty; pass at least one sequence length (or lengths=None for one sequence)")
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise DataError(f"lengths must hold integers, got dtype {arr.dtype}; pass the number of rows of each sequence")
+    arr = arr.astype(np.int64)
+    if (arr <= 0).any():
+        i = int(np.argmax(arr <= 0))
+        raise DataError(
+            f"lengths[{i}] is {int(arr[i])}: every sequence needs at least one row; drop zero-length sequences"
+        )
+    total = int(arr.sum())
+    if total != n_rows:
+        raise DataError(
+            f"lengths sum to {total} but {name} has {n_rows} rows; lengths must give the rows of every "
+            "sequence in order, summing to the rows of X"
+        )
+    return arr
+
+
+class SequenceBatches:
+    """Batches of whole sequences over a row source. Satisfies ``SequenceSource``."""
+
+    def __init__(self, rows: Source, lengths: np.ndarray, rows_per_batch: int) -> None:
+        self.rows = rows
+        self.lengths = torch.from_numpy(np.asarray(lengths, dtype=np.int64))
+        self.n_rows, self.n_features = rows.n_rows, rows.n_features
+        self.n_sequences = int(self.lengths.shape[0])
+        self.feature_names = rows.feature_names
+        self.weight = None
+        ends = np.cumsum(lengths)
+        # cut after the last sequence that still fits; a long sequence forms its own batch
+        cuts, start_row, start_seq = [], 0, 0
+        while start_seq < len(lengths):
+            stop = int(np.searchsorted(ends, start_row + rows_per_batch, side="right"))
+            stop = max(stop, start_seq + 1)
+            cuts.append((start_seq, stop))
+            start_row, start_seq = int(ends[stop - 1]), stop
+        self.batches = cuts
+        self._starts = np.concatenate([[0], ends])
+
+    def chunks(self) -> Iterator[SequenceChunk]:
+        pieces: list[Tensor] = []
+        have_from, have = 0, 0  # first buffered row, rows buffered
+        it = iter(self.rows.chunks())
+        for s0, s1 in self.batches:
+            r0, r1 = int(self._starts[s0]), int(self._starts[s1])
+            while have_from + have < r1:
+                chunk = next(it)
+                pieces.append(chunk.x)
+                have += chunk.n_rows
+            x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+            batch = x[r0 - have_from : r1 - have_from]
+            rest = x[r1 - have_from :]
+            pieces = [rest] if rest.shape[0] else []
+            have_from, have = r1, int(rest.shape[0])
+            yield SequenceChunk(batch, self.lengths[s0:s1], r0, s0)
+
+    def take(self, rows: Tensor) -> Tensor:
+        return self.rows.take(rows)

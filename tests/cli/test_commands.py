@@ -1,0 +1,277 @@
+"""The command line on real files: round trips through every subcommand, and every user error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bigem
+from bigem.cli import main
+from bigem.estimators.selection import COLUMNS
+
+BIGEM = str(Path(sys.executable).with_name("bigem"))  # the installed console script
+
+
+def blobs(seed: int = 0, n_per: int = 200) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    covs = [np.array([[1.0, 0.7], [0.7, 1.0]]), np.array([[1.5, -0.6], [-0.6, 0.8]]), np.eye(2) * 0.4]
+    X = np.concatenate([rng.multivariate_normal(m, c, n_per) for m, c in zip([(0, 0), (6, 0), (0, 6)], covs)])
+    return X[rng.permutation(len(X))]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    X = blobs()
+    np.save(d / "d.npy", X)
+    extra = np.arange(len(X)) % 3
+    np.savetxt(d / "d.csv", np.c_[X, extra], delimiter=",", header="a,b,c", comments="", fmt="%.17g")
+    rng = np.random.default_rng(1)
+    np.save(d / "one.npy", np.r_[rng.normal(0, 1.5, 200), rng.normal(5, 0.5, 200)])  # 1-D: one column
+    return d, X
+
+
+def named(X):
+    """X as the model saw it: columns a and b."""
+    import pandas as pd
+
+    return pd.DataFrame(X[:, :2], columns=["a", "b"])
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_round_trip_through_the_installed_script(files, tmp_path):
+    d, X = files
+    model = tmp_path / "m.bigem"
+    fit = subprocess.run([BIGEM, "fit", d / "d.npy", "-k", "3", "--seed", "0", "--dtype", "float64", "-o", model, "--json"],
+                         capture_output=True, text=True)
+    assert fit.returncode == 0, fit.stderr
+    result = json.loads(fit.stdout)
+    est = bigem.load(model)
+    assert result["n_components"] == 3 and result["converged"] and result["n_rows"] == 600
+    assert result["bic"] == pytest.approx(est.bic(X), rel=1e-10)
+    assert result["aic"] == pytest.approx(est.aic(X), rel=1e-10)
+    assert result["mean_log_likelihood"] == pytest.approx(est.score(X), rel=1e-10)
+    # the same fit from Python
+    ref = bigem.GaussianMixture(3, random_state=0, dtype="float64").fit(X)
+    np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-10)
+    bad = subprocess.run([BIGEM, "predict", model, d / "missing.csv", "-o", tmp_path / "p.npy"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("bigem predict: error:") and "missing.csv: no such data file" in bad.stderr
+
+
+def test_fit_predict_score_sample_info(files, tmp_path, capsys):
+    d, X = files
+    model = tmp_path / "m.bigem"
+    rc, out, err = run(capsys, "fit", d / "d.csv", "--columns", "a,b", "-k", "3", "--n-init", "2", "-o", model)
+    assert rc == 0, err
+    assert "fitted K=3 full to 600 rows x 2 columns" in out and f"wrote {model}" in out
+    est = bigem.load(model)
+    assert list(est.feature_names_in_) == ["a", "b"] and len(est.history_) == 2
+
+    # predict picks the model's columns (a, b) out of d.csv's (a, b, c) by name
+    rc, out, err = run(capsys, "predict", model, d / "d.csv", "-o", tmp_path / "labels.csv")
+    assert rc == 0, err
+    lines = (tmp_path / "labels.csv").read_text().splitlines()
+    assert lines[0] == '"label"' and len(lines) == 601
+    labels = np.array(lines[1:], dtype=int)
+    np.testing.assert_array_equal(labels, est.predict(named(X)))
+
+    rc, _, err = run(capsys, "predict", model, d / "d.npy", "-o", tmp_path / "proba.csv", "--proba")
+    assert rc == 0, err
+    proba = np.loadtxt(tmp_path / "proba.csv", delimiter=",", skiprows=1)
+    assert (tmp_path / "proba.csv").read_text().startswith('"proba_0","proba_1","proba_2"\n')
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(proba, est.predict_proba(named(X)), rtol=1e-12, atol=1e-300)
+
+    rc, _, err = run(capsys, "predict", model, d / "d.npy", "-o", tmp_path / "dens.npy", "--score")
+    assert rc == 0, err
+    dens = np.load(tmp_path / "dens.npy")
+    np.testing.assert_allclose(dens, est.score_samples(named(X)), rtol=1e-12)
+
+    rc, out, err = run(capsys, "score", model, d / "d.csv", "--json")
+    assert rc == 0, err
+    score = json.loads(out)
+    assert score["mean_log_likelihood"] == pytest.approx(est.score(named(X)), rel=1e-12)
+    assert score["bic"] == pytest.approx(est.bic(named(X)), rel=1e-12)
+    rc, out, _ = run(capsys, "score", model, d / "d.csv")
+    assert "600 rows: mean log-likelihood" in out and "BIC" in out and "AIC" in out
+
+    for seed, name in ((1, "s1.csv"), (1, "s1b.csv"), (2, "s2.csv")):
+        rc, out, err = run(capsys, "sample", model, "-n", 500, "--seed", seed, "-o", tmp_path / name)
+        assert rc == 0, err
+    s1 = (tmp_path / "s1.csv").read_text()
+    assert s1.startswith("a,b\n") and s1 == (tmp_path / "s1b.csv").read_text() != (tmp_path / "s2.csv").read_text()
+    drawn = np.loadtxt(tmp_path / "s1.csv", delimiter=",", skiprows=1)
+    assert drawn.shape == (500, 2)
+    # the draws follow the model: their mean is the mixture mean within sampling error
+    assert np.abs(drawn.mean(0) - est.weights_ @ est.means_).max() < 0.5
+
+    rc, out, err = run(capsys, "info", model)
+    assert rc == 0, err
+    assert "K=3, covariance full, 2 features (a, b)" in out and out.count("component ") == 3
+    rc, out, _ = run(capsys, "info", model, "--json")
+    info = json.loads(out)
+    np.testing.assert_allclose(info["means"], est.means_, rtol=1e-15)
+    assert info["feature_names"] == ["a", "b"] and info["n_parameters"] == 17
+
+
+def test_select_table_plot_and_json(files, tmp_path, capsys):
+    d, X = files
+    model, table, picture = tmp_path / "best.bigem", tmp_path / "t.csv", tmp_path / "sel.png"
+    rc, out, err = run(capsys, "select", d / "d.npy", "-k", "1..4", "--covariance", "full,spherical", "-o", model,
+                       "--table", table, "--plot", picture, "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert (result["best"]["n_components"], result["best"]["covariance_type"]) == (3, "full")
+    assert len(result["table"]) == 8 and result["dropped"] == []
+    header, *rows = table.read_text().splitlines()
+    assert header.split(",") == list(COLUMNS) and len(rows) == 8
+    best = bigem.load(model)
+    assert best.n_components == 3 and best.covariance_type == "full"
+    assert best.bic(X) == pytest.approx(result["best"]["bic"], rel=1e-10)
+    from matplotlib import image
+
+    assert image.imread(picture).shape[:2] == (600, 800)
+    rc, out, _ = run(capsys, "select", d / "d.npy", "-k", "2,3", "--covariance", "diag", "-o", model)
+    assert rc == 0 and "chosen: K=3 diag" in out and out.count("diag") >= 3
+
+
+def test_select_warns_about_degenerate_candidates(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "spike.npy"
+    np.save(data, np.r_[rng.normal(0, 1, 400), np.full(60, 4.0)])
+    rc, out, err = run(capsys, "select", data, "-k", "1..3", "--covariance", "full", "-o", tmp_path / "m.bigem")
+    assert rc == 0
+    assert "bigem select: warning: excluded degenerate candidates K=3 full" in err
+    assert "degenerate, dropped" in out and "chosen: K=2 full" in out
+
+
+def test_plot_fit_and_convergence(files, tmp_path, capsys):
+    d, _ = files
+    from matplotlib import image
+
+    one = tmp_path / "one.bigem"
+    assert run(capsys, "fit", d / "one.npy", "-k", "2", "--n-init", "3", "-o", one)[0] == 0
+    for argv, name in (
+        (("plot", one, d / "one.npy"), "hist.png"),
+        (("plot", one, "--kind", "convergence"), "conv.png"),
+    ):
+        rc, out, err = run(capsys, *argv, "-o", tmp_path / name)
+        assert rc == 0, err
+        img = image.imread(tmp_path / name)
+        assert img.shape[:2] == (600, 800) and (np.ptp(img[..., :3], axis=2) > 0.3).sum() > 300
+    two = tmp_path / "two.bigem"
+    assert run(capsys, "fit", d / "d.npy", "-k", "3", "-o", two)[0] == 0
+    rc, _, err = run(capsys, "plot", two, d / "d.npy", "-o", tmp_path / "scatter.svg", "--max-points", 300)
+    assert rc == 0, err
+    svg = (tmp_path / "scatter.svg").read_text()
+    assert "<svg" in svg and "300 rows (uniform sample)" in svg and "2 sigma ellipse" in svg
+
+
+BAD = [
+    (("fit", "{d}/d.npy", "-k", "0", "-o", "{t}/m.bigem"), "fit", "argument -k/--n-components: expected a whole number >= 1, got '0'"),
+    (("fit", "{d}/d.npy", "-k", "700", "-o", "{t}/m.bigem"), "fit", "-k 700 is larger than the 600 rows"),
+    (("select", "{d}/d.npy", "-k", "5..2", "-o", "{t}/m.bigem"), "select", "empty range '5..2'"),
+    (("select", "{d}/d.npy", "-k", "1..x", "-o", "{t}/m.bigem"), "select", "expected K, LO..HI or K1,K2"),
+    (("select", "{d}/d.npy", "-k", "2..900", "-o", "{t}/m.bigem"), "select", "-k 900 is larger than the 600 rows"),
+    (("fit", "{d}/d.npy", "-k", "2", "-o", "{t}/nodir/m.bigem"), "fit", "nodir' does not exist; create it first"),
+    (("fit", "{d}/d.npy", "-k", "2", "-o", "{d}/d.npy"), "fit", "is the input file; choose a different output path"),
+    (("fit", "{t}/missing.npy", "-k", "2", "-o", "{t}/m.bigem"), "fit", "missing.npy: no such data file"),
+    (("fit", "{d}/d.csv", "--columns", "a,zz", "-k", "2", "-o", "{t}/m.bigem"), "fit", "d.csv: no column(s) ['zz']; the file has ['a', 'b', 'c']"),
+    (("fit", "{d}/d.npy", "--columns", "0,5", "-k", "2", "-o", "{t}/m.bigem"), "fit", "column index 5 is out of range"),
+    (("info", "{d}/d.npy"), "info", "not a valid bigem model file"),
+    (("score", "{t}/missing.bigem", "{d}/d.npy"), "score", "no such model file"),
+    (("fit", "{d}/d.npy", "-k", "2", "--tol", "-1", "-o", "{t}/m.bigem"), "fit", "argument --tol: expected a finite number >= 0"),
+    (("fit", "{d}/d.npy", "-k", "2", "--covariance", "banana", "-o", "{t}/m.bigem"), "fit", "invalid choice: 'banana'"),
+    (("fit", "{d}/d.npy", "-k", "2", "--dtype", "float16", "-o", "{t}/m.bigem"), "fit", "invalid choice: 'float16'"),
+    (("fit", "{d}/d.npy", "-k", "2", "--n-init", "0", "-o", "{t}/m.bigem"), "fit", "argument --n-init"),
+    (("fit", "{d}/d.npy", "-k", "2", "--device", "gpu9", "-o", "{t}/m.bigem"), "fit", "device 'gpu9' is not a torch device"),
+    (("fit", "{d}/d.npy", "-k", "2"), "fit", "the following arguments are required: -o/--output"),
+    (("select", "{d}/d.npy", "--covariance", "full,round", "-o", "{t}/m.bigem"), "select", "unknown covariance type(s) ['round']"),
+    (("select", "{d}/d.npy", "-k", "2", "-o", "{t}/m.bigem", "--table", "{t}/t.txt"), "select", "table {t}/t.txt: unsupported file type '.txt'"),
+    (("predict", "{d}/model.bigem", "{d}/d.npy", "-o", "{t}/out.txt"), "predict", "unsupported file type '.txt'; use .npy, .csv, .parquet"),
+    (("predict", "{d}/model.bigem", "{d}/d.npy", "-o", "{d}/d.npy"), "predict", "is the input file"),
+    (("predict", "{d}/model.bigem", "{d}/d.npy", "-o", "{t}/o.npy", "--proba", "--score"), "predict", "not allowed with argument"),
+    (("predict", "{d}/model.bigem", "{d}/one.npy", "-o", "{t}/o.npy"), "predict", "has 1 columns but the model was fitted on 2"),
+    (("predict", "{d}/model.bigem", "{d}/text.csv", "-o", "{t}/o.npy"), "predict", "column 'b' has a non-numeric value 'abc' at data row 1"),
+    (("predict", "{d}/model.bigem", "{d}/nan.npy", "-o", "{t}/o.npy"), "predict", "NaN"),
+    (("predict", "{d}/model.bigem", "{d}/gaps.csv", "-o", "{t}/o.npy"), "predict", "null (missing) value(s) in column(s) ['b']"),
+    (("predict", "{d}/model.bigem", "{d}/d.xyz", "-o", "{t}/o.npy"), "predict", "d.xyz: unsupported file type"),
+    (("sample", "{d}/model.bigem", "-n", "-3", "-o", "{t}/s.npy"), "sample", "argument -n/--n-samples: expected a whole number >= 1"),
+    (("plot", "{d}/model.bigem", "{d}/d.npy", "-o", "{t}/f.jpg"), "plot", "unsupported file type '.jpg'; use .png, .svg"),
+    (("plot", "{d}/model.bigem", "-o", "{t}/f.png"), "plot", "--kind fit needs DATA"),
+    (("plot", "{d}/model.bigem", "{d}/d.npy", "--pair", "0,q", "-o", "{t}/f.png"), "plot", "unknown column 'q'"),
+    (("frobnicate",), "", "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_files(files):
+    d, X = files
+    assert main(["fit", str(d / "d.npy"), "-k", "2", "-o", str(d / "model.bigem")]) == 0
+    (d / "text.csv").write_text("a,b\n1,2\n3,abc\n")
+    (d / "gaps.csv").write_text("a,b\n1,2\n3,\n")
+    np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
+    (d / "d.xyz").write_text("1 2\n")
+    return d
+
+
+@pytest.mark.parametrize("argv, command, message", BAD, ids=[" ".join(b[0][:4]) for b in BAD])
+def test_user_errors_are_one_clear_line_and_leave_no_file(bad_files, tmp_path, capsys, argv, command, message):
+    d = bad_files
+    before = sorted(os.listdir(d))
+    argv = [a.format(d=d, t=tmp_path) for a in argv]
+    rc, out, err = run(capsys, *argv)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"bigem {command}: error:" if command else "bigem: error:")
+    assert message.format(d=d, t=tmp_path) in err
+    assert os.listdir(tmp_path) == [] and sorted(os.listdir(d)) == before  # nothing written, nothing partial
+
+
+def test_debug_shows_the_traceback(bad_files, tmp_path, capsys):
+    rc, _, err = run(capsys, "--debug", "info", bad_files / "d.npy")
+    assert rc == 2 and "Traceback" in err and err.rstrip().splitlines()[-1].startswith("bigem info: error:")
+
+
+def test_progress_lines_on_request(files, tmp_path, capsys):
+    d, _ = files
+    rc, _, err = run(capsys, "fit", d / "d.npy", "-k", "3", "--n-init", "2", "--progress", "-o", tmp_path / "m.bigem")
+    assert rc == 0
+    lines = err.splitlines()
+    assert lines and all(line.startswith("fit: restart ") for line in lines)
+    assert any("restart 2/2" in line for line in lines) and "iteration 1/100" in lines[0]
+    rc, _, err = run(capsys, "fit", d / "d.npy", "-k", "3", "-o", tmp_path / "m2.bigem")
+    assert rc == 0 and err == ""  # not a terminal: quiet by default
+
+
+def test_parquet_in_parquet_out(files, tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    d, X = files
+    data = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"id": np.arange(len(X)), "a": X[:, 0], "b": X[:, 1]}), data)
+    model = tmp_path / "m.bigem"
+    rc, out, err = run(capsys, "fit", data, "--columns", "a,b", "-k", "3", "--dtype", "float64", "-o", model)
+    assert rc == 0, err
+    rc, _, err = run(capsys, "predict", model, data, "--score", "-o", tmp_path / "dens.parquet")
+    assert rc == 0, err
+    dens = pq.read_table(tmp_path / "dens.parquet")
+    assert dens.column_names == ["log_density"]
+    est = bigem.load(model)
+    np.testing.assert_allclose(dens.column("log_density").to_numpy(), est.score_samples(named(X)), rtol=1e-12)
+    rc, _, err = run(capsys, "sample", model, "-n", 20, "-o", tmp_path / "s.parquet")
+    assert rc == 0 and pq.read_table(tmp_path / "s.parquet").column_names == ["a", "b"]

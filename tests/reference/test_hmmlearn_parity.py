@@ -1,0 +1,137 @@
+"""Same answers as hmmlearn 0.3 from the same initial parameters, in float64.
+
+hmmlearn is the reference: its per-iteration log-likelihood (monitor_.history), its
+final parameters, its posteriors and its Viterbi paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bigem import CategoricalHMM, GaussianHMM
+
+hmm = pytest.importorskip("hmmlearn.hmm")
+
+COV_TYPES = ("diag", "full", "tied", "spherical")
+RTOL = 1e-6
+
+
+def gaussian_case(covariance_type: str, seed: int = 0):
+    """Sequences sampled from a 3-state model, and initial parameters away from the truth."""
+    rng = np.random.default_rng(seed)
+    K, D = 3, 2
+    true = hmm.GaussianHMM(K, covariance_type="full", init_params="")
+    true.startprob_ = np.array([0.6, 0.3, 0.1])
+    true.transmat_ = np.array([[0.8, 0.1, 0.1], [0.15, 0.8, 0.05], [0.1, 0.2, 0.7]])
+    true.means_ = np.array([[0.0, 0.0], [4.0, 1.0], [-3.0, 3.0]])
+    true.covars_ = np.stack([np.eye(D), np.array([[1.0, 0.4], [0.4, 0.8]]), np.eye(D) * 1.5])
+    X, _ = true.sample(700, random_state=seed)
+    lengths = [120, 1, 250, 329]  # includes a one-step sequence (no transitions)
+    init = dict(
+        startprob_=np.full(K, 1.0 / K),
+        transmat_=rng.dirichlet(np.full(K, 5.0), K),
+        means_=true.means_ + rng.normal(0, 0.7, (K, D)),
+        covars_={
+            "diag": np.full((K, D), 1.5),
+            "full": np.stack([np.eye(D) * 1.5] * K),
+            "tied": np.eye(D) * 1.5,
+            "spherical": np.full(K, 1.5),
+        }[covariance_type],
+    )
+    return X, lengths, init
+
+
+def set_params(model, init: dict):
+    for name, value in init.items():
+        setattr(model, name, value.copy())
+    return model
+
+
+def compact_covars(ref, covariance_type: str) -> np.ndarray:
+    """hmmlearn's spherical _covars_ is (K, D) after its M-step (one value repeated)."""
+    return ref._covars_[:, 0] if covariance_type == "spherical" else ref._covars_
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_gaussian_hmm_matches_hmmlearn_per_iteration(covariance_type):
+    X, lengths, init = gaussian_case(covariance_type)
+    n_iter = 6
+    ref = set_params(hmm.GaussianHMM(3, covariance_type=covariance_type, init_params="", n_iter=n_iter, tol=-np.inf), init)
+    ref.fit(X, lengths)
+    ours = set_params(
+        GaussianHMM(3, covariance_type=covariance_type, init_params="", n_iter=n_iter, tol=0.0, dtype="float64"), init
+    )
+    ours.fit(X, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, list(ref.monitor_.history), rtol=RTOL)
+    assert len(ours.monitor_.history) == n_iter
+    np.testing.assert_allclose(ours.startprob_, ref.startprob_, rtol=RTOL, atol=1e-10)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, rtol=RTOL, atol=1e-10)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=RTOL, atol=1e-10)
+    np.testing.assert_allclose(ours._covars_, compact_covars(ref, covariance_type), rtol=RTOL, atol=1e-10)
+    if covariance_type != "spherical":  # hmmlearn's spherical covars_ is malformed after fit
+        np.testing.assert_allclose(ours.covars_, ref.covars_, rtol=RTOL, atol=1e-10)
+    # inference on the fitted model
+    np.testing.assert_allclose(ours.score(X, lengths), ref.score(X, lengths), rtol=RTOL)
+    np.testing.assert_allclose(ours.predict_proba(X, lengths), ref.predict_proba(X, lengths), atol=1e-8)
+    lp_ours, path_ours = ours.decode(X, lengths)
+    lp_ref, path_ref = ref.decode(X, lengths)
+    np.testing.assert_array_equal(path_ours, path_ref)
+    np.testing.assert_allclose(lp_ours, lp_ref, rtol=RTOL)
+    lp_map, path_map = ours.decode(X, lengths, algorithm="map")
+    np.testing.assert_array_equal(path_map, ref.decode(X, lengths, algorithm="map")[1])
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_gaussian_hmm_with_priors_and_partial_params_matches_hmmlearn(covariance_type):
+    X, lengths, init = gaussian_case(covariance_type, seed=1)
+    kw = dict(
+        covariance_type=covariance_type,
+        init_params="",
+        params="tm",  # start probabilities and covariances stay fixed
+        startprob_prior=2.0,
+        transmat_prior=np.full((3, 3), 1.5),
+        means_prior=0.5,
+        means_weight=2.0,
+        n_iter=4,
+    )
+    ref = set_params(hmm.GaussianHMM(3, **kw, tol=-np.inf), init).fit(X, lengths)
+    ours = set_params(GaussianHMM(3, **kw, tol=0.0, dtype="float64"), init).fit(X, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, list(ref.monitor_.history), rtol=RTOL)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, rtol=RTOL)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=RTOL)
+    np.testing.assert_array_equal(ours.startprob_, init["startprob_"])
+
+
+def test_categorical_hmm_matches_hmmlearn():
+    rng = np.random.default_rng(3)
+    true = hmm.CategoricalHMM(2, init_params="")
+    true.startprob_ = np.array([0.7, 0.3])
+    true.transmat_ = np.array([[0.9, 0.1], [0.2, 0.8]])
+    true.emissionprob_ = np.array([[0.6, 0.3, 0.1, 0.0], [0.05, 0.15, 0.3, 0.5]])
+    true.n_features = 4
+    X, _ = true.sample(800, random_state=0)
+    lengths = [300, 200, 300]
+    init = dict(
+        startprob_=np.array([0.5, 0.5]),
+        transmat_=np.array([[0.6, 0.4], [0.3, 0.7]]),
+        emissionprob_=rng.dirichlet(np.ones(4), 2),
+    )
+    ref = set_params(hmm.CategoricalHMM(2, init_params="", n_iter=8, tol=-np.inf, n_features=4), init).fit(X, lengths)
+    ours = set_params(CategoricalHMM(2, init_params="", n_iter=8, tol=0.0, n_features=4, dtype="float64"), init)
+    ours.fit(X, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, list(ref.monitor_.history), rtol=RTOL)
+    np.testing.assert_allclose(ours.emissionprob_, ref.emissionprob_, rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, rtol=RTOL)
+    np.testing.assert_allclose(ours.startprob_, ref.startprob_, rtol=RTOL, atol=1e-12)
+    np.testing.assert_array_equal(ours.predict(X, lengths), ref.predict(X, lengths))
+    np.testing.assert_allclose(ours.score(X, lengths), ref.score(X, lengths), rtol=RTOL)
+
+
+def test_viterbi_paths_identical_on_long_noisy_sequences():
+    """Many decisions close to ties: every state of every path must agree."""
+    X, lengths, init = gaussian_case("diag", seed=4)
+    X = X + np.random.default_rng(0).normal(0, 2.0, X.shape)  # blur the states
+    ref = set_params(hmm.GaussianHMM(3, covariance_type="diag", init_params=""), init)
+    ours = set_params(GaussianHMM(3, covariance_type="diag", init_params="", dtype="float64"), init)
+    np.testing.assert_array_equal(ours.decode(X, lengths)[1], ref.decode(X, lengths)[1])

@@ -1,0 +1,195 @@
+"""bigem.select: picks the generating model, and its table equals separately fitted models."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import bigem
+from bigem._core.errors import DegenerateFitWarning
+from bigem.estimators.selection import COLUMNS, degenerate_components
+
+CENTRES = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+
+
+def mixture(seed: int, covariance_type: str, n_per: int = 200) -> np.ndarray:
+    """Three 2-D components whose covariances have exactly the structure named."""
+    rng = np.random.default_rng(seed)
+    tied = np.array([[1.5, 0.9], [0.9, 1.0]])
+    parts = []
+    for k in range(3):
+        if covariance_type == "full":  # correlated, each its own orientation
+            a, s = rng.uniform(0.6, 0.9) * (-1) ** k, rng.uniform(0.8, 1.5, 2)
+            cov = np.outer(s, s) * np.array([[1, a], [a, 1]])
+        elif covariance_type == "diag":  # axis-aligned, elongated along x or y
+            cov = np.diag(rng.uniform(0.3, 2.0, 2) ** 2 * (np.array([1, 4]) if k % 2 else np.array([4, 1])))
+        elif covariance_type == "spherical":
+            cov = np.eye(2) * rng.uniform(0.3, 1.5) ** 2
+        else:
+            cov = tied
+        parts.append(rng.multivariate_normal(CENTRES[k] + rng.normal(0, 0.3, 2), cov, n_per))
+    X = np.concatenate(parts)
+    return X[rng.permutation(len(X))]
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_select_finds_the_generating_k_and_covariance_type(seed, covariance_type):
+    X = mixture(seed, covariance_type)
+    result = bigem.select(X, n_components=[2, 3, 4], random_state=0)
+    assert (result.best_["n_components"], result.best_["covariance_type"]) == (3, covariance_type)
+    assert result.best_estimator_.n_components == 3
+    assert result.best_estimator_.covariance_type == covariance_type
+    assert len(result.table) == 12 and not result.dropped
+
+
+def test_table_equals_separately_fitted_models():
+    X = mixture(3, "full")
+    params = dict(n_init=2, tol=1e-4, max_iter=50, dtype="float64", random_state=7, reg_covar=1e-5)
+    result = bigem.select(X, n_components=[2, 3], covariance_types=("full", "diag"), **params)
+    assert [(r["n_components"], r["covariance_type"]) for r in result.table] == [
+        (2, "full"), (3, "full"), (2, "diag"), (3, "diag")
+    ]
+    for row, fitted in zip(result.table, result.estimators_):
+        alone = bigem.GaussianMixture(row["n_components"], covariance_type=row["covariance_type"], **params).fit(X)
+        assert row["log_likelihood"] == pytest.approx(alone.score(X) * len(X), rel=1e-12)
+        assert row["bic"] == pytest.approx(alone.bic(X), rel=1e-12)
+        assert row["aic"] == pytest.approx(alone.aic(X), rel=1e-12)
+        assert row["n_iter"] == alone.n_iter_ and row["converged"] == alone.converged_
+        np.testing.assert_allclose(fitted.means_, alone.means_, rtol=1e-12)
+        # free parameters counted independently: K-1 weights, K*D means, covariances
+        K, D = row["n_components"], 2
+        cov = {"full": K * D * (D + 1) // 2, "diag": K * D}[row["covariance_type"]]
+        assert row["n_parameters"] == K - 1 + K * D + cov
+        # ICL = BIC + 2 * entropy of the hard assignment (the MAP responsibilities)
+        resp = alone.predict_proba(X)
+        assert row["icl"] == pytest.approx(alone.bic(X) - 2 * np.log(resp.max(1)).sum(), rel=1e-10)
+        assert row["icl"] >= row["bic"]
+    assert set(result.table[0]) == set(COLUMNS)
+    frame = result.to_pandas()
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == 4
+    assert frame["bic"].idxmin() == result.best_index_
+
+
+def test_weighted_rows_count_as_repeats():
+    X = mixture(4, "spherical", n_per=60)
+    w = np.random.default_rng(0).integers(1, 3, len(X))
+    repeated = np.repeat(X, w, axis=0)
+    params = dict(n_components=[2, 3], covariance_types="spherical", dtype="float64", tol=1e-6, max_iter=500, init_params="random_from_data")
+    weighted = bigem.select(X, sample_weight=w, random_state=0, **params)
+    ks = [2, 3]
+    for row, est in zip(weighted.table, weighted.estimators_):
+        ll = float(np.sum(w * est.score_samples(X)))
+        p = row["n_parameters"]
+        assert row["log_likelihood"] == pytest.approx(ll, rel=1e-12)
+        assert row["bic"] == pytest.approx(-2 * ll + p * math.log(len(repeated)), rel=1e-12)
+    assert [r["n_components"] for r in weighted.table] == ks
+
+
+def spiked(seed: int = 0) -> np.ndarray:
+    """400 rows of N(0, 1) and 60 copies of the value 4.0 (a rounded, repeated reading)."""
+    rng = np.random.default_rng(seed)
+    return np.r_[rng.normal(0, 1, 400), np.full(60, 4.0)][:, None]
+
+
+def test_degenerate_candidates_are_flagged_dropped_and_named():
+    X = spiked()
+    with pytest.warns(DegenerateFitWarning, match=r"excluded degenerate candidates K=3 full, K=4 full") as rec:
+        result = bigem.select(X, n_components=range(1, 5), covariance_types="full", random_state=0)
+    assert len(rec) == 1 and "keep_degenerate=True" in str(rec[0].message)
+    flagged = [r["n_components"] for r in result.table if r["degenerate"]]
+    assert flagged == [3, 4] and result.dropped == [(3, "full"), (4, "full")]
+    for row, est in zip(result.table, result.estimators_):
+        collapsed = degenerate_components(est)
+        assert bool(collapsed) == row["degenerate"]
+        for k in collapsed:  # the collapsed component sits on the repeated value, variance at the floor
+            assert est.means_[k, 0] == pytest.approx(4.0, abs=1e-6)
+            assert est.covariances_[k, 0, 0] <= 2 * est.reg_covar
+    # the spike wins on BIC: it would be chosen if allowed
+    spike_bic = min(r["bic"] for r in result.table if r["degenerate"])
+    assert spike_bic < result.best_["bic"] and not result.best_["degenerate"]
+    assert result.best_["n_components"] == 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = bigem.select(X, n_components=range(1, 5), covariance_types="full", random_state=0, keep_degenerate=True)
+    assert kept.best_["degenerate"] and kept.best_["bic"] == spike_bic and kept.dropped == []
+
+
+def test_rounded_but_spread_data_is_not_degenerate():
+    X = np.round(np.random.default_rng(0).normal(0, 1, (2000, 2)), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = bigem.select(X, n_components=range(1, 4), covariance_types=("full", "diag"), random_state=0)
+    assert not any(r["degenerate"] for r in result.table)
+    assert result.best_["n_components"] == 1
+
+
+def test_all_degenerate_warns_and_still_chooses():
+    X = spiked()
+    with pytest.warns(DegenerateFitWarning, match="every candidate is degenerate"):
+        result = bigem.select(X, n_components=[3], covariance_types="full", random_state=0)
+    assert result.best_index_ == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_components=[]), "n_components is empty"),
+        (dict(n_components=[0, 2]), "integers >= 1"),
+        (dict(n_components="3"), "integers >= 1"),
+        (dict(covariance_types=("full", "banana")), "unknown covariance type 'banana'"),
+        (dict(criterion="bcc"), "criterion must be one of"),
+        (dict(keep_degenerate="yes"), "keep_degenerate"),
+        (dict(n_init=0), "n_init"),
+        (dict(covariance_type="full"), "candidate list"),
+        (dict(colour="red"), "colour"),
+    ],
+)
+def test_bad_arguments_fail_before_fitting(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bigem.select(np.zeros((10, 2)), **kwargs)
+
+
+def test_more_components_than_rows_is_a_clear_error():
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        bigem.select(np.random.default_rng(0).normal(size=(5, 2)), n_components=[2, 8])
+
+
+def test_icl_and_aic_criteria_choose_their_minimum():
+    X = mixture(5, "diag")
+    for criterion in ("aic", "icl"):
+        result = bigem.select(X, n_components=range(2, 4), covariance_types="diag", criterion=criterion, random_state=0)
+        values = [r[criterion] for r in result.table]
+        assert result.best_index_ == int(np.argmin(values))
+
+
+def test_format_table_marks_the_best():
+    result = bigem.select(mixture(0, "spherical"), n_components=[2, 3], covariance_types="spherical", random_state=0)
+    lines = result.format_table().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("*") and " 3 spherical" in lines[2]
+
+
+def test_a_npy_file_selects_as_its_array(tmp_path):
+    X = mixture(6, "tied", n_per=100)
+    np.save(tmp_path / "x.npy", X)
+    params = dict(n_components=[2, 3], covariance_types=("tied", "full"), random_state=0, dtype="float64")
+    from_file, from_array = bigem.select(str(tmp_path / "x.npy"), **params), bigem.select(X, **params)
+    for a, b in zip(from_file.table, from_array.table):
+        assert a["bic"] == pytest.approx(b["bic"], rel=1e-12) and a["icl"] == pytest.approx(b["icl"], rel=1e-12)
+    assert from_file.best_index_ == from_array.best_index_
+
+
+def test_a_csv_file_with_columns_selects_as_its_array(tmp_path):
+    X = mixture(7, "diag", n_per=100)
+    path = tmp_path / "x.csv"
+    np.savetxt(path, np.c_[np.arange(len(X)), X], delimiter=",", header="id,u,v", comments="", fmt="%.17g")
+    params = dict(n_components=[2, 3], covariance_types="diag", random_state=0, dtype="float64")
+    from_file = bigem.select(str(path), columns=["u", "v"], **params)
+    from_array = bigem.select(X, **params)
+    for a, b in zip(from_file.table, from_array.table):
+        assert a["bic"] == pytest.approx(b["bic"], rel=1e-12) and a["n_iter"] == b["n_iter"]
+    assert list(from_file.best_estimator_.feature_names_in_) == ["u", "v"]

@@ -1,0 +1,394 @@
+"""Hidden Markov models: kernels against an independent log-space reference, invariants,
+batching and streaming, recovery of known parameters, bad input, save/load."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import bigem
+from bigem import CategoricalHMM, GaussianHMM, PoissonHMM
+from bigem._core.errors import DataError, ModelFileError, NotFittedError, ParameterError
+from bigem._core.types import SequenceChunk
+from bigem.estimators.hmm import ImpossibleSequenceWarning
+from bigem.models.hmm import HMMModel, forward_backward, forward_backward_log, make_lanes, viterbi
+from bigem.models.hmm_emissions import GaussianEmission
+
+K, D = 3, 2
+START = np.array([0.6, 0.3, 0.1])
+TRANS = np.array([[0.8, 0.1, 0.1], [0.15, 0.8, 0.05], [0.1, 0.2, 0.7]])
+MEANS = np.array([[0.0, 0.0], [4.0, 1.0], [-3.0, 3.0]])
+
+
+def sampled(n: int, seed: int = 0, covariance_type: str = "diag"):
+    gen = GaussianHMM(K, covariance_type="diag", init_params="", random_state=seed, dtype="float64")
+    gen.startprob_, gen.transmat_, gen.means_, gen.covars_ = START, TRANS, MEANS, np.full((K, D), 0.5)
+    gen.n_features = D
+    return gen.sample(n, random_state=seed)
+
+
+def given(model, covariance_type="diag", **kw):
+    model.startprob_ = np.full(K, 1.0 / K)
+    model.transmat_ = np.full((K, K), 0.2) + np.eye(K) * 0.4
+    model.means_ = MEANS + 0.5
+    model.covars_ = {
+        "diag": np.ones((K, D)), "full": np.stack([np.eye(D)] * K), "tied": np.eye(D), "spherical": np.ones(K)
+    }[covariance_type]
+    return model
+
+
+def log_b_for(X):
+    em = GaussianEmission("diag")
+    p = em.make_params(torch.tensor(MEANS), torch.full((K, D), 0.5, dtype=torch.float64))
+    return em.log_prob(p, torch.tensor(X))
+
+
+# ---------------------------------------------------------------- kernels
+@pytest.mark.parametrize("segment", [None, 5, 64])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_scaled_segmented_forward_backward_equals_log_space_reference(segment, dtype):
+    X, _ = sampled(900, seed=1)
+    lengths = np.array([400, 1, 17, 300, 182])
+    log_b = log_b_for(X)
+    pi, A = torch.tensor(START), torch.tensor(TRANS)
+    ref = forward_backward_log(log_b, lengths, pi, A)
+    got = forward_backward(log_b.to(dtype), lengths, pi, A, segment=segment)
+    tol = 1e-9 if dtype == torch.float64 else 2e-4
+    np.testing.assert_allclose(got.loglik.numpy(), ref.loglik.numpy(), rtol=tol / 10)
+    np.testing.assert_allclose(got.gamma.double().numpy(), ref.gamma.numpy(), atol=tol)
+    np.testing.assert_allclose(got.trans.numpy(), ref.trans.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got.start.numpy(), ref.start.numpy(), atol=tol)
+
+
+def test_segments_really_cut_long_sequences():
+    lanes = make_lanes(np.array([1000, 10]), torch.device("cpu"), segment=100)
+    assert lanes.n_lanes == 11 and lanes.chain.shape == (1, 10)
+    assert lanes.counts[0] == 11 and len(lanes.counts) == 100
+
+
+def test_one_long_sequence_is_practical_and_exact():
+    """1e5 steps, cut into ~sqrt(T) segments: same log-likelihood as an uncut scaled pass."""
+    X, _ = sampled(100_000, seed=2)
+    log_b = log_b_for(X)
+    pi, A = torch.tensor(START), torch.tensor(TRANS)
+    cut = forward_backward(log_b, np.array([100_000]), pi, A)
+    whole = forward_backward(log_b, np.array([100_000]), pi, A, segment=100_001)
+    np.testing.assert_allclose(cut.loglik.numpy(), whole.loglik.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(cut.trans.numpy(), whole.trans.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(cut.gamma.numpy(), whole.gamma.numpy(), atol=1e-9)
+
+
+def test_extreme_outlier_falls_back_to_log_space_not_to_nan():
+    """An emission gap of thousands of nats next to a forbidden transition underflows the
+    scaled recursion; the log-space fallback must give the exact answer."""
+    X, _ = sampled(50, seed=3)
+    X[20] = [400.0, -400.0]
+    lengths = np.array([30, 20])
+    log_b = log_b_for(X)
+    pi = torch.tensor(START)
+    A = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.2, 0.2, 0.6]])
+    got = forward_backward(log_b, lengths, pi, A)
+    ref = forward_backward_log(log_b, lengths, pi, A)
+    assert torch.isfinite(got.loglik).all()
+    np.testing.assert_allclose(got.loglik.numpy(), ref.loglik.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(got.gamma.numpy(), ref.gamma.numpy(), atol=1e-10)
+
+
+def test_viterbi_is_the_best_path_by_brute_force():
+    X, _ = sampled(6, seed=5)
+    log_b = log_b_for(X).double()
+    logp, path = viterbi(log_b, np.array([6]), torch.tensor(START), torch.tensor(TRANS))
+    best, best_path = -math.inf, None
+    for code in range(K**6):
+        states = [(code // K**t) % K for t in range(6)]
+        lp = math.log(START[states[0]]) + float(log_b[0, states[0]])
+        for t in range(1, 6):
+            lp += math.log(TRANS[states[t - 1], states[t]]) + float(log_b[t, states[t]])
+        if lp > best:
+            best, best_path = lp, states
+    assert path.tolist() == best_path
+    assert float(logp[0]) == pytest.approx(best, rel=1e-12)
+
+
+# ---------------------------------------------------------------- invariants
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "tied", "spherical"])
+def test_loglik_non_decreasing_and_distributions_normalised(covariance_type):
+    X, _ = sampled(600, seed=6)
+    lengths = [200, 150, 250]
+    m = given(GaussianHMM(K, covariance_type=covariance_type, init_params="", n_iter=15, tol=0.0), covariance_type)
+    m.fit(X, lengths)
+    h = np.array(m.monitor_.history)
+    assert (np.diff(h) >= -1e-6 * np.abs(h[1:])).all()
+    np.testing.assert_allclose(m.transmat_.sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(m.startprob_.sum(), 1.0, rtol=1e-12)
+    post = m.predict_proba(X, lengths)
+    np.testing.assert_allclose(post.sum(1), 1.0, rtol=1e-6)
+    assert (post >= 0).all()
+
+
+def test_batched_equals_one_by_one():
+    X, _ = sampled(500, seed=7)
+    lengths = [100, 50, 200, 150]
+    m = given(GaussianHMM(K, init_params="", dtype="float64"))
+    ll_all, post_all = m.score_samples(X, lengths)
+    starts = np.cumsum([0] + lengths[:-1])
+    singles = [m.score_samples(X[s : s + n]) for s, n in zip(starts, lengths)]
+    assert ll_all == pytest.approx(sum(s[0] for s in singles), rel=1e-12)
+    np.testing.assert_allclose(post_all, np.concatenate([s[1] for s in singles]), atol=1e-12)
+    paths = np.concatenate([m.predict(X[s : s + n]) for s, n in zip(starts, lengths)])
+    np.testing.assert_array_equal(m.predict(X, lengths), paths)
+    # the statistics of a batch are the sums of the statistics of its parts
+    model = HMMModel(GaussianEmission("diag"), K, torch.float64, params="stmc")
+    p = m._current_params(m._settings())
+    x = torch.tensor(X)
+    whole = model.e_step(p, SequenceChunk(x, torch.tensor(lengths), 0, 0))
+    parts = model.e_step(p, SequenceChunk(x[:150], torch.tensor(lengths[:2]), 0, 0)) + model.e_step(
+        p, SequenceChunk(x[150:], torch.tensor(lengths[2:]), 150, 2)
+    )
+    for a, b in ((whole.trans, parts.trans), (whole.start, parts.start), (whole.emission.s2, parts.emission.s2)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    assert float(whole.loglik) == pytest.approx(float(parts.loglik), rel=1e-12)
+
+
+def test_streamed_from_npy_file_equals_in_memory(tmp_path):
+    X, _ = sampled(3000, seed=8)
+    lengths = np.array([700, 300, 1000, 999, 1])
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "lengths.npy", lengths)
+    kw = dict(init_params="", n_iter=3, tol=0.0, dtype="float64", memory_budget=20_000)  # several batches
+    a = given(GaussianHMM(K, **kw)).fit(X, lengths)
+    b = given(GaussianHMM(K, **kw)).fit(str(tmp_path / "x.npy"), str(tmp_path / "lengths.npy"))
+    c = given(GaussianHMM(K, init_params="", n_iter=3, tol=0.0, dtype="float64")).fit(X, lengths)  # one batch
+    np.testing.assert_allclose(a.monitor_.history, b.monitor_.history, rtol=1e-12)
+    np.testing.assert_allclose(a.monitor_.history, c.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-12)
+    np.testing.assert_allclose(a.means_, c.means_, rtol=1e-9)
+    assert b.score(str(tmp_path / "x.npy"), lengths) == pytest.approx(a.score(X, lengths), rel=1e-12)
+
+
+# ---------------------------------------------------------------- recovery
+def _align(est_means: np.ndarray, true_means: np.ndarray) -> np.ndarray:
+    return np.array([int(np.argmin(((est_means - m) ** 2).sum(1))) for m in true_means])
+
+
+def test_gaussian_hmm_recovers_known_parameters():
+    X, _ = sampled(20_000, seed=9)
+    m = GaussianHMM(K, covariance_type="diag", n_iter=50, random_state=0, tol=1e-4).fit(X)
+    order = _align(m.means_, MEANS)
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(m.means_[order], MEANS, atol=0.05)
+    np.testing.assert_allclose(m.transmat_[np.ix_(order, order)], TRANS, atol=0.03)
+    np.testing.assert_allclose(m._covars_[order], 0.5, atol=0.05)
+
+
+def test_categorical_and_poisson_hmms_recover_known_parameters():
+    cat = CategoricalHMM(2, init_params="", dtype="float64")
+    cat.startprob_, cat.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]])
+    cat.emissionprob_ = np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+    X, _ = cat.sample(20_000, random_state=1)
+    fit = CategoricalHMM(2, n_iter=100, tol=1e-6, random_state=1, dtype="float64").fit(X)
+    order = np.argsort(fit.emissionprob_[:, 0])[::-1]
+    np.testing.assert_allclose(fit.emissionprob_[order], cat.emissionprob_, atol=0.03)
+    np.testing.assert_allclose(fit.transmat_[np.ix_(order, order)], cat.transmat_, atol=0.03)
+
+    poi = PoissonHMM(2, init_params="", dtype="float64")
+    poi.startprob_, poi.transmat_ = np.array([0.5, 0.5]), np.array([[0.95, 0.05], [0.05, 0.95]])
+    poi.lambdas_ = np.array([[1.0, 8.0], [10.0, 2.0]])
+    poi.n_features = 2
+    X, _ = poi.sample(10_000, random_state=2)
+    fit = PoissonHMM(2, n_iter=50, tol=1e-6, random_state=0).fit(X)
+    order = np.argsort(fit.lambdas_[:, 0])
+    np.testing.assert_allclose(fit.lambdas_[order], poi.lambdas_, rtol=0.05)
+
+
+# ---------------------------------------------------------------- bad input
+def test_lengths_must_sum_to_rows_and_be_positive():
+    X, _ = sampled(100)
+    m = GaussianHMM(K)
+    with pytest.raises(DataError, match="lengths sum to 90 but X has 100 rows"):
+        m.fit(X, [50, 40])
+    with pytest.raises(DataError, match=r"lengths\[1\] is 0: every sequence needs at least one row"):
+        m.fit(X, [50, 0, 50])
+    with pytest.raises(DataError, match="lengths must hold integers"):
+        m.fit(X, [50.5, 49.5])
+
+
+def test_nan_and_inf_rejected():
+    X, _ = sampled(100)
+    X[7, 1] = np.nan
+    with pytest.raises(DataError, match="Input X contains NaN"):
+        GaussianHMM(K).fit(X)
+    X[7, 1] = np.inf
+    with pytest.raises(DataError, match="infinity"):
+        GaussianHMM(K).fit(X)
+
+
+def test_categorical_symbols_must_be_integers_in_range():
+    X = np.array([[0], [1], [2], [1]])
+    with pytest.raises(DataError, match="row 2 holds 2.5: CategoricalHMM symbols must be non-negative integers"):
+        CategoricalHMM(2).fit(np.array([[0], [1], [2.5], [1]]))
+    with pytest.raises(DataError, match="X holds symbol 2, outside 0..1"):
+        CategoricalHMM(2, n_features=2).fit(X)
+    with pytest.raises(DataError, match="row 1 holds -1"):
+        CategoricalHMM(2).fit(np.array([[0], [-1]]))
+
+
+def test_poisson_counts_must_be_non_negative():
+    with pytest.raises(DataError, match="row 1, column 0 holds -3: PoissonHMM models counts"):
+        PoissonHMM(2).fit(np.array([[1, 2], [-3, 1], [0, 0]]))
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("transmat_", np.array([[0.5, 0.6, 0.0], [0.2, 0.8, 0], [0, 0, 1]]), "row 0 of transmat_ sums to 1.1"),
+        ("transmat_", np.array([[1.2, -0.2, 0.0], [0.2, 0.8, 0], [0, 0, 1]]), "transmat_ has negative entries"),
+        ("startprob_", np.array([0.5, 0.4, 0.0]), "startprob_ sums to 0.9"),
+        ("startprob_", np.array([np.nan, 0.5, 0.5]), "contains NaN or infinity"),
+    ],
+)
+def test_user_probabilities_are_validated(name, value, message):
+    X, _ = sampled(50)
+    m = given(GaussianHMM(K, init_params=""))
+    setattr(m, name, value)
+    with pytest.raises(ParameterError, match=message):
+        m.fit(X)
+
+
+def test_missing_parameter_without_init_letter_is_explained():
+    X, _ = sampled(50)
+    with pytest.raises(ParameterError, match="transmat_ is not set and 'init_params' does not contain 't'"):
+        GaussianHMM(K, init_params="smc").fit(X)
+
+
+def test_impossible_sequence_scores_minus_inf_warns_and_fits_without_nan():
+    cat = CategoricalHMM(2, init_params="", n_iter=5, tol=0.0, dtype="float64")
+    cat.startprob_ = np.array([1.0, 0.0])
+    cat.transmat_ = np.array([[0.9, 0.1], [0.0, 1.0]])  # state 1 never returns to 0
+    cat.emissionprob_ = np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 0.8]])  # symbol 2 only in state 1
+    X = np.array([[0], [0], [2], [0], [0], [1], [0], [1], [2], [2]])
+    lengths = [4, 2, 4]  # sequence 0: 0 0 2 0 needs 1 -> 0: impossible
+    with pytest.warns(ImpossibleSequenceWarning, match="first: sequence 0"):
+        assert cat.score(X, lengths) == -np.inf
+    with pytest.warns(ImpossibleSequenceWarning, match="impossible"):
+        _, post = cat.score_samples(X, lengths)
+    assert np.isnan(post[:4]).all() and np.allclose(post[4:].sum(1), 1.0)
+    with pytest.warns(ImpossibleSequenceWarning, match="left out of this fit"):
+        cat.fit(X, lengths)
+    for p in (cat.startprob_, cat.transmat_, cat.emissionprob_):
+        assert np.isfinite(p).all()
+    np.testing.assert_allclose(cat.transmat_.sum(1), 1.0)
+
+
+def test_not_fitted_and_bad_hyper_parameters():
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        GaussianHMM(K).score(np.zeros((3, D)))
+    with pytest.raises(ParameterError, match="'params' parameter of GaussianHMM must be a string of letters"):
+        GaussianHMM(K, params="stx").fit(np.zeros((10, D)))
+    with pytest.raises(ParameterError, match="'covariance_type' parameter"):
+        GaussianHMM(K, covariance_type="bogus").fit(np.zeros((10, D)))
+    with pytest.raises(ParameterError, match="'algorithm' parameter"):
+        GaussianHMM(K, algorithm="beam").fit(np.zeros((10, D)))
+
+
+# ---------------------------------------------------------------- API
+def test_save_load_round_trip_and_damaged_file(tmp_path):
+    X, _ = sampled(400, seed=10)
+    for model in (
+        given(GaussianHMM(K, covariance_type="full", init_params="", n_iter=3, dtype="float64"), "full"),
+        PoissonHMM(2, n_iter=3, random_state=0).fit(np.abs(np.round(X)).astype(int)),
+        CategoricalHMM(2, n_iter=3, random_state=0).fit((X[:, :1] > 0).astype(int)),
+    ):
+        data = X if isinstance(model, GaussianHMM) else (
+            np.abs(np.round(X)).astype(int) if isinstance(model, PoissonHMM) else (X[:, :1] > 0).astype(int)
+        )
+        if isinstance(model, GaussianHMM):
+            model.fit(data, [200, 200])
+        path = tmp_path / f"{type(model).__name__}.bigem"
+        model.save(path)
+        back = bigem.load(path)
+        assert type(back) is type(model)
+        assert back.score(data) == pytest.approx(model.score(data), rel=1e-12)
+        np.testing.assert_array_equal(back.predict(data), model.predict(data))
+        assert back.monitor_.history == model.monitor_.history
+    raw = bytearray(path.read_bytes())
+    path.write_bytes(bytes(raw[:-8]))
+    with pytest.raises(ModelFileError, match="truncated|modified"):
+        bigem.load(path)
+
+
+def test_sample_is_reproducible_and_follows_the_model():
+    m = given(GaussianHMM(K, init_params=""))
+    m.transmat_ = TRANS
+    a, sa = m.sample(5000, random_state=3)
+    b, sb = m.sample(5000, random_state=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(sa, sb)
+    counts = np.zeros((K, K))
+    np.add.at(counts, (sa[:-1], sa[1:]), 1)
+    np.testing.assert_allclose(counts / counts.sum(1, keepdims=True), TRANS, atol=0.04)
+    np.testing.assert_allclose(a[sa == 1].mean(0), MEANS[1] + 0.5, atol=0.1)
+
+
+def test_every_constructor_parameter_is_documented():
+    import inspect
+
+    for cls in (GaussianHMM, CategoricalHMM, PoissonHMM, bigem.GMMHMM):
+        for name in inspect.signature(cls).parameters:
+            assert f"{name} :" in cls.__doc__ or f"{name}," in cls.__doc__, (cls.__name__, name)
+
+
+@pytest.mark.parametrize("segment", [7, 50])
+def test_segmented_viterbi_equals_uncut(segment):
+    X, _ = sampled(1200, seed=11)
+    X = X + np.random.default_rng(1).normal(0, 1.5, X.shape)
+    lengths = np.array([700, 3, 497])
+    log_b = log_b_for(X)
+    pi, A = torch.tensor(START), torch.tensor(TRANS)
+    lp_cut, path_cut = viterbi(log_b, lengths, pi, A, segment=segment)
+    lp, path = viterbi(log_b, lengths, pi, A, segment=10_000)
+    np.testing.assert_allclose(lp_cut.numpy(), lp.numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(path_cut.numpy(), path.numpy())
+
+
+# ---------------------------------------------------------------- GMMHMM
+def test_gmmhmm_with_one_component_equals_gaussian_hmm():
+    """n_mix=1 without regularisation is a Gaussian HMM with maximum-likelihood covariances:
+    a different emission code path must give the same fit."""
+    from bigem import GMMHMM
+
+    X, _ = sampled(800, seed=12)
+    lengths = [300, 500]
+    for ct, cov in (("diag", np.ones((K, 1, D))), ("full", np.tile(np.eye(D), (K, 1, 1, 1)))):
+        kw = dict(covariance_type=ct, init_params="", n_iter=5, tol=0.0, dtype="float64")
+        g = given(GaussianHMM(K, covars_prior=0.0, covars_weight=0.0, **kw), ct).fit(X, lengths)
+        m = GMMHMM(K, n_mix=1, min_covar=0.0, **kw)
+        m.startprob_, m.transmat_ = np.full(K, 1.0 / K), np.full((K, K), 0.2) + np.eye(K) * 0.4
+        m.means_, m.weights_, m.covars_ = (MEANS + 0.5)[:, None, :], np.ones((K, 1)), cov
+        m.fit(X, lengths)
+        np.testing.assert_allclose(m.monitor_.history, g.monitor_.history, rtol=1e-10)
+        np.testing.assert_allclose(m.means_[:, 0], g.means_, rtol=1e-9)
+        np.testing.assert_allclose(m.transmat_, g.transmat_, rtol=1e-9)
+
+
+def test_gmmhmm_recovers_mixture_means_and_round_trips(tmp_path):
+    from bigem import GMMHMM
+
+    gen = GMMHMM(2, n_mix=2, init_params="", dtype="float64")
+    gen.startprob_, gen.transmat_ = np.array([0.5, 0.5]), np.array([[0.95, 0.05], [0.05, 0.95]])
+    gen.weights_ = np.array([[0.3, 0.7], [0.6, 0.4]])
+    gen.means_ = np.array([[[0.0, 0.0], [3.0, 3.0]], [[-4.0, 4.0], [6.0, -6.0]]])
+    gen.covars_ = np.full((2, 2, 2), 0.3)
+    gen.n_features = 2
+    X, _ = gen.sample(8000, random_state=1)
+    m = GMMHMM(2, n_mix=2, covariance_type="full", n_iter=30, tol=1e-3, random_state=0).fit(X)
+    found = m.means_.reshape(-1, 2)
+    for mu in gen.means_.reshape(-1, 2):
+        assert np.min(np.linalg.norm(found - mu, axis=1)) < 0.1
+    assert m.score(X) > GaussianHMM(2, n_iter=30, random_state=0).fit(X).score(X)
+    m.save(tmp_path / "g.bigem")
+    back = bigem.load(tmp_path / "g.bigem")
+    assert back.score(X) == pytest.approx(m.score(X), rel=1e-10)

@@ -1,0 +1,37 @@
+"""Hidden Markov models on a CUDA device give the CPU's answers. Skipped where no GPU is present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bigem import CategoricalHMM, GaussianHMM
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_cuda_gaussian_hmm_equals_cpu_in_float64(covariance_type):
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(m, 1.0, (300, 2)) for m in (0.0, 5.0, -5.0)] * 4)
+    lengths = [1200, 1, 1000, 1399]  # the 1399 is cut into segments on both devices
+    cov = np.ones((3, 2)) if covariance_type == "diag" else np.tile(np.eye(2), (3, 1, 1))
+    fits = []
+    for device in ("cpu", "cuda"):
+        m = GaussianHMM(3, covariance_type=covariance_type, init_params="", n_iter=5, tol=0.0, dtype="float64", device=device)
+        m.startprob_, m.transmat_ = np.full(3, 1 / 3), np.full((3, 3), 0.1) + np.eye(3) * 0.7
+        m.means_, m.covars_ = np.array([[0.5, 0.5], [4.0, 4.0], [-4.0, -4.0]]), cov
+        fits.append(m.fit(X, lengths))
+    cpu, gpu = fits
+    np.testing.assert_allclose(gpu.monitor_.history, cpu.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-9)
+    np.testing.assert_allclose(gpu.transmat_, cpu.transmat_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(gpu.predict(X, lengths), cpu.predict(X, lengths))
+
+
+def test_cuda_categorical_hmm_runs():
+    X = np.random.default_rng(1).integers(0, 3, (2000, 1))
+    m = CategoricalHMM(2, n_iter=5, random_state=0, device="cuda").fit(X, [1000, 1000])
+    assert np.isfinite(m.emissionprob_).all()
+    np.testing.assert_allclose(m.transmat_.sum(1), 1.0)
