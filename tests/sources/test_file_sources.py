@@ -147,3 +147,13 @@ def test_a_source_object_is_accepted_as_is(tmp_path):
     gm = GaussianMixture(n_components=3, random_state=0, chunk_size=128).fit(inner)
     ref = GaussianMixture(n_components=3, random_state=0, chunk_size=128).fit(X)
     np.testing.assert_array_equal(gm.means_, ref.means_)
+
+
+def test_a_model_fitted_with_names_reads_an_unnamed_npy_file_by_position(tmp_path):
+    df = _frame(seed=2)
+    path = tmp_path / "x.parquet"
+    df.to_parquet(path)
+    gm = GaussianMixture(n_components=3, random_state=0).fit(str(path), columns=COLS)
+    npy = tmp_path / "x.npy"
+    np.save(npy, df[COLS].to_numpy())
+    np.testing.assert_array_equal(gm.predict(str(npy)), gm.predict(str(path)))

@@ -48,11 +48,15 @@ class Progress:
         if self._bar is None:
             return inner
 
+        last = [0]
+
         def report(info) -> None:
             bar = self._bar
             bar.set_postfix(loglik=f"{info.log_likelihood:.6g}", change=f"{info.change:.2g}", refresh=False)
-            bar.reset(total=self.source.n_rows)
-            bar.set_description(f"{self._word} {info.iteration + 1}/{self._max}")
+            if info.iteration != last[0]:  # restarts share each pass: one reset per iteration
+                last[0] = info.iteration
+                bar.reset(total=self.source.n_rows)
+                bar.set_description(f"{self._word} {info.iteration + 1}/{self._max}")
             if inner is not None:
                 inner(info)
 

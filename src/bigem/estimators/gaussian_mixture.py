@@ -21,7 +21,7 @@ from ..em.init import INIT_METHODS, initial_params, sample_rows
 from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..engines import LocalEngine
 from ..models.gmm import GaussianMixtureModel, GMMParams
-from ..sources import TensorSource, input_files, is_file_input, is_source, open_source
+from ..sources import TensorSource, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
 from ..sources.sinks import Sink, check_output_path
 from . import _params
@@ -441,7 +441,7 @@ class GaussianMixture(EstimatorBase):
         fitted = hasattr(self, "_params_")
         if fitted:
             self._check_features(X, columns)
-            if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
+            if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0)
         model = self._model(s)
@@ -530,7 +530,7 @@ class GaussianMixture(EstimatorBase):
         self._fitted()
         s = self._settings()
         self._check_features(X, columns)
-        if columns is None and is_file_input(X) and hasattr(self, "feature_names_in_"):
+        if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
         self._check_width(source)

@@ -39,6 +39,7 @@ __all__ = [
     "feature_names_of",
     "describe_input",
     "is_file_input",
+    "has_column_names",
     "is_source",
     "input_files",
 ]
@@ -113,6 +114,17 @@ def is_source(X: object) -> bool:
 def is_file_input(X: object) -> bool:
     """Whether X names files (a path, glob, folder, list of paths or a Files)."""
     return isinstance(X, Files) or _is_paths(X)
+
+
+def has_column_names(X: object) -> bool:
+    """Whether X is files whose columns have names (every format but .npy)."""
+    if not is_file_input(X):
+        return False
+    if isinstance(X, Files) and X.format is not None:
+        return X.format != "npy"
+    first = X.path if isinstance(X, Files) else X
+    first = first if isinstance(first, (str, os.PathLike)) else first[0]
+    return not os.fspath(first).lower().endswith(".npy")
 
 
 def input_files(X: object) -> list[str]:
