@@ -13,7 +13,6 @@ every pyarrow error is re-raised as a DataError that names the file.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
