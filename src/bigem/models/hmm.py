@@ -379,10 +379,10 @@ class _blas_one_thread:
     The E-step sends its long thin products and the per-step loops through numpy (see
     :func:`bigem._core.numerics.matmul` and :func:`_backend`), and torch's threads do
     the elementwise work in between; on 2 cores, OpenBLAS's second thread spinning after
-    each product competed with torch's. Interleaved A/B runs of benchmarks/bench_hmm.py's
-    cases: (a) diag 1.19x faster per iteration (median of 12), (a) full 1.05x, (b) diag
-    unchanged (BENCHMARKS.md). The libraries are looked up once (about 1 ms); a limit
-    costs about 25 us.
+    each product competed with torch's. Interleaved A/B runs
+    (benchmarks/bench_hmm_blas.py, BENCHMARKS.md): 5-20% less time per iteration on
+    the HMM benchmark's cases, limiting only the per-step loops gave nothing. The
+    libraries are looked up once (about 1 ms); a limit costs about 25 us.
     """
 
     _controller: list = []  # [threadpoolctl's controller of the loaded BLAS libraries, or None]
