@@ -392,3 +392,32 @@ def test_gmmhmm_recovers_mixture_means_and_round_trips(tmp_path):
     m.save(tmp_path / "g.bigem")
     back = bigem.load(tmp_path / "g.bigem")
     assert back.score(X) == pytest.approx(m.score(X), rel=1e-10)
+
+
+def test_cpu_e_step_holds_numpy_blas_to_one_thread_and_restores_it(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import bigem.models.hmm as hmm_module
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    inner = hmm_module.forward_backward
+
+    def spy(*args, **kw):
+        seen.append(blas_threads())
+        return inner(*args, **kw)
+
+    monkeypatch.setattr(hmm_module, "forward_backward", spy)
+    X, _ = sampled(300)
+    limited = given(GaussianHMM(K, n_iter=3, init_params="", dtype="float64")).fit(X)
+    limited.predict_proba(X)
+    assert seen and all(threads and set(threads) == {1} for threads in seen)
+    assert blas_threads() == before
+    # without threadpoolctl (an optional dependency) nothing changes but the speed
+    monkeypatch.setattr(hmm_module._blas_one_thread, "_controller", [None])
+    free = given(GaussianHMM(K, n_iter=3, init_params="", dtype="float64")).fit(X)
+    np.testing.assert_allclose(free.means_, limited.means_, rtol=1e-12)
+    np.testing.assert_allclose(free.monitor_.history, limited.monitor_.history, rtol=1e-12)

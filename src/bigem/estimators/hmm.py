@@ -14,13 +14,13 @@ rounding. Differences, all deliberate:
 * a sequence impossible under the model (zero-probability start, transition or
   symbol) scores -inf with a warning; fitting leaves it out of the statistics
   (hmmlearn propagates NaN into the parameters);
-* bigem's ``device``, ``dtype`` and ``memory_budget``; X may be a ``.npy`` path,
-  streamed in batches of whole sequences.
+* bigem's ``device``, ``dtype`` and ``memory_budget``; X may be a ``.npy`` path or
+  Parquet/CSV/Arrow files (or a DataFrame) whose ``sequence_column`` tells the
+  sequences apart, streamed in batches of whole sequences.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import fields
 
@@ -42,7 +42,7 @@ from ..models.hmm_emissions import (
     PoissonEmission,
     PoissonParams,
 )
-from ..sources import open_source
+from ..sources import Files, describe_input, open_source, sequence_lengths
 from ..sources.sequences import SequenceBatches, check_lengths
 from . import _params
 from ._base import EstimatorBase
@@ -155,38 +155,56 @@ class _BaseHMM(EstimatorBase):
             startprob_prior=s["startprob_prior"], transmat_prior=s["transmat_prior"],
         )
 
-    def _open(self, X, lengths, s: dict) -> SequenceBatches:
-        rows = open_source(X, dtype=s["dtype"], device=s["device"], memory_budget=1 << 62)
-        name = os.fspath(X) if isinstance(X, (str, os.PathLike)) else "X"
-        lens = check_lengths(lengths, rows.n_rows, name)
+    def _open(self, X, lengths, s: dict, columns=None, sequence_column=None) -> SequenceBatches:
+        if sequence_column is not None:
+            if lengths is not None:
+                raise DataError(
+                    "both lengths and sequence_column were given; pass one: the lengths of the sequences, "
+                    "or the column whose runs of equal ids are the sequences"
+                )
+            lengths, others = sequence_lengths(X, sequence_column)
+            if columns is None and not (isinstance(X, Files) and X.columns is not None):
+                columns = others  # every column but the ids
+        rows = open_source(X, dtype=s["dtype"], device=s["device"], memory_budget=1 << 62, columns=columns)
+        lens = check_lengths(lengths, rows.n_rows, describe_input(X))
         itemsize = torch.finfo(s["dtype"]).bits // 8
         # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
         # products), three copies of the row (converted, packed, features) and int64 indices
         per_row = itemsize * (6 * s["n_components"] + 3 * rows.n_features + 4) + 48
         batch = max(1, s["memory_budget"] // per_row)
-        if hasattr(rows, "chunk_rows"):
-            rows.chunk_rows = max(1, min(batch, rows.n_rows))
+        # read files in chunks of about one batch (FirstPassSource wraps the file source)
+        reader = getattr(rows, "inner", rows)
+        if hasattr(reader, "chunk_rows"):
+            reader.chunk_rows = max(1, min(batch, rows.n_rows))
         source = SequenceBatches(rows, lens, batch)
         self._check_rows(source, s)
         return source
 
     # -------------------------------------------------------------- fitting
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, *, columns=None, sequence_column=None):
         """Estimate the parameters with Baum-Welch EM.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), tensor, DataFrame or path to .npy
-            The rows of all sequences, one sequence after the other.
+        X : array-like of shape (n_samples, n_features), tensor, DataFrame, or files
+            The rows of all sequences, one sequence after the other. Files: a ``.npy``
+            path, or Parquet/CSV/Arrow files (a path, folder, glob, list or ``Files``).
         lengths : array-like of int, shape (n_sequences,), or path to .npy, default=None
             Rows of each sequence, summing to n_samples; None: X is one sequence.
+        columns : list of str, default=None
+            The feature columns of a DataFrame or of files (default: all columns but
+            ``sequence_column``).
+        sequence_column : str, default=None
+            Instead of ``lengths``: the column of a DataFrame or of files holding a
+            sequence id (strings or integers); each run of equal consecutive ids is one
+            sequence, so the rows of a sequence must be contiguous and in time order.
 
         Returns
         -------
         self
         """
         s = self._settings()
-        source = self._open(X, lengths, s)
+        source = self._open(X, lengths, s, columns, sequence_column)
         self._check_features(source)
         self.n_features = source.n_features
         generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
@@ -288,9 +306,9 @@ class _BaseHMM(EstimatorBase):
             )
         return self._current_params(s)
 
-    def _batches(self, X, lengths, s: dict):
+    def _batches(self, X, lengths, s: dict, where: dict):
         params = self._fitted(s)
-        source = self._open(X, lengths, s)
+        source = self._open(X, lengths, s, **where)
         if source.n_features != self.n_features:
             raise DataError(
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
@@ -308,10 +326,10 @@ class _BaseHMM(EstimatorBase):
                 stacklevel=3,
             )
 
-    def _posteriors(self, X, lengths):
+    def _posteriors(self, X, lengths, where: dict):
         """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
         s = self._settings()
-        params, source = self._batches(X, lengths, s)
+        params, source = self._batches(X, lengths, s, where)
         model = self._model(s)
         lls, posts = [], []
         for chunk in source.chunks():
@@ -327,8 +345,10 @@ class _BaseHMM(EstimatorBase):
         self._warn_impossible(ll)
         return ll, np.concatenate(posts)
 
-    def score_samples(self, X, lengths=None):
+    def score_samples(self, X, lengths=None, *, columns=None, sequence_column=None):
         """Log-likelihood of X and the posterior of each state at each row.
+
+        X, lengths, columns, sequence_column: as for :meth:`fit`.
 
         Returns
         -------
@@ -336,37 +356,39 @@ class _BaseHMM(EstimatorBase):
             Total log-likelihood of all sequences.
         posteriors : ndarray of shape (n_samples, n_components)
         """
-        ll, post = self._posteriors(X, lengths)
+        ll, post = self._posteriors(X, lengths, _where(columns, sequence_column))
         return float(ll.sum()), post
 
-    def score(self, X, lengths=None) -> float:
-        """Total log-likelihood of all sequences of X (hmmlearn's convention)."""
+    def score(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
+        """Total log-likelihood of all sequences of X (hmmlearn's convention); arguments as for :meth:`fit`."""
         s = self._settings()
-        params, source = self._batches(X, lengths, s)
+        params, source = self._batches(X, lengths, s, _where(columns, sequence_column))
         model = self._model(s)
         lls = [model.posteriors(params, c, need_trans=False).loglik.cpu().numpy() for c in source.chunks()]
         ll = np.concatenate(lls)
         self._warn_impossible(ll)
         return float(ll.sum())
 
-    def predict_proba(self, X, lengths=None) -> np.ndarray:
+    def predict_proba(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Posterior probability of each state at each row. Shape (n_samples, n_components)."""
-        return self._posteriors(X, lengths)[1]
+        return self._posteriors(X, lengths, _where(columns, sequence_column))[1]
 
-    def decode(self, X, lengths=None, algorithm=None):
+    def decode(self, X, lengths=None, algorithm=None, *, columns=None, sequence_column=None):
         """Most likely states: (log-probability, states of shape (n_samples,)).
 
         'viterbi': the jointly most likely path and its log-probability; 'map': the most
-        likely state at each row and the log-likelihood of X.
+        likely state at each row and the log-likelihood of X. X, lengths, columns,
+        sequence_column: as for :meth:`fit`.
         """
+        where = _where(columns, sequence_column)
         s = self._settings()
         algorithm = s["algorithm"] if algorithm is None else _params.check_choice(
             algorithm, "algorithm", type(self).__name__, ("viterbi", "map")
         )
         if algorithm == "map":
-            ll, post = self._posteriors(X, lengths)
+            ll, post = self._posteriors(X, lengths, where)
             return float(ll.sum()), np.nan_to_num(post, nan=0.0).argmax(1)
-        params, source = self._batches(X, lengths, s)
+        params, source = self._batches(X, lengths, s, where)
         model = self._model(s)
         lps, paths = [], []
         for chunk in source.chunks():
@@ -378,9 +400,9 @@ class _BaseHMM(EstimatorBase):
         self._warn_impossible(lp)
         return float(lp.sum()), np.concatenate(paths)
 
-    def predict(self, X, lengths=None) -> np.ndarray:
+    def predict(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Most likely state of each row (by ``algorithm``). Shape (n_samples,)."""
-        return self.decode(X, lengths)[1]
+        return self.decode(X, lengths, columns=columns, sequence_column=sequence_column)[1]
 
     def sample(self, n_samples=1, random_state=None):
         """One sequence of ``n_samples`` steps: (X of shape (n_samples, n_features), states)."""
@@ -411,6 +433,11 @@ class _BaseHMM(EstimatorBase):
 
 
 # ------------------------------------------------------------------ helpers
+def _where(columns, sequence_column) -> dict:
+    """Which columns are features and which holds the sequence ids (None: not by name)."""
+    return {"columns": None if columns is None else list(columns), "sequence_column": sequence_column}
+
+
 def _prior(value, shape, name: str, owner: str) -> torch.Tensor:
     try:
         t = torch.as_tensor(np.asarray(value, dtype=np.float64))
@@ -731,10 +758,10 @@ class CategoricalHMM(_BaseHMM):
     def _set_emission(self, p: CategoricalParams) -> None:
         self.emissionprob_ = p.emissionprob.numpy().copy()
 
-    def _batches(self, X, lengths, s: dict):
+    def _batches(self, X, lengths, s: dict, where: dict):
         params = self._fitted(s)
         s.setdefault("n_symbols", self.emissionprob_.shape[1])
-        source = self._open(X, lengths, s)
+        source = self._open(X, lengths, s, **where)
         return params, source
 
 

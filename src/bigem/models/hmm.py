@@ -372,6 +372,45 @@ class _single_thread:
             torch.set_num_threads(self.saved)
 
 
+class _blas_one_thread:
+    """numpy's BLAS held to one thread during a CPU E-step, through threadpoolctl when it
+    is installed (``bigem[threads]``; without it, nothing changes but the speed).
+
+    The E-step sends its long thin products and the per-step loops through numpy (see
+    :func:`bigem._core.numerics.matmul` and :func:`_backend`), and torch's threads do
+    the elementwise work in between; on 2 cores, OpenBLAS's second thread spinning after
+    each product competed with torch's. Interleaved A/B runs
+    (benchmarks/bench_hmm_blas.py, BENCHMARKS.md): 5-20% less time per iteration on
+    the HMM benchmark's cases, limiting only the per-step loops gave nothing. The
+    libraries are looked up once (about 1 ms); a limit costs about 25 us.
+    """
+
+    _controller: list = []  # [threadpoolctl's controller of the loaded BLAS libraries, or None]
+
+    def __init__(self, device: torch.device) -> None:
+        self.limit = self._limiter() if device.type == "cpu" else None
+
+    @classmethod
+    def _limiter(cls):
+        if not cls._controller:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # optional: the results are the same either way
+                cls._controller.append(None)
+            else:
+                cls._controller.append(ThreadpoolController().select(user_api="blas"))
+        controller = cls._controller[0]
+        return None if controller is None else controller.limit(limits=1)
+
+    def __enter__(self):
+        if self.limit is not None:
+            self.limit.__enter__()
+
+    def __exit__(self, *exc):
+        if self.limit is not None:
+            self.limit.__exit__(*exc)
+
+
 def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per lane: the factor before step 0 (pi, or the entering distribution @ A), the
     backward vector at its last step, and the distribution entering it (0 for first
@@ -755,10 +794,16 @@ class HMMModel:
 
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
         """Posteriors in chunk-row order (for inference)."""
-        log_b = self.log_emission(params, chunk.x)
-        return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans)
+        with _blas_one_thread(chunk.x.device):
+            log_b = self.log_emission(params, chunk.x)
+            lengths = chunk.lengths.numpy()
+            return forward_backward(log_b, lengths, params.startprob, params.transmat, need_trans=need_trans)
 
     def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
+        with _blas_one_thread(chunk.x.device):
+            return self._e_step(params, chunk)
+
+    def _e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         lengths_np = chunk.lengths.numpy()
         lanes = self._lanes(lengths_np, chunk.x.device)
         x = lanes.pack(chunk.x.to(self.dtype))  # statistics are sums: packed order serves as well

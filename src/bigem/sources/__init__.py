@@ -42,6 +42,7 @@ __all__ = [
     "has_column_names",
     "is_source",
     "input_files",
+    "sequence_lengths",
 ]
 
 
@@ -271,6 +272,46 @@ def open_source(
     source = TensorSource(x, weight, rows, names, extra)
     validate_finite(source, "X")
     return source
+
+
+def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
+    """The lengths of the sequences of X, runs of equal values of its ``column`` in row
+    order (one pass over that column only), and X's other columns (the default features).
+
+    X: a DataFrame, or files with column names (Parquet, CSV, Arrow, or a :class:`Files`).
+    """
+    from .sequences import lengths_from_ids
+
+    column = str(column)
+    if is_file_input(X):
+        spec = X if isinstance(X, Files) else Files(X)
+        files, fmt = expand_paths(spec.path)
+        fmt = spec.format or fmt
+        if fmt == "npy":
+            raise DataError(f"{files[0]}: a .npy file has no column names, so it has no sequence id column; "
+                            "pass lengths= (an array or a .npy file of sequence lengths) instead")
+        from .tables import CsvOptions, column_names, column_values
+
+        csv = CsvOptions(spec.delimiter, spec.header)
+        lengths = lengths_from_ids(column_values(files, fmt, column, csv=csv), column)
+        return lengths, [n for n in column_names(files[0], fmt, csv) if n != column]
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+        raise DataError(
+            f"sequence_column={column!r} names a column, but X has no column names; pass a DataFrame or files "
+            "with a header, or pass lengths= instead"
+        )
+    available = [str(c) for c in X.columns]
+    if column not in available:
+        raise DataError(f"X has no column {column!r}; it has {available}. Check the sequence_column you passed")
+    series = X[X.columns[available.index(column)]]
+    missing = np.asarray(series.isna())
+    if missing.any():
+        raise DataError(
+            f"X: column {column!r} has a null (missing) value at row {int(np.argmax(missing))} (0-based); "
+            "every row needs a sequence id"
+        )
+    lengths = lengths_from_ids([(series.to_numpy(), "X", 0)], column)
+    return lengths, [c for c in available if c != column]
 
 
 def validate_finite(source: Source, name: str = "X") -> None:

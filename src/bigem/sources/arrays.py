@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -59,6 +60,8 @@ def as_tensor(x, dtype: torch.dtype, device: torch.device) -> Tensor:
         return x.to(device=device, dtype=dtype).contiguous()
     if x.dtype.byteorder not in "=|":
         x = x.astype(x.dtype.newbyteorder("="))
+    if any(stride < 0 for stride in x.strides):  # a reversed view (e.g. DataFrame columns picked in reverse)
+        x = np.ascontiguousarray(x)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         t = torch.from_numpy(x)

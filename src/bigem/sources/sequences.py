@@ -9,7 +9,7 @@ fit ``rows_per_batch`` rows; a longer sequence is a batch of its own.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -93,3 +93,39 @@ class SequenceBatches:
 
     def take(self, rows: Tensor) -> Tensor:
         return self.rows.take(rows)
+
+
+def lengths_from_ids(batches: Iterable[tuple[np.ndarray, str, int]], column: str) -> np.ndarray:
+    """Sequence lengths from an id column: each run of consecutive equal ids is a sequence.
+
+    ``batches`` yields (ids, where, first row) in row order, ``where`` naming the file
+    (or "X") for messages. An id that comes back after another id is an error: the
+    rows of one sequence must be contiguous. Memory: the lengths and the set of ids seen.
+    """
+    lengths: list[int] = []
+    seen: set = set()
+    current, run = None, 0  # the open sequence (it may continue into the next batch)
+    for ids, where, first in batches:
+        n = len(ids)
+        if n == 0:
+            continue
+        starts = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])
+        runs = np.diff(np.append(starts, n)).tolist()
+        run_ids = ids[starts].tolist()
+        for i, (key, size) in enumerate(zip(run_ids, runs)):
+            if run and key == current:  # the open sequence goes on across the batch boundary
+                run += size
+                continue
+            if run:
+                lengths.append(run)
+                seen.add(current)
+            if key in seen:
+                raise DataError(
+                    f"{where}: sequence id {key!r} in column {column!r} appears again at row "
+                    f"{first + int(starts[i])} (0-based, of this file) after other ids; rows of a sequence "
+                    f"must be contiguous; sort by the id column (keeping the time order within each sequence)"
+                )
+            current, run = key, size
+    if run:
+        lengths.append(run)
+    return np.asarray(lengths, dtype=np.int64)

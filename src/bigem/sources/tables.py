@@ -450,3 +450,49 @@ class TableSource:
             if hi == len(local):
                 break
         return done
+
+
+# ---------------------------------------------------------------------------- one column
+def _open_reader(path: str, fmt: str, csv: CsvOptions | None):
+    if fmt == "csv":
+        return _CsvReader(path, csv or CsvOptions())
+    return {"parquet": _ParquetReader, "ipc": _IpcReader}[fmt](path)
+
+
+def column_names(path: str, fmt: str, csv: CsvOptions | None = None) -> list[str]:
+    """The columns of a file, from its schema."""
+    return list(_open_reader(path, fmt, csv).schema.names)
+
+
+def column_values(
+    files: list[str], fmt: str, column: str, *, csv: CsvOptions | None = None, batch_rows: int = 1 << 16
+) -> Iterator[tuple[np.ndarray, str, int]]:
+    """The values of one column, in row order, without reading any other column.
+
+    Yields (values as a numpy array, the file, the first row of the batch in that file).
+    Values keep their type (integers, strings, ...); a missing column raises with the
+    file's columns, a null with its file and row.
+    """
+    pa = import_pyarrow()
+    for path in files:
+        reader = _open_reader(path, fmt, csv)
+        names = list(reader.schema.names)
+        if column not in names:
+            raise DataError(
+                f"{path}: no column {column!r}; the file has {names}. "
+                "Check the spelling (names are case-sensitive) of the column you passed"
+            )
+        kw = {"numeric": []} if isinstance(reader, _CsvReader) else {}
+        first = 0
+        for batch in reader.batches([column], batch_rows, **kw):
+            values = batch.column(0)
+            if values.null_count:
+                row = first + int(np.argmax(values.is_null().to_numpy(zero_copy_only=False)))
+                raise DataError(
+                    f"{path}: column {column!r} has a null (missing) value at row {row} of this file "
+                    "(0-based); every row needs a value in this column"
+                )
+            if pa.types.is_dictionary(values.type):
+                values = values.dictionary_decode()
+            yield values.to_numpy(zero_copy_only=False), path, first
+            first += len(values)
