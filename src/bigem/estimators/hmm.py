@@ -22,6 +22,7 @@ rounding. Differences, all deliberate:
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import fields
 
 import numpy as np
@@ -98,14 +99,16 @@ _COMMON_DOC = """
 """
 
 
-class _BaseHMM(EstimatorBase):
+class _BaseHMM(EstimatorBase, ABC):
     _emission_letters = ""
     _integer_data = False  # sample() returns integers (symbols, counts)
     _estimator_type = "density_estimator"
 
     # -------------------------------------------------------------- hooks per emission
-    def _emission(self, s: dict):  # pragma: no cover - overridden
-        raise NotImplementedError
+    # Every concrete HMM defines the four abstract hooks; the two others default to nothing.
+    @abstractmethod
+    def _emission(self, s: dict):
+        """The emission model (math) for the validated settings."""
 
     def _emission_settings(self, s: dict) -> None:
         pass
@@ -113,14 +116,17 @@ class _BaseHMM(EstimatorBase):
     def _check_rows(self, source, s: dict) -> None:
         pass
 
+    @abstractmethod
     def _init_emission(self, s: dict, source, generator: torch.Generator, engine) -> None:
-        raise NotImplementedError
+        """Initial emission parameters (as hmmlearn's init_params letters ask)."""
 
+    @abstractmethod
     def _emission_params(self, s: dict, emission):
-        raise NotImplementedError
+        """The current emission parameters, as the emission model takes them."""
 
+    @abstractmethod
     def _set_emission(self, p) -> None:
-        raise NotImplementedError
+        """Fitted emission parameters to the public attributes (means_, covars_, ...)."""
 
     # -------------------------------------------------------------- settings
     def _settings(self) -> dict:

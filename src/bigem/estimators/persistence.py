@@ -45,6 +45,11 @@ def save_estimator(est, path) -> None:
     ]
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
+    _write(path, est, tensors, hyper, fitted)
+
+
+def _write(path, est, tensors: dict, hyper: dict, fitted: dict) -> None:
+    """One model file: tensors plus the metadata every kind of model carries."""
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -86,15 +91,7 @@ def save_hmm(est, path) -> None:
         "iter": int(monitor.iter) if monitor else 0,
         "converged": bool(monitor.converged) if monitor else False,
     }
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": type(est).__name__,
-        "bigem_version": __version__,
-        "hyper_parameters": hyper,
-        "fitted": fitted,
-    }
-    write_model_file(path, tensors, meta)
+    _write(path, est, tensors, hyper, fitted)
 
 
 def load(path: str | os.PathLike):
