@@ -121,3 +121,19 @@ def test_component_without_support_is_reseeded_not_nan(covariance_type):
     assert np.all(np.isfinite(gm.means_)) and np.all(np.isfinite(gm.covariances_))
     # the re-seeded component moved to the poorly explained cluster near (8, 8)
     assert np.min(np.linalg.norm(gm.means_ - 8, axis=1)) < 1.0
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 1000, 70_001])
+def test_float32_partial_sums_match_the_float64_product(n):
+    """The diag moments' float32 partials, added in float64, equal the float64 product to
+    float32 rounding of each input, whatever n is (whole runs, a tail, or only a tail)."""
+    from bigem.models.gaussian import weighted_sums
+
+    gen = torch.Generator().manual_seed(n)
+    rw = torch.rand(5, n, generator=gen)
+    feats = torch.randn(n, 9, generator=gen) * 3 + 10  # an offset: sums that do not cancel
+    exact = rw.double() @ feats.double()
+    got = weighted_sums(rw, feats)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), exact.numpy(), rtol=1e-6)  # a float32 product: 1e-5 at 7e4 rows
+    assert torch.equal(weighted_sums(rw.double(), feats.double()), exact)

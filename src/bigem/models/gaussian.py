@@ -5,7 +5,9 @@ Three pieces, each batched over the K components:
 * :func:`prepare` casts float64 parameters to the compute dtype once per E-step and
   re-expresses them about a centre ``c`` (the mean of the component means), so the
   products below never see the data's raw offset (float32 would cancel on it);
-* :func:`log_joint` gives log w_k + log N(x | mu_k, Sigma_k) for a block of centred rows;
+* :func:`log_joint` gives log w_k + log N(x | mu_k, Sigma_k) for a block of centred rows,
+  component-major (K, n): each component's row is contiguous, so the softmax over K
+  runs element-wise along n (vectorised) and the moment products read it as it is;
 * :class:`Moments` accumulates a chunk's responsibility-weighted first and second
   moments, about each component's shift (the previous means), in float64.
 
@@ -33,7 +35,7 @@ class Prepared:
     centre64: Tensor  # (D,) float64
     means_c: Tensor  # (K, D) compute dtype: means - centre
     shift_c64: Tensor  # (K, D) float64: means - centre, the moments' shift
-    factor: Tensor  # full: (K, D, D) U_k; tied: (D, D); diag/spherical: (2D+1, K), see block_features
+    factor: Tensor  # full: (K, D, D) U_k; tied: (D, D); diag/spherical: (K, 2D+1), see block_features
     offset: Tensor  # full: (K, 1, D) means_c_k @ U_k; tied: (K, D) means_c @ U; diag/spherical: unused
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
     quad: Tensor  # (K,) diag/spherical: sum_d mu_c^2 prec; else unused
@@ -61,7 +63,7 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
     else:  # diag, and spherical as a diag whose precisions are equal across features
         prec = diagonal_precisions(prec_chol, covariance_type, D)
         quad = (means_c64.square() * prec).sum(1)
-        factor = torch.cat([(-2.0 * means_c64 * prec).T, prec.T, quad[None]])  # rows for [x, x^2, 1]
+        factor = torch.cat([-2.0 * means_c64 * prec, prec, quad[:, None]], 1)  # columns for [x, x^2, 1]
         offset = quad.new_zeros(0)  # the bias row of factor carries it
     return Prepared(
         covariance_type,
@@ -151,21 +153,57 @@ def whiten(p: Prepared, xc: Tensor, ws: Workspace) -> Tensor:
 
 
 def log_joint(p: Prepared, feats: Tensor, log_w: Tensor, ws: Workspace, whitened: Tensor | None = None) -> Tensor:
-    """log w_k + log N(x | mu_k, Sigma_k) from :func:`block_features`.  -> (n, K).
+    """log w_k + log N(x | mu_k, Sigma_k) from :func:`block_features`.  -> (K, n), contiguous.
 
     full: squared norms of the whitened rows (:func:`whiten`, computed here if not given);
     tied: one (n x D) @ (D x D) product; diag/spherical: the expanded quadratic form as
-    one (n x 2D+1) @ (2D+1 x K) product whose scale and bias carry the constants,
-    capped at the constants (rounding can push a tiny distance below zero).
+    one (K x 2D+1) @ (2D+1 x n) product whose scale and bias carry the constants,
+    capped at the constants (rounding can push a tiny distance below zero). The
+    component-major product is also the faster one: with n as its long output side
+    the (n x 2D+1) @ (2D+1 x K) form ran 2-3x slower in MKL (measured at K=8, D=16).
     """
-    top = p.const + log_w
+    top = (p.const + log_w)[:, None]
     if p.covariance_type == "full":
         y = whiten(p, feats, ws) if whitened is None else whitened
-        return torch.linalg.vecdot(y, y).T.mul(-0.5).add_(top)
+        return torch.linalg.vecdot(y, y).mul_(-0.5).add_(top)
     if p.covariance_type == "tied":
-        y3 = (feats @ p.factor)[:, None, :] - p.offset[None]
+        y3 = (feats @ p.factor)[None] - p.offset[:, None, :]  # (K, n, D)
         return y3.square_().sum(-1).mul_(-0.5).add_(top)
-    return torch.addmm(top, feats, p.factor, alpha=-0.5).clamp_(max=top)
+    out = ws.get("log_joint", (p.factor.shape[0], feats.shape[0]), feats.dtype, feats.device)
+    torch.addmm(top, p.factor, feats.T, alpha=-0.5, out=out)
+    return torch.minimum(out, top, out=out)
+
+
+# Rows per float32 partial sum of the diag/spherical moment product: the partials are
+# added in float64, so float32 rounding accumulates over at most this many rows.
+_PARTIAL_ROWS = 256
+
+
+def weighted_sums(rw: Tensor, feats: Tensor) -> Tensor:
+    """rw @ feats in float64: (K, n) @ (n, W) -> (K, W).
+
+    A float64 product would need a float64 copy of feats (n x W): that copy and the
+    float64 GEMM cost more than the rest of the diag E-step together. Instead, float32
+    products over runs of ``_PARTIAL_ROWS`` rows (one batched product), whose partial
+    sums are added in float64: each partial carries rounding of about sqrt(256) eps,
+    independent between partials, so over n rows the total's relative error shrinks
+    like 256 eps / sqrt(n). Float64 inputs take one float64 product.
+    """
+    if feats.dtype == torch.float64:
+        return rw.to(torch.float64) @ feats
+    K, n = rw.shape
+    whole = n - n % _PARTIAL_ROWS
+    total = torch.zeros(K, feats.shape[1], dtype=torch.float64, device=feats.device)
+    if whole:
+        runs = whole // _PARTIAL_ROWS
+        parts = torch.bmm(
+            rw[:, :whole].reshape(K, runs, _PARTIAL_ROWS).transpose(0, 1),
+            feats[:whole].reshape(runs, _PARTIAL_ROWS, -1),
+        )
+        total += parts.sum(0, dtype=torch.float64)
+    if whole < n:
+        total += rw[:, whole:] @ feats[whole:]
+    return total
 
 
 class Moments:
@@ -179,15 +217,15 @@ class Moments:
              float64), then mapped back once per chunk by triangular solves in float64.
              Centred on each component's own shift, nothing cancels; whitened, every
              direction is O(1), so float32 rounding is relative in every eigen-direction;
-      diag/spherical: sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from the float64 product
-             rw^T [x, x^2, 1] about the centre (x^2 formed in the kernel dtype, which
-             prepare() only allows to be float32 where that costs < 1e-5 relative),
-             shifted once per chunk;
+      diag/spherical: sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from the product
+             rw [x, x^2, 1] about the centre (:func:`weighted_sums`: float32 partials over
+             256 rows, added in float64; x^2 formed in the kernel dtype, which prepare()
+             only allows to be float32 where that costs < 1e-5 relative), shifted once
+             per chunk;
       tied:  sum_xx (D, D) = sum_n w_n (x_n - c)(x_n - c)^T, the total scatter about the
              centre in float64 (the M-step subtracts the between-component part).
-    First moments come from rw^T x about the centre (float64 for diag/spherical/tied; for
-    full the compute dtype, which costs a relative 1e-7 of the means' spread in float32),
-    shifted once per chunk.
+    First moments come from rw x about the centre (:func:`weighted_sums`; float64 for
+    tied), shifted once per chunk. Responsibilities arrive component-major, (K, n).
     """
 
     def __init__(self, p: Prepared, K: int, D: int, device: torch.device, ws: Workspace) -> None:
@@ -199,26 +237,24 @@ class Moments:
         second = {"full": (K, D, D), "tied": (D, D)}.get(p.covariance_type)
         self.second = None if second is None else torch.zeros(second, **f64)
 
-    def add(self, feats: Tensor, rw: Tensor, rw64: Tensor, w: Tensor | None, whitened: Tensor | None = None) -> None:
-        """One block: :func:`block_features` of it, rw (n, K) weighted responsibilities (and
-        float64); full may pass the block's :func:`whiten` output, which this overwrites."""
+    def add(self, feats: Tensor, rw: Tensor, w: Tensor | None, whitened: Tensor | None = None) -> None:
+        """One block: :func:`block_features` of it and rw (K, n) weighted responsibilities;
+        full may pass the block's :func:`whiten` output, which this overwrites."""
         ct = self.p.covariance_type
         if ct in ("diag", "spherical"):
-            if feats.dtype != torch.float64:
-                feats = self.ws.get("rows_squares_ones64", feats.shape, torch.float64, feats.device).copy_(feats)
-            self.raw += rw64.T @ feats
+            self.raw += weighted_sums(rw, feats)
             return
         xc = feats
-        self.n_k += rw64.sum(0)
+        self.n_k += rw.sum(1, dtype=torch.float64)
         if ct == "full":
-            self.raw += rw.T @ xc
+            self.raw += weighted_sums(rw, xc)
             y = whiten(self.p, xc, self.ws) if whitened is None else whitened
-            y.mul_(rw.sqrt().T[:, :, None])  # consumes the whitened rows
+            y.mul_(rw.sqrt()[:, :, None])  # consumes the whitened rows
             self.second += torch.bmm(y.transpose(1, 2), y)
         else:
             x64 = self.ws.get("rows64", tuple(xc.shape), torch.float64, xc.device)
             x64.copy_(xc)
-            self.raw += rw64.T @ x64
+            self.raw += rw.to(torch.float64) @ x64
             xw = x64 if w is None else x64 * w.double()[:, None]
             self.second += xw.T @ x64
 
