@@ -5,6 +5,11 @@ iteration is the best of ITERS timed iterations after a warm-up (the median is p
 too), so initialisation and input validation are excluded for both libraries alike.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_gmm.py [--quick] [--cases a,b]
+    python benchmarks/bench_gmm.py --device cuda --no-sklearn   # on a GPU machine
+
+With ``--device cuda`` bigem computes on the GPU (the in-memory data is copied there once
+by ``fit``); "peak MB" is then the GPU's peak allocated memory, and the GEMM rate is the
+GPU's float32 rate.
 
 Prints one table; BENCHMARKS.md records the figures with the machine.
 """
@@ -100,15 +105,19 @@ def worker(spec: dict) -> dict:
         dtype = spec.get("dtype", "float32")
         if spec["lib"] == "bigem" and dtype == "float64":
             x = np.asarray(x, dtype=np.float64)
-        GaussianMixture(**kw, max_iter=1, dtype=dtype).fit(x)  # warm-up
-        est = GaussianMixture(**kw, max_iter=ITERS, dtype=dtype).fit(x)
+        device = spec.get("device", "cpu")
+        GaussianMixture(**kw, max_iter=1, dtype=dtype, device=device).fit(x)  # warm-up
+        if device != "cpu":
+            torch.cuda.reset_peak_memory_stats()
+        est = GaussianMixture(**kw, max_iter=ITERS, dtype=dtype, device=device).fit(x)
         times = est.history_[0]["seconds"]
         lower_bound = float(est.lower_bound_)
+    gpu = spec.get("device", "cpu") != "cpu" and spec["lib"] != "sklearn"
     return dict(
         per_iter=min(times),
         median_iter=statistics.median(times),
         lower_bound=lower_bound,
-        peak_rss_mb=peak_rss_mb(),
+        peak_rss_mb=torch.cuda.max_memory_allocated() / 2**20 if gpu else peak_rss_mb(),
         data_rss_mb=base_rss,
     )
 
@@ -117,16 +126,18 @@ def run_worker(spec: dict) -> dict:
     return _common.run_worker(__file__, spec)
 
 
-def gemm_rate(n: int, d: int, k: int) -> float:
+def gemm_rate(n: int, d: int, k: int, device: str = "cpu") -> float:
     """torch float32 GFLOP/s: the better of the E-step's (n x d) @ (d x k*d) product and a
     4096^2 square product, each into a reused buffer."""
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    x, w, out = torch.randn(n, d), torch.randn(d, k * d), torch.empty(n, k * d)
-    sq, res = torch.randn(4096, 4096), torch.empty(4096, 4096)
-    skinny = 2 * n * d * k * d / best_seconds(lambda: torch.mm(x, w, out=out))
-    square = 2 * 4096**3 / best_seconds(lambda: torch.mm(sq, sq, out=res))
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+    on = dict(device=device)
+    x, w, out = torch.randn(n, d, **on), torch.randn(d, k * d, **on), torch.empty(n, k * d, **on)
+    sq, res = torch.randn(4096, 4096, **on), torch.empty(4096, 4096, **on)
+    skinny = 2 * n * d * k * d / best_seconds(lambda: (torch.mm(x, w, out=out), sync()))
+    square = 2 * 4096**3 / best_seconds(lambda: (torch.mm(sq, sq, out=res), sync()))
     return max(skinny, square) / 1e9
 
 
@@ -136,6 +147,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1/10 of every size (smoke test)")
     ap.add_argument("--cases", default="all", help="comma list of: " + ",".join([*CASES, "stream"]))
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument("--device", default="cpu", help="bigem's device (scikit-learn always runs on the CPU)")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -144,9 +156,10 @@ def main() -> None:
     chosen = [*CASES, "stream"] if args.cases == "all" else args.cases.split(",")
     print(f"machine: {os.cpu_count()} cores; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}; "
           f"iterations timed: {ITERS} (best; median in brackets)")
-    rate = gemm_rate(1_000_000 // scale, 32, 16)
-    print(f"float32 GEMM rate (torch, best of E-step shape and 4096^2): {rate:.0f} GFLOP/s\n")
-    header = f"{'case':<18} {'library':<15} {'s/iter (median)':>16} {'RSS MB':>6} {'mean loglik':>14} {'speed-up':>9} {'ll rel diff':>11}"
+    rate = gemm_rate(1_000_000 // scale, 32, 16, args.device)
+    print(f"float32 GEMM rate (torch on {args.device}, best of E-step shape and 4096^2): {rate:.0f} GFLOP/s\n")
+    mem_label = "GPU MB" if args.device != "cpu" else "RSS MB"
+    header = f"{'case':<18} {'library':<15} {'s/iter (median)':>16} {mem_label:>6} {'mean loglik':>14} {'speed-up':>9} {'ll rel diff':>11}"
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="bigem-bench-") as tmp:
@@ -161,7 +174,7 @@ def main() -> None:
             np.save(init_path, init)
             del x
             libs = ["bigem"] + ([] if args.no_sklearn else ["sklearn"])
-            res = {lib: run_worker(dict(lib=lib, data=data, init=init_path, cov=c["cov"])) for lib in libs}
+            res = {lib: run_worker(dict(lib=lib, data=data, init=init_path, cov=c["cov"], device=args.device)) for lib in libs}
             for lib in libs:
                 r = res[lib]
                 ratio = res["sklearn"]["per_iter"] / r["per_iter"] if "sklearn" in res else float("nan")
@@ -181,13 +194,13 @@ def main() -> None:
             np.save(init_path, init)
             size_gb = x.nbytes / 1e9
             del x
-            mem = run_worker(dict(lib="bigem", data=data, init=init_path, cov=c["cov"]))
-            stream = run_worker(dict(lib="bigem-stream", data=data, init=init_path, cov=c["cov"]))
+            mem = run_worker(dict(lib="bigem", data=data, init=init_path, cov=c["cov"], device=args.device))
+            stream = run_worker(dict(lib="bigem-stream", data=data, init=init_path, cov=c["cov"], device=args.device))
             label = f"stream-{n:.0e}x{c['d']}"
             for lib, r in (("bigem in-memory", mem), ("bigem .npy", stream)):
                 print(f"{label:<18} {lib:<15} {r['per_iter']:>8.3f} ({r['median_iter']:.3f}) {r['peak_rss_mb']:>6.0f} {r['lower_bound']:>14.6f}")
             print(f"{'':<18} file {size_gb:.2f} GB; streamed/in-memory time per iteration: "
-                  f"{stream['per_iter'] / mem['per_iter']:.2f}x; streamed peak RSS {stream['peak_rss_mb']:.0f} MB")
+                  f"{stream['per_iter'] / mem['per_iter']:.2f}x; streamed peak {mem_label} {stream['peak_rss_mb']:.0f}")
 
 
 if __name__ == "__main__":

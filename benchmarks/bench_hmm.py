@@ -10,6 +10,7 @@ iterations after a warm-up (median printed too):
 - bigem: its driver's per-iteration clock (``monitor_.seconds``: E-step, M-step, engine).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_hmm.py [--quick] [--cases a-diag,...]
+    python benchmarks/bench_hmm.py --device cuda   # bigem on a GPU; hmmlearn on that machine's CPU
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def worker(spec: dict) -> dict:
         from bigem import GaussianHMM
 
         m = GaussianHMM(
-            K, covariance_type=spec["cov"], init_params="", params="stmc", n_iter=ITERS + 1, tol=0.0, dtype=spec["dtype"]
+            K, covariance_type=spec["cov"], init_params="", params="stmc", n_iter=ITERS + 1, tol=0.0, dtype=spec["dtype"],
+            device=spec.get("device", "cpu"),
         )
         m.startprob_, m.transmat_, m.means_, m.covars_ = (init[k] for k in ("startprob", "transmat", "means", "covars"))
         m.fit(x, lengths)
@@ -119,6 +121,7 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--libs", default=",".join(LIBS))
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--device", default="cpu", help="bigem's device (hmmlearn always runs on the CPU)")
     ap.add_argument("--quick", action="store_true", help="10x fewer steps, for iterating on the code")
     args = ap.parse_args()
     if args.worker:
@@ -127,7 +130,7 @@ def main() -> None:
     import torch
 
     print(f"torch {torch.__version__}, threads {os.cpu_count()}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
-    print(f"K={K}, D={D}, best (median) seconds per iteration over {ITERS} after a warm-up; bigem dtype {args.dtype}")
+    print(f"K={K}, D={D}, best (median) seconds per iteration over {ITERS} after a warm-up; bigem dtype {args.dtype} on {args.device}")
     print("| case | library | s / iter, best (median) | peak RSS MB | loglik | bigem speed-up |")
     print("|---|---|---:|---:|---:|---:|")
     for name in args.cases.split(","):
@@ -137,7 +140,7 @@ def main() -> None:
             case["n_seq"] = max(1, case["n_seq"] // 10)
         results = {}
         for lib in args.libs.split(","):
-            results[lib] = run_worker(dict(case, lib=lib, dtype=args.dtype))
+            results[lib] = run_worker(dict(case, lib=lib, dtype=args.dtype, device=args.device))
         ours = results.get("bigem")
         for lib, r in results.items():
             ratio = "" if ours is None or lib == "bigem" else f"{r['per_iter'] / ours['per_iter']:.2f}x"

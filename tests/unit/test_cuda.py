@@ -9,7 +9,11 @@ import torch
 from bigem import GaussianMixture
 from tests.conftest import COV_TYPES, init_kwargs, make_blobs
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.filterwarnings("ignore::bigem._core.errors.ConvergenceWarning"),  # fixed iteration counts
+]
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
@@ -32,3 +36,43 @@ def test_cuda_tensor_input_and_default_init():
     assert labels.shape == (len(X),)
     cpu = GaussianMixture(3, random_state=0).fit(X)
     np.testing.assert_allclose(np.sort(gm.means_, axis=0), np.sort(cpu.means_, axis=0), atol=1e-3)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_cuda_float32_fit_equals_cpu_float32_fit(covariance_type):
+    X, _, _ = make_blobs(2, n_per=3000, d=5)
+    kw = init_kwargs(X, 3, covariance_type) | dict(max_iter=20, tol=0.0)
+    cpu = GaussianMixture(**kw).fit(X)
+    gpu = GaussianMixture(**kw, device="cuda").fit(X)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gpu.covariances_, cpu.covariances_, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(gpu.lower_bound_, cpu.lower_bound_, rtol=1e-5)
+
+
+def test_cuda_streams_files_and_writes_predictions(tmp_path):
+    X, _, _ = make_blobs(3, n_per=5000, d=4)
+    np.save(tmp_path / "x.npy", X)
+    kw = init_kwargs(X, 3, "diag") | dict(dtype="float64", max_iter=10, tol=0.0, device="cuda")
+    memory = GaussianMixture(**kw).fit(X)
+    streamed = GaussianMixture(**kw, chunk_size=1000).fit(str(tmp_path / "x.npy"))
+    np.testing.assert_allclose(streamed.means_, memory.means_, rtol=1e-9)
+    out = streamed.predict_proba(str(tmp_path / "x.npy"), out=str(tmp_path / "p.npy"))
+    np.testing.assert_allclose(np.load(out), memory.predict_proba(X), rtol=1e-7, atol=1e-12)
+
+
+def test_cuda_weights_online_sampling_and_save_load(tmp_path):
+    X, _, _ = make_blobs(4, n_per=4000, d=3)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(X))
+    kw = init_kwargs(X, 3, "full") | dict(dtype="float64", max_iter=10, tol=0.0)
+    cpu = GaussianMixture(**kw).fit(X, sample_weight=w)
+    gpu = GaussianMixture(**kw, device="cuda").fit(X, sample_weight=w)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-9)
+    online = GaussianMixture(3, device="cuda", algorithm="online", batch_size=1000, random_state=0).fit(X)
+    assert np.isfinite(online.means_).all() and online.score(X) > cpu.score(X) - 0.05
+    drawn, labels = gpu.sample(500)
+    assert drawn.shape == (500, 3) and labels.shape == (500,)
+    gpu.save(tmp_path / "m.bigem")
+    from bigem import load
+
+    back = load(tmp_path / "m.bigem")
+    np.testing.assert_allclose(back.score_samples(X), gpu.score_samples(X), rtol=1e-9)

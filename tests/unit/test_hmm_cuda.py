@@ -8,7 +8,11 @@ import torch
 
 from bigem import CategoricalHMM, GaussianHMM
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.filterwarnings("ignore::bigem._core.errors.ConvergenceWarning"),  # fixed iteration counts
+]
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
@@ -35,3 +39,30 @@ def test_cuda_categorical_hmm_runs():
     m = CategoricalHMM(2, n_iter=5, random_state=0, device="cuda").fit(X, [1000, 1000])
     assert np.isfinite(m.emissionprob_).all()
     np.testing.assert_allclose(m.transmat_.sum(1), 1.0)
+
+
+def test_cuda_poisson_and_gmm_hmm_equal_cpu_in_float64():
+    from bigem import GMMHMM, PoissonHMM
+
+    rng = np.random.default_rng(2)
+    counts = np.concatenate([rng.poisson(lam, (400, 2)) for lam in (1.0, 8.0, 3.0)] * 3)
+    X = np.concatenate([rng.normal(m, 1.0, (400, 2)) for m in (0.0, 4.0)] * 3)
+    fits = {}
+    for device in ("cpu", "cuda"):
+        p = PoissonHMM(3, n_iter=5, tol=0.0, random_state=0, dtype="float64", device=device).fit(counts, [1200, 2400])
+        g = GMMHMM(2, n_mix=2, n_iter=5, tol=0.0, random_state=0, dtype="float64", device=device).fit(X, [1000, 1400])
+        fits[device] = (p, g)
+    for cpu, gpu in zip(fits["cpu"], fits["cuda"]):
+        np.testing.assert_allclose(gpu.monitor_.history, cpu.monitor_.history, rtol=1e-9)
+        np.testing.assert_allclose(gpu.transmat_, cpu.transmat_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_array_equal(fits["cuda"][0].decode(counts, [1200, 2400])[1], fits["cpu"][0].decode(counts, [1200, 2400])[1])
+
+
+def test_cuda_long_sequence_viterbi_and_sampling():
+    m = GaussianHMM(3, n_iter=3, random_state=0, device="cuda")
+    X = np.random.default_rng(3).normal(0, 1, (200_000, 2)) + np.repeat(np.arange(200) % 3, 1000)[:, None] * 4
+    m.fit(X)
+    logprob, path = m.decode(X)
+    assert np.isfinite(logprob) and path.shape == (200_000,)
+    drawn, states = m.sample(1000, random_state=0)
+    assert drawn.shape == (1000, 2) and states.shape == (1000,)

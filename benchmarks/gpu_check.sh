@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The GPU checks as one short run on a lent GPU machine (see BENCHMARKS.md, GPU):
+# the CUDA tests, then the GMM and HMM benchmarks with bigem on the GPU beside
+# scikit-learn / hmmlearn on that machine's CPU. Each step has its own time limit so
+# one slow step cannot eat the others; logs go to $OUT (or /tmp/bigem-gpu).
+#
+#   bash benchmarks/gpu_check.sh            # from the repository root
+#
+# The machine's python3 holds torch with CUDA; hmmlearn, if missing, can be carried as
+# a wheel in .whl/ (installed to /tmp/site below).
+set -u
+OUT=${OUT:-/tmp/bigem-gpu}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    nproc
+    python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"
+} 2>&1 | tee "$OUT/machine.txt"
+timeout "${TEST_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/unit/test_cuda.py tests/unit/test_hmm_cuda.py \
+    2>&1 | tee "$OUT/tests.txt"
+timeout "${GMM_S:-240}" python3 benchmarks/bench_gmm.py --device cuda ${GMM_ARGS:-} 2>&1 | tee "$OUT/bench_gmm.txt"
+timeout "${HMM_S:-180}" python3 benchmarks/bench_hmm.py --device cuda --libs bigem,hmmlearn-scaling 2>&1 \
+    | tee "$OUT/bench_hmm.txt"
