@@ -137,3 +137,17 @@ def test_float32_partial_sums_match_the_float64_product(n):
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), exact.numpy(), rtol=1e-6)  # a float32 product: 1e-5 at 7e4 rows
     assert torch.equal(weighted_sums(rw.double(), feats.double()), exact)
+
+
+@pytest.mark.parametrize("n", [100, 40 * 1024 + 17, 1 << 19])
+def test_float32_gram_partials_match_the_float64_product(n):
+    """The full-covariance second moments: float32 Gram products over runs of rows, added
+    in float64, equal the float64 product (one float32 product over a GPU-sized block
+    does not: 6e-6 at 4e4 rows, 2e-5 at 5e5)."""
+    from bigem.models.gaussian import gram_sums
+
+    y = torch.randn(3, n, 4, generator=torch.Generator().manual_seed(n)) + 5
+    exact = torch.bmm(y.double().transpose(1, 2), y.double())
+    got = gram_sums(y)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), exact.numpy(), rtol=1e-6)

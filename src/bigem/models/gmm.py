@@ -225,11 +225,13 @@ class GaussianMixtureModel:
     # ------------------------------------------------------------------ E-step
     def _block_rows(self, n_features: int, device: torch.device) -> int:
         K, D = self.n_components, n_features
+        runs = gaussian.GRAM_ROWS  # blocks of whole runs of the float32 partial sums
         if device.type != "cpu":  # GPUs want few, large launches; cap the (K, n, D) scratch at 256 MB
-            return max(1 << 14, (256 << 20) // (K * D * torch.finfo(self.dtype).bits // 8))
+            rows = (256 << 20) // (K * D * torch.finfo(self.dtype).bits // 8)
+            return max(4 * runs, rows // runs * runs)
         if self.covariance_type in ("full", "tied"):  # the (K, n, D) whitened rows
-            per_row = K * D * torch.finfo(self.dtype).bits // 8
-            return max(256, _CPU_BLOCK_BYTES // max(per_row, 1))
+            rows = _CPU_BLOCK_BYTES // max(K * D * torch.finfo(self.dtype).bits // 8, 1)
+            return max(256, rows if rows <= runs else rows // runs * runs)
         # diag/spherical: the (n, 2D+1) features and the (K, n) log-joints; large blocks
         # amortise the fixed cost of each element-wise step (measured best: 3-6 MB)
         per_row = (2 * D + 1 + K) * torch.finfo(self.dtype).bits // 8
