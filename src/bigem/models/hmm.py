@@ -25,7 +25,8 @@ How the forward-backward pass is organised (measured choices, see BENCHMARKS.md)
   lanes, and padding costs nothing. Python runs once per time step of the longest
   lane, not once per sequence.
 * **Long sequences are cut into segments.** A sequence of T steps becomes
-  ~sqrt(T) lanes of ~sqrt(T) steps. One pass computes each segment's transfer
+  ~sqrt(T) lanes of ~sqrt(T) steps (only where a batch has few long sequences: with
+  many lanes per step there are few Python steps to save, see ``_MAX_CUT_SEQUENCES``). One pass computes each segment's transfer
   matrix prod_t A diag(b_t) (K x K, renormalised every step), a short sequential
   pass over segments chains them into the exact filtered distribution entering
   each segment and the backward vector leaving it, then the ordinary batched
@@ -64,6 +65,11 @@ _WS = Workspace()
 # Lanes no longer than this are never split; longer sequences are cut into segments
 # of about sqrt(rows in the chunk) steps (at least this many).
 _MIN_SEGMENT = 256
+# At most this many sequences of a batch are cut, its longest. Cutting saves Python
+# steps but its transfer-matrix pass does K times a forward step's work per lane; with
+# many lanes the work outweighs the steps saved (measured, K=8: 1000 sequences of 1000
+# steps ran 2x faster uncut, 100 of 10,000 broke even, 20 of 50,000 ran 3x faster cut).
+_MAX_CUT_SEQUENCES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +208,9 @@ def make_lanes(lengths: np.ndarray, device: torch.device, segment: int | None = 
     lengths = np.asarray(lengths, dtype=np.int64)
     n_rows = int(lengths.sum())
     if segment is None:
-        segment = max(_MIN_SEGMENT, int(math.ceil(math.sqrt(n_rows))))
+        # never shorter than the longest uncut sequence: its steps run anyway
+        uncut = np.sort(lengths)[-_MAX_CUT_SEQUENCES - 1] if len(lengths) > _MAX_CUT_SEQUENCES else 0
+        segment = max(_MIN_SEGMENT, int(math.ceil(math.sqrt(n_rows))), int(uncut))
     seq_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     n_seg = np.maximum(1, -(-lengths // segment))
     seq_of = np.repeat(np.arange(len(lengths)), n_seg)
@@ -423,56 +431,71 @@ def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Ten
     if lanes.chain.shape[0] == 0:
         return pre, end, boundary
     every = _EVERY[dt]
-    U_t = torch.eye(K, dtype=dt, device=dev).repeat(S, 1, 1)
-    tmp_t = torch.empty(S * K, K, dtype=dt, device=dev)
+    # Transfer matrices lanes-innermost: V[m, i, s] = U_s[i, m]. A step is then one
+    # (K x K) @ (K x K*lanes) product and a scaling along contiguous lanes; lanes
+    # outermost, the same step was a (lanes*K x K) @ (K x K) product and a broadcast
+    # over rows of K, 2-3x slower (measured, K=8, 1000 lanes, numpy).
+    V_t = torch.eye(K, dtype=dt, device=dev)[:, :, None].repeat(1, 1, S)
+    tmp_t = torch.empty(K, K, S, dtype=dt, device=dev)
     ones_t = torch.ones(K * K, dtype=dt, device=dev)
     norm_t = torch.empty(S, dtype=dt, device=dev)
     eb0_t = eb[:S].clone()  # step 0 of lane i is packed row i
-    xp, (U, tmp, ones, norm, e, a_mat, at_mat, pi_v, pre_a, end_a, bnd_a, eb0) = _backend(
-        U_t, tmp_t, ones_t, norm_t, eb, A.contiguous(), A.T.contiguous(), pi.contiguous(), pre, end, boundary, eb0_t
+    xp, (V, tmp, ones, norm, e, at_mat, a_mat, pi_v, pre_a, end_a, bnd_a, eb0) = _backend(
+        V_t, tmp_t, ones_t, norm_t, eb, A.T.contiguous(), A.contiguous(), pi.contiguous(), pre, end, boundary, eb0_t
     )
+    # (K, N): each step's emissions along contiguous lanes (numpy transposes 2x faster than torch)
+    eT = np.ascontiguousarray(e.T) if xp is np else e.T.contiguous()
     with np.errstate(all="ignore"):  # underflow shows as NaN/0 downstream and is handled there
         # transfer U_s = prod_{t=1}^{len-1} A diag(eb_t) of every lane, rescaled every few steps
+        V2, tmp2 = V.reshape(K, K * S), tmp.reshape(K, K * S)
         for t in range(1, len(lanes.counts)):
             n, o = lanes.counts[t], lanes.offsets[t]
-            Ut = U[:n]
-            xp.matmul(Ut.reshape(n * K, K), a_mat, out=tmp[: n * K])
-            xp.multiply(tmp[: n * K].reshape(n, K, K), e[o : o + n, None, :], out=Ut)
+            Vt = V[:, :, :n]
+            if n == S:
+                xp.matmul(at_mat, V2, out=tmp2)  # (U_s A)[i, j] at [j, i, s]
+                prod = tmp
+            else:  # the alive lanes only (a copy: they are not contiguous in V)
+                prod = xp.matmul(at_mat, Vt.reshape(K, K * n)).reshape(K, K, n)
+            xp.multiply(prod[:, :, :n], eT[:, None, o : o + n], out=Vt)
             if t % every == 0:
-                xp.matmul(Ut.reshape(n, K * K), ones, out=norm[:n])
-                xp.divide(Ut, norm[:n, None, None], out=Ut)
+                xp.matmul(ones[None, :], V2.reshape(K * K, S)[:, :n], out=norm[None, :n])
+                xp.divide(Vt, norm[None, None, :n], out=Vt)
+        U = V.transpose(2, 1, 0) if xp is np else V.permute(2, 1, 0)  # (S, K, K): U[s] = U_s
+        # The sequential passes over segments, on per-sequence gathers made once:
+        # (n_long, n_segments, ...), slot j of a sequence = its segment j. Slots past a
+        # sequence's last segment hold lane 0's values; they are computed, never read.
         chain = lanes.chain
         n_long, n_segments = chain.shape
+        valid = chain >= 0
+        last = valid.sum(1) - 1
         ix = (lambda v: v) if xp is np else (lambda v: torch.from_numpy(v).to(dev))  # noqa: E731
+        lane_at = ix(np.where(valid, chain, 0))
+        Uc, e0c = U[lane_at], eb0[lane_at]
         col = ones[:K, None]
-        a = xp.zeros((n_long, K), dtype=U.dtype) if xp is np else torch.zeros(n_long, K, dtype=dt, device=dev)
-        for j in range(n_segments):
-            pos = np.nonzero(chain[:, j] >= 0)[0]
-            idx, pos = ix(chain[pos, j]), ix(pos)
-            if j == 0:
-                v = pi_v * eb0[idx]
-            else:
-                prev = a[pos]
-                p = prev @ a_mat
-                pre_a[idx] = p
-                bnd_a[idx] = prev
-                v = p * eb0[idx]
-            v = xp.matmul(v[:, None, :], U[idx])[:, 0, :]
-            a[pos] = v / (v @ col)
-        b = xp.ones((n_long, K), dtype=U.dtype) if xp is np else torch.ones(n_long, K, dtype=dt, device=dev)
-        last = lanes.lane_last.cpu().numpy()
-        for j in range(n_segments - 1, 0, -1):
-            pos = np.nonzero(chain[:, j] >= 0)[0]
-            lane_np = chain[pos, j]
-            restart = pos[last[lane_np]]  # sequences whose last segment is j start from ones
-            b[ix(restart)] = 1.0
-            idx, pidx, pos = ix(lane_np), ix(chain[pos, j - 1]), ix(pos)
-            bj = b[pos]
-            end_a[idx] = bj
-            v = xp.matmul(U[idx], bj[:, :, None])[:, :, 0] * eb0[idx]
+        into = xp.zeros((n_long, n_segments, K), dtype=Uc.dtype) if xp is np else Uc.new_zeros(n_long, n_segments, K)
+        into_pre, into_bnd, out_end = into, into.copy() if xp is np else into.clone(), into + 1.0
+        v = pi_v * e0c[:, 0]
+        for j in range(n_segments):  # the filtered distribution entering each segment
+            if j:
+                into_bnd[:, j] = a
+                into_pre[:, j] = p = a @ a_mat
+                v = p * e0c[:, j]
+            v = xp.matmul(v[:, None, :], Uc[:, j])[:, 0, :]
+            a = v / (v @ col)
+        restart = ix((last[:, None] == np.arange(n_segments)[None, :])[:, :, None])
+        b = out_end[:, 0] + 0.0
+        for j in range(n_segments - 1, 0, -1):  # the backward vector leaving each segment
+            b = xp.where(restart[:, j], out_end[:, j], b)  # a sequence's last segment ends in ones
+            out_end[:, j] = b
+            v = xp.matmul(Uc[:, j], b[:, :, None])[:, :, 0] * e0c[:, j]
             v = v @ at_mat
-            b[pos] = v / (v @ col)
-            end_a[pidx] = b[pos]
+            b = v / (v @ col)
+        out_end[:, 0] = b
+        later = valid.copy()
+        later[:, 0] = False  # first segments keep pi before them and no boundary
+        pre_a[ix(chain[later])] = into_pre[ix(later)]
+        bnd_a[ix(chain[later])] = into_bnd[ix(later)]
+        end_a[ix(chain[valid])] = out_end[ix(valid)]
     return pre, end, boundary
 
 
