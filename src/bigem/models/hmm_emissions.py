@@ -17,9 +17,13 @@ import torch
 from torch import Tensor
 
 from .._core.numerics import LOG_2PI, matmul, precision_cholesky
+from .._core.workspace import Workspace
 
 _ROW_BLOCK = 1 << 15  # rows per block of the (n, K, D) temporaries
 _SUM_BLOCK = 1 << 17  # rows per compute-dtype product before the float64 sum
+# Per-thread scratch: the row features of a block are rebuilt in the same memory for
+# the log-density and the statistics, not allocated per call (page faults).
+_WS = Workspace()
 
 
 def _fields_add(a, b):
@@ -35,13 +39,14 @@ def _fields_to(a, device):
 
 
 # ---------------------------------------------------------------------------- Gaussian
-def _features(xc: Tensor) -> Tensor:
-    """[1, xc, xc^2] per row: (n, 1 + 2D). Diagonal Gaussians are linear in these."""
-    out = torch.empty(xc.shape[0], 1 + 2 * xc.shape[1], dtype=xc.dtype, device=xc.device)
-    D = xc.shape[1]
+def _features(x: Tensor, centre: Tensor) -> Tensor:
+    """[1, x - centre, (x - centre)^2] per row: (n, 1 + 2D), in a reused per-thread buffer
+    (valid until the next call). Diagonal Gaussians are linear in these."""
+    n, D = x.shape
+    out = _WS.get("features", (n, 1 + 2 * D), x.dtype, x.device)
     out[:, 0] = 1.0
-    out[:, 1 : D + 1] = xc
-    out[:, D + 1 :].copy_(xc).square_()
+    xc = torch.sub(x, centre, out=out[:, 1 : D + 1])
+    torch.mul(xc, xc, out=out[:, D + 1 :])
     return out
 
 
@@ -99,7 +104,6 @@ class GaussianEmission:
         dtype = x.dtype
         K, D = p.means.shape
         centre = p.means.mean(0)
-        xc = x - centre.to(dtype)
         mc = p.means - centre
         ct = self.covariance_type
         if ct in ("diag", "spherical"):
@@ -109,7 +113,12 @@ class GaussianEmission:
             logdet = 0.5 * torch.log(prec).sum(1)
             const = -0.5 * D * LOG_2PI + logdet - 0.5 * (mc.square() * prec).sum(1)
             W = torch.cat([const[None, :], (mc * prec).T, (-0.5 * prec).T]).to(dtype).contiguous()
-            return matmul(_features(xc), W)
+            c = centre.to(dtype)
+            out = torch.empty(x.shape[0], K, dtype=dtype, device=x.device)
+            for s in range(0, x.shape[0], _SUM_BLOCK):
+                matmul(_features(x[s : s + _SUM_BLOCK], c), W, out=out[s : s + _SUM_BLOCK])
+            return out
+        xc = x - centre.to(dtype)
         U = p.prec_chol if ct == "full" else p.prec_chol.expand(K, D, D)  # (K, D, D)
         logdet = torch.log(torch.diagonal(U, dim1=-2, dim2=-1)).sum(-1)
         const = (-0.5 * D * LOG_2PI + logdet).to(dtype)
@@ -124,16 +133,17 @@ class GaussianEmission:
     def stats(self, p: GaussianParams, x: Tensor, gamma: Tensor) -> GaussianStats:
         K, D = p.means.shape
         centre = p.means.mean(0)
-        xc = x - centre.to(x.dtype)
         g = gamma.to(x.dtype)
         n = x.shape[0]
         if self.covariance_type in ("diag", "spherical"):
             # occupancy, first and second moments in one product: g^T [1, xc, xc^2], per row
             # block (bounding the compute-dtype accumulation), summed in float64
             m = torch.zeros(K, 1 + 2 * D, dtype=torch.float64, device=x.device)
+            c = centre.to(x.dtype)
             for s in range(0, n, _SUM_BLOCK):
-                m += matmul(g[s : s + _SUM_BLOCK].T, _features(xc[s : s + _SUM_BLOCK])).double()
+                m += matmul(g[s : s + _SUM_BLOCK].T, _features(x[s : s + _SUM_BLOCK], c)).double()
             return GaussianStats(m[:, 0].contiguous(), m[:, 1 : D + 1].contiguous(), m[:, D + 1 :].contiguous(), centre)
+        xc = x - centre.to(x.dtype)
         ones = torch.ones(min(n, _ROW_BLOCK), 1, dtype=x.dtype, device=x.device)
         m = torch.zeros(K, 1 + D, dtype=torch.float64, device=x.device)
         s2 = torch.zeros(K * D, D, dtype=torch.float64, device=x.device)
