@@ -61,7 +61,7 @@ class GMMHMM(_BaseHMM):
         init_params="stmcw",
         device="cpu",
         dtype="float32",
-        memory_budget="160MB",
+        memory_budget="128MB",
     ):
         self.n_components = n_components
         self.n_mix = n_mix

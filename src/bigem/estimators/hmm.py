@@ -94,11 +94,11 @@ _COMMON_DOC = """
         Where the arithmetic runs ('cpu', 'cuda', ...).
     dtype : {'float32', 'float64'} or torch dtype, default='float32'
         Precision of the forward-backward arithmetic; statistics and parameters are float64.
-    memory_budget : int or str, default='160MB'
+    memory_budget : int or str, default='128MB'
         Memory for a batch of sequences in flight (bytes, or a string such as '1GB').
         Larger batches mean fewer Python steps per iteration (each step serves every
         sequence of the batch); the default keeps the whole fit within hmmlearn's
-        footprint on 1e6 rows (BENCHMARKS.md) at the same speed as 256MB there.
+        footprint on 1e6 rows (BENCHMARKS.md) at about the speed of 256MB there.
 """
 
 
@@ -550,7 +550,7 @@ class GaussianHMM(_BaseHMM):
         init_params="stmc",
         device="cpu",
         dtype="float32",
-        memory_budget="160MB",
+        memory_budget="128MB",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -695,7 +695,7 @@ class CategoricalHMM(_BaseHMM):
         init_params="ste",
         device="cpu",
         dtype="float32",
-        memory_budget="160MB",
+        memory_budget="128MB",
     ):
         self.n_components = n_components
         self.startprob_prior = startprob_prior
@@ -812,7 +812,7 @@ class PoissonHMM(_BaseHMM):
         init_params="stl",
         device="cpu",
         dtype="float32",
-        memory_budget="160MB",
+        memory_budget="128MB",
     ):
         self.n_components = n_components
         self.startprob_prior = startprob_prior
