@@ -151,3 +151,23 @@ def test_float32_gram_partials_match_the_float64_product(n):
     got = gram_sums(y)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), exact.numpy(), rtol=1e-6)
+
+
+def test_float32_diag_far_from_the_centre_stays_float32_and_close_to_float64():
+    """Components 30 sd apart (each row's squares about 2000x its variance): the
+    expanded form still runs in float32, and its fit matches the float64 fit to 1e-4."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 30.0, (3, 8))
+    X = (centres[rng.integers(0, 3, 50_000)] + rng.normal(0, 1, (50_000, 8))).astype(np.float32)
+    kw = dict(n_components=3, covariance_type="diag", means_init=centres, weights_init=np.full(3, 1 / 3),
+              precisions_init=np.ones((3, 8)), max_iter=5, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f64 = GaussianMixture(**kw, dtype="float64").fit(X)
+        f32 = GaussianMixture(**kw, dtype="float32").fit(X)
+    model = GaussianMixtureModel(3, "diag", 1e-6, torch.float32)
+    params = model.make_params(torch.from_numpy(f32.weights_), torch.from_numpy(f32.means_), torch.from_numpy(f32.covariances_))
+    assert model._kernel_dtype(params) == torch.float32
+    np.testing.assert_allclose(f32.covariances_, f64.covariances_, rtol=1e-4)
+    np.testing.assert_allclose(f32.means_, f64.means_, atol=1e-4)
+    np.testing.assert_allclose(f32.lower_bound_, f64.lower_bound_, rtol=1e-6)
