@@ -170,4 +170,4 @@ def test_float32_diag_far_from_the_centre_stays_float32_and_close_to_float64():
     assert model._kernel_dtype(params) == torch.float32
     np.testing.assert_allclose(f32.covariances_, f64.covariances_, rtol=1e-4)
     np.testing.assert_allclose(f32.means_, f64.means_, atol=1e-4)
-    np.testing.assert_allclose(f32.lower_bound_, f64.lower_bound_, rtol=1e-6)
+    np.testing.assert_allclose(f32.lower_bound_, f64.lower_bound_, rtol=1e-5)
