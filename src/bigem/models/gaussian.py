@@ -35,8 +35,8 @@ class Prepared:
     centre64: Tensor  # (D,) float64
     means_c: Tensor  # (K, D) compute dtype: means - centre
     shift_c64: Tensor  # (K, D) float64: means - centre, the moments' shift
-    factor: Tensor  # full: (K, D, D) U_k; tied: (D, D); diag/spherical: (K, 2D+1), see block_features
-    offset: Tensor  # full: (K, 1, D) means_c_k @ U_k; tied: (K, D) means_c @ U; diag/spherical: unused
+    factor: Tensor  # full: (K, D+1, D) [U_k; -means_c_k U_k]; tied: (D, D); diag/spherical: (K, 2D+1)
+    offset: Tensor  # tied: (K, D) means_c @ U; else unused (the factor's last row carries it)
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
     quad: Tensor  # (K,) diag/spherical: sum_d mu_c^2 prec; else unused
     prec_chol64: Tensor  # float64 precision factors, to map whitened moments back (full)
@@ -55,8 +55,9 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
     const = -0.5 * D * LOG_2PI + logdet * torch.ones(K, dtype=means.dtype, device=means.device)
     quad = torch.zeros_like(const)
     if covariance_type == "full":
-        factor = prec_chol
         offset = torch.einsum("kd,kde->ke", means_c64, prec_chol)[:, None, :]
+        factor = torch.cat([prec_chol, -offset], 1)  # rows for [x, 1]: one product whitens
+        offset = offset.new_zeros(0)
     elif covariance_type == "tied":
         factor = prec_chol
         offset = means_c64 @ prec_chol
@@ -134,28 +135,34 @@ def centre_of(means: Tensor) -> Tensor:
 
 
 def block_features(p: Prepared, x: Tensor, ws: Workspace) -> Tensor:
-    """What the kernels below read for a block of rows x (any float dtype), centred:
-    xc = x - centre (n, D) for full/tied; [xc, xc^2, 1] (n, 2D+1) for diag/spherical, the
-    one matrix that both the log-density (its expanded quadratic form) and the moments
-    (rw^T [x, x^2, 1] = [first, second, n_k]) multiply, so the squares are formed once.
-    Either way its first D columns are the centred rows."""
-    if p.covariance_type in ("full", "tied"):
-        return x.to(p.centre.dtype) - p.centre
+    """What the kernels below read for a block of rows x (any float dtype), centred, in a
+    reused buffer: xc = x - centre (n, D) for tied; [xc, 1] (n, D+1) for full (the ones
+    column turns the whitening's offset and the moments' counts into the same products);
+    [xc, xc^2, 1] (n, 2D+1) for diag/spherical, the one matrix that both the log-density
+    (its expanded quadratic form) and the moments (rw [x, x^2, 1] = [first, second, n_k])
+    multiply, so the squares are formed once. Either way its first D columns are the
+    centred rows."""
     n, D = x.shape
-    feats = ws.get("rows_squares_ones", (n, 2 * D + 1), p.centre.dtype, x.device)
+    dt = p.centre.dtype
+    if p.covariance_type == "tied":
+        return torch.sub(x, p.centre, out=ws.get("rows_centred", (n, D), dt, x.device))
+    width = D + 1 if p.covariance_type == "full" else 2 * D + 1
+    feats = ws.get("rows_features", (n, width), dt, x.device)
     xc = torch.sub(x, p.centre, out=feats[:, :D])
-    torch.mul(xc, xc, out=feats[:, D : 2 * D])
-    feats[:, 2 * D].fill_(1.0)
+    if width > D + 1:
+        torch.mul(xc, xc, out=feats[:, D : 2 * D])
+    feats[:, width - 1].fill_(1.0)
     return feats
 
 
-def whiten(p: Prepared, xc: Tensor, ws: Workspace) -> Tensor:
-    """full only: y_k = (x - mu_k) U_k for every component, one batched product into a
-    reused (K, n, D) buffer. The log-density reads its squared norms, the moments reuse it."""
-    n, D = xc.shape
-    K = p.const.shape[0]
-    y = ws.get("whitened", (K, n, D), xc.dtype, xc.device)
-    return torch.baddbmm(p.offset, xc.expand(K, n, D), p.factor, beta=-1.0, out=y)
+def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
+    """full only: y_k = (x - mu_k) U_k for every component from [xc, 1], one batched
+    product into a reused (K, n, D) buffer. The log-density reads its squared norms,
+    the moments reuse it."""
+    n = feats.shape[0]
+    K, _, D = p.factor.shape
+    y = ws.get("whitened", (K, n, D), feats.dtype, feats.device)
+    return torch.bmm(feats.expand(K, n, D + 1), p.factor, out=y)
 
 
 def log_joint(p: Prepared, feats: Tensor, log_w: Tensor, ws: Workspace, whitened: Tensor | None = None) -> Tensor:
@@ -171,7 +178,9 @@ def log_joint(p: Prepared, feats: Tensor, log_w: Tensor, ws: Workspace, whitened
     top = (p.const + log_w)[:, None]
     if p.covariance_type == "full":
         y = whiten(p, feats, ws) if whitened is None else whitened
-        return torch.linalg.vecdot(y, y).mul_(-0.5).add_(top)
+        # squared norms by one reduction with no (K, n, D) temporary: vecdot's fresh
+        # temporary per block cost as much as the whitening product itself (profiled)
+        return torch.linalg.vector_norm(y, dim=-1).square_().mul_(-0.5).add_(top)
     if p.covariance_type == "tied":
         y3 = (feats @ p.factor)[None] - p.offset[:, None, :]  # (K, n, D)
         return y3.square_().sum(-1).mul_(-0.5).add_(top)
@@ -213,10 +222,11 @@ def weighted_sums(rw: Tensor, feats: Tensor) -> Tensor:
 
 
 # Rows per float32 partial of the full-covariance second moments (one (D x D) Gram
-# product per component and run, added in float64). CPU blocks hold 2-8 runs; a GPU
-# block holds 1e5-1e6 rows, where one float32 sum over all of them cost three digits of
-# the log-likelihood (measured on an H200: 9e-6 relative at N=4e6, D=16, K=8).
-GRAM_ROWS = 1024
+# product per component and run, added in float64). CPU blocks hold 2k-8k rows (one
+# or two runs: splitting them finer cost 30% of the Gram product); a GPU block holds
+# 1e5-1e6 rows, where one float32 sum over all of them cost three digits of the
+# log-likelihood (measured on an H200: 9e-6 relative at N=4e6, D=16, K=8).
+GRAM_ROWS = 4096
 
 
 def gram_sums(y: Tensor) -> Tensor:
@@ -261,8 +271,8 @@ class Moments:
         self.p, self.ws = p, ws
         f64 = dict(dtype=torch.float64, device=device)
         self.n_k = torch.zeros(K, **f64)
-        wide = p.covariance_type in ("diag", "spherical")
-        self.raw = torch.zeros(K, 2 * D + 1 if wide else D, **f64)  # rw^T x (diag: rw^T [x, x^2, 1])
+        width = {"diag": 2 * D + 1, "spherical": 2 * D + 1, "full": D + 1}.get(p.covariance_type, D)
+        self.raw = torch.zeros(K, width, **f64)  # rw [x, (x^2,) 1] as block_features gives them
         second = {"full": (K, D, D), "tied": (D, D)}.get(p.covariance_type)
         self.second = None if second is None else torch.zeros(second, **f64)
 
@@ -273,14 +283,14 @@ class Moments:
         if ct in ("diag", "spherical"):
             self.raw += weighted_sums(rw, feats)
             return
-        xc = feats
-        self.n_k += rw.sum(1, dtype=torch.float64)
         if ct == "full":
-            self.raw += weighted_sums(rw, xc)
-            y = whiten(self.p, xc, self.ws) if whitened is None else whitened
+            self.raw += weighted_sums(rw, feats)  # its last column: n_k
+            y = whiten(self.p, feats, self.ws) if whitened is None else whitened
             y.mul_(rw.sqrt()[:, :, None])  # consumes the whitened rows
             self.second += gram_sums(y)
         else:
+            xc = feats
+            self.n_k += rw.sum(1).double()  # a cascade sum per block; float64 across blocks
             x64 = self.ws.get("rows64", tuple(xc.shape), torch.float64, xc.device)
             x64.copy_(xc)
             self.raw += rw.to(torch.float64) @ x64
@@ -291,7 +301,7 @@ class Moments:
         """(n_k, sum_x, sum_xx) with moments about the shift (see the class docstring)."""
         shift = self.p.shift_c64
         D = shift.shape[1]
-        n_k = self.n_k if self.second is not None else self.raw[:, 2 * D]
+        n_k = self.n_k if self.p.covariance_type == "tied" else self.raw[:, -1]
         first = self.raw[:, :D]
         sum_x = first - n_k[:, None] * shift
         if self.p.covariance_type == "full":  # whitened: S_k = U_k^-T S^w_k U_k^-1

@@ -300,7 +300,7 @@ class GaussianMixtureModel:
             wb = None if w is None else w[s : s + step].to(kdt)
             feats = gaussian.block_features(prep, x[s : s + step], self._ws)
             xc = feats[:, :D]
-            whitened = gaussian.whiten(prep, xc, self._ws) if self.covariance_type == "full" else None
+            whitened = gaussian.whiten(prep, feats, self._ws) if self.covariance_type == "full" else None
             if mode == "hard":
                 dist = squared_distances(xc, prep.means_c)
                 log_norm = -dist.min(1).values
