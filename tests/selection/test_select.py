@@ -106,7 +106,7 @@ def test_degenerate_candidates_are_flagged_dropped_and_named():
         collapsed = degenerate_components(est)
         assert bool(collapsed) == row["degenerate"]
         for k in collapsed:  # the collapsed component sits on the repeated value, variance at the floor
-            assert est.means_[k, 0] == pytest.approx(4.0, abs=1e-6)
+            assert est.means_[k, 0] == pytest.approx(4.0, abs=1e-5)  # float32 rounding of x - centre
             assert est.covariances_[k, 0, 0] <= 2 * est.reg_covar
     # the spike wins on BIC: it would be chosen if allowed
     spike_bic = min(r["bic"] for r in result.table if r["degenerate"])

@@ -421,3 +421,9 @@ def test_cpu_e_step_holds_numpy_blas_to_one_thread_and_restores_it(monkeypatch):
     free = given(GaussianHMM(K, n_iter=3, init_params="", dtype="float64")).fit(X)
     np.testing.assert_allclose(free.means_, limited.means_, rtol=1e-12)
     np.testing.assert_allclose(free.monitor_.history, limited.monitor_.history, rtol=1e-12)
+
+
+def test_default_batch_budget_is_small_on_the_cpu_and_explicit_values_win():
+    """None: 128MB on the CPU (peak memory within hmmlearn's); an explicit budget is kept."""
+    assert GaussianHMM(2)._settings()["memory_budget"] == 128 * 10**6
+    assert GaussianHMM(2, memory_budget="1GB")._settings()["memory_budget"] == 10**9

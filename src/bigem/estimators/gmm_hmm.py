@@ -61,7 +61,7 @@ class GMMHMM(_BaseHMM):
         init_params="stmcw",
         device="cpu",
         dtype="float32",
-        memory_budget="128MB",
+        memory_budget=None,
     ):
         self.n_components = n_components
         self.n_mix = n_mix
