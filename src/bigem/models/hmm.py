@@ -462,7 +462,7 @@ def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Ten
                 prod = xp.matmul(at_mat, Vt.reshape(K, K * n)).reshape(K, K, n)
             xp.multiply(prod[:, :, :n], eT[:, None, o : o + n], out=Vt)
             if t % every == 0:
-                xp.matmul(ones[None, :], V2.reshape(K * K, S)[:, :n], out=norm[None, :n])
+                xp.matmul(ones[None, :], V.reshape(K * K, S)[:, :n], out=norm[None, :n])
                 xp.divide(Vt, norm[None, None, :n], out=Vt)
     _chain_segments(lanes.chain, V_t.permute(2, 1, 0), eb[:S], pi, A, pre, end, boundary)  # lane i's step 0: row i
     return pre, end, boundary
