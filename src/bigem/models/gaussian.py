@@ -38,7 +38,6 @@ class Prepared:
     factor: Tensor  # full: (K, D+1, D) [U_k; -means_c_k U_k]; tied: (D, D); diag/spherical: (K, 2D+1)
     offset: Tensor  # tied: (K, D) means_c @ U; else unused (the factor's last row carries it)
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
-    quad: Tensor  # (K,) diag/spherical: sum_d mu_c^2 prec; else unused
     prec_chol64: Tensor  # float64 precision factors, to map whitened moments back (full)
 
 
@@ -53,11 +52,10 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
     means_c64 = means - centre64
     logdet = log_det_precision_cholesky(prec_chol, covariance_type, D)
     const = -0.5 * D * LOG_2PI + logdet * torch.ones(K, dtype=means.dtype, device=means.device)
-    quad = torch.zeros_like(const)
     if covariance_type == "full":
-        offset = torch.einsum("kd,kde->ke", means_c64, prec_chol)[:, None, :]
-        factor = torch.cat([prec_chol, -offset], 1)  # rows for [x, 1]: one product whitens
-        offset = offset.new_zeros(0)
+        shifted = torch.einsum("kd,kde->ke", means_c64, prec_chol)[:, None, :]
+        factor = torch.cat([prec_chol, -shifted], 1)  # rows for [x, 1]: one product whitens
+        offset = const.new_zeros(0)
     elif covariance_type == "tied":
         factor = prec_chol
         offset = means_c64 @ prec_chol
@@ -65,7 +63,7 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
         prec = diagonal_precisions(prec_chol, covariance_type, D)
         quad = (means_c64.square() * prec).sum(1)
         factor = torch.cat([-2.0 * means_c64 * prec, prec, quad[:, None]], 1)  # columns for [x, x^2, 1]
-        offset = quad.new_zeros(0)  # the bias row of factor carries it
+        offset = const.new_zeros(0)  # the bias column of factor carries it
     return Prepared(
         covariance_type,
         centre64.to(dtype),
@@ -75,7 +73,6 @@ def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch
         factor.to(dtype),
         offset.to(dtype),
         const.to(dtype),
-        quad.to(dtype),
         prec_chol,
     )
 
@@ -270,7 +267,7 @@ class Moments:
     def __init__(self, p: Prepared, K: int, D: int, device: torch.device, ws: Workspace) -> None:
         self.p, self.ws = p, ws
         f64 = dict(dtype=torch.float64, device=device)
-        self.n_k = torch.zeros(K, **f64)
+        self.n_k = torch.zeros(K, **f64)  # tied only; the others count in raw's last column
         width = {"diag": 2 * D + 1, "spherical": 2 * D + 1, "full": D + 1}.get(p.covariance_type, D)
         self.raw = torch.zeros(K, width, **f64)  # rw [x, (x^2,) 1] as block_features gives them
         second = {"full": (K, D, D), "tied": (D, D)}.get(p.covariance_type)
