@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bigem import GaussianMixture
-from bigem._core.stats import tree_sum
+from bigem._core.stats import lowest_indices, tree_sum
 from bigem._core.types import Chunk
 from bigem.models.gmm import GaussianMixtureModel
 from tests.conftest import COV_TYPES
@@ -88,3 +88,20 @@ def test_statistics_add_up_in_any_grouping(seed, cuts, covariance_type, weighted
             torch.testing.assert_close(getattr(combined, name), getattr(whole, name), rtol=1e-10, atol=1e-9)
         assert combined.rows == 100
         torch.testing.assert_close(combined.worst_ll.sort().values, whole.worst_ll.sort().values)
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(0, 3000),
+    m=st.integers(1, 20),
+    levels=st.integers(2, 10_000),
+)
+def test_lowest_indices_are_the_m_smallest(seed, n, m, levels):
+    """The grouped search returns exactly topk's values (ties included: few levels make many)."""
+    rng = np.random.default_rng(seed)
+    values = torch.from_numpy(rng.integers(0, levels, n).astype(np.float32))
+    idx = lowest_indices(values, m)
+    assert len(set(idx.tolist())) == len(idx) == min(n, m)
+    expected = torch.topk(values, min(n, m), largest=False).values
+    torch.testing.assert_close(values[idx].sort().values, expected.sort().values)

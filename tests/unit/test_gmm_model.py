@@ -171,3 +171,23 @@ def test_float32_diag_far_from_the_centre_stays_float32_and_close_to_float64():
     np.testing.assert_allclose(f32.covariances_, f64.covariances_, rtol=1e-4)
     np.testing.assert_allclose(f32.means_, f64.means_, atol=1e-4)
     np.testing.assert_allclose(f32.lower_bound_, f64.lower_bound_, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_column_major_rows_give_the_same_statistics(covariance_type, dtype):
+    """A file source's blocks arrive column-major (a transposed view): the E-step builds
+    its features in that layout, and every statistic equals the row-major chunk's."""
+    rng = np.random.default_rng(3)
+    model = GaussianMixtureModel(4, covariance_type, 1e-6, dtype)
+    params = random_params(model, rng, 4, 5)
+    x = torch.from_numpy(rng.normal(0, 3, (30_001, 5))).to(dtype)
+    cols = x.T.contiguous().T
+    assert cols.stride() == (1, x.shape[0]) and torch.equal(cols, x)
+    w = torch.from_numpy(rng.uniform(0, 2, x.shape[0])).to(dtype)
+    for weight in (None, w):
+        a = model.e_step(params, Chunk(x, weight, 0))
+        b = model.e_step(params, Chunk(cols, weight, 0))
+        tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-9)
+        for name in ("resp_sum", "sum_x", "sum_xx", "loglik", "worst_ll", "worst_x"):
+            torch.testing.assert_close(getattr(b, name), getattr(a, name), **tol)

@@ -39,6 +39,32 @@ def tree_sum(parts: Iterable[S]) -> S:
     return level[0]
 
 
+# Values per group of :func:`lowest_indices`' first, vectorised pass.
+_GROUP = 64
+
+
+def lowest_indices(values: "torch.Tensor", m: int) -> "torch.Tensor":
+    """Indices of the m smallest of a 1-D tensor (ties broken arbitrarily, as topk does).
+
+    The m smallest lie in at most m groups of ``_GROUP`` consecutive values, and those
+    groups are among the m with the smallest minima. So one vectorised min per group,
+    a top-m over n/64 minima and one over m*64 candidates replace a top-m over all n,
+    which on CPU cost 9 ns a value (9% of a K=8 diag E-step, profiled).
+    """
+    n = values.shape[0]
+    if n <= m:
+        return torch.arange(n, device=values.device)
+    whole = n - n % _GROUP
+    if whole <= m * _GROUP:
+        return torch.topk(values, m, largest=False, sorted=False).indices
+    groups = torch.topk(values[:whole].view(-1, _GROUP).amin(1), m, largest=False, sorted=False).indices
+    offsets = torch.arange(_GROUP, device=values.device)
+    cand = (groups[:, None] * _GROUP + offsets).reshape(-1)
+    if whole < n:
+        cand = torch.cat([cand, torch.arange(whole, n, device=values.device)])
+    return cand[torch.topk(values[cand], m, largest=False, sorted=False).indices]
+
+
 def merge_lowest(values: "torch.Tensor", rows: "torch.Tensor", m: int) -> tuple["torch.Tensor", "torch.Tensor"]:
     """The m smallest ``values`` and their ``rows``: a min-monoid, so it merges like a sum.
 

@@ -138,14 +138,23 @@ def block_features(p: Prepared, x: Tensor, ws: Workspace) -> Tensor:
     [xc, xc^2, 1] (n, 2D+1) for diag/spherical, the one matrix that both the log-density
     (its expanded quadratic form) and the moments (rw [x, x^2, 1] = [first, second, n_k])
     multiply, so the squares are formed once. Either way its first D columns are the
-    centred rows."""
+    centred rows.
+
+    The buffer takes the layout of x: column-major rows (a file source's blocks, whose
+    columns are decoded one by one) give a transposed view of a feature-major buffer.
+    Transposing while centring cost 15x a straight pass (720 vs 50 us per 24k rows
+    of 16 features); the products take either layout at about the same speed.
+    """
     n, D = x.shape
     dt = p.centre.dtype
-    if p.covariance_type == "tied":
-        return torch.sub(x, p.centre, out=ws.get("rows_centred", (n, D), dt, x.device))
-    width = D + 1 if p.covariance_type == "full" else 2 * D + 1
-    feats = ws.get("rows_features", (n, width), dt, x.device)
+    width = {"tied": D, "full": D + 1}.get(p.covariance_type, 2 * D + 1)
+    if x.stride(0) == 1 and D > 1:
+        feats = ws.get("rows_features_t", (width, n), dt, x.device).T
+    else:
+        feats = ws.get("rows_features", (n, width), dt, x.device)
     xc = torch.sub(x, p.centre, out=feats[:, :D])
+    if p.covariance_type == "tied":
+        return xc
     if width > D + 1:
         torch.mul(xc, xc, out=feats[:, D : 2 * D])
     feats[:, width - 1].fill_(1.0)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .._core.errors import NumericalError, ParameterError
 from .._core.numerics import covariance_from_precision_cholesky, precision_cholesky
-from .._core.stats import merge_lowest
+from .._core.stats import lowest_indices, merge_lowest
 from .._core.types import COVARIANCE_TYPES, Chunk
 from .._core.workspace import Workspace
 from . import gaussian
@@ -143,15 +143,15 @@ class GMMStats:
 _EXP_FLOOR = {torch.float32: -69.0, torch.float64: -690.0}
 
 
-def normalise_log(log_joint: Tensor) -> tuple[Tensor, Tensor]:
-    """Responsibilities and log normaliser of (K, n) log joints, in place, one exp pass.
+def normalise_log(log_joint: Tensor, out: Tensor) -> Tensor:
+    """Responsibilities of (K, n) log joints, in place, one exp pass; the log normaliser
+    (each row's log-likelihood) goes to ``out`` (n,).
 
     Columns are shifted by their maximum before exp, so no row underflows to 0/0 (a row
     whose every entry is -inf keeps -inf as its normaliser). Component-major, every
     step is element-wise along n over K rows: vectorised, no short inner reductions.
     """
-    peak = torch.amax(log_joint, 0)
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    peak = torch.amax(log_joint, 0).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     # Floor the log-ratios before exp: torch's vectorised exp takes a slow path for large
     # negative inputs (3-7x slower per call), and responsibilities near the underflow
     # limit turn into subnormal numbers in the moment products (squares, sqrt(rw)), which
@@ -161,7 +161,8 @@ def normalise_log(log_joint: Tensor) -> tuple[Tensor, Tensor]:
     resp = log_joint.sub_(peak).clamp_(min=floor).exp_()
     total = resp.sum(0)
     resp.div_(total)
-    return resp, total.log_().add_(peak)
+    torch.add(total.log_(), peak, out=out)
+    return resp
 
 
 class GaussianMixtureModel:
@@ -292,33 +293,35 @@ class GaussianMixtureModel:
         kdt = prep.centre.dtype
         log_w = torch.log(params.weights).to(kdt)
         moments = gaussian.Moments(prep, K, D, device, self._ws)
-        loglik = torch.zeros((), dtype=torch.float64, device=device)
-        low_ll, low_x = [], []
+        # each row's log-likelihood, kept for the chunk: its sum and its K lowest rows
+        # (re-seeding candidates) then take two whole-chunk passes rather than a few
+        # small ops per block, whose fixed costs showed in the profile
+        log_norm = self._ws.get("log_norm", (x.shape[0],), kdt, device)
         given = resp_fn(chunk) if mode == "given" else None
         step = self._block_rows(D, device)
         for s in range(0, x.shape[0], step):
             wb = None if w is None else w[s : s + step].to(kdt)
             feats = gaussian.block_features(prep, x[s : s + step], self._ws)
             xc = feats[:, :D]
+            ln = log_norm[s : s + step]
             whitened = gaussian.whiten(prep, feats, self._ws) if self.covariance_type == "full" else None
             if mode == "hard":
                 dist = squared_distances(xc, prep.means_c)
-                log_norm = -dist.min(1).values
+                torch.neg(dist.min(1).values, out=ln)
                 resp = torch.nn.functional.one_hot(dist.argmin(1), K).T.to(xc.dtype)
             elif mode == "given":
                 resp = given[s : s + step].T.to(xc.dtype)
-                log_norm = torch.zeros(resp.shape[1], dtype=xc.dtype, device=device)
+                ln.zero_()
             else:
-                resp, log_norm = normalise_log(gaussian.log_joint(prep, feats, log_w, self._ws, whitened))
-            rw = resp if wb is None else resp * wb
-            moments.add(feats, rw, wb, whitened)
-            ln64 = log_norm.double()
-            loglik += ln64.sum() if wb is None else ln64 @ wb.double()
-            cand = ln64 if wb is None else torch.where(wb > 0, ln64, torch.inf)
-            low = torch.topk(cand, min(K, cand.shape[0]), largest=False, sorted=False).indices
-            low_ll.append(cand[low])
-            low_x.append(xc[low])
-        worst_ll, worst_x = merge_lowest(torch.cat(low_ll), torch.cat(low_x).double() + prep.centre64, K)
+                resp = normalise_log(gaussian.log_joint(prep, feats, log_w, self._ws, whitened), out=ln)
+            moments.add(feats, resp if wb is None else resp * wb, wb, whitened)
+        if w is None:
+            loglik, cand = log_norm.sum(dtype=torch.float64), log_norm
+        else:
+            loglik = log_norm.double() @ w.double()
+            cand = torch.where(w > 0, log_norm, torch.inf)
+        low = lowest_indices(cand, K)
+        worst_ll, worst_x = cand[low].double(), x[low].double()
         resp_sum, sum_x, sum_xx = moments.result()
         weight_sum = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
         return GMMStats(
