@@ -214,6 +214,8 @@ BAD = [
     (("plot", "{d}/model.bigem", "-o", "{t}/f.png"), "plot", "--kind fit needs DATA"),
     (("plot", "{d}/model.bigem", "{d}/d.npy", "--pair", "0,q", "-o", "{t}/f.png"), "plot", "unknown column 'q'"),
     (("frobnicate",), "", "invalid choice: 'frobnicate'"),
+    (("fit", "{d}/d.npy", "-k", "2", "--sample-weight", "c", "-o", "{t}/m.bigem"), "fit", "d.npy: a .npy file has no column names, so it has no weight column"),
+    (("fit", "{d}/d.csv", "-k", "2", "--sample-weight", "q", "-o", "{t}/m.bigem"), "fit", "no column(s) ['q']; the file has ['a', 'b', 'c']"),
 ]
 
 
@@ -275,3 +277,23 @@ def test_parquet_in_parquet_out(files, tmp_path, capsys):
     np.testing.assert_allclose(dens.column("log_density").to_numpy(), est.score_samples(named(X)), rtol=1e-12)
     rc, _, err = run(capsys, "sample", model, "-n", 20, "-o", tmp_path / "s.parquet")
     assert rc == 0 and pq.read_table(tmp_path / "s.parquet").column_names == ["a", "b"]
+
+
+def test_fit_and_select_with_a_weight_column(files, tmp_path, capsys):
+    """--sample-weight c: c weighs the rows and is not a feature; the model and the reported
+    mean log-likelihood are the weighted ones."""
+    d, X = files
+    w = (np.arange(len(X)) % 3).astype(float)
+    model = tmp_path / "w.bigem"
+    rc, out, err = run(capsys, "fit", d / "d.csv", "-k", "3", "--sample-weight", "c", "--dtype", "float64", "-o", model, "--json")
+    assert rc == 0, err
+    est = bigem.load(model)
+    assert list(est.feature_names_in_) == ["a", "b"]
+    ref = bigem.GaussianMixture(3, dtype="float64", random_state=0).fit(named(X), sample_weight=w)
+    np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-10, atol=1e-10)
+    ll = ref.score_samples(named(X))
+    assert json.loads(out)["mean_log_likelihood"] == pytest.approx(ll @ w / w.sum(), rel=1e-10)
+    rc, out, err = run(capsys, "select", d / "d.csv", "-k", "2,3", "--sample-weight", "c", "-o", tmp_path / "s.bigem", "--json")
+    assert rc == 0, err
+    best = bigem.load(tmp_path / "s.bigem")
+    assert list(best.feature_names_in_) == ["a", "b"]

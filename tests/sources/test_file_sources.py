@@ -153,3 +153,119 @@ def test_a_model_fitted_with_names_reads_an_unnamed_npy_file_by_position(tmp_pat
     npy = tmp_path / "x.npy"
     np.save(npy, df[COLS].to_numpy())
     np.testing.assert_array_equal(gm.predict(str(npy)), gm.predict(str(path)))
+
+
+# ---------------------------------------------------------------------- sample weights
+def _weighted_frame(seed=5):
+    df = _frame(seed=seed)
+    df["w"] = np.random.default_rng(seed).integers(0, 4, len(df)).astype(float)
+    return df
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_a_weight_column_in_files_equals_in_memory_weights(tmp_path, covariance_type):
+    """sample_weight='w' reads the weights with the rows (not as a feature); the fit,
+    k-means initialisation included, equals the in-memory fit with the same weights,
+    and equals the fit with the weights given as an array beside the files."""
+    df = _weighted_frame()
+    folder = _write_parquet_folder(df, tmp_path / "data")
+    csv = tmp_path / "data.csv"
+    df.drop(columns="id").to_csv(csv, index=False)
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=0, chunk_size=200, dtype="float64")
+    ref = GaussianMixture(**kw).fit(df[COLS], sample_weight=df["w"].to_numpy())
+    fits = [
+        GaussianMixture(**kw).fit(str(folder), columns=COLS, sample_weight="w"),
+        GaussianMixture(**kw).fit(str(csv), sample_weight="w", columns=COLS),
+        GaussianMixture(**kw).fit(str(folder), columns=COLS, sample_weight=df["w"].to_numpy()),
+        GaussianMixture(**kw).fit(df[COLS + ["w"]], sample_weight="w"),
+    ]
+    for gm in fits:
+        np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(gm.covariances_, ref.covariances_, rtol=1e-12, atol=1e-12)
+        assert list(gm.feature_names_in_) == COLS
+    # without columns=, the features are every other column: the weight is not one
+    plain = _write_parquet_folder(df.drop(columns=["id", "count"]), tmp_path / "plain")
+    gm = GaussianMixture(**kw).fit(str(plain), sample_weight="w")
+    assert list(gm.feature_names_in_) == COLS
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-12, atol=1e-12)
+
+
+def test_zero_weight_rows_are_as_good_as_absent(tmp_path):
+    """From the same initial parameters, a file fit whose rows weigh 0 or 1 equals the
+    in-memory fit of the rows of weight 1 alone, for exact and online EM."""
+    df = _weighted_frame(seed=6)
+    df["w"] = (df["w"] > 0).astype(float)
+    folder = _write_parquet_folder(df, tmp_path / "data")
+    kept = df.loc[df["w"] > 0, COLS]
+    init = dict(means_init=kept.to_numpy()[:3], weights_init=np.full(3, 1 / 3))
+    kw = dict(n_components=3, random_state=0, chunk_size=128, dtype="float64", **init)
+    weighted = GaussianMixture(max_iter=30, **kw).fit(str(folder), columns=COLS, sample_weight="w")
+    alone = GaussianMixture(max_iter=30, **kw).fit(kept)
+    np.testing.assert_allclose(weighted.means_, alone.means_, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(weighted.covariances_, alone.covariances_, rtol=1e-10, atol=1e-10)
+    # online EM reads the weight column as it streams: the same fit as weights in memory
+    online = dict(algorithm="online", batch_size=64, max_iter=2, **kw)
+    from_file = GaussianMixture(**online).fit(str(folder), columns=COLS, sample_weight="w")
+    in_memory = GaussianMixture(**online).fit(df[COLS], sample_weight=df["w"].to_numpy())
+    np.testing.assert_allclose(from_file.means_, in_memory.means_, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(from_file.means_, GaussianMixture(**online).fit(df[COLS]).means_, rtol=1e-3)
+
+
+def test_weighted_row_sampling_is_proportional_and_independent_of_blocks():
+    """Efraimidis-Spirakis keys: zero weights are never drawn, a large n takes every
+    positive row, the sample does not depend on the blocks the weights came in, and
+    inclusion frequencies match successive sampling in proportion to weight."""
+    from bigem.em.init import weighted_rows
+
+    w = torch.tensor([0.0, 1.0, 0.0, 2.0, 5.0] * 2000)
+    whole = weighted_rows([(w, 0)], 300, torch.Generator().manual_seed(1))
+    cuts = [0, 7, 4096, 4100, 9001, len(w)]
+    split = weighted_rows([(w[a:b], a) for a, b in zip(cuts, cuts[1:])], 300, torch.Generator().manual_seed(1))
+    assert torch.equal(whole.sort().values, split.sort().values) and len(whole) == 300
+    assert not bool((w[whole] == 0).any())
+    assert sorted(weighted_rows([(w, 0)], 10**6, torch.Generator()).tolist()) == torch.nonzero(w).reshape(-1).tolist()
+    # n=2 of weights 1, 2, 3, 4: P(i in sample) = p_i + sum_j p_j w_i / (W - w_j)
+    small = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    p = small / small.sum()
+    exact = [float(p[i] + sum(p[j] * small[i] / (10 - small[j]) for j in range(4) if j != i)) for i in range(4)]
+    gen, counts, trials = torch.Generator().manual_seed(2), np.zeros(4), 20_000
+    for _ in range(trials):
+        counts[weighted_rows([(small, 0)], 2, gen).numpy()] += 1
+    np.testing.assert_allclose(counts / trials, exact, atol=0.015)  # 4 sd of a proportion at 2e4 trials
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_bad_weight_columns_name_the_file_and_row(tmp_path, fmt):
+    from bigem._core.errors import DataError
+
+    df = _weighted_frame(seed=7).drop(columns="id")
+
+    def write(frame, name):
+        path = tmp_path / f"{name}.{fmt}"
+        frame.to_parquet(path) if fmt == "parquet" else frame.to_csv(path, index=False)
+        return str(path)
+
+    def fit(path, **kw):
+        return GaussianMixture(n_components=2, chunk_size=128, random_state=0).fit(path, **{"sample_weight": "w", **kw})
+
+    neg = df.assign(w=np.where(np.arange(len(df)) == 250, -1.5, df["w"]))
+    with pytest.raises(DataError, match=r"neg\.\w+: sample_weight column 'w' has -1\.5 at row 250 of the data set \(row 250 "):
+        fit(write(neg, "neg"))
+    nan = df.assign(w=np.where(np.arange(len(df)) == 7, np.inf, df["w"]))
+    with pytest.raises(DataError, match=r"sample_weight column 'w' has inf at row 7 .*finite and non-negative"):
+        fit(write(nan, "inf"))
+    with pytest.raises(DataError, match=r"^sample_weight column 'w' is zero in every row; give at least one row"):
+        fit(write(df.assign(w=0.0), "zero"))
+    with pytest.raises(DataError, match=r"no column\(s\) \['weight'\]; the file has \['a', 'b', 'c', 'count', 'w'\]"):
+        fit(write(df, "ok"), sample_weight="weight")
+    with pytest.raises(DataError, match=r"^sample_weight='w' is also in columns=; a column is either a feature or"):
+        fit(write(df, "ok"), columns=["a", "w"])
+    nulls = df.assign(w=np.where(np.arange(len(df)) == 30, np.nan, df["w"]))
+    if fmt == "parquet":  # pandas writes NaN as a null in Parquet
+        nulls = pa.Table.from_pandas(nulls, preserve_index=False)
+        pq.write_table(nulls, tmp_path / "null.parquet")
+        with pytest.raises(DataError, match=r"null \(missing\) value\(s\) in column\(s\) \['w'\]; the first in column 'w' at row 30"):
+            fit(str(tmp_path / "null.parquet"))
+    words = df.assign(w=np.where(np.arange(len(df)) == 40, "heavy", df["w"].astype(str)))
+    with pytest.raises(DataError, match=r"words\.\w+: (sample_weight column 'w' is not numeric|column 'w' has a non-numeric value 'heavy' at data row 40)"):
+        fit(write(words, "words"))

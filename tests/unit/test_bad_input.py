@@ -568,11 +568,15 @@ def test_sample_weight_errors_keep_sklearns_type_and_wording(weight, shared, rng
     assert re.search(shared, str(ours.value)), f"bigem lost sklearn's wording: {ours.value}"
 
 
-def test_sample_weight_with_a_file_source_is_refused(tmp_path, rng):
+def test_sample_weight_with_an_npy_file_is_refused(tmp_path, rng):
     path = tmp_path / "x.npy"
     np.save(path, _X(rng))
-    with pytest.raises(DataError, match=r"^sample_weight is not supported with a file source yet; pass the data"):
+    with pytest.raises(DataError, match=r"x\.npy: sample_weight with a \.npy file is not supported; write the rows"):
         GaussianMixture().fit(path, sample_weight=np.ones(40))
+    with pytest.raises(DataError, match=r"x\.npy: a \.npy file has no column names, so columns=, id columns and a "):
+        GaussianMixture().fit(path, sample_weight="w")
+    with pytest.raises(DataError, match=r"^sample_weight='w' names a column, but X has no column names; pass"):
+        GaussianMixture().fit(_X(rng), sample_weight="w")
 
 
 # ---------------------------------------------------------------------- before and after fit

@@ -33,24 +33,30 @@ class Data:
     n_features: int
     names: list[str] | None
     path: str
+    weight: str | None = None  # the column of row weights, if any
 
 
-def _open(X, columns=None):
+def _open(X, columns=None, weight=None):
     from ..sources import open_source
 
-    return open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20, columns=columns)
+    return open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20, columns=columns,
+                       sample_weight=weight)
 
 
-def read_data(path: str, columns: list[str] | None = None) -> Data:
+def read_data(path: str, columns: list[str] | None = None, weight: str | None = None) -> Data:
     """Open a data set (file, folder or glob) and learn its shape; ``columns`` picks
-    features by name (by 0-based index for a .npy file)."""
+    features by name (by 0-based index for a .npy file); ``weight`` names the column
+    of row weights (not a feature)."""
     if not any(c in path for c in "*?[") and not os.path.exists(path):
         raise DataError(f"{path}: no such data file; check the path")
     if path.lower().endswith(".npy") and os.path.isfile(path):
+        if weight is not None:
+            raise DataError(f"{path}: a .npy file has no column names, so it has no weight column; "
+                            "write the rows and their weights to Parquet or CSV")
         return _read_npy(path, columns)
-    source = _open(path, columns)
+    source = _open(path, columns, weight)
     names = list(source.feature_names) if source.feature_names is not None else None
-    return Data(path, columns, source.n_rows, source.n_features, names, path)
+    return Data(path, columns, source.n_rows, source.n_features, names, path, weight)
 
 
 def _read_npy(path: str, columns: list[str] | None) -> Data:

@@ -83,6 +83,8 @@ def column_list(text: str) -> list[str]:
 # ----------------------------------------------------------------------------- parsers
 def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
+    p.add_argument("--sample-weight", metavar="COLUMN",
+                   help="column of non-negative row weights (not a feature); a row of weight 2 counts twice")
     p.add_argument("--init", choices=INITS, default="kmeans", help="initialisation (default kmeans)")
     p.add_argument("--n-init", type=positive_int, default=1, help="initialisations; the best is kept (default 1)")
     p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
@@ -231,20 +233,20 @@ def run_fit(args) -> int:
 
     check_output(args.output, (args.data,), what="model")
     params = _estimator_params(args)
-    data = read_data(args.data, args.columns)
+    data = read_data(args.data, args.columns, args.sample_weight)
     _check_k([args.k], data)
     started = time.perf_counter()
     est = GaussianMixture(args.k, covariance_type=args.covariance, **params)
     with _progress(args, "fit") as progress:
-        est.fit(data.X, columns=data.columns, callback=progress)
+        est.fit(data.X, columns=data.columns, sample_weight=data.weight, callback=progress)
     seconds = time.perf_counter() - started
-    c = criteria(est, data.X, columns=data.columns)
+    c = criteria(est, data.X, sample_weight=data.weight, columns=data.columns)
     collapsed = degenerate_components(est)
     est.save(args.output)
     payload = dict(
         model=args.output, n_components=args.k, covariance_type=args.covariance, n_rows=data.n_rows,
         n_features=data.n_features, converged=bool(est.converged_), n_iter=int(est.n_iter_),
-        mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
+        mean_log_likelihood=c["log_likelihood"] / c["weight"], log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], icl=c["icl"],
         degenerate_components=collapsed, seconds=seconds, weights=est.weights_.tolist(),
     )
@@ -312,14 +314,14 @@ def run_select(args) -> int:
     if args.plot:
         _check_picture(args.plot, (args.data, args.output))
     params = _estimator_params(args)
-    data = read_data(args.data, args.columns)
+    data = read_data(args.data, args.columns, args.sample_weight)
     _check_k(args.k, data)
     with _progress(args, "select") as progress:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = select(
                 data.X, args.k, args.covariance, args.criterion, keep_degenerate=args.keep_degenerate,
-                columns=data.columns, callback=progress, **params,
+                sample_weight=data.weight, columns=data.columns, callback=progress, **params,
             )
         progress.close()
     for w in caught:  # the selection's warnings, once each, after the progress line

@@ -9,6 +9,7 @@ hard-assignment pass then run over all rows.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from functools import partial
 
 import torch
@@ -26,15 +27,56 @@ LLOYD_TOL = 1e-4  # relative change of inertia that stops Lloyd early
 
 def sample_rows(source: Source, n: int, generator: torch.Generator) -> Tensor:
     """Up to ``n`` distinct rows, uniformly or in proportion to sample weights (zero never)."""
-    if source.weight is not None:
-        probs = source.weight.double().cpu()
-        n = min(n, int((probs > 0).sum()))
-        rows = torch.multinomial(probs, n, replacement=False, generator=generator)
+    if source.weight is not None or getattr(source, "weight_column", None):
+        blocks = source.weight_blocks() if hasattr(source, "weight_blocks") else [(source.weight, 0)]
+        rows = weighted_rows(blocks, n, generator)
     elif source.n_rows <= n:
         rows = torch.arange(source.n_rows)
     else:
         rows = torch.unique(torch.randint(source.n_rows, (n,), generator=generator))
     return source.take(torch.sort(rows).values)
+
+
+_KEY_TILE = 4096  # rows per independently seeded tile of sampling keys
+
+
+def weighted_rows(blocks: Iterable[tuple[Tensor, int]], n: int, generator: torch.Generator) -> Tensor:
+    """Up to ``n`` distinct row indices drawn with probability proportional to their weight,
+    without replacement, in one pass over (weights, first row) blocks.
+
+    Efraimidis & Spirakis (2006): row i gets the key log(u_i) / w_i, u_i uniform, and the
+    n largest keys are a weighted sample without replacement, the same distribution as
+    drawing one row at a time in proportion to the remaining weights. Only the weights
+    stream (a file source reads its weight column alone) and only n keys are held. Each
+    tile of ``_KEY_TILE`` rows draws its uniforms from its own seed, so the sample does
+    not depend on how the rows were split into blocks: a file and the same rows in
+    memory give the same sample.
+    """
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    keys = torch.empty(0, dtype=torch.float64)
+    rows = torch.empty(0, dtype=torch.int64)
+    for w, start in blocks:
+        w = w.detach().to("cpu", torch.float64)
+        if w.shape[0] == 0:
+            continue
+        block_keys = _uniforms(seed, start, w.shape[0]).log_().div_(w)  # weight 0: -inf, never drawn
+        keys = torch.cat([keys, block_keys])
+        rows = torch.cat([rows, torch.arange(start, start + w.shape[0])])
+        if keys.shape[0] > n:
+            best = torch.topk(keys, n).indices
+            keys, rows = keys[best], rows[best]
+    return rows[keys > -torch.inf]
+
+
+def _uniforms(seed: int, start: int, n: int) -> Tensor:
+    """Uniforms in (0, 1] for rows start..start+n-1, fixed per row whatever the blocks."""
+    first, last = start // _KEY_TILE, (start + n - 1) // _KEY_TILE
+    tiles = [
+        torch.rand(_KEY_TILE, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + t))
+        for t in range(first, last + 1)
+    ]
+    lo = start - first * _KEY_TILE
+    return torch.cat(tiles)[lo : lo + n].neg_().add_(1.0)  # 1 - [0, 1) = (0, 1]: log is finite
 
 
 def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:

@@ -296,8 +296,10 @@ class GaussianMixture(EstimatorBase):
         X : array-like (n_samples, n_features), tensor, DataFrame, path, glob, folder,
             list of paths, :class:`bigem.Files`, or a Source object
         y : ignored
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights; a row of weight 2 counts as two rows.
+        sample_weight : array-like of shape (n_samples,) or str, default=None
+            Non-negative row weights; a row of weight 2 counts as two rows. A string
+            names a column of X (files or a DataFrame) that holds the weights: it is
+            read with the rows as they stream and is not a feature.
         columns : list of str, default=None
             Features by name (files and DataFrames); remembered in ``feature_names_in_``
             and read again by predict, score, ... when they get a file.

@@ -22,6 +22,7 @@ import torch
 
 from .._core.errors import DegenerateFitWarning, ParameterError
 from .._core.types import COVARIANCE_TYPES
+from ..sources import weight_column_values
 from .gaussian_mixture import GaussianMixture, _logsumexp
 
 CRITERIA = ("bic", "aic", "icl")
@@ -136,7 +137,7 @@ def select(
         Let degenerate fits (a component collapsed onto repeated values, its variance
         at the ``reg_covar`` floor) be chosen. By default they are excluded, as mclust
         does, and a :class:`DegenerateFitWarning` names them.
-    sample_weight : array-like of shape (n_samples,), default=None
+    sample_weight : array-like of shape (n_samples,) or str (a column of X), default=None
         Frequency weights: the log-likelihood is weighted and n is their sum.
     columns : list of str, default=None
         Features by name, for files and DataFrames (as in :meth:`GaussianMixture.fit`).
@@ -241,7 +242,8 @@ def full_covariances(est) -> np.ndarray:
 
 
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
-    """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one pass."""
+    """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one
+    pass, and ``weight``: the rows' total weight (their count when unweighted)."""
     ll = []
     log_max_resp = []
     for block in est._log_joint_chunks(X, columns):
@@ -252,12 +254,14 @@ def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
     if sample_weight is None:
         n, loglik, hard = float(ll_rows.shape[0]), float(ll_rows.sum()), float(lmr.sum())
     else:
+        if isinstance(sample_weight, str):
+            sample_weight = weight_column_values(X, sample_weight)
         w = np.asarray(sample_weight.cpu() if isinstance(sample_weight, torch.Tensor) else sample_weight, dtype=np.float64)
         w = np.broadcast_to(w, ll_rows.shape)
         n, loglik, hard = float(w.sum()), float(w @ ll_rows), float(w @ lmr)
     p = est._n_parameters()
     bic = -2 * loglik + p * math.log(n)
-    return dict(log_likelihood=loglik, n_parameters=p, bic=bic, aic=-2 * loglik + 2 * p, icl=bic - 2 * hard)
+    return dict(log_likelihood=loglik, n_parameters=p, bic=bic, aic=-2 * loglik + 2 * p, icl=bic - 2 * hard, weight=n)
 
 
 def _check_components(value) -> list[int]:

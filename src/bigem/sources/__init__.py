@@ -36,6 +36,7 @@ __all__ = [
     "NpySource",
     "open_source",
     "check_sample_weight",
+    "weight_column_values",
     "feature_names_of",
     "describe_input",
     "is_file_input",
@@ -150,7 +151,7 @@ def describe_input(X: object) -> str:
 
 
 def _open_files(
-    spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str]
+    spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None
 ) -> Source:
     files, fmt = expand_paths(spec.path)
     if spec.format is not None:
@@ -162,8 +163,12 @@ def _open_files(
         if len(files) > 1:
             raise DataError(f"{files[0]} and {len(files) - 1} more .npy files: bigem reads one .npy file at a time; "
                             "concatenate them or write Parquet")
-        if spec.columns is not None or keep:
-            raise DataError(f"{files[0]}: a .npy file has no column names, so columns= and id columns do not apply")
+        if spec.columns is not None or keep or isinstance(sample_weight, str):
+            raise DataError(f"{files[0]}: a .npy file has no column names, so columns=, id columns and a "
+                            "sample_weight column do not apply")
+        if sample_weight is not None:
+            raise DataError(f"{files[0]}: sample_weight with a .npy file is not supported; write the rows and "
+                            "their weights to Parquet and pass sample_weight='<weight column>'")
         source: Source = NpySource(files[0], dtype, device, chunk_rows=1)
         source.chunk_rows = chunk_size or chunk_rows_for_budget(
             memory_budget, source.n_features, itemsize + source.file_itemsize
@@ -180,10 +185,27 @@ def _open_files(
         columns=None if spec.columns is None else list(spec.columns),
         keep=keep,
         csv=CsvOptions(spec.delimiter, spec.header),
+        weight_column=sample_weight if isinstance(sample_weight, str) else None,
     )
+    if sample_weight is not None and not isinstance(sample_weight, str):  # in memory, one per row
+        table.weight = check_sample_weight(sample_weight, table.n_rows, dtype, torch.device("cpu"))
     # pyarrow's decoded float64 batch and our compute-dtype chunk are both in flight
     table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, itemsize + 8)
     return table
+
+
+def _weight_column_of_frame(frame, name: str, columns: list[str] | None):
+    """A DataFrame's weight column as an array, and the frame without it (unless columns=
+    picks the features anyway)."""
+    available = [str(c) for c in frame.columns]
+    if name not in available:
+        raise DataError(f"sample_weight={name!r}: X has no such column; it has {available}")
+    if columns is not None and name in [str(c) for c in columns]:
+        raise DataError(f"sample_weight={name!r} is also in columns=; a column is either a feature or the "
+                        "row weights: leave it out of columns=")
+    weights = _dataframe_to_numpy(_select_frame_columns(frame, [name]))[:, 0]
+    rest = frame if columns is not None else frame[[c for c in frame.columns if str(c) != name]]
+    return rest, weights
 
 
 def _select_frame_columns(X, columns: list[str]):
@@ -223,10 +245,8 @@ def open_source(
             if spec.columns is not None and list(spec.columns) != list(columns):
                 raise DataError(f"columns={list(columns)} disagrees with the Files' columns {list(spec.columns)}; give one")
             spec = dataclasses.replace(spec, columns=list(columns))
-        if sample_weight is not None:
-            raise DataError("sample_weight is not supported with a file source yet; pass the data as an array")
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
-                             chunk_size=chunk_size, keep=keep)
+                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
         return FirstPassSource(source, name, cache_bytes, dtype, device)
     if is_source(X):
@@ -245,6 +265,11 @@ def open_source(
             f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
         )
     is_frame = hasattr(X, "columns") and hasattr(X, "dtypes")
+    if isinstance(sample_weight, str):
+        if not is_frame:
+            raise DataError(f"sample_weight={sample_weight!r} names a column, but X has no column names; pass "
+                            "the weights as an array (one per row), or X as a DataFrame or files")
+        X, sample_weight = _weight_column_of_frame(X, sample_weight, columns)
     extra = None
     if columns is not None or keep:
         if not is_frame:
@@ -272,6 +297,16 @@ def open_source(
     source = TensorSource(x, weight, rows, names, extra)
     validate_finite(source, "X")
     return source
+
+
+def weight_column_values(X: object, column: str) -> np.ndarray:
+    """Every row's weight from the ``column`` of X (files or a DataFrame), checked as a fit
+    checks it, in row order: for per-row totals such as the criteria's weighted sums."""
+    source = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20,
+                         sample_weight=column)
+    if source.weight is not None:
+        return source.weight.numpy()
+    return torch.cat([w.to(torch.float64) for w, _ in source.weight_blocks()]).numpy()
 
 
 def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:

@@ -30,6 +30,7 @@ class FirstPassSource:
         self.n_rows, self.n_features = inner.n_rows, inner.n_features
         self.feature_names = inner.feature_names
         self.weight = inner.weight
+        self.weight_column = getattr(inner, "weight_column", None)
         itemsize = torch.finfo(self.dtype).bits // 8
         self.decoded_bytes = self.n_rows * self.n_features * itemsize
         self.caching = 0 < self.decoded_bytes <= cache_bytes
@@ -55,6 +56,13 @@ class FirstPassSource:
             yield chunk
         self.checked = True  # only a complete pass counts
         self._cache = kept
+
+    def weight_blocks(self):
+        """(weights, first row) blocks for weighted row sampling (see em.init.sample_rows)."""
+        if hasattr(self.inner, "weight_blocks"):
+            yield from self.inner.weight_blocks()
+        elif self.weight is not None:
+            yield self.weight, 0
 
     def _raise_not_finite(self) -> None:
         """Error path: one full pass for the counts, then the message names the file."""

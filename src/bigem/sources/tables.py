@@ -229,13 +229,14 @@ _NUMERIC_HINT = "encode or drop them, or choose numeric columns with columns=[..
 class TableSource:
     """Rows of one or more Parquet, Arrow IPC or CSV files (in the order given).
 
-    ``columns`` are the features (all columns when None: then every column must be
-    numeric); ``keep`` are extra columns carried through to ``Chunk.extra`` untouched
-    (an id column for prediction output). Integer, boolean and decimal columns are
-    read as floats; nulls are refused with their count and first row.
+    ``columns`` are the features (all columns but the weight column when None: then
+    every one must be numeric); ``keep`` are extra columns carried through to
+    ``Chunk.extra`` untouched (an id column for prediction output). Sample weights come
+    from ``weight`` (in memory, one per row) or are read from ``weight_column`` with the
+    features, checked as they stream (non-negative, finite; not all zero, found at the
+    end of a pass). Integer, boolean and decimal columns are read as floats; nulls are
+    refused with their count and first row.
     """
-
-    weight = None
 
     def __init__(
         self,
@@ -248,6 +249,8 @@ class TableSource:
         columns: list[str] | None = None,
         keep: list[str] | None = None,
         csv: CsvOptions | None = None,
+        weight: Tensor | None = None,
+        weight_column: str | None = None,
     ) -> None:
         import_pyarrow()
         self.files, self.format = list(files), fmt
@@ -261,10 +264,12 @@ class TableSource:
         self._readers = [open_reader(f) for f in self.files]
         first = self._readers[0]
         names = list(first.schema.names)
+        self.weight, self.weight_column = weight, weight_column
         self.feature_names = self._choose_columns(names, columns)
         self.keep = list(keep or [])
+        self._weighed = [] if weight_column is None else [weight_column]
         for reader in self._readers:
-            self._check_columns(reader, self.feature_names + self.keep)
+            self._check_columns(reader, self.feature_names + self.keep + self._weighed)
         self._check_numeric()
         if fmt == "csv":
             for reader in self._readers:
@@ -279,8 +284,13 @@ class TableSource:
     # ------------------------------------------------------------ checks
     def _choose_columns(self, names: list[str], columns: list[str] | None) -> list[str]:
         if columns is None:
-            return names
+            return [n for n in names if n != self.weight_column]
         columns = [str(c) for c in columns]
+        if self.weight_column in columns:
+            raise DataError(
+                f"sample_weight={self.weight_column!r} is also in columns=; a column is either a feature or "
+                "the row weights: leave it out of columns="
+            )
         if not columns:
             raise DataError("columns=[] selects no features; name at least one column")
         duplicated = sorted({c for c in columns if columns.count(c) > 1})
@@ -301,13 +311,18 @@ class TableSource:
         pa = import_pyarrow()
         for reader in self._readers:
             bad = []
-            for name in self.feature_names:
+            for name in self.feature_names + self._weighed:
                 t = reader.schema.field(name).type
                 ok = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
                 ok = ok or pa.types.is_decimal(t) or pa.types.is_null(t)
                 # CSV types are guesses from the first block: a stray word makes a column
                 # "string"; reading it as float then finds the row (see _CsvReader._explain)
                 ok = ok or isinstance(reader, _CsvReader) and pa.types.is_string(t)
+                if not ok and name == self.weight_column:
+                    raise NonNumericDataError(
+                        f"{reader.path}: sample_weight column {name!r} is not numeric ({t}); "
+                        "weights must be numbers, one per row"
+                    )
                 if not ok:
                     bad.append(f"{name} ({t})")
             if bad:
@@ -317,13 +332,15 @@ class TableSource:
     def _np_dtype(self):
         return np.float32 if self.dtype == torch.float32 else np.float64
 
-    def _batches(self) -> Iterator[tuple[object, int, int]]:
-        """(record batch, index of the file, first row of the batch in the data set)."""
-        wanted = self.feature_names + self.keep
+    def _batches(self, wanted: list[str] | None = None) -> Iterator[tuple[object, int, int]]:
+        """(record batch, index of the file, first row of the batch in the data set) of the
+        ``wanted`` columns (default: features, kept columns and the weight column)."""
+        numeric = self.feature_names + self._weighed
+        wanted = numeric + self.keep if wanted is None else wanted
         start = 0
         for i, reader in enumerate(self._readers):
             if isinstance(reader, _CsvReader):
-                it = reader.batches(wanted, self.chunk_rows, numeric=self.feature_names)
+                it = reader.batches(wanted, self.chunk_rows, numeric=[c for c in numeric if c in wanted])
             else:
                 it = reader.batches(wanted, self.chunk_rows)
             for batch in it:
@@ -331,14 +348,15 @@ class TableSource:
                 start += batch.num_rows
 
     def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
-        if not any(batch.column(name).null_count for name in self.feature_names):
+        checked = [n for n in self.feature_names + self._weighed if n in batch.schema.names]
+        if not any(batch.column(name).null_count for name in checked):
             return
         firsts = {
             n: int(np.argmax(batch.column(n).is_null().to_numpy(zero_copy_only=False)))
-            for n in self.feature_names
+            for n in checked
             if batch.column(n).null_count
         }
-        name = min(firsts, key=lambda n: (firsts[n], self.feature_names.index(n)))
+        name = min(firsts, key=lambda n: (firsts[n], checked.index(n)))
         row = first_row + firsts[name]
         total = self._count_all_nulls()
         path = self.files[file_index]
@@ -353,17 +371,17 @@ class TableSource:
         """Null counts per feature over every file (error path only: one more pass)."""
         total: dict[str, int] = {}
         for batch, _, _ in self._batches():
-            for n in self.feature_names:
+            for n in self.feature_names + self._weighed:
                 if batch.column(n).null_count:
                     total[n] = total.get(n, 0) + batch.column(n).null_count
         return total
 
-    def _fill(self, out: np.ndarray, batch) -> None:
-        """Write the batch's features into ``out``, a (D, n) column-major block: each
-        column is one contiguous copy (a row-major target would make D strided passes,
-        3-5x slower); the rows come out of :meth:`_rows`."""
+    def _fill(self, out: np.ndarray, batch, names: list[str] | None = None) -> None:
+        """Write the batch's features (or the ``names`` columns) into ``out``, a (D, n)
+        column-major block: each column is one contiguous copy (a row-major target would
+        make D strided passes, 3-5x slower); the rows come out of :meth:`_rows`."""
         pa = import_pyarrow()
-        for j, name in enumerate(self.feature_names):
+        for j, name in enumerate(self.feature_names if names is None else names):
             col = batch.column(name)
             if pa.types.is_decimal(col.type) or pa.types.is_null(col.type):
                 col = col.cast(pa.float64())
@@ -379,12 +397,15 @@ class TableSource:
         """
         return torch.from_numpy(block).t()
 
-    def blocks(self) -> Iterator[tuple[Tensor, dict | None, int]]:
-        """(rows as an (n, D) CPU tensor, kept columns, first row), ``chunk_rows`` rows each."""
+    def blocks(self) -> Iterator[tuple[Tensor, Tensor | None, dict | None, int]]:
+        """(rows as an (n, D) CPU tensor, their weights or None, kept columns, first row),
+        ``chunk_rows`` rows each."""
         pa = import_pyarrow()
         rows, D = self.chunk_rows, self.n_features
-        buf, pos, start = np.empty((D, rows), self._np_dtype()), 0, 0
+        new_weights = (lambda: np.empty((1, rows), np.float64)) if self.weight_column else (lambda: None)
+        buf, wbuf, pos, start = np.empty((D, rows), self._np_dtype()), new_weights(), 0, 0
         kept: list = []
+        total = _WeightTotal(self)
         for batch, file_index, first_row in self._batches():
             self._check_nulls(batch, file_index, first_row)
             off, n = 0, batch.num_rows
@@ -392,16 +413,38 @@ class TableSource:
                 take = min(n - off, rows - pos)
                 part = batch.slice(off, take)
                 self._fill(buf[:, pos : pos + take], part)
+                if wbuf is not None:
+                    self._fill(wbuf[:, pos : pos + take], part, self._weighed)
                 if self.keep:
                     kept.append(part.select(self.keep))
                 pos += take
                 off += take
                 if pos == rows:
-                    yield self._rows(buf), self._merge(pa, kept), start
-                    # a new buffer: the consumer (or a cache) still holds the last one
-                    buf, pos, start, kept = np.empty((D, rows), self._np_dtype()), 0, start + rows, []
+                    yield self._rows(buf), total.add(self._weights(wbuf, start, rows), start), self._merge(pa, kept), start
+                    # new buffers: the consumer (or a cache) still holds the last ones
+                    buf, wbuf, pos, start, kept = np.empty((D, rows), self._np_dtype()), new_weights(), 0, start + rows, []
         if pos:
-            yield self._rows(buf[:, :pos]), self._merge(pa, kept), start
+            yield self._rows(buf[:, :pos]), total.add(self._weights(wbuf, start, pos), start), self._merge(pa, kept), start
+        total.check()
+
+    def _weights(self, wbuf: np.ndarray | None, start: int, n: int) -> Tensor | None:
+        if wbuf is not None:
+            return torch.from_numpy(wbuf[0, :n])
+        return None if self.weight is None else self.weight[start : start + n]
+
+    def weight_blocks(self) -> Iterator[tuple[Tensor, int]]:
+        """(weights, first row) over the data set, reading the weight column only:
+        weighted row sampling needs them without the features."""
+        if self.weight is not None:
+            yield self.weight.cpu(), 0
+            return
+        total = _WeightTotal(self)
+        for batch, file_index, first_row in self._batches(self._weighed):
+            self._check_nulls(batch, file_index, first_row)
+            w = np.empty((1, batch.num_rows), np.float64)
+            self._fill(w, batch, self._weighed)
+            yield total.add(torch.from_numpy(w[0]), first_row), first_row
+        total.check()
 
     def _merge(self, pa, kept: list) -> dict | None:
         if not self.keep:
@@ -410,8 +453,9 @@ class TableSource:
         return {name: table.column(name).combine_chunks() for name in self.keep}
 
     def chunks(self) -> Iterator[Chunk]:
-        for block, kept, start in self.blocks():
-            yield Chunk(block.to(self.device), None, start, kept)
+        for block, weight, kept, start in self.blocks():
+            w = None if weight is None else weight.to(self.device, self.dtype)
+            yield Chunk(block.to(self.device), w, start, kept)
 
     def file_of_row(self, row: int) -> str:
         """The file that holds data-set row ``row`` (for messages)."""
@@ -450,6 +494,37 @@ class TableSource:
             if hi == len(local):
                 break
         return done
+
+
+class _WeightTotal:
+    """Checks a weight column as it streams: every weight finite and non-negative (the
+    error names the file and row), and, at the end of a pass, not all zero."""
+
+    def __init__(self, source: TableSource) -> None:
+        self.source, self.sum = source, 0.0
+
+    def add(self, w: Tensor | None, start: int) -> Tensor | None:
+        if w is None or self.source.weight_column is None:
+            return w
+        bad = ~torch.isfinite(w) | (w < 0)
+        if bool(bad.any()):
+            row = start + int(torch.nonzero(bad)[0])
+            value = float(w[row - start])
+            where = self.source.file_of_row(row)
+            local = row - sum(self.source.file_rows[: self.source.files.index(where)])
+            raise DataError(
+                f"{where}: sample_weight column {self.source.weight_column!r} has {value!r} at row {row} of the "
+                f"data set (row {local} of this file); weights must be finite and non-negative"
+            )
+        self.sum += float(w.sum())
+        return w
+
+    def check(self) -> None:
+        if self.source.weight_column is not None and self.sum == 0:
+            raise DataError(
+                f"sample_weight column {self.source.weight_column!r} is zero in every row; "
+                "give at least one row a positive weight"
+            )
 
 
 # ---------------------------------------------------------------------------- one column
