@@ -285,12 +285,53 @@ def test_worker_without_bigem_is_named(client):
     assert all(w in str(err.value) for w in workers)
 
 
-def test_sample_weight_and_bad_client_are_refused(client, data):
+def test_bad_client_is_refused(client, data):
     dx = da.from_array(data, chunks=(300, 4))
-    with pytest.raises(DataError, match="sample_weight is not supported with engine='dask'"):
-        GaussianMixture(2, client=client).fit(dx, sample_weight=np.ones(900))
     with pytest.raises(ParameterError, match="'client' parameter of GaussianMixture must be a distributed.Client"):
         GaussianMixture(2, client=42).fit(dx)
+
+
+# ---------------------------------------------------------------------- sample weights
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_weighted_dask_fits_equal_the_local_weighted_fit(client, data, covariance_type, tmp_path):
+    """Weights travel with the partitions (a column, an array beside a dask array, a dask
+    array) and the k-means initialisation samples rows by weight on the workers: every
+    fit equals the local one, initialisation included."""
+    w = np.random.default_rng(4).integers(0, 4, len(data)).astype(float)
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=3, dtype="float64", max_iter=30)
+    local = GaussianMixture(**kw).fit(data, sample_weight=w)
+    frame = pd.DataFrame(data, columns=["a", "b", "c", "d"]).assign(w=w)
+    frame.to_parquet(tmp_path / "weighted.parquet")
+    dx = da.from_array(data, chunks=((0, 250, 0, 1, 649), (4,)))
+    fits = [
+        GaussianMixture(**kw, client=client).fit(dd.from_pandas(frame, npartitions=4), sample_weight="w"),
+        GaussianMixture(**kw, client=client).fit(dx, sample_weight=w),
+        GaussianMixture(**kw, client=client).fit(dx, sample_weight=da.from_array(w, chunks=200)),
+        GaussianMixture(**kw, engine="dask", client=client).fit(str(tmp_path / "weighted.parquet"), sample_weight="w"),
+    ]
+    for dist in fits:
+        _assert_same_fit(local, dist)
+    assert list(fits[0].feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_bad_weights_on_dask_are_named(client, data):
+    frame = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    dx = da.from_array(data, chunks=(300, 4))
+    fit = GaussianMixture(2, client=client).fit
+    with pytest.raises(DataError, match=r"X: sample_weight has -2\.0 at row 400; weights must be finite and non-negative"):
+        fit(dx, sample_weight=da.from_array(np.where(np.arange(900) == 400, -2.0, 1.0), chunks=300))
+    with pytest.raises(DataError, match=r"sample_weight is zero in every row; give at least one row a positive weight"):
+        fit(dd.from_pandas(frame.assign(w=0.0), npartitions=3), sample_weight="w")
+    with pytest.raises(DataError, match=r"^sample_weight\.shape == \(899,\), expected \(900,\)! Pass one weight"):
+        fit(dx, sample_weight=np.ones(899))
+    with pytest.raises(DataError, match=r"sample_weight='w' names a column, but X is a dask array without column names"):
+        fit(dx, sample_weight="w")
+    with pytest.raises(DataError, match=r"X is a dask.dataframe: give its weights as one of its columns"):
+        fit(dd.from_pandas(frame, npartitions=3), sample_weight=np.ones(900))
+    with pytest.raises(DataError, match=r"sample_weight='q': X has no such column; it has \['a', 'b', 'c', 'd'\]"):
+        fit(dd.from_pandas(frame, npartitions=3), sample_weight="q")
+    with pytest.raises(DataError, match=r"sample_weight='a' is also in columns="):
+        fit(dd.from_pandas(frame, npartitions=3), sample_weight="a", columns=["a", "b"])
 
 
 def test_import_bigem_does_not_import_dask():

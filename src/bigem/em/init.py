@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -25,11 +26,21 @@ LLOYD_MAX_ITER = 10
 LLOYD_TOL = 1e-4  # relative change of inertia that stops Lloyd early
 
 
-def sample_rows(source: Source, n: int, generator: torch.Generator) -> Tensor:
-    """Up to ``n`` distinct rows, uniformly or in proportion to sample weights (zero never)."""
-    if source.weight is not None or getattr(source, "weight_column", None):
-        blocks = source.weight_blocks() if hasattr(source, "weight_blocks") else [(source.weight, 0)]
-        rows = weighted_rows(blocks, n, generator)
+def sample_rows(source: Source, n: int, generator: torch.Generator, engine=None) -> Tensor:
+    """Up to ``n`` distinct rows, uniformly or in proportion to sample weights (zero never).
+
+    Weighted sources are sampled from their weights in memory, or from their weight
+    column alone (file sources: ``weight_blocks``), or else through ``engine``, a pass
+    over the chunks where they live (a Dask cluster's workers).
+    """
+    if source.weight is not None or getattr(source, "weighted", False):
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        if source.weight is not None or hasattr(source, "weight_blocks"):
+            blocks = [(source.weight, 0)] if source.weight is not None else source.weight_blocks()
+            keys = sum((SampleKeys.of(w, start, seed, n) for w, start in blocks), SampleKeys.empty(n))
+        else:
+            keys = engine.reduce(partial(_chunk_keys, seed=seed, n=n), source)
+        rows = keys.rows[keys.keys > -torch.inf]  # weight 0: never drawn
     elif source.n_rows <= n:
         rows = torch.arange(source.n_rows)
     else:
@@ -37,35 +48,63 @@ def sample_rows(source: Source, n: int, generator: torch.Generator) -> Tensor:
     return source.take(torch.sort(rows).values)
 
 
+def weighted_rows(blocks: Iterable[tuple[Tensor, int]], n: int, generator: torch.Generator) -> Tensor:
+    """Up to ``n`` distinct row indices drawn in proportion to their weights, without
+    replacement, in one pass over (weights, first row) blocks (see :class:`SampleKeys`)."""
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    keys = sum((SampleKeys.of(w, start, seed, n) for w, start in blocks), SampleKeys.empty(n))
+    return keys.rows[keys.keys > -torch.inf]
+
+
 _KEY_TILE = 4096  # rows per independently seeded tile of sampling keys
 
 
-def weighted_rows(blocks: Iterable[tuple[Tensor, int]], n: int, generator: torch.Generator) -> Tensor:
-    """Up to ``n`` distinct row indices drawn with probability proportional to their weight,
-    without replacement, in one pass over (weights, first row) blocks.
+@dataclass
+class SampleKeys:
+    """The ``n`` largest weighted-sampling keys seen so far and their rows.
 
     Efraimidis & Spirakis (2006): row i gets the key log(u_i) / w_i, u_i uniform, and the
     n largest keys are a weighted sample without replacement, the same distribution as
-    drawing one row at a time in proportion to the remaining weights. Only the weights
-    stream (a file source reads its weight column alone) and only n keys are held. Each
-    tile of ``_KEY_TILE`` rows draws its uniforms from its own seed, so the sample does
-    not depend on how the rows were split into blocks: a file and the same rows in
-    memory give the same sample.
+    drawing one row at a time in proportion to the remaining weights. Keeping the n
+    largest is a monoid, so keys merge like statistics: in one pass, in any grouping,
+    on any engine. Each tile of ``_KEY_TILE`` rows draws its uniforms from its own seed,
+    so the sample does not depend on how the rows were split into chunks, files or
+    partitions: a file, a cluster and the same rows in memory draw the same sample.
     """
-    seed = int(torch.randint(2**62, (1,), generator=generator))
-    keys = torch.empty(0, dtype=torch.float64)
-    rows = torch.empty(0, dtype=torch.int64)
-    for w, start in blocks:
+
+    keys: Tensor  # float64, -inf for weight 0
+    rows: Tensor  # int64
+    n: int
+
+    @classmethod
+    def empty(cls, n: int) -> SampleKeys:
+        return cls(torch.empty(0, dtype=torch.float64), torch.empty(0, dtype=torch.int64), n)
+
+    @classmethod
+    def of(cls, w: Tensor, start: int, seed: int, n: int) -> SampleKeys:
         w = w.detach().to("cpu", torch.float64)
-        if w.shape[0] == 0:
-            continue
-        block_keys = _uniforms(seed, start, w.shape[0]).log_().div_(w)  # weight 0: -inf, never drawn
-        keys = torch.cat([keys, block_keys])
-        rows = torch.cat([rows, torch.arange(start, start + w.shape[0])])
-        if keys.shape[0] > n:
-            best = torch.topk(keys, n).indices
-            keys, rows = keys[best], rows[best]
-    return rows[keys > -torch.inf]
+        keys = _uniforms(seed, start, w.shape[0]).log_().div_(w) if w.shape[0] else w
+        return cls(keys, torch.arange(start, start + w.shape[0]), n)._top()
+
+    def _top(self) -> SampleKeys:
+        if self.keys.shape[0] <= self.n:
+            return self
+        best = torch.topk(self.keys, self.n).indices
+        return SampleKeys(self.keys[best], self.rows[best], self.n)
+
+    def __add__(self, other: SampleKeys) -> SampleKeys:
+        return SampleKeys(torch.cat([self.keys, other.keys]), torch.cat([self.rows, other.rows]), self.n)._top()
+
+    def scale(self, factor: float) -> SampleKeys:
+        return self
+
+    def to(self, device) -> SampleKeys:
+        return self
+
+
+def _chunk_keys(chunk: Chunk, *, seed: int, n: int) -> SampleKeys:
+    w = torch.ones(chunk.n_rows, dtype=torch.float64) if chunk.weight is None else chunk.weight
+    return SampleKeys.of(w, chunk.row_start, seed, n)
 
 
 def _uniforms(seed: int, start: int, n: int) -> Tensor:
@@ -177,7 +216,7 @@ def initial_params(
     elif method == "random":
         base = random_resp_params(model, engine, source, int(torch.randint(2**31 - 1, (1,), generator=generator)))
     else:
-        sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator)
+        sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
         if method == "random_from_data":
             pick = torch.randperm(sample.shape[0], generator=generator)[:K]
             centres = sample[pick.to(sample.device)].double()

@@ -248,11 +248,6 @@ class GaussianMixture(EstimatorBase):
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
 
-        if sample_weight is not None:
-            raise DataError(
-                "sample_weight is not supported with engine='dask' yet; pass the data as an in-memory array "
-                "with engine='local', or repeat rows instead of weighting them"
-            )
         if s["algorithm"] != "em":
             raise ParameterError(f"algorithm={s['algorithm']!r} runs on the local engine only; use engine='local'")
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
@@ -268,6 +263,7 @@ class GaussianMixture(EstimatorBase):
                 memory_budget=s["memory_budget"],
                 chunk_size=s["chunk_size"],
                 columns=columns,
+                sample_weight=sample_weight,
             )
             engine.persist(source)
             yield engine, source

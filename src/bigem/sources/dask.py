@@ -33,16 +33,22 @@ def is_dask_collection(x: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class PartitionReader:
-    """Runs on a worker: an evaluated block (n, D) -> chunks of at most ``chunk_rows`` rows."""
+    """Runs on a worker: an evaluated block (n, D) -> chunks of at most ``chunk_rows`` rows.
+
+    ``weighted``: the block's last column holds the rows' sample weights (n, D + 1)."""
 
     dtype: torch.dtype
     device: str
     chunk_rows: int
+    weighted: bool = False
 
     def __call__(self, block: np.ndarray, row_start: int) -> Iterator[Chunk]:
         x = torch.from_numpy(block).to(device=self.device, dtype=self.dtype)
+        w = x[:, -1] if self.weighted else None
+        x = x[:, :-1] if self.weighted else x
         for s in range(0, x.shape[0], self.chunk_rows):
-            yield Chunk(x[s : s + self.chunk_rows], None, row_start + s)
+            e = s + self.chunk_rows
+            yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s)
 
 
 def _frame_block(part, columns: list[str], expected: list[str], index: int, dtype) -> np.ndarray:
@@ -69,18 +75,24 @@ def _array_block(part, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(part, dtype=dtype))
 
 
-def _inspect_block(block: np.ndarray) -> tuple[int, int, int, int]:
-    """(rows, NaN count, inf count, first bad row in the block or -1); runs on a worker."""
-    finite = np.isfinite(block)
+def _inspect_block(block: np.ndarray, weighted: bool = False) -> tuple:
+    """(rows, NaN count, inf count, first bad row in the block or -1, weight total, first
+    bad weight's row or -1, its value); runs on a worker. Weights (the last column when
+    ``weighted``) must be finite and non-negative."""
+    x, w = (block[:, :-1], block[:, -1]) if weighted else (block, np.ones(0))
+    bad_w = ~np.isfinite(w) | (w < 0)
+    first_w = int(np.argmax(bad_w)) if bad_w.any() else -1
+    weights = (float(w[np.isfinite(w)].sum()), first_w, float(w[first_w]) if first_w >= 0 else 0.0)
+    finite = np.isfinite(x)
     if finite.all():
-        return block.shape[0], 0, 0, -1
-    n_nan = int(np.isnan(block).sum())
+        return (block.shape[0], 0, 0, -1, *weights)
+    n_nan = int(np.isnan(x).sum())
     first = int(np.argmin(finite.all(1)))
-    return block.shape[0], n_nan, int((~finite).sum()) - n_nan, first
+    return (block.shape[0], n_nan, int((~finite).sum()) - n_nan, first, *weights)
 
 
-def _take_block(block: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
-    return block[local_rows]
+def _take_block(block: np.ndarray, local_rows: np.ndarray, n_features: int) -> np.ndarray:
+    return block[local_rows, :n_features]
 
 
 class DaskSource:
@@ -91,7 +103,7 @@ class DaskSource:
     partitions held in worker memory.
     """
 
-    weight: Tensor | None = None
+    weight: Tensor | None = None  # weights, when ``weighted``, travel in the partitions' last column
 
     def __init__(
         self,
@@ -103,11 +115,13 @@ class DaskSource:
         chunk_rows: int,
         client,
         name: str,
+        weighted: bool = False,
     ) -> None:
         self.partitions = list(partitions)
         self.n_features = n_features
         self.feature_names = feature_names
-        self.reader = PartitionReader(dtype, str(device), max(1, int(chunk_rows)))
+        self.weighted = weighted
+        self.reader = PartitionReader(dtype, str(device), max(1, int(chunk_rows)), weighted)
         self.client = client
         self.name = name
         self.row_starts: list[int] = []
@@ -117,7 +131,7 @@ class DaskSource:
         """Lengths of every partition, and the NaN/inf check, in one pass on the workers."""
         from dask import delayed
 
-        checks = [delayed(_inspect_block, pure=True)(p) for p in self.partitions]
+        checks = [delayed(_inspect_block, pure=True)(p, self.weighted) for p in self.partitions]
         found = self.client.gather(self.client.compute(checks))
         lengths = [f[0] for f in found]
         self.row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist() if lengths else []
@@ -129,9 +143,21 @@ class DaskSource:
         if n_nan or n_inf:
             first = min(self.row_starts[i] + f[3] for i, f in enumerate(found) if f[3] >= 0)
             raise_not_finite(n_nan, n_inf, first, self.name)
+        if self.weighted:
+            self._check_weights(found)
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)
         self.partitions = [self.partitions[i] for i in keep]
         self.row_starts = [self.row_starts[i] for i in keep]
+
+    def _check_weights(self, found: list[tuple]) -> None:
+        bad = [(self.row_starts[i] + f[5], f[6]) for i, f in enumerate(found) if f[5] >= 0]
+        if bad:
+            row, value = min(bad)
+            raise DataError(
+                f"{self.name}: sample_weight has {value!r} at row {row}; weights must be finite and non-negative"
+            )
+        if sum(f[4] for f in found) == 0:
+            raise DataError(f"{self.name}: sample_weight is zero in every row; give at least one row a positive weight")
 
     def nbytes(self) -> int:
         return self.n_rows * self.n_features * (torch.finfo(self.reader.dtype).bits // 8)
@@ -151,7 +177,7 @@ class DaskSource:
         picks = []
         for i in np.unique(which):
             local = rows_np[which == i] - self.row_starts[i]
-            picks.append(delayed(_take_block, pure=True)(self.partitions[i], local))
+            picks.append(delayed(_take_block, pure=True)(self.partitions[i], local, self.n_features))
         blocks = self.client.gather(self.client.compute(picks))
         x = np.concatenate(blocks) if blocks else np.empty((0, self.n_features), _NUMPY[self.reader.dtype])
         return torch.from_numpy(x).to(device=self.reader.device, dtype=self.reader.dtype)
@@ -167,8 +193,13 @@ def open_dask_source(
     chunk_size: int | None = None,
     columns: list[str] | None = None,
     min_rows: int = 1,
+    sample_weight: object | None = None,
 ) -> DaskSource:
-    """A checked source over a dask.array, a dask.dataframe, or Parquet/CSV path(s) read by workers."""
+    """A checked source over a dask.array, a dask.dataframe, or Parquet/CSV path(s) read by workers.
+
+    ``sample_weight``: a column name (dataframes and files), or one weight per row of a
+    dask array (a numpy or dask array). Weights travel as the partitions' last column,
+    so each worker reads its rows' weights with its rows."""
     from dask import delayed
 
     np_dtype = _NUMPY[dtype]
@@ -179,21 +210,23 @@ def open_dask_source(
         raise DataError(f"expected a dask.array or dask.dataframe collection, got {type(X).__name__}")
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
         declared = [str(c) for c in X.columns]
-        chosen = declared if columns is None else [str(c) for c in columns]
-        unknown = [c for c in chosen if c not in declared]
+        weight = _weight_column(sample_weight, declared, columns, name)
+        chosen = [c for c in declared if c != weight] if columns is None else [str(c) for c in columns]
+        unknown = [c for c in chosen + ([weight] if weight else []) if c not in declared]
         if unknown:
             raise DataError(f"{name}: column(s) {unknown} not found; the data has columns {declared}")
         if not chosen:
             raise DataError(f"{name}: columns=[] selects nothing; name at least one numeric column")
         kinds = {str(c): getattr(dt, "kind", "O") for c, dt in X.dtypes.items()}
-        bad = [c for c in chosen if kinds[c] not in "fiub"]
+        bad = [c for c in chosen + ([weight] if weight else []) if kinds[c] not in "fiub"]
         if bad:
             raise NonNumericDataError(
                 f"{name} has non-numeric column(s) {bad}: encode or drop these columns, or choose numeric "
                 "columns with columns=[...]"
             )
+        read = chosen + ([weight] if weight else [])
         parts = [
-            delayed(_frame_block, pure=True)(p, chosen, declared, i, np_dtype) for i, p in enumerate(X.to_delayed())
+            delayed(_frame_block, pure=True)(p, read, declared, i, np_dtype) for i, p in enumerate(X.to_delayed())
         ]
         names = chosen if all(isinstance(c, str) for c in X.columns) else None
         n_features = len(chosen)
@@ -203,15 +236,59 @@ def open_dask_source(
         check_shape(tuple(0 if np.isnan(s) else s for s in X.shape[:1]) + tuple(X.shape[1:]), name=name, min_rows=0)
         if X.dtype.kind not in "fiub":
             raise NonNumericDataError(f"{name} is not numeric (dtype {X.dtype}); encode or drop non-numeric columns")
+        n_features = int(X.shape[1])
+        weight = None
+        if sample_weight is not None:
+            X, weight = _with_weight_column(X, sample_weight, name), "(last column)"
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})  # a partition is a block of whole rows
         parts = [delayed(_array_block, pure=True)(p, np_dtype) for p in X.to_delayed()[:, 0]]
         names = None
-        n_features = int(X.shape[1])
     chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, torch.finfo(dtype).bits // 8)
-    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name)
+    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weight is not None)
     source.inspect(min_rows)
     return source
+
+
+def _weight_column(sample_weight: object, declared: list[str], columns: list[str] | None, name: str) -> str | None:
+    """The weight column of a dask.dataframe, checked against its columns and ``columns``."""
+    if sample_weight is None:
+        return None
+    if not isinstance(sample_weight, str):
+        raise DataError(
+            f"{name} is a dask.dataframe: give its weights as one of its columns, sample_weight='<column>' "
+            "(an array of weights cannot be aligned with partitions of unknown length)"
+        )
+    if sample_weight not in declared:
+        raise DataError(f"sample_weight={sample_weight!r}: {name} has no such column; it has {declared}")
+    if columns is not None and sample_weight in [str(c) for c in columns]:
+        raise DataError(f"sample_weight={sample_weight!r} is also in columns=; a column is either a feature or the "
+                        "row weights: leave it out of columns=")
+    return sample_weight
+
+
+def _with_weight_column(X, sample_weight: object, name: str):
+    """A dask array with one weight per row appended as its last column, partitioned as X."""
+    import dask.array as da
+
+    if isinstance(sample_weight, str):
+        raise DataError(f"sample_weight={sample_weight!r} names a column, but {name} is a dask array without "
+                        "column names; pass the weights as an array (one per row)")
+    if any(np.isnan(c) for c in X.chunks[0]):
+        raise DataError(f"{name} has partitions of unknown length: call X.compute_chunk_sizes() first, so the "
+                        "weights can be aligned with its rows")
+    if is_dask_collection(sample_weight):
+        w = sample_weight
+        if w.ndim != 1 or w.shape[0] != X.shape[0]:
+            raise DataError(f"sample_weight.shape == {tuple(w.shape)}, expected ({X.shape[0]},)! Pass one weight "
+                            "per row of X.")
+        w = w.rechunk((X.chunks[0],))
+    else:
+        from . import check_sample_weight
+
+        w = check_sample_weight(sample_weight, int(X.shape[0]), torch.float64, torch.device("cpu")).numpy()
+        w = da.from_array(w, chunks=(X.chunks[0],))
+    return da.concatenate([X.astype(np.float64), w.astype(np.float64)[:, None]], axis=1)
 
 
 def _read_files(paths) -> tuple[object, str]:

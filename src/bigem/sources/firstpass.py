@@ -30,7 +30,7 @@ class FirstPassSource:
         self.n_rows, self.n_features = inner.n_rows, inner.n_features
         self.feature_names = inner.feature_names
         self.weight = inner.weight
-        self.weight_column = getattr(inner, "weight_column", None)
+        self.weighted = self.weight is not None or getattr(inner, "weighted", False)
         itemsize = torch.finfo(self.dtype).bits // 8
         self.decoded_bytes = self.n_rows * self.n_features * itemsize
         self.caching = 0 < self.decoded_bytes <= cache_bytes

@@ -436,6 +436,10 @@ class TableSource:
             return torch.from_numpy(wbuf[0, :n])
         return None if self.weight is None else self.weight[start : start + n]
 
+    @property
+    def weighted(self) -> bool:
+        return self.weight is not None or self.weight_column is not None
+
     def weight_blocks(self) -> Iterator[tuple[Tensor, int]]:
         """(weights, first row) over the data set, reading the weight column only:
         weighted row sampling needs them without the features."""
