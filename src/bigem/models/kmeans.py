@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .._core.stats import merge_lowest
+from .._core.stats import lowest_indices, merge_lowest
 from .._core.types import Chunk
 
 
@@ -91,7 +91,10 @@ class KMeansModel:
         counts = torch.zeros(K, dtype=torch.float64, device=x.device).index_add_(0, labels, w64)
         offsets = (xc.double() - (centres - centre)[labels]) * w64[:, None]
         sums = torch.zeros(K, D, dtype=torch.float64, device=x.device).index_add_(0, labels, offsets)
-        far_neg, far_x = merge_lowest(-best.double(), x.double(), K)
+        # the farthest rows (of positive weight): K indices first, then only those rows in float64
+        cand = -best if w is None else torch.where(w > 0, -best, torch.inf)
+        far = lowest_indices(cand, K)
+        far_neg, far_x = cand[far].double(), x[far].double()
         return KMeansStats(counts, sums, (best.double() * w64).sum(), chunk.n_rows, centres, far_neg, far_x)
 
     def m_step(self, stats: KMeansStats) -> KMeansParams:
