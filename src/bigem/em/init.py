@@ -33,14 +33,13 @@ def sample_rows(source: Source, n: int, generator: torch.Generator, engine=None)
     column alone (file sources: ``weight_blocks``), or else through ``engine``, a pass
     over the chunks where they live (a Dask cluster's workers).
     """
-    if source.weight is not None or getattr(source, "weighted", False):
+    if source.weight is not None:
+        rows = weighted_rows([(source.weight, 0)], n, generator)
+    elif getattr(source, "weighted", False) and hasattr(source, "weight_blocks"):
+        rows = weighted_rows(source.weight_blocks(), n, generator)
+    elif getattr(source, "weighted", False):
         seed = int(torch.randint(2**62, (1,), generator=generator))
-        if source.weight is not None or hasattr(source, "weight_blocks"):
-            blocks = [(source.weight, 0)] if source.weight is not None else source.weight_blocks()
-            keys = sum((SampleKeys.of(w, start, seed, n) for w, start in blocks), SampleKeys.empty(n))
-        else:
-            keys = engine.reduce(partial(_chunk_keys, seed=seed, n=n), source)
-        rows = keys.rows[keys.keys > -torch.inf]  # weight 0: never drawn
+        rows = engine.reduce(partial(_chunk_keys, seed=seed, n=n), source).drawn()
     elif source.n_rows <= n:
         rows = torch.arange(source.n_rows)
     else:
@@ -52,8 +51,7 @@ def weighted_rows(blocks: Iterable[tuple[Tensor, int]], n: int, generator: torch
     """Up to ``n`` distinct row indices drawn in proportion to their weights, without
     replacement, in one pass over (weights, first row) blocks (see :class:`SampleKeys`)."""
     seed = int(torch.randint(2**62, (1,), generator=generator))
-    keys = sum((SampleKeys.of(w, start, seed, n) for w, start in blocks), SampleKeys.empty(n))
-    return keys.rows[keys.keys > -torch.inf]
+    return sum((SampleKeys.of(w, start, seed, n) for w, start in blocks), SampleKeys.empty(n)).drawn()
 
 
 _KEY_TILE = 4096  # rows per independently seeded tile of sampling keys
@@ -91,6 +89,10 @@ class SampleKeys:
             return self
         best = torch.topk(self.keys, self.n).indices
         return SampleKeys(self.keys[best], self.rows[best], self.n)
+
+    def drawn(self) -> Tensor:
+        """The sampled rows (rows of weight 0 are never drawn, even when n exceeds the rest)."""
+        return self.rows[self.keys > -torch.inf]
 
     def __add__(self, other: SampleKeys) -> SampleKeys:
         return SampleKeys(torch.cat([self.keys, other.keys]), torch.cat([self.rows, other.rows]), self.n)._top()

@@ -25,6 +25,7 @@ from .validate import (
     SparseDataError,
     check_finite,
     check_shape,
+    check_weight_not_a_feature,
     raise_not_finite,
     to_numeric_array,
 )
@@ -200,9 +201,7 @@ def _weight_column_of_frame(frame, name: str, columns: list[str] | None):
     available = [str(c) for c in frame.columns]
     if name not in available:
         raise DataError(f"sample_weight={name!r}: X has no such column; it has {available}")
-    if columns is not None and name in [str(c) for c in columns]:
-        raise DataError(f"sample_weight={name!r} is also in columns=; a column is either a feature or the "
-                        "row weights: leave it out of columns=")
+    check_weight_not_a_feature(name, columns)
     weights = _dataframe_to_numpy(_select_frame_columns(frame, [name]))[:, 0]
     rest = frame if columns is not None else frame[[c for c in frame.columns if str(c) != name]]
     return rest, weights

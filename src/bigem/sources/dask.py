@@ -20,7 +20,7 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.types import Chunk
 from .arrays import chunk_rows_for_budget
-from .validate import NonNumericDataError, check_shape, raise_not_finite
+from .validate import NonNumericDataError, check_shape, check_weight_not_a_feature, raise_not_finite
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 DASK_FILE_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -261,9 +261,7 @@ def _weight_column(sample_weight: object, declared: list[str], columns: list[str
         )
     if sample_weight not in declared:
         raise DataError(f"sample_weight={sample_weight!r}: {name} has no such column; it has {declared}")
-    if columns is not None and sample_weight in [str(c) for c in columns]:
-        raise DataError(f"sample_weight={sample_weight!r} is also in columns=; a column is either a feature or the "
-                        "row weights: leave it out of columns=")
+    check_weight_not_a_feature(sample_weight, columns)
     return sample_weight
 
 

@@ -31,6 +31,8 @@ class FirstPassSource:
         self.feature_names = inner.feature_names
         self.weight = inner.weight
         self.weighted = self.weight is not None or getattr(inner, "weighted", False)
+        if hasattr(inner, "weight_blocks"):  # the weight column alone, for weighted row sampling
+            self.weight_blocks = inner.weight_blocks
         itemsize = torch.finfo(self.dtype).bits // 8
         self.decoded_bytes = self.n_rows * self.n_features * itemsize
         self.caching = 0 < self.decoded_bytes <= cache_bytes
@@ -56,13 +58,6 @@ class FirstPassSource:
             yield chunk
         self.checked = True  # only a complete pass counts
         self._cache = kept
-
-    def weight_blocks(self):
-        """(weights, first row) blocks for weighted row sampling (see em.init.sample_rows)."""
-        if hasattr(self.inner, "weight_blocks"):
-            yield from self.inner.weight_blocks()
-        elif self.weight is not None:
-            yield self.weight, 0
 
     def _raise_not_finite(self) -> None:
         """Error path: one full pass for the counts, then the message names the file."""

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .._core.errors import DataError
 from .._core.types import Chunk
-from .validate import NonNumericDataError
+from .validate import NonNumericDataError, check_weight_not_a_feature
 
 
 def import_pyarrow():
@@ -271,9 +271,9 @@ class TableSource:
         self.weight, self.weight_column = weight, weight_column
         self.feature_names = self._choose_columns(names, columns)
         self.keep = list(keep or [])
-        self._weighed = [] if weight_column is None else [weight_column]
+        self._weight_columns = [] if weight_column is None else [weight_column]
         for reader in self._readers:
-            self._check_columns(reader, self.feature_names + self.keep + self._weighed)
+            self._check_columns(reader, self.feature_names + self.keep + self._weight_columns)
         self._check_numeric()
         if fmt == "csv":
             for reader in self._readers:
@@ -290,11 +290,7 @@ class TableSource:
         if columns is None:
             return [n for n in names if n != self.weight_column]
         columns = [str(c) for c in columns]
-        if self.weight_column in columns:
-            raise DataError(
-                f"sample_weight={self.weight_column!r} is also in columns=; a column is either a feature or "
-                "the row weights: leave it out of columns="
-            )
+        check_weight_not_a_feature(self.weight_column, columns)
         if not columns:
             raise DataError("columns=[] selects no features; name at least one column")
         duplicated = sorted({c for c in columns if columns.count(c) > 1})
@@ -315,7 +311,7 @@ class TableSource:
         pa = import_pyarrow()
         for reader in self._readers:
             bad = []
-            for name in self.feature_names + self._weighed:
+            for name in self.feature_names + self._weight_columns:
                 t = reader.schema.field(name).type
                 ok = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
                 ok = ok or pa.types.is_decimal(t) or pa.types.is_null(t)
@@ -339,7 +335,7 @@ class TableSource:
     def _batches(self, wanted: list[str] | None = None) -> Iterator[tuple[object, int, int]]:
         """(record batch, index of the file, first row of the batch in the data set) of the
         ``wanted`` columns (default: features, kept columns and the weight column)."""
-        numeric = self.feature_names + self._weighed
+        numeric = self.feature_names + self._weight_columns
         wanted = numeric + self.keep if wanted is None else wanted
         start = 0
         for i, reader in enumerate(self._readers):
@@ -352,7 +348,7 @@ class TableSource:
                 start += batch.num_rows
 
     def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
-        checked = [n for n in self.feature_names + self._weighed if n in batch.schema.names]
+        checked = [n for n in self.feature_names + self._weight_columns if n in batch.schema.names]
         if not any(batch.column(name).null_count for name in checked):
             return
         firsts = {
@@ -375,7 +371,7 @@ class TableSource:
         """Null counts per feature over every file (error path only: one more pass)."""
         total: dict[str, int] = {}
         for batch, _, _ in self._batches():
-            for n in self.feature_names + self._weighed:
+            for n in self.feature_names + self._weight_columns:
                 if batch.column(n).null_count:
                     total[n] = total.get(n, 0) + batch.column(n).null_count
         return total
@@ -418,7 +414,7 @@ class TableSource:
                 part = batch.slice(off, take)
                 self._fill(buf[:, pos : pos + take], part)
                 if wbuf is not None:
-                    self._fill(wbuf[:, pos : pos + take], part, self._weighed)
+                    self._fill(wbuf[:, pos : pos + take], part, self._weight_columns)
                 if self.keep:
                     kept.append(part.select(self.keep))
                 pos += take
@@ -443,14 +439,14 @@ class TableSource:
     def weight_blocks(self) -> Iterator[tuple[Tensor, int]]:
         """(weights, first row) over the data set, reading the weight column only:
         weighted row sampling needs them without the features."""
-        if self.weight is not None:
-            yield self.weight.cpu(), 0
+        if self.weight_column is None:
+            yield from ([] if self.weight is None else [(self.weight.cpu(), 0)])
             return
         total = _WeightTotal(self)
-        for batch, file_index, first_row in self._batches(self._weighed):
+        for batch, file_index, first_row in self._batches(self._weight_columns):
             self._check_nulls(batch, file_index, first_row)
             w = np.empty((1, batch.num_rows), np.float64)
-            self._fill(w, batch, self._weighed)
+            self._fill(w, batch, self._weight_columns)
             yield total.add(torch.from_numpy(w[0]), first_row), first_row
         total.check()
 

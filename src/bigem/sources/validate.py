@@ -99,3 +99,12 @@ def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", wh
         f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). "
         "Drop or impute these values before fitting (bigem does not model missing values yet)."
     )
+
+
+def check_weight_not_a_feature(weight_column: str | None, columns: list[str] | None) -> None:
+    """A column named as sample_weight cannot also be one of the features in ``columns``."""
+    if weight_column is not None and columns is not None and weight_column in [str(c) for c in columns]:
+        raise DataError(
+            f"sample_weight={weight_column!r} is also in columns=; a column is either a feature or the row "
+            "weights: leave it out of columns="
+        )
