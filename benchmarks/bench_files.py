@@ -17,6 +17,7 @@ each peak RSS is its own):
 - CSV: rows per second read (pyarrow) and fitted (one exact iteration) for a CSV export.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_files.py [--rows 1e8]
+    python3 benchmarks/bench_files.py --rows 2e7 --device cuda   # on a GPU machine (gpu_check.sh)
 
 A first, unmeasured read pass puts the files in the page cache where RAM allows, so
 "read" measures decoding rather than the disk (the harder case for overlap: decoding
@@ -111,7 +112,8 @@ def worker(spec: dict) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
     from bigem import GaussianMixture
 
-    kw = dict(n_components=K, covariance_type="diag", cache_budget=0, random_state=0, tol=0.0, **init_params())
+    kw = dict(n_components=K, covariance_type="diag", cache_budget=0, random_state=0, tol=0.0, device=spec["device"],
+              **init_params())
     started = time.perf_counter()
     if task in ("exact", "csv-exact", "exact-serial"):
         if task == "exact-serial":  # the same iteration without the read-ahead thread
@@ -133,7 +135,7 @@ def worker(spec: dict) -> dict:
         return dict(seconds=gm.history_[0]["seconds"][0], total=total, peak_rss_mb=rss, score=gm.score(draw(1_000_000, 4242)))
     if task == "reference":  # started at the generating parameters: the best fixed point EM reaches
         means, stds, weights = mixture()
-        kw.update(weights_init=weights, means_init=means, precisions_init=1.0 / stds**2, tol=1e-7)
+        kw.update(weights_init=weights, means_init=means, precisions_init=1.0 / stds**2, tol=1e-7, device="cpu")
         gm = GaussianMixture(max_iter=1000, **kw).fit(draw(2_000_000, 31337))
         return dict(score=gm.score(draw(1_000_000, 4242)), n_iter=gm.n_iter_)
     raise ValueError(task)
@@ -171,6 +173,7 @@ def main() -> None:
     ap.add_argument("--rows", type=float, default=1e8)
     ap.add_argument("--csv-rows", type=float, default=2e6)
     ap.add_argument("--batch", type=int, default=20_000)
+    ap.add_argument("--device", default="cpu", help="bigem's device for the fits (the reads stay on the CPU)")
     ap.add_argument("--worker")
     args = ap.parse_args()
     if args.worker:
@@ -183,14 +186,16 @@ def main() -> None:
     print(f"data: {rows:.3g} rows x {D} float32 Parquet in {folder} ({time.perf_counter() - t:.0f}s to ensure); "
           f"CSV {csv_rows:.3g} rows")
     run(dict(task="read", path=folder))  # warm-up: every measure then finds the files page-cached where RAM allows
+    dev = dict(device=args.device)
     read = run(dict(task="read", path=folder))
-    exact = run(dict(task="exact", path=folder))
-    serial = run(dict(task="exact-serial", path=folder))
-    compute = run(dict(task="compute", path=folder))
-    online = run(dict(task="online", path=folder, batch=args.batch))
-    ref = run(dict(task="reference"))
+    exact = run(dict(task="exact", path=folder, **dev))
+    serial = run(dict(task="exact-serial", path=folder, **dev))
+    compute = run(dict(task="compute", path=folder, **dev))
+    online = run(dict(task="online", path=folder, batch=args.batch, **dev))
+    ref = run(dict(task="reference", device="cpu"))
     cread = run(dict(task="csv-read", path=csv))
-    cexact = run(dict(task="csv-exact", path=csv))
+    cexact = run(dict(task="csv-exact", path=csv, **dev))
+    print(f"bigem on {args.device}; {os.cpu_count()} CPU cores")
     gap = (ref["score"] - online["score"]) / abs(ref["score"])
     print(f"{'measure':<34}{'seconds':>9}{'Mrows/s':>9}{'peak RSS MB':>13}")
     for name, r, n in (("plain read pass (pyarrow)", read, rows), ("exact EM iteration, K=8 diag", exact, rows),

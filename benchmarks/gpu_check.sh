@@ -26,3 +26,8 @@ timeout "${TEST_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/unit/tes
 timeout "${GMM_S:-240}" python3 benchmarks/bench_gmm.py --device cuda ${GMM_ARGS:-} 2>&1 | tee "$OUT/bench_gmm.txt"
 timeout "${HMM_S:-180}" python3 benchmarks/bench_hmm.py --device cuda --libs bigem,hmmlearn-scaling 2>&1 \
     | tee "$OUT/bench_hmm.txt"
+# Streamed Parquet (issue 3's overlap target), only when asked: FILES_S=200 FILES_ROWS=2e7
+if [ "${FILES_S:-0}" -gt 0 ]; then
+    timeout "$FILES_S" python3 benchmarks/bench_files.py --rows "${FILES_ROWS:-2e7}" --csv-rows 2e5 --device cuda 2>&1 \
+        | tee "$OUT/bench_files.txt"
+fi
