@@ -39,7 +39,9 @@ class Source(Protocol):
     n_rows: int
     n_features: int
     feature_names: list[str] | None
-    weight: Tensor | None  # every row's sample weight (in memory), or None: all ones
+    weight: Tensor | None  # every row's sample weight in memory, or None: all ones unless
+    # ``weighted`` is set (weights then arrive with the chunks: a column of the files, a
+    # Dask partition's last column; see em.init.sample_rows)
 
     def chunks(self) -> Iterator[Chunk]:
         """Chunks in row order, on the compute device and dtype, covering every row once."""

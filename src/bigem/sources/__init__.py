@@ -234,7 +234,9 @@ def open_source(
     In-memory data is checked for NaN/inf now; streamed data on its first pass (see
     :mod:`.firstpass`), which then also keeps it in memory if it fits ``cache_bytes``.
     ``columns`` selects features by name; ``keep`` names columns carried through to
-    ``Chunk.extra`` (files and DataFrames only).
+    ``Chunk.extra`` (files and DataFrames only). ``sample_weight``: one weight per row
+    (an array, also beside files), or the name of a column of X that holds them (files
+    and DataFrames; then not a feature).
     """
     keep = list(keep or [])
     name = describe_input(X)
