@@ -363,3 +363,20 @@ def test_worker_process_killed_mid_fit_on_the_default_cluster_changes_nothing():
             os.kill(pids[victim], 0)
     assert c.status == "closed"  # the embedded cluster is closed with its block
     _assert_same_fit(local, dist)
+
+
+def test_select_on_dask_with_a_weight_column_equals_local(client, data):
+    """select() scores each candidate where the partitions live (criteria read them one
+    partition at a time), the weight column excluded from the features."""
+    import bigem
+
+    w = np.random.default_rng(5).integers(0, 3, len(data)).astype(float)
+    frame = pd.DataFrame(data, columns=["a", "b", "c", "d"]).assign(w=w)
+    kw = dict(random_state=0, dtype="float64")
+    local = bigem.select(frame, [2, 3], ["full", "diag"], sample_weight="w", **kw)
+    dist = bigem.select(dd.from_pandas(frame, npartitions=3), [2, 3], ["full", "diag"], sample_weight="w",
+                        client=client, **kw)
+    for a, b in zip(local.table, dist.table):
+        for name in ("log_likelihood", "bic", "aic", "icl"):
+            assert b[name] == pytest.approx(a[name], rel=1e-9), name
+    assert list(dist.best_estimator_.feature_names_in_) == ["a", "b", "c", "d"]

@@ -549,6 +549,12 @@ class GaussianMixture(EstimatorBase):
             yield chunk, model.log_joint(params, chunk.x).double().cpu().numpy()
 
     def _log_joint_chunks(self, X, columns=None):
+        """(n, K) float64 log-joints of X's rows in order, a chunk at a time; Dask input is
+        computed where it lives and brought here one partition at a time."""
+        if is_dask_collection(X):
+            for part in self._lazy(X, "log_joint", columns).to_delayed().ravel():
+                yield part.compute()
+            return
         source, s = self._inference_source(X, columns)
         for _, block in self._log_joint_blocks(source, s):
             yield block
@@ -620,7 +626,7 @@ class GaussianMixture(EstimatorBase):
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         fn = partial(_predict_block, self._model(s), params, what, s["device"])
-        if what == "proba":
+        if what in ("proba", "log_joint"):
             return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (self.n_components,)))
         return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
 
@@ -697,7 +703,7 @@ class GaussianMixture(EstimatorBase):
 
 
 def _predict_block(model: GaussianMixtureModel, params: GMMParams, what: str, device, block) -> np.ndarray:
-    """One partition's labels, probabilities or log-densities; runs on a Dask worker."""
+    """One partition's labels, probabilities, log-densities or log-joints; runs on a Dask worker."""
     from ..sources.validate import check_finite, raise_not_finite
 
     x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64)).to(device=device, dtype=model.dtype)
@@ -705,6 +711,8 @@ def _predict_block(model: GaussianMixtureModel, params: GMMParams, what: str, de
     if found:
         raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
     log_joint = model.log_joint(params, x).double().cpu().numpy()
+    if what == "log_joint":
+        return log_joint
     if what == "label":
         return log_joint.argmax(1)
     norm = _logsumexp(log_joint)

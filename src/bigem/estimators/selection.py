@@ -244,6 +244,8 @@ def full_covariances(est) -> np.ndarray:
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
     """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one
     pass, and ``weight``: the rows' total weight (their count when unweighted)."""
+    if isinstance(sample_weight, str) and columns is None:  # the weight column is not a feature
+        columns = [str(c) for c in est.feature_names_in_]
     ll = []
     log_max_resp = []
     for block in est._log_joint_chunks(X, columns):

@@ -17,6 +17,7 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.types import Source
 from .arrays import TensorSource, as_tensor, chunk_rows_for_budget
+from .dask import is_dask_collection
 from .firstpass import FirstPassSource
 from .npy import NpySource
 from .paths import expand_paths
@@ -303,6 +304,8 @@ def open_source(
 def weight_column_values(X: object, column: str) -> np.ndarray:
     """Every row's weight from the ``column`` of X (files or a DataFrame), checked as a fit
     checks it, in row order: for per-row totals such as the criteria's weighted sums."""
+    if is_dask_collection(X):  # a dask.dataframe (the fit checked the weights on the workers)
+        return np.asarray(X[column].compute(), dtype=np.float64)
     source = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20,
                          sample_weight=column)
     if source.weight is not None:
