@@ -306,6 +306,8 @@ def weight_column_values(X: object, column: str) -> np.ndarray:
     checks it, in row order: for per-row totals such as the criteria's weighted sums."""
     if is_dask_collection(X):  # a dask.dataframe (the fit checked the weights on the workers)
         return np.asarray(X[column].compute(), dtype=np.float64)
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # a DataFrame: its column, not the whole frame
+        return _weight_column_of_frame(X, column, None)[1]
     source = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20,
                          sample_weight=column)
     if source.weight is not None:

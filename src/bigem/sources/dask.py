@@ -212,19 +212,20 @@ def open_dask_source(
         declared = [str(c) for c in X.columns]
         weight = _weight_column(sample_weight, declared, columns, name)
         chosen = [c for c in declared if c != weight] if columns is None else [str(c) for c in columns]
-        unknown = [c for c in chosen + ([weight] if weight else []) if c not in declared]
+        read = chosen + ([weight] if weight else [])  # the weights: the blocks' last column
+        unknown = [c for c in read if c not in declared]
         if unknown:
             raise DataError(f"{name}: column(s) {unknown} not found; the data has columns {declared}")
         if not chosen:
             raise DataError(f"{name}: columns=[] selects nothing; name at least one numeric column")
         kinds = {str(c): getattr(dt, "kind", "O") for c, dt in X.dtypes.items()}
-        bad = [c for c in chosen + ([weight] if weight else []) if kinds[c] not in "fiub"]
+        bad = [c for c in read if kinds[c] not in "fiub"]
         if bad:
             raise NonNumericDataError(
                 f"{name} has non-numeric column(s) {bad}: encode or drop these columns, or choose numeric "
                 "columns with columns=[...]"
             )
-        read = chosen + ([weight] if weight else [])
+        weighted = weight is not None
         parts = [
             delayed(_frame_block, pure=True)(p, read, declared, i, np_dtype) for i, p in enumerate(X.to_delayed())
         ]
@@ -237,15 +238,15 @@ def open_dask_source(
         if X.dtype.kind not in "fiub":
             raise NonNumericDataError(f"{name} is not numeric (dtype {X.dtype}); encode or drop non-numeric columns")
         n_features = int(X.shape[1])
-        weight = None
-        if sample_weight is not None:
-            X, weight = _with_weight_column(X, sample_weight, name), "(last column)"
+        weighted = sample_weight is not None
+        if weighted:
+            X = _with_weight_column(X, sample_weight, name)
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})  # a partition is a block of whole rows
         parts = [delayed(_array_block, pure=True)(p, np_dtype) for p in X.to_delayed()[:, 0]]
         names = None
     chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, torch.finfo(dtype).bits // 8)
-    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weight is not None)
+    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted)
     source.inspect(min_rows)
     return source
 
