@@ -114,7 +114,7 @@ def test_cached_and_uncached_passes_and_overlap_give_identical_fits(tmp_path, mo
     uncached = GaussianMixture(cache_budget=0, **kw).fit(str(folder), columns=COLS)
     from bigem.engines import local
 
-    monkeypatch.setattr(local.LocalEngine.__init__, "__defaults__", (False,))  # no prefetch thread
+    monkeypatch.setattr(local.LocalEngine.__init__, "__defaults__", (False, local.READ_AHEAD))  # no prefetch thread
     serial = GaussianMixture(cache_budget=0, **kw).fit(str(folder), columns=COLS)
     for other in (uncached, serial):
         np.testing.assert_array_equal(cached.means_, other.means_)

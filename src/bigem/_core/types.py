@@ -11,6 +11,10 @@ from torch import Tensor
 CovarianceType = Literal["full", "tied", "diag", "spherical"]
 COVARIANCE_TYPES: tuple[str, ...] = ("full", "tied", "diag", "spherical")
 
+# Chunks the local engine decodes ahead of the one computing. Sources that read files
+# size their chunks so that READ_AHEAD + 1 of them fit the memory budget.
+READ_AHEAD = 4
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -42,6 +46,8 @@ class Source(Protocol):
     weight: Tensor | None  # every row's sample weight in memory, or None: all ones unless
     # ``weighted`` is set (weights then arrive with the chunks: a column of the files, a
     # Dask partition's last column; see em.init.sample_rows)
+    # Optional: ``decodes`` (bool, default False) says that producing chunks is real CPU
+    # work (reading and decoding files), which the local engine then gives a core of its own.
 
     def chunks(self) -> Iterator[Chunk]:
         """Chunks in row order, on the compute device and dtype, covering every row once."""

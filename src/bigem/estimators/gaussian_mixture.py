@@ -405,16 +405,17 @@ class GaussianMixture(EstimatorBase):
         runs = []
         for restart in range(1 if warm else s["n_init"]):
             state = OnlineState(initialise(restart))
-            converged, n, last, history, seconds = run_online(
-                model,
-                lambda: minibatches(engine.stream(source), s["batch_size"]),
-                state,
-                decay=s["learning_decay"],
-                offset=s["learning_offset"],
-                max_passes=max(1, s["max_iter"]),
-                tol=s["tol"],
-                callback=report,
-            )
+            with engine.sharing_cores(source):
+                converged, n, last, history, seconds = run_online(
+                    model,
+                    lambda: minibatches(engine.stream(source), s["batch_size"]),
+                    state,
+                    decay=s["learning_decay"],
+                    offset=s["learning_offset"],
+                    max_passes=max(1, s["max_iter"]),
+                    tol=s["tol"],
+                    callback=report,
+                )
             runs.append((EMResult(state.params, converged, n, last, history, seconds, restart), state))
         best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
         self.n_steps_ = self._online_.steps
@@ -458,10 +459,12 @@ class GaussianMixture(EstimatorBase):
             generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
             state = OnlineState(self._online_initial(model, source, s, generator, self._user_inits(s, source.n_features)))
         total = weight = 0.0
-        for chunk in minibatches(LocalEngine().stream(source), s["batch_size"]):
-            ll = online_step(model, state, chunk, s["learning_decay"], s["learning_offset"])
-            w = float(chunk.n_rows if chunk.weight is None else chunk.weight.sum())
-            total, weight = total + ll * w, weight + w
+        engine = LocalEngine()
+        with engine.sharing_cores(source):
+            for chunk in minibatches(engine.stream(source), s["batch_size"]):
+                ll = online_step(model, state, chunk, s["learning_decay"], s["learning_offset"])
+                w = float(chunk.n_rows if chunk.weight is None else chunk.weight.sum())
+                total, weight = total + ll * w, weight + w
         self._online_ = state
         self._set_fitted(state.params, source.n_features, source.feature_names)
         self.n_steps_ = state.steps

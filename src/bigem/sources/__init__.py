@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .._core.errors import DataError
 from .._core.types import Source
-from .arrays import TensorSource, as_tensor, chunk_rows_for_budget
+from .arrays import TensorSource, as_tensor, chunk_rows_for_budget, streamed_bytes_per_value
 from .dask import is_dask_collection
 from .firstpass import FirstPassSource
 from .npy import NpySource
@@ -173,7 +173,7 @@ def _open_files(
                             "their weights to Parquet and pass sample_weight='<weight column>'")
         source: Source = NpySource(files[0], dtype, device, chunk_rows=1)
         source.chunk_rows = chunk_size or chunk_rows_for_budget(
-            memory_budget, source.n_features, itemsize + source.file_itemsize
+            memory_budget, source.n_features, streamed_bytes_per_value(itemsize, source.file_itemsize)
         )
         return source
     from .tables import CsvOptions, TableSource
@@ -191,8 +191,8 @@ def _open_files(
     )
     if sample_weight is not None and not isinstance(sample_weight, str):  # in memory, one per row
         table.weight = check_sample_weight(sample_weight, table.n_rows, dtype, torch.device("cpu"))
-    # pyarrow's decoded float64 batch and our compute-dtype chunk are both in flight
-    table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, itemsize + 8)
+    # beside our chunks, pyarrow's decoded batch (up to float64) is in flight
+    table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, streamed_bytes_per_value(itemsize, 8))
     return table
 
 
@@ -295,7 +295,7 @@ def open_source(
         x = as_tensor(np.asarray(arr), dtype, device)
     weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], dtype, device)
     itemsize = torch.finfo(dtype).bits // 8
-    rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], itemsize)
+    rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
     source = TensorSource(x, weight, rows, names, extra)
     validate_finite(source, "X")
     return source

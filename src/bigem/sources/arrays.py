@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.types import Chunk
+from .._core.types import READ_AHEAD, Chunk
 
 
 class TensorSource:
@@ -44,10 +44,16 @@ class TensorSource:
 
 
 
-def chunk_rows_for_budget(budget_bytes: int, n_features: int, itemsize: int, copies: int = 3) -> int:
-    """Rows per chunk so that ``copies`` chunks in flight (being read, converted,
-    computed on) stay within the memory budget."""
-    return max(1024, budget_bytes // max(1, copies * n_features * itemsize))
+def chunk_rows_for_budget(budget_bytes: int, n_features: int, bytes_per_value: int) -> int:
+    """Rows per chunk so that everything in flight, ``bytes_per_value`` for each of a
+    chunk's values, stays within the memory budget."""
+    return max(1024, budget_bytes // max(1, n_features * bytes_per_value))
+
+
+def streamed_bytes_per_value(itemsize: int, decode_itemsize: int) -> int:
+    """Bytes in flight per value of a chunk read from files: READ_AHEAD decoded chunks
+    and the one computing, in the compute dtype, plus the reader's raw batch."""
+    return (READ_AHEAD + 1) * itemsize + decode_itemsize
 
 
 def as_tensor(x, dtype: torch.dtype, device: torch.device) -> Tensor:

@@ -245,7 +245,7 @@ def open_dask_source(
             X = X.rechunk({1: -1})  # a partition is a block of whole rows
         parts = [delayed(_array_block, pure=True)(p, np_dtype) for p in X.to_delayed()[:, 0]]
         names = None
-    chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, torch.finfo(dtype).bits // 8)
+    chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, 3 * (torch.finfo(dtype).bits // 8))
     source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted)
     source.inspect(min_rows)
     return source

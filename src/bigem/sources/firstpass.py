@@ -43,6 +43,10 @@ class FirstPassSource:
     def cached(self) -> bool:
         return self._cache is not None
 
+    @property
+    def decodes(self) -> bool:
+        return self._cache is None and getattr(self.inner, "decodes", False)
+
     def chunks(self) -> Iterator[Chunk]:
         if self._cache is not None:
             yield from self._cache

@@ -21,6 +21,7 @@ class NpySource:
 
     weight = None
     feature_names = None
+    decodes = True  # positioned reads and a dtype conversion per chunk: CPU work for the engine to overlap
 
     def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
         self.path = os.fspath(path)

@@ -242,6 +242,8 @@ class TableSource:
     refused with their count and first row.
     """
 
+    decodes = True  # decoding a batch costs about what the E-step on it does: the engine overlaps them
+
     def __init__(
         self,
         files: list[str],
