@@ -85,7 +85,8 @@ class GaussianMixture(EstimatorBase):
     chunk_size : int, default=None
         Rows per chunk; by default derived from ``memory_budget``.
     memory_budget : int or str, default='256MB'
-        Memory for chunks in flight (bytes, or a string such as '1GB').
+        Memory for chunks in flight (bytes, or a string such as '1GB'): for files, the
+        chunk computing, the four decoded ahead of it and the reader's batch.
     cache_budget : int or str, default='1GB'
         Streamed data (files, Source objects) whose decoded size fits is kept in memory
         after the first pass, so later iterations read no file. 0 turns caching off.

@@ -74,6 +74,11 @@ class SequenceBatches:
         self.batches = cuts
         self._starts = np.concatenate([[0], ends])
 
+    @property
+    def decodes(self) -> bool:
+        """Whether the rows come from files being decoded (see the local engine)."""
+        return getattr(self.rows, "decodes", False)
+
     def chunks(self) -> Iterator[SequenceChunk]:
         pieces: list[Tensor] = []
         have_from, have = 0, 0  # first buffered row, rows buffered
