@@ -129,8 +129,11 @@ def test_cache_keeps_data_after_the_first_complete_pass_only(tmp_path):
     source = _open(str(path), cache_bytes=1 << 30)
     first = next(iter(source.chunks()))  # an interrupted pass caches nothing
     assert not source.cached and first.n_rows == 128
+    assert source.decodes  # the engine leaves a core to the decoder...
     rows = _all_rows(source)
     assert source.cached
+    assert not source.decodes  # ...until the rows come from memory
+    assert not getattr(_open(df[COLS].to_numpy()), "decodes", False)  # nor for rows in memory
     path.unlink()  # later passes no longer touch the file
     np.testing.assert_array_equal(_all_rows(source), rows)
     np.testing.assert_array_equal(source.take(torch.tensor([3, 400])).numpy(), rows[[3, 400]])

@@ -21,8 +21,8 @@ def _prefetched(chunks: Iterator[Chunk], pool: ThreadPoolExecutor, depth: int) -
     One chunk ahead is not enough when reading competes with computing for the same
     cores: the time each takes per chunk varies, and whenever the read finishes first
     the disk idles. Over 4e7 rows evicted from the page cache (2 cores, the compute
-    on one thread), an iteration took 6.7 s with one chunk ahead, 5.1 s with three
-    and 4.6 s with five (measured).
+    on one thread), an iteration took 6.7 s with one chunk ahead, 5.1-5.3 s with
+    three and 4.6 s with five (measured).
     """
     sentinel = object()
     pending = deque(pool.submit(next, chunks, sentinel) for _ in range(depth))
@@ -44,9 +44,11 @@ def sharing_cores(source: Source):
     thread on one intra-op thread fewer; restored on exit, errors included.
 
     Otherwise the decoder and torch's thread team fight for the same cores, and the
-    team's spinning threads burn what the decoder needs: on 2 cores one thread fewer
-    cut an iteration over 4e7 page-cached Parquet rows from 4.4-5.3 s to 3.7-4.3 s
-    and its CPU time by 15-20% (alternating runs, measured). torch's thread count is
+    team's spinning threads burn what the decoder needs: on 2 cores, reading ahead in
+    both cases, one thread fewer cut an iteration over 4e7 page-cached Parquet rows
+    from 4.2-4.8 s to 3.7-4.3 s and its CPU time by about 12% (alternating runs,
+    measured; the E-step's statistics may differ in the last bits, as between
+    machines with different core counts, never between runs). torch's thread count is
     per thread, so the caller's other threads keep theirs. Use it around a loop, never
     inside a generator: a suspended generator would hold the lower count.
     """
