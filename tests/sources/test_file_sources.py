@@ -272,3 +272,27 @@ def test_bad_weight_columns_name_the_file_and_row(tmp_path, fmt):
     words = df.assign(w=np.where(np.arange(len(df)) == 40, "heavy", df["w"].astype(str)))
     with pytest.raises(DataError, match=r"words\.\w+: (sample_weight column 'w' is not numeric|column 'w' has a non-numeric value 'heavy' at data row 40)"):
         fit(write(words, "words"))
+
+
+def test_score_bic_and_aic_of_files_stream_in_the_memory_of_a_chunk(tmp_path):
+    """A per-row array of log-densities would take 8 bytes a row; the totals take none."""
+    import tracemalloc
+
+    n = 400_000
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(n, 3)), columns=COLS)
+    path = tmp_path / "x.parquet"
+    df.to_parquet(path, row_group_size=8192)
+    gm = GaussianMixture(2, random_state=0, dtype="float64", chunk_size=4096).fit(df.iloc[:2000])
+    ll = gm.score_samples(df)  # the reference, in memory
+    p = gm._n_parameters()
+    gm.score(str(path))  # once untraced: first-use allocations (imports, caches) are not per row
+    tracemalloc.start()
+    try:
+        score, bic, aic = gm.score(str(path)), gm.bic(str(path)), gm.aic(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert score == pytest.approx(ll.mean(), rel=1e-12)
+    assert bic == pytest.approx(-2 * ll.sum() + p * np.log(n), rel=1e-12)
+    assert aic == pytest.approx(-2 * ll.sum() + 2 * p, rel=1e-12)
+    assert peak < n * 8 / 2, f"{peak} bytes traced at peak"

@@ -380,3 +380,20 @@ def test_select_on_dask_with_a_weight_column_equals_local(client, data):
         for name in ("log_likelihood", "bic", "aic", "icl"):
             assert b[name] == pytest.approx(a[name], rel=1e-9), name
     assert list(dist.best_estimator_.feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_scores_of_a_dask_dataframe_are_summed_where_the_partitions_live(client, data):
+    """score, bic and aic reduce partition totals: a dataframe's partitions of unknown
+    length included (its row count is summed, not read from a shape, which is nan)."""
+    from bigem.estimators.selection import criteria
+
+    frame = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    gm = GaussianMixture(3, random_state=0, dtype="float64").fit(frame)
+    ll, p, n = gm.score_samples(frame), gm._n_parameters(), len(frame)
+    ddf = dd.from_pandas(frame, npartitions=3)
+    assert gm.score(ddf) == pytest.approx(ll.mean(), rel=1e-12)
+    assert gm.bic(ddf) == pytest.approx(-2 * ll.sum() + p * np.log(n), rel=1e-12)
+    assert gm.aic(ddf) == pytest.approx(-2 * ll.sum() + 2 * p, rel=1e-12)
+    w = np.where(np.arange(n) == 700, -1.0, 1.0)
+    with pytest.raises(DataError, match=r"X: sample_weight has -1\.0 at row 100 of one partition \(counted from its start\)"):
+        criteria(gm, dd.from_pandas(frame.assign(w=w), npartitions=3), sample_weight="w")

@@ -15,12 +15,12 @@ import torch
 
 from .._core.errors import DataError, ParameterError, not_fitted_error
 from .._core.numerics import parse_device, parse_dtype
-from .._core.types import COVARIANCE_TYPES, Source
+from .._core.types import COVARIANCE_TYPES, Chunk, Source
 from ..em.driver import Checkpoint, EMResult, IterationInfo, fit_em
 from ..em.init import INIT_METHODS, initial_params, sample_rows
 from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..engines import LocalEngine
-from ..models.gmm import GaussianMixtureModel, GMMParams
+from ..models.gmm import GaussianMixtureModel, GMMParams, ScoreTotals
 from ..sources import TensorSource, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
 from ..sources.sinks import Sink, check_output_path
@@ -527,14 +527,14 @@ class GaussianMixture(EstimatorBase):
             )
         return self._params_
 
-    def _inference_source(self, X, columns=None, keep=None) -> tuple[Source, dict]:
+    def _inference_source(self, X, columns=None, keep=None, sample_weight=None) -> tuple[Source, dict]:
         """X opened for inference: a file reads the fitted feature names unless told."""
         self._fitted()
         s = self._settings()
         self._check_features(X, columns)
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
         self._check_width(source)
         return source, s
 
@@ -553,12 +553,8 @@ class GaussianMixture(EstimatorBase):
             yield chunk, model.log_joint(params, chunk.x).double().cpu().numpy()
 
     def _log_joint_chunks(self, X, columns=None):
-        """(n, K) float64 log-joints of X's rows in order, a chunk at a time; Dask input is
-        computed where it lives and brought here one partition at a time."""
-        if is_dask_collection(X):
-            for part in self._lazy(X, "log_joint", columns).to_delayed().ravel():
-                yield part.compute()
-            return
+        """(n, K) float64 log-joints of X's rows in order, a chunk at a time (Dask input
+        takes :meth:`_lazy` instead)."""
         source, s = self._inference_source(X, columns)
         for _, block in self._log_joint_blocks(source, s):
             yield block
@@ -615,24 +611,40 @@ class GaussianMixture(EstimatorBase):
                 f"Fitted with: {list(fitted)}\nGot: {names}"
             )
 
-    def _lazy(self, X, what: str, columns=None):
-        """Dask input: a lazy dask array, computed partition by partition where X lives."""
+    def _lazy(self, X, what: str, columns=None, sample_weight=None):
+        """Dask input: a lazy dask array, computed partition by partition where X lives;
+        for "totals", one row of :class:`ScoreTotals` fields per partition."""
+        from ..sources.dask import rows_with_weights
+
         params = self._fitted()
         s = self._settings()
         self._check_features(X, columns)
-        if hasattr(X, "columns") and hasattr(X, "dtypes"):
-            X = X[list(X.columns) if columns is None else list(columns)].to_dask_array()
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+        X, weighted = rows_with_weights(X, columns, sample_weight)
+        if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
             raise DataError(
-                f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
+                f"X has {X.shape[1] - weighted if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
             )
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
-        fn = partial(_predict_block, self._model(s), params, what, s["device"])
-        if what in ("proba", "log_joint"):
+        fn = partial(_predict_block, self._model(s), params, what, s["device"], weighted)
+        if what == "totals":
+            return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (3,)))
+        if what == "proba":
             return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (self.n_components,)))
         return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
+
+    def _score_totals(self, X, columns=None, sample_weight=None) -> ScoreTotals:
+        """:class:`ScoreTotals` of X in one streamed pass, in the memory of a chunk whatever
+        the data's size; Dask input is reduced where it lives."""
+        if is_dask_collection(X):
+            totals = ScoreTotals(*(float(v) for v in self._lazy(X, "totals", columns, sample_weight).sum(0).compute()))
+        else:
+            source, s = self._inference_source(X, columns, sample_weight=sample_weight)
+            totals = LocalEngine().reduce(partial(self._model(s).score_totals, self._fitted().to(s["device"])), source)
+        if not totals.weight > 0:
+            raise DataError("sample_weight sums to zero over X: give at least one row a positive weight")
+        return totals
 
     def score_samples(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
         """Log-density log p(x) of each row, shape (n_samples,); with ``out``, written to
@@ -646,10 +658,10 @@ class GaussianMixture(EstimatorBase):
         return np.concatenate(parts)
 
     def score(self, X, y=None, *, columns=None) -> float:
-        """Mean log-likelihood per row (higher is better, as in scikit-learn)."""
-        if is_dask_collection(X):
-            return float(self._lazy(X, "log_density", columns).mean().compute())
-        return float(self.score_samples(X, columns=columns).mean())
+        """Mean log-likelihood per row (higher is better, as in scikit-learn), streamed:
+        files of any size are scored in the memory of a chunk."""
+        totals = self._score_totals(X, columns)
+        return totals.loglik / totals.weight
 
     def predict_proba(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
         """Posterior probability of each component for each row, shape (n_samples, K);
@@ -690,13 +702,13 @@ class GaussianMixture(EstimatorBase):
         return self._model(self._settings()).n_free_parameters(self.n_features_in_)
 
     def bic(self, X, *, columns=None) -> float:
-        """Bayesian information criterion on X (lower is better)."""
-        ll = self.score_samples(X, columns=columns)
-        return float(-2 * ll.sum() + self._n_parameters() * math.log(ll.shape[0]))
+        """Bayesian information criterion on X (lower is better); streamed like :meth:`score`."""
+        totals = self._score_totals(X, columns)
+        return -2 * totals.loglik + self._n_parameters() * math.log(totals.weight)
 
     def aic(self, X, *, columns=None) -> float:
-        """Akaike information criterion on X (lower is better)."""
-        return float(-2 * self.score_samples(X, columns=columns).sum() + 2 * self._n_parameters())
+        """Akaike information criterion on X (lower is better); streamed like :meth:`score`."""
+        return -2 * self._score_totals(X, columns).loglik + 2 * self._n_parameters()
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -706,17 +718,27 @@ class GaussianMixture(EstimatorBase):
         save_estimator(self, path)
 
 
-def _predict_block(model: GaussianMixtureModel, params: GMMParams, what: str, device, block) -> np.ndarray:
-    """One partition's labels, probabilities, log-densities or log-joints; runs on a Dask worker."""
+def _predict_block(model: GaussianMixtureModel, params: GMMParams, what: str, device, weighted: bool, block) -> np.ndarray:
+    """One partition's labels, probabilities or log-densities, or its score totals (the weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from ..sources.validate import check_finite, raise_not_finite
 
-    x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float64)).to(device=device, dtype=model.dtype)
+    block = np.asarray(block, dtype=np.float64)
+    x = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block)).to(device=device, dtype=model.dtype)
     found = check_finite(x)
     if found:
         raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
+    if what == "totals":
+        w = None
+        if weighted:
+            w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=model.dtype)
+            bad = ~torch.isfinite(w) | (w < 0)
+            if bool(bad.any()):
+                row = int(bad.int().argmax())
+                raise DataError(f"X: sample_weight has {float(w[row])} at row {row} of one partition (counted from "
+                                "its start); weights must be finite and non-negative")
+        t = model.score_totals(params, Chunk(x, w, 0))
+        return np.array([[t.loglik, t.hard, t.weight]])
     log_joint = model.log_joint(params, x).double().cpu().numpy()
-    if what == "log_joint":
-        return log_joint
     if what == "label":
         return log_joint.argmax(1)
     norm = _logsumexp(log_joint)

@@ -18,12 +18,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from .._core.errors import DegenerateFitWarning, ParameterError
 from .._core.types import COVARIANCE_TYPES
-from ..sources import weight_column_values
-from .gaussian_mixture import GaussianMixture, _logsumexp
+from .gaussian_mixture import GaussianMixture
 
 CRITERIA = ("bic", "aic", "icl")
 COLUMNS = (
@@ -243,27 +241,14 @@ def full_covariances(est) -> np.ndarray:
 
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
     """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one
-    pass, and ``weight``: the rows' total weight (their count when unweighted)."""
+    streamed pass (the memory of a chunk; the weights read with the rows), and ``weight``:
+    the rows' total weight (their count when unweighted)."""
     if isinstance(sample_weight, str) and columns is None:  # the weight column is not a feature
         columns = [str(c) for c in est.feature_names_in_]
-    ll = []
-    log_max_resp = []
-    for block in est._log_joint_chunks(X, columns):
-        lse = _logsumexp(block)
-        ll.append(lse)
-        log_max_resp.append(block.max(1) - lse)
-    ll_rows, lmr = np.concatenate(ll), np.concatenate(log_max_resp)
-    if sample_weight is None:
-        n, loglik, hard = float(ll_rows.shape[0]), float(ll_rows.sum()), float(lmr.sum())
-    else:
-        if isinstance(sample_weight, str):
-            sample_weight = weight_column_values(X, sample_weight)
-        w = np.asarray(sample_weight.cpu() if isinstance(sample_weight, torch.Tensor) else sample_weight, dtype=np.float64)
-        w = np.broadcast_to(w, ll_rows.shape)
-        n, loglik, hard = float(w.sum()), float(w @ ll_rows), float(w @ lmr)
+    t = est._score_totals(X, columns, sample_weight)
     p = est._n_parameters()
-    bic = -2 * loglik + p * math.log(n)
-    return dict(log_likelihood=loglik, n_parameters=p, bic=bic, aic=-2 * loglik + 2 * p, icl=bic - 2 * hard, weight=n)
+    bic = -2 * t.loglik + p * math.log(t.weight)
+    return dict(log_likelihood=t.loglik, n_parameters=p, bic=bic, aic=-2 * t.loglik + 2 * p, icl=bic - 2 * t.hard, weight=t.weight)
 
 
 def _check_components(value) -> list[int]:

@@ -140,6 +140,27 @@ class GMMStats:
         return float(self.loglik / self.weight_sum)
 
 
+@dataclass(frozen=True, slots=True)
+class ScoreTotals:
+    """Additive totals that score a fitted mixture on data, whatever its size:
+    loglik = sum_n w_n log p(x_n); hard = sum_n w_n max_k log r_nk (the classification
+    term of ICL); weight = sum_n w_n (the row count when unweighted). Python floats,
+    summed in float64 per chunk (pairwise), so chunks add on any engine."""
+
+    loglik: float
+    hard: float
+    weight: float
+
+    def __add__(self, other: "ScoreTotals") -> "ScoreTotals":
+        return ScoreTotals(self.loglik + other.loglik, self.hard + other.hard, self.weight + other.weight)
+
+    def scale(self, factor: float) -> "ScoreTotals":
+        return ScoreTotals(self.loglik * factor, self.hard * factor, self.weight * factor)
+
+    def to(self, device: torch.device | str) -> "ScoreTotals":
+        return self
+
+
 _EXP_FLOOR = {torch.float32: -69.0, torch.float64: -690.0}
 
 
@@ -266,6 +287,16 @@ class GaussianMixtureModel:
             feats = gaussian.block_features(prep, x[s : s + step], self._ws)
             out[s : s + step] = gaussian.log_joint(prep, feats, log_w, self._ws).T
         return out
+
+    def score_totals(self, params: GMMParams, chunk: Chunk) -> ScoreTotals:
+        """One chunk's :class:`ScoreTotals` (float64 from the kernel's log-joints)."""
+        log_joint = self.log_joint(params, chunk.x).double()
+        log_norm = torch.logsumexp(log_joint, 1)
+        hard = log_joint.amax(1) - log_norm  # -inf rows (impossible under every component) give nan
+        if chunk.weight is None:
+            return ScoreTotals(float(log_norm.sum()), float(hard.sum()), float(chunk.n_rows))
+        w = chunk.weight.double()
+        return ScoreTotals(float(log_norm @ w), float(hard @ w), float(w.sum()))
 
     def e_step(self, params: GMMParams, chunk: Chunk) -> GMMStats:
         """Responsibility-weighted statistics of one chunk about the current means."""

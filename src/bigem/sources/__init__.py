@@ -17,7 +17,6 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.types import Source
 from .arrays import TensorSource, as_tensor, chunk_rows_for_budget, streamed_bytes_per_value
-from .dask import is_dask_collection
 from .firstpass import FirstPassSource
 from .npy import NpySource
 from .paths import expand_paths
@@ -38,7 +37,6 @@ __all__ = [
     "NpySource",
     "open_source",
     "check_sample_weight",
-    "weight_column_values",
     "feature_names_of",
     "describe_input",
     "is_file_input",
@@ -299,20 +297,6 @@ def open_source(
     source = TensorSource(x, weight, rows, names, extra)
     validate_finite(source, "X")
     return source
-
-
-def weight_column_values(X: object, column: str) -> np.ndarray:
-    """Every row's weight from the ``column`` of X (files or a DataFrame), checked as a fit
-    checks it, in row order: for per-row totals such as the criteria's weighted sums."""
-    if is_dask_collection(X):  # a dask.dataframe (the fit checked the weights on the workers)
-        return np.asarray(X[column].compute(), dtype=np.float64)
-    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # a DataFrame: its column, not the whole frame
-        return _weight_column_of_frame(X, column, None)[1]
-    source = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20,
-                         sample_weight=column)
-    if source.weight is not None:
-        return source.weight.numpy()
-    return torch.cat([w.to(torch.float64) for w, _ in source.weight_blocks()]).numpy()
 
 
 def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:

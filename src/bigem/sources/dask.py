@@ -210,14 +210,8 @@ def open_dask_source(
         raise DataError(f"expected a dask.array or dask.dataframe collection, got {type(X).__name__}")
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
         declared = [str(c) for c in X.columns]
-        weight = _weight_column(sample_weight, declared, columns, name)
-        chosen = [c for c in declared if c != weight] if columns is None else [str(c) for c in columns]
+        chosen, weight = _frame_columns(declared, columns, sample_weight, name)
         read = chosen + ([weight] if weight else [])  # the weights: the blocks' last column
-        unknown = [c for c in read if c not in declared]
-        if unknown:
-            raise DataError(f"{name}: column(s) {unknown} not found; the data has columns {declared}")
-        if not chosen:
-            raise DataError(f"{name}: columns=[] selects nothing; name at least one numeric column")
         kinds = {str(c): getattr(dt, "kind", "O") for c, dt in X.dtypes.items()}
         bad = [c for c in read if kinds[c] not in "fiub"]
         if bad:
@@ -264,6 +258,32 @@ def _weight_column(sample_weight: object, declared: list[str], columns: list[str
         raise DataError(f"sample_weight={sample_weight!r}: {name} has no such column; it has {declared}")
     check_weight_not_a_feature(sample_weight, columns)
     return sample_weight
+
+
+def _frame_columns(declared: list[str], columns, sample_weight: object, name: str) -> tuple[list[str], str | None]:
+    """(feature columns, weight column or None) of a dask.dataframe, checked."""
+    weight = _weight_column(sample_weight, declared, columns, name)
+    chosen = [c for c in declared if c != weight] if columns is None else [str(c) for c in columns]
+    unknown = [c for c in chosen + ([weight] if weight else []) if c not in declared]
+    if unknown:
+        raise DataError(f"{name}: column(s) {unknown} not found; the data has columns {declared}")
+    if not chosen:
+        raise DataError(f"{name}: columns=[] selects nothing; name at least one numeric column")
+    return chosen, weight
+
+
+def rows_with_weights(X, columns: list[str] | None, sample_weight: object, name: str = "X") -> tuple[object, bool]:
+    """(a dask array of X's feature columns, partitioned as X, with the weights as its last
+    column when given; whether they are): for work mapped over partitions, such as scoring.
+    The weights are checked on the workers, where they are read."""
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
+        chosen, weight = _frame_columns([str(c) for c in X.columns], columns, sample_weight, name)
+        return X[chosen + ([weight] if weight else [])].to_dask_array(), weight is not None
+    if columns is not None:
+        raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
+    if sample_weight is None:
+        return X, False
+    return _with_weight_column(X, sample_weight, name), True
 
 
 def _with_weight_column(X, sample_weight: object, name: str):
