@@ -289,14 +289,24 @@ class GaussianMixtureModel:
         return out
 
     def score_totals(self, params: GMMParams, chunk: Chunk) -> ScoreTotals:
-        """One chunk's :class:`ScoreTotals` (float64 from the kernel's log-joints)."""
-        log_joint = self.log_joint(params, chunk.x).double()
-        log_norm = torch.logsumexp(log_joint, 1)
-        hard = log_joint.amax(1) - log_norm  # -inf rows (impossible under every component) give nan
-        if chunk.weight is None:
-            return ScoreTotals(float(log_norm.sum()), float(hard.sum()), float(chunk.n_rows))
-        w = chunk.weight.double()
-        return ScoreTotals(float(log_norm @ w), float(hard @ w), float(w.sum()))
+        """One chunk's :class:`ScoreTotals`: the E-step's log-likelihoods (its kernels and
+        dtype, component-major, so the fit's lower bound and the score agree), without the
+        moments; per-row values in the kernel dtype, summed in float64."""
+        x, w = chunk.x, chunk.weight
+        prep = self._prepare(params.to(x.device))
+        kdt = prep.centre.dtype
+        log_w = torch.log(params.weights).to(device=x.device, dtype=kdt)
+        log_norm = self._ws.get("log_norm", (x.shape[0],), kdt, x.device)
+        hard = self._ws.get("log_max_resp", (x.shape[0],), kdt, x.device)
+        step = self._block_rows(x.shape[1], x.device)
+        for s in range(0, x.shape[0], step):
+            feats = gaussian.block_features(prep, x[s : s + step], self._ws)
+            resp = normalise_log(gaussian.log_joint(prep, feats, log_w, self._ws), out=log_norm[s : s + step])
+            torch.log(resp.amax(0), out=hard[s : s + step])
+        if w is None:
+            return ScoreTotals(float(log_norm.sum(dtype=torch.float64)), float(hard.sum(dtype=torch.float64)), float(x.shape[0]))
+        w = w.double()
+        return ScoreTotals(float(log_norm.double() @ w), float(hard.double() @ w), float(w.sum()))
 
     def e_step(self, params: GMMParams, chunk: Chunk) -> GMMStats:
         """Responsibility-weighted statistics of one chunk about the current means."""
