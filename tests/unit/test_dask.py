@@ -397,3 +397,11 @@ def test_scores_of_a_dask_dataframe_are_summed_where_the_partitions_live(client,
     w = np.where(np.arange(n) == 700, -1.0, 1.0)
     with pytest.raises(DataError, match=r"X: sample_weight has -1\.0 at row 100 of one partition \(counted from its start\)"):
         criteria(gm, dd.from_pandas(frame.assign(w=w), npartitions=3), sample_weight="w")
+
+
+def test_a_dask_dataframe_with_integer_column_labels_is_scored_and_predicted(data):
+    """Names are compared as strings but selected by the labels the frame has."""
+    gm = GaussianMixture(3, random_state=0, dtype="float64").fit(data)
+    ddf = dd.from_pandas(pd.DataFrame(data), npartitions=3)  # labels 0..3, not strings
+    assert gm.score(ddf) == pytest.approx(gm.score(data), rel=1e-12)  # integer labels are not names: no warning
+    np.testing.assert_array_equal(gm.predict(ddf).compute(), gm.predict(data))

@@ -277,8 +277,9 @@ def rows_with_weights(X, columns: list[str] | None, sample_weight: object, name:
     column when given; whether they are): for work mapped over partitions, such as scoring.
     The weights are checked on the workers, where they are read."""
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
-        chosen, weight = _frame_columns([str(c) for c in X.columns], columns, sample_weight, name)
-        return X[chosen + ([weight] if weight else [])].to_dask_array(), weight is not None
+        label = {str(c): c for c in X.columns}  # names are compared as strings, selected as given
+        chosen, weight = _frame_columns(list(label), columns, sample_weight, name)
+        return X[[label[c] for c in chosen + ([weight] if weight else [])]].to_dask_array(), weight is not None
     if columns is not None:
         raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
     if sample_weight is None:
