@@ -405,3 +405,13 @@ def test_a_dask_dataframe_with_integer_column_labels_is_scored_and_predicted(dat
     ddf = dd.from_pandas(pd.DataFrame(data), npartitions=3)  # labels 0..3, not strings
     assert gm.score(ddf) == pytest.approx(gm.score(data), rel=1e-12)  # integer labels are not names: no warning
     np.testing.assert_array_equal(gm.predict(ddf).compute(), gm.predict(data))
+
+
+def test_a_non_numeric_weight_column_is_named_when_scoring_on_dask(data):
+    from bigem.estimators.selection import criteria
+
+    frame = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    gm = GaussianMixture(2, random_state=0).fit(frame)
+    ddf = dd.from_pandas(frame.assign(w=["x"] * len(frame)), npartitions=3)
+    with pytest.raises(DataError, match=r"X has non-numeric column\(s\) \['w'\]"):
+        criteria(gm, ddf, sample_weight="w")

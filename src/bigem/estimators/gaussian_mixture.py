@@ -719,7 +719,8 @@ class GaussianMixture(EstimatorBase):
 
 
 def _predict_block(model: GaussianMixtureModel, params: GMMParams, what: str, device, weighted: bool, block) -> np.ndarray:
-    """One partition's labels, probabilities or log-densities, or its score totals (the weights, when ``weighted``, in its last column); runs on a Dask worker."""
+    """One partition's labels, probabilities or log-densities, or its score totals (the
+    weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from ..sources.validate import check_finite, raise_not_finite
 
     block = np.asarray(block, dtype=np.float64)

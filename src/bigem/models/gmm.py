@@ -145,7 +145,7 @@ class ScoreTotals:
     """Additive totals that score a fitted mixture on data, whatever its size:
     loglik = sum_n w_n log p(x_n); hard = sum_n w_n max_k log r_nk (the classification
     term of ICL); weight = sum_n w_n (the row count when unweighted). Python floats,
-    summed in float64 per chunk (pairwise), so chunks add on any engine."""
+    each chunk's summed in float64, so chunks add on any engine."""
 
     loglik: float
     hard: float

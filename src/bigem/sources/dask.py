@@ -212,13 +212,7 @@ def open_dask_source(
         declared = [str(c) for c in X.columns]
         chosen, weight = _frame_columns(declared, columns, sample_weight, name)
         read = chosen + ([weight] if weight else [])  # the weights: the blocks' last column
-        kinds = {str(c): getattr(dt, "kind", "O") for c, dt in X.dtypes.items()}
-        bad = [c for c in read if kinds[c] not in "fiub"]
-        if bad:
-            raise NonNumericDataError(
-                f"{name} has non-numeric column(s) {bad}: encode or drop these columns, or choose numeric "
-                "columns with columns=[...]"
-            )
+        _check_numeric(X, read, name)
         weighted = weight is not None
         parts = [
             delayed(_frame_block, pure=True)(p, read, declared, i, np_dtype) for i, p in enumerate(X.to_delayed())
@@ -272,6 +266,16 @@ def _frame_columns(declared: list[str], columns, sample_weight: object, name: st
     return chosen, weight
 
 
+def _check_numeric(X, read: list[str], name: str) -> None:
+    kinds = {str(c): getattr(dt, "kind", "O") for c, dt in X.dtypes.items()}
+    bad = [c for c in read if kinds[c] not in "fiub"]
+    if bad:
+        raise NonNumericDataError(
+            f"{name} has non-numeric column(s) {bad}: encode or drop these columns, or choose numeric "
+            "columns with columns=[...]"
+        )
+
+
 def rows_with_weights(X, columns: list[str] | None, sample_weight: object, name: str = "X") -> tuple[object, bool]:
     """(a dask array of X's feature columns, partitioned as X, with the weights as its last
     column when given; whether they are): for work mapped over partitions, such as scoring.
@@ -279,7 +283,9 @@ def rows_with_weights(X, columns: list[str] | None, sample_weight: object, name:
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
         label = {str(c): c for c in X.columns}  # names are compared as strings, selected as given
         chosen, weight = _frame_columns(list(label), columns, sample_weight, name)
-        return X[[label[c] for c in chosen + ([weight] if weight else [])]].to_dask_array(), weight is not None
+        read = chosen + ([weight] if weight else [])
+        _check_numeric(X, read, name)
+        return X[[label[c] for c in read]].to_dask_array(), weight is not None
     if columns is not None:
         raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
     if sample_weight is None:
