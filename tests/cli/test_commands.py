@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bigem
@@ -39,8 +40,6 @@ def files(tmp_path_factory):
 
 def named(X):
     """X as the model saw it: columns a and b."""
-    import pandas as pd
-
     return pd.DataFrame(X[:, :2], columns=["a", "b"])
 
 
@@ -117,6 +116,18 @@ def test_fit_predict_score_sample_info(files, tmp_path, capsys):
     assert drawn.shape == (500, 2)
     # the draws follow the model: their mean is the mixture mean within sampling error
     assert np.abs(drawn.mean(0) - est.weights_ @ est.means_).max() < 0.5
+
+    # --labels: the same draws, with each row's component as a last column
+    for name in ("l.csv", "l.parquet"):
+        rc, out, err = run(capsys, "sample", model, "-n", 500, "--seed", 1, "--labels", "-o", tmp_path / name)
+        assert rc == 0, err
+    labelled = pd.read_csv(tmp_path / "l.csv")
+    assert list(labelled.columns) == ["a", "b", "component"] and labelled["component"].dtype.kind == "i"
+    np.testing.assert_array_equal(labelled[["a", "b"]].to_numpy(), drawn)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "l.parquet"), labelled, check_dtype=False)
+    # each row lies nearest (in the model's own terms) the component it was drawn from, mostly
+    assert (est.predict(labelled[["a", "b"]]) == labelled["component"].to_numpy()).mean() > 0.8
+    assert set(labelled["component"]) <= {0, 1, 2}
 
     rc, out, err = run(capsys, "info", model)
     assert rc == 0, err
@@ -210,6 +221,7 @@ BAD = [
     (("predict", "{d}/model.bigem", "{d}/gaps.csv", "-o", "{t}/o.npy"), "predict", "null (missing) value(s) in column(s) ['b']"),
     (("predict", "{d}/model.bigem", "{d}/d.xyz", "-o", "{t}/o.npy"), "predict", "d.xyz: unsupported file type"),
     (("sample", "{d}/model.bigem", "-n", "-3", "-o", "{t}/s.npy"), "sample", "argument -n/--n-samples: expected a whole number >= 1"),
+    (("sample", "{d}/model.bigem", "-n", "3", "--labels", "-o", "{t}/s.npy"), "sample", "s.npy: --labels adds an integer column, and a .npy file holds one dtype"),
     (("plot", "{d}/model.bigem", "{d}/d.npy", "-o", "{t}/f.jpg"), "plot", "unsupported file type '.jpg'; use .png, .svg"),
     (("plot", "{d}/model.bigem", "-o", "{t}/f.png"), "plot", "--kind fit needs DATA"),
     (("plot", "{d}/model.bigem", "{d}/d.npy", "--pair", "0,q", "-o", "{t}/f.png"), "plot", "unknown column 'q'"),
@@ -297,3 +309,12 @@ def test_fit_and_select_with_a_weight_column(files, tmp_path, capsys):
     assert rc == 0, err
     best = bigem.load(tmp_path / "s.bigem")
     assert list(best.feature_names_in_) == ["a", "b"]
+
+
+def test_sample_labels_refuse_to_shadow_a_feature_named_component(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(size=(200, 2)), columns=["x", "component"]).to_csv(data, index=False)
+    assert main(["fit", str(data), "-k", "2", "-o", str(tmp_path / "m.bigem")]) == 0
+    rc, out, err = run(capsys, "sample", tmp_path / "m.bigem", "-n", 5, "--labels", "-o", tmp_path / "s.csv")
+    assert rc == 2 and "--labels writes a column named 'component', which is already a feature's name" in err
+    assert not (tmp_path / "s.csv").exists()

@@ -142,6 +142,27 @@ def write_array(path: str, values: np.ndarray, header: list[str]) -> None:
     atomic_write(path, write)
 
 
+def write_columns(path: str, columns: dict[str, np.ndarray]) -> None:
+    """Named 1-D columns of mixed dtypes (floats, integer labels) to .csv or .parquet, atomically."""
+    ext = os.path.splitext(path)[1].lower()
+    names = list(columns)
+
+    def write(tmp: str) -> None:
+        if ext == ".csv":
+            fmt = ["%d" if np.asarray(v).dtype.kind in "iub" else "%.17g" for v in columns.values()]
+            table = np.column_stack([np.asarray(v, dtype=object) for v in columns.values()])
+            np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=",".join(names), comments="")
+        elif ext == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({n: np.asarray(v) for n, v in columns.items()}), tmp)
+        else:
+            raise ParameterError(f"{path}: unsupported file type {ext!r}; use .csv or .parquet")
+
+    atomic_write(path, write)
+
+
 def write_rows(path: str, rows: list[dict], columns: list[str]) -> None:
     """A list of dicts as a CSV table, atomically."""
 

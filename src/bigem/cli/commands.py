@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from .._core.errors import DataError, ParameterError
-from ._io import Data, check_output, read_data, sample_rows, write_array, write_rows
+from ._io import Data, check_output, read_data, sample_rows, write_array, write_columns, write_rows
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
@@ -131,6 +131,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-n", "--n-samples", dest="n", type=positive_int, required=True, help="rows to draw")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--labels", action="store_true",
+                   help="also write each row's component as a last column, 'component' (.csv or .parquet)")
     p.set_defaults(run=run_sample)
 
     p = sub.add_parser("select", help="choose K and the covariance type by BIC/AIC/ICL",
@@ -295,13 +297,21 @@ def run_score(args) -> int:
 
 def run_sample(args) -> int:
     check_output(args.output, (args.model,), (".npy", ".csv", ".parquet"))
+    if args.labels and args.output.lower().endswith(".npy"):
+        raise ParameterError(f"{args.output}: --labels adds an integer column, and a .npy file holds one dtype; "
+                             "write .csv or .parquet, or drop --labels")
     est = _load(args.model)
-    est.set_params(random_state=args.seed)
-    X, _ = est.sample(args.n)
     names = getattr(est, "feature_names_in_", None)
-    header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(X.shape[1])]
-    write_array(args.output, X, header)
-    print(f"wrote {args.n:,} rows x {X.shape[1]} columns to {args.output}")
+    header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(est.n_features_in_)]
+    if args.labels and "component" in header:
+        raise ParameterError("--labels writes a column named 'component', which is already a feature's name")
+    est.set_params(random_state=args.seed)
+    X, labels = est.sample(args.n)
+    if args.labels:
+        write_columns(args.output, {**{h: X[:, j] for j, h in enumerate(header)}, "component": labels})
+    else:
+        write_array(args.output, X, header)
+    print(f"wrote {args.n:,} rows x {X.shape[1] + args.labels} columns to {args.output}")
     return 0
 
 
