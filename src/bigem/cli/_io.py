@@ -117,48 +117,41 @@ def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ..
 
 
 def write_array(path: str, values: np.ndarray, header: list[str]) -> None:
-    """Write a (n,) or (n, m) array to .npy, .csv (with a header row) or .parquet, atomically."""
-    ext = os.path.splitext(path)[1].lower()
+    """Write a (n,) or (n, m) array to .npy, or with a header to .csv or .parquet, atomically."""
     values = np.asarray(values)
-    table = values[:, None] if values.ndim == 1 else values
+    if not path.lower().endswith(".npy"):
+        table = values[:, None] if values.ndim == 1 else values
+        write_columns(path, {h: table[:, j] for j, h in enumerate(header)})
+        return
 
     def write(tmp: str) -> None:
-        if ext == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, values, allow_pickle=False)
-        elif ext == ".csv":
-            fmt = "%d" if values.dtype.kind in "iub" else "%.17g"
-            np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=",".join(header), comments="")
+        with open(tmp, "wb") as f:
+            np.save(f, values, allow_pickle=False)
+
+    atomic_write(path, write)
+
+
+def write_columns(path: str, columns: dict[str, np.ndarray]) -> None:
+    """Named 1-D columns, of one dtype or mixed (floats, integer labels), to .csv (with a
+    header row) or .parquet, atomically."""
+    ext = os.path.splitext(path)[1].lower()
+    values = [np.asarray(v) for v in columns.values()]
+
+    def write(tmp: str) -> None:
+        if ext == ".csv":
+            fmt = ["%d" if v.dtype.kind in "iub" else "%.17g" for v in values]
+            mixed = len({v.dtype for v in values}) > 1  # one numeric table unless the kinds differ
+            table = np.column_stack([v.astype(object) if mixed else v for v in values])
+            np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=",".join(columns), comments="")
         elif ext == ".parquet":
             try:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
             except ImportError:
                 raise DataError(f"{path}: writing .parquet files needs pyarrow: pip install pyarrow") from None
-            pq.write_table(pa.table({h: table[:, j] for j, h in enumerate(header)}), tmp)
+            pq.write_table(pa.table(dict(zip(columns, values))), tmp)
         else:
             raise ParameterError(f"{path}: unsupported file type {ext!r}; use .npy, .csv or .parquet")
-
-    atomic_write(path, write)
-
-
-def write_columns(path: str, columns: dict[str, np.ndarray]) -> None:
-    """Named 1-D columns of mixed dtypes (floats, integer labels) to .csv or .parquet, atomically."""
-    ext = os.path.splitext(path)[1].lower()
-    names = list(columns)
-
-    def write(tmp: str) -> None:
-        if ext == ".csv":
-            fmt = ["%d" if np.asarray(v).dtype.kind in "iub" else "%.17g" for v in columns.values()]
-            table = np.column_stack([np.asarray(v, dtype=object) for v in columns.values()])
-            np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=",".join(names), comments="")
-        elif ext == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.table({n: np.asarray(v) for n, v in columns.items()}), tmp)
-        else:
-            raise ParameterError(f"{path}: unsupported file type {ext!r}; use .csv or .parquet")
 
     atomic_write(path, write)
 

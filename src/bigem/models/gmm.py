@@ -164,6 +164,11 @@ class ScoreTotals:
 _EXP_FLOOR = {torch.float32: -69.0, torch.float64: -690.0}
 
 
+def _weighted_sum(values: Tensor, w: Tensor | None) -> Tensor:
+    """sum_n w_n values_n in float64 (plain sum when unweighted)."""
+    return values.sum(dtype=torch.float64) if w is None else values.double() @ w.double()
+
+
 def normalise_log(log_joint: Tensor, out: Tensor) -> Tensor:
     """Responsibilities of (K, n) log joints, in place, one exp pass; the log normaliser
     (each row's log-likelihood) goes to ``out`` (n,).
@@ -276,11 +281,15 @@ class GaussianMixtureModel:
     def _prepare(self, params: GMMParams) -> gaussian.Prepared:
         return gaussian.prepare(params.means, params.prec_chol, self.covariance_type, self._kernel_dtype(params))
 
+    def _kernel_inputs(self, params: GMMParams, device: torch.device) -> tuple[gaussian.Prepared, Tensor]:
+        """The prepared parameters on ``device`` and log w in their kernel dtype."""
+        prep = self._prepare(params.to(device))
+        return prep, torch.log(params.weights).to(device=device, dtype=prep.centre.dtype)
+
     def log_joint(self, params: GMMParams, x: Tensor) -> Tensor:
         """log w_k + log N(x | mu_k, Sigma_k).  x: (n, D) compute dtype -> (n, K)."""
-        prep = self._prepare(params.to(x.device))
+        prep, log_w = self._kernel_inputs(params, x.device)
         kdt = prep.centre.dtype
-        log_w = torch.log(params.weights).to(device=x.device, dtype=kdt)
         out = torch.empty(x.shape[0], self.n_components, dtype=kdt, device=x.device)
         step = self._block_rows(x.shape[1], x.device)
         for s in range(0, x.shape[0], step):
@@ -293,9 +302,8 @@ class GaussianMixtureModel:
         dtype, component-major, so the fit's lower bound and the score agree), without the
         moments; per-row values in the kernel dtype, summed in float64."""
         x, w = chunk.x, chunk.weight
-        prep = self._prepare(params.to(x.device))
+        prep, log_w = self._kernel_inputs(params, x.device)
         kdt = prep.centre.dtype
-        log_w = torch.log(params.weights).to(device=x.device, dtype=kdt)
         log_norm = self._ws.get("log_norm", (x.shape[0],), kdt, x.device)
         hard = self._ws.get("log_max_resp", (x.shape[0],), kdt, x.device)
         step = self._block_rows(x.shape[1], x.device)
@@ -303,10 +311,8 @@ class GaussianMixtureModel:
             feats = gaussian.block_features(prep, x[s : s + step], self._ws)
             resp = normalise_log(gaussian.log_joint(prep, feats, log_w, self._ws), out=log_norm[s : s + step])
             torch.log(resp.amax(0), out=hard[s : s + step])
-        if w is None:
-            return ScoreTotals(float(log_norm.sum(dtype=torch.float64)), float(hard.sum(dtype=torch.float64)), float(x.shape[0]))
-        w = w.double()
-        return ScoreTotals(float(log_norm.double() @ w), float(hard.double() @ w), float(w.sum()))
+        weight = float(x.shape[0]) if w is None else float(w.double().sum())
+        return ScoreTotals(float(_weighted_sum(log_norm, w)), float(_weighted_sum(hard, w)), weight)
 
     def e_step(self, params: GMMParams, chunk: Chunk) -> GMMStats:
         """Responsibility-weighted statistics of one chunk about the current means."""
@@ -330,9 +336,8 @@ class GaussianMixtureModel:
         K, D = params.means.shape
         if x.shape[1] != D:
             raise ValueError(f"chunk has {x.shape[1]} features, parameters have {D}")
-        prep = self._prepare(params)
+        prep, log_w = self._kernel_inputs(params, device)
         kdt = prep.centre.dtype
-        log_w = torch.log(params.weights).to(kdt)
         moments = gaussian.Moments(prep, K, D, device, self._ws)
         # each row's log-likelihood, kept for the chunk: its sum and its K lowest rows
         # (re-seeding candidates) then take two whole-chunk passes rather than a few
@@ -356,11 +361,8 @@ class GaussianMixtureModel:
             else:
                 resp = normalise_log(gaussian.log_joint(prep, feats, log_w, self._ws, whitened), out=ln)
             moments.add(feats, resp if wb is None else resp * wb, wb, whitened)
-        if w is None:
-            loglik, cand = log_norm.sum(dtype=torch.float64), log_norm
-        else:
-            loglik = log_norm.double() @ w.double()
-            cand = torch.where(w > 0, log_norm, torch.inf)
+        loglik = _weighted_sum(log_norm, w)
+        cand = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
         low = lowest_indices(cand, K)
         worst_ll, worst_x = cand[low].double(), x[low].double()
         resp_sum, sum_x, sum_xx = moments.result()
