@@ -171,7 +171,7 @@ def read_pass(folder: str) -> dict:
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".parquet"):
             continue
-        with pq.ParquetFile(os.path.join(folder, name)) as f:
+        with pq.ParquetFile(os.path.join(folder, name), pre_buffer=False) as f:  # faster than the default, as ours
             for batch in f.iter_batches(batch_size=ROW_GROUP):
                 cols = [c.to_numpy(zero_copy_only=False) for c in batch.columns]
                 rows += len(cols[0])

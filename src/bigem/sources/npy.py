@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from .._core.errors import DataError
-from .._core.types import Chunk
+from .._core.types import READ_AHEAD, Chunk
+from .buffers import BufferPool
 from .validate import check_shape
 
 _MAGIC = b"\x93NUMPY"
@@ -53,6 +54,7 @@ class NpySource:
         self.chunk_rows = max(1, int(chunk_rows))
         self._fortran = bool(self._mm.flags.f_contiguous and not self._mm.flags.c_contiguous)
         self._row_bytes = self.n_features * self._mm.dtype.itemsize
+        self._buffers = BufferPool(keep=READ_AHEAD + 2)  # the chunks in flight, and one filling
         self._fd: int | None = None
 
     @property
@@ -64,6 +66,17 @@ class NpySource:
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
         block = raw if raw.dtype == np_dtype else raw.astype(np_dtype)
         return torch.from_numpy(block).to(self.device)
+
+    def _compute_dtype_array(self, raw: np.ndarray) -> np.ndarray:
+        """A pooled array of raw's values in the compute dtype (raw itself if it is one);
+        raw, when converted, goes back to the pool at once."""
+        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+        if raw.dtype == np_dtype:
+            return raw
+        out = self._buffers.array(raw.shape, np_dtype)
+        np.copyto(out, raw, casting="unsafe")
+        self._buffers.give_back(raw)
+        return out
 
     def _pread(self, out: np.ndarray, first_row: int) -> None:
         """Read consecutive rows straight into ``out`` with one positioned read.
@@ -86,11 +99,12 @@ class NpySource:
     def _read(self, start: int, stop: int) -> Tensor:
         if self._fortran:
             return self._convert(np.array(self._mm[start:stop]))
-        raw = np.empty((stop - start, self.n_features), dtype=self._mm.dtype.newbyteorder("="))
+        raw = self._buffers.array((stop - start, self.n_features), self._mm.dtype.newbyteorder("="))
         self._pread(raw, start)
         if self._mm.dtype.byteorder not in "=|":
-            raw = raw.view(self._mm.dtype).astype(raw.dtype)
-        return self._convert(raw)
+            raw.byteswap(inplace=True)  # the file's byte order, read into a native-order array
+        block = self._compute_dtype_array(raw)
+        return self._buffers.lend(block).to(self.device)
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):
