@@ -296,3 +296,19 @@ def test_score_bic_and_aic_of_files_stream_in_the_memory_of_a_chunk(tmp_path):
     assert bic == pytest.approx(-2 * ll.sum() + p * np.log(n), rel=1e-12)
     assert aic == pytest.approx(-2 * ll.sum() + 2 * p, rel=1e-12)
     assert peak < n * 8 / 2, f"{peak} bytes traced at peak"
+
+
+@pytest.mark.parametrize("cores, device, threads", [(2, "cpu", False), (8, "cpu", True), (2, "cuda", True)])
+def test_parquet_decodes_on_one_thread_only_beside_cpu_compute_on_two_cores(tmp_path, monkeypatch, cores, device,
+                                                                             threads):
+    from bigem.sources import tables
+
+    folder = _write_parquet_folder(_frame(), tmp_path / "data")
+    asked = []
+    batches = tables._ParquetReader.batches
+    monkeypatch.setattr(tables, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(tables._ParquetReader, "batches", lambda self, *a, **kw: asked.append(kw) or batches(self, *a, **kw))
+    source = tables.TableSource(sorted(str(p) for p in folder.glob("*.parquet")), "parquet", dtype=torch.float64,
+                                device=torch.device(device), chunk_rows=128, columns=COLS)
+    rows = sum(b.num_rows for b, _, _ in source._batches())  # the batches alone: no tensor goes to the device
+    assert rows == 900 and asked and all(kw == {"threads": threads} for kw in asked)
