@@ -20,6 +20,7 @@ from .arrays import TensorSource, as_tensor, chunk_rows_for_budget, streamed_byt
 from .firstpass import FirstPassSource
 from .npy import NpySource
 from .paths import expand_paths
+from .remote import is_url
 from .validate import (
     NonNumericDataError,
     SparseDataError,
@@ -169,6 +170,9 @@ def _open_files(
         if sample_weight is not None:
             raise DataError(f"{files[0]}: sample_weight with a .npy file is not supported; write the rows and "
                             "their weights to Parquet and pass sample_weight='<weight column>'")
+        if is_url(files[0]):
+            raise DataError(f"{files[0]}: bigem reads .npy files from a local disk only (by positioned reads); "
+                            "copy it to a local path, or write the rows to Parquet")
         source: Source = NpySource(files[0], dtype, device, chunk_rows=1)
         source.chunk_rows = chunk_size or chunk_rows_for_budget(
             memory_budget, source.n_features, streamed_bytes_per_value(itemsize, source.file_itemsize)

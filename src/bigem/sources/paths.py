@@ -3,6 +3,7 @@
 The order is explicit and stable, because it is the row order: files sorted by path,
 folders walked recursively. Names starting with ``.`` or ``_`` are skipped in folders
 (``_SUCCESS``, ``.crc`` and other writers' markers), as Spark and pyarrow skip them.
+URLs (s3://, gs://, ...) name files in an object store the same ways (see :mod:`.remote`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import glob
 import os
 
 from .._core.errors import DataError
+from .remote import expand_url, is_url, local_path
 
 FORMATS: dict[str, str] = {
     ".parquet": "parquet",
@@ -57,8 +59,10 @@ def expand_paths(spec: object) -> tuple[list[str], str]:
         raise DataError("X is an empty list of paths; give at least one file, folder or glob")
     files: list[str] = []
     for item in items:
-        path = os.fspath(item)
-        if glob.has_magic(path):
+        path = local_path(os.fspath(item))
+        if is_url(path):
+            files += expand_url(path, lambda name: format_of(name) is not None, glob.has_magic)
+        elif glob.has_magic(path):
             matched = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
             if not matched:
                 raise DataError(f"{path}: the pattern matches no files; check the pattern and the current directory")

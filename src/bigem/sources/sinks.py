@@ -15,11 +15,14 @@ import numpy as np
 
 from .._core.errors import DataError
 from .paths import format_of
+from .remote import is_url, local_path
 
 
 def check_output_path(out: object, inputs: list[str] = ()) -> str:
     """The output path as a string, after the checks that need no computing."""
-    path = os.fspath(out)
+    path = local_path(os.fspath(out))
+    if is_url(path):
+        raise DataError(f"{path}: bigem writes its outputs to a local file only; write it locally, then upload it")
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder; give a file name ending in .parquet, .csv or .npy")

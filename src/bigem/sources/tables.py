@@ -25,6 +25,7 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk
 from .buffers import BufferPool
+from .remote import is_url, opened
 from .validate import NonNumericDataError, check_weight_not_a_feature
 
 
@@ -77,7 +78,7 @@ class _ParquetReader:
         import pyarrow.parquet as pq
 
         self.path = path
-        with file_errors(path), pq.ParquetFile(path) as f:
+        with file_errors(path), opened(path) as src, pq.ParquetFile(src) as f:
             self.schema = f.schema_arrow
             meta = f.metadata
             self.group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -96,7 +97,7 @@ class _ParquetReader:
         import pyarrow.parquet as pq
 
         batch_rows = min(batch_rows, max(self.group_rows, default=batch_rows)) or batch_rows
-        with file_errors(self.path), pq.ParquetFile(self.path, pre_buffer=False) as f:
+        with file_errors(self.path), opened(self.path) as src, pq.ParquetFile(src, pre_buffer=False) as f:
             yield from f.iter_batches(batch_size=batch_rows, columns=columns, use_threads=threads)
 
     def take(self, columns: list[str], local: np.ndarray):
@@ -105,7 +106,7 @@ class _ParquetReader:
         import pyarrow.parquet as pq
 
         parts, start = [], 0
-        with file_errors(self.path), pq.ParquetFile(self.path) as f:
+        with file_errors(self.path), opened(self.path) as src, pq.ParquetFile(src) as f:
             for g, n in enumerate(self.group_rows):
                 lo, hi = np.searchsorted(local, [start, start + n])
                 if hi > lo:
@@ -120,7 +121,7 @@ class _IpcReader:
         self.path = path
         with file_errors(path):
             # Counting through a memory map touches only the batches' headers, not their data.
-            with pa.memory_map(path) as source:
+            with opened(path) as src, (pa.PythonFile(src, mode="r") if is_url(path) else pa.memory_map(src)) as source:
                 self.stream = not _is_ipc_file(source)
                 reader = pa.ipc.open_stream(source) if self.stream else pa.ipc.open_file(source)
                 self.schema = reader.schema
@@ -131,7 +132,7 @@ class _IpcReader:
 
     def batches(self, columns: list[str], batch_rows: int) -> Iterator:
         pa = import_pyarrow()
-        with file_errors(self.path), pa.OSFile(self.path) as source:
+        with file_errors(self.path), opened(self.path) as src, _arrow_input(pa, self.path, src) as source:
             if self.stream:
                 for batch in pa.ipc.open_stream(source):
                     yield batch.select(columns)
@@ -139,6 +140,12 @@ class _IpcReader:
                 reader = pa.ipc.open_file(source)
                 for i in range(reader.num_record_batches):
                     yield reader.get_batch(i).select(columns)
+
+
+def _arrow_input(pa, path: str, src):
+    """pyarrow's input over what :func:`opened` gave: plain reads of a local file (a
+    memory map's pages would count as resident memory), a wrapper of a URL's file object."""
+    return pa.PythonFile(src, mode="r") if is_url(path) else pa.OSFile(src)
 
 
 def _is_ipc_file(source) -> bool:
@@ -152,9 +159,9 @@ class _CsvReader:
         import pyarrow.csv as pcsv
 
         self.path, self.options = path, options
-        with file_errors(path):
+        with file_errors(path), opened(path, compression="infer") as src:
             try:
-                reader = pcsv.open_csv(path, read_options=self._read_options(), parse_options=self._parse_options())
+                reader = pcsv.open_csv(src, read_options=self._read_options(), parse_options=self._parse_options())
             except Exception as exc:
                 raise self._explain(exc, []) from None
             self.schema = reader.schema
@@ -183,10 +190,10 @@ class _CsvReader:
         import pyarrow.csv as pcsv
 
         numeric = columns if numeric is None else numeric
-        with file_errors(self.path):
+        with file_errors(self.path), opened(self.path, compression="infer") as src:
             try:
                 reader = pcsv.open_csv(
-                    self.path,
+                    src,
                     read_options=self._read_options(),
                     parse_options=self._parse_options(),
                     convert_options=self._convert_options(columns, numeric),
@@ -221,21 +228,22 @@ class _CsvReader:
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        reader = pcsv.open_csv(
-            self.path,
-            read_options=self._read_options(),
-            parse_options=self._parse_options(),
-            convert_options=pcsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}),
-        )
-        start = 0
-        for batch in reader:
-            for i, v in enumerate(batch.column(0).to_pylist()):
-                if v is not None and v != "":
-                    try:
-                        float(v)
-                    except ValueError:
-                        return start + i, v
-            start += batch.num_rows
+        with opened(self.path, compression="infer") as src:
+            reader = pcsv.open_csv(
+                src,
+                read_options=self._read_options(),
+                parse_options=self._parse_options(),
+                convert_options=pcsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}),
+            )
+            start = 0
+            for batch in reader:
+                for i, v in enumerate(batch.column(0).to_pylist()):
+                    if v is not None and v != "":
+                        try:
+                            float(v)
+                        except ValueError:
+                            return start + i, v
+                start += batch.num_rows
         return None
 
 

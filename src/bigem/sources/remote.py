@@ -1,0 +1,91 @@
+"""Files behind a URL (s3://, gs://, az://, memory://, ...), read through fsspec.
+
+Data lakes live in object stores. A URL goes through ``fsspec`` (installed with
+``bigem[dask]``; the store's own package too, such as ``s3fs`` or ``gcsfs``), which
+gives a file object that pyarrow reads like a local file: the same readers, the same
+chunks, the same fit. Local paths never come here (``file://`` URLs are made local),
+so local reading does not depend on fsspec.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from .._core.errors import DataError
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` names a remote location (a scheme other than file://)."""
+    match = _SCHEME.match(path)
+    return bool(match) and match.group(1).lower() != "file"
+
+
+def local_path(path: str) -> str:
+    """``file://`` URLs as plain paths; anything else unchanged."""
+    return path[len("file://") :] if path.lower().startswith("file://") else path
+
+
+def filesystem(url: str):
+    """(fsspec filesystem, path within it) for a URL; DataErrors that say what to install."""
+    try:
+        from fsspec.core import url_to_fs
+    except ImportError:
+        raise DataError(
+            f"{url}: reading from a URL needs fsspec: pip install 'bigem[dask]' (or fsspec), and the "
+            "package for the store (s3fs, gcsfs, adlfs, ...); or copy the files to a local folder"
+        ) from None
+    try:
+        return url_to_fs(url)
+    except ImportError as exc:  # the store's package is missing; fsspec's message names it
+        raise DataError(f"{url}: a package for this store is missing ({exc})") from None
+    except ValueError as exc:  # an unknown protocol
+        raise DataError(f"{url}: cannot open this URL ({exc}); check its scheme") from None
+
+
+@contextmanager
+def opened(path: str, compression: str | None = None) -> Iterator[str | IO[bytes]]:
+    """What pyarrow should open: a local path as it is, a URL as a binary file object
+    (decompressed by its extension with ``compression='infer'``), closed on exit."""
+    if not is_url(path):
+        yield local_path(path)
+        return
+    fs, inner = filesystem(path)
+    with fs.open(inner, "rb", compression=compression) as f:
+        yield f
+
+
+def expand_url(url: str, readable: Callable[[str], bool], has_magic: Callable[[str], bool]) -> list[str]:
+    """The files a URL names, as URLs in path order: a file, a glob, or a folder walked
+    recursively (names starting with '.' or '_' skipped, as for local folders)."""
+    fs, inner = filesystem(url)
+    try:
+        if has_magic(inner):
+            infos = fs.glob(inner, detail=True)
+            found = [p for p, info in infos.items() if info.get("type") == "file"]
+            if not found:
+                raise DataError(f"{url}: the pattern matches no files; check the pattern")
+        elif fs.isdir(inner):
+            root = inner.rstrip("/")
+            found = [p for p in fs.find(inner) if _visible(posixpath.relpath(p, root)) and readable(p)]
+            if not found:
+                raise DataError(f"{url}: the folder holds no data files; check the URL or point at the files")
+        elif fs.isfile(inner):
+            found = [inner]
+        else:
+            raise DataError(f"{url}: no such file or folder; check the URL")
+    except DataError:
+        raise
+    except (OSError, ValueError) as exc:  # permissions, network, credentials
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{url}: cannot be listed ({reason})") from None
+    return [fs.unstrip_protocol(p) for p in sorted(found)]
+
+
+def _visible(relative: str) -> bool:
+    return not any(part.startswith((".", "_")) for part in relative.split("/"))
