@@ -159,3 +159,19 @@ def test_a_file_url_reads_the_local_file(tmp_path):
     path = tmp_path / "x.parquet"
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
     np.testing.assert_array_equal(_rows(f"file://{path}"), df.to_numpy())
+
+
+def test_the_command_line_fits_a_url_and_refuses_to_write_to_one(store, tmp_path, capsys):
+    from bigem.cli import main
+
+    fs, url = store
+    _write_lake(fs, url, _frame(), tmp_path / "lake")
+    model = tmp_path / "m.bigem"
+    assert main(["fit", f"{url}/lake/", "-k", "3", "--seed", "0", "-o", str(model)]) == 0
+    assert main(["predict", str(model), f"{url}/lake/", "-o", str(tmp_path / "labels.npy")]) == 0
+    assert np.load(tmp_path / "labels.npy").shape == (600,)
+    capsys.readouterr()
+    assert main(["predict", str(model), f"{url}/lake/", "-o", f"{url}/labels.npy"]) == 2
+    assert "writes its outputs to local files only" in capsys.readouterr().err
+    assert main(["fit", f"{url}/nothing/", "-k", "2", "-o", str(tmp_path / "n.bigem")]) == 2
+    assert "no such file or folder; check the URL" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, ParameterError
+from ..sources.remote import is_url
 
 
 @dataclass
@@ -47,7 +48,7 @@ def read_data(path: str, columns: list[str] | None = None, weight: str | None = 
     """Open a data set (file, folder or glob) and learn its shape; ``columns`` picks
     features by name (by 0-based index for a .npy file); ``weight`` names the column
     of row weights (not a feature)."""
-    if not any(c in path for c in "*?[") and not os.path.exists(path):
+    if not is_url(path) and not any(c in path for c in "*?[") and not os.path.exists(path):
         raise DataError(f"{path}: no such data file; check the path")
     if path.lower().endswith(".npy") and os.path.isfile(path):
         if weight is not None:
@@ -102,6 +103,8 @@ def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
 def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:
     """Fail before any work when ``path`` cannot be written: unknown format, missing folder,
     or the same file as an input."""
+    if is_url(path):
+        raise DataError(f"{what} {path}: bigem writes its outputs to local files only; write it locally, then upload it")
     ext = os.path.splitext(path)[1].lower()
     if formats is not None and ext not in formats:
         raise ParameterError(f"{what} {path}: unsupported file type {ext or '(none)'!r}; use {', '.join(formats)}")
