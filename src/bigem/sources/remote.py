@@ -1,7 +1,7 @@
 """Files behind a URL (s3://, gs://, az://, memory://, ...), read through fsspec.
 
-Data lakes live in object stores. A URL goes through ``fsspec`` (installed with
-``bigem[dask]``; the store's own package too, such as ``s3fs`` or ``gcsfs``), which
+Data lakes live in object stores. A URL goes through ``fsspec`` (``bigem[remote]``,
+also installed with ``bigem[dask]``; and the store's package, such as ``s3fs``), which
 gives a file object that pyarrow reads like a local file: the same readers, the same
 chunks, the same fit. Local paths never come here (``file://`` URLs are made local),
 so local reading does not depend on fsspec.
@@ -37,7 +37,7 @@ def filesystem(url: str):
         from fsspec.core import url_to_fs
     except ImportError:
         raise DataError(
-            f"{url}: reading from a URL needs fsspec: pip install 'bigem[dask]' (or fsspec), and the "
+            f"{url}: reading from a URL needs fsspec: pip install 'bigem[remote]' (or fsspec), and the "
             "package for the store (s3fs, gcsfs, adlfs, ...); or copy the files to a local folder"
         ) from None
     try:
