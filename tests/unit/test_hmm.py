@@ -427,3 +427,29 @@ def test_default_batch_budget_is_small_on_the_cpu_and_explicit_values_win():
     """None: 128MB on the CPU (peak memory within hmmlearn's); an explicit budget is kept."""
     assert GaussianHMM(2)._settings()["memory_budget"] == 128 * 10**6
     assert GaussianHMM(2, memory_budget="1GB")._settings()["memory_budget"] == 10**9
+
+
+def test_overlapping_e_steps_leave_numpy_blas_threads_as_they_were():
+    """Dask runs E-steps in threads: one E-step ending must not lift the BLAS limit
+    under another, and the last one out restores the limit the process had."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from bigem.models.hmm import _blas_one_thread
+
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("numpy's BLAS is not visible to threadpoolctl")
+
+    def threads():
+        return [c.num_threads for c in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers]
+
+    cpu = torch.device("cpu")
+    with blas.limit(limits=2):  # a known starting point above the E-step's limit
+        before = threads()
+        first, second = _blas_one_thread(cpu), _blas_one_thread(cpu)
+        first.__enter__()
+        second.__enter__()
+        assert set(threads()) == {1}
+        first.__exit__(None, None, None)
+        assert set(threads()) == {1}  # the second E-step still runs
+        second.__exit__(None, None, None)
+        assert threads() == before

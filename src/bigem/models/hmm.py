@@ -46,6 +46,7 @@ Shapes: N rows in a chunk, K states, S lanes, D features.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -398,15 +399,23 @@ class _blas_one_thread:
     (benchmarks/bench_hmm_blas.py, BENCHMARKS.md): 5-20% less time per iteration on
     the HMM benchmark's cases, limiting only the per-step loops gave nothing. The
     libraries are looked up once (about 1 ms); a limit costs about 25 us.
+
+    The limit is process-wide while E-steps may overlap (Dask's worker threads): the
+    first E-step in sets it, the last one out restores what the process had. Each
+    setting its own would let the first one out lift the limit under the others, and
+    the last one out restore the limit itself, for good.
     """
 
     _controller: list = []  # [threadpoolctl's controller of the loaded BLAS libraries, or None]
+    _lock = threading.Lock()
+    _inside = 0  # E-steps now running under the limit
+    _limit = None  # threadpoolctl's limiter, holding the limits to restore
 
     def __init__(self, device: torch.device) -> None:
-        self.limit = self._limiter() if device.type == "cpu" else None
+        self.cpu = device.type == "cpu"
 
     @classmethod
-    def _limiter(cls):
+    def _blas(cls):
         if not cls._controller:
             try:
                 from threadpoolctl import ThreadpoolController
@@ -414,16 +423,26 @@ class _blas_one_thread:
                 cls._controller.append(None)
             else:
                 cls._controller.append(ThreadpoolController().select(user_api="blas"))
-        controller = cls._controller[0]
-        return None if controller is None else controller.limit(limits=1)
+        return cls._controller[0]
 
     def __enter__(self):
-        if self.limit is not None:
-            self.limit.__enter__()
+        if not self.cpu:
+            return
+        cls = type(self)
+        with cls._lock:
+            if cls._inside == 0 and cls._blas() is not None:
+                cls._limit = cls._blas().limit(limits=1)
+            cls._inside += 1
 
     def __exit__(self, *exc):
-        if self.limit is not None:
-            self.limit.__exit__(*exc)
+        if not self.cpu:
+            return
+        cls = type(self)
+        with cls._lock:
+            cls._inside -= 1
+            if cls._inside == 0 and cls._limit is not None:
+                cls._limit.restore_original_limits()
+                cls._limit = None
 
 
 def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
