@@ -135,6 +135,14 @@ def test_bad_urls_say_what_is_wrong(store, monkeypatch):
         with pytest.raises(DataError, match=message):
             GaussianMixture(2).fit(X)
 
+    def denied(*args, **kwargs):
+        raise PermissionError("Access Denied")
+
+    monkeypatch.setattr(type(fs), "isdir", denied)
+    with pytest.raises(DataError, match=r"lake: cannot be listed \(Access Denied\)"):
+        GaussianMixture(2).fit(f"{url}/lake")
+    monkeypatch.undo()
+
     import fsspec.core
 
     def missing_package(u):

@@ -62,18 +62,20 @@ class NpySource:
         """Bytes per value in the file (before conversion to the compute dtype)."""
         return int(self._mm.dtype.itemsize)
 
+    @property
+    def _np_dtype(self):
+        return np.float32 if self.dtype == torch.float32 else np.float64
+
     def _convert(self, raw: np.ndarray) -> Tensor:
-        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
-        block = raw if raw.dtype == np_dtype else raw.astype(np_dtype)
+        block = raw if raw.dtype == self._np_dtype else raw.astype(self._np_dtype)
         return torch.from_numpy(block).to(self.device)
 
     def _compute_dtype_array(self, raw: np.ndarray) -> np.ndarray:
         """A pooled array of raw's values in the compute dtype (raw itself if it is one);
         raw, when converted, goes back to the pool at once."""
-        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
-        if raw.dtype == np_dtype:
+        if raw.dtype == self._np_dtype:
             return raw
-        out = self._buffers.array(raw.shape, np_dtype)
+        out = self._buffers.array(raw.shape, self._np_dtype)
         np.copyto(out, raw, casting="unsafe")
         self._buffers.give_back(raw)
         return out

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import glob
 import os
+import posixpath
 
 from .._core.errors import DataError
-from .remote import expand_url, is_url, local_path
+from .remote import filesystem, is_url, listing_errors, local_path
 
 FORMATS: dict[str, str] = {
     ".parquet": "parquet",
@@ -40,12 +41,39 @@ def format_of(path: str) -> str | None:
 READABLE = ", ".join(sorted(FORMATS))
 
 
+def _hidden(name: str) -> bool:
+    """Writers' markers and hidden entries, skipped inside folders."""
+    return name.startswith((".", "_"))
+
+
 def _walk(folder: str) -> list[str]:
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-        found += [os.path.join(root, f) for f in files if not f.startswith((".", "_")) and format_of(f)]
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        found += [os.path.join(root, f) for f in files if not _hidden(f) and format_of(f)]
     return sorted(found)
+
+
+def _expand_url(url: str) -> list[str]:
+    """The files a URL names, as URLs in path order, by the same rules as local paths."""
+    fs, inner = filesystem(url)
+    with listing_errors(url):
+        if glob.has_magic(inner):
+            found = [p for p, info in fs.glob(inner, detail=True).items() if info.get("type") == "file"]
+            if not found:
+                raise DataError(f"{url}: the pattern matches no files; check the pattern")
+        elif fs.isdir(inner):
+            root = inner.rstrip("/")
+            found = [p for p in fs.find(inner)
+                     if not any(_hidden(part) for part in posixpath.relpath(p, root).split("/")) and format_of(p)]
+            if not found:
+                raise DataError(f"{url}: the folder holds no data files (bigem reads {READABLE}); "
+                                "check the URL or point at the files")
+        elif fs.isfile(inner):
+            found = [inner]
+        else:
+            raise DataError(f"{url}: no such file or folder; check the URL")
+    return [fs.unstrip_protocol(p) for p in sorted(found)]
 
 
 def expand_paths(spec: object) -> tuple[list[str], str]:
@@ -61,7 +89,7 @@ def expand_paths(spec: object) -> tuple[list[str], str]:
     for item in items:
         path = local_path(os.fspath(item))
         if is_url(path):
-            files += expand_url(path, lambda name: format_of(name) is not None, glob.has_magic)
+            files += _expand_url(path)
         elif glob.has_magic(path):
             matched = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
             if not matched:

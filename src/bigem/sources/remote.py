@@ -9,9 +9,8 @@ so local reading does not depend on fsspec.
 
 from __future__ import annotations
 
-import posixpath
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
@@ -60,32 +59,14 @@ def opened(path: str, compression: str | None = None) -> Iterator[str | IO[bytes
         yield f
 
 
-def expand_url(url: str, readable: Callable[[str], bool], has_magic: Callable[[str], bool]) -> list[str]:
-    """The files a URL names, as URLs in path order: a file, a glob, or a folder walked
-    recursively (names starting with '.' or '_' skipped, as for local folders)."""
-    fs, inner = filesystem(url)
+@contextmanager
+def listing_errors(url: str) -> Iterator[None]:
+    """The store's errors while listing (permissions, network, credentials) as DataErrors
+    that name the URL."""
     try:
-        if has_magic(inner):
-            infos = fs.glob(inner, detail=True)
-            found = [p for p, info in infos.items() if info.get("type") == "file"]
-            if not found:
-                raise DataError(f"{url}: the pattern matches no files; check the pattern")
-        elif fs.isdir(inner):
-            root = inner.rstrip("/")
-            found = [p for p in fs.find(inner) if _visible(posixpath.relpath(p, root)) and readable(p)]
-            if not found:
-                raise DataError(f"{url}: the folder holds no data files; check the URL or point at the files")
-        elif fs.isfile(inner):
-            found = [inner]
-        else:
-            raise DataError(f"{url}: no such file or folder; check the URL")
+        yield
     except DataError:
         raise
-    except (OSError, ValueError) as exc:  # permissions, network, credentials
+    except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{url}: cannot be listed ({reason})") from None
-    return [fs.unstrip_protocol(p) for p in sorted(found)]
-
-
-def _visible(relative: str) -> bool:
-    return not any(part.startswith((".", "_")) for part in relative.split("/"))

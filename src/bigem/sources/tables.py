@@ -75,14 +75,21 @@ def _usable_cores() -> int:
 # ---------------------------------------------------------------------------- readers
 class _ParquetReader:
     def __init__(self, path: str) -> None:
-        import pyarrow.parquet as pq
-
         self.path = path
-        with file_errors(path), opened(path) as src, pq.ParquetFile(src) as f:
+        with self._open() as f:
             self.schema = f.schema_arrow
             meta = f.metadata
             self.group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         self.n_rows = sum(self.group_rows)
+
+    @contextmanager
+    def _open(self):
+        """The file as a pq.ParquetFile (pre-buffering whatever row groups a read asks
+        for), its errors naming the file."""
+        import pyarrow.parquet as pq
+
+        with file_errors(self.path), opened(self.path) as src, pq.ParquetFile(src, pre_buffer=True) as f:
+            yield f
 
     def batches(self, columns: list[str], batch_rows: int, threads: bool = True) -> Iterator:
         """Record batches of at most ``batch_rows`` rows, one row group at a time: batches
@@ -96,20 +103,17 @@ class _ParquetReader:
         group at a time), and without pre-buffering the reads are many and small (more
         system time: 0.8-0.9 s against 0.7 s over 4e7 page-cached rows, measured).
         ``threads``: decode columns on pyarrow's thread pool (see TableSource)."""
-        import pyarrow.parquet as pq
-
         batch_rows = min(batch_rows, max(self.group_rows, default=batch_rows)) or batch_rows
-        with file_errors(self.path), opened(self.path) as src, pq.ParquetFile(src, pre_buffer=True) as f:
+        with self._open() as f:
             for group in range(len(self.group_rows)):
                 yield from f.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns, use_threads=threads)
 
     def take(self, columns: list[str], local: np.ndarray):
         """Rows at sorted file-local indices: reads only the row groups that hold them."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         parts, start = [], 0
-        with file_errors(self.path), opened(self.path) as src, pq.ParquetFile(src) as f:
+        with self._open() as f:
             for g, n in enumerate(self.group_rows):
                 lo, hi = np.searchsorted(local, [start, start + n])
                 if hi > lo:
