@@ -415,3 +415,40 @@ def test_a_non_numeric_weight_column_is_named_when_scoring_on_dask(data):
     ddf = dd.from_pandas(frame.assign(w=["x"] * len(frame)), npartitions=3)
     with pytest.raises(DataError, match=r"X has non-numeric column\(s\) \['w'\]"):
         criteria(gm, ddf, sample_weight="w")
+
+
+def _same_online_fit(a: GaussianMixture, b: GaussianMixture) -> None:
+    assert a.n_steps_ == b.n_steps_ and a.n_iter_ == b.n_iter_
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.lower_bounds_ == b.lower_bounds_
+
+
+def test_online_em_on_dask_equals_the_local_online_fit(client, data, tmp_path):
+    """The workers read and convert each partition, this process steps through them in
+    row order: the same mini-batches as a local fit, so the same fit, bit for bit,
+    however the rows are partitioned (weights and a weighted initial sample included)."""
+    kw = dict(n_components=3, algorithm="online", batch_size=128, max_iter=2, random_state=0, dtype="float64")
+    local = GaussianMixture(**kw).fit(data)
+    for chunks in ((1000, 4), ((0, 250, 0, 1, 649), (4,))):
+        _same_online_fit(local, GaussianMixture(**kw, client=client).fit(da.from_array(data, chunks=chunks)))
+    w = np.random.default_rng(4).integers(0, 4, len(data)).astype(float)
+    local_w = GaussianMixture(**kw).fit(data, sample_weight=w)
+    frame = pd.DataFrame(data, columns=["a", "b", "c", "d"]).assign(w=w)
+    _same_online_fit(local_w, GaussianMixture(**kw, client=client).fit(dd.from_pandas(frame, npartitions=3),
+                                                                        sample_weight="w"))
+    frame.to_parquet(tmp_path / "weighted.parquet")
+    files = GaussianMixture(**kw, engine="dask", client=client).fit(str(tmp_path / "weighted.parquet"), sample_weight="w")
+    _same_online_fit(local_w, files)
+    assert list(files.feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_streaming_dask_partitions_keeps_one_ahead_and_stops_cleanly(client, data):
+    source = open_dask_source(da.from_array(data, chunks=(100, 4)), client=client, dtype=torch.float64,
+                              device=torch.device("cpu"), memory_budget=1 << 20, chunk_size=64)
+    chunks = list(DaskEngine(client).stream(source))
+    np.testing.assert_array_equal(torch.cat([c.x for c in chunks]).numpy(), data)
+    assert [c.row_start for c in chunks][:3] == [0, 64, 100]  # chunks never span partitions
+    stream = DaskEngine(client).stream(source)
+    next(stream)
+    stream.close()  # the partition computing ahead is cancelled, nothing raises

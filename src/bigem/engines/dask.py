@@ -117,6 +117,17 @@ class DaskEngine:
             return True
         return False
 
+    # ------------------------------------------------------------------ streaming
+    def stream(self, source: Partitioned) -> Iterator[Chunk]:
+        """The chunks in row order through this process, for algorithms that step after
+        every mini-batch (online EM): the workers read and convert each partition, the
+        next one while this one is used (see ``DaskSource.chunks``)."""
+        return source.chunks()
+
+    def sharing_cores(self, source: Partitioned):
+        """Nothing to share: the workers decode, this process only computes."""
+        return contextlib.nullcontext()
+
     # ------------------------------------------------------------------ E-step
     def _ship(self, fn: Callable[[Chunk], Any]) -> tuple[object, str | None, object]:
         """(the model and its token, method name, this iteration's arguments as one graph key)."""

@@ -249,8 +249,6 @@ class GaussianMixture(EstimatorBase):
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
 
-        if s["algorithm"] != "em":
-            raise ParameterError(f"algorithm={s['algorithm']!r} runs on the local engine only; use engine='local'")
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
             import dask.array as da
 
@@ -367,7 +365,7 @@ class GaussianMixture(EstimatorBase):
             if warm:
                 params = self._params_
             elif online:
-                params = self._online_initial(model, source, s, generator, inits)
+                params = self._online_initial(model, engine, source, s, generator, inits)
             else:
                 params = initial_params(model, engine, source, s["init_params"], generator, **inits)
             if s["verbose"]:
@@ -422,10 +420,11 @@ class GaussianMixture(EstimatorBase):
         self.n_steps_ = self._online_.steps
         return best, [r for r, _ in runs]
 
-    def _online_initial(self, model, source: Source, s: dict, generator, inits: dict) -> GMMParams:
+    def _online_initial(self, model, engine, source: Source, s: dict, generator, inits: dict) -> GMMParams:
         """Initial parameters for online EM from a row sample (3 batches), not the whole
-        data: an online fit may afford one pass only."""
-        rows = sample_rows(source, max(3 * s["batch_size"], 10 * s["n_components"]), generator)
+        data: an online fit may afford one pass only. ``engine`` draws a weighted sample
+        where the weights live (a Dask cluster's workers)."""
+        rows = sample_rows(source, max(3 * s["batch_size"], 10 * s["n_components"]), generator, engine)
         sample = TensorSource(rows, None, rows.shape[0])
         return initial_params(model, LocalEngine(), sample, s["init_params"], generator, **inits)
 
@@ -444,7 +443,7 @@ class GaussianMixture(EstimatorBase):
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0)
-        model = self._model(s)
+        model, engine = self._model(s), LocalEngine()
         state = getattr(self, "_online_", None)
         if fitted:
             self._check_width(source)
@@ -458,9 +457,9 @@ class GaussianMixture(EstimatorBase):
                     "the first partial_fit batch initialises the model; pass more rows"
                 )
             generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
-            state = OnlineState(self._online_initial(model, source, s, generator, self._user_inits(s, source.n_features)))
+            inits = self._user_inits(s, source.n_features)
+            state = OnlineState(self._online_initial(model, engine, source, s, generator, inits))
         total = weight = 0.0
-        engine = LocalEngine()
         with engine.sharing_cores(source):
             for chunk in minibatches(engine.stream(source), s["batch_size"]):
                 ll = online_step(model, state, chunk, s["learning_decay"], s["learning_offset"])

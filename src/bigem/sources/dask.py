@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -163,10 +164,27 @@ class DaskSource:
         return self.n_rows * self.n_features * (torch.finfo(self.reader.dtype).bits // 8)
 
     def chunks(self) -> Iterator[Chunk]:
-        """Chunks in row order, one partition at a time through this process (for local use)."""
-        for part, start in zip(self.partitions, self.row_starts):
-            block = self.client.compute(part).result()
-            yield from self.reader(block, start)
+        """Chunks in row order through this process (online EM, local use), one partition
+        at a time: the cluster evaluates the next partition while this one is used, so
+        at most two are here or in flight. An early stop cancels the one ahead."""
+        parts = iter(zip(self.partitions, self.row_starts))
+        pending: deque = deque()
+
+        def ask() -> None:
+            part = next(parts, None)
+            if part is not None:
+                pending.append((self.client.compute(part[0]), part[1]))
+
+        ask()
+        try:
+            while pending:
+                future, start = pending.popleft()
+                block = future.result()
+                ask()
+                yield from self.reader(block, start)
+        finally:
+            for future, _ in pending:
+                future.cancel()
 
     def take(self, rows: Tensor) -> Tensor:
         """Rows by global index: each partition's worker picks its own, only they travel."""
