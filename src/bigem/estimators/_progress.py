@@ -56,7 +56,8 @@ class Progress:
             if info.iteration != last[0]:  # restarts share each pass: one reset per iteration
                 last[0] = info.iteration
                 bar.reset(total=self.source.n_rows)
-                bar.set_description(f"{self._word} {info.iteration + 1}/{self._max}")
+                # the next one, if any: after the last, the bar (closed next) keeps "max/max"
+                bar.set_description(f"{self._word} {min(info.iteration + 1, self._max)}/{self._max}")
             if inner is not None:
                 inner(info)
 
