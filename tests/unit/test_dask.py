@@ -452,3 +452,19 @@ def test_streaming_dask_partitions_keeps_one_ahead_and_stops_cleanly(client, dat
     stream = DaskEngine(client).stream(source)
     next(stream)
     stream.close()  # the partition computing ahead is cancelled, nothing raises
+
+
+def test_streaming_from_a_cluster_left_without_workers_is_an_error_not_a_hang(data):
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        source = open_dask_source(
+            da.from_array(data, chunks=(300, 4)), client=c, dtype=torch.float64, device="cpu", memory_budget=1 << 20
+        )
+        cluster.scale(0)
+        while c.scheduler_info()["workers"]:
+            time.sleep(0.05)
+        started = time.perf_counter()
+        with pytest.raises(ClusterError, match="no workers for 1s in the middle of reading a partition for online EM"):
+            next(DaskEngine(c, no_workers_timeout=1.0).stream(source))
+        assert time.perf_counter() - started < 15

@@ -76,6 +76,10 @@ def _combine(*parts):
     return tree_sum(present) if present else None
 
 
+_DURING_E_STEP = "an E-step; restart workers and resume the fit from its checkpoint"
+_DURING_STREAM = "reading a partition for online EM; restart workers and fit again"
+
+
 class DaskEngine:
     """Evaluates ``fn`` on every partition of a :class:`Partitioned` source on a Dask cluster."""
 
@@ -121,8 +125,9 @@ class DaskEngine:
     def stream(self, source: Partitioned) -> Iterator[Chunk]:
         """The chunks in row order through this process, for algorithms that step after
         every mini-batch (online EM): the workers read and convert each partition, the
-        next one while this one is used (see ``DaskSource.chunks``)."""
-        return source.chunks()
+        next one while this one is used (see ``DaskSource.chunks``). A cluster left
+        without workers raises, as in :meth:`reduce`."""
+        return source.chunks(wait=partial(self._wait, during=_DURING_STREAM))
 
     def sharing_cores(self, source: Partitioned):
         """Nothing to share: the workers decode, this process only computes."""
@@ -144,10 +149,10 @@ class DaskEngine:
         # key, fetched once per worker per iteration like the parameters
         return delayed(fn, traverse=False, pure=False), None, ((), {})
 
-    def _wait(self, future) -> Any:
+    def _wait(self, future, during: str = _DURING_E_STEP) -> Any:
         """The future's result; a cluster left without any worker for NO_WORKERS_TIMEOUT
-        seconds (``no_workers_timeout``) raises instead of hanging; lost workers that come
-        back are waited for."""
+        seconds (``no_workers_timeout``) raises instead of hanging (``during``: what was
+        interrupted, and what to do); lost workers that come back are waited for."""
         since = None
         while True:
             try:
@@ -161,8 +166,7 @@ class DaskEngine:
                     future.cancel()
                     raise ClusterError(
                         f"the Dask cluster at {self.client.scheduler.address} has had no workers for "
-                        f"{self.no_workers_timeout:g}s in the middle of an E-step; restart workers and resume "
-                        "the fit from its checkpoint"
+                        f"{self.no_workers_timeout:g}s in the middle of {during}"
                     ) from None
 
     def reduce(self, fn: Callable[[Chunk], Any], source: Partitioned) -> Any:

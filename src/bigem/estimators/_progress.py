@@ -19,8 +19,8 @@ class _Counted:
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def chunks(self):
-        for chunk in self._inner.chunks():
+    def chunks(self, *args, **kwargs):
+        for chunk in self._inner.chunks(*args, **kwargs):
             yield chunk
             self._bar.update(chunk.n_rows)
 

@@ -163,10 +163,12 @@ class DaskSource:
     def nbytes(self) -> int:
         return self.n_rows * self.n_features * (torch.finfo(self.reader.dtype).bits // 8)
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, wait=None) -> Iterator[Chunk]:
         """Chunks in row order through this process (online EM, local use), one partition
         at a time: the cluster evaluates the next partition while this one is used, so
-        at most two are here or in flight. An early stop cancels the one ahead."""
+        at most two are here or in flight. An early stop cancels the one ahead.
+        ``wait(future)`` gives a partition's result (the engine's, which gives up on a
+        cluster left without workers); by default ``future.result()``."""
         parts = iter(zip(self.partitions, self.row_starts))
         pending: deque = deque()
 
@@ -179,7 +181,7 @@ class DaskSource:
         try:
             while pending:
                 future, start = pending.popleft()
-                block = future.result()
+                block = future.result() if wait is None else wait(future)
                 ask()
                 yield from self.reader(block, start)
         finally:
