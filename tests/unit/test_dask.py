@@ -261,7 +261,9 @@ def test_nan_in_a_partition_names_its_global_row(client, data):
         GaussianMixture(2, client=client).fit(da.from_array(bad, chunks=(200, 4)))
 
 
-def test_cluster_left_without_workers_is_an_error_not_a_hang(data):
+@pytest.fixture
+def deserted(data):
+    """(a client whose cluster has just lost its only worker, a source of its partitions)."""
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
@@ -271,11 +273,16 @@ def test_cluster_left_without_workers_is_an_error_not_a_hang(data):
         cluster.scale(0)
         while c.scheduler_info()["workers"]:
             time.sleep(0.05)
-        model = KMeansModel(3, torch.float64)
-        started = time.perf_counter()
-        with pytest.raises(ClusterError, match="has had no workers for 1s in the middle of an E-step"):
-            DaskEngine(c, no_workers_timeout=1.0).reduce(partial(model.e_step, KMeansParams(torch.zeros(3, 4))), source)
-        assert time.perf_counter() - started < 15
+        yield c, source
+
+
+def test_cluster_left_without_workers_is_an_error_not_a_hang(deserted):
+    c, source = deserted
+    model = KMeansModel(3, torch.float64)
+    started = time.perf_counter()
+    with pytest.raises(ClusterError, match="has had no workers for 1s in the middle of an E-step"):
+        DaskEngine(c, no_workers_timeout=1.0).reduce(partial(model.e_step, KMeansParams(torch.zeros(3, 4))), source)
+    assert time.perf_counter() - started < 15
 
 
 def test_worker_without_bigem_is_named(client):
@@ -454,17 +461,9 @@ def test_streaming_dask_partitions_keeps_one_ahead_and_stops_cleanly(client, dat
     stream.close()  # the partition computing ahead is cancelled, nothing raises
 
 
-def test_streaming_from_a_cluster_left_without_workers_is_an_error_not_a_hang(data):
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
-        source = open_dask_source(
-            da.from_array(data, chunks=(300, 4)), client=c, dtype=torch.float64, device="cpu", memory_budget=1 << 20
-        )
-        cluster.scale(0)
-        while c.scheduler_info()["workers"]:
-            time.sleep(0.05)
-        started = time.perf_counter()
-        with pytest.raises(ClusterError, match="no workers for 1s in the middle of reading a partition for online EM"):
-            next(DaskEngine(c, no_workers_timeout=1.0).stream(source))
-        assert time.perf_counter() - started < 15
+def test_streaming_from_a_cluster_left_without_workers_is_an_error_not_a_hang(deserted):
+    c, source = deserted
+    started = time.perf_counter()
+    with pytest.raises(ClusterError, match="no workers for 1s in the middle of reading a partition for online EM"):
+        next(DaskEngine(c, no_workers_timeout=1.0).stream(source))
+    assert time.perf_counter() - started < 15
