@@ -46,3 +46,11 @@ def blobs():
 def _torch_threads():
     torch.manual_seed(0)
     yield
+
+
+def mixture_stats(stats) -> dict:
+    """A Gaussian mixture's E-step statistics by name: the weights' counts, the moments,
+    the log-likelihood and weight totals, and the re-seeding candidates."""
+    c = stats.component
+    return {"resp_sum": c.n_k, "sum_x": c.sum_x, "sum_xx": c.sum_xx, "loglik": stats.loglik,
+            "weight_sum": stats.weight, "worst_ll": stats.worst.values, "worst_x": stats.worst.rows}

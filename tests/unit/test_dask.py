@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,7 @@ distributed = pytest.importorskip("distributed")
 
 from bigem import GaussianMixture  # noqa: E402
 from bigem._core.errors import ClusterError, DataError, ParameterError  # noqa: E402
+from bigem._core.protocols import Task  # noqa: E402
 from bigem.em.init import kmeans_plusplus  # noqa: E402
 from bigem.engines import LocalEngine  # noqa: E402
 from bigem.engines.dask import DaskEngine, session  # noqa: E402
@@ -91,12 +91,12 @@ def test_data_not_persisted_is_reread_with_the_same_result(client, data):
         da.from_array(data, chunks=(100, 4)), client=client, dtype=torch.float64, device="cpu", memory_budget=1 << 20
     )
     engine = DaskEngine(client)
-    assert engine.persist(source, fraction=0.0) is False  # too big for a zero budget: re-read each E-step
+    assert engine.persist(source, fraction=0.0) is source  # too big for a zero budget: re-read each E-step
     assert source.n_rows == 900 and source.row_starts == list(range(0, 900, 100))
     centres = kmeans_plusplus(torch.from_numpy(data), 3, torch.Generator().manual_seed(0))
     model = KMeansModel(3, torch.float64)
-    stats = engine.reduce(partial(model.e_step, KMeansParams(centres)), source)
-    ref = LocalEngine().reduce(partial(model.e_step, KMeansParams(centres)), TensorSource(torch.from_numpy(data), None, 64))
+    stats = engine.reduce(Task(model, "e_step", (KMeansParams(centres),)), source)
+    ref = LocalEngine().reduce(Task(model, "e_step", (KMeansParams(centres),)), TensorSource(torch.from_numpy(data), None, 64))
     torch.testing.assert_close(stats.counts, ref.counts, rtol=0, atol=0)
     torch.testing.assert_close(stats.sums, ref.sums, rtol=1e-12, atol=1e-12)
     assert stats.rows == 900
@@ -281,7 +281,7 @@ def test_cluster_left_without_workers_is_an_error_not_a_hang(deserted):
     model = KMeansModel(3, torch.float64)
     started = time.perf_counter()
     with pytest.raises(ClusterError, match="has had no workers for 1s in the middle of an E-step"):
-        DaskEngine(c, no_workers_timeout=1.0).reduce(partial(model.e_step, KMeansParams(torch.zeros(3, 4))), source)
+        DaskEngine(c, no_workers_timeout=1.0).reduce(Task(model, "e_step", (KMeansParams(torch.zeros(3, 4)),)), source)
     assert time.perf_counter() - started < 15
 
 

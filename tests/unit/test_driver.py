@@ -11,7 +11,9 @@ import torch
 
 from bigem import GaussianMixture
 from bigem._core.errors import ConvergenceWarning, LikelihoodDecreaseWarning
+from bigem._core.protocols import Objective, Step
 from bigem.em.driver import fit_em, run_em
+from bigem.em.init import from_random_responsibilities
 from bigem.engines import LocalEngine
 from bigem.sources import TensorSource
 from tests.conftest import make_blobs
@@ -25,10 +27,6 @@ class _Stats:
     def __add__(self, other):
         return _Stats(self.loglik + other.loglik, self.rows + other.rows)
 
-    @property
-    def mean_loglik(self):
-        return self.loglik / self.rows
-
 
 class _ScriptedModel:
     """A fake model whose log-likelihood follows a script: tests the driver alone."""
@@ -39,13 +37,17 @@ class _ScriptedModel:
     def e_step(self, params, chunk):
         return _Stats(self.script[params] * chunk.n_rows, chunk.n_rows)
 
-    def m_step(self, stats):
+    def m_step(self, stats, params):
         self._last += 1
-        return self._last
+        return Step(self._last)
+
+    def objective(self, stats):
+        return Objective(stats.loglik, stats.rows)
 
     def decrease_tolerance(self, params, ll):
         return 1e-9
 
+    advice = "check the script"
     _last = 0
 
 
@@ -87,11 +89,16 @@ class _TwoScripts:
         restart, step = params
         return _RunStats(self.scripts[restart][step] * chunk.n_rows, chunk.n_rows, restart, step)
 
-    def m_step(self, stats):
-        return (stats.restart, stats.step + 1)
+    def m_step(self, stats, params):
+        return Step((stats.restart, stats.step + 1))
+
+    def objective(self, stats):
+        return Objective(stats.loglik, stats.rows)
 
     def decrease_tolerance(self, params, ll):
         return 1e-9
+
+    advice = "check the script"
 
 
 def test_fit_em_keeps_best_restart_and_warns_if_it_did_not_converge():
@@ -188,8 +195,7 @@ def test_max_iter_zero_only_initialises():
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_lockstep_restarts_equal_restarts_run_one_after_another(covariance_type):
-    from bigem.em.init import initial_params
-    from bigem.models.gmm import GaussianMixtureModel
+    from bigem.models.gaussian import gaussian_mixture as GaussianMixtureModel
 
     X, _, _ = make_blobs(3, n_per=150, d=3)
     source = TensorSource(torch.as_tensor(X), None, chunk_rows=160)  # several chunks per pass
@@ -197,7 +203,11 @@ def test_lockstep_restarts_equal_restarts_run_one_after_another(covariance_type)
 
     def initialiser():
         generator = torch.Generator().manual_seed(11)
-        return lambda restart: initial_params(model, LocalEngine(), source, "random", generator)
+        def init(restart):
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            return from_random_responsibilities(model, LocalEngine(), source, seed)
+
+        return init
 
     init = initialiser()
     alone = [run_em(model, LocalEngine(), source, init(r), max_iter=40, tol=1e-4, restart=r) for r in range(3)]

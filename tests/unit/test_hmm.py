@@ -15,7 +15,8 @@ from bigem._core.errors import DataError, ModelFileError, NotFittedError, Parame
 from bigem._core.types import SequenceChunk
 from bigem.estimators.hmm import ImpossibleSequenceWarning
 from bigem.models.hmm import HMMModel, forward_backward, forward_backward_log, make_lanes, viterbi
-from bigem.models.hmm_emissions import GaussianEmission
+from bigem.models import components
+from bigem.models.gaussian import GaussianComponent
 
 K, D = 3, 2
 START = np.array([0.6, 0.3, 0.1])
@@ -41,9 +42,9 @@ def given(model, covariance_type="diag", **kw):
 
 
 def log_b_for(X):
-    em = GaussianEmission("diag")
+    em = GaussianComponent("diag")
     p = em.make_params(torch.tensor(MEANS), torch.full((K, D), 0.5, dtype=torch.float64))
-    return em.log_prob(p, torch.tensor(X))
+    return components.log_prob(em, p, torch.tensor(X))
 
 
 # ---------------------------------------------------------------- kernels
@@ -141,14 +142,14 @@ def test_batched_equals_one_by_one():
     paths = np.concatenate([m.predict(X[s : s + n]) for s, n in zip(starts, lengths)])
     np.testing.assert_array_equal(m.predict(X, lengths), paths)
     # the statistics of a batch are the sums of the statistics of its parts
-    model = HMMModel(GaussianEmission("diag"), K, torch.float64, params="stmc")
+    model = HMMModel(GaussianComponent("diag"), K, torch.float64, params="stmc")
     p = m._current_params(m._settings())
     x = torch.tensor(X)
     whole = model.e_step(p, SequenceChunk(x, torch.tensor(lengths), 0, 0))
     parts = model.e_step(p, SequenceChunk(x[:150], torch.tensor(lengths[:2]), 0, 0)) + model.e_step(
         p, SequenceChunk(x[150:], torch.tensor(lengths[2:]), 150, 2)
     )
-    for a, b in ((whole.trans, parts.trans), (whole.start, parts.start), (whole.emission.s2, parts.emission.s2)):
+    for a, b in ((whole.trans, parts.trans), (whole.start, parts.start), (whole.emission.sum_xx, parts.emission.sum_xx)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
     assert float(whole.loglik) == pytest.approx(float(parts.loglik), rel=1e-12)
 
@@ -425,8 +426,8 @@ def test_cpu_e_step_holds_numpy_blas_to_one_thread_and_restores_it(monkeypatch):
 
 def test_default_batch_budget_is_small_on_the_cpu_and_explicit_values_win():
     """None: 128MB on the CPU (peak memory within hmmlearn's); an explicit budget is kept."""
-    assert GaussianHMM(2)._settings()["memory_budget"] == 128 * 10**6
-    assert GaussianHMM(2, memory_budget="1GB")._settings()["memory_budget"] == 10**9
+    assert GaussianHMM(2)._settings().memory_budget == 128 * 10**6
+    assert GaussianHMM(2, memory_budget="1GB")._settings().memory_budget == 10**9
 
 
 def test_overlapping_e_steps_leave_numpy_blas_threads_as_they_were():

@@ -67,5 +67,9 @@ class ComponentReseededWarning(RuntimeWarning):
     """A component lost its support and was re-seeded at poorly explained points."""
 
 
+class ImpossibleSequenceWarning(RuntimeWarning):
+    """A sequence has zero probability under the model (its log-likelihood is -inf)."""
+
+
 class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""

@@ -3,14 +3,28 @@
 Every model's ``e_step`` returns an object that satisfies :class:`Stats`: the
 statistics of A ∪ B are ``stats(A) + stats(B)`` in any order and grouping.
 Streaming is a fold, distributed EM a tree-reduce, online EM a weighted average.
+
+Most statistics are frozen dataclasses whose fields combine in one of three ways;
+:func:`additive` writes their ``+``, ``scale`` and ``to`` from a tag on each field:
+
+* ``summed()`` (the default): tensors, floats or nested statistics, added and scaled;
+* ``counted()``: integers (rows, sequences), added but never scaled;
+* ``shared()``: the same on both sides (the shift moments are taken about, the
+  parameters of the E-step): kept, and checked, so statistics gathered under
+  different parameters are never added by mistake;
+* ``least()``: the smallest of both sides (the first row of a kind, -1 for none);
+* ``largest()``: the element-wise largest of both sides (tensors).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
-from typing import Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import torch
+from torch import Tensor
 
 S = TypeVar("S", bound="Stats")
 
@@ -26,6 +40,95 @@ class Stats(Protocol):
     def to(self: S, device: torch.device | str) -> S: ...
 
 
+_HOW = "combine"
+
+
+def summed(**kw: Any) -> Any:
+    """A field that adds and scales (tensors, floats, nested statistics)."""
+    return field(metadata={_HOW: "sum"}, **kw)
+
+
+def counted(**kw: Any) -> Any:
+    """An integer field that adds but does not scale (rows, sequences)."""
+    return field(metadata={_HOW: "count"}, **kw)
+
+
+def shared(**kw: Any) -> Any:
+    """A field both sides must share (a shift, the E-step's parameters): kept, checked."""
+    return field(metadata={_HOW: "shared"}, **kw)
+
+
+def least(**kw: Any) -> Any:
+    """An integer field combined by min over the values >= 0 (-1 means none)."""
+    return field(metadata={_HOW: "least"}, **kw)
+
+
+def largest(**kw: Any) -> Any:
+    """A tensor field combined by element-wise max."""
+    return field(metadata={_HOW: "max"}, **kw)
+
+
+def same(a: object, b: object) -> bool:
+    """Whether two shared values are equal: identical, equal tensors, or equal
+    dataclasses of them (statistics from two workers carry equal, not identical, copies)."""
+    if a is b:
+        return True
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return a.shape == b.shape and a.device == b.device and bool(torch.equal(a, b))
+    if dataclasses.is_dataclass(a) and type(a) is type(b):
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if isinstance(a, (tuple, list)) and type(a) is type(b) and len(a) == len(b):
+        return all(same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _moved(value: object, device: torch.device | str) -> object:
+    if isinstance(value, Tensor) or hasattr(value, "to") and not isinstance(value, (int, float, str)):
+        return value.to(device)
+    return value
+
+
+def additive(cls: type) -> type:
+    """Give a frozen dataclass of statistics ``+``, ``scale`` and ``to`` from its field tags."""
+    kinds = [(f.name, f.metadata.get(_HOW, "sum")) for f in dataclasses.fields(cls)]
+
+    def __add__(self, other):
+        values = {}
+        for name, how in kinds:
+            a, b = getattr(self, name), getattr(other, name)
+            if how == "shared":
+                if not same(a, b):
+                    raise ValueError(
+                        f"cannot add {cls.__name__} gathered under different {name!r} (different parameters); "
+                        "statistics add only within one E-step"
+                    )
+                values[name] = a
+            elif how == "least":
+                present = [v for v in (a, b) if v >= 0]
+                values[name] = min(present) if present else -1
+            elif how == "max":
+                values[name] = torch.maximum(a, b.to(a.device))
+            else:
+                values[name] = a + b
+        return cls(**values)
+
+    def scale(self, factor: float):
+        changes = {}
+        for name, how in kinds:
+            if how == "sum":
+                value = getattr(self, name)
+                changes[name] = value.scale(factor) if hasattr(value, "scale") else value * factor
+        return dataclasses.replace(self, **changes)
+
+    def to(self, device: torch.device | str):
+        return dataclasses.replace(self, **{name: _moved(getattr(self, name), device) for name, _ in kinds})
+
+    cls.__add__ = __add__
+    cls.scale = scale
+    cls.to = to
+    return cls
+
+
 def tree_sum(parts: Iterable[S]) -> S:
     """Pairwise sum of statistics: depth log2(n), the rounding of a balanced tree."""
     level = list(parts)
@@ -39,6 +142,28 @@ def tree_sum(parts: Iterable[S]) -> S:
     return level[0]
 
 
+class Together:
+    """The statistics of several runs from the same rows, and the seconds each run's
+    E-steps took: adds run by run, so it is as additive as each run's statistics (any
+    engine can reduce it)."""
+
+    __slots__ = ("parts", "seconds")
+
+    def __init__(self, parts: list, seconds: list[float]) -> None:
+        self.parts = parts
+        self.seconds = seconds
+
+    def __add__(self, other: "Together") -> "Together":
+        return Together([a + b for a, b in zip(self.parts, other.parts)],
+                        [a + b for a, b in zip(self.seconds, other.seconds)])
+
+    def scale(self, factor: float) -> "Together":
+        return Together([p.scale(factor) for p in self.parts], self.seconds)
+
+    def to(self, device: torch.device | str) -> "Together":
+        return Together([p.to(device) for p in self.parts], self.seconds)
+
+
 # Values per group of :func:`lowest_indices`' first, vectorised pass.
 _GROUP = 64
 # Below this many values one top-m is cheaper than the group pass's fixed cost (k=8,
@@ -47,7 +172,7 @@ _GROUP = 64
 _DIRECT = 32768
 
 
-def lowest_indices(values: "torch.Tensor", m: int) -> "torch.Tensor":
+def lowest_indices(values: Tensor, m: int) -> Tensor:
     """Indices of the m smallest of a 1-D tensor (ties broken arbitrarily, as topk does).
 
     The m smallest lie in at most m groups of ``_GROUP`` consecutive values, and those
@@ -69,13 +194,39 @@ def lowest_indices(values: "torch.Tensor", m: int) -> "torch.Tensor":
     return cand[torch.topk(values[cand], m, largest=False, sorted=False).indices]
 
 
-def merge_lowest(values: "torch.Tensor", rows: "torch.Tensor", m: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """The m smallest ``values`` and their ``rows``: a min-monoid, so it merges like a sum.
+@dataclass(frozen=True, slots=True)
+class Lowest:
+    """The ``m`` rows with the lowest scores seen so far: a min-monoid, so it merges
+    like a sum and rides along with the statistics. Models carry re-seeding candidates
+    (the worst-explained rows) in it without a second pass over the data.
 
-    Models use it to carry re-seeding candidates (the worst-explained points) in
-    their statistics without a second pass over the data.
+    values (<= m,) float64 scores; rows (<= m, D) float64 the rows themselves.
     """
-    if values.shape[0] <= m:
-        return values, rows
-    idx = torch.topk(values, m, largest=False, sorted=False).indices
-    return values[idx], rows[idx]
+
+    values: Tensor
+    rows: Tensor
+    m: int
+
+    @classmethod
+    def of(cls, scores: Tensor, x: Tensor, m: int) -> "Lowest":
+        """The m lowest of one chunk's per-row ``scores`` (+inf never wins) and their rows."""
+        low = lowest_indices(scores, m)
+        return cls(scores[low].double(), x[low].double(), m)
+
+    def __add__(self, other: "Lowest") -> "Lowest":
+        values = torch.cat([self.values, other.values.to(self.values.device)])
+        rows = torch.cat([self.rows, other.rows.to(self.rows.device)])
+        if values.shape[0] > self.m:
+            idx = torch.topk(values, self.m, largest=False, sorted=False).indices
+            values, rows = values[idx], rows[idx]
+        return Lowest(values, rows, self.m)
+
+    def scale(self, factor: float) -> "Lowest":
+        return self
+
+    def to(self, device: torch.device | str) -> "Lowest":
+        return Lowest(self.values.to(device), self.rows.to(device), self.m)
+
+    def ordered(self) -> Tensor:
+        """The rows, lowest score first."""
+        return self.rows[torch.argsort(self.values)]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from torch import Tensor
-
-CovarianceType = Literal["full", "tied", "diag", "spherical"]
-COVARIANCE_TYPES: tuple[str, ...] = ("full", "tied", "diag", "spherical")
 
 # Chunks the local engine decodes ahead of the one computing. Sources that read files
 # size their chunks so that READ_AHEAD + 1 of them fit the memory budget.
@@ -46,8 +43,16 @@ class Source(Protocol):
     weight: Tensor | None  # every row's sample weight in memory, or None: all ones unless
     # ``weighted`` is set (weights then arrive with the chunks: a column of the files, a
     # Dask partition's last column; see em.init.sample_rows)
-    # Optional: ``decodes`` (bool, default False) says that producing chunks is real CPU
-    # work (reading and decoding files), which the local engine then gives a core of its own.
+    weighted: bool
+    # the weights alone, as (weights, first row) blocks, where a source can read them
+    # without the features (a file's weight column); None otherwise
+    weight_blocks: Callable[[], Iterator[tuple[Tensor, int]]] | None
+    decodes: bool  # producing chunks is real CPU work (reading and decoding files), which
+    # the local engine then gives a core of its own
+
+    def read_in(self, rows: int) -> None:
+        """Yield chunks of about ``rows`` rows from now on (HMM batches set it)."""
+        ...
 
     def chunks(self) -> Iterator[Chunk]:
         """Chunks in row order, on the compute device and dtype, covering every row once."""
@@ -72,6 +77,19 @@ class Partitioned(Protocol):
     partitions: Sequence[object]
     row_starts: Sequence[int]
     reader: Callable[[object, int], Iterator[Chunk]]
+
+    def nbytes(self) -> int:
+        """The converted rows' size, for deciding whether workers can hold them."""
+        ...
+
+    def with_partitions(self, partitions: Sequence[object]) -> "Partitioned":
+        """The same rows over other handles (the persisted ones): a new source."""
+        ...
+
+    def chunks(self, wait: Callable[[object], object] | None = None) -> Iterator[Chunk]:
+        """The chunks in row order through this process; ``wait(future)`` gives a
+        partition's result (an engine's wait, which gives up on a cluster without workers)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,60 +1,44 @@
-"""The EM loop, once, for every model and engine: iterations, convergence, restarts, history.
+"""The EM loop, once, for every model and engine: iterations, convergence, restarts,
+history, checkpoints.
 
-A model is anything with ``e_step(params, chunk) -> stats`` (additive) and
-``m_step(stats) -> params``; an engine is anything with ``reduce(fn, source) -> stats``.
-Semantics follow scikit-learn: ``lower_bound`` is the mean log-likelihood of the
-parameters *entering* the last iteration, the returned parameters are those after
-its M-step, and convergence is ``|change of mean log-likelihood| < tol``.
+A model is anything with the :class:`~bigem._core.protocols.Model` contract
+(``e_step`` -> additive statistics, ``m_step`` -> :class:`Step`, ``objective``); an
+engine anything with ``reduce(task, source)``. Semantics follow scikit-learn:
+``lower_bound`` is the mean objective of the parameters *entering* the last
+iteration, the returned parameters are those after its M-step, and convergence is
+``|change of the mean objective| < tol``. Nothing here names a model family: what a
+step means for the user travels in the model's :class:`Report` (its notes become
+warnings, ``exact`` says whether the monotonicity check applies) and its ``advice``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from torch import Tensor
 
-from .._core.errors import (
-    ComponentReseededWarning,
-    ConvergenceWarning,
-    LikelihoodDecreaseWarning,
-    NumericalError,
-    ParameterError,
-)
-from .._core.types import Source
-
-
-class Model(Protocol):
-    def e_step(self, params: Any, chunk: Any) -> Any: ...
-
-    def m_step(self, stats: Any) -> Any: ...
-
-    def decrease_tolerance(self, params: Any, log_likelihood: float) -> float:
-        """How far the mean log-likelihood may fall below ``log_likelihood`` by rounding alone."""
-        ...
-
-
-class Engine(Protocol):
-    def reduce(self, fn: Callable[[Any], Any], source: Source) -> Any: ...
+from .._core.errors import ConvergenceWarning, LikelihoodDecreaseWarning, NumericalError, ParameterError
+from .._core.protocols import Engine, Model, Report, Task
+from .._core.stats import Together
 
 
 @dataclass(frozen=True, slots=True)
 class IterationInfo:
-    """What the callback receives after each iteration."""
+    """What the callback receives after each iteration (online EM: after each pass)."""
 
     restart: int
     iteration: int
-    log_likelihood: float  # mean log-likelihood of the parameters entering this iteration
+    log_likelihood: float  # mean objective of the parameters entering this iteration
     change: float
     seconds: float
-    params: Any
+    params: Any  # after this iteration's M-step
+    report: Report = field(default_factory=Report)
 
 
 @dataclass
@@ -70,40 +54,42 @@ class EMResult:
     restart: int = 0
 
 
+def emit(report: Report, when: str, seen: set[str]) -> None:
+    """Raise a step's notes as warnings; ``seen`` holds the texts of once-only notes raised."""
+    for note in report.notes:
+        if note.once and note.category.__name__ in seen:
+            continue
+        seen.add(note.category.__name__)
+        warnings.warn(note.text.replace("{when}", when), note.category, stacklevel=4)
+
+
 @dataclass
 class Checkpoint:
-    """Save every run's state to ``path`` every ``every`` iterations, atomically (io.safetensors).
+    """Save every run's state to ``path`` every ``every`` iterations, atomically (io).
 
     A fit given a checkpoint whose file exists resumes from it and reaches the same
     result as an uninterrupted run; the file is removed when the fit completes.
-    ``fingerprint`` (JSON) must match to resume: the model, the data shape, the settings.
-    Parameters must be a dataclass (``params_type``) of tensors and JSON values.
+    ``fingerprint`` (JSON) must match to resume: the model, the data, the settings.
+    Parameters travel through the model's ``to_tensors`` / ``from_tensors``.
     """
 
     path: str
     every: int
-    params_type: type
     fingerprint: dict
 
-    def save(self, results: list[EMResult], iteration: int) -> None:
+    def save(self, model: Any, results: list[EMResult], iteration: int) -> None:
         from ..io import write_model_file
 
         tensors: dict[str, Tensor] = {}
         runs = []
         for i, r in enumerate(results):
-            fields: dict[str, Any] = {}
-            for f in dataclasses.fields(r.params):
-                value = getattr(r.params, f.name)
-                if isinstance(value, Tensor):
-                    tensors[f"run{i}.{f.name}"] = value
-                else:
-                    fields[f.name] = list(value) if isinstance(value, tuple) else value
+            tensors.update({f"run{i}.{k}": v for k, v in model.to_tensors(r.params).items()})
             runs.append(dict(converged=r.converged, n_iter=r.n_iter, lower_bound=r.lower_bound,
-                             history=list(r.history), seconds=list(r.seconds), restart=r.restart, fields=fields))
+                             history=list(r.history), seconds=list(r.seconds), restart=r.restart))
         meta = {"format": "bigem-checkpoint", "fingerprint": self.fingerprint, "iteration": iteration, "runs": runs}
         write_model_file(self.path, tensors, meta)
 
-    def load(self) -> tuple[list[EMResult], int]:
+    def load(self, model: Any) -> tuple[list[EMResult], int]:
         """Every run as saved, and the iteration it was saved after."""
         from ..io import read_model_file
 
@@ -117,43 +103,34 @@ class Checkpoint:
             )
         results = []
         for i, r in enumerate(meta["runs"]):
-            values = {k[len(f"run{i}."):]: v for k, v in tensors.items() if k.startswith(f"run{i}.")}
-            values.update({k: tuple(v) if isinstance(v, list) else v for k, v in r["fields"].items()})
-            results.append(EMResult(self.params_type(**values), r["converged"], r["n_iter"], r["lower_bound"],
-                                    r["history"], r["seconds"], r["restart"]))
+            prefix = f"run{i}."
+            params = model.from_tensors({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            results.append(EMResult(params, r["converged"], r["n_iter"], r["lower_bound"], r["history"], r["seconds"],
+                                    r["restart"]))
         return results, int(meta["iteration"])
 
 
 class _Run:
     """One run's state between iterations; :meth:`step` is one iteration after its E-step."""
 
-    def __init__(self, params: Any, restart: int) -> None:
-        self.result = EMResult(params, converged=False, n_iter=0, lower_bound=-math.inf, restart=restart)
-        self.previous = -math.inf
-
-    @classmethod
-    def resumed(cls, result: EMResult) -> "_Run":
-        run = cls(result.params, result.restart)
-        run.result = result
-        run.previous = result.history[-1] if result.history else -math.inf
-        return run
-
-    @property
-    def params(self) -> Any:
-        return self.result.params
+    def __init__(self, result: EMResult) -> None:
+        self.result = result
+        self.previous = result.history[-1] if result.history else -math.inf
+        self.exact = True  # whether the parameters came from a plain EM step
+        self.seen: set[str] = set()
 
     def step(self, model: Model, stats: Any, iteration: int, tol: float, e_seconds: float, callback) -> bool:
         """Checks, M-step, history and callback; True when this run has converged."""
         started = time.perf_counter()
         restart, params, previous = self.result.restart, self.result.params, self.previous
-        ll = stats.mean_loglik
+        ll = model.objective(stats).mean
         if not math.isfinite(ll):
             raise NumericalError(
                 f"the mean log-likelihood became {ll} at iteration {iteration} (restart {restart}); "
-                "check the data for extreme values, or increase reg_covar"
+                f"check the data for extreme values, or {model.advice}"
             )
         falls = previous > -math.inf and ll < previous - model.decrease_tolerance(params, previous)
-        if falls and not getattr(params, "reseeded", ()):
+        if falls and self.exact:
             warnings.warn(
                 f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g} at iteration {iteration} "
                 f"(restart {restart}). EM must never decrease it: this is a bug in bigem; please report it "
@@ -161,67 +138,43 @@ class _Run:
                 LikelihoodDecreaseWarning,
                 stacklevel=3,
             )
-        params = model.m_step(stats)
-        reseeded = getattr(params, "reseeded", ())
-        if reseeded:
-            warnings.warn(
-                f"components {list(reseeded)} lost their support at iteration {iteration} and were re-seeded "
-                "at the worst-explained rows; consider fewer components or a larger reg_covar",
-                ComponentReseededWarning,
-                stacklevel=3,
-            )
+        step = model.m_step(stats, params)
+        emit(step.report, f"at iteration {iteration}", self.seen)
+        self.exact = step.report.exact
         change = ll - previous
         self.previous = ll
         elapsed = e_seconds + time.perf_counter() - started
         result = self.result
-        result.params, result.n_iter, result.lower_bound = params, iteration, ll
+        result.params, result.n_iter, result.lower_bound = step.params, iteration, ll
         result.history.append(ll)
         result.seconds.append(elapsed)
         if callback is not None:
-            callback(IterationInfo(restart, iteration, ll, change, elapsed, params))
+            callback(IterationInfo(restart, iteration, ll, change, elapsed, step.params, step.report))
         if abs(change) < tol:
             result.converged = True
         return result.converged
 
 
-def run_em(
-    model: Model,
-    engine: Engine,
-    source: Source,
-    params: Any,
-    *,
-    max_iter: int,
-    tol: float,
-    restart: int = 0,
-    callback: Callable[[IterationInfo], None] | None = None,
-) -> EMResult:
-    """Iterate E and M steps from ``params`` until convergence or ``max_iter``."""
-    run = _Run(params, restart)
-    for iteration in range(1, max_iter + 1):
-        started = time.perf_counter()
-        stats = engine.reduce(partial(model.e_step, run.params), source)
-        if run.step(model, stats, iteration, tol, time.perf_counter() - started, callback):
-            break
-    return run.result
+class Lockstep:
+    """Several runs' E-steps from one read of each chunk. Made once per fit, so that an
+    engine that caches the model per fit (Dask) ships it once."""
 
+    def __init__(self, model: Model) -> None:
+        self.model = model
 
-class _Together:
-    """The statistics of several runs from the same rows: adds run by run, so it is as
-    additive as each run's statistics (any engine can reduce it)."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self, parts: list) -> None:
-        self.parts = parts
-
-    def __add__(self, other: "_Together") -> "_Together":
-        return _Together([a + b for a, b in zip(self.parts, other.parts)])
+    def e_steps(self, params: list, chunk: Any) -> Together:
+        parts, seconds = [], []
+        for p in params:
+            started = time.perf_counter()
+            parts.append(self.model.e_step(p, chunk))
+            seconds.append(time.perf_counter() - started)
+        return Together(parts, seconds)
 
 
 def fit_em(
     model: Model,
     engine: Engine,
-    source: Source,
+    source: Any,
     initialise: Callable[[int], Any],
     *,
     n_init: int,
@@ -229,6 +182,8 @@ def fit_em(
     tol: float,
     callback: Callable[[IterationInfo], None] | None = None,
     checkpoint: Checkpoint | None = None,
+    warn_unconverged: bool = True,
+    first_restart: int = 0,
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
 
@@ -240,36 +195,29 @@ def fit_em(
     plus an equal share of the reading. The callback sees iteration i of every active
     run (in restart order) before iteration i + 1 of any.
 
-    Warns with :class:`ConvergenceWarning` when the best run did not converge. With a
-    ``checkpoint`` whose file exists, continues the fit saved there (no initialisation).
+    Warns with :class:`ConvergenceWarning` when the best run did not converge (unless
+    ``warn_unconverged`` is False, as hmmlearn's models do not). With a ``checkpoint``
+    whose file exists, continues the fit saved there (no initialisation).
     """
     first = 1
     if checkpoint is not None and os.path.exists(checkpoint.path):
-        saved, done = checkpoint.load()
-        runs, first = [_Run.resumed(r) for r in saved], done + 1
+        saved, done = checkpoint.load(model)
+        runs, first = [_Run(r) for r in saved], done + 1
     else:
-        runs = [_Run(initialise(restart), restart) for restart in range(n_init)]
+        restarts = range(first_restart, first_restart + n_init)
+        runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r)) for r in restarts]
+    lockstep = Lockstep(model)
     for iteration in range(first, max_iter + 1):
         active = [run for run in runs if not run.result.converged]
         if not active:
             break
-        compute = [0.0] * len(active)
-
-        def e_steps(chunk, active=active, compute=compute) -> _Together:
-            parts = []
-            for i, run in enumerate(active):
-                started = time.perf_counter()
-                parts.append(model.e_step(run.params, chunk))
-                compute[i] += time.perf_counter() - started
-            return _Together(parts)
-
         started = time.perf_counter()
-        together = engine.reduce(e_steps, source)
-        shared = max(0.0, time.perf_counter() - started - sum(compute)) / len(active)
-        for i, (run, stats) in enumerate(zip(active, together.parts)):
-            run.step(model, stats, iteration, tol, compute[i] + shared, callback)
+        together = engine.reduce(Task(lockstep, "e_steps", ([run.result.params for run in active],)), source)
+        shared = max(0.0, time.perf_counter() - started - sum(together.seconds)) / len(active)
+        for run, stats, own in zip(active, together.parts, together.seconds):
+            run.step(model, stats, iteration, tol, own + shared, callback)
         if checkpoint is not None and iteration % checkpoint.every == 0:
-            checkpoint.save([run.result for run in runs], iteration)
+            checkpoint.save(model, [run.result for run in runs], iteration)
     if checkpoint is not None and os.path.exists(checkpoint.path):
         os.unlink(checkpoint.path)  # the fit completed: nothing to resume
     results = [run.result for run in runs]
@@ -277,7 +225,7 @@ def fit_em(
     for result in results[1:]:
         if result.lower_bound > best.lower_bound:
             best = result
-    if not best.converged and max_iter > 0:
+    if warn_unconverged and not best.converged and max_iter > 0:
         warnings.warn(
             f"Best performing initialization did not converge. Try different init parameters, or increase "
             f"max_iter (now {max_iter}), tol (now {tol:g}), or check for degenerate data.",
@@ -285,3 +233,20 @@ def fit_em(
             stacklevel=2,
         )
     return best, results
+
+
+def run_em(
+    model: Model,
+    engine: Engine,
+    source: Any,
+    params: Any,
+    *,
+    max_iter: int,
+    tol: float,
+    restart: int = 0,
+    callback: Callable[[IterationInfo], None] | None = None,
+) -> EMResult:
+    """One run of :func:`fit_em` from ``params`` (no convergence warning)."""
+    best, _ = fit_em(model, engine, source, lambda r: params, n_init=1, max_iter=max_iter, tol=tol,
+                     callback=callback, warn_unconverged=False, first_restart=restart)
+    return best

@@ -1,9 +1,12 @@
-"""Initial mixture parameters: k-means, k-means++, random, random_from_data, or user-given.
+"""The generic pieces of initialisation: row samples, k-means++ seeds, Lloyd's
+iterations, and mixture parameters from centres or from random responsibilities.
 
-Every method that touches the data does so through the engine, in chunks, so it works
-on data that does not fit in memory. k-means++ seeding runs on a uniform sample (rows
+Every piece that touches the data does so through the engine, in chunks, so it works
+on data that does not fit in memory: k-means++ seeds from a uniform sample (rows
 drawn in proportion to their sample weight); Lloyd iterations and the final
-hard-assignment pass then run over all rows.
+hard-assignment pass run over all rows. A family's initialiser (in its estimator)
+composes these with what the user gave; the models arrive as arguments, so this
+layer knows none of them.
 """
 
 from __future__ import annotations
@@ -11,22 +14,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .._core.numerics import squared_distances
+from .._core.protocols import Engine, Task
 from .._core.types import Chunk, Source
-from ..models.gmm import GaussianMixtureModel, GMMParams
-from ..models.kmeans import KMeansModel, KMeansParams, squared_distances
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 SEED_SAMPLE_ROWS = 20_000  # rows k-means++ seeds from (more for many components)
 LLOYD_MAX_ITER = 10
 LLOYD_TOL = 1e-4  # relative change of inertia that stops Lloyd early
 
 
-def sample_rows(source: Source, n: int, generator: torch.Generator, engine=None) -> Tensor:
+def sample_rows(source: Source, n: int, generator: torch.Generator, engine: Engine | None = None) -> Tensor:
     """Up to ``n`` distinct rows, uniformly or in proportion to sample weights (zero never).
 
     Weighted sources are sampled from their weights in memory, or from their weight
@@ -35,11 +37,11 @@ def sample_rows(source: Source, n: int, generator: torch.Generator, engine=None)
     """
     if source.weight is not None:
         rows = weighted_rows([(source.weight, 0)], n, generator)
-    elif getattr(source, "weighted", False) and hasattr(source, "weight_blocks"):
+    elif source.weighted and source.weight_blocks is not None:
         rows = weighted_rows(source.weight_blocks(), n, generator)
-    elif getattr(source, "weighted", False):
+    elif source.weighted:
         seed = int(torch.randint(2**62, (1,), generator=generator))
-        rows = engine.reduce(partial(_chunk_keys, seed=seed, n=n), source).drawn()
+        rows = engine.reduce(Task(KeySampler(seed, n), "keys"), source).drawn()
     elif source.n_rows <= n:
         rows = torch.arange(source.n_rows)
     else:
@@ -104,9 +106,16 @@ class SampleKeys:
         return self
 
 
-def _chunk_keys(chunk: Chunk, *, seed: int, n: int) -> SampleKeys:
-    w = torch.ones(chunk.n_rows, dtype=torch.float64) if chunk.weight is None else chunk.weight
-    return SampleKeys.of(w, chunk.row_start, seed, n)
+@dataclass(frozen=True)
+class KeySampler:
+    """The sampling keys of a chunk's rows (their weights, or ones): a task for an engine."""
+
+    seed: int
+    n: int
+
+    def keys(self, chunk: Chunk) -> SampleKeys:
+        w = torch.ones(chunk.n_rows, dtype=torch.float64) if chunk.weight is None else chunk.weight
+        return SampleKeys.of(w, chunk.row_start, self.seed, self.n)
 
 
 def _uniforms(seed: int, start: int, n: int) -> Tensor:
@@ -141,31 +150,13 @@ def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     return torch.stack(centres)
 
 
-def _shift_params(model: GaussianMixtureModel, means: Tensor) -> GMMParams:
-    """Parameters that only carry means (the shift for moment statistics)."""
-    K, D = means.shape
-    means = means.to(torch.float64)
-    weights = torch.full((K,), 1.0 / K, dtype=torch.float64, device=means.device)
-    shapes = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
-    ct = model.covariance_type
-    eye = torch.eye(D, dtype=torch.float64, device=means.device)
-    cov = eye.expand(shapes[ct]).clone() if ct in ("full", "tied") else torch.ones(shapes[ct], dtype=torch.float64, device=means.device)
-    return GMMParams(weights, means, cov, cov.clone(), ct)
-
-
-def params_from_centres(model: GaussianMixtureModel, engine, source: Source, centres: Tensor) -> GMMParams:
-    """Mixture parameters from hard assignment of every row to its nearest centre."""
-    stats = engine.reduce(partial(model.e_step_hard, _shift_params(model, centres)), source)
-    return model.m_step(stats)
-
-
-def lloyd(engine, source: Source, centres: Tensor, dtype: torch.dtype) -> Tensor:
-    """A few Lloyd iterations through the engine, stopping when the inertia settles."""
-    kmeans = KMeansModel(centres.shape[0], dtype)
-    params = KMeansParams(centres.double())
+def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor) -> Tensor:
+    """A few Lloyd iterations of the k-means model ``kmeans`` through the engine,
+    stopping when the inertia settles. Returns the centres (K, D) float64."""
+    params = kmeans.params(centres.double())
     previous = math.inf
     for _ in range(LLOYD_MAX_ITER):
-        stats = engine.reduce(partial(kmeans.e_step, params), source)
+        stats = engine.reduce(Task(kmeans, "e_step", (params,)), source)
         params = kmeans.m_step(stats)
         inertia = float(stats.inertia)
         if previous - inertia <= LLOYD_TOL * abs(previous):
@@ -174,60 +165,43 @@ def lloyd(engine, source: Source, centres: Tensor, dtype: torch.dtype) -> Tensor
     return params.centres
 
 
-def random_resp_params(model: GaussianMixtureModel, engine, source: Source, seed: int) -> GMMParams:
+def seeds(method: str, source: Source, K: int, generator: torch.Generator, engine: Engine) -> Tensor:
+    """K centres (float64) by 'k-means++' (greedy seeding) or 'random_from_data'
+    (distinct rows), drawn from a sample of the rows."""
+    sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
+    if method == "random_from_data":
+        pick = torch.randperm(sample.shape[0], generator=generator)[:K]
+        return sample[pick.to(sample.device)].double()
+    return kmeans_plusplus(sample, K, generator)
+
+
+def from_centres(model: Any, engine: Engine, source: Source, centres: Tensor) -> Any:
+    """Mixture parameters from hard assignment of every row to its nearest centre."""
+    stats = engine.reduce(Task(model, "e_step_hard", (model.params_at(centres.double()),)), source)
+    return model.m_step(stats).params
+
+
+def from_random_responsibilities(model: Any, engine: Engine, source: Source, seed: int) -> Any:
     """scikit-learn's 'random': uniform random responsibilities per row, then an M-step.
 
     Each chunk draws from a generator seeded by (seed, first row), so the result is
     reproducible and independent of threads; it depends on the chunking.
     """
-    K = model.n_components
-
-    def resp_fn(chunk: Chunk) -> Tensor:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + chunk.row_start)
-        r = torch.rand(chunk.n_rows, K, generator=g, dtype=torch.float64).to(device=chunk.x.device, dtype=chunk.x.dtype)
-        return r / r.sum(1, keepdim=True)
-
     probe = source.take(torch.arange(min(source.n_rows, 1024)))
-    shift = probe.double().mean(0).expand(K, -1)
-    stats = engine.reduce(partial(model.e_step_given, _shift_params(model, shift), resp_fn=resp_fn), source)
-    return model.m_step(stats)
+    centre = probe.double().mean(0).expand(model.n_components, -1)
+    task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": RandomResponsibilities(seed, model.n_components)})
+    return model.m_step(engine.reduce(task, source)).params
 
 
-def initial_params(
-    model: GaussianMixtureModel,
-    engine,
-    source: Source,
-    method: str,
-    generator: torch.Generator,
-    *,
-    weights_init: Tensor | None = None,
-    means_init: Tensor | None = None,
-    covariances_init: Tensor | None = None,
-) -> GMMParams:
-    """Initial parameters by ``method``; user-given parts replace the computed ones.
+@dataclass(frozen=True)
+class RandomResponsibilities:
+    """Uniform random responsibilities of a chunk's rows, normalised per row."""
 
-    When ``means_init`` is given but weights or covariances are not, those come from
-    assigning each row to its nearest given mean (consistent with the given means;
-    scikit-learn instead takes them from an independent k-means run).
-    """
-    K = model.n_components
-    if weights_init is not None and means_init is not None and covariances_init is not None:
-        return model.make_params(weights_init, means_init, covariances_init)
-    if means_init is not None:
-        base = params_from_centres(model, engine, source, means_init.to(torch.float64))
-    elif method == "random":
-        base = random_resp_params(model, engine, source, int(torch.randint(2**31 - 1, (1,), generator=generator)))
-    else:
-        sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
-        if method == "random_from_data":
-            pick = torch.randperm(sample.shape[0], generator=generator)[:K]
-            centres = sample[pick.to(sample.device)].double()
-        else:
-            centres = kmeans_plusplus(sample, K, generator)
-            if method == "kmeans":
-                centres = lloyd(engine, source, centres, model.dtype)
-        base = params_from_centres(model, engine, source, centres)
-    weights = base.weights if weights_init is None else weights_init
-    means = base.means if means_init is None else means_init
-    cov = base.covariances if covariances_init is None else covariances_init
-    return model.make_params(weights, means, cov)
+    seed: int
+    n_components: int
+
+    def __call__(self, chunk: Chunk) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + chunk.row_start)
+        r = torch.rand(chunk.n_rows, self.n_components, generator=g, dtype=torch.float64)
+        r = r.to(device=chunk.x.device, dtype=chunk.x.dtype)
+        return r / r.sum(1, keepdim=True)

@@ -16,24 +16,24 @@ move after every batch instead of once per pass, so one pass gets close to where
 EM gets after many. Exact EM is still the answer when several passes are affordable:
 it is deterministic, monotone, and converges to the same fixed point as scikit-learn.
 
-A model's statistics need ``scale``, ``+``, ``mean_loglik``, ``weight_sum`` and
-``blend(new, gamma)`` (the running average, re-expressing moments as needed).
+A model's statistics need ``scale``, ``+`` and ``blend(new, gamma)`` (the running
+average, re-expressing moments as needed); the model's ``objective`` gives each
+batch's weight and mean log-likelihood.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .._core.errors import ComponentReseededWarning
+from .._core.protocols import Model
 from .._core.types import Chunk
-from .driver import IterationInfo, Model
+from .driver import EMResult, IterationInfo, emit
 
 
 @dataclass
@@ -43,6 +43,7 @@ class OnlineState:
     params: Any
     running: Any = None  # the averaged statistics S, None before the first batch
     steps: int = 0  # mini-batches seen (t)
+    seen: set[str] = field(default_factory=set)  # once-only notes already raised
 
 
 def step_size(t: int, decay: float, offset: float) -> float:
@@ -50,27 +51,21 @@ def step_size(t: int, decay: float, offset: float) -> float:
     return 1.0 if t <= 1 else float((t + offset) ** -decay)
 
 
-def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, offset: float) -> float:
+def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, offset: float) -> tuple[float, float]:
     """One mini-batch: E-step at the current params, blend, M-step. Returns the batch's
-    mean log-likelihood under the parameters it was evaluated at."""
+    mean log-likelihood under the parameters it was evaluated at, and its weight."""
     stats = model.e_step(state.params, chunk)
-    weight = float(stats.weight_sum)
-    if weight <= 0:  # a batch of zero-weight rows carries no information
-        return math.nan
-    stats = stats.scale(1.0 / weight)
+    objective = model.objective(stats)
+    if objective.weight <= 0:  # a batch of zero-weight rows carries no information
+        return math.nan, 0.0
+    stats = stats.scale(1.0 / objective.weight)
     state.steps += 1
     gamma = step_size(state.steps, decay, offset)
     state.running = stats if state.running is None else state.running.blend(stats, gamma)
-    state.params = model.m_step(state.running)
-    reseeded = getattr(state.params, "reseeded", ())
-    if reseeded:
-        warnings.warn(
-            f"components {list(reseeded)} lost their support at mini-batch {state.steps} and were re-seeded at "
-            "the worst-explained rows; consider fewer components, larger batches or a larger reg_covar",
-            ComponentReseededWarning,
-            stacklevel=3,
-        )
-    return stats.mean_loglik
+    step = model.m_step(state.running, state.params)
+    emit(step.report, f"at mini-batch {state.steps}", state.seen)
+    state.params = step.params
+    return objective.mean, objective.weight
 
 
 def minibatches(chunks: Iterable[Chunk], rows: int) -> Iterator[Chunk]:
@@ -108,42 +103,42 @@ def _join(parts: list[Chunk]) -> Chunk:
 
 def run_online(
     model: Model,
-    batches: Callable[[], Any],
+    batches: Callable[[], Iterable[Chunk]],
     state: OnlineState,
     *,
     decay: float,
     offset: float,
     max_passes: int,
     tol: float,
+    restart: int = 0,
     callback: Callable[[IterationInfo], None] | None = None,
-) -> tuple[bool, int, float, list[float], list[float]]:
+) -> EMResult:
     """Passes over ``batches()`` (an iterable of chunks) until the mean log-likelihood of
     a pass changes by less than ``tol``, or ``max_passes``.
 
-    Returns (converged, passes, last pass's mean log-likelihood, history, seconds). The
-    pass mean is of each batch's log-likelihood under the parameters entering that batch,
-    so it costs nothing extra; it trails the final parameters' likelihood slightly.
+    The pass mean is of each batch's log-likelihood under the parameters entering that
+    batch, so it costs nothing extra; it trails the final parameters' likelihood
+    slightly. The result's ``lower_bound`` is the last pass's mean.
     """
-    history: list[float] = []
-    seconds: list[float] = []
-    previous, converged = -math.inf, False
+    result = EMResult(state.params, False, 0, -math.inf, restart=restart)
+    previous = -math.inf
     for p in range(1, max_passes + 1):
         started = time.perf_counter()
         total = weight = 0.0
         for chunk in batches():
-            ll = online_step(model, state, chunk, decay, offset)
-            if not math.isnan(ll):
-                w = float(chunk.n_rows if chunk.weight is None else chunk.weight.sum())
+            ll, w = online_step(model, state, chunk, decay, offset)
+            if w > 0:
                 total, weight = total + ll * w, weight + w
         mean = total / weight if weight else -math.inf
         elapsed = time.perf_counter() - started
-        history.append(mean)
-        seconds.append(elapsed)
+        result.history.append(mean)
+        result.seconds.append(elapsed)
         change = mean - previous
         if callback is not None:
-            callback(IterationInfo(0, p, mean, change, elapsed, state.params))
+            callback(IterationInfo(restart, p, mean, change, elapsed, state.params))
         previous = mean
+        result.params, result.n_iter, result.lower_bound = state.params, p, mean
         if abs(change) < tol:
-            converged = True
+            result.converged = True
             break
-    return converged, len(history), previous, history, seconds
+    return result

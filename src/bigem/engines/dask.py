@@ -1,12 +1,14 @@
 """Dask engine: one E-step is a map over partitions plus a tree reduction of the statistics.
 
-The parameters travel once per iteration as one key of the task graph (a few kB);
-workers fetch it from the scheduler's chosen holder and from each other, and Dask
-can recompute it if its holder dies (scattered data could not be recomputed, and a
-broadcast scatter waits on a dead worker). The model travels with each task (a few
-hundred bytes: no data, no scratch buffers) and each worker process keeps one copy
-per fit, so its scratch buffers are reused across iterations. The data never passes
-through the client.
+An engine reduces a :class:`~bigem._core.protocols.Task`: a model, a method and its
+arguments. The model is shipped once per fit: the first task naming it persists it as
+one key of the cluster (pickled once, here), later tasks refer to that key, and each
+worker process keeps the first copy it unpickles (``_held``), so its scratch buffers
+are reused across iterations. The arguments (the parameters) travel once per
+iteration as one key of the task graph (a few kB); workers fetch them from the
+scheduler's chosen holder and from each other, and Dask can recompute both keys if
+a holder dies (scattered data could not be recomputed, and a broadcast scatter waits
+on a dead worker). The data never passes through the client.
 Partitions held in worker memory stay there across iterations; partitions that do
 not fit are read again from storage by the workers each iteration. Dask recomputes
 work lost with a worker, and every task is a pure function of its inputs, so a
@@ -27,11 +29,12 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from .._core.errors import ClusterError
+from .._core.errors import ClusterError, DataError
+from .._core.protocols import Task
 from .._core.stats import tree_sum
 from .._core.types import Chunk, Partitioned
 
@@ -59,9 +62,9 @@ def _held(token: str, model: object) -> object:
         return held
 
 
-def _partition_stats(target, method: str | None, payload, reader, block, row_start: int):
+def _partition_stats(held: tuple[str, object], method: str, payload, reader, block, row_start: int):
     """Runs on a worker: the statistics of one partition, its chunks folded in row order."""
-    fn = getattr(_held(*target), method) if method else target  # target: the callable itself
+    fn = getattr(_held(*held), method)
     args, keywords = payload
     total = None
     for chunk in reader(block, row_start):
@@ -87,7 +90,7 @@ class DaskEngine:
         self.client = client
         self.split_every = max(2, int(split_every))
         self.no_workers_timeout = no_workers_timeout
-        self._shipped: dict[int, tuple[object, str]] = {}  # id(model) -> (model, token)
+        self._shipped: dict[int, tuple[object, object]] = {}  # id(model) -> (model, its persisted key)
 
     # ------------------------------------------------------------------ set-up
     def check_workers(self, distribution: str = "bigem") -> None:
@@ -112,14 +115,14 @@ class DaskEngine:
                 f"(workers {sorted(other)}); install the same version everywhere"
             )
 
-    def persist(self, source: Partitioned, fraction: float = PERSIST_FRACTION) -> bool:
-        """Hold the converted partitions in worker memory when they fit; else leave them to be re-read."""
+    def persist(self, source: Partitioned, fraction: float = PERSIST_FRACTION) -> Partitioned:
+        """The source with its converted partitions held in worker memory when they fit;
+        else the source itself, whose partitions the workers re-read every pass."""
         limits = [w.get("memory_limit") or 0 for w in self.client.scheduler_info()["workers"].values()]
         total = sum(limits)
         if any(m == 0 for m in limits) or source.nbytes() <= fraction * total:
-            source.partitions = list(self.client.persist(source.partitions))
-            return True
-        return False
+            return source.with_partitions(list(self.client.persist(source.partitions)))
+        return source
 
     # ------------------------------------------------------------------ streaming
     def stream(self, source: Partitioned) -> Iterator[Chunk]:
@@ -134,20 +137,17 @@ class DaskEngine:
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ E-step
-    def _ship(self, fn: Callable[[Chunk], Any]) -> tuple[object, str | None, object]:
-        """(the model and its token, method name, this iteration's arguments as one graph key)."""
+    def _model_key(self, model: object) -> object:
+        """The cluster key holding (token, model): persisted the first time the model is
+        named, then reused (the driver names the same model object every iteration)."""
         from dask import delayed
 
-        if isinstance(fn, partial) and hasattr(fn.func, "__self__") and hasattr(fn.func, "__name__"):
-            model = fn.func.__self__
-            held = self._shipped.get(id(model))
-            if held is None or held[0] is not model:
-                held = self._shipped[id(model)] = (model, uuid.uuid4().hex)
-            payload = delayed((fn.args, fn.keywords), traverse=False, pure=False)
-            return (held[1], model), fn.func.__name__, payload
-        # any other callable (e.g. the driver's E-step of every restart at once): one graph
-        # key, fetched once per worker per iteration like the parameters
-        return delayed(fn, traverse=False, pure=False), None, ((), {})
+        held = self._shipped.get(id(model))
+        if held is None or held[0] is not model:
+            token = uuid.uuid4().hex
+            key = self.client.persist(delayed((token, model), traverse=False, pure=False))
+            held = self._shipped[id(model)] = (model, key)
+        return held[1]
 
     def _wait(self, future, during: str = _DURING_E_STEP) -> Any:
         """The future's result; a cluster left without any worker for NO_WORKERS_TIMEOUT
@@ -169,23 +169,24 @@ class DaskEngine:
                         f"{self.no_workers_timeout:g}s in the middle of {during}"
                     ) from None
 
-    def reduce(self, fn: Callable[[Chunk], Any], source: Partitioned) -> Any:
-        """The sum over all partitions of ``fn`` folded over their chunks."""
+    def reduce(self, task: Task, source: Partitioned) -> Any:
+        """The sum over all partitions of the task folded over their chunks."""
         from dask import delayed
 
-        target, method, payload = self._ship(fn)
+        held = self._model_key(task.model)
+        payload = delayed((task.args, dict(task.kwargs)), traverse=False, pure=False)
         level = [
-            delayed(_partition_stats, pure=False)(target, method, payload, source.reader, part, start)
+            delayed(_partition_stats, pure=False)(held, task.method, payload, source.reader, part, start)
             for part, start in zip(source.partitions, source.row_starts)
         ]
         while len(level) > 1:
             k = self.split_every
             level = [delayed(_combine, pure=False)(*level[i : i + k]) for i in range(0, len(level), k)]
         if not level:
-            raise ValueError("the source has no partitions")
+            raise DataError("the Dask collection has no partitions with rows; pass at least one row")
         total = self._wait(self.client.compute(level[0]))
         if total is None:
-            raise ValueError("the source yielded no rows")
+            raise DataError("the Dask collection yielded no rows; pass at least one row")
         return total
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import torch
 
+from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk, Source
 
 S = TypeVar("S")
@@ -53,7 +54,7 @@ def sharing_cores(source: Source):
     inside a generator: a suspended generator would hold the lower count.
     """
     threads = torch.get_num_threads()
-    if not getattr(source, "decodes", False) or threads < 2:
+    if not source.decodes or threads < 2:
         yield
         return
     torch.set_num_threads(threads - 1)
@@ -90,14 +91,16 @@ class LocalEngine:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bigem-prefetch") as pool:
             yield from _prefetched(iter(source.chunks()), pool, self.read_ahead)
 
-    def reduce(self, fn: Callable[[Chunk], S], source: Source) -> S:
+    def reduce(self, task: Callable[[Chunk], S], source: Source) -> S:
+        """The sum of ``task(chunk)`` over the source's chunks, in row order (a
+        :class:`~bigem._core.protocols.Task`, or any callable of a chunk)."""
         total = None
         # without prefetch too, so that serial and overlapped runs compute alike;
         # closing: an error in fn stops the reads at once
         with sharing_cores(source), closing(self.stream(source)) as chunks:
             for chunk in chunks:
-                part = fn(chunk)
+                part = task(chunk)
                 total = part if total is None else total + part
         if total is None:
-            raise ValueError("the source yielded no chunks")
+            raise DataError("the source yielded no rows; pass at least one row")
         return total

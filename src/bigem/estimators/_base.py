@@ -8,14 +8,63 @@ only scikit-learn calls it).
 from __future__ import annotations
 
 import inspect
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
 
 from .._core.errors import ParameterError
+from . import _params
+
+# Parameters that say where and how a fit runs, not what it computes: never part of a
+# checkpoint's fingerprint, and ``client`` (a connection) is never written to a file.
+EXECUTION_ONLY = ("verbose", "verbose_interval", "engine", "client", "memory_budget", "cache_budget", "device",
+                  "warm_start", "random_state")
 
 
 class EstimatorBase:
-    """get_params / set_params / repr / tags in scikit-learn's conventions."""
+    """get_params / set_params / repr / tags in scikit-learn's conventions, and settings
+    checked from the class's declared ``_constraints``."""
 
     _estimator_type = "density_estimator"
+    _constraints: ClassVar[dict[str, _params.Constraint]] = {}
+
+    def _settings(self):
+        """Every hyper-parameter checked (ParameterError naming the bad one), frozen."""
+        return _params.settings(self, self._settle)
+
+    def _settle(self, values: dict) -> None:
+        """Adjust checked values that depend on each other (default: none do)."""
+
+    def _hyper_parameters(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The constructor parameters as a model file holds them: JSON values, and arrays
+        (initial parameters, array priors) as float64 tensors. A numpy scalar is its
+        Python value; what a file cannot reproduce (a RandomState) is None; ``client``
+        is left out: a file never says where to connect."""
+        values: dict[str, Any] = {}
+        arrays: dict[str, torch.Tensor] = {}
+        for name, value in self.get_params().items():
+            if name == "client":
+                continue
+            if isinstance(value, torch.dtype):
+                values[name] = str(value).replace("torch.", "")
+            elif isinstance(value, torch.device):
+                values[name] = str(value)
+            elif value is None or isinstance(value, (bool, int, float, str)):
+                values[name] = value
+            elif isinstance(value, (np.bool_, np.integer, np.floating)):
+                values[name] = value.item()
+            elif isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):
+                arrays[name] = torch.as_tensor(np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value,
+                                                          dtype=np.float64))
+            else:
+                values[name] = None
+        return values, arrays
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """The hyper-parameters that decide what a fit computes (checkpoints compare them)."""
+        values, _ = self._hyper_parameters()
+        return {k: v for k, v in values.items() if k not in EXECUTION_ONLY}
 
     @classmethod
     def _param_names(cls) -> list[str]:

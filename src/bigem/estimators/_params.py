@@ -1,19 +1,26 @@
-"""Validation of estimator hyper-parameters and user-given initial parameters.
+"""Hyper-parameters, declared: each estimator lists a constraint per constructor
+parameter, and :func:`settings` checks them all into one frozen dataclass.
 
 Messages keep scikit-learn's wording where it has one ("The 'n_components' parameter of
-GaussianMixture must be ..."), so code matching its messages keeps working.
+GaussianMixture must be ..."), so code matching its messages keeps working. The same
+declarations validate a model file's hyper-parameters on load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
+import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._core.errors import ParameterError
-from .._core.numerics import covariance_from_precision
+from .._core.numerics import parse_device, parse_dtype
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -22,25 +29,176 @@ def _bad(name: str, owner: str, expected: str, value: object) -> ParameterError:
     return ParameterError(f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead.")
 
 
-def check_int(value: object, name: str, owner: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise _bad(name, owner, f"an int in the range [{low}, inf)", value)
-    return int(value)
+class Constraint:
+    """Checks one hyper-parameter and returns the value the fit uses."""
+
+    def check(self, value: object, name: str, owner: str) -> Any:
+        return value
 
 
-def check_float(value: object, name: str, owner: str, low: float, closed: bool = True) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or (value < low if closed else value <= low):
-        interval = f"[{low}, inf)" if closed else f"({low}, inf)"
-        raise _bad(name, owner, f"a float in the range {interval}", value)
-    return float(value)
+@dataclass(frozen=True)
+class Int(Constraint):
+    low: int
+    high: int | None = None
+
+    def check(self, value, name, owner):
+        if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.low
+                or (self.high is not None and value > self.high)):
+            high = "inf)" if self.high is None else f"{self.high}]"
+            raise _bad(name, owner, f"an int in the range [{self.low}, {high}", value)
+        return int(value)
 
 
-def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        options = ", ".join(repr(c) for c in choices)
-        raise _bad(name, owner, f"a str among {{{options}}}", value)
-    return value
+@dataclass(frozen=True)
+class Float(Constraint):
+    low: float
+    closed: bool = True  # whether ``low`` itself is allowed
+    high: float | None = None  # inclusive
+
+    def check(self, value, name, owner):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+        if not ok or (value < self.low if self.closed else value <= self.low) or (
+            self.high is not None and value > self.high
+        ):
+            interval = f"{'[' if self.closed else '('}{self.low}, {'inf)' if self.high is None else f'{self.high:g}]'}"
+            raise _bad(name, owner, f"a float in the range {interval}", value)
+        return float(value)
+
+
+@dataclass(frozen=True)
+class Choice(Constraint):
+    options: tuple[str, ...]
+
+    def check(self, value, name, owner):
+        if not isinstance(value, str) or value not in self.options:
+            options = ", ".join(repr(c) for c in self.options)
+            raise _bad(name, owner, f"a str among {{{options}}}", value)
+        return value
+
+
+class Flag(Constraint):
+    """True or False (numpy booleans too)."""
+
+    def check(self, value, name, owner):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ParameterError(f"The {name!r} parameter of {owner} must be an instance of 'bool'. Got {value!r} instead.")
+        return bool(value)
+
+
+class Truthy(Constraint):
+    """Anything, read as a bool (hmmlearn's ``verbose``)."""
+
+    def check(self, value, name, owner):
+        return bool(value)
+
+
+@dataclass(frozen=True)
+class Memory(Constraint):
+    """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``)."""
+
+    allow_zero: bool = False
+
+    def check(self, value, name, owner):
+        return parse_memory_budget(value, owner, name, self.allow_zero)
+
+
+class Device(Constraint):
+    def check(self, value, name, owner):
+        return parse_device(value)
+
+
+class Dtype(Constraint):
+    def check(self, value, name, owner):
+        return parse_dtype(value)
+
+
+class Seed(Constraint):
+    """None, an int, a numpy RandomState or Generator (scikit-learn's types), kept as given."""
+
+    def check(self, value, name, owner):
+        if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)) or (
+            isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        ):
+            return value
+        raise _bad(name, owner, "an int, a numpy RandomState or Generator, or None", value)
+
+
+class Client(Constraint):
+    """A distributed.Client, a scheduler address, or None."""
+
+    def check(self, value, name, owner):
+        if value is None or isinstance(value, (str, os.PathLike)):
+            return value
+        if hasattr(value, "scheduler_info") and hasattr(value, "compute"):
+            return value
+        raise ParameterError(
+            f"The 'client' parameter of {owner} must be a distributed.Client, a scheduler address such as "
+            f"'tcp://host:8786', or None. Got {value!r} instead."
+        )
+
+
+@dataclass(frozen=True)
+class Optional(Constraint):
+    inner: Constraint
+
+    def check(self, value, name, owner):
+        return None if value is None else self.inner.check(value, name, owner)
+
+
+class Passed(Constraint):
+    """Kept as given; checked where it is used (initial parameters, whose shapes need the data)."""
+
+
+@dataclass(frozen=True)
+class Letters(Constraint):
+    """A string of letters from ``allowed`` (hmmlearn's ``params`` and ``init_params``)."""
+
+    allowed: str
+
+    def check(self, value, name, owner):
+        if not isinstance(value, str) or set(value) - set(self.allowed):
+            raise ParameterError(
+                f"The {name!r} parameter of {owner} must be a string of letters from {self.allowed!r}. "
+                f"Got {value!r} instead."
+            )
+        return value
+
+
+class FiniteArray(Constraint):
+    """A finite float or array (hmmlearn's priors), as float or float64 ndarray."""
+
+    def check(self, value, name, owner):
+        arr = None if isinstance(value, str) else np.asarray(value, dtype=np.float64) if _numeric(value) else None
+        if arr is None or not np.isfinite(arr).all():
+            raise ParameterError(f"The {name!r} parameter of {owner} must be a finite float or array. Got {value!r}.")
+        return arr if arr.ndim else float(arr)
+
+
+def _numeric(value: object) -> bool:
+    try:
+        np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# ------------------------------------------------------------------ settings
+_TYPES: dict[type, type] = {}
+
+
+def settings(est: object, settle: Callable[[dict], None] | None = None) -> Any:
+    """Every constructor parameter of ``est`` checked by its class's ``_constraints``,
+    as a frozen dataclass (``s.n_components``, ...). ``settle`` may adjust the checked
+    values before freezing (rules that tie two parameters together)."""
+    cls = type(est)
+    owner = cls.__name__
+    values = {name: c.check(getattr(est, name), name, owner) for name, c in cls._constraints.items()}
+    if settle is not None:
+        settle(values)
+    kind = _TYPES.get(cls)
+    if kind is None:
+        kind = _TYPES[cls] = dataclasses.make_dataclass(f"{owner}Settings", list(values), frozen=True)
+    return kind(**values)
 
 
 def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", allow_zero: bool = False) -> int:
@@ -56,6 +214,14 @@ def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", 
                 return int(float(m.group(1)) * _UNITS[unit])
     sign = "a non-negative" if allow_zero else "a positive"
     raise _bad(name, owner, f"{sign} number of bytes or a string like '256MB' or '2GiB'", value)
+
+
+def check_int(value: object, name: str, owner: str, low: int) -> int:
+    return Int(low).check(value, name, owner)
+
+
+def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...]) -> str:
+    return Choice(tuple(choices)).check(value, name, owner)
 
 
 def random_seed(random_state: object) -> int:
@@ -74,7 +240,8 @@ def random_seed(random_state: object) -> int:
     )
 
 
-def _as_f64(value: object, name: str) -> torch.Tensor:
+# ------------------------------------------------------------------ user-given arrays
+def as_f64(value: object, name: str) -> torch.Tensor:
     try:
         arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -84,14 +251,14 @@ def _as_f64(value: object, name: str) -> torch.Tensor:
     return torch.from_numpy(arr.copy())
 
 
-def _check_shape(t: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
+def check_shape(t: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
     if tuple(t.shape) != shape:
         raise ParameterError(f"The parameter '{name}' should have the shape of {shape}, but got {tuple(t.shape)}")
 
 
 def check_weights_init(value: object, K: int) -> torch.Tensor:
-    w = _as_f64(value, "weights")
-    _check_shape(w, (K,), "weights")
+    w = as_f64(value, "weights")
+    check_shape(w, (K,), "weights")
     if bool((w < 0).any()) or bool((w > 1).any()):
         raise ParameterError(
             f"The parameter 'weights' should be in the range [0, 1], but got max value "
@@ -106,26 +273,6 @@ def check_weights_init(value: object, K: int) -> torch.Tensor:
 
 
 def check_means_init(value: object, K: int, D: int) -> torch.Tensor:
-    m = _as_f64(value, "means")
-    _check_shape(m, (K, D), "means")
+    m = as_f64(value, "means")
+    check_shape(m, (K, D), "means")
     return m
-
-
-def check_precisions_init(value: object, covariance_type: str, K: int, D: int) -> torch.Tensor:
-    """Validated precisions -> the matching covariances (float64)."""
-    p = _as_f64(value, f"{covariance_type} precision")
-    shapes = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
-    _check_shape(p, shapes[covariance_type], f"{covariance_type} precision")
-    if covariance_type in ("full", "tied"):
-        if not torch.allclose(p, p.transpose(-1, -2), rtol=1e-8, atol=1e-12):
-            raise ParameterError(f"'{covariance_type} precision' should be symmetric, positive-definite")
-        try:
-            return covariance_from_precision(p, covariance_type)
-        except ValueError:
-            raise ParameterError(
-                f"'{covariance_type} precision' should be symmetric, positive-definite: a precisions_init "
-                "matrix has a non-positive eigenvalue"
-            ) from None
-    if bool((p <= 0).any()):
-        raise ParameterError(f"'{covariance_type} precision' should be positive")
-    return covariance_from_precision(p, covariance_type)

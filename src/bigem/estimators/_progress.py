@@ -28,12 +28,12 @@ class _Counted:
 class Progress:
     """Context manager: ``source`` to fit from, and ``callback`` that updates the text."""
 
-    def __init__(self, source, settings: dict, online: bool) -> None:
+    def __init__(self, source, max_iter: int, verbose: int, online: bool) -> None:
         self.source = source
         self._bar = None
-        self._max = max(1, settings["max_iter"])
+        self._max = max(1, max_iter)
         self._word = "pass" if online else "iteration"
-        if settings["verbose"]:
+        if verbose:
             try:
                 from tqdm.auto import tqdm
             except ImportError:  # the per-iteration lines of `verbose` still print

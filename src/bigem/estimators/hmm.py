@@ -1,5 +1,5 @@
 """hmmlearn-compatible hidden Markov models on bigem's EM driver: GaussianHMM,
-CategoricalHMM, PoissonHMM.
+CategoricalHMM, PoissonHMM (GMMHMM: ``gmm_hmm``).
 
 Same constructor parameters, fitted attributes (``startprob_``, ``transmat_``,
 ``means_``, ``covars_``, ``emissionprob_``, ``lambdas_``) and methods (``fit(X,
@@ -23,34 +23,31 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import fields
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .._core.errors import DataError, ModelFileError, ParameterError, not_fitted_error
-from .._core.numerics import parse_device, parse_dtype
-from .._core.types import COVARIANCE_TYPES
+from .._core.errors import DataError, ImpossibleSequenceWarning, NumericalError, ParameterError, not_fitted_error
+from .._core.protocols import Task
+from .._core.types import Chunk
 from ..em.driver import IterationInfo, run_em
 from ..em.init import kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
+from ..models.categorical import CategoricalComponent, CategoricalParams
+from ..models.covariance import NAMES, Prior, structure
+from ..models.gaussian import GaussianComponent, GaussianParams
 from ..models.hmm import HMMModel, HMMParams, viterbi
-from ..models.hmm_emissions import (
-    CategoricalEmission,
-    CategoricalParams,
-    GaussianEmission,
-    GaussianParams,
-    PoissonEmission,
-    PoissonParams,
-)
+from ..models.kmeans import KMeansModel
+from ..models.poisson import PoissonComponent, PoissonParams
+from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, open_source, sequence_lengths
 from ..sources.sequences import SequenceBatches, check_lengths
+from ..sources.validate import CheckedSource
 from . import _params
 from ._base import EstimatorBase
 
-
-class ImpossibleSequenceWarning(RuntimeWarning):
-    """A sequence has zero probability under the model (its log-likelihood is -inf)."""
+__all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "ConvergenceMonitor", "ImpossibleSequenceWarning"]
 
 
 class ConvergenceMonitor:
@@ -68,7 +65,7 @@ class ConvergenceMonitor:
         return f"ConvergenceMonitor(tol={self.tol}, n_iter={self.n_iter}, iter={self.iter}, converged={self.converged})"
 
 
-_COMMON_DOC = """
+COMMON_DOC = """
     n_components : int, default=1
         Number of hidden states K.
     startprob_prior : float or array of shape (n_components,), default=1.0
@@ -105,72 +102,102 @@ _COMMON_DOC = """
 """
 
 
+def _common(letters: str) -> dict[str, _params.Constraint]:
+    """The constraints of hmmlearn's shared parameters, for an emission with ``letters``."""
+    return dict(
+        n_components=_params.Int(1),
+        startprob_prior=_params.FiniteArray(),
+        transmat_prior=_params.FiniteArray(),
+        algorithm=_params.Choice(("viterbi", "map")),
+        random_state=_params.Seed(),
+        n_iter=_params.Int(0),
+        tol=_params.Float(0.0),
+        verbose=_params.Truthy(),
+        params=_params.Letters("st" + letters),
+        init_params=_params.Letters("st" + letters),
+        device=_params.Device(),
+        dtype=_params.Dtype(),
+        memory_budget=_params.Optional(_params.Memory()),
+    )
+
+
 class _BaseHMM(EstimatorBase, ABC):
+    """What every HMM shares: hmmlearn's common parameters, fitting by Baum-Welch on the
+    EM driver, inference, sampling and persistence. Each emission family adds its
+    parameters and the hooks below."""
+
     _emission_letters = ""
+    _emission_attributes: tuple[str, ...] = ()
     _integer_data = False  # sample() returns integers (symbols, counts)
     _estimator_type = "density_estimator"
 
+    def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
+                 params, init_params, device, dtype, memory_budget) -> None:
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.device = device
+        self.dtype = dtype
+        self.memory_budget = memory_budget
+
+    @property
+    def _fitted_arrays(self) -> dict[str, str]:
+        return {name: name for name in ("startprob_", "transmat_", *self._emission_attributes)}
+
     # -------------------------------------------------------------- hooks per emission
-    # Every concrete HMM defines the four abstract hooks; the two others default to nothing.
     @abstractmethod
-    def _emission(self, s: dict):
-        """The emission model (math) for the validated settings."""
+    def _emission(self, s, n_features: int | None = None):
+        """The emission component (math) for the validated settings."""
 
-    def _emission_settings(self, s: dict) -> None:
-        pass
-
-    def _check_rows(self, source, s: dict) -> None:
-        pass
+    def _row_check(self, s, fitting: bool) -> Callable[[Chunk], None] | None:
+        """What each chunk of rows must satisfy for this emission (None: finite is enough);
+        it runs as the rows are read, in the first pass (sources.validate.CheckedSource)."""
+        return None
 
     @abstractmethod
-    def _init_emission(self, s: dict, source, generator: torch.Generator, engine) -> None:
+    def _init_emission(self, s, source, summary: RowSummary, generator: torch.Generator, engine) -> None:
         """Initial emission parameters (as hmmlearn's init_params letters ask)."""
 
     @abstractmethod
-    def _emission_params(self, s: dict, emission):
-        """The current emission parameters, as the emission model takes them."""
+    def _emission_params(self, s, emission):
+        """The current emission parameters, validated, as the emission component takes them."""
 
     @abstractmethod
     def _set_emission(self, p) -> None:
         """Fitted emission parameters to the public attributes (means_, covars_, ...)."""
 
+    def _emission_width(self, emission) -> int:
+        """n_features implied by the emission parameters."""
+        return int(emission.means.shape[-1])
+
+    def _advice(self, s) -> str:
+        return "check the data for extreme values"
+
     # -------------------------------------------------------------- settings
-    def _settings(self) -> dict:
-        o = type(self).__name__
-        s = dict(
-            n_components=_params.check_int(self.n_components, "n_components", o, 1),
-            algorithm=_params.check_choice(self.algorithm, "algorithm", o, ("viterbi", "map")),
-            n_iter=_params.check_int(self.n_iter, "n_iter", o, 0),
-            tol=_params.check_float(self.tol, "tol", o, 0.0),
-            verbose=bool(self.verbose),
-            device=parse_device(self.device),
-            dtype=parse_dtype(self.dtype),
-        )
-        budget = self.memory_budget
-        if budget is None:  # see the class docstring: small batches on CPU, few large launches on a GPU
-            budget = "128MB" if s["device"].type == "cpu" else "1GB"
-        s["memory_budget"] = _params.parse_memory_budget(budget, o)
-        letters = "st" + self._emission_letters
-        for name in ("params", "init_params"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or set(value) - set(letters):
-                raise ParameterError(
-                    f"The {name!r} parameter of {o} must be a string of letters from {letters!r}. Got {value!r} instead."
-                )
-            s[name] = value
-        K = s["n_components"]
-        s["startprob_prior"] = _prior(self.startprob_prior, (K,), "startprob_prior", o)
-        s["transmat_prior"] = _prior(self.transmat_prior, (K, K), "transmat_prior", o)
-        self._emission_settings(s)
-        return s
+    def _settle(self, values: dict) -> None:
+        """Priors broadcast to their shapes; the batch budget's default depends on the device
+        (see the class docstring: small batches on CPU, few large launches on a GPU)."""
+        o, K = type(self).__name__, values["n_components"]
+        values["startprob_prior"] = _broadcast(values["startprob_prior"], (K,), "startprob_prior", o)
+        values["transmat_prior"] = _broadcast(values["transmat_prior"], (K, K), "transmat_prior", o)
+        if values["memory_budget"] is None:
+            default = "128MB" if values["device"].type == "cpu" else "1GB"
+            values["memory_budget"] = _params.parse_memory_budget(default, o)
 
-    def _model(self, s: dict) -> HMMModel:
+    def _model(self, s, n_features: int | None = None) -> HMMModel:
         return HMMModel(
-            self._emission(s), s["n_components"], s["dtype"], params=s["params"],
-            startprob_prior=s["startprob_prior"], transmat_prior=s["transmat_prior"],
+            self._emission(s, n_features), s.n_components, s.dtype, params=s.params,
+            startprob_prior=s.startprob_prior, transmat_prior=s.transmat_prior, advice=self._advice(s),
         )
 
-    def _open(self, X, lengths, s: dict, columns=None, sequence_column=None) -> SequenceBatches:
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
         if sequence_column is not None:
             if lengths is not None:
                 raise DataError(
@@ -180,20 +207,23 @@ class _BaseHMM(EstimatorBase, ABC):
             lengths, others = sequence_lengths(X, sequence_column)
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
                 columns = others  # every column but the ids
-        rows = open_source(X, dtype=s["dtype"], device=s["device"], memory_budget=1 << 62, columns=columns)
+        itemsize = torch.finfo(s.dtype).bits // 8
+        rows = open_source(X, dtype=s.dtype, device=s.device, memory_budget=1 << 62, columns=columns)
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
-        itemsize = torch.finfo(s["dtype"]).bits // 8
         # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
         # products), three copies of the row (converted, packed, features) and int64 indices
-        per_row = itemsize * (6 * s["n_components"] + 3 * rows.n_features + 4) + 48
-        batch = max(1, s["memory_budget"] // per_row)
-        # read files in chunks of about one batch (FirstPassSource wraps the file source)
-        reader = getattr(rows, "inner", rows)
-        if hasattr(reader, "chunk_rows"):
-            reader.chunk_rows = max(1, min(batch, rows.n_rows))
-        source = SequenceBatches(rows, lens, batch)
-        self._check_rows(source, s)
-        return source
+        per_row = itemsize * (6 * s.n_components + 3 * rows.n_features + 4) + 48
+        batch = max(1, s.memory_budget // per_row)
+        rows.read_in(max(1, min(batch, rows.n_rows)))  # file sources read about one batch per chunk
+        check = self._row_check(s, fitting)
+        return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch)
+
+    def _summary(self, source: SequenceBatches, engine, second_moments: bool) -> RowSummary:
+        """The rows' summary in one pass through the engine, checked by the emission (the
+        first pass over files: it also checks values and fills their cache)."""
+        rows = source.rows
+        probe = rows.take(torch.arange(min(rows.n_rows, 1024))).double().mean(0).cpu()
+        return engine.reduce(Task(Summariser(probe, second_moments), "summarise"), rows)
 
     # -------------------------------------------------------------- fitting
     def fit(self, X, lengths=None, *, columns=None, sequence_column=None):
@@ -219,44 +249,35 @@ class _BaseHMM(EstimatorBase, ABC):
         self
         """
         s = self._settings()
-        source = self._open(X, lengths, s, columns, sequence_column)
+        source = self._open(X, lengths, s, columns, sequence_column, fitting=True)
         self._check_features(source)
-        self.n_features = source.n_features
-        generator = torch.Generator().manual_seed(_params.random_seed(self.random_state))
         engine = LocalEngine()
-        self._init(s, source, generator, engine)
-        params = self._current_params(s)
-        model = self._model(s)
-        monitor = ConvergenceMonitor(s["tol"], s["n_iter"], s["verbose"])
-        warned = []
+        summary = self._summary(source, engine, second_moments=self._needs_moments(s))
+        generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        self._init(s, source, summary, generator, engine)
+        model = self._model(s, self.n_features)
+        params = self._current_params(s).to(s.device)
+        monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
 
         def report(info: IterationInfo) -> None:
-            total, n_bad, first_bad = info.params.e_step_summary
+            total = info.report.total
             monitor.history.append(total)
             monitor.seconds.append(info.seconds)
-            if n_bad and not warned:
-                warned.append(True)
-                warnings.warn(
-                    f"{n_bad} sequence(s) are impossible under the current parameters (first: sequence "
-                    f"{first_bad}): a zero-probability start, transition or emission; they are left out of "
-                    "this fit. Give startprob_/transmat_/emission parameters non-zero entries where the data "
-                    "needs them.",
-                    ImpossibleSequenceWarning,
-                    stacklevel=3,
-                )
-            if s["verbose"]:
+            if s.verbose:
                 delta = total - monitor.history[-2] if len(monitor.history) > 1 else float("nan")
                 print(f"{info.iteration:>10d} {total:>16.8f} {delta:>+16.8f}")
 
         # run_em's tol is on the per-step log-likelihood; hmmlearn's on the total
-        result = run_em(
-            model, engine, source, params, max_iter=s["n_iter"], tol=s["tol"] / source.n_rows, callback=report
-        )
+        result = run_em(model, engine, source, params, max_iter=s.n_iter, tol=s.tol / source.n_rows, callback=report)
         monitor.iter = result.n_iter
         monitor.converged = result.converged
         self.monitor_ = monitor
         self._set_params(result.params)
         return self
+
+    def _needs_moments(self, s) -> bool:
+        """Whether initialisation reads the data's covariance."""
+        return False
 
     def _check_features(self, source) -> None:
         if hasattr(self, "n_features") and getattr(self, "_fitted_features", None) not in (None, source.n_features):
@@ -264,9 +285,10 @@ class _BaseHMM(EstimatorBase, ABC):
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
                 f"{self._fitted_features} features as input."
             )
+        self.n_features = source.n_features
 
-    def _needs_init(self, s: dict, code: str, name: str) -> bool:
-        if code in s["init_params"]:
+    def _needs_init(self, s, code: str, name: str) -> bool:
+        if code in s.init_params:
             if hasattr(self, name):
                 warnings.warn(
                     f"Even though the {name!r} attribute is set, it will be overwritten during initialization "
@@ -282,27 +304,28 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         return False
 
-    def _init(self, s: dict, source, generator: torch.Generator, engine) -> None:
-        K = s["n_components"]
+    def _init(self, s, source, summary: RowSummary, generator: torch.Generator, engine) -> None:
+        K = s.n_components
         if self._needs_init(s, "s", "startprob_"):
             self.startprob_ = _dirichlet(torch.full((K,), 1.0 / K), generator).numpy()
         if self._needs_init(s, "t", "transmat_"):
             self.transmat_ = _dirichlet(torch.full((K, K), 1.0 / K), generator).numpy()
-        self._init_emission(s, source, generator, engine)
+        self._init_emission(s, source, summary, generator, engine)
 
-    def _current_params(self, s: dict) -> HMMParams:
-        K = s["n_components"]
+    def _kmeans_centres(self, s, source, k: int, generator: torch.Generator, engine) -> np.ndarray:
+        """k k-means centres of the rows (k-means++ on a sample, then Lloyd over all rows)."""
+        sample = sample_rows(source.rows, max(20_000, 256 * k), generator)
+        return lloyd(KMeansModel(k, s.dtype), engine, source.rows, kmeans_plusplus(sample, k, generator)).cpu().numpy()
+
+    def _current_params(self, s) -> HMMParams:
+        """The parameters the attributes hold, validated (ParameterError names the bad one)."""
+        K = s.n_components
         startprob = _stochastic(self.startprob_, (K,), "startprob_")
         transmat = _stochastic(self.transmat_, (K, K), "transmat_")
-        emission = self._emission_params(s, self._emission(s))
+        emission = self._emission_params(s, self._emission(s, getattr(self, "n_features", None)))
         if getattr(self, "n_features", None) is None:  # parameters set by hand, never fitted
-            self.n_features = int(self._emission_width(emission))
-        return HMMParams(startprob, transmat, emission).to(s["device"])
-
-    def _emission_width(self, emission) -> int:
-        """n_features implied by the emission parameters (their first field's last axis:
-        means, emissionprob or lambdas)."""
-        return int(getattr(emission, fields(emission)[0].name).shape[-1])
+            self.n_features = self._emission_width(emission)
+        return HMMParams(startprob, transmat, emission)
 
     def _set_params(self, p: HMMParams) -> None:
         p = p.to("cpu")
@@ -313,15 +336,15 @@ class _BaseHMM(EstimatorBase, ABC):
         self._params_ = p
 
     # -------------------------------------------------------------- inference
-    def _fitted(self, s: dict) -> HMMParams:
+    def _fitted(self, s) -> HMMParams:
         if not hasattr(self, "startprob_"):
             raise not_fitted_error(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
                 "before using this estimator."
             )
-        return self._current_params(s)
+        return self._current_params(s).to(s.device)
 
-    def _batches(self, X, lengths, s: dict, where: dict):
+    def _batches(self, X, lengths, s, where: dict) -> tuple[HMMParams, SequenceBatches]:
         params = self._fitted(s)
         source = self._open(X, lengths, s, **where)
         if source.n_features != self.n_features:
@@ -331,12 +354,11 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         return params, source
 
-    def _warn_impossible(self, loglik: np.ndarray) -> None:
-        bad = np.nonzero(~np.isfinite(loglik))[0]
-        if len(bad):
+    def _warn_impossible(self, count: int, first: int, what: str = "their posteriors are NaN") -> None:
+        if count:
             warnings.warn(
-                f"{len(bad)} sequence(s) are impossible under the model (first: sequence {int(bad[0])}): "
-                "their log-likelihood is -inf and their posteriors are NaN",
+                f"{count} sequence(s) are impossible under the model (first: sequence {first}): "
+                f"their log-likelihood is -inf and {what}",
                 ImpossibleSequenceWarning,
                 stacklevel=3,
             )
@@ -345,19 +367,22 @@ class _BaseHMM(EstimatorBase, ABC):
         """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
         s = self._settings()
         params, source = self._batches(X, lengths, s, where)
-        model = self._model(s)
+        model = self._model(s, self.n_features)
         lls, posts = [], []
-        for chunk in source.chunks():
-            post = model.posteriors(params, chunk, need_trans=False)
-            ll = post.loglik.cpu().numpy()
-            gamma = post.gamma.double().cpu().numpy()
-            bad = ~np.isfinite(ll)
-            if bad.any():
-                gamma[np.repeat(bad, chunk.lengths.numpy())] = np.nan
-            lls.append(ll)
-            posts.append(gamma)
+        engine = LocalEngine()
+        with engine.sharing_cores(source):
+            for chunk in engine.stream(source):
+                post = model.posteriors(params, chunk, need_trans=False)
+                ll = post.loglik.cpu().numpy()
+                gamma = post.gamma.double().cpu().numpy()
+                bad = ~np.isfinite(ll)
+                if bad.any():
+                    gamma[np.repeat(bad, chunk.lengths.numpy())] = np.nan
+                lls.append(ll)
+                posts.append(gamma)
         ll = np.concatenate(lls)
-        self._warn_impossible(ll)
+        bad = np.nonzero(~np.isfinite(ll))[0]
+        self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return ll, np.concatenate(posts)
 
     def score_samples(self, X, lengths=None, *, columns=None, sequence_column=None):
@@ -378,11 +403,9 @@ class _BaseHMM(EstimatorBase, ABC):
         """Total log-likelihood of all sequences of X (hmmlearn's convention); arguments as for :meth:`fit`."""
         s = self._settings()
         params, source = self._batches(X, lengths, s, _where(columns, sequence_column))
-        model = self._model(s)
-        lls = [model.posteriors(params, c, need_trans=False).loglik.cpu().numpy() for c in source.chunks()]
-        ll = np.concatenate(lls)
-        self._warn_impossible(ll)
-        return float(ll.sum())
+        totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
+        self._warn_impossible(totals.impossible, totals.first_impossible)
+        return -float("inf") if totals.impossible else float(totals.loglik)
 
     def predict_proba(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Posterior probability of each state at each row. Shape (n_samples, n_components)."""
@@ -397,22 +420,25 @@ class _BaseHMM(EstimatorBase, ABC):
         """
         where = _where(columns, sequence_column)
         s = self._settings()
-        algorithm = s["algorithm"] if algorithm is None else _params.check_choice(
+        algorithm = s.algorithm if algorithm is None else _params.check_choice(
             algorithm, "algorithm", type(self).__name__, ("viterbi", "map")
         )
         if algorithm == "map":
             ll, post = self._posteriors(X, lengths, where)
             return float(ll.sum()), np.nan_to_num(post, nan=0.0).argmax(1)
         params, source = self._batches(X, lengths, s, where)
-        model = self._model(s)
+        model = self._model(s, self.n_features)
         lps, paths = [], []
-        for chunk in source.chunks():
-            log_b = model.log_emission(params, chunk.x)
-            lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
-            lps.append(lp.cpu().numpy())
-            paths.append(path.cpu().numpy())
+        engine = LocalEngine()
+        with engine.sharing_cores(source):
+            for chunk in engine.stream(source):
+                log_b = model.log_emission(params, chunk.x)
+                lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
+                lps.append(lp.cpu().numpy())
+                paths.append(path.cpu().numpy())
         lp = np.concatenate(lps)
-        self._warn_impossible(lp)
+        bad = np.nonzero(~np.isfinite(lp))[0]
+        self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return float(lp.sum()), np.concatenate(paths)
 
     def predict(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
@@ -425,26 +451,44 @@ class _BaseHMM(EstimatorBase, ABC):
         params = self._fitted(s)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ParameterError(f"n_samples must be a positive int, got {n_samples!r}")
-        seed = _params.random_seed(self.random_state if random_state is None else random_state)
-        x, states = self._model(s).sample(params.to("cpu"), int(n_samples), torch.Generator().manual_seed(seed))
+        seed = _params.random_seed(s.random_state if random_state is None else random_state)
+        x, states = self._model(s, self.n_features).sample(params.to("cpu"), int(n_samples),
+                                                           torch.Generator().manual_seed(seed))
         x = x.numpy()
         return (x.astype(np.int64) if self._integer_data else x), states.numpy()
 
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:
         """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically)."""
-        from .persistence import save_hmm
+        from .persistence import save
 
+        self._fitted(self._settings())
+        save(self, path)
+
+    def _fitted_state(self) -> dict:
+        monitor = getattr(self, "monitor_", None)
+        return {
+            "n_features": int(self.n_features),
+            "history": [float(v) for v in monitor.history] if monitor else [],
+            "iter": int(monitor.iter) if monitor else 0,
+            "converged": bool(monitor.converged) if monitor else False,
+        }
+
+    def _restore(self, state: dict) -> None:
+        self.n_features = int(state["n_features"])
         s = self._settings()
-        self._fitted(s)
-        save_hmm(self, path)
-
-    def _tensors(self) -> dict:
-        """Fitted arrays by attribute name (what ``save`` writes)."""
-        out = {"startprob_": self.startprob_, "transmat_": self.transmat_}
-        for name in self._emission_attributes:
-            out[name] = getattr(self, name)
-        return {k: torch.from_numpy(np.asarray(v, dtype=np.float64).copy()) for k, v in out.items()}
+        try:
+            params = self._current_params(s)
+        except NumericalError as exc:
+            raise ParameterError(f"invalid parameters ({exc}); the file is damaged") from None
+        except ParameterError as exc:
+            raise ParameterError(f"invalid parameters ({exc}); the file is damaged") from None
+        self._set_params(params)
+        monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
+        monitor.history = [float(v) for v in state.get("history", [])]
+        monitor.iter = int(state.get("iter", 0))
+        monitor.converged = bool(state.get("converged", False))
+        self.monitor_ = monitor
 
 
 # ------------------------------------------------------------------ helpers
@@ -453,12 +497,9 @@ def _where(columns, sequence_column) -> dict:
     return {"columns": None if columns is None else list(columns), "sequence_column": sequence_column}
 
 
-def _prior(value, shape, name: str, owner: str) -> torch.Tensor:
-    try:
-        t = torch.as_tensor(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ParameterError(f"The {name!r} parameter of {owner} must be a float or an array. Got {value!r}.") from None
-    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+def _broadcast(value, shape, name: str, owner: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(value, dtype=np.float64))
+    if bool((t < 0).any()):
         raise ParameterError(f"The {name!r} parameter of {owner} must be finite and non-negative. Got {value!r}.")
     try:
         return torch.broadcast_to(t, shape).clone()
@@ -468,8 +509,8 @@ def _prior(value, shape, name: str, owner: str) -> torch.Tensor:
 
 def _stochastic(value, shape, name: str) -> torch.Tensor:
     """A user-set startprob_ / transmat_: finite, non-negative, each row summing to 1."""
-    t = _params._as_f64(value, name)
-    _params._check_shape(t, shape, name)
+    t = _params.as_f64(value, name)
+    _params.check_shape(t, shape, name)
     if bool((t < 0).any()):
         raise ParameterError(f"{name} has negative entries (min {float(t.min()):.6g}); probabilities must be >= 0")
     sums = t.sum(-1)
@@ -490,18 +531,21 @@ def _dirichlet(alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return g / g.sum(-1, keepdim=True)
 
 
-def _row_moments(source) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (D,) and covariance (D, D) of all rows, float64, one pass about a probe mean."""
-    probe = source.take(torch.arange(min(source.n_rows, 1024))).double().mean(0)
-    n, s1, s2 = 0, 0.0, 0.0
-    for chunk in source.rows.chunks():
-        xc = chunk.x.double() - probe
-        n += xc.shape[0]
-        s1 = s1 + xc.sum(0)
-        s2 = s2 + xc.T @ xc
-    mean = s1 / n
-    cov = (s2 - n * torch.outer(mean, mean)) / max(n - 1, 1)
-    return (probe + mean).cpu(), cov.cpu()
+def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | None = None) -> Callable[[Chunk], None]:
+    """A chunk check: every value a non-negative integer (below ``limit`` when given)."""
+
+    def check(chunk: Chunk) -> None:
+        x = chunk.x
+        bad = (x < 0) | (x != torch.round(x))
+        if bool(bad.any()):
+            r, c = (int(v) for v in torch.nonzero(bad)[0])
+            where = f"X row {chunk.row_start + r}, column {c}" if columns else f"X row {chunk.row_start + r}"
+            raise DataError(f"{where} holds {float(x[r, c]):g}: {owner} {what}")
+        if limit is not None and x.shape[0] and int(x.max()) >= limit:
+            raise DataError(f"X holds symbol {int(x.max())}, outside 0..{limit - 1} (n_features={limit}); "
+                            "raise n_features or re-encode the symbols")
+
+    return check
 
 
 # ------------------------------------------------------------------ Gaussian
@@ -511,7 +555,7 @@ class GaussianHMM(_BaseHMM):
 
     Parameters
     ----------"""
-        + _COMMON_DOC
+        + COMMON_DOC
         + """    covariance_type : {'diag', 'full', 'tied', 'spherical'}, default='diag'
         Covariance of each state's Gaussian.
     min_covar : float, default=1e-3
@@ -535,6 +579,15 @@ class GaussianHMM(_BaseHMM):
     )
     _emission_letters = "mc"
     _emission_attributes = ("means_", "_covars_")
+    _constraints = dict(
+        _common("mc"),
+        covariance_type=_params.Choice(NAMES),
+        min_covar=_params.Float(0.0),
+        means_prior=_params.FiniteArray(),
+        means_weight=_params.FiniteArray(),
+        covars_prior=_params.FiniteArray(),
+        covars_weight=_params.FiniteArray(),
+    )
 
     def __init__(
         self,
@@ -558,25 +611,14 @@ class GaussianHMM(_BaseHMM):
         dtype="float32",
         memory_budget=None,
     ):
-        self.n_components = n_components
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
+                         params, init_params, device, dtype, memory_budget)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
         self.means_prior = means_prior
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.device = device
-        self.dtype = dtype
-        self.memory_budget = memory_budget
 
     @property
     def covars_(self) -> np.ndarray:
@@ -584,79 +626,58 @@ class GaussianHMM(_BaseHMM):
         c, K = self._covars_, self.n_components
         D = self.means_.shape[1]
         ct = self.covariance_type
-        if ct == "full":
-            return c.copy()
-        if ct == "tied":
-            return np.tile(c, (K, 1, 1))
-        if ct == "diag":
-            return np.stack([np.diag(v) for v in c])
-        return np.stack([np.eye(D) * v for v in np.asarray(c).reshape(-1)[:K]])
+        if ct == "spherical":  # hmmlearn also stores spherical as (K, D)
+            c = np.asarray(c).reshape(K, -1)[:, 0]
+        return structure(ct).dense(torch.as_tensor(np.asarray(c, dtype=np.float64)), K, D).numpy().copy()
 
     @covars_.setter
     def covars_(self, value) -> None:
         self._covars_ = np.array(value, dtype=np.float64, copy=True)
 
-    def _emission_settings(self, s: dict) -> None:
-        o = type(self).__name__
-        s["covariance_type"] = _params.check_choice(self.covariance_type, "covariance_type", o, COVARIANCE_TYPES)
-        s["min_covar"] = _params.check_float(self.min_covar, "min_covar", o, 0.0)
-        for name in ("means_prior", "means_weight", "covars_prior", "covars_weight"):
-            value = np.asarray(getattr(self, name), dtype=np.float64) if not isinstance(getattr(self, name), str) else None
-            if value is None or not np.isfinite(value).all():
-                raise ParameterError(f"The {name!r} parameter of {o} must be a finite float or array. Got {getattr(self, name)!r}.")
-            s[name] = value if value.ndim else float(value)
+    def _advice(self, s) -> str:
+        return f"increase covars_prior (now {s.covars_prior}) or min_covar (now {s.min_covar:g}), or standardise X"
 
-    def _emission(self, s: dict) -> GaussianEmission:
-        return GaussianEmission(
-            s["covariance_type"], s["means_prior"], s["means_weight"], s["covars_prior"], s["covars_weight"]
-        )
+    def _emission(self, s, n_features=None) -> GaussianComponent:
+        prior = Prior(s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
+        return GaussianComponent(s.covariance_type, 0.0, s.dtype, prior=prior, advice=self._advice(s))
 
-    def _init_emission(self, s: dict, source, generator, engine) -> None:
-        K = s["n_components"]
+    def _needs_moments(self, s) -> bool:
+        return "c" in s.init_params
+
+    def _init_emission(self, s, source, summary, generator, engine) -> None:
+        K = s.n_components
         if self._needs_init(s, "m", "means_"):
             if source.n_rows < K:
                 raise DataError(
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}"
                 )
-            sample = sample_rows(source.rows, max(20_000, 256 * K), generator)
-            centres = lloyd(engine, source.rows, kmeans_plusplus(sample, K, generator), s["dtype"])
-            self.means_ = centres.cpu().numpy()
+            self.means_ = self._kmeans_centres(s, source, K, generator, engine)
         if self._needs_init(s, "c", "covars_"):
-            _, cov = _row_moments(source)
+            cov = summary.covariance
             D = cov.shape[0]
-            cv = cov.numpy() + s["min_covar"] * np.eye(D)
-            ct = s["covariance_type"]
-            self._covars_ = {
-                "full": np.tile(cv, (K, 1, 1)),
-                "tied": cv,
-                "diag": np.tile(np.diag(cv), (K, 1)),
-                "spherical": np.full(K, np.diag(cv).mean()),
-            }[ct]
+            cv = cov.numpy() + s.min_covar * np.eye(D)
+            st = structure(s.covariance_type)
+            self._covars_ = st.from_dense(torch.as_tensor(cv).expand(K, D, D)).numpy().copy()
 
-    def _emission_params(self, s: dict, emission: GaussianEmission) -> GaussianParams:
-        K, ct = s["n_components"], s["covariance_type"]
-        means = _params._as_f64(self.means_, "means_")
+    def _emission_params(self, s, emission: GaussianComponent) -> GaussianParams:
+        K, st = s.n_components, structure(s.covariance_type)
+        means = _params.as_f64(self.means_, "means_")
         D = means.shape[-1] if means.ndim == 2 else -1
-        _params._check_shape(means, (K, D), "means_")
-        covars = _params._as_f64(self._covars_, "covars_")
-        if ct == "spherical" and covars.shape == (K, D):  # hmmlearn stores spherical as (K, D) after its M-step
+        _params.check_shape(means, (K, D), "means_")
+        covars = _params.as_f64(self._covars_, "covars_")
+        if st.name == "spherical" and covars.shape == (K, D):  # hmmlearn stores spherical as (K, D) after its M-step
             covars = covars[:, 0].contiguous()
-        shapes = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
-        if tuple(covars.shape) == (K, D, D) and ct != "full":  # full matrices given for another type
-            covars = {"tied": covars[0], "diag": torch.diagonal(covars, dim1=1, dim2=2), "spherical": torch.diagonal(covars, dim1=1, dim2=2).mean(1)}[ct]
-        _params._check_shape(covars, shapes[ct], "covars_")
-        if ct in ("full", "tied") and not torch.allclose(covars, covars.transpose(-1, -2), rtol=1e-8, atol=1e-12):
-            raise ParameterError("covars_ must be symmetric, positive-definite matrices")
-        if ct in ("diag", "spherical") and bool((covars <= 0).any()):
-            raise ParameterError("covars_ must be positive")
+        if tuple(covars.shape) == (K, D, D) and st.name != "full":  # full matrices given for another type
+            covars = st.from_dense(covars)
+        covars = st.check_covariances(covars, K, D, "covars_")
         try:
             return emission.make_params(means, covars)
-        except ValueError as exc:
+        except NumericalError as exc:
             raise ParameterError(f"covars_ must be symmetric, positive-definite: {exc}") from None
 
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
-        self._covars_ = p.covars.numpy().copy()
+        self._covars_ = p.covariances.numpy().copy()
 
 
 # ------------------------------------------------------------------ categorical
@@ -668,7 +689,7 @@ class CategoricalHMM(_BaseHMM):
 
     Parameters
     ----------"""
-        + _COMMON_DOC
+        + COMMON_DOC
         + """    emissionprob_prior : float or array (n_components, n_features), default=1.0
         Dirichlet concentration of each state's symbol distribution.
     n_features : int, default=None
@@ -684,6 +705,9 @@ class CategoricalHMM(_BaseHMM):
     _emission_letters = "e"
     _emission_attributes = ("emissionprob_",)
     _integer_data = True
+    _constraints = dict(
+        _common("e"), emissionprob_prior=_params.FiniteArray(), n_features=_params.Optional(_params.Int(1))
+    )
 
     def __init__(
         self,
@@ -703,81 +727,62 @@ class CategoricalHMM(_BaseHMM):
         dtype="float32",
         memory_budget=None,
     ):
-        self.n_components = n_components
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
+                         params, init_params, device, dtype, memory_budget)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.device = device
-        self.dtype = dtype
-        self.memory_budget = memory_budget
 
-    def _emission_settings(self, s: dict) -> None:
-        if self.n_features is not None:
-            s["n_symbols"] = _params.check_int(self.n_features, "n_features", type(self).__name__, 1)
+    def _row_check(self, s, fitting):
+        return _non_negative_integers("symbols must be non-negative integers 0..n_features-1", "CategoricalHMM",
+                                      False, self._symbols(s, fitting))
 
-    def _check_rows(self, source, s: dict) -> None:
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
+        source = super()._open(X, lengths, s, columns, sequence_column, fitting)
         if source.n_features != 1:
             raise DataError(
                 f"CategoricalHMM expects X with one column of integer symbols, got {source.n_features} columns; "
                 "pass X of shape (n_samples, 1)"
             )
-        top = -1
-        for chunk in source.rows.chunks():
-            x = chunk.x[:, 0]
-            bad = (x != torch.round(x)) | (x < 0)
-            if bool(bad.any()):
-                row = chunk.row_start + int(torch.nonzero(bad)[0])
-                raise DataError(
-                    f"X row {row} holds {float(x[row - chunk.row_start]):g}: CategoricalHMM symbols must be "
-                    "non-negative integers 0..n_features-1"
-                )
-            top = max(top, int(x.max()))
-        limit = s.get("n_symbols")
-        if limit is None and hasattr(self, "emissionprob_") and "e" not in s["init_params"]:
-            limit = int(np.shape(self.emissionprob_)[-1])
-        if limit is not None and top >= limit:
-            raise DataError(
-                f"X holds symbol {top}, outside 0..{limit - 1} (n_features={limit}); "
-                "raise n_features or re-encode the symbols"
-            )
-        s["data_symbols"] = top + 1
+        return source
 
-    def _emission(self, s: dict) -> CategoricalEmission:
-        return CategoricalEmission(s.get("n_symbols", 0), self.emissionprob_prior)
+    def _check_features(self, source) -> None:
+        pass  # n_features counts symbols here: the symbols are checked against it instead
 
-    def _init_emission(self, s: dict, source, generator, engine) -> None:
-        M = s.get("n_symbols") or s["data_symbols"]
-        s["n_symbols"] = M
+    def _symbols(self, s, fitting: bool, summary: RowSummary | None = None) -> int | None:
+        """How many symbols: n_features given, else the set emissionprob_'s (unless fit
+        initialises it), else (given the data's summary) one more than the largest."""
+        if s.n_features is not None:
+            return s.n_features
+        if hasattr(self, "emissionprob_") and not (fitting and "e" in s.init_params):
+            return int(np.shape(self.emissionprob_)[-1])
+        return None if summary is None else int(summary.top[0]) + 1
+
+    def _emission(self, s, n_features=None) -> CategoricalComponent:
+        symbols = n_features or s.n_features or (int(np.shape(self.emissionprob_)[-1]) if hasattr(self, "emissionprob_") else 0)
+        return CategoricalComponent(symbols, self.emissionprob_prior, s.dtype)
+
+    def _init_emission(self, s, source, summary, generator, engine) -> None:
+        M = self._symbols(s, True, summary)
         if self._needs_init(s, "e", "emissionprob_"):
-            e = torch.rand(s["n_components"], M, generator=generator, dtype=torch.float64)
+            e = torch.rand(s.n_components, M, generator=generator, dtype=torch.float64)
             self.emissionprob_ = (e / e.sum(1, keepdim=True)).numpy()
         self.n_features = M
 
-    def _check_features(self, source) -> None:
-        pass
-
-    def _emission_params(self, s: dict, emission) -> CategoricalParams:
-        K = s["n_components"]
-        e = _params._as_f64(self.emissionprob_, "emissionprob_")
+    def _emission_params(self, s, emission) -> CategoricalParams:
+        K = s.n_components
+        e = _params.as_f64(self.emissionprob_, "emissionprob_")
         M = e.shape[-1] if e.ndim == 2 else -1
         return CategoricalParams(_stochastic(e, (K, M), "emissionprob_"))
 
-    def _set_emission(self, p: CategoricalParams) -> None:
-        self.emissionprob_ = p.emissionprob.numpy().copy()
+    def _emission_width(self, emission: CategoricalParams) -> int:
+        return int(emission.probabilities.shape[-1])
 
-    def _batches(self, X, lengths, s: dict, where: dict):
+    def _set_emission(self, p: CategoricalParams) -> None:
+        self.emissionprob_ = p.probabilities.numpy().copy()
+
+    def _batches(self, X, lengths, s, where: dict):
         params = self._fitted(s)
-        s.setdefault("n_symbols", self.emissionprob_.shape[1])
-        source = self._open(X, lengths, s, **where)
-        return params, source
+        return params, self._open(X, lengths, s, **where)
 
 
 # ------------------------------------------------------------------ Poisson
@@ -787,7 +792,7 @@ class PoissonHMM(_BaseHMM):
 
     Parameters
     ----------"""
-        + _COMMON_DOC
+        + COMMON_DOC
         + """    lambdas_prior, lambdas_weight : float or array, default=0.0
         Gamma prior on the rates: lambdas = (prior + counts) / (weight + state occupancy).
 
@@ -801,6 +806,7 @@ class PoissonHMM(_BaseHMM):
     _emission_letters = "l"
     _emission_attributes = ("lambdas_",)
     _integer_data = True
+    _constraints = dict(_common("l"), lambdas_prior=_params.FiniteArray(), lambdas_weight=_params.FiniteArray())
 
     def __init__(
         self,
@@ -820,81 +826,33 @@ class PoissonHMM(_BaseHMM):
         dtype="float32",
         memory_budget=None,
     ):
-        self.n_components = n_components
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
+                         params, init_params, device, dtype, memory_budget)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.device = device
-        self.dtype = dtype
-        self.memory_budget = memory_budget
 
-    def _check_rows(self, source, s: dict) -> None:
-        for chunk in source.rows.chunks():
-            bad = (chunk.x < 0) | (chunk.x != torch.round(chunk.x))
-            if bool(bad.any()):
-                r, c = (int(v) for v in torch.nonzero(bad)[0])
-                raise DataError(
-                    f"X row {chunk.row_start + r}, column {c} holds {float(chunk.x[r, c]):g}: PoissonHMM models "
-                    "counts, which must be non-negative integers"
-                )
+    def _row_check(self, s, fitting):
+        return _non_negative_integers("models counts, which must be non-negative integers", "PoissonHMM", True)
 
-    def _emission(self, s: dict) -> PoissonEmission:
-        return PoissonEmission(self.lambdas_prior, self.lambdas_weight)
+    def _emission(self, s, n_features=None) -> PoissonComponent:
+        return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype)
 
-    def _init_emission(self, s: dict, source, generator, engine) -> None:
+    def _init_emission(self, s, source, summary, generator, engine) -> None:
         if self._needs_init(s, "l", "lambdas_"):
-            mean, _ = _row_moments(source)
-            shape = mean.clamp_min(1e-3).expand(s["n_components"], -1).contiguous()
+            shape = summary.mean.clamp_min(1e-3).expand(s.n_components, -1).contiguous()
             self.lambdas_ = torch._standard_gamma(shape, generator=generator).clamp_min(1e-3).numpy()
 
-    def _emission_params(self, s: dict, emission) -> PoissonParams:
-        lam = _params._as_f64(self.lambdas_, "lambdas_")
-        K = s["n_components"]
+    def _emission_params(self, s, emission) -> PoissonParams:
+        lam = _params.as_f64(self.lambdas_, "lambdas_")
+        K = s.n_components
         D = lam.shape[-1] if lam.ndim == 2 else -1
-        _params._check_shape(lam, (K, D), "lambdas_")
+        _params.check_shape(lam, (K, D), "lambdas_")
         if bool((lam < 0).any()):
             raise ParameterError("lambdas_ must be non-negative rates")
         return PoissonParams(lam)
 
+    def _emission_width(self, emission: PoissonParams) -> int:
+        return int(emission.rates.shape[-1])
+
     def _set_emission(self, p: PoissonParams) -> None:
-        self.lambdas_ = p.lambdas.numpy().copy()
-
-
-HMM_KINDS = {"GaussianHMM": GaussianHMM, "CategoricalHMM": CategoricalHMM, "PoissonHMM": PoissonHMM}
-
-
-def restore_hmm(kind: str, tensors: dict, hyper: dict, fitted: dict, where: str):
-    """Rebuild a saved HMM estimator and validate its parameters (persistence.load calls this)."""
-    est = HMM_KINDS[kind]()
-    unknown = set(hyper) - set(est.get_params())
-    if unknown:
-        raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
-    est.set_params(**hyper)
-    for name in ("startprob_", "transmat_", *est._emission_attributes):
-        if name not in tensors:
-            raise ModelFileError(f"{where}: tensor {name!r} is missing; the file is damaged")
-        setattr(est, name, tensors[name].numpy())
-    est.n_features = int(fitted["n_features"])
-    s = est._settings()
-    if kind == "CategoricalHMM":
-        s["n_symbols"] = est.emissionprob_.shape[1]
-    try:
-        params = est._current_params(s)
-    except (ParameterError, ValueError) as exc:
-        raise ModelFileError(f"{where}: invalid parameters ({exc}); the file is damaged") from None
-    est._set_params(params)
-    monitor = ConvergenceMonitor(s["tol"], s["n_iter"], s["verbose"])
-    monitor.history = [float(v) for v in fitted.get("history", [])]
-    monitor.iter = int(fitted.get("iter", 0))
-    monitor.converged = bool(fitted.get("converged", False))
-    est.monitor_ = monitor
-    return est
-
+        self.lambdas_ = p.rates.numpy().copy()

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import torch
+
 from .._core.errors import DegenerateFitWarning, ParameterError
-from .._core.types import COVARIANCE_TYPES
+from ..models.covariance import NAMES, structure
 from .gaussian_mixture import GaussianMixture
 
 CRITERIA = ("bic", "aic", "icl")
@@ -228,15 +230,8 @@ def degenerate_components(est: GaussianMixture) -> list[int]:
 def full_covariances(est) -> np.ndarray:
     """(K, D, D) covariance matrices of a fitted mixture, whatever its covariance type."""
     K, D = est.means_.shape
-    cov = np.asarray(est.covariances_, dtype=np.float64)
-    ct = est.covariance_type
-    if ct == "full":
-        return cov
-    if ct == "tied":
-        return np.broadcast_to(cov, (K, D, D)).copy()
-    if ct == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return cov[:, None, None] * np.eye(D)[None]
+    cov = torch.as_tensor(np.asarray(est.covariances_, dtype=np.float64))
+    return structure(est.covariance_type).dense(cov, K, D).numpy().copy()
 
 
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
@@ -268,10 +263,10 @@ def _check_components(value) -> list[int]:
 def _check_types(value) -> list[str]:
     types = [value] if isinstance(value, str) else list(value)
     if not types:
-        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(COVARIANCE_TYPES))
+        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(NAMES))
     for t in types:
-        if t not in COVARIANCE_TYPES:
-            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(COVARIANCE_TYPES)}")
+        if t not in NAMES:
+            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(NAMES)}")
     return list(dict.fromkeys(types))
 
 

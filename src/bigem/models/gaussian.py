@@ -1,90 +1,149 @@
-"""Gaussian kernels for every covariance type, shared by the mixture and (later) HMM emissions.
+"""The Gaussian component: one set of fast kernels for every model with Gaussian parts
+(the mixture, GaussianHMM's emissions, GMMHMM's mixtures of emissions). Math only.
 
-Three pieces, each batched over the K components:
+Three E-step pieces, each batched over the K components and run on cache-sized
+blocks of rows (the caller loops over blocks; see ``components.blocks``):
 
-* :func:`prepare` casts float64 parameters to the compute dtype once per E-step and
-  re-expresses them about a centre ``c`` (the mean of the component means), so the
-  products below never see the data's raw offset (float32 would cancel on it);
-* :func:`log_joint` gives log w_k + log N(x | mu_k, Sigma_k) for a block of centred rows,
-  component-major (K, n): each component's row is contiguous, so the softmax over K
-  runs element-wise along n (vectorised) and the moment products read it as it is;
+* :meth:`GaussianComponent.prepare` casts float64 parameters to the compute dtype
+  once per E-step and re-expresses them about a centre ``c`` (the mean of the means),
+  so the products never see the data's raw offset (float32 would cancel on it);
+* :meth:`GaussianComponent.log_joint` gives log w_k + log N(x | mu_k, Sigma_k) for a
+  block, component-major (K, n): each component's row is contiguous, so the softmax
+  over K runs element-wise along n (vectorised) and the moment products read it as
+  it is;
 * :class:`Moments` accumulates a chunk's responsibility-weighted first and second
-  moments, about each component's shift (the previous means), in float64.
+  moments about each component's shift (the E-step's means), in float64.
 
-Shapes: x (n, D), means (K, D), covariances full (K, D, D) | tied (D, D) |
-diag (K, D) | spherical (K,), and ``prec_chol`` the same shapes as covariances.
+The structure of the covariance (full, tied, diag, spherical; see ``covariance``)
+picks the kernel and the M-step. Shapes: x (n, D), means (K, D), covariances and
+precision factors in the structure's layout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from .._core.numerics import LOG_2PI, log_det_precision_cholesky, regularize
+from .._core.numerics import squared_distances
+from .._core.stats import additive, shared
 from .._core.workspace import Workspace
+from .covariance import Prior, Structure, structure
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+# Bytes of scratch per row block on CPU: small enough that the (K, n, D) whitened block
+# stays in cache between its product, its norms and the moment product; large enough
+# to amortise the fixed cost of each small operation (measured: 2-16 MB, best near 4).
+_CPU_BLOCK_BYTES = 4 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class GaussianParams:
+    """means (K, D), covariances and their precision factors (structure layout), float64."""
+
+    means: Tensor
+    covariances: Tensor
+    prec_chol: Tensor
+
+    @property
+    def n_components(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.means.shape[1])
+
+    def to(self, device: torch.device | str) -> GaussianParams:
+        return GaussianParams(self.means.to(device), self.covariances.to(device), self.prec_chol.to(device))
+
+
+@additive
+@dataclass(frozen=True, slots=True)
+class GaussianStats:
+    """Additive E-step statistics, float64, moments about ``shift`` (the E-step's means).
+
+    n_k (K,): responsibility mass; sum_x (K, D): sum_n r_nk (x_n - s_k); sum_xx, by
+    kernel: full (K, D, D) sum_n r_nk (x_n - s_k)(x_n - s_k)^T, diag (K, D) its
+    diagonal, tied (D, D) the total scatter sum_n w_n (x_n - c)(x_n - c)^T about the
+    centre c of the shifts.
+    """
+
+    n_k: Tensor
+    sum_x: Tensor
+    sum_xx: Tensor
+    shift: Tensor = shared()
+    kernel: str = shared(default="full")
+
+    def rebase(self, like: GaussianStats) -> GaussianStats:
+        """These statistics about ``like``'s shift (see :meth:`about`)."""
+        return self.about(like.shift)
+
+    def about(self, new_shift: Tensor) -> GaussianStats:
+        """The same statistics with moments about ``new_shift`` (exact algebra, float64).
+
+        With d = shift - new, x - new = (x - shift) + d, so per component
+        S1' = S1 + n d and S2' = S2 + S1 d^T + d S1^T + n d d^T (diag: its diagonal).
+        Tied keeps the total scatter about the centre c (the mean of the shifts); moving
+        c by e uses sum_n w_n (x_n - c) = sum_k (S1_k + n_k (shift_k - c)). Online EM
+        needs this to average statistics gathered under different parameters.
+        """
+        if self.shift is new_shift or torch.equal(self.shift, new_shift):
+            return self
+        n_k, s1, s2 = self.n_k, self.sum_x, self.sum_xx
+        d = self.shift - new_shift
+        new_x = s1 + n_k[:, None] * d
+        if self.kernel == "full":
+            outer = s1[:, :, None] * d[:, None, :]
+            new_xx = s2 + outer + outer.transpose(1, 2) + n_k[:, None, None] * d[:, :, None] * d[:, None, :]
+        elif self.kernel == "tied":
+            c, new_c = self.shift.mean(0), new_shift.mean(0)
+            total = (s1 + n_k[:, None] * (self.shift - c)).sum(0)
+            e = c - new_c
+            new_xx = s2 + total[:, None] * e[None, :] + e[:, None] * total[None, :] + n_k.sum() * e[:, None] * e[None, :]
+        else:
+            new_xx = s2 + 2 * s1 * d + n_k[:, None] * d.square()
+        return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel)
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """Parameters in the compute dtype, about ``centre``; built once per E-step call."""
+    """Parameters in the kernel dtype, about ``centre``; built once per E-step call."""
 
-    covariance_type: str
-    centre: Tensor  # (D,) compute dtype
-    centre64: Tensor  # (D,) float64
-    means_c: Tensor  # (K, D) compute dtype: means - centre
+    kernel: str
+    centre: Tensor  # (D,) kernel dtype
+    means_c: Tensor  # (K, D) kernel dtype: means - centre
     shift_c64: Tensor  # (K, D) float64: means - centre, the moments' shift
-    factor: Tensor  # full: (K, D+1, D) [U_k; -means_c_k U_k]; tied: (D, D); diag/spherical: (K, 2D+1)
+    shift64: Tensor  # (K, D) float64: the means
+    factor: Tensor  # full: (K, D+1, D) [U_k; -means_c_k U_k]; tied: (D, D); diag: (K, 2D+1)
     offset: Tensor  # tied: (K, D) means_c @ U; else unused (the factor's last row carries it)
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
     prec_chol64: Tensor  # float64 precision factors, to map whitened moments back (full)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.centre.dtype
 
-def prepare(means: Tensor, prec_chol: Tensor, covariance_type: str, dtype: torch.dtype) -> Prepared:
-    """Cast and centre the parameters for :func:`log_density` (float64 in, compute dtype out).
-
-    The centre is the plain mean of the means: a function of the shift alone, so the
-    M-step can recompute it from the statistics (see :func:`centre_of`).
-    """
-    K, D = means.shape
-    centre64 = centre_of(means)
-    means_c64 = means - centre64
-    logdet = log_det_precision_cholesky(prec_chol, covariance_type, D)
-    const = -0.5 * D * LOG_2PI + logdet * torch.ones(K, dtype=means.dtype, device=means.device)
-    if covariance_type == "full":
-        shifted = torch.einsum("kd,kde->ke", means_c64, prec_chol)[:, None, :]
-        factor = torch.cat([prec_chol, -shifted], 1)  # rows for [x, 1]: one product whitens
-        offset = const.new_zeros(0)
-    elif covariance_type == "tied":
-        factor = prec_chol
-        offset = means_c64 @ prec_chol
-    else:  # diag, and spherical as a diag whose precisions are equal across features
-        prec = diagonal_precisions(prec_chol, covariance_type, D)
-        quad = (means_c64.square() * prec).sum(1)
-        factor = torch.cat([-2.0 * means_c64 * prec, prec, quad[:, None]], 1)  # columns for [x, x^2, 1]
-        offset = const.new_zeros(0)  # the bias column of factor carries it
-    return Prepared(
-        covariance_type,
-        centre64.to(dtype),
-        centre64,
-        means_c64.to(dtype),
-        means_c64,
-        factor.to(dtype),
-        offset.to(dtype),
-        const.to(dtype),
-        prec_chol,
-    )
+    @property
+    def n_components(self) -> int:
+        return int(self.means_c.shape[0])
 
 
-def diagonal_precisions(prec_chol: Tensor, covariance_type: str, n_features: int) -> Tensor:
-    """(K, D) precisions of a diag or spherical mixture."""
-    prec = prec_chol.square()
-    return prec if covariance_type == "diag" else prec[:, None].expand(-1, n_features)
+@dataclass(slots=True)
+class Block:
+    """One block of rows as the kernels read them: ``feats`` (see :func:`block_features`)
+    and, for the full kernel, the whitened rows (K, n, D), which the log-density reads
+    and the moments then consume."""
+
+    feats: Tensor
+    whitened: Tensor | None = None
 
 
-def expanded_form_is_exact_enough(means: Tensor, prec_chol: Tensor, covariances: Tensor, covariance_type: str) -> bool:
-    """Whether float32 can evaluate the diag/spherical expanded quadratic form.
+def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, variances: Tensor) -> bool:
+    """Whether float32 can evaluate the diag-kernel expanded quadratic form.
 
     About the centre, x^2 P - 2 x mu P + mu^2 P cancels: for rows near component k the
     rounding of each term is about eps * (mu_c^2 + var) * P per feature, the "ratio".
@@ -97,10 +156,7 @@ def expanded_form_is_exact_enough(means: Tensor, prec_chol: Tensor, covariances:
     variances, to float64 at 1.5-2x the cost). A component collapsed to reg_covar far
     from the centre fails this and gets float64.
     """
-    K, D = means.shape
-    prec = diagonal_precisions(prec_chol, covariance_type, D)
-    var = covariances if covariance_type == "diag" else covariances[:, None].expand(-1, D)
-    ratio = ((means - centre_of(means)).square() + var) * prec  # (K, D)
+    ratio = ((means - means.mean(0)).square() + variances) * precisions  # (K, D)
     eps = torch.finfo(torch.float32).eps
     return bool(eps * ratio.sum(1).max() < 1e-3)
 
@@ -114,25 +170,13 @@ def well_conditioned_for_float32(covariances: Tensor) -> bool:
     return bool(cond.max() < 1e5)
 
 
-def clip_to_psd(cov: Tensor, reg_covar: float) -> Tensor:
-    """Project (K, D, D) or (D, D) regularised covariances back to PSD + reg_covar * I.
-
-    A scatter matrix is PSD; rounding in its accumulation can leave an eigenvalue
-    slightly negative, which no reg_covar may cover. Clip the eigenvalues of the
-    unregularised part at 0, then regularise again (only called when Cholesky fails)."""
-    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
-    eig, vec = torch.linalg.eigh(cov - reg_covar * eye)
-    clipped = (vec * eig.clamp(min=0).unsqueeze(-2)) @ vec.transpose(-1, -2)
-    return 0.5 * (clipped + clipped.transpose(-1, -2)) + reg_covar * eye
-
-
-def centre_of(means: Tensor) -> Tensor:
-    """The point the E-step centres rows on: the mean of the component means.  (K, D) -> (D,)."""
-    return means.mean(0)
+def _width(kernel: str, D: int) -> int:
+    """Columns of a block's features: xc (tied), [xc, 1] (full), [xc, xc^2, 1] (diag)."""
+    return {"tied": D, "full": D + 1}.get(kernel, 2 * D + 1)
 
 
 def block_features(p: Prepared, x: Tensor, ws: Workspace) -> Tensor:
-    """What the kernels below read for a block of rows x (any float dtype), centred, in a
+    """What the kernels read for a block of rows x (any float dtype), centred, in a
     reused buffer: xc = x - centre (n, D) for tied; [xc, 1] (n, D+1) for full (the ones
     column turns the whitening's offset and the moments' counts into the same products);
     [xc, xc^2, 1] (n, 2D+1) for diag/spherical, the one matrix that both the log-density
@@ -147,13 +191,13 @@ def block_features(p: Prepared, x: Tensor, ws: Workspace) -> Tensor:
     """
     n, D = x.shape
     dt = p.centre.dtype
-    width = {"tied": D, "full": D + 1}.get(p.covariance_type, 2 * D + 1)
+    width = _width(p.kernel, D)
     if x.stride(0) == 1 and D > 1:
         feats = ws.get("rows_features_t", (width, n), dt, x.device).T
     else:
         feats = ws.get("rows_features", (n, width), dt, x.device)
     xc = torch.sub(x, p.centre, out=feats[:, :D])
-    if p.covariance_type == "tied":
+    if p.kernel == "tied":
         return xc
     if width > D + 1:
         torch.mul(xc, xc, out=feats[:, D : 2 * D])
@@ -169,30 +213,6 @@ def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
     K, _, D = p.factor.shape
     y = ws.get("whitened", (K, n, D), feats.dtype, feats.device)
     return torch.bmm(feats.expand(K, n, D + 1), p.factor, out=y)
-
-
-def log_joint(p: Prepared, feats: Tensor, log_w: Tensor, ws: Workspace, whitened: Tensor | None = None) -> Tensor:
-    """log w_k + log N(x | mu_k, Sigma_k) from :func:`block_features`.  -> (K, n), contiguous.
-
-    full: squared norms of the whitened rows (:func:`whiten`, computed here if not given);
-    tied: one (n x D) @ (D x D) product; diag/spherical: the expanded quadratic form as
-    one (K x 2D+1) @ (2D+1 x n) product whose scale and bias carry the constants,
-    capped at the constants (rounding can push a tiny distance below zero). The
-    component-major product is also the faster one: with n as its long output side
-    the (n x 2D+1) @ (2D+1 x K) form ran 2-3x slower in MKL (measured at K=8, D=16).
-    """
-    top = (p.const + log_w)[:, None]
-    if p.covariance_type == "full":
-        y = whiten(p, feats, ws) if whitened is None else whitened
-        # squared norms by one reduction with no (K, n, D) temporary: vecdot's fresh
-        # temporary per block cost as much as the whitening product itself (profiled)
-        return torch.linalg.vector_norm(y, dim=-1).square_().mul_(-0.5).add_(top)
-    if p.covariance_type == "tied":
-        y3 = (feats @ p.factor)[None] - p.offset[:, None, :]  # (K, n, D)
-        return y3.square_().sum(-1).mul_(-0.5).add_(top)
-    out = ws.get("log_joint", (p.factor.shape[0], feats.shape[0]), feats.dtype, feats.device)
-    torch.addmm(top, p.factor, feats.T, alpha=-0.5, out=out)
-    return torch.minimum(out, top, out=out)
 
 
 # Rows per float32 partial sum of the diag/spherical moment product: the partials are
@@ -254,8 +274,9 @@ def gram_sums(y: Tensor) -> Tensor:
 class Moments:
     """Float64 accumulator of one chunk's responsibility-weighted moments.
 
-    :meth:`add` takes a block of centred rows and responsibilities; :meth:`result`
-    returns sum_x (K, D) = sum_n rw_nk (x_n - s_k) about each component's shift s_k, and
+    :meth:`add` takes a block and its weighted responsibilities; :meth:`result`
+    returns :class:`GaussianStats` with sum_x (K, D) = sum_n rw_nk (x_n - s_k) about
+    each component's shift s_k, and
       full:  sum_xx (K, D, D) = sum_n rw_nk (x_n - s_k)(x_n - s_k)^T, accumulated in the
              whitened coordinates y = (x - s_k) U_k that the log-density already computed
              (batched products over K of sqrt(rw)-scaled rows, float32 partials over
@@ -263,7 +284,7 @@ class Moments:
              once per chunk by triangular solves in float64.
              Centred on each component's own shift, nothing cancels; whitened, every
              direction is O(1), so float32 rounding is relative in every eigen-direction;
-      diag/spherical: sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from the product
+      diag:  sum_xx (K, D) = sum_n rw_nk (x_n - s_k)^2, from the product
              rw [x, x^2, 1] about the centre (:func:`weighted_sums`: float32 partials over
              256 rows, added in float64; x^2 formed in the kernel dtype, float32 only
              where :func:`expanded_form_is_exact_enough`), shifted once per chunk;
@@ -273,96 +294,331 @@ class Moments:
     tied), shifted once per chunk. Responsibilities arrive component-major, (K, n).
     """
 
-    def __init__(self, p: Prepared, K: int, D: int, device: torch.device, ws: Workspace) -> None:
+    def __init__(self, p: Prepared, ws: Workspace) -> None:
         self.p, self.ws = p, ws
-        f64 = dict(dtype=torch.float64, device=device)
+        K, D = p.shift_c64.shape
+        f64 = dict(dtype=torch.float64, device=p.shift_c64.device)
         self.n_k = torch.zeros(K, **f64)  # tied only; the others count in raw's last column
-        width = {"diag": 2 * D + 1, "spherical": 2 * D + 1, "full": D + 1}.get(p.covariance_type, D)
-        self.raw = torch.zeros(K, width, **f64)  # rw [x, (x^2,) 1] as block_features gives them
-        second = {"full": (K, D, D), "tied": (D, D)}.get(p.covariance_type)
+        self.raw = torch.zeros(K, _width(p.kernel, D), **f64)  # rw [x, (x^2,) 1] as block_features gives them
+        second = {"full": (K, D, D), "tied": (D, D)}.get(p.kernel)
         self.second = None if second is None else torch.zeros(second, **f64)
 
-    def add(self, feats: Tensor, rw: Tensor, w: Tensor | None, whitened: Tensor | None = None) -> None:
-        """One block: :func:`block_features` of it and rw (K, n) weighted responsibilities;
-        full may pass the block's :func:`whiten` output, which this overwrites."""
-        ct = self.p.covariance_type
-        if ct in ("diag", "spherical"):
+    def add(self, block: Block, rw: Tensor, w: Tensor | None) -> None:
+        """One block and rw (K, n) weighted responsibilities; w (n,) the rows' weights
+        (sum_k rw_nk; None: all ones). Consumes the block's whitened rows."""
+        kernel, feats = self.p.kernel, block.feats
+        if kernel == "diag":
             self.raw += weighted_sums(rw, feats)
             return
-        if ct == "full":
+        if kernel == "full":
             self.raw += weighted_sums(rw, feats)  # its last column: n_k
-            y = whiten(self.p, feats, self.ws) if whitened is None else whitened
-            y.mul_(rw.sqrt()[:, :, None])  # consumes the whitened rows
+            y = whiten(self.p, feats, self.ws) if block.whitened is None else block.whitened
+            y.mul_(rw.sqrt()[:, :, None])
             self.second += gram_sums(y)
-        else:
-            xc = feats
-            self.n_k += rw.sum(1).double()  # a cascade sum per block; float64 across blocks
-            x64 = self.ws.get("rows64", tuple(xc.shape), torch.float64, xc.device)
-            x64.copy_(xc)
-            self.raw += rw.to(torch.float64) @ x64
-            xw = x64 if w is None else x64 * w.double()[:, None]
-            self.second += xw.T @ x64
+            return
+        self.n_k += rw.sum(1).double()  # a cascade sum per block; float64 across blocks
+        x64 = self.ws.get("rows64", tuple(feats.shape), torch.float64, feats.device)
+        x64.copy_(feats)
+        self.raw += rw.to(torch.float64) @ x64
+        xw = x64 if w is None else x64 * w.double()[:, None]
+        self.second += xw.T @ x64
 
-    def result(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(n_k, sum_x, sum_xx) with moments about the shift (see the class docstring)."""
-        shift = self.p.shift_c64
-        D = shift.shape[1]
-        n_k = self.n_k if self.p.covariance_type == "tied" else self.raw[:, -1]
+    def result(self) -> GaussianStats:
+        p = self.p
+        shift_c = p.shift_c64
+        D = shift_c.shape[1]
+        n_k = self.n_k if p.kernel == "tied" else self.raw[:, -1]
         first = self.raw[:, :D]
-        sum_x = first - n_k[:, None] * shift
-        if self.p.covariance_type == "full":  # whitened: S_k = U_k^-T S^w_k U_k^-1
-            u = self.p.prec_chol64
+        sum_x = first - n_k[:, None] * shift_c
+        if p.kernel == "full":  # whitened: S_k = U_k^-T S^w_k U_k^-1
+            u = p.prec_chol64
             left = torch.linalg.solve_triangular(u.transpose(1, 2), self.second, upper=False)
-            return n_k, sum_x, torch.linalg.solve_triangular(u, left, upper=True, left=False)
-        if self.second is not None:
-            return n_k, sum_x, self.second
-        sum_xx = self.raw[:, D : 2 * D] - 2.0 * shift * first + n_k[:, None] * shift.square()
-        return n_k, sum_x, sum_xx
+            sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False)
+        elif p.kernel == "tied":
+            sum_xx = self.second
+        else:
+            sum_xx = self.raw[:, D : 2 * D] - 2.0 * shift_c * first + n_k[:, None] * shift_c.square()
+        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel)
 
 
-def covariances_from_moments(
-    covariance_type: str, n_k: Tensor, sum_x: Tensor, sum_xx: Tensor, shift_c: Tensor, reg_covar: float
-) -> Tensor:
-    """M-step covariances (float64) from moments about the shift.  See :func:`accumulate_moments`.
+class GaussianComponent:
+    """K Gaussians of one covariance structure: E-step kernels, M-step, sampling.
 
-    n_k (K,), sum_x (K, D) about shift, shift_c (K, D) = shift - centre.
+    ``reg_covar`` is added to every variance after each M-step; ``prior`` (hmmlearn's
+    conjugate prior) turns the M-step into its MAP update; ``advice`` ends the message
+    of a covariance that cannot be factored (it names the estimator's own parameters);
+    ``dtype`` is the per-block arithmetic (statistics are float64 whatever it is).
     """
-    delta = sum_x / n_k[:, None]  # new mean minus shift
-    if covariance_type == "full":
-        cov = sum_xx / n_k[:, None, None] - delta[:, :, None] * delta[:, None, :]
-        cov = 0.5 * (cov + cov.transpose(1, 2))  # the float32 block products are not exactly symmetric
-    elif covariance_type == "tied":
-        mean_c = shift_c + delta  # new means about the centre
-        cov = (sum_xx - (n_k[:, None] * mean_c).T @ mean_c) / n_k.sum()
-        cov = 0.5 * (cov + cov.T)
-    else:
-        cov = (sum_xx / n_k[:, None] - delta.square()).clamp_(min=0)
-        if covariance_type == "spherical":
-            return regularize(cov, "diag", reg_covar).mean(1)
-    return regularize(cov, covariance_type, reg_covar)
+
+    letters = "mc"  # what the M-step can update: means, covariances
+    failure = (
+        "Fitting the mixture model failed because some components have ill-defined empirical covariance "
+        "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
+        "increase reg_covar, or scale the input data."
+    )
+
+    def __init__(
+        self,
+        covariance_type: str | Structure = "full",
+        reg_covar: float = 0.0,
+        dtype: torch.dtype = torch.float64,
+        *,
+        prior: Prior | None = None,
+        advice: str = "pass symmetric positive-definite matrices",
+    ) -> None:
+        self.structure = structure(covariance_type) if isinstance(covariance_type, str) else covariance_type
+        self.covariance_type = self.structure.name
+        self.reg_covar = float(reg_covar)
+        self.dtype = dtype
+        self.prior = prior
+        self.advice = advice
+        self._ws = Workspace()
+
+    @property
+    def regularised(self) -> bool:
+        """Whether the M-step maximises likelihood plus a prior or regulariser (so the
+        likelihood alone may dip slightly near convergence)."""
+        return (self.prior is not None and self.prior.active) or self.reg_covar > 0
+
+    # ------------------------------------------------------------------ parameters
+    def make_params(self, means: Tensor, covariances: Tensor) -> GaussianParams:
+        """Float64 parameters with their precision factors (NumericalError if they have none)."""
+        means, covariances = means.to(torch.float64), covariances.to(torch.float64)
+        return GaussianParams(means, covariances, self.structure.precision_cholesky(covariances, self.advice))
+
+    def at(self, centres: Tensor) -> GaussianParams:
+        """Unit covariances at ``centres`` (K, D)."""
+        K, D = centres.shape
+        eye = torch.eye(D, dtype=torch.float64, device=centres.device).expand(K, D, D)
+        return self.make_params(centres, self.structure.from_dense(eye).clone())
+
+    def from_precision_cholesky(self, means: Tensor, prec_chol: Tensor) -> GaussianParams:
+        prec_chol = prec_chol.to(torch.float64)
+        return GaussianParams(means.to(torch.float64), self.structure.covariance(prec_chol), prec_chol)
+
+    def n_free_parameters(self, K: int, D: int) -> int:
+        return K * D + self.structure.n_parameters(K, D)
+
+    def to_tensors(self, p: GaussianParams) -> dict[str, Tensor]:
+        return {"means": p.means, "covariances": p.covariances}
+
+    def from_tensors(self, tensors: Mapping[str, Tensor]) -> GaussianParams:
+        return self.make_params(tensors["means"], tensors["covariances"])
+
+    def flatten(self, p: GaussianParams) -> Tensor:
+        return torch.cat([p.means.reshape(-1), self.structure.flatten(p.covariances)])
+
+    def unflatten(self, vector: Tensor, like: GaussianParams) -> GaussianParams:
+        K, D = like.means.shape
+        means = vector[: K * D].reshape(K, D)
+        return self.make_params(means, self.structure.unflatten(vector[K * D :], K, D))
+
+    def flat_size(self, K: int, D: int) -> int:
+        return K * D + self.structure.flat_size(K, D)
+
+    # ------------------------------------------------------------------ E-step
+    def kernel_dtype(self, p: GaussianParams) -> torch.dtype:
+        """The compute dtype, except float64 where float32 cannot resolve the parameters:
+        the diag kernel where the expanded form would cancel, full/tied where a
+        covariance is too ill-conditioned for float32 sums to keep it positive definite."""
+        if self.dtype == torch.float64:
+            return self.dtype
+        st = self.structure
+        if st.kernel in ("full", "tied"):
+            exact = well_conditioned_for_float32(p.covariances)
+        else:
+            D = p.means.shape[1]
+            exact = expanded_form_is_exact_enough(p.means, st.precisions(p.prec_chol, D), st.variances(p.covariances, D))
+        return self.dtype if exact else torch.float64
+
+    def prepare(self, p: GaussianParams, device: torch.device) -> Prepared:
+        """Cast and centre the parameters for the kernels (float64 in, kernel dtype out).
+
+        The centre is the plain mean of the means: a function of the shift alone, so the
+        M-step can recompute it from the statistics.
+        """
+        p = p.to(device)
+        dtype = self.kernel_dtype(p)
+        means, prec_chol, st = p.means, p.prec_chol, self.structure
+        K, D = means.shape
+        centre64 = means.mean(0)
+        means_c64 = means - centre64
+        logdet = st.log_det_precision(prec_chol, D)
+        const = -0.5 * D * LOG_2PI + logdet * torch.ones(K, dtype=means.dtype, device=means.device)
+        offset = const.new_zeros(0)
+        if st.kernel == "full":
+            shifted = torch.einsum("kd,kde->ke", means_c64, prec_chol)[:, None, :]
+            factor = torch.cat([prec_chol, -shifted], 1)  # rows for [x, 1]: one product whitens
+        elif st.kernel == "tied":
+            factor = prec_chol
+            offset = means_c64 @ prec_chol
+        else:  # diag, and spherical as a diag whose precisions are equal across features
+            prec = st.precisions(prec_chol, D)
+            quad = (means_c64.square() * prec).sum(1)
+            factor = torch.cat([-2.0 * means_c64 * prec, prec, quad[:, None]], 1)  # columns for [x, x^2, 1]
+        return Prepared(
+            st.kernel, centre64.to(dtype), means_c64.to(dtype), means_c64, means,
+            factor.to(dtype), offset.to(dtype), const.to(dtype), prec_chol,
+        )
+
+    def block_rows(self, K: int, D: int, device: torch.device) -> int:
+        """Rows per block: the scratch of one block fits the CPU's cache, or one launch on a GPU."""
+        runs = GRAM_ROWS  # blocks of whole runs of the float32 partial sums
+        itemsize = torch.finfo(self.dtype).bits // 8
+        if device.type != "cpu":  # GPUs want few, large launches; cap the (K, n, D) scratch at 256 MB
+            rows = (256 << 20) // (K * D * itemsize)
+            return max(4 * runs, rows // runs * runs)
+        if self.structure.kernel in ("full", "tied"):  # the (K, n, D) whitened rows
+            rows = _CPU_BLOCK_BYTES // max(K * D * itemsize, 1)
+            return max(256, rows if rows <= runs else rows // runs * runs)
+        # diag: the (n, 2D+1) features and the (K, n) log-joints; large blocks amortise
+        # the fixed cost of each element-wise step (measured best: 3-6 MB)
+        per_row = (2 * D + 1 + K) * itemsize
+        return max(1024, _CPU_BLOCK_BYTES // per_row // 1024 * 1024)  # whole float32 partials
+
+    def block(self, p: Prepared, x: Tensor) -> Block:
+        feats = block_features(p, x, self._ws)
+        return Block(feats, whiten(p, feats, self._ws) if p.kernel == "full" else None)
+
+    def centred(self, p: Prepared, block: Block) -> Tensor:
+        """The block's rows minus the centre (n, D)."""
+        return block.feats[:, : p.means_c.shape[1]]
+
+    def log_joint(self, p: Prepared, block: Block, log_w: Tensor) -> Tensor:
+        """log w_k + log N(x | mu_k, Sigma_k) of a block.  -> (K, n), contiguous.
+
+        full: squared norms of the whitened rows; tied: one (n x D) @ (D x D) product;
+        diag: the expanded quadratic form as one (K x 2D+1) @ (2D+1 x n) product whose
+        scale and bias carry the constants, capped at the constants (rounding can push a
+        tiny distance below zero). The component-major product is also the faster one:
+        with n as its long output side the (n x 2D+1) @ (2D+1 x K) form ran 2-3x slower
+        in MKL (measured at K=8, D=16).
+        """
+        top = (p.const + log_w)[:, None]
+        feats = block.feats
+        if p.kernel == "full":
+            # squared norms by one reduction with no (K, n, D) temporary: vecdot's fresh
+            # temporary per block cost as much as the whitening product itself (profiled)
+            return torch.linalg.vector_norm(block.whitened, dim=-1).square_().mul_(-0.5).add_(top)
+        if p.kernel == "tied":
+            y3 = (feats @ p.factor)[None] - p.offset[:, None, :]  # (K, n, D)
+            return y3.square_().sum(-1).mul_(-0.5).add_(top)
+        out = self._ws.get("log_joint", (p.factor.shape[0], feats.shape[0]), feats.dtype, feats.device)
+        torch.addmm(top, p.factor, feats.T, alpha=-0.5, out=out)
+        return torch.minimum(out, top, out=out)
+
+    def nearest(self, p: Prepared, block: Block) -> tuple[Tensor, Tensor]:
+        """(index of the nearest mean (n,), minus the squared distance to it (n,)):
+        Euclidean, about the centre, for hard assignments (k-means initialisation)."""
+        dist = squared_distances(self.centred(p, block), p.means_c)
+        best, labels = dist.min(1)
+        return labels, best.neg_()
+
+    def accumulator(self, p: Prepared) -> Moments:
+        return Moments(p, self._ws)
+
+    # ------------------------------------------------------------------ M-step
+    def m_step(self, s: GaussianStats, old: GaussianParams | None, update: str = "mc") -> tuple[GaussianParams, Tensor]:
+        """New means (if 'm' in ``update``) and covariances (if 'c'): maximum likelihood, or
+        MAP under the prior, plus reg_covar. A component with nothing to estimate from
+        keeps its ``old`` values (or, without them, the E-step's means). Returns the
+        parameters and a (K,) mask of the components whose covariance could be factored
+        (the others carry NaN factors; the caller re-seeds or raises)."""
+        st = self.structure
+        n_k, shift = s.n_k, s.shift
+        K, D = shift.shape
+        alive = n_k > 0
+        means = shift if old is None else old.means
+        if "m" in update:
+            if self.prior is None:
+                estimable = alive[:, None].expand(K, D)
+                step = s.sum_x / torch.where(alive, n_k, torch.ones_like(n_k))[:, None]
+            else:
+                mp, mw, _ = self.prior.tensors(n_k.device)
+                denom = (mw + n_k[:, None]).expand(K, D)
+                estimable = denom > 0
+                step = (mw * (mp - shift) + s.sum_x) / torch.where(estimable, denom, torch.ones_like(denom))
+            means = torch.where(estimable, shift + step, means)
+        if "c" not in update:
+            return GaussianParams(means, old.covariances, old.prec_chol), torch.ones(K, dtype=torch.bool)
+        scatter = st.scatter(n_k, s.sum_x, s.sum_xx, means - shift, shift - shift.mean(0))
+        if self.prior is not None:
+            mp, _, _ = self.prior.tensors(n_k.device)
+            previous = old.covariances if old is not None else None
+            cov = st.map_estimate(n_k, scatter, means - mp, self.prior, previous, self.reg_covar)
+        elif st.kernel == "tied" or bool(alive.all()):
+            cov = st.maximise(n_k, scatter, self.reg_covar)
+        else:  # keep the covariance of a component without mass
+            cov = st.maximise(torch.where(alive, n_k, torch.ones_like(n_k)), scatter, self.reg_covar)
+            if old is not None:
+                cov = torch.where(alive.reshape(-1, *[1] * (cov.ndim - 1)), cov, old.covariances)
+        return self._factored(means, cov)
+
+    def _factored(self, means: Tensor, cov: Tensor) -> tuple[GaussianParams, Tensor]:
+        """Parameters with their factors, and which components have one. Factors are NaN
+        where a covariance is not positive definite even after undoing rounding."""
+        st = self.structure
+        K = means.shape[0]
+        ok = st.positive_definite(cov, K)
+        if st.kernel != "diag" and not bool(ok.all()):
+            cov = st.repair(cov, self.reg_covar)
+            ok = st.positive_definite(cov, K)
+        if bool(ok.all()):
+            return self.make_params(means, cov), ok
+        return GaussianParams(means, cov, torch.full_like(cov, math.nan)), ok
+
+    def reseed(self, p: GaussianParams, dead: list[int], rows: Tensor, weights: Tensor) -> GaussianParams:
+        """Dead components move to ``rows`` (the worst-explained, one each) with the live
+        components' average covariance (tied: the shared one stays)."""
+        live = torch.ones(p.means.shape[0], dtype=torch.bool, device=p.means.device)
+        live[dead] = False
+        means, cov = p.means.clone(), p.covariances.clone()
+        if self.structure.kernel != "tied":
+            lw = weights[live]
+            pooled = (lw.reshape(-1, *[1] * (cov.ndim - 1)) * cov[live]).sum(0) / lw.sum()
+        for j, k in enumerate(dead):
+            means[k] = rows[j]
+            if self.structure.kernel != "tied":
+                cov[k] = pooled
+        return self.make_params(means, cov)
+
+    def decrease_tolerance(self, p: GaussianParams, weights: Tensor, value: float) -> float:
+        """Largest fall of the mean log-likelihood that rounding and ``reg_covar`` can explain.
+
+        * Rounding: statistics are summed in the compute dtype within a block, so a
+          covariance's smallest eigenvalue carries an error of about eps * its largest;
+          near a singular covariance that moves the log-likelihood by about eps * cond.
+        * Regularisation: adding reg_covar to the maximiser makes the M-step inexact,
+          costing up to about sum_k w_k sum_i (reg / lambda_ki)^2 per row (lambda: the
+          regularised eigenvalues); negligible unless a component has collapsed.
+        Beyond this bound a fall means a bug.
+        """
+        eps = torch.finfo(self.dtype).eps
+        cov, st = p.covariances, self.structure
+        if st.kernel in ("full", "tied"):
+            eig = torch.linalg.eigvalsh(cov).clamp(min=1e-300)
+        else:
+            eig = (cov if cov.ndim == 2 else cov[:, None]).clamp(min=1e-300)
+        cond = float((eig.max(-1).values / eig.min(-1).values).max())
+        share = (self.reg_covar / eig).square().sum(-1)
+        reg_term = float((weights * share).sum() if share.ndim else share)
+        if st.name == "spherical":
+            reg_term *= p.n_features
+        return 100 * eps * (1.0 + abs(value) + cond) + reg_term
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, p: GaussianParams, labels: Tensor, generator: torch.Generator) -> Tensor:
+        """One row from component ``labels[i]`` for each i (float64, on the params' device)."""
+        z = torch.randn(labels.shape[0], p.means.shape[1], dtype=torch.float64, generator=generator)
+        z, labels = z.to(p.means.device), labels.to(p.means.device)
+        return p.means[labels] + self.structure.draw(p.covariances, labels, z)
 
 
-def moments_about(
-    covariance_type: str, resp_sum: Tensor, sum_x: Tensor, sum_xx: Tensor, weight_sum: Tensor, shift: Tensor, new_shift: Tensor
-) -> tuple[Tensor, Tensor]:
-    """The same moments taken about ``new_shift`` instead of ``shift`` (float64, exact algebra).
 
-    With d = shift - new_shift, x - new = (x - shift) + d, so per component
-    S1' = S1 + R d and S2' = S2 + S1 d^T + d S1^T + R d d^T (diag: its diagonal). Tied
-    keeps the total scatter about the centre c = mean of the shifts; moving c by e uses
-    sum_n w_n (x_n - c) = sum_k (S1_k + R_k (shift_k - c)). Online EM needs this to
-    average statistics gathered under different parameters.
-    """
-    d = shift - new_shift
-    new_x = sum_x + resp_sum[:, None] * d
-    if covariance_type == "full":
-        outer = sum_x[:, :, None] * d[:, None, :]
-        new_xx = sum_xx + outer + outer.transpose(1, 2) + resp_sum[:, None, None] * d[:, :, None] * d[:, None, :]
-    elif covariance_type == "tied":
-        c, new_c = centre_of(shift), centre_of(new_shift)
-        total = (sum_x + resp_sum[:, None] * (shift - c)).sum(0)  # sum_n w_n (x_n - c)
-        e = c - new_c
-        new_xx = sum_xx + total[:, None] * e[None, :] + e[:, None] * total[None, :] + weight_sum * e[:, None] * e[None, :]
-    else:
-        new_xx = sum_xx + 2 * sum_x * d + resp_sum[:, None] * d.square()
-    return new_x, new_xx
+def gaussian_mixture(n_components: int, covariance_type: str, reg_covar: float, dtype: torch.dtype,
+                     advice: str | None = None):
+    """A K-component Gaussian mixture model (``mixture.MixtureModel`` of this component)."""
+    from .mixture import MixtureModel
+
+    advice = advice or f"increase reg_covar (now {reg_covar:g}), lower n_components, or standardise X"
+    return MixtureModel(GaussianComponent(covariance_type, reg_covar, dtype, advice=advice), n_components, dtype)

@@ -48,17 +48,20 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.errors import NumericalError
+from .._core.errors import ImpossibleSequenceWarning, NumericalError
 from .._core.numerics import matmul
+from .._core.protocols import Note, Objective, Report, Step
+from .._core.stats import additive, counted, least
 from .._core.types import SequenceChunk
 from .._core.workspace import Workspace
+from . import components
 
 # Per-thread scratch for the (N, K) recursions: fresh large allocations cost page
 # faults every iteration (DESIGN.md, Speed).
@@ -81,21 +84,16 @@ class HMMParams:
     startprob: Tensor
     transmat: Tensor
     emission: Any
-    # of the E-step whose statistics built these parameters: (total log-likelihood,
-    # impossible sequences left out, first such sequence or -1); None for given ones
-    e_step_summary: tuple[float, int, int] | None = None
 
     @property
     def n_components(self) -> int:
         return int(self.startprob.shape[0])
 
-    def to(self, device: torch.device | str) -> "HMMParams":
-        return replace(
-            self, startprob=self.startprob.to(device), transmat=self.transmat.to(device),
-            emission=self.emission.to(device),
-        )
+    def to(self, device: torch.device | str) -> HMMParams:
+        return HMMParams(self.startprob.to(device), self.transmat.to(device), self.emission.to(device))
 
 
+@additive
 @dataclass(frozen=True, slots=True)
 class HMMStats:
     """Additive E-step statistics, float64.
@@ -103,59 +101,28 @@ class HMMStats:
     start (K,): expected first states; trans (K, K): expected transitions; emission:
     the emission's statistics; loglik: sum of the possible sequences' log-likelihoods;
     rows / sequences: their steps and count; impossible: sequences of zero probability
-    (left out), first_impossible: the smallest such sequence index (or -1);
-    params: the parameters of the E-step (the M-step keeps what it does not update).
+    (left out), first_impossible: the smallest such sequence index (or -1).
     """
 
     start: Tensor
     trans: Tensor
     emission: Any
     loglik: Tensor
-    rows: int
-    sequences: int
-    impossible: int
-    first_impossible: int
-    params: HMMParams
+    rows: int = counted()
+    sequences: int = counted()
+    impossible: int = counted()
+    first_impossible: int = least()
 
-    def __add__(self, other: "HMMStats") -> "HMMStats":
-        firsts = [f for f in (self.first_impossible, other.first_impossible) if f >= 0]
-        return HMMStats(
-            self.start + other.start,
-            self.trans + other.trans,
-            self.emission + other.emission,
-            self.loglik + other.loglik,
-            self.rows + other.rows,
-            self.sequences + other.sequences,
-            self.impossible + other.impossible,
-            min(firsts) if firsts else -1,
-            self.params,
-        )
 
-    def scale(self, factor: float) -> "HMMStats":
-        return replace(
-            self,
-            start=self.start * factor,
-            trans=self.trans * factor,
-            emission=self.emission.scale(factor),
-            loglik=self.loglik * factor,
-        )
+@additive
+@dataclass(frozen=True, slots=True)
+class HMMScore:
+    """Additive totals that score sequences: the log-likelihood of the possible ones,
+    and how many are impossible (-inf) with the first of them (-1: none)."""
 
-    def to(self, device: torch.device | str) -> "HMMStats":
-        return replace(
-            self,
-            start=self.start.to(device),
-            trans=self.trans.to(device),
-            emission=self.emission.to(device),
-            loglik=self.loglik.to(device),
-            params=self.params.to(device),
-        )
-
-    @property
-    def mean_loglik(self) -> float:
-        """Log-likelihood per time step of the possible sequences (-inf if none is)."""
-        if self.rows == 0:
-            return -math.inf
-        return float(self.loglik) / self.rows
+    loglik: float
+    impossible: int = counted()
+    first_impossible: int = least()
 
 
 # ---------------------------------------------------------------------------- layout
@@ -807,8 +774,8 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
 
 # ---------------------------------------------------------------------------- model
 class HMMModel:
-    """Baum-Welch for any emission (see hmm_emissions): e_step on sequence batches,
-    m_step from the statistics alone, with hmmlearn's Dirichlet MAP priors and
+    """Baum-Welch for any emission (a component, see ``components``): e_step on sequence
+    batches, m_step from the statistics alone, with hmmlearn's Dirichlet MAP priors and
     ``params`` letters (what the M-step updates)."""
 
     def __init__(
@@ -820,6 +787,7 @@ class HMMModel:
         params: str = "st",
         startprob_prior: Tensor | float = 1.0,
         transmat_prior: Tensor | float = 1.0,
+        advice: str | None = None,
     ) -> None:
         self.emission = emission
         self.n_components = n_components
@@ -827,6 +795,7 @@ class HMMModel:
         self.params = params
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
+        self.advice = advice or emission.advice
 
     def _lanes(self, lengths: np.ndarray, device: torch.device) -> Lanes:
         """The layout of a batch, kept for the next iteration (same batches every iteration)."""
@@ -839,16 +808,22 @@ class HMMModel:
             lanes = cache[key] = make_lanes(lengths, device)
         return lanes
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_lanes_cache", None)  # layouts are rebuilt where the model runs
+        return state
+
     def decrease_tolerance(self, params: HMMParams, log_likelihood: float) -> float:
         """Rounding of the per-step log-likelihood; MAP priors may trade likelihood for prior."""
         eps = 1e-6 if self.dtype == torch.float32 else 1e-11
         slack = eps * (abs(log_likelihood) + 1.0)
-        if not (_is_one(self.startprob_prior) and _is_one(self.transmat_prior)) or self.emission.has_prior():
+        if not (_is_one(self.startprob_prior) and _is_one(self.transmat_prior)) or self.emission.regularised:
             slack += 1e-3 * (abs(log_likelihood) + 1.0)
         return slack
 
     def log_emission(self, params: HMMParams, x: Tensor) -> Tensor:
-        return self.emission.log_prob(params.emission, x.to(self.dtype))
+        """log b_k(x_t) of every row: (N, K)."""
+        return components.log_prob(self.emission, params.emission, x.to(self.dtype))
 
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
         """Posteriors in chunk-row order (for inference)."""
@@ -856,6 +831,14 @@ class HMMModel:
             log_b = self.log_emission(params, chunk.x)
             lengths = chunk.lengths.numpy()
             return forward_backward(log_b, lengths, params.startprob, params.transmat, need_trans=need_trans)
+
+    def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
+        """One batch's :class:`HMMScore` (forward-backward without transition counts)."""
+        loglik = self.posteriors(params, chunk, need_trans=False).loglik
+        ok = torch.isfinite(loglik)
+        bad = torch.nonzero(~ok).reshape(-1)
+        first = int(bad[0]) + chunk.seq_start if bad.numel() else -1
+        return HMMScore(float(loglik[ok].sum()), int(bad.numel()), first)
 
     def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         with _blas_one_thread(chunk.x.device):
@@ -866,14 +849,16 @@ class HMMModel:
         lanes = self._lanes(lengths_np, chunk.x.device)
         x = lanes.pack(chunk.x.to(self.dtype))  # statistics are sums: packed order serves as well
         post = forward_backward(
-            self.emission.log_prob(params.emission, x), lengths_np, params.startprob, params.transmat,
-            need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.emission.log_prob(params.emission, x),
+            self.log_emission(params, x), lengths_np, params.startprob, params.transmat,
+            need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
         )
         ok = torch.isfinite(post.loglik)
         n_bad = int((~ok).sum())
         first_bad = int(torch.nonzero(~ok)[0]) + chunk.seq_start if n_bad else -1
         lengths = chunk.lengths.to(post.loglik.device)
-        estats = self.emission.stats(params.emission, x, post.gamma)
+        # rows of impossible sequences carry no weight (their posteriors are zero)
+        w = ok[lanes.row_seq].to(x.dtype) if n_bad else None
+        estats = components.statistics(self.emission, params.emission, x, post.gamma, w)
         return HMMStats(
             start=post.start,
             trans=post.trans,
@@ -883,24 +868,57 @@ class HMMModel:
             sequences=int(ok.sum()),
             impossible=n_bad,
             first_impossible=first_bad,
-            params=params,
         )
 
-    def m_step(self, stats: HMMStats) -> HMMParams:
-        old = stats.params
+    def objective(self, stats: HMMStats) -> Objective:
+        """The log-likelihood of the possible sequences, per time step."""
+        return Objective(float(stats.loglik), float(stats.rows))
+
+    def m_step(self, stats: HMMStats, params: HMMParams) -> Step[HMMParams]:
         if stats.rows == 0:
             raise NumericalError(
                 "every sequence is impossible under the current parameters (zero-probability start or "
                 "transitions); give startprob_/transmat_ non-zero entries where the data needs them"
             )
-        startprob, transmat = old.startprob, old.transmat
+        startprob, transmat = params.startprob, params.transmat
         if "s" in self.params:
-            startprob = _dirichlet_map(stats.start, self.startprob_prior, old.startprob)
+            startprob = _dirichlet_map(stats.start, self.startprob_prior, params.startprob)
         if "t" in self.params:
-            transmat = _dirichlet_map(stats.trans, self.transmat_prior, old.transmat)
-        emission = self.emission.m_step(stats.emission, old.emission, self.params)
-        summary = (float(stats.loglik), stats.impossible, stats.first_impossible)
-        return HMMParams(startprob, transmat, emission, summary)
+            transmat = _dirichlet_map(stats.trans, self.transmat_prior, params.transmat)
+        emission, valid = self.emission.m_step(stats.emission, params.emission, self.params)
+        if not bool(valid.all()):
+            bad = int(torch.nonzero(~valid.reshape(-1))[0])
+            raise NumericalError(f"the emission parameters of state {bad} cannot be estimated from its rows "
+                                 f"(a covariance that is not positive definite); {self.advice}")
+        notes = ()
+        if stats.impossible:
+            notes = (Note(
+                ImpossibleSequenceWarning,
+                f"{stats.impossible} sequence(s) are impossible under the current parameters (first: sequence "
+                f"{stats.first_impossible}): a zero-probability start, transition or emission; they are left out of "
+                "this fit. Give startprob_/transmat_/emission parameters non-zero entries where the data needs them.",
+                once=True,
+            ),)
+        return Step(HMMParams(startprob, transmat, emission), Report(notes=notes, total=float(stats.loglik)))
+
+    def to_tensors(self, params: HMMParams) -> dict[str, Tensor]:
+        return {"startprob": params.startprob, "transmat": params.transmat, **self.emission.to_tensors(params.emission)}
+
+    def from_tensors(self, tensors) -> HMMParams:
+        return HMMParams(tensors["startprob"].double(), tensors["transmat"].double(), self.emission.from_tensors(tensors))
+
+    def flatten(self, params: HMMParams) -> Tensor:
+        """[start logits, transition logits row by row, the emission's vector]; zero
+        probabilities (structural zeros) stay zero through :meth:`unflatten`."""
+        log_pi = torch.log(params.startprob)
+        log_a = torch.log(params.transmat)
+        return torch.cat([_centred(log_pi), _centred(log_a).reshape(-1), self.emission.flatten(params.emission)])
+
+    def unflatten(self, vector: Tensor, like: HMMParams) -> HMMParams:
+        K = like.n_components
+        pi = _softmax_keeping_zeros(vector[:K], like.startprob)
+        A = _softmax_keeping_zeros(vector[K : K + K * K].reshape(K, K), like.transmat)
+        return HMMParams(pi, A, self.emission.unflatten(vector[K + K * K :], like.emission))
 
     def sample(self, params: HMMParams, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """One sequence of n steps: (X (n, D), states (n,)). CPU, float64."""
@@ -919,7 +937,23 @@ class HMMModel:
             s = min(bisect.bisect_right(row, u[t] * row[-1]), K - 1)
             states[t] = s
         st = torch.from_numpy(states)
-        return self.emission.sample(params.emission, st, generator), st
+        return self.emission.sample(params.emission, st, generator).cpu(), st
+
+
+def _centred(log_p: Tensor) -> Tensor:
+    """Log-probabilities as logits: each row's finite entries centred at zero; a zero
+    probability's entry is 0 (it stays zero through :func:`_softmax_keeping_zeros`)."""
+    finite = torch.isfinite(log_p)
+    count = finite.sum(-1, keepdim=True).clamp(min=1)
+    zeros = torch.zeros_like(log_p)
+    mean = torch.where(finite, log_p, zeros).sum(-1, keepdim=True) / count
+    return torch.where(finite, log_p - mean, zeros)
+
+
+def _softmax_keeping_zeros(logits: Tensor, like: Tensor) -> Tensor:
+    """Softmax over each row's entries that are non-zero in ``like``."""
+    masked = torch.where(like > 0, logits, torch.full_like(logits, -torch.inf))
+    return torch.softmax(masked, -1)
 
 
 def _is_one(prior) -> bool:

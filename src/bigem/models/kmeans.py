@@ -1,19 +1,19 @@
 """k-means (Lloyd) as an EM-shaped model: hard assignments, additive statistics.
 
-Initialisation runs it through the same engines as the mixture, so it works on
-data that does not fit in memory. Seeding (k-means++) lives in em.init.
+Initialisation runs it through the same engines as the mixtures, so it works on
+data that does not fit in memory. Seeding (k-means++) and the loop live in em.init.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .._core.stats import lowest_indices, merge_lowest
+from .._core.numerics import squared_distances
+from .._core.stats import Lowest, additive, counted, shared
 from .._core.types import Chunk
-
 
 _BLOCK_ROWS = 1 << 16  # rows per block of the E-step
 
@@ -25,6 +25,7 @@ class KMeansParams:
     centres: Tensor
 
 
+@additive
 @dataclass(frozen=True, slots=True)
 class KMeansStats:
     """counts (K,), sums (K, D) about ``shift`` (the centres used), inertia (weighted
@@ -33,44 +34,9 @@ class KMeansStats:
     counts: Tensor
     sums: Tensor
     inertia: Tensor
-    rows: int
-    shift: Tensor
-    far_neg_dist: Tensor
-    far_x: Tensor
-
-    def __add__(self, other: "KMeansStats") -> "KMeansStats":
-        far_neg, far_x = merge_lowest(
-            torch.cat([self.far_neg_dist, other.far_neg_dist]), torch.cat([self.far_x, other.far_x]), self.shift.shape[0]
-        )
-        return KMeansStats(
-            self.counts + other.counts,
-            self.sums + other.sums,
-            self.inertia + other.inertia,
-            self.rows + other.rows,
-            self.shift,
-            far_neg,
-            far_x,
-        )
-
-    def scale(self, factor: float) -> "KMeansStats":
-        return replace(self, counts=self.counts * factor, sums=self.sums * factor, inertia=self.inertia * factor)
-
-    def to(self, device: torch.device | str) -> "KMeansStats":
-        return KMeansStats(
-            self.counts.to(device),
-            self.sums.to(device),
-            self.inertia.to(device),
-            self.rows,
-            self.shift.to(device),
-            self.far_neg_dist.to(device),
-            self.far_x.to(device),
-        )
-
-
-def squared_distances(x: Tensor, centres: Tensor) -> Tensor:
-    """|x_n - c_k|^2 by one product, clamped at 0.  (n, D), (K, D) -> (n, K)."""
-    d = torch.addmm((x * x).sum(1, keepdim=True), x, centres.T, alpha=-2.0)
-    return d.add_((centres * centres).sum(1)).clamp_(min=0)
+    far: Lowest
+    rows: int = counted()
+    shift: Tensor = shared()
 
 
 class KMeansModel:
@@ -79,6 +45,9 @@ class KMeansModel:
     def __init__(self, n_clusters: int, dtype: torch.dtype) -> None:
         self.n_clusters = n_clusters
         self.dtype = dtype
+
+    def params(self, centres: Tensor) -> KMeansParams:
+        return KMeansParams(centres.to(torch.float64))
 
     def e_step(self, params: KMeansParams, chunk: Chunk) -> KMeansStats:
         """Nearest-centre assignment of a chunk and its per-cluster sums, in blocks of
@@ -103,15 +72,14 @@ class KMeansModel:
             inertia += nearest.double() @ w64
         # the farthest rows (of positive weight): K indices first, then only those rows in float64
         cand = -best if w is None else torch.where(w > 0, -best, torch.inf)
-        far = lowest_indices(cand, K)
-        return KMeansStats(counts, sums, inertia, chunk.n_rows, centres, cand[far].double(), x[far].double())
+        return KMeansStats(counts, sums, inertia, Lowest.of(cand, x, K), chunk.n_rows, centres)
 
     def m_step(self, stats: KMeansStats) -> KMeansParams:
         """Centres = cluster means; an empty cluster moves to the farthest unused row."""
         counts = stats.counts
         centres = stats.shift + stats.sums / counts.clamp(min=torch.finfo(torch.float64).tiny)[:, None]
         empty = torch.nonzero(counts <= 0).reshape(-1).tolist()
-        order = torch.argsort(stats.far_neg_dist)
-        for j, k in enumerate(empty[: order.numel()]):
-            centres[k] = stats.far_x[order[j]]
+        far = stats.far.ordered()
+        for j, k in enumerate(empty[: far.shape[0]]):
+            centres[k] = far[j]
         return KMeansParams(centres)

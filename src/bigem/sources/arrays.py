@@ -18,6 +18,9 @@ class TensorSource:
     Chunks are views (no copy); chunking only bounds the E-step's working set.
     """
 
+    decodes = False
+    weight_blocks = None
+
     def __init__(
         self,
         x: Tensor,
@@ -32,6 +35,13 @@ class TensorSource:
         self.chunk_rows = max(1, int(chunk_rows))
         self.n_rows, self.n_features = (int(s) for s in x.shape)
         self.feature_names = feature_names
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight is not None
+
+    def read_in(self, rows: int) -> None:
+        self.chunk_rows = max(1, int(rows))
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):

@@ -8,6 +8,7 @@ lazily: ``import bigem`` works without it.
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
 from collections import deque
@@ -21,7 +22,7 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.types import Chunk
 from .arrays import chunk_rows_for_budget
-from .validate import NonNumericDataError, check_shape, check_weight_not_a_feature, raise_not_finite
+from .validate import NonNumericDataError, check_finite, check_shape, check_weight_not_a_feature, raise_not_finite
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 DASK_FILE_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -50,6 +51,26 @@ class PartitionReader:
         for s in range(0, x.shape[0], self.chunk_rows):
             e = s + self.chunk_rows
             yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s)
+
+
+def partition_rows(block, weighted: bool, device, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    """One partition's rows and weights (its last column when ``weighted``), checked:
+    finite rows, finite non-negative weights. Runs on a worker, for scoring and
+    prediction; rows are counted from the partition's start in messages."""
+    block = np.asarray(block, dtype=np.float64)
+    x = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block)).to(device=device, dtype=dtype)
+    found = check_finite(x)
+    if found:
+        raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
+    if not weighted:
+        return x, None
+    w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=dtype)
+    bad = ~torch.isfinite(w) | (w < 0)
+    if bool(bad.any()):
+        row = int(bad.int().argmax())
+        raise DataError(f"X: sample_weight has {float(w[row])} at row {row} of one partition (counted from "
+                        "its start); weights must be finite and non-negative")
+    return x, w
 
 
 def _frame_block(part, columns: list[str], expected: list[str], index: int, dtype) -> np.ndarray:
@@ -160,8 +181,17 @@ class DaskSource:
         if sum(f[4] for f in found) == 0:
             raise DataError(f"{self.name}: sample_weight is zero in every row; give at least one row a positive weight")
 
+    decodes = False  # the workers decode; this process only computes
+    weight_blocks = None  # weights live with the rows, on the workers
+
     def nbytes(self) -> int:
         return self.n_rows * self.n_features * (torch.finfo(self.reader.dtype).bits // 8)
+
+    def with_partitions(self, partitions: Sequence[object]) -> DaskSource:
+        """The same rows over other handles (persisted ones): a new source, this one unchanged."""
+        other = copy.copy(self)
+        other.partitions = list(partitions)
+        return other
 
     def chunks(self, wait=None) -> Iterator[Chunk]:
         """Chunks in row order through this process (online EM, local use), one partition

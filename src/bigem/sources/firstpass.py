@@ -30,9 +30,10 @@ class FirstPassSource:
         self.n_rows, self.n_features = inner.n_rows, inner.n_features
         self.feature_names = inner.feature_names
         self.weight = inner.weight
+        # a user's Source object may have only the protocol's four essentials: this adapter
+        # gives the rest their plain defaults (no weights, no decoding, fixed chunks)
         self.weighted = self.weight is not None or getattr(inner, "weighted", False)
-        if hasattr(inner, "weight_blocks"):  # the weight column alone, for weighted row sampling
-            self.weight_blocks = inner.weight_blocks
+        self.weight_blocks = getattr(inner, "weight_blocks", None)  # the weight column alone, for sampling
         itemsize = torch.finfo(self.dtype).bits // 8
         self.decoded_bytes = self.n_rows * self.n_features * itemsize
         self.caching = 0 < self.decoded_bytes <= cache_bytes
@@ -46,6 +47,10 @@ class FirstPassSource:
     @property
     def decodes(self) -> bool:
         return self._cache is None and getattr(self.inner, "decodes", False)
+
+    def read_in(self, rows: int) -> None:
+        if hasattr(self.inner, "read_in"):
+            self.inner.read_in(rows)
 
     def chunks(self) -> Iterator[Chunk]:
         if self._cache is not None:

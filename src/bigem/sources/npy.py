@@ -21,8 +21,13 @@ class NpySource:
     """Rows of a 2-D numeric ``.npy`` file, read chunk by chunk, never all at once."""
 
     weight = None
+    weighted = False
+    weight_blocks = None
     feature_names = None
     decodes = True  # positioned reads and a dtype conversion per chunk: CPU work for the engine to overlap
+
+    def read_in(self, rows: int) -> None:
+        self.chunk_rows = max(1, int(rows))
 
     def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
         self.path = os.fspath(path)

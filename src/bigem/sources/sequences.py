@@ -77,7 +77,7 @@ class SequenceBatches:
     @property
     def decodes(self) -> bool:
         """Whether the rows come from files being decoded (see the local engine)."""
-        return getattr(self.rows, "decodes", False)
+        return self.rows.decodes
 
     def chunks(self) -> Iterator[SequenceChunk]:
         pieces: list[Tensor] = []

@@ -272,6 +272,9 @@ class TableSource:
 
     decodes = True  # decoding a batch costs about what the E-step on it does: the engine overlaps them
 
+    def read_in(self, rows: int) -> None:
+        self.chunk_rows = max(1, int(rows))
+
     def __init__(
         self,
         files: list[str],

@@ -108,3 +108,26 @@ def check_weight_not_a_feature(weight_column: str | None, columns: list[str] | N
             f"sample_weight={weight_column!r} is also in columns=; a column is either a feature or the row "
             "weights: leave it out of columns="
         )
+
+
+class CheckedSource:
+    """A source whose chunks must pass ``check(chunk)`` (a family's rules, such as
+    non-negative integer counts), checked as they are read: the first complete pass
+    validates, later passes only read. Everything else is the inner source's."""
+
+    def __init__(self, inner, check) -> None:
+        self.inner, self.check = inner, check
+        self.checked = False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def chunks(self):
+        for chunk in self.inner.chunks():
+            if not self.checked:
+                self.check(chunk)
+            yield chunk
+        self.checked = True
+
+    def take(self, rows):
+        return self.inner.take(rows)

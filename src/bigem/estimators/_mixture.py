@@ -1,0 +1,627 @@
+"""What every mixture estimator shares: execution (engine choice, exact and online EM,
+checkpoints, partial_fit), streamed and lazy inference, file outputs, persistence.
+
+A family's façade (``GaussianMixture``, ...) adds its hyper-parameters, its docstring,
+its model (:meth:`_BaseMixture._model`), its initialiser and its fitted attributes;
+everything else is here, written once over ``models.mixture.MixtureModel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._core.errors import DataError, ParameterError, not_fitted_error
+from .._core.protocols import Task
+from .._core.types import Source
+from ..em.driver import Checkpoint, EMResult, IterationInfo, fit_em
+from ..em.online import OnlineState, minibatches, online_step, run_online
+from ..em.init import sample_rows
+from ..engines import LocalEngine
+from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals
+from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
+from ..sources.dask import is_dask_collection
+from ..sources.sinks import Sink, check_output_path
+from . import _params
+from ._base import EstimatorBase
+from ._progress import Progress
+
+OUTPUTS = ("label", "proba", "log_density")
+
+# The execution parameters every mixture takes, with their constraints (the façade
+# adds its family's); their documentation is MIXTURE_DOC.
+EXECUTION = dict(
+    tol=_params.Float(0.0),
+    max_iter=_params.Int(0),
+    n_init=_params.Int(1),
+    random_state=_params.Seed(),
+    warm_start=_params.Flag(),
+    verbose=_params.Int(0),
+    verbose_interval=_params.Int(1),
+    device=_params.Device(),
+    dtype=_params.Dtype(),
+    chunk_size=_params.Optional(_params.Int(1)),
+    memory_budget=_params.Memory(),
+    cache_budget=_params.Memory(allow_zero=True),
+    algorithm=_params.Choice(("em", "online")),
+    batch_size=_params.Int(1),
+    learning_decay=_params.Float(0.5, closed=False, high=1.0),
+    learning_offset=_params.Float(0.0),
+    engine=_params.Choice(("auto", "local", "dask")),
+    client=_params.Client(),
+)
+
+MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
+        Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current solution (and use ``n_init=1``).
+    verbose : int, default=0
+        1 prints each initialisation's result, 2 also every ``verbose_interval`` iterations.
+    verbose_interval : int, default=10
+        Iterations between progress lines when ``verbose >= 2``.
+    device : str or torch.device, default='cpu'
+        Where the arithmetic runs ('cpu', 'cuda', 'cuda:1', ...).
+    dtype : {'float32', 'float64'} or torch dtype, default='float32'
+        Precision of the per-chunk arithmetic. Statistics and parameters are always
+        accumulated and stored in float64.
+    chunk_size : int, default=None
+        Rows per chunk; by default derived from ``memory_budget``.
+    memory_budget : int or str, default='256MB'
+        Memory for chunks in flight (bytes, or a string such as '1GB'): for files, the
+        chunk computing, the four decoded ahead of it and the reader's batch.
+    cache_budget : int or str, default='1GB'
+        Streamed data (files, Source objects) whose decoded size fits is kept in memory
+        after the first pass, so later iterations read no file. 0 turns caching off.
+    algorithm : {'em', 'online'}, default='em'
+        'em': exact EM, one M-step per pass over all rows (scikit-learn's answer).
+        'online': stepwise EM (Cappé & Moulines 2009), one M-step per mini-batch of
+        ``batch_size`` rows over a running average of the statistics; ``max_iter`` then
+        counts passes. Prefer it when only one or a few passes are affordable.
+    batch_size : int, default=10000
+        Rows per mini-batch of online EM and of :meth:`partial_fit`.
+    learning_decay : float in (0.5, 1], default=0.7
+        kappa in the online step size (t + learning_offset) ** -kappa.
+    learning_offset : float, default=10.0
+        t0 in the online step size: larger values damp the first steps.
+    engine : {'auto', 'local', 'dask'}, default='auto'
+        'local': this process; 'dask': a Dask cluster (a map over partitions and a tree
+        reduction of the statistics; same answer as 'local' to rounding); 'auto': 'dask'
+        for a Dask collection, else 'local'.
+    client : distributed.Client, str or None, default=None
+        The cluster for ``engine='dask'``: a client, or a scheduler address such as
+        'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
+"""
+
+
+class _BaseMixture(EstimatorBase, ABC):
+    """A mixture estimator: scikit-learn's API over a :class:`MixtureModel`.
+
+    Subclasses define ``_constraints`` (their parameters and :data:`EXECUTION`),
+    ``_fitted_arrays`` (the attributes a model file holds), and the hooks below.
+    """
+
+    _fitted_arrays: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ family hooks
+    @abstractmethod
+    def _model(self, s) -> MixtureModel:
+        """The family's model for the validated settings."""
+
+    @abstractmethod
+    def _initialise(self, model: MixtureModel, engine, source: Source, s, generator: torch.Generator) -> MixtureParams:
+        """Initial parameters from the data (and whatever the user gave)."""
+
+    @abstractmethod
+    def _publish(self, params: MixtureParams) -> None:
+        """The fitted parameters as public attributes (weights_, means_, ...)."""
+
+    @abstractmethod
+    def _from_attributes(self, s) -> MixtureParams:
+        """Parameters from the public attributes (a loaded model file), validated."""
+
+    # ------------------------------------------------------------------ set-up
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, **kw) -> Source:
+        return open_source(
+            X,
+            dtype=s.dtype,
+            device=s.device,
+            memory_budget=s.memory_budget,
+            chunk_size=s.chunk_size,
+            sample_weight=sample_weight,
+            min_rows=min_rows,
+            **{"cache_bytes": s.cache_budget, **kw},
+        )
+
+    @staticmethod
+    def _wants_dask(X, s) -> bool:
+        return s.engine == "dask" or (s.engine == "auto" and is_dask_collection(X))
+
+    @contextlib.contextmanager
+    def _execution(self, X, s, sample_weight=None, columns=None, **open_kw):
+        """(engine, source) for X: this process, or a Dask cluster for the block's duration."""
+        if not self._wants_dask(X, s):
+            if is_dask_collection(X):  # engine='local': bring the rows here
+                X = X.compute()
+            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, **open_kw)
+            return
+        from ..engines.dask import session
+        from ..sources.dask import open_dask_source
+
+        if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
+            import dask.array as da
+
+            X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
+        with session(s.client) as engine:
+            source = open_dask_source(
+                X,
+                client=engine.client,
+                dtype=s.dtype,
+                device=s.device,
+                memory_budget=s.memory_budget,
+                chunk_size=s.chunk_size,
+                columns=columns,
+                sample_weight=sample_weight,
+            )
+            yield engine, engine.persist(source)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        X,
+        y=None,
+        sample_weight=None,
+        *,
+        columns=None,
+        algorithm=None,
+        batch_size=None,
+        callback: Callable[[IterationInfo], None] | None = None,
+        checkpoint=None,
+        checkpoint_every: int = 10,
+    ):
+        """Estimate the parameters with EM (exact, or online with ``algorithm='online'``).
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features), tensor, DataFrame, path, glob, folder,
+            list of paths, :class:`bigem.Files`, or a Source object
+        y : ignored
+        sample_weight : array-like of shape (n_samples,) or str, default=None
+            Non-negative row weights; a row of weight 2 counts as two rows. A string
+            names a column of X (files or a DataFrame) that holds the weights: it is
+            read with the rows as they stream and is not a feature.
+        columns : list of str, default=None
+            Features by name (files and DataFrames); remembered in ``feature_names_in_``
+            and read again by predict, score, ... when they get a file.
+        algorithm, batch_size : default=None
+            Override the constructor's values for this fit only.
+        callback : callable, default=None
+            Called with an :class:`bigem.em.driver.IterationInfo` after every iteration
+            (online: after every pass).
+        checkpoint : str or path, default=None
+            Save the fit's state there every ``checkpoint_every`` iterations (atomically;
+            exact EM only). If the file exists, the fit resumes from it and reaches the
+            same result as an uninterrupted run; it is removed when the fit completes.
+        checkpoint_every : int, default=10
+            Iterations between checkpoints.
+
+        Returns
+        -------
+        self
+        """
+        s = self._settings()
+        owner = type(self).__name__
+        if algorithm is not None:
+            s = dataclasses.replace(s, algorithm=_params.check_choice(algorithm, "algorithm", owner, ("em", "online")))
+        if batch_size is not None:
+            s = dataclasses.replace(s, batch_size=_params.check_int(batch_size, "batch_size", owner, 1))
+        one_pass = s.algorithm == "online" and s.max_iter <= 1 and s.n_init == 1
+        if checkpoint is not None and s.algorithm != "em":
+            raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
+        open_kw = {"cache_bytes": 0} if one_pass else {}
+        with self._execution(X, s, sample_weight, columns, **open_kw) as (engine, source):
+            return self._fit(source, engine, s, callback, checkpoint, checkpoint_every)
+
+    def _fit(self, source: Source, engine, s, callback, checkpoint, checkpoint_every):
+        K, N, D = s.n_components, source.n_rows, source.n_features
+        if N < K:
+            raise DataError(
+                f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {N}: "
+                "pass more rows or lower n_components"
+            )
+        model = self._model(s)
+        warm = bool(s.warm_start) and hasattr(self, "converged_")
+        if warm and self.n_features_in_ != D:
+            raise DataError(
+                f"X has {D} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input "
+                "(warm_start continues from the previous fit); fit a new estimator for different data"
+            )
+        generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        online = s.algorithm == "online"
+        saver = None
+        if checkpoint is not None:
+            fingerprint = dict(kind=type(self).__name__, n_rows=N, n_features=D, **self._fingerprint())
+            every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
+            saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
+
+        def initialise(restart: int) -> MixtureParams:
+            started = time.perf_counter()
+            if warm:
+                params = self._params_
+            elif online:
+                params = self._online_initial(model, engine, source, s, generator)
+            else:
+                params = self._initialise(model, engine, source, s, generator)
+            if s.verbose:
+                print(f"Initialization {restart} ({time.perf_counter() - started:.2f}s)")
+            return params
+
+        with Progress(source, s.max_iter, s.verbose, online) as progress:
+            report = progress.callback(self._verbose_callback(s, callback))
+            if online:
+                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm)
+            else:
+                best, runs = fit_em(
+                    model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
+                    tol=s.tol, callback=report, checkpoint=saver,
+                )
+        self._set_fitted(best.params, source.n_features, source.feature_names)
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.lower_bound
+        self.lower_bounds_ = list(best.history)
+        self.history_ = [
+            {"log_likelihood": r.history, "seconds": r.seconds, "converged": r.converged, "n_iter": r.n_iter}
+            for r in runs
+        ]
+        return self
+
+    def _fit_online(self, model, engine, source, initialise, s, report, warm: bool):
+        """n_init online runs of up to max_iter passes; the best by its last pass's mean."""
+        runs = []
+        for restart in range(1 if warm else s.n_init):
+            state = OnlineState(initialise(restart))
+            with engine.sharing_cores(source):
+                result = run_online(
+                    model,
+                    lambda: minibatches(engine.stream(source), s.batch_size),
+                    state,
+                    decay=s.learning_decay,
+                    offset=s.learning_offset,
+                    max_passes=max(1, s.max_iter),
+                    tol=s.tol,
+                    restart=restart,
+                    callback=report,
+                )
+            runs.append((result, state))
+        best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
+        self.n_steps_ = self._online_.steps
+        return best, [r for r, _ in runs]
+
+    def _online_initial(self, model, engine, source: Source, s, generator) -> MixtureParams:
+        """Initial parameters for online EM from a row sample (3 batches), not the whole
+        data: an online fit may afford one pass only. ``engine`` draws a weighted sample
+        where the weights live (a Dask cluster's workers)."""
+        rows = sample_rows(source, max(3 * s.batch_size, 10 * s.n_components), generator, engine)
+        sample = TensorSource(rows, None, rows.shape[0])
+        return self._initialise(model, LocalEngine(), sample, s, generator)
+
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+        """Online EM on X: one step per ``batch_size`` rows, continuing from the last call.
+
+        The first call initialises from a sample of X (``init_params``), or continues
+        from a previous ``fit``. X streams as in fit, so it may be a file larger than
+        memory. ``n_steps_`` counts the mini-batches seen; ``lower_bound_`` is the mean
+        log-likelihood of this call's batches under the parameters each one met.
+        """
+        s = self._settings()
+        fitted = hasattr(self, "_params_")
+        if fitted:
+            self._check_features(X, columns)
+            if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
+                columns = list(self.feature_names_in_)
+        source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0)
+        model, engine = self._model(s), LocalEngine()
+        state = getattr(self, "_online_", None)
+        if fitted:
+            self._check_width(source)
+        if state is None and fitted:
+            state = OnlineState(self._params_.to(s.device))
+        elif state is None:
+            K = s.n_components
+            if source.n_rows < K:
+                raise DataError(
+                    f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}: "
+                    "the first partial_fit batch initialises the model; pass more rows"
+                )
+            generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+            state = OnlineState(self._online_initial(model, engine, source, s, generator))
+        total = weight = 0.0
+        with engine.sharing_cores(source):
+            for chunk in minibatches(engine.stream(source), s.batch_size):
+                ll, w = online_step(model, state, chunk, s.learning_decay, s.learning_offset)
+                if w > 0:
+                    total, weight = total + ll * w, weight + w
+        self._online_ = state
+        self._set_fitted(state.params, source.n_features, source.feature_names)
+        self.n_steps_ = state.steps
+        self.lower_bound_ = total / weight if weight else -math.inf
+        if not fitted:
+            self.converged_, self.n_iter_, self.lower_bounds_, self.history_ = False, 0, [], []
+        return self
+
+    def _verbose_callback(self, s, callback):
+        verbose, interval = s.verbose, s.verbose_interval
+        if not verbose:
+            return callback
+
+        def report(info: IterationInfo) -> None:
+            if verbose >= 2 and info.iteration % interval == 0:
+                print(f"  Iteration {info.iteration}\t time lapse {info.seconds:.5f}s\t ll change {info.change:.5f}")
+            if callback is not None:
+                callback(info)
+
+        return report
+
+    def _set_fitted(self, params: MixtureParams, n_features: int, feature_names: list[str] | None) -> None:
+        self._params_ = params.to("cpu")
+        self.n_features_in_ = n_features
+        if feature_names is not None:
+            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._publish(self._params_)
+
+    def fit_predict(self, X, y=None, sample_weight=None, *, columns=None):
+        """Fit, then return the most likely component of each row of X."""
+        return self.fit(X, y, sample_weight=sample_weight, columns=columns).predict(X, columns=columns)
+
+    # ------------------------------------------------------------------ inference
+    def _fitted(self) -> MixtureParams:
+        if not hasattr(self, "_params_"):
+            raise not_fitted_error(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+        return self._params_
+
+    def _inference_source(self, X, columns=None, keep=None, sample_weight=None):
+        """X opened for inference: a file reads the fitted feature names unless told."""
+        self._fitted()
+        s = self._settings()
+        self._check_features(X, columns)
+        if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        self._check_width(source)
+        return source, s
+
+    def _check_width(self, source: Source) -> None:
+        if source.n_features != self.n_features_in_:
+            raise DataError(
+                f"X has {source.n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    def _log_joint_blocks(self, source: Source, s):
+        """(chunk, (n, K) float64 log w_k + log p_k(x)) over the source, in row order."""
+        model = self._model(s)
+        params = self._fitted().to(s.device)
+        for chunk in LocalEngine().stream(source):
+            yield chunk, model.log_joint(params, chunk.x).double()
+
+    def _log_joint_chunks(self, X, columns=None):
+        """(n, K) float64 log-joints of X's rows in order, a chunk at a time (Dask input
+        takes :meth:`_lazy` instead)."""
+        source, s = self._inference_source(X, columns)
+        for _, block in self._log_joint_blocks(source, s):
+            yield block
+
+    def write_predictions(self, X, out, *, outputs=("label",), id_column=None, columns=None) -> str:
+        """Stream per-row outputs of X to a .parquet, .csv or .npy file; returns its path.
+
+        ``outputs``: any of 'label' (most likely component), 'proba' (one column per
+        component: proba_0, ...), 'log_density' (log p(x)). ``id_column``: a column of
+        X's file or DataFrame copied to the output first, to join results back. Rows are
+        computed and written chunk by chunk: memory stays bounded whatever the size of X.
+        The file appears only when complete; on any error nothing is left behind.
+        """
+        outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        unknown = [o for o in outputs if o not in OUTPUTS]
+        if not outputs or unknown:
+            raise ParameterError(f"outputs must be one or more of {list(OUTPUTS)}; got {list(outputs)}")
+        path = check_output_path(out, input_files(X))
+        keep = None if id_column is None else [str(id_column)]
+        source, s = self._inference_source(X, columns, keep)
+        with Sink(path, source.n_rows) as sink:
+            for chunk, block in self._log_joint_blocks(source, s):
+                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+                cols.update(per_row(block, outputs))
+                sink.write(cols)
+            return sink.commit()
+
+    def _check_features(self, X, columns=None) -> None:
+        """scikit-learn's feature-name consistency rules between fit and predict."""
+        if is_file_input(X) or is_source(X):
+            return  # files are read by the fitted names (or the columns= given): nothing to compare
+        names = feature_names_of(X) if columns is None else [str(c) for c in columns]
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None and names is not None:
+            warnings.warn(
+                f"X has feature names, but {type(self).__name__} was fitted without feature names", UserWarning
+            )
+        elif fitted is not None and names is None:
+            warnings.warn(
+                f"X does not have valid feature names, but {type(self).__name__} was fitted with feature names",
+                UserWarning,
+            )
+        elif fitted is not None and list(fitted) != names:
+            raise DataError(
+                "The feature names should match those that were passed during fit.\n"
+                f"Fitted with: {list(fitted)}\nGot: {names}"
+            )
+
+    def _lazy(self, X, what: str, columns=None, sample_weight=None):
+        """Dask input: a lazy dask array, computed partition by partition where X lives;
+        for "totals", one row of :class:`ScoreTotals` fields per partition."""
+        from ..sources.dask import rows_with_weights
+
+        params = self._fitted()
+        s = self._settings()
+        self._check_features(X, columns)
+        X, weighted = rows_with_weights(X, columns, sample_weight)
+        if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
+            raise DataError(
+                f"X has {X.shape[1] - weighted if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        fn = partial(_predict_block, self._model(s), params, what, s.device, weighted)
+        if what == "totals":
+            return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (3,)))
+        if what == "proba":
+            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (self.n_components,)))
+        return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
+
+    def _score_totals(self, X, columns=None, sample_weight=None) -> ScoreTotals:
+        """:class:`ScoreTotals` of X in one streamed pass, in the memory of a chunk whatever
+        the data's size; Dask input is reduced where it lives."""
+        if is_dask_collection(X):
+            totals = ScoreTotals(*(float(v) for v in self._lazy(X, "totals", columns, sample_weight).sum(0).compute()))
+        else:
+            source, s = self._inference_source(X, columns, sample_weight=sample_weight)
+            task = Task(self._model(s), "score_totals", (self._fitted().to(s.device),))
+            totals = LocalEngine().reduce(task, source)
+        if not totals.weight > 0:
+            raise DataError("sample_weight sums to zero over X: give at least one row a positive weight")
+        return totals
+
+    def score_samples(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Log-density log p(x) of each row, shape (n_samples,); with ``out``, written to
+        that file instead (see :meth:`write_predictions`) and its path returned. A lazy
+        dask array for Dask input."""
+        return self._per_row(X, "log_density", columns, out, id_column)
+
+    def score(self, X, y=None, *, columns=None) -> float:
+        """Mean log-likelihood per row (higher is better, as in scikit-learn), streamed:
+        files of any size are scored in the memory of a chunk."""
+        totals = self._score_totals(X, columns)
+        return totals.loglik / totals.weight
+
+    def predict_proba(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Posterior probability of each component for each row, shape (n_samples, K);
+        with ``out``, written to that file instead and its path returned. A lazy dask
+        array for Dask input."""
+        return self._per_row(X, "proba", columns, out, id_column)
+
+    def predict(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
+        """Most likely component of each row, shape (n_samples,); with ``out``, written to
+        that file instead and its path returned. A lazy dask array for Dask input."""
+        return self._per_row(X, "label", columns, out, id_column)
+
+    def _per_row(self, X, what: str, columns, out, id_column):
+        if is_dask_collection(X) and out is None:
+            return self._lazy(X, what, columns)
+        if out is not None:
+            return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
+        return np.concatenate([per_row(block, (what,))[what] for block in self._log_joint_chunks(X, columns)])
+
+    def sample(self, n_samples=1):
+        """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
+        params = self._fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ParameterError(
+                f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
+            )
+        s = self._settings()
+        generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        x, labels = self._model(s).sample(params, int(n_samples), generator)
+        return x.cpu().numpy(), labels.cpu().numpy()
+
+    def _n_parameters(self) -> int:
+        self._fitted()
+        return self._model(self._settings()).n_free_parameters(self.n_features_in_)
+
+    def bic(self, X, *, columns=None) -> float:
+        """Bayesian information criterion on X (lower is better); streamed like :meth:`score`."""
+        totals = self._score_totals(X, columns)
+        return -2 * totals.loglik + self._n_parameters() * math.log(totals.weight)
+
+    def aic(self, X, *, columns=None) -> float:
+        """Akaike information criterion on X (lower is better); streamed like :meth:`score`."""
+        return -2 * self._score_totals(X, columns).loglik + 2 * self._n_parameters()
+
+    # ------------------------------------------------------------------ persistence
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted scalars a model file keeps beside the arrays."""
+        return {
+            "converged_": bool(self.converged_),
+            "n_iter_": int(self.n_iter_),
+            "lower_bound_": float(self.lower_bound_),
+            "n_features_in_": int(self.n_features_in_),
+            "lower_bounds_": [float(v) for v in self.lower_bounds_],
+            "history_": [
+                {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r["seconds"]],
+                 "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+                for r in getattr(self, "history_", [])
+            ],
+            **({"feature_names_in_": [str(n) for n in self.feature_names_in_]} if hasattr(self, "feature_names_in_") else {}),
+        }
+
+    def _restore(self, state: dict) -> None:
+        """The fitted state of a model file, once its arrays are set as attributes."""
+        params = self._from_attributes(self._settings())
+        self._set_fitted(params, int(state["n_features_in_"]), state.get("feature_names_in_"))
+        self.converged_ = bool(state["converged_"])
+        self.n_iter_ = int(state["n_iter_"])
+        self.lower_bound_ = float(state["lower_bound_"])
+        self.lower_bounds_ = [float(v) for v in state.get("lower_bounds_", [])]
+        self.history_ = [
+            {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r.get("seconds", [])],
+             "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+            for r in state.get("history_", [])
+        ]
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically)."""
+        from .persistence import save
+
+        self._fitted()
+        save(self, path)
+
+
+def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
+    """Per-row outputs from (n, K) float64 log-joints: 'label', 'proba', 'log_density'."""
+    norm = torch.logsumexp(log_joint, 1)
+    out = {}
+    if "label" in outputs:
+        out["label"] = log_joint.argmax(1).cpu().numpy()
+    if "proba" in outputs:
+        out["proba"] = torch.exp(log_joint - norm[:, None]).cpu().numpy()
+    if "log_density" in outputs:
+        out["log_density"] = norm.cpu().numpy()
+    return out
+
+
+def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, block) -> np.ndarray:
+    """One partition's labels, probabilities or log-densities, or its score totals (the
+    weights, when ``weighted``, in its last column); runs on a Dask worker."""
+    from .._core.types import Chunk
+    from ..sources.dask import partition_rows
+
+    x, w = partition_rows(block, weighted, device, model.dtype)
+    if what == "totals":
+        t = model.score_totals(params, Chunk(x, w, 0))
+        return np.array([[t.loglik, t.hard, t.weight]])
+    return per_row(model.log_joint(params, x).double(), (what,))[what]

@@ -1,0 +1,141 @@
+"""The component protocol: what a mixture's components and an HMM's emissions share.
+
+A component is K distributions of one family (Gaussian, categorical, Poisson, ...)
+with parameters P and additive statistics CS. The mixture (``mixture.MixtureModel``)
+and the hidden Markov model (``hmm.HMMModel``) are written once over this protocol:
+the mixture adds weights, responsibilities and re-seeding, the HMM adds transitions.
+So a new family is one module with one component class, and both get it.
+
+The E-step is organised in blocks of rows so that the scratch of one block stays in
+cache: ``prepare`` once per chunk, then per block ``block`` (the rows as the kernels
+read them), ``log_joint`` (component-major (K, n) log-densities plus log weights)
+and the accumulator's ``add`` (responsibility-weighted sums). :func:`log_prob` and
+:func:`statistics` run the same kernels over all rows, for callers that need every
+row's log-density before any responsibility (the HMM's forward-backward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol, TypeVar
+
+import torch
+from torch import Tensor
+
+P = TypeVar("P")
+CS = TypeVar("CS")
+
+
+class Prepared(Protocol):
+    """A component's parameters cast for its kernels (once per chunk)."""
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The kernels' arithmetic dtype."""
+        ...
+
+    @property
+    def n_components(self) -> int: ...
+
+
+class Accumulator(Protocol[CS]):
+    """A chunk's running sums: ``add`` one block, ``result`` the component statistics."""
+
+    def add(self, block: Any, rw: Tensor, w: Tensor | None) -> None:
+        """rw (K, n): each row's responsibility times its weight; w (n,): the rows'
+        weights (sum_k rw_nk), None when all are one."""
+        ...
+
+    def result(self) -> CS: ...
+
+
+class ComponentStats(Protocol):
+    """Additive statistics of a component (see ``_core.stats``), plus ``n_k`` (K,), the
+    responsibility mass of each component, and ``rebase``: the same statistics
+    re-expressed the way ``like`` is (about its reference point, if moments have one)."""
+
+    n_k: Tensor
+
+    def rebase(self, like: Any) -> Any: ...
+
+
+class Component(Protocol[P, CS]):
+    """K distributions of one family: kernels, M-step, sampling, parameter maps."""
+
+    letters: str  # the parameter groups its M-step updates (hmmlearn's ``params`` letters)
+    advice: str  # what a user can change when its arithmetic fails
+    failure: str  # what it means for the fit when every component is invalid
+
+    def prepare(self, params: P, device: torch.device) -> Prepared:
+        """The parameters cast for the kernels, once per chunk."""
+        ...
+
+    def block_rows(self, K: int, D: int, device: torch.device) -> int: ...
+
+    def block(self, prepared: Prepared, x: Tensor) -> Any: ...
+
+    def log_joint(self, prepared: Prepared, block: Any, log_w: Tensor) -> Tensor:
+        """log w_k + log p_k(x) for a block: (K, n)."""
+        ...
+
+    def accumulator(self, prepared: Prepared) -> Accumulator[CS]: ...
+
+    def at(self, centres: Tensor) -> P:
+        """Components located at ``centres`` (K, D), of unit spread: the reference point
+        of initial passes."""
+        ...
+
+    def nearest(self, prepared: Prepared, block: Any) -> tuple[Tensor, Tensor]:
+        """Each row's nearest component (n,) and a score (n,), higher for rows it explains
+        better: the hard assignments of initialisation from centres."""
+        ...
+
+    def m_step(self, stats: CS, old: P, update: str) -> tuple[P, Tensor]:
+        """New parameters for the letters in ``update`` (the rest kept from ``old``), and
+        a (K,) mask of the components whose parameters are valid."""
+        ...
+
+    def reseed(self, params: P, dead: list[int], rows: Tensor, weights: Tensor) -> P:
+        """Dead components moved onto ``rows`` (one each, the worst-explained first)."""
+        ...
+
+    def decrease_tolerance(self, params: P, weights: Tensor, value: float) -> float: ...
+
+    def sample(self, params: P, labels: Tensor, generator: torch.Generator) -> Tensor: ...
+
+    def n_free_parameters(self, K: int, D: int) -> int: ...
+
+    def to_tensors(self, params: P) -> dict[str, Tensor]: ...
+
+    def from_tensors(self, tensors: Mapping[str, Tensor]) -> P: ...
+
+    def flatten(self, params: P) -> Tensor: ...
+
+    def unflatten(self, vector: Tensor, like: P) -> P: ...
+
+
+def blocks(n: int, step: int) -> Iterator[slice]:
+    for s in range(0, n, step):
+        yield slice(s, min(s + step, n))
+
+
+def log_prob(component: Component, params: Any, x: Tensor) -> Tensor:
+    """log p_k(x) of every row and component: (n, K), row-major, in the kernels' dtype."""
+    prep = component.prepare(params, x.device)
+    K = prep.n_components
+    zeros = torch.zeros(K, dtype=prep.dtype, device=x.device)
+    out = torch.empty(x.shape[0], K, dtype=prep.dtype, device=x.device)
+    for rows in blocks(x.shape[0], component.block_rows(K, x.shape[1], x.device)):
+        out[rows] = component.log_joint(prep, component.block(prep, x[rows]), zeros).T
+    return out
+
+
+def statistics(component: Component, params: Any, x: Tensor, resp: Tensor, w: Tensor | None = None) -> Any:
+    """The component statistics of rows x with responsibilities resp (n, K) (already
+    weighted) and row weights w (n,) (None: all ones)."""
+    prep = component.prepare(params, x.device)
+    acc = component.accumulator(prep)
+    for rows in blocks(x.shape[0], component.block_rows(prep.n_components, x.shape[1], x.device)):
+        blk = component.block(prep, x[rows])
+        acc.add(blk, resp[rows].T.to(prep.dtype), None if w is None else w[rows].to(prep.dtype))
+    return acc.result()

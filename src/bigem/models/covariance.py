@@ -1,0 +1,438 @@
+"""Covariance structures: everything that depends on how a Gaussian's covariance is
+constrained, in one object per structure.
+
+A structure knows its parameter layout and free-parameter count, how it is
+regularised, factored (precision Cholesky factors, log-determinants), estimated from
+the scatter statistics (maximum likelihood, or MAP under hmmlearn's conjugate
+prior), sampled, checked when a user gives it, and mapped to an unconstrained vector.
+
+Two things are kept apart on purpose:
+
+* ``kernel``: the E-step layout that computes log-densities and moments ('full':
+  one precision factor per component, moments (K, D, D); 'tied': one shared factor,
+  the total scatter (D, D); 'diag': per-component diagonal precisions, moments (K, D));
+* the M-step, which turns those moments into covariances of this structure.
+
+So a constrained structure (mclust's EEV, VEI, ...) is a small entry that reuses a
+kernel and brings its own M-step. Layouts: full (K, D, D), tied (D, D), diag (K, D),
+spherical (K,); precision factors have the same shape (upper-triangular U with
+U U^T = Sigma^-1, scikit-learn's ``precisions_cholesky_``; 1/sqrt(variance) for diag
+and spherical).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .._core.errors import NumericalError, ParameterError
+
+
+def _eye(D: int, like: Tensor) -> Tensor:
+    return torch.eye(D, dtype=like.dtype, device=like.device)
+
+
+def cholesky_or_raise(mat: Tensor, what: str, advice: str) -> Tensor:
+    """Lower Cholesky factors of a batch of SPD matrices (..., D, D); names the failing one."""
+    chol, info = torch.linalg.cholesky_ex(mat)
+    if bool((info != 0).any()):
+        bad = int(torch.nonzero(info.reshape(-1))[0])
+        raise NumericalError(f"{what} {bad} is not symmetric positive definite; {advice}")
+    return chol
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """A conjugate prior on the means and covariances (hmmlearn's parametrisation).
+
+    means: Normal(means_prior, Sigma / means_weight); covariances: inverse-Wishart (full,
+    tied) or inverse-gamma (diag, spherical) with scale ``covars_prior`` (added to every
+    entry, as hmmlearn does) and ``covars_weight``. Zero weights and scale: no prior.
+    """
+
+    means_prior: Tensor | float = 0.0
+    means_weight: Tensor | float = 0.0
+    covars_prior: Tensor | float = 0.0
+    covars_weight: Tensor | float = 0.0
+
+    def tensors(self, device) -> tuple[Tensor, Tensor, Tensor]:
+        f64 = dict(dtype=torch.float64, device=device)
+        return (torch.as_tensor(self.means_prior, **f64), torch.as_tensor(self.means_weight, **f64),
+                torch.as_tensor(self.covars_prior, **f64))
+
+    @property
+    def active(self) -> bool:
+        nonzero = lambda v: bool(torch.any(torch.as_tensor(v) != 0))  # noqa: E731
+        return nonzero(self.covars_prior) or nonzero(self.means_weight)
+
+
+class Structure(ABC):
+    """Base of the covariance structures; each subclass is one row of the table."""
+
+    name: str = ""
+    kernel: str = ""  # 'full' | 'tied' | 'diag': the E-step layout (see the module docstring)
+    what: str = "covariance of component"  # how messages name one of its matrices
+
+    # ---------------------------------------------------------------- layout
+    @abstractmethod
+    def shape(self, K: int, D: int) -> tuple[int, ...]:
+        """The layout of K components' covariances in D dimensions."""
+
+    @abstractmethod
+    def n_parameters(self, K: int, D: int) -> int:
+        """Free scalars of the covariances (scikit-learn's and mclust's count)."""
+
+    @abstractmethod
+    def dense(self, cov: Tensor, K: int, D: int) -> Tensor:
+        """(K, D, D) matrices, whatever the layout."""
+
+    @abstractmethod
+    def from_dense(self, full: Tensor) -> Tensor:
+        """This layout from (K, D, D) matrices (their mean, diagonal, ... as it constrains)."""
+
+    # ---------------------------------------------------------------- factors
+    def regularize(self, cov: Tensor, reg: float) -> Tensor:
+        """Add ``reg`` to every variance (one meaning, every structure)."""
+        return cov + reg
+
+    def precision_cholesky(self, cov: Tensor, advice: str) -> Tensor:
+        """Upper U with U U^T = Sigma^-1 (1/sqrt(variance) here); NumericalError naming the
+        first component without one, ending with ``advice``."""
+        bad = ~(cov > 0) | ~torch.isfinite(cov)
+        if bool(bad.any()):
+            k = int(torch.nonzero(bad.reshape(cov.shape[0], -1).any(1))[0]) if cov.ndim else 0
+            raise NumericalError(f"variance of component {k} is not positive; {advice}")
+        return torch.rsqrt(cov)
+
+    def covariance(self, prec_chol: Tensor) -> Tensor:
+        """Inverse of :meth:`precision_cholesky`."""
+        return 1.0 / prec_chol.square()
+
+    @abstractmethod
+    def log_det_precision(self, prec_chol: Tensor, D: int) -> Tensor:
+        """log det U: (K,), or a scalar for one shared matrix."""
+
+    def positive_definite(self, cov: Tensor, K: int) -> Tensor:
+        """(K,) whether each component's covariance can be factored."""
+        ok = (cov > 0) & torch.isfinite(cov)
+        return ok.all(-1) if ok.ndim > 1 else ok
+
+    def repair(self, cov: Tensor, reg: float) -> Tensor:
+        """Undo rounding that left a covariance slightly indefinite (only when factoring fails)."""
+        return cov
+
+    # ---------------------------------------------------------------- M-step
+    def scatter(self, n_k: Tensor, sum_x: Tensor, sum_xx: Tensor, d: Tensor, shift_c: Tensor) -> Tensor:
+        """Scatter about the new means, in the kernel's moment layout, from moments about
+        the shift: n_k (K,), sum_x (K, D) about the shift, sum_xx (kernel layout; tied:
+        the total scatter about the centre), d (K, D) new means minus shift, shift_c (K, D)
+        shift minus centre. Exact algebra, float64."""
+        s2 = sum_xx - 2.0 * d * sum_x + n_k[:, None] * d.square()
+        return s2.clamp_(min=0)
+
+    @abstractmethod
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+        """Maximum-likelihood covariances from the scatter, plus ``reg``."""
+
+    @abstractmethod
+    def map_estimate(self, n_k: Tensor, scatter: Tensor, diff: Tensor, prior: Prior, old: Tensor | None, reg: float) -> Tensor:
+        """MAP covariances under ``prior`` (hmmlearn's update), plus ``reg``; components with
+        nothing to estimate from keep ``old``. diff (K, D): new means minus means_prior."""
+
+    # ---------------------------------------------------------------- user input
+    def check_shape(self, value: Tensor, K: int, D: int, name: str) -> None:
+        if tuple(value.shape) != self.shape(K, D):
+            raise ParameterError(
+                f"The parameter '{name}' should have the shape of {self.shape(K, D)}, but got {tuple(value.shape)}"
+            )
+
+    def from_precisions(self, precisions: Tensor, K: int, D: int) -> Tensor:
+        """Covariances from user-given precisions (scikit-learn's ``precisions_init``
+        layout, finite float64), with scikit-learn's messages."""
+        name = f"{self.name} precision"
+        self.check_shape(precisions, K, D, name)
+        if bool((precisions <= 0).any()):
+            raise ParameterError(f"'{name}' should be positive")
+        return 1.0 / precisions
+
+    def check_covariances(self, cov: Tensor, K: int, D: int, name: str) -> Tensor:
+        """User-given covariances (finite float64): the layout, symmetric and positive
+        (positive definiteness is checked where they are factored)."""
+        self.check_shape(cov, K, D, name)
+        if bool((cov <= 0).any()):
+            raise ParameterError(f"{name} must be positive")
+        return cov
+
+    # ---------------------------------------------------------------- sampling
+    @abstractmethod
+    def draw(self, cov: Tensor, labels: Tensor, z: Tensor) -> Tensor:
+        """Noise with the covariance of each row's component: z (n, D) standard normal."""
+
+    # ---------------------------------------------------------------- unconstrained
+    def flatten(self, cov: Tensor) -> Tensor:
+        """Covariances as an unconstrained vector (log variances, log-diagonal Cholesky)."""
+        return torch.log(cov).reshape(-1)
+
+    def unflatten(self, vector: Tensor, K: int, D: int) -> Tensor:
+        return torch.exp(vector).reshape(self.shape(K, D))
+
+    def flat_size(self, K: int, D: int) -> int:
+        return self.n_parameters(K, D)
+
+
+class _Matrix(Structure):
+    """Shared by the structures with whole matrices (full: per component; tied: one)."""
+
+    def regularize(self, cov: Tensor, reg: float) -> Tensor:
+        return cov + reg * _eye(cov.shape[-1], cov)
+
+    def _batch(self, cov: Tensor) -> Tensor:
+        return cov
+
+    def precision_cholesky(self, cov: Tensor, advice: str) -> Tensor:
+        batch = self._batch(cov)
+        chol = cholesky_or_raise(batch, self.what, advice)
+        eye = _eye(cov.shape[-1], cov).expand_as(chol)
+        prec_chol = torch.linalg.solve_triangular(chol, eye, upper=False).transpose(-1, -2)
+        return prec_chol.reshape(cov.shape)
+
+    def covariance(self, prec_chol: Tensor) -> Tensor:
+        eye = _eye(prec_chol.shape[-1], prec_chol)
+        u_inv = torch.linalg.solve_triangular(prec_chol, eye.expand_as(prec_chol), upper=True)
+        return u_inv.transpose(-1, -2) @ u_inv
+
+    def log_det_precision(self, prec_chol: Tensor, D: int) -> Tensor:
+        return torch.log(torch.diagonal(prec_chol, dim1=-2, dim2=-1)).sum(-1)
+
+    def repair(self, cov: Tensor, reg: float) -> Tensor:
+        """Clip the eigenvalues of the unregularised part at 0, then regularise again: a
+        scatter matrix is PSD, but rounding in its accumulation can leave an eigenvalue
+        slightly negative, which no reg may cover."""
+        eye = _eye(cov.shape[-1], cov)
+        eig, vec = torch.linalg.eigh(cov - reg * eye)
+        clipped = (vec * eig.clamp(min=0).unsqueeze(-2)) @ vec.transpose(-1, -2)
+        return 0.5 * (clipped + clipped.transpose(-1, -2)) + reg * eye
+
+    def from_precisions(self, precisions: Tensor, K: int, D: int) -> Tensor:
+        name = f"{self.name} precision"
+        self.check_shape(precisions, K, D, name)
+        if not torch.allclose(precisions, precisions.transpose(-1, -2), rtol=1e-8, atol=1e-12):
+            raise ParameterError(f"'{name}' should be symmetric, positive-definite")
+        lower, info = torch.linalg.cholesky_ex(self._batch(precisions))
+        if bool((info != 0).any()):
+            raise ParameterError(
+                f"'{name}' should be symmetric, positive-definite: a precisions_init matrix has a non-positive eigenvalue"
+            )
+        eye = _eye(precisions.shape[-1], precisions).expand_as(lower)
+        l_inv = torch.linalg.solve_triangular(lower, eye, upper=False)
+        return (l_inv.transpose(-1, -2) @ l_inv).reshape(precisions.shape)
+
+    def check_covariances(self, cov: Tensor, K: int, D: int, name: str) -> Tensor:
+        self.check_shape(cov, K, D, name)
+        if not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-8, atol=1e-12):
+            raise ParameterError(f"{name} must be symmetric, positive-definite matrices")
+        return cov
+
+    def flatten(self, cov: Tensor) -> Tensor:
+        chol = torch.linalg.cholesky(self._batch(cov))
+        D = cov.shape[-1]
+        rows, cols = torch.tril_indices(D, D, -1, device=cov.device)
+        diag = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1))
+        return torch.cat([diag, chol[:, rows, cols]], 1).reshape(-1)
+
+    def unflatten(self, vector: Tensor, K: int, D: int) -> Tensor:
+        per = D * (D + 1) // 2
+        v = vector.reshape(-1, per)
+        chol = torch.zeros(v.shape[0], D, D, dtype=vector.dtype, device=vector.device)
+        rows, cols = torch.tril_indices(D, D, -1, device=vector.device)
+        chol[:, rows, cols] = v[:, D:]
+        chol.diagonal(dim1=-2, dim2=-1).copy_(torch.exp(v[:, :D]))
+        return (chol @ chol.transpose(-1, -2)).reshape(self.shape(K, D))
+
+
+class Full(_Matrix):
+    name, kernel = "full", "full"
+
+    def shape(self, K: int, D: int) -> tuple[int, ...]:
+        return (K, D, D)
+
+    def n_parameters(self, K: int, D: int) -> int:
+        return K * D * (D + 1) // 2
+
+    def dense(self, cov: Tensor, K: int, D: int) -> Tensor:
+        return cov
+
+    def from_dense(self, full: Tensor) -> Tensor:
+        return full
+
+    def positive_definite(self, cov: Tensor, K: int) -> Tensor:
+        return torch.linalg.cholesky_ex(cov)[1] == 0
+
+    def scatter(self, n_k, sum_x, sum_xx, d, shift_c):
+        outer = d[:, :, None] * sum_x[:, None, :]
+        return sum_xx - outer - outer.transpose(1, 2) + n_k[:, None, None] * d[:, :, None] * d[:, None, :]
+
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+        cov = scatter / n_k[:, None, None]
+        cov = 0.5 * (cov + cov.transpose(1, 2))  # the float32 block products are not exactly symmetric
+        return self.regularize(cov, reg)
+
+    def map_estimate(self, n_k, scatter, diff, prior, old, reg):
+        mp, mw, cp = prior.tensors(n_k.device)
+        D = scatter.shape[-1]
+        mw = mw.reshape(-1, 1, 1) if mw.ndim else mw
+        c_n = mw * diff[:, :, None] * diff[:, None, :] + scatter
+        denom = max(float(prior.covars_weight) - D, 0.0) + n_k[:, None, None]
+        new = (cp + c_n) / torch.where(denom > 0, denom, torch.ones_like(denom))
+        cov = new if old is None else torch.where(denom > 0, new, old)
+        return self.regularize(0.5 * (cov + cov.transpose(-1, -2)), reg)
+
+    def draw(self, cov: Tensor, labels: Tensor, z: Tensor) -> Tensor:
+        return (torch.linalg.cholesky(cov)[labels] @ z[:, :, None])[:, :, 0]
+
+
+class Tied(_Matrix):
+    name, kernel, what = "tied", "tied", "tied covariance"
+
+    def shape(self, K: int, D: int) -> tuple[int, ...]:
+        return (D, D)
+
+    def n_parameters(self, K: int, D: int) -> int:
+        return D * (D + 1) // 2
+
+    def _batch(self, cov: Tensor) -> Tensor:
+        return cov[None]
+
+    def log_det_precision(self, prec_chol: Tensor, D: int) -> Tensor:
+        return torch.log(torch.diagonal(prec_chol)).sum()
+
+    def dense(self, cov: Tensor, K: int, D: int) -> Tensor:
+        return cov.expand(K, D, D)
+
+    def from_dense(self, full: Tensor) -> Tensor:
+        return full[0]
+
+    def positive_definite(self, cov: Tensor, K: int) -> Tensor:
+        ok = bool(torch.linalg.cholesky_ex(cov)[1] == 0)
+        return torch.full((K,), ok, dtype=torch.bool, device=cov.device)
+
+    def scatter(self, n_k, sum_x, sum_xx, d, shift_c):
+        """The summed within-component scatter (D, D) from the total scatter about the
+        centre c: sum_k S_k = T - sum_k (a_k s_k^T + s_k a_k^T - n_k a_k a_k^T), with
+        a_k = new mean - c and s_k = sum_n r_nk (x_n - c)."""
+        a = shift_c + d
+        s = sum_x + n_k[:, None] * shift_c
+        cross = a.T @ s
+        return sum_xx - cross - cross.T + (n_k[:, None] * a).T @ a
+
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+        cov = scatter / n_k.sum()
+        return self.regularize(0.5 * (cov + cov.T), reg)
+
+    def map_estimate(self, n_k, scatter, diff, prior, old, reg):
+        mp, mw, cp = prior.tensors(n_k.device)
+        D = scatter.shape[-1]
+        mw = mw.reshape(-1, 1, 1) if mw.ndim else mw
+        c_n = (mw * diff[:, :, None] * diff[:, None, :]).sum(0) + scatter
+        cov = (cp + c_n) / (max(float(prior.covars_weight) - D, 0.0) + n_k.sum())
+        return self.regularize(0.5 * (cov + cov.T), reg)
+
+    def draw(self, cov: Tensor, labels: Tensor, z: Tensor) -> Tensor:
+        return z @ torch.linalg.cholesky(cov).T
+
+    def flat_size(self, K: int, D: int) -> int:
+        return D * (D + 1) // 2
+
+
+class Diag(Structure):
+    name, kernel = "diag", "diag"
+
+    def shape(self, K: int, D: int) -> tuple[int, ...]:
+        return (K, D)
+
+    def n_parameters(self, K: int, D: int) -> int:
+        return K * D
+
+    def log_det_precision(self, prec_chol: Tensor, D: int) -> Tensor:
+        return torch.log(prec_chol).sum(-1)
+
+    def dense(self, cov: Tensor, K: int, D: int) -> Tensor:
+        return torch.diag_embed(cov)
+
+    def from_dense(self, full: Tensor) -> Tensor:
+        return torch.diagonal(full, dim1=1, dim2=2)
+
+    def variances(self, cov: Tensor, D: int) -> Tensor:
+        """(K, D) per-feature variances (the diag kernel's layout)."""
+        return cov
+
+    def precisions(self, prec_chol: Tensor, D: int) -> Tensor:
+        """(K, D) per-feature precisions (the diag kernel's layout)."""
+        return prec_chol.square()
+
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+        return self.regularize(scatter / n_k[:, None], reg)
+
+    def _map(self, n_k, scatter, diff, prior):
+        mp, mw, cp = prior.tensors(n_k.device)
+        c_n = mw * diff.square() + scatter
+        c_d = torch.clamp(max(float(prior.covars_weight) - 1, 0.0) + n_k[:, None], min=1e-5)
+        return (cp + c_n) / c_d
+
+    def map_estimate(self, n_k, scatter, diff, prior, old, reg):
+        return self.regularize(self._map(n_k, scatter, diff, prior), reg)
+
+    def draw(self, cov: Tensor, labels: Tensor, z: Tensor) -> Tensor:
+        return z * cov[labels].sqrt()
+
+
+class Spherical(Diag):
+    """One variance per component; its E-step runs the diag kernel with equal precisions."""
+
+    name = "spherical"
+
+    def shape(self, K: int, D: int) -> tuple[int, ...]:
+        return (K,)
+
+    def n_parameters(self, K: int, D: int) -> int:
+        return K
+
+    def log_det_precision(self, prec_chol: Tensor, D: int) -> Tensor:
+        return D * torch.log(prec_chol)
+
+    def dense(self, cov: Tensor, K: int, D: int) -> Tensor:
+        return cov[:, None, None] * torch.eye(D, dtype=cov.dtype, device=cov.device)
+
+    def from_dense(self, full: Tensor) -> Tensor:
+        return torch.diagonal(full, dim1=1, dim2=2).mean(1)
+
+    def variances(self, cov: Tensor, D: int) -> Tensor:
+        return cov[:, None].expand(-1, D)
+
+    def precisions(self, prec_chol: Tensor, D: int) -> Tensor:
+        return prec_chol.square()[:, None].expand(-1, D)
+
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+        return self.regularize(scatter / n_k[:, None], reg).mean(1)
+
+    def map_estimate(self, n_k, scatter, diff, prior, old, reg):
+        return self.regularize(self._map(n_k, scatter, diff, prior), reg).mean(1)
+
+    def draw(self, cov: Tensor, labels: Tensor, z: Tensor) -> Tensor:
+        return z * cov[labels].sqrt()[:, None]
+
+
+STRUCTURES: dict[str, Structure] = {s.name: s for s in (Full(), Tied(), Diag(), Spherical())}
+NAMES: tuple[str, ...] = tuple(STRUCTURES)
+
+
+def structure(name: str) -> Structure:
+    """The structure called ``name``, with a clear error for an unknown one."""
+    try:
+        return STRUCTURES[name]
+    except (KeyError, TypeError):
+        raise ParameterError(f"covariance_type must be one of {list(NAMES)}, got {name!r}") from None
+

@@ -1,0 +1,146 @@
+"""The Poisson component: K distributions of independent counts per feature. Math only.
+
+The emission of hmmlearn's PoissonHMM. Log-densities are one product of the counts
+with the log-rates, less the rates and the log-factorials; statistics are the
+responsibility mass and the responsibility-weighted counts; the M-step is hmmlearn's
+Gamma-prior update lambdas = (prior + counts) / (weight + mass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .._core.stats import additive
+
+_BLOCK_ROWS = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class PoissonParams:
+    """rates (K, D): the expected count of each feature in each component, float64."""
+
+    rates: Tensor
+
+    @property
+    def n_components(self) -> int:
+        return int(self.rates.shape[0])
+
+    def to(self, device: torch.device | str) -> PoissonParams:
+        return PoissonParams(self.rates.to(device))
+
+
+@additive
+@dataclass(frozen=True, slots=True)
+class PoissonStats:
+    """n_k (K,): responsibility mass; sums (K, D): responsibility-weighted counts; float64."""
+
+    n_k: Tensor
+    sums: Tensor
+
+    def rebase(self, like: PoissonStats) -> PoissonStats:
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    log_rates: Tensor  # (K, D) kernel dtype
+    rate_sums: Tensor  # (K,)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.log_rates.dtype
+
+    @property
+    def n_components(self) -> int:
+        return int(self.log_rates.shape[0])
+
+
+@dataclass(slots=True)
+class _Block:
+    x: Tensor  # (n, D) counts
+    log_factorials: Tensor  # (n,) sum_d log(x_d!)
+
+
+class _Sums:
+    def __init__(self, K: int, D: int, device: torch.device) -> None:
+        self.n_k = torch.zeros(K, dtype=torch.float64, device=device)
+        self.sums = torch.zeros(K, D, dtype=torch.float64, device=device)
+
+    def add(self, block: _Block, rw: Tensor, w: Tensor | None) -> None:
+        self.n_k += rw.sum(1, dtype=torch.float64)
+        self.sums += (rw @ block.x).double()
+
+    def result(self) -> PoissonStats:
+        return PoissonStats(self.n_k, self.sums)
+
+
+class PoissonComponent:
+    """K products of independent Poissons, with hmmlearn's Gamma prior on the rates."""
+
+    letters = "l"
+
+    def __init__(self, rates_prior: Tensor | float = 0.0, rates_weight: Tensor | float = 0.0,
+                 dtype: torch.dtype = torch.float64, advice: str = "check the counts") -> None:
+        self.rates_prior = rates_prior
+        self.rates_weight = rates_weight
+        self.dtype = dtype
+        self.advice = advice
+
+    regularised = False  # hmmlearn's prior enters as pseudo-counts; the likelihood still rises
+
+    def make_params(self, rates: Tensor) -> PoissonParams:
+        return PoissonParams(rates.to(torch.float64))
+
+    # ------------------------------------------------------------------ E-step
+    def prepare(self, p: PoissonParams, device: torch.device) -> _Prepared:
+        rates = p.rates.to(device).to(self.dtype)
+        log_rates = torch.log(rates.clamp_min(torch.finfo(self.dtype).tiny))
+        return _Prepared(log_rates, rates.sum(1))
+
+    def block_rows(self, K: int, D: int, device: torch.device) -> int:
+        return _BLOCK_ROWS
+
+    def block(self, p: _Prepared, x: Tensor) -> _Block:
+        x = x.to(p.dtype)
+        return _Block(x, torch.lgamma(x + 1).sum(1))
+
+    def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor) -> Tensor:
+        return (p.log_rates @ block.x.T) - (p.rate_sums - log_w)[:, None] - block.log_factorials[None, :]
+
+    def accumulator(self, p: _Prepared) -> _Sums:
+        return _Sums(p.n_components, p.log_rates.shape[1], p.log_rates.device)
+
+    # ------------------------------------------------------------------ M-step
+    def m_step(self, s: PoissonStats, old: PoissonParams, update: str = "l") -> tuple[PoissonParams, Tensor]:
+        valid = torch.ones(s.n_k.shape[0], dtype=torch.bool)
+        if "l" not in update:
+            return old, valid
+        dev = s.sums.device
+        a = torch.as_tensor(self.rates_prior, dtype=torch.float64, device=dev)
+        b = torch.as_tensor(self.rates_weight, dtype=torch.float64, device=dev)
+        denom = (b + s.n_k[:, None]).expand_as(s.sums)
+        new = (a + s.sums) / torch.where(denom > 0, denom, torch.ones_like(denom))
+        return PoissonParams(torch.where(denom > 0, new, old.rates)), valid
+
+    # ------------------------------------------------------------------ the rest
+    def sample(self, p: PoissonParams, labels: Tensor, generator: torch.Generator) -> Tensor:
+        return torch.poisson(p.rates.cpu()[labels], generator=generator)
+
+    def n_free_parameters(self, K: int, D: int) -> int:
+        return K * D
+
+    def to_tensors(self, p: PoissonParams) -> dict[str, Tensor]:
+        return {"rates": p.rates}
+
+    def from_tensors(self, tensors: Mapping[str, Tensor]) -> PoissonParams:
+        return self.make_params(tensors["rates"])
+
+    def flatten(self, p: PoissonParams) -> Tensor:
+        return torch.log(p.rates.clamp_min(torch.finfo(torch.float64).tiny)).reshape(-1)
+
+    def unflatten(self, vector: Tensor, like: PoissonParams) -> PoissonParams:
+        return PoissonParams(torch.exp(vector).reshape(like.rates.shape))
