@@ -40,9 +40,9 @@ def main() -> None:
 
     from bigem._core.errors import ConvergenceWarning
     from bigem.em.driver import fit_em, run_em
-    from bigem.em.init import initial_params
+    from bigem.em.init import from_centres, seeds
     from bigem.engines import LocalEngine
-    from bigem.models.gmm import GaussianMixtureModel
+    from bigem.models.gaussian import gaussian_mixture
     from bigem.sources import open_source
 
     rng = np.random.default_rng(0)
@@ -59,10 +59,11 @@ def main() -> None:
         del x
         source = open_source(path, dtype=torch.float32, device=torch.device("cpu"), memory_budget=64 << 20,
                              cache_bytes=0)  # no cache: every pass reads the file
-        model = GaussianMixtureModel(k, "diag", 1e-6, torch.float32)
+        model = gaussian_mixture(k, "diag", 1e-6, torch.float32)
         engine = LocalEngine()
         generator = torch.Generator().manual_seed(0)
-        inits = [initial_params(model, engine, source, "random_from_data", generator) for _ in range(args.n_init)]
+        inits = [from_centres(model, engine, source, seeds("random_from_data", source, k, generator, engine))
+                 for _ in range(args.n_init)]
 
         def one_after_another():
             return [run_em(model, engine, source, p, max_iter=ITERS, tol=0.0, restart=r) for r, p in enumerate(inits)]

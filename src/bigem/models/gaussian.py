@@ -10,7 +10,10 @@ blocks of rows (the caller loops over blocks; see ``components.blocks``):
 * :meth:`GaussianComponent.log_joint` gives log w_k + log N(x | mu_k, Sigma_k) for a
   block, component-major (K, n): each component's row is contiguous, so the softmax
   over K runs element-wise along n (vectorised) and the moment products read it as
-  it is;
+  it is. Two forms compute it (``Prepared.form``): 'expanded', one product of the
+  block's quadratic features [x, x_i x_j (or x^2), 1] with a (K, W) factor, for the
+  diag structures and for full/tied ones of few features; 'whitened', the squared
+  norms of y = (x - mu_k) U_k, for full/tied ones of more ('tied' shares one U);
 * :class:`Moments` accumulates a chunk's responsibility-weighted first and second
   moments about each component's shift (the E-step's means), in float64.
 
@@ -113,12 +116,13 @@ class GaussianStats:
 class Prepared:
     """Parameters in the kernel dtype, about ``centre``; built once per E-step call."""
 
-    kernel: str
+    kernel: str  # the moments' layout: 'full', 'tied' or 'diag' (the structure's kernel)
+    form: str  # how the log-density is computed: 'expanded', 'whitened' or 'tied'
     centre: Tensor  # (D,) kernel dtype
     means_c: Tensor  # (K, D) kernel dtype: means - centre
     shift_c64: Tensor  # (K, D) float64: means - centre, the moments' shift
     shift64: Tensor  # (K, D) float64: the means
-    factor: Tensor  # full: (K, D+1, D) [U_k; -means_c_k U_k]; tied: (D, D); diag: (K, 2D+1)
+    factor: Tensor  # whitened: (K, D+1, D) [U_k; -means_c_k U_k]; tied: (D, D); expanded: (K, W)
     offset: Tensor  # tied: (K, D) means_c @ U; else unused (the factor's last row carries it)
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
     prec_chol64: Tensor  # float64 precision factors, to map whitened moments back (full)
@@ -142,11 +146,13 @@ class Block:
     whitened: Tensor | None = None
 
 
-def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, variances: Tensor) -> bool:
-    """Whether float32 can evaluate the diag-kernel expanded quadratic form.
+def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances: Tensor) -> bool:
+    """Whether float32 can evaluate the expanded quadratic form.
 
-    About the centre, x^2 P - 2 x mu P + mu^2 P cancels: for rows near component k the
-    rounding of each term is about eps * (mu_c^2 + var) * P per feature, the "ratio".
+    precisions and covariances: (K, D) for a diagonal structure, (K, D, D) otherwise.
+    About the centre, x^T P x - 2 mu^T P x + mu^T P mu cancels: for rows near component
+    k the rounding of each term x_i x_j P_ij is about eps * (|mu_i mu_j| + |Sigma_ij|) |P_ij|
+    (mu: the mean about the centre), and its sum over i, j is the "ratio".
     Allow float32 while eps * sum_d ratio_d < 1e-3, i.e. 1e-3 nats in a row's
     log-density at worst. In the statistics the rounding of each row's square is
     independent, so it averages out over the rows: at ratio 1943 (eps * ratio = 2.3e-4)
@@ -156,9 +162,13 @@ def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, variances: 
     variances, to float64 at 1.5-2x the cost). A component collapsed to reg_covar far
     from the centre fails this and gets float64.
     """
-    ratio = ((means - means.mean(0)).square() + variances) * precisions  # (K, D)
+    m = (means - means.mean(0)).abs()
+    if precisions.ndim == 2:
+        ratio = ((m.square() + covariances) * precisions).sum(1)  # (K,)
+    else:
+        ratio = ((m[:, :, None] * m[:, None, :] + covariances.abs()) * precisions.abs()).sum((1, 2))
     eps = torch.finfo(torch.float32).eps
-    return bool(eps * ratio.sum(1).max() < 1e-3)
+    return bool(eps * ratio.max() < 1e-3)
 
 
 def well_conditioned_for_float32(covariances: Tensor) -> bool:
@@ -170,37 +180,61 @@ def well_conditioned_for_float32(covariances: Tensor) -> bool:
     return bool(cond.max() < 1e5)
 
 
-def _width(kernel: str, D: int) -> int:
-    """Columns of a block's features: xc (tied), [xc, 1] (full), [xc, xc^2, 1] (diag)."""
-    return {"tied": D, "full": D + 1}.get(kernel, 2 * D + 1)
+# Full and tied structures of at most this many features take the expanded form: its
+# one (K x W) @ (W x n) product, W = D + D(D+1)/2 + 1, beat the whitening (a batched
+# product of tiny matrices) and the per-row norms over D (measured at K=8, D=4, 1e6
+# rows: 0.26 s per GaussianHMM iteration whitened against 0.17 s in the previous
+# HMM-only code; see BENCHMARKS.md); more features make W grow as D^2 / 2.
+EXPANDED_MAX_D = 8
+
+
+def _width(form: str, kernel: str, D: int) -> int:
+    """Columns of a block's features: xc (tied), [xc, 1] (whitened), [xc, xc^2, 1]
+    (expanded, diagonal), [xc, xc_i xc_j (i <= j), 1] (expanded, full or tied)."""
+    if form == "tied":
+        return D
+    if form == "whitened":
+        return D + 1
+    return 2 * D + 1 if kernel == "diag" else D + D * (D + 1) // 2 + 1
 
 
 def block_features(p: Prepared, x: Tensor, ws: Workspace) -> Tensor:
     """What the kernels read for a block of rows x (any float dtype), centred, in a
-    reused buffer: xc = x - centre (n, D) for tied; [xc, 1] (n, D+1) for full (the ones
-    column turns the whitening's offset and the moments' counts into the same products);
-    [xc, xc^2, 1] (n, 2D+1) for diag/spherical, the one matrix that both the log-density
-    (its expanded quadratic form) and the moments (rw [x, x^2, 1] = [first, second, n_k])
-    multiply, so the squares are formed once. Either way its first D columns are the
-    centred rows.
+    reused buffer: xc = x - centre (n, D) for the tied form; [xc, 1] (n, D+1) for the
+    whitened form (the ones column turns the whitening's offset and the moments' counts
+    into the same products); the quadratic features [xc, xc^2, 1] (diag) or
+    [xc, xc_i xc_j (i <= j), 1] for the expanded form, the one matrix that both the
+    log-density (its expanded quadratic form) and the moments (rw [x, x x, 1] = [first,
+    second, n_k]) multiply, so the products are formed once. Either way its first D
+    columns are the centred rows.
 
     The buffer takes the layout of x: column-major rows (a file source's blocks, whose
     columns are decoded one by one) give a transposed view of a feature-major buffer.
     Transposing while centring cost 15x a straight pass (720 vs 50 us per 24k rows
-    of 16 features); the products take either layout at about the same speed.
+    of 16 features); the products take either layout at about the same speed, but
+    round differently. So few features (at most ``EXPANDED_MAX_D``) always go
+    feature-major, where writing them transposed costs nothing (D=4: 38 against 63 us
+    per 32k rows; D=2: 35 against 143): their log-densities are then the same bit for
+    bit whatever the source's layout, as the whitened form's are.
     """
     n, D = x.shape
     dt = p.centre.dtype
-    width = _width(p.kernel, D)
-    if x.stride(0) == 1 and D > 1:
+    width = _width(p.form, p.kernel, D)
+    if (x.stride(0) == 1 or D <= EXPANDED_MAX_D) and D > 1:
         feats = ws.get("rows_features_t", (width, n), dt, x.device).T
     else:
         feats = ws.get("rows_features", (n, width), dt, x.device)
     xc = torch.sub(x, p.centre, out=feats[:, :D])
-    if p.kernel == "tied":
+    if p.form == "tied":
         return xc
-    if width > D + 1:
-        torch.mul(xc, xc, out=feats[:, D : 2 * D])
+    if p.form == "expanded":
+        if p.kernel == "diag":
+            torch.mul(xc, xc, out=feats[:, D : 2 * D])
+        else:
+            at = D
+            for i in range(D):  # row i of the upper triangle: xc_i * xc_i..D-1
+                torch.mul(xc[:, i : i + 1], xc[:, i:], out=feats[:, at : at + D - i])
+                at += D - i
     feats[:, width - 1].fill_(1.0)
     return feats
 
@@ -298,19 +332,19 @@ class Moments:
         self.p, self.ws = p, ws
         K, D = p.shift_c64.shape
         f64 = dict(dtype=torch.float64, device=p.shift_c64.device)
-        self.n_k = torch.zeros(K, **f64)  # tied only; the others count in raw's last column
-        self.raw = torch.zeros(K, _width(p.kernel, D), **f64)  # rw [x, (x^2,) 1] as block_features gives them
-        second = {"full": (K, D, D), "tied": (D, D)}.get(p.kernel)
+        self.n_k = torch.zeros(K, **f64)  # the tied form only; the others count in raw's last column
+        self.raw = torch.zeros(K, _width(p.form, p.kernel, D), **f64)  # rw times the block's features
+        second = {"whitened": (K, D, D), "tied": (D, D)}.get(p.form)
         self.second = None if second is None else torch.zeros(second, **f64)
 
     def add(self, block: Block, rw: Tensor, w: Tensor | None) -> None:
         """One block and rw (K, n) weighted responsibilities; w (n,) the rows' weights
         (sum_k rw_nk; None: all ones). Consumes the block's whitened rows."""
-        kernel, feats = self.p.kernel, block.feats
-        if kernel == "diag":
+        form, feats = self.p.form, block.feats
+        if form == "expanded":
             self.raw += weighted_sums(rw, feats)
             return
-        if kernel == "full":
+        if form == "whitened":
             self.raw += weighted_sums(rw, feats)  # its last column: n_k
             y = whiten(self.p, feats, self.ws) if block.whitened is None else block.whitened
             y.mul_(rw.sqrt()[:, :, None])
@@ -326,18 +360,28 @@ class Moments:
     def result(self) -> GaussianStats:
         p = self.p
         shift_c = p.shift_c64
-        D = shift_c.shape[1]
-        n_k = self.n_k if p.kernel == "tied" else self.raw[:, -1]
+        K, D = shift_c.shape
+        n_k = self.n_k if p.form == "tied" else self.raw[:, -1]
         first = self.raw[:, :D]
         sum_x = first - n_k[:, None] * shift_c
-        if p.kernel == "full":  # whitened: S_k = U_k^-T S^w_k U_k^-1
+        if p.form == "whitened":  # S_k = U_k^-T S^w_k U_k^-1
             u = p.prec_chol64
             left = torch.linalg.solve_triangular(u.transpose(1, 2), self.second, upper=False)
             sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False)
-        elif p.kernel == "tied":
+        elif p.form == "tied":
             sum_xx = self.second
-        else:
+        elif p.kernel == "diag":
             sum_xx = self.raw[:, D : 2 * D] - 2.0 * shift_c * first + n_k[:, None] * shift_c.square()
+        else:  # expanded pairs about the centre, then about each shift (tied: their total)
+            rows, cols = torch.triu_indices(D, D, device=shift_c.device)
+            m2 = torch.zeros(K, D, D, dtype=torch.float64, device=shift_c.device)
+            m2[:, rows, cols] = self.raw[:, D : self.raw.shape[1] - 1]
+            m2 = m2 + m2.transpose(1, 2) - torch.diag_embed(torch.diagonal(m2, dim1=1, dim2=2))
+            if p.kernel == "tied":
+                sum_xx = m2.sum(0)
+            else:
+                outer = shift_c[:, :, None] * first[:, None, :]
+                sum_xx = m2 - outer - outer.transpose(1, 2) + n_k[:, None, None] * shift_c[:, :, None] * shift_c[:, None, :]
         return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel)
 
 
@@ -417,18 +461,28 @@ class GaussianComponent:
         return K * D + self.structure.flat_size(K, D)
 
     # ------------------------------------------------------------------ E-step
+    def form(self, D: int) -> str:
+        """How the E-step computes log-densities for D features (see the module docstring)."""
+        st = self.structure
+        if st.kernel == "diag" or D <= EXPANDED_MAX_D:
+            return "expanded"
+        return "whitened" if st.kernel == "full" else "tied"
+
     def kernel_dtype(self, p: GaussianParams) -> torch.dtype:
         """The compute dtype, except float64 where float32 cannot resolve the parameters:
-        the diag kernel where the expanded form would cancel, full/tied where a
+        the expanded form where it would cancel, the whitened and tied forms where a
         covariance is too ill-conditioned for float32 sums to keep it positive definite."""
         if self.dtype == torch.float64:
             return self.dtype
         st = self.structure
-        if st.kernel in ("full", "tied"):
+        K, D = p.means.shape
+        if self.form(D) != "expanded":
             exact = well_conditioned_for_float32(p.covariances)
-        else:
-            D = p.means.shape[1]
+        elif st.kernel == "diag":
             exact = expanded_form_is_exact_enough(p.means, st.precisions(p.prec_chol, D), st.variances(p.covariances, D))
+        else:
+            u = st.dense(p.prec_chol, K, D)
+            exact = expanded_form_is_exact_enough(p.means, u @ u.transpose(1, 2), st.dense(p.covariances, K, D))
         return self.dtype if exact else torch.float64
 
     def prepare(self, p: GaussianParams, device: torch.device) -> Prepared:
@@ -441,23 +495,31 @@ class GaussianComponent:
         dtype = self.kernel_dtype(p)
         means, prec_chol, st = p.means, p.prec_chol, self.structure
         K, D = means.shape
+        form = self.form(D)
         centre64 = means.mean(0)
         means_c64 = means - centre64
         logdet = st.log_det_precision(prec_chol, D)
         const = -0.5 * D * LOG_2PI + logdet * torch.ones(K, dtype=means.dtype, device=means.device)
         offset = const.new_zeros(0)
-        if st.kernel == "full":
+        if form == "whitened":
             shifted = torch.einsum("kd,kde->ke", means_c64, prec_chol)[:, None, :]
             factor = torch.cat([prec_chol, -shifted], 1)  # rows for [x, 1]: one product whitens
-        elif st.kernel == "tied":
+        elif form == "tied":
             factor = prec_chol
             offset = means_c64 @ prec_chol
-        else:  # diag, and spherical as a diag whose precisions are equal across features
+        elif st.kernel == "diag":  # spherical: a diag whose precisions are equal across features
             prec = st.precisions(prec_chol, D)
             quad = (means_c64.square() * prec).sum(1)
             factor = torch.cat([-2.0 * means_c64 * prec, prec, quad[:, None]], 1)  # columns for [x, x^2, 1]
+        else:  # (x - m)^T P (x - m): x_i x_j P_ij (twice off the diagonal), -2 (P m)_i x_i, m^T P m
+            u = st.dense(prec_chol, K, D)
+            prec = u @ u.transpose(1, 2)
+            rows, cols = torch.triu_indices(D, D, device=means.device)
+            pairs = prec[:, rows, cols] * torch.where(rows == cols, 1.0, 2.0).to(prec)
+            pm = torch.einsum("kde,ke->kd", prec, means_c64)
+            factor = torch.cat([-2.0 * pm, pairs, (pm * means_c64).sum(1, keepdim=True)], 1)
         return Prepared(
-            st.kernel, centre64.to(dtype), means_c64.to(dtype), means_c64, means,
+            st.kernel, form, centre64.to(dtype), means_c64.to(dtype), means_c64, means,
             factor.to(dtype), offset.to(dtype), const.to(dtype), prec_chol,
         )
 
@@ -466,19 +528,20 @@ class GaussianComponent:
         runs = GRAM_ROWS  # blocks of whole runs of the float32 partial sums
         itemsize = torch.finfo(self.dtype).bits // 8
         if device.type != "cpu":  # GPUs want few, large launches; cap the (K, n, D) scratch at 256 MB
-            rows = (256 << 20) // (K * D * itemsize)
+            rows = (256 << 20) // (K * max(D, _width("expanded", self.structure.kernel, D)) * itemsize)
             return max(4 * runs, rows // runs * runs)
-        if self.structure.kernel in ("full", "tied"):  # the (K, n, D) whitened rows
+        form = self.form(D)
+        if form != "expanded":  # the (K, n, D) whitened rows
             rows = _CPU_BLOCK_BYTES // max(K * D * itemsize, 1)
             return max(256, rows if rows <= runs else rows // runs * runs)
-        # diag: the (n, 2D+1) features and the (K, n) log-joints; large blocks amortise
+        # expanded: the (n, W) features and the (K, n) log-joints; large blocks amortise
         # the fixed cost of each element-wise step (measured best: 3-6 MB)
-        per_row = (2 * D + 1 + K) * itemsize
+        per_row = (_width(form, self.structure.kernel, D) + K) * itemsize
         return max(1024, _CPU_BLOCK_BYTES // per_row // 1024 * 1024)  # whole float32 partials
 
     def block(self, p: Prepared, x: Tensor) -> Block:
         feats = block_features(p, x, self._ws)
-        return Block(feats, whiten(p, feats, self._ws) if p.kernel == "full" else None)
+        return Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
 
     def centred(self, p: Prepared, block: Block) -> Tensor:
         """The block's rows minus the centre (n, D)."""
@@ -487,8 +550,8 @@ class GaussianComponent:
     def log_joint(self, p: Prepared, block: Block, log_w: Tensor) -> Tensor:
         """log w_k + log N(x | mu_k, Sigma_k) of a block.  -> (K, n), contiguous.
 
-        full: squared norms of the whitened rows; tied: one (n x D) @ (D x D) product;
-        diag: the expanded quadratic form as one (K x 2D+1) @ (2D+1 x n) product whose
+        whitened: squared norms of the whitened rows; tied: one (n x D) @ (D x D) product;
+        expanded: the expanded quadratic form as one (K x W) @ (W x n) product whose
         scale and bias carry the constants, capped at the constants (rounding can push a
         tiny distance below zero). The component-major product is also the faster one:
         with n as its long output side the (n x 2D+1) @ (2D+1 x K) form ran 2-3x slower
@@ -496,11 +559,11 @@ class GaussianComponent:
         """
         top = (p.const + log_w)[:, None]
         feats = block.feats
-        if p.kernel == "full":
+        if p.form == "whitened":
             # squared norms by one reduction with no (K, n, D) temporary: vecdot's fresh
             # temporary per block cost as much as the whitening product itself (profiled)
             return torch.linalg.vector_norm(block.whitened, dim=-1).square_().mul_(-0.5).add_(top)
-        if p.kernel == "tied":
+        if p.form == "tied":
             y3 = (feats @ p.factor)[None] - p.offset[:, None, :]  # (K, n, D)
             return y3.square_().sum(-1).mul_(-0.5).add_(top)
         out = self._ws.get("log_joint", (p.factor.shape[0], feats.shape[0]), feats.dtype, feats.device)

@@ -37,7 +37,10 @@ def is_dask_collection(x: object) -> bool:
 class PartitionReader:
     """Runs on a worker: an evaluated block (n, D) -> chunks of at most ``chunk_rows`` rows.
 
-    ``weighted``: the block's last column holds the rows' sample weights (n, D + 1)."""
+    ``weighted``: the block's last column holds the rows' sample weights (n, D + 1); the
+    rows and the weights are split into contiguous tensors, laid out as a local
+    source's, so that sums over them (a weighted log-likelihood is a dot product, whose
+    rounding depends on the stride) equal the local engine's bit for bit."""
 
     dtype: torch.dtype
     device: str
@@ -46,8 +49,8 @@ class PartitionReader:
 
     def __call__(self, block: np.ndarray, row_start: int) -> Iterator[Chunk]:
         x = torch.from_numpy(block).to(device=self.device, dtype=self.dtype)
-        w = x[:, -1] if self.weighted else None
-        x = x[:, :-1] if self.weighted else x
+        w = x[:, -1].contiguous() if self.weighted else None
+        x = x[:, :-1].contiguous() if self.weighted else x
         for s in range(0, x.shape[0], self.chunk_rows):
             e = s + self.chunk_rows
             yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s)
