@@ -160,7 +160,7 @@ def test_selection_picture(tmp_path, blobs2d):
 
 @pytest.mark.parametrize(
     "name, match",
-    [("fig.jpg", "unsupported picture format '.jpg'"), ("fig", "unsupported picture format"), ("nodir/fig.png", "does not exist")],
+    [("fig.jpg", "unsupported file type '.jpg'"), ("fig", "unsupported file type"), ("nodir/fig.png", "does not exist")],
 )
 def test_bad_output_path(tmp_path, blobs2d, name, match):
     _, gm = blobs2d

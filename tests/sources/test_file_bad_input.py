@@ -156,9 +156,9 @@ def test_output_path_checks(tmp_path, df):
     gm = GaussianMixture(n_components=2, random_state=0).fit(str(path))
     with pytest.raises(DataError, match=r"the folder .* does not exist; create it first"):
         gm.predict(str(path), out=str(tmp_path / "nope" / "out.parquet"))
-    with pytest.raises(DataError, match=r"is also the input; write the output to another file"):
+    with pytest.raises(DataError, match=r"is the input file; choose a different output path"):
         gm.predict(str(path), out=str(path))
-    with pytest.raises(DataError, match=r"unsupported output type; name the file \.parquet, \.csv or \.npy"):
+    with pytest.raises(DataError, match=r"unsupported file type '\.xlsx'; use \.npy, \.csv, \.parquet"):
         gm.predict(str(path), out=str(tmp_path / "out.xlsx"))
     with pytest.raises(DataError, match=r"a \.npy file holds one array"):
         gm.predict(str(path), out=str(tmp_path / "out.npy"), id_column="a")

@@ -110,7 +110,7 @@ def test_predictions_of_url_rows_go_to_a_local_file_never_to_a_url(store, tmp_pa
     out = tmp_path / "labels.parquet"
     gm.predict(f"{url}/lake", out=str(out))
     np.testing.assert_array_equal(pq.read_table(out).column(0).to_numpy(), gm.predict(str(tmp_path / "lake")))
-    with pytest.raises(DataError, match="writes its outputs to a local file only"):
+    with pytest.raises(DataError, match="writes its outputs to local files only"):
         gm.predict(f"{url}/lake", out=f"{url}/labels.parquet")
     assert not fs.glob(f"{url.removeprefix('memory://')}/labels*")
 

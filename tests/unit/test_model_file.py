@@ -462,7 +462,7 @@ def test_saving_into_a_missing_folder(fitted, tmp_path):
     path = tmp_path / "missing" / "m.bigem"
     with pytest.raises(
         FileNotFoundError,
-        match=rf"cannot save the model: folder '{_where(path.parent)}' does not exist; create it first",
+        match=rf"the folder '{_where(path.parent)}' does not exist; create it first",
     ):
         fitted["full"].save(path)
     assert os.listdir(tmp_path) == []

@@ -14,6 +14,13 @@ class DataError(BigemError, ValueError):
     """The data is unusable: NaN/inf, wrong shape, too few rows, not numeric."""
 
 
+class OutputPathError(DataError, FileNotFoundError):
+    """An output cannot be written there (missing folder, unknown format, the input
+    itself, a URL). A DataError (so a ValueError, as a bad argument) and a
+    FileNotFoundError, as ``open`` raises for a missing folder, so code written for
+    either catches it."""
+
+
 class ParameterError(BigemError, ValueError, TypeError):
     """A hyper-parameter or an initial parameter is invalid (ValueError and TypeError, like
     scikit-learn's InvalidParameterError)."""

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import csv
 import os
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .._core.errors import DataError, ParameterError
-from ..sources.remote import is_url
+from ..io.files import check_output_path, is_url, write_atomically
 
 
 @dataclass
@@ -101,22 +100,8 @@ def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
 
 
 def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:
-    """Fail before any work when ``path`` cannot be written: unknown format, missing folder,
-    or the same file as an input."""
-    if is_url(path):
-        raise DataError(f"{what} {path}: bigem writes its outputs to local files only; write it locally, then upload it")
-    ext = os.path.splitext(path)[1].lower()
-    if formats is not None and ext not in formats:
-        raise ParameterError(f"{what} {path}: unsupported file type {ext or '(none)'!r}; use {', '.join(formats)}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise DataError(f"{what} {path}: folder {folder!r} does not exist; create it first")
-    if os.path.isdir(path):
-        raise DataError(f"{what} {path}: is a folder; give a file name")
-    for other in inputs:
-        if os.path.realpath(path) == os.path.realpath(other):
-            raise ParameterError(f"{what} {path} is the input file; choose a different output path")
-    return path
+    """Fail before any work when ``path`` cannot be written (``io.files``)."""
+    return check_output_path(path, formats, inputs, what)
 
 
 def write_array(path: str, values: np.ndarray, header: list[str]) -> None:
@@ -131,7 +116,7 @@ def write_array(path: str, values: np.ndarray, header: list[str]) -> None:
         with open(tmp, "wb") as f:
             np.save(f, values, allow_pickle=False)
 
-    atomic_write(path, write)
+    write_atomically(path, write)
 
 
 def write_columns(path: str, columns: dict[str, np.ndarray]) -> None:
@@ -156,7 +141,7 @@ def write_columns(path: str, columns: dict[str, np.ndarray]) -> None:
         else:
             raise ParameterError(f"{path}: unsupported file type {ext!r}; use .npy, .csv or .parquet")
 
-    atomic_write(path, write)
+    write_atomically(path, write)
 
 
 def write_rows(path: str, rows: list[dict], columns: list[str]) -> None:
@@ -168,16 +153,4 @@ def write_rows(path: str, rows: list[dict], columns: list[str]) -> None:
             w.writeheader()
             w.writerows(rows)
 
-    atomic_write(path, write)
-
-
-def atomic_write(path: str, write) -> None:
-    """``write(tmp)`` to a hidden file next to ``path``, then rename it over ``path``."""
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial{os.path.splitext(name)[1]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, write)

@@ -25,7 +25,7 @@ import torch
 from .._core.errors import DataError, ParameterError, not_fitted_error
 from .._core.protocols import Task
 from .._core.types import Source
-from ..em.driver import Checkpoint, EMResult, IterationInfo, fit_em
+from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..em.init import sample_rows
 from ..engines import LocalEngine

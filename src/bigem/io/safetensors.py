@@ -8,11 +8,9 @@ them ourselves to validate every offset and shape and to report corruption clear
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import secrets
 import struct
 
 import numpy as np
@@ -20,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ModelFileError
+from .files import check_output_path, write_atomically
 
 _DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "I64": np.dtype("<i8")}
 _NAMES = {v: k for k, v in _DTYPES.items()}
@@ -27,8 +26,8 @@ _MAX_HEADER = 100 << 20
 
 
 def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metadata: dict) -> None:
-    """Write atomically: a temporary file in the same folder, then rename over ``path``."""
-    path = os.fspath(path)
+    """Write atomically (``files.Partial``): the file appears whole or not at all."""
+    path = check_output_path(path)
     header: dict = {"__metadata__": {"bigem": json.dumps(metadata, sort_keys=True)}}
     blobs = []
     offset = 0
@@ -43,27 +42,15 @@ def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metada
         offset += len(data)
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):  # else mkstemp's error names a temporary file the user never chose
-        raise FileNotFoundError(
-            errno.ENOENT, f"cannot save the model: folder {folder!r} does not exist; create it first", path
-        )
-    # O_EXCL with a random name, like mkstemp, but mode 0666 & ~umask like any new file
-    tmp = os.path.join(folder, f".bigem-{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             f.write(struct.pack("<Q", len(head)))
             f.write(head)
             for data in blobs:
                 f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    write_atomically(path, write)
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:

@@ -4,11 +4,11 @@ and a bounded sample of the data."""
 from __future__ import annotations
 
 import os
-import secrets
 
 import numpy as np
 
-from .._core.errors import DataError, ParameterError
+from .._core.errors import DataError
+from ..io.files import check_output_path, write_atomically
 
 FORMATS = (".png", ".svg")
 FIGSIZE = (8.0, 6.0)  # inches
@@ -17,15 +17,8 @@ MAX_POINTS = 20_000
 
 
 def check_path(path: str | os.PathLike) -> str:
-    """The output path, checked before any drawing: a known extension, an existing folder."""
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-        raise ParameterError(f"{path}: unsupported picture format {ext or '(none)'!r}; use .png or .svg")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: folder {folder!r} does not exist; create it first")
-    return path
+    """The output path, checked before any drawing (``io.files``): .png or .svg."""
+    return check_output_path(path, FORMATS, what="picture")
 
 
 def pyplot():
@@ -47,19 +40,14 @@ def new_figure(figsize: tuple[float, float] = FIGSIZE):
 
 
 def save(fig, path: str) -> None:
-    """Write the figure atomically (a temporary file in the same folder, then rename) and close it."""
+    """Write the figure atomically (``io.files``) and close it."""
     plt = pyplot()
-    folder, name = os.path.split(os.path.abspath(path))
-    ext = os.path.splitext(name)[1].lower()
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial{ext}")
+    ext = os.path.splitext(path)[1].lower()
     try:
         fig.tight_layout()
-        fig.savefig(tmp, dpi=DPI, format=ext[1:])
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format=ext[1:]))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def as_rows(X, max_points: int | None = MAX_POINTS, seed: int = 0, names=None) -> np.ndarray:

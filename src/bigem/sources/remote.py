@@ -9,25 +9,14 @@ so local reading does not depend on fsspec.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
 from .._core.errors import DataError
+from ..io.files import is_url, local_path
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
-
-
-def is_url(path: str) -> bool:
-    """Whether ``path`` names a remote location (a scheme other than file://)."""
-    match = _SCHEME.match(path)
-    return bool(match) and match.group(1).lower() != "file"
-
-
-def local_path(path: str) -> str:
-    """``file://`` URLs as plain paths; anything else unchanged."""
-    return path[len("file://") :] if path.lower().startswith("file://") else path
+__all__ = ["is_url", "local_path", "filesystem", "opened", "listing_errors"]
 
 
 def filesystem(url: str):

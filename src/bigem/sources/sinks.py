@@ -8,32 +8,19 @@ half-written output behind, and an existing file is replaced whole or not at all
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
 from .._core.errors import DataError
+from ..io import files
 from .paths import format_of
-from .remote import is_url, local_path
+
+
+OUTPUT_FORMATS = (".npy", ".csv", ".parquet")
 
 
 def check_output_path(out: object, inputs: list[str] = ()) -> str:
-    """The output path as a string, after the checks that need no computing."""
-    path = local_path(os.fspath(out))
-    if is_url(path):
-        raise DataError(f"{path}: bigem writes its outputs to a local file only; write it locally, then upload it")
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a folder; give a file name ending in .parquet, .csv or .npy")
-    if not os.path.isdir(folder):
-        raise DataError(f"{path}: the folder {folder} does not exist; create it first")
-    if format_of(path) not in ("parquet", "csv", "npy") or path.lower().endswith((".tsv", ".txt")):
-        raise DataError(f"{path}: unsupported output type; name the file .parquet, .csv or .npy")
-    for source in inputs:
-        if os.path.exists(source) and os.path.exists(path) and os.path.samefile(source, path):
-            raise DataError(f"{path}: is also the input; write the output to another file")
-    return path
+    """The output path of per-row outputs, checked before any computing (``io.files``)."""
+    return files.check_output_path(out, OUTPUT_FORMATS, inputs)
 
 
 class Sink:
@@ -47,9 +34,8 @@ class Sink:
         self.path = check_output_path(path)
         self.format = format_of(self.path)
         self.n_rows = n_rows
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=folder)
-        os.close(fd)
+        self._part = files.Partial(self.path)
+        self._tmp = self._part.tmp
         self._writer = None
         self._file = None
         self._written = 0
@@ -109,15 +95,12 @@ class Sink:
         if self._written != self.n_rows:
             self.abort()
             raise DataError(f"{self.path}: {self._written} rows written, expected {self.n_rows}; nothing was written")
-        os.chmod(self._tmp, 0o666 & ~_umask())
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._part.commit()
 
     def abort(self) -> None:
         """Close and delete the temporary file: the target is left as it was."""
         self._close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        self._part.abort()
 
     def _close(self) -> None:
         if self._writer is not None:
@@ -142,8 +125,3 @@ def _arrow_column(col: object):
         return col
     return pa.array(np.asarray(col))
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
