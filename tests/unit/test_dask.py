@@ -25,7 +25,7 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 from bigem import GaussianMixture  # noqa: E402
-from bigem._core.errors import ClusterError, DataError, ParameterError  # noqa: E402
+from bigem._core.errors import ClusterError, ConvergenceWarning, DataError, ParameterError  # noqa: E402
 from bigem._core.protocols import Task  # noqa: E402
 from bigem.em.init import kmeans_plusplus  # noqa: E402
 from bigem.engines import LocalEngine  # noqa: E402
@@ -467,3 +467,25 @@ def test_streaming_from_a_cluster_left_without_workers_is_an_error_not_a_hang(de
     with pytest.raises(ClusterError, match="no workers for 1s in the middle of reading a partition for online EM"):
         next(DaskEngine(c, no_workers_timeout=1.0).stream(source))
     assert time.perf_counter() - started < 15
+
+
+def test_the_model_is_shipped_once_per_fit_not_once_per_iteration(client, data, monkeypatch):
+    """Every E-step names the same model: the engine persists it as one cluster key the
+    first time and refers to that key afterwards, so its bytes (and the workers' copy
+    with its scratch buffers) serve the whole fit."""
+    keys = []
+    ask = DaskEngine._model_key
+
+    def spy(self, model):
+        key = ask(self, model)
+        keys.append((type(model).__name__, id(model), key.key))
+        return key
+
+    monkeypatch.setattr(DaskEngine, "_model_key", spy)
+    gm = GaussianMixture(3, max_iter=6, tol=0.0, n_init=2, random_state=0, client=client)
+    with pytest.warns(ConvergenceWarning):
+        gm.fit(da.from_array(data, chunks=(300, 4)))
+    lockstep = [k for name, _, k in keys if name == "Lockstep"]
+    assert len(lockstep) == 6  # one E-step of both restarts per iteration ...
+    assert len(set(lockstep)) == 1  # ... all of them on one shipped model
+    assert len({k for _, _, k in keys}) == len({i for _, i, _ in keys})  # one key per model object
