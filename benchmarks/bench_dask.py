@@ -69,7 +69,7 @@ def worker(spec: dict) -> dict:
         workers = os.cpu_count() or 1
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which turns off glibc's
         # adaptive mmap threshold: every large temporary is then a fresh mmap, page-faulted again
-        # on each use (DESIGN.md, Speed). "untrimmed" removes the setting, as bigem's own
+        # on each use (docs/architecture.md, Speed). "untrimmed" removes the setting, as bigem's own
         # embedded LocalCluster does.
         trim = {} if spec["trim"] else {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
         with dask.config.set(trim), LocalCluster(

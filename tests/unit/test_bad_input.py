@@ -1,5 +1,5 @@
 """Every mistake a user can make with X, the hyper-parameters or the initial parameters
-raises an error that says what was wrong, where, and what to do (DESIGN.md, Bad input).
+raises an error that says what was wrong, where, and what to do (docs/architecture.md and the README).
 
 Where scikit-learn raises for the same mistake, we raise the same builtin type and keep
 its wording, so code written against ``sklearn.mixture.GaussianMixture`` keeps working:

@@ -1,7 +1,7 @@
 """Reusable per-thread scratch buffers for the hot loops.
 
 On CPU a fresh large allocation costs page faults that rival the matrix product
-itself (DESIGN.md, Speed), so kernels ask the workspace for a buffer by name and
+itself (docs/architecture.md, Speed), so kernels ask the workspace for a buffer by name and
 get the same memory back on every chunk and iteration. Buffers are per thread,
 so concurrent E-steps (Dask threads, the prefetching engine) never share one.
 """

@@ -205,7 +205,7 @@ def session(client: object = None) -> Iterator[DaskEngine]:
         if client is None:
             # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's
             # adaptive mmap threshold: every large temporary of the E-step is then a fresh,
-            # page-faulted mapping (DESIGN.md, Speed). The embedded cluster leaves it unset
+            # page-faulted mapping (docs/architecture.md, Speed). The embedded cluster leaves it unset
             # (see BENCHMARKS.md, Dask, for the measured difference).
             with config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
                 cluster = stack.enter_context(

@@ -24,12 +24,20 @@ FORMAT_VERSION = 1
 
 
 def kinds() -> dict[str, type]:
-    """Every estimator a model file can hold, by name."""
-    from .gaussian_mixture import GaussianMixture
-    from .gmm_hmm import GMMHMM
-    from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+    """Every estimator a model file can hold, by name: the concrete estimators of the
+    package (a new family's façade is found once ``bigem.estimators`` imports it)."""
+    import inspect
 
-    return {k.__name__: k for k in (GaussianMixture, GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM)}
+    from . import __all__ as public  # noqa: F401 - imports every façade
+    from ._base import EstimatorBase
+
+    found, todo = {}, list(EstimatorBase.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if not inspect.isabstract(cls) and not cls.__name__.startswith("_"):
+            found[cls.__name__] = cls
+    return found
 
 
 def save(est, path) -> None:

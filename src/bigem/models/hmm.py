@@ -38,7 +38,7 @@ How the forward-backward pass is organised (measured choices, see BENCHMARKS.md)
   3 sqrt(T) Python steps; at T = 1e6, K = 8 that is ~3000 batched steps.
 * **Statistics in a few large products.** The expected transition counts are
   A * (alpha_{t-1}^T @ w_t) summed over all lanes and steps as one GEMM; emission
-  statistics are posterior-weighted GEMMs over all rows (hmm_emissions).
+  statistics are posterior-weighted GEMMs over all rows (the emission's component).
 
 Shapes: N rows in a chunk, K states, S lanes, D features.
 """
@@ -64,7 +64,7 @@ from .._core.workspace import Workspace
 from . import components
 
 # Per-thread scratch for the (N, K) recursions: fresh large allocations cost page
-# faults every iteration (DESIGN.md, Speed).
+# faults every iteration (docs/architecture.md, Speed).
 _WS = Workspace()
 
 # Lanes no longer than this are never split; longer sequences are cut into segments

@@ -7,14 +7,13 @@ import os
 import numpy as np
 
 from .._core.errors import DataError
+from ..estimators.selection import full_covariances
 from ._common import MAX_POINTS, as_rows, check_path, feature_label, new_figure, save
 
 
 def component_variances_1d(estimator) -> np.ndarray:
     """(K,) variances of a fitted 1-D mixture, whatever its covariance type."""
-    K = len(estimator.weights_)
-    cov = np.asarray(estimator.covariances_, dtype=np.float64).reshape(-1)
-    return np.full(K, cov[0]) if estimator.covariance_type == "tied" else cov[:K]
+    return full_covariances(estimator)[:, 0, 0]
 
 
 def plot_density_1d(

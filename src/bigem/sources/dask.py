@@ -363,7 +363,7 @@ def _with_weight_column(X, sample_weight: object, name: str):
                             "per row of X.")
         w = w.rechunk((X.chunks[0],))
     else:
-        from . import check_sample_weight
+        from .inputs import check_sample_weight
 
         w = check_sample_weight(sample_weight, int(X.shape[0]), torch.float64, torch.device("cpu")).numpy()
         w = da.from_array(w, chunks=(X.chunks[0],))

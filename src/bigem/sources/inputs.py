@@ -1,0 +1,361 @@
+"""What a user passes as X, opened as a validated :class:`Source`: arrays, tensors,
+DataFrames, Parquet/CSV/Arrow/.npy files (a path, folder, glob, list or :class:`Files`),
+or a Source object. :func:`open_source` is the one entry point the estimators use."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import DataError
+from .._core.types import Source
+from .arrays import TensorSource, as_tensor, chunk_rows_for_budget, streamed_bytes_per_value
+from .firstpass import FirstPassSource
+from .npy import NpySource
+from .paths import expand_paths
+from .remote import is_url
+from .validate import (
+    NonNumericDataError,
+    SparseDataError,
+    check_finite,
+    check_shape,
+    check_weight_not_a_feature,
+    raise_not_finite,
+    to_numeric_array,
+)
+
+
+
+def feature_names_of(x: object) -> list[str] | None:
+    """Column names of a DataFrame-like X when they are all strings (scikit-learn's rule)."""
+    cols = getattr(x, "columns", None)
+    if cols is None or not hasattr(x, "dtypes"):
+        return None
+    names = list(cols)
+    return [str(c) for c in names] if names and all(isinstance(c, str) for c in names) else None
+
+
+def _dataframe_to_numpy(x: object) -> np.ndarray:
+    """DataFrame -> float64 array; names the non-numeric columns; missing values become NaN.
+
+    An object, category or string column is accepted when all its values convert to
+    float, as scikit-learn accepts it; otherwise the error names every such column and
+    quotes the first conversion error (scikit-learn's wording). Datetimes are refused.
+    """
+    bad, first = [], None
+    for c, dt in x.dtypes.items():
+        kind = getattr(dt, "kind", "O")
+        if kind in "fiub":
+            continue
+        if kind != "O":  # datetimes, timedeltas: convertible to float, but not measurements
+            bad.append(str(c))
+            first = first or f"column {str(c)!r} has dtype {dt}"
+            continue
+        try:
+            x[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            bad.append(str(c))
+            first = first or exc
+    if bad:
+        raise NonNumericDataError(
+            f"X has non-numeric column(s) {bad}: {first}. Encode or drop these columns before fitting."
+        )
+    return x.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+@dataclass(frozen=True)
+class Files:
+    """A data set on disk, with the options to read it.
+
+    ``path``: a file, a folder (read recursively, in sorted order), a glob, or a list of
+    them; Parquet, CSV (also .tsv/.txt, optionally .gz), Arrow IPC/Feather or .npy, by
+    extension unless ``format`` says. ``columns``: the features, by name (default: all
+    columns, which must then be numeric). ``delimiter`` and ``header`` apply to CSV.
+    A plain path passed as X means ``Files(path)``.
+    """
+
+    path: object
+    columns: tuple[str, ...] | list[str] | None = None
+    format: str | None = None
+    delimiter: str = ","
+    header: bool = True
+
+
+def _is_paths(X: object) -> bool:
+    if isinstance(X, (str, os.PathLike)):
+        return True
+    return isinstance(X, (list, tuple)) and bool(X) and all(isinstance(p, (str, os.PathLike)) for p in X)
+
+
+def is_source(X: object) -> bool:
+    """Whether X is a Source object (has the protocol's chunks, take, n_rows, n_features)."""
+    return not isinstance(X, Tensor) and all(hasattr(X, a) for a in ("chunks", "take", "n_rows", "n_features"))
+
+
+def is_file_input(X: object) -> bool:
+    """Whether X names files (a path, glob, folder, list of paths or a Files)."""
+    return isinstance(X, Files) or _is_paths(X)
+
+
+def has_column_names(X: object) -> bool:
+    """Whether X is files whose columns have names (every format but .npy)."""
+    if not is_file_input(X):
+        return False
+    if isinstance(X, Files) and X.format is not None:
+        return X.format != "npy"
+    first = X.path if isinstance(X, Files) else X
+    first = first if isinstance(first, (str, os.PathLike)) else first[0]
+    return not os.fspath(first).lower().endswith(".npy")
+
+
+def input_files(X: object) -> list[str]:
+    """The existing files X reads ([] for in-memory data or paths that do not resolve)."""
+    if not is_file_input(X):
+        return []
+    try:
+        return expand_paths(X.path if isinstance(X, Files) else X)[0]
+    except DataError:
+        return []
+
+
+def describe_input(X: object) -> str:
+    """How error messages name X: the path for files, "X" otherwise."""
+    if isinstance(X, Files):
+        X = X.path
+    if isinstance(X, (str, os.PathLike)):
+        return os.fspath(X)
+    if _is_paths(X):
+        return f"{os.fspath(X[0])} (and {len(X) - 1} more)" if len(X) > 1 else os.fspath(X[0])
+    return "X"
+
+
+def _open_files(
+    spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None
+) -> Source:
+    files, fmt = expand_paths(spec.path)
+    if spec.format is not None:
+        if spec.format not in ("parquet", "csv", "ipc", "npy"):
+            raise DataError(f"format={spec.format!r} is not one of 'parquet', 'csv', 'ipc', 'npy'")
+        fmt = spec.format
+    itemsize = torch.finfo(dtype).bits // 8
+    if fmt == "npy":
+        if len(files) > 1:
+            raise DataError(f"{files[0]} and {len(files) - 1} more .npy files: bigem reads one .npy file at a time; "
+                            "concatenate them or write Parquet")
+        if spec.columns is not None or keep or isinstance(sample_weight, str):
+            raise DataError(f"{files[0]}: a .npy file has no column names, so columns=, id columns and a "
+                            "sample_weight column do not apply")
+        if sample_weight is not None:
+            raise DataError(f"{files[0]}: sample_weight with a .npy file is not supported; write the rows and "
+                            "their weights to Parquet and pass sample_weight='<weight column>'")
+        if is_url(files[0]):
+            raise DataError(f"{files[0]}: bigem reads .npy files from a local disk only (by positioned reads); "
+                            "copy it to a local path, or write the rows to Parquet")
+        source: Source = NpySource(files[0], dtype, device, chunk_rows=1)
+        source.chunk_rows = chunk_size or chunk_rows_for_budget(
+            memory_budget, source.n_features, streamed_bytes_per_value(itemsize, source.file_itemsize)
+        )
+        return source
+    from .tables import CsvOptions, TableSource
+
+    table = TableSource(
+        files,
+        fmt,
+        dtype=dtype,
+        device=device,
+        chunk_rows=1,
+        columns=None if spec.columns is None else list(spec.columns),
+        keep=keep,
+        csv=CsvOptions(spec.delimiter, spec.header),
+        weight_column=sample_weight if isinstance(sample_weight, str) else None,
+    )
+    if sample_weight is not None and not isinstance(sample_weight, str):  # in memory, one per row
+        table.weight = check_sample_weight(sample_weight, table.n_rows, dtype, torch.device("cpu"))
+    # beside our chunks, pyarrow's decoded batch (up to float64) is in flight
+    table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, streamed_bytes_per_value(itemsize, 8))
+    return table
+
+
+def _weight_column_of_frame(frame, name: str, columns: list[str] | None):
+    """A DataFrame's weight column as an array, and the frame without it (unless columns=
+    picks the features anyway)."""
+    available = [str(c) for c in frame.columns]
+    if name not in available:
+        raise DataError(f"sample_weight={name!r}: X has no such column; it has {available}")
+    check_weight_not_a_feature(name, columns)
+    weights = _dataframe_to_numpy(_select_frame_columns(frame, [name]))[:, 0]
+    rest = frame if columns is not None else frame[[c for c in frame.columns if str(c) != name]]
+    return rest, weights
+
+
+def _select_frame_columns(X, columns: list[str]):
+    available = [str(c) for c in X.columns]
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise DataError(f"X has no column(s) {missing}; it has {available}. Check the columns= you passed")
+    return X[list(columns)]
+
+
+def open_source(
+    X: object,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    memory_budget: int,
+    chunk_size: int | None = None,
+    sample_weight: object | None = None,
+    min_rows: int = 1,
+    columns: list[str] | None = None,
+    keep: list[str] | None = None,
+    cache_bytes: int = 0,
+) -> Source:
+    """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
+    paths, a :class:`Files`, or any object with the Source protocol.
+
+    In-memory data is checked for NaN/inf now; streamed data on its first pass (see
+    :mod:`.firstpass`), which then also keeps it in memory if it fits ``cache_bytes``.
+    ``columns`` selects features by name; ``keep`` names columns carried through to
+    ``Chunk.extra`` (files and DataFrames only). ``sample_weight``: one weight per row
+    (an array, also beside files), or the name of a column of X that holds them (files
+    and DataFrames; then not a feature).
+    """
+    keep = list(keep or [])
+    name = describe_input(X)
+    if _is_paths(X) or isinstance(X, Files):
+        spec = X if isinstance(X, Files) else Files(X)
+        if columns is not None:
+            if spec.columns is not None and list(spec.columns) != list(columns):
+                raise DataError(f"columns={list(columns)} disagrees with the Files' columns {list(spec.columns)}; give one")
+            spec = dataclasses.replace(spec, columns=list(columns))
+        source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
+                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight)
+        check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
+        return FirstPassSource(source, name, cache_bytes, dtype, device)
+    if is_source(X):
+        if columns is not None or keep or sample_weight is not None:
+            raise DataError("columns=, id columns and sample_weight do not apply to a Source object; build the source with them")
+        check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
+        return FirstPassSource(X, name, cache_bytes, dtype, device)
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise SparseDataError(
+            "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
+            f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
+            "bigem does not read sparse input)."
+        )
+    if X is None or isinstance(X, bytes):
+        raise DataError(
+            f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
+        )
+    is_frame = hasattr(X, "columns") and hasattr(X, "dtypes")
+    if isinstance(sample_weight, str):
+        if not is_frame:
+            raise DataError(f"sample_weight={sample_weight!r} names a column, but X has no column names; pass "
+                            "the weights as an array (one per row), or X as a DataFrame or files")
+        X, sample_weight = _weight_column_of_frame(X, sample_weight, columns)
+    extra = None
+    if columns is not None or keep:
+        if not is_frame:
+            raise DataError("columns= and id columns select by name, but X has no column names; "
+                            "pass a DataFrame or a file with a header, or slice the array yourself")
+        frame = X
+        if keep:
+            _select_frame_columns(frame, keep)
+            extra = {k: frame[k].to_numpy() for k in keep}
+        if columns is not None:
+            X = _select_frame_columns(frame, list(columns))
+    names = feature_names_of(X)
+    if isinstance(X, Tensor):
+        if X.is_complex():
+            raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
+        check_shape(tuple(X.shape), min_rows=min_rows)
+        x = X.detach().to(device=device, dtype=dtype)
+    else:
+        arr = _dataframe_to_numpy(X) if is_frame else to_numeric_array(X)
+        check_shape(arr.shape, min_rows=min_rows)
+        x = as_tensor(np.asarray(arr), dtype, device)
+    weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], dtype, device)
+    itemsize = torch.finfo(dtype).bits // 8
+    rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
+    source = TensorSource(x, weight, rows, names, extra)
+    validate_finite(source, "X")
+    return source
+
+
+def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
+    """The lengths of the sequences of X, runs of equal values of its ``column`` in row
+    order (one pass over that column only), and X's other columns (the default features).
+
+    X: a DataFrame, or files with column names (Parquet, CSV, Arrow, or a :class:`Files`).
+    """
+    from .sequences import lengths_from_ids
+
+    column = str(column)
+    if is_file_input(X):
+        spec = X if isinstance(X, Files) else Files(X)
+        files, fmt = expand_paths(spec.path)
+        fmt = spec.format or fmt
+        if fmt == "npy":
+            raise DataError(f"{files[0]}: a .npy file has no column names, so it has no sequence id column; "
+                            "pass lengths= (an array or a .npy file of sequence lengths) instead")
+        from .tables import CsvOptions, column_names, column_values
+
+        csv = CsvOptions(spec.delimiter, spec.header)
+        lengths = lengths_from_ids(column_values(files, fmt, column, csv=csv), column)
+        return lengths, [n for n in column_names(files[0], fmt, csv) if n != column]
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+        raise DataError(
+            f"sequence_column={column!r} names a column, but X has no column names; pass a DataFrame or files "
+            "with a header, or pass lengths= instead"
+        )
+    available = [str(c) for c in X.columns]
+    if column not in available:
+        raise DataError(f"X has no column {column!r}; it has {available}. Check the sequence_column you passed")
+    series = X[X.columns[available.index(column)]]
+    missing = np.asarray(series.isna())
+    if missing.any():
+        raise DataError(
+            f"X: column {column!r} has a null (missing) value at row {int(np.argmax(missing))} (0-based); "
+            "every row needs a sequence id"
+        )
+    lengths = lengths_from_ids([(series.to_numpy(), "X", 0)], column)
+    return lengths, [c for c in available if c != column]
+
+
+def validate_finite(source: Source, name: str = "X") -> None:
+    """One pass: raise with the count of NaN/inf and the first offending row."""
+    n_nan = n_inf = 0
+    first = None
+    for chunk in source.chunks():
+        found = check_finite(chunk.x, chunk.row_start)
+        if found:
+            n_nan += found[0]
+            n_inf += found[1]
+            first = found[2] if first is None else first
+    if first is not None:
+        raise_not_finite(n_nan, n_inf, first, name)
+
+
+def check_sample_weight(sample_weight: object, n_rows: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """1-D, one weight per row, finite, non-negative, not all zero (scikit-learn's messages)."""
+    w = np.asarray(sample_weight.cpu() if isinstance(sample_weight, Tensor) else sample_weight, dtype=np.float64)
+    if w.ndim == 0:
+        w = np.full(n_rows, float(w))
+    if w.ndim != 1:
+        raise DataError(f"Sample weights must be 1D array or scalar: got sample_weight with {w.ndim} dimensions.")
+    if w.shape != (n_rows,):
+        raise DataError(f"sample_weight.shape == {w.shape}, expected {(n_rows,)}! Pass one weight per row of X.")
+    if not np.isfinite(w).all():
+        raise DataError(f"Input sample_weight contains NaN or infinity (first at row {int(np.argmin(np.isfinite(w)))}).")
+    if (w < 0).any():
+        raise DataError(f"Negative values in data passed to `sample_weight` (first at row {int(np.argmax(w < 0))}).")
+    if w.sum() <= 0:
+        raise DataError(
+            "Sample weights must contain at least one non-zero number: sample_weight sums to zero; "
+            "give at least one row a positive weight."
+        )
+    return torch.from_numpy(w).to(device=device, dtype=dtype)
