@@ -102,7 +102,9 @@ class CategoricalComponent:
     def block(self, p: _Prepared, x: Tensor) -> Tensor:
         return x[:, 0].long()
 
-    def log_joint(self, p: _Prepared, block: Tensor, log_w: Tensor) -> Tensor:
+    def log_joint(self, p: _Prepared, block: Tensor, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+        if into is not None:
+            return torch.index_select(p.log_probs.T, 0, block, out=into).add_(log_w)
         return p.log_probs[:, block] + log_w[:, None]
 
     def accumulator(self, p: _Prepared) -> _Counts:

@@ -74,8 +74,9 @@ class Component(Protocol[P, CS]):
 
     def block(self, prepared: Prepared, x: Tensor) -> Any: ...
 
-    def log_joint(self, prepared: Prepared, block: Any, log_w: Tensor) -> Tensor:
-        """log w_k + log p_k(x) for a block: (K, n)."""
+    def log_joint(self, prepared: Prepared, block: Any, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+        """log w_k + log p_k(x) for a block: (K, n); with ``into``, written there
+        row-major (n, K) instead and returned (an HMM's emissions)."""
         ...
 
     def accumulator(self, prepared: Prepared) -> Accumulator[CS]: ...
@@ -126,7 +127,7 @@ def log_prob(component: Component, params: Any, x: Tensor) -> Tensor:
     zeros = torch.zeros(K, dtype=prep.dtype, device=x.device)
     out = torch.empty(x.shape[0], K, dtype=prep.dtype, device=x.device)
     for rows in blocks(x.shape[0], component.block_rows(K, x.shape[1], x.device)):
-        out[rows] = component.log_joint(prep, component.block(prep, x[rows]), zeros).T
+        component.log_joint(prep, component.block(prep, x[rows]), zeros, into=out[rows])
     return out
 
 

@@ -131,8 +131,9 @@ class GMMEmission:
         """log w_km + log N(x | mu_km, Sigma_km): (K, M, n)."""
         return self.gauss.log_joint(p.flat, block, p.log_mix).view(self.K, self.M, -1)
 
-    def log_joint(self, p: _Prepared, block: Block, log_w: Tensor) -> Tensor:
-        return torch.logsumexp(self._component_log_joint(p, block), 1) + log_w[:, None]
+    def log_joint(self, p: _Prepared, block: Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+        joint = torch.logsumexp(self._component_log_joint(p, block), 1) + log_w[:, None]
+        return joint if into is None else into.copy_(joint.T)
 
     def accumulator(self, p: _Prepared) -> _Accumulator:
         return _Accumulator(self, p)

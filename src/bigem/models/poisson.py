@@ -108,7 +108,10 @@ class PoissonComponent:
         x = x.to(p.dtype)
         return _Block(x, torch.lgamma(x + 1).sum(1))
 
-    def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor) -> Tensor:
+    def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+        if into is not None:
+            torch.matmul(block.x, p.log_rates.T, out=into)
+            return into.sub_(p.rate_sums - log_w).sub_(block.log_factorials[:, None])
         return (p.log_rates @ block.x.T) - (p.rate_sums - log_w)[:, None] - block.log_factorials[None, :]
 
     def accumulator(self, p: _Prepared) -> _Sums:
