@@ -213,9 +213,8 @@ def fit_em(
             break
         started = time.perf_counter()
         together = engine.reduce(Task(lockstep, "e_steps", ([run.result.params for run in active],)), source)
-        shared = max(0.0, time.perf_counter() - started - sum(together.seconds)) / len(active)
-        for run, stats, own in zip(active, together.parts, together.seconds):
-            run.step(model, stats, iteration, tol, own + shared, callback)
+        for run, stats, own in zip(active, together.parts, _shares(time.perf_counter() - started, together.seconds)):
+            run.step(model, stats, iteration, tol, own, callback)
         if checkpoint is not None and iteration % checkpoint.every == 0:
             checkpoint.save(model, [run.result for run in runs], iteration)
     if checkpoint is not None and os.path.exists(checkpoint.path):
@@ -233,6 +232,17 @@ def fit_em(
             stacklevel=2,
         )
     return best, results
+
+
+def _shares(wall: float, compute: list[float]) -> list[float]:
+    """Each run's share of a pass's wall time: its own E-step time plus an equal share of
+    the rest (reading); or, when the E-steps ran in parallel on a cluster's workers and
+    their times add up to more than the wall time, the wall time in proportion."""
+    total = sum(compute)
+    if total > wall > 0:
+        return [wall * c / total for c in compute]
+    rest = max(0.0, wall - total) / len(compute)
+    return [c + rest for c in compute]
 
 
 def run_em(
