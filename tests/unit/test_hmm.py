@@ -454,3 +454,25 @@ def test_overlapping_e_steps_leave_numpy_blas_threads_as_they_were():
         assert set(threads()) == {1}  # the second E-step still runs
         second.__exit__(None, None, None)
         assert threads() == before
+
+
+def test_poisson_hmm_with_large_counts_keeps_its_digits_in_float32():
+    """Counts near 1e7: the terms of log p(x) cancel to a number of order log x, which
+    float32 lost entirely (-6798 against -5909); the emissions now run in float64."""
+    rng = np.random.default_rng(0)
+    lam = np.array([[1e7, 2e7], [1.5e7, 0.5e7]])
+    X = rng.poisson(lam[rng.integers(0, 2, 300)]).astype(np.int64)
+
+    def given(dtype):
+        m = PoissonHMM(2, n_iter=5, init_params="", tol=0.0, dtype=dtype)
+        m.startprob_, m.transmat_, m.lambdas_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]]), lam * 1.1
+        return m.fit(X)
+
+    f32, f64 = given("float32"), given("float64")
+    assert f32.score(X) == pytest.approx(f64.score(X), rel=1e-8)
+    np.testing.assert_allclose(f32.monitor_.history, f64.monitor_.history, rtol=1e-7)
+    assert f32.score(X) < 0
+    one = PoissonHMM(1, init_params="", dtype="float32")
+    one.startprob_, one.transmat_, one.lambdas_ = np.ones(1), np.ones((1, 1)), np.array([[2.0**25]])
+    # log p(2^25 | 2^25) = -0.5 log(2 pi 2^25) + O(1/x): about -9.59, not 0.0
+    assert one.score(np.array([[2**25]])) == pytest.approx(-0.5 * np.log(2 * np.pi * 2**25), abs=1e-3)
