@@ -151,3 +151,16 @@ def test_every_constructor_parameter_is_documented_and_validated():
     # every parameter reaches the validated settings or the initial parameters
     used = {f.name for f in dataclasses.fields(GaussianMixture()._settings())} | {"weights_init", "means_init", "precisions_init", "random_state", "warm_start"}
     assert set(names) <= used
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scale", [1e-20, 1e-50, 1e37])
+def test_weights_of_any_magnitude_give_the_unweighted_fit(dtype, scale):
+    """Only relative weights matter to the fit: an absolute 10 eps floor on the counts,
+    and float32 weights, had made 1e-20 weights fit worse (-2211 against -4.83), 1e-50
+    raise a raw RuntimeError and 1e37 an 'ill-defined covariance' error."""
+    X, _, _ = make_blobs(0, n_per=200, k=3, d=2)
+    plain = GaussianMixture(3, random_state=0, dtype=dtype).fit(X, sample_weight=np.ones(len(X)))  # same init path
+    scaled = GaussianMixture(3, random_state=0, dtype=dtype).fit(X, sample_weight=np.full(len(X), scale))
+    assert scaled.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-9)
+    np.testing.assert_allclose(scaled.means_, plain.means_, rtol=1e-6, atol=1e-9)

@@ -229,8 +229,13 @@ class MixtureModel:
         # small ops per block, whose fixed costs showed in the profile
         log_norm = self._ws.get("log_norm", (x.shape[0],), kdt, device)
         given = resp_fn(chunk) if mode == _GIVEN else None
+        # weights (float64) enter the kernels divided by the chunk's largest, and the sums
+        # are scaled back in float64: weights of any magnitude (1e-50, 1e37) are exact
+        # where the kernel dtype would underflow or overflow on them
+        top = 1.0 if w is None else float(w.max())
+        relative = None if w is None else (w / (top if top > 0 else 1.0)).to(kdt)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
-            wb = None if w is None else w[rows].to(kdt)
+            wb = None if w is None else relative[rows]
             blk = comp.block(prep, x[rows])
             ln = log_norm[rows]
             if mode == _HARD:
@@ -246,7 +251,8 @@ class MixtureModel:
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
-        return MixtureStats(acc.result(), loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows)
+        stats = acc.result() if top == 1.0 or top <= 0 else acc.result().scale(top)
+        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows)
 
     def objective(self, stats: MixtureStats) -> Objective:
         """The weighted log-likelihood of the parameters the statistics were gathered under."""
@@ -261,11 +267,13 @@ class MixtureModel:
         rows; the report says so, which exempts the step from the monotonicity check.
         """
         cs = stats.component
-        n_k = cs.n_k + 10 * torch.finfo(torch.float64).eps
+        avg_row = float(stats.weight) / max(stats.rows, 1)
+        # scikit-learn's 10 eps floor, relative to the average row's weight (1 when
+        # unweighted): weights of 1e-20 had met an absolute floor as large as themselves
+        n_k = cs.n_k + 10 * torch.finfo(torch.float64).eps * avg_row
         old = params.component if params is not None else None
         new, valid = self.component.m_step(replace(cs, n_k=n_k), old, self.component.letters)
         weights = n_k / n_k.sum()
-        avg_row = float(stats.weight) / max(stats.rows, 1)
         dead = (cs.n_k < _MIN_SUPPORT * avg_row) | ~valid.to(n_k.device)
         if not bool(dead.any()):
             return Step(MixtureParams(weights, new), Report(total=float(stats.loglik)))

@@ -48,9 +48,12 @@ class PartitionReader:
     weighted: bool = False
 
     def __call__(self, block: np.ndarray, row_start: int) -> Iterator[Chunk]:
-        x = torch.from_numpy(block).to(device=self.device, dtype=self.dtype)
-        w = x[:, -1].contiguous() if self.weighted else None
-        x = x[:, :-1].contiguous() if self.weighted else x
+        block = torch.from_numpy(block)
+        if self.weighted:  # a float64 block: the weights stay float64
+            w = block[:, -1].to(device=self.device, dtype=torch.float64).contiguous()
+            x = block[:, :-1].to(device=self.device, dtype=self.dtype).contiguous()
+        else:
+            w, x = None, block.to(device=self.device, dtype=self.dtype)
         for s in range(0, x.shape[0], self.chunk_rows):
             e = s + self.chunk_rows
             yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s)
@@ -67,7 +70,7 @@ def partition_rows(block, weighted: bool, device, dtype: torch.dtype) -> tuple[T
         raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
     if not weighted:
         return x, None
-    w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=dtype)
+    w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=torch.float64)
     bad = ~torch.isfinite(w) | (w < 0)
     if bool(bad.any()):
         row = int(bad.int().argmax())
@@ -268,7 +271,9 @@ def open_dask_source(
         _check_numeric(X, read, name)
         weighted = weight is not None
         parts = [
-            delayed(_frame_block, pure=True)(p, read, declared, i, np_dtype) for i, p in enumerate(X.to_delayed())
+            # weighted blocks stay float64, for the weights' sake (a model normalises them)
+            delayed(_frame_block, pure=True)(p, read, declared, i, np.float64 if weighted else np_dtype)
+            for i, p in enumerate(X.to_delayed())
         ]
         names = chosen if all(isinstance(c, str) for c in X.columns) else None
         n_features = len(chosen)
@@ -284,7 +289,7 @@ def open_dask_source(
             X = _with_weight_column(X, sample_weight, name)
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})  # a partition is a block of whole rows
-        parts = [delayed(_array_block, pure=True)(p, np_dtype) for p in X.to_delayed()[:, 0]]
+        parts = [delayed(_array_block, pure=True)(p, np.float64 if weighted else np_dtype) for p in X.to_delayed()[:, 0]]
         names = None
     chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, 3 * (torch.finfo(dtype).bits // 8))
     source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted)

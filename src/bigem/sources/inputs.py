@@ -175,7 +175,7 @@ def _open_files(
         weight_column=sample_weight if isinstance(sample_weight, str) else None,
     )
     if sample_weight is not None and not isinstance(sample_weight, str):  # in memory, one per row
-        table.weight = check_sample_weight(sample_weight, table.n_rows, dtype, torch.device("cpu"))
+        table.weight = check_sample_weight(sample_weight, table.n_rows, torch.float64, torch.device("cpu"))
     # beside our chunks, pyarrow's decoded batch (up to float64) is in flight
     table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, streamed_bytes_per_value(itemsize, 8))
     return table
@@ -278,7 +278,9 @@ def open_source(
         arr = _dataframe_to_numpy(X) if is_frame else to_numeric_array(X)
         check_shape(arr.shape, min_rows=min_rows)
         x = as_tensor(np.asarray(arr), dtype, device)
-    weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], dtype, device)
+    # weights stay float64 whatever the compute dtype: a model normalises each chunk's
+    # weights before its arithmetic, so 1e-50 or 1e37 lose nothing (float32 lost both)
+    weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], torch.float64, device)
     itemsize = torch.finfo(dtype).bits // 8
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
     source = TensorSource(x, weight, rows, names, extra)

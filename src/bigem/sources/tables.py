@@ -502,7 +502,7 @@ class TableSource:
 
     def chunks(self) -> Iterator[Chunk]:
         for block, weight, kept, start in self.blocks():
-            w = None if weight is None else weight.to(self.device, self.dtype)
+            w = None if weight is None else weight.to(self.device, torch.float64)
             yield Chunk(block.to(self.device), w, start, kept)
 
     def file_of_row(self, row: int) -> str:
