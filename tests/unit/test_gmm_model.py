@@ -192,3 +192,15 @@ def test_column_major_rows_give_the_same_statistics(covariance_type, dtype):
         fa, fb = mixture_stats(a), mixture_stats(b)
         for name in ("resp_sum", "sum_x", "sum_xx", "loglik", "worst_ll", "worst_x"):
             torch.testing.assert_close(fb[name], fa[name], **tol)
+
+
+def test_a_row_with_zero_density_everywhere_is_named_never_scored_or_labelled_silently():
+    """score floored such a row, score_samples gave -inf, predict_proba NaN and predict
+    label 0; all four now refuse it and name it."""
+    X = np.random.default_rng(0).normal(size=(200, 1))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    Z = np.array([[0.0], [1e20]])
+    for method in ("score_samples", "predict_proba", "predict", "score"):
+        with pytest.raises(ValueError, match=r"^row 1 of X has zero density under every component in float32"):
+            getattr(gm, method)(Z)
+    assert np.isfinite(gm.score_samples(Z[:1])).all()

@@ -29,7 +29,7 @@ from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..em.init import sample_rows
 from ..engines import LocalEngine
-from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals
+from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals, check_explained
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
 from ..sources.sinks import Sink, check_output_path
@@ -418,7 +418,9 @@ class _BaseMixture(EstimatorBase, ABC):
         model = self._model(s)
         params = self._fitted().to(s.device)
         for chunk in LocalEngine().stream(source):
-            yield chunk, model.log_joint(params, chunk.x).double()
+            log_joint = model.log_joint(params, chunk.x)
+            check_explained(torch.logsumexp(log_joint, 1), None, chunk.row_start)
+            yield chunk, log_joint.double()
 
     def _log_joint_chunks(self, X, columns=None):
         """(n, K) float64 log-joints of X's rows in order, a chunk at a time (Dask input
@@ -624,4 +626,6 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0))
         return np.array([[t.loglik, t.hard, t.weight]])
-    return per_row(model.log_joint(params, x).double(), (what,))[what]
+    log_joint = model.log_joint(params, x)
+    check_explained(torch.logsumexp(log_joint, 1), None, 0)
+    return per_row(log_joint.double(), (what,))[what]

@@ -92,15 +92,35 @@ def weighted_sum(values: Tensor, w: Tensor | None) -> Tensor:
     return values.sum(dtype=torch.float64) if w is None else values.double() @ w.double()
 
 
+def check_explained(log_norm: Tensor, w: Tensor | None, row_start: int) -> None:
+    """Refuse rows of positive weight whose density is zero under every component in the
+    kernel's arithmetic (log-likelihood -inf or NaN): their scores, BIC and posteriors are
+    undefined, and a fit would chase them. The message names the first such row."""
+    bad = ~torch.isfinite(log_norm)
+    if w is not None:
+        bad &= w > 0
+    if bool(bad.any()):
+        row = row_start + int(torch.nonzero(bad)[0])
+        dtype = str(log_norm.dtype).replace("torch.", "")
+        raise NumericalError(
+            f"row {row} of X has zero density under every component in {dtype} arithmetic: it lies too far from "
+            "every mean for its log-likelihood to be represented, so its score and posteriors are undefined; drop "
+            "or rescale that row" + (", or use dtype='float64'" if dtype == "float32" else "")
+        )
+
+
 def normalise_log(log_joint: Tensor, out: Tensor) -> Tensor:
     """Responsibilities of (K, n) log joints, in place, one exp pass; the log normaliser
     (each row's log-likelihood) goes to ``out`` (n,).
 
-    Columns are shifted by their maximum before exp, so no row underflows to 0/0 (a row
-    whose every entry is -inf keeps -inf as its normaliser). Component-major, every
-    step is element-wise along n over K rows: vectorised, no short inner reductions.
+    Columns are shifted by their maximum before exp, so no row underflows to 0/0; a row
+    whose every entry is -inf gets -inf as its normaliser (see :func:`check_explained`).
+    Component-major, every step is element-wise along n over K rows: vectorised, no
+    short inner reductions.
     """
-    peak = torch.amax(log_joint, 0).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    peak = torch.amax(log_joint, 0)
+    lost = torch.isneginf(peak)
+    peak.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     # Floor the log-ratios before exp: torch's vectorised exp takes a slow path for large
     # negative inputs (3-7x slower per call), and responsibilities near the underflow
     # limit turn into subnormal numbers in the moment products (squares, sqrt(rw)), which
@@ -111,6 +131,8 @@ def normalise_log(log_joint: Tensor, out: Tensor) -> Tensor:
     total = resp.sum(0)
     resp.div_(total)
     torch.add(total.log_(), peak, out=out)
+    if bool(lost.any()):
+        out.masked_fill_(lost, -torch.inf)
     return resp
 
 
@@ -200,6 +222,7 @@ class MixtureModel:
             lj = self.component.log_joint(prep, self.component.block(prep, x[rows]), log_w)
             resp = normalise_log(lj, out=log_norm[rows])
             torch.log(resp.amax(0), out=hard[rows])
+        check_explained(log_norm, w, chunk.row_start)
         weight = float(x.shape[0]) if w is None else float(w.double().sum())
         return ScoreTotals(float(weighted_sum(log_norm, w)), float(weighted_sum(hard, w)), weight)
 
@@ -248,6 +271,9 @@ class MixtureModel:
             else:
                 resp = normalise_log(comp.log_joint(prep, blk, log_w), out=ln)
             acc.add(blk, resp if wb is None else resp * wb, wb)
+        check_explained(log_norm, w, chunk.row_start)
+        if w is not None and not bool(torch.isfinite(log_norm).all()):  # only rows of weight 0
+            log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
