@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bigem
-from bigem._core.errors import DegenerateFitWarning
+from bigem._core.errors import DegenerateFitWarning, SampleWeightWarning
 from bigem.estimators.selection import COLUMNS, degenerate_components
 
 CENTRES = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
@@ -193,3 +193,18 @@ def test_a_csv_file_with_columns_selects_as_its_array(tmp_path):
     for a, b in zip(from_file.table, from_array.table):
         assert a["bic"] == pytest.approx(b["bic"], rel=1e-12) and a["n_iter"] == b["n_iter"]
     assert list(from_file.best_estimator_.feature_names_in_) == ["u", "v"]
+
+
+def test_weights_that_look_like_probabilities_are_warned_about_and_counts_are_not():
+    """Frequency weights: BIC's n is their sum. Weights of 1/300 over 300 rows made the
+    penalty vanish and select chose K=6 for two clusters, silently."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (150, 2)), rng.normal(5, 1, (150, 2))]
+    kw = dict(n_components=range(1, 4), covariance_types="full", random_state=0)
+    with pytest.warns(SampleWeightWarning, match=r"sums to 1 over 300 rows.*reads sample weights as frequencies"):
+        bigem.select(X, sample_weight=np.full(300, 1 / 300), **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert bigem.select(X, sample_weight=np.full(300, 3.0), **kw).best_["n_components"] == 2
+        rescaled = bigem.select(X, sample_weight=np.full(300, 1 / 300) * 300, **kw)
+    assert rescaled.best_["n_components"] == 2

@@ -78,5 +78,9 @@ class ImpossibleSequenceWarning(RuntimeWarning):
     """A sequence has zero probability under the model (its log-likelihood is -inf)."""
 
 
+class SampleWeightWarning(UserWarning):
+    """Sample weights look like probabilities, not the frequencies BIC's n assumes."""
+
+
 class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""

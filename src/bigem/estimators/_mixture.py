@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._core.errors import DataError, ParameterError, not_fitted_error
+from .._core.errors import DataError, ParameterError, SampleWeightWarning, not_fitted_error
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
@@ -491,7 +491,7 @@ class _BaseMixture(EstimatorBase, ABC):
             X = X.rechunk({1: -1})
         fn = partial(_predict_block, self._model(s), params, what, s.device, weighted)
         if what == "totals":
-            return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (3,)))
+            return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
             return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (self.n_components,)))
         return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
@@ -500,7 +500,8 @@ class _BaseMixture(EstimatorBase, ABC):
         """:class:`ScoreTotals` of X in one streamed pass, in the memory of a chunk whatever
         the data's size; Dask input is reduced where it lives."""
         if is_dask_collection(X):
-            totals = ScoreTotals(*(float(v) for v in self._lazy(X, "totals", columns, sample_weight).sum(0).compute()))
+            loglik, hard, weight, rows, fractional = self._lazy(X, "totals", columns, sample_weight).sum(0).compute()
+            totals = ScoreTotals(float(loglik), float(hard), float(weight), int(rows), int(fractional))
         else:
             source, s = self._inference_source(X, columns, sample_weight=sample_weight)
             task = Task(self._model(s), "score_totals", (self._fitted().to(s.device),))
@@ -558,7 +559,7 @@ class _BaseMixture(EstimatorBase, ABC):
     def bic(self, X, *, columns=None) -> float:
         """Bayesian information criterion on X (lower is better); streamed like :meth:`score`."""
         totals = self._score_totals(X, columns)
-        return -2 * totals.loglik + self._n_parameters() * math.log(totals.weight)
+        return -2 * totals.loglik + self._n_parameters() * math.log(sample_size(totals))
 
     def aic(self, X, *, columns=None) -> float:
         """Akaike information criterion on X (lower is better); streamed like :meth:`score`."""
@@ -603,6 +604,23 @@ class _BaseMixture(EstimatorBase, ABC):
         save(self, path)
 
 
+def sample_size(totals: ScoreTotals) -> float:
+    """BIC's n: the rows, or the sum of the sample weights, which bigem reads as
+    frequencies (a weight of 2 counts a row twice). Fractional weights summing far from
+    the row count look like probabilities or importance weights, for which that n is
+    wrong: warned about, with the fix."""
+    if totals.fractional and not 0.5 <= totals.weight / max(totals.rows, 1) <= 2.0:
+        warnings.warn(
+            f"sample_weight sums to {totals.weight:.6g} over {totals.rows} rows, with fractional weights: bigem "
+            "reads sample weights as frequencies (a weight of 2 is a repeated row), so BIC's n is their sum, "
+            f"{totals.weight:.6g}, not the row count; if they are probabilities or importance weights, rescale "
+            "them to sum to the row count (w * n / w.sum())",
+            SampleWeightWarning,
+            stacklevel=3,
+        )
+    return totals.weight
+
+
 def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
     """Per-row outputs from (n, K) float64 log-joints: 'label', 'proba', 'log_density'."""
     norm = torch.logsumexp(log_joint, 1)
@@ -625,7 +643,7 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
     x, w = partition_rows(block, weighted, device, model.dtype)
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0))
-        return np.array([[t.loglik, t.hard, t.weight]])
+        return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
     return per_row(log_joint.double(), (what,))[what]

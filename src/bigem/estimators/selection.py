@@ -23,6 +23,7 @@ import torch
 
 from .._core.errors import DegenerateFitWarning, ParameterError
 from ..models.covariance import NAMES, structure
+from ._mixture import sample_size
 from .gaussian_mixture import GaussianMixture
 
 CRITERIA = ("bic", "aic", "icl")
@@ -242,7 +243,7 @@ def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
         columns = [str(c) for c in est.feature_names_in_]
     t = est._score_totals(X, columns, sample_weight)
     p = est._n_parameters()
-    bic = -2 * t.loglik + p * math.log(t.weight)
+    bic = -2 * t.loglik + p * math.log(sample_size(t))
     return dict(log_likelihood=t.loglik, n_parameters=p, bic=bic, aic=-2 * t.loglik + 2 * p, icl=bic - 2 * t.hard, weight=t.weight)
 
 

@@ -79,12 +79,15 @@ class MixtureStats:
 class ScoreTotals:
     """Additive totals that score a fitted mixture on data, whatever its size:
     loglik = sum_n w_n log p(x_n); hard = sum_n w_n max_k log r_nk (the classification
-    term of ICL); weight = sum_n w_n (the row count when unweighted). Python floats,
-    each chunk's summed in float64, so chunks add on any engine."""
+    term of ICL); weight = sum_n w_n (the row count when unweighted); rows; fractional:
+    the rows whose weight is not a whole number (frequency weights are counts). Python
+    numbers, each chunk's summed in float64, so chunks add on any engine."""
 
     loglik: float
     hard: float
     weight: float
+    rows: int = counted()
+    fractional: int = counted()
 
 
 def weighted_sum(values: Tensor, w: Tensor | None) -> Tensor:
@@ -224,7 +227,8 @@ class MixtureModel:
             torch.log(resp.amax(0), out=hard[rows])
         check_explained(log_norm, w, chunk.row_start)
         weight = float(x.shape[0]) if w is None else float(w.double().sum())
-        return ScoreTotals(float(weighted_sum(log_norm, w)), float(weighted_sum(hard, w)), weight)
+        fractional = 0 if w is None else int((w != torch.round(w)).sum())
+        return ScoreTotals(float(weighted_sum(log_norm, w)), float(weighted_sum(hard, w)), weight, x.shape[0], fractional)
 
     def e_step(self, params: MixtureParams, chunk: Chunk) -> MixtureStats:
         """Responsibility-weighted statistics of one chunk under ``params``."""
