@@ -489,3 +489,25 @@ def test_the_model_is_shipped_once_per_fit_not_once_per_iteration(client, data, 
     assert len(lockstep) == 6  # one E-step of both restarts per iteration ...
     assert len(set(lockstep)) == 1  # ... all of them on one shipped model
     assert len({k for _, _, k in keys}) == len({i for _, i, _ in keys})  # one key per model object
+
+
+@pytest.mark.parametrize("where", ["memory", "parquet"])
+def test_checkpoint_of_other_data_with_the_same_shape_is_refused(data, tmp_path, where):
+    """A stale checkpoint from different rows of the same shape was resumed silently: the
+    history mixed both data sets and the 'bug' warning fired."""
+    path = tmp_path / "fit.ckpt"
+    other = data + 1.0
+    if where == "parquet":
+        first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+        pd.DataFrame(data, columns=list("abcd")).to_parquet(first)
+        pd.DataFrame(other, columns=list("abcd")).to_parquet(second)
+        data, other = str(first), str(second)
+    Interrupted, stop = _interrupt_at(3)
+    with pytest.raises(Interrupted):
+        GaussianMixture(3, random_state=0, tol=1e-6).fit(data, callback=stop, checkpoint=path, checkpoint_every=1)
+    with pytest.raises(ParameterError, match=r"fit\.ckpt: the checkpoint was written by a different fit, of other "
+                                             r"data or settings \(they differ in: data\); to start fresh, delete it"):
+        GaussianMixture(3, random_state=0, tol=1e-6).fit(other, checkpoint=path, checkpoint_every=1)
+    resumed = GaussianMixture(3, random_state=0, tol=1e-6).fit(data, checkpoint=path, checkpoint_every=1)
+    assert not path.exists()  # the same data resumes, and the completed fit removes it
+    assert resumed.n_iter_ > 3

@@ -54,6 +54,11 @@ class Source(Protocol):
         """Yield chunks of about ``rows`` rows from now on (HMM batches set it)."""
         ...
 
+    def fingerprint(self) -> dict:
+        """What identifies these rows cheaply (files' sizes and times, a digest of the
+        first and last rows): a checkpoint resumes only on the data it was saved from."""
+        ...
+
     def chunks(self) -> Iterator[Chunk]:
         """Chunks in row order, on the compute device and dtype, covering every row once."""
         ...

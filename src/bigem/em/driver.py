@@ -69,7 +69,9 @@ class Checkpoint:
 
     A fit given a checkpoint whose file exists resumes from it and reaches the same
     result as an uninterrupted run; the file is removed when the fit completes.
-    ``fingerprint`` (JSON) must match to resume: the model, the data, the settings.
+    ``fingerprint`` (JSON) must match to resume: the model, the settings, and the data
+    (its shape, feature names, and what identifies its rows: the files' sizes and
+    times, or a digest of the first and last rows in memory).
     Parameters travel through the model's ``to_tensors`` / ``from_tensors``.
     """
 
@@ -96,10 +98,13 @@ class Checkpoint:
         tensors, meta = read_model_file(self.path)
         if meta.get("format") != "bigem-checkpoint":
             raise ParameterError(f"{self.path}: not a bigem checkpoint (a model file?); pass another checkpoint path")
-        if meta.get("fingerprint") != self.fingerprint:
+        saved = meta.get("fingerprint")
+        if saved != self.fingerprint:
+            saved = saved if isinstance(saved, dict) else {}
+            differ = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
             raise ParameterError(
-                f"{self.path}: the checkpoint was written by a different fit ({meta.get('fingerprint')}), not "
-                f"this one ({self.fingerprint}); delete it or pass another checkpoint path"
+                f"{self.path}: the checkpoint was written by a different fit, of other data or settings (they "
+                f"differ in: {', '.join(differ)}); to start fresh, delete it or pass another checkpoint path"
             )
         results = []
         for i, r in enumerate(meta["runs"]):

@@ -250,7 +250,8 @@ class _BaseMixture(EstimatorBase, ABC):
         online = s.algorithm == "online"
         saver = None
         if checkpoint is not None:
-            fingerprint = dict(kind=type(self).__name__, n_rows=N, n_features=D, **self._fingerprint())
+            fingerprint = dict(kind=type(self).__name__, n_rows=N, n_features=D, features=source.feature_names,
+                               data=source.fingerprint(), **self._fingerprint())
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .._core.types import READ_AHEAD, Chunk
+from . import identity
 
 
 class TensorSource:
@@ -42,6 +43,9 @@ class TensorSource:
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
+
+    def fingerprint(self) -> dict:
+        return identity.edges(self.x, self.weight)
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):

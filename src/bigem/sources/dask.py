@@ -193,6 +193,12 @@ class DaskSource:
     def nbytes(self) -> int:
         return self.n_rows * self.n_features * (torch.finfo(self.reader.dtype).bits // 8)
 
+    def fingerprint(self) -> dict:
+        """Rows, partitions, and the graph keys of the first and last (deterministic for
+        the same collection built the same way)."""
+        keys = [str(getattr(p, "key", "")) for p in (self.partitions[0], self.partitions[-1])] if self.partitions else []
+        return {"rows": self.n_rows, "partitions": len(self.partitions), "keys": keys}
+
     def with_partitions(self, partitions: Sequence[object]) -> DaskSource:
         """The same rows over other handles (persisted ones): a new source, this one unchanged."""
         other = copy.copy(self)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .._core.types import Chunk
+from . import identity
 from .validate import check_finite, raise_not_finite
 
 
@@ -51,6 +52,15 @@ class FirstPassSource:
     def read_in(self, rows: int) -> None:
         if hasattr(self.inner, "read_in"):
             self.inner.read_in(rows)
+
+    def fingerprint(self) -> dict:
+        """The inner source's, or for a user's Source without one, a digest of its first
+        chunk and last rows."""
+        if hasattr(self.inner, "fingerprint"):
+            return self.inner.fingerprint()
+        first = next(iter(self.inner.chunks())).x
+        last = self.inner.take(torch.arange(max(0, self.n_rows - 1024), self.n_rows))
+        return {"rows": self.n_rows, "digest": identity.digest(first[:1024], last)}
 
     def chunks(self) -> Iterator[Chunk]:
         if self._cache is not None:

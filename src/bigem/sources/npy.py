@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import identity
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk
 from .buffers import BufferPool
@@ -28,6 +29,9 @@ class NpySource:
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
+
+    def fingerprint(self) -> dict:
+        return {"files": identity.files([self.path])}
 
     def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
         self.path = os.fspath(path)

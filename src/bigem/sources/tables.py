@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import identity
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk
 from .buffers import BufferPool
@@ -274,6 +275,11 @@ class TableSource:
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
+
+    def fingerprint(self) -> dict:
+        weights = None if self.weight is None else identity.digest(self.weight)
+        return {"files": identity.files(self.files), "columns": self.feature_names, "weight_column": self.weight_column,
+                "weights": weights}
 
     def __init__(
         self,
