@@ -476,3 +476,24 @@ def test_poisson_hmm_with_large_counts_keeps_its_digits_in_float32():
     one.startprob_, one.transmat_, one.lambdas_ = np.ones(1), np.ones((1, 1)), np.array([[2.0**25]])
     # log p(2^25 | 2^25) = -0.5 log(2 pi 2^25) + O(1/x): about -9.59, not 0.0
     assert one.score(np.array([[2**25]])) == pytest.approx(-0.5 * np.log(2 * np.pi * 2**25), abs=1e-3)
+
+
+@pytest.mark.parametrize("kind, own", [("GaussianHMM", r"increase covars_prior \(now 0\.0\)"),
+                                       ("GMMHMM", r"increase min_covar \(now 0\)")])
+def test_hmm_numerical_errors_name_the_hmms_own_parameters(kind, own):
+    """A state whose rows all coincide has a singular covariance: the message named
+    reg_covar (a GaussianMixture parameter) or asked for matrices the user never passed."""
+    from bigem import GMMHMM
+
+    X = np.r_[np.zeros((60, 2)), np.random.default_rng(0).normal(5, 1, (60, 2))]
+    if kind == "GaussianHMM":
+        m = GaussianHMM(2, covariance_type="full", covars_prior=0.0, n_iter=3, init_params="")
+        m.means_, m.covars_ = np.array([[0.0, 0.0], [5.0, 5.0]]), np.stack([np.eye(2)] * 2)
+    else:
+        m = GMMHMM(2, covariance_type="full", min_covar=0.0, n_iter=3, init_params="")
+        m.weights_, m.means_ = np.ones((2, 1)), np.array([[[0.0, 0.0]], [[5.0, 5.0]]])
+        m.covars_ = np.stack([np.eye(2)[None]] * 2)
+    m.startprob_, m.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]])
+    with pytest.raises(ValueError, match=r"state 0 cannot be estimated.*" + own) as info:
+        m.fit(X)
+    assert "reg_covar" not in str(info.value) and "pass symmetric" not in str(info.value)

@@ -635,7 +635,7 @@ class GaussianHMM(_BaseHMM):
         self._covars_ = np.array(value, dtype=np.float64, copy=True)
 
     def _advice(self, s) -> str:
-        return f"increase covars_prior (now {s.covars_prior}) or min_covar (now {s.min_covar:g}), or standardise X"
+        return f"increase covars_prior (now {s.covars_prior}), lower n_components, or standardise X"
 
     def _emission(self, s, n_features=None) -> GaussianComponent:
         prior = Prior(s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
@@ -757,9 +757,12 @@ class CategoricalHMM(_BaseHMM):
             return int(np.shape(self.emissionprob_)[-1])
         return None if summary is None else int(summary.top[0]) + 1
 
+    def _advice(self, s) -> str:
+        return "give every symbol a non-zero probability in some state (emissionprob_), or raise emissionprob_prior above 1"
+
     def _emission(self, s, n_features=None) -> CategoricalComponent:
         symbols = n_features or s.n_features or (int(np.shape(self.emissionprob_)[-1]) if hasattr(self, "emissionprob_") else 0)
-        return CategoricalComponent(symbols, self.emissionprob_prior, s.dtype)
+        return CategoricalComponent(symbols, self.emissionprob_prior, s.dtype, advice=self._advice(s))
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         M = self._symbols(s, True, summary)
@@ -834,8 +837,11 @@ class PoissonHMM(_BaseHMM):
     def _row_check(self, s, fitting):
         return _non_negative_integers("models counts, which must be non-negative integers", "PoissonHMM", True)
 
+    def _advice(self, s) -> str:
+        return "give every state a positive rate of every feature (lambdas_), or set lambdas_prior and lambdas_weight"
+
     def _emission(self, s, n_features=None) -> PoissonComponent:
-        return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype)
+        return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype, advice=self._advice(s))
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         if self._needs_init(s, "l", "lambdas_"):
