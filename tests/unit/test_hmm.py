@@ -497,3 +497,30 @@ def test_hmm_numerical_errors_name_the_hmms_own_parameters(kind, own):
     with pytest.raises(ValueError, match=r"state 0 cannot be estimated.*" + own) as info:
         m.fit(X)
     assert "reg_covar" not in str(info.value) and "pass symmetric" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM"])
+def test_float32_hmm_fits_data_far_from_the_origin_as_float64_does(kind):
+    """A GaussianHMM on data 1e7 from the origin was silently worse in float32 (-1613.8
+    against -1568.3): the cast to float32 had dropped the spread's digits."""
+    from bigem import GMMHMM
+
+    X, _ = sampled(800, seed=3)
+    X = X + 1e7
+    lengths = [300, 500]
+
+    def fit(dtype):
+        if kind == "GaussianHMM":
+            m = GaussianHMM(K, n_iter=5, tol=0.0, init_params="", dtype=dtype)
+            m.means_, m.covars_ = MEANS + 1e7 + 0.5, np.ones((K, D))
+        else:
+            m = GMMHMM(K, n_mix=1, n_iter=5, tol=0.0, init_params="", dtype=dtype)
+            m.weights_, m.means_, m.covars_ = np.ones((K, 1)), (MEANS + 1e7 + 0.5)[:, None], np.ones((K, 1, D))
+        m.startprob_, m.transmat_ = np.full(K, 1.0 / K), np.full((K, K), 0.2) + np.eye(K) * 0.4
+        return m.fit(X, lengths)
+
+    f32, f64 = fit("float32"), fit("float64")
+    np.testing.assert_allclose(f32.monitor_.history, f64.monitor_.history, rtol=1e-6)
+    assert f32.score(X, lengths) == pytest.approx(f64.score(X, lengths), rel=1e-6)
+    np.testing.assert_allclose(f32.means_, f64.means_, rtol=1e-12, atol=1e-4)
+    np.testing.assert_array_equal(f32.predict(X, lengths), f64.predict(X, lengths))

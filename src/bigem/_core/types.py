@@ -49,6 +49,7 @@ class Source(Protocol):
     weight_blocks: Callable[[], Iterator[tuple[Tensor, int]]] | None
     decodes: bool  # producing chunks is real CPU work (reading and decoding files), which
     # the local engine then gives a core of its own
+    shift: Tensor | None  # the rows are the data minus this (D,) float64 vector, or None
 
     def read_in(self, rows: int) -> None:
         """Yield chunks of about ``rows`` rows from now on (HMM batches set it)."""
@@ -79,6 +80,7 @@ class Partitioned(Protocol):
 
     n_rows: int
     n_features: int
+    shift: Tensor | None
     partitions: Sequence[object]
     row_starts: Sequence[int]
     reader: Callable[[object, int], Iterator[Chunk]]

@@ -43,6 +43,7 @@ class OnlineState:
     params: Any
     running: Any = None  # the averaged statistics S, None before the first batch
     steps: int = 0  # mini-batches seen (t)
+    shift: Any = None  # the sources' rows are the data less this: the state's coordinates
     seen: set[str] = field(default_factory=set)  # once-only notes already raised
 
 

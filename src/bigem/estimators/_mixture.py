@@ -119,8 +119,10 @@ class _BaseMixture(EstimatorBase, ABC):
         """The family's model for the validated settings."""
 
     @abstractmethod
-    def _initialise(self, model: MixtureModel, engine, source: Source, s, generator: torch.Generator) -> MixtureParams:
-        """Initial parameters from the data (and whatever the user gave)."""
+    def _initialise(self, model: MixtureModel, engine, source: Source, s, generator: torch.Generator,
+                    offset: torch.Tensor | None) -> MixtureParams:
+        """Initial parameters from the data (and whatever the user gave), for rows that
+        are the data less ``offset`` (user-given locations move by it too)."""
 
     @abstractmethod
     def _publish(self, params: MixtureParams) -> None:
@@ -131,7 +133,15 @@ class _BaseMixture(EstimatorBase, ABC):
         """Parameters from the public attributes (a loaded model file), validated."""
 
     # ------------------------------------------------------------------ set-up
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, **kw) -> Source:
+    def _shift(self, s, shift="auto"):
+        """What to ask a source to subtract from the rows: ``shift`` when the family's
+        model moves with its data (Gaussians), else nothing. A source subtracts "auto"
+        only where float32 would lose digits (see ``sources.arrays.choose_shift``); the
+        model then works on the rows less ``source.shift``, and its parameters are
+        translated back before anyone sees them."""
+        return shift if self._model(s).component.translatable else None
+
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
         return open_source(
             X,
             dtype=s.dtype,
@@ -140,6 +150,7 @@ class _BaseMixture(EstimatorBase, ABC):
             chunk_size=s.chunk_size,
             sample_weight=sample_weight,
             min_rows=min_rows,
+            shift=self._shift(s, shift),
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -172,6 +183,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 chunk_size=s.chunk_size,
                 columns=columns,
                 sample_weight=sample_weight,
+                shift=self._shift(s),
             )
             yield engine, engine.persist(source)
 
@@ -248,6 +260,8 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         online = s.algorithm == "online"
+        offset = source.shift  # the model works on rows less this; parameters move back after
+        back = None if offset is None else offset.to(s.device)
         saver = None
         if checkpoint is not None:
             fingerprint = dict(kind=type(self).__name__, n_rows=N, n_features=D, features=source.feature_names,
@@ -258,25 +272,28 @@ class _BaseMixture(EstimatorBase, ABC):
         def initialise(restart: int) -> MixtureParams:
             started = time.perf_counter()
             if warm:
-                params = self._params_
+                params = model.translate(self._params_.to(s.device), None if back is None else -back)
             elif online:
-                params = self._online_initial(model, engine, source, s, generator)
+                params = self._online_initial(model, engine, source, s, generator, offset)
             else:
-                params = self._initialise(model, engine, source, s, generator)
+                params = self._initialise(model, engine, source, s, generator, offset)
             if s.verbose:
                 print(f"Initialization {restart} ({time.perf_counter() - started:.2f}s)")
             return params
 
+        if callback is not None and back is not None:  # the callback sees the data's coordinates
+            user = callback
+            callback = lambda info: user(dataclasses.replace(info, params=model.translate(info.params, back)))  # noqa: E731
         with Progress(source, s.max_iter, s.verbose, online) as progress:
             report = progress.callback(self._verbose_callback(s, callback))
             if online:
-                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm)
+                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm, offset)
             else:
                 best, runs = fit_em(
                     model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver,
                 )
-        self._set_fitted(best.params, source.n_features, source.feature_names)
+        self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.lower_bound
@@ -287,11 +304,11 @@ class _BaseMixture(EstimatorBase, ABC):
         ]
         return self
 
-    def _fit_online(self, model, engine, source, initialise, s, report, warm: bool):
+    def _fit_online(self, model, engine, source, initialise, s, report, warm: bool, offset):
         """n_init online runs of up to max_iter passes; the best by its last pass's mean."""
         runs = []
         for restart in range(1 if warm else s.n_init):
-            state = OnlineState(initialise(restart))
+            state = OnlineState(initialise(restart), shift=offset)
             with engine.sharing_cores(source):
                 result = run_online(
                     model,
@@ -309,13 +326,13 @@ class _BaseMixture(EstimatorBase, ABC):
         self.n_steps_ = self._online_.steps
         return best, [r for r, _ in runs]
 
-    def _online_initial(self, model, engine, source: Source, s, generator) -> MixtureParams:
+    def _online_initial(self, model, engine, source: Source, s, generator, offset) -> MixtureParams:
         """Initial parameters for online EM from a row sample (3 batches), not the whole
         data: an online fit may afford one pass only. ``engine`` draws a weighted sample
         where the weights live (a Dask cluster's workers)."""
         rows = sample_rows(source, max(3 * s.batch_size, 10 * s.n_components), generator, engine)
         sample = TensorSource(rows, None, rows.shape[0])
-        return self._initialise(model, LocalEngine(), sample, s, generator)
+        return self._initialise(model, LocalEngine(), sample, s, generator, offset)
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
         """Online EM on X: one step per ``batch_size`` rows, continuing from the last call.
@@ -331,13 +348,17 @@ class _BaseMixture(EstimatorBase, ABC):
             self._check_features(X, columns)
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0)
-        model, engine = self._model(s), LocalEngine()
         state = getattr(self, "_online_", None)
+        # a running state continues in its own coordinates: the same shift for every call
+        source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
+                            shift="auto" if state is None else state.shift)
+        model, engine = self._model(s), LocalEngine()
+        offset = source.shift
+        back = None if offset is None else offset.to(s.device)
         if fitted:
             self._check_width(source)
         if state is None and fitted:
-            state = OnlineState(self._params_.to(s.device))
+            state = OnlineState(model.translate(self._params_.to(s.device), None if back is None else -back), shift=offset)
         elif state is None:
             K = s.n_components
             if source.n_rows < K:
@@ -346,7 +367,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     "the first partial_fit batch initialises the model; pass more rows"
                 )
             generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
-            state = OnlineState(self._online_initial(model, engine, source, s, generator))
+            state = OnlineState(self._online_initial(model, engine, source, s, generator, offset), shift=offset)
         total = weight = 0.0
         with engine.sharing_cores(source):
             for chunk in minibatches(engine.stream(source), s.batch_size):
@@ -354,7 +375,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 if w > 0:
                     total, weight = total + ll * w, weight + w
         self._online_ = state
-        self._set_fitted(state.params, source.n_features, source.feature_names)
+        self._set_fitted(model.translate(state.params, back), source.n_features, source.feature_names)
         self.n_steps_ = state.steps
         self.lower_bound_ = total / weight if weight else -math.inf
         if not fitted:
@@ -407,6 +428,11 @@ class _BaseMixture(EstimatorBase, ABC):
         self._check_width(source)
         return source, s
 
+    def _in_source_coordinates(self, model: MixtureModel, source: Source, s) -> MixtureParams:
+        """The fitted parameters on the compute device, moved like the source's rows."""
+        params = self._fitted().to(s.device)
+        return params if source.shift is None else model.translate(params, -source.shift.to(s.device))
+
     def _check_width(self, source: Source) -> None:
         if source.n_features != self.n_features_in_:
             raise DataError(
@@ -417,7 +443,7 @@ class _BaseMixture(EstimatorBase, ABC):
     def _log_joint_blocks(self, source: Source, s):
         """(chunk, (n, K) float64 log w_k + log p_k(x)) over the source, in row order."""
         model = self._model(s)
-        params = self._fitted().to(s.device)
+        params = self._in_source_coordinates(model, source, s)
         for chunk in LocalEngine().stream(source):
             log_joint = model.log_joint(params, chunk.x)
             check_explained(torch.logsumexp(log_joint, 1), None, chunk.row_start)
@@ -490,7 +516,11 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
-        fn = partial(_predict_block, self._model(s), params, what, s.device, weighted)
+        model = self._model(s)
+        # the workers subtract the model's own location (known without a pass over X)
+        offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
+        params = model.translate(params, None if offset is None else -offset)
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset)
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
@@ -505,7 +535,8 @@ class _BaseMixture(EstimatorBase, ABC):
             totals = ScoreTotals(float(loglik), float(hard), float(weight), int(rows), int(fractional))
         else:
             source, s = self._inference_source(X, columns, sample_weight=sample_weight)
-            task = Task(self._model(s), "score_totals", (self._fitted().to(s.device),))
+            model = self._model(s)
+            task = Task(model, "score_totals", (self._in_source_coordinates(model, source, s),))
             totals = LocalEngine().reduce(task, source)
         if not totals.weight > 0:
             raise DataError("sample_weight sums to zero over X: give at least one row a positive weight")
@@ -635,13 +666,13 @@ def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
     return out
 
 
-def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, block) -> np.ndarray:
+def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, block) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from .._core.types import Chunk
     from ..sources.dask import partition_rows
 
-    x, w = partition_rows(block, weighted, device, model.dtype)
+    x, w = partition_rows(block, weighted, device, model.dtype, offset)
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0))
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])

@@ -153,7 +153,7 @@ class GaussianMixture(_BaseMixture):
         component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice)
         return MixtureModel(component, s.n_components, s.dtype)
 
-    def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator) -> MixtureParams:
+    def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
         """Initial parameters by ``init_params``; user-given parts replace the computed ones.
 
         When ``means_init`` is given but weights or covariances are not, those come from
@@ -164,6 +164,8 @@ class GaussianMixture(_BaseMixture):
         st = structure(s.covariance_type)
         weights = None if self.weights_init is None else _params.check_weights_init(self.weights_init, K)
         means = None if self.means_init is None else _params.check_means_init(self.means_init, K, D)
+        if means is not None and offset is not None:  # in the coordinates of the rows
+            means = means - offset.to(means)
         cov = None
         if self.precisions_init is not None:
             cov = st.from_precisions(_params.as_f64(self.precisions_init, f"{st.name} precision"), K, D)

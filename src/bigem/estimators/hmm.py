@@ -198,6 +198,9 @@ class _BaseHMM(EstimatorBase, ABC):
         )
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
+        """Batches of whole sequences. Rows of translatable emissions (Gaussians) lose a
+        shift where float32 would lose digits (see ``sources.arrays.choose_shift``); the
+        rows' source says which (``source.rows.shift``)."""
         if sequence_column is not None:
             if lengths is not None:
                 raise DataError(
@@ -208,7 +211,8 @@ class _BaseHMM(EstimatorBase, ABC):
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
                 columns = others  # every column but the ids
         itemsize = torch.finfo(s.dtype).bits // 8
-        rows = open_source(X, dtype=s.dtype, device=s.device, memory_budget=1 << 62, columns=columns)
+        shift = "auto" if self._emission(s, getattr(self, "n_features", None)).translatable else None
+        rows = open_source(X, dtype=s.dtype, device=s.device, memory_budget=1 << 62, columns=columns, shift=shift)
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
         # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
         # products), three copies of the row (converted, packed, features) and int64 indices
@@ -256,7 +260,8 @@ class _BaseHMM(EstimatorBase, ABC):
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         self._init(s, source, summary, generator, engine)
         model = self._model(s, self.n_features)
-        params = self._current_params(s).to(s.device)
+        offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
+        params = model.translate(self._current_params(s).to(s.device), None if offset is None else -offset)
         monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
 
         def report(info: IterationInfo) -> None:
@@ -272,7 +277,7 @@ class _BaseHMM(EstimatorBase, ABC):
         monitor.iter = result.n_iter
         monitor.converged = result.converged
         self.monitor_ = monitor
-        self._set_params(result.params)
+        self._set_params(model.translate(result.params, offset))
         return self
 
     def _needs_moments(self, s) -> bool:
@@ -313,9 +318,11 @@ class _BaseHMM(EstimatorBase, ABC):
         self._init_emission(s, source, summary, generator, engine)
 
     def _kmeans_centres(self, s, source, k: int, generator: torch.Generator, engine) -> np.ndarray:
-        """k k-means centres of the rows (k-means++ on a sample, then Lloyd over all rows)."""
+        """k k-means centres of the rows (k-means++ on a sample, then Lloyd over all rows),
+        in the data's coordinates (the rows' shift added back)."""
         sample = sample_rows(source.rows, max(20_000, 256 * k), generator)
-        return lloyd(KMeansModel(k, s.dtype), engine, source.rows, kmeans_plusplus(sample, k, generator)).cpu().numpy()
+        centres = lloyd(KMeansModel(k, s.dtype), engine, source.rows, kmeans_plusplus(sample, k, generator)).cpu()
+        return (centres if source.rows.shift is None else centres + source.rows.shift).numpy()
 
     def _current_params(self, s) -> HMMParams:
         """The parameters the attributes hold, validated (ParameterError names the bad one)."""
@@ -345,6 +352,7 @@ class _BaseHMM(EstimatorBase, ABC):
         return self._current_params(s).to(s.device)
 
     def _batches(self, X, lengths, s, where: dict) -> tuple[HMMParams, SequenceBatches]:
+        """The fitted parameters, moved like the rows of X's batches, and the batches."""
         params = self._fitted(s)
         source = self._open(X, lengths, s, **where)
         if source.n_features != self.n_features:
@@ -352,7 +360,8 @@ class _BaseHMM(EstimatorBase, ABC):
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
                 f"{self.n_features} features as input."
             )
-        return params, source
+        shift = source.rows.shift
+        return (params if shift is None else self._model(s, self.n_features).translate(params, -shift.to(s.device))), source
 
     def _warn_impossible(self, count: int, first: int, what: str = "their posteriors are NaN") -> None:
         if count:

@@ -77,6 +77,7 @@ class CategoricalComponent:
     concentration ``prior`` (1: none) on each."""
 
     letters = "e"
+    translatable = False  # symbols, not positions
 
     def __init__(self, n_symbols: int, prior: Tensor | float = 1.0, dtype: torch.dtype = torch.float64,
                  advice: str = "check the symbols") -> None:
@@ -88,6 +89,12 @@ class CategoricalComponent:
     @property
     def regularised(self) -> bool:
         return not bool(torch.all(torch.as_tensor(self.prior) == 1.0))
+
+    def translate(self, p: CategoricalParams, offset: Tensor) -> CategoricalParams:
+        return p
+
+    def location(self, p: CategoricalParams) -> None:
+        return None
 
     def make_params(self, probabilities: Tensor) -> CategoricalParams:
         return CategoricalParams(probabilities.to(torch.float64))

@@ -65,6 +65,19 @@ class Component(Protocol[P, CS]):
     letters: str  # the parameter groups its M-step updates (hmmlearn's ``params`` letters)
     advice: str  # what a user can change when its arithmetic fails
     failure: str  # what it means for the fit when every component is invalid
+    # whether it models rows up to a translation (Gaussians): its rows may then arrive
+    # minus a shift (float32 keeps its digits on data far from the origin), and its
+    # parameters move by the same vector (``translate``)
+    translatable: bool
+
+    def translate(self, params: P, offset: Tensor) -> P:
+        """The parameters of the same model for rows moved by ``offset`` (D,)."""
+        ...
+
+    def location(self, params: P) -> Tensor | None:
+        """A point the K distributions sit around, (D,) float64 (the mean of the means);
+        None when translatable is False."""
+        ...
 
     def prepare(self, params: P, device: torch.device) -> Prepared:
         """The parameters cast for the kernels, once per chunk."""

@@ -404,6 +404,7 @@ class GaussianComponent:
     """
 
     letters = "mc"  # what the M-step can update: means, covariances
+    translatable = True
     failure = (
         "Fitting the mixture model failed because some components have ill-defined empirical covariance "
         "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
@@ -438,6 +439,12 @@ class GaussianComponent:
         """Float64 parameters with their precision factors (NumericalError if they have none)."""
         means, covariances = means.to(torch.float64), covariances.to(torch.float64)
         return GaussianParams(means, covariances, self.structure.precision_cholesky(covariances, self.advice))
+
+    def translate(self, p: GaussianParams, offset: Tensor) -> GaussianParams:
+        return GaussianParams(p.means + offset.to(p.means), p.covariances, p.prec_chol)
+
+    def location(self, p: GaussianParams) -> Tensor:
+        return p.means.mean(0)
 
     def at(self, centres: Tensor) -> GaussianParams:
         """Unit covariances at ``centres`` (K, D)."""

@@ -901,6 +901,12 @@ class HMMModel:
             ),)
         return Step(HMMParams(startprob, transmat, emission), Report(notes=notes, total=float(stats.loglik)))
 
+    def translate(self, params: HMMParams, offset: Tensor | None) -> HMMParams:
+        """The parameters of the same HMM for rows moved by ``offset`` (None: none)."""
+        if offset is None:
+            return params
+        return HMMParams(params.startprob, params.transmat, self.emission.translate(params.emission, offset))
+
     def to_tensors(self, params: HMMParams) -> dict[str, Tensor]:
         return {"startprob": params.startprob, "transmat": params.transmat, **self.emission.to_tensors(params.emission)}
 

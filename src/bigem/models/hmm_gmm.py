@@ -86,6 +86,7 @@ class GMMEmission:
     """A mixture of ``n_mix`` Gaussians per state."""
 
     letters = "mcw"
+    translatable = True
 
     def __init__(self, n_components: int, n_mix: int, covariance_type: str, min_covar: float,
                  dtype: torch.dtype = torch.float64, advice: str = "increase min_covar") -> None:
@@ -110,6 +111,12 @@ class GMMEmission:
             cov = cov[:, None].expand(K, M, D, D)
         flat_cov = cov.reshape(K * M, *cov.shape[2:]) if self.covariance_type != "spherical" else cov.reshape(K * M)
         return GMMEmissionParams(weights.double(), self.gauss.make_params(means.double().reshape(K * M, D), flat_cov))
+
+    def translate(self, p: GMMEmissionParams, offset: Tensor) -> GMMEmissionParams:
+        return GMMEmissionParams(p.weights, self.gauss.translate(p.flat, offset))
+
+    def location(self, p: GMMEmissionParams) -> Tensor:
+        return self.gauss.location(p.flat)
 
     def covars(self, p: GMMEmissionParams) -> Tensor:
         """Covariances in hmmlearn's layout: full (K, M, D, D), tied (K, D, D), diag (K, M, D), spherical (K, M)."""

@@ -165,6 +165,16 @@ class MixtureModel:
         """Float64 parameters: weights (K,), then the component's ``make_params`` arguments."""
         return MixtureParams(weights.to(torch.float64), self.component.make_params(*component_args))
 
+    def location(self, params: MixtureParams) -> Tensor | None:
+        """Where the mixture sits, (D,) float64 (None for components without a position)."""
+        return self.component.location(params.component)
+
+    def translate(self, params: MixtureParams, offset: Tensor | None) -> MixtureParams:
+        """The parameters of the same mixture for rows moved by ``offset`` (None: none)."""
+        if offset is None:
+            return params
+        return MixtureParams(params.weights, self.component.translate(params.component, offset))
+
     def params_at(self, centres: Tensor) -> MixtureParams:
         """Equal weights and a unit component at each centre (K, D): the reference point
         of an initial hard-assignment or random-responsibility pass."""

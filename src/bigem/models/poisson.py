@@ -86,6 +86,7 @@ class PoissonComponent:
     """K products of independent Poissons, with hmmlearn's Gamma prior on the rates."""
 
     letters = "l"
+    translatable = False  # counts, not positions
 
     def __init__(self, rates_prior: Tensor | float = 0.0, rates_weight: Tensor | float = 0.0,
                  dtype: torch.dtype = torch.float64, advice: str = "check the counts") -> None:
@@ -95,6 +96,12 @@ class PoissonComponent:
         self.advice = advice
 
     regularised = False  # hmmlearn's prior enters as pseudo-counts; the likelihood still rises
+
+    def translate(self, p: PoissonParams, offset: Tensor) -> PoissonParams:
+        return p
+
+    def location(self, p: PoissonParams) -> None:
+        return None
 
     def make_params(self, rates: Tensor) -> PoissonParams:
         return PoissonParams(rates.to(torch.float64))

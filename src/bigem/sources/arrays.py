@@ -29,8 +29,10 @@ class TensorSource:
         chunk_rows: int,
         feature_names: list[str] | None = None,
         extra: dict | None = None,
+        shift: Tensor | None = None,
     ) -> None:
         self.x = x
+        self.shift = shift  # the rows are the data minus this (see choose_shift), or None
         self.extra = extra
         self.weight = weight
         self.chunk_rows = max(1, int(chunk_rows))
@@ -70,12 +72,65 @@ def streamed_bytes_per_value(itemsize: int, decode_itemsize: int) -> int:
     return (READ_AHEAD + 1) * itemsize + decode_itemsize
 
 
-def as_tensor(x, dtype: torch.dtype, device: torch.device) -> Tensor:
+# Rows of data at most this far beyond float32's digits are moved by a shift before the
+# cast: see :func:`choose_shift`.
+PROBE_ROWS = 1024
+_SHIFT_BLOCK = 1 << 16  # rows converted at a time when shifting (a float64 temporary each)
+
+
+def beyond_float32(dtype) -> bool:
+    """Whether values stored in ``dtype`` (numpy or torch) carry more digits than float32
+    keeps: float64, and integers wider than 16 bits."""
+    if isinstance(dtype, torch.dtype):
+        return dtype in (torch.float64, torch.int32, torch.int64)
+    dtype = np.dtype(dtype)
+    return (dtype.kind == "f" and dtype.itemsize > 4) or (dtype.kind in "iu" and dtype.itemsize > 2)
+
+
+def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor | None:
+    """The vector subtracted from every row before the cast to ``dtype`` (float64, (D,)),
+    or None. ``shift``: None (no shift), a vector (that one, always: the caller's
+    coordinates), or "auto": the mean of the first rows, when the data is stored with
+    more digits than a float32 computation keeps.
+
+    Data far from the origin (timestamps, coordinates: an offset of 1e6 times the
+    spread) loses its digits in the cast to float32 itself, before any kernel can centre
+    it; subtracted in float64 first, a row keeps them. Models that allow it (Gaussians)
+    move their parameters by the same vector.
+    """
+    if shift is None:
+        return None
+    if not isinstance(shift, str):  # the caller's coordinates (another width: theirs to refuse)
+        vector = torch.as_tensor(np.asarray(shift.cpu() if isinstance(shift, Tensor) else shift, dtype=np.float64))
+        return vector if first_rows is None or vector.shape[0] == first_rows.shape[-1] else None
+    if dtype != torch.float32 or not beyond_float32(stored_dtype):
+        return None
+    # row-major whatever the input's layout, so the sum rounds alike for every source
+    rows = first_rows.detach().to("cpu", torch.float64).contiguous() if isinstance(first_rows, Tensor) else (
+        torch.from_numpy(np.ascontiguousarray(first_rows, dtype=np.float64)))
+    finite = torch.isfinite(rows)  # NaN and inf are for validation to report, not to shift by
+    total = torch.where(finite, rows, torch.zeros_like(rows)).sum(0)
+    return total / finite.sum(0).clamp(min=1)
+
+
+def as_tensor(x, dtype: torch.dtype, device: torch.device, shift: Tensor | None = None) -> Tensor:
     """numpy/torch -> torch in dtype on device; shares memory when nothing changes.
 
     Read-only arrays (memmaps, broadcast views) are shared too: bigem never writes
-    to its input, so torch's warning about non-writable arrays does not apply.
+    to its input, so torch's warning about non-writable arrays does not apply. With
+    ``shift``, the rows minus it, subtracted in float64 before the cast, a block of rows
+    at a time (no float64 copy of the whole data).
     """
+    if shift is not None:
+        out = torch.empty(tuple(x.shape), dtype=dtype, device=device)
+        for s in range(0, x.shape[0], _SHIFT_BLOCK):
+            block = x[s : s + _SHIFT_BLOCK]
+            if isinstance(block, Tensor):
+                block = block.detach().to("cpu", torch.float64)
+            else:  # a float64 copy of the block, writable (the input may be a read-only map)
+                block = torch.from_numpy(np.array(block, dtype=np.float64))
+            out[s : s + _SHIFT_BLOCK] = (block - shift).to(device=device, dtype=dtype)
+        return out
     if isinstance(x, Tensor):
         return x.to(device=device, dtype=dtype).contiguous()
     if x.dtype.byteorder not in "=|":

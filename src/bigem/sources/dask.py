@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import glob
 import os
+import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.types import Chunk
 from .arrays import chunk_rows_for_budget
+from .arrays import PROBE_ROWS, choose_shift
 from .validate import NonNumericDataError, check_finite, check_shape, check_weight_not_a_feature, raise_not_finite
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
@@ -59,12 +61,14 @@ class PartitionReader:
             yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s)
 
 
-def partition_rows(block, weighted: bool, device, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
-    """One partition's rows and weights (its last column when ``weighted``), checked:
-    finite rows, finite non-negative weights. Runs on a worker, for scoring and
-    prediction; rows are counted from the partition's start in messages."""
+def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
+                   shift: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """One partition's rows (less ``shift``, in float64) and weights (its last column when
+    ``weighted``), checked: finite rows, finite non-negative weights. Runs on a worker,
+    for scoring and prediction; rows are counted from the partition's start in messages."""
     block = np.asarray(block, dtype=np.float64)
-    x = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block)).to(device=device, dtype=dtype)
+    rows = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block))
+    x = (rows if shift is None else rows - shift).to(device=device, dtype=dtype)
     found = check_finite(x)
     if found:
         raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
@@ -79,7 +83,8 @@ def partition_rows(block, weighted: bool, device, dtype: torch.dtype) -> tuple[T
     return x, w
 
 
-def _frame_block(part, columns: list[str], expected: list[str], index: int, dtype) -> np.ndarray:
+def _frame_block(part, columns: list[str], expected: list[str], index: int, dtype,
+                 shift: np.ndarray | None = None) -> np.ndarray:
     """A pandas partition -> (n, D) array of the selected columns; runs on a worker."""
     have = [str(c) for c in part.columns]
     if have != expected:
@@ -96,11 +101,36 @@ def _frame_block(part, columns: list[str], expected: list[str], index: int, dtyp
             f"partition {index}: non-numeric column(s) {bad}; encode or drop them, or choose numeric columns "
             "with columns=[...]"
         )
-    return np.ascontiguousarray(part.to_numpy(dtype=dtype, na_value=np.nan))
+    if shift is None:
+        return np.ascontiguousarray(part.to_numpy(dtype=dtype, na_value=np.nan))
+    return _shifted(part.to_numpy(dtype=np.float64, na_value=np.nan), dtype, shift)
 
 
-def _array_block(part, dtype) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(part, dtype=dtype))
+def _array_block(part, dtype, shift: np.ndarray | None = None) -> np.ndarray:
+    if shift is None:
+        return np.ascontiguousarray(np.asarray(part, dtype=dtype))
+    return _shifted(np.asarray(part, dtype=np.float64), dtype, shift)
+
+
+def _shifted(block: np.ndarray, dtype, shift: np.ndarray) -> np.ndarray:
+    """A new block: the features less the shift, in float64, then cast (a weight column,
+    past the shift's length, stays as it is). The input may be a partition's own data."""
+    out = np.empty(block.shape, dtype)
+    D = shift.shape[0]
+    np.subtract(block[:, :D], shift, out=out[:, :D], casting="unsafe")
+    out[:, D:] = block[:, D:]
+    return out
+
+
+def _head(X) -> np.ndarray:
+    """The first rows of a dask collection's first partition, computed (the shift's probe)."""
+    if hasattr(X, "columns"):
+        with warnings.catch_warnings():  # a first partition shorter than the probe is fine
+            warnings.simplefilter("ignore", UserWarning)
+            head = X.head(PROBE_ROWS, npartitions=1)
+    else:
+        head = X[:PROBE_ROWS].compute()
+    return np.asarray(head, dtype=np.float64)
 
 
 def _inspect_block(block: np.ndarray, weighted: bool = False) -> tuple:
@@ -144,7 +174,9 @@ class DaskSource:
         client,
         name: str,
         weighted: bool = False,
+        shift: Tensor | None = None,
     ) -> None:
+        self.shift = shift  # the workers subtract it from every row before the cast (None: none)
         self.partitions = list(partitions)
         self.n_features = n_features
         self.feature_names = feature_names
@@ -256,12 +288,15 @@ def open_dask_source(
     columns: list[str] | None = None,
     min_rows: int = 1,
     sample_weight: object | None = None,
+    shift: object = None,
 ) -> DaskSource:
     """A checked source over a dask.array, a dask.dataframe, or Parquet/CSV path(s) read by workers.
 
     ``sample_weight``: a column name (dataframes and files), or one weight per row of a
     dask array (a numpy or dask array). Weights travel as the partitions' last column,
-    so each worker reads its rows' weights with its rows."""
+    so each worker reads its rows' weights with its rows. ``shift``: as for local
+    sources (``arrays.choose_shift``); "auto" computes the first rows of the first
+    partition here, and each worker subtracts the shift as it converts."""
     from dask import delayed
 
     np_dtype = _NUMPY[dtype]
@@ -276,9 +311,13 @@ def open_dask_source(
         read = chosen + ([weight] if weight else [])  # the weights: the blocks' last column
         _check_numeric(X, read, name)
         weighted = weight is not None
+        stored = np.result_type(*[X.dtypes[c] for c in chosen]) if chosen else np.float32
+        offset = choose_shift(_head(X[chosen]) if shift == "auto" and dtype == torch.float32 else None,
+                              stored, dtype, shift)
         parts = [
             # weighted blocks stay float64, for the weights' sake (a model normalises them)
-            delayed(_frame_block, pure=True)(p, read, declared, i, np.float64 if weighted else np_dtype)
+            delayed(_frame_block, pure=True)(p, read, declared, i, np.float64 if weighted else np_dtype,
+                                             None if offset is None else offset.numpy())
             for i, p in enumerate(X.to_delayed())
         ]
         names = chosen if all(isinstance(c, str) for c in X.columns) else None
@@ -291,14 +330,18 @@ def open_dask_source(
             raise NonNumericDataError(f"{name} is not numeric (dtype {X.dtype}); encode or drop non-numeric columns")
         n_features = int(X.shape[1])
         weighted = sample_weight is not None
+        offset = choose_shift(_head(X) if shift == "auto" and dtype == torch.float32 else None, X.dtype, dtype, shift)
         if weighted:
             X = _with_weight_column(X, sample_weight, name)
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})  # a partition is a block of whole rows
-        parts = [delayed(_array_block, pure=True)(p, np.float64 if weighted else np_dtype) for p in X.to_delayed()[:, 0]]
+        parts = [
+            delayed(_array_block, pure=True)(p, np.float64 if weighted else np_dtype, None if offset is None else offset.numpy())
+            for p in X.to_delayed()[:, 0]
+        ]
         names = None
     chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, 3 * (torch.finfo(dtype).bits // 8))
-    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted)
+    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset)
     source.inspect(min_rows)
     return source
 

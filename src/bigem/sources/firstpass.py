@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .._core.types import Chunk
 from . import identity
+from .arrays import PROBE_ROWS, choose_shift
 from .validate import check_finite, raise_not_finite
 
 
@@ -23,9 +24,16 @@ class FirstPassSource:
     """Wraps a streamed source: lazy finiteness check, an in-memory cache when it fits, and
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
-    def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None) -> None:
+    def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None) -> None:
         self.inner = inner
         self.dtype = dtype or getattr(inner, "dtype", torch.float64)
+        # files apply their own shift; a user's Source gets one applied here, chosen from
+        # its first rows as for an array (see arrays.choose_shift)
+        self._own_shift = None
+        if shift is not None and getattr(inner, "shift", None) is None:
+            first = inner.take(torch.arange(min(inner.n_rows, PROBE_ROWS)))
+            self._own_shift = choose_shift(first, first.dtype, self.dtype, shift)
+        self.shift = getattr(inner, "shift", None) if self._own_shift is None else self._own_shift
         self.device = device or getattr(inner, "device", torch.device("cpu"))
         self.name = name
         self.n_rows, self.n_features = inner.n_rows, inner.n_features
@@ -68,7 +76,9 @@ class FirstPassSource:
             return
         kept: list[Chunk] | None = [] if self.caching else None
         for chunk in self.inner.chunks():
-            if chunk.x.dtype != self.dtype or chunk.x.device != self.device:  # a user's Source
+            if self._own_shift is not None:  # a user's Source, in the caller's coordinates
+                chunk = replace(chunk, x=(chunk.x.to(self.device, torch.float64) - self._own_shift.to(self.device)).to(self.dtype))
+            elif chunk.x.dtype != self.dtype or chunk.x.device != self.device:  # a user's Source
                 chunk = replace(chunk, x=chunk.x.to(self.device, self.dtype))
             if not self.checked and check_finite(chunk.x, chunk.row_start) is not None:
                 self._raise_not_finite()
@@ -101,7 +111,10 @@ class FirstPassSource:
                 local = rows.cpu()[which == i] - chunk.row_start
                 parts.append(chunk.x[local.to(chunk.x.device)])
             return torch.cat(parts) if parts else self._cache[0].x[:0]
-        out = self.inner.take(rows).to(self.device, self.dtype)
+        out = self.inner.take(rows)
+        if self._own_shift is not None:
+            out = out.to(self.device, torch.float64) - self._own_shift.to(self.device)
+        out = out.to(self.device, self.dtype)
         if not self.checked and not bool(torch.isfinite(out).all()):
             self._raise_not_finite()
         return out

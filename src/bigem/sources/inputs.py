@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .._core.errors import DataError
 from .._core.types import Source
-from .arrays import TensorSource, as_tensor, chunk_rows_for_budget, streamed_bytes_per_value
+from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
 from .npy import NpySource
 from .paths import expand_paths
@@ -135,7 +135,8 @@ def describe_input(X: object) -> str:
 
 
 def _open_files(
-    spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None
+    spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None,
+    shift=None,
 ) -> Source:
     files, fmt = expand_paths(spec.path)
     if spec.format is not None:
@@ -160,6 +161,7 @@ def _open_files(
         source.chunk_rows = chunk_size or chunk_rows_for_budget(
             memory_budget, source.n_features, streamed_bytes_per_value(itemsize, source.file_itemsize)
         )
+        source.set_shift(shift)
         return source
     from .tables import CsvOptions, TableSource
 
@@ -178,6 +180,7 @@ def _open_files(
         table.weight = check_sample_weight(sample_weight, table.n_rows, torch.float64, torch.device("cpu"))
     # beside our chunks, pyarrow's decoded batch (up to float64) is in flight
     table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, streamed_bytes_per_value(itemsize, 8))
+    table.set_shift(shift)
     return table
 
 
@@ -213,6 +216,7 @@ def open_source(
     columns: list[str] | None = None,
     keep: list[str] | None = None,
     cache_bytes: int = 0,
+    shift: object = None,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
@@ -222,7 +226,9 @@ def open_source(
     ``columns`` selects features by name; ``keep`` names columns carried through to
     ``Chunk.extra`` (files and DataFrames only). ``sample_weight``: one weight per row
     (an array, also beside files), or the name of a column of X that holds them (files
-    and DataFrames; then not a feature).
+    and DataFrames; then not a feature). ``shift``: None, "auto" or a vector, subtracted
+    from the rows before the cast to ``dtype`` (see :func:`.arrays.choose_shift`); the
+    source's ``shift`` says which vector was (None: none).
     """
     keep = list(keep or [])
     name = describe_input(X)
@@ -233,14 +239,14 @@ def open_source(
                 raise DataError(f"columns={list(columns)} disagrees with the Files' columns {list(spec.columns)}; give one")
             spec = dataclasses.replace(spec, columns=list(columns))
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
-                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight)
+                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
         return FirstPassSource(source, name, cache_bytes, dtype, device)
     if is_source(X):
         if columns is not None or keep or sample_weight is not None:
             raise DataError("columns=, id columns and sample_weight do not apply to a Source object; build the source with them")
         check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
-        return FirstPassSource(X, name, cache_bytes, dtype, device)
+        return FirstPassSource(X, name, cache_bytes, dtype, device, shift)
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise SparseDataError(
             "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
@@ -273,17 +279,19 @@ def open_source(
         if X.is_complex():
             raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
         check_shape(tuple(X.shape), min_rows=min_rows)
-        x = X.detach().to(device=device, dtype=dtype)
+        offset = choose_shift(X[:PROBE_ROWS], X.dtype, dtype, shift)
+        x = X.detach().to(device=device, dtype=dtype) if offset is None else as_tensor(X, dtype, device, offset)
     else:
-        arr = _dataframe_to_numpy(X) if is_frame else to_numeric_array(X)
+        arr = np.asarray(_dataframe_to_numpy(X) if is_frame else to_numeric_array(X))
         check_shape(arr.shape, min_rows=min_rows)
-        x = as_tensor(np.asarray(arr), dtype, device)
+        offset = choose_shift(arr[:PROBE_ROWS], arr.dtype, dtype, shift)
+        x = as_tensor(arr, dtype, device, offset)
     # weights stay float64 whatever the compute dtype: a model normalises each chunk's
     # weights before its arithmetic, so 1e-50 or 1e37 lose nothing (float32 lost both)
     weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], torch.float64, device)
     itemsize = torch.finfo(dtype).bits // 8
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
-    source = TensorSource(x, weight, rows, names, extra)
+    source = TensorSource(x, weight, rows, names, extra, offset)
     validate_finite(source, "X")
     return source
 

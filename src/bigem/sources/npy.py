@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import identity
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk
+from . import identity
+from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
 from .validate import check_shape
 
@@ -26,6 +27,13 @@ class NpySource:
     weight_blocks = None
     feature_names = None
     decodes = True  # positioned reads and a dtype conversion per chunk: CPU work for the engine to overlap
+    shift: torch.Tensor | None = None  # subtracted from every row in float64 before the cast
+
+    def set_shift(self, shift) -> None:
+        """Choose the shift (see ``arrays.choose_shift``) from the file's first rows."""
+        first = np.asarray(self._mm[: min(self.n_rows, PROBE_ROWS)])
+        self.shift = choose_shift(first, self._mm.dtype, self.dtype, shift)
+        self._shift_np = None if self.shift is None else self.shift.numpy()
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
@@ -76,16 +84,23 @@ class NpySource:
         return np.float32 if self.dtype == torch.float32 else np.float64
 
     def _convert(self, raw: np.ndarray) -> Tensor:
-        block = raw if raw.dtype == self._np_dtype else raw.astype(self._np_dtype)
+        if self.shift is not None:
+            block = np.subtract(raw, self._shift_np, dtype=np.float64).astype(self._np_dtype)
+        else:
+            block = raw if raw.dtype == self._np_dtype else raw.astype(self._np_dtype)
         return torch.from_numpy(block).to(self.device)
 
     def _compute_dtype_array(self, raw: np.ndarray) -> np.ndarray:
-        """A pooled array of raw's values in the compute dtype (raw itself if it is one);
-        raw, when converted, goes back to the pool at once."""
-        if raw.dtype == self._np_dtype:
+        """A pooled array of raw's values in the compute dtype, less the shift if any (raw
+        itself if it is one already and there is none); raw, when converted, goes back
+        to the pool at once."""
+        if raw.dtype == self._np_dtype and self.shift is None:
             return raw
         out = self._buffers.array(raw.shape, self._np_dtype)
-        np.copyto(out, raw, casting="unsafe")
+        if self.shift is None:
+            np.copyto(out, raw, casting="unsafe")
+        else:  # in float64, a block of rows at a time, cast into the pooled array
+            np.subtract(raw, self._shift_np, out=out, dtype=np.float64, casting="unsafe")
         self._buffers.give_back(raw)
         return out
 

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import identity
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk
+from . import identity
+from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
 from .remote import is_url, opened
 from .validate import NonNumericDataError, check_weight_not_a_feature
@@ -272,6 +273,23 @@ class TableSource:
     """
 
     decodes = True  # decoding a batch costs about what the E-step on it does: the engine overlaps them
+    shift: Tensor | None = None  # subtracted from every row in float64 before the cast
+
+    def set_shift(self, shift) -> None:
+        """Choose the shift (see ``arrays.choose_shift``) from the first rows, read in float64."""
+        pa = import_pyarrow()
+        stored = np.float32
+        for reader in self._readers:
+            for name in self.feature_names:
+                t = reader.schema.field(name).type
+                wide = pa.types.is_float64(t) or pa.types.is_decimal(t) or pa.types.is_string(t) or (
+                    pa.types.is_integer(t) and t.bit_width > 16)
+                stored = np.float64 if wide else stored
+        self.shift = None
+        first = None
+        if isinstance(shift, str) and stored == np.float64 and self.dtype == torch.float32:
+            first = self._take(torch.arange(min(self.n_rows, PROBE_ROWS)), np.float64).T
+        self.shift = choose_shift(first, stored, self.dtype, shift)
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
@@ -428,13 +446,19 @@ class TableSource:
     def _fill(self, out: np.ndarray, batch, names: list[str] | None = None) -> None:
         """Write the batch's features (or the ``names`` columns) into ``out``, a (D, n)
         column-major block: each column is one contiguous copy (a row-major target would
-        make D strided passes, 3-5x slower); the rows come out of :meth:`_rows`."""
+        make D strided passes, 3-5x slower); the rows come out of :meth:`_rows`. The
+        features lose the shift, if any, in float64 before the cast."""
         pa = import_pyarrow()
+        shift = self.shift.numpy() if names is None and self.shift is not None else None
         for j, name in enumerate(self.feature_names if names is None else names):
             col = batch.column(name)
             if pa.types.is_decimal(col.type) or pa.types.is_null(col.type):
                 col = col.cast(pa.float64())
-            out[j] = col.to_numpy(zero_copy_only=False)
+            values = col.to_numpy(zero_copy_only=False)
+            if shift is None:
+                out[j] = values
+            else:
+                np.subtract(values, shift[j], out=out[j], dtype=np.float64, casting="unsafe")
 
     def _rows(self, buf: np.ndarray, n: int) -> Tensor:
         """The first n columns of a pooled (D, rows) buffer -> the (n, D) tensor of rows, as
@@ -517,8 +541,12 @@ class TableSource:
         return self.files[int(np.searchsorted(ends, row, side="right"))]
 
     def take(self, rows: Tensor) -> Tensor:
+        return torch.from_numpy(self._take(rows, self._np_dtype())).t().contiguous().to(self.device)
+
+    def _take(self, rows: Tensor, np_dtype) -> np.ndarray:
+        """The rows at sorted indices as a (D, n) array of ``np_dtype``."""
         idx = rows.cpu().numpy().astype(np.int64)
-        out = np.empty((self.n_features, len(idx)), self._np_dtype())
+        out = np.empty((self.n_features, len(idx)), np_dtype)
         done, start = 0, 0
         for i, reader in enumerate(self._readers):
             lo, hi = np.searchsorted(idx, [start, start + self.file_rows[i]])
@@ -531,7 +559,7 @@ class TableSource:
                 else:
                     done = self._take_streamed(reader, local, out, done)
             start += self.file_rows[i]
-        return torch.from_numpy(out).t().contiguous().to(self.device)
+        return out
 
     def _take_streamed(self, reader, local: np.ndarray, out: np.ndarray, done: int) -> int:
         kw = {"numeric": self.feature_names} if isinstance(reader, _CsvReader) else {}
