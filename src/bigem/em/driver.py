@@ -26,6 +26,7 @@ from torch import Tensor
 from .._core.errors import ConvergenceWarning, LikelihoodDecreaseWarning, NumericalError, ParameterError
 from .._core.protocols import Engine, Model, Report, Task
 from .._core.stats import Together
+from .accelerate import Squarem, aitken_converged
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,9 @@ class IterationInfo:
     log_likelihood: float  # mean objective of the parameters entering this iteration
     change: float
     seconds: float
-    params: Any  # after this iteration's M-step
+    params: Any  # after this iteration's M-step (a rejected extrapolation: the point evaluated next)
     report: Report = field(default_factory=Report)
+    accepted: bool = True  # False: an extrapolated point whose objective fell short, set aside
 
 
 @dataclass
@@ -49,9 +51,10 @@ class EMResult:
     converged: bool
     n_iter: int
     lower_bound: float
-    history: list[float] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)  # the objective of every pass
     seconds: list[float] = field(default_factory=list)
     restart: int = 0
+    accepted: list[bool] = field(default_factory=list)  # per pass: False for a rejected extrapolation
 
 
 def emit(report: Report, when: str, seen: set[str]) -> None:
@@ -79,20 +82,27 @@ class Checkpoint:
     every: int
     fingerprint: dict
 
-    def save(self, model: Any, results: list[EMResult], iteration: int) -> None:
+    def save(self, model: Any, runs: list[_Run], iteration: int) -> None:
         from ..io import write_model_file
 
         tensors: dict[str, Tensor] = {}
-        runs = []
-        for i, r in enumerate(results):
+        saved = []
+        for i, run in enumerate(runs):
+            r = run.result
             tensors.update({f"run{i}.{k}": v for k, v in model.to_tensors(r.params).items()})
-            runs.append(dict(converged=r.converged, n_iter=r.n_iter, lower_bound=r.lower_bound,
-                             history=list(r.history), seconds=list(r.seconds), restart=r.restart))
-        meta = {"format": "bigem-checkpoint", "fingerprint": self.fingerprint, "iteration": iteration, "runs": runs}
+            tensors.update({f"run{i}.point.{k}": v for k, v in model.to_tensors(run.point).items()})
+            entry = dict(converged=r.converged, n_iter=r.n_iter, lower_bound=r.lower_bound, history=list(r.history),
+                         seconds=list(r.seconds), restart=r.restart, accepted=list(r.accepted), exact=run.exact)
+            if run.squarem is not None:
+                state, entry["squarem"] = run.squarem.state(model)
+                tensors.update({f"run{i}.squarem.{k}": v for k, v in state.items()})
+            saved.append(entry)
+        meta = {"format": "bigem-checkpoint", "fingerprint": self.fingerprint, "iteration": iteration, "runs": saved}
         write_model_file(self.path, tensors, meta)
 
-    def load(self, model: Any) -> tuple[list[EMResult], int]:
-        """Every run as saved, and the iteration it was saved after."""
+    def load(self, model: Any) -> tuple[list[dict[str, Any]], int]:
+        """Every run as saved (its EMResult ``result``, the ``point`` its next E-step
+        evaluates, ``exact``, and its ``squarem`` state), and the iteration it was saved after."""
         from ..io import read_model_file
 
         tensors, meta = read_model_file(self.path)
@@ -106,29 +116,56 @@ class Checkpoint:
                 f"{self.path}: the checkpoint was written by a different fit, of other data or settings (they "
                 f"differ in: {', '.join(differ)}); to start fresh, delete it or pass another checkpoint path"
             )
-        results = []
+        runs = []
         for i, r in enumerate(meta["runs"]):
-            prefix = f"run{i}."
-            params = model.from_tensors({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            results.append(EMResult(params, r["converged"], r["n_iter"], r["lower_bound"], r["history"], r["seconds"],
-                                    r["restart"]))
-        return results, int(meta["iteration"])
+            def under(prefix: str) -> dict[str, Tensor]:
+                return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+            own = {k: v for k, v in under(f"run{i}.").items() if not k.startswith(("point.", "squarem."))}
+            params = model.from_tensors(own)
+            result = EMResult(params, r["converged"], r["n_iter"], r["lower_bound"], r["history"], r["seconds"],
+                              r["restart"], r.get("accepted", [True] * len(r["history"])))
+            point = under(f"run{i}.point.")
+            runs.append(dict(result=result, point=model.from_tensors(point) if point else params,
+                             exact=bool(r.get("exact", True)),
+                             squarem=(under(f"run{i}.squarem."), r["squarem"]) if "squarem" in r else None))
+        return runs, int(meta["iteration"])
 
 
 class _Run:
-    """One run's state between iterations; :meth:`step` is one iteration after its E-step."""
+    """One run's state between passes: the point the next E-step evaluates, and
+    :meth:`step`, what follows that E-step (checks, M-step, history, convergence)."""
 
-    def __init__(self, result: EMResult) -> None:
+    def __init__(self, result: EMResult, model: Model, accelerate: str | None, stopping: str,
+                 saved: dict[str, Any] | None = None) -> None:
         self.result = result
-        self.previous = result.history[-1] if result.history else -math.inf
+        self.accepted = [v for v, ok in zip(result.history, result.accepted or [True] * len(result.history)) if ok]
+        self.previous = self.accepted[-1] if self.accepted else -math.inf  # the last accepted objective
+        self.point = result.params  # where the next E-step evaluates
         self.exact = True  # whether the parameters came from a plain EM step
         self.seen: set[str] = set()
+        self.squarem = Squarem(model) if accelerate == "squarem" else None
+        self.stopping = stopping
+        if saved is not None:  # resumed from a checkpoint: continue exactly where it stood
+            self.point, self.exact = saved["point"], saved["exact"]
+            if self.squarem is not None and saved["squarem"] is not None:
+                self.squarem.restore(model, *saved["squarem"])
 
     def step(self, model: Model, stats: Any, iteration: int, tol: float, e_seconds: float, callback) -> bool:
-        """Checks, M-step, history and callback; True when this run has converged."""
+        """One pass's statistics at :attr:`point`; True when this run has converged."""
         started = time.perf_counter()
-        restart, params, previous = self.result.restart, self.result.params, self.previous
-        ll = model.objective(stats).mean
+        restart, params, previous = self.result.restart, self.point, self.previous
+        objective = model.objective(stats)
+        ll = objective.mean
+        if self.squarem is not None and self.squarem.pending:
+            rounding = model.decrease_tolerance(self.result.params, previous)
+            if not math.isfinite(ll) or ll < previous - rounding:  # the extrapolation fell short
+                self.point = self.squarem.reject()
+                self._record(ll, False, iteration, e_seconds + time.perf_counter() - started)
+                if callback is not None:
+                    callback(IterationInfo(restart, iteration, ll, ll - previous, self.result.seconds[-1], self.point,
+                                           Report(exact=False, total=objective.total), accepted=False))
+                return False
         if not math.isfinite(ll):
             raise NumericalError(
                 f"the mean log-likelihood became {ll} at iteration {iteration} (restart {restart}); "
@@ -148,16 +185,28 @@ class _Run:
         self.exact = step.report.exact
         change = ll - previous
         self.previous = ll
-        elapsed = e_seconds + time.perf_counter() - started
+        self.accepted.append(ll)
         result = self.result
-        result.params, result.n_iter, result.lower_bound = step.params, iteration, ll
-        result.history.append(ll)
-        result.seconds.append(elapsed)
+        result.params, result.lower_bound = step.params, ll
+        if self.squarem is not None:
+            self.point = self.squarem.advance(params, step.params, step.report.exact)
+        else:
+            self.point = step.params
+        self._record(ll, True, iteration, e_seconds + time.perf_counter() - started)
         if callback is not None:
-            callback(IterationInfo(restart, iteration, ll, change, elapsed, step.params, step.report))
-        if abs(change) < tol:
-            result.converged = True
+            callback(IterationInfo(restart, iteration, ll, change, result.seconds[-1], step.params, step.report))
+        if self.stopping == "aitken":
+            result.converged = aitken_converged(self.accepted, tol)
+        else:
+            result.converged = abs(change) < tol
         return result.converged
+
+    def _record(self, ll: float, accepted: bool, iteration: int, seconds: float) -> None:
+        result = self.result
+        result.n_iter = iteration
+        result.history.append(ll)
+        result.accepted.append(accepted)
+        result.seconds.append(seconds)
 
 
 class Lockstep:
@@ -189,6 +238,8 @@ def fit_em(
     checkpoint: Checkpoint | None = None,
     warn_unconverged: bool = True,
     first_restart: int = 0,
+    accelerate: str | None = None,
+    stopping: str = "gain",
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
 
@@ -202,26 +253,33 @@ def fit_em(
 
     Warns with :class:`ConvergenceWarning` when the best run did not converge (unless
     ``warn_unconverged`` is False, as hmmlearn's models do not). With a ``checkpoint``
-    whose file exists, continues the fit saved there (no initialisation).
+    whose file exists, continues the fit saved there (no initialisation), extrapolation
+    state included.
+
+    ``accelerate="squarem"`` extrapolates the EM map (``em.accelerate``): an iteration is
+    then a pass over the data, accepted or not, and ``max_iter`` counts passes.
+    ``stopping``: "gain" (|change of the mean objective| < tol) or "aitken" (the
+    extrapolated limit of the objective within tol of its value).
     """
     first = 1
     if checkpoint is not None and os.path.exists(checkpoint.path):
         saved, done = checkpoint.load(model)
-        runs, first = [_Run(r) for r in saved], done + 1
+        runs, first = [_Run(r["result"], model, accelerate, stopping, r) for r in saved], done + 1
     else:
         restarts = range(first_restart, first_restart + n_init)
-        runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r)) for r in restarts]
+        runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r), model, accelerate, stopping)
+                for r in restarts]
     lockstep = Lockstep(model)
     for iteration in range(first, max_iter + 1):
         active = [run for run in runs if not run.result.converged]
         if not active:
             break
         started = time.perf_counter()
-        together = engine.reduce(Task(lockstep, "e_steps", ([run.result.params for run in active],)), source)
+        together = engine.reduce(Task(lockstep, "e_steps", ([run.point for run in active],)), source)
         for run, stats, own in zip(active, together.parts, _shares(time.perf_counter() - started, together.seconds)):
             run.step(model, stats, iteration, tol, own, callback)
         if checkpoint is not None and iteration % checkpoint.every == 0:
-            checkpoint.save(model, [run.result for run in runs], iteration)
+            checkpoint.save(model, runs, iteration)
     if checkpoint is not None and os.path.exists(checkpoint.path):
         os.unlink(checkpoint.path)  # the fit completed: nothing to resume
     results = [run.result for run in runs]
@@ -260,8 +318,11 @@ def run_em(
     tol: float,
     restart: int = 0,
     callback: Callable[[IterationInfo], None] | None = None,
+    accelerate: str | None = None,
+    stopping: str = "gain",
 ) -> EMResult:
     """One run of :func:`fit_em` from ``params`` (no convergence warning)."""
     best, _ = fit_em(model, engine, source, lambda r: params, n_init=1, max_iter=max_iter, tol=tol,
-                     callback=callback, warn_unconverged=False, first_restart=restart)
+                     callback=callback, warn_unconverged=False, first_restart=restart, accelerate=accelerate,
+                     stopping=stopping)
     return best

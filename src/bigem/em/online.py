@@ -133,6 +133,7 @@ def run_online(
         mean = total / weight if weight else -math.inf
         elapsed = time.perf_counter() - started
         result.history.append(mean)
+        result.accepted.append(True)
         result.seconds.append(elapsed)
         change = mean - previous
         if callback is not None:

@@ -60,6 +60,8 @@ EXECUTION = dict(
     learning_offset=_params.Float(0.0),
     engine=_params.Choice(("auto", "local", "dask")),
     client=_params.Client(),
+    accelerate=_params.Optional(_params.Choice(("squarem",))),
+    stopping=_params.Choice(("gain", "aitken")),
 )
 
 MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
@@ -101,6 +103,15 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
     client : distributed.Client, str or None, default=None
         The cluster for ``engine='dask'``: a client, or a scheduler address such as
         'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
+    accelerate : {None, 'squarem'}, default=None
+        'squarem': extrapolate along EM's path (SQUAREM, Varadhan & Roland 2008) to the
+        same optimum in fewer passes over the data when EM is slow (overlapping
+        components); a step that would lower the log-likelihood is replaced by the plain
+        EM step. Exact EM only. ``max_iter`` and ``n_iter_`` then count passes.
+    stopping : {'gain', 'aitken'}, default='gain'
+        'gain': stop when the mean log-likelihood rose by less than ``tol``
+        (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
+        ``tol`` of its value: later on a slow plateau, sooner on a fast approach.
 """
 
 
@@ -238,6 +249,11 @@ class _BaseMixture(EstimatorBase, ABC):
         if batch_size is not None:
             s = dataclasses.replace(s, batch_size=_params.check_int(batch_size, "batch_size", owner, 1))
         one_pass = s.algorithm == "online" and s.max_iter <= 1 and s.n_init == 1
+        if s.accelerate is not None and s.algorithm != "em":
+            raise ParameterError(
+                f"accelerate={s.accelerate!r} applies to algorithm='em' only (online EM steps on mini-batches, "
+                "not on passes); pass accelerate=None, or algorithm='em'"
+            )
         if checkpoint is not None and s.algorithm != "em":
             raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
         open_kw = {"cache_bytes": 0} if one_pass else {}
@@ -291,15 +307,16 @@ class _BaseMixture(EstimatorBase, ABC):
             else:
                 best, runs = fit_em(
                     model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
-                    tol=s.tol, callback=report, checkpoint=saver,
+                    tol=s.tol, callback=report, checkpoint=saver, accelerate=s.accelerate, stopping=s.stopping,
                 )
         self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
         self.converged_ = best.converged
-        self.n_iter_ = best.n_iter
+        self.n_iter_ = self.n_passes_ = best.n_iter
         self.lower_bound_ = best.lower_bound
-        self.lower_bounds_ = list(best.history)
+        self.lower_bounds_ = [v for v, ok in zip(best.history, best.accepted) if ok]
         self.history_ = [
-            {"log_likelihood": r.history, "seconds": r.seconds, "converged": r.converged, "n_iter": r.n_iter}
+            {"log_likelihood": r.history, "seconds": r.seconds, "converged": r.converged, "n_iter": r.n_iter,
+             "accepted": r.accepted}
             for r in runs
         ]
         return self
@@ -380,6 +397,7 @@ class _BaseMixture(EstimatorBase, ABC):
         self.lower_bound_ = total / weight if weight else -math.inf
         if not fitted:
             self.converged_, self.n_iter_, self.lower_bounds_, self.history_ = False, 0, [], []
+            self.n_passes_ = 0
         return self
 
     def _verbose_callback(self, s, callback):
@@ -603,12 +621,14 @@ class _BaseMixture(EstimatorBase, ABC):
         return {
             "converged_": bool(self.converged_),
             "n_iter_": int(self.n_iter_),
+            "n_passes_": int(getattr(self, "n_passes_", self.n_iter_)),
             "lower_bound_": float(self.lower_bound_),
             "n_features_in_": int(self.n_features_in_),
             "lower_bounds_": [float(v) for v in self.lower_bounds_],
             "history_": [
                 {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r["seconds"]],
-                 "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+                 "converged": bool(r["converged"]), "n_iter": int(r["n_iter"]),
+                 "accepted": [bool(v) for v in r.get("accepted", [True] * len(r["log_likelihood"]))]}
                 for r in getattr(self, "history_", [])
             ],
             **({"feature_names_in_": [str(n) for n in self.feature_names_in_]} if hasattr(self, "feature_names_in_") else {}),
@@ -620,11 +640,13 @@ class _BaseMixture(EstimatorBase, ABC):
         self._set_fitted(params, int(state["n_features_in_"]), state.get("feature_names_in_"))
         self.converged_ = bool(state["converged_"])
         self.n_iter_ = int(state["n_iter_"])
+        self.n_passes_ = int(state.get("n_passes_", self.n_iter_))
         self.lower_bound_ = float(state["lower_bound_"])
         self.lower_bounds_ = [float(v) for v in state.get("lower_bounds_", [])]
         self.history_ = [
             {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r.get("seconds", [])],
-             "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
+             "converged": bool(r["converged"]), "n_iter": int(r["n_iter"]),
+             "accepted": [bool(v) for v in r.get("accepted", [True] * len(r["log_likelihood"]))]}
             for r in state.get("history_", [])
         ]
 

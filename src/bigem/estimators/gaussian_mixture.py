@@ -67,12 +67,17 @@ class GaussianMixture(_BaseMixture):
         Fitted parameters (float64), laid out as in scikit-learn.
     converged_ : bool
     n_iter_ : int
+        Iterations of the best run: passes over the data (with ``accelerate``, a pass
+        that evaluated a rejected extrapolation counts too).
+    n_passes_ : int
+        The same number, named for what it counts.
     lower_bound_ : float
-        Mean log-likelihood of the best run at its last iteration.
+        Mean log-likelihood of the best run at its last accepted iteration.
     lower_bounds_ : list of float
-        The best run's mean log-likelihood per iteration.
+        The best run's mean log-likelihood per accepted iteration (never decreasing).
     history_ : list of dict
-        Per restart: ``log_likelihood`` and ``seconds`` per iteration, ``converged``.
+        Per restart: ``log_likelihood``, ``seconds`` and ``accepted`` per pass,
+        ``converged``, ``n_iter``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X had string column names.
@@ -120,6 +125,8 @@ class GaussianMixture(_BaseMixture):
         learning_offset=10.0,
         engine="auto",
         client=None,
+        accelerate=None,
+        stopping="gain",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -146,6 +153,8 @@ class GaussianMixture(_BaseMixture):
         self.learning_offset = learning_offset
         self.engine = engine
         self.client = client
+        self.accelerate = accelerate
+        self.stopping = stopping
 
     # ------------------------------------------------------------------ the family
     def _model(self, s) -> MixtureModel:

@@ -38,6 +38,8 @@ class GMMHMM(_BaseHMM):
     covars_ : ndarray
         (K, M, D, D) full, (K, D, D) tied, (K, M, D) diag, (K, M) spherical.
     monitor_ : ConvergenceMonitor
+    n_passes_ : int
+        Passes over the data the fit took (with ``accelerate``, rejected extrapolations too).
     """
     )
     _emission_letters = "mcw"
@@ -64,9 +66,11 @@ class GMMHMM(_BaseHMM):
         device="cpu",
         dtype="float32",
         memory_budget=None,
+        accelerate=None,
+        stopping="gain",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.covariance_type = covariance_type
