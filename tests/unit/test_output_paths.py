@@ -281,6 +281,18 @@ def _predict_in_a_subprocess(tmp_path, data, fitted, out):
     return proc
 
 
+def test_sigterm_during_predict_removes_the_temporary(tmp_path, data, fitted):
+    out = tmp_path / "out" / "labels.csv"
+    out.parent.mkdir()
+    proc = _predict_in_a_subprocess(tmp_path, data, fitted, out)
+    assert len(_temporaries(out.parent)) == 1
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err == "bigem predict: terminated\n"
+    assert os.listdir(out.parent) == []
+
+
 def test_the_next_run_sweeps_the_temporary_of_a_killed_predict(tmp_path, data, fitted, capsys):
     out = tmp_path / "out" / "labels.csv"
     out.parent.mkdir()
