@@ -21,6 +21,7 @@ import torch
 import bigem
 from bigem import GaussianMixture
 from bigem._core.errors import ModelFileError, NotFittedError
+from bigem.engines import dask as dask_engine
 from bigem.io import read_model_file, write_model_file
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
@@ -517,3 +518,74 @@ def test_saved_file_has_ordinary_permissions(fitted, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+# ---------------------------------------------------------------------- a model file is data, never instructions
+
+
+_MACHINE = {"client": "tcp://192.0.2.1:8786", "engine": "dask", "chunk_size": 1, "memory_budget": "900GB",
+            "cache_budget": "900GB"}
+
+
+def test_saved_file_holds_no_execution_settings(fitted, tmp_path):
+    path = tmp_path / "m.bigem"
+    GaussianMixture(2, engine="local", chunk_size=7, memory_budget="64MB", cache_budget=0, random_state=0).fit(
+        _blobs()).save(path)
+    _, meta = read_model_file(path)
+    assert not set(_MACHINE) & set(meta["hyper_parameters"])
+
+
+def test_a_file_cannot_make_a_fit_connect_anywhere(saved, monkeypatch):
+    path = _tamper_meta(saved, lambda m: m["hyper_parameters"].update(_MACHINE))
+    loaded = bigem.load(path)
+    defaults = GaussianMixture().get_params()
+    assert {name: getattr(loaded, name) for name in _MACHINE} == {name: defaults[name] for name in _MACHINE}
+
+    def reach(*args, **kwargs):
+        raise AssertionError("a model file made a fit reach a Dask cluster")
+
+    monkeypatch.setattr(dask_engine, "session", reach)
+    loaded.fit(_blobs())  # locally, in chunks of the default size
+    assert loaded.converged_
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("max_iter", 10**12, r"'max_iter' parameter of GaussianMixture must be at most 1000000, far beyond any "
+                             r"real fit\. Got 1000000000000 instead\.\)$"),
+        ("max_iter", 1e12, r"'max_iter' parameter of GaussianMixture must be an int in the range \[0, inf\)"),
+        ("n_init", 10**9, r"'n_init' parameter of GaussianMixture must be at most 1000, far beyond any real fit"),
+        ("tol", "0.1", r"'tol' parameter of GaussianMixture must be a float"),
+    ],
+)
+def test_hyper_parameters_in_a_file_have_the_constructors_bounds(saved, name, value, expected):
+    path = _tamper_meta(saved, lambda m: m["hyper_parameters"].__setitem__(name, value))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \(ParameterError: The {expected}")
+
+
+def test_hmm_iterations_in_a_file_are_bounded(tmp_path):
+    hmm = bigem.GaussianHMM(2, n_iter=2, random_state=0).fit(_blobs())
+    path = tmp_path / "h.bigem"
+    hmm.save(path)
+    path = _tamper_meta((path, path.read_bytes()), lambda m: m["hyper_parameters"].__setitem__("n_iter", 10**12))
+    _load_raises(path, r"'n_iter' parameter of GaussianHMM must be at most 1000000, far beyond any real fit")
+
+
+@pytest.mark.parametrize(
+    "make, name, limit",
+    [
+        (lambda v: GaussianMixture(2, max_iter=v), "max_iter", 10**6),
+        (lambda v: GaussianMixture(2, n_init=v), "n_init", 1000),
+        (lambda v: GaussianMixture(2, chunk_size=v), "chunk_size", 2**31 - 1),
+        (lambda v: GaussianMixture(2, algorithm="online", batch_size=v), "batch_size", 2**31 - 1),
+        (lambda v: bigem.GaussianHMM(2, n_iter=v), "n_iter", 10**6),
+    ],
+    ids=["max_iter", "n_init", "chunk_size", "batch_size", "hmm n_iter"],
+)
+def test_the_constructor_has_the_same_sanity_bounds(make, name, limit):
+    X = _blobs()
+    make(limit)._settings()  # the bound itself is allowed
+    with pytest.raises(ValueError, match=rf"^The '{name}' parameter of \w+ must be at most {limit}, far beyond any "
+                                         rf"real fit\. Got {limit + 1} instead\.$"):
+        make(limit + 1).fit(X)

@@ -36,16 +36,29 @@ class Constraint:
         return value
 
 
+# Sanity bounds, for the constructor and model files alike: far beyond any real fit, so
+# that a typo or a forged model file cannot ask for a fit that never ends.
+MAX_ITER = 1_000_000  # EM iterations (max_iter, n_iter)
+MAX_INIT = 1_000  # restarts (n_init)
+MAX_ROWS = 2**31 - 1  # rows per chunk or mini-batch (chunk_size, batch_size)
+
+
 @dataclass(frozen=True)
 class Int(Constraint):
+    """An int in [low, high]; ``at_most``: a sanity bound above the mathematical range,
+    with its own message (the range keeps scikit-learn's wording)."""
+
     low: int
     high: int | None = None
+    at_most: int | None = None
 
     def check(self, value, name, owner):
         if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.low
                 or (self.high is not None and value > self.high)):
             high = "inf)" if self.high is None else f"{self.high}]"
             raise _bad(name, owner, f"an int in the range [{self.low}, {high}", value)
+        if self.at_most is not None and value > self.at_most:
+            raise _bad(name, owner, f"at most {self.at_most}, far beyond any real fit", value)
         return int(value)
 
 

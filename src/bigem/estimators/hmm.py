@@ -110,7 +110,7 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         transmat_prior=_params.FiniteArray(),
         algorithm=_params.Choice(("viterbi", "map")),
         random_state=_params.Seed(),
-        n_iter=_params.Int(0),
+        n_iter=_params.Int(0, at_most=_params.MAX_ITER),
         tol=_params.Float(0.0),
         verbose=_params.Truthy(),
         params=_params.Letters("st" + letters),

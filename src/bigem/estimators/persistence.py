@@ -22,6 +22,12 @@ from ..io import read_model_file, write_model_file
 FORMAT = "bigem-model"
 FORMAT_VERSION = 1
 
+# Where, and in what pieces, a fit runs on this machine. A model file is data, never
+# instructions: these are not written to it, and a file that holds them is read with the
+# defaults, so it cannot make a process connect anywhere, start a cluster, read one row
+# at a time or claim the machine's memory.
+MACHINE_SETTINGS = ("client", "engine", "chunk_size", "memory_budget", "cache_budget")
+
 
 def kinds() -> dict[str, type]:
     """Every estimator a model file can hold, by name: the concrete estimators of the
@@ -43,6 +49,7 @@ def kinds() -> dict[str, type]:
 def save(est, path) -> None:
     """Write ``est`` (fitted) to ``path``: its arrays, hyper-parameters and fitted state."""
     hyper, arrays = est._hyper_parameters()
+    hyper = {name: value for name, value in hyper.items() if name not in MACHINE_SETTINGS}
     tensors = {f"init.{name}": value for name, value in arrays.items()}
     for attr, name in est._fitted_arrays.items():
         tensors[name] = torch.from_numpy(np.asarray(getattr(est, attr), dtype=np.float64).copy())
@@ -78,6 +85,8 @@ def load(path: str | os.PathLike):
         unknown = set(hyper) - set(est.get_params())
         if unknown:
             raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
+        for name in MACHINE_SETTINGS:
+            hyper.pop(name, None)
         for name in list(tensors):
             if name.startswith("init."):
                 hyper[name[5:]] = tensors.pop(name).numpy()
