@@ -589,3 +589,69 @@ def test_the_constructor_has_the_same_sanity_bounds(make, name, limit):
     with pytest.raises(ValueError, match=rf"^The '{name}' parameter of \w+ must be at most {limit}, far beyond any "
                                          rf"real fit\. Got {limit + 1} instead\.$"):
         make(limit + 1).fit(X)
+
+
+# ---------------------------------------------------------------------- files that are not files, and bounded reads
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import threading
+
+    fifo = tmp_path / "m.bigem"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def load():
+        try:
+            bigem.load(fifo)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    if thread.is_alive():  # unblock the reader before failing: a writer opens, then closes
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=30)
+        pytest.fail("load blocked on a FIFO")
+    assert len(outcome) == 1 and isinstance(outcome[0], ModelFileError), outcome
+    assert re.match(rf"^{_where(fifo)}: is a FIFO \(named pipe\), not a model file; give the path of a file written "
+                    r"by save$", str(outcome[0]))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_link_to_an_endless_device_is_refused(tmp_path):
+    link = tmp_path / "m.bigem"
+    link.symlink_to("/dev/zero")
+    _load_raises(link, rf"^{_where(link)}: is a character device, not a model file")
+
+
+def test_reads_no_more_than_the_header_declares(saved):
+    import tracemalloc
+
+    path, raw = saved
+    with open(path, "r+b") as f:  # 128 MB of trailing zeros, sparse: nothing to read for the reader
+        f.truncate(len(raw) + (128 << 20))
+    tracemalloc.start()
+    try:
+        _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \({128 << 20} trailing bytes; the file was "
+                           r"modified\)$")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"read {peak} bytes"
+
+
+@pytest.mark.parametrize("where", ["header", "bigem metadata"])
+def test_deeply_nested_json(saved, where):
+    path, raw = saved
+    header, body = _split(raw)
+    deep = "[" * 100_000 + "]" * 100_000
+    if where == "header":
+        data = _join_raw(json.dumps(header).encode()[:-1] + b', "x": ' + deep.encode() + b"}", body)
+    else:
+        header["__metadata__"]["bigem"] = header["__metadata__"]["bigem"][:-1] + ', "x": ' + deep + "}"
+        data = _join(header, body)
+    _write(path, data)
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(unreadable {where}: nested too deeply\)$")
