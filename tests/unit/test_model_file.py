@@ -655,3 +655,192 @@ def test_deeply_nested_json(saved, where):
         data = _join(header, body)
     _write(path, data)
     _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(unreadable {where}: nested too deeply\)$")
+
+
+# ---------------------------------------------------------------------- the fitted state, field by field
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda f: f.pop("converged_"), r"field 'converged_' of the fitted state is missing"),
+        (lambda f: f.update(converged_="no"), r"field 'converged_' of the fitted state must be true or false, got 'no'"),
+        (lambda f: f.update(n_iter_="abc"), r"field 'n_iter_' of the fitted state must be an integer in \[0, 1000000\], "
+                                            r"got 'abc'"),
+        (lambda f: f.update(n_iter_=-1), r"field 'n_iter_' of the fitted state must be an integer in \[0, 1000000\], got -1"),
+        (lambda f: f.update(n_iter_=2.5), r"field 'n_iter_' .* got 2\.5"),
+        (lambda f: f.update(n_iter_=10**400), r"field 'n_iter_' .* got 1000000000000000000000000000000000000000000000000"),
+        (lambda f: f.update(lower_bound_=[1, 2]), r"field 'lower_bound_' of the fitted state must be a number, got \[1, 2\]"),
+        (lambda f: f.update(lower_bound_=True), r"field 'lower_bound_' of the fitted state must be a number, got True"),
+        (lambda f: f.update(lower_bounds_=[1.0, "x"]), r"field 'lower_bounds_' .* must be a list of numbers"),
+        (lambda f: f.update(history_=[1]), r"the fitted state's history_\[0\] is not a JSON object, got 1"),
+        (lambda f: f.update(history_=[{"log_likelihood": [1.0], "converged": True, "n_iter": "7"}]),
+         r"field 'n_iter' of the fitted state's history_\[0\] must be an integer in \[0, 1000000\], "
+         r"got '7'"),
+        (lambda f: f.update(n_features_in_=0), r"field 'n_features_in_' of the fitted state must be an integer >= 1"),
+        (lambda f: f.update(n_features_in_=5), r"n_features_in_ is 5 but the parameters have 3 features"),
+        (lambda f: f.update(feature_names_in_=["a", "b"]), r"feature_names_in_ has 2 names but n_features_in_ is 3"),
+        (lambda f: f.update(feature_names_in_=[1, 2, 3]), r"field 'feature_names_in_' .* must be a list of strings"),
+    ],
+    ids=["missing", "converged str", "n_iter str", "n_iter negative", "n_iter float", "n_iter huge", "bound list",
+         "bound bool", "bounds str", "history int", "history n_iter str", "no features", "features mismatch",
+         "names mismatch", "names ints"],
+)
+def test_fitted_fields_are_checked_by_type(saved, edit, expected):
+    path = _tamper_meta(saved, lambda m: edit(m["fitted"]))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \({expected}.*\); the file is damaged$")
+
+
+@pytest.mark.parametrize("section", ["fitted", "hyper_parameters"])
+def test_sections_that_are_not_objects(saved, section):
+    path = _tamper_meta(saved, lambda m: m.__setitem__(section, [1, 2]))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \(the '{section}' section is not a JSON object\)$")
+
+
+def test_a_kind_that_is_not_a_name(saved):
+    path = _tamper_meta(saved, lambda m: m.__setitem__("kind", ["GaussianMixture"]))
+    _load_raises(path, rf"^{_where(path)}: unknown model kind \['GaussianMixture'\]")
+
+
+def _hmms() -> dict:
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0.0, 1.0, (60, 2)), rng.normal(5.0, 1.0, (60, 2))])
+    counts = rng.poisson(3.0, (120, 2))
+    return {
+        "GaussianHMM": (bigem.GaussianHMM(2, n_iter=2, random_state=0), X),
+        "GMMHMM": (bigem.GMMHMM(2, n_mix=2, n_iter=2, random_state=0), X),
+        "PoissonHMM": (bigem.PoissonHMM(2, n_iter=2, random_state=0), counts),
+        "CategoricalHMM": (bigem.CategoricalHMM(2, n_iter=2, random_state=0), counts[:, :1]),
+    }
+
+
+@pytest.fixture(scope="module")
+def hmm_files(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("hmms")
+    out = {}
+    for kind, (est, X) in _hmms().items():
+        est.fit(X).save(d / f"{kind}.bigem")
+        out[kind] = (d / f"{kind}.bigem").read_bytes()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda f: f.update(n_features="2"), r"field 'n_features' of the fitted state must be an integer >= 1, got '2'"),
+        (lambda f: f.update(n_features=7), r"n_features is 7 but the emission parameters have \d+"),
+        (lambda f: f.update(iter=-3), r"field 'iter' of the fitted state must be an integer in \[0, 1000000\], got -3"),
+        (lambda f: f.update(history={"a": 1}), r"field 'history' of the fitted state must be a list of numbers"),
+        (lambda f: f.update(converged="yes"), r"field 'converged' of the fitted state must be true or false, got 'yes'"),
+    ],
+    ids=["n_features str", "n_features mismatch", "iter negative", "history object", "converged str"],
+)
+def test_hmm_fitted_fields_are_checked_by_type(hmm_files, tmp_path, kind, edit, expected):
+    path = tmp_path / "h.bigem"
+    path = _tamper_meta((path, hmm_files[kind]), lambda m: edit(m["fitted"]))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \({expected}.*\); the file is damaged$")
+
+
+_ODD = [None, True, -1, 2.5, float("nan"), "x", [], [1, [2]], {"a": 1}]
+
+
+@pytest.mark.parametrize("kind", ["GaussianMixture", "GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+def test_any_odd_metadata_value_loads_or_is_a_model_file_error(fitted, hmm_files, tmp_path, kind):
+    if kind == "GaussianMixture":
+        fitted["diag"].save(tmp_path / "m.bigem")
+        raw = (tmp_path / "m.bigem").read_bytes()
+    else:
+        raw = hmm_files[kind]
+    header, body = _split(raw)
+    meta = json.loads(header["__metadata__"]["bigem"])
+    fields = [(None, k) for k in meta] + [(s, k) for s in ("hyper_parameters", "fitted") for k in meta[s]]
+    for section, key in fields:
+        for value in _ODD:
+            edited = json.loads(json.dumps(meta))
+            (edited if section is None else edited[section])[key] = value
+            header["__metadata__"]["bigem"] = json.dumps(edited)
+            path = _write(tmp_path / "odd.bigem", _join(header, body))
+            try:
+                bigem.load(path)
+            except ModelFileError:
+                pass
+            except Exception as exc:  # noqa: BLE001
+                pytest.fail(f"{section}.{key} = {value!r}: {type(exc).__name__}: {exc}")
+
+
+# ---------------------------------------------------------------------- parameters beyond the arithmetic
+
+
+def _scaled(t: dict, name: str, factor: float = 1.0, value: float | None = None) -> None:
+    t[name] = t[name] * factor if value is None else torch.full_like(t[name], value)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda t: _scaled(t, "covariances", 1e-300), r"variances of (component 0|the tied covariance) reach [0-9.]+e-30[01], "
+                                                     r"outside the \[1e-250, 1e\+250\] that float64 arithmetic can carry"),
+        (lambda t: _scaled(t, "covariances", 1e300), r"variances of (component 0|the tied covariance) reach [0-9.]+e\+(299|300)"),
+        (lambda t: _scaled(t, "means", value=1e300), r"means of component 0 reach 1e\+300, beyond the 1e\+150 that float64 "
+                                                     r"arithmetic can square"),
+        (lambda t: _scaled(t, "means", value=-1e200), r"means of component 0 reach -1e\+200"),
+    ],
+    ids=["covariance 1e-300", "covariance 1e300", "means 1e300", "means -1e200"],
+)
+def test_parameters_beyond_float64_are_refused(fitted, tmp_path, covariance_type, edit, expected):
+    path = tmp_path / "m.bigem"
+    fitted[covariance_type].save(path)
+    tensors, meta = read_model_file(path)
+    edit(tensors)
+    write_model_file(path, tensors, meta)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters: {expected}.*; the file is damaged")
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_means_beyond_float32_are_refused_in_a_float32_model(fitted, tmp_path, covariance_type):
+    path = tmp_path / "m.bigem"
+    fitted[covariance_type].save(path)  # dtype float32
+    tensors, meta = read_model_file(path)
+    tensors["means"] = tensors["means"] + 1e100
+    write_model_file(path, tensors, meta)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters: the components' log-densities at their own means are "
+                       r"not finite in float32 \(at mean 0: nan")
+    meta["hyper_parameters"]["dtype"] = "float64"  # the same parameters in float64: fine, and every score finite
+    write_model_file(path, tensors, meta)
+    loaded = bigem.load(path)
+    assert np.isfinite(loaded.score_samples(loaded.means_)).all()
+
+
+def _hmm_case(kind, covariance_type=None):
+    est, X = _hmms()[kind]
+    if covariance_type is not None:
+        est.set_params(covariance_type=covariance_type)
+    return est.fit(X)
+
+
+@pytest.mark.parametrize(
+    "kind, covariance_type, name, factor, value, expected",
+    [
+        *[(kind, ct, "_covars_" if kind == "GaussianHMM" else "covars_", 1e-300, None,
+           r"variances of (state 0|the tied covariance) reach [0-9.]+e-30[01]")
+          for kind in ("GaussianHMM", "GMMHMM") for ct in COV_TYPES],
+        *[(kind, ct, "means_", 1.0, 1e300, r"means of state 0 reach 1e\+300")
+          for kind in ("GaussianHMM", "GMMHMM") for ct in COV_TYPES],
+        ("PoissonHMM", None, "lambdas_", 1.0, 1e300, r"rates of state 0 reach 1e\+300, beyond the 1e\+250"),
+        ("PoissonHMM", None, "lambdas_", 1.0, 1e100, r"the states' log-densities at their own means are not finite in "
+                                                     r"float32"),
+        ("GaussianHMM", "diag", "means_", 1.0, 1e100, r"the states' log-densities at their own means are not finite in "
+                                                      r"float32"),
+        ("CategoricalHMM", None, "emissionprob_", 1.0, 0.7, r"row 0 of emissionprob_ sums to"),
+        ("CategoricalHMM", None, "transmat_", -1.0, None, r"transmat_ has negative entries"),
+    ],
+)
+def test_hmm_parameters_beyond_the_arithmetic_are_refused(tmp_path, kind, covariance_type, name, factor, value, expected):
+    path = tmp_path / "h.bigem"
+    _hmm_case(kind, covariance_type).save(path)
+    tensors, meta = read_model_file(path)
+    _scaled(tensors, name, factor, value)
+    write_model_file(path, tensors, meta)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters \({expected}.*\); the file is damaged$")

@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._core.errors import DataError, ParameterError, not_fitted_error
+from .._core.errors import DataError, ModelFileError, ParameterError, not_fitted_error
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..em.init import sample_rows
 from ..engines import LocalEngine
+from ..models.components import log_prob
 from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
@@ -129,6 +130,11 @@ class _BaseMixture(EstimatorBase, ABC):
     @abstractmethod
     def _from_attributes(self, s) -> MixtureParams:
         """Parameters from the public attributes (a loaded model file), validated."""
+
+    @abstractmethod
+    def _centres(self, params: MixtureParams) -> torch.Tensor:
+        """One float64 row per component, in the data's space, where its density must be
+        finite (the means): a loaded model must evaluate itself there."""
 
     # ------------------------------------------------------------------ set-up
     def _open(self, X, s, sample_weight=None, min_rows: int = 1, **kw) -> Source:
@@ -580,17 +586,30 @@ class _BaseMixture(EstimatorBase, ABC):
         }
 
     def _restore(self, state: dict) -> None:
-        """The fitted state of a model file, once its arrays are set as attributes."""
-        params = self._from_attributes(self._settings())
-        self._set_fitted(params, int(state["n_features_in_"]), state.get("feature_names_in_"))
-        self.converged_ = bool(state["converged_"])
-        self.n_iter_ = int(state["n_iter_"])
-        self.lower_bound_ = float(state["lower_bound_"])
-        self.lower_bounds_ = [float(v) for v in state.get("lower_bounds_", [])]
+        """The fitted state of a model file, once its arrays are set as attributes: every
+        field checked by type (ModelFileError naming it), the parameters as user-set ones
+        are, and within what the arithmetic can evaluate (NumericalError)."""
+        stored = _params.Stored(state)
+        s = self._settings()
+        params = self._from_attributes(s)
+        n_features = stored.count("n_features_in_", low=1)
+        names = stored.strings("feature_names_in_", None)
+        centres = self._centres(params)
+        if centres.shape[1] != n_features:
+            raise ModelFileError(f"n_features_in_ is {n_features} but the parameters have {centres.shape[1]} features")
+        if names is not None and len(names) != n_features:
+            raise ModelFileError(f"feature_names_in_ has {len(names)} names but n_features_in_ is {n_features}")
+        model = self._model(s)
+        _params.check_density_at_centres(log_prob(model.component, params.component, centres.to(s.dtype)), s.dtype)
+        self._set_fitted(params, n_features, names)
+        self.converged_ = stored.flag("converged_")
+        self.n_iter_ = stored.count("n_iter_", high=_params.MAX_ITER)
+        self.lower_bound_ = stored.number("lower_bound_")
+        self.lower_bounds_ = stored.numbers("lower_bounds_", [])
         self.history_ = [
-            {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r.get("seconds", [])],
-             "converged": bool(r["converged"]), "n_iter": int(r["n_iter"])}
-            for r in state.get("history_", [])
+            {"log_likelihood": r.numbers("log_likelihood"), "seconds": r.numbers("seconds", []),
+             "converged": r.flag("converged"), "n_iter": r.count("n_iter", high=_params.MAX_ITER)}
+            for r in stored.records("history_", [])
         ]
 
     def save(self, path) -> None:

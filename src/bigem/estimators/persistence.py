@@ -76,12 +76,15 @@ def load(path: str | os.PathLike):
             f"{__version__} (expects {FORMAT_VERSION}); upgrade bigem"
         )
     known = kinds()
-    if meta.get("kind") not in known:
+    if not isinstance(meta.get("kind"), str) or meta["kind"] not in known:
         raise ModelFileError(f"{where}: unknown model kind {meta.get('kind')!r}; known: {sorted(known)}")
     est = known[meta["kind"]]()
     try:
-        hyper = dict(meta["hyper_parameters"])
-        state = dict(meta["fitted"])
+        hyper, state = meta["hyper_parameters"], meta["fitted"]
+        for section, value in (("hyper_parameters", hyper), ("fitted", state)):
+            if not isinstance(value, dict):
+                raise ModelFileError(f"{where}: invalid model contents (the {section!r} section is not a JSON object)")
+        hyper = dict(hyper)
         unknown = set(hyper) - set(est.get_params())
         if unknown:
             raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
@@ -104,6 +107,8 @@ def load(path: str | os.PathLike):
         setattr(est, attr, tensors[name].to(torch.float64).numpy())
     try:
         est._restore(state)
+    except ModelFileError as exc:  # a field of the fitted state, named
+        raise ModelFileError(f"{where}: invalid model contents ({exc}); the file is damaged") from None
     except NumericalError as exc:
         raise ModelFileError(
             f"{where}: invalid parameters: {str(exc).split(';')[0]}; the file is damaged "
