@@ -82,13 +82,6 @@ def _plot_selection(est, path):
     plot_selection(bigem.select(_blobs(), n_components=[1, 2], random_state=0), path)
 
 
-def _cli(*argv):
-    def write(est, path, data):
-        assert main([str(a).format(data=data, out=path) for a in argv]) == 0
-
-    return write
-
-
 def _check_written(path, est=None) -> None:
     """The file at ``path`` (through any link) is a complete output of its kind."""
     name = os.fspath(path)
@@ -133,13 +126,18 @@ def _writer(kind, how, tmp_path, fitted, data):
     """A function path -> None that writes through the entry point."""
     if kind == "library":
         return lambda path: how(fitted, path)
+    if how[0] == "plot":
+        pytest.importorskip("matplotlib")
     if "MODEL" in how:
-        pytest.importorskip("matplotlib") if how[0] == "plot" else None
         model = tmp_path / "model" / "m.bigem"
         model.parent.mkdir(exist_ok=True)
         fitted.save(model)
         how = tuple(str(model) if a == "MODEL" else a for a in how)
-    return lambda path: _cli(*how)(fitted, path, data)
+    return lambda path: _run(how, data, path)
+
+
+def _run(argv, data, out) -> None:
+    assert main([a.format(data=data, out=out) for a in argv]) == 0
 
 
 @pytest.mark.parametrize("kind, how, ext", list(_entry_points()))
