@@ -557,6 +557,7 @@ def test_a_file_cannot_make_a_fit_connect_anywhere(saved, monkeypatch):
         ("max_iter", 1e12, r"'max_iter' parameter of GaussianMixture must be an int in the range \[0, inf\)"),
         ("n_init", 10**9, r"'n_init' parameter of GaussianMixture must be at most 1000, far beyond any real fit"),
         ("tol", "0.1", r"'tol' parameter of GaussianMixture must be a float"),
+        ("tol", 10**400, r"'tol' parameter of GaussianMixture must be a float in the range \[0\.0, inf\)\. Got 1000"),
     ],
 )
 def test_hyper_parameters_in_a_file_have_the_constructors_bounds(saved, name, value, expected):
@@ -672,6 +673,7 @@ def test_deeply_nested_json(saved, where):
         (lambda f: f.update(n_iter_=10**400), r"field 'n_iter_' .* got 1000000000000000000000000000000000000000000000000"),
         (lambda f: f.update(lower_bound_=[1, 2]), r"field 'lower_bound_' of the fitted state must be a number, got \[1, 2\]"),
         (lambda f: f.update(lower_bound_=True), r"field 'lower_bound_' of the fitted state must be a number, got True"),
+        (lambda f: f.update(lower_bound_=-(10**400)), r"field 'lower_bound_' of the fitted state must be a number, got -1000"),
         (lambda f: f.update(lower_bounds_=[1.0, "x"]), r"field 'lower_bounds_' .* must be a list of numbers"),
         (lambda f: f.update(history_=[1]), r"the fitted state's history_\[0\] is not a JSON object, got 1"),
         (lambda f: f.update(history_=[{"log_likelihood": [1.0], "converged": True, "n_iter": "7"}]),
@@ -683,7 +685,7 @@ def test_deeply_nested_json(saved, where):
         (lambda f: f.update(feature_names_in_=[1, 2, 3]), r"field 'feature_names_in_' .* must be a list of strings"),
     ],
     ids=["missing", "converged str", "n_iter str", "n_iter negative", "n_iter float", "n_iter huge", "bound list",
-         "bound bool", "bounds str", "history int", "history n_iter str", "no features", "features mismatch",
+         "bound bool", "bound beyond float", "bounds str", "history int", "history n_iter str", "no features", "features mismatch",
          "names mismatch", "names ints"],
 )
 def test_fitted_fields_are_checked_by_type(saved, edit, expected):
@@ -742,7 +744,7 @@ def test_hmm_fitted_fields_are_checked_by_type(hmm_files, tmp_path, kind, edit, 
     _load_raises(path, rf"^{_where(path)}: invalid model contents \({expected}.*\); the file is damaged$")
 
 
-_ODD = [None, True, -1, 2.5, float("nan"), "x", [], [1, [2]], {"a": 1}]
+_ODD = [None, True, -1, 2.5, float("nan"), 10**400, "x", [], [1, [2]], {"a": 1}]
 
 
 @pytest.mark.parametrize("kind", ["GaussianMixture", "GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])

@@ -216,7 +216,8 @@ def test_a_link_into_a_missing_folder_names_that_folder(tmp_path, fitted):
 
 
 def _dead_pid() -> int:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     return int(proc.stdout)
 
 

@@ -11,6 +11,7 @@ against what the arithmetic can carry (:func:`check_scale`, :func:`check_density
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import re
@@ -71,7 +72,7 @@ class Float(Constraint):
     high: float | None = None  # inclusive
 
     def check(self, value, name, owner):
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and _finite(value)
         if not ok or (value < self.low if self.closed else value <= self.low) or (
             self.high is not None and value > self.high
         ):
@@ -189,10 +190,17 @@ class FiniteArray(Constraint):
         return arr if arr.ndim else float(arr)
 
 
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
 def _numeric(value: object) -> bool:
     try:
         np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         return False
     return True
 
@@ -319,8 +327,8 @@ def check_scale(what: str, means: torch.Tensor | None = None, variances: torch.T
     low, high = VARIANCES
     checks = [
         ("means", means, lambda v: v.abs() > LARGEST_MEAN, f"beyond the {LARGEST_MEAN:g} that float64 arithmetic can square"),
-        ("variances", variances, lambda v: (v < low) | (v > high), f"outside the [{low:g}, {high:g}] that float64 "
-                                                                  "arithmetic can carry"),
+        ("variances", variances, lambda v: (v < low) | (v > high),
+         f"outside the [{low:g}, {high:g}] that float64 arithmetic can carry"),
         ("rates", rates, lambda v: v > high, f"beyond the {high:g} that float64 arithmetic can carry"),
     ]
     for name, values, test, limit in checks:
@@ -420,6 +428,11 @@ class Stored:
 
 
 def _is_number(value: object) -> bool:
-    """A JSON number (an int or a float, not a boolean) that is not NaN (infinities are
-    kept: a log-likelihood may be -inf)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """A JSON number (an int or a float, not a boolean) that a float holds and is not NaN
+    (infinities are kept: a log-likelihood may be -inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return not math.isnan(float(value))
+    except OverflowError:  # an integer beyond any float
+        return False

@@ -97,7 +97,7 @@ def load(path: str | os.PathLike):
         est._settings()
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     for attr, name in est._fitted_arrays.items():
         if name not in tensors:
@@ -116,6 +116,6 @@ def load(path: str | os.PathLike):
         ) from None
     except ParameterError as exc:  # the arrays do not fit together: the estimator's message
         raise ModelFileError(f"{where}: {exc}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     return est
