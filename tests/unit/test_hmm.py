@@ -403,6 +403,9 @@ def test_cpu_e_step_holds_numpy_blas_to_one_thread_and_restores_it(monkeypatch):
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
+    # the libraries are looked up once per process: look them up now, with every one
+    # an earlier test loaded (scikit-learn's scipy brings its own BLAS)
+    monkeypatch.setattr(hmm_module._blas_one_thread, "_controller", [])
     before = blas_threads()
     seen = []
     inner = hmm_module.forward_backward
@@ -430,11 +433,13 @@ def test_default_batch_budget_is_small_on_the_cpu_and_explicit_values_win():
     assert GaussianHMM(2, memory_budget="1GB")._settings().memory_budget == 10**9
 
 
-def test_overlapping_e_steps_leave_numpy_blas_threads_as_they_were():
+def test_overlapping_e_steps_leave_numpy_blas_threads_as_they_were(monkeypatch):
     """Dask runs E-steps in threads: one E-step ending must not lift the BLAS limit
     under another, and the last one out restores the limit the process had."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from bigem.models.hmm import _blas_one_thread
+
+    monkeypatch.setattr(_blas_one_thread, "_controller", [])  # looked up now, with every library loaded so far
 
     blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
     if not blas.lib_controllers:

@@ -21,6 +21,7 @@ import torch
 import bigem
 from bigem import GaussianMixture
 from bigem._core.errors import ModelFileError, NotFittedError
+from bigem.engines import dask as dask_engine
 from bigem.io import read_model_file, write_model_file
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
@@ -517,3 +518,331 @@ def test_saved_file_has_ordinary_permissions(fitted, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+# ---------------------------------------------------------------------- a model file is data, never instructions
+
+
+_MACHINE = {"client": "tcp://192.0.2.1:8786", "engine": "dask", "chunk_size": 1, "memory_budget": "900GB",
+            "cache_budget": "900GB"}
+
+
+def test_saved_file_holds_no_execution_settings(fitted, tmp_path):
+    path = tmp_path / "m.bigem"
+    GaussianMixture(2, engine="local", chunk_size=7, memory_budget="64MB", cache_budget=0, random_state=0).fit(
+        _blobs()).save(path)
+    _, meta = read_model_file(path)
+    assert not set(_MACHINE) & set(meta["hyper_parameters"])
+
+
+def test_a_file_cannot_make_a_fit_connect_anywhere(saved, monkeypatch):
+    path = _tamper_meta(saved, lambda m: m["hyper_parameters"].update(_MACHINE))
+    loaded = bigem.load(path)
+    defaults = GaussianMixture().get_params()
+    assert {name: getattr(loaded, name) for name in _MACHINE} == {name: defaults[name] for name in _MACHINE}
+
+    def reach(*args, **kwargs):
+        raise AssertionError("a model file made a fit reach a Dask cluster")
+
+    monkeypatch.setattr(dask_engine, "session", reach)
+    loaded.fit(_blobs())  # locally, in chunks of the default size
+    assert loaded.converged_
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("max_iter", 10**12, r"'max_iter' parameter of GaussianMixture must be at most 1000000, far beyond any "
+                             r"real fit\. Got 1000000000000 instead\.\)$"),
+        ("max_iter", 1e12, r"'max_iter' parameter of GaussianMixture must be an int in the range \[0, inf\)"),
+        ("n_init", 10**9, r"'n_init' parameter of GaussianMixture must be at most 1000, far beyond any real fit"),
+        ("tol", "0.1", r"'tol' parameter of GaussianMixture must be a float"),
+        ("tol", 10**400, r"'tol' parameter of GaussianMixture must be a float in the range \[0\.0, inf\)\. Got 1000"),
+    ],
+)
+def test_hyper_parameters_in_a_file_have_the_constructors_bounds(saved, name, value, expected):
+    path = _tamper_meta(saved, lambda m: m["hyper_parameters"].__setitem__(name, value))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \(ParameterError: The {expected}")
+
+
+def test_hmm_iterations_in_a_file_are_bounded(tmp_path):
+    hmm = bigem.GaussianHMM(2, n_iter=2, random_state=0).fit(_blobs())
+    path = tmp_path / "h.bigem"
+    hmm.save(path)
+    path = _tamper_meta((path, path.read_bytes()), lambda m: m["hyper_parameters"].__setitem__("n_iter", 10**12))
+    _load_raises(path, r"'n_iter' parameter of GaussianHMM must be at most 1000000, far beyond any real fit")
+
+
+@pytest.mark.parametrize(
+    "make, name, limit",
+    [
+        (lambda v: GaussianMixture(2, max_iter=v), "max_iter", 10**6),
+        (lambda v: GaussianMixture(2, n_init=v), "n_init", 1000),
+        (lambda v: GaussianMixture(2, chunk_size=v), "chunk_size", 2**31 - 1),
+        (lambda v: GaussianMixture(2, algorithm="online", batch_size=v), "batch_size", 2**31 - 1),
+        (lambda v: bigem.GaussianHMM(2, n_iter=v), "n_iter", 10**6),
+    ],
+    ids=["max_iter", "n_init", "chunk_size", "batch_size", "hmm n_iter"],
+)
+def test_the_constructor_has_the_same_sanity_bounds(make, name, limit):
+    X = _blobs()
+    make(limit)._settings()  # the bound itself is allowed
+    with pytest.raises(ValueError, match=rf"^The '{name}' parameter of \w+ must be at most {limit}, far beyond any "
+                                         rf"real fit\. Got {limit + 1} instead\.$"):
+        make(limit + 1).fit(X)
+
+
+# ---------------------------------------------------------------------- files that are not files, and bounded reads
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import threading
+
+    fifo = tmp_path / "m.bigem"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def load():
+        try:
+            bigem.load(fifo)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    if thread.is_alive():  # unblock the reader before failing: a writer opens, then closes
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=30)
+        pytest.fail("load blocked on a FIFO")
+    assert len(outcome) == 1 and isinstance(outcome[0], ModelFileError), outcome
+    assert re.match(rf"^{_where(fifo)}: is a FIFO \(named pipe\), not a model file; give the path of a file written "
+                    r"by save$", str(outcome[0]))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_link_to_an_endless_device_is_refused(tmp_path):
+    link = tmp_path / "m.bigem"
+    link.symlink_to("/dev/zero")
+    _load_raises(link, rf"^{_where(link)}: is a character device, not a model file")
+
+
+def test_reads_no_more_than_the_header_declares(saved):
+    import tracemalloc
+
+    path, raw = saved
+    with open(path, "r+b") as f:  # 128 MB of trailing zeros, sparse: nothing to read for the reader
+        f.truncate(len(raw) + (128 << 20))
+    tracemalloc.start()
+    try:
+        _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \({128 << 20} trailing bytes; the file was "
+                           r"modified\)$")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"read {peak} bytes"
+
+
+@pytest.mark.parametrize("where", ["header", "bigem metadata"])
+def test_deeply_nested_json(saved, where):
+    path, raw = saved
+    header, body = _split(raw)
+    deep = "[" * 100_000 + "]" * 100_000
+    if where == "header":
+        data = _join_raw(json.dumps(header).encode()[:-1] + b', "x": ' + deep.encode() + b"}", body)
+    else:
+        header["__metadata__"]["bigem"] = header["__metadata__"]["bigem"][:-1] + ', "x": ' + deep + "}"
+        data = _join(header, body)
+    _write(path, data)
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file \(unreadable {where}: nested too deeply\)$")
+
+
+# ---------------------------------------------------------------------- the fitted state, field by field
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda f: f.pop("converged_"), r"field 'converged_' of the fitted state is missing"),
+        (lambda f: f.update(converged_="no"), r"field 'converged_' of the fitted state must be true or false, got 'no'"),
+        (lambda f: f.update(n_iter_="abc"), r"field 'n_iter_' of the fitted state must be an integer in \[0, 1000000\], "
+                                            r"got 'abc'"),
+        (lambda f: f.update(n_iter_=-1), r"field 'n_iter_' of the fitted state must be an integer in \[0, 1000000\], got -1"),
+        (lambda f: f.update(n_iter_=2.5), r"field 'n_iter_' .* got 2\.5"),
+        (lambda f: f.update(n_iter_=10**400), r"field 'n_iter_' .* got 1000000000000000000000000000000000000000000000000"),
+        (lambda f: f.update(lower_bound_=[1, 2]), r"field 'lower_bound_' of the fitted state must be a number, got \[1, 2\]"),
+        (lambda f: f.update(lower_bound_=True), r"field 'lower_bound_' of the fitted state must be a number, got True"),
+        (lambda f: f.update(lower_bound_=-(10**400)), r"field 'lower_bound_' of the fitted state must be a number, got -1000"),
+        (lambda f: f.update(lower_bounds_=[1.0, "x"]), r"field 'lower_bounds_' .* must be a list of numbers"),
+        (lambda f: f.update(history_=[1]), r"the fitted state's history_\[0\] is not a JSON object, got 1"),
+        (lambda f: f.update(history_=[{"log_likelihood": [1.0], "converged": True, "n_iter": "7"}]),
+         r"field 'n_iter' of the fitted state's history_\[0\] must be an integer in \[0, 1000000\], "
+         r"got '7'"),
+        (lambda f: f.update(n_features_in_=0), r"field 'n_features_in_' of the fitted state must be an integer >= 1"),
+        (lambda f: f.update(n_features_in_=5), r"n_features_in_ is 5 but the parameters have 3 features"),
+        (lambda f: f.update(feature_names_in_=["a", "b"]), r"feature_names_in_ has 2 names but n_features_in_ is 3"),
+        (lambda f: f.update(feature_names_in_=[1, 2, 3]), r"field 'feature_names_in_' .* must be a list of strings"),
+    ],
+    ids=["missing", "converged str", "n_iter str", "n_iter negative", "n_iter float", "n_iter huge", "bound list",
+         "bound bool", "bound beyond float", "bounds str", "history int", "history n_iter str", "no features", "features mismatch",
+         "names mismatch", "names ints"],
+)
+def test_fitted_fields_are_checked_by_type(saved, edit, expected):
+    path = _tamper_meta(saved, lambda m: edit(m["fitted"]))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \({expected}.*\); the file is damaged$")
+
+
+@pytest.mark.parametrize("section", ["fitted", "hyper_parameters"])
+def test_sections_that_are_not_objects(saved, section):
+    path = _tamper_meta(saved, lambda m: m.__setitem__(section, [1, 2]))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \(the '{section}' section is not a JSON object\)$")
+
+
+def test_a_kind_that_is_not_a_name(saved):
+    path = _tamper_meta(saved, lambda m: m.__setitem__("kind", ["GaussianMixture"]))
+    _load_raises(path, rf"^{_where(path)}: unknown model kind \['GaussianMixture'\]")
+
+
+def _hmms() -> dict:
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0.0, 1.0, (60, 2)), rng.normal(5.0, 1.0, (60, 2))])
+    counts = rng.poisson(3.0, (120, 2))
+    return {
+        "GaussianHMM": (bigem.GaussianHMM(2, n_iter=2, random_state=0), X),
+        "GMMHMM": (bigem.GMMHMM(2, n_mix=2, n_iter=2, random_state=0), X),
+        "PoissonHMM": (bigem.PoissonHMM(2, n_iter=2, random_state=0), counts),
+        "CategoricalHMM": (bigem.CategoricalHMM(2, n_iter=2, random_state=0), counts[:, :1]),
+    }
+
+
+@pytest.fixture(scope="module")
+def hmm_files(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("hmms")
+    out = {}
+    for kind, (est, X) in _hmms().items():
+        est.fit(X).save(d / f"{kind}.bigem")
+        out[kind] = (d / f"{kind}.bigem").read_bytes()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda f: f.update(n_features="2"), r"field 'n_features' of the fitted state must be an integer >= 1, got '2'"),
+        (lambda f: f.update(n_features=7), r"n_features is 7 but the emission parameters have \d+"),
+        (lambda f: f.update(iter=-3), r"field 'iter' of the fitted state must be an integer in \[0, 1000000\], got -3"),
+        (lambda f: f.update(history={"a": 1}), r"field 'history' of the fitted state must be a list of numbers"),
+        (lambda f: f.update(converged="yes"), r"field 'converged' of the fitted state must be true or false, got 'yes'"),
+    ],
+    ids=["n_features str", "n_features mismatch", "iter negative", "history object", "converged str"],
+)
+def test_hmm_fitted_fields_are_checked_by_type(hmm_files, tmp_path, kind, edit, expected):
+    path = tmp_path / "h.bigem"
+    path = _tamper_meta((path, hmm_files[kind]), lambda m: edit(m["fitted"]))
+    _load_raises(path, rf"^{_where(path)}: invalid model contents \({expected}.*\); the file is damaged$")
+
+
+_ODD = [None, True, -1, 2.5, float("nan"), 10**400, "x", [], [1, [2]], {"a": 1}]
+
+
+@pytest.mark.parametrize("kind", ["GaussianMixture", "GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+def test_any_odd_metadata_value_loads_or_is_a_model_file_error(fitted, hmm_files, tmp_path, kind):
+    if kind == "GaussianMixture":
+        fitted["diag"].save(tmp_path / "m.bigem")
+        raw = (tmp_path / "m.bigem").read_bytes()
+    else:
+        raw = hmm_files[kind]
+    header, body = _split(raw)
+    meta = json.loads(header["__metadata__"]["bigem"])
+    fields = [(None, k) for k in meta] + [(s, k) for s in ("hyper_parameters", "fitted") for k in meta[s]]
+    for section, key in fields:
+        for value in _ODD:
+            edited = json.loads(json.dumps(meta))
+            (edited if section is None else edited[section])[key] = value
+            header["__metadata__"]["bigem"] = json.dumps(edited)
+            path = _write(tmp_path / "odd.bigem", _join(header, body))
+            try:
+                bigem.load(path)
+            except ModelFileError:
+                pass
+            except Exception as exc:  # noqa: BLE001
+                pytest.fail(f"{section}.{key} = {value!r}: {type(exc).__name__}: {exc}")
+
+
+# ---------------------------------------------------------------------- parameters beyond the arithmetic
+
+
+def _scaled(t: dict, name: str, factor: float = 1.0, value: float | None = None) -> None:
+    t[name] = t[name] * factor if value is None else torch.full_like(t[name], value)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda t: _scaled(t, "covariances", 1e-300), r"variances of (component 0|the tied covariance) reach [0-9.]+e-30[01], "
+                                                     r"outside the \[1e-250, 1e\+250\] that float64 arithmetic can carry"),
+        (lambda t: _scaled(t, "covariances", 1e300), r"variances of (component 0|the tied covariance) reach [0-9.]+e\+(299|300)"),
+        (lambda t: _scaled(t, "means", value=1e300), r"means of component 0 reach 1e\+300, beyond the 1e\+150 that float64 "
+                                                     r"arithmetic can square"),
+        (lambda t: _scaled(t, "means", value=-1e200), r"means of component 0 reach -1e\+200"),
+    ],
+    ids=["covariance 1e-300", "covariance 1e300", "means 1e300", "means -1e200"],
+)
+def test_parameters_beyond_float64_are_refused(fitted, tmp_path, covariance_type, edit, expected):
+    path = tmp_path / "m.bigem"
+    fitted[covariance_type].save(path)
+    tensors, meta = read_model_file(path)
+    edit(tensors)
+    write_model_file(path, tensors, meta)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters: {expected}.*; the file is damaged")
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_means_beyond_float32_are_refused_in_a_float32_model(fitted, tmp_path, covariance_type):
+    path = tmp_path / "m.bigem"
+    fitted[covariance_type].save(path)  # dtype float32
+    tensors, meta = read_model_file(path)
+    tensors["means"] = tensors["means"] + 1e100
+    write_model_file(path, tensors, meta)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters: the components' log-densities at their own means are "
+                       r"not finite in float32 \(at mean 0: nan")
+    meta["hyper_parameters"]["dtype"] = "float64"  # the same parameters in float64: fine, and every score finite
+    write_model_file(path, tensors, meta)
+    loaded = bigem.load(path)
+    assert np.isfinite(loaded.score_samples(loaded.means_)).all()
+
+
+def _hmm_case(kind, covariance_type=None):
+    est, X = _hmms()[kind]
+    if covariance_type is not None:
+        est.set_params(covariance_type=covariance_type)
+    return est.fit(X)
+
+
+@pytest.mark.parametrize(
+    "kind, covariance_type, name, factor, value, expected",
+    [
+        *[(kind, ct, "_covars_" if kind == "GaussianHMM" else "covars_", 1e-300, None,
+           r"variances of (state 0|the tied covariance) reach [0-9.]+e-30[01]")
+          for kind in ("GaussianHMM", "GMMHMM") for ct in COV_TYPES],
+        *[(kind, ct, "means_", 1.0, 1e300, r"means of state 0 reach 1e\+300")
+          for kind in ("GaussianHMM", "GMMHMM") for ct in COV_TYPES],
+        ("PoissonHMM", None, "lambdas_", 1.0, 1e300, r"rates of state 0 reach 1e\+300, beyond the 1e\+250"),
+        ("PoissonHMM", None, "lambdas_", 1.0, 1e100, r"the states' log-densities at their own means are not finite in "
+                                                     r"float32"),
+        ("GaussianHMM", "diag", "means_", 1.0, 1e100, r"the states' log-densities at their own means are not finite in "
+                                                      r"float32"),
+        ("CategoricalHMM", None, "emissionprob_", 1.0, 0.7, r"row 0 of emissionprob_ sums to"),
+        ("CategoricalHMM", None, "transmat_", -1.0, None, r"transmat_ has negative entries"),
+    ],
+)
+def test_hmm_parameters_beyond_the_arithmetic_are_refused(tmp_path, kind, covariance_type, name, factor, value, expected):
+    path = tmp_path / "h.bigem"
+    _hmm_case(kind, covariance_type).save(path)
+    tensors, meta = read_model_file(path)
+    _scaled(tensors, name, factor, value)
+    write_model_file(path, tensors, meta)
+    _load_raises(path, rf"^{_where(path)}: invalid parameters \({expected}.*\); the file is damaged$")

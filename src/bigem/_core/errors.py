@@ -62,6 +62,11 @@ def not_fitted_error(message: str) -> NotFittedError:
 _BOTH: dict[type, type] = {}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the command line in its main thread so that it unwinds as
+    Ctrl-C does: an output being written is removed, the target left as it was."""
+
+
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the change of log-likelihood fell below ``tol``."""
 

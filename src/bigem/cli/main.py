@@ -2,17 +2,22 @@
 
 A user error (bad option, missing or damaged file, unknown column, ...) prints one line
 ``bigem CMD: error: ...`` on stderr and exits with status 2; ``--debug`` adds the
-traceback. Warnings print as one line each (``bigem CMD: warning: ...``).
+traceback. Warnings print as one line each (``bigem CMD: warning: ...``). Ctrl-C
+(status 130) and SIGTERM (status 143) stop a command cleanly: an output being written
+is removed, and an existing file at its path is left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import traceback
 import warnings
 
-from .._core.errors import BigemError
+from .._core.errors import BigemError, Terminated
 from . import commands, demo
 
 
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bigem {args.command}: warning: {message}", file=sys.stderr)
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_unwinds():
             warnings.simplefilter("default")
             warnings.showwarning = one_line_warning
             return int(args.run(args) or 0)
@@ -52,9 +57,32 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"bigem {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"bigem {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"bigem {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While a command runs, SIGTERM raises :class:`Terminated` in the main thread, so the
+    command unwinds as on Ctrl-C (outputs being written are removed). Further SIGTERMs are
+    ignored while it unwinds; the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._core.errors import DataError, ParameterError, SampleWeightWarning, not_fitted_error
+from .._core.errors import DataError, ModelFileError, ParameterError, SampleWeightWarning, not_fitted_error
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, minibatches, online_step, run_online
 from ..em.init import sample_rows
 from ..engines import LocalEngine
+from ..models.components import log_prob
 from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals, check_explained
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
@@ -43,19 +44,19 @@ OUTPUTS = ("label", "proba", "log_density")
 # adds its family's); their documentation is MIXTURE_DOC.
 EXECUTION = dict(
     tol=_params.Float(0.0),
-    max_iter=_params.Int(0),
-    n_init=_params.Int(1),
+    max_iter=_params.Int(0, at_most=_params.MAX_ITER),
+    n_init=_params.Int(1, at_most=_params.MAX_INIT),
     random_state=_params.Seed(),
     warm_start=_params.Flag(),
     verbose=_params.Int(0),
     verbose_interval=_params.Int(1),
     device=_params.Device(),
     dtype=_params.Dtype(),
-    chunk_size=_params.Optional(_params.Int(1)),
+    chunk_size=_params.Optional(_params.Int(1, at_most=_params.MAX_ROWS)),
     memory_budget=_params.Memory(),
     cache_budget=_params.Memory(allow_zero=True),
     algorithm=_params.Choice(("em", "online")),
-    batch_size=_params.Int(1),
+    batch_size=_params.Int(1, at_most=_params.MAX_ROWS),
     learning_decay=_params.Float(0.5, closed=False, high=1.0),
     learning_offset=_params.Float(0.0),
     engine=_params.Choice(("auto", "local", "dask")),
@@ -142,6 +143,11 @@ class _BaseMixture(EstimatorBase, ABC):
     @abstractmethod
     def _from_attributes(self, s) -> MixtureParams:
         """Parameters from the public attributes (a loaded model file), validated."""
+
+    @abstractmethod
+    def _centres(self, params: MixtureParams) -> torch.Tensor:
+        """One float64 row per component, in the data's space, where its density must be
+        finite (the means): a loaded model must evaluate itself there."""
 
     # ------------------------------------------------------------------ set-up
     def _shift(self, s, shift="auto"):
@@ -635,19 +641,32 @@ class _BaseMixture(EstimatorBase, ABC):
         }
 
     def _restore(self, state: dict) -> None:
-        """The fitted state of a model file, once its arrays are set as attributes."""
-        params = self._from_attributes(self._settings())
-        self._set_fitted(params, int(state["n_features_in_"]), state.get("feature_names_in_"))
-        self.converged_ = bool(state["converged_"])
-        self.n_iter_ = int(state["n_iter_"])
-        self.n_passes_ = int(state.get("n_passes_", self.n_iter_))
-        self.lower_bound_ = float(state["lower_bound_"])
-        self.lower_bounds_ = [float(v) for v in state.get("lower_bounds_", [])]
+        """The fitted state of a model file, once its arrays are set as attributes: every
+        field checked by type (ModelFileError naming it), the parameters as user-set ones
+        are, and within what the arithmetic can evaluate (NumericalError)."""
+        stored = _params.Stored(state)
+        s = self._settings()
+        params = self._from_attributes(s)
+        n_features = stored.count("n_features_in_", low=1)
+        names = stored.strings("feature_names_in_", None)
+        centres = self._centres(params)
+        if centres.shape[1] != n_features:
+            raise ModelFileError(f"n_features_in_ is {n_features} but the parameters have {centres.shape[1]} features")
+        if names is not None and len(names) != n_features:
+            raise ModelFileError(f"feature_names_in_ has {len(names)} names but n_features_in_ is {n_features}")
+        model = self._model(s)
+        _params.check_density_at_centres(log_prob(model.component, params.component, centres.to(s.dtype)), s.dtype)
+        self._set_fitted(params, n_features, names)
+        self.converged_ = stored.flag("converged_")
+        self.n_iter_ = stored.count("n_iter_", high=_params.MAX_ITER)
+        self.n_passes_ = stored.count("n_passes_", self.n_iter_, high=_params.MAX_ITER)
+        self.lower_bound_ = stored.number("lower_bound_")
+        self.lower_bounds_ = stored.numbers("lower_bounds_", [])
         self.history_ = [
-            {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r.get("seconds", [])],
-             "converged": bool(r["converged"]), "n_iter": int(r["n_iter"]),
-             "accepted": [bool(v) for v in r.get("accepted", [True] * len(r["log_likelihood"]))]}
-            for r in state.get("history_", [])
+            {"log_likelihood": r.numbers("log_likelihood"), "seconds": r.numbers("seconds", []),
+             "converged": r.flag("converged"), "n_iter": r.count("n_iter", high=_params.MAX_ITER),
+             "accepted": r.flags("accepted", [True] * len(r.numbers("log_likelihood")))}
+            for r in stored.records("history_", [])
         ]
 
     def save(self, path) -> None:

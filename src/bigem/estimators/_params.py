@@ -3,12 +3,15 @@ parameter, and :func:`settings` checks them all into one frozen dataclass.
 
 Messages keep scikit-learn's wording where it has one ("The 'n_components' parameter of
 GaussianMixture must be ..."), so code matching its messages keeps working. The same
-declarations validate a model file's hyper-parameters on load.
+declarations validate a model file's hyper-parameters on load; the rest of a file is
+checked here too: its fitted state field by field (:class:`Stored`), and its parameters
+against what the arithmetic can carry (:func:`check_scale`, :func:`check_density_at_centres`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import re
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._core.errors import ParameterError
+from .._core.errors import ModelFileError, NumericalError, ParameterError
 from .._core.numerics import parse_device, parse_dtype
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -36,16 +39,29 @@ class Constraint:
         return value
 
 
+# Sanity bounds, for the constructor and model files alike: far beyond any real fit, so
+# that a typo or a forged model file cannot ask for a fit that never ends.
+MAX_ITER = 1_000_000  # EM iterations (max_iter, n_iter)
+MAX_INIT = 1_000  # restarts (n_init)
+MAX_ROWS = 2**31 - 1  # rows per chunk or mini-batch (chunk_size, batch_size)
+
+
 @dataclass(frozen=True)
 class Int(Constraint):
+    """An int in [low, high]; ``at_most``: a sanity bound above the mathematical range,
+    with its own message (the range keeps scikit-learn's wording)."""
+
     low: int
     high: int | None = None
+    at_most: int | None = None
 
     def check(self, value, name, owner):
         if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.low
                 or (self.high is not None and value > self.high)):
             high = "inf)" if self.high is None else f"{self.high}]"
             raise _bad(name, owner, f"an int in the range [{self.low}, {high}", value)
+        if self.at_most is not None and value > self.at_most:
+            raise _bad(name, owner, f"at most {self.at_most}, far beyond any real fit", value)
         return int(value)
 
 
@@ -56,7 +72,7 @@ class Float(Constraint):
     high: float | None = None  # inclusive
 
     def check(self, value, name, owner):
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and _finite(value)
         if not ok or (value < self.low if self.closed else value <= self.low) or (
             self.high is not None and value > self.high
         ):
@@ -174,10 +190,17 @@ class FiniteArray(Constraint):
         return arr if arr.ndim else float(arr)
 
 
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
 def _numeric(value: object) -> bool:
     try:
         np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         return False
     return True
 
@@ -276,3 +299,146 @@ def check_means_init(value: object, K: int, D: int) -> torch.Tensor:
     m = as_f64(value, "means")
     check_shape(m, (K, D), "means")
     return m
+
+
+# ------------------------------------------------------------------ parameters bigem did not choose
+# What float64 arithmetic can carry, for parameters read from a model file: a mean's
+# square, and a distance of that size divided by a variance, stay far from overflow
+# (1.8e308), and so do log-determinants and precision factors. A fit never comes near.
+LARGEST_MEAN = 1e150
+VARIANCES = (1e-250, 1e250)
+
+
+def variances_of(covariances: torch.Tensor, covariance_type: str, rows: int) -> torch.Tensor:
+    """The variances a covariance holds, in ``rows`` rows (one per component, state, or
+    tied matrix): the eigenvalues of full and tied matrices, the values of diag and
+    spherical ones."""
+    cov = torch.as_tensor(covariances, dtype=torch.float64)
+    if covariance_type in ("full", "tied"):
+        cov = torch.linalg.eigvalsh(cov)
+    return cov.reshape(rows, -1)
+
+
+def check_scale(what: str, means: torch.Tensor | None = None, variances: torch.Tensor | None = None,
+                rates: torch.Tensor | None = None, tied: bool = False) -> None:
+    """NumericalError when means, variances or (Poisson) rates lie beyond what float64
+    arithmetic can carry (:data:`LARGEST_MEAN`, :data:`VARIANCES`). Each has one row per
+    component, named ``what`` ("component", "state"), or variances one row when ``tied``."""
+    low, high = VARIANCES
+    checks = [
+        ("means", means, lambda v: v.abs() > LARGEST_MEAN, f"beyond the {LARGEST_MEAN:g} that float64 arithmetic can square"),
+        ("variances", variances, lambda v: (v < low) | (v > high),
+         f"outside the [{low:g}, {high:g}] that float64 arithmetic can carry"),
+        ("rates", rates, lambda v: v > high, f"beyond the {high:g} that float64 arithmetic can carry"),
+    ]
+    for name, values, test, limit in checks:
+        if values is None:
+            continue
+        rows = values.to(torch.float64).reshape(values.shape[0], -1)
+        bad = test(rows)
+        if bool(bad.any()):
+            k = int(torch.nonzero(bad.any(1))[0])
+            picked = rows[k][bad[k]]
+            worst = float(picked[picked.abs().log().abs().argmax()])  # furthest from 1 in magnitude
+            where = "the tied covariance" if name == "variances" and tied else f"{what} {k}"
+            raise NumericalError(f"{name} of {where} reach {worst:.3g}, {limit}")
+
+
+def check_density_at_centres(log_density: torch.Tensor, dtype: torch.dtype, what: str = "component") -> None:
+    """NumericalError unless the model can evaluate its own density at its means:
+    ``log_density`` (one row per mean, one column per component named ``what``), in the
+    model's compute ``dtype``, holds no NaN or +inf and a finite value in every row."""
+    bad = torch.isnan(log_density) | (log_density == float("inf")) | ~torch.isfinite(log_density).any(1, keepdim=True)
+    if bool(bad.any()):
+        row = int(torch.nonzero(bad.any(1))[0])
+        values = ", ".join(f"{float(v):.3g}" for v in log_density[row, :4])
+        more = ", ..." if log_density.shape[1] > 4 else ""
+        raise NumericalError(
+            f"the {what}s' log-densities at their own means are not finite in {str(dtype).replace('torch.', '')} "
+            f"(at mean {row}: {values}{more})"
+        )
+
+
+# ------------------------------------------------------------------ a model file's fitted state
+_MISSING = object()
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Stored:
+    """A model file's fitted state (a JSON object), read field by field with its type
+    checked: a missing or mistyped field is a ModelFileError naming it (``load`` adds
+    the path). ``section`` names the object in messages."""
+
+    def __init__(self, state: object, section: str = "fitted state") -> None:
+        if not isinstance(state, dict):
+            raise ModelFileError(f"the {section} is not a JSON object, got {_show(state)}")
+        self._state, self._section = state, section
+
+    def _get(self, name: str, default: object) -> object:
+        if name in self._state:
+            return self._state[name]
+        if default is _MISSING:
+            raise ModelFileError(f"field {name!r} of the {self._section} is missing")
+        return default
+
+    def _bad(self, name: str, expected: str, value: object) -> ModelFileError:
+        return ModelFileError(f"field {name!r} of the {self._section} must be {expected}, got {_show(value)}")
+
+    def flag(self, name: str, default: object = _MISSING) -> bool:
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise self._bad(name, "true or false", value)
+        return value
+
+    def count(self, name: str, default: object = _MISSING, low: int = 0, high: int | None = None) -> int:
+        value = self._get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            raise self._bad(name, f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]", value)
+        return value
+
+    def number(self, name: str, default: object = _MISSING) -> float:
+        value = self._get(name, default)
+        if not _is_number(value):
+            raise self._bad(name, "a number", value)
+        return float(value)
+
+    def numbers(self, name: str, default: object = _MISSING) -> list[float]:
+        value = self._get(name, default)
+        if not isinstance(value, list) or not all(_is_number(v) for v in value):
+            raise self._bad(name, "a list of numbers", value)
+        return [float(v) for v in value]
+
+    def flags(self, name: str, default: object = _MISSING) -> list[bool]:
+        value = self._get(name, default)
+        if not isinstance(value, list) or not all(isinstance(v, bool) for v in value):
+            raise self._bad(name, "a list of true or false", value)
+        return list(value)
+
+    def strings(self, name: str, default: object = _MISSING) -> list[str] | None:
+        value = self._get(name, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._bad(name, "a list of strings", value)
+        return list(value)
+
+    def records(self, name: str, default: object = _MISSING) -> list[Stored]:
+        value = self._get(name, default)
+        if not isinstance(value, list):
+            raise self._bad(name, "a list of JSON objects", value)
+        return [Stored(v, f"{self._section}'s {name}[{i}]") for i, v in enumerate(value)]
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number (an int or a float, not a boolean) that a float holds and is not NaN
+    (infinities are kept: a log-likelihood may be -inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return not math.isnan(float(value))
+    except OverflowError:  # an integer beyond any float
+        return False

@@ -226,4 +226,11 @@ class GaussianMixture(_BaseMixture):
             )
         if st.kernel != "diag" and not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-10, atol=0.0):
             raise ParameterError("invalid parameters: covariances are not symmetric; the file is damaged")
-        return self._model(s).make_params(weights, means, cov)
+        params = self._model(s).make_params(weights, means, cov)
+        tied = st.name == "tied"
+        _params.check_scale("component", means=means, variances=_params.variances_of(cov, st.name, 1 if tied else K),
+                            tied=tied)
+        return params
+
+    def _centres(self, params: MixtureParams) -> torch.Tensor:
+        return params.component.means

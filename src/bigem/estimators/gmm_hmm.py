@@ -125,6 +125,15 @@ class GMMHMM(_BaseHMM):
     def _emission_width(self, emission: GMMEmissionParams) -> int:
         return int(emission.flat.means.shape[1])
 
+    def _check_scale(self, s, emission: GMMEmissionParams) -> None:
+        K, flat = s.n_components, emission.flat
+        kind = "full" if s.covariance_type in ("full", "tied") else s.covariance_type  # flat: one matrix per Gaussian
+        _params.check_scale("state", means=flat.means.reshape(K, -1),
+                            variances=_params.variances_of(flat.covariances, kind, K))
+
+    def _centres(self, s, emission: GMMEmissionParams) -> torch.Tensor:
+        return emission.flat.means
+
     def _set_emission(self, p: GMMEmissionParams) -> None:
         s = self._settings()
         K, M = s.n_components, s.n_mix

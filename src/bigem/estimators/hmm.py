@@ -28,7 +28,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .._core.errors import DataError, ImpossibleSequenceWarning, NumericalError, ParameterError, not_fitted_error
+from .._core.errors import (DataError, ImpossibleSequenceWarning, ModelFileError, NumericalError, ParameterError,
+                            not_fitted_error)
 from .._core.protocols import Task
 from .._core.types import Chunk
 from ..em.driver import IterationInfo, run_em
@@ -120,7 +121,7 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         transmat_prior=_params.FiniteArray(),
         algorithm=_params.Choice(("viterbi", "map")),
         random_state=_params.Seed(),
-        n_iter=_params.Int(0),
+        n_iter=_params.Int(0, at_most=_params.MAX_ITER),
         tol=_params.Float(0.0),
         verbose=_params.Truthy(),
         params=_params.Letters("st" + letters),
@@ -503,21 +504,40 @@ class _BaseHMM(EstimatorBase, ABC):
         }
 
     def _restore(self, state: dict) -> None:
-        self.n_features = int(state["n_features"])
+        """The fitted state of a model file, once its arrays are set as attributes: every
+        field checked by type (ModelFileError naming it), the parameters as user-set ones
+        are, and within what the arithmetic can evaluate."""
+        stored = _params.Stored(state)
+        self.n_features = stored.count("n_features", low=1)
         s = self._settings()
         try:
             params = self._current_params(s)
-        except NumericalError as exc:
-            raise ParameterError(f"invalid parameters ({exc}); the file is damaged") from None
-        except ParameterError as exc:
+            width = self._emission_width(params.emission)
+            if width != self.n_features:
+                raise ModelFileError(f"n_features is {self.n_features} but the emission parameters have {width}")
+            self._check_scale(s, params.emission)
+            centres = self._centres(s, params.emission)
+            if centres is not None:
+                log_b = self._model(s, self.n_features).log_emission(params, centres)
+                _params.check_density_at_centres(log_b, s.dtype, "state")
+        except (NumericalError, ParameterError) as exc:
             raise ParameterError(f"invalid parameters ({exc}); the file is damaged") from None
         self._set_params(params)
         monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
-        monitor.history = [float(v) for v in state.get("history", [])]
-        monitor.iter = int(state.get("iter", 0))
-        monitor.converged = bool(state.get("converged", False))
+        monitor.history = stored.numbers("history", [])
+        monitor.iter = stored.count("iter", 0, high=_params.MAX_ITER)
+        monitor.converged = stored.flag("converged", False)
         self.monitor_ = monitor
-        self.n_passes_ = int(state.get("n_passes", monitor.iter))
+        self.n_passes_ = stored.count("n_passes", monitor.iter, high=_params.MAX_ITER)
+
+    def _check_scale(self, s, emission) -> None:
+        """NumericalError when loaded emission parameters are beyond what float64 can carry
+        (``_params.check_scale``); default: nothing to check."""
+
+    def _centres(self, s, emission) -> torch.Tensor | None:
+        """Rows where each state's emission density must be finite (its means), float64;
+        None: nothing to evaluate (probabilities are their own check)."""
+        return None
 
 
 # ------------------------------------------------------------------ helpers
@@ -712,6 +732,14 @@ class GaussianHMM(_BaseHMM):
         self.means_ = p.means.numpy().copy()
         self._covars_ = p.covariances.numpy().copy()
 
+    def _check_scale(self, s, emission: GaussianParams) -> None:
+        tied = s.covariance_type == "tied"
+        variances = _params.variances_of(emission.covariances, s.covariance_type, 1 if tied else s.n_components)
+        _params.check_scale("state", means=emission.means, variances=variances, tied=tied)
+
+    def _centres(self, s, emission: GaussianParams) -> torch.Tensor:
+        return emission.means
+
 
 # ------------------------------------------------------------------ categorical
 class CategoricalHMM(_BaseHMM):
@@ -903,3 +931,9 @@ class PoissonHMM(_BaseHMM):
 
     def _set_emission(self, p: PoissonParams) -> None:
         self.lambdas_ = p.rates.numpy().copy()
+
+    def _check_scale(self, s, emission: PoissonParams) -> None:
+        _params.check_scale("state", rates=emission.rates)
+
+    def _centres(self, s, emission: PoissonParams) -> torch.Tensor:
+        return emission.rates

@@ -22,6 +22,12 @@ from ..io import read_model_file, write_model_file
 FORMAT = "bigem-model"
 FORMAT_VERSION = 1
 
+# Where, and in what pieces, a fit runs on this machine. A model file is data, never
+# instructions: these are not written to it, and a file that holds them is read with the
+# defaults, so it cannot make a process connect anywhere, start a cluster, read one row
+# at a time or claim the machine's memory.
+MACHINE_SETTINGS = ("client", "engine", "chunk_size", "memory_budget", "cache_budget")
+
 
 def kinds() -> dict[str, type]:
     """Every estimator a model file can hold, by name: the concrete estimators of the
@@ -43,6 +49,7 @@ def kinds() -> dict[str, type]:
 def save(est, path) -> None:
     """Write ``est`` (fitted) to ``path``: its arrays, hyper-parameters and fitted state."""
     hyper, arrays = est._hyper_parameters()
+    hyper = {name: value for name, value in hyper.items() if name not in MACHINE_SETTINGS}
     tensors = {f"init.{name}": value for name, value in arrays.items()}
     for attr, name in est._fitted_arrays.items():
         tensors[name] = torch.from_numpy(np.asarray(getattr(est, attr), dtype=np.float64).copy())
@@ -69,15 +76,20 @@ def load(path: str | os.PathLike):
             f"{__version__} (expects {FORMAT_VERSION}); upgrade bigem"
         )
     known = kinds()
-    if meta.get("kind") not in known:
+    if not isinstance(meta.get("kind"), str) or meta["kind"] not in known:
         raise ModelFileError(f"{where}: unknown model kind {meta.get('kind')!r}; known: {sorted(known)}")
     est = known[meta["kind"]]()
     try:
-        hyper = dict(meta["hyper_parameters"])
-        state = dict(meta["fitted"])
+        hyper, state = meta["hyper_parameters"], meta["fitted"]
+        for section, value in (("hyper_parameters", hyper), ("fitted", state)):
+            if not isinstance(value, dict):
+                raise ModelFileError(f"{where}: invalid model contents (the {section!r} section is not a JSON object)")
+        hyper = dict(hyper)
         unknown = set(hyper) - set(est.get_params())
         if unknown:
             raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
+        for name in MACHINE_SETTINGS:
+            hyper.pop(name, None)
         for name in list(tensors):
             if name.startswith("init."):
                 hyper[name[5:]] = tensors.pop(name).numpy()
@@ -85,7 +97,7 @@ def load(path: str | os.PathLike):
         est._settings()
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     for attr, name in est._fitted_arrays.items():
         if name not in tensors:
@@ -95,6 +107,8 @@ def load(path: str | os.PathLike):
         setattr(est, attr, tensors[name].to(torch.float64).numpy())
     try:
         est._restore(state)
+    except ModelFileError as exc:  # a field of the fitted state, named
+        raise ModelFileError(f"{where}: invalid model contents ({exc}); the file is damaged") from None
     except NumericalError as exc:
         raise ModelFileError(
             f"{where}: invalid parameters: {str(exc).split(';')[0]}; the file is damaged "
@@ -102,6 +116,6 @@ def load(path: str | os.PathLike):
         ) from None
     except ParameterError as exc:  # the arrays do not fit together: the estimator's message
         raise ModelFileError(f"{where}: {exc}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     return est

@@ -2,21 +2,41 @@
 or not at all. Every output goes through here: model files, checkpoints, streamed
 predictions, the command line's tables and samples, pictures.
 
-A file is written to a hidden temporary beside its target (the same folder, so the
-final rename is atomic) and renamed over the target only when complete; an error,
-Ctrl-C or a failed check leaves the target as it was and no temporary behind.
+A file is written to a hidden temporary beside its target and renamed over the target
+only when complete; an error, Ctrl-C, SIGTERM (on the command line) or a failed check
+leaves the target as it was and no temporary behind.
+
+- A symbolic link is followed to its final target: the temporary is written beside the
+  target (the rename must stay in one folder to be atomic) and the target is replaced,
+  so the link keeps pointing at the new file.
+- Only regular files are written. An existing output that is a device, FIFO or socket
+  (``/dev/null``, a named pipe) is refused before any work: replacing it would destroy
+  it, and streaming into it could not be undone on an error.
+- A temporary's name carries its writer's host and process id. A process killed before
+  it could clean up (SIGKILL, a power cut) leaves its temporary behind; the next writer
+  of the same output removes it, once that process is gone. Temporaries of live
+  writers, or written on another host, are never touched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
+import socket
+import stat
 from collections.abc import Callable
 
 from .._core.errors import OutputPathError
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def is_url(path: str) -> bool:
@@ -30,20 +50,23 @@ def local_path(path: str) -> str:
     return path[len("file://") :] if path.lower().startswith("file://") else path
 
 
+def target_of(path: str) -> str:
+    """The file a write to ``path`` replaces: ``path`` with every symbolic link resolved
+    (a dangling link: the file it names, which the write creates)."""
+    return os.path.realpath(path)
+
+
 def check_output_path(out: object, formats: tuple[str, ...] | None = None, inputs=(), what: str = "") -> str:
     """The output path as a string, after every check that needs no computing: a local
-    path, in an existing folder, not a folder, with a known extension (``formats``,
-    e.g. ('.csv', '.npy'); None: any), and not one of the ``inputs``. ``what`` names
-    the output in messages ("table", "picture", ...). Raises :class:`OutputPathError`."""
+    path, in an existing folder, not a folder, not a device, FIFO or socket, with a known
+    extension (``formats``, e.g. ('.csv', '.npy'); None: any), and not one of the
+    ``inputs``. A symbolic link is checked at its final target. ``what`` names the output
+    in messages ("table", "picture", ...). Raises :class:`OutputPathError`."""
     path = local_path(os.fspath(out))
     name = f"{what} {path}" if what else path
     if is_url(path):
         raise OutputPathError(f"{name}: bigem writes its outputs to local files only; write it locally, then upload it")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OutputPathError(f"{name}: the folder {folder!r} does not exist; create it first")
-    if os.path.isdir(path):
-        raise OutputPathError(f"{name}: is a folder; give a file name")
+    _check_target(path, name)
     ext = os.path.splitext(path)[1].lower()
     if formats is not None and ext not in formats:
         raise OutputPathError(f"{name}: unsupported file type {ext or '(none)'!r}; use {', '.join(formats)}")
@@ -53,18 +76,91 @@ def check_output_path(out: object, formats: tuple[str, ...] | None = None, input
     return path
 
 
+def _check_target(path: str, name: str) -> str:
+    """The final target of ``path``, in an existing folder and a regular file if it exists."""
+    target = target_of(path)
+    via = f" (a link to {target})" if target != os.path.abspath(path) else ""
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise OutputPathError(f"{name}{via}: the folder {folder!r} does not exist; create it first")
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise OutputPathError(f"{name}{via}: cannot be written ({exc.strerror}); choose another output path") from None
+    if stat.S_ISDIR(mode):
+        raise OutputPathError(f"{name}{via}: is a folder; give a file name")
+    if not stat.S_ISREG(mode):
+        kind = next((text for test, text in _KINDS if test(mode)), "not a regular file")
+        raise OutputPathError(
+            f"{name}{via}: is {kind}; bigem writes whole regular files only (it would replace it); "
+            "write to a regular file, then copy it there"
+        )
+    return target
+
+
+# ------------------------------------------------------------------ temporaries
+def _host() -> str:
+    return hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def _temporaries(name: str, ext: str) -> re.Pattern:
+    """Names of the temporaries of a target called ``name``: ``.{name}.{host}-{pid}-{random}.part{ext}``."""
+    return re.compile(rf"\.{re.escape(name)}\.([0-9a-f]{{8}})-([0-9]+)-[0-9a-f]{{8}}\.part{re.escape(ext)}")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (when unsure: yes)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix" or pid <= 0:  # os.kill(pid, 0) would terminate it on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def sweep(folder: str, name: str, ext: str) -> list[str]:
+    """Remove the temporaries of target ``name`` in ``folder`` left by dead writers of this
+    host (a process killed before it could clean up); returns the paths removed."""
+    pattern, host, removed = _temporaries(name, ext), _host(), []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or match.group(1) != host or _alive(int(match.group(2))):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+            removed.append(entry.path)
+        except OSError:  # gone already, or not ours to remove
+            pass
+    return removed
+
+
 class Partial:
-    """A file being written: ``tmp``, a hidden file beside ``path``, created empty with the
-    permissions of any new file (0666 less the umask); :meth:`commit` moves it over
-    ``path``, :meth:`abort` removes it. As a context manager it aborts on an error."""
+    """A file being written: ``tmp``, a hidden file beside the final target of ``path``
+    (symbolic links resolved), created empty with the permissions of any new file (0666
+    less the umask); :meth:`commit` moves it over the target, :meth:`abort` removes it.
+    As a context manager it aborts on an error. Creating one removes the temporaries of
+    the same target left by dead writers (:func:`sweep`)."""
 
     def __init__(self, path: str) -> None:
         self.path = os.fspath(path)
-        folder, name = os.path.split(os.path.abspath(self.path))
-        if not os.path.isdir(folder):  # else the error would name a temporary file the user never chose
-            raise OutputPathError(f"{self.path}: the folder {folder!r} does not exist; create it first")
+        self.target = _check_target(self.path, self.path)  # the error names the user's path, not a temporary
+        folder, name = os.path.split(self.target)
         ext = os.path.splitext(name)[1]
-        self.tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.part{ext}")
+        sweep(folder, name, ext)
+        self.tmp = os.path.join(folder, f".{name}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.part{ext}")
         os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
     def commit(self) -> str:
@@ -74,7 +170,12 @@ class Partial:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(self.tmp, self.path)
+        try:
+            _check_target(self.path, self.path)  # still a regular file (or none) at the last moment
+        except OutputPathError:
+            self.abort()
+            raise
+        os.replace(self.tmp, self.target)
         return self.path
 
     def abort(self) -> None:

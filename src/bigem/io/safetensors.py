@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import struct
 
 import numpy as np
@@ -54,58 +55,108 @@ def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metada
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
-    """Tensors (float64/float32/int64) and the bigem metadata; ModelFileError on any defect."""
+    """Tensors (float64/float32/int64) and the bigem metadata; ModelFileError on any defect.
+
+    Only a regular file is read (a FIFO would block, a device never end), and never more
+    than it declares: the 8-byte length, a header of at most 100 MB, then the tensors'
+    bytes, whose total must be the rest of the file."""
     path = os.fspath(path)
+    bad = f"{path}: not a valid bigem model file"
+    with _open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise ModelFileError(f"{bad} (only {size} bytes; truncated or empty)")
+        (n,) = struct.unpack("<Q", _read(f, 8, path))
+        if n > min(_MAX_HEADER, size - 8):
+            raise ModelFileError(f"{bad} (header length {n} exceeds the file size {size}; truncated or not safetensors)")
+        header = _json(_read(f, n, path), bad, "header")
+        if not isinstance(header, dict):
+            raise ModelFileError(f"{bad} (header is not a JSON object)")
+        extra = header.pop("__metadata__", None)
+        text = extra.get("bigem") if isinstance(extra, dict) else None
+        if not isinstance(text, str):
+            raise ModelFileError(f"{bad} (no bigem metadata in the header; write model files with the estimator's save)")
+        meta = _json(text, bad, "bigem metadata")
+        if not isinstance(meta, dict):
+            raise ModelFileError(f"{bad} (bigem metadata is not a JSON object)")
+        body_size = size - 8 - n
+        layout = {}
+        end_max = 0
+        for name, info in header.items():
+            try:
+                dt = _DTYPES[info["dtype"]]
+                shape = tuple(_integer(s) for s in info["shape"])
+                start, end = (_integer(o) for o in info["data_offsets"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelFileError(f"{bad} (tensor {name!r}: malformed entry {exc})") from None
+            count = math.prod(shape)  # Python ints: a crafted shape cannot overflow to a small count
+            if min(shape, default=0) < 0 or not 0 <= start <= end <= body_size or end - start != count * dt.itemsize:
+                raise ModelFileError(
+                    f"{bad} (tensor {name!r}: shape {shape} does not match bytes {start}..{end} of {body_size}; "
+                    "the file is truncated or was modified)"
+                )
+            end_max = max(end_max, end)
+            layout[name] = (dt, shape, start, end)
+        if end_max != body_size:
+            raise ModelFileError(f"{bad} ({body_size - end_max} trailing bytes; the file was modified)")
+        body = _read(f, body_size, path)
+    tensors = {
+        name: torch.from_numpy(np.frombuffer(body[start:end], dtype=dt).reshape(shape).copy())
+        for name, (dt, shape, start, end) in layout.items()
+    }
+    return tensors, meta
+
+
+def _open_regular(path: str):
+    """``path`` opened for reading if it is a regular file (through any symbolic link);
+    a FIFO, device or socket is refused before it is opened, and checked again once open
+    (without blocking) in case it was swapped in between."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file; check the path") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a model file") from None
-    bad = f"{path}: not a valid bigem model file"
-    if len(raw) < 8:
-        raise ModelFileError(f"{bad} (only {len(raw)} bytes; truncated or empty)")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > min(_MAX_HEADER, len(raw) - 8):
-        raise ModelFileError(f"{bad} (header length {n} exceeds the file size {len(raw)}; truncated or not safetensors)")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise ModelFileError(f"{path}: is a folder, not a model file")
+    _refuse_special(path, mode)
     try:
-        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file; check the path") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror})") from None
+    try:
+        _refuse_special(path, os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _refuse_special(path: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise ModelFileError(f"{path}: is {kind}, not a model file; give the path of a file written by save")
+
+
+def _read(f, n: int, path: str) -> bytes:
+    """Exactly ``n`` bytes, or a ModelFileError (the file shrank while being read)."""
+    data = f.read(n)
+    if len(data) != n:
+        raise ModelFileError(f"{path}: not a valid bigem model file (the file ended early; it is being written or "
+                             "was truncated)")
+    return data
+
+
+def _json(raw: bytes | str, bad: str, what: str) -> object:
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{bad} (unreadable header: {exc})") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{bad} (header is not a JSON object)")
-    extra = header.pop("__metadata__", None)
-    text = extra.get("bigem") if isinstance(extra, dict) else None
-    if not isinstance(text, str):
-        raise ModelFileError(f"{bad} (no bigem metadata in the header; write model files with the estimator's save)")
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{bad} (unreadable bigem metadata: {exc})") from None
-    if not isinstance(meta, dict):
-        raise ModelFileError(f"{bad} (bigem metadata is not a JSON object)")
-    body = raw[8 + n :]
-    tensors = {}
-    end_max = 0
-    for name, info in header.items():
-        try:
-            dt = _DTYPES[info["dtype"]]
-            shape = tuple(_integer(s) for s in info["shape"])
-            start, end = (_integer(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{bad} (tensor {name!r}: malformed entry {exc})") from None
-        count = math.prod(shape)  # Python ints: a crafted shape cannot overflow to a small count
-        if min(shape, default=0) < 0 or not 0 <= start <= end <= len(body) or end - start != count * dt.itemsize:
-            raise ModelFileError(
-                f"{bad} (tensor {name!r}: shape {shape} does not match bytes {start}..{end} of {len(body)}; "
-                "the file is truncated or was modified)"
-            )
-        end_max = max(end_max, end)
-        tensors[name] = torch.from_numpy(np.frombuffer(body[start:end], dtype=dt).reshape(shape).copy())
-    if end_max != len(body):
-        raise ModelFileError(f"{bad} ({len(body) - end_max} trailing bytes; the file was modified)")
-    return tensors, meta
+        raise ModelFileError(f"{bad} (unreadable {what}: {exc})") from None
+    except RecursionError:
+        raise ModelFileError(f"{bad} (unreadable {what}: nested too deeply)") from None
 
 
 def _integer(value: object) -> int:

@@ -1,0 +1,305 @@
+"""Where outputs land: a symbolic link is followed and its target replaced, a device,
+FIFO or socket is refused before any work, and no temporary (``.NAME.*.part*``) is
+left behind, even by a writer killed mid-way (SIGTERM cleans up; after SIGKILL the next
+writer of the same output sweeps it).
+
+Every entry point is covered: ``save``, ``write_predictions`` / ``predict(out=...)``,
+the command line's ``fit``, ``select`` and ``predict``, and the picture functions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import bigem
+from bigem import GaussianMixture
+from bigem._core.errors import OutputPathError
+from bigem.cli import main
+from bigem.io import files
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only (FIFOs, symbolic links, signals)")
+
+
+def _blobs(n: int = 60) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(0.0, 1.0, (n, 2)), rng.normal(6.0, 0.7, (n, 2))])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return GaussianMixture(2, random_state=0).fit(_blobs())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    np.save(d / "d.npy", _blobs())
+    return d / "d.npy"
+
+
+def _temporaries(*folders) -> list[str]:
+    return [name for folder in folders for name in os.listdir(folder) if ".part" in name]
+
+
+def _save(est, path):
+    est.save(path)
+
+
+def _predict_out(est, path):
+    est.predict(_blobs(), out=path)
+
+
+def _write_predictions(est, path):
+    est.write_predictions(_blobs(), path, outputs=("label", "proba"))
+
+
+def _plot_fit(est, path):
+    pytest.importorskip("matplotlib")
+    from bigem.plot import plot_fit
+
+    plot_fit(est, _blobs(), path)
+
+
+def _plot_convergence(est, path):
+    pytest.importorskip("matplotlib")
+    from bigem.plot import plot_convergence
+
+    plot_convergence(est, path)
+
+
+def _plot_selection(est, path):
+    pytest.importorskip("matplotlib")
+    from bigem.plot import plot_selection
+
+    plot_selection(bigem.select(_blobs(), n_components=[1, 2], random_state=0), path)
+
+
+def _check_written(path, est=None) -> None:
+    """The file at ``path`` (through any link) is a complete output of its kind."""
+    name = os.fspath(path)
+    if name.endswith(".bigem"):
+        assert bigem.load(path).n_components == (est.n_components if est is not None else 2)
+    elif name.endswith(".npy"):
+        assert np.load(path).shape[0] == 120
+    elif name.endswith(".csv"):
+        with open(path) as f:
+            assert f.read().count("\n") == 121
+    elif name.endswith(".png"):
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    else:
+        raise AssertionError(name)
+
+
+LIBRARY = [
+    (_save, ".bigem"),
+    (_predict_out, ".npy"),
+    (_write_predictions, ".csv"),
+    (_plot_fit, ".png"),
+    (_plot_convergence, ".png"),
+    (_plot_selection, ".png"),
+]
+COMMANDS = [
+    (("fit", "{data}", "-k", "2", "--seed", "0", "-o", "{out}"), ".bigem"),
+    (("select", "{data}", "-k", "1..2", "--seed", "0", "-o", "{out}"), ".bigem"),
+    (("predict", "MODEL", "{data}", "-o", "{out}"), ".npy"),
+    (("plot", "MODEL", "{data}", "-o", "{out}"), ".png"),
+]
+
+
+def _entry_points():
+    for write, ext in LIBRARY:
+        yield pytest.param("library", write, ext, id=write.__name__.lstrip("_"))
+    for argv, ext in COMMANDS:
+        yield pytest.param("cli", argv, ext, id=f"bigem {argv[0]}")
+
+
+def _writer(kind, how, tmp_path, fitted, data):
+    """A function path -> None that writes through the entry point."""
+    if kind == "library":
+        return lambda path: how(fitted, path)
+    if how[0] == "plot":
+        pytest.importorskip("matplotlib")
+    if "MODEL" in how:
+        model = tmp_path / "model" / "m.bigem"
+        model.parent.mkdir(exist_ok=True)
+        fitted.save(model)
+        how = tuple(str(model) if a == "MODEL" else a for a in how)
+    return lambda path: _run(how, data, path)
+
+
+def _run(argv, data, out) -> None:
+    assert main([a.format(data=data, out=out) for a in argv]) == 0
+
+
+@pytest.mark.parametrize("kind, how, ext", list(_entry_points()))
+def test_a_symlinked_output_updates_its_target(kind, how, ext, tmp_path, fitted, data):
+    write = _writer(kind, how, tmp_path, fitted, data)
+    real = tmp_path / "real"
+    real.mkdir()
+    target = real / f"v1{ext}"
+    target.write_bytes(b"old")
+    link = tmp_path / f"latest{ext}"
+    link.symlink_to(os.path.relpath(target, tmp_path))
+    write(link)
+    assert link.is_symlink() and os.readlink(link) == os.path.relpath(target, tmp_path)
+    assert target.read_bytes() != b"old"
+    _check_written(target)
+    assert _temporaries(tmp_path, real) == []
+
+
+@pytest.mark.parametrize("kind, how, ext", list(_entry_points()))
+def test_a_dangling_symlink_creates_its_target(kind, how, ext, tmp_path, fitted, data):
+    write = _writer(kind, how, tmp_path, fitted, data)
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / f"new{ext}"
+    link = tmp_path / f"latest{ext}"
+    link.symlink_to(target)
+    write(link)
+    assert link.is_symlink() and target.is_file()
+    _check_written(link)
+    assert _temporaries(tmp_path, tmp_path / "real") == []
+
+
+@pytest.mark.parametrize("through_a_link", [False, True], ids=["fifo", "link to a fifo"])
+@pytest.mark.parametrize("kind, how, ext", list(_entry_points()))
+def test_a_fifo_output_is_refused_and_left_alone(kind, how, ext, tmp_path, fitted, data, capsys, through_a_link):
+    write = _writer(kind, how, tmp_path, fitted, data)
+    fifo = tmp_path / f"pipe{ext}"
+    os.mkfifo(fifo)
+    path = fifo
+    if through_a_link:
+        path = tmp_path / f"link{ext}"
+        path.symlink_to(fifo)
+    before = sorted(os.listdir(tmp_path))
+    capsys.readouterr()
+    if kind == "library":
+        with pytest.raises(OutputPathError, match=rf"^(picture )?{path}.*: is a FIFO \(named pipe\); bigem writes whole "
+                                                  r"regular files only"):
+            write(path)
+    else:
+        with pytest.raises(AssertionError):
+            write(path)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{path}" in err and "is a FIFO (named pipe)" in err, err
+    assert fifo.is_fifo()
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_a_device_is_refused_without_touching_it(tmp_path):
+    with pytest.raises(OutputPathError, match=r"^/dev/null: is a character device; bigem writes whole regular files"):
+        files.check_output_path("/dev/null")
+    link = tmp_path / "m.bigem"
+    link.symlink_to("/dev/null")
+    with pytest.raises(OutputPathError, match=rf"^{link} \(a link to /dev/null\): is a character device"):
+        files.Partial(str(link))
+    assert os.listdir(tmp_path) == ["m.bigem"]
+
+
+def test_a_link_into_a_missing_folder_names_that_folder(tmp_path, fitted):
+    link = tmp_path / "m.bigem"
+    link.symlink_to(tmp_path / "gone" / "m.bigem")
+    with pytest.raises(OutputPathError, match=rf"\(a link to {tmp_path}/gone/m.bigem\): the folder '{tmp_path}/gone' "
+                                              r"does not exist; create it first"):
+        fitted.save(link)
+
+
+# ---------------------------------------------------------------------- temporaries of dead writers
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(proc.stdout)
+
+
+def _temporary(folder, name, pid, host=None) -> str:
+    ext = os.path.splitext(name)[1]
+    path = os.path.join(folder, f".{name}.{host or files._host()}-{pid}-0123abcd.part{ext}")
+    with open(path, "wb") as f:
+        f.write(b"half")
+    return path
+
+
+def test_a_writer_sweeps_temporaries_of_dead_writers_only(tmp_path, fitted):
+    dead, alive = _dead_pid(), os.getppid()
+    stale = _temporary(tmp_path, "m.bigem", dead)
+    live = _temporary(tmp_path, "m.bigem", alive)
+    mine = _temporary(tmp_path, "m.bigem", os.getpid())
+    elsewhere = _temporary(tmp_path, "m.bigem", dead, host="ffffffff" if files._host() != "ffffffff" else "00000000")
+    other_output = _temporary(tmp_path, "other.bigem", dead)
+    unrelated = tmp_path / ".m.bigem.0123abcd.part.bigem"  # not a name bigem gives with a pid
+    unrelated.write_bytes(b"x")
+    fitted.save(tmp_path / "m.bigem")
+    left = set(os.listdir(tmp_path))
+    assert os.path.basename(stale) not in left
+    for kept in (live, mine, elsewhere, other_output, unrelated):
+        assert os.path.basename(kept) in left, kept
+
+
+_SLOW_PREDICT = textwrap.dedent(
+    """
+    import sys, time
+    from bigem.sources import sinks
+    from bigem.cli import main
+
+    write = sinks.Sink.write
+
+    def slow(self, columns):
+        write(self, columns)
+        open(sys.argv[1], "w").close()  # the temporary exists and holds rows: signal now
+        time.sleep(120)
+
+    sinks.Sink.write = slow
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+def _predict_in_a_subprocess(tmp_path, data, fitted, out):
+    model = tmp_path / "m.bigem"
+    fitted.save(model)
+    marker = tmp_path / "writing"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_PREDICT, str(marker), "predict", str(model), str(data), "-o",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"predict never started writing: {proc.communicate()}")
+        time.sleep(0.05)
+    return proc
+
+
+def test_sigterm_during_predict_removes_the_temporary(tmp_path, data, fitted):
+    out = tmp_path / "out" / "labels.csv"
+    out.parent.mkdir()
+    proc = _predict_in_a_subprocess(tmp_path, data, fitted, out)
+    assert len(_temporaries(out.parent)) == 1
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err == "bigem predict: terminated\n"
+    assert os.listdir(out.parent) == []
+
+
+def test_the_next_run_sweeps_the_temporary_of_a_killed_predict(tmp_path, data, fitted, capsys):
+    out = tmp_path / "out" / "labels.csv"
+    out.parent.mkdir()
+    proc = _predict_in_a_subprocess(tmp_path, data, fitted, out)
+    proc.kill()
+    proc.communicate(timeout=60)
+    left = _temporaries(out.parent)
+    assert len(left) == 1 and f"-{proc.pid}-" in left[0]
+    assert main(["predict", str(tmp_path / "m.bigem"), str(data), "-o", str(out)]) == 0
+    assert os.listdir(out.parent) == ["labels.csv"]
+    _check_written(out)
