@@ -123,6 +123,15 @@ class CategoricalComponent:
         probabilities = torch.where(total > 0, new / torch.where(total > 0, total, 1.0), old.probabilities)
         return CategoricalParams(probabilities), valid
 
+    def prior_gain(self, new: CategoricalParams, old: CategoricalParams) -> float:
+        """The Dirichlet prior's: sum (prior - 1) (log new - log old) over the entries that moved."""
+        a = torch.broadcast_to(torch.as_tensor(self.prior, dtype=torch.float64, device=new.probabilities.device) - 1.0,
+                               new.probabilities.shape)
+        moved = (new.probabilities != old.probabilities) & (a != 0)
+        if not bool(moved.any()):
+            return 0.0
+        return float((a[moved] * (torch.log(new.probabilities[moved]) - torch.log(old.probabilities[moved]))).sum())
+
     # ------------------------------------------------------------------ the rest
     def sample(self, p: CategoricalParams, labels: Tensor, generator: torch.Generator) -> Tensor:
         cdf = torch.cumsum(p.probabilities.cpu(), 1)

@@ -899,7 +899,11 @@ class HMMModel:
                 "this fit. Give startprob_/transmat_/emission parameters non-zero entries where the data needs them.",
                 once=True,
             ),)
-        return Step(HMMParams(startprob, transmat, emission), Report(notes=notes, total=float(stats.loglik)))
+        gain = (_dirichlet_gain(self.startprob_prior, startprob, params.startprob)
+                + _dirichlet_gain(self.transmat_prior, transmat, params.transmat)
+                + self.emission.prior_gain(emission, params.emission))
+        report = Report(notes=notes, total=float(stats.loglik), prior_gain=gain / stats.rows)
+        return Step(HMMParams(startprob, transmat, emission), report)
 
     def to_tensors(self, params: HMMParams) -> dict[str, Tensor]:
         return {"startprob": params.startprob, "transmat": params.transmat, **self.emission.to_tensors(params.emission)}
@@ -958,6 +962,18 @@ def _softmax_keeping_zeros(logits: Tensor, like: Tensor) -> Tensor:
 
 def _is_one(prior) -> bool:
     return bool(torch.all(torch.as_tensor(prior) == 1.0))
+
+
+def _dirichlet_gain(prior, new: Tensor, old: Tensor) -> float:
+    """How much a step from ``old`` to ``new`` probabilities raised the log-density of a
+    Dirichlet(prior) on each row: sum (prior - 1) (log new - log old), over the entries
+    that moved (so a zero that stays zero adds nothing). +inf where a prior below 1 lets
+    an entry reach 0."""
+    a = torch.broadcast_to(torch.as_tensor(prior, dtype=torch.float64, device=new.device) - 1.0, new.shape)
+    moved = (new != old) & (a != 0)
+    if not bool(moved.any()):
+        return 0.0
+    return float((a[moved] * (torch.log(new[moved].double()) - torch.log(old[moved].double()))).sum())
 
 
 def _dirichlet_map(counts: Tensor, prior, old: Tensor) -> Tensor:

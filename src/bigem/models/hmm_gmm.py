@@ -163,6 +163,9 @@ class GMMEmission:
         params, valid = self.gauss._factored(flat.means, cov[:, None].expand(K, M, D, D).reshape(K * M, D, D))
         return GMMEmissionParams(weights, params), valid.reshape(K, M).all(1)
 
+    def prior_gain(self, new: GMMEmissionParams, old: GMMEmissionParams) -> float:
+        return 0.0  # no prior: min_covar is a regulariser (see ``regularised``)
+
     # ------------------------------------------------------------------ the rest
     def sample(self, p: GMMEmissionParams, labels: Tensor, generator: torch.Generator) -> Tensor:
         w = p.weights.cpu()[labels]
