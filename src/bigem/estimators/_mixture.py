@@ -47,7 +47,7 @@ EXECUTION = dict(
     n_init=_params.Int(1),
     random_state=_params.Seed(),
     warm_start=_params.Flag(),
-    verbose=_params.Int(0),
+    verbose=_params.Int(0, bools=True),
     verbose_interval=_params.Int(1),
     device=_params.Device(),
     dtype=_params.Dtype(),
@@ -66,8 +66,8 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
     warm_start : bool, default=False
         Start the next ``fit`` from the current solution (and use ``n_init=1``).
-    verbose : int, default=0
-        1 prints each initialisation's result, 2 also every ``verbose_interval`` iterations.
+    verbose : int or bool, default=0
+        1 (or True) prints each initialisation's result, 2 also every ``verbose_interval`` iterations.
     verbose_interval : int, default=10
         Iterations between progress lines when ``verbose >= 2``.
     device : str or torch.device, default='cpu'
@@ -221,6 +221,10 @@ class _BaseMixture(EstimatorBase, ABC):
         """
         s = self._settings()
         owner = type(self).__name__
+        if callback is not None and not callable(callback):
+            raise ParameterError(
+                f"callback must be a function of one argument (an IterationInfo) or None; got {callback!r}"
+            )
         if algorithm is not None:
             s = dataclasses.replace(s, algorithm=_params.check_choice(algorithm, "algorithm", owner, ("em", "online")))
         if batch_size is not None:
@@ -544,9 +548,10 @@ class _BaseMixture(EstimatorBase, ABC):
             raise ParameterError(
                 f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
             )
+        n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
         s = self._settings()
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
-        x, labels = self._model(s).sample(params, int(n_samples), generator)
+        x, labels = self._model(s).sample(params, n_samples, generator)
         return x.cpu().numpy(), labels.cpu().numpy()
 
     def _n_parameters(self) -> int:

@@ -44,7 +44,8 @@ class GaussianMixture(_BaseMixture):
     reg_covar : float, default=1e-6
         Added to every variance (the diagonal of every covariance) to keep it positive.
     max_iter : int, default=100
-        Maximum EM iterations per initialisation.
+        Maximum EM iterations per initialisation; 0 only initialises (``lower_bound_`` is
+        then -inf), as scikit-learn does.
     n_init : int, default=1
         Number of initialisations; the one with the highest lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'

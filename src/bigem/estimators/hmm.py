@@ -173,6 +173,10 @@ class _BaseHMM(EstimatorBase, ABC):
     def _set_emission(self, p) -> None:
         """Fitted emission parameters to the public attributes (means_, covars_, ...)."""
 
+    def _columns(self) -> int:
+        """The columns of X (n_features, except where that counts symbols)."""
+        return int(self.n_features)
+
     def _emission_width(self, emission) -> int:
         """n_features implied by the emission parameters."""
         return int(emission.means.shape[-1])
@@ -451,6 +455,7 @@ class _BaseHMM(EstimatorBase, ABC):
         params = self._fitted(s)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ParameterError(f"n_samples must be a positive int, got {n_samples!r}")
+        n_samples = _params.check_sample_size(n_samples, self._columns())
         seed = _params.random_seed(s.random_state if random_state is None else random_state)
         x, states = self._model(s, self.n_features).sample(params.to("cpu"), int(n_samples),
                                                            torch.Generator().manual_seed(seed))
@@ -747,6 +752,9 @@ class CategoricalHMM(_BaseHMM):
 
     def _check_features(self, source) -> None:
         pass  # n_features counts symbols here: the symbols are checked against it instead
+
+    def _columns(self) -> int:
+        return 1
 
     def _symbols(self, s, fitting: bool, summary: RowSummary | None = None) -> int | None:
         """How many symbols: n_features given, else the set emissionprob_'s (unless fit

@@ -60,11 +60,19 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass
 class CsvOptions:
-    """How to parse CSV files: the delimiter, and whether the first line names the columns
-    (if not, columns are called f0, f1, ...)."""
+    """How to parse CSV files: the delimiter (None: a tab for .tsv files, else a comma),
+    and whether the first line names the columns (if not, columns are called f0, f1, ...)."""
 
-    delimiter: str = ","
+    delimiter: str | None = None
     header: bool = True
+
+    def delimiter_of(self, path: str) -> str:
+        if self.delimiter is not None:
+            return self.delimiter
+        name = path.lower()
+        for suffix in (".gz", ".bz2", ".zst"):
+            name = name[: -len(suffix)] if name.endswith(suffix) else name
+        return "\t" if name.endswith(".tsv") else ","
 
 
 def _usable_cores() -> int:
@@ -183,7 +191,7 @@ class _CsvReader:
     def _parse_options(self):
         import pyarrow.csv as pcsv
 
-        return pcsv.ParseOptions(delimiter=self.options.delimiter)
+        return pcsv.ParseOptions(delimiter=self.options.delimiter_of(self.path))
 
     def _convert_options(self, columns: list[str], numeric: list[str]):
         import pyarrow as pa
