@@ -245,6 +245,12 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         model = self._model(s)
         warm = bool(s.warm_start) and hasattr(self, "converged_")
+        changed = self._structure_changes(s) if warm else ""
+        if changed:
+            raise ParameterError(
+                f"{changed}, so warm_start=True has no fit of that structure to continue from: set "
+                "warm_start=False to fit afresh, or set the old value back"
+            )
         if warm and self.n_features_in_ != D:
             raise DataError(
                 f"X has {D} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input "
@@ -279,6 +285,8 @@ class _BaseMixture(EstimatorBase, ABC):
                     model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver,
                 )
+        if not online:
+            self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
         self._set_fitted(best.params, source.n_features, source.feature_names)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
@@ -330,6 +338,12 @@ class _BaseMixture(EstimatorBase, ABC):
         """
         s = self._settings()
         fitted = hasattr(self, "_params_")
+        changed = self._structure_changes(s) if fitted else ""
+        if changed:
+            raise ParameterError(
+                f"{changed}, so partial_fit has no fit of that structure to continue: call fit to start "
+                "afresh (partial_fit then continues from it), or set the old value back"
+            )
         if fitted:
             self._check_features(X, columns)
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
@@ -379,6 +393,7 @@ class _BaseMixture(EstimatorBase, ABC):
 
     def _set_fitted(self, params: MixtureParams, n_features: int, feature_names: list[str] | None) -> None:
         self._params_ = params.to("cpu")
+        self._remember_structure()
         self.n_features_in_ = n_features
         if feature_names is not None:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
@@ -402,7 +417,7 @@ class _BaseMixture(EstimatorBase, ABC):
     def _inference_source(self, X, columns=None, keep=None, sample_weight=None):
         """X opened for inference: a file reads the fitted feature names unless told."""
         self._fitted()
-        s = self._settings()
+        s = self._inference_settings()
         self._check_features(X, columns)
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
@@ -481,7 +496,7 @@ class _BaseMixture(EstimatorBase, ABC):
         from ..sources.dask import rows_with_weights
 
         params = self._fitted()
-        s = self._settings()
+        s = self._inference_settings()
         self._check_features(X, columns)
         X, weighted = rows_with_weights(X, columns, sample_weight)
         if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
@@ -495,7 +510,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (3,)))
         if what == "proba":
-            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (self.n_components,)))
+            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (s.n_components,)))
         return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
 
     def _score_totals(self, X, columns=None, sample_weight=None) -> ScoreTotals:
@@ -549,14 +564,14 @@ class _BaseMixture(EstimatorBase, ABC):
                 f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
             )
         n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
-        s = self._settings()
+        s = self._inference_settings()
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         x, labels = self._model(s).sample(params, n_samples, generator)
         return x.cpu().numpy(), labels.cpu().numpy()
 
     def _n_parameters(self) -> int:
         self._fitted()
-        return self._model(self._settings()).n_free_parameters(self.n_features_in_)
+        return self._model(self._inference_settings()).n_free_parameters(self.n_features_in_)
 
     def bic(self, X, *, columns=None) -> float:
         """Bayesian information criterion on X (lower is better); streamed like :meth:`score`."""

@@ -80,6 +80,7 @@ class GaussianMixture(_BaseMixture):
     """
     )
 
+    _structural = ("n_components", "covariance_type")
     _constraints = dict(
         n_components=_params.Int(1),
         covariance_type=_params.Choice(NAMES),
@@ -193,7 +194,7 @@ class GaussianMixture(_BaseMixture):
         self.means_ = p.means.numpy().copy()
         self.covariances_ = p.covariances.numpy().copy()
         self.precisions_cholesky_ = p.prec_chol.numpy().copy()
-        if structure(self.covariance_type).kernel != "diag":
+        if structure(self._fit_structure_["covariance_type"]).kernel != "diag":
             self.precisions_ = (p.prec_chol @ p.prec_chol.transpose(-1, -2)).numpy()
         else:
             self.precisions_ = p.prec_chol.square().numpy()

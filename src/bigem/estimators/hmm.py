@@ -260,7 +260,17 @@ class _BaseHMM(EstimatorBase, ABC):
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         self._init(s, source, summary, generator, engine)
         model = self._model(s, self.n_features)
-        params = self._current_params(s).to(s.device)
+        try:
+            params = self._current_params(s).to(s.device)
+        except ParameterError as exc:
+            changed = self._structure_changes(s)
+            if not changed:
+                raise
+            raise ParameterError(
+                f"{exc}: {changed}, and init_params={s.init_params!r} keeps the parameters whose letters it lacks "
+                "from that fit; add their letters to init_params to initialise them afresh, or set them with the "
+                "new shapes"
+            ) from None
         monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
 
         def report(info: IterationInfo) -> None:
@@ -338,6 +348,28 @@ class _BaseHMM(EstimatorBase, ABC):
         self._set_emission(p.emission)
         self._fitted_features = self.n_features
         self._params_ = p
+        self._remember_structure()
+
+    def _inference_settings(self):
+        """The fitted structure (see EstimatorBase), unless the parameters were since set
+        by hand for the structure the hyper-parameters now say (hmmlearn's way of making
+        a model without fitting it): then that one."""
+        s = super()._inference_settings()
+        now = self._settings()
+        if not hasattr(self, "startprob_") or not self._structure_changes(now):
+            return s
+        try:
+            self._current_params(s)
+        except ParameterError:
+            try:
+                self._current_params(now)
+            except ParameterError:
+                pass
+            else:
+                del self._fit_structure_  # the attributes describe another model now
+                return now
+            raise
+        return s
 
     # -------------------------------------------------------------- inference
     def _fitted(self, s) -> HMMParams:
@@ -369,7 +401,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def _posteriors(self, X, lengths, where: dict):
         """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
-        s = self._settings()
+        s = self._inference_settings()
         params, source = self._batches(X, lengths, s, where)
         model = self._model(s, self.n_features)
         lls, posts = [], []
@@ -405,7 +437,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def score(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
         """Total log-likelihood of all sequences of X (hmmlearn's convention); arguments as for :meth:`fit`."""
-        s = self._settings()
+        s = self._inference_settings()
         params, source = self._batches(X, lengths, s, _where(columns, sequence_column))
         totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
         self._warn_impossible(totals.impossible, totals.first_impossible)
@@ -423,7 +455,7 @@ class _BaseHMM(EstimatorBase, ABC):
         sequence_column: as for :meth:`fit`.
         """
         where = _where(columns, sequence_column)
-        s = self._settings()
+        s = self._inference_settings()
         algorithm = s.algorithm if algorithm is None else _params.check_choice(
             algorithm, "algorithm", type(self).__name__, ("viterbi", "map")
         )
@@ -451,7 +483,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def sample(self, n_samples=1, random_state=None):
         """One sequence of ``n_samples`` steps: (X of shape (n_samples, n_features), states)."""
-        s = self._settings()
+        s = self._inference_settings()
         params = self._fitted(s)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ParameterError(f"n_samples must be a positive int, got {n_samples!r}")
@@ -467,7 +499,7 @@ class _BaseHMM(EstimatorBase, ABC):
         """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically)."""
         from .persistence import save
 
-        self._fitted(self._settings())
+        self._fitted(self._inference_settings())
         save(self, path)
 
     def _fitted_state(self) -> dict:
@@ -584,6 +616,7 @@ class GaussianHMM(_BaseHMM):
     )
     _emission_letters = "mc"
     _emission_attributes = ("means_", "_covars_")
+    _structural = ("n_components", "covariance_type")
     _constraints = dict(
         _common("mc"),
         covariance_type=_params.Choice(NAMES),
@@ -628,9 +661,10 @@ class GaussianHMM(_BaseHMM):
     @property
     def covars_(self) -> np.ndarray:
         """Covariances as full matrices (n_components, n_features, n_features)."""
-        c, K = self._covars_, self.n_components
+        fitted = getattr(self, "_fit_structure_", None) or {}
+        c, K = self._covars_, fitted.get("n_components", self.n_components)
         D = self.means_.shape[1]
-        ct = self.covariance_type
+        ct = fitted.get("covariance_type", self.covariance_type)
         if ct == "spherical":  # hmmlearn also stores spherical as (K, D)
             c = np.asarray(c).reshape(K, -1)[:, 0]
         return structure(ct).dense(torch.as_tensor(np.asarray(c, dtype=np.float64)), K, D).numpy().copy()
@@ -709,6 +743,7 @@ class CategoricalHMM(_BaseHMM):
     )
     _emission_letters = "e"
     _emission_attributes = ("emissionprob_",)
+    _structural = ("n_components", "n_features")
     _integer_data = True
     _constraints = dict(
         _common("e"), emissionprob_prior=_params.FiniteArray(), n_features=_params.Optional(_params.Int(1))
