@@ -47,8 +47,7 @@ def read_data(path: str, columns: list[str] | None = None, weight: str | None = 
     """Open a data set (file, folder or glob) and learn its shape; ``columns`` picks
     features by name (by 0-based index for a .npy file); ``weight`` names the column
     of row weights (not a feature)."""
-    if not is_url(path) and not any(c in path for c in "*?[") and not os.path.exists(path):
-        raise DataError(f"{path}: no such data file; check the path")
+    check_exists(path)
     if path.lower().endswith(".npy") and os.path.isfile(path):
         if weight is not None:
             raise DataError(f"{path}: a .npy file has no column names, so it has no weight column; "
@@ -57,6 +56,12 @@ def read_data(path: str, columns: list[str] | None = None, weight: str | None = 
     source = _open(path, columns, weight)
     names = list(source.feature_names) if source.feature_names is not None else None
     return Data(path, columns, source.n_rows, source.n_features, names, path, weight)
+
+
+def check_exists(path: str) -> None:
+    """A local path (not a glob) must exist before anything is read."""
+    if not is_url(path) and not any(c in path for c in "*?[") and not os.path.exists(path):
+        raise DataError(f"{path}: no such data file; check the path")
 
 
 def _read_npy(path: str, columns: list[str] | None) -> Data:
