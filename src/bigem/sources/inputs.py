@@ -171,6 +171,7 @@ def _open_files(
         if spec.format not in FILE_FORMATS:
             raise DataError(f"format={spec.format!r} is not one of 'parquet', 'csv', 'ipc', 'npy'")
         fmt = spec.format
+    _check_csv_options(spec, fmt, files[0])
     itemsize = torch.finfo(dtype).bits // 8
     if fmt == "npy":
         if len(files) > 1:
@@ -208,6 +209,39 @@ def _open_files(
     # beside our chunks, pyarrow's decoded batch (up to float64) is in flight
     table.chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, table.n_features, streamed_bytes_per_value(itemsize, 8))
     return table
+
+
+def _check_csv_options(spec: Files, fmt: str, first: str) -> None:
+    if fmt != "csv" and (spec.delimiter is not None or not spec.header):
+        raise DataError(f"{first}: delimiter= and header= apply to CSV files, and this is a {fmt} file; "
+                        "leave them out (a Parquet, Arrow or .npy file says its own columns)")
+
+
+def _id_values(name: str, series) -> object:
+    """A DataFrame's id column for an output file: one Arrow array of one type, its
+    missing values null (NaN in a column of strings too), typed once for the whole
+    column so that every chunk writes the same schema. A column pyarrow cannot type (ints
+    and strings mixed) is refused before any computing, naming the first two types."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - output files need pyarrow, and say so
+        return series.to_numpy()
+    try:
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    firsts: dict[str, int] = {}
+    for row, v in enumerate(series.to_numpy()):
+        if v is None or isinstance(v, float) and v != v:
+            continue
+        firsts.setdefault(type(v).__name__, row)
+    found = sorted(firsts.items(), key=lambda kv: kv[1])
+    if len(found) > 1:
+        (a, i), (b, j) = found[:2]
+        what = f"mixes values of different types ({a} at row {i}, {b} at row {j}); an output column holds one type"
+    else:
+        what = f"holds values an output file cannot store ({found[0][0]} at row {found[0][1]})" if found else "cannot be stored"
+    raise DataError(f"id column {name!r} {what}: convert it first, e.g. X[{name!r}].astype(str)")
 
 
 def _weight_column_of_frame(frame, name: str, columns: list[str] | None):
@@ -304,7 +338,7 @@ def open_source(
         frame = X
         if keep:
             _select_frame_columns(frame, keep)
-            extra = {k: frame[k].to_numpy() for k in keep}
+            extra = {k: _id_values(k, frame[k]) for k in keep}
         if columns is not None:
             X = _select_frame_columns(frame, list(columns))
     names = feature_names_of(X)
@@ -338,6 +372,7 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
         spec = X if isinstance(X, Files) else Files(X)
         files, fmt = expand_paths(spec.path)
         fmt = spec.format or fmt
+        _check_csv_options(spec, fmt, files[0])
         if fmt == "npy":
             raise DataError(f"{files[0]}: a .npy file has no column names, so it has no sequence id column; "
                             "pass lengths= (an array or a .npy file of sequence lengths) instead")

@@ -355,6 +355,7 @@ class TableSource:
                 f"{reader.path}: no column(s) {missing}; the file has {names}. "
                 "Check the spelling (names are case-sensitive) or the columns= you passed"
             )
+        check_unique(reader.path, names, wanted)
 
     def _check_numeric(self) -> None:
         pa = import_pyarrow()
@@ -583,6 +584,17 @@ class _WeightTotal:
             )
 
 
+def check_unique(path: str, names: list[str], wanted: list[str]) -> None:
+    """Columns are read by name: a wanted name the file has twice is an error naming both."""
+    twice = sorted({c for c in wanted if names.count(c) > 1})
+    if twice:
+        where = ", ".join(f"{c!r} at positions {[i for i, n in enumerate(names) if n == c]}" for c in twice)
+        raise DataError(
+            f"{path}: more than one column is named {where}; bigem reads columns by name, so rename them, or pick "
+            "other columns with columns= (a CSV read with header=False names its columns f0, f1, ...)"
+        )
+
+
 # ---------------------------------------------------------------------------- one column
 def _open_reader(path: str, fmt: str, csv: CsvOptions | None):
     if fmt == "csv":
@@ -613,6 +625,7 @@ def column_values(
                 f"{path}: no column {column!r}; the file has {names}. "
                 "Check the spelling (names are case-sensitive) of the column you passed"
             )
+        check_unique(path, names, [column])
         kw = {"numeric": []} if isinstance(reader, _CsvReader) else {}
         first = 0
         for batch in reader.batches([column], batch_rows, **kw):
