@@ -59,7 +59,7 @@ def test_a_headerless_csv_keeps_its_first_row_as_data(tmp_path):
 def test_csv_options_on_other_formats_are_refused(tmp_path):
     path = tmp_path / "x.parquet"
     pd.DataFrame(X, columns=["a", "b"]).to_parquet(path)
-    with pytest.raises(DataError, match=rf"^{path}: delimiter= and header= apply to CSV files, and this is a parquet file"):
+    with pytest.raises(DataError, match=rf"^{path}: delimiter= and header= apply to CSV files, and this is a Parquet file"):
         GaussianMixture(2).fit(Files(str(path), delimiter=";"))
     with pytest.raises(DataError, match="delimiter= and header= apply to CSV files"):
         GaussianHMM(2).fit(Files(str(path), header=False), sequence_column="a")

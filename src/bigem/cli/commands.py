@@ -19,7 +19,17 @@ import warnings
 import numpy as np
 
 from .._core.errors import DataError, ParameterError
-from ._io import Data, check_exists, check_output, read_data, sample_rows, write_array, write_columns, write_rows
+from ._io import (
+    Data,
+    check_exists,
+    check_output,
+    data_spec,
+    read_data,
+    sample_rows,
+    write_array,
+    write_columns,
+    write_rows,
+)
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
@@ -73,6 +83,14 @@ def covariance_list(text: str) -> list[str]:
     return types
 
 
+def delimiter(text: str) -> str:
+    """One character; '\\t' (as typed in a shell) or 'tab' is a tab."""
+    text = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(text, text)
+    if len(text) != 1 or text in "\n\r\"":
+        raise argparse.ArgumentTypeError(f"expected one character such as ';' or '\\t' (tab), got {text!r}")
+    return text
+
+
 def column_list(text: str) -> list[str]:
     cols = [c.strip() for c in text.split(",")]
     if not all(cols):
@@ -81,7 +99,19 @@ def column_list(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- parsers
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--delimiter", type=delimiter, metavar="CHAR",
+                   help="CSV field separator (default: a tab for .tsv files, else a comma); '\\t' or tab for a tab")
+    p.add_argument("--no-header", action="store_true",
+                   help="the CSV's first line is data, not names: its columns are called f0, f1, ...")
+
+
+def _csv(args) -> dict:
+    return dict(delimiter=args.delimiter, header=not args.no_header)
+
+
 def _fit_options(p: argparse.ArgumentParser) -> None:
+    _data_options(p)
     p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
     p.add_argument("--sample-weight", metavar="COLUMN",
                    help="column of non-negative row weights (not a feature); a row of weight 2 counts twice")
@@ -128,6 +158,7 @@ def add_parsers(sub) -> None:
     what.add_argument("--score", action="store_true", help="write each row's log-density log p(x) (mixtures)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
     _sequence_options(p)
+    _data_options(p)
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("score", help="mean log-likelihood, BIC and AIC of a model on a data file",
@@ -137,6 +168,7 @@ def add_parsers(sub) -> None:
     p.add_argument("data", metavar="DATA")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
     _sequence_options(p)
+    _data_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_score)
 
@@ -179,6 +211,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
     p.add_argument("--kind", choices=("fit", "convergence"), default="fit")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
+    _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
     p.add_argument("--max-points", type=positive_int, default=20_000, help="rows drawn at most (a uniform sample; default 20000)")
     p.add_argument("--title", help="picture title")
@@ -202,12 +235,13 @@ def _load(path: str):
     return load(path)
 
 
-def _model_data(est, path: str, columns: list[str] | None) -> Data:
+def _model_data(est, args) -> Data:
     """DATA's columns for MODEL: as asked, else the model's names for a file with names."""
+    path, columns = args.data, args.columns
     names = getattr(est, "feature_names_in_", None)
     if columns is None and names is not None and not path.lower().endswith(".npy"):
         columns = [str(n) for n in names]
-    data = read_data(path, columns)
+    data = read_data(path, columns, **_csv(args))
     _check_width(est, path, data.n_features)
     return data
 
@@ -257,11 +291,12 @@ def _sequences(est, args) -> tuple[object, object, list[str] | None, int]:
         if args.data.lower().endswith(".npy"):
             raise DataError(f"{args.data}: a .npy file has no column names, so it has no sequence id column; "
                             "pass --lengths FILE.npy instead")
-        lengths, others = sequence_lengths(args.data, args.sequence_column)
+        X = data_spec(args.data, **_csv(args))
+        lengths, others = sequence_lengths(X, args.sequence_column)
         columns = args.columns or others
         _check_width(est, args.data, len(columns))
-        return args.data, lengths, columns, int(lengths.sum())
-    data = _model_data(est, args.data, args.columns)
+        return X, lengths, columns, int(lengths.sum())
+    data = _model_data(est, args)
     lengths = None if args.lengths is None else check_lengths(args.lengths, data.n_rows, args.data)
     return data.X, lengths, data.columns, data.n_rows
 
@@ -300,7 +335,7 @@ def run_fit(args) -> int:
 
     check_output(args.output, (args.data,), what="model")
     params = _estimator_params(args)
-    data = read_data(args.data, args.columns, args.sample_weight)
+    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
     _check_k([args.k], data)
     started = time.perf_counter()
     est = GaussianMixture(args.k, covariance_type=args.covariance, **params)
@@ -337,7 +372,7 @@ def run_predict(args) -> int:
     if _is_hmm(est):
         return _predict_hmm(est, args)
     _no_sequences(args, est)
-    data = _model_data(est, args.data, args.columns)
+    data = _model_data(est, args)
     output = "proba" if args.proba else "log_density" if args.score else "label"
     _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
     what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
@@ -380,7 +415,7 @@ def run_score(args) -> int:
     if _is_hmm(est):
         return _score_hmm(est, args)
     _no_sequences(args, est)
-    data = _model_data(est, args.data, args.columns)
+    data = _model_data(est, args)
     c = criteria(_for(est, data), data.X, columns=data.columns)
     payload = dict(
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
@@ -424,7 +459,7 @@ def run_select(args) -> int:
     if args.plot:
         _check_picture(args.plot, (args.data, args.output))
     params = _estimator_params(args)
-    data = read_data(args.data, args.columns, args.sample_weight)
+    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
     _check_k(args.k, data)
     with _progress(args, "select") as progress:
         with warnings.catch_warnings(record=True) as caught:
@@ -576,7 +611,7 @@ def run_plot(args) -> int:
     else:
         if args.data is None:
             raise ParameterError("--kind fit needs DATA: bigem plot MODEL DATA -o PICTURE")
-        data = _model_data(est, args.data, args.columns)
+        data = _model_data(est, args)
         kwargs = dict(max_points=args.max_points)
         if args.pair is not None:
             if est.n_features_in_ == 1:

@@ -213,7 +213,8 @@ def _open_files(
 
 def _check_csv_options(spec: Files, fmt: str, first: str) -> None:
     if fmt != "csv" and (spec.delimiter is not None or not spec.header):
-        raise DataError(f"{first}: delimiter= and header= apply to CSV files, and this is a {fmt} file; "
+        what = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file"}.get(fmt, fmt)
+        raise DataError(f"{first}: delimiter= and header= apply to CSV files, and this is {what}; "
                         "leave them out (a Parquet, Arrow or .npy file says its own columns)")
 
 
