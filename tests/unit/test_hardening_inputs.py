@@ -150,3 +150,35 @@ def test_map_steps_raise_likelihood_plus_prior_by_what_they_report(covariance_ty
                 ).fit(np.random.default_rng(1).normal(size=(12, 3)), [6, 6])
     for (ll, gain), (ll_next, _) in zip(seen, seen[1:]):
         assert ll_next - ll + gain >= -1e-9 * (abs(ll) + 1)
+
+
+# ---------------------------------------------------------------------- categorical symbols
+@pytest.mark.parametrize("symbol", [2**20, 10**9, 2**62])
+def test_a_huge_symbol_is_refused_with_a_hint_to_re_code(symbol):
+    """A symbol of 1e9 made emissionprob_ (K, 1e9) (killed for memory); 2**62 overflowed."""
+    from bigem import CategoricalHMM
+
+    X = np.tile(np.arange(4), 10)[:, None]
+    X[5, 0] = symbol
+    with pytest.raises(DataError, match=rf"^X holds symbol {symbol} at row 5: CategoricalHMM takes symbols 0\.\.1048575 "
+                                        r"\(2\*\*20\) unless n_features says more.*re-code the symbols as 0\.\.M-1"):
+        CategoricalHMM(2).fit(X)
+    X[5, 0] = 2**20 - 1  # the largest symbol taken without n_features
+    assert CategoricalHMM(2, n_iter=1).fit(X).emissionprob_.shape == (2, 2**20)
+
+
+def test_symbols_beyond_exact_float32_integers_need_float64():
+    from bigem import CategoricalHMM
+
+    X = np.tile(np.arange(4), 10)[:, None]
+    X[5, 0] = 2**24 + 1  # float32 would read 2**24
+    with pytest.raises(ParameterError, match=r"^n_features=33554432 symbols: with dtype='float32' the symbols above "
+                                             r"2\*\*24 = 16,777,216 are not exact .*pass dtype='float64'"):
+        CategoricalHMM(2, n_features=2**25).fit(X)
+
+
+def test_a_symbol_count_beyond_memory_is_refused_before_allocating():
+    from bigem import CategoricalHMM
+
+    with pytest.raises(ParameterError, match=r"^1,000,000,000,000 symbols for 2 states would need 64 TB of memory"):
+        CategoricalHMM(2, n_features=10**12, dtype="float64").fit(np.tile(np.arange(4), 10)[:, None])

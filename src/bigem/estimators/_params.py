@@ -224,13 +224,18 @@ def check_sample_size(n_samples: int, n_columns: int, what: str = "n_samples") -
     in this machine's memory; a larger request is refused before any allocation."""
     need = int(n_samples) * (n_columns + 1) * 8
     total = _physical_memory()
-    if total is not None and need > total:
-        raise ParameterError(
-            f"{what}={int(n_samples):,} draws of {n_columns} value(s) and a label would need {_bytes(need)} of memory, "
-            f"more than this machine's {_bytes(total)}; draw at most about {total // ((n_columns + 1) * 8):,} at a "
-            "time (in several calls with different seeds)"
-        )
+    check_memory(need, f"{what}={int(n_samples):,} draws of {n_columns} value(s) and a label",
+                 f"draw at most about {(total or 0) // ((n_columns + 1) * 8):,} at a time (in several calls with "
+                 "different seeds)")
     return int(n_samples)
+
+
+def check_memory(need: int, what: str, fix: str) -> None:
+    """Refuse, before allocating, what would need more than this machine's memory."""
+    total = _physical_memory()
+    if total is not None and need > total:
+        raise ParameterError(f"{what} would need {_bytes(need)} of memory, more than this machine's {_bytes(total)}; "
+                             f"{fix}")
 
 
 def _physical_memory() -> int | None:

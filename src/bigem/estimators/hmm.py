@@ -568,8 +568,16 @@ def _dirichlet(alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return g / g.sum(-1, keepdim=True)
 
 
-def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | None = None) -> Callable[[Chunk], None]:
-    """A chunk check: every value a non-negative integer (below ``limit`` when given)."""
+# At most this many symbols unless n_features says more: a symbol of 1e9 would make
+# emissionprob_ (K, 1e9); re-coding the symbols as 0..M-1 is the way to many distinct ones.
+MAX_SYMBOLS = 2**20
+EXACT_FLOAT32 = 2**24  # float32 holds every integer up to here, and rounds beyond
+
+
+def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | None = None,
+                           given: bool = True) -> Callable[[Chunk], None]:
+    """A chunk check: every value a non-negative integer (below ``limit`` when given:
+    n_features, or, when ``given`` is False, bigem's bound on the symbols)."""
 
     def check(chunk: Chunk) -> None:
         x = chunk.x
@@ -578,9 +586,18 @@ def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | No
             r, c = (int(v) for v in torch.nonzero(bad)[0])
             where = f"X row {chunk.row_start + r}, column {c}" if columns else f"X row {chunk.row_start + r}"
             raise DataError(f"{where} holds {float(x[r, c]):g}: {owner} {what}")
-        if limit is not None and x.shape[0] and int(x.max()) >= limit:
-            raise DataError(f"X holds symbol {int(x.max())}, outside 0..{limit - 1} (n_features={limit}); "
-                            "raise n_features or re-encode the symbols")
+        if limit is not None and x.shape[0] and float(x.max()) >= limit:
+            r = int(torch.nonzero((x >= limit).any(1))[0])
+            value = float(x[r].max())
+            value = f"{value:.17g}" if value >= 2**63 else f"{int(value)}"
+            if given:
+                raise DataError(f"X holds symbol {value}, outside 0..{limit - 1} (n_features={limit}), at row "
+                                f"{chunk.row_start + r}; raise n_features or re-encode the symbols")
+            raise DataError(
+                f"X holds symbol {value} at row {chunk.row_start + r}: {owner} takes symbols 0..{limit - 1} "
+                f"(2**{limit.bit_length() - 1}) unless n_features says more, as each state keeps a probability per "
+                "symbol; re-code the symbols as 0..M-1 (e.g. np.unique(X, return_inverse=True)[1]), or pass n_features"
+            )
 
     return check
 
@@ -773,8 +790,15 @@ class CategoricalHMM(_BaseHMM):
         self.n_features = n_features
 
     def _row_check(self, s, fitting):
+        symbols = self._symbols(s, fitting)
+        if symbols is not None and s.dtype == torch.float32 and symbols > EXACT_FLOAT32:
+            raise ParameterError(
+                f"n_features={symbols} symbols: with dtype='float32' the symbols above 2**24 = {EXACT_FLOAT32:,} are "
+                "not exact (float32 rounds them to their neighbours); pass dtype='float64', or re-code the symbols "
+                "as 0..M-1"
+            )
         return _non_negative_integers("symbols must be non-negative integers 0..n_features-1", "CategoricalHMM",
-                                      False, self._symbols(s, fitting))
+                                      False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None)
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
         source = super()._open(X, lengths, s, columns, sequence_column, fitting)
@@ -806,6 +830,8 @@ class CategoricalHMM(_BaseHMM):
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         M = self._symbols(s, True, summary)
+        _params.check_memory(4 * 8 * s.n_components * M, f"{M:,} symbols for {s.n_components} states",
+                             "re-code the symbols as 0..M-1 (e.g. np.unique(X, return_inverse=True)[1]), or lower n_features")
         if self._needs_init(s, "e", "emissionprob_"):
             e = torch.rand(s.n_components, M, generator=generator, dtype=torch.float64)
             self.emissionprob_ = (e / e.sum(1, keepdim=True)).numpy()
