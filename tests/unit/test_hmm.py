@@ -529,3 +529,13 @@ def test_float32_hmm_fits_data_far_from_the_origin_as_float64_does(kind):
     assert f32.score(X, lengths) == pytest.approx(f64.score(X, lengths), rel=1e-6)
     np.testing.assert_allclose(f32.means_, f64.means_, rtol=1e-12, atol=1e-4)
     np.testing.assert_array_equal(f32.predict(X, lengths), f64.predict(X, lengths))
+
+
+def test_poisson_hmm_counts_beyond_float32_stay_exact():
+    """float32 rounds 2**24 + 1 to 2**24: PoissonHMM reads its counts in float64 whatever
+    ``dtype`` says, so the fitted rate of one state is the counts' exact mean."""
+    X = np.full((10, 1), 2**24 + 1, dtype=np.int64)
+    X[::2] += 2  # 2**24 + 3 on every other row: mean 2**24 + 2 (float32 reads 2**24 and 2**24 + 4)
+    X[:4] = 2**24 + 1  # mean now 2**24 + 1.6 exactly; the float32 rows would give 2**24 + 1.2
+    m = PoissonHMM(1, n_iter=1, dtype="float32", random_state=0).fit(X)
+    assert m.lambdas_[0, 0] == X.mean()

@@ -75,6 +75,10 @@ class LikelihoodDecreaseWarning(RuntimeWarning):
     """The log-likelihood fell between two EM iterations: EM forbids it, so it signals a bug."""
 
 
+class DeviceWarning(UserWarning):
+    """A model file names a device this machine lacks (a GPU): it was loaded on another."""
+
+
 class ComponentReseededWarning(RuntimeWarning):
     """A component lost its support and was re-seeded at poorly explained points."""
 

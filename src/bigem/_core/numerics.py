@@ -28,14 +28,49 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def parse_device(device: str | torch.device | None) -> torch.device:
-    """None -> cpu; validates that the device exists so a typo fails before any work."""
+    """None -> cpu; validates that the device exists here, so a typo fails before any work.
+
+    bigem computes on 'cpu' or 'cuda' ('cuda:N'): 'meta' holds no values, and Apple's
+    'mps' has no float64, in which every statistic is accumulated.
+    """
     try:
         dev = torch.device("cpu" if device is None else device)
     except (RuntimeError, TypeError) as exc:
-        raise ParameterError(f"device {device!r} is not a torch device: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
+        raise ParameterError(f"device {device!r} is not a torch device: {exc}; use 'cpu' or 'cuda'") from None
+    if dev.type not in ("cpu", "cuda"):
+        why = {
+            "meta": "a 'meta' tensor holds no values to compute with",
+            "mps": "Apple's MPS backend has no float64, in which bigem accumulates every statistic",
+        }.get(dev.type, f"bigem computes on 'cpu' or 'cuda' only, not {dev.type!r}")
+        raise ParameterError(f"device {device!r} is not supported: {why}; use device='cpu' (or 'cuda' on a GPU)")
+    if dev.type == "cuda":
+        reason = unavailable(dev)
+        if reason:
+            raise ParameterError(f"device {device!r} requested but {reason}; use device='cpu'")
     return dev
+
+
+def unavailable(dev: torch.device) -> str | None:
+    """Why a CUDA device cannot be used here (None when it can)."""
+    if not torch.cuda.is_available():
+        return "CUDA is not available here"
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        return f"this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}"
+    return None
+
+
+def device_here(device: object) -> str | None:
+    """Where a model saved for ``device`` runs on this machine: None when ``device`` can be
+    used as it is (or is not a device name at all, for validation to report); else the
+    nearest available device, 'cuda' or 'cpu'."""
+    try:
+        dev = torch.device(device) if isinstance(device, (str, torch.device)) else None
+    except (RuntimeError, TypeError):
+        return None
+    if dev is None or dev.type == "cpu" or dev.type == "cuda" and unavailable(dev) is None:
+        return None
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:

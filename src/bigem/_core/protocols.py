@@ -41,12 +41,16 @@ class Report:
     ``exact``: the step is a plain EM step, so the next objective must not fall
     (False when the model re-seeded a component: a jump, not an ascent).
     ``notes``: warnings to raise. ``total``: the objective of the statistics the step
-    read, unnormalised (hmmlearn's monitor reports totals).
+    read, unnormalised (hmmlearn's monitor reports totals). ``prior_gain``: how much
+    the step raised the log-density of a prior, per unit of the objective's weight: a
+    MAP step maximises likelihood plus prior, so the next objective (the likelihood)
+    may fall by up to this much without any error.
     """
 
     exact: bool = True
     notes: tuple[Note, ...] = ()
     total: float = math.nan
+    prior_gain: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,9 @@ from .._core.errors import DataError, ParameterError
 from ..io.files import check_output_path, is_url, write_atomically
 
 
+FORMAT_NAMES = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file"}
+
+
 @dataclass
 class Data:
     """What the estimators are given: ``X`` (a path or an array) with ``columns`` (names
@@ -43,20 +46,46 @@ def _open(X, columns=None, weight=None):
                        sample_weight=weight)
 
 
-def read_data(path: str, columns: list[str] | None = None, weight: str | None = None) -> Data:
+def read_data(path: str, columns: list[str] | None = None, weight: str | None = None, *,
+              delimiter: str | None = None, header: bool = True) -> Data:
     """Open a data set (file, folder or glob) and learn its shape; ``columns`` picks
     features by name (by 0-based index for a .npy file); ``weight`` names the column
-    of row weights (not a feature)."""
-    if not is_url(path) and not any(c in path for c in "*?[") and not os.path.exists(path):
-        raise DataError(f"{path}: no such data file; check the path")
+    of row weights (not a feature); ``delimiter`` and ``header`` say how to read CSV
+    (``Data.X`` is then a :class:`bigem.Files` that carries them to the estimator)."""
+    check_exists(path)
+    X = data_spec(path, delimiter, header)
     if path.lower().endswith(".npy") and os.path.isfile(path):
         if weight is not None:
             raise DataError(f"{path}: a .npy file has no column names, so it has no weight column; "
                             "write the rows and their weights to Parquet or CSV")
         return _read_npy(path, columns)
-    source = _open(path, columns, weight)
+    source = _open(X, columns, weight)
     names = list(source.feature_names) if source.feature_names is not None else None
-    return Data(path, columns, source.n_rows, source.n_features, names, path, weight)
+    return Data(X, columns, source.n_rows, source.n_features, names, path, weight)
+
+
+def data_spec(path: str, delimiter: str | None = None, header: bool = True):
+    """DATA as the estimators read it: the path, or a Files with the CSV options given
+    (refused, naming the flags, for data that is not CSV)."""
+    if delimiter is None and header:
+        return path
+    from ..sources import Files
+    from ..sources.paths import expand_paths
+
+    check_exists(path)
+    fmt = expand_paths(path)[1]
+    if fmt != "csv":
+        given = [f for f, on in (("--delimiter", delimiter is not None), ("--no-header", not header)) if on]
+        flags = " and ".join(given)
+        raise ParameterError(f"{path}: {flags} {'apply' if len(given) > 1 else 'applies'} to CSV files, and this is "
+                             f"{FORMAT_NAMES.get(fmt, fmt)}; drop {'them' if len(given) > 1 else 'it'}")
+    return Files(path, delimiter=delimiter, header=header)
+
+
+def check_exists(path: str) -> None:
+    """A local path (not a glob) must exist before anything is read."""
+    if not is_url(path) and not any(c in path for c in "*?[") and not os.path.exists(path):
+        raise DataError(f"{path}: no such data file; check the path")
 
 
 def _read_npy(path: str, columns: list[str] | None) -> Data:

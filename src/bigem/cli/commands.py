@@ -19,7 +19,17 @@ import warnings
 import numpy as np
 
 from .._core.errors import DataError, ParameterError
-from ._io import Data, check_output, read_data, sample_rows, write_array, write_columns, write_rows
+from ._io import (
+    Data,
+    check_exists,
+    check_output,
+    data_spec,
+    read_data,
+    sample_rows,
+    write_array,
+    write_columns,
+    write_rows,
+)
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
@@ -73,6 +83,14 @@ def covariance_list(text: str) -> list[str]:
     return types
 
 
+def delimiter(text: str) -> str:
+    """One character; '\\t' (as typed in a shell) or 'tab' is a tab."""
+    text = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(text, text)
+    if len(text) != 1 or text in "\n\r\"":
+        raise argparse.ArgumentTypeError(f"expected one character such as ';' or '\\t' (tab), got {text!r}")
+    return text
+
+
 def column_list(text: str) -> list[str]:
     cols = [c.strip() for c in text.split(",")]
     if not all(cols):
@@ -81,7 +99,19 @@ def column_list(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- parsers
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--delimiter", type=delimiter, metavar="CHAR",
+                   help="CSV field separator (default: a tab for .tsv files, else a comma); '\\t' or tab for a tab")
+    p.add_argument("--no-header", action="store_true",
+                   help="the CSV's first line is data, not names: its columns are called f0, f1, ...")
+
+
+def _csv(args) -> dict:
+    return dict(delimiter=args.delimiter, header=not args.no_header)
+
+
 def _fit_options(p: argparse.ArgumentParser) -> None:
+    _data_options(p)
     p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
     p.add_argument("--sample-weight", metavar="COLUMN",
                    help="column of non-negative row weights (not a feature); a row of weight 2 counts twice")
@@ -97,6 +127,14 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
                    help="progress on stderr (default: when stderr is a terminal)")
 
 
+def _sequence_options(p: argparse.ArgumentParser) -> None:
+    seq = p.add_mutually_exclusive_group()
+    seq.add_argument("--lengths", metavar="FILE.npy",
+                     help="HMM models: a .npy file of sequence lengths, in row order (default: one sequence)")
+    seq.add_argument("--sequence-column", metavar="NAME",
+                     help="HMM models: the column of sequence ids; each run of equal ids is one sequence")
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("fit", help="fit a Gaussian mixture to a data file and save the model",
                        description="Fit a Gaussian mixture to DATA (Parquet, CSV, Arrow or .npy: a file, folder or glob) "
@@ -109,20 +147,28 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_fit)
 
-    p = sub.add_parser("predict", help="labels, probabilities or log-densities of the rows of a data file")
+    p = sub.add_parser("predict", help="labels, probabilities or log-densities of the rows of a data file",
+                       description="A mixture's component (or HMM's state) of each row of DATA, its posterior "
+                       "probabilities (--proba), or a mixture's log-density of each row (--score).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--proba", action="store_true", help="write each component's posterior probability")
-    what.add_argument("--score", action="store_true", help="write each row's log-density log p(x)")
+    what.add_argument("--proba", action="store_true", help="write each component's (state's) posterior probability")
+    what.add_argument("--score", action="store_true", help="write each row's log-density log p(x) (mixtures)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
+    _sequence_options(p)
+    _data_options(p)
     p.set_defaults(run=run_predict)
 
-    p = sub.add_parser("score", help="mean log-likelihood, BIC and AIC of a model on a data file")
+    p = sub.add_parser("score", help="mean log-likelihood, BIC and AIC of a model on a data file",
+                       description="A mixture's mean log-likelihood, BIC and AIC on DATA; an HMM's log-likelihood "
+                       "of the sequences of DATA.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
+    _sequence_options(p)
+    _data_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_score)
 
@@ -132,7 +178,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--labels", action="store_true",
-                   help="also write each row's component as a last column, 'component' (.csv or .parquet)")
+                   help="also write each row's component (an HMM's state) as a last column, 'component' ('state'); "
+                   ".csv or .parquet. An HMM draws one sequence of N rows")
     p.set_defaults(run=run_sample)
 
     p = sub.add_parser("select", help="choose K and the covariance type by BIC/AIC/ICL",
@@ -164,6 +211,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
     p.add_argument("--kind", choices=("fit", "convergence"), default="fit")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
+    _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
     p.add_argument("--max-points", type=positive_int, default=20_000, help="rows drawn at most (a uniform sample; default 20000)")
     p.add_argument("--title", help="picture title")
@@ -187,18 +235,70 @@ def _load(path: str):
     return load(path)
 
 
-def _model_data(est, path: str, columns: list[str] | None) -> Data:
+def _model_data(est, args) -> Data:
     """DATA's columns for MODEL: as asked, else the model's names for a file with names."""
+    path, columns = args.data, args.columns
     names = getattr(est, "feature_names_in_", None)
     if columns is None and names is not None and not path.lower().endswith(".npy"):
         columns = [str(n) for n in names]
-    data = read_data(path, columns)
-    if data.n_features != est.n_features_in_:
+    data = read_data(path, columns, **_csv(args))
+    _check_width(est, path, data.n_features)
+    return data
+
+
+def _width(est) -> int:
+    """The columns of data MODEL reads (a CategoricalHMM's n_features counts symbols: 1 column)."""
+    if not _is_hmm(est):
+        return int(est.n_features_in_)
+    from ..estimators import CategoricalHMM
+
+    return 1 if isinstance(est, CategoricalHMM) else int(est.n_features)
+
+
+def _check_width(est, path: str, n_columns: int) -> None:
+    if n_columns != _width(est):
         raise DataError(
-            f"{path}: has {data.n_features} columns but the model was fitted on {est.n_features_in_}; "
+            f"{path}: has {n_columns} columns but the model was fitted on {_width(est)}; "
             "pick the model's columns with --columns"
         )
-    return data
+
+
+def _is_hmm(est) -> bool:
+    from ..estimators import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
+
+    return isinstance(est, (GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM))
+
+
+KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
+         "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM"}
+
+
+def _no_sequences(args, est) -> None:
+    """--lengths and --sequence-column are for HMMs only."""
+    given = "--lengths" if args.lengths else "--sequence-column" if args.sequence_column else None
+    if given:
+        raise ParameterError(f"{given} applies to HMM models, but {args.model} holds a {type(est).__name__}; drop it")
+
+
+def _sequences(est, args) -> tuple[object, object, list[str] | None, int]:
+    """DATA for an HMM: (X, lengths, columns, rows); the sequences from --lengths or
+    --sequence-column (default: all rows are one sequence)."""
+    from ..sources import sequence_lengths
+    from ..sources.sequences import check_lengths
+
+    if args.sequence_column is not None:
+        check_exists(args.data)
+        if args.data.lower().endswith(".npy"):
+            raise DataError(f"{args.data}: a .npy file has no column names, so it has no sequence id column; "
+                            "pass --lengths FILE.npy instead")
+        X = data_spec(args.data, **_csv(args))
+        lengths, others = sequence_lengths(X, args.sequence_column)
+        columns = args.columns or others
+        _check_width(est, args.data, len(columns))
+        return X, lengths, columns, int(lengths.sum())
+    data = _model_data(est, args)
+    lengths = None if args.lengths is None else check_lengths(args.lengths, data.n_rows, args.data)
+    return data.X, lengths, data.columns, data.n_rows
 
 
 def _for(est, data: Data):
@@ -235,7 +335,7 @@ def run_fit(args) -> int:
 
     check_output(args.output, (args.data,), what="model")
     params = _estimator_params(args)
-    data = read_data(args.data, args.columns, args.sample_weight)
+    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
     _check_k([args.k], data)
     started = time.perf_counter()
     est = GaussianMixture(args.k, covariance_type=args.covariance, **params)
@@ -269,7 +369,10 @@ def run_fit(args) -> int:
 def run_predict(args) -> int:
     check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
     est = _load(args.model)
-    data = _model_data(est, args.data, args.columns)
+    if _is_hmm(est):
+        return _predict_hmm(est, args)
+    _no_sequences(args, est)
+    data = _model_data(est, args)
     output = "proba" if args.proba else "log_density" if args.score else "label"
     _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
     what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
@@ -277,11 +380,42 @@ def run_predict(args) -> int:
     return 0
 
 
+def _predict_hmm(est, args) -> int:
+    if args.score:
+        raise ParameterError(
+            "--score writes each row's log-density, which an HMM's rows do not have on their own (each depends on "
+            "its sequence); use --proba for each state's posterior, or bigem score MODEL DATA for the log-likelihood"
+        )
+    X, lengths, columns, n_rows = _sequences(est, args)
+    if args.proba:
+        values = est.predict_proba(X, lengths, columns=columns)
+        write_array(args.output, values, [f"proba_{k}" for k in range(values.shape[1])])
+    else:
+        write_array(args.output, est.predict(X, lengths, columns=columns), ["state"])
+    what = "state probabilities" if args.proba else "states"
+    print(f"wrote {what} of {n_rows:,} rows to {args.output}")
+    return 0
+
+
+def _score_hmm(est, args) -> int:
+    X, lengths, columns, n_rows = _sequences(est, args)
+    ll = est.score(X, lengths, columns=columns)
+    n_sequences = 1 if lengths is None else len(lengths)
+    payload = dict(n_rows=n_rows, n_sequences=n_sequences, log_likelihood=ll, mean_log_likelihood=ll / n_rows)
+    text = (f"{n_rows:,} rows in {n_sequences:,} sequence(s): log-likelihood {ll:.8g} "
+            f"(mean per row {ll / n_rows:.6f}; higher is better)")
+    _emit(args, payload, text)
+    return 0
+
+
 def run_score(args) -> int:
     from ..estimators.selection import criteria
 
     est = _load(args.model)
-    data = _model_data(est, args.data, args.columns)
+    if _is_hmm(est):
+        return _score_hmm(est, args)
+    _no_sequences(args, est)
+    data = _model_data(est, args)
     c = criteria(_for(est, data), data.X, columns=data.columns)
     payload = dict(
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
@@ -302,13 +436,14 @@ def run_sample(args) -> int:
                              "write .csv or .parquet, or drop --labels")
     est = _load(args.model)
     names = getattr(est, "feature_names_in_", None)
-    header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(est.n_features_in_)]
-    if args.labels and "component" in header:
-        raise ParameterError("--labels writes a column named 'component', which is already a feature's name")
+    header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(_width(est))]
+    label = "state" if _is_hmm(est) else "component"
+    if args.labels and label in header:
+        raise ParameterError(f"--labels writes a column named {label!r}, which is already a feature's name")
     est.set_params(random_state=args.seed)
-    X, labels = est.sample(args.n)
+    X, labels = est.sample(args.n)  # an HMM: one sequence of n rows
     if args.labels:
-        write_columns(args.output, {**{h: X[:, j] for j, h in enumerate(header)}, "component": labels})
+        write_columns(args.output, {**{h: X[:, j] for j, h in enumerate(header)}, label: labels})
     else:
         write_array(args.output, X, header)
     print(f"wrote {args.n:,} rows x {X.shape[1] + args.labels} columns to {args.output}")
@@ -324,7 +459,7 @@ def run_select(args) -> int:
     if args.plot:
         _check_picture(args.plot, (args.data, args.output))
     params = _estimator_params(args)
-    data = read_data(args.data, args.columns, args.sample_weight)
+    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
     _check_k(args.k, data)
     with _progress(args, "select") as progress:
         with warnings.catch_warnings(record=True) as caught:
@@ -361,6 +496,8 @@ def run_select(args) -> int:
 
 def run_info(args) -> int:
     est = _load(args.model)
+    if _is_hmm(est):
+        return _info_hmm(est, args)
     names = getattr(est, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
@@ -394,6 +531,57 @@ def run_info(args) -> int:
     return 0
 
 
+def _info_hmm(est, args) -> int:
+    """An HMM's kind, states, features, fit and parameters (all of them with --json)."""
+    kind, K, D = type(est).__name__, int(est.n_components), int(est.n_features)
+    monitor = getattr(est, "monitor_", None)
+    history = list(monitor.history) if monitor is not None else []
+    hyper = {k: (v.tolist() if isinstance(v, np.ndarray) else v if isinstance(v, (int, float, str, bool, type(None)))
+                 else str(v)) for k, v in est.get_params().items()}
+    public = [name.lstrip("_") for name in est._fitted_arrays]  # GaussianHMM's covars_: full matrices, as hmmlearn's
+    arrays = {name.rstrip("_"): np.asarray(getattr(est, name)).tolist() for name in public}
+    structure = {k: hyper[k] for k in ("covariance_type", "n_mix") if k in hyper}
+    payload = dict(kind=kind, n_components=K, n_features=D, **structure,
+                   converged=bool(monitor.converged) if monitor else False, n_iter=int(monitor.iter) if monitor else 0,
+                   log_likelihood=history[-1] if history else None, hyper_parameters=hyper, **arrays)
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    what = f"{D} symbols" if kind == "CategoricalHMM" else f"{D} features"
+    shape = "".join({"covariance_type": f", covariance {v}", "n_mix": f", {v} Gaussians per state"}[k]
+                    for k, v in structure.items())
+    fit = (f"fit: {'converged' if payload['converged'] else 'NOT converged'} after {payload['n_iter']} iterations"
+           + (f", log-likelihood {history[-1]:.8g} (the training sequences, entering the last iteration)" if history
+              else ""))
+    lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}", fit,
+             "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_iter", "tol", "params", "init_params", "algorithm",
+                                                                   "dtype"))]
+    show = min(K, 8)
+    for k in range(K):
+        row = ", ".join(f"{v:.3f}" for v in est.transmat_[k, :show]) + (", ..." if K > show else "")
+        lines.append(f"  state {k}: start {est.startprob_[k]:.4f}  transitions [{row}]  {_emission_line(est, k)}")
+    print("\n".join(lines))
+    return 0
+
+
+def _emission_line(est, k: int) -> str:
+    """What state k emits, in a few numbers."""
+    def vec(values) -> str:
+        values = np.asarray(values).reshape(-1)
+        return "[" + ", ".join(f"{v:.4g}" for v in values[:6]) + (", ...]" if len(values) > 6 else "]")
+
+    kind = type(est).__name__
+    if kind == "CategoricalHMM":
+        p = est.emissionprob_[k]
+        top = np.argsort(-p, kind="stable")[:3]
+        return "most likely symbols " + ", ".join(f"{s} ({p[s]:.3f})" for s in top)
+    if kind == "PoissonHMM":
+        return f"rates {vec(est.lambdas_[k])}"
+    if kind == "GMMHMM":
+        return f"mixture weights {vec(est.weights_[k])}  means {vec(est.means_[k, 0])}{' ...' if est.n_mix > 1 else ''}"
+    return f"mean {vec(est.means_[k])}  sd {vec(np.sqrt(np.diagonal(est.covars_[k])))}"
+
+
 def _component_sd(est) -> np.ndarray:
     from ..estimators.selection import full_covariances
 
@@ -413,6 +601,9 @@ def run_plot(args) -> int:
 
     _check_picture(args.output, tuple(p for p in (args.model, args.data) if p))
     est = _load(args.model)
+    if _is_hmm(est):
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws Gaussian mixtures only; "
+                             "bigem info MODEL --json gives an HMM's parameters")
     if args.kind == "convergence":
         if args.data is not None:
             raise ParameterError("--kind convergence draws the model's history and takes no DATA; drop it")
@@ -420,7 +611,7 @@ def run_plot(args) -> int:
     else:
         if args.data is None:
             raise ParameterError("--kind fit needs DATA: bigem plot MODEL DATA -o PICTURE")
-        data = _model_data(est, args.data, args.columns)
+        data = _model_data(est, args)
         kwargs = dict(max_points=args.max_points)
         if args.pair is not None:
             if est.n_features_in_ == 1:

@@ -143,6 +143,7 @@ class _Run:
         self.previous = self.accepted[-1] if self.accepted else -math.inf  # the last accepted objective
         self.point = result.params  # where the next E-step evaluates
         self.exact = True  # whether the parameters came from a plain EM step
+        self.prior_gain = 0.0  # how far the likelihood may fall for the prior's sake (MAP)
         self.seen: set[str] = set()
         self.squarem = Squarem(model) if accelerate == "squarem" else None
         self.stopping = stopping
@@ -171,7 +172,8 @@ class _Run:
                 f"the mean log-likelihood became {ll} at iteration {iteration} (restart {restart}); "
                 f"check the data for extreme values, or {model.advice}"
             )
-        falls = previous > -math.inf and ll < previous - model.decrease_tolerance(params, previous)
+        allowed = model.decrease_tolerance(params, previous) + self.prior_gain
+        falls = previous > -math.inf and ll < previous - allowed
         if falls and self.exact:
             warnings.warn(
                 f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g} at iteration {iteration} "
@@ -183,6 +185,7 @@ class _Run:
         step = model.m_step(stats, params)
         emit(step.report, f"at iteration {iteration}", self.seen)
         self.exact = step.report.exact
+        self.prior_gain = max(0.0, step.report.prior_gain)
         change = ll - previous
         self.previous = ll
         self.accepted.append(ll)

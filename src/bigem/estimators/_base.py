@@ -7,6 +7,7 @@ only scikit-learn calls it).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, ClassVar
 
@@ -28,22 +29,50 @@ class EstimatorBase:
 
     _estimator_type = "density_estimator"
     _constraints: ClassVar[dict[str, _params.Constraint]] = {}
+    # the hyper-parameters that shape the fitted parameters: changed after a fit, they
+    # take effect at the next fit (as in scikit-learn); until then the fitted ones hold
+    _structural: ClassVar[tuple[str, ...]] = ("n_components",)
 
     def _settings(self):
         """Every hyper-parameter checked (ParameterError naming the bad one), frozen."""
         return _params.settings(self, self._settle)
 
+    def _remember_structure(self) -> None:
+        """Record the structure the parameters now fitted have (at the end of a fit or load)."""
+        s = self._settings()
+        self._fit_structure_ = {name: getattr(s, name) for name in self._structural}
+
+    def _inference_settings(self):
+        """The settings predict, score, sample and save run with: the current ones, but the
+        structure (n_components, ...) the fitted parameters have. A structural
+        hyper-parameter changed by set_params after a fit takes effect at the next fit,
+        as in scikit-learn, which keeps predicting with the fitted parameters."""
+        s = self._settings()
+        fitted = getattr(self, "_fit_structure_", None)
+        return dataclasses.replace(s, **fitted) if fitted else s
+
+    def _structure_changes(self, s) -> str:
+        """'n_components changed from 3 to 5 since the last fit' ('' if nothing changed)."""
+        fitted = getattr(self, "_fit_structure_", None) or {}
+        changed = [f"{name} changed from {fitted[name]!r} to {getattr(s, name)!r}"
+                   for name in self._structural if name in fitted and fitted[name] != getattr(s, name)]
+        return f"{' and '.join(changed)} since the last fit" if changed else ""
+
     def _settle(self, values: dict) -> None:
         """Adjust checked values that depend on each other (default: none do)."""
 
-    def _hyper_parameters(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    def _hyper_parameters(self, as_fitted: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The constructor parameters as a model file holds them: JSON values, and arrays
         (initial parameters, array priors) as float64 tensors. A numpy scalar is its
         Python value; what a file cannot reproduce (a RandomState) is None; ``client``
-        is left out: a file never says where to connect."""
+        is left out: a file never says where to connect. ``as_fitted``: the structure
+        (n_components, ...) the fitted parameters have, whatever set_params did since."""
         values: dict[str, Any] = {}
         arrays: dict[str, torch.Tensor] = {}
-        for name, value in self.get_params().items():
+        params = self.get_params()
+        if as_fitted:
+            params.update(getattr(self, "_fit_structure_", None) or {})
+        for name, value in params.items():
             if name == "client":
                 continue
             if isinstance(value, torch.dtype):
@@ -63,7 +92,7 @@ class EstimatorBase:
 
     def _fingerprint(self) -> dict[str, Any]:
         """The hyper-parameters that decide what a fit computes (checkpoints compare them)."""
-        values, _ = self._hyper_parameters()
+        values, _ = self._hyper_parameters(as_fitted=False)
         return {k: v for k, v in values.items() if k not in EXECUTION_ONLY}
 
     @classmethod

@@ -48,7 +48,7 @@ EXECUTION = dict(
     n_init=_params.Int(1, at_most=_params.MAX_INIT),
     random_state=_params.Seed(),
     warm_start=_params.Flag(),
-    verbose=_params.Int(0),
+    verbose=_params.Int(0, bools=True),
     verbose_interval=_params.Int(1),
     device=_params.Device(),
     dtype=_params.Dtype(),
@@ -69,8 +69,8 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
     warm_start : bool, default=False
         Start the next ``fit`` from the current solution (and use ``n_init=1``).
-    verbose : int, default=0
-        1 prints each initialisation's result, 2 also every ``verbose_interval`` iterations.
+    verbose : int or bool, default=0
+        1 (or True) prints each initialisation's result, 2 also every ``verbose_interval`` iterations.
     verbose_interval : int, default=10
         Iterations between progress lines when ``verbose >= 2``.
     device : str or torch.device, default='cpu'
@@ -161,7 +161,7 @@ class _BaseMixture(EstimatorBase, ABC):
     def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
         return open_source(
             X,
-            dtype=s.dtype,
+            dtype=self._model(s).component.row_dtype,
             device=s.device,
             memory_budget=s.memory_budget,
             chunk_size=s.chunk_size,
@@ -250,6 +250,10 @@ class _BaseMixture(EstimatorBase, ABC):
         """
         s = self._settings()
         owner = type(self).__name__
+        if callback is not None and not callable(callback):
+            raise ParameterError(
+                f"callback must be a function of one argument (an IterationInfo) or None; got {callback!r}"
+            )
         if algorithm is not None:
             s = dataclasses.replace(s, algorithm=_params.check_choice(algorithm, "algorithm", owner, ("em", "online")))
         if batch_size is not None:
@@ -275,6 +279,12 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         model = self._model(s)
         warm = bool(s.warm_start) and hasattr(self, "converged_")
+        changed = self._structure_changes(s) if warm else ""
+        if changed:
+            raise ParameterError(
+                f"{changed}, so warm_start=True has no fit of that structure to continue from: set "
+                "warm_start=False to fit afresh, or set the old value back"
+            )
         if warm and self.n_features_in_ != D:
             raise DataError(
                 f"X has {D} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input "
@@ -315,6 +325,8 @@ class _BaseMixture(EstimatorBase, ABC):
                     model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver, accelerate=s.accelerate, stopping=s.stopping,
                 )
+        if not online:
+            self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
         self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
         self.converged_ = best.converged
         self.n_iter_ = self.n_passes_ = best.n_iter
@@ -367,6 +379,12 @@ class _BaseMixture(EstimatorBase, ABC):
         """
         s = self._settings()
         fitted = hasattr(self, "_params_")
+        changed = self._structure_changes(s) if fitted else ""
+        if changed:
+            raise ParameterError(
+                f"{changed}, so partial_fit has no fit of that structure to continue: call fit to start "
+                "afresh (partial_fit then continues from it), or set the old value back"
+            )
         if fitted:
             self._check_features(X, columns)
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
@@ -421,6 +439,7 @@ class _BaseMixture(EstimatorBase, ABC):
 
     def _set_fitted(self, params: MixtureParams, n_features: int, feature_names: list[str] | None) -> None:
         self._params_ = params.to("cpu")
+        self._remember_structure()
         self.n_features_in_ = n_features
         if feature_names is not None:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
@@ -444,7 +463,7 @@ class _BaseMixture(EstimatorBase, ABC):
     def _inference_source(self, X, columns=None, keep=None, sample_weight=None):
         """X opened for inference: a file reads the fitted feature names unless told."""
         self._fitted()
-        s = self._settings()
+        s = self._inference_settings()
         self._check_features(X, columns)
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
@@ -530,7 +549,7 @@ class _BaseMixture(EstimatorBase, ABC):
         from ..sources.dask import rows_with_weights
 
         params = self._fitted()
-        s = self._settings()
+        s = self._inference_settings()
         self._check_features(X, columns)
         X, weighted = rows_with_weights(X, columns, sample_weight)
         if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
@@ -548,7 +567,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
-            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (self.n_components,)))
+            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (s.n_components,)))
         return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
 
     def _score_totals(self, X, columns=None, sample_weight=None) -> ScoreTotals:
@@ -603,14 +622,15 @@ class _BaseMixture(EstimatorBase, ABC):
             raise ParameterError(
                 f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
             )
-        s = self._settings()
+        n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
+        s = self._inference_settings()
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
-        x, labels = self._model(s).sample(params, int(n_samples), generator)
+        x, labels = self._model(s).sample(params, n_samples, generator)
         return x.cpu().numpy(), labels.cpu().numpy()
 
     def _n_parameters(self) -> int:
         self._fitted()
-        return self._model(self._settings()).n_free_parameters(self.n_features_in_)
+        return self._model(self._inference_settings()).n_free_parameters(self.n_features_in_)
 
     def bic(self, X, *, columns=None) -> float:
         """Bayesian information criterion on X (lower is better); streamed like :meth:`score`."""

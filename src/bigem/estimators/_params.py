@@ -54,9 +54,12 @@ class Int(Constraint):
     low: int
     high: int | None = None
     at_most: int | None = None
+    bools: bool = False  # True and False count as 1 and 0 (scikit-learn's ``verbose``)
 
     def check(self, value, name, owner):
-        if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.low
+        if isinstance(value, (bool, np.bool_)) and self.bools:
+            value = int(value)
+        if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < self.low
                 or (self.high is not None and value > self.high)):
             high = "inf)" if self.high is None else f"{self.high}]"
             raise _bad(name, owner, f"an int in the range [{self.low}, {high}", value)
@@ -237,6 +240,39 @@ def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", 
                 return int(float(m.group(1)) * _UNITS[unit])
     sign = "a non-negative" if allow_zero else "a positive"
     raise _bad(name, owner, f"{sign} number of bytes or a string like '256MB' or '2GiB'", value)
+
+
+def check_sample_size(n_samples: int, n_columns: int, what: str = "n_samples") -> int:
+    """``n_samples`` draws of ``n_columns`` float64 values and an int64 label each must fit
+    in this machine's memory; a larger request is refused before any allocation."""
+    need = int(n_samples) * (n_columns + 1) * 8
+    total = _physical_memory()
+    check_memory(need, f"{what}={int(n_samples):,} draws of {n_columns} value(s) and a label",
+                 f"draw at most about {(total or 0) // ((n_columns + 1) * 8):,} at a time (in several calls with "
+                 "different seeds)")
+    return int(n_samples)
+
+
+def check_memory(need: int, what: str, fix: str) -> None:
+    """Refuse, before allocating, what would need more than this machine's memory."""
+    total = _physical_memory()
+    if total is not None and need > total:
+        raise ParameterError(f"{what} would need {_bytes(need)} of memory, more than this machine's {_bytes(total)}; "
+                             f"{fix}")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # not on this platform
+        return None
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def check_int(value: object, name: str, owner: str, low: int) -> int:

@@ -44,7 +44,8 @@ class GaussianMixture(_BaseMixture):
     reg_covar : float, default=1e-6
         Added to every variance (the diagonal of every covariance) to keep it positive.
     max_iter : int, default=100
-        Maximum EM iterations per initialisation.
+        Maximum EM iterations per initialisation; 0 only initialises (``lower_bound_`` is
+        then -inf), as scikit-learn does.
     n_init : int, default=1
         Number of initialisations; the one with the highest lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
@@ -84,6 +85,7 @@ class GaussianMixture(_BaseMixture):
     """
     )
 
+    _structural = ("n_components", "covariance_type")
     _constraints = dict(
         n_components=_params.Int(1),
         covariance_type=_params.Choice(NAMES),
@@ -203,7 +205,7 @@ class GaussianMixture(_BaseMixture):
         self.means_ = p.means.numpy().copy()
         self.covariances_ = p.covariances.numpy().copy()
         self.precisions_cholesky_ = p.prec_chol.numpy().copy()
-        if structure(self.covariance_type).kernel != "diag":
+        if structure(self._fit_structure_["covariance_type"]).kernel != "diag":
             self.precisions_ = (p.prec_chol @ p.prec_chol.transpose(-1, -2)).numpy()
         else:
             self.precisions_ = p.prec_chol.square().numpy()

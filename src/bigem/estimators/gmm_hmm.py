@@ -44,6 +44,7 @@ class GMMHMM(_BaseHMM):
     )
     _emission_letters = "mcw"
     _emission_attributes = ("weights_", "means_", "covars_")
+    _structural = ("n_components", "n_mix", "covariance_type")
     _constraints = dict(
         _common("mcw"), n_mix=_params.Int(1), covariance_type=_params.Choice(NAMES), min_covar=_params.Float(0.0)
     )

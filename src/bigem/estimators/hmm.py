@@ -188,6 +188,10 @@ class _BaseHMM(EstimatorBase, ABC):
     def _set_emission(self, p) -> None:
         """Fitted emission parameters to the public attributes (means_, covars_, ...)."""
 
+    def _columns(self) -> int:
+        """The columns of X (n_features, except where that counts symbols)."""
+        return int(self.n_features)
+
     def _emission_width(self, emission) -> int:
         """n_features implied by the emission parameters."""
         return int(emission.means.shape[-1])
@@ -226,8 +230,10 @@ class _BaseHMM(EstimatorBase, ABC):
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
                 columns = others  # every column but the ids
         itemsize = torch.finfo(s.dtype).bits // 8
-        shift = "auto" if self._emission(s, getattr(self, "n_features", None)).translatable else None
-        rows = open_source(X, dtype=s.dtype, device=s.device, memory_budget=1 << 62, columns=columns, shift=shift)
+        emission = self._emission(s, getattr(self, "n_features", None))
+        shift = "auto" if emission.translatable else None
+        rows = open_source(X, dtype=emission.row_dtype, device=s.device, memory_budget=1 << 62, columns=columns,
+                           shift=shift)
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
         # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
         # products), three copies of the row (converted, packed, features) and int64 indices
@@ -276,7 +282,18 @@ class _BaseHMM(EstimatorBase, ABC):
         self._init(s, source, summary, generator, engine)
         model = self._model(s, self.n_features)
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
-        params = model.translate(self._current_params(s).to(s.device), None if offset is None else -offset)
+        try:
+            params = self._current_params(s).to(s.device)
+        except ParameterError as exc:
+            changed = self._structure_changes(s)
+            if not changed:
+                raise
+            raise ParameterError(
+                f"{exc}: {changed}, and init_params={s.init_params!r} keeps the parameters whose letters it lacks "
+                "from that fit; add their letters to init_params to initialise them afresh, or set them with the "
+                "new shapes"
+            ) from None
+        params = model.translate(params, None if offset is None else -offset)
         monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
 
         def report(info: IterationInfo) -> None:
@@ -360,6 +377,28 @@ class _BaseHMM(EstimatorBase, ABC):
         self._set_emission(p.emission)
         self._fitted_features = self.n_features
         self._params_ = p
+        self._remember_structure()
+
+    def _inference_settings(self):
+        """The fitted structure (see EstimatorBase), unless the parameters were since set
+        by hand for the structure the hyper-parameters now say (hmmlearn's way of making
+        a model without fitting it): then that one."""
+        s = super()._inference_settings()
+        now = self._settings()
+        if not hasattr(self, "startprob_") or not self._structure_changes(now):
+            return s
+        try:
+            self._current_params(s)
+        except ParameterError:
+            try:
+                self._current_params(now)
+            except ParameterError:
+                pass
+            else:
+                del self._fit_structure_  # the attributes describe another model now
+                return now
+            raise
+        return s
 
     # -------------------------------------------------------------- inference
     def _fitted(self, s) -> HMMParams:
@@ -393,7 +432,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def _posteriors(self, X, lengths, where: dict):
         """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
-        s = self._settings()
+        s = self._inference_settings()
         params, source = self._batches(X, lengths, s, where)
         model = self._model(s, self.n_features)
         lls, posts = [], []
@@ -429,7 +468,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def score(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
         """Total log-likelihood of all sequences of X (hmmlearn's convention); arguments as for :meth:`fit`."""
-        s = self._settings()
+        s = self._inference_settings()
         params, source = self._batches(X, lengths, s, _where(columns, sequence_column))
         totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
         self._warn_impossible(totals.impossible, totals.first_impossible)
@@ -447,7 +486,7 @@ class _BaseHMM(EstimatorBase, ABC):
         sequence_column: as for :meth:`fit`.
         """
         where = _where(columns, sequence_column)
-        s = self._settings()
+        s = self._inference_settings()
         algorithm = s.algorithm if algorithm is None else _params.check_choice(
             algorithm, "algorithm", type(self).__name__, ("viterbi", "map")
         )
@@ -475,10 +514,11 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def sample(self, n_samples=1, random_state=None):
         """One sequence of ``n_samples`` steps: (X of shape (n_samples, n_features), states)."""
-        s = self._settings()
+        s = self._inference_settings()
         params = self._fitted(s)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ParameterError(f"n_samples must be a positive int, got {n_samples!r}")
+        n_samples = _params.check_sample_size(n_samples, self._columns())
         seed = _params.random_seed(s.random_state if random_state is None else random_state)
         x, states = self._model(s, self.n_features).sample(params.to("cpu"), int(n_samples),
                                                            torch.Generator().manual_seed(seed))
@@ -490,13 +530,13 @@ class _BaseHMM(EstimatorBase, ABC):
         """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically)."""
         from .persistence import save
 
-        self._fitted(self._settings())
+        self._fitted(self._inference_settings())
         save(self, path)
 
     def _fitted_state(self) -> dict:
         monitor = getattr(self, "monitor_", None)
         return {
-            "n_features": int(self.n_features),
+            "n_features": int(getattr(self, "_fitted_features", self.n_features)),
             "history": [float(v) for v in monitor.history] if monitor else [],
             "iter": int(monitor.iter) if monitor else 0,
             "converged": bool(monitor.converged) if monitor else False,
@@ -580,8 +620,16 @@ def _dirichlet(alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return g / g.sum(-1, keepdim=True)
 
 
-def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | None = None) -> Callable[[Chunk], None]:
-    """A chunk check: every value a non-negative integer (below ``limit`` when given)."""
+# At most this many symbols unless n_features says more: a symbol of 1e9 would make
+# emissionprob_ (K, 1e9); re-coding the symbols as 0..M-1 is the way to many distinct ones.
+MAX_SYMBOLS = 2**20
+EXACT_FLOAT32 = 2**24  # float32 holds every integer up to here, and rounds beyond
+
+
+def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | None = None,
+                           given: bool = True) -> Callable[[Chunk], None]:
+    """A chunk check: every value a non-negative integer (below ``limit`` when given:
+    n_features, or, when ``given`` is False, bigem's bound on the symbols)."""
 
     def check(chunk: Chunk) -> None:
         x = chunk.x
@@ -590,9 +638,18 @@ def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | No
             r, c = (int(v) for v in torch.nonzero(bad)[0])
             where = f"X row {chunk.row_start + r}, column {c}" if columns else f"X row {chunk.row_start + r}"
             raise DataError(f"{where} holds {float(x[r, c]):g}: {owner} {what}")
-        if limit is not None and x.shape[0] and int(x.max()) >= limit:
-            raise DataError(f"X holds symbol {int(x.max())}, outside 0..{limit - 1} (n_features={limit}); "
-                            "raise n_features or re-encode the symbols")
+        if limit is not None and x.shape[0] and float(x.max()) >= limit:
+            r = int(torch.nonzero((x >= limit).any(1))[0])
+            value = float(x[r].max())
+            value = f"{value:.17g}" if value >= 2**63 else f"{int(value)}"
+            if given:
+                raise DataError(f"X holds symbol {value}, outside 0..{limit - 1} (n_features={limit}), at row "
+                                f"{chunk.row_start + r}; raise n_features or re-encode the symbols")
+            raise DataError(
+                f"X holds symbol {value} at row {chunk.row_start + r}: {owner} takes symbols 0..{limit - 1} "
+                f"(2**{limit.bit_length() - 1}) unless n_features says more, as each state keeps a probability per "
+                "symbol; re-code the symbols as 0..M-1 (e.g. np.unique(X, return_inverse=True)[1]), or pass n_features"
+            )
 
     return check
 
@@ -630,6 +687,7 @@ class GaussianHMM(_BaseHMM):
     )
     _emission_letters = "mc"
     _emission_attributes = ("means_", "_covars_")
+    _structural = ("n_components", "covariance_type")
     _constraints = dict(
         _common("mc"),
         covariance_type=_params.Choice(NAMES),
@@ -676,9 +734,10 @@ class GaussianHMM(_BaseHMM):
     @property
     def covars_(self) -> np.ndarray:
         """Covariances as full matrices (n_components, n_features, n_features)."""
-        c, K = self._covars_, self.n_components
+        fitted = getattr(self, "_fit_structure_", None) or {}
+        c, K = self._covars_, fitted.get("n_components", self.n_components)
         D = self.means_.shape[1]
-        ct = self.covariance_type
+        ct = fitted.get("covariance_type", self.covariance_type)
         if ct == "spherical":  # hmmlearn also stores spherical as (K, D)
             c = np.asarray(c).reshape(K, -1)[:, 0]
         return structure(ct).dense(torch.as_tensor(np.asarray(c, dtype=np.float64)), K, D).numpy().copy()
@@ -767,6 +826,7 @@ class CategoricalHMM(_BaseHMM):
     )
     _emission_letters = "e"
     _emission_attributes = ("emissionprob_",)
+    _structural = ("n_components", "n_features")
     _integer_data = True
     _constraints = dict(
         _common("e"), emissionprob_prior=_params.FiniteArray(), n_features=_params.Optional(_params.Int(1))
@@ -798,8 +858,15 @@ class CategoricalHMM(_BaseHMM):
         self.n_features = n_features
 
     def _row_check(self, s, fitting):
+        symbols = self._symbols(s, fitting)
+        if symbols is not None and s.dtype == torch.float32 and symbols > EXACT_FLOAT32:
+            raise ParameterError(
+                f"n_features={symbols} symbols: with dtype='float32' the symbols above 2**24 = {EXACT_FLOAT32:,} are "
+                "not exact (float32 rounds them to their neighbours); pass dtype='float64', or re-code the symbols "
+                "as 0..M-1"
+            )
         return _non_negative_integers("symbols must be non-negative integers 0..n_features-1", "CategoricalHMM",
-                                      False, self._symbols(s, fitting))
+                                      False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None)
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
         source = super()._open(X, lengths, s, columns, sequence_column, fitting)
@@ -812,6 +879,9 @@ class CategoricalHMM(_BaseHMM):
 
     def _check_features(self, source) -> None:
         pass  # n_features counts symbols here: the symbols are checked against it instead
+
+    def _columns(self) -> int:
+        return 1
 
     def _symbols(self, s, fitting: bool, summary: RowSummary | None = None) -> int | None:
         """How many symbols: n_features given, else the set emissionprob_'s (unless fit
@@ -831,6 +901,8 @@ class CategoricalHMM(_BaseHMM):
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         M = self._symbols(s, True, summary)
+        _params.check_memory(4 * 8 * s.n_components * M, f"{M:,} symbols for {s.n_components} states",
+                             "re-code the symbols as 0..M-1 (e.g. np.unique(X, return_inverse=True)[1]), or lower n_features")
         if self._needs_init(s, "e", "emissionprob_"):
             e = torch.rand(s.n_components, M, generator=generator, dtype=torch.float64)
             self.emissionprob_ = (e / e.sum(1, keepdim=True)).numpy()

@@ -11,12 +11,14 @@ it checks user-set parameters (``_restore``).
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
 
 from .. import __version__
-from .._core.errors import ModelFileError, NumericalError, ParameterError
+from .._core.errors import DeviceWarning, ModelFileError, NumericalError, ParameterError
+from .._core.numerics import device_here, parse_device
 from ..io import read_model_file, write_model_file
 
 FORMAT = "bigem-model"
@@ -64,8 +66,14 @@ def save(est, path) -> None:
     write_model_file(path, tensors, meta)
 
 
-def load(path: str | os.PathLike):
-    """Read a model written by ``save``; validates everything, runs no code from the file."""
+def load(path: str | os.PathLike, device=None):
+    """Read a model written by ``save``; validates everything, runs no code from the file.
+
+    ``device``: where the model computes from now on ('cpu', 'cuda', ...). None: the
+    device it was fitted on when this machine has it; else 'cuda' if there is one, else
+    'cpu', with a DeviceWarning."""
+    if device is not None:
+        device = str(parse_device(device))
     tensors, meta = read_model_file(path)
     where = os.fspath(path)
     if meta.get("format") != FORMAT:
@@ -93,6 +101,7 @@ def load(path: str | os.PathLike):
         for name in list(tensors):
             if name.startswith("init."):
                 hyper[name[5:]] = tensors.pop(name).numpy()
+        hyper["device"] = device or _device_here(hyper.get("device"), where)
         est.set_params(**hyper)
         est._settings()
     except ModelFileError:
@@ -119,3 +128,17 @@ def load(path: str | os.PathLike):
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     return est
+
+
+def _device_here(saved, where: str):
+    """The saved device if this machine has it, else the nearest one, with a warning."""
+    here = device_here(saved)
+    if here is None:
+        return saved
+    warnings.warn(
+        f"{where}: the model was fitted on device {saved!r}, which this machine does not have; it is loaded on "
+        f"{here!r} (pass load(path, device=...) to choose)",
+        DeviceWarning,
+        stacklevel=3,
+    )
+    return here

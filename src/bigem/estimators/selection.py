@@ -232,7 +232,7 @@ def full_covariances(est) -> np.ndarray:
     """(K, D, D) covariance matrices of a fitted mixture, whatever its covariance type."""
     K, D = est.means_.shape
     cov = torch.as_tensor(np.asarray(est.covariances_, dtype=np.float64))
-    return structure(est.covariance_type).dense(cov, K, D).numpy().copy()
+    return structure(est._inference_settings().covariance_type).dense(cov, K, D).numpy().copy()
 
 
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:

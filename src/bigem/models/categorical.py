@@ -83,7 +83,7 @@ class CategoricalComponent:
                  advice: str = "check the symbols") -> None:
         self.n_symbols = n_symbols
         self.prior = prior
-        self.dtype = dtype
+        self.dtype = self.row_dtype = dtype  # symbols beyond 2**24 in float32 are refused by the estimator
         self.advice = advice
 
     @property
@@ -129,6 +129,15 @@ class CategoricalComponent:
         total = new.sum(1, keepdim=True)
         probabilities = torch.where(total > 0, new / torch.where(total > 0, total, 1.0), old.probabilities)
         return CategoricalParams(probabilities), valid
+
+    def prior_gain(self, new: CategoricalParams, old: CategoricalParams) -> float:
+        """The Dirichlet prior's: sum (prior - 1) (log new - log old) over the entries that moved."""
+        a = torch.broadcast_to(torch.as_tensor(self.prior, dtype=torch.float64, device=new.probabilities.device) - 1.0,
+                               new.probabilities.shape)
+        moved = (new.probabilities != old.probabilities) & (a != 0)
+        if not bool(moved.any()):
+            return 0.0
+        return float((a[moved] * (torch.log(new.probabilities[moved]) - torch.log(old.probabilities[moved]))).sum())
 
     # ------------------------------------------------------------------ the rest
     def sample(self, p: CategoricalParams, labels: Tensor, generator: torch.Generator) -> Tensor:

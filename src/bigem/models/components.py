@@ -69,6 +69,9 @@ class Component(Protocol[P, CS]):
     # minus a shift (float32 keeps its digits on data far from the origin), and its
     # parameters move by the same vector (``translate``)
     translatable: bool
+    # the dtype its rows arrive in: the compute dtype, or float64 where float32 would
+    # round the data itself (counts from 2**24 up)
+    row_dtype: torch.dtype
 
     def translate(self, params: P, offset: Tensor) -> P:
         """The parameters of the same model for rows moved by ``offset`` (D,)."""
@@ -114,6 +117,11 @@ class Component(Protocol[P, CS]):
         ...
 
     def decrease_tolerance(self, params: P, weights: Tensor, value: float) -> float: ...
+
+    def prior_gain(self, new: P, old: P) -> float:
+        """How much a step from ``old`` to ``new`` raised the log-density of the M-step's
+        prior (0 without one): a MAP step may lower the likelihood by as much."""
+        ...
 
     def sample(self, params: P, labels: Tensor, generator: torch.Generator) -> Tensor: ...
 

@@ -69,6 +69,14 @@ class Prior:
         return nonzero(self.covars_prior) or nonzero(self.means_weight)
 
 
+def _wishart_log_density(cov: Tensor, scale: Tensor, a: float) -> Tensor:
+    """sum_k -(a/2) log|cov_k| - tr(scale_k cov_k^-1)/2: (K, D, D) float64 -> a scalar."""
+    chol = torch.linalg.cholesky(cov)
+    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    trace = torch.diagonal(torch.cholesky_solve(scale.expand_as(cov).contiguous(), chol), dim1=-2, dim2=-1).sum(-1)
+    return (-0.5 * a * log_det - 0.5 * trace).sum()
+
+
 class Structure(ABC):
     """Base of the covariance structures; each subclass is one row of the table."""
 
@@ -136,6 +144,11 @@ class Structure(ABC):
     @abstractmethod
     def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
         """Maximum-likelihood covariances from the scatter, plus ``reg``."""
+
+    @abstractmethod
+    def log_prior(self, cov: Tensor, diff: Tensor, prior: Prior) -> Tensor:
+        """The log-density (up to a constant) of which :meth:`map_estimate` is the maximiser,
+        at covariances ``cov`` and means ``means_prior + diff``: a scalar tensor."""
 
     @abstractmethod
     def map_estimate(self, n_k: Tensor, scatter: Tensor, diff: Tensor, prior: Prior, old: Tensor | None, reg: float) -> Tensor:
@@ -280,6 +293,14 @@ class Full(_Matrix):
         cov = 0.5 * (cov + cov.transpose(1, 2))  # the float32 block products are not exactly symmetric
         return self.regularize(cov, reg)
 
+    def log_prior(self, cov, diff, prior):
+        """-(a/2) log|S_k| - tr(C_k S_k^-1)/2 summed over k, with a = max(covars_weight - D, 0)
+        and C_k = covars_prior + means_weight diff_k diff_k^T."""
+        _, mw, cp = prior.tensors(cov.device)
+        D = cov.shape[-1]
+        mw = mw.reshape(-1, 1, 1) if mw.ndim else mw
+        return _wishart_log_density(cov, cp + mw * diff[:, :, None] * diff[:, None, :], max(float(prior.covars_weight) - D, 0.0))
+
     def map_estimate(self, n_k, scatter, diff, prior, old, reg):
         mp, mw, cp = prior.tensors(n_k.device)
         D = scatter.shape[-1]
@@ -332,6 +353,14 @@ class Tied(_Matrix):
         cov = scatter / n_k.sum()
         return self.regularize(0.5 * (cov + cov.T), reg)
 
+    def log_prior(self, cov, diff, prior):
+        """As full's, with one matrix and C = covars_prior + sum_k means_weight diff_k diff_k^T."""
+        _, mw, cp = prior.tensors(cov.device)
+        D = cov.shape[-1]
+        mw = mw.reshape(-1, 1, 1) if mw.ndim else mw
+        scale = cp + (mw * diff[:, :, None] * diff[:, None, :]).sum(0)
+        return _wishart_log_density(cov[None], scale[None], max(float(prior.covars_weight) - D, 0.0))
+
     def map_estimate(self, n_k, scatter, diff, prior, old, reg):
         mp, mw, cp = prior.tensors(n_k.device)
         D = scatter.shape[-1]
@@ -375,6 +404,14 @@ class Diag(Structure):
 
     def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
         return self.regularize(scatter / n_k[:, None], reg)
+
+    def log_prior(self, cov, diff, prior):
+        """sum over k, d of -(a/2) log v - (covars_prior + means_weight diff^2) / (2 v), with
+        a = max(covars_weight - 1, 0): the inverse-gamma of which ``_map`` is the mode."""
+        _, mw, cp = prior.tensors(cov.device)
+        v = self.variances(cov, diff.shape[-1])
+        a = max(float(prior.covars_weight) - 1, 0.0)
+        return (-0.5 * a * torch.log(v) - 0.5 * (cp + mw * diff.square()) / v).sum()
 
     def _map(self, n_k, scatter, diff, prior):
         mp, mw, cp = prior.tensors(n_k.device)

@@ -423,7 +423,7 @@ class GaussianComponent:
         self.structure = structure(covariance_type) if isinstance(covariance_type, str) else covariance_type
         self.covariance_type = self.structure.name
         self.reg_covar = float(reg_covar)
-        self.dtype = dtype
+        self.dtype = self.row_dtype = dtype
         self.prior = prior
         self.advice = advice
         self._ws = Workspace()
@@ -696,6 +696,16 @@ class GaussianComponent:
         if st.name == "spherical":
             reg_term *= p.n_features
         return 100 * eps * (1.0 + abs(value) + cond) + reg_term
+
+    def prior_gain(self, new: GaussianParams, old: GaussianParams) -> float:
+        """The rise of the prior's log-density (hmmlearn's Normal / inverse-Wishart or
+        inverse-gamma, of which the M-step's update is the MAP) from ``old`` to ``new``."""
+        if self.prior is None or not self.prior.active:
+            return 0.0
+        mp = self.prior.tensors(new.means.device)[0]
+        st = self.structure
+        return float(st.log_prior(new.covariances, new.means - mp, self.prior)
+                     - st.log_prior(old.covariances, old.means - mp, self.prior))
 
     # ------------------------------------------------------------------ sampling
     def sample(self, p: GaussianParams, labels: Tensor, generator: torch.Generator) -> Tensor:

@@ -823,7 +823,7 @@ class HMMModel:
 
     def log_emission(self, params: HMMParams, x: Tensor) -> Tensor:
         """log b_k(x_t) of every row: (N, K)."""
-        return components.log_prob(self.emission, params.emission, x.to(self.dtype))
+        return components.log_prob(self.emission, params.emission, x.to(self.emission.row_dtype))
 
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
         """Posteriors in chunk-row order (for inference)."""
@@ -847,7 +847,7 @@ class HMMModel:
     def _e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         lengths_np = chunk.lengths.numpy()
         lanes = self._lanes(lengths_np, chunk.x.device)
-        x = lanes.pack(chunk.x.to(self.dtype))  # statistics are sums: packed order serves as well
+        x = lanes.pack(chunk.x.to(self.emission.row_dtype))  # statistics are sums: packed order serves as well
         post = forward_backward(
             self.log_emission(params, x), lengths_np, params.startprob, params.transmat,
             need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
@@ -899,7 +899,11 @@ class HMMModel:
                 "this fit. Give startprob_/transmat_/emission parameters non-zero entries where the data needs them.",
                 once=True,
             ),)
-        return Step(HMMParams(startprob, transmat, emission), Report(notes=notes, total=float(stats.loglik)))
+        gain = (_dirichlet_gain(self.startprob_prior, startprob, params.startprob)
+                + _dirichlet_gain(self.transmat_prior, transmat, params.transmat)
+                + self.emission.prior_gain(emission, params.emission))
+        report = Report(notes=notes, total=float(stats.loglik), prior_gain=gain / stats.rows)
+        return Step(HMMParams(startprob, transmat, emission), report)
 
     def translate(self, params: HMMParams, offset: Tensor | None) -> HMMParams:
         """The parameters of the same HMM for rows moved by ``offset`` (None: none)."""
@@ -964,6 +968,18 @@ def _softmax_keeping_zeros(logits: Tensor, like: Tensor) -> Tensor:
 
 def _is_one(prior) -> bool:
     return bool(torch.all(torch.as_tensor(prior) == 1.0))
+
+
+def _dirichlet_gain(prior, new: Tensor, old: Tensor) -> float:
+    """How much a step from ``old`` to ``new`` probabilities raised the log-density of a
+    Dirichlet(prior) on each row: sum (prior - 1) (log new - log old), over the entries
+    that moved (so a zero that stays zero adds nothing). +inf where a prior below 1 lets
+    an entry reach 0."""
+    a = torch.broadcast_to(torch.as_tensor(prior, dtype=torch.float64, device=new.device) - 1.0, new.shape)
+    moved = (new != old) & (a != 0)
+    if not bool(moved.any()):
+        return 0.0
+    return float((a[moved] * (torch.log(new[moved].double()) - torch.log(old[moved].double()))).sum())
 
 
 def _dirichlet_map(counts: Tensor, prior, old: Tensor) -> Tensor:

@@ -96,6 +96,7 @@ class GMMEmission:
         self.advice = advice
         flat_type = "full" if covariance_type == "tied" else covariance_type
         self.gauss = GaussianComponent(flat_type, min_covar, dtype, advice=advice)
+        self.row_dtype = dtype
 
     @property
     def regularised(self) -> bool:
@@ -169,6 +170,9 @@ class GMMEmission:
         cov = torch.where((n_state > 0)[:, None, None], pooled, old_state)
         params, valid = self.gauss._factored(flat.means, cov[:, None].expand(K, M, D, D).reshape(K * M, D, D))
         return GMMEmissionParams(weights, params), valid.reshape(K, M).all(1)
+
+    def prior_gain(self, new: GMMEmissionParams, old: GMMEmissionParams) -> float:
+        return 0.0  # no prior: min_covar is a regulariser (see ``regularised``)
 
     # ------------------------------------------------------------------ the rest
     def sample(self, p: GMMEmissionParams, labels: Tensor, generator: torch.Generator) -> Tensor:

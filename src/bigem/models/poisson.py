@@ -93,6 +93,7 @@ class PoissonComponent:
         self.rates_prior = rates_prior
         self.rates_weight = rates_weight
         self.dtype = dtype
+        self.row_dtype = torch.float64  # float32 rounds counts from 2**24 up; the arithmetic is float64 anyway
         self.advice = advice
 
     regularised = False  # hmmlearn's prior enters as pseudo-counts; the likelihood still rises
@@ -139,6 +140,19 @@ class PoissonComponent:
         denom = (b + s.n_k[:, None]).expand_as(s.sums)
         new = (a + s.sums) / torch.where(denom > 0, denom, torch.ones_like(denom))
         return PoissonParams(torch.where(denom > 0, new, old.rates)), valid
+
+    def prior_gain(self, new: PoissonParams, old: PoissonParams) -> float:
+        """The Gamma prior's (log-density rates_prior log lambda - rates_weight lambda, of
+        which the M-step is the MAP), over the rates that moved."""
+        f64 = dict(dtype=torch.float64, device=new.rates.device)
+        a = torch.broadcast_to(torch.as_tensor(self.rates_prior, **f64), new.rates.shape)
+        b = torch.broadcast_to(torch.as_tensor(self.rates_weight, **f64), new.rates.shape)
+        moved = new.rates != old.rates
+        if not bool(moved.any()):
+            return 0.0
+        lam, was = new.rates[moved], old.rates[moved]
+        log_ratio = torch.where(a[moved] != 0, a[moved] * (torch.log(lam) - torch.log(was)), torch.zeros_like(lam))
+        return float((log_ratio - b[moved] * (lam - was)).sum())
 
     # ------------------------------------------------------------------ the rest
     def sample(self, p: PoissonParams, labels: Tensor, generator: torch.Generator) -> Tensor:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.errors import DataError
+from .._core.errors import DataError, ParameterError
 from .._core.types import Source
 from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
@@ -75,15 +75,44 @@ class Files:
     ``path``: a file, a folder (read recursively, in sorted order), a glob, or a list of
     them; Parquet, CSV (also .tsv/.txt, optionally .gz), Arrow IPC/Feather or .npy, by
     extension unless ``format`` says. ``columns``: the features, by name (default: all
-    columns, which must then be numeric). ``delimiter`` and ``header`` apply to CSV.
-    A plain path passed as X means ``Files(path)``.
+    columns, which must then be numeric). CSV only: ``delimiter``, one character (None:
+    a tab for .tsv files, else a comma); ``header=False`` when the first line is data
+    (the columns are then called f0, f1, ...). A plain path passed as X means ``Files(path)``.
     """
 
     path: object
     columns: tuple[str, ...] | list[str] | None = None
     format: str | None = None
-    delimiter: str = ","
+    delimiter: str | None = None
     header: bool = True
+
+    def __post_init__(self) -> None:
+        if not _is_paths(self.path):
+            raise ParameterError(
+                f"Files(path=...) must be a path, a folder, a glob or a non-empty list of them; got {self.path!r}"
+            )
+        if isinstance(self.columns, (str, bytes)) or self.columns is not None and not all(
+            isinstance(c, str) for c in self.columns
+        ):
+            raise ParameterError(f"Files(columns=...) must be a list of column names or None; got {self.columns!r}")
+        if self.format is not None and self.format not in FILE_FORMATS:
+            raise ParameterError(f"Files(format=...) must be one of {list(FILE_FORMATS)} or None; got {self.format!r}")
+        if self.delimiter is not None:
+            check_delimiter(self.delimiter, "Files(delimiter=...)")
+        if not isinstance(self.header, (bool, np.bool_)):
+            raise ParameterError(f"Files(header=...) must be True or False; got {self.header!r}")
+
+
+FILE_FORMATS = ("parquet", "csv", "ipc", "npy")
+
+
+def check_delimiter(delimiter: object, what: str = "delimiter") -> str:
+    """One character other than a newline, quote or carriage return (pyarrow's rule)."""
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\n\r\"":
+        raise ParameterError(
+            f"{what} must be one character such as ',', ';' or '\\t' (not a quote or a line break); got {delimiter!r}"
+        )
+    return delimiter
 
 
 def _is_paths(X: object) -> bool:
@@ -140,9 +169,10 @@ def _open_files(
 ) -> Source:
     files, fmt = expand_paths(spec.path)
     if spec.format is not None:
-        if spec.format not in ("parquet", "csv", "ipc", "npy"):
+        if spec.format not in FILE_FORMATS:
             raise DataError(f"format={spec.format!r} is not one of 'parquet', 'csv', 'ipc', 'npy'")
         fmt = spec.format
+    _check_csv_options(spec, fmt, files[0])
     itemsize = torch.finfo(dtype).bits // 8
     if fmt == "npy":
         if len(files) > 1:
@@ -184,6 +214,40 @@ def _open_files(
     return table
 
 
+def _check_csv_options(spec: Files, fmt: str, first: str) -> None:
+    if fmt != "csv" and (spec.delimiter is not None or not spec.header):
+        what = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file"}.get(fmt, fmt)
+        raise DataError(f"{first}: delimiter= and header= apply to CSV files, and this is {what}; "
+                        "leave them out (a Parquet, Arrow or .npy file says its own columns)")
+
+
+def _id_values(name: str, series) -> object:
+    """A DataFrame's id column for an output file: one Arrow array of one type, its
+    missing values null (NaN in a column of strings too), typed once for the whole
+    column so that every chunk writes the same schema. A column pyarrow cannot type (ints
+    and strings mixed) is refused before any computing, naming the first two types."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - output files need pyarrow, and say so
+        return series.to_numpy()
+    try:
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    firsts: dict[str, int] = {}
+    for row, v in enumerate(series.to_numpy()):
+        if v is None or isinstance(v, float) and v != v:
+            continue
+        firsts.setdefault(type(v).__name__, row)
+    found = sorted(firsts.items(), key=lambda kv: kv[1])
+    if len(found) > 1:
+        (a, i), (b, j) = found[:2]
+        what = f"mixes values of different types ({a} at row {i}, {b} at row {j}); an output column holds one type"
+    else:
+        what = f"holds values an output file cannot store ({found[0][0]} at row {found[0][1]})" if found else "cannot be stored"
+    raise DataError(f"id column {name!r} {what}: convert it first, e.g. X[{name!r}].astype(str)")
+
+
 def _weight_column_of_frame(frame, name: str, columns: list[str] | None):
     """A DataFrame's weight column as an array, and the frame without it (unless columns=
     picks the features anyway)."""
@@ -201,6 +265,16 @@ def _select_frame_columns(X, columns: list[str]):
     missing = [c for c in columns if c not in available]
     if missing:
         raise DataError(f"X has no column(s) {missing}; it has {available}. Check the columns= you passed")
+    listed = sorted({c for c in columns if list(columns).count(c) > 1})
+    if listed:
+        raise DataError(f"columns lists {listed} more than once; name each feature once")
+    twice = sorted({c for c in columns if available.count(c) > 1})
+    if twice:
+        where = ", ".join(f"{c!r} at positions {[i for i, a in enumerate(available) if a == c]}" for c in twice)
+        raise DataError(
+            f"X has more than one column named {where}; selecting by name is ambiguous: rename or drop the "
+            "duplicates (df.loc[:, ~df.columns.duplicated()] keeps the first of each)"
+        )
     return X[list(columns)]
 
 
@@ -271,7 +345,7 @@ def open_source(
         frame = X
         if keep:
             _select_frame_columns(frame, keep)
-            extra = {k: frame[k].to_numpy() for k in keep}
+            extra = {k: _id_values(k, frame[k]) for k in keep}
         if columns is not None:
             X = _select_frame_columns(frame, list(columns))
     names = feature_names_of(X)
@@ -309,6 +383,7 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
         spec = X if isinstance(X, Files) else Files(X)
         files, fmt = expand_paths(spec.path)
         fmt = spec.format or fmt
+        _check_csv_options(spec, fmt, files[0])
         if fmt == "npy":
             raise DataError(f"{files[0]}: a .npy file has no column names, so it has no sequence id column; "
                             "pass lengths= (an array or a .npy file of sequence lengths) instead")
@@ -325,6 +400,7 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
     available = [str(c) for c in X.columns]
     if column not in available:
         raise DataError(f"X has no column {column!r}; it has {available}. Check the sequence_column you passed")
+    _select_frame_columns(X, [column])  # one column of that name
     series = X[X.columns[available.index(column)]]
     missing = np.asarray(series.isna())
     if missing.any():
@@ -350,9 +426,25 @@ def validate_finite(source: Source, name: str = "X") -> None:
         raise_not_finite(n_nan, n_inf, first, name)
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def check_sample_weight(sample_weight: object, n_rows: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """1-D, one weight per row, finite, non-negative, not all zero (scikit-learn's messages)."""
-    w = np.asarray(sample_weight.cpu() if isinstance(sample_weight, Tensor) else sample_weight, dtype=np.float64)
+    if isinstance(sample_weight, (dict, set, frozenset, bytes)):
+        raise NonNumericDataError(
+            f"sample_weight must be an array of numbers, one per row of X, or the name of a column of X; "
+            f"got a {type(sample_weight).__name__}"
+        )
+    try:
+        w = np.asarray(sample_weight.cpu() if isinstance(sample_weight, Tensor) else sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NonNumericDataError(
+            f"sample_weight could not be converted to an array of numbers ({_first_line(exc)}); pass one number "
+            f"per row of X ({n_rows} rows), or the name of a column of X"
+        ) from None
     if w.ndim == 0:
         w = np.full(n_rows, float(w))
     if w.ndim != 1:

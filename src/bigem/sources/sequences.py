@@ -34,21 +34,29 @@ def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
         raise DataError(f"lengths must be a 1-D array of sequence lengths, got shape {arr.shape}")
     if arr.size == 0:
         raise DataError("lengths is empty; pass at least one sequence length (or lengths=None for one sequence)")
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
+    integral = arr.dtype.kind in "iu" or arr.dtype == object and all(isinstance(v, int) for v in arr)
+    integral = integral or arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+    if not integral:
         raise DataError(f"lengths must hold integers, got dtype {arr.dtype}; pass the number of rows of each sequence")
-    arr = arr.astype(np.int64)
+    if (arr > n_rows).any():  # before int64: keeps the cast and the sum below from wrapping around
+        i = int(np.argmax(arr > n_rows))
+        raise DataError(
+            f"lengths[{i}] is {int(arr[i])}, more than the {n_rows} rows of {name}; lengths must give the rows "
+            "of every sequence in order, summing to the rows of X"
+        )
     if (arr <= 0).any():
         i = int(np.argmax(arr <= 0))
         raise DataError(
             f"lengths[{i}] is {int(arr[i])}: every sequence needs at least one row; drop zero-length sequences"
         )
-    total = int(arr.sum())
+    arr = arr.astype(np.int64)
+    # many lengths can still sum past 2**63: the int64 sum is exact only below that
+    exact = float(arr.sum(dtype=np.float64)) < 2.0**62
+    total = int(arr.sum()) if exact else None
     if total != n_rows:
         raise DataError(
-            f"lengths sum to {total} but {name} has {n_rows} rows; lengths must give the rows of every "
-            "sequence in order, summing to the rows of X"
+            f"lengths sum to {total if exact else 'more than 2**62'} but {name} has {n_rows} rows; "
+            "lengths must give the rows of every sequence in order, summing to the rows of X"
         )
     return arr
 

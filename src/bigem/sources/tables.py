@@ -62,11 +62,19 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass
 class CsvOptions:
-    """How to parse CSV files: the delimiter, and whether the first line names the columns
-    (if not, columns are called f0, f1, ...)."""
+    """How to parse CSV files: the delimiter (None: a tab for .tsv files, else a comma),
+    and whether the first line names the columns (if not, columns are called f0, f1, ...)."""
 
-    delimiter: str = ","
+    delimiter: str | None = None
     header: bool = True
+
+    def delimiter_of(self, path: str) -> str:
+        if self.delimiter is not None:
+            return self.delimiter
+        name = path.lower()
+        for suffix in (".gz", ".bz2", ".zst"):
+            name = name[: -len(suffix)] if name.endswith(suffix) else name
+        return "\t" if name.endswith(".tsv") else ","
 
 
 def _usable_cores() -> int:
@@ -185,7 +193,7 @@ class _CsvReader:
     def _parse_options(self):
         import pyarrow.csv as pcsv
 
-        return pcsv.ParseOptions(delimiter=self.options.delimiter)
+        return pcsv.ParseOptions(delimiter=self.options.delimiter_of(self.path))
 
     def _convert_options(self, columns: list[str], numeric: list[str]):
         import pyarrow as pa
@@ -371,6 +379,7 @@ class TableSource:
                 f"{reader.path}: no column(s) {missing}; the file has {names}. "
                 "Check the spelling (names are case-sensitive) or the columns= you passed"
             )
+        check_unique(reader.path, names, wanted)
 
     def _check_numeric(self) -> None:
         pa = import_pyarrow()
@@ -609,6 +618,17 @@ class _WeightTotal:
             )
 
 
+def check_unique(path: str, names: list[str], wanted: list[str]) -> None:
+    """Columns are read by name: a wanted name the file has twice is an error naming both."""
+    twice = sorted({c for c in wanted if names.count(c) > 1})
+    if twice:
+        where = ", ".join(f"{c!r} at positions {[i for i, n in enumerate(names) if n == c]}" for c in twice)
+        raise DataError(
+            f"{path}: more than one column is named {where}; bigem reads columns by name, so rename them, or pick "
+            "other columns with columns= (a CSV read with header=False names its columns f0, f1, ...)"
+        )
+
+
 # ---------------------------------------------------------------------------- one column
 def _open_reader(path: str, fmt: str, csv: CsvOptions | None):
     if fmt == "csv":
@@ -639,6 +659,7 @@ def column_values(
                 f"{path}: no column {column!r}; the file has {names}. "
                 "Check the spelling (names are case-sensitive) of the column you passed"
             )
+        check_unique(path, names, [column])
         kw = {"numeric": []} if isinstance(reader, _CsvReader) else {}
         first = 0
         for batch in reader.batches([column], batch_rows, **kw):
