@@ -107,7 +107,7 @@ def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor 
         return None
     # row-major whatever the input's layout, so the sum rounds alike for every source
     rows = first_rows.detach().to("cpu", torch.float64).contiguous() if isinstance(first_rows, Tensor) else (
-        torch.from_numpy(np.array(first_rows, dtype=np.float64)))
+        torch.from_numpy(np.array(first_rows, dtype=np.float64, order="C")))
     finite = torch.isfinite(rows)  # NaN and inf are for validation to report, not to shift by
     total = torch.where(finite, rows, torch.zeros_like(rows)).sum(0)
     return total / finite.sum(0).clamp(min=1)
