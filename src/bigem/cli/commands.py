@@ -120,6 +120,12 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
     p.add_argument("--tol", type=non_negative_float, default=1e-3, help="convergence threshold on the mean log-likelihood (default 1e-3)")
     p.add_argument("--reg-covar", type=non_negative_float, default=1e-6, help="added to every variance (default 1e-6)")
+    p.add_argument("--accelerate", action="store_const", const="squarem", default=None,
+                   help="SQUAREM: the same optimum in fewer passes over the data when EM is slow "
+                   "(overlapping components); --max-iter then counts passes")
+    p.add_argument("--stopping", choices=("gain", "aitken"), default="gain",
+                   help="gain: stop when the mean log-likelihood rose by less than --tol (default); "
+                   "aitken: when its extrapolated limit is within --tol")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="arithmetic precision (default float32)")
@@ -225,7 +231,8 @@ def _estimator_params(args) -> dict:
     parse_device(args.device)  # a typo fails before any reading
     return dict(
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
-        random_state=args.seed, device=args.device, dtype=args.dtype,
+        random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
+        stopping=args.stopping,
     )
 
 
@@ -348,13 +355,14 @@ def run_fit(args) -> int:
     payload = dict(
         model=args.output, n_components=args.k, covariance_type=args.covariance, n_rows=data.n_rows,
         n_features=data.n_features, converged=bool(est.converged_), n_iter=int(est.n_iter_),
-        mean_log_likelihood=c["log_likelihood"] / c["weight"], log_likelihood=c["log_likelihood"],
+        n_passes=int(est.n_passes_), mean_log_likelihood=c["log_likelihood"] / c["weight"], log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], icl=c["icl"],
         degenerate_components=collapsed, seconds=seconds, weights=est.weights_.tolist(),
     )
     text = (
         f"fitted K={args.k} {args.covariance} to {data.n_rows:,} rows x {data.n_features} columns of {args.data} "
-        f"in {seconds:.2f}s: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations\n"
+        f"in {seconds:.2f}s: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} "
+        f"{'passes (SQUAREM)' if args.accelerate else 'iterations'}\n"
         f"mean log-likelihood {payload['mean_log_likelihood']:.6f}   BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   "
         f"(lower is better; {c['n_parameters']} free parameters)\n"
         f"weights {np.array2string(est.weights_, precision=3)}\n"
@@ -518,7 +526,9 @@ def run_info(args) -> int:
         f"{est.n_features_in_} features ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
         f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
         f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
-        "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype")),
+        "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
+        + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping")
+                  if hyper.get(k) not in (None, "gain")),
     ]
     sd = _component_sd(est)
     show = min(est.n_features_in_, 6)

@@ -159,8 +159,9 @@ class _Run:
         objective = model.objective(stats)
         ll = objective.mean
         if self.squarem is not None and self.squarem.pending:
-            rounding = model.decrease_tolerance(self.result.params, previous)
-            if not math.isfinite(ll) or ll < previous - rounding:  # the extrapolation fell short
+            # strictly: no slack for rounding or a prior (a MAP step may trade likelihood
+            # for prior, an extrapolation may not), and a rejection costs one pass only
+            if not math.isfinite(ll) or ll < previous:  # the extrapolation fell short
                 self.point = self.squarem.reject()
                 self._record(ll, False, iteration, e_seconds + time.perf_counter() - started)
                 if callback is not None:
