@@ -299,6 +299,9 @@ def test_bad_settings_are_refused_with_the_choices():
         GaussianMixture(2, accelerate="squarem", algorithm="online").fit(X)
     with pytest.raises(ParameterError, match=r"accelerate"):
         GaussianHMM(2, accelerate=True).fit(X)
+    for est in (GaussianMixture(2), GaussianHMM(2)):
+        with pytest.raises(ParameterError, match=r"stopping='aitken' assumes plain EM's linear convergence"):
+            est.set_params(accelerate="squarem", stopping="aitken").fit(X)
 
 
 def test_a_model_file_keeps_the_passes_and_which_were_accepted(overlapping, tmp_path):
@@ -326,15 +329,35 @@ def test_cli_fit_and_select_take_accelerate(tmp_path, overlapping):
     data = tmp_path / "x.npy"
     np.save(data, overlapping)
     out = subprocess.run([sys.executable, "-m", "bigem", "fit", str(data), "-k", "3", "--accelerate", "--tol", "1e-9",
-                          "--max-iter", "2000", "--stopping", "aitken", "-o", str(tmp_path / "m.bigem"), "--json"],
+                          "--max-iter", "2000", "-o", str(tmp_path / "m.bigem"), "--json"],
                          capture_output=True, text=True, check=True)
     fitted = json.loads(out.stdout)
     assert fitted["converged"] and fitted["n_passes"] == fitted["n_iter"]
     m = load(tmp_path / "m.bigem")
-    assert m.accelerate == "squarem" and m.stopping == "aitken"
+    assert m.accelerate == "squarem" and m.stopping == "gain"
     info = subprocess.run([sys.executable, "-m", "bigem", "info", str(tmp_path / "m.bigem")],
                           capture_output=True, text=True, check=True).stdout
-    assert "accelerate=squarem, stopping=aitken" in info
+    assert "accelerate=squarem" in info
+    refused = subprocess.run([sys.executable, "-m", "bigem", "fit", str(data), "-k", "3", "--accelerate", "--stopping",
+                              "aitken", "-o", str(tmp_path / "n.bigem")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "stopping='aitken' assumes" in refused.stderr
+    assert not (tmp_path / "n.bigem").exists()
+    subprocess.run([sys.executable, "-m", "bigem", "fit", str(data), "-k", "3", "--stopping", "aitken", "-o",
+                    str(tmp_path / "a.bigem")], capture_output=True, text=True, check=True)
+    assert load(tmp_path / "a.bigem").stopping == "aitken"
     subprocess.run([sys.executable, "-m", "bigem", "select", str(data), "-k", "2..3", "--covariance", "diag",
                     "--accelerate", "-o", str(tmp_path / "s.bigem")], capture_output=True, text=True, check=True)
     assert load(tmp_path / "s.bigem").accelerate == "squarem"
+
+
+def test_an_hmm_fit_reports_every_pass_to_a_callback():
+    X, lengths = _hmm_data()
+    seen = []
+    hmm = GaussianHMM(3, n_iter=60, tol=1e-9, random_state=1, accelerate="squarem")
+    hmm.fit(X + 1e4, lengths, callback=seen.append)  # far from the origin: float32 fits a shifted copy
+    assert [i.iteration for i in seen] == list(range(1, hmm.n_passes_ + 1))
+    assert [i.report.total for i in seen if i.accepted] == hmm.monitor_.history
+    assert not all(i.accepted for i in seen)
+    assert np.abs(seen[-1].params.emission.means.numpy() - 1e4).max() < 10  # the data's coordinates
+    with pytest.raises(ParameterError, match="callback must be a function"):
+        GaussianHMM(2).fit(X, callback=5)

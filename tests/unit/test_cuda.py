@@ -76,3 +76,28 @@ def test_cuda_weights_online_sampling_and_save_load(tmp_path):
 
     back = load(tmp_path / "m.bigem")
     np.testing.assert_allclose(back.score_samples(X), gpu.score_samples(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_cuda_squarem_takes_the_cpu_steps(covariance_type, tmp_path):
+    """SQUAREM touches parameters only: on the GPU it makes the CPU's accept/reject
+    decisions and lands on the same optimum; a checkpoint written there resumes."""
+    X, _, _ = make_blobs(2, n_per=400, d=3, sep=1.5)
+    kw = dict(n_components=3, covariance_type=covariance_type, dtype="float64", max_iter=200, tol=1e-10,
+              random_state=0, accelerate="squarem")
+    cpu = GaussianMixture(**kw).fit(X)
+    gpu = GaussianMixture(**kw, device="cuda")
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(info):
+        if info.iteration == 13:
+            raise Stop
+
+    with pytest.raises(Stop):
+        gpu.fit(X, checkpoint=tmp_path / "fit.ckpt", checkpoint_every=5, callback=interrupt)
+    gpu.fit(X, checkpoint=tmp_path / "fit.ckpt", checkpoint_every=5)  # resumed from iteration 10
+    assert gpu.history_[0]["accepted"] == cpu.history_[0]["accepted"]
+    assert gpu.lower_bound_ == pytest.approx(cpu.lower_bound_, rel=1e-10)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-7, atol=1e-9)

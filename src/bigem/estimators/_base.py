@@ -35,7 +35,12 @@ class EstimatorBase:
 
     def _settings(self):
         """Every hyper-parameter checked (ParameterError naming the bad one), frozen."""
-        return _params.settings(self, self._settle)
+
+        def settle(values: dict) -> None:
+            _params.check_stopping(values, type(self).__name__)
+            self._settle(values)
+
+        return _params.settings(self, settle)
 
     def _remember_structure(self) -> None:
         """Record the structure the parameters now fitted have (at the end of a fit or load)."""

@@ -112,7 +112,8 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
     stopping : {'gain', 'aitken'}, default='gain'
         'gain': stop when the mean log-likelihood rose by less than ``tol``
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
-        ``tol`` of its value: later on a slow plateau, sooner on a fast approach.
+        ``tol`` of its value, which lands closer to the optimum at the price of more passes
+        (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
 """
 
 

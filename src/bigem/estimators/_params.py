@@ -227,6 +227,17 @@ def settings(est: object, settle: Callable[[dict], None] | None = None) -> Any:
     return kind(**values)
 
 
+def check_stopping(values: dict, owner: str) -> None:
+    """Aitken's rule extrapolates a linearly converging sequence; SQUAREM's accepted
+    values are not one (a fit so stopped landed 1e-7 per row short, where the gain rule
+    reached 1e-10: BENCHMARKS.md), so the pair is refused."""
+    if values.get("stopping") == "aitken" and values.get("accelerate") is not None:
+        raise ParameterError(
+            f"{owner}: stopping='aitken' assumes plain EM's linear convergence, which "
+            f"accelerate={values['accelerate']!r} replaces; use stopping='gain' with it, or accelerate=None"
+        )
+
+
 def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", allow_zero: bool = False) -> int:
     """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (value > 0 or allow_zero and value == 0):

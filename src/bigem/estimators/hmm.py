@@ -21,6 +21,7 @@ rounding. Differences, all deliberate:
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -109,7 +110,8 @@ COMMON_DOC = """
         ``monitor_.iter`` then count passes; ``monitor_.history`` keeps the accepted ones.
     stopping : {'gain', 'aitken'}, default='gain'
         'gain': stop when the total log-likelihood rose by less than ``tol`` (hmmlearn's
-        rule). 'aitken': stop when its Aitken-extrapolated limit is within ``tol``.
+        rule). 'aitken': stop when its Aitken-extrapolated limit is within ``tol`` (plain
+        EM only, as SQUAREM's path is not the linear one the rule extrapolates).
 """
 
 
@@ -251,7 +253,7 @@ class _BaseHMM(EstimatorBase, ABC):
         return engine.reduce(Task(Summariser(probe, second_moments), "summarise"), rows)
 
     # -------------------------------------------------------------- fitting
-    def fit(self, X, lengths=None, *, columns=None, sequence_column=None):
+    def fit(self, X, lengths=None, *, columns=None, sequence_column=None, callback=None):
         """Estimate the parameters with Baum-Welch EM.
 
         Parameters
@@ -268,12 +270,20 @@ class _BaseHMM(EstimatorBase, ABC):
             Instead of ``lengths``: the column of a DataFrame or of files holding a
             sequence id (strings or integers); each run of equal consecutive ids is one
             sequence, so the rows of a sequence must be contiguous and in time order.
+        callback : callable, default=None
+            Called with an :class:`bigem.em.driver.IterationInfo` after every pass over
+            the data (a rejected extrapolation too, with ``accepted=False``);
+            ``log_likelihood`` is per time step, ``report.total`` hmmlearn's total.
 
         Returns
         -------
         self
         """
         s = self._settings()
+        if callback is not None and not callable(callback):
+            raise ParameterError(
+                f"callback must be a function of one argument (an IterationInfo) or None; got {callback!r}"
+            )
         source = self._open(X, lengths, s, columns, sequence_column, fitting=True)
         self._check_features(source)
         engine = LocalEngine()
@@ -297,6 +307,9 @@ class _BaseHMM(EstimatorBase, ABC):
         monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
 
         def report(info: IterationInfo) -> None:
+            if callback is not None:  # in the data's coordinates
+                callback(info if offset is None else dataclasses.replace(info, params=model.translate(info.params,
+                                                                                                     offset)))
             if not info.accepted:  # an extrapolation set aside: a pass, not a step of the fit
                 return
             total = info.report.total
