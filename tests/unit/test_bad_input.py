@@ -937,3 +937,24 @@ def test_the_finite_check_is_exact_when_the_sum_overflows_or_cancels():
     y = torch.zeros(6, 3, dtype=torch.float64)
     y[2, 0], y[4, 2] = float("inf"), -float("inf")
     assert check_finite(y) == (0, 2, 2)
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e20, "float32"), (1e160, "float64")])
+def test_values_whose_squares_overflow_are_refused_with_the_scale(scale, dtype):
+    """Squared distances of such rows overflow the arithmetic: k-means++ used to fail in
+    torch.multinomial (a raw RuntimeError), the E-step with a misleading one."""
+    from bigem import GaussianHMM
+
+    X = np.random.default_rng(0).normal(size=(300, 2)) * scale
+    fix = r"rescale X \(for instance divide it by 1e\+\d+\)" + (", or pass dtype='float64'" if dtype == "float32" else "")
+    with pytest.raises(DataError, match=rf"X holds values of magnitude .*overflow {dtype}.*{fix}"):
+        GaussianMixture(2, dtype=dtype, random_state=0).fit(X)
+    with pytest.raises(DataError, match=rf"overflow {dtype}"):
+        GaussianHMM(2, dtype=dtype, random_state=0).fit(X)
+    GaussianMixture(2, dtype=dtype, random_state=0).fit(X / scale)  # the same rows, rescaled
+
+
+def test_values_beyond_float32_say_so():
+    X = np.random.default_rng(0).normal(size=(50, 2)) * 1e300
+    with pytest.raises(DataError, match=r"beyond float32's range .* pass dtype='float64'"):
+        GaussianMixture(2).fit(X)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._core.errors import DataError
 from .._core.numerics import squared_distances
 from .._core.protocols import Engine, Task
 from .._core.types import Chunk, Source
@@ -129,8 +130,27 @@ def _uniforms(seed: int, start: int, n: int) -> Tensor:
     return torch.cat(tiles)[lo : lo + n].neg_().add_(1.0)  # 1 - [0, 1) = (0, 1]: log is finite
 
 
+def check_scale(rows: Tensor) -> None:
+    """DataError when a sample's values are so large that squared distances between rows
+    overflow the rows' dtype (about 1e153 per value in float64, 1e18 in float32); every
+    seeding and every Gaussian E-step squares them."""
+    if rows.numel() == 0 or not rows.is_floating_point():
+        return
+    peak = float(rows.abs().max())
+    limit = math.sqrt(torch.finfo(rows.dtype).max / (4 * rows.shape[1]))
+    if peak > limit:
+        name = str(rows.dtype).replace("torch.", "")
+        other = ", or pass dtype='float64'" if rows.dtype == torch.float32 else ""
+        raise DataError(
+            f"X holds values of magnitude {peak:.3g}: the squared distances between rows overflow {name} "
+            f"(values up to about {limit:.1g} are safe); rescale X (for instance divide it by "
+            f"{10.0 ** math.floor(math.log10(peak)):.0e}){other}"
+        )
+
+
 def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     """Greedy k-means++ seeds (Arthur & Vassilvitskii 2007; 2 + log k trials per seed)."""
+    check_scale(x)  # in the rows' own dtype, the one the E-steps compute in
     x = x.double()
     n = x.shape[0]
     trials = 2 + int(math.log(k))

@@ -95,9 +95,11 @@ def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", wh
     """The scikit-learn message ("Input X contains NaN.") plus count, row and fix."""
     what = "NaN" if n_nan else "infinity or a value too large for dtype('float64')"
     counts = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if p)
+    hint = ("; with dtype='float32', finite values beyond float32's range (about 3.4e38) are infinite too: "
+            "rescale them, or pass dtype='float64'") if n_inf and not n_nan else ""
     raise DataError(
         f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). "
-        "Drop or impute these values before fitting (bigem does not model missing values yet)."
+        f"Drop or impute these values before fitting (bigem does not model missing values yet){hint}."
     )
 
 
