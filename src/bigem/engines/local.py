@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import torch
 
+from .._core.batches import minibatches
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk, Source
 
@@ -64,7 +65,24 @@ def sharing_cores(source: Source):
         torch.set_num_threads(threads)
 
 
-class LocalEngine:
+class OneProcess:
+    """What an engine that runs in one process answers to the members of the
+    :class:`~bigem._core.protocols.Engine` protocol that speak of a group of processes."""
+
+    primary = True  # the only process writes and prints
+
+    def batches(self, source, rows: int) -> Iterator[Chunk]:
+        """Online EM's mini-batches: :meth:`stream` re-cut into ``rows`` rows each."""
+        return minibatches(self.stream(source), rows)
+
+    def combine(self, stats: S) -> S:
+        return stats
+
+    def share(self, make: Callable[[], S]) -> S:
+        return make()
+
+
+class LocalEngine(OneProcess):
     """Evaluates ``fn`` on every chunk of a source and sums the results.
 
     With ``prefetch`` a single background thread reads and decodes up to

@@ -13,8 +13,8 @@ import sys
 class _Counted:
     """A source whose chunks advance the bar as the engine consumes them."""
 
-    def __init__(self, inner, bar) -> None:
-        self._inner, self._bar = inner, bar
+    def __init__(self, inner, bar, scale: float = 1.0) -> None:
+        self._inner, self._bar, self._scale = inner, bar, scale
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -22,7 +22,13 @@ class _Counted:
     def chunks(self, *args, **kwargs):
         for chunk in self._inner.chunks(*args, **kwargs):
             yield chunk
-            self._bar.update(chunk.n_rows)
+            self._bar.update(chunk.n_rows * self._scale)
+
+    def split(self, count: int) -> list:
+        """The inner source's parts, each advancing the bar by its share of the whole (a
+        process of a group shows the group's progress as its own part's)."""
+        return [_Counted(part, self._bar, self._inner.n_rows / max(part.n_rows, 1))
+                for part in self._inner.split(count)]
 
 
 class Progress:

@@ -69,9 +69,10 @@ class GMMHMM(_BaseHMM):
         memory_budget=None,
         accelerate=None,
         stopping="gain",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, engine)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.covariance_type = covariance_type

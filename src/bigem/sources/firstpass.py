@@ -8,6 +8,7 @@ in ``cache_bytes``, the first pass also keeps the chunks, and later passes read 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from torch import Tensor
 from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
+from .parts import RowRange, split_rows
 from .validate import check_finite, raise_not_finite
 
 
@@ -45,6 +47,7 @@ class FirstPassSource:
         self.weight_blocks = getattr(inner, "weight_blocks", None)  # the weight column alone, for sampling
         itemsize = torch.finfo(self.dtype).bits // 8
         self.decoded_bytes = self.n_rows * self.n_features * itemsize
+        self.cache_bytes = cache_bytes
         self.caching = 0 < self.decoded_bytes <= cache_bytes
         self.checked = False
         self._cache: list[Chunk] | None = None
@@ -60,6 +63,27 @@ class FirstPassSource:
     def read_in(self, rows: int) -> None:
         if hasattr(self.inner, "read_in"):
             self.inner.read_in(rows)
+
+    def boundaries(self):
+        """Rows where the inner source cuts for free (None: anywhere, or a user's Source)."""
+        return self.inner.boundaries() if hasattr(self.inner, "part") else None
+
+    def part(self, start: int, stop: int) -> FirstPassSource:
+        """Rows [start, stop), with their own first-pass check and cache (a process of a
+        group checks and keeps its own rows). A user's Source without ``part`` is read
+        whole and the rows in range kept (``parts.RowRange``)."""
+        inner = self.inner.part(start, stop) if hasattr(self.inner, "part") else RowRange(self.inner, start, stop)
+        part = copy.copy(self)
+        part.inner, part.n_rows = inner, inner.n_rows
+        part.weight = inner.weight
+        part.decoded_bytes = part.n_rows * part.n_features * (torch.finfo(self.dtype).bits // 8)
+        part.caching = 0 < part.decoded_bytes <= self.cache_bytes
+        part.checked, part._cache = False, None
+        return part
+
+    def split(self, count: int) -> list[FirstPassSource]:
+        """``count`` consecutive parts (see ``parts.split_rows``)."""
+        return split_rows(self, count)
 
     def fingerprint(self) -> dict:
         """The inner source's, or for a user's Source without one, a digest of its first
@@ -118,3 +142,4 @@ class FirstPassSource:
         if not self.checked and not bool(torch.isfinite(out).all()):
             self._raise_not_finite()
         return out
+

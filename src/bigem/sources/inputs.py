@@ -291,6 +291,7 @@ def open_source(
     keep: list[str] | None = None,
     cache_bytes: int = 0,
     shift: object = None,
+    hold_on_host: bool = False,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
@@ -302,7 +303,9 @@ def open_source(
     (an array, also beside files), or the name of a column of X that holds them (files
     and DataFrames; then not a feature). ``shift``: None, "auto" or a vector, subtracted
     from the rows before the cast to ``dtype`` (see :func:`.arrays.choose_shift`); the
-    source's ``shift`` says which vector was (None: none).
+    source's ``shift`` says which vector was (None: none). ``hold_on_host``: in-memory
+    data stays in host memory and moves to ``device`` a chunk or a part at a time (each
+    process of a group moves only its own part).
     """
     keep = list(keep or [])
     name = describe_input(X)
@@ -349,24 +352,25 @@ def open_source(
         if columns is not None:
             X = _select_frame_columns(frame, list(columns))
     names = feature_names_of(X)
+    held = torch.device("cpu") if hold_on_host else device
     if isinstance(X, Tensor):
         if X.is_complex():
             raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
         check_shape(tuple(X.shape), min_rows=min_rows)
         offset = choose_shift(X[:PROBE_ROWS], X.dtype, dtype, shift)
-        x = X.detach().to(device=device, dtype=dtype) if offset is None else as_tensor(X, dtype, device, offset)
+        x = X.detach().to(device=held, dtype=dtype) if offset is None else as_tensor(X, dtype, held, offset)
     else:
         arr = np.asarray(_dataframe_to_numpy(X) if is_frame else to_numeric_array(X))
         check_shape(arr.shape, min_rows=min_rows)
         offset = choose_shift(arr[:PROBE_ROWS], arr.dtype, dtype, shift)
-        x = as_tensor(arr, dtype, device, offset)
+        x = as_tensor(arr, dtype, held, offset)
     # weights stay float64 whatever the compute dtype: a model normalises each chunk's
     # weights before its arithmetic, so 1e-50 or 1e37 lose nothing (float32 lost both)
     weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], torch.float64, device)
     itemsize = torch.finfo(dtype).bits // 8
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
-    source = TensorSource(x, weight, rows, names, extra, offset)
-    validate_finite(source, "X")
+    source = TensorSource(x, weight, rows, names, extra, offset, device=device)
+    validate_finite(TensorSource(x, None, rows), "X")  # where the rows are held
     return source
 
 
