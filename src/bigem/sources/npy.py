@@ -73,7 +73,7 @@ class NpySource:
         self.chunk_rows = max(1, int(chunk_rows))
         self._fortran = bool(self._mm.flags.f_contiguous and not self._mm.flags.c_contiguous)
         self._row_bytes = self.n_features * self._mm.dtype.itemsize
-        self._buffers = BufferPool(keep=READ_AHEAD + 2)  # the chunks in flight, and one filling
+        self._buffers = BufferPool.for_device(READ_AHEAD + 2, device)  # the chunks in flight, and one filling
         self._fd: int | None = None
 
     @property
@@ -132,7 +132,8 @@ class NpySource:
         if self._mm.dtype.byteorder not in "=|":
             raw.byteswap(inplace=True)  # the file's byte order, read into a native-order array
         block = self._compute_dtype_array(raw)
-        return self._buffers.lend(block).to(self.device)
+        # asynchronous from a pinned block (see buffers): the engine orders it before the E-step
+        return self._buffers.lend(block).to(self.device, non_blocking=True)
 
     def chunks(self) -> Iterator[Chunk]:
         first, stop = self.first_row, self.first_row + self.n_rows
@@ -147,7 +148,7 @@ class NpySource:
         part = copy.copy(self)
         part.first_row, part.n_rows = self.first_row + start, stop - start
         part._fd = None  # its own descriptor and buffers: parts are read by other threads
-        part._buffers = BufferPool(keep=READ_AHEAD + 2)
+        part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
         return part
 
     def split(self, count: int) -> list[NpySource]:

@@ -327,7 +327,7 @@ class TableSource:
         self.files, self.format = list(files), fmt
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
-        self._buffers = BufferPool(keep=READ_AHEAD + 2)  # the chunks in flight, and one filling
+        self._buffers = BufferPool.for_device(READ_AHEAD + 2, device)  # the chunks in flight, and one filling
         # Parquet decodes on pyarrow's thread pool, except where the E-step needs every
         # core but the decoder's: on 2 cores computing on the CPU, pool threads beside
         # the compute cost an exact iteration over 4e7 rows 13% (5.5-6.3 s against
@@ -569,8 +569,9 @@ class TableSource:
 
     def chunks(self) -> Iterator[Chunk]:
         for block, weight, kept, start in self.blocks():
-            w = None if weight is None else weight.to(self.device, torch.float64)
-            yield Chunk(block.to(self.device), w, start, kept)
+            # asynchronous from pinned blocks (see buffers): the engine orders them before the E-step
+            w = None if weight is None else weight.to(self.device, torch.float64, non_blocking=True)
+            yield Chunk(block.to(self.device, non_blocking=True), w, start, kept)
 
     def boundaries(self) -> list[int]:
         """Rows where a part can start without reading rows it does not hold: between the
@@ -589,7 +590,7 @@ class TableSource:
         part = copy.copy(self)
         part.first_row, part.n_rows, part.whole = self.first_row + start, stop - start, False
         part.weight = None if self.weight is None else self.weight[start:stop]
-        part._buffers = BufferPool(keep=READ_AHEAD + 2)
+        part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
         return part
 
     def split(self, count: int) -> list[TableSource]:
