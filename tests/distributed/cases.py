@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
-FIXED = dict(dtype="float64", tol=0.0, random_state=0)  # fixed iteration counts: no early stop
+# fixed iteration counts (no early stop); the mixtures' device: BIGEM_CASES_DEVICE, or the CPU
+FIXED = dict(dtype="float64", tol=0.0, random_state=0, device=os.environ.get("BIGEM_CASES_DEVICE", "cpu"))
 
 
 def blobs(seed: int = 1, n_per: int = 201, k: int = 3, d: int = 3) -> np.ndarray:

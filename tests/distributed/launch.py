@@ -49,8 +49,9 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def torchrun(n: int, module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m torch.distributed.run --standalone --nproc_per_node=n -m module args``."""
+def torchrun(n: int, module: str, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --standalone --nproc_per_node=n -m module args``,
+    with ``env`` added to the environment."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
            "-m", module, *args]
-    return run(cmd, timeout)
+    return run(cmd, timeout, environment(**env))

@@ -25,6 +25,13 @@ pytest.importorskip("pyarrow")
 from . import launch  # noqa: E402
 from .cases import CASES, COV_TYPES  # noqa: E402
 
+
+def torch_cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 EQUAL = [f"gmm_{ct}" for ct in COV_TYPES] + ["gmm_npy", "gmm_parquet", "gmm_one_row_group", "gmm_restarts",
                                                "hmm_diag", "hmm_full", "hmm_parquet", "select"]
 THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet"]
@@ -108,6 +115,24 @@ def test_three_processes_cut_the_rows_elsewhere_and_fit_the_same(three, name, tm
     assert len(results) == 3
     _assert_same_everywhere(results)
     _assert_close(results[0], _local(name, tmp_path, monkeypatch))
+
+
+GPU_CASES = ["gmm_full", "gmm_npy", "gmm_parquet"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch_cuda_devices() >= 2, reason="needs two CUDA devices")
+def test_two_gpus_over_nccl_fit_what_one_cpu_process_fits(tmp_path_factory, tmp_path, monkeypatch):
+    """The same code over NCCL: each process on its own GPU (LOCAL_RANK), the statistics
+    summed on the GPUs; equal to the CPU's one-process fit to 1e-8 in float64."""
+    out = str(tmp_path_factory.mktemp("gpus"))
+    done = launch.torchrun(2, "tests.distributed.run_cases", out, *GPU_CASES, timeout=240,
+                           BIGEM_CASES_DEVICE="cuda")
+    assert done.returncode == 0, done.stdout[-4000:]
+    for name in GPU_CASES:
+        results = _results(out, name)
+        _assert_same_everywhere(results)
+        _assert_close(results[0], _local(name, tmp_path, monkeypatch))
 
 
 def test_the_primary_writes_the_checkpoint_and_every_process_resumes_from_it(two, tmp_path, monkeypatch):
