@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -27,12 +27,16 @@ class SparseRows:
     indptr (n + 1,) int64, starting at 0: row i holds entries indptr[i]:indptr[i + 1];
     indices (nnz,) int32 or int64: the column of each entry; values (nnz,) float: the
     entry (zeros may be stored; duplicates in a row are not); n_features: D.
+    ``memo``: what a model derived from these rows once and may read again on the next
+    pass, when the source hands out the same rows again (a source that keeps its chunks
+    in memory does): derived values only, never part of the data.
     """
 
     indptr: Tensor
     indices: Tensor
     values: Tensor
     n_features: int
+    memo: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ what a chunk's rows have
     @property
@@ -64,6 +68,8 @@ class SparseRows:
             start, stop, step = key.indices(self.shape[0])
             if step != 1:
                 return self[torch.arange(start, stop, step, device=self.device)]
+            if start == 0 and stop >= self.shape[0]:
+                return self  # all rows: the same object, memo included
             stop = max(start, stop)
             ptr = self.indptr[start : stop + 1]
             lo, hi = int(ptr[0]), int(ptr[-1])

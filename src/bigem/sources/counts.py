@@ -134,7 +134,7 @@ class ScipySparseSource:
     feature_names = None
 
     def __init__(self, X, dtype: torch.dtype, device: torch.device, chunk_rows: int,
-                 weight: Tensor | None = None, name: str = "X") -> None:
+                 weight: Tensor | None = None, name: str = "X", cache_bytes: int = 0) -> None:
         fmt = getattr(X, "format", None)
         if fmt not in ("csr", "csc", "coo"):
             X = X.tocsr()
@@ -157,6 +157,10 @@ class ScipySparseSource:
             sorted_rows = rows if ordered else rows[self._order]
             self._row_starts = np.searchsorted(sorted_rows, np.arange(self.n_rows + 1))
         self.nnz = int(X.nnz)
+        # the converted chunks (a cast of the values, row blocks of CSC and COO) are kept
+        # when they fit, so later passes convert nothing and see the same rows (SparseRows.memo)
+        self.caching = 0 < stored_bytes(self.n_rows, self.nnz, dtype) <= cache_bytes
+        self._cache: list[Chunk] | None = None
 
     @property
     def weighted(self) -> bool:
@@ -189,11 +193,20 @@ class ScipySparseSource:
         return _csr_of(rows - start, cols, X.data[sel], stop - start, self.n_features)
 
     def chunks(self) -> Iterator[Chunk]:
+        if self._cache is not None and self._cache_rows == self.chunk_rows:
+            yield from self._cache
+            return
+        kept: list[Chunk] | None = [] if self.caching else None
         for s in range(0, self.n_rows, self.chunk_rows):
             e = min(s + self.chunk_rows, self.n_rows)
             indptr, indices, data = self.block(s, e)
             w = None if self.weight is None else self.weight[s:e]
-            yield Chunk(to_rows(indptr, indices, data, self.n_features, self.dtype, self.device), w, s)
+            chunk = Chunk(to_rows(indptr, indices, data, self.n_features, self.dtype, self.device), w, s)
+            if kept is not None:
+                kept.append(chunk)
+            yield chunk
+        if kept is not None:
+            self._cache, self._cache_rows = kept, self.chunk_rows
 
     def check(self) -> None:
         """Every count, once (in memory: before any work), chunk by chunk."""
@@ -382,7 +395,7 @@ def open_counts(
         weight = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], torch.float64, device)
         nnz_per_row = X.nnz / max(1, X.shape[0])
         rows = chunk_size or chunk_rows_for(memory_budget, nnz_per_row, 0, itemsize)
-        source = ScipySparseSource(X, dtype, device, rows, weight, name)
+        source = ScipySparseSource(X, dtype, device, rows, weight, name, cache_bytes)
         source.check()
         return source
     if isinstance(X, Tokens) or _is_npz(X) or is_file_input(X):
