@@ -105,9 +105,16 @@ def to_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_feature
     idx = indices[lo:hi] if len(indices) != hi - lo or lo else indices
     val = data[lo:hi] if len(data) != hi - lo or lo else data
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    values = torch.from_numpy(np.ascontiguousarray(val, dtype=np_dtype))
-    index = torch.from_numpy(np.ascontiguousarray(idx if idx.dtype in (np.int32, np.int64) else idx.astype(np.int64)))
+    values = torch.from_numpy(_writable(np.ascontiguousarray(val, dtype=np_dtype)))
+    index = torch.from_numpy(_writable(np.ascontiguousarray(idx if idx.dtype in (np.int32, np.int64) else
+                                                            idx.astype(np.int64))))
     return SparseRows(ptr.to(device), index.to(device), values.to(device), int(n_features))
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """A read-only array (Arrow's zero-copy buffers, a file's bytes) copied: torch shares
+    only writable memory without a warning, and bigem never writes to its input anyway."""
+    return a if a.flags.writeable else a.copy()
 
 
 def sparse_from_dense(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
