@@ -430,11 +430,25 @@ def open_counts(
             if sample_weight is not None and not isinstance(sample_weight, str):
                 source.weight = check_sample_weight(sample_weight, source.n_rows, torch.float64, device)
             return CountsFirstPass(source, cache_bytes)
-    # dense counts: read as any family reads rows, each chunk made sparse as it arrives
+    # dense counts: read as any family reads rows, each chunk made sparse as it arrives;
+    # arrays in memory are checked first, so that a bad count is named by row and column
+    if isinstance(X, (np.ndarray, Tensor)) and X.ndim == 2:
+        _check_dense(X, dtype, name)
     inner = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=memory_budget,
                         chunk_size=chunk_size, sample_weight=sample_weight, min_rows=min_rows, columns=columns,
                         keep=keep, cache_bytes=0)
     return DenseCounts(inner, dtype, device, name)
+
+
+def _check_dense(X, dtype: torch.dtype, name: str, rows: int = 1 << 16) -> None:
+    """Every count of a dense (n, D) array or tensor, a block of rows at a time."""
+    for s in range(0, X.shape[0], rows):
+        block = X[s : s + rows]
+        block = block.detach().cpu().numpy() if isinstance(block, Tensor) else np.asarray(block)
+        if block.dtype.kind not in "fiub":
+            return  # not numbers: open_source says so, naming the column
+        indptr, indices, data = sparse_from_dense(block)
+        check_counts(indptr, indices, data, s, X.shape[1], dtype, name)
 
 
 def _is_npz(X: object) -> bool:
