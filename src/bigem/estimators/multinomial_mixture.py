@@ -7,6 +7,8 @@ mixture base's (``_mixture``).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -14,9 +16,11 @@ from .._core.errors import ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, RandomResponsibilities, from_centres, sample_rows
 from ..em import spherical
 from .._core.protocols import Task
+from .._core.sparse import SparseRows
 from ..models.mixture import MixtureModel, MixtureParams
 from ..models.multinomial import multinomial_mixture
-from ..sources.counts import open_counts
+from ..sources.counts import Tokens, checked_dask_counts, is_scipy_sparse, is_torch_sparse, open_counts
+from ..sources.dask import is_dask_collection
 from . import _params
 from ._mixture import EXECUTION, MIXTURE_DOC, _BaseMixture
 
@@ -172,6 +176,26 @@ class MultinomialMixture(_BaseMixture):
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
+    @contextlib.contextmanager
+    def _execution(self, X, s, sample_weight=None, columns=None, **open_kw):
+        """As every mixture's; on a Dask cluster the workers check the counts of the
+        partitions they read (a dask collection or Parquet/CSV files of count columns)."""
+        if self._wants_dask(X, s):
+            _refuse_on_dask(X)
+            if isinstance(X, (np.ndarray, torch.Tensor)):
+                import dask.array as da
+
+                X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
+            X = checked_dask_counts(X, s.dtype, columns, sample_weight if isinstance(sample_weight, str) else None)
+        with super()._execution(X, s, sample_weight, columns, **open_kw) as pair:
+            yield pair
+
+    def _lazy(self, X, what: str, columns=None, sample_weight=None):
+        """Dask input to predict or score: its counts checked where each partition is read."""
+        skip = sample_weight if isinstance(sample_weight, str) else None
+        return super()._lazy(checked_dask_counts(X, self._inference_settings().dtype, columns, skip), what, columns,
+                             sample_weight)
+
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
         """Initial parameters by ``init_params``; user-given parts replace the computed ones
         (given probabilities without weights start from equal weights)."""
@@ -188,6 +212,8 @@ class MultinomialMixture(_BaseMixture):
             base = model.m_step(engine.reduce(task, source)).params
         else:
             sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
+            if not isinstance(sample, SparseRows):  # rows drawn from Dask partitions arrive dense
+                sample = SparseRows.from_dense(sample)
             centres = spherical.seeds(s.init_params, sample, K, generator).to(s.device)
             base = from_centres(model, engine, source, centres)
         if weights is None:
@@ -241,6 +267,22 @@ class MultinomialMixture(_BaseMixture):
         tags.input_tags.sparse = True
         tags.input_tags.positive_only = True
         return tags
+
+
+def _refuse_on_dask(X) -> None:
+    """Inputs that live in this process, or that only the local engine streams, are not
+    sent to a cluster: say what to pass instead."""
+    if is_dask_collection(X):
+        return
+    if is_scipy_sparse(X) or is_torch_sparse(X):
+        raise ParameterError(
+            "engine='dask' fits data that lives on the cluster: a dask array or dataframe of counts, or Parquet/CSV "
+            f"files of count columns; X is a sparse {type(X).__name__} in this process: fit it with engine='local', "
+            "which streams its rows without densifying them"
+        )
+    if isinstance(X, Tokens):
+        raise ParameterError("engine='dask' reads count columns; token lists (bigem.Tokens) are streamed by "
+                             "engine='local'")
 
 
 def check_probabilities_init(value, K: int, D: int, what: str = "probabilities_init") -> torch.Tensor:

@@ -502,3 +502,61 @@ def _scipy_of_torch(X: Tensor):
 def stored_bytes(n_rows: int, nnz: int, dtype: torch.dtype) -> int:
     """Bytes of a data set held as SparseRows in ``dtype`` (values, int32 ids, row pointers)."""
     return nnz * (torch.finfo(dtype).bits // 8 + 4) + 8 * (n_rows + 1)
+
+
+# ---------------------------------------------------------------------------- Dask
+def checked_dask_counts(X, dtype: torch.dtype, columns: list[str] | None = None, skip: object = None,
+                        name: str = "X"):
+    """A dask collection (or Parquet/CSV path(s), read as a dask.dataframe) whose every
+    partition has its counts checked by the worker that computes it, before any cast:
+    the same refusals as in this process, naming the row (of the whole array; of the
+    partition for a dataframe, whose partitions' lengths are unknown). The check rides
+    in the graph, so a persisted collection is checked once. ``skip``: a column that is
+    not a count (the sample weights); ``columns``: the count columns, when chosen."""
+    from .dask import _read_files, is_dask_collection
+
+    if not is_dask_collection(X):
+        X, name = _read_files(X)
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
+        counted = [str(c) for c in X.columns if str(c) != skip] if columns is None else [str(c) for c in columns]
+        return X.map_partitions(_checked_frame, counted, dtype, name, meta=X._meta)
+    if X.ndim == 2 and len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})  # whole rows, so that a column id is the word's
+    return X.map_blocks(_checked_block, dtype, name, dtype=X.dtype, meta=getattr(X, "_meta", None))
+
+
+def _checked_block(block, dtype: torch.dtype, name: str, block_info=None):
+    """One dask array block, checked as counts (its first row's index from ``block_info``)."""
+    where = (block_info or {}).get(0)
+    start = int(where["array-location"][0][0]) if where else 0
+    check_dense_counts(np.asarray(block), start, dtype, name)
+    return block
+
+
+def _checked_frame(part, counted: list[str], dtype: torch.dtype, name: str, partition_info=None):
+    """One dask.dataframe partition, its count columns checked (non-numeric columns are
+    left for the source to refuse, by name)."""
+    cols = [c for c in part.columns if str(c) in counted and getattr(part[c].dtype, "kind", "O") in "fiub"]
+    if cols:
+        where = name if partition_info is None else \
+            f"{name}, partition {partition_info['number']} (rows counted from its start)"
+        check_dense_counts(part[cols].to_numpy(dtype=np.float64, na_value=np.nan), 0, dtype, where)
+    return part
+
+
+def check_dense_counts(block: np.ndarray, row_start: int, dtype: torch.dtype, name: str) -> None:
+    """A dense (n, D) block of counts: a vectorised scan finds the first row that holds a
+    bad entry, which :func:`check_counts` then names (row and column) with the fix."""
+    if block.ndim != 2 or block.dtype.kind not in "fiu" or not block.size:
+        return
+    bad = block < 0 if block.dtype.kind != "u" else np.zeros(block.shape, dtype=bool)
+    if block.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad |= ~np.isfinite(block) | (block != np.floor(block))
+    if dtype == torch.float32:
+        bad |= block > FLOAT32_EXACT
+    rows = np.flatnonzero(bad.any(1))
+    if len(rows):
+        r = int(rows[0])
+        indptr, indices, data = sparse_from_dense(block[r : r + 1])
+        check_counts(indptr, indices, data, row_start + r, block.shape[1], dtype, name)
