@@ -194,7 +194,8 @@ class NpzSource:
             yield Chunk(to_rows(ptr - ptr[0], idx, dat, self.n_features, self.dtype, self.device), w, s)
 
     def take(self, rows: Tensor) -> SparseRows:
-        """Rows by sorted index: positioned reads (uncompressed), or one pass (compressed)."""
+        """Rows by sorted index: positioned reads (uncompressed), or one pass (compressed);
+        before the first complete pass (an initialisation's sample) what is read is checked."""
         idx = rows.cpu().numpy().astype(np.int64)
         parts = []
         if self.random_access:
@@ -202,10 +203,12 @@ class NpzSource:
             for r in idx:
                 ptr = self._pread(ptr_m, int(r), int(r) + 2).astype(np.int64)
                 lo, hi = int(ptr[0]), int(ptr[1])
-                parts.append(to_rows(ptr - lo, self._pread(idx_m, lo, hi), self._pread(dat_m, lo, hi),
-                                     self.n_features, self.dtype, self.device))
+                ix, dat = self._pread(idx_m, lo, hi), self._pread(dat_m, lo, hi)
+                if not self.checked:
+                    check_counts(ptr - lo, ix, dat, int(r), self.n_features, self.dtype, self.path)
+                parts.append(to_rows(ptr - lo, ix, dat, self.n_features, self.dtype, self.device))
         else:
-            for s, e, ptr, ix, dat in self._blocks(False):
+            for s, e, ptr, ix, dat in self._blocks(not self.checked):
                 local = idx[(idx >= s) & (idx < e)] - s
                 if len(local):
                     block = to_rows(ptr - ptr[0], ix, dat, self.n_features, self.dtype, self.device)

@@ -246,10 +246,11 @@ class TokenSource:
             yield Chunk(to_rows(ptr, ids, counts, self.n_features, self.dtype, self.device), weight, start, extra)
 
     def take(self, rows: Tensor) -> SparseRows:
-        """Rows by sorted index, from the blocks that hold them (one pass at most)."""
+        """Rows by sorted index, from the blocks that hold them (one pass at most); before
+        the first complete pass (an initialisation's sample) the blocks read are checked."""
         idx = rows.cpu().numpy().astype(np.int64)
         parts = []
-        for start, ptr, ids, counts, _, _ in self.blocks(False):
+        for start, ptr, ids, counts, _, _ in self.blocks(not self.checked):
             n = len(ptr) - 1
             local = idx[(idx >= start) & (idx < start + n)] - start
             if len(local):
