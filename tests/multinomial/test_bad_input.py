@@ -32,7 +32,7 @@ def _with(X, row, col, value, dtype=np.float64):
 @pytest.mark.parametrize("make", [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, np.asarray, torch.from_numpy],
                          ids=["csr", "csc", "coo", "dense", "tensor"])
 @pytest.mark.parametrize("value, says", [(-2.0, "negative count -2"), (0.5, "0.5, not a whole number"),
-                                         (np.nan, "holds nan"), (np.inf, "holds inf")])
+                                         (np.nan, "holds NaN"), (np.inf, "holds inf")])
 def test_values_that_are_not_counts_are_refused_naming_row_and_column(counts, make, value, says):
     X = make(_with(counts, 37, 5, value))
     with pytest.raises(DataError, match=rf"row 37, column 5 .*{says}.*raw counts"):

@@ -69,11 +69,11 @@ def test_lazy_predictions_and_scores_equal_the_local_ones(client, documents, loc
 
 
 @pytest.mark.parametrize("value, says", [(0.5, "not a whole number"), (-1.0, "negative count"),
-                                         (np.nan, "holds nan")])
+                                         (np.nan, "holds NaN")])
 def test_workers_refuse_what_is_not_a_count_naming_its_row(client, documents, value, says):
     X = documents[0].astype(np.float64)
     X[305, 7] = value
-    with pytest.raises(DataError, match=rf"row 305, column 7.*{says}|row 305, column 7 holds {value}"):
+    with pytest.raises(DataError, match=rf"row 305, column 7.*{says}"):
         MultinomialMixture(**KW, client=client).fit(da.from_array(X, chunks=(137, -1)))
     with pytest.raises(DataError, match=r"partition 1 \(rows counted from its start\): row 105, column 7"):
         MultinomialMixture(**KW, client=client).fit(dd.from_pandas(_frame(X), npartitions=3, sort=False))

@@ -71,13 +71,15 @@ def check_counts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row_
         finite = np.isfinite(data)
         if not finite.all():
             row, col, value = at(~finite)
+            value = "NaN" if np.isnan(value) else value  # spelt as pandas and scikit-learn spell it
             raise DataError(
                 f"{where}: row {row}, column {col} holds {value}; {_COUNTS_HINT} (bigem does not model missing "
                 "values: drop the document or set the count)"
             )
     if data.dtype.kind in "if" and (data < 0).any():
         row, col, value = at(data < 0)
-        raise DataError(f"{where}: row {row}, column {col} holds a negative count {value}; {_COUNTS_HINT}")
+        raise DataError(f"{where}: row {row}, column {col} holds a negative count {value} (Negative values in "
+                        f"data); {_COUNTS_HINT}")
     if data.dtype.kind == "f":
         fractional = data != np.floor(data)
         if fractional.any():
