@@ -50,3 +50,24 @@ def test_bad_requests_are_refused_and_leave_no_picture(tmp_path, fitted):
     with pytest.raises(ParameterError, match="has none: fit a MultinomialMixture first"):
         plot_profile(MultinomialMixture(3), path)
     assert not os.listdir(tmp_path)
+
+
+def test_the_command_line_draws_profiles_with_a_vocabulary_file(tmp_path, fitted, capsys):
+    from bigem.cli import main
+
+    model, picture = str(tmp_path / "m.bigem"), str(tmp_path / "profile.png")
+    fitted.save(model)
+    vocabulary = tmp_path / "words.txt"
+    vocabulary.write_text("".join(f"w{j}\n" for j in range(60)), encoding="utf-8")
+    assert main(["plot", model, "-o", picture, "--kind", "profile", "--top", "4", "--vocabulary", str(vocabulary)]) == 0
+    assert_png_drawn(picture)
+    assert main(["plot", model, "-o", str(tmp_path / "em.png"), "--kind", "convergence"]) == 0
+    capsys.readouterr()
+    # a multinomial has no 'fit' picture, a vocabulary of another length is refused: nothing written
+    assert main(["plot", model, str(tmp_path / "d.npz"), "-o", str(tmp_path / "a.png")]) == 2
+    assert "--kind profile or --kind convergence" in capsys.readouterr().err
+    vocabulary.write_text("a\nb\n", encoding="utf-8")
+    assert main(["plot", model, "-o", str(tmp_path / "b.png"), "--kind", "profile", "--vocabulary",
+                 str(vocabulary)]) == 2
+    assert "vocabulary has 2 names, but the model has 60 words" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["em.png", "m.bigem", "profile.png", "words.txt"]

@@ -213,13 +213,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.set_defaults(run=run_info)
 
-    p = sub.add_parser("plot", help="draw a model over its data, or its convergence",
+    p = sub.add_parser("plot", help="draw a model over its data, its convergence, or its word profiles",
                        description="--kind fit (default): histogram and component densities for 1 feature, "
-                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration.")
+                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration. "
+                       "--kind profile (multinomial models): each component's most probable words, a heatmap.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA", nargs="?", help="data file (needed for --kind fit)")
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
-    p.add_argument("--kind", choices=("fit", "convergence"), default="fit")
+    p.add_argument("--kind", choices=("fit", "convergence", "profile"), default="fit")
+    p.add_argument("--top", type=positive_int, help="--kind profile: words per component (default: what fits 60 columns)")
+    p.add_argument("--vocabulary", metavar="FILE", help="--kind profile: a text file of the words, one per line, in "
+                   "the columns' order (default: word ids)")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
     _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
@@ -642,10 +646,21 @@ def run_plot(args) -> int:
 
     _check_picture(args.output, tuple(p for p in (args.model, args.data) if p))
     est = _load(args.model)
-    if _is_hmm(est) or _is_multinomial(est):
-        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws Gaussian mixtures only; "
+    if _is_hmm(est):
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws mixtures only; "
                              "bigem info MODEL --json gives its parameters")
-    if args.kind == "convergence":
+    if (args.kind == "profile") != _is_multinomial(est) and args.kind != "convergence":
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: draw it with --kind "
+                             f"{'profile' if _is_multinomial(est) else 'fit'} or --kind convergence")
+    if args.kind != "profile" and (args.top is not None or args.vocabulary is not None):
+        raise ParameterError("--top and --vocabulary apply to --kind profile; drop them")
+    if args.kind == "profile":
+        if args.data is not None:
+            raise ParameterError("--kind profile draws the model's word probabilities and takes no DATA; drop it")
+        vocabulary = None if args.vocabulary is None else counts_cli.read_vocabulary(args.vocabulary)
+        plot.plot_profile(est, args.output, top=args.top, vocabulary=vocabulary,
+                          title=args.title or f"Component profiles of {os.path.basename(args.model)}")
+    elif args.kind == "convergence":
         if args.data is not None:
             raise ParameterError("--kind convergence draws the model's history and takes no DATA; drop it")
         plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")

@@ -44,6 +44,16 @@ def add_family_options(p: argparse.ArgumentParser) -> None:
                    help="multinomial, token lists: the number of words, ids 0..V-1 (default: the largest id + 1)")
 
 
+def read_vocabulary(path: str) -> list[str]:
+    """The words of a text file, one per line (UTF-8; a trailing newline adds no word)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"--vocabulary {path}: cannot be read as UTF-8 text ({e}); give a text file of the words, "
+                        "one per line") from None
+
+
 def check_family_options(args) -> None:
     """The multinomial's options are refused for the Gaussian family (and the reverse)."""
     if args.family == "gaussian":
