@@ -159,7 +159,10 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False, **kw) -> Source:
+        """X as a validated source. ``fitted``: X is read for the fitted model (inference,
+        partial_fit after a fit), so what the fit learnt about reading X applies (a
+        family that learns a vocabulary or a category mapping reads it there)."""
         return open_source(
             X,
             dtype=self._model(s).component.row_dtype,
@@ -393,7 +396,7 @@ class _BaseMixture(EstimatorBase, ABC):
         state = getattr(self, "_online_", None)
         # a running state continues in its own coordinates: the same shift for every call
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                            shift="auto" if state is None else state.shift)
+                            shift="auto" if state is None else state.shift, fitted=fitted)
         model, engine = self._model(s), LocalEngine()
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
@@ -468,7 +471,8 @@ class _BaseMixture(EstimatorBase, ABC):
         self._check_features(X, columns)
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
+                            fitted=True)
         self._check_width(source)
         return source, s
 
