@@ -225,3 +225,17 @@ def test_a_process_lost_mid_fit_is_a_clear_error_on_the_survivor(how, timeout, t
         assert record["seconds"] < 10
     else:
         assert timeout - 1 <= record["seconds"] < timeout + 10
+
+
+def test_the_multinomial_mixture_refuses_engine_torch_before_joining_a_group():
+    """Its sparse count sources cannot be cut into shares per process: a clear refusal,
+    not a failure inside the group."""
+    from bigem import MultinomialMixture
+    from bigem._core.errors import ParameterError
+
+    counts = np.random.default_rng(0).integers(0, 5, (20, 6))
+    with pytest.raises(ParameterError, match="engine"):
+        MultinomialMixture(2, engine="torch").fit(counts)
+    import torch.distributed as dist
+
+    assert not dist.is_initialized()

@@ -20,6 +20,7 @@ from bigem.models.gaussian import gaussian_mixture
 from .test_seams import _cases, _close
 
 CPU = torch.device("cpu")
+SPARSE = {"mixture-multinomial"}  # statistics holding SparseRows
 
 
 def _over_the_wire(parts: list) -> object:
@@ -35,6 +36,10 @@ def test_the_wire_sum_is_the_sum_of_the_statistics(name, make):
     e_step = make(np.random.default_rng(0))
     bounds = getattr(e_step, "bounds", [0, 2, 50, 90])  # a part of 2 rows holds fewer than K candidates
     parts = [e_step(a, b) for a, b in zip(bounds, bounds[1:])]
+    if name in SPARSE:  # sparse re-seeding rows do not flatten: the engine gathers the objects instead
+        with pytest.raises(Opaque):
+            encode(parts[0], CPU)
+        return
     got = _over_the_wire(parts)
     want = tree_sum(parts)
     assert type(got) is type(want)

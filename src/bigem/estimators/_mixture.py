@@ -164,7 +164,10 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False, **kw) -> Source:
+        """X as a validated source. ``fitted``: X is read for the fitted model (inference,
+        partial_fit after a fit), so what the fit learnt about reading X applies (a
+        family that learns a vocabulary or a category mapping reads it there)."""
         return open_source(
             X,
             dtype=self._model(s).component.row_dtype,
@@ -418,7 +421,7 @@ class _BaseMixture(EstimatorBase, ABC):
             # a running state continues in its own coordinates: the same shift for every call
             source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
                                 shift="auto" if state is None else state.shift,
-                                hold_on_host=s.engine == "torch" and s.device.type != "cpu")
+                                fitted=fitted, hold_on_host=s.engine == "torch" and s.device.type != "cpu")
             return self._partial_fit(source, engine, s, fitted, state)
 
     @contextlib.contextmanager
@@ -518,7 +521,8 @@ class _BaseMixture(EstimatorBase, ABC):
         self._check_features(X, columns)
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0, hold_on_host=hold)  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
+                            fitted=True, hold_on_host=hold)
         self._check_width(source)
         return source, s
 
