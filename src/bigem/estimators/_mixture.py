@@ -195,7 +195,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 X = X.compute()
             with session(s.device) as engine:
                 # each process moves only its own part of an in-memory X to its device
-                yield engine, self._open(X, s, sample_weight, columns=columns, hold_on_host=s.device.type != "cpu",
+                yield engine, self._open(X, s, sample_weight, columns=columns, **_held(s.device.type != "cpu"),
                                          **open_kw)
             return
         if not self._wants_dask(X, s):
@@ -421,7 +421,7 @@ class _BaseMixture(EstimatorBase, ABC):
             # a running state continues in its own coordinates: the same shift for every call
             source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
                                 shift="auto" if state is None else state.shift,
-                                fitted=fitted, hold_on_host=s.engine == "torch" and s.device.type != "cpu")
+                                fitted=fitted, **_held(s.engine == "torch" and s.device.type != "cpu"))
             return self._partial_fit(source, engine, s, fitted, state)
 
     @contextlib.contextmanager
@@ -522,7 +522,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
-                            fitted=True, hold_on_host=hold)
+                            fitted=True, **_held(hold))
         self._check_width(source)
         return source, s
 
@@ -815,3 +815,10 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
     return per_row(log_joint.double(), (what,))[what]
+
+
+def _held(hold: bool) -> dict:
+    """``hold_on_host=True`` for ``_open`` where asked (a process of a torch group moves only
+    its own part of an in-memory X to its device), else nothing: a family's own opener
+    need not know the argument."""
+    return {"hold_on_host": True} if hold else {}
