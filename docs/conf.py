@@ -126,14 +126,14 @@ def generate_markdown_pages() -> None:
     _write(GENERATED / "license.md", f"# License\n\n```text\n{licence}```\n")
 
 
-def public_names() -> list[tuple[str, str, str, list[tuple[str, object]]]]:
-    """(module, title, blurb, [(name, object)]) for every public module."""
+def public_names() -> list[tuple[str, str, str, list[tuple[str, str, object]]]]:
+    """(module, title, blurb, [(module it is documented under, name, object)]) for every public module."""
     out = []
     for module, title, blurb in PUBLIC_MODULES:
         mod = importlib.import_module(module)
         names = [n for n in getattr(mod, "__all__", []) if not n.startswith("_")]
-        objects = [(n, getattr(mod, n)) for n in names]
-        objects += [(n, getattr(importlib.import_module(src), n)) for src, n, shown in EXTRA_NAMES if shown == module]
+        objects = [(module, n, getattr(mod, n)) for n in names]
+        objects += [(src, n, getattr(importlib.import_module(src), n)) for src, n, shown in EXTRA_NAMES if shown == module]
         out.append((module, title, blurb, objects))
     return out
 
@@ -161,12 +161,12 @@ def generate_api() -> None:
              "Generated from the docstrings of every public name (the ``__all__`` of each module below).", ""]
     for module, title, blurb, objects in public_names():
         index += [title, "-" * len(title), "", blurb, "", ".. list-table::", "   :widths: 35 65", ""]
-        for name, obj in objects:
+        for home, name, obj in objects:
             summary = (inspect.getdoc(obj) or "").strip().split("\n\n")[0].replace("\n", " ")
             summary = summary.split(". ")[0].rstrip(".") + "." if summary else ""
-            index += [f"   * - :doc:`{module}.{name} <{module}.{name}>`", f"     - {summary}"]
-            _write(api / f"{module}.{name}.rst", _api_page(module, name, obj))
-        index += ["", ".. toctree::", "   :hidden:", ""] + [f"   {module}.{n}" for n, _ in objects] + [""]
+            index += [f"   * - :doc:`{home}.{name} <{home}.{name}>`", f"     - {summary}"]
+            _write(api / f"{home}.{name}.rst", _api_page(home, name, obj))
+        index += ["", ".. toctree::", "   :hidden:", ""] + [f"   {home}.{n}" for home, n, _ in objects] + [""]
     _write(api / "index.rst", "\n".join(index) + "\n")
 
 
