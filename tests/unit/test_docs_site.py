@@ -59,3 +59,13 @@ def test_every_example_has_a_page(conf):
     pages = ROOT / "docs" / "_generated" / "examples"
     scripts = sorted(p.stem for p in (ROOT / "examples").glob("*.py"))
     assert scripts and all((pages / f"{s}.md").exists() for s in scripts)
+
+
+def test_the_readmes_first_python_snippet_runs(tmp_path, monkeypatch):
+    """What a newcomer pastes first, after pip install: it must run as it is."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert (tmp_path / "model.bigem").exists() and namespace["gm"].n_features_in_ == 3
