@@ -21,7 +21,7 @@ print(f"{'exact EM':<34} {exact.n_iter_:>6} {exact.score(X):>12.6f}")
 for passes in (1, 2):
     online = GaussianMixture(5, algorithm="online", batch_size=5_000, max_iter=passes, random_state=0,
                              dtype="float64").fit(X)
-    print(f"{f'online EM, batches of 5,000':<34} {passes:>6} {online.score(X):>12.6f}")
+    print(f"{'online EM, batches of 5,000':<34} {passes:>6} {online.score(X):>12.6f}")
 
 stream = GaussianMixture(5, batch_size=5_000, random_state=0, dtype="float64")
 for start in range(0, len(X), 25_000):  # data arriving in four parts
