@@ -72,11 +72,13 @@ def _dask_engine(gm, X, tmp):
     (_faithful_frame, "pandas", "load_faithful(as_frame=True) needs pandas: pip install 'bigem[pandas]'"),
     (_parquet, "pyarrow", "reading Parquet, CSV or Arrow files needs pyarrow: pip install 'bigem[files]'"),
     (_dask_engine, "distributed", "the Dask engine needs dask.distributed: pip install 'bigem[dask]'"),
+    (_dask_engine, "dask", "the Dask engine needs dask: pip install 'bigem[dask]'"),  # an array, without dask
 ])
 def test_a_missing_optional_package_says_which_extra_installs_it(fitted, tmp_path, monkeypatch, use, blocked, hint):
     gm, X = fitted
     pd.DataFrame(X, columns=["a", "b"]).to_parquet(tmp_path / "data.parquet")
-    monkeypatch.setitem(sys.modules, blocked, None)  # as if not installed: import raises ModuleNotFoundError
+    for name in [m for m in sys.modules if m.split(".")[0] == blocked] or [blocked]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: import raises ModuleNotFoundError
     with pytest.raises(MissingDependencyError) as caught:
         use(gm, X, tmp_path)
     assert str(caught.value).endswith(hint) and "\n" not in str(caught.value)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, ModelFileError, ParameterError, SampleWeightWarning, not_fitted_error
+from .._core.optional import require
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
@@ -188,7 +189,7 @@ class _BaseMixture(EstimatorBase, ABC):
         from ..sources.dask import open_dask_source
 
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
-            import dask.array as da
+            da = require("dask.array", "the Dask engine")
 
             X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
