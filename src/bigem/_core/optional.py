@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "dask": ("dask", "dask"),
     "distributed": ("dask", "dask.distributed"),
     "threadpoolctl": ("threads", "threadpoolctl"),
+    "scipy": ("text", "scipy"),
 }
 
 

@@ -160,7 +160,12 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False,
+              identify: bool = False, **kw) -> Source:
+        """X as a validated source. ``fitted``: X is read for the fitted model (inference,
+        partial_fit after a fit), so what the fit learnt about reading X applies (a
+        family that learns a vocabulary or a category mapping reads it there).
+        ``identify``: X is read to learn its features, so an id-like column is warned about."""
         return open_source(
             X,
             dtype=self._model(s).component.row_dtype,
@@ -170,6 +175,7 @@ class _BaseMixture(EstimatorBase, ABC):
             sample_weight=sample_weight,
             min_rows=min_rows,
             shift=self._shift(s, shift),
+            identify=identify,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -398,7 +404,7 @@ class _BaseMixture(EstimatorBase, ABC):
         state = getattr(self, "_online_", None)
         # a running state continues in its own coordinates: the same shift for every call
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                            shift="auto" if state is None else state.shift, identify=not fitted)
+                            shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted)
         model, engine = self._model(s), LocalEngine()
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
@@ -460,7 +466,8 @@ class _BaseMixture(EstimatorBase, ABC):
         columns = self._check_features(X, columns) or columns
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
+                            fitted=True)
         self._check_width(source)
         return source, s
 
