@@ -151,11 +151,11 @@ def test_the_primary_writes_the_checkpoint_and_every_process_resumes_from_it(two
 def test_the_primary_alone_prints_and_writes_files(two, tmp_path, monkeypatch):
     results = _results(two, "writes_and_prints")
     primary, other = results
-    assert primary["printed"] > 0 and primary["saved"] and primary["predicted"]
-    assert other["printed"] == 0 and not other["saved"] and not other["predicted"]
+    assert "Iteration 5" in str(primary["printed"]) and primary["saved"] and primary["predicted"]
+    assert str(other["printed"]) == "" and not other["saved"] and not other["predicted"]
     assert all(r["path_returned"] for r in results)
     local = _local("writes_and_prints", tmp_path, monkeypatch)
-    assert local["printed"] == primary["printed"] and local["saved"] and local["predicted"]
+    assert str(local["printed"]) == str(primary["printed"]) and local["saved"] and local["predicted"]
     _assert_same_everywhere(results, ["labels"])
     np.testing.assert_array_equal(primary["labels"], local["labels"])
 

@@ -71,6 +71,7 @@ class SequenceBatches:
         self.n_sequences = int(self.lengths.shape[0])
         self.feature_names = rows.feature_names
         self.weight = None
+        self.device = getattr(rows, "device", None)  # where the batches go (the engine overlaps copies to a GPU)
         self.rows_per_batch = rows_per_batch
         self.first_row = self.first_sequence = 0  # where a part's rows and sequences start in the whole
         ends = np.cumsum(lengths)
