@@ -93,3 +93,8 @@ class SampleWeightWarning(UserWarning):
 
 class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""
+
+
+class EmptyRowWarning(UserWarning):
+    """Rows with every value missing: they carry no information, are counted, and take
+    the mixture weights as their posterior."""

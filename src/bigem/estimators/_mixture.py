@@ -63,6 +63,7 @@ EXECUTION = dict(
     client=_params.Client(),
     accelerate=_params.Optional(_params.Choice(("squarem",))),
     stopping=_params.Choice(("gain", "aitken")),
+    missing_values=_params.Choice(("error", "fiml")),
 )
 
 MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
@@ -114,6 +115,16 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
         ``tol`` of its value, which lands closer to the optimum at the price of more passes
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
+    missing_values : {'error', 'fiml'}, default='error'
+        'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
+        refuses them. 'fiml': they are missing values, fitted by the exact EM for values
+        missing at random (full-information maximum likelihood): each row's likelihood
+        is the marginal of what it observed; the M-step completes each gap by its
+        conditional expectation given the row's observed values and adds the
+        conditional covariance to the second moments. predict, score, ... then accept
+        rows with gaps too; a row with every value missing gets the weights as its
+        posterior (the fit warns once with their count); a column missing in every row
+        is an error. See also :meth:`impute`.
 """
 
 
@@ -169,6 +180,7 @@ class _BaseMixture(EstimatorBase, ABC):
             sample_weight=sample_weight,
             min_rows=min_rows,
             shift=self._shift(s, shift),
+            missing_values=s.missing_values,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -182,7 +194,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
-            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, **open_kw)
+            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, every_column=True, **open_kw)
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
@@ -202,6 +214,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 columns=columns,
                 sample_weight=sample_weight,
                 shift=self._shift(s),
+                missing_values=s.missing_values,
+                every_column=True,
             )
             yield engine, engine.persist(source)
 
@@ -393,7 +407,7 @@ class _BaseMixture(EstimatorBase, ABC):
         state = getattr(self, "_online_", None)
         # a running state continues in its own coordinates: the same shift for every call
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                            shift="auto" if state is None else state.shift)
+                            shift="auto" if state is None else state.shift, every_column=not fitted)
         model, engine = self._model(s), LocalEngine()
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
@@ -564,7 +578,7 @@ class _BaseMixture(EstimatorBase, ABC):
         # the workers subtract the model's own location (known without a pass over X)
         offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
         params = model.translate(params, None if offset is None else -offset)
-        fn = partial(_predict_block, model, params, what, s.device, weighted, offset)
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, s.missing_values == "fiml")
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
@@ -728,13 +742,14 @@ def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
     return out
 
 
-def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, block) -> np.ndarray:
+def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, gaps: bool,
+                   block) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from .._core.types import Chunk
     from ..sources.dask import partition_rows
 
-    x, w = partition_rows(block, weighted, device, model.dtype, offset)
+    x, w = partition_rows(block, weighted, device, model.dtype, offset, gaps)
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0))
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])

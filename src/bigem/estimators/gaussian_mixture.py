@@ -129,6 +129,7 @@ class GaussianMixture(_BaseMixture):
         client=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -157,11 +158,13 @@ class GaussianMixture(_BaseMixture):
         self.client = client
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
 
     # ------------------------------------------------------------------ the family
     def _model(self, s) -> MixtureModel:
         advice = f"increase reg_covar (now {s.reg_covar:g}), lower n_components, or standardise X"
-        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice)
+        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice,
+                                      gaps=s.missing_values == "fiml")
         return MixtureModel(component, s.n_components, s.dtype)
 
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
@@ -191,7 +194,7 @@ class GaussianMixture(_BaseMixture):
             centres = seeds("random_from_data" if s.init_params == "random_from_data" else "k-means++", source, K,
                             generator, engine)
             if s.init_params == "kmeans":
-                centres = lloyd(KMeansModel(K, s.dtype), engine, source, centres)
+                centres = lloyd(KMeansModel(K, s.dtype, gaps=s.missing_values == "fiml"), engine, source, centres)
             base = from_centres(model, engine, source, centres)
         return model.make_params(
             base.weights if weights is None else weights,
