@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._core.draws import row_draws
 from .._core.errors import DataError, ModelFileError, ParameterError, SampleWeightWarning, not_fitted_error
 from .._core.protocols import Task
 from .._core.types import Source
@@ -170,10 +171,10 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", dtype=None, **kw) -> Source:
         return open_source(
             X,
-            dtype=self._model(s).component.row_dtype,
+            dtype=dtype or self._model(s).component.row_dtype,
             device=s.device,
             memory_budget=s.memory_budget,
             chunk_size=s.chunk_size,
@@ -630,6 +631,104 @@ class _BaseMixture(EstimatorBase, ABC):
             return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
         return np.concatenate([per_row(block, (what,))[what] for block in self._log_joint_chunks(X, columns)])
 
+    def impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        """X with every missing value (NaN, or a null in files and DataFrames) filled in.
+
+        Parameters
+        ----------
+        X : as for :meth:`predict`
+            Rows with gaps (rows without one come back as they are).
+        method : {'mean', 'sample'}, default='mean'
+            'mean': each gap's conditional expectation given the row's observed values
+            under the fitted mixture, sum_k p(k | x_obs) E[x_miss | x_obs, k] (for a row
+            with nothing observed, the mixture's mean). 'sample': a draw from the
+            conditional distribution p(x_miss | x_obs) (a component by its posterior,
+            then the gaps from its conditional Gaussian): multiple imputation, one
+            completed data set per ``random_state``.
+        random_state : int, default=None
+            Seed of 'sample' (None: the estimator's ``random_state``); each row's draw
+            depends on the seed and the row's position only, not on the chunking.
+        columns, id_column : as for :meth:`predict`
+        out : str or path, default=None
+            Stream the completed rows to this .parquet, .csv or .npy file (columns named
+            as the features) instead of returning them; its path is returned. Memory
+            stays that of a chunk; nothing is left behind on an error.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float64, or the path written; a lazy
+        dask array for Dask input (without ``out``).
+
+        Observed values are returned exactly as read (float64), whatever ``dtype`` the
+        model computes in. Works whatever ``missing_values`` says: imputing reads gaps.
+        """
+        methods = ("mean", "sample")
+        if method not in methods:
+            raise ParameterError(f"method must be one of {list(methods)}; got {method!r}")
+        s = dataclasses.replace(self._inference_settings(), missing_values="fiml")
+        seed = None
+        if method == "sample":
+            seed = _params.random_seed(s.random_state if random_state is None else
+                                       _params.Seed().check(random_state, "random_state", type(self).__name__))
+        if is_dask_collection(X) and out is None:
+            return self._lazy_impute(X, s, columns, seed)
+        path = None if out is None else check_output_path(out, input_files(X))
+        if is_dask_collection(X):
+            X = X.compute()
+        self._fitted()
+        self._check_features(X, columns)
+        if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)
+        keep = None if id_column is None else [str(id_column)]
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, dtype=torch.float64)
+        self._check_width(source)
+        model = self._model(s)
+        params = self._in_source_coordinates(model, source, s)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        names = [str(n) for n in fitted_names] if fitted_names is not None else [f"x{j}" for j in range(source.n_features)]
+
+        def completed():
+            for chunk in LocalEngine().stream(source):
+                draws = {}
+                if seed is not None:
+                    u, z = row_draws(seed, chunk.row_start, chunk.n_rows, self.n_features_in_)
+                    draws = {"uniforms": u.to(chunk.x.device), "normals": z.to(chunk.x.device)}
+                rows = model.impute(params, chunk, **draws)
+                if source.shift is not None:
+                    rows += source.shift.to(rows)
+                yield chunk, rows.cpu().numpy()
+
+        if path is None:
+            return np.concatenate([rows for _, rows in completed()]) if source.n_rows else np.empty((0, len(names)))
+        with Sink(path, source.n_rows) as sink:
+            for chunk, rows in completed():
+                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+                if sink.format == "npy":
+                    cols["X"] = rows
+                else:
+                    cols.update({name: rows[:, j] for j, name in enumerate(names)})
+                sink.write(cols)
+            return sink.commit()
+
+    def _lazy_impute(self, X, s, columns, seed):
+        """Dask input: a lazy dask array of the completed rows, computed where X lives."""
+        from ..sources.dask import rows_with_weights
+
+        params = self._fitted()
+        self._check_features(X, columns)
+        X, _ = rows_with_weights(X, columns, None)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise DataError(f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
+                            f"expecting {self.n_features_in_} features as input.")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]) if not any(np.isnan(X.chunks[0])) else None
+        if seed is not None and starts is None:
+            raise DataError("method='sample' on a dask collection needs its partitions' lengths (each row's draw "
+                            "depends on its position): call X.compute_chunk_sizes() first")
+        fn = partial(_impute_block, self._model(s), params, s.device, seed, starts)
+        return X.map_blocks(fn, dtype=np.float64)
+
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
         params = self._fitted()
@@ -756,3 +855,18 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
     return per_row(log_joint.double(), (what,))[what]
+
+
+def _impute_block(model: MixtureModel, params: MixtureParams, device, seed, starts, block, block_info=None) -> np.ndarray:
+    """One partition's rows with every gap filled (see ``_BaseMixture.impute``); runs on a
+    Dask worker, in float64 rows (observed values exact)."""
+    from .._core.types import Chunk
+    from ..sources.dask import partition_rows
+
+    x, _ = partition_rows(block, False, device, torch.float64, None, True)
+    draws = {}
+    if seed is not None:
+        start = int(starts[block_info[0]["chunk-location"][0]])
+        u, z = row_draws(seed, start, x.shape[0], x.shape[1])
+        draws = {"uniforms": u.to(x.device), "normals": z.to(x.device)}
+    return model.impute(params, Chunk(x, None, 0), **draws).cpu().numpy()

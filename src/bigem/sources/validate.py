@@ -105,7 +105,7 @@ def check_values(x: Tensor, row_start: int = 0, gaps: bool = False) -> tuple[int
 
 
 # How a user who has gaps in the data can fit them: named wherever NaN or nulls are refused.
-MISSING_HINT = ("or pass missing_values='fiml' (bigem: --missing fiml) to fit them as values missing at random "
+MISSING_HINT = ("or pass missing_values='fiml' (bigem: --missing fiml) to treat them as values missing at random "
                 "(the exact EM, full-information maximum likelihood)")
 
 
