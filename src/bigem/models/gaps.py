@@ -74,7 +74,9 @@ class Group:
 
     rows (m,) int64: their positions among the block's gap rows; where (m, u) int64: the
     coordinates each misses, ascending; pattern (m,) int64: each row's pattern among the
-    group's; coords (p, u) int64: the coordinates each of the group's p patterns misses.
+    group's; coords (p, u) int64: the coordinates each of the group's p patterns misses;
+    codes (p,) int64: its missing mask packed in bits (None beyond 62 features), which
+    names a pattern across blocks.
     """
 
     u: int
@@ -82,6 +84,7 @@ class Group:
     where: Tensor
     pattern: Tensor
     coords: Tensor
+    codes: Tensor | None = None  # (p,) int64: each pattern's missing mask packed in bits (None past 62 features)
 
 
 def patterns(mask: Tensor) -> list[Group]:
@@ -96,9 +99,9 @@ def patterns(mask: Tensor) -> list[Group]:
     device = mask.device
     if D <= _PACKED_FEATURES:
         weights = torch.ones(D, dtype=torch.int64, device=device) << torch.arange(D, device=device)
-        codes = (mask.to(torch.int64) * weights).sum(1)
-        _, inverse = torch.unique(codes, return_inverse=True)
+        unique_codes, inverse = torch.unique((mask.to(torch.int64) * weights).sum(1), return_inverse=True)
     else:
+        unique_codes = None
         _, inverse = torch.unique(mask, dim=0, return_inverse=True)
     n_patterns = int(inverse.max()) + 1 if m else 0
     # one row of each pattern stands for it
@@ -115,5 +118,6 @@ def patterns(mask: Tensor) -> list[Group]:
         coords = torch.nonzero(pattern_mask[members])[:, 1].reshape(-1, u)  # nonzero is row-major: ascending
         rows = torch.nonzero(row_u == u).reshape(-1)
         pattern = local[inverse[rows]]
-        groups.append(Group(int(u), rows, coords[pattern], pattern, coords))
+        codes = None if unique_codes is None else unique_codes[members]
+        groups.append(Group(int(u), rows, coords[pattern], pattern, coords, codes))
     return groups

@@ -42,6 +42,86 @@ from .gaussian import LOG_2PI, GaussianStats, Prepared, gram_sums, weighted_sums
 _GATHER_BYTES = 8 << 20
 
 
+class Table:
+    """The factors of the patterns that miss ``u`` coordinates: coords (P, u) the missing
+    coordinates of each, cond64 (K, P, u, u) the conditional covariances Sigma_UU|O (float64)
+    and cond the same in the kernel dtype, const (K, P) (u/2) log 2pi - (1/2) log det Lambda_UU
+    in the kernel dtype. Computed once per pattern: a batched Cholesky factorisation of
+    the Lambda_UU of every pattern new to the table. Storage grows by doubling."""
+
+    _FIELDS = ("coords", "codes", "cond64", "cond", "const")
+
+    def __init__(self, u: int) -> None:
+        self.u = u
+        self.size = 0
+        self.store: dict[str, Tensor] = {}
+        self.sorted_codes = self.order = None
+
+    def __getattr__(self, name: str) -> Tensor | None:
+        if name in Table._FIELDS:
+            value = self.store.get(name)
+            if value is None:
+                return None
+            return value[: self.size] if name in ("coords", "codes") else value[:, : self.size]
+        raise AttributeError(name)
+
+    def add(self, precision64: Tensor, coords: Tensor, codes: Tensor | None, dtype: torch.dtype) -> None:
+        lam = precision64[:, coords[:, :, None], coords[:, None, :]]  # (K, p, u, u): Lambda_UU
+        chol = torch.linalg.cholesky(lam)  # a principal block of a positive definite matrix
+        cond64 = torch.cholesky_inverse(chol)  # Sigma_UU|O, the conditional covariance
+        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # log det Lambda_UU
+        const = (0.5 * self.u * LOG_2PI - 0.5 * log_det).to(dtype)
+        parts = dict(coords=coords, codes=codes, cond64=cond64, cond=cond64.to(dtype), const=const)
+        n, new = self.size, int(coords.shape[0])
+        for name, value in parts.items():
+            if value is None:
+                continue
+            dim = 0 if name in ("coords", "codes") else 1
+            held = self.store.get(name)
+            if held is None or held.shape[dim] < n + new:
+                shape = list(value.shape)
+                shape[dim] = max(2 * (n + new), 64)
+                grown = value.new_empty(shape)
+                if held is not None:
+                    grown.narrow(dim, 0, n).copy_(held.narrow(dim, 0, n))
+                self.store[name] = held = grown
+            held.narrow(dim, n, new).copy_(value)
+        self.size = n + new
+        if codes is not None:
+            self.sorted_codes, self.order = torch.sort(self.codes)
+
+    def find(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        """(positions of ``codes`` in the table, whether each is there)."""
+        if self.size == 0:
+            return torch.zeros_like(codes), torch.zeros_like(codes, dtype=torch.bool)
+        at = torch.searchsorted(self.sorted_codes, codes).clamp_(max=self.size - 1)
+        return self.order[at], self.sorted_codes[at] == codes
+
+
+class PatternCache:
+    """Per-pattern factors for the life of one set of prepared parameters (one E-step on a
+    chunk): a pattern that recurs in later blocks is factored once. Beyond 62 features,
+    where patterns have no integer code, every block gets tables of its own."""
+
+    def __init__(self, precision64: Tensor, dtype: torch.dtype) -> None:
+        self.precision64, self.dtype = precision64, dtype
+        self.tables: dict[int, Table] = {}
+
+    def lookup(self, g: Group) -> tuple[Table, Tensor]:
+        """The table of ``g``'s patterns and each row's position in it (m_u,)."""
+        if g.codes is None:
+            table = Table(g.u)
+            table.add(self.precision64, g.coords, None, self.dtype)
+            return table, g.pattern
+        table = self.tables.setdefault(g.u, Table(g.u))
+        at, found = table.find(g.codes)
+        if not bool(found.all()):
+            new = ~found
+            table.add(self.precision64, g.coords[new], g.codes[new], self.dtype)
+            at, _ = table.find(g.codes)
+        return table, at[g.pattern]
+
+
 @dataclass(frozen=True, slots=True)
 class GapFactors:
     """What the gap kernels read, built once per E-step beside the ``Prepared`` parameters.
@@ -50,6 +130,7 @@ class GapFactors:
     prec_chol64 (K, D, D): their upper factors U (U U^T = Lambda), dense, float64;
     whiten (K, D+1, D), kernel dtype: [U_k; -mc_k U_k], whitens [x - c, 1];
     project (K, D+1, D), kernel dtype: [Lambda_k; -mc_k Lambda_k], gives Lambda (x - mu);
+    cache: the per-pattern factors met so far (:class:`PatternCache`);
     diag structures also: quad (K, 3D) [-2 mc prec, prec, mc^2 prec] and const (K, D)
     (-log 2pi / 2 + log of the precision factor) of the masked expanded form, and
     var64 (K, D) the variances (float64).
@@ -59,6 +140,7 @@ class GapFactors:
     prec_chol64: Tensor
     whiten: Tensor
     project: Tensor
+    cache: PatternCache
     quad: Tensor | None = None
     const: Tensor | None = None
     var64: Tensor | None = None
@@ -73,12 +155,13 @@ def factors(structure, prec_chol: Tensor, covariances: Tensor, means_c64: Tensor
     shifted_p = torch.einsum("kd,kde->ke", means_c64, precision)[:, None, :]
     whiten = torch.cat([u, -shifted_u], 1).to(dtype)
     project = torch.cat([precision, -shifted_p], 1).to(dtype)
+    cache = PatternCache(precision, dtype)
     if structure.kernel != "diag":
-        return GapFactors(precision, u, whiten, project)
+        return GapFactors(precision, u, whiten, project, cache)
     prec = structure.precisions(prec_chol, D)
     quad = torch.cat([-2.0 * means_c64 * prec, prec, means_c64.square() * prec], 1).to(dtype)
     const = (-0.5 * LOG_2PI + 0.5 * torch.log(prec)).to(dtype)
-    return GapFactors(precision, u, whiten, project, quad, const, structure.variances(covariances, D).clone())
+    return GapFactors(precision, u, whiten, project, cache, quad, const, structure.variances(covariances, D).clone())
 
 
 @dataclass(slots=True)
@@ -87,13 +170,12 @@ class GapBlock:
 
     feats: [x - c (0 in the gaps), 1] (m, D+1), or for diagonal structures
     [x - c, (x - c)^2 (0 in the gaps), observed mask, 1] (m, 3D+1); mask (m, D): True
-    in the gaps; the rest only for
-    full and tied structures: whitened (K, m, D) the rows completed by each component's
-    conditional mean and whitened, which the log-density reads and the moments consume;
-    const (K, m) each row's log-density beyond what |whitened|^2 gives
-    ((u/2) log 2pi - (1/2) log det Lambda_UU); groups (``gaps.Group``), and per group
-    fills (K, m_u, u) the completed coordinates less the centre, conds (K, p, u, u) the
-    conditional covariances of its patterns (float64).
+    in the gaps; the rest only for full and tied structures: whitened (K, m, D) the rows
+    completed by each component's conditional mean and whitened, which the log-density
+    reads and the moments consume; const (K, m) each row's log-density beyond what
+    |whitened|^2 gives; groups (``gaps.Group``), and per group its :class:`Table`, each
+    row's position in it (m_u,), and fills (K, m_u, u) the completed coordinates less the
+    centre.
     """
 
     feats: Tensor
@@ -101,8 +183,9 @@ class GapBlock:
     whitened: Tensor | None = None
     const: Tensor | None = None
     groups: list[Group] | None = None
+    tables: list[Table] | None = None
+    positions: list[Tensor] | None = None
     fills: list[Tensor] | None = None
-    conds: list[Tensor] | None = None
 
 
 def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, ws: Workspace) -> GapBlock:
@@ -140,28 +223,34 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     projected = torch.bmm(feats.expand(K, m, width), gf.project, out=ws.get("gap_projected", (K, m, D), dtype, dev))
     completed = ws.get("gap_completed", (K, m, width), dtype, dev)
     completed.copy_(feats.expand(K, m, width))
-    const = torch.zeros(K, m, dtype=dtype, device=dev)
+    const = ws.get("gap_const", (K, m), dtype, dev)
     groups = patterns(mask)
-    fills, conds = [], []
+    tables, positions, fills = [], [], []
+    flat_projected = projected.view(K, m * D)
+    flat_completed = completed.view(K, m * width)
     for g in groups:
-        lam = gf.precision64[:, g.coords[:, :, None], g.coords[:, None, :]]  # (K, p, u, u): Lambda_UU
-        chol = torch.linalg.cholesky(lam)  # a principal block of a positive definite matrix
-        cond = torch.cholesky_inverse(chol)  # Sigma_UU|O, the conditional covariance
-        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # (K, p): log det Lambda_UU
-        const[:, g.rows] = (0.5 * g.u * LOG_2PI - 0.5 * log_det)[:, g.pattern].to(dtype)
-        fill = torch.empty(K, g.rows.shape[0], g.u, dtype=dtype, device=dev)
-        cond_k = cond.to(dtype)
-        step = max(1, _GATHER_BYTES // max(1, K * g.u * g.u * fill.element_size()))
-        for s in range(0, g.rows.shape[0], step):
-            rows, where = g.rows[s : s + step], g.where[s : s + step]
-            residual = torch.gather(projected[:, rows], 2, where.expand(K, -1, -1))  # (K, r, u)
-            # conditional mean less the fill: -Sigma_UU|O (Lambda (x - mu))_U, a u x u product per row
-            fill[:, s : s + step] = (cond_k[:, g.pattern[s : s + step]] * residual[:, :, None, :]).sum(-1).neg_()
-        completed[:, g.rows[:, None], g.where] = fill  # the gaps held the centre (0): now each conditional mean
+        table, at = gf.cache.lookup(g)
+        const.index_copy_(1, g.rows, torch.index_select(table.const, 1, at))
+        # the gap entries of Lambda (x - mu), gathered by flat index: (K, m_u, u)
+        residual = torch.index_select(flat_projected, 1, (g.rows[:, None] * D + g.where).reshape(-1))
+        residual = residual.view(K, -1, g.u)
+        # the conditional mean less the fill: -Sigma_UU|O (Lambda (x - mu))_U, u x u per row
+        if g.u == 1:
+            fill = torch.index_select(table.cond.view(K, -1), 1, at)[:, :, None].mul_(residual).neg_()
+        else:
+            fill = torch.empty(K, g.rows.shape[0], g.u, dtype=dtype, device=dev)
+            step = max(1, _GATHER_BYTES // max(1, K * g.u * g.u * fill.element_size()))
+            for s in range(0, g.rows.shape[0], step):
+                per_row = torch.index_select(table.cond, 1, at[s : s + step])  # (K, r, u, u)
+                per_row.mul_(residual[:, s : s + step, None, :])
+                torch.sum(per_row, -1, out=fill[:, s : s + step]).neg_()
+        # the gaps held the centre (0): now each component's conditional mean
+        flat_completed.index_copy_(1, (g.rows[:, None] * width + g.where).reshape(-1), fill.reshape(K, -1))
+        tables.append(table)
+        positions.append(at)
         fills.append(fill)
-        conds.append(cond)
     whitened = torch.bmm(completed, gf.whiten, out=ws.get("gap_whitened", (K, m, D), dtype, dev))
-    return GapBlock(feats, mask, whitened, const, groups, fills, conds)
+    return GapBlock(feats, mask, whitened, const, groups, tables, positions, fills)
 
 
 def log_joint(p: Prepared, gf: GapFactors, gb: GapBlock, log_w: Tensor) -> Tensor:
@@ -193,7 +282,8 @@ class GapMoments:
     raw (K, W): rw times the block's features (the observed part of the first moments,
     the counts; diagonal: also the squares and the observed mass); full and tied also
     fill (K, D) the conditional means' part of the first moments, second (K, D, D) the
-    whitened completed rows' Gram matrices, cond (K, D*D) the conditional covariances.
+    whitened completed rows' Gram matrices, and per pattern table the responsibility mass
+    of its rows (K, P), which weighs its conditional covariances once, in :meth:`result`.
     """
 
     def __init__(self, p: Prepared, gf: GapFactors, ws: Workspace) -> None:
@@ -205,7 +295,7 @@ class GapMoments:
         if not self.diag:
             self.fill = torch.zeros(K, D, **f64)
             self.second = torch.zeros(K, D, D, **f64)
-            self.cond = torch.zeros(K, D * D, **f64)
+            self.mass: dict[int, tuple[Table, Tensor]] = {}  # id(table) -> (table, (K, P) mass)
 
     def add(self, gb: GapBlock, rw: Tensor) -> None:
         """One block's gap rows and their weighted responsibilities rw (K, m). Consumes
@@ -215,13 +305,17 @@ class GapMoments:
             return
         K, D = self.fill.shape
         rw64 = rw.double()
-        for g, fill, cond in zip(gb.groups, gb.fills, gb.conds):
-            r = rw64[:, g.rows]  # (K, m_u)
+        for g, table, at, fill in zip(gb.groups, gb.tables, gb.positions, gb.fills):
+            r = torch.index_select(rw64, 1, g.rows)  # (K, m_u)
             self.fill.index_add_(1, g.where.reshape(-1), (r[:, :, None] * fill).reshape(K, -1))
-            mass = torch.zeros(K, g.coords.shape[0], dtype=torch.float64, device=r.device)
-            mass.index_add_(1, g.pattern, r)
-            flat = (g.coords[:, :, None] * D + g.coords[:, None, :]).reshape(-1)
-            self.cond.index_add_(1, flat, (cond * mass[:, :, None, None]).reshape(K, -1))
+            _, mass = self.mass.get(id(table), (table, None))
+            if mass is None or mass.shape[1] < table.size:
+                grown = torch.zeros(K, table.size, dtype=torch.float64, device=r.device)
+                if mass is not None:
+                    grown[:, : mass.shape[1]] = mass
+                mass = grown
+                self.mass[id(table)] = (table, mass)
+            mass.index_add_(1, at, r)
         y = gb.whitened.mul_(rw.sqrt()[:, :, None])
         self.second += gram_sums(y)
 
@@ -241,7 +335,12 @@ class GapMoments:
         sum_x = first - n_k[:, None] * shift_c
         u = self.gf.prec_chol64  # S_k = U_k^-T S^w_k U_k^-1, then the conditional covariances
         left = torch.linalg.solve_triangular(u.transpose(1, 2), self.second, upper=False)
-        sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False) + self.cond.reshape(K, D, D)
+        sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False).contiguous()
+        cond = sum_xx.view(K, D * D)
+        for table, mass in self.mass.values():
+            P = mass.shape[1]
+            flat = (table.coords[:P, :, None] * D + table.coords[:P, None, :]).reshape(-1)
+            cond.index_add_(1, flat, (table.cond64[:, :P] * mass[:, :, None, None]).reshape(K, -1))
         if p.kernel == "tied":  # the total scatter about the centre: x - c = (x - s_k) + (s_k - c)
             outer = shift_c[:, :, None] * sum_x[:, None, :]
             sum_xx = (sum_xx + outer + outer.transpose(1, 2)
@@ -260,19 +359,19 @@ def conditional_rows(gf: GapFactors, feats: Tensor, mask: Tensor, resp: Tensor, 
     resp (K, m): the posteriors given the observed values.
     """
     gb = complete(gf, feats, mask, dtype, ws)
-    K, m, _ = gb.whitened.shape
+    K = gb.whitened.shape[0]
     D = feats.shape[1] - 1
     out = feats[:, :D].double().clone()
     if uniforms is not None:
         cumulated = torch.cumsum(resp.double(), 0)
         pick = (cumulated < uniforms.double()[None, :] * cumulated[-1:]).sum(0).clamp_(max=K - 1)  # (m,)
-    for g, fill, cond in zip(gb.groups, gb.fills, gb.conds):
+    for g, table, at, fill in zip(gb.groups, gb.tables, gb.positions, gb.fills):
         if uniforms is None:
             value = (resp.double()[:, g.rows, None] * fill.double()).sum(0)  # (m_u, u)
         else:
             k = pick[g.rows]
             chosen = fill.double()[k, torch.arange(g.rows.shape[0], device=k.device)]  # (m_u, u)
-            factor = torch.linalg.cholesky(cond)[k, g.pattern]  # (m_u, u, u)
+            factor = torch.linalg.cholesky(table.cond64)[k, at]  # (m_u, u, u)
             z = torch.gather(normals.double()[g.rows], 1, g.where)
             value = chosen + (factor @ z[:, :, None])[:, :, 0]
         out[g.rows[:, None], g.where] = value
