@@ -43,10 +43,12 @@ def model(gaps):
     return path
 
 
-def test_fit_with_missing_fiml_equals_the_python_fit(gaps, model):
+def test_fit_with_missing_fiml_equals_the_python_fit(gaps, model, capsys):
     _, frame = gaps
     est = bigem.load(model)
     assert est.missing_values == "fiml"
+    assert main(["info", str(model)]) == 0
+    assert "dtype=float64, missing_values=fiml\n" in capsys.readouterr().out
     ref = bigem.GaussianMixture(2, missing_values="fiml", dtype="float64", random_state=0).fit(frame[["a", "b", "c"]])
     np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-10)
     np.testing.assert_allclose(est.covariances_, ref.covariances_, rtol=1e-10)

@@ -576,8 +576,8 @@ def run_info(args) -> int:
         f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
         f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
         "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
-        + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping")
-                  if hyper.get(k) not in (None, "gain")),
+        + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping", "missing_values")
+                  if hyper.get(k) not in (None, "gain", "error")),
     ]
     sd = _component_sd(est)
     show = min(est.n_features_in_, 6)
@@ -614,7 +614,8 @@ def _info_hmm(est, args) -> int:
               else ""))
     lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}", fit,
              "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_iter", "tol", "params", "init_params", "algorithm",
-                                                                   "dtype"))]
+                                                                   "dtype"))
+             + (", missing_values=fiml" if hyper.get("missing_values") == "fiml" else "")]
     show = min(K, 8)
     for k in range(K):
         row = ", ".join(f"{v:.3f}" for v in est.transmat_[k, :show]) + (", ..." if K > show else "")
