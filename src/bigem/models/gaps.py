@@ -45,11 +45,6 @@ def missing(x: Tensor) -> Tensor | None:
     return mask if bool(mask.any()) else None
 
 
-def empty_rows(x: Tensor) -> Tensor:
-    """(n,) bool: the rows with no observed value."""
-    return torch.isnan(x).all(1) if x.shape[1] else torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-
-
 @dataclass(frozen=True, slots=True)
 class Gaps:
     """The gaps of a block of rows, for families that leave a missing entry out.

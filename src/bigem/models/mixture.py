@@ -23,7 +23,7 @@ from .._core.stats import Lowest, additive, counted
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
-from .gaps import empty_rows
+from .gaps import missing
 
 # A component whose responsibility mass falls under this fraction of one average
 # row has lost its support and is re-seeded.
@@ -294,8 +294,9 @@ class MixtureModel:
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
         empty = 0
-        if getattr(comp, "gaps", False):  # a row with nothing observed explains nothing: never a seed
-            blank = empty_rows(x)
+        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
+        if gaps is not None:  # a row with nothing observed explains nothing: never a seed
+            blank = gaps.all(1)
             empty = int(blank.sum())
             if empty:
                 candidates = torch.where(blank, torch.inf, candidates)
