@@ -139,3 +139,24 @@ def test_impute_user_errors(gaps, model, capsys, tmp_path):
     rc, _, err = run(capsys, "impute", tmp_path / "hmm.bigem", d / "g.csv", "-o", tmp_path / "i.csv")
     assert rc == 2 and "holds a GaussianHMM: bigem impute fills gaps under a Gaussian mixture" in err
     assert not (tmp_path / "i.npy").exists() and not (tmp_path / "i.csv").exists()
+
+
+def test_the_multinomial_family_refuses_missing_values(capsys, tmp_path):
+    from tests.multinomial.conftest import make_documents
+
+    X, _, _, _ = make_documents(0, n=120, V=20)
+    np.save(tmp_path / "docs.npy", X)
+    for command in ("fit", "select"):
+        rc, _, err = run(capsys, command, tmp_path / "docs.npy", "--family", "multinomial", "-k", "2", "--missing", "fiml",
+                         "-o", tmp_path / "m.bigem")
+        assert rc == 2 and "--missing fiml applies to --family gaussian" in err
+    assert not (tmp_path / "m.bigem").exists()
+    est = bigem.MultinomialMixture(2, random_state=0).fit(X)
+    assert not hasattr(est, "impute") and "missing_values" not in est.get_params()
+    est.save(tmp_path / "m.bigem")
+    rc, _, err = run(capsys, "predict", tmp_path / "m.bigem", tmp_path / "docs.npy", "--missing", "fiml",
+                     "-o", tmp_path / "p.npy")
+    assert rc == 2 and "--missing applies to Gaussian mixtures and HMMs" in err and "MultinomialMixture" in err
+    rc, _, err = run(capsys, "impute", tmp_path / "m.bigem", tmp_path / "docs.npy", "-o", tmp_path / "i.npy")
+    assert rc == 2 and "holds a MultinomialMixture: bigem impute fills gaps under a Gaussian mixture" in err
+    assert not (tmp_path / "p.npy").exists() and not (tmp_path / "i.npy").exists()

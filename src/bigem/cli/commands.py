@@ -30,6 +30,7 @@ from ._io import (
     write_columns,
     write_rows,
 )
+from . import multinomial as counts_cli
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
@@ -152,13 +153,15 @@ def _sequence_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("fit", help="fit a Gaussian mixture to a data file and save the model",
+    p = sub.add_parser("fit", help="fit a mixture (Gaussian by default) to a data file and save the model",
                        description="Fit a Gaussian mixture to DATA (Parquet, CSV, Arrow or .npy: a file, folder or glob) "
-                       "and save it to MODEL.")
+                       "and save it to MODEL; with --family multinomial, a mixture of multinomials to documents "
+                       "(a .npz sparse matrix, Parquet token lists or count columns).")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-k", "--n-components", dest="k", type=positive_int, required=True, help="number of components")
     p.add_argument("--covariance", choices=COVARIANCES, default="full", help="covariance type (default full)")
     _fit_options(p)
+    counts_cli.add_family_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. model.bigem)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_fit)
@@ -225,6 +228,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
     p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
     _fit_options(p)
+    counts_cli.add_family_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
     p.add_argument("--table", metavar="CSV", help="also write the table as CSV")
     p.add_argument("--plot", metavar="PICTURE", help="also draw the criterion against K (.png or .svg)")
@@ -236,13 +240,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.set_defaults(run=run_info)
 
-    p = sub.add_parser("plot", help="draw a model over its data, or its convergence",
+    p = sub.add_parser("plot", help="draw a model over its data, its convergence, or its word profiles",
                        description="--kind fit (default): histogram and component densities for 1 feature, "
-                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration.")
+                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration. "
+                       "--kind profile (multinomial models): each component's most probable words, a heatmap.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA", nargs="?", help="data file (needed for --kind fit)")
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
-    p.add_argument("--kind", choices=("fit", "convergence"), default="fit")
+    p.add_argument("--kind", choices=("fit", "convergence", "profile"), default="fit")
+    p.add_argument("--top", type=positive_int, help="--kind profile: words per component (default: what fits 60 columns)")
+    p.add_argument("--vocabulary", metavar="FILE", help="--kind profile: a text file of the words, one per line, in "
+                   "the columns' order (default: word ids)")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
     _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
@@ -269,6 +277,9 @@ def _load(path: str, missing: str | None = None):
 
     est = load(path)
     if missing is not None:
+        if "missing_values" not in est.get_params():
+            raise ParameterError(f"--missing applies to Gaussian mixtures and HMMs, and {path} holds a "
+                                 f"{type(est).__name__}; drop it")
         est.set_params(missing_values=missing)
     return est
 
@@ -305,6 +316,12 @@ def _is_hmm(est) -> bool:
     from ..estimators import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 
     return isinstance(est, (GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM))
+
+
+def _is_multinomial(est) -> bool:
+    from ..estimators import MultinomialMixture
+
+    return isinstance(est, MultinomialMixture)
 
 
 KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
@@ -371,6 +388,9 @@ def run_fit(args) -> int:
     from ..estimators import GaussianMixture
     from ..estimators.selection import criteria, degenerate_components
 
+    counts_cli.check_family_options(args)
+    if args.family == "multinomial":
+        return counts_cli.run_fit(args)
     check_output(args.output, (args.data,), what="model")
     params = _estimator_params(args)
     data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
@@ -411,6 +431,8 @@ def run_predict(args) -> int:
     if _is_hmm(est):
         return _predict_hmm(est, args)
     _no_sequences(args, est)
+    if _is_multinomial(est):
+        return counts_cli.run_predict(est, args)
     data = _model_data(est, args)
     output = "proba" if args.proba else "log_density" if args.score else "label"
     _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
@@ -454,6 +476,8 @@ def run_score(args) -> int:
     if _is_hmm(est):
         return _score_hmm(est, args)
     _no_sequences(args, est)
+    if _is_multinomial(est):
+        return counts_cli.run_score(est, args)
     data = _model_data(est, args)
     c = criteria(_for(est, data), data.X, columns=data.columns)
     payload = dict(
@@ -474,7 +498,7 @@ def run_impute(args) -> int:
         raise ParameterError(f"{args.output}: --id-column adds a column of ids, and a .npy file holds one array of "
                              "numbers; write .csv or .parquet, or drop --id-column")
     est = _load(args.model)
-    if _is_hmm(est):
+    if not hasattr(est, "impute"):
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem impute fills gaps under a Gaussian "
                              "mixture (bigem fit --missing fiml)")
     data = _model_data(est, args)
@@ -487,11 +511,20 @@ def run_impute(args) -> int:
 
 
 def run_sample(args) -> int:
+    if args.output.lower().endswith(".npz"):  # sparse documents: a multinomial model's
+        check_output(args.output, (args.model,), (".npz",))
+        est = _load(args.model)
+        if not _is_multinomial(est):
+            raise ParameterError(f"{args.output}: a .npz file holds a sparse matrix, which a multinomial model "
+                                 f"samples; {args.model} holds a {type(est).__name__}: write .npy, .csv or .parquet")
+        return counts_cli.run_sample(est, args)
     check_output(args.output, (args.model,), (".npy", ".csv", ".parquet"))
     if args.labels and args.output.lower().endswith(".npy"):
         raise ParameterError(f"{args.output}: --labels adds an integer column, and a .npy file holds one dtype; "
                              "write .csv or .parquet, or drop --labels")
     est = _load(args.model)
+    if _is_multinomial(est):
+        return counts_cli.run_sample(est, args)  # which says why a .npz is needed
     names = getattr(est, "feature_names_in_", None)
     header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(_width(est))]
     label = "state" if _is_hmm(est) else "component"
@@ -510,6 +543,9 @@ def run_sample(args) -> int:
 def run_select(args) -> int:
     from ..estimators.selection import COLUMNS, select
 
+    counts_cli.check_family_options(args)
+    if args.family == "multinomial":
+        return counts_cli.run_select(args)
     check_output(args.output, (args.data,), what="model")
     if args.table:
         check_output(args.table, (args.data, args.output), (".csv",), what="table")
@@ -555,6 +591,8 @@ def run_info(args) -> int:
     est = _load(args.model)
     if _is_hmm(est):
         return _info_hmm(est, args)
+    if _is_multinomial(est):
+        return counts_cli.run_info(est, args)
     names = getattr(est, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
@@ -662,9 +700,20 @@ def run_plot(args) -> int:
     _check_picture(args.output, tuple(p for p in (args.model, args.data) if p))
     est = _load(args.model)
     if _is_hmm(est):
-        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws Gaussian mixtures only; "
-                             "bigem info MODEL --json gives an HMM's parameters")
-    if args.kind == "convergence":
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws mixtures only; "
+                             "bigem info MODEL --json gives its parameters")
+    if (args.kind == "profile") != _is_multinomial(est) and args.kind != "convergence":
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: draw it with --kind "
+                             f"{'profile' if _is_multinomial(est) else 'fit'} or --kind convergence")
+    if args.kind != "profile" and (args.top is not None or args.vocabulary is not None):
+        raise ParameterError("--top and --vocabulary apply to --kind profile; drop them")
+    if args.kind == "profile":
+        if args.data is not None:
+            raise ParameterError("--kind profile draws the model's word probabilities and takes no DATA; drop it")
+        vocabulary = None if args.vocabulary is None else counts_cli.read_vocabulary(args.vocabulary)
+        plot.plot_profile(est, args.output, top=args.top, vocabulary=vocabulary,
+                          title=args.title or f"Component profiles of {os.path.basename(args.model)}")
+    elif args.kind == "convergence":
         if args.data is not None:
             raise ParameterError("--kind convergence draws the model's history and takes no DATA; drop it")
         plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")

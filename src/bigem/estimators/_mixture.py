@@ -64,8 +64,11 @@ EXECUTION = dict(
     client=_params.Client(),
     accelerate=_params.Optional(_params.Choice(("squarem",))),
     stopping=_params.Choice(("gain", "aitken")),
-    missing_values=_params.Choice(("error", "fiml")),
 )
+
+# Gaps (missing values): a family whose model can read them adds this to its parameters,
+# and MISSING_DOC to its documentation.
+MISSING = dict(missing_values=_params.Choice(("error", "fiml")))
 
 MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
@@ -116,7 +119,9 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
         ``tol`` of its value, which lands closer to the optimum at the price of more passes
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
-    missing_values : {'error', 'fiml'}, default='error'
+"""
+
+MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
         'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
         refuses them. 'fiml': they are missing values, fitted by the exact EM for values
         missing at random (full-information maximum likelihood): each row's likelihood
@@ -171,7 +176,12 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", dtype=None, **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False, dtype=None,
+              **kw) -> Source:
+        """X as a validated source. ``fitted``: X is read for the fitted model (inference,
+        partial_fit after a fit), so what the fit learnt about reading X applies (a
+        family that learns a vocabulary or a category mapping reads it there); a fit
+        refuses a column missing in every row. ``dtype``: the rows' (default the family's)."""
         return open_source(
             X,
             dtype=dtype or self._model(s).component.row_dtype,
@@ -181,7 +191,8 @@ class _BaseMixture(EstimatorBase, ABC):
             sample_weight=sample_weight,
             min_rows=min_rows,
             shift=self._shift(s, shift),
-            missing_values=s.missing_values,
+            missing_values=_missing(s),
+            every_column=not fitted,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -195,7 +206,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
-            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, every_column=True, **open_kw)
+            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, **open_kw)
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
@@ -215,7 +226,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 columns=columns,
                 sample_weight=sample_weight,
                 shift=self._shift(s),
-                missing_values=s.missing_values,
+                missing_values=_missing(s),
                 every_column=True,
             )
             yield engine, engine.persist(source)
@@ -408,7 +419,7 @@ class _BaseMixture(EstimatorBase, ABC):
         state = getattr(self, "_online_", None)
         # a running state continues in its own coordinates: the same shift for every call
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                            shift="auto" if state is None else state.shift, every_column=not fitted)
+                            shift="auto" if state is None else state.shift, fitted=fitted)
         model, engine = self._model(s), LocalEngine()
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
@@ -483,7 +494,8 @@ class _BaseMixture(EstimatorBase, ABC):
         self._check_features(X, columns)
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
+                            fitted=True)
         self._check_width(source)
         return source, s
 
@@ -579,7 +591,7 @@ class _BaseMixture(EstimatorBase, ABC):
         # the workers subtract the model's own location (known without a pass over X)
         offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
         params = model.translate(params, None if offset is None else -offset)
-        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, s.missing_values == "fiml")
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s) == "fiml")
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
@@ -631,37 +643,8 @@ class _BaseMixture(EstimatorBase, ABC):
             return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
         return np.concatenate([per_row(block, (what,))[what] for block in self._log_joint_chunks(X, columns)])
 
-    def impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
-        """X with every missing value (NaN, or a null in files and DataFrames) filled in.
-
-        Parameters
-        ----------
-        X : as for :meth:`predict`
-            Rows with gaps (rows without one come back as they are).
-        method : {'mean', 'sample'}, default='mean'
-            'mean': each gap's conditional expectation given the row's observed values
-            under the fitted mixture, sum_k p(k | x_obs) E[x_miss | x_obs, k] (for a row
-            with nothing observed, the mixture's mean). 'sample': a draw from the
-            conditional distribution p(x_miss | x_obs) (a component by its posterior,
-            then the gaps from its conditional Gaussian): multiple imputation, one
-            completed data set per ``random_state``.
-        random_state : int, default=None
-            Seed of 'sample' (None: the estimator's ``random_state``); each row's draw
-            depends on the seed and the row's position only, not on the chunking.
-        columns, id_column : as for :meth:`predict`
-        out : str or path, default=None
-            Stream the completed rows to this .parquet, .csv or .npy file (columns named
-            as the features) instead of returning them; its path is returned. Memory
-            stays that of a chunk; nothing is left behind on an error.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_features), float64, or the path written; a lazy
-        dask array for Dask input (without ``out``).
-
-        Observed values are returned exactly as read (float64), whatever ``dtype`` the
-        model computes in. Works whatever ``missing_values`` says: imputing reads gaps.
-        """
+    def _impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        """X with every gap filled (``GaussianMixture.impute``, which documents it)."""
         methods = ("mean", "sample")
         if method not in methods:
             raise ParameterError(f"method must be one of {list(methods)}; got {method!r}")
@@ -680,7 +663,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         keep = None if id_column is None else [str(id_column)]
-        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, dtype=torch.float64)
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, fitted=True, dtype=torch.float64)
         self._check_width(source)
         model = self._model(s)
         params = self._in_source_coordinates(model, source, s)
@@ -839,6 +822,11 @@ def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
     if "log_density" in outputs:
         out["log_density"] = norm.cpu().numpy()
     return out
+
+
+def _missing(s) -> str:
+    """How the settings ``s`` read gaps: a family without ``missing_values`` refuses them."""
+    return getattr(s, "missing_values", "error")
 
 
 def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, gaps: bool,

@@ -24,6 +24,7 @@ import torch
 from .._core.errors import DegenerateFitWarning, ParameterError
 from ..models.covariance import NAMES, structure
 from ._mixture import sample_size
+from .families import family_estimator
 from .gaussian_mixture import GaussianMixture
 
 CRITERIA = ("bic", "aic", "icl")
@@ -58,7 +59,7 @@ class SelectionResult:
         n_components, covariance_type, log_likelihood (total, weighted), n_parameters,
         bic, aic, icl (lower is better for all three), converged, degenerate, n_iter,
         seconds (fit plus scoring).
-    estimators_ : list of GaussianMixture
+    estimators_ : list of GaussianMixture (or the family's estimator)
         The fitted candidate for each row of ``table``.
     criterion : str
         The criterion the best candidate minimises.
@@ -104,36 +105,45 @@ class SelectionResult:
                 notes.append("not converged")
             mark = "*" if i == self.best_index_ else " "
             lines.append(
-                f"{mark} {r['n_components']:>3} {r['covariance_type']:<10} {r['log_likelihood']:>14.6g} "
+                f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['log_likelihood']:>14.6g} "
                 f"{r['n_parameters']:>7} {r['bic']:>14.6g} {r['aic']:>14.6g} {r['icl']:>14.6g} "
                 f"{r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
             )
         return "\n".join(lines)
 
 
+ALL_TYPES = ("full", "diag", "spherical", "tied")
+
+
 def select(
     X,
     n_components=range(1, 11),
-    covariance_types=("full", "diag", "spherical", "tied"),
+    covariance_types=None,
     criterion: str = "bic",
     *,
+    family: str = "gaussian",
     keep_degenerate: bool = False,
     sample_weight=None,
     columns=None,
     callback=None,
     **params,
 ) -> SelectionResult:
-    """Fit a GaussianMixture for every K in ``n_components`` and every covariance type,
-    and choose the one with the lowest ``criterion``.
+    """Fit a mixture for every K in ``n_components`` (and, for Gaussians, every covariance
+    type), and choose the one with the lowest ``criterion``.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features), tensor, DataFrame or path
-        Anything :meth:`GaussianMixture.fit` accepts.
+        Anything the family's ``fit`` accepts (for 'multinomial': sparse matrices, .npz
+        files, token lists).
     n_components : int or iterable of int, default=range(1, 11)
-    covariance_types : str or iterable of str, default=('full', 'diag', 'spherical', 'tied')
+    covariance_types : str or iterable of str, default=None
+        Gaussian family only; None: ('full', 'diag', 'spherical', 'tied').
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better (scikit-learn's sign; mclust's BIC is minus ours).
+    family : {'gaussian', 'multinomial'}, default='gaussian'
+        The mixture fitted: :class:`GaussianMixture` or :class:`MultinomialMixture`
+        (whose candidates differ in K only; the table's covariance_type is None).
     keep_degenerate : bool, default=False
         Let degenerate fits (a component collapsed onto repeated values, its variance
         at the ``reg_covar`` floor) be chosen. By default they are excluded, as mclust
@@ -153,26 +163,35 @@ def select(
     SelectionResult
     """
     ks = _check_components(n_components)
-    types = _check_types(covariance_types)
+    cls = family_estimator(family)
+    gaussian = cls is GaussianMixture
+    if gaussian:
+        types = _check_types(ALL_TYPES if covariance_types is None else covariance_types)
+    elif covariance_types is not None:
+        raise ParameterError(
+            f"covariance types apply to the Gaussian family, not to family={family!r}; leave covariance_types out"
+        )
+    else:
+        types = [None]
     if criterion not in CRITERIA:
         raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
     if not isinstance(keep_degenerate, (bool, np.bool_)):
         raise ParameterError(f"keep_degenerate must be True or False; got {keep_degenerate!r}")
     for name in ("n_components", "covariance_type"):
         if name in params:
-            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a GaussianMixture parameter")
-    unknown = sorted(set(params) - set(GaussianMixture._param_names()))
+            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a {cls.__name__} parameter")
+    unknown = sorted(set(params) - set(cls._param_names()))
     if unknown:
         raise ParameterError(
-            f"select() got unknown GaussianMixture parameter(s) {unknown}; valid: {GaussianMixture._param_names()}"
+            f"select() got unknown {cls.__name__} parameter(s) {unknown}; valid: {cls._param_names()}"
         )
-    GaussianMixture(**params)._settings()  # bad values fail before any fit
+    cls(**params)._settings()  # bad values fail before any fit
 
     table, estimators = [], []
     for ct in types:
         for k in ks:
             started = time.perf_counter()
-            est = GaussianMixture(k, covariance_type=ct, **params).fit(
+            est = cls(k, **({"covariance_type": ct} if gaussian else {}), **params).fit(
                 X, sample_weight=sample_weight, columns=columns, callback=callback
             )
             row = criteria(est, X, sample_weight, columns)
@@ -180,7 +199,7 @@ def select(
                 n_components=k,
                 covariance_type=ct,
                 converged=bool(est.converged_),
-                degenerate=bool(degenerate_components(est)),
+                degenerate=bool(degenerate_components(est)) if gaussian else False,
                 n_iter=int(est.n_iter_),
                 seconds=time.perf_counter() - started,
             )
