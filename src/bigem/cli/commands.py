@@ -31,6 +31,7 @@ from ._io import (
     write_rows,
 )
 from . import multinomial as counts_cli
+from ._flags import in_flags
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
@@ -173,9 +174,14 @@ def add_parsers(sub) -> None:
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--proba", action="store_true", help="write each component's (state's) posterior probability")
-    what.add_argument("--score", action="store_true", help="write each row's log-density log p(x) (mixtures)")
+    what.add_argument("--proba", action="store_true",
+                      help="write each component's (state's) posterior probability instead of the label "
+                      "(not with --score: one output per run)")
+    what.add_argument("--score", action="store_true",
+                      help="write each row's log-density log p(x) instead of the label (mixtures; not with --proba)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
+    p.add_argument("--id-column", metavar="NAME",
+                   help="a column of DATA copied to OUT first, to join the results back (.csv or .parquet output)")
     _sequence_options(p)
     _data_options(p)
     _missing_option(p, None)
@@ -356,6 +362,28 @@ def _sequences(est, args) -> tuple[object, object, list[str] | None, int]:
     return data.X, lengths, data.columns, data.n_rows
 
 
+def _check_id_column(args, data: Data | None) -> None:
+    """--id-column needs named columns and an output with columns."""
+    if args.id_column is None:
+        return
+    if args.data.lower().endswith(".npy"):
+        raise ParameterError(f"--id-column {args.id_column}: {args.data} is a .npy file, which has no column names; "
+                             "drop --id-column, or read the data from Parquet or CSV")
+    if args.output.lower().endswith(".npy"):
+        raise ParameterError(f"--id-column adds a column, and a .npy file holds one array: write {args.output} as "
+                             ".csv or .parquet, or drop --id-column")
+
+
+def _column_values(args, name: str) -> np.ndarray:
+    """One column of DATA, every row, in order (an HMM's --id-column)."""
+    from ..sources.paths import expand_paths
+    from ..sources.tables import CsvOptions, column_values
+
+    files, fmt = expand_paths(args.data)
+    csv = CsvOptions(args.delimiter, not args.no_header)
+    return np.concatenate([values for values, _, _ in column_values(files, fmt, name, csv=csv)])
+
+
 def _for(est, data: Data):
     """The estimator to call on ``data``: itself, or for data without column names (a
     .npy file) a copy without the names, which it would otherwise look for."""
@@ -414,8 +442,8 @@ def run_fit(args) -> int:
         f"fitted K={args.k} {args.covariance} to {data.n_rows:,} rows x {data.n_features} columns of {args.data} "
         f"in {seconds:.2f}s: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} "
         f"{'passes (SQUAREM)' if args.accelerate else 'iterations'}\n"
-        f"mean log-likelihood {payload['mean_log_likelihood']:.6f}   BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   "
-        f"(lower is better; {c['n_parameters']} free parameters)\n"
+        f"mean log-likelihood {payload['mean_log_likelihood']:.6f} (of the fitted model, as bigem score reports)   "
+        f"BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   (lower is better; {c['n_parameters']} free parameters)\n"
         f"weights {np.array2string(est.weights_, precision=3)}\n"
         + (f"warning: components {collapsed} collapsed onto repeated values (variance at the reg_covar floor)\n"
            if collapsed else "")
@@ -434,8 +462,10 @@ def run_predict(args) -> int:
     if _is_multinomial(est):
         return counts_cli.run_predict(est, args)
     data = _model_data(est, args)
+    _check_id_column(args, data)
     output = "proba" if args.proba else "log_density" if args.score else "label"
-    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
+    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns,
+                                      id_column=args.id_column)
     what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
     print(f"wrote {what} of {data.n_rows:,} rows to {args.output}")
     return 0
@@ -448,11 +478,21 @@ def _predict_hmm(est, args) -> int:
             "its sequence); use --proba for each state's posterior, or bigem score MODEL DATA for the log-likelihood"
         )
     X, lengths, columns, n_rows = _sequences(est, args)
+    if args.id_column is not None:
+        _check_id_column(args, None)
+        ids = {args.id_column: _column_values(args, args.id_column)}
+    else:
+        ids = {}
     if args.proba:
         values = est.predict_proba(X, lengths, columns=columns)
-        write_array(args.output, values, [f"proba_{k}" for k in range(values.shape[1])])
+        names = [f"proba_{k}" for k in range(values.shape[1])]
     else:
-        write_array(args.output, est.predict(X, lengths, columns=columns), ["state"])
+        values = est.predict(X, lengths, columns=columns)[:, None]
+        names = ["state"]
+    if ids:
+        write_columns(args.output, {**ids, **{n: values[:, j] for j, n in enumerate(names)}})
+    else:
+        write_array(args.output, values if args.proba else values[:, 0], names)
     what = "state probabilities" if args.proba else "states"
     print(f"wrote {what} of {n_rows:,} rows to {args.output}")
     return 0
@@ -563,7 +603,7 @@ def run_select(args) -> int:
             )
         progress.close()
     for message in dict.fromkeys(str(w.message) for w in caught):  # the selection's warnings, once each
-        print(f"bigem select: warning: {message}", file=sys.stderr)
+        print(f"bigem select: warning: {in_flags(message)}", file=sys.stderr)
     result.best_estimator_.save(args.output)
     if args.table:
         write_rows(args.table, result.table, list(COLUMNS))
@@ -612,7 +652,9 @@ def run_info(args) -> int:
         f"{args.model}: Gaussian mixture, K={est.n_components}, covariance {est.covariance_type}, "
         f"{est.n_features_in_} features ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
         f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
-        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+        f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration, "
+        "before its M-step; bigem score gives the fitted model's), "
+        f"{payload['n_parameters']} free parameters",
         "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
         + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping", "missing_values")
                   if hyper.get(k) not in (None, "gain", "error")),
@@ -687,11 +729,10 @@ def _component_sd(est) -> np.ndarray:
 
 
 def _check_picture(path: str, inputs: tuple[str, ...]) -> None:
-    check_output(path, inputs, PICTURES, what="picture")
-    import importlib.util
+    from .._core.optional import require
 
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ImportError("pictures need matplotlib: pip install 'bigem[plot]'")
+    check_output(path, inputs, PICTURES, what="picture")
+    require("matplotlib", "pictures")
 
 
 def run_plot(args) -> int:

@@ -256,7 +256,9 @@ def run_info(est, args) -> int:
 def run_sample(est, args) -> int:
     """Documents drawn from the model, to a .npz sparse matrix (labels, with --labels, to
     a .npy file beside it)."""
-    import scipy.sparse as sp
+    from .._core.optional import require
+
+    sp = require("scipy.sparse", "bigem sample of a multinomial model")
 
     from ..io.files import write_atomically
 

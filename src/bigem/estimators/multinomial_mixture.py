@@ -19,6 +19,7 @@ from .._core.protocols import Task
 from .._core.sparse import SparseRows
 from ..models.mixture import MixtureModel, MixtureParams
 from ..models.multinomial import multinomial_mixture
+from .._core.optional import require
 from ..sources.counts import Tokens, checked_dask_counts, is_scipy_sparse, is_torch_sparse, open_counts
 from ..sources.dask import is_dask_collection
 from . import _params
@@ -161,9 +162,10 @@ class MultinomialMixture(_BaseMixture):
         advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
         return multinomial_mixture(s.n_components, s.alpha, s.dtype, advice)
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False, **kw):
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False,
+              identify: bool = False, **kw):
         """X as chunks of sparse count rows; read for a fitted model, token ids beyond its
-        vocabulary are refused."""
+        vocabulary are refused. (``identify`` does not apply: every column is a count.)"""
         return open_counts(
             X,
             dtype=s.dtype,
@@ -247,7 +249,7 @@ class MultinomialMixture(_BaseMixture):
         """Draw documents from the fitted mixture: (counts as a scipy.sparse CSR matrix of
         shape (n_samples, n_features), int64; component labels). Each document's length is
         a Poisson draw around its component's ``mean_lengths_``."""
-        import scipy.sparse as sp
+        sp = require("scipy.sparse", "MultinomialMixture.sample()")
 
         params = self._fitted()
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DegenerateFitWarning, ParameterError
+from .._core.optional import require
 from ..models.covariance import NAMES, structure
 from ._mixture import sample_size
 from .families import family_estimator
@@ -87,10 +88,7 @@ class SelectionResult:
 
     def to_pandas(self):
         """The table as a pandas DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:  # pragma: no cover - pandas is in the dev extra
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+        pd = require("pandas", "to_pandas()")
         return pd.DataFrame(self.table, columns=list(COLUMNS))
 
     def format_table(self) -> str:

@@ -18,6 +18,7 @@ from torch import Tensor
 from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
+from .identifiers import IdentifierWatch
 from .validate import ColumnsSeen, check_values, raise_not_finite
 
 
@@ -25,9 +26,11 @@ class FirstPassSource:
     """Wraps a streamed source: lazy finiteness check, an in-memory cache when it fits, and
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
-    def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None, *,
-                 gaps: bool = False, every_column: bool = False) -> None:
+    def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None,
+                 identify: bool = False, *, gaps: bool = False, every_column: bool = False) -> None:
         self.inner = inner
+        candidates = getattr(inner, "id_candidates", None) if identify else None
+        self._watch = IdentifierWatch(candidates, name) if candidates else None  # on the first pass
         self.gaps = gaps  # NaN is a missing value: only infinities are refused
         self.every_column = every_column  # and a column no row observes (checked at the end of the first pass)
         self.dtype = dtype or getattr(inner, "dtype", torch.float64)
@@ -89,12 +92,17 @@ class FirstPassSource:
                 self._raise_not_finite()
             if seen is not None:
                 seen.add(chunk.x)
+            if not self.checked and self._watch is not None:
+                self._watch.update(chunk.x)
             if kept is not None:
                 kept.append(chunk)
             yield chunk
         if seen is not None:
             seen.check(self.feature_names, self.name)
         self.checked = True  # only a complete pass counts
+        if self._watch is not None:
+            self._watch.finish()
+            self._watch = None
         self._cache = kept
 
     def _raise_not_finite(self) -> None:
