@@ -385,7 +385,7 @@ def open_source(
     itemsize = torch.finfo(dtype).bits // 8
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
     source = TensorSource(x, weight, rows, names, extra, offset, device=device)
-    validate_finite(TensorSource(x, None, rows), "X", gaps, every_column)  # where the rows are held
+    validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column)  # where the rows are held
     if watch is not None:
         watch.update(x)
         watch.finish()
