@@ -325,6 +325,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 best, runs = fit_em(
                     model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver, accelerate=s.accelerate, stopping=s.stopping,
+                    start=self.lower_bound_ if warm else -math.inf,
                 )
         if not online:
             self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
