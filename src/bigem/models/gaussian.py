@@ -250,6 +250,12 @@ def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
     return torch.bmm(feats.expand(K, n, D + 1), p.factor, out=y)
 
 
+# Rounding, in units of the compute dtype's eps times a component's squared distance
+# from the centre of the means, below which a diagonal variance is not resolved from
+# zero (see GaussianComponent._unresolved_to_zero): the moments' float32 partial sums of
+# 256 rows carry about 16 eps, and the shift to each component's mean doubles it.
+_UNRESOLVED = 64
+
 # Rows per float32 partial sum of the diag/spherical moment product: the partials are
 # added in float64, so float32 rounding accumulates over at most this many rows.
 _PARTIAL_ROWS = 256
@@ -643,7 +649,27 @@ class GaussianComponent:
             cov = st.maximise(torch.where(alive, n_k, torch.ones_like(n_k)), scatter, self.reg_covar)
             if old is not None:
                 cov = torch.where(alive.reshape(-1, *[1] * (cov.ndim - 1)), cov, old.covariances)
+        if st.kernel == "diag" and self.reg_covar == 0 and self.prior is None:
+            cov = self._unresolved_to_zero(cov, means, shift)
         return self._factored(means, cov)
+
+    def _unresolved_to_zero(self, cov: Tensor, means: Tensor, shift: Tensor) -> Tensor:
+        """Diagonal structures without reg_covar: a variance within rounding of zero is zero.
+
+        A component on repeated rows has no spread, but its moments, summed about the
+        centre of the E-step's means, leave rounding of about eps (mean - centre)^2
+        behind (1e-17 to 1e-15 in float64). A full or tied covariance that small fails its
+        Cholesky factor; a variance that small is no better resolved, so it counts as
+        zero too: the component is re-seeded, or, when every one has collapsed, the fit
+        fails with scikit-learn's "ill-defined empirical covariance" message, whatever
+        the structure. ``eps`` is the compute dtype's (a float64 kernel chosen for
+        accuracy only tightens the rounding).
+        """
+        eps = torch.finfo(self.dtype).eps
+        bound = _UNRESOLVED * eps * (means - shift.mean(0)).square()
+        if cov.ndim == 1:  # spherical: one variance, the mean over features
+            bound = bound.mean(1)
+        return torch.where(cov <= bound, torch.zeros_like(cov), cov)
 
     def _factored(self, means: Tensor, cov: Tensor) -> tuple[GaussianParams, Tensor]:
         """Parameters with their factors, and which components have one. Factors are NaN
