@@ -1,9 +1,10 @@
 """scikit-learn compatible façades over the EM driver."""
 
+from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import GaussianMixture
 from .gmm_hmm import GMMHMM
 from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
 from .persistence import load
 from .selection import SelectionResult, select
 
-__all__ = ["GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select"]
