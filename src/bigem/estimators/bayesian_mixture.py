@@ -244,6 +244,11 @@ class BayesianGaussianMixture(_BaseMixture):
         the data's mean and covariance where they are None (one pass, weighted), in the
         coordinates of the rows (less the source's shift)."""
         D, owner = source.n_features, type(self).__name__
+        if source.n_rows < 2:  # scikit-learn's message: its data priors need two rows
+            raise DataError(
+                f"Found array with {source.n_rows} sample(s) (shape=({source.n_rows}, {D})) while a minimum of 2 is "
+                f"required by {owner}."
+            )
         st = structure(s.covariance_type)
         nu0 = float(D) if s.degrees_of_freedom_prior is None else s.degrees_of_freedom_prior
         if nu0 <= D - 1.0:
@@ -312,7 +317,7 @@ class BayesianGaussianMixture(_BaseMixture):
         if means.ndim != 2 or means.shape[0] != K or tuple(concentration.shape) != expected_conc or beta.shape != (K,):
             raise ParameterError(f"tensor shapes do not match n_components={K}")
         D = means.shape[1]
-        dof = dof.reshape(1).expand(K).clone() if st.name == "tied" and dof.ndim == 0 else dof
+        dof = dof.reshape(1).expand(K).clone() if st.name == "tied" and dof.numel() == 1 else dof
         if dof.shape != (K,) or tuple(cov.shape) != st.shape(K, D):
             raise ParameterError(f"degrees_of_freedom_ or covariances_ do not match n_components={K}, {st.name!r}")
         if not (bool((concentration > 0).all()) and bool((beta > 0).all()) and bool((dof > D - 1).all())):
