@@ -197,6 +197,9 @@ def add_parsers(sub) -> None:
                    help="comma-separated covariance types, or all (default all)")
     p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
     p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
+    p.add_argument("--variational", action="store_true",
+                   help="also fit a BayesianGaussianMixture per covariance type (truncated at the largest K) and "
+                   "report how many components it uses (never the chosen model)")
     _fit_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
     p.add_argument("--table", metavar="CSV", help="also write the table as CSV")
@@ -474,7 +477,7 @@ def run_select(args) -> int:
             warnings.simplefilter("always")
             result = select(
                 data.X, args.k, args.covariance, args.criterion, keep_degenerate=args.keep_degenerate,
-                sample_weight=data.weight, columns=data.columns, callback=progress, **params,
+                variational=args.variational, sample_weight=data.weight, columns=data.columns, callback=progress, **params,
             )
         progress.close()
     for w in caught:  # the selection's warnings, once each, after the progress line
@@ -489,7 +492,8 @@ def run_select(args) -> int:
     b = result.best_
     payload = dict(
         model=args.output, criterion=args.criterion, best=b, dropped=[list(d) for d in result.dropped],
-        table=result.table, n_rows=data.n_rows,
+        table=[{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in result.table],
+        n_rows=data.n_rows,
     )
     text = (
         f"{len(result.table)} candidates on {data.n_rows:,} rows of {args.data} ({args.criterion.upper()}, lower is better):\n"
