@@ -178,3 +178,25 @@ def test_api_is_sklearns(blobs):
         BayesianGaussianMixture(algorithm="online")
     with pytest.raises(DataError, match="a minimum of 2 is required by BayesianGaussianMixture"):
         BayesianGaussianMixture().fit(blobs[:1])
+
+
+def test_command_line_describes_and_scores_a_model_file(blobs, tmp_path, capsys):
+    """bigem info/score/predict on a saved BayesianGaussianMixture: its bound is called a
+    total lower bound, not a mean log-likelihood, and no BIC or AIC is claimed for it."""
+    import json
+
+    from bigem.cli import main
+
+    bgm = BayesianGaussianMixture(n_components=4, random_state=0, max_iter=300).fit(blobs)
+    bgm.save(tmp_path / "m.bigem")
+    np.save(tmp_path / "x.npy", blobs)
+    assert main(["info", str(tmp_path / "m.bigem")]) == 0
+    out = capsys.readouterr().out
+    assert "Bayesian Gaussian mixture (dirichlet process prior)" in out and "mean log-likelihood" not in out
+    assert f"lower bound {bgm.lower_bound_:.6f} (a total over rows)" in out
+    assert main(["score", str(tmp_path / "m.bigem"), str(tmp_path / "x.npy"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["mean_log_likelihood"] == pytest.approx(bgm.score(blobs), rel=1e-9)
+    assert scored["bic"] is None and scored["aic"] is None
+    assert main(["predict", str(tmp_path / "m.bigem"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "p.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), bgm.predict(blobs))

@@ -432,10 +432,12 @@ def run_score(args) -> int:
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"],
     )
-    text = (
-        f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}\n"
-        f"BIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
-    )
+    text = f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}"
+    if _variational(est):  # scikit-learn's score; no likelihood to penalise, so no BIC or AIC (as scikit-learn)
+        payload.update(n_parameters=None, bic=None, aic=None)
+        text += " (the variational posterior's, scikit-learn's score)"
+    else:
+        text += f"\nBIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
     _emit(args, payload, text)
     return 0
 
@@ -525,11 +527,15 @@ def run_info(args) -> int:
         print(json.dumps(payload, indent=2))
         return 0
     cols = names or [f"x{j}" for j in range(est.n_features_in_)]
+    variational = _variational(est)
+    kind = (f"Bayesian Gaussian mixture ({est.weight_concentration_prior_type.replace('_', ' ')} prior)"
+            if variational else "Gaussian mixture")
+    bound = (f"lower bound {est.lower_bound_:.6f} (a total over rows)" if variational
+             else f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters")
     lines = [
-        f"{args.model}: Gaussian mixture, K={est.n_components}, covariance {est.covariance_type}, "
+        f"{args.model}: {kind}, K={est.n_components}, covariance {est.covariance_type}, "
         f"{est.n_features_in_} features ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
-        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
-        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, {bound}",
         "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
         + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping")
                   if hyper.get(k) not in (None, "gain")),
@@ -543,6 +549,13 @@ def run_info(args) -> int:
         lines.append(f"  component {k}: weight {est.weights_[k]:.4f}  mean [{mean}{more}]  sd [{spread}{more}]")
     print("\n".join(lines))
     return 0
+
+
+def _variational(est) -> bool:
+    """Whether a loaded mixture is a BayesianGaussianMixture (its bound is a total; it has no BIC)."""
+    from ..estimators import BayesianGaussianMixture
+
+    return isinstance(est, BayesianGaussianMixture)
 
 
 def _info_hmm(est, args) -> int:
