@@ -127,3 +127,18 @@ def test_components_that_keep_their_spread_fit_without_reg_covar():
         ref = SkGaussianMixture(**kw).fit(X)
         assert gm.converged_ and np.min(gm.covariances_) > 0.1
         np.testing.assert_allclose(gm.covariances_, ref.covariances_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_real_spread_far_from_the_centre_is_kept_without_reg_covar(covariance_type):
+    """Unit variances 1e3 and 1e4 from the centre: float32 cannot resolve them, so their
+    moments are summed in float64 and judged by float64's rounding; they are real variances,
+    not a collapse (judged by float32's rounding, they were zeroed and re-seeded)."""
+    rng = np.random.default_rng(0)
+    for far in (1e3, 1e4):
+        X = np.r_[rng.normal(-far, 1, (300, 2)), rng.normal(far, 1, (300, 2)), rng.normal(0, 1, (300, 2))]
+        kw = dict(n_components=3, covariance_type=covariance_type, reg_covar=0.0, means_init=X[[0, 300, 600]])
+        ours = GaussianMixture(**kw).fit(X)
+        ref = SkGaussianMixture(**kw).fit(X)
+        np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-3)
+        np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-6, atol=1e-3)
