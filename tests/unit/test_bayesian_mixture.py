@@ -193,7 +193,7 @@ def test_command_line_describes_and_scores_a_model_file(blobs, tmp_path, capsys)
     assert main(["info", str(tmp_path / "m.bigem")]) == 0
     out = capsys.readouterr().out
     assert "Bayesian Gaussian mixture (dirichlet process prior)" in out and "mean log-likelihood" not in out
-    assert f"lower bound {bgm.lower_bound_:.6f} (a total over rows)" in out
+    assert f"lower bound {bgm.lower_bound_:.6f} (the variational bound, a total over rows)" in out
     assert main(["score", str(tmp_path / "m.bigem"), str(tmp_path / "x.npy"), "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)
     assert scored["mean_log_likelihood"] == pytest.approx(bgm.score(blobs), rel=1e-9)

@@ -27,9 +27,11 @@ import numpy as np
 import torch
 
 from .._core.errors import DegenerateFitWarning, ParameterError
+from .._core.optional import require
 from ..models.covariance import NAMES, structure
 from ._mixture import sample_size
 from .bayesian_mixture import BayesianGaussianMixture
+from .families import family_estimator
 from .gaussian_mixture import GaussianMixture
 
 CRITERIA = ("bic", "aic", "icl")
@@ -62,13 +64,14 @@ class SelectionResult:
     Attributes
     ----------
     table : list of dict
-        One row per candidate, in fitting order, with the keys of ``COLUMNS``: model
-        ('GaussianMixture' or 'BayesianGaussianMixture'), n_components, covariance_type,
-        log_likelihood (total, weighted), n_parameters, bic, aic, icl (lower is better for
-        all three), converged, degenerate, n_iter, seconds (fit plus scoring). A
-        BayesianGaussianMixture row's n_components is the number of components it uses
-        (those holding at least one row: see :func:`used_components`); its log_likelihood, n_parameters and criteria are NaN.
-    estimators_ : list of GaussianMixture or BayesianGaussianMixture
+        One row per candidate, in fitting order, with the keys of ``COLUMNS``: model (the
+        estimator's class name: 'GaussianMixture', 'MultinomialMixture' or
+        'BayesianGaussianMixture'), n_components, covariance_type, log_likelihood (total,
+        weighted), n_parameters, bic, aic, icl (lower is better for all three), converged,
+        degenerate, n_iter, seconds (fit plus scoring). A BayesianGaussianMixture row's
+        n_components is the number of components it uses (those holding at least one row:
+        see :func:`used_components`); its log_likelihood, n_parameters and criteria are NaN.
+    estimators_ : list of GaussianMixture (or the family's estimator, or BayesianGaussianMixture)
         The fitted candidate for each row of ``table``.
     criterion : str
         The criterion the best candidate minimises.
@@ -96,10 +99,7 @@ class SelectionResult:
 
     def to_pandas(self):
         """The table as a pandas DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:  # pragma: no cover - pandas is in the dev extra
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+        pd = require("pandas", "to_pandas()")
         return pd.DataFrame(self.table, columns=list(COLUMNS))
 
     def format_table(self) -> str:
@@ -117,19 +117,23 @@ class SelectionResult:
                              f"{self.estimators_[i].lower_bound_:.6g}")
             mark = "*" if i == self.best_index_ else " "
             lines.append(
-                f"{mark} {r['n_components']:>3} {r['covariance_type']:<10} {r['log_likelihood']:>14.6g} "
+                f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['log_likelihood']:>14.6g} "
                 f"{r['n_parameters']:>7} {r['bic']:>14.6g} {r['aic']:>14.6g} {r['icl']:>14.6g} "
                 f"{r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
             )
         return "\n".join(lines)
 
 
+ALL_TYPES = ("full", "diag", "spherical", "tied")
+
+
 def select(
     X,
     n_components=range(1, 11),
-    covariance_types=("full", "diag", "spherical", "tied"),
+    covariance_types=None,
     criterion: str = "bic",
     *,
+    family: str = "gaussian",
     keep_degenerate: bool = False,
     sample_weight=None,
     columns=None,
@@ -137,17 +141,22 @@ def select(
     variational: bool = False,
     **params,
 ) -> SelectionResult:
-    """Fit a GaussianMixture for every K in ``n_components`` and every covariance type,
-    and choose the one with the lowest ``criterion``.
+    """Fit a mixture for every K in ``n_components`` (and, for Gaussians, every covariance
+    type), and choose the one with the lowest ``criterion``.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features), tensor, DataFrame or path
-        Anything :meth:`GaussianMixture.fit` accepts.
+        Anything the family's ``fit`` accepts (for 'multinomial': sparse matrices, .npz
+        files, token lists).
     n_components : int or iterable of int, default=range(1, 11)
-    covariance_types : str or iterable of str, default=('full', 'diag', 'spherical', 'tied')
+    covariance_types : str or iterable of str, default=None
+        Gaussian family only; None: ('full', 'diag', 'spherical', 'tied').
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better (scikit-learn's sign; mclust's BIC is minus ours).
+    family : {'gaussian', 'multinomial'}, default='gaussian'
+        The mixture fitted: :class:`GaussianMixture` or :class:`MultinomialMixture`
+        (whose candidates differ in K only; the table's covariance_type is None).
     keep_degenerate : bool, default=False
         Let degenerate fits (a component collapsed onto repeated values, its variance
         at the ``reg_covar`` floor) be chosen. By default they are excluded, as mclust
@@ -173,7 +182,16 @@ def select(
     SelectionResult
     """
     ks = _check_components(n_components)
-    types = _check_types(covariance_types)
+    cls = family_estimator(family)
+    gaussian = cls is GaussianMixture
+    if gaussian:
+        types = _check_types(ALL_TYPES if covariance_types is None else covariance_types)
+    elif covariance_types is not None:
+        raise ParameterError(
+            f"covariance types apply to the Gaussian family, not to family={family!r}; leave covariance_types out"
+        )
+    else:
+        types = [None]
     if criterion not in CRITERIA:
         raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
     for flag, value in (("keep_degenerate", keep_degenerate), ("variational", variational)):
@@ -181,29 +199,32 @@ def select(
             raise ParameterError(f"{flag} must be True or False; got {value!r}")
     for name in ("n_components", "covariance_type"):
         if name in params:
-            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a GaussianMixture parameter")
-    unknown = sorted(set(params) - set(GaussianMixture._param_names()))
+            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a {cls.__name__} parameter")
+    unknown = sorted(set(params) - set(cls._param_names()))
     if unknown:
         raise ParameterError(
-            f"select() got unknown GaussianMixture parameter(s) {unknown}; valid: {GaussianMixture._param_names()}"
+            f"select() got unknown {cls.__name__} parameter(s) {unknown}; valid: {cls._param_names()}"
         )
-    GaussianMixture(**params)._settings()  # bad values fail before any fit
+    cls(**params)._settings()  # bad values fail before any fit
+    if variational and not gaussian:
+        raise ParameterError(f"variational=True adds BayesianGaussianMixture rows: Gaussian family only, not "
+                             f"family={family!r}")
     shared = {name: value for name, value in params.items() if name in BayesianGaussianMixture._param_names()}
 
     table, estimators = [], []
     for ct in types:
         for k in ks:
             started = time.perf_counter()
-            est = GaussianMixture(k, covariance_type=ct, **params).fit(
+            est = cls(k, **({"covariance_type": ct} if gaussian else {}), **params).fit(
                 X, sample_weight=sample_weight, columns=columns, callback=callback
             )
             row = criteria(est, X, sample_weight, columns)
             row.update(
-                model="GaussianMixture",
+                model=cls.__name__,
                 n_components=k,
                 covariance_type=ct,
                 converged=bool(est.converged_),
-                degenerate=bool(degenerate_components(est)),
+                degenerate=bool(degenerate_components(est)) if gaussian else False,
                 n_iter=int(est.n_iter_),
                 seconds=time.perf_counter() - started,
             )
