@@ -22,15 +22,18 @@ rounding. Differences, all deliberate:
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
 
-from .._core.errors import (DataError, ImpossibleSequenceWarning, ModelFileError, NumericalError, ParameterError,
-                            not_fitted_error)
+from .._core.errors import (CollapsedStateWarning, DataError, ImpossibleSequenceWarning, ModelFileError,
+                            NumericalError, ParameterError, not_fitted_error)
 from .._core.protocols import Task
 from .._core.types import Chunk
 from ..em.driver import IterationInfo, run_em
@@ -39,7 +42,7 @@ from ..engines import LocalEngine
 from ..models.categorical import CategoricalComponent, CategoricalParams
 from ..models.covariance import NAMES, Prior, structure
 from ..models.gaussian import GaussianComponent, GaussianParams
-from ..models.hmm import HMMModel, HMMParams, viterbi
+from ..models.hmm import HMMModel, HMMParams, Mend, viterbi
 from ..models.kmeans import KMeansModel
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
@@ -50,6 +53,9 @@ from . import _params
 from ._base import EstimatorBase
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "ConvergenceMonitor", "ImpossibleSequenceWarning"]
+
+# hmmlearn speaks through logging, not warnings: "will be overwritten", "degenerate solution"
+_log = logging.getLogger(__name__)
 
 
 class ConvergenceMonitor:
@@ -83,7 +89,8 @@ COMMON_DOC = """
     n_iter : int, default=10
         Maximum EM iterations.
     tol : float, default=1e-2
-        Convergence threshold on the change of the total log-likelihood.
+        Convergence threshold on the change of the total log-likelihood; any float
+        (negative or -inf: run all ``n_iter`` iterations).
     verbose : bool, default=False
         Print the log-likelihood and its change after each iteration.
     params : str
@@ -124,7 +131,7 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         algorithm=_params.Choice(("viterbi", "map")),
         random_state=_params.Seed(),
         n_iter=_params.Int(0, at_most=_params.MAX_ITER),
-        tol=_params.Float(0.0),
+        tol=_params.Real(),
         verbose=_params.Truthy(),
         params=_params.Letters("st" + letters),
         init_params=_params.Letters("st" + letters),
@@ -213,10 +220,15 @@ class _BaseHMM(EstimatorBase, ABC):
             values["memory_budget"] = _params.parse_memory_budget(default, o)
 
     def _model(self, s, n_features: int | None = None) -> HMMModel:
+        emission = self._emission(s, n_features)
         return HMMModel(
-            self._emission(s, n_features), s.n_components, s.dtype, params=s.params,
-            startprob_prior=s.startprob_prior, transmat_prior=s.transmat_prior, advice=self._advice(s),
+            emission, s.n_components, s.dtype, params=s.params, startprob_prior=s.startprob_prior,
+            transmat_prior=s.transmat_prior, advice=self._advice(s), mend=self._mend(s, emission),
         )
+
+    def _mend(self, s, emission) -> Mend | None:
+        """How the M-step mends emission parameters it cannot estimate (None: it raises)."""
+        return None
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
         """Batches of whole sequences. Rows of translatable emissions (Gaussians) lose a
@@ -341,17 +353,19 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         self.n_features = source.n_features
 
-    def _needs_init(self, s, code: str, name: str) -> bool:
+    def _needs_init(self, s, code: str, name: str, stored: str | None = None) -> bool:
+        """Whether ``fit`` initialises attribute ``name`` (held in ``stored``, if another):
+        its letter is in init_params. Overwriting a value the user set is logged in
+        hmmlearn's words (through ``logging``, as hmmlearn does: not a warning)."""
+        present = hasattr(self, stored or name)
         if code in s.init_params:
-            if hasattr(self, name):
-                warnings.warn(
-                    f"Even though the {name!r} attribute is set, it will be overwritten during initialization "
-                    f"because 'init_params' contains {code!r}",
-                    UserWarning,
-                    stacklevel=4,
+            if present:
+                _log.warning(
+                    "Even though the %r attribute is set, it will be overwritten during initialization "
+                    "because 'init_params' contains %r", name, code,
                 )
             return True
-        if not hasattr(self, name):
+        if not present:
             raise ParameterError(
                 f"{name} is not set and 'init_params' does not contain {code!r}: set {name} before fit, "
                 f"or add {code!r} to init_params"
@@ -365,6 +379,43 @@ class _BaseHMM(EstimatorBase, ABC):
         if self._needs_init(s, "t", "transmat_"):
             self.transmat_ = _dirichlet(torch.full((K, K), 1.0 / K), generator).numpy()
         self._init_emission(s, source, summary, generator, engine)
+        counts = self._free_scalars(s)
+        scalars, values = sum(counts[p] for p in s.params if p in counts), source.n_rows * self._columns()
+        if values < scalars:  # hmmlearn's words, through logging as in hmmlearn
+            _log.warning("Fitting a model with %d free scalar parameters with only %d data points will result in a "
+                         "degenerate solution.", scalars, values)
+
+    # -------------------------------------------------------------- model selection
+    def _free_scalars(self, s) -> dict[str, int]:
+        """hmmlearn's count of the free scalars of each parameter letter
+        (``_get_n_fit_scalars_per_param``), for the fitted n_features."""
+        K = s.n_components
+        return {"s": K - 1, "t": K * (K - 1), **self._emission_scalars(s, int(self.n_features))}
+
+    @abstractmethod
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        """The emission's letters and their free-scalar counts, as hmmlearn counts them."""
+
+    def _criterion(self, X, lengths, where: dict) -> tuple[float, int, int]:
+        """(score, free parameters of every letter, rows of X) for aic / bic."""
+        s = self._inference_settings()
+        params, source = self._batches(X, lengths, s, where)
+        totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
+        self._warn_impossible(totals.impossible, totals.first_impossible, stacklevel=4)
+        score = -math.inf if totals.impossible else float(totals.loglik)
+        return score, sum(self._free_scalars(s).values()), source.n_rows
+
+    def aic(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
+        """Akaike information criterion on X: -2 log-likelihood + 2 free parameters
+        (hmmlearn's count, every parameter letter). Lower is better. Arguments as for :meth:`fit`."""
+        score, n_params, _ = self._criterion(X, lengths, _where(columns, sequence_column))
+        return -2 * score + 2 * n_params
+
+    def bic(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
+        """Bayesian information criterion on X: -2 log-likelihood + free parameters x
+        log(rows of X) (hmmlearn's count and rows). Lower is better. Arguments as for :meth:`fit`."""
+        score, n_params, rows = self._criterion(X, lengths, _where(columns, sequence_column))
+        return -2 * score + n_params * math.log(rows)
 
     def _kmeans_centres(self, s, source, k: int, generator: torch.Generator, engine) -> np.ndarray:
         """k k-means centres of the rows (k-means++ on a sample, then Lloyd over all rows),
@@ -434,13 +485,14 @@ class _BaseHMM(EstimatorBase, ABC):
         shift = source.rows.shift
         return (params if shift is None else self._model(s, self.n_features).translate(params, -shift.to(s.device))), source
 
-    def _warn_impossible(self, count: int, first: int, what: str = "their posteriors are NaN") -> None:
+    def _warn_impossible(self, count: int, first: int, what: str = "their posteriors are NaN",
+                         stacklevel: int = 3) -> None:
         if count:
             warnings.warn(
                 f"{count} sequence(s) are impossible under the model (first: sequence {first}): "
                 f"their log-likelihood is -inf and {what}",
                 ImpossibleSequenceWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
 
     def _posteriors(self, X, lengths, where: dict):
@@ -481,11 +533,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def score(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
         """Total log-likelihood of all sequences of X (hmmlearn's convention); arguments as for :meth:`fit`."""
-        s = self._inference_settings()
-        params, source = self._batches(X, lengths, s, _where(columns, sequence_column))
-        totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
-        self._warn_impossible(totals.impossible, totals.first_impossible)
-        return -float("inf") if totals.impossible else float(totals.loglik)
+        return self._criterion(X, lengths, _where(columns, sequence_column))[0]
 
     def predict_proba(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Posterior probability of each state at each row. Shape (n_samples, n_components)."""
@@ -667,6 +715,26 @@ def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | No
     return check
 
 
+def _covariance_scalars(covariance_type: str, K: int, D: int) -> int:
+    """hmmlearn's free scalars of K covariances of a type."""
+    return {"spherical": K, "diag": K * D, "full": K * D * (D + 1) // 2, "tied": D * (D + 1) // 2}[covariance_type]
+
+
+def _spherical(covars: torch.Tensor, K: int, D: int) -> torch.Tensor:
+    """Spherical variances (K,) from the shapes hmmlearn accepts: (K,), or one value per
+    state repeated in columns, (K, 1) or (K, D) (hmmlearn's own layout after its M-step)."""
+    if covars.ndim == 2 and covars.shape[0] == K and covars.shape[1] in (1, D):
+        if not bool((covars == covars[:, :1]).all()):
+            row = int(torch.nonzero((covars != covars[:, :1]).any(1))[0])
+            raise ParameterError(
+                f"spherical covars_ of shape {tuple(covars.shape)} must repeat one variance per state across its "
+                f"columns, but row {row} holds {covars[row].tolist()}; pass shape ({K},), or use "
+                "covariance_type='diag' for a variance per feature"
+            )
+        return covars[:, 0].contiguous()
+    return covars
+
+
 # ------------------------------------------------------------------ Gaussian
 class GaussianHMM(_BaseHMM):
     __doc__ = (
@@ -678,7 +746,10 @@ class GaussianHMM(_BaseHMM):
         + """    covariance_type : {'diag', 'full', 'tied', 'spherical'}, default='diag'
         Covariance of each state's Gaussian.
     min_covar : float, default=1e-3
-        Added to the diagonal of the data covariance that initialises ``covars_``.
+        Added to the diagonal of the data covariance that initialises ``covars_``, and to
+        the diagonal of a state's covariance that collapses in an M-step (singular: a
+        constant feature, fewer rows than features), with a ``CollapsedStateWarning``;
+        0: such a collapse raises instead.
     means_prior, means_weight : float or array, default=0
         Normal prior on the means (hmmlearn's).
     covars_prior, covars_weight : float or array, default=1e-2, 1
@@ -749,7 +820,7 @@ class GaussianHMM(_BaseHMM):
         """Covariances as full matrices (n_components, n_features, n_features)."""
         fitted = getattr(self, "_fit_structure_", None) or {}
         c, K = self._covars_, fitted.get("n_components", self.n_components)
-        D = self.means_.shape[1]
+        D = np.shape(self.means_)[-1]  # means_ may be a list, as hmmlearn's users set it
         ct = fitted.get("covariance_type", self.covariance_type)
         if ct == "spherical":  # hmmlearn also stores spherical as (K, D)
             c = np.asarray(c).reshape(K, -1)[:, 0]
@@ -760,11 +831,23 @@ class GaussianHMM(_BaseHMM):
         self._covars_ = np.array(value, dtype=np.float64, copy=True)
 
     def _advice(self, s) -> str:
-        return f"increase covars_prior (now {s.covars_prior}), lower n_components, or standardise X"
+        return (f"increase min_covar (now {s.min_covar:g}) or covars_prior (now {s.covars_prior}), lower "
+                "n_components, or standardise X")
 
     def _emission(self, s, n_features=None) -> GaussianComponent:
         prior = Prior(s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
         return GaussianComponent(s.covariance_type, 0.0, s.dtype, prior=prior, advice=self._advice(s))
+
+    def _mend(self, s, emission: GaussianComponent) -> Mend | None:
+        """A state whose covariance collapses gets min_covar on its diagonal (hmmlearn's
+        documented meaning of min_covar; hmmlearn itself retries its Cholesky factor with
+        1e-7 added): tiny data with a constant feature fits instead of failing."""
+        if s.min_covar <= 0:
+            return None
+        uniform = torch.full((s.n_components,), 1.0 / s.n_components, dtype=torch.float64)
+        return Mend(partial(emission.floor, amount=s.min_covar), emission.collapsed,
+                    partial(emission.decrease_tolerance, weights=uniform),
+                    f"min_covar={s.min_covar:g} was added to its diagonal", CollapsedStateWarning)
 
     def _needs_moments(self, s) -> bool:
         return "c" in s.init_params
@@ -777,7 +860,7 @@ class GaussianHMM(_BaseHMM):
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}"
                 )
             self.means_ = self._kmeans_centres(s, source, K, generator, engine)
-        if self._needs_init(s, "c", "covars_"):
+        if self._needs_init(s, "c", "covars_", "_covars_"):
             cov = summary.covariance
             D = cov.shape[0]
             cv = cov.numpy() + s.min_covar * np.eye(D)
@@ -790,8 +873,8 @@ class GaussianHMM(_BaseHMM):
         D = means.shape[-1] if means.ndim == 2 else -1
         _params.check_shape(means, (K, D), "means_")
         covars = _params.as_f64(self._covars_, "covars_")
-        if st.name == "spherical" and covars.shape == (K, D):  # hmmlearn stores spherical as (K, D) after its M-step
-            covars = covars[:, 0].contiguous()
+        if st.name == "spherical":
+            covars = _spherical(covars, K, D)
         if tuple(covars.shape) == (K, D, D) and st.name != "full":  # full matrices given for another type
             covars = st.from_dense(covars)
         covars = st.check_covariances(covars, K, D, "covars_")
@@ -803,6 +886,9 @@ class GaussianHMM(_BaseHMM):
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
         self._covars_ = p.covariances.numpy().copy()
+
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        return {"m": s.n_components * n_features, "c": _covariance_scalars(s.covariance_type, s.n_components, n_features)}
 
     def _check_scale(self, s, emission: GaussianParams) -> None:
         tied = s.covariance_type == "tied"
@@ -933,6 +1019,9 @@ class CategoricalHMM(_BaseHMM):
     def _set_emission(self, p: CategoricalParams) -> None:
         self.emissionprob_ = p.probabilities.numpy().copy()
 
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        return {"e": s.n_components * (n_features - 1)}
+
     def _batches(self, X, lengths, s, where: dict):
         params = self._fitted(s)
         return params, self._open(X, lengths, s, **where)
@@ -1016,6 +1105,9 @@ class PoissonHMM(_BaseHMM):
 
     def _set_emission(self, p: PoissonParams) -> None:
         self.lambdas_ = p.rates.numpy().copy()
+
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        return {"l": s.n_components * n_features}
 
     def _check_scale(self, s, emission: PoissonParams) -> None:
         _params.check_scale("state", rates=emission.rates)
