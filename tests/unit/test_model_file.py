@@ -343,8 +343,8 @@ def _tamper_meta(saved, edit) -> os.PathLike:
 @pytest.mark.parametrize(
     "key, value, expected",
     [
-        ("kind", "KMeans", r"unknown model kind 'KMeans'; known: \['CategoricalHMM', 'GMMHMM', 'GaussianHMM', 'GaussianMixture', 'PoissonHMM'\]$"),
-        ("kind", None, r"unknown model kind None; known: \['CategoricalHMM', 'GMMHMM', 'GaussianHMM', 'GaussianMixture', 'PoissonHMM'\]$"),
+        ("kind", "KMeans", r"unknown model kind 'KMeans'; known: \['CategoricalHMM', 'GMMHMM', 'GaussianHMM', 'GaussianMixture', 'MultinomialHMM', 'PoissonHMM'\]$"),
+        ("kind", None, r"unknown model kind None; known: \['CategoricalHMM', 'GMMHMM', 'GaussianHMM', 'GaussianMixture', 'MultinomialHMM', 'PoissonHMM'\]$"),
         ("format_version", 99, r"model file format version 99 is not supported by bigem \S+ \(expects 1\); "
                                r"upgrade bigem$"),
         ("format_version", "1", r"model file format version '1' is not supported"),
@@ -713,6 +713,7 @@ def _hmms() -> dict:
         "GMMHMM": (bigem.GMMHMM(2, n_mix=2, n_iter=2, random_state=0), X),
         "PoissonHMM": (bigem.PoissonHMM(2, n_iter=2, random_state=0), counts),
         "CategoricalHMM": (bigem.CategoricalHMM(2, n_iter=2, random_state=0), counts[:, :1]),
+        "MultinomialHMM": (bigem.MultinomialHMM(2, n_trials=6, n_iter=2, random_state=0), np.c_[counts[:, :1] % 7, 6 - counts[:, :1] % 7]),
     }
 
 
@@ -726,7 +727,7 @@ def hmm_files(tmp_path_factory) -> dict:
     return out
 
 
-@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM", "MultinomialHMM"])
 @pytest.mark.parametrize(
     "edit, expected",
     [
@@ -747,7 +748,7 @@ def test_hmm_fitted_fields_are_checked_by_type(hmm_files, tmp_path, kind, edit, 
 _ODD = [None, True, -1, 2.5, float("nan"), 10**400, "x", [], [1, [2]], {"a": 1}]
 
 
-@pytest.mark.parametrize("kind", ["GaussianMixture", "GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+@pytest.mark.parametrize("kind", ["GaussianMixture", "GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM", "MultinomialHMM"])
 def test_any_odd_metadata_value_loads_or_is_a_model_file_error(fitted, hmm_files, tmp_path, kind):
     if kind == "GaussianMixture":
         fitted["diag"].save(tmp_path / "m.bigem")

@@ -3,7 +3,8 @@
 from .gaussian_mixture import GaussianMixture
 from .gmm_hmm import GMMHMM
 from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+from .multinomial_hmm import MultinomialHMM
 from .persistence import load
 from .selection import SelectionResult, select
 
-__all__ = ["GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select"]
+__all__ = ["GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "MultinomialHMM", "SelectionResult", "load", "select"]
