@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from .._core.errors import (CollapsedStateWarning, DataError, ImpossibleSequence
                             NumericalError, ParameterError, not_fitted_error)
 from .._core.protocols import Task
 from .._core.types import Chunk
-from ..em.driver import IterationInfo, run_em
+from ..em.driver import Checkpoint, IterationInfo, run_em
 from ..em.init import kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
 from ..models.categorical import CategoricalComponent, CategoricalParams
@@ -47,6 +48,7 @@ from ..models.kmeans import KMeansModel
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, open_source, sequence_lengths
+from ..sources import identity
 from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.validate import CheckedSource
 from . import _params
@@ -265,7 +267,8 @@ class _BaseHMM(EstimatorBase, ABC):
         return engine.reduce(Task(Summariser(probe, second_moments), "summarise"), rows)
 
     # -------------------------------------------------------------- fitting
-    def fit(self, X, lengths=None, *, columns=None, sequence_column=None, callback=None):
+    def fit(self, X, lengths=None, *, columns=None, sequence_column=None, callback=None, checkpoint=None,
+            checkpoint_every=10):
         """Estimate the parameters with Baum-Welch EM.
 
         Parameters
@@ -286,6 +289,13 @@ class _BaseHMM(EstimatorBase, ABC):
             Called with an :class:`bigem.em.driver.IterationInfo` after every pass over
             the data (a rejected extrapolation too, with ``accepted=False``);
             ``log_likelihood`` is per time step, ``report.total`` hmmlearn's total.
+        checkpoint : str or path, default=None
+            Save the fit's state there every ``checkpoint_every`` iterations (atomically).
+            A fit given a checkpoint that exists resumes from it, on the same data and
+            settings only, and ends where an uninterrupted fit would (``monitor_``
+            included); the file is removed when the fit completes.
+        checkpoint_every : int, default=10
+            Iterations between checkpoints.
 
         Returns
         -------
@@ -298,6 +308,15 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         source = self._open(X, lengths, s, columns, sequence_column, fitting=True)
         self._check_features(source)
+        saver = None
+        if checkpoint is not None:
+            every, shift = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1), source.rows.shift
+            fingerprint = dict(self._fingerprint(), kind=type(self).__name__, n_rows=source.n_rows,
+                               n_columns=source.n_features, features=source.feature_names,
+                               data=dict(source.rows.fingerprint(),  # the rows are held less their shift
+                                         shift=None if shift is None else shift.double().cpu().tolist()),
+                               lengths=identity.digest(source.lengths))
+            saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
         engine = LocalEngine()
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
@@ -333,7 +352,12 @@ class _BaseHMM(EstimatorBase, ABC):
 
         # run_em's tol is on the per-step log-likelihood; hmmlearn's on the total
         result = run_em(model, engine, source, params, max_iter=s.n_iter, tol=s.tol / source.n_rows, callback=report,
-                        accelerate=s.accelerate, stopping=s.stopping)
+                        accelerate=s.accelerate, stopping=s.stopping, checkpoint=saver)
+        # resumed from a checkpoint: the iterations before it, from the run's saved history
+        before = [(v * source.n_rows, t) for v, t, ok in zip(result.history, result.seconds, result.accepted) if ok]
+        missing = len(before) - len(monitor.history)
+        monitor.history[:0] = [v for v, _ in before[:missing]]
+        monitor.seconds[:0] = [t for _, t in before[:missing]]
         monitor.iter = result.n_iter
         monitor.converged = result.converged
         self.monitor_ = monitor
