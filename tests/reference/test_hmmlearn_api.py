@@ -155,6 +155,27 @@ def test_spherical_covars_that_differ_across_columns_are_refused_with_the_fix():
         ours.score(_data())
 
 
+@pytest.mark.parametrize("cls", ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "MultinomialHMM"])
+def test_hmmlearns_implementation_parameter_is_accepted_by_every_hmm(cls):
+    import bigem
+
+    ours, theirs = getattr(bigem, cls), getattr(hmm, cls)
+    assert ours().implementation == theirs().implementation == "log"
+    assert ours(implementation="scaling").get_params()["implementation"] == "scaling"
+    with pytest.raises(ParameterError, match="implementation"):
+        ours(implementation="fast")._settings()
+
+
+def test_both_implementations_give_hmmlearns_answers():
+    X, p = _data(), _gaussian_params("full")
+    ref = _with(hmm.GaussianHMM(K, covariance_type="full", init_params="", n_iter=4, tol=-np.inf,
+                                implementation="scaling"), p).fit(X, LENGTHS)
+    for implementation in ("log", "scaling"):
+        ours = _with(GaussianHMM(K, covariance_type="full", init_params="", n_iter=4, tol=-np.inf, dtype="float64",
+                                 implementation=implementation), p, D).fit(X, LENGTHS)
+        np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-10)
+
+
 @pytest.mark.parametrize("tol", [-1.0, -np.inf])
 def test_a_negative_or_minus_infinite_tol_runs_every_iteration_as_hmmlearn(tol):
     X, p = _data(), _gaussian_params("diag")

@@ -68,6 +68,7 @@ class GMMHMM(_BaseHMM):
         verbose=False,
         params="stmcw",
         init_params="stmcw",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -75,7 +76,7 @@ class GMMHMM(_BaseHMM):
         stopping="gain",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, implementation)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.covariance_type = covariance_type

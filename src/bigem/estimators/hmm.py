@@ -100,6 +100,11 @@ COMMON_DOC = """
         the emission's letters).
     init_params : str
         Letters of the parameters initialised by ``fit``; the others must be set.
+    implementation : {'log', 'scaling'}, default='log'
+        hmmlearn's choice of forward-backward arithmetic, accepted so its code runs
+        unchanged; both give the same answers to rounding, and so does bigem's one
+        pass (scaled on max-shifted emissions, in log space where scaling would
+        underflow), whichever is named.
     device : str or torch.device, default='cpu'
         Where the arithmetic runs ('cpu', 'cuda', ...).
     dtype : {'float32', 'float64'} or torch dtype, default='float32'
@@ -137,6 +142,7 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         verbose=_params.Truthy(),
         params=_params.Letters("st" + letters),
         init_params=_params.Letters("st" + letters),
+        implementation=_params.Choice(("log", "scaling")),
         device=_params.Device(),
         dtype=_params.Dtype(),
         memory_budget=_params.Optional(_params.Memory()),
@@ -156,7 +162,8 @@ class _BaseHMM(EstimatorBase, ABC):
     _estimator_type = "density_estimator"
 
     def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                 params, init_params, device, dtype, memory_budget, accelerate, stopping) -> None:
+                 params, init_params, device, dtype, memory_budget, accelerate, stopping,
+                 implementation="log") -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -167,6 +174,7 @@ class _BaseHMM(EstimatorBase, ABC):
         self.verbose = verbose
         self.params = params
         self.init_params = init_params
+        self.implementation = implementation
         self.device = device
         self.dtype = dtype
         self.memory_budget = memory_budget
@@ -824,6 +832,7 @@ class GaussianHMM(_BaseHMM):
         verbose=False,
         params="stmc",
         init_params="stmc",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -831,7 +840,7 @@ class GaussianHMM(_BaseHMM):
         stopping="gain",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, implementation)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -969,6 +978,7 @@ class CategoricalHMM(_BaseHMM):
         verbose=False,
         params="ste",
         init_params="ste",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -976,7 +986,7 @@ class CategoricalHMM(_BaseHMM):
         stopping="gain",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, implementation)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -1090,6 +1100,7 @@ class PoissonHMM(_BaseHMM):
         verbose=False,
         params="stl",
         init_params="stl",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -1097,7 +1108,7 @@ class PoissonHMM(_BaseHMM):
         stopping="gain",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, implementation)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 

@@ -80,6 +80,7 @@ class MultinomialHMM(_BaseHMM):
         verbose=False,
         params="ste",
         init_params="ste",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -87,7 +88,7 @@ class MultinomialHMM(_BaseHMM):
         stopping="gain",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, implementation)
         self.n_trials = n_trials
 
     def _row_check(self, s, fitting):

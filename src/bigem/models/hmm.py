@@ -911,7 +911,7 @@ class HMMModel:
         emission, valid = self.emission.m_step(stats.emission, params.emission, self.params)
         notes, exact = (), True
         if self.mend is not None:
-            valid = valid.reshape(-1) & ~self.mend.collapsed(emission)
+            valid = valid.reshape(-1).cpu() & ~self.mend.collapsed(emission).cpu()
         if not bool(valid.all()):
             bad = torch.nonzero(~valid.reshape(-1)).reshape(-1).tolist()
             if self.mend is None:
