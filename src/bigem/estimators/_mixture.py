@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._core.draws import row_draws
 from .._core.errors import DataError, ModelFileError, ParameterError, SampleWeightWarning, not_fitted_error
+from .._core.optional import require
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
@@ -65,7 +67,14 @@ EXECUTION = dict(
     stopping=_params.Choice(("gain", "aitken")),
 )
 
-MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
+# The parameters of online EM, which a model without it (a variational one) leaves out.
+ONLINE = ("algorithm", "batch_size", "learning_decay", "learning_offset")
+
+# Gaps (missing values): a family whose model can read them adds this to its parameters,
+# and MISSING_DOC to its documentation.
+MISSING = dict(missing_values=_params.Choice(("error", "fiml")))
+
+_EXECUTION_DOC = """    random_state : int, RandomState, Generator or None, default=None
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
     warm_start : bool, default=False
         Start the next ``fit`` from the current solution (and use ``n_init=1``).
@@ -86,7 +95,9 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
     cache_budget : int or str, default='1GB'
         Streamed data (files, Source objects) whose decoded size fits is kept in memory
         after the first pass, so later iterations read no file. 0 turns caching off.
-    algorithm : {'em', 'online'}, default='em'
+"""
+
+_ONLINE_DOC = """    algorithm : {'em', 'online'}, default='em'
         'em': exact EM, one M-step per pass over all rows (scikit-learn's answer).
         'online': stepwise EM (Cappé & Moulines 2009), one M-step per mini-batch of
         ``batch_size`` rows over a running average of the statistics; ``max_iter`` then
@@ -97,7 +108,9 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         kappa in the online step size (t + learning_offset) ** -kappa.
     learning_offset : float, default=10.0
         t0 in the online step size: larger values damp the first steps.
-    engine : {'auto', 'local', 'dask'}, default='auto'
+"""
+
+_CLUSTER_DOC = """    engine : {'auto', 'local', 'dask'}, default='auto'
         'local': this process; 'dask': a Dask cluster (a map over partitions and a tree
         reduction of the statistics; same answer as 'local' to rounding); 'auto': 'dask'
         for a Dask collection, else 'local'.
@@ -114,6 +127,20 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
         ``tol`` of its value, which lands closer to the optimum at the price of more passes
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
+"""
+
+MIXTURE_DOC = _EXECUTION_DOC + _ONLINE_DOC + _CLUSTER_DOC
+EXACT_MIXTURE_DOC = _EXECUTION_DOC + _CLUSTER_DOC  # a mixture without online EM
+MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
+        'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
+        refuses them. 'fiml': they are missing values, fitted by the exact EM for values
+        missing at random (full-information maximum likelihood): each row's likelihood
+        is the marginal of what it observed; the M-step completes each gap by its
+        conditional expectation given the row's observed values and adds the
+        conditional covariance to the second moments. predict, score, ... then accept
+        rows with gaps too; a row with every value missing gets the weights as its
+        posterior (the fit warns once with their count); a column missing in every row
+        is an error. See also :meth:`impute`.
 """
 
 
@@ -145,6 +172,11 @@ class _BaseMixture(EstimatorBase, ABC):
     def _from_attributes(self, s) -> MixtureParams:
         """Parameters from the public attributes (a loaded model file), validated."""
 
+    def _fitting_model(self, model: MixtureModel, engine, source: Source, s) -> MixtureModel:
+        """The model a fit runs: ``model``, or one that first learns from the data (a
+        variational model's priors, from the data's mean and covariance)."""
+        return model
+
     @abstractmethod
     def _centres(self, params: MixtureParams) -> torch.Tensor:
         """One float64 row per component, in the data's space, where its density must be
@@ -159,16 +191,26 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False,
+              identify: bool = False, dtype=None, **kw) -> Source:
+        """X as a validated source. ``fitted``: X is read for the fitted model (inference,
+        partial_fit after a fit), so what the fit learnt about reading X applies (a
+        family that learns a vocabulary or a category mapping reads it there); a fit
+        refuses a column missing in every row. ``identify``: X is read to learn its
+        features, so an id-like column is warned about. ``dtype``: the rows' (default the
+        family's)."""
         return open_source(
             X,
-            dtype=self._model(s).component.row_dtype,
+            dtype=dtype or self._model(s).component.row_dtype,
             device=s.device,
             memory_budget=s.memory_budget,
             chunk_size=s.chunk_size,
             sample_weight=sample_weight,
             min_rows=min_rows,
             shift=self._shift(s, shift),
+            identify=identify,
+            missing_values=_missing(s),
+            every_column=not fitted,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -182,13 +224,13 @@ class _BaseMixture(EstimatorBase, ABC):
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
-            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, **open_kw)
+            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, identify=True, **open_kw)
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
 
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
-            import dask.array as da
+            da = require("dask.array", "the Dask engine")
 
             X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
@@ -202,6 +244,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 columns=columns,
                 sample_weight=sample_weight,
                 shift=self._shift(s),
+                missing_values=_missing(s),
+                every_column=True,
             )
             yield engine, engine.persist(source)
 
@@ -292,6 +336,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 "(warm_start continues from the previous fit); fit a new estimator for different data"
             )
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        model = self._fitting_model(model, engine, source, s)
         online = s.algorithm == "online"
         offset = source.shift  # the model works on rows less this; parameters move back after
         back = None if offset is None else offset.to(s.device)
@@ -302,30 +347,35 @@ class _BaseMixture(EstimatorBase, ABC):
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
 
+        progress = Progress(engine, N, s, online, type(self).__name__)
+        engine = progress.engine  # counts the rows of each pass for the bar, as they are computed
+
         def initialise(restart: int) -> MixtureParams:
             started = time.perf_counter()
+            progress.initialising(restart)
             if warm:
                 params = model.translate(self._params_.to(s.device), None if back is None else -back)
             elif online:
                 params = self._online_initial(model, engine, source, s, generator, offset)
             else:
                 params = self._initialise(model, engine, source, s, generator, offset)
-            if s.verbose:
-                print(f"Initialization {restart} ({time.perf_counter() - started:.2f}s)")
+            progress.initialised(restart, time.perf_counter() - started)
             return params
 
         if callback is not None and back is not None:  # the callback sees the data's coordinates
             user = callback
             callback = lambda info: user(dataclasses.replace(info, params=model.translate(info.params, back)))  # noqa: E731
-        with Progress(source, s.max_iter, s.verbose, online) as progress:
-            report = progress.callback(self._verbose_callback(s, callback))
+        with progress:
+            report = progress.callback(callback)
             if online:
-                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm, offset)
+                best, runs = self._fit_online(model, engine, source, initialise, s, report, warm, offset)
             else:
                 best, runs = fit_em(
-                    model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
+                    model, engine, source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver, accelerate=s.accelerate, stopping=s.stopping,
+                    start=self.lower_bound_ if warm else -math.inf,
                 )
+            progress.finish(runs, best)
         if not online:
             self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
         self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
@@ -387,13 +437,13 @@ class _BaseMixture(EstimatorBase, ABC):
                 "afresh (partial_fit then continues from it), or set the old value back"
             )
         if fitted:
-            self._check_features(X, columns)
+            columns = self._check_features(X, columns) or columns
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
         state = getattr(self, "_online_", None)
         # a running state continues in its own coordinates: the same shift for every call
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                            shift="auto" if state is None else state.shift)
+                            shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted)
         model, engine = self._model(s), LocalEngine()
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
@@ -425,19 +475,6 @@ class _BaseMixture(EstimatorBase, ABC):
             self.n_passes_ = 0
         return self
 
-    def _verbose_callback(self, s, callback):
-        verbose, interval = s.verbose, s.verbose_interval
-        if not verbose:
-            return callback
-
-        def report(info: IterationInfo) -> None:
-            if verbose >= 2 and info.iteration % interval == 0:
-                print(f"  Iteration {info.iteration}\t time lapse {info.seconds:.5f}s\t ll change {info.change:.5f}")
-            if callback is not None:
-                callback(info)
-
-        return report
-
     def _set_fitted(self, params: MixtureParams, n_features: int, feature_names: list[str] | None) -> None:
         self._params_ = params.to("cpu")
         self._remember_structure()
@@ -465,10 +502,11 @@ class _BaseMixture(EstimatorBase, ABC):
         """X opened for inference: a file reads the fitted feature names unless told."""
         self._fitted()
         s = self._inference_settings()
-        self._check_features(X, columns)
+        columns = self._check_features(X, columns) or columns
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
+                            fitted=True)
         self._check_width(source)
         return source, s
 
@@ -523,8 +561,11 @@ class _BaseMixture(EstimatorBase, ABC):
                 sink.write(cols)
             return sink.commit()
 
-    def _check_features(self, X, columns=None) -> None:
-        """scikit-learn's feature-name consistency rules between fit and predict."""
+    def _check_features(self, X, columns=None):
+        """scikit-learn's feature-name consistency rules between fit and predict, except
+        that a DataFrame with every fitted column and more (an id column) is read by the
+        fitted names, as a file is (scikit-learn refuses it). Returns the columns to read
+        then (the fitted names), else None."""
         if is_file_input(X) or is_source(X):
             return  # files are read by the fitted names (or the columns= given): nothing to compare
         names = feature_names_of(X) if columns is None else [str(c) for c in columns]
@@ -539,6 +580,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 UserWarning,
             )
         elif fitted is not None and list(fitted) != names:
+            if columns is None and len(names) > len(fitted) and set(fitted) <= set(names):
+                return list(fitted)  # every fitted feature and more (an id column): read by name, as files are
             raise DataError(
                 "The feature names should match those that were passed during fit.\n"
                 f"Fitted with: {list(fitted)}\nGot: {names}"
@@ -551,7 +594,7 @@ class _BaseMixture(EstimatorBase, ABC):
 
         params = self._fitted()
         s = self._inference_settings()
-        self._check_features(X, columns)
+        columns = self._check_features(X, columns) or columns
         X, weighted = rows_with_weights(X, columns, sample_weight)
         if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
             raise DataError(
@@ -564,7 +607,7 @@ class _BaseMixture(EstimatorBase, ABC):
         # the workers subtract the model's own location (known without a pass over X)
         offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
         params = model.translate(params, None if offset is None else -offset)
-        fn = partial(_predict_block, model, params, what, s.device, weighted, offset)
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s) == "fiml")
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
@@ -615,6 +658,75 @@ class _BaseMixture(EstimatorBase, ABC):
         if out is not None:
             return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
         return np.concatenate([per_row(block, (what,))[what] for block in self._log_joint_chunks(X, columns)])
+
+    def _impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        """X with every gap filled (``GaussianMixture.impute``, which documents it)."""
+        methods = ("mean", "sample")
+        if method not in methods:
+            raise ParameterError(f"method must be one of {list(methods)}; got {method!r}")
+        s = dataclasses.replace(self._inference_settings(), missing_values="fiml")
+        seed = None
+        if method == "sample":
+            seed = _params.random_seed(s.random_state if random_state is None else
+                                       _params.Seed().check(random_state, "random_state", type(self).__name__))
+        if is_dask_collection(X) and out is None:
+            return self._lazy_impute(X, s, columns, seed)
+        path = None if out is None else check_output_path(out, input_files(X))
+        if is_dask_collection(X):
+            X = X.compute()
+        self._fitted()
+        self._check_features(X, columns)
+        if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)
+        keep = None if id_column is None else [str(id_column)]
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, fitted=True, dtype=torch.float64)
+        self._check_width(source)
+        model = self._model(s)
+        params = self._in_source_coordinates(model, source, s)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        names = [str(n) for n in fitted_names] if fitted_names is not None else [f"x{j}" for j in range(source.n_features)]
+
+        def completed():
+            for chunk in LocalEngine().stream(source):
+                draws = {}
+                if seed is not None:
+                    u, z = row_draws(seed, chunk.row_start, chunk.n_rows, self.n_features_in_)
+                    draws = {"uniforms": u.to(chunk.x.device), "normals": z.to(chunk.x.device)}
+                rows = model.impute(params, chunk, **draws)
+                if source.shift is not None:
+                    rows += source.shift.to(rows)
+                yield chunk, rows.cpu().numpy()
+
+        if path is None:
+            return np.concatenate([rows for _, rows in completed()]) if source.n_rows else np.empty((0, len(names)))
+        with Sink(path, source.n_rows) as sink:
+            for chunk, rows in completed():
+                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+                if sink.format == "npy":
+                    cols["X"] = rows
+                else:
+                    cols.update({name: rows[:, j] for j, name in enumerate(names)})
+                sink.write(cols)
+            return sink.commit()
+
+    def _lazy_impute(self, X, s, columns, seed):
+        """Dask input: a lazy dask array of the completed rows, computed where X lives."""
+        from ..sources.dask import rows_with_weights
+
+        params = self._fitted()
+        self._check_features(X, columns)
+        X, _ = rows_with_weights(X, columns, None)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise DataError(f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
+                            f"expecting {self.n_features_in_} features as input.")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]) if not any(np.isnan(X.chunks[0])) else None
+        if seed is not None and starts is None:
+            raise DataError("method='sample' on a dask collection needs its partitions' lengths (each row's draw "
+                            "depends on its position): call X.compute_chunk_sizes() first")
+        fn = partial(_impute_block, self._model(s), params, s.device, seed, starts)
+        return X.map_blocks(fn, dtype=np.float64)
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
@@ -728,16 +840,37 @@ def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
     return out
 
 
-def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, block) -> np.ndarray:
+def _missing(s) -> str:
+    """How the settings ``s`` read gaps: a family without ``missing_values`` refuses them."""
+    return getattr(s, "missing_values", "error")
+
+
+def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, gaps: bool,
+                   block) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from .._core.types import Chunk
     from ..sources.dask import partition_rows
 
-    x, w = partition_rows(block, weighted, device, model.dtype, offset)
+    x, w = partition_rows(block, weighted, device, model.dtype, offset, gaps)
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0))
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
     return per_row(log_joint.double(), (what,))[what]
+
+
+def _impute_block(model: MixtureModel, params: MixtureParams, device, seed, starts, block, block_info=None) -> np.ndarray:
+    """One partition's rows with every gap filled (see ``_BaseMixture.impute``); runs on a
+    Dask worker, in float64 rows (observed values exact)."""
+    from .._core.types import Chunk
+    from ..sources.dask import partition_rows
+
+    x, _ = partition_rows(block, False, device, torch.float64, None, True)
+    draws = {}
+    if seed is not None:
+        start = int(starts[block_info[0]["chunk-location"][0]])
+        u, z = row_draws(seed, start, x.shape[0], x.shape[1])
+        draws = {"uniforms": u.to(x.device), "normals": z.to(x.device)}
+    return model.impute(params, Chunk(x, None, 0), **draws).cpu().numpy()

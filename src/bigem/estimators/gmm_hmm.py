@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, NumericalError, ParameterError
-from ..em.init import SEED_SAMPLE_ROWS, kmeans_plusplus, lloyd, sample_rows
+from ..em.init import SEED_SAMPLE_ROWS, fill_gaps, kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
 from ..models.covariance import NAMES
 from ..models.kmeans import KMeansModel
@@ -74,9 +74,11 @@ class GMMHMM(_BaseHMM):
         memory_budget=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, implementation)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
+                         implementation)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.covariance_type = covariance_type
@@ -85,7 +87,8 @@ class GMMHMM(_BaseHMM):
         return f"increase min_covar (now {s.min_covar:g}), lower n_mix or n_components, or standardise X"
 
     def _emission(self, s, n_features=None) -> GMMEmission:
-        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, s.min_covar, s.dtype, advice=self._advice(s))
+        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, s.min_covar, s.dtype, advice=self._advice(s),
+                           gaps=s.missing_values == "fiml")
 
     def _needs_moments(self, s) -> bool:
         return "c" in s.init_params
@@ -119,8 +122,9 @@ class GMMHMM(_BaseHMM):
         rows alone decide it, never ``lengths``."""
         K, M = s.n_components, s.n_mix
         rows = source.rows
-        sample = sample_rows(rows, max(SEED_SAMPLE_ROWS, 256 * K * M), generator)
-        states = lloyd(KMeansModel(K, s.dtype), engine, rows, kmeans_plusplus(sample, K, generator))
+        sample = fill_gaps(sample_rows(rows, max(SEED_SAMPLE_ROWS, 256 * K * M), generator))
+        kmeans = KMeansModel(K, s.dtype, gaps=s.missing_values == "fiml")
+        states = lloyd(kmeans, engine, rows, kmeans_plusplus(sample, K, generator))
         label = torch.cdist(sample.double(), states.to(sample.device)).argmin(1)
         local = LocalEngine()
         means = []

@@ -8,7 +8,7 @@ import torch
 
 from .._core.errors import DataError, ParameterError
 from .._core.types import Chunk
-from ..models.multinomial import MultinomialComponent, MultinomialParams
+from ..models.hmm_multinomial import MultinomialEmission, MultinomialEmissionParams
 from . import _params
 from .hmm import COMMON_DOC, _BaseHMM, _common, _non_negative_integers
 
@@ -56,6 +56,7 @@ class MultinomialHMM(_BaseHMM):
 
     Notes
     -----
+    ``missing_values`` takes only 'error' here (rows of counts with gaps are refused).
     hmmlearn logs a notice at construction that its MultinomialHMM changed meaning in
     0.3 (it used to be the CategoricalHMM); bigem's only ever had this meaning and logs
     nothing. With ``n_trials=None``, hmmlearn's ``fit`` overwrites ``n_trials`` with the
@@ -65,7 +66,8 @@ class MultinomialHMM(_BaseHMM):
     _emission_letters = "e"
     _emission_attributes = ("emissionprob_",)
     _integer_data = True
-    _constraints = dict(_common("e"), n_trials=_Trials())
+    # counts with gaps have no multinomial likelihood here: 'fiml' is refused by name
+    _constraints = dict(_common("e"), n_trials=_Trials(), missing_values=_params.Choice(("error",)))
 
     def __init__(
         self,
@@ -86,9 +88,11 @@ class MultinomialHMM(_BaseHMM):
         memory_budget=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, implementation)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
+                         implementation)
         self.n_trials = n_trials
 
     def _row_check(self, s, fitting):
@@ -127,19 +131,19 @@ class MultinomialHMM(_BaseHMM):
     def _advice(self, s) -> str:
         return "give every category a non-zero probability in some state (emissionprob_)"
 
-    def _emission(self, s, n_features=None) -> MultinomialComponent:
+    def _emission(self, s, n_features=None) -> MultinomialEmission:
         trials = s.n_trials
         if np.ndim(trials):
             unique = np.unique(trials)
             trials = int(unique[0]) if unique.size == 1 else None
-        return MultinomialComponent(trials, s.dtype, advice=self._advice(s))
+        return MultinomialEmission(trials, s.dtype, advice=self._advice(s))
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         if self._needs_init(s, "e", "emissionprob_"):
             e = torch.rand(s.n_components, source.n_features, generator=generator, dtype=torch.float64)
             self.emissionprob_ = (e / e.sum(1, keepdim=True)).numpy()
 
-    def _emission_params(self, s, emission) -> MultinomialParams:
+    def _emission_params(self, s, emission) -> MultinomialEmissionParams:
         K = s.n_components
         e = _params.as_f64(self.emissionprob_, "emissionprob_")
         D = e.shape[-1] if e.ndim == 2 else -1
@@ -147,12 +151,12 @@ class MultinomialHMM(_BaseHMM):
         if bool((e < 0).any()) or not torch.allclose(e.sum(1), torch.ones(K, dtype=torch.float64)):
             raise ParameterError(f"emissionprob_ rows must be probabilities summing to 1 (got row sums of "
                                  f"{e.sum(1).numpy()})")
-        return MultinomialParams(e)
+        return MultinomialEmissionParams(e)
 
-    def _emission_width(self, emission: MultinomialParams) -> int:
+    def _emission_width(self, emission: MultinomialEmissionParams) -> int:
         return int(emission.probabilities.shape[-1])
 
-    def _set_emission(self, p: MultinomialParams) -> None:
+    def _set_emission(self, p: MultinomialEmissionParams) -> None:
         self.emissionprob_ = p.probabilities.numpy().copy()
 
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:

@@ -23,22 +23,17 @@ import torch
 from torch import Tensor
 
 from .._core.errors import DataError
+from .._core.optional import require
 from .._core.types import READ_AHEAD, Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
 from .remote import is_url, opened
-from .validate import NonNumericDataError, check_weight_not_a_feature
+from .validate import MISSING_HINT, NonNumericDataError, check_weight_not_a_feature
 
 
 def import_pyarrow():
-    try:
-        import pyarrow as pa
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise DataError(
-            "reading Parquet, CSV or Arrow files needs pyarrow: pip install 'bigem[files]' (or pyarrow)"
-        ) from None
-    return pa
+    return require("pyarrow", "reading Parquet, CSV or Arrow files")
 
 
 @contextmanager
@@ -320,8 +315,10 @@ class TableSource:
         csv: CsvOptions | None = None,
         weight: Tensor | None = None,
         weight_column: str | None = None,
+        gaps: bool = False,
     ) -> None:
         import_pyarrow()
+        self.gaps = gaps  # a null feature value is a missing value (NaN in the rows), not an error
         self.files, self.format = list(files), fmt
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
@@ -343,6 +340,7 @@ class TableSource:
         names = list(first.schema.names)
         self.weight, self.weight_column = weight, weight_column
         self.feature_names = self._choose_columns(names, columns)
+        self._inferred = columns is None  # the features are the first file's columns
         self.keep = list(keep or [])
         self._weight_columns = [] if weight_column is None else [weight_column]
         for reader in self._readers:
@@ -357,6 +355,16 @@ class TableSource:
         if self.n_rows == 0:
             where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files ({self.files[0]}, ...)"
             raise DataError(f"{where}: no rows; the data set is empty")
+
+    @property
+    def id_candidates(self) -> list[tuple[int, str]]:
+        """Features that could be row identifiers: integer columns (in every file), when
+        the features were not named (see :mod:`.identifiers`)."""
+        if not self._inferred:
+            return []
+        pa = import_pyarrow()
+        return [(j, name) for j, name in enumerate(self.feature_names)
+                if all(pa.types.is_integer(r.schema.field(name).type) for r in self._readers)]
 
     # ------------------------------------------------------------ checks
     def _choose_columns(self, names: list[str], columns: list[str] | None) -> list[str]:
@@ -374,6 +382,15 @@ class TableSource:
     def _check_columns(self, reader, wanted: list[str]) -> None:
         names = list(reader.schema.names)
         missing = [c for c in wanted if c not in names]
+        inferred = [c for c in missing if self._inferred and c in self.feature_names]
+        if inferred:
+            first = self._readers[0]
+            raise DataError(
+                f"the files disagree on their columns: with no columns= given, the features are the columns of the "
+                f"first file, {first.path} ({list(first.schema.names)}), but {reader.path} has {names} (no "
+                f"{inferred}). Read files of one data set (a folder of them alone, or a glob such as "
+                "'data/*.parquet'), or pass columns= naming columns that every file has"
+            )
         if missing:
             raise DataError(
                 f"{reader.path}: no column(s) {missing}; the file has {names}. "
@@ -424,7 +441,8 @@ class TableSource:
                 start += batch.num_rows
 
     def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
-        checked = [n for n in self.feature_names + self._weight_columns if n in batch.schema.names]
+        checked = [n for n in (self._weight_columns if self.gaps else self.feature_names + self._weight_columns)
+                   if n in batch.schema.names]
         if not any(batch.column(name).null_count for name in checked):
             return
         firsts = {
@@ -436,18 +454,19 @@ class TableSource:
         row = first_row + firsts[name]
         total = self._count_all_nulls()
         path = self.files[file_index]
+        fix = ("a row's weight cannot be missing: drop the row or give it a weight" if name in self._weight_columns
+               else f"Drop or impute them first, {MISSING_HINT}")
         raise DataError(
             f"{path}: {sum(total.values())} null (missing) value(s) in column(s) {sorted(total)}; "
             f"the first in column {name!r} at row {row} of the data set "
-            f"(row {row - sum(self.file_rows[:file_index])} of this file). "
-            "Drop or impute them first: bigem does not model missing values yet"
+            f"(row {row - sum(self.file_rows[:file_index])} of this file). {fix}"
         )
 
     def _count_all_nulls(self) -> dict[str, int]:
-        """Null counts per feature over every file (error path only: one more pass)."""
+        """Null counts per refused column over every file (error path only: one more pass)."""
         total: dict[str, int] = {}
         for batch, _, _ in self._batches():
-            for n in self.feature_names + self._weight_columns:
+            for n in self._weight_columns if self.gaps else self.feature_names + self._weight_columns:
                 if batch.column(n).null_count:
                     total[n] = total.get(n, 0) + batch.column(n).null_count
         return total
@@ -461,8 +480,8 @@ class TableSource:
         shift = self.shift.numpy() if names is None and self.shift is not None else None
         for j, name in enumerate(self.feature_names if names is None else names):
             col = batch.column(name)
-            if pa.types.is_decimal(col.type) or pa.types.is_null(col.type):
-                col = col.cast(pa.float64())
+            if pa.types.is_decimal(col.type) or pa.types.is_null(col.type) or col.null_count:
+                col = col.cast(pa.float64())  # and a null becomes NaN, whatever the column's type
             values = col.to_numpy(zero_copy_only=False)
             if shift is None:
                 out[j] = values
