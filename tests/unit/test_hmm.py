@@ -376,12 +376,15 @@ def test_gmmhmm_with_one_component_equals_gaussian_hmm():
 
 
 def test_gmmhmm_recovers_mixture_means_and_round_trips(tmp_path):
+    """Each state's mixture is a group of nearby Gaussians (the model GMMHMM's
+    initialisation assumes, as hmmlearn's does: k-means of the states, then of each
+    state's mixture)."""
     from bigem import GMMHMM
 
     gen = GMMHMM(2, n_mix=2, init_params="", dtype="float64")
     gen.startprob_, gen.transmat_ = np.array([0.5, 0.5]), np.array([[0.95, 0.05], [0.05, 0.95]])
     gen.weights_ = np.array([[0.3, 0.7], [0.6, 0.4]])
-    gen.means_ = np.array([[[0.0, 0.0], [3.0, 3.0]], [[-4.0, 4.0], [6.0, -6.0]]])
+    gen.means_ = np.array([[[0.0, 0.0], [3.0, 3.0]], [[-6.0, 6.0], [-9.0, 3.0]]])
     gen.covars_ = np.full((2, 2, 2), 0.3)
     gen.n_features = 2
     X, _ = gen.sample(8000, random_state=1)
@@ -483,7 +486,7 @@ def test_poisson_hmm_with_large_counts_keeps_its_digits_in_float32():
     assert one.score(np.array([[2**25]])) == pytest.approx(-0.5 * np.log(2 * np.pi * 2**25), abs=1e-3)
 
 
-@pytest.mark.parametrize("kind, own", [("GaussianHMM", r"increase covars_prior \(now 0\.0\)"),
+@pytest.mark.parametrize("kind, own", [("GaussianHMM", r"increase min_covar \(now 0\) or covars_prior \(now 0\.0\)"),
                                        ("GMMHMM", r"increase min_covar \(now 0\)")])
 def test_hmm_numerical_errors_name_the_hmms_own_parameters(kind, own):
     """A state whose rows all coincide has a singular covariance: the message named
@@ -492,7 +495,7 @@ def test_hmm_numerical_errors_name_the_hmms_own_parameters(kind, own):
 
     X = np.r_[np.zeros((60, 2)), np.random.default_rng(0).normal(5, 1, (60, 2))]
     if kind == "GaussianHMM":
-        m = GaussianHMM(2, covariance_type="full", covars_prior=0.0, n_iter=3, init_params="")
+        m = GaussianHMM(2, covariance_type="full", covars_prior=0.0, min_covar=0.0, n_iter=3, init_params="")
         m.means_, m.covars_ = np.array([[0.0, 0.0], [5.0, 5.0]]), np.stack([np.eye(2)] * 2)
     else:
         m = GMMHMM(2, covariance_type="full", min_covar=0.0, n_iter=3, init_params="")

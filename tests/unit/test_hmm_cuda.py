@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -66,3 +68,30 @@ def test_cuda_long_sequence_viterbi_and_sampling():
     assert np.isfinite(logprob) and path.shape == (200_000,)
     drawn, states = m.sample(1000, random_state=0)
     assert drawn.shape == (1000, 2) and states.shape == (1000,)
+
+
+def test_cuda_multinomial_hmm_equals_cpu_in_float64():
+    from bigem import MultinomialHMM
+
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.multinomial(6, p, 500) for p in ([0.7, 0.2, 0.1], [0.1, 0.3, 0.6])] * 2)
+    fits = [MultinomialHMM(2, n_trials=6, n_iter=5, tol=-np.inf, random_state=0, dtype="float64", device=device)
+            .fit(X, [700, 1300]) for device in ("cpu", "cuda")]
+    np.testing.assert_allclose(fits[1].monitor_.history, fits[0].monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(fits[1].emissionprob_, fits[0].emissionprob_, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("params", ["stmc", "stm"])
+def test_cuda_mends_a_collapsed_state_as_the_cpu_does(params):
+    """9 rows with constant features: min_covar mends the collapsed covariances on both
+    devices (and a fit that keeps the covariances checks them on the device too)."""
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(9, 1)), np.ones((9, 1)), np.zeros((9, 1))]
+    fits = []
+    for device in ("cpu", "cuda"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(GaussianHMM(3, covariance_type="full", params=params, random_state=0, dtype="float64",
+                                    device=device).fit(X))
+    np.testing.assert_allclose(fits[1].covars_, fits[0].covars_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fits[1].monitor_.history, fits[0].monitor_.history, rtol=1e-8)

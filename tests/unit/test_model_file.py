@@ -713,6 +713,7 @@ def _hmms() -> dict:
         "GMMHMM": (bigem.GMMHMM(2, n_mix=2, n_iter=2, random_state=0), X),
         "PoissonHMM": (bigem.PoissonHMM(2, n_iter=2, random_state=0), counts),
         "CategoricalHMM": (bigem.CategoricalHMM(2, n_iter=2, random_state=0), counts[:, :1]),
+        "MultinomialHMM": (bigem.MultinomialHMM(2, n_trials=6, n_iter=2, random_state=0), np.c_[counts[:, :1] % 7, 6 - counts[:, :1] % 7]),
     }
 
 
@@ -726,7 +727,7 @@ def hmm_files(tmp_path_factory) -> dict:
     return out
 
 
-@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM", "MultinomialHMM"])
 @pytest.mark.parametrize(
     "edit, expected",
     [
@@ -747,7 +748,7 @@ def test_hmm_fitted_fields_are_checked_by_type(hmm_files, tmp_path, kind, edit, 
 _ODD = [None, True, -1, 2.5, float("nan"), 10**400, "x", [], [1, [2]], {"a": 1}]
 
 
-@pytest.mark.parametrize("kind", ["GaussianMixture", "GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM"])
+@pytest.mark.parametrize("kind", ["GaussianMixture", "GaussianHMM", "GMMHMM", "PoissonHMM", "CategoricalHMM", "MultinomialHMM"])
 def test_any_odd_metadata_value_loads_or_is_a_model_file_error(fitted, hmm_files, tmp_path, kind):
     if kind == "GaussianMixture":
         fitted["diag"].save(tmp_path / "m.bigem")

@@ -110,6 +110,11 @@ class ImpossibleSequenceWarning(RuntimeWarning):
     """A sequence has zero probability under the model (its log-likelihood is -inf)."""
 
 
+class CollapsedStateWarning(RuntimeWarning):
+    """An HMM state's covariance collapsed (not positive definite: a constant feature, fewer
+    rows than features); its diagonal was raised by min_covar so the fit goes on."""
+
+
 class SampleWeightWarning(UserWarning):
     """Sample weights look like probabilities, not the frequencies BIC's n assumes."""
 

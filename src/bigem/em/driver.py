@@ -351,9 +351,11 @@ def run_em(
     callback: Callable[[IterationInfo], None] | None = None,
     accelerate: str | None = None,
     stopping: str = "gain",
+    checkpoint: Checkpoint | None = None,
 ) -> EMResult:
-    """One run of :func:`fit_em` from ``params`` (no convergence warning)."""
+    """One run of :func:`fit_em` from ``params`` (no convergence warning); with a
+    ``checkpoint`` whose file exists, the run saved there continues instead."""
     best, _ = fit_em(model, engine, source, lambda r: params, n_init=1, max_iter=max_iter, tol=tol,
                      callback=callback, warn_unconverged=False, first_restart=restart, accelerate=accelerate,
-                     stopping=stopping)
+                     stopping=stopping, checkpoint=checkpoint)
     return best

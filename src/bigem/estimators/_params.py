@@ -84,6 +84,21 @@ class Float(Constraint):
         return float(value)
 
 
+class Real(Constraint):
+    """Any float but NaN, infinities included (hmmlearn's ``tol``: negative or -inf runs
+    every iteration)."""
+
+    def check(self, value, name, owner):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        try:
+            value = float(value) if ok else value
+        except OverflowError:  # an integer beyond any float
+            ok = False
+        if not ok or math.isnan(value):
+            raise _bad(name, owner, "a float (not NaN; -inf runs every iteration)", value)
+        return value
+
+
 @dataclass(frozen=True)
 class Choice(Constraint):
     options: tuple[str, ...]

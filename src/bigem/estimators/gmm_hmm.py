@@ -6,7 +6,11 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, NumericalError, ParameterError
+from ..em.init import SEED_SAMPLE_ROWS, fill_gaps, kmeans_plusplus, lloyd, sample_rows
+from ..engines import LocalEngine
 from ..models.covariance import NAMES
+from ..models.kmeans import KMeansModel
+from ..sources import TensorSource
 from ..models.hmm_gmm import GMMEmission, GMMEmissionParams
 from . import _params
 from .hmm import COMMON_DOC, _BaseHMM, _common
@@ -64,6 +68,7 @@ class GMMHMM(_BaseHMM):
         verbose=False,
         params="stmcw",
         init_params="stmcw",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -73,7 +78,8 @@ class GMMHMM(_BaseHMM):
         engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
+                         engine, implementation)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.covariance_type = covariance_type
@@ -95,7 +101,7 @@ class GMMHMM(_BaseHMM):
                 raise DataError(
                     f"Expected n_samples >= n_components * n_mix = {K * M}, got n_samples = {source.n_rows}"
                 )
-            self.means_ = self._kmeans_centres(s, source, K * M, generator, engine).reshape(K, M, -1)
+            self.means_ = self._state_centres(s, source, generator, engine)
         if self._needs_init(s, "w", "weights_"):
             self.weights_ = np.full((K, M), 1.0 / M)
         if self._needs_init(s, "c", "covars_"):
@@ -108,6 +114,33 @@ class GMMHMM(_BaseHMM):
                 "diag": np.tile(np.diag(cv), (K, M, 1)),
                 "spherical": np.full((K, M), np.diag(cv).mean()),
             }[s.covariance_type]
+
+    def _state_centres(self, s, source, generator: torch.Generator, engine) -> np.ndarray:
+        """hmmlearn's initial means (K, M, D): k-means of K centres over all rows, then, per
+        state, k-means of M centres over its rows (of a row sample, so memory stays
+        bounded); a state with fewer sampled rows than M draws its means from a normal
+        about the centres' mean with the sample's covariance (hmmlearn's fallback). The
+        rows alone decide it, never ``lengths``."""
+        K, M = s.n_components, s.n_mix
+        rows = source.rows
+        sample = fill_gaps(sample_rows(rows, max(SEED_SAMPLE_ROWS, 256 * K * M), generator))
+        kmeans = KMeansModel(K, s.dtype, gaps=s.missing_values == "fiml")
+        states = lloyd(kmeans, engine, rows, kmeans_plusplus(sample, K, generator))
+        label = torch.cdist(sample.double(), states.to(sample.device)).argmin(1)
+        local = LocalEngine()
+        means = []
+        for k in range(K):
+            own = sample[label == k]
+            if own.shape[0] >= M:
+                seeds = kmeans_plusplus(own, M, generator)
+                means.append(lloyd(KMeansModel(M, s.dtype), local, TensorSource(own, None, own.shape[0]), seeds).cpu())
+            else:
+                D = states.shape[1]
+                cov = torch.cov(sample.double().T).reshape(D, D).cpu() + s.min_covar * torch.eye(D, dtype=torch.float64)
+                z = torch.randn(M, D, generator=generator, dtype=torch.float64)
+                means.append(states.mean(0).cpu() + z @ torch.linalg.cholesky(cov).T)
+        centres = torch.stack(means)
+        return (centres if rows.shift is None else centres + rows.shift.cpu()).numpy()
 
     def _emission_params(self, s, emission: GMMEmission) -> GMMEmissionParams:
         K, M, ct = s.n_components, s.n_mix, s.covariance_type
@@ -137,6 +170,12 @@ class GMMHMM(_BaseHMM):
 
     def _centres(self, s, emission: GMMEmissionParams) -> torch.Tensor:
         return emission.flat.means
+
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        """hmmlearn's counts, verbatim: its mixture weights count n_mix - 1 in all."""
+        K, M, D = s.n_components, s.n_mix, n_features
+        cov = {"spherical": K * M, "diag": K * M * D, "full": K * M * D * (D + 1) // 2, "tied": K * D * (D + 1) // 2}
+        return {"m": K * M * D, "c": cov[s.covariance_type], "w": M - 1}
 
     def _set_emission(self, p: GMMEmissionParams) -> None:
         s = self._settings()

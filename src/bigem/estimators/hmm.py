@@ -23,35 +23,43 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
+import math
+import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
 
-from .._core.errors import (DataError, ImpossibleSequenceWarning, ModelFileError, NumericalError, ParameterError,
-                            not_fitted_error)
+from .._core.errors import (CollapsedStateWarning, DataError, ImpossibleSequenceWarning, ModelFileError,
+                            NumericalError, ParameterError, not_fitted_error)
 from .._core.protocols import Task
 from .._core.types import Chunk
-from ..em.driver import IterationInfo, run_em
+from ..em.driver import Checkpoint, IterationInfo, run_em
 from ..em.init import fill_gaps, kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
 from ..engines.distributed import process_device
 from ..models.categorical import CategoricalComponent, CategoricalParams
 from ..models.covariance import NAMES, Prior, structure
 from ..models.gaussian import GaussianComponent, GaussianParams
-from ..models.hmm import HMMModel, HMMParams, viterbi
+from ..models.hmm import HMMModel, HMMParams, Mend, viterbi
 from ..models.kmeans import KMeansModel
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, open_source, sequence_lengths
+from ..sources import identity
 from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.validate import CheckedSource
 from . import _params
 from ._base import EstimatorBase
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "ConvergenceMonitor", "ImpossibleSequenceWarning"]
+
+# hmmlearn speaks through logging, not warnings: "will be overwritten", "degenerate solution"
+_log = logging.getLogger(__name__)
 
 
 class ConvergenceMonitor:
@@ -85,7 +93,8 @@ COMMON_DOC = """
     n_iter : int, default=10
         Maximum EM iterations.
     tol : float, default=1e-2
-        Convergence threshold on the change of the total log-likelihood.
+        Convergence threshold on the change of the total log-likelihood; any float
+        (negative or -inf: run all ``n_iter`` iterations).
     verbose : bool, default=False
         Print the log-likelihood and its change after each iteration.
     params : str
@@ -93,6 +102,11 @@ COMMON_DOC = """
         the emission's letters).
     init_params : str
         Letters of the parameters initialised by ``fit``; the others must be set.
+    implementation : {'log', 'scaling'}, default='log'
+        hmmlearn's choice of forward-backward arithmetic, accepted so its code runs
+        unchanged; both give the same answers to rounding, and so does bigem's one
+        pass (scaled on max-shifted emissions, in log space where scaling would
+        underflow), whichever is named.
     device : str or torch.device, default='cpu'
         Where the arithmetic runs ('cpu', 'cuda', ...).
     dtype : {'float32', 'float64'} or torch dtype, default='float32'
@@ -140,10 +154,11 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         algorithm=_params.Choice(("viterbi", "map")),
         random_state=_params.Seed(),
         n_iter=_params.Int(0, at_most=_params.MAX_ITER),
-        tol=_params.Float(0.0),
+        tol=_params.Real(),
         verbose=_params.Truthy(),
         params=_params.Letters("st" + letters),
         init_params=_params.Letters("st" + letters),
+        implementation=_params.Choice(("log", "scaling")),
         device=_params.Device(),
         dtype=_params.Dtype(),
         memory_budget=_params.Optional(_params.Memory()),
@@ -165,7 +180,8 @@ class _BaseHMM(EstimatorBase, ABC):
     _estimator_type = "density_estimator"
 
     def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                 params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine) -> None:
+                 params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine,
+                 implementation="log") -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -176,6 +192,7 @@ class _BaseHMM(EstimatorBase, ABC):
         self.verbose = verbose
         self.params = params
         self.init_params = init_params
+        self.implementation = implementation
         self.device = device
         self.dtype = dtype
         self.memory_budget = memory_budget
@@ -233,10 +250,15 @@ class _BaseHMM(EstimatorBase, ABC):
             values["memory_budget"] = _params.parse_memory_budget(default, o)
 
     def _model(self, s, n_features: int | None = None) -> HMMModel:
+        emission = self._emission(s, n_features)
         return HMMModel(
-            self._emission(s, n_features), s.n_components, s.dtype, params=s.params,
-            startprob_prior=s.startprob_prior, transmat_prior=s.transmat_prior, advice=self._advice(s),
+            emission, s.n_components, s.dtype, params=s.params, startprob_prior=s.startprob_prior,
+            transmat_prior=s.transmat_prior, advice=self._advice(s), mend=self._mend(s, emission),
         )
+
+    def _mend(self, s, emission) -> Mend | None:
+        """How the M-step mends emission parameters it cannot estimate (None: it raises)."""
+        return None
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
         """Batches of whole sequences. Rows of translatable emissions (Gaussians) lose a
@@ -275,7 +297,8 @@ class _BaseHMM(EstimatorBase, ABC):
         return engine.reduce(Task(Summariser(probe, second_moments), "summarise"), rows)
 
     # -------------------------------------------------------------- fitting
-    def fit(self, X, lengths=None, *, columns=None, sequence_column=None, callback=None):
+    def fit(self, X, lengths=None, *, columns=None, sequence_column=None, callback=None, checkpoint=None,
+            checkpoint_every=10):
         """Estimate the parameters with Baum-Welch EM.
 
         Parameters
@@ -296,6 +319,13 @@ class _BaseHMM(EstimatorBase, ABC):
             Called with an :class:`bigem.em.driver.IterationInfo` after every pass over
             the data (a rejected extrapolation too, with ``accepted=False``);
             ``log_likelihood`` is per time step, ``report.total`` hmmlearn's total.
+        checkpoint : str or path, default=None
+            Save the fit's state there every ``checkpoint_every`` iterations (atomically).
+            A fit given a checkpoint that exists resumes from it, on the same data and
+            settings only, and ends where an uninterrupted fit would (``monitor_``
+            included); the file is removed when the fit completes.
+        checkpoint_every : int, default=10
+            Iterations between checkpoints.
 
         Returns
         -------
@@ -311,11 +341,20 @@ class _BaseHMM(EstimatorBase, ABC):
         with _engine(s) as engine:
             if not engine.primary:
                 s = dataclasses.replace(s, verbose=False)  # the primary process alone prints
-            return self._fit(X, lengths, columns, sequence_column, callback, s, engine)
+            return self._fit(X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine)
 
-    def _fit(self, X, lengths, columns, sequence_column, callback, s, engine):
+    def _fit(self, X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine):
         source = self._open(X, lengths, s, columns, sequence_column, fitting=True)
         self._check_features(source)
+        saver = None
+        if checkpoint is not None:
+            every, shift = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1), source.rows.shift
+            fingerprint = dict(self._fingerprint(), kind=type(self).__name__, n_rows=source.n_rows,
+                               n_columns=source.n_features, features=source.feature_names,
+                               data=dict(source.rows.fingerprint(),  # the rows are held less their shift
+                                         shift=None if shift is None else shift.double().cpu().tolist()),
+                               lengths=identity.digest(source.lengths))
+            saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         self._init(s, source, summary, generator, engine)
@@ -350,7 +389,12 @@ class _BaseHMM(EstimatorBase, ABC):
 
         # run_em's tol is on the per-step log-likelihood; hmmlearn's on the total
         result = run_em(model, engine, source, params, max_iter=s.n_iter, tol=s.tol / source.n_rows, callback=report,
-                        accelerate=s.accelerate, stopping=s.stopping)
+                        accelerate=s.accelerate, stopping=s.stopping, checkpoint=saver)
+        # resumed from a checkpoint: the iterations before it, from the run's saved history
+        before = [(v * source.n_rows, t) for v, t, ok in zip(result.history, result.seconds, result.accepted) if ok]
+        missing = len(before) - len(monitor.history)
+        monitor.history[:0] = [v for v, _ in before[:missing]]
+        monitor.seconds[:0] = [t for _, t in before[:missing]]
         monitor.iter = result.n_iter
         monitor.converged = result.converged
         self.monitor_ = monitor
@@ -370,17 +414,19 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         self.n_features = source.n_features
 
-    def _needs_init(self, s, code: str, name: str) -> bool:
+    def _needs_init(self, s, code: str, name: str, stored: str | None = None) -> bool:
+        """Whether ``fit`` initialises attribute ``name`` (held in ``stored``, if another):
+        its letter is in init_params. Overwriting a value the user set is logged in
+        hmmlearn's words (through ``logging``, as hmmlearn does: not a warning)."""
+        present = hasattr(self, stored or name)
         if code in s.init_params:
-            if hasattr(self, name):
-                warnings.warn(
-                    f"Even though the {name!r} attribute is set, it will be overwritten during initialization "
-                    f"because 'init_params' contains {code!r}",
-                    UserWarning,
-                    stacklevel=4,
+            if present:
+                _log.warning(
+                    "Even though the %r attribute is set, it will be overwritten during initialization "
+                    "because 'init_params' contains %r", name, code,
                 )
             return True
-        if not hasattr(self, name):
+        if not present:
             raise ParameterError(
                 f"{name} is not set and 'init_params' does not contain {code!r}: set {name} before fit, "
                 f"or add {code!r} to init_params"
@@ -394,6 +440,43 @@ class _BaseHMM(EstimatorBase, ABC):
         if self._needs_init(s, "t", "transmat_"):
             self.transmat_ = _dirichlet(torch.full((K, K), 1.0 / K), generator).numpy()
         self._init_emission(s, source, summary, generator, engine)
+        counts = self._free_scalars(s)
+        scalars, values = sum(counts[p] for p in s.params if p in counts), source.n_rows * self._columns()
+        if values < scalars:  # hmmlearn's words, through logging as in hmmlearn
+            _log.warning("Fitting a model with %d free scalar parameters with only %d data points will result in a "
+                         "degenerate solution.", scalars, values)
+
+    # -------------------------------------------------------------- model selection
+    def _free_scalars(self, s) -> dict[str, int]:
+        """hmmlearn's count of the free scalars of each parameter letter
+        (``_get_n_fit_scalars_per_param``), for the fitted n_features."""
+        K = s.n_components
+        return {"s": K - 1, "t": K * (K - 1), **self._emission_scalars(s, int(self.n_features))}
+
+    @abstractmethod
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        """The emission's letters and their free-scalar counts, as hmmlearn counts them."""
+
+    def _criterion(self, X, lengths, where: dict) -> tuple[float, int, int]:
+        """(score, free parameters of every letter, rows of X) for aic / bic."""
+        s = self._inference_settings()
+        params, source = self._batches(X, lengths, s, where)
+        totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
+        self._warn_impossible(totals.impossible, totals.first_impossible, stacklevel=4)
+        score = -math.inf if totals.impossible else float(totals.loglik)
+        return score, sum(self._free_scalars(s).values()), source.n_rows
+
+    def aic(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
+        """Akaike information criterion on X: -2 log-likelihood + 2 free parameters
+        (hmmlearn's count, every parameter letter). Lower is better. Arguments as for :meth:`fit`."""
+        score, n_params, _ = self._criterion(X, lengths, _where(columns, sequence_column))
+        return -2 * score + 2 * n_params
+
+    def bic(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
+        """Bayesian information criterion on X: -2 log-likelihood + free parameters x
+        log(rows of X) (hmmlearn's count and rows). Lower is better. Arguments as for :meth:`fit`."""
+        score, n_params, rows = self._criterion(X, lengths, _where(columns, sequence_column))
+        return -2 * score + n_params * math.log(rows)
 
     def _kmeans_centres(self, s, source, k: int, generator: torch.Generator, engine) -> np.ndarray:
         """k k-means centres of the rows (k-means++ on a sample, then Lloyd over all rows),
@@ -464,13 +547,14 @@ class _BaseHMM(EstimatorBase, ABC):
         shift = source.rows.shift
         return (params if shift is None else self._model(s, self.n_features).translate(params, -shift.to(s.device))), source
 
-    def _warn_impossible(self, count: int, first: int, what: str = "their posteriors are NaN") -> None:
+    def _warn_impossible(self, count: int, first: int, what: str = "their posteriors are NaN",
+                         stacklevel: int = 3) -> None:
         if count:
             warnings.warn(
                 f"{count} sequence(s) are impossible under the model (first: sequence {first}): "
                 f"their log-likelihood is -inf and {what}",
                 ImpossibleSequenceWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
 
     def _posteriors(self, X, lengths, where: dict):
@@ -511,11 +595,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def score(self, X, lengths=None, *, columns=None, sequence_column=None) -> float:
         """Total log-likelihood of all sequences of X (hmmlearn's convention); arguments as for :meth:`fit`."""
-        s = self._inference_settings()
-        params, source = self._batches(X, lengths, s, _where(columns, sequence_column))
-        totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
-        self._warn_impossible(totals.impossible, totals.first_impossible)
-        return -float("inf") if totals.impossible else float(totals.loglik)
+        return self._criterion(X, lengths, _where(columns, sequence_column))[0]
 
     def predict_proba(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Posterior probability of each state at each row. Shape (n_samples, n_components)."""
@@ -712,6 +792,26 @@ def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | No
     return check
 
 
+def _covariance_scalars(covariance_type: str, K: int, D: int) -> int:
+    """hmmlearn's free scalars of K covariances of a type."""
+    return {"spherical": K, "diag": K * D, "full": K * D * (D + 1) // 2, "tied": D * (D + 1) // 2}[covariance_type]
+
+
+def _spherical(covars: torch.Tensor, K: int, D: int) -> torch.Tensor:
+    """Spherical variances (K,) from the shapes hmmlearn accepts: (K,), or one value per
+    state repeated in columns, (K, 1) or (K, D) (hmmlearn's own layout after its M-step)."""
+    if covars.ndim == 2 and covars.shape[0] == K and covars.shape[1] in (1, D):
+        if not bool((covars == covars[:, :1]).all()):
+            row = int(torch.nonzero((covars != covars[:, :1]).any(1))[0])
+            raise ParameterError(
+                f"spherical covars_ of shape {tuple(covars.shape)} must repeat one variance per state across its "
+                f"columns, but row {row} holds {covars[row].tolist()}; pass shape ({K},), or use "
+                "covariance_type='diag' for a variance per feature"
+            )
+        return covars[:, 0].contiguous()
+    return covars
+
+
 # ------------------------------------------------------------------ Gaussian
 class GaussianHMM(_BaseHMM):
     __doc__ = (
@@ -723,7 +823,10 @@ class GaussianHMM(_BaseHMM):
         + """    covariance_type : {'diag', 'full', 'tied', 'spherical'}, default='diag'
         Covariance of each state's Gaussian.
     min_covar : float, default=1e-3
-        Added to the diagonal of the data covariance that initialises ``covars_``.
+        Added to the diagonal of the data covariance that initialises ``covars_``, and to
+        the diagonal of a state's covariance that collapses in an M-step (singular: a
+        constant feature, fewer rows than features), with a ``CollapsedStateWarning``;
+        0: such a collapse raises instead.
     means_prior, means_weight : float or array, default=0
         Normal prior on the means (hmmlearn's).
     covars_prior, covars_weight : float or array, default=1e-2, 1
@@ -774,6 +877,7 @@ class GaussianHMM(_BaseHMM):
         verbose=False,
         params="stmc",
         init_params="stmc",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -783,7 +887,8 @@ class GaussianHMM(_BaseHMM):
         engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
+                         engine, implementation)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -796,7 +901,7 @@ class GaussianHMM(_BaseHMM):
         """Covariances as full matrices (n_components, n_features, n_features)."""
         fitted = getattr(self, "_fit_structure_", None) or {}
         c, K = self._covars_, fitted.get("n_components", self.n_components)
-        D = self.means_.shape[1]
+        D = np.shape(self.means_)[-1]  # means_ may be a list, as hmmlearn's users set it
         ct = fitted.get("covariance_type", self.covariance_type)
         if ct == "spherical":  # hmmlearn also stores spherical as (K, D)
             c = np.asarray(c).reshape(K, -1)[:, 0]
@@ -807,12 +912,24 @@ class GaussianHMM(_BaseHMM):
         self._covars_ = np.array(value, dtype=np.float64, copy=True)
 
     def _advice(self, s) -> str:
-        return f"increase covars_prior (now {s.covars_prior}), lower n_components, or standardise X"
+        return (f"increase min_covar (now {s.min_covar:g}) or covars_prior (now {s.covars_prior}), lower "
+                "n_components, or standardise X")
 
     def _emission(self, s, n_features=None) -> GaussianComponent:
         prior = Prior(s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
         return GaussianComponent(s.covariance_type, 0.0, s.dtype, prior=prior, advice=self._advice(s),
                                  gaps=s.missing_values == "fiml")
+
+    def _mend(self, s, emission: GaussianComponent) -> Mend | None:
+        """A state whose covariance collapses gets min_covar on its diagonal (hmmlearn's
+        documented meaning of min_covar; hmmlearn itself retries its Cholesky factor with
+        1e-7 added): tiny data with a constant feature fits instead of failing."""
+        if s.min_covar <= 0:
+            return None
+        uniform = torch.full((s.n_components,), 1.0 / s.n_components, dtype=torch.float64)
+        return Mend(partial(emission.floor, amount=s.min_covar), emission.collapsed,
+                    partial(emission.decrease_tolerance, weights=uniform),
+                    f"min_covar={s.min_covar:g} was added to its diagonal", CollapsedStateWarning)
 
     def _needs_moments(self, s) -> bool:
         return "c" in s.init_params
@@ -825,7 +942,7 @@ class GaussianHMM(_BaseHMM):
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}"
                 )
             self.means_ = self._kmeans_centres(s, source, K, generator, engine)
-        if self._needs_init(s, "c", "covars_"):
+        if self._needs_init(s, "c", "covars_", "_covars_"):
             cov = summary.covariance
             D = cov.shape[0]
             cv = cov.numpy() + s.min_covar * np.eye(D)
@@ -838,8 +955,8 @@ class GaussianHMM(_BaseHMM):
         D = means.shape[-1] if means.ndim == 2 else -1
         _params.check_shape(means, (K, D), "means_")
         covars = _params.as_f64(self._covars_, "covars_")
-        if st.name == "spherical" and covars.shape == (K, D):  # hmmlearn stores spherical as (K, D) after its M-step
-            covars = covars[:, 0].contiguous()
+        if st.name == "spherical":
+            covars = _spherical(covars, K, D)
         if tuple(covars.shape) == (K, D, D) and st.name != "full":  # full matrices given for another type
             covars = st.from_dense(covars)
         covars = st.check_covariances(covars, K, D, "covars_")
@@ -851,6 +968,9 @@ class GaussianHMM(_BaseHMM):
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
         self._covars_ = p.covariances.numpy().copy()
+
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        return {"m": s.n_components * n_features, "c": _covariance_scalars(s.covariance_type, s.n_components, n_features)}
 
     def _check_scale(self, s, emission: GaussianParams) -> None:
         tied = s.covariance_type == "tied"
@@ -907,6 +1027,7 @@ class CategoricalHMM(_BaseHMM):
         verbose=False,
         params="ste",
         init_params="ste",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -916,7 +1037,8 @@ class CategoricalHMM(_BaseHMM):
         engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
+                         engine, implementation)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -985,6 +1107,9 @@ class CategoricalHMM(_BaseHMM):
     def _set_emission(self, p: CategoricalParams) -> None:
         self.emissionprob_ = p.probabilities.numpy().copy()
 
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        return {"e": s.n_components * (n_features - 1)}
+
     def _batches(self, X, lengths, s, where: dict):
         params = self._fitted(s)
         return params, self._open(X, lengths, s, **where)
@@ -1029,6 +1154,7 @@ class PoissonHMM(_BaseHMM):
         verbose=False,
         params="stl",
         init_params="stl",
+        implementation="log",
         device="cpu",
         dtype="float32",
         memory_budget=None,
@@ -1038,7 +1164,8 @@ class PoissonHMM(_BaseHMM):
         engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
+                         engine, implementation)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
@@ -1072,6 +1199,9 @@ class PoissonHMM(_BaseHMM):
 
     def _set_emission(self, p: PoissonParams) -> None:
         self.lambdas_ = p.rates.numpy().copy()
+
+    def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
+        return {"l": s.n_components * n_features}
 
     def _check_scale(self, s, emission: PoissonParams) -> None:
         _params.check_scale("state", rates=emission.rates)

@@ -795,6 +795,36 @@ class GaussianComponent:
             return self.make_params(means, cov), ok
         return GaussianParams(means, cov, torch.full_like(cov, math.nan)), ok
 
+    def floor(self, p: GaussianParams, bad: Tensor, amount: float) -> GaussianParams:
+        """The covariances of the ``bad`` components (K,) mended: negative eigenvalues (or
+        variances) clipped at 0, then ``amount`` added to each (tied: to the shared matrix,
+        if any component is bad). For a component collapsed onto a subspace (a
+        constant feature, fewer rows than features), which no Cholesky factor exists for."""
+        st, cov = self.structure, p.covariances
+        if st.kernel in ("full", "tied"):
+            # eigenvalues below ``amount`` rise to it, and to a floor relative to the largest
+            # one, so the factor exists even where the variances dwarf ``amount``
+            eig, vec = torch.linalg.eigh(torch.nan_to_num(cov))
+            least = amount + eig[..., -1:].clamp(min=0) * (1e3 * cov.shape[-1] * torch.finfo(torch.float64).eps)
+            mended = (vec * (eig.clamp(min=0) + least).unsqueeze(-2)) @ vec.transpose(-1, -2)
+            mended = 0.5 * (mended + mended.transpose(-1, -2))
+            pick = bad.any() if st.kernel == "tied" else bad.reshape(-1, 1, 1).to(cov.device)
+        else:
+            mended = torch.nan_to_num(cov, nan=0.0).clamp(min=0) + amount
+            pick = bad.reshape(-1, *[1] * (cov.ndim - 1)).to(cov.device)
+        return self.make_params(p.means, torch.where(pick, mended, cov))
+
+    def collapsed(self, p: GaussianParams) -> Tensor:
+        """(K,) the components whose covariance is singular to float64 precision (its
+        smallest eigenvalue within D * eps of its largest): a factor exists, but the
+        log-densities it gives are rounding (tied: all or none)."""
+        st, cov = self.structure, p.covariances
+        if st.kernel in ("full", "tied"):
+            eig = torch.linalg.eigvalsh(torch.nan_to_num(cov))
+            bad = eig[..., 0] <= cov.shape[-1] * torch.finfo(torch.float64).eps * eig[..., -1]
+            return bad.expand(p.means.shape[0]) if st.kernel == "tied" else bad
+        return torch.zeros(p.means.shape[0], dtype=torch.bool, device=cov.device)
+
     def reseed(self, p: GaussianParams, dead: list[int], rows: Tensor, weights: Tensor) -> GaussianParams:
         """Dead components move to ``rows`` (the worst-explained, one each) with the live
         components' average covariance (tied: the shared one stays); the gaps of a row

@@ -773,6 +773,25 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
 
 
 # ---------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class Mend:
+    """What the M-step does with states whose emission collapsed, instead of raising.
+
+    ``collapsed(params)``: a (K,) mask of states whose new parameters are valid but
+    numerically degenerate (a covariance singular to working precision); with the
+    states the emission's M-step could not estimate at all, ``fix(params, bad)`` mends
+    them. ``what`` says how, in the estimator's words (for the warning, of
+    ``category``); ``slack(params, value=...)``: how far rounding may move the mean
+    log-likelihood near such a collapse (the monotonicity check allows it).
+    """
+
+    fix: Callable[[Any, Tensor], Any]
+    collapsed: Callable[[Any], Tensor]
+    slack: Callable[..., float]
+    what: str
+    category: type[Warning]
+
+
 class HMMModel:
     """Baum-Welch for any emission (a component, see ``components``): e_step on sequence
     batches, m_step from the statistics alone, with hmmlearn's Dirichlet MAP priors and
@@ -788,6 +807,7 @@ class HMMModel:
         startprob_prior: Tensor | float = 1.0,
         transmat_prior: Tensor | float = 1.0,
         advice: str | None = None,
+        mend: Mend | None = None,
     ) -> None:
         self.emission = emission
         self.n_components = n_components
@@ -796,6 +816,7 @@ class HMMModel:
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
         self.advice = advice or emission.advice
+        self.mend = mend
 
     def _lanes(self, lengths: np.ndarray, device: torch.device) -> Lanes:
         """The layout of a batch, kept for the next iteration (same batches every iteration)."""
@@ -819,6 +840,8 @@ class HMMModel:
         slack = eps * (abs(log_likelihood) + 1.0)
         if not (_is_one(self.startprob_prior) and _is_one(self.transmat_prior)) or self.emission.regularised:
             slack += 1e-3 * (abs(log_likelihood) + 1.0)
+        if self.mend is not None:
+            slack += self.mend.slack(params.emission, value=log_likelihood)
         return slack
 
     def log_emission(self, params: HMMParams, x: Tensor) -> Tensor:
@@ -886,13 +909,21 @@ class HMMModel:
         if "t" in self.params:
             transmat = _dirichlet_map(stats.trans, self.transmat_prior, params.transmat)
         emission, valid = self.emission.m_step(stats.emission, params.emission, self.params)
+        notes, exact = (), True
+        if self.mend is not None:
+            valid = valid.reshape(-1).cpu() & ~self.mend.collapsed(emission).cpu()
         if not bool(valid.all()):
-            bad = int(torch.nonzero(~valid.reshape(-1))[0])
-            raise NumericalError(f"the emission parameters of state {bad} cannot be estimated from its rows "
-                                 f"(a covariance that is not positive definite); {self.advice}")
-        notes = ()
+            bad = torch.nonzero(~valid.reshape(-1)).reshape(-1).tolist()
+            if self.mend is None:
+                raise NumericalError(f"the emission parameters of state {bad[0]} cannot be estimated from its rows "
+                                     f"(a covariance that is not positive definite); {self.advice}")
+            # a jump, not an ascent: the next likelihood may fall (as after a re-seed)
+            emission, exact = self.mend.fix(emission, ~valid.reshape(-1)), False
+            notes = (Note(self.mend.category, f"the covariance of state(s) {bad} collapsed {{when}} (singular: a "
+                                              f"constant feature, or fewer rows than features); "
+                                              f"{self.mend.what}", once=True),)
         if stats.impossible:
-            notes = (Note(
+            notes += (Note(
                 ImpossibleSequenceWarning,
                 f"{stats.impossible} sequence(s) are impossible under the current parameters (first: sequence "
                 f"{stats.first_impossible}): a zero-probability start, transition or emission; they are left out of "
@@ -902,7 +933,7 @@ class HMMModel:
         gain = (_dirichlet_gain(self.startprob_prior, startprob, params.startprob)
                 + _dirichlet_gain(self.transmat_prior, transmat, params.transmat)
                 + self.emission.prior_gain(emission, params.emission))
-        report = Report(notes=notes, total=float(stats.loglik), prior_gain=gain / stats.rows)
+        report = Report(exact=exact, notes=notes, total=float(stats.loglik), prior_gain=gain / stats.rows)
         return Step(HMMParams(startprob, transmat, emission), report)
 
     def translate(self, params: HMMParams, offset: Tensor | None) -> HMMParams:

@@ -1,0 +1,259 @@
+"""hmmlearn's API to the letter: the behaviours users' code relies on, each checked
+against hmmlearn 0.3 itself (same parameters, same data) or its documented rule."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+
+from bigem import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
+from bigem._core.errors import CollapsedStateWarning, ParameterError
+
+hmm = pytest.importorskip("hmmlearn.hmm")
+
+K, D = 3, 2
+
+
+def _gaussian_params(covariance_type: str, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return dict(
+        startprob_=np.array([0.5, 0.3, 0.2]),
+        transmat_=rng.dirichlet(np.full(K, 4.0), K),
+        means_=rng.normal(0, 2, (K, D)),
+        covars_={"diag": np.full((K, D), 1.3), "full": np.stack([np.eye(D) * 1.3] * K),
+                 "tied": np.eye(D) * 1.3, "spherical": np.full(K, 1.3)}[covariance_type],
+    )
+
+
+def _with(model, params: dict, n_features: int | None = None):
+    for name, value in params.items():
+        setattr(model, name, np.array(value, copy=True))
+    if n_features is not None:
+        model.n_features = n_features
+    return model
+
+
+def _data(n: int = 240, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 2, (n, D))
+
+
+LENGTHS = [40, 1, 120, 79]
+
+
+# ------------------------------------------------------------------ aic / bic
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "tied", "spherical"])
+def test_gaussian_hmm_aic_and_bic_equal_hmmlearns(covariance_type):
+    X, p = _data(), _gaussian_params(covariance_type)
+    ref = _with(hmm.GaussianHMM(K, covariance_type=covariance_type, init_params=""), p, D)
+    ours = _with(GaussianHMM(K, covariance_type=covariance_type, init_params="", dtype="float64"), p, D)
+    assert ours.aic(X, LENGTHS) == pytest.approx(ref.aic(X, LENGTHS), rel=1e-10)
+    assert ours.bic(X, LENGTHS) == pytest.approx(ref.bic(X, LENGTHS), rel=1e-10)
+
+
+def test_aic_and_bic_of_categorical_poisson_and_gmm_hmms_equal_hmmlearns():
+    rng = np.random.default_rng(2)
+    base = dict(startprob_=np.array([0.5, 0.3, 0.2]), transmat_=rng.dirichlet(np.full(K, 4.0), K))
+    symbols = rng.integers(0, 4, (200, 1))
+    cat = dict(base, emissionprob_=rng.dirichlet(np.ones(4), K))
+    counts = rng.poisson(3.0, (200, D))
+    pois = dict(base, lambdas_=rng.uniform(1, 5, (K, D)))
+    M = 2
+    gmm = dict(base, weights_=rng.dirichlet(np.ones(M), K), means_=rng.normal(0, 2, (K, M, D)),
+               covars_=np.full((K, M, D), 1.5))
+    X = _data(200)
+    cases = [
+        (hmm.CategoricalHMM(K, init_params=""), CategoricalHMM(K, init_params="", dtype="float64"), cat, symbols, 4),
+        (hmm.PoissonHMM(K, init_params=""), PoissonHMM(K, init_params="", dtype="float64"), pois, counts, D),
+        (hmm.GMMHMM(K, M, covariance_type="diag", init_params=""),
+         GMMHMM(K, M, covariance_type="diag", init_params="", dtype="float64"), gmm, X, D),
+    ]
+    for ref, ours, params, data, n_features in cases:
+        _with(ref, params, n_features)
+        _with(ours, params, n_features)
+        lengths = [50, 150]
+        assert ours.aic(data, lengths) == pytest.approx(ref.aic(data, lengths), rel=1e-10), type(ours).__name__
+        assert ours.bic(data, lengths) == pytest.approx(ref.bic(data, lengths), rel=1e-10), type(ours).__name__
+
+
+def test_aic_and_bic_pick_the_generating_number_of_states():
+    true = _with(hmm.GaussianHMM(2, init_params=""), dict(
+        startprob_=np.array([0.5, 0.5]), transmat_=np.array([[0.9, 0.1], [0.1, 0.9]]),
+        means_=np.array([[0.0, 0.0], [5.0, 5.0]]), covars_=np.ones((2, 2))))
+    X, _ = true.sample(600, random_state=0)
+    fits = {k: GaussianHMM(k, n_iter=30, random_state=0, dtype="float64").fit(X) for k in (1, 2, 4)}
+    assert min(fits, key=lambda k: fits[k].bic(X)) == 2
+    assert fits[2].aic(X) < fits[1].aic(X)
+
+
+# ------------------------------------------------------------------ logging
+def test_init_params_overwriting_a_set_attribute_is_logged_in_hmmlearns_words(caplog):
+    """hmmlearn speaks through ``logging`` here, not ``warnings``: users' log filters see it."""
+    X = _data()
+    with caplog.at_level(logging.WARNING):
+        ref = hmm.GaussianHMM(K, n_iter=1, random_state=0)
+        ref.means_ = np.zeros((K, D))
+        ref.fit(X)
+        theirs = [r.getMessage() for r in caplog.records if "overwritten" in r.getMessage()]
+        caplog.clear()
+        ours = GaussianHMM(K, n_iter=1, random_state=0)
+        ours.means_ = np.zeros((K, D))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*overwritten")
+            ours.fit(X)
+        mine = [r for r in caplog.records if "overwritten" in r.getMessage()]
+    assert [r.getMessage() for r in mine] == theirs == [
+        "Even though the 'means_' attribute is set, it will be overwritten during initialization because "
+        "'init_params' contains 'm'"]
+    assert mine[0].levelno == logging.WARNING and mine[0].name.startswith("bigem")
+
+
+def test_the_covariance_set_by_its_property_is_overwritten_with_a_log_too(caplog):
+    ours = GaussianHMM(K, n_iter=1, random_state=0)
+    ours.covars_ = np.ones((K, D))
+    with caplog.at_level(logging.WARNING):
+        ours.fit(_data())
+    assert any("'covars_' attribute is set, it will be overwritten" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ parameters
+def test_categorical_hmm_honours_n_features_beyond_the_symbols_seen():
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 3, (150, 1))
+    start = dict(startprob_=np.array([0.6, 0.4]), transmat_=np.array([[0.8, 0.2], [0.3, 0.7]]),
+                 emissionprob_=rng.dirichlet(np.ones(6), 2))
+    ref = _with(hmm.CategoricalHMM(2, n_features=6, init_params="", n_iter=5, tol=-np.inf), start).fit(X)
+    ours = _with(CategoricalHMM(2, n_features=6, init_params="", n_iter=5, tol=-np.inf, dtype="float64"), start)
+    ours.fit(X)
+    assert ours.n_features == 6 and ours.emissionprob_.shape == (2, 6)
+    np.testing.assert_allclose(ours.emissionprob_, ref.emissionprob_, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-8)
+    fresh = CategoricalHMM(2, n_features=6, n_iter=2, random_state=0).fit(X)
+    assert fresh.emissionprob_.shape == (2, 6)
+    np.testing.assert_array_equal(fresh.emissionprob_[:, 3:], 0.0)  # symbols never seen: in the alphabet, unlikely
+
+
+@pytest.mark.parametrize("shape", [(K,), (K, 1), (K, D)])
+def test_spherical_covars_in_every_shape_hmmlearn_accepts(shape):
+    X, p = _data(), _gaussian_params("spherical")
+    variances = np.array([0.7, 1.3, 2.1])
+    p["covars_"] = np.broadcast_to(variances.reshape(K, *[1] * (len(shape) - 1)), shape).copy()
+    ref = _with(hmm.GaussianHMM(K, covariance_type="spherical", init_params=""), p)
+    ours = _with(GaussianHMM(K, covariance_type="spherical", init_params="", dtype="float64"), p, D)
+    assert ours.score(X, LENGTHS) == pytest.approx(ref.score(X, LENGTHS), rel=1e-10)
+    np.testing.assert_allclose(ours.covars_, variances[:, None, None] * np.eye(D))
+
+
+def test_spherical_covars_that_differ_across_columns_are_refused_with_the_fix():
+    p = _gaussian_params("spherical")
+    p["covars_"] = np.array([[1.0, 1.0], [1.0, 2.0], [3.0, 3.0]])
+    ours = _with(GaussianHMM(K, covariance_type="spherical", init_params=""), p, D)
+    with pytest.raises(ParameterError, match=r"must repeat one variance per state.*row 1 .*pass shape \(3,\)"):
+        ours.score(_data())
+
+
+@pytest.mark.parametrize("cls", ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "MultinomialHMM"])
+def test_hmmlearns_implementation_parameter_is_accepted_by_every_hmm(cls):
+    import bigem
+
+    ours, theirs = getattr(bigem, cls), getattr(hmm, cls)
+    assert ours().implementation == theirs().implementation == "log"
+    assert ours(implementation="scaling").get_params()["implementation"] == "scaling"
+    with pytest.raises(ParameterError, match="implementation"):
+        ours(implementation="fast")._settings()
+
+
+def test_both_implementations_give_hmmlearns_answers():
+    X, p = _data(), _gaussian_params("full")
+    ref = _with(hmm.GaussianHMM(K, covariance_type="full", init_params="", n_iter=4, tol=-np.inf,
+                                implementation="scaling"), p).fit(X, LENGTHS)
+    for implementation in ("log", "scaling"):
+        ours = _with(GaussianHMM(K, covariance_type="full", init_params="", n_iter=4, tol=-np.inf, dtype="float64",
+                                 implementation=implementation), p, D).fit(X, LENGTHS)
+        np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-10)
+
+
+@pytest.mark.parametrize("tol", [-1.0, -np.inf])
+def test_a_negative_or_minus_infinite_tol_runs_every_iteration_as_hmmlearn(tol):
+    X, p = _data(), _gaussian_params("diag")
+    ref = _with(hmm.GaussianHMM(K, init_params="", n_iter=7, tol=tol), p).fit(X, LENGTHS)
+    ours = _with(GaussianHMM(K, init_params="", n_iter=7, tol=tol, dtype="float64"), p, D).fit(X, LENGTHS)
+    assert len(ours.monitor_.history) == len(ref.monitor_.history) == 7
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-8)
+
+
+@pytest.mark.parametrize("tol", [float("nan"), "0.1", True])
+def test_tol_that_is_not_a_float_is_refused(tol):
+    with pytest.raises(ParameterError, match="tol"):
+        GaussianHMM(2, tol=tol).fit(_data())
+
+
+def test_gmmhmm_initialisation_does_not_depend_on_lengths():
+    """hmmlearn's GMMHMM initialises from the rows alone; so does ours, whatever the
+    sequences and however they are batched (to the rounding of the data covariance's
+    sums, gathered batch by batch)."""
+    rng = np.random.default_rng(4)
+    X = np.r_[rng.normal(0, 1, (400, D)), rng.normal(6, 1, (400, D))]
+    rng.shuffle(X)
+    uneven = list(rng.multinomial(800 - 40, np.ones(40) / 40) + 1)
+    fits = [GMMHMM(2, n_mix=3, n_iter=0, random_state=3, dtype="float64", memory_budget=budget).fit(X, lengths)
+            for lengths in (None, [800], uneven, uneven[::-1]) for budget in (None, 20_000)]
+    for other in fits[1:]:
+        for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
+            np.testing.assert_allclose(getattr(other, name), getattr(fits[0], name), rtol=1e-12, err_msg=name)
+
+
+# ------------------------------------------------------------------ robustness
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tiny_data_with_constant_columns_fits_thanks_to_min_covar(dtype):
+    """9 rows, 3 states, full covariances, two constant features: hmmlearn fits it; so
+    do we, adding min_covar to the diagonal of a state whose covariance collapses."""
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(9, 1)), np.ones((9, 1)), np.zeros((9, 1))]
+    hmm.GaussianHMM(3, covariance_type="full", random_state=0).fit(X)  # the reference fits
+    with pytest.warns(CollapsedStateWarning, match=r"min_covar=0.001 was added to its diagonal"):
+        ours = GaussianHMM(3, covariance_type="full", random_state=0, dtype=dtype).fit(X)
+    assert np.isfinite(ours.score(X))
+    assert np.all(np.linalg.eigvalsh(ours.covars_) > 0)
+    np.testing.assert_allclose(ours.startprob_.sum(), 1.0, rtol=1e-6)
+    assert (ours.predict(X) >= 0).all()
+
+
+def test_collapsed_states_without_min_covar_still_raise_with_the_fix():
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(9, 1)), np.ones((9, 1)), np.zeros((9, 1))]
+    with pytest.raises(Exception, match=r"increase min_covar \(now 0\)"):
+        GaussianHMM(3, covariance_type="full", random_state=0, min_covar=0.0, covars_prior=0.0).fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied"])
+def test_a_huge_outlier_from_given_parameters_fits_as_hmmlearns(covariance_type):
+    """One row at 1e4 among N(0, 1) rows, a 2-state model started from init_params='':
+    the far state takes the outlier alone; hmmlearn's log implementation fits it."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(101, 1))
+    X[50] = 1e4
+    p = dict(startprob_=np.array([0.5, 0.5]), transmat_=np.array([[0.9, 0.1], [0.1, 0.9]]),
+             means_=np.array([[0.0], [1.0]]),
+             covars_={"diag": np.ones((2, 1)), "spherical": np.ones(2), "full": np.ones((2, 1, 1)),
+                      "tied": np.ones((1, 1))}[covariance_type])
+    ref = _with(hmm.GaussianHMM(2, covariance_type=covariance_type, init_params="", n_iter=10,
+                                implementation="log"), p).fit(X)
+    ours = _with(GaussianHMM(2, covariance_type=covariance_type, init_params="", n_iter=10, dtype="float64"), p, 1)
+    ours.fit(X)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-6)
+    np.testing.assert_allclose(ours.covars_, ref.covars_, rtol=1e-6)
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_diag_model_fits_100_rows_with_3_states_by_default(seed):
+    X = np.random.default_rng(seed).normal(size=(100, D))
+    ours = GaussianHMM(3, random_state=seed).fit(X)
+    ref = hmm.GaussianHMM(3, random_state=seed).fit(X)
+    assert np.isfinite(ours.score(X))
+    # a local optimum of the same likelihood: not worse than hmmlearn's by more than chance
+    assert ours.score(X) > ref.score(X) - 0.05 * abs(ref.score(X))

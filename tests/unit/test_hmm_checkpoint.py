@@ -1,0 +1,69 @@
+"""HMM fits save checkpoints and resume from them to the uninterrupted fit's answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bigem import GMMHMM, CategoricalHMM, GaussianHMM
+from bigem._core.errors import ParameterError
+
+
+class _Killed(Exception):
+    pass
+
+
+def _die_at(iteration: int):
+    def callback(info):
+        if info.iteration == iteration:
+            raise _Killed
+
+    return callback
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (300, 2)), rng.normal(4, 1, (300, 2))]
+    return X, [100, 1, 199, 300]
+
+
+@pytest.mark.parametrize("make, fitted", [
+    (lambda seed: GaussianHMM(3, covariance_type="full", n_iter=12, tol=-np.inf, random_state=seed, dtype="float64"),
+     ("startprob_", "transmat_", "means_", "covars_")),
+    (lambda seed: GMMHMM(2, n_mix=2, n_iter=12, tol=-np.inf, random_state=seed, dtype="float64"),
+     ("transmat_", "weights_", "means_", "covars_")),
+    (lambda seed: CategoricalHMM(3, n_iter=12, tol=-np.inf, random_state=seed, dtype="float64",
+                                 accelerate="squarem"), ("transmat_", "emissionprob_")),
+], ids=["gaussian", "gmm", "categorical-squarem"])
+def test_a_killed_hmm_fit_resumes_to_the_uninterrupted_answer(tmp_path, make, fitted):
+    X, lengths = _data()
+    if isinstance(make(0), CategoricalHMM):
+        X = (X[:, :1] > 2).astype(int) + (X[:, 1:] > 0).astype(int)
+    whole = make(0).fit(X, lengths)
+    ck = tmp_path / "fit.ckpt"
+    with pytest.raises(_Killed):
+        make(0).fit(X, lengths, checkpoint=ck, checkpoint_every=5, callback=_die_at(8))
+    assert ck.exists()
+    resumed = make(1).fit(X, lengths, checkpoint=ck, checkpoint_every=5)  # another seed: the start is the file's
+    assert not ck.exists()  # done: nothing left to resume
+    for name in fitted:
+        np.testing.assert_allclose(getattr(resumed, name), getattr(whole, name), rtol=1e-12, atol=1e-15, err_msg=name)
+    np.testing.assert_allclose(resumed.monitor_.history, whole.monitor_.history, rtol=1e-12)
+    assert resumed.monitor_.iter == whole.monitor_.iter and len(resumed.monitor_.seconds) == len(whole.monitor_.history)
+
+
+def test_a_checkpoint_of_other_data_or_settings_is_refused_saying_what_differs(tmp_path):
+    X, lengths = _data()
+    ck = tmp_path / "fit.ckpt"
+    with pytest.raises(_Killed):
+        GaussianHMM(2, n_iter=9, random_state=0).fit(X, lengths, checkpoint=ck, checkpoint_every=2,
+                                                     callback=_die_at(3))
+    with pytest.raises(ParameterError, match=r"different fit.*differ in: lengths"):
+        GaussianHMM(2, n_iter=9).fit(X, [600], checkpoint=ck)
+    with pytest.raises(ParameterError, match=r"different fit.*differ in: covariance_type"):
+        GaussianHMM(2, n_iter=9, covariance_type="full").fit(X, lengths, checkpoint=ck)
+    with pytest.raises(ParameterError, match=r"different fit.*differ in: data"):
+        GaussianHMM(2, n_iter=9).fit(X + 1, lengths, checkpoint=ck)
+    with pytest.raises(ParameterError, match="checkpoint_every"):
+        GaussianHMM(2, n_iter=9).fit(X, lengths, checkpoint=ck, checkpoint_every=0)
+    assert ck.exists()  # refusals leave it for the fit it belongs to
