@@ -215,13 +215,9 @@ class GaussianMixture(_BaseMixture):
 
     def _model(self, s) -> MixtureModel:
         advice = f"increase reg_covar (now {s.reg_covar:g}), lower n_components, or standardise X"
-        prior = None
-        if s.prior is not None:
-            prior = getattr(self, "_prior_", None)
-            if prior is None:
-                raise ParameterError(
-                    "prior= is computed from the data at fit(); call fit first (partial_fit then continues with it)"
-                )
+        # the prior is resolved against the data when a fit starts (``_fit``); a model made
+        # before that (to learn the row dtype, or for inference) runs no M-step
+        prior = getattr(self, "_prior_", None) if s.prior is not None else None
         component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice, prior=prior)
         return MixtureModel(component, s.n_components, s.dtype)
 
@@ -230,6 +226,17 @@ class GaussianMixture(_BaseMixture):
             self._prior_ = resolve_prior(s.prior, structure(s.covariance_type), s.n_components, source, engine)
             self.prior_ = self._prior_.describe(source.shift)
         return super()._fit(source, engine, s, callback, checkpoint, checkpoint_every)
+
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+        if self._settings().prior is not None:
+            raise ParameterError(
+                "prior= is resolved against the whole data when fit() starts (its mean and scale come from the "
+                "data), so partial_fit cannot use it; fit with algorithm='online' for online EM with a prior, or "
+                "pass prior=None"
+            )
+        return super().partial_fit(X, y, sample_weight, columns=columns)
+
+    partial_fit.__doc__ = _BaseMixture.partial_fit.__doc__
 
     def _hyper_parameters(self, as_fitted: bool = True):
         values, arrays = super()._hyper_parameters(as_fitted)

@@ -186,6 +186,25 @@ class _Family:
     def flat_size(self, K: int, D: int) -> int:
         return int(self.flatten_size(K, D))
 
+    def from_precisions(self, precisions: Tensor, K: int, D: int) -> Tensor:
+        """User-given precisions (the layout's checks), which must describe covariances of
+        this model: returned as the model's M-step reproduces them (exactly in the model)."""
+        cov = super().from_precisions(precisions, K, D)
+        return self.within(cov, K, D, "precisions_init")
+
+    def within(self, cov: Tensor, K: int, D: int, name: str) -> Tensor:
+        """``cov`` if it belongs to the model (to 1e-6 relative), else ParameterError: the
+        M-step on scatter = cov with unit counts returns cov itself exactly when it does."""
+        ones = torch.ones(K, dtype=torch.float64, device=cov.device)
+        scatter = cov[:, None].expand(K, D).contiguous() if cov.ndim == 1 else cov  # spherical: D equal variances
+        back = self.maximise(ones, scatter, 0.0, cov)
+        if not bool(torch.allclose(back, cov, rtol=1e-6, atol=0.0)):
+            raise ParameterError(
+                f"{name} does not describe covariances of model {self.name!r} ({self.model.description}): "
+                f"give values with that structure, or use covariance_type='full' (VVV) for unconstrained ones"
+            )
+        return back
+
     def check_features(self, D: int) -> None:
         """ParameterError when the model does not exist for D features."""
         if self.model.univariate and D != 1:
@@ -201,8 +220,6 @@ class SphericalFamily(_Family, Spherical):
 
     def __init__(self, name: str) -> None:
         self.name, self.model = name, MODELS[name]
-        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
-        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
         self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
 
     def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
@@ -230,8 +247,6 @@ class DiagonalFamily(_Family, Diag):
 
     def __init__(self, name: str) -> None:
         self.name, self.model = name, MODELS[name]
-        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
-        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
         self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
 
     def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
@@ -291,8 +306,6 @@ class EllipsoidalFamily(_Family, Full):
 
     def __init__(self, name: str) -> None:
         self.name, self.model = name, MODELS[name]
-        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
-        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
         self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
 
     # ------------------------------------------------------------------ M-step
