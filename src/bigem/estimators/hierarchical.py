@@ -100,6 +100,8 @@ def build(source, model: str = "VVV", use: str = "SVD", max_rows: int = MAX_ROWS
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     if everything:
         rows = source.take(torch.arange(n))
+    elif not source.weighted:  # max_rows distinct rows, as mclust's sample(1:n, subset)
+        rows = source.take(torch.sort(torch.randperm(n, generator=generator)[:max_rows]).values)
     else:
         rows = sample_rows(source, max_rows, generator, engine)
     values = rows.detach().to("cpu", torch.float64).numpy()
