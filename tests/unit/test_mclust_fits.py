@@ -208,3 +208,15 @@ def test_streamed_and_in_memory_fits_agree_for_every_model(tmp_path):
         for attr in ("weights_", "means_", "covariances_"):
             np.testing.assert_allclose(getattr(streamed, attr), getattr(memory, attr), rtol=1e-8, atol=1e-10,
                                        err_msg=f"{name} {attr}")
+
+
+def test_command_line_takes_mclusts_names_and_hc():
+    import argparse
+
+    from bigem.cli.commands import INITS, covariance_list
+
+    assert covariance_list("mclust") == "mclust"
+    assert covariance_list("EEE,VEV,full") == ["EEE", "VEV", "full"]
+    assert "hc" in INITS
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown covariance type.*'XYZ'.*or mclust"):
+        covariance_list("EEE,XYZ")
