@@ -21,7 +21,7 @@ export PYTHONPATH=$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
     nproc
     python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"
 } 2>&1 | tee "$OUT/machine.txt"
-timeout "${TEST_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/unit/test_cuda.py tests/unit/test_hmm_cuda.py \
+timeout "${TEST_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/unit/test_cuda.py tests/unit/test_hmm_cuda.py tests/multinomial/test_cuda.py \
     2>&1 | tee "$OUT/tests.txt"
 timeout "${GMM_S:-240}" python3 benchmarks/bench_gmm.py --device cuda ${GMM_ARGS:-} 2>&1 | tee "$OUT/bench_gmm.txt"
 timeout "${HMM_S:-180}" python3 benchmarks/bench_hmm.py --device cuda --libs bigem,hmmlearn-scaling 2>&1 \

@@ -8,12 +8,12 @@ streaming data larger than memory. Estimators are imported on first use, so
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "Files", "SelectionResult", "load", "select", "hc", "HCTree",
-           "__version__"]
+__all__ = ["GaussianMixture", "MultinomialMixture", "Tokens", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "Files", "SelectionResult", "load", "select", "hc",
+           "HCTree", "__version__"]
 
 
 def __getattr__(name: str):
-    if name in ("GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select",
+    if name in ("GaussianMixture", "MultinomialMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select",
                 "hc", "HCTree"):
         from . import estimators
 
@@ -22,4 +22,8 @@ def __getattr__(name: str):
         from .sources import Files
 
         return Files
+    if name == "Tokens":
+        from .sources.counts import Tokens
+
+        return Tokens
     raise AttributeError(f"module 'bigem' has no attribute {name!r}")

@@ -166,7 +166,7 @@ def test_select_mclust_family_and_split_start():
 # ---------------------------------------------------------------------- the conjugate prior
 def test_default_prior_is_mclusts_default_prior():
     X = blobs(6)
-    n, D, K = len(X), 2, 3
+    D, K = 2, 3
     est = bigem.GaussianMixture(K, covariance_type="VVV", prior="default", init_params="hc", dtype="float64").fit(X)
     p = est.prior_
     assert p["shrinkage"] == 0.01 and p["dof"] == D + 2
@@ -220,3 +220,21 @@ def test_command_line_takes_mclusts_names_and_hc():
     assert "hc" in INITS
     with pytest.raises(argparse.ArgumentTypeError, match="unknown covariance type.*'XYZ'.*or mclust"):
         covariance_list("EEE,XYZ")
+
+
+def test_dask_fits_agree_with_in_memory_fits_for_every_model():
+    distributed = pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    X = blobs(9, n=120, d=3)
+    tree = bigem.hc(X)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        for name in MULTIVARIATE:
+            kw = dict(n_components=3, covariance_type=name, init_params=tree, dtype="float64", max_iter=3, tol=0.0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                memory = bigem.GaussianMixture(**kw).fit(X)
+                dist = bigem.GaussianMixture(**kw, client=client).fit(da.from_array(X, chunks=(50, 3)))
+            for attr in ("weights_", "means_", "covariances_"):
+                np.testing.assert_allclose(getattr(dist, attr), getattr(memory, attr), rtol=1e-8, atol=1e-10,
+                                           err_msg=f"{name} {attr}")

@@ -87,7 +87,7 @@ class Chart:
         self.size = self.n_vol + self.n_shape + self.n_rot
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
-        k, d, m = self.k, self.d, self.model
+        k, d = self.k, self.d
         vol = np.broadcast_to(theta[: self.n_vol], (k,)) if self.n_vol else np.zeros(k)
         shapes = np.zeros((k, d))
         if self.n_shape:

@@ -20,6 +20,8 @@ from bigem.models.hmm import HMMModel, HMMParams
 from bigem.models.hmm_gmm import GMMEmission
 from bigem.models.kmeans import KMeansModel, KMeansParams
 from bigem.models.mixture import MixtureModel
+from bigem.models.multinomial import multinomial_mixture
+from bigem._core.sparse import SparseRows
 from bigem.models.poisson import PoissonComponent
 from bigem.models.summary import Summariser
 
@@ -104,7 +106,15 @@ def _cases():
             return e_step
         return make
 
-    cases += [("kmeans", kmeans), ("row-summary", summary), ("score-totals", scores)]
+    def multinomial(rng):
+        model = multinomial_mixture(K, 0.5, torch.float64)
+        p = model.make_params(torch.from_numpy(rng.dirichlet(np.ones(K))),
+                              torch.from_numpy(rng.dirichlet(np.ones(7), size=K)))
+        x = SparseRows.from_dense(torch.from_numpy(rng.poisson(1.0, (90, 7)).astype(float)))
+        w = torch.from_numpy(rng.uniform(0, 2, 90))
+        return lambda a, b: model.e_step(p, Chunk(x[a:b], w[a:b], a))
+
+    cases += [("kmeans", kmeans), ("row-summary", summary), ("score-totals", scores), ("mixture-multinomial", multinomial)]
     cases += [(f"hmm-{k}", hmm_of(k)) for k in ("gaussian", "categorical", "poisson", "gmm")]
     return cases
 
@@ -169,6 +179,10 @@ def _models():
     comp = GaussianComponent("tied")
     model, p = _hmm(comp, _gaussian_params(comp, rng), rng)
     out.append(("hmm-gaussian", model, p))
+    model = multinomial_mixture(K, 1.0, torch.float64)
+    out.append(("mixture-multinomial", model, model.make_params(
+        torch.from_numpy(rng.dirichlet(np.ones(K))), torch.from_numpy(rng.dirichlet(np.ones(9), size=K)),
+        torch.from_numpy(rng.uniform(5, 50, K)))))
     comp = CategoricalComponent(4)
     probs = torch.from_numpy(rng.dirichlet(np.ones(4), size=K))
     probs[0, 1] = 0.0  # a structural zero stays zero

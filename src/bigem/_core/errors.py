@@ -93,3 +93,8 @@ class SampleWeightWarning(UserWarning):
 
 class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""
+
+
+class IdentifierColumnWarning(UserWarning):
+    """A column used as a feature looks like a row identifier (whole numbers, all
+    different, in order): name the features with ``columns=``."""

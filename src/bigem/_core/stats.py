@@ -26,6 +26,8 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor
 
+from .sparse import cat_rows
+
 S = TypeVar("S", bound="Stats")
 
 
@@ -200,7 +202,8 @@ class Lowest:
     like a sum and rides along with the statistics. Models carry re-seeding candidates
     (the worst-explained rows) in it without a second pass over the data.
 
-    values (<= m,) float64 scores; rows (<= m, D) float64 the rows themselves.
+    values (<= m,) float64 scores; rows (<= m, D) float64 the rows themselves (a dense
+    tensor, or :class:`~bigem._core.sparse.SparseRows` for sparse data).
     """
 
     values: Tensor
@@ -215,7 +218,7 @@ class Lowest:
 
     def __add__(self, other: "Lowest") -> "Lowest":
         values = torch.cat([self.values, other.values.to(self.values.device)])
-        rows = torch.cat([self.rows, other.rows.to(self.rows.device)])
+        rows = cat_rows([self.rows, other.rows.to(self.rows.device)])
         if values.shape[0] > self.m:
             idx = torch.topk(values, self.m, largest=False, sorted=False).indices
             values, rows = values[idx], rows[idx]

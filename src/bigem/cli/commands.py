@@ -30,6 +30,8 @@ from ._io import (
     write_columns,
     write_rows,
 )
+from . import multinomial as counts_cli
+from ._flags import in_flags
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
@@ -117,13 +119,14 @@ def _csv(args) -> dict:
     return dict(delimiter=args.delimiter, header=not args.no_header)
 
 
-def _fit_options(p: argparse.ArgumentParser, init: str = "kmeans") -> None:
+def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> None:
     _data_options(p)
     p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
     p.add_argument("--sample-weight", metavar="COLUMN",
                    help="column of non-negative row weights (not a feature); a row of weight 2 counts twice")
     p.add_argument("--init", choices=INITS, default=init,
-                   help=f"initialisation; hc: mclust's hierarchical start (default {init})")
+                   help="initialisation; hc: mclust's hierarchical start, Gaussian mixtures only (default "
+                   + (f"{init})" if init else "hc for Gaussian mixtures, kmeans for multinomial ones)"))
     p.add_argument("--n-init", type=positive_int, default=1, help="initialisations; the best is kept (default 1)")
     p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
     p.add_argument("--tol", type=non_negative_float, default=1e-3, help="convergence threshold on the mean log-likelihood (default 1e-3)")
@@ -150,14 +153,16 @@ def _sequence_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("fit", help="fit a Gaussian mixture to a data file and save the model",
+    p = sub.add_parser("fit", help="fit a mixture (Gaussian by default) to a data file and save the model",
                        description="Fit a Gaussian mixture to DATA (Parquet, CSV, Arrow or .npy: a file, folder or glob) "
-                       "and save it to MODEL.")
+                       "and save it to MODEL; with --family multinomial, a mixture of multinomials to documents "
+                       "(a .npz sparse matrix, Parquet token lists or count columns).")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-k", "--n-components", dest="k", type=positive_int, required=True, help="number of components")
     p.add_argument("--covariance", choices=COVARIANCES + MCLUST_COVARIANCES, default="full",
                    help="covariance type: scikit-learn's or one of mclust's models (default full)")
     _fit_options(p)
+    counts_cli.add_family_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. model.bigem)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_fit)
@@ -169,9 +174,14 @@ def add_parsers(sub) -> None:
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--proba", action="store_true", help="write each component's (state's) posterior probability")
-    what.add_argument("--score", action="store_true", help="write each row's log-density log p(x) (mixtures)")
+    what.add_argument("--proba", action="store_true",
+                      help="write each component's (state's) posterior probability instead of the label "
+                      "(not with --score: one output per run)")
+    what.add_argument("--score", action="store_true",
+                      help="write each row's log-density log p(x) instead of the label (mixtures; not with --proba)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
+    p.add_argument("--id-column", metavar="NAME",
+                   help="a column of DATA copied to OUT first, to join the results back (.csv or .parquet output)")
     _sequence_options(p)
     _data_options(p)
     p.set_defaults(run=run_predict)
@@ -207,7 +217,8 @@ def add_parsers(sub) -> None:
                    "(scikit-learn's four, the default) or mclust (its 14 models)")
     p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
     p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
-    _fit_options(p, init="hc")
+    _fit_options(p, init=None)  # hc for Gaussian mixtures (mclust's start), kmeans for multinomial ones
+    counts_cli.add_family_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
     p.add_argument("--table", metavar="CSV", help="also write the table as CSV")
     p.add_argument("--plot", metavar="PICTURE", help="also draw the criterion against K (.png or .svg)")
@@ -219,13 +230,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.set_defaults(run=run_info)
 
-    p = sub.add_parser("plot", help="draw a model over its data, or its convergence",
+    p = sub.add_parser("plot", help="draw a model over its data, its convergence, or its word profiles",
                        description="--kind fit (default): histogram and component densities for 1 feature, "
-                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration.")
+                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration. "
+                       "--kind profile (multinomial models): each component's most probable words, a heatmap.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA", nargs="?", help="data file (needed for --kind fit)")
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
-    p.add_argument("--kind", choices=("fit", "convergence"), default="fit")
+    p.add_argument("--kind", choices=("fit", "convergence", "profile"), default="fit")
+    p.add_argument("--top", type=positive_int, help="--kind profile: words per component (default: what fits 60 columns)")
+    p.add_argument("--vocabulary", metavar="FILE", help="--kind profile: a text file of the words, one per line, in "
+                   "the columns' order (default: word ids)")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
     _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
@@ -286,6 +301,12 @@ def _is_hmm(est) -> bool:
     return isinstance(est, (GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM))
 
 
+def _is_multinomial(est) -> bool:
+    from ..estimators import MultinomialMixture
+
+    return isinstance(est, MultinomialMixture)
+
+
 KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
          "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM"}
 
@@ -316,6 +337,28 @@ def _sequences(est, args) -> tuple[object, object, list[str] | None, int]:
     data = _model_data(est, args)
     lengths = None if args.lengths is None else check_lengths(args.lengths, data.n_rows, args.data)
     return data.X, lengths, data.columns, data.n_rows
+
+
+def _check_id_column(args, data: Data | None) -> None:
+    """--id-column needs named columns and an output with columns."""
+    if args.id_column is None:
+        return
+    if args.data.lower().endswith(".npy"):
+        raise ParameterError(f"--id-column {args.id_column}: {args.data} is a .npy file, which has no column names; "
+                             "drop --id-column, or read the data from Parquet or CSV")
+    if args.output.lower().endswith(".npy"):
+        raise ParameterError(f"--id-column adds a column, and a .npy file holds one array: write {args.output} as "
+                             ".csv or .parquet, or drop --id-column")
+
+
+def _column_values(args, name: str) -> np.ndarray:
+    """One column of DATA, every row, in order (an HMM's --id-column)."""
+    from ..sources.paths import expand_paths
+    from ..sources.tables import CsvOptions, column_values
+
+    files, fmt = expand_paths(args.data)
+    csv = CsvOptions(args.delimiter, not args.no_header)
+    return np.concatenate([values for values, _, _ in column_values(files, fmt, name, csv=csv)])
 
 
 def _for(est, data: Data):
@@ -350,6 +393,9 @@ def run_fit(args) -> int:
     from ..estimators import GaussianMixture
     from ..estimators.selection import criteria, degenerate_components
 
+    counts_cli.check_family_options(args)
+    if args.family == "multinomial":
+        return counts_cli.run_fit(args)
     check_output(args.output, (args.data,), what="model")
     params = _estimator_params(args)
     data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
@@ -373,8 +419,8 @@ def run_fit(args) -> int:
         f"fitted K={args.k} {args.covariance} to {data.n_rows:,} rows x {data.n_features} columns of {args.data} "
         f"in {seconds:.2f}s: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} "
         f"{'passes (SQUAREM)' if args.accelerate else 'iterations'}\n"
-        f"mean log-likelihood {payload['mean_log_likelihood']:.6f}   BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   "
-        f"(lower is better; {c['n_parameters']} free parameters)\n"
+        f"mean log-likelihood {payload['mean_log_likelihood']:.6f} (of the fitted model, as bigem score reports)   "
+        f"BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   (lower is better; {c['n_parameters']} free parameters)\n"
         f"weights {np.array2string(est.weights_, precision=3)}\n"
         + (f"warning: components {collapsed} collapsed onto repeated values (variance at the reg_covar floor)\n"
            if collapsed else "")
@@ -390,9 +436,13 @@ def run_predict(args) -> int:
     if _is_hmm(est):
         return _predict_hmm(est, args)
     _no_sequences(args, est)
+    if _is_multinomial(est):
+        return counts_cli.run_predict(est, args)
     data = _model_data(est, args)
+    _check_id_column(args, data)
     output = "proba" if args.proba else "log_density" if args.score else "label"
-    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
+    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns,
+                                      id_column=args.id_column)
     what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
     print(f"wrote {what} of {data.n_rows:,} rows to {args.output}")
     return 0
@@ -405,11 +455,21 @@ def _predict_hmm(est, args) -> int:
             "its sequence); use --proba for each state's posterior, or bigem score MODEL DATA for the log-likelihood"
         )
     X, lengths, columns, n_rows = _sequences(est, args)
+    if args.id_column is not None:
+        _check_id_column(args, None)
+        ids = {args.id_column: _column_values(args, args.id_column)}
+    else:
+        ids = {}
     if args.proba:
         values = est.predict_proba(X, lengths, columns=columns)
-        write_array(args.output, values, [f"proba_{k}" for k in range(values.shape[1])])
+        names = [f"proba_{k}" for k in range(values.shape[1])]
     else:
-        write_array(args.output, est.predict(X, lengths, columns=columns), ["state"])
+        values = est.predict(X, lengths, columns=columns)[:, None]
+        names = ["state"]
+    if ids:
+        write_columns(args.output, {**ids, **{n: values[:, j] for j, n in enumerate(names)}})
+    else:
+        write_array(args.output, values if args.proba else values[:, 0], names)
     what = "state probabilities" if args.proba else "states"
     print(f"wrote {what} of {n_rows:,} rows to {args.output}")
     return 0
@@ -433,6 +493,8 @@ def run_score(args) -> int:
     if _is_hmm(est):
         return _score_hmm(est, args)
     _no_sequences(args, est)
+    if _is_multinomial(est):
+        return counts_cli.run_score(est, args)
     data = _model_data(est, args)
     c = criteria(_for(est, data), data.X, columns=data.columns)
     payload = dict(
@@ -448,11 +510,20 @@ def run_score(args) -> int:
 
 
 def run_sample(args) -> int:
+    if args.output.lower().endswith(".npz"):  # sparse documents: a multinomial model's
+        check_output(args.output, (args.model,), (".npz",))
+        est = _load(args.model)
+        if not _is_multinomial(est):
+            raise ParameterError(f"{args.output}: a .npz file holds a sparse matrix, which a multinomial model "
+                                 f"samples; {args.model} holds a {type(est).__name__}: write .npy, .csv or .parquet")
+        return counts_cli.run_sample(est, args)
     check_output(args.output, (args.model,), (".npy", ".csv", ".parquet"))
     if args.labels and args.output.lower().endswith(".npy"):
         raise ParameterError(f"{args.output}: --labels adds an integer column, and a .npy file holds one dtype; "
                              "write .csv or .parquet, or drop --labels")
     est = _load(args.model)
+    if _is_multinomial(est):
+        return counts_cli.run_sample(est, args)  # which says why a .npz is needed
     names = getattr(est, "feature_names_in_", None)
     header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(_width(est))]
     label = "state" if _is_hmm(est) else "component"
@@ -471,6 +542,11 @@ def run_sample(args) -> int:
 def run_select(args) -> int:
     from ..estimators.selection import COLUMNS, select
 
+    counts_cli.check_family_options(args)
+    if args.family == "multinomial":
+        args.init = args.init or "kmeans"
+        return counts_cli.run_select(args)
+    args.init = args.init or "hc"
     check_output(args.output, (args.data,), what="model")
     if args.table:
         check_output(args.table, (args.data, args.output), (".csv",), what="table")
@@ -488,7 +564,7 @@ def run_select(args) -> int:
             )
         progress.close()
     for w in caught:  # the selection's warnings, once each, after the progress line
-        print(f"bigem select: warning: {w.message}", file=sys.stderr)
+        print(f"bigem select: warning: {in_flags(str(w.message))}", file=sys.stderr)
     result.best_estimator_.save(args.output)
     if args.table:
         write_rows(args.table, result.table, list(COLUMNS))
@@ -516,6 +592,8 @@ def run_info(args) -> int:
     est = _load(args.model)
     if _is_hmm(est):
         return _info_hmm(est, args)
+    if _is_multinomial(est):
+        return counts_cli.run_info(est, args)
     names = getattr(est, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
@@ -535,7 +613,9 @@ def run_info(args) -> int:
         f"{args.model}: Gaussian mixture, K={est.n_components}, covariance {est.covariance_type}, "
         f"{est.n_features_in_} features ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
         f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
-        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+        f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration, "
+        "before its M-step; bigem score gives the fitted model's), "
+        f"{payload['n_parameters']} free parameters",
         "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
         + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping")
                   if hyper.get(k) not in (None, "gain")),
@@ -609,11 +689,10 @@ def _component_sd(est) -> np.ndarray:
 
 
 def _check_picture(path: str, inputs: tuple[str, ...]) -> None:
-    check_output(path, inputs, PICTURES, what="picture")
-    import importlib.util
+    from .._core.optional import require
 
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ImportError("pictures need matplotlib: pip install 'bigem[plot]'")
+    check_output(path, inputs, PICTURES, what="picture")
+    require("matplotlib", "pictures")
 
 
 def run_plot(args) -> int:
@@ -622,9 +701,20 @@ def run_plot(args) -> int:
     _check_picture(args.output, tuple(p for p in (args.model, args.data) if p))
     est = _load(args.model)
     if _is_hmm(est):
-        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws Gaussian mixtures only; "
-                             "bigem info MODEL --json gives an HMM's parameters")
-    if args.kind == "convergence":
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws mixtures only; "
+                             "bigem info MODEL --json gives its parameters")
+    if (args.kind == "profile") != _is_multinomial(est) and args.kind != "convergence":
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: draw it with --kind "
+                             f"{'profile' if _is_multinomial(est) else 'fit'} or --kind convergence")
+    if args.kind != "profile" and (args.top is not None or args.vocabulary is not None):
+        raise ParameterError("--top and --vocabulary apply to --kind profile; drop them")
+    if args.kind == "profile":
+        if args.data is not None:
+            raise ParameterError("--kind profile draws the model's word probabilities and takes no DATA; drop it")
+        vocabulary = None if args.vocabulary is None else counts_cli.read_vocabulary(args.vocabulary)
+        plot.plot_profile(est, args.output, top=args.top, vocabulary=vocabulary,
+                          title=args.title or f"Component profiles of {os.path.basename(args.model)}")
+    elif args.kind == "convergence":
         if args.data is not None:
             raise ParameterError("--kind convergence draws the model's history and takes no DATA; drop it")
         plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")

@@ -4,7 +4,9 @@ from .gaussian_mixture import GaussianMixture
 from .gmm_hmm import GMMHMM
 from .hierarchical import HCTree, hc
 from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+from .multinomial_mixture import MultinomialMixture
 from .persistence import load
 from .selection import SelectionResult, select
 
-__all__ = ["GaussianMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select", "hc", "HCTree"]
+__all__ = ["GaussianMixture", "MultinomialMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select", "hc",
+           "HCTree"]

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, ModelFileError, ParameterError, SampleWeightWarning, not_fitted_error
+from .._core.optional import require
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
@@ -163,7 +164,12 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False,
+              identify: bool = False, **kw) -> Source:
+        """X as a validated source. ``fitted``: X is read for the fitted model (inference,
+        partial_fit after a fit), so what the fit learnt about reading X applies (a
+        family that learns a vocabulary or a category mapping reads it there).
+        ``identify``: X is read to learn its features, so an id-like column is warned about."""
         return open_source(
             X,
             dtype=self._model(s).component.row_dtype,
@@ -173,6 +179,7 @@ class _BaseMixture(EstimatorBase, ABC):
             sample_weight=sample_weight,
             min_rows=min_rows,
             shift=self._shift(s, shift),
+            identify=identify,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -186,13 +193,13 @@ class _BaseMixture(EstimatorBase, ABC):
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
-            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, **open_kw)
+            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, identify=True, **open_kw)
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
 
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
-            import dask.array as da
+            da = require("dask.array", "the Dask engine")
 
             X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
@@ -306,30 +313,34 @@ class _BaseMixture(EstimatorBase, ABC):
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
 
+        progress = Progress(engine, N, s, online, type(self).__name__)
+        engine = progress.engine  # counts the rows of each pass for the bar, as they are computed
+
         def initialise(restart: int) -> MixtureParams:
             started = time.perf_counter()
+            progress.initialising(restart)
             if warm:
                 params = model.translate(self._params_.to(s.device), None if back is None else -back)
             elif online:
                 params = self._online_initial(model, engine, source, s, generator, offset)
             else:
                 params = self._initialise(model, engine, source, s, generator, offset)
-            if s.verbose:
-                print(f"Initialization {restart} ({time.perf_counter() - started:.2f}s)")
+            progress.initialised(restart, time.perf_counter() - started)
             return params
 
         if callback is not None and back is not None:  # the callback sees the data's coordinates
             user = callback
             callback = lambda info: user(dataclasses.replace(info, params=model.translate(info.params, back)))  # noqa: E731
-        with Progress(source, s.max_iter, s.verbose, online) as progress:
-            report = progress.callback(self._verbose_callback(s, callback))
+        with progress:
+            report = progress.callback(callback)
             if online:
-                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm, offset)
+                best, runs = self._fit_online(model, engine, source, initialise, s, report, warm, offset)
             else:
                 best, runs = fit_em(
-                    model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
+                    model, engine, source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver, accelerate=s.accelerate, stopping=s.stopping,
                 )
+            progress.finish(runs, best)
         if not online:
             self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
         self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
@@ -391,13 +402,13 @@ class _BaseMixture(EstimatorBase, ABC):
                 "afresh (partial_fit then continues from it), or set the old value back"
             )
         if fitted:
-            self._check_features(X, columns)
+            columns = self._check_features(X, columns) or columns
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
         state = getattr(self, "_online_", None)
         # a running state continues in its own coordinates: the same shift for every call
         source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                            shift="auto" if state is None else state.shift)
+                            shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted)
         model, engine = self._model(s), LocalEngine()
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
@@ -429,19 +440,6 @@ class _BaseMixture(EstimatorBase, ABC):
             self.n_passes_ = 0
         return self
 
-    def _verbose_callback(self, s, callback):
-        verbose, interval = s.verbose, s.verbose_interval
-        if not verbose:
-            return callback
-
-        def report(info: IterationInfo) -> None:
-            if verbose >= 2 and info.iteration % interval == 0:
-                print(f"  Iteration {info.iteration}\t time lapse {info.seconds:.5f}s\t ll change {info.change:.5f}")
-            if callback is not None:
-                callback(info)
-
-        return report
-
     def _set_fitted(self, params: MixtureParams, n_features: int, feature_names: list[str] | None) -> None:
         self._params_ = params.to("cpu")
         self._remember_structure()
@@ -469,10 +467,11 @@ class _BaseMixture(EstimatorBase, ABC):
         """X opened for inference: a file reads the fitted feature names unless told."""
         self._fitted()
         s = self._inference_settings()
-        self._check_features(X, columns)
+        columns = self._check_features(X, columns) or columns
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0)  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
+                            fitted=True)
         self._check_width(source)
         return source, s
 
@@ -527,8 +526,11 @@ class _BaseMixture(EstimatorBase, ABC):
                 sink.write(cols)
             return sink.commit()
 
-    def _check_features(self, X, columns=None) -> None:
-        """scikit-learn's feature-name consistency rules between fit and predict."""
+    def _check_features(self, X, columns=None):
+        """scikit-learn's feature-name consistency rules between fit and predict, except
+        that a DataFrame with every fitted column and more (an id column) is read by the
+        fitted names, as a file is (scikit-learn refuses it). Returns the columns to read
+        then (the fitted names), else None."""
         if is_file_input(X) or is_source(X):
             return  # files are read by the fitted names (or the columns= given): nothing to compare
         names = feature_names_of(X) if columns is None else [str(c) for c in columns]
@@ -543,6 +545,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 UserWarning,
             )
         elif fitted is not None and list(fitted) != names:
+            if columns is None and len(names) > len(fitted) and set(fitted) <= set(names):
+                return list(fitted)  # every fitted feature and more (an id column): read by name, as files are
             raise DataError(
                 "The feature names should match those that were passed during fit.\n"
                 f"Fitted with: {list(fitted)}\nGot: {names}"
@@ -555,7 +559,7 @@ class _BaseMixture(EstimatorBase, ABC):
 
         params = self._fitted()
         s = self._inference_settings()
-        self._check_features(X, columns)
+        columns = self._check_features(X, columns) or columns
         X, weighted = rows_with_weights(X, columns, sample_weight)
         if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
             raise DataError(

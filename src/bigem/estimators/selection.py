@@ -29,10 +29,12 @@ import numpy as np
 import torch
 
 from .._core.errors import DegenerateFitWarning, ParameterError
+from .._core.optional import require
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import MULTIVARIATE, NO_PRIOR, UNIVARIATE
 from . import _params
 from ._mixture import sample_size
+from .families import family_estimator
 from .gaussian_mixture import GaussianMixture
 from .hierarchical import HCTree, build
 
@@ -66,11 +68,12 @@ class SelectionResult:
     ----------
     table : list of dict
         One row per candidate, in fitting order, with the keys of ``COLUMNS``:
-        n_components, covariance_type, start (the start the kept fit came from: 'hc',
-        'kmeans', ..., or 'split' for the K - 1 fit with a component split), log_likelihood
-        (total, weighted), n_parameters, bic, aic, icl (lower is better for all three),
-        converged, degenerate, n_iter, seconds (every start's fit plus scoring).
-    estimators_ : list of GaussianMixture
+        n_components, covariance_type (None for the multinomial family), start (the start
+        the kept fit came from: 'hc', 'kmeans', ..., or 'split' for the K - 1 fit with a
+        component split), log_likelihood (total, weighted), n_parameters, bic, aic, icl
+        (lower is better for all three), converged, degenerate, n_iter, seconds (every
+        start's fit plus scoring).
+    estimators_ : list of GaussianMixture (or the family's estimator)
         The fitted candidate for each row of ``table``.
     criterion : str
         The criterion the best candidate minimises.
@@ -98,10 +101,7 @@ class SelectionResult:
 
     def to_pandas(self):
         """The table as a pandas DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:  # pragma: no cover - pandas is in the dev extra
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+        pd = require("pandas", "to_pandas()")
         return pd.DataFrame(self.table, columns=list(COLUMNS))
 
     def summary(self, criterion: str | None = None, n: int = 3) -> str:
@@ -136,19 +136,23 @@ class SelectionResult:
                 notes.append("not converged")
             mark = "*" if i == self.best_index_ else " "
             lines.append(
-                f"{mark} {r['n_components']:>3} {r['covariance_type']:<10} {r['start']:<8} {r['log_likelihood']:>14.6g} "
+                f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['start']:<8} {r['log_likelihood']:>14.6g} "
                 f"{r['n_parameters']:>7} {r['bic']:>14.6g} {r['aic']:>14.6g} {r['icl']:>14.6g} "
                 f"{r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
             )
         return "\n".join(lines)
 
 
+ALL_TYPES = ("full", "diag", "spherical", "tied")
+
+
 def select(
     X,
     n_components=None,
-    covariance_types=("full", "diag", "spherical", "tied"),
+    covariance_types=None,
     criterion: str = "bic",
     *,
+    family: str = "gaussian",
     keep_degenerate: bool = False,
     split: bool = True,
     sample_weight=None,
@@ -156,28 +160,32 @@ def select(
     callback=None,
     **params,
 ) -> SelectionResult:
-    """Fit a GaussianMixture for every K in ``n_components`` and every covariance type,
-    and choose the one with the lowest ``criterion``.
+    """Fit a mixture for every K in ``n_components`` (and, for Gaussians, every covariance
+    type), and choose the one with the lowest ``criterion``.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features), tensor, DataFrame or path
-        Anything :meth:`GaussianMixture.fit` accepts.
+        Anything the family's ``fit`` accepts (for 'multinomial': sparse matrices, .npz
+        files, token lists).
     n_components : int or iterable of int, default=None
         range(1, 10) (mclust's 1..9) for ``covariance_types='mclust'``, else range(1, 11).
-    covariance_types : str or iterable of str, default=('full', 'diag', 'spherical', 'tied')
-        Any of GaussianMixture's covariance types, or 'mclust': mclust's 14 models
-        (EII ... VVV; with n_samples <= n_features only its 6 spherical and diagonal
-        ones), or E and V for one feature; with a ``prior``, without EVE, VEE, VVE and
-        EVV, as mclust does.
+    covariance_types : str or iterable of str, default=None
+        Gaussian family only. None: ('full', 'diag', 'spherical', 'tied'). Any of
+        GaussianMixture's covariance types, or 'mclust': mclust's 14 models (EII ... VVV;
+        with n_samples <= n_features only its 6 spherical and diagonal ones), or E and V
+        for one feature; with a ``prior``, without EVE, VEE, VVE and EVV, as mclust does.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better (scikit-learn's sign; mclust's BIC and ICL are minus ours).
+    family : {'gaussian', 'multinomial'}, default='gaussian'
+        The mixture fitted: :class:`GaussianMixture` or :class:`MultinomialMixture`
+        (whose candidates differ in K only; the table's covariance_type is None).
     keep_degenerate : bool, default=False
         Let degenerate fits (a component collapsed onto repeated values, its variance
         at the ``reg_covar`` floor) be chosen. By default they are excluded, as mclust
         does, and a :class:`DegenerateFitWarning` names them.
     split : bool, default=True
-        Also start each K fit from the K - 1 fit of the same covariance type with its
+        Gaussian family: also start each K fit from the K - 1 fit of the same covariance type with its
         component of largest weight x variance split along its principal axis, and keep
         the start that ends higher (the table's ``start`` says which): a K fit then never
         ends below the K - 1 fit, whose likelihood that start begins from.
@@ -198,6 +206,20 @@ def select(
     -------
     SelectionResult
     """
+    cls = family_estimator(family)
+    gaussian = cls is GaussianMixture
+    mclust = gaussian and isinstance(covariance_types, str) and covariance_types == "mclust"
+    ks = _check_components(range(1, 10) if n_components is None and mclust else
+                           range(1, 11) if n_components is None else n_components)
+    if gaussian:
+        if not mclust:  # a misspelt name fails before the data is read
+            types = _check_types(ALL_TYPES if covariance_types is None else covariance_types)
+    elif covariance_types is not None:
+        raise ParameterError(
+            f"covariance types apply to the Gaussian family, not to family={family!r}; leave covariance_types out"
+        )
+    else:
+        types = [None]
     if criterion not in CRITERIA:
         raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
     for flag, value in (("keep_degenerate", keep_degenerate), ("split", split)):
@@ -205,39 +227,38 @@ def select(
             raise ParameterError(f"{flag} must be True or False; got {value!r}")
     for name in ("n_components", "covariance_type"):
         if name in params:
-            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a GaussianMixture parameter")
-    unknown = sorted(set(params) - set(GaussianMixture._param_names()))
+            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a {cls.__name__} parameter")
+    unknown = sorted(set(params) - set(cls._param_names()))
     if unknown:
         raise ParameterError(
-            f"select() got unknown GaussianMixture parameter(s) {unknown}; valid: {GaussianMixture._param_names()}"
+            f"select() got unknown {cls.__name__} parameter(s) {unknown}; valid: {cls._param_names()}"
         )
-    mclust = isinstance(covariance_types, str) and covariance_types == "mclust"
-    ks = _check_components(range(1, 10) if n_components is None and mclust else
-                           range(1, 11) if n_components is None else n_components)
-    if not mclust:
-        _check_types(covariance_types)  # a misspelt name fails before the data is read
-    params = {"init_params": "hc", **params}
-    s = GaussianMixture(**params)._settings()  # bad values fail before any fit
-    n_rows, n_features, tree = _survey(X, s, params, sample_weight, columns)
-    if tree is not None:
-        params["init_params"] = tree
-    types = _mclust_types(n_rows, n_features, params.get("prior")) if mclust else _check_types(covariance_types)
-    for ct in types:
-        structure(ct).check_features(n_features)
-        if params.get("prior") is not None and ct in NO_PRIOR:
-            raise ParameterError(f"covariance type {ct!r} has no prior in mclust; drop it or pass prior=None")
+    if gaussian:
+        params = {"init_params": "hc", **params}
+        s = GaussianMixture(**params)._settings()  # bad values fail before any fit
+        n_rows, n_features, tree = _survey(X, s, params, sample_weight, columns)
+        if tree is not None:
+            params["init_params"] = tree
+        if mclust:
+            types = _mclust_types(n_rows, n_features, params.get("prior"))
+        for ct in types:
+            structure(ct).check_features(n_features)
+            if params.get("prior") is not None and ct in NO_PRIOR:
+                raise ParameterError(f"covariance type {ct!r} has no prior in mclust; drop it or pass prior=None")
+    else:
+        cls(**params)._settings()  # bad values fail before any fit
 
     table, estimators = [], []
     for ct in types:
         previous = None
         for k in ks:
             started = time.perf_counter()
-            est = GaussianMixture(k, covariance_type=ct, **params).fit(
+            est = cls(k, **({"covariance_type": ct} if gaussian else {}), **params).fit(
                 X, sample_weight=sample_weight, columns=columns, callback=callback
             )
-            start = _start_name(params["init_params"])
+            start = _start_name(params.get("init_params", "kmeans"))
             row = criteria(est, X, sample_weight, columns)
-            if split and previous is not None and previous[0] == k - 1:
+            if gaussian and split and previous is not None and previous[0] == k - 1:
                 # the split start; if the better start still ends below the K - 1 fit (EM
                 # stops early, or in a poorer optimum), the K - 1 fit with a component
                 # duplicated: an EM fixed point with exactly its likelihood
@@ -253,7 +274,7 @@ def select(
                 covariance_type=ct,
                 start=start,
                 converged=bool(est.converged_),
-                degenerate=bool(degenerate_components(est)),
+                degenerate=bool(degenerate_components(est)) if gaussian else False,
                 n_iter=int(est.n_iter_),
                 seconds=time.perf_counter() - started,
             )

@@ -316,7 +316,10 @@ class MixtureModel:
         weights = n_k / n_k.sum()
         dead = (cs.n_k < _MIN_SUPPORT * avg_row) | ~valid.to(n_k.device)
         if not bool(dead.any()):
-            return Step(MixtureParams(weights, new), Report(total=float(stats.loglik)))
+            # a component with a prior (pseudo-counts) takes a MAP step: the likelihood may
+            # then fall by what the prior's log-density gained, per unit of weight
+            gain = 0.0 if old is None else self.component.prior_gain(new, old) / max(float(stats.weight), 1e-300)
+            return Step(MixtureParams(weights, new), Report(total=float(stats.loglik), prior_gain=gain))
         idx = torch.nonzero(dead).reshape(-1).tolist()
         rows = stats.worst.ordered()
         live = ~dead

@@ -30,7 +30,8 @@ def plot_selection(result, path: str | os.PathLike, criterion: str | None = None
             degenerate_shown = True
     best = result.table[result.best_index_]
     ax.scatter([best["n_components"]], [best[criterion]], s=320, facecolors="none", edgecolors="red", lw=2.5, zorder=5,
-               label=f"chosen by {result.criterion.upper()}: K={best['n_components']}, {best['covariance_type']}")
+               label=f"chosen by {result.criterion.upper()}: K={best['n_components']}"
+               + (f", {best['covariance_type']}" if best["covariance_type"] else ""))
     ax.set_xlabel("number of components K")
     ax.set_ylabel(f"{criterion.upper()} (lower is better)")
     ax.set_xticks(sorted({r["n_components"] for r in result.table}))

@@ -17,6 +17,7 @@ from torch import Tensor
 from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
+from .identifiers import IdentifierWatch
 from .validate import check_finite, raise_not_finite
 
 
@@ -24,8 +25,11 @@ class FirstPassSource:
     """Wraps a streamed source: lazy finiteness check, an in-memory cache when it fits, and
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
-    def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None) -> None:
+    def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None,
+                 identify: bool = False) -> None:
         self.inner = inner
+        candidates = getattr(inner, "id_candidates", None) if identify else None
+        self._watch = IdentifierWatch(candidates, name) if candidates else None  # on the first pass
         self.dtype = dtype or getattr(inner, "dtype", torch.float64)
         # files apply their own shift; a user's Source gets one applied here, chosen from
         # its first rows as for an array (see arrays.choose_shift)
@@ -82,10 +86,15 @@ class FirstPassSource:
                 chunk = replace(chunk, x=chunk.x.to(self.device, self.dtype))
             if not self.checked and check_finite(chunk.x, chunk.row_start) is not None:
                 self._raise_not_finite()
+            if not self.checked and self._watch is not None:
+                self._watch.update(chunk.x)
             if kept is not None:
                 kept.append(chunk)
             yield chunk
         self.checked = True  # only a complete pass counts
+        if self._watch is not None:
+            self._watch.finish()
+            self._watch = None
         self._cache = kept
 
     def _raise_not_finite(self) -> None:

@@ -16,6 +16,7 @@ from .._core.errors import DataError, ParameterError
 from .._core.types import Source
 from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
+from .identifiers import IdentifierWatch, frame_candidates
 from .npy import NpySource
 from .paths import expand_paths
 from .remote import is_url
@@ -291,6 +292,7 @@ def open_source(
     keep: list[str] | None = None,
     cache_bytes: int = 0,
     shift: object = None,
+    identify: bool = False,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
@@ -302,7 +304,9 @@ def open_source(
     (an array, also beside files), or the name of a column of X that holds them (files
     and DataFrames; then not a feature). ``shift``: None, "auto" or a vector, subtracted
     from the rows before the cast to ``dtype`` (see :func:`.arrays.choose_shift`); the
-    source's ``shift`` says which vector was (None: none).
+    source's ``shift`` says which vector was (None: none). ``identify``: warn about a
+    feature that looks like a row identifier when ``columns`` is None (fitting: see
+    :mod:`.identifiers`).
     """
     keep = list(keep or [])
     name = describe_input(X)
@@ -315,7 +319,7 @@ def open_source(
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
                              chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
-        return FirstPassSource(source, name, cache_bytes, dtype, device)
+        return FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify)
     if is_source(X):
         if columns is not None or keep or sample_weight is not None:
             raise DataError("columns=, id columns and sample_weight do not apply to a Source object; build the source with them")
@@ -349,6 +353,7 @@ def open_source(
         if columns is not None:
             X = _select_frame_columns(frame, list(columns))
     names = feature_names_of(X)
+    watch = IdentifierWatch(frame_candidates(X), "X") if identify and is_frame and columns is None else None
     if isinstance(X, Tensor):
         if X.is_complex():
             raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
@@ -367,6 +372,9 @@ def open_source(
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
     source = TensorSource(x, weight, rows, names, extra, offset)
     validate_finite(source, "X")
+    if watch is not None:
+        watch.update(x)
+        watch.finish()
     return source
 
 

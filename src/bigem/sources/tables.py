@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .._core.errors import DataError
+from .._core.optional import require
 from .._core.types import READ_AHEAD, Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
@@ -32,13 +33,7 @@ from .validate import NonNumericDataError, check_weight_not_a_feature
 
 
 def import_pyarrow():
-    try:
-        import pyarrow as pa
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise DataError(
-            "reading Parquet, CSV or Arrow files needs pyarrow: pip install 'bigem[files]' (or pyarrow)"
-        ) from None
-    return pa
+    return require("pyarrow", "reading Parquet, CSV or Arrow files")
 
 
 @contextmanager
@@ -343,6 +338,7 @@ class TableSource:
         names = list(first.schema.names)
         self.weight, self.weight_column = weight, weight_column
         self.feature_names = self._choose_columns(names, columns)
+        self._inferred = columns is None  # the features are the first file's columns
         self.keep = list(keep or [])
         self._weight_columns = [] if weight_column is None else [weight_column]
         for reader in self._readers:
@@ -357,6 +353,16 @@ class TableSource:
         if self.n_rows == 0:
             where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files ({self.files[0]}, ...)"
             raise DataError(f"{where}: no rows; the data set is empty")
+
+    @property
+    def id_candidates(self) -> list[tuple[int, str]]:
+        """Features that could be row identifiers: integer columns (in every file), when
+        the features were not named (see :mod:`.identifiers`)."""
+        if not self._inferred:
+            return []
+        pa = import_pyarrow()
+        return [(j, name) for j, name in enumerate(self.feature_names)
+                if all(pa.types.is_integer(r.schema.field(name).type) for r in self._readers)]
 
     # ------------------------------------------------------------ checks
     def _choose_columns(self, names: list[str], columns: list[str] | None) -> list[str]:
@@ -374,6 +380,15 @@ class TableSource:
     def _check_columns(self, reader, wanted: list[str]) -> None:
         names = list(reader.schema.names)
         missing = [c for c in wanted if c not in names]
+        inferred = [c for c in missing if self._inferred and c in self.feature_names]
+        if inferred:
+            first = self._readers[0]
+            raise DataError(
+                f"the files disagree on their columns: with no columns= given, the features are the columns of the "
+                f"first file, {first.path} ({list(first.schema.names)}), but {reader.path} has {names} (no "
+                f"{inferred}). Read files of one data set (a folder of them alone, or a glob such as "
+                "'data/*.parquet'), or pass columns= naming columns that every file has"
+            )
         if missing:
             raise DataError(
                 f"{reader.path}: no column(s) {missing}; the file has {names}. "
