@@ -91,7 +91,7 @@ def main() -> None:
 
     import pandas as pd
 
-    n_grid, d_grid, k_max, chunk = (20_000, 3, 3, 5_000) if args.quick else (1_000_000, 8, 9, 100_000)
+    n_grid, d_grid, k_max, chunk = (5_000, 3, 2, 1_000) if args.quick else (1_000_000, 8, 9, 100_000)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "grid.parquet")
         pd.DataFrame(data(n_grid, d_grid, 4, seed=1), columns=[f"x{i}" for i in range(d_grid)]).to_parquet(path)
