@@ -95,6 +95,11 @@ class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""
 
 
+class EmptyRowWarning(UserWarning):
+    """Rows with every value missing: they carry no information, are counted, and take
+    the mixture weights as their posterior."""
+
+
 class IdentifierColumnWarning(UserWarning):
     """A column used as a feature looks like a row identifier (whole numbers, all
     different, in order): name the features with ``columns=``."""

@@ -1,4 +1,4 @@
-"""``bigem fit | predict | score | sample | select | info | plot``.
+"""``bigem fit | predict | score | impute | sample | select | info | plot``.
 
 Each command checks its arguments and output paths before any work, reads data through
 :mod:`bigem.cli._io`, and writes every file atomically. Human-readable results go to
@@ -142,6 +142,16 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="arithmetic precision (default float32)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default: when stderr is a terminal)")
+    _missing_option(p, "error")
+
+
+MISSING_HELP = ("fiml: empty cells (nulls, NaN) are missing values, fitted exactly as missing at random; "
+                "error: refuse them")
+
+
+def _missing_option(p: argparse.ArgumentParser, default: str | None) -> None:
+    tail = " (default error)" if default else " (default: as the model was fitted)"
+    p.add_argument("--missing", choices=("error", "fiml"), default=default, help=MISSING_HELP + tail)
 
 
 def _sequence_options(p: argparse.ArgumentParser) -> None:
@@ -184,6 +194,7 @@ def add_parsers(sub) -> None:
                    help="a column of DATA copied to OUT first, to join the results back (.csv or .parquet output)")
     _sequence_options(p)
     _data_options(p)
+    _missing_option(p, None)
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("score", help="mean log-likelihood, BIC and AIC of a model on a data file",
@@ -194,8 +205,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
     _sequence_options(p)
     _data_options(p)
+    _missing_option(p, None)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_score)
+
+    p = sub.add_parser("impute", help="fill the missing values of a data file under a fitted mixture",
+                       description="Write DATA with every missing value (a null, an empty CSV field, NaN) replaced by "
+                       "its conditional expectation given the row's observed values under MODEL (a Gaussian mixture), "
+                       "or with --sample by a draw from its conditional distribution (multiple imputation: one file "
+                       "per --seed). Observed values are written as they are.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
+    p.add_argument("--sample", action="store_true", help="draw each row's gaps from their conditional distribution")
+    p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default 0)")
+    p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
+    p.add_argument("--id-column", metavar="NAME", help="a column of DATA copied to the output first (to join back)")
+    _data_options(p)
+    p.set_defaults(run=run_impute)
 
     p = sub.add_parser("sample", help="draw rows from a fitted model")
     p.add_argument("model", metavar="MODEL")
@@ -257,14 +284,21 @@ def _estimator_params(args) -> dict:
     return dict(
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
-        stopping=args.stopping,
+        stopping=args.stopping, missing_values=args.missing,
     )
 
 
-def _load(path: str):
+def _load(path: str, missing: str | None = None):
+    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps."""
     from ..estimators import load
 
-    return load(path)
+    est = load(path)
+    if missing is not None:
+        if "missing_values" not in est.get_params():
+            raise ParameterError(f"--missing applies to Gaussian mixtures and HMMs, and {path} holds a "
+                                 f"{type(est).__name__}; drop it")
+        est.set_params(missing_values=missing)
+    return est
 
 
 def _model_data(est, args) -> Data:
@@ -432,7 +466,7 @@ def run_fit(args) -> int:
 
 def run_predict(args) -> int:
     check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
-    est = _load(args.model)
+    est = _load(args.model, args.missing)
     if _is_hmm(est):
         return _predict_hmm(est, args)
     _no_sequences(args, est)
@@ -489,7 +523,7 @@ def _score_hmm(est, args) -> int:
 def run_score(args) -> int:
     from ..estimators.selection import criteria
 
-    est = _load(args.model)
+    est = _load(args.model, args.missing)
     if _is_hmm(est):
         return _score_hmm(est, args)
     _no_sequences(args, est)
@@ -506,6 +540,24 @@ def run_score(args) -> int:
         f"BIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
     )
     _emit(args, payload, text)
+    return 0
+
+
+def run_impute(args) -> int:
+    check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
+    if args.id_column is not None and args.output.lower().endswith(".npy"):
+        raise ParameterError(f"{args.output}: --id-column adds a column of ids, and a .npy file holds one array of "
+                             "numbers; write .csv or .parquet, or drop --id-column")
+    est = _load(args.model)
+    if not hasattr(est, "impute"):
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem impute fills gaps under a Gaussian "
+                             "mixture (bigem fit --missing fiml)")
+    data = _model_data(est, args)
+    method = "sample" if args.sample else "mean"
+    _for(est, data).impute(data.X, method=method, random_state=args.seed, columns=data.columns, out=args.output,
+                           id_column=args.id_column)
+    what = "draws from their conditional distributions" if args.sample else "conditional means"
+    print(f"wrote {data.n_rows:,} rows with their missing values replaced by {what} to {args.output}")
     return 0
 
 
@@ -563,8 +615,8 @@ def run_select(args) -> int:
                 sample_weight=data.weight, columns=data.columns, callback=progress, **params,
             )
         progress.close()
-    for w in caught:  # the selection's warnings, once each, after the progress line
-        print(f"bigem select: warning: {in_flags(str(w.message))}", file=sys.stderr)
+    for message in dict.fromkeys(str(w.message) for w in caught):  # the selection's warnings, once each
+        print(f"bigem select: warning: {in_flags(message)}", file=sys.stderr)
     result.best_estimator_.save(args.output)
     if args.table:
         write_rows(args.table, result.table, list(COLUMNS))
@@ -617,8 +669,8 @@ def run_info(args) -> int:
         "before its M-step; bigem score gives the fitted model's), "
         f"{payload['n_parameters']} free parameters",
         "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
-        + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping")
-                  if hyper.get(k) not in (None, "gain")),
+        + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping", "missing_values")
+                  if hyper.get(k) not in (None, "gain", "error")),
     ]
     sd = _component_sd(est)
     show = min(est.n_features_in_, 6)
@@ -655,7 +707,8 @@ def _info_hmm(est, args) -> int:
               else ""))
     lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}", fit,
              "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_iter", "tol", "params", "init_params", "algorithm",
-                                                                   "dtype"))]
+                                                                   "dtype"))
+             + (", missing_values=fiml" if hyper.get("missing_values") == "fiml" else "")]
     show = min(K, 8)
     for k in range(K):
         row = ", ".join(f"{v:.3f}" for v in est.transmat_[k, :show]) + (", ..." if K > show else "")

@@ -61,6 +61,9 @@ def check_family_options(args) -> None:
                  if on]
         if given:
             raise ParameterError(f"{' and '.join(given)} apply to --family multinomial; drop them or add the family")
+    elif args.missing == "fiml":
+        raise ParameterError("--missing fiml applies to --family gaussian (a document's word counts have no gaps); "
+                             "drop it")
 
 
 @dataclasses.dataclass
@@ -120,6 +123,7 @@ def _params(args) -> dict:
 
     params = _estimator_params(args)
     params.pop("reg_covar")
+    params.pop("missing_values")  # refused with the family by check_family_options
     return dict(params, alpha=args.alpha)
 
 

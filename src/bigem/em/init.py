@@ -185,10 +185,21 @@ def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor) -> Tenso
     return params.centres
 
 
+def fill_gaps(rows: Tensor) -> Tensor:
+    """Rows with every gap (NaN: not observed) set to its column's mean over the rows that
+    observe it (0 where none does): seeds are whole rows, wherever the data has gaps."""
+    gap = torch.isnan(rows)
+    if not bool(gap.any()):
+        return rows
+    seen = (~gap).sum(0)
+    means = torch.where(gap, torch.zeros_like(rows), rows).sum(0) / seen.clamp(min=1)
+    return torch.where(gap, means.to(rows.dtype), rows)
+
+
 def seeds(method: str, source: Source, K: int, generator: torch.Generator, engine: Engine) -> Tensor:
     """K centres (float64) by 'k-means++' (greedy seeding) or 'random_from_data'
-    (distinct rows), drawn from a sample of the rows."""
-    sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
+    (distinct rows), drawn from a sample of the rows (gaps filled by :func:`fill_gaps`)."""
+    sample = fill_gaps(sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine))
     if method == "random_from_data":
         pick = torch.randperm(sample.shape[0], generator=generator)[:K]
         return sample[pick.to(sample.device)].double()
@@ -207,7 +218,7 @@ def from_random_responsibilities(model: Any, engine: Engine, source: Source, see
     Each chunk draws from a generator seeded by (seed, first row), so the result is
     reproducible and independent of threads; it depends on the chunking.
     """
-    probe = source.take(torch.arange(min(source.n_rows, 1024)))
+    probe = fill_gaps(source.take(torch.arange(min(source.n_rows, 1024))))
     centre = probe.double().mean(0).expand(model.n_components, -1)
     task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": RandomResponsibilities(seed, model.n_components)})
     return model.m_step(engine.reduce(task, source)).params

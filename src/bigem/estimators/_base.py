@@ -141,7 +141,7 @@ class EstimatorBase:
 
         tags = Tags(estimator_type=None, target_tags=TargetTags(required=False))
         tags.estimator_type = "DensityEstimator"
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = getattr(self, "missing_values", "error") == "fiml"
         tags.non_deterministic = False
         return tags
 

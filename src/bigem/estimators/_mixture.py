@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._core.draws import row_draws
 from .._core.errors import DataError, ModelFileError, ParameterError, SampleWeightWarning, not_fitted_error
 from .._core.optional import require
 from .._core.protocols import Task
@@ -65,6 +66,10 @@ EXECUTION = dict(
     accelerate=_params.Optional(_params.Choice(("squarem",))),
     stopping=_params.Choice(("gain", "aitken", "mclust")),
 )
+
+# Gaps (missing values): a family whose model can read them adds this to its parameters,
+# and MISSING_DOC to its documentation.
+MISSING = dict(missing_values=_params.Choice(("error", "fiml")))
 
 MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
@@ -121,6 +126,18 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         retraces mclust's to its printed digits.
 """
 
+MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
+        'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
+        refuses them. 'fiml': they are missing values, fitted by the exact EM for values
+        missing at random (full-information maximum likelihood): each row's likelihood
+        is the marginal of what it observed; the M-step completes each gap by its
+        conditional expectation given the row's observed values and adds the
+        conditional covariance to the second moments. predict, score, ... then accept
+        rows with gaps too; a row with every value missing gets the weights as its
+        posterior (the fit warns once with their count); a column missing in every row
+        is an error. See also :meth:`impute`.
+"""
+
 
 class _BaseMixture(EstimatorBase, ABC):
     """A mixture estimator: scikit-learn's API over a :class:`MixtureModel`.
@@ -165,14 +182,16 @@ class _BaseMixture(EstimatorBase, ABC):
         return shift if self._model(s).component.translatable else None
 
     def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False,
-              identify: bool = False, **kw) -> Source:
+              identify: bool = False, dtype=None, **kw) -> Source:
         """X as a validated source. ``fitted``: X is read for the fitted model (inference,
         partial_fit after a fit), so what the fit learnt about reading X applies (a
-        family that learns a vocabulary or a category mapping reads it there).
-        ``identify``: X is read to learn its features, so an id-like column is warned about."""
+        family that learns a vocabulary or a category mapping reads it there); a fit
+        refuses a column missing in every row. ``identify``: X is read to learn its
+        features, so an id-like column is warned about. ``dtype``: the rows' (default the
+        family's)."""
         return open_source(
             X,
-            dtype=self._model(s).component.row_dtype,
+            dtype=dtype or self._model(s).component.row_dtype,
             device=s.device,
             memory_budget=s.memory_budget,
             chunk_size=s.chunk_size,
@@ -180,6 +199,8 @@ class _BaseMixture(EstimatorBase, ABC):
             min_rows=min_rows,
             shift=self._shift(s, shift),
             identify=identify,
+            missing_values=_missing(s),
+            every_column=not fitted,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -213,6 +234,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 columns=columns,
                 sample_weight=sample_weight,
                 shift=self._shift(s),
+                missing_values=_missing(s),
+                every_column=True,
             )
             yield engine, engine.persist(source)
 
@@ -572,7 +595,7 @@ class _BaseMixture(EstimatorBase, ABC):
         # the workers subtract the model's own location (known without a pass over X)
         offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
         params = model.translate(params, None if offset is None else -offset)
-        fn = partial(_predict_block, model, params, what, s.device, weighted, offset)
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s) == "fiml")
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
@@ -623,6 +646,75 @@ class _BaseMixture(EstimatorBase, ABC):
         if out is not None:
             return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
         return np.concatenate([per_row(block, (what,))[what] for block in self._log_joint_chunks(X, columns)])
+
+    def _impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        """X with every gap filled (``GaussianMixture.impute``, which documents it)."""
+        methods = ("mean", "sample")
+        if method not in methods:
+            raise ParameterError(f"method must be one of {list(methods)}; got {method!r}")
+        s = dataclasses.replace(self._inference_settings(), missing_values="fiml")
+        seed = None
+        if method == "sample":
+            seed = _params.random_seed(s.random_state if random_state is None else
+                                       _params.Seed().check(random_state, "random_state", type(self).__name__))
+        if is_dask_collection(X) and out is None:
+            return self._lazy_impute(X, s, columns, seed)
+        path = None if out is None else check_output_path(out, input_files(X))
+        if is_dask_collection(X):
+            X = X.compute()
+        self._fitted()
+        self._check_features(X, columns)
+        if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)
+        keep = None if id_column is None else [str(id_column)]
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, fitted=True, dtype=torch.float64)
+        self._check_width(source)
+        model = self._model(s)
+        params = self._in_source_coordinates(model, source, s)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        names = [str(n) for n in fitted_names] if fitted_names is not None else [f"x{j}" for j in range(source.n_features)]
+
+        def completed():
+            for chunk in LocalEngine().stream(source):
+                draws = {}
+                if seed is not None:
+                    u, z = row_draws(seed, chunk.row_start, chunk.n_rows, self.n_features_in_)
+                    draws = {"uniforms": u.to(chunk.x.device), "normals": z.to(chunk.x.device)}
+                rows = model.impute(params, chunk, **draws)
+                if source.shift is not None:
+                    rows += source.shift.to(rows)
+                yield chunk, rows.cpu().numpy()
+
+        if path is None:
+            return np.concatenate([rows for _, rows in completed()]) if source.n_rows else np.empty((0, len(names)))
+        with Sink(path, source.n_rows) as sink:
+            for chunk, rows in completed():
+                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+                if sink.format == "npy":
+                    cols["X"] = rows
+                else:
+                    cols.update({name: rows[:, j] for j, name in enumerate(names)})
+                sink.write(cols)
+            return sink.commit()
+
+    def _lazy_impute(self, X, s, columns, seed):
+        """Dask input: a lazy dask array of the completed rows, computed where X lives."""
+        from ..sources.dask import rows_with_weights
+
+        params = self._fitted()
+        self._check_features(X, columns)
+        X, _ = rows_with_weights(X, columns, None)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise DataError(f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
+                            f"expecting {self.n_features_in_} features as input.")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]) if not any(np.isnan(X.chunks[0])) else None
+        if seed is not None and starts is None:
+            raise DataError("method='sample' on a dask collection needs its partitions' lengths (each row's draw "
+                            "depends on its position): call X.compute_chunk_sizes() first")
+        fn = partial(_impute_block, self._model(s), params, s.device, seed, starts)
+        return X.map_blocks(fn, dtype=np.float64)
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
@@ -736,16 +828,37 @@ def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
     return out
 
 
-def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, block) -> np.ndarray:
+def _missing(s) -> str:
+    """How the settings ``s`` read gaps: a family without ``missing_values`` refuses them."""
+    return getattr(s, "missing_values", "error")
+
+
+def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, gaps: bool,
+                   block) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from .._core.types import Chunk
     from ..sources.dask import partition_rows
 
-    x, w = partition_rows(block, weighted, device, model.dtype, offset)
+    x, w = partition_rows(block, weighted, device, model.dtype, offset, gaps)
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0))
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
     return per_row(log_joint.double(), (what,))[what]
+
+
+def _impute_block(model: MixtureModel, params: MixtureParams, device, seed, starts, block, block_info=None) -> np.ndarray:
+    """One partition's rows with every gap filled (see ``_BaseMixture.impute``); runs on a
+    Dask worker, in float64 rows (observed values exact)."""
+    from .._core.types import Chunk
+    from ..sources.dask import partition_rows
+
+    x, _ = partition_rows(block, False, device, torch.float64, None, True)
+    draws = {}
+    if seed is not None:
+        start = int(starts[block_info[0]["chunk-location"][0]])
+        u, z = row_draws(seed, start, x.shape[0], x.shape[1])
+        draws = {"uniforms": u.to(x.device), "normals": z.to(x.device)}
+    return model.impute(params, Chunk(x, None, 0), **draws).cpu().numpy()

@@ -18,7 +18,7 @@ from ..models.gaussian import GaussianComponent
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._mixture import EXECUTION, MIXTURE_DOC, _BaseMixture
+from ._mixture import EXECUTION, MISSING, MISSING_DOC, MIXTURE_DOC, _BaseMixture
 from .hierarchical import HCTree, build
 from .priors import PriorSpec, resolve_prior
 
@@ -97,6 +97,7 @@ class GaussianMixture(_BaseMixture):
         parameters, as mclust defines them with a prior. ``prior_`` holds the values used.
 """
         + MIXTURE_DOC
+        + MISSING_DOC
         + """
     Attributes
     ----------
@@ -140,6 +141,7 @@ class GaussianMixture(_BaseMixture):
         precisions_init=_params.Passed(),
         prior=PriorSpec(),
         **EXECUTION,
+        **MISSING,
     )
     # fitted attribute -> its tensor in a model file
     _fitted_arrays = {"weights_": "weights", "means_": "means", "covariances_": "covariances"}
@@ -175,6 +177,7 @@ class GaussianMixture(_BaseMixture):
         client=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -204,6 +207,41 @@ class GaussianMixture(_BaseMixture):
         self.client = client
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
+
+    def impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        """X with every missing value (NaN, or a null in files and DataFrames) filled in.
+
+        Parameters
+        ----------
+        X : as for :meth:`predict`
+            Rows with gaps (rows without one come back as they are).
+        method : {'mean', 'sample'}, default='mean'
+            'mean': each gap's conditional expectation given the row's observed values
+            under the fitted mixture, sum_k p(k | x_obs) E[x_miss | x_obs, k] (for a row
+            with nothing observed, the mixture's mean). 'sample': a draw from the
+            conditional distribution p(x_miss | x_obs) (a component by its posterior,
+            then the gaps from its conditional Gaussian): multiple imputation, one
+            completed data set per ``random_state``.
+        random_state : int, default=None
+            Seed of 'sample' (None: the estimator's ``random_state``); each row's draw
+            depends on the seed and the row's position only, not on the chunking.
+        columns, id_column : as for :meth:`predict`
+        out : str or path, default=None
+            Stream the completed rows to this .parquet, .csv or .npy file (columns named
+            as the features) instead of returning them; its path is returned. Memory
+            stays that of a chunk; nothing is left behind on an error.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float64, or the path written; a lazy
+        dask array for Dask input (without ``out``).
+
+        Observed values are returned exactly as read (float64), whatever ``dtype`` the
+        model computes in. Works whatever ``missing_values`` says: imputing reads gaps.
+        """
+        return self._impute(X, method=method, random_state=random_state, columns=columns, out=out,
+                            id_column=id_column)
 
     # ------------------------------------------------------------------ the family
     def _settle(self, values: dict) -> None:
@@ -218,7 +256,8 @@ class GaussianMixture(_BaseMixture):
         # the prior is resolved against the data when a fit starts (``_fit``); a model made
         # before that (to learn the row dtype, or for inference) runs no M-step
         prior = getattr(self, "_prior_", None) if s.prior is not None else None
-        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice, prior=prior)
+        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice, prior=prior,
+                                      gaps=s.missing_values == "fiml")
         return MixtureModel(component, s.n_components, s.dtype)
 
     def _fit(self, source, engine, s, callback, checkpoint, checkpoint_every):
@@ -279,7 +318,7 @@ class GaussianMixture(_BaseMixture):
             centres = seeds("random_from_data" if s.init_params == "random_from_data" else "k-means++", source, K,
                             generator, engine)
             if s.init_params == "kmeans":
-                centres = lloyd(KMeansModel(K, s.dtype), engine, source, centres)
+                centres = lloyd(KMeansModel(K, s.dtype, gaps=s.missing_values == "fiml"), engine, source, centres)
             base = from_centres(model, engine, source, centres)
         return model.make_params(
             base.weights if weights is None else weights,

@@ -107,8 +107,12 @@ def build(source, model: str = "VVV", use: str = "SVD", max_rows: int = MAX_ROWS
     values = rows.detach().to("cpu", torch.float64).numpy()
     if offset is not None:
         values = values + offset.detach().to("cpu", torch.float64).numpy()
+    complete = ~np.isnan(values).any(1)
+    if not complete.all():  # rows with gaps (missing_values='fiml'): the tree is built on the complete ones
+        values, everything = values[complete], False
     if values.shape[0] < 2:
-        raise DataError("hierarchical initialisation needs at least 2 rows")
+        raise DataError("hierarchical initialisation needs at least 2 rows without gaps in its sample; pass "
+                        "init_params='kmeans' (its start handles gaps) or raise max_rows")
     sample = None if everything else values
     if values.shape[1] == 1:
         return HCTree(model, use, n, sample, None, values[:, 0].copy())

@@ -61,11 +61,22 @@ class _Prepared:
         return int(self.log_probs.shape[0])
 
 
+@dataclass(frozen=True, slots=True)
+class _Gapped:
+    """A block with missing symbols: the symbols (0 in the gaps) and where one was seen."""
+
+    symbols: Tensor  # (n,) int64
+    seen: Tensor  # (n,) bool
+
+
 class _Counts:
     def __init__(self, K: int, M: int, device: torch.device) -> None:
         self.counts = torch.zeros(K, M, dtype=torch.float64, device=device)
 
-    def add(self, block: Tensor, rw: Tensor, w: Tensor | None) -> None:
+    def add(self, block: Tensor | _Gapped, rw: Tensor, w: Tensor | None) -> None:
+        if isinstance(block, _Gapped):  # a missing symbol counts for nothing
+            self.counts.index_add_(1, block.symbols, rw.double() * block.seen)
+            return
         self.counts.index_add_(1, block, rw.double())
 
     def result(self) -> CategoricalStats:
@@ -80,11 +91,12 @@ class CategoricalComponent:
     translatable = False  # symbols, not positions
 
     def __init__(self, n_symbols: int, prior: Tensor | float = 1.0, dtype: torch.dtype = torch.float64,
-                 advice: str = "check the symbols") -> None:
+                 advice: str = "check the symbols", gaps: bool = False) -> None:
         self.n_symbols = n_symbols
         self.prior = prior
         self.dtype = self.row_dtype = dtype  # symbols beyond 2**24 in float32 are refused by the estimator
         self.advice = advice
+        self.gaps = gaps  # a NaN symbol is missing: log-density 0 (marginalised), counted nowhere
 
     @property
     def regularised(self) -> bool:
@@ -106,10 +118,17 @@ class CategoricalComponent:
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
         return _BLOCK_ROWS
 
-    def block(self, p: _Prepared, x: Tensor) -> Tensor:
+    def block(self, p: _Prepared, x: Tensor) -> Tensor | _Gapped:
+        if self.gaps:
+            gap = torch.isnan(x[:, 0])
+            if bool(gap.any()):
+                return _Gapped(x[:, 0].masked_fill(gap, 0.0).long(), ~gap)
         return x[:, 0].long()
 
-    def log_joint(self, p: _Prepared, block: Tensor, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+    def log_joint(self, p: _Prepared, block: Tensor | _Gapped, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+        if isinstance(block, _Gapped):
+            joint = torch.where(block.seen, p.log_probs[:, block.symbols], 0.0) + log_w[:, None]
+            return joint if into is None else into.copy_(joint.T)
         if into is not None:
             return torch.index_select(p.log_probs.T, 0, block, out=into).add_(log_w)
         return p.log_probs[:, block] + log_w[:, None]

@@ -42,10 +42,13 @@ class PoissonParams:
 @additive
 @dataclass(frozen=True, slots=True)
 class PoissonStats:
-    """n_k (K,): responsibility mass; sums (K, D): responsibility-weighted counts; float64."""
+    """n_k (K,): responsibility mass; sums (K, D): responsibility-weighted counts; seen
+    (K, D): the responsibility mass of the rows that observed each feature (n_k for
+    every feature without gaps; a missing count adds to neither); float64."""
 
     n_k: Tensor
     sums: Tensor
+    seen: Tensor
 
     def rebase(self, like: PoissonStats) -> PoissonStats:
         return self
@@ -56,6 +59,7 @@ class _Prepared:
     log_rates: Tensor  # (K, D) float64
     rate_sums: Tensor  # (K,) float64
     dtype: torch.dtype  # what the caller computes in (log-densities are returned in it)
+    rates: Tensor | None = None  # (K, D) float64, for rows with gaps
 
     @property
     def n_components(self) -> int:
@@ -64,22 +68,28 @@ class _Prepared:
 
 @dataclass(slots=True)
 class _Block:
-    x: Tensor  # (n, D) counts
+    x: Tensor  # (n, D) counts (0 in the gaps)
     log_factorials: Tensor  # (n,) sum_d log(x_d!)
+    seen: Tensor | None = None  # (n, D) float64: 1 where a count was observed, 0 in a gap; None: no gap
 
 
 class _Sums:
     def __init__(self, K: int, D: int, device: torch.device) -> None:
         self.n_k = torch.zeros(K, dtype=torch.float64, device=device)
         self.sums = torch.zeros(K, D, dtype=torch.float64, device=device)
+        self.unseen = None  # (K, D) the mass of the gaps, once a block has one
 
     def add(self, block: _Block, rw: Tensor, w: Tensor | None) -> None:
         rw = rw.double()
         self.n_k += rw.sum(1)
-        self.sums += rw @ block.x
+        self.sums += rw @ block.x  # a gap holds 0: it adds nothing
+        if block.seen is not None:
+            unseen = rw @ (1.0 - block.seen)
+            self.unseen = unseen if self.unseen is None else self.unseen + unseen
 
     def result(self) -> PoissonStats:
-        return PoissonStats(self.n_k, self.sums)
+        seen = self.n_k[:, None].expand_as(self.sums)
+        return PoissonStats(self.n_k, self.sums, seen if self.unseen is None else seen - self.unseen)
 
 
 class PoissonComponent:
@@ -89,12 +99,13 @@ class PoissonComponent:
     translatable = False  # counts, not positions
 
     def __init__(self, rates_prior: Tensor | float = 0.0, rates_weight: Tensor | float = 0.0,
-                 dtype: torch.dtype = torch.float64, advice: str = "check the counts") -> None:
+                 dtype: torch.dtype = torch.float64, advice: str = "check the counts", gaps: bool = False) -> None:
         self.rates_prior = rates_prior
         self.rates_weight = rates_weight
         self.dtype = dtype
         self.row_dtype = torch.float64  # float32 rounds counts from 2**24 up; the arithmetic is float64 anyway
         self.advice = advice
+        self.gaps = gaps  # a NaN count is missing: its terms are 0 (marginalised) and its statistics skip it
 
     regularised = False  # hmmlearn's prior enters as pseudo-counts; the likelihood still rises
 
@@ -111,19 +122,25 @@ class PoissonComponent:
     def prepare(self, p: PoissonParams, device: torch.device) -> _Prepared:
         rates = p.rates.to(device=device, dtype=torch.float64)
         log_rates = torch.log(rates.clamp_min(torch.finfo(torch.float64).tiny))
-        return _Prepared(log_rates, rates.sum(1), self.dtype)
+        return _Prepared(log_rates, rates.sum(1), self.dtype, rates if self.gaps else None)
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
         return _BLOCK_ROWS
 
     def block(self, p: _Prepared, x: Tensor) -> _Block:
         x = x.to(torch.float64)
+        if self.gaps:
+            gap = torch.isnan(x)
+            if bool(gap.any()):
+                x = x.masked_fill(gap, 0.0)  # log 0! = 0: a gap's factorial term vanishes
+                return _Block(x, torch.lgamma(x + 1).sum(1), (~gap).double())
         return _Block(x, torch.lgamma(x + 1).sum(1))
 
     def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
         """log w_k + log p_k(x): (K, n), or (n, K) into ``into``; in float64, returned in
         the caller's dtype once the terms have cancelled."""
-        joint = block.x @ p.log_rates.T - (p.rate_sums - log_w.double()) - block.log_factorials[:, None]
+        rates = p.rate_sums if block.seen is None else block.seen @ p.rates.T  # a gap's rate term: 0
+        joint = block.x @ p.log_rates.T - (rates - log_w.double()) - block.log_factorials[:, None]
         return joint.T.to(p.dtype) if into is None else into.copy_(joint)
 
     def accumulator(self, p: _Prepared) -> _Sums:
@@ -137,7 +154,7 @@ class PoissonComponent:
         dev = s.sums.device
         a = torch.as_tensor(self.rates_prior, dtype=torch.float64, device=dev)
         b = torch.as_tensor(self.rates_weight, dtype=torch.float64, device=dev)
-        denom = (b + s.n_k[:, None]).expand_as(s.sums)
+        denom = (b + s.seen).expand_as(s.sums)
         new = (a + s.sums) / torch.where(denom > 0, denom, torch.ones_like(denom))
         return PoissonParams(torch.where(denom > 0, new, old.rates)), valid
 

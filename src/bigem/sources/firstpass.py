@@ -2,7 +2,8 @@
 
 A file source is only worth reading once per EM iteration. So a streamed source is not
 validated up front: the first complete pass (initialisation or the first E-step) checks
-every chunk for NaN/inf, and any later pass skips the check. When the decoded data fits
+every chunk for NaN/inf (with gaps allowed, for inf, and at its end for a column that no
+row observes), and any later pass skips the check. When the decoded data fits
 in ``cache_bytes``, the first pass also keeps the chunks, and later passes read no file.
 """
 
@@ -18,7 +19,7 @@ from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .identifiers import IdentifierWatch
-from .validate import check_finite, raise_not_finite
+from .validate import ColumnsSeen, check_values, raise_not_finite
 
 
 class FirstPassSource:
@@ -26,10 +27,12 @@ class FirstPassSource:
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
     def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None,
-                 identify: bool = False) -> None:
+                 identify: bool = False, *, gaps: bool = False, every_column: bool = False) -> None:
         self.inner = inner
         candidates = getattr(inner, "id_candidates", None) if identify else None
         self._watch = IdentifierWatch(candidates, name) if candidates else None  # on the first pass
+        self.gaps = gaps  # NaN is a missing value: only infinities are refused
+        self.every_column = every_column  # and a column no row observes (checked at the end of the first pass)
         self.dtype = dtype or getattr(inner, "dtype", torch.float64)
         # files apply their own shift; a user's Source gets one applied here, chosen from
         # its first rows as for an array (see arrays.choose_shift)
@@ -79,18 +82,23 @@ class FirstPassSource:
             yield from self._cache
             return
         kept: list[Chunk] | None = [] if self.caching else None
+        seen = ColumnsSeen(self.n_features) if self.gaps and self.every_column and not self.checked else None
         for chunk in self.inner.chunks():
             if self._own_shift is not None:  # a user's Source, in the caller's coordinates
                 chunk = replace(chunk, x=(chunk.x.to(self.device, torch.float64) - self._own_shift.to(self.device)).to(self.dtype))
             elif chunk.x.dtype != self.dtype or chunk.x.device != self.device:  # a user's Source
                 chunk = replace(chunk, x=chunk.x.to(self.device, self.dtype))
-            if not self.checked and check_finite(chunk.x, chunk.row_start) is not None:
+            if not self.checked and check_values(chunk.x, chunk.row_start, self.gaps) is not None:
                 self._raise_not_finite()
+            if seen is not None:
+                seen.add(chunk.x)
             if not self.checked and self._watch is not None:
                 self._watch.update(chunk.x)
             if kept is not None:
                 kept.append(chunk)
             yield chunk
+        if seen is not None:
+            seen.check(self.feature_names, self.name)
         self.checked = True  # only a complete pass counts
         if self._watch is not None:
             self._watch.finish()
@@ -102,7 +110,7 @@ class FirstPassSource:
         n_nan = n_inf = 0
         first = None
         for chunk in self.inner.chunks():
-            found = check_finite(chunk.x, chunk.row_start)
+            found = check_values(chunk.x, chunk.row_start, self.gaps)
             if found:
                 n_nan, n_inf = n_nan + found[0], n_inf + found[1]
                 first = found[2] if first is None else first
@@ -124,6 +132,6 @@ class FirstPassSource:
         if self._own_shift is not None:
             out = out.to(self.device, torch.float64) - self._own_shift.to(self.device)
         out = out.to(self.device, self.dtype)
-        if not self.checked and not bool(torch.isfinite(out).all()):
+        if not self.checked and check_values(out, 0, self.gaps) is not None:
             self._raise_not_finite()
         return out

@@ -21,10 +21,11 @@ from .npy import NpySource
 from .paths import expand_paths
 from .remote import is_url
 from .validate import (
+    ColumnsSeen,
     NonNumericDataError,
     SparseDataError,
-    check_finite,
     check_shape,
+    check_values,
     check_weight_not_a_feature,
     raise_not_finite,
     to_numeric_array,
@@ -166,7 +167,7 @@ def describe_input(X: object) -> str:
 
 def _open_files(
     spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None,
-    shift=None,
+    shift=None, gaps: bool = False,
 ) -> Source:
     files, fmt = expand_paths(spec.path)
     if spec.format is not None:
@@ -206,6 +207,7 @@ def _open_files(
         keep=keep,
         csv=CsvOptions(spec.delimiter, spec.header),
         weight_column=sample_weight if isinstance(sample_weight, str) else None,
+        gaps=gaps,
     )
     if sample_weight is not None and not isinstance(sample_weight, str):  # in memory, one per row
         table.weight = check_sample_weight(sample_weight, table.n_rows, torch.float64, torch.device("cpu"))
@@ -293,9 +295,15 @@ def open_source(
     cache_bytes: int = 0,
     shift: object = None,
     identify: bool = False,
+    missing_values: str = "error",
+    every_column: bool = False,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
+
+    ``missing_values``: 'error' refuses NaN and nulls; 'fiml' reads them as missing
+    values (NaN in the chunks), refusing only infinities, and with ``every_column`` (a
+    fit) a column that no row observes.
 
     In-memory data is checked for NaN/inf now; streamed data on its first pass (see
     :mod:`.firstpass`), which then also keeps it in memory if it fits ``cache_bytes``.
@@ -310,6 +318,7 @@ def open_source(
     """
     keep = list(keep or [])
     name = describe_input(X)
+    gaps = missing_values == "fiml"
     if _is_paths(X) or isinstance(X, Files):
         spec = X if isinstance(X, Files) else Files(X)
         if columns is not None:
@@ -317,14 +326,15 @@ def open_source(
                 raise DataError(f"columns={list(columns)} disagrees with the Files' columns {list(spec.columns)}; give one")
             spec = dataclasses.replace(spec, columns=list(columns))
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
-                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift)
+                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift, gaps=gaps)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
-        return FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify)
+        return FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
+                               every_column=every_column)
     if is_source(X):
         if columns is not None or keep or sample_weight is not None:
             raise DataError("columns=, id columns and sample_weight do not apply to a Source object; build the source with them")
         check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
-        return FirstPassSource(X, name, cache_bytes, dtype, device, shift)
+        return FirstPassSource(X, name, cache_bytes, dtype, device, shift, gaps=gaps, every_column=every_column)
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise SparseDataError(
             "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
@@ -371,7 +381,7 @@ def open_source(
     itemsize = torch.finfo(dtype).bits // 8
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
     source = TensorSource(x, weight, rows, names, extra, offset)
-    validate_finite(source, "X")
+    validate_finite(source, "X", gaps, every_column)
     if watch is not None:
         watch.update(x)
         watch.finish()
@@ -420,18 +430,25 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
     return lengths, [c for c in available if c != column]
 
 
-def validate_finite(source: Source, name: str = "X") -> None:
-    """One pass: raise with the count of NaN/inf and the first offending row."""
+def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_column: bool = False) -> None:
+    """One pass: raise with the count of NaN/inf and the first offending row. With ``gaps``
+    NaN is a missing value and only infinities are refused; with ``every_column`` too, a
+    column that no row observes is refused, by name."""
     n_nan = n_inf = 0
     first = None
+    seen = ColumnsSeen(source.n_features) if gaps and every_column else None
     for chunk in source.chunks():
-        found = check_finite(chunk.x, chunk.row_start)
+        found = check_values(chunk.x, chunk.row_start, gaps)
         if found:
             n_nan += found[0]
             n_inf += found[1]
             first = found[2] if first is None else first
+        if seen is not None:
+            seen.add(chunk.x)
     if first is not None:
         raise_not_finite(n_nan, n_inf, first, name)
+    if seen is not None:
+        seen.check(source.feature_names, name)
 
 
 def _first_line(exc: BaseException) -> str:

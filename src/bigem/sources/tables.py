@@ -29,7 +29,7 @@ from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
 from .remote import is_url, opened
-from .validate import NonNumericDataError, check_weight_not_a_feature
+from .validate import MISSING_HINT, NonNumericDataError, check_weight_not_a_feature
 
 
 def import_pyarrow():
@@ -315,8 +315,10 @@ class TableSource:
         csv: CsvOptions | None = None,
         weight: Tensor | None = None,
         weight_column: str | None = None,
+        gaps: bool = False,
     ) -> None:
         import_pyarrow()
+        self.gaps = gaps  # a null feature value is a missing value (NaN in the rows), not an error
         self.files, self.format = list(files), fmt
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
@@ -439,7 +441,8 @@ class TableSource:
                 start += batch.num_rows
 
     def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
-        checked = [n for n in self.feature_names + self._weight_columns if n in batch.schema.names]
+        checked = [n for n in (self._weight_columns if self.gaps else self.feature_names + self._weight_columns)
+                   if n in batch.schema.names]
         if not any(batch.column(name).null_count for name in checked):
             return
         firsts = {
@@ -451,18 +454,19 @@ class TableSource:
         row = first_row + firsts[name]
         total = self._count_all_nulls()
         path = self.files[file_index]
+        fix = ("a row's weight cannot be missing: drop the row or give it a weight" if name in self._weight_columns
+               else f"Drop or impute them first, {MISSING_HINT}")
         raise DataError(
             f"{path}: {sum(total.values())} null (missing) value(s) in column(s) {sorted(total)}; "
             f"the first in column {name!r} at row {row} of the data set "
-            f"(row {row - sum(self.file_rows[:file_index])} of this file). "
-            "Drop or impute them first: bigem does not model missing values yet"
+            f"(row {row - sum(self.file_rows[:file_index])} of this file). {fix}"
         )
 
     def _count_all_nulls(self) -> dict[str, int]:
-        """Null counts per feature over every file (error path only: one more pass)."""
+        """Null counts per refused column over every file (error path only: one more pass)."""
         total: dict[str, int] = {}
         for batch, _, _ in self._batches():
-            for n in self.feature_names + self._weight_columns:
+            for n in self._weight_columns if self.gaps else self.feature_names + self._weight_columns:
                 if batch.column(n).null_count:
                     total[n] = total.get(n, 0) + batch.column(n).null_count
         return total
@@ -476,8 +480,8 @@ class TableSource:
         shift = self.shift.numpy() if names is None and self.shift is not None else None
         for j, name in enumerate(self.feature_names if names is None else names):
             col = batch.column(name)
-            if pa.types.is_decimal(col.type) or pa.types.is_null(col.type):
-                col = col.cast(pa.float64())
+            if pa.types.is_decimal(col.type) or pa.types.is_null(col.type) or col.null_count:
+                col = col.cast(pa.float64())  # and a null becomes NaN, whatever the column's type
             values = col.to_numpy(zero_copy_only=False)
             if shift is None:
                 out[j] = values
