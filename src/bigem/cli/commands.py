@@ -244,6 +244,9 @@ def add_parsers(sub) -> None:
                    "(scikit-learn's four, the default) or mclust (its 14 models)")
     p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
     p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
+    p.add_argument("--variational", action="store_true",
+                   help="also fit a BayesianGaussianMixture per covariance type (truncated at the largest K) and "
+                   "report how many components it uses (never the chosen model)")
     _fit_options(p, init=None)  # hc for Gaussian mixtures (mclust's start), kmeans for multinomial ones
     counts_cli.add_family_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
@@ -535,10 +538,12 @@ def run_score(args) -> int:
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"],
     )
-    text = (
-        f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}\n"
-        f"BIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
-    )
+    text = f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}"
+    if _variational(est):  # scikit-learn's score; no likelihood to penalise, so no BIC or AIC (as scikit-learn)
+        payload.update(n_parameters=None, bic=None, aic=None)
+        text += " (the variational posterior's, scikit-learn's score)"
+    else:
+        text += f"\nBIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
     _emit(args, payload, text)
     return 0
 
@@ -612,7 +617,7 @@ def run_select(args) -> int:
             warnings.simplefilter("always")
             result = select(
                 data.X, args.k, args.covariance, args.criterion, keep_degenerate=args.keep_degenerate,
-                sample_weight=data.weight, columns=data.columns, callback=progress, **params,
+                variational=args.variational, sample_weight=data.weight, columns=data.columns, callback=progress, **params,
             )
         progress.close()
     for message in dict.fromkeys(str(w.message) for w in caught):  # the selection's warnings, once each
@@ -627,7 +632,8 @@ def run_select(args) -> int:
     b = result.best_
     payload = dict(
         model=args.output, criterion=args.criterion, best=b, dropped=[list(d) for d in result.dropped],
-        table=result.table, n_rows=data.n_rows,
+        table=[{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in result.table],
+        n_rows=data.n_rows,
     )
     text = (
         f"{len(result.table)} candidates on {data.n_rows:,} rows of {args.data} ({args.criterion.upper()}, lower is better):\n"
@@ -661,13 +667,16 @@ def run_info(args) -> int:
         print(json.dumps(payload, indent=2))
         return 0
     cols = names or [f"x{j}" for j in range(est.n_features_in_)]
+    variational = _variational(est)
+    kind = (f"Bayesian Gaussian mixture ({est.weight_concentration_prior_type.replace('_', ' ')} prior)"
+            if variational else "Gaussian mixture")
+    bound = (f"lower bound {est.lower_bound_:.6f} (the variational bound, a total over rows)" if variational
+             else f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration, "
+             f"before its M-step; bigem score gives the fitted model's), {payload['n_parameters']} free parameters")
     lines = [
-        f"{args.model}: Gaussian mixture, K={est.n_components}, covariance {est.covariance_type}, "
+        f"{args.model}: {kind}, K={est.n_components}, covariance {est.covariance_type}, "
         f"{est.n_features_in_} features ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
-        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
-        f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration, "
-        "before its M-step; bigem score gives the fitted model's), "
-        f"{payload['n_parameters']} free parameters",
+        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, {bound}",
         "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
         + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping", "missing_values")
                   if hyper.get(k) not in (None, "gain", "error")),
@@ -681,6 +690,13 @@ def run_info(args) -> int:
         lines.append(f"  component {k}: weight {est.weights_[k]:.4f}  mean [{mean}{more}]  sd [{spread}{more}]")
     print("\n".join(lines))
     return 0
+
+
+def _variational(est) -> bool:
+    """Whether a loaded mixture is a BayesianGaussianMixture (its bound is a total; it has no BIC)."""
+    from ..estimators import BayesianGaussianMixture
+
+    return isinstance(est, BayesianGaussianMixture)
 
 
 def _info_hmm(est, args) -> int:

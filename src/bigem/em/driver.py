@@ -23,10 +23,15 @@ from typing import Any
 
 from torch import Tensor
 
-from .._core.errors import ConvergenceWarning, LikelihoodDecreaseWarning, NumericalError, ParameterError
+from .._core.errors import LikelihoodDecreaseWarning, NumericalError, ParameterError, convergence_warning
 from .._core.protocols import Engine, Model, Report, Task
 from .._core.stats import Together
 from .accelerate import Squarem, aitken_converged
+
+
+# A fall of the objective within this many float64 ulps (relative) is rounding, not a
+# decrease: one objective summed in another order, or a fixed point evaluated twice.
+LAST_BITS = 64 * 2.0**-52
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +142,14 @@ class _Run:
     :meth:`step`, what follows that E-step (checks, M-step, history, convergence)."""
 
     def __init__(self, result: EMResult, model: Model, accelerate: str | None, stopping: str,
-                 saved: dict[str, Any] | None = None) -> None:
+                 saved: dict[str, Any] | None = None, start: float = -math.inf) -> None:
         self.result = result
         self.accepted = [v for v, ok in zip(result.history, result.accepted or [True] * len(result.history)) if ok]
-        self.previous = self.accepted[-1] if self.accepted else -math.inf  # the last accepted objective
+        self.previous = self.accepted[-1] if self.accepted else start  # the last accepted objective
         self.point = result.params  # where the next E-step evaluates
-        self.exact = True  # whether the parameters came from a plain EM step
+        # whether the parameters came from a plain EM step on these data; a warm start's
+        # came from another fit, maybe of other data, so its first step is not checked
+        self.exact = start == -math.inf
         self.prior_gain = 0.0  # how far the likelihood may fall for the prior's sake (MAP)
         self.seen: set[str] = set()
         self.squarem = Squarem(model) if accelerate == "squarem" else None
@@ -173,7 +180,9 @@ class _Run:
                 f"the mean log-likelihood became {ll} at iteration {iteration} (restart {restart}); "
                 f"check the data for extreme values, or {model.advice}"
             )
-        allowed = model.decrease_tolerance(params, previous) + self.prior_gain
+        # last-bit rounding is never a decrease, whatever the model's own bound says
+        rounding = LAST_BITS * max(abs(previous), abs(ll)) if previous > -math.inf else 0.0
+        allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
         falls = previous > -math.inf and ll < previous - allowed
         if falls and self.exact:
             warnings.warn(
@@ -251,6 +260,7 @@ def fit_em(
     first_restart: int = 0,
     accelerate: str | None = None,
     stopping: str = "gain",
+    start: float = -math.inf,
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
 
@@ -273,6 +283,10 @@ def fit_em(
     extrapolated limit of the objective within tol of its value) or "mclust" (mclust's
     |change of the total| <= tol (1 + |total|), and the run ends on the parameters that
     were evaluated last, whose objective it reports, not on one more M-step).
+
+    ``start``: the objective the runs continue from (a warm start's ``lower_bound_``, as
+    scikit-learn does): the first iteration's change is measured from it, so a warm
+    start that has already converged stops after one iteration.
     """
     first = 1
     if checkpoint is not None and os.path.exists(checkpoint.path):
@@ -280,8 +294,8 @@ def fit_em(
         runs, first = [_Run(r["result"], model, accelerate, stopping, r) for r in saved], done + 1
     else:
         restarts = range(first_restart, first_restart + n_init)
-        runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r), model, accelerate, stopping)
-                for r in restarts]
+        runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r), model, accelerate, stopping,
+                     start=start) for r in restarts]
     lockstep = Lockstep(model)
     for iteration in range(first, max_iter + 1):
         active = [run for run in runs if not run.result.converged]
@@ -304,7 +318,7 @@ def fit_em(
         warnings.warn(
             f"Best performing initialization did not converge. Try different init parameters, or increase "
             f"max_iter (now {max_iter}), tol (now {tol:g}), or check for degenerate data.",
-            ConvergenceWarning,
+            convergence_warning(),
             stacklevel=2,
         )
     return best, results

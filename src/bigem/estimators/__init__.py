@@ -1,5 +1,6 @@
 """scikit-learn compatible façades over the EM driver."""
 
+from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import GaussianMixture
 from .gmm_hmm import GMMHMM
 from .hierarchical import HCTree, hc
@@ -8,5 +9,5 @@ from .multinomial_mixture import MultinomialMixture
 from .persistence import load
 from .selection import SelectionResult, select
 
-__all__ = ["GaussianMixture", "MultinomialMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select", "hc",
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "MultinomialMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select", "hc",
            "HCTree"]

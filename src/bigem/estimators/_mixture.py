@@ -67,11 +67,14 @@ EXECUTION = dict(
     stopping=_params.Choice(("gain", "aitken", "mclust")),
 )
 
+# The parameters of online EM, which a model without it (a variational one) leaves out.
+ONLINE = ("algorithm", "batch_size", "learning_decay", "learning_offset")
+
 # Gaps (missing values): a family whose model can read them adds this to its parameters,
 # and MISSING_DOC to its documentation.
 MISSING = dict(missing_values=_params.Choice(("error", "fiml")))
 
-MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
+_EXECUTION_DOC = """    random_state : int, RandomState, Generator or None, default=None
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
     warm_start : bool, default=False
         Start the next ``fit`` from the current solution (and use ``n_init=1``).
@@ -92,7 +95,9 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
     cache_budget : int or str, default='1GB'
         Streamed data (files, Source objects) whose decoded size fits is kept in memory
         after the first pass, so later iterations read no file. 0 turns caching off.
-    algorithm : {'em', 'online'}, default='em'
+"""
+
+_ONLINE_DOC = """    algorithm : {'em', 'online'}, default='em'
         'em': exact EM, one M-step per pass over all rows (scikit-learn's answer).
         'online': stepwise EM (Cappé & Moulines 2009), one M-step per mini-batch of
         ``batch_size`` rows over a running average of the statistics; ``max_iter`` then
@@ -103,7 +108,9 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         kappa in the online step size (t + learning_offset) ** -kappa.
     learning_offset : float, default=10.0
         t0 in the online step size: larger values damp the first steps.
-    engine : {'auto', 'local', 'dask'}, default='auto'
+"""
+
+_CLUSTER_DOC = """    engine : {'auto', 'local', 'dask'}, default='auto'
         'local': this process; 'dask': a Dask cluster (a map over partitions and a tree
         reduction of the statistics; same answer as 'local' to rounding); 'auto': 'dask'
         for a Dask collection, else 'local'.
@@ -126,6 +133,8 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         retraces mclust's to its printed digits.
 """
 
+MIXTURE_DOC = _EXECUTION_DOC + _ONLINE_DOC + _CLUSTER_DOC
+EXACT_MIXTURE_DOC = _EXECUTION_DOC + _CLUSTER_DOC  # a mixture without online EM
 MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
         'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
         refuses them. 'fiml': they are missing values, fitted by the exact EM for values
@@ -166,6 +175,11 @@ class _BaseMixture(EstimatorBase, ABC):
     @abstractmethod
     def _from_attributes(self, s) -> MixtureParams:
         """Parameters from the public attributes (a loaded model file), validated."""
+
+    def _fitting_model(self, model: MixtureModel, engine, source: Source, s) -> MixtureModel:
+        """The model a fit runs: ``model``, or one that first learns from the data (a
+        variational model's priors, from the data's mean and covariance)."""
+        return model
 
     @abstractmethod
     def _centres(self, params: MixtureParams) -> torch.Tensor:
@@ -326,6 +340,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 "(warm_start continues from the previous fit); fit a new estimator for different data"
             )
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        model = self._fitting_model(model, engine, source, s)
         online = s.algorithm == "online"
         offset = source.shift  # the model works on rows less this; parameters move back after
         back = None if offset is None else offset.to(s.device)
@@ -362,6 +377,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 best, runs = fit_em(
                     model, engine, source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver, accelerate=s.accelerate, stopping=s.stopping,
+                    start=self.lower_bound_ if warm else -math.inf,
                 )
             progress.finish(runs, best)
         if not online:

@@ -34,6 +34,22 @@ class _Init(_params.Constraint):
         return _params.Choice(INIT_METHODS).check(value, name, owner)
 
 
+def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.Generator):
+    """The M-step of the initial responsibilities ``s.init_params`` names: 'random' (uniform
+    random), or hard assignments of every row to the nearest of K seeds (k-means++ seeds
+    refined by Lloyd iterations for 'kmeans', k-means++ or distinct rows otherwise)."""
+    K = s.n_components
+    if s.init_params == "random":
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        return from_random_responsibilities(model, engine, source, seed)
+    centres = seeds("random_from_data" if s.init_params == "random_from_data" else "k-means++", source, K,
+                    generator, engine)
+    if s.init_params == "kmeans":
+        gaps = getattr(s, "missing_values", "error") == "fiml"  # a family without gaps has no such setting
+        centres = lloyd(KMeansModel(K, s.dtype, gaps=gaps), engine, source, centres)
+    return from_centres(model, engine, source, centres)
+
+
 class GaussianMixture(_BaseMixture):
     __doc__ = (
         """Gaussian mixture model fitted by EM, a drop-in for ``sklearn.mixture.GaussianMixture``.
@@ -311,15 +327,8 @@ class GaussianMixture(_BaseMixture):
             tree = s.init_params if isinstance(s.init_params, HCTree) else build(
                 source, generator=generator, engine=engine, offset=offset)
             base = tree.initial_parameters(model, engine, source, K, offset, s.device)
-        elif s.init_params == "random":
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            base = from_random_responsibilities(model, engine, source, seed)
         else:
-            centres = seeds("random_from_data" if s.init_params == "random_from_data" else "k-means++", source, K,
-                            generator, engine)
-            if s.init_params == "kmeans":
-                centres = lloyd(KMeansModel(K, s.dtype, gaps=s.missing_values == "fiml"), engine, source, centres)
-            base = from_centres(model, engine, source, centres)
+            base = initial_from_data(model, engine, source, s, generator)
         return model.make_params(
             base.weights if weights is None else weights,
             base.component.means if means is None else means,

@@ -15,6 +15,11 @@ Sign convention: scikit-learn's, lower is better::
 mclust reports ``BIC_mclust = 2 log L - p log n`` (higher is better), so
 ``BIC_mclust = -BIC`` and mclust's best model is the one with our lowest BIC; the same
 holds for its ICL. ``p`` counts free parameters (weights sum to one: K - 1 of them).
+
+With ``variational=True`` the table also holds, per covariance type, a
+BayesianGaussianMixture truncated at the largest K: its row gives the number of
+components the data use (a variational answer to "how many clusters?"); it has no
+likelihood to penalise, so its criteria are NaN and it is never the chosen candidate.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import MULTIVARIATE, NO_PRIOR, UNIVARIATE
 from . import _params
 from ._mixture import sample_size
+from .bayesian_mixture import BayesianGaussianMixture
 from .families import family_estimator
 from .gaussian_mixture import GaussianMixture
 from .hierarchical import HCTree, build
 
 CRITERIA = ("bic", "aic", "icl")
 COLUMNS = (
+    "model",
     "n_components",
     "covariance_type",
     "start",
@@ -58,6 +65,7 @@ COLUMNS = (
 # rounding allowance relative to the data's overall scale).
 _FLOOR_FACTOR = 2.0
 _ROUNDING = 1e-9
+VARIATIONAL = "BayesianGaussianMixture"
 
 
 @dataclass
@@ -67,13 +75,16 @@ class SelectionResult:
     Attributes
     ----------
     table : list of dict
-        One row per candidate, in fitting order, with the keys of ``COLUMNS``:
-        n_components, covariance_type (None for the multinomial family), start (the start
-        the kept fit came from: 'hc', 'kmeans', ..., or 'split' for the K - 1 fit with a
-        component split), log_likelihood (total, weighted), n_parameters, bic, aic, icl
-        (lower is better for all three), converged, degenerate, n_iter, seconds (every
-        start's fit plus scoring).
-    estimators_ : list of GaussianMixture (or the family's estimator)
+        One row per candidate, in fitting order, with the keys of ``COLUMNS``: model (the
+        estimator's class name: 'GaussianMixture', 'MultinomialMixture' or
+        'BayesianGaussianMixture'), n_components, covariance_type, start (the start the
+        kept fit came from: 'hc', 'kmeans', ..., or 'split' for the K - 1 fit with a component
+        split), log_likelihood (total,
+        weighted), n_parameters, bic, aic, icl (lower is better for all three), converged,
+        degenerate, n_iter, seconds (every start's fit plus scoring). A BayesianGaussianMixture row's
+        n_components is the number of components it uses (those holding at least one row:
+        see :func:`used_components`); its log_likelihood, n_parameters and criteria are NaN.
+    estimators_ : list of GaussianMixture (or the family's estimator, or BayesianGaussianMixture)
         The fitted candidate for each row of ``table``.
     criterion : str
         The criterion the best candidate minimises.
@@ -112,7 +123,7 @@ class SelectionResult:
         if criterion not in CRITERIA:
             raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
         eligible = [i for i, r in enumerate(self.table)
-                    if (r["n_components"], r["covariance_type"]) not in self.dropped]
+                    if (r["n_components"], r["covariance_type"]) not in self.dropped and r["model"] != VARIATIONAL]
         ranked = sorted(eligible, key=lambda i: (self.table[i][criterion], self.table[i]["n_components"], i))[:n]
         name = criterion.upper()
         labels = [f"{self.table[i]['covariance_type']},{self.table[i]['n_components']}" for i in ranked]
@@ -134,6 +145,9 @@ class SelectionResult:
                 notes.append("degenerate" + ("" if (r["n_components"], r["covariance_type"]) not in self.dropped else ", dropped"))
             if not r["converged"]:
                 notes.append("not converged")
+            if r["model"] == VARIATIONAL:
+                notes.append(f"variational (of {self.estimators_[i].n_components}): lower bound "
+                             f"{self.estimators_[i].lower_bound_:.6g}")
             mark = "*" if i == self.best_index_ else " "
             lines.append(
                 f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['start']:<8} {r['log_likelihood']:>14.6g} "
@@ -158,6 +172,7 @@ def select(
     sample_weight=None,
     columns=None,
     callback=None,
+    variational: bool = False,
     **params,
 ) -> SelectionResult:
     """Fit a mixture for every K in ``n_components`` (and, for Gaussians, every covariance
@@ -195,6 +210,12 @@ def select(
         Features by name, for files and DataFrames (as in :meth:`GaussianMixture.fit`).
     callback : callable, default=None
         Passed to every fit: called with an ``IterationInfo`` after each EM iteration.
+    variational : bool, default=False
+        Also fit, per covariance type, a :class:`BayesianGaussianMixture` with
+        ``n_components=max(n_components)`` (a Dirichlet process prior, scikit-learn's
+        defaults) and add a row with the number of components it uses. It shares the
+        parameters of ``params`` it has (``tol``, ``max_iter``, ``random_state``, ...). Its
+        row informs; it is never chosen, as it has no likelihood to penalise.
     **params
         Passed to every :class:`GaussianMixture` (``n_init``, ``tol``, ``max_iter``,
         ``reg_covar``, ``prior``, ``random_state``, ``dtype``, ``device``, ...).
@@ -222,7 +243,7 @@ def select(
         types = [None]
     if criterion not in CRITERIA:
         raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
-    for flag, value in (("keep_degenerate", keep_degenerate), ("split", split)):
+    for flag, value in (("keep_degenerate", keep_degenerate), ("split", split), ("variational", variational)):
         if not isinstance(value, (bool, np.bool_)):
             raise ParameterError(f"{flag} must be True or False; got {value!r}")
     for name in ("n_components", "covariance_type"):
@@ -233,6 +254,12 @@ def select(
         raise ParameterError(
             f"select() got unknown {cls.__name__} parameter(s) {unknown}; valid: {cls._param_names()}"
         )
+    if variational and not gaussian:
+        raise ParameterError(f"variational=True adds BayesianGaussianMixture rows: Gaussian family only, not "
+                             f"family={family!r}")
+    # the variational rows take the user's parameters (k-means start unless one of theirs is given)
+    shared = {name: value for name, value in params.items()
+              if name in BayesianGaussianMixture._param_names() and not (name == "init_params" and value == "hc")}
     if gaussian:
         params = {"init_params": "hc", **params}
         s = GaussianMixture(**params)._settings()  # bad values fail before any fit
@@ -270,6 +297,7 @@ def select(
                     if row["log_likelihood"] >= previous[2]:
                         break
             row.update(
+                model=cls.__name__,
                 n_components=k,
                 covariance_type=ct,
                 start=start,
@@ -281,9 +309,24 @@ def select(
             table.append({c: row[c] for c in COLUMNS})
             estimators.append(est)
             previous = (k, est, row["log_likelihood"])
+        if variational:
+            started = time.perf_counter()
+            est = BayesianGaussianMixture(n_components=max(ks), covariance_type=ct, **shared).fit(
+                X, sample_weight=sample_weight, columns=columns, callback=callback
+            )
+            nan = math.nan
+            table.append(dict(
+                model=VARIATIONAL, n_components=len(used_components(est)), covariance_type=ct,
+                start=_start_name(shared.get("init_params", "kmeans")), log_likelihood=nan, n_parameters=nan, bic=nan, aic=nan, icl=nan, converged=bool(est.converged_),
+                degenerate=bool(set(degenerate_components(est)) & set(used_components(est))),
+                n_iter=int(est.n_iter_), seconds=time.perf_counter() - started,
+            ))
+            estimators.append(est)
 
-    eligible = [i for i, r in enumerate(table) if keep_degenerate or not r["degenerate"]]
-    dropped = [] if keep_degenerate else [(r["n_components"], r["covariance_type"]) for r in table if r["degenerate"]]
+    candidates = [i for i, r in enumerate(table) if r["model"] != VARIATIONAL]
+    eligible = [i for i in candidates if keep_degenerate or not table[i]["degenerate"]]
+    dropped = [] if keep_degenerate else [(table[i]["n_components"], table[i]["covariance_type"])
+                                          for i in candidates if table[i]["degenerate"]]
     if not eligible:
         warnings.warn(
             f"every candidate is degenerate ({_names(dropped)}); choosing among them anyway. A component "
@@ -292,7 +335,7 @@ def select(
             DegenerateFitWarning,
             stacklevel=2,
         )
-        eligible = list(range(len(table)))
+        eligible = candidates
     elif dropped:
         warnings.warn(
             f"excluded degenerate candidates {_names(dropped)}: a component collapsed onto repeated values "
@@ -380,6 +423,15 @@ def degenerate_components(est: GaussianMixture) -> list[int]:
     floor = _FLOOR_FACTOR * float(est.reg_covar) + _ROUNDING * float(np.trace(total)) / total.shape[0]
     smallest = np.linalg.eigvalsh(cov)[:, 0]
     return [int(k) for k in np.flatnonzero(smallest <= floor)]
+
+
+def used_components(est: BayesianGaussianMixture) -> list[int]:
+    """The components a variational fit uses: those whose responsibilities hold at least
+    one row's weight. That count n_k is the posterior's (``mean_precision_`` less its
+    prior), not ``weights_`` times n: a Dirichlet process gives every stick a pseudo-row,
+    so an empty component's ``weights_`` still reads as about one row."""
+    counts = est.mean_precision_ - est.mean_precision_prior_
+    return [int(k) for k in np.flatnonzero(counts >= 1.0)]
 
 
 def full_covariances(est) -> np.ndarray:

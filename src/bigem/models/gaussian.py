@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .._core.numerics import matmul, squared_distances
-from .._core.stats import additive, shared
+from .._core.stats import additive, largest, shared
 from .._core.workspace import Workspace
 from .covariance import MclustPrior, Prior, Structure, structure
 from .gaps import missing
@@ -74,7 +74,9 @@ class GaussianStats:
     n_k (K,): responsibility mass; sum_x (K, D): sum_n r_nk (x_n - s_k); sum_xx, by
     kernel: full (K, D, D) sum_n r_nk (x_n - s_k)(x_n - s_k)^T, diag (K, D) its
     diagonal, tied (D, D) the total scatter sum_n w_n (x_n - c)(x_n - c)^T about the
-    centre c of the shifts.
+    centre c of the shifts. eps (0-d): the machine epsilon of the arithmetic the moments
+    were summed in (the kernel dtype's; the largest over the parts added), which bounds
+    the rounding they carry.
     """
 
     n_k: Tensor
@@ -82,6 +84,7 @@ class GaussianStats:
     sum_xx: Tensor
     shift: Tensor = shared()
     kernel: str = shared(default="full")
+    eps: Tensor = largest(default_factory=lambda: torch.tensor(torch.finfo(torch.float64).eps, dtype=torch.float64))
 
     def rebase(self, like: GaussianStats) -> GaussianStats:
         """These statistics about ``like``'s shift (see :meth:`about`)."""
@@ -111,7 +114,7 @@ class GaussianStats:
             new_xx = s2 + total[:, None] * e[None, :] + e[:, None] * total[None, :] + n_k.sum() * e[:, None] * e[None, :]
         else:
             new_xx = s2 + 2 * s1 * d + n_k[:, None] * d.square()
-        return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel)
+        return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel, self.eps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +269,12 @@ def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
     return torch.bmm(feats.expand(K, n, D + 1), p.factor, out=y)
 
 
+# Rounding, in units of the compute dtype's eps times a component's squared distance
+# from the centre of the means, below which a diagonal variance is not resolved from
+# zero (see GaussianComponent._unresolved_to_zero): the moments' float32 partial sums of
+# 256 rows carry about 16 eps, and the shift to each component's mean doubles it.
+_UNRESOLVED = 64
+
 # Rows per float32 partial sum of the diag/spherical moment product: the partials are
 # added in float64, so float32 rounding accumulates over at most this many rows.
 _PARTIAL_ROWS = 256
@@ -407,7 +416,8 @@ class Moments:
             else:
                 outer = shift_c[:, :, None] * first[:, None, :]
                 sum_xx = m2 - outer - outer.transpose(1, 2) + n_k[:, None, None] * shift_c[:, :, None] * shift_c[:, None, :]
-        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel)
+        eps = torch.tensor(torch.finfo(p.dtype).eps, dtype=torch.float64, device=n_k.device)
+        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel, eps)
 
 
 class GappedMoments:
@@ -751,7 +761,29 @@ class GaussianComponent:
             cov = st.maximise(torch.where(alive, n_k, torch.ones_like(n_k)), scatter, self.reg_covar, previous)
             if old is not None:
                 cov = torch.where(alive.reshape(-1, *[1] * (cov.ndim - 1)), cov, old.covariances)
+        if st.kernel == "diag" and self.reg_covar == 0 and self.prior is None:
+            cov = self._unresolved_to_zero(cov, means, shift, float(s.eps))
         return self._factored(means, cov)
+
+    def _unresolved_to_zero(self, cov: Tensor, means: Tensor, shift: Tensor, eps: float) -> Tensor:
+        """Diagonal structures without reg_covar: a variance within rounding of zero is zero.
+
+        A component on repeated rows has no spread, but its moments, summed about the
+        centre of the E-step's means, leave rounding of about eps (mean - centre)^2
+        behind (1e-17 to 1e-15 in float64). A full or tied covariance that small fails its
+        Cholesky factor; a variance that small is no better resolved, so it counts as
+        zero too: the component is re-seeded, or, when every one has collapsed, the fit
+        fails with scikit-learn's "ill-defined empirical covariance" message, whatever
+        the structure. ``eps`` is that of the arithmetic the moments were summed in
+        (``GaussianStats.eps``): float32's only where :func:`expanded_form_is_exact_enough`
+        held, so there a real variance exceeds the bound by far; data whose spread float32
+        cannot resolve (means far apart against their spread) were summed in float64 and
+        are judged by float64's rounding, which keeps their real variances.
+        """
+        bound = _UNRESOLVED * eps * (means - shift.mean(0)).square()
+        if cov.ndim == 1:  # spherical: one variance, the mean over features
+            bound = bound.mean(1)
+        return torch.where(cov <= bound, torch.zeros_like(cov), cov)
 
     def _factored(self, means: Tensor, cov: Tensor) -> tuple[GaussianParams, Tensor]:
         """Parameters with their factors, and which components have one. Factors are NaN

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .._core.errors import ComponentReseededWarning, EmptyRowWarning, NumericalError
 from .._core.protocols import Note, Objective, Report, Step
-from .._core.stats import Lowest, additive, counted
+from .._core.stats import Lowest, additive, counted, summed
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
@@ -43,6 +43,11 @@ class MixtureParams:
     def n_components(self) -> int:
         return int(self.weights.shape[0])
 
+    @property
+    def log_weights(self) -> Tensor:
+        """(K,) what the E-step adds to each component's log-density: log w_k."""
+        return torch.log(self.weights)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):  # copy and pickle probe dunders before the slots are set
             raise AttributeError(name)
@@ -57,8 +62,10 @@ class MixtureParams:
 class MixtureStats:
     """Additive E-step statistics, float64: the component's (whose ``n_k`` count the
     weights), loglik = sum_n w_n log p(x_n), weight = sum_n w_n, the row count, the
-    worst-explained rows (re-seeding candidates), and the rows with no observed value
-    (``empty``; they count as rows, with log-density 0 and the weights as posterior)."""
+    worst-explained rows (re-seeding candidates), the rows with no observed value
+    (``empty``; they count as rows, with log-density 0 and the weights as posterior), and,
+    for models that track it (variational bounds), neg_entropy = sum_n w_n sum_k r_nk log r_nk
+    (else 0)."""
 
     component: Any
     loglik: Tensor
@@ -66,6 +73,7 @@ class MixtureStats:
     worst: Lowest
     rows: int = counted()
     empty: int = counted(default=0)  # rows with every value missing (gaps allowed only)
+    neg_entropy: Tensor | float = summed(default=0.0)
 
     def blend(self, new: MixtureStats, gamma: float) -> MixtureStats:
         """(1 - gamma) self + gamma new, re-expressed like new: online EM's running average.
@@ -161,6 +169,7 @@ class MixtureModel:
         self.n_components = n_components
         self.dtype = dtype
         self.advice = advice or component.advice
+        self.entropy = False  # whether the E-step sums the responsibilities' entropy (neg_entropy)
         self._ws = Workspace()
 
     # ------------------------------------------------------------------ parameters
@@ -213,7 +222,7 @@ class MixtureModel:
     def _inputs(self, params: MixtureParams, device: torch.device) -> tuple[Any, Tensor]:
         """The component's prepared parameters on ``device`` and log w in their dtype."""
         prep = self.component.prepare(params.component, device)
-        return prep, torch.log(params.weights).to(device=device, dtype=prep.dtype)
+        return prep, params.log_weights.to(device=device, dtype=prep.dtype)
 
     def _block_rows(self, n_features: int, device: torch.device) -> int:
         return self.component.block_rows(self.n_components, n_features, device)
@@ -274,6 +283,7 @@ class MixtureModel:
         # where the kernel dtype would underflow or overflow on them
         top = 1.0 if w is None else float(w.max())
         relative = None if w is None else (w / (top if top > 0 else 1.0)).to(kdt)
+        neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
             wb = None if w is None else relative[rows]
             blk = comp.block(prep, x[rows])
@@ -287,6 +297,8 @@ class MixtureModel:
                 ln.zero_()
             else:
                 resp = normalise_log(comp.log_joint(prep, blk, log_w), out=ln)
+                if self.entropy:
+                    neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)
         check_explained(log_norm, w, chunk.row_start)
         if w is not None and not bool(torch.isfinite(log_norm).all()):  # only rows of weight 0
@@ -302,7 +314,9 @@ class MixtureModel:
                 candidates = torch.where(blank, torch.inf, candidates)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
         stats = acc.result() if top == 1.0 or top <= 0 else acc.result().scale(top)
-        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows, empty)
+        if top != 1.0 and top > 0:
+            neg_entropy = neg_entropy * top
+        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows, empty, neg_entropy)
 
     def objective(self, stats: MixtureStats) -> Objective:
         """The weighted log-likelihood of the parameters the statistics were gathered under."""
