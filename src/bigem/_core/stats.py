@@ -91,7 +91,9 @@ def _moved(value: object, device: torch.device | str) -> object:
 
 
 def additive(cls: type) -> type:
-    """Give a frozen dataclass of statistics ``+``, ``scale`` and ``to`` from its field tags."""
+    """Give a frozen dataclass of statistics ``+``, ``scale`` and ``to`` from its field tags,
+    and ``combining``: each field's name and how it combines ("sum", "count", "shared",
+    "least", "max")."""
     kinds = [(f.name, f.metadata.get(_HOW, "sum")) for f in dataclasses.fields(cls)]
 
     def __add__(self, other):
@@ -128,6 +130,7 @@ def additive(cls: type) -> type:
     cls.__add__ = __add__
     cls.scale = scale
     cls.to = to
+    cls.combining = tuple(kinds)  # (field, how it combines): engines that ship statistics read it
     return cls
 
 

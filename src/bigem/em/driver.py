@@ -79,7 +79,9 @@ class Checkpoint:
     result as an uninterrupted run; the file is removed when the fit completes.
     ``fingerprint`` (JSON) must match to resume: the model, the settings, and the data
     (its shape, feature names, and what identifies its rows: the files' sizes and
-    times, or a digest of the first and last rows in memory).
+    times, or a digest of the first and last rows in memory). In a group of processes
+    (torch.distributed) the primary one writes, reads and removes the file, and every
+    process resumes from what it read.
     Parameters travel through the model's ``to_tensors`` / ``from_tensors``.
     """
 
@@ -108,6 +110,10 @@ class Checkpoint:
     def load(self, model: Any) -> tuple[list[dict[str, Any]], int]:
         """Every run as saved (its EMResult ``result``, the ``point`` its next E-step
         evaluates, ``exact``, and its ``squarem`` state), and the iteration it was saved after."""
+        return self.restore(model, *self.read())
+
+    def read(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The file's tensors and metadata, checked to be a checkpoint of this fit."""
         from ..io import read_model_file
 
         tensors, meta = read_model_file(self.path)
@@ -121,6 +127,10 @@ class Checkpoint:
                 f"{self.path}: the checkpoint was written by a different fit, of other data or settings (they "
                 f"differ in: {', '.join(differ)}); to start fresh, delete it or pass another checkpoint path"
             )
+        return tensors, meta
+
+    def restore(self, model: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`load` from what :meth:`read` returned."""
         runs = []
         for i, r in enumerate(meta["runs"]):
             def under(prefix: str) -> dict[str, Tensor]:
@@ -289,8 +299,11 @@ def fit_em(
     start that has already converged stops after one iteration.
     """
     first = 1
-    if checkpoint is not None and os.path.exists(checkpoint.path):
-        saved, done = checkpoint.load(model)
+    # the primary process reads the checkpoint, every process resumes from what it read
+    found = None if checkpoint is None else engine.share(
+        lambda: checkpoint.read() if os.path.exists(checkpoint.path) else None)
+    if found is not None:
+        saved, done = checkpoint.restore(model, *found)
         runs, first = [_Run(r["result"], model, accelerate, stopping, r) for r in saved], done + 1
     else:
         restarts = range(first_restart, first_restart + n_init)
@@ -305,9 +318,9 @@ def fit_em(
         together = engine.reduce(Task(lockstep, "e_steps", ([run.point for run in active],)), source)
         for run, stats, own in zip(active, together.parts, _shares(time.perf_counter() - started, together.seconds)):
             run.step(model, stats, iteration, tol, own, callback)
-        if checkpoint is not None and iteration % checkpoint.every == 0:
-            checkpoint.save(model, runs, iteration)
-    if checkpoint is not None and os.path.exists(checkpoint.path):
+        if checkpoint is not None and iteration % checkpoint.every == 0 and engine.primary:
+            checkpoint.save(model, runs, iteration)  # the primary process alone writes
+    if checkpoint is not None and engine.primary and os.path.exists(checkpoint.path):
         os.unlink(checkpoint.path)  # the fit completed: nothing to resume
     results = [run.result for run in runs]
     best = results[0]

@@ -38,6 +38,7 @@ from .._core.optional import require
 from .._core.protocols import Task
 from .._core.stats import tree_sum
 from .._core.types import Chunk, Partitioned
+from .local import OneProcess
 
 SPLIT_EVERY = 8  # partitions (or partial sums) combined per reduction task
 PERSIST_FRACTION = 0.5  # persist the data when it takes at most this share of the workers' memory
@@ -84,7 +85,7 @@ _DURING_E_STEP = "an E-step; restart workers and resume the fit from its checkpo
 _DURING_STREAM = "reading a partition for online EM; restart workers and fit again"
 
 
-class DaskEngine:
+class DaskEngine(OneProcess):
     """Evaluates ``fn`` on every partition of a :class:`Partitioned` source on a Dask cluster."""
 
     def __init__(self, client, split_every: int = SPLIT_EVERY, no_workers_timeout: float = NO_WORKERS_TIMEOUT) -> None:

@@ -155,6 +155,17 @@ class EstimatorBase:
         self.__dict__.update(state)
 
 
+def writes_files(est) -> bool:
+    """Whether this process writes the estimator's files: every process but those of a
+    torch.distributed group other than its primary (rank 0), when the estimator runs in
+    one (engine='torch')."""
+    if getattr(est, "engine", None) != "torch":
+        return True
+    from ..engines.distributed import rank
+
+    return rank() == 0
+
+
 def _plain(value) -> bool:
     return isinstance(value, (int, float, str, bool, type(None)))
 

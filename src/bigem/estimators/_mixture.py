@@ -28,16 +28,17 @@ from .._core.optional import require
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
-from ..em.online import OnlineState, minibatches, online_step, run_online
+from ..em.online import OnlineState, online_step, run_online
 from ..em.init import sample_rows
 from ..engines import LocalEngine
+from ..engines.distributed import process_device
 from ..models.components import log_prob
 from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals, check_explained
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
 from ..sources.sinks import Sink, check_output_path
 from . import _params
-from ._base import EstimatorBase
+from ._base import EstimatorBase, writes_files
 from ._progress import Progress
 
 OUTPUTS = ("label", "proba", "log_density")
@@ -61,7 +62,7 @@ EXECUTION = dict(
     batch_size=_params.Int(1, at_most=_params.MAX_ROWS),
     learning_decay=_params.Float(0.5, closed=False, high=1.0),
     learning_offset=_params.Float(0.0),
-    engine=_params.Choice(("auto", "local", "dask")),
+    engine=_params.Choice(("auto", "local", "dask", "torch")),
     client=_params.Client(),
     accelerate=_params.Optional(_params.Choice(("squarem",))),
     stopping=_params.Choice(("gain", "aitken", "mclust")),
@@ -110,10 +111,14 @@ _ONLINE_DOC = """    algorithm : {'em', 'online'}, default='em'
         t0 in the online step size: larger values damp the first steps.
 """
 
-_CLUSTER_DOC = """    engine : {'auto', 'local', 'dask'}, default='auto'
+_CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto'
         'local': this process; 'dask': a Dask cluster (a map over partitions and a tree
-        reduction of the statistics; same answer as 'local' to rounding); 'auto': 'dask'
-        for a Dask collection, else 'local'.
+        reduction of the statistics; same answer as 'local' to rounding); 'torch': one of
+        a torch.distributed group of processes launched by torchrun (NCCL on GPUs, gloo
+        on CPUs), each reading its own share of X, the statistics summed by one
+        all-reduce per iteration (same answer as 'local' to rounding); every process
+        calls ``fit`` on the same X, and only the first (rank 0) writes files and prints;
+        'auto': 'dask' for a Dask collection, else 'local'.
     client : distributed.Client, str or None, default=None
         The cluster for ``engine='dask'``: a client, or a scheduler address such as
         'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
@@ -224,7 +229,19 @@ class _BaseMixture(EstimatorBase, ABC):
 
     @contextlib.contextmanager
     def _execution(self, X, s, sample_weight=None, columns=None, **open_kw):
-        """(engine, source) for X: this process, or a Dask cluster for the block's duration."""
+        """(engine, source) for X: this process, its torch.distributed group, or a Dask
+        cluster for the block's duration."""
+        if s.engine == "torch":
+            from ..engines.distributed import session
+
+            if is_dask_collection(X):
+                X = X.compute()
+            with session(s.device) as engine:
+                # each process moves only its own part of an in-memory X to its device; the
+                # primary alone warns of an id-like column
+                yield engine, self._open(X, s, sample_weight, columns=columns, identify=engine.primary,
+                                         **_held(s.device.type != "cpu"), **open_kw)
+            return
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
@@ -315,12 +332,16 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         if checkpoint is not None and s.algorithm != "em":
             raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
+        if s.engine == "torch":
+            s = dataclasses.replace(s, device=process_device(s.device))
         open_kw = {"cache_bytes": 0} if one_pass else {}
         with self._execution(X, s, sample_weight, columns, **open_kw) as (engine, source):
             return self._fit(source, engine, s, callback, checkpoint, checkpoint_every)
 
     def _fit(self, source: Source, engine, s, callback, checkpoint, checkpoint_every):
         K, N, D = s.n_components, source.n_rows, source.n_features
+        if not engine.primary:
+            s = dataclasses.replace(s, verbose=0)  # the primary process alone prints
         if N < K:
             raise DataError(
                 f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {N}: "
@@ -402,7 +423,7 @@ class _BaseMixture(EstimatorBase, ABC):
             with engine.sharing_cores(source):
                 result = run_online(
                     model,
-                    lambda: minibatches(engine.stream(source), s.batch_size),
+                    lambda: engine.batches(source, s.batch_size),
                     state,
                     decay=s.learning_decay,
                     offset=s.learning_offset,
@@ -410,6 +431,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     tol=s.tol,
                     restart=restart,
                     callback=report,
+                    combine=engine.combine,
                 )
             runs.append((result, state))
         best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
@@ -445,10 +467,29 @@ class _BaseMixture(EstimatorBase, ABC):
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
         state = getattr(self, "_online_", None)
-        # a running state continues in its own coordinates: the same shift for every call
-        source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                            shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted)
-        model, engine = self._model(s), LocalEngine()
+        if s.engine == "torch":
+            s = dataclasses.replace(s, device=process_device(s.device))
+        with self._online_engine(s) as engine:
+            # a running state continues in its own coordinates: the same shift for every call
+            source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
+                                shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted,
+                                **_held(s.engine == "torch" and s.device.type != "cpu"))
+            return self._partial_fit(source, engine, s, fitted, state)
+
+    @contextlib.contextmanager
+    def _online_engine(self, s):
+        """partial_fit's engine: its torch.distributed group with engine='torch' (each
+        process steps on its part of every mini-batch), else this process."""
+        if s.engine == "torch":
+            from ..engines.distributed import session
+
+            with session(s.device) as engine:
+                yield engine
+        else:
+            yield LocalEngine()
+
+    def _partial_fit(self, source: Source, engine, s, fitted: bool, state: OnlineState | None):
+        model = self._model(s)
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
         if fitted:
@@ -466,8 +507,8 @@ class _BaseMixture(EstimatorBase, ABC):
             state = OnlineState(self._online_initial(model, engine, source, s, generator, offset), shift=offset)
         total = weight = 0.0
         with engine.sharing_cores(source):
-            for chunk in minibatches(engine.stream(source), s.batch_size):
-                ll, w = online_step(model, state, chunk, s.learning_decay, s.learning_offset)
+            for chunk in engine.batches(source, s.batch_size):
+                ll, w = online_step(model, state, chunk, s.learning_decay, s.learning_offset, engine.combine)
                 if w > 0:
                     total, weight = total + ll * w, weight + w
         self._online_ = state
@@ -502,15 +543,25 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         return self._params_
 
-    def _inference_source(self, X, columns=None, keep=None, sample_weight=None):
-        """X opened for inference: a file reads the fitted feature names unless told."""
+    def _grouped(self) -> bool:
+        """Whether this estimator runs in a torch.distributed group (engine='torch',
+        launched by torchrun)."""
+        from ..engines.distributed import launched
+
+        return self._inference_settings().engine == "torch" and launched()
+
+    def _inference_source(self, X, columns=None, keep=None, sample_weight=None, settings=None):
+        """X opened for inference: a file reads the fitted feature names unless told.
+        ``settings``: a process of a torch group's (its device; it moves only its own part
+        of an in-memory X there)."""
         self._fitted()
-        s = self._inference_settings()
+        s = self._inference_settings() if settings is None else settings
+        hold = settings is not None and s.device.type != "cpu"
         columns = self._check_features(X, columns) or columns
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
-                            fitted=True)
+                            fitted=True, **_held(hold))
         self._check_width(source)
         return source, s
 
@@ -549,13 +600,17 @@ class _BaseMixture(EstimatorBase, ABC):
         component: proba_0, ...), 'log_density' (log p(x)). ``id_column``: a column of
         X's file or DataFrame copied to the output first, to join results back. Rows are
         computed and written chunk by chunk: memory stays bounded whatever the size of X.
-        The file appears only when complete; on any error nothing is left behind.
+        The file appears only when complete; on any error nothing is left behind. With
+        engine='torch' under torchrun, the primary process (rank 0) alone writes it; the
+        others return its path at once.
         """
         outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
         unknown = [o for o in outputs if o not in OUTPUTS]
         if not outputs or unknown:
             raise ParameterError(f"outputs must be one or more of {list(OUTPUTS)}; got {list(outputs)}")
         path = check_output_path(out, input_files(X))
+        if not writes_files(self):
+            return path  # under torchrun, rank 0 alone writes (and computes) the file
         keep = None if id_column is None else [str(id_column)]
         source, s = self._inference_source(X, columns, keep)
         with Sink(path, source.n_rows) as sink:
@@ -618,12 +673,27 @@ class _BaseMixture(EstimatorBase, ABC):
             return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (s.n_components,)))
         return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
 
-    def _score_totals(self, X, columns=None, sample_weight=None) -> ScoreTotals:
+    def _score_totals(self, X, columns=None, sample_weight=None, together: bool = False) -> ScoreTotals:
         """:class:`ScoreTotals` of X in one streamed pass, in the memory of a chunk whatever
-        the data's size; Dask input is reduced where it lives."""
-        if is_dask_collection(X):
+        the data's size; Dask input is reduced where it lives. ``together``: with
+        engine='torch' in a process group, every process scores its own part of X and the
+        totals are summed (a collective, as fit is: ``select`` scores its candidates so);
+        otherwise this process scores all of X."""
+        if is_dask_collection(X) and not (together and self._grouped()):
             loglik, hard, weight, rows, fractional = self._lazy(X, "totals", columns, sample_weight).sum(0).compute()
             totals = ScoreTotals(float(loglik), float(hard), float(weight), int(rows), int(fractional))
+        elif together and self._grouped():
+            from ..engines.distributed import session
+
+            s = self._inference_settings()
+            s = dataclasses.replace(s, device=process_device(s.device))
+            if is_dask_collection(X):
+                X = X.compute()
+            with session(s.device) as engine:
+                source, _ = self._inference_source(X, columns, sample_weight=sample_weight, settings=s)
+                model = self._model(s)
+                totals = engine.reduce(Task(model, "score_totals", (self._in_source_coordinates(model, source, s),)),
+                                       source)
         else:
             source, s = self._inference_source(X, columns, sample_weight=sample_weight)
             model = self._model(s)
@@ -807,7 +877,8 @@ class _BaseMixture(EstimatorBase, ABC):
         ]
 
     def save(self, path) -> None:
-        """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically)."""
+        """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically).
+        With engine='torch' under torchrun, the primary process (rank 0) alone writes."""
         from .persistence import save
 
         self._fitted()
@@ -878,3 +949,10 @@ def _impute_block(model: MixtureModel, params: MixtureParams, device, seed, star
         u, z = row_draws(seed, start, x.shape[0], x.shape[1])
         draws = {"uniforms": u.to(x.device), "normals": z.to(x.device)}
     return model.impute(params, Chunk(x, None, 0), **draws).cpu().numpy()
+
+
+def _held(hold: bool) -> dict:
+    """``hold_on_host=True`` for ``_open`` where asked (a process of a torch group moves only
+    its own part of an in-memory X to its device), else nothing: a family's own opener
+    need not know the argument."""
+    return {"hold_on_host": True} if hold else {}

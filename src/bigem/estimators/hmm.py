@@ -21,6 +21,7 @@ rounding. Differences, all deliberate:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from abc import ABC, abstractmethod
@@ -36,6 +37,7 @@ from .._core.types import Chunk
 from ..em.driver import IterationInfo, run_em
 from ..em.init import fill_gaps, kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
+from ..engines.distributed import process_device
 from ..models.categorical import CategoricalComponent, CategoricalParams
 from ..models.covariance import NAMES, Prior, structure
 from ..models.gaussian import GaussianComponent, GaussianParams
@@ -121,6 +123,11 @@ COMMON_DOC = """
         with no observation, through which the chain goes on. Inference (score,
         predict, decode, ...) then accepts rows with gaps too; a column missing in every
         row is an error.
+    engine : {'local', 'torch'}, default='local'
+        'local': this process. 'torch': one of a torch.distributed group of processes
+        (launched by torchrun; NCCL on GPUs, gloo on CPUs), each reading its own share of
+        whole sequences; every process must call ``fit`` on the same X. The
+        log-likelihood and parameters equal the local fit's to rounding.
 """
 
 
@@ -143,6 +150,7 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         accelerate=_params.Optional(_params.Choice(("squarem",))),
         stopping=_params.Choice(("gain", "aitken")),
         missing_values=_params.Choice(("error", "fiml")),
+        engine=_params.Choice(("local", "torch")),
     )
 
 
@@ -157,7 +165,7 @@ class _BaseHMM(EstimatorBase, ABC):
     _estimator_type = "density_estimator"
 
     def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                 params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values) -> None:
+                 params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine) -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -174,6 +182,7 @@ class _BaseHMM(EstimatorBase, ABC):
         self.accelerate = accelerate
         self.stopping = stopping
         self.missing_values = missing_values
+        self.engine = engine
 
     @property
     def _fitted_arrays(self) -> dict[str, str]:
@@ -245,8 +254,10 @@ class _BaseHMM(EstimatorBase, ABC):
         itemsize = torch.finfo(s.dtype).bits // 8
         emission = self._emission(s, getattr(self, "n_features", None))
         shift = "auto" if emission.translatable else None
+        # a process of a torch group moves only its own part of an in-memory X to its device
         rows = open_source(X, dtype=emission.row_dtype, device=s.device, memory_budget=1 << 62, columns=columns,
-                           shift=shift, missing_values=s.missing_values, every_column=fitting)
+                           shift=shift, missing_values=s.missing_values, every_column=fitting,
+                           hold_on_host=fitting and s.engine == "torch" and s.device.type != "cpu")
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
         # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
         # products), three copies of the row (converted, packed, features) and int64 indices
@@ -295,9 +306,16 @@ class _BaseHMM(EstimatorBase, ABC):
             raise ParameterError(
                 f"callback must be a function of one argument (an IterationInfo) or None; got {callback!r}"
             )
+        if s.engine == "torch":
+            s = dataclasses.replace(s, device=process_device(s.device))
+        with _engine(s) as engine:
+            if not engine.primary:
+                s = dataclasses.replace(s, verbose=False)  # the primary process alone prints
+            return self._fit(X, lengths, columns, sequence_column, callback, s, engine)
+
+    def _fit(self, X, lengths, columns, sequence_column, callback, s, engine):
         source = self._open(X, lengths, s, columns, sequence_column, fitting=True)
         self._check_features(source)
-        engine = LocalEngine()
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         self._init(s, source, summary, generator, engine)
@@ -606,6 +624,18 @@ class _BaseHMM(EstimatorBase, ABC):
 
 
 # ------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _engine(s):
+    """The engine a fit runs on: this process, or its torch.distributed group."""
+    if s.engine == "torch":
+        from ..engines.distributed import session
+
+        with session(s.device) as engine:
+            yield engine
+    else:
+        yield LocalEngine()
+
+
 def _where(columns, sequence_column) -> dict:
     """Which columns are features and which holds the sequence ids (None: not by name)."""
     return {"columns": None if columns is None else list(columns), "sequence_column": sequence_column}
@@ -750,9 +780,10 @@ class GaussianHMM(_BaseHMM):
         accelerate=None,
         stopping="gain",
         missing_values="error",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -882,9 +913,10 @@ class CategoricalHMM(_BaseHMM):
         accelerate=None,
         stopping="gain",
         missing_values="error",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -1003,9 +1035,10 @@ class PoissonHMM(_BaseHMM):
         accelerate=None,
         stopping="gain",
         missing_values="error",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 

@@ -98,7 +98,8 @@ class MultinomialMixture(_BaseMixture):
         init_params=_params.Choice(INIT_METHODS),
         weights_init=_params.Passed(),
         probabilities_init=_params.Passed(),
-        **EXECUTION,
+        # not engine='torch': its sparse count sources cannot be cut into shares per process yet
+        **{**EXECUTION, "engine": _params.Choice(("auto", "local", "dask"))},
     )
     _fitted_arrays = {"weights_": "weights", "probabilities_": "probabilities", "mean_lengths_": "lengths"}
 

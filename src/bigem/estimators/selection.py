@@ -444,10 +444,11 @@ def full_covariances(est) -> np.ndarray:
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
     """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one
     streamed pass (the memory of a chunk; the weights read with the rows), and ``weight``:
-    the rows' total weight (their count when unweighted)."""
+    the rows' total weight (their count when unweighted). With engine='torch' under
+    torchrun, a collective: every process scores its own part of X."""
     if isinstance(sample_weight, str) and columns is None:  # the weight column is not a feature
         columns = [str(c) for c in est.feature_names_in_]
-    t = est._score_totals(X, columns, sample_weight)
+    t = est._score_totals(X, columns, sample_weight, together=True)  # a torch group scores its parts together
     p = est._n_parameters()
     bic = -2 * t.loglik + p * math.log(sample_size(t))
     return dict(log_likelihood=t.loglik, n_parameters=p, bic=bic, aic=-2 * t.loglik + 2 * p, icl=bic - 2 * t.hard, weight=t.weight)

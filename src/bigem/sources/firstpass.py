@@ -9,6 +9,7 @@ in ``cache_bytes``, the first pass also keeps the chunks, and later passes read 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -19,6 +20,7 @@ from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .identifiers import IdentifierWatch
+from .parts import RowRange, split_rows
 from .validate import ColumnsSeen, check_values, raise_not_finite
 
 
@@ -52,6 +54,7 @@ class FirstPassSource:
         self.weight_blocks = getattr(inner, "weight_blocks", None)  # the weight column alone, for sampling
         itemsize = torch.finfo(self.dtype).bits // 8
         self.decoded_bytes = self.n_rows * self.n_features * itemsize
+        self.cache_bytes = cache_bytes
         self.caching = 0 < self.decoded_bytes <= cache_bytes
         self.checked = False
         self._cache: list[Chunk] | None = None
@@ -68,6 +71,27 @@ class FirstPassSource:
         if hasattr(self.inner, "read_in"):
             self.inner.read_in(rows)
 
+    def boundaries(self):
+        """Rows where the inner source cuts for free (None: anywhere, or a user's Source)."""
+        return self.inner.boundaries() if hasattr(self.inner, "part") else None
+
+    def part(self, start: int, stop: int) -> FirstPassSource:
+        """Rows [start, stop), with their own first-pass check and cache (a process of a
+        group checks and keeps its own rows). A user's Source without ``part`` is read
+        whole and the rows in range kept (``parts.RowRange``)."""
+        inner = self.inner.part(start, stop) if hasattr(self.inner, "part") else RowRange(self.inner, start, stop)
+        part = copy.copy(self)
+        part.inner, part.n_rows = inner, inner.n_rows
+        part.weight = inner.weight
+        part.decoded_bytes = part.n_rows * part.n_features * (torch.finfo(self.dtype).bits // 8)
+        part.caching = 0 < part.decoded_bytes <= self.cache_bytes
+        part.checked, part._cache = False, None
+        return part
+
+    def split(self, count: int) -> list[FirstPassSource]:
+        """``count`` consecutive parts (see ``parts.split_rows``)."""
+        return split_rows(self, count)
+
     def fingerprint(self) -> dict:
         """The inner source's, or for a user's Source without one, a digest of its first
         chunk and last rows."""
@@ -82,14 +106,18 @@ class FirstPassSource:
             yield from self._cache
             return
         kept: list[Chunk] | None = [] if self.caching else None
+        pending = _Pending(self.gaps)  # a GPU's chunks: checked on the device, read back once a pass
         seen = ColumnsSeen(self.n_features) if self.gaps and self.every_column and not self.checked else None
         for chunk in self.inner.chunks():
             if self._own_shift is not None:  # a user's Source, in the caller's coordinates
                 chunk = replace(chunk, x=(chunk.x.to(self.device, torch.float64) - self._own_shift.to(self.device)).to(self.dtype))
             elif chunk.x.dtype != self.dtype or chunk.x.device != self.device:  # a user's Source
                 chunk = replace(chunk, x=chunk.x.to(self.device, self.dtype))
-            if not self.checked and check_values(chunk.x, chunk.row_start, self.gaps) is not None:
-                self._raise_not_finite()
+            if not self.checked:
+                if chunk.x.is_cuda:
+                    pending.add(chunk.x)
+                elif check_values(chunk.x, chunk.row_start, self.gaps) is not None:
+                    self._raise_not_finite()
             if seen is not None:
                 seen.add(chunk.x)
             if not self.checked and self._watch is not None:
@@ -97,6 +125,8 @@ class FirstPassSource:
             if kept is not None:
                 kept.append(chunk)
             yield chunk
+        if not self.checked and pending.any_bad():
+            self._raise_not_finite()
         if seen is not None:
             seen.check(self.feature_names, self.name)
         self.checked = True  # only a complete pass counts
@@ -135,3 +165,23 @@ class FirstPassSource:
         if not self.checked and check_values(out, 0, self.gaps) is not None:
             self._raise_not_finite()
         return out
+
+
+class _Pending:
+    """Finiteness of a pass's GPU chunks, on the device, and one read back to the host
+    when the pass ends, not one per chunk (which would stall the copies and kernels
+    queued behind it). A non-finite value then fails the pass before its statistics are
+    used, and :meth:`FirstPassSource._raise_not_finite` finds the rows. The element-wise
+    test, not check_finite's sum: on a GPU it costs a fraction of the chunk's copy, and
+    a sum that overflows is no false alarm."""
+
+    def __init__(self, gaps: bool) -> None:
+        self.gaps = gaps  # NaN is a missing value, allowed: infinities alone are bad (see check_values)
+        self.bad: Tensor | None = None
+
+    def add(self, x: Tensor) -> None:
+        bad = torch.isinf(x).any() if self.gaps else ~torch.isfinite(x).all()
+        self.bad = bad if self.bad is None else self.bad | bad
+
+    def any_bad(self) -> bool:
+        return self.bad is not None and bool(self.bad)

@@ -297,6 +297,7 @@ def open_source(
     identify: bool = False,
     missing_values: str = "error",
     every_column: bool = False,
+    hold_on_host: bool = False,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
@@ -314,7 +315,9 @@ def open_source(
     from the rows before the cast to ``dtype`` (see :func:`.arrays.choose_shift`); the
     source's ``shift`` says which vector was (None: none). ``identify``: warn about a
     feature that looks like a row identifier when ``columns`` is None (fitting: see
-    :mod:`.identifiers`).
+    :mod:`.identifiers`). ``hold_on_host``: in-memory data stays in host memory and
+    moves to ``device`` a chunk or a part at a time (each process of a group moves only
+    its own part).
     """
     keep = list(keep or [])
     name = describe_input(X)
@@ -364,24 +367,25 @@ def open_source(
             X = _select_frame_columns(frame, list(columns))
     names = feature_names_of(X)
     watch = IdentifierWatch(frame_candidates(X), "X") if identify and is_frame and columns is None else None
+    held = torch.device("cpu") if hold_on_host else device
     if isinstance(X, Tensor):
         if X.is_complex():
             raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
         check_shape(tuple(X.shape), min_rows=min_rows)
         offset = choose_shift(X[:PROBE_ROWS], X.dtype, dtype, shift)
-        x = X.detach().to(device=device, dtype=dtype) if offset is None else as_tensor(X, dtype, device, offset)
+        x = X.detach().to(device=held, dtype=dtype) if offset is None else as_tensor(X, dtype, held, offset)
     else:
         arr = np.asarray(_dataframe_to_numpy(X) if is_frame else to_numeric_array(X))
         check_shape(arr.shape, min_rows=min_rows)
         offset = choose_shift(arr[:PROBE_ROWS], arr.dtype, dtype, shift)
-        x = as_tensor(arr, dtype, device, offset)
+        x = as_tensor(arr, dtype, held, offset)
     # weights stay float64 whatever the compute dtype: a model normalises each chunk's
     # weights before its arithmetic, so 1e-50 or 1e37 lose nothing (float32 lost both)
     weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], torch.float64, device)
     itemsize = torch.finfo(dtype).bits // 8
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
-    source = TensorSource(x, weight, rows, names, extra, offset)
-    validate_finite(source, "X", gaps, every_column)
+    source = TensorSource(x, weight, rows, names, extra, offset, device=device)
+    validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column)  # where the rows are held
     if watch is not None:
         watch.update(x)
         watch.finish()

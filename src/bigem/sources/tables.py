@@ -13,9 +13,10 @@ every pyarrow error is re-raised as a DataError that names the file.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,7 +97,7 @@ class _ParquetReader:
         with file_errors(self.path), opened(self.path) as src, pq.ParquetFile(src, pre_buffer=True) as f:
             yield f
 
-    def batches(self, columns: list[str], batch_rows: int, threads: bool = True) -> Iterator:
+    def batches(self, columns: list[str], batch_rows: int, threads: bool = True, groups: range | None = None) -> Iterator:
         """Record batches of at most ``batch_rows`` rows, one row group at a time: batches
         that span row groups make pyarrow concatenate them, a copy that cost 1.3-2.5x a
         plain read pass (1.4M-row batches of 1M-row groups, measured).
@@ -107,10 +108,11 @@ class _ParquetReader:
         grew with the file (peak RSS 1.78 GB over a 1.46 GB file, against 0.40 GB one
         group at a time), and without pre-buffering the reads are many and small (more
         system time: 0.8-0.9 s against 0.7 s over 4e7 page-cached rows, measured).
-        ``threads``: decode columns on pyarrow's thread pool (see TableSource)."""
+        ``threads``: decode columns on pyarrow's thread pool (see TableSource);
+        ``groups``: the row groups to read (default: all)."""
         batch_rows = min(batch_rows, max(self.group_rows, default=batch_rows)) or batch_rows
         with self._open() as f:
-            for group in range(len(self.group_rows)):
+            for group in range(len(self.group_rows)) if groups is None else groups:
                 yield from f.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns, use_threads=threads)
 
     def take(self, columns: list[str], local: np.ndarray):
@@ -322,7 +324,7 @@ class TableSource:
         self.files, self.format = list(files), fmt
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
-        self._buffers = BufferPool(keep=READ_AHEAD + 2)  # the chunks in flight, and one filling
+        self._buffers = BufferPool.for_device(READ_AHEAD + 2, device)  # the chunks in flight, and one filling
         # Parquet decodes on pyarrow's thread pool, except where the E-step needs every
         # core but the decoder's: on 2 cores computing on the CPU, pool threads beside
         # the compute cost an exact iteration over 4e7 rows 13% (5.5-6.3 s against
@@ -351,6 +353,8 @@ class TableSource:
                 reader.count_rows(self.feature_names[0])
         self.file_rows = [int(r.n_rows) for r in self._readers]
         self.n_rows = sum(self.file_rows)
+        self.first_row = 0  # a part of the data set starts here (see part)
+        self.whole = True  # False for a part: the all-zero weights check is the whole's
         self.n_features = len(self.feature_names)
         if self.n_rows == 0:
             where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files ({self.files[0]}, ...)"
@@ -425,20 +429,44 @@ class TableSource:
 
     def _batches(self, wanted: list[str] | None = None) -> Iterator[tuple[object, int, int]]:
         """(record batch, index of the file, first row of the batch in the data set) of the
-        ``wanted`` columns (default: features, kept columns and the weight column)."""
+        ``wanted`` columns (default: features, kept columns and the weight column), over
+        this source's rows: a part reads only the Parquet row groups (the CSV and Arrow
+        files) that hold its rows, and skips the rest of the batches that straddle its
+        ends."""
         numeric = self.feature_names + self._weight_columns
         wanted = numeric + self.keep if wanted is None else wanted
+        lo, hi = self.first_row, self.first_row + self.n_rows
         start = 0
         for i, reader in enumerate(self._readers):
+            end = start + self.file_rows[i]
+            if end <= lo or start >= hi:
+                start = end
+                continue
+            pos = start
             if isinstance(reader, _CsvReader):
                 it = reader.batches(wanted, self.chunk_rows, numeric=[c for c in numeric if c in wanted])
             elif isinstance(reader, _ParquetReader):
-                it = reader.batches(wanted, self.chunk_rows, threads=self._decode_threads)
+                ends = np.cumsum([0] + reader.group_rows) + start
+                first = int(np.searchsorted(ends, lo, side="right")) - 1
+                last = min(int(np.searchsorted(ends, hi, side="left")), len(reader.group_rows))
+                first = max(first, 0)
+                pos = int(ends[first])
+                part = {} if (first, last) == (0, len(reader.group_rows)) else {"groups": range(first, last)}
+                it = reader.batches(wanted, self.chunk_rows, threads=self._decode_threads, **part)
             else:
                 it = reader.batches(wanted, self.chunk_rows)
-            for batch in it:
-                yield batch, i, start
-                start += batch.num_rows
+            with closing(it):
+                for batch in it:
+                    n = batch.num_rows
+                    a, b = max(lo - pos, 0), min(hi - pos, n)
+                    if b > a:
+                        yield (batch if a == 0 and b == n else batch.slice(a, b - a)), i, pos + a
+                    pos += n
+                    if pos >= hi:
+                        break
+            start = end
+            if start >= hi:
+                return
 
     def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
         checked = [n for n in (self._weight_columns if self.gaps else self.feature_names + self._weight_columns)
@@ -505,7 +533,7 @@ class TableSource:
         rows, D = self.chunk_rows, self.n_features
         pool = self._buffers
         new_weights = (lambda: pool.array((1, rows), np.float64)) if self.weight_column else (lambda: None)
-        buf, wbuf, pos, start = pool.array((D, rows), self._np_dtype()), new_weights(), 0, 0
+        buf, wbuf, pos, start = pool.array((D, rows), self._np_dtype()), new_weights(), 0, self.first_row
         kept: list = []
         total = _WeightTotal(self)
         for batch, file_index, first_row in self._batches():
@@ -532,7 +560,7 @@ class TableSource:
     def _weights(self, wbuf: np.ndarray | None, start: int, n: int) -> Tensor | None:
         if wbuf is not None:
             return self._buffers.lend(wbuf, wbuf[0, :n])
-        return None if self.weight is None else self.weight[start : start + n]
+        return None if self.weight is None else self.weight[start - self.first_row : start - self.first_row + n]
 
     @property
     def weighted(self) -> bool:
@@ -560,8 +588,36 @@ class TableSource:
 
     def chunks(self) -> Iterator[Chunk]:
         for block, weight, kept, start in self.blocks():
-            w = None if weight is None else weight.to(self.device, torch.float64)
-            yield Chunk(block.to(self.device), w, start, kept)
+            # asynchronous from pinned blocks (see buffers): the engine orders them before the E-step
+            w = None if weight is None else weight.to(self.device, torch.float64, non_blocking=True)
+            yield Chunk(block.to(self.device, non_blocking=True), w, start, kept)
+
+    def boundaries(self) -> list[int]:
+        """Rows where a part can start without reading rows it does not hold: between the
+        row groups of Parquet files, between CSV or Arrow files."""
+        ends, start = [], 0
+        for reader, n in zip(self._readers, self.file_rows):
+            if isinstance(reader, _ParquetReader):
+                ends.extend((start + np.cumsum(reader.group_rows)).tolist())
+            else:
+                ends.append(start + n)
+            start += n
+        return [0] + [e - self.first_row for e in ends if self.first_row < e < self.first_row + self.n_rows]
+
+    def part(self, start: int, stop: int) -> TableSource:
+        """Rows [start, stop) of this source, reading only the row groups (files) that hold them."""
+        part = copy.copy(self)
+        part.first_row, part.n_rows, part.whole = self.first_row + start, stop - start, False
+        part.weight = None if self.weight is None else self.weight[start:stop]
+        part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
+        return part
+
+    def split(self, count: int) -> list[TableSource]:
+        """``count`` consecutive parts, cut between row groups (files) near the balanced
+        places (see ``parts.split_rows``)."""
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
     def file_of_row(self, row: int) -> str:
         """The file that holds data-set row ``row`` (for messages)."""
@@ -569,7 +625,7 @@ class TableSource:
         return self.files[int(np.searchsorted(ends, row, side="right"))]
 
     def take(self, rows: Tensor) -> Tensor:
-        return torch.from_numpy(self._take(rows, self._np_dtype())).t().contiguous().to(self.device)
+        return torch.from_numpy(self._take(rows + self.first_row, self._np_dtype())).t().contiguous().to(self.device)
 
     def _take(self, rows: Tensor, np_dtype) -> np.ndarray:
         """The rows at sorted indices as a (D, n) array of ``np_dtype``."""
@@ -630,7 +686,7 @@ class _WeightTotal:
         return w
 
     def check(self) -> None:
-        if self.source.weight_column is not None and self.sum == 0:
+        if self.source.whole and self.source.weight_column is not None and self.sum == 0:
             raise DataError(
                 f"sample_weight column {self.source.weight_column!r} is zero in every row; "
                 "give at least one row a positive weight"

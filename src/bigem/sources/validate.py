@@ -173,3 +173,9 @@ class CheckedSource:
 
     def take(self, rows):
         return self.inner.take(rows)
+
+    def part(self, start: int, stop: int) -> CheckedSource:
+        return CheckedSource(self.inner.part(start, stop), self.check)
+
+    def split(self, count: int) -> list[CheckedSource]:
+        return [CheckedSource(p, self.check) for p in self.inner.split(count)]
