@@ -62,5 +62,5 @@ def test_variational_flag_is_checked_and_the_cli_reports_it(three, tmp_path, cap
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["table"][-1]["model"] == "BayesianGaussianMixture"
     assert out["table"][-1]["n_components"] == 3 and out["table"][-1]["bic"] is None  # JSON has no NaN
-    assert table.read_text().splitlines()[-1].startswith("BayesianGaussianMixture,3,full,nan")
+    assert table.read_text().splitlines()[-1].startswith("BayesianGaussianMixture,3,full,kmeans,nan")  # its start, then NaN
     assert isinstance(bigem.load(tmp_path / "m.bigem"), bigem.GaussianMixture)

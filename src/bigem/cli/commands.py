@@ -35,7 +35,10 @@ from ._flags import in_flags
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
-INITS = ("kmeans", "k-means++", "random", "random_from_data")
+INITS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
+# mclust's models (scikit-learn's four are VII, VVI, EEE, VVV): fit and select take them too
+MCLUST_COVARIANCES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+                      "E", "V")
 PICTURES = (".png", ".svg")
 
 
@@ -77,11 +80,15 @@ def component_range(text: str) -> list[int]:
     return ks
 
 
-def covariance_list(text: str) -> list[str]:
+def covariance_list(text: str) -> list[str] | str:
+    if text == "mclust":  # mclust's 14 models (E and V for one feature)
+        return "mclust"
     types = list(COVARIANCES) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in types if t not in COVARIANCES]
+    bad = [t for t in types if t not in COVARIANCES + MCLUST_COVARIANCES]
     if bad or not types:
-        raise argparse.ArgumentTypeError(f"unknown covariance type(s) {bad or text!r}; choose from {', '.join(COVARIANCES)} or all")
+        raise argparse.ArgumentTypeError(
+            f"unknown covariance type(s) {bad or text!r}; choose from {', '.join(COVARIANCES + MCLUST_COVARIANCES)}, "
+            "all or mclust")
     return types
 
 
@@ -112,12 +119,14 @@ def _csv(args) -> dict:
     return dict(delimiter=args.delimiter, header=not args.no_header)
 
 
-def _fit_options(p: argparse.ArgumentParser) -> None:
+def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> None:
     _data_options(p)
     p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
     p.add_argument("--sample-weight", metavar="COLUMN",
                    help="column of non-negative row weights (not a feature); a row of weight 2 counts twice")
-    p.add_argument("--init", choices=INITS, default="kmeans", help="initialisation (default kmeans)")
+    p.add_argument("--init", choices=INITS, default=init,
+                   help="initialisation; hc: mclust's hierarchical start, Gaussian mixtures only (default "
+                   + (f"{init})" if init else "hc for Gaussian mixtures, kmeans for multinomial ones)"))
     p.add_argument("--n-init", type=positive_int, default=1, help="initialisations; the best is kept (default 1)")
     p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
     p.add_argument("--tol", type=non_negative_float, default=1e-3, help="convergence threshold on the mean log-likelihood (default 1e-3)")
@@ -125,9 +134,9 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accelerate", action="store_const", const="squarem", default=None,
                    help="SQUAREM: the same optimum in fewer passes over the data when EM is slow "
                    "(overlapping components); --max-iter then counts passes")
-    p.add_argument("--stopping", choices=("gain", "aitken"), default="gain",
+    p.add_argument("--stopping", choices=("gain", "aitken", "mclust"), default="gain",
                    help="gain: stop when the mean log-likelihood rose by less than --tol (default); "
-                   "aitken: when its extrapolated limit is within --tol")
+                   "aitken: when its extrapolated limit is within --tol; mclust: mclust's relative rule")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="arithmetic precision (default float32)")
@@ -160,7 +169,8 @@ def add_parsers(sub) -> None:
                        "(a .npz sparse matrix, Parquet token lists or count columns).")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-k", "--n-components", dest="k", type=positive_int, required=True, help="number of components")
-    p.add_argument("--covariance", choices=COVARIANCES, default="full", help="covariance type (default full)")
+    p.add_argument("--covariance", choices=COVARIANCES + MCLUST_COVARIANCES, default="full",
+                   help="covariance type: scikit-learn's or one of mclust's models (default full)")
     _fit_options(p)
     counts_cli.add_family_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. model.bigem)")
@@ -230,13 +240,14 @@ def add_parsers(sub) -> None:
     p.add_argument("-k", "--n-components", dest="k", type=component_range, default=list(range(1, 11)),
                    help="numbers of components: K, LO..HI or K1,K2,... (default 1..10)")
     p.add_argument("--covariance", type=covariance_list, default=list(COVARIANCES),
-                   help="comma-separated covariance types, or all (default all)")
+                   help="comma-separated covariance types (scikit-learn's or mclust's names), all "
+                   "(scikit-learn's four, the default) or mclust (its 14 models)")
     p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
     p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
     p.add_argument("--variational", action="store_true",
                    help="also fit a BayesianGaussianMixture per covariance type (truncated at the largest K) and "
                    "report how many components it uses (never the chosen model)")
-    _fit_options(p)
+    _fit_options(p, init=None)  # hc for Gaussian mixtures (mclust's start), kmeans for multinomial ones
     counts_cli.add_family_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
     p.add_argument("--table", metavar="CSV", help="also write the table as CSV")
@@ -590,7 +601,9 @@ def run_select(args) -> int:
 
     counts_cli.check_family_options(args)
     if args.family == "multinomial":
+        args.init = args.init or "kmeans"
         return counts_cli.run_select(args)
+    args.init = args.init or "hc"
     check_output(args.output, (args.data,), what="model")
     if args.table:
         check_output(args.table, (args.data, args.output), (".csv",), what="table")

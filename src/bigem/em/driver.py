@@ -220,6 +220,13 @@ class _Run:
             callback(IterationInfo(restart, iteration, ll, change, result.seconds[-1], step.params, step.report))
         if self.stopping == "aitken":
             result.converged = aitken_converged(self.accepted, tol)
+        elif self.stopping == "mclust":
+            # mclust's rule on the total: |change| <= tol (1 + |total|); it returns the
+            # parameters it evaluated, whose log-likelihood it reports
+            total, before = objective.total, previous * objective.weight
+            result.converged = math.isfinite(before) and abs(total - before) <= tol * (1.0 + abs(total))
+            if result.converged:
+                result.params = params
         else:
             result.converged = abs(change) < tol
         return result.converged
@@ -282,8 +289,10 @@ def fit_em(
 
     ``accelerate="squarem"`` extrapolates the EM map (``em.accelerate``): an iteration is
     then a pass over the data, accepted or not, and ``max_iter`` counts passes.
-    ``stopping``: "gain" (|change of the mean objective| < tol) or "aitken" (the
-    extrapolated limit of the objective within tol of its value).
+    ``stopping``: "gain" (|change of the mean objective| < tol), "aitken" (the
+    extrapolated limit of the objective within tol of its value) or "mclust" (mclust's
+    |change of the total| <= tol (1 + |total|), and the run ends on the parameters that
+    were evaluated last, whose objective it reports, not on one more M-step).
 
     ``start``: the objective the runs continue from (a warm start's ``lower_bound_``, as
     scikit-learn does): the first iteration's change is measured from it, so a warm

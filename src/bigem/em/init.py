@@ -224,6 +224,30 @@ def from_random_responsibilities(model: Any, engine: Engine, source: Source, see
     return model.m_step(engine.reduce(task, source)).params
 
 
+def from_labels(model: Any, engine: Engine, source: Source, labels: Tensor) -> Any:
+    """Mixture parameters from one M-step on hard labels: row i of the source belongs to
+    component ``labels[i]`` (0..K-1). mclust starts EM this way from its hierarchical
+    classification (its ``me`` begins with an M-step)."""
+    probe = source.take(torch.arange(min(source.n_rows, 1024)))
+    centre = probe.double().mean(0).expand(model.n_components, -1)
+    task = Task(model, "e_step_given", (model.params_at(centre),),
+                {"resp_fn": GivenLabels(labels.to(torch.int64).cpu(), model.n_components)})
+    return model.m_step(engine.reduce(task, source)).params
+
+
+@dataclass(frozen=True)
+class GivenLabels:
+    """One-hot responsibilities of a chunk's rows from labels indexed by row number."""
+
+    labels: Tensor  # (n_rows,) int64
+    n_components: int
+
+    def __call__(self, chunk: Chunk) -> Tensor:
+        rows = self.labels[chunk.row_start : chunk.row_start + chunk.n_rows]
+        hot = torch.nn.functional.one_hot(rows, self.n_components)
+        return hot.to(device=chunk.x.device, dtype=chunk.x.dtype)
+
+
 @dataclass(frozen=True)
 class RandomResponsibilities:
     """Uniform random responsibilities of a chunk's rows, normalised per row."""

@@ -65,7 +65,7 @@ EXECUTION = dict(
     engine=_params.Choice(("auto", "local", "dask", "torch")),
     client=_params.Client(),
     accelerate=_params.Optional(_params.Choice(("squarem",))),
-    stopping=_params.Choice(("gain", "aitken")),
+    stopping=_params.Choice(("gain", "aitken", "mclust")),
 )
 
 # The parameters of online EM, which a model without it (a variational one) leaves out.
@@ -127,11 +127,15 @@ _CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto
         same optimum in fewer passes over the data when EM is slow (overlapping
         components); a step that would lower the log-likelihood is replaced by the plain
         EM step. Exact EM only. ``max_iter`` and ``n_iter_`` then count passes.
-    stopping : {'gain', 'aitken'}, default='gain'
+    stopping : {'gain', 'aitken', 'mclust'}, default='gain'
         'gain': stop when the mean log-likelihood rose by less than ``tol``
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
         ``tol`` of its value, which lands closer to the optimum at the price of more passes
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
+        'mclust': mclust's rule, |change of the total log-likelihood| <= tol (1 + |total|)
+        (mclust's tol is 1e-5), ending on the parameters last evaluated, whose
+        log-likelihood mclust reports: with ``init_params='hc'`` and ``reg_covar=0`` a fit
+        retraces mclust's to its printed digits.
 """
 
 MIXTURE_DOC = _EXECUTION_DOC + _ONLINE_DOC + _CLUSTER_DOC

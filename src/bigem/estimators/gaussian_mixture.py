@@ -8,16 +8,30 @@ from __future__ import annotations
 
 import torch
 
+import numpy as np
+
 from .._core.errors import ParameterError
 from ..em.init import from_centres, from_random_responsibilities, lloyd, seeds
-from ..models.covariance import NAMES, structure
+from ..models.covariance import ALL_NAMES, structure
+from ..models.eigen import NO_PRIOR, decompose
 from ..models.gaussian import GaussianComponent
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
 from ._mixture import EXECUTION, MISSING, MISSING_DOC, MIXTURE_DOC, _BaseMixture
+from .hierarchical import HCTree, build
+from .priors import PriorSpec, resolve_prior
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
+
+
+class _Init(_params.Constraint):
+    """One of :data:`INIT_METHODS`, or an :class:`HCTree` built beforehand (``bigem.hc``)."""
+
+    def check(self, value, name, owner):
+        if isinstance(value, HCTree):
+            return value
+        return _params.Choice(INIT_METHODS).check(value, name, owner)
 
 
 def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.Generator):
@@ -52,9 +66,16 @@ class GaussianMixture(_BaseMixture):
     ----------
     n_components : int, default=1
         Number of mixture components K.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
-        'full': each component its own covariance matrix; 'tied': one shared matrix;
-        'diag': each component a diagonal matrix; 'spherical': each a single variance.
+    covariance_type : str, default='full'
+        scikit-learn's 'full' (each component its own covariance matrix), 'tied' (one
+        shared matrix), 'diag' (each a diagonal matrix), 'spherical' (each a single
+        variance); or one of mclust's models Sigma_k = lambda_k D_k A_k D_k^T, volume,
+        shape and orientation each Equal, Variable or Identity: 'EII', 'VII', 'EEI',
+        'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE', 'VVE', 'EEV', 'VEV', 'EVV', 'VVV', and
+        'E', 'V' for one feature. 'VII', 'VVI', 'EEE' and 'VVV' are 'spherical', 'diag',
+        'tied' and 'full' (identical results); ``covariances_`` keeps scikit-learn's
+        layout: (K,) for EII, VII, E, V; (K, D) for EEI, VEI, EVI, VVI; (D, D) for EEE;
+        (K, D, D) for the others.
     tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood.
     reg_covar : float, default=1e-6
@@ -64,17 +85,32 @@ class GaussianMixture(_BaseMixture):
         then -inf), as scikit-learn does.
     n_init : int, default=1
         Number of initialisations; the one with the highest lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'} or HCTree, default='kmeans'
         'kmeans': k-means++ seeds on a sample, then Lloyd iterations over all rows;
         'k-means++' / 'random_from_data': seeds (k-means++ or uniform rows) then one
-        nearest-seed assignment pass; 'random': random responsibilities.
+        nearest-seed assignment pass; 'random': random responsibilities; 'hc': mclust's
+        start, one M-step from the classes of a model-based hierarchical clustering
+        (VVV criterion on the SVD-transformed rows; quantile classes for one feature) of
+        the rows, or of a sample of 2000 of them on bigger data; an :class:`HCTree` from
+        ``bigem.hc(X, ...)``: that tree (its criterion, transform and sample size), built
+        once for every K and covariance type.
     weights_init : array-like of shape (n_components,), default=None
         Initial weights (non-negative, summing to 1).
     means_init : array-like of shape (n_components, n_features), default=None
         Initial means.
     precisions_init : array-like, default=None
         Initial precisions (inverse covariances), shaped as for ``covariance_type``:
-        (K,), (D, D), (K, D) or (K, D, D) for spherical, tied, diag, full.
+        (K,), (D, D), (K, D) or (K, D, D) for spherical, tied, diag, full (mclust's
+        models: as ``covariances_``, and of the model's structure).
+    prior : None, 'default' or dict, default=None
+        A conjugate prior, which turns each M-step into its MAP update (Fraley and
+        Raftery, 2007): 'default' is mclust's ``defaultPrior`` (shrinkage 0.01 towards
+        the data's mean, D + 2 degrees of freedom, scale the data's covariance divided
+        by K^(2/D); for the diagonal and spherical models the mean variance so scaled;
+        one feature: 3 and the variance / K^2); a dict overrides any of its keys
+        'shrinkage', 'mean', 'dof', 'scale'. Not available for EVE, VEE, VVE and EVV
+        (mclust has no prior for them). BIC and ICL stay 2 log L - p log n at the MAP
+        parameters, as mclust defines them with a prior. ``prior_`` holds the values used.
 """
         + MIXTURE_DOC
         + MISSING_DOC
@@ -96,6 +132,14 @@ class GaussianMixture(_BaseMixture):
     history_ : list of dict
         Per restart: ``log_likelihood``, ``seconds`` and ``accepted`` per pass,
         ``converged``, ``n_iter``.
+    volume_, shape_, orientation_ : ndarray
+        The decomposition Sigma_k = volume_[k] orientation_[k] diag(shape_[k])
+        orientation_[k]^T: volumes det(Sigma_k)^(1/D) (K,), shapes with product 1 (K, D)
+        (in the features' order for the diagonal models, else largest first; for a
+        common orientation, in that orientation's order), orientations (K, D, D) with
+        eigenvectors as columns (the identity for diagonal models).
+    prior_ : dict
+        Only with ``prior``: the hyper-parameters used (shrinkage, mean, dof, scale).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X had string column names.
@@ -105,12 +149,13 @@ class GaussianMixture(_BaseMixture):
     _structural = ("n_components", "covariance_type")
     _constraints = dict(
         n_components=_params.Int(1),
-        covariance_type=_params.Choice(NAMES),
+        covariance_type=_params.Choice(ALL_NAMES),
         reg_covar=_params.Float(0.0),
-        init_params=_params.Choice(INIT_METHODS),
+        init_params=_Init(),
         weights_init=_params.Passed(),
         means_init=_params.Passed(),
         precisions_init=_params.Passed(),
+        prior=PriorSpec(),
         **EXECUTION,
         **MISSING,
     )
@@ -130,6 +175,7 @@ class GaussianMixture(_BaseMixture):
         weights_init=None,
         means_init=None,
         precisions_init=None,
+        prior=None,
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -159,6 +205,7 @@ class GaussianMixture(_BaseMixture):
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
+        self.prior = prior
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -213,11 +260,47 @@ class GaussianMixture(_BaseMixture):
                             id_column=id_column)
 
     # ------------------------------------------------------------------ the family
+    def _settle(self, values: dict) -> None:
+        if values.get("prior") is not None and values["covariance_type"] in NO_PRIOR:
+            raise ParameterError(
+                f"prior={values['prior']!r} is not available for covariance_type={values['covariance_type']!r}: "
+                f"mclust has no conjugate prior for {', '.join(NO_PRIOR)}; choose another model or prior=None"
+            )
+
     def _model(self, s) -> MixtureModel:
         advice = f"increase reg_covar (now {s.reg_covar:g}), lower n_components, or standardise X"
-        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice,
+        # the prior is resolved against the data when a fit starts (``_fit``); a model made
+        # before that (to learn the row dtype, or for inference) runs no M-step
+        prior = getattr(self, "_prior_", None) if s.prior is not None else None
+        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice, prior=prior,
                                       gaps=s.missing_values == "fiml")
         return MixtureModel(component, s.n_components, s.dtype)
+
+    def _fit(self, source, engine, s, callback, checkpoint, checkpoint_every):
+        if s.prior is not None:
+            self._prior_ = resolve_prior(s.prior, structure(s.covariance_type), s.n_components, source, engine)
+            self.prior_ = self._prior_.describe(source.shift)
+        return super()._fit(source, engine, s, callback, checkpoint, checkpoint_every)
+
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+        if self._settings().prior is not None:
+            raise ParameterError(
+                "prior= is resolved against the whole data when fit() starts (its mean and scale come from the "
+                "data), so partial_fit cannot use it; fit with algorithm='online' for online EM with a prior, or "
+                "pass prior=None"
+            )
+        return super().partial_fit(X, y, sample_weight, columns=columns)
+
+    partial_fit.__doc__ = _BaseMixture.partial_fit.__doc__
+
+    def _hyper_parameters(self, as_fitted: bool = True):
+        values, arrays = super()._hyper_parameters(as_fitted)
+        if isinstance(self.init_params, HCTree):  # a file keeps the method; a refit builds the tree again
+            values["init_params"] = "hc"
+        if isinstance(self.prior, dict):
+            values["prior"] = {k: (np.asarray(v, dtype=np.float64).tolist() if not isinstance(v, (int, float)) else v)
+                               for k, v in self.prior.items()}
+        return values, arrays
 
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
         """Initial parameters by ``init_params``; user-given parts replace the computed ones.
@@ -228,6 +311,7 @@ class GaussianMixture(_BaseMixture):
         """
         K, D = s.n_components, source.n_features
         st = structure(s.covariance_type)
+        st.check_features(D)
         weights = None if self.weights_init is None else _params.check_weights_init(self.weights_init, K)
         means = None if self.means_init is None else _params.check_means_init(self.means_init, K, D)
         if means is not None and offset is not None:  # in the coordinates of the rows
@@ -239,6 +323,10 @@ class GaussianMixture(_BaseMixture):
             return model.make_params(weights, means, cov)
         if means is not None:
             base = from_centres(model, engine, source, means)
+        elif isinstance(s.init_params, HCTree) or s.init_params == "hc":
+            tree = s.init_params if isinstance(s.init_params, HCTree) else build(
+                source, generator=generator, engine=engine, offset=offset)
+            base = tree.initial_parameters(model, engine, source, K, offset, s.device)
         else:
             base = initial_from_data(model, engine, source, s, generator)
         return model.make_params(
@@ -253,7 +341,10 @@ class GaussianMixture(_BaseMixture):
         self.means_ = p.means.numpy().copy()
         self.covariances_ = p.covariances.numpy().copy()
         self.precisions_cholesky_ = p.prec_chol.numpy().copy()
-        if structure(self._fit_structure_["covariance_type"]).kernel != "diag":
+        st = structure(self._fit_structure_["covariance_type"])
+        volume, shape, orientation = decompose(st, p.covariances, *p.means.shape)
+        self.volume_, self.shape_, self.orientation_ = volume.numpy(), shape.numpy(), orientation.numpy()
+        if st.kernel != "diag":
             self.precisions_ = (p.prec_chol @ p.prec_chol.transpose(-1, -2)).numpy()
         else:
             self.precisions_ = p.prec_chol.square().numpy()
@@ -277,8 +368,9 @@ class GaussianMixture(_BaseMixture):
         if st.kernel != "diag" and not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-10, atol=0.0):
             raise ParameterError("invalid parameters: covariances are not symmetric; the file is damaged")
         params = self._model(s).make_params(weights, means, cov)
-        tied = st.name == "tied"
-        _params.check_scale("component", means=means, variances=_params.variances_of(cov, st.name, 1 if tied else K),
+        tied = st.kernel == "tied"
+        layout = {"full": "full", "tied": "tied"}.get(st.kernel, "diag")
+        _params.check_scale("component", means=means, variances=_params.variances_of(cov, layout, 1 if tied else K),
                             tied=tied)
         return params
 

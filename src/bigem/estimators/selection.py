@@ -1,5 +1,12 @@
 """Model selection: fit every (K, covariance type) candidate and rank them by BIC, AIC or ICL.
 
+mclust's strategy by default: every candidate starts from one model-based hierarchical
+clustering of the data (``init_params='hc'``, the tree built once for the whole grid),
+and every K + 1 fit is also started from the K fit of the same covariance type with one
+component split in two, the better of the two kept, so a larger K never ends below a
+smaller one. ``covariance_types='mclust'`` is mclust's family: its 14 models (E and V
+for one feature), for K = 1..9 by default.
+
 Sign convention: scikit-learn's, lower is better::
 
     BIC = -2 log L + p log n        AIC = -2 log L + 2 p
@@ -28,17 +35,21 @@ import torch
 
 from .._core.errors import DegenerateFitWarning, ParameterError
 from .._core.optional import require
-from ..models.covariance import NAMES, structure
+from ..models.covariance import ALL_NAMES, structure
+from ..models.eigen import MULTIVARIATE, NO_PRIOR, UNIVARIATE
+from . import _params
 from ._mixture import sample_size
 from .bayesian_mixture import BayesianGaussianMixture
 from .families import family_estimator
 from .gaussian_mixture import GaussianMixture
+from .hierarchical import HCTree, build
 
 CRITERIA = ("bic", "aic", "icl")
 COLUMNS = (
     "model",
     "n_components",
     "covariance_type",
+    "start",
     "log_likelihood",
     "n_parameters",
     "bic",
@@ -66,9 +77,11 @@ class SelectionResult:
     table : list of dict
         One row per candidate, in fitting order, with the keys of ``COLUMNS``: model (the
         estimator's class name: 'GaussianMixture', 'MultinomialMixture' or
-        'BayesianGaussianMixture'), n_components, covariance_type, log_likelihood (total,
+        'BayesianGaussianMixture'), n_components, covariance_type, start (the start the
+        kept fit came from: 'hc', 'kmeans', ..., or 'split' for the K - 1 fit with a component
+        split), log_likelihood (total,
         weighted), n_parameters, bic, aic, icl (lower is better for all three), converged,
-        degenerate, n_iter, seconds (fit plus scoring). A BayesianGaussianMixture row's
+        degenerate, n_iter, seconds (every start's fit plus scoring). A BayesianGaussianMixture row's
         n_components is the number of components it uses (those holding at least one row:
         see :func:`used_components`); its log_likelihood, n_parameters and criteria are NaN.
     estimators_ : list of GaussianMixture (or the family's estimator, or BayesianGaussianMixture)
@@ -102,9 +115,29 @@ class SelectionResult:
         pd = require("pandas", "to_pandas()")
         return pd.DataFrame(self.table, columns=list(COLUMNS))
 
+    def summary(self, criterion: str | None = None, n: int = 3) -> str:
+        """The best ``n`` candidates, as mclust's ``summary(BIC)`` shows them ("EEE,3" ...),
+        with each one's distance from the best. bigem's sign: lower is better, the
+        criterion is minus mclust's (mclust prints 2 log L - p log n, higher is better)."""
+        criterion = criterion or self.criterion
+        if criterion not in CRITERIA:
+            raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
+        eligible = [i for i, r in enumerate(self.table)
+                    if (r["n_components"], r["covariance_type"]) not in self.dropped and r["model"] != VARIATIONAL]
+        ranked = sorted(eligible, key=lambda i: (self.table[i][criterion], self.table[i]["n_components"], i))[:n]
+        name = criterion.upper()
+        labels = [f"{self.table[i]['covariance_type']},{self.table[i]['n_components']}" for i in ranked]
+        values = [self.table[i][criterion] for i in ranked]
+        width = max(12, *(len(label) + 2 for label in labels))
+        lines = [f"Best {name} values (bigem's sign: lower is better; mclust prints minus these, higher is better):",
+                 " " * 10 + "".join(f"{label:>{width}}" for label in labels),
+                 f"{name:<10}" + "".join(f"{v:>{width}.3f}" for v in values),
+                 f"{name + ' diff':<10}" + "".join(f"{v - values[0]:>{width}.3f}" for v in values)]
+        return "\n".join(lines)
+
     def format_table(self) -> str:
         """A fixed-width text table, the chosen candidate marked with '*'."""
-        head = f"  {'K':>3} {'covariance':<10} {'log-lik':>14} {'params':>7} {'BIC':>14} {'AIC':>14} {'ICL':>14} {'iter':>5} {'sec':>7}  notes"
+        head = f"  {'K':>3} {'covariance':<10} {'start':<8} {'log-lik':>14} {'params':>7} {'BIC':>14} {'AIC':>14} {'ICL':>14} {'iter':>5} {'sec':>7}  notes"
         lines = [head]
         for i, r in enumerate(self.table):
             notes = []
@@ -117,7 +150,7 @@ class SelectionResult:
                              f"{self.estimators_[i].lower_bound_:.6g}")
             mark = "*" if i == self.best_index_ else " "
             lines.append(
-                f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['log_likelihood']:>14.6g} "
+                f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['start']:<8} {r['log_likelihood']:>14.6g} "
                 f"{r['n_parameters']:>7} {r['bic']:>14.6g} {r['aic']:>14.6g} {r['icl']:>14.6g} "
                 f"{r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
             )
@@ -129,12 +162,13 @@ ALL_TYPES = ("full", "diag", "spherical", "tied")
 
 def select(
     X,
-    n_components=range(1, 11),
+    n_components=None,
     covariance_types=None,
     criterion: str = "bic",
     *,
     family: str = "gaussian",
     keep_degenerate: bool = False,
+    split: bool = True,
     sample_weight=None,
     columns=None,
     callback=None,
@@ -149,11 +183,15 @@ def select(
     X : array-like of shape (n_samples, n_features), tensor, DataFrame or path
         Anything the family's ``fit`` accepts (for 'multinomial': sparse matrices, .npz
         files, token lists).
-    n_components : int or iterable of int, default=range(1, 11)
+    n_components : int or iterable of int, default=None
+        range(1, 10) (mclust's 1..9) for ``covariance_types='mclust'``, else range(1, 11).
     covariance_types : str or iterable of str, default=None
-        Gaussian family only; None: ('full', 'diag', 'spherical', 'tied').
+        Gaussian family only. None: ('full', 'diag', 'spherical', 'tied'). Any of
+        GaussianMixture's covariance types, or 'mclust': mclust's 14 models (EII ... VVV;
+        with n_samples <= n_features only its 6 spherical and diagonal ones), or E and V
+        for one feature; with a ``prior``, without EVE, VEE, VVE and EVV, as mclust does.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
-        Lower is better (scikit-learn's sign; mclust's BIC is minus ours).
+        Lower is better (scikit-learn's sign; mclust's BIC and ICL are minus ours).
     family : {'gaussian', 'multinomial'}, default='gaussian'
         The mixture fitted: :class:`GaussianMixture` or :class:`MultinomialMixture`
         (whose candidates differ in K only; the table's covariance_type is None).
@@ -161,6 +199,11 @@ def select(
         Let degenerate fits (a component collapsed onto repeated values, its variance
         at the ``reg_covar`` floor) be chosen. By default they are excluded, as mclust
         does, and a :class:`DegenerateFitWarning` names them.
+    split : bool, default=True
+        Gaussian family: also start each K fit from the K - 1 fit of the same covariance type with its
+        component of largest weight x variance split along its principal axis, and keep
+        the start that ends higher (the table's ``start`` says which): a K fit then never
+        ends below the K - 1 fit, whose likelihood that start begins from.
     sample_weight : array-like of shape (n_samples,) or str (a column of X), default=None
         Frequency weights: the log-likelihood is weighted and n is their sum.
     columns : list of str, default=None
@@ -175,17 +218,23 @@ def select(
         row informs; it is never chosen, as it has no likelihood to penalise.
     **params
         Passed to every :class:`GaussianMixture` (``n_init``, ``tol``, ``max_iter``,
-        ``reg_covar``, ``random_state``, ``dtype``, ``device``, ...).
+        ``reg_covar``, ``prior``, ``random_state``, ``dtype``, ``device``, ...).
+        ``init_params`` defaults to 'hc' here (mclust's start), the tree built once
+        (``bigem.hc``) for every candidate; pass an :class:`HCTree` to choose its
+        criterion, transform or sample size.
 
     Returns
     -------
     SelectionResult
     """
-    ks = _check_components(n_components)
     cls = family_estimator(family)
     gaussian = cls is GaussianMixture
+    mclust = gaussian and isinstance(covariance_types, str) and covariance_types == "mclust"
+    ks = _check_components(range(1, 10) if n_components is None and mclust else
+                           range(1, 11) if n_components is None else n_components)
     if gaussian:
-        types = _check_types(ALL_TYPES if covariance_types is None else covariance_types)
+        if not mclust:  # a misspelt name fails before the data is read
+            types = _check_types(ALL_TYPES if covariance_types is None else covariance_types)
     elif covariance_types is not None:
         raise ParameterError(
             f"covariance types apply to the Gaussian family, not to family={family!r}; leave covariance_types out"
@@ -194,7 +243,7 @@ def select(
         types = [None]
     if criterion not in CRITERIA:
         raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
-    for flag, value in (("keep_degenerate", keep_degenerate), ("variational", variational)):
+    for flag, value in (("keep_degenerate", keep_degenerate), ("split", split), ("variational", variational)):
         if not isinstance(value, (bool, np.bool_)):
             raise ParameterError(f"{flag} must be True or False; got {value!r}")
     for name in ("n_components", "covariance_type"):
@@ -205,24 +254,53 @@ def select(
         raise ParameterError(
             f"select() got unknown {cls.__name__} parameter(s) {unknown}; valid: {cls._param_names()}"
         )
-    cls(**params)._settings()  # bad values fail before any fit
     if variational and not gaussian:
         raise ParameterError(f"variational=True adds BayesianGaussianMixture rows: Gaussian family only, not "
                              f"family={family!r}")
-    shared = {name: value for name, value in params.items() if name in BayesianGaussianMixture._param_names()}
+    # the variational rows take the user's parameters (k-means start unless one of theirs is given)
+    shared = {name: value for name, value in params.items()
+              if name in BayesianGaussianMixture._param_names() and not (name == "init_params" and value == "hc")}
+    if gaussian:
+        params = {"init_params": "hc", **params}
+        s = GaussianMixture(**params)._settings()  # bad values fail before any fit
+        n_rows, n_features, tree = _survey(X, s, params, sample_weight, columns)
+        if tree is not None:
+            params["init_params"] = tree
+        if mclust:
+            types = _mclust_types(n_rows, n_features, params.get("prior"))
+        for ct in types:
+            structure(ct).check_features(n_features)
+            if params.get("prior") is not None and ct in NO_PRIOR:
+                raise ParameterError(f"covariance type {ct!r} has no prior in mclust; drop it or pass prior=None")
+    else:
+        cls(**params)._settings()  # bad values fail before any fit
 
     table, estimators = [], []
     for ct in types:
+        previous = None
         for k in ks:
             started = time.perf_counter()
             est = cls(k, **({"covariance_type": ct} if gaussian else {}), **params).fit(
                 X, sample_weight=sample_weight, columns=columns, callback=callback
             )
+            start = _start_name(params.get("init_params", "kmeans"))
             row = criteria(est, X, sample_weight, columns)
+            if gaussian and split and previous is not None and previous[0] == k - 1:
+                # the split start; if the better start still ends below the K - 1 fit (EM
+                # stops early, or in a poorer optimum), the K - 1 fit with a component
+                # duplicated: an EM fixed point with exactly its likelihood
+                for spread in (SPLIT_SPREAD, 0.0):
+                    other = _split_fit(previous[1], k, ct, params, X, sample_weight, columns, callback, spread)
+                    other_row = None if other is None else criteria(other, X, sample_weight, columns)
+                    if other_row is not None and other_row["log_likelihood"] > row["log_likelihood"]:
+                        est, start, row = other, "split", other_row
+                    if row["log_likelihood"] >= previous[2]:
+                        break
             row.update(
                 model=cls.__name__,
                 n_components=k,
                 covariance_type=ct,
+                start=start,
                 converged=bool(est.converged_),
                 degenerate=bool(degenerate_components(est)) if gaussian else False,
                 n_iter=int(est.n_iter_),
@@ -230,6 +308,7 @@ def select(
             )
             table.append({c: row[c] for c in COLUMNS})
             estimators.append(est)
+            previous = (k, est, row["log_likelihood"])
         if variational:
             started = time.perf_counter()
             est = BayesianGaussianMixture(n_components=max(ks), covariance_type=ct, **shared).fit(
@@ -238,7 +317,7 @@ def select(
             nan = math.nan
             table.append(dict(
                 model=VARIATIONAL, n_components=len(used_components(est)), covariance_type=ct,
-                log_likelihood=nan, n_parameters=nan, bic=nan, aic=nan, icl=nan, converged=bool(est.converged_),
+                start=_start_name(shared.get("init_params", "kmeans")), log_likelihood=nan, n_parameters=nan, bic=nan, aic=nan, icl=nan, converged=bool(est.converged_),
                 degenerate=bool(set(degenerate_components(est)) & set(used_components(est))),
                 n_iter=int(est.n_iter_), seconds=time.perf_counter() - started,
             ))
@@ -267,6 +346,65 @@ def select(
         )
     best = min(eligible, key=lambda i: (table[i][criterion], i))
     return SelectionResult(table, estimators, criterion, best, dropped)
+
+
+SPLIT_SPREAD = math.sqrt(2.0 / math.pi)
+
+
+def _survey(X, s, params, sample_weight, columns) -> tuple[int, int, HCTree | None]:
+    """The rows and features of X, and the hierarchical tree every candidate starts from
+    (built once, when ``init_params`` is 'hc')."""
+    est = GaussianMixture(**{k: v for k, v in params.items() if k != "init_params"})
+    with est._execution(X, est._settings(), sample_weight, columns) as (engine, source):
+        tree = None
+        if isinstance(s.init_params, str) and s.init_params == "hc":
+            generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+            tree = build(source, generator=generator, engine=engine, offset=source.shift)
+        return source.n_rows, source.n_features, tree
+
+
+def _mclust_types(n_rows: int, n_features: int, prior) -> list[str]:
+    """mclust's default models for the data: E and V for one feature; the 14 multivariate
+    ones, only the spherical and diagonal six when n <= d; none without a prior for EVE,
+    VEE, VVE, EVV when there is one (mclustBIC's rules)."""
+    if n_features == 1:
+        return list(UNIVARIATE)
+    types = list(MULTIVARIATE) if n_rows > n_features else list(MULTIVARIATE[:6])
+    return [t for t in types if prior is None or t not in NO_PRIOR]
+
+
+def _start_name(init) -> str:
+    return "hc" if isinstance(init, HCTree) else str(init)
+
+
+def _split_fit(smaller: GaussianMixture, k: int, ct: str, params: dict, X, sample_weight, columns, callback,
+               spread: float):
+    """The K fit started from the K - 1 fit with one component split: the one of largest
+    weight x total variance, into two halves of its weight, means moved +- ``spread``
+    standard deviations along its principal axis (sqrt(2 / pi): the means of a
+    Gaussian's two halves; 0: an exact duplicate, where EM stays), its covariance
+    copied (so every constraint of the structure still holds)."""
+    st = structure(ct)
+    K, D = smaller.means_.shape
+    cov = torch.as_tensor(np.asarray(smaller.covariances_, dtype=np.float64))
+    dense = st.dense(cov, K, D).numpy()
+    c = int(np.argmax(smaller.weights_ * np.trace(dense, axis1=1, axis2=2)))
+    val, vec = np.linalg.eigh(dense[c])
+    step = spread * math.sqrt(max(val[-1], 0.0)) * vec[:, -1]
+    weights = np.r_[smaller.weights_, smaller.weights_[c] / 2]
+    weights[c] /= 2
+    means = np.r_[smaller.means_, (smaller.means_[c] + step)[None]]
+    means[c] = means[c] - step
+    precisions = np.asarray(smaller.precisions_, dtype=np.float64)
+    if st.kernel != "tied":
+        precisions = np.concatenate([precisions, precisions[c:c + 1]])
+    start = {**params, "init_params": "kmeans", "n_init": 1}  # every parameter is given: no k-means runs
+    try:
+        return GaussianMixture(k, covariance_type=ct, weights_init=weights, means_init=means,
+                               precisions_init=precisions, **start).fit(
+            X, sample_weight=sample_weight, columns=columns, callback=callback)
+    except (ParameterError, ValueError):  # a start the structure cannot hold: the other start stands
+        return None
 
 
 def degenerate_components(est: GaussianMixture) -> list[int]:
@@ -333,10 +471,10 @@ def _check_components(value) -> list[int]:
 def _check_types(value) -> list[str]:
     types = [value] if isinstance(value, str) else list(value)
     if not types:
-        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(NAMES))
+        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(ALL_NAMES) + " or 'mclust'")
     for t in types:
-        if t not in NAMES:
-            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(NAMES)}")
+        if t not in ALL_NAMES:
+            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(ALL_NAMES)} or 'mclust'")
     return list(dict.fromkeys(types))
 
 

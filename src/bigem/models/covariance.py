@@ -69,6 +69,28 @@ class Prior:
         return nonzero(self.covars_prior) or nonzero(self.means_weight)
 
 
+@dataclass(frozen=True, slots=True)
+class MclustPrior(Prior):
+    """mclust's conjugate prior (Fraley and Raftery, 2007): means Normal(means_prior,
+    Sigma_k / means_weight) (``means_weight`` is mclust's shrinkage kappa), and on the
+    covariances an inverse-Wishart with ``dof`` degrees of freedom and ``scale`` (a
+    (D, D) matrix) for the ellipsoidal models, or inverse-gamma(dof / 2, scale / 2) on
+    each variance for the diagonal and spherical ones (``scale`` a number).
+
+    A prior on a covariance shared by every component (EII, EEI, EEE, E) counts once;
+    on any other model it sits on each component's covariance. The MAP M-step is then
+    the structure's own M-step on augmented statistics (:meth:`Structure.augment`), so
+    every model gets its exact posterior mode from the same code.
+    """
+
+    dof: float = 0.0
+    scale: Tensor | float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return True
+
+
 def _wishart_log_density(cov: Tensor, scale: Tensor, a: float) -> Tensor:
     """sum_k -(a/2) log|cov_k| - tr(scale_k cov_k^-1)/2: (K, D, D) float64 -> a scalar."""
     chol = torch.linalg.cholesky(cov)
@@ -83,6 +105,10 @@ class Structure(ABC):
     name: str = ""
     kernel: str = ""  # 'full' | 'tied' | 'diag': the E-step layout (see the module docstring)
     what: str = "covariance of component"  # how messages name one of its matrices
+    # how mclust's conjugate prior sits on it: 'matrix' (inverse-Wishart), 'diagonal' or
+    # 'spherical' (inverse-gamma on each variance); ``shared``: one covariance for all
+    prior_kind: str = "matrix"
+    shared: bool = False
 
     # ---------------------------------------------------------------- layout
     @abstractmethod
@@ -142,8 +168,63 @@ class Structure(ABC):
         return s2.clamp_(min=0)
 
     @abstractmethod
-    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
-        """Maximum-likelihood covariances from the scatter, plus ``reg``."""
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
+        """Maximum-likelihood covariances from the scatter, plus ``reg``; ``old`` (the
+        previous covariances) warm-starts the structures whose M-step iterates."""
+
+    def augment(self, n_k: Tensor, scatter: Tensor, diff: Tensor, prior: MclustPrior) -> tuple[Tensor, Tensor]:
+        """The counts and scatter whose maximum-likelihood M-step is the MAP M-step under
+        mclust's prior: each component's scatter gains ``means_weight * diff diff^T`` (the
+        mean's prior, about the MAP means) and the covariance prior's scale, its count
+        the prior's degrees of freedom (for a shared covariance, both spread over the K
+        components so the prior counts once). diff (K, D): new means minus means_prior."""
+        K, D = diff.shape
+        kappa = float(prior.means_weight)
+        m = 1.0 if kappa > 0 else 0.0
+        nu = float(prior.dof)
+        scale = torch.as_tensor(prior.scale, dtype=torch.float64, device=diff.device)
+        spread = K if self.shared else 1
+        if self.prior_kind == "matrix":
+            extra, add = (nu + D + 1) / spread, scale.expand(D, D) / spread
+        elif self.prior_kind == "diagonal":
+            extra, add = (nu + 2) / spread, scale.reshape(()) / spread
+        else:  # one inverse-gamma per spherical variance, spread over its D diagonal entries
+            extra, add = (nu + 2) / (spread * D), scale.reshape(()) / (spread * D)
+        counts = n_k + m + extra
+        if self.kernel == "diag":
+            return counts, scatter + kappa * diff.square() + (torch.diagonal(add) if add.ndim == 2 else add)
+        outer = kappa * diff[:, :, None] * diff[:, None, :]
+        if self.kernel == "tied":
+            return counts, scatter + outer.sum(0) + (add if add.ndim == 2 else add * torch.eye(D, dtype=diff.dtype))
+        return counts, scatter + outer + (add if add.ndim == 2 else add * torch.eye(D, dtype=diff.dtype))
+
+    def mclust_map(self, n_k: Tensor, scatter: Tensor, diff: Tensor, prior: MclustPrior, old: Tensor | None,
+                   reg: float) -> Tensor:
+        """MAP covariances under mclust's prior (see :meth:`augment`), plus ``reg``."""
+        counts, augmented = self.augment(n_k, scatter, diff, prior)
+        return self.maximise(counts, augmented, reg, old)
+
+    def mclust_log_prior(self, cov: Tensor, diff: Tensor, prior: MclustPrior) -> Tensor:
+        """log p(Sigma, means) up to a constant under mclust's prior: -1/2 sum_k of
+        extra_k log|Sigma_k| + tr((scale_k + kappa diff_k diff_k^T) Sigma_k^-1), in the
+        augmented form whose maximiser :meth:`mclust_map` is."""
+        K, D = diff.shape
+        zeros = torch.zeros(K, dtype=torch.float64, device=diff.device)
+        dense = self.dense(cov, K, D)
+        if self.kernel == "diag":
+            empty = torch.zeros(K, D, dtype=torch.float64, device=diff.device)
+        else:
+            empty = torch.zeros(K, D, D, dtype=torch.float64, device=diff.device)
+            empty = empty.sum(0) if self.kernel == "tied" else empty
+        counts, added = self.augment(zeros, empty, diff, prior)
+        if self.kernel == "diag":
+            added = torch.diag_embed(added)
+        elif self.kernel == "tied":
+            added = added.expand(K, D, D) / K
+        chol = torch.linalg.cholesky(dense)
+        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        trace = torch.diagonal(torch.cholesky_solve(added.contiguous(), chol), dim1=-2, dim2=-1).sum(-1)
+        return -0.5 * (counts * log_det + trace).sum()
 
     @abstractmethod
     def log_prior(self, cov: Tensor, diff: Tensor, prior: Prior) -> Tensor:
@@ -156,6 +237,10 @@ class Structure(ABC):
         nothing to estimate from keep ``old``. diff (K, D): new means minus means_prior."""
 
     # ---------------------------------------------------------------- user input
+    def check_features(self, D: int) -> None:
+        """ParameterError when the structure does not exist for D features (mclust's
+        univariate E and V)."""
+
     def check_shape(self, value: Tensor, K: int, D: int, name: str) -> None:
         if tuple(value.shape) != self.shape(K, D):
             raise ParameterError(
@@ -288,7 +373,7 @@ class Full(_Matrix):
         outer = d[:, :, None] * sum_x[:, None, :]
         return sum_xx - outer - outer.transpose(1, 2) + n_k[:, None, None] * d[:, :, None] * d[:, None, :]
 
-    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
         cov = scatter / n_k[:, None, None]
         cov = 0.5 * (cov + cov.transpose(1, 2))  # the float32 block products are not exactly symmetric
         return self.regularize(cov, reg)
@@ -317,6 +402,7 @@ class Full(_Matrix):
 
 class Tied(_Matrix):
     name, kernel, what = "tied", "tied", "tied covariance"
+    shared = True
 
     def shape(self, K: int, D: int) -> tuple[int, ...]:
         return (D, D)
@@ -349,7 +435,7 @@ class Tied(_Matrix):
         cross = a.T @ s
         return sum_xx - cross - cross.T + (n_k[:, None] * a).T @ a
 
-    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
         cov = scatter / n_k.sum()
         return self.regularize(0.5 * (cov + cov.T), reg)
 
@@ -378,6 +464,7 @@ class Tied(_Matrix):
 
 class Diag(Structure):
     name, kernel = "diag", "diag"
+    prior_kind = "diagonal"
 
     def shape(self, K: int, D: int) -> tuple[int, ...]:
         return (K, D)
@@ -402,7 +489,7 @@ class Diag(Structure):
         """(K, D) per-feature precisions (the diag kernel's layout)."""
         return prec_chol.square()
 
-    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
         return self.regularize(scatter / n_k[:, None], reg)
 
     def log_prior(self, cov, diff, prior):
@@ -430,6 +517,7 @@ class Spherical(Diag):
     """One variance per component; its E-step runs the diag kernel with equal precisions."""
 
     name = "spherical"
+    prior_kind = "spherical"
 
     def shape(self, K: int, D: int) -> tuple[int, ...]:
         return (K,)
@@ -452,7 +540,7 @@ class Spherical(Diag):
     def precisions(self, prec_chol: Tensor, D: int) -> Tensor:
         return prec_chol.square()[:, None].expand(-1, D)
 
-    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float) -> Tensor:
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
         return self.regularize(scatter / n_k[:, None], reg).mean(1)
 
     def map_estimate(self, n_k, scatter, diff, prior, old, reg):
@@ -463,13 +551,30 @@ class Spherical(Diag):
 
 
 STRUCTURES: dict[str, Structure] = {s.name: s for s in (Full(), Tied(), Diag(), Spherical())}
-NAMES: tuple[str, ...] = tuple(STRUCTURES)
+NAMES: tuple[str, ...] = tuple(STRUCTURES)  # scikit-learn's four (the HMMs take these)
+# mclust's names (``eigen``): its four models that scikit-learn has are the same objects
+MCLUST_NAMES: tuple[str, ...] = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV",
+                                 "EVV", "VVV", "E", "V")
+ALL_NAMES: tuple[str, ...] = NAMES + MCLUST_NAMES
+_SAME = {"VII": "spherical", "VVI": "diag", "EEE": "tied", "VVV": "full"}
+_FAMILY: dict[str, Structure] = {}
 
 
 def structure(name: str) -> Structure:
-    """The structure called ``name``, with a clear error for an unknown one."""
+    """The structure called ``name`` (scikit-learn's or mclust's), with a clear error for
+    an unknown one."""
+    if isinstance(name, str) and name in _SAME:
+        name = _SAME[name]
     try:
         return STRUCTURES[name]
     except (KeyError, TypeError):
-        raise ParameterError(f"covariance_type must be one of {list(NAMES)}, got {name!r}") from None
+        pass
+    if not _FAMILY:
+        from .eigen import family
+
+        _FAMILY.update(family())
+    try:
+        return _FAMILY[name]
+    except (KeyError, TypeError):
+        raise ParameterError(f"covariance_type must be one of {list(ALL_NAMES)}, got {name!r}") from None
 

@@ -35,7 +35,7 @@ from torch import Tensor
 from .._core.numerics import matmul, squared_distances
 from .._core.stats import additive, largest, shared
 from .._core.workspace import Workspace
-from .covariance import Prior, Structure, structure
+from .covariance import MclustPrior, Prior, Structure, structure
 from .gaps import missing
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -748,14 +748,17 @@ class GaussianComponent:
         if "c" not in update:
             return GaussianParams(means, old.covariances, old.prec_chol), torch.ones(K, dtype=torch.bool)
         scatter = st.scatter(n_k, s.sum_x, s.sum_xx, means - shift, shift - shift.mean(0))
-        if self.prior is not None:
+        previous = old.covariances if old is not None else None
+        if isinstance(self.prior, MclustPrior):
             mp, _, _ = self.prior.tensors(n_k.device)
-            previous = old.covariances if old is not None else None
+            cov = st.mclust_map(n_k, scatter, means - mp, self.prior, previous, self.reg_covar)
+        elif self.prior is not None:
+            mp, _, _ = self.prior.tensors(n_k.device)
             cov = st.map_estimate(n_k, scatter, means - mp, self.prior, previous, self.reg_covar)
         elif st.kernel == "tied" or bool(alive.all()):
-            cov = st.maximise(n_k, scatter, self.reg_covar)
+            cov = st.maximise(n_k, scatter, self.reg_covar, previous)
         else:  # keep the covariance of a component without mass
-            cov = st.maximise(torch.where(alive, n_k, torch.ones_like(n_k)), scatter, self.reg_covar)
+            cov = st.maximise(torch.where(alive, n_k, torch.ones_like(n_k)), scatter, self.reg_covar, previous)
             if old is not None:
                 cov = torch.where(alive.reshape(-1, *[1] * (cov.ndim - 1)), cov, old.covariances)
         if st.kernel == "diag" and self.reg_covar == 0 and self.prior is None:
@@ -836,6 +839,12 @@ class GaussianComponent:
         if bool(gap.any()):  # a row with gaps: its gaps take the live components' mean
             lw = weights[live].to(means)
             rows = torch.where(gap, (lw[:, None] * means[live]).sum(0) / lw.sum(), rows)
+        if hasattr(self.structure, "model"):  # mclust's: a live covariance keeps the structure's constraints
+            donor = int(torch.where(live, weights, torch.full_like(weights, -1.0)).argmax())
+            for j, k in enumerate(dead):
+                means[k] = rows[j]
+                cov[k] = cov[donor]
+            return self.make_params(means, cov)
         if self.structure.kernel != "tied":
             lw = weights[live]
             pooled = (lw.reshape(-1, *[1] * (cov.ndim - 1)) * cov[live]).sum(0) / lw.sum()
@@ -865,7 +874,7 @@ class GaussianComponent:
         cond = float((eig.max(-1).values / eig.min(-1).values).max())
         share = (self.reg_covar / eig).square().sum(-1)
         reg_term = float((weights * share).sum() if share.ndim else share)
-        if st.name == "spherical":
+        if cov.ndim == 1:  # one variance per component stands for D
             reg_term *= p.n_features
         return 100 * eps * (1.0 + abs(value) + cond) + reg_term
 
@@ -876,8 +885,9 @@ class GaussianComponent:
             return 0.0
         mp = self.prior.tensors(new.means.device)[0]
         st = self.structure
-        return float(st.log_prior(new.covariances, new.means - mp, self.prior)
-                     - st.log_prior(old.covariances, old.means - mp, self.prior))
+        log_prior = st.mclust_log_prior if isinstance(self.prior, MclustPrior) else st.log_prior
+        return float(log_prior(new.covariances, new.means - mp, self.prior)
+                     - log_prior(old.covariances, old.means - mp, self.prior))
 
     # ------------------------------------------------------------------ sampling
     def sample(self, p: GaussianParams, labels: Tensor, generator: torch.Generator) -> Tensor:

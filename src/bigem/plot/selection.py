@@ -26,7 +26,7 @@ def plot_selection(result, path: str | os.PathLike, criterion: str | None = None
         rows = sorted((r for r in result.table if r["covariance_type"] == ct and r["model"] != VARIATIONAL),
                       key=lambda r: r["n_components"])
         ks, vals = [r["n_components"] for r in rows], [r[criterion] for r in rows]
-        ax.plot(ks, vals, marker="o", color=f"C{i}", label=ct)
+        ax.plot(ks, vals, marker="o", color=f"C{i}", linestyle="-" if i < 10 else "--", label=ct)  # 14: mclust's
         bad = [(r["n_components"], r[criterion]) for r in rows if r["degenerate"]]
         if bad:
             ax.scatter(*zip(*bad), marker="x", s=90, color="black", zorder=4,

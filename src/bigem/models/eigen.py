@@ -1,0 +1,510 @@
+"""mclust's covariance family: Sigma_k = lambda_k D_k A_k D_k^T (Celeux and Govaert, 1995).
+
+Volume lambda (a scalar), shape A (diagonal, det A = 1) and orientation D (orthogonal)
+are each Equal across components (E), Variable (V), or the identity (I). Fourteen
+multivariate models (EII ... VVV) and two univariate ones (E, V) come from the letters;
+one table below says what each is and how many free parameters it has (mclust's
+``nVarParams``), so BIC and ICL agree with mclust's.
+
+Every model shares the statistics the Gaussian E-step already folds (a count, a sum
+and a scatter matrix per component), so each is a covariance :class:`Structure` that
+reuses a layout of ``covariance`` (spherical (K,), diagonal (K, D), ellipsoidal
+(K, D, D)) and brings its own M-step:
+
+* closed forms where they exist (EII, VII, EEI, EVI, VVI, EEE, EEV, EVV, VVV, E, V);
+* coordinate ascent (Celeux and Govaert, 1995) for VEI, VEE and VEV, and the
+  majorisation-minimisation of Browne and McNicholas (2014) for the common
+  orientation of EVE and VVE, each warm-started from the previous iteration's
+  parameters (so every step raises the expected complete log-likelihood: a
+  generalised EM step) and stopped when the relative change of its objective falls
+  below ``tol`` (mclust's sqrt(machine epsilon)) or after ``max_iter`` rounds.
+
+scikit-learn's four names are the same objects as their mclust equivalents
+('spherical' is VII, 'diag' VVI, 'tied' EEE, 'full' VVV), so the two spellings give
+identical results bit for bit.
+
+``reg_covar`` enters as n_k * reg_covar added to every variance of each component's
+scatter before the M-step: for scikit-learn's four that is exactly "reg_covar added to
+the diagonal of every covariance", and for every structure it keeps the regularised
+covariance inside the structure (adding reg I after a VEV step would not be VEV).
+
+The unconstrained parametrisations (``flatten`` / ``unflatten``, for SQUAREM) map
+any vector to a covariance of the structure: log volumes; log shapes centred to sum
+zero; orientations as any square matrix, orthonormalised by QR; Cholesky factors
+with a log diagonal normalised to determinant one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .._core.errors import ParameterError
+from .covariance import Diag, Full, Spherical, Structure, Tied
+
+# mclust's emControl: tol[2] = sqrt(.Machine$double.eps) for the M-step's own loops
+INNER_TOL = math.sqrt(torch.finfo(torch.float64).eps)
+INNER_MAX_ITER = 1000
+
+
+@dataclass(frozen=True)
+class Model:
+    """One row of the table: the name, its letters and mclust's description."""
+
+    name: str
+    volume: str  # 'E' or 'V'
+    shape: str  # 'E', 'V' or 'I'
+    orientation: str  # 'E', 'V' or 'I'
+    description: str
+
+    @property
+    def univariate(self) -> bool:
+        return len(self.name) == 1
+
+    def n_parameters(self, K: int, D: int) -> int:
+        """mclust's nVarParams: volumes, shapes (D - 1 each) and orientations (D(D-1)/2 each)."""
+        if self.univariate:
+            return 1 if self.volume == "E" else K
+        count = {"E": 1, "V": K}
+        total = count[self.volume]
+        if self.shape != "I":
+            total += count[self.shape] * (D - 1)
+        if self.orientation != "I":
+            total += count[self.orientation] * D * (D - 1) // 2
+        return total
+
+
+MODELS: dict[str, Model] = {m.name: m for m in (
+    Model("E", "E", "I", "I", "univariate, equal variance"),
+    Model("V", "V", "I", "I", "univariate, unequal variance"),
+    Model("EII", "E", "I", "I", "spherical, equal volume"),
+    Model("VII", "V", "I", "I", "spherical, varying volume"),
+    Model("EEI", "E", "E", "I", "diagonal, equal volume and shape"),
+    Model("VEI", "V", "E", "I", "diagonal, varying volume, equal shape"),
+    Model("EVI", "E", "V", "I", "diagonal, equal volume, varying shape"),
+    Model("VVI", "V", "V", "I", "diagonal, varying volume and shape"),
+    Model("EEE", "E", "E", "E", "ellipsoidal, equal volume, shape and orientation"),
+    Model("VEE", "V", "E", "E", "ellipsoidal, equal shape and orientation"),
+    Model("EVE", "E", "V", "E", "ellipsoidal, equal volume and orientation"),
+    Model("VVE", "V", "V", "E", "ellipsoidal, equal orientation"),
+    Model("EEV", "E", "E", "V", "ellipsoidal, equal volume and shape"),
+    Model("VEV", "V", "E", "V", "ellipsoidal, equal shape"),
+    Model("EVV", "E", "V", "V", "ellipsoidal, equal volume"),
+    Model("VVV", "V", "V", "V", "ellipsoidal, varying volume, shape and orientation"),
+)}
+MULTIVARIATE = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
+UNIVARIATE = ("E", "V")
+# mclust fits these only without a prior (mclustBIC drops them when one is given)
+NO_PRIOR = ("EVE", "VEE", "VVE", "EVV")
+# scikit-learn's names for the four models both packages have
+SKLEARN_EQUIVALENT = {"spherical": "VII", "diag": "VVI", "tied": "EEE", "full": "VVV"}
+
+
+# ---------------------------------------------------------------------- helpers
+def _log_geomean(x: Tensor, dim: int = -1) -> Tensor:
+    return torch.log(x).mean(dim)
+
+
+def _converged(new: float, old: float, tol: float) -> bool:
+    """mclust's relative change |new - old| / (1 + |new|) <= tol."""
+    return abs(new - old) <= tol * (1.0 + abs(new))
+
+
+def _eigh_descending(mat: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenvalues (.., D) largest first and their eigenvectors as columns."""
+    val, vec = torch.linalg.eigh(0.5 * (mat + mat.transpose(-1, -2)))
+    return val.flip(-1), vec.flip(-1)
+
+
+def _signed(vec: Tensor) -> Tensor:
+    """Eigenvector columns with their largest-magnitude entry positive (a fixed sign, so
+    the orientation of nearby covariances is nearby)."""
+    idx = vec.abs().argmax(-2, keepdim=True)
+    sign = torch.sign(torch.gather(vec, -2, idx))
+    return vec * torch.where(sign == 0, torch.ones_like(sign), sign)
+
+
+def _orthonormal(mat: Tensor) -> Tensor:
+    """Q of mat = QR with R's diagonal positive: any invertible square matrix to an
+    orthogonal one, smoothly (the orientation's unconstrained map)."""
+    q, r = torch.linalg.qr(mat)
+    sign = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
+    return q * torch.where(sign == 0, torch.ones_like(sign), sign).unsqueeze(-2)
+
+
+def _common_orientation(cov: Tensor) -> Tensor:
+    """The orientation D that diagonalises every (K, D, D) covariance of a common-orientation
+    structure: the eigenvectors of a weighted sum with distinct generic weights (equal
+    eigenvalues of the sum would need an exact coincidence), largest first."""
+    K = cov.shape[0]
+    weights = 1.0 + torch.arange(K, dtype=cov.dtype, device=cov.device) / (K + math.pi)
+    scale = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1, keepdim=True).unsqueeze(-1)
+    _, vec = _eigh_descending((weights[:, None, None] * cov / scale).sum(0))
+    return _signed(vec)
+
+
+def _rotate(orient: Tensor, diag: Tensor) -> Tensor:
+    """D diag(a) D^T for (.., D, D) orientations and (.., D) diagonals."""
+    return (orient * diag.unsqueeze(-2)) @ orient.transpose(-1, -2)
+
+
+def _chol_unit(vector: Tensor, D: int) -> Tensor:
+    """A determinant-one SPD matrix from D(D+1)/2 free values (strict lower part, then the
+    log diagonal, which is centred so it sums to zero)."""
+    lower = torch.zeros(*vector.shape[:-1], D, D, dtype=vector.dtype, device=vector.device)
+    rows, cols = torch.tril_indices(D, D, -1, device=vector.device)
+    lower[..., rows, cols] = vector[..., D:]
+    logd = vector[..., :D]
+    lower.diagonal(dim1=-2, dim2=-1).copy_(torch.exp(logd - logd.mean(-1, keepdim=True)))
+    return lower @ lower.transpose(-1, -2)
+
+
+def _chol_unit_flat(mat: Tensor) -> Tensor:
+    """Inverse of :func:`_chol_unit` for determinant-one matrices (.., D, D)."""
+    D = mat.shape[-1]
+    chol = torch.linalg.cholesky(mat)
+    rows, cols = torch.tril_indices(D, D, -1, device=mat.device)
+    return torch.cat([torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)), chol[..., rows, cols]], -1)
+
+
+# ---------------------------------------------------------------------- the structures
+class _Family:
+    """What the mclust structures share: their row of the table, the regularised scatter,
+    the free-parameter count and the M-step's loop control. Mixed into a layout of
+    ``covariance`` (spherical, diagonal or ellipsoidal)."""
+
+    model: Model
+    tol: float = INNER_TOL
+    max_iter: int = INNER_MAX_ITER
+
+    def n_parameters(self, K: int, D: int) -> int:
+        return self.model.n_parameters(K, D)
+
+    def flat_size(self, K: int, D: int) -> int:
+        return int(self.flatten_size(K, D))
+
+    def from_precisions(self, precisions: Tensor, K: int, D: int) -> Tensor:
+        """User-given precisions (the layout's checks), which must describe covariances of
+        this model: returned as the model's M-step reproduces them (exactly in the model)."""
+        cov = super().from_precisions(precisions, K, D)
+        return self.within(cov, K, D, "precisions_init")
+
+    def within(self, cov: Tensor, K: int, D: int, name: str) -> Tensor:
+        """``cov`` if it belongs to the model (to 1e-6 relative), else ParameterError: the
+        M-step on scatter = cov with unit counts returns cov itself exactly when it does."""
+        ones = torch.ones(K, dtype=torch.float64, device=cov.device)
+        scatter = cov[:, None].expand(K, D).contiguous() if cov.ndim == 1 else cov  # spherical: D equal variances
+        back = self.maximise(ones, scatter, 0.0, cov)
+        if not bool(torch.allclose(back, cov, rtol=1e-6, atol=0.0)):
+            raise ParameterError(
+                f"{name} does not describe covariances of model {self.name!r} ({self.model.description}): "
+                f"give values with that structure, or use covariance_type='full' (VVV) for unconstrained ones"
+            )
+        return back
+
+    def check_features(self, D: int) -> None:
+        """ParameterError when the model does not exist for D features."""
+        if self.model.univariate and D != 1:
+            other = "EII" if self.model.volume == "E" else "VII"
+            raise ParameterError(
+                f"covariance_type={self.name!r} is mclust's univariate model ({self.model.description}) and needs one "
+                f"feature, but X has {D}; use {other!r} (spherical) or another multivariate model for {D} features"
+            )
+
+
+class SphericalFamily(_Family, Spherical):
+    """EII, E (equal variance) and V (the univariate VII): one variance per component."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.model = name, MODELS[name]
+        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
+
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
+        trace = scatter.sum(1) + n_k * reg * scatter.shape[1]
+        D = scatter.shape[1]
+        if self.model.volume == "V":
+            return trace / (n_k * D)
+        return (trace.sum() / (n_k.sum() * D)).expand(n_k.shape[0]).clone()
+
+    def flatten_size(self, K: int, D: int) -> int:
+        return 1 if self.model.volume == "E" else K
+
+    def flatten(self, cov: Tensor) -> Tensor:
+        return torch.log(cov[:1] if self.model.volume == "E" else cov)
+
+    def unflatten(self, vector: Tensor, K: int, D: int) -> Tensor:
+        return torch.exp(vector).expand(K).clone() if self.model.volume == "E" else torch.exp(vector)
+
+    def decompose(self, cov: Tensor, K: int, D: int) -> tuple[Tensor, Tensor, Tensor]:
+        return _decompose_diagonal(self.dense(cov, K, D))
+
+
+class DiagonalFamily(_Family, Diag):
+    """EEI, VEI, EVI: a diagonal matrix per component, volume and shape constrained."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.model = name, MODELS[name]
+        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
+
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
+        w = scatter + (n_k * reg)[:, None]
+        K = w.shape[0]
+        name = self.name
+        if name == "EEI":
+            return (w.sum(0) / n_k.sum()).expand(K, -1).clone()
+        if name == "EVI":  # B_k = w_k / gm(w_k), lambda = sum_k gm(w_k) / n
+            gm = torch.exp(_log_geomean(w))
+            return (gm.sum() / n_k.sum()) * w / gm[:, None]
+        return self._vei(n_k, w, old)
+
+    def _vei(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
+        """VEI by coordinate ascent: B = diag(sum_k W_k / lambda_k) normalised to det 1, then
+        lambda_k = tr(W_k B^-1) / (D n_k); objective sum_k n_k D log lambda_k + tr(W_k B^-1) / lambda_k."""
+        D = w.shape[1]
+        lam = torch.exp(_log_geomean(old)) if old is not None else torch.ones_like(n_k)
+        previous = math.inf
+        for _ in range(self.max_iter):
+            b = (w / lam[:, None]).sum(0)
+            b = b / torch.exp(_log_geomean(b))
+            lam = (w / b).sum(1) / (D * n_k)
+            value = float((n_k * D * torch.log(lam)).sum() + (n_k * D).sum())
+            if _converged(value, previous, self.tol):
+                break
+            previous = value
+        return lam[:, None] * b
+
+    def flatten_size(self, K: int, D: int) -> int:
+        return {"EEI": D, "VEI": K + D, "EVI": 1 + K * D}[self.name]
+
+    def flatten(self, cov: Tensor) -> Tensor:
+        logs = torch.log(cov)
+        if self.name == "EEI":
+            return logs[0]
+        vol = logs.mean(1)
+        if self.name == "VEI":
+            return torch.cat([vol, logs[0] - vol[0]])
+        return torch.cat([vol[:1], (logs - vol[:, None]).reshape(-1)])
+
+    def unflatten(self, vector: Tensor, K: int, D: int) -> Tensor:
+        if self.name == "EEI":
+            return torch.exp(vector).expand(K, D).clone()
+        if self.name == "VEI":
+            shape = vector[K:]
+            return torch.exp(vector[:K, None] + (shape - shape.mean())[None, :])
+        shapes = vector[1:].reshape(K, D)
+        return torch.exp(vector[0] + shapes - shapes.mean(1, keepdim=True))
+
+    def decompose(self, cov: Tensor, K: int, D: int) -> tuple[Tensor, Tensor, Tensor]:
+        return _decompose_diagonal(self.dense(cov, K, D))
+
+
+class EllipsoidalFamily(_Family, Full):
+    """VEE, EVE, VVE, EEV, VEV, EVV: a full matrix per component, constrained."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.model = name, MODELS[name]
+        self.shared = name in ("E", "EII", "EEI")  # one covariance for every component
+
+    # ------------------------------------------------------------------ M-step
+    def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
+        D = scatter.shape[-1]
+        eye = torch.eye(D, dtype=scatter.dtype, device=scatter.device)
+        w = 0.5 * (scatter + scatter.transpose(1, 2)) + (n_k * reg)[:, None, None] * eye
+        cov = getattr(self, "_" + self.name.lower())(n_k, w, old)
+        return 0.5 * (cov + cov.transpose(1, 2))
+
+    def _evv(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
+        """C_k = W_k / |W_k|^(1/D), lambda = sum_k |W_k|^(1/D) / n (closed form)."""
+        D = w.shape[-1]
+        gm = torch.exp(torch.linalg.slogdet(w)[1] / D)
+        return (gm.sum() / n_k.sum()) * w / gm[:, None, None]
+
+    def _eev(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
+        """W_k = L_k Omega_k L_k^T: Sigma_k = L_k (sum_j Omega_j / n) L_k^T (closed form)."""
+        omega, vec = _eigh_descending(w)
+        return _rotate(vec, (omega.sum(0) / n_k.sum()).expand_as(omega))
+
+    def _vev(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
+        """Coordinate ascent: A = sum_k Omega_k / lambda_k normalised to det 1, then
+        lambda_k = tr(Omega_k A^-1) / (D n_k)."""
+        D = w.shape[-1]
+        omega, vec = _eigh_descending(w)
+        lam = torch.exp(torch.linalg.slogdet(old)[1] / D) if old is not None else torch.ones_like(n_k)
+        previous = math.inf
+        for _ in range(self.max_iter):
+            a = (omega / lam[:, None]).sum(0)
+            a = a / torch.exp(_log_geomean(a))
+            lam = (omega / a).sum(1) / (D * n_k)
+            value = float((n_k * D * torch.log(lam)).sum() + (n_k * D).sum())
+            if _converged(value, previous, self.tol):
+                break
+            previous = value
+        return _rotate(vec, lam[:, None] * a)
+
+    def _vee(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
+        """Coordinate ascent: C = sum_k W_k / lambda_k normalised to det 1, then
+        lambda_k = tr(W_k C^-1) / (D n_k)."""
+        D = w.shape[-1]
+        lam = torch.exp(torch.linalg.slogdet(old)[1] / D) if old is not None else torch.ones_like(n_k)
+        previous = math.inf
+        for _ in range(self.max_iter):
+            c = (w / lam[:, None, None]).sum(0)
+            c = c / torch.exp(torch.linalg.slogdet(c)[1] / D)
+            chol = torch.linalg.cholesky(0.5 * (c + c.T))
+            lam = torch.diagonal(torch.cholesky_solve(w, chol), dim1=-2, dim2=-1).sum(-1) / (D * n_k)
+            value = float((n_k * D * torch.log(lam)).sum() + (n_k * D).sum())
+            if _converged(value, previous, self.tol):
+                break
+            previous = value
+        return lam[:, None, None] * c
+
+    def _eve(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
+        return self._common_orientation(n_k, w, old, equal_volume=True)
+
+    def _vve(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
+        return self._common_orientation(n_k, w, old, equal_volume=False)
+
+    def _common_orientation(self, n_k: Tensor, w: Tensor, old: Tensor | None, equal_volume: bool) -> Tensor:
+        """EVE and VVE: Sigma_k = D B_k D^T with D common and B_k diagonal (EVE: B_k =
+        lambda A_k, det A_k = 1; VVE: B_k free). Given D, B_k is closed form; given the
+        B_k, D minimises sum_k tr(W_k D B_k^-1 D^T) over orthogonal matrices, by the two
+        majorisations of Browne and McNicholas (2014) in turn: with w_k the largest
+        eigenvalue of W_k and m_k = max(1 / b_k),
+          F = sum_k (w_k I - W_k) D B_k^-1   and   F = sum_k W_k D (m_k I - B_k^-1),
+        each followed by D = P R^T from F = P S R^T (the orthogonal maximiser of
+        tr(F^T D)). Warm-started from the previous orientation and shapes."""
+        n = n_k.sum()
+        omega = torch.linalg.eigvalsh(w)[:, -1]
+        eye = torch.eye(w.shape[-1], dtype=w.dtype, device=w.device)
+        if old is not None:
+            orient = _common_orientation(old)
+            b = torch.diagonal(orient.T @ old @ orient, dim1=-2, dim2=-1)
+        else:
+            orient = _common_orientation(w / n_k[:, None, None])
+            b = None
+        previous = math.inf
+        for _ in range(self.max_iter):
+            if b is not None:
+                inv = 1.0 / b  # (K, D)
+                f = ((omega[:, None, None] * eye - w) @ orient * inv[:, None, :]).sum(0)
+                p, _, rt = torch.linalg.svd(f)
+                orient = p @ rt
+                m = inv.max(1).values
+                f = (w @ orient * (m[:, None] - inv)[:, None, :]).sum(0)
+                p, _, rt = torch.linalg.svd(f)
+                orient = p @ rt
+            proj = torch.diagonal(orient.T @ w @ orient, dim1=-2, dim2=-1)  # (K, D): diag(D^T W_k D)
+            if equal_volume:
+                gm = torch.exp(_log_geomean(proj))
+                b = (gm.sum() / n) * proj / gm[:, None]
+            else:
+                b = proj / n_k[:, None]
+            value = float((n_k * torch.log(b).sum(1)).sum() + (proj / b).sum())
+            if _converged(value, previous, self.tol):
+                break
+            previous = value
+        return _rotate(orient, b)
+
+    # ------------------------------------------------------------------ parametrisation
+    def flatten_size(self, K: int, D: int) -> int:
+        chol, rot = D * (D + 1) // 2, D * D
+        return {"VEE": K + chol, "EVV": 1 + K * chol, "EEV": D + K * rot, "VEV": K + D + K * rot,
+                "EVE": 1 + K * D + rot, "VVE": K * D + rot}[self.name]
+
+    def flatten(self, cov: Tensor) -> Tensor:
+        K, D, _ = cov.shape
+        logdet = torch.linalg.slogdet(cov)[1]
+        vol = logdet / D
+        name = self.name
+        if name == "VEE":
+            return torch.cat([vol, _chol_unit_flat(cov[0] / torch.exp(vol[0]))])
+        if name == "EVV":
+            return torch.cat([vol[:1], _chol_unit_flat(cov / torch.exp(vol)[:, None, None]).reshape(-1)])
+        if name in ("EEV", "VEV"):
+            val, vec = _eigh_descending(cov)
+            vec = _signed(vec)
+            head = torch.log(val[0]) if name == "EEV" else torch.cat([vol, torch.log(val[0]) - vol[0]])
+            return torch.cat([head, vec.reshape(-1)])
+        orient = _common_orientation(cov)
+        logb = torch.log(torch.diagonal(orient.T @ cov @ orient, dim1=-2, dim2=-1))
+        head = torch.cat([vol[:1], (logb - vol[:, None]).reshape(-1)]) if name == "EVE" else logb.reshape(-1)
+        return torch.cat([head, orient.reshape(-1)])
+
+    def unflatten(self, vector: Tensor, K: int, D: int) -> Tensor:
+        name, chol, rot = self.name, D * (D + 1) // 2, D * D
+        if name == "VEE":
+            return torch.exp(vector[:K])[:, None, None] * _chol_unit(vector[K:], D)
+        if name == "EVV":
+            return torch.exp(vector[0]) * _chol_unit(vector[1:].reshape(K, chol), D)
+        if name in ("EEV", "VEV"):
+            head = D if name == "EEV" else K + D
+            orient = _orthonormal(vector[head:].reshape(K, D, D))
+            if name == "EEV":
+                diag = torch.exp(vector[:D]).expand(K, D)
+            else:
+                shape = vector[K:K + D]
+                diag = torch.exp(vector[:K, None] + (shape - shape.mean())[None, :])
+            return _rotate(orient, diag)
+        head = 1 + K * D if name == "EVE" else K * D
+        orient = _orthonormal(vector[head:head + rot].reshape(D, D))
+        if name == "EVE":
+            shapes = vector[1:head].reshape(K, D)
+            diag = torch.exp(vector[0] + shapes - shapes.mean(1, keepdim=True))
+        else:
+            diag = torch.exp(vector[:head].reshape(K, D))
+        return _rotate(orient, diag)
+
+    def decompose(self, cov: Tensor, K: int, D: int) -> tuple[Tensor, Tensor, Tensor]:
+        if self.model.orientation == "E":
+            orient = _common_orientation(cov)
+            b = torch.diagonal(orient.T @ cov @ orient, dim1=-2, dim2=-1)
+            vol = torch.exp(_log_geomean(b))
+            return vol, b / vol[:, None], orient.expand(K, D, D).clone()
+        return _decompose_ellipsoidal(cov)
+
+
+def _decompose_diagonal(dense: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(volume (K,), shape (K, D), orientation (K, D, D)) of diagonal covariances: the
+    shape in the features' order, the orientation the identity."""
+    var = torch.diagonal(dense, dim1=-2, dim2=-1)
+    vol = torch.exp(_log_geomean(var))
+    K, D = var.shape
+    eye = torch.eye(D, dtype=dense.dtype, device=dense.device).expand(K, D, D).clone()
+    return vol, var / vol[:, None], eye
+
+
+def _decompose_ellipsoidal(dense: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(volume, shape largest first, orientation: eigenvectors as columns) of full matrices."""
+    val, vec = _eigh_descending(dense)
+    vol = torch.exp(_log_geomean(val))
+    return vol, val / vol[:, None], _signed(vec)
+
+
+def decompose(st: Structure, cov: Tensor, K: int, D: int) -> tuple[Tensor, Tensor, Tensor]:
+    """lambda_k, A_k, D_k of any structure's covariances (scikit-learn's four included):
+    volume (K,) = det(Sigma_k)^(1/D), shape (K, D) with product 1, orientation (K, D, D)."""
+    if hasattr(st, "decompose"):
+        return st.decompose(cov, K, D)
+    dense = st.dense(cov, K, D)
+    if st.kernel == "diag":
+        return _decompose_diagonal(dense)
+    return _decompose_ellipsoidal(dense.expand(K, D, D))
+
+
+def family() -> dict[str, Structure]:
+    """Every mclust name's structure; scikit-learn's four are their own objects."""
+    table: dict[str, Structure] = {}
+    for name in ("E", "V", "EII"):
+        table[name] = SphericalFamily(name)
+    for name in ("EEI", "VEI", "EVI"):
+        table[name] = DiagonalFamily(name)
+    for name in ("VEE", "EVE", "VVE", "EEV", "VEV", "EVV"):
+        table[name] = EllipsoidalFamily(name)
+    return table
+
+
+__all__ = ["MODELS", "MULTIVARIATE", "UNIVARIATE", "NO_PRIOR", "SKLEARN_EQUIVALENT", "decompose", "family",
+           "SphericalFamily", "DiagonalFamily", "EllipsoidalFamily", "Spherical", "Diag", "Tied", "Full"]
