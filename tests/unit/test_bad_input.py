@@ -355,7 +355,7 @@ CASES = [
         ParameterError,
         (ValueError, TypeError),
         r"^The 'covariance_type' parameter of GaussianMixture must be a str among "
-        r"\{'full', 'tied', 'diag', 'spherical'\}\. Got 'banana' instead\.$",
+        r"\{'full', 'tied', 'diag', 'spherical', 'EII', 'VII', .*'VVV', 'E', 'V'\}\. Got 'banana' instead\.$",
         r"^The 'covariance_type' parameter of GaussianMixture must be a str among \{.*\}\. Got 'banana' instead\.",
     ),
     Case(
@@ -365,7 +365,7 @@ CASES = [
         ParameterError,
         (ValueError, TypeError),
         r"^The 'init_params' parameter of GaussianMixture must be a str among "
-        r"\{'kmeans', 'k-means\+\+', 'random', 'random_from_data'\}\. Got 'bogus' instead\.$",
+        r"\{'kmeans', 'k-means\+\+', 'random', 'random_from_data', 'hc'\}\. Got 'bogus' instead\.$",
         r"^The 'init_params' parameter of GaussianMixture must be a str among \{.*\}\. Got 'bogus' instead\.",
     ),
 ]
