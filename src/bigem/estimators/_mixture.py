@@ -132,7 +132,7 @@ _CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
         ``tol`` of its value, which lands closer to the optimum at the price of more passes
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
-        'mclust': mclust's rule, |change of the total log-likelihood| <= tol (1 + |total|)
+        'mclust': mclust's rule, ``|change of the total log-likelihood| <= tol (1 + |total|)``
         (mclust's tol is 1e-5), ending on the parameters last evaluated, whose
         log-likelihood mclust reports: with ``init_params='hc'`` and ``reg_covar=0`` a fit
         retraces mclust's to its printed digits.
