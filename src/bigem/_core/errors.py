@@ -93,3 +93,7 @@ class SampleWeightWarning(UserWarning):
 
 class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""
+
+
+class UninformativeColumnWarning(UserWarning):
+    """A categorical column has a single category: it carries no information about the components."""

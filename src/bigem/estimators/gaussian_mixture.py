@@ -15,7 +15,7 @@ from ..models.gaussian import GaussianComponent
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._mixture import EXECUTION, MIXTURE_DOC, _BaseMixture
+from ._mixture import EXECUTION, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC, _BaseMixture
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -60,6 +60,7 @@ class GaussianMixture(_BaseMixture):
         Initial precisions (inverse covariances), shaped as for ``covariance_type``:
         (K,), (D, D), (K, D) or (K, D, D) for spherical, tied, diag, full.
 """
+        + SUPERVISION_DOC.format(default="None", none=", as by scikit-learn's GaussianMixture")
         + MIXTURE_DOC
         + """
     Attributes
@@ -82,6 +83,8 @@ class GaussianMixture(_BaseMixture):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X had string column names.
+    classes_ : ndarray
+        The class labels of a semi-supervised fit (``unlabeled_weight`` set and y given).
     """
     )
 
@@ -94,6 +97,7 @@ class GaussianMixture(_BaseMixture):
         weights_init=_params.Passed(),
         means_init=_params.Passed(),
         precisions_init=_params.Passed(),
+        **SUPERVISION,
         **EXECUTION,
     )
     # fitted attribute -> its tensor in a model file
@@ -112,6 +116,7 @@ class GaussianMixture(_BaseMixture):
         weights_init=None,
         means_init=None,
         precisions_init=None,
+        unlabeled_weight=None,
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -140,6 +145,7 @@ class GaussianMixture(_BaseMixture):
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
+        self.unlabeled_weight = unlabeled_weight
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -163,6 +169,9 @@ class GaussianMixture(_BaseMixture):
         advice = f"increase reg_covar (now {s.reg_covar:g}), lower n_components, or standardise X"
         component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice)
         return MixtureModel(component, s.n_components, s.dtype)
+
+    def _user_initialised(self, s) -> bool:
+        return any(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
 
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
         """Initial parameters by ``init_params``; user-given parts replace the computed ones.

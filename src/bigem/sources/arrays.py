@@ -30,8 +30,10 @@ class TensorSource:
         feature_names: list[str] | None = None,
         extra: dict | None = None,
         shift: Tensor | None = None,
+        labels: Tensor | None = None,
     ) -> None:
         self.x = x
+        self.labels = labels  # (n,) int64 class codes (-1: unlabelled) of semi-supervised fitting, or None
         self.shift = shift  # the rows are the data minus this (see choose_shift), or None
         self.extra = extra
         self.weight = weight
@@ -53,7 +55,8 @@ class TensorSource:
         for s in range(0, self.n_rows, self.chunk_rows):
             w = None if self.weight is None else self.weight[s : s + self.chunk_rows]
             kept = None if self.extra is None else {k: v[s : s + self.chunk_rows] for k, v in self.extra.items()}
-            yield Chunk(self.x[s : s + self.chunk_rows], w, s, kept)
+            label = None if self.labels is None else self.labels[s : s + self.chunk_rows]
+            yield Chunk(self.x[s : s + self.chunk_rows], w, s, kept, label)
 
     def take(self, rows: Tensor) -> Tensor:
         return self.x[rows.to(self.x.device)]
