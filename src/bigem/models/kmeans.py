@@ -96,7 +96,7 @@ class EmbeddedKMeans:
         return self.kmeans.params(centres)
 
     def e_step(self, params: KMeansParams, chunk: Chunk) -> KMeansStats:
-        return self.kmeans.e_step(params, Chunk(self.embed(chunk.x), chunk.weight, chunk.row_start))
+        return self.kmeans.e_step(params, Chunk(self.embed(chunk.x).to(self.kmeans.dtype), chunk.weight, chunk.row_start))
 
     def m_step(self, stats: KMeansStats) -> KMeansParams:
         return self.kmeans.m_step(stats)
