@@ -343,8 +343,8 @@ def _tamper_meta(saved, edit) -> os.PathLike:
 @pytest.mark.parametrize(
     "key, value, expected",
     [
-        ("kind", "KMeans", r"unknown model kind 'KMeans'; known: \['CategoricalHMM', 'GMMHMM', 'GaussianHMM', 'GaussianMixture', 'PoissonHMM'\]$"),
-        ("kind", None, r"unknown model kind None; known: \['CategoricalHMM', 'GMMHMM', 'GaussianHMM', 'GaussianMixture', 'PoissonHMM'\]$"),
+        ("kind", "KMeans", r"unknown model kind 'KMeans'; known: \[('\w+', )*'GaussianMixture'(, '\w+')*\]$"),
+        ("kind", None, r"unknown model kind None; known: \[('\w+', )*'GaussianMixture'(, '\w+')*\]$"),
         ("format_version", 99, r"model file format version 99 is not supported by bigem \S+ \(expects 1\); "
                                r"upgrade bigem$"),
         ("format_version", "1", r"model file format version '1' is not supported"),

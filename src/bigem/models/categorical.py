@@ -108,9 +108,16 @@ class CategoricalComponent:
         self.dtype = self.row_dtype = dtype  # codes beyond 2**24 in float32 are refused by the estimators
         self.advice = advice
         self._offsets = torch.tensor([0, *self.sizes[:-1]], dtype=torch.int64).cumsum(0)
-        # column of each of the T categories, for per-column sums
-        self._column = torch.repeat_interleave(torch.arange(len(self.sizes)), torch.tensor(self.sizes, dtype=torch.int64))
+        self._columns: Tensor | None = None  # made on first use: a size is checked before memory is spent on it
         self._ws = Workspace()
+
+    @property
+    def _column(self) -> Tensor:
+        """The column of each of the T categories, (T,) int64, for per-column sums."""
+        if self._columns is None:
+            sizes = torch.tensor(self.sizes, dtype=torch.int64)
+            self._columns = torch.repeat_interleave(torch.arange(len(self.sizes)), sizes)
+        return self._columns
 
     @property
     def n_columns(self) -> int:
