@@ -395,7 +395,7 @@ def coarse_type(dtype) -> str:
     """A column's type as the mixed-type default reads it, from a numpy/pandas dtype or an
     Arrow type: 'float', 'integer', 'bool', 'string' (text or objects), 'category'
     (pandas categorical, Arrow dictionary) or 'other' (dates, ...)."""
-    if hasattr(dtype, "id") and hasattr(dtype, "bit_width") or type(dtype).__module__.startswith("pyarrow"):
+    if type(dtype).__module__.startswith("pyarrow"):  # (an Arrow string type has no bit_width to ask)
         import pyarrow as pa
 
         if pa.types.is_dictionary(dtype):
@@ -406,7 +406,8 @@ def coarse_type(dtype) -> str:
             return "integer"
         if pa.types.is_boolean(dtype):
             return "bool"
-        if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or getattr(pa.types, "is_string_view",
+                                                                                     lambda t: False)(dtype):
             return "string"
         return "other"
     if getattr(dtype, "name", "") == "category":
