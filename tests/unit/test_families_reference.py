@@ -239,3 +239,24 @@ def test_semi_supervised_beats_the_labelled_rows_alone_on_digits():
     acc_alone = (alone.predict(X[unlabelled]) == z[unlabelled]).mean()
     acc_semi = (semi.predict(X[unlabelled]) == z[unlabelled]).mean()
     assert acc_semi > acc_alone + 0.02, (acc_alone, acc_semi)
+
+
+def test_select_finds_the_number_of_latent_classes():
+    import bigem
+    from bigem._core.errors import ParameterError
+
+    rng = np.random.default_rng(7)
+    n, K, D, M = 3000, 3, 6, 4
+    z = rng.integers(0, K, n)
+    P = rng.dirichlet(np.ones(M) * 0.5, size=(K, D))
+    X = np.stack([(rng.random(n)[:, None] > P[z, j].cumsum(1)).sum(1) for j in range(D)], 1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*did not converge")
+        result = bigem.select(X, n_components=[2, 3, 4], estimator=CategoricalMixture, random_state=0, n_init=2)
+    assert result.best_["n_components"] == 3
+    assert isinstance(result.best_estimator_, CategoricalMixture)
+    assert [r["covariance_type"] for r in result.table] == [None] * 3
+    # free parameters: K - 1 weights and K (M - 1) probabilities per column
+    assert [r["n_parameters"] for r in result.table] == [k - 1 + k * D * (M - 1) for k in (2, 3, 4)]
+    with pytest.raises(ParameterError, match="CategoricalMixture has no covariance types"):
+        bigem.select(X, n_components=[2], covariance_types="full", estimator=CategoricalMixture)

@@ -27,6 +27,7 @@ from ._mixture import sample_size
 from .gaussian_mixture import GaussianMixture
 
 CRITERIA = ("bic", "aic", "icl")
+COVARIANCE_ORDER = ("full", "diag", "spherical", "tied")  # GaussianMixture's candidates by default
 COLUMNS = (
     "n_components",
     "covariance_type",
@@ -104,7 +105,7 @@ class SelectionResult:
                 notes.append("not converged")
             mark = "*" if i == self.best_index_ else " "
             lines.append(
-                f"{mark} {r['n_components']:>3} {r['covariance_type']:<10} {r['log_likelihood']:>14.6g} "
+                f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['log_likelihood']:>14.6g} "
                 f"{r['n_parameters']:>7} {r['bic']:>14.6g} {r['aic']:>14.6g} {r['icl']:>14.6g} "
                 f"{r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
             )
@@ -114,26 +115,32 @@ class SelectionResult:
 def select(
     X,
     n_components=range(1, 11),
-    covariance_types=("full", "diag", "spherical", "tied"),
+    covariance_types=None,
     criterion: str = "bic",
     *,
+    estimator=None,
     keep_degenerate: bool = False,
     sample_weight=None,
     columns=None,
     callback=None,
     **params,
 ) -> SelectionResult:
-    """Fit a GaussianMixture for every K in ``n_components`` and every covariance type,
-    and choose the one with the lowest ``criterion``.
+    """Fit a mixture (GaussianMixture by default) for every K in ``n_components`` and every
+    covariance type, and choose the one with the lowest ``criterion``.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features), tensor, DataFrame or path
         Anything :meth:`GaussianMixture.fit` accepts.
     n_components : int or iterable of int, default=range(1, 11)
-    covariance_types : str or iterable of str, default=('full', 'diag', 'spherical', 'tied')
+    covariance_types : str or iterable of str, default=None
+        None: every type the estimator has (GaussianMixture: 'full', 'diag', 'spherical',
+        'tied'; MixedMixture: 'diag', 'full'; none for the other families).
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better (scikit-learn's sign; mclust's BIC is minus ours).
+    estimator : mixture class, default=GaussianMixture
+        The family to fit: GaussianMixture, BernoulliMixture, CategoricalMixture,
+        PoissonMixture or MixedMixture (their parameters go in ``**params``).
     keep_degenerate : bool, default=False
         Let degenerate fits (a component collapsed onto repeated values, its variance
         at the ``reg_covar`` floor) be chosen. By default they are excluded, as mclust
@@ -145,36 +152,36 @@ def select(
     callback : callable, default=None
         Passed to every fit: called with an ``IterationInfo`` after each EM iteration.
     **params
-        Passed to every :class:`GaussianMixture` (``n_init``, ``tol``, ``max_iter``,
+        Passed to every estimator (``n_init``, ``tol``, ``max_iter``,
         ``reg_covar``, ``random_state``, ``dtype``, ``device``, ...).
 
     Returns
     -------
     SelectionResult
     """
+    cls = _check_estimator(estimator)
     ks = _check_components(n_components)
-    types = _check_types(covariance_types)
+    types = _check_types(covariance_types, cls)
     if criterion not in CRITERIA:
         raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
     if not isinstance(keep_degenerate, (bool, np.bool_)):
         raise ParameterError(f"keep_degenerate must be True or False; got {keep_degenerate!r}")
     for name in ("n_components", "covariance_type"):
         if name in params:
-            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a GaussianMixture parameter")
-    unknown = sorted(set(params) - set(GaussianMixture._param_names()))
+            raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a {cls.__name__} parameter")
+    unknown = sorted(set(params) - set(cls._param_names()))
     if unknown:
         raise ParameterError(
-            f"select() got unknown GaussianMixture parameter(s) {unknown}; valid: {GaussianMixture._param_names()}"
+            f"select() got unknown {cls.__name__} parameter(s) {unknown}; valid: {cls._param_names()}"
         )
-    GaussianMixture(**params)._settings()  # bad values fail before any fit
+    cls(**params)._settings()  # bad values fail before any fit
 
     table, estimators = [], []
     for ct in types:
         for k in ks:
             started = time.perf_counter()
-            est = GaussianMixture(k, covariance_type=ct, **params).fit(
-                X, sample_weight=sample_weight, columns=columns, callback=callback
-            )
+            shape = {} if ct is None else {"covariance_type": ct}
+            est = cls(k, **shape, **params).fit(X, sample_weight=sample_weight, columns=columns, callback=callback)
             row = criteria(est, X, sample_weight, columns)
             row.update(
                 n_components=k,
@@ -219,6 +226,8 @@ def degenerate_components(est: GaussianMixture) -> list[int]:
     happens when it sits on a handful of repeated values. For 'tied' the one shared
     covariance is checked and every component is reported.
     """
+    if getattr(est, "means_", None) is None or np.shape(est.means_)[1] == 0:
+        return []  # no Gaussian block: nothing sits on a variance floor
     cov = full_covariances(est)
     w, mu = est.weights_, est.means_
     centred = mu - w @ mu
@@ -261,15 +270,33 @@ def _check_components(value) -> list[int]:
     return sorted(dict.fromkeys(int(k) for k in ks))
 
 
-def _check_types(value) -> list[str]:
+def _check_estimator(value) -> type:
+    from . import __all__ as public
+    from ._mixture import _BaseMixture
+
+    if value is None:
+        return GaussianMixture
+    if not (isinstance(value, type) and issubclass(value, _BaseMixture) and value.__name__ in public):
+        raise ParameterError(f"estimator must be a bigem mixture class (GaussianMixture, BernoulliMixture, "
+                             f"CategoricalMixture, PoissonMixture, MixedMixture); got {value!r}")
+    return value
+
+
+def _check_types(value, cls: type = GaussianMixture) -> list[str | None]:
+    choice = cls._constraints.get("covariance_type")
+    names = NAMES if cls is GaussianMixture else tuple(getattr(choice, "options", ()))
+    if value is None:
+        return list(COVARIANCE_ORDER) if cls is GaussianMixture else list(names) or [None]
+    if not names:
+        raise ParameterError(f"{cls.__name__} has no covariance types; leave covariance_types=None")
     types = [value] if isinstance(value, str) else list(value)
     if not types:
-        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(NAMES))
+        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(names))
     for t in types:
-        if t not in NAMES:
-            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(NAMES)}")
+        if t not in names:
+            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(names)}")
     return list(dict.fromkeys(types))
 
 
 def _names(cands: list[tuple[int, str]]) -> str:
-    return ", ".join(f"K={k} {ct}" for k, ct in cands)
+    return ", ".join(f"K={k}" if ct is None else f"K={k} {ct}" for k, ct in cands)
