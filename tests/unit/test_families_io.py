@@ -175,3 +175,12 @@ def test_partial_fit_with_labels(frame):
     whole = _fit(BernoulliMixture(2, unlabeled_weight=1.0, random_state=0), flags, y)
     assert est.score(flags) == pytest.approx(whole.score(flags), abs=0.01)
     np.testing.assert_array_equal(est.predict(flags), whole.predict(flags))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_maximum_likelihood_from_a_hard_start_keeps_every_row_explained(frame, dtype):
+    """alpha=0 from k-means' hard assignments: a (colour, size) pair may get probability 0
+    in every component; the M-step's floor keeps the row's density positive (StepMix clips)."""
+    est = _fit(CategoricalMixture(2, alpha=0.0, dtype=dtype, random_state=0, max_iter=100), frame[["colour", "size"]])
+    assert np.isfinite(est.score_samples(frame[["colour", "size"]])).all()
+    assert all(p.min() > 0 for p in est.probabilities_)

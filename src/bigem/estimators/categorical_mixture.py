@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .._core.errors import ParameterError
-from ..models.categorical import CategoricalComponent, CategoricalParams
+from ..models.categorical import PROBABILITY_FLOOR, CategoricalComponent, CategoricalParams
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
 from ._discrete import DISCRETE, INIT_DOC, _DiscreteMixture, check_probabilities
@@ -151,7 +151,8 @@ class CategoricalMixture(_DiscreteMixture):
 
     def _model(self, s) -> MixtureModel:
         advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
-        component = CategoricalComponent(self._sizes() or [1], 1.0 + s.alpha, s.dtype, advice=advice)
+        component = CategoricalComponent(self._sizes() or [1], 1.0 + s.alpha, s.dtype, advice=advice,
+                                         floor=PROBABILITY_FLOOR)
         return MixtureModel(component, s.n_components, s.dtype)
 
     def _component_init(self, model, s, n_features):

@@ -15,7 +15,7 @@ import torch
 from .._core.errors import DataError, ParameterError
 from ..em.init import sample_rows
 from ..models.bernoulli import BernoulliComponent, BernoulliParams
-from ..models.categorical import CategoricalComponent, CategoricalParams
+from ..models.categorical import PROBABILITY_FLOOR, CategoricalComponent, CategoricalParams
 from ..models.covariance import structure
 from ..models.gaussian import GaussianComponent
 from ..models.mixture import MixtureModel, MixtureParams
@@ -204,7 +204,8 @@ class MixedMixture(_DiscreteMixture):
                   "standardise the Gaussian columns")
         make = {
             "real": lambda: GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice),
-            "category": lambda: CategoricalComponent(self._sizes(), 1.0 + s.alpha, s.dtype, advice=advice),
+            "category": lambda: CategoricalComponent(self._sizes(), 1.0 + s.alpha, s.dtype, advice=advice,
+                                                     floor=PROBABILITY_FLOOR),
             "binary": lambda: BernoulliComponent(s.alpha, s.dtype, advice=advice),
             "count": lambda: PoissonComponent(s.alpha, 0.0, s.dtype, advice=advice),
         }

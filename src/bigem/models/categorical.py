@@ -91,17 +91,26 @@ class _Counts:
         return CategoricalStats(self.n_k, self.counts[:, :-1].contiguous())
 
 
+# the least probability a mixture's M-step gives (see CategoricalComponent's ``floor``)
+PROBABILITY_FLOOR = torch.finfo(torch.float64).tiny
+
+
 class CategoricalComponent:
     """K categorical distributions over each of the columns' categories (``sizes``: M_j
     per column; an int is one column of that many symbols), with a Dirichlet prior of
-    concentration ``prior`` (1: none; a float, or an array broadcasting to (K, T))."""
+    concentration ``prior`` (1: none; a float, or an array broadcasting to (K, T)).
+    ``floor``: the least probability the M-step gives (0: none). A mixture sets the
+    smallest normal float64, as StepMix clips at 1e-15: with no prior, a start from hard
+    assignments can give a row's category probability 0 in every component, and the row
+    no density at all; the floor keeps it explained and moves no other probability."""
 
     letters = "e"
     translatable = False  # codes, not positions
     failure = "Fitting the categorical mixture failed: every component lost its support"
 
     def __init__(self, sizes: int | Sequence[int], prior: Tensor | float = 1.0, dtype: torch.dtype = torch.float64,
-                 advice: str = "check the symbols") -> None:
+                 advice: str = "check the symbols", floor: float = 0.0) -> None:
+        self.floor = float(floor)
         self.sizes = (int(sizes),) if isinstance(sizes, int) else tuple(int(m) for m in sizes)
         self.n_symbols = sum(self.sizes)  # T: every column's categories side by side
         self.prior = prior
@@ -214,8 +223,8 @@ class CategoricalComponent:
         return torch.tensor(self.sizes, dtype=values.dtype, device=values.device)[self._column.to(values.device)]
 
     def m_step(self, s: CategoricalStats, old: CategoricalParams | None, update: str = "e") -> tuple[CategoricalParams, Tensor]:
-        """max(prior - 1 + counts, 0), normalised within each column; a column of a
-        component with nothing to estimate from keeps its ``old`` probabilities."""
+        """max(prior - 1 + counts, 0), normalised within each column, at least ``floor``; a
+        column of a component with nothing to estimate from keeps its ``old`` probabilities."""
         valid = torch.ones(s.counts.shape[0], dtype=torch.bool)
         if "e" not in update:
             return old, valid
@@ -224,6 +233,8 @@ class CategoricalComponent:
         total = self._segment_sums(new)
         fallback = old.probabilities.to(new) if old is not None else 1.0 / self._size_of(new).expand_as(new)
         probabilities = torch.where(total > 0, new / torch.where(total > 0, total, 1.0), fallback)
+        if self.floor > 0:
+            probabilities = probabilities.clamp(min=self.floor)
         return CategoricalParams(probabilities), valid
 
     def prior_gain(self, new: CategoricalParams, old: CategoricalParams) -> float:
