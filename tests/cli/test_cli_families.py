@@ -90,3 +90,13 @@ def test_a_bad_column_family_is_refused(table, tmp_path, capsys):
     _, path = table
     assert main(["fit", path, "-k", "2", "--column-families", "k=counts", "-o", str(tmp_path / "x.bigem")]) != 0
     assert "FAMILY one of gaussian, categorical, bernoulli, poisson" in capsys.readouterr().err
+
+
+def test_plot_profile_of_a_model_file(table, tmp_path, capsys):
+    _, path = table
+    model, picture = str(tmp_path / "c.bigem"), tmp_path / "profile.png"
+    assert main(["fit", path, "-k", "2", "--family", "categorical", "--columns", "colour,size", "-o", model]) == 0
+    assert main(["plot", model, "--kind", "profile", "-o", str(picture)]) == 0
+    assert picture.stat().st_size > 10_000
+    assert main(["plot", model, path, "-o", str(tmp_path / "fit.png")]) != 0
+    assert "use --kind profile" in capsys.readouterr().err

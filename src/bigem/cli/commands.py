@@ -237,11 +237,14 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("plot", help="draw a model over its data, or its convergence",
                        description="--kind fit (default): histogram and component densities for 1 feature, "
-                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration.")
+                       "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration. "
+                       "--kind profile: a heatmap of each category's probability per component.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA", nargs="?", help="data file (needed for --kind fit)")
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
-    p.add_argument("--kind", choices=("fit", "convergence"), default="fit")
+    p.add_argument("--kind", choices=("fit", "convergence", "profile"), default="fit",
+                   help="fit (default), convergence, or profile: a latent class model's probability of each category "
+                   "per component")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
     _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
@@ -741,10 +744,17 @@ def run_plot(args) -> int:
     if _is_hmm(est):
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws Gaussian mixtures only; "
                              "bigem info MODEL --json gives an HMM's parameters")
-    if args.kind == "convergence":
+    if args.kind in ("convergence", "profile"):
         if args.data is not None:
-            raise ParameterError("--kind convergence draws the model's history and takes no DATA; drop it")
-        plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")
+            drawn = "history" if args.kind == "convergence" else "probabilities"
+            raise ParameterError(f"--kind {args.kind} draws the model's {drawn} and takes no DATA; drop it")
+        if args.kind == "convergence":
+            plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")
+        else:
+            plot.plot_profile(est, args.output, title=args.title or f"Profile of {os.path.basename(args.model)}")
+    elif type(est).__name__ != "GaussianMixture":
+        raise ParameterError(f"--kind fit draws Gaussian mixtures; {args.model} holds a {type(est).__name__}: use "
+                             "--kind profile (categories and binary columns) or --kind convergence")
     else:
         if args.data is None:
             raise ParameterError("--kind fit needs DATA: bigem plot MODEL DATA -o PICTURE")

@@ -4,15 +4,17 @@ figure is drawn (``pip install 'bigem[plot]'``).
 - :func:`plot_fit`: the data and the fit; a histogram with component densities for one
   feature, a scatter with covariance ellipses for more;
 - :func:`plot_convergence`: log-likelihood per iteration, one line per restart;
-- :func:`plot_selection`: a criterion against K, one line per covariance type.
+- :func:`plot_selection`: a criterion against K, one line per covariance type;
+- :func:`plot_profile`: a latent class model's probability of each category per component.
 """
 
 from .clusters import plot_clusters
 from .convergence import plot_convergence
 from .density import plot_density_1d
+from .profile import plot_profile
 from .selection import plot_selection
 
-__all__ = ["plot_clusters", "plot_convergence", "plot_density_1d", "plot_fit", "plot_selection"]
+__all__ = ["plot_clusters", "plot_convergence", "plot_density_1d", "plot_fit", "plot_profile", "plot_selection"]
 
 
 def plot_fit(estimator, X, path, title: str | None = None, **kwargs) -> None:
