@@ -17,11 +17,14 @@ pytestmark = [
 ]
 
 
+CDF = np.array([[0.7, 0.8, 0.9], [0.1, 0.2, 0.9], [0.1, 0.8, 0.85]])  # each class's categories, cumulated
+
+
 def _data(n=3000, seed=0):
     rng = np.random.default_rng(seed)
     z = rng.integers(0, 3, n)
     return pd.DataFrame({
-        "c": np.array(["a", "b", "c", "d"])[(rng.random(n)[:, None] > np.array([[.7, .8, .9], [.1, .2, .9], [.1, .8, .85]])[z]).sum(1)],
+        "c": np.array(["a", "b", "c", "d"])[(rng.random(n)[:, None] > CDF[z]).sum(1)],
         "x": rng.normal(z, 1.0),
         "k": rng.poisson(1 + 2 * z),
         "f": (rng.random(n) < 0.2 + 0.3 * z).astype(float),
@@ -39,7 +42,7 @@ def test_cuda_fit_equals_cpu_fit(make, dtype, rtol):
     df, z = _data()
     cls, X, extra = make(df)
     y = np.where(np.arange(len(z)) % 10 == 0, z, -1)
-    kw = dict(n_components=3, random_state=0, dtype=dtype, max_iter=20, tol=0.0, **extra)
+    kw = dict(n_components=3, random_state=0, dtype=dtype, max_iter=20, tol=0.0, unlabeled_weight=1.0, **extra)
     cpu = cls(**kw).fit(X, y)
     gpu = cls(**kw, device="cuda").fit(X, y)
     np.testing.assert_allclose(gpu.weights_, cpu.weights_, rtol=rtol, atol=1e-6)

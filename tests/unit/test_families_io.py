@@ -184,3 +184,14 @@ def test_maximum_likelihood_from_a_hard_start_keeps_every_row_explained(frame, d
     est = _fit(CategoricalMixture(2, alpha=0.0, dtype=dtype, random_state=0, max_iter=100), frame[["colour", "size"]])
     assert np.isfinite(est.score_samples(frame[["colour", "size"]])).all()
     assert all(p.min() > 0 for p in est.probabilities_)
+
+
+def test_y_is_ignored_unless_unlabeled_weight_is_set():
+    """scikit-learn's clusterers ignore fit(X, y)'s y (a Pipeline passes one): so do these."""
+    rng = np.random.default_rng(4)
+    X = (rng.random((200, 4)) < 0.5).astype(float)
+    y = rng.integers(0, 5, 200)
+    plain = _fit(BernoulliMixture(2, random_state=0, dtype="float64"), X)
+    given = _fit(BernoulliMixture(2, random_state=0, dtype="float64"), X, y)
+    assert not hasattr(given, "classes_")
+    np.testing.assert_array_equal(given.probabilities_, plain.probabilities_)

@@ -30,6 +30,8 @@ DISCRETE = dict(
     **EXECUTION,
 )
 
+Y_IGNORED = ", as scikit-learn's clusterers ignore it (a Pipeline passes one)"  # SUPERVISION_DOC's ending
+
 INIT_DOC = """    init_params : {{'kmeans', 'k-means++', 'random', 'random_from_data'}}, default='kmeans'
         Initialisation, in the family's k-means space ({space}): 'kmeans': k-means++
         seeds on a sample, then Lloyd iterations over all rows, then one assignment pass;

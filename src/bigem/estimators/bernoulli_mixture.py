@@ -12,7 +12,7 @@ import torch
 from ..models.bernoulli import BernoulliComponent, BernoulliParams
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, _DiscreteMixture, check_probabilities
+from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 
 
@@ -46,7 +46,7 @@ class BernoulliMixture(_DiscreteMixture):
         + """    probabilities_init : array-like of shape (n_components, n_features), default=None
         Initial probabilities of a 1.
 """
-        + SUPERVISION_DOC.format(default="1.0", none="")
+        + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
         + """
     Attributes
@@ -77,7 +77,7 @@ class BernoulliMixture(_DiscreteMixture):
         init_params="kmeans",
         weights_init=None,
         probabilities_init=None,
-        unlabeled_weight=1.0,
+        unlabeled_weight=None,
         random_state=None,
         warm_start=False,
         verbose=0,

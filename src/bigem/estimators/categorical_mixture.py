@@ -15,7 +15,7 @@ from .._core.errors import ParameterError
 from ..models.categorical import PROBABILITY_FLOOR, CategoricalComponent, CategoricalParams
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, _DiscreteMixture, check_probabilities
+from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 
 HANDLE_UNKNOWN_DOC = """    handle_unknown : {'error', 'ignore'}, default='error'
@@ -61,7 +61,7 @@ class CategoricalMixture(_DiscreteMixture):
         Initial probabilities: one (n_components, n_categories_j) array per column, its
         categories in sorted order (as ``categories_`` will list them).
 """
-        + SUPERVISION_DOC.format(default="1.0", none="")
+        + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
         + """
     Attributes
@@ -97,7 +97,7 @@ class CategoricalMixture(_DiscreteMixture):
         init_params="kmeans",
         weights_init=None,
         probabilities_init=None,
-        unlabeled_weight=1.0,
+        unlabeled_weight=None,
         random_state=None,
         warm_start=False,
         verbose=0,

@@ -22,7 +22,7 @@ from ..models.mixture import MixtureModel, MixtureParams
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.product import Part, ProductParams
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, _DiscreteMixture, check_probabilities
+from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 from .categorical_mixture import HANDLE_UNKNOWN_DOC, check_columns_sum, flat_probabilities  # noqa: F401
 from .poisson_mixture import check_rates
@@ -76,7 +76,7 @@ class MixedMixture(_DiscreteMixture):
 """
         + INIT_DOC.format(space="the blocks side by side: Gaussian columns and counts scaled by their spread, "
                                 "categories one-hot, 0/1 as they are")
-        + SUPERVISION_DOC.format(default="1.0", none="")
+        + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
         + """
     Attributes
@@ -124,7 +124,7 @@ class MixedMixture(_DiscreteMixture):
         n_init=1,
         init_params="kmeans",
         weights_init=None,
-        unlabeled_weight=1.0,
+        unlabeled_weight=None,
         random_state=None,
         warm_start=False,
         verbose=0,

@@ -13,7 +13,7 @@ from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.mixture import MixtureModel, MixtureParams
 from .._core.errors import ParameterError
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, _DiscreteMixture
+from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 
 
@@ -51,7 +51,7 @@ class PoissonMixture(_DiscreteMixture):
         + """    lambdas_init : array-like of shape (n_components, n_features), default=None
         Initial rates.
 """
-        + SUPERVISION_DOC.format(default="1.0", none="")
+        + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
         + """
     Attributes
@@ -83,7 +83,7 @@ class PoissonMixture(_DiscreteMixture):
         init_params="kmeans",
         weights_init=None,
         lambdas_init=None,
-        unlabeled_weight=1.0,
+        unlabeled_weight=None,
         random_state=None,
         warm_start=False,
         verbose=0,
