@@ -195,3 +195,16 @@ def test_y_is_ignored_unless_unlabeled_weight_is_set():
     given = _fit(BernoulliMixture(2, random_state=0, dtype="float64"), X, y)
     assert not hasattr(given, "classes_")
     np.testing.assert_array_equal(given.probabilities_, plain.probabilities_)
+
+
+def test_a_damaged_probability_table_is_refused_at_load(tmp_path):
+    from bigem._core.errors import ModelFileError
+    from bigem.io import read_model_file, write_model_file
+
+    X = np.random.default_rng(5).choice(["a", "b", "c"], (100, 2))
+    CategoricalMixture(2, random_state=0).fit(X).save(tmp_path / "m.bigem")
+    tensors, meta = read_model_file(tmp_path / "m.bigem")
+    tensors["probabilities"][0, 0] += 0.3
+    write_model_file(tmp_path / "bad.bigem", tensors, meta)
+    with pytest.raises(ModelFileError, match=r"column 0 of component 0 sums to 1.3, not 1"):
+        load(tmp_path / "bad.bigem")
