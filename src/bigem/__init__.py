@@ -8,11 +8,11 @@ streaming data larger than memory. Estimators are imported on first use, so
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "Files", "SelectionResult", "load", "select", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture", "MultinomialMixture", "MixedMixture", "Tokens", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "Files", "SelectionResult", "load", "select", "__version__"]
 
 
 def __getattr__(name: str):
-    if name in ("GaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select"):
+    if name in ("GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture", "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "SelectionResult", "load", "select"):
         from . import estimators
 
         return getattr(estimators, name)
@@ -20,4 +20,8 @@ def __getattr__(name: str):
         from .sources import Files
 
         return Files
+    if name == "Tokens":
+        from .sources.counts import Tokens
+
+        return Tokens
     raise AttributeError(f"module 'bigem' has no attribute {name!r}")

@@ -77,6 +77,9 @@ def test_latent_class_fit_info_sample_and_select(table, tmp_path, capsys):
     (["--family", "mixed", "--covariance", "tied"], "the mixed family takes diag or full"),
     (["--alpha", "2"], "a Gaussian mixture has none"),
     (["--family", "poisson", "--column-families", "k=poisson"], "use --family mixed"),
+    (["--family", "poisson", "--missing", "fiml"], "--missing fiml applies to --family gaussian"),
+    (["--family", "categorical", "--vocabulary-size", "9"], "--vocabulary-size applies to --family multinomial"),
+    (["--family", "multinomial", "--covariance", "diag"], "the multinomial family has no covariance type"),
 ])
 def test_flags_of_another_family_are_refused(table, tmp_path, capsys, flags, message):
     _, path = table

@@ -20,6 +20,8 @@ def test_demo_prints_iterations_and_writes_a_picture(tmp_path):
     assert "converged=True" in text
     assert "component 1: weight 0.5007  mean 4.9919  variance 0.2422" in text  # = scikit-learn's answer
     assert "rows assigned to their true component" in text
+    assert "timed after an untimed warm-up fit on 20,000 rows" in text  # the first fit's start-up is not timed
+    assert "did not converge" not in proc.stderr + text  # the short warm-up fit's warning is not shown
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert not [p for p in os.listdir(tmp_path) if "partial" in p]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bigem
-from bigem._core.errors import DataError
+from bigem._core.errors import ParameterError
 from bigem.plot import plot_profile
 from bigem.plot.profile import profile_table
 from tests.plot.test_pictures import assert_png_drawn
@@ -50,6 +50,16 @@ def test_the_profile_is_drawn(frame, tmp_path):
 
 def test_a_model_without_probabilities_is_refused(tmp_path):
     est = bigem.PoissonMixture(2, random_state=0).fit(np.random.default_rng(0).poisson(3, (100, 2)))
-    with pytest.raises(DataError, match="PoissonMixture has none"):
+    with pytest.raises(ParameterError, match="PoissonMixture has none"):
         plot_profile(est, tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_word_options_are_refused_for_a_latent_class_profile(frame, tmp_path):
+    est = bigem.CategoricalMixture(2, random_state=0).fit(frame[["colour", "size"]])
+    for kw in ({"top": 3}, {"vocabulary": ["a", "b"]}):
+        with pytest.raises(ParameterError, match="top= and vocabulary= choose the words of a MultinomialMixture"):
+            plot_profile(est, tmp_path / "p.png", **kw)
+    with pytest.raises(ParameterError, match="this CategoricalMixture has none: fit a CategoricalMixture first"):
+        plot_profile(bigem.CategoricalMixture(2), tmp_path / "p.png")
     assert not (tmp_path / "p.png").exists()

@@ -31,6 +31,25 @@ def test_an_array_returns_to_the_pool_only_when_its_last_view_is_freed():
     assert pool.array((3, 5), np.float64) is not buf  # by dtype and shape
 
 
+def test_a_view_lent_from_torch_memory_shares_torch_storage_and_stays_out_of_the_pool():
+    """Pinned arrays are torch's (its host allocator knows which copies read them): a lent
+    view must be a view of torch's own storage, with the view's offset and strides."""
+    pool = BufferPool(keep=2)
+    owner = torch.arange(15, dtype=torch.float32).reshape(3, 5)
+    buf = owner.numpy()  # what a pinned pool hands out: memory torch owns
+    lent = pool.lend(buf, buf[1:, 1:4]).t()
+    assert torch.equal(lent, owner[1:, 1:4].t())
+    assert lent.untyped_storage().data_ptr() == owner.untyped_storage().data_ptr()
+    assert lent.stride() == (1, 5) and lent.storage_offset() == 6
+    pool.give_back(buf)
+    assert pool.array((3, 5), np.float32) is not buf  # torch's allocator takes it back, not the pool
+
+
+def test_a_pool_for_a_cuda_device_is_pinned():
+    assert BufferPool.for_device(2, torch.device("cuda")).pinned
+    assert not BufferPool.for_device(2, torch.device("cpu")).pinned
+
+
 def test_the_pool_keeps_at_most_keep_free_arrays_and_refuses_to_lend_the_array_itself():
     pool = BufferPool(keep=1)
     a, b = np.empty(4), np.empty(4)

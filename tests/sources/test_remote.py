@@ -18,6 +18,7 @@ import torch
 
 from bigem import GaussianMixture
 from bigem._core.errors import DataError
+from bigem._core.optional import MissingDependencyError
 from bigem.sources import open_source
 from bigem.sources.remote import is_url, local_path
 from tests.conftest import make_blobs
@@ -152,7 +153,7 @@ def test_bad_urls_say_what_is_wrong(store, monkeypatch):
     with pytest.raises(DataError, match=r"s3://bucket/x.parquet: a package for this store is missing \(Install s3fs"):
         GaussianMixture(2).fit("s3://bucket/x.parquet")
     monkeypatch.setitem(sys.modules, "fsspec.core", None)  # fsspec not installed
-    with pytest.raises(DataError, match="reading from a URL needs fsspec: pip install"):
+    with pytest.raises(MissingDependencyError, match=r"reading from a URL needs fsspec: pip install 'bigem\[remote\]'"):
         GaussianMixture(2).fit("s3://bucket/x.parquet")
 
 

@@ -252,11 +252,12 @@ def test_select_finds_the_number_of_latent_classes():
     X = np.stack([(rng.random(n)[:, None] > P[z, j].cumsum(1)).sum(1) for j in range(D)], 1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*did not converge")
-        result = bigem.select(X, n_components=[2, 3, 4], estimator=CategoricalMixture, random_state=0, n_init=2)
+        result = bigem.select(X, n_components=[2, 3, 4], family="categorical", random_state=0, n_init=2)
     assert result.best_["n_components"] == 3
     assert isinstance(result.best_estimator_, CategoricalMixture)
     assert [r["covariance_type"] for r in result.table] == [None] * 3
+    assert [r["model"] for r in result.table] == ["CategoricalMixture"] * 3
     # free parameters: K - 1 weights and K (M - 1) probabilities per column
     assert [r["n_parameters"] for r in result.table] == [k - 1 + k * D * (M - 1) for k in (2, 3, 4)]
-    with pytest.raises(ParameterError, match="CategoricalMixture has no covariance types"):
-        bigem.select(X, n_components=[2], covariance_types="full", estimator=CategoricalMixture)
+    with pytest.raises(ParameterError, match="covariance types apply to the Gaussian family .* not to family='categorical'"):
+        bigem.select(X, n_components=[2], covariance_types="full", family="categorical")

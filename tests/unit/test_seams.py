@@ -14,13 +14,15 @@ from bigem import GaussianMixture, load
 from bigem._core.stats import Lowest, tree_sum
 from bigem._core.types import Chunk, SequenceChunk
 from bigem.models.bernoulli import BernoulliComponent
-from bigem.models.categorical import CategoricalComponent
+from bigem.models.categorical import CategoricalComponent, CategoricalParams
 from bigem.models.covariance import NAMES, structure
 from bigem.models.gaussian import GaussianComponent, gaussian_mixture
 from bigem.models.hmm import HMMModel, HMMParams
 from bigem.models.hmm_gmm import GMMEmission
 from bigem.models.kmeans import KMeansModel, KMeansParams
 from bigem.models.mixture import MixtureModel
+from bigem.models.multinomial import MultinomialParams, multinomial_mixture
+from bigem._core.sparse import SparseRows
 from bigem.models.poisson import PoissonComponent
 from bigem.models.product import Part, ProductComponent
 from bigem.models.summary import Summariser
@@ -119,7 +121,16 @@ def _cases():
 
     cases += [(f"mixture-{k}", family(k)) for k in FAMILIES]
     cases += [("mixture-product-semi-supervised", family("product", labelled=True))]
-    cases += [("kmeans", kmeans), ("row-summary", summary), ("score-totals", scores)]
+
+    def multinomial(rng):
+        model = multinomial_mixture(K, 0.5, torch.float64)
+        p = model.make_params(torch.from_numpy(rng.dirichlet(np.ones(K))),
+                              torch.from_numpy(rng.dirichlet(np.ones(7), size=K)))
+        x = SparseRows.from_dense(torch.from_numpy(rng.poisson(1.0, (90, 7)).astype(float)))
+        w = torch.from_numpy(rng.uniform(0, 2, 90))
+        return lambda a, b: model.e_step(p, Chunk(x[a:b], w[a:b], a))
+
+    cases += [("kmeans", kmeans), ("row-summary", summary), ("score-totals", scores), ("mixture-multinomial", multinomial)]
     cases += [(f"hmm-{k}", hmm_of(k)) for k in ("gaussian", "categorical", "poisson", "gmm")]
     return cases
 
@@ -293,6 +304,10 @@ def _models():
     comp = GaussianComponent("tied")
     model, p = _hmm(comp, _gaussian_params(comp, rng), rng)
     out.append(("hmm-gaussian", model, p))
+    model = multinomial_mixture(K, 1.0, torch.float64)
+    out.append(("mixture-multinomial", model, model.make_params(
+        torch.from_numpy(rng.dirichlet(np.ones(K))), torch.from_numpy(rng.dirichlet(np.ones(9), size=K)),
+        torch.from_numpy(rng.uniform(5, 50, K)))))
     comp = CategoricalComponent(4)
     probs = torch.from_numpy(rng.dirichlet(np.ones(4), size=K))
     probs[0, 1] = 0.0  # a structural zero stays zero
@@ -356,9 +371,11 @@ def _probabilities(p, like):
         yield p.weights, like.weights
         parts = getattr(p.component, "parts", (p.component,))
         for q, lq in zip(parts, getattr(like.component, "parts", (like.component,))):
-            if hasattr(q, "probabilities") and q.probabilities.shape[1] == 9:  # the categorical blocks: per column
+            if isinstance(q, CategoricalParams) and q.probabilities.shape[1] == 9:  # the categorical blocks: per column
                 for a, b in ((0, 2), (2, 5), (5, 9)):
                     yield q.probabilities[:, a:b], lq.probabilities[:, a:b]
+            elif isinstance(q, MultinomialParams):  # one distribution over the words per component
+                yield q.probabilities, lq.probabilities
 
 
 # ---------------------------------------------------------------------- the protocol

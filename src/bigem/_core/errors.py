@@ -68,7 +68,30 @@ class Terminated(KeyboardInterrupt):
 
 
 class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the change of log-likelihood fell below ``tol``."""
+    """EM stopped at ``max_iter`` before the change of log-likelihood fell below ``tol``.
+
+    What bigem raises is :func:`convergence_warning`'s class: this one, and also
+    scikit-learn's ``sklearn.exceptions.ConvergenceWarning`` whenever scikit-learn is
+    imported, so filters and ``pytest.warns`` written for scikit-learn keep working.
+    """
+
+
+def convergence_warning() -> type[ConvergenceWarning]:
+    """The class of the ConvergenceWarning to raise now: ours, and scikit-learn's too
+    when ``sklearn.exceptions`` is imported.
+
+    A filter on scikit-learn's class (``filterwarnings``, ``-W``, pytest's ini) imports
+    it first, so it always sees ours as its subclass. We never import scikit-learn for
+    this: it is optional, and importing it costs about a second.
+    """
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return ConvergenceWarning
+    both = _BOTH.get(sk.ConvergenceWarning)
+    if both is None:
+        both = type("ConvergenceWarning", (ConvergenceWarning, sk.ConvergenceWarning), {"__module__": __name__})
+        _BOTH[sk.ConvergenceWarning] = both
+    return both
 
 
 class LikelihoodDecreaseWarning(RuntimeWarning):
@@ -97,3 +120,13 @@ class DegenerateFitWarning(UserWarning):
 
 class UninformativeColumnWarning(UserWarning):
     """A categorical column has a single category: it carries no information about the components."""
+
+
+class EmptyRowWarning(UserWarning):
+    """Rows with every value missing: they carry no information, are counted, and take
+    the mixture weights as their posterior."""
+
+
+class IdentifierColumnWarning(UserWarning):
+    """A column used as a feature looks like a row identifier (whole numbers, all
+    different, in order): name the features with ``columns=``."""

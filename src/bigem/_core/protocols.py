@@ -9,7 +9,7 @@ in return values (:class:`Step`, :class:`Objective`), never in side attributes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -135,7 +135,14 @@ class Task:
 
 
 class Engine(Protocol):
-    """Execution only: where the chunks are folded. Knows no model."""
+    """Execution only: where the chunks are folded. Knows no model.
+
+    An engine may run as one of a group of processes (torch.distributed): each folds its
+    own rows, and :meth:`reduce` returns the group's sum on every process. The members
+    below that speak of "processes" are trivial in one process.
+    """
+
+    primary: bool  # whether this process writes files and prints (the group's rank 0)
 
     def reduce(self, task: Task, source: Any) -> Any:
         """The sum over every chunk of the source of ``task(chunk)``."""
@@ -147,5 +154,21 @@ class Engine(Protocol):
 
     def sharing_cores(self, source: Any) -> AbstractContextManager:
         """A context for loops over :meth:`stream` beside a decoding source."""
+        ...
+
+    def batches(self, source: Any, rows: int) -> Iterator[Chunk]:
+        """Online EM's mini-batches of ``rows`` rows, in row order: this process's part of
+        each (every process of a group yields as many parts; :meth:`combine` sums their
+        statistics)."""
+        ...
+
+    def combine(self, stats: Any) -> Any:
+        """The sum over the processes of statistics each computed on its own rows (the
+        statistics themselves in one process)."""
+        ...
+
+    def share(self, make: Callable[[], Any]) -> Any:
+        """``make()`` evaluated by the primary process alone, its value (or its exception)
+        on every process: what one process reads (a checkpoint) all act on alike."""
         ...
 

@@ -26,6 +26,8 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor
 
+from .sparse import cat_rows
+
 S = TypeVar("S", bound="Stats")
 
 
@@ -89,7 +91,9 @@ def _moved(value: object, device: torch.device | str) -> object:
 
 
 def additive(cls: type) -> type:
-    """Give a frozen dataclass of statistics ``+``, ``scale`` and ``to`` from its field tags."""
+    """Give a frozen dataclass of statistics ``+``, ``scale`` and ``to`` from its field tags,
+    and ``combining``: each field's name and how it combines ("sum", "count", "shared",
+    "least", "max")."""
     kinds = [(f.name, f.metadata.get(_HOW, "sum")) for f in dataclasses.fields(cls)]
 
     def __add__(self, other):
@@ -126,6 +130,7 @@ def additive(cls: type) -> type:
     cls.__add__ = __add__
     cls.scale = scale
     cls.to = to
+    cls.combining = tuple(kinds)  # (field, how it combines): engines that ship statistics read it
     return cls
 
 
@@ -200,7 +205,8 @@ class Lowest:
     like a sum and rides along with the statistics. Models carry re-seeding candidates
     (the worst-explained rows) in it without a second pass over the data.
 
-    values (<= m,) float64 scores; rows (<= m, D) float64 the rows themselves.
+    values (<= m,) float64 scores; rows (<= m, D) float64 the rows themselves (a dense
+    tensor, or :class:`~bigem._core.sparse.SparseRows` for sparse data).
     """
 
     values: Tensor
@@ -215,7 +221,7 @@ class Lowest:
 
     def __add__(self, other: "Lowest") -> "Lowest":
         values = torch.cat([self.values, other.values.to(self.values.device)])
-        rows = torch.cat([self.rows, other.rows.to(self.rows.device)])
+        rows = cat_rows([self.rows, other.rows.to(self.rows.device)])
         if values.shape[0] > self.m:
             idx = torch.topk(values, self.m, largest=False, sorted=False).indices
             values, rows = values[idx], rows[idx]

@@ -180,11 +180,10 @@ def write_columns(path: str, columns: dict[str, np.ndarray]) -> None:
             table = np.column_stack([v.astype(object) if mixed else v for v in values])
             np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=",".join(columns), comments="")
         elif ext == ".parquet":
-            try:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise DataError(f"{path}: writing .parquet files needs pyarrow: pip install pyarrow") from None
+            from .._core.optional import require
+
+            pa = require("pyarrow", f"{path}: writing .parquet files")
+            pq = require("pyarrow.parquet", f"{path}: writing .parquet files")
             pq.write_table(pa.table(dict(zip(columns, values))), tmp)
         else:
             raise ParameterError(f"{path}: unsupported file type {ext!r}; use .npy, .csv or .parquet")

@@ -1,4 +1,4 @@
-"""``bigem fit | predict | score | sample | select | info | plot``.
+"""``bigem fit | predict | score | impute | sample | select | info | plot``.
 
 Each command checks its arguments and output paths before any work, reads data through
 :mod:`bigem.cli._io`, and writes every file atomically. Human-readable results go to
@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from .._core.errors import DataError, ParameterError
+from ..estimators.families import FAMILIES, family_estimator
 from ._io import (
     Data,
     check_exists,
@@ -30,12 +31,12 @@ from ._io import (
     write_columns,
     write_rows,
 )
+from . import multinomial as counts_cli
+from ._flags import in_flags
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
-# --family: the mixture class that fits, by name; 'mixed' takes a family per column
-FAMILIES = {"gaussian": "GaussianMixture", "bernoulli": "BernoulliMixture", "categorical": "CategoricalMixture",
-            "poisson": "PoissonMixture", "mixed": "MixedMixture"}
+# --family: the names of bigem.estimators.families (select's family=); 'mixed' takes a family per column
 COLUMN_FAMILIES = ("gaussian", "categorical", "bernoulli", "poisson")
 INITS = ("kmeans", "k-means++", "random", "random_from_data")
 PICTURES = (".png", ".svg")
@@ -138,13 +139,14 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reg-covar", type=non_negative_float, default=1e-6, help="added to every variance (default 1e-6)")
     p.add_argument("--family", choices=tuple(FAMILIES), default=None,
                    help="the columns' distribution: gaussian (default), bernoulli (0/1), categorical (latent class "
-                   "analysis), poisson (counts), or mixed (a family per column; see --column-families)")
+                   "analysis), poisson (counts), multinomial (documents as word counts: a .npz sparse matrix, "
+                   "Parquet token lists or count columns), or mixed (a family per column; see --column-families)")
     p.add_argument("--column-families", type=column_families, metavar="NAME=FAMILY,...",
                    help="a mixed-type model's family per column (gaussian, categorical, bernoulli, poisson); the "
                    "others by type: floats gaussian, strings and booleans categorical (implies --family mixed)")
     p.add_argument("--alpha", type=non_negative_float, default=1.0,
-                   help="pseudo-counts of the bernoulli, categorical and poisson families (default 1; 0: maximum "
-                   "likelihood)")
+                   help="pseudo-counts of the bernoulli, categorical, poisson and multinomial families (default 1; "
+                   "0: maximum likelihood, except multinomial, which needs > 0)")
     p.add_argument("--accelerate", action="store_const", const="squarem", default=None,
                    help="SQUAREM: the same optimum in fewer passes over the data when EM is slow "
                    "(overlapping components); --max-iter then counts passes")
@@ -156,6 +158,16 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="arithmetic precision (default float32)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default: when stderr is a terminal)")
+    _missing_option(p, "error")
+
+
+MISSING_HELP = ("fiml: empty cells (nulls, NaN) are missing values, fitted exactly as missing at random; "
+                "error: refuse them")
+
+
+def _missing_option(p: argparse.ArgumentParser, default: str | None) -> None:
+    tail = " (default error)" if default else " (default: as the model was fitted)"
+    p.add_argument("--missing", choices=("error", "fiml"), default=default, help=MISSING_HELP + tail)
 
 
 def _sequence_options(p: argparse.ArgumentParser) -> None:
@@ -167,14 +179,16 @@ def _sequence_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("fit", help="fit a Gaussian mixture to a data file and save the model",
+    p = sub.add_parser("fit", help="fit a mixture (Gaussian by default) to a data file and save the model",
                        description="Fit a Gaussian mixture to DATA (Parquet, CSV, Arrow or .npy: a file, folder or glob) "
-                       "and save it to MODEL.")
+                       "and save it to MODEL; with --family multinomial, a mixture of multinomials to documents "
+                       "(a .npz sparse matrix, Parquet token lists or count columns).")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-k", "--n-components", dest="k", type=positive_int, required=True, help="number of components")
     p.add_argument("--covariance", choices=COVARIANCES, default=None,
                    help="covariance type (default full; a mixed model's Gaussian block: diag or full, default diag)")
     _fit_options(p)
+    counts_cli.add_count_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. model.bigem)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_fit)
@@ -186,11 +200,17 @@ def add_parsers(sub) -> None:
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--proba", action="store_true", help="write each component's (state's) posterior probability")
-    what.add_argument("--score", action="store_true", help="write each row's log-density log p(x) (mixtures)")
+    what.add_argument("--proba", action="store_true",
+                      help="write each component's (state's) posterior probability instead of the label "
+                      "(not with --score: one output per run)")
+    what.add_argument("--score", action="store_true",
+                      help="write each row's log-density log p(x) instead of the label (mixtures; not with --proba)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
+    p.add_argument("--id-column", metavar="NAME",
+                   help="a column of DATA copied to OUT first, to join the results back (.csv or .parquet output)")
     _sequence_options(p)
     _data_options(p)
+    _missing_option(p, None)
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("score", help="mean log-likelihood, BIC and AIC of a model on a data file",
@@ -201,8 +221,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
     _sequence_options(p)
     _data_options(p)
+    _missing_option(p, None)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_score)
+
+    p = sub.add_parser("impute", help="fill the missing values of a data file under a fitted mixture",
+                       description="Write DATA with every missing value (a null, an empty CSV field, NaN) replaced by "
+                       "its conditional expectation given the row's observed values under MODEL (a Gaussian mixture), "
+                       "or with --sample by a draw from its conditional distribution (multiple imputation: one file "
+                       "per --seed). Observed values are written as they are.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
+    p.add_argument("--sample", action="store_true", help="draw each row's gaps from their conditional distribution")
+    p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default 0)")
+    p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
+    p.add_argument("--id-column", metavar="NAME", help="a column of DATA copied to the output first (to join back)")
+    _data_options(p)
+    p.set_defaults(run=run_impute)
 
     p = sub.add_parser("sample", help="draw rows from a fitted model")
     p.add_argument("model", metavar="MODEL")
@@ -223,7 +259,11 @@ def add_parsers(sub) -> None:
                    help="comma-separated covariance types, or all (default all the family has)")
     p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
     p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
+    p.add_argument("--variational", action="store_true",
+                   help="also fit a BayesianGaussianMixture per covariance type (truncated at the largest K) and "
+                   "report how many components it uses (never the chosen model)")
     _fit_options(p)
+    counts_cli.add_count_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
     p.add_argument("--table", metavar="CSV", help="also write the table as CSV")
     p.add_argument("--plot", metavar="PICTURE", help="also draw the criterion against K (.png or .svg)")
@@ -235,16 +275,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.set_defaults(run=run_info)
 
-    p = sub.add_parser("plot", help="draw a model over its data, or its convergence",
+    p = sub.add_parser("plot", help="draw a model over its data, its convergence, or its word profiles",
                        description="--kind fit (default): histogram and component densities for 1 feature, "
                        "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration. "
-                       "--kind profile: a heatmap of each category's probability per component.")
+                       "--kind profile: a heatmap of each component's probability of each category (latent class "
+                       "models) or of its most probable words (multinomial models).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA", nargs="?", help="data file (needed for --kind fit)")
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
     p.add_argument("--kind", choices=("fit", "convergence", "profile"), default="fit",
-                   help="fit (default), convergence, or profile: a latent class model's probability of each category "
-                   "per component")
+                   help="fit (default), convergence, or profile: per component, the probability of each category "
+                   "(latent class models) or of its most probable words (multinomial models)")
+    p.add_argument("--top", type=positive_int, help="--kind profile of a multinomial model: words per component "
+                   "(default: what fits 60 rows)")
+    p.add_argument("--vocabulary", metavar="FILE", help="--kind profile of a multinomial model: a text file of the "
+                   "words, one per line, in the columns' order (default: word ids)")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
     _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
@@ -263,22 +308,20 @@ def _estimator_params(args, cls=None) -> dict:
     params = dict(
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
-        stopping=args.stopping, alpha=args.alpha, families=args.column_families,
+        stopping=args.stopping, missing_values=args.missing, alpha=args.alpha, families=args.column_families,
     )
     names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families"}
     return {k: v for k, v in params.items() if k in names}
 
 
-def _family(args):
-    """The mixture class that --family (and --column-families) name; a flag that the family
-    does not take is refused, naming it."""
-    from .. import estimators
-
+def _family(args) -> str:
+    """The family that --family (and --column-families) name (a key of
+    ``estimators.families.FAMILIES``); a flag that the family does not take is refused,
+    naming it."""
     family = args.family or ("mixed" if args.column_families else "gaussian")
     if args.column_families and family != "mixed":
         raise ParameterError(f"--column-families gives a family per column, which --family {family} does not take; "
                              "use --family mixed (or drop --family)")
-    cls = getattr(estimators, FAMILIES[family])
     covariance = args.covariance if isinstance(args.covariance, list) else [args.covariance]
     allowed = set(COVARIANCES) if family == "gaussian" else {"diag", "full"} if family == "mixed" else set()
     bad = [c for c in covariance if c is not None and c not in allowed]
@@ -287,15 +330,29 @@ def _family(args):
                              + (f"takes {' or '.join(sorted(allowed))}" if allowed else "has no covariance type")
                              + "; drop it or pick another")
     if family == "gaussian" and args.alpha != 1.0:
-        raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical and poisson families; "
-                             "a Gaussian mixture has none (its regulariser is --reg-covar)")
-    return cls
+        raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, poisson and multinomial "
+                             "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
+    if family != "multinomial" and args.vocabulary_size is not None:
+        raise ParameterError("--vocabulary-size applies to --family multinomial (token lists); drop it or add the family")
+    if family != "gaussian" and args.missing == "fiml":
+        raise ParameterError(f"--missing fiml applies to --family gaussian (the {family} family has no missing-value "
+                             "model: drop or impute the empty cells first); drop it")
+    if family != "gaussian" and getattr(args, "variational", False):
+        raise ParameterError("--variational adds BayesianGaussianMixture rows: --family gaussian only; drop it")
+    return family
 
 
-def _load(path: str):
+def _load(path: str, missing: str | None = None):
+    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps."""
     from ..estimators import load
 
-    return load(path)
+    est = load(path)
+    if missing is not None:
+        if "missing_values" not in est.get_params():
+            raise ParameterError(f"--missing applies to Gaussian mixtures and HMMs, and {path} holds a "
+                                 f"{type(est).__name__}; drop it")
+        est.set_params(missing_values=missing)
+    return est
 
 
 def _model_data(est, args) -> Data:
@@ -332,6 +389,12 @@ def _is_hmm(est) -> bool:
     return isinstance(est, (GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM))
 
 
+def _is_multinomial(est) -> bool:
+    from ..estimators import MultinomialMixture
+
+    return isinstance(est, MultinomialMixture)
+
+
 KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
          "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM", "BernoulliMixture": "Bernoulli mixture",
          "CategoricalMixture": "latent class model (categorical mixture)", "PoissonMixture": "Poisson mixture",
@@ -366,6 +429,28 @@ def _sequences(est, args) -> tuple[object, object, list[str] | None, int]:
     return data.X, lengths, data.columns, data.n_rows
 
 
+def _check_id_column(args, data: Data | None) -> None:
+    """--id-column needs named columns and an output with columns."""
+    if args.id_column is None:
+        return
+    if args.data.lower().endswith(".npy"):
+        raise ParameterError(f"--id-column {args.id_column}: {args.data} is a .npy file, which has no column names; "
+                             "drop --id-column, or read the data from Parquet or CSV")
+    if args.output.lower().endswith(".npy"):
+        raise ParameterError(f"--id-column adds a column, and a .npy file holds one array: write {args.output} as "
+                             ".csv or .parquet, or drop --id-column")
+
+
+def _column_values(args, name: str) -> np.ndarray:
+    """One column of DATA, every row, in order (an HMM's --id-column)."""
+    from ..sources.paths import expand_paths
+    from ..sources.tables import CsvOptions, column_values
+
+    files, fmt = expand_paths(args.data)
+    csv = CsvOptions(args.delimiter, not args.no_header)
+    return np.concatenate([values for values, _, _ in column_values(files, fmt, name, csv=csv)])
+
+
 def _for(est, data: Data):
     """The estimator to call on ``data``: itself, or for data without column names (a
     .npy file) a copy without the names, which it would otherwise look for."""
@@ -397,8 +482,11 @@ def _emit(args, payload: dict, text: str) -> None:
 def run_fit(args) -> int:
     from ..estimators.selection import criteria, degenerate_components
 
+    family = _family(args)
+    if family == "multinomial":
+        return counts_cli.run_fit(args)
     check_output(args.output, (args.data,), what="model")
-    cls = _family(args)
+    cls = family_estimator(family)
     params = _estimator_params(args, cls)
     covariance = args.covariance or {"GaussianMixture": "full", "MixedMixture": "diag"}.get(cls.__name__)
     if covariance is not None:
@@ -426,8 +514,8 @@ def run_fit(args) -> int:
         f"to {data.n_rows:,} rows x {data.n_features} columns of {args.data} "
         f"in {seconds:.2f}s: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} "
         f"{'passes (SQUAREM)' if args.accelerate else 'iterations'}\n"
-        f"mean log-likelihood {payload['mean_log_likelihood']:.6f}   BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   "
-        f"(lower is better; {c['n_parameters']} free parameters)\n"
+        f"mean log-likelihood {payload['mean_log_likelihood']:.6f} (of the fitted model, as bigem score reports)   "
+        f"BIC {c['bic']:.6g}   AIC {c['aic']:.6g}   (lower is better; {c['n_parameters']} free parameters)\n"
         f"weights {np.array2string(est.weights_, precision=3)}\n"
         + (f"warning: components {collapsed} collapsed onto repeated values (variance at the reg_covar floor)\n"
            if collapsed else "")
@@ -439,13 +527,17 @@ def run_fit(args) -> int:
 
 def run_predict(args) -> int:
     check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
-    est = _load(args.model)
+    est = _load(args.model, args.missing)
     if _is_hmm(est):
         return _predict_hmm(est, args)
     _no_sequences(args, est)
+    if _is_multinomial(est):
+        return counts_cli.run_predict(est, args)
     data = _model_data(est, args)
+    _check_id_column(args, data)
     output = "proba" if args.proba else "log_density" if args.score else "label"
-    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns)
+    _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns,
+                                      id_column=args.id_column)
     what = "probabilities" if args.proba else "log-densities" if args.score else "labels"
     print(f"wrote {what} of {data.n_rows:,} rows to {args.output}")
     return 0
@@ -458,11 +550,21 @@ def _predict_hmm(est, args) -> int:
             "its sequence); use --proba for each state's posterior, or bigem score MODEL DATA for the log-likelihood"
         )
     X, lengths, columns, n_rows = _sequences(est, args)
+    if args.id_column is not None:
+        _check_id_column(args, None)
+        ids = {args.id_column: _column_values(args, args.id_column)}
+    else:
+        ids = {}
     if args.proba:
         values = est.predict_proba(X, lengths, columns=columns)
-        write_array(args.output, values, [f"proba_{k}" for k in range(values.shape[1])])
+        names = [f"proba_{k}" for k in range(values.shape[1])]
     else:
-        write_array(args.output, est.predict(X, lengths, columns=columns), ["state"])
+        values = est.predict(X, lengths, columns=columns)[:, None]
+        names = ["state"]
+    if ids:
+        write_columns(args.output, {**ids, **{n: values[:, j] for j, n in enumerate(names)}})
+    else:
+        write_array(args.output, values if args.proba else values[:, 0], names)
     what = "state probabilities" if args.proba else "states"
     print(f"wrote {what} of {n_rows:,} rows to {args.output}")
     return 0
@@ -482,30 +584,61 @@ def _score_hmm(est, args) -> int:
 def run_score(args) -> int:
     from ..estimators.selection import criteria
 
-    est = _load(args.model)
+    est = _load(args.model, args.missing)
     if _is_hmm(est):
         return _score_hmm(est, args)
     _no_sequences(args, est)
+    if _is_multinomial(est):
+        return counts_cli.run_score(est, args)
     data = _model_data(est, args)
     c = criteria(_for(est, data), data.X, columns=data.columns)
     payload = dict(
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"],
     )
-    text = (
-        f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}\n"
-        f"BIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
-    )
+    text = f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}"
+    if _variational(est):  # scikit-learn's score; no likelihood to penalise, so no BIC or AIC (as scikit-learn)
+        payload.update(n_parameters=None, bic=None, aic=None)
+        text += " (the variational posterior's, scikit-learn's score)"
+    else:
+        text += f"\nBIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
     _emit(args, payload, text)
     return 0
 
 
+def run_impute(args) -> int:
+    check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
+    if args.id_column is not None and args.output.lower().endswith(".npy"):
+        raise ParameterError(f"{args.output}: --id-column adds a column of ids, and a .npy file holds one array of "
+                             "numbers; write .csv or .parquet, or drop --id-column")
+    est = _load(args.model)
+    if not hasattr(est, "impute"):
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem impute fills gaps under a Gaussian "
+                             "mixture (bigem fit --missing fiml)")
+    data = _model_data(est, args)
+    method = "sample" if args.sample else "mean"
+    _for(est, data).impute(data.X, method=method, random_state=args.seed, columns=data.columns, out=args.output,
+                           id_column=args.id_column)
+    what = "draws from their conditional distributions" if args.sample else "conditional means"
+    print(f"wrote {data.n_rows:,} rows with their missing values replaced by {what} to {args.output}")
+    return 0
+
+
 def run_sample(args) -> int:
+    if args.output.lower().endswith(".npz"):  # sparse documents: a multinomial model's
+        check_output(args.output, (args.model,), (".npz",))
+        est = _load(args.model)
+        if not _is_multinomial(est):
+            raise ParameterError(f"{args.output}: a .npz file holds a sparse matrix, which a multinomial model "
+                                 f"samples; {args.model} holds a {type(est).__name__}: write .npy, .csv or .parquet")
+        return counts_cli.run_sample(est, args)
     check_output(args.output, (args.model,), (".npy", ".csv", ".parquet"))
     if args.labels and args.output.lower().endswith(".npy"):
         raise ParameterError(f"{args.output}: --labels adds an integer column, and a .npy file holds one dtype; "
                              "write .csv or .parquet, or drop --labels")
     est = _load(args.model)
+    if _is_multinomial(est):
+        return counts_cli.run_sample(est, args)  # which says why a .npz is needed
     names = getattr(est, "feature_names_in_", None)
     header = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(_width(est))]
     label = "state" if _is_hmm(est) else "component"
@@ -538,12 +671,15 @@ def _typed(column: np.ndarray) -> np.ndarray:
 def run_select(args) -> int:
     from ..estimators.selection import COLUMNS, select
 
+    family = _family(args)
+    if family == "multinomial":
+        return counts_cli.run_select(args)
     check_output(args.output, (args.data,), what="model")
     if args.table:
         check_output(args.table, (args.data, args.output), (".csv",), what="table")
     if args.plot:
         _check_picture(args.plot, (args.data, args.output))
-    cls = _family(args)
+    cls = family_estimator(family)
     params = _estimator_params(args, cls)
     data = read_data(args.data, args.columns, args.sample_weight, **_csv(args), numeric=cls.__name__ == "GaussianMixture")
     _check_k(args.k, data)
@@ -551,12 +687,12 @@ def run_select(args) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = select(
-                data.X, args.k, args.covariance, args.criterion, estimator=cls, keep_degenerate=args.keep_degenerate,
-                sample_weight=data.weight, columns=data.columns, callback=progress, **params,
+                data.X, args.k, args.covariance, args.criterion, family=family, keep_degenerate=args.keep_degenerate,
+                variational=args.variational, sample_weight=data.weight, columns=data.columns, callback=progress, **params,
             )
         progress.close()
-    for w in caught:  # the selection's warnings, once each, after the progress line
-        print(f"bigem select: warning: {w.message}", file=sys.stderr)
+    for message in dict.fromkeys(str(w.message) for w in caught):  # the selection's warnings, once each
+        print(f"bigem select: warning: {in_flags(message)}", file=sys.stderr)
     result.best_estimator_.save(args.output)
     if args.table:
         write_rows(args.table, result.table, list(COLUMNS))
@@ -567,7 +703,8 @@ def run_select(args) -> int:
     b = result.best_
     payload = dict(
         model=args.output, criterion=args.criterion, best=b, dropped=[list(d) for d in result.dropped],
-        table=result.table, n_rows=data.n_rows,
+        table=[{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in result.table],
+        n_rows=data.n_rows,
     )
     text = (
         f"{len(result.table)} candidates on {data.n_rows:,} rows of {args.data} ({args.criterion.upper()}, lower is better):\n"
@@ -585,7 +722,9 @@ def run_info(args) -> int:
     est = _load(args.model)
     if _is_hmm(est):
         return _info_hmm(est, args)
-    if type(est).__name__ != "GaussianMixture":
+    if _is_multinomial(est):
+        return counts_cli.run_info(est, args)
+    if type(est).__name__ not in ("GaussianMixture", "BayesianGaussianMixture"):
         return _info_family(est, args)
     names = getattr(est, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
@@ -602,14 +741,19 @@ def run_info(args) -> int:
         print(json.dumps(payload, indent=2))
         return 0
     cols = names or [f"x{j}" for j in range(est.n_features_in_)]
+    variational = _variational(est)
+    kind = (f"Bayesian Gaussian mixture ({est.weight_concentration_prior_type.replace('_', ' ')} prior)"
+            if variational else "Gaussian mixture")
+    bound = (f"lower bound {est.lower_bound_:.6f} (the variational bound, a total over rows)" if variational
+             else f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration, "
+             f"before its M-step; bigem score gives the fitted model's), {payload['n_parameters']} free parameters")
     lines = [
-        f"{args.model}: Gaussian mixture, K={est.n_components}, covariance {est.covariance_type}, "
+        f"{args.model}: {kind}, K={est.n_components}, covariance {est.covariance_type}, "
         f"{est.n_features_in_} features ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
-        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
-        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, {bound}",
         "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_init", "init_params", "tol", "reg_covar", "max_iter", "dtype"))
-        + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping")
-                  if hyper.get(k) not in (None, "gain")),
+        + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping", "missing_values")
+                  if hyper.get(k) not in (None, "gain", "error")),
     ]
     sd = _component_sd(est)
     show = min(est.n_features_in_, 6)
@@ -671,6 +815,13 @@ def _info_family(est, args) -> int:
     return 0
 
 
+def _variational(est) -> bool:
+    """Whether a loaded mixture is a BayesianGaussianMixture (its bound is a total; it has no BIC)."""
+    from ..estimators import BayesianGaussianMixture
+
+    return isinstance(est, BayesianGaussianMixture)
+
+
 def _info_hmm(est, args) -> int:
     """An HMM's kind, states, features, fit and parameters (all of them with --json)."""
     kind, K, D = type(est).__name__, int(est.n_components), int(est.n_features)
@@ -695,7 +846,8 @@ def _info_hmm(est, args) -> int:
               else ""))
     lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}", fit,
              "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_iter", "tol", "params", "init_params", "algorithm",
-                                                                   "dtype"))]
+                                                                   "dtype"))
+             + (", missing_values=fiml" if hyper.get("missing_values") == "fiml" else "")]
     show = min(K, 8)
     for k in range(K):
         row = ", ".join(f"{v:.3f}" for v in est.transmat_[k, :show]) + (", ..." if K > show else "")
@@ -729,11 +881,10 @@ def _component_sd(est) -> np.ndarray:
 
 
 def _check_picture(path: str, inputs: tuple[str, ...]) -> None:
-    check_output(path, inputs, PICTURES, what="picture")
-    import importlib.util
+    from .._core.optional import require
 
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ImportError("pictures need matplotlib: pip install 'bigem[plot]'")
+    check_output(path, inputs, PICTURES, what="picture")
+    require("matplotlib", "pictures")
 
 
 def run_plot(args) -> int:
@@ -742,8 +893,10 @@ def run_plot(args) -> int:
     _check_picture(args.output, tuple(p for p in (args.model, args.data) if p))
     est = _load(args.model)
     if _is_hmm(est):
-        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws Gaussian mixtures only; "
-                             "bigem info MODEL --json gives an HMM's parameters")
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws mixtures only; "
+                             "bigem info MODEL --json gives its parameters")
+    if args.kind != "profile" and (args.top is not None or args.vocabulary is not None):
+        raise ParameterError("--top and --vocabulary apply to --kind profile; drop them")
     if args.kind in ("convergence", "profile"):
         if args.data is not None:
             drawn = "history" if args.kind == "convergence" else "probabilities"
@@ -751,10 +904,14 @@ def run_plot(args) -> int:
         if args.kind == "convergence":
             plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")
         else:
-            plot.plot_profile(est, args.output, title=args.title or f"Profile of {os.path.basename(args.model)}")
-    elif type(est).__name__ != "GaussianMixture":
+            vocabulary = None if args.vocabulary is None else counts_cli.read_vocabulary(args.vocabulary)
+            plot.plot_profile(est, args.output, top=args.top, vocabulary=vocabulary,
+                              title=args.title or f"Profile of {os.path.basename(args.model)}")
+    elif type(est).__name__ not in ("GaussianMixture", "BayesianGaussianMixture"):
+        from ..plot.profile import has_profile
+
         raise ParameterError(f"--kind fit draws Gaussian mixtures; {args.model} holds a {type(est).__name__}: use "
-                             "--kind profile (categories and binary columns) or --kind convergence")
+                             + ("--kind profile or --kind convergence" if has_profile(est) else "--kind convergence"))
     else:
         if args.data is None:
             raise ParameterError("--kind fit needs DATA: bigem plot MODEL DATA -o PICTURE")

@@ -19,6 +19,7 @@ import warnings
 
 from .._core.errors import BigemError, Terminated
 from . import commands, demo
+from ._flags import in_flags
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,11 +30,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = _Parser(prog="bigem", description="Expectation-Maximization on data of any size.")
+    parser.add_argument("--version", action="version", version=f"bigem {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     commands.add_parsers(sub)
     demo.add_parser(sub)
+    for command in sub.choices.values():  # --debug after the command works too (bigem fit ... --debug)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks for errors")
     return parser
 
 
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(stop.code or 0)
 
     def one_line_warning(message, category, filename, lineno, file=None, line=None):
-        print(f"bigem {args.command}: warning: {message}", file=sys.stderr)
+        print(f"bigem {args.command}: warning: {in_flags(str(message))}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings(), _sigterm_unwinds():
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BigemError, ValueError, OSError, ImportError) as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"bigem {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"bigem {args.command}: error: {in_flags(_one_line(exc))}", file=sys.stderr)
         return 2
     except Terminated:
         print(f"bigem {args.command}: terminated", file=sys.stderr)

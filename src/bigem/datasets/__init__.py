@@ -22,6 +22,7 @@ def load_faithful(as_frame: bool = False):
         data = np.loadtxt(f, delimiter=",", skiprows=1)
     if not as_frame:
         return data
-    import pandas as pd
+    from .._core.optional import require
 
+    pd = require("pandas", "load_faithful(as_frame=True)")
     return pd.DataFrame(data, columns=["eruptions", "waiting"])

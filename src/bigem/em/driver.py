@@ -23,10 +23,15 @@ from typing import Any
 
 from torch import Tensor
 
-from .._core.errors import ConvergenceWarning, LikelihoodDecreaseWarning, NumericalError, ParameterError
+from .._core.errors import LikelihoodDecreaseWarning, NumericalError, ParameterError, convergence_warning
 from .._core.protocols import Engine, Model, Report, Task
 from .._core.stats import Together
 from .accelerate import Squarem, aitken_converged
+
+
+# A fall of the objective within this many float64 ulps (relative) is rounding, not a
+# decrease: one objective summed in another order, or a fixed point evaluated twice.
+LAST_BITS = 64 * 2.0**-52
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,9 @@ class Checkpoint:
     result as an uninterrupted run; the file is removed when the fit completes.
     ``fingerprint`` (JSON) must match to resume: the model, the settings, and the data
     (its shape, feature names, and what identifies its rows: the files' sizes and
-    times, or a digest of the first and last rows in memory).
+    times, or a digest of the first and last rows in memory). In a group of processes
+    (torch.distributed) the primary one writes, reads and removes the file, and every
+    process resumes from what it read.
     Parameters travel through the model's ``to_tensors`` / ``from_tensors``.
     """
 
@@ -103,6 +110,10 @@ class Checkpoint:
     def load(self, model: Any) -> tuple[list[dict[str, Any]], int]:
         """Every run as saved (its EMResult ``result``, the ``point`` its next E-step
         evaluates, ``exact``, and its ``squarem`` state), and the iteration it was saved after."""
+        return self.restore(model, *self.read())
+
+    def read(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The file's tensors and metadata, checked to be a checkpoint of this fit."""
         from ..io import read_model_file
 
         tensors, meta = read_model_file(self.path)
@@ -116,6 +127,10 @@ class Checkpoint:
                 f"{self.path}: the checkpoint was written by a different fit, of other data or settings (they "
                 f"differ in: {', '.join(differ)}); to start fresh, delete it or pass another checkpoint path"
             )
+        return tensors, meta
+
+    def restore(self, model: Any, tensors: dict[str, Tensor], meta: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`load` from what :meth:`read` returned."""
         runs = []
         for i, r in enumerate(meta["runs"]):
             def under(prefix: str) -> dict[str, Tensor]:
@@ -137,12 +152,14 @@ class _Run:
     :meth:`step`, what follows that E-step (checks, M-step, history, convergence)."""
 
     def __init__(self, result: EMResult, model: Model, accelerate: str | None, stopping: str,
-                 saved: dict[str, Any] | None = None) -> None:
+                 saved: dict[str, Any] | None = None, start: float = -math.inf) -> None:
         self.result = result
         self.accepted = [v for v, ok in zip(result.history, result.accepted or [True] * len(result.history)) if ok]
-        self.previous = self.accepted[-1] if self.accepted else -math.inf  # the last accepted objective
+        self.previous = self.accepted[-1] if self.accepted else start  # the last accepted objective
         self.point = result.params  # where the next E-step evaluates
-        self.exact = True  # whether the parameters came from a plain EM step
+        # whether the parameters came from a plain EM step on these data; a warm start's
+        # came from another fit, maybe of other data, so its first step is not checked
+        self.exact = start == -math.inf
         self.prior_gain = 0.0  # how far the likelihood may fall for the prior's sake (MAP)
         self.seen: set[str] = set()
         self.squarem = Squarem(model) if accelerate == "squarem" else None
@@ -173,7 +190,9 @@ class _Run:
                 f"the mean log-likelihood became {ll} at iteration {iteration} (restart {restart}); "
                 f"check the data for extreme values, or {model.advice}"
             )
-        allowed = model.decrease_tolerance(params, previous) + self.prior_gain
+        # last-bit rounding is never a decrease, whatever the model's own bound says
+        rounding = LAST_BITS * max(abs(previous), abs(ll)) if previous > -math.inf else 0.0
+        allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
         falls = previous > -math.inf and ll < previous - allowed
         if falls and self.exact:
             warnings.warn(
@@ -244,6 +263,7 @@ def fit_em(
     first_restart: int = 0,
     accelerate: str | None = None,
     stopping: str = "gain",
+    start: float = -math.inf,
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
 
@@ -264,15 +284,22 @@ def fit_em(
     then a pass over the data, accepted or not, and ``max_iter`` counts passes.
     ``stopping``: "gain" (|change of the mean objective| < tol) or "aitken" (the
     extrapolated limit of the objective within tol of its value).
+
+    ``start``: the objective the runs continue from (a warm start's ``lower_bound_``, as
+    scikit-learn does): the first iteration's change is measured from it, so a warm
+    start that has already converged stops after one iteration.
     """
     first = 1
-    if checkpoint is not None and os.path.exists(checkpoint.path):
-        saved, done = checkpoint.load(model)
+    # the primary process reads the checkpoint, every process resumes from what it read
+    found = None if checkpoint is None else engine.share(
+        lambda: checkpoint.read() if os.path.exists(checkpoint.path) else None)
+    if found is not None:
+        saved, done = checkpoint.restore(model, *found)
         runs, first = [_Run(r["result"], model, accelerate, stopping, r) for r in saved], done + 1
     else:
         restarts = range(first_restart, first_restart + n_init)
-        runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r), model, accelerate, stopping)
-                for r in restarts]
+        runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r), model, accelerate, stopping,
+                     start=start) for r in restarts]
     lockstep = Lockstep(model)
     for iteration in range(first, max_iter + 1):
         active = [run for run in runs if not run.result.converged]
@@ -282,9 +309,9 @@ def fit_em(
         together = engine.reduce(Task(lockstep, "e_steps", ([run.point for run in active],)), source)
         for run, stats, own in zip(active, together.parts, _shares(time.perf_counter() - started, together.seconds)):
             run.step(model, stats, iteration, tol, own, callback)
-        if checkpoint is not None and iteration % checkpoint.every == 0:
-            checkpoint.save(model, runs, iteration)
-    if checkpoint is not None and os.path.exists(checkpoint.path):
+        if checkpoint is not None and iteration % checkpoint.every == 0 and engine.primary:
+            checkpoint.save(model, runs, iteration)  # the primary process alone writes
+    if checkpoint is not None and engine.primary and os.path.exists(checkpoint.path):
         os.unlink(checkpoint.path)  # the fit completed: nothing to resume
     results = [run.result for run in runs]
     best = results[0]
@@ -295,7 +322,7 @@ def fit_em(
         warnings.warn(
             f"Best performing initialization did not converge. Try different init parameters, or increase "
             f"max_iter (now {max_iter}), tol (now {tol:g}), or check for degenerate data.",
-            ConvergenceWarning,
+            convergence_warning(),
             stacklevel=2,
         )
     return best, results

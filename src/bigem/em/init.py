@@ -185,11 +185,23 @@ def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor) -> Tenso
     return params.centres
 
 
+def fill_gaps(rows: Tensor) -> Tensor:
+    """Rows with every gap (NaN: not observed) set to its column's mean over the rows that
+    observe it (0 where none does): seeds are whole rows, wherever the data has gaps."""
+    gap = torch.isnan(rows)
+    if not bool(gap.any()):
+        return rows
+    seen = (~gap).sum(0)
+    means = torch.where(gap, torch.zeros_like(rows), rows).sum(0) / seen.clamp(min=1)
+    return torch.where(gap, means.to(rows.dtype), rows)
+
+
 def seeds(method: str, source: Source, K: int, generator: torch.Generator, engine: Engine, embed=None) -> Tensor:
     """K centres (float64) by 'k-means++' (greedy seeding) or 'random_from_data'
-    (distinct rows), drawn from a sample of the rows; ``embed``: a map of rows into the
-    space the centres live in (a family's k-means embedding, e.g. categories one-hot)."""
-    sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
+    (distinct rows), drawn from a sample of the rows (gaps filled by :func:`fill_gaps`);
+    ``embed``: a map of rows into the space the centres live in (a family's k-means
+    embedding, e.g. categories one-hot)."""
+    sample = fill_gaps(sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine))
     if embed is not None:
         sample = embed(sample)
     if method == "random_from_data":
@@ -215,9 +227,9 @@ def from_random_responsibilities(model: Any, engine: Engine, source: Source, see
 
 def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp_fn) -> Any:
     """Mixture parameters from one M-step on responsibilities ``resp_fn(chunk) -> (n, K)``.
-    The E-step's reference point (where moments are taken about) is the first rows' mean,
-    in the model's embedding of rows."""
-    probe = model.embed(source.take(torch.arange(min(source.n_rows, 1024))))
+    The E-step's reference point (where moments are taken about) is the first rows' mean
+    (gaps filled by :func:`fill_gaps`), in the model's embedding of rows."""
+    probe = model.embed(fill_gaps(source.take(torch.arange(min(source.n_rows, 1024)))))
     centre = probe.double().mean(0).expand(model.n_components, -1)
     task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": resp_fn})
     return model.m_step(engine.reduce(task, source)).params

@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
+from .._core.batches import minibatches
 from .._core.protocols import Model
 from .._core.types import Chunk
 from .driver import EMResult, IterationInfo, emit
+
+__all__ = ["OnlineState", "minibatches", "online_step", "run_online", "step_size"]
 
 
 @dataclass
@@ -58,10 +59,15 @@ def step_size(t: int, decay: float, offset: float) -> float:
     return 1.0 if t <= 1 else float((t + offset) ** -decay)
 
 
-def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, offset: float) -> tuple[float, float]:
+def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, offset: float,
+                combine: Callable[[Any], Any] | None = None) -> tuple[float, float]:
     """One mini-batch: E-step at the current params, blend, M-step. Returns the batch's
-    mean log-likelihood under the parameters it was evaluated at, and its weight."""
+    mean log-likelihood under the parameters it was evaluated at, and its weight.
+    ``combine``: the engine's sum over its processes, when each holds its own part of
+    the mini-batch (an engine's ``combine``); every process then takes the same step."""
     stats = model.e_step(state.params, chunk)
+    if combine is not None:
+        stats = combine(stats)
     objective = model.objective(stats)
     if objective.weight <= 0:  # a batch of zero-weight rows carries no information
         return math.nan, 0.0
@@ -80,41 +86,6 @@ def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, of
     return objective.mean, objective.weight
 
 
-def minibatches(chunks: Iterable[Chunk], rows: int) -> Iterator[Chunk]:
-    """Re-cut a stream of chunks into batches of exactly ``rows`` rows (the last may be
-    shorter), so the step sizes do not depend on how the source happens to chunk."""
-    pending: list[Chunk] = []
-    have = 0
-    for chunk in chunks:
-        start = 0
-        while start < chunk.n_rows:
-            take = min(rows - have, chunk.n_rows - start)
-            pending.append(_slice(chunk, start, start + take))
-            have, start = have + take, start + take
-            if have == rows:
-                yield _join(pending)
-                pending, have = [], 0
-    if pending:
-        yield _join(pending)
-
-
-def _slice(chunk: Chunk, a: int, b: int) -> Chunk:
-    if a == 0 and b == chunk.n_rows:
-        return chunk
-    w = None if chunk.weight is None else chunk.weight[a:b]
-    label = None if chunk.label is None else chunk.label[a:b]
-    return Chunk(chunk.x[a:b], w, chunk.row_start + a, label=label)
-
-
-def _join(parts: list[Chunk]) -> Chunk:
-    if len(parts) == 1:
-        return parts[0]
-    x = torch.cat([p.x for p in parts])
-    w = None if parts[0].weight is None else torch.cat([p.weight for p in parts])
-    label = None if parts[0].label is None else torch.cat([p.label for p in parts])
-    return Chunk(x, w, parts[0].row_start, label=label)
-
-
 def run_online(
     model: Model,
     batches: Callable[[], Iterable[Chunk]],
@@ -126,13 +97,15 @@ def run_online(
     tol: float,
     restart: int = 0,
     callback: Callable[[IterationInfo], None] | None = None,
+    combine: Callable[[Any], Any] | None = None,
 ) -> EMResult:
     """Passes over ``batches()`` (an iterable of chunks) until the mean log-likelihood of
     a pass changes by less than ``tol``, or ``max_passes``.
 
     The pass mean is of each batch's log-likelihood under the parameters entering that
     batch, so it costs nothing extra; it trails the final parameters' likelihood
-    slightly. The result's ``lower_bound`` is the last pass's mean.
+    slightly. The result's ``lower_bound`` is the last pass's mean. ``combine``: see
+    :func:`online_step`.
     """
     result = EMResult(state.params, False, 0, -math.inf, restart=restart)
     previous = -math.inf
@@ -140,7 +113,7 @@ def run_online(
         started = time.perf_counter()
         total = weight = 0.0
         for chunk in batches():
-            ll, w = online_step(model, state, chunk, decay, offset)
+            ll, w = online_step(model, state, chunk, decay, offset, combine)
             if w > 0:
                 total, weight = total + ll * w, weight + w
         mean = total / weight if weight else -math.inf

@@ -34,9 +34,11 @@ from functools import partial
 from typing import Any
 
 from .._core.errors import ClusterError, DataError
+from .._core.optional import require
 from .._core.protocols import Task
 from .._core.stats import tree_sum
 from .._core.types import Chunk, Partitioned
+from .local import OneProcess
 
 SPLIT_EVERY = 8  # partitions (or partial sums) combined per reduction task
 PERSIST_FRACTION = 0.5  # persist the data when it takes at most this share of the workers' memory
@@ -83,7 +85,7 @@ _DURING_E_STEP = "an E-step; restart workers and resume the fit from its checkpo
 _DURING_STREAM = "reading a partition for online EM; restart workers and fit again"
 
 
-class DaskEngine:
+class DaskEngine(OneProcess):
     """Evaluates ``fn`` on every partition of a :class:`Partitioned` source on a Dask cluster."""
 
     def __init__(self, client, split_every: int = SPLIT_EVERY, no_workers_timeout: float = NO_WORKERS_TIMEOUT) -> None:
@@ -193,26 +195,35 @@ class DaskEngine:
 @contextlib.contextmanager
 def session(client: object = None) -> Iterator[DaskEngine]:
     """A :class:`DaskEngine` on ``client`` (a ``distributed.Client``), a scheduler address,
-    or, with None, a LocalCluster started for the block and closed after it."""
-    try:
-        from dask import config
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ClusterError(
-            "the Dask engine needs dask.distributed: pip install 'bigem[dask]' (or dask[distributed])"
-        ) from None
+    or, with None, a LocalCluster started for the block and closed after it: one
+    single-threaded worker process per core, or, called from the top level of a script
+    without an ``if __name__ == "__main__":`` guard (whose code worker processes would
+    run again), one worker thread in this process."""
+    config = require("dask.config", "the Dask engine")
+    distributed = require("distributed", "the Dask engine")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     with contextlib.ExitStack() as stack:
         if client is None:
             # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's
             # adaptive mmap threshold: every large temporary of the E-step is then a fresh,
             # page-faulted mapping (docs/architecture.md, Speed). The embedded cluster leaves it unset
             # (see BENCHMARKS.md, Dask, for the measured difference).
-            with config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            if _workers_would_rerun_the_script(config):
+                # worker processes would run the caller's script again (spawn imports __main__), and
+                # so start clusters of their own: a plain script without a __main__ guard. One
+                # worker thread in this process computes the same fit; torch's threads share the cores.
                 cluster = stack.enter_context(
-                    LocalCluster(
-                        n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0", silence_logs=40
-                    )
+                    LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
+                                 silence_logs=40)
                 )
+            else:
+                with config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                    cluster = stack.enter_context(
+                        LocalCluster(
+                            n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0",
+                            silence_logs=40,
+                        )
+                    )
             client = stack.enter_context(Client(cluster, set_as_default=False))
         elif isinstance(client, (str, os.PathLike)):
             address = os.fspath(client)
@@ -233,3 +244,63 @@ def session(client: object = None) -> Iterator[DaskEngine]:
         engine = DaskEngine(client)
         engine.check_workers()
         yield engine
+
+
+def _workers_would_rerun_the_script(config) -> bool:
+    """Whether worker processes started now would run the calling script's code again.
+
+    Python starts them by importing ``__main__`` afresh ("spawn", Dask's default), which
+    re-runs a script's top level: a fit there, outside an ``if __name__ == "__main__":``
+    block, would start clusters inside the workers ("Nanny failed to start"). True when
+    ``__main__`` is a file and the call comes from one of its top-level statements other
+    than such a guard; False for interactive sessions, notebooks, ``python -c`` and guarded code.
+    """
+    import sys
+
+    if config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
+        return False
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path:
+        return False
+    frame, line = sys._getframe(1), None
+    while frame is not None:  # the outermost frame running the script's top level
+        if frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>":
+            line = frame.f_lineno
+        frame = frame.f_back
+    if line is None:
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return not under_main_guard(source, line)
+
+
+def under_main_guard(source: str, line: int) -> bool:
+    """Whether ``line`` of a module's ``source`` lies inside a top-level ``if __name__ ==
+    "__main__":`` block (which a re-import as ``__mp_main__`` skips)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return True  # cannot tell: keep worker processes, Dask's default
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            return isinstance(node, ast.If) and _is_main_test(node.test) and not any(
+                n.lineno <= line <= (n.end_lineno or n.lineno) for n in node.orelse)
+    return False
+
+
+def _is_main_test(test) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    import ast
+
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    values = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and values == ["__main__"]

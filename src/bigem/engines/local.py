@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,33 +11,97 @@ from typing import TypeVar
 
 import torch
 
+from .._core.batches import minibatches
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk, Source
 
 S = TypeVar("S")
 
 
-def _prefetched(chunks: Iterator[Chunk], pool: ThreadPoolExecutor, depth: int) -> Iterator[Chunk]:
+def _prefetched(chunks: Iterator[Chunk], pool: ThreadPoolExecutor, depth: int,
+                feed: _DeviceFeed | None = None) -> Iterator[Chunk]:
     """Yield chunks while a worker thread produces up to ``depth`` more, in order.
 
     One chunk ahead is not enough when reading competes with computing for the same
     cores: the time each takes per chunk varies, and whenever the read finishes first
     the disk idles. Over 4e7 rows evicted from the page cache (2 cores, the compute
     on one thread), an iteration took 6.7 s with one chunk ahead, 5.1-5.3 s with
-    three and 4.6 s with five (measured).
+    three and 4.6 s with five (measured). ``feed``: the worker's device work (the
+    copies to a GPU) runs on a stream of its own (see :class:`_DeviceFeed`).
     """
     sentinel = object()
-    pending = deque(pool.submit(next, chunks, sentinel) for _ in range(depth))
+    produce = (lambda: next(chunks, sentinel)) if feed is None else (lambda: feed.produce(chunks, sentinel))
+    pending = deque(pool.submit(produce) for _ in range(depth))
     try:
         while True:
-            chunk = pending.popleft().result()
+            made = pending.popleft().result()
+            chunk = made if feed is None else feed.ready(made)
             if chunk is sentinel:
                 return
-            pending.append(pool.submit(next, chunks, sentinel))
+            pending.append(pool.submit(produce))
             yield chunk
     finally:  # stopped early: drop the reads not yet started
         for future in pending:
             future.cancel()
+
+
+class _DeviceFeed:
+    """Copies to a CUDA device overlapped with the E-step, ordered by events, never by
+    host synchronisation.
+
+    The worker thread produces each chunk (reads, decodes, copies it from pinned
+    memory, checks it) on a stream of its own and records an event there; the
+    consumer's stream waits for that event before its first kernel on the chunk, so
+    the copy of chunk i+1 runs while chunk i computes. The chunk's tensors are then
+    marked as used by the consumer's stream, so the caching allocator does not reuse
+    their memory for the worker while the E-step still reads it.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.side = torch.cuda.Stream(device=device)
+        # what the consumer enqueued before (in-memory rows being written) precedes the worker's reads
+        self.side.wait_stream(torch.cuda.current_stream(device))
+
+    def produce(self, chunks: Iterator[Chunk], sentinel: object) -> tuple[object, torch.cuda.Event]:
+        with torch.cuda.device(self.device), torch.cuda.stream(self.side):
+            chunk = next(chunks, sentinel)
+            done = torch.cuda.Event()
+            done.record(self.side)
+        return chunk, done
+
+    def ready(self, made: tuple[object, torch.cuda.Event]) -> object:
+        chunk, done = made
+        compute = torch.cuda.current_stream(self.device)
+        compute.wait_event(done)
+        for value in _tensors(chunk):
+            if value.is_cuda:
+                value.record_stream(compute)
+        return chunk
+
+
+def _tensors(chunk: object) -> Iterator[torch.Tensor]:
+    """The tensors a chunk holds (its fields' and its extra columns')."""
+    if not dataclasses.is_dataclass(chunk):
+        return
+    for f in dataclasses.fields(chunk):
+        value = getattr(chunk, f.name)
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, dict):
+            yield from (v for v in value.values() if isinstance(v, torch.Tensor))
+
+
+def _cuda_device(source: Source) -> torch.device | None:
+    """The CUDA device a source's chunks go to, or None (the CPU, or a source that does
+    not say)."""
+    device = getattr(source, "device", None)
+    if device is None or not torch.cuda.is_available():
+        return None
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.device("cuda", torch.cuda.current_device()) if device.index is None else device
 
 
 @contextmanager
@@ -64,7 +129,24 @@ def sharing_cores(source: Source):
         torch.set_num_threads(threads)
 
 
-class LocalEngine:
+class OneProcess:
+    """What an engine that runs in one process answers to the members of the
+    :class:`~bigem._core.protocols.Engine` protocol that speak of a group of processes."""
+
+    primary = True  # the only process writes and prints
+
+    def batches(self, source, rows: int) -> Iterator[Chunk]:
+        """Online EM's mini-batches: :meth:`stream` re-cut into ``rows`` rows each."""
+        return minibatches(self.stream(source), rows)
+
+    def combine(self, stats: S) -> S:
+        return stats
+
+    def share(self, make: Callable[[], S]) -> S:
+        return make()
+
+
+class LocalEngine(OneProcess):
     """Evaluates ``fn`` on every chunk of a source and sums the results.
 
     With ``prefetch`` a single background thread reads and decodes up to
@@ -88,8 +170,10 @@ class LocalEngine:
         if not self.prefetch:
             yield from source.chunks()
             return
+        device = _cuda_device(source)
+        feed = None if device is None else _DeviceFeed(device)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bigem-prefetch") as pool:
-            yield from _prefetched(iter(source.chunks()), pool, self.read_ahead)
+            yield from _prefetched(iter(source.chunks()), pool, self.read_ahead, feed)
 
     def reduce(self, task: Callable[[Chunk], S], source: Source) -> S:
         """The sum of ``task(chunk)`` over the source's chunks, in row order (a

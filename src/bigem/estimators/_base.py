@@ -141,7 +141,7 @@ class EstimatorBase:
 
         tags = Tags(estimator_type=None, target_tags=TargetTags(required=False))
         tags.estimator_type = "DensityEstimator"
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = getattr(self, "missing_values", "error") == "fiml"
         tags.non_deterministic = False
         return tags
 
@@ -153,6 +153,17 @@ class EstimatorBase:
     def __setstate__(self, state: dict) -> None:
         state.pop("_bigem_version", None)
         self.__dict__.update(state)
+
+
+def writes_files(est) -> bool:
+    """Whether this process writes the estimator's files: every process but those of a
+    torch.distributed group other than its primary (rank 0), when the estimator runs in
+    one (engine='torch')."""
+    if getattr(est, "engine", None) != "torch":
+        return True
+    from ..engines.distributed import rank
+
+    return rank() == 0
 
 
 def _plain(value) -> bool:

@@ -22,14 +22,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._core.draws import row_draws
 from .._core.errors import (DataError, ModelFileError, ParameterError, SampleWeightWarning, UninformativeColumnWarning,
                             not_fitted_error)
+from .._core.optional import require
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
-from ..em.online import OnlineState, minibatches, online_step, run_online
+from ..em.online import OnlineState, online_step, run_online
 from ..em.init import LabelledResponsibilities, from_given_responsibilities, sample_rows
 from ..engines import LocalEngine
+from ..engines.distributed import process_device
 from ..models.components import log_prob
 from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals, check_explained
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
@@ -38,7 +41,7 @@ from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, le
 from ..sources.schema import KINDS, Schema, as_categories
 from ..sources.sinks import Sink, check_output_path
 from . import _params
-from ._base import EstimatorBase
+from ._base import EstimatorBase, writes_files
 from ._progress import Progress
 
 OUTPUTS = ("label", "proba", "log_density")
@@ -62,7 +65,7 @@ EXECUTION = dict(
     batch_size=_params.Int(1, at_most=_params.MAX_ROWS),
     learning_decay=_params.Float(0.5, closed=False, high=1.0),
     learning_offset=_params.Float(0.0),
-    engine=_params.Choice(("auto", "local", "dask")),
+    engine=_params.Choice(("auto", "local", "dask", "torch")),
     client=_params.Client(),
     accelerate=_params.Optional(_params.Choice(("squarem",))),
     stopping=_params.Choice(("gain", "aitken")),
@@ -82,7 +85,14 @@ SUPERVISION_DOC = """    unlabeled_weight : float in [0, 1] or None, default={de
         ``predict_proba`` gives one column per class. None: y is ignored{none}.
 """
 
-MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default=None
+# The parameters of online EM, which a model without it (a variational one) leaves out.
+ONLINE = ("algorithm", "batch_size", "learning_decay", "learning_offset")
+
+# Gaps (missing values): a family whose model can read them adds this to its parameters,
+# and MISSING_DOC to its documentation.
+MISSING = dict(missing_values=_params.Choice(("error", "fiml")))
+
+_EXECUTION_DOC = """    random_state : int, RandomState, Generator or None, default=None
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
     warm_start : bool, default=False
         Start the next ``fit`` from the current solution (and use ``n_init=1``).
@@ -103,7 +113,9 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
     cache_budget : int or str, default='1GB'
         Streamed data (files, Source objects) whose decoded size fits is kept in memory
         after the first pass, so later iterations read no file. 0 turns caching off.
-    algorithm : {'em', 'online'}, default='em'
+"""
+
+_ONLINE_DOC = """    algorithm : {'em', 'online'}, default='em'
         'em': exact EM, one M-step per pass over all rows (scikit-learn's answer).
         'online': stepwise EM (Cappé & Moulines 2009), one M-step per mini-batch of
         ``batch_size`` rows over a running average of the statistics; ``max_iter`` then
@@ -114,10 +126,16 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         kappa in the online step size (t + learning_offset) ** -kappa.
     learning_offset : float, default=10.0
         t0 in the online step size: larger values damp the first steps.
-    engine : {'auto', 'local', 'dask'}, default='auto'
+"""
+
+_CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto'
         'local': this process; 'dask': a Dask cluster (a map over partitions and a tree
-        reduction of the statistics; same answer as 'local' to rounding); 'auto': 'dask'
-        for a Dask collection, else 'local'.
+        reduction of the statistics; same answer as 'local' to rounding); 'torch': one of
+        a torch.distributed group of processes launched by torchrun (NCCL on GPUs, gloo
+        on CPUs), each reading its own share of X, the statistics summed by one
+        all-reduce per iteration (same answer as 'local' to rounding); every process
+        calls ``fit`` on the same X, and only the first (rank 0) writes files and prints;
+        'auto': 'dask' for a Dask collection, else 'local'.
     client : distributed.Client, str or None, default=None
         The cluster for ``engine='dask'``: a client, or a scheduler address such as
         'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
@@ -131,6 +149,20 @@ MIXTURE_DOC = """    random_state : int, RandomState, Generator or None, default
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
         ``tol`` of its value, which lands closer to the optimum at the price of more passes
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
+"""
+
+MIXTURE_DOC = _EXECUTION_DOC + _ONLINE_DOC + _CLUSTER_DOC
+EXACT_MIXTURE_DOC = _EXECUTION_DOC + _CLUSTER_DOC  # a mixture without online EM
+MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
+        'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
+        refuses them. 'fiml': they are missing values, fitted by the exact EM for values
+        missing at random (full-information maximum likelihood): each row's likelihood
+        is the marginal of what it observed; the M-step completes each gap by its
+        conditional expectation given the row's observed values and adds the
+        conditional covariance to the second moments. predict, score, ... then accept
+        rows with gaps too; a row with every value missing gets the weights as its
+        posterior (the fit warns once with their count); a column missing in every row
+        is an error. See also :meth:`impute`.
 """
 
 
@@ -174,6 +206,11 @@ class _BaseMixture(EstimatorBase, ABC):
     def _from_attributes(self, s) -> MixtureParams:
         """Parameters from the public attributes (a loaded model file), validated."""
 
+    def _fitting_model(self, model: MixtureModel, engine, source: Source, s) -> MixtureModel:
+        """The model a fit runs: ``model``, or one that first learns from the data (a
+        variational model's priors, from the data's mean and covariance)."""
+        return model
+
     @abstractmethod
     def _centres(self, params: MixtureParams) -> torch.Tensor:
         """One float64 row per component, in the data's space, where its density must be
@@ -188,17 +225,27 @@ class _BaseMixture(EstimatorBase, ABC):
         translated back before anyone sees them."""
         return shift if self._model(s).component.translatable else None
 
-    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", **kw) -> Source:
+    def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False,
+              identify: bool = False, dtype=None, **kw) -> Source:
+        """X as a validated source. ``fitted``: X is read for the fitted model (inference,
+        partial_fit after a fit), so what the fit learnt about reading X applies (a
+        family that learns a vocabulary or a category mapping reads it there); a fit
+        refuses a column missing in every row. ``identify``: X is read to learn its
+        features, so an id-like column is warned about. ``dtype``: the rows' (default the
+        family's). ``schema`` (default the fitted one) and ``labels``: see ``open_source``."""
         kw.setdefault("schema", self._schema_)
         return open_source(
             X,
-            dtype=self._model(s).component.row_dtype,
+            dtype=dtype or self._model(s).component.row_dtype,
             device=s.device,
             memory_budget=s.memory_budget,
             chunk_size=s.chunk_size,
             sample_weight=sample_weight,
             min_rows=min_rows,
             shift=self._shift(s, shift),
+            identify=identify,
+            missing_values=_missing(s),
+            every_column=not fitted,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -208,23 +255,37 @@ class _BaseMixture(EstimatorBase, ABC):
 
     @contextlib.contextmanager
     def _execution(self, X, s, sample_weight=None, columns=None, y=None, fitting=False, **open_kw):
-        """(engine, source, classes) for X: this process, or a Dask cluster for the block's
-        duration. Fitting, the columns' schema and y's classes are learnt first (one pass
-        over those columns where it is needed), and the schema is the estimator's from then
-        on unless the block raises; ``classes`` is None when the fit has no labelled row."""
+        """(engine, source, classes) for X: this process, its torch.distributed group, or a
+        Dask cluster for the block's duration. Fitting, the columns' schema and y's classes
+        are learnt first (one pass over those columns where it is needed), and the schema
+        is the estimator's from then on unless the block raises; ``classes`` is None when
+        the fit has no labelled row."""
+        if s.engine == "torch":
+            from ..engines.distributed import session
+
+            if is_dask_collection(X):
+                X = X.compute()
+            schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)
+            with session(s.device) as engine, self._schema_during(schema):
+                # each process moves only its own part of an in-memory X to its device; the
+                # primary alone warns of an id-like column
+                yield engine, self._open(X, s, sample_weight, columns=columns, identify=engine.primary,
+                                         **_held(s.device.type != "cpu"), **_given(schema=schema, labels=labels),
+                                         **open_kw), classes
+            return
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
             schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)
             with self._schema_during(schema):
-                yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, schema=schema, labels=labels,
-                                                **open_kw), classes
+                yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, identify=True,
+                                                **_given(schema=schema, labels=labels), **open_kw), classes
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
 
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
-            import dask.array as da
+            da = require("dask.array", "the Dask engine")
 
             X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
@@ -240,6 +301,8 @@ class _BaseMixture(EstimatorBase, ABC):
                     columns=columns,
                     sample_weight=sample_weight,
                     shift=self._shift(s),
+                    missing_values=_missing(s),
+                    every_column=True,
                     schema=schema,
                     labels=labels,
                 )
@@ -412,6 +475,8 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         if checkpoint is not None and s.algorithm != "em":
             raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
+        if s.engine == "torch":
+            s = dataclasses.replace(s, device=process_device(s.device))
         open_kw = {"cache_bytes": 0} if one_pass else {}
         y = y if self._uses_labels(s) else None
         with self._execution(X, s, sample_weight, columns, y=y, fitting=True, **open_kw) as (engine, source, classes):
@@ -431,6 +496,8 @@ class _BaseMixture(EstimatorBase, ABC):
 
     def _fit(self, source: Source, engine, s, callback, checkpoint, checkpoint_every, classes=None):
         K, N, D = s.n_components, source.n_rows, source.n_features
+        if not engine.primary:
+            s = dataclasses.replace(s, verbose=0)  # the primary process alone prints
         if N < K:
             raise DataError(
                 f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {N}: "
@@ -450,6 +517,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 "(warm_start continues from the previous fit); fit a new estimator for different data"
             )
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        model = self._fitting_model(model, engine, source, s)
         online = s.algorithm == "online"
         offset = source.shift  # the model works on rows less this; parameters move back after
         back = None if offset is None else offset.to(s.device)
@@ -461,8 +529,12 @@ class _BaseMixture(EstimatorBase, ABC):
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
 
+        progress = Progress(engine, N, s, online, type(self).__name__)
+        engine = progress.engine  # counts the rows of each pass for the bar, as they are computed
+
         def initialise(restart: int) -> MixtureParams:
             started = time.perf_counter()
+            progress.initialising(restart)
             if warm:
                 params = model.translate(self._params_.to(s.device), None if back is None else -back)
             elif online:
@@ -471,22 +543,23 @@ class _BaseMixture(EstimatorBase, ABC):
                 params = from_labelled_rows(model, engine, source, generator)
             else:
                 params = self._initialise(model, engine, source, s, generator, offset)
-            if s.verbose:
-                print(f"Initialization {restart} ({time.perf_counter() - started:.2f}s)")
+            progress.initialised(restart, time.perf_counter() - started)
             return params
 
         if callback is not None and back is not None:  # the callback sees the data's coordinates
             user = callback
             callback = lambda info: user(dataclasses.replace(info, params=model.translate(info.params, back)))  # noqa: E731
-        with Progress(source, s.max_iter, s.verbose, online) as progress:
-            report = progress.callback(self._verbose_callback(s, callback))
+        with progress:
+            report = progress.callback(callback)
             if online:
-                best, runs = self._fit_online(model, engine, progress.source, initialise, s, report, warm, offset)
+                best, runs = self._fit_online(model, engine, source, initialise, s, report, warm, offset)
             else:
                 best, runs = fit_em(
-                    model, engine, progress.source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
+                    model, engine, source, initialise, n_init=1 if warm else s.n_init, max_iter=s.max_iter,
                     tol=s.tol, callback=report, checkpoint=saver, accelerate=s.accelerate, stopping=s.stopping,
+                    start=self.lower_bound_ if warm else -math.inf,
                 )
+            progress.finish(runs, best)
         if not online:
             self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
         self._set_classes(classes)
@@ -510,7 +583,7 @@ class _BaseMixture(EstimatorBase, ABC):
             with engine.sharing_cores(source):
                 result = run_online(
                     model,
-                    lambda: minibatches(engine.stream(source), s.batch_size),
+                    lambda: engine.batches(source, s.batch_size),
                     state,
                     decay=s.learning_decay,
                     offset=s.learning_offset,
@@ -518,6 +591,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     tol=s.tol,
                     restart=restart,
                     callback=report,
+                    combine=engine.combine,
                 )
             runs.append((result, state))
         best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
@@ -561,7 +635,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 "afresh (partial_fit then continues from it), or set the old value back"
             )
         if fitted:
-            self._check_features(X, columns)
+            columns = self._check_features(X, columns) or columns
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
         state = getattr(self, "_online_", None)
@@ -571,11 +645,15 @@ class _BaseMixture(EstimatorBase, ABC):
         labels, known = None, getattr(self, "classes_", None) if fitted else None
         if y is not None:
             labels, known = self._partial_labels(y, classes, known, fitted)
-        # a running state continues in its own coordinates: the same shift for every call
-        with self._schema_during(schema):
+        if s.engine == "torch":
+            s = dataclasses.replace(s, device=process_device(s.device))
+        with self._online_engine(s) as engine, self._schema_during(schema):
+            # a running state continues in its own coordinates: the same shift for every call
             source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
-                                shift="auto" if state is None else state.shift, schema=schema, labels=labels)
-            return self._partial_step(source, s, state, fitted, known)
+                                shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted,
+                                **_held(s.engine == "torch" and s.device.type != "cpu"),
+                                **_given(schema=schema, labels=labels))
+            return self._partial_fit(source, engine, s, fitted, state, known)
 
     def _partial_labels(self, y, classes, known, fitted: bool):
         """(class codes of y, the classes) for partial_fit: the fitted classes, or ``classes``
@@ -599,8 +677,20 @@ class _BaseMixture(EstimatorBase, ABC):
                 return None, None
         return label_codes(values, np.asarray(known)), np.asarray(known)
 
-    def _partial_step(self, source, s, state, fitted: bool, classes):
-        model, engine = self._supervised(self._model(s), classes, s), LocalEngine()
+    @contextlib.contextmanager
+    def _online_engine(self, s):
+        """partial_fit's engine: its torch.distributed group with engine='torch' (each
+        process steps on its part of every mini-batch), else this process."""
+        if s.engine == "torch":
+            from ..engines.distributed import session
+
+            with session(s.device) as engine:
+                yield engine
+        else:
+            yield LocalEngine()
+
+    def _partial_fit(self, source: Source, engine, s, fitted: bool, state: OnlineState | None, classes=None):
+        model = self._supervised(self._model(s), classes, s)
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
         if fitted:
@@ -618,8 +708,8 @@ class _BaseMixture(EstimatorBase, ABC):
             state = OnlineState(self._online_initial(model, engine, source, s, generator, offset, classes), shift=offset)
         total = weight = 0.0
         with engine.sharing_cores(source):
-            for chunk in minibatches(engine.stream(source), s.batch_size):
-                ll, w = online_step(model, state, chunk, s.learning_decay, s.learning_offset)
+            for chunk in engine.batches(source, s.batch_size):
+                ll, w = online_step(model, state, chunk, s.learning_decay, s.learning_offset, engine.combine)
                 if w > 0:
                     total, weight = total + ll * w, weight + w
         self._online_ = state
@@ -632,19 +722,6 @@ class _BaseMixture(EstimatorBase, ABC):
             self.converged_, self.n_iter_, self.lower_bounds_, self.history_ = False, 0, [], []
             self.n_passes_ = 0
         return self
-
-    def _verbose_callback(self, s, callback):
-        verbose, interval = s.verbose, s.verbose_interval
-        if not verbose:
-            return callback
-
-        def report(info: IterationInfo) -> None:
-            if verbose >= 2 and info.iteration % interval == 0:
-                print(f"  Iteration {info.iteration}\t time lapse {info.seconds:.5f}s\t ll change {info.change:.5f}")
-            if callback is not None:
-                callback(info)
-
-        return report
 
     def _set_fitted(self, params: MixtureParams, n_features: int, feature_names: list[str] | None) -> None:
         self._params_ = params.to("cpu")
@@ -686,15 +763,25 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         return self._params_
 
-    def _inference_source(self, X, columns=None, keep=None, sample_weight=None):
-        """X opened for inference: a file reads the fitted feature names unless told."""
+    def _grouped(self) -> bool:
+        """Whether this estimator runs in a torch.distributed group (engine='torch',
+        launched by torchrun)."""
+        from ..engines.distributed import launched
+
+        return self._inference_settings().engine == "torch" and launched()
+
+    def _inference_source(self, X, columns=None, keep=None, sample_weight=None, settings=None):
+        """X opened for inference: a file reads the fitted feature names unless told.
+        ``settings``: a process of a torch group's (its device; it moves only its own part
+        of an in-memory X there)."""
         self._fitted()
-        s = self._inference_settings()
-        self._check_features(X, columns)
+        s = self._inference_settings() if settings is None else settings
+        hold = settings is not None and s.device.type != "cpu"
+        columns = self._check_features(X, columns) or columns
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
-                            schema=self._inference_schema(s))
+                            fitted=True, **_given(schema=self._inference_schema(s)), **_held(hold))
         self._check_width(source)
         return source, s
 
@@ -733,13 +820,17 @@ class _BaseMixture(EstimatorBase, ABC):
         component: proba_0, ...), 'log_density' (log p(x)). ``id_column``: a column of
         X's file or DataFrame copied to the output first, to join results back. Rows are
         computed and written chunk by chunk: memory stays bounded whatever the size of X.
-        The file appears only when complete; on any error nothing is left behind.
+        The file appears only when complete; on any error nothing is left behind. With
+        engine='torch' under torchrun, the primary process (rank 0) alone writes it; the
+        others return its path at once.
         """
         outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
         unknown = [o for o in outputs if o not in OUTPUTS]
         if not outputs or unknown:
             raise ParameterError(f"outputs must be one or more of {list(OUTPUTS)}; got {list(outputs)}")
         path = check_output_path(out, input_files(X))
+        if not writes_files(self):
+            return path  # under torchrun, rank 0 alone writes (and computes) the file
         keep = None if id_column is None else [str(id_column)]
         source, s = self._inference_source(X, columns, keep)
         groups, classes = self._groups(), getattr(self, "classes_", None)
@@ -750,8 +841,11 @@ class _BaseMixture(EstimatorBase, ABC):
                 sink.write(cols)
             return sink.commit()
 
-    def _check_features(self, X, columns=None) -> None:
-        """scikit-learn's feature-name consistency rules between fit and predict."""
+    def _check_features(self, X, columns=None):
+        """scikit-learn's feature-name consistency rules between fit and predict, except
+        that a DataFrame with every fitted column and more (an id column) is read by the
+        fitted names, as a file is (scikit-learn refuses it). Returns the columns to read
+        then (the fitted names), else None."""
         if is_file_input(X) or is_source(X):
             return  # files are read by the fitted names (or the columns= given): nothing to compare
         names = feature_names_of(X) if columns is None else [str(c) for c in columns]
@@ -766,6 +860,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 UserWarning,
             )
         elif fitted is not None and list(fitted) != names:
+            if columns is None and len(names) > len(fitted) and set(fitted) <= set(names):
+                return list(fitted)  # every fitted feature and more (an id column): read by name, as files are
             raise DataError(
                 "The feature names should match those that were passed during fit.\n"
                 f"Fitted with: {list(fitted)}\nGot: {names}"
@@ -778,7 +874,7 @@ class _BaseMixture(EstimatorBase, ABC):
 
         params = self._fitted()
         s = self._inference_settings()
-        self._check_features(X, columns)
+        columns = self._check_features(X, columns) or columns
         X, weighted = rows_with_weights(X, columns, sample_weight, self._inference_schema(s))
         if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
             raise DataError(
@@ -792,8 +888,8 @@ class _BaseMixture(EstimatorBase, ABC):
         offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
         params = model.translate(params, None if offset is None else -offset)
         groups, classes = self._groups(), getattr(self, "classes_", None)
-        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, self._inference_schema(s),
-                     groups, classes)
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s) == "fiml",
+                     self._inference_schema(s), groups, classes)
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
@@ -802,12 +898,27 @@ class _BaseMixture(EstimatorBase, ABC):
         dtype = np.int64 if classes is None else np.asarray(classes).dtype
         return X.map_blocks(fn, dtype=dtype if what == "label" else np.float64, drop_axis=1)
 
-    def _score_totals(self, X, columns=None, sample_weight=None) -> ScoreTotals:
+    def _score_totals(self, X, columns=None, sample_weight=None, together: bool = False) -> ScoreTotals:
         """:class:`ScoreTotals` of X in one streamed pass, in the memory of a chunk whatever
-        the data's size; Dask input is reduced where it lives."""
-        if is_dask_collection(X):
+        the data's size; Dask input is reduced where it lives. ``together``: with
+        engine='torch' in a process group, every process scores its own part of X and the
+        totals are summed (a collective, as fit is: ``select`` scores its candidates so);
+        otherwise this process scores all of X."""
+        if is_dask_collection(X) and not (together and self._grouped()):
             loglik, hard, weight, rows, fractional = self._lazy(X, "totals", columns, sample_weight).sum(0).compute()
             totals = ScoreTotals(float(loglik), float(hard), float(weight), int(rows), int(fractional))
+        elif together and self._grouped():
+            from ..engines.distributed import session
+
+            s = self._inference_settings()
+            s = dataclasses.replace(s, device=process_device(s.device))
+            if is_dask_collection(X):
+                X = X.compute()
+            with session(s.device) as engine:
+                source, _ = self._inference_source(X, columns, sample_weight=sample_weight, settings=s)
+                model = self._model(s)
+                totals = engine.reduce(Task(model, "score_totals", (self._in_source_coordinates(model, source, s),)),
+                                       source)
         else:
             source, s = self._inference_source(X, columns, sample_weight=sample_weight)
             model = self._model(s)
@@ -847,6 +958,75 @@ class _BaseMixture(EstimatorBase, ABC):
             return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
         groups, classes = self._groups(), getattr(self, "classes_", None)
         return np.concatenate([per_row(block, (what,), groups, classes)[what] for block in self._log_joint_chunks(X, columns)])
+
+    def _impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        """X with every gap filled (``GaussianMixture.impute``, which documents it)."""
+        methods = ("mean", "sample")
+        if method not in methods:
+            raise ParameterError(f"method must be one of {list(methods)}; got {method!r}")
+        s = dataclasses.replace(self._inference_settings(), missing_values="fiml")
+        seed = None
+        if method == "sample":
+            seed = _params.random_seed(s.random_state if random_state is None else
+                                       _params.Seed().check(random_state, "random_state", type(self).__name__))
+        if is_dask_collection(X) and out is None:
+            return self._lazy_impute(X, s, columns, seed)
+        path = None if out is None else check_output_path(out, input_files(X))
+        if is_dask_collection(X):
+            X = X.compute()
+        self._fitted()
+        self._check_features(X, columns)
+        if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)
+        keep = None if id_column is None else [str(id_column)]
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, fitted=True, dtype=torch.float64)
+        self._check_width(source)
+        model = self._model(s)
+        params = self._in_source_coordinates(model, source, s)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        names = [str(n) for n in fitted_names] if fitted_names is not None else [f"x{j}" for j in range(source.n_features)]
+
+        def completed():
+            for chunk in LocalEngine().stream(source):
+                draws = {}
+                if seed is not None:
+                    u, z = row_draws(seed, chunk.row_start, chunk.n_rows, self.n_features_in_)
+                    draws = {"uniforms": u.to(chunk.x.device), "normals": z.to(chunk.x.device)}
+                rows = model.impute(params, chunk, **draws)
+                if source.shift is not None:
+                    rows += source.shift.to(rows)
+                yield chunk, rows.cpu().numpy()
+
+        if path is None:
+            return np.concatenate([rows for _, rows in completed()]) if source.n_rows else np.empty((0, len(names)))
+        with Sink(path, source.n_rows) as sink:
+            for chunk, rows in completed():
+                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+                if sink.format == "npy":
+                    cols["X"] = rows
+                else:
+                    cols.update({name: rows[:, j] for j, name in enumerate(names)})
+                sink.write(cols)
+            return sink.commit()
+
+    def _lazy_impute(self, X, s, columns, seed):
+        """Dask input: a lazy dask array of the completed rows, computed where X lives."""
+        from ..sources.dask import rows_with_weights
+
+        params = self._fitted()
+        self._check_features(X, columns)
+        X, _ = rows_with_weights(X, columns, None)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise DataError(f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
+                            f"expecting {self.n_features_in_} features as input.")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]) if not any(np.isnan(X.chunks[0])) else None
+        if seed is not None and starts is None:
+            raise DataError("method='sample' on a dask collection needs its partitions' lengths (each row's draw "
+                            "depends on its position): call X.compute_chunk_sizes() first")
+        fn = partial(_impute_block, self._model(s), params, s.device, seed, starts)
+        return X.map_blocks(fn, dtype=np.float64)
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
@@ -982,7 +1162,8 @@ class _BaseMixture(EstimatorBase, ABC):
         self.classes_ = np.asarray(classes, dtype=values.dtype)
 
     def save(self, path) -> None:
-        """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically)."""
+        """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically).
+        With engine='torch' under torchrun, the primary process (rank 0) alone writes."""
         from .persistence import save
 
         self._fitted()
@@ -1065,14 +1246,19 @@ def class_log_joint(log_joint: torch.Tensor, groups: torch.Tensor, n_classes: in
     return torch.stack([torch.logsumexp(log_joint[:, groups == c], 1) for c in range(n_classes)], 1)
 
 
-def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, schema,
-                   groups, classes, block) -> np.ndarray:
+def _missing(s) -> str:
+    """How the settings ``s`` read gaps: a family without ``missing_values`` refuses them."""
+    return getattr(s, "missing_values", "error")
+
+
+def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, gaps: bool,
+                   schema, groups, classes, block) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from .._core.types import Chunk
     from ..sources.dask import partition_rows
 
-    x, w = partition_rows(block, weighted, device, model.component.row_dtype, offset)
+    x, w = partition_rows(block, weighted, device, model.component.row_dtype, offset, gaps)
     if schema is not None:
         schema.check(x, 0, "X (one partition; rows counted from its start)")
     if what == "totals":
@@ -1081,3 +1267,31 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
     return per_row(log_joint.double(), (what,), groups, classes)[what]
+
+
+def _impute_block(model: MixtureModel, params: MixtureParams, device, seed, starts, block, block_info=None) -> np.ndarray:
+    """One partition's rows with every gap filled (see ``_BaseMixture.impute``); runs on a
+    Dask worker, in float64 rows (observed values exact)."""
+    from .._core.types import Chunk
+    from ..sources.dask import partition_rows
+
+    x, _ = partition_rows(block, False, device, torch.float64, None, True)
+    draws = {}
+    if seed is not None:
+        start = int(starts[block_info[0]["chunk-location"][0]])
+        u, z = row_draws(seed, start, x.shape[0], x.shape[1])
+        draws = {"uniforms": u.to(x.device), "normals": z.to(x.device)}
+    return model.impute(params, Chunk(x, None, 0), **draws).cpu().numpy()
+
+
+def _held(hold: bool) -> dict:
+    """``hold_on_host=True`` for ``_open`` where asked (a process of a torch group moves only
+    its own part of an in-memory X to its device), else nothing: a family's own opener
+    need not know the argument."""
+    return {"hold_on_host": True} if hold else {}
+
+
+def _given(**kw) -> dict:
+    """The keyword arguments that are set (not None), for ``_open``: a family's own opener
+    (the multinomial's) need not know the schema and labels of the families that have them."""
+    return {k: v for k, v in kw.items() if v is not None}

@@ -1,71 +1,162 @@
-"""Progress of long fits: rows per second, iteration, log-likelihood and ETA (``verbose``).
+"""What a fit shows with ``verbose``: a progress bar over the rows of each pass, and
+scikit-learn's lines.
 
-A tqdm bar over the rows of each pass when tqdm is installed, otherwise nothing beyond
-the per-iteration lines that ``verbose`` prints. Silent by default: a library does not
-write to the terminal unless asked.
+- ``verbose=1``: ``Initialization k`` per restart, a tqdm bar over the rows of the pass
+  being computed (rows/s, pass, log-likelihood; when tqdm is installed and the fit runs
+  in this process), and at the end a line per restart and one summary line;
+- ``verbose=2`` adds scikit-learn's per-iteration lines, every ``verbose_interval``
+  iterations (and the last): ``Iteration i, time lapse, ll change``.
+
+The bar counts a chunk's rows once its statistics are computed, not when the
+read-ahead fetches it, and restarts at 0 with every pass. Lines are written through
+tqdm, so they land above the bar, never inside it. Silent by default: a library does
+not write to the terminal unless asked.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+
+from ..engines import LocalEngine
 
 
 class _Counted:
-    """A source whose chunks advance the bar as the engine consumes them."""
+    """A task that advances the bar by a chunk's rows once it has computed them."""
 
-    def __init__(self, inner, bar) -> None:
-        self._inner, self._bar = inner, bar
+    def __init__(self, task, progress: Progress) -> None:
+        self._task, self._progress = task, progress
+
+    def __call__(self, chunk):
+        out = self._task(chunk)
+        self._progress.advance(chunk.n_rows)
+        return out
+
+
+class _CountingEngine:
+    """A local engine whose passes move the bar: each :meth:`reduce` or :meth:`stream` is
+    one pass over the source (an initialisation step or an EM iteration)."""
+
+    def __init__(self, inner: LocalEngine, progress: Progress) -> None:
+        self._inner, self._progress = inner, progress
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def chunks(self, *args, **kwargs):
-        for chunk in self._inner.chunks(*args, **kwargs):
-            yield chunk
-            self._bar.update(chunk.n_rows)
+    def reduce(self, task, source):
+        self._progress.new_pass()
+        return self._inner.reduce(_Counted(task, self._progress), source)
+
+    def stream(self, source):
+        self._progress.new_pass()
+        for chunk in self._inner.stream(source):
+            yield chunk  # the caller computes on it before asking for the next
+            self._progress.advance(chunk.n_rows)
 
 
 class Progress:
-    """Context manager: ``source`` to fit from, and ``callback`` that updates the text."""
+    """Context manager around one fit: :attr:`engine` to run it on, :meth:`callback` for
+    the driver, :meth:`initialised` after each initialisation, :meth:`finish` at the end."""
 
-    def __init__(self, source, max_iter: int, verbose: int, online: bool) -> None:
-        self.source = source
-        self._bar = None
-        self._max = max(1, max_iter)
+    def __init__(self, engine, n_rows: int, s, online: bool, owner: str) -> None:
+        self.engine, self.n_rows = engine, n_rows
+        self.verbose, self.interval = int(s.verbose), max(1, int(s.verbose_interval))
+        self.n_init, self._max = s.n_init, max(1, s.max_iter)
+        self.owner = owner
         self._word = "pass" if online else "iteration"
-        if verbose:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # the per-iteration lines of `verbose` still print
-                return
-            self._bar = tqdm(
-                total=source.n_rows, unit="rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
-                desc=f"{self._word} 1/{self._max}", leave=False,
-            )
-            self.source = _Counted(source, self._bar)
+        self._bar = None
+        self._iteration = 0  # the last iteration reported
+        self._phase: str | None = "initialising"  # what the passes are doing before the iterations
+        self._started = time.perf_counter()
+        self._lapse: dict[int, float] = {}  # restart -> when its last iteration line (or initialisation) ended
+        if not self.verbose or not isinstance(engine, LocalEngine):
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # the lines still print
+            return
+        self._bar = tqdm(total=n_rows, unit="rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
+                         desc="initialising", leave=False)
+        self.engine = _CountingEngine(engine, self)
+
+    # ------------------------------------------------------------------ the bar
+    def new_pass(self) -> None:
+        if self._bar is not None:
+            self._bar.reset(total=self.n_rows)
+            self._bar.set_description(self._phase or f"{self._word} {min(self._iteration + 1, self._max)}/{self._max}",
+                                      refresh=False)
+
+    def advance(self, rows: int) -> None:
+        if self._bar is not None:
+            self._bar.update(rows)
+
+    def say(self, text: str) -> None:
+        """A line on stdout (scikit-learn's verbose output), above the bar if one is shown."""
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stdout)
+        else:
+            print(text)
+
+    # ------------------------------------------------------------------ the fit's events
+    def initialising(self, restart: int) -> None:
+        self._phase = f"initialising {restart + 1}/{self.n_init}" if self.n_init > 1 else "initialising"
+
+    def initialised(self, restart: int, seconds: float) -> None:
+        self._phase = None
+        if self.verbose:
+            self.say(f"Initialization {restart} ({seconds:.2f}s)")
+        self._lapse[restart] = time.perf_counter()
 
     def callback(self, inner):
-        if self._bar is None:
+        if not self.verbose:
             return inner
 
-        last = [0]
-
         def report(info) -> None:
-            bar = self._bar
-            bar.set_postfix(loglik=f"{info.log_likelihood:.6g}", change=f"{info.change:.2g}", refresh=False)
-            if info.iteration != last[0]:  # restarts share each pass: one reset per iteration
-                last[0] = info.iteration
-                bar.reset(total=self.source.n_rows)
-                # the next one, if any: after the last, the bar (closed next) keeps "max/max"
-                bar.set_description(f"{self._word} {min(info.iteration + 1, self._max)}/{self._max}")
+            if info.iteration != self._iteration:  # restarts share each pass: once per iteration
+                self._iteration = info.iteration
+                if self._bar is not None:
+                    self._bar.set_description(f"{self._word} {info.iteration}/{self._max}", refresh=False)
+            if self._bar is not None:
+                self._bar.set_postfix(loglik=f"{info.log_likelihood:.6g}", change=f"{info.change:.2g}")
+            if self.verbose >= 2 and (info.iteration % self.interval == 0 or info.iteration == self._max):
+                now = time.perf_counter()
+                who = f" (restart {info.restart})" if self.n_init > 1 else ""
+                lapse = now - self._lapse.get(info.restart, self._started)
+                self.say(f"  Iteration {info.iteration}{who}\t time lapse {lapse:.5f}s\t ll change {info.change:.5f}")
+                self._lapse[info.restart] = now
             if inner is not None:
                 inner(info)
 
         return report
 
+    def finish(self, runs, best) -> None:
+        """One line per restart, as scikit-learn's, then a summary that stays on screen."""
+        if not self.verbose:
+            return
+        self.close()
+        for r in runs:
+            state = "converged" if r.converged else "did not converge"
+            line = f"Initialization {r.restart} {state}."
+            if self.verbose >= 2:
+                line += f" time lapse {sum(r.seconds):.5f}s\t lower bound {r.lower_bound:.5f}."
+            self.say(line)
+        seconds = time.perf_counter() - self._started
+        passes = sum(r.n_iter for r in runs) if self._word == "pass" else best.n_iter
+        rate = self.n_rows * max(passes, 1) / seconds if seconds > 0 else float("inf")
+        self.say(
+            f"{self.owner}: {'converged' if best.converged else 'not converged'} after {best.n_iter} "
+            f"{self._word}{'es' if self._word == 'pass' and best.n_iter != 1 else 's' if best.n_iter != 1 else ''} "
+            f"over {self.n_rows:,} rows in {seconds:.2f}s ({rate:,.0f} rows/s per pass); lower bound "
+            f"{best.lower_bound:.6f} (mean log-likelihood entering the last {self._word})"
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
     def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self.close()

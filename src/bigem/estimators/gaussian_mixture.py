@@ -15,9 +15,25 @@ from ..models.gaussian import GaussianComponent
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._mixture import EXECUTION, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC, _BaseMixture
+from ._mixture import EXECUTION, MISSING, MISSING_DOC, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC, _BaseMixture
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.Generator):
+    """The M-step of the initial responsibilities ``s.init_params`` names: 'random' (uniform
+    random), or hard assignments of every row to the nearest of K seeds (k-means++ seeds
+    refined by Lloyd iterations for 'kmeans', k-means++ or distinct rows otherwise)."""
+    K = s.n_components
+    if s.init_params == "random":
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        return from_random_responsibilities(model, engine, source, seed)
+    centres = seeds("random_from_data" if s.init_params == "random_from_data" else "k-means++", source, K,
+                    generator, engine)
+    if s.init_params == "kmeans":
+        gaps = getattr(s, "missing_values", "error") == "fiml"  # a family without gaps has no such setting
+        centres = lloyd(KMeansModel(K, s.dtype, gaps=gaps), engine, source, centres)
+    return from_centres(model, engine, source, centres)
 
 
 class GaussianMixture(_BaseMixture):
@@ -62,6 +78,7 @@ class GaussianMixture(_BaseMixture):
 """
         + SUPERVISION_DOC.format(default="None", none=", as by scikit-learn's GaussianMixture")
         + MIXTURE_DOC
+        + MISSING_DOC
         + """
     Attributes
     ----------
@@ -99,6 +116,7 @@ class GaussianMixture(_BaseMixture):
         precisions_init=_params.Passed(),
         **SUPERVISION,
         **EXECUTION,
+        **MISSING,
     )
     # fitted attribute -> its tensor in a model file
     _fitted_arrays = {"weights_": "weights", "means_": "means", "covariances_": "covariances"}
@@ -134,6 +152,7 @@ class GaussianMixture(_BaseMixture):
         client=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -163,11 +182,47 @@ class GaussianMixture(_BaseMixture):
         self.client = client
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
+
+    def impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        """X with every missing value (NaN, or a null in files and DataFrames) filled in.
+
+        Parameters
+        ----------
+        X : as for :meth:`predict`
+            Rows with gaps (rows without one come back as they are).
+        method : {'mean', 'sample'}, default='mean'
+            'mean': each gap's conditional expectation given the row's observed values
+            under the fitted mixture, sum_k p(k | x_obs) E[x_miss | x_obs, k] (for a row
+            with nothing observed, the mixture's mean). 'sample': a draw from the
+            conditional distribution p(x_miss | x_obs) (a component by its posterior,
+            then the gaps from its conditional Gaussian): multiple imputation, one
+            completed data set per ``random_state``.
+        random_state : int, default=None
+            Seed of 'sample' (None: the estimator's ``random_state``); each row's draw
+            depends on the seed and the row's position only, not on the chunking.
+        columns, id_column : as for :meth:`predict`
+        out : str or path, default=None
+            Stream the completed rows to this .parquet, .csv or .npy file (columns named
+            as the features) instead of returning them; its path is returned. Memory
+            stays that of a chunk; nothing is left behind on an error.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float64, or the path written; a lazy
+        dask array for Dask input (without ``out``).
+
+        Observed values are returned exactly as read (float64), whatever ``dtype`` the
+        model computes in. Works whatever ``missing_values`` says: imputing reads gaps.
+        """
+        return self._impute(X, method=method, random_state=random_state, columns=columns, out=out,
+                            id_column=id_column)
 
     # ------------------------------------------------------------------ the family
     def _model(self, s) -> MixtureModel:
         advice = f"increase reg_covar (now {s.reg_covar:g}), lower n_components, or standardise X"
-        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice)
+        component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice,
+                                      gaps=s.missing_values == "fiml")
         return MixtureModel(component, s.n_components, s.dtype)
 
     def _user_initialised(self, s) -> bool:
@@ -193,15 +248,8 @@ class GaussianMixture(_BaseMixture):
             return model.make_params(weights, means, cov)
         if means is not None:
             base = from_centres(model, engine, source, means)
-        elif s.init_params == "random":
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            base = from_random_responsibilities(model, engine, source, seed)
         else:
-            centres = seeds("random_from_data" if s.init_params == "random_from_data" else "k-means++", source, K,
-                            generator, engine)
-            if s.init_params == "kmeans":
-                centres = lloyd(KMeansModel(K, s.dtype), engine, source, centres)
-            base = from_centres(model, engine, source, centres)
+            base = initial_from_data(model, engine, source, s, generator)
         return model.make_params(
             base.weights if weights is None else weights,
             base.component.means if means is None else means,

@@ -69,9 +69,11 @@ class GMMHMM(_BaseHMM):
         memory_budget=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.covariance_type = covariance_type
@@ -80,7 +82,8 @@ class GMMHMM(_BaseHMM):
         return f"increase min_covar (now {s.min_covar:g}), lower n_mix or n_components, or standardise X"
 
     def _emission(self, s, n_features=None) -> GMMEmission:
-        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, s.min_covar, s.dtype, advice=self._advice(s))
+        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, s.min_covar, s.dtype, advice=self._advice(s),
+                           gaps=s.missing_values == "fiml")
 
     def _needs_moments(self, s) -> bool:
         return "c" in s.init_params

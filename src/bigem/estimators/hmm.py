@@ -21,6 +21,7 @@ rounding. Differences, all deliberate:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from abc import ABC, abstractmethod
@@ -34,8 +35,9 @@ from .._core.errors import (DataError, ImpossibleSequenceWarning, ModelFileError
 from .._core.protocols import Task
 from .._core.types import Chunk
 from ..em.driver import IterationInfo, run_em
-from ..em.init import kmeans_plusplus, lloyd, sample_rows
+from ..em.init import fill_gaps, kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
+from ..engines.distributed import process_device
 from ..models.categorical import CategoricalComponent, CategoricalParams
 from ..models.covariance import NAMES, Prior, structure
 from ..models.gaussian import GaussianComponent, GaussianParams
@@ -112,6 +114,20 @@ COMMON_DOC = """
         'gain': stop when the total log-likelihood rose by less than ``tol`` (hmmlearn's
         rule). 'aitken': stop when its Aitken-extrapolated limit is within ``tol`` (plain
         EM only, as SQUAREM's path is not the linear one the rule extrapolates).
+    missing_values : {'error', 'fiml'}, default='error'
+        'error': NaN (and nulls in files and DataFrames) are refused, as hmmlearn does.
+        'fiml': they are missing values, fitted exactly for values missing at random: a
+        row's emission density is the marginal of what it observed (Gaussian features
+        are completed by their conditional mean and covariance in the M-step, a missing
+        count or symbol is left out), and a row with every value missing is a time step
+        with no observation, through which the chain goes on. Inference (score,
+        predict, decode, ...) then accepts rows with gaps too; a column missing in every
+        row is an error.
+    engine : {'local', 'torch'}, default='local'
+        'local': this process. 'torch': one of a torch.distributed group of processes
+        (launched by torchrun; NCCL on GPUs, gloo on CPUs), each reading its own share of
+        whole sequences; every process must call ``fit`` on the same X. The
+        log-likelihood and parameters equal the local fit's to rounding.
 """
 
 
@@ -133,6 +149,8 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         memory_budget=_params.Optional(_params.Memory()),
         accelerate=_params.Optional(_params.Choice(("squarem",))),
         stopping=_params.Choice(("gain", "aitken")),
+        missing_values=_params.Choice(("error", "fiml")),
+        engine=_params.Choice(("local", "torch")),
     )
 
 
@@ -147,7 +165,7 @@ class _BaseHMM(EstimatorBase, ABC):
     _estimator_type = "density_estimator"
 
     def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                 params, init_params, device, dtype, memory_budget, accelerate, stopping) -> None:
+                 params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine) -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -163,6 +181,8 @@ class _BaseHMM(EstimatorBase, ABC):
         self.memory_budget = memory_budget
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
+        self.engine = engine
 
     @property
     def _fitted_arrays(self) -> dict[str, str]:
@@ -234,8 +254,10 @@ class _BaseHMM(EstimatorBase, ABC):
         itemsize = torch.finfo(s.dtype).bits // 8
         emission = self._emission(s, getattr(self, "n_features", None))
         shift = "auto" if emission.translatable else None
+        # a process of a torch group moves only its own part of an in-memory X to its device
         rows = open_source(X, dtype=emission.row_dtype, device=s.device, memory_budget=1 << 62, columns=columns,
-                           shift=shift)
+                           shift=shift, missing_values=s.missing_values, every_column=fitting,
+                           hold_on_host=fitting and s.engine == "torch" and s.device.type != "cpu")
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
         # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
         # products), three copies of the row (converted, packed, features) and int64 indices
@@ -249,7 +271,7 @@ class _BaseHMM(EstimatorBase, ABC):
         """The rows' summary in one pass through the engine, checked by the emission (the
         first pass over files: it also checks values and fills their cache)."""
         rows = source.rows
-        probe = rows.take(torch.arange(min(rows.n_rows, 1024))).double().mean(0).cpu()
+        probe = fill_gaps(rows.take(torch.arange(min(rows.n_rows, 1024)))).double().mean(0).cpu()
         return engine.reduce(Task(Summariser(probe, second_moments), "summarise"), rows)
 
     # -------------------------------------------------------------- fitting
@@ -284,9 +306,16 @@ class _BaseHMM(EstimatorBase, ABC):
             raise ParameterError(
                 f"callback must be a function of one argument (an IterationInfo) or None; got {callback!r}"
             )
+        if s.engine == "torch":
+            s = dataclasses.replace(s, device=process_device(s.device))
+        with _engine(s) as engine:
+            if not engine.primary:
+                s = dataclasses.replace(s, verbose=False)  # the primary process alone prints
+            return self._fit(X, lengths, columns, sequence_column, callback, s, engine)
+
+    def _fit(self, X, lengths, columns, sequence_column, callback, s, engine):
         source = self._open(X, lengths, s, columns, sequence_column, fitting=True)
         self._check_features(source)
-        engine = LocalEngine()
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         self._init(s, source, summary, generator, engine)
@@ -369,8 +398,9 @@ class _BaseHMM(EstimatorBase, ABC):
     def _kmeans_centres(self, s, source, k: int, generator: torch.Generator, engine) -> np.ndarray:
         """k k-means centres of the rows (k-means++ on a sample, then Lloyd over all rows),
         in the data's coordinates (the rows' shift added back)."""
-        sample = sample_rows(source.rows, max(20_000, 256 * k), generator)
-        centres = lloyd(KMeansModel(k, s.dtype), engine, source.rows, kmeans_plusplus(sample, k, generator)).cpu()
+        sample = fill_gaps(sample_rows(source.rows, max(20_000, 256 * k), generator))
+        kmeans = KMeansModel(k, s.dtype, gaps=s.missing_values == "fiml")
+        centres = lloyd(kmeans, engine, source.rows, kmeans_plusplus(sample, k, generator)).cpu()
         return (centres if source.rows.shift is None else centres + source.rows.shift).numpy()
 
     def _current_params(self, s) -> HMMParams:
@@ -594,6 +624,18 @@ class _BaseHMM(EstimatorBase, ABC):
 
 
 # ------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _engine(s):
+    """The engine a fit runs on: this process, or its torch.distributed group."""
+    if s.engine == "torch":
+        from ..engines.distributed import session
+
+        with session(s.device) as engine:
+            yield engine
+    else:
+        yield LocalEngine()
+
+
 def _where(columns, sequence_column) -> dict:
     """Which columns are features and which holds the sequence ids (None: not by name)."""
     return {"columns": None if columns is None else list(columns), "sequence_column": sequence_column}
@@ -640,18 +682,21 @@ EXACT_FLOAT32 = 2**24  # float32 holds every integer up to here, and rounds beyo
 
 
 def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | None = None,
-                           given: bool = True) -> Callable[[Chunk], None]:
+                           given: bool = True, gaps: bool = False) -> Callable[[Chunk], None]:
     """A chunk check: every value a non-negative integer (below ``limit`` when given:
-    n_features, or, when ``given`` is False, bigem's bound on the symbols)."""
+    n_features, or, when ``given`` is False, bigem's bound on the symbols); with ``gaps``
+    NaN too (a missing value)."""
 
     def check(chunk: Chunk) -> None:
         x = chunk.x
         bad = (x < 0) | (x != torch.round(x))
+        if gaps:
+            bad &= ~torch.isnan(x)  # a missing value (NaN) is not a bad one
         if bool(bad.any()):
             r, c = (int(v) for v in torch.nonzero(bad)[0])
             where = f"X row {chunk.row_start + r}, column {c}" if columns else f"X row {chunk.row_start + r}"
             raise DataError(f"{where} holds {float(x[r, c]):g}: {owner} {what}")
-        if limit is not None and x.shape[0] and float(x.max()) >= limit:
+        if limit is not None and x.shape[0] and bool((x >= limit).any()):
             r = int(torch.nonzero((x >= limit).any(1))[0])
             value = float(x[r].max())
             value = f"{value:.17g}" if value >= 2**63 else f"{int(value)}"
@@ -734,9 +779,11 @@ class GaussianHMM(_BaseHMM):
         memory_budget=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -764,7 +811,8 @@ class GaussianHMM(_BaseHMM):
 
     def _emission(self, s, n_features=None) -> GaussianComponent:
         prior = Prior(s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
-        return GaussianComponent(s.covariance_type, 0.0, s.dtype, prior=prior, advice=self._advice(s))
+        return GaussianComponent(s.covariance_type, 0.0, s.dtype, prior=prior, advice=self._advice(s),
+                                 gaps=s.missing_values == "fiml")
 
     def _needs_moments(self, s) -> bool:
         return "c" in s.init_params
@@ -864,9 +912,11 @@ class CategoricalHMM(_BaseHMM):
         memory_budget=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -879,7 +929,8 @@ class CategoricalHMM(_BaseHMM):
                 "as 0..M-1"
             )
         return _non_negative_integers("symbols must be non-negative integers 0..n_features-1", "CategoricalHMM",
-                                      False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None)
+                                      False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None,
+                                      gaps=s.missing_values == "fiml")
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
         source = super()._open(X, lengths, s, columns, sequence_column, fitting)
@@ -910,7 +961,8 @@ class CategoricalHMM(_BaseHMM):
 
     def _emission(self, s, n_features=None) -> CategoricalComponent:
         symbols = n_features or s.n_features or (int(np.shape(self.emissionprob_)[-1]) if hasattr(self, "emissionprob_") else 0)
-        return CategoricalComponent(symbols, self.emissionprob_prior, s.dtype, advice=self._advice(s))
+        return CategoricalComponent(symbols, self.emissionprob_prior, s.dtype, advice=self._advice(s),
+                                    gaps=s.missing_values == "fiml")
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         M = self._symbols(s, True, summary)
@@ -982,20 +1034,24 @@ class PoissonHMM(_BaseHMM):
         memory_budget=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
+        engine="local",
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
-                         params, init_params, device, dtype, memory_budget, accelerate, stopping)
+                         params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
     def _row_check(self, s, fitting):
-        return _non_negative_integers("models counts, which must be non-negative integers", "PoissonHMM", True)
+        return _non_negative_integers("models counts, which must be non-negative integers", "PoissonHMM", True,
+                                      gaps=s.missing_values == "fiml")
 
     def _advice(self, s) -> str:
         return "give every state a positive rate of every feature (lambdas_), or set lambdas_prior and lambdas_weight"
 
     def _emission(self, s, n_features=None) -> PoissonComponent:
-        return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype, advice=self._advice(s))
+        return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype, advice=self._advice(s),
+                                gaps=s.missing_values == "fiml")
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         if self._needs_init(s, "l", "lambdas_"):

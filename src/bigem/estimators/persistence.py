@@ -49,7 +49,12 @@ def kinds() -> dict[str, type]:
 
 
 def save(est, path) -> None:
-    """Write ``est`` (fitted) to ``path``: its arrays, hyper-parameters and fitted state."""
+    """Write ``est`` (fitted) to ``path``: its arrays, hyper-parameters and fitted state.
+    In a torch.distributed group (engine='torch'), the primary process alone writes."""
+    from ._base import writes_files
+
+    if not writes_files(est):
+        return
     hyper, arrays = est._hyper_parameters()
     hyper = {name: value for name, value in hyper.items() if name not in MACHINE_SETTINGS}
     tensors = {f"init.{name}": value for name, value in arrays.items()}

@@ -3,7 +3,7 @@ column with its own alphabet (latent class analysis). Math only.
 
 A row holds one code per column (0..M_j-1, stored as floats like every other row; -1
 is an entry that carries no information, such as a category unknown to a fitted model
-read with ``handle_unknown='ignore'``). The M_j of every column lie side by side in
+read with ``handle_unknown='ignore'``, or with ``gaps`` a NaN: a missing value). The M_j of every column lie side by side in
 one axis of T = sum_j M_j: parameters are ``probabilities`` (K, T), whose segment j
 sums to one. Each entry contributes its own log-probability, a sum over columns, so an
 entry that is missing simply contributes nothing.
@@ -109,7 +109,7 @@ class CategoricalComponent:
     failure = "Fitting the categorical mixture failed: every component lost its support"
 
     def __init__(self, sizes: int | Sequence[int], prior: Tensor | float = 1.0, dtype: torch.dtype = torch.float64,
-                 advice: str = "check the symbols", floor: float = 0.0) -> None:
+                 advice: str = "check the symbols", floor: float = 0.0, gaps: bool = False) -> None:
         self.floor = float(floor)
         self.sizes = (int(sizes),) if isinstance(sizes, int) else tuple(int(m) for m in sizes)
         self.n_symbols = sum(self.sizes)  # T: every column's categories side by side
@@ -119,6 +119,8 @@ class CategoricalComponent:
         self._offsets = torch.tensor([0, *self.sizes[:-1]], dtype=torch.int64).cumsum(0)
         self._columns: Tensor | None = None  # made on first use: a size is checked before memory is spent on it
         self._ws = Workspace()
+        # a NaN code is missing: read as the code -1 (log-density 0, marginalised; counted nowhere)
+        self.gaps = gaps
 
     @property
     def _column(self) -> Tensor:
@@ -160,6 +162,8 @@ class CategoricalComponent:
 
     def _codes(self, x: Tensor) -> Tensor:
         """(n, D) codes -> (n, D) int64 positions in the T + 1 axis (-1 -> T)."""
+        if self.gaps and x.is_floating_point():
+            x = torch.nan_to_num(x, nan=-1.0)  # a gap: the code that carries no information
         codes = x.long()
         T = self.n_symbols
         return torch.where(codes < 0, T, codes + self._offsets.to(codes.device))

@@ -27,14 +27,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .._core.numerics import matmul, squared_distances
-from .._core.stats import additive, shared
+from .._core.stats import additive, largest, shared
 from .._core.workspace import Workspace
 from .covariance import Prior, Structure, structure
+from .gaps import missing
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -72,7 +74,9 @@ class GaussianStats:
     n_k (K,): responsibility mass; sum_x (K, D): sum_n r_nk (x_n - s_k); sum_xx, by
     kernel: full (K, D, D) sum_n r_nk (x_n - s_k)(x_n - s_k)^T, diag (K, D) its
     diagonal, tied (D, D) the total scatter sum_n w_n (x_n - c)(x_n - c)^T about the
-    centre c of the shifts.
+    centre c of the shifts. eps (0-d): the machine epsilon of the arithmetic the moments
+    were summed in (the kernel dtype's; the largest over the parts added), which bounds
+    the rounding they carry.
     """
 
     n_k: Tensor
@@ -80,6 +84,7 @@ class GaussianStats:
     sum_xx: Tensor
     shift: Tensor = shared()
     kernel: str = shared(default="full")
+    eps: Tensor = largest(default_factory=lambda: torch.tensor(torch.finfo(torch.float64).eps, dtype=torch.float64))
 
     def rebase(self, like: GaussianStats) -> GaussianStats:
         """These statistics about ``like``'s shift (see :meth:`about`)."""
@@ -109,7 +114,7 @@ class GaussianStats:
             new_xx = s2 + total[:, None] * e[None, :] + e[:, None] * total[None, :] + n_k.sum() * e[:, None] * e[None, :]
         else:
             new_xx = s2 + 2 * s1 * d + n_k[:, None] * d.square()
-        return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel)
+        return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel, self.eps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,7 @@ class Prepared:
     offset: Tensor  # tied: (K, D) means_c @ U; else unused (the factor's last row carries it)
     const: Tensor  # (K,) -0.5 * D log 2pi + log det U_k
     prec_chol64: Tensor  # float64 precision factors, to map whitened moments back (full)
+    gaps: Any = None  # with gaps allowed: the gap kernels' factors (``gaussian_gaps.GapFactors``)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -145,6 +151,19 @@ class Block:
 
     feats: Tensor
     whitened: Tensor | None = None
+
+
+@dataclass(slots=True)
+class GappedBlock:
+    """A block with gaps (NaN: not observed): its complete rows as a :class:`Block` for
+    the usual kernels (None if there is none), its rows with gaps as a
+    ``gaussian_gaps.GapBlock``, and the positions of each in the block."""
+
+    n: int
+    complete: Block | None
+    complete_rows: Tensor
+    gaps: Any
+    gap_rows: Tensor
 
 
 def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances: Tensor) -> bool:
@@ -249,6 +268,12 @@ def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
     y = ws.get("whitened", (K, n, D), feats.dtype, feats.device)
     return torch.bmm(feats.expand(K, n, D + 1), p.factor, out=y)
 
+
+# Rounding, in units of the compute dtype's eps times a component's squared distance
+# from the centre of the means, below which a diagonal variance is not resolved from
+# zero (see GaussianComponent._unresolved_to_zero): the moments' float32 partial sums of
+# 256 rows carry about 16 eps, and the shift to each component's mean doubles it.
+_UNRESOLVED = 64
 
 # Rows per float32 partial sum of the diag/spherical moment product: the partials are
 # added in float64, so float32 rounding accumulates over at most this many rows.
@@ -391,7 +416,41 @@ class Moments:
             else:
                 outer = shift_c[:, :, None] * first[:, None, :]
                 sum_xx = m2 - outer - outer.transpose(1, 2) + n_k[:, None, None] * shift_c[:, :, None] * shift_c[:, None, :]
-        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel)
+        eps = torch.tensor(torch.finfo(p.dtype).eps, dtype=torch.float64, device=n_k.device)
+        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel, eps)
+
+
+class GappedMoments:
+    """The moments of a chunk whose blocks may have gaps: the complete rows' through
+    :class:`Moments`, the rows with gaps' through ``gaussian_gaps.GapMoments``, summed.
+    A chunk without gaps gives exactly :class:`Moments`' statistics."""
+
+    def __init__(self, p: Prepared, ws: Workspace) -> None:
+        self.p, self.ws = p, ws
+        self.moments = Moments(p, ws)
+        self.gap = None
+
+    def add(self, block: Block | GappedBlock, rw: Tensor, w: Tensor | None) -> None:
+        if not isinstance(block, GappedBlock):
+            self.moments.add(block, rw, w)
+            return
+        if block.complete is not None:
+            rows = block.complete_rows
+            self.moments.add(block.complete, rw[:, rows], None if w is None else w[rows])
+        if self.gap is None:
+            self.gap = gaussian_gaps().GapMoments(self.p, self.p.gaps, self.ws)
+        self.gap.add(block.gaps, rw[:, block.gap_rows])
+
+    def result(self) -> GaussianStats:
+        stats = self.moments.result()
+        return stats if self.gap is None else stats + self.gap.result()
+
+
+def gaussian_gaps():
+    """The gap kernels' module (it builds on this one, so it is imported when first used)."""
+    from . import gaussian_gaps as kernels
+
+    return kernels
 
 
 class GaussianComponent:
@@ -400,7 +459,9 @@ class GaussianComponent:
     ``reg_covar`` is added to every variance after each M-step; ``prior`` (hmmlearn's
     conjugate prior) turns the M-step into its MAP update; ``advice`` ends the message
     of a covariance that cannot be factored (it names the estimator's own parameters);
-    ``dtype`` is the per-block arithmetic (statistics are float64 whatever it is).
+    ``dtype`` is the per-block arithmetic (statistics are float64 whatever it is);
+    ``gaps``: rows may have gaps (NaN: not observed), which the E-step treats exactly
+    (``gaussian_gaps``); blocks without one take the usual kernels.
     """
 
     letters = "mc"  # what the M-step can update: means, covariances
@@ -419,6 +480,7 @@ class GaussianComponent:
         *,
         prior: Prior | None = None,
         advice: str = "pass symmetric positive-definite matrices",
+        gaps: bool = False,
     ) -> None:
         self.structure = structure(covariance_type) if isinstance(covariance_type, str) else covariance_type
         self.covariance_type = self.structure.name
@@ -426,6 +488,7 @@ class GaussianComponent:
         self.dtype = self.row_dtype = dtype
         self.prior = prior
         self.advice = advice
+        self.gaps = bool(gaps)
         self._ws = Workspace()
 
     @property
@@ -541,10 +604,11 @@ class GaussianComponent:
             pairs = prec[:, rows, cols] * torch.where(rows == cols, 1.0, 2.0).to(prec)
             pm = torch.einsum("kde,ke->kd", prec, means_c64)
             factor = torch.cat([-2.0 * pm, pairs, (pm * means_c64).sum(1, keepdim=True)], 1)
+        gaps = gaussian_gaps().factors(st, prec_chol, p.covariances, means_c64, dtype) if self.gaps else None
         return Prepared(
             st.kernel, form, centre64.to(dtype), means_c64.to(dtype), means_c64, means,
             factor.to(dtype), (-0.5 * factor).T.contiguous().to(dtype) if form == "expanded" else factor.new_zeros(0),
-            offset.to(dtype), const.to(dtype), prec_chol,
+            offset.to(dtype), const.to(dtype), prec_chol, gaps,
         )
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
@@ -563,9 +627,25 @@ class GaussianComponent:
         per_row = (_width(form, self.structure.kernel, D) + K) * itemsize
         return max(1024, _CPU_BLOCK_BYTES // per_row // 1024 * 1024)  # whole float32 partials
 
-    def block(self, p: Prepared, x: Tensor) -> Block:
+    def block(self, p: Prepared, x: Tensor) -> Block | GappedBlock:
+        if self.gaps:
+            mask = missing(x)
+            if mask is not None:
+                return self._gapped(p, x, mask)
         feats = block_features(p, x, self._ws)
         return Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
+
+    def _gapped(self, p: Prepared, x: Tensor, mask: Tensor) -> GappedBlock:
+        has = mask.any(1)
+        gap_rows = torch.nonzero(has).reshape(-1)
+        complete_rows = torch.nonzero(~has).reshape(-1)
+        complete = None
+        if complete_rows.numel():
+            rows = x[complete_rows]
+            feats = block_features(p, rows, self._ws)
+            complete = Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
+        gap = gaussian_gaps().block(p, p.gaps, x[gap_rows], mask[gap_rows], self._ws)
+        return GappedBlock(x.shape[0], complete, complete_rows, gap, gap_rows)
 
     def centred(self, p: Prepared, block: Block) -> Tensor:
         """The block's rows minus the centre (n, D)."""
@@ -586,6 +666,12 @@ class GaussianComponent:
         the constants ride on the ones column, and there is no cap (the forward pass
         shifts every row by its maximum, where a rounding error of the cap is nothing).
         """
+        if isinstance(block, GappedBlock):
+            out = self._ws.get("gapped_log_joint", (p.n_components, block.n), p.dtype, block.gap_rows.device)
+            if block.complete is not None:
+                out[:, block.complete_rows] = self.log_joint(p, block.complete, log_w)
+            out[:, block.gap_rows] = gaussian_gaps().log_joint(p, p.gaps, block.gaps, log_w)
+            return out if into is None else into.copy_(out.T)
         top = (p.const + log_w)[:, None]
         feats = block.feats
         if into is not None and p.form == "expanded":
@@ -607,13 +693,42 @@ class GaussianComponent:
 
     def nearest(self, p: Prepared, block: Block) -> tuple[Tensor, Tensor]:
         """(index of the nearest mean (n,), minus the squared distance to it (n,)):
-        Euclidean, about the centre, for hard assignments (k-means initialisation)."""
+        Euclidean, about the centre, for hard assignments (k-means initialisation); over
+        the observed coordinates of a row with gaps."""
+        if isinstance(block, GappedBlock):
+            labels = torch.empty(block.n, dtype=torch.int64, device=block.gap_rows.device)
+            score = torch.empty(block.n, dtype=p.dtype, device=block.gap_rows.device)
+            if block.complete is not None:
+                labels[block.complete_rows], score[block.complete_rows] = self.nearest(p, block.complete)
+            labels[block.gap_rows], score[block.gap_rows] = gaussian_gaps().nearest(p, block.gaps)
+            return labels, score
         dist = squared_distances(self.centred(p, block), p.means_c)
         best, labels = dist.min(1)
         return labels, best.neg_()
 
-    def accumulator(self, p: Prepared) -> Moments:
-        return Moments(p, self._ws)
+    def accumulator(self, p: Prepared) -> Moments | GappedMoments:
+        return GappedMoments(p, self._ws) if self.gaps else Moments(p, self._ws)
+
+    def impute(self, p: Prepared, x: Tensor, resp: Tensor, uniforms: Tensor | None = None,
+               normals: Tensor | None = None) -> Tensor:
+        """x (n, D) with every gap completed: (n, D) float64, observed values as they are.
+
+        resp (K, n): the posteriors given the observed values. Without ``uniforms``, each
+        gap gets its conditional mean sum_k r_k E[x_U | x_O, k]; with ``uniforms`` (n,) and
+        ``normals`` (n, D), a draw from the conditional distribution (see
+        ``gaussian_gaps.conditional_rows``). Needs ``gaps=True``.
+        """
+        out = x.double().clone()
+        mask = missing(x)
+        if mask is None:
+            return out
+        rows = torch.nonzero(mask.any(1)).reshape(-1)
+        kernels = gaussian_gaps()
+        feats = kernels.centred_features(p, x[rows], mask[rows], self._ws)
+        draw = {} if uniforms is None else {"uniforms": uniforms[rows], "normals": normals[rows]}
+        filled = kernels.conditional_rows(p.gaps, feats, mask[rows], resp[:, rows], p.dtype, self._ws, **draw)
+        out[rows] = torch.where(mask[rows], filled + p.centre.double(), out[rows])
+        return out
 
     # ------------------------------------------------------------------ M-step
     def m_step(self, s: GaussianStats, old: GaussianParams | None, update: str = "mc") -> tuple[GaussianParams, Tensor]:
@@ -650,7 +765,29 @@ class GaussianComponent:
             cov = st.maximise(torch.where(alive, n_k, torch.ones_like(n_k)), scatter, self.reg_covar)
             if old is not None:
                 cov = torch.where(alive.reshape(-1, *[1] * (cov.ndim - 1)), cov, old.covariances)
+        if st.kernel == "diag" and self.reg_covar == 0 and self.prior is None:
+            cov = self._unresolved_to_zero(cov, means, shift, float(s.eps))
         return self._factored(means, cov)
+
+    def _unresolved_to_zero(self, cov: Tensor, means: Tensor, shift: Tensor, eps: float) -> Tensor:
+        """Diagonal structures without reg_covar: a variance within rounding of zero is zero.
+
+        A component on repeated rows has no spread, but its moments, summed about the
+        centre of the E-step's means, leave rounding of about eps (mean - centre)^2
+        behind (1e-17 to 1e-15 in float64). A full or tied covariance that small fails its
+        Cholesky factor; a variance that small is no better resolved, so it counts as
+        zero too: the component is re-seeded, or, when every one has collapsed, the fit
+        fails with scikit-learn's "ill-defined empirical covariance" message, whatever
+        the structure. ``eps`` is that of the arithmetic the moments were summed in
+        (``GaussianStats.eps``): float32's only where :func:`expanded_form_is_exact_enough`
+        held, so there a real variance exceeds the bound by far; data whose spread float32
+        cannot resolve (means far apart against their spread) were summed in float64 and
+        are judged by float64's rounding, which keeps their real variances.
+        """
+        bound = _UNRESOLVED * eps * (means - shift.mean(0)).square()
+        if cov.ndim == 1:  # spherical: one variance, the mean over features
+            bound = bound.mean(1)
+        return torch.where(cov <= bound, torch.zeros_like(cov), cov)
 
     def _factored(self, means: Tensor, cov: Tensor) -> tuple[GaussianParams, Tensor]:
         """Parameters with their factors, and which components have one. Factors are NaN
@@ -667,10 +804,15 @@ class GaussianComponent:
 
     def reseed(self, p: GaussianParams, dead: list[int], rows: Tensor, weights: Tensor) -> GaussianParams:
         """Dead components move to ``rows`` (the worst-explained, one each) with the live
-        components' average covariance (tied: the shared one stays)."""
+        components' average covariance (tied: the shared one stays); the gaps of a row
+        with missing values take the live components' weighted mean."""
         live = torch.ones(p.means.shape[0], dtype=torch.bool, device=p.means.device)
         live[dead] = False
         means, cov = p.means.clone(), p.covariances.clone()
+        gap = torch.isnan(rows)
+        if bool(gap.any()):  # a row with gaps: its gaps take the live components' mean
+            lw = weights[live].to(means)
+            rows = torch.where(gap, (lw[:, None] * means[live]).sum(0) / lw.sum(), rows)
         if self.structure.kernel != "tied":
             lw = weights[live]
             pooled = (lw.reshape(-1, *[1] * (cov.ndim - 1)) * cov[live]).sum(0) / lw.sum()
@@ -724,9 +866,10 @@ class GaussianComponent:
 
 
 def gaussian_mixture(n_components: int, covariance_type: str, reg_covar: float, dtype: torch.dtype,
-                     advice: str | None = None):
+                     advice: str | None = None, gaps: bool = False):
     """A K-component Gaussian mixture model (``mixture.MixtureModel`` of this component)."""
     from .mixture import MixtureModel
 
     advice = advice or f"increase reg_covar (now {reg_covar:g}), lower n_components, or standardise X"
-    return MixtureModel(GaussianComponent(covariance_type, reg_covar, dtype, advice=advice), n_components, dtype)
+    component = GaussianComponent(covariance_type, reg_covar, dtype, advice=advice, gaps=gaps)
+    return MixtureModel(component, n_components, dtype)

@@ -89,13 +89,14 @@ class GMMEmission:
     translatable = True
 
     def __init__(self, n_components: int, n_mix: int, covariance_type: str, min_covar: float,
-                 dtype: torch.dtype = torch.float64, advice: str = "increase min_covar") -> None:
+                 dtype: torch.dtype = torch.float64, advice: str = "increase min_covar", gaps: bool = False) -> None:
         self.K, self.M = n_components, n_mix
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.advice = advice
+        self.gaps = gaps  # rows may have gaps (NaN): the Gaussians' exact E-step (``gaussian_gaps``)
         flat_type = "full" if covariance_type == "tied" else covariance_type
-        self.gauss = GaussianComponent(flat_type, min_covar, dtype, advice=advice)
+        self.gauss = GaussianComponent(flat_type, min_covar, dtype, advice=advice, gaps=gaps)
         self.row_dtype = dtype
 
     @property

@@ -14,6 +14,7 @@ from torch import Tensor
 from .._core.numerics import squared_distances
 from .._core.stats import Lowest, additive, counted, shared
 from .._core.types import Chunk
+from .gaps import missing
 
 _BLOCK_ROWS = 1 << 16  # rows per block of the E-step
 
@@ -40,11 +41,13 @@ class KMeansStats:
 
 
 class KMeansModel:
-    """Lloyd's algorithm in the e_step / m_step shape."""
+    """Lloyd's algorithm in the e_step / m_step shape; with ``gaps``, k-POD: distances
+    over each row's observed coordinates, and a gap counts as its cluster's centre."""
 
-    def __init__(self, n_clusters: int, dtype: torch.dtype) -> None:
+    def __init__(self, n_clusters: int, dtype: torch.dtype, gaps: bool = False) -> None:
         self.n_clusters = n_clusters
         self.dtype = dtype
+        self.gaps = gaps  # rows may have gaps (NaN): distances over the observed coordinates
 
     def params(self, centres: Tensor) -> KMeansParams:
         return KMeansParams(centres.to(torch.float64))
@@ -64,11 +67,21 @@ class KMeansModel:
         best = torch.empty(x.shape[0], dtype=self.dtype, device=x.device)
         for s in range(0, x.shape[0], _BLOCK_ROWS):
             xc = x[s : s + _BLOCK_ROWS] - centre_k
-            nearest, labels = squared_distances(xc, cc).min(1)
+            mask = missing(xc) if self.gaps else None
+            if mask is None:
+                nearest, labels = squared_distances(xc, cc).min(1)
+            else:  # k-POD (Chi, Chi & Baraniuk 2016): a gap sits at the centre it is assigned to
+                xc = xc.masked_fill(mask, 0.0)
+                seen = (~mask).to(xc.dtype)
+                dist = (xc * xc).sum(1, keepdim=True) - 2.0 * xc @ cc.T + seen @ (cc * cc).T
+                nearest, labels = dist.clamp_(min=0).min(1)
             best[s : s + _BLOCK_ROWS] = nearest
             w64 = torch.ones(xc.shape[0], **f64) if w is None else w[s : s + _BLOCK_ROWS].double()
             counts.index_add_(0, labels, w64)
-            sums.index_add_(0, labels, (xc.double() - offsets_c[labels]) * w64[:, None])
+            offsets = xc.double() - offsets_c[labels]
+            if mask is not None:
+                offsets.masked_fill_(mask, 0.0)
+            sums.index_add_(0, labels, offsets * w64[:, None])
             inertia += nearest.double() @ w64
         # the farthest rows (of positive weight): K indices first, then only those rows in float64
         cand = -best if w is None else torch.where(w > 0, -best, torch.inf)
@@ -80,6 +93,7 @@ class KMeansModel:
         centres = stats.shift + stats.sums / counts.clamp(min=torch.finfo(torch.float64).tiny)[:, None]
         empty = torch.nonzero(counts <= 0).reshape(-1).tolist()
         far = stats.far.ordered()
+        far = torch.where(torch.isnan(far), stats.shift.mean(0), far)  # a far row's gaps: the centres' mean
         for j, k in enumerate(empty[: far.shape[0]]):
             centres[k] = far[j]
         return KMeansParams(centres)

@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core.errors import ComponentReseededWarning, NumericalError
+from .._core.errors import ComponentReseededWarning, EmptyRowWarning, NumericalError
 from .._core.protocols import Note, Objective, Report, Step
-from .._core.stats import Lowest, additive, counted
+from .._core.stats import Lowest, additive, counted, summed
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
+from .gaps import missing
 
 # A component whose responsibility mass falls under this fraction of one average
 # row has lost its support and is re-seeded.
@@ -42,6 +43,11 @@ class MixtureParams:
     def n_components(self) -> int:
         return int(self.weights.shape[0])
 
+    @property
+    def log_weights(self) -> Tensor:
+        """(K,) what the E-step adds to each component's log-density: log w_k."""
+        return torch.log(self.weights)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):  # copy and pickle probe dunders before the slots are set
             raise AttributeError(name)
@@ -55,14 +61,19 @@ class MixtureParams:
 @dataclass(frozen=True, slots=True)
 class MixtureStats:
     """Additive E-step statistics, float64: the component's (whose ``n_k`` count the
-    weights), loglik = sum_n w_n log p(x_n), weight = sum_n w_n, the row count, and
-    the worst-explained rows (re-seeding candidates)."""
+    weights), loglik = sum_n w_n log p(x_n), weight = sum_n w_n, the row count, the
+    worst-explained rows (re-seeding candidates), the rows with no observed value
+    (``empty``; they count as rows, with log-density 0 and the weights as posterior), and,
+    for models that track it (variational bounds), neg_entropy = sum_n w_n sum_k r_nk log r_nk
+    (else 0)."""
 
     component: Any
     loglik: Tensor
     weight: Tensor
     worst: Lowest
     rows: int = counted()
+    empty: int = counted(default=0)  # rows with every value missing (gaps allowed only)
+    neg_entropy: Tensor | float = summed(default=0.0)
 
     def blend(self, new: MixtureStats, gamma: float) -> MixtureStats:
         """(1 - gamma) self + gamma new, re-expressed like new: online EM's running average.
@@ -169,12 +180,15 @@ class MixtureModel:
         self.advice = advice or component.advice
         self.classes = None if classes is None else torch.as_tensor(classes, dtype=torch.int64)
         self.unlabeled_weight = float(unlabeled_weight)
+        self.entropy = False  # whether the E-step sums the responsibilities' entropy (neg_entropy)
         self._ws = Workspace()
 
     def with_classes(self, classes: Tensor, unlabeled_weight: float = 1.0) -> MixtureModel:
         """The same mixture fitted semi-supervised: ``classes`` (K,) the class of each component."""
-        return MixtureModel(self.component, self.n_components, self.dtype, self.advice, classes=classes,
-                            unlabeled_weight=unlabeled_weight)
+        model = MixtureModel(self.component, self.n_components, self.dtype, self.advice, classes=classes,
+                             unlabeled_weight=unlabeled_weight)
+        model.entropy = self.entropy
+        return model
 
     # ------------------------------------------------------------------ parameters
     def make_params(self, weights: Tensor, *component_args: Tensor) -> MixtureParams:
@@ -230,7 +244,7 @@ class MixtureModel:
     def _inputs(self, params: MixtureParams, device: torch.device) -> tuple[Any, Tensor]:
         """The component's prepared parameters on ``device`` and log w in their dtype."""
         prep = self.component.prepare(params.component, device)
-        return prep, torch.log(params.weights).to(device=device, dtype=prep.dtype)
+        return prep, params.log_weights.to(device=device, dtype=prep.dtype)
 
     def _block_rows(self, n_features: int, device: torch.device) -> int:
         return self.component.block_rows(self.n_components, n_features, device)
@@ -309,6 +323,7 @@ class MixtureModel:
         # where the kernel dtype would underflow or overflow on them
         top = 1.0 if w is None else float(w.max())
         relative = None if w is None else (w / (top if top > 0 else 1.0)).to(kdt)
+        neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
             wb = None if w is None else relative[rows]
             blk = comp.block(prep, x[rows])
@@ -325,19 +340,46 @@ class MixtureModel:
                 if barred is not None:
                     lj.masked_fill_(barred[:, rows], -torch.inf)
                 resp = normalise_log(lj, out=ln)
+                if self.entropy:
+                    neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)
         check_explained(log_norm, w, chunk.row_start)
         if w is not None and not bool(torch.isfinite(log_norm).all()):  # only rows of weight 0
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
+        empty = 0
+        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
+        if gaps is not None:  # a row with nothing observed explains nothing: never a seed
+            blank = gaps.all(1)
+            empty = int(blank.sum())
+            if empty:
+                candidates = torch.where(blank, torch.inf, candidates)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
         stats = acc.result() if top == 1.0 or top <= 0 else acc.result().scale(top)
-        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows)
+        if top != 1.0 and top > 0:
+            neg_entropy = neg_entropy * top
+        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows, empty, neg_entropy)
 
     def objective(self, stats: MixtureStats) -> Objective:
         """The weighted log-likelihood of the parameters the statistics were gathered under."""
         return Objective(float(stats.loglik), float(stats.weight))
+
+    def impute(self, params: MixtureParams, chunk: Chunk, uniforms: Tensor | None = None,
+               normals: Tensor | None = None) -> Tensor:
+        """The chunk's rows with every gap completed, (n, D) float64: by the conditional mean
+        given the row's observed values, or with ``uniforms`` (n,) and ``normals`` (n, D) a
+        draw from the conditional distribution (the component's ``impute``)."""
+        x = chunk.x
+        prep, log_w = self._inputs(params, x.device)
+        out = torch.empty(x.shape[0], x.shape[1], dtype=torch.float64, device=x.device)
+        log_norm = self._ws.get("log_norm", (x.shape[0],), prep.dtype, x.device)
+        for rows in blocks(x.shape[0], self._block_rows(x.shape[1], x.device)):
+            resp = normalise_log(self.component.log_joint(prep, self.component.block(prep, x[rows]), log_w), out=log_norm[rows])
+            draw = {} if uniforms is None else {"uniforms": uniforms[rows], "normals": normals[rows]}
+            out[rows] = self.component.impute(prep, x[rows], resp, **draw)
+        check_explained(log_norm, None, chunk.row_start)
+        return out
 
     # ------------------------------------------------------------------ M-step
     def m_step(self, stats: MixtureStats, params: MixtureParams | None = None) -> Step[MixtureParams]:
@@ -356,10 +398,17 @@ class MixtureModel:
         new, valid = self.component.m_step(replace(cs, n_k=n_k), old, self.component.letters)
         weights = n_k / n_k.sum()
         dead = (cs.n_k < _MIN_SUPPORT * avg_row) | ~valid.to(n_k.device)
+        notes = () if not stats.empty else (Note(
+            EmptyRowWarning,
+            f"{stats.empty} row(s) have every value missing: they carry no information, count as rows (log-density "
+            "0) and take the mixture weights as their posterior; drop them to leave them out",
+            once=True,
+        ),)
         if not bool(dead.any()):
-            # a MAP step (pseudo-counts) may trade likelihood for prior: by this much per unit weight
+            # a component with a prior (pseudo-counts) takes a MAP step: the likelihood may
+            # then fall by what the prior's log-density gained, per unit of weight
             gain = 0.0 if old is None else self.component.prior_gain(new, old) / max(float(stats.weight), 1e-300)
-            return Step(MixtureParams(weights, new), Report(total=float(stats.loglik), prior_gain=gain))
+            return Step(MixtureParams(weights, new), Report(notes=notes, total=float(stats.loglik), prior_gain=gain))
         idx = torch.nonzero(dead).reshape(-1).tolist()
         rows = stats.worst.ordered()
         live = ~dead
@@ -376,7 +425,7 @@ class MixtureModel:
             f"components {idx} lost their support {{when}} and were re-seeded at the worst-explained rows; "
             f"if this recurs, {self.advice}",
         )
-        return Step(MixtureParams(weights, new), Report(exact=False, notes=(note,), total=float(stats.loglik)))
+        return Step(MixtureParams(weights, new), Report(exact=False, notes=notes + (note,), total=float(stats.loglik)))
 
     # ------------------------------------------------------------------ sampling
     def sample(self, params: MixtureParams, n_samples: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:

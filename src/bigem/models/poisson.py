@@ -46,10 +46,13 @@ class PoissonParams:
 @additive
 @dataclass(frozen=True, slots=True)
 class PoissonStats:
-    """n_k (K,): responsibility mass; sums (K, D): responsibility-weighted counts; float64."""
+    """n_k (K,): responsibility mass; sums (K, D): responsibility-weighted counts; seen
+    (K, D): the responsibility mass of the rows that observed each feature (n_k for
+    every feature without gaps; a missing count adds to neither); float64."""
 
     n_k: Tensor
     sums: Tensor
+    seen: Tensor
 
     def rebase(self, like: PoissonStats) -> PoissonStats:
         return self
@@ -60,7 +63,7 @@ class _Prepared:
     log_rates: Tensor  # (K, D) float64
     rate_sums: Tensor  # (K,) float64
     dtype: torch.dtype  # what the caller computes in (log-densities are returned in it)
-    rates: Tensor  # (K, D) float64, for nearest-centre assignment
+    rates: Tensor  # (K, D) float64: nearest-centre assignment, and rows with gaps
 
     @property
     def n_components(self) -> int:
@@ -69,22 +72,28 @@ class _Prepared:
 
 @dataclass(slots=True)
 class _Block:
-    x: Tensor  # (n, D) counts
+    x: Tensor  # (n, D) counts (0 in the gaps)
     log_factorials: Tensor  # (n,) sum_d log(x_d!)
+    seen: Tensor | None = None  # (n, D) float64: 1 where a count was observed, 0 in a gap; None: no gap
 
 
 class _Sums:
     def __init__(self, K: int, D: int, device: torch.device) -> None:
         self.n_k = torch.zeros(K, dtype=torch.float64, device=device)
         self.sums = torch.zeros(K, D, dtype=torch.float64, device=device)
+        self.unseen = None  # (K, D) the mass of the gaps, once a block has one
 
     def add(self, block: _Block, rw: Tensor, w: Tensor | None) -> None:
         rw = rw.double()
         self.n_k += rw.sum(1)
-        self.sums += rw @ block.x
+        self.sums += rw @ block.x  # a gap holds 0: it adds nothing
+        if block.seen is not None:
+            unseen = rw @ (1.0 - block.seen)
+            self.unseen = unseen if self.unseen is None else self.unseen + unseen
 
     def result(self) -> PoissonStats:
-        return PoissonStats(self.n_k, self.sums)
+        seen = self.n_k[:, None].expand_as(self.sums)
+        return PoissonStats(self.n_k, self.sums, seen if self.unseen is None else seen - self.unseen)
 
 
 class PoissonComponent:
@@ -95,12 +104,13 @@ class PoissonComponent:
     failure = "Fitting the Poisson mixture failed: every component lost its support"
 
     def __init__(self, rates_prior: Tensor | float = 0.0, rates_weight: Tensor | float = 0.0,
-                 dtype: torch.dtype = torch.float64, advice: str = "check the counts") -> None:
+                 dtype: torch.dtype = torch.float64, advice: str = "check the counts", gaps: bool = False) -> None:
         self.rates_prior = rates_prior
         self.rates_weight = rates_weight
         self.dtype = dtype
         self.row_dtype = torch.float64  # float32 rounds counts from 2**24 up; the arithmetic is float64 anyway
         self.advice = advice
+        self.gaps = gaps  # a NaN count is missing: its terms are 0 (marginalised) and its statistics skip it
 
     regularised = False  # hmmlearn's prior enters as pseudo-counts; the likelihood still rises
 
@@ -124,12 +134,18 @@ class PoissonComponent:
 
     def block(self, p: _Prepared, x: Tensor) -> _Block:
         x = x.to(torch.float64)
+        if self.gaps:
+            gap = torch.isnan(x)
+            if bool(gap.any()):
+                x = x.masked_fill(gap, 0.0)  # log 0! = 0: a gap's factorial term vanishes
+                return _Block(x, torch.lgamma(x + 1).sum(1), (~gap).double())
         return _Block(x, torch.lgamma(x + 1).sum(1))
 
     def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
         """log w_k + log p_k(x): (K, n), or (n, K) into ``into``; in float64, returned in
         the caller's dtype once the terms have cancelled."""
-        joint = block.x @ p.log_rates.T - (p.rate_sums - log_w.double()) - block.log_factorials[:, None]
+        rates = p.rate_sums if block.seen is None else block.seen @ p.rates.T  # a gap's rate term: 0
+        joint = block.x @ p.log_rates.T - (rates - log_w.double()) - block.log_factorials[:, None]
         return joint.T.to(p.dtype) if into is None else into.copy_(joint)
 
     def accumulator(self, p: _Prepared) -> _Sums:
@@ -160,7 +176,7 @@ class PoissonComponent:
         dev = s.sums.device
         a = torch.as_tensor(self.rates_prior, dtype=torch.float64, device=dev)
         b = torch.as_tensor(self.rates_weight, dtype=torch.float64, device=dev)
-        denom = (b + s.n_k[:, None]).expand_as(s.sums)
+        denom = (b + s.seen).expand_as(s.sums)
         new = (a + s.sums) / torch.where(denom > 0, denom, torch.ones_like(denom))
         fallback = old.rates.to(new) if old is not None else torch.zeros_like(new)
         return PoissonParams(torch.where(denom > 0, new, fallback)), valid

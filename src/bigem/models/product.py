@@ -55,6 +55,10 @@ class ProductStats:
     n_k: Tensor
     parts: tuple
 
+    # how each field combines, for engines that ship statistics (engines.wire): both summed,
+    # the parts element by element
+    combining = (("n_k", "sum"), ("parts", "sum"))
+
     def __add__(self, other: ProductStats) -> ProductStats:
         return ProductStats(self.n_k + other.n_k, tuple(a + b for a, b in zip(self.parts, other.parts)))
 

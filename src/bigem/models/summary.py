@@ -21,19 +21,31 @@ class RowSummary:
 
     sum_x: Tensor
     scatter: Tensor
+    seen: Tensor  # (D,) the values each column observed (the rows, without gaps)
     top: Tensor = largest()
     rows: int = counted()
     probe: Tensor = shared()
 
     @property
     def mean(self) -> Tensor:
-        return self.probe + self.sum_x / max(self.rows, 1)
+        """Each column's mean over the rows that observe it."""
+        if bool((self.seen == self.rows).all()):
+            return self.probe + self.sum_x / max(self.rows, 1)
+        return self.probe + self.sum_x / self.seen.clamp(min=1)
 
     @property
     def covariance(self) -> Tensor:
-        """The sample covariance (n - 1 in the denominator)."""
+        """The sample covariance (n - 1 in the denominator). With gaps (which count as the
+        probe in the sums): the correlations of those sums, scaled to each column's
+        variance over the rows that observe it, so the matrix stays positive semi-definite."""
         mean = self.sum_x / max(self.rows, 1)
-        return (self.scatter - self.rows * torch.outer(mean, mean)) / max(self.rows - 1, 1)
+        cov = (self.scatter - self.rows * torch.outer(mean, mean)) / max(self.rows - 1, 1)
+        if bool((self.seen == self.rows).all()):
+            return cov
+        seen = self.seen.clamp(min=2)
+        observed = (torch.diagonal(self.scatter) - self.sum_x.square() / seen) / (seen - 1)
+        scale = torch.sqrt(observed.clamp(min=0) / torch.diagonal(cov).clamp(min=torch.finfo(torch.float64).tiny))
+        return scale[:, None] * cov * scale[None, :]
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,13 @@ class Summariser:
         x = chunk.x
         xc = x.double() - self.probe.to(x.device)
         D = x.shape[1]
+        gap = torch.isnan(xc)
+        has_gaps = bool(gap.any())
+        if has_gaps:  # a gap counts as the probe in the sums, and is not seen
+            xc = xc.masked_fill(gap, 0.0)
+            x = x.masked_fill(gap, -torch.inf)
+        seen = (~gap).sum(0).double() if has_gaps else torch.full((D,), float(chunk.n_rows), dtype=torch.float64,
+                                                                    device=x.device)
         scatter = xc.T @ xc if self.second_moments else xc.new_zeros(0)
         top = x.amax(0).double() if x.shape[0] else torch.full((D,), -torch.inf, dtype=torch.float64, device=x.device)
-        return RowSummary(xc.sum(0), scatter, top, chunk.n_rows, self.probe)
+        return RowSummary(xc.sum(0), scatter, seen, top, chunk.n_rows, self.probe)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from .._core.errors import DataError
+from .._core.optional import require
 from ..io.files import check_output_path, write_atomically
 
 FORMATS = (".png", ".svg")
@@ -17,16 +18,16 @@ MAX_POINTS = 20_000
 
 
 def check_path(path: str | os.PathLike) -> str:
-    """The output path, checked before any drawing (``io.files``): .png or .svg."""
-    return check_output_path(path, FORMATS, what="picture")
+    """The output path, checked before any drawing (``io.files``): .png or .svg; and
+    matplotlib, which drawing needs, installed (else one line saying how)."""
+    path = check_output_path(path, FORMATS, what="picture")
+    require("matplotlib", "pictures")
+    return path
 
 
 def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend, or a clear ImportError."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("pictures need matplotlib: pip install 'bigem[plot]'") from None
+    """matplotlib.pyplot on the non-interactive Agg backend, or MissingDependencyError."""
+    matplotlib = require("matplotlib", "pictures")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 

@@ -13,6 +13,10 @@ from ._common import check_path, new_figure, save
 def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM convergence") -> None:
     """Write a picture of ``estimator.history_``: one line per restart, the kept one bold.
 
+    Each point is the mean log-likelihood of the parameters entering an iteration (the
+    last one is ``lower_bound_``); the fitted model, after the last M-step, scores a
+    little higher (``score``).
+
     A model loaded from a file written before histories were saved has only its best
     run (``lower_bounds_``); that one line is drawn.
     """
@@ -35,7 +39,9 @@ def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM conver
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("EM iteration")
-    ax.set_ylabel("mean log-likelihood per row")
+    # each point is the parameters entering that iteration (lower_bound_ is the last): the
+    # fitted model, after the last M-step, scores a little higher (bigem score, gm.score)
+    ax.set_ylabel("mean log-likelihood per row, entering each iteration")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

@@ -14,9 +14,11 @@ from . import identity
 
 
 class TensorSource:
-    """Rows of a tensor already in the compute dtype and on the compute device.
+    """Rows of a tensor in the compute dtype, on the compute device.
 
-    Chunks are views (no copy); chunking only bounds the E-step's working set.
+    Chunks are views (no copy); chunking only bounds the E-step's working set. Rows held
+    on the host for another ``device`` (one process of a group holding the whole array)
+    move there a chunk at a time, and a :meth:`part` moves its rows there once.
     """
 
     decodes = False
@@ -30,11 +32,15 @@ class TensorSource:
         feature_names: list[str] | None = None,
         extra: dict | None = None,
         shift: Tensor | None = None,
+        first_row: int = 0,
+        device: torch.device | None = None,
         labels: Tensor | None = None,
     ) -> None:
         self.x = x
         self.labels = labels  # (n,) int64 class codes (-1: unlabelled) of semi-supervised fitting, or None
         self.shift = shift  # the rows are the data minus this (see choose_shift), or None
+        self.first_row = first_row  # where these rows start in the whole data set (a part of it)
+        self.device = x.device if device is None else torch.device(device)
         self.extra = extra
         self.weight = weight
         self.chunk_rows = max(1, int(chunk_rows))
@@ -53,14 +59,31 @@ class TensorSource:
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):
-            w = None if self.weight is None else self.weight[s : s + self.chunk_rows]
+            w = None if self.weight is None else self.weight[s : s + self.chunk_rows].to(self.device)
             kept = None if self.extra is None else {k: v[s : s + self.chunk_rows] for k, v in self.extra.items()}
-            label = None if self.labels is None else self.labels[s : s + self.chunk_rows]
-            yield Chunk(self.x[s : s + self.chunk_rows], w, s, kept, label)
+            label = None if self.labels is None else self.labels[s : s + self.chunk_rows].to(self.device)
+            yield Chunk(self.x[s : s + self.chunk_rows].to(self.device), w, self.first_row + s, kept, label)
 
     def take(self, rows: Tensor) -> Tensor:
-        return self.x[rows.to(self.x.device)]
+        return self.x[rows.to(self.x.device)].to(self.device)
 
+    def boundaries(self) -> None:
+        return None  # a view cuts anywhere
+
+    def part(self, start: int, stop: int) -> TensorSource:
+        """Rows [start, stop) as a source of their own: views, moved to the compute
+        device (once) if they are held elsewhere."""
+        w = None if self.weight is None else self.weight[start:stop].to(self.device)
+        kept = None if self.extra is None else {k: v[start:stop] for k, v in self.extra.items()}
+        labels = None if self.labels is None else self.labels[start:stop].to(self.device)
+        return TensorSource(self.x[start:stop].to(self.device), w, self.chunk_rows, self.feature_names, kept,
+                            self.shift, self.first_row + start, labels=labels)
+
+    def split(self, count: int) -> list[TensorSource]:
+        """``count`` consecutive near-equal parts (see ``parts.split_rows``)."""
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
 
 def chunk_rows_for_budget(budget_bytes: int, n_features: int, bytes_per_value: int) -> int:

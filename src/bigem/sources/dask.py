@@ -24,7 +24,8 @@ from .._core.errors import DataError
 from .._core.types import Chunk
 from .arrays import chunk_rows_for_budget
 from .arrays import PROBE_ROWS, choose_shift
-from .validate import NonNumericDataError, check_finite, check_shape, check_weight_not_a_feature, raise_not_finite
+from .validate import (ColumnsSeen, NonNumericDataError, check_shape, check_values, check_weight_not_a_feature,
+                       raise_not_finite)
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 DASK_FILE_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -73,14 +74,15 @@ class PartitionReader:
 
 
 def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
-                   shift: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+                   shift: Tensor | None = None, gaps: bool = False) -> tuple[Tensor, Tensor | None]:
     """One partition's rows (less ``shift``, in float64) and weights (its last column when
-    ``weighted``), checked: finite rows, finite non-negative weights. Runs on a worker,
-    for scoring and prediction; rows are counted from the partition's start in messages."""
+    ``weighted``), checked: finite rows (or NaN, a missing value, with ``gaps``), finite
+    non-negative weights. Runs on a worker, for scoring and prediction; rows are counted
+    from the partition's start in messages."""
     block = np.asarray(block, dtype=np.float64)
     rows = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block))
     x = (rows if shift is None else rows - shift).to(device=device, dtype=dtype)
-    found = check_finite(x)
+    found = check_values(x, 0, gaps)
     if found:
         raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
     if not weighted:
@@ -167,23 +169,25 @@ def _head(X) -> np.ndarray:
     return np.asarray(head, dtype=np.float64)
 
 
-def _inspect_block(block: np.ndarray, weighted: bool = False, labelled: bool = False) -> tuple:
+def _inspect_block(block: np.ndarray, weighted: bool = False, gaps: bool = False, labelled: bool = False) -> tuple:
     """(rows, NaN count, inf count, first bad row in the block or -1, weight total, first
-    bad weight's row or -1, its value); runs on a worker. Weights (the column after the
-    features when ``weighted``) must be finite and non-negative; labels (the last column
-    when ``labelled``) are the sources' own codes."""
+    bad weight's row or -1, its value, values seen per column); runs on a worker. Weights
+    (the column after the features when ``weighted``) must be finite and non-negative;
+    with ``gaps`` a NaN is a missing value, not a bad one (the per-column counts are None
+    without); labels (the last column when ``labelled``) are the sources' own codes."""
     if labelled:
         block = block[:, :-1]
     x, w = (block[:, :-1], block[:, -1]) if weighted else (block, np.ones(0))
     bad_w = ~np.isfinite(w) | (w < 0)
     first_w = int(np.argmax(bad_w)) if bad_w.any() else -1
     weights = (float(w[np.isfinite(w)].sum()), first_w, float(w[first_w]) if first_w >= 0 else 0.0)
-    finite = np.isfinite(x)
+    seen = (~np.isnan(x)).sum(0) if gaps else None
+    finite = np.isfinite(x) | np.isnan(x) if gaps else np.isfinite(x)
     if finite.all():
-        return (block.shape[0], 0, 0, -1, *weights)
-    n_nan = int(np.isnan(x).sum())
+        return (block.shape[0], 0, 0, -1, *weights, seen)
+    n_nan = 0 if gaps else int(np.isnan(x).sum())
     first = int(np.argmin(finite.all(1)))
-    return (block.shape[0], n_nan, int((~finite).sum()) - n_nan, first, *weights)
+    return (block.shape[0], n_nan, int((~finite).sum()) - n_nan, first, *weights, seen)
 
 
 def _take_block(block: np.ndarray, local_rows: np.ndarray, n_features: int) -> np.ndarray:
@@ -212,10 +216,13 @@ class DaskSource:
         name: str,
         weighted: bool = False,
         shift: Tensor | None = None,
+        gaps: bool = False,
+        every_column: bool = False,
         labelled: bool = False,
         schema=None,
     ) -> None:
         self.shift = shift  # the workers subtract it from every row before the cast (None: none)
+        self.gaps, self.every_column = gaps, every_column  # NaN: missing; refuse a column no row observes
         self.partitions = list(partitions)
         self.n_features = n_features
         self.feature_names = feature_names
@@ -231,7 +238,7 @@ class DaskSource:
         """Lengths of every partition, and the NaN/inf check, in one pass on the workers."""
         from dask import delayed
 
-        checks = [delayed(_inspect_block, pure=True)(p, self.weighted, self.labelled) for p in self.partitions]
+        checks = [delayed(_inspect_block, pure=True)(p, self.weighted, self.gaps, self.labelled) for p in self.partitions]
         found = self.client.gather(self.client.compute(checks))
         lengths = [f[0] for f in found]
         self.row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist() if lengths else []
@@ -246,6 +253,10 @@ class DaskSource:
         if self.weighted:
             self._check_weights(found)
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)
+        if self.gaps and self.every_column:
+            seen = ColumnsSeen(self.n_features)
+            seen.seen += torch.from_numpy(np.sum([f[7] for f in found], axis=0).astype(np.int64))
+            seen.check(self.feature_names, self.name)
         self.partitions = [self.partitions[i] for i in keep]
         self.row_starts = [self.row_starts[i] for i in keep]
 
@@ -329,6 +340,8 @@ def open_dask_source(
     min_rows: int = 1,
     sample_weight: object | None = None,
     shift: object = None,
+    missing_values: str = "error",
+    every_column: bool = False,
     schema=None,
     labels=None,
 ) -> DaskSource:
@@ -412,8 +425,8 @@ def open_dask_source(
     if schema is not None and schema.n_features != n_features:
         raise DataError(f"{name} has {n_features} features, but {schema.owner} is expecting {schema.n_features} "
                         "features as input.")
-    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset, labelled,
-                        schema)
+    source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset,
+                        missing_values == "fiml", every_column, labelled, schema)
     source.inspect(min_rows)
     return source
 

@@ -2,12 +2,14 @@
 
 A file source is only worth reading once per EM iteration. So a streamed source is not
 validated up front: the first complete pass (initialisation or the first E-step) checks
-every chunk for NaN/inf, and any later pass skips the check. When the decoded data fits
+every chunk for NaN/inf (with gaps allowed, for inf, and at its end for a column that no
+row observes), and any later pass skips the check. When the decoded data fits
 in ``cache_bytes``, the first pass also keeps the chunks, and later passes read no file.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -17,7 +19,9 @@ from torch import Tensor
 from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
-from .validate import check_finite, raise_not_finite
+from .identifiers import IdentifierWatch
+from .parts import RowRange, split_rows
+from .validate import ColumnsSeen, check_values, raise_not_finite
 
 
 class FirstPassSource:
@@ -25,8 +29,12 @@ class FirstPassSource:
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
     def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None,
-                 schema=None) -> None:
+                 identify: bool = False, *, gaps: bool = False, every_column: bool = False, schema=None) -> None:
         self.inner = inner
+        candidates = getattr(inner, "id_candidates", None) if identify else None
+        self._watch = IdentifierWatch(candidates, name) if candidates else None  # on the first pass
+        self.gaps = gaps  # NaN is a missing value: only infinities are refused
+        self.every_column = every_column  # and a column no row observes (checked at the end of the first pass)
         # a family's column rules (sources.schema): checked in the first pass; category
         # values turned into codes here for sources that read numbers only (.npy, Source
         # objects), on every pass (file tables encode their own columns)
@@ -51,6 +59,7 @@ class FirstPassSource:
         self.weight_blocks = getattr(inner, "weight_blocks", None)  # the weight column alone, for sampling
         itemsize = torch.finfo(self.dtype).bits // 8
         self.decoded_bytes = self.n_rows * self.n_features * itemsize
+        self.cache_bytes = cache_bytes
         self.caching = 0 < self.decoded_bytes <= cache_bytes
         self.checked = False
         self._cache: list[Chunk] | None = None
@@ -67,6 +76,27 @@ class FirstPassSource:
         if hasattr(self.inner, "read_in"):
             self.inner.read_in(rows)
 
+    def boundaries(self):
+        """Rows where the inner source cuts for free (None: anywhere, or a user's Source)."""
+        return self.inner.boundaries() if hasattr(self.inner, "part") else None
+
+    def part(self, start: int, stop: int) -> FirstPassSource:
+        """Rows [start, stop), with their own first-pass check and cache (a process of a
+        group checks and keeps its own rows). A user's Source without ``part`` is read
+        whole and the rows in range kept (``parts.RowRange``)."""
+        inner = self.inner.part(start, stop) if hasattr(self.inner, "part") else RowRange(self.inner, start, stop)
+        part = copy.copy(self)
+        part.inner, part.n_rows = inner, inner.n_rows
+        part.weight = inner.weight
+        part.decoded_bytes = part.n_rows * part.n_features * (torch.finfo(self.dtype).bits // 8)
+        part.caching = 0 < part.decoded_bytes <= self.cache_bytes
+        part.checked, part._cache = False, None
+        return part
+
+    def split(self, count: int) -> list[FirstPassSource]:
+        """``count`` consecutive parts (see ``parts.split_rows``)."""
+        return split_rows(self, count)
+
     def fingerprint(self) -> dict:
         """The inner source's, or for a user's Source without one, a digest of its first
         chunk and last rows."""
@@ -81,13 +111,22 @@ class FirstPassSource:
             yield from self._cache
             return
         kept: list[Chunk] | None = [] if self.caching else None
+        pending = _Pending(self.gaps)  # a GPU's chunks: checked on the device, read back once a pass
+        seen = ColumnsSeen(self.n_features) if self.gaps and self.every_column and not self.checked else None
         for chunk in self.inner.chunks():
             if self._own_shift is not None:  # a user's Source, in the caller's coordinates
                 chunk = replace(chunk, x=(chunk.x.to(self.device, torch.float64) - self._own_shift.to(self.device)).to(self.dtype))
             elif chunk.x.dtype != self.dtype or chunk.x.device != self.device:  # a user's Source
                 chunk = replace(chunk, x=chunk.x.to(self.device, self.dtype))
-            if not self.checked and check_finite(chunk.x, chunk.row_start) is not None:
-                self._raise_not_finite()
+            if not self.checked:
+                if chunk.x.is_cuda:
+                    pending.add(chunk.x)
+                elif check_values(chunk.x, chunk.row_start, self.gaps) is not None:
+                    self._raise_not_finite()
+            if seen is not None:
+                seen.add(chunk.x)
+            if not self.checked and self._watch is not None:
+                self._watch.update(chunk.x)
             if self._encode:
                 chunk = replace(chunk, x=self.schema.encode_codes(chunk.x, self._where(chunk.row_start), chunk.row_start))
             if not self.checked and self.schema is not None:
@@ -95,7 +134,14 @@ class FirstPassSource:
             if kept is not None:
                 kept.append(chunk)
             yield chunk
+        if not self.checked and pending.any_bad():
+            self._raise_not_finite()
+        if seen is not None:
+            seen.check(self.feature_names, self.name)
         self.checked = True  # only a complete pass counts
+        if self._watch is not None:
+            self._watch.finish()
+            self._watch = None
         self._cache = kept
 
     def _raise_not_finite(self) -> None:
@@ -103,7 +149,7 @@ class FirstPassSource:
         n_nan = n_inf = 0
         first = None
         for chunk in self.inner.chunks():
-            found = check_finite(chunk.x, chunk.row_start)
+            found = check_values(chunk.x, chunk.row_start, self.gaps)
             if found:
                 n_nan, n_inf = n_nan + found[0], n_inf + found[1]
                 first = found[2] if first is None else first
@@ -128,10 +174,30 @@ class FirstPassSource:
         if self._own_shift is not None:
             out = out.to(self.device, torch.float64) - self._own_shift.to(self.device)
         out = out.to(self.device, self.dtype)
-        if not self.checked and not bool(torch.isfinite(out).all()):
+        if not self.checked and check_values(out, 0, self.gaps) is not None:
             self._raise_not_finite()
         if self._encode:
             out = self.schema.encode_codes(out, self.name)
         if not self.checked and self.schema is not None:
             self.schema.check(out, 0, self.name, rows=rows)
         return out
+
+
+class _Pending:
+    """Finiteness of a pass's GPU chunks, on the device, and one read back to the host
+    when the pass ends, not one per chunk (which would stall the copies and kernels
+    queued behind it). A non-finite value then fails the pass before its statistics are
+    used, and :meth:`FirstPassSource._raise_not_finite` finds the rows. The element-wise
+    test, not check_finite's sum: on a GPU it costs a fraction of the chunk's copy, and
+    a sum that overflows is no false alarm."""
+
+    def __init__(self, gaps: bool) -> None:
+        self.gaps = gaps  # NaN is a missing value, allowed: infinities alone are bad (see check_values)
+        self.bad: Tensor | None = None
+
+    def add(self, x: Tensor) -> None:
+        bad = torch.isinf(x).any() if self.gaps else ~torch.isfinite(x).all()
+        self.bad = bad if self.bad is None else self.bad | bad
+
+    def any_bad(self) -> bool:
+        return self.bad is not None and bool(self.bad)

@@ -17,15 +17,17 @@ from .._core.types import Source
 from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
 from .labels import LabelColumn, LabelledSource
+from .identifiers import IdentifierWatch, frame_candidates
 from .npy import NpySource
 from .paths import expand_paths
 from .remote import is_url
 from .schema import Schema
 from .validate import (
+    ColumnsSeen,
     NonNumericDataError,
     SparseDataError,
-    check_finite,
     check_shape,
+    check_values,
     check_weight_not_a_feature,
     raise_not_finite,
     to_numeric_array,
@@ -167,7 +169,7 @@ def describe_input(X: object) -> str:
 
 def _open_files(
     spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None,
-    shift=None, schema: Schema | None = None, labels=None,
+    shift=None, gaps: bool = False, schema: Schema | None = None, labels=None,
 ) -> Source:
     files, fmt = expand_paths(spec.path)
     if spec.format is not None:
@@ -210,6 +212,7 @@ def _open_files(
         keep=keep,
         csv=CsvOptions(spec.delimiter, spec.header),
         weight_column=sample_weight if isinstance(sample_weight, str) else None,
+        gaps=gaps,
         schema=schema,
         labels=labels if isinstance(labels, LabelColumn) else None,
     )
@@ -298,11 +301,19 @@ def open_source(
     keep: list[str] | None = None,
     cache_bytes: int = 0,
     shift: object = None,
+    identify: bool = False,
+    missing_values: str = "error",
+    every_column: bool = False,
+    hold_on_host: bool = False,
     schema: Schema | None = None,
     labels: np.ndarray | LabelColumn | None = None,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
+
+    ``missing_values``: 'error' refuses NaN and nulls; 'fiml' reads them as missing
+    values (NaN in the chunks), refusing only infinities, and with ``every_column`` (a
+    fit) a column that no row observes.
 
     In-memory data is checked for NaN/inf now; streamed data on its first pass (see
     :mod:`.firstpass`), which then also keeps it in memory if it fits ``cache_bytes``.
@@ -311,7 +322,11 @@ def open_source(
     (an array, also beside files), or the name of a column of X that holds them (files
     and DataFrames; then not a feature). ``shift``: None, "auto" or a vector, subtracted
     from the rows before the cast to ``dtype`` (see :func:`.arrays.choose_shift`); the
-    source's ``shift`` says which vector was (None: none).
+    source's ``shift`` says which vector was (None: none). ``identify``: warn about a
+    feature that looks like a row identifier when ``columns`` is None (fitting: see
+    :mod:`.identifiers`). ``hold_on_host``: in-memory data stays in host memory and
+    moves to ``device`` a chunk or a part at a time (each process of a group moves only
+    its own part).
 
     ``schema`` (see :mod:`.schema`): how feature columns that are not plain numbers are
     read (categories as codes; binary and count columns checked). ``labels``: the class
@@ -321,6 +336,7 @@ def open_source(
     """
     keep = list(keep or [])
     name = describe_input(X)
+    gaps = missing_values == "fiml"
     if _is_paths(X) or isinstance(X, Files):
         spec = X if isinstance(X, Files) else Files(X)
         if columns is not None:
@@ -328,16 +344,18 @@ def open_source(
                 raise DataError(f"columns={list(columns)} disagrees with the Files' columns {list(spec.columns)}; give one")
             spec = dataclasses.replace(spec, columns=list(columns))
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
-                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift,
+                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift, gaps=gaps,
                              schema=schema, labels=labels)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
-        return _labelled(FirstPassSource(source, name, cache_bytes, dtype, device, schema=schema), labels)
+        return _labelled(FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
+                                         every_column=every_column, schema=schema), labels)
     if is_source(X):
         if columns is not None or keep or sample_weight is not None or isinstance(labels, LabelColumn):
             raise DataError("columns=, id columns, sample_weight and label columns do not apply to a Source object; "
                             "build the source with them")
         check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
-        return _labelled(FirstPassSource(X, name, cache_bytes, dtype, device, shift, schema=schema), labels)
+        return _labelled(FirstPassSource(X, name, cache_bytes, dtype, device, shift, gaps=gaps,
+                                         every_column=every_column, schema=schema), labels)
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise SparseDataError(
             "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
@@ -373,26 +391,28 @@ def open_source(
         if columns is not None:
             X = _select_frame_columns(frame, list(columns))
     names = feature_names_of(X)
+    watch = IdentifierWatch(frame_candidates(X), "X") if identify and is_frame and columns is None else None
+    held = torch.device("cpu") if hold_on_host else device
     if isinstance(X, Tensor):
         if X.is_complex():
             raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
         check_shape(tuple(X.shape), min_rows=min_rows)
         offset = choose_shift(X[:PROBE_ROWS], X.dtype, dtype, shift)
-        x = X.detach().to(device=device, dtype=dtype) if offset is None else as_tensor(X, dtype, device, offset)
+        x = X.detach().to(device=held, dtype=dtype) if offset is None else as_tensor(X, dtype, held, offset)
         if schema is not None and schema.encodes():
-            x = schema.encode_codes(X.detach().to("cpu", torch.float64)).to(device=device, dtype=dtype)
+            x = schema.encode_codes(X.detach().to("cpu", torch.float64)).to(device=held, dtype=dtype)
     elif schema is not None:
         arr = _as_table(X, is_frame)
         check_shape(arr.shape, min_rows=min_rows)
         _check_width(schema, arr.shape[1])
         arr = schema.encode_frame(X) if is_frame else schema.encode_array(arr)
         offset = None
-        x = as_tensor(arr, dtype, device)
+        x = as_tensor(arr, dtype, held)
     else:
         arr = np.asarray(_dataframe_to_numpy(X) if is_frame else to_numeric_array(X))
         check_shape(arr.shape, min_rows=min_rows)
         offset = choose_shift(arr[:PROBE_ROWS], arr.dtype, dtype, shift)
-        x = as_tensor(arr, dtype, device, offset)
+        x = as_tensor(arr, dtype, held, offset)
     # weights stay float64 whatever the compute dtype: a model normalises each chunk's
     # weights before its arithmetic, so 1e-50 or 1e37 lose nothing (float32 lost both)
     weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], torch.float64, device)
@@ -401,9 +421,12 @@ def open_source(
     codes = None
     if labels is not None:
         codes = _check_codes(labels, x.shape[0])
-        codes = torch.from_numpy(codes).to(device)
-    source = TensorSource(x, weight, rows, names, extra, offset, codes)
-    validate_finite(source, "X")
+        codes = torch.from_numpy(codes).to(held)
+    source = TensorSource(x, weight, rows, names, extra, offset, device=device, labels=codes)
+    validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column)  # where the rows are held
+    if watch is not None:
+        watch.update(x)
+        watch.finish()
     if schema is not None:
         _check_schema(source, schema, x.shape[1])
     return source
@@ -514,18 +537,25 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
     return lengths, [c for c in available if c != column]
 
 
-def validate_finite(source: Source, name: str = "X") -> None:
-    """One pass: raise with the count of NaN/inf and the first offending row."""
+def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_column: bool = False) -> None:
+    """One pass: raise with the count of NaN/inf and the first offending row. With ``gaps``
+    NaN is a missing value and only infinities are refused; with ``every_column`` too, a
+    column that no row observes is refused, by name."""
     n_nan = n_inf = 0
     first = None
+    seen = ColumnsSeen(source.n_features) if gaps and every_column else None
     for chunk in source.chunks():
-        found = check_finite(chunk.x, chunk.row_start)
+        found = check_values(chunk.x, chunk.row_start, gaps)
         if found:
             n_nan += found[0]
             n_inf += found[1]
             first = found[2] if first is None else first
+        if seen is not None:
+            seen.add(chunk.x)
     if first is not None:
         raise_not_finite(n_nan, n_inf, first, name)
+    if seen is not None:
+        seen.check(source.feature_names, name)
 
 
 def _first_line(exc: BaseException) -> str:

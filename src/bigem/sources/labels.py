@@ -142,9 +142,9 @@ class LabelledSource:
     """A source whose chunks carry class codes from memory (``codes`` (n,) int64, -1
     unlabelled), matched to the rows by their index. Everything else is the inner source's."""
 
-    def __init__(self, inner, codes: np.ndarray) -> None:
+    def __init__(self, inner, codes: np.ndarray | Tensor) -> None:
         self.inner = inner
-        self.codes = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64))
+        self.codes = codes if isinstance(codes, Tensor) else torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64))
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -156,6 +156,17 @@ class LabelledSource:
 
     def take(self, rows: Tensor) -> Tensor:
         return self.inner.take(rows)
+
+    def part(self, start: int, stop: int) -> LabelledSource:
+        """Rows [start, stop) with their codes (a part's chunks say where their rows lie in
+        the whole data set, so the codes stay indexed by that)."""
+        return LabelledSource(self.inner.part(start, stop), self.codes)
+
+    def split(self, count: int) -> list:
+        """``count`` consecutive parts, each with its codes (see ``parts.split_rows``)."""
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
 
 class LabelColumn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 
@@ -68,10 +69,11 @@ class NpySource:
         check_shape(self._mm.shape, name=f"{self.path}")
         self.n_rows, self.n_features = (int(s) for s in self._mm.shape)
         self.dtype, self.device = dtype, device
+        self.first_row = 0  # a part of the file starts here (see part)
         self.chunk_rows = max(1, int(chunk_rows))
         self._fortran = bool(self._mm.flags.f_contiguous and not self._mm.flags.c_contiguous)
         self._row_bytes = self.n_features * self._mm.dtype.itemsize
-        self._buffers = BufferPool(keep=READ_AHEAD + 2)  # the chunks in flight, and one filling
+        self._buffers = BufferPool.for_device(READ_AHEAD + 2, device)  # the chunks in flight, and one filling
         self._fd: int | None = None
 
     @property
@@ -130,14 +132,33 @@ class NpySource:
         if self._mm.dtype.byteorder not in "=|":
             raw.byteswap(inplace=True)  # the file's byte order, read into a native-order array
         block = self._compute_dtype_array(raw)
-        return self._buffers.lend(block).to(self.device)
+        # asynchronous from a pinned block (see buffers): the engine orders it before the E-step
+        return self._buffers.lend(block).to(self.device, non_blocking=True)
 
     def chunks(self) -> Iterator[Chunk]:
-        for s in range(0, self.n_rows, self.chunk_rows):
-            yield Chunk(self._read(s, min(s + self.chunk_rows, self.n_rows)), None, s)
+        first, stop = self.first_row, self.first_row + self.n_rows
+        for s in range(first, stop, self.chunk_rows):
+            yield Chunk(self._read(s, min(s + self.chunk_rows, stop)), None, s)
+
+    def boundaries(self) -> None:
+        return None  # positioned reads start at any row
+
+    def part(self, start: int, stop: int) -> NpySource:
+        """Rows [start, stop) of this source, read by positioned reads of that range only."""
+        part = copy.copy(self)
+        part.first_row, part.n_rows = self.first_row + start, stop - start
+        part._fd = None  # its own descriptor and buffers: parts are read by other threads
+        part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
+        return part
+
+    def split(self, count: int) -> list[NpySource]:
+        """``count`` consecutive near-equal row ranges (see ``parts.split_rows``)."""
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
     def take(self, rows: Tensor) -> Tensor:
-        idx = rows.cpu().numpy()
+        idx = rows.cpu().numpy() + self.first_row
         if self._fortran:
             return self._convert(np.array(self._mm[idx]))
         return torch.cat([self._read(int(r), int(r) + 1) for r in idx]) if len(idx) else self._read(0, 0)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import IO
 
 from .._core.errors import DataError
+from .._core.optional import MissingDependencyError, install_hint
 from ..io.files import is_url, local_path
 
 __all__ = ["is_url", "local_path", "filesystem", "opened", "listing_errors"]
@@ -24,9 +25,9 @@ def filesystem(url: str):
     try:
         from fsspec.core import url_to_fs
     except ImportError:
-        raise DataError(
-            f"{url}: reading from a URL needs fsspec: pip install 'bigem[remote]' (or fsspec), and the "
-            "package for the store (s3fs, gcsfs, adlfs, ...); or copy the files to a local folder"
+        raise MissingDependencyError(
+            f"{url}: {install_hint('fsspec', 'reading from a URL')}, and the package for the store (s3fs, gcsfs, "
+            "adlfs, ...); or copy the files to a local folder"
         ) from None
     try:
         return url_to_fs(url)

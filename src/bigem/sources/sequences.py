@@ -71,6 +71,9 @@ class SequenceBatches:
         self.n_sequences = int(self.lengths.shape[0])
         self.feature_names = rows.feature_names
         self.weight = None
+        self.device = getattr(rows, "device", None)  # where the batches go (the engine overlaps copies to a GPU)
+        self.rows_per_batch = rows_per_batch
+        self.first_row = self.first_sequence = 0  # where a part's rows and sequences start in the whole
         ends = np.cumsum(lengths)
         # cut after the last sequence that still fits; a long sequence forms its own batch
         cuts, start_row, start_seq = [], 0, 0
@@ -102,7 +105,23 @@ class SequenceBatches:
             rest = x[r1 - have_from :]
             pieces = [rest] if rest.shape[0] else []
             have_from, have = r1, int(rest.shape[0])
-            yield SequenceChunk(batch, self.lengths[s0:s1], r0, s0)
+            yield SequenceChunk(batch, self.lengths[s0:s1], self.first_row + r0, self.first_sequence + s0)
+
+    def split(self, count: int) -> list[SequenceBatches]:
+        """``count`` consecutive parts of whole sequences, near-equal in rows (see
+        ``parts.balanced_cuts``); a part may be empty when there are fewer sequences
+        than parts. Chunks keep their rows' and sequences' places in the whole."""
+        from .parts import balanced_cuts
+
+        starts = self._starts
+        cuts = balanced_cuts(self.n_rows, count, starts.tolist())
+        parts = []
+        for a, b in zip(cuts, cuts[1:]):
+            s0, s1 = int(np.searchsorted(starts, a)), int(np.searchsorted(starts, b))
+            part = SequenceBatches(self.rows.part(a, b), self.lengths[s0:s1].numpy(), self.rows_per_batch)
+            part.first_row, part.first_sequence = self.first_row + a, self.first_sequence + s0
+            parts.append(part)
+        return parts
 
     def take(self, rows: Tensor) -> Tensor:
         return self.rows.take(rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._core.errors import DataError
+from .._core.optional import require
 from ..io import files
 from .paths import format_of
 
@@ -19,8 +20,12 @@ OUTPUT_FORMATS = (".npy", ".csv", ".parquet")
 
 
 def check_output_path(out: object, inputs: list[str] = ()) -> str:
-    """The output path of per-row outputs, checked before any computing (``io.files``)."""
-    return files.check_output_path(out, OUTPUT_FORMATS, inputs)
+    """The output path of per-row outputs, checked before any computing (``io.files``),
+    pyarrow included for .parquet and .csv: a missing install is said before the work."""
+    path = files.check_output_path(out, OUTPUT_FORMATS, inputs)
+    if format_of(path) != "npy":
+        require("pyarrow", f"{path}: writing .{format_of(path)} files")
+    return path
 
 
 class Sink:

@@ -13,9 +13,10 @@ every pyarrow error is re-raised as a DataError that names the file.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,22 +24,17 @@ import torch
 from torch import Tensor
 
 from .._core.errors import DataError
+from .._core.optional import require
 from .._core.types import READ_AHEAD, Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
 from .remote import is_url, opened
-from .validate import NonNumericDataError, check_weight_not_a_feature
+from .validate import MISSING_HINT, NonNumericDataError, check_weight_not_a_feature
 
 
 def import_pyarrow():
-    try:
-        import pyarrow as pa
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise DataError(
-            "reading Parquet, CSV or Arrow files needs pyarrow: pip install 'bigem[files]' (or pyarrow)"
-        ) from None
-    return pa
+    return require("pyarrow", "reading Parquet, CSV or Arrow files")
 
 
 @contextmanager
@@ -101,7 +97,7 @@ class _ParquetReader:
         with file_errors(self.path), opened(self.path) as src, pq.ParquetFile(src, pre_buffer=True) as f:
             yield f
 
-    def batches(self, columns: list[str], batch_rows: int, threads: bool = True) -> Iterator:
+    def batches(self, columns: list[str], batch_rows: int, threads: bool = True, groups: range | None = None) -> Iterator:
         """Record batches of at most ``batch_rows`` rows, one row group at a time: batches
         that span row groups make pyarrow concatenate them, a copy that cost 1.3-2.5x a
         plain read pass (1.4M-row batches of 1M-row groups, measured).
@@ -112,10 +108,11 @@ class _ParquetReader:
         grew with the file (peak RSS 1.78 GB over a 1.46 GB file, against 0.40 GB one
         group at a time), and without pre-buffering the reads are many and small (more
         system time: 0.8-0.9 s against 0.7 s over 4e7 page-cached rows, measured).
-        ``threads``: decode columns on pyarrow's thread pool (see TableSource)."""
+        ``threads``: decode columns on pyarrow's thread pool (see TableSource);
+        ``groups``: the row groups to read (default: all)."""
         batch_rows = min(batch_rows, max(self.group_rows, default=batch_rows)) or batch_rows
         with self._open() as f:
-            for group in range(len(self.group_rows)):
+            for group in range(len(self.group_rows)) if groups is None else groups:
                 yield from f.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns, use_threads=threads)
 
     def take(self, columns: list[str], local: np.ndarray):
@@ -321,14 +318,16 @@ class TableSource:
         csv: CsvOptions | None = None,
         weight: Tensor | None = None,
         weight_column: str | None = None,
+        gaps: bool = False,
         schema=None,
         labels=None,
     ) -> None:
         import_pyarrow()
+        self.gaps = gaps  # a null feature value is a missing value (NaN in the rows), not an error
         self.files, self.format = list(files), fmt
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
-        self._buffers = BufferPool(keep=READ_AHEAD + 2)  # the chunks in flight, and one filling
+        self._buffers = BufferPool.for_device(READ_AHEAD + 2, device)  # the chunks in flight, and one filling
         # Parquet decodes on pyarrow's thread pool, except where the E-step needs every
         # core but the decoder's: on 2 cores computing on the CPU, pool threads beside
         # the compute cost an exact iteration over 4e7 rows 13% (5.5-6.3 s against
@@ -350,6 +349,7 @@ class TableSource:
         self.label_column = None if labels is None else labels.name
         self._label_columns = [] if labels is None else [labels.name]
         self.feature_names = self._choose_columns(names, columns)
+        self._inferred = columns is None  # the features are the first file's columns
         self.keep = list(keep or [])
         self._weight_columns = [] if weight_column is None else [weight_column]
         if self.label_column is not None and self.label_column in self.feature_names + self._weight_columns:
@@ -368,10 +368,22 @@ class TableSource:
                 reader.count_rows(self.feature_names[0])
         self.file_rows = [int(r.n_rows) for r in self._readers]
         self.n_rows = sum(self.file_rows)
+        self.first_row = 0  # a part of the data set starts here (see part)
+        self.whole = True  # False for a part: the all-zero weights check is the whole's
         self.n_features = len(self.feature_names)
         if self.n_rows == 0:
             where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files ({self.files[0]}, ...)"
             raise DataError(f"{where}: no rows; the data set is empty")
+
+    @property
+    def id_candidates(self) -> list[tuple[int, str]]:
+        """Features that could be row identifiers: integer columns (in every file), when
+        the features were not named (see :mod:`.identifiers`)."""
+        if not self._inferred:
+            return []
+        pa = import_pyarrow()
+        return [(j, name) for j, name in enumerate(self.feature_names)
+                if all(pa.types.is_integer(r.schema.field(name).type) for r in self._readers)]
 
     # ------------------------------------------------------------ checks
     def _choose_columns(self, names: list[str], columns: list[str] | None) -> list[str]:
@@ -389,6 +401,15 @@ class TableSource:
     def _check_columns(self, reader, wanted: list[str]) -> None:
         names = list(reader.schema.names)
         missing = [c for c in wanted if c not in names]
+        inferred = [c for c in missing if self._inferred and c in self.feature_names]
+        if inferred:
+            first = self._readers[0]
+            raise DataError(
+                f"the files disagree on their columns: with no columns= given, the features are the columns of the "
+                f"first file, {first.path} ({list(first.schema.names)}), but {reader.path} has {names} (no "
+                f"{inferred}). Read files of one data set (a folder of them alone, or a glob such as "
+                "'data/*.parquet'), or pass columns= naming columns that every file has"
+            )
         if missing:
             raise DataError(
                 f"{reader.path}: no column(s) {missing}; the file has {names}. "
@@ -425,23 +446,48 @@ class TableSource:
 
     def _batches(self, wanted: list[str] | None = None) -> Iterator[tuple[object, int, int]]:
         """(record batch, index of the file, first row of the batch in the data set) of the
-        ``wanted`` columns (default: features, kept columns and the weight column)."""
+        ``wanted`` columns (default: features, kept columns, the weight and label columns),
+        over this source's rows: a part reads only the Parquet row groups (the CSV and
+        Arrow files) that hold its rows, and skips the rest of the batches that straddle
+        its ends."""
         numeric = [n for n in self.feature_names if n not in self._categorical] + self._weight_columns
         wanted = self.feature_names + self._weight_columns + self._label_columns + self.keep if wanted is None else wanted
+        lo, hi = self.first_row, self.first_row + self.n_rows
         start = 0
         for i, reader in enumerate(self._readers):
+            end = start + self.file_rows[i]
+            if end <= lo or start >= hi:
+                start = end
+                continue
+            pos = start
             if isinstance(reader, _CsvReader):
                 it = reader.batches(wanted, self.chunk_rows, numeric=[c for c in numeric if c in wanted])
             elif isinstance(reader, _ParquetReader):
-                it = reader.batches(wanted, self.chunk_rows, threads=self._decode_threads)
+                ends = np.cumsum([0] + reader.group_rows) + start
+                first = int(np.searchsorted(ends, lo, side="right")) - 1
+                last = min(int(np.searchsorted(ends, hi, side="left")), len(reader.group_rows))
+                first = max(first, 0)
+                pos = int(ends[first])
+                part = {} if (first, last) == (0, len(reader.group_rows)) else {"groups": range(first, last)}
+                it = reader.batches(wanted, self.chunk_rows, threads=self._decode_threads, **part)
             else:
                 it = reader.batches(wanted, self.chunk_rows)
-            for batch in it:
-                yield batch, i, start
-                start += batch.num_rows
+            with closing(it):
+                for batch in it:
+                    n = batch.num_rows
+                    a, b = max(lo - pos, 0), min(hi - pos, n)
+                    if b > a:
+                        yield (batch if a == 0 and b == n else batch.slice(a, b - a)), i, pos + a
+                    pos += n
+                    if pos >= hi:
+                        break
+            start = end
+            if start >= hi:
+                return
 
     def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
-        checked = [n for n in self.feature_names + self._weight_columns if n in batch.schema.names]
+        checked = [n for n in (self._weight_columns if self.gaps else self.feature_names + self._weight_columns)
+                   if n in batch.schema.names]
         if not any(batch.column(name).null_count for name in checked):
             return
         firsts = {
@@ -453,18 +499,19 @@ class TableSource:
         row = first_row + firsts[name]
         total = self._count_all_nulls()
         path = self.files[file_index]
+        fix = ("a row's weight cannot be missing: drop the row or give it a weight" if name in self._weight_columns
+               else f"Drop or impute them first, {MISSING_HINT}")
         raise DataError(
             f"{path}: {sum(total.values())} null (missing) value(s) in column(s) {sorted(total)}; "
             f"the first in column {name!r} at row {row} of the data set "
-            f"(row {row - sum(self.file_rows[:file_index])} of this file). "
-            "Drop or impute them first: bigem does not model missing values yet"
+            f"(row {row - sum(self.file_rows[:file_index])} of this file). {fix}"
         )
 
     def _count_all_nulls(self) -> dict[str, int]:
-        """Null counts per feature over every file (error path only: one more pass)."""
+        """Null counts per refused column over every file (error path only: one more pass)."""
         total: dict[str, int] = {}
         for batch, _, _ in self._batches():
-            for n in self.feature_names + self._weight_columns:
+            for n in self._weight_columns if self.gaps else self.feature_names + self._weight_columns:
                 if batch.column(n).null_count:
                     total[n] = total.get(n, 0) + batch.column(n).null_count
         return total
@@ -480,12 +527,12 @@ class TableSource:
         for j, name in enumerate(self.feature_names if names is None else names):
             col = batch.column(name)
             if names is None and name in self._categorical:
-                where = self.file_of_row(first_row) if first_row < self.n_rows else self.files[0]
+                where = self.file_of_row(first_row) if first_row < sum(self.file_rows) else self.files[0]
                 local = first_row - sum(self.file_rows[: self.files.index(where)])
                 out[j] = self.schema.encode_column(j, col, local, where)
                 continue
-            if pa.types.is_decimal(col.type) or pa.types.is_null(col.type):
-                col = col.cast(pa.float64())
+            if pa.types.is_decimal(col.type) or pa.types.is_null(col.type) or col.null_count:
+                col = col.cast(pa.float64())  # and a null becomes NaN, whatever the column's type
             values = col.to_numpy(zero_copy_only=False)
             if shift is None:
                 out[j] = values
@@ -510,7 +557,7 @@ class TableSource:
         pool = self._buffers
         new_weights = (lambda: pool.array((1, rows), np.float64)) if self.weight_column else (lambda: None)
         new_labels = (lambda: np.empty(rows, np.int64)) if self.label_column else (lambda: None)
-        buf, wbuf, lbuf, pos, start = pool.array((D, rows), self._np_dtype()), new_weights(), new_labels(), 0, 0
+        buf, wbuf, lbuf, pos, start = pool.array((D, rows), self._np_dtype()), new_weights(), new_labels(), 0, self.first_row
         kept: list = []
         total = _WeightTotal(self)
         for batch, file_index, first_row in self._batches():
@@ -547,7 +594,7 @@ class TableSource:
     def _weights(self, wbuf: np.ndarray | None, start: int, n: int) -> Tensor | None:
         if wbuf is not None:
             return self._buffers.lend(wbuf, wbuf[0, :n])
-        return None if self.weight is None else self.weight[start : start + n]
+        return None if self.weight is None else self.weight[start - self.first_row : start - self.first_row + n]
 
     @property
     def weighted(self) -> bool:
@@ -575,8 +622,37 @@ class TableSource:
 
     def chunks(self) -> Iterator[Chunk]:
         for block, weight, kept, start, label in self.blocks():
-            w = None if weight is None else weight.to(self.device, torch.float64)
-            yield Chunk(block.to(self.device), w, start, kept, None if label is None else label.to(self.device))
+            # asynchronous from pinned blocks (see buffers): the engine orders them before the E-step
+            w = None if weight is None else weight.to(self.device, torch.float64, non_blocking=True)
+            label = None if label is None else label.to(self.device)
+            yield Chunk(block.to(self.device, non_blocking=True), w, start, kept, label)
+
+    def boundaries(self) -> list[int]:
+        """Rows where a part can start without reading rows it does not hold: between the
+        row groups of Parquet files, between CSV or Arrow files."""
+        ends, start = [], 0
+        for reader, n in zip(self._readers, self.file_rows):
+            if isinstance(reader, _ParquetReader):
+                ends.extend((start + np.cumsum(reader.group_rows)).tolist())
+            else:
+                ends.append(start + n)
+            start += n
+        return [0] + [e - self.first_row for e in ends if self.first_row < e < self.first_row + self.n_rows]
+
+    def part(self, start: int, stop: int) -> TableSource:
+        """Rows [start, stop) of this source, reading only the row groups (files) that hold them."""
+        part = copy.copy(self)
+        part.first_row, part.n_rows, part.whole = self.first_row + start, stop - start, False
+        part.weight = None if self.weight is None else self.weight[start:stop]
+        part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
+        return part
+
+    def split(self, count: int) -> list[TableSource]:
+        """``count`` consecutive parts, cut between row groups (files) near the balanced
+        places (see ``parts.split_rows``)."""
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
     def file_of_row(self, row: int) -> str:
         """The file that holds data-set row ``row`` (for messages)."""
@@ -584,7 +660,7 @@ class TableSource:
         return self.files[int(np.searchsorted(ends, row, side="right"))]
 
     def take(self, rows: Tensor) -> Tensor:
-        return torch.from_numpy(self._take(rows, self._np_dtype())).t().contiguous().to(self.device)
+        return torch.from_numpy(self._take(rows + self.first_row, self._np_dtype())).t().contiguous().to(self.device)
 
     def _take(self, rows: Tensor, np_dtype) -> np.ndarray:
         """The rows at sorted indices as a (D, n) array of ``np_dtype``."""
@@ -646,7 +722,7 @@ class _WeightTotal:
         return w
 
     def check(self) -> None:
-        if self.source.weight_column is not None and self.sum == 0:
+        if self.source.whole and self.source.weight_column is not None and self.sum == 0:
             raise DataError(
                 f"sample_weight column {self.source.weight_column!r} is zero in every row; "
                 "give at least one row a positive weight"

@@ -91,16 +91,56 @@ def check_finite(x: Tensor, row_start: int = 0, name: str = "X") -> tuple[int, i
     return n_nan, int(bad.sum()) - n_nan, row_start + int(rows[0])
 
 
+def check_values(x: Tensor, row_start: int = 0, gaps: bool = False) -> tuple[int, int, int] | None:
+    """:func:`check_finite`, or with ``gaps`` (NaN: a missing value, allowed) the same
+    for infinities alone: (0, inf count, first row with one) or None."""
+    if not gaps:
+        return check_finite(x, row_start)
+    if bool(torch.isfinite(x.sum())):
+        return None
+    inf = torch.isinf(x)
+    if not bool(inf.any()):
+        return None
+    return 0, int(inf.sum()), row_start + int(torch.nonzero(inf.any(1))[0])
+
+
+# How a user who has gaps in the data can fit them: named wherever NaN or nulls are refused.
+MISSING_HINT = ("or pass missing_values='fiml' (bigem: --missing fiml) to treat them as values missing at random "
+                "(the exact EM, full-information maximum likelihood)")
+
+
 def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", where: str = "") -> None:
     """The scikit-learn message ("Input X contains NaN.") plus count, row and fix."""
     what = "NaN" if n_nan else "infinity or a value too large for dtype('float64')"
     counts = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if p)
     hint = ("; with dtype='float32', finite values beyond float32's range (about 3.4e38) are infinite too: "
             "rescale them, or pass dtype='float64'") if n_inf and not n_nan else ""
-    raise DataError(
-        f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). "
-        f"Drop or impute these values before fitting (bigem does not model missing values yet){hint}."
-    )
+    fix = "Drop or impute these values before fitting" + (
+        f", {MISSING_HINT}" if n_nan else " (infinity is not a missing value: NaN is, with missing_values='fiml')")
+    raise DataError(f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). {fix}{hint}.")
+
+
+class ColumnsSeen:
+    """How many values each column observed (not NaN), summed as chunks are read, so a fit
+    with gaps can refuse a feature that no row observes (nothing can estimate it)."""
+
+    def __init__(self, n_features: int) -> None:
+        self.seen = torch.zeros(n_features, dtype=torch.int64)
+
+    def add(self, x: Tensor) -> None:
+        self.seen += (~torch.isnan(x)).sum(0).cpu()
+
+    def check(self, names: list[str] | None, name: str = "X") -> None:
+        empty = torch.nonzero(self.seen == 0).reshape(-1).tolist()
+        if not empty:
+            return
+        which = [repr(str(names[j])) if names else str(j) for j in empty]
+        label = "column" if len(empty) == 1 else "columns"
+        raise DataError(
+            f"{describe(name)}: {label} {', '.join(which)} {'is' if len(empty) == 1 else 'are'} missing in every row: "
+            "no value observed there, so nothing can estimate its parameters; drop "
+            f"{'it' if len(empty) == 1 else 'them'} (select the others with columns=[...])"
+        )
 
 
 def check_weight_not_a_feature(weight_column: str | None, columns: list[str] | None) -> None:
@@ -133,3 +173,9 @@ class CheckedSource:
 
     def take(self, rows):
         return self.inner.take(rows)
+
+    def part(self, start: int, stop: int) -> CheckedSource:
+        return CheckedSource(self.inner.part(start, stop), self.check)
+
+    def split(self, count: int) -> list[CheckedSource]:
+        return [CheckedSource(p, self.check) for p in self.inner.split(count)]

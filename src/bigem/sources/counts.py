@@ -1,0 +1,564 @@
+"""Count data (bags of words) as chunks of sparse rows, from memory or files. I/O only.
+
+Every source here yields chunks whose ``x`` is a :class:`~bigem._core.sparse.SparseRows`
+in the compute dtype: a dense (n, D) copy of more than one chunk is never made.
+
+* scipy.sparse matrices in memory: CSR rows are read in place, a chunk a view of its
+  rows; CSC and COO are read by row blocks through a row order computed once (one
+  index per stored value), never converted whole; other formats are converted to CSR.
+* dense arrays, tensors, DataFrames and files of count columns (Parquet, CSV, .npy):
+  read as for any family, each chunk's non-zero entries taken as it is read.
+* ``.npz`` files written by ``scipy.sparse.save_npz`` (:mod:`.npz`) and Parquet or Arrow
+  files with a list column of token ids and one of counts (:mod:`.tokens`), streamed.
+
+Counts are checked where they are read, before any cast: finite, non-negative, whole,
+column (word) within the vocabulary, and, in float32, at most 2**24 (float32 holds every
+integer only up to there). Every error names the row and the column, and the fix. An
+all-zero row (an empty document) is allowed: its likelihood is 1 under every component.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._core.errors import DataError, ParameterError
+from .._core.sparse import SparseRows
+from .._core.types import READ_AHEAD, Chunk
+from . import identity
+
+FLOAT32_EXACT = 2**24  # the largest count float32 holds exactly (with every integer below it)
+_COUNTS_HINT = ("counts must be whole numbers >= 0 (how often each word occurs in each document); pass raw counts "
+                "(CountVectorizer's output), not tf-idf or normalised frequencies")
+
+
+def is_scipy_sparse(x: object) -> bool:
+    """A scipy.sparse matrix or array, without importing scipy."""
+    return type(x).__module__.startswith("scipy.sparse") and hasattr(x, "nnz") and hasattr(x, "tocsr")
+
+
+def is_torch_sparse(x: object) -> bool:
+    return isinstance(x, Tensor) and x.layout in (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
+
+
+# ---------------------------------------------------------------------------- checks
+def check_counts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row_start: int, n_features: int,
+                 dtype: torch.dtype, where: str = "X") -> None:
+    """Refuse a CSR block of raw counts with an entry that is not a count, a column beyond
+    ``n_features``, or a count float32 cannot hold; the message names row and column."""
+    def at(mask: np.ndarray) -> tuple[int, int, object]:
+        pos = int(np.argmax(mask))
+        row = row_start + int(np.searchsorted(indptr, pos, side="right")) - 1
+        return row, int(indices[pos]) if pos < len(indices) else -1, data[pos] if pos < len(data) else None
+
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n_features):
+        row, col, _ = at((indices < 0) | (indices >= n_features))
+        raise DataError(
+            f"{where}: row {row} has a word (column) id {col}, outside the vocabulary of {n_features} words "
+            f"(ids 0..{n_features - 1}); give the vocabulary size that covers every id, or drop that word"
+        )
+    if not len(data):
+        return
+    if data.dtype.kind not in "fiub":
+        raise DataError(f"{where}: counts of dtype {data.dtype} are not numbers; {_COUNTS_HINT}")
+    if data.dtype.kind == "f":
+        finite = np.isfinite(data)
+        if not finite.all():
+            row, col, value = at(~finite)
+            value = "NaN" if np.isnan(value) else value  # spelt as pandas and scikit-learn spell it
+            raise DataError(
+                f"{where}: row {row}, column {col} holds {value}; {_COUNTS_HINT} (bigem does not model missing "
+                "values: drop the document or set the count)"
+            )
+    if data.dtype.kind in "if" and (data < 0).any():
+        row, col, value = at(data < 0)
+        raise DataError(f"{where}: row {row}, column {col} holds a negative count {value} (Negative values in "
+                        f"data); {_COUNTS_HINT}")
+    if data.dtype.kind == "f":
+        fractional = data != np.floor(data)
+        if fractional.any():
+            row, col, value = at(fractional)
+            raise DataError(f"{where}: row {row}, column {col} holds {value}, not a whole number; {_COUNTS_HINT}")
+    if dtype == torch.float32 and data.dtype.kind in "iuf" and len(data) and data.max() > FLOAT32_EXACT:
+        row, col, value = at(data > FLOAT32_EXACT)
+        raise DataError(
+            f"{where}: row {row}, column {col} holds the count {value}, beyond 2**24, which float32 cannot hold "
+            "exactly; pass dtype='float64'"
+        )
+
+
+def check_index_dtype(indices: np.ndarray) -> np.ndarray:
+    return indices if indices.dtype in (np.int32, np.int64) else indices.astype(np.int64)
+
+
+def to_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int, dtype: torch.dtype,
+            device: torch.device) -> SparseRows:
+    """Raw CSR arrays (indptr may start above 0) as SparseRows in ``dtype`` on ``device``."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    base = int(indptr[0])
+    ptr = torch.from_numpy(indptr - base if base else indptr.copy())
+    lo, hi = base, int(indptr[-1])
+    idx = indices[lo:hi] if len(indices) != hi - lo or lo else indices
+    val = data[lo:hi] if len(data) != hi - lo or lo else data
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    values = torch.from_numpy(_writable(np.ascontiguousarray(val, dtype=np_dtype)))
+    index = torch.from_numpy(_writable(np.ascontiguousarray(idx if idx.dtype in (np.int32, np.int64) else
+                                                            idx.astype(np.int64))))
+    return SparseRows(ptr.to(device), index.to(device), values.to(device), int(n_features))
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """A read-only array (Arrow's zero-copy buffers, a file's bytes) copied: torch shares
+    only writable memory without a warning, and bigem never writes to its input anyway."""
+    return a if a.flags.writeable else a.copy()
+
+
+def sparse_from_dense(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zero entries of a dense (n, D) block as CSR arrays (indptr, indices, data)."""
+    rows, cols = np.nonzero(block)
+    indptr = np.zeros(block.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=block.shape[0]), out=indptr[1:])
+    return indptr, cols.astype(np.int32), block[rows, cols]
+
+
+# ---------------------------------------------------------------------------- scipy in memory
+class ScipySparseSource:
+    """Rows of a scipy.sparse matrix (or array) in memory, as chunks of sparse rows.
+
+    CSR is read in place. CSC and COO are read by row blocks: a stable order of their
+    entries by row (or none, for a COO already sorted by row) is computed once, and each
+    chunk gathers its entries and sums duplicates (scipy's semantics). Other formats
+    (LIL, DOK, BSR, DIA) are converted to CSR once.
+    """
+
+    decodes = False
+    weight_blocks = None
+    shift = None
+    feature_names = None
+
+    def __init__(self, X, dtype: torch.dtype, device: torch.device, chunk_rows: int,
+                 weight: Tensor | None = None, name: str = "X", cache_bytes: int = 0) -> None:
+        fmt = getattr(X, "format", None)
+        if fmt not in ("csr", "csc", "coo"):
+            X = X.tocsr()
+            fmt = "csr"
+        self.X, self.format, self.name = X, fmt, name
+        self.n_rows, self.n_features = (int(s) for s in X.shape)
+        self.dtype, self.device = dtype, device
+        self.chunk_rows = max(1, int(chunk_rows))
+        self.weight = weight
+        self._order = self._row_starts = None
+        if fmt == "csr":
+            if not X.has_sorted_indices and not _canonical_rows(X.indptr, X.indices):
+                X = X.copy()
+                X.sum_duplicates()  # duplicates in a row, summed as scipy reads them
+                self.X = X
+        else:
+            rows = X.row if fmt == "coo" else X.indices
+            ordered = bool(np.all(rows[1:] >= rows[:-1])) if len(rows) > 1 else True
+            self._order = None if ordered else np.argsort(rows, kind="stable")
+            sorted_rows = rows if ordered else rows[self._order]
+            self._row_starts = np.searchsorted(sorted_rows, np.arange(self.n_rows + 1))
+        self.nnz = int(X.nnz)
+        # the converted chunks (a cast of the values, row blocks of CSC and COO) are kept
+        # when they fit, so later passes convert nothing and see the same rows (SparseRows.memo)
+        self.caching = 0 < stored_bytes(self.n_rows, self.nnz, dtype) <= cache_bytes
+        self._cache: list[Chunk] | None = None
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight is not None
+
+    def read_in(self, rows: int) -> None:
+        self.chunk_rows = max(1, int(rows))
+
+    def fingerprint(self) -> dict:
+        X = self.X
+        parts = [np.asarray(getattr(X, a)) for a in (("indptr", "indices", "data") if self.format != "coo"
+                                                     else ("row", "col", "data"))]
+        head = [p[:4096] for p in parts] + [p[-4096:] for p in parts]
+        return {"rows": self.n_rows, "nnz": self.nnz,
+                "digest": identity.digest(*(torch.from_numpy(np.ascontiguousarray(h)) for h in head),
+                                          self.weight)}
+
+    def block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows start..stop as raw CSR arrays (indptr may start above 0 for CSR views)."""
+        X = self.X
+        if self.format == "csr":
+            return X.indptr[start : stop + 1], X.indices, X.data
+        lo, hi = int(self._row_starts[start]), int(self._row_starts[stop])
+        sel = slice(lo, hi) if self._order is None else self._order[lo:hi]
+        if self.format == "coo":
+            rows, cols = X.row[sel], X.col[sel]
+        else:  # CSC: an entry's column is the one whose pointer range holds its position
+            pos = np.arange(lo, hi) if self._order is None else sel
+            rows, cols = X.indices[sel], np.searchsorted(X.indptr, pos, side="right") - 1
+        return _csr_of(rows - start, cols, X.data[sel], stop - start, self.n_features)
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self._cache is not None and self._cache_rows == self.chunk_rows:
+            yield from self._cache
+            return
+        kept: list[Chunk] | None = [] if self.caching else None
+        for s in range(0, self.n_rows, self.chunk_rows):
+            e = min(s + self.chunk_rows, self.n_rows)
+            indptr, indices, data = self.block(s, e)
+            w = None if self.weight is None else self.weight[s:e]
+            chunk = Chunk(to_rows(indptr, indices, data, self.n_features, self.dtype, self.device), w, s)
+            if kept is not None:
+                kept.append(chunk)
+            yield chunk
+        if kept is not None:
+            self._cache, self._cache_rows = kept, self.chunk_rows
+
+    def check(self) -> None:
+        """Every count, once (in memory: before any work), chunk by chunk."""
+        for s in range(0, self.n_rows, self.chunk_rows):
+            e = min(s + self.chunk_rows, self.n_rows)
+            indptr, indices, data = self.block(s, e)
+            lo, hi = int(indptr[0]), int(indptr[-1])
+            check_counts(np.asarray(indptr) - lo, indices[lo:hi], data[lo:hi], s, self.n_features, self.dtype, self.name)
+
+    def take(self, rows: Tensor) -> SparseRows:
+        idx = rows.cpu().numpy().astype(np.int64)
+        if self.format == "csr":
+            sub = self.X[idx]
+            return to_rows(sub.indptr, sub.indices, sub.data, self.n_features, self.dtype, self.device)
+        parts = [self.block(int(r), int(r) + 1) for r in idx]
+        return SparseRows.cat([to_rows(*p, self.n_features, self.dtype, self.device) for p in parts]) if parts \
+            else SparseRows.empty(self.n_features, self.dtype, self.device)
+
+
+def _canonical_rows(indptr: np.ndarray, indices: np.ndarray) -> bool:
+    """Whether each row's column ids strictly increase (no duplicates), in one pass."""
+    if len(indices) < 2:
+        return True
+    rises = indices[1:] > indices[:-1]
+    starts = indptr[1:-1]
+    starts = starts[(starts > 0) & (starts < len(indices))]
+    rises[starts - 1] = True  # a new row may start anywhere
+    return bool(rises.all())
+
+
+def _csr_of(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, D: int):
+    """CSR arrays of (row, col, value) entries (rows in 0..n-1), sorted, duplicates summed."""
+    key = rows.astype(np.int64) * D + cols
+    if len(key) > 1 and not bool(np.all(key[1:] > key[:-1])):
+        order = np.argsort(key, kind="stable")
+        key, data = np.unique(key[order], return_index=True), data[order]
+        key, first = key
+        data = np.add.reduceat(data, first)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key // D, minlength=n), out=indptr[1:])
+    return indptr, (key % D).astype(np.int32 if D < 2**31 else np.int64), data
+
+
+# ---------------------------------------------------------------------------- dense counts
+class DenseCounts:
+    """A source of dense rows (any of bigem's: arrays, DataFrames, Parquet/CSV/.npy files)
+    read as counts: each chunk's non-zero entries are taken as it is read and checked on
+    the first pass."""
+
+    def __init__(self, inner, dtype: torch.dtype, device: torch.device, name: str = "X") -> None:
+        self.inner, self.dtype, self.device, self.name = inner, dtype, device, name
+        self.checked = False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _rows(self, x: Tensor, row_start: int, check: bool) -> SparseRows:
+        block = x.detach().cpu().numpy()
+        indptr, indices, data = sparse_from_dense(block)
+        if check:
+            check_counts(indptr, indices, data, row_start, block.shape[1], self.dtype, self.name)
+        return to_rows(indptr, indices, data, block.shape[1], self.dtype, self.device)
+
+    def chunks(self) -> Iterator[Chunk]:
+        check = not self.checked
+        for chunk in self.inner.chunks():
+            w = None if chunk.weight is None else chunk.weight.to(self.device)
+            yield dataclasses.replace(chunk, x=self._rows(chunk.x, chunk.row_start, check), weight=w)
+        self.checked = True
+
+    def take(self, rows: Tensor) -> SparseRows:
+        return self._rows(self.inner.take(rows), 0, False)
+
+
+# ---------------------------------------------------------------------------- first pass
+class CountsFirstPass:
+    """A streamed count source: checked on its first complete pass (the source does it
+    as it reads), and kept in memory from then on when its chunks fit ``cache_bytes``."""
+
+    def __init__(self, inner, cache_bytes: int = 0) -> None:
+        self.inner = inner
+        self.caching = 0 < inner.stored_bytes() <= cache_bytes
+        self._cache: list[Chunk] | None = None
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    @property
+    def decodes(self) -> bool:
+        return self._cache is None and getattr(self.inner, "decodes", False)
+
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self._cache is not None:
+            yield from self._cache
+            return
+        kept: list[Chunk] | None = [] if self.caching else None
+        for chunk in self.inner.chunks():
+            if kept is not None:
+                kept.append(chunk)
+            yield chunk
+        self.inner.checked = True  # only a complete pass counts
+        self._cache = kept
+
+    def take(self, rows: Tensor) -> SparseRows:
+        return self.inner.take(rows)
+
+
+def chunk_rows_for(memory_budget: int, nnz_per_row: float, raw_bytes_per_entry: int, itemsize: int) -> int:
+    """Rows per chunk of a streamed sparse source: READ_AHEAD + 1 converted chunks (values
+    in the compute dtype, int32 or int64 ids) and the raw batch being read fit the budget."""
+    per_entry = (READ_AHEAD + 1) * (itemsize + 8) + raw_bytes_per_entry
+    per_row = max(1.0, nnz_per_row) * per_entry + 8 * (READ_AHEAD + 2)
+    return max(256, int(memory_budget // per_row))
+
+
+# ---------------------------------------------------------------------------- the entry point
+@dataclass(frozen=True)
+class Tokens:
+    """Documents stored as lists of word ids in a Parquet or Arrow file (a path, folder,
+    glob or list of them).
+
+    ``tokens``: the list column of word ids (integers from 0); ``counts``: the list column
+    of how often each id occurs (same lengths row by row), or None when every listed id
+    counts once (a tokenised document; repeated ids add up). ``vocabulary_size``: the
+    number of words, ids 0..vocabulary_size-1; None finds it in one pass over the ids
+    (the largest + 1; give it when later data may hold larger ids, as with
+    HashingVectorizer's n_features).
+    """
+
+    path: object
+    tokens: str = "tokens"
+    counts: str | None = "counts"
+    vocabulary_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tokens, str) or not (self.counts is None or isinstance(self.counts, str)):
+            raise ParameterError(f"Tokens(tokens=..., counts=...) must be column names (counts may be None); got "
+                                 f"{self.tokens!r}, {self.counts!r}")
+        if self.tokens == self.counts:
+            raise ParameterError(f"Tokens: tokens and counts name the same column {self.tokens!r}; name two columns")
+        v = self.vocabulary_size
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ParameterError(f"Tokens(vocabulary_size=...) must be an int >= 1 or None; got {v!r}")
+
+
+def open_counts(
+    X: object,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    memory_budget: int,
+    chunk_size: int | None = None,
+    sample_weight: object | None = None,
+    min_rows: int = 1,
+    columns: list[str] | None = None,
+    keep: list[str] | None = None,
+    cache_bytes: int = 0,
+    n_features: int | None = None,
+):
+    """A source of count rows (sparse chunks) over X: a scipy.sparse matrix, a torch sparse
+    tensor, a dense array/tensor/DataFrame of counts, a ``.npz`` file of a sparse matrix,
+    a :class:`Tokens` spec (or a Parquet/Arrow path whose ``columns`` are a tokens list
+    column and optionally a counts one), or files of dense count columns.
+
+    ``n_features``: the vocabulary a fitted model expects (token ids beyond it are
+    refused by the files that list ids; other inputs say their own width).
+    """
+    from .inputs import Files, check_sample_weight, describe_input, is_file_input, open_source
+    from .validate import check_shape
+
+    name = describe_input(X)
+    itemsize = torch.finfo(dtype).bits // 8
+    if is_torch_sparse(X):
+        X = _scipy_of_torch(X)
+    if is_scipy_sparse(X):
+        if columns is not None or keep or isinstance(sample_weight, str):
+            raise DataError("columns=, id columns and a sample_weight column select by name, but X is a sparse "
+                            "matrix without column names; pass the weights as an array (one per row)")
+        if len(X.shape) != 2:
+            raise DataError(f"X has shape {X.shape}; expected a 2-D (documents, words) matrix")
+        check_shape(tuple(int(s) for s in X.shape), name=name, min_rows=min_rows)
+        weight = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0], torch.float64, device)
+        nnz_per_row = X.nnz / max(1, X.shape[0])
+        rows = chunk_size or chunk_rows_for(memory_budget, nnz_per_row, 0, itemsize)
+        source = ScipySparseSource(X, dtype, device, rows, weight, name, cache_bytes)
+        source.check()
+        return source
+    if isinstance(X, Tokens) or _is_npz(X) or is_file_input(X):
+        from .npz import NpzSource, is_npz_path
+        from .tokens import TokenSource, list_columns
+
+        path = X.path if isinstance(X, (Tokens, Files)) else X
+        if not isinstance(X, Tokens) and is_npz_path(path):
+            if columns is not None or keep or isinstance(sample_weight, str):
+                raise DataError(f"{name}: a .npz file holds a matrix without column names, so columns=, id columns "
+                                "and a sample_weight column do not apply; pass the weights as an array")
+            source = NpzSource(os.fspath(path[0] if isinstance(path, (list, tuple)) else path), dtype, device,
+                               memory_budget, chunk_size)
+            check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
+            if sample_weight is not None:
+                source.weight = check_sample_weight(sample_weight, source.n_rows, torch.float64, device)
+            return CountsFirstPass(source, cache_bytes)
+        spec = X if isinstance(X, Tokens) else _tokens_spec(X, columns, list_columns)
+        if spec is not None:
+            if n_features is not None and spec.vocabulary_size is None:
+                spec = dataclasses.replace(spec, vocabulary_size=int(n_features))
+            source = TokenSource(spec, dtype, device, memory_budget, chunk_size, keep=keep or [],
+                                 weight_column=sample_weight if isinstance(sample_weight, str) else None)
+            check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
+            if sample_weight is not None and not isinstance(sample_weight, str):
+                source.weight = check_sample_weight(sample_weight, source.n_rows, torch.float64, device)
+            return CountsFirstPass(source, cache_bytes)
+    # dense counts: read as any family reads rows, each chunk made sparse as it arrives;
+    # arrays in memory are checked first, so that a bad count is named by row and column
+    if isinstance(X, (np.ndarray, Tensor)) and X.ndim == 2:
+        _check_dense(X, dtype, name)
+    inner = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=memory_budget,
+                        chunk_size=chunk_size, sample_weight=sample_weight, min_rows=min_rows, columns=columns,
+                        keep=keep, cache_bytes=0)
+    return DenseCounts(inner, dtype, device, name)
+
+
+def _check_dense(X, dtype: torch.dtype, name: str, rows: int = 1 << 16) -> None:
+    """Every count of a dense (n, D) array or tensor, a block of rows at a time."""
+    for s in range(0, X.shape[0], rows):
+        block = X[s : s + rows]
+        block = block.detach().cpu().numpy() if isinstance(block, Tensor) else np.asarray(block)
+        if block.dtype.kind not in "fiub":
+            return  # not numbers: open_source says so, naming the column
+        indptr, indices, data = sparse_from_dense(block)
+        check_counts(indptr, indices, data, s, X.shape[1], dtype, name)
+
+
+def _is_npz(X: object) -> bool:
+    from .npz import is_npz_path
+
+    return is_npz_path(X)
+
+
+def _tokens_spec(X, columns, list_columns) -> Tokens | None:
+    """A Parquet/Arrow path read as token lists: ``columns`` = [tokens] or [tokens, counts]
+    when they name list columns; else the file's own list columns when it has them (one:
+    tokens; more: the caller must say which). None: the file holds dense count columns."""
+    from .inputs import Files
+
+    path = X.path if isinstance(X, Files) else X
+    lists = list_columns(path)
+    if lists is None:  # CSV, .npy: no list columns
+        return None
+    wanted = list(columns) if columns is not None else (list(X.columns) if isinstance(X, Files) and X.columns else None)
+    if wanted is not None:
+        listed = [c for c in wanted if c in lists]
+        if not listed:
+            return None  # dense count columns, chosen by name
+        if len(wanted) > 2 or listed[0] != wanted[0] or len(listed) != len(wanted):
+            raise DataError(
+                f"columns={wanted}: token lists are read from columns=[tokens] or columns=[tokens, counts], both "
+                f"list columns (the file's list columns are {lists})"
+            )
+        return Tokens(path, wanted[0], wanted[1] if len(wanted) == 2 else None)
+    if not lists:
+        return None
+    if len(lists) == 1:
+        return Tokens(path, lists[0], None)
+    raise DataError(
+        f"{path}: has list columns {lists}; say which holds the word ids and which their counts with "
+        f"columns=['{lists[0]}', '{lists[1]}'] (or bigem.Tokens(path, tokens=..., counts=...))"
+    )
+
+
+def _scipy_of_torch(X: Tensor):
+    """A torch sparse tensor's entries as a scipy CSR matrix (CPU, the same values)."""
+    import scipy.sparse as sp
+
+    if X.dim() != 2:
+        raise DataError(f"X is a sparse tensor of shape {tuple(X.shape)}; expected 2-D (documents, words)")
+    csr = X.detach().cpu().to_sparse_csr()
+    return sp.csr_matrix((csr.values().numpy(), csr.col_indices().numpy(), csr.crow_indices().numpy()),
+                         shape=tuple(X.shape))
+
+
+def stored_bytes(n_rows: int, nnz: int, dtype: torch.dtype) -> int:
+    """Bytes of a data set held as SparseRows in ``dtype`` (values, int32 ids, row pointers)."""
+    return nnz * (torch.finfo(dtype).bits // 8 + 4) + 8 * (n_rows + 1)
+
+
+# ---------------------------------------------------------------------------- Dask
+def checked_dask_counts(X, dtype: torch.dtype, columns: list[str] | None = None, skip: object = None,
+                        name: str = "X"):
+    """A dask collection (or Parquet/CSV path(s), read as a dask.dataframe) whose every
+    partition has its counts checked by the worker that computes it, before any cast:
+    the same refusals as in this process, naming the row (of the whole array; of the
+    partition for a dataframe, whose partitions' lengths are unknown). The check rides
+    in the graph, so a persisted collection is checked once. ``skip``: a column that is
+    not a count (the sample weights); ``columns``: the count columns, when chosen."""
+    from .dask import _read_files, is_dask_collection
+
+    if not is_dask_collection(X):
+        X, name = _read_files(X)
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
+        counted = [str(c) for c in X.columns if str(c) != skip] if columns is None else [str(c) for c in columns]
+        return X.map_partitions(_checked_frame, counted, dtype, name, meta=X._meta)
+    if X.ndim == 2 and len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})  # whole rows, so that a column id is the word's
+    return X.map_blocks(_checked_block, dtype, name, dtype=X.dtype, meta=getattr(X, "_meta", None))
+
+
+def _checked_block(block, dtype: torch.dtype, name: str, block_info=None):
+    """One dask array block, checked as counts (its first row's index from ``block_info``)."""
+    where = (block_info or {}).get(0)
+    start = int(where["array-location"][0][0]) if where else 0
+    check_dense_counts(np.asarray(block), start, dtype, name)
+    return block
+
+
+def _checked_frame(part, counted: list[str], dtype: torch.dtype, name: str, partition_info=None):
+    """One dask.dataframe partition, its count columns checked (non-numeric columns are
+    left for the source to refuse, by name)."""
+    cols = [c for c in part.columns if str(c) in counted and getattr(part[c].dtype, "kind", "O") in "fiub"]
+    if cols:
+        where = name if partition_info is None else \
+            f"{name}, partition {partition_info['number']} (rows counted from its start)"
+        check_dense_counts(part[cols].to_numpy(dtype=np.float64, na_value=np.nan), 0, dtype, where)
+    return part
+
+
+def check_dense_counts(block: np.ndarray, row_start: int, dtype: torch.dtype, name: str) -> None:
+    """A dense (n, D) block of counts: a vectorised scan finds the first row that holds a
+    bad entry, which :func:`check_counts` then names (row and column) with the fix."""
+    if block.ndim != 2 or block.dtype.kind not in "fiu" or not block.size:
+        return
+    bad = block < 0 if block.dtype.kind != "u" else np.zeros(block.shape, dtype=bool)
+    if block.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad |= ~np.isfinite(block) | (block != np.floor(block))
+    if dtype == torch.float32:
+        bad |= block > FLOAT32_EXACT
+    rows = np.flatnonzero(bad.any(1))
+    if len(rows):
+        r = int(rows[0])
+        indptr, indices, data = sparse_from_dense(block[r : r + 1])
+        check_counts(indptr, indices, data, row_start + r, block.shape[1], dtype, name)

@@ -1,0 +1,125 @@
+"""The command line as a newcomer meets it (issue #21): --version, --debug anywhere,
+predict --id-column, the library's messages in flags, and which log-likelihood is which."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bigem
+from bigem.cli import main
+from bigem.cli._flags import in_flags
+from tests.conftest import make_blobs
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    d = tmp_path_factory.mktemp("events")
+    X, _, _ = make_blobs(0, n_per=150, k=2, d=2)
+    frame = pd.DataFrame({"event_id": np.arange(5000, 5000 + len(X)), "x": X[:, 0], "y": X[:, 1]})
+    frame.to_parquet(d / "events.parquet")
+    return d, frame
+
+
+def test_version(capsys):
+    rc, out, _ = run(capsys, "--version")
+    assert rc == 0 and out == f"bigem {bigem.__version__}\n"
+
+
+def test_debug_works_after_the_command_too(tmp_path, capsys):
+    missing = tmp_path / "missing.bigem"
+    for argv in (("--debug", "info", missing), ("info", missing, "--debug")):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2 and "Traceback" in err and err.rstrip().splitlines()[-1].startswith("bigem info: error:")
+    rc, _, err = run(capsys, "info", missing)
+    assert rc == 2 and "Traceback" not in err
+
+
+def test_predict_with_an_id_column(events, tmp_path, capsys):
+    d, frame = events
+    model = tmp_path / "m.bigem"
+    assert run(capsys, "fit", d / "events.parquet", "-k", "2", "--columns", "x,y", "-o", model)[0] == 0
+    for out in (tmp_path / "labels.csv", tmp_path / "labels.parquet"):
+        rc, text, err = run(capsys, "predict", model, d / "events.parquet", "--id-column", "event_id", "-o", out)
+        assert rc == 0, err
+        got = pd.read_csv(out) if out.suffix == ".csv" else pd.read_parquet(out)
+        assert list(got.columns) == ["event_id", "label"]
+        np.testing.assert_array_equal(got["event_id"], frame["event_id"])
+        np.testing.assert_array_equal(got["label"], bigem.load(model).predict(frame[["x", "y"]]))
+    rc, _, err = run(capsys, "predict", model, d / "events.parquet", "--id-column", "event_id", "--proba",
+                     "-o", tmp_path / "p.csv")
+    assert rc == 0 and list(pd.read_csv(tmp_path / "p.csv").columns) == ["event_id", "proba_0", "proba_1"]
+    rc, _, err = run(capsys, "predict", model, d / "events.parquet", "--id-column", "event_id", "-o", tmp_path / "l.npy")
+    assert rc == 2 and "--id-column adds a column, and a .npy file holds one array" in err
+    assert not (tmp_path / "l.npy").exists()
+
+
+def test_hmm_predict_with_an_id_column(events, tmp_path, capsys):
+    d, frame = events
+    hmm = bigem.GaussianHMM(2, n_iter=5, random_state=0).fit(frame[["x", "y"]].to_numpy())
+    hmm.save(tmp_path / "hmm.bigem")
+    rc, _, err = run(capsys, "predict", tmp_path / "hmm.bigem", d / "events.parquet", "--columns", "x,y",
+                     "--id-column", "event_id", "-o", tmp_path / "states.csv")
+    assert rc == 0, err
+    got = pd.read_csv(tmp_path / "states.csv")
+    assert list(got.columns) == ["event_id", "state"]
+    np.testing.assert_array_equal(got["event_id"], frame["event_id"])
+    np.testing.assert_array_equal(got["state"], hmm.predict(frame[["x", "y"]].to_numpy()))
+
+
+def test_proba_and_score_say_they_exclude_each_other(capsys):
+    assert main(["predict", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(not with --score: one output per run)" in text and "(mixtures; not with --proba)" in text
+    assert "--id-column NAME" in text
+
+
+def test_messages_name_flags_not_keyword_arguments(events, tmp_path, capsys):
+    """The library says columns= ; the command line says --columns (errors and warnings)."""
+    d, frame = events
+    rc, _, err = run(capsys, "fit", d / "events.parquet", "-k", "2", "-o", tmp_path / "m.bigem")
+    assert rc == 0
+    assert "bigem fit: warning: " in err and "column 'event_id' looks like a row identifier" in err
+    assert "pass --columns naming the features" in err and "--id-column" in err and "columns=" not in err
+    rc, _, err = run(capsys, "fit", d / "events.parquet", "-k", "2", "--columns", "x,nope", "-o", tmp_path / "n.bigem")
+    assert rc == 2 and "the --columns you passed" in err and "columns=" not in err
+
+
+@pytest.mark.parametrize("text, flags", [
+    ("Check the columns= you passed", "Check the --columns you passed"),
+    ("columns=[] selects no features", "--columns [] selects no features"),
+    ("choose numeric columns with columns=[...]", "choose numeric columns with --columns"),
+    ("sample_weight='w': X has no such column", "--sample-weight 'w': X has no such column"),
+    ("delimiter= and header= apply to CSV files", "--delimiter and --no-header apply to CSV files"),
+    ("with id_column=)", "with --id-column)"),
+    ("n_components = 3", "n_components = 3"),
+])
+def test_keyword_arguments_in_flags(text, flags):
+    assert in_flags(text) == flags
+
+
+def test_the_two_mean_log_likelihoods_are_labelled(events, tmp_path, capsys):
+    """fit and score report the fitted model's mean log-likelihood; info, the lower bound
+    (the parameters entering the last iteration). Each says which it is."""
+    d, frame = events
+    model = tmp_path / "m.bigem"
+    rc, out, _ = run(capsys, "fit", d / "events.parquet", "-k", "2", "--columns", "x,y", "--dtype", "float64", "-o",
+                     model)
+    assert rc == 0 and "(of the fitted model, as bigem score reports)" in out
+    fit_value = float(out.split("mean log-likelihood ")[1].split()[0])
+    rc, out, _ = run(capsys, "score", model, d / "events.parquet", "--json")
+    score = json.loads(out)["mean_log_likelihood"]
+    est = bigem.load(model)
+    assert fit_value == pytest.approx(score, abs=1e-6) and score == pytest.approx(est.score(frame[["x", "y"]]))
+    rc, out, _ = run(capsys, "info", model)
+    assert f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration" in out
+    assert est.lower_bound_ <= score  # EM: the last M-step raises it

@@ -1,0 +1,297 @@
+"""Fits run the same way by every process of a torchrun group (engine='torch') and by the
+test process alone (engine='local'): each case returns named arrays to compare.
+
+Every case runs in the current directory (each process of a group runs in its own, so
+what a process writes is seen apart from the others'), on small seeded data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import warnings
+
+import numpy as np
+
+COV_TYPES = ("full", "tied", "diag", "spherical")
+# fixed iteration counts (no early stop); the mixtures' device: BIGEM_CASES_DEVICE, or the CPU
+FIXED = dict(dtype="float64", tol=0.0, random_state=0, device=os.environ.get("BIGEM_CASES_DEVICE", "cpu"))
+
+
+def blobs(seed: int = 1, n_per: int = 201, k: int = 3, d: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, 4.0, (k, d))
+    X = np.concatenate([rng.normal(means[i], rng.uniform(0.5, 1.5, d), (n_per, d)) for i in range(k)])
+    return X[rng.permutation(len(X))]
+
+
+def sequences(seed: int = 2, n_seq: int = 23, d: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``n_seq`` sequences of 3-state Gaussian HMMs, lengths 8 to 60, and the lengths."""
+    rng = np.random.default_rng(seed)
+    trans = np.array([[0.85, 0.1, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
+    means = np.array([[-4.0, 0.0], [0.0, 3.0], [4.0, -1.0]])[:, :d]
+    lengths = rng.integers(8, 61, n_seq)
+    rows = []
+    for n in lengths:
+        state = rng.integers(3)
+        for _ in range(n):
+            rows.append(rng.normal(means[state], 0.8))
+            state = rng.choice(3, p=trans[state])
+    return np.asarray(rows), lengths
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Fits stopped at a fixed iteration count warn that they did not converge."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _mixture(gm) -> dict:
+    return dict(weights=gm.weights_, means=gm.means_, covariances=gm.covariances_,
+                lower_bound=np.float64(gm.lower_bound_), n_iter=np.int64(gm.n_iter_),
+                history=np.concatenate([np.asarray(r["log_likelihood"]) for r in gm.history_]))
+
+
+def _hmm(model) -> dict:
+    return dict(startprob=model.startprob_, transmat=model.transmat_, means=model.means_, covars=model.covars_,
+                history=np.asarray(model.monitor_.history))
+
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def _gmm_in_memory(covariance_type):
+    def run(engine: str) -> dict:
+        from bigem import GaussianMixture
+
+        with _quiet():
+            gm = GaussianMixture(3, covariance_type=covariance_type, max_iter=12, engine=engine, **FIXED).fit(blobs())
+        return _mixture(gm)
+
+    run.__name__ = f"gmm_{covariance_type}"
+    return run
+
+
+for _ct in COV_TYPES:
+    case(_gmm_in_memory(_ct))
+
+
+@case
+def gmm_npy(engine: str) -> dict:
+    """A .npy file, each process reading its own row range, in chunks of 50 rows."""
+    from bigem import GaussianMixture
+
+    np.save("x.npy", blobs(3))
+    with _quiet():
+        gm = GaussianMixture(3, covariance_type="full", max_iter=10, chunk_size=50, engine=engine,
+                             **FIXED).fit("x.npy")
+    return _mixture(gm)
+
+
+def _parquet(path: str, X: np.ndarray, group_rows: int, weights: np.ndarray | None = None) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {f"f{j}": X[:, j] for j in range(X.shape[1])}
+    if weights is not None:
+        columns["w"] = weights
+    pq.write_table(pa.table(columns), path, row_group_size=group_rows)
+
+
+@case
+def gmm_parquet(engine: str) -> dict:
+    """Parquet row groups of 97 rows: each process reads whole row groups, weights from a column."""
+    from bigem import GaussianMixture
+
+    X = blobs(4)
+    _parquet("x.parquet", X, 97, np.random.default_rng(0).uniform(0.5, 2.0, len(X)))
+    with _quiet():
+        gm = GaussianMixture(3, covariance_type="diag", max_iter=10, chunk_size=40, engine=engine,
+                             **FIXED).fit("x.parquet", sample_weight="w")
+    return _mixture(gm)
+
+
+@case
+def gmm_one_row_group(engine: str) -> dict:
+    """One row group only: the group's other processes hold no rows and sit the fit out."""
+    from bigem import GaussianMixture
+
+    _parquet("one.parquet", blobs(5), 10_000)
+    with _quiet():
+        gm = GaussianMixture(2, covariance_type="tied", max_iter=8, engine=engine, **FIXED).fit("one.parquet")
+    return _mixture(gm)
+
+
+@case
+def gmm_restarts(engine: str) -> dict:
+    """Three restarts in lockstep (one read per iteration), SQUAREM on."""
+    from bigem import GaussianMixture
+
+    with _quiet():
+        gm = GaussianMixture(3, covariance_type="full", n_init=3, init_params="random_from_data", max_iter=10,
+                             accelerate="squarem", engine=engine, **FIXED).fit(blobs(6))
+    return _mixture(gm)
+
+
+def _hmm_case(covariance_type):
+    def run(engine: str) -> dict:
+        from bigem import GaussianHMM
+
+        X, lengths = sequences()
+        with _quiet():
+            model = GaussianHMM(3, covariance_type=covariance_type, n_iter=8, tol=0.0, dtype="float64",
+                                random_state=0, engine=engine).fit(X, lengths)
+        return _hmm(model)
+
+    run.__name__ = f"hmm_{covariance_type}"
+    return run
+
+
+case(_hmm_case("diag"))
+case(_hmm_case("full"))
+
+
+@case
+def hmm_parquet(engine: str) -> dict:
+    """Sequences told apart by an id column of Parquet files whose row groups (41 rows) cut
+    through sequences: each process reads whole sequences."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bigem import GaussianHMM
+
+    X, lengths = sequences(7)
+    ids = np.repeat(np.arange(len(lengths)), lengths)
+    pq.write_table(pa.table({"seq": ids, "a": X[:, 0], "b": X[:, 1]}), "s.parquet", row_group_size=41)
+    with _quiet():
+        model = GaussianHMM(3, covariance_type="diag", n_iter=6, tol=0.0, dtype="float64", random_state=1,
+                            engine=engine).fit("s.parquet", sequence_column="seq")
+    return _hmm(model)
+
+
+@case
+def select(engine: str) -> dict:
+    from bigem import select
+
+    with _quiet():
+        result = select(blobs(8), [1, 2, 3], ["full", "diag"], max_iter=15, engine=engine, **FIXED)
+    return dict(bic=np.asarray([r["bic"] for r in result.table]), icl=np.asarray([r["icl"] for r in result.table]),
+                best=np.int64(result.best_index_), means=result.best_estimator_.means_)
+
+
+@case
+def checkpoint(engine: str) -> dict:
+    """A fit stopped at iteration 6 (checkpoints every 4) and resumed, beside an
+    uninterrupted one; where the checkpoint file was (the primary process alone writes it;
+    every process resumes from what the primary read)."""
+    from bigem import GaussianMixture
+
+    class Stop(Exception):
+        pass
+
+    def stop(info):
+        if info.iteration == 6:
+            raise Stop
+
+    kw = dict(n_components=3, covariance_type="full", max_iter=11, engine=engine, **FIXED)
+    X = blobs(9)
+    with _quiet():
+        whole = GaussianMixture(**kw).fit(X)
+        try:
+            GaussianMixture(**kw).fit(X, checkpoint="fit.ckpt", checkpoint_every=4, callback=stop)
+        except Stop:
+            pass
+        written = os.path.exists("fit.ckpt")
+        resumed = GaussianMixture(**kw).fit(X, checkpoint="fit.ckpt", checkpoint_every=4)
+    out = {f"resumed_{k}": v for k, v in _mixture(resumed).items()}
+    out.update({f"whole_{k}": v for k, v in _mixture(whole).items()})
+    out.update(written=np.bool_(written), left=np.bool_(os.path.exists("fit.ckpt")))
+    return out
+
+
+@case
+def writes_and_prints(engine: str) -> dict:
+    """verbose output, save and predict(out=): which process wrote and printed what."""
+    from bigem import GaussianMixture
+
+    X = blobs(10)
+    printed = io.StringIO()
+    with _quiet(), contextlib.redirect_stdout(printed):
+        gm = GaussianMixture(2, max_iter=5, verbose=2, verbose_interval=1, engine=engine, **FIXED).fit(X)
+        gm.save("m.bigem")
+        path = gm.predict(X, out="p.npy")
+        labels = gm.predict(X)
+    # the text with its timings and speeds masked: it must read as the one-process fit's
+    text = re.sub(r"[\d,]+ rows/s", "R rows/s", re.sub(r"\d+\.\d+s", "Ts", printed.getvalue()))
+    return dict(printed=np.asarray(text), saved=np.bool_(os.path.exists("m.bigem")),
+                predicted=np.bool_(os.path.exists("p.npy")), path_returned=np.bool_(path.endswith("p.npy")),
+                labels=labels)
+
+
+@case
+def online(engine: str) -> dict:
+    """Online EM: every process steps on its part of each mini-batch of 90 rows."""
+    from bigem import GaussianMixture
+
+    X = blobs(11, n_per=300)
+    with _quiet():
+        gm = GaussianMixture(3, algorithm="online", batch_size=90, max_iter=3, engine=engine, **FIXED).fit(X)
+        more = GaussianMixture(3, batch_size=90, engine=engine, **FIXED).partial_fit(X)
+    return dict(means=gm.means_, weights=gm.weights_, score=np.float64(gm.score(X)),
+                partial_means=more.means_, n_steps=np.int64(more.n_steps_))
+
+
+@case
+def nan_in_a_part(engine: str) -> dict:
+    """A NaN in the last process's rows: every process raises the same clear error."""
+    from bigem import GaussianMixture
+
+    X = blobs(12)
+    X[len(X) - 5, 1] = np.nan
+    np.save("nan.npy", X)
+    try:
+        GaussianMixture(2, max_iter=3, engine=engine, **FIXED).fit("nan.npy")
+    except ValueError as exc:
+        return dict(error=np.asarray(f"{type(exc).__name__}: {exc}"))
+    return dict(error=np.asarray(""))
+
+
+@case
+def mixed_labelled(engine: str) -> dict:
+    """A mixed-type mixture (Gaussian, categorical and binary columns) fitted semi-supervised
+    from Parquet row groups of 61 rows with a label column: the product's statistics travel
+    part by part, and each process reads its rows' labels with them; then a Bernoulli
+    mixture from arrays in memory, y an array."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bigem import BernoulliMixture, MixedMixture
+
+    rng = np.random.default_rng(8)
+    n = 400
+    z = rng.integers(0, 2, n)
+    colour = np.where(rng.random(n) < 0.2 + 0.6 * z, "red", np.where(rng.random(n) < 0.5, "blue", "green"))
+    label = np.where(rng.random(n) < 0.15, z, -1)
+    pq.write_table(pa.table({"x": rng.normal(2.0 * z, 1.0), "colour": colour, "flag": rng.random(n) < 0.2 + 0.6 * z,
+                             "y": label}), "m.parquet", row_group_size=61)
+    with _quiet():
+        est = MixedMixture(2, families={"flag": "bernoulli"}, unlabeled_weight=0.5, max_iter=8, chunk_size=40,
+                           engine=engine, **FIXED).fit(
+            "m.parquet", y="y")
+        # in memory: each process's part of X carries its part of the labels array
+        codes = np.stack([z + (rng.random(n) < 0.3), rng.integers(0, 3, n)], 1).astype(float)
+        lca = BernoulliMixture(2, unlabeled_weight=1.0, max_iter=6, chunk_size=50, engine=engine, **FIXED).fit(
+            (codes > 0).astype(float), label)
+    return dict(weights=est.weights_, means=est.means_, probabilities=est.probabilities_[0],
+                bernoulli=est.bernoulli_probabilities_, classes=np.asarray(est.classes_),
+                lower_bound=np.float64(est.lower_bound_), in_memory=lca.probabilities_,
+                in_memory_bound=np.float64(lca.lower_bound_))

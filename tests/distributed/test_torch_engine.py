@@ -1,0 +1,241 @@
+"""engine='torch': a torchrun group of gloo processes on the CPU fits what one process fits.
+
+Two launches serve the module (each a few seconds: every case is small): a group of two
+processes runs every case of ``cases.py``, a group of three a few of them (other cuts
+through the same rows). Each process's results are compared with the same case run here
+with engine='local', and with the other processes' (which must hold the very same bits).
+Two more launches kill or freeze one process of a pair in the middle of a fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch.distributed")
+pytest.importorskip("pyarrow")
+
+from . import launch  # noqa: E402
+from .cases import CASES, COV_TYPES  # noqa: E402
+
+
+def torch_cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+EQUAL = [f"gmm_{ct}" for ct in COV_TYPES] + ["gmm_npy", "gmm_parquet", "gmm_one_row_group", "gmm_restarts",
+                                               "hmm_diag", "hmm_full", "hmm_parquet", "select", "mixed_labelled"]
+THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet"]
+
+
+def _group(tmp_path_factory, n: int, names: list[str]) -> str:
+    out = str(tmp_path_factory.mktemp(f"group{n}"))
+    done = launch.torchrun(n, "tests.distributed.run_cases", out, *names, timeout=240)
+    assert done.returncode == 0, done.stdout[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    return _group(tmp_path_factory, 2, list(CASES))
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    return _group(tmp_path_factory, 3, THREE)
+
+
+def _results(out: str, name: str) -> list[dict]:
+    ranks = sorted(d for d in os.listdir(out) if d.startswith("rank"))
+    found = []
+    for r in ranks:
+        error = os.path.join(out, r, f"{name}.error")
+        assert not os.path.exists(error), open(error).read()
+        with np.load(os.path.join(out, r, f"{name}.npz")) as z:
+            found.append({k: z[k] for k in z.files})
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The reference fits are tiny: one thread, as each process of the groups has (two
+    threads' spinning made them 40x slower on a busy 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _local(name: str, tmp_path, monkeypatch) -> dict:
+    monkeypatch.chdir(tmp_path)
+    return {k: np.asarray(v) for k, v in CASES[name]("local").items()}
+
+
+def _assert_close(got: dict, want: dict, keys=None) -> None:
+    for key in keys or want:
+        a, b = got[key], want[key]
+        if b.dtype.kind == "f":
+            scale = max(1.0, float(np.abs(b).max())) if b.size else 1.0
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-8 * scale, err_msg=key)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def _assert_same_everywhere(results: list[dict], keys=None) -> None:
+    for other in results[1:]:
+        for key in keys or results[0]:
+            np.testing.assert_array_equal(other[key], results[0][key], err_msg=f"{key} differs between processes")
+
+
+@pytest.mark.parametrize("name", EQUAL)
+def test_two_processes_fit_what_one_fits(two, name, tmp_path, monkeypatch):
+    """Every covariance type, .npy row ranges, Parquet row groups with a weight column, a
+    process without rows, restarts in lockstep with SQUAREM, GaussianHMM (in memory and
+    from Parquet with sequence ids), select: equal to the local fit to 1e-8 in float64,
+    and the very same bits on every process."""
+    results = _results(two, name)
+    _assert_same_everywhere(results)
+    _assert_close(results[0], _local(name, tmp_path, monkeypatch))
+
+
+@pytest.mark.parametrize("name", THREE)
+def test_three_processes_cut_the_rows_elsewhere_and_fit_the_same(three, name, tmp_path, monkeypatch):
+    results = _results(three, name)
+    assert len(results) == 3
+    _assert_same_everywhere(results)
+    _assert_close(results[0], _local(name, tmp_path, monkeypatch))
+
+
+GPU_CASES = ["gmm_full", "gmm_npy", "gmm_parquet"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch_cuda_devices() >= 2, reason="needs two CUDA devices")
+def test_two_gpus_over_nccl_fit_what_one_cpu_process_fits(tmp_path_factory, tmp_path, monkeypatch):
+    """The same code over NCCL: each process on its own GPU (LOCAL_RANK), the statistics
+    summed on the GPUs; equal to the CPU's one-process fit to 1e-8 in float64."""
+    out = str(tmp_path_factory.mktemp("gpus"))
+    done = launch.torchrun(2, "tests.distributed.run_cases", out, *GPU_CASES, timeout=240,
+                           BIGEM_CASES_DEVICE="cuda")
+    assert done.returncode == 0, done.stdout[-4000:]
+    for name in GPU_CASES:
+        results = _results(out, name)
+        _assert_same_everywhere(results)
+        _assert_close(results[0], _local(name, tmp_path, monkeypatch))
+
+
+def test_the_primary_writes_the_checkpoint_and_every_process_resumes_from_it(two, tmp_path, monkeypatch):
+    """Each process ran in a directory of its own: only rank 0's holds the checkpoint, yet
+    every process resumed from it (it read rank 0's copy) to the uninterrupted fit."""
+    results = _results(two, "checkpoint")
+    assert [bool(r["written"]) for r in results] == [True, False]
+    assert not any(bool(r["left"]) for r in results)  # removed when the fit completed
+    mixture_keys = ["weights", "means", "covariances", "lower_bound", "n_iter", "history"]
+    for r in results:
+        _assert_close({k: r[f"resumed_{k}"] for k in mixture_keys}, {k: r[f"whole_{k}"] for k in mixture_keys})
+    local = _local("checkpoint", tmp_path, monkeypatch)
+    _assert_close(results[0], local, [f"resumed_{k}" for k in mixture_keys])
+
+
+def test_the_primary_alone_prints_and_writes_files(two, tmp_path, monkeypatch):
+    results = _results(two, "writes_and_prints")
+    primary, other = results
+    assert "Iteration 5" in str(primary["printed"]) and primary["saved"] and primary["predicted"]
+    assert str(other["printed"]) == "" and not other["saved"] and not other["predicted"]
+    assert all(r["path_returned"] for r in results)
+    local = _local("writes_and_prints", tmp_path, monkeypatch)
+    assert str(local["printed"]) == str(primary["printed"]) and local["saved"] and local["predicted"]
+    _assert_same_everywhere(results, ["labels"])
+    np.testing.assert_array_equal(primary["labels"], local["labels"])
+
+
+def test_online_em_takes_the_same_steps_on_every_process(two, tmp_path, monkeypatch):
+    """Each mini-batch holds rows of every process, so the steps differ from one process's
+    (not its batches), but every process takes the same ones, to the same optimum."""
+    results = _results(two, "online")
+    _assert_same_everywhere(results)
+    local = _local("online", tmp_path, monkeypatch)
+    assert results[0]["n_steps"] == local["n_steps"]  # as many mini-batches of about 90 rows
+    for key in ("means", "partial_means"):
+        np.testing.assert_allclose(np.sort(results[0][key], 0), np.sort(local[key], 0), atol=0.1)
+    assert results[0]["score"] == pytest.approx(local["score"], abs=1e-3)
+
+
+def test_an_error_in_one_process_is_raised_by_every_process(two):
+    results = _results(two, "nan_in_a_part")
+    for r in results:
+        assert str(r["error"]).startswith("DataError: Input nan.npy contains NaN. (1 NaN; first at row 598)")
+
+
+def test_engine_torch_outside_a_launcher_says_how_to_launch(monkeypatch):
+    from bigem import GaussianMixture
+    from bigem._core.errors import ClusterError
+
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ClusterError, match=r"launch the script with torchrun .* lacks MASTER_ADDR.*engine='local'"):
+        GaussianMixture(2, engine="torch").fit(np.random.default_rng(0).normal(size=(50, 2)))
+    import torch.distributed as dist
+
+    assert not dist.is_initialized()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("how, timeout", [("kill", 30.0), ("stop", 4.0)])
+def test_a_process_lost_mid_fit_is_a_clear_error_on_the_survivor(how, timeout, tmp_path):
+    """Killed: gloo sees the connection close, and the survivor raises at once. Frozen:
+    the survivor raises when the group's timeout runs out, not later."""
+    port = _free_port()
+    procs = []
+    try:
+        for r in (0, 1):
+            env = launch.environment(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(r), WORLD_SIZE="2",
+                                     LOCAL_RANK=str(r))
+            procs.append(subprocess.Popen([sys.executable, "-m", "tests.distributed.dying", str(tmp_path), how,
+                                           str(timeout)], cwd=launch.ROOT, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.monotonic() + 120
+        while procs[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert procs[0].poll() is not None, "the survivor hung"
+    finally:
+        for p in procs:
+            launch.kill(p)
+    record = json.loads((tmp_path / "survivor.json").read_text())
+    assert record["raised"] == "ClusterError"
+    assert "process 0 of 2: another process stopped answering during an E-step" in record["message"]
+    assert "relaunch the job (a fit given checkpoint= resumes from its last checkpoint)" in record["message"]
+    if how == "kill":
+        assert record["seconds"] < 10
+    else:
+        assert timeout - 1 <= record["seconds"] < timeout + 10
+
+
+def test_the_multinomial_mixture_refuses_engine_torch_before_joining_a_group():
+    """Its sparse count sources cannot be cut into shares per process: a clear refusal,
+    not a failure inside the group."""
+    from bigem import MultinomialMixture
+    from bigem._core.errors import ParameterError
+
+    counts = np.random.default_rng(0).integers(0, 5, (20, 6))
+    with pytest.raises(ParameterError, match="engine"):
+        MultinomialMixture(2, engine="torch").fit(counts)
+    import torch.distributed as dist
+
+    assert not dist.is_initialized()

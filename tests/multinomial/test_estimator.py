@@ -1,0 +1,145 @@
+"""The estimator's API around the model: model files, selection over K, the torch kernels
+the GPU runs (checked here on the CPU against scipy's), and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from bigem import MultinomialMixture, load, select
+from bigem._core.errors import ModelFileError
+from bigem._core.sparse import SparseRows
+from bigem.models import multinomial as kernels
+
+from .conftest import make_documents
+
+pytestmark = pytest.mark.filterwarnings("ignore::bigem._core.errors.ConvergenceWarning")
+
+
+def test_a_model_file_gives_back_the_same_model(tmp_path, documents):
+    X, _, _, _ = documents
+    S = sp.csr_matrix(X)
+    est = MultinomialMixture(3, alpha=0.3, random_state=0).fit(S)
+    path = tmp_path / "m.bigem"
+    est.save(path)
+    back = load(path)
+    assert isinstance(back, MultinomialMixture) and back.alpha == 0.3
+    for name in ("weights_", "probabilities_", "mean_lengths_"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(est, name))
+    np.testing.assert_array_equal(back.predict_proba(S), est.predict_proba(S))
+    assert back.score(S) == est.score(S) and back.bic(S) == est.bic(S) and back.aic(S) == est.aic(S)
+    np.testing.assert_array_equal(back.sample(5)[0].toarray(), est.sample(5)[0].toarray())
+
+
+def test_a_model_file_whose_probabilities_are_not_distributions_is_refused(tmp_path, documents):
+    X, _, _, _ = documents
+    est = MultinomialMixture(2, random_state=0).fit(sp.csr_matrix(X))
+    est.probabilities_ = est.probabilities_ * 1.5
+    est.save(tmp_path / "bad.bigem")
+    with pytest.raises(ModelFileError, match="probabilities_.* row 0 sums to 1.5"):
+        load(tmp_path / "bad.bigem")
+
+
+def test_bic_counts_the_free_parameters_and_select_finds_k(documents):
+    X, _, _, _ = documents
+    S = sp.csr_matrix(X)
+    est = MultinomialMixture(3, random_state=0).fit(S)
+    K, D = 3, X.shape[1]
+    assert est._n_parameters() == K * (D - 1) + K - 1
+    assert est.bic(S) == pytest.approx(-2 * est.score(S) * X.shape[0] + est._n_parameters() * np.log(X.shape[0]))
+    result = select(S, n_components=[1, 2, 3, 4, 5], family="multinomial", random_state=0)
+    assert result.best_["n_components"] == 3
+    assert [r["covariance_type"] for r in result.table] == [None] * 5
+    assert isinstance(result.best_estimator_, MultinomialMixture)
+    with pytest.raises(ValueError, match="covariance types apply to the Gaussian family"):
+        select(S, n_components=[2], family="multinomial", covariance_types=["diag"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_torch_kernels_a_gpu_runs_agree_with_scipys(dtype):
+    """The GPU path (torch sparse CSR products) checked where it can be: on the CPU."""
+    X, _, _, _ = make_documents(seed=9, n=300)
+    rows = SparseRows.from_dense(torch.from_numpy(X.astype(np.float64))).to(dtype=dtype)
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.standard_normal((X.shape[1], 4))).to(dtype)
+    r = torch.from_numpy(rng.random((300, 4))).to(dtype)
+    a = kernels.product(rows, w, torch.empty(300, 4, dtype=dtype), use_scipy=True)
+    b = kernels.product(rows, w, torch.empty(300, 4, dtype=dtype), use_scipy=False)
+    torch.testing.assert_close(a, b)
+    sa, sb = torch.zeros(X.shape[1], 4, dtype=torch.float64), torch.zeros(X.shape[1], 4, dtype=torch.float64)
+    kernels.transposed_product(rows, r, sa, use_scipy=True)
+    kernels.transposed_product(rows, r, sb, use_scipy=False)
+    torch.testing.assert_close(sa, sb)
+    torch.testing.assert_close(sa, torch.from_numpy(X.T.astype(np.float64)) @ r.double(), rtol=1e-6, atol=1e-6)
+
+
+def test_the_torch_path_fits_as_the_scipy_path_does(documents, monkeypatch):
+    X, _, _, _ = documents
+    kw = dict(random_state=0, dtype="float64", max_iter=5, tol=0.0)
+    a = MultinomialMixture(3, **kw).fit(sp.csr_matrix(X))
+    monkeypatch.setattr(kernels, "_scipy_kernels", lambda: None)
+    b = MultinomialMixture(3, **kw).fit(sp.csr_matrix(X))
+    np.testing.assert_allclose(b.probabilities_, a.probabilities_, rtol=1e-10)
+    np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=1e-12)
+
+
+def test_log_multinomial_coefficients_are_exact_for_large_counts():
+    from scipy.special import gammaln
+
+    X = np.array([[0, 1, 2, 5000, 7], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=np.float64)
+    rows = SparseRows.from_dense(torch.from_numpy(X))
+    expected = gammaln(X.sum(1) + 1) - gammaln(X + 1).sum(1)
+    np.testing.assert_allclose(kernels.log_coefficients(rows).numpy(), expected, rtol=1e-13)
+    monkey = kernels._log_coefficients_numpy(rows).numpy()
+    np.testing.assert_allclose(monkey, expected, rtol=1e-13)
+
+
+def test_the_command_line_fits_predicts_scores_describes_and_samples(tmp_path, documents, capsys):
+    from bigem.cli import main
+
+    X, _, _, _ = documents
+    data = str(tmp_path / "docs.npz")
+    sp.save_npz(data, sp.csr_matrix(X))
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", data, "--family", "multinomial", "-k", "3", "--alpha", "0.5", "-o", model, "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["n_components"] == 3 and fit["family"] == "multinomial" and fit["n_features"] == X.shape[1]
+    est = load(model)
+    assert isinstance(est, MultinomialMixture) and est.alpha == 0.5
+    labels = str(tmp_path / "labels.npy")
+    assert main(["predict", model, data, "-o", labels]) == 0
+    np.testing.assert_array_equal(np.load(labels), est.predict(data))
+    capsys.readouterr()
+    assert main(["score", model, data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_log_likelihood"] == pytest.approx(est.score(data))
+    assert main(["info", model]) == 0
+    assert "multinomial mixture" in capsys.readouterr().out
+    sample = str(tmp_path / "sample.npz")
+    assert main(["sample", model, "-n", "10", "-o", sample]) == 0
+    assert sp.load_npz(sample).shape == (10, X.shape[1])
+    assert main(["select", data, "--family", "multinomial", "-k", "2..4", "-o", str(tmp_path / "best.bigem")]) == 0
+    assert "chosen: K=3" in capsys.readouterr().out
+
+
+def test_the_command_line_reads_token_lists(tmp_path, documents, capsys):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from bigem.cli import main
+
+    X, _, _, _ = documents
+    S = sp.csr_matrix(X)
+    ids = [S.indices[S.indptr[i] : S.indptr[i + 1]].tolist() for i in range(S.shape[0])]
+    cnt = [S.data[S.indptr[i] : S.indptr[i + 1]].tolist() for i in range(S.shape[0])]
+    data = str(tmp_path / "docs.parquet")
+    pq.write_table(pa.table({"ids": ids, "n": cnt}), data)
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", data, "--family", "multinomial", "-k", "3", "--columns", "ids,n", "--vocabulary-size",
+                 str(X.shape[1] + 5), "-o", model]) == 0
+    assert load(model).n_features_in_ == X.shape[1] + 5
+    out = str(tmp_path / "labels.csv")
+    assert main(["predict", model, data, "--columns", "ids,n", "-o", out]) == 0
+    assert "wrote labels of 600 rows" in capsys.readouterr().out

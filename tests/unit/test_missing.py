@@ -1,0 +1,453 @@
+"""Missing values (#17): the exact EM for data missing at random, against brute force.
+
+Every reference here is written in the test, in float64 numpy/scipy: the observed
+marginal log-density of each row, one exact EM step by per-row conditional moments,
+the forward recursion of an HMM over rows with gaps, the closed-form conditional mean.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal, norm, poisson
+
+from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from bigem._core.errors import DataError, EmptyRowWarning, ParameterError
+from bigem._core.types import Chunk
+from bigem.models.gaps import patterns
+from bigem.models.gaussian import gaussian_mixture
+from tests.conftest import COV_TYPES, make_blobs
+
+
+def dense(ct, cov, k, d):
+    cov = np.asarray(cov)
+    if ct == "full":
+        return cov
+    if ct == "tied":
+        return np.stack([cov] * k)
+    if ct == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return np.stack([np.eye(d) * c for c in cov])
+
+
+def random_model(rng, ct, k, d, gaps=True, dtype=torch.float64):
+    model = gaussian_mixture(k, ct, 1e-6, dtype, gaps=gaps)
+    a = rng.normal(size=(k, d, d))
+    full = a @ a.transpose(0, 2, 1) + np.eye(d)
+    cov = {"full": full, "tied": full[0], "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+           "spherical": full[:, 0, 0].copy()}[ct]
+    w, means = rng.dirichlet(np.ones(k)), rng.normal(0, 3, (k, d)) + 5
+    return model, model.make_params(torch.tensor(w), torch.tensor(means), torch.tensor(cov)), (w, means, dense(ct, cov, k, d))
+
+
+def with_gaps(rng, n, d, rate=0.3):
+    x = rng.normal(0, 3, (n, d)) + 5
+    x[rng.random(x.shape) < rate] = np.nan
+    x[0] = np.nan  # a row with nothing observed
+    x[1, :-1] = np.nan  # and one that observes a single value
+    return x
+
+
+def observed_log_joint(x, w, means, covs):
+    """log w_k + log N(x_O | mu_k,O, Sigma_k,OO) of every row, brute force (0 + log w_k if nothing is observed)."""
+    out = np.zeros((len(x), len(w)))
+    for i, row in enumerate(x):
+        o = ~np.isnan(row)
+        for j in range(len(w)):
+            dens = multivariate_normal(means[j][o], covs[j][np.ix_(o, o)]).logpdf(row[o]) if o.any() else 0.0
+            out[i, j] = np.log(w[j]) + dens
+    return out
+
+
+def exact_em_step(x, w, means, covs, ct, reg):
+    """One EM step by per-row conditional moments: E[x_U | x_O, k] and Cov[x_U | x_O, k]."""
+    n, d = x.shape
+    k = len(w)
+    lj = observed_log_joint(x, w, means, covs)
+    ll = logsumexp(lj, 1)
+    r = np.exp(lj - ll[:, None])
+    xh, cc = np.zeros((n, k, d)), np.zeros((n, k, d, d))
+    for i, row in enumerate(x):
+        o = ~np.isnan(row)
+        u = ~o
+        for j in range(k):
+            S = covs[j]
+            reg_uo = S[np.ix_(u, o)] @ np.linalg.inv(S[np.ix_(o, o)]) if o.any() else np.zeros((u.sum(), 0))
+            xh[i, j, o] = row[o]
+            xh[i, j, u] = means[j][u] + reg_uo @ (row[o] - means[j][o])
+            cc[i, j][np.ix_(u, u)] = S[np.ix_(u, u)] - reg_uo @ S[np.ix_(o, u)]
+    nk = r.sum(0)
+    mu = np.einsum("nk,nkd->kd", r, xh) / nk[:, None]
+    S = np.stack([(np.einsum("n,nd,ne->de", r[:, j], xh[:, j] - mu[j], xh[:, j] - mu[j])
+                   + np.einsum("n,nde->de", r[:, j], cc[:, j])) / nk[j] for j in range(k)])
+    cov = {"full": lambda: S + reg * np.eye(d), "tied": lambda: (S * nk[:, None, None]).sum(0) / n + reg * np.eye(d),
+           "diag": lambda: np.diagonal(S, axis1=1, axis2=2) + reg,
+           "spherical": lambda: np.diagonal(S, axis1=1, axis2=2).mean(1) + reg}[ct]()
+    return ll.sum(), nk / n, mu, cov
+
+
+# ---------------------------------------------------------------------------- the kernels
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("d", [3, 10])  # the expanded form's complete rows (D <= 8), the whitened form's
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_log_density_is_the_marginal_of_the_observed_values(covariance_type, d, dtype):
+    rng = np.random.default_rng(0)
+    model, p, (w, means, covs) = random_model(rng, covariance_type, 3, d, dtype=dtype)
+    x = with_gaps(rng, 120, d)
+    got = model.log_joint(p, torch.tensor(x).to(dtype)).double().numpy()
+    np.testing.assert_allclose(got, observed_log_joint(x, w, means, covs), rtol=1e-11 if dtype == torch.float64 else 3e-6,
+                               atol=1e-11 if dtype == torch.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("d", [3, 10])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_one_em_step_equals_the_exact_em_step_by_conditional_moments(covariance_type, d):
+    rng = np.random.default_rng(1)
+    model, p, (w, means, covs) = random_model(rng, covariance_type, 3, d)
+    x = with_gaps(rng, 150, d)
+    stats = model.e_step(p, Chunk(torch.tensor(x), None, 0))
+    new = model.m_step(stats, p).params
+    ll, w2, mu2, cov2 = exact_em_step(x, w, means, covs, covariance_type, 1e-6)
+    assert float(stats.loglik) == pytest.approx(ll, rel=1e-12)
+    assert stats.empty == int(np.isnan(x).all(1).sum()) >= 1
+    np.testing.assert_allclose(new.weights.numpy(), w2, rtol=1e-10)
+    np.testing.assert_allclose(new.means.numpy(), mu2, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(new.covariances.numpy(), cov2, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_statistics_of_rows_with_gaps_add_over_any_chunking(covariance_type):
+    rng = np.random.default_rng(2)
+    model, p, _ = random_model(rng, covariance_type, 2, 9)
+    x = torch.tensor(with_gaps(rng, 400, 9, rate=0.2))
+    whole = model.e_step(p, Chunk(x, None, 0))
+    parts = model.e_step(p, Chunk(x[:137], None, 0)) + model.e_step(p, Chunk(x[137:], None, 137))
+    for a, b in ((whole.component.sum_x, parts.component.sum_x), (whole.component.sum_xx, parts.component.sum_xx)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-9)
+    assert whole.empty == parts.empty == int(torch.isnan(x).all(1).sum())
+
+
+def test_patterns_group_rows_by_the_number_of_missing_coordinates():
+    mask = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 1], [0, 1, 1]], dtype=torch.bool)
+    groups = {g.u: g for g in patterns(mask)}
+    assert sorted(groups) == [1, 2, 3]
+    g1 = groups[1]
+    assert g1.rows.tolist() == [0, 2, 4] and g1.coords.shape == (2, 1)
+    assert g1.where[:, 0].tolist() == [0, 0, 2]
+    assert g1.pattern[0] == g1.pattern[1] != g1.pattern[2]
+    assert groups[2].where.tolist() == [[1, 2], [1, 2]] and groups[2].coords.shape == (1, 2)
+    wide = torch.zeros(4, 70, dtype=torch.bool)  # beyond the packed codes: the same groups by sorting rows
+    wide[0, 3] = wide[1, 65] = wide[2, 3] = wide[3, [3, 65]] = True
+    g = {g.u: g for g in patterns(wide)}
+    assert g[1].rows.tolist() == [0, 1, 2] and g[1].coords.reshape(-1).sort().values.tolist() == [3, 65]
+    assert g[1].codes is None and g[2].where.tolist() == [[3, 65]]
+
+
+# ---------------------------------------------------------------------------- the estimators
+def blobs_with_gaps(seed=0, rate=0.25, n_per=300):
+    X, _, _ = make_blobs(seed, n_per=n_per, k=3, d=4)
+    rng = np.random.default_rng(seed)
+    Xm = X.copy()
+    Xm[rng.random(X.shape) < rate] = np.nan
+    return X, Xm
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_without_gaps_fiml_is_todays_fit_bit_for_bit(covariance_type):
+    X, _ = blobs_with_gaps()
+    kw = dict(covariance_type=covariance_type, random_state=0, max_iter=20)
+    a = GaussianMixture(3, **kw).fit(X)
+    b = GaussianMixture(3, missing_values="fiml", **kw).fit(X)
+    for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+
+
+def test_without_gaps_fiml_hmm_is_todays_fit_bit_for_bit():
+    X, _ = blobs_with_gaps()
+    a = GaussianHMM(3, covariance_type="full", random_state=0, n_iter=5).fit(X, [600, 300])
+    b = GaussianHMM(3, covariance_type="full", random_state=0, n_iter=5, missing_values="fiml").fit(X, [600, 300])
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.transmat_, b.transmat_)
+    assert a.monitor_.history == b.monitor_.history
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_log_likelihood_is_the_observed_marginal_and_never_decreases(covariance_type):
+    _, Xm = blobs_with_gaps(1)
+    seen = []
+    gm = GaussianMixture(3, covariance_type=covariance_type, missing_values="fiml", dtype="float64", random_state=0,
+                         max_iter=15, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence (tol=0), rows with nothing observed
+        gm.fit(Xm, callback=lambda info: seen.append((info.log_likelihood, info.params)))
+    # each iteration reports the log-likelihood of the parameters the one before it produced
+    for (_, params), (ll, _) in list(zip(seen[:-1], seen[1:]))[-3:]:
+        w, means = params.weights.numpy(), params.means.numpy()
+        covs = dense(covariance_type, params.covariances.numpy(), 3, 4)
+        assert ll == pytest.approx(logsumexp(observed_log_joint(Xm, w, means, covs), 1).mean(), rel=1e-12)
+    values = np.array([v for v, _ in seen])
+    assert (np.diff(values) >= -1e-12 * np.abs(values[1:])).all()
+    assert gm.score(Xm) == pytest.approx(logsumexp(observed_log_joint(
+        Xm, gm.weights_, gm.means_, dense(covariance_type, gm.covariances_, 3, 4)), 1).mean(), rel=1e-12)
+
+
+TRUE_W = np.array([0.4, 0.6])
+TRUE_MU = np.array([[0.0, 0.0, 0.0], [5.0, 4.0, -3.0]])
+TRUE_COV = np.array([[[1.0, 0.6, 0.3], [0.6, 1.5, -0.4], [0.3, -0.4, 1.0]],
+                     [[2.0, -0.5, 0.2], [-0.5, 1.0, 0.3], [0.2, 0.3, 0.8]]])
+
+
+def _known_mixture(rng, n):
+    z = rng.random(n) < TRUE_W[1]
+    X = np.where(z[:, None], rng.multivariate_normal(TRUE_MU[1], TRUE_COV[1], n), rng.multivariate_normal(TRUE_MU[0], TRUE_COV[0], n))
+    return X
+
+
+def _gaps(rng, X, rate, mechanism):
+    """MCAR: every value of columns 1 and 2 missing with probability ``rate``; MAR: missing
+    with a probability that rises with the (always observed) column 0, averaging ``rate``."""
+    n = len(X)
+    Xm = X.copy()
+    if mechanism == "mcar":
+        p = np.full(n, rate)
+    else:
+        score = (X[:, 0] - X[:, 0].mean()) / X[:, 0].std()
+        p = 1 / (1 + np.exp(-(np.log(rate / (1 - rate)) + 1.5 * score)))
+    for j in (1, 2):
+        Xm[rng.random(n) < p, j] = np.nan
+    return Xm
+
+
+@pytest.mark.parametrize("mechanism", ["mcar", "mar"])
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+def test_estimates_are_unbiased_for_values_missing_at_random(rate, mechanism):
+    rng = np.random.default_rng(int(rate * 10) + (mechanism == "mar"))
+    n = 20_000
+    X = _known_mixture(rng, n)
+    Xm = _gaps(rng, X, rate, mechanism)
+    kw = dict(covariance_type="full", dtype="float64", tol=1e-8, max_iter=500, weights_init=TRUE_W, means_init=TRUE_MU,
+              precisions_init=np.linalg.inv(TRUE_COV))
+    gm = GaussianMixture(2, missing_values="fiml", **kw).fit(Xm)
+    # sampling error: a few standard errors of n * (1 - rate) rows, per value
+    se = 4.0 / np.sqrt(n * (1 - rate))
+    np.testing.assert_allclose(gm.weights_, TRUE_W, atol=se)
+    np.testing.assert_allclose(gm.means_, TRUE_MU, atol=2 * se * np.sqrt(TRUE_COV.diagonal(0, 1, 2).max()))
+    np.testing.assert_allclose(gm.covariances_, TRUE_COV, atol=3 * se * TRUE_COV.diagonal(0, 1, 2).max())
+    if mechanism == "mar":  # complete cases are a biased sample there: the test can tell
+        complete = Xm[~np.isnan(Xm).any(1)]
+        cc = GaussianMixture(2, **kw).fit(complete)
+        assert np.abs(cc.means_ - TRUE_MU).max() > 3 * np.abs(gm.means_ - TRUE_MU).max()
+
+
+def test_rows_with_nothing_observed_count_take_the_weights_and_warn_once():
+    _, Xm = blobs_with_gaps(2)
+    Xm[[5, 17, 40]] = np.nan
+    empty = int(np.isnan(Xm).all(1).sum())
+    gm = GaussianMixture(3, missing_values="fiml", random_state=0, max_iter=50)
+    with pytest.warns(EmptyRowWarning, match=rf"^{empty} row\(s\) have every value missing") as caught:
+        gm.fit(Xm)
+    assert sum(issubclass(w.category, EmptyRowWarning) for w in caught) == 1
+    proba = gm.predict_proba(Xm[[5, 17, 40]])
+    np.testing.assert_allclose(proba, np.tile(gm.weights_, (3, 1)), rtol=1e-6)
+    assert gm.score_samples(Xm[[5]])[0] == pytest.approx(0.0, abs=1e-6)
+    rest = Xm[~np.isnan(Xm).all(1)]
+    assert gm.score(Xm) * len(Xm) == pytest.approx(gm.score(rest) * len(rest), rel=1e-6)  # each adds 0
+
+
+def test_nan_is_refused_by_default_with_the_option_named():
+    _, Xm = blobs_with_gaps(3)
+    with pytest.raises(DataError, match=r"contains NaN.*missing_values='fiml'.*--missing fiml"):
+        GaussianMixture(3).fit(Xm)
+    gm = GaussianMixture(3, random_state=0).fit(np.nan_to_num(Xm))
+    with pytest.raises(DataError, match="missing_values='fiml'"):
+        gm.predict(Xm)
+    gm.set_params(missing_values="fiml")  # a model fitted on complete rows predicts rows with gaps
+    assert gm.predict(Xm).shape == (len(Xm),)
+    with pytest.raises(DataError, match="missing_values='fiml'"):
+        GaussianHMM(2).fit(Xm)
+    with pytest.raises(ParameterError, match="missing_values"):
+        GaussianMixture(3, missing_values="drop").fit(Xm)
+
+
+def test_infinity_is_refused_even_with_fiml():
+    _, Xm = blobs_with_gaps(3)
+    Xm[7, 2] = np.inf
+    with pytest.raises(DataError, match=r"contains infinity.*\(1 inf; first at row 7\).*infinity is not a missing value"):
+        GaussianMixture(3, missing_values="fiml").fit(Xm)
+
+
+def test_a_column_missing_in_every_row_is_named():
+    import pandas as pd
+
+    _, Xm = blobs_with_gaps(4)
+    Xm[:, 2] = np.nan
+    with pytest.raises(DataError, match=r"column 2 is missing in every row"):
+        GaussianMixture(3, missing_values="fiml").fit(Xm)
+    frame = pd.DataFrame(Xm, columns=["a", "b", "c", "d"])
+    with pytest.raises(DataError, match=r"column 'c' is missing in every row.*drop it"):
+        GaussianMixture(3, missing_values="fiml").fit(frame)
+    with pytest.raises(DataError, match=r"column 'c' is missing in every row"):
+        GaussianHMM(2, missing_values="fiml").fit(frame)
+    fitted = GaussianMixture(3, missing_values="fiml", random_state=0).fit(frame[["a", "b", "d"]].assign(c=1.0)[list("abcd")])
+    assert fitted.predict(frame).shape == (len(frame),)  # predicting: a column may be all gaps
+
+
+def test_predict_score_and_bic_read_incomplete_rows_by_their_observed_values():
+    X, Xm = blobs_with_gaps(5, rate=0.2)
+    gm = GaussianMixture(3, missing_values="fiml", random_state=0, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyRowWarning)
+        gm.fit(Xm)
+    lj = observed_log_joint(Xm, gm.weights_, gm.means_, gm.covariances_)
+    np.testing.assert_allclose(gm.score_samples(Xm), logsumexp(lj, 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gm.predict_proba(Xm), np.exp(lj - logsumexp(lj, 1)[:, None]), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(gm.predict(Xm), lj.argmax(1))
+    assert gm.bic(Xm) == pytest.approx(-2 * logsumexp(lj, 1).sum() + gm._n_parameters() * np.log(len(Xm)), rel=1e-12)
+    # the labels of the complete data mostly survive the gaps
+    assert (gm.predict(Xm) == gm.predict(X)).mean() > 0.9
+
+
+# ---------------------------------------------------------------------------- impute
+def _two_component_model():
+    w = np.array([0.3, 0.7])
+    mu = np.array([[0.0, 0.0], [4.0, 2.0]])
+    cov = np.array([[[1.0, 0.8], [0.8, 1.0]], [[2.0, -0.5], [-0.5, 1.0]]])
+    gm = GaussianMixture(2, weights_init=w, means_init=mu, precisions_init=np.linalg.inv(cov), max_iter=0,
+                         dtype="float64")
+    gm.fit(np.random.default_rng(0).normal(size=(10, 2)))  # max_iter=0: the given parameters, as they are
+    return gm, w, mu, cov
+
+
+def test_impute_is_the_closed_form_conditional_mean():
+    gm, w, mu, cov = _two_component_model()
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 2)) * 2 + 1
+    Xm = X.copy()
+    Xm[::2, 1] = np.nan
+    Xm[1::4, 0] = np.nan
+    Xm[3] = np.nan
+    want = X.copy()
+    for i in range(len(X)):
+        for miss, obs in ((1, 0), (0, 1)):
+            if np.isnan(Xm[i, miss]) and not np.isnan(Xm[i, obs]):
+                lik = np.array([w[k] * norm(mu[k, obs], np.sqrt(cov[k, obs, obs])).pdf(X[i, obs]) for k in range(2)])
+                cond = [mu[k, miss] + cov[k, miss, obs] / cov[k, obs, obs] * (X[i, obs] - mu[k, obs]) for k in range(2)]
+                want[i, miss] = lik / lik.sum() @ cond
+        if np.isnan(Xm[i]).all():
+            want[i] = w @ mu
+    got = gm.impute(Xm)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got[~np.isnan(Xm)], Xm[~np.isnan(Xm)])  # observed values untouched
+
+
+def test_sampled_imputations_are_reproducible_and_average_to_the_conditional_mean():
+    gm, *_ = _two_component_model()
+    Xm = np.array([[1.0, np.nan], [np.nan, 2.5], [np.nan, np.nan], [3.0, 1.0]])
+    first = gm.impute(Xm, method="sample", random_state=7)
+    assert np.array_equal(first, gm.impute(Xm, method="sample", random_state=7))
+    assert not np.array_equal(first, gm.impute(Xm, method="sample", random_state=8))
+    assert np.array_equal(first[3], Xm[3]) and not np.isnan(first).any()
+    many = gm.impute(np.repeat(Xm, 5000, 0), method="sample", random_state=1).reshape(4, 5000, 2).mean(1)
+    np.testing.assert_allclose(many, gm.impute(Xm), atol=0.08)
+    with pytest.raises(ParameterError, match="method must be one of"):
+        gm.impute(Xm, method="median")
+
+
+def test_impute_streams_to_a_file_with_an_id_column(tmp_path):
+    pd = pytest.importorskip("pandas")
+    gm, *_ = _two_component_model()
+    rng = np.random.default_rng(3)
+    Xm = rng.normal(size=(50, 2))
+    Xm[rng.random(Xm.shape) < 0.3] = np.nan
+    frame = pd.DataFrame({"id": np.arange(50) * 10, "a": Xm[:, 0], "b": Xm[:, 1]})
+    gm.fit(frame[["a", "b"]].fillna(0.0))  # max_iter=0: the same parameters, now with feature names a and b
+    path = gm.impute(frame, columns=["a", "b"], out=tmp_path / "filled.parquet", id_column="id")
+    written = pd.read_parquet(path)
+    assert list(written.columns) == ["id", "a", "b"]
+    np.testing.assert_array_equal(written["id"], frame["id"])
+    np.testing.assert_allclose(written[["a", "b"]].to_numpy(), gm.impute(frame[["a", "b"]]), rtol=1e-15)
+    assert not np.isnan(written[["a", "b"]].to_numpy()).any()
+
+
+# ---------------------------------------------------------------------------- HMMs
+def forward(log_b, pi, A):
+    a = np.log(pi) + log_b[0]
+    for t in range(1, len(log_b)):
+        a = logsumexp(a[:, None] + np.log(A), 0) + log_b[t]
+    return logsumexp(a)
+
+
+def _sequences(rng, n=240, d=3):
+    X = rng.normal(size=(n, d)) + np.repeat(rng.normal(0, 3, (3, d)), n // 3, 0)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[[4, 5, 6]] = np.nan  # steps with no observation, the chain goes on through them
+    return X, [100, 90, 50]
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_gaussian_hmm_log_likelihood_with_gaps_is_the_forward_recursion_over_observed_marginals(covariance_type):
+    rng = np.random.default_rng(4)
+    X, lengths = _sequences(rng)
+    hmm = GaussianHMM(3, covariance_type=covariance_type, dtype="float64", missing_values="fiml", n_iter=8,
+                      random_state=0).fit(X, lengths)
+    assert (np.diff(hmm.monitor_.history) > -1e-9).all()
+    log_b = observed_log_joint(X, np.ones(3), hmm.means_, hmm.covars_)
+    starts = np.cumsum([0] + lengths[:-1])
+    want = sum(forward(log_b[s : s + n], hmm.startprob_, hmm.transmat_) for s, n in zip(starts, lengths))
+    assert hmm.score(X, lengths) == pytest.approx(want, rel=1e-12)
+    post = hmm.predict_proba(X, lengths)
+    assert np.isfinite(post).all() and np.allclose(post.sum(1), 1)
+
+
+def test_gmmhmm_with_gaps_marginalises_each_mixture_component():
+    rng = np.random.default_rng(5)
+    X, lengths = _sequences(rng)
+    hmm = GMMHMM(2, n_mix=2, covariance_type="full", dtype="float64", missing_values="fiml", n_iter=6,
+                 random_state=0).fit(X, lengths)
+    assert (np.diff(hmm.monitor_.history) > -1e-9).all()
+    log_b = np.stack([logsumexp(observed_log_joint(X, hmm.weights_[k], hmm.means_[k], hmm.covars_[k]), 1)
+                      for k in range(2)], 1)
+    starts = np.cumsum([0] + lengths[:-1])
+    want = sum(forward(log_b[s : s + n], hmm.startprob_, hmm.transmat_) for s, n in zip(starts, lengths))
+    assert hmm.score(X, lengths) == pytest.approx(want, rel=1e-12)
+
+
+def test_poisson_and_categorical_hmms_leave_a_missing_entry_out():
+    rng = np.random.default_rng(6)
+    X = rng.poisson([2.0, 7.0], (300, 2)).astype(float)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    hmm = PoissonHMM(2, dtype="float64", missing_values="fiml", n_iter=15, random_state=0).fit(X)
+    assert (np.diff(hmm.monitor_.history) > -1e-9).all()
+    log_b = np.array([[np.nansum(np.where(np.isnan(x), 0.0, poisson(hmm.lambdas_[k]).logpmf(np.nan_to_num(x))))
+                       for k in range(2)] for x in X])
+    assert hmm.score(X) == pytest.approx(forward(log_b, hmm.startprob_, hmm.transmat_), rel=1e-12)
+    S = rng.integers(0, 4, (300, 1)).astype(float)
+    S[rng.random(300) < 0.3] = np.nan
+    cat = CategoricalHMM(2, dtype="float64", missing_values="fiml", n_iter=15, random_state=0).fit(S)
+    assert (np.diff(cat.monitor_.history) > -1e-9).all()
+    log_b = np.array([[0.0 if np.isnan(s) else np.log(cat.emissionprob_[k, int(s)]) for k in range(2)] for s in S[:, 0]])
+    assert cat.score(S) == pytest.approx(forward(log_b, cat.startprob_, cat.transmat_), rel=1e-12)
+    with pytest.raises(DataError, match="holds -1"):
+        bad = S.copy()
+        bad[3] = -1
+        CategoricalHMM(2, missing_values="fiml").fit(bad)
+
+
+def test_poisson_m_step_divides_each_feature_by_the_mass_that_observed_it():
+    """One PoissonHMM step from fixed posteriors: rates = sum over observed rows / their mass."""
+    from bigem.models.poisson import PoissonComponent
+    from bigem.models import components
+
+    comp = PoissonComponent(gaps=True)
+    x = torch.tensor([[1.0, np.nan], [3.0, 4.0], [np.nan, 6.0]], dtype=torch.float64)
+    resp = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]], dtype=torch.float64)
+    params = comp.make_params(torch.ones(2, 2, dtype=torch.float64))
+    stats = components.statistics(comp, params, x, resp)
+    new, _ = comp.m_step(stats, params)
+    np.testing.assert_allclose(new.rates.numpy(), [[(1 + 1.5) / 1.5, 2.0 / 0.5], [1.5 / 0.5, (2 + 6) / 1.5]])
