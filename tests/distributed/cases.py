@@ -263,3 +263,35 @@ def nan_in_a_part(engine: str) -> dict:
     except ValueError as exc:
         return dict(error=np.asarray(f"{type(exc).__name__}: {exc}"))
     return dict(error=np.asarray(""))
+
+
+@case
+def mixed_labelled(engine: str) -> dict:
+    """A mixed-type mixture (Gaussian, categorical and binary columns) fitted semi-supervised
+    from Parquet row groups of 61 rows with a label column: the product's statistics travel
+    part by part, and each process reads its rows' labels with them; then a Bernoulli
+    mixture from arrays in memory, y an array."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bigem import BernoulliMixture, MixedMixture
+
+    rng = np.random.default_rng(8)
+    n = 400
+    z = rng.integers(0, 2, n)
+    colour = np.where(rng.random(n) < 0.2 + 0.6 * z, "red", np.where(rng.random(n) < 0.5, "blue", "green"))
+    label = np.where(rng.random(n) < 0.15, z, -1)
+    pq.write_table(pa.table({"x": rng.normal(2.0 * z, 1.0), "colour": colour, "flag": rng.random(n) < 0.2 + 0.6 * z,
+                             "y": label}), "m.parquet", row_group_size=61)
+    with _quiet():
+        est = MixedMixture(2, families={"flag": "bernoulli"}, unlabeled_weight=0.5, max_iter=8, chunk_size=40,
+                           engine=engine, **FIXED).fit(
+            "m.parquet", y="y")
+        # in memory: each process's part of X carries its part of the labels array
+        codes = np.stack([z + (rng.random(n) < 0.3), rng.integers(0, 3, n)], 1).astype(float)
+        lca = BernoulliMixture(2, unlabeled_weight=1.0, max_iter=6, chunk_size=50, engine=engine, **FIXED).fit(
+            (codes > 0).astype(float), label)
+    return dict(weights=est.weights_, means=est.means_, probabilities=est.probabilities_[0],
+                bernoulli=est.bernoulli_probabilities_, classes=np.asarray(est.classes_),
+                lower_bound=np.float64(est.lower_bound_), in_memory=lca.probabilities_,
+                in_memory_bound=np.float64(lca.lower_bound_))

@@ -13,19 +13,22 @@ import torch
 from bigem import GaussianMixture, load
 from bigem._core.stats import Lowest, tree_sum
 from bigem._core.types import Chunk, SequenceChunk
-from bigem.models.categorical import CategoricalComponent
+from bigem.models.bernoulli import BernoulliComponent
+from bigem.models.categorical import CategoricalComponent, CategoricalParams
 from bigem.models.covariance import NAMES, structure
 from bigem.models.gaussian import GaussianComponent, gaussian_mixture
 from bigem.models.hmm import HMMModel, HMMParams
 from bigem.models.hmm_gmm import GMMEmission
 from bigem.models.kmeans import KMeansModel, KMeansParams
 from bigem.models.mixture import MixtureModel
-from bigem.models.multinomial import multinomial_mixture
+from bigem.models.multinomial import MultinomialParams, multinomial_mixture
 from bigem._core.sparse import SparseRows
 from bigem.models.poisson import PoissonComponent
+from bigem.models.product import Part, ProductComponent
 from bigem.models.summary import Summariser
 
 K, D = 3, 4
+FAMILIES = ("bernoulli", "categorical", "poisson", "product")  # the discrete families' seams (see _family_model)
 
 
 def _cov(name: str, rng) -> torch.Tensor:
@@ -106,6 +109,19 @@ def _cases():
             return e_step
         return make
 
+    def family(kind, labelled=False):
+        def make(rng):
+            model, p, x = _family_model(kind, rng)
+            w = torch.from_numpy(rng.uniform(0, 2, 90))
+            label = torch.from_numpy(np.where(rng.random(90) < 0.5, rng.integers(0, 2, 90), -1))
+            if labelled:
+                model = model.with_classes(torch.tensor([0, 1, 1]), 0.3)
+            return lambda a, b: model.e_step(p, Chunk(x[a:b], w[a:b], a, label=label[a:b] if labelled else None))
+        return make
+
+    cases += [(f"mixture-{k}", family(k)) for k in FAMILIES]
+    cases += [("mixture-product-semi-supervised", family("product", labelled=True))]
+
     def multinomial(rng):
         model = multinomial_mixture(K, 0.5, torch.float64)
         p = model.make_params(torch.from_numpy(rng.dirichlet(np.ones(K))),
@@ -130,13 +146,14 @@ def _tensors(stats, candidates: bool) -> list:
         v = getattr(stats, f.name)
         if f.metadata.get("combine", "sum") != "sum":
             continue
-        if isinstance(v, Lowest):
-            if candidates:
-                out.append(torch.sort(v.values).values)
-        elif dataclasses.is_dataclass(v):
-            out += _tensors(v, candidates)
-        else:
-            out.append(torch.as_tensor(v, dtype=torch.float64))
+        for item in v if isinstance(v, tuple) else (v,):  # a product's parts
+            if isinstance(item, Lowest):
+                if candidates:
+                    out.append(torch.sort(item.values).values)
+            elif dataclasses.is_dataclass(item):
+                out += _tensors(item, candidates)
+            else:
+                out.append(torch.as_tensor(item, dtype=torch.float64))
     return out
 
 
@@ -166,6 +183,114 @@ def test_statistics_gathered_under_different_parameters_do_not_add():
     b = model.make_params(torch.full((K,), 1 / K, dtype=torch.float64), x[K : 2 * K], torch.eye(D, dtype=torch.float64).expand(K, D, D))
     with pytest.raises(ValueError, match="gathered under different 'shift'"):
         model.e_step(a, Chunk(x, None, 0)) + model.e_step(b, Chunk(x, None, 0))
+
+
+# ---------------------------------------------------------------------- the discrete families
+
+def _family_model(kind: str, rng, dtype=torch.float64):
+    """(a 3-component mixture of ``kind``, its parameters, 90 rows it reads) for the seams'
+    tests: a categorical block has columns of 2, 3 and 4 categories and some codes -1
+    (ignored unknown categories); a product has a block of every family."""
+    from bigem.models.mixture import MixtureParams
+
+    w = torch.from_numpy(rng.dirichlet(np.ones(K)))
+    n = 90
+
+    def categorical(columns):
+        sizes = (2, 3, 4)
+        comp = CategoricalComponent(sizes, 1.5, dtype)
+        probs = torch.cat([torch.from_numpy(rng.dirichlet(np.ones(m), size=K)) for m in sizes], 1)
+        x = np.stack([rng.integers(0, m, n) for m in sizes], 1).astype(float)
+        x[rng.random((n, 3)) < 0.1] = -1
+        return Part("categorical", comp, columns), comp.make_params(probs), x
+
+    def bernoulli(columns):
+        comp = BernoulliComponent(0.5, dtype)
+        return (Part("bernoulli", comp, columns), comp.make_params(torch.from_numpy(rng.uniform(0.1, 0.9, (K, 2)))),
+                rng.integers(0, 2, (n, 2)).astype(float))
+
+    def poisson(columns):
+        comp = PoissonComponent(1.0, 0.0, dtype)
+        return (Part("poisson", comp, columns), comp.make_params(torch.from_numpy(rng.uniform(1, 5, (K, 2)))),
+                rng.poisson(3, (n, 2)).astype(float))
+
+    def gaussian(columns):
+        comp = GaussianComponent("diag", 1e-6, dtype)
+        q = comp.make_params(torch.from_numpy(rng.normal(0, 3, (K, 2))), torch.from_numpy(rng.uniform(0.5, 2, (K, 2))))
+        return Part("gaussian", comp, columns), q, rng.normal(0, 3, (n, 2))
+
+    makers = {"bernoulli": bernoulli, "categorical": categorical, "poisson": poisson}
+    if kind != "product":
+        part, q, x = makers[kind](tuple(range(3 if kind == "categorical" else 2)))
+        return MixtureModel(part.component, K, dtype), MixtureParams(w, q), torch.from_numpy(x)
+    # columns interleaved: a block's columns need not be contiguous
+    blocks = [gaussian((0, 5)), makers["categorical"]((1, 6, 2)), bernoulli((3, 7)), poisson((4, 8))]
+    x = np.zeros((n, 9))
+    for part, _, values in blocks:
+        x[:, list(part.columns)] = values
+    comp = ProductComponent([b[0] for b in blocks], dtype)
+    return MixtureModel(comp, K, dtype), MixtureParams(w, comp.make_params(*[b[1] for b in blocks])), torch.from_numpy(x)
+
+
+def test_a_product_is_the_sum_of_its_blocks():
+    """A product's log-densities are its blocks' summed, column by column (independent
+    references: each block alone, and scipy's densities for the Gaussian block)."""
+    from scipy.stats import norm, poisson
+
+    from bigem.models.mixture import MixtureParams
+
+    rng = np.random.default_rng(7)
+    model, p, x = _family_model("product", rng)
+    got = model.log_joint(p, x) - torch.log(p.weights)
+    parts = model.component.parts
+    expected = torch.zeros_like(got)
+    for part, q in zip(parts, p.component.parts):
+        alone = MixtureModel(part.component, K, torch.float64).log_joint(MixtureParams(p.weights, q), x[:, list(part.columns)])
+        expected += alone - torch.log(p.weights)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-10)
+    g, q = parts[0], p.component.parts[0]
+    xg = x[:, list(g.columns)].numpy()
+    scipy_g = norm.logpdf(xg[:, None, :], q.means.numpy()[None], np.sqrt(q.covariances.numpy())[None]).sum(-1)
+    lam = p.component.parts[3].rates.numpy()
+    scipy_p = poisson.logpmf(x[:, [4, 8]].numpy()[:, None, :], lam[None]).sum(-1)
+    torch.testing.assert_close(
+        MixtureModel(g.component, K, torch.float64).log_joint(MixtureParams(p.weights, q), x[:, [0, 5]])
+        - torch.log(p.weights), torch.from_numpy(scipy_g), rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(
+        MixtureModel(parts[3].component, K, torch.float64).log_joint(MixtureParams(p.weights, p.component.parts[3]),
+                                                                     x[:, [4, 8]]) - torch.log(p.weights),
+        torch.from_numpy(scipy_p), rtol=1e-12, atol=1e-10)
+
+
+def test_categorical_codes_minus_one_contribute_nothing():
+    """An ignored unknown category (code -1) drops out of the log-density: the same as the row
+    without that column, and it adds nothing to the counts."""
+    from bigem.models.mixture import MixtureParams
+
+    rng = np.random.default_rng(8)
+    comp = CategoricalComponent((3, 4), 1.0, torch.float64)
+    probs = torch.cat([torch.from_numpy(rng.dirichlet(np.ones(m), size=K)) for m in (3, 4)], 1)
+    w = torch.full((K,), 1 / K, dtype=torch.float64)
+    x = torch.tensor([[2.0, -1.0], [-1.0, 3.0]])
+    lj = MixtureModel(comp, K, torch.float64).log_joint(MixtureParams(w, comp.make_params(probs)), x)
+    torch.testing.assert_close(lj[0], torch.log(w) + torch.log(probs[:, 2]))
+    torch.testing.assert_close(lj[1], torch.log(w) + torch.log(probs[:, 3 + 3]))
+
+
+def test_a_product_is_an_hmm_emission_too():
+    """The product component serves an HMM as it serves a mixture: the same log-densities."""
+    from bigem.models.mixture import MixtureParams
+
+    rng = np.random.default_rng(9)
+    model, p, x = _family_model("product", rng)
+    hmm, hp = _hmm(model.component, p.component, rng)
+    torch.testing.assert_close(hmm.log_emission(hp, x), model.log_joint(p, x) - torch.log(p.weights), rtol=1e-12,
+                               atol=1e-10)
+    stats = hmm.e_step(hp, SequenceChunk(x, torch.tensor([40, 50]), 0, 0))
+    assert torch.isfinite(stats.loglik)
+    new = hmm.m_step(stats, hp).params
+    assert isinstance(new.emission, type(p.component))
+    MixtureParams(p.weights, new.emission)  # the same parameters type
 
 
 # ---------------------------------------------------------------------- parameter maps
@@ -199,6 +324,9 @@ def _models():
     cov = torch.from_numpy(a @ a.transpose(0, 2, 1) + np.eye(D))
     ep = comp.make_params(torch.from_numpy(rng.dirichlet(np.ones(2), size=K)), torch.from_numpy(rng.normal(0, 3, (K, 2, D))), cov)
     out.append(("hmm-gmm-tied", *_hmm(comp, ep, rng)))
+    for kind in FAMILIES:
+        model, p, _ = _family_model(kind, rng)
+        out.append((f"mixture-{kind}", model, p))
     return out
 
 
@@ -241,6 +369,13 @@ def _probabilities(p, like):
             yield p.emission.weights, like.emission.weights
     else:
         yield p.weights, like.weights
+        parts = getattr(p.component, "parts", (p.component,))
+        for q, lq in zip(parts, getattr(like.component, "parts", (like.component,))):
+            if isinstance(q, CategoricalParams) and q.probabilities.shape[1] == 9:  # the categorical blocks: per column
+                for a, b in ((0, 2), (2, 5), (5, 9)):
+                    yield q.probabilities[:, a:b], lq.probabilities[:, a:b]
+            elif isinstance(q, MultinomialParams):  # one distribution over the words per component
+                yield q.probabilities, lq.probabilities
 
 
 # ---------------------------------------------------------------------- the protocol

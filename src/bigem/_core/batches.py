@@ -48,7 +48,8 @@ def _slice(chunk: Chunk, a: int, b: int) -> Chunk:
     if a == 0 and b == chunk.n_rows:
         return chunk
     w = None if chunk.weight is None else chunk.weight[a:b]
-    return Chunk(chunk.x[a:b], w, chunk.row_start + a)
+    label = None if chunk.label is None else chunk.label[a:b]
+    return Chunk(chunk.x[a:b], w, chunk.row_start + a, label=label)
 
 
 def _join(parts: list[Chunk]) -> Chunk:
@@ -56,4 +57,5 @@ def _join(parts: list[Chunk]) -> Chunk:
         return parts[0]
     x = torch.cat([p.x for p in parts])
     w = None if parts[0].weight is None else torch.cat([p.weight for p in parts])
-    return Chunk(x, w, parts[0].row_start)
+    label = None if parts[0].label is None else torch.cat([p.label for p in parts])
+    return Chunk(x, w, parts[0].row_start, label=label)

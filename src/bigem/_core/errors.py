@@ -123,6 +123,10 @@ class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""
 
 
+class UninformativeColumnWarning(UserWarning):
+    """A categorical column has a single category: it carries no information about the components."""
+
+
 class EmptyRowWarning(UserWarning):
     """Rows with every value missing: they carry no information, are counted, and take
     the mixture weights as their posterior."""

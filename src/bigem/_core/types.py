@@ -20,13 +20,16 @@ class Chunk:
     x: (n, D) in the compute dtype; weight: (n,) sample weights or None (all ones);
     row_start: index of the first row in the whole data set (for messages and
     reproducible per-row randomness); extra: named columns that are not features,
-    passed through to outputs (a pyarrow or numpy array each).
+    passed through to outputs (a pyarrow or numpy array each); label: (n,) int64 class
+    codes of semi-supervised fitting (-1: unlabelled), or None. Labels travel with the
+    rows as sample weights do, through every source and engine.
     """
 
     x: Tensor
     weight: Tensor | None
     row_start: int
     extra: dict | None = None  # columns carried through untouched (ids for prediction output)
+    label: Tensor | None = None  # class codes, -1 unlabelled (semi-supervised EM)
 
     @property
     def n_rows(self) -> int:

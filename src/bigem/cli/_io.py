@@ -39,19 +39,31 @@ class Data:
     weight: str | None = None  # the column of row weights, if any
 
 
-def _open(X, columns=None, weight=None):
+def _open(X, columns=None, weight=None, numeric: bool = True):
+    """The source over X (its rows and columns are learnt; no row is read). ``numeric=False``
+    admits text and categorical columns (read as categories), for the discrete families."""
     from ..sources import open_source
 
+    schema = None
+    if not numeric:
+        from ..sources.columns import describe_columns
+        from ..sources.schema import Schema
+
+        names, types = describe_columns(X, columns, () if weight is None else (weight,))
+        kinds = tuple("category" if t in ("string", "category") else "real" for t in types)
+        schema = Schema(kinds, tuple(np.array([]) if k == "category" else None for k in kinds), "ignore",
+                        names=None if names is None else tuple(names))
     return open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=64 << 20, columns=columns,
-                       sample_weight=weight)
+                       sample_weight=weight, schema=schema)
 
 
 def read_data(path: str, columns: list[str] | None = None, weight: str | None = None, *,
-              delimiter: str | None = None, header: bool = True) -> Data:
+              delimiter: str | None = None, header: bool = True, numeric: bool = True) -> Data:
     """Open a data set (file, folder or glob) and learn its shape; ``columns`` picks
     features by name (by 0-based index for a .npy file); ``weight`` names the column
     of row weights (not a feature); ``delimiter`` and ``header`` say how to read CSV
-    (``Data.X`` is then a :class:`bigem.Files` that carries them to the estimator)."""
+    (``Data.X`` is then a :class:`bigem.Files` that carries them to the estimator);
+    ``numeric=False`` admits text and categorical columns (the discrete families)."""
     check_exists(path)
     X = data_spec(path, delimiter, header)
     if path.lower().endswith(".npy") and os.path.isfile(path):
@@ -59,7 +71,7 @@ def read_data(path: str, columns: list[str] | None = None, weight: str | None = 
             raise DataError(f"{path}: a .npy file has no column names, so it has no weight column; "
                             "write the rows and their weights to Parquet or CSV")
         return _read_npy(path, columns)
-    source = _open(X, columns, weight)
+    source = _open(X, columns, weight, numeric)
     names = list(source.feature_names) if source.feature_names is not None else None
     return Data(X, columns, source.n_rows, source.n_features, names, path, weight)
 
@@ -155,7 +167,14 @@ def write_columns(path: str, columns: dict[str, np.ndarray]) -> None:
     values = [np.asarray(v) for v in columns.values()]
 
     def write(tmp: str) -> None:
-        if ext == ".csv":
+        if ext == ".csv" and any(v.dtype.kind in "OUS" for v in values):  # text (categories): quoted as needed
+            cells = [[str(x) if v.dtype.kind in "OUS" else int(x) if v.dtype.kind in "iub" else f"{x:.17g}" for x in v]
+                     for v in values]
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(list(columns))
+                w.writerows(zip(*cells))
+        elif ext == ".csv":
             fmt = ["%d" if v.dtype.kind in "iub" else "%.17g" for v in values]
             mixed = len({v.dtype for v in values}) > 1  # one numeric table unless the kinds differ
             table = np.column_stack([v.astype(object) if mixed else v for v in values])

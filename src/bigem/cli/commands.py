@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from .._core.errors import DataError, ParameterError
+from ..estimators.families import FAMILIES, family_estimator
 from ._io import (
     Data,
     check_exists,
@@ -35,6 +36,8 @@ from ._flags import in_flags
 from ._progress import Progress
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
+# --family: the names of bigem.estimators.families (select's family=); 'mixed' takes a family per column
+COLUMN_FAMILIES = ("gaussian", "categorical", "bernoulli", "poisson")
 INITS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
 # mclust's models (scikit-learn's four are VII, VVI, EEE, VVV): fit and select take them too
 MCLUST_COVARIANCES = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
@@ -92,6 +95,18 @@ def covariance_list(text: str) -> list[str] | str:
     return types
 
 
+def column_families(text: str) -> dict[str, str]:
+    """NAME=FAMILY,NAME=FAMILY,...: the family of each named column (a mixed-type model)."""
+    out = {}
+    for item in (t.strip() for t in text.split(",")):
+        name, eq, family = item.partition("=")
+        if not eq or not name.strip() or family.strip() not in COLUMN_FAMILIES:
+            raise argparse.ArgumentTypeError(f"expected NAME=FAMILY,... with FAMILY one of {', '.join(COLUMN_FAMILIES)}; "
+                                             f"got {item!r}")
+        out[name.strip()] = family.strip()
+    return out
+
+
 def delimiter(text: str) -> str:
     """One character; '\\t' (as typed in a shell) or 'tab' is a tab."""
     text = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(text, text)
@@ -126,11 +141,21 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
                    help="column of non-negative row weights (not a feature); a row of weight 2 counts twice")
     p.add_argument("--init", choices=INITS, default=init,
                    help="initialisation; hc: mclust's hierarchical start, Gaussian mixtures only (default "
-                   + (f"{init})" if init else "hc for Gaussian mixtures, kmeans for multinomial ones)"))
+                   + (f"{init})" if init else "hc for Gaussian mixtures, kmeans for the other families)"))
     p.add_argument("--n-init", type=positive_int, default=1, help="initialisations; the best is kept (default 1)")
     p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
     p.add_argument("--tol", type=non_negative_float, default=1e-3, help="convergence threshold on the mean log-likelihood (default 1e-3)")
     p.add_argument("--reg-covar", type=non_negative_float, default=1e-6, help="added to every variance (default 1e-6)")
+    p.add_argument("--family", choices=tuple(FAMILIES), default=None,
+                   help="the columns' distribution: gaussian (default), bernoulli (0/1), categorical (latent class "
+                   "analysis), poisson (counts), multinomial (documents as word counts: a .npz sparse matrix, "
+                   "Parquet token lists or count columns), or mixed (a family per column; see --column-families)")
+    p.add_argument("--column-families", type=column_families, metavar="NAME=FAMILY,...",
+                   help="a mixed-type model's family per column (gaussian, categorical, bernoulli, poisson); the "
+                   "others by type: floats gaussian, strings and booleans categorical (implies --family mixed)")
+    p.add_argument("--alpha", type=non_negative_float, default=1.0,
+                   help="pseudo-counts of the bernoulli, categorical, poisson and multinomial families (default 1; "
+                   "0: maximum likelihood, except multinomial, which needs > 0)")
     p.add_argument("--accelerate", action="store_const", const="squarem", default=None,
                    help="SQUAREM: the same optimum in fewer passes over the data when EM is slow "
                    "(overlapping components); --max-iter then counts passes")
@@ -169,10 +194,11 @@ def add_parsers(sub) -> None:
                        "(a .npz sparse matrix, Parquet token lists or count columns).")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-k", "--n-components", dest="k", type=positive_int, required=True, help="number of components")
-    p.add_argument("--covariance", choices=COVARIANCES + MCLUST_COVARIANCES, default="full",
-                   help="covariance type: scikit-learn's or one of mclust's models (default full)")
+    p.add_argument("--covariance", choices=COVARIANCES + MCLUST_COVARIANCES, default=None,
+                   help="covariance type: scikit-learn's or one of mclust's models (default full; a mixed model's "
+                   "Gaussian block: diag or full, default diag)")
     _fit_options(p)
-    counts_cli.add_family_options(p)
+    counts_cli.add_count_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. model.bigem)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_fit)
@@ -239,16 +265,16 @@ def add_parsers(sub) -> None:
     p.add_argument("data", metavar="DATA")
     p.add_argument("-k", "--n-components", dest="k", type=component_range, default=list(range(1, 11)),
                    help="numbers of components: K, LO..HI or K1,K2,... (default 1..10)")
-    p.add_argument("--covariance", type=covariance_list, default=list(COVARIANCES),
+    p.add_argument("--covariance", type=covariance_list, default=None,
                    help="comma-separated covariance types (scikit-learn's or mclust's names), all "
-                   "(scikit-learn's four, the default) or mclust (its 14 models)")
+                   "(scikit-learn's four) or mclust (its 14 models); default all the family has")
     p.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic", help="lower is better (default bic)")
     p.add_argument("--keep-degenerate", action="store_true", help="let degenerate fits be chosen")
     p.add_argument("--variational", action="store_true",
                    help="also fit a BayesianGaussianMixture per covariance type (truncated at the largest K) and "
                    "report how many components it uses (never the chosen model)")
-    _fit_options(p, init=None)  # hc for Gaussian mixtures (mclust's start), kmeans for multinomial ones
-    counts_cli.add_family_options(p)
+    _fit_options(p, init=None)  # hc for Gaussian mixtures (mclust's start), kmeans for the other families
+    counts_cli.add_count_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="file for the chosen model")
     p.add_argument("--table", metavar="CSV", help="also write the table as CSV")
     p.add_argument("--plot", metavar="PICTURE", help="also draw the criterion against K (.png or .svg)")
@@ -263,14 +289,18 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("plot", help="draw a model over its data, its convergence, or its word profiles",
                        description="--kind fit (default): histogram and component densities for 1 feature, "
                        "scatter with 1 and 2 sigma ellipses for more. --kind convergence: log-likelihood per iteration. "
-                       "--kind profile (multinomial models): each component's most probable words, a heatmap.")
+                       "--kind profile: a heatmap of each component's probability of each category (latent class "
+                       "models) or of its most probable words (multinomial models).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA", nargs="?", help="data file (needed for --kind fit)")
     p.add_argument("-o", "--output", required=True, metavar="PICTURE", help=".png or .svg")
-    p.add_argument("--kind", choices=("fit", "convergence", "profile"), default="fit")
-    p.add_argument("--top", type=positive_int, help="--kind profile: words per component (default: what fits 60 columns)")
-    p.add_argument("--vocabulary", metavar="FILE", help="--kind profile: a text file of the words, one per line, in "
-                   "the columns' order (default: word ids)")
+    p.add_argument("--kind", choices=("fit", "convergence", "profile"), default="fit",
+                   help="fit (default), convergence, or profile: per component, the probability of each category "
+                   "(latent class models) or of its most probable words (multinomial models)")
+    p.add_argument("--top", type=positive_int, help="--kind profile of a multinomial model: words per component "
+                   "(default: what fits 60 rows)")
+    p.add_argument("--vocabulary", metavar="FILE", help="--kind profile of a multinomial model: a text file of the "
+                   "words, one per line, in the columns' order (default: word ids)")
     p.add_argument("--columns", type=column_list, help="columns of DATA to use (default: the model's)")
     _data_options(p)
     p.add_argument("--pair", type=column_list, help="two model features to show (default: both, or the first two principal axes)")
@@ -280,15 +310,48 @@ def add_parsers(sub) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _estimator_params(args) -> dict:
+def _estimator_params(args, cls=None) -> dict:
+    """The estimator's parameters from the flags; those its family does not take are left
+    out (a flag given for another family is refused by ``_family``)."""
     from .._core.numerics import parse_device
 
     parse_device(args.device)  # a typo fails before any reading
-    return dict(
+    params = dict(
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
-        stopping=args.stopping, missing_values=args.missing,
+        stopping=args.stopping, missing_values=args.missing, alpha=args.alpha, families=args.column_families,
     )
+    names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families"}
+    return {k: v for k, v in params.items() if k in names}
+
+
+def _family(args) -> str:
+    """The family that --family (and --column-families) name (a key of
+    ``estimators.families.FAMILIES``); a flag that the family does not take is refused,
+    naming it."""
+    family = args.family or ("mixed" if args.column_families else "gaussian")
+    if args.column_families and family != "mixed":
+        raise ParameterError(f"--column-families gives a family per column, which --family {family} does not take; "
+                             "use --family mixed (or drop --family)")
+    covariance = args.covariance if isinstance(args.covariance, list) else [args.covariance]
+    allowed = ({*COVARIANCES, *MCLUST_COVARIANCES, "mclust"} if family == "gaussian" else
+               {"diag", "full"} if family == "mixed" else set())
+    bad = [c for c in covariance if c is not None and c not in allowed]
+    if bad:
+        raise ParameterError(f"--covariance {','.join(bad)}: the {family} family "
+                             + (f"takes {' or '.join(sorted(allowed))}" if family == "mixed" else "has no covariance type")
+                             + "; drop it or pick another")
+    if family == "gaussian" and args.alpha != 1.0:
+        raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, poisson and multinomial "
+                             "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
+    if family != "multinomial" and args.vocabulary_size is not None:
+        raise ParameterError("--vocabulary-size applies to --family multinomial (token lists); drop it or add the family")
+    if family != "gaussian" and args.missing == "fiml":
+        raise ParameterError(f"--missing fiml applies to --family gaussian (the {family} family has no missing-value "
+                             "model: drop or impute the empty cells first); drop it")
+    if family != "gaussian" and getattr(args, "variational", False):
+        raise ParameterError("--variational adds BayesianGaussianMixture rows: --family gaussian only; drop it")
+    return family
 
 
 def _load(path: str, missing: str | None = None):
@@ -310,7 +373,7 @@ def _model_data(est, args) -> Data:
     names = getattr(est, "feature_names_in_", None)
     if columns is None and names is not None and not path.lower().endswith(".npy"):
         columns = [str(n) for n in names]
-    data = read_data(path, columns, **_csv(args))
+    data = read_data(path, columns, **_csv(args), numeric=not getattr(est, "_has_schema", False))
     _check_width(est, path, data.n_features)
     return data
 
@@ -345,7 +408,9 @@ def _is_multinomial(est) -> bool:
 
 
 KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
-         "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM"}
+         "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM", "BernoulliMixture": "Bernoulli mixture",
+         "CategoricalMixture": "latent class model (categorical mixture)", "PoissonMixture": "Poisson mixture",
+         "MixedMixture": "mixed-type mixture"}
 
 
 def _no_sequences(args, est) -> None:
@@ -427,18 +492,21 @@ def _emit(args, payload: dict, text: str) -> None:
 
 # ----------------------------------------------------------------------------- commands
 def run_fit(args) -> int:
-    from ..estimators import GaussianMixture
     from ..estimators.selection import criteria, degenerate_components
 
-    counts_cli.check_family_options(args)
-    if args.family == "multinomial":
+    family = _family(args)
+    if family == "multinomial":
         return counts_cli.run_fit(args)
     check_output(args.output, (args.data,), what="model")
-    params = _estimator_params(args)
-    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
+    cls = family_estimator(family)
+    params = _estimator_params(args, cls)
+    covariance = args.covariance or {"GaussianMixture": "full", "MixedMixture": "diag"}.get(cls.__name__)
+    if covariance is not None:
+        params["covariance_type"] = covariance
+    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args), numeric=cls.__name__ == "GaussianMixture")
     _check_k([args.k], data)
     started = time.perf_counter()
-    est = GaussianMixture(args.k, covariance_type=args.covariance, **params)
+    est = cls(args.k, **params)
     with _progress(args, "fit") as progress:
         est.fit(data.X, columns=data.columns, sample_weight=data.weight, callback=progress)
     seconds = time.perf_counter() - started
@@ -446,14 +514,16 @@ def run_fit(args) -> int:
     collapsed = degenerate_components(est)
     est.save(args.output)
     payload = dict(
-        model=args.output, n_components=args.k, covariance_type=args.covariance, n_rows=data.n_rows,
+        model=args.output, kind=cls.__name__, n_components=args.k, covariance_type=covariance, n_rows=data.n_rows,
         n_features=data.n_features, converged=bool(est.converged_), n_iter=int(est.n_iter_),
         n_passes=int(est.n_passes_), mean_log_likelihood=c["log_likelihood"] / c["weight"], log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], icl=c["icl"],
         degenerate_components=collapsed, seconds=seconds, weights=est.weights_.tolist(),
     )
     text = (
-        f"fitted K={args.k} {args.covariance} to {data.n_rows:,} rows x {data.n_features} columns of {args.data} "
+        f"fitted {'' if cls.__name__ == 'GaussianMixture' else KINDS[cls.__name__] + ' '}"
+        f"K={args.k}{'' if covariance is None else ' ' + covariance} "
+        f"to {data.n_rows:,} rows x {data.n_features} columns of {args.data} "
         f"in {seconds:.2f}s: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} "
         f"{'passes (SQUAREM)' if args.accelerate else 'iterations'}\n"
         f"mean log-likelihood {payload['mean_log_likelihood']:.6f} (of the fitted model, as bigem score reports)   "
@@ -588,7 +658,13 @@ def run_sample(args) -> int:
         raise ParameterError(f"--labels writes a column named {label!r}, which is already a feature's name")
     est.set_params(random_state=args.seed)
     X, labels = est.sample(args.n)  # an HMM: one sequence of n rows
-    if args.labels:
+    if X.dtype == object:  # categories beside numbers: one typed column each
+        if args.output.lower().endswith(".npy"):
+            raise ParameterError(f"{args.output}: the model draws categories (text), which a .npy file cannot hold; "
+                                 "write .csv or .parquet")
+        table = {h: _typed(X[:, j]) for j, h in enumerate(header)}
+        write_columns(args.output, {**table, label: labels} if args.labels else table)
+    elif args.labels:
         write_columns(args.output, {**{h: X[:, j] for j, h in enumerate(header)}, label: labels})
     else:
         write_array(args.output, X, header)
@@ -596,27 +672,36 @@ def run_sample(args) -> int:
     return 0
 
 
+def _typed(column: np.ndarray) -> np.ndarray:
+    """An object column of sampled values as numbers where every value is one, else text."""
+    try:
+        return column.astype(np.float64)
+    except (TypeError, ValueError):
+        return column.astype(str)
+
+
 def run_select(args) -> int:
     from ..estimators.selection import COLUMNS, select
 
-    counts_cli.check_family_options(args)
-    if args.family == "multinomial":
+    family = _family(args)
+    if family == "multinomial":
         args.init = args.init or "kmeans"
         return counts_cli.run_select(args)
-    args.init = args.init or "hc"
+    args.init = args.init or ("hc" if family == "gaussian" else "kmeans")
     check_output(args.output, (args.data,), what="model")
     if args.table:
         check_output(args.table, (args.data, args.output), (".csv",), what="table")
     if args.plot:
         _check_picture(args.plot, (args.data, args.output))
-    params = _estimator_params(args)
-    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args))
+    cls = family_estimator(family)
+    params = _estimator_params(args, cls)
+    data = read_data(args.data, args.columns, args.sample_weight, **_csv(args), numeric=cls.__name__ == "GaussianMixture")
     _check_k(args.k, data)
     with _progress(args, "select") as progress:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = select(
-                data.X, args.k, args.covariance, args.criterion, keep_degenerate=args.keep_degenerate,
+                data.X, args.k, args.covariance, args.criterion, family=family, keep_degenerate=args.keep_degenerate,
                 variational=args.variational, sample_weight=data.weight, columns=data.columns, callback=progress, **params,
             )
         progress.close()
@@ -638,7 +723,8 @@ def run_select(args) -> int:
     text = (
         f"{len(result.table)} candidates on {data.n_rows:,} rows of {args.data} ({args.criterion.upper()}, lower is better):\n"
         f"{result.format_table()}\n"
-        f"chosen: K={b['n_components']} {b['covariance_type']} ({args.criterion.upper()} {b[args.criterion]:.8g}); "
+        f"chosen: K={b['n_components']}{'' if b['covariance_type'] is None else ' ' + b['covariance_type']} "
+        f"({args.criterion.upper()} {b[args.criterion]:.8g}); "
         f"wrote {args.output}"
         + (f", {args.table}" if args.table else "") + (f", {args.plot}" if args.plot else "")
     )
@@ -652,6 +738,8 @@ def run_info(args) -> int:
         return _info_hmm(est, args)
     if _is_multinomial(est):
         return counts_cli.run_info(est, args)
+    if type(est).__name__ not in ("GaussianMixture", "BayesianGaussianMixture"):
+        return _info_family(est, args)
     names = getattr(est, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
@@ -688,6 +776,55 @@ def run_info(args) -> int:
         spread = ", ".join(f"{v:.4g}" for v in sd[k, :show])
         more = ", ..." if est.n_features_in_ > show else ""
         lines.append(f"  component {k}: weight {est.weights_[k]:.4f}  mean [{mean}{more}]  sd [{spread}{more}]")
+    print("\n".join(lines))
+    return 0
+
+
+def _info_family(est, args) -> int:
+    """``bigem info`` of a Bernoulli, categorical, Poisson or mixed-type mixture: its fit,
+    weights and every fitted parameter array (the categories of each categorical column)."""
+    names = getattr(est, "feature_names_in_", None)
+    cols = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(est.n_features_in_)]
+    arrays = {a: getattr(est, a) for a in est._fitted_arrays if not a.startswith("_") and a != "weights_"}
+    if hasattr(est, "probabilities_") and isinstance(est.probabilities_, list):
+        arrays["probabilities_"] = est.probabilities_
+    hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
+             for k, v in est.get_params().items() if not k.endswith("_init")}
+    payload = dict(
+        kind=type(est).__name__, n_components=int(est.n_components), n_features=int(est.n_features_in_),
+        feature_names=cols if names is not None else None, converged=bool(est.converged_), n_iter=int(est.n_iter_),
+        lower_bound=float(est.lower_bound_), n_parameters=int(est._n_parameters()), hyper_parameters=hyper,
+        weights=est.weights_.tolist(),
+        **({"families": list(est.families_)} if hasattr(est, "families_") else {}),
+        **({"categories": [np.asarray(c).tolist() for c in est.categories_]} if hasattr(est, "categories_") else {}),
+        **({"classes": np.asarray(est.classes_).tolist()} if hasattr(est, "classes_") else {}),
+        **{a.rstrip("_"): (v.tolist() if isinstance(v, np.ndarray) else [np.asarray(b).tolist() for b in v])
+           for a, v in arrays.items()},
+    )
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+        return 0
+    lines = [
+        f"{args.model}: {KINDS.get(type(est).__name__, type(est).__name__)}, K={est.n_components}, "
+        f"{est.n_features_in_} columns ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
+        f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
+        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+    ]
+    if hasattr(est, "families_"):
+        lines.append("families: " + ", ".join(f"{c}={f}" for c, f in zip(cols, est.families_)))
+    if hasattr(est, "classes_"):
+        lines.append("classes: " + ", ".join(str(c) for c in est.classes_))
+    categorical = [c for c, f in zip(cols, getattr(est, "families_", ["categorical"] * len(cols))) if f == "categorical"]
+    for name, cats in zip(categorical, getattr(est, "categories_", [])):
+        lines.append(f"categories of {name}: " + ", ".join(str(c) for c in cats))
+    for k in range(est.n_components):
+        parts = []
+        for attr, value in arrays.items():
+            row = np.concatenate([np.asarray(b)[k].ravel() for b in value]) if isinstance(value, list) else value[k].ravel()
+            if row.size:
+                shown = ", ".join(f"{v:.4g}" for v in row[:6])
+                parts.append(f"{attr.rstrip('_')} [{shown}{', ...' if row.size > 6 else ''}]")
+        lines.append(f"  component {k}: weight {est.weights_[k]:.4f}  " + "  ".join(parts))
     print("\n".join(lines))
     return 0
 
@@ -772,21 +909,23 @@ def run_plot(args) -> int:
     if _is_hmm(est):
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem plot draws mixtures only; "
                              "bigem info MODEL --json gives its parameters")
-    if (args.kind == "profile") != _is_multinomial(est) and args.kind != "convergence":
-        raise ParameterError(f"{args.model} holds a {type(est).__name__}: draw it with --kind "
-                             f"{'profile' if _is_multinomial(est) else 'fit'} or --kind convergence")
     if args.kind != "profile" and (args.top is not None or args.vocabulary is not None):
         raise ParameterError("--top and --vocabulary apply to --kind profile; drop them")
-    if args.kind == "profile":
+    if args.kind in ("convergence", "profile"):
         if args.data is not None:
-            raise ParameterError("--kind profile draws the model's word probabilities and takes no DATA; drop it")
-        vocabulary = None if args.vocabulary is None else counts_cli.read_vocabulary(args.vocabulary)
-        plot.plot_profile(est, args.output, top=args.top, vocabulary=vocabulary,
-                          title=args.title or f"Component profiles of {os.path.basename(args.model)}")
-    elif args.kind == "convergence":
-        if args.data is not None:
-            raise ParameterError("--kind convergence draws the model's history and takes no DATA; drop it")
-        plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")
+            drawn = "history" if args.kind == "convergence" else "probabilities"
+            raise ParameterError(f"--kind {args.kind} draws the model's {drawn} and takes no DATA; drop it")
+        if args.kind == "convergence":
+            plot.plot_convergence(est, args.output, title=args.title or f"EM convergence of {os.path.basename(args.model)}")
+        else:
+            vocabulary = None if args.vocabulary is None else counts_cli.read_vocabulary(args.vocabulary)
+            plot.plot_profile(est, args.output, top=args.top, vocabulary=vocabulary,
+                              title=args.title or f"Profile of {os.path.basename(args.model)}")
+    elif type(est).__name__ not in ("GaussianMixture", "BayesianGaussianMixture"):
+        from ..plot.profile import has_profile
+
+        raise ParameterError(f"--kind fit draws Gaussian mixtures; {args.model} holds a {type(est).__name__}: use "
+                             + ("--kind profile or --kind convergence" if has_profile(est) else "--kind convergence"))
     else:
         if args.data is None:
             raise ParameterError("--kind fit needs DATA: bigem plot MODEL DATA -o PICTURE")

@@ -18,28 +18,12 @@ import torch
 
 from .._core.errors import DataError, ParameterError
 
-FAMILIES = ("gaussian", "multinomial")
 
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def add_family_options(p: argparse.ArgumentParser) -> None:
-    """--family and the multinomial's own options (fit and select)."""
+def add_count_options(p: argparse.ArgumentParser) -> None:
+    """The multinomial family's own option (fit and select); --family and --alpha are
+    every family's (see commands._fit_options)."""
     from .commands import positive_int
 
-    p.add_argument("--family", choices=FAMILIES, default="gaussian",
-                   help="gaussian (default) or multinomial: documents as word counts (.npz of a sparse matrix, "
-                   "Parquet token lists, count columns)")
-    p.add_argument("--alpha", type=positive_float, default=1.0,
-                   help="multinomial: pseudo-count added to every word of every component (default 1)")
     p.add_argument("--vocabulary-size", type=positive_int, metavar="V",
                    help="multinomial, token lists: the number of words, ids 0..V-1 (default: the largest id + 1)")
 
@@ -52,18 +36,6 @@ def read_vocabulary(path: str) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"--vocabulary {path}: cannot be read as UTF-8 text ({e}); give a text file of the words, "
                         "one per line") from None
-
-
-def check_family_options(args) -> None:
-    """The multinomial's options are refused for the Gaussian family (and the reverse)."""
-    if args.family == "gaussian":
-        given = [flag for flag, on in (("--alpha", args.alpha != 1.0), ("--vocabulary-size", args.vocabulary_size))
-                 if on]
-        if given:
-            raise ParameterError(f"{' and '.join(given)} apply to --family multinomial; drop them or add the family")
-    elif args.missing == "fiml":
-        raise ParameterError("--missing fiml applies to --family gaussian (a document's word counts have no gaps); "
-                             "drop it")
 
 
 @dataclasses.dataclass
@@ -121,10 +93,9 @@ def _tokens_spec(path: str, columns: list[str] | None, vocabulary_size: int):
 def _params(args) -> dict:
     from .commands import _estimator_params
 
-    params = _estimator_params(args)
-    params.pop("reg_covar")
-    params.pop("missing_values")  # refused with the family by check_family_options
-    return dict(params, alpha=args.alpha)
+    from ..estimators import MultinomialMixture
+
+    return _estimator_params(args, MultinomialMixture)  # --missing fiml is refused with the family (commands._family)
 
 
 def run_fit(args) -> int:

@@ -196,10 +196,14 @@ def fill_gaps(rows: Tensor) -> Tensor:
     return torch.where(gap, means.to(rows.dtype), rows)
 
 
-def seeds(method: str, source: Source, K: int, generator: torch.Generator, engine: Engine) -> Tensor:
+def seeds(method: str, source: Source, K: int, generator: torch.Generator, engine: Engine, embed=None) -> Tensor:
     """K centres (float64) by 'k-means++' (greedy seeding) or 'random_from_data'
-    (distinct rows), drawn from a sample of the rows (gaps filled by :func:`fill_gaps`)."""
+    (distinct rows), drawn from a sample of the rows (gaps filled by :func:`fill_gaps`);
+    ``embed``: a map of rows into the space the centres live in (a family's k-means
+    embedding, e.g. categories one-hot)."""
     sample = fill_gaps(sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine))
+    if embed is not None:
+        sample = embed(sample)
     if method == "random_from_data":
         pick = torch.randperm(sample.shape[0], generator=generator)[:K]
         return sample[pick.to(sample.device)].double()
@@ -218,9 +222,16 @@ def from_random_responsibilities(model: Any, engine: Engine, source: Source, see
     Each chunk draws from a generator seeded by (seed, first row), so the result is
     reproducible and independent of threads; it depends on the chunking.
     """
-    probe = fill_gaps(source.take(torch.arange(min(source.n_rows, 1024))))
+    return from_given_responsibilities(model, engine, source, RandomResponsibilities(seed, model.n_components))
+
+
+def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp_fn) -> Any:
+    """Mixture parameters from one M-step on responsibilities ``resp_fn(chunk) -> (n, K)``.
+    The E-step's reference point (where moments are taken about) is the first rows' mean
+    (gaps filled by :func:`fill_gaps`), in the model's embedding of rows."""
+    probe = model.embed(fill_gaps(source.take(torch.arange(min(source.n_rows, 1024)))))
     centre = probe.double().mean(0).expand(model.n_components, -1)
-    task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": RandomResponsibilities(seed, model.n_components)})
+    task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": resp_fn})
     return model.m_step(engine.reduce(task, source)).params
 
 
@@ -260,3 +271,24 @@ class RandomResponsibilities:
         r = torch.rand(chunk.n_rows, self.n_components, generator=g, dtype=torch.float64)
         r = r.to(device=chunk.x.device, dtype=chunk.x.dtype)
         return r / r.sum(1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class LabelledResponsibilities:
+    """Responsibilities from class labels (semi-supervised EM's start, Nigam et al. 2000): a
+    labelled row's are random over its class's components (``classes``: each component's
+    class; one-hot when the class has one), an unlabelled row's are 0, so the first M-step
+    reads the labelled rows alone. Seeded by (seed, first row), as RandomResponsibilities."""
+
+    seed: int
+    classes: Tensor
+
+    def __call__(self, chunk: Chunk) -> Tensor:
+        K = int(self.classes.shape[0])
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + chunk.row_start)
+        r = torch.rand(chunk.n_rows, K, generator=g, dtype=torch.float64) + 0.5
+        label = torch.full((chunk.n_rows,), -1, dtype=torch.int64) if chunk.label is None else chunk.label.cpu()
+        r = r * (self.classes[None, :] == label[:, None])
+        total = r.sum(1, keepdim=True)
+        r = r / torch.where(total > 0, total, torch.ones_like(total))
+        return r.to(device=chunk.x.device, dtype=chunk.x.dtype)

@@ -4,7 +4,11 @@ Cappé & Moulines (2009), Liang & Klein (2009). After mini-batch t (its statisti
 normalised to unit weight, s_t),
 
     S <- (1 - gamma_t) S + gamma_t s_t,   gamma_t = (t + offset) ** -decay,  decay in (0.5, 1],
-    params <- M-step(S).
+    params <- M-step(N S),
+
+N the weight S stands for: a pass's, once one is complete, else all rows seen so far
+(the M-step of an unregularised model is the same for any N; a prior's pseudo-counts
+need it).
 
 The first batch replaces S outright (there is nothing to average yet). With decay in
 (0.5, 1] the steps satisfy sum gamma = inf and sum gamma^2 < inf, so the parameters
@@ -46,6 +50,8 @@ class OnlineState:
     steps: int = 0  # mini-batches seen (t)
     shift: Any = None  # the sources' rows are the data less this: the state's coordinates
     seen: set[str] = field(default_factory=set)  # once-only notes already raised
+    seen_weight: float = 0.0  # the rows' weight read so far, over every batch
+    data_weight: float | None = None  # one pass's weight, once a pass is complete (fit); None: partial_fit
 
 
 def step_size(t: int, decay: float, offset: float) -> float:
@@ -69,7 +75,12 @@ def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, of
     state.steps += 1
     gamma = step_size(state.steps, decay, offset)
     state.running = stats if state.running is None else state.running.blend(stats, gamma)
-    step = model.m_step(state.running, state.params)
+    state.seen_weight += objective.weight
+    # The running average is per unit weight; the M-step reads it as the data it stands
+    # for (a pass's weight, or all seen so far), so that a prior's pseudo-counts weigh
+    # against the data as in exact EM, not against a single row.
+    mass = state.data_weight if state.data_weight is not None else state.seen_weight
+    step = model.m_step(state.running.scale(mass), state.params)
     emit(step.report, f"at mini-batch {state.steps}", state.seen)
     state.params = step.params
     return objective.mean, objective.weight
@@ -106,6 +117,8 @@ def run_online(
             if w > 0:
                 total, weight = total + ll * w, weight + w
         mean = total / weight if weight else -math.inf
+        if weight > 0:
+            state.data_weight = weight
         elapsed = time.perf_counter() - started
         result.history.append(mean)
         result.accepted.append(True)

@@ -3,7 +3,8 @@ all-reduce.
 
 A statistics object is a tree: ``@additive`` dataclasses (each field tagged with how it
 combines), :class:`~bigem._core.stats.Together` (runs in lockstep),
-:class:`~bigem._core.stats.Lowest` (the worst-explained rows), tensors and numbers.
+:class:`~bigem._core.stats.Lowest` (the worst-explained rows), tuples of statistics
+(combined element by element), tensors and numbers.
 :func:`encode` splits its leaves in three:
 
 * summed leaves (``summed`` and ``counted`` fields): one float64 vector, added
@@ -179,6 +180,10 @@ class _Walk:
             seconds = [self.visit(v, _SUM) for v in obj.seconds]
             self.layout.append(f"together{len(parts)}")
             return lambda s, g: Together([f(s, g) for f in parts], [f(s, g) for f in seconds])
+        if isinstance(obj, tuple):  # statistics part by part (a product component's blocks)
+            items = [self.visit(p, how) for p in obj]
+            self.layout.append(f"tuple{len(items)}")
+            return lambda s, g: tuple(f(s, g) for f in items)
         kinds = getattr(type(obj), "combining", None)
         if kinds is not None:
             cls = type(obj)

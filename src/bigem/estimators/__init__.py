@@ -1,14 +1,19 @@
 """scikit-learn compatible façades over the EM driver."""
 
 from .bayesian_mixture import BayesianGaussianMixture
+from .bernoulli_mixture import BernoulliMixture
+from .categorical_mixture import CategoricalMixture
 from .gaussian_mixture import GaussianMixture
 from .gmm_hmm import GMMHMM
 from .hierarchical import HCTree, hc
 from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+from .mixed_mixture import MixedMixture
 from .multinomial_hmm import MultinomialHMM
 from .multinomial_mixture import MultinomialMixture
 from .persistence import load
+from .poisson_mixture import PoissonMixture
 from .selection import SelectionResult, select
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "MultinomialMixture", "GaussianHMM", "CategoricalHMM",
-           "PoissonHMM", "GMMHMM", "MultinomialHMM", "SelectionResult", "load", "select", "hc", "HCTree"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
+           "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
+           "MultinomialHMM", "SelectionResult", "load", "select", "hc", "HCTree"]

@@ -23,19 +23,22 @@ import numpy as np
 import torch
 
 from .._core.draws import row_draws
-from .._core.errors import DataError, ModelFileError, ParameterError, SampleWeightWarning, not_fitted_error
+from .._core.errors import (DataError, ModelFileError, ParameterError, SampleWeightWarning, UninformativeColumnWarning,
+                            not_fitted_error)
 from .._core.optional import require
 from .._core.protocols import Task
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, online_step, run_online
-from ..em.init import sample_rows
+from ..em.init import LabelledResponsibilities, from_given_responsibilities, sample_rows
 from ..engines import LocalEngine
 from ..engines.distributed import process_device
 from ..models.components import log_prob
 from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals, check_explained
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
+from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
+from ..sources.schema import KINDS, Schema, as_categories
 from ..sources.sinks import Sink, check_output_path
 from . import _params
 from ._base import EstimatorBase, writes_files
@@ -67,6 +70,20 @@ EXECUTION = dict(
     accelerate=_params.Optional(_params.Choice(("squarem",))),
     stopping=_params.Choice(("gain", "aitken", "mclust")),
 )
+
+# Semi-supervised fitting (every mixture): its parameter and constraint.
+SUPERVISION = dict(unlabeled_weight=_params.Optional(_params.Float(0.0, high=1.0)))
+
+SUPERVISION_DOC = """    unlabeled_weight : float in [0, 1] or None, default={default}
+        Semi-supervised EM (Nigam et al. 2000): with a number, ``fit(X, y)`` reads y as
+        class labels, -1 (or a missing value) for an unlabelled row (scikit-learn's
+        ``semi_supervised`` convention). A labelled row's responsibilities are confined
+        to its class's components, an unlabelled row counts this much (Nigam's lambda;
+        0: the supervised classifier from the labelled rows alone). Components are shared
+        out among the classes in order (n_components >= the number of classes; several
+        per class allowed); ``classes_`` holds the labels, ``predict`` returns them and
+        ``predict_proba`` gives one column per class. None: y is ignored{none}.
+"""
 
 # The parameters of online EM, which a model without it (a variational one) leaves out.
 ONLINE = ("algorithm", "batch_size", "learning_decay", "learning_offset")
@@ -161,11 +178,23 @@ class _BaseMixture(EstimatorBase, ABC):
     """
 
     _fitted_arrays: tuple[str, ...] = ()
+    _schema_: Schema | None = None  # how the fitted model reads non-numeric columns (sources.schema)
+    _has_schema = False  # whether the family reads its columns by a schema (``_kinds``)
 
     # ------------------------------------------------------------------ family hooks
     @abstractmethod
     def _model(self, s) -> MixtureModel:
-        """The family's model for the validated settings."""
+        """The family's model for the validated settings (and the columns' schema, for
+        families whose parameters depend on it: ``self._schema_``)."""
+
+    def _kinds(self, names: list[str] | None, types: list[str], s) -> list[str] | None:
+        """How the family reads each feature column (``sources.schema.KINDS``), given the
+        columns' names and coarse types; None: every column a plain number (no schema)."""
+        return None
+
+    def _user_initialised(self, s) -> bool:
+        """Whether the user gave initial parameters (they then win over labels' initialisation)."""
+        return False
 
     @abstractmethod
     def _initialise(self, model: MixtureModel, engine, source: Source, s, generator: torch.Generator,
@@ -207,7 +236,8 @@ class _BaseMixture(EstimatorBase, ABC):
         family that learns a vocabulary or a category mapping reads it there); a fit
         refuses a column missing in every row. ``identify``: X is read to learn its
         features, so an id-like column is warned about. ``dtype``: the rows' (default the
-        family's)."""
+        family's). ``schema`` (default the fitted one) and ``labels``: see ``open_source``."""
+        kw.setdefault("schema", self._schema_)
         return open_source(
             X,
             dtype=dtype or self._model(s).component.row_dtype,
@@ -228,24 +258,32 @@ class _BaseMixture(EstimatorBase, ABC):
         return s.engine == "dask" or (s.engine == "auto" and is_dask_collection(X))
 
     @contextlib.contextmanager
-    def _execution(self, X, s, sample_weight=None, columns=None, **open_kw):
-        """(engine, source) for X: this process, its torch.distributed group, or a Dask
-        cluster for the block's duration."""
+    def _execution(self, X, s, sample_weight=None, columns=None, y=None, fitting=False, **open_kw):
+        """(engine, source, classes) for X: this process, its torch.distributed group, or a
+        Dask cluster for the block's duration. Fitting, the columns' schema and y's classes
+        are learnt first (one pass over those columns where it is needed), and the schema
+        is the estimator's from then on unless the block raises; ``classes`` is None when
+        the fit has no labelled row."""
         if s.engine == "torch":
             from ..engines.distributed import session
 
             if is_dask_collection(X):
                 X = X.compute()
-            with session(s.device) as engine:
+            schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)
+            with session(s.device) as engine, self._schema_during(schema):
                 # each process moves only its own part of an in-memory X to its device; the
                 # primary alone warns of an id-like column
                 yield engine, self._open(X, s, sample_weight, columns=columns, identify=engine.primary,
-                                         **_held(s.device.type != "cpu"), **open_kw)
+                                         **_held(s.device.type != "cpu"), **_given(schema=schema, labels=labels),
+                                         **open_kw), classes
             return
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
-            yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, identify=True, **open_kw)
+            schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)
+            with self._schema_during(schema):
+                yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, identify=True,
+                                                **_given(schema=schema, labels=labels), **open_kw), classes
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
@@ -255,20 +293,125 @@ class _BaseMixture(EstimatorBase, ABC):
 
             X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
-            source = open_dask_source(
-                X,
-                client=engine.client,
-                dtype=s.dtype,
-                device=s.device,
-                memory_budget=s.memory_budget,
-                chunk_size=s.chunk_size,
-                columns=columns,
-                sample_weight=sample_weight,
-                shift=self._shift(s),
-                missing_values=_missing(s),
-                every_column=True,
+            schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, engine.client)
+            with self._schema_during(schema):
+                source = open_dask_source(
+                    X,
+                    client=engine.client,
+                    dtype=self._model(s).component.row_dtype,
+                    device=s.device,
+                    memory_budget=s.memory_budget,
+                    chunk_size=s.chunk_size,
+                    columns=columns,
+                    sample_weight=sample_weight,
+                    shift=self._shift(s),
+                    missing_values=_missing(s),
+                    every_column=True,
+                    schema=schema,
+                    labels=labels,
+                )
+                yield engine, engine.persist(source), classes
+
+    @contextlib.contextmanager
+    def _schema_during(self, schema: Schema | None):
+        """The estimator reads its columns by ``schema`` from now on; the previous schema
+        comes back if the block raises (a failed fit leaves the fitted model as it was)."""
+        previous = self.__dict__.get("_schema_")
+        self._schema_ = schema
+        try:
+            yield
+        except BaseException:
+            if previous is None:
+                self.__dict__.pop("_schema_", None)
+            else:
+                self._schema_ = previous
+            raise
+
+    def _layout(self, X, s, columns, sample_weight, y, fitting: bool, client):
+        """(schema, labels for the source, classes) of X. Fitting: the family's schema
+        learnt from X (its columns' types, one pass over its categorical columns), or the
+        fitted one when a fit continues (warm_start, partial_fit); y's classes from y (an
+        array, or the name of X's label column). Otherwise the fitted schema (with the
+        current ``handle_unknown``), and no labels."""
+        continuing = bool(s.warm_start) and hasattr(self, "_params_") or not fitting
+        label_column = str(y) if isinstance(y, str) else None
+        if continuing:
+            schema = self._inference_schema(s)
+        else:
+            schema = None
+        exclude = tuple(c for c in (sample_weight if isinstance(sample_weight, str) else None, label_column) if c)
+        wants_schema = schema is None and not continuing and self._has_schema
+        class_keys: set = set()
+        if wants_schema or label_column is not None:
+            from ..sources import columns as local
+            from ..sources import dask as remote
+
+            where = remote if client is not None else local
+            names, types = where.describe_columns(X, columns, exclude)
+            kinds = self._kinds(names, types, s) if wants_schema else None
+            categorical = [] if kinds is None else [j for j, k in enumerate(kinds) if k == "category"]
+            args = (X, names, categorical, label_column) + ((client,) if client is not None else ())
+            found, class_keys = where.distinct_values(*args)
+            if kinds is not None:
+                schema = self._new_schema(names, kinds, found, s)
+        if y is None or not fitting:
+            return schema, None, None
+        if label_column is not None:
+            classes = classes_of(class_keys, f"label column {label_column!r}")
+            labels = LabelColumn(label_column, classes)
+        else:
+            if client is not None and is_dask_collection(y):
+                y = y.compute()
+            values = as_labels(y)
+            classes = classes_of(learn_classes(values))
+            labels = label_codes(values, classes)
+        if not len(classes):
+            return schema, None, None  # nothing labelled: an unsupervised fit
+        fitted = getattr(self, "classes_", None)
+        if continuing and fitted is not None and not np.array_equal(np.asarray(fitted), classes):
+            raise DataError(
+                f"y has classes {classes.tolist()}, but the fit being continued has {np.asarray(fitted).tolist()}; "
+                "pass labels of the same classes, or fit afresh (warm_start=False)"
             )
-            yield engine, engine.persist(source)
+        return schema, labels, classes
+
+    def _new_schema(self, names, kinds: list[str], found: dict[int, set], s) -> Schema:
+        """The schema of a fit: its kinds, the sorted categories of each categorical column
+        (a warning for a column with a single one: it carries no information)."""
+        owner = type(self).__name__
+        schema = Schema(tuple(kinds), (), getattr(s, "handle_unknown", "error"), owner,
+                        None if names is None else tuple(names))
+        categories = []
+        for j, kind in enumerate(kinds):
+            if kind != "category":
+                categories.append(None)
+                continue
+            from ..sources.schema import Vocabulary
+
+            cats = Vocabulary({j: found.get(j, set())}).categories(j, schema.label(j))
+            if len(cats) == 1:
+                warnings.warn(
+                    f"{schema.label(j)} has a single category ({cats[0].item()!r}): it carries no information about "
+                    "the components; drop it, or check that the data is the one you meant",
+                    UninformativeColumnWarning,
+                    stacklevel=5,
+                )
+            if s.dtype == torch.float32 and len(cats) > 2**24:
+                raise ParameterError(f"{schema.label(j)} has {len(cats):,} categories: with dtype='float32' codes above "
+                                     "2**24 are not exact; pass dtype='float64'")
+            categories.append(cats)
+        return schema.with_categories(tuple(categories))
+
+    def _inference_schema(self, s) -> Schema | None:
+        """The fitted schema, read with the current ``handle_unknown``."""
+        schema = self._schema_
+        if schema is None:
+            return None
+        return Schema(schema.kinds, schema.categories, getattr(s, "handle_unknown", "error"), schema.owner, schema.names)
+
+    def _uses_labels(self, s) -> bool:
+        """Whether fit reads y (semi-supervised EM): ``unlabeled_weight`` is a number."""
+        return getattr(s, "unlabeled_weight", None) is not None
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -290,7 +433,11 @@ class _BaseMixture(EstimatorBase, ABC):
         ----------
         X : array-like (n_samples, n_features), tensor, DataFrame, path, glob, folder,
             list of paths, :class:`bigem.Files`, or a Source object
-        y : ignored
+        y : array-like of shape (n_samples,), str or None, default=None
+            Class labels for semi-supervised EM (see ``unlabeled_weight``): one per row,
+            -1 (or a missing value) for an unlabelled row; a string names a column of X
+            (files, DataFrames, Dask dataframes) that holds them, read with the rows as
+            they stream and not a feature. Ignored when ``unlabeled_weight`` is None.
         sample_weight : array-like of shape (n_samples,) or str, default=None
             Non-negative row weights; a row of weight 2 counts as two rows. A string
             names a column of X (files or a DataFrame) that holds the weights: it is
@@ -335,10 +482,23 @@ class _BaseMixture(EstimatorBase, ABC):
         if s.engine == "torch":
             s = dataclasses.replace(s, device=process_device(s.device))
         open_kw = {"cache_bytes": 0} if one_pass else {}
-        with self._execution(X, s, sample_weight, columns, **open_kw) as (engine, source):
-            return self._fit(source, engine, s, callback, checkpoint, checkpoint_every)
+        y = y if self._uses_labels(s) else None
+        with self._execution(X, s, sample_weight, columns, y=y, fitting=True, **open_kw) as (engine, source, classes):
+            return self._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
 
-    def _fit(self, source: Source, engine, s, callback, checkpoint, checkpoint_every):
+    def _supervised(self, model: MixtureModel, classes: np.ndarray | None, s) -> MixtureModel:
+        """The model of a semi-supervised fit: components shared out among the classes."""
+        if classes is None:
+            return model
+        K, C = s.n_components, len(classes)
+        if K < C:
+            raise ParameterError(
+                f"y has {C} classes but n_components={K}: semi-supervised fitting needs at least one component per "
+                "class; raise n_components (several components per class are allowed)"
+            )
+        return model.with_classes(component_classes(K, C), s.unlabeled_weight)
+
+    def _fit(self, source: Source, engine, s, callback, checkpoint, checkpoint_every, classes=None):
         K, N, D = s.n_components, source.n_rows, source.n_features
         if not engine.primary:
             s = dataclasses.replace(s, verbose=0)  # the primary process alone prints
@@ -347,7 +507,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {N}: "
                 "pass more rows or lower n_components"
             )
-        model = self._model(s)
+        model = self._supervised(self._model(s), classes, s)
         warm = bool(s.warm_start) and hasattr(self, "converged_")
         changed = self._structure_changes(s) if warm else ""
         if changed:
@@ -368,7 +528,8 @@ class _BaseMixture(EstimatorBase, ABC):
         saver = None
         if checkpoint is not None:
             fingerprint = dict(kind=type(self).__name__, n_rows=N, n_features=D, features=source.feature_names,
-                               data=source.fingerprint(), **self._fingerprint())
+                               data=source.fingerprint(), **self._fingerprint(),
+                               **({} if classes is None else {"classes": [_plain_label(c) for c in classes]}))
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
 
@@ -381,7 +542,9 @@ class _BaseMixture(EstimatorBase, ABC):
             if warm:
                 params = model.translate(self._params_.to(s.device), None if back is None else -back)
             elif online:
-                params = self._online_initial(model, engine, source, s, generator, offset)
+                params = self._online_initial(model, engine, source, s, generator, offset, classes)
+            elif classes is not None and not self._user_initialised(s):
+                params = from_labelled_rows(model, engine, source, generator)
             else:
                 params = self._initialise(model, engine, source, s, generator, offset)
             progress.initialised(restart, time.perf_counter() - started)
@@ -403,6 +566,7 @@ class _BaseMixture(EstimatorBase, ABC):
             progress.finish(runs, best)
         if not online:
             self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
+        self._set_classes(classes)
         self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
         self.converged_ = best.converged
         self.n_iter_ = self.n_passes_ = best.n_iter
@@ -438,21 +602,33 @@ class _BaseMixture(EstimatorBase, ABC):
         self.n_steps_ = self._online_.steps
         return best, [r for r, _ in runs]
 
-    def _online_initial(self, model, engine, source: Source, s, generator, offset) -> MixtureParams:
+    def _online_initial(self, model, engine, source: Source, s, generator, offset, classes=None) -> MixtureParams:
         """Initial parameters for online EM from a row sample (3 batches), not the whole
         data: an online fit may afford one pass only. ``engine`` draws a weighted sample
-        where the weights live (a Dask cluster's workers)."""
-        rows = sample_rows(source, max(3 * s.batch_size, 10 * s.n_components), generator, engine)
+        where the weights live (a Dask cluster's workers). With labels, the sample is the
+        first rows, read with their labels, and the labelled ones initialise."""
+        n = max(3 * s.batch_size, 10 * s.n_components)
+        if classes is not None and not self._user_initialised(s):
+            sample = first_rows(engine, source, n)
+            if sample.labels is not None and bool((sample.labels >= 0).any()):
+                return from_labelled_rows(model, LocalEngine(), sample, generator)
+        rows = sample_rows(source, n, generator, engine)
         sample = TensorSource(rows, None, rows.shape[0])
         return self._initialise(model, LocalEngine(), sample, s, generator, offset)
 
-    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None, classes=None):
         """Online EM on X: one step per ``batch_size`` rows, continuing from the last call.
 
         The first call initialises from a sample of X (``init_params``), or continues
         from a previous ``fit``. X streams as in fit, so it may be a file larger than
         memory. ``n_steps_`` counts the mini-batches seen; ``lower_bound_`` is the mean
-        log-likelihood of this call's batches under the parameters each one met.
+        log-likelihood of this call's batches under the parameters each one met. The
+        first call also learns the columns' categories (later calls read new ones by
+        ``handle_unknown``).
+
+        With ``unlabeled_weight`` set, y holds class labels (-1: unlabelled) as in
+        :meth:`fit`; ``classes`` (the first call, as scikit-learn's partial_fit has it)
+        lists every class the calls will see, or else the first call's labels set them.
         """
         s = self._settings()
         fitted = hasattr(self, "_params_")
@@ -467,14 +643,43 @@ class _BaseMixture(EstimatorBase, ABC):
             if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
                 columns = list(self.feature_names_in_)
         state = getattr(self, "_online_", None)
+        y = y if self._uses_labels(s) else None
+        # the first call learns the columns' schema; later ones read by the fitted one
+        schema = self._inference_schema(s) if fitted else self._layout(X, s, columns, sample_weight, None, True, None)[0]
+        labels, known = None, getattr(self, "classes_", None) if fitted else None
+        if y is not None:
+            labels, known = self._partial_labels(y, classes, known, fitted)
         if s.engine == "torch":
             s = dataclasses.replace(s, device=process_device(s.device))
-        with self._online_engine(s) as engine:
+        with self._online_engine(s) as engine, self._schema_during(schema):
             # a running state continues in its own coordinates: the same shift for every call
             source = self._open(X, s, sample_weight, columns=columns, cache_bytes=0,
                                 shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted,
-                                **_held(s.engine == "torch" and s.device.type != "cpu"))
-            return self._partial_fit(source, engine, s, fitted, state)
+                                **_held(s.engine == "torch" and s.device.type != "cpu"),
+                                **_given(schema=schema, labels=labels))
+            return self._partial_fit(source, engine, s, fitted, state, known)
+
+    def _partial_labels(self, y, classes, known, fitted: bool):
+        """(class codes of y, the classes) for partial_fit: the fitted classes, or ``classes``
+        given, or the labels of this (first) call."""
+        if isinstance(y, str):
+            raise ParameterError("partial_fit takes y as an array of labels (one per row, -1 unlabelled), not a "
+                                 "column name; pass X[col] as y")
+        values = as_labels(y)
+        if classes is not None:
+            given = classes_of(learn_classes(as_labels(classes, name="classes"), "classes"), "classes")
+            if known is not None and not np.array_equal(np.asarray(known), given):
+                raise ParameterError(f"classes={given.tolist()} differ from the classes of the earlier calls, "
+                                     f"{np.asarray(known).tolist()}; pass the same classes, or fit afresh")
+            known = given
+        if known is None:
+            if fitted:
+                raise DataError("y labels rows, but this model was fitted without classes; fit afresh with labels "
+                                "(partial_fit continues the classes of the first call)")
+            known = classes_of(learn_classes(values))
+            if not len(known):
+                return None, None
+        return label_codes(values, np.asarray(known)), np.asarray(known)
 
     @contextlib.contextmanager
     def _online_engine(self, s):
@@ -488,8 +693,8 @@ class _BaseMixture(EstimatorBase, ABC):
         else:
             yield LocalEngine()
 
-    def _partial_fit(self, source: Source, engine, s, fitted: bool, state: OnlineState | None):
-        model = self._model(s)
+    def _partial_fit(self, source: Source, engine, s, fitted: bool, state: OnlineState | None, classes=None):
+        model = self._supervised(self._model(s), classes, s)
         offset = source.shift
         back = None if offset is None else offset.to(s.device)
         if fitted:
@@ -504,7 +709,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     "the first partial_fit batch initialises the model; pass more rows"
                 )
             generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
-            state = OnlineState(self._online_initial(model, engine, source, s, generator, offset), shift=offset)
+            state = OnlineState(self._online_initial(model, engine, source, s, generator, offset, classes), shift=offset)
         total = weight = 0.0
         with engine.sharing_cores(source):
             for chunk in engine.batches(source, s.batch_size):
@@ -512,6 +717,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 if w > 0:
                     total, weight = total + ll * w, weight + w
         self._online_ = state
+        if not fitted:
+            self._set_classes(classes)
         self._set_fitted(model.translate(state.params, back), source.n_features, source.feature_names)
         self.n_steps_ = state.steps
         self.lower_bound_ = total / weight if weight else -math.inf
@@ -530,9 +737,26 @@ class _BaseMixture(EstimatorBase, ABC):
             del self.feature_names_in_
         self._publish(self._params_)
 
+    def _set_classes(self, classes: np.ndarray | None) -> None:
+        """The labels of a semi-supervised fit (``classes_``), or none."""
+        if classes is None:
+            self.__dict__.pop("classes_", None)
+        else:
+            self.classes_ = np.asarray(classes)
+
+    def _groups(self) -> torch.Tensor | None:
+        """Each component's class (K,), after a semi-supervised fit; None otherwise."""
+        classes = getattr(self, "classes_", None)
+        if classes is None:
+            return None
+        return component_classes(self._fitted().n_components, len(classes))
+
     def fit_predict(self, X, y=None, sample_weight=None, *, columns=None):
-        """Fit, then return the most likely component of each row of X."""
-        return self.fit(X, y, sample_weight=sample_weight, columns=columns).predict(X, columns=columns)
+        """Fit, then return the most likely component (or class, semi-supervised) of each row of X."""
+        data = X
+        if isinstance(y, str) and self._uses_labels(self._settings()) and hasattr(X, "columns") and columns is None:
+            columns = [str(c) for c in X.columns if str(c) != y and str(c) != sample_weight]
+        return self.fit(data, y, sample_weight=sample_weight, columns=columns).predict(X, columns=columns)
 
     # ------------------------------------------------------------------ inference
     def _fitted(self) -> MixtureParams:
@@ -561,7 +785,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
-                            fitted=True, **_held(hold))
+                            fitted=True, **_given(schema=self._inference_schema(s)), **_held(hold))
         self._check_width(source)
         return source, s
 
@@ -613,10 +837,11 @@ class _BaseMixture(EstimatorBase, ABC):
             return path  # under torchrun, rank 0 alone writes (and computes) the file
         keep = None if id_column is None else [str(id_column)]
         source, s = self._inference_source(X, columns, keep)
+        groups, classes = self._groups(), getattr(self, "classes_", None)
         with Sink(path, source.n_rows) as sink:
             for chunk, block in self._log_joint_blocks(source, s):
                 cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
-                cols.update(per_row(block, outputs))
+                cols.update(per_row(block, outputs, groups, classes))
                 sink.write(cols)
             return sink.commit()
 
@@ -654,7 +879,7 @@ class _BaseMixture(EstimatorBase, ABC):
         params = self._fitted()
         s = self._inference_settings()
         columns = self._check_features(X, columns) or columns
-        X, weighted = rows_with_weights(X, columns, sample_weight)
+        X, weighted = rows_with_weights(X, columns, sample_weight, self._inference_schema(s))
         if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
             raise DataError(
                 f"X has {X.shape[1] - weighted if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
@@ -666,12 +891,16 @@ class _BaseMixture(EstimatorBase, ABC):
         # the workers subtract the model's own location (known without a pass over X)
         offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
         params = model.translate(params, None if offset is None else -offset)
-        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s) == "fiml")
+        groups, classes = self._groups(), getattr(self, "classes_", None)
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s) == "fiml",
+                     self._inference_schema(s), groups, classes)
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
         if what == "proba":
-            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (s.n_components,)))
-        return X.map_blocks(fn, dtype=np.int64 if what == "label" else np.float64, drop_axis=1)
+            width = s.n_components if classes is None else len(classes)
+            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (width,)))
+        dtype = np.int64 if classes is None else np.asarray(classes).dtype
+        return X.map_blocks(fn, dtype=dtype if what == "label" else np.float64, drop_axis=1)
 
     def _score_totals(self, X, columns=None, sample_weight=None, together: bool = False) -> ScoreTotals:
         """:class:`ScoreTotals` of X in one streamed pass, in the memory of a chunk whatever
@@ -731,7 +960,8 @@ class _BaseMixture(EstimatorBase, ABC):
             return self._lazy(X, what, columns)
         if out is not None:
             return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
-        return np.concatenate([per_row(block, (what,))[what] for block in self._log_joint_chunks(X, columns)])
+        groups, classes = self._groups(), getattr(self, "classes_", None)
+        return np.concatenate([per_row(block, (what,), groups, classes)[what] for block in self._log_joint_chunks(X, columns)])
 
     def _impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
         """X with every gap filled (``GaussianMixture.impute``, which documents it)."""
@@ -813,7 +1043,22 @@ class _BaseMixture(EstimatorBase, ABC):
         s = self._inference_settings()
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         x, labels = self._model(s).sample(params, n_samples, generator)
-        return x.cpu().numpy(), labels.cpu().numpy()
+        return self._decoded(x.cpu().numpy()), labels.cpu().numpy()
+
+    def _decoded(self, x: np.ndarray) -> np.ndarray:
+        """Sampled rows in the data's own values: category codes back to the categories
+        (an object array when any column holds strings)."""
+        schema = self._schema_
+        if schema is None or not schema.encodes():
+            return x
+        cols = schema.columns_of("category")
+        mixed = any(schema.categories[j].dtype.kind == "U" for j in cols) or len(cols) < x.shape[1]
+        out = x.astype(object) if mixed else np.empty(x.shape, dtype=schema.categories[cols[0]].dtype)
+        if not mixed:
+            out[...] = x
+        for j in cols:
+            out[:, j] = schema.categories[j][x[:, j].astype(np.int64)]
+        return out
 
     def _n_parameters(self) -> int:
         self._fitted()
@@ -845,6 +1090,11 @@ class _BaseMixture(EstimatorBase, ABC):
                 for r in getattr(self, "history_", [])
             ],
             **({"feature_names_in_": [str(n) for n in self.feature_names_in_]} if hasattr(self, "feature_names_in_") else {}),
+            **({"classes_": [_plain_label(c) for c in self.classes_]} if hasattr(self, "classes_") else {}),
+            **({"schema_": {"kinds": list(self._schema_.kinds),
+                            "categories": [None if c is None else [_plain_label(v) for v in c]
+                                           for c in self._schema_.categories]}}
+               if self._schema_ is not None else {}),
         }
 
     def _restore(self, state: dict) -> None:
@@ -853,6 +1103,7 @@ class _BaseMixture(EstimatorBase, ABC):
         are, and within what the arithmetic can evaluate (NumericalError)."""
         stored = _params.Stored(state)
         s = self._settings()
+        self._restore_layout(state)
         params = self._from_attributes(s)
         n_features = stored.count("n_features_in_", low=1)
         names = stored.strings("feature_names_in_", None)
@@ -875,6 +1126,44 @@ class _BaseMixture(EstimatorBase, ABC):
              "accepted": r.flags("accepted", [True] * len(r.numbers("log_likelihood")))}
             for r in stored.records("history_", [])
         ]
+
+    def _restore_layout(self, state: dict) -> None:
+        """The schema and classes of a model file: every kind known, categories and
+        classes of one type each (ModelFileError naming the field otherwise)."""
+        schema = state.get("schema_")
+        if schema is None:
+            self.__dict__.pop("_schema_", None)
+        else:
+            if not isinstance(schema, dict) or not isinstance(schema.get("kinds"), list) or not isinstance(
+                    schema.get("categories"), list) or len(schema["kinds"]) != len(schema["categories"]):
+                raise ModelFileError("schema_ must hold 'kinds' and 'categories', one per feature")
+            kinds = schema["kinds"]
+            if any(k not in KINDS for k in kinds):
+                raise ModelFileError(f"schema_ kinds must be among {list(KINDS)}; got {kinds}")
+            cats = []
+            for j, (kind, values) in enumerate(zip(kinds, schema["categories"])):
+                if (kind == "category") != isinstance(values, list) or values == []:
+                    raise ModelFileError(f"schema_ column {j}: a category column lists its categories, others none")
+                try:
+                    cats.append(None if values is None else as_categories(values, f"schema_ column {j}"))
+                except ValueError as exc:
+                    raise ModelFileError(str(exc)) from None
+                if values is not None and len(cats[-1]) != len(values):
+                    raise ModelFileError(f"schema_ column {j} lists a category twice")
+            names = state.get("feature_names_in_")
+            self._schema_ = Schema(tuple(kinds), tuple(cats), "error", type(self).__name__,
+                                   tuple(names) if isinstance(names, list) else None)
+        classes = state.get("classes_")
+        if classes is None:
+            self.__dict__.pop("classes_", None)
+            return
+        try:
+            values = as_categories(classes, "classes_") if isinstance(classes, list) and classes else None
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from None
+        if values is None or len(values) != len(classes):
+            raise ModelFileError("classes_ must list distinct class labels (strings, integers or booleans)")
+        self.classes_ = np.asarray(classes, dtype=values.dtype)
 
     def save(self, path) -> None:
         """Write the fitted model to ``path`` (safetensors + JSON metadata, atomically).
@@ -902,17 +1191,63 @@ def sample_size(totals: ScoreTotals) -> float:
     return totals.weight
 
 
-def per_row(log_joint: torch.Tensor, outputs) -> dict[str, np.ndarray]:
-    """Per-row outputs from (n, K) float64 log-joints: 'label', 'proba', 'log_density'."""
+def component_classes(n_components: int, n_classes: int) -> torch.Tensor:
+    """The class of each component when K components are shared out among C classes in
+    order: as evenly as possible, contiguous (K = C: component k is class k)."""
+    return torch.arange(n_components, dtype=torch.int64) * n_classes // n_components
+
+
+def from_labelled_rows(model: MixtureModel, engine, source, generator: torch.Generator) -> MixtureParams:
+    """Nigam's start: parameters from the labelled rows alone, each spread at random over
+    its class's components (one-hot when the class has one); unlabelled rows count nothing."""
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    return from_given_responsibilities(model, engine, source, LabelledResponsibilities(seed, model.classes))
+
+
+def first_rows(engine, source: Source, n: int) -> TensorSource:
+    """The first ``n`` rows of a source, with their weights and labels, in memory."""
+    xs, ws, ls, have = [], [], [], 0
+    for chunk in engine.stream(source):
+        take = min(chunk.n_rows, n - have)
+        xs.append(chunk.x[:take])
+        ws.append(None if chunk.weight is None else chunk.weight[:take])
+        ls.append(None if chunk.label is None else chunk.label[:take])
+        have += take
+        if have >= n:
+            break
+    x = torch.cat(xs)
+    w = None if any(v is None for v in ws) else torch.cat(ws)
+    labels = None if any(v is None for v in ls) else torch.cat(ls)
+    return TensorSource(x, w, x.shape[0], labels=labels)
+
+
+def _plain_label(value) -> object:
+    """A label or category as JSON holds it (bool, int or str)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def per_row(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None, classes=None) -> dict[str, np.ndarray]:
+    """Per-row outputs from (n, K) float64 log-joints: 'label', 'proba', 'log_density'.
+    After a semi-supervised fit (``groups``: each component's class; ``classes``: the
+    labels), 'label' is the most likely class's label and 'proba' the classes' posteriors."""
     norm = torch.logsumexp(log_joint, 1)
+    joint = log_joint if groups is None else class_log_joint(log_joint, groups.to(log_joint.device), len(classes))
     out = {}
     if "label" in outputs:
-        out["label"] = log_joint.argmax(1).cpu().numpy()
+        best = joint.argmax(1).cpu().numpy()
+        out["label"] = best if classes is None else np.asarray(classes)[best]
     if "proba" in outputs:
-        out["proba"] = torch.exp(log_joint - norm[:, None]).cpu().numpy()
+        out["proba"] = torch.exp(joint - norm[:, None]).cpu().numpy()
     if "log_density" in outputs:
         out["log_density"] = norm.cpu().numpy()
     return out
+
+
+def class_log_joint(log_joint: torch.Tensor, groups: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """log p(x, class c) = logsumexp over c's components of log w_k + log p_k(x): (n, K) -> (n, C)."""
+    if int(groups.shape[0]) == n_classes:
+        return log_joint
+    return torch.stack([torch.logsumexp(log_joint[:, groups == c], 1) for c in range(n_classes)], 1)
 
 
 def _missing(s) -> str:
@@ -921,19 +1256,21 @@ def _missing(s) -> str:
 
 
 def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, gaps: bool,
-                   block) -> np.ndarray:
+                   schema, groups, classes, block) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column); runs on a Dask worker."""
     from .._core.types import Chunk
     from ..sources.dask import partition_rows
 
-    x, w = partition_rows(block, weighted, device, model.dtype, offset, gaps)
+    x, w = partition_rows(block, weighted, device, model.component.row_dtype, offset, gaps)
+    if schema is not None:
+        schema.check(x, 0, "X (one partition; rows counted from its start)")
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0))
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
-    return per_row(log_joint.double(), (what,))[what]
+    return per_row(log_joint.double(), (what,), groups, classes)[what]
 
 
 def _impute_block(model: MixtureModel, params: MixtureParams, device, seed, starts, block, block_info=None) -> np.ndarray:
@@ -956,3 +1293,9 @@ def _held(hold: bool) -> dict:
     its own part of an in-memory X to its device), else nothing: a family's own opener
     need not know the argument."""
     return {"hold_on_host": True} if hold else {}
+
+
+def _given(**kw) -> dict:
+    """The keyword arguments that are set (not None), for ``_open``: a family's own opener
+    (the multinomial's) need not know the schema and labels of the families that have them."""
+    return {k: v for k, v in kw.items() if v is not None}

@@ -18,7 +18,7 @@ from ..models.gaussian import GaussianComponent
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._mixture import EXECUTION, MISSING, MISSING_DOC, MIXTURE_DOC, _BaseMixture
+from ._mixture import EXECUTION, MISSING, MISSING_DOC, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC, _BaseMixture
 from .hierarchical import HCTree, build
 from .priors import PriorSpec, resolve_prior
 
@@ -112,6 +112,7 @@ class GaussianMixture(_BaseMixture):
         (mclust has no prior for them). BIC and ICL stay 2 log L - p log n at the MAP
         parameters, as mclust defines them with a prior. ``prior_`` holds the values used.
 """
+        + SUPERVISION_DOC.format(default="None", none=", as by scikit-learn's GaussianMixture")
         + MIXTURE_DOC
         + MISSING_DOC
         + """
@@ -143,6 +144,8 @@ class GaussianMixture(_BaseMixture):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X had string column names.
+    classes_ : ndarray
+        The class labels of a semi-supervised fit (``unlabeled_weight`` set and y given).
     """
     )
 
@@ -156,6 +159,7 @@ class GaussianMixture(_BaseMixture):
         means_init=_params.Passed(),
         precisions_init=_params.Passed(),
         prior=PriorSpec(),
+        **SUPERVISION,
         **EXECUTION,
         **MISSING,
     )
@@ -176,6 +180,7 @@ class GaussianMixture(_BaseMixture):
         means_init=None,
         precisions_init=None,
         prior=None,
+        unlabeled_weight=None,
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -206,6 +211,7 @@ class GaussianMixture(_BaseMixture):
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.prior = prior
+        self.unlabeled_weight = unlabeled_weight
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -276,20 +282,20 @@ class GaussianMixture(_BaseMixture):
                                       gaps=s.missing_values == "fiml")
         return MixtureModel(component, s.n_components, s.dtype)
 
-    def _fit(self, source, engine, s, callback, checkpoint, checkpoint_every):
+    def _fit(self, source, engine, s, callback, checkpoint, checkpoint_every, classes=None):
         if s.prior is not None:
             self._prior_ = resolve_prior(s.prior, structure(s.covariance_type), s.n_components, source, engine)
             self.prior_ = self._prior_.describe(source.shift)
-        return super()._fit(source, engine, s, callback, checkpoint, checkpoint_every)
+        return super()._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
 
-    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None):
+    def partial_fit(self, X, y=None, sample_weight=None, *, columns=None, classes=None):
         if self._settings().prior is not None:
             raise ParameterError(
                 "prior= is resolved against the whole data when fit() starts (its mean and scale come from the "
                 "data), so partial_fit cannot use it; fit with algorithm='online' for online EM with a prior, or "
                 "pass prior=None"
             )
-        return super().partial_fit(X, y, sample_weight, columns=columns)
+        return super().partial_fit(X, y, sample_weight, columns=columns, classes=classes)
 
     partial_fit.__doc__ = _BaseMixture.partial_fit.__doc__
 
@@ -301,6 +307,9 @@ class GaussianMixture(_BaseMixture):
             values["prior"] = {k: (np.asarray(v, dtype=np.float64).tolist() if not isinstance(v, (int, float)) else v)
                                for k, v in self.prior.items()}
         return values, arrays
+
+    def _user_initialised(self, s) -> bool:
+        return any(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
 
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
         """Initial parameters by ``init_params``; user-given parts replace the computed ones.

@@ -167,5 +167,5 @@ def hc(X, *, model: str = "VVV", use: str = "SVD", max_rows: int = MAX_ROWS, ran
     est = GaussianMixture(dtype=dtype)
     s = est._settings()
     generator = torch.Generator().manual_seed(_params.random_seed(random_state))
-    with est._execution(X, s, sample_weight, columns) as (engine, source):
+    with est._execution(X, s, sample_weight, columns) as (engine, source, _):
         return build(source, model, use, max_rows, generator, engine, source.shift)

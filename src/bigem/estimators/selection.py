@@ -45,6 +45,7 @@ from .gaussian_mixture import GaussianMixture
 from .hierarchical import HCTree, build
 
 CRITERIA = ("bic", "aic", "icl")
+COVARIANCE_ORDER = ("full", "diag", "spherical", "tied")  # GaussianMixture's candidates by default
 COLUMNS = (
     "model",
     "n_components",
@@ -76,10 +77,10 @@ class SelectionResult:
     ----------
     table : list of dict
         One row per candidate, in fitting order, with the keys of ``COLUMNS``: model (the
-        estimator's class name: 'GaussianMixture', 'MultinomialMixture' or
-        'BayesianGaussianMixture'), n_components, covariance_type, start (the start the
-        kept fit came from: 'hc', 'kmeans', ..., or 'split' for the K - 1 fit with a component
-        split), log_likelihood (total,
+        estimator's class name: the family's, such as 'GaussianMixture' or
+        'CategoricalMixture', or 'BayesianGaussianMixture'), n_components, covariance_type,
+        start (the start the kept fit came from: 'hc', 'kmeans', ..., or 'split' for the
+        K - 1 fit with a component split), log_likelihood (total,
         weighted), n_parameters, bic, aic, icl (lower is better for all three), converged,
         degenerate, n_iter, seconds (every start's fit plus scoring). A BayesianGaussianMixture row's
         n_components is the number of components it uses (those holding at least one row:
@@ -157,9 +158,6 @@ class SelectionResult:
         return "\n".join(lines)
 
 
-ALL_TYPES = ("full", "diag", "spherical", "tied")
-
-
 def select(
     X,
     n_components=None,
@@ -175,8 +173,8 @@ def select(
     variational: bool = False,
     **params,
 ) -> SelectionResult:
-    """Fit a mixture for every K in ``n_components`` (and, for Gaussians, every covariance
-    type), and choose the one with the lowest ``criterion``.
+    """Fit a mixture (GaussianMixture by default) for every K in ``n_components`` and every
+    covariance type, and choose the one with the lowest ``criterion``.
 
     Parameters
     ----------
@@ -186,15 +184,19 @@ def select(
     n_components : int or iterable of int, default=None
         range(1, 10) (mclust's 1..9) for ``covariance_types='mclust'``, else range(1, 11).
     covariance_types : str or iterable of str, default=None
-        Gaussian family only. None: ('full', 'diag', 'spherical', 'tied'). Any of
-        GaussianMixture's covariance types, or 'mclust': mclust's 14 models (EII ... VVV;
-        with n_samples <= n_features only its 6 spherical and diagonal ones), or E and V
-        for one feature; with a ``prior``, without EVE, VEE, VVE and EVV, as mclust does.
+        None: every type the family has (Gaussian: 'full', 'diag', 'spherical', 'tied';
+        mixed: its Gaussian block's 'diag', 'full'; none for the other families, whose
+        table's covariance_type is None). Gaussian family: any of GaussianMixture's
+        covariance types, or 'mclust': mclust's 14 models (EII ... VVV; with
+        n_samples <= n_features only its 6 spherical and diagonal ones), or E and V for one
+        feature; with a ``prior``, without EVE, VEE, VVE and EVV, as mclust does.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better (scikit-learn's sign; mclust's BIC and ICL are minus ours).
-    family : {'gaussian', 'multinomial'}, default='gaussian'
-        The mixture fitted: :class:`GaussianMixture` or :class:`MultinomialMixture`
-        (whose candidates differ in K only; the table's covariance_type is None).
+    family : {'gaussian', 'bernoulli', 'categorical', 'poisson', 'multinomial', 'mixed'}, default='gaussian'
+        The mixture fitted: :class:`GaussianMixture`, :class:`BernoulliMixture`,
+        :class:`CategoricalMixture`, :class:`PoissonMixture`, :class:`MultinomialMixture`
+        or :class:`MixedMixture` (their parameters go in ``**params``; see
+        ``bigem.estimators.families``).
     keep_degenerate : bool, default=False
         Let degenerate fits (a component collapsed onto repeated values, its variance
         at the ``reg_covar`` floor) be chosen. By default they are excluded, as mclust
@@ -217,8 +219,8 @@ def select(
         parameters of ``params`` it has (``tol``, ``max_iter``, ``random_state``, ...). Its
         row informs; it is never chosen, as it has no likelihood to penalise.
     **params
-        Passed to every :class:`GaussianMixture` (``n_init``, ``tol``, ``max_iter``,
-        ``reg_covar``, ``prior``, ``random_state``, ``dtype``, ``device``, ...).
+        Passed to every estimator (``n_init``, ``tol``, ``max_iter``, ``reg_covar``,
+        ``prior``, ``random_state``, ``dtype``, ``device``, ...). For the Gaussian family
         ``init_params`` defaults to 'hc' here (mclust's start), the tree built once
         (``bigem.hc``) for every candidate; pass an :class:`HCTree` to choose its
         criterion, transform or sample size.
@@ -232,15 +234,8 @@ def select(
     mclust = gaussian and isinstance(covariance_types, str) and covariance_types == "mclust"
     ks = _check_components(range(1, 10) if n_components is None and mclust else
                            range(1, 11) if n_components is None else n_components)
-    if gaussian:
-        if not mclust:  # a misspelt name fails before the data is read
-            types = _check_types(ALL_TYPES if covariance_types is None else covariance_types)
-    elif covariance_types is not None:
-        raise ParameterError(
-            f"covariance types apply to the Gaussian family, not to family={family!r}; leave covariance_types out"
-        )
-    else:
-        types = [None]
+    if not mclust:  # a misspelt name fails before the data is read
+        types = _check_types(covariance_types, cls, family)
     if criterion not in CRITERIA:
         raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
     for flag, value in (("keep_degenerate", keep_degenerate), ("split", split), ("variational", variational)):
@@ -280,10 +275,9 @@ def select(
         previous = None
         for k in ks:
             started = time.perf_counter()
-            est = cls(k, **({"covariance_type": ct} if gaussian else {}), **params).fit(
-                X, sample_weight=sample_weight, columns=columns, callback=callback
-            )
-            start = _start_name(params.get("init_params", "kmeans"))
+            shape = {} if ct is None else {"covariance_type": ct}
+            est = cls(k, **shape, **params).fit(X, sample_weight=sample_weight, columns=columns, callback=callback)
+            start = _start_name(est.init_params)
             row = criteria(est, X, sample_weight, columns)
             if gaussian and split and previous is not None and previous[0] == k - 1:
                 # the split start; if the better start still ends below the K - 1 fit (EM
@@ -302,7 +296,7 @@ def select(
                 covariance_type=ct,
                 start=start,
                 converged=bool(est.converged_),
-                degenerate=bool(degenerate_components(est)) if gaussian else False,
+                degenerate=bool(degenerate_components(est)),
                 n_iter=int(est.n_iter_),
                 seconds=time.perf_counter() - started,
             )
@@ -355,7 +349,7 @@ def _survey(X, s, params, sample_weight, columns) -> tuple[int, int, HCTree | No
     """The rows and features of X, and the hierarchical tree every candidate starts from
     (built once, when ``init_params`` is 'hc')."""
     est = GaussianMixture(**{k: v for k, v in params.items() if k != "init_params"})
-    with est._execution(X, est._settings(), sample_weight, columns) as (engine, source):
+    with est._execution(X, est._settings(), sample_weight, columns) as (engine, source, _):
         tree = None
         if isinstance(s.init_params, str) and s.init_params == "hc":
             generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
@@ -416,6 +410,8 @@ def degenerate_components(est: GaussianMixture) -> list[int]:
     happens when it sits on a handful of repeated values. For 'tied' the one shared
     covariance is checked and every component is reported.
     """
+    if getattr(est, "means_", None) is None or np.shape(est.means_)[1] == 0:
+        return []  # no Gaussian block: nothing sits on a variance floor
     cov = full_covariances(est)
     w, mu = est.weights_, est.means_
     centred = mu - w @ mu
@@ -468,15 +464,25 @@ def _check_components(value) -> list[int]:
     return sorted(dict.fromkeys(int(k) for k in ks))
 
 
-def _check_types(value) -> list[str]:
+def _check_types(value, cls: type = GaussianMixture, family: str = "gaussian") -> list[str | None]:
+    """The candidate covariance types of ``family`` (whose estimator is ``cls``): the
+    estimator's own choices (every one when None), or [None] for a family without."""
+    choice = cls._constraints.get("covariance_type")
+    names = ALL_NAMES if cls is GaussianMixture else tuple(getattr(choice, "options", ()))
+    extra = " or 'mclust'" if cls is GaussianMixture else ""
+    if value is None:
+        return list(COVARIANCE_ORDER) if cls is GaussianMixture else list(names) or [None]
+    if not names:
+        raise ParameterError(f"covariance types apply to the Gaussian family (and a mixed family's Gaussian block), "
+                             f"not to family={family!r}; leave covariance_types out")
     types = [value] if isinstance(value, str) else list(value)
     if not types:
-        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(ALL_NAMES) + " or 'mclust'")
+        raise ParameterError("covariance_types is empty; give at least one of " + ", ".join(names) + extra)
     for t in types:
-        if t not in ALL_NAMES:
-            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(ALL_NAMES)} or 'mclust'")
+        if t not in names:
+            raise ParameterError(f"unknown covariance type {t!r}; choose from {list(names)}" + extra)
     return list(dict.fromkeys(types))
 
 
 def _names(cands: list[tuple[int, str]]) -> str:
-    return ", ".join(f"K={k} {ct}" for k, ct in cands)
+    return ", ".join(f"K={k}" if ct is None else f"K={k} {ct}" for k, ct in cands)

@@ -1,27 +1,41 @@
-"""The categorical component: K distributions over the M symbols of one column. Math only.
+"""The categorical component: K distributions over the categories of D columns, each
+column with its own alphabet (latent class analysis). Math only.
 
-The emission of hmmlearn's CategoricalHMM (x holds one column of symbols 0..M-1,
-stored as floats like every other row). Log-densities are a gather from the
-(K, M) log-probabilities; statistics are posterior-weighted symbol counts; the
-M-step is hmmlearn's Dirichlet MAP update.
+A row holds one code per column (0..M_j-1, stored as floats like every other row; -1
+is an entry that carries no information, such as a category unknown to a fitted model
+read with ``handle_unknown='ignore'``, or with ``gaps`` a NaN: a missing value). The M_j of every column lie side by side in
+one axis of T = sum_j M_j: parameters are ``probabilities`` (K, T), whose segment j
+sums to one. Each entry contributes its own log-probability, a sum over columns, so an
+entry that is missing simply contributes nothing.
+
+Kernels: one column (hmmlearn's CategoricalHMM) gathers from the (K, M)
+log-probabilities; several columns turn a block of rows into its one-hot matrix
+(n, T + 1), whose last column takes the codes -1, and both the log-densities and the
+statistics are one product with it. The M-step is the Dirichlet MAP,
+max(prior - 1 + counts, 0) normalised within each column: ``prior`` is hmmlearn's
+concentration (1: none), a mixture's pseudo-count alpha is ``prior = 1 + alpha``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .._core.numerics import squared_distances
 from .._core.stats import additive
+from .._core.workspace import Workspace
 
-_BLOCK_ROWS = 1 << 16
+_BLOCK_ROWS = 1 << 16  # one column: rows per block
+_BLOCK_BYTES = 4 << 20  # several columns: the one-hot block in a few MB
 
 
 @dataclass(frozen=True, slots=True)
 class CategoricalParams:
-    """probabilities (K, M): row k is component k's distribution over the M symbols."""
+    """probabilities (K, T): row k holds component k's distribution over each column's
+    categories, the columns' segments side by side."""
 
     probabilities: Tensor
 
@@ -36,13 +50,11 @@ class CategoricalParams:
 @additive
 @dataclass(frozen=True, slots=True)
 class CategoricalStats:
-    """counts (K, M): the responsibility mass of each symbol in each component, float64."""
+    """n_k (K,): responsibility mass; counts (K, T): the responsibility mass of each
+    category of each column in each component; float64."""
 
+    n_k: Tensor
     counts: Tensor
-
-    @property
-    def n_k(self) -> Tensor:
-        return self.counts.sum(1)
 
     def rebase(self, like: CategoricalStats) -> CategoricalStats:
         return self
@@ -50,7 +62,8 @@ class CategoricalStats:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    log_probs: Tensor  # (K, M) kernel dtype; log 0 = -inf: that symbol is impossible there
+    log_probs: Tensor  # (K, T + 1) kernel dtype; log 0 = -inf (impossible there); the last column 0 (code -1)
+    centres: Tensor  # (K, T) kernel dtype: the probabilities, for nearest-centre assignment
 
     @property
     def dtype(self) -> torch.dtype:
@@ -61,42 +74,65 @@ class _Prepared:
         return int(self.log_probs.shape[0])
 
 
-@dataclass(frozen=True, slots=True)
-class _Gapped:
-    """A block with missing symbols: the symbols (0 in the gaps) and where one was seen."""
-
-    symbols: Tensor  # (n,) int64
-    seen: Tensor  # (n,) bool
-
-
 class _Counts:
-    def __init__(self, K: int, M: int, device: torch.device) -> None:
-        self.counts = torch.zeros(K, M, dtype=torch.float64, device=device)
+    def __init__(self, K: int, T: int, device: torch.device, single: bool) -> None:
+        self.n_k = torch.zeros(K, dtype=torch.float64, device=device)
+        self.counts = torch.zeros(K, T + 1, dtype=torch.float64, device=device)
+        self.single = single
 
-    def add(self, block: Tensor | _Gapped, rw: Tensor, w: Tensor | None) -> None:
-        if isinstance(block, _Gapped):  # a missing symbol counts for nothing
-            self.counts.index_add_(1, block.symbols, rw.double() * block.seen)
-            return
-        self.counts.index_add_(1, block, rw.double())
+    def add(self, block: Tensor, rw: Tensor, w: Tensor | None) -> None:
+        self.n_k += rw.sum(1, dtype=torch.float64)
+        if self.single:  # block: the (n,) codes, -1 mapped to T
+            self.counts.index_add_(1, block, rw.double())
+        else:  # block: the (n, T + 1) one-hot rows
+            self.counts += (rw @ block).double()
 
     def result(self) -> CategoricalStats:
-        return CategoricalStats(self.counts)
+        return CategoricalStats(self.n_k, self.counts[:, :-1].contiguous())
+
+
+# the least probability a mixture's M-step gives (see CategoricalComponent's ``floor``)
+PROBABILITY_FLOOR = torch.finfo(torch.float64).tiny
 
 
 class CategoricalComponent:
-    """K categorical distributions over ``n_symbols`` symbols, with a Dirichlet prior of
-    concentration ``prior`` (1: none) on each."""
+    """K categorical distributions over each of the columns' categories (``sizes``: M_j
+    per column; an int is one column of that many symbols), with a Dirichlet prior of
+    concentration ``prior`` (1: none; a float, or an array broadcasting to (K, T)).
+    ``floor``: the least probability the M-step gives (0: none). A mixture sets the
+    smallest normal float64, as StepMix clips at 1e-15: with no prior, a start from hard
+    assignments can give a row's category probability 0 in every component, and the row
+    no density at all; the floor keeps it explained and moves no other probability."""
 
     letters = "e"
-    translatable = False  # symbols, not positions
+    translatable = False  # codes, not positions
+    failure = "Fitting the categorical mixture failed: every component lost its support"
 
-    def __init__(self, n_symbols: int, prior: Tensor | float = 1.0, dtype: torch.dtype = torch.float64,
-                 advice: str = "check the symbols", gaps: bool = False) -> None:
-        self.n_symbols = n_symbols
+    def __init__(self, sizes: int | Sequence[int], prior: Tensor | float = 1.0, dtype: torch.dtype = torch.float64,
+                 advice: str = "check the symbols", floor: float = 0.0, gaps: bool = False) -> None:
+        self.floor = float(floor)
+        self.sizes = (int(sizes),) if isinstance(sizes, int) else tuple(int(m) for m in sizes)
+        self.n_symbols = sum(self.sizes)  # T: every column's categories side by side
         self.prior = prior
-        self.dtype = self.row_dtype = dtype  # symbols beyond 2**24 in float32 are refused by the estimator
+        self.dtype = self.row_dtype = dtype  # codes beyond 2**24 in float32 are refused by the estimators
         self.advice = advice
-        self.gaps = gaps  # a NaN symbol is missing: log-density 0 (marginalised), counted nowhere
+        self._offsets = torch.tensor([0, *self.sizes[:-1]], dtype=torch.int64).cumsum(0)
+        self._columns: Tensor | None = None  # made on first use: a size is checked before memory is spent on it
+        self._ws = Workspace()
+        # a NaN code is missing: read as the code -1 (log-density 0, marginalised; counted nowhere)
+        self.gaps = gaps
+
+    @property
+    def _column(self) -> Tensor:
+        """The column of each of the T categories, (T,) int64, for per-column sums."""
+        if self._columns is None:
+            sizes = torch.tensor(self.sizes, dtype=torch.int64)
+            self._columns = torch.repeat_interleave(torch.arange(len(self.sizes)), sizes)
+        return self._columns
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.sizes)
 
     @property
     def regularised(self) -> bool:
@@ -113,40 +149,96 @@ class CategoricalComponent:
 
     # ------------------------------------------------------------------ E-step
     def prepare(self, p: CategoricalParams, device: torch.device) -> _Prepared:
-        return _Prepared(torch.log(p.probabilities.to(device)).to(self.dtype))
+        probs = p.probabilities.to(device)
+        log_probs = torch.log(probs)
+        padded = torch.cat([log_probs, log_probs.new_zeros(log_probs.shape[0], 1)], 1)
+        return _Prepared(padded.to(self.dtype), probs.to(self.dtype))
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
-        return _BLOCK_ROWS
+        if self.n_columns == 1:
+            return _BLOCK_ROWS
+        itemsize = torch.finfo(self.dtype).bits // 8
+        return max(1024, _BLOCK_BYTES // ((self.n_symbols + 1 + K) * itemsize))
 
-    def block(self, p: _Prepared, x: Tensor) -> Tensor | _Gapped:
-        if self.gaps:
-            gap = torch.isnan(x[:, 0])
-            if bool(gap.any()):
-                return _Gapped(x[:, 0].masked_fill(gap, 0.0).long(), ~gap)
-        return x[:, 0].long()
+    def _codes(self, x: Tensor) -> Tensor:
+        """(n, D) codes -> (n, D) int64 positions in the T + 1 axis (-1 -> T)."""
+        if self.gaps and x.is_floating_point():
+            x = torch.nan_to_num(x, nan=-1.0)  # a gap: the code that carries no information
+        codes = x.long()
+        T = self.n_symbols
+        return torch.where(codes < 0, T, codes + self._offsets.to(codes.device))
 
-    def log_joint(self, p: _Prepared, block: Tensor | _Gapped, log_w: Tensor, into: Tensor | None = None) -> Tensor:
-        if isinstance(block, _Gapped):
-            joint = torch.where(block.seen, p.log_probs[:, block.symbols], 0.0) + log_w[:, None]
-            return joint if into is None else into.copy_(joint.T)
+    def block(self, p: _Prepared, x: Tensor) -> Tensor:
+        """One column: the (n,) positions; several: the (n, T + 1) one-hot rows (a reused buffer)."""
+        idx = self._codes(x)
+        if self.n_columns == 1:
+            return idx[:, 0]
+        onehot = self._ws.get("onehot", (x.shape[0], self.n_symbols + 1), p.dtype, x.device)
+        onehot.zero_()
+        return onehot.scatter_(1, idx, 1.0)
+
+    def log_joint(self, p: _Prepared, block: Tensor, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+        if self.n_columns == 1:
+            if into is not None:
+                return torch.index_select(p.log_probs.T, 0, block, out=into).add_(log_w)
+            return p.log_probs[:, block] + log_w[:, None]
         if into is not None:
-            return torch.index_select(p.log_probs.T, 0, block, out=into).add_(log_w)
-        return p.log_probs[:, block] + log_w[:, None]
+            return torch.addmm(log_w[None, :], block, p.log_probs.T, out=into)
+        return torch.addmm(log_w[:, None], p.log_probs, block.T)
 
     def accumulator(self, p: _Prepared) -> _Counts:
-        return _Counts(p.n_components, p.log_probs.shape[1], p.log_probs.device)
+        return _Counts(p.n_components, self.n_symbols, p.log_probs.device, self.n_columns == 1)
+
+    # ------------------------------------------------------------------ initialisation
+    def embed(self, x: Tensor) -> Tensor:
+        """Rows in the space k-means seeds in: one-hot (n, T), so that a squared distance
+        is twice the number of columns that differ, and a mean is each column's
+        category frequencies (a probability row)."""
+        idx = self._codes(x)
+        out = torch.zeros(x.shape[0], self.n_symbols + 1, dtype=x.dtype if x.is_floating_point() else torch.float64,
+                          device=x.device)
+        return out.scatter_(1, idx, 1.0)[:, :-1]
+
+    def centres_of(self, p: CategoricalParams) -> Tensor:
+        return p.probabilities
+
+    def at(self, centres: Tensor) -> CategoricalParams:
+        """Components whose probabilities are k-means centres of one-hot rows (K, T),
+        normalised within each column."""
+        c = centres.to(torch.float64).clamp(min=0.0)
+        total = self._segment_sums(c)
+        return CategoricalParams(torch.where(total > 0, c / torch.where(total > 0, total, 1.0), 1.0 / self._size_of(c)))
+
+    def nearest(self, p: _Prepared, block: Tensor) -> tuple[Tensor, Tensor]:
+        """The nearest centre by squared distance in the one-hot space."""
+        rows = torch.nn.functional.one_hot(block, self.n_symbols + 1).to(p.dtype) if self.n_columns == 1 else block
+        best, labels = squared_distances(rows[:, :-1], p.centres).min(1)
+        return labels, best.neg_()
 
     # ------------------------------------------------------------------ M-step
-    def m_step(self, s: CategoricalStats, old: CategoricalParams, update: str = "e") -> tuple[CategoricalParams, Tensor]:
-        """hmmlearn's update: max(prior - 1 + counts, 0), rows normalised; a component
-        with no mass keeps its old row."""
+    def _segment_sums(self, values: Tensor) -> Tensor:
+        """Each entry's column total: (K, T) -> (K, T)."""
+        column = self._column.to(values.device)
+        totals = torch.zeros(values.shape[0], self.n_columns, dtype=values.dtype, device=values.device)
+        return totals.index_add_(1, column, values)[:, column]
+
+    def _size_of(self, values: Tensor) -> Tensor:
+        """M_j of each entry's column, (T,)."""
+        return torch.tensor(self.sizes, dtype=values.dtype, device=values.device)[self._column.to(values.device)]
+
+    def m_step(self, s: CategoricalStats, old: CategoricalParams | None, update: str = "e") -> tuple[CategoricalParams, Tensor]:
+        """max(prior - 1 + counts, 0), normalised within each column, at least ``floor``; a
+        column of a component with nothing to estimate from keeps its ``old`` probabilities."""
         valid = torch.ones(s.counts.shape[0], dtype=torch.bool)
         if "e" not in update:
             return old, valid
         prior = torch.as_tensor(self.prior, dtype=torch.float64, device=s.counts.device)
         new = torch.clamp(prior - 1.0 + s.counts, min=0.0)
-        total = new.sum(1, keepdim=True)
-        probabilities = torch.where(total > 0, new / torch.where(total > 0, total, 1.0), old.probabilities)
+        total = self._segment_sums(new)
+        fallback = old.probabilities.to(new) if old is not None else 1.0 / self._size_of(new).expand_as(new)
+        probabilities = torch.where(total > 0, new / torch.where(total > 0, total, 1.0), fallback)
+        if self.floor > 0:
+            probabilities = probabilities.clamp(min=self.floor)
         return CategoricalParams(probabilities), valid
 
     def prior_gain(self, new: CategoricalParams, old: CategoricalParams) -> float:
@@ -158,15 +250,36 @@ class CategoricalComponent:
             return 0.0
         return float((a[moved] * (torch.log(new.probabilities[moved]) - torch.log(old.probabilities[moved]))).sum())
 
+    def reseed(self, p: CategoricalParams, dead: list[int], rows: Tensor, weights: Tensor) -> CategoricalParams:
+        """Dead components move near ``rows``: half the row's categories, half the live
+        components' average distribution of each column."""
+        live = torch.ones(p.n_components, dtype=torch.bool, device=p.probabilities.device)
+        live[dead] = False
+        lw = weights[live].to(p.probabilities)
+        average = (lw[:, None] * p.probabilities[live]).sum(0) / lw.sum()
+        probs = p.probabilities.clone()
+        onehot = self.embed(rows.to(probs))
+        for j, k in enumerate(dead):
+            probs[k] = 0.5 * onehot[j] + 0.5 * average
+        return CategoricalParams(probs / self._segment_sums(probs))
+
+    def decrease_tolerance(self, p: CategoricalParams, weights: Tensor, value: float) -> float:
+        """Rounding of the kernel's sums: the mean log-likelihood carries about eps of its size."""
+        return 100 * torch.finfo(self.dtype).eps * (1.0 + abs(value))
+
     # ------------------------------------------------------------------ the rest
     def sample(self, p: CategoricalParams, labels: Tensor, generator: torch.Generator) -> Tensor:
-        cdf = torch.cumsum(p.probabilities.cpu(), 1)
-        u = torch.rand(labels.shape[0], 1, generator=generator, dtype=torch.float64) * cdf[labels, -1:]
-        sym = torch.searchsorted(cdf[labels].contiguous(), u, right=True).clamp_(max=cdf.shape[1] - 1)
-        return sym.to(torch.float64)
+        """One code per column for component ``labels[i]`` of each row (float64)."""
+        probs = p.probabilities.cpu()[labels.cpu()]
+        out = torch.empty(labels.shape[0], self.n_columns, dtype=torch.float64)
+        for j, (start, size) in enumerate(zip(self._offsets.tolist(), self.sizes)):
+            cdf = torch.cumsum(probs[:, start : start + size], 1)
+            u = torch.rand(labels.shape[0], 1, generator=generator, dtype=torch.float64) * cdf[:, -1:]
+            out[:, j] = torch.searchsorted(cdf.contiguous(), u, right=True).clamp_(max=size - 1)[:, 0]
+        return out
 
     def n_free_parameters(self, K: int, D: int) -> int:
-        return K * (self.n_symbols - 1)
+        return K * (self.n_symbols - self.n_columns)
 
     def to_tensors(self, p: CategoricalParams) -> dict[str, Tensor]:
         return {"probabilities": p.probabilities}
@@ -175,21 +288,33 @@ class CategoricalComponent:
         return self.make_params(tensors["probabilities"])
 
     def flatten(self, p: CategoricalParams) -> Tensor:
-        """Each row's logits (log p minus its mean over the possible symbols; 0 where p = 0)."""
-        return _logits(p.probabilities).reshape(-1)
+        """Each column's logits (log p minus its mean over the possible categories; 0 where p = 0)."""
+        probs = p.probabilities
+        positive = probs > 0
+        log_p = torch.where(positive, torch.log(torch.where(positive, probs, torch.ones_like(probs))), 0.0)
+        count = self._segment_sums(positive.to(probs.dtype)).clamp(min=1)
+        return torch.where(positive, log_p - self._segment_sums(log_p) / count, 0.0).reshape(-1)
 
     def unflatten(self, vector: Tensor, like: CategoricalParams) -> CategoricalParams:
-        return CategoricalParams(softmax_where(vector.reshape(like.probabilities.shape), like.probabilities > 0))
-
-
-def _logits(p: Tensor) -> Tensor:
-    """Row-centred log-probabilities, 0 where a probability is 0."""
-    positive = p > 0
-    log_p = torch.where(positive, torch.log(torch.where(positive, p, torch.ones_like(p))), torch.zeros_like(p))
-    mean = log_p.sum(-1, keepdim=True) / positive.sum(-1, keepdim=True).clamp(min=1)
-    return torch.where(positive, log_p - mean, torch.zeros_like(p))
+        """A softmax within each column, over the categories possible in ``like``."""
+        logits = vector.reshape(like.probabilities.shape)
+        allowed = like.probabilities > 0
+        logits = torch.where(allowed, logits, -torch.inf)
+        column = self._column.to(logits.device)
+        peak = torch.full((logits.shape[0], self.n_columns), -torch.inf, dtype=logits.dtype, device=logits.device)
+        peak = peak.scatter_reduce(1, column.expand_as(logits), logits, "amax")[:, column]
+        e = torch.exp(logits - torch.where(torch.isfinite(peak), peak, 0.0))
+        return CategoricalParams(e / self._segment_sums(e))
 
 
 def softmax_where(logits: Tensor, allowed: Tensor) -> Tensor:
     """Softmax over the last axis, over the ``allowed`` entries only (the rest: 0)."""
     return torch.softmax(torch.where(allowed, logits, torch.full_like(logits, -torch.inf)), -1)
+
+
+def _logits(p: Tensor) -> Tensor:
+    """Row-centred log-probabilities, 0 where a probability is 0 (one distribution per row)."""
+    positive = p > 0
+    log_p = torch.where(positive, torch.log(torch.where(positive, p, torch.ones_like(p))), torch.zeros_like(p))
+    mean = log_p.sum(-1, keepdim=True) / positive.sum(-1, keepdim=True).clamp(min=1)
+    return torch.where(positive, log_p - mean, torch.zeros_like(p))

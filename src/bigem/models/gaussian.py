@@ -515,6 +515,13 @@ class GaussianComponent:
         eye = torch.eye(D, dtype=torch.float64, device=centres.device).expand(K, D, D)
         return self.make_params(centres, self.structure.from_dense(eye).clone())
 
+    def embed(self, x: Tensor) -> Tensor:
+        """Rows in the space k-means seeds in: as they are."""
+        return x
+
+    def centres_of(self, p: GaussianParams) -> Tensor:
+        return p.means
+
     def from_precision_cholesky(self, means: Tensor, prec_chol: Tensor) -> GaussianParams:
         prec_chol = prec_chol.to(torch.float64)
         return GaussianParams(means.to(torch.float64), self.structure.covariance(prec_chol), prec_chol)

@@ -97,3 +97,20 @@ class KMeansModel:
         for j, k in enumerate(empty[: far.shape[0]]):
             centres[k] = far[j]
         return KMeansParams(centres)
+
+
+class EmbeddedKMeans:
+    """k-means of rows mapped by ``embed`` (a component's k-means embedding: categories
+    one-hot, ...): Lloyd's iterations in that space, on data that stays as it is stored."""
+
+    def __init__(self, kmeans: KMeansModel, embed) -> None:
+        self.kmeans, self.embed = kmeans, embed
+
+    def params(self, centres: Tensor) -> KMeansParams:
+        return self.kmeans.params(centres)
+
+    def e_step(self, params: KMeansParams, chunk: Chunk) -> KMeansStats:
+        return self.kmeans.e_step(params, Chunk(self.embed(chunk.x).to(self.kmeans.dtype), chunk.weight, chunk.row_start))
+
+    def m_step(self, stats: KMeansStats) -> KMeansParams:
+        return self.kmeans.m_step(stats)

@@ -162,15 +162,33 @@ class MixtureModel:
     Holds hyper-parameters (not data, not parameters) and a scratch workspace.
     ``advice``: what a user can change when the fit breaks down (it names the
     estimator's own parameters).
+
+    Semi-supervised EM (Nigam, McCallum, Thrun & Mitchell 2000) lives here, once for
+    every component: ``classes`` (K,) int64 gives the class of each component (several
+    components may share one). A chunk's ``label`` (n,) holds each row's class, or -1;
+    a labelled row's responsibilities are confined to its class's components (one-hot
+    when the class has one), an unlabelled row's are the usual posterior, and its weight
+    is multiplied by ``unlabeled_weight`` (Nigam's lambda). The objective is then
+    sum_labelled w log p(x, y) + lambda sum_unlabelled w log p(x), which EM increases.
     """
 
-    def __init__(self, component: Component, n_components: int, dtype: torch.dtype, advice: str | None = None) -> None:
+    def __init__(self, component: Component, n_components: int, dtype: torch.dtype, advice: str | None = None, *,
+                 classes: Tensor | None = None, unlabeled_weight: float = 1.0) -> None:
         self.component = component
         self.n_components = n_components
         self.dtype = dtype
         self.advice = advice or component.advice
+        self.classes = None if classes is None else torch.as_tensor(classes, dtype=torch.int64)
+        self.unlabeled_weight = float(unlabeled_weight)
         self.entropy = False  # whether the E-step sums the responsibilities' entropy (neg_entropy)
         self._ws = Workspace()
+
+    def with_classes(self, classes: Tensor, unlabeled_weight: float = 1.0) -> MixtureModel:
+        """The same mixture fitted semi-supervised: ``classes`` (K,) the class of each component."""
+        model = MixtureModel(self.component, self.n_components, self.dtype, self.advice, classes=classes,
+                             unlabeled_weight=unlabeled_weight)
+        model.entropy = self.entropy
+        return model
 
     # ------------------------------------------------------------------ parameters
     def make_params(self, weights: Tensor, *component_args: Tensor) -> MixtureParams:
@@ -186,6 +204,10 @@ class MixtureModel:
         if offset is None:
             return params
         return MixtureParams(params.weights, self.component.translate(params.component, offset))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Rows in the space initial centres live in (the component's k-means embedding)."""
+        return self.component.embed(x)
 
     def params_at(self, centres: Tensor) -> MixtureParams:
         """Equal weights and a unit component at each centre (K, D): the reference point
@@ -266,8 +288,26 @@ class MixtureModel:
         """Statistics for responsibilities supplied by ``resp_fn(chunk) -> (n, K)`` (random init)."""
         return self._stats(params, chunk, _GIVEN, resp_fn)
 
+    def _supervision(self, chunk: Chunk) -> tuple[Tensor | None, Tensor | None]:
+        """(the chunk's weights with unlabelled rows times ``unlabeled_weight``, the (K, n)
+        mask of the components each labelled row may not belong to), or the chunk's own
+        weights and None when nothing is labelled."""
+        w, label = chunk.weight, chunk.label
+        if label is None or self.classes is None:
+            return w, None
+        label = label.to(chunk.x.device)
+        unlabelled = label < 0
+        if self.unlabeled_weight != 1.0 and bool(unlabelled.any()):
+            scale = torch.where(unlabelled, self.unlabeled_weight, 1.0).to(torch.float64)
+            w = scale if w is None else w.double() * scale
+        if bool(unlabelled.all()):
+            return w, None
+        classes = self.classes.to(chunk.x.device)
+        return w, (classes[:, None] != label[None, :]) & ~unlabelled[None, :]
+
     def _stats(self, params: MixtureParams, chunk: Chunk, mode: str, resp_fn: Callable[[Chunk], Tensor] | None) -> MixtureStats:
-        x, w = chunk.x, chunk.weight
+        x = chunk.x
+        w, barred = self._supervision(chunk) if mode == _SOFT else (chunk.weight, None)
         device = x.device
         K, comp = self.n_components, self.component
         prep, log_w = self._inputs(params, device)
@@ -296,7 +336,10 @@ class MixtureModel:
                 resp = given[rows].T.to(kdt)
                 ln.zero_()
             else:
-                resp = normalise_log(comp.log_joint(prep, blk, log_w), out=ln)
+                lj = comp.log_joint(prep, blk, log_w)
+                if barred is not None:
+                    lj.masked_fill_(barred[:, rows], -torch.inf)
+                resp = normalise_log(lj, out=ln)
                 if self.entropy:
                     neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)

@@ -1,9 +1,12 @@
 """The Poisson component: K distributions of independent counts per feature. Math only.
 
-The emission of hmmlearn's PoissonHMM. Log-densities are one product of the counts
+The emission of hmmlearn's PoissonHMM and the component of PoissonMixture. Log-densities are one product of the counts
 with the log-rates, less the rates and the log-factorials; statistics are the
 responsibility mass and the responsibility-weighted counts; the M-step is hmmlearn's
-Gamma-prior update lambdas = (prior + counts) / (weight + mass).
+Gamma-prior update lambdas = (prior + counts) / (weight + mass): the MAP under a
+Gamma(prior + 1, weight) prior, ``prior`` pseudo-events over ``weight`` pseudo-rows
+(a mixture's alpha and beta). Each entry's term stands alone (a sum over features), so
+an entry that is missing will simply contribute nothing.
 
 All of it runs in float64 whatever the compute dtype: the three terms of a count's
 log-density are each about x log x and cancel to a number of order log x, so at
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._core.numerics import squared_distances
 from .._core.stats import additive
 
 _BLOCK_ROWS = 1 << 16
@@ -59,7 +63,7 @@ class _Prepared:
     log_rates: Tensor  # (K, D) float64
     rate_sums: Tensor  # (K,) float64
     dtype: torch.dtype  # what the caller computes in (log-densities are returned in it)
-    rates: Tensor | None = None  # (K, D) float64, for rows with gaps
+    rates: Tensor  # (K, D) float64: nearest-centre assignment, and rows with gaps
 
     @property
     def n_components(self) -> int:
@@ -97,6 +101,7 @@ class PoissonComponent:
 
     letters = "l"
     translatable = False  # counts, not positions
+    failure = "Fitting the Poisson mixture failed: every component lost its support"
 
     def __init__(self, rates_prior: Tensor | float = 0.0, rates_weight: Tensor | float = 0.0,
                  dtype: torch.dtype = torch.float64, advice: str = "check the counts", gaps: bool = False) -> None:
@@ -122,7 +127,7 @@ class PoissonComponent:
     def prepare(self, p: PoissonParams, device: torch.device) -> _Prepared:
         rates = p.rates.to(device=device, dtype=torch.float64)
         log_rates = torch.log(rates.clamp_min(torch.finfo(torch.float64).tiny))
-        return _Prepared(log_rates, rates.sum(1), self.dtype, rates if self.gaps else None)
+        return _Prepared(log_rates, rates.sum(1), self.dtype, rates)
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
         return _BLOCK_ROWS
@@ -146,8 +151,25 @@ class PoissonComponent:
     def accumulator(self, p: _Prepared) -> _Sums:
         return _Sums(p.n_components, p.log_rates.shape[1], p.log_rates.device)
 
+    # ------------------------------------------------------------------ initialisation
+    def embed(self, x: Tensor) -> Tensor:
+        """Rows in the space k-means seeds in: the counts as they are."""
+        return x
+
+    def centres_of(self, p: PoissonParams) -> Tensor:
+        return p.rates
+
+    def at(self, centres: Tensor) -> PoissonParams:
+        """Components whose rates are k-means centres of the counts (K, D)."""
+        return PoissonParams(centres.to(torch.float64).clamp(min=0.0))
+
+    def nearest(self, p: _Prepared, block: _Block) -> tuple[Tensor, Tensor]:
+        """The nearest centre by squared Euclidean distance between counts and rates."""
+        best, labels = squared_distances(block.x, p.rates).min(1)
+        return labels, best.neg_().to(p.dtype)
+
     # ------------------------------------------------------------------ M-step
-    def m_step(self, s: PoissonStats, old: PoissonParams, update: str = "l") -> tuple[PoissonParams, Tensor]:
+    def m_step(self, s: PoissonStats, old: PoissonParams | None, update: str = "l") -> tuple[PoissonParams, Tensor]:
         valid = torch.ones(s.n_k.shape[0], dtype=torch.bool)
         if "l" not in update:
             return old, valid
@@ -156,7 +178,25 @@ class PoissonComponent:
         b = torch.as_tensor(self.rates_weight, dtype=torch.float64, device=dev)
         denom = (b + s.seen).expand_as(s.sums)
         new = (a + s.sums) / torch.where(denom > 0, denom, torch.ones_like(denom))
-        return PoissonParams(torch.where(denom > 0, new, old.rates)), valid
+        fallback = old.rates.to(new) if old is not None else torch.zeros_like(new)
+        return PoissonParams(torch.where(denom > 0, new, fallback)), valid
+
+    def reseed(self, p: PoissonParams, dead: list[int], rows: Tensor, weights: Tensor) -> PoissonParams:
+        """Dead components move near ``rows``: half the row's counts, half the live
+        components' average rates (so no rate of a seen count is 0)."""
+        live = torch.ones(p.n_components, dtype=torch.bool, device=p.rates.device)
+        live[dead] = False
+        lw = weights[live].to(p.rates)
+        average = (lw[:, None] * p.rates[live]).sum(0) / lw.sum()
+        rates = p.rates.clone()
+        for j, k in enumerate(dead):
+            rates[k] = 0.5 * rows[j].to(rates).clamp(min=0) + 0.5 * average
+        return PoissonParams(rates)
+
+    def decrease_tolerance(self, p: PoissonParams, weights: Tensor, value: float) -> float:
+        """Rounding of the float64 kernel's sums (the log-densities are returned in the
+        compute dtype): the mean log-likelihood carries about eps of its size."""
+        return 100 * torch.finfo(self.dtype).eps * (1.0 + abs(value))
 
     def prior_gain(self, new: PoissonParams, old: PoissonParams) -> float:
         """The Gamma prior's (log-density rates_prior log lambda - rates_weight lambda, of
@@ -173,7 +213,7 @@ class PoissonComponent:
 
     # ------------------------------------------------------------------ the rest
     def sample(self, p: PoissonParams, labels: Tensor, generator: torch.Generator) -> Tensor:
-        return torch.poisson(p.rates.cpu()[labels], generator=generator)
+        return torch.poisson(p.rates.cpu()[labels.cpu()], generator=generator)
 
     def n_free_parameters(self, K: int, D: int) -> int:
         return K * D

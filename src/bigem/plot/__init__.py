@@ -5,7 +5,8 @@ figure is drawn (``pip install 'bigem[plot]'``).
   feature, a scatter with covariance ellipses for more;
 - :func:`plot_convergence`: log-likelihood per iteration, one line per restart;
 - :func:`plot_selection`: a criterion against K, one line per covariance type;
-- :func:`plot_profile`: per component, the probability of its most likely words.
+- :func:`plot_profile`: per component, the probability of each category (latent class
+  models) or of its most likely words (multinomial models), as a heatmap.
 """
 
 from .clusters import plot_clusters

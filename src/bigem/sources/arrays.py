@@ -34,8 +34,10 @@ class TensorSource:
         shift: Tensor | None = None,
         first_row: int = 0,
         device: torch.device | None = None,
+        labels: Tensor | None = None,
     ) -> None:
         self.x = x
+        self.labels = labels  # (n,) int64 class codes (-1: unlabelled) of semi-supervised fitting, or None
         self.shift = shift  # the rows are the data minus this (see choose_shift), or None
         self.first_row = first_row  # where these rows start in the whole data set (a part of it)
         self.device = x.device if device is None else torch.device(device)
@@ -59,7 +61,8 @@ class TensorSource:
         for s in range(0, self.n_rows, self.chunk_rows):
             w = None if self.weight is None else self.weight[s : s + self.chunk_rows].to(self.device)
             kept = None if self.extra is None else {k: v[s : s + self.chunk_rows] for k, v in self.extra.items()}
-            yield Chunk(self.x[s : s + self.chunk_rows].to(self.device), w, self.first_row + s, kept)
+            label = None if self.labels is None else self.labels[s : s + self.chunk_rows].to(self.device)
+            yield Chunk(self.x[s : s + self.chunk_rows].to(self.device), w, self.first_row + s, kept, label)
 
     def take(self, rows: Tensor) -> Tensor:
         return self.x[rows.to(self.x.device)].to(self.device)
@@ -72,8 +75,9 @@ class TensorSource:
         device (once) if they are held elsewhere."""
         w = None if self.weight is None else self.weight[start:stop].to(self.device)
         kept = None if self.extra is None else {k: v[start:stop] for k, v in self.extra.items()}
+        labels = None if self.labels is None else self.labels[start:stop].to(self.device)
         return TensorSource(self.x[start:stop].to(self.device), w, self.chunk_rows, self.feature_names, kept,
-                            self.shift, self.first_row + start)
+                            self.shift, self.first_row + start, labels=labels)
 
     def split(self, count: int) -> list[TensorSource]:
         """``count`` consecutive near-equal parts (see ``parts.split_rows``)."""

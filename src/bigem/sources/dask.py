@@ -40,26 +40,37 @@ def is_dask_collection(x: object) -> bool:
 class PartitionReader:
     """Runs on a worker: an evaluated block (n, D) -> chunks of at most ``chunk_rows`` rows.
 
-    ``weighted``: the block's last column holds the rows' sample weights (n, D + 1); the
-    rows and the weights are split into contiguous tensors, laid out as a local
+    ``weighted``: the block's column D holds the rows' sample weights; ``labelled``: its
+    last column holds their class codes (semi-supervised fitting; -1 unlabelled). The
+    rows, weights and labels are split into contiguous tensors, laid out as a local
     source's, so that sums over them (a weighted log-likelihood is a dot product, whose
-    rounding depends on the stride) equal the local engine's bit for bit."""
+    rounding depends on the stride) equal the local engine's bit for bit. ``schema``: a
+    family's column rules (``sources.schema``), checked on every chunk here, where the
+    rows are (a message names the row in the whole data set)."""
 
     dtype: torch.dtype
     device: str
     chunk_rows: int
     weighted: bool = False
+    labelled: bool = False
+    schema: object = None
 
     def __call__(self, block: np.ndarray, row_start: int) -> Iterator[Chunk]:
         block = torch.from_numpy(block)
+        label = None
+        if self.labelled:
+            label = block[:, -1].to(device=self.device, dtype=torch.int64).contiguous()
+            block = block[:, :-1]
         if self.weighted:  # a float64 block: the weights stay float64
             w = block[:, -1].to(device=self.device, dtype=torch.float64).contiguous()
             x = block[:, :-1].to(device=self.device, dtype=self.dtype).contiguous()
         else:
-            w, x = None, block.to(device=self.device, dtype=self.dtype)
+            w, x = None, block.to(device=self.device, dtype=self.dtype).contiguous()
+        if self.schema is not None:
+            self.schema.check(x, row_start, "X")
         for s in range(0, x.shape[0], self.chunk_rows):
             e = s + self.chunk_rows
-            yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s)
+            yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s, label=None if label is None else label[s:e])
 
 
 def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
@@ -86,8 +97,11 @@ def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
 
 
 def _frame_block(part, columns: list[str], expected: list[str], index: int, dtype,
-                 shift: np.ndarray | None = None) -> np.ndarray:
-    """A pandas partition -> (n, D) array of the selected columns; runs on a worker."""
+                 shift: np.ndarray | None = None, schema=None, labels=None) -> np.ndarray:
+    """A pandas partition -> (n, D) array of the selected columns; runs on a worker.
+    With ``schema`` the first D columns are the features read by it (categories as
+    codes) and the rest numeric (the weights); with ``labels`` (a LabelColumn) the class
+    codes of its column are appended last."""
     have = [str(c) for c in part.columns]
     if have != expected:
         missing = [c for c in expected if c not in have]
@@ -96,6 +110,8 @@ def _frame_block(part, columns: list[str], expected: list[str], index: int, dtyp
             f"partition {index} has columns {have}, but the collection declares {expected} "
             f"(missing {missing}, unexpected {extra}); give every partition/file the same columns"
         )
+    if schema is not None or labels is not None:
+        return _coded_frame_block(part, columns, index, schema, labels)
     part = part[columns]
     bad = [str(c) for c, dt in part.dtypes.items() if getattr(dt, "kind", "O") not in "fiub"]
     if bad:
@@ -108,7 +124,25 @@ def _frame_block(part, columns: list[str], expected: list[str], index: int, dtyp
     return _shifted(part.to_numpy(dtype=np.float64, na_value=np.nan), dtype, shift)
 
 
-def _array_block(part, dtype, shift: np.ndarray | None = None) -> np.ndarray:
+def _coded_frame_block(part, columns: list[str], index: int, schema, labels) -> np.ndarray:
+    """A float64 block: the features (read by ``schema``, or as numbers), the other
+    ``columns`` as numbers (the weights), and the label codes last."""
+    D = len(columns) if schema is None else schema.n_features
+    where = f"partition {index} (rows counted from its start)"
+    feats = part[columns[:D]]
+    x = schema.encode_frame(feats, where) if schema is not None else feats.to_numpy(dtype=np.float64, na_value=np.nan)
+    parts = [x] + [part[[c]].to_numpy(dtype=np.float64, na_value=np.nan) for c in columns[D:]]
+    if labels is not None:
+        parts.append(labels.codes(part[labels.name], 0, where).astype(np.float64)[:, None])
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def _array_block(part, dtype, shift: np.ndarray | None = None, schema=None) -> np.ndarray:
+    if schema is not None and schema.encodes():  # category values -> codes (the weights and labels, after D, stay)
+        block = np.array(part, dtype=np.float64)
+        D = schema.n_features
+        block[:, :D] = schema.encode_array(block[:, :D])
+        return block if dtype == np.float64 else block.astype(dtype)
     if shift is None:
         return np.ascontiguousarray(np.asarray(part, dtype=dtype))
     return _shifted(np.asarray(part, dtype=np.float64), dtype, shift)
@@ -135,11 +169,14 @@ def _head(X) -> np.ndarray:
     return np.asarray(head, dtype=np.float64)
 
 
-def _inspect_block(block: np.ndarray, weighted: bool = False, gaps: bool = False) -> tuple:
+def _inspect_block(block: np.ndarray, weighted: bool = False, gaps: bool = False, labelled: bool = False) -> tuple:
     """(rows, NaN count, inf count, first bad row in the block or -1, weight total, first
     bad weight's row or -1, its value, values seen per column); runs on a worker. Weights
-    (the last column when ``weighted``) must be finite and non-negative; with ``gaps`` a
-    NaN is a missing value, not a bad one (the per-column counts are None without)."""
+    (the column after the features when ``weighted``) must be finite and non-negative;
+    with ``gaps`` a NaN is a missing value, not a bad one (the per-column counts are None
+    without); labels (the last column when ``labelled``) are the sources' own codes."""
+    if labelled:
+        block = block[:, :-1]
     x, w = (block[:, :-1], block[:, -1]) if weighted else (block, np.ones(0))
     bad_w = ~np.isfinite(w) | (w < 0)
     first_w = int(np.argmax(bad_w)) if bad_w.any() else -1
@@ -181,6 +218,8 @@ class DaskSource:
         shift: Tensor | None = None,
         gaps: bool = False,
         every_column: bool = False,
+        labelled: bool = False,
+        schema=None,
     ) -> None:
         self.shift = shift  # the workers subtract it from every row before the cast (None: none)
         self.gaps, self.every_column = gaps, every_column  # NaN: missing; refuse a column no row observes
@@ -188,7 +227,8 @@ class DaskSource:
         self.n_features = n_features
         self.feature_names = feature_names
         self.weighted = weighted
-        self.reader = PartitionReader(dtype, str(device), max(1, int(chunk_rows)), weighted)
+        self.labelled = labelled
+        self.reader = PartitionReader(dtype, str(device), max(1, int(chunk_rows)), weighted, labelled, schema)
         self.client = client
         self.name = name
         self.row_starts: list[int] = []
@@ -198,7 +238,7 @@ class DaskSource:
         """Lengths of every partition, and the NaN/inf check, in one pass on the workers."""
         from dask import delayed
 
-        checks = [delayed(_inspect_block, pure=True)(p, self.weighted, self.gaps) for p in self.partitions]
+        checks = [delayed(_inspect_block, pure=True)(p, self.weighted, self.gaps, self.labelled) for p in self.partitions]
         found = self.client.gather(self.client.compute(checks))
         lengths = [f[0] for f in found]
         self.row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist() if lengths else []
@@ -302,6 +342,8 @@ def open_dask_source(
     shift: object = None,
     missing_values: str = "error",
     every_column: bool = False,
+    schema=None,
+    labels=None,
 ) -> DaskSource:
     """A checked source over a dask.array, a dask.dataframe, or Parquet/CSV path(s) read by workers.
 
@@ -309,7 +351,13 @@ def open_dask_source(
     dask array (a numpy or dask array). Weights travel as the partitions' last column,
     so each worker reads its rows' weights with its rows. ``shift``: as for local
     sources (``arrays.choose_shift``); "auto" computes the first rows of the first
-    partition here, and each worker subtracts the shift as it converts."""
+    partition here, and each worker subtracts the shift as it converts. ``schema`` (see
+    ``sources.schema``): the workers read category columns as codes and check the column
+    rules. ``labels``: class codes (semi-supervised fitting), a ``LabelColumn`` of a
+    dask.dataframe or, for a dask array, one code per row (numpy or dask array); they
+    travel as the partitions' last column."""
+    from .labels import LabelColumn
+
     from dask import delayed
 
     np_dtype = _NUMPY[dtype]
@@ -318,19 +366,31 @@ def open_dask_source(
         X, name = _read_files(X)
     if not is_dask_collection(X):
         raise DataError(f"expected a dask.array or dask.dataframe collection, got {type(X).__name__}")
+    labelled = labels is not None
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
         declared = [str(c) for c in X.columns]
-        chosen, weight = _frame_columns(declared, columns, sample_weight, name)
+        if labelled and not isinstance(labels, LabelColumn):
+            raise DataError(f"{name} is a dask.dataframe: give its labels as one of its columns, y='<column>' (an "
+                            "array of labels cannot be aligned with partitions of unknown length)")
+        label_name = labels.name if labelled else None
+        if label_name is not None and label_name not in declared:
+            raise DataError(f"y={label_name!r}: {name} has no such column; it has {declared}")
+        chosen, weight = _frame_columns([c for c in declared if c != label_name], columns, sample_weight, name)
+        if label_name is not None and label_name in chosen:
+            raise DataError(f"y={label_name!r} is also in columns=; the labels are a column of their own")
         read = chosen + ([weight] if weight else [])  # the weights: the blocks' last column
-        _check_numeric(X, read, name)
+        categorical = set() if schema is None else {chosen[j] for j in schema.columns_of("category")}
+        _check_numeric(X, [c for c in read if c not in categorical], name)
         weighted = weight is not None
-        stored = np.result_type(*[X.dtypes[c] for c in chosen]) if chosen else np.float32
-        offset = choose_shift(_head(X[chosen]) if shift == "auto" and dtype == torch.float32 else None,
-                              stored, dtype, shift)
+        coded = schema is not None or labelled
+        stored = np.result_type(*[X.dtypes[c] for c in chosen if c not in categorical] or [np.float32])
+        offset = None if coded else choose_shift(
+            _head(X[chosen]) if shift == "auto" and dtype == torch.float32 else None, stored, dtype, shift)
         parts = [
             # weighted blocks stay float64, for the weights' sake (a model normalises them)
             delayed(_frame_block, pure=True)(p, read, declared, i, np.float64 if weighted else np_dtype,
-                                             None if offset is None else offset.numpy())
+                                             None if offset is None else offset.numpy(), schema,
+                                             labels if labelled else None)
             for i, p in enumerate(X.to_delayed())
         ]
         names = chosen if all(isinstance(c, str) for c in X.columns) else None
@@ -343,21 +403,107 @@ def open_dask_source(
             raise NonNumericDataError(f"{name} is not numeric (dtype {X.dtype}); encode or drop non-numeric columns")
         n_features = int(X.shape[1])
         weighted = sample_weight is not None
-        offset = choose_shift(_head(X) if shift == "auto" and dtype == torch.float32 else None, X.dtype, dtype, shift)
+        if isinstance(labels, LabelColumn):
+            raise DataError(f"y={labels.name!r} names a column, but {name} is a dask array without column names; "
+                            "pass the labels as an array (one per row, -1 unlabelled)")
+        coded = schema is not None or labelled
+        offset = None if coded else choose_shift(_head(X) if shift == "auto" and dtype == torch.float32 else None,
+                                                 X.dtype, dtype, shift)
         if weighted:
             X = _with_weight_column(X, sample_weight, name)
+        if labelled:
+            X = _with_label_column(X, labels, name)
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})  # a partition is a block of whole rows
         parts = [
-            delayed(_array_block, pure=True)(p, np.float64 if weighted else np_dtype, None if offset is None else offset.numpy())
+            delayed(_array_block, pure=True)(p, np.float64 if weighted or labelled else np_dtype,
+                                             None if offset is None else offset.numpy(), schema)
             for p in X.to_delayed()[:, 0]
         ]
         names = None
     chunk_rows = chunk_size or chunk_rows_for_budget(memory_budget, n_features, 3 * (torch.finfo(dtype).bits // 8))
+    if schema is not None and schema.n_features != n_features:
+        raise DataError(f"{name} has {n_features} features, but {schema.owner} is expecting {schema.n_features} "
+                        "features as input.")
     source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset,
-                        missing_values == "fiml", every_column)
+                        missing_values == "fiml", every_column, labelled, schema)
     source.inspect(min_rows)
     return source
+
+
+def _with_label_column(X, codes, name: str):
+    """A dask array with one class code per row appended as its last column, partitioned as X."""
+    import dask.array as da
+
+    if any(np.isnan(c) for c in X.chunks[0]):
+        raise DataError(f"{name} has partitions of unknown length: call X.compute_chunk_sizes() first, so the "
+                        "labels can be aligned with its rows")
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.shape != (X.shape[0],):
+        raise DataError(f"y has {codes.shape[0]} labels but X has {X.shape[0]} rows; pass one label per row of X "
+                        "(-1 for an unlabelled row)")
+    y = da.from_array(codes, chunks=(X.chunks[0],))
+    return da.concatenate([X.astype(np.float64), y.astype(np.float64)[:, None]], axis=1)
+
+
+def _partition_values(part, columns: list[str], label_column: str | None, index: int):
+    """Runs on a worker: the distinct values of some columns and the classes of the label
+    column of one partition (a pandas frame, or a numpy block whose columns are indices)."""
+    from .labels import learn_classes
+    from .schema import observed
+
+    where = f"partition {index}"
+    if hasattr(part, "columns"):
+        found = {c: observed(part[c], f"{where}: column {c!r}") for c in columns}
+        classes = set() if label_column is None else learn_classes(part[label_column], f"{where}: column {label_column!r}")
+        return found, classes
+    block = np.asarray(part)
+    return {c: observed(block[:, int(c)], f"{where}: column {c}") for c in columns}, set()
+
+
+def distinct_values(X, names: list[str] | None, categorical: list[int], label_column: str | None, client
+                    ) -> tuple[dict[int, set], set]:
+    """The distinct values of the ``categorical`` features (by index) and the classes of
+    the ``label_column`` of a dask collection (or Parquet/CSV paths), computed on the
+    workers partition by partition; only the sets travel."""
+    from dask import delayed
+
+    if _paths(X):
+        X, _ = _read_files(X)
+    frame = hasattr(X, "columns") and hasattr(X, "dtypes")
+    keys = [names[j] for j in categorical] if frame else [str(j) for j in categorical]
+    if not categorical and label_column is None:
+        return {}, set()
+    if not frame and len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    parts = X.to_delayed() if frame else X.to_delayed()[:, 0]
+    tasks = [delayed(_partition_values, pure=True)(p, keys, label_column, i) for i, p in enumerate(parts)]
+    found = client.gather(client.compute(tasks))
+    cats = {j: set().union(*(f[0][k] for f in found)) for j, k in zip(categorical, keys)}
+    return cats, set().union(*(f[1] for f in found)) if found else set()
+
+
+def _paths(X) -> bool:
+    return isinstance(X, (str, os.PathLike)) or (isinstance(X, (list, tuple)) and bool(X)
+                                                  and isinstance(X[0], (str, os.PathLike)))
+
+
+def describe_columns(X, columns: list[str] | None, exclude: tuple[str, ...] = ()) -> tuple[list[str] | None, list[str]]:
+    """(feature names or None, coarse types) of a dask collection or Parquet/CSV paths, from its metadata."""
+    from .schema import coarse_type
+
+    if _paths(X):
+        X, _ = _read_files(X)
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):
+        have = {str(c): dt for c, dt in X.dtypes.items()}
+        names = [c for c in have if c not in exclude] if columns is None else [str(c) for c in columns]
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise DataError(f"X: column(s) {missing} not found; the data has columns {list(have)}")
+        return names, [coarse_type(have[n]) for n in names]
+    if columns is not None:
+        raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
+    return None, [coarse_type(X.dtype)] * int(X.shape[1])
 
 
 def _weight_column(sample_weight: object, declared: list[str], columns: list[str] | None, name: str) -> str | None:
@@ -397,21 +543,43 @@ def _check_numeric(X, read: list[str], name: str) -> None:
         )
 
 
-def rows_with_weights(X, columns: list[str] | None, sample_weight: object, name: str = "X") -> tuple[object, bool]:
+def rows_with_weights(X, columns: list[str] | None, sample_weight: object, schema=None,
+                      name: str = "X") -> tuple[object, bool]:
     """(a dask array of X's feature columns, partitioned as X, with the weights as its last
     column when given; whether they are): for work mapped over partitions, such as scoring.
-    The weights are checked on the workers, where they are read."""
+    The weights are checked on the workers, where they are read; with ``schema`` the
+    workers read category columns as codes."""
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
         label = {str(c): c for c in X.columns}  # names are compared as strings, selected as given
         chosen, weight = _frame_columns(list(label), columns, sample_weight, name)
         read = chosen + ([weight] if weight else [])
-        _check_numeric(X, read, name)
-        return X[[label[c] for c in read]].to_dask_array(), weight is not None
+        categorical = set() if schema is None else {chosen[j] for j in schema.columns_of("category")}
+        _check_numeric(X, [c for c in read if c not in categorical], name)
+        frame = X[[label[c] for c in read]]
+        if categorical:
+            import pandas as pd
+
+            meta = pd.DataFrame({c: pd.Series([], dtype=np.float64) for c in read})
+            frame = frame.map_partitions(_encoded_partition, schema, read, meta=meta)
+        return frame.to_dask_array(lengths=True), weight is not None
     if columns is not None:
         raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
+    if schema is not None and schema.encodes():
+        X = X.map_blocks(_array_block, np.float64, None, schema, dtype=np.float64)
     if sample_weight is None:
         return X, False
     return _with_weight_column(X, sample_weight, name), True
+
+
+def _encoded_partition(part, schema, read: list[str]):
+    """Runs on a worker: a partition's features read by ``schema`` (categories as codes),
+    the weight column after them as numbers, as a float64 frame."""
+    import pandas as pd
+
+    D = schema.n_features
+    x = schema.encode_frame(part[read[:D]], "X (one partition; rows counted from its start)")
+    rest = [part[[c]].to_numpy(dtype=np.float64, na_value=np.nan) for c in read[D:]]
+    return pd.DataFrame(np.concatenate([x, *rest], axis=1), columns=read, index=part.index)
 
 
 def _with_weight_column(X, sample_weight: object, name: str):

@@ -29,12 +29,17 @@ class FirstPassSource:
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
     def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None,
-                 identify: bool = False, *, gaps: bool = False, every_column: bool = False) -> None:
+                 identify: bool = False, *, gaps: bool = False, every_column: bool = False, schema=None) -> None:
         self.inner = inner
         candidates = getattr(inner, "id_candidates", None) if identify else None
         self._watch = IdentifierWatch(candidates, name) if candidates else None  # on the first pass
         self.gaps = gaps  # NaN is a missing value: only infinities are refused
         self.every_column = every_column  # and a column no row observes (checked at the end of the first pass)
+        # a family's column rules (sources.schema): checked in the first pass; category
+        # values turned into codes here for sources that read numbers only (.npy, Source
+        # objects), on every pass (file tables encode their own columns)
+        self.schema = schema
+        self._encode = schema is not None and schema.encodes() and not getattr(inner, "encodes_categories", False)
         self.dtype = dtype or getattr(inner, "dtype", torch.float64)
         # files apply their own shift; a user's Source gets one applied here, chosen from
         # its first rows as for an array (see arrays.choose_shift)
@@ -122,6 +127,10 @@ class FirstPassSource:
                 seen.add(chunk.x)
             if not self.checked and self._watch is not None:
                 self._watch.update(chunk.x)
+            if self._encode:
+                chunk = replace(chunk, x=self.schema.encode_codes(chunk.x, self._where(chunk.row_start), chunk.row_start))
+            if not self.checked and self.schema is not None:
+                self.schema.check(chunk.x, chunk.row_start, self._where(chunk.row_start))
             if kept is not None:
                 kept.append(chunk)
             yield chunk
@@ -145,8 +154,11 @@ class FirstPassSource:
                 n_nan, n_inf = n_nan + found[0], n_inf + found[1]
                 first = found[2] if first is None else first
         assert first is not None
-        where = self.inner.file_of_row(first) if hasattr(self.inner, "file_of_row") else self.name
-        raise_not_finite(n_nan, n_inf, first, where)
+        raise_not_finite(n_nan, n_inf, first, self._where(first))
+
+    def _where(self, row: int) -> str:
+        """The file that holds ``row`` (for messages), or the source's name."""
+        return self.inner.file_of_row(row) if hasattr(self.inner, "file_of_row") else self.name
 
     def take(self, rows: Tensor) -> Tensor:
         if self._cache is not None:
@@ -164,6 +176,10 @@ class FirstPassSource:
         out = out.to(self.device, self.dtype)
         if not self.checked and check_values(out, 0, self.gaps) is not None:
             self._raise_not_finite()
+        if self._encode:
+            out = self.schema.encode_codes(out, self.name)
+        if not self.checked and self.schema is not None:
+            self.schema.check(out, 0, self.name, rows=rows)
         return out
 
 

@@ -16,10 +16,12 @@ from .._core.errors import DataError, ParameterError
 from .._core.types import Source
 from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
+from .labels import LabelColumn, LabelledSource
 from .identifiers import IdentifierWatch, frame_candidates
 from .npy import NpySource
 from .paths import expand_paths
 from .remote import is_url
+from .schema import Schema
 from .validate import (
     ColumnsSeen,
     NonNumericDataError,
@@ -167,7 +169,7 @@ def describe_input(X: object) -> str:
 
 def _open_files(
     spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None,
-    shift=None, gaps: bool = False,
+    shift=None, gaps: bool = False, schema: Schema | None = None, labels=None,
 ) -> Source:
     files, fmt = expand_paths(spec.path)
     if spec.format is not None:
@@ -183,6 +185,9 @@ def _open_files(
         if spec.columns is not None or keep or isinstance(sample_weight, str):
             raise DataError(f"{files[0]}: a .npy file has no column names, so columns=, id columns and a "
                             "sample_weight column do not apply")
+        if isinstance(labels, LabelColumn):
+            raise DataError(f"{files[0]}: a .npy file has no column names, so it has no label column; pass y as an "
+                            "array (one label per row, -1 unlabelled)")
         if sample_weight is not None:
             raise DataError(f"{files[0]}: sample_weight with a .npy file is not supported; write the rows and "
                             "their weights to Parquet and pass sample_weight='<weight column>'")
@@ -208,6 +213,8 @@ def _open_files(
         csv=CsvOptions(spec.delimiter, spec.header),
         weight_column=sample_weight if isinstance(sample_weight, str) else None,
         gaps=gaps,
+        schema=schema,
+        labels=labels if isinstance(labels, LabelColumn) else None,
     )
     if sample_weight is not None and not isinstance(sample_weight, str):  # in memory, one per row
         table.weight = check_sample_weight(sample_weight, table.n_rows, torch.float64, torch.device("cpu"))
@@ -298,6 +305,8 @@ def open_source(
     missing_values: str = "error",
     every_column: bool = False,
     hold_on_host: bool = False,
+    schema: Schema | None = None,
+    labels: np.ndarray | LabelColumn | None = None,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
@@ -318,6 +327,12 @@ def open_source(
     :mod:`.identifiers`). ``hold_on_host``: in-memory data stays in host memory and
     moves to ``device`` a chunk or a part at a time (each process of a group moves only
     its own part).
+
+    ``schema`` (see :mod:`.schema`): how feature columns that are not plain numbers are
+    read (categories as codes; binary and count columns checked). ``labels``: the class
+    codes of semi-supervised fitting, an (n,) int64 array (-1: unlabelled), or a
+    :class:`.labels.LabelColumn` of X (files and DataFrames; then not a feature); the
+    chunks carry them in ``Chunk.label``.
     """
     keep = list(keep or [])
     name = describe_input(X)
@@ -329,15 +344,18 @@ def open_source(
                 raise DataError(f"columns={list(columns)} disagrees with the Files' columns {list(spec.columns)}; give one")
             spec = dataclasses.replace(spec, columns=list(columns))
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
-                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift, gaps=gaps)
+                             chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift, gaps=gaps,
+                             schema=schema, labels=labels)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
-        return FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
-                               every_column=every_column)
+        return _labelled(FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
+                                         every_column=every_column, schema=schema), labels)
     if is_source(X):
-        if columns is not None or keep or sample_weight is not None:
-            raise DataError("columns=, id columns and sample_weight do not apply to a Source object; build the source with them")
+        if columns is not None or keep or sample_weight is not None or isinstance(labels, LabelColumn):
+            raise DataError("columns=, id columns, sample_weight and label columns do not apply to a Source object; "
+                            "build the source with them")
         check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
-        return FirstPassSource(X, name, cache_bytes, dtype, device, shift, gaps=gaps, every_column=every_column)
+        return _labelled(FirstPassSource(X, name, cache_bytes, dtype, device, shift, gaps=gaps,
+                                         every_column=every_column, schema=schema), labels)
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise SparseDataError(
             "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
@@ -348,7 +366,14 @@ def open_source(
         raise DataError(
             f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
         )
+    if _is_arrow_table(X):  # Arrow dictionary columns arrive as pandas categoricals
+        X = X.to_pandas()
     is_frame = hasattr(X, "columns") and hasattr(X, "dtypes")
+    if isinstance(labels, LabelColumn):
+        if not is_frame:
+            raise DataError(f"y={labels.name!r} names a column, but X has no column names; pass the labels as an "
+                            "array (one per row, -1 unlabelled), or X as a DataFrame or files")
+        X, labels = _label_column_of_frame(X, labels, columns, sample_weight)
     if isinstance(sample_weight, str):
         if not is_frame:
             raise DataError(f"sample_weight={sample_weight!r} names a column, but X has no column names; pass "
@@ -374,6 +399,15 @@ def open_source(
         check_shape(tuple(X.shape), min_rows=min_rows)
         offset = choose_shift(X[:PROBE_ROWS], X.dtype, dtype, shift)
         x = X.detach().to(device=held, dtype=dtype) if offset is None else as_tensor(X, dtype, held, offset)
+        if schema is not None and schema.encodes():
+            x = schema.encode_codes(X.detach().to("cpu", torch.float64)).to(device=held, dtype=dtype)
+    elif schema is not None:
+        arr = _as_table(X, is_frame)
+        check_shape(arr.shape, min_rows=min_rows)
+        _check_width(schema, arr.shape[1])
+        arr = schema.encode_frame(X) if is_frame else schema.encode_array(arr)
+        offset = None
+        x = as_tensor(arr, dtype, held)
     else:
         arr = np.asarray(_dataframe_to_numpy(X) if is_frame else to_numeric_array(X))
         check_shape(arr.shape, min_rows=min_rows)
@@ -384,12 +418,81 @@ def open_source(
     weight = None if sample_weight is None else check_sample_weight(sample_weight, x.shape[0], torch.float64, device)
     itemsize = torch.finfo(dtype).bits // 8
     rows = chunk_size or chunk_rows_for_budget(memory_budget, x.shape[1], 3 * itemsize)  # a view and the E-step's scratch
-    source = TensorSource(x, weight, rows, names, extra, offset, device=device)
+    codes = None
+    if labels is not None:
+        codes = _check_codes(labels, x.shape[0])
+        codes = torch.from_numpy(codes).to(held)
+    source = TensorSource(x, weight, rows, names, extra, offset, device=device, labels=codes)
     validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column)  # where the rows are held
     if watch is not None:
         watch.update(x)
         watch.finish()
+    if schema is not None:
+        _check_schema(source, schema, x.shape[1])
     return source
+
+
+def _is_arrow_table(X: object) -> bool:
+    return type(X).__module__.startswith("pyarrow") and hasattr(X, "to_pandas") and hasattr(X, "schema")
+
+
+def _as_table(X: object, is_frame: bool) -> np.ndarray:
+    """X as a 2-D array for shape checks and encoding (objects kept: strings are categories)."""
+    if is_frame:
+        return np.empty((len(X), len(X.columns)), dtype=np.uint8)  # the shape only; encode_frame reads the columns
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"X could not be converted to an array: {exc}. Pass a 2-D array in which every row has the "
+                        "same number of values.") from None
+    if np.iscomplexobj(arr):
+        raise DataError(f"Complex data not supported: X has dtype {arr.dtype}; pass real numbers.")
+    return arr
+
+
+def _check_width(schema: Schema, width: int) -> None:
+    if width != schema.n_features:
+        raise DataError(f"X has {width} features, but {schema.owner} is expecting {schema.n_features} features as input.")
+
+
+def _check_schema(source: TensorSource, schema: Schema, width: int) -> None:
+    _check_width(schema, width)
+    for chunk in source.chunks():
+        schema.check(chunk.x, chunk.row_start)
+
+
+def _check_codes(codes: np.ndarray, n_rows: int) -> np.ndarray:
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.shape != (n_rows,):
+        raise DataError(f"y has {codes.shape[0]} labels but X has {n_rows} rows; pass one label per row of X "
+                        "(-1 for an unlabelled row)")
+    return codes
+
+
+def _labelled(source: Source, labels) -> Source:
+    """The source with in-memory class codes attached to its chunks (a label column of files
+    is read by the files' source itself)."""
+    if labels is None or isinstance(labels, LabelColumn):
+        return source
+    return LabelledSource(source, _check_codes(labels, source.n_rows))
+
+
+def _label_column_of_frame(frame, labels: LabelColumn, columns: list[str] | None, sample_weight):
+    """A DataFrame's label column as codes, and the frame without it (unless columns= picks
+    the features anyway)."""
+    available = [str(c) for c in frame.columns]
+    if labels.name not in available:
+        raise DataError(f"y={labels.name!r}: X has no such column; it has {available}")
+    if columns is not None and labels.name in [str(c) for c in columns]:
+        raise DataError(f"y={labels.name!r} is also in columns=; a column is either a feature or the labels: leave "
+                        "it out of columns=")
+    if sample_weight == labels.name:
+        raise DataError(f"y and sample_weight both name column {labels.name!r}; the labels and the weights are "
+                        "different columns")
+    series = _select_frame_columns(frame, [labels.name]).iloc[:, 0]
+    codes = labels.codes(series)
+    rest = frame if columns is not None else frame[[c for c in frame.columns if str(c) != labels.name]]
+    return rest, codes
 
 
 def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:

@@ -68,7 +68,8 @@ class RowRange:
                 else:
                     w = None if chunk.weight is None else chunk.weight[a:b]
                     kept = None if chunk.extra is None else {k: v[a:b] for k, v in chunk.extra.items()}
-                    yield replace(chunk, x=chunk.x[a:b], weight=w, row_start=first + a, extra=kept)
+                    label = None if chunk.label is None else chunk.label[a:b]
+                    yield replace(chunk, x=chunk.x[a:b], weight=w, row_start=first + a, extra=kept, label=label)
             if first + n >= self.stop:
                 return
 

@@ -278,6 +278,7 @@ class TableSource:
     """
 
     decodes = True  # decoding a batch costs about what the E-step on it does: the engine overlaps them
+    encodes_categories = True  # category columns (sources.schema) become codes as they are read
     shift: Tensor | None = None  # subtracted from every row in float64 before the cast
 
     def set_shift(self, shift) -> None:
@@ -302,7 +303,7 @@ class TableSource:
     def fingerprint(self) -> dict:
         weights = None if self.weight is None else identity.digest(self.weight)
         return {"files": identity.files(self.files), "columns": self.feature_names, "weight_column": self.weight_column,
-                "weights": weights}
+                "weights": weights, **({"label_column": self.label_column} if self.label_column else {})}
 
     def __init__(
         self,
@@ -318,6 +319,8 @@ class TableSource:
         weight: Tensor | None = None,
         weight_column: str | None = None,
         gaps: bool = False,
+        schema=None,
+        labels=None,
     ) -> None:
         import_pyarrow()
         self.gaps = gaps  # a null feature value is a missing value (NaN in the rows), not an error
@@ -341,12 +344,24 @@ class TableSource:
         first = self._readers[0]
         names = list(first.schema.names)
         self.weight, self.weight_column = weight, weight_column
+        # semi-supervised fitting: the column of class labels (sources.labels.LabelColumn), read with the rows
+        self.labels = labels
+        self.label_column = None if labels is None else labels.name
+        self._label_columns = [] if labels is None else [labels.name]
         self.feature_names = self._choose_columns(names, columns)
         self._inferred = columns is None  # the features are the first file's columns
         self.keep = list(keep or [])
         self._weight_columns = [] if weight_column is None else [weight_column]
+        if self.label_column is not None and self.label_column in self.feature_names + self._weight_columns:
+            raise DataError(f"y={self.label_column!r} is also a feature or the sample_weight column; the labels are a "
+                            "column of their own: leave it out of columns=")
         for reader in self._readers:
-            self._check_columns(reader, self.feature_names + self.keep + self._weight_columns)
+            self._check_columns(reader, self.feature_names + self.keep + self._weight_columns + self._label_columns)
+        self.schema = schema  # how non-numeric feature columns are read (sources.schema), or None
+        if schema is not None and schema.n_features != len(self.feature_names):
+            raise DataError(f"{self.files[0]}: {len(self.feature_names)} feature columns, but {schema.owner} is "
+                            f"expecting {schema.n_features}; pick the model's columns with columns=")
+        self._categorical = set() if schema is None else {self.feature_names[j] for j in schema.columns_of("category")}
         self._check_numeric()
         if fmt == "csv":
             for reader in self._readers:
@@ -373,7 +388,7 @@ class TableSource:
     # ------------------------------------------------------------ checks
     def _choose_columns(self, names: list[str], columns: list[str] | None) -> list[str]:
         if columns is None:
-            return [n for n in names if n != self.weight_column]
+            return [n for n in names if n != self.weight_column and n != self.label_column]
         columns = [str(c) for c in columns]
         check_weight_not_a_feature(self.weight_column, columns)
         if not columns:
@@ -407,6 +422,8 @@ class TableSource:
         for reader in self._readers:
             bad = []
             for name in self.feature_names + self._weight_columns:
+                if name in self._categorical:
+                    continue  # read as categories: any type
                 t = reader.schema.field(name).type
                 ok = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
                 ok = ok or pa.types.is_decimal(t) or pa.types.is_null(t)
@@ -429,12 +446,12 @@ class TableSource:
 
     def _batches(self, wanted: list[str] | None = None) -> Iterator[tuple[object, int, int]]:
         """(record batch, index of the file, first row of the batch in the data set) of the
-        ``wanted`` columns (default: features, kept columns and the weight column), over
-        this source's rows: a part reads only the Parquet row groups (the CSV and Arrow
-        files) that hold its rows, and skips the rest of the batches that straddle its
-        ends."""
-        numeric = self.feature_names + self._weight_columns
-        wanted = numeric + self.keep if wanted is None else wanted
+        ``wanted`` columns (default: features, kept columns, the weight and label columns),
+        over this source's rows: a part reads only the Parquet row groups (the CSV and
+        Arrow files) that hold its rows, and skips the rest of the batches that straddle
+        its ends."""
+        numeric = [n for n in self.feature_names if n not in self._categorical] + self._weight_columns
+        wanted = self.feature_names + self._weight_columns + self._label_columns + self.keep if wanted is None else wanted
         lo, hi = self.first_row, self.first_row + self.n_rows
         start = 0
         for i, reader in enumerate(self._readers):
@@ -499,15 +516,21 @@ class TableSource:
                     total[n] = total.get(n, 0) + batch.column(n).null_count
         return total
 
-    def _fill(self, out: np.ndarray, batch, names: list[str] | None = None) -> None:
+    def _fill(self, out: np.ndarray, batch, names: list[str] | None = None, first_row: int = 0) -> None:
         """Write the batch's features (or the ``names`` columns) into ``out``, a (D, n)
         column-major block: each column is one contiguous copy (a row-major target would
         make D strided passes, 3-5x slower); the rows come out of :meth:`_rows`. The
-        features lose the shift, if any, in float64 before the cast."""
+        features lose the shift, if any, in float64 before the cast; category columns
+        become codes (``first_row``: the data-set row of the batch's first, for messages)."""
         pa = import_pyarrow()
         shift = self.shift.numpy() if names is None and self.shift is not None else None
         for j, name in enumerate(self.feature_names if names is None else names):
             col = batch.column(name)
+            if names is None and name in self._categorical:
+                where = self.file_of_row(first_row) if first_row < sum(self.file_rows) else self.files[0]
+                local = first_row - sum(self.file_rows[: self.files.index(where)])
+                out[j] = self.schema.encode_column(j, col, local, where)
+                continue
             if pa.types.is_decimal(col.type) or pa.types.is_null(col.type) or col.null_count:
                 col = col.cast(pa.float64())  # and a null becomes NaN, whatever the column's type
             values = col.to_numpy(zero_copy_only=False)
@@ -533,7 +556,8 @@ class TableSource:
         rows, D = self.chunk_rows, self.n_features
         pool = self._buffers
         new_weights = (lambda: pool.array((1, rows), np.float64)) if self.weight_column else (lambda: None)
-        buf, wbuf, pos, start = pool.array((D, rows), self._np_dtype()), new_weights(), 0, self.first_row
+        new_labels = (lambda: np.empty(rows, np.int64)) if self.label_column else (lambda: None)
+        buf, wbuf, lbuf, pos, start = pool.array((D, rows), self._np_dtype()), new_weights(), new_labels(), 0, self.first_row
         kept: list = []
         total = _WeightTotal(self)
         for batch, file_index, first_row in self._batches():
@@ -542,20 +566,30 @@ class TableSource:
             while off < n:
                 take = min(n - off, rows - pos)
                 part = batch.slice(off, take)
-                self._fill(buf[:, pos : pos + take], part)
+                self._fill(buf[:, pos : pos + take], part, first_row=first_row + off)
                 if wbuf is not None:
                     self._fill(wbuf[:, pos : pos + take], part, self._weight_columns)
+                if lbuf is not None:
+                    lbuf[pos : pos + take] = self._label_codes(part, first_row + off)
                 if self.keep:
                     kept.append(part.select(self.keep))
                 pos += take
                 off += take
                 if pos == rows:
-                    yield self._rows(buf, rows), total.add(self._weights(wbuf, start, rows), start), self._merge(pa, kept), start
+                    yield (self._rows(buf, rows), total.add(self._weights(wbuf, start, rows), start), self._merge(pa, kept),
+                           start, None if lbuf is None else torch.from_numpy(lbuf))
                     # other buffers: the consumer (or a cache) may still hold the last ones
                     buf, wbuf, pos, start, kept = pool.array((D, rows), self._np_dtype()), new_weights(), 0, start + rows, []
+                    lbuf = new_labels()
         if pos:
-            yield self._rows(buf, pos), total.add(self._weights(wbuf, start, pos), start), self._merge(pa, kept), start
+            yield (self._rows(buf, pos), total.add(self._weights(wbuf, start, pos), start), self._merge(pa, kept), start,
+                   None if lbuf is None else torch.from_numpy(lbuf[:pos]))
         total.check()
+
+    def _label_codes(self, part, first_row: int) -> np.ndarray:
+        where = self.file_of_row(first_row)
+        local = first_row - sum(self.file_rows[: self.files.index(where)])
+        return self.labels.codes(part.column(self.label_column), local, where)
 
     def _weights(self, wbuf: np.ndarray | None, start: int, n: int) -> Tensor | None:
         if wbuf is not None:
@@ -587,10 +621,11 @@ class TableSource:
         return {name: table.column(name).combine_chunks() for name in self.keep}
 
     def chunks(self) -> Iterator[Chunk]:
-        for block, weight, kept, start in self.blocks():
+        for block, weight, kept, start, label in self.blocks():
             # asynchronous from pinned blocks (see buffers): the engine orders them before the E-step
             w = None if weight is None else weight.to(self.device, torch.float64, non_blocking=True)
-            yield Chunk(block.to(self.device, non_blocking=True), w, start, kept)
+            label = None if label is None else label.to(self.device)
+            yield Chunk(block.to(self.device, non_blocking=True), w, start, kept, label)
 
     def boundaries(self) -> list[int]:
         """Rows where a part can start without reading rows it does not hold: between the
@@ -646,7 +681,8 @@ class TableSource:
         return out
 
     def _take_streamed(self, reader, local: np.ndarray, out: np.ndarray, done: int) -> int:
-        kw = {"numeric": self.feature_names} if isinstance(reader, _CsvReader) else {}
+        numeric = [n for n in self.feature_names if n not in self._categorical]
+        kw = {"numeric": numeric} if isinstance(reader, _CsvReader) else {}
         start = 0
         for batch in reader.batches(self.feature_names, self.chunk_rows, **kw):
             lo, hi = np.searchsorted(local, [start, start + batch.num_rows])
@@ -749,3 +785,40 @@ def column_values(
                 values = values.dictionary_decode()
             yield values.to_numpy(zero_copy_only=False), path, first
             first += len(values)
+
+
+# ---------------------------------------------------------------------------- distinct values
+def distinct_values(files: list[str], fmt: str, columns: list[str], *, label_column: str | None = None,
+                    csv: CsvOptions | None = None, batch_rows: int = 1 << 16) -> dict[str, set]:
+    """The distinct values of some columns (categories) and of the label column (classes,
+    unlabelled entries left out), in one pass that reads those columns only."""
+    from .labels import learn_classes
+    from .schema import observed
+
+    wanted = list(columns) + ([label_column] if label_column else [])
+    found: dict[str, set] = {name: set() for name in wanted}
+    for path in files:
+        reader = _open_reader(path, fmt, csv)
+        names = list(reader.schema.names)
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise DataError(f"{path}: no column(s) {missing}; the file has {names}. "
+                            "Check the spelling (names are case-sensitive) or the columns= you passed")
+        check_unique(path, names, wanted)
+        kw = {"numeric": []} if isinstance(reader, _CsvReader) else {}
+        for batch in reader.batches(wanted, batch_rows, **kw):
+            for name in wanted:
+                values = batch.column(name)
+                where = f"{path}: column {name!r}"
+                found[name] |= learn_classes(values, where) if name == label_column else observed(values, where)
+    return found
+
+
+def column_types(path: str, fmt: str, columns: list[str] | None, csv: CsvOptions | None = None) -> dict[str, str]:
+    """Each column's coarse type (``schema.coarse_type``) from the first file's schema (a
+    CSV's types are pyarrow's guesses from its first block)."""
+    from .schema import coarse_type
+
+    schema = _open_reader(path, fmt, csv).schema
+    names = list(schema.names) if columns is None else list(columns)
+    return {name: coarse_type(schema.field(name).type) for name in names if name in schema.names}

@@ -1,0 +1,105 @@
+"""``bigem fit/select/info/predict/score/sample`` with --family and --column-families:
+the same models as the Python API, text columns read from Parquet, bad flags refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bigem
+from bigem.cli import main
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n = 1200
+    z = rng.integers(0, 2, n)
+    colours = np.array(["red", "green", "blue"])
+    df = pd.DataFrame({
+        "colour": colours[np.where(z == 0, rng.choice(3, n, p=[0.7, 0.2, 0.1]), rng.choice(3, n, p=[0.1, 0.2, 0.7]))],
+        "size": np.where(rng.random(n) < 0.3 + 0.4 * z, "big", "small"),
+        "x": rng.normal(2.0 * z, 1.0),
+        "k": rng.poisson(2 + 3 * z),
+        "f": (rng.random(n) < 0.2 + 0.6 * z).astype(np.int64),
+    })
+    path = tmp_path_factory.mktemp("families") / "t.parquet"
+    df.to_parquet(path)
+    return df, str(path)
+
+
+def test_fit_a_mixed_model_equals_the_python_fit(table, tmp_path, capsys):
+    df, path = table
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", path, "-k", "2", "--column-families", "k=poisson,f=bernoulli", "--dtype", "float64",
+                 "-o", model, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "MixedMixture" and out["covariance_type"] == "diag"
+    est = bigem.MixedMixture(2, families={"k": "poisson", "f": "bernoulli"}, dtype="float64", random_state=0).fit(df)
+    back = bigem.load(model)
+    assert back.families_ == ["categorical", "categorical", "gaussian", "poisson", "bernoulli"]
+    np.testing.assert_allclose(back.weights_, est.weights_, rtol=1e-10)
+    assert out["mean_log_likelihood"] == pytest.approx(est.score(df), rel=1e-10)
+    labels = tmp_path / "labels.csv"
+    assert main(["predict", model, path, "-o", str(labels)]) == 0
+    np.testing.assert_array_equal(pd.read_csv(labels)["label"], est.predict(df))
+    assert main(["info", model]) == 0
+    assert "families: colour=categorical, size=categorical, x=gaussian, k=poisson, f=bernoulli" in capsys.readouterr().out
+
+
+def test_latent_class_fit_info_sample_and_select(table, tmp_path, capsys):
+    df, path = table
+    model = str(tmp_path / "c.bigem")
+    assert main(["fit", path, "-k", "2", "--family", "categorical", "--columns", "colour,size", "--alpha", "0",
+                 "-o", model]) == 0
+    est = bigem.load(model)
+    assert isinstance(est, bigem.CategoricalMixture) and est.alpha == 0.0
+    capsys.readouterr()
+    assert main(["info", model]) == 0
+    assert "categories of colour: blue, green, red" in capsys.readouterr().out
+    drawn = tmp_path / "s.csv"
+    assert main(["sample", model, "-n", "50", "-o", str(drawn), "--labels"]) == 0
+    sample = pd.read_csv(drawn)
+    assert set(sample["colour"]) <= {"red", "green", "blue"} and list(sample.columns) == ["colour", "size", "component"]
+    best = str(tmp_path / "best.bigem")
+    capsys.readouterr()
+    assert main(["select", path, "-k", "1..3", "--family", "poisson", "--columns", "k", "-o", best, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["covariance_type"] for r in result["table"]] == [None] * 3
+    assert isinstance(bigem.load(best), bigem.PoissonMixture)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--family", "bernoulli", "--covariance", "full"], "the bernoulli family has no covariance type"),
+    (["--family", "mixed", "--covariance", "tied"], "the mixed family takes diag or full"),
+    (["--alpha", "2"], "a Gaussian mixture has none"),
+    (["--family", "poisson", "--column-families", "k=poisson"], "use --family mixed"),
+    (["--family", "poisson", "--missing", "fiml"], "--missing fiml applies to --family gaussian"),
+    (["--family", "categorical", "--vocabulary-size", "9"], "--vocabulary-size applies to --family multinomial"),
+    (["--family", "multinomial", "--covariance", "diag"], "the multinomial family has no covariance type"),
+])
+def test_flags_of_another_family_are_refused(table, tmp_path, capsys, flags, message):
+    _, path = table
+    model = tmp_path / "x.bigem"
+    assert main(["fit", path, "-k", "2", "--columns", "k", *flags, "-o", str(model)]) != 0
+    assert message in capsys.readouterr().err
+    assert not model.exists()
+
+
+def test_a_bad_column_family_is_refused(table, tmp_path, capsys):
+    _, path = table
+    assert main(["fit", path, "-k", "2", "--column-families", "k=counts", "-o", str(tmp_path / "x.bigem")]) != 0
+    assert "FAMILY one of gaussian, categorical, bernoulli, poisson" in capsys.readouterr().err
+
+
+def test_plot_profile_of_a_model_file(table, tmp_path, capsys):
+    _, path = table
+    model, picture = str(tmp_path / "c.bigem"), tmp_path / "profile.png"
+    assert main(["fit", path, "-k", "2", "--family", "categorical", "--columns", "colour,size", "-o", model]) == 0
+    assert main(["plot", model, "--kind", "profile", "-o", str(picture)]) == 0
+    assert picture.stat().st_size > 10_000
+    assert main(["plot", model, path, "-o", str(tmp_path / "fit.png")]) != 0
+    assert "use --kind profile" in capsys.readouterr().err
