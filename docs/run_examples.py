@@ -7,6 +7,7 @@ showing its output. ``make examples`` runs this; so does CI, through ``make docs
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,9 +25,8 @@ def main(names: list[str]) -> int:
            "MPLBACKEND": "Agg"}
     for script in scripts:
         out = ROOT / "build" / "examples" / script.stem
-        out.mkdir(parents=True, exist_ok=True)
-        for old in out.iterdir():
-            old.unlink()
+        shutil.rmtree(out, ignore_errors=True)  # a run starts from an empty folder (scripts write folders too)
+        out.mkdir(parents=True)
         started = time.perf_counter()
         try:
             proc = subprocess.run([sys.executable, str(script)], cwd=out, env=env, capture_output=True, text=True,
