@@ -213,7 +213,7 @@ class MixedMixture(_DiscreteMixture):
                  if self._columns(kind)]
         from ..models.product import ProductComponent
 
-        if not parts:  # before any fit: a placeholder that reads nothing
+        if not parts:  # no column is known before a fit: one Gaussian column stands in, and fit builds the real model
             parts = [Part("gaussian", make["real"](), (0,))]
         return MixtureModel(ProductComponent(parts, s.dtype, advice=advice), s.n_components, s.dtype, advice)
 
