@@ -42,6 +42,8 @@ import torch
 
 from .._core.batches import rebatch
 from .._core.errors import ClusterError, DataError, ParameterError
+
+_ERRORS_MODULE = ClusterError.__module__  # bigem's error classes, plain to rebuild
 from .._core.stats import tree_sum
 from .._core.types import READ_AHEAD, Chunk
 from .local import LocalEngine, sharing_cores
@@ -314,13 +316,12 @@ class TorchEngine:
 
 
 def _portable(error: BaseException | None) -> Any:
-    """An exception that pickles (its text where it does not), to send to the others."""
+    """The error itself where the other processes can rebuild it from its message alone
+    (bigem's errors and Python's built-in ones, whose arguments are plain values), else
+    its text, which the others raise as a :class:`ClusterError`."""
     if error is None:
         return None
-    import pickle
-
-    try:
-        pickle.loads(pickle.dumps(error))
+    kind = type(error)
+    if kind.__module__ in ("builtins", _ERRORS_MODULE) and all(isinstance(a, (str, int, float)) for a in error.args):
         return error
-    except Exception:
-        return f"{type(error).__name__}: {error}"
+    return f"{kind.__name__}: {error}"
