@@ -133,18 +133,50 @@ def test_statistics_of_rows_with_gaps_add_over_any_chunking(covariance_type):
 
 def test_patterns_group_rows_by_the_number_of_missing_coordinates():
     mask = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 1], [0, 1, 1]], dtype=torch.bool)
-    groups = {g.u: g for g in patterns(mask)}
+    order, found = patterns(mask)
+    groups = {g.u: g for g in found}
     assert sorted(groups) == [1, 2, 3]
+    assert order.tolist() == [0, 2, 4, 1, 5, 3]  # by count, then by pattern: each group a slice
     g1 = groups[1]
-    assert g1.rows.tolist() == [0, 2, 4] and g1.coords.shape == (2, 1)
+    assert (g1.start, g1.stop) == (0, 3) and g1.coords.shape == (2, 1)
     assert g1.where[:, 0].tolist() == [0, 0, 2]
     assert g1.pattern[0] == g1.pattern[1] != g1.pattern[2]
     assert groups[2].where.tolist() == [[1, 2], [1, 2]] and groups[2].coords.shape == (1, 2)
+    assert (groups[3].start, groups[3].stop) == (5, 6)
     wide = torch.zeros(4, 70, dtype=torch.bool)  # beyond the packed codes: the same groups by sorting rows
     wide[0, 3] = wide[1, 65] = wide[2, 3] = wide[3, [3, 65]] = True
-    g = {g.u: g for g in patterns(wide)}
-    assert g[1].rows.tolist() == [0, 1, 2] and g[1].coords.reshape(-1).sort().values.tolist() == [3, 65]
+    order, found = patterns(wide)
+    g = {g.u: g for g in found}
+    assert sorted(order[g[1].start : g[1].stop].tolist()) == [0, 1, 2] and g[1].coords.reshape(-1).sort().values.tolist() == [3, 65]
     assert g[1].codes is None and g[2].where.tolist() == [[3, 65]]
+
+
+@pytest.mark.parametrize("d, rate", [(5, 0.3), (20, 0.6), (60, 0.1), (70, 0.05)])
+def test_patterns_are_a_sort_of_the_rows_into_slices_of_equal_masks(d, rate):
+    """Any mask (rows with no gap, every row distinct, past the packed and keyed widths):
+    the order is a permutation, rows with no gap come first, each group is the slice of
+    rows that miss u coordinates, and rows share a pattern exactly when their masks agree."""
+    rng = np.random.default_rng(d)
+    mask = torch.tensor(rng.random((300, d)) < rate)
+    mask[:7] = mask[7]  # some patterns recur
+    order, groups = patterns(mask)
+    assert sorted(order.tolist()) == list(range(300))
+    sorted_mask = mask[order]
+    u = sorted_mask.sum(1)
+    start = int((u == 0).sum())
+    assert not bool(u[:start].any())
+    for g in groups:
+        assert g.start == start and bool((u[g.start : g.stop] == g.u).all())
+        rows = sorted_mask[g.start : g.stop]
+        rebuilt = torch.zeros_like(rows).scatter_(1, g.where, True)
+        assert torch.equal(rebuilt, rows) and torch.equal(g.coords[g.pattern], g.where)
+        assert bool((g.pattern.diff() >= 0).all())
+        same = (rows[:, None, :] == rows[None, :, :]).all(-1)
+        assert torch.equal(same, g.pattern[:, None] == g.pattern[None, :])
+        if d <= 62:
+            assert torch.equal(g.codes, (g.coords.new_ones(()) << g.coords).sum(1))
+        start = g.stop
+    assert start == 300
 
 
 # ---------------------------------------------------------------------------- the estimators

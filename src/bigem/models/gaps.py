@@ -31,9 +31,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-# Missing masks of at most this many features are packed into one int64 per row, so
-# that grouping the rows by pattern is a sort of integers; wider ones sort mask rows.
+# Missing masks of at most this many features are packed into one int64 per row (a
+# pattern's code, which names it across blocks); with the count of missing coordinates in
+# the bits above, up to _KEYED_FEATURES, sorting the rows by pattern is one sort of
+# integers; wider masks are ranked by a sort of their distinct rows first.
 _PACKED_FEATURES = 62
+_KEYED_FEATURES = 56
 
 
 def missing(x: Tensor) -> Tensor | None:
@@ -65,54 +68,68 @@ class Gaps:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """The rows of a block that miss the same number ``u`` of coordinates.
+    """The rows of a block that miss the same number ``u`` of coordinates: positions
+    ``start:stop`` of the block's rows sorted by pattern (see :func:`patterns`), so that
+    the kernels read and write a group's rows as a slice, never through an index.
 
-    rows (m,) int64: their positions among the block's gap rows; where (m, u) int64: the
-    coordinates each misses, ascending; pattern (m,) int64: each row's pattern among the
-    group's; coords (p, u) int64: the coordinates each of the group's p patterns misses;
-    codes (p,) int64: its missing mask packed in bits (None beyond 62 features), which
-    names a pattern across blocks.
+    where (m, u) int64: the coordinates each of its m rows misses, ascending; pattern (m,)
+    int64: each row's pattern among the group's, non-decreasing; coords (p, u) int64: the
+    coordinates each of the group's p patterns misses; codes (p,) int64: its missing mask
+    packed in bits (None beyond 62 features), which names a pattern across blocks.
     """
 
     u: int
-    rows: Tensor
+    start: int
+    stop: int
     where: Tensor
     pattern: Tensor
     coords: Tensor
-    codes: Tensor | None = None  # (p,) int64: each pattern's missing mask packed in bits (None past 62 features)
+    codes: Tensor | None = None
 
 
-def patterns(mask: Tensor) -> list[Group]:
-    """The rows of a (m, D) missing mask (every row with at least one gap) grouped by the
-    number of coordinates they miss, each group with its distinct patterns.
+def patterns(mask: Tensor) -> tuple[Tensor, list[Group]]:
+    """(order, groups): the permutation that sorts the rows of a (m, D) missing mask by
+    (number of missing coordinates, pattern), and the groups of rows, one per number of
+    missing coordinates, as ranges of that order. Rows with no gap, if any, come first
+    and belong to no group.
 
-    Distinct patterns come from one sort (of packed integer codes up to
-    ``_PACKED_FEATURES`` features, else of the mask rows); Python loops over the distinct
-    numbers of missing coordinates only (at most D), never over patterns or rows.
+    One sort of an integer key per row (the count in the high bits above the packed mask
+    up to ``_KEYED_FEATURES`` features; past that the pattern's rank among the distinct
+    mask rows), then runs of equal keys are the patterns. One host read per block (the
+    rows and patterns per count); Python loops over the distinct counts only (at most D),
+    never over patterns or rows.
     """
     m, D = mask.shape
     device = mask.device
-    if D <= _PACKED_FEATURES:
-        weights = torch.ones(D, dtype=torch.int64, device=device) << torch.arange(D, device=device)
-        unique_codes, inverse = torch.unique((mask.to(torch.int64) * weights).sum(1), return_inverse=True)
+    counts_u = mask.sum(1)
+    if D <= _KEYED_FEATURES:
+        key = (mask.to(torch.int64) * _bits(D, device)).sum(1) + (counts_u << _KEYED_FEATURES)
     else:
-        unique_codes = None
-        _, inverse = torch.unique(mask, dim=0, return_inverse=True)
-    n_patterns = int(inverse.max()) + 1 if m else 0
-    # one row of each pattern stands for it
-    rep = torch.empty(n_patterns, dtype=torch.int64, device=device)
-    rep.scatter_(0, inverse, torch.arange(m, device=device))
-    pattern_mask = mask[rep]  # (P, D)
-    pattern_u = pattern_mask.sum(1)
-    row_u = pattern_u[inverse]
-    groups = []
-    for u in torch.unique(pattern_u).tolist():
-        members = torch.nonzero(pattern_u == u).reshape(-1)  # global pattern ids
-        local = torch.full((n_patterns,), -1, dtype=torch.int64, device=device)
-        local[members] = torch.arange(members.shape[0], device=device)
-        coords = torch.nonzero(pattern_mask[members])[:, 1].reshape(-1, u)  # nonzero is row-major: ascending
-        rows = torch.nonzero(row_u == u).reshape(-1)
-        pattern = local[inverse[rows]]
-        codes = None if unique_codes is None else unique_codes[members]
-        groups.append(Group(int(u), rows, coords[pattern], pattern, coords, codes))
-    return groups
+        distinct, inverse = torch.unique(mask, dim=0, return_inverse=True)
+        key = distinct.sum(1)[inverse] * distinct.shape[0] + inverse
+    sorted_key, order = torch.sort(key, stable=True)
+    _, pattern, per_pattern = torch.unique_consecutive(sorted_key, return_inverse=True, return_counts=True)
+    first = torch.cumsum(per_pattern, 0) - per_pattern  # each pattern's first row in the order
+    pattern_mask = mask[order[first]]  # (P, D)
+    pattern_u = counts_u[order[first]]  # non-decreasing
+    codes = (pattern_mask.to(torch.int64) * _bits(D, device)).sum(1) if D <= _PACKED_FEATURES else None
+    tally = torch.zeros(2, D + 1, dtype=torch.int64, device=device)
+    tally[0].index_add_(0, pattern_u, per_pattern)
+    tally[1].index_add_(0, pattern_u, torch.ones_like(pattern_u))
+    rows_per_u, patterns_per_u = tally.tolist()  # the block's one host read
+    groups, row, pat = [], rows_per_u[0], patterns_per_u[0]
+    for u in range(1, D + 1):
+        rows, pats = rows_per_u[u], patterns_per_u[u]
+        if not rows:
+            continue
+        coords = torch.nonzero(pattern_mask[pat : pat + pats])[:, 1].reshape(pats, u)  # row-major: ascending
+        local = pattern[row : row + rows] - pat
+        groups.append(Group(u, row, row + rows, coords[local], local, coords,
+                            None if codes is None else codes[pat : pat + pats]))
+        row, pat = row + rows, pat + pats
+    return order, groups
+
+
+def _bits(D: int, device: torch.device) -> Tensor:
+    """1, 2, 4, ... 2^(D-1): a mask row times these, summed, packs it into one int64."""
+    return torch.ones(D, dtype=torch.int64, device=device) << torch.arange(D, device=device)

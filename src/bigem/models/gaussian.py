@@ -644,7 +644,7 @@ class GaussianComponent:
             rows = x[complete_rows]
             feats = block_features(p, rows, self._ws)
             complete = Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
-        gap = gaussian_gaps().block(p, p.gaps, x[gap_rows], mask[gap_rows], self._ws)
+        gap, gap_rows = gaussian_gaps().block(p, p.gaps, x, mask, gap_rows, self._ws)
         return GappedBlock(x.shape[0], complete, complete_rows, gap, gap_rows)
 
     def centred(self, p: Prepared, block: Block) -> Tensor:

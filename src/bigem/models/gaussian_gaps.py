@@ -67,7 +67,8 @@ class Table:
 
     def add(self, precision64: Tensor, coords: Tensor, codes: Tensor | None, dtype: torch.dtype) -> None:
         lam = precision64[:, coords[:, :, None], coords[:, None, :]]  # (K, p, u, u): Lambda_UU
-        chol = torch.linalg.cholesky(lam)  # a principal block of a positive definite matrix
+        # a principal block of a positive definite matrix: no failure to check (nor a host sync)
+        chol = torch.linalg.cholesky_ex(lam).L
         cond64 = torch.cholesky_inverse(chol)  # Sigma_UU|O, the conditional covariance
         log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # log det Lambda_UU
         const = (0.5 * self.u * LOG_2PI - 0.5 * log_det).to(dtype)
@@ -170,12 +171,13 @@ class GapBlock:
 
     feats: [x - c (0 in the gaps), 1] (m, D+1), or for diagonal structures
     [x - c, (x - c)^2 (0 in the gaps), observed mask, 1] (m, 3D+1); mask (m, D): True
-    in the gaps; the rest only for full and tied structures: whitened (K, m, D) the rows
+    in the gaps; the rest only for full and tied structures, whose rows come sorted by
+    missing pattern (:func:`block` says in which order): whitened (K, m, D) the rows
     completed by each component's conditional mean and whitened, which the log-density
     reads and the moments consume; const (K, m) each row's log-density beyond what
-    |whitened|^2 gives; groups (``gaps.Group``), and per group its :class:`Table`, each
-    row's position in it (m_u,), and fills (K, m_u, u) the completed coordinates less the
-    centre.
+    |whitened|^2 gives; groups (``gaps.Group``: ranges of rows), and per group its
+    :class:`Table`, each row's position in it (m_u,), and fills (K, m_u, u) the completed
+    coordinates less the centre.
     """
 
     feats: Tensor
@@ -188,19 +190,26 @@ class GapBlock:
     fills: list[Tensor] | None = None
 
 
-def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, ws: Workspace) -> GapBlock:
-    """The gap kernels' view of rows x (m, D) that each miss at least one value (mask,
-    True where missing)."""
-    m, D = x.shape
+def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, rows: Tensor, ws: Workspace) -> tuple[GapBlock, Tensor]:
+    """The gap kernels' view of the rows ``rows`` of a block x (n, D) (mask (n, D), True
+    where missing), each of which misses at least one value; and the positions of its
+    rows in the block, in the order the GapBlock holds them (full and tied: sorted by
+    missing pattern, so that each group of rows is a slice)."""
+    D = x.shape[1]
     if p.kernel == "diag":
+        mask = mask[rows]
+        m = mask.shape[0]
         feats = ws.get("gap_features", (m, 3 * D + 1), p.dtype, x.device)
-        xc = torch.sub(x, p.centre, out=feats[:, :D]).masked_fill_(mask, 0.0)
+        xc = torch.sub(x[rows], p.centre, out=feats[:, :D]).masked_fill_(mask, 0.0)
         torch.mul(xc, xc, out=feats[:, D : 2 * D])
         feats[:, 2 * D : 3 * D].copy_(~mask)
         feats[:, 3 * D].fill_(1.0)
-        return GapBlock(feats, mask)
-    feats = centred_features(p, x, mask, ws)
-    return complete(gf, feats, mask, p.dtype, ws)
+        return GapBlock(feats, mask), rows
+    order, groups = patterns(mask[rows])
+    rows = rows[order]
+    mask = mask[rows]
+    feats = centred_features(p, x[rows], mask, ws)
+    return complete(gf, feats, mask, groups, p.dtype, ws), rows
 
 
 def centred_features(p: Prepared, x: Tensor, mask: Tensor, ws: Workspace) -> Tensor:
@@ -212,9 +221,19 @@ def centred_features(p: Prepared, x: Tensor, mask: Tensor, ws: Workspace) -> Ten
     return feats
 
 
-def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws: Workspace) -> GapBlock:
+def complete(gf: GapFactors, feats: Tensor, mask: Tensor, groups: list[Group], dtype: torch.dtype,
+             ws: Workspace) -> GapBlock:
     """Each row completed by each component's conditional mean, whitened; the per-pattern
-    factors of its gaps. feats: [x - c (0 in the gaps), 1] (m, D+1)."""
+    factors of its gaps. feats: [x - c (0 in the gaps), 1] (m, D+1), its rows sorted by
+    missing pattern as ``groups`` (``gaps.patterns``) lists them.
+
+    Three (K, m, D)-sized passes do the work of every row at once, whatever its pattern:
+    Lambda_k (x - mu_k) of the rows as filled (one batched product), the completed rows
+    (a copy, then the gaps written), their whitening (one batched product). In between,
+    per group of rows that miss u coordinates (a slice of the block), the per-pattern
+    factors are looked up (factored once per E-step, :class:`PatternCache`) and each row
+    gets its u conditional means: a gather of u residuals, a u x u product, a scatter.
+    """
     m, width = feats.shape
     D = width - 1
     K = gf.whiten.shape[0]
@@ -224,28 +243,26 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     completed = ws.get("gap_completed", (K, m, width), dtype, dev)
     completed.copy_(feats.expand(K, m, width))
     const = ws.get("gap_const", (K, m), dtype, dev)
-    groups = patterns(mask)
+    if not groups or groups[0].start > 0:  # rows with no gap: nothing beyond the norm
+        const[:, : groups[0].start if groups else m].zero_()
     tables, positions, fills = [], [], []
-    flat_projected = projected.view(K, m * D)
-    flat_completed = completed.view(K, m * width)
     for g in groups:
         table, at = gf.cache.lookup(g)
-        const.index_copy_(1, g.rows, torch.index_select(table.const, 1, at))
-        # the gap entries of Lambda (x - mu), gathered by flat index: (K, m_u, u)
-        residual = torch.index_select(flat_projected, 1, (g.rows[:, None] * D + g.where).reshape(-1))
-        residual = residual.view(K, -1, g.u)
+        rows = slice(g.start, g.stop)
+        const[:, rows] = torch.index_select(table.const, 1, at)
+        where = g.where.expand(K, -1, -1)
+        residual = torch.gather(projected[:, rows], 2, where)  # (K, m_u, u): (Lambda (x - mu))_U
         # the conditional mean less the fill: -Sigma_UU|O (Lambda (x - mu))_U, u x u per row
         if g.u == 1:
             fill = torch.index_select(table.cond.view(K, -1), 1, at)[:, :, None].mul_(residual).neg_()
         else:
-            fill = torch.empty(K, g.rows.shape[0], g.u, dtype=dtype, device=dev)
+            fill = torch.empty(K, g.stop - g.start, g.u, dtype=dtype, device=dev)
             step = max(1, _GATHER_BYTES // max(1, K * g.u * g.u * fill.element_size()))
-            for s in range(0, g.rows.shape[0], step):
+            for s in range(0, g.stop - g.start, step):
                 per_row = torch.index_select(table.cond, 1, at[s : s + step])  # (K, r, u, u)
                 per_row.mul_(residual[:, s : s + step, None, :])
                 torch.sum(per_row, -1, out=fill[:, s : s + step]).neg_()
-        # the gaps held the centre (0): now each component's conditional mean
-        flat_completed.index_copy_(1, (g.rows[:, None] * width + g.where).reshape(-1), fill.reshape(K, -1))
+        completed[:, rows].scatter_(2, where, fill)  # the gaps held the centre (0): now the conditional means
         tables.append(table)
         positions.append(at)
         fills.append(fill)
@@ -306,7 +323,7 @@ class GapMoments:
         K, D = self.fill.shape
         rw64 = rw.double()
         for g, table, at, fill in zip(gb.groups, gb.tables, gb.positions, gb.fills):
-            r = torch.index_select(rw64, 1, g.rows)  # (K, m_u)
+            r = rw64[:, g.start : g.stop]  # (K, m_u): the group's rows are a slice
             self.fill.index_add_(1, g.where.reshape(-1), (r[:, :, None] * fill).reshape(K, -1))
             _, mass = self.mass.get(id(table), (table, None))
             if mass is None or mass.shape[1] < table.size:
@@ -358,21 +375,24 @@ def conditional_rows(gf: GapFactors, feats: Tensor, mask: Tensor, resp: Tensor, 
     cumulated posterior exceeds the uniform), then x_U ~ N(E[x_U | x_O, k], Sigma_UU|O,k).
     resp (K, m): the posteriors given the observed values.
     """
-    gb = complete(gf, feats, mask, dtype, ws)
+    order, groups = patterns(mask)
+    gb = complete(gf, feats[order], mask[order], groups, dtype, ws)
     K = gb.whitened.shape[0]
     D = feats.shape[1] - 1
-    out = feats[:, :D].double().clone()
+    out = gb.feats[:, :D].double()  # in pattern order
     if uniforms is not None:
-        cumulated = torch.cumsum(resp.double(), 0)
-        pick = (cumulated < uniforms.double()[None, :] * cumulated[-1:]).sum(0).clamp_(max=K - 1)  # (m,)
+        cumulated = torch.cumsum(resp.double()[:, order], 0)
+        pick = (cumulated < uniforms.double()[order][None, :] * cumulated[-1:]).sum(0).clamp_(max=K - 1)  # (m,)
+        normals = normals.double()[order]
     for g, table, at, fill in zip(gb.groups, gb.tables, gb.positions, gb.fills):
+        rows = slice(g.start, g.stop)
         if uniforms is None:
-            value = (resp.double()[:, g.rows, None] * fill.double()).sum(0)  # (m_u, u)
+            value = (resp.double()[:, order[rows], None] * fill.double()).sum(0)  # (m_u, u)
         else:
-            k = pick[g.rows]
-            chosen = fill.double()[k, torch.arange(g.rows.shape[0], device=k.device)]  # (m_u, u)
+            k = pick[rows]
+            chosen = fill.double()[k, torch.arange(g.stop - g.start, device=k.device)]  # (m_u, u)
             factor = torch.linalg.cholesky(table.cond64)[k, at]  # (m_u, u, u)
-            z = torch.gather(normals.double()[g.rows], 1, g.where)
+            z = torch.gather(normals[rows], 1, g.where)
             value = chosen + (factor @ z[:, :, None])[:, :, 0]
-        out[g.rows[:, None], g.where] = value
-    return out
+        out[rows].scatter_(1, g.where, value)
+    return torch.empty_like(out).index_copy_(0, order, out)
