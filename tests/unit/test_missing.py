@@ -18,7 +18,7 @@ from scipy.stats import multivariate_normal, norm, poisson
 from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from bigem._core.errors import DataError, EmptyRowWarning, ParameterError
 from bigem._core.types import Chunk
-from bigem.models.gaps import patterns
+from bigem.models.gaps import distinct, patterns
 from bigem.models.gaussian import gaussian_mixture
 from tests.conftest import COV_TYPES, make_blobs
 
@@ -131,52 +131,42 @@ def test_statistics_of_rows_with_gaps_add_over_any_chunking(covariance_type):
     assert whole.empty == parts.empty == int(torch.isnan(x).all(1).sum())
 
 
-def test_patterns_group_rows_by_the_number_of_missing_coordinates():
+def test_patterns_list_the_gaps_flat_and_distinct_finds_the_patterns():
     mask = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 1], [0, 1, 1]], dtype=torch.bool)
-    order, found = patterns(mask)
-    groups = {g.u: g for g in found}
-    assert sorted(groups) == [1, 2, 3]
-    assert order.tolist() == [0, 2, 4, 1, 5, 3]  # by count, then by pattern: each group a slice
-    g1 = groups[1]
-    assert (g1.start, g1.stop) == (0, 3) and g1.coords.shape == (2, 1)
-    assert g1.where[:, 0].tolist() == [0, 0, 2]
-    assert g1.pattern[0] == g1.pattern[1] != g1.pattern[2]
-    assert groups[2].where.tolist() == [[1, 2], [1, 2]] and groups[2].coords.shape == (1, 2)
-    assert (groups[3].start, groups[3].stop) == (5, 6)
-    wide = torch.zeros(4, 70, dtype=torch.bool)  # beyond the packed codes: the same groups by sorting rows
+    gaps = patterns(mask)
+    assert gaps.rows.tolist() == [0, 1, 1, 2, 3, 3, 3, 4, 5, 5] and gaps.coords.tolist() == [0, 1, 2, 0, 0, 1, 2, 2, 1, 2]
+    assert gaps.first.tolist() == [0, 1, 3, 4, 7, 8] and gaps.count.tolist() == [1, 2, 1, 3, 1, 2]
+    assert gaps.codes.tolist() == [1, 6, 1, 7, 4, 6]
+    masks, codes, inverse = distinct(mask)
+    assert codes.tolist() == [1, 4, 6, 7] and inverse.tolist() == [0, 2, 0, 3, 1, 2]
+    assert torch.equal(masks[inverse], mask)
+    wide = torch.zeros(4, 70, dtype=torch.bool)  # beyond the packed codes: patterns by sorting rows
     wide[0, 3] = wide[1, 65] = wide[2, 3] = wide[3, [3, 65]] = True
-    order, found = patterns(wide)
-    g = {g.u: g for g in found}
-    assert sorted(order[g[1].start : g[1].stop].tolist()) == [0, 1, 2] and g[1].coords.reshape(-1).sort().values.tolist() == [3, 65]
-    assert g[1].codes is None and g[2].where.tolist() == [[3, 65]]
+    gaps = patterns(wide)
+    assert gaps.codes is None and gaps.coords.tolist() == [3, 65, 3, 3, 65]
+    masks, codes, inverse = distinct(wide)
+    assert codes is None and masks.shape[0] == 3 and torch.equal(masks[inverse], wide)
 
 
 @pytest.mark.parametrize("d, rate", [(5, 0.3), (20, 0.6), (60, 0.1), (70, 0.05)])
-def test_patterns_are_a_sort_of_the_rows_into_slices_of_equal_masks(d, rate):
-    """Any mask (rows with no gap, every row distinct, past the packed and keyed widths):
-    the order is a permutation, rows with no gap come first, each group is the slice of
-    rows that miss u coordinates, and rows share a pattern exactly when their masks agree."""
+def test_patterns_rebuild_any_mask_and_name_equal_masks_alike(d, rate):
+    """Any mask (rows with no gap, every row distinct, past the packed width): the flat
+    gaps rebuild it, each row's entries are its own, and rows share a pattern exactly when
+    their masks agree."""
     rng = np.random.default_rng(d)
     mask = torch.tensor(rng.random((300, d)) < rate)
     mask[:7] = mask[7]  # some patterns recur
-    order, groups = patterns(mask)
-    assert sorted(order.tolist()) == list(range(300))
-    sorted_mask = mask[order]
-    u = sorted_mask.sum(1)
-    start = int((u == 0).sum())
-    assert not bool(u[:start].any())
-    for g in groups:
-        assert g.start == start and bool((u[g.start : g.stop] == g.u).all())
-        rows = sorted_mask[g.start : g.stop]
-        rebuilt = torch.zeros_like(rows).scatter_(1, g.where, True)
-        assert torch.equal(rebuilt, rows) and torch.equal(g.coords[g.pattern], g.where)
-        assert bool((g.pattern.diff() >= 0).all())
-        same = (rows[:, None, :] == rows[None, :, :]).all(-1)
-        assert torch.equal(same, g.pattern[:, None] == g.pattern[None, :])
-        if d <= 62:
-            assert torch.equal(g.codes, (g.coords.new_ones(()) << g.coords).sum(1))
-        start = g.stop
-    assert start == 300
+    gaps = patterns(mask)
+    assert torch.equal(torch.zeros_like(mask).index_put_((gaps.rows, gaps.coords), torch.tensor(True)), mask)
+    assert torch.equal(gaps.count, mask.sum(1))
+    for r in (0, 9, 150, 299):
+        mine = slice(int(gaps.first[r]), int(gaps.first[r] + gaps.count[r]))
+        assert bool((gaps.rows[mine] == r).all()) and gaps.coords[mine].tolist() == torch.nonzero(mask[r]).reshape(-1).tolist()
+    masks, codes, inverse = distinct(mask)
+    same = (mask[:, None, :] == mask[None, :, :]).all(-1)
+    assert torch.equal(same, inverse[:, None] == inverse[None, :]) and torch.equal(masks[inverse], mask)
+    if d <= 62:
+        assert torch.equal(codes[inverse], gaps.codes) and torch.equal(gaps.codes, (mask.long() << torch.arange(d)).sum(1))
 
 
 # ---------------------------------------------------------------------------- the estimators

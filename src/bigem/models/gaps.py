@@ -18,10 +18,10 @@ a row with nothing observed has log-density 0 under every component (its posteri
 the prior), and the statistics stay additive. Blocks without a gap never reach this
 module: the components take their usual kernels, bit for bit.
 
-The Gaussian batches its per-pattern factorisations: :func:`patterns` groups a block's
-rows by their set of missing coordinates, and :class:`Group` holds the rows that miss
-the same number of them, so one batched factorisation serves every pattern of a group
-whatever their number (every row its own pattern included).
+The Gaussian factors each missing pattern once and works on the gaps flat:
+:func:`patterns` lists a block's missing values one entry each (row, coordinate) with
+the block's distinct patterns, so that its kernels are a fixed number of whole-block
+operations whatever the number of patterns (every row its own pattern included).
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ import torch
 from torch import Tensor
 
 # Missing masks of at most this many features are packed into one int64 per row (a
-# pattern's code, which names it across blocks); with the count of missing coordinates in
-# the bits above, up to _KEYED_FEATURES, sorting the rows by pattern is one sort of
-# integers; wider masks are ranked by a sort of their distinct rows first.
-_PACKED_FEATURES = 62
-_KEYED_FEATURES = 56
+# pattern's code, which names it across blocks), so that finding a pattern is a search
+# among sorted integers; wider ones sort mask rows, block by block.
+PACKED_FEATURES = 62
 
 
 def missing(x: Tensor) -> Tensor | None:
@@ -67,69 +65,62 @@ class Gaps:
 
 
 @dataclass(frozen=True, slots=True)
-class Group:
-    """The rows of a block that miss the same number ``u`` of coordinates: positions
-    ``start:stop`` of the block's rows sorted by pattern (see :func:`patterns`), so that
-    the kernels read and write a group's rows as a slice, never through an index.
+class Patterns:
+    """The gaps of a block of rows, flat: one entry per missing value.
 
-    where (m, u) int64: the coordinates each of its m rows misses, ascending; pattern (m,)
-    int64: each row's pattern among the group's, non-decreasing; coords (p, u) int64: the
-    coordinates each of the group's p patterns misses; codes (p,) int64: its missing mask
-    packed in bits (None beyond 62 features), which names a pattern across blocks.
+    rows, coords (G,) int64: each gap's row and coordinate, row by row, coordinates
+    ascending within a row (the row-major order of the mask); first (m,) int64: each
+    row's first entry (its entries are first .. first + u - 1); count (m,) int64: the
+    number u of coordinates each row misses; codes (m,) int64: each row's mask packed in
+    bits, which names its pattern across blocks (None beyond ``PACKED_FEATURES``).
     """
 
-    u: int
-    start: int
-    stop: int
-    where: Tensor
-    pattern: Tensor
+    rows: Tensor
     coords: Tensor
-    codes: Tensor | None = None
+    first: Tensor
+    count: Tensor
+    codes: Tensor | None
 
 
-def patterns(mask: Tensor) -> tuple[Tensor, list[Group]]:
-    """(order, groups): the permutation that sorts the rows of a (m, D) missing mask by
-    (number of missing coordinates, pattern), and the groups of rows, one per number of
-    missing coordinates, as ranges of that order. Rows with no gap, if any, come first
-    and belong to no group.
-
-    One sort of an integer key per row (the count in the high bits above the packed mask
-    up to ``_KEYED_FEATURES`` features; past that the pattern's rank among the distinct
-    mask rows), then runs of equal keys are the patterns. One host read per block (the
-    rows and patterns per count); Python loops over the distinct counts only (at most D),
-    never over patterns or rows.
-    """
-    m, D = mask.shape
-    device = mask.device
-    counts_u = mask.sum(1)
-    if D <= _KEYED_FEATURES:
-        key = (mask.to(torch.int64) * _bits(D, device)).sum(1) + (counts_u << _KEYED_FEATURES)
-    else:
-        distinct, inverse = torch.unique(mask, dim=0, return_inverse=True)
-        key = distinct.sum(1)[inverse] * distinct.shape[0] + inverse
-    sorted_key, order = torch.sort(key, stable=True)
-    _, pattern, per_pattern = torch.unique_consecutive(sorted_key, return_inverse=True, return_counts=True)
-    first = torch.cumsum(per_pattern, 0) - per_pattern  # each pattern's first row in the order
-    pattern_mask = mask[order[first]]  # (P, D)
-    pattern_u = counts_u[order[first]]  # non-decreasing
-    codes = (pattern_mask.to(torch.int64) * _bits(D, device)).sum(1) if D <= _PACKED_FEATURES else None
-    tally = torch.zeros(2, D + 1, dtype=torch.int64, device=device)
-    tally[0].index_add_(0, pattern_u, per_pattern)
-    tally[1].index_add_(0, pattern_u, torch.ones_like(pattern_u))
-    rows_per_u, patterns_per_u = tally.tolist()  # the block's one host read
-    groups, row, pat = [], rows_per_u[0], patterns_per_u[0]
-    for u in range(1, D + 1):
-        rows, pats = rows_per_u[u], patterns_per_u[u]
-        if not rows:
-            continue
-        coords = torch.nonzero(pattern_mask[pat : pat + pats])[:, 1].reshape(pats, u)  # row-major: ascending
-        local = pattern[row : row + rows] - pat
-        groups.append(Group(u, row, row + rows, coords[local], local, coords,
-                            None if codes is None else codes[pat : pat + pats]))
-        row, pat = row + rows, pat + pats
-    return order, groups
+def patterns(mask: Tensor) -> Patterns:
+    """The gaps of a (m, D) missing mask, flat: one ``nonzero`` and a few operations the
+    size of the gaps, whatever the number of patterns (no sort: :func:`distinct` finds
+    them where they are needed)."""
+    count = mask.sum(1)
+    rows, coords = torch.nonzero(mask).unbind(1)
+    first = torch.cumsum(count, 0) - count
+    codes = None
+    if mask.shape[1] <= PACKED_FEATURES:  # sum_j 2^j over the row's gaps
+        codes = torch.zeros_like(count).index_add_(0, rows, torch.ones_like(coords) << coords)
+    return Patterns(rows, coords, first, count, codes)
 
 
-def _bits(D: int, device: torch.device) -> Tensor:
-    """1, 2, 4, ... 2^(D-1): a mask row times these, summed, packs it into one int64."""
-    return torch.ones(D, dtype=torch.int64, device=device) << torch.arange(D, device=device)
+def pack(mask: Tensor) -> Tensor | None:
+    """Each row of a (m, D) mask packed into one int64 (None beyond ``PACKED_FEATURES``):
+    up to 24 features one float32 matrix-vector product (exact below 2^24), which costs a
+    third of the integer products."""
+    D = mask.shape[1]
+    if D > PACKED_FEATURES:
+        return None
+    bits = torch.ones(D, dtype=torch.int64, device=mask.device) << torch.arange(D, device=mask.device)
+    if D <= 24:
+        return (mask.to(torch.float32) @ bits.to(torch.float32)).to(torch.int64)
+    return (mask.to(torch.int64) * bits).sum(1)
+
+
+def unpack(codes: Tensor, D: int) -> Tensor:
+    """The (P, D) masks of packed codes (P,)."""
+    bits = torch.ones(D, dtype=torch.int64, device=codes.device) << torch.arange(D, device=codes.device)
+    return (codes[:, None] & bits) != 0
+
+
+def distinct(mask: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+    """(masks (P, D), codes (P,) or None, inverse (m,)): the distinct rows of a (m, D)
+    mask and each row's among them, by one sort (of the packed codes up to
+    ``PACKED_FEATURES`` features, else of the mask rows)."""
+    codes = pack(mask)
+    if codes is None:
+        masks, inverse = torch.unique(mask, dim=0, return_inverse=True)
+        return masks, None, inverse
+    codes, inverse = torch.unique(codes, return_inverse=True)
+    return unpack(codes, mask.shape[1]), codes, inverse

@@ -635,6 +635,13 @@ class GaussianComponent:
         feats = block_features(p, x, self._ws)
         return Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
 
+    def expect_gaps(self, p: Prepared, mask: Tensor) -> None:
+        """The (n, D) missing mask of a chunk about to be read block by block: its missing
+        patterns are factored now, in one batch (``gaussian_gaps.PatternCache.expect``),
+        rather than block by block as they turn up."""
+        if p.gaps is not None and p.kernel != "diag":
+            p.gaps.cache.expect(mask)
+
     def _gapped(self, p: Prepared, x: Tensor, mask: Tensor) -> GappedBlock:
         has = mask.any(1)
         gap_rows = torch.nonzero(has).reshape(-1)
@@ -644,7 +651,7 @@ class GaussianComponent:
             rows = x[complete_rows]
             feats = block_features(p, rows, self._ws)
             complete = Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
-        gap, gap_rows = gaussian_gaps().block(p, p.gaps, x, mask, gap_rows, self._ws)
+        gap = gaussian_gaps().block(p, p.gaps, x[gap_rows], mask[gap_rows], self._ws)
         return GappedBlock(x.shape[0], complete, complete_rows, gap, gap_rows)
 
     def centred(self, p: Prepared, block: Block) -> Tensor:

@@ -324,6 +324,9 @@ class MixtureModel:
         top = 1.0 if w is None else float(w.max())
         relative = None if w is None else (w / (top if top > 0 else 1.0)).to(kdt)
         neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
+        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
+        if gaps is not None and hasattr(comp, "expect_gaps"):  # e.g. factor every missing pattern at once
+            comp.expect_gaps(prep, gaps)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
             wb = None if w is None else relative[rows]
             blk = comp.block(prep, x[rows])
@@ -349,7 +352,6 @@ class MixtureModel:
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
         empty = 0
-        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
         if gaps is not None:  # a row with nothing observed explains nothing: never a seed
             blank = gaps.all(1)
             empty = int(blank.sum())
