@@ -119,6 +119,28 @@ def test_one_em_step_equals_the_exact_em_step_by_conditional_moments(covariance_
     np.testing.assert_allclose(new.covariances.numpy(), cov2, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("d", [12, 24, 66])  # patterns found by a table of codes, by a search, per block (no codes)
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_many_patterns_over_many_blocks_give_the_exact_em_step(covariance_type, d, monkeypatch):
+    """Every row its own pattern, read 16 rows at a time: patterns met in earlier blocks,
+    factored for the chunk up front (the E-step) or block by block as they turn up (the
+    log-density), give the brute-force answers."""
+    rng = np.random.default_rng(d)
+    model, p, (w, means, covs) = random_model(rng, covariance_type, 2, d)
+    x = with_gaps(rng, 100, d, rate=0.3)
+    x[50:60] = x[40:50]  # and some recur
+    monkeypatch.setattr(model.component, "block_rows", lambda K, D, device: 16)
+    got = model.log_joint(p, torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, observed_log_joint(x, w, means, covs), rtol=1e-10, atol=1e-10)
+    stats = model.e_step(p, Chunk(torch.tensor(x), None, 0))
+    new = model.m_step(stats, p).params
+    ll, w2, mu2, cov2 = exact_em_step(x, w, means, covs, covariance_type, 1e-6)
+    assert float(stats.loglik) == pytest.approx(ll, rel=1e-12)
+    np.testing.assert_allclose(new.weights.numpy(), w2, rtol=1e-10)
+    np.testing.assert_allclose(new.means.numpy(), mu2, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(new.covariances.numpy(), cov2, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_statistics_of_rows_with_gaps_add_over_any_chunking(covariance_type):
     rng = np.random.default_rng(2)

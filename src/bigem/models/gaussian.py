@@ -648,7 +648,11 @@ class GaussianComponent:
             p.gaps.cache.expect(mask)
 
     def _gapped(self, p: Prepared, x: Tensor, mask: Tensor) -> GappedBlock:
-        if p.form == "whitened":  # the gap kernels whiten too: every row goes their way, in one pass
+        # full (whitened) and diagonal structures: a complete row costs the gap kernels no
+        # more than the usual ones, so every row of the block goes their way in one pass;
+        # the others (the tied form's one shared product, the expanded form of few
+        # features) keep their complete rows on the usual kernels
+        if p.form == "whitened" or p.kernel == "diag":
             return GappedBlock(x.shape[0], None, None, gaussian_gaps().block(p, p.gaps, x, mask, self._ws), None)
         has = mask.any(1)
         gap_rows = torch.nonzero(has).reshape(-1)

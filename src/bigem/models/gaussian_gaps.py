@@ -284,9 +284,10 @@ class GapBlock:
 
 
 def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, ws: Workspace) -> GapBlock:
-    """The gap kernels' view of rows x (m, D) (mask, True where missing): rows with at
-    least one gap, or (full structures, D > ``EXPANDED_MAX_D``) every row of a block that
-    has one, since a row with no gap costs them no more than the usual kernels."""
+    """The gap kernels' view of rows x (m, D) (mask, True where missing): the rows with
+    at least one gap, or (diagonal structures, and full ones past ``EXPANDED_MAX_D``
+    features) every row of a block that has one, since a row with no gap costs them no
+    more than the usual kernels (it has pattern 0: no correction, no constant)."""
     m, D = x.shape
     if p.kernel == "diag":
         feats = ws.get("gap_features", (m, 3 * D + 1), p.dtype, x.device)
