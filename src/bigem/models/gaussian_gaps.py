@@ -147,7 +147,7 @@ class PatternCache:
 
     def _find(self, codes: Tensor) -> tuple[Tensor, Tensor]:
         if self.table is not None:
-            at = self.table[codes]
+            at = torch.index_select(self.table, 0, codes)
             return at.clamp(min=0), at >= 0
         if self.n_patterns == 0:
             return torch.zeros_like(codes), torch.zeros_like(codes, dtype=torch.bool)
@@ -347,14 +347,18 @@ def _corrections(cache: PatternCache, gaps: Patterns, at: Tensor, residual: Tens
     of ``_PAIR_BYTES`` of products where rows miss many coordinates)."""
     K, G = residual.shape
     dev = residual.device
-    u = gaps.count[gaps.rows]  # (G,) each gap's row's count
-    first = gaps.first[gaps.rows]
-    base = cache.held("offset")[at[gaps.rows]] + (torch.arange(G, device=dev) - first) * u  # cond entry of (i, 0)
+    u = torch.index_select(gaps.count, 0, gaps.rows)  # (G,) each gap's row's count
+    first = torch.index_select(gaps.first, 0, gaps.rows)
+    gap = torch.arange(G, device=dev)
+    base = torch.index_select(cache.held("offset"), 0, torch.index_select(at, 0, gaps.rows)) + (gap - first) * u
     ends = torch.cumsum(u, 0)
     total = int(ends[-1]) if G else 0  # one host read per block
-    owner = torch.repeat_interleave(torch.arange(G, device=dev), u, output_size=total)  # each pair's gap
-    j = torch.arange(total, device=dev) - (ends - u)[owner]
-    from_cond, from_residual = base[owner] + j, first[owner] + j
+    owner = torch.repeat_interleave(gap, u, output_size=total)  # each pair's gap
+    # pair t of gap e is its j = t - start_e: entry base_e + j, residual first_e + j
+    starts = ends - u
+    pair = torch.arange(total, device=dev)
+    from_cond = torch.index_select(base - starts, 0, owner).add_(pair)
+    from_residual = torch.index_select(first - starts, 0, owner).add_(pair)
     fill = torch.zeros(K, G, dtype=residual.dtype, device=dev)
     step = max(1, _PAIR_BYTES // (K * residual.element_size()))
     for s in range(0, total, step):
