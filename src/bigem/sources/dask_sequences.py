@@ -40,7 +40,17 @@ def sequence_aligned(X, lengths, sequence_column: str | None, columns: list[str]
     in-memory array (cut into ``parts`` partitions, or more of at most
     ``ROWS_PER_PARTITION`` rows each). ``lengths`` or ``sequence_column`` (a column of a
     DataFrame) give the sequences; neither: X is one sequence."""
+    from .inputs import Files
+
     name = "X"
+    if isinstance(X, Files):
+        if X.format is not None or X.delimiter is not None or not X.header:
+            raise DataError(
+                f"{X.path}: with engine='dask' the workers read Parquet or comma-separated CSV files with a header, "
+                "by extension; Files(format=, delimiter=, header=) apply to engine='local' only: pass the path, or "
+                "read the files with dask.dataframe yourself and pass the DataFrame"
+            )
+        X, columns = X.path, (None if X.columns is None else list(X.columns)) if columns is None else columns
     if _paths(X):
         X, name = _read_files(X)
     frame = hasattr(X, "columns") and hasattr(X, "dtypes")
