@@ -16,7 +16,9 @@ rounding. Differences, all deliberate:
   (hmmlearn propagates NaN into the parameters);
 * bigem's ``device``, ``dtype`` and ``memory_budget``; X may be a ``.npy`` path or
   Parquet/CSV/Arrow files (or a DataFrame) whose ``sequence_column`` tells the
-  sequences apart, streamed in batches of whole sequences.
+  sequences apart, streamed in batches of whole sequences;
+* ``engine='dask'`` (and ``client``) fits and infers on a Dask cluster, each
+  partition holding whole sequences; ``engine='torch'`` fits in a torch.distributed group.
 """
 
 from __future__ import annotations
