@@ -275,3 +275,20 @@ def test_parquet_files_cut_mid_sequence_are_read_by_the_workers(client, tmp_path
     _assert_same_fit(by_files, GaussianHMM(**short).fit(X, LENGTHS), fitted)
     with pytest.raises(DataError, match=r"Files\(format=, delimiter=, header=\) apply to engine='local' only"):
         make(engine="dask", client=client).fit(Files(str(folder), format="parquet"), sequence_column="seq")
+
+
+def test_the_hmm_is_shipped_once_per_fit_not_once_per_iteration(client, monkeypatch):
+    from bigem.engines.dask import DaskEngine
+
+    keys = []
+    ask = DaskEngine._model_key
+
+    def spy(self, model):
+        key = ask(self, model)
+        keys.append((type(model).__name__, key.key))
+        return key
+
+    monkeypatch.setattr(DaskEngine, "_model_key", spy)
+    GaussianHMM(3, n_iter=5, tol=-np.inf, random_state=0, engine="dask", client=client).fit(_gaussian(), LENGTHS)
+    steps = [k for name, k in keys if name == "Lockstep"]
+    assert len(steps) == 5 and len(set(steps)) == 1  # five E-steps on one shipped model
