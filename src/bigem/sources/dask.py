@@ -194,6 +194,30 @@ def _take_block(block: np.ndarray, local_rows: np.ndarray, n_features: int) -> n
     return block[local_rows, :n_features]
 
 
+def stream_partitions(client, partitions, row_starts, reader, wait=None) -> Iterator:
+    """What ``reader`` makes of each partition, in order, through this process: the
+    cluster evaluates the next partition while this one is used (see
+    :meth:`DaskSource.chunks`)."""
+    parts = iter(zip(partitions, row_starts))
+    pending: deque = deque()
+
+    def ask() -> None:
+        part = next(parts, None)
+        if part is not None:
+            pending.append((client.compute(part[0]), part[1]))
+
+    ask()
+    try:
+        while pending:
+            future, start = pending.popleft()
+            block = future.result() if wait is None else wait(future)
+            ask()
+            yield from reader(block, start)
+    finally:
+        for future, _ in pending:
+            future.cancel()
+
+
 class DaskSource:
     """Rows held by Dask partitions; each iteration the workers evaluate them where they live.
 
@@ -294,24 +318,7 @@ class DaskSource:
         at most two are here or in flight. An early stop cancels the one ahead.
         ``wait(future)`` gives a partition's result (the engine's, which gives up on a
         cluster left without workers); by default ``future.result()``."""
-        parts = iter(zip(self.partitions, self.row_starts))
-        pending: deque = deque()
-
-        def ask() -> None:
-            part = next(parts, None)
-            if part is not None:
-                pending.append((self.client.compute(part[0]), part[1]))
-
-        ask()
-        try:
-            while pending:
-                future, start = pending.popleft()
-                block = future.result() if wait is None else wait(future)
-                ask()
-                yield from self.reader(block, start)
-        finally:
-            for future, _ in pending:
-                future.cancel()
+        return stream_partitions(self.client, self.partitions, self.row_starts, self.reader, wait)
 
     def take(self, rows: Tensor) -> Tensor:
         """Rows by global index: each partition's worker picks its own, only they travel."""
@@ -368,6 +375,9 @@ def open_dask_source(
         raise DataError(f"expected a dask.array or dask.dataframe collection, got {type(X).__name__}")
     labelled = labels is not None
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
+        named = all(isinstance(c, str) for c in X.columns)  # other labels (0, 1, ...) are not feature names
+        if not named:  # columns are compared and selected by their names as strings, here and on the workers
+            X = X.rename(columns={c: str(c) for c in X.columns})
         declared = [str(c) for c in X.columns]
         if labelled and not isinstance(labels, LabelColumn):
             raise DataError(f"{name} is a dask.dataframe: give its labels as one of its columns, y='<column>' (an "
@@ -393,7 +403,7 @@ def open_dask_source(
                                              labels if labelled else None)
             for i, p in enumerate(X.to_delayed())
         ]
-        names = chosen if all(isinstance(c, str) for c in X.columns) else None
+        names = chosen if named else None
         n_features = len(chosen)
     else:  # dask.array
         if columns is not None:
