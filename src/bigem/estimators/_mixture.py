@@ -27,6 +27,7 @@ from .._core.errors import (DataError, ModelFileError, ParameterError, SampleWei
                             not_fitted_error)
 from .._core.optional import require
 from .._core.protocols import Task
+from .._core.sparse import cat_rows
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, online_step, run_online
@@ -1205,7 +1206,7 @@ def from_labelled_rows(model: MixtureModel, engine, source, generator: torch.Gen
 
 
 def first_rows(engine, source: Source, n: int) -> TensorSource:
-    """The first ``n`` rows of a source, with their weights and labels, in memory."""
+    """The first ``n`` rows of a source (dense or sparse), with their weights and labels, in memory."""
     xs, ws, ls, have = [], [], [], 0
     for chunk in engine.stream(source):
         take = min(chunk.n_rows, n - have)
@@ -1215,7 +1216,7 @@ def first_rows(engine, source: Source, n: int) -> TensorSource:
         have += take
         if have >= n:
             break
-    x = torch.cat(xs)
+    x = cat_rows(xs)
     w = None if any(v is None for v in ws) else torch.cat(ws)
     labels = None if any(v is None for v in ls) else torch.cat(ls)
     return TensorSource(x, w, x.shape[0], labels=labels)
