@@ -441,7 +441,8 @@ def open_counts(
         _check_dense(X, dtype, name)
     inner = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=memory_budget,
                         chunk_size=chunk_size, sample_weight=sample_weight, min_rows=min_rows, columns=columns,
-                        keep=keep, cache_bytes=0, **({} if labels is None else {"labels": labels}))
+                        keep=keep, cache_bytes=0, missing_values=None,  # a count is never missing
+                        **({} if labels is None else {"labels": labels}))
     return DenseCounts(inner, dtype, device, name)
 
 
