@@ -296,6 +296,7 @@ class MultinomialMixture(_BaseMixture):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.input_tags.positive_only = True
+        tags.input_tags.categorical = True  # whole numbers: scikit-learn's checks then draw rounded X
         return tags
 
 

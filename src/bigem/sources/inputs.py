@@ -25,7 +25,8 @@ from .schema import Schema
 from .validate import (
     ColumnsSeen,
     NonNumericDataError,
-    SparseDataError,
+    SparseDataError,  # noqa: F401 (re-exported where code imported it from here)
+    refuse_sparse,
     check_shape,
     check_values,
     check_weight_not_a_feature,
@@ -358,12 +359,7 @@ def open_source(
         check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
         return _labelled(FirstPassSource(X, name, cache_bytes, dtype, device, shift, gaps=gaps,
                                          every_column=every_column, schema=schema, offer_fiml=offer), labels)
-    if hasattr(X, "toarray") and hasattr(X, "nnz"):
-        raise SparseDataError(
-            "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
-            f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
-            "bigem does not read sparse input)."
-        )
+    refuse_sparse(X)
     if X is None or isinstance(X, bytes):
         raise DataError(
             f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
@@ -596,4 +592,6 @@ def check_sample_weight(sample_weight: object, n_rows: int, dtype: torch.dtype, 
             "Sample weights must contain at least one non-zero number: sample_weight sums to zero; "
             "give at least one row a positive weight."
         )
+    if not w.flags.writeable:  # a pandas Series' own read-only values (torch warns on those)
+        w = w.copy()
     return torch.from_numpy(w).to(device=device, dtype=dtype)

@@ -23,6 +23,17 @@ class SparseDataError(DataError, TypeError):
     every other DataError."""
 
 
+def refuse_sparse(X: object) -> None:
+    """A scipy.sparse matrix or array is refused as scikit-learn refuses one (a family
+    that reads sparse counts opens them before this)."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise SparseDataError(
+            "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
+            f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
+            "bigem does not read sparse input)."
+        )
+
+
 def describe(name: str) -> str:
     return "Input X" if name == "X" else f"Input {name}"
 
