@@ -167,3 +167,18 @@ def test_y_is_ignored_without_unlabeled_weight():
     m = MultinomialMixture(**kw).fit(sp.csr_matrix(X), z)
     assert not hasattr(m, "classes_")
     np.testing.assert_array_equal(m.probabilities_, MultinomialMixture(**kw).fit(sp.csr_matrix(X)).probabilities_)
+
+
+def test_string_classes_survive_save_and_load(tmp_path):
+    """None marks an unlabelled row as -1 does; the classes travel in the model file."""
+    from bigem import load
+
+    X, z, _, _ = make_documents(seed=7, n=300, K=2, V=30)
+    y = np.array(["ham", "spam"], dtype=object)[z]
+    y[np.random.default_rng(0).random(len(z)) > 0.2] = None
+    m = MultinomialMixture(2, unlabeled_weight=0.3, random_state=0).fit(sp.csr_matrix(X), y)
+    m.save(tmp_path / "m.bigem")
+    back = load(tmp_path / "m.bigem")
+    np.testing.assert_array_equal(back.classes_, ["ham", "spam"])
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    assert (m.predict(X) == np.array(["ham", "spam"])[z]).mean() > 0.95
