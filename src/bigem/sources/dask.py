@@ -74,17 +74,20 @@ class PartitionReader:
 
 
 def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
-                   shift: Tensor | None = None, gaps: bool = False) -> tuple[Tensor, Tensor | None]:
+                   shift: Tensor | None = None, gaps: bool = False,
+                   offer_fiml: bool = True) -> tuple[Tensor, Tensor | None]:
     """One partition's rows (less ``shift``, in float64) and weights (its last column when
     ``weighted``), checked: finite rows (or NaN, a missing value, with ``gaps``), finite
     non-negative weights. Runs on a worker, for scoring and prediction; rows are counted
-    from the partition's start in messages."""
+    from the partition's start in messages, which name missing_values='fiml' only with
+    ``offer_fiml`` (the estimator has it)."""
     block = np.asarray(block, dtype=np.float64)
     rows = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block))
     x = (rows if shift is None else rows - shift).to(device=device, dtype=dtype)
     found = check_values(x, 0, gaps)
     if found:
-        raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
+        raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start",
+                         offer_fiml)
     if not weighted:
         return x, None
     w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=torch.float64)
@@ -244,9 +247,11 @@ class DaskSource:
         every_column: bool = False,
         labelled: bool = False,
         schema=None,
+        offer_fiml: bool = True,
     ) -> None:
         self.shift = shift  # the workers subtract it from every row before the cast (None: none)
         self.gaps, self.every_column = gaps, every_column  # NaN: missing; refuse a column no row observes
+        self.offer_fiml = offer_fiml  # else a NaN's error names missing_values='fiml' only where it exists
         self.partitions = list(partitions)
         self.n_features = n_features
         self.feature_names = feature_names
@@ -273,7 +278,7 @@ class DaskSource:
         n_inf = sum(f[2] for f in found)
         if n_nan or n_inf:
             first = min(self.row_starts[i] + f[3] for i, f in enumerate(found) if f[3] >= 0)
-            raise_not_finite(n_nan, n_inf, first, self.name)
+            raise_not_finite(n_nan, n_inf, first, self.name, offer_fiml=self.offer_fiml)
         if self.weighted:
             self._check_weights(found)
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)
@@ -347,7 +352,7 @@ def open_dask_source(
     min_rows: int = 1,
     sample_weight: object | None = None,
     shift: object = None,
-    missing_values: str = "error",
+    missing_values: str | None = "error",
     every_column: bool = False,
     schema=None,
     labels=None,
@@ -436,7 +441,7 @@ def open_dask_source(
         raise DataError(f"{name} has {n_features} features, but {schema.owner} is expecting {schema.n_features} "
                         "features as input.")
     source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset,
-                        missing_values == "fiml", every_column, labelled, schema)
+                        missing_values == "fiml", every_column, labelled, schema, missing_values is not None)
     source.inspect(min_rows)
     return source
 
