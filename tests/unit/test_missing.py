@@ -119,7 +119,7 @@ def test_one_em_step_equals_the_exact_em_step_by_conditional_moments(covariance_
     np.testing.assert_allclose(new.covariances.numpy(), cov2, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("d", [12, 24, 66])  # patterns found by a table of codes, by a search, per block (no codes)
+@pytest.mark.parametrize("d", [5, 12, 24, 66])  # a table of codes (chunk counted, sorted), a search, per block
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_many_patterns_over_many_blocks_give_the_exact_em_step(covariance_type, d, monkeypatch):
     """Every row its own pattern, read 16 rows at a time: patterns met in earlier blocks,

@@ -56,8 +56,8 @@ from .gaussian import LOG_2PI, GaussianStats, Prepared, gram_sums, weighted_sums
 _PAIR_BYTES = 8 << 20
 
 # Up to this many features a cache finds patterns in a table of every possible code
-# (2^D int64: 8 MB at 20 features) rather than by a search among the sorted codes.
-_TABLE_FEATURES = 20
+# (2^D int64: 512 kB at 16 features) rather than by a search among the sorted codes.
+_TABLE_FEATURES = 16
 
 
 class PatternCache:
@@ -121,7 +121,7 @@ class PatternCache:
         codes = pack(mask)
         if codes is None:
             return
-        if self.table is not None:  # the codes present and not yet factored, by counting
+        if self.table is not None and codes.shape[0] >= self.table.shape[0] // 8:  # by counting, no sort
             seen = torch.bincount(codes, minlength=self.table.shape[0])
             seen[0] = 0  # rows with no gap
             new = torch.nonzero((seen > 0) & (self.table < 0)).reshape(-1)
