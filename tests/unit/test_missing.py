@@ -18,7 +18,7 @@ from scipy.stats import multivariate_normal, norm, poisson
 from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from bigem._core.errors import DataError, EmptyRowWarning, ParameterError
 from bigem._core.types import Chunk
-from bigem.models.gaps import distinct, patterns
+from bigem.models.gaps import distinct, pack, patterns
 from bigem.models.gaussian import gaussian_mixture
 from tests.conftest import COV_TYPES, make_blobs
 
@@ -189,6 +189,9 @@ def test_patterns_rebuild_any_mask_and_name_equal_masks_alike(d, rate):
     assert torch.equal(same, inverse[:, None] == inverse[None, :]) and torch.equal(masks[inverse], mask)
     if d <= 62:
         assert torch.equal(codes[inverse], gaps.codes) and torch.equal(gaps.codes, (mask.long() << torch.arange(d)).sum(1))
+        assert torch.equal(pack(mask), gaps.codes)  # the chunk's codes, packed another way
+    else:
+        assert pack(mask) is None
 
 
 # ---------------------------------------------------------------------------- the estimators

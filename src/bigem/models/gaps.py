@@ -19,9 +19,10 @@ the prior), and the statistics stay additive. Blocks without a gap never reach t
 module: the components take their usual kernels, bit for bit.
 
 The Gaussian factors each missing pattern once and works on the gaps flat:
-:func:`patterns` lists a block's missing values one entry each (row, coordinate) with
-the block's distinct patterns, so that its kernels are a fixed number of whole-block
-operations whatever the number of patterns (every row its own pattern included).
+:func:`patterns` lists a block's missing values one entry each (row, coordinate), with
+each row's pattern packed into an integer code (:func:`pack`), so that its kernels are a
+fixed number of whole-block operations whatever the number of patterns (every row its
+own pattern included); :func:`distinct` finds the patterns where they must be factored.
 """
 
 from __future__ import annotations
@@ -97,21 +98,23 @@ def patterns(mask: Tensor) -> Patterns:
 
 
 def pack(mask: Tensor) -> Tensor | None:
-    """Each row of a (m, D) mask packed into one int64 (None beyond ``PACKED_FEATURES``):
-    up to 24 features a float32 matrix-vector product (exact below 2^24), a third of the
-    cost of integer products; either in slices of ``_PACK_ROWS`` rows through a reused
-    buffer, whose conversion stays in cache (3.4x faster than converting a chunk of 1e6
-    rows at once, measured)."""
+    """Each row of a (m, D) mask packed into one int64 (None beyond ``PACKED_FEATURES``).
+
+    On the CPU, up to 24 features, a float32 matrix-vector product (exact below 2^24: a
+    third of the cost of integer products), in slices of ``_PACK_ROWS`` rows through a
+    reused buffer whose conversion stays in cache (3.4x faster than converting a chunk
+    of 1e6 rows at once, measured). Elsewhere integer products, in one pass (a GPU's
+    float products may round through TF32)."""
     m, D = mask.shape
     if D > PACKED_FEATURES:
         return None
     dev = mask.device
     bits = torch.ones(D, dtype=torch.int64, device=dev) << torch.arange(D, device=dev)
-    exact = D <= 24
+    exact = D <= 24 and dev.type == "cpu"
     dtype = torch.float32 if exact else torch.int64
     bits = bits.to(dtype)
     out = torch.empty(m, dtype=dtype, device=dev)
-    step = m if dev.type != "cpu" else _PACK_ROWS
+    step = _PACK_ROWS if dev.type == "cpu" else max(m, 1)
     buffer = torch.empty(min(step, m), D, dtype=dtype, device=dev)
     for s in range(0, m, step):
         part = buffer[: min(step, m - s)]

@@ -27,7 +27,10 @@ How it is computed, so that a row with gaps costs a small multiple of a complete
   moments once per pattern, weighed by the responsibility mass of its rows, not per row.
 
 The number of operations per block is fixed (a loop over the numbers of missing
-coordinates runs only for patterns not met before); so is the number of host reads.
+coordinates runs only for patterns not met before, and the mixture's E-step factors a
+chunk's patterns before its blocks: ``GaussianComponent.expect_gaps``); so is the number
+of host reads, none of them per pattern. In a block with gaps, full and diagonal
+structures send its complete rows the same way (pattern 0: no correction), one pass.
 
 Diagonal structures need none of this: their coordinates are independent given the
 component, so a gap's term of the log-density is 0, its conditional mean is the mean
