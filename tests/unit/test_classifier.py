@@ -89,6 +89,26 @@ def test_edda_bic_is_mclusts_and_picks_the_generating_structure():
     assert MixtureClassifier("EDDA", reg_covar=0).fit(X, y).covariance_types_ == ["VVI"] * 3
 
 
+def test_edda_reproduces_mclusts_iris_summary():
+    """mclust's documented example: MclustDA(iris[, 1:4], iris$Species, modelType = "EDDA")
+    prints VEV for every class, log-likelihood -187.7097, df 36, BIC -555.8024, training
+    classification error 0.02 and Brier score 0.0127."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    X, y = iris.data, iris.target_names[iris.target]
+    clf = MixtureClassifier("EDDA", reg_covar=0, dtype="float64").fit(X, y)
+    assert clf.covariance_types_ == ["VEV"] * 3
+    assert round(clf.log_likelihood_, 4) == -187.7097 and clf.n_parameters_ == 36
+    assert round(clf.bic_, 4) == 555.8024  # mclust prints minus ours
+    assert round(1 - clf.score(X, y), 4) == 0.02
+    proba = clf.predict_proba(X)
+    truth = (y[:, None] == clf.classes_[None, :]).astype(float)
+    assert round(np.sum((truth - proba) ** 2) / (2 * len(y)), 4) == 0.0127
+    text = clf.summary()
+    assert "-187.7097" in text and "VEV" in text and "555.8024" in text
+
+
 def _two_clusters_per_class(rng, n):
     """Interleaved along x: class 0 clusters at (-4, 0) and (4, 0), class 1 at (0, 0) and
     (8, 0), spheres of sd 0.8: one Gaussian per class cannot tell them apart."""
@@ -208,7 +228,7 @@ def test_a_damaged_classifier_file_is_refused(tmp_path):
     tensors, meta = read_model_file(tmp_path / "clf.bigem")
     meta = json.loads(json.dumps(meta))
     meta["fitted"]["classes_"] = ["a", "b"]  # three components, two classes
-    meta["fitted"]["class_proportions_"] = [0.5, 0.5]
+    meta["fitted"]["class_counts_"] = [30, 30]
     write_model_file(tmp_path / "bad.bigem", tensors, meta)
     with pytest.raises(ModelFileError, match="3 components for 2 classes"):
         bigem.load(tmp_path / "bad.bigem")

@@ -165,6 +165,8 @@ class MixtureClassifier(EstimatorBase):
     ----------
     classes_ : ndarray of shape (n_classes,)
         The class labels, sorted.
+    class_counts_ : ndarray of shape (n_classes,)
+        Each class's training rows.
     class_proportions_ : ndarray of shape (n_classes,)
         Each class's share of the training rows (mclust's ``prop``).
     class_priors_ : ndarray of shape (n_classes,)
@@ -371,7 +373,8 @@ class MixtureClassifier(EstimatorBase):
         n = _n_rows(X)
         if len(y) != n:
             raise DataError(f"y has {len(y)} labels but X has {n} rows: give one label per row of X")
-        if y.dtype.kind == "f" and not np.isfinite(y).all() or y.dtype == object and any(v is None for v in y):
+        if y.dtype.kind == "f" and not np.isfinite(y).all() or y.dtype == object and any(
+                v is None or (isinstance(v, float) and math.isnan(v)) for v in y):
             raise DataError("y has missing labels (NaN or None): every training row needs its class; drop the "
                             "unlabelled rows (or fit GaussianMixture(unlabeled_weight=...) for semi-supervised EM)")
         return X, y, columns
@@ -457,7 +460,7 @@ class MixtureClassifier(EstimatorBase):
         for c, label in enumerate(classes):
             rows_c = _take(X, codes == c)
             if s.init_params == "hc":  # one tree per class, on its variables (mclust's MclustDA: hcUse = "VARS")
-                params["init_params"] = hc(rows_c, use="VARS", random_state=s.random_state, columns=columns)
+                params["init_params"] = hc(rows_c, use="VARS", random_state=self.random_state, columns=columns)
             candidates = []
             by_k: dict[tuple[int, ...], list[str]] = {}
             for t in dict.fromkeys(t for _, t in plan[c]):
@@ -486,6 +489,7 @@ class MixtureClassifier(EstimatorBase):
 
     def _finish(self, s, classes, counts, estimators, table, loglik, n_parameters, n, edda, X=None, columns=None):
         self.classes_ = np.asarray(classes)
+        self.class_counts_ = np.asarray(counts, dtype=np.int64)
         self.class_proportions_ = counts / counts.sum()
         self.estimators_ = estimators
         self.table_ = table
@@ -562,6 +566,22 @@ class MixtureClassifier(EstimatorBase):
             raise DataError(f"y has {len(y)} labels but X has {len(predicted)} rows: give one label per row of X")
         return float(np.mean(predicted == y))
 
+    def summary(self) -> str:
+        """mclust's ``summary(MclustDA)``: the log-likelihood, n, df and BIC, then each
+        class's rows, share, model and number of components. BIC with bigem's sign (lower
+        is better; mclust prints minus it)."""
+        self._check_fitted()
+        n = int(self.class_counts_.sum())
+        model_type = self._inference_settings().model_type
+        lines = [f"{model_type} model summary (BIC with bigem's sign: lower is better; mclust prints minus it):", "",
+                 f"  {'log-likelihood':>14} {'n':>8} {'df':>6} {'BIC':>14}",
+                 f"  {self.log_likelihood_:>14.4f} {n:>8} {self.n_parameters_:>6} {self.bic_:>14.4f}", "",
+                 f"  {'class':<16} {'n':>8} {'%':>7} {'model':>6} {'G':>3}"]
+        for label, rows, share, model, k in zip(self.classes_, self.class_counts_, self.class_proportions_,
+                                                self.covariance_types_, self.n_components_):
+            lines.append(f"  {str(label):<16} {int(rows):>8} {100 * share:>7.2f} {model:>6} {k:>3}")
+        return "\n".join(lines)
+
     def cv(self, X, y, *, n_folds: int = 10, random_state=None) -> dict:
         """Cross-validated classification error and Brier score (mclust's ``cvMclustDA``).
 
@@ -589,9 +609,12 @@ class MixtureClassifier(EstimatorBase):
         s = self._inference_settings()
         folds_wanted = _params.check_int(n_folds, "n_folds", type(self).__name__, 2)
         X, y, columns = self._in_memory(X, y, None)
-        codes = np.searchsorted(self.classes_, y)
-        if (codes >= len(self.classes_)).any() or (self.classes_[np.minimum(codes, len(self.classes_) - 1)] != y).any():
-            raise DataError(f"y holds classes the fit did not see; fitted classes: {self.classes_.tolist()}")
+        index = {_plain(c): i for i, c in enumerate(self.classes_)}
+        codes = np.asarray([index.get(_plain(v), -1) for v in y], dtype=np.int64)
+        if (codes < 0).any():
+            unseen = sorted({repr(_plain(v)) for v, c in zip(y, codes) if c < 0})
+            raise DataError(f"y holds classes the fit did not see ({', '.join(unseen[:5])}); fitted classes: "
+                            f"{[_plain(c) for c in self.classes_]}")
         seed = _params.random_seed(self.random_state if random_state is None else random_state)
         folds = _balanced_folds(codes, folds_wanted, np.random.default_rng(seed))
         proba = np.empty((len(y), len(self.classes_)))
@@ -635,7 +658,7 @@ class MixtureClassifier(EstimatorBase):
     def _fitted_state(self) -> dict[str, Any]:
         return {
             "classes_": [_plain(c) for c in self.classes_],
-            "class_proportions_": [float(v) for v in self.class_proportions_],
+            "class_counts_": [int(v) for v in self.class_counts_],
             "table_": [{k: (_plain(v) if k == "class" else v) for k, v in r.items()} for r in self.table_],
             "log_likelihood_": float(self.log_likelihood_),
             "n_parameters_": int(self.n_parameters_),
@@ -652,9 +675,11 @@ class MixtureClassifier(EstimatorBase):
         classes = state.get("classes_")
         if not isinstance(classes, list) or len(classes) < 2 or len(set(map(repr, classes))) != len(classes):
             raise ModelFileError("classes_ must list at least two distinct class labels")
-        proportions = np.asarray(stored.numbers("class_proportions_"), dtype=np.float64)
-        if len(proportions) != len(classes) or (proportions <= 0).any() or not math.isclose(proportions.sum(), 1.0):
-            raise ModelFileError("class_proportions_ must be one positive share per class, summing to one")
+        counts = state.get("class_counts_")
+        if not isinstance(counts, list) or len(counts) != len(classes) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
+            raise ModelFileError("class_counts_ must be one positive row count per class")
+        counts = np.asarray(counts, dtype=np.int64)
         expected = 1 if s.model_type == "EDDA" else len(classes)
         if len(parts) != expected or not all(isinstance(p, GaussianMixture) for p in parts):
             raise ModelFileError(f"a {s.model_type} classifier holds {expected} GaussianMixture part(s); "
@@ -667,7 +692,8 @@ class MixtureClassifier(EstimatorBase):
         if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
             raise ModelFileError("table_ must be a list of rows")
         self.classes_ = np.asarray(classes)
-        self.class_proportions_ = proportions
+        self.class_counts_ = counts
+        self.class_proportions_ = counts / counts.sum()
         self.estimators_ = parts
         self.table_ = table
         first = parts[0]
@@ -707,7 +733,7 @@ def _rows_needed(name: str, k: int, n_features: int, pooled_rows: int) -> int:
     if "V" in (model.volume, model.shape):
         return 2 * k
     shared = k + (n_features if model.orientation == "E" else 1)
-    return 1 if pooled_rows >= shared else shared + 1  # pooled: any class may be small
+    return 1 if pooled_rows >= shared else shared  # pooled: any class may be small
 
 
 def _best(rows: list[dict], what: str) -> int:
