@@ -205,6 +205,33 @@ def test_dataframe_with_a_label_column_and_a_streamed_file_give_the_same_edda(tm
     assert streamed.score(df[["u", "v", "w"]], y) == in_memory.score(df[["u", "v", "w"]], y)
 
 
+def test_mclustda_streams_a_file_with_the_other_classes_weighted_zero(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X, y = _two_clusters_per_class(np.random.default_rng(15), 60)
+    df = pd.DataFrame(X, columns=["u", "v"]).assign(kind=np.where(y == 0, "left", "right"))
+    path = tmp_path / "labelled.parquet"
+    df.to_parquet(path)
+    grid = dict(n_components=[1, 2], covariance_types=["EII", "VVV"], random_state=0, dtype="float64")
+    in_memory = MixtureClassifier(**grid).fit(df, "kind")
+    streamed = MixtureClassifier(**grid, chunk_size=50).fit(path, "kind")
+    assert streamed.n_components_ == in_memory.n_components_ == [2, 2]
+    assert streamed.covariance_types_ == in_memory.covariance_types_
+    assert streamed.bic_ == pytest.approx(in_memory.bic_, rel=1e-6)
+    np.testing.assert_allclose(streamed.predict_proba(path), in_memory.predict_proba(df[["u", "v"]]), atol=1e-5)
+
+
+def test_a_file_with_unlabelled_rows_is_refused(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X, y = _three_classes(np.random.default_rng(16), n=(20, 20, 20))
+    labels = y.astype(object)
+    labels[7] = None
+    pd.DataFrame(X, columns=["u", "v", "w"]).assign(kind=labels).to_parquet(tmp_path / "gaps.parquet")
+    with pytest.raises(DataError, match=r"label column 'kind' leaves 1 row\(s\) unlabelled .* row 7"):
+        MixtureClassifier("EDDA").fit(tmp_path / "gaps.parquet", "kind")
+
+
 @pytest.mark.parametrize("model_type", ["EDDA", "MclustDA"])
 def test_save_and_load_keep_every_class_density(tmp_path, model_type):
     X, y = _three_classes(np.random.default_rng(9), n=(60, 50, 40))
@@ -280,8 +307,8 @@ def test_other_bad_input():
         MixtureClassifier("EDDA").fit(X, np.zeros(60))
     with pytest.raises(DataError, match="missing labels"):
         MixtureClassifier("EDDA").fit(X, np.r_[np.zeros(59), np.nan])
-    with pytest.raises(DataError, match="MclustDA' fits each class on its own rows"):
-        MixtureClassifier().fit("data.parquet", "kind")
+    with pytest.raises(DataError, match="pass y as that column's name"):
+        MixtureClassifier().fit("data.parquet", y)
     clf = MixtureClassifier("EDDA", covariance_types="EEE", class_priors=[0.5, 0.5]).fit(X, y)
     with pytest.raises(ParameterError, match="class_priors has 2 values but there are 3 classes"):
         clf.predict(X)

@@ -13,6 +13,9 @@ p(c | x) proportional to pi_c f_c(x), with pi_c the training proportions unless
   component per class fitted from labelled rows (``unlabeled_weight=0``): the M-step of
   the structure on the classes' counts, sums and scatters, which streams like any fit.
 
+From files, MclustDA's class fits stream too: each reads the whole file with the other
+classes' rows weighted 0, which is the fit on the class's rows alone.
+
 BIC follows mclust's ``MclustDA``: EDDA's log-likelihood is the mixture's,
 sum_i log sum_c pi_c f_c(x_i), with the class means and the structure's covariance
 parameters counted (not the class proportions); MclustDA's is the same sum over the
@@ -31,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._core.errors import DataError, DegenerateFitWarning, ModelFileError, ParameterError, not_fitted_error
+from .._core.errors import (DataError, DegenerateFitWarning, ModelFileError, NumericalError, ParameterError,
+                           not_fitted_error)
 from ..models.covariance import ALL_NAMES
 from ..models.eigen import MODELS, MULTIVARIATE, NO_PRIOR, SKLEARN_EQUIVALENT, UNIVARIATE
 from ..sources.dask import is_dask_collection
@@ -44,7 +48,7 @@ from .priors import PriorSpec
 from .selection import criteria, degenerate_components, select
 
 MODEL_TYPES = ("MclustDA", "EDDA")
-METRICS = ("error", "brier")
+TIE = 1e-9  # relative difference of BICs that is rounding, not evidence
 # GaussianMixture's parameters every class fit shares (the rest keep its defaults)
 SHARED = ("prior", "reg_covar", "tol", "max_iter", "n_init", "init_params", "random_state", "verbose", "device",
           "dtype", "chunk_size", "memory_budget")
@@ -313,12 +317,14 @@ class MixtureClassifier(EstimatorBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), tensor, DataFrame, or (EDDA) a file
-            'MclustDA' reads each class's rows in memory (arrays, tensors, DataFrames).
-            'EDDA' also streams files: give y as the name of the label column.
+        X : array-like of shape (n_samples, n_features), tensor, DataFrame, path or files
+            Files are streamed (y: the name of their label column): 'EDDA' in one pass per
+            iteration of each model, 'MclustDA' in one per class fit, with the other
+            classes' rows weighted 0 (one 4-byte class code and one 8-byte weight per row
+            in memory). In memory, 'MclustDA' fits each class on its own rows.
         y : array-like of shape (n_samples,) or str
             The class of each row (every row labelled); a string names a column of X
-            (a DataFrame, or a file for 'EDDA') that holds the labels and is not a feature.
+            (a DataFrame or files) that holds the labels and is not a feature.
         columns : list of str, default=None
             Features by name (files and DataFrames).
 
@@ -330,26 +336,43 @@ class MixtureClassifier(EstimatorBase):
         for name in ("estimators_", "table_", "classes_", "feature_names_in_"):
             self.__dict__.pop(name, None)
         if is_dask_collection(X):
-            raise DataError("MixtureClassifier reads X in memory or (EDDA) from files; compute the Dask collection "
-                            "first (X.compute()), or write it to Parquet and pass the path with model_type='EDDA'")
-        streamed = is_file_input(X) or is_source(X)
-        if streamed:
-            if s.model_type != "EDDA":
-                raise DataError("model_type='MclustDA' fits each class on its own rows, held in memory; for a file, "
-                                "read it into an array or DataFrame, or stream it with model_type='EDDA' (y: the "
-                                "name of its label column)")
+            raise DataError("MixtureClassifier reads X in memory or from files; compute the Dask collection first "
+                            "(X.compute()), or write it to Parquet and pass the path (y: its label column's name)")
+        if is_file_input(X) or is_source(X):
             if not isinstance(y, str):
                 raise DataError("a file's labels are one of its columns: pass y as that column's name")
-            return self._fit_edda(s, X, y, columns, None)
-        X, y, columns = self._in_memory(X, y, columns)
-        classes, codes = np.unique(y, return_inverse=True)
+            classes, codes, columns = self._file_labels(s, X, y, columns)
+            labels, weighted = y, True  # EDDA reads the label column; MclustDA weighs the rows of each class
+        else:
+            X, y, columns = self._in_memory(X, y, columns)
+            classes, codes = np.unique(y, return_inverse=True)
+            labels, weighted = codes, False
         if len(classes) < 2:
-            raise DataError(f"y holds a single class ({classes[0]!r} or none): a classifier needs at least two")
+            raise DataError(f"y holds a single class ({_plain(classes[0])!r} or none): a classifier needs at least two")
         counts = np.bincount(codes, minlength=len(classes))
-        plan = self._plan(s, classes, counts, _width(X))
+        plan = self._plan(s, classes, counts, len(columns) if weighted else _width(X))
         if s.model_type == "EDDA":
-            return self._fit_edda(s, X, codes, columns, (classes, counts, plan))
-        return self._fit_mclustda(s, X, codes, columns, classes, counts, plan)
+            return self._fit_edda(s, X, labels, columns, (classes, counts, plan))
+        return self._fit_mclustda(s, X, codes, columns, classes, counts, plan, weighted)
+
+    def _file_labels(self, s, X, label_column: str, columns):
+        """(classes, int32 code of every row, feature columns) of a file whose labels are
+        its column ``label_column``, in one streamed pass; every row must be labelled."""
+        from ..engines.local import LocalEngine
+
+        est = GaussianMixture(2, unlabeled_weight=0.0, **{**self._gm_params(s), "init_params": "kmeans"})
+        with est._execution(X, est._settings(), None, columns, y=label_column, fitting=True) as (_, source, classes):
+            if classes is None:
+                raise DataError(f"label column {label_column!r} labels no row: every training row needs its class")
+            codes = np.concatenate([chunk.label.cpu().numpy().astype(np.int32)
+                                    for chunk in LocalEngine().stream(source)])
+            names = list(source.feature_names)
+        missing = np.flatnonzero(codes < 0)
+        if len(missing):
+            raise DataError(f"label column {label_column!r} leaves {len(missing)} row(s) unlabelled (-1, empty or "
+                            f"null; the first is row {int(missing[0])}): every training row needs its class; drop "
+                            "those rows, or fit GaussianMixture(unlabeled_weight=...) for semi-supervised EM")
+        return np.asarray(classes), codes, names
 
     def _in_memory(self, X, y, columns):
         """(X, y as an array, columns) for an in-memory X; y's length checked; a label
@@ -421,26 +444,15 @@ class MixtureClassifier(EstimatorBase):
     def _fit_edda(self, s, X, labels, columns, known):
         """One GaussianMixture with a component per class for each covariance model; the
         lowest BIC (mclust's: the mixture's likelihood, means and covariance counted).
-        ``known``: (classes, counts, plan) of in-memory labels; None for a file's label
-        column, whose classes and sizes come from the data."""
+        ``labels``: each row's class code, or the name of a file's label column (whose
+        sorted classes are ``classes`` again); ``known``: (classes, counts, plan)."""
         params = {**self._gm_params(s), "init_params": "kmeans", "n_init": 1}  # the labels start every fit
-        if known is not None:
-            classes, counts, plan = known
-            C, D, types = len(classes), _width(X), [t for _, t in plan[0]]
-        else:
-            classes = counts = None
-            C, D = _file_classes(X, labels, columns, GaussianMixture(2, unlabeled_weight=0.0, **params))
-            types = self._types(s, D)
+        classes, counts, plan = known
+        C = len(classes)
         rows, fits = [], []
-        for ct in types:
-            if counts is not None and not all(int(c) >= _rows_needed(ct, 1, D, int(counts.sum()) - C + 1)
-                                              for c in counts):
-                continue  # a file's class sizes are known from its first fit on
+        for _, ct in plan[0]:
             est = GaussianMixture(C, covariance_type=ct, unlabeled_weight=0.0, **params).fit(X, labels, columns=columns)
             row = criteria(est, X, None, columns)
-            if counts is None:
-                counts = np.rint(est.weights_ * row["weight"]).astype(np.int64)
-                classes = np.asarray(est.classes_)
             p = est._n_parameters() - (C - 1)  # the class proportions are not counted (mclust's equalPro)
             bic = -2 * row["log_likelihood"] + p * math.log(row["weight"])
             rows.append(dict(**{"class": None}, n_components=1, covariance_type=ct,
@@ -453,24 +465,26 @@ class MixtureClassifier(EstimatorBase):
                      float(counts.sum()), fits[best])
         return self
 
-    def _fit_mclustda(self, s, X, codes, columns, classes, counts, plan):
-        """Per class: select over its candidates on its own rows; the lowest BIC."""
+    def _fit_mclustda(self, s, X, codes, columns, classes, counts, plan, weighted: bool = False):
+        """Per class: select over its candidates on its own rows; the lowest BIC. In memory
+        the class's rows are taken out; a file is streamed whole with the other classes'
+        rows weighted 0 (``weighted``), which gives the same fits."""
         params = self._gm_params(s)
         estimators, table = [], []
         for c, label in enumerate(classes):
-            rows_c = _take(X, codes == c)
+            rows_c, weight = (X, (codes == c).astype(np.float64)) if weighted else (_take(X, codes == c), None)
             if s.init_params == "hc":  # one tree per class, on its variables (mclust's MclustDA: hcUse = "VARS")
-                params["init_params"] = hc(rows_c, use="VARS", random_state=self.random_state, columns=columns)
+                params["init_params"] = hc(rows_c, use="VARS", random_state=self.random_state, columns=columns,
+                                           sample_weight=weight)
             candidates = []
-            by_k: dict[tuple[int, ...], list[str]] = {}
-            for t in dict.fromkeys(t for _, t in plan[c]):
-                by_k.setdefault(tuple(k for k, u in plan[c] if u == t), []).append(t)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DegenerateFitWarning)
-                for ks, types in by_k.items():
-                    result = select(rows_c, list(ks), types, columns=columns, **params)
-                    for i, row in enumerate(result.table):
-                        candidates.append((row, result.estimators_[i]))
+                for t in dict.fromkeys(t for _, t in plan[c]):
+                    candidates += _candidates(rows_c, [k for k, u in plan[c] if u == t], t, columns, params, weight)
+            if not candidates:
+                raise DataError(f"class {_plain(label)!r}: no candidate model could be fitted to its {int(counts[c])} "
+                                f"rows (each failed numerically); pass reg_covar > 0 (now {s.reg_covar:g}), "
+                                "prior='default', or fewer components")
             for w in caught:
                 if issubclass(w.category, DegenerateFitWarning):
                     warnings.warn(f"class {_plain(label)!r}: {w.message}", DegenerateFitWarning, stacklevel=3)
@@ -479,7 +493,7 @@ class MixtureClassifier(EstimatorBase):
             rows = [dict(**{"class": _plain(label)}, n_components=r["n_components"], covariance_type=r["covariance_type"],
                          log_likelihood=r["log_likelihood"], n_parameters=r["n_parameters"], bic=r["bic"],
                          degenerate=r["degenerate"], chosen=False) for r, _ in candidates]
-            best = _best(rows, f"class {_plain(label)!r}'s candidates")
+            best = _best(rows, f"class {_plain(label)!r}'s candidates", warn=False)  # select has said so
             rows[best]["chosen"] = True
             estimators.append(candidates[best][1])
             table += rows
@@ -736,16 +750,38 @@ def _rows_needed(name: str, k: int, n_features: int, pooled_rows: int) -> int:
     return 1 if pooled_rows >= shared else shared  # pooled: any class may be small
 
 
-def _best(rows: list[dict], what: str) -> int:
+# what a candidate's fit may fail with when its covariance is singular (mclust: a missing BIC)
+FAILURES = (NumericalError, torch.linalg.LinAlgError)
+
+
+def _candidates(rows, ks: list[int], covariance_type: str, columns, params: dict,
+                weight=None) -> list[tuple[dict, GaussianMixture]]:
+    """(table row, fit) of every K of one model on one class's rows (or on the rows
+    ``weight`` selects), by :func:`select` (K + 1 also started from the K fit split). A
+    K whose fit fails numerically is left out, as mclust leaves its BIC missing."""
+    try:
+        result = select(rows, ks, [covariance_type], columns=columns, sample_weight=weight, **params)
+        return [(row, result.estimators_[i]) for i, row in enumerate(result.table)]
+    except FAILURES:
+        if len(ks) == 1:
+            return []
+    return [found for k in ks for found in _candidates(rows, [k], covariance_type, columns, params, weight)]
+
+
+def _best(rows: list[dict], what: str, warn: bool = True) -> int:
     """The row of lowest BIC among the non-degenerate ones (all of them, with a warning,
-    when every one is degenerate)."""
+    when every one is degenerate); of BICs equal to rounding, the first."""
     eligible = [i for i, r in enumerate(rows) if not r["degenerate"] and math.isfinite(r["bic"])]
-    if not eligible:
+    if not eligible and warn:
         warnings.warn(f"every one of {what} is degenerate (a variance at the reg_covar floor); choosing among them "
                       "anyway: the class may have repeated rows, or too few for its models", DegenerateFitWarning,
                       stacklevel=4)
+    if not eligible:
         eligible = list(range(len(rows)))
-    return min(eligible, key=lambda i: (rows[i]["bic"], i))
+    lowest = min(rows[i]["bic"] for i in eligible)
+    # BICs equal but for rounding (one component: every ellipsoidal model is the same fit,
+    # with as many parameters) go to the first candidate in mclust's order, not to the noise
+    return min(i for i in eligible if rows[i]["bic"] <= lowest + TIE * max(1.0, abs(lowest)))
 
 
 def _n_rows(X) -> int:
@@ -792,12 +828,3 @@ def _balanced_folds(codes: np.ndarray, n_folds: int, rng: np.random.Generator) -
 
 def _plain(label):
     return label.item() if isinstance(label, np.generic) else label
-
-
-def _file_classes(X, label_column: str, columns, est: GaussianMixture) -> tuple[int, int]:
-    """(classes, features) of a file whose labels are its column ``label_column``, as the
-    semi-supervised fit reads them."""
-    with est._execution(X, est._settings(), None, columns, y=label_column, fitting=True) as (_, source, classes):
-        if classes is None or len(classes) < 2:
-            raise DataError(f"label column {label_column!r} holds fewer than two classes: a classifier needs two")
-        return len(classes), source.n_features

@@ -1,0 +1,42 @@
+"""Classifying iris with mixtures, as mclust's MclustDA and EDDA do.
+
+Fisher's 150 irises (four measurements, three species). EDDA fits one Gaussian per
+species with one covariance model for all three, chosen by BIC over mclust's 14 (VEV
+here, as in mclust: log-likelihood -187.7097, df 36, BIC 555.8024 with our sign).
+MclustDA fits a mixture per species, its number of components and model chosen by BIC
+species by species. Both are scored by 10-fold cross-validation (mclust's cvMclustDA)
+and beside scikit-learn's QDA and LDA, which are EDDA's VVV and EEE.
+"""
+
+import warnings
+
+from sklearn.datasets import load_iris
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
+from sklearn.model_selection import cross_val_score
+
+import bigem
+from bigem.errors import DegenerateFitWarning
+
+# iris is measured to 0.1 cm: some fits of many components collapse onto repeated values;
+# they are excluded from the choice (as mclust does) with a note, silenced here
+warnings.simplefilter("ignore", DegenerateFitWarning)
+
+iris = load_iris()
+X, y = iris.data, iris.target_names[iris.target]
+
+edda = bigem.MixtureClassifier("EDDA", reg_covar=0, dtype="float64").fit(X, y)
+print(edda.summary())
+print("\nEDDA's five best covariance models (BIC, lower is better):")
+for row in sorted(edda.table_, key=lambda r: r["bic"])[:5]:
+    print(f"  {row['covariance_type']}  {row['bic']:10.4f}")
+
+da = bigem.MixtureClassifier("MclustDA", dtype="float64", random_state=0).fit(X, y)
+print()
+print(da.summary())
+
+print("\n10-fold cross-validated classification error:")
+for name, clf in (("EDDA", edda), ("MclustDA", da)):
+    cv = clf.cv(X, y, n_folds=10, random_state=0)
+    print(f"  {name:<9} {cv['error']:.4f} (se {cv['se']:.4f}), Brier score {cv['brier']:.4f}")
+for name, ref in (("QDA", QuadraticDiscriminantAnalysis()), ("LDA", LinearDiscriminantAnalysis())):
+    print(f"  {name:<9} {1 - cross_val_score(ref, X, y, cv=10).mean():.4f} (scikit-learn)")
