@@ -191,7 +191,7 @@ class MixtureClassifier(EstimatorBase):
     n_parameters_ : int
         mclust's ``df``: the parameters of every class density (class proportions not counted).
     bic_ : float
-        -2 log_likelihood_ + n_parameters_ log n (mclust's ``bic`` negated).
+        ``-2 log_likelihood_ + n_parameters_ log n`` (mclust's ``bic`` negated).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on data with column names.
