@@ -305,6 +305,12 @@ def test_other_bad_input():
     X, y = _three_classes(np.random.default_rng(14), n=(20, 20, 20))
     with pytest.raises(DataError, match="single class"):
         MixtureClassifier("EDDA").fit(X, np.zeros(60))
+    with pytest.raises(DataError, match="requires y to be passed"):
+        MixtureClassifier("EDDA").fit(X, None)
+    with pytest.raises(DataError, match="Unknown label type: continuous"):
+        MixtureClassifier("EDDA").fit(X, np.linspace(0, 1, 60))
+    with pytest.raises(DataError, match="y holds classes the fit did not see"):
+        MixtureClassifier("EDDA", covariance_types="EEE").fit(X, y).cv(X, np.r_[y[:-1], ["z"]])
     with pytest.raises(DataError, match="missing labels"):
         MixtureClassifier("EDDA").fit(X, np.r_[np.zeros(59), np.nan])
     with pytest.raises(DataError, match="pass y as that column's name"):

@@ -377,6 +377,11 @@ class MixtureClassifier(EstimatorBase):
     def _in_memory(self, X, y, columns):
         """(X, y as an array, columns) for an in-memory X; y's length checked; a label
         column of a DataFrame taken out of X."""
+        if y is None:
+            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None: give the class "
+                            "of every row")
+        if not hasattr(X, "shape") and not hasattr(X, "columns"):
+            X = np.asarray(X)
         if isinstance(y, str):
             names = feature_names_of(X)
             if names is None or y not in names:
@@ -396,6 +401,11 @@ class MixtureClassifier(EstimatorBase):
         n = _n_rows(X)
         if len(y) != n:
             raise DataError(f"y has {len(y)} labels but X has {n} rows: give one label per row of X")
+        if n < 2:
+            raise DataError(f"X has n_samples = {n}: a classifier needs rows of at least two classes")
+        if y.dtype.kind == "f" and np.isfinite(y).all() and (y != np.round(y)).any():
+            raise DataError("Unknown label type: continuous (y holds fractional numbers). MixtureClassifier predicts "
+                            "classes; for a continuous target use a regressor, or bin y into classes first")
         if y.dtype.kind == "f" and not np.isfinite(y).all() or y.dtype == object and any(
                 v is None or (isinstance(v, float) and math.isnan(v)) for v in y):
             raise DataError("y has missing labels (NaN or None): every training row needs its class; drop the "
