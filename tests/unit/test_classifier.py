@@ -14,7 +14,7 @@ from sklearn.model_selection import LeaveOneOut, cross_val_predict, cross_val_sc
 
 import bigem
 from bigem import MixtureClassifier
-from bigem.errors import DataError, ModelFileError, NotFittedError, ParameterError
+from bigem.errors import DataError, ModelFileError, NotFittedError, NumericalError, ParameterError
 from bigem.models.eigen import MODELS
 
 
@@ -140,6 +140,26 @@ def test_mclustda_recovers_two_clusters_per_class_and_beats_edda():
     edda = MixtureClassifier("EDDA").fit(X, y)
     assert da.score(Xt, yt) > 0.97 > edda.score(Xt, yt) + 0.15
     assert da.bic_ < edda.bic_
+
+
+def test_a_candidate_that_fails_numerically_is_left_out_as_mclust_leaves_its_bic_missing(monkeypatch):
+    from bigem.estimators import classifier
+
+    real = classifier.select
+
+    def failing(rows, ks, types, **kw):  # a singular M-step at K = 2 (mclust: BIC NA)
+        if 2 in ks:
+            raise NumericalError("covariance of component 1 is not positive definite")
+        return real(rows, ks, types, **kw)
+
+    monkeypatch.setattr(classifier, "select", failing)
+    X, y = _two_clusters_per_class(np.random.default_rng(17), 40)
+    clf = MixtureClassifier(n_components=[1, 2, 3], covariance_types="EII", random_state=0).fit(X, y)
+    assert sorted({r["n_components"] for r in clf.table_}) == [1, 3]
+    assert clf.n_components_ == [3, 3]  # K = 3 holds the two clusters too
+    monkeypatch.setattr(classifier, "select", lambda *a, **k: (_ for _ in ()).throw(NumericalError("singular")))
+    with pytest.raises(DataError, match="class 0: no candidate model could be fitted"):
+        MixtureClassifier(n_components=[1, 2], covariance_types="EII").fit(X, y)
 
 
 def test_class_priors_reweight_the_posteriors_by_bayes_rule():
