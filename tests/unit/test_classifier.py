@@ -90,9 +90,9 @@ def test_edda_bic_is_mclusts_and_picks_the_generating_structure():
 
 
 def test_edda_reproduces_mclusts_iris_summary():
-    """mclust's documented example: MclustDA(iris[, 1:4], iris$Species, modelType = "EDDA")
-    prints VEV for every class, log-likelihood -187.7097, df 36, BIC -555.8024, training
-    classification error 0.02 and Brier score 0.0127."""
+    """mclust's documented example (and mclust 6.0.0's output): MclustDA(iris[, 1:4],
+    iris$Species, modelType = "EDDA") prints VEV for every class, log-likelihood -187.7097,
+    df 36, BIC -555.8024, training classification error 0.02 and Brier score 0.0127."""
     from sklearn.datasets import load_iris
 
     iris = load_iris()
@@ -107,6 +107,34 @@ def test_edda_reproduces_mclusts_iris_summary():
     assert round(np.sum((truth - proba) ** 2) / (2 * len(y)), 4) == 0.0127
     text = clf.summary()
     assert "-187.7097" in text and "VEV" in text and "555.8024" in text
+    # mclust 6.0.0's BIC of every model (its sign), to its printed digits; VVE apart: our M-step reaches a
+    # higher complete-data log-likelihood than its mstepVVE (-56.66405), so that row's mixture BIC moves
+    mclust = dict(EII=-894.5342, VII=-860.1564, EEI=-809.2049, VEI=-771.8635, EVI=-796.1814, VVI=-738.9808,
+                  EEE=-623.5263, VEE=-597.0446, EVE=-611.3988, VVE=-581.0077, EEV=-600.6481, VEV=-555.8024,
+                  EVV=-619.3350, VVV=-576.2884)
+    ours = {r["covariance_type"]: -r["bic"] for r in clf.table_}
+    assert {t: round(v, 4) for t, v in ours.items() if t != "VVE"} == {t: v for t, v in mclust.items() if t != "VVE"}
+    vve = MixtureClassifier("EDDA", covariance_types="VVE", reg_covar=0, dtype="float64").fit(X, y).estimators_[0]
+    complete = sum(multivariate_normal(vve.means_[c], vve.covariances_[c]).logpdf(X[y == label]).sum()
+                   for c, label in enumerate(clf.classes_))
+    assert complete > -56.66405
+
+
+def test_mclustda_reproduces_mclusts_iris_choice():
+    """mclust 6.0.0: MclustDA(iris[, 1:4], iris$Species, G = 1:2, modelNames = c("EII", "EEE"))
+    chooses EEE with 2 components for setosa and one Gaussian for the others, log-likelihood
+    -172.813517, df 47, BIC -581.126892, training error 0.02, Brier score 0.0116."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    X, y = iris.data, iris.target_names[iris.target]
+    clf = MixtureClassifier(n_components=[1, 2], covariance_types=["EII", "EEE"], dtype="float64").fit(X, y)
+    assert clf.covariance_types_ == ["EEE"] * 3 and clf.n_components_ == [2, 1, 1]
+    assert clf.log_likelihood_ == pytest.approx(-172.813517, abs=1e-3)  # EM stops a hair apart (tol 1e-5)
+    assert clf.n_parameters_ == 47 and clf.bic_ == pytest.approx(581.126892, abs=2e-3)
+    assert round(1 - clf.score(X, y), 4) == 0.02
+    truth = (y[:, None] == clf.classes_[None, :]).astype(float)
+    assert round(np.sum((truth - clf.predict_proba(X)) ** 2) / (2 * len(y)), 4) == 0.0116
 
 
 def _two_clusters_per_class(rng, n):

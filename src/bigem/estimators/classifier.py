@@ -50,8 +50,8 @@ from .selection import criteria, degenerate_components, select
 MODEL_TYPES = ("MclustDA", "EDDA")
 TIE = 1e-9  # relative difference of BICs that is rounding, not evidence
 # GaussianMixture's parameters every class fit shares (the rest keep its defaults)
-SHARED = ("prior", "reg_covar", "tol", "max_iter", "n_init", "init_params", "random_state", "verbose", "device",
-          "dtype", "chunk_size", "memory_budget")
+SHARED = ("prior", "reg_covar", "tol", "max_iter", "n_init", "init_params", "stopping", "random_state", "verbose",
+          "device", "dtype", "chunk_size", "memory_budget")
 
 
 class _Types(_params.Constraint):
@@ -139,13 +139,20 @@ class MixtureClassifier(EstimatorBase):
         (mclust's ``prop``). They change predictions only, never the fit.
     prior : None, 'default' or dict, default=None
         mclust's conjugate prior for every class fit, as :class:`GaussianMixture`'s ``prior``.
-    reg_covar : float, default=1e-6
-        Added to every variance, as in :class:`GaussianMixture` (mclust adds nothing:
-        pass 0 to match its fits exactly).
-    tol : float, default=1e-3
-        EM's convergence threshold for each class fit.
-    max_iter : int, default=100
-        EM iterations per fit.
+    reg_covar : float, default=0
+        Added to every variance, as in :class:`GaussianMixture`. mclust adds nothing, and
+        neither does this default (GaussianMixture's is scikit-learn's 1e-6): a
+        candidate whose covariance turns singular is left out, as mclust leaves its BIC
+        missing, and one that collapses onto repeated values is excluded as degenerate.
+    tol : float, default=1e-5
+        EM's convergence threshold for each class fit (mclust's ``emControl(tol)``).
+    stopping : {'mclust', 'gain', 'aitken'}, default='mclust'
+        EM's stopping rule, as :class:`GaussianMixture`'s: mclust's (the relative change
+        of the log-likelihood below ``tol``) by default, so the class mixtures end where
+        mclust's do; 'gain' is scikit-learn's (the mean log-likelihood's gain).
+    max_iter : int, default=1000
+        EM iterations per fit (mclust sets no limit; tol=1e-5 may need many on a
+        poorly separated class).
     n_init : int, default=1
         Starts per fit (the hierarchical start is deterministic; k-means starts differ).
     init_params : str, default='hc'
@@ -205,9 +212,11 @@ class MixtureClassifier(EstimatorBase):
 
     Notes
     -----
-    Differences from mclust: BIC's sign (ours is lower-is-better), ``reg_covar=1e-6``
-    by default, and a covariance model a class cannot support (fewer rows than it needs)
-    is skipped up front rather than fitted into a singular covariance.
+    Differences from mclust: BIC's sign (ours is lower-is-better), and a covariance
+    model a class cannot support (fewer rows than it needs) is skipped up front rather
+    than fitted into a singular covariance. Defaults are mclust's (``reg_covar=0``,
+    ``tol=1e-5``, its stopping rule, its hierarchical start on the variables); with
+    ``dtype='float64'`` the fits and BIC agree with mclust's to its printed digits.
     """
 
     _estimator_type = "classifier"
@@ -219,6 +228,7 @@ class MixtureClassifier(EstimatorBase):
         prior=PriorSpec(),
         reg_covar=_params.Float(0.0),
         tol=_params.Float(0.0),
+        stopping=_params.Choice(("gain", "aitken", "mclust")),
         max_iter=_params.Int(0, at_most=_params.MAX_ITER),
         n_init=_params.Int(1, at_most=_params.MAX_INIT),
         init_params=_params.Passed(),
@@ -240,9 +250,10 @@ class MixtureClassifier(EstimatorBase):
         covariance_types=None,
         class_priors=None,
         prior=None,
-        reg_covar=1e-6,
-        tol=1e-3,
-        max_iter=100,
+        reg_covar=0.0,
+        tol=1e-5,
+        stopping="mclust",
+        max_iter=1000,
         n_init=1,
         init_params="hc",
         random_state=None,
@@ -259,6 +270,7 @@ class MixtureClassifier(EstimatorBase):
         self.prior = prior
         self.reg_covar = reg_covar
         self.tol = tol
+        self.stopping = stopping
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -461,14 +473,23 @@ class MixtureClassifier(EstimatorBase):
         C = len(classes)
         rows, fits = [], []
         for _, ct in plan[0]:
-            est = GaussianMixture(C, covariance_type=ct, unlabeled_weight=0.0, **params).fit(X, labels, columns=columns)
-            row = criteria(est, X, None, columns)
+            try:
+                est = GaussianMixture(C, covariance_type=ct, unlabeled_weight=0.0, **params).fit(X, labels,
+                                                                                                 columns=columns)
+                row = criteria(est, X, None, columns)
+            except FAILURES:
+                continue  # a singular covariance (collinear features in a class): mclust's missing BIC
+
             p = est._n_parameters() - (C - 1)  # the class proportions are not counted (mclust's equalPro)
             bic = -2 * row["log_likelihood"] + p * math.log(row["weight"])
             rows.append(dict(**{"class": None}, n_components=1, covariance_type=ct,
                              log_likelihood=row["log_likelihood"], n_parameters=p, bic=bic,
                              degenerate=bool(degenerate_components(est)), chosen=False))
             fits.append(est)
+        if not rows:
+            raise DataError(f"no covariance model in {[t for _, t in plan[0]]} could be fitted: each class's "
+                            f"covariance is singular (collinear or constant features?); pass reg_covar > 0 (now "
+                            f"{s.reg_covar:g}), prior='default', or drop the redundant features")
         best = _best(rows, "EDDA's candidates")
         rows[best]["chosen"] = True
         self._finish(s, classes, counts, [fits[best]], rows, rows[best]["log_likelihood"], rows[best]["n_parameters"],
