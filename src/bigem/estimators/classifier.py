@@ -505,7 +505,8 @@ class MixtureClassifier(EstimatorBase):
         for c, label in enumerate(classes):
             rows_c, weight = (X, (codes == c).astype(np.float64)) if weighted else (_take(X, codes == c), None)
             if s.init_params == "hc":  # one tree per class, on its variables (mclust's MclustDA: hcUse = "VARS")
-                params["init_params"] = hc(rows_c, use="VARS", random_state=self.random_state, columns=columns,
+                host = rows_c.cpu() if isinstance(rows_c, torch.Tensor) else rows_c  # the tree is built on the host
+                params["init_params"] = hc(host, use="VARS", random_state=self.random_state, columns=columns,
                                            sample_weight=weight)
             candidates = []
             with warnings.catch_warnings(record=True) as caught:
