@@ -280,11 +280,11 @@ def test_a_file_with_unlabelled_rows_is_refused(tmp_path):
         MixtureClassifier("EDDA").fit(tmp_path / "gaps.parquet", "kind")
 
 
-@pytest.mark.parametrize("model_type", ["EDDA", "MclustDA"])
-def test_save_and_load_keep_every_class_density(tmp_path, model_type):
+@pytest.mark.parametrize("model", ["EDDA", "MclustDA"])
+def test_save_and_load_keep_every_class_density(tmp_path, model):
     X, y = _three_classes(np.random.default_rng(9), n=(60, 50, 40))
-    grid = {} if model_type == "EDDA" else {"n_components": [1, 2]}
-    clf = MixtureClassifier(model_type, covariance_types=["VVI", "EEE"], random_state=0, **grid).fit(X, y)
+    grid = {} if model == "EDDA" else {"n_components": [1, 2]}
+    clf = MixtureClassifier(model, covariance_types=["VVI", "EEE"], random_state=0, **grid).fit(X, y)
     clf.save(tmp_path / "clf.bigem")
     back = bigem.load(tmp_path / "clf.bigem")
     assert isinstance(back, MixtureClassifier) and back.get_params() == clf.get_params()
@@ -337,8 +337,8 @@ def test_a_class_too_small_for_its_structure_is_named_with_the_fix():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"model_type": "QDA"}, "model_type"),
-    ({"model_type": "EDDA", "n_components": 3}, "EDDA' fits one Gaussian per class"),
+    ({"model": "QDA"}, "model"),
+    ({"model": "EDDA", "n_components": 3}, "EDDA' fits one Gaussian per class"),
     ({"covariance_types": ["VVV", "XYZ"]}, "unknown covariance type 'XYZ'"),
     ({"n_components": [0, 1]}, "integers >= 1"),
     ({"class_priors": [-1, 2]}, "non-negative"),

@@ -22,12 +22,12 @@ def _data(seed=0):
     return X, np.repeat(["a", "b", "c"], [300, 200, 150])
 
 
-@pytest.mark.parametrize("model_type, grid", [("EDDA", {}), ("MclustDA", {"n_components": [1, 2]})])
-def test_cuda_fit_equals_cpu(model_type, grid):
+@pytest.mark.parametrize("model, grid", [("EDDA", {}), ("MclustDA", {"n_components": [1, 2]})])
+def test_cuda_fit_equals_cpu(model, grid):
     X, y = _data()
     common = dict(covariance_types=["VVV", "EEE", "VVI"], dtype="float64", random_state=0, **grid)
-    cpu = MixtureClassifier(model_type, **common).fit(X, y)
-    gpu = MixtureClassifier(model_type, device="cuda", **common).fit(X, y)
+    cpu = MixtureClassifier(model, **common).fit(X, y)
+    gpu = MixtureClassifier(model, device="cuda", **common).fit(X, y)
     assert gpu.covariance_types_ == cpu.covariance_types_ and gpu.n_components_ == cpu.n_components_
     assert gpu.bic_ == pytest.approx(cpu.bic_, rel=1e-9)
     np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-8)

@@ -918,7 +918,7 @@ def _check_picture(path: str, inputs: tuple[str, ...]) -> None:
 def _info_classifier(est, args) -> int:
     """A MixtureClassifier: mclust's summary, or its choices as JSON."""
     if args.json:
-        payload = dict(kind="MixtureClassifier", model_type=est.model_type,
+        payload = dict(kind="MixtureClassifier", model=est.model,
                        classes=[c.item() if isinstance(c, np.generic) else c for c in est.classes_],
                        class_counts=est.class_counts_.tolist(), covariance_types=est.covariance_types_,
                        n_components=est.n_components_, n_features=int(est.n_features_in_),

@@ -4,10 +4,10 @@ A class-conditional density is fitted per class, and a row's class follows Bayes
 p(c | x) proportional to pi_c f_c(x), with pi_c the training proportions unless
 ``class_priors`` says otherwise.
 
-* ``model_type='MclustDA'`` (Fraley and Raftery, 2002): a Gaussian mixture per class,
+* ``model='MclustDA'`` (Fraley and Raftery, 2002): a Gaussian mixture per class,
   its number of components and covariance structure chosen by BIC, class by class
   (:func:`select` on that class's rows, mclust's ``mclustBIC``).
-* ``model_type='EDDA'`` (Bensmail and Celeux, 1996): one Gaussian per class, with one
+* ``model='EDDA'`` (Bensmail and Celeux, 1996): one Gaussian per class, with one
   covariance structure for every class (VVV: quadratic discriminant analysis; EEE:
   linear), chosen by BIC over the structures. It is one :class:`GaussianMixture` with a
   component per class fitted from labelled rows (``unlabeled_weight=0``): the M-step of
@@ -119,8 +119,8 @@ class MixtureClassifier(EstimatorBase):
 
     Parameters
     ----------
-    model_type : {'MclustDA', 'EDDA'}, default='MclustDA'
-        'MclustDA': a mixture per class, its number of components and covariance model
+    model : {'MclustDA', 'EDDA'}, default='MclustDA'
+        mclust's ``modelType``. 'MclustDA': a mixture per class, its number of components and covariance model
         chosen per class by BIC. 'EDDA': one Gaussian per class and one covariance model
         for every class (its volume, shape and orientation equal or varying across the
         classes as the model's letters say: 'VVV' is quadratic discriminant analysis,
@@ -221,7 +221,7 @@ class MixtureClassifier(EstimatorBase):
 
     _estimator_type = "classifier"
     _constraints = dict(
-        model_type=_params.Choice(MODEL_TYPES),
+        model=_params.Choice(MODEL_TYPES),
         n_components=_Components(),
         covariance_types=_Types(),
         class_priors=_ClassPriors(),
@@ -239,12 +239,12 @@ class MixtureClassifier(EstimatorBase):
         chunk_size=_params.Optional(_params.Int(1, at_most=_params.MAX_ROWS)),
         memory_budget=_params.Memory(),
     )
-    _structural = ("model_type",)
+    _structural = ("model",)
     _fitted_arrays: dict[str, str] = {}  # the class densities are saved as parts (see _parts)
 
     def __init__(
         self,
-        model_type="MclustDA",
+        model="MclustDA",
         *,
         n_components=None,
         covariance_types=None,
@@ -263,7 +263,7 @@ class MixtureClassifier(EstimatorBase):
         chunk_size=None,
         memory_budget="256MB",
     ):
-        self.model_type = model_type
+        self.model = model
         self.n_components = n_components
         self.covariance_types = covariance_types
         self.class_priors = class_priors
@@ -284,9 +284,9 @@ class MixtureClassifier(EstimatorBase):
     # ------------------------------------------------------------------ settings
     def _settle(self, values: dict) -> None:
         owner = type(self).__name__
-        if values["model_type"] == "EDDA" and values["n_components"] not in (None, (1,)):
-            raise ParameterError(f"{owner}: model_type='EDDA' fits one Gaussian per class, so n_components must be "
-                                 f"None (or 1); got {self.n_components!r}. Use model_type='MclustDA' for a mixture "
+        if values["model"] == "EDDA" and values["n_components"] not in (None, (1,)):
+            raise ParameterError(f"{owner}: model='EDDA' fits one Gaussian per class, so n_components must be "
+                                 f"None (or 1); got {self.n_components!r}. Use model='MclustDA' for a mixture "
                                  "per class")
         init = values["init_params"]
         if not isinstance(init, str) or init not in ("hc", "kmeans", "k-means++", "random", "random_from_data"):
@@ -363,7 +363,7 @@ class MixtureClassifier(EstimatorBase):
             raise DataError(f"y holds a single class ({_plain(classes[0])!r} or none): a classifier needs at least two")
         counts = np.bincount(codes, minlength=len(classes))
         plan = self._plan(s, classes, counts, len(columns) if weighted else _width(X))
-        if s.model_type == "EDDA":
+        if s.model == "EDDA":
             return self._fit_edda(s, X, labels, columns, (classes, counts, plan))
         return self._fit_mclustda(s, X, codes, columns, classes, counts, plan, weighted)
 
@@ -434,11 +434,11 @@ class MixtureClassifier(EstimatorBase):
         """The (K, covariance type) candidates of each class (EDDA: the same list, K=1),
         those a class has too few rows for left out; a class left with none is an error."""
         types = self._types(s, n_features)
-        ks = [1] if s.model_type == "EDDA" else list(s.n_components or range(1, 6))
+        ks = [1] if s.model == "EDDA" else list(s.n_components or range(1, 6))
         n, C = int(counts.sum()), len(classes)
         plan = []
         for label, n_c in zip(classes, counts):
-            if s.model_type == "EDDA":
+            if s.model == "EDDA":
                 fits = [(1, t) for t in types if int(n_c) >= _rows_needed(t, 1, n_features, n - C + 1)]
             else:
                 fits = [(k, t) for t in types for k in ks if int(n_c) >= _rows_needed(t, k, n_features, int(n_c))]
@@ -448,11 +448,11 @@ class MixtureClassifier(EstimatorBase):
                     f"class {_plain(label)!r} has {int(n_c)} training row(s), fewer than the {need} the smallest candidate "
                     f"needs (covariance_types={types}, n_components={ks}, {n_features} features): give that class "
                     "more rows, or allow a model that needs fewer (a spherical or diagonal one such as 'EII' or "
-                    "'VVI', fewer components, or model_type='EDDA' with an 'E..' model whose covariance is pooled "
+                    "'VVI', fewer components, or model='EDDA' with an 'E..' model whose covariance is pooled "
                     "across classes), or pass prior='default'"
                 )
             plan.append(fits)
-        if s.model_type == "EDDA":
+        if s.model == "EDDA":
             shared = [t for t in types if all((1, t) in fits for fits in plan)]
             if not shared:
                 worst = int(np.argmin(counts))
@@ -582,7 +582,7 @@ class MixtureClassifier(EstimatorBase):
         self._check_fitted()
         if is_dask_collection(X):
             X = X.compute()
-        if self._inference_settings().model_type == "EDDA":
+        if self._inference_settings().model == "EDDA":
             est = self.estimators_[0]
             log_w = np.log(est.weights_)
             return np.concatenate([block.cpu().numpy() - log_w for block in est._log_joint_chunks(X, columns)])
@@ -618,8 +618,8 @@ class MixtureClassifier(EstimatorBase):
         is better; mclust prints minus it)."""
         self._check_fitted()
         n = int(self.class_counts_.sum())
-        model_type = self._inference_settings().model_type
-        lines = [f"{model_type} model summary (BIC with bigem's sign: lower is better; mclust prints minus it):", "",
+        model = self._inference_settings().model
+        lines = [f"{model} model summary (BIC with bigem's sign: lower is better; mclust prints minus it):", "",
                  f"  {'log-likelihood':>14} {'n':>8} {'df':>6} {'BIC':>14}",
                  f"  {self.log_likelihood_:>14.4f} {n:>8} {self.n_parameters_:>6} {self.bic_:>14.4f}", "",
                  f"  {'class':<16} {'n':>8} {'%':>7} {'model':>6} {'G':>3}"]
@@ -693,7 +693,7 @@ class MixtureClassifier(EstimatorBase):
             missing = [classes[c] for c in range(len(classes)) if c not in present]
             raise DataError(f"a cross-validation fold left no training row of class(es) {missing}: lower n_folds")
         counts = np.bincount(codes, minlength=len(classes))
-        if s.model_type == "EDDA":
+        if s.model == "EDDA":
             return self._fit_edda(s, X, codes, columns, (classes, counts, [[chosen[0]]] * len(classes)))
         return self._fit_mclustda(s, X, codes, columns, classes, counts, [[k_t] for k_t in chosen])
 
@@ -726,11 +726,11 @@ class MixtureClassifier(EstimatorBase):
                 isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
             raise ModelFileError("class_counts_ must be one positive row count per class")
         counts = np.asarray(counts, dtype=np.int64)
-        expected = 1 if s.model_type == "EDDA" else len(classes)
+        expected = 1 if s.model == "EDDA" else len(classes)
         if len(parts) != expected or not all(isinstance(p, GaussianMixture) for p in parts):
-            raise ModelFileError(f"a {s.model_type} classifier holds {expected} GaussianMixture part(s); "
+            raise ModelFileError(f"a {s.model} classifier holds {expected} GaussianMixture part(s); "
                                  f"found {[type(p).__name__ for p in parts]}")
-        if s.model_type == "EDDA" and parts[0].n_components != len(classes):
+        if s.model == "EDDA" and parts[0].n_components != len(classes):
             raise ModelFileError(f"EDDA's mixture has {parts[0].n_components} components for {len(classes)} classes")
         if len({p.n_features_in_ for p in parts}) != 1:
             raise ModelFileError("the class densities disagree on the number of features")
@@ -746,7 +746,7 @@ class MixtureClassifier(EstimatorBase):
         self.n_features_in_ = int(first.n_features_in_)
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = np.asarray(first.feature_names_in_, dtype=object)
-        if s.model_type == "EDDA":
+        if s.model == "EDDA":
             self.covariance_types_, self.n_components_ = [first.covariance_type] * len(classes), [1] * len(classes)
         else:
             self.covariance_types_ = [p.covariance_type for p in parts]
