@@ -310,9 +310,10 @@ class _Matrix(Structure):
         scatter matrix is PSD, but rounding in its accumulation can leave an eigenvalue
         slightly negative, which no reg may cover."""
         eye = _eye(cov.shape[-1], cov)
-        eig, vec = torch.linalg.eigh(cov - reg * eye)
+        broken = ~torch.isfinite(cov).all(-1).all(-1)[..., None, None]  # nothing to repair: stays invalid
+        eig, vec = torch.linalg.eigh(torch.where(broken, eye, cov - reg * eye))
         clipped = (vec * eig.clamp(min=0).unsqueeze(-2)) @ vec.transpose(-1, -2)
-        return 0.5 * (clipped + clipped.transpose(-1, -2)) + reg * eye
+        return torch.where(broken, cov, 0.5 * (clipped + clipped.transpose(-1, -2)) + reg * eye)
 
     def from_precisions(self, precisions: Tensor, K: int, D: int) -> Tensor:
         name = f"{self.name} precision"

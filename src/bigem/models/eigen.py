@@ -108,6 +108,14 @@ def _log_geomean(x: Tensor, dim: int = -1) -> Tensor:
     return torch.log(x).mean(dim)
 
 
+def _degenerate(t: Tensor) -> bool:
+    """Whether a volume or shape went to 0 (a component collapsed onto a subspace: with
+    ``reg_covar=0`` its variance is 0) or stopped being finite: the iterative M-steps
+    stop there, and the covariance they return is invalid for that component, which the
+    mixture re-seeds or reports as degenerate, as it does for the closed-form models."""
+    return not bool((torch.isfinite(t) & (t > 0)).all())
+
+
 def _converged(new: float, old: float, tol: float) -> bool:
     """mclust's relative change |new - old| / (1 + |new|) <= tol."""
     return abs(new - old) <= tol * (1.0 + abs(new))
@@ -270,6 +278,8 @@ class DiagonalFamily(_Family, Diag):
             b = (w / lam[:, None]).sum(0)
             b = b / torch.exp(_log_geomean(b))
             lam = (w / b).sum(1) / (D * n_k)
+            if _degenerate(lam) or _degenerate(b):
+                break
             value = float((n_k * D * torch.log(lam)).sum() + (n_k * D).sum())
             if _converged(value, previous, self.tol):
                 break
@@ -338,6 +348,8 @@ class EllipsoidalFamily(_Family, Full):
             a = (omega / lam[:, None]).sum(0)
             a = a / torch.exp(_log_geomean(a))
             lam = (omega / a).sum(1) / (D * n_k)
+            if _degenerate(lam) or _degenerate(a):
+                break
             value = float((n_k * D * torch.log(lam)).sum() + (n_k * D).sum())
             if _converged(value, previous, self.tol):
                 break
@@ -353,8 +365,12 @@ class EllipsoidalFamily(_Family, Full):
         for _ in range(self.max_iter):
             c = (w / lam[:, None, None]).sum(0)
             c = c / torch.exp(torch.linalg.slogdet(c)[1] / D)
-            chol = torch.linalg.cholesky(0.5 * (c + c.T))
+            chol, info = torch.linalg.cholesky_ex(0.5 * (c + c.T))
+            if int(info) != 0:  # the pooled shape is singular: every component is
+                break
             lam = torch.diagonal(torch.cholesky_solve(w, chol), dim1=-2, dim2=-1).sum(-1) / (D * n_k)
+            if _degenerate(lam):
+                break
             value = float((n_k * D * torch.log(lam)).sum() + (n_k * D).sum())
             if _converged(value, previous, self.tol):
                 break
@@ -387,6 +403,8 @@ class EllipsoidalFamily(_Family, Full):
             b = None
         previous = math.inf
         for _ in range(self.max_iter):
+            if b is not None and _degenerate(b):
+                break
             if b is not None:
                 inv = 1.0 / b  # (K, D)
                 f = ((omega[:, None, None] * eye - w) @ orient * inv[:, None, :]).sum(0)
