@@ -748,6 +748,8 @@ class GaussianComponent:
                 step = s.sum_x / torch.where(alive, n_k, torch.ones_like(n_k))[:, None]
             else:
                 mp, mw, _ = self.prior.tensors(n_k.device)
+                if isinstance(self.prior, MclustPrior) and not st.mclust_terms(K, D, self.prior).shrink:
+                    mw = torch.zeros_like(mw)  # the model's MAP M-step keeps the plain means (mclust's EEI)
                 denom = (mw + n_k[:, None]).expand(K, D)
                 estimable = denom > 0
                 step = (mw * (mp - shift) + s.sum_x) / torch.where(estimable, denom, torch.ones_like(denom))
