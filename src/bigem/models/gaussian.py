@@ -36,9 +36,12 @@ from .._core.numerics import matmul, squared_distances
 from .._core.stats import additive, largest, shared
 from .._core.workspace import Workspace
 from .covariance import MclustPrior, Prior, Structure, structure
+
 from .gaps import missing
 
 LOG_2PI = math.log(2.0 * math.pi)
+# mclust's rteps: sqrt(.Machine$double.eps), the mass under which its me() gives a component up
+MCLUST_MIN_SUPPORT = float(torch.finfo(torch.float64).eps) ** 0.5
 
 # Bytes of scratch per row block on CPU: small enough that the (K, n, D) whitened block
 # stays in cache between its product, its norms and the moment product; large enough
@@ -490,6 +493,16 @@ class GaussianComponent:
         self.advice = advice
         self.gaps = bool(gaps)
         self._ws = Workspace()
+
+    @property
+    def min_support(self) -> float:
+        """The responsibility mass (in average rows) under which a component has lost its
+        support. Under mclust's prior, mclust's: sqrt(machine epsilon), as its ``me``
+        keeps a nearly empty component (the prior keeps its covariance proper) until
+        then; otherwise the mixture's floor."""
+        from .mixture import _MIN_SUPPORT
+
+        return MCLUST_MIN_SUPPORT if isinstance(self.prior, MclustPrior) else _MIN_SUPPORT
 
     @property
     def regularised(self) -> bool:
