@@ -205,6 +205,7 @@ class _Variational:
             point = self._point(q)
         except (NumericalError, ParameterError) as exc:
             raise ParameterError(f"invalid parameters ({exc}); the file is damaged") from None
+        self._set_posterior(q.emission)  # in the attributes' own types (a tied dof: a number)
         self.startprob_, self.transmat_ = point.startprob.numpy(), point.transmat.numpy()
         self._set_emission(point.emission)
         super()._restore(state)
@@ -388,7 +389,10 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
         dof_shape = () if tied else (K,)
         dofs = []
         for name in ("dof_prior_", "dof_posterior_"):
-            dof = _array(getattr(self, name), dof_shape, name, low=D - 1)
+            value = getattr(self, name)
+            if tied and np.size(value) == 1:  # a number (hmmlearn's), or one as a model file holds it
+                value = np.reshape(np.asarray(value, dtype=np.float64), ())
+            dof = _array(value, dof_shape, name, low=D - 1)
             dofs.append(dof.expand(K).clone() if tied else dof)
         scales = []
         for name in ("scale_prior_", "scale_posterior_"):
