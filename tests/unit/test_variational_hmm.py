@@ -185,6 +185,10 @@ def test_bad_posteriors_set_by_hand_are_named(name, value, match):
     (dict(transmat_prior=0.0), "'transmat_prior' parameter of VariationalGaussianHMM must be positive"),
     (dict(covariance_type="block"), "'covariance_type' parameter"),
     (dict(n_iter=-1), "'n_iter' parameter"),
+    (dict(covariance_type="tied", dof_prior=[5.0, 6.0]), "'dof_prior' parameter of VariationalGaussianHMM must be a "
+                                                         "number with covariance_type='tied'"),
+    (dict(scale_prior=-1.0), "scale_prior_ must be positive definite"),
+    (dict(beta_prior=[1.0, 2.0, 3.0]), "'beta_prior' parameter of VariationalGaussianHMM must broadcast"),
 ])
 def test_bad_hyper_parameters_are_named(kwargs, match):
     X, _ = _gaussian_sample(100)

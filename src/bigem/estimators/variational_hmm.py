@@ -359,8 +359,10 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
         if need_c:
             dof_prior = float(D) if s.dof_prior is None else s.dof_prior
             if tied:
-                self.dof_prior_ = float(np.asarray(dof_prior, dtype=np.float64).reshape(-1)[0]) \
-                    if np.size(dof_prior) else float(D)
+                if np.size(dof_prior) != 1:
+                    raise ParameterError(f"The 'dof_prior' parameter of {owner} must be a number with "
+                                         f"covariance_type='tied' (one Wishart). Got {self.dof_prior!r}.")
+                self.dof_prior_ = float(np.reshape(dof_prior, ()))
                 self.dof_posterior_ = float(max(counts.sum(), D))
             else:
                 self.dof_prior_ = _broadcast(dof_prior, (K,), "dof_prior", owner)

@@ -104,6 +104,12 @@ class VariationalHMMModel:
         self.params = params
         self.advice = emission.advice
         self._hmm = HMMModel(emission.expectation, n_components, dtype, params=params)
+        self._bound: tuple[VariationalHMMStats, float] | None = None  # the driver asks twice per pass
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_bound"] = None
+        return state
 
     def expected(self, q: VariationalHMMParams) -> HMMParams:
         """The sub-normalised HMM the E-step runs: exp(E[log pi]), exp(E[log A]), and the
@@ -116,10 +122,14 @@ class VariationalHMMModel:
 
     def lower_bound(self, stats: VariationalHMMStats) -> float:
         """hmmlearn's bound of the q the statistics were gathered under (a total)."""
+        if self._bound is not None and self._bound[0] is stats:
+            return self._bound[1]
         q = stats.params
         kl = (kl_dirichlet(q.start, q.start_prior) + kl_dirichlet(q.trans, q.trans_prior)
               + self.emission.kl(q.emission))
-        return float(stats.hmm.loglik - kl)
+        value = float(stats.hmm.loglik - kl)
+        self._bound = (stats, value)
+        return value
 
     def objective(self, stats: VariationalHMMStats) -> Objective:
         """The bound per time step (its weight: the rows), so ``tol`` reads as for the
