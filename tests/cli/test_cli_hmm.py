@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, MultinomialHMM, PoissonHMM
 from bigem.cli import main
 
 LENGTHS = np.array([100, 120, 80])
@@ -21,11 +21,13 @@ def rows(kind) -> np.ndarray:
         return rng.integers(0, 5, size=(300, 1))
     if kind is PoissonHMM:
         return rng.poisson(3.0, size=(300, 2))
+    if kind is MultinomialHMM:
+        return rng.multinomial(6, [0.2, 0.3, 0.5], size=300)
     return rng.normal(size=(300, 2))
 
 
 KINDS = {GaussianHMM: dict(n_components=3), GMMHMM: dict(n_components=2, n_mix=2), CategoricalHMM: dict(n_components=2),
-         PoissonHMM: dict(n_components=2)}
+         PoissonHMM: dict(n_components=2), MultinomialHMM: dict(n_components=2, n_trials=6)}
 
 
 @pytest.fixture(params=list(KINDS), ids=lambda k: k.__name__)
@@ -52,7 +54,7 @@ def test_info_describes_the_hmm(model, capsys):
     est, _, path, _ = model
     rc, out, err = run(capsys, "info", path)
     assert rc == 0, err
-    what = "5 symbols" if isinstance(est, CategoricalHMM) else "2 features"
+    what = {CategoricalHMM: "5 symbols", MultinomialHMM: "counts of 3 categories"}.get(type(est), "2 features")
     assert f"{est.n_components} states" in out and what in out and out.count("  state ") == est.n_components
     rc, out, err = run(capsys, "info", path, "--json")
     info = json.loads(out)

@@ -295,3 +295,21 @@ def mixed_labelled(engine: str) -> dict:
                 bernoulli=est.bernoulli_probabilities_, classes=np.asarray(est.classes_),
                 lower_bound=np.float64(est.lower_bound_), in_memory=lca.probabilities_,
                 in_memory_bound=np.float64(lca.lower_bound_))
+
+
+@case
+def bayesian_parquet(engine: str) -> dict:
+    """BayesianGaussianMixture (a Dirichlet process prior) from Parquet row groups of 83
+    rows with a weight column: its data moments, initial pass and variational updates all
+    go through the engine's one all-reduce a pass."""
+    from bigem import BayesianGaussianMixture
+
+    X = blobs(9)
+    _parquet("b.parquet", X, 83, np.random.default_rng(1).uniform(0.5, 2.0, len(X)))
+    with _quiet():
+        est = BayesianGaussianMixture(n_components=5, covariance_type="full", max_iter=10, chunk_size=45,
+                                      engine=engine, **FIXED).fit("b.parquet", sample_weight="w")
+    return dict(weights=est.weights_, means=est.means_, covariances=est.covariances_,
+                weight_concentration=np.asarray(est.weight_concentration_), mean_precision=est.mean_precision_,
+                degrees_of_freedom=est.degrees_of_freedom_, lower_bound=np.float64(est.lower_bound_),
+                n_iter=np.int64(est.n_iter_))

@@ -33,7 +33,8 @@ def torch_cuda_devices() -> int:
 
 
 EQUAL = [f"gmm_{ct}" for ct in COV_TYPES] + ["gmm_npy", "gmm_parquet", "gmm_one_row_group", "gmm_restarts",
-                                               "hmm_diag", "hmm_full", "hmm_parquet", "select", "mixed_labelled"]
+                                               "hmm_diag", "hmm_full", "hmm_parquet", "select", "mixed_labelled",
+                                               "bayesian_parquet"]
 THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet"]
 
 

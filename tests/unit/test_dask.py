@@ -511,3 +511,18 @@ def test_checkpoint_of_other_data_with_the_same_shape_is_refused(data, tmp_path,
     resumed = GaussianMixture(3, random_state=0, tol=1e-8, dtype="float64").fit(data, checkpoint=path, checkpoint_every=1)
     assert not path.exists()  # the same data resumes, and the completed fit removes it
     assert resumed.converged_
+
+
+def test_checkpoint_of_the_same_rows_moved_by_a_constant_is_refused(tmp_path):
+    """Far from the origin float32 sources hold the rows less a shift chosen from the data,
+    so X and X + 1 are held identically; the shift is part of what a checkpoint checks."""
+    rng = np.random.default_rng(3)
+    X = 1e7 + np.concatenate([rng.normal(-4.0, 1.0, (300, 2)), rng.normal(4.0, 1.0, (300, 2))])
+    path = tmp_path / "fit.ckpt"
+    Interrupted, stop = _interrupt_at(2)
+    with pytest.raises(Interrupted):
+        GaussianMixture(2, random_state=0).fit(X, callback=stop, checkpoint=path, checkpoint_every=1)
+    with pytest.raises(ParameterError, match=r"differ in: data"):
+        GaussianMixture(2, random_state=0).fit(X + 1.0, checkpoint=path, checkpoint_every=1)
+    GaussianMixture(2, random_state=0).fit(X, checkpoint=path, checkpoint_every=1)
+    assert not path.exists()  # the same rows resumed and completed

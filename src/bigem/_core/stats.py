@@ -12,7 +12,8 @@ Most statistics are frozen dataclasses whose fields combine in one of three ways
 * ``shared()``: the same on both sides (the shift moments are taken about, the
   parameters of the E-step): kept, and checked, so statistics gathered under
   different parameters are never added by mistake;
-* ``least()``: the smallest of both sides (the first row of a kind, -1 for none);
+* ``least()``: the smallest of both sides (the first row of a kind, -1 for none), an
+  int or a 0-d tensor (kept on its device: a GPU pass reads it back once, not per chunk);
 * ``largest()``: the element-wise largest of both sides (tensors).
 """
 
@@ -61,7 +62,8 @@ def shared(**kw: Any) -> Any:
 
 
 def least(**kw: Any) -> Any:
-    """An integer field combined by min over the values >= 0 (-1 means none)."""
+    """An integer field (an int or a 0-d int64 tensor) combined by min over the values
+    >= 0 (-1 means none)."""
     return field(metadata={_HOW: "least"}, **kw)
 
 
@@ -82,6 +84,17 @@ def same(a: object, b: object) -> bool:
     if isinstance(a, (tuple, list)) and type(a) is type(b) and len(a) == len(b):
         return all(same(x, y) for x, y in zip(a, b))
     return bool(a == b)
+
+
+def _least(a: int | Tensor, b: int | Tensor) -> int | Tensor:
+    """The smaller of two indices that are >= 0, or -1 when neither is; tensors stay
+    tensors (no read-back)."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        device = a.device if isinstance(a, Tensor) else b.device
+        a, b = torch.as_tensor(a, device=device), torch.as_tensor(b, device=device)
+        return torch.where(a < 0, b, torch.where(b < 0, a, torch.minimum(a, b)))
+    present = [v for v in (a, b) if v >= 0]
+    return min(present) if present else -1
 
 
 def _moved(value: object, device: torch.device | str) -> object:
@@ -108,8 +121,7 @@ def additive(cls: type) -> type:
                     )
                 values[name] = a
             elif how == "least":
-                present = [v for v in (a, b) if v >= 0]
-                values[name] = min(present) if present else -1
+                values[name] = _least(a, b)
             elif how == "max":
                 values[name] = torch.maximum(a, b.to(a.device))
             else:

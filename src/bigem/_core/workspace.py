@@ -9,9 +9,13 @@ so concurrent E-steps (Dask threads, the prefetching engine) never share one.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor
+
+T = TypeVar("T")
 
 
 class Workspace:
@@ -32,6 +36,19 @@ class Workspace:
             buf = torch.empty(numel, dtype=dtype, device=device)
             pool[key] = buf
         return buf[:numel].view(shape)
+
+    def derived(self, name: str, source: object, device: torch.device, make: Callable[[], T]) -> T:
+        """``make()``, remembered while asked with the same ``source`` (by identity, held
+        alive here) and device: a pass's parameters are prepared for the kernels once, not
+        once a chunk (a GPU would wait on the preparation's checks every chunk). Sources
+        must be immutable, as parameters are."""
+        memo = self._local.__dict__.setdefault("memo", {})
+        hit = memo.get(name)
+        if hit is not None and hit[0] is source and hit[1] == device:
+            return hit[2]
+        value = make()
+        memo[name] = (source, device, value)
+        return value
 
     def __getstate__(self) -> dict:
         return {}  # buffers are scratch: never pickled, never shipped to workers

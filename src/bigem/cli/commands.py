@@ -379,12 +379,17 @@ def _model_data(est, args) -> Data:
 
 
 def _width(est) -> int:
-    """The columns of data MODEL reads (a CategoricalHMM's n_features counts symbols: 1 column)."""
+    """The columns of data MODEL reads (an HMM of symbols counts them in n_features: 1 column)."""
     if not _is_hmm(est):
         return int(est.n_features_in_)
+    return 1 if _reads_symbols(est) else int(est.n_features)
+
+
+def _reads_symbols(est) -> bool:
+    """Whether an HMM reads one column of symbol codes (its n_features counts the symbols)."""
     from ..estimators import CategoricalHMM
 
-    return 1 if isinstance(est, CategoricalHMM) else int(est.n_features)
+    return isinstance(est, CategoricalHMM)
 
 
 def _check_width(est, path: str, n_columns: int) -> None:
@@ -396,9 +401,9 @@ def _check_width(est, path: str, n_columns: int) -> None:
 
 
 def _is_hmm(est) -> bool:
-    from ..estimators import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
+    from ..estimators.hmm import _BaseHMM
 
-    return isinstance(est, (GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM))
+    return isinstance(est, _BaseHMM)
 
 
 def _is_multinomial(est) -> bool:
@@ -408,7 +413,8 @@ def _is_multinomial(est) -> bool:
 
 
 KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
-         "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM", "BernoulliMixture": "Bernoulli mixture",
+         "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM", "MultinomialHMM": "multinomial HMM",
+         "BernoulliMixture": "Bernoulli mixture",
          "CategoricalMixture": "latent class model (categorical mixture)", "PoissonMixture": "Poisson mixture",
          "MixedMixture": "mixed-type mixture"}
 
@@ -852,7 +858,8 @@ def _info_hmm(est, args) -> int:
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    what = f"{D} symbols" if kind == "CategoricalHMM" else f"{D} features"
+    what = (f"{D} symbols" if _reads_symbols(est) else f"counts of {D} categories" if kind == "MultinomialHMM"
+            else f"{D} features")
     shape = "".join({"covariance_type": f", covariance {v}", "n_mix": f", {v} Gaussians per state"}[k]
                     for k, v in structure.items())
     fit = (f"fit: {'converged' if payload['converged'] else 'NOT converged'} after {payload['n_iter']} iterations"
@@ -877,10 +884,11 @@ def _emission_line(est, k: int) -> str:
         return "[" + ", ".join(f"{v:.4g}" for v in values[:6]) + (", ...]" if len(values) > 6 else "]")
 
     kind = type(est).__name__
-    if kind == "CategoricalHMM":
+    if kind in ("CategoricalHMM", "MultinomialHMM"):
         p = est.emissionprob_[k]
         top = np.argsort(-p, kind="stable")[:3]
-        return "most likely symbols " + ", ".join(f"{s} ({p[s]:.3f})" for s in top)
+        what = "symbols" if kind == "CategoricalHMM" else "categories"
+        return f"most likely {what} " + ", ".join(f"{s} ({p[s]:.3f})" for s in top)
     if kind == "PoissonHMM":
         return f"rates {vec(est.lambdas_[k])}"
     if kind == "GMMHMM":

@@ -528,7 +528,9 @@ class _BaseMixture(EstimatorBase, ABC):
         saver = None
         if checkpoint is not None:
             fingerprint = dict(kind=type(self).__name__, n_rows=N, n_features=D, features=source.feature_names,
-                               data=source.fingerprint(), **self._fingerprint(),
+                               data=dict(source.fingerprint(),  # the rows are held less their shift
+                                         shift=None if offset is None else offset.double().cpu().tolist()),
+                               **self._fingerprint(),
                                **({} if classes is None else {"classes": [_plain_label(c) for c in classes]}))
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)

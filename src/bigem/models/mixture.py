@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .._core.errors import ComponentReseededWarning, EmptyRowWarning, NumericalError
 from .._core.protocols import Note, Objective, Report, Step
-from .._core.stats import Lowest, additive, counted, summed
+from .._core.stats import Lowest, additive, counted, least, shared, summed
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
@@ -74,6 +74,10 @@ class MixtureStats:
     rows: int = counted()
     empty: int = counted(default=0)  # rows with every value missing (gaps allowed only)
     neg_entropy: Tensor | float = summed(default=0.0)
+    # the first row of positive weight with no finite density, -1 for none (see first_unexplained)
+    unexplained: Tensor | int = least(default=-1)
+    # the kernel's dtype, for the message about that row
+    kernel_dtype: torch.dtype = shared(default=torch.float64)
 
     def blend(self, new: MixtureStats, gamma: float) -> MixtureStats:
         """(1 - gamma) self + gamma new, re-expressed like new: online EM's running average.
@@ -114,13 +118,35 @@ def check_explained(log_norm: Tensor, w: Tensor | None, row_start: int) -> None:
     if w is not None:
         bad &= w > 0
     if bool(bad.any()):
-        row = row_start + int(torch.nonzero(bad)[0])
-        dtype = str(log_norm.dtype).replace("torch.", "")
-        raise NumericalError(
-            f"row {row} of X has zero density under every component in {dtype} arithmetic: it lies too far from "
-            "every mean for its log-likelihood to be represented, so its score and posteriors are undefined; drop "
-            "or rescale that row" + (", or use dtype='float64'" if dtype == "float32" else "")
-        )
+        raise_unexplained(row_start + int(torch.nonzero(bad)[0]), log_norm.dtype)
+
+
+def first_unexplained(log_norm: Tensor, w: Tensor | None, row_start: int) -> Tensor:
+    """What :func:`check_explained` refuses, as a 0-d int64 tensor on the rows' device:
+    the first such row (counted from the source's start), or -1. The fit's E-step keeps
+    it in its statistics and the M-step reads it once a pass (:func:`check_statistics`),
+    so a pass over a GPU waits on no chunk."""
+    bad = ~torch.isfinite(log_norm)
+    if w is not None:
+        bad &= w > 0
+    first = bad.to(torch.uint8).argmax()  # the first True (argmax takes the first maximum)
+    return torch.where(bad.any(), first + row_start, -1)
+
+
+def check_statistics(stats: MixtureStats) -> None:
+    """Raise, once a pass, what the E-step found (:func:`first_unexplained`)."""
+    row = int(stats.unexplained)
+    if row >= 0:
+        raise_unexplained(row, stats.kernel_dtype)
+
+
+def raise_unexplained(row: int, dtype: torch.dtype) -> None:
+    name = str(dtype).replace("torch.", "")
+    raise NumericalError(
+        f"row {row} of X has zero density under every component in {name} arithmetic: it lies too far from "
+        "every mean for its log-likelihood to be represented, so its score and posteriors are undefined; drop "
+        "or rescale that row" + (", or use dtype='float64'" if name == "float32" else "")
+    )
 
 
 def normalise_log(log_joint: Tensor, out: Tensor) -> Tensor:
@@ -145,8 +171,7 @@ def normalise_log(log_joint: Tensor, out: Tensor) -> Tensor:
     total = resp.sum(0)
     resp.div_(total)
     torch.add(total.log_(), peak, out=out)
-    if bool(lost.any()):
-        out.masked_fill_(lost, -torch.inf)
+    out.masked_fill_(lost, -torch.inf)  # unconditional: asking whether any is lost would wait on a GPU
     return resp
 
 
@@ -243,8 +268,11 @@ class MixtureModel:
     # ------------------------------------------------------------------ E-step
     def _inputs(self, params: MixtureParams, device: torch.device) -> tuple[Any, Tensor]:
         """The component's prepared parameters on ``device`` and log w in their dtype."""
-        prep = self.component.prepare(params.component, device)
-        return prep, params.log_weights.to(device=device, dtype=prep.dtype)
+        def make() -> tuple[Any, Tensor]:
+            prep = self.component.prepare(params.component, device)
+            return prep, params.log_weights.to(device=device, dtype=prep.dtype)
+
+        return self._ws.derived("inputs", params, torch.device(device), make)
 
     def _block_rows(self, n_features: int, device: torch.device) -> int:
         return self.component.block_rows(self.n_components, n_features, device)
@@ -321,8 +349,10 @@ class MixtureModel:
         # weights (float64) enter the kernels divided by the chunk's largest, and the sums
         # are scaled back in float64: weights of any magnitude (1e-50, 1e37) are exact
         # where the kernel dtype would underflow or overflow on them
-        top = 1.0 if w is None else float(w.max())
-        relative = None if w is None else (w / (top if top > 0 else 1.0)).to(kdt)
+        # (the largest stays a tensor: reading it would wait on a GPU once a chunk)
+        top = None if w is None else w.max().double()
+        top = None if top is None else torch.where(top > 0, top, torch.ones_like(top))
+        relative = None if w is None else (w / top).to(kdt)
         neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
             wb = None if w is None else relative[rows]
@@ -343,8 +373,8 @@ class MixtureModel:
                 if self.entropy:
                     neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)
-        check_explained(log_norm, w, chunk.row_start)
-        if w is not None and not bool(torch.isfinite(log_norm).all()):  # only rows of weight 0
+        unexplained = first_unexplained(log_norm, w, chunk.row_start)
+        if w is not None:  # rows of weight 0 count nothing, whatever their density
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
@@ -356,13 +386,15 @@ class MixtureModel:
             if empty:
                 candidates = torch.where(blank, torch.inf, candidates)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
-        stats = acc.result() if top == 1.0 or top <= 0 else acc.result().scale(top)
-        if top != 1.0 and top > 0:
+        stats = acc.result() if top is None else acc.result().scale(top)
+        if top is not None:
             neg_entropy = neg_entropy * top
-        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows, empty, neg_entropy)
+        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows, empty, neg_entropy,
+                            unexplained, kdt)
 
     def objective(self, stats: MixtureStats) -> Objective:
         """The weighted log-likelihood of the parameters the statistics were gathered under."""
+        check_statistics(stats)
         return Objective(float(stats.loglik), float(stats.weight))
 
     def impute(self, params: MixtureParams, chunk: Chunk, uniforms: Tensor | None = None,
@@ -389,6 +421,7 @@ class MixtureModel:
         covariance that is not positive definite), are re-seeded at the worst-explained
         rows; the report says so, which exempts the step from the monotonicity check.
         """
+        check_statistics(stats)
         cs = stats.component
         avg_row = float(stats.weight) / max(stats.rows, 1)
         # scikit-learn's 10 eps floor, relative to the average row's weight (1 when

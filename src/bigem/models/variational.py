@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .._core.protocols import Objective, Report, Step
 from .gaussian import GaussianComponent, GaussianParams
-from .mixture import MixtureModel, MixtureStats
+from .mixture import MixtureModel, MixtureStats, check_statistics
 
 DIRICHLET_PROCESS = "dirichlet_process"
 DIRICHLET_DISTRIBUTION = "dirichlet_distribution"
@@ -257,6 +257,7 @@ class VariationalMixture(MixtureModel):
     def m_step(self, stats: MixtureStats, params: Any = None) -> Step[VariationalParams]:
         """The variational update: an exact coordinate ascent step (nothing is re-seeded:
         a component the data do not use keeps its prior, which is how the model prunes)."""
+        check_statistics(stats)
         q = self.posterior(stats)
         return Step(q, Report(total=self.lower_bound(stats, q)))
 
@@ -264,6 +265,7 @@ class VariationalMixture(MixtureModel):
         """The bound after the M-step these statistics lead to (scikit-learn's
         ``lower_bound_``), as a total: its weight is 1, so the driver's change and
         ``tol`` are in the total's units, as scikit-learn's are."""
+        check_statistics(stats)
         return Objective(self.lower_bound(stats, self.posterior(stats)), 1.0)
 
     def decrease_tolerance(self, params: VariationalParams, value: float) -> float:
