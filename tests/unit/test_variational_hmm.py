@@ -148,18 +148,32 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_answer(tmp_path):
 
 
 def test_overwriting_set_posteriors_is_logged_as_hmmlearn_does(caplog):
+    """hmmlearn's messages, one per letter, naming the first attribute it checks of each."""
     X, _ = _categorical_sample(200)
     m = VariationalCategoricalHMM(2, n_iter=1, random_state=0)
-    m.emissionprob_posterior_ = np.ones((2, 3))
+    m.emissionprob_prior_ = np.ones((2, 3))
     with caplog.at_level(logging.WARNING):
         m.fit(X)
-    assert "'emissionprob_posterior_' attribute is set, it will be overwritten" in caplog.text
+    assert "will be overwritten" not in caplog.text  # hmmlearn checks the posterior first, and stops there
+    m.fit(X)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"Even though the '{name}' attribute is set, it will be overwritten during initialization because "
+                    f"'init_params' contains '{code}'" for name, code in (("startprob_posterior_", "s"),
+                                                                          ("transmat_posterior_", "t"),
+                                                                          ("emissionprob_posterior_", "e"))]
+    caplog.clear()
+    Y, _ = _gaussian_sample(100)
+    g = VariationalGaussianHMM(2, n_iter=1, random_state=0).fit(Y)
+    with caplog.at_level(logging.WARNING):
+        g.fit(Y)
+    assert [r.getMessage().split("'")[1] for r in caplog.records] == [
+        "startprob_posterior_", "transmat_posterior_", "means_prior_", "dof_prior_"]
 
 
 # ------------------------------------------------------------------ bad input
 def test_unset_posteriors_without_init_params_are_named():
     X, _ = _gaussian_sample(100)
-    with pytest.raises(ParameterError, match="startprob_prior_ is not set and 'init_params' does not contain 's'"):
+    with pytest.raises(ParameterError, match="startprob_posterior_ is not set and 'init_params' does not contain 's'"):
         VariationalGaussianHMM(2, init_params="").fit(X)
 
 

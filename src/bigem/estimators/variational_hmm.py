@@ -143,12 +143,13 @@ class _Variational:
 
     def _needs_group(self, s, code: str, names: tuple[str, ...]) -> bool:
         """Whether ``fit`` initialises the attributes ``names`` of letter ``code``; those
-        set already are overwritten then, with hmmlearn's log message."""
+        set already are overwritten then, with hmmlearn's log message (hmmlearn's checks
+        stop at the group's first attribute: it names that one, if set)."""
         present = [n for n in names if hasattr(self, n)]
         if code in s.init_params:
-            for name in present:
+            if names[0] in present:
                 _log.warning("Even though the %r attribute is set, it will be overwritten during initialization "
-                             "because 'init_params' contains %r", name, code)
+                             "because 'init_params' contains %r", names[0], code)
             return True
         missing = [n for n in names if n not in present]
         if missing:
@@ -160,11 +161,11 @@ class _Variational:
         """hmmlearn's start: prior concentrations from the settings, posteriors drawn from
         Dirichlets scaled to the expected counts (sequences; rows per state)."""
         K = s.n_components
-        if self._needs_group(s, "s", ("startprob_prior_", "startprob_posterior_")):
+        if self._needs_group(s, "s", ("startprob_posterior_", "startprob_prior_")):
             self.startprob_prior_ = s.startprob_prior.numpy().copy()
             n_sequences = len(source.lengths)
             self.startprob_posterior_ = (_dirichlet(torch.full((K,), 1.0 / K), generator) * n_sequences).numpy()
-        if self._needs_group(s, "t", ("transmat_prior_", "transmat_posterior_")):
+        if self._needs_group(s, "t", ("transmat_posterior_", "transmat_prior_")):
             self.transmat_prior_ = s.transmat_prior.numpy().copy()
             draws = _dirichlet(torch.full((K, K), 1.0 / K), generator)
             self.transmat_posterior_ = (draws * source.n_rows / K).numpy()
@@ -453,7 +454,7 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
         The posterior means, which inference uses.
     """
     )
-    _emission_groups = {"e": ("emissionprob_prior_", "emissionprob_posterior_")}
+    _emission_groups = {"e": ("emissionprob_posterior_", "emissionprob_prior_")}
     _constraints = dict(
         {k: v for k, v in _common("e").items() if k not in _FIXED},
         **{k: _params.Passed() for k in _FIXED},
