@@ -83,6 +83,21 @@ def test_float32_follows_float64():
     np.testing.assert_allclose(f32.scale_posterior_, ref.scale_posterior_, rtol=1e-4, atol=1e-5)
 
 
+def test_files_and_small_batches_give_the_in_memory_fit(tmp_path):
+    """The statistics of batches of sequences add (each carries the q it ran under), so a
+    .npy file and a budget of a few rows per batch give the in-memory answer."""
+    X, _ = _gaussian_sample(400)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "lengths.npy", np.array([150, 250]))
+    whole = VariationalGaussianHMM(2, n_iter=4, tol=-np.inf, random_state=0).fit(X, [150, 250])
+    for fitted in (VariationalGaussianHMM(2, n_iter=4, tol=-np.inf, random_state=0).fit(tmp_path / "x.npy",
+                                                                                        tmp_path / "lengths.npy"),
+                   VariationalGaussianHMM(2, n_iter=4, tol=-np.inf, random_state=0, memory_budget=2000).fit(
+                       X, [150, 250])):
+        np.testing.assert_allclose(fitted.monitor_.history, whole.monitor_.history, rtol=1e-12)
+        np.testing.assert_allclose(fitted.scale_posterior_, whole.scale_posterior_, rtol=1e-10)
+
+
 def test_aic_and_bic_count_hmmlearn_s_variational_parameters():
     X, _ = _gaussian_sample(500)
     m = VariationalGaussianHMM(2, covariance_type="diag", n_iter=5, random_state=0).fit(X)
