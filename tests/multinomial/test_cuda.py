@@ -62,3 +62,15 @@ def test_log_multinomial_coefficients_on_cuda_equal_the_cpus():
     cpu = log_coefficients(rows)
     gpu = log_coefficients(rows.to("cuda", torch.float64)).cpu()
     np.testing.assert_allclose(gpu, cpu, rtol=1e-12)
+
+
+def test_semi_supervised_fit_on_cuda_equals_the_cpu_fit(documents):
+    """Labels ride on the chunks to the device; the start from the labelled rows and the
+    fixed responsibilities are the CPU's."""
+    X, z = sp.csr_matrix(documents[0]), documents[1]
+    y = np.where(np.random.default_rng(0).random(len(z)) < 0.1, z, -1)
+    kw = dict(n_components=3, unlabeled_weight=0.3, dtype="float64", max_iter=15, tol=0.0, random_state=0)
+    cpu = MultinomialMixture(**kw).fit(X, y)
+    gpu = MultinomialMixture(**kw, device="cuda").fit(X, y)
+    np.testing.assert_allclose(gpu.probabilities_, cpu.probabilities_, rtol=1e-7, atol=1e-12)
+    np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))

@@ -92,3 +92,18 @@ def test_kmeans_seeds_drawn_from_the_workers_start_as_here(client, documents):
     here = MultinomialMixture(**kw).fit(X)
     there = MultinomialMixture(**kw, client=client).fit(da.from_array(X, chunks=(137, -1)))
     np.testing.assert_allclose(there.probabilities_, here.probabilities_, rtol=1e-9)
+
+
+def test_semi_supervised_on_the_cluster_equals_the_local_fit(client, documents):
+    """Labels as an array beside a dask array, or as a column of a dask dataframe: the
+    fit of the same CSR matrix and labels in this process (one component per class, so
+    the start from the labelled rows does not depend on the chunking)."""
+    X, z = documents[0], documents[1]
+    y = np.where(np.random.default_rng(0).random(len(z)) < 0.1, z, -1)
+    kw = dict(n_components=3, unlabeled_weight=0.5, random_state=0, dtype="float64", max_iter=30, tol=1e-8)
+    here = MultinomialMixture(**kw).fit(sp.csr_matrix(X), y)
+    frame = pd.DataFrame(X, columns=[f"w{j}" for j in range(X.shape[1])]).assign(topic=y)
+    for data, labels in [(da.from_array(X, chunks=(150, -1)), y), (dd.from_pandas(frame, npartitions=3), "topic")]:
+        there = MultinomialMixture(**kw, client=client).fit(data, labels)
+        _same(here, there)
+        np.testing.assert_array_equal(there.classes_, [0, 1, 2])

@@ -1,20 +1,17 @@
 """scikit-learn's own estimator checks, run on bigem.MultinomialMixture with count data.
 
-The checks draw real-valued X (made non-negative for ``positive_only`` estimators);
-a multinomial refuses counts that are not whole numbers, so the X they build through
-their tag enforcement is rounded here. The few checks that draw X on their own, bypassing
-it, cannot apply: they are the expected failures below, and what they would check is
-tested with counts in this package (sparse input: test_fit.py and test_sources.py;
-integer weights equal repeated rows: test_fit.py).
+Its input tags (``positive_only`` and ``categorical``) make the checks draw counts:
+non-negative whole numbers. The few checks that draw X on their own, bypassing the tag
+enforcement, cannot apply: they are the expected failures below, and what they would
+check is tested with counts in this package (sparse input: test_fit.py and
+test_sources.py; integer weights equal repeated rows: test_fit.py).
 """
 
 from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pytest
-import sklearn.utils.estimator_checks as sk_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from bigem import MultinomialMixture
@@ -31,17 +28,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Estimator MultinomialMixture does not inherit")
     checks = parametrize_with_checks([MultinomialMixture(n_components=2)],
                                      expected_failed_checks=lambda est: EXPECTED)
-
-
-@pytest.fixture(autouse=True)
-def whole_counts(monkeypatch):
-    enforce = sk_checks._enforce_estimator_tags_X
-
-    def counts(estimator, X, *args, **kwargs):
-        X = enforce(estimator, X, *args, **kwargs)
-        return np.round(X) if isinstance(X, np.ndarray) and X.dtype.kind == "f" else X
-
-    monkeypatch.setattr(sk_checks, "_enforce_estimator_tags_X", counts)
 
 
 @pytest.mark.filterwarnings("ignore:Estimator MultinomialMixture does not inherit")

@@ -22,6 +22,7 @@ from torch import Tensor
 from .._core.errors import DataError
 from .._core.numerics import squared_distances
 from .._core.protocols import Engine, Task
+from .._core.sparse import is_sparse
 from .._core.types import Chunk, Source
 
 SEED_SAMPLE_ROWS = 20_000  # rows k-means++ seeds from (more for many components)
@@ -228,9 +229,15 @@ def from_random_responsibilities(model: Any, engine: Engine, source: Source, see
 def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp_fn) -> Any:
     """Mixture parameters from one M-step on responsibilities ``resp_fn(chunk) -> (n, K)``.
     The E-step's reference point (where moments are taken about) is the first rows' mean
-    (gaps filled by :func:`fill_gaps`), in the model's embedding of rows."""
-    probe = model.embed(fill_gaps(source.take(torch.arange(min(source.n_rows, 1024)))))
-    centre = probe.double().mean(0).expand(model.n_components, -1)
+    (gaps filled by :func:`fill_gaps`), in the model's embedding of rows (sparse count
+    rows: their column means as they are)."""
+    rows = source.take(torch.arange(min(source.n_rows, 1024)))
+    if is_sparse(rows):  # counts, never gaps: their column means, without densifying the rows
+        total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+        centre = total.index_add_(0, rows.indices.long(), rows.values.double()) / max(1, rows.shape[0])
+    else:
+        centre = model.embed(fill_gaps(rows)).double().mean(0)
+    centre = centre.expand(model.n_components, -1)
     task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": resp_fn})
     return model.m_step(engine.reduce(task, source)).params
 

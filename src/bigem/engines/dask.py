@@ -75,6 +75,13 @@ def _partition_stats(held: tuple[str, object], method: str, payload, reader, blo
     return total  # None for an empty partition
 
 
+def _partition_results(held: tuple[str, object], method: str, payload, reader, block, row_start: int) -> list:
+    """Runs on a worker: the task's result for each chunk of one partition, in row order."""
+    fn = getattr(_held(*held), method)
+    args, keywords = payload
+    return [fn(*args, chunk, **keywords) for chunk in reader(block, row_start)]
+
+
 def _combine(*parts):
     """Runs on a worker: the sum of partial statistics, skipping empty partitions."""
     present = [p for p in parts if p is not None]
@@ -170,6 +177,20 @@ class DaskEngine(OneProcess):
                         f"the Dask cluster at {self.client.scheduler.address} has had no workers for "
                         f"{self.no_workers_timeout:g}s in the middle of {during}"
                     ) from None
+
+    def map(self, task: Task, source: Partitioned) -> list:
+        """The task's result for every chunk, in row order, each computed where its
+        partition lives (per-row outputs of inference, which do not add up); only the
+        results travel."""
+        from dask import delayed
+
+        held = self._model_key(task.model)
+        payload = delayed((task.args, dict(task.kwargs)), traverse=False, pure=False)
+        parts = [
+            delayed(_partition_results, pure=False)(held, task.method, payload, source.reader, part, start)
+            for part, start in zip(source.partitions, source.row_starts)
+        ]
+        return [result for future in self.client.compute(parts) for result in self._wait(future)]
 
     def reduce(self, task: Task, source: Partitioned) -> Any:
         """The sum over all partitions of the task folded over their chunks."""

@@ -175,6 +175,12 @@ class LocalEngine(OneProcess):
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bigem-prefetch") as pool:
             yield from _prefetched(iter(source.chunks()), pool, self.read_ahead, feed)
 
+    def map(self, task: Callable[[Chunk], S], source: Source) -> list[S]:
+        """``task(chunk)`` of every chunk of the source, in row order (per-row outputs of
+        inference, which do not add up)."""
+        with sharing_cores(source), closing(self.stream(source)) as chunks:
+            return [task(chunk) for chunk in chunks]
+
     def reduce(self, task: Callable[[Chunk], S], source: Source) -> S:
         """The sum of ``task(chunk)`` over the source's chunks, in row order (a
         :class:`~bigem._core.protocols.Task`, or any callable of a chunk)."""

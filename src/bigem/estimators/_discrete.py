@@ -53,6 +53,18 @@ class _DiscreteMixture(_BaseMixture):
     def _kinds(self, names, types, s) -> list[str]:
         return [self._kind] * len(types)
 
+    def __sklearn_tags__(self):
+        """What X may hold, as scikit-learn's input tags say it: count columns are
+        non-negative whole numbers and categories whole numbers or strings ('categorical':
+        its checks then draw rounded, non-negative X); 0/1 columns are non-negative (no tag
+        says 0/1 only)."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = self._kind in ("count", "binary")
+        if self._kind in ("count", "category"):
+            tags.input_tags.categorical = True
+            tags.input_tags.string = self._kind == "category"
+        return tags
+
     def _component_init(self, model: MixtureModel, s, n_features: int):
         """The component parameters the user gave (``*_init``), checked, or None."""
         return None

@@ -27,6 +27,7 @@ from .._core.errors import (DataError, ModelFileError, ParameterError, SampleWei
                             not_fitted_error)
 from .._core.optional import require
 from .._core.protocols import Task
+from .._core.sparse import cat_rows
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, online_step, run_online
@@ -894,7 +895,7 @@ class _BaseMixture(EstimatorBase, ABC):
         offset = model.location(params) if s.dtype == torch.float32 and self._shift(s) else None
         params = model.translate(params, None if offset is None else -offset)
         groups, classes = self._groups(), getattr(self, "classes_", None)
-        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s) == "fiml",
+        fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s),
                      self._inference_schema(s), groups, classes)
         if what == "totals":
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
@@ -1207,7 +1208,7 @@ def from_labelled_rows(model: MixtureModel, engine, source, generator: torch.Gen
 
 
 def first_rows(engine, source: Source, n: int) -> TensorSource:
-    """The first ``n`` rows of a source, with their weights and labels, in memory."""
+    """The first ``n`` rows of a source (dense or sparse), with their weights and labels, in memory."""
     xs, ws, ls, have = [], [], [], 0
     for chunk in engine.stream(source):
         take = min(chunk.n_rows, n - have)
@@ -1217,7 +1218,7 @@ def first_rows(engine, source: Source, n: int) -> TensorSource:
         have += take
         if have >= n:
             break
-    x = torch.cat(xs)
+    x = cat_rows(xs)
     w = None if any(v is None for v in ws) else torch.cat(ws)
     labels = None if any(v is None for v in ls) else torch.cat(ls)
     return TensorSource(x, w, x.shape[0], labels=labels)
@@ -1252,19 +1253,22 @@ def class_log_joint(log_joint: torch.Tensor, groups: torch.Tensor, n_classes: in
     return torch.stack([torch.logsumexp(log_joint[:, groups == c], 1) for c in range(n_classes)], 1)
 
 
-def _missing(s) -> str:
-    """How the settings ``s`` read gaps: a family without ``missing_values`` refuses them."""
-    return getattr(s, "missing_values", "error")
+def _missing(s) -> str | None:
+    """How the settings ``s`` read gaps (the sources' ``missing_values``): None for a family
+    without that option, which refuses them and says to drop or fill them instead."""
+    return getattr(s, "missing_values", None)
 
 
-def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset, gaps: bool,
-                   schema, groups, classes, block) -> np.ndarray:
+def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset,
+                   missing: str | None, schema, groups, classes, block) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
-    weights, when ``weighted``, in its last column); runs on a Dask worker."""
+    weights, when ``weighted``, in its last column; gaps read as ``missing`` says, see
+    ``_missing``); runs on a Dask worker."""
     from .._core.types import Chunk
     from ..sources.dask import partition_rows
 
-    x, w = partition_rows(block, weighted, device, model.component.row_dtype, offset, gaps)
+    x, w = partition_rows(block, weighted, device, model.component.row_dtype, offset, missing == "fiml",
+                          missing is not None)
     if schema is not None:
         schema.check(x, 0, "X (one partition; rows counted from its start)")
     if what == "totals":

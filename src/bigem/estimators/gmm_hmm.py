@@ -76,10 +76,11 @@ class GMMHMM(_BaseHMM):
         stopping="gain",
         missing_values="error",
         engine="local",
+        client=None,
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
                          params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
-                         engine, implementation)
+                         engine, implementation, client)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.covariance_type = covariance_type

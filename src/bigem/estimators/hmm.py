@@ -16,7 +16,9 @@ rounding. Differences, all deliberate:
   (hmmlearn propagates NaN into the parameters);
 * bigem's ``device``, ``dtype`` and ``memory_budget``; X may be a ``.npy`` path or
   Parquet/CSV/Arrow files (or a DataFrame) whose ``sequence_column`` tells the
-  sequences apart, streamed in batches of whole sequences.
+  sequences apart, streamed in batches of whole sequences;
+* ``engine='dask'`` (and ``client``) fits and infers on a Dask cluster, each
+  partition holding whole sequences; ``engine='torch'`` fits in a torch.distributed group.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ..engines.distributed import process_device
 from ..models.categorical import CategoricalComponent, CategoricalParams
 from ..models.covariance import NAMES, Prior, structure
 from ..models.gaussian import GaussianComponent, GaussianParams
-from ..models.hmm import HMMModel, HMMParams, Mend, viterbi
+from ..models.hmm import HMMModel, HMMParams, Mend
 from ..models.kmeans import KMeansModel
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
@@ -137,11 +139,20 @@ COMMON_DOC = """
         with no observation, through which the chain goes on. Inference (score,
         predict, decode, ...) then accepts rows with gaps too; a column missing in every
         row is an error.
-    engine : {'local', 'torch'}, default='local'
-        'local': this process. 'torch': one of a torch.distributed group of processes
+    engine : {'local', 'dask', 'torch'}, default='local'
+        'local': this process. 'dask': a Dask cluster: the rows are partitioned at
+        sequence boundaries (a sequence that straddles two partitions of a Dask
+        collection is moved whole into one), each worker runs forward-backward on its
+        partitions' sequences, and the statistics are summed as a tree; fit, score,
+        aic/bic, predict, predict_proba, decode and score_samples all run there. X may be
+        a Dask array or DataFrame, Parquet/CSV paths read by the workers, or an
+        in-memory array. 'torch': one of a torch.distributed group of processes
         (launched by torchrun; NCCL on GPUs, gloo on CPUs), each reading its own share of
-        whole sequences; every process must call ``fit`` on the same X. The
+        whole sequences; every process must call ``fit`` on the same X. Either way the
         log-likelihood and parameters equal the local fit's to rounding.
+    client : distributed.Client, str or None, default=None
+        The cluster for ``engine='dask'``: a client, or a scheduler address such as
+        'tcp://host:8786'. None starts a LocalCluster for the call and closes it after.
 """
 
 
@@ -165,7 +176,8 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         accelerate=_params.Optional(_params.Choice(("squarem",))),
         stopping=_params.Choice(("gain", "aitken")),
         missing_values=_params.Choice(("error", "fiml")),
-        engine=_params.Choice(("local", "torch")),
+        engine=_params.Choice(("local", "dask", "torch")),
+        client=_params.Client(),
     )
 
 
@@ -181,7 +193,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
                  params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine,
-                 implementation="log") -> None:
+                 implementation="log", client=None) -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -200,6 +212,7 @@ class _BaseHMM(EstimatorBase, ABC):
         self.stopping = stopping
         self.missing_values = missing_values
         self.engine = engine
+        self.client = client
 
     @property
     def _fitted_arrays(self) -> dict[str, str]:
@@ -260,20 +273,22 @@ class _BaseHMM(EstimatorBase, ABC):
         """How the M-step mends emission parameters it cannot estimate (None: it raises)."""
         return None
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
-        """Batches of whole sequences. Rows of translatable emissions (Gaussians) lose a
-        shift where float32 would lose digits (see ``sources.arrays.choose_shift``); the
-        rows' source says which (``source.rows.shift``)."""
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None):
+        """Batches of whole sequences (:class:`SequenceBatches`; on a Dask ``engine``,
+        :class:`DaskSequences`). Rows of translatable emissions (Gaussians) lose a shift
+        where float32 would lose digits (see ``sources.arrays.choose_shift``); the rows'
+        source says which (``source.rows.shift``)."""
+        if sequence_column is not None and lengths is not None:
+            raise DataError(
+                "both lengths and sequence_column were given; pass one: the lengths of the sequences, "
+                "or the column whose runs of equal ids are the sequences"
+            )
+        if s.engine == "dask":
+            return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine)
         if sequence_column is not None:
-            if lengths is not None:
-                raise DataError(
-                    "both lengths and sequence_column were given; pass one: the lengths of the sequences, "
-                    "or the column whose runs of equal ids are the sequences"
-                )
             lengths, others = sequence_lengths(X, sequence_column)
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
                 columns = others  # every column but the ids
-        itemsize = torch.finfo(s.dtype).bits // 8
         emission = self._emission(s, getattr(self, "n_features", None))
         shift = "auto" if emission.translatable else None
         # a process of a torch group moves only its own part of an in-memory X to its device
@@ -281,13 +296,41 @@ class _BaseHMM(EstimatorBase, ABC):
                            shift=shift, missing_values=s.missing_values, every_column=fitting,
                            hold_on_host=fitting and s.engine == "torch" and s.device.type != "cpu")
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
-        # per row in a batch: about six (K,) vectors (emissions, forward, backward, their
-        # products), three copies of the row (converted, packed, features) and int64 indices
-        per_row = itemsize * (6 * s.n_components + 3 * rows.n_features + 4) + 48
-        batch = max(1, s.memory_budget // per_row)
+        batch = self._rows_per_batch(s, rows.n_features)
         rows.read_in(max(1, min(batch, rows.n_rows)))  # file sources read about one batch per chunk
         check = self._row_check(s, fitting)
         return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch)
+
+    def _rows_per_batch(self, s, n_features: int) -> int:
+        """Rows in a batch of sequences within ``memory_budget``: per row about six (K,)
+        vectors (emissions, forward, backward, their products), three copies of the row
+        (converted, packed, features) and int64 indices."""
+        per_row = (torch.finfo(s.dtype).bits // 8) * (6 * s.n_components + 3 * n_features + 4) + 48
+        return max(1, s.memory_budget // per_row)
+
+    def _open_dask(self, X, lengths, s, columns, sequence_column, fitting: bool, engine):
+        """Whole sequences in partitions on ``engine``'s cluster, held in the workers'
+        memory when they fit (see ``DaskEngine.persist``); the emission's value checks run
+        once, where the partitions live."""
+        from ..sources.dask import open_dask_source
+        from ..sources.dask_sequences import DaskSequences, sequence_aligned
+
+        client = engine.client
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        aligned, lens, names = sequence_aligned(X, lengths, sequence_column, columns, client, threads)
+        emission = self._emission(s, getattr(self, "n_features", None))
+        rows = open_dask_source(aligned, client=client, dtype=emission.row_dtype, device=s.device,
+                                memory_budget=s.memory_budget, shift="auto" if emission.translatable else None,
+                                missing_values=s.missing_values, every_column=fitting)
+        rows.feature_names = names
+        held = engine.persist(rows)
+        source = DaskSequences(held, lens, self._rows_per_batch(s, rows.n_features))
+        check = self._row_check(s, fitting)
+        if check is not None:
+            source.check(check)
+        if held is not rows:  # each partition's lengths join its rows in worker memory, shipped once
+            source = source.with_partitions(client.persist(source.partitions))
+        return source
 
     def _summary(self, source: SequenceBatches, engine, second_moments: bool) -> RowSummary:
         """The rows' summary in one pass through the engine, checked by the emission (the
@@ -344,7 +387,7 @@ class _BaseHMM(EstimatorBase, ABC):
             return self._fit(X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine)
 
     def _fit(self, X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine):
-        source = self._open(X, lengths, s, columns, sequence_column, fitting=True)
+        source = self._open(X, lengths, s, columns, sequence_column, fitting=True, engine=engine)
         self._check_features(source)
         saver = None
         if checkpoint is not None:
@@ -475,8 +518,9 @@ class _BaseHMM(EstimatorBase, ABC):
     def _criterion(self, X, lengths, where: dict) -> tuple[float, int, int]:
         """(score, free parameters of every letter, rows of X) for aic / bic."""
         s = self._inference_settings()
-        params, source = self._batches(X, lengths, s, where)
-        totals = LocalEngine().reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
+        with _inference_engine(s) as engine:
+            params, source = self._batches(X, lengths, s, where, engine)
+            totals = engine.reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
         self._warn_impossible(totals.impossible, totals.first_impossible, stacklevel=4)
         score = -math.inf if totals.impossible else float(totals.loglik)
         return score, sum(self._free_scalars(s).values()), source.n_rows
@@ -550,10 +594,11 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         return self._current_params(s).to(s.device)
 
-    def _batches(self, X, lengths, s, where: dict) -> tuple[HMMParams, SequenceBatches]:
-        """The fitted parameters, moved like the rows of X's batches, and the batches."""
+    def _batches(self, X, lengths, s, where: dict, engine=None) -> tuple[HMMParams, SequenceBatches]:
+        """The fitted parameters, moved like the rows of X's batches, and the batches
+        (on ``engine``'s cluster with engine='dask')."""
         params = self._fitted(s)
-        source = self._open(X, lengths, s, **where)
+        source = self._open(X, lengths, s, **where, engine=engine)
         if source.n_features != self.n_features:
             raise DataError(
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
@@ -575,24 +620,13 @@ class _BaseHMM(EstimatorBase, ABC):
     def _posteriors(self, X, lengths, where: dict):
         """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
         s = self._inference_settings()
-        params, source = self._batches(X, lengths, s, where)
-        model = self._model(s, self.n_features)
-        lls, posts = [], []
-        engine = LocalEngine()
-        with engine.sharing_cores(source):
-            for chunk in engine.stream(source):
-                post = model.posteriors(params, chunk, need_trans=False)
-                ll = post.loglik.cpu().numpy()
-                gamma = post.gamma.double().cpu().numpy()
-                bad = ~np.isfinite(ll)
-                if bad.any():
-                    gamma[np.repeat(bad, chunk.lengths.numpy())] = np.nan
-                lls.append(ll)
-                posts.append(gamma)
-        ll = np.concatenate(lls)
+        with _inference_engine(s) as engine:
+            params, source = self._batches(X, lengths, s, where, engine)
+            found = engine.map(Task(self._model(s, self.n_features), "state_posteriors", (params,)), source)
+        ll = np.concatenate([ll.numpy() for ll, _ in found])
         bad = np.nonzero(~np.isfinite(ll))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
-        return ll, np.concatenate(posts)
+        return ll, np.concatenate([gamma.numpy() for _, gamma in found])
 
     def score_samples(self, X, lengths=None, *, columns=None, sequence_column=None):
         """Log-likelihood of X and the posterior of each state at each row.
@@ -631,20 +665,13 @@ class _BaseHMM(EstimatorBase, ABC):
         if algorithm == "map":
             ll, post = self._posteriors(X, lengths, where)
             return float(ll.sum()), np.nan_to_num(post, nan=0.0).argmax(1)
-        params, source = self._batches(X, lengths, s, where)
-        model = self._model(s, self.n_features)
-        lps, paths = [], []
-        engine = LocalEngine()
-        with engine.sharing_cores(source):
-            for chunk in engine.stream(source):
-                log_b = model.log_emission(params, chunk.x)
-                lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
-                lps.append(lp.cpu().numpy())
-                paths.append(path.cpu().numpy())
-        lp = np.concatenate(lps)
+        with _inference_engine(s) as engine:
+            params, source = self._batches(X, lengths, s, where, engine)
+            found = engine.map(Task(self._model(s, self.n_features), "decode", (params,)), source)
+        lp = np.concatenate([lp.numpy() for lp, _ in found])
         bad = np.nonzero(~np.isfinite(lp))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
-        return float(lp.sum()), np.concatenate(paths)
+        return float(lp.sum()), np.concatenate([path.numpy() for _, path in found])
 
     def predict(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Most likely state of each row (by ``algorithm``). Shape (n_samples,)."""
@@ -721,11 +748,27 @@ class _BaseHMM(EstimatorBase, ABC):
 # ------------------------------------------------------------------ helpers
 @contextlib.contextmanager
 def _engine(s):
-    """The engine a fit runs on: this process, or its torch.distributed group."""
+    """The engine a fit runs on: this process, its torch.distributed group, or a Dask cluster."""
     if s.engine == "torch":
         from ..engines.distributed import session
 
         with session(s.device) as engine:
+            yield engine
+    elif s.engine == "dask":
+        from ..engines.dask import session
+
+        with session(s.client) as engine:
+            yield engine
+    else:
+        yield LocalEngine()
+
+
+@contextlib.contextmanager
+def _inference_engine(s):
+    """Where inference runs: the Dask cluster with engine='dask', else this process (a
+    process of a torch group scores and decodes what it is given)."""
+    if s.engine == "dask":
+        with _engine(s) as engine:
             yield engine
     else:
         yield LocalEngine()
@@ -900,10 +943,11 @@ class GaussianHMM(_BaseHMM):
         stopping="gain",
         missing_values="error",
         engine="local",
+        client=None,
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
                          params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
-                         engine, implementation)
+                         engine, implementation, client)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -1050,10 +1094,11 @@ class CategoricalHMM(_BaseHMM):
         stopping="gain",
         missing_values="error",
         engine="local",
+        client=None,
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
                          params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
-                         engine, implementation)
+                         engine, implementation, client)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -1069,8 +1114,8 @@ class CategoricalHMM(_BaseHMM):
                                       False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None,
                                       gaps=s.missing_values == "fiml")
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False) -> SequenceBatches:
-        source = super()._open(X, lengths, s, columns, sequence_column, fitting)
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None):
+        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine)
         if source.n_features != 1:
             raise DataError(
                 f"CategoricalHMM expects X with one column of integer symbols, got {source.n_features} columns; "
@@ -1125,9 +1170,9 @@ class CategoricalHMM(_BaseHMM):
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"e": s.n_components * (n_features - 1)}
 
-    def _batches(self, X, lengths, s, where: dict):
+    def _batches(self, X, lengths, s, where: dict, engine=None):
         params = self._fitted(s)
-        return params, self._open(X, lengths, s, **where)
+        return params, self._open(X, lengths, s, **where, engine=engine)
 
 
 # ------------------------------------------------------------------ Poisson
@@ -1177,10 +1222,11 @@ class PoissonHMM(_BaseHMM):
         stopping="gain",
         missing_values="error",
         engine="local",
+        client=None,
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
                          params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
-                         engine, implementation)
+                         engine, implementation, client)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 

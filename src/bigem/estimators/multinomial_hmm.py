@@ -90,10 +90,11 @@ class MultinomialHMM(_BaseHMM):
         stopping="gain",
         missing_values="error",
         engine="local",
+        client=None,
     ):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
                          params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values,
-                         engine, implementation)
+                         engine, implementation, client)
         self.n_trials = n_trials
 
     def _row_check(self, s, fitting):
@@ -122,8 +123,8 @@ class MultinomialHMM(_BaseHMM):
 
         return check
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False):
-        source = super()._open(X, lengths, s, columns, sequence_column, fitting)
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None):
+        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine)
         if np.ndim(s.n_trials) and s.n_trials.shape[0] != source.n_rows:
             raise DataError(f"n_trials holds {s.n_trials.shape[0]} rows' trials but X has {source.n_rows} rows; pass "
                             "one per row of X, or one int for all")

@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
-from .._core.errors import ParameterError
+from .._core.errors import DataError, ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, RandomResponsibilities, from_centres, sample_rows
 from ..em import spherical
 from .._core.protocols import Task
@@ -20,10 +20,12 @@ from .._core.sparse import SparseRows
 from ..models.mixture import MixtureModel, MixtureParams
 from ..models.multinomial import multinomial_mixture
 from .._core.optional import require
-from ..sources.counts import Tokens, checked_dask_counts, is_scipy_sparse, is_torch_sparse, open_counts
+from ..sources.counts import (Tokens, checked_dask_counts, is_scipy_sparse, is_torch_sparse, open_counts,
+                              reads_count_columns)
 from ..sources.dask import is_dask_collection
 from . import _params
-from ._mixture import EXECUTION, MIXTURE_DOC, _BaseMixture
+from ._discrete import Y_IGNORED
+from ._mixture import EXECUTION, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC, _BaseMixture
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -35,7 +37,8 @@ class MultinomialMixture(_BaseMixture):
     Each row is a document, the count of each word of a vocabulary of D words. Component
     k draws a document's tokens from its own word probabilities ``probabilities_[k]``;
     EM finds the components and each document's posterior over them (Nigam, McCallum,
-    Thrun & Mitchell 2000, unsupervised). The likelihood conditions on each document's
+    Thrun & Mitchell 2000): unsupervised, or semi-supervised from a few labelled
+    documents and many unlabelled ones (``unlabeled_weight``). The likelihood conditions on each document's
     length, and includes the multinomial coefficient: ``score_samples`` is the
     log-probability of the counts given their total.
 
@@ -74,6 +77,12 @@ class MultinomialMixture(_BaseMixture):
     probabilities_init : array-like of shape (n_components, n_features), default=None
         Initial word probabilities, each row positive and summing to 1.
 """
+        + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
+        + """        With y, the labelled documents initialise (unless initial parameters are
+        given). y is an array for every X; a column name only where X has named count
+        columns (DataFrames, files of count columns), not for sparse matrices, ``.npz``
+        files or token lists.
+"""
         + MIXTURE_DOC
         + """
     Attributes
@@ -84,6 +93,8 @@ class MultinomialMixture(_BaseMixture):
     mean_lengths_ : ndarray of shape (n_components,)
         Each component's mean number of tokens per document: :meth:`sample` draws
         document lengths around it (the likelihood does not model lengths).
+    classes_ : ndarray
+        The class labels of a semi-supervised fit.
     converged_, n_iter_, n_passes_, lower_bound_, lower_bounds_, history_, n_features_in_
         As in :class:`bigem.GaussianMixture`.
     feature_names_in_ : ndarray of str
@@ -98,6 +109,7 @@ class MultinomialMixture(_BaseMixture):
         init_params=_params.Choice(INIT_METHODS),
         weights_init=_params.Passed(),
         probabilities_init=_params.Passed(),
+        **SUPERVISION,
         # not engine='torch': its sparse count sources cannot be cut into shares per process yet
         **{**EXECUTION, "engine": _params.Choice(("auto", "local", "dask"))},
     )
@@ -114,6 +126,7 @@ class MultinomialMixture(_BaseMixture):
         init_params="kmeans",
         weights_init=None,
         probabilities_init=None,
+        unlabeled_weight=None,
         random_state=None,
         warm_start=False,
         verbose=0,
@@ -140,6 +153,7 @@ class MultinomialMixture(_BaseMixture):
         self.init_params = init_params
         self.weights_init = weights_init
         self.probabilities_init = probabilities_init
+        self.unlabeled_weight = unlabeled_weight
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -163,10 +177,14 @@ class MultinomialMixture(_BaseMixture):
         advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
         return multinomial_mixture(s.n_components, s.alpha, s.dtype, advice)
 
+    def _user_initialised(self, s) -> bool:
+        return self.weights_init is not None or self.probabilities_init is not None
+
     def _open(self, X, s, sample_weight=None, min_rows: int = 1, shift="auto", fitted: bool = False,
-              identify: bool = False, **kw):
-        """X as chunks of sparse count rows; read for a fitted model, token ids beyond its
-        vocabulary are refused. (``identify`` does not apply: every column is a count.)"""
+              identify: bool = False, schema=None, **kw):
+        """X as chunks of sparse count rows, with their class codes when ``labels`` are
+        given; read for a fitted model, token ids beyond its vocabulary are refused.
+        (``identify`` and ``schema`` do not apply: every column is a count.)"""
         return open_counts(
             X,
             dtype=s.dtype,
@@ -182,20 +200,29 @@ class MultinomialMixture(_BaseMixture):
     @contextlib.contextmanager
     def _execution(self, X, s, sample_weight=None, columns=None, **open_kw):
         """As every mixture's; on a Dask cluster the workers check the counts of the
-        partitions they read (a dask collection or Parquet/CSV files of count columns)."""
+        partitions they read (a dask collection or Parquet/CSV files of count columns).
+        Labels in a column of X need named count columns: refused before X is read."""
+        y = open_kw.get("y")
+        if isinstance(y, str) and not is_dask_collection(X) and not reads_count_columns(X, columns):
+            raise DataError(
+                f"y={y!r} names a column, but X is a sparse matrix, a .npz file or token lists, whose labels bigem "
+                "does not read from a column: pass y as an array of labels (one per row, -1 unlabelled), e.g. "
+                f"pyarrow.parquet.read_table(path, columns=[{y!r}]).column(0).to_numpy(zero_copy_only=False)"
+            )
         if self._wants_dask(X, s):
             _refuse_on_dask(X)
             if isinstance(X, (np.ndarray, torch.Tensor)):
                 import dask.array as da
 
                 X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
-            X = checked_dask_counts(X, s.dtype, columns, sample_weight if isinstance(sample_weight, str) else None)
+            skip = tuple(c for c in (sample_weight, y) if isinstance(c, str))  # weights and labels: not counts
+            X = checked_dask_counts(X, s.dtype, columns, skip)
         with super()._execution(X, s, sample_weight, columns, **open_kw) as pair:
             yield pair
 
     def _lazy(self, X, what: str, columns=None, sample_weight=None):
         """Dask input to predict or score: its counts checked where each partition is read."""
-        skip = sample_weight if isinstance(sample_weight, str) else None
+        skip = (sample_weight,) if isinstance(sample_weight, str) else ()
         return super()._lazy(checked_dask_counts(X, self._inference_settings().dtype, columns, skip), what, columns,
                              sample_weight)
 
@@ -269,6 +296,7 @@ class MultinomialMixture(_BaseMixture):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.input_tags.positive_only = True
+        tags.input_tags.categorical = True  # whole numbers: scikit-learn's checks then draw rounded X
         return tags
 
 

@@ -855,6 +855,22 @@ class HMMModel:
             lengths = chunk.lengths.numpy()
             return forward_backward(log_b, lengths, params.startprob, params.transmat, need_trans=need_trans)
 
+    def state_posteriors(self, params: HMMParams, chunk: SequenceChunk) -> tuple[Tensor, Tensor]:
+        """(log-likelihood of each sequence (B,), posteriors (n, K)), float64 on the CPU;
+        the rows of a sequence impossible under the model (-inf) have NaN posteriors."""
+        post = self.posteriors(params, chunk, need_trans=False)
+        loglik, gamma = post.loglik.double().cpu(), post.gamma.double().cpu()
+        bad = ~torch.isfinite(loglik)
+        if bool(bad.any()):
+            gamma[torch.repeat_interleave(bad, chunk.lengths)] = float("nan")
+        return loglik, gamma
+
+    def decode(self, params: HMMParams, chunk: SequenceChunk) -> tuple[Tensor, Tensor]:
+        """Viterbi: (log-probability of each sequence's best path (B,), states (n,)) on the CPU."""
+        log_b = self.log_emission(params, chunk.x)
+        lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
+        return lp.cpu(), path.cpu()
+
     def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
         """One batch's :class:`HMMScore` (forward-backward without transition counts)."""
         loglik = self.posteriors(params, chunk, need_trans=False).loglik

@@ -326,7 +326,9 @@ class MixtureModel:
         label = label.to(chunk.x.device)
         unlabelled = label < 0
         if self.unlabeled_weight != 1.0 and bool(unlabelled.any()):
-            scale = torch.where(unlabelled, self.unlabeled_weight, 1.0).to(torch.float64)
+            # float64 from the start: torch.where on Python numbers makes float32 (0.3 off by 4e-8)
+            scale = torch.ones(label.shape, dtype=torch.float64, device=label.device)
+            scale[unlabelled] = self.unlabeled_weight
             w = scale if w is None else w.double() * scale
         if bool(unlabelled.all()):
             return w, None

@@ -309,6 +309,11 @@ class MultinomialComponent:
         return _Sums(p.n_components, p.log_probs_t.shape[0], p.log_probs_t.device, self._ws, p.use_scipy)
 
     # ------------------------------------------------------------------ initialisation
+    def embed(self, x: Tensor) -> Tensor:
+        """Dense rows (a Dask partition's) in the space initial centres live in: the counts
+        as they are (``at`` normalises them)."""
+        return x
+
     def at(self, centres: Tensor) -> MultinomialParams:
         """Components whose word distributions point along ``centres`` (K, D), non-negative
         (spherical k-means centres): each normalised, mixed with a little of the uniform

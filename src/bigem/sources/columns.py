@@ -16,6 +16,7 @@ from .._core.errors import DataError
 from .labels import learn_classes
 from .paths import expand_paths
 from .schema import coarse_type, observed
+from .validate import refuse_sparse
 
 
 def _files(X):
@@ -71,6 +72,7 @@ def describe_columns(X, columns: list[str] | None = None, exclude: tuple[str, ..
         return names, [types[n] for n in names]
     if is_source(X):
         return getattr(X, "feature_names", None), ["float"] * int(X.n_features)
+    refuse_sparse(X)
     if _is_arrow_table(X):
         X = X.to_pandas()
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
@@ -119,8 +121,10 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     if _is_arrow_table(X):
         X = X.to_pandas()
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
-        cats = {j: observed(X[names[j]], label(j)) for j in categorical}
-        classes = set() if label_column is None else learn_classes(X[label_column], f"label column {label_column!r}")
+        by_name = {str(c): c for c in X.columns}  # names are strings; a frame's own may be integers
+        cats = {j: observed(X[by_name[names[j]]], label(j)) for j in categorical}
+        classes = set() if label_column is None else learn_classes(X[by_name[label_column]],
+                                                                   f"label column {label_column!r}")
         return cats, classes
     if isinstance(X, Tensor):
         X = X.detach().cpu().numpy()

@@ -378,6 +378,7 @@ def open_counts(
     keep: list[str] | None = None,
     cache_bytes: int = 0,
     n_features: int | None = None,
+    labels=None,
 ):
     """A source of count rows (sparse chunks) over X: a scipy.sparse matrix, a torch sparse
     tensor, a dense array/tensor/DataFrame of counts, a ``.npz`` file of a sparse matrix,
@@ -385,7 +386,9 @@ def open_counts(
     column and optionally a counts one), or files of dense count columns.
 
     ``n_features``: the vocabulary a fitted model expects (token ids beyond it are
-    refused by the files that list ids; other inputs say their own width).
+    refused by the files that list ids; other inputs say their own width). ``labels``:
+    class codes of semi-supervised fitting, as ``inputs.open_source`` takes them (an
+    (n,) int64 array, -1 unlabelled; or a ``LabelColumn``, for count columns only).
     """
     from .inputs import Files, check_sample_weight, describe_input, is_file_input, open_source
     from .validate import check_shape
@@ -406,7 +409,7 @@ def open_counts(
         rows = chunk_size or chunk_rows_for(memory_budget, nnz_per_row, 0, itemsize)
         source = ScipySparseSource(X, dtype, device, rows, weight, name, cache_bytes)
         source.check()
-        return source
+        return _labelled(source, labels, name)
     if isinstance(X, Tokens) or _is_npz(X) or is_file_input(X):
         from .npz import NpzSource, is_npz_path
         from .tokens import TokenSource, list_columns
@@ -421,7 +424,7 @@ def open_counts(
             check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
             if sample_weight is not None:
                 source.weight = check_sample_weight(sample_weight, source.n_rows, torch.float64, device)
-            return CountsFirstPass(source, cache_bytes)
+            return _labelled(CountsFirstPass(source, cache_bytes), labels, name)
         spec = X if isinstance(X, Tokens) else _tokens_spec(X, columns, list_columns)
         if spec is not None:
             if n_features is not None and spec.vocabulary_size is None:
@@ -431,15 +434,51 @@ def open_counts(
             check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
             if sample_weight is not None and not isinstance(sample_weight, str):
                 source.weight = check_sample_weight(sample_weight, source.n_rows, torch.float64, device)
-            return CountsFirstPass(source, cache_bytes)
+            return _labelled(CountsFirstPass(source, cache_bytes), labels, name)
     # dense counts: read as any family reads rows, each chunk made sparse as it arrives;
     # arrays in memory are checked first, so that a bad count is named by row and column
     if isinstance(X, (np.ndarray, Tensor)) and X.ndim == 2:
         _check_dense(X, dtype, name)
     inner = open_source(X, dtype=torch.float64, device=torch.device("cpu"), memory_budget=memory_budget,
                         chunk_size=chunk_size, sample_weight=sample_weight, min_rows=min_rows, columns=columns,
-                        keep=keep, cache_bytes=0)
+                        keep=keep, cache_bytes=0, missing_values=None,  # a count is never missing
+                        **({} if labels is None else {"labels": labels}))
     return DenseCounts(inner, dtype, device, name)
+
+
+def reads_count_columns(X: object, columns: list[str] | None = None) -> bool:
+    """Whether ``open_counts`` reads X as named dense count columns (arrays, DataFrames,
+    files of count columns), where a column of X may hold labels or weights; False for
+    sparse matrices, ``.npz`` files and token lists."""
+    from .inputs import is_file_input
+    from .npz import is_npz_path
+    from .tokens import list_columns
+
+    if is_torch_sparse(X) or is_scipy_sparse(X) or isinstance(X, Tokens) or _is_npz(X):
+        return False
+    if is_file_input(X):
+        from .inputs import Files
+
+        path = X.path if isinstance(X, Files) else X
+        return not is_npz_path(path) and _tokens_spec(X, columns, list_columns) is None
+    return True
+
+
+def _labelled(source, labels, name: str):
+    """A sparse source with in-memory class codes on its chunks. A label column does not
+    apply: these inputs name no columns (the caller refuses it before reading X)."""
+    from .labels import LabelColumn, LabelledSource
+
+    if labels is None:
+        return source
+    if isinstance(labels, LabelColumn):
+        raise DataError(f"y={labels.name!r} names a column, but {name} holds no named label column; pass y as an "
+                        "array of labels (one per row, -1 unlabelled)")
+    codes = np.asarray(labels, dtype=np.int64)
+    if codes.shape != (source.n_rows,):
+        raise DataError(f"y has {codes.shape[0]} labels but X has {source.n_rows} rows; pass one label per row of X "
+                        "(-1 for an unlabelled row)")
+    return LabelledSource(source, codes)
 
 
 def _check_dense(X, dtype: torch.dtype, name: str, rows: int = 1 << 16) -> None:
@@ -507,20 +546,21 @@ def stored_bytes(n_rows: int, nnz: int, dtype: torch.dtype) -> int:
 
 
 # ---------------------------------------------------------------------------- Dask
-def checked_dask_counts(X, dtype: torch.dtype, columns: list[str] | None = None, skip: object = None,
+def checked_dask_counts(X, dtype: torch.dtype, columns: list[str] | None = None, skip: tuple = (),
                         name: str = "X"):
     """A dask collection (or Parquet/CSV path(s), read as a dask.dataframe) whose every
     partition has its counts checked by the worker that computes it, before any cast:
     the same refusals as in this process, naming the row (of the whole array; of the
     partition for a dataframe, whose partitions' lengths are unknown). The check rides
-    in the graph, so a persisted collection is checked once. ``skip``: a column that is
-    not a count (the sample weights); ``columns``: the count columns, when chosen."""
+    in the graph, so a persisted collection is checked once. ``skip``: the columns that
+    are not counts (the sample weights, the class labels); ``columns``: the count
+    columns, when chosen."""
     from .dask import _read_files, is_dask_collection
 
     if not is_dask_collection(X):
         X, name = _read_files(X)
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
-        counted = [str(c) for c in X.columns if str(c) != skip] if columns is None else [str(c) for c in columns]
+        counted = [str(c) for c in X.columns if str(c) not in skip] if columns is None else [str(c) for c in columns]
         return X.map_partitions(_checked_frame, counted, dtype, name, meta=X._meta)
     if X.ndim == 2 and len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})  # whole rows, so that a column id is the word's

@@ -74,17 +74,20 @@ class PartitionReader:
 
 
 def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
-                   shift: Tensor | None = None, gaps: bool = False) -> tuple[Tensor, Tensor | None]:
+                   shift: Tensor | None = None, gaps: bool = False,
+                   offer_fiml: bool = True) -> tuple[Tensor, Tensor | None]:
     """One partition's rows (less ``shift``, in float64) and weights (its last column when
     ``weighted``), checked: finite rows (or NaN, a missing value, with ``gaps``), finite
     non-negative weights. Runs on a worker, for scoring and prediction; rows are counted
-    from the partition's start in messages."""
+    from the partition's start in messages, which name missing_values='fiml' only with
+    ``offer_fiml`` (the estimator has it)."""
     block = np.asarray(block, dtype=np.float64)
     rows = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block))
     x = (rows if shift is None else rows - shift).to(device=device, dtype=dtype)
     found = check_values(x, 0, gaps)
     if found:
-        raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start")
+        raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start",
+                         offer_fiml)
     if not weighted:
         return x, None
     w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=torch.float64)
@@ -194,6 +197,30 @@ def _take_block(block: np.ndarray, local_rows: np.ndarray, n_features: int) -> n
     return block[local_rows, :n_features]
 
 
+def stream_partitions(client, partitions, row_starts, reader, wait=None) -> Iterator:
+    """What ``reader`` makes of each partition, in order, through this process: the
+    cluster evaluates the next partition while this one is used (see
+    :meth:`DaskSource.chunks`)."""
+    parts = iter(zip(partitions, row_starts))
+    pending: deque = deque()
+
+    def ask() -> None:
+        part = next(parts, None)
+        if part is not None:
+            pending.append((client.compute(part[0]), part[1]))
+
+    ask()
+    try:
+        while pending:
+            future, start = pending.popleft()
+            block = future.result() if wait is None else wait(future)
+            ask()
+            yield from reader(block, start)
+    finally:
+        for future, _ in pending:
+            future.cancel()
+
+
 class DaskSource:
     """Rows held by Dask partitions; each iteration the workers evaluate them where they live.
 
@@ -220,9 +247,11 @@ class DaskSource:
         every_column: bool = False,
         labelled: bool = False,
         schema=None,
+        offer_fiml: bool = True,
     ) -> None:
         self.shift = shift  # the workers subtract it from every row before the cast (None: none)
         self.gaps, self.every_column = gaps, every_column  # NaN: missing; refuse a column no row observes
+        self.offer_fiml = offer_fiml  # else a NaN's error names missing_values='fiml' only where it exists
         self.partitions = list(partitions)
         self.n_features = n_features
         self.feature_names = feature_names
@@ -249,7 +278,7 @@ class DaskSource:
         n_inf = sum(f[2] for f in found)
         if n_nan or n_inf:
             first = min(self.row_starts[i] + f[3] for i, f in enumerate(found) if f[3] >= 0)
-            raise_not_finite(n_nan, n_inf, first, self.name)
+            raise_not_finite(n_nan, n_inf, first, self.name, offer_fiml=self.offer_fiml)
         if self.weighted:
             self._check_weights(found)
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)
@@ -294,24 +323,7 @@ class DaskSource:
         at most two are here or in flight. An early stop cancels the one ahead.
         ``wait(future)`` gives a partition's result (the engine's, which gives up on a
         cluster left without workers); by default ``future.result()``."""
-        parts = iter(zip(self.partitions, self.row_starts))
-        pending: deque = deque()
-
-        def ask() -> None:
-            part = next(parts, None)
-            if part is not None:
-                pending.append((self.client.compute(part[0]), part[1]))
-
-        ask()
-        try:
-            while pending:
-                future, start = pending.popleft()
-                block = future.result() if wait is None else wait(future)
-                ask()
-                yield from self.reader(block, start)
-        finally:
-            for future, _ in pending:
-                future.cancel()
+        return stream_partitions(self.client, self.partitions, self.row_starts, self.reader, wait)
 
     def take(self, rows: Tensor) -> Tensor:
         """Rows by global index: each partition's worker picks its own, only they travel."""
@@ -340,7 +352,7 @@ def open_dask_source(
     min_rows: int = 1,
     sample_weight: object | None = None,
     shift: object = None,
-    missing_values: str = "error",
+    missing_values: str | None = "error",
     every_column: bool = False,
     schema=None,
     labels=None,
@@ -368,6 +380,9 @@ def open_dask_source(
         raise DataError(f"expected a dask.array or dask.dataframe collection, got {type(X).__name__}")
     labelled = labels is not None
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
+        named = all(isinstance(c, str) for c in X.columns)  # other labels (0, 1, ...) are not feature names
+        if not named:  # columns are compared and selected by their names as strings, here and on the workers
+            X = X.rename(columns={c: str(c) for c in X.columns})
         declared = [str(c) for c in X.columns]
         if labelled and not isinstance(labels, LabelColumn):
             raise DataError(f"{name} is a dask.dataframe: give its labels as one of its columns, y='<column>' (an "
@@ -393,7 +408,7 @@ def open_dask_source(
                                              labels if labelled else None)
             for i, p in enumerate(X.to_delayed())
         ]
-        names = chosen if all(isinstance(c, str) for c in X.columns) else None
+        names = chosen if named else None
         n_features = len(chosen)
     else:  # dask.array
         if columns is not None:
@@ -426,7 +441,7 @@ def open_dask_source(
         raise DataError(f"{name} has {n_features} features, but {schema.owner} is expecting {schema.n_features} "
                         "features as input.")
     source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset,
-                        missing_values == "fiml", every_column, labelled, schema)
+                        missing_values == "fiml", every_column, labelled, schema, missing_values is not None)
     source.inspect(min_rows)
     return source
 

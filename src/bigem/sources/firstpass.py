@@ -29,11 +29,13 @@ class FirstPassSource:
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
     def __init__(self, inner, name: str, cache_bytes: int = 0, dtype=None, device=None, shift=None,
-                 identify: bool = False, *, gaps: bool = False, every_column: bool = False, schema=None) -> None:
+                 identify: bool = False, *, gaps: bool = False, every_column: bool = False, schema=None,
+                 offer_fiml: bool = True) -> None:
         self.inner = inner
         candidates = getattr(inner, "id_candidates", None) if identify else None
         self._watch = IdentifierWatch(candidates, name) if candidates else None  # on the first pass
         self.gaps = gaps  # NaN is a missing value: only infinities are refused
+        self.offer_fiml = offer_fiml  # else a NaN's error names missing_values='fiml' only where it exists
         self.every_column = every_column  # and a column no row observes (checked at the end of the first pass)
         # a family's column rules (sources.schema): checked in the first pass; category
         # values turned into codes here for sources that read numbers only (.npy, Source
@@ -154,7 +156,7 @@ class FirstPassSource:
                 n_nan, n_inf = n_nan + found[0], n_inf + found[1]
                 first = found[2] if first is None else first
         assert first is not None
-        raise_not_finite(n_nan, n_inf, first, self._where(first))
+        raise_not_finite(n_nan, n_inf, first, self._where(first), offer_fiml=self.offer_fiml)
 
     def _where(self, row: int) -> str:
         """The file that holds ``row`` (for messages), or the source's name."""

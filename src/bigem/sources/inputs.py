@@ -25,7 +25,8 @@ from .schema import Schema
 from .validate import (
     ColumnsSeen,
     NonNumericDataError,
-    SparseDataError,
+    SparseDataError,  # noqa: F401 (re-exported where code imported it from here)
+    refuse_sparse,
     check_shape,
     check_values,
     check_weight_not_a_feature,
@@ -169,7 +170,7 @@ def describe_input(X: object) -> str:
 
 def _open_files(
     spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None,
-    shift=None, gaps: bool = False, schema: Schema | None = None, labels=None,
+    shift=None, gaps: bool = False, schema: Schema | None = None, labels=None, offer_fiml: bool = True,
 ) -> Source:
     files, fmt = expand_paths(spec.path)
     if spec.format is not None:
@@ -215,6 +216,7 @@ def _open_files(
         gaps=gaps,
         schema=schema,
         labels=labels if isinstance(labels, LabelColumn) else None,
+        offer_fiml=offer_fiml,
     )
     if sample_weight is not None and not isinstance(sample_weight, str):  # in memory, one per row
         table.weight = check_sample_weight(sample_weight, table.n_rows, torch.float64, torch.device("cpu"))
@@ -302,7 +304,7 @@ def open_source(
     cache_bytes: int = 0,
     shift: object = None,
     identify: bool = False,
-    missing_values: str = "error",
+    missing_values: str | None = "error",
     every_column: bool = False,
     hold_on_host: bool = False,
     schema: Schema | None = None,
@@ -311,9 +313,10 @@ def open_source(
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
 
-    ``missing_values``: 'error' refuses NaN and nulls; 'fiml' reads them as missing
-    values (NaN in the chunks), refusing only infinities, and with ``every_column`` (a
-    fit) a column that no row observes.
+    ``missing_values``: 'error' refuses NaN and nulls (and names missing_values='fiml'
+    in the error); 'fiml' reads them as missing values (NaN in the chunks), refusing only
+    infinities, and with ``every_column`` (a fit) a column that no row observes; None
+    (an estimator without that option) refuses them and says to drop or fill them.
 
     In-memory data is checked for NaN/inf now; streamed data on its first pass (see
     :mod:`.firstpass`), which then also keeps it in memory if it fits ``cache_bytes``.
@@ -336,7 +339,7 @@ def open_source(
     """
     keep = list(keep or [])
     name = describe_input(X)
-    gaps = missing_values == "fiml"
+    gaps, offer = missing_values == "fiml", missing_values is not None
     if _is_paths(X) or isinstance(X, Files):
         spec = X if isinstance(X, Files) else Files(X)
         if columns is not None:
@@ -345,23 +348,18 @@ def open_source(
             spec = dataclasses.replace(spec, columns=list(columns))
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
                              chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift, gaps=gaps,
-                             schema=schema, labels=labels)
+                             schema=schema, labels=labels, offer_fiml=offer)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
         return _labelled(FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
-                                         every_column=every_column, schema=schema), labels)
+                                         every_column=every_column, schema=schema, offer_fiml=offer), labels)
     if is_source(X):
         if columns is not None or keep or sample_weight is not None or isinstance(labels, LabelColumn):
             raise DataError("columns=, id columns, sample_weight and label columns do not apply to a Source object; "
                             "build the source with them")
         check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
         return _labelled(FirstPassSource(X, name, cache_bytes, dtype, device, shift, gaps=gaps,
-                                         every_column=every_column, schema=schema), labels)
-    if hasattr(X, "toarray") and hasattr(X, "nnz"):
-        raise SparseDataError(
-            "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
-            f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
-            "bigem does not read sparse input)."
-        )
+                                         every_column=every_column, schema=schema, offer_fiml=offer), labels)
+    refuse_sparse(X)
     if X is None or isinstance(X, bytes):
         raise DataError(
             f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
@@ -423,7 +421,7 @@ def open_source(
         codes = _check_codes(labels, x.shape[0])
         codes = torch.from_numpy(codes).to(held)
     source = TensorSource(x, weight, rows, names, extra, offset, device=device, labels=codes)
-    validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column)  # where the rows are held
+    validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column, offer)  # where the rows are held
     if watch is not None:
         watch.update(x)
         watch.finish()
@@ -537,10 +535,12 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
     return lengths, [c for c in available if c != column]
 
 
-def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_column: bool = False) -> None:
+def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_column: bool = False,
+                    offer_fiml: bool = True) -> None:
     """One pass: raise with the count of NaN/inf and the first offending row. With ``gaps``
     NaN is a missing value and only infinities are refused; with ``every_column`` too, a
-    column that no row observes is refused, by name."""
+    column that no row observes is refused, by name. ``offer_fiml``: the error may name
+    missing_values='fiml' (the estimator has it)."""
     n_nan = n_inf = 0
     first = None
     seen = ColumnsSeen(source.n_features) if gaps and every_column else None
@@ -553,7 +553,7 @@ def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_c
         if seen is not None:
             seen.add(chunk.x)
     if first is not None:
-        raise_not_finite(n_nan, n_inf, first, name)
+        raise_not_finite(n_nan, n_inf, first, name, offer_fiml=offer_fiml)
     if seen is not None:
         seen.check(source.feature_names, name)
 
@@ -592,4 +592,6 @@ def check_sample_weight(sample_weight: object, n_rows: int, dtype: torch.dtype, 
             "Sample weights must contain at least one non-zero number: sample_weight sums to zero; "
             "give at least one row a positive weight."
         )
+    if not w.flags.writeable:  # a pandas Series' own read-only values (torch warns on those)
+        w = w.copy()
     return torch.from_numpy(w).to(device=device, dtype=dtype)

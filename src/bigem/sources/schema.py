@@ -126,6 +126,9 @@ def observed(values, label: str) -> set:
         items = list(values.dropna().unique())
     else:
         arr = np.asarray(values)
+        if arr.dtype.kind == "c":
+            raise DataError(f"Complex data not supported: {label} holds complex numbers ({arr.dtype}); a categorical "
+                            "column takes strings, integers or booleans")
         if arr.dtype.kind == "f":
             arr = arr[~np.isnan(arr)]
             frac = arr != np.round(arr)
@@ -135,7 +138,7 @@ def observed(values, label: str) -> set:
         if arr.dtype.kind in "biuf":
             items = np.unique(arr).tolist()
         else:
-            items = _unique_objects(arr)
+            items = _unique_objects(arr, label)
     out = set()
     for v in items:
         try:
@@ -147,12 +150,27 @@ def observed(values, label: str) -> set:
     return out
 
 
-def _unique_objects(arr: np.ndarray) -> list:
+def _unique_objects(arr: np.ndarray, label: str = "X") -> list:
     try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is there wherever object columns come from
-        return list(set(arr.tolist()))
-    return list(pd.unique(arr.reshape(-1)))
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is there wherever object columns come from
+            return list(set(arr.tolist()))
+        return list(pd.unique(arr.reshape(-1)))
+    except TypeError:  # an unhashable value (a dict, a list): name it
+        from .validate import NonNumericDataError
+
+        odd = next(v for v in arr.reshape(-1) if not _hashable(v))
+        raise NonNumericDataError(f"{label} holds a {type(odd).__name__} ({odd!r:.60}), which is not a category: a categorical "
+                                  "column takes strings, integers or booleans") from None
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _unknown(label: str, value: object, row: int, cats: np.ndarray, where: str) -> DataError:
@@ -375,7 +393,9 @@ class Schema:
         shown = f"{value:g}" if math.isfinite(value) else str(value)
         fix = {"binary": "recode it as 0/1 (e.g. X[col] > 0), or model it as a categorical column",
                "count": "round it, or model it as a Gaussian column"}[kind]
-        return f"{where}: {self.label(j)} holds {shown} at row {row}: {self.owner} takes {_TAKES[kind]} there; {fix}"
+        negative = " (Negative values in data)" if value < 0 else ""  # scikit-learn's words
+        return (f"{where}: {self.label(j)} holds {shown} at row {row}: {self.owner} takes {_TAKES[kind]} "
+                f"there{negative}; {fix}")
 
 
 def _numbers(values, label: str, where: str) -> np.ndarray:
@@ -386,9 +406,11 @@ def _numbers(values, label: str, where: str) -> np.ndarray:
         if hasattr(values, "to_numpy"):
             return values.to_numpy(dtype=np.float64, na_value=np.nan)
         return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: {label} is not numeric; it holds text or other values: encode or drop it, or "
-                        "read it as a categorical column") from None
+    except (TypeError, ValueError) as exc:  # numpy's reason kept: scikit-learn's message for the same mistake
+        from .validate import NonNumericDataError
+
+        raise NonNumericDataError(f"{where}: {label} is not numeric ({exc}); it holds text or other values: encode or "
+                                  "drop it, or read it as a categorical column") from None
 
 
 def coarse_type(dtype) -> str:

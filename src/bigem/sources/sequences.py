@@ -61,6 +61,20 @@ def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
     return arr
 
 
+def batch_cuts(lengths: np.ndarray, rows_per_batch: int) -> list[tuple[int, int]]:
+    """(first, stop) sequence indices of each batch: as many consecutive sequences as fit
+    ``rows_per_batch`` rows, cut after the last that still fits; a longer sequence is a
+    batch of its own."""
+    ends = np.cumsum(lengths)
+    cuts, start_row, start_seq = [], 0, 0
+    while start_seq < len(lengths):
+        stop = int(np.searchsorted(ends, start_row + rows_per_batch, side="right"))
+        stop = max(stop, start_seq + 1)
+        cuts.append((start_seq, stop))
+        start_row, start_seq = int(ends[stop - 1]), stop
+    return cuts
+
+
 class SequenceBatches:
     """Batches of whole sequences over a row source. Satisfies ``SequenceSource``."""
 
@@ -74,16 +88,8 @@ class SequenceBatches:
         self.device = getattr(rows, "device", None)  # where the batches go (the engine overlaps copies to a GPU)
         self.rows_per_batch = rows_per_batch
         self.first_row = self.first_sequence = 0  # where a part's rows and sequences start in the whole
-        ends = np.cumsum(lengths)
-        # cut after the last sequence that still fits; a long sequence forms its own batch
-        cuts, start_row, start_seq = [], 0, 0
-        while start_seq < len(lengths):
-            stop = int(np.searchsorted(ends, start_row + rows_per_batch, side="right"))
-            stop = max(stop, start_seq + 1)
-            cuts.append((start_seq, stop))
-            start_row, start_seq = int(ends[stop - 1]), stop
-        self.batches = cuts
-        self._starts = np.concatenate([[0], ends])
+        self.batches = batch_cuts(lengths, rows_per_batch)
+        self._starts = np.concatenate([[0], np.cumsum(lengths)])
 
     @property
     def decodes(self) -> bool:
@@ -127,6 +133,15 @@ class SequenceBatches:
         return self.rows.take(rows)
 
 
+def id_runs(ids: np.ndarray) -> tuple[list, list[int], list[int]]:
+    """(id, rows, first row) of each run of consecutive equal ids."""
+    n = len(ids)
+    if n == 0:
+        return [], [], []
+    starts = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])
+    return ids[starts].tolist(), np.diff(np.append(starts, n)).tolist(), starts.tolist()
+
+
 def lengths_from_ids(batches: Iterable[tuple[np.ndarray, str, int]], column: str) -> np.ndarray:
     """Sequence lengths from an id column: each run of consecutive equal ids is a sequence.
 
@@ -134,17 +149,21 @@ def lengths_from_ids(batches: Iterable[tuple[np.ndarray, str, int]], column: str
     (or "X") for messages. An id that comes back after another id is an error: the
     rows of one sequence must be contiguous. Memory: the lengths and the set of ids seen.
     """
+    return lengths_from_runs(((*id_runs(ids), where, first) for ids, where, first in batches), column,
+                             "0-based, of this file")
+
+
+def lengths_from_runs(batches: Iterable[tuple[list, list[int], list[int], str, int]], column: str,
+                      counted: str = "0-based") -> np.ndarray:
+    """Sequence lengths from the runs of equal ids of consecutive batches of rows (ids,
+    rows and first row of each run; where, first row of the batch): a run that goes on
+    with the open sequence's id across a batch boundary extends it. ``counted`` says in
+    messages how rows are numbered (first row + the run's start)."""
     lengths: list[int] = []
     seen: set = set()
     current, run = None, 0  # the open sequence (it may continue into the next batch)
-    for ids, where, first in batches:
-        n = len(ids)
-        if n == 0:
-            continue
-        starts = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])
-        runs = np.diff(np.append(starts, n)).tolist()
-        run_ids = ids[starts].tolist()
-        for i, (key, size) in enumerate(zip(run_ids, runs)):
+    for run_ids, runs, starts, where, first in batches:
+        for key, size, start in zip(run_ids, runs, starts):
             if run and key == current:  # the open sequence goes on across the batch boundary
                 run += size
                 continue
@@ -154,7 +173,7 @@ def lengths_from_ids(batches: Iterable[tuple[np.ndarray, str, int]], column: str
             if key in seen:
                 raise DataError(
                     f"{where}: sequence id {key!r} in column {column!r} appears again at row "
-                    f"{first + int(starts[i])} (0-based, of this file) after other ids; rows of a sequence "
+                    f"{first + int(start)} ({counted}) after other ids; rows of a sequence "
                     f"must be contiguous; sort by the id column (keeping the time order within each sequence)"
                 )
             current, run = key, size

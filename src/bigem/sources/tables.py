@@ -30,7 +30,7 @@ from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
 from .remote import is_url, opened
-from .validate import MISSING_HINT, NonNumericDataError, check_weight_not_a_feature
+from .validate import NonNumericDataError, check_weight_not_a_feature, missing_fix
 
 
 def import_pyarrow():
@@ -321,9 +321,11 @@ class TableSource:
         gaps: bool = False,
         schema=None,
         labels=None,
+        offer_fiml: bool = True,
     ) -> None:
         import_pyarrow()
         self.gaps = gaps  # a null feature value is a missing value (NaN in the rows), not an error
+        self.offer_fiml = offer_fiml  # else a null's error names missing_values='fiml' only where it exists
         self.files, self.format = list(files), fmt
         self.dtype, self.device = dtype, device
         self.chunk_rows = max(1, int(chunk_rows))
@@ -500,7 +502,7 @@ class TableSource:
         total = self._count_all_nulls()
         path = self.files[file_index]
         fix = ("a row's weight cannot be missing: drop the row or give it a weight" if name in self._weight_columns
-               else f"Drop or impute them first, {MISSING_HINT}")
+               else f"Drop or impute them first{missing_fix(self.offer_fiml)}")
         raise DataError(
             f"{path}: {sum(total.values())} null (missing) value(s) in column(s) {sorted(total)}; "
             f"the first in column {name!r} at row {row} of the data set "

@@ -23,6 +23,17 @@ class SparseDataError(DataError, TypeError):
     every other DataError."""
 
 
+def refuse_sparse(X: object) -> None:
+    """A scipy.sparse matrix or array is refused as scikit-learn refuses one (a family
+    that reads sparse counts opens them before this)."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise SparseDataError(
+            "Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a "
+            f"dense numpy array if it fits in memory (X is a {type(X).__name__}; "
+            "bigem does not read sparse input)."
+        )
+
+
 def describe(name: str) -> str:
     return "Input X" if name == "X" else f"Input {name}"
 
@@ -104,19 +115,35 @@ def check_values(x: Tensor, row_start: int = 0, gaps: bool = False) -> tuple[int
     return 0, int(inf.sum()), row_start + int(torch.nonzero(inf.any(1))[0])
 
 
-# How a user who has gaps in the data can fit them: named wherever NaN or nulls are refused.
+# How a user who has gaps in the data can fit them: named wherever NaN or nulls are
+# refused by an estimator that offers missing_values='fiml' ...
 MISSING_HINT = ("or pass missing_values='fiml' (bigem: --missing fiml) to treat them as values missing at random "
                 "(the exact EM, full-information maximum likelihood)")
+# ... and what to do where the estimator has no such option.
+NO_MISSING_HINT = ("this estimator does not model missing values (it has no missing_values option); "
+                   "DataFrame.dropna() drops such rows, sklearn.impute.SimpleImputer fills them in")
 
 
-def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", where: str = "") -> None:
-    """The scikit-learn message ("Input X contains NaN.") plus count, row and fix."""
+def missing_fix(offer_fiml: bool) -> str:
+    """What follows "Drop or impute them first" where NaN or nulls are refused: the
+    estimator's missing_values='fiml' where it offers it (``offer_fiml``), else how to
+    drop or fill them."""
+    return f", {MISSING_HINT}" if offer_fiml else f": {NO_MISSING_HINT}"
+
+
+def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", where: str = "",
+                     offer_fiml: bool = True) -> None:
+    """The scikit-learn message ("Input X contains NaN.") plus count, row and fix; the fix
+    names missing_values='fiml' only where the estimator offers it (``offer_fiml``)."""
     what = "NaN" if n_nan else "infinity or a value too large for dtype('float64')"
     counts = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if p)
     hint = ("; with dtype='float32', finite values beyond float32's range (about 3.4e38) are infinite too: "
             "rescale them, or pass dtype='float64'") if n_inf and not n_nan else ""
-    fix = "Drop or impute these values before fitting" + (
-        f", {MISSING_HINT}" if n_nan else " (infinity is not a missing value: NaN is, with missing_values='fiml')")
+    if n_nan:
+        fix = f"Drop or impute these values before fitting{missing_fix(offer_fiml)}"
+    else:
+        fix = "Drop or impute these values before fitting" + (
+            " (infinity is not a missing value: NaN is, with missing_values='fiml')" if offer_fiml else "")
     raise DataError(f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). {fix}{hint}.")
 
 
