@@ -45,7 +45,7 @@ __all__ = ["VariationalGaussianHMM", "VariationalCategoricalHMM"]
 _log = logging.getLogger(__name__)
 
 # parameters of bigem's other HMMs that variational Bayes does not take: fixed
-_FIXED = dict(accelerate=None, stopping="gain", missing_values="error", engine="local")
+_FIXED = dict(accelerate=None, stopping="gain", missing_values="error", engine="local", client=None)
 
 VARIATIONAL_DOC = """
     n_components : int, default=1
