@@ -354,11 +354,15 @@ def _family(args) -> str:
     return family
 
 
-def _load(path: str, missing: str | None = None):
-    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps."""
-    from ..estimators import load
+def _load(path: str, missing: str | None = None, classifier: bool = False):
+    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps.
+    A MixtureClassifier file is read by ``info`` only (``classifier``)."""
+    from ..estimators import MixtureClassifier, load
 
     est = load(path)
+    if isinstance(est, MixtureClassifier) and not classifier:
+        raise ParameterError(f"{path} holds a MixtureClassifier: on the command line bigem info describes it; "
+                             "to classify rows, load it in Python (bigem.load(path).predict(X))")
     if missing is not None:
         if "missing_values" not in est.get_params():
             raise ParameterError(f"--missing applies to Gaussian mixtures and HMMs, and {path} holds a "
@@ -740,7 +744,9 @@ def run_select(args) -> int:
 
 
 def run_info(args) -> int:
-    est = _load(args.model)
+    est = _load(args.model, classifier=True)
+    if type(est).__name__ == "MixtureClassifier":
+        return _info_classifier(est, args)
     if _is_hmm(est):
         return _info_hmm(est, args)
     if _is_multinomial(est):
@@ -908,6 +914,21 @@ def _check_picture(path: str, inputs: tuple[str, ...]) -> None:
 
     check_output(path, inputs, PICTURES, what="picture")
     require("matplotlib", "pictures")
+
+
+def _info_classifier(est, args) -> int:
+    """A MixtureClassifier: mclust's summary, or its choices as JSON."""
+    if args.json:
+        payload = dict(kind="MixtureClassifier", model_type=est.model_type,
+                       classes=[c.item() if isinstance(c, np.generic) else c for c in est.classes_],
+                       class_counts=est.class_counts_.tolist(), covariance_types=est.covariance_types_,
+                       n_components=est.n_components_, n_features=int(est.n_features_in_),
+                       log_likelihood=est.log_likelihood_, n_parameters=est.n_parameters_, bic=est.bic_)
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"{args.model}: MixtureClassifier, {len(est.classes_)} classes, {est.n_features_in_} features")
+    print(est.summary())
+    return 0
 
 
 def run_plot(args) -> int:

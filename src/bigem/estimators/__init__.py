@@ -3,6 +3,7 @@
 from .bayesian_mixture import BayesianGaussianMixture
 from .bernoulli_mixture import BernoulliMixture
 from .categorical_mixture import CategoricalMixture
+from .classifier import MixtureClassifier
 from .gaussian_mixture import GaussianMixture
 from .gmm_hmm import GMMHMM
 from .hierarchical import HCTree, hc
@@ -17,5 +18,5 @@ from .variational_hmm import VariationalCategoricalHMM, VariationalGaussianHMM
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
            "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
-           "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "SelectionResult", "load", "select",
-           "hc", "HCTree"]
+           "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "SelectionResult",
+           "load", "select", "hc", "HCTree"]
