@@ -418,6 +418,7 @@ def _is_multinomial(est) -> bool:
 
 KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
          "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM", "MultinomialHMM": "multinomial HMM",
+         "VariationalGaussianHMM": "variational Gaussian HMM", "VariationalCategoricalHMM": "variational categorical HMM",
          "BernoulliMixture": "Bernoulli mixture",
          "CategoricalMixture": "latent class model (categorical mixture)", "PoissonMixture": "Poisson mixture",
          "MixedMixture": "mixed-type mixture"}
@@ -869,8 +870,8 @@ def _info_hmm(est, args) -> int:
     shape = "".join({"covariance_type": f", covariance {v}", "n_mix": f", {v} Gaussians per state"}[k]
                     for k, v in structure.items())
     fit = (f"fit: {'converged' if payload['converged'] else 'NOT converged'} after {payload['n_iter']} iterations"
-           + (f", log-likelihood {history[-1]:.8g} (the training sequences, entering the last iteration)" if history
-              else ""))
+           + (f", {'lower bound' if kind.startswith('Variational') else 'log-likelihood'} {history[-1]:.8g} (the "
+              "training sequences, entering the last iteration)" if history else ""))
     lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}", fit,
              "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_iter", "tol", "params", "init_params", "algorithm",
                                                                    "dtype"))
@@ -890,10 +891,10 @@ def _emission_line(est, k: int) -> str:
         return "[" + ", ".join(f"{v:.4g}" for v in values[:6]) + (", ...]" if len(values) > 6 else "]")
 
     kind = type(est).__name__
-    if kind in ("CategoricalHMM", "MultinomialHMM"):
+    if kind in ("CategoricalHMM", "VariationalCategoricalHMM", "MultinomialHMM"):
         p = est.emissionprob_[k]
         top = np.argsort(-p, kind="stable")[:3]
-        what = "symbols" if kind == "CategoricalHMM" else "categories"
+        what = "categories" if kind == "MultinomialHMM" else "symbols"
         return f"most likely {what} " + ", ".join(f"{s} ({p[s]:.3f})" for s in top)
     if kind == "PoissonHMM":
         return f"rates {vec(est.lambdas_[k])}"

@@ -14,7 +14,9 @@ from .multinomial_mixture import MultinomialMixture
 from .persistence import load
 from .poisson_mixture import PoissonMixture
 from .selection import SelectionResult, select
+from .variational_hmm import VariationalCategoricalHMM, VariationalGaussianHMM
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
            "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
-           "MultinomialHMM", "MixtureClassifier", "SelectionResult", "load", "select", "hc", "HCTree"]
+           "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "SelectionResult",
+           "load", "select", "hc", "HCTree"]
