@@ -10,13 +10,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
            "MultinomialMixture", "MixedMixture", "Tokens", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
-           "MultinomialHMM", "Files", "SelectionResult", "load", "select", "hc", "HCTree", "__version__"]
+           "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "Files",
+           "SelectionResult", "load", "select", "hc", "HCTree", "__version__"]
 
 
 def __getattr__(name: str):
     if name in ("GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
                 "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
-                "MultinomialHMM", "SelectionResult", "load", "select", "hc", "HCTree"):
+                "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier",
+                "SelectionResult", "load", "select", "hc", "HCTree"):
         from . import estimators
 
         return getattr(estimators, name)

@@ -354,11 +354,15 @@ def _family(args) -> str:
     return family
 
 
-def _load(path: str, missing: str | None = None):
-    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps."""
-    from ..estimators import load
+def _load(path: str, missing: str | None = None, classifier: bool = False):
+    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps.
+    A MixtureClassifier file is read by ``info`` only (``classifier``)."""
+    from ..estimators import MixtureClassifier, load
 
     est = load(path)
+    if isinstance(est, MixtureClassifier) and not classifier:
+        raise ParameterError(f"{path} holds a MixtureClassifier: on the command line bigem info describes it; "
+                             "to classify rows, load it in Python (bigem.load(path).predict(X))")
     if missing is not None:
         if "missing_values" not in est.get_params():
             raise ParameterError(f"--missing applies to Gaussian mixtures and HMMs, and {path} holds a "
@@ -414,6 +418,7 @@ def _is_multinomial(est) -> bool:
 
 KINDS = {"GaussianMixture": "Gaussian mixture", "GaussianHMM": "Gaussian HMM", "GMMHMM": "Gaussian-mixture HMM",
          "CategoricalHMM": "categorical HMM", "PoissonHMM": "Poisson HMM", "MultinomialHMM": "multinomial HMM",
+         "VariationalGaussianHMM": "variational Gaussian HMM", "VariationalCategoricalHMM": "variational categorical HMM",
          "BernoulliMixture": "Bernoulli mixture",
          "CategoricalMixture": "latent class model (categorical mixture)", "PoissonMixture": "Poisson mixture",
          "MixedMixture": "mixed-type mixture"}
@@ -739,7 +744,9 @@ def run_select(args) -> int:
 
 
 def run_info(args) -> int:
-    est = _load(args.model)
+    est = _load(args.model, classifier=True)
+    if type(est).__name__ == "MixtureClassifier":
+        return _info_classifier(est, args)
     if _is_hmm(est):
         return _info_hmm(est, args)
     if _is_multinomial(est):
@@ -863,8 +870,8 @@ def _info_hmm(est, args) -> int:
     shape = "".join({"covariance_type": f", covariance {v}", "n_mix": f", {v} Gaussians per state"}[k]
                     for k, v in structure.items())
     fit = (f"fit: {'converged' if payload['converged'] else 'NOT converged'} after {payload['n_iter']} iterations"
-           + (f", log-likelihood {history[-1]:.8g} (the training sequences, entering the last iteration)" if history
-              else ""))
+           + (f", {'lower bound' if kind.startswith('Variational') else 'log-likelihood'} {history[-1]:.8g} (the "
+              "training sequences, entering the last iteration)" if history else ""))
     lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}", fit,
              "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_iter", "tol", "params", "init_params", "algorithm",
                                                                    "dtype"))
@@ -884,10 +891,10 @@ def _emission_line(est, k: int) -> str:
         return "[" + ", ".join(f"{v:.4g}" for v in values[:6]) + (", ...]" if len(values) > 6 else "]")
 
     kind = type(est).__name__
-    if kind in ("CategoricalHMM", "MultinomialHMM"):
+    if kind in ("CategoricalHMM", "VariationalCategoricalHMM", "MultinomialHMM"):
         p = est.emissionprob_[k]
         top = np.argsort(-p, kind="stable")[:3]
-        what = "symbols" if kind == "CategoricalHMM" else "categories"
+        what = "categories" if kind == "MultinomialHMM" else "symbols"
         return f"most likely {what} " + ", ".join(f"{s} ({p[s]:.3f})" for s in top)
     if kind == "PoissonHMM":
         return f"rates {vec(est.lambdas_[k])}"
@@ -907,6 +914,21 @@ def _check_picture(path: str, inputs: tuple[str, ...]) -> None:
 
     check_output(path, inputs, PICTURES, what="picture")
     require("matplotlib", "pictures")
+
+
+def _info_classifier(est, args) -> int:
+    """A MixtureClassifier: mclust's summary, or its choices as JSON."""
+    if args.json:
+        payload = dict(kind="MixtureClassifier", model=est.model,
+                       classes=[c.item() if isinstance(c, np.generic) else c for c in est.classes_],
+                       class_counts=est.class_counts_.tolist(), covariance_types=est.covariance_types_,
+                       n_components=est.n_components_, n_features=int(est.n_features_in_),
+                       log_likelihood=est.log_likelihood_, n_parameters=est.n_parameters_, bic=est.bic_)
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"{args.model}: MixtureClassifier, {len(est.classes_)} classes, {est.n_features_in_} features")
+    print(est.summary())
+    return 0
 
 
 def run_plot(args) -> int:

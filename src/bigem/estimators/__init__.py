@@ -3,6 +3,7 @@
 from .bayesian_mixture import BayesianGaussianMixture
 from .bernoulli_mixture import BernoulliMixture
 from .categorical_mixture import CategoricalMixture
+from .classifier import MixtureClassifier
 from .gaussian_mixture import GaussianMixture
 from .gmm_hmm import GMMHMM
 from .hierarchical import HCTree, hc
@@ -13,7 +14,9 @@ from .multinomial_mixture import MultinomialMixture
 from .persistence import load
 from .poisson_mixture import PoissonMixture
 from .selection import SelectionResult, select
+from .variational_hmm import VariationalCategoricalHMM, VariationalGaussianHMM
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
            "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
-           "MultinomialHMM", "SelectionResult", "load", "select", "hc", "HCTree"]
+           "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "SelectionResult",
+           "load", "select", "hc", "HCTree"]

@@ -95,6 +95,17 @@ class EstimatorBase:
                 values[name] = None
         return values, arrays
 
+    def _parts(self) -> list["EstimatorBase"]:
+        """The fitted estimators this one is made of, saved beside it in its model file
+        (a classifier's class densities); none for a single model."""
+        return []
+
+    def _restore_parts(self, state: dict, parts: list["EstimatorBase"]) -> None:
+        """The fitted state of a composite estimator from its model file and its parts."""
+        from .._core.errors import ModelFileError
+
+        raise ModelFileError(f"a {type(self).__name__} is not made of parts, but the file lists {len(parts)}")
+
     def _fingerprint(self) -> dict[str, Any]:
         """The hyper-parameters that decide what a fit computes (checkpoints compare them)."""
         values, _ = self._hyper_parameters(as_fitted=False)

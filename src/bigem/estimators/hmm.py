@@ -401,10 +401,10 @@ class _BaseHMM(EstimatorBase, ABC):
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
         self._init(s, source, summary, generator, engine)
-        model = self._model(s, self.n_features)
+        model = self._fit_model(s, self.n_features)
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
         try:
-            params = self._current_params(s).to(s.device)
+            params = self._fit_start(s).to(s.device)
         except ParameterError as exc:
             changed = self._structure_changes(s)
             if not changed:
@@ -442,8 +442,19 @@ class _BaseHMM(EstimatorBase, ABC):
         monitor.converged = result.converged
         self.monitor_ = monitor
         self.n_passes_ = result.n_iter
-        self._set_params(model.translate(result.params, offset))
+        self._fit_end(model.translate(result.params, offset))
         return self
+
+    # the fit's model, its starting parameters and what becomes of its result: Baum-Welch
+    # on the attributes by default (the variational HMMs fit posteriors instead)
+    def _fit_model(self, s, n_features: int):
+        return self._model(s, n_features)
+
+    def _fit_start(self, s):
+        return self._current_params(s)
+
+    def _fit_end(self, params) -> None:
+        self._set_params(params)
 
     def _needs_moments(self, s) -> bool:
         """Whether initialisation reads the data's covariance."""
@@ -483,6 +494,10 @@ class _BaseHMM(EstimatorBase, ABC):
         if self._needs_init(s, "t", "transmat_"):
             self.transmat_ = _dirichlet(torch.full((K, K), 1.0 / K), generator).numpy()
         self._init_emission(s, source, summary, generator, engine)
+        self._warn_degenerate(s, source)
+
+    def _warn_degenerate(self, s, source) -> None:
+        """hmmlearn's log message when the data have fewer values than the fit has free scalars."""
         counts = self._free_scalars(s)
         scalars, values = sum(counts[p] for p in s.params if p in counts), source.n_rows * self._columns()
         if values < scalars:  # hmmlearn's words, through logging as in hmmlearn

@@ -49,12 +49,27 @@ def kinds() -> dict[str, type]:
 
 
 def save(est, path) -> None:
-    """Write ``est`` (fitted) to ``path``: its arrays, hyper-parameters and fitted state.
-    In a torch.distributed group (engine='torch'), the primary process alone writes."""
+    """Write ``est`` (fitted) to ``path``: its arrays, hyper-parameters and fitted state,
+    and those of the estimators it is made of (``_parts``: a classifier's class
+    densities), each under ``part<i>.``. In a torch.distributed group (engine='torch'),
+    the primary process alone writes."""
     from ._base import writes_files
 
     if not writes_files(est):
         return
+    tensors, meta = _record(est)
+    parts = est._parts()
+    if parts:
+        meta["parts"] = []
+        for i, part in enumerate(parts):
+            part_tensors, part_meta = _record(part)
+            tensors.update({f"part{i}.{name}": value for name, value in part_tensors.items()})
+            meta["parts"].append({k: part_meta[k] for k in ("kind", "hyper_parameters", "fitted")})
+    write_model_file(path, tensors, meta)
+
+
+def _record(est) -> tuple[dict, dict]:
+    """(tensors, metadata) of one fitted estimator."""
     hyper, arrays = est._hyper_parameters()
     hyper = {name: value for name, value in hyper.items() if name not in MACHINE_SETTINGS}
     tensors = {f"init.{name}": value for name, value in arrays.items()}
@@ -68,7 +83,7 @@ def save(est, path) -> None:
         "hyper_parameters": hyper,
         "fitted": est._fitted_state(),
     }
-    write_model_file(path, tensors, meta)
+    return tensors, meta
 
 
 def load(path: str | os.PathLike, device=None):
@@ -88,6 +103,21 @@ def load(path: str | os.PathLike, device=None):
             f"{where}: model file format version {meta.get('format_version')!r} is not supported by bigem "
             f"{__version__} (expects {FORMAT_VERSION}); upgrade bigem"
         )
+    parts = meta.get("parts", [])
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise ModelFileError(f"{where}: invalid model contents (the 'parts' section is not a list of objects)")
+    revived = []
+    for i, part in enumerate(parts):
+        prefix = f"part{i}."
+        own = {name[len(prefix):]: tensors.pop(name) for name in list(tensors) if name.startswith(prefix)}
+        revived.append(_revive(part, own, f"{where} (part {i})", device))
+    if any(name.startswith("part") and "." in name and name.split(".")[0][4:].isdigit() for name in tensors):
+        raise ModelFileError(f"{where}: tensors of a part the metadata does not list; the file is damaged")
+    return _revive(meta, tensors, where, device, revived)
+
+
+def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = None):
+    """One estimator from its metadata and tensors (and, for a composite one, its parts)."""
     known = kinds()
     if not isinstance(meta.get("kind"), str) or meta["kind"] not in known:
         raise ModelFileError(f"{where}: unknown model kind {meta.get('kind')!r}; known: {sorted(known)}")
@@ -120,7 +150,10 @@ def load(path: str | os.PathLike, device=None):
             raise ModelFileError(f"{where}: invalid parameters: {name} contain NaN or infinity; the file is damaged")
         setattr(est, attr, tensors[name].to(torch.float64).numpy())
     try:
-        est._restore(state)
+        if parts:
+            est._restore_parts(state, parts)
+        else:
+            est._restore(state)
     except ModelFileError as exc:  # a field of the fitted state, named
         raise ModelFileError(f"{where}: invalid model contents ({exc}); the file is damaged") from None
     except NumericalError as exc:

@@ -5,7 +5,8 @@ mclust's ``defaultPrior(data, G, modelName)`` (Fraley and Raftery, 2007): shrink
 0.01 towards the data's mean; degrees of freedom D + 2 (3 for one feature); scale the
 data's covariance (n - 1 in the denominator) divided by G^(2/D) for the ellipsoidal
 models, for the diagonal and spherical ones the mean of the variances so divided, and
-for one feature the variance divided by G^2.
+for one feature the variance divided by G^2. How each model's M-step then uses it is
+mclust's, model by model (``Structure.mclust_terms``; see ``models.eigen``).
 """
 
 from __future__ import annotations

@@ -77,10 +77,10 @@ class MclustPrior(Prior):
     (D, D) matrix) for the ellipsoidal models, or inverse-gamma(dof / 2, scale / 2) on
     each variance for the diagonal and spherical ones (``scale`` a number).
 
-    A prior on a covariance shared by every component (EII, EEI, EEE, E) counts once;
-    on any other model it sits on each component's covariance. The MAP M-step is then
-    the structure's own M-step on augmented statistics (:meth:`Structure.augment`), so
-    every model gets its exact posterior mode from the same code.
+    The MAP M-step is the structure's own M-step on augmented statistics
+    (:meth:`Structure.augment`): counts and scatter gain the prior's terms, as mclust's
+    Fortran adds them for that model (:meth:`Structure.mclust_terms`), so every model
+    gets mclust's M-step from the same code.
     """
 
     dof: float = 0.0
@@ -89,6 +89,21 @@ class MclustPrior(Prior):
     @property
     def active(self) -> bool:
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class MclustTerms:
+    """How one model's MAP M-step uses mclust's prior (:meth:`Structure.mclust_terms`).
+
+    extra: what the prior adds to each component's count (in units of n_k);
+    scale: 'each' (the scale joins each component's scatter), 'once' (it joins the
+    total, spread over the components) or 'none'; shrink: whether the means are the
+    MAP means (n_k xbar_k + kappa mean) / (n_k + kappa) or the plain xbar_k.
+    """
+
+    extra: float
+    scale: str
+    shrink: bool
 
 
 def _wishart_log_density(cov: Tensor, scale: Tensor, a: float) -> Tensor:
@@ -172,31 +187,56 @@ class Structure(ABC):
         """Maximum-likelihood covariances from the scatter, plus ``reg``; ``old`` (the
         previous covariances) warm-starts the structures whose M-step iterates."""
 
-    def augment(self, n_k: Tensor, scatter: Tensor, diff: Tensor, prior: MclustPrior) -> tuple[Tensor, Tensor]:
-        """The counts and scatter whose maximum-likelihood M-step is the MAP M-step under
-        mclust's prior: each component's scatter gains ``means_weight * diff diff^T`` (the
-        mean's prior, about the MAP means) and the covariance prior's scale, its count
-        the prior's degrees of freedom (for a shared covariance, both spread over the K
-        components so the prior counts once). diff (K, D): new means minus means_prior."""
-        K, D = diff.shape
-        kappa = float(prior.means_weight)
-        m = 1.0 if kappa > 0 else 0.0
+    def mclust_terms(self, K: int, D: int, prior: MclustPrior) -> MclustTerms:
+        """How mclust's MAP M-step for this model and K components uses ``prior``.
+
+        Here the conjugate MAP of Fraley and Raftery (2007) that mclust's Fortran uses
+        for VII, VVI, VVV and EEE (and for every model at K = 1, where mclust fits its
+        one-component XII, XXI or XXX): each component's count gains one for the mean's
+        prior (shrinkage > 0) and the covariance prior's degrees of freedom (inverse-
+        Wishart: dof + D + 1; inverse-gamma on each variance: dof + 2, spread over the D
+        variances of a spherical component), its scatter the scale. A covariance shared
+        by every component (EEE) takes the covariance prior once, spread over them. The
+        constrained models of ``eigen`` override this where mclust departs from it."""
+        m = 1.0 if float(prior.means_weight) > 0 else 0.0
         nu = float(prior.dof)
-        scale = torch.as_tensor(prior.scale, dtype=torch.float64, device=diff.device)
-        spread = K if self.shared else 1
+        extra = {"matrix": nu + D + 1, "diagonal": nu + 2}.get(self.prior_kind, (nu + 2) / D)
+        if self.shared and K > 1:
+            return MclustTerms(m + extra / K, "once", True)
+        return MclustTerms(m + extra, "each", True)
+
+    def augment(self, n_k: Tensor, scatter: Tensor, diff: Tensor, prior: MclustPrior,
+                weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The counts and scatter whose maximum-likelihood M-step is mclust's MAP M-step
+        (:meth:`mclust_terms`): each count gains the prior's extra count, each scatter the
+        mean's prior, ``weight_k diff_k diff_k^T``, and the scale ('each' component's, or
+        'once' spread over the K components, or 'none'). diff (K, D): the M-step's means
+        minus means_prior; ``weight`` (K,) defaults to the shrinkage kappa about shrunk
+        (MAP) means, and to kappa n_k / (n_k + kappa) about the plain means (the same
+        matrix: W_k + kappa n_k / (n_k + kappa) (xbar_k - mean)(xbar_k - mean)^T)."""
+        K, D = diff.shape
+        terms = self.mclust_terms(K, D, prior)
+        kappa = float(prior.means_weight)
+        if weight is None:
+            weight = torch.full_like(n_k, kappa)
+            if not terms.shrink and kappa > 0:
+                weight = kappa * n_k / (n_k + kappa)
+        share = {"each": 1.0, "once": 1.0 / K, "none": 0.0}[terms.scale]
+        scale = torch.as_tensor(prior.scale, dtype=torch.float64, device=diff.device) * share
         if self.prior_kind == "matrix":
-            extra, add = (nu + D + 1) / spread, scale.expand(D, D) / spread
+            add = scale.expand(D, D) if scale.ndim else scale * torch.eye(D, dtype=diff.dtype, device=diff.device)
         elif self.prior_kind == "diagonal":
-            extra, add = (nu + 2) / spread, scale.reshape(()) / spread
+            add = scale.reshape(())
         else:  # one inverse-gamma per spherical variance, spread over its D diagonal entries
-            extra, add = (nu + 2) / (spread * D), scale.reshape(()) / (spread * D)
-        counts = n_k + m + extra
+            add = scale.reshape(()) / D
+        counts = n_k + terms.extra
         if self.kernel == "diag":
-            return counts, scatter + kappa * diff.square() + (torch.diagonal(add) if add.ndim == 2 else add)
-        outer = kappa * diff[:, :, None] * diff[:, None, :]
-        if self.kernel == "tied":
-            return counts, scatter + outer.sum(0) + (add if add.ndim == 2 else add * torch.eye(D, dtype=diff.dtype))
-        return counts, scatter + outer + (add if add.ndim == 2 else add * torch.eye(D, dtype=diff.dtype))
+            return counts, scatter + weight[:, None] * diff.square() + (torch.diagonal(add) if add.ndim == 2 else add)
+        outer = weight[:, None, None] * diff[:, :, None] * diff[:, None, :]
+        full_add = add if add.ndim == 2 else add * torch.eye(D, dtype=diff.dtype, device=diff.device)
+        if self.kernel == "tied":  # the summed scatter: every component's share of the scale
+            return counts, scatter + outer.sum(0) + K * full_add
+        return counts, scatter + outer + full_add
 
     def mclust_map(self, n_k: Tensor, scatter: Tensor, diff: Tensor, prior: MclustPrior, old: Tensor | None,
                    reg: float) -> Tensor:
@@ -216,7 +256,8 @@ class Structure(ABC):
         else:
             empty = torch.zeros(K, D, D, dtype=torch.float64, device=diff.device)
             empty = empty.sum(0) if self.kernel == "tied" else empty
-        counts, added = self.augment(zeros, empty, diff, prior)
+        weight = torch.full((K,), float(prior.means_weight), dtype=torch.float64, device=diff.device)
+        counts, added = self.augment(zeros, empty, diff, prior, weight)
         if self.kernel == "diag":
             added = torch.diag_embed(added)
         elif self.kernel == "tied":
@@ -310,9 +351,10 @@ class _Matrix(Structure):
         scatter matrix is PSD, but rounding in its accumulation can leave an eigenvalue
         slightly negative, which no reg may cover."""
         eye = _eye(cov.shape[-1], cov)
-        eig, vec = torch.linalg.eigh(cov - reg * eye)
+        broken = ~torch.isfinite(cov).all(-1).all(-1)[..., None, None]  # nothing to repair: stays invalid
+        eig, vec = torch.linalg.eigh(torch.where(broken, eye, cov - reg * eye))
         clipped = (vec * eig.clamp(min=0).unsqueeze(-2)) @ vec.transpose(-1, -2)
-        return 0.5 * (clipped + clipped.transpose(-1, -2)) + reg * eye
+        return torch.where(broken, cov, 0.5 * (clipped + clipped.transpose(-1, -2)) + reg * eye)
 
     def from_precisions(self, precisions: Tensor, K: int, D: int) -> Tensor:
         name = f"{self.name} precision"

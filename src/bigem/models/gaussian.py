@@ -36,9 +36,12 @@ from .._core.numerics import matmul, squared_distances
 from .._core.stats import additive, largest, shared
 from .._core.workspace import Workspace
 from .covariance import MclustPrior, Prior, Structure, structure
+
 from .gaps import missing
 
 LOG_2PI = math.log(2.0 * math.pi)
+# mclust's rteps: sqrt(.Machine$double.eps), the mass under which its me() gives a component up
+MCLUST_MIN_SUPPORT = float(torch.finfo(torch.float64).eps) ** 0.5
 
 # Bytes of scratch per row block on CPU: small enough that the (K, n, D) whitened block
 # stays in cache between its product, its norms and the moment product; large enough
@@ -497,6 +500,16 @@ class GaussianComponent:
         self._ws = Workspace()
 
     @property
+    def min_support(self) -> float:
+        """The responsibility mass (in average rows) under which a component has lost its
+        support. Under mclust's prior, mclust's: sqrt(machine epsilon), as its ``me``
+        keeps a nearly empty component (the prior keeps its covariance proper) until
+        then; otherwise the mixture's floor."""
+        from .mixture import _MIN_SUPPORT
+
+        return MCLUST_MIN_SUPPORT if isinstance(self.prior, MclustPrior) else _MIN_SUPPORT
+
+    @property
     def regularised(self) -> bool:
         """Whether the M-step maximises likelihood plus a prior or regulariser (so the
         likelihood alone may dip slightly near convergence)."""
@@ -772,6 +785,8 @@ class GaussianComponent:
                 step = s.sum_x / torch.where(alive, n_k, torch.ones_like(n_k))[:, None]
             else:
                 mp, mw, _ = self.prior.tensors(n_k.device)
+                if isinstance(self.prior, MclustPrior) and not st.mclust_terms(K, D, self.prior).shrink:
+                    mw = torch.zeros_like(mw)  # the model's MAP M-step keeps the plain means (mclust's EEI)
                 denom = (mw + n_k[:, None]).expand(K, D)
                 estimable = denom > 0
                 step = (mw * (mp - shift) + s.sum_x) / torch.where(estimable, denom, torch.ones_like(denom))

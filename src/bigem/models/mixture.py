@@ -26,7 +26,8 @@ from .components import Component, blocks
 from .gaps import missing
 
 # A component whose responsibility mass falls under this fraction of one average
-# row has lost its support and is re-seeded.
+# row has lost its support and is re-seeded (a component may set its own floor,
+# ``min_support``).
 _MIN_SUPPORT = 1e-6
 _EXP_FLOOR = {torch.float32: -69.0, torch.float64: -690.0}
 
@@ -434,7 +435,8 @@ class MixtureModel:
         old = params.component if params is not None else None
         new, valid = self.component.m_step(replace(cs, n_k=n_k), old, self.component.letters)
         weights = n_k / n_k.sum()
-        dead = (cs.n_k < _MIN_SUPPORT * avg_row) | ~valid.to(n_k.device)
+        support = getattr(self.component, "min_support", _MIN_SUPPORT)
+        dead = (cs.n_k < support * avg_row) | ~valid.to(n_k.device)
         notes = () if not stats.empty else (Note(
             EmptyRowWarning,
             f"{stats.empty} row(s) have every value missing: they carry no information, count as rows (log-density "

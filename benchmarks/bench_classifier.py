@@ -1,0 +1,80 @@
+"""MixtureClassifier beside scikit-learn's discriminant analysis, in one run.
+
+EDDA with VVV is quadratic discriminant analysis and EDDA with EEE linear: the same
+posteriors as scikit-learn's QuadraticDiscriminantAnalysis and LinearDiscriminantAnalysis
+(solver='lsqr'). This times fit and predict_proba of each pair on the same data
+(N rows, D features, C classes, float64, in memory) and prints the ratios, then times
+the full EDDA choice over mclust's 14 models and MclustDA with K = 1..3 per class
+(no scikit-learn equivalent; R's mclust is not installed here).
+
+    python benchmarks/bench_classifier.py            # N=1e6, D=16, C=4
+    python benchmarks/bench_classifier.py --quick    # small sizes: proves the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+
+def data(n: int, d: int, c: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(c, size=n)
+    X = np.empty((n, d))
+    for k in range(c):
+        rows = y == k
+        scale = rng.normal(size=(d, d)) / np.sqrt(d) + np.eye(d)
+        X[rows] = rng.normal(size=(int(rows.sum()), d)) @ scale + rng.normal(0, 1.5, d)
+    return X, y
+
+
+def timed(fn):
+    started = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - started, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    args = parser.parse_args()
+    n, d, c = (20_000, 4, 3) if args.quick else (1_000_000, 16, 4)
+    X, y = data(n, d, c)
+
+    import bigem
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
+
+    print(f"N={n:,} D={d} C={c}, float64, in memory; seconds (fit, predict_proba)")
+    print(f"{'model':<28} {'bigem':>9} {'sklearn':>9} {'ratio':>7}   max |proba difference|")
+    for name, ours, theirs in (
+        ("EDDA VVV vs QDA", bigem.MixtureClassifier("EDDA", covariance_types="VVV", reg_covar=0, dtype="float64"),
+         QuadraticDiscriminantAnalysis()),
+        ("EDDA EEE vs LDA (lsqr)", bigem.MixtureClassifier("EDDA", covariance_types="EEE", reg_covar=0,
+                                                           dtype="float64"),
+         LinearDiscriminantAnalysis(solver="lsqr")),
+    ):
+        fit_ours, _ = timed(lambda: ours.fit(X, y))
+        fit_theirs, _ = timed(lambda: theirs.fit(X, y))
+        pred_ours, p_ours = timed(lambda: ours.predict_proba(X))
+        pred_theirs, p_theirs = timed(lambda: theirs.predict_proba(X))
+        total_ours, total_theirs = fit_ours + pred_ours, fit_theirs + pred_theirs
+        print(f"{name:<28} {total_ours:>9.2f} {total_theirs:>9.2f} {total_theirs / total_ours:>6.1f}x   "
+              f"{np.abs(p_ours - p_theirs).max():.2e}   (fit {fit_ours:.2f} vs {fit_theirs:.2f}, "
+              f"predict {pred_ours:.2f} vs {pred_theirs:.2f})")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seconds, edda = timed(lambda: bigem.MixtureClassifier("EDDA", dtype="float64").fit(X, y))
+        print(f"{'EDDA over the 14 models':<28} {seconds:>9.2f} {'-':>9} {'':>7}   chose {edda.covariance_types_[0]}")
+        sub = slice(0, 3_000 if args.quick else 100_000)
+        seconds, da = timed(lambda: bigem.MixtureClassifier(n_components=range(1, 4), dtype="float64",
+                                                            random_state=0).fit(X[sub], y[sub]))
+        print(f"{'MclustDA K=1..3, 14 models':<28} {seconds:>9.2f} {'-':>9} {'':>7}   on {X[sub].shape[0]:,} rows: "
+              f"{list(zip(da.covariance_types_, da.n_components_))}")
+
+
+if __name__ == "__main__":
+    main()

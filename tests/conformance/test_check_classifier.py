@@ -1,0 +1,30 @@
+"""scikit-learn's own estimator checks, run on bigem.MixtureClassifier (EDDA, the fast one)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from bigem import MixtureClassifier
+
+# the checks scikit-learn's classifiers pass and this one does not, on purpose
+EXPECTED = {
+    "check_supervised_y_2d": "y of shape (n, 1) is read as (n,) without scikit-learn's DataConversionWarning "
+                             "(bigem does not import scikit-learn)",
+    "check_non_transformer_estimators_n_iter": "n_iter_ belongs to each class density (estimators_[c].n_iter_); "
+                                               "the classifier runs many fits",
+}
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Estimator MixtureClassifier does not inherit")
+    checks = parametrize_with_checks([MixtureClassifier("EDDA", covariance_types=["VVV", "EEE"], dtype="float64")],
+                                     expected_failed_checks=lambda est: EXPECTED)
+
+
+@pytest.mark.filterwarnings("ignore:Estimator MixtureClassifier does not inherit")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+@checks
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
