@@ -18,7 +18,7 @@ from scipy.stats import multivariate_normal, norm, poisson
 from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from bigem._core.errors import DataError, EmptyRowWarning, ParameterError
 from bigem._core.types import Chunk
-from bigem.models.gaps import patterns
+from bigem.models.gaps import distinct, pack, patterns
 from bigem.models.gaussian import gaussian_mixture
 from tests.conftest import COV_TYPES, make_blobs
 
@@ -119,6 +119,28 @@ def test_one_em_step_equals_the_exact_em_step_by_conditional_moments(covariance_
     np.testing.assert_allclose(new.covariances.numpy(), cov2, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("d", [5, 12, 24, 66])  # a table of codes (chunk counted, sorted), a search, per block
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_many_patterns_over_many_blocks_give_the_exact_em_step(covariance_type, d, monkeypatch):
+    """Every row its own pattern, read 16 rows at a time: patterns met in earlier blocks,
+    factored for the chunk up front (the E-step) or block by block as they turn up (the
+    log-density), give the brute-force answers."""
+    rng = np.random.default_rng(d)
+    model, p, (w, means, covs) = random_model(rng, covariance_type, 2, d)
+    x = with_gaps(rng, 100, d, rate=0.3)
+    x[50:60] = x[40:50]  # and some recur
+    monkeypatch.setattr(model.component, "block_rows", lambda K, D, device: 16)
+    got = model.log_joint(p, torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, observed_log_joint(x, w, means, covs), rtol=1e-10, atol=1e-10)
+    stats = model.e_step(p, Chunk(torch.tensor(x), None, 0))
+    new = model.m_step(stats, p).params
+    ll, w2, mu2, cov2 = exact_em_step(x, w, means, covs, covariance_type, 1e-6)
+    assert float(stats.loglik) == pytest.approx(ll, rel=1e-12)
+    np.testing.assert_allclose(new.weights.numpy(), w2, rtol=1e-10)
+    np.testing.assert_allclose(new.means.numpy(), mu2, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(new.covariances.numpy(), cov2, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_statistics_of_rows_with_gaps_add_over_any_chunking(covariance_type):
     rng = np.random.default_rng(2)
@@ -131,20 +153,45 @@ def test_statistics_of_rows_with_gaps_add_over_any_chunking(covariance_type):
     assert whole.empty == parts.empty == int(torch.isnan(x).all(1).sum())
 
 
-def test_patterns_group_rows_by_the_number_of_missing_coordinates():
+def test_patterns_list_the_gaps_flat_and_distinct_finds_the_patterns():
     mask = torch.tensor([[1, 0, 0], [0, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 1], [0, 1, 1]], dtype=torch.bool)
-    groups = {g.u: g for g in patterns(mask)}
-    assert sorted(groups) == [1, 2, 3]
-    g1 = groups[1]
-    assert g1.rows.tolist() == [0, 2, 4] and g1.coords.shape == (2, 1)
-    assert g1.where[:, 0].tolist() == [0, 0, 2]
-    assert g1.pattern[0] == g1.pattern[1] != g1.pattern[2]
-    assert groups[2].where.tolist() == [[1, 2], [1, 2]] and groups[2].coords.shape == (1, 2)
-    wide = torch.zeros(4, 70, dtype=torch.bool)  # beyond the packed codes: the same groups by sorting rows
+    gaps = patterns(mask)
+    assert gaps.rows.tolist() == [0, 1, 1, 2, 3, 3, 3, 4, 5, 5] and gaps.coords.tolist() == [0, 1, 2, 0, 0, 1, 2, 2, 1, 2]
+    assert gaps.first.tolist() == [0, 1, 3, 4, 7, 8] and gaps.count.tolist() == [1, 2, 1, 3, 1, 2]
+    assert gaps.codes.tolist() == [1, 6, 1, 7, 4, 6]
+    masks, codes, inverse = distinct(mask)
+    assert codes.tolist() == [1, 4, 6, 7] and inverse.tolist() == [0, 2, 0, 3, 1, 2]
+    assert torch.equal(masks[inverse], mask)
+    wide = torch.zeros(4, 70, dtype=torch.bool)  # beyond the packed codes: patterns by sorting rows
     wide[0, 3] = wide[1, 65] = wide[2, 3] = wide[3, [3, 65]] = True
-    g = {g.u: g for g in patterns(wide)}
-    assert g[1].rows.tolist() == [0, 1, 2] and g[1].coords.reshape(-1).sort().values.tolist() == [3, 65]
-    assert g[1].codes is None and g[2].where.tolist() == [[3, 65]]
+    gaps = patterns(wide)
+    assert gaps.codes is None and gaps.coords.tolist() == [3, 65, 3, 3, 65]
+    masks, codes, inverse = distinct(wide)
+    assert codes is None and masks.shape[0] == 3 and torch.equal(masks[inverse], wide)
+
+
+@pytest.mark.parametrize("d, rate", [(5, 0.3), (20, 0.6), (60, 0.1), (70, 0.05)])
+def test_patterns_rebuild_any_mask_and_name_equal_masks_alike(d, rate):
+    """Any mask (rows with no gap, every row distinct, past the packed width): the flat
+    gaps rebuild it, each row's entries are its own, and rows share a pattern exactly when
+    their masks agree."""
+    rng = np.random.default_rng(d)
+    mask = torch.tensor(rng.random((300, d)) < rate)
+    mask[:7] = mask[7]  # some patterns recur
+    gaps = patterns(mask)
+    assert torch.equal(torch.zeros_like(mask).index_put_((gaps.rows, gaps.coords), torch.tensor(True)), mask)
+    assert torch.equal(gaps.count, mask.sum(1))
+    for r in (0, 9, 150, 299):
+        mine = slice(int(gaps.first[r]), int(gaps.first[r] + gaps.count[r]))
+        assert bool((gaps.rows[mine] == r).all()) and gaps.coords[mine].tolist() == torch.nonzero(mask[r]).reshape(-1).tolist()
+    masks, codes, inverse = distinct(mask)
+    same = (mask[:, None, :] == mask[None, :, :]).all(-1)
+    assert torch.equal(same, inverse[:, None] == inverse[None, :]) and torch.equal(masks[inverse], mask)
+    if d <= 62:
+        assert torch.equal(codes[inverse], gaps.codes) and torch.equal(gaps.codes, (mask.long() << torch.arange(d)).sum(1))
+        assert torch.equal(pack(mask), gaps.codes)  # the chunk's codes, packed another way
+    else:
+        assert pack(mask) is None
 
 
 # ---------------------------------------------------------------------------- the estimators

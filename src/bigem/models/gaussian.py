@@ -160,13 +160,18 @@ class Block:
 class GappedBlock:
     """A block with gaps (NaN: not observed): its complete rows as a :class:`Block` for
     the usual kernels (None if there is none), its rows with gaps as a
-    ``gaussian_gaps.GapBlock``, and the positions of each in the block."""
+    ``gaussian_gaps.GapBlock``, and the positions of each in the block (gap_rows None:
+    the GapBlock holds every row of the block, in order)."""
 
     n: int
     complete: Block | None
-    complete_rows: Tensor
+    complete_rows: Tensor | None
     gaps: Any
-    gap_rows: Tensor
+    gap_rows: Tensor | None
+
+    def gap_part(self, values: Tensor) -> Tensor:
+        """The columns of (K, n) values that belong to the gap rows."""
+        return values if self.gap_rows is None else torch.index_select(values, 1, self.gap_rows)
 
 
 def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances: Tensor) -> bool:
@@ -439,10 +444,10 @@ class GappedMoments:
             return
         if block.complete is not None:
             rows = block.complete_rows
-            self.moments.add(block.complete, rw[:, rows], None if w is None else w[rows])
+            self.moments.add(block.complete, torch.index_select(rw, 1, rows), None if w is None else w[rows])
         if self.gap is None:
             self.gap = gaussian_gaps().GapMoments(self.p, self.p.gaps, self.ws)
-        self.gap.add(block.gaps, rw[:, block.gap_rows])
+        self.gap.add(block.gaps, block.gap_part(rw))
 
     def result(self) -> GaussianStats:
         stats = self.moments.result()
@@ -648,7 +653,20 @@ class GaussianComponent:
         feats = block_features(p, x, self._ws)
         return Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
 
+    def expect_gaps(self, p: Prepared, mask: Tensor) -> None:
+        """The (n, D) missing mask of a chunk about to be read block by block: its missing
+        patterns are factored now, in one batch (``gaussian_gaps.PatternCache.expect``),
+        rather than block by block as they turn up."""
+        if p.gaps is not None and p.kernel != "diag":
+            p.gaps.cache.expect(mask)
+
     def _gapped(self, p: Prepared, x: Tensor, mask: Tensor) -> GappedBlock:
+        # full (whitened) and diagonal structures: a complete row costs the gap kernels no
+        # more than the usual ones, so every row of the block goes their way in one pass;
+        # the others (the tied form's one shared product, the expanded form of few
+        # features) keep their complete rows on the usual kernels
+        if p.form == "whitened" or p.kernel == "diag":
+            return GappedBlock(x.shape[0], None, None, gaussian_gaps().block(p, p.gaps, x, mask, self._ws), None)
         has = mask.any(1)
         gap_rows = torch.nonzero(has).reshape(-1)
         complete_rows = torch.nonzero(~has).reshape(-1)
@@ -680,10 +698,13 @@ class GaussianComponent:
         shifts every row by its maximum, where a rounding error of the cap is nothing).
         """
         if isinstance(block, GappedBlock):
-            out = self._ws.get("gapped_log_joint", (p.n_components, block.n), p.dtype, block.gap_rows.device)
+            gap = gaussian_gaps().log_joint(p, p.gaps, block.gaps, log_w)
+            if block.gap_rows is None:
+                return gap if into is None else into.copy_(gap.T)
+            out = self._ws.get("gapped_log_joint", (p.n_components, block.n), p.dtype, gap.device)
             if block.complete is not None:
                 out[:, block.complete_rows] = self.log_joint(p, block.complete, log_w)
-            out[:, block.gap_rows] = gaussian_gaps().log_joint(p, p.gaps, block.gaps, log_w)
+            out[:, block.gap_rows] = gap
             return out if into is None else into.copy_(out.T)
         top = (p.const + log_w)[:, None]
         feats = block.feats
@@ -709,11 +730,14 @@ class GaussianComponent:
         Euclidean, about the centre, for hard assignments (k-means initialisation); over
         the observed coordinates of a row with gaps."""
         if isinstance(block, GappedBlock):
-            labels = torch.empty(block.n, dtype=torch.int64, device=block.gap_rows.device)
-            score = torch.empty(block.n, dtype=p.dtype, device=block.gap_rows.device)
+            gap = gaussian_gaps().nearest(p, block.gaps)
+            if block.gap_rows is None:
+                return gap
+            labels = torch.empty(block.n, dtype=torch.int64, device=gap[0].device)
+            score = torch.empty(block.n, dtype=p.dtype, device=gap[0].device)
             if block.complete is not None:
                 labels[block.complete_rows], score[block.complete_rows] = self.nearest(p, block.complete)
-            labels[block.gap_rows], score[block.gap_rows] = gaussian_gaps().nearest(p, block.gaps)
+            labels[block.gap_rows], score[block.gap_rows] = gap
             return labels, score
         dist = squared_distances(self.centred(p, block), p.means_c)
         best, labels = dist.min(1)

@@ -9,12 +9,28 @@ A row that observes the coordinates O and misses U has, under component k,
   gaps were filled with (the minimiser over x_U of the quadratic form);
 * the conditional covariance (Lambda_UU)^-1, which the second moments gain.
 
-Everything per pattern (the Cholesky factor of Lambda_UU, its log-determinant, the
-conditional covariance) is a u x u problem, u the number of missing coordinates: cheap
-when a row misses few of its coordinates, and batched over every pattern that misses
-the same number (``gaps.patterns``), however many patterns there are. Per row, two
-products the size of the whitening (the residuals in precision units, then the whitened
-completed rows) and a few u-sized operations.
+How it is computed, so that a row with gaps costs a small multiple of a complete row:
+
+* the rows, their gaps filled with the centre, go through the complete-data arithmetic
+  in whole-block batched products: Lambda_k (x - mu_k) for every component (one product
+  the size of the whitening), then, once each gap holds its conditional mean, the
+  whitening, whose squared norms give the log-density and whose Gram matrices give the
+  second moments, exactly as for complete rows;
+* only the missing coordinates are corrected, flat, one entry per missing value
+  (``gaps.patterns``): each gets -sum_j (Sigma_UU|O)_ij (Lambda (x - mu))_j over the
+  row's u gaps, one gather, one product and one indexed sum over the block's
+  sum_n u_n^2 pairs, whatever the number of patterns;
+* everything per pattern (the Cholesky factor of Lambda_UU, its log-determinant, the
+  conditional covariance) is a u x u problem, factored once per E-step for every
+  pattern the chunk shows (:class:`PatternCache`), batched over the new patterns that
+  miss the same number of coordinates; the conditional covariances enter the second
+  moments once per pattern, weighed by the responsibility mass of its rows, not per row.
+
+The number of operations per block is fixed (a loop over the numbers of missing
+coordinates runs only for patterns not met before, and the mixture's E-step factors a
+chunk's patterns before its blocks: ``GaussianComponent.expect_gaps``); so is the number
+of host reads, none of them per pattern. In a block with gaps, full and diagonal
+structures send its complete rows the same way (pattern 0: no correction), one pass.
 
 Diagonal structures need none of this: their coordinates are independent given the
 component, so a gap's term of the log-density is 0, its conditional mean is the mean
@@ -28,98 +44,181 @@ both add.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .._core.workspace import Workspace
-from .gaps import Group, patterns
+from .gaps import Patterns, distinct, pack, patterns, unpack
 from .gaussian import LOG_2PI, GaussianStats, Prepared, gram_sums, weighted_sums
 
-# Bytes of the per-row gathers (u x u conditional covariances of each row and component)
-# computed at a time: larger groups are processed in slices of rows.
-_GATHER_BYTES = 8 << 20
+# Bytes of the (K, pairs) products of the gap correction computed at a time: a block
+# whose rows miss many coordinates each (sum_n u_n^2 large) is corrected in slices.
+_PAIR_BYTES = 8 << 20
 
-
-class Table:
-    """The factors of the patterns that miss ``u`` coordinates: coords (P, u) the missing
-    coordinates of each, cond64 (K, P, u, u) the conditional covariances Sigma_UU|O (float64)
-    and cond the same in the kernel dtype, const (K, P) (u/2) log 2pi - (1/2) log det Lambda_UU
-    in the kernel dtype. Computed once per pattern: a batched Cholesky factorisation of
-    the Lambda_UU of every pattern new to the table. Storage grows by doubling."""
-
-    _FIELDS = ("coords", "codes", "cond64", "cond", "const")
-
-    def __init__(self, u: int) -> None:
-        self.u = u
-        self.size = 0
-        self.store: dict[str, Tensor] = {}
-        self.sorted_codes = self.order = None
-
-    def __getattr__(self, name: str) -> Tensor | None:
-        if name in Table._FIELDS:
-            value = self.store.get(name)
-            if value is None:
-                return None
-            return value[: self.size] if name in ("coords", "codes") else value[:, : self.size]
-        raise AttributeError(name)
-
-    def add(self, precision64: Tensor, coords: Tensor, codes: Tensor | None, dtype: torch.dtype) -> None:
-        lam = precision64[:, coords[:, :, None], coords[:, None, :]]  # (K, p, u, u): Lambda_UU
-        chol = torch.linalg.cholesky(lam)  # a principal block of a positive definite matrix
-        cond64 = torch.cholesky_inverse(chol)  # Sigma_UU|O, the conditional covariance
-        log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # log det Lambda_UU
-        const = (0.5 * self.u * LOG_2PI - 0.5 * log_det).to(dtype)
-        parts = dict(coords=coords, codes=codes, cond64=cond64, cond=cond64.to(dtype), const=const)
-        n, new = self.size, int(coords.shape[0])
-        for name, value in parts.items():
-            if value is None:
-                continue
-            dim = 0 if name in ("coords", "codes") else 1
-            held = self.store.get(name)
-            if held is None or held.shape[dim] < n + new:
-                shape = list(value.shape)
-                shape[dim] = max(2 * (n + new), 64)
-                grown = value.new_empty(shape)
-                if held is not None:
-                    grown.narrow(dim, 0, n).copy_(held.narrow(dim, 0, n))
-                self.store[name] = held = grown
-            held.narrow(dim, n, new).copy_(value)
-        self.size = n + new
-        if codes is not None:
-            self.sorted_codes, self.order = torch.sort(self.codes)
-
-    def find(self, codes: Tensor) -> tuple[Tensor, Tensor]:
-        """(positions of ``codes`` in the table, whether each is there)."""
-        if self.size == 0:
-            return torch.zeros_like(codes), torch.zeros_like(codes, dtype=torch.bool)
-        at = torch.searchsorted(self.sorted_codes, codes).clamp_(max=self.size - 1)
-        return self.order[at], self.sorted_codes[at] == codes
+# Up to this many features a cache finds patterns in a table of every possible code
+# (2^D int64: 512 kB at 16 features) rather than by a search among the sorted codes.
+_TABLE_FEATURES = 16
 
 
 class PatternCache:
-    """Per-pattern factors for the life of one set of prepared parameters (one E-step on a
-    chunk): a pattern that recurs in later blocks is factored once. Beyond 62 features,
-    where patterns have no integer code, every block gets tables of its own."""
+    """The factors of every missing pattern met in one E-step on a chunk (one set of
+    prepared parameters), flat, so that the kernels read any mix of patterns with one
+    gather. Pattern i misses count[i] coordinates and owns entries offset[i] ..
+    offset[i] + count[i]^2 - 1 of the entry stores, its conditional covariance
+    Sigma_UU|O row-major:
+
+    const (K, P): (u/2) log 2pi - (1/2) log det Lambda_UU, kernel dtype;
+    cond (K, E), cond64 (K, E): the conditional covariances' entries, kernel dtype and
+    float64; target (E,): each entry's position i * D + j in a (D, D) matrix; owner (E,):
+    its pattern; codes (P,): the patterns' packed masks, by which rows find their pattern
+    (a table of every code up to ``_TABLE_FEATURES`` features, else a search among the
+    sorted codes; beyond ``PACKED_FEATURES`` patterns have no code: the cache serves one
+    block and is cleared for the next).
+
+    A pattern new to the cache is factored by one batched Cholesky factorisation of the
+    Lambda_UU of every new pattern that misses as many coordinates. Storage doubles as it
+    grows.
+    """
+
+    _PATTERN = ("codes", "count", "offset", "const")
+    _ENTRY = ("cond", "cond64", "target", "owner")
 
     def __init__(self, precision64: Tensor, dtype: torch.dtype) -> None:
         self.precision64, self.dtype = precision64, dtype
-        self.tables: dict[int, Table] = {}
+        self.n_patterns = self.n_entries = 0
+        self.store: dict[str, Tensor] = {}
+        self.sorted_codes = self.order = None
+        self._table: Tensor | None = None
+        D = precision64.shape[1]
+        self._add(torch.zeros(1, D, dtype=torch.bool, device=precision64.device),
+                  torch.zeros(1, dtype=torch.int64, device=precision64.device))  # pattern 0: no gap
 
-    def lookup(self, g: Group) -> tuple[Table, Tensor]:
-        """The table of ``g``'s patterns and each row's position in it (m_u,)."""
-        if g.codes is None:
-            table = Table(g.u)
-            table.add(self.precision64, g.coords, None, self.dtype)
-            return table, g.pattern
-        table = self.tables.setdefault(g.u, Table(g.u))
-        at, found = table.find(g.codes)
-        if not bool(found.all()):
-            new = ~found
-            table.add(self.precision64, g.coords[new], g.codes[new], self.dtype)
-            at, _ = table.find(g.codes)
-        return table, at[g.pattern]
+    def __getattr__(self, name: str) -> Tensor:
+        if name in PatternCache._PATTERN or name in PatternCache._ENTRY:
+            size = self.n_patterns if name in PatternCache._PATTERN else self.n_entries
+            value = self.store[name]
+            return value[..., :size]
+        raise AttributeError(name)
+
+    def held(self, name: str) -> Tensor:
+        """A store whole, capacity included: contiguous, so gathers from it copy nothing
+        first (a gather from the (K, size) view of a (K, capacity) store copied it)."""
+        return self.store[name]
+
+    @property
+    def table(self) -> Tensor | None:
+        """Up to ``_TABLE_FEATURES`` features, each possible code's position (-1: not met),
+        made when first needed; else None (codes are searched among the sorted ones)."""
+        D = self.precision64.shape[1]
+        if self._table is None and D <= _TABLE_FEATURES:
+            self._table = torch.full((1 << D,), -1, dtype=torch.int64, device=self.precision64.device)
+        return self._table
+
+    def expect(self, mask: Tensor) -> None:
+        """Factor, in one batch per number of missing coordinates, every pattern of the
+        (n, D) missing mask of a chunk about to be read block by block (with codes only:
+        beyond ``PACKED_FEATURES`` a block's patterns are its own)."""
+        codes = pack(mask)
+        if codes is None:
+            return
+        if self.table is not None and codes.shape[0] >= self.table.shape[0] // 8:  # by counting, no sort
+            seen = torch.bincount(codes, minlength=self.table.shape[0])
+            seen[0] = 0  # rows with no gap
+            new = torch.nonzero((seen > 0) & (self.table < 0)).reshape(-1)
+        else:
+            codes = torch.unique(codes)
+            new = codes[(codes > 0) & ~self._find(codes)[1]]
+        if new.numel():
+            self._add(unpack(new, mask.shape[1]), new)
+
+    def positions(self, mask: Tensor, codes: Tensor | None) -> Tensor:
+        """Each row's pattern's position in the cache (m,), for a block's (m, D) missing
+        mask and its rows' packed codes; patterns not met before are factored first."""
+        if codes is None:  # no names across blocks: this block's patterns only
+            self.n_patterns = self.n_entries = 0
+            masks, _, inverse = distinct(mask)
+            return self._add(masks, None)[inverse]
+        at, found = self._find(codes)
+        if not bool(found.all()):  # one host read per block; false once the chunk was expected
+            new = torch.unique(codes[~found])
+            self._add(unpack(new, mask.shape[1]), new)
+            at, _ = self._find(codes)
+        return at
+
+    def _find(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        if self.table is not None:
+            at = torch.index_select(self.table, 0, codes)
+            return at.clamp(min=0), at >= 0
+        if self.n_patterns == 0:
+            return torch.zeros_like(codes), torch.zeros_like(codes, dtype=torch.bool)
+        at = torch.searchsorted(self.sorted_codes, codes).clamp_(max=self.n_patterns - 1)
+        return self.order[at], self.sorted_codes[at] == codes
+
+    def _add(self, masks: Tensor, codes: Tensor | None) -> Tensor:
+        """Factor the patterns of ``masks`` (p, D) (codes (p,) or None), appended in
+        order of their count; returns their positions (p,)."""
+        K, D, _ = self.precision64.shape
+        dev = masks.device
+        by_count = torch.argsort(masks.sum(1), stable=True)
+        masks = masks[by_count]
+        codes = None if codes is None else codes[by_count]
+        count = masks.sum(1)
+        per_count = torch.bincount(count, minlength=D + 1).tolist()  # one host read
+        new = masks.shape[0]
+        sizes = count * count
+        offsets = self.n_entries + torch.cumsum(sizes, 0) - sizes
+        total = sum(u * u * p for u, p in enumerate(per_count))
+        const = torch.zeros(K, new, dtype=torch.float64, device=dev)
+        cond64 = torch.empty(K, total, dtype=torch.float64, device=dev)
+        target = torch.empty(total, dtype=torch.int64, device=dev)
+        owner = torch.empty(total, dtype=torch.int64, device=dev)
+        start = entry = 0
+        for u, p in enumerate(per_count):
+            if p == 0 or u == 0:
+                start += p
+                continue
+            coords = torch.nonzero(masks[start : start + p])[:, 1].reshape(p, u)  # row-major: ascending
+            lam = self.precision64[:, coords[:, :, None], coords[:, None, :]]  # (K, p, u, u): Lambda_UU
+            # a principal block of a positive definite matrix: no failure to check (nor a host sync)
+            chol = torch.linalg.cholesky_ex(lam).L
+            log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # log det Lambda_UU
+            const[:, start : start + p] = 0.5 * u * LOG_2PI - 0.5 * log_det
+            size = p * u * u
+            cond64[:, entry : entry + size] = torch.cholesky_inverse(chol).reshape(K, size)  # Sigma_UU|O
+            target[entry : entry + size] = (coords[:, :, None] * D + coords[:, None, :]).reshape(-1)
+            mine = torch.arange(self.n_patterns + start, self.n_patterns + start + p, device=dev)
+            owner[entry : entry + size] = mine.repeat_interleave(u * u)
+            start, entry = start + p, entry + size
+        self._append(self._PATTERN, dict(codes=codes, count=count, offset=offsets, const=const.to(self.dtype)),
+                     self.n_patterns, new)
+        self._append(self._ENTRY, dict(cond=cond64.to(self.dtype), cond64=cond64, target=target, owner=owner),
+                     self.n_entries, total)
+        appended = torch.arange(self.n_patterns, self.n_patterns + new, device=dev)  # in order of count
+        positions = torch.empty_like(by_count)
+        positions[by_count] = appended
+        self.n_patterns += new
+        self.n_entries += total
+        if codes is not None and self.table is not None:
+            self.table[codes] = appended
+        elif codes is not None:
+            self.sorted_codes, self.order = torch.sort(self.codes)
+        return positions
+
+    def _append(self, names: tuple[str, ...], parts: dict[str, Tensor | None], n: int, new: int) -> None:
+        for name in names:
+            value = parts[name]
+            if value is None:
+                continue
+            held = self.store.get(name)
+            if held is None or held.shape[-1] < n + new:
+                grown = value.new_empty(value.shape[:-1] + (max(2 * (n + new), 64),))
+                if held is not None:
+                    grown[..., :n] = held[..., :n]
+                self.store[name] = held = grown
+            held[..., n : n + new] = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,24 +272,25 @@ class GapBlock:
     in the gaps; the rest only for full and tied structures: whitened (K, m, D) the rows
     completed by each component's conditional mean and whitened, which the log-density
     reads and the moments consume; const (K, m) each row's log-density beyond what
-    |whitened|^2 gives; groups (``gaps.Group``), and per group its :class:`Table`, each
-    row's position in it (m_u,), and fills (K, m_u, u) the completed coordinates less the
-    centre.
+    |whitened|^2 gives; gaps (``gaps.Patterns``) the missing values, flat; fill (K, G)
+    each missing value's conditional mean less the centre; at (m,) each row's pattern's
+    position in the :class:`PatternCache`.
     """
 
     feats: Tensor
     mask: Tensor
     whitened: Tensor | None = None
     const: Tensor | None = None
-    groups: list[Group] | None = None
-    tables: list[Table] | None = None
-    positions: list[Tensor] | None = None
-    fills: list[Tensor] | None = None
+    gaps: Patterns | None = None
+    fill: Tensor | None = None
+    at: Tensor | None = None
 
 
 def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, ws: Workspace) -> GapBlock:
-    """The gap kernels' view of rows x (m, D) that each miss at least one value (mask,
-    True where missing)."""
+    """The gap kernels' view of rows x (m, D) (mask, True where missing): the rows with
+    at least one gap, or (diagonal structures, and full ones past ``EXPANDED_MAX_D``
+    features) every row of a block that has one, since a row with no gap costs them no
+    more than the usual kernels (it has pattern 0: no correction, no constant)."""
     m, D = x.shape
     if p.kernel == "diag":
         feats = ws.get("gap_features", (m, 3 * D + 1), p.dtype, x.device)
@@ -207,50 +307,68 @@ def centred_features(p: Prepared, x: Tensor, mask: Tensor, ws: Workspace) -> Ten
     """[x - c, 1] (m, D+1) in the kernel dtype, with 0 (the centre) in every gap."""
     m, D = x.shape
     feats = ws.get("gap_features", (m, D + 1), p.dtype, x.device)
-    torch.sub(x, p.centre, out=feats[:, :D]).masked_fill_(mask, 0.0)
+    # a gap (NaN) minus the centre stays NaN: 0 in its place, with no pass over the mask
+    # (infinities stay as they are)
+    torch.nan_to_num_(torch.sub(x, p.centre, out=feats[:, :D]), nan=0.0, posinf=math.inf, neginf=-math.inf)
     feats[:, D].fill_(1.0)
     return feats
 
 
 def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws: Workspace) -> GapBlock:
-    """Each row completed by each component's conditional mean, whitened; the per-pattern
-    factors of its gaps. feats: [x - c (0 in the gaps), 1] (m, D+1)."""
+    """Each row completed by each component's conditional mean, whitened, and its
+    log-density's constant. feats: [x - c (0 in the gaps), 1] (m, D+1).
+
+    Whole-block passes (see the module docstring): Lambda_k (x - mu_k) of the rows as
+    filled, one batched product; each missing value's conditional mean less the fill,
+    -sum_j (Sigma_UU|O)_ij (Lambda (x - mu))_j over the row's gaps j, for every (gap i,
+    gap j) pair of a row at once (:func:`_corrections`); the completed rows (a copy, then
+    one indexed write) and their whitening, one batched product.
+    """
     m, width = feats.shape
     D = width - 1
     K = gf.whiten.shape[0]
     dev = feats.device
+    gaps = patterns(mask)
+    at = gf.cache.positions(mask, gaps.codes)  # (m,) each row's pattern in the cache
     # Lambda_k (x - mu_k) of the rows as filled: its gap entries give each conditional mean
     projected = torch.bmm(feats.expand(K, m, width), gf.project, out=ws.get("gap_projected", (K, m, D), dtype, dev))
+    residual = torch.index_select(projected.view(K, m * D), 1, gaps.rows * D + gaps.coords)  # (K, G)
+    fill = _corrections(gf.cache, gaps, at, residual)
     completed = ws.get("gap_completed", (K, m, width), dtype, dev)
     completed.copy_(feats.expand(K, m, width))
-    const = ws.get("gap_const", (K, m), dtype, dev)
-    groups = patterns(mask)
-    tables, positions, fills = [], [], []
-    flat_projected = projected.view(K, m * D)
-    flat_completed = completed.view(K, m * width)
-    for g in groups:
-        table, at = gf.cache.lookup(g)
-        const.index_copy_(1, g.rows, torch.index_select(table.const, 1, at))
-        # the gap entries of Lambda (x - mu), gathered by flat index: (K, m_u, u)
-        residual = torch.index_select(flat_projected, 1, (g.rows[:, None] * D + g.where).reshape(-1))
-        residual = residual.view(K, -1, g.u)
-        # the conditional mean less the fill: -Sigma_UU|O (Lambda (x - mu))_U, u x u per row
-        if g.u == 1:
-            fill = torch.index_select(table.cond.view(K, -1), 1, at)[:, :, None].mul_(residual).neg_()
-        else:
-            fill = torch.empty(K, g.rows.shape[0], g.u, dtype=dtype, device=dev)
-            step = max(1, _GATHER_BYTES // max(1, K * g.u * g.u * fill.element_size()))
-            for s in range(0, g.rows.shape[0], step):
-                per_row = torch.index_select(table.cond, 1, at[s : s + step])  # (K, r, u, u)
-                per_row.mul_(residual[:, s : s + step, None, :])
-                torch.sum(per_row, -1, out=fill[:, s : s + step]).neg_()
-        # the gaps held the centre (0): now each component's conditional mean
-        flat_completed.index_copy_(1, (g.rows[:, None] * width + g.where).reshape(-1), fill.reshape(K, -1))
-        tables.append(table)
-        positions.append(at)
-        fills.append(fill)
+    completed.view(K, m * width).index_copy_(1, gaps.rows * width + gaps.coords, fill)  # the gaps: the conditional means
+    const = torch.index_select(gf.cache.held("const"), 1, at)
     whitened = torch.bmm(completed, gf.whiten, out=ws.get("gap_whitened", (K, m, D), dtype, dev))
-    return GapBlock(feats, mask, whitened, const, groups, tables, positions, fills)
+    return GapBlock(feats, mask, whitened, const, gaps, fill, at)
+
+
+def _corrections(cache: PatternCache, gaps: Patterns, at: Tensor, residual: Tensor) -> Tensor:
+    """-Sigma_UU|O (Lambda (x - mu))_U of every row, flat: (K, G) from the residuals (K, G)
+    at the gaps. Gap e, the i-th of its row's u, pairs with the row's gaps j = 0..u-1:
+    fill_e = -sum_j cond[offset + i u + j] residual[first + j], one gather and one product
+    over the block's sum_n u_n^2 pairs, summed into place by one indexed add (in slices
+    of ``_PAIR_BYTES`` of products where rows miss many coordinates)."""
+    K, G = residual.shape
+    dev = residual.device
+    u = torch.index_select(gaps.count, 0, gaps.rows)  # (G,) each gap's row's count
+    first = torch.index_select(gaps.first, 0, gaps.rows)
+    gap = torch.arange(G, device=dev)
+    base = torch.index_select(cache.held("offset"), 0, torch.index_select(at, 0, gaps.rows)) + (gap - first) * u
+    ends = torch.cumsum(u, 0)
+    total = int(ends[-1]) if G else 0  # one host read per block
+    owner = torch.repeat_interleave(gap, u, output_size=total)  # each pair's gap
+    # pair t of gap e is its j = t - start_e: entry base_e + j, residual first_e + j
+    starts = ends - u
+    pair = torch.arange(total, device=dev)
+    from_cond = torch.index_select(base - starts, 0, owner).add_(pair)
+    from_residual = torch.index_select(first - starts, 0, owner).add_(pair)
+    fill = torch.zeros(K, G, dtype=residual.dtype, device=dev)
+    step = max(1, _PAIR_BYTES // (K * residual.element_size()))
+    for s in range(0, total, step):
+        part = slice(s, s + step)
+        products = torch.index_select(cache.held("cond"), 1, from_cond[part]).mul_(torch.index_select(residual, 1, from_residual[part]))
+        fill.index_add_(1, owner[part], products)
+    return fill.neg_()
 
 
 def log_joint(p: Prepared, gf: GapFactors, gb: GapBlock, log_w: Tensor) -> Tensor:
@@ -282,8 +400,10 @@ class GapMoments:
     raw (K, W): rw times the block's features (the observed part of the first moments,
     the counts; diagonal: also the squares and the observed mass); full and tied also
     fill (K, D) the conditional means' part of the first moments, second (K, D, D) the
-    whitened completed rows' Gram matrices, and per pattern table the responsibility mass
-    of its rows (K, P), which weighs its conditional covariances once, in :meth:`result`.
+    whitened completed rows' Gram matrices, and mass (K, P) the responsibility mass of
+    the rows of each pattern in the cache, which weighs its conditional covariance once,
+    in :meth:`result` (cond (K, D * D): those already weighed, where the cache serves
+    one block at a time).
     """
 
     def __init__(self, p: Prepared, gf: GapFactors, ws: Workspace) -> None:
@@ -295,7 +415,8 @@ class GapMoments:
         if not self.diag:
             self.fill = torch.zeros(K, D, **f64)
             self.second = torch.zeros(K, D, D, **f64)
-            self.mass: dict[int, tuple[Table, Tensor]] = {}  # id(table) -> (table, (K, P) mass)
+            self.mass = torch.zeros(K, 0, **f64)
+            self.cond = torch.zeros(K, D * D, **f64)
 
     def add(self, gb: GapBlock, rw: Tensor) -> None:
         """One block's gap rows and their weighted responsibilities rw (K, m). Consumes
@@ -305,19 +426,29 @@ class GapMoments:
             return
         K, D = self.fill.shape
         rw64 = rw.double()
-        for g, table, at, fill in zip(gb.groups, gb.tables, gb.positions, gb.fills):
-            r = torch.index_select(rw64, 1, g.rows)  # (K, m_u)
-            self.fill.index_add_(1, g.where.reshape(-1), (r[:, :, None] * fill).reshape(K, -1))
-            _, mass = self.mass.get(id(table), (table, None))
-            if mass is None or mass.shape[1] < table.size:
-                grown = torch.zeros(K, table.size, dtype=torch.float64, device=r.device)
-                if mass is not None:
-                    grown[:, : mass.shape[1]] = mass
-                mass = grown
-                self.mass[id(table)] = (table, mass)
-            mass.index_add_(1, at, r)
+        gaps, cache = gb.gaps, self.gf.cache
+        self.fill.index_add_(1, gaps.coords, torch.index_select(rw64, 1, gaps.rows).mul_(gb.fill))
+        P = self.mass.shape[1]
+        if P < cache.n_patterns:
+            P = max(2 * cache.n_patterns, 64)
+            grown = torch.zeros(K, P, dtype=torch.float64, device=rw.device)
+            grown[:, : self.mass.shape[1]] = self.mass
+            self.mass = grown
+        # the mass of each pattern's rows: one bincount over (component, pattern) pairs,
+        # several times faster than an indexed add along the (K, P) columns
+        pairs = (torch.arange(K, device=rw.device)[:, None] * P + gb.at).reshape(-1)
+        self.mass += torch.bincount(pairs, weights=rw64.reshape(-1), minlength=K * P).view(K, P)
+        if gaps.codes is None:  # the cache is this block's alone: weigh its covariances now
+            self._fold()
         y = gb.whitened.mul_(rw.sqrt()[:, :, None])
         self.second += gram_sums(y)
+
+    def _fold(self) -> None:
+        """cond += each pattern's conditional covariance times its rows' mass; mass = 0."""
+        cache = self.gf.cache
+        if cache.n_entries:
+            self.cond.index_add_(1, cache.target, cache.cond64 * self.mass[:, cache.owner])
+        self.mass.zero_()
 
     def result(self) -> GaussianStats:
         p = self.p
@@ -335,12 +466,9 @@ class GapMoments:
         sum_x = first - n_k[:, None] * shift_c
         u = self.gf.prec_chol64  # S_k = U_k^-T S^w_k U_k^-1, then the conditional covariances
         left = torch.linalg.solve_triangular(u.transpose(1, 2), self.second, upper=False)
-        sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False).contiguous()
-        cond = sum_xx.view(K, D * D)
-        for table, mass in self.mass.values():
-            P = mass.shape[1]
-            flat = (table.coords[:P, :, None] * D + table.coords[:P, None, :]).reshape(-1)
-            cond.index_add_(1, flat, (table.cond64[:, :P] * mass[:, :, None, None]).reshape(K, -1))
+        sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False)
+        self._fold()
+        sum_xx = sum_xx + self.cond.view(K, D, D)
         if p.kernel == "tied":  # the total scatter about the centre: x - c = (x - s_k) + (s_k - c)
             outer = shift_c[:, :, None] * sum_x[:, None, :]
             sum_xx = (sum_xx + outer + outer.transpose(1, 2)
@@ -359,20 +487,29 @@ def conditional_rows(gf: GapFactors, feats: Tensor, mask: Tensor, resp: Tensor, 
     resp (K, m): the posteriors given the observed values.
     """
     gb = complete(gf, feats, mask, dtype, ws)
-    K = gb.whitened.shape[0]
+    gaps, fill = gb.gaps, gb.fill.double()  # (K, G)
+    K = fill.shape[0]
     D = feats.shape[1] - 1
     out = feats[:, :D].double().clone()
-    if uniforms is not None:
-        cumulated = torch.cumsum(resp.double(), 0)
-        pick = (cumulated < uniforms.double()[None, :] * cumulated[-1:]).sum(0).clamp_(max=K - 1)  # (m,)
-    for g, table, at, fill in zip(gb.groups, gb.tables, gb.positions, gb.fills):
-        if uniforms is None:
-            value = (resp.double()[:, g.rows, None] * fill.double()).sum(0)  # (m_u, u)
-        else:
-            k = pick[g.rows]
-            chosen = fill.double()[k, torch.arange(g.rows.shape[0], device=k.device)]  # (m_u, u)
-            factor = torch.linalg.cholesky(table.cond64)[k, at]  # (m_u, u, u)
-            z = torch.gather(normals.double()[g.rows], 1, g.where)
-            value = chosen + (factor @ z[:, :, None])[:, :, 0]
-        out[g.rows[:, None], g.where] = value
+    resp = resp.double()
+    if uniforms is None:
+        out[gaps.rows, gaps.coords] = (torch.index_select(resp, 1, gaps.rows) * fill).sum(0)
+        return out
+    cumulated = torch.cumsum(resp, 0)
+    pick = (cumulated < uniforms.double()[None, :] * cumulated[-1:]).sum(0).clamp_(max=K - 1)  # (m,)
+    G = gaps.rows.shape[0]
+    chosen = fill[pick[gaps.rows], torch.arange(G, device=fill.device)]  # (G,)
+    cache = gf.cache
+    offset = cache.offset[gb.at]  # (m,)
+    for u in torch.unique(gaps.count).tolist():  # a draw needs each row's u x u factor
+        if u == 0:
+            continue
+        rows = torch.nonzero(gaps.count == u).reshape(-1)  # (m_u,)
+        entries = offset[rows][:, None] + torch.arange(u * u, device=rows.device)  # (m_u, u^2)
+        cond = cache.cond64[pick[rows][:, None], entries].reshape(-1, u, u)
+        factor = torch.linalg.cholesky(cond)  # (m_u, u, u)
+        at = gaps.first[rows][:, None] + torch.arange(u, device=rows.device)  # (m_u, u): the rows' gaps, flat
+        z = normals.double()[gaps.rows[at], gaps.coords[at]]
+        value = chosen[at] + (factor @ z[:, :, None])[:, :, 0]
+        out[gaps.rows[at], gaps.coords[at]] = value
     return out

@@ -357,6 +357,9 @@ class MixtureModel:
         top = None if top is None else torch.where(top > 0, top, torch.ones_like(top))
         relative = None if w is None else (w / top).to(kdt)
         neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
+        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
+        if gaps is not None and hasattr(comp, "expect_gaps"):  # e.g. factor every missing pattern at once
+            comp.expect_gaps(prep, gaps)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
             wb = None if w is None else relative[rows]
             blk = comp.block(prep, x[rows])
@@ -382,7 +385,6 @@ class MixtureModel:
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
         empty = 0
-        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
         if gaps is not None:  # a row with nothing observed explains nothing: never a seed
             blank = gaps.all(1)
             empty = int(blank.sum())
