@@ -26,7 +26,7 @@ def data(n: int, d: int, c: int, seed: int = 0):
     X = np.empty((n, d))
     for k in range(c):
         rows = y == k
-        scale = rng.normal(size=(d, d)) / np.sqrt(d) + np.eye(d)
+        scale = 0.5 * rng.normal(size=(d, d)) / np.sqrt(d) + np.eye(d)  # well conditioned: QDA checks the rank
         X[rows] = rng.normal(size=(int(rows.sum()), d)) @ scale + rng.normal(0, 1.5, d)
     return X, y
 
