@@ -447,7 +447,6 @@ class EllipsoidalFamily(_Family, Full):
         leaves lambda_k out of B_k in the orientation step (see the module docstring)."""
         n = n_k.sum()
         omega = torch.linalg.eigvalsh(w)[:, -1]
-        eye = torch.eye(w.shape[-1], dtype=w.dtype, device=w.device)
         if old is not None:
             orient = _common_orientation(old)
             b = torch.diagonal(orient.T @ old @ orient, dim1=-2, dim2=-1)
@@ -455,19 +454,22 @@ class EllipsoidalFamily(_Family, Full):
             orient = _common_orientation(w / n_k[:, None, None])
             b = None
         previous = math.inf
+        wo = w @ orient  # W_k D, kept from the shapes' step for the next round's first majorisation
         for _ in range(self.max_iter):
             if b is not None and _degenerate(b):
                 break
             if b is not None:
                 inv = 1.0 / b  # (K, D)
-                f = ((omega[:, None, None] * eye - w) @ orient * inv[:, None, :]).sum(0)
+                # sum_k (w_k I - W_k) D B_k^-1 = D diag(sum_k w_k / b_k) - sum_k W_k D B_k^-1
+                f = orient * (omega @ inv) - (wo * inv[:, None, :]).sum(0)
                 p, _, rt = torch.linalg.svd(f)
                 orient = p @ rt
                 m = inv.max(1).values
                 f = (w @ orient * (m[:, None] - inv)[:, None, :]).sum(0)
                 p, _, rt = torch.linalg.svd(f)
                 orient = p @ rt
-            proj = torch.diagonal(orient.T @ w @ orient, dim1=-2, dim2=-1)  # (K, D): diag(D^T W_k D)
+                wo = w @ orient
+            proj = (orient * wo).sum(-2)  # (K, D): diag(D^T W_k D)
             if equal_volume:
                 gm = torch.exp(_log_geomean(proj))
                 b = (gm.sum() / n) * proj / gm[:, None]
