@@ -323,6 +323,26 @@ def weighted_sums(rw: Tensor, feats: Tensor) -> Tensor:
     return total
 
 
+def batched_weighted_sums(rw: Tensor, rows: Tensor) -> Tensor:
+    """sum_n rw_kn rows_kn in float64: (K, n) and (K, n, W) -> (K, W), each component its
+    own rows (rows with gaps completed by each component's conditional mean). Float32
+    products over runs of ``_PARTIAL_ROWS`` rows, added in float64, as
+    :func:`weighted_sums`; float64 rows take one float64 product."""
+    K, n, W = rows.shape
+    if rows.dtype == torch.float64:
+        return torch.bmm(rw.to(torch.float64)[:, None, :], rows)[:, 0]
+    whole = n - n % _PARTIAL_ROWS
+    total = torch.zeros(K, W, dtype=torch.float64, device=rows.device)
+    if whole:
+        runs = whole // _PARTIAL_ROWS
+        a = rw[:, :whole].reshape(K * runs, 1, _PARTIAL_ROWS)
+        b = rows[:, :whole].reshape(K * runs, _PARTIAL_ROWS, W)  # a view when n is whole runs
+        total += torch.bmm(a, b).view(K, runs, W).sum(1, dtype=torch.float64)
+    if whole < n:
+        total += torch.bmm(rw[:, None, whole:], rows[:, whole:])[:, 0]
+    return total
+
+
 # Rows per float32 partial of the full-covariance second moments (one (D x D) Gram
 # product per component and run, added in float64). CPU blocks hold 2k-8k rows (one
 # or two runs: splitting them finer cost 30% of the Gram product); a GPU block holds
