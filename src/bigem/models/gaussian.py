@@ -673,12 +673,18 @@ class GaussianComponent:
         feats = block_features(p, x, self._ws)
         return Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
 
-    def expect_gaps(self, p: Prepared, mask: Tensor) -> None:
+    def expect_gaps(self, p: Prepared, mask: Tensor) -> Tensor | None:
         """The (n, D) missing mask of a chunk about to be read block by block: its missing
         patterns are factored now, in one batch (``gaussian_gaps.PatternCache.expect``),
-        rather than block by block as they turn up."""
-        if p.gaps is not None and p.kernel != "diag":
-            p.gaps.cache.expect(mask)
+        rather than block by block as they turn up. Returns the order in which to read
+        the rows (None: as they are): full and tied structures take the rows with no gap
+        first, then those that miss 1, 2, ... coordinates, so that most blocks hold rows
+        that all miss as many coordinates (one run of the gap kernels) or none (the usual
+        kernels); a stable sort of small integers, 1-2% of an iteration."""
+        if p.gaps is None or p.kernel == "diag":
+            return None
+        count = p.gaps.cache.expect(mask)
+        return torch.argsort(count.to(torch.uint8) if mask.shape[1] < 256 else count, stable=True)
 
     def _gapped(self, p: Prepared, x: Tensor, mask: Tensor) -> GappedBlock:
         # full (whitened) and diagonal structures: a complete row costs the gap kernels no

@@ -121,13 +121,14 @@ class PatternCache:
             self._table = torch.full((1 << D,), -1, dtype=torch.int64, device=self.precision64.device)
         return self._table
 
-    def expect(self, mask: Tensor) -> None:
+    def expect(self, mask: Tensor) -> Tensor:
         """Factor, in one batch per number of missing coordinates, every pattern of the
         (n, D) missing mask of a chunk about to be read block by block (with codes only:
-        beyond ``PACKED_FEATURES`` a block's patterns are its own)."""
-        codes = pack(mask)
+        beyond ``PACKED_FEATURES`` a block's patterns are its own). Returns each row's
+        number of gaps (n,), which comes with the codes."""
+        codes, count = pack(mask, counts=True)
         if codes is None:
-            return
+            return count
         if self.table is not None and codes.shape[0] >= self.table.shape[0] // 8:  # by counting, no sort
             seen = torch.bincount(codes, minlength=self.table.shape[0])
             seen[0] = 0  # rows with no gap
@@ -137,6 +138,7 @@ class PatternCache:
             new = codes[(codes > 0) & ~self._find(codes)[1]]
         if new.numel():
             self._add(unpack(new, mask.shape[1]), new)
+        return count
 
     def positions(self, mask: Tensor, codes: Tensor | None) -> Tensor:
         """Each row's pattern's position in the cache (m,), for a block's (m, D) missing
@@ -299,7 +301,8 @@ class GapBlock:
     feats: [x - c (0 in the gaps), 1] (m, D+1), or for diagonal structures
     [x - c, (x - c)^2 (0 in the gaps), observed mask, 1] (m, 3D+1); mask (m, D): True
     in the gaps; both in the block's row order. The rest only for full and tied
-    structures, whose kernels read the rows in another order, ``order`` (m,): the rows
+    structures, whose kernels read the rows in another order, ``order`` (m,; None where
+    the block is already in it): the rows
     with no gap first, then those that miss 1, 2, ... coordinates (``sizes``: how many
     rows miss u coordinates, u = 0..D), so that the rows that miss u coordinates are one
     run and their gaps one dense (u, rows) array. In that order: completed (K, m, D+1)
@@ -380,12 +383,14 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     dev = feats.device
     cache = gf.cache
     count = mask.sum(1)
-    order = torch.argsort(count, stable=True)  # no gap first, then by number of gaps
+    # no gap first, then by number of gaps (the mixture's E-step reads them so already)
+    ordered = bool((count[1:] >= count[:-1]).all())
+    order = None if ordered else torch.argsort(count.to(torch.uint8) if D < 256 else count, stable=True)
     sizes = torch.bincount(count, minlength=D + 1).tolist()  # one host read per block
     m0 = sizes[0]
     mg = m - m0
-    rows = torch.index_select(feats, 0, order, out=ws.get("gap_rows", (m, width), dtype, dev))
-    gapped = torch.index_select(mask, 0, order[m0:])
+    rows = feats if ordered else torch.index_select(feats, 0, order, out=ws.get("gap_rows", (m, width), dtype, dev))
+    gapped = mask[m0:] if ordered else torch.index_select(mask, 0, order[m0:])
     at = cache.positions(gapped, pack(gapped))  # (mg,) each row's pattern in the cache
     G = sum(u * n for u, n in enumerate(sizes))
     fill = torch.empty(K, G, dtype=dtype, device=dev)
@@ -399,17 +404,17 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
         offset = torch.index_select(cache.held("offset"), 0, at)  # each row's first entry in the cache
         target, cond = cache.held("target"), cache.held("cond")
         step = max(1, _PAIR_BYTES // (K * fill.element_size()))
+        count_up = torch.arange(max(D * D, m) + 1, device=dev)
         for u, run, gaps in gb.runs():
             first = offset[run.start - m0 : run.stop - m0]  # (n,)
             n = first.shape[0]
             # the row's gaps' coordinates: the first row of its conditional covariance's entries
-            j = torch.arange(u, device=dev)[:, None]
-            cu = torch.index_select(target, 0, (first + j).reshape(-1)).remainder_(D).view(u, n)
+            cu = torch.index_select(target, 0, (first + count_up[:u, None]).view(-1)).remainder_(D).view(u, n)
             gb.coords.append(cu)
-            local = torch.arange(run.start - m0, run.stop - m0, device=dev) * D
-            residual = torch.index_select(projected, 1, (local + cu).reshape(-1)).view(K, u, n)
+            local = count_up[run.start - m0 : run.stop - m0]
+            residual = torch.index_select(projected, 1, torch.add(cu, local, alpha=D).view(-1)).view(K, u, n)
             out = fill[:, gaps].view(K, u, n)
-            pairs = torch.arange(u * u, device=dev)[:, None]
+            pairs = count_up[: u * u, None]
             per = max(1, step // (u * u))  # rows per slice of the (K, u, u, rows) products
             for s in range(0, n, per):
                 part = slice(s, s + per)
@@ -420,7 +425,8 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
                     torch.sum(c.mul_(residual[:, None, :, part]), 2, out=out[:, :, part])
             out.neg_()
             # the gaps of the completed rows: their conditional means
-            completed[:, run].scatter_(2, cu.T.expand(K, n, u), out.transpose(1, 2))
+            at_gaps = torch.add(cu, count_up[:n], alpha=width).view(1, -1).expand(K, -1)
+            completed[:, run].view(K, n * width).scatter_(1, at_gaps, out.view(K, -1))
     const = ws.get("gap_const", (K, m), dtype, dev)
     const[:, :m0].zero_()
     const[:, m0:] = torch.index_select(cache.held("const"), 1, at)
@@ -437,6 +443,8 @@ def log_joint(p: Prepared, gf: GapFactors, gb: GapBlock, log_w: Tensor) -> Tenso
         q = (gf.quad @ gb.feats[:, : 3 * D].T).clamp_(min=0)
         return torch.addmm(log_w[:, None], gf.const, gb.feats[:, 2 * D : 3 * D].T).sub_(q, alpha=0.5)
     out = torch.linalg.vector_norm(gb.whitened, dim=-1).square_().mul_(-0.5).add_(top).add_(gb.const)
+    if gb.order is None:
+        return out
     back = torch.empty_like(gb.order).scatter_(0, gb.order, torch.arange(out.shape[1], device=out.device))
     return torch.index_select(out, 1, back)
 
@@ -484,7 +492,7 @@ class GapMoments:
             return
         K = rw.shape[0]
         cache = self.gf.cache
-        rw = torch.index_select(rw, 1, gb.order)  # the kernels' order
+        rw = rw if gb.order is None else torch.index_select(rw, 1, gb.order)  # the kernels' order
         self.raw += batched_weighted_sums(rw, gb.completed)  # the completed rows' first moments, n_k
         P = self.mass.shape[1]
         if P < cache.n_patterns:
@@ -549,16 +557,17 @@ def conditional_rows(gf: GapFactors, feats: Tensor, mask: Tensor, resp: Tensor, 
     K = fill.shape[0]
     D = feats.shape[1] - 1
     out = feats[:, :D].double().clone()
-    resp = torch.index_select(resp.double(), 1, gb.order)  # the kernels' order
+    order = torch.arange(feats.shape[0], device=feats.device) if gb.order is None else gb.order
+    resp = torch.index_select(resp.double(), 1, order)  # the kernels' order
     if uniforms is not None:
-        uniforms = torch.index_select(uniforms.double(), 0, gb.order)
+        uniforms = torch.index_select(uniforms.double(), 0, order)
         cumulated = torch.cumsum(resp, 0)
         pick = (cumulated < uniforms[None, :] * cumulated[-1:]).sum(0).clamp_(max=K - 1)  # (m,)
         offset = gf.cache.offset[gb.at]  # (m - m0,)
     m0 = gb.sizes[0]
     for (u, run, gaps), cu in zip(gb.runs(), gb.coords):
         n = run.stop - run.start
-        rows = gb.order[run].expand(u, n)  # (u, n) the block's rows of the run's gaps
+        rows = order[run].expand(u, n)  # (u, n) the block's rows of the run's gaps
         means = fill[:, gaps].view(K, u, n)
         if uniforms is None:  # sum_k r_k E[x_U | x_O, k]
             out[rows, cu] = (resp[:, None, run] * means).sum(0)
