@@ -95,6 +95,9 @@ class PatternCache:
         self.store: dict[str, Tensor] = {}
         self.sorted_codes = self.order = None
         self.per_block = False
+        D = precision64.shape[1]
+        cpu = precision64.device.type == "cpu"
+        self.bits = (2.0 ** torch.arange(D, dtype=torch.float32)) if cpu and D <= 24 else None  # see _codes
         self._table: Tensor | None = None
         D = precision64.shape[1]
         self._add(torch.zeros(1, D, dtype=torch.bool, device=precision64.device),
@@ -365,6 +368,16 @@ def centred_features(p: Prepared, x: Tensor, mask: Tensor, ws: Workspace) -> Ten
     return feats
 
 
+def _codes(mask: Tensor, cache: PatternCache) -> Tensor | None:
+    """``gaps.pack`` of a block's (m, D) mask, in the few operations a block can afford:
+    one conversion and one product with the cache's bits (float32, exact up to 24
+    features, on the CPU), else ``pack``."""
+    bits = cache.bits
+    if bits is None:
+        return pack(mask)
+    return torch.mv(mask.to(torch.float32), bits).to(torch.int64)
+
+
 def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws: Workspace) -> GapBlock:
     """Each row completed by each component's conditional mean, whitened, and its
     log-density's constant. feats: [x - c (0 in the gaps), 1] (m, D+1).
@@ -391,7 +404,7 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     mg = m - m0
     rows = feats if ordered else torch.index_select(feats, 0, order, out=ws.get("gap_rows", (m, width), dtype, dev))
     gapped = mask[m0:] if ordered else torch.index_select(mask, 0, order[m0:])
-    at = cache.positions(gapped, pack(gapped))  # (mg,) each row's pattern in the cache
+    at = cache.positions(gapped, _codes(gapped, cache))  # (mg,) each row's pattern in the cache
     G = sum(u * n for u, n in enumerate(sizes))
     fill = torch.empty(K, G, dtype=dtype, device=dev)
     completed = ws.get("gap_completed", (K, m, width), dtype, dev)

