@@ -18,11 +18,12 @@ a row with nothing observed has log-density 0 under every component (its posteri
 the prior), and the statistics stay additive. Blocks without a gap never reach this
 module: the components take their usual kernels, bit for bit.
 
-The Gaussian factors each missing pattern once and works on the gaps flat:
-:func:`patterns` lists a block's missing values one entry each (row, coordinate), with
-each row's pattern packed into an integer code (:func:`pack`), so that its kernels are a
-fixed number of whole-block operations whatever the number of patterns (every row its
-own pattern included); :func:`distinct` finds the patterns where they must be factored.
+The Gaussian factors each missing pattern once, named by its mask packed into an
+integer code (:func:`pack`; :func:`distinct` finds the patterns where they must be
+factored), and reads rows by their number of gaps, so that its kernels are a few
+whole-block operations per number of gaps whatever the number of patterns (every row its
+own pattern included). :func:`patterns` lists a block's missing values flat, one entry
+each (row, coordinate).
 """
 
 from __future__ import annotations

@@ -15,22 +15,28 @@ How it is computed, so that a row with gaps costs a small multiple of a complete
   in whole-block batched products: Lambda_k (x - mu_k) for every component (one product
   the size of the whitening), then, once each gap holds its conditional mean, the
   whitening, whose squared norms give the log-density and whose Gram matrices give the
-  second moments, exactly as for complete rows;
-* only the missing coordinates are corrected, flat, one entry per missing value
-  (``gaps.patterns``): each gets -sum_j (Sigma_UU|O)_ij (Lambda (x - mu))_j over the
-  row's u gaps, one gather, one product and one indexed sum over the block's
-  sum_n u_n^2 pairs, whatever the number of patterns;
-* everything per pattern (the Cholesky factor of Lambda_UU, its log-determinant, the
-  conditional covariance) is a u x u problem, factored once per E-step for every
-  pattern the chunk shows (:class:`PatternCache`), batched over the new patterns that
-  miss the same number of coordinates; the conditional covariances enter the second
-  moments once per pattern, weighed by the responsibility mass of its rows, not per row.
+  second moments, exactly as for complete rows; the completed rows' first moments and
+  counts are one more batched product;
+* only the missing coordinates are corrected, by number of gaps: a block's rows are
+  read by their number u of missing coordinates (the mixture's E-step reads a chunk's
+  rows so ordered: ``GaussianComponent.expect_gaps``, so that most blocks hold one run
+  of rows that all miss u coordinates, or no gap at all and take the usual kernels), and
+  each run is dense: its gaps' residuals (Lambda (x - mu))_U, (u, rows), and its rows'
+  Sigma_UU|O, (u, u, rows), one gather each, then -sum_j (Sigma_UU|O)_ij (Lambda (x -
+  mu))_j over the rows, u products, whatever the number of patterns;
+* everything per pattern (Lambda_UU's inverse, the conditional covariance, and its
+  log-determinant) is a u x u problem, solved once per E-step for every pattern the
+  chunk shows (:class:`PatternCache`), batched over the new patterns that miss the same
+  number of coordinates (by sweeps, a few whole-batch operations per pivot, up to
+  ``_SWEEP_MAX``); the conditional covariances enter the second moments once per
+  pattern, weighed by the responsibility mass of its rows, not per row.
 
-The number of operations per block is fixed (a loop over the numbers of missing
-coordinates runs only for patterns not met before, and the mixture's E-step factors a
-chunk's patterns before its blocks: ``GaussianComponent.expect_gaps``); so is the number
-of host reads, none of them per pattern. In a block with gaps, full and diagonal
-structures send its complete rows the same way (pattern 0: no correction), one pass.
+The number of operations per block is bounded by a few per number of missing
+coordinates in the block (a loop over the numbers of missing coordinates of new
+patterns runs only for patterns not met before, and the mixture's E-step factors a
+chunk's patterns before its blocks); so is the number of host reads, none of them per
+pattern. In a block with gaps, full and diagonal structures send its complete rows the
+same way (pattern 0: no correction), one pass.
 
 Diagonal structures need none of this: their coordinates are independent given the
 component, so a gap's term of the log-density is 0, its conditional mean is the mean
