@@ -402,10 +402,12 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     dev = feats.device
     cache = gf.cache
     count = mask.sum(1)
-    # no gap first, then by number of gaps (the mixture's E-step reads them so already)
-    ordered = bool((count[1:] >= count[:-1]).all())
+    # no gap first, then by number of gaps (the mixture's E-step reads them so already):
+    # how many rows miss u coordinates, and how many rows come before one that misses fewer
+    disorder = (count[1:] < count[:-1]).sum().reshape(1)
+    tally = torch.cat([torch.bincount(count, minlength=D + 1), disorder]).tolist()  # one host read per block
+    sizes, ordered = tally[:-1], tally[-1] == 0
     order = None if ordered else torch.argsort(count.to(torch.uint8) if D < 256 else count, stable=True)
-    sizes = torch.bincount(count, minlength=D + 1).tolist()  # one host read per block
     m0 = sizes[0]
     mg = m - m0
     rows = feats if ordered else torch.index_select(feats, 0, order, out=ws.get("gap_rows", (m, width), dtype, dev))
