@@ -95,3 +95,101 @@ def test_a_row_no_component_explains_is_raised_once_a_pass_with_its_row():
         model.objective(stats)
     with pytest.raises(NumericalError, match=r"row 4321 of X"):
         model.m_step(stats, params)
+
+
+# ---------------------------------------------------------------- inference
+# score, predict, predict_proba and score_samples read back what they must once a pass
+# (the totals; the outputs, in groups on a GPU), never once a chunk: the same count for
+# 6 chunks as for 60, and the same answers.
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_score_totals_read_back_once_a_pass(weighted):
+    model, params = _model_and_params("full")
+    x, w = _data(weighted)
+    settled, reads = [], []
+    for rows in (1000, 100):
+        chunks = _chunks(x, rows, w)
+        model.score_totals(params, chunks[0])
+        with counting_reads() as counts:
+            totals = tree_sum(model.score_totals(params, chunk) for chunk in chunks)
+        reads.append(counts["n"])
+        settled.append(totals.settled())
+    assert reads == [0, 0]
+    a, b = settled
+    assert a.loglik == pytest.approx(b.loglik, rel=1e-9) and a.weight == pytest.approx(b.weight, rel=1e-12)
+    assert a.rows == b.rows == N
+    # against the mixture density written out here
+    lp = _log_density(model, params, x)
+    expected = float(lp.sum()) if w is None else float(lp @ w)
+    assert a.loglik == pytest.approx(expected, rel=1e-6)
+
+
+def _log_density(model, params, x: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k N(x | mu_k, I): the unit covariances of _model_and_params."""
+    x64 = x.double()
+    means = params.component.means if hasattr(params.component, "means") else None
+    assert means is not None
+    sq = ((x64[:, None, :] - means[None]) ** 2).sum(-1)
+    log_n = -0.5 * sq - 0.5 * D * np.log(2 * np.pi)
+    return torch.logsumexp(log_n + params.weights.log()[None], 1)
+
+
+def _fitted(covariance_type="full"):
+    from bigem import GaussianMixture
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0] * D, [8.0] * D, [-8.0] + [8.0] * (D - 1)])
+    x = torch.from_numpy((centres[rng.integers(0, K, N)] + rng.normal(0, 1, (N, D))).astype(np.float32))
+    gm = GaussianMixture(K, covariance_type=covariance_type, random_state=0).fit(x)
+    return gm, x
+
+
+@pytest.mark.parametrize("method", ["score", "predict", "predict_proba", "score_samples"])
+def test_inference_reads_back_as_often_for_60_chunks_as_for_6(method):
+    gm, x = _fitted()
+    reads, answers = [], []
+    for rows in (1000, 100):
+        gm.set_params(chunk_size=rows)
+        getattr(gm, method)(x)  # the prepared parameters exist before counting
+        with counting_reads() as counts:
+            answers.append(getattr(gm, method)(x))
+        reads.append(counts["n"])
+    assert reads[0] == reads[1]
+    assert reads[0] <= 4
+    np.testing.assert_allclose(answers[0], answers[1], rtol=1e-6)
+
+
+def test_inference_outputs_agree_with_the_density_written_out():
+    from sklearn.mixture import GaussianMixture as SkGM
+
+    gm, x = _fitted()
+    gm.set_params(chunk_size=700)
+    sk = SkGM(K, covariance_type="full")
+    sk.weights_, sk.means_, sk.covariances_ = gm.weights_, gm.means_, gm.covariances_
+    sk.precisions_cholesky_ = gm.precisions_cholesky_
+    x64 = x.double().numpy()
+    np.testing.assert_allclose(gm.score_samples(x), sk.score_samples(x64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gm.predict_proba(x), sk.predict_proba(x64), atol=1e-4)
+    assert (gm.predict(x) == sk.predict(x64)).mean() > 0.999
+    assert gm.score(x) == pytest.approx(sk.score(x64), rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["score", "predict", "predict_proba", "score_samples"])
+def test_a_row_no_component_explains_is_raised_by_inference_with_its_row(method):
+    gm, x = _fitted()
+    gm.set_params(chunk_size=1000)
+    x = x.clone()
+    x[4321] = 1e30  # float32 log-densities of every component underflow to -inf
+    with pytest.raises(NumericalError, match=r"row 4321 of X has zero density under every component"):
+        getattr(gm, method)(x)
+
+
+def test_predictions_written_to_a_file_stop_at_a_row_no_component_explains(tmp_path):
+    gm, x = _fitted()
+    gm.set_params(chunk_size=1000)
+    x = x.clone()
+    x[4321] = 1e30
+    out = tmp_path / "labels.csv"
+    with pytest.raises(NumericalError, match=r"row 4321 of X"):
+        gm.predict(x, out=out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -585,7 +585,7 @@ class MixtureClassifier(EstimatorBase):
         if self._inference_settings().model == "EDDA":
             est = self.estimators_[0]
             log_w = np.log(est.weights_)
-            return np.concatenate([block.cpu().numpy() - log_w for block in est._log_joint_chunks(X, columns)])
+            return est._log_joint_rows(X, columns) - log_w
         return np.column_stack([est.score_samples(X, columns=columns) for est in self.estimators_])
 
     def predict_log_proba(self, X, *, columns=None) -> np.ndarray:

@@ -24,6 +24,7 @@ from .remote import is_url
 from .schema import Schema
 from .validate import (
     ColumnsSeen,
+    DeviceCheck,
     NonNumericDataError,
     SparseDataError,  # noqa: F401 (re-exported where code imported it from here)
     refuse_sparse,
@@ -541,19 +542,23 @@ def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_c
     NaN is a missing value and only infinities are refused; with ``every_column`` too, a
     column that no row observes is refused, by name. ``offer_fiml``: the error may name
     missing_values='fiml' (the estimator has it)."""
-    n_nan = n_inf = 0
-    first = None
     seen = ColumnsSeen(source.n_features) if gaps and every_column else None
+    pending = DeviceCheck(gaps)  # kept where the rows are, read back once (no wait per chunk on a GPU)
     for chunk in source.chunks():
-        found = check_values(chunk.x, chunk.row_start, gaps)
-        if found:
-            n_nan += found[0]
-            n_inf += found[1]
-            first = found[2] if first is None else first
+        pending.add(chunk.x)
         if seen is not None:
             seen.add(chunk.x)
-    if first is not None:
-        raise_not_finite(n_nan, n_inf, first, name, offer_fiml=offer_fiml)
+    if pending.any_bad():  # the error path: count them and find the first
+        n_nan = n_inf = 0
+        first = None
+        for chunk in source.chunks():
+            found = check_values(chunk.x, chunk.row_start, gaps)
+            if found:
+                n_nan += found[0]
+                n_inf += found[1]
+                first = found[2] if first is None else first
+        if first is not None:  # else finite values whose sum overflowed
+            raise_not_finite(n_nan, n_inf, first, name, offer_fiml=offer_fiml)
     if seen is not None:
         seen.check(source.feature_names, name)
 
