@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._core.chunking import host_budget
 from .._core.draws import row_draws
 from .._core.errors import (DataError, ModelFileError, ParameterError, SampleWeightWarning, UninformativeColumnWarning,
                             not_fitted_error)
@@ -62,7 +63,7 @@ EXECUTION = dict(
     device=_params.Device(),
     dtype=_params.Dtype(),
     chunk_size=_params.Optional(_params.Int(1, at_most=_params.MAX_ROWS)),
-    memory_budget=_params.Memory(),
+    memory_budget=_params.Memory(auto=True),
     cache_budget=_params.Memory(allow_zero=True),
     algorithm=_params.Choice(("em", "online")),
     batch_size=_params.Int(1, at_most=_params.MAX_ROWS),
@@ -110,9 +111,15 @@ _EXECUTION_DOC = """    random_state : int, RandomState, Generator or None, defa
         accumulated and stored in float64.
     chunk_size : int, default=None
         Rows per chunk; by default derived from ``memory_budget``.
-    memory_budget : int or str, default='256MB'
+    memory_budget : int, str or 'auto', default='auto'
         Memory for chunks in flight (bytes, or a string such as '1GB'): for files, the
-        chunk computing, the four decoded ahead of it and the reader's batch.
+        chunk computing, the four decoded ahead of it and the reader's batch. 'auto':
+        256MB of host memory, and on a CUDA device the chunks are also sized from the
+        GPU's free memory by measurement: the first pass of each kind (an
+        initialisation step, the E-step, scoring) runs once on probe rows, and the
+        device's peak allocation per row sets the chunk rows, so that the peak stays
+        within half the free memory. Chunking changes answers only by rounding; a
+        number (or ``chunk_size``) fixes the chunks whatever the free memory.
     cache_budget : int or str, default='1GB'
         Streamed data (files, Source objects) whose decoded size fits is kept in memory
         after the first pass, so later iterations read no file. 0 turns caching off.
@@ -303,7 +310,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     client=engine.client,
                     dtype=self._model(s).component.row_dtype,
                     device=s.device,
-                    memory_budget=s.memory_budget,
+                    memory_budget=host_budget(s.memory_budget),  # a worker's chunks: the host budget
                     chunk_size=s.chunk_size,
                     columns=columns,
                     sample_weight=sample_weight,
@@ -813,7 +820,9 @@ class _BaseMixture(EstimatorBase, ABC):
         (see :func:`first_unexplained`)."""
         model = self._model(s)
         params = self._in_source_coordinates(model, source, s)
-        for chunk in LocalEngine().stream(source):
+        engine = LocalEngine()
+        engine.size_chunks(lambda chunk: model.log_joint(params, chunk.x), source)
+        for chunk in engine.stream(source):
             log_joint = model.log_joint(params, chunk.x)
             bad = first_unexplained(torch.logsumexp(log_joint, 1), None, chunk.row_start)
             yield chunk, log_joint.double(), bad, log_joint.dtype
