@@ -44,7 +44,7 @@ def size_chunks(task, source) -> None:
     asks for it (``measure_chunks``) and this kind of task was not measured yet. Wrappers
     (``__wrapped__``: a progress counter) are seen through: the probe runs the task itself."""
     plan: MeasuredChunks | None = getattr(source, "measure_chunks", None)
-    if plan is None:
+    if plan is None or source.n_rows <= FIRST_PROBE_ROWS:  # a few rows: the chunk they are opened with
         return
     task = inspect.unwrap(task)
     key = task_key(task)
