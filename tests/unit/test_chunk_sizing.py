@@ -190,6 +190,11 @@ def test_auto_is_the_default_and_on_the_cpu_it_is_256mb():
     auto = GaussianMixture(2, random_state=0).fit(X)
     fixed = GaussianMixture(2, random_state=0, memory_budget="256MB").fit(X)
     assert GaussianMixture().get_params()["memory_budget"] == "auto"
+    from bigem.sources import open_source
+
+    opened = [open_source(np.zeros((10, D)), dtype=torch.float32, device=torch.device("cpu"), memory_budget=budget)
+              for budget in ("auto", 256 * 10**6)]
+    assert opened[0].chunk_rows == opened[1].chunk_rows and not hasattr(opened[0], "measure_chunks")
     np.testing.assert_array_equal(auto.means_, fixed.means_)
     assert auto.lower_bound_ == fixed.lower_bound_
 

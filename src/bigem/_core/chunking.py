@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 AUTO = "auto"  # the memory_budget that asks for measured chunks
-DEFAULT_HOST_BUDGET = 256 << 20  # bytes of chunks in flight in host memory under 'auto'
+DEFAULT_HOST_BUDGET = 256 * 10**6  # bytes of chunks in flight in host memory under 'auto' ('256MB', as before)
 
 
 def host_budget(memory_budget: int | str) -> int:
