@@ -193,3 +193,44 @@ def test_predictions_written_to_a_file_stop_at_a_row_no_component_explains(tmp_p
     with pytest.raises(NumericalError, match=r"row 4321 of X"):
         gm.predict(x, out=out)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_class_log_joints_are_each_classes_logsumexp():
+    from bigem.estimators._mixture import class_log_joint
+
+    rng = np.random.default_rng(7)
+    lj = torch.from_numpy(rng.normal(-50, 30, (500, 5)))
+    lj[3] = -torch.inf  # a row no component explains stays -inf
+    lj[4, :2] = -torch.inf  # a class none of whose components explains the row
+    lj[5] = torch.tensor([-1e4, -1e4 - 3, 0.0, -2.0, -1e4 - 1])  # a class far below the row's best
+    groups = torch.tensor([0, 0, 1, 1, 2])
+    expected = torch.stack([torch.logsumexp(lj[:, groups == c], 1) for c in range(3)], 1)
+    got = class_log_joint(lj, groups, 3)
+    finite = torch.isfinite(expected)
+    assert torch.equal(finite, torch.isfinite(got)) or bool((got[~finite] == -torch.inf).all())
+    torch.testing.assert_close(got[finite & (expected > -700)], expected[finite & (expected > -700)], rtol=1e-12,
+                               atol=1e-9)
+
+
+def test_semi_supervised_inference_reads_back_as_often_for_60_chunks_as_for_6():
+    from bigem import GaussianMixture
+
+    rng = np.random.default_rng(8)
+    centres = np.array([[0.0] * D, [8.0] * D, [-8.0] + [8.0] * (D - 1), [8.0] + [-8.0] * (D - 1)])
+    y = rng.integers(0, 4, N)
+    x = torch.from_numpy((centres[y] + rng.normal(0, 1, (N, D))).astype(np.float32))
+    labels = np.where(y < 2, 0, 1)  # two classes of two components each
+    labels[rng.random(N) < 0.5] = -1
+    gm = GaussianMixture(4, unlabeled_weight=1.0, random_state=0).fit(x, labels)
+    reads, answers = [], []
+    for rows in (1000, 100):
+        gm.set_params(chunk_size=rows)
+        gm.predict_proba(x)
+        with counting_reads() as counts:
+            answers.append((gm.predict(x), gm.predict_proba(x)))
+        reads.append(counts["n"])
+    assert reads[0] == reads[1]
+    assert set(np.unique(answers[0][0])) <= {0, 1} and answers[0][1].shape == (N, 2)
+    np.testing.assert_array_equal(answers[0][0], answers[0][1].argmax(1))
+    np.testing.assert_allclose(answers[0][1].sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(answers[0][0], answers[1][0])

@@ -821,7 +821,7 @@ class _BaseMixture(EstimatorBase, ABC):
         model = self._model(s)
         params = self._in_source_coordinates(model, source, s)
         engine = LocalEngine()
-        engine.size_chunks(lambda chunk: model.log_joint(params, chunk.x), source)
+        engine.size_chunks(lambda chunk: _posteriors(model.log_joint(params, chunk.x).double()), source)
         for chunk in engine.stream(source):
             log_joint = model.log_joint(params, chunk.x)
             bad = first_unexplained(torch.logsumexp(log_joint, 1), None, chunk.row_start)
@@ -837,6 +837,7 @@ class _BaseMixture(EstimatorBase, ABC):
         source, s = self._inference_source(X, columns)
         groups = self._groups()
         n_classes = None if groups is None else len(self.classes_)
+        groups = None if groups is None else groups.to(s.device)  # once a pass, not once a chunk
         rows, unexplained, dtype = HostRows(), -1, s.dtype
         for _, block, bad, dtype in self._log_joint_blocks(source, s):
             rows.add(block if what == "log_joint" else per_row_tensors(block, (what,), groups, n_classes)[what])
@@ -1261,6 +1262,12 @@ def _plain_label(value) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _posteriors(log_joint: torch.Tensor) -> torch.Tensor:
+    """What a chunk's per-row outputs hold at most beside its float64 log-joints (their
+    posteriors): the pass over a GPU's chunks is sized by it (``engines.sizing``)."""
+    return torch.exp(log_joint - torch.logsumexp(log_joint, 1, keepdim=True))
+
+
 def per_row_tensors(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None,
                     n_classes: int | None = None) -> dict[str, torch.Tensor]:
     """Per-row outputs from (n, K) float64 log-joints, on their device: 'label' (the most
@@ -1289,10 +1296,15 @@ def per_row(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None
 
 
 def class_log_joint(log_joint: torch.Tensor, groups: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """log p(x, class c) = logsumexp over c's components of log w_k + log p_k(x): (n, K) -> (n, C)."""
+    """log p(x, class c) = logsumexp over c's components of log w_k + log p_k(x): (n, K) -> (n, C).
+    One index_add over the components (``groups`` on log_joint's device), shifted by each
+    row's largest term: no boolean indexing, which would read a GPU's mask back to the host."""
     if int(groups.shape[0]) == n_classes:
         return log_joint
-    return torch.stack([torch.logsumexp(log_joint[:, groups == c], 1) for c in range(n_classes)], 1)
+    top = log_joint.amax(1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    sums = log_joint.new_zeros(log_joint.shape[0], n_classes).index_add_(1, groups, torch.exp(log_joint - top))
+    return torch.log(sums) + top
 
 
 def _missing(s) -> str | None:
