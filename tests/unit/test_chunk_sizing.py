@@ -202,19 +202,3 @@ def test_auto_is_the_default_and_on_the_cpu_it_is_256mb():
 def test_a_bad_memory_budget_names_auto():
     with pytest.raises(ParameterError, match=r"a string like '256MB' or '2GiB', or 'auto'\. Got 'automatic' instead"):
         GaussianMixture(memory_budget="automatic").fit(np.zeros((10, 2)))
-
-
-def test_random_responsibilities_do_not_depend_on_the_chunking():
-    """Measured chunks follow the free memory, so nothing but rounding may follow them:
-    the random start's responsibilities are drawn per row, not per chunk."""
-    from bigem._core.types import Chunk
-    from bigem.em.init import LabelledResponsibilities, RandomResponsibilities
-
-    x = torch.zeros(10_000, 2, dtype=torch.float64)
-    labels = torch.from_numpy(np.random.default_rng(0).integers(-1, 2, 10_000))
-    for draw in (RandomResponsibilities(5, 3), LabelledResponsibilities(5, torch.tensor([0, 1, 1]))):
-        whole = draw(Chunk(x, None, 0, None, labels))
-        for rows in (1000, 777, 4096):
-            parts = torch.cat([draw(Chunk(x[s : s + rows], None, s, None, labels[s : s + rows]))
-                               for s in range(0, 10_000, rows)])
-            assert torch.equal(parts, whole)

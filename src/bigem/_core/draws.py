@@ -23,18 +23,3 @@ def row_draws(seed: int, start: int, n: int, width: int) -> tuple[Tensor, Tensor
         normals.append(torch.randn(TILE, width, dtype=torch.float64, generator=g))
     lo = start - first * TILE
     return torch.cat(uniforms)[lo : lo + n], torch.cat(normals)[lo : lo + n]
-
-
-def row_uniforms(seed: int, start: int, n: int, width: int) -> Tensor:
-    """For rows start..start+n-1: ``width`` uniforms in [0, 1) each, (n, width) float64 on
-    the CPU, fixed per row whatever the chunking (tiles of :data:`TILE` rows, each from a
-    generator seeded by (seed, tile))."""
-    if n == 0:
-        return torch.empty(0, width, dtype=torch.float64)
-    first, last = start // TILE, (start + n - 1) // TILE
-    tiles = []
-    for t in range(first, last + 1):
-        g = torch.Generator().manual_seed((seed * 1_000_003 + t) % (2**63 - 1))
-        tiles.append(torch.rand(TILE, width, dtype=torch.float64, generator=g))
-    lo = start - first * TILE
-    return torch.cat(tiles)[lo : lo + n]
