@@ -520,7 +520,7 @@ class _BaseHMM(EstimatorBase, ABC):
         s = self._inference_settings()
         with _inference_engine(s) as engine:
             params, source = self._batches(X, lengths, s, where, engine)
-            totals = engine.reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
+            totals = engine.reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source).settled()
         self._warn_impossible(totals.impossible, totals.first_impossible, stacklevel=4)
         score = -math.inf if totals.impossible else float(totals.loglik)
         return score, sum(self._free_scalars(s).values()), source.n_rows

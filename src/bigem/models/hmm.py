@@ -118,11 +118,23 @@ class HMMStats:
 @dataclass(frozen=True, slots=True)
 class HMMScore:
     """Additive totals that score sequences: the log-likelihood of the possible ones,
-    and how many are impossible (-inf) with the first of them (-1: none)."""
+    and how many are impossible (-inf) with the first of them (-1: none). A batch's are
+    tensors on its device, so a pass over a GPU reads nothing back per batch;
+    :meth:`settled` reads them once."""
 
-    loglik: float
-    impossible: int = counted()
-    first_impossible: int = least()
+    loglik: Tensor | float
+    impossible: Tensor | int = counted()
+    first_impossible: Tensor | int = least()
+
+    def settled(self) -> HMMScore:
+        """The totals as Python numbers (one read-back)."""
+        values = [self.loglik, self.impossible, self.first_impossible]
+        tensors = [v for v in values if isinstance(v, Tensor)]
+        if tensors:
+            device = tensors[0].device
+            read = iter(torch.stack([v.to(device, torch.float64).reshape(()) for v in tensors]).tolist())
+            values = [next(read) if isinstance(v, Tensor) else v for v in values]
+        return HMMScore(float(values[0]), int(values[1]), int(values[2]))
 
 
 # ---------------------------------------------------------------------------- layout
@@ -874,10 +886,9 @@ class HMMModel:
     def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
         """One batch's :class:`HMMScore` (forward-backward without transition counts)."""
         loglik = self.posteriors(params, chunk, need_trans=False).loglik
-        ok = torch.isfinite(loglik)
-        bad = torch.nonzero(~ok).reshape(-1)
-        first = int(bad[0]) + chunk.seq_start if bad.numel() else -1
-        return HMMScore(float(loglik[ok].sum()), int(bad.numel()), first)
+        bad = ~torch.isfinite(loglik)
+        first = torch.where(bad.any(), bad.to(torch.uint8).argmax() + chunk.seq_start, -1)  # argmax: the first
+        return HMMScore(torch.where(bad, torch.zeros_like(loglik), loglik).sum(), bad.sum(), first)
 
     def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         with _blas_one_thread(chunk.x.device):
