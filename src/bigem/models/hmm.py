@@ -278,7 +278,7 @@ def forward_backward(
     else:
         eb = lanes.pack(log_b, out=_WS.get("eb", (N, K), dtype, device))
     shift = eb.amax(1)  # (N,) packed order
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    shift = torch.nan_to_num_(shift, nan=0.0, posinf=0.0, neginf=0.0)  # a row with no finite emission: 0
     eb.sub_(shift[:, None]).exp_()  # the best state's emission is exactly 1
     with _single_thread(device):
         pre, end, boundary = _chain(lanes, eb, pi, A)
@@ -580,9 +580,30 @@ def _transition_counts(lanes: Lanes, alpha: Tensor, w: Tensor, boundary: Tensor,
             [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
         ) if len(lanes.counts) > 1 else torch.zeros(0, dtype=torch.int64)
         prev, nxt = alpha[prev_rows.to(alpha.device)], w[S:]
-    acc = matmul(prev.T, nxt).double() if prev.shape[0] else torch.zeros_like(A, dtype=torch.float64)
+    acc = _cross_sums(prev, nxt) if prev.shape[0] else torch.zeros_like(A, dtype=torch.float64)
     acc += (boundary.T @ w[:S]).double()
     return A.double() * acc
+
+
+# Rows per partial product of :func:`_cross_sums` on the CPU: both operands' runs stay
+# in cache while BLAS packs them.
+_CROSS_ROWS = 8192
+
+
+def _cross_sums(a: Tensor, b: Tensor) -> Tensor:
+    """a^T b in float64 for (n, K) a and b. On the CPU, partial products over runs of
+    ``_CROSS_ROWS`` rows added in float64: one product over every row had OpenBLAS pack
+    both long operands through memory, 3.4 against 1.0 ms per 250k rows (K=8, float64,
+    one thread); float32 partials are also added in float64. Elsewhere one product."""
+    if a.device.type != "cpu" or a.dtype != b.dtype or a.dtype not in (torch.float32, torch.float64):
+        return matmul(a.T, b).double()
+    an, bn = a.numpy(), b.numpy()
+    total = np.zeros((an.shape[1], bn.shape[1]), dtype=np.float64)
+    part = np.empty_like(total, dtype=an.dtype)
+    for i in range(0, an.shape[0], _CROSS_ROWS):
+        np.matmul(an[i : i + _CROSS_ROWS].T, bn[i : i + _CROSS_ROWS], out=part)
+        total += part
+    return torch.from_numpy(total)
 
 
 def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans,
