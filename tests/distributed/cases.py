@@ -160,6 +160,40 @@ case(_hmm_case("diag"))
 case(_hmm_case("full"))
 
 
+def _variational_gaussian(covariance_type):
+    def run(engine: str) -> dict:
+        from bigem import VariationalGaussianHMM
+
+        X, lengths = sequences()
+        with _quiet():
+            model = VariationalGaussianHMM(3, covariance_type=covariance_type, n_iter=8, tol=-np.inf, random_state=0,
+                                           engine=engine).fit(X, lengths)
+        return dict(startprob=model.startprob_posterior_, transmat=model.transmat_posterior_,
+                    means=model.means_posterior_, beta=model.beta_posterior_, dof=np.asarray(model.dof_posterior_),
+                    scale=model.scale_posterior_, covars=model.covars_, history=np.asarray(model.monitor_.history))
+
+    run.__name__ = f"vhmm_{covariance_type}"
+    return run
+
+
+case(_variational_gaussian("diag"))
+case(_variational_gaussian("full"))
+
+
+@case
+def vhmm_categorical(engine: str) -> dict:
+    """Symbols of the sequences' states (their first feature, cut into four bins)."""
+    from bigem import VariationalCategoricalHMM
+
+    X, lengths = sequences(5)
+    symbols = np.digitize(X[:, :1], [-2.0, 0.0, 2.0])
+    with _quiet():
+        model = VariationalCategoricalHMM(3, n_iter=8, tol=-np.inf, random_state=0, engine=engine).fit(symbols, lengths)
+    return dict(startprob=model.startprob_posterior_, transmat=model.transmat_posterior_,
+                emission=model.emissionprob_posterior_, emissionprob=model.emissionprob_,
+                history=np.asarray(model.monitor_.history))
+
+
 @case
 def hmm_parquet(engine: str) -> dict:
     """Sequences told apart by an id column of Parquet files whose row groups (41 rows) cut

@@ -35,7 +35,9 @@ def torch_cuda_devices() -> int:
 EQUAL = [f"gmm_{ct}" for ct in COV_TYPES] + ["gmm_npy", "gmm_parquet", "gmm_one_row_group", "gmm_restarts",
                                                "hmm_diag", "hmm_full", "hmm_parquet", "select", "mixed_labelled",
                                                "bayesian_parquet"]
-THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet"]
+VARIATIONAL = ["vhmm_diag", "vhmm_full", "vhmm_categorical"]
+EQUAL += VARIATIONAL
+THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet", "vhmm_full"]
 
 
 def _group(tmp_path_factory, n: int, names: list[str]) -> str:
@@ -103,7 +105,7 @@ def _assert_same_everywhere(results: list[dict], keys=None) -> None:
 def test_two_processes_fit_what_one_fits(two, name, tmp_path, monkeypatch):
     """Every covariance type, .npy row ranges, Parquet row groups with a weight column, a
     process without rows, restarts in lockstep with SQUAREM, GaussianHMM (in memory and
-    from Parquet with sequence ids), select: equal to the local fit to 1e-8 in float64,
+    from Parquet with sequence ids), the variational HMMs, select: equal to the local fit to 1e-8 in float64,
     and the very same bits on every process."""
     results = _results(two, name)
     _assert_same_everywhere(results)
@@ -116,6 +118,15 @@ def test_three_processes_cut_the_rows_elsewhere_and_fit_the_same(three, name, tm
     assert len(results) == 3
     _assert_same_everywhere(results)
     _assert_close(results[0], _local(name, tmp_path, monkeypatch))
+
+
+@pytest.mark.parametrize("name", VARIATIONAL)
+def test_the_variational_bound_never_falls_in_a_group(two, name):
+    """Coordinate ascent on the bound summed over the processes' sequences: it rises every
+    iteration (beyond rounding), as one process's does."""
+    history = _results(two, name)[0]["history"]
+    assert len(history) == 8
+    assert (np.diff(history) > -1e-10 * np.abs(history[1:])).all()
 
 
 GPU_CASES = ["gmm_full", "gmm_npy", "gmm_parquet"]

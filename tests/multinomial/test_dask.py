@@ -15,7 +15,7 @@ distributed = pytest.importorskip("distributed")
 from bigem import MultinomialMixture  # noqa: E402
 from bigem._core.errors import DataError, ParameterError  # noqa: E402
 
-# one start for every engine (random responsibilities are drawn per chunk, and chunks differ)
+# one given start, so these tests check the engines and not the initialisation
 START = np.random.default_rng(5).dirichlet(np.ones(60), size=3)
 KW = dict(n_components=3, random_state=0, dtype="float64", max_iter=30, tol=1e-8, probabilities_init=START)
 
@@ -107,3 +107,17 @@ def test_semi_supervised_on_the_cluster_equals_the_local_fit(client, documents):
         there = MultinomialMixture(**kw, client=client).fit(data, labels)
         _same(here, there)
         np.testing.assert_array_equal(there.classes_, [0, 1, 2])
+
+
+@pytest.mark.filterwarnings("ignore::bigem._core.errors.ComponentReseededWarning", "ignore::bigem._core.errors.ConvergenceWarning")
+def test_random_starts_do_not_depend_on_the_chunking(client, documents):
+    """init_params="random" and Nigam's start with two components per class draw each
+    row's numbers from (seed, row), so the cluster's partitions give the local fit (a
+    class's spare component collapses and is re-seeded the same way in both)."""
+    X, z = documents[0], documents[1]
+    y = np.where(np.random.default_rng(1).random(len(z)) < 0.2, z, -1)
+    for kw, labels in [(dict(init_params="random"), None), (dict(n_components=6, unlabeled_weight=0.3), y)]:
+        kw = dict(n_components=3, random_state=4, dtype="float64", max_iter=20, tol=0.0) | kw
+        here = MultinomialMixture(**kw).fit(sp.csr_matrix(X), labels)
+        there = MultinomialMixture(**kw, client=client).fit(da.from_array(X, chunks=(137, -1)), labels)
+        _same(here, there)

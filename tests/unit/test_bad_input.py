@@ -497,12 +497,12 @@ def test_bad_memory_budget(budget, rng):
     with pytest.raises(
         ParameterError,
         match=r"^The 'memory_budget' parameter of GaussianMixture must be a positive number of bytes or a string "
-        rf"like '256MB' or '2GiB'\. Got {re.escape(repr(budget))} instead\.$",
+        rf"like '256MB' or '2GiB', or 'auto'\. Got {re.escape(repr(budget))} instead\.$",
     ):
         GaussianMixture(memory_budget=budget).fit(_X(rng))
 
 
-@pytest.mark.parametrize("budget", ["1.5GiB", "64kb", " 2 MB ", 4096])
+@pytest.mark.parametrize("budget", ["1.5GiB", "64kb", " 2 MB ", 4096, "auto"])
 def test_memory_budget_spellings_are_accepted(budget, rng):
     assert GaussianMixture(memory_budget=budget, random_state=0).fit(_X(rng)).n_features_in_ == 2
 

@@ -122,3 +122,64 @@ def test_a_nan_streamed_to_the_gpu_is_found_at_the_end_of_the_pass_with_its_row(
     source = _open(str(tmp_path / "nan.npy"), 400)
     with pytest.raises(DataError, match=r"contains NaN\. \(1 NaN; first at row 3333\)"):
         LocalEngine().reduce(_e_step(), source)
+
+
+# ---------------------------------------------------------------- measured chunks, inference
+
+def test_auto_chunks_are_measured_and_keep_the_e_steps_peak_within_the_budget():
+    """memory_budget='auto' on the GPU: the chunk rows come from the E-step's measured
+    peak; a chunk of those rows peaks within the budget, and the statistics agree with
+    fixed chunks to rounding."""
+    from bigem.engines import sizing
+
+    rng = np.random.default_rng(4)
+    X = torch.from_numpy(rng.normal(0, 3, (2_000_000, D)).astype(np.float32)).to(CUDA)
+    source = open_source(X, dtype=torch.float32, device=CUDA, memory_budget="auto")
+    plan = source.measure_chunks
+    plan.fraction = (64 << 20) / sizing.available_bytes(CUDA)  # a 64 MB budget: several chunks
+    budget = plan.fraction * sizing.available_bytes(CUDA)
+    task = _e_step()
+    stats = LocalEngine().reduce(task, source)
+    rows = source.chunk_rows
+    assert sizing.MIN_ROWS <= rows < X.shape[0] and len(plan.rows) == 1
+    chunk = next(iter(source.chunks()))
+    assert chunk.n_rows == rows
+    before = torch.cuda.memory_allocated(CUDA)
+    torch.cuda.reset_peak_memory_stats(CUDA)
+    task(chunk)
+    assert torch.cuda.max_memory_allocated(CUDA) - before <= budget
+    fixed = LocalEngine().reduce(task, open_source(X, dtype=torch.float32, device=CUDA, memory_budget="256MB"))
+    assert float(stats.loglik) == pytest.approx(float(fixed.loglik), rel=1e-6)
+
+
+def test_auto_fit_equals_a_fit_with_fixed_chunks_to_rounding():
+    from bigem import GaussianMixture
+
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(0, 1, (300_000, D)), rng.normal(5, 1, (300_000, D))])
+    kw = dict(max_iter=20, random_state=0, dtype="float64", device="cuda")
+    auto = GaussianMixture(2, **kw).fit(X)
+    fixed = GaussianMixture(2, chunk_size=70_000, **kw).fit(X)
+    np.testing.assert_allclose(auto.means_, fixed.means_, rtol=1e-9, atol=1e-9)
+    assert auto.lower_bound_ == pytest.approx(fixed.lower_bound_, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["score", "predict", "predict_proba", "score_samples"])
+def test_inference_synchronises_no_more_for_60_chunks_than_for_6(method):
+    """Scores stay on the device until the pass ends; per-row outputs come back in groups
+    (engines.readback), not once a chunk."""
+    from bigem import GaussianMixture
+
+    rng = np.random.default_rng(6)
+    X = torch.from_numpy(rng.normal(0, 3, (6000, D)).astype(np.float32)).to(CUDA)
+    gm = GaussianMixture(K, max_iter=5, tol=0, random_state=0, device="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+    counts, answers = [], []
+    for rows in (1000, 100):
+        gm.set_params(chunk_size=rows)
+        getattr(gm, method)(X)
+        counts.append(_syncs(lambda: answers.append(getattr(gm, method)(X))))
+    assert counts[1] == counts[0]
+    np.testing.assert_allclose(answers[0], answers[1], rtol=1e-5)

@@ -71,6 +71,22 @@ def test_dask_fit_equals_local_fit(client, data, covariance_type, chunks):
     assert local.converged_ and dist.converged_
 
 
+def test_clone_and_cross_validation_share_the_client(client, data):
+    """scikit-learn's clone deep-copies parameters, and a Client cannot be copied: the
+    clone shares it, so cross_val_score runs each fold on the cluster, as local folds."""
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    est = GaussianMixture(3, client=client, engine="dask", random_state=0, dtype="float64", reg_covar=1e-5)
+    twin = clone(est)
+    assert twin.client is client and twin is not est
+    assert {k: v for k, v in twin.get_params().items() if k != "client"} == {
+        k: v for k, v in est.get_params().items() if k != "client"}
+    there = cross_val_score(est, data, cv=3)
+    here = cross_val_score(GaussianMixture(3, random_state=0, dtype="float64", reg_covar=1e-5), data, cv=3)
+    np.testing.assert_allclose(there, here, rtol=1e-9)
+
+
 def test_float32_dask_fit_equals_local_fit(client, data):
     kw = dict(n_components=3, random_state=0, max_iter=30)
     local = GaussianMixture(**kw).fit(data)

@@ -171,6 +171,19 @@ def test_same_seed_same_result_bit_for_bit_and_seed_matters():
         assert a.lower_bound_ == b.lower_bound_
 
 
+def test_random_start_is_the_same_whatever_the_chunk_size():
+    """'random' draws each row's responsibilities from (seed, row): chunks of 37 rows, of
+    4096 and one chunk give the same start, so the same fit (to summation order)."""
+    X, _, _ = make_blobs(5, n_per=3000, d=3)
+    fits = [GaussianMixture(3, init_params="random", random_state=7, max_iter=0, dtype="float64", chunk_size=c).fit(X)
+            for c in (37, 4096, len(X))]
+    for other in fits[1:]:
+        np.testing.assert_allclose(other.means_, fits[0].means_, rtol=1e-12)
+        np.testing.assert_allclose(other.covariances_, fits[0].covariances_, rtol=1e-12)
+    another = GaussianMixture(3, init_params="random", random_state=8, max_iter=0, dtype="float64").fit(X)
+    assert not np.allclose(another.means_, fits[0].means_)
+
+
 def test_warm_start_continues_from_the_previous_solution():
     X, _, _ = make_blobs(6, n_per=150, d=2)
     gm = GaussianMixture(3, warm_start=True, max_iter=2, random_state=0, dtype="float64")

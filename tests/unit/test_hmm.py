@@ -64,6 +64,21 @@ def test_scaled_segmented_forward_backward_equals_log_space_reference(segment, d
     np.testing.assert_allclose(got.start.numpy(), ref.start.numpy(), atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_transition_cross_sums_over_runs_of_rows_equal_one_float64_product(dtype):
+    """The transition counts' a^T b is summed over runs of rows (several runs and a
+    ragged tail here): the same as one product in float64, to rounding."""
+    from bigem.models.hmm import _CROSS_ROWS, _cross_sums
+
+    g = torch.Generator().manual_seed(0)
+    n = 3 * _CROSS_ROWS + 123
+    a, b = torch.rand(n, 4, generator=g, dtype=torch.float64), torch.rand(n, 5, generator=g, dtype=torch.float64)
+    got = _cross_sums(a.to(dtype), b.to(dtype))
+    assert got.dtype == torch.float64 and got.shape == (4, 5)
+    want = a.to(dtype).double().T @ b.to(dtype).double()
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-13 if dtype == torch.float64 else 1e-5)
+
+
 def test_segments_really_cut_long_sequences():
     lanes = make_lanes(np.array([1000, 10]), torch.device("cpu"), segment=100)
     assert lanes.n_lanes == 11 and lanes.chain.shape == (1, 10)

@@ -20,7 +20,8 @@ da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, MultinomialHMM, PoissonHMM  # noqa: E402
+from bigem import (GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, MultinomialHMM, PoissonHMM,  # noqa: E402
+                   VariationalCategoricalHMM, VariationalGaussianHMM)
 from bigem._core.errors import DataError  # noqa: E402
 
 LENGTHS = [120, 1, 199, 80, 150, 250]  # 800 rows; one sequence of a single row
@@ -73,6 +74,9 @@ def _multinomial(lengths=LENGTHS, seed: int = 0) -> np.ndarray:
 
 
 F64 = dict(n_iter=12, tol=-np.inf, random_state=0, dtype="float64")
+VARIATIONAL_GAUSSIAN = ("startprob_posterior_", "transmat_posterior_", "means_posterior_", "beta_posterior_",
+                        "dof_posterior_", "scale_posterior_", "means_prior_", "startprob_", "transmat_", "means_",
+                        "covars_")
 CASES = {
     "gaussian-full": (lambda **kw: GaussianHMM(3, covariance_type="full", **F64, **kw), _gaussian,
                       ("startprob_", "transmat_", "means_", "covars_")),
@@ -83,6 +87,14 @@ CASES = {
     "gmm": (lambda **kw: GMMHMM(2, n_mix=2, **F64, **kw), _gaussian, ("transmat_", "weights_", "means_", "covars_")),
     "multinomial": (lambda **kw: MultinomialHMM(3, n_trials=5, **F64, **kw), _multinomial,
                     ("startprob_", "transmat_", "emissionprob_")),
+    # variational Bayes: the same statistics, summed the same way; posteriors and the bound from the sum
+    "variational-gaussian-full": (lambda **kw: VariationalGaussianHMM(3, covariance_type="full", **F64, **kw),
+                                  _gaussian, VARIATIONAL_GAUSSIAN),
+    "variational-gaussian-diag": (lambda **kw: VariationalGaussianHMM(3, covariance_type="diag", **F64, **kw),
+                                  _gaussian, VARIATIONAL_GAUSSIAN),
+    "variational-categorical": (lambda **kw: VariationalCategoricalHMM(3, **F64, **kw), _symbols,
+                                ("startprob_posterior_", "transmat_posterior_", "emissionprob_posterior_",
+                                 "emissionprob_prior_", "startprob_", "transmat_", "emissionprob_")),
 }
 
 
@@ -102,8 +114,9 @@ def test_dask_fit_and_inference_equal_the_local_engine(client, case):
     local = make().fit(X, LENGTHS)
     dist = make(engine="dask", client=client).fit(X, LENGTHS)
     _assert_same_fit(dist, local, fitted)
-    history = np.asarray(local.monitor_.history)  # Baum-Welch: the likelihood never falls (beyond rounding)
-    assert (np.diff(history) > -1e-10 * np.abs(history[1:])).all()
+    # Baum-Welch: the likelihood never falls (beyond rounding); variational Bayes: nor does its lower bound
+    for history in (np.asarray(local.monitor_.history), np.asarray(dist.monitor_.history)):
+        assert len(history) == 12 and (np.diff(history) > -1e-10 * np.abs(history[1:])).all()
     assert dist.score(X, LENGTHS) == pytest.approx(local.score(X, LENGTHS), rel=1e-10)
     np.testing.assert_allclose(dist.predict_proba(X, LENGTHS), local.predict_proba(X, LENGTHS), atol=1e-10)
     lp, path = dist.decode(X, LENGTHS)
@@ -213,9 +226,10 @@ class _Stop(Exception):
     pass
 
 
-def test_a_checkpointed_dask_fit_resumes_to_the_uninterrupted_answer(client, tmp_path):
+@pytest.mark.parametrize("case", ["gaussian-full", "variational-gaussian-full"])
+def test_a_checkpointed_dask_fit_resumes_to_the_uninterrupted_answer(client, tmp_path, case):
     X = da.from_array(_gaussian(), chunks=(200, 2))
-    make, _, fitted = CASES["gaussian-full"]
+    make, _, fitted = CASES[case]
     whole = make(engine="dask", client=client).fit(X, LENGTHS)
     ck = tmp_path / "fit.ckpt"
 
@@ -234,10 +248,11 @@ def test_a_checkpointed_dask_fit_resumes_to_the_uninterrupted_answer(client, tmp
     _assert_same_fit(resumed, whole, fitted, rtol=1e-12)
 
 
-def test_a_worker_killed_mid_fit_changes_nothing():
-    X = np.concatenate([_gaussian(seed=s) for s in range(4)])  # 3200 rows: four partitions of whole sequences
+@pytest.mark.parametrize("case", ["gaussian-full", "variational-categorical"])
+def test_a_worker_killed_mid_fit_changes_nothing(case):
+    make, data, fitted = CASES[case]
+    X = np.concatenate([data(seed=s) for s in range(4)])  # 3200 rows: four partitions of whole sequences
     lengths = LENGTHS * 4
-    make, _, fitted = CASES["gaussian-full"]
     local = make().fit(X, lengths)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=50) as cluster, distributed.Client(cluster, set_as_default=False) as c:
@@ -250,7 +265,8 @@ def test_a_worker_killed_mid_fit_changes_nothing():
                 os.kill(pids[victim], signal.SIGKILL)
                 killed.append(victim)
 
-        dist = make(engine="dask", client=c).fit(da.from_array(X, chunks=(800, 2)), lengths, callback=callback)
+        dist = make(engine="dask", client=c).fit(da.from_array(X, chunks=(800, X.shape[1])), lengths,
+                                                 callback=callback)
         assert killed
         with pytest.raises(ProcessLookupError):
             os.kill(pids[victim], 0)

@@ -95,3 +95,142 @@ def test_a_row_no_component_explains_is_raised_once_a_pass_with_its_row():
         model.objective(stats)
     with pytest.raises(NumericalError, match=r"row 4321 of X"):
         model.m_step(stats, params)
+
+
+# ---------------------------------------------------------------- inference
+# score, predict, predict_proba and score_samples read back what they must once a pass
+# (the totals; the outputs, in groups on a GPU), never once a chunk: the same count for
+# 6 chunks as for 60, and the same answers.
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_score_totals_read_back_once_a_pass(weighted):
+    model, params = _model_and_params("full")
+    x, w = _data(weighted)
+    settled, reads = [], []
+    for rows in (1000, 100):
+        chunks = _chunks(x, rows, w)
+        model.score_totals(params, chunks[0])
+        with counting_reads() as counts:
+            totals = tree_sum(model.score_totals(params, chunk) for chunk in chunks)
+        reads.append(counts["n"])
+        settled.append(totals.settled())
+    assert reads == [0, 0]
+    a, b = settled
+    assert a.loglik == pytest.approx(b.loglik, rel=1e-9) and a.weight == pytest.approx(b.weight, rel=1e-12)
+    assert a.rows == b.rows == N
+    # against the mixture density written out here
+    lp = _log_density(model, params, x)
+    expected = float(lp.sum()) if w is None else float(lp @ w)
+    assert a.loglik == pytest.approx(expected, rel=1e-6)
+
+
+def _log_density(model, params, x: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k N(x | mu_k, I): the unit covariances of _model_and_params."""
+    x64 = x.double()
+    means = params.component.means if hasattr(params.component, "means") else None
+    assert means is not None
+    sq = ((x64[:, None, :] - means[None]) ** 2).sum(-1)
+    log_n = -0.5 * sq - 0.5 * D * np.log(2 * np.pi)
+    return torch.logsumexp(log_n + params.weights.log()[None], 1)
+
+
+def _fitted(covariance_type="full"):
+    from bigem import GaussianMixture
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0] * D, [8.0] * D, [-8.0] + [8.0] * (D - 1)])
+    x = torch.from_numpy((centres[rng.integers(0, K, N)] + rng.normal(0, 1, (N, D))).astype(np.float32))
+    gm = GaussianMixture(K, covariance_type=covariance_type, random_state=0).fit(x)
+    return gm, x
+
+
+@pytest.mark.parametrize("method", ["score", "predict", "predict_proba", "score_samples"])
+def test_inference_reads_back_as_often_for_60_chunks_as_for_6(method):
+    gm, x = _fitted()
+    reads, answers = [], []
+    for rows in (1000, 100):
+        gm.set_params(chunk_size=rows)
+        getattr(gm, method)(x)  # the prepared parameters exist before counting
+        with counting_reads() as counts:
+            answers.append(getattr(gm, method)(x))
+        reads.append(counts["n"])
+    assert reads[0] == reads[1]
+    assert reads[0] <= 4
+    np.testing.assert_allclose(answers[0], answers[1], rtol=1e-6)
+
+
+def test_inference_outputs_agree_with_scikit_learns():
+    SkGM = pytest.importorskip("sklearn.mixture").GaussianMixture
+
+    gm, x = _fitted()
+    gm.set_params(chunk_size=700)
+    sk = SkGM(K, covariance_type="full")
+    sk.weights_, sk.means_, sk.covariances_ = gm.weights_, gm.means_, gm.covariances_
+    sk.precisions_cholesky_ = gm.precisions_cholesky_
+    x64 = x.double().numpy()
+    np.testing.assert_allclose(gm.score_samples(x), sk.score_samples(x64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gm.predict_proba(x), sk.predict_proba(x64), atol=1e-4)
+    assert (gm.predict(x) == sk.predict(x64)).mean() > 0.999
+    assert gm.score(x) == pytest.approx(sk.score(x64), rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["score", "predict", "predict_proba", "score_samples"])
+def test_a_row_no_component_explains_is_raised_by_inference_with_its_row(method):
+    gm, x = _fitted()
+    gm.set_params(chunk_size=1000)
+    x = x.clone()
+    x[4321] = 1e30  # float32 log-densities of every component underflow to -inf
+    with pytest.raises(NumericalError, match=r"row 4321 of X has zero density under every component"):
+        getattr(gm, method)(x)
+
+
+def test_predictions_written_to_a_file_stop_at_a_row_no_component_explains(tmp_path):
+    gm, x = _fitted()
+    gm.set_params(chunk_size=1000)
+    x = x.clone()
+    x[4321] = 1e30
+    out = tmp_path / "labels.csv"
+    with pytest.raises(NumericalError, match=r"row 4321 of X"):
+        gm.predict(x, out=out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_class_log_joints_are_each_classes_logsumexp():
+    from bigem.estimators._mixture import class_log_joint
+
+    rng = np.random.default_rng(7)
+    lj = torch.from_numpy(rng.normal(-50, 30, (500, 5)))
+    lj[3] = -torch.inf  # a row no component explains stays -inf
+    lj[4, :2] = -torch.inf  # a class none of whose components explains the row
+    lj[5] = torch.tensor([-1e4, -1e4 - 3, 0.0, -2.0, -1e4 - 1])  # a class far below the row's best
+    groups = torch.tensor([0, 0, 1, 1, 2])
+    expected = torch.stack([torch.logsumexp(lj[:, groups == c], 1) for c in range(3)], 1)
+    got = class_log_joint(lj, groups, 3)
+    finite = torch.isfinite(expected)
+    assert torch.equal(finite, torch.isfinite(got)) or bool((got[~finite] == -torch.inf).all())
+    torch.testing.assert_close(got[finite & (expected > -700)], expected[finite & (expected > -700)], rtol=1e-12,
+                               atol=1e-9)
+
+
+def test_semi_supervised_inference_reads_back_as_often_for_60_chunks_as_for_6():
+    from bigem import GaussianMixture
+
+    rng = np.random.default_rng(8)
+    centres = np.array([[0.0] * D, [8.0] * D, [-8.0] + [8.0] * (D - 1), [8.0] + [-8.0] * (D - 1)])
+    y = rng.integers(0, 4, N)
+    x = torch.from_numpy((centres[y] + rng.normal(0, 1, (N, D))).astype(np.float32))
+    labels = np.where(y < 2, 0, 1)  # two classes of two components each
+    labels[rng.random(N) < 0.5] = -1
+    gm = GaussianMixture(4, unlabeled_weight=1.0, random_state=0).fit(x, labels)
+    reads, answers = [], []
+    for rows in (1000, 100):
+        gm.set_params(chunk_size=rows)
+        gm.predict_proba(x)
+        with counting_reads() as counts:
+            answers.append((gm.predict(x), gm.predict_proba(x)))
+        reads.append(counts["n"])
+    assert reads[0] == reads[1]
+    assert set(np.unique(answers[0][0])) <= {0, 1} and answers[0][1].shape == (N, 2)
+    np.testing.assert_array_equal(answers[0][0], answers[0][1].argmax(1))
+    np.testing.assert_allclose(answers[0][1].sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(answers[0][0], answers[1][0])

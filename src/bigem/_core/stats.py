@@ -86,7 +86,7 @@ def same(a: object, b: object) -> bool:
     return bool(a == b)
 
 
-def _least(a: int | Tensor, b: int | Tensor) -> int | Tensor:
+def least_of(a: int | Tensor, b: int | Tensor) -> int | Tensor:
     """The smaller of two indices that are >= 0, or -1 when neither is; tensors stay
     tensors (no read-back)."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
@@ -121,7 +121,7 @@ def additive(cls: type) -> type:
                     )
                 values[name] = a
             elif how == "least":
-                values[name] = _least(a, b)
+                values[name] = least_of(a, b)
             elif how == "max":
                 values[name] = torch.maximum(a, b.to(a.device))
             else:

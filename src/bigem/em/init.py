@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._core.draws import row_uniforms
 from .._core.errors import DataError
 from .._core.numerics import squared_distances
 from .._core.protocols import Engine, Task
@@ -220,8 +221,9 @@ def from_centres(model: Any, engine: Engine, source: Source, centres: Tensor) ->
 def from_random_responsibilities(model: Any, engine: Engine, source: Source, seed: int) -> Any:
     """scikit-learn's 'random': uniform random responsibilities per row, then an M-step.
 
-    Each chunk draws from a generator seeded by (seed, first row), so the result is
-    reproducible and independent of threads; it depends on the chunking.
+    Each row's draws are fixed by (seed, row) (:func:`row_uniforms`), so the result is
+    reproducible and the same however the rows are split into chunks, files, partitions
+    or ranks.
     """
     return from_given_responsibilities(model, engine, source, RandomResponsibilities(seed, model.n_components))
 
@@ -274,8 +276,7 @@ class RandomResponsibilities:
     n_components: int
 
     def __call__(self, chunk: Chunk) -> Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + chunk.row_start)
-        r = torch.rand(chunk.n_rows, self.n_components, generator=g, dtype=torch.float64)
+        r = row_uniforms(self.seed, chunk.row_start, chunk.n_rows, self.n_components)
         r = r.to(device=chunk.x.device, dtype=chunk.x.dtype)
         return r / r.sum(1, keepdim=True)
 
@@ -285,15 +286,15 @@ class LabelledResponsibilities:
     """Responsibilities from class labels (semi-supervised EM's start, Nigam et al. 2000): a
     labelled row's are random over its class's components (``classes``: each component's
     class; one-hot when the class has one), an unlabelled row's are 0, so the first M-step
-    reads the labelled rows alone. Seeded by (seed, first row), as RandomResponsibilities."""
+    reads the labelled rows alone. Each row's draws are fixed by (seed, row), as
+    RandomResponsibilities'."""
 
     seed: int
     classes: Tensor
 
     def __call__(self, chunk: Chunk) -> Tensor:
         K = int(self.classes.shape[0])
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + chunk.row_start)
-        r = torch.rand(chunk.n_rows, K, generator=g, dtype=torch.float64) + 0.5
+        r = row_uniforms(self.seed, chunk.row_start, chunk.n_rows, K) + 0.5
         label = torch.full((chunk.n_rows,), -1, dtype=torch.int64) if chunk.label is None else chunk.label.cpu()
         r = r * (self.classes[None, :] == label[:, None])
         total = r.sum(1, keepdim=True)

@@ -14,6 +14,7 @@ import torch
 from .._core.batches import minibatches
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk, Source
+from .sizing import size_chunks
 
 S = TypeVar("S")
 
@@ -154,7 +155,9 @@ class LocalEngine(OneProcess):
     about max(I/O, compute) rather than their sum. The fold is sequential and in row
     order, so results do not depend on timing. :meth:`reduce` computes beside a
     decoding source on one thread fewer (:func:`sharing_cores`); callers that loop over
-    :meth:`stream` themselves can do the same.
+    :meth:`stream` themselves can do the same. A source that asks for measured chunks
+    (memory_budget='auto' on a GPU) is sized before the first pass of each kind of task
+    (:mod:`.sizing`).
     """
 
     def __init__(self, prefetch: bool = True, read_ahead: int = READ_AHEAD) -> None:
@@ -175,15 +178,24 @@ class LocalEngine(OneProcess):
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bigem-prefetch") as pool:
             yield from _prefetched(iter(source.chunks()), pool, self.read_ahead, feed)
 
+    def size_chunks(self, task: Callable[[Chunk], object], source: Source) -> None:
+        """Size the source's chunks for ``task`` where it asks for measured ones
+        (memory_budget='auto' on a GPU: see :mod:`.sizing`); :meth:`map` and
+        :meth:`reduce` do it themselves, a caller that loops over :meth:`stream` calls it
+        first."""
+        size_chunks(task, source)
+
     def map(self, task: Callable[[Chunk], S], source: Source) -> list[S]:
         """``task(chunk)`` of every chunk of the source, in row order (per-row outputs of
         inference, which do not add up)."""
+        size_chunks(task, source)
         with sharing_cores(source), closing(self.stream(source)) as chunks:
             return [task(chunk) for chunk in chunks]
 
     def reduce(self, task: Callable[[Chunk], S], source: Source) -> S:
         """The sum of ``task(chunk)`` over the source's chunks, in row order (a
         :class:`~bigem._core.protocols.Task`, or any callable of a chunk)."""
+        size_chunks(task, source)
         total = None
         # without prefetch too, so that serial and overlapped runs compute alike;
         # closing: an error in fn stops the reads at once

@@ -144,6 +144,16 @@ class EstimatorBase:
             shown.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
+    def __sklearn_clone__(self):
+        """scikit-learn's ``clone`` (an unfitted copy with the same parameters), except
+        that a Dask ``client`` is shared, not deep-copied: a connection cannot be copied,
+        and ``GridSearchCV`` or ``cross_val_score`` of an estimator on a cluster clones it."""
+        from sklearn.base import clone
+
+        params = {name: value if name == "client" else clone(value, safe=False)
+                  for name, value in self.get_params(deep=False).items()}
+        return type(self)(**params)
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_params_")
 

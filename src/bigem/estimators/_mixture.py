@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._core.chunking import host_budget
 from .._core.draws import row_draws
 from .._core.errors import (DataError, ModelFileError, ParameterError, SampleWeightWarning, UninformativeColumnWarning,
                             not_fitted_error)
@@ -33,9 +34,11 @@ from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, online_step, run_online
 from ..em.init import LabelledResponsibilities, from_given_responsibilities, sample_rows
 from ..engines import LocalEngine
+from ..engines.readback import HostRows
 from ..engines.distributed import process_device
 from ..models.components import log_prob
-from ..models.mixture import MixtureModel, MixtureParams, ScoreTotals, check_explained
+from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_explained, check_unexplained, first_of,
+                              first_unexplained)
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
@@ -60,7 +63,7 @@ EXECUTION = dict(
     device=_params.Device(),
     dtype=_params.Dtype(),
     chunk_size=_params.Optional(_params.Int(1, at_most=_params.MAX_ROWS)),
-    memory_budget=_params.Memory(),
+    memory_budget=_params.Memory(auto=True),
     cache_budget=_params.Memory(allow_zero=True),
     algorithm=_params.Choice(("em", "online")),
     batch_size=_params.Int(1, at_most=_params.MAX_ROWS),
@@ -108,9 +111,15 @@ _EXECUTION_DOC = """    random_state : int, RandomState, Generator or None, defa
         accumulated and stored in float64.
     chunk_size : int, default=None
         Rows per chunk; by default derived from ``memory_budget``.
-    memory_budget : int or str, default='256MB'
+    memory_budget : int, str or 'auto', default='auto'
         Memory for chunks in flight (bytes, or a string such as '1GB'): for files, the
-        chunk computing, the four decoded ahead of it and the reader's batch.
+        chunk computing, the four decoded ahead of it and the reader's batch. 'auto':
+        256MB of host memory, and on a CUDA device the chunks are also sized from the
+        GPU's free memory by measurement: the first pass of each kind (an
+        initialisation step, the E-step, scoring) runs once on probe rows, and the
+        device's peak allocation per row sets the chunk rows, so that the peak stays
+        within half the free memory. Chunking changes answers only by rounding; a
+        number (or ``chunk_size``) fixes the chunks whatever the free memory.
     cache_budget : int or str, default='1GB'
         Streamed data (files, Source objects) whose decoded size fits is kept in memory
         after the first pass, so later iterations read no file. 0 turns caching off.
@@ -301,7 +310,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     client=engine.client,
                     dtype=self._model(s).component.row_dtype,
                     device=s.device,
-                    memory_budget=s.memory_budget,
+                    memory_budget=host_budget(s.memory_budget),  # a worker's chunks: the host budget
                     chunk_size=s.chunk_size,
                     columns=columns,
                     sample_weight=sample_weight,
@@ -805,20 +814,40 @@ class _BaseMixture(EstimatorBase, ABC):
             )
 
     def _log_joint_blocks(self, source: Source, s):
-        """(chunk, (n, K) float64 log w_k + log p_k(x)) over the source, in row order."""
+        """(chunk, (n, K) float64 log w_k + log p_k(x), the first row of the chunk that no
+        component explains as a 0-d tensor, -1 for none) over the source, in row order.
+        Nothing is read back to the host here: the caller checks the rows when it reads
+        (see :func:`first_unexplained`)."""
         model = self._model(s)
         params = self._in_source_coordinates(model, source, s)
-        for chunk in LocalEngine().stream(source):
+        engine = LocalEngine()
+        engine.size_chunks(lambda chunk: _posteriors(model.log_joint(params, chunk.x).double()), source)
+        for chunk in engine.stream(source):
             log_joint = model.log_joint(params, chunk.x)
-            check_explained(torch.logsumexp(log_joint, 1), None, chunk.row_start)
-            yield chunk, log_joint.double()
+            bad = first_unexplained(torch.logsumexp(log_joint, 1), None, chunk.row_start)
+            yield chunk, log_joint.double(), bad, log_joint.dtype
 
-    def _log_joint_chunks(self, X, columns=None):
-        """(n, K) float64 log-joints of X's rows in order, a chunk at a time (Dask input
-        takes :meth:`_lazy` instead)."""
+    def _per_row_tensors(self, X, what: str, columns=None) -> np.ndarray:
+        """One of :func:`per_row_tensors`' outputs for every row of X, as a numpy array.
+
+        On a GPU the chunks' outputs stay on the device and come back in groups of about
+        ``READ_BACK_BYTES`` (:class:`HostRows`), and whether a row is unexplained is read
+        once at the end: no chunk waits for the host. ('label' after a semi-supervised
+        fit: the class codes, mapped to the labels by the caller.)"""
         source, s = self._inference_source(X, columns)
-        for _, block in self._log_joint_blocks(source, s):
-            yield block
+        groups = self._groups()
+        n_classes = None if groups is None else len(self.classes_)
+        groups = None if groups is None else groups.to(s.device)  # once a pass, not once a chunk
+        rows, unexplained, dtype = HostRows(), -1, s.dtype
+        for _, block, bad, dtype in self._log_joint_blocks(source, s):
+            rows.add(block if what == "log_joint" else per_row_tensors(block, (what,), groups, n_classes)[what])
+            unexplained = first_of(unexplained, bad)
+        check_unexplained(unexplained, dtype)
+        return rows.result()
+
+    def _log_joint_rows(self, X, columns=None) -> np.ndarray:
+        """(n, K) float64 log-joints of X's rows (Dask input takes :meth:`_lazy` instead)."""
+        return self._per_row_tensors(X, "log_joint", columns)
 
     def write_predictions(self, X, out, *, outputs=("label",), id_column=None, columns=None) -> str:
         """Stream per-row outputs of X to a .parquet, .csv or .npy file; returns its path.
@@ -842,7 +871,10 @@ class _BaseMixture(EstimatorBase, ABC):
         source, s = self._inference_source(X, columns, keep)
         groups, classes = self._groups(), getattr(self, "classes_", None)
         with Sink(path, source.n_rows) as sink:
-            for chunk, block in self._log_joint_blocks(source, s):
+            for chunk, block, bad, dtype in self._log_joint_blocks(source, s):
+                # writing reads each chunk's rows to the host anyway, so its check costs no
+                # extra wait; a bad row stops the write at once, and the sink leaves no file
+                check_unexplained(bad, dtype)
                 cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
                 cols.update(per_row(block, outputs, groups, classes))
                 sink.write(cols)
@@ -925,12 +957,12 @@ class _BaseMixture(EstimatorBase, ABC):
                 source, _ = self._inference_source(X, columns, sample_weight=sample_weight, settings=s)
                 model = self._model(s)
                 totals = engine.reduce(Task(model, "score_totals", (self._in_source_coordinates(model, source, s),)),
-                                       source)
+                                       source).settled()
         else:
             source, s = self._inference_source(X, columns, sample_weight=sample_weight)
             model = self._model(s)
             task = Task(model, "score_totals", (self._in_source_coordinates(model, source, s),))
-            totals = LocalEngine().reduce(task, source)
+            totals = LocalEngine().reduce(task, source).settled()  # read back once, not once a chunk
         if not totals.weight > 0:
             raise DataError("sample_weight sums to zero over X: give at least one row a positive weight")
         return totals
@@ -963,8 +995,9 @@ class _BaseMixture(EstimatorBase, ABC):
             return self._lazy(X, what, columns)
         if out is not None:
             return self.write_predictions(X, out, outputs=(what,), id_column=id_column, columns=columns)
-        groups, classes = self._groups(), getattr(self, "classes_", None)
-        return np.concatenate([per_row(block, (what,), groups, classes)[what] for block in self._log_joint_chunks(X, columns)])
+        values = self._per_row_tensors(X, what, columns)
+        classes = getattr(self, "classes_", None)
+        return values if what != "label" or classes is None else np.asarray(classes)[values]
 
     def _impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
         """X with every gap filled (``GaussianMixture.impute``, which documents it)."""
@@ -1229,28 +1262,49 @@ def _plain_label(value) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def per_row(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None, classes=None) -> dict[str, np.ndarray]:
-    """Per-row outputs from (n, K) float64 log-joints: 'label', 'proba', 'log_density'.
-    After a semi-supervised fit (``groups``: each component's class; ``classes``: the
-    labels), 'label' is the most likely class's label and 'proba' the classes' posteriors."""
+def _posteriors(log_joint: torch.Tensor) -> torch.Tensor:
+    """What a chunk's per-row outputs hold at most beside its float64 log-joints (their
+    posteriors): the pass over a GPU's chunks is sized by it (``engines.sizing``)."""
+    return torch.exp(log_joint - torch.logsumexp(log_joint, 1, keepdim=True))
+
+
+def per_row_tensors(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None,
+                    n_classes: int | None = None) -> dict[str, torch.Tensor]:
+    """Per-row outputs from (n, K) float64 log-joints, on their device: 'label' (the most
+    likely component, or class code after a semi-supervised fit: ``groups`` gives each
+    component's class), 'proba' (the components' or classes' posteriors), 'log_density'."""
     norm = torch.logsumexp(log_joint, 1)
-    joint = log_joint if groups is None else class_log_joint(log_joint, groups.to(log_joint.device), len(classes))
+    joint = log_joint if groups is None else class_log_joint(log_joint, groups.to(log_joint.device), n_classes)
     out = {}
     if "label" in outputs:
-        best = joint.argmax(1).cpu().numpy()
-        out["label"] = best if classes is None else np.asarray(classes)[best]
+        out["label"] = joint.argmax(1)
     if "proba" in outputs:
-        out["proba"] = torch.exp(joint - norm[:, None]).cpu().numpy()
+        out["proba"] = torch.exp(joint - norm[:, None])
     if "log_density" in outputs:
-        out["log_density"] = norm.cpu().numpy()
+        out["log_density"] = norm
+    return out
+
+
+def per_row(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None, classes=None) -> dict[str, np.ndarray]:
+    """:func:`per_row_tensors` as numpy arrays, 'label' as the classes' labels after a
+    semi-supervised fit (``classes``)."""
+    out = {k: v.cpu().numpy() for k, v in
+           per_row_tensors(log_joint, outputs, groups, None if classes is None else len(classes)).items()}
+    if "label" in out and classes is not None:
+        out["label"] = np.asarray(classes)[out["label"]]
     return out
 
 
 def class_log_joint(log_joint: torch.Tensor, groups: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """log p(x, class c) = logsumexp over c's components of log w_k + log p_k(x): (n, K) -> (n, C)."""
+    """log p(x, class c) = logsumexp over c's components of log w_k + log p_k(x): (n, K) -> (n, C).
+    One index_add over the components (``groups`` on log_joint's device), shifted by each
+    row's largest term: no boolean indexing, which would read a GPU's mask back to the host."""
     if int(groups.shape[0]) == n_classes:
         return log_joint
-    return torch.stack([torch.logsumexp(log_joint[:, groups == c], 1) for c in range(n_classes)], 1)
+    top = log_joint.amax(1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    sums = log_joint.new_zeros(log_joint.shape[0], n_classes).index_add_(1, groups, torch.exp(log_joint - top))
+    return torch.log(sums) + top
 
 
 def _missing(s) -> str | None:
@@ -1272,7 +1326,7 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
     if schema is not None:
         schema.check(x, 0, "X (one partition; rows counted from its start)")
     if what == "totals":
-        t = model.score_totals(params, Chunk(x, w, 0))
+        t = model.score_totals(params, Chunk(x, w, 0)).settled()
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)

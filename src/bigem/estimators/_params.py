@@ -128,12 +128,16 @@ class Truthy(Constraint):
 
 @dataclass(frozen=True)
 class Memory(Constraint):
-    """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``)."""
+    """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``);
+    with ``auto`` also 'auto' (kept as the string: measured chunks, see ``_core.chunking``)."""
 
     allow_zero: bool = False
+    auto: bool = False
 
     def check(self, value, name, owner):
-        return parse_memory_budget(value, owner, name, self.allow_zero)
+        if self.auto and value == "auto":
+            return value
+        return parse_memory_budget(value, owner, name, self.allow_zero, self.auto)
 
 
 class Device(Constraint):
@@ -253,7 +257,8 @@ def check_stopping(values: dict, owner: str) -> None:
         )
 
 
-def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", allow_zero: bool = False) -> int:
+def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", allow_zero: bool = False,
+                        auto: bool = False) -> int:
     """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (value > 0 or allow_zero and value == 0):
         return int(value)
@@ -265,7 +270,8 @@ def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", 
             if unit in _UNITS and (float(m.group(1)) > 0 or allow_zero):
                 return int(float(m.group(1)) * _UNITS[unit])
     sign = "a non-negative" if allow_zero else "a positive"
-    raise _bad(name, owner, f"{sign} number of bytes or a string like '256MB' or '2GiB'", value)
+    raise _bad(name, owner, f"{sign} number of bytes or a string like '256MB' or '2GiB'" + (", or 'auto'" if auto else ""),
+               value)
 
 
 def check_sample_size(n_samples: int, n_columns: int, what: str = "n_samples") -> int:

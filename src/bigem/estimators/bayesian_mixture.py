@@ -148,7 +148,7 @@ class BayesianGaussianMixture(_BaseMixture):
         device="cpu",
         dtype="float32",
         chunk_size=None,
-        memory_budget="256MB",
+        memory_budget="auto",
         cache_budget="1GB",
         engine="auto",
         client=None,

@@ -105,7 +105,7 @@ class CategoricalMixture(_DiscreteMixture):
         device="cpu",
         dtype="float32",
         chunk_size=None,
-        memory_budget="256MB",
+        memory_budget="auto",
         cache_budget="1GB",
         algorithm="em",
         batch_size=10_000,

@@ -169,8 +169,9 @@ class MixtureClassifier(EstimatorBase):
         Precision of the per-chunk arithmetic (statistics are always float64).
     chunk_size : int, default=None
         Rows per chunk; by default derived from ``memory_budget``.
-    memory_budget : int or str, default='256MB'
-        Memory for a chunk's working arrays.
+    memory_budget : int, str or 'auto', default='auto'
+        Memory for a chunk's working arrays; 'auto' as for ``GaussianMixture``: 256MB,
+        and on a CUDA device chunks sized from the GPU's free memory by measurement.
 
     Attributes
     ----------
@@ -237,7 +238,7 @@ class MixtureClassifier(EstimatorBase):
         device=_params.Device(),
         dtype=_params.Dtype(),
         chunk_size=_params.Optional(_params.Int(1, at_most=_params.MAX_ROWS)),
-        memory_budget=_params.Memory(),
+        memory_budget=_params.Memory(auto=True),
     )
     _structural = ("model",)
     _fitted_arrays: dict[str, str] = {}  # the class densities are saved as parts (see _parts)
@@ -261,7 +262,7 @@ class MixtureClassifier(EstimatorBase):
         device="cpu",
         dtype="float32",
         chunk_size=None,
-        memory_budget="256MB",
+        memory_budget="auto",
     ):
         self.model = model
         self.n_components = n_components
@@ -585,7 +586,7 @@ class MixtureClassifier(EstimatorBase):
         if self._inference_settings().model == "EDDA":
             est = self.estimators_[0]
             log_w = np.log(est.weights_)
-            return np.concatenate([block.cpu().numpy() - log_w for block in est._log_joint_chunks(X, columns)])
+            return est._log_joint_rows(X, columns) - log_w
         return np.column_stack([est.score_samples(X, columns=columns) for est in self.estimators_])
 
     def predict_log_proba(self, X, *, columns=None) -> np.ndarray:

@@ -188,7 +188,7 @@ class GaussianMixture(_BaseMixture):
         device="cpu",
         dtype="float32",
         chunk_size=None,
-        memory_budget="256MB",
+        memory_budget="auto",
         cache_budget="1GB",
         algorithm="em",
         batch_size=10_000,

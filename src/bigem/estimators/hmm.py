@@ -139,6 +139,10 @@ COMMON_DOC = """
         with no observation, through which the chain goes on. Inference (score,
         predict, decode, ...) then accepts rows with gaps too; a column missing in every
         row is an error.
+"""
+
+# engine and client: shared by every HMM (the variational ones too)
+ENGINE_DOC = """
     engine : {'local', 'dask', 'torch'}, default='local'
         'local': this process. 'dask': a Dask cluster: the rows are partitioned at
         sequence boundaries (a sequence that straddles two partitions of a Dask
@@ -149,11 +153,13 @@ COMMON_DOC = """
         in-memory array. 'torch': one of a torch.distributed group of processes
         (launched by torchrun; NCCL on GPUs, gloo on CPUs), each reading its own share of
         whole sequences; every process must call ``fit`` on the same X. Either way the
-        log-likelihood and parameters equal the local fit's to rounding.
+        fit (its log-likelihood, or lower bound, and its parameters) equals the local
+        fit's to rounding.
     client : distributed.Client, str or None, default=None
         The cluster for ``engine='dask'``: a client, or a scheduler address such as
         'tcp://host:8786'. None starts a LocalCluster for the call and closes it after.
 """
+COMMON_DOC += ENGINE_DOC
 
 
 def _common(letters: str) -> dict[str, _params.Constraint]:
@@ -520,7 +526,7 @@ class _BaseHMM(EstimatorBase, ABC):
         s = self._inference_settings()
         with _inference_engine(s) as engine:
             params, source = self._batches(X, lengths, s, where, engine)
-            totals = engine.reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source)
+            totals = engine.reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source).settled()
         self._warn_impossible(totals.impossible, totals.first_impossible, stacklevel=4)
         score = -math.inf if totals.impossible else float(totals.loglik)
         return score, sum(self._free_scalars(s).values()), source.n_rows

@@ -12,6 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
+from .._core.chunking import host_budget
 from .._core.errors import DataError, ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, RandomResponsibilities, from_centres, sample_rows
 from ..em import spherical
@@ -134,7 +135,7 @@ class MultinomialMixture(_BaseMixture):
         device="cpu",
         dtype="float32",
         chunk_size=None,
-        memory_budget="256MB",
+        memory_budget="auto",
         cache_budget="1GB",
         algorithm="em",
         batch_size=10_000,
@@ -189,7 +190,7 @@ class MultinomialMixture(_BaseMixture):
             X,
             dtype=s.dtype,
             device=s.device,
-            memory_budget=s.memory_budget,
+            memory_budget=host_budget(s.memory_budget),  # sparse rows: not measured on a GPU
             chunk_size=s.chunk_size,
             sample_weight=sample_weight,
             min_rows=min_rows,

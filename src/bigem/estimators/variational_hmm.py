@@ -17,8 +17,10 @@ hmmlearn's does. Differences, all deliberate:
   improper start (hmmlearn's bound is then NaN);
 * ``aic`` and ``bic`` (hmmlearn's variational models have neither) evaluate the point
   estimates, with hmmlearn's count of the variational parameters;
-* bigem's ``device``, ``dtype`` and ``memory_budget``; X may be files, as for the
-  other HMMs.
+* bigem's ``device``, ``dtype``, ``memory_budget``, ``engine`` and ``client``; X may be
+  files, as for the other HMMs. On ``engine='dask'`` or ``'torch'`` the expected
+  statistics of each partition (process) are summed as the other HMMs' are; the
+  posterior update and the bound read only the sum.
 """
 
 from __future__ import annotations
@@ -38,14 +40,14 @@ from ..models.kmeans import KMeansModel
 from ..models.variational_hmm import (DirichletCategorical, DirichletParams, NormalWishart, NormalWishartParams,
                                       VariationalHMMModel, VariationalHMMParams)
 from . import _params
-from .hmm import CategoricalHMM, GaussianHMM, _common, _dirichlet
+from .hmm import ENGINE_DOC, CategoricalHMM, GaussianHMM, _common, _dirichlet
 
 __all__ = ["VariationalGaussianHMM", "VariationalCategoricalHMM"]
 
 _log = logging.getLogger(__name__)
 
 # parameters of bigem's other HMMs that variational Bayes does not take: fixed
-_FIXED = dict(accelerate=None, stopping="gain", missing_values="error", engine="local", client=None)
+_FIXED = dict(accelerate=None, stopping="gain", missing_values="error")
 
 VARIATIONAL_DOC = """
     n_components : int, default=1
@@ -82,7 +84,7 @@ VARIATIONAL_DOC = """
     memory_budget : int or str, default=None
         Memory for a batch of sequences in flight (bytes, or a string such as '1GB');
         None: '128MB' on the CPU, '1GB' on a GPU.
-"""
+""" + ENGINE_DOC
 
 _COMMON_ATTRIBUTES = """
     startprob_prior_, startprob_posterior_ : ndarray (n_components,)
@@ -288,6 +290,8 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
         device="cpu",
         dtype="float64",
         memory_budget=None,
+        engine="local",
+        client=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -308,6 +312,8 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
         self.device = device
         self.dtype = dtype
         self.memory_budget = memory_budget
+        self.engine = engine
+        self.client = client
         for name, value in _FIXED.items():
             setattr(self, name, value)
 
@@ -482,6 +488,8 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
         device="cpu",
         dtype="float64",
         memory_budget=None,
+        engine="local",
+        client=None,
     ):
         self.n_components = n_components
         self.startprob_prior = startprob_prior
@@ -499,6 +507,8 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
         self.device = device
         self.dtype = dtype
         self.memory_budget = memory_budget
+        self.engine = engine
+        self.client = client
         for name, value in _FIXED.items():
             setattr(self, name, value)
 

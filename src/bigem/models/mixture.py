@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .._core.errors import ComponentReseededWarning, EmptyRowWarning, NumericalError
 from .._core.protocols import Note, Objective, Report, Step
-from .._core.stats import Lowest, additive, counted, least, shared, summed
+from .._core.stats import Lowest, additive, counted, least, least_of, shared, summed
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
@@ -96,14 +96,36 @@ class ScoreTotals:
     """Additive totals that score a fitted mixture on data, whatever its size:
     loglik = sum_n w_n log p(x_n); hard = sum_n w_n max_k log r_nk (the classification
     term of ICL); weight = sum_n w_n (the row count when unweighted); rows; fractional:
-    the rows whose weight is not a whole number (frequency weights are counts). Python
-    numbers, each chunk's summed in float64, so chunks add on any engine."""
+    the rows whose weight is not a whole number (frequency weights are counts);
+    unexplained: the first row of positive weight with no finite density (-1: none).
 
-    loglik: float
-    hard: float
-    weight: float
+    A chunk's totals are 0-d float64 tensors on its device (summed in float64), so a pass
+    over a GPU reads nothing back per chunk: :meth:`settled` reads them once, as Python
+    numbers, and raises for an unexplained row. Settled totals still add (Dask's
+    partitions, a process group's parts)."""
+
+    loglik: Tensor | float
+    hard: Tensor | float
+    weight: Tensor | float
     rows: int = counted()
-    fractional: int = counted()
+    fractional: Tensor | int = counted()
+    unexplained: Tensor | int = least(default=-1)
+    kernel_dtype: torch.dtype = shared(default=torch.float64)
+
+    def settled(self) -> ScoreTotals:
+        """The totals as Python numbers, read back in one copy; raises
+        :class:`NumericalError` naming the first row no component explains."""
+        values = [self.loglik, self.hard, self.weight, self.fractional, self.unexplained]
+        tensors = [v for v in values if isinstance(v, Tensor)]
+        if tensors:  # one read-back for the lot
+            device = tensors[0].device
+            read = iter(torch.stack([v.to(device, torch.float64).reshape(()) for v in tensors]).tolist())
+            values = [next(read) if isinstance(v, Tensor) else v for v in values]
+        loglik, hard, weight, fractional, unexplained = values
+        if unexplained >= 0:
+            raise_unexplained(int(unexplained), self.kernel_dtype)
+        return ScoreTotals(float(loglik), float(hard), float(weight), int(self.rows), int(fractional), -1,
+                           self.kernel_dtype)
 
 
 def weighted_sum(values: Tensor, w: Tensor | None) -> Tensor:
@@ -132,6 +154,18 @@ def first_unexplained(log_norm: Tensor, w: Tensor | None, row_start: int) -> Ten
         bad &= w > 0
     first = bad.to(torch.uint8).argmax()  # the first True (argmax takes the first maximum)
     return torch.where(bad.any(), first + row_start, -1)
+
+
+def first_of(a: Tensor | int, b: Tensor | int) -> Tensor | int:
+    """The earlier of two :func:`first_unexplained` rows (-1: none), without a read-back."""
+    return least_of(a, b)
+
+
+def check_unexplained(row: Tensor | int, dtype: torch.dtype) -> None:
+    """Raise for the row :func:`first_unexplained` found (one read-back), if any."""
+    row = int(row)
+    if row >= 0:
+        raise_unexplained(row, dtype)
 
 
 def check_statistics(stats: MixtureStats) -> None:
@@ -298,10 +332,16 @@ class MixtureModel:
             lj = self.component.log_joint(prep, self.component.block(prep, x[rows]), log_w)
             resp = normalise_log(lj, out=log_norm[rows])
             torch.log(resp.amax(0), out=hard[rows])
-        check_explained(log_norm, w, chunk.row_start)
-        weight = float(x.shape[0]) if w is None else float(w.double().sum())
-        fractional = 0 if w is None else int((w != torch.round(w)).sum())
-        return ScoreTotals(float(weighted_sum(log_norm, w)), float(weighted_sum(hard, w)), weight, x.shape[0], fractional)
+        # nothing read back: a pass over a GPU waits on no chunk (ScoreTotals.settled reads once)
+        unexplained = first_unexplained(log_norm, w, chunk.row_start)
+        if w is not None:  # rows of weight 0 count nothing, whatever their density (as in the E-step)
+            log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
+            hard = torch.where(w > 0, hard, torch.zeros_like(hard))
+        f64 = dict(dtype=torch.float64, device=x.device)
+        weight = torch.tensor(float(x.shape[0]), **f64) if w is None else w.double().sum()
+        fractional = 0 if w is None else (w != torch.round(w)).sum()
+        return ScoreTotals(weighted_sum(log_norm, w), weighted_sum(hard, w), weight, x.shape[0], fractional,
+                           unexplained, prep.dtype)
 
     def e_step(self, params: MixtureParams, chunk: Chunk) -> MixtureStats:
         """Responsibility-weighted statistics of one chunk under ``params``."""

@@ -105,17 +105,24 @@ class VariationalHMMModel:
         self.advice = emission.advice
         self._hmm = HMMModel(emission.expectation, n_components, dtype, params=params)
         self._bound: tuple[VariationalHMMStats, float] | None = None  # the driver asks twice per pass
+        self._expected: tuple[VariationalHMMParams, HMMParams] | None = None  # every chunk of a pass asks
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_bound"] = None
+        state["_bound"] = state["_expected"] = None
         return state
 
     def expected(self, q: VariationalHMMParams) -> HMMParams:
         """The sub-normalised HMM the E-step runs: exp(E[log pi]), exp(E[log A]), and the
-        emission's E[log p(x | theta_k)]."""
-        return HMMParams(torch.exp(expected_log(q.start)), torch.exp(expected_log(q.trans)),
-                         self.emission.expected(q.emission))
+        emission's E[log p(x | theta_k)]; computed once per q, not once per chunk (a few
+        small digamma and exp kernels each: on a GPU, launches per batch of sequences)."""
+        held = self._expected
+        if held is not None and held[0] is q:
+            return held[1]
+        value = HMMParams(torch.exp(expected_log(q.start)), torch.exp(expected_log(q.trans)),
+                          self.emission.expected(q.emission))
+        self._expected = (q, value)
+        return value
 
     def e_step(self, q: VariationalHMMParams, chunk: SequenceChunk) -> VariationalHMMStats:
         return VariationalHMMStats(self._hmm.e_step(self.expected(q), chunk), q)

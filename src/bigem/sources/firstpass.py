@@ -21,7 +21,7 @@ from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .identifiers import IdentifierWatch
 from .parts import RowRange, split_rows
-from .validate import ColumnsSeen, check_values, raise_not_finite
+from .validate import ColumnsSeen, DeviceCheck, check_values, raise_not_finite
 
 
 class FirstPassSource:
@@ -113,7 +113,7 @@ class FirstPassSource:
             yield from self._cache
             return
         kept: list[Chunk] | None = [] if self.caching else None
-        pending = _Pending(self.gaps)  # a GPU's chunks: checked on the device, read back once a pass
+        pending = DeviceCheck(self.gaps)  # a GPU's chunks: checked on the device, read back once a pass
         seen = ColumnsSeen(self.n_features) if self.gaps and self.every_column and not self.checked else None
         for chunk in self.inner.chunks():
             if self._own_shift is not None:  # a user's Source, in the caller's coordinates
@@ -183,23 +183,3 @@ class FirstPassSource:
         if not self.checked and self.schema is not None:
             self.schema.check(out, 0, self.name, rows=rows)
         return out
-
-
-class _Pending:
-    """Finiteness of a pass's GPU chunks, on the device, and one read back to the host
-    when the pass ends, not one per chunk (which would stall the copies and kernels
-    queued behind it). A non-finite value then fails the pass before its statistics are
-    used, and :meth:`FirstPassSource._raise_not_finite` finds the rows. The element-wise
-    test, not check_finite's sum: on a GPU it costs a fraction of the chunk's copy, and
-    a sum that overflows is no false alarm."""
-
-    def __init__(self, gaps: bool) -> None:
-        self.gaps = gaps  # NaN is a missing value, allowed: infinities alone are bad (see check_values)
-        self.bad: Tensor | None = None
-
-    def add(self, x: Tensor) -> None:
-        bad = torch.isinf(x).any() if self.gaps else ~torch.isfinite(x).all()
-        self.bad = bad if self.bad is None else self.bad | bad
-
-    def any_bad(self) -> bool:
-        return self.bad is not None and bool(self.bad)

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._core.chunking import AUTO, MeasuredChunks, host_budget
 from .._core.errors import DataError, ParameterError
-from .._core.types import Source
+from .._core.types import READ_AHEAD, Source
 from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
 from .labels import LabelColumn, LabelledSource
@@ -24,6 +25,7 @@ from .remote import is_url
 from .schema import Schema
 from .validate import (
     ColumnsSeen,
+    DeviceCheck,
     NonNumericDataError,
     SparseDataError,  # noqa: F401 (re-exported where code imported it from here)
     refuse_sparse,
@@ -295,7 +297,7 @@ def open_source(
     *,
     dtype: torch.dtype,
     device: torch.device,
-    memory_budget: int,
+    memory_budget: int | str,
     chunk_size: int | None = None,
     sample_weight: object | None = None,
     min_rows: int = 1,
@@ -327,7 +329,10 @@ def open_source(
     from the rows before the cast to ``dtype`` (see :func:`.arrays.choose_shift`); the
     source's ``shift`` says which vector was (None: none). ``identify``: warn about a
     feature that looks like a row identifier when ``columns`` is None (fitting: see
-    :mod:`.identifiers`). ``hold_on_host``: in-memory data stays in host memory and
+    :mod:`.identifiers`). ``memory_budget``: bytes, or 'auto' (see
+    :mod:`bigem._core.chunking`): the default host budget, and on a CUDA device (without
+    ``chunk_size``) a request, ``source.measure_chunks``, that the engine size the chunks
+    by measuring the first task of each kind. ``hold_on_host``: in-memory data stays in host memory and
     moves to ``device`` a chunk or a part at a time (each process of a group moves only
     its own part).
 
@@ -340,6 +345,8 @@ def open_source(
     keep = list(keep or [])
     name = describe_input(X)
     gaps, offer = missing_values == "fiml", missing_values is not None
+    measure = memory_budget == AUTO and chunk_size is None and torch.device(device).type == "cuda"
+    memory_budget = host_budget(memory_budget)
     if _is_paths(X) or isinstance(X, Files):
         spec = X if isinstance(X, Files) else Files(X)
         if columns is not None:
@@ -350,8 +357,11 @@ def open_source(
                              chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift, gaps=gaps,
                              schema=schema, labels=labels, offer_fiml=offer)
         check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
-        return _labelled(FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
-                                         every_column=every_column, schema=schema, offer_fiml=offer), labels)
+        outer = FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
+                                every_column=every_column, schema=schema, offer_fiml=offer)
+        if measure:  # a file's chunks: within the host budget, copied ahead to the device
+            outer.measure_chunks = MeasuredChunks(torch.device(device), source.chunk_rows, READ_AHEAD + 2)
+        return _labelled(outer, labels)
     if is_source(X):
         if columns is not None or keep or sample_weight is not None or isinstance(labels, LabelColumn):
             raise DataError("columns=, id columns, sample_weight and label columns do not apply to a Source object; "
@@ -421,6 +431,8 @@ def open_source(
         codes = _check_codes(labels, x.shape[0])
         codes = torch.from_numpy(codes).to(held)
     source = TensorSource(x, weight, rows, names, extra, offset, device=device, labels=codes)
+    if measure:  # rows on the device are views; rows held on the host are copied ahead
+        source.measure_chunks = MeasuredChunks(torch.device(device), None, 0 if x.is_cuda else READ_AHEAD + 2)
     validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column, offer)  # where the rows are held
     if watch is not None:
         watch.update(x)
@@ -541,19 +553,23 @@ def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_c
     NaN is a missing value and only infinities are refused; with ``every_column`` too, a
     column that no row observes is refused, by name. ``offer_fiml``: the error may name
     missing_values='fiml' (the estimator has it)."""
-    n_nan = n_inf = 0
-    first = None
     seen = ColumnsSeen(source.n_features) if gaps and every_column else None
+    pending = DeviceCheck(gaps)  # kept where the rows are, read back once (no wait per chunk on a GPU)
     for chunk in source.chunks():
-        found = check_values(chunk.x, chunk.row_start, gaps)
-        if found:
-            n_nan += found[0]
-            n_inf += found[1]
-            first = found[2] if first is None else first
+        pending.add(chunk.x)
         if seen is not None:
             seen.add(chunk.x)
-    if first is not None:
-        raise_not_finite(n_nan, n_inf, first, name, offer_fiml=offer_fiml)
+    if pending.any_bad():  # the error path: count them and find the first
+        n_nan = n_inf = 0
+        first = None
+        for chunk in source.chunks():
+            found = check_values(chunk.x, chunk.row_start, gaps)
+            if found:
+                n_nan += found[0]
+                n_inf += found[1]
+                first = found[2] if first is None else first
+        if first is not None:  # else finite values whose sum overflowed
+            raise_not_finite(n_nan, n_inf, first, name, offer_fiml=offer_fiml)
     if seen is not None:
         seen.check(source.feature_names, name)
 

@@ -147,6 +147,32 @@ def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", wh
     raise DataError(f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). {fix}{hint}.")
 
 
+class DeviceCheck:
+    """Finiteness of a pass's chunks, kept where the rows are, and one read back to the
+    host when the pass ends, not one per chunk (on a GPU each read would stall the copies
+    and kernels queued behind it). A non-finite value then fails the pass before its
+    results are used, and a second pass (the error path only) finds the rows.
+
+    On a GPU the element-wise test, not check_finite's sum: it costs a fraction of the
+    chunk's copy, and a sum that overflows is no false alarm. On the CPU the sum (a NaN
+    or infinity makes it non-finite; with gaps the sum that skips NaN), whose rare false
+    alarm (finite values overflowing) the error pass clears."""
+
+    def __init__(self, gaps: bool) -> None:
+        self.gaps = gaps  # NaN is a missing value, allowed: infinities alone are bad (see check_values)
+        self.bad: Tensor | None = None
+
+    def add(self, x: Tensor) -> None:
+        if x.is_cuda:
+            bad = torch.isinf(x).any() if self.gaps else ~torch.isfinite(x).all()
+        else:
+            bad = ~torch.isfinite(x.nansum() if self.gaps else x.sum())
+        self.bad = bad if self.bad is None else self.bad | bad
+
+    def any_bad(self) -> bool:
+        return self.bad is not None and bool(self.bad)
+
+
 class ColumnsSeen:
     """How many values each column observed (not NaN), summed as chunks are read, so a fit
     with gaps can refuse a feature that no row observes (nothing can estimate it)."""
@@ -155,10 +181,11 @@ class ColumnsSeen:
         self.seen = torch.zeros(n_features, dtype=torch.int64)
 
     def add(self, x: Tensor) -> None:
-        self.seen += (~torch.isnan(x)).sum(0).cpu()
+        # summed where the rows are (a GPU's chunks wait on no read-back), read in check
+        self.seen = self.seen.to(x.device) + (~torch.isnan(x)).sum(0)
 
     def check(self, names: list[str] | None, name: str = "X") -> None:
-        empty = torch.nonzero(self.seen == 0).reshape(-1).tolist()
+        empty = torch.nonzero(self.seen.cpu() == 0).reshape(-1).tolist()
         if not empty:
             return
         which = [repr(str(names[j])) if names else str(j) for j in empty]
