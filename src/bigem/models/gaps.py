@@ -18,11 +18,12 @@ a row with nothing observed has log-density 0 under every component (its posteri
 the prior), and the statistics stay additive. Blocks without a gap never reach this
 module: the components take their usual kernels, bit for bit.
 
-The Gaussian factors each missing pattern once and works on the gaps flat:
-:func:`patterns` lists a block's missing values one entry each (row, coordinate), with
-each row's pattern packed into an integer code (:func:`pack`), so that its kernels are a
-fixed number of whole-block operations whatever the number of patterns (every row its
-own pattern included); :func:`distinct` finds the patterns where they must be factored.
+The Gaussian factors each missing pattern once, named by its mask packed into an
+integer code (:func:`pack`; :func:`distinct` finds the patterns where they must be
+factored), and reads rows by their number of gaps, so that its kernels are a few
+whole-block operations per number of gaps whatever the number of patterns (every row its
+own pattern included). :func:`patterns` lists a block's missing values flat, one entry
+each (row, coordinate).
 """
 
 from __future__ import annotations
@@ -45,7 +46,19 @@ def missing(x: Tensor) -> Tensor | None:
     if x.numel() == 0 or not bool(torch.isnan(x.sum())):
         return None
     mask = torch.isnan(x)
-    return mask if bool(mask.any()) else None
+    return mask if any_set(mask) else None
+
+
+def any_set(mask: Tensor) -> bool:
+    """Whether a boolean mask has a True: the largest of its bytes (on the CPU, 50x faster
+    than ``Tensor.any``, measured on 8192 x 16 masks: 3 against 150 us)."""
+    return mask.numel() > 0 and bool(mask.view(torch.uint8).max())
+
+
+def empty_rows(mask: Tensor) -> Tensor:
+    """(n,) whether each row of a (n, D) mask is all True: the least of its bytes (on the
+    CPU, 4.7x faster than ``Tensor.all(1)``, measured on 1e6 x 16 masks: 9 against 43 ms)."""
+    return mask.view(torch.uint8).amin(1).bool()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,33 +110,37 @@ def patterns(mask: Tensor) -> Patterns:
     return Patterns(rows, coords, first, count, codes)
 
 
-def pack(mask: Tensor) -> Tensor | None:
-    """Each row of a (m, D) mask packed into one int64 (None beyond ``PACKED_FEATURES``).
+def pack(mask: Tensor, counts: bool = False):
+    """Each row of a (m, D) mask packed into one int64 (None beyond ``PACKED_FEATURES``);
+    with ``counts``, (codes, each row's number of True (m,) int64) (codes None beyond).
 
-    On the CPU, up to 24 features, a float32 matrix-vector product (exact below 2^24: a
-    third of the cost of integer products), in slices of ``_PACK_ROWS`` rows through a
-    reused buffer whose conversion stays in cache (3.4x faster than converting a chunk
-    of 1e6 rows at once, measured). Elsewhere integer products, in one pass (a GPU's
-    float products may round through TF32)."""
+    On the CPU, up to 24 features, float32 products with 2^j (and 1) (exact below 2^24:
+    a third of the cost of integer products), in slices of ``_PACK_ROWS`` rows
+    through a reused buffer whose conversion stays in cache (3.4x faster than converting a
+    chunk of 1e6 rows at once, measured); the counts come with the codes from the same
+    product. Elsewhere integer products, in one pass (a GPU's float products may round
+    through TF32)."""
     m, D = mask.shape
     if D > PACKED_FEATURES:
-        return None
+        return (None, mask.sum(1)) if counts else None
     dev = mask.device
     bits = torch.ones(D, dtype=torch.int64, device=dev) << torch.arange(D, device=dev)
     exact = D <= 24 and dev.type == "cpu"
-    dtype = torch.float32 if exact else torch.int64
-    bits = bits.to(dtype)
-    out = torch.empty(m, dtype=dtype, device=dev)
-    step = _PACK_ROWS if dev.type == "cpu" else max(m, 1)
-    buffer = torch.empty(min(step, m), D, dtype=dtype, device=dev)
+    if not exact:
+        out = (mask.to(torch.int64) * bits).sum(1)
+        return (out, mask.sum(1)) if counts else out
+    bits, ones = bits.to(torch.float32), torch.ones(D, device=dev)
+    out = torch.empty(2 if counts else 1, m, dtype=torch.float32, device=dev)
+    step = _PACK_ROWS
+    buffer = torch.empty(min(step, m), D, dtype=torch.float32, device=dev)
     for s in range(0, m, step):
         part = buffer[: min(step, m - s)]
         part.copy_(mask[s : s + step])
-        if exact:
-            torch.mv(part, bits, out=out[s : s + step])
-        else:
-            torch.sum(part.mul_(bits), 1, out=out[s : s + step])
-    return out if not exact else out.to(torch.int64)
+        torch.mv(part, bits, out=out[0, s : s + step])  # two products: 3x faster than one (m, D) @ (D, 2), measured
+        if counts:
+            torch.mv(part, ones, out=out[1, s : s + step])
+    out = out.to(torch.int64)
+    return (out[0], out[1]) if counts else out[0]
 
 
 def unpack(codes: Tensor, D: int) -> Tensor:

@@ -23,7 +23,7 @@ from .._core.stats import Lowest, additive, counted, least, least_of, shared, su
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
-from .gaps import missing
+from .gaps import empty_rows, missing
 
 # A component whose responsibility mass falls under this fraction of one average
 # row has lost its support and is re-seeded (a component may set its own floor,
@@ -398,12 +398,15 @@ class MixtureModel:
         relative = None if w is None else (w / top).to(kdt)
         neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
         gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
+        order = None  # the order in which the blocks read the rows, if the component has one
         if gaps is not None and hasattr(comp, "expect_gaps"):  # e.g. factor every missing pattern at once
-            comp.expect_gaps(prep, gaps)
+            order = comp.expect_gaps(prep, gaps)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
+            ln = log_norm[rows]  # in the order read; put back in the chunk's after the loop
+            if order is not None:
+                rows = order[rows]
             wb = None if w is None else relative[rows]
-            blk = comp.block(prep, x[rows])
-            ln = log_norm[rows]
+            blk = comp.block(prep, x[rows] if order is None else torch.index_select(x, 0, rows))  # 2.6x x[rows]
             if mode == _HARD:
                 labels, score = comp.nearest(prep, blk)
                 ln.copy_(score)
@@ -419,6 +422,8 @@ class MixtureModel:
                 if self.entropy:
                     neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)
+        if order is not None:
+            log_norm = torch.empty_like(log_norm).scatter_(0, order, log_norm)
         unexplained = first_unexplained(log_norm, w, chunk.row_start)
         if w is not None:  # rows of weight 0 count nothing, whatever their density
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
@@ -426,7 +431,7 @@ class MixtureModel:
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
         empty = 0
         if gaps is not None:  # a row with nothing observed explains nothing: never a seed
-            blank = gaps.all(1)
+            blank = empty_rows(gaps)
             empty = int(blank.sum())
             if empty:
                 candidates = torch.where(blank, torch.inf, candidates)
