@@ -12,14 +12,16 @@ reuses a layout of ``covariance`` (spherical (K,), diagonal (K, D), ellipsoidal
 (K, D, D)) and brings its own M-step:
 
 * closed forms where they exist (EII, VII, EEI, EVI, VVI, EEE, EEV, EVV, VVV, E, V);
-* coordinate ascent (Celeux and Govaert, 1995) for VEI, VEE and VEV, and the
-  majorisation-minimisation of Browne and McNicholas (2014) for the common
-  orientation of EVE and VVE, each warm-started from the previous iteration's
-  parameters (so every step raises the expected complete log-likelihood: a
-  generalised EM step) and stopped when the relative change of its objective falls
-  below ``tol`` (mclust's sqrt(machine epsilon)), for VEI and VEV as mclust stops them,
-  when no volume or shape moves by more than ``tol`` relative, or after ``max_iter``
-  rounds.
+* coordinate ascent (Celeux and Govaert, 1995) for VEI, VEE and VEV, and for the
+  common orientation of EVE and VVE safeguarded Newton steps on the rotations, which
+  reach the fixed point of the majorisation-minimisation of Browne and McNicholas
+  (2014) in a few rounds where that loop, contracting at rates near 1, takes
+  thousands; each warm-started from the previous iteration's parameters (so every
+  step raises the expected complete log-likelihood: a generalised EM step) and
+  stopped when the relative change of its objective falls below ``tol`` (mclust's
+  sqrt(machine epsilon); Newton one round later, at the minimum to rounding), for VEI
+  and VEV as mclust stops them, when no volume or shape moves by more than ``tol``
+  relative, or after ``max_iter`` rounds.
 
 VVE's M-step is exact where mclust's is not: mclust's Fortran (mevve) updates the common
 orientation by minimising sum_k tr(W_k D A_k^-1 D^T), the shapes A_k without the volumes
@@ -236,6 +238,14 @@ ORIENTATION_STEP = 0.2
 _ARMIJO, _HALVINGS, _ROUNDING = 1e-4, 40, 100.0
 
 
+def _profile_value(proj: Tensor, n_k: Tensor, equal_volume: bool) -> Tensor:
+    """The profile's value (``_orientation_profile``) alone."""
+    n, D = n_k.sum(), proj.shape[-1]
+    if equal_volume:
+        return n * D * torch.log(torch.exp(_log_geomean(proj)).sum() / n) + n * D
+    return (n_k[:, None] * torch.log(proj / n_k[:, None])).sum() + n * D
+
+
 def _orientation_profile(proj: Tensor, n_k: Tensor, equal_volume: bool) -> tuple[Tensor, Tensor, Tensor]:
     """The EVE / VVE M-step's objective sum_k n_k log det B_k + tr(W_k D B_k^-1 D^T) at
     the best B_k for D, as a function of p_kj = (D^T W_k D)_jj (K, D): its value, its
@@ -246,13 +256,12 @@ def _orientation_profile(proj: Tensor, n_k: Tensor, equal_volume: bool) -> tuple
     K, D = proj.shape
     n = n_k.sum()
     inv = 1.0 / proj
+    value = _profile_value(proj, n_k, equal_volume)
     if not equal_volume:
-        value = (n_k[:, None] * torch.log(proj / n_k[:, None])).sum() + n * D
         grad = n_k[:, None] * inv
         return value, grad, torch.diag((-grad * inv).reshape(-1))
     gm = torch.exp(_log_geomean(proj))
     total = gm.sum()
-    value = n * D * torch.log(total / n) + n * D
     u = gm[:, None] * inv  # d g_k / d p_kj = u_kj / D
     grad = (n / total) * u
     hess = torch.zeros(K, D, K, D, dtype=proj.dtype, device=proj.device)
@@ -311,18 +320,15 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
     if D < 2:
         return orient
     a, b = torch.triu_indices(D, D, 1, device=w.device)
-
-    def rotated(o: Tensor) -> Tensor:
-        return o.T @ w @ o
-
-    s = rotated(orient)
+    s = orient.T @ w @ orient
     if _degenerate(torch.diagonal(s, dim1=-2, dim2=-1)):
         return orient
     value, grad, hess = _orientation_system(s, n_k, equal_volume)
+    value = float(value)
     # the rounding error of the profile's value: steps whose gain is below it are taken on
     # the gradient's word (Newton's last steps), else the loop would stop about sqrt(eps)
     # from the minimum, where the value cannot tell them apart
-    noise = _ROUNDING * torch.finfo(w.dtype).eps * (abs(float(value)) + float(n_k.sum()) * D)
+    noise = _ROUNDING * torch.finfo(w.dtype).eps * (abs(value) + float(n_k.sum()) * D)
     settled = False
     for _ in range(max_iter):
         val, vec = torch.linalg.eigh(hess)
@@ -337,20 +343,20 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
             gen = torch.zeros(D, D, dtype=w.dtype, device=w.device)
             gen[a, b] = t * step
             cand = orient @ torch.linalg.matrix_exp(gen - gen.T)
-            s = rotated(cand)
-            if _degenerate(torch.diagonal(s, dim1=-2, dim2=-1)):
+            proj = (cand * (w @ cand)).sum(-2)
+            if _degenerate(proj):
                 return cand
-            new_value, new_grad, new_hess = _orientation_system(s, n_k, equal_volume)
-            if float(new_value) <= float(value) + _ARMIJO * t * slope + noise:
+            new_value = float(_profile_value(proj, n_k, equal_volume))
+            if new_value <= value + _ARMIJO * t * slope + noise:
                 break
             t *= 0.5
         else:
             return orient
-        previous = float(value)
-        orient, value, grad, hess = cand, new_value, new_grad, new_hess
+        previous, orient, value = value, cand, new_value
         if settled:
             break
-        settled = _converged(float(value), previous, tol)
+        settled = _converged(value, previous, tol)
+        _, grad, hess = _orientation_system(orient.T @ w @ orient, n_k, equal_volume)
     return orient
 
 
