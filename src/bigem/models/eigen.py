@@ -234,8 +234,12 @@ def _chol_unit_flat(mat: Tensor) -> Tensor:
 # majorisation-minimisation does, not at another one a long step would reach.
 ORIENTATION_STEP = 0.2
 # Armijo's sufficient decrease, the most halvings of a step before the loop stops, and
-# the profile's rounding error in units of eps (|value| + n D)
+# the profile's rounding error in units of its estimate (see ``_orientation_newton``)
 _ARMIJO, _HALVINGS, _ROUNDING = 1e-4, 40, 100.0
+# Newton's Hessian has (D(D-1)/2)^2 entries and its factorisation costs their 3/2 power:
+# up to 32 features (496 pairs) a round costs less than the E-step's pass over big data;
+# beyond, the majorisation-minimisation's rounds (K D^3 each) find the orientation
+ORIENTATION_NEWTON_MAX_FEATURES = 32
 
 
 def _profile_value(proj: Tensor, n_k: Tensor, equal_volume: bool) -> Tensor:
@@ -325,15 +329,28 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
         return orient
     value, grad, hess = _orientation_system(s, n_k, equal_volume)
     value = float(value)
-    # the rounding error of the profile's value: steps whose gain is below it are taken on
-    # the gradient's word (Newton's last steps), else the loop would stop about sqrt(eps)
-    # from the minimum, where the value cannot tell them apart
-    noise = _ROUNDING * torch.finfo(w.dtype).eps * (abs(value) + float(n_k.sum()) * D)
+    # the rounding error of the profile's value: each p_kj carries about eps tr(W_k), which
+    # moves the value by its gradient times that. Steps whose gain is below it are taken
+    # on the gradient's word (Newton's last steps), else the loop would stop about
+    # sqrt(eps) from the minimum, where the value cannot tell them apart
+    slopes = _orientation_profile(torch.diagonal(s, dim1=-2, dim2=-1), n_k, equal_volume)[1]  # (K, D)
+    trace = torch.diagonal(w, dim1=-2, dim2=-1).sum(-1)
+    noise = _ROUNDING * torch.finfo(w.dtype).eps * (
+        float((slopes.abs() * trace[:, None]).sum()) + abs(value) + float(n_k.sum()) * D)
     settled = False
     for _ in range(max_iter):
-        val, vec = torch.linalg.eigh(hess)
-        val = val.abs().clamp(min=1e-12 * float(val.abs().max()))
-        step = -(vec @ ((vec.T @ grad) / val))
+        if not bool(torch.isfinite(hess).all()):  # a component collapsing onto a subspace
+            return orient
+        chol, info = torch.linalg.cholesky_ex(hess)
+        if int(info) == 0:  # convex here (always near the minimum): the plain Newton step
+            step = -torch.cholesky_solve(grad[:, None], chol)[:, 0]
+        else:
+            try:
+                val, vec = torch.linalg.eigh(hess)
+            except torch.linalg.LinAlgError:  # too ill-conditioned to go on: a collapsing component
+                return orient
+            val = val.abs().clamp(min=1e-12 * float(val.abs().max()))
+            step = -(vec @ ((vec.T @ grad) / val))
         length = float(step.norm())
         if length > ORIENTATION_STEP:
             step = step * (ORIENTATION_STEP / length)
@@ -357,6 +374,43 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
             break
         settled = _converged(value, previous, tol)
         _, grad, hess = _orientation_system(orient.T @ w @ orient, n_k, equal_volume)
+    return orient
+
+
+def _orientation_mm(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bool, tol: float,
+                    max_iter: int) -> Tensor:
+    """The orientation by the majorisation-minimisation of Browne and McNicholas (2014),
+    for more than ``ORIENTATION_NEWTON_MAX_FEATURES`` features: with B_k the best for D,
+    w_k the largest eigenvalue of W_k and m_k = max(1 / b_k), the two majorisations
+      F = sum_k (w_k I - W_k) D B_k^-1   and   F = sum_k W_k D (m_k I - B_k^-1)
+    in turn, each followed by D = P R^T from F = P S R^T (the orthogonal maximiser of
+    tr(F^T D)). Every round lowers the profile; it stops when the profile's relative
+    change is at most ``tol`` (mclust's rule), at a collapsed component, or after
+    ``max_iter`` rounds (it contracts slowly: often there, short of the minimum)."""
+    omega = torch.linalg.eigvalsh(w)[:, -1]
+    n = n_k.sum()
+    previous = math.inf
+    for _ in range(max_iter):
+        proj = (orient * (w @ orient)).sum(-2)
+        if _degenerate(proj):
+            break
+        value = float(_profile_value(proj, n_k, equal_volume))
+        if _converged(value, previous, tol):
+            break
+        previous = value
+        if equal_volume:
+            gm = torch.exp(_log_geomean(proj))
+            inv = gm[:, None] / ((gm.sum() / n) * proj)
+        else:
+            inv = n_k[:, None] / proj  # 1 / B_k
+        # sum_k (w_k I - W_k) D B_k^-1 = D diag(sum_k w_k / b_k) - sum_k W_k D B_k^-1
+        f = orient * (omega @ inv) - (w @ orient * inv[:, None, :]).sum(0)
+        p, _, rt = torch.linalg.svd(f)
+        orient = p @ rt
+        m = inv.max(1).values
+        f = (w @ orient * (m[:, None] - inv)[:, None, :]).sum(0)
+        p, _, rt = torch.linalg.svd(f)
+        orient = p @ rt
     return orient
 
 
@@ -579,13 +633,16 @@ class EllipsoidalFamily(_Family, Full):
         minimisation of Browne and McNicholas (2014), which alternates one majorised step
         in D with the B_k update, but that loop contracts at rates near 1 (0.999 at
         D = 16, K = 8: thousands of rounds to mclust's tolerance), while Newton's gets there
-        in a few. mclust's VVE leaves lambda_k out of B_k in the orientation step (see the
-        module docstring)."""
+        in a few. Above ``ORIENTATION_NEWTON_MAX_FEATURES`` features Newton's Hessian
+        costs more than that, and the MM's rounds run instead (``_orientation_mm``).
+        mclust's VVE leaves lambda_k out of B_k in the orientation step (see the module
+        docstring)."""
         if old is not None:
             orient = _common_orientation(old)
         else:
             orient = _common_orientation(w / n_k[:, None, None])
-        orient = _orientation_newton(n_k, w, orient, equal_volume, self.tol, self.max_iter)
+        search = _orientation_newton if w.shape[-1] <= ORIENTATION_NEWTON_MAX_FEATURES else _orientation_mm
+        orient = search(n_k, w, orient, equal_volume, self.tol, self.max_iter)
         proj = (orient * (w @ orient)).sum(-2)  # (K, D): diag(D^T W_k D)
         if equal_volume:
             gm = torch.exp(_log_geomean(proj))
