@@ -240,6 +240,10 @@ _ARMIJO, _HALVINGS, _ROUNDING = 1e-4, 40, 100.0
 # up to 32 features (496 pairs) a round costs less than the E-step's pass over big data;
 # beyond, the majorisation-minimisation's rounds (K D^3 each) find the orientation
 ORIENTATION_NEWTON_MAX_FEATURES = 32
+# mclust's own loop runs first, for at most this many rounds: where it meets mclust's rule
+# (small problems, mclust's documented examples) the answer is mclust's to its printed
+# digits; where it has not (it crawls: thousands of rounds), Newton takes over
+ORIENTATION_MM_ROUNDS = 200
 
 
 def _profile_value(proj: Tensor, n_k: Tensor, equal_volume: bool) -> Tensor:
@@ -377,41 +381,46 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
     return orient
 
 
-def _orientation_mm(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bool, tol: float,
-                    max_iter: int) -> Tensor:
-    """The orientation by the majorisation-minimisation of Browne and McNicholas (2014),
-    for more than ``ORIENTATION_NEWTON_MAX_FEATURES`` features: with B_k the best for D,
-    w_k the largest eigenvalue of W_k and m_k = max(1 / b_k), the two majorisations
+def _orientation_mm(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bool, tol: float, max_iter: int,
+                    b: Tensor | None = None) -> tuple[Tensor, bool]:
+    """mclust's loop for the orientation: the majorisation-minimisation of Browne and
+    McNicholas (2014). With B_k the best for D, w_k the largest eigenvalue of W_k and
+    m_k = max(1 / b_k), the two majorisations
       F = sum_k (w_k I - W_k) D B_k^-1   and   F = sum_k W_k D (m_k I - B_k^-1)
     in turn, each followed by D = P R^T from F = P S R^T (the orthogonal maximiser of
-    tr(F^T D)). Every round lowers the profile; it stops when the profile's relative
-    change is at most ``tol`` (mclust's rule), at a collapsed component, or after
-    ``max_iter`` rounds (it contracts slowly: often there, short of the minimum)."""
+    tr(F^T D)), starting from the diagonals ``b`` (K, D) where given (the previous
+    M-step's), else from the best for ``orient``. Every round lowers the profile.
+    Returns the orientation and whether the loop stopped by itself: when the profile's
+    relative change is at most ``tol`` (mclust's rule) or at a collapsed component, not
+    after ``max_iter`` rounds."""
     omega = torch.linalg.eigvalsh(w)[:, -1]
     n = n_k.sum()
     previous = math.inf
     for _ in range(max_iter):
+        if b is not None:
+            if _degenerate(b):
+                return orient, True
+            inv = 1.0 / b
+            # sum_k (w_k I - W_k) D B_k^-1 = D diag(sum_k w_k / b_k) - sum_k W_k D B_k^-1
+            f = orient * (omega @ inv) - (w @ orient * inv[:, None, :]).sum(0)
+            p, _, rt = torch.linalg.svd(f)
+            orient = p @ rt
+            m = inv.max(1).values
+            f = (w @ orient * (m[:, None] - inv)[:, None, :]).sum(0)
+            p, _, rt = torch.linalg.svd(f)
+            orient = p @ rt
         proj = (orient * (w @ orient)).sum(-2)
-        if _degenerate(proj):
-            break
-        value = float(_profile_value(proj, n_k, equal_volume))
-        if _converged(value, previous, tol):
-            break
-        previous = value
         if equal_volume:
             gm = torch.exp(_log_geomean(proj))
-            inv = gm[:, None] / ((gm.sum() / n) * proj)
+            b = (gm.sum() / n) * proj / gm[:, None]
         else:
-            inv = n_k[:, None] / proj  # 1 / B_k
-        # sum_k (w_k I - W_k) D B_k^-1 = D diag(sum_k w_k / b_k) - sum_k W_k D B_k^-1
-        f = orient * (omega @ inv) - (w @ orient * inv[:, None, :]).sum(0)
-        p, _, rt = torch.linalg.svd(f)
-        orient = p @ rt
-        m = inv.max(1).values
-        f = (w @ orient * (m[:, None] - inv)[:, None, :]).sum(0)
-        p, _, rt = torch.linalg.svd(f)
-        orient = p @ rt
-    return orient
+            b = proj / n_k[:, None]
+        # the profile as mclust's loop sums it (its stopping round, to the last digit)
+        value = float((n_k * torch.log(b).sum(1)).sum() + (proj / b).sum())
+        if _converged(value, previous, tol):
+            return orient, True
+        previous = value
+    return orient, False
 
 
 # ---------------------------------------------------------------------- the structures
@@ -627,22 +636,28 @@ class EllipsoidalFamily(_Family, Full):
     def _common_orientation(self, n_k: Tensor, w: Tensor, old: Tensor | None, equal_volume: bool) -> Tensor:
         """EVE and VVE: Sigma_k = D B_k D^T with D common and B_k diagonal (EVE: B_k =
         lambda A_k, det A_k = 1; VVE: B_k free). Given D, the B_k are closed form, which
-        leaves a function of D alone, the profile (``_orientation_profile``); D minimises
-        it over rotations by safeguarded Newton steps (``_orientation_newton``), warm-started
-        from the previous orientation. The fixed point is that of the majorisation-
-        minimisation of Browne and McNicholas (2014), which alternates one majorised step
-        in D with the B_k update, but that loop contracts at rates near 1 (0.999 at
-        D = 16, K = 8: thousands of rounds to mclust's tolerance), while Newton's gets there
-        in a few. Above ``ORIENTATION_NEWTON_MAX_FEATURES`` features Newton's Hessian
-        costs more than that, and the MM's rounds run instead (``_orientation_mm``).
-        mclust's VVE leaves lambda_k out of B_k in the orientation step (see the module
-        docstring)."""
+        leaves a function of D alone, the profile (``_orientation_profile``), minimised
+        over rotations from the previous orientation. First by mclust's loop, the
+        majorisation-minimisation of Browne and McNicholas (2014) stopped by mclust's
+        rule (``_orientation_mm``), for at most ``ORIENTATION_MM_ROUNDS`` rounds: where it
+        stops by itself the answer is mclust's. It contracts at rates near 1, though
+        (0.999 a round at D = 16, K = 8: thousands of rounds to mclust's rule, the M-step
+        costing as much as the E-step), and where it has not stopped, safeguarded Newton
+        steps (``_orientation_newton``) take it to its fixed point in a few rounds. Above
+        ``ORIENTATION_NEWTON_MAX_FEATURES`` features Newton's Hessian costs more than
+        the MM's rounds, which run to ``max_iter``. mclust's VVE leaves lambda_k out of
+        B_k in the orientation step (see the module docstring)."""
+        b = None
         if old is not None:
             orient = _common_orientation(old)
+            b = torch.diagonal(orient.T @ old @ orient, dim1=-2, dim2=-1)
         else:
             orient = _common_orientation(w / n_k[:, None, None])
-        search = _orientation_newton if w.shape[-1] <= ORIENTATION_NEWTON_MAX_FEATURES else _orientation_mm
-        orient = search(n_k, w, orient, equal_volume, self.tol, self.max_iter)
+        newton = w.shape[-1] <= ORIENTATION_NEWTON_MAX_FEATURES
+        rounds = min(self.max_iter, ORIENTATION_MM_ROUNDS) if newton else self.max_iter
+        orient, stopped = _orientation_mm(n_k, w, orient, equal_volume, self.tol, rounds, b)
+        if newton and not stopped:
+            orient = _orientation_newton(n_k, w, orient, equal_volume, self.tol, self.max_iter)
         proj = (orient * (w @ orient)).sum(-2)  # (K, D): diag(D^T W_k D)
         if equal_volume:
             gm = torch.exp(_log_geomean(proj))
