@@ -13,15 +13,16 @@ reuses a layout of ``covariance`` (spherical (K,), diagonal (K, D), ellipsoidal
 
 * closed forms where they exist (EII, VII, EEI, EVI, VVI, EEE, EEV, EVV, VVV, E, V);
 * coordinate ascent (Celeux and Govaert, 1995) for VEI, VEE and VEV, and for the
-  common orientation of EVE and VVE safeguarded Newton steps on the rotations, which
-  reach the fixed point of the majorisation-minimisation of Browne and McNicholas
-  (2014) in a few rounds where that loop, contracting at rates near 1, takes
-  thousands; each warm-started from the previous iteration's parameters (so every
-  step raises the expected complete log-likelihood: a generalised EM step) and
-  stopped when the relative change of its objective falls below ``tol`` (mclust's
-  sqrt(machine epsilon); Newton one round later, at the minimum to rounding), for VEI
-  and VEV as mclust stops them, when no volume or shape moves by more than ``tol``
-  relative, or after ``max_iter`` rounds.
+  common orientation of EVE and VVE the majorisation-minimisation of Browne and
+  McNicholas (2014), mclust's loop, for up to ``ORIENTATION_MM_ROUNDS`` rounds, then,
+  where it has not stopped (it contracts at rates near 1 and can take thousands),
+  safeguarded Newton steps on the rotations to its fixed point; each warm-started
+  from the previous iteration's parameters (so every step raises the expected
+  complete log-likelihood: a generalised EM step) and stopped when the relative
+  change of its objective falls below ``tol`` (mclust's sqrt(machine epsilon); Newton
+  one round later, at the minimum to rounding), for VEI and VEV as mclust stops them,
+  when no volume or shape moves by more than ``tol`` relative, or after ``max_iter``
+  rounds.
 
 VVE's M-step is exact where mclust's is not: mclust's Fortran (mevve) updates the common
 orientation by minimising sum_k tr(W_k D A_k^-1 D^T), the shapes A_k without the volumes
