@@ -315,16 +315,17 @@ def _orientation_system(s: Tensor, n_k: Tensor, equal_volume: bool) -> tuple[Ten
 def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bool, tol: float,
                         max_iter: int) -> Tensor:
     """The orientation minimising the profile (``_orientation_profile``) near ``orient``.
-    Each round takes the Newton step with the Hessian's eigenvalues made positive (a
-    descent direction even where the profile is not convex), at most ``ORIENTATION_STEP``
-    long, halved until it lowers the profile by Armijo's rule (to the value's rounding
-    error): the profile never increases, a generalised EM step at worst. It stops one round after the profile's
-    relative change is first at most ``tol`` (mclust's rule for its own loop): Newton's
-    convergence is quadratic, so that round takes the orientation from about sqrt(tol)
-    off to rounding error, and the answer no longer depends on the round where the rule
-    fired (a streamed fit sums W_k in another order); or when no step lowers it
-    (at the minimum to rounding), when a projection reaches 0 (a collapsed component,
-    reported by the mixture), or after ``max_iter`` rounds."""
+    Each round takes the Newton step (Cholesky's where the Hessian is positive definite,
+    else with its eigenvalues made positive: a descent direction even where the profile
+    is not convex), at most ``ORIENTATION_STEP`` long, halved until it lowers the profile
+    by Armijo's rule (to the value's rounding error): the profile never increases, a
+    generalised EM step at worst. It stops one round after the profile's relative change
+    is first at most ``tol`` (mclust's rule for its own loop): Newton's convergence is
+    quadratic, so that round takes the orientation from about sqrt(tol) off to rounding
+    error, and the answer no longer depends on the round where the rule fired (a
+    streamed fit sums W_k in another order); or when no step lowers it (at the minimum
+    to rounding), when a projection reaches 0 or the Hessian cannot be factored (a
+    collapsing component, reported by the mixture), or after ``max_iter`` rounds."""
     D = w.shape[-1]
     if D < 2:
         return orient
