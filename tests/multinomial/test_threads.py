@@ -192,3 +192,27 @@ def test_balanced_rows_cut_by_entries():
     assert abs(int(indptr[a]) - 100) <= 3  # each half about 100 entries
     assert parallel.balanced_rows(indptr, 1) == [0, 7]
     assert parallel.balanced_rows(np.array([0]), 4) == [0, 0]
+
+
+def test_vast_vocabularies_use_fewer_threads_for_their_scratches(small_parts, threads, monkeypatch):
+    """Each thread of X^T @ R holds a (D, K) scratch: their total stays within the budget
+    (here room for two), and the sums do not change."""
+    X = random_counts(seed=5)
+    rows = as_rows(X, torch.float32)
+    r = torch.from_numpy(np.random.default_rng(0).random((X.shape[0], 3))).float()
+    threads(4)
+    full = torch.zeros(X.shape[1], 3, dtype=torch.float64)
+    kernels.transposed_product(rows, r, full)
+    assert small_parts[-1] == 4
+    monkeypatch.setattr(kernels, "_SCRATCH_BYTES", 2 * X.shape[1] * 3 * 4)
+    capped = torch.zeros(X.shape[1], 3, dtype=torch.float64)
+    kernels.transposed_product(rows, r, capped)
+    assert small_parts[-1] == 2
+    assert torch.equal(capped, full)
+
+
+def test_float64_runs_cover_about_four_entries_per_word():
+    assert kernels.run_rows(100_000, 50, 5_000_000, torch.float32) == kernels.RUN_ROWS
+    assert kernels.run_rows(100_000, 50, 5_000_000, torch.float64) == kernels.RUN_ROWS  # 4 rows would do
+    rows = kernels.run_rows(100_000, 2**20, 5_000_000, torch.float64)  # 50 entries a row
+    assert rows == -(-4 * 2**20 // 50)

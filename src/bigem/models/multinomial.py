@@ -10,16 +10,20 @@ they shift each row's log-likelihood but no responsibility. The model conditions
 length N (it does not fit it); each component's mean length is kept for sampling only.
 
 Statistics are the responsibility mass n_k and the responsibility-weighted word counts
-sums_kj = sum_n r_nk x_nj (float64; in float32 runs of a few thousand rows when the
-compute dtype is float32); the M-step is the Dirichlet MAP
+sums_kj = sum_n r_nk x_nj (float64, added run by run of a few thousand rows, each run's
+product taken in the compute dtype); the M-step is the Dirichlet MAP
 theta_kj = (sums_kj + alpha) / (sum_j sums_kj + D alpha), scikit-learn's MultinomialNB
 smoothing, so no word ever has probability 0 (log-probability -inf).
 
 Rows arrive as :class:`~bigem._core.sparse.SparseRows` (a dense tensor is converted a
-block at a time), and the E-step of a block is two sparse-dense products in the compute dtype: X @ log(theta)^T (n x K) and
-X^T @ R (D x K, added to float64 sums). On the CPU both run through scipy's CSR kernels (one thread, in place, no
-scratch of the size of the vocabulary per block); elsewhere (CUDA) through torch's
-sparse CSR products (cuSPARSE). A dense (n, D) copy of the data is never made.
+block at a time), and the E-step of a block is two sparse-dense products in the compute
+dtype: X @ log(theta)^T (n x K) and X^T @ R (D x K, added to float64 sums). On the CPU
+both run through scipy's CSR kernels in place, which release the GIL: blocks of rows go
+to the threads of :mod:`~bigem._core.parallel` (torch's thread count), each thread
+with one (D, K) scratch for its runs of X^T @ R. The runs are fixed by the rows alone
+and added in their order, so the statistics are the same bits on any number of
+threads. Elsewhere (CUDA) through torch's sparse CSR products (cuSPARSE). A dense
+(n, D) copy of the data is never made.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ RUN_ROWS = 8192
 # Entries per thread below which a product stays on fewer threads (a hand-over costs
 # tens of microseconds; 65536 entries x K = 20 take about half a millisecond).
 _MIN_PART_ENTRIES = 1 << 16
+# Entries per word of the vocabulary in a float64 run of X^T @ R (see run_rows).
+_RUN_WORDS = 4
+# The per-thread (D, K) scratches of X^T @ R together stay within this: fewer threads
+# for vast vocabularies (2**20 words x K = 50 in float32 is 200 MB a thread).
+_SCRATCH_BYTES = 256 << 20
 # Counts below this are looked up in a table of log-factorials (exact in float64).
 _TABLE = 1 << 12
 # float32 holds every whole number up to 2**24: sums of counts below it are exact.
@@ -110,15 +119,16 @@ def transposed_product(rows: SparseRows, r: Tensor, into: Tensor, use_scipy: boo
     """into += X^T @ r for sparse rows X (n, D) and r (n, K); ``into`` is (D, K) float64,
     contiguous. Every entry adds r's row times its value to its word's row.
 
-    The rows go in runs of ``RUN_ROWS``: each run's product is taken in r's dtype into a
-    (D, K) scratch and added to ``into`` in float64. In float32 this bounds the float32
+    The rows go in runs (:func:`run_rows`): each run's product is taken in r's dtype into
+    a (D, K) scratch and added to ``into`` in float64. In float32 this bounds the float32
     rounding to one run (as the Gaussian's float32 moments do over 256 rows), and the
     float32 product costs half the float64 one (measured: 128 against 276 ms over 4.4e6
     entries, K = 20, one thread). On the CPU the runs are spread over the threads of
     :mod:`~bigem._core.parallel`, each with its own scratch (``ws``: a per-thread
     workspace that keeps it), and added in run order: runs are fixed by the rows alone,
-    so ``into`` comes out the same bit for bit on any number of threads. Elsewhere
-    (CUDA): float64 in one product, float32 by runs."""
+    so ``into`` comes out the same bit for bit on any number of threads. A float64 block
+    that makes one run is added straight into ``into``. Elsewhere (CUDA): float64 in one
+    product, float32 by runs."""
     n, D = rows.shape
     if rows.nnz == 0:
         return
@@ -130,22 +140,41 @@ def transposed_product(rows: SparseRows, r: Tensor, into: Tensor, use_scipy: boo
     values = rows.values if rows.dtype == r.dtype else rows.values.to(r.dtype)
     ptr = rows.indptr.to(rows.indices.dtype).numpy()
     idx, val, flat_r, total = rows.indices.numpy(), values.numpy(), r.contiguous().numpy(), into.numpy()
-    starts = [s for s in range(0, n, RUN_ROWS) if ptr[min(s + RUN_ROWS, n)] > ptr[s]]  # runs with entries
+    step = run_rows(n, D, rows.nnz, r.dtype)
+    starts = [s for s in range(0, n, step) if ptr[min(s + step, n)] > ptr[s]]  # runs with entries
+
+    def product_into(a: int, dest: np.ndarray) -> None:
+        b = min(a + step, n)
+        kernels.csc_matvecs(D, b - a, K, ptr[a : b + 1], idx, val, flat_r[a:b].reshape(-1), dest.reshape(-1))
+
+    if r.dtype == torch.float64 and step >= n:
+        product_into(0, total)
+        return
 
     def scratch() -> np.ndarray:
         buf = torch.empty(D, K, dtype=r.dtype) if ws is None else ws.get("run_sums", (D, K), r.dtype, r.device)
         return buf.numpy()
 
     def compute(i: int, part: np.ndarray) -> None:
-        a = starts[i]
-        b = min(a + RUN_ROWS, n)
         part.fill(0)
-        kernels.csc_matvecs(D, b - a, K, ptr[a : b + 1], idx, val, flat_r[a:b].reshape(-1), part.reshape(-1))
+        product_into(starts[i], part)
 
     def combine(i: int, part: np.ndarray) -> None:
         np.add(total, part, out=total)
 
-    parallel.fold_in_order(len(starts), compute, combine, scratch, _parts(rows.nnz))
+    scratches = max(1, _SCRATCH_BYTES // (D * K * r.element_size()))  # each thread holds one
+    parallel.fold_in_order(len(starts), compute, combine, scratch, min(_parts(rows.nnz), scratches))
+
+
+def run_rows(n: int, D: int, nnz: int, dtype: torch.dtype) -> int:
+    """Rows per run of :func:`transposed_product`, from the block's shape alone (never
+    from the thread count). float32: ``RUN_ROWS``, which bounds its rounding. float64:
+    at least ``RUN_ROWS`` and enough rows for about ``_RUN_WORDS`` entries per word of
+    the vocabulary, so that clearing and adding a run's (D, K) scratch stays a small
+    part of its product (a vocabulary of 2**20 words makes runs of whole chunks)."""
+    if dtype != torch.float64 or nnz == 0:
+        return RUN_ROWS
+    return max(RUN_ROWS, -(-_RUN_WORDS * D * n // nnz))
 
 
 def _torch_transposed_product(rows: SparseRows, r: Tensor, into: Tensor, ws: Workspace | None) -> None:
