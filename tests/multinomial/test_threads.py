@@ -216,3 +216,30 @@ def test_float64_runs_cover_about_four_entries_per_word():
     assert kernels.run_rows(100_000, 50, 5_000_000, torch.float64) == kernels.RUN_ROWS  # 4 rows would do
     rows = kernels.run_rows(100_000, 2**20, 5_000_000, torch.float64)  # 50 entries a row
     assert rows == -(-4 * 2**20 // 50)
+
+
+def test_beside_a_decoding_source_torch_leaves_a_core_but_the_sparse_kernels_keep_them_all(threads):
+    from bigem.engines.local import sharing_cores
+
+    class Decoding:
+        decodes = True
+
+    class Plain:
+        decodes = False
+
+    threads(3)
+    with sharing_cores(Decoding()):
+        assert torch.get_num_threads() == 2
+        assert parallel.threads() == 3
+    assert torch.get_num_threads() == 3 and parallel.threads() == 3
+    with sharing_cores(Plain()):
+        assert torch.get_num_threads() == 3 and parallel.threads() == 3
+    with pytest.raises(RuntimeError), sharing_cores(Decoding()):
+        raise RuntimeError("the loop failed")
+    assert torch.get_num_threads() == 3 and parallel.threads() == 3  # restored on errors too
+    seen = []
+    with sharing_cores(Decoding()):
+        other = threading.Thread(target=lambda: seen.append((parallel.threads(), torch.get_num_threads())))
+        other.start()
+        other.join()
+    assert seen[0][0] == seen[0][1]  # kept for the calling thread only: another follows torch's count
