@@ -10,7 +10,8 @@ iterations (tol=0):
 
 - floor:    one sparse matrix product over the data, ``X @ W`` with X the CSR counts in
             memory and W a dense (V, K) float32 matrix (scipy's kernel, one thread): the
-            least an E-step can cost, since it must read every entry once;
+            least an E-step can cost on one thread, since it must read every entry once
+            (bigem's E-step takes two such products, over torch's threads);
 - npz:      bigem.MultinomialMixture streamed from the .npz (cache_budget=0: every
             iteration re-reads the file), float32;
 - parquet:  the same, streamed from the Parquet token lists (bigem.Tokens);
@@ -223,6 +224,10 @@ def main() -> None:
         sys.exit(f"unknown case(s) {unknown}; choose from {list(CASES)}")
     began = time.perf_counter()
     npz, parquet = make_data(docs, V, args.length, args.k)
+    import torch
+
+    print(f"bigem's sparse kernels on {torch.get_num_threads()} thread(s) (torch.set_num_threads / OMP_NUM_THREADS); "
+          "the floor on one (scipy)")
     print(f"data: {docs} documents, vocabulary {V}, ~{args.length:g} tokens each, K={args.k}; "
           f"{os.path.getsize(npz) / 1e6:.0f} MB .npz, {os.path.getsize(parquet) / 1e6:.0f} MB Parquet "
           f"(ready in {time.perf_counter() - began:.0f} s)")

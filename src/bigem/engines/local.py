@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import torch
 
+from .._core import parallel
 from .._core.batches import minibatches
 from .._core.errors import DataError
 from .._core.types import READ_AHEAD, Chunk, Source
@@ -116,7 +117,9 @@ def sharing_cores(source: Source):
     from 4.2-4.8 s to 3.7-4.3 s and its CPU time by about 12% (alternating runs,
     measured; the E-step's statistics may differ in the last bits, as between
     machines with different core counts, never between runs). torch's thread count is
-    per thread, so the caller's other threads keep theirs. Use it around a loop, never
+    per thread, so the caller's other threads keep theirs. The sparse kernels of
+    :mod:`bigem._core.parallel`, whose idle threads sleep rather than spin, keep the
+    full count (:func:`~bigem._core.parallel.keeping`). Use it around a loop, never
     inside a generator: a suspended generator would hold the lower count.
     """
     threads = torch.get_num_threads()
@@ -125,7 +128,8 @@ def sharing_cores(source: Source):
         return
     torch.set_num_threads(threads - 1)
     try:
-        yield
+        with parallel.keeping(threads):  # the GIL-free kernels' pool sleeps when idle: it keeps every core
+            yield
     finally:
         torch.set_num_threads(threads)
 

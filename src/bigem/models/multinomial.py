@@ -10,27 +10,33 @@ they shift each row's log-likelihood but no responsibility. The model conditions
 length N (it does not fit it); each component's mean length is kept for sampling only.
 
 Statistics are the responsibility mass n_k and the responsibility-weighted word counts
-sums_kj = sum_n r_nk x_nj (float64; in float32 runs of a few thousand rows when the
-compute dtype is float32); the M-step is the Dirichlet MAP
+sums_kj = sum_n r_nk x_nj (float64, added run by run of a few thousand rows, each run's
+product taken in the compute dtype); the M-step is the Dirichlet MAP
 theta_kj = (sums_kj + alpha) / (sum_j sums_kj + D alpha), scikit-learn's MultinomialNB
 smoothing, so no word ever has probability 0 (log-probability -inf).
 
 Rows arrive as :class:`~bigem._core.sparse.SparseRows` (a dense tensor is converted a
-block at a time), and the E-step of a block is two sparse-dense products in the compute dtype: X @ log(theta)^T (n x K) and
-X^T @ R (D x K, added to float64 sums). On the CPU both run through scipy's CSR kernels (one thread, in place, no
-scratch of the size of the vocabulary per block); elsewhere (CUDA) through torch's
-sparse CSR products (cuSPARSE). A dense (n, D) copy of the data is never made.
+block at a time), and the E-step of a block is two sparse-dense products in the compute
+dtype: X @ log(theta)^T (n x K) and X^T @ R (D x K, added to float64 sums). On the CPU
+both run through scipy's CSR kernels in place, which release the GIL: blocks of rows go
+to the threads of :mod:`~bigem._core.parallel` (torch's thread count), each thread
+with one (D, K) scratch for its runs of X^T @ R. The runs are fixed by the rows alone
+and added in their order, so the statistics are the same bits on any number of
+threads. Elsewhere (CUDA) through torch's sparse CSR products (cuSPARSE). A dense
+(n, D) copy of the data is never made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .._core import parallel
 from .._core.sparse import SparseRows
 from .._core.stats import additive
 from .._core.workspace import Workspace
@@ -45,8 +51,18 @@ _GPU_BLOCK_ROWS = 1 << 16
 # Rows per float32 run of the statistics' product, each run added in float64: about
 # 1e6 entries at 100 words per document, so the (D, K) addition costs a few percent.
 RUN_ROWS = 8192
+# Entries per thread below which a product stays on fewer threads (a hand-over costs
+# tens of microseconds; 65536 entries x K = 20 take about half a millisecond).
+_MIN_PART_ENTRIES = 1 << 16
+# Entries per word of the vocabulary in a float64 run of X^T @ R (see run_rows).
+_RUN_WORDS = 4
+# The per-thread (D, K) scratches of X^T @ R together stay within this: fewer threads
+# for vast vocabularies (2**20 words x K = 50 in float32 is 200 MB a thread).
+_SCRATCH_BYTES = 256 << 20
 # Counts below this are looked up in a table of log-factorials (exact in float64).
 _TABLE = 1 << 12
+# float32 holds every whole number up to 2**24: sums of counts below it are exact.
+_EXACT32 = 1 << 24
 
 
 def _scipy_kernels():
@@ -59,20 +75,38 @@ def _scipy_kernels():
 
 
 # ---------------------------------------------------------------------------- kernels
+def _parts(nnz: int) -> int:
+    """Threads for a CPU product over ``nnz`` entries: as many as allowed
+    (:func:`~bigem._core.parallel.threads`), each with at least ``_MIN_PART_ENTRIES``."""
+    return max(1, min(parallel.threads(), nnz // _MIN_PART_ENTRIES))
+
+
 def product(rows: SparseRows, w: Tensor, out: Tensor, use_scipy: bool = True) -> Tensor:
     """out = X @ w for sparse rows X (n, D) and a dense (D, K) matrix, into ``out`` (n, K)
-    of w's dtype (values cast to it)."""
+    of w's dtype (values cast to it).
+
+    On the CPU, blocks of rows with about equal numbers of entries go to the threads of
+    :mod:`~bigem._core.parallel`: each output row is one thread's sum over its entries
+    in order, so ``out`` is the same bit for bit on any number of threads."""
     n, D = rows.shape
     values = rows.values if rows.dtype == w.dtype else rows.values.to(w.dtype)
     kernels = _scipy_kernels() if use_scipy and w.device.type == "cpu" else None
     if kernels is not None and not out.is_contiguous():  # scipy writes a flat view: give it one
         return out.copy_(product(rows, w, torch.empty(out.shape, dtype=out.dtype), use_scipy))
     if kernels is not None:
-        out.zero_()
-        if rows.nnz:
-            ptr = rows.indptr.to(rows.indices.dtype)
-            kernels.csr_matvecs(n, D, w.shape[1], ptr.numpy(), rows.indices.numpy(), values.numpy(),
-                                w.numpy().reshape(-1), out.numpy().reshape(-1))
+        if not rows.nnz:
+            return out.zero_()
+        K = w.shape[1]
+        ptr = rows.indptr.to(rows.indices.dtype).numpy()
+        idx, val, flat_w, dest = rows.indices.numpy(), values.numpy(), w.contiguous().numpy().reshape(-1), out.numpy()
+
+        def block(a: int, b: int) -> None:
+            part = dest[a:b].reshape(-1)
+            part.fill(0)
+            kernels.csr_matvecs(b - a, D, K, ptr[a : b + 1], idx, val, flat_w, part)
+
+        bounds = parallel.balanced_rows(ptr, _parts(rows.nnz))
+        parallel.run([partial(block, a, b) for a, b in zip(bounds, bounds[1:]) if b > a])
         return out
     if rows.nnz == 0:
         return out.zero_()
@@ -81,43 +115,85 @@ def product(rows: SparseRows, w: Tensor, out: Tensor, use_scipy: bool = True) ->
 
 
 def transposed_product(rows: SparseRows, r: Tensor, into: Tensor, use_scipy: bool = True,
-                       scratch: Tensor | None = None) -> None:
-    """into += X^T @ r for sparse rows X (n, D) and r (n, K) contiguous; ``into`` is (D, K)
-    float64. Every entry adds r's row times its value to its word's row.
+                       ws: Workspace | None = None) -> None:
+    """into += X^T @ r for sparse rows X (n, D) and r (n, K); ``into`` is (D, K) float64,
+    contiguous. Every entry adds r's row times its value to its word's row.
 
-    float64 r: one product straight into ``into``. float32 r: products over runs of
-    ``RUN_ROWS`` rows in float32 (into ``scratch``, (D, K) float32), each run added to
-    ``into`` in float64, so float32 rounding accumulates over one run only (as the
-    Gaussian's float32 moments do over 256 rows): the float32 product costs half the
-    float64 one (measured: 128 against 276 ms over 4.4e6 entries, K = 20, one thread)."""
+    The rows go in runs (:func:`run_rows`): each run's product is taken in r's dtype into
+    a (D, K) scratch and added to ``into`` in float64. In float32 this bounds the float32
+    rounding to one run (as the Gaussian's float32 moments do over 256 rows), and the
+    float32 product costs half the float64 one (measured: 128 against 276 ms over 4.4e6
+    entries, K = 20, one thread). On the CPU the runs are spread over the threads of
+    :mod:`~bigem._core.parallel`, each with its own scratch (``ws``: a per-thread
+    workspace that keeps it), and added in run order: runs are fixed by the rows alone,
+    so ``into`` comes out the same bit for bit on any number of threads. A float64 block
+    that makes one run is added straight into ``into``. Elsewhere (CUDA): float64 in one
+    product, float32 by runs."""
     n, D = rows.shape
     if rows.nnz == 0:
         return
-    if r.dtype == torch.float64:
-        _scatter(rows, r, into, use_scipy)
+    K = r.shape[1]
+    kernels = _scipy_kernels() if use_scipy and r.device.type == "cpu" else None
+    if kernels is None:
+        _torch_transposed_product(rows, r, into, ws)
         return
-    scratch = torch.empty(D, r.shape[1], dtype=r.dtype, device=r.device) if scratch is None else scratch
+    values = rows.values if rows.dtype == r.dtype else rows.values.to(r.dtype)
+    ptr = rows.indptr.to(rows.indices.dtype).numpy()
+    idx, val, flat_r, total = rows.indices.numpy(), values.numpy(), r.contiguous().numpy(), into.numpy()
+    step = run_rows(n, D, rows.nnz, r.dtype)
+    starts = [s for s in range(0, n, step) if ptr[min(s + step, n)] > ptr[s]]  # runs with entries
+
+    def product_into(a: int, dest: np.ndarray) -> None:
+        b = min(a + step, n)
+        kernels.csc_matvecs(D, b - a, K, ptr[a : b + 1], idx, val, flat_r[a:b].reshape(-1), dest.reshape(-1))
+
+    if r.dtype == torch.float64 and step >= n:
+        product_into(0, total)
+        return
+
+    def scratch() -> np.ndarray:
+        buf = torch.empty(D, K, dtype=r.dtype) if ws is None else ws.get("run_sums", (D, K), r.dtype, r.device)
+        return buf.numpy()
+
+    def compute(i: int, part: np.ndarray) -> None:
+        part.fill(0)
+        product_into(starts[i], part)
+
+    def combine(i: int, part: np.ndarray) -> None:
+        np.add(total, part, out=total)
+
+    scratches = max(1, _SCRATCH_BYTES // (D * K * r.element_size()))  # each thread holds one
+    parallel.fold_in_order(len(starts), compute, combine, scratch, min(_parts(rows.nnz), scratches))
+
+
+def run_rows(n: int, D: int, nnz: int, dtype: torch.dtype) -> int:
+    """Rows per run of :func:`transposed_product`, from the block's shape alone (never
+    from the thread count). float32: ``RUN_ROWS``, which bounds its rounding. float64:
+    at least ``RUN_ROWS`` and enough rows for about ``_RUN_WORDS`` entries per word of
+    the vocabulary, so that clearing and adding a run's (D, K) scratch stays a small
+    part of its product (a vocabulary of 2**20 words makes runs of whole chunks)."""
+    if dtype != torch.float64 or nnz == 0:
+        return RUN_ROWS
+    return max(RUN_ROWS, -(-_RUN_WORDS * D * n // nnz))
+
+
+def _torch_transposed_product(rows: SparseRows, r: Tensor, into: Tensor, ws: Workspace | None) -> None:
+    """:func:`transposed_product` through torch's sparse products (CUDA, or no scipy)."""
+    n, D = rows.shape
+    values = rows.values if rows.dtype == r.dtype else rows.values.to(r.dtype)
+    rows = SparseRows(rows.indptr, rows.indices, values, D)
+    r = r.contiguous()
+    if r.dtype == torch.float64:
+        into += torch.mm(rows.csr().t(), r)  # X^T: X's arrays read column-wise (CSC), made CSR by torch
+        return
+    scratch = torch.empty(D, r.shape[1], dtype=r.dtype, device=r.device) if ws is None else \
+        ws.get("run_sums", (D, r.shape[1]), r.dtype, r.device)
     for start in range(0, n, RUN_ROWS):
         run = rows[start : start + RUN_ROWS]
         if run.nnz:
             scratch.zero_()
-            _scatter(run, r[start : start + RUN_ROWS], scratch, use_scipy)
+            scratch += torch.mm(run.csr().t(), r[start : start + RUN_ROWS])
             into += scratch
-
-
-def _scatter(rows: SparseRows, r: Tensor, into: Tensor, use_scipy: bool) -> None:
-    """into += X^T @ r in r's dtype (into: (D, K) contiguous, of that dtype)."""
-    n, D = rows.shape
-    values = rows.values if rows.dtype == r.dtype else rows.values.to(r.dtype)
-    kernels = _scipy_kernels() if use_scipy and r.device.type == "cpu" else None
-    if kernels is not None:
-        ptr = rows.indptr.to(rows.indices.dtype)
-        kernels.csc_matvecs(D, n, r.shape[1], ptr.numpy(), rows.indices.numpy(), values.numpy(),
-                            r.contiguous().numpy().reshape(-1), into.numpy().reshape(-1))
-        return
-    # X^T is X's arrays read column-wise (CSC); torch converts it to CSR on the device
-    csc_t = SparseRows(rows.indptr, rows.indices, values, D).csr().t()
-    into += torch.mm(csc_t, r.contiguous())
 
 
 _LOG_FACTORIALS: dict[torch.device, Tensor] = {}
@@ -148,30 +224,50 @@ def log_coefficients(rows: SparseRows) -> Tensor:
 
 
 def _log_coefficients_numpy(rows: SparseRows) -> Tensor:
-    """:func:`log_coefficients` on the CPU through numpy's segment sums (reduceat): on 8e6
-    entries, one thread, 150 ms in all against 440 ms for torch's index_add of the row
-    sums alone (measured on a loaded machine; the ratio is what counts)."""
+    """:func:`log_coefficients` on the CPU through numpy's segment sums (reduceat), row
+    blocks on the threads of :mod:`~bigem._core.parallel` (each row's value is one
+    thread's, so the same on any number of threads). Rows' totals are summed in the
+    values' dtype when that is exact (whole counts, every total below 2**24 in float32),
+    and only entries above 1 are looked up. On 1.5e7 entries, one thread: 55 ms against
+    90 ms for the totals in float64 and a bincount of the looked-up terms by row."""
     n = rows.shape[0]
     ptr = rows.indptr.numpy()
     v = rows.values.numpy()
+    table = _LOG_FACTORIALS.get(rows.device)
+    if table is None:
+        table = _LOG_FACTORIALS[rows.device] = torch.lgamma(torch.arange(_TABLE, dtype=torch.float64) + 1.0)
     totals = np.zeros(n, dtype=np.float64)
-    lengths = np.diff(ptr)
-    filled = np.flatnonzero(lengths)
-    if len(filled):
-        totals[filled] = np.add.reduceat(v, ptr[filled], dtype=np.float64)
+    terms = np.zeros(n, dtype=np.float64)  # sum_j log x_j! of each row
+
+    def block(a: int, b: int) -> None:
+        p = ptr[a : b + 1]
+        lo, hi = int(p[0]), int(p[-1])
+        filled = np.flatnonzero(p[1:] > p[:-1])  # a segment runs to the next start given (empty rows: none)
+        if not len(filled):
+            return
+        mine = v[lo:hi]
+        sums = np.add.reduceat(mine, p[filled] - lo)
+        if sums.dtype != np.float64 and sums.max() >= _EXACT32:  # a partial sum may have rounded
+            sums = np.add.reduceat(mine, p[filled] - lo, dtype=np.float64)
+        totals[a + filled] = sums
+        big = np.flatnonzero(mine > 1)  # counts of 0 and 1 add nothing (log 1! = 0)
+        if not len(big):
+            return
+        vb = mine[big]
+        if vb.max() < _TABLE:
+            looked = table.numpy()[vb.astype(np.intp)]
+        else:
+            looked = table.numpy()[np.minimum(vb, _TABLE - 1).astype(np.intp)]
+            small = vb < _TABLE
+            looked = np.where(small, looked, torch.lgamma(torch.from_numpy(vb.astype(np.float64)) + 1.0).numpy())
+        at = np.searchsorted(big, p - lo)  # each row's first entry above 1 (in big)
+        has = np.flatnonzero(at[1:] > at[:-1])
+        terms[a + has] = np.add.reduceat(looked, at[has])
+
+    bounds = parallel.balanced_rows(ptr, _parts(rows.nnz))
+    parallel.run([partial(block, a, b) for a, b in zip(bounds, bounds[1:]) if b > a])
     out = torch.lgamma(torch.from_numpy(totals) + 1.0)
-    big = np.flatnonzero(v > 1)
-    if len(big):
-        vb = v[big].astype(np.float64)
-        table = _LOG_FACTORIALS.get(rows.device)
-        if table is None:
-            table = _LOG_FACTORIALS[rows.device] = torch.lgamma(torch.arange(_TABLE, dtype=torch.float64) + 1.0)
-        small = vb < _TABLE
-        terms = table.numpy()[np.minimum(vb, _TABLE - 1).astype(np.int64)]
-        if not small.all():
-            terms = np.where(small, terms, torch.lgamma(torch.from_numpy(vb) + 1.0).numpy())
-        row_of = np.searchsorted(ptr, big, side="right") - 1
-        out -= torch.from_numpy(np.bincount(row_of, weights=terms, minlength=n))
+    out -= torch.from_numpy(terms)
     return out
 
 
@@ -240,9 +336,7 @@ class _Sums:
         r = rw.T  # (n, K): the responsibilities are a transposed view of a row-major scratch
         if not r.is_contiguous():  # weighted: a fresh (K, n) product
             r = self.ws.get("resp", (n, K), rw.dtype, rw.device).copy_(rw.T)
-        scratch = None if rw.dtype == torch.float64 else self.ws.get("sums32", tuple(self.sums_t.shape), rw.dtype,
-                                                                     rw.device)
-        transposed_product(block.rows, r, self.sums_t, self.use_scipy, scratch)
+        transposed_product(block.rows, r, self.sums_t, self.use_scipy, self.ws)
 
     def result(self) -> MultinomialStats:
         return MultinomialStats(self.n_k, self.sums_t.T.contiguous())
