@@ -308,3 +308,22 @@ def test_the_hmm_is_shipped_once_per_fit_not_once_per_iteration(client, monkeypa
     GaussianHMM(3, n_iter=5, tol=-np.inf, random_state=0, engine="dask", client=client).fit(_gaussian(), LENGTHS)
     steps = [k for name, k in keys if name == "Lockstep"]
     assert len(steps) == 5 and len(set(steps)) == 1  # five E-steps on one shipped model
+
+
+def test_many_small_partitions_are_merged_at_sequence_starts_never_split():
+    """Forward-backward pays its time loop once per partition a worker holds, so small
+    partitions are merged into a multiple of the workers' threads, each within a batch,
+    cut only at sequence starts; partitions already as few as that stay as they are."""
+    from bigem.sources.dask_sequences import coalesced
+
+    lengths = np.array([30, 50, 20, 40, 60, 10, 90, 100], dtype=np.int64)  # 400 rows
+    starts = set(np.concatenate([[0], np.cumsum(lengths)]).tolist())
+    X = da.from_array(np.arange(800.0).reshape(400, 2), chunks=((30, 70, 100, 60, 140), 2))
+    merged = coalesced(X, lengths, threads=2, rows_per_batch=1_000)
+    assert len(merged.chunks[0]) == 2 and sum(merged.chunks[0]) == 400
+    assert set(np.cumsum((0,) + merged.chunks[0]).tolist()) <= starts
+    np.testing.assert_array_equal(merged.compute(), X.compute())
+    within = coalesced(X, lengths, threads=2, rows_per_batch=150)  # batches of 150 rows: 4 partitions
+    assert len(within.chunks[0]) == 4 and set(np.cumsum((0,) + within.chunks[0]).tolist()) <= starts
+    assert coalesced(X, lengths, threads=2, rows_per_batch=10) is X  # never split: 5 partitions stay
+    assert coalesced(X, lengths, threads=8, rows_per_batch=1_000) is X

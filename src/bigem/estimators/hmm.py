@@ -319,11 +319,12 @@ class _BaseHMM(EstimatorBase, ABC):
         memory when they fit (see ``DaskEngine.persist``); the emission's value checks run
         once, where the partitions live."""
         from ..sources.dask import open_dask_source
-        from ..sources.dask_sequences import DaskSequences, sequence_aligned
+        from ..sources.dask_sequences import DaskSequences, coalesced, sequence_aligned
 
         client = engine.client
         threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
         aligned, lens, names = sequence_aligned(X, lengths, sequence_column, columns, client, threads)
+        aligned = coalesced(aligned, lens, threads, self._rows_per_batch(s, int(aligned.shape[1])))
         emission = self._emission(s, getattr(self, "n_features", None))
         rows = open_dask_source(aligned, client=client, dtype=emission.row_dtype, device=s.device,
                                 memory_budget=s.memory_budget, shift="auto" if emission.translatable else None,

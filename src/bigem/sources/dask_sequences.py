@@ -104,6 +104,26 @@ def sequence_aligned(X, lengths, sequence_column: str | None, columns: list[str]
     return X, lens, names
 
 
+def coalesced(X, lengths: np.ndarray, threads: int, rows_per_batch: int):
+    """X (a dask array cut at sequence starts) in fewer, larger partitions when it has
+    more than its work needs: a multiple of ``threads`` partitions, each within one batch
+    of ``rows_per_batch`` rows where the rows allow, cut at sequence starts.
+
+    Forward-backward steps through time in Python once per batch, so a worker pays that
+    fixed cost once per partition it holds: eight partitions of 125k rows on two
+    workers cost each of them four passes of the time loop where two partitions of
+    500k would cost one or two (the local engine pays it once per batch). Partitions
+    are only ever merged, never split, and the answer does not depend on them."""
+    n, have = int(X.shape[0]), len(X.chunks[0])
+    threads = max(1, int(threads))
+    want = threads * -(-n // (threads * max(1, int(rows_per_batch))))
+    if have <= want:
+        return X
+    cuts = balanced_cuts(n, want, np.concatenate([[0], np.cumsum(lengths)]).tolist())
+    sizes = tuple(b - a for a, b in zip(cuts, cuts[1:]) if b > a)
+    return X.rechunk({0: sizes})
+
+
 def _in_memory(X, lengths, sequence_column, columns, parts: int):
     """An in-memory X as a dask array cut at sequence starts into balanced partitions."""
     import dask.array as da
