@@ -127,11 +127,28 @@ class DaskEngine(OneProcess):
     def persist(self, source: Partitioned, fraction: float = PERSIST_FRACTION) -> Partitioned:
         """The source with its converted partitions held in worker memory when they fit;
         else the source itself, whose partitions the workers re-read every pass."""
-        limits = [w.get("memory_limit") or 0 for w in self.client.scheduler_info()["workers"].values()]
+        workers = self.client.scheduler_info()["workers"]
+        limits = [w.get("memory_limit") or 0 for w in workers.values()]
         total = sum(limits)
         if any(m == 0 for m in limits) or source.nbytes() <= fraction * total:
-            return source.with_partitions(list(self.client.persist(source.partitions)))
+            return source.with_partitions(self._spread(source.partitions, workers))
         return source
+
+    def _spread(self, partitions: list, workers: dict) -> list:
+        """The partitions persisted, an equal share of consecutive ones on each worker
+        thread (loosely: Dask may recompute one elsewhere if its worker is lost). Left to
+        itself, Dask may put three of four equal partitions on one of two workers, and
+        every iteration then waits on that one (measured: 1.8x against 1.3x of the
+        local engine for the HMM benchmark)."""
+        slots = [addr for addr, w in sorted(workers.items()) for _ in range(max(1, int(w.get("nthreads", 1))))]
+        if len(partitions) < 2 or len(slots) < 2:
+            return list(self.client.persist(partitions))
+        out = []
+        n = len(partitions)
+        for i, part in enumerate(partitions):
+            home = slots[i * len(slots) // n]
+            out.append(self.client.persist(part, workers=[home], allow_other_workers=True))
+        return out
 
     # ------------------------------------------------------------------ streaming
     def stream(self, source: Partitioned) -> Iterator[Chunk]:
