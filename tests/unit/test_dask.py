@@ -542,3 +542,21 @@ def test_checkpoint_of_the_same_rows_moved_by_a_constant_is_refused(tmp_path):
         GaussianMixture(2, random_state=0).fit(X + 1.0, checkpoint=path, checkpoint_every=1)
     GaussianMixture(2, random_state=0).fit(X, checkpoint=path, checkpoint_every=1)
     assert not path.exists()  # the same rows resumed and completed
+
+
+def test_persisted_partitions_are_shared_equally_among_the_workers(client):
+    """Four equal partitions on two single-threaded workers: two each, consecutive ones
+    together (every iteration waits on the busiest worker)."""
+    from dask import delayed
+
+    from bigem.engines.dask import DaskEngine
+
+    parts = [delayed(np.full)((1000, 2), float(i)) for i in range(4)]
+    workers = client.scheduler_info()["workers"]
+    held = DaskEngine(client)._spread(parts, workers)
+    futures = [distributed.futures_of(p)[0] for p in held]
+    client.gather(futures)
+    homes = [next(iter(client.who_has(f)[f.key])) for f in futures]
+    slots = sorted(workers)
+    assert homes == [slots[0], slots[0], slots[1], slots[1]]
+    np.testing.assert_array_equal(client.compute(held[3]).result(), np.full((1000, 2), 3.0))
