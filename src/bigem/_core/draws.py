@@ -13,8 +13,8 @@ TILE = 4096  # rows per independently seeded tile
 
 def _tiled(seed: int, start: int, n: int, draw: Callable[[torch.Generator], Tensor]) -> list[Tensor]:
     """``draw(generator)`` for each tile of :data:`TILE` rows that rows start..start+n-1
-    touch, the generator seeded by (seed, tile); returns the tiles' draws and the offset
-    of row ``start`` in the first."""
+    touch, in order, the generator seeded by (seed, tile) (row ``start`` is at
+    ``start % TILE`` in the first)."""
     first, last = start // TILE, (start + n - 1) // TILE
     out = []
     for t in range(first, last + 1):
@@ -34,7 +34,7 @@ def row_draws(seed: int, start: int, n: int, width: int) -> tuple[Tensor, Tensor
         return torch.rand(TILE, dtype=torch.float64, generator=g), torch.randn(TILE, width, dtype=torch.float64, generator=g)
 
     tiles = _tiled(seed, start, n, draw)
-    lo = start - (start // TILE) * TILE
+    lo = start % TILE
     return torch.cat([u for u, _ in tiles])[lo : lo + n], torch.cat([z for _, z in tiles])[lo : lo + n]
 
 
@@ -44,5 +44,5 @@ def row_uniforms(seed: int, start: int, n: int, width: int) -> Tensor:
     if n == 0:
         return torch.empty(0, width, dtype=torch.float64)
     tiles = _tiled(seed, start, n, lambda g: torch.rand(TILE, width, dtype=torch.float64, generator=g))
-    lo = start - (start // TILE) * TILE
+    lo = start % TILE
     return torch.cat(tiles)[lo : lo + n]
