@@ -132,33 +132,6 @@ def test_a_fit_small_enough_is_kept_in_memory_after_the_first_pass(tmp_path, fit
     assert source.cached and [c.x for c in source.chunks()] == first  # the same rows: no file read again
 
 
-def test_a_streamed_fit_derives_each_chunks_log_coefficients_once(tmp_path, fitted, monkeypatch):
-    """A file read again every pass hands each chunk the memo of its rows (within
-    MEMO_BYTES): the log coefficients are computed on the first pass only, and the fit
-    is the same bits as one that computes them every pass."""
-    from bigem.models import multinomial
-    from bigem.sources import counts
-
-    S, ref = fitted
-    path = str(tmp_path / "docs.npz")
-    sp.save_npz(path, S, compressed=False)
-    made = []
-    compute = multinomial.log_coefficients
-    monkeypatch.setattr(multinomial, "log_coefficients", lambda rows: made.append(rows.shape[0]) or compute(rows))
-    kw = {**KW, "cache_budget": 0}
-    _same_fit(MultinomialMixture(3, **kw).fit(path), ref, S)
-    assert sum(made) == S.shape[0]  # once a row, over every pass (initialisation's included)
-    made.clear()
-    monkeypatch.setattr(counts, "MEMO_BYTES", 0)  # no memos: every pass
-    _same_fit(MultinomialMixture(3, **kw).fit(path), ref, S)
-    passes = sum(made) // S.shape[0]
-    assert passes > 6 and sum(made) == passes * S.shape[0]
-    made.clear()
-    monkeypatch.setattr(counts, "MEMO_BYTES", 8 * 250)  # room for 250 rows' memos: the first 3 chunks of 100
-    _same_fit(MultinomialMixture(3, **kw).fit(path), ref, S)
-    assert sum(made) == 300 + 300 * passes
-
-
 _MEMORY_SCRIPT = textwrap.dedent("""
     import gc, os, sys, threading, time, warnings
     import numpy as np, scipy.sparse as sp, torch

@@ -254,11 +254,9 @@ def _log_coefficients_numpy(rows: SparseRows) -> Tensor:
         if not len(big):
             return
         vb = mine[big]
-        if vb.max() < _TABLE:
-            looked = table.numpy()[vb.astype(np.intp)]
-        else:
-            looked = table.numpy()[np.minimum(vb, _TABLE - 1).astype(np.intp)]
-            small = vb < _TABLE
+        looked = table.numpy()[np.minimum(vb, _TABLE - 1).astype(np.int64)]
+        small = vb < _TABLE
+        if not small.all():
             looked = np.where(small, looked, torch.lgamma(torch.from_numpy(vb.astype(np.float64)) + 1.0).numpy())
         at = np.searchsorted(big, p - lo)  # each row's first entry above 1 (in big)
         has = np.flatnonzero(at[1:] > at[:-1])

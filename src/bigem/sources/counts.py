@@ -291,26 +291,14 @@ class DenseCounts:
 
 
 # ---------------------------------------------------------------------------- first pass
-# What a streamed source keeps of its chunks' memos (SparseRows.memo) across passes, at
-# most: the multinomial's log coefficients are 8 bytes a row, so 8e6 rows.
-MEMO_BYTES = 64 << 20
-
-
 class CountsFirstPass:
     """A streamed count source: checked on its first complete pass (the source does it
-    as it reads), and kept in memory from then on when its chunks fit ``cache_bytes``.
-
-    Otherwise every pass reads the file again, and each chunk comes with the memo its
-    rows had on the previous pass (``SparseRows.memo``: what a model derived from the
-    rows alone, such as the multinomial's log coefficients, 8 bytes a row), so that it
-    is derived on the first pass only; up to ``MEMO_BYTES`` of memos are kept, the
-    later chunks' derived again each pass (the same values either way)."""
+    as it reads), and kept in memory from then on when its chunks fit ``cache_bytes``."""
 
     def __init__(self, inner, cache_bytes: int = 0) -> None:
         self.inner = inner
         self.caching = 0 < inner.stored_bytes() <= cache_bytes
         self._cache: list[Chunk] | None = None
-        self._memos: dict[tuple[int, int], dict] = {}
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -328,28 +316,15 @@ class CountsFirstPass:
             yield from self._cache
             return
         kept: list[Chunk] | None = [] if self.caching else None
-        room = MEMO_BYTES - sum(_memo_bytes(m) for m in self._memos.values())
         for chunk in self.inner.chunks():
             if kept is not None:
                 kept.append(chunk)
-            elif isinstance(chunk.x, SparseRows):
-                key = (chunk.row_start, chunk.n_rows)
-                memo = self._memos.get(key)
-                if memo is None and room > 0:  # its size is known once a model has filled it
-                    memo = self._memos[key] = {}
-                    room -= 8 * chunk.n_rows  # at least one value a row, until measured next pass
-                if memo is not None:
-                    chunk = dataclasses.replace(chunk, x=dataclasses.replace(chunk.x, memo=memo))
             yield chunk
         self.inner.checked = True  # only a complete pass counts
         self._cache = kept
 
     def take(self, rows: Tensor) -> SparseRows:
         return self.inner.take(rows)
-
-
-def _memo_bytes(memo: dict) -> int:
-    return sum(v.element_size() * v.numel() for v in memo.values() if isinstance(v, Tensor))
 
 
 def chunk_rows_for(memory_budget: int, nnz_per_row: float, raw_bytes_per_entry: int, itemsize: int) -> int:
