@@ -534,9 +534,10 @@ class MixtureClassifier(EstimatorBase):
                      float(counts.sum()), None, X, columns)
         return self
 
-    def _finish(self, s, classes, counts, estimators, table, loglik, n_parameters, n, edda, X=None, columns=None):
+    def _set_parts(self, classes, counts: np.ndarray, estimators: list, table: list):
+        """The fitted attributes a fit and a loaded file share; returns the first class's model."""
         self.classes_ = np.asarray(classes)
-        self.class_counts_ = np.asarray(counts, dtype=np.int64)
+        self.class_counts_ = counts
         self.class_proportions_ = counts / counts.sum()
         self.estimators_ = estimators
         self.table_ = table
@@ -544,7 +545,11 @@ class MixtureClassifier(EstimatorBase):
         self.n_features_in_ = int(first.n_features_in_)
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = np.asarray(first.feature_names_in_, dtype=object)
-        else:
+        return first
+
+    def _finish(self, s, classes, counts, estimators, table, loglik, n_parameters, n, edda, X=None, columns=None):
+        first = self._set_parts(classes, np.asarray(counts, dtype=np.int64), estimators, table)
+        if not hasattr(first, "feature_names_in_"):
             self.__dict__.pop("feature_names_in_", None)
         if edda is not None:
             self.covariance_types_ = [edda.covariance_type] * len(classes)
@@ -738,15 +743,7 @@ class MixtureClassifier(EstimatorBase):
         table = state.get("table_")
         if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
             raise ModelFileError("table_ must be a list of rows")
-        self.classes_ = np.asarray(classes)
-        self.class_counts_ = counts
-        self.class_proportions_ = counts / counts.sum()
-        self.estimators_ = parts
-        self.table_ = table
-        first = parts[0]
-        self.n_features_in_ = int(first.n_features_in_)
-        if hasattr(first, "feature_names_in_"):
-            self.feature_names_in_ = np.asarray(first.feature_names_in_, dtype=object)
+        first = self._set_parts(classes, counts, parts, table)
         if s.model == "EDDA":
             self.covariance_types_, self.n_components_ = [first.covariance_type] * len(classes), [1] * len(classes)
         else:
