@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "distributed": ("dask", "dask.distributed"),
     "threadpoolctl": ("threads", "threadpoolctl"),
     "scipy": ("text", "scipy"),
+    "numba": ("fast", "numba"),
 }
 
 

@@ -1,0 +1,38 @@
+"""The compiled-kernel switch: kernels compile lazily, turn off, and say when numba is missing."""
+
+import numpy as np
+import pytest
+import torch
+
+from bigem._core import jit
+
+
+@jit.kernel
+def _dot(a, b):
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+def test_a_kernel_compiles_on_first_call_and_computes_what_python_does():
+    pytest.importorskip("numba")
+    a, b = np.arange(5.0), np.arange(5.0) + 1
+    assert _dot(a, b) == pytest.approx(float(a @ b))
+    assert _dot.compiled is not None
+
+
+def test_off_routes_every_caller_to_the_tensor_path_and_restores():
+    pytest.importorskip("numba")
+    assert jit.runs_on("cpu") and not jit.runs_on(torch.device("meta"))
+    with jit.off():
+        assert not jit.available() and not jit.runs_on("cpu")
+    assert jit.available()
+
+
+def test_without_numba_a_kernel_call_says_so(monkeypatch):
+    monkeypatch.setitem(jit._STATE, "numba", False)
+    fresh = jit.kernel(lambda x: x)
+    assert not jit.available()
+    with pytest.raises(RuntimeError, match="numba is not installed"):
+        fresh(1)
