@@ -101,15 +101,15 @@ _range_checked: list = [None]  # (startprob, transmat, dtype, answer) of the las
 
 def _keeps_in_range(startprob: Tensor, transmat: Tensor, dtype: torch.dtype) -> bool:
     """Whether no sequence of positive probability can leave the scaled recursion's range
-    under these start and transition probabilities, whatever the emissions (for lanes not
-    cut into segments: the chaining of segments' transfer matrices can still underflow,
-    measured in float64 at this bound; such batches keep their per-batch check): then a row
+    under these start and transition probabilities, whatever the emissions: then a row
     the recursion cannot represent belongs to an impossible sequence, and the log-space
     redo would only confirm it (nothing to read back, nothing to redo).
 
     With m the smallest start or transition probability, every state receives at least
     m of the mass entering a step, and the state with the row's best emission weighs
-    exactly 1 after the shift; so between two normalisations (every E steps) the forward
+    exactly 1 after the shift (a cut sequence's segments start from the exact entering
+    distribution times A, and end on backward vectors of the same kind, so the same holds
+    for them); so between two normalisations (every E steps) the forward
     mass c falls at most to m^E, each normalised backward entry is at least m/K and falls
     by at most m a step, and alpha . beta = r >= m^(E+1)/K, c r >= m^(E+2)/K. The check
     asks for c r above ``_RANGE_FLOOR``: with K = 8, float32 needs m >= ~2^-19 (1.7e-6),
@@ -360,8 +360,7 @@ def forward_backward(
     # on an accelerator, under start and transition probabilities that keep every possible
     # sequence in range, a row out of range means an impossible sequence: it is masked on
     # the device, and nothing is read back or redone (see _keeps_in_range)
-    # (lanes not cut into segments: the transfer matrices chaining segments are not covered)
-    deferred = _defers(device) and lanes.chain.shape[0] == 0 and _keeps_in_range(startprob, transmat, dtype)
+    deferred = _defers(device) and _keeps_in_range(startprob, transmat, dtype)
     any_bad_row = not deferred and not bool(row_ok.all())
     w.div_((c * r)[:, None])
     c.log_().add_(shift)
@@ -592,6 +591,9 @@ def _chain_segments(
     A64 = A.to(f64)
     eye = torch.eye(K, dtype=f64, device=dev)
     M = (A64 * e0[:, :, None, :]) @ Uc
+    # each scaled by a power of two to a sum in [1/2, 1) (exact: only directions matter, and
+    # the scan's products of transfers far below 1 would underflow float64 before ``unit``)
+    M = torch.ldexp(M, -torch.frexp(M.sum((-2, -1), keepdim=True)).exponent)
     past = on_dev(np.arange(n_seg)[None, :] > last[:, None])  # slots after a sequence's last segment
     M = torch.where(past[:, :, None, None], eye, M)
     M[:, 0] = eye  # slot 0 enters no scan
