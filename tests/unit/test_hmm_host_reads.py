@@ -28,7 +28,7 @@ from bigem._core.stats import tree_sum
 from bigem._core.types import SequenceChunk
 from bigem.estimators.hmm import ImpossibleSequenceWarning
 from bigem.models import hmm as hmm_model
-from bigem.models.hmm import _keeps_in_range, forward_backward, forward_backward_log
+from bigem.models.hmm import HMMParams, _keeps_in_range, forward_backward, forward_backward_log
 from bigem.sources.sequences import SequenceBatches
 
 from .test_host_reads import READS
@@ -166,6 +166,28 @@ def test_an_e_step_pass_reads_back_as_often_for_40_batches_as_for_4(deferred):
         expected = model.to_tensors(model.m_step(plain, params).params)
         for name, value in model.to_tensors(model.m_step(stats, params).params).items():
             torch.testing.assert_close(value, expected[name], rtol=1e-10, atol=1e-14)
+
+
+def test_out_of_range_transitions_read_back_once_a_batch(deferred):
+    # a zero transition: whether a sequence needs the log-space pass is read, once a batch
+    m, X, _ = _fitted()
+    model, params = _model_and_params(m)
+    A = params.transmat.clone()
+    A[0, 1], A[0, 0] = 0.0, A[0, 0] + A[0, 1]
+    params = HMMParams(params.startprob, A, params.emission)
+    assert not _keeps_in_range(params.startprob, A, torch.float64)
+    x = torch.from_numpy(X)
+    host: dict[int, torch.Tensor] = {}
+    reads, totals = [], []
+    for per_batch in (10, 1):
+        chunks = _chunks(x, per_batch, host)
+        model.e_step(params, chunks[0])
+        with counting_device_reads(host) as counts:
+            stats = tree_sum(model.e_step(params, chunk) for chunk in chunks)
+        reads.append(counts["n"])
+        totals.append(float(stats.loglik))
+    assert reads[1] - reads[0] == 40 - 4
+    assert totals[0] == pytest.approx(totals[1], rel=1e-12)
 
 
 def test_a_fit_is_the_same_whichever_strategy(monkeypatch):

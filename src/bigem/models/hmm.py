@@ -357,11 +357,13 @@ def forward_backward(
     rest = alpha[lanes.last_rows].sum(1)
     B = len(lengths)
     row_ok = torch.isfinite(r) & (r > 0) & (c > tiny)
-    # on an accelerator, under start and transition probabilities that keep every possible
-    # sequence in range, a row out of range means an impossible sequence: it is masked on
-    # the device, and nothing is read back or redone (see _keeps_in_range)
-    deferred = _defers(device) and _keeps_in_range(startprob, transmat, dtype)
-    any_bad_row = not deferred and not bool(row_ok.all())
+    # On an accelerator the rows out of range are found with masks. Under start and
+    # transition probabilities that keep every possible sequence in range, such a row means
+    # an impossible sequence: it is masked on the device, and nothing is read back or redone
+    # (see _keeps_in_range). Otherwise one read a batch says whether a sequence needs the redo.
+    masked = _defers(device)
+    deferred = masked and _keeps_in_range(startprob, transmat, dtype)
+    any_bad_row = not masked and not bool(row_ok.all())
     w.div_((c * r)[:, None])
     c.log_().add_(shift)
     loglik = torch.zeros(B, dtype=torch.float64, device=device)
@@ -369,12 +371,14 @@ def forward_backward(
     loglik.index_add_(0, lanes.lane_seq, torch.log(rest).double())
     del c, shift
     # rows whose scaling ran out of range: recompute their sequences in log space
-    if deferred:  # masks, not indices: no data-dependent shapes either
+    if masked:  # masks, not indices: no data-dependent shapes either
         out = torch.zeros(B, dtype=torch.float64, device=device)
-        out.index_add_(0, lanes.row_seq, (~row_ok).double()).index_add_(0, lanes.lane_seq, (rest <= tiny).double())
+        out.index_add_(0, lanes.row_seq, (~row_ok).double())
+        out.index_add_(0, lanes.lane_seq, (~(rest > tiny)).double())
         bad_seq = ~torch.isfinite(loglik) | (out > 0)
-        loglik = loglik.masked_fill_(bad_seq, -math.inf)  # what the log-space redo finds for them
         del out
+        if deferred:
+            loglik = loglik.masked_fill_(bad_seq, -math.inf)  # what the log-space redo finds for them
     else:
         bad_seq = ~torch.isfinite(loglik)
         bad_seq[lanes.lane_seq[~(rest > tiny)]] = True
