@@ -631,7 +631,7 @@ class _BaseHMM(EstimatorBase, ABC):
 
         In this process the batches are streamed and their outputs stay on the device,
         coming back in groups of about ``READ_BACK_BYTES`` (:class:`HostRows`): on a GPU no
-        batch waits for the host. On Dask each partition's outputs come back as computed."""
+        batch waits for the host. On Dask each partition's outputs come back on the host."""
         s = self._inference_settings()
         outputs: list[HostRows] = []
 
@@ -643,8 +643,9 @@ class _BaseHMM(EstimatorBase, ABC):
 
         with _inference_engine(s) as engine:
             params, source = self._batches(X, lengths, s, where, engine)
-            task = Task(self._model(s, self.n_features), method, (params,))
-            if isinstance(engine, LocalEngine):
+            local = isinstance(engine, LocalEngine)
+            task = Task(self._model(s, self.n_features), method, (params,), {"host": not local})
+            if local:
                 engine.size_chunks(task, source)
                 with engine.sharing_cores(source), contextlib.closing(engine.stream(source)) as batches:
                     for batch in batches:

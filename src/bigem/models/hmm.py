@@ -1002,10 +1002,11 @@ class HMMModel:
             lengths = chunk.lengths.numpy()
             return forward_backward(log_b, lengths, params.startprob, params.transmat, need_trans=need_trans)
 
-    def state_posteriors(self, params: HMMParams, chunk: SequenceChunk) -> tuple[Tensor, Tensor]:
+    def state_posteriors(self, params: HMMParams, chunk: SequenceChunk, host: bool = False) -> tuple[Tensor, Tensor]:
         """(log-likelihood of each sequence (B,), posteriors (n, K)), float64 on the batch's
-        device (the caller reads them back in groups); the rows of a sequence impossible
-        under the model (-inf) have NaN posteriors."""
+        device (the caller reads them back in groups; ``host``: on the CPU, for results
+        that travel between processes); the rows of a sequence impossible under the model
+        (-inf) have NaN posteriors."""
         post = self.posteriors(params, chunk, need_trans=False)
         loglik, gamma = post.loglik.double(), post.gamma.double()
         bad = ~torch.isfinite(loglik)
@@ -1013,13 +1014,14 @@ class HMMModel:
             lengths = chunk.lengths.to(bad.device, non_blocking=True)
             rows = torch.repeat_interleave(bad, lengths, output_size=gamma.shape[0])  # sized here: nothing read back
             gamma = gamma.masked_fill_(rows[:, None], float("nan"))
-        return loglik, gamma
+        return (loglik.cpu(), gamma.cpu()) if host else (loglik, gamma)
 
-    def decode(self, params: HMMParams, chunk: SequenceChunk) -> tuple[Tensor, Tensor]:
+    def decode(self, params: HMMParams, chunk: SequenceChunk, host: bool = False) -> tuple[Tensor, Tensor]:
         """Viterbi: (log-probability of each sequence's best path (B,), states (n,)) on the
-        batch's device (the caller reads them back in groups)."""
+        batch's device (``host``: on the CPU), as :meth:`state_posteriors`."""
         log_b = self.log_emission(params, chunk.x)
-        return viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
+        lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
+        return (lp.cpu(), path.cpu()) if host else (lp, path)
 
     def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
         """One batch's :class:`HMMScore` (forward-backward without transition counts)."""
