@@ -200,6 +200,21 @@ def test_a_fit_is_the_same_whichever_strategy(monkeypatch):
     np.testing.assert_allclose(m.means_, other.means_, rtol=1e-10)
 
 
+def test_a_variational_fit_is_the_same_whichever_strategy(monkeypatch):
+    # its sub-normalised start and transition weights (exp E[log p]) take the same path
+    from bigem import VariationalGaussianHMM
+
+    X, lengths = _data(1)
+    fits = []
+    for deferring in (True, False):
+        monkeypatch.setattr(hmm_model, "_defers", lambda device: deferring)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(VariationalGaussianHMM(K, covariance_type="diag", n_iter=4, random_state=0).fit(X, lengths))
+    np.testing.assert_allclose(fits[0].monitor_.history, fits[1].monitor_.history, rtol=1e-12)
+    np.testing.assert_allclose(fits[0].means_, fits[1].means_, rtol=1e-10)
+
+
 def test_impossible_sequences_deferred_are_counted_on_the_device_and_named_once_a_pass(deferred):
     cat = CategoricalHMM(2, init_params="", n_iter=5, tol=0.0, dtype="float64")
     cat.startprob_ = np.array([1.0, 0.0])
