@@ -119,7 +119,7 @@ def _fitted(dtype="float64"):
         return GaussianHMM(K, covariance_type="diag", n_iter=3, random_state=0, dtype=dtype).fit(X, lengths), X, lengths
 
 
-def _per_row_bytes(m) -> int:
+def _per_row_bytes() -> int:
     return (torch.finfo(torch.float64).bits // 8) * (6 * K + 3 * D + 4) + 48  # as GaussianHMM._rows_per_batch
 
 
@@ -338,7 +338,7 @@ def test_inference_reads_back_as_often_for_40_batches_as_for_4(deferred, host_le
     call = METHODS[method]
     reads, answers, batches = [], [], []
     for per_batch in (10, 1):
-        m.set_params(memory_budget=_per_row_bytes(m) * LENGTH * per_batch)
+        m.set_params(memory_budget=_per_row_bytes() * LENGTH * per_batch)
         call(m, X, lengths)  # warm
         made["batches"] = 0
         with counting_device_reads(host) as counts:
@@ -356,7 +356,7 @@ def test_posteriors_of_batches_of_one_sequence_each_are_each_their_own():
     # recursion's reused buffer, and every batch read the last one's (before the fix)
     m, X, lengths = _fitted("float64")
     whole = m.predict_proba(X, lengths)
-    m.set_params(memory_budget=_per_row_bytes(m) * LENGTH)  # one sequence a batch
+    m.set_params(memory_budget=_per_row_bytes() * LENGTH)  # one sequence a batch
     np.testing.assert_allclose(m.predict_proba(X, lengths), whole, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(m.score_samples(X, lengths)[1], whole, rtol=1e-12, atol=1e-15)
 
@@ -365,20 +365,24 @@ def test_posteriors_of_batches_of_one_sequence_each_are_each_their_own():
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fit_and_inference_never_synchronise_per_batch():
-    m, X, lengths = _fitted()
-    m.set_params(device="cuda", memory_budget=_per_row_bytes(m) * LENGTH)
-    model, params = _model_and_params(m)
-    x = torch.from_numpy(X).cuda()
-    chunks = _chunks(x, 1, {})
-    model.e_step(params, chunks[0])
+    X, lengths = _data()
+    fits = []
+    for device in ("cpu", "cuda"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a fixed, short fit
+            fits.append(GaussianHMM(K, covariance_type="diag", n_iter=3, random_state=0, dtype="float64",
+                                    device=device, memory_budget=_per_row_bytes() * LENGTH).fit(X, lengths))
+    cpu, gpu = fits
+    np.testing.assert_allclose(gpu.monitor_.history, cpu.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(gpu.predict_proba(X, lengths), cpu.predict_proba(X, lengths), atol=1e-9)
+    np.testing.assert_array_equal(gpu.predict(X, lengths), cpu.predict(X, lengths))
+    model, params = _model_and_params(gpu)
+    chunks = _chunks(torch.from_numpy(X).cuda(), 1, {})
+    model.e_step(params, chunks[0])  # the layout and the range check exist
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises
     try:
         parts = [model.e_step(params, chunk) for chunk in chunks]
     finally:
         torch.cuda.set_sync_debug_mode(0)
-    stats = tree_sum(parts)
-    assert model.objective(stats).weight == N_SEQ * LENGTH
-    cpu, _, _ = _fitted()
-    np.testing.assert_allclose(m.predict_proba(X, lengths), cpu.predict_proba(X, lengths), atol=1e-9)
-    np.testing.assert_array_equal(m.predict(X, lengths), cpu.predict(X, lengths))
+    assert model.objective(tree_sum(parts)).weight == N_SEQ * LENGTH
