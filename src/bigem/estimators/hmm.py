@@ -44,6 +44,7 @@ from ..em.driver import Checkpoint, IterationInfo, run_em
 from ..em.init import fill_gaps, kmeans_plusplus, lloyd, sample_rows
 from ..engines import LocalEngine
 from ..engines.distributed import process_device
+from ..engines.readback import HostRows
 from ..models.categorical import CategoricalComponent, CategoricalParams
 from ..models.covariance import NAMES, Prior, structure
 from ..models.gaussian import GaussianComponent, GaussianParams
@@ -624,16 +625,42 @@ class _BaseHMM(EstimatorBase, ABC):
                 stacklevel=stacklevel,
             )
 
-    def _posteriors(self, X, lengths, where: dict):
-        """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
+    def _per_batch(self, method: str, X, lengths, where: dict) -> list[np.ndarray]:
+        """The outputs of the model's ``method`` for every batch of X (a tuple of per-sequence
+        or per-row tensors), each joined in row order as a numpy array.
+
+        In this process the batches are streamed and their outputs stay on the device,
+        coming back in groups of about ``READ_BACK_BYTES`` (:class:`HostRows`): on a GPU no
+        batch waits for the host. On Dask each partition's outputs come back on the host."""
         s = self._inference_settings()
+        outputs: list[HostRows] = []
+
+        def gather(found) -> None:
+            if not outputs:
+                outputs.extend(HostRows() for _ in found)
+            for rows, value in zip(outputs, found):
+                rows.add(value)
+
         with _inference_engine(s) as engine:
             params, source = self._batches(X, lengths, s, where, engine)
-            found = engine.map(Task(self._model(s, self.n_features), "state_posteriors", (params,)), source)
-        ll = np.concatenate([ll.numpy() for ll, _ in found])
+            local = isinstance(engine, LocalEngine)
+            task = Task(self._model(s, self.n_features), method, (params,), {"host": not local})
+            if local:
+                engine.size_chunks(task, source)
+                with engine.sharing_cores(source), contextlib.closing(engine.stream(source)) as batches:
+                    for batch in batches:
+                        gather(task(batch))
+            else:
+                for found in engine.map(task, source):
+                    gather(found)
+        return [rows.result() for rows in outputs]
+
+    def _posteriors(self, X, lengths, where: dict):
+        """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
+        ll, post = self._per_batch("state_posteriors", X, lengths, where)
         bad = np.nonzero(~np.isfinite(ll))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
-        return ll, np.concatenate([gamma.numpy() for _, gamma in found])
+        return ll, post
 
     def score_samples(self, X, lengths=None, *, columns=None, sequence_column=None):
         """Log-likelihood of X and the posterior of each state at each row.
@@ -672,13 +699,10 @@ class _BaseHMM(EstimatorBase, ABC):
         if algorithm == "map":
             ll, post = self._posteriors(X, lengths, where)
             return float(ll.sum()), np.nan_to_num(post, nan=0.0).argmax(1)
-        with _inference_engine(s) as engine:
-            params, source = self._batches(X, lengths, s, where, engine)
-            found = engine.map(Task(self._model(s, self.n_features), "decode", (params,)), source)
-        lp = np.concatenate([lp.numpy() for lp, _ in found])
+        lp, path = self._per_batch("decode", X, lengths, where)
         bad = np.nonzero(~np.isfinite(lp))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
-        return float(lp.sum()), np.concatenate([path.numpy() for _, path in found])
+        return float(lp.sum()), path
 
     def predict(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Most likely state of each row (by ``algorithm``). Shape (n_samples,)."""

@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,55 @@ _MIN_SEGMENT = 256
 _MAX_CUT_SEQUENCES = 64
 
 
+def _upload(a: np.ndarray, device: torch.device) -> Tensor:
+    """Host data (a layout built from the batch's lengths) on ``device``. Without waiting:
+    a blocking copy to a GPU waits for everything queued before it, and the host's copy
+    of pageable memory is staged before the call returns, so the array may go at once."""
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device, non_blocking=True)
+
+
+def _defers(device: torch.device) -> bool:
+    """Whether a batch's checks stay on its device (masks, device counts settled once a
+    pass) rather than being read back per batch. On an accelerator every read-back waits
+    for the queue to drain; on the CPU a read costs nothing, and the per-batch checks keep
+    the exact path taken before (same numbers, same speed)."""
+    return device.type != "cpu"
+
+
+# Rows between normalisations must keep c * r (the smallest product the scaled recursion
+# divides by) above this power of two when no possible sequence may leave the range
+# (float32's normal range ends at 2^-126, float64's at 2^-1022; margins for rounding).
+_RANGE_FLOOR = {torch.float32: -118.0, torch.float64: -1000.0}
+_range_checked: list = [None]  # (startprob, transmat, dtype, answer) of the last check
+
+
+def _keeps_in_range(startprob: Tensor, transmat: Tensor, dtype: torch.dtype) -> bool:
+    """Whether no sequence of positive probability can leave the scaled recursion's range
+    under these start and transition probabilities, whatever the emissions: then a row
+    the recursion cannot represent belongs to an impossible sequence, and the log-space
+    redo would only confirm it (nothing to read back, nothing to redo).
+
+    With m the smallest start or transition probability, every state receives at least
+    m of the mass entering a step, and the state with the row's best emission weighs
+    exactly 1 after the shift (a cut sequence's segments start from the exact entering
+    distribution times A, and end on backward vectors of the same kind, so the same holds
+    for them); so between two normalisations (every E steps) the forward
+    mass c falls at most to m^E, each normalised backward entry is at least m/K and falls
+    by at most m a step, and alpha . beta = r >= m^(E+1)/K, c r >= m^(E+2)/K. The check
+    asks for c r above ``_RANGE_FLOOR``: with K = 8, float32 needs m >= ~2^-19 (1.7e-6),
+    float64 m >= ~2^-55 (2.4e-17). One read-back per set of parameters (kept for the next batch).
+    """
+    held = _range_checked[0]
+    if held is not None and held[0] is startprob and held[1] is transmat and held[2] == dtype:
+        return held[3]
+    K = int(startprob.shape[0])
+    smallest = float(torch.minimum(startprob.to(dtype).min(), transmat.to(dtype).min()))
+    every = _EVERY[dtype]
+    answer = smallest > 0 and (every + 2) * math.log2(smallest) - math.log2(K) >= _RANGE_FLOOR[dtype]
+    _range_checked[0] = (startprob, transmat, dtype, answer)
+    return answer
+
+
 @dataclass(frozen=True, slots=True)
 class HMMParams:
     """startprob (K,), transmat (K, K), float64; emission: the emission's parameters."""
@@ -101,17 +150,19 @@ class HMMStats:
     start (K,): expected first states; trans (K, K): expected transitions; emission:
     the emission's statistics; loglik: sum of the possible sequences' log-likelihoods;
     rows / sequences: their steps and count; impossible: sequences of zero probability
-    (left out), first_impossible: the smallest such sequence index (or -1).
+    (left out), first_impossible: the smallest such sequence index (or -1). The counts
+    are Python ints on the CPU; on an accelerator 0-d tensors on the device, so a pass
+    reads nothing back per batch (the M-step reads them once).
     """
 
     start: Tensor
     trans: Tensor
     emission: Any
     loglik: Tensor
-    rows: int = counted()
-    sequences: int = counted()
-    impossible: int = counted()
-    first_impossible: int = least()
+    rows: int | Tensor = counted()
+    sequences: int | Tensor = counted()
+    impossible: int | Tensor = counted()
+    first_impossible: int | Tensor = least()
 
 
 @additive
@@ -174,9 +225,11 @@ class Lanes:
 
     def unpack(self, packed: Tensor) -> Tensor:
         """Packed order -> chunk-row order."""
-        if self.transposed:
-            S, L = self.n_lanes, int(self.lane_len[0])
-            return packed.view(L, S, -1).transpose(0, 1).reshape(S * L, -1)
+        if self.transposed:  # a copy always: with one lane (or one step) a reshape would be a view of
+            S, L = self.n_lanes, int(self.lane_len[0])  # ``packed``, often a reused buffer
+            out = torch.empty((S * L,) + tuple(packed.shape[1:]), dtype=packed.dtype, device=packed.device)
+            out.view(S, L, -1).copy_(packed.view(L, S, -1).transpose(0, 1))
+            return out
         return torch.index_select(packed, 0, self.inverse)
 
     @property
@@ -220,7 +273,7 @@ def make_lanes(lengths: np.ndarray, device: torch.device, segment: int | None = 
         where = np.searchsorted(long_seqs, seq_of)
         is_long = n_seg[seq_of] > 1
         chain[where[is_long], seg_idx[is_long]] = np.nonzero(is_long)[0]
-    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    as_t = lambda a: _upload(a, device)  # noqa: E731
     uniform = bool(lane_len[-1] == lane_len[0])
     transposed = uniform and bool(np.array_equal(lane_start, np.arange(n_lanes) * t_max))
     last_rows = offsets[lane_len - 1] + np.arange(n_lanes)
@@ -304,7 +357,13 @@ def forward_backward(
     rest = alpha[lanes.last_rows].sum(1)
     B = len(lengths)
     row_ok = torch.isfinite(r) & (r > 0) & (c > tiny)
-    any_bad_row = not bool(row_ok.all())
+    # On an accelerator the rows out of range are found with masks. Under start and
+    # transition probabilities that keep every possible sequence in range, such a row means
+    # an impossible sequence: it is masked on the device, and nothing is read back or redone
+    # (see _keeps_in_range). Otherwise one read a batch says whether a sequence needs the redo.
+    masked = _defers(device)
+    deferred = masked and _keeps_in_range(startprob, transmat, dtype)
+    any_bad_row = not masked and not bool(row_ok.all())
     w.div_((c * r)[:, None])
     c.log_().add_(shift)
     loglik = torch.zeros(B, dtype=torch.float64, device=device)
@@ -312,11 +371,20 @@ def forward_backward(
     loglik.index_add_(0, lanes.lane_seq, torch.log(rest).double())
     del c, shift
     # rows whose scaling ran out of range: recompute their sequences in log space
-    bad_seq = ~torch.isfinite(loglik)
-    bad_seq[lanes.lane_seq[~(rest > tiny)]] = True
-    if any_bad_row:
-        bad_seq[lanes.row_seq[~row_ok]] = True
-    any_bad = bool(bad_seq.any())
+    if masked:  # masks, not indices: no data-dependent shapes either
+        out = torch.zeros(B, dtype=torch.float64, device=device)
+        out.index_add_(0, lanes.row_seq, (~row_ok).double())
+        out.index_add_(0, lanes.lane_seq, (~(rest > tiny)).double())
+        bad_seq = ~torch.isfinite(loglik) | (out > 0)
+        del out
+        if deferred:
+            loglik = loglik.masked_fill_(bad_seq, -math.inf)  # what the log-space redo finds for them
+    else:
+        bad_seq = ~torch.isfinite(loglik)
+        bad_seq[lanes.lane_seq[~(rest > tiny)]] = True
+        if any_bad_row:
+            bad_seq[lanes.row_seq[~row_ok]] = True
+    any_bad = deferred or bool(bad_seq.any())
     if any_bad:
         ok_rows = ~bad_seq[lanes.row_seq]
         r = torch.where(ok_rows, r, torch.ones_like(r))
@@ -330,16 +398,33 @@ def forward_backward(
     if need_trans:
         trans = _transition_counts(lanes, alpha, w, boundary, A)
     del alpha, w
-    first_rows = torch.nonzero(lanes.lane_first).reshape(-1)  # lane i's step 0 is packed row i
-    start = gamma[first_rows].double().sum(0)
+    start = gamma[_first_lanes(lanes)].double().sum(0)  # lane i's step 0 is packed row i
     if not packed:
         gamma = lanes.unpack(gamma)
-    if any_bad:
+    if any_bad and not deferred:
         gamma, start, trans, loglik = _redo_in_log_space(
             recompute() if log_b is None else log_b, lengths, startprob, transmat, bad_seq, gamma, start, trans, loglik, need_trans,
             lanes.inverse if packed else None,
         )
     return Posteriors(gamma, start, trans, loglik)
+
+
+def _first_lanes(lanes: Lanes) -> Tensor | slice:
+    """The lanes that start a sequence (ascending), from the host's layout: all of them
+    unless a sequence was cut into segments."""
+    if lanes.chain.shape[0] == 0:
+        return slice(0, lanes.n_lanes)
+    later = lanes.chain[:, 1:]
+    return _upload(np.setdiff1d(np.arange(lanes.n_lanes), later[later >= 0]), lanes.perm.device)
+
+
+def _last_lanes(lanes: Lanes) -> Tensor | slice:
+    """The lanes that end a sequence (ascending), from the host's layout."""
+    if lanes.chain.shape[0] == 0:
+        return slice(0, lanes.n_lanes)
+    last = (lanes.chain >= 0).sum(1) - 1
+    earlier = lanes.chain[np.arange(lanes.chain.shape[1])[None, :] < last[:, None]]
+    return _upload(np.setdiff1d(np.arange(lanes.n_lanes), earlier[earlier >= 0]), lanes.perm.device)
 
 
 def _row_sums(t: Tensor) -> Tensor:
@@ -504,12 +589,15 @@ def _chain_segments(
     K = pi.shape[0]
     valid = chain >= 0
     last = valid.sum(1) - 1
-    on_dev = lambda v: torch.from_numpy(np.ascontiguousarray(v)).to(dev)  # noqa: E731
+    on_dev = lambda v: _upload(v, dev)  # noqa: E731
     lane_at = on_dev(np.where(valid, chain, 0))
     Uc, e0 = U[lane_at].to(f64), eb0[lane_at].to(f64)  # (n_long, n_seg, K, K), (n_long, n_seg, K)
     A64 = A.to(f64)
     eye = torch.eye(K, dtype=f64, device=dev)
     M = (A64 * e0[:, :, None, :]) @ Uc
+    # each scaled by a power of two to a sum in [1/2, 1) (exact: only directions matter, and
+    # the scan's products of transfers far below 1 would underflow float64 before ``unit``)
+    M = torch.ldexp(M, -torch.frexp(M.sum((-2, -1), keepdim=True)).exponent)
     past = on_dev(np.arange(n_seg)[None, :] > last[:, None])  # slots after a sequence's last segment
     M = torch.where(past[:, :, None, None], eye, M)
     M[:, 0] = eye  # slot 0 enters no scan
@@ -527,10 +615,13 @@ def _chain_segments(
     ends = torch.where(past[:, :, None] | on_dev(np.arange(n_seg)[None, :] == last[:, None])[:, :, None], 1.0, ends)
     later = valid.copy()
     later[:, 0] = False  # first segments keep pi before them and no boundary
-    rows, at = on_dev(chain[later]), on_dev(later)
-    boundary[rows] = a[:, :-1][at[:, 1:]].to(dt)
-    pre[rows] = (a[:, :-1][at[:, 1:]] @ A64).to(dt)
-    end[on_dev(chain[valid])] = ends[on_dev(valid)].to(dt)
+    # integer indices from the host's masks (a boolean mask on the device would be read back)
+    seq, seg = np.nonzero(later)
+    rows, entering = on_dev(chain[later]), a[on_dev(seq), on_dev(seg - 1)]  # a_{j-1} enters segment j
+    boundary[rows] = entering.to(dt)
+    pre[rows] = (entering @ A64).to(dt)
+    seq, seg = np.nonzero(valid)
+    end[on_dev(chain[valid])] = ends[on_dev(seq), on_dev(seg)].to(dt)
 
 
 def _backend(*tensors: Tensor):
@@ -611,7 +702,7 @@ def _transition_counts(lanes: Lanes, alpha: Tensor, w: Tensor, boundary: Tensor,
         prev_rows = torch.cat(
             [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
         ) if len(lanes.counts) > 1 else torch.zeros(0, dtype=torch.int64)
-        prev, nxt = alpha[prev_rows.to(alpha.device)], w[S:]
+        prev, nxt = alpha[prev_rows.to(alpha.device, non_blocking=True)], w[S:]
     acc = _cross_sums(prev, nxt) if prev.shape[0] else torch.zeros_like(A, dtype=torch.float64)
     acc += (boundary.T @ w[:S]).double()
     return A.double() * acc
@@ -774,7 +865,7 @@ def viterbi(
     cut = lanes.lane_last & (fixed_end >= 0)
     lane_ll = torch.where(cut, chained_ll, best_ll)
     logprob = torch.empty(len(lengths), dtype=torch.float64, device=device)
-    keep = lanes.lane_last
+    keep = _last_lanes(lanes)
     logprob[lanes.lane_seq[keep]] = lane_ll[keep]
     return logprob, lanes.unpack(path[:, None])[:, 0]
 
@@ -790,15 +881,20 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
         for t in range(1, len(lanes.counts)):  # M_s[i, j]: best score from i at step 0 to j at step t
             n, o = lanes.counts[t], lanes.offsets[t]
             M[:n] = (M[:n, :, :, None] + log_A).amax(2) + x[o : o + n, None, :]
-    chain = torch.from_numpy(lanes.chain).to(x.device)
-    n_long, n_seg = lanes.chain.shape
-    enter = torch.zeros(n_long, K, dtype=x.dtype, device=x.device)  # score at the lane's step 0
-    start_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=x.device)  # best step-0 state per end state
-    cross_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=x.device)  # best previous end per step-0 state
-    ends = torch.zeros(n_long, K, dtype=x.dtype, device=x.device)
+    # which sequences have a segment j, as integer indices from the host's layout (a
+    # boolean mask on the device would be read back to size the result)
+    chain = lanes.chain
+    n_long, n_seg = chain.shape
+    dev = x.device
+    live_at = [np.nonzero(chain[:, j] >= 0)[0] for j in range(n_seg)]
+    live_dev = [_upload(live, dev) for live in live_at]
+    lanes_at = [_upload(chain[live, j], dev) for j, live in enumerate(live_at)]
+    enter = torch.zeros(n_long, K, dtype=x.dtype, device=dev)  # score at the lane's step 0
+    start_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=dev)  # best step-0 state per end state
+    cross_arg = torch.zeros(n_long, n_seg, K, dtype=torch.int64, device=dev)  # best previous end per step-0 state
+    ends = torch.zeros(n_long, K, dtype=x.dtype, device=dev)
     for j in range(n_seg):
-        live = chain[:, j] >= 0
-        idx = chain[live, j]
+        live, idx = live_dev[j], lanes_at[j]
         if j == 0:
             enter[live] = log_pi + x[idx]
         else:
@@ -809,17 +905,15 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
         ends[live] = best
         start_arg[live, j] = arg
     n_segs = (chain >= 0).sum(1)
-    rows = torch.arange(n_long, device=x.device)
     end_state = torch.argmax(ends, 1)
-    chained_ll[chain[rows, n_segs - 1]] = ends.max(1).values
+    chained_ll[_upload(chain[np.arange(n_long), n_segs - 1], dev)] = ends.max(1).values
     for j in range(n_seg - 1, -1, -1):
-        live = n_segs > j
-        lane = chain[live, j]
+        live, lane = live_dev[j], lanes_at[j]
         e = end_state[live]  # argmax of the final scores, or the boundary chosen by segment j + 1
         fixed_end[lane] = e
         s0 = start_arg[live, j].gather(1, e[:, None])[:, 0]
         if j > 0:
-            row = torch.full((int(live.sum()), K), -math.inf, dtype=x.dtype, device=x.device)
+            row = torch.full((len(live_at[j]), K), -math.inf, dtype=x.dtype, device=dev)
             row.scatter_(1, s0[:, None], 0.0)
             init[lane] = row
             end_state[live] = cross_arg[live, j].gather(1, s0[:, None])[:, 0]
@@ -908,21 +1002,26 @@ class HMMModel:
             lengths = chunk.lengths.numpy()
             return forward_backward(log_b, lengths, params.startprob, params.transmat, need_trans=need_trans)
 
-    def state_posteriors(self, params: HMMParams, chunk: SequenceChunk) -> tuple[Tensor, Tensor]:
-        """(log-likelihood of each sequence (B,), posteriors (n, K)), float64 on the CPU;
-        the rows of a sequence impossible under the model (-inf) have NaN posteriors."""
+    def state_posteriors(self, params: HMMParams, chunk: SequenceChunk, host: bool = False) -> tuple[Tensor, Tensor]:
+        """(log-likelihood of each sequence (B,), posteriors (n, K)), float64 on the batch's
+        device (the caller reads them back in groups; ``host``: on the CPU, for results
+        that travel between processes); the rows of a sequence impossible under the model
+        (-inf) have NaN posteriors."""
         post = self.posteriors(params, chunk, need_trans=False)
-        loglik, gamma = post.loglik.double().cpu(), post.gamma.double().cpu()
+        loglik, gamma = post.loglik.double(), post.gamma.double()
         bad = ~torch.isfinite(loglik)
-        if bool(bad.any()):
-            gamma[torch.repeat_interleave(bad, chunk.lengths)] = float("nan")
-        return loglik, gamma
+        if _defers(bad.device) or bool(bad.any()):  # on the CPU a read is free and spares the mask
+            lengths = chunk.lengths.to(bad.device, non_blocking=True)
+            rows = torch.repeat_interleave(bad, lengths, output_size=gamma.shape[0])  # sized here: nothing read back
+            gamma = gamma.masked_fill_(rows[:, None], float("nan"))
+        return (loglik.cpu(), gamma.cpu()) if host else (loglik, gamma)
 
-    def decode(self, params: HMMParams, chunk: SequenceChunk) -> tuple[Tensor, Tensor]:
-        """Viterbi: (log-probability of each sequence's best path (B,), states (n,)) on the CPU."""
+    def decode(self, params: HMMParams, chunk: SequenceChunk, host: bool = False) -> tuple[Tensor, Tensor]:
+        """Viterbi: (log-probability of each sequence's best path (B,), states (n,)) on the
+        batch's device (``host``: on the CPU), as :meth:`state_posteriors`."""
         log_b = self.log_emission(params, chunk.x)
         lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
-        return lp.cpu(), path.cpu()
+        return (lp.cpu(), path.cpu()) if host else (lp, path)
 
     def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
         """One batch's :class:`HMMScore` (forward-backward without transition counts)."""
@@ -944,6 +1043,17 @@ class HMMModel:
             need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
         )
         ok = torch.isfinite(post.loglik)
+        if _defers(x.device):  # the counts stay on the device: read once a pass, by the M-step
+            lengths = chunk.lengths.to(x.device, non_blocking=True)
+            bad = ~ok
+            # rows of impossible sequences carry no weight (their posteriors are zero)
+            estats = components.statistics(self.emission, params.emission, x, post.gamma, ok[lanes.row_seq].to(x.dtype))
+            return HMMStats(
+                start=post.start, trans=post.trans, emission=estats,
+                loglik=torch.where(ok, post.loglik, torch.zeros_like(post.loglik)).sum(),
+                rows=(lengths * ok).sum(), sequences=ok.sum(), impossible=bad.sum(),
+                first_impossible=torch.where(bad.any(), bad.to(torch.uint8).argmax() + chunk.seq_start, -1),
+            )
         n_bad = int((~ok).sum())
         first_bad = int(torch.nonzero(~ok)[0]) + chunk.seq_start if n_bad else -1
         lengths = chunk.lengths.to(post.loglik.device)
@@ -963,9 +1073,12 @@ class HMMModel:
 
     def objective(self, stats: HMMStats) -> Objective:
         """The log-likelihood of the possible sequences, per time step."""
-        return Objective(float(stats.loglik), float(stats.rows))
+        loglik, rows = _numbers(stats.loglik, stats.rows)
+        return Objective(loglik, rows)
 
     def m_step(self, stats: HMMStats, params: HMMParams) -> Step[HMMParams]:
+        rows, impossible, first_impossible = _numbers(stats.rows, stats.impossible, stats.first_impossible)
+        stats = replace(stats, rows=int(rows), impossible=int(impossible), first_impossible=int(first_impossible))
         if stats.rows == 0:
             raise NumericalError(
                 "every sequence is impossible under the current parameters (zero-probability start or "
@@ -1047,6 +1160,16 @@ class HMMModel:
             states[t] = s
         st = torch.from_numpy(states)
         return self.emission.sample(params.emission, st, generator).cpu(), st
+
+
+def _numbers(*values: Tensor | float) -> list[float]:
+    """Numbers and 0-d tensors as Python floats, the tensors read back in one copy."""
+    tensors = [v for v in values if isinstance(v, Tensor)]
+    if not tensors:
+        return [float(v) for v in values]
+    device = tensors[0].device
+    read = iter(torch.stack([v.to(device, torch.float64).reshape(()) for v in tensors]).tolist())
+    return [next(read) if isinstance(v, Tensor) else float(v) for v in values]
 
 
 def _centred(log_p: Tensor) -> Tensor:
