@@ -55,13 +55,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._core import jit
 from .._core.errors import ImpossibleSequenceWarning, NumericalError
 from .._core.numerics import matmul
 from .._core.protocols import Note, Objective, Report, Step
 from .._core.stats import additive, counted, least
 from .._core.types import SequenceChunk
 from .._core.workspace import Workspace
-from . import components
+from . import components, hmm_kernels
 
 # Per-thread scratch for the (N, K) recursions: fresh large allocations cost page
 # faults every iteration (docs/architecture.md, Speed).
@@ -274,7 +275,11 @@ def forward_backward(
     the next call on this thread. With ``recompute`` given too, log_b is overwritten
     (the scaled emissions take its memory, one (N, K) array less at the peak) and
     ``recompute()`` gives it again if a sequence needs the log-space fallback.
+    On the CPU with compiled kernels (:mod:`bigem._core.jit`) and no ``lanes``, the pass
+    runs in :mod:`bigem.models.hmm_kernels` instead (the same quantities).
     """
+    if lanes is None and jit.runs_on(log_b.device):
+        return _forward_backward_compiled(log_b, lengths, startprob, transmat, need_trans)
     N, K = log_b.shape
     dtype, device = log_b.dtype, log_b.device
     packed = lanes is not None
@@ -339,6 +344,17 @@ def forward_backward(
             recompute() if log_b is None else log_b, lengths, startprob, transmat, bad_seq, gamma, start, trans, loglik, need_trans,
             lanes.inverse if packed else None,
         )
+    return Posteriors(gamma, start, trans, loglik)
+
+
+def _forward_backward_compiled(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor,
+                               need_trans: bool) -> Posteriors:
+    """:func:`forward_backward` through the compiled kernels, sequences that ran out of the
+    scaled range redone in log space as there."""
+    gamma, start, trans, loglik, bad = hmm_kernels.forward_backward(log_b, lengths, startprob, transmat, need_trans)
+    if bool(bad.any()):
+        gamma, start, trans, loglik = _redo_in_log_space(log_b, lengths, startprob, transmat, bad, gamma, start, trans,
+                                                         loglik, need_trans)
     return Posteriors(gamma, start, trans, loglik)
 
 
