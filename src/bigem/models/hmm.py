@@ -279,7 +279,8 @@ def forward_backward(
     runs in :mod:`bigem.models.hmm_kernels` instead (the same quantities).
     """
     if lanes is None and jit.runs_on(log_b.device):
-        return _forward_backward_compiled(log_b, lengths, startprob, transmat, need_trans)
+        return _forward_backward_compiled(hmm_kernels.scale(log_b), lambda: log_b, lengths, startprob, transmat,
+                                          need_trans)
     N, K = log_b.shape
     dtype, device = log_b.dtype, log_b.device
     packed = lanes is not None
@@ -347,14 +348,15 @@ def forward_backward(
     return Posteriors(gamma, start, trans, loglik)
 
 
-def _forward_backward_compiled(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor,
-                               need_trans: bool) -> Posteriors:
-    """:func:`forward_backward` through the compiled kernels, sequences that ran out of the
-    scaled range redone in log space as there."""
-    gamma, start, trans, loglik, bad = hmm_kernels.forward_backward(log_b, lengths, startprob, transmat, need_trans)
+def _forward_backward_compiled(scaled: tuple[Tensor, Tensor], log_b: Callable[[], Tensor], lengths: np.ndarray,
+                               startprob: Tensor, transmat: Tensor, need_trans: bool) -> Posteriors:
+    """:func:`forward_backward` through the compiled kernels from the scaled emissions
+    (:func:`hmm_kernels.scale`); the sequences that ran out of the scaled range are
+    redone in log space from ``log_b()``, as there."""
+    gamma, start, trans, loglik, bad = hmm_kernels.forward_backward(scaled, lengths, startprob, transmat, need_trans)
     if bool(bad.any()):
-        gamma, start, trans, loglik = _redo_in_log_space(log_b, lengths, startprob, transmat, bad, gamma, start, trans,
-                                                         loglik, need_trans)
+        gamma, start, trans, loglik = _redo_in_log_space(log_b(), lengths, startprob, transmat, bad, gamma, start,
+                                                         trans, loglik, need_trans)
     return Posteriors(gamma, start, trans, loglik)
 
 
@@ -917,6 +919,14 @@ class HMMModel:
         """log b_k(x_t) of every row: (N, K)."""
         return components.log_prob(self.emission, params.emission, x.to(self.emission.row_dtype))
 
+    def _scaled_emission(self, params: HMMParams, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(exp(log b - shift), shift) of every row for the compiled kernels: from the
+        emission's own ``scaled_log_prob`` where it has one (a categorical column looks
+        both up in a per-symbol table), else from :meth:`log_emission`."""
+        own = getattr(self.emission, "scaled_log_prob", None)
+        scaled = own(params.emission, x) if own is not None else None
+        return scaled if scaled is not None else hmm_kernels.scale(self.log_emission(params, x))
+
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
         """Posteriors in chunk-row order (for inference)."""
         with _blas_one_thread(chunk.x.device):
@@ -953,19 +963,30 @@ class HMMModel:
 
     def _e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         lengths_np = chunk.lengths.numpy()
-        lanes = self._lanes(lengths_np, chunk.x.device)
-        x = lanes.pack(chunk.x.to(self.emission.row_dtype))  # statistics are sums: packed order serves as well
-        post = forward_backward(
-            self.log_emission(params, x), lengths_np, params.startprob, params.transmat,
-            need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
-        )
+        if jit.runs_on(chunk.x.device):  # compiled kernels take rows in chunk order
+            lanes, x = None, chunk.x.to(self.emission.row_dtype)
+            post = _forward_backward_compiled(self._scaled_emission(params, x), lambda: self.log_emission(params, x),
+                                              lengths_np, params.startprob, params.transmat, "t" in self.params)
+        else:
+            lanes = self._lanes(lengths_np, chunk.x.device)
+            x = lanes.pack(chunk.x.to(self.emission.row_dtype))  # statistics are sums: packed order serves as well
+            post = forward_backward(
+                self.log_emission(params, x), lengths_np, params.startprob, params.transmat,
+                need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
+            )
         ok = torch.isfinite(post.loglik)
         n_bad = int((~ok).sum())
         first_bad = int(torch.nonzero(~ok)[0]) + chunk.seq_start if n_bad else -1
         lengths = chunk.lengths.to(post.loglik.device)
         # rows of impossible sequences carry no weight (their posteriors are zero)
-        w = ok[lanes.row_seq].to(x.dtype) if n_bad else None
-        estats = components.statistics(self.emission, params.emission, x, post.gamma, w)
+        w = None
+        if n_bad:
+            row_ok = ok[lanes.row_seq] if lanes is not None else torch.repeat_interleave(ok, lengths)
+            w = row_ok.to(x.dtype)
+        own = getattr(self.emission, "compiled_statistics", None) if lanes is None else None
+        estats = own(params.emission, x, post.gamma) if own is not None else None  # gamma is 0 where impossible
+        if estats is None:
+            estats = components.statistics(self.emission, params.emission, x, post.gamma, w)
         return HMMStats(
             start=post.start,
             trans=post.trans,

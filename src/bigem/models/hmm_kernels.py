@@ -52,98 +52,110 @@ _WS = Workspace()
 # many rows. Both fixed, so the parts and their sums do not depend on the thread count.
 _PART_ROWS = 1 << 15
 _SEGMENT_ROWS = 1 << 16
+# Normalise the forward and backward vectors every this many rows (as the tensor path
+# does): the mass only shrinks between (emissions <= 1, stochastic rows), and one
+# normalisation per row put a sum and a division on every step's dependency chain.
+_EVERY = 16
+_CROSS_ROWS = 8192  # rows per product of the expected transitions (both operands stay in cache)
 _TINY = 2.0**-1000  # a normaliser under this ran out of range: the caller redoes the sequence in log space
 
 
 # ---------------------------------------------------------------------------- kernels
 @jit.kernel
-def _forward(log_b, eb, alpha, c, pi, A, seg_lo, seg_hi, seq_lo, g0, g1, mode, shift_sum):  # pragma: no cover - compiled
-    """Forward pass over segments g0..g1-1, rows seg_lo[g]..seg_hi[g]-1.
+def _forward(shift, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g0, g1, mode, shift_sum, every):  # pragma: no cover - compiled
+    """Forward pass over segments g0..g1-1, rows seg_lo[g]..seg_hi[g]-1, normalised at a
+    sequence's first and last rows and every ``every`` rows from its first (c = 1
+    between), so the log-likelihood is the sum of log c and the shifts.
 
-    mode 0: from the true entering vector (pi at a sequence's first row, else the
-    previous row's alpha @ A), computing eb = exp(log_b - shift) and shift_sum[g];
-    mode 1: the same from a guessed (uniform) entering vector where a segment does not
-    start its sequence; mode 2: from the true entering vector, eb as stored, stopping
-    after the first row whose normalised alpha equals the stored one.
-    Returns the rows computed (mode 2: how far the fix-up went)."""
-    K = A.shape[0]
+    eb: the scaled emissions exp(log b - shift) of every row. mode 0: from the true
+    entering vector (pi at a sequence's first row, else the previous row's alpha @ A),
+    adding up shift_sum[g]; mode 1: the same from a guessed (uniform) entering vector
+    where a segment does not start its sequence; mode 2: from the true entering vector,
+    stopping after the first normalised row whose alpha equals the stored one (every
+    later row is then the same computation on the same numbers).
+    AT: the transitions transposed. Returns the rows computed (mode 2: how far the
+    fix-up went)."""
+    K = AT.shape[0]
     pre = np.empty(K)
     done = 0
     for g in range(g0, g1):
-        lo, hi = seg_lo[g], seg_hi[g]
+        lo, hi, first, last = seg_lo[g], seg_hi[g], seq_lo[g], seq_hi[g] - 1
         total = 0.0
+        since = (lo - first) % every  # rows since the last normalised one (no division per row)
         for t in range(lo, hi):
-            if t == seq_lo[g]:
+            if t == first:
                 for k in range(K):
-                    pre[k] = pi[k]
+                    pre[k] = pi[k] * eb[t, k]
             elif t == lo and mode == 1:
                 for k in range(K):
-                    pre[k] = 1.0
-            else:
+                    pre[k] = eb[t, k]
+            else:  # pre_k = alpha_{t-1} . A[:, k]: a scalar accumulator each (held in a register)
                 for k in range(K):
-                    pre[k] = 0.0
-                for i in range(K):
-                    a = alpha[t - 1, i]
-                    for k in range(K):
-                        pre[k] += a * A[i, k]
+                    acc = 0.0
+                    for i in range(K):
+                        acc += alpha[t - 1, i] * AT[k, i]
+                    pre[k] = acc * eb[t, k]
             if mode != 2:
-                shift = -np.inf
+                total += shift[t]
+            done += 1
+            normalise = since == 0 or t == last
+            since = since + 1 if since + 1 < every else 0
+            if not normalise:
+                c[t] = 1.0
                 for k in range(K):
-                    if log_b[t, k] > shift:
-                        shift = log_b[t, k]
-                if not np.isfinite(shift):
-                    shift = 0.0
-                total += shift
-                for k in range(K):
-                    eb[t, k] = np.exp(log_b[t, k] - shift)
+                    alpha[t, k] = pre[k]
+                continue
             s = 0.0
             for k in range(K):
-                pre[k] *= eb[t, k]
                 s += pre[k]
             c[t] = s
-            done += 1
-            if mode == 2:
-                same = True
-                for k in range(K):
-                    v = pre[k] / s
-                    if v != alpha[t, k]:
-                        same = False
-                    alpha[t, k] = v
-                if same:
-                    break
-            else:
-                for k in range(K):
-                    alpha[t, k] = pre[k] / s
+            same = True
+            for k in range(K):
+                v = pre[k] / s
+                if v != alpha[t, k]:
+                    same = False
+                alpha[t, k] = v
+            if mode == 2 and same:
+                break
         if mode != 2:
             shift_sum[g] = total
     return done
 
 
 @jit.kernel
-def _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0, g1, mode):  # pragma: no cover - compiled
+def _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0, g1, mode, every):  # pragma: no cover - compiled
     """Backward pass over segments g0..g1-1 (each from its last row down), beta
-    normalised at every row. mode 0: from the true vector (ones at a sequence's last
-    row, else from the next row's beta); mode 1: from ones (a guess) at every segment's
-    last row; mode 2: the true vector, stopping after the first row whose normalised
-    beta equals the stored one. Returns the rows computed."""
+    normalised every ``every`` rows from a sequence's last row (the posteriors divide
+    by alpha . beta, so its scale is free). mode 0: from the true vector (ones at a
+    sequence's last row, else from the next row's beta); mode 1: from ones (a guess) at
+    every segment's last row; mode 2: the true vector, stopping after the first
+    normalised row whose beta equals the stored one. Returns the rows computed."""
     K = A.shape[0]
     v = np.empty(K)
     nb = np.empty(K)
     done = 0
     for g in range(g0, g1):
-        lo, hi = seg_lo[g], seg_hi[g]
+        lo, hi, last = seg_lo[g], seg_hi[g], seq_hi[g] - 1
+        since = (last - (hi - 1)) % every
         for t in range(hi - 1, lo - 1, -1):
             done += 1
-            if t == seq_hi[g] - 1 or (t == hi - 1 and mode == 1):
+            normalise = since == 0
+            since = since + 1 if since + 1 < every else 0
+            if t == last or (t == hi - 1 and mode == 1):
                 for k in range(K):
                     beta[t, k] = 1.0
                 continue
             for k in range(K):
                 v[k] = eb[t + 1, k] * beta[t + 1, k]
-                nb[k] = 0.0
-            for i in range(K):
+            for i in range(K):  # nb = A @ v: a scalar accumulator each
+                acc = 0.0
                 for k in range(K):
-                    nb[i] += A[i, k] * v[k]
+                    acc += A[i, k] * v[k]
+                nb[i] = acc
+            if not normalise:
+                for k in range(K):
+                    beta[t, k] = nb[k]
+                continue
             s = 0.0
             for k in range(K):
                 s += nb[k]
@@ -159,50 +171,48 @@ def _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0, g1, mode):  # pragma: no 
 
 
 @jit.kernel
-def _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g0, g1, slot, log_c, ok, start, cross, tiny):  # pragma: no cover - compiled
-    """Posteriors (over eb, row by row), log sum c per segment, whether it stayed in
-    range, and the segments' first-state and cross sums sum_t alpha_{t-1}^T w_t added
-    to start[slot] and cross[slot] for the segments that stayed in range."""
+def _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g0, g1, slot, log_c, ok, start, tiny):  # pragma: no cover - compiled
+    """Row by row: the posteriors alpha beta / r (r = alpha . beta) over eb, and
+    w = eb beta / (c r) over beta (0 at a sequence's first row), whose products with
+    the previous rows' alpha sum to the expected transitions (:func:`_cross`); the sum
+    of log c per segment, whether every normaliser stayed in range (if not, w is 0 over
+    the segment), and the first-state sums added to start[slot]."""
     K = eb.shape[1]
-    w = np.empty(K)
-    cr = np.zeros((K, K))
     st = np.zeros(K)
     for g in range(g0, g1):
         lo, hi = seg_lo[g], seg_hi[g]
         good = True
         lc = 0.0
-        for i in range(K):
-            st[i] = 0.0
-            for k in range(K):
-                cr[i, k] = 0.0
+        for k in range(K):
+            st[k] = 0.0
         for t in range(lo, hi):
             r = 0.0
             for k in range(K):
                 r += alpha[t, k] * beta[t, k]
             ct = c[t]
-            if not (ct > tiny and np.isfinite(ct) and r > 0.0 and np.isfinite(r)):
+            if not (ct > tiny and ct < np.inf and r > 2.2250738585072014e-308 and r < np.inf):
                 good = False
                 break
-            lc += np.log(ct)
-            cr_ = ct * r
+            if ct != 1.0:
+                lc += np.log(ct)
+            inv_r = 1.0 / r
+            inv_cr = 0.0 if t == seq_lo[g] else inv_r / ct
             for k in range(K):
-                w[k] = eb[t, k] * beta[t, k] / cr_
-                eb[t, k] = alpha[t, k] * beta[t, k] / r
+                b = beta[t, k]
+                beta[t, k] = eb[t, k] * b * inv_cr
+                eb[t, k] = alpha[t, k] * b * inv_r
             if t == seq_lo[g]:
                 for k in range(K):
                     st[k] += eb[t, k]
-            else:
-                for i in range(K):
-                    a = alpha[t - 1, i]
-                    for k in range(K):
-                        cr[i, k] += a * w[k]
         ok[g] = good
         log_c[g] = lc
         if good:
-            for i in range(K):
-                start[slot, i] += st[i]
+            for k in range(K):
+                start[slot, k] += st[k]
+        else:
+            for t in range(lo, hi):
                 for k in range(K):
-                    cross[slot, i, k] += cr[i, k]
+                    beta[t, k] = 0.0
     return 0
 
 
@@ -245,10 +255,20 @@ def _layout(lengths: np.ndarray) -> tuple[np.ndarray, ...]:
     return seg_lo, seg_hi, starts[seg_seq], ends[seg_seq], seg_seq, short_parts, long_runs
 
 
-def forward_backward(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor,
+def scale(log_b: Tensor) -> tuple[Tensor, Tensor]:
+    """(exp(log b - shift) (N, K) in log_b's dtype, shift (N,) float64): shift is each
+    row's largest log b (0 where none is finite), so the best state's entry is exactly
+    1. torch's vectorised kernels (a scalar exp per entry in a kernel took 3x as long)."""
+    log_b = log_b.detach()
+    shift = torch.nan_to_num_(log_b.amax(1), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.sub(log_b, shift[:, None]).exp_(), shift.double()
+
+
+def forward_backward(scaled: tuple[Tensor, Tensor], lengths: np.ndarray, startprob: Tensor, transmat: Tensor,
                      need_trans: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The scaled forward-backward pass of :func:`bigem.models.hmm.forward_backward` on
-    the CPU, rows in chunk order: (gamma (N, K) in log_b's dtype, start (K,), trans
+    the CPU, rows in chunk order, from ``scaled = (eb, shift)`` (see :func:`scale`; eb is
+    overwritten by the posteriors): (gamma (N, K) in eb's dtype, start (K,), trans
     (K, K), loglik (B,), bad (B,) bool). Sequences marked ``bad`` ran out of the scaled
     range: their gamma rows, counts and log-likelihoods are left for the caller to redo
     in log space (their counts are not included).
@@ -258,18 +278,18 @@ def forward_backward(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, tran
     needs the ordinary pass after it; the guessed-start segments cost one forward and one
     backward step per row, spread over the threads, plus a short sequential fix-up.
     """
-    N, K = log_b.shape
-    dtype = log_b.dtype
+    gamma, shift_rows = scaled
+    N, K = gamma.shape
     lengths = np.asarray(lengths, dtype=np.int64)
     B = len(lengths)
-    lb = log_b.detach().contiguous().numpy()
-    gamma = torch.empty(N, K, dtype=dtype)
-    eb = gamma.numpy()
+    eb = gamma.contiguous().numpy()
+    lb = shift_rows.contiguous().numpy()
     alpha = _WS.get("alpha", (N, K), torch.float64, torch.device("cpu")).numpy()
     beta = _WS.get("beta", (N, K), torch.float64, torch.device("cpu")).numpy()
     c = _WS.get("c", (N,), torch.float64, torch.device("cpu")).numpy()
     pi = startprob.detach().double().cpu().numpy()
     A = np.ascontiguousarray(transmat.detach().double().cpu().numpy())
+    AT = np.ascontiguousarray(A.T)
     seg_lo, seg_hi, seq_lo, seq_hi, seg_seq, short_parts, long_runs = _layout(lengths)
     G = len(seg_lo)
     shift = np.zeros(G)
@@ -278,30 +298,48 @@ def forward_backward(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, tran
     n_slots = len(short_parts) + sum(g1 - g0 for g0, g1 in long_runs)
     start_s = np.zeros((n_slots, K))
     cross_s = np.zeros((n_slots, K, K))
+    w = beta  # the posteriors kernel turns beta into w in place
+    seq_first = np.zeros(N + 1, dtype=np.bool_)
+    seq_first[np.cumsum(lengths) - lengths] = True
     workers = parallel.threads()
 
     def spread(count, task):
         parallel.fold_in_order(count, lambda i, _: task(i), lambda i, _: None, lambda: None, workers)
 
+    def cross(slot: int, lo: int, hi: int) -> None:
+        """The slot's sum of alpha_{t-1}^T w_t over rows lo..hi-1 (w is 0 at sequences'
+        first rows, so pairs across sequences add nothing): products over runs of
+        ``_CROSS_ROWS`` rows that stay in cache, added in order in float64."""
+        if not need_trans:
+            return
+        start_row = lo if lo == 0 or seq_first[lo] else lo - 1  # a cut segment pairs with the row before it
+        for i in range(start_row, hi - 1, _CROSS_ROWS):
+            j = min(i + _CROSS_ROWS, hi - 1)
+            cross_s[slot] += alpha[i:j].T @ w[i + 1 : j + 1]
+
     def short(i):
         g0, g1 = short_parts[i]
-        _forward(lb, eb, alpha, c, pi, A, seg_lo, seg_hi, seq_lo, g0, g1, 0, shift)
-        _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0, g1, 0)
-        _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g0, g1, i, log_c, ok, start_s, cross_s, _TINY)
+        _forward(lb, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g0, g1, 0, shift, _EVERY)
+        _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0, g1, 0, _EVERY)
+        _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g0, g1, i, log_c, ok, start_s, _TINY)
+        cross(i, int(seg_lo[g0]), int(seg_hi[g1 - 1]))
+
+    def segment(slot, g):
+        _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g, g + 1, slot, log_c, ok, start_s, _TINY)
+        cross(slot, int(seg_lo[g]), int(seg_hi[g]))
 
     if short_parts:
         spread(len(short_parts), short)
     slot = len(short_parts)
     for g0, g1 in long_runs:
-        spread(g1 - g0, lambda i: _forward(lb, eb, alpha, c, pi, A, seg_lo, seg_hi, seq_lo, g0 + i, g0 + i + 1, 1,
-                                           shift))
+        spread(g1 - g0, lambda i: _forward(lb, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g0 + i,
+                                           g0 + i + 1, 1, shift, _EVERY))
         for g in range(g0 + 1, g1):  # the true entering vectors, carried in order
-            _forward(lb, eb, alpha, c, pi, A, seg_lo, seg_hi, seq_lo, g, g + 1, 2, shift)
-        spread(g1 - g0, lambda i: _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0 + i, g0 + i + 1, 1))
+            _forward(lb, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g, g + 1, 2, shift, _EVERY)
+        spread(g1 - g0, lambda i: _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0 + i, g0 + i + 1, 1, _EVERY))
         for g in range(g1 - 2, g0 - 1, -1):
-            _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g, g + 1, 2)
-        spread(g1 - g0, lambda i, s=slot: _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g0 + i,
-                                                      g0 + i + 1, s + i, log_c, ok, start_s, cross_s, _TINY))
+            _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g, g + 1, 2, _EVERY)
+        spread(g1 - g0, lambda i, s=slot: segment(s + i, g0 + i))
         slot += g1 - g0
     # per sequence: in range in every segment, log-likelihood the segments' sums in order
     seg_ll = shift + log_c
@@ -318,7 +356,7 @@ def forward_backward(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, tran
         keep[slot : slot + g1 - g0] = not bad[seg_seq[g0]]
         slot += g1 - g0
     start = _in_order(start_s[keep])
-    trans = A * _in_order(cross_s[keep]) if need_trans else np.zeros((K, K))
+    trans = A * _in_order(cross_s[keep])
     loglik[bad] = 0.0
     return (gamma, torch.from_numpy(start), torch.from_numpy(trans), torch.from_numpy(loglik),
             torch.from_numpy(bad))
