@@ -167,3 +167,33 @@ def test_categorical_lookup_and_counts():
         comp.compiled_statistics(p, x, resp)
     with jit.off():
         assert comp.scaled_log_prob(p, x) is None and comp.compiled_statistics(p, x, resp) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_viterbi_equals_the_tensor_path(small_parts, dtype):
+    """The same best paths and log-probabilities, unequal lengths, a length-1 sequence, a
+    long one, an impossible one (-inf); ties go to the lowest state, as in hmmlearn."""
+    rng = np.random.default_rng(6)
+    K = 4
+    pi, A = _model(rng, K)
+    A[2, 1] = 0.0  # a forbidden transition
+    A = A / A.sum(1, keepdim=True)
+    lengths = np.array([1, 50, 3, 700, 12, 2])
+    log_b = torch.tensor(rng.normal(size=(lengths.sum(), K)) * 3, dtype=dtype)
+    log_b[60, :] = -np.inf  # sequence 3 (rows 54..753) is impossible
+    got_lp, got_path = hmm.viterbi(log_b, lengths, pi, A)
+    with jit.off():
+        want_lp, want_path = hmm.viterbi(log_b, lengths, pi, A)
+    assert got_lp[3] == -np.inf
+    fin = torch.isfinite(want_lp)
+    torch.testing.assert_close(got_lp[fin], want_lp[fin], rtol=1e-12, atol=0)
+    rows = torch.repeat_interleave(fin, torch.as_tensor(lengths))
+    assert torch.equal(got_path[rows], want_path[rows])
+    # brute force on the short sequences: every path of sequence 2 (3 steps)
+    lb, lp = log_b[51:54].double(), torch.log(A)
+    best = max(((float(torch.log(pi[a]) + lb[0, a] + lp[a, b] + lb[1, b] + lp[b, c] + lb[2, c]), (a, b, c))
+                for a in range(K) for b in range(K) for c in range(K)), key=lambda v: v[0])
+    assert abs(best[0] - float(got_lp[2])) < 1e-9 and tuple(got_path[51:54].tolist()) == best[1]
+    flat = torch.full((3,), 1.0 / 3, dtype=torch.float64)
+    lp, path = hmm.viterbi(torch.zeros(6, 3, dtype=dtype), np.array([6]), flat, flat.expand(3, 3).clone())
+    assert path.tolist() == [0] * 6 and abs(float(lp[0]) - 6 * np.log(1 / 3)) < 1e-12

@@ -275,10 +275,11 @@ def forward_backward(
     the next call on this thread. With ``recompute`` given too, log_b is overwritten
     (the scaled emissions take its memory, one (N, K) array less at the peak) and
     ``recompute()`` gives it again if a sequence needs the log-space fallback.
-    On the CPU with compiled kernels (:mod:`bigem._core.jit`) and no ``lanes``, the pass
-    runs in :mod:`bigem.models.hmm_kernels` instead (the same quantities).
+    On the CPU with compiled kernels (:mod:`bigem._core.jit`) and neither ``lanes`` nor
+    ``segment``, the pass runs in :mod:`bigem.models.hmm_kernels` instead (the same
+    quantities, rows in chunk order).
     """
-    if lanes is None and jit.runs_on(log_b.device):
+    if lanes is None and segment is None and jit.runs_on(log_b.device):
         return _forward_backward_compiled(hmm_kernels.scale(log_b), lambda: log_b, lengths, startprob, transmat,
                                           need_trans)
     N, K = log_b.shape
@@ -750,8 +751,12 @@ def viterbi(
     Ties go to the lowest state index, as in hmmlearn. Batched over lanes like the
     forward-backward pass; long sequences are cut into segments whose max-plus transfer
     matrices are chained first, which fixes the state at every segment boundary, then
-    all segments are decoded at once between their fixed ends.
+    all segments are decoded at once between their fixed ends. On the CPU with
+    compiled kernels (:mod:`bigem._core.jit`) and no ``segment``, each sequence is one
+    pass in :func:`bigem.models.hmm_kernels.viterbi` instead (the same operations).
     """
+    if segment is None and jit.runs_on(log_b.device):
+        return hmm_kernels.viterbi(log_b, lengths, startprob, transmat)
     N, K = log_b.shape
     device = log_b.device
     lanes = make_lanes(lengths, device, segment)

@@ -368,3 +368,70 @@ def _in_order(parts: np.ndarray) -> np.ndarray:
     for p in parts:
         total += p
     return total
+
+
+# ---------------------------------------------------------------------------- Viterbi
+@jit.kernel
+def _viterbi(x, log_pi, log_A, starts, b0, b1, back, path, logprob):  # pragma: no cover - compiled
+    """Max-product over sequences b0..b1-1 (rows starts[b]..starts[b+1]-1 of x, float64
+    log-emissions): each state's best predecessor (the lowest index on ties, as
+    hmmlearn) into back, the best path into path and its log-probability into logprob;
+    the same operations as the tensor path (max_i (delta_i + log A_ij), then + x_j)."""
+    K = log_A.shape[0]
+    delta = np.empty(K)
+    nxt = np.empty(K)
+    for b in range(b0, b1):
+        lo, hi = starts[b], starts[b + 1]
+        for k in range(K):
+            delta[k] = log_pi[k] + x[lo, k]
+        for t in range(lo + 1, hi):
+            for j in range(K):
+                best = delta[0] + log_A[0, j]
+                arg = 0
+                for i in range(1, K):
+                    v = delta[i] + log_A[i, j]
+                    if v > best:
+                        best, arg = v, i
+                nxt[j] = best + x[t, j]
+                back[t, j] = arg
+            for k in range(K):
+                delta[k] = nxt[k]
+        best, arg = delta[0], 0
+        for k in range(1, K):
+            if delta[k] > best:
+                best, arg = delta[k], k
+        logprob[b] = best
+        path[hi - 1] = arg
+        for t in range(hi - 1, lo, -1):
+            path[t - 1] = back[t, path[t]]
+    return 0
+
+
+def viterbi(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`bigem.models.hmm.viterbi` on the CPU, one pass per sequence: (log-probability
+    of each sequence's best path (B,) float64, states (N,) int64). Sequences are spread
+    over the threads in parts of whole sequences fixed by the data (a sequence's result
+    is its own: the same bits on any thread count); a long sequence is one pass on one
+    thread, its back-pointers (N, K) int32."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    N, K = log_b.shape
+    x = log_b.detach().double().contiguous().numpy()
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(startprob.detach().double().cpu().numpy())
+        log_A = np.ascontiguousarray(np.log(transmat.detach().double().cpu().numpy()))
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    back = _WS.get("back", (N, K), torch.int32, torch.device("cpu")).numpy()
+    path = torch.empty(N, dtype=torch.int64)
+    logprob = torch.empty(len(lengths), dtype=torch.float64)
+    parts, b0, rows = [], 0, 0
+    for b, n in enumerate(lengths):
+        rows += int(n)
+        if rows >= _PART_ROWS:
+            parts.append((b0, b + 1))
+            b0, rows = b + 1, 0
+    if b0 < len(lengths):
+        parts.append((b0, len(lengths)))
+    p, lp = path.numpy(), logprob.numpy()
+    parallel.fold_in_order(len(parts), lambda i, _: _viterbi(x, log_pi, log_A, starts, *parts[i], back, p, lp),
+                           lambda i, _: None, lambda: None, parallel.threads())
+    return logprob, path
