@@ -37,6 +37,12 @@ def _close(got, want, rtol):
         assert float(((a - b).abs() / scale).max(), ) <= rtol if a.numel() else True, name
 
 
+@pytest.fixture(autouse=True)
+def kernels_on(monkeypatch):
+    """The kernels run even where BIGEM_JIT=0 turns them off for the rest of the suite."""
+    monkeypatch.setitem(jit._STATE, "off", False)
+
+
 @pytest.fixture
 def small_parts(monkeypatch):
     """Parts and segments small enough that tests cut and spread their sequences."""
