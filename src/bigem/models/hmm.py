@@ -40,6 +40,11 @@ How the forward-backward pass is organised (measured choices, see BENCHMARKS.md)
   A * (alpha_{t-1}^T @ w_t) summed over all lanes and steps as one GEMM; emission
   statistics are posterior-weighted GEMMs over all rows (the emission's component).
 
+On the CPU with numba (``bigem[fast]``), :func:`forward_backward` and :func:`viterbi`
+hand their work to compiled kernels (:mod:`bigem.models.hmm_kernels`: rows in chunk
+order, no lanes, the same quantities); what follows describes the tensor path, which
+GPUs (and CPUs without numba, or with ``BIGEM_JIT=0``) take.
+
 Shapes: N rows in a chunk, K states, S lanes, D features.
 """
 
