@@ -20,8 +20,8 @@ packing sequences into lanes and without a Python step per time step:
   under 2^-1000 or is not finite (a zero-probability transition, an emission of
   probability 0 in every state) is marked: its rows are not counted and the caller
   redoes it in log space (impossible if that gives -inf).
-* **Parts fixed by the data.** Short sequences are grouped into parts of about
-  ``_PART_ROWS`` rows; each part's counts go to a slot of their own and the slots are
+* **Parts fixed by the data.** Short sequences are grouped into parts by the window
+  of ``_PART_ROWS`` rows they start in; each part's counts go to a slot of their own and the slots are
   added in order, so the bits do not depend on the number of threads
   (:mod:`bigem._core.parallel` spreads the parts over ``parallel.threads()``).
 * **One long sequence on every core.** A sequence longer than ``2 * _SEGMENT_ROWS`` is
@@ -53,8 +53,8 @@ from .._core.workspace import Workspace
 
 _WS = Workspace()
 
-# Short sequences are grouped into parts of at least this many rows (one slot of counts
-# each); sequences longer than twice the segment are cut into segments of about this
+# Short sequences are grouped into parts by windows of this many rows (one slot of
+# counts each: the sequences that start in the window); sequences longer than twice the segment are cut into segments of about this
 # many rows. Both fixed, so the parts and their sums do not depend on the thread count.
 _PART_ROWS = 1 << 15
 _SEGMENT_ROWS = 1 << 16
@@ -240,24 +240,11 @@ def _layout(lengths: np.ndarray) -> tuple[np.ndarray, ...]:
     base, extra = L // n, L % n
     seg_lo = starts[seg_seq] + j * base + np.minimum(j, extra)
     seg_hi = seg_lo + base + (j < extra)
-    short_parts, long_runs = [], []
-    g, open_at, rows = 0, -1, 0
-    for b in range(len(lengths)):
-        if n_seg[b] > 1:
-            if open_at >= 0:
-                short_parts.append((open_at, g))
-                open_at, rows = -1, 0
-            long_runs.append((g, g + int(n_seg[b])))
-        else:
-            if open_at < 0:
-                open_at = g
-            rows += int(lengths[b])
-            if rows >= _PART_ROWS:
-                short_parts.append((open_at, g + 1))
-                open_at, rows = -1, 0
-        g += int(n_seg[b])
-    if open_at >= 0:
-        short_parts.append((open_at, g))
+    first_g = np.concatenate([first_g, [len(seg_seq)]])
+    is_long = n_seg > 1
+    runs = _runs(starts, is_long)
+    short_parts = [(int(first_g[a]), int(first_g[b])) for a, b in runs if not is_long[a]]
+    long_runs = [(int(first_g[a]), int(first_g[b])) for a, b in runs if is_long[a]]
     return seg_lo, seg_hi, starts[seg_seq], ends[seg_seq], seg_seq, short_parts, long_runs
 
 
@@ -268,6 +255,22 @@ def scale(log_b: Tensor) -> tuple[Tensor, Tensor]:
     log_b = log_b.detach()
     shift = torch.nan_to_num_(log_b.amax(1), nan=0.0, posinf=0.0, neginf=0.0)
     return torch.sub(log_b, shift[:, None]).exp_(), shift.double()
+
+
+def _runs(starts: np.ndarray, alone: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Runs (b0, b1) of consecutive sequences whose first rows lie in the same window of
+    ``_PART_ROWS`` rows (a sequence marked ``alone`` is a run of its own): parts fixed
+    by the data, found without a Python step per sequence."""
+    B = len(starts)
+    if B == 0:
+        return []
+    key = starts // _PART_ROWS
+    new = np.ones(B, dtype=np.bool_)
+    new[1:] = key[1:] != key[:-1]
+    if alone is not None:
+        new[1:] |= alone[1:] | alone[:-1]
+    bounds = np.concatenate([np.flatnonzero(new), [B]])
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def forward_backward(scaled: tuple[Tensor, Tensor], lengths: np.ndarray, startprob: Tensor, transmat: Tensor,
@@ -348,10 +351,13 @@ def forward_backward(scaled: tuple[Tensor, Tensor], lengths: np.ndarray, startpr
         slot += g1 - g0
     # per sequence: in range in every segment, log-likelihood the segments' sums in order
     seg_ll = shift + log_c
-    loglik = np.zeros(B)
-    np.add.at(loglik, seg_seq, seg_ll)  # in segment order (unbuffered, sequential)
-    bad = np.zeros(B, dtype=np.bool_)
-    np.logical_or.at(bad, seg_seq, ~ok)
+    if G == B:  # no sequence was cut
+        loglik, bad = seg_ll, ~ok
+    else:
+        loglik = np.zeros(B)
+        np.add.at(loglik, seg_seq, seg_ll)  # in segment order (unbuffered, sequential)
+        bad = np.zeros(B, dtype=np.bool_)
+        np.logical_or.at(bad, seg_seq, ~ok)
     bad |= ~np.isfinite(loglik)
     # slots of counts: a short part's hold only its good sequences; a long sequence's
     # segments hold theirs, dropped whole when the sequence is bad
@@ -428,14 +434,7 @@ def viterbi(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Ten
     back = _WS.get("back", (N, K), torch.int32, torch.device("cpu")).numpy()
     path = torch.empty(N, dtype=torch.int64)
     logprob = torch.empty(len(lengths), dtype=torch.float64)
-    parts, b0, rows = [], 0, 0
-    for b, n in enumerate(lengths):
-        rows += int(n)
-        if rows >= _PART_ROWS:
-            parts.append((b0, b + 1))
-            b0, rows = b + 1, 0
-    if b0 < len(lengths):
-        parts.append((b0, len(lengths)))
+    parts = _runs(starts[:-1])
     p, lp = path.numpy(), logprob.numpy()
     parallel.fold_in_order(len(parts), lambda i, _: _viterbi(x, log_pi, log_A, starts, *parts[i], back, p, lp),
                            lambda i, _: None, lambda: None, parallel.threads())
