@@ -203,3 +203,39 @@ def test_viterbi_equals_the_tensor_path(small_parts, dtype):
     flat = torch.full((3,), 1.0 / 3, dtype=torch.float64)
     lp, path = hmm.viterbi(torch.zeros(6, 3, dtype=dtype), np.array([6]), flat, flat.expand(3, 3).clone())
     assert path.tolist() == [0] * 6 and abs(float(lp[0]) - 6 * np.log(1 / 3)) < 1e-12
+
+
+def test_scoring_by_the_forward_pass_alone(small_parts):
+    """score_totals on the CPU runs the forward pass alone: the same totals as the tensor
+    path's forward-backward, with a sequence that underflows the scaled pass (state 0
+    never stays, and rows at state 0's mean force state 1, 5e5 nats below; cut into
+    segments) redone in log space, and an impossible one (a symbol no state emits)."""
+    from bigem._core.types import SequenceChunk
+    from bigem.models.gaussian import GaussianComponent
+
+    rng = np.random.default_rng(7)
+    K = 2
+    lengths = np.array([12, 9, 250, 1, 400])
+    x = 1000.0 * (np.arange(lengths.sum()) % 2) + rng.normal(size=lengths.sum())
+    x[21:271] = 0.0  # sequence 2: underflows
+    x = torch.tensor(x[:, None])
+    model = hmm.HMMModel(GaussianComponent("diag", 0.0, torch.float64), K, torch.float64)
+    gauss = model.emission.make_params(torch.tensor([[0.0], [1000.0]], dtype=torch.float64),
+                                       torch.ones(K, 1, dtype=torch.float64))
+    A = torch.tensor([[0.0, 1.0], [0.5, 0.5]], dtype=torch.float64)
+    params = hmm.HMMParams(torch.tensor([0.5, 0.5], dtype=torch.float64), A, gauss)
+    loglik, bad = hmm_kernels.log_likelihood(model._scaled_emission(params, x), lengths, params.startprob, A)
+    assert bad.nonzero().reshape(-1).tolist() == [2]  # left to the log-space redo
+    codes = torch.tensor(rng.integers(0, 2, size=(lengths.sum(), 1)), dtype=torch.float64)
+    codes[12 + 4] = 2.0  # sequence 1: impossible
+    cat = hmm.HMMModel(CategoricalComponent(3, dtype=torch.float64), K, torch.float64)
+    cat_params = hmm.HMMParams(params.startprob, A, CategoricalParams(torch.tensor([[0.5, 0.5, 0.0], [0.3, 0.7, 0.0]],
+                                                                                   dtype=torch.float64)))
+    for m, p, rows, expect in ((model, params, x, (0, -1)), (cat, cat_params, codes, (1, 4))):
+        chunk = SequenceChunk(rows, torch.as_tensor(lengths), 0, 3)
+        got = m.score_totals(p, chunk).settled()
+        with jit.off():
+            want = m.score_totals(p, chunk).settled()
+        assert (got.impossible, got.first_impossible) == (want.impossible, want.first_impossible) == expect
+        np.testing.assert_allclose(got.loglik, want.loglik, rtol=1e-12)
+    assert np.isfinite(want.loglik)

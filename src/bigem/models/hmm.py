@@ -937,6 +937,24 @@ class HMMModel:
         scaled = own(params.emission, x) if own is not None else None
         return scaled if scaled is not None else hmm_kernels.scale(self.log_emission(params, x))
 
+    def _log_likelihood(self, params: HMMParams, chunk: SequenceChunk) -> Tensor:
+        """Each sequence's log-likelihood by the compiled forward pass alone; sequences
+        that ran out of its range are redone in log space (-inf: impossible)."""
+        with _blas_one_thread(chunk.x.device):
+            x = chunk.x.to(self.emission.row_dtype)
+            lengths = chunk.lengths.numpy()
+            loglik, bad = hmm_kernels.log_likelihood(self._scaled_emission(params, x), lengths, params.startprob,
+                                                     params.transmat)
+            if bool(bad.any()):
+                idx = torch.nonzero(bad).reshape(-1)
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+                rows = torch.from_numpy(np.concatenate([np.arange(starts[i], starts[i] + lengths[i])
+                                                        for i in idx.tolist()]))
+                sub = forward_backward_log(self.log_emission(params, x)[rows], lengths[idx.numpy()],
+                                           params.startprob, params.transmat)
+                loglik[idx] = sub.loglik
+            return loglik
+
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
         """Posteriors in chunk-row order (for inference)."""
         with _blas_one_thread(chunk.x.device):
@@ -961,8 +979,10 @@ class HMMModel:
         return lp.cpu(), path.cpu()
 
     def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
-        """One batch's :class:`HMMScore` (forward-backward without transition counts)."""
-        loglik = self.posteriors(params, chunk, need_trans=False).loglik
+        """One batch's :class:`HMMScore` (forward-backward without transition counts; on
+        the CPU with compiled kernels, the forward pass alone)."""
+        loglik = (self._log_likelihood(params, chunk) if jit.runs_on(chunk.x.device)
+                  else self.posteriors(params, chunk, need_trans=False).loglik)
         bad = ~torch.isfinite(loglik)
         first = torch.where(bad.any(), bad.to(torch.uint8).argmax() + chunk.seq_start, -1)  # argmax: the first
         return HMMScore(torch.where(bad, torch.zeros_like(loglik), loglik).sum(), bad.sum(), first)

@@ -350,15 +350,7 @@ def forward_backward(scaled: tuple[Tensor, Tensor], lengths: np.ndarray, startpr
         spread(g1 - g0, lambda i, s=slot: segment(s + i, g0 + i))
         slot += g1 - g0
     # per sequence: in range in every segment, log-likelihood the segments' sums in order
-    seg_ll = shift + log_c
-    if G == B:  # no sequence was cut
-        loglik, bad = seg_ll, ~ok
-    else:
-        loglik = np.zeros(B)
-        np.add.at(loglik, seg_seq, seg_ll)  # in segment order (unbuffered, sequential)
-        bad = np.zeros(B, dtype=np.bool_)
-        np.logical_or.at(bad, seg_seq, ~ok)
-    bad |= ~np.isfinite(loglik)
+    loglik, bad = _per_sequence(shift + log_c, ok, seg_seq, B)
     # slots of counts: a short part's hold only its good sequences; a long sequence's
     # segments hold theirs, dropped whole when the sequence is bad
     keep = np.ones(n_slots, dtype=np.bool_)
@@ -368,9 +360,79 @@ def forward_backward(scaled: tuple[Tensor, Tensor], lengths: np.ndarray, startpr
         slot += g1 - g0
     start = _in_order(start_s[keep])
     trans = A * _in_order(cross_s[keep])
-    loglik[bad] = 0.0
     return (gamma, torch.from_numpy(start), torch.from_numpy(trans), torch.from_numpy(loglik),
             torch.from_numpy(bad))
+
+
+@jit.kernel
+def _log_c(c, seg_lo, seg_hi, g0, g1, log_c, ok, tiny):  # pragma: no cover - compiled
+    """Per segment: the sum of log c and whether every normaliser stayed in range."""
+    for g in range(g0, g1):
+        lc = 0.0
+        good = True
+        for t in range(seg_lo[g], seg_hi[g]):
+            ct = c[t]
+            if not (ct > tiny and ct < np.inf):
+                good = False
+                break
+            if ct != 1.0:
+                lc += np.log(ct)
+        log_c[g] = lc
+        ok[g] = good
+    return 0
+
+
+def log_likelihood(scaled: tuple[Tensor, Tensor], lengths: np.ndarray, startprob: Tensor,
+                   transmat: Tensor) -> tuple[Tensor, Tensor]:
+    """The forward pass alone, as :func:`forward_backward` runs it: (loglik (B,) float64,
+    bad (B,) bool), bad marking the sequences left for the caller to redo in log space
+    (their loglik is 0 here). What scoring needs: no backward pass, no posteriors."""
+    eb_t, shift_rows = scaled
+    N, K = eb_t.shape
+    lengths = np.asarray(lengths, dtype=np.int64)
+    eb, lb = eb_t.contiguous().numpy(), shift_rows.contiguous().numpy()
+    alpha = _WS.get("alpha", (N, K), torch.float64, torch.device("cpu")).numpy()
+    c = _WS.get("c", (N,), torch.float64, torch.device("cpu")).numpy()
+    pi = startprob.detach().double().cpu().numpy()
+    AT = np.ascontiguousarray(transmat.detach().double().cpu().numpy().T)
+    seg_lo, seg_hi, seq_lo, seq_hi, seg_seq, short_parts, long_runs = _layout(lengths)
+    G = len(seg_lo)
+    shift, log_c, ok = np.zeros(G), np.zeros(G), np.zeros(G, dtype=np.bool_)
+    workers = parallel.threads()
+
+    def spread(count, task):
+        parallel.fold_in_order(count, lambda i, _: task(i), lambda i, _: None, lambda: None, workers)
+
+    def short(i):
+        g0, g1 = short_parts[i]
+        _forward(lb, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g0, g1, 0, shift, _EVERY)
+        _log_c(c, seg_lo, seg_hi, g0, g1, log_c, ok, _TINY)
+
+    if short_parts:
+        spread(len(short_parts), short)
+    for g0, g1 in long_runs:
+        spread(g1 - g0, lambda i: _forward(lb, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g0 + i,
+                                           g0 + i + 1, 1, shift, _EVERY))
+        for g in range(g0 + 1, g1):
+            _forward(lb, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g, g + 1, 2, shift, _EVERY)
+        spread(g1 - g0, lambda i: _log_c(c, seg_lo, seg_hi, g0 + i, g0 + i + 1, log_c, ok, _TINY))
+    loglik, bad = _per_sequence(shift + log_c, ok, seg_seq, len(lengths))
+    return torch.from_numpy(loglik), torch.from_numpy(bad)
+
+
+def _per_sequence(seg_ll: np.ndarray, ok: np.ndarray, seg_seq: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each sequence's log-likelihood (its segments' sums added in order; 0 where bad) and
+    whether it ran out of range in any segment."""
+    if len(seg_ll) == B:  # no sequence was cut
+        loglik, bad = seg_ll, ~ok
+    else:
+        loglik = np.zeros(B)
+        np.add.at(loglik, seg_seq, seg_ll)  # in segment order (unbuffered, sequential)
+        bad = np.zeros(B, dtype=np.bool_)
+        np.logical_or.at(bad, seg_seq, ~ok)
+    bad |= ~np.isfinite(loglik)
+    loglik[bad] = 0.0
+    return loglik, bad
 
 
 def _in_order(parts: np.ndarray) -> np.ndarray:
