@@ -284,7 +284,7 @@ def forward_backward(
     ``segment``, the pass runs in :mod:`bigem.models.hmm_kernels` instead (the same
     quantities, rows in chunk order).
     """
-    if lanes is None and segment is None and jit.runs_on(log_b.device):
+    if lanes is None and segment is None and _compiled(log_b.device):
         return _forward_backward_compiled(hmm_kernels.scale(log_b), lambda: log_b, lengths, startprob, transmat,
                                           need_trans)
     N, K = log_b.shape
@@ -352,6 +352,12 @@ def forward_backward(
             lanes.inverse if packed else None,
         )
     return Posteriors(gamma, start, trans, loglik)
+
+
+def _compiled(device: torch.device) -> bool:
+    """Whether the HMM passes on ``device`` take the compiled kernels
+    (:mod:`bigem.models.hmm_kernels`): the CPU with numba, unless turned off."""
+    return jit.runs_on(device)
 
 
 def _forward_backward_compiled(scaled: tuple[Tensor, Tensor], log_b: Callable[[], Tensor], lengths: np.ndarray,
@@ -760,7 +766,7 @@ def viterbi(
     compiled kernels (:mod:`bigem._core.jit`) and no ``segment``, each sequence is one
     pass in :func:`bigem.models.hmm_kernels.viterbi` instead (the same operations).
     """
-    if segment is None and jit.runs_on(log_b.device):
+    if segment is None and _compiled(log_b.device):
         return hmm_kernels.viterbi(log_b, lengths, startprob, transmat)
     N, K = log_b.shape
     device = log_b.device
@@ -981,7 +987,7 @@ class HMMModel:
     def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
         """One batch's :class:`HMMScore` (forward-backward without transition counts; on
         the CPU with compiled kernels, the forward pass alone)."""
-        loglik = (self._log_likelihood(params, chunk) if jit.runs_on(chunk.x.device)
+        loglik = (self._log_likelihood(params, chunk) if _compiled(chunk.x.device)
                   else self.posteriors(params, chunk, need_trans=False).loglik)
         bad = ~torch.isfinite(loglik)
         first = torch.where(bad.any(), bad.to(torch.uint8).argmax() + chunk.seq_start, -1)  # argmax: the first
@@ -993,7 +999,7 @@ class HMMModel:
 
     def _e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         lengths_np = chunk.lengths.numpy()
-        if jit.runs_on(chunk.x.device):  # compiled kernels take rows in chunk order
+        if _compiled(chunk.x.device):  # compiled kernels take rows in chunk order
             lanes, x = None, chunk.x.to(self.emission.row_dtype)
             post = _forward_backward_compiled(self._scaled_emission(params, x), lambda: self.log_emission(params, x),
                                               lengths_np, params.startprob, params.transmat, "t" in self.params)
