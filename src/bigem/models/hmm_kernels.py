@@ -58,10 +58,14 @@ _WS = Workspace()
 # many rows. Both fixed, so the parts and their sums do not depend on the thread count.
 _PART_ROWS = 1 << 15
 _SEGMENT_ROWS = 1 << 16
-# Normalise the forward and backward vectors every this many rows (as the tensor path
-# does): the mass only shrinks between (emissions <= 1, stochastic rows), and one
-# normalisation per row put a sum and a division on every step's dependency chain.
-_EVERY = 16
+# Normalise the forward and backward vectors every this many rows: the mass only shrinks
+# between (emissions <= 1, stochastic rows), and one normalisation per row put a sum and
+# a division on every step's dependency chain. Both vectors may be this many rows from
+# their last normalisation at once, so r = alpha . beta can be 2 x 7 rows' loss below
+# 1 and 1 / (c r) 15 rows' above: at 8 the float64 range holds wherever the tensor
+# path's does (its in-range transitions, down to about 2^-57 a row at K=3), and a
+# sequence beyond it is redone in log space (at 16, r underflowed there).
+_EVERY = 8
 _CROSS_ROWS = 8192  # rows per product of the expected transitions (both operands stay in cache)
 _TINY = 2.0**-1000  # a normaliser under this ran out of range: the caller redoes the sequence in log space
 
