@@ -239,3 +239,22 @@ def test_scoring_by_the_forward_pass_alone(small_parts):
         assert (got.impossible, got.first_impossible) == (want.impossible, want.first_impossible) == expect
         np.testing.assert_allclose(got.loglik, want.loglik, rtol=1e-12)
     assert np.isfinite(want.loglik)
+
+
+def test_rare_transitions_at_every_step_stay_in_range():
+    """A path that must take a transition of probability 2^-55 at every step (the other
+    states' emissions 1e4 nats below: their scaled emissions are 0) stays in the scaled
+    range, as in the tensor path: no log-space redo, the log-space reference's answers."""
+    K, T, m = 3, 5003, 2.0**-55
+    A = torch.full((K, K), m, dtype=torch.float64)
+    A.fill_diagonal_(0.0)
+    A += torch.diag(1.0 - A.sum(1))
+    pi = torch.full((K,), 1.0 / K, dtype=torch.float64)
+    log_b = torch.full((T, K), -1e4, dtype=torch.float64)
+    log_b[torch.arange(T), torch.arange(T) % K] = 0.0
+    lengths = np.array([T])
+    *_, bad = hmm_kernels.forward_backward(hmm_kernels.scale(log_b), lengths, pi, A)
+    assert not bool(bad.any())
+    got, ref = hmm.forward_backward(log_b, lengths, pi, A), hmm.forward_backward_log(log_b, lengths, pi, A)
+    torch.testing.assert_close(got.loglik, ref.loglik, rtol=1e-13, atol=0)
+    torch.testing.assert_close(got.gamma, ref.gamma, rtol=0, atol=1e-9)
