@@ -255,6 +255,8 @@ def test_rare_transitions_at_every_step_stay_in_range():
     lengths = np.array([T])
     *_, bad = hmm_kernels.forward_backward(hmm_kernels.scale(log_b), lengths, pi, A)
     assert not bool(bad.any())
-    got, ref = hmm.forward_backward(log_b, lengths, pi, A), hmm.forward_backward_log(log_b, lengths, pi, A)
+    got, want = _both(log_b, lengths, pi, A)
+    _close(got, want, 1e-10)
+    ref = hmm.forward_backward_log(log_b, lengths, pi, A)  # its logsumexp rounds to ~1e-8 here
     torch.testing.assert_close(got.loglik, ref.loglik, rtol=1e-13, atol=0)
-    torch.testing.assert_close(got.gamma, ref.gamma, rtol=0, atol=1e-9)
+    torch.testing.assert_close(got.gamma, ref.gamma, rtol=0, atol=1e-7)
