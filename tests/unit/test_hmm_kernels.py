@@ -244,7 +244,8 @@ def test_scoring_by_the_forward_pass_alone(small_parts):
 def test_rare_transitions_at_every_step_stay_in_range():
     """A path that must take a transition of probability 2^-55 at every step (the other
     states' emissions 1e4 nats below: their scaled emissions are 0) stays in the scaled
-    range, as in the tensor path: no log-space redo, the log-space reference's answers."""
+    range (no log-space redo) and gives the closed form: the forced states, and
+    log(1/3) + (T - 1) log m (the log-space pass rounds to ~1e-8 here)."""
     K, T, m = 3, 5003, 2.0**-55
     A = torch.full((K, K), m, dtype=torch.float64)
     A.fill_diagonal_(0.0)
@@ -255,8 +256,12 @@ def test_rare_transitions_at_every_step_stay_in_range():
     lengths = np.array([T])
     *_, bad = hmm_kernels.forward_backward(hmm_kernels.scale(log_b), lengths, pi, A)
     assert not bool(bad.any())
-    got, want = _both(log_b, lengths, pi, A)
-    _close(got, want, 1e-10)
-    ref = hmm.forward_backward_log(log_b, lengths, pi, A)  # its logsumexp rounds to ~1e-8 here
-    torch.testing.assert_close(got.loglik, ref.loglik, rtol=1e-13, atol=0)
-    torch.testing.assert_close(got.gamma, ref.gamma, rtol=0, atol=1e-7)
+    got = hmm.forward_backward(log_b, lengths, pi, A)
+    forced = torch.nn.functional.one_hot(torch.arange(T) % K, K).double()
+    torch.testing.assert_close(got.gamma, forced, rtol=0, atol=1e-13)
+    torch.testing.assert_close(got.loglik, torch.tensor([np.log(1 / 3) + (T - 1) * np.log(m)], dtype=torch.float64),
+                               rtol=1e-13, atol=0)
+    want = torch.zeros(K, K, dtype=torch.float64)
+    for j in range(K):
+        want[j, (j + 1) % K] = len(range(j, T - 1, K))
+    torch.testing.assert_close(got.trans, want, rtol=1e-12, atol=1e-9)
