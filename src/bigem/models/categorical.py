@@ -21,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from .._core import jit, parallel
 from .._core.numerics import squared_distances
 from .._core.stats import additive
 from .._core.workspace import Workspace
@@ -98,6 +100,53 @@ class _Counts:
     def result(self) -> CategoricalStats:
         n_k = self.counts.sum(1) if self.single else self.n_k
         return CategoricalStats(n_k, self.counts[:, :-1].contiguous())
+
+
+_PART_ROWS = 1 << 16  # rows per part of the compiled one-column kernels (fixed: sums do not depend on threads)
+
+
+def _parts(n: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + _PART_ROWS, n)) for lo in range(0, max(n, 1), _PART_ROWS)]
+
+
+def _check_codes(bad: list[int], T: int) -> None:
+    first = next((b for b in bad if b >= 0), -1)
+    if first >= 0:
+        raise ValueError(f"row {first} holds a symbol outside 0..{T - 1}; the model has {T} symbols")
+
+
+@jit.kernel
+def _lookup(x, scaled, shift, eb, rows, lo, hi):  # pragma: no cover - compiled
+    """Rows lo..hi-1 of one column of codes: eb[t] = scaled[code], rows[t] = shift[code]
+    (a negative code or NaN: the last entry). Returns the first row whose code is out
+    of range, or -1."""
+    T = scaled.shape[0] - 1
+    K = scaled.shape[1]
+    for t in range(lo, hi):
+        v = x[t, 0]
+        code = T if not (v >= 0) else int(v)
+        if code > T or (code == T and v >= 0):
+            return t
+        for k in range(K):
+            eb[t, k] = scaled[code, k]
+        rows[t] = shift[code]
+    return -1
+
+
+@jit.kernel
+def _count(x, resp, counts, slot, lo, hi):  # pragma: no cover - compiled
+    """counts[slot, code, k] += resp[t, k] over rows lo..hi-1 (a negative code or NaN:
+    the last entry). Returns the first row whose code is out of range, or -1."""
+    T = counts.shape[1] - 1
+    K = counts.shape[2]
+    for t in range(lo, hi):
+        v = x[t, 0]
+        code = T if not (v >= 0) else int(v)
+        if code > T or (code == T and v >= 0):
+            return t
+        for k in range(K):
+            counts[slot, code, k] += resp[t, k]
+    return -1
 
 
 # the least probability a mixture's M-step gives (see CategoricalComponent's ``floor``)
@@ -195,6 +244,49 @@ class CategoricalComponent:
         if into is not None:
             return torch.addmm(log_w[None, :], block, p.log_probs.T, out=into)
         return torch.addmm(log_w[:, None], p.log_probs, block.T)
+
+    def scaled_log_prob(self, p: CategoricalParams, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """One column on the CPU with compiled kernels: (exp(log p_k(x) - s(x)) (n, K),
+        s(x) (n,) float64) with s(x) the largest log p_k(x) (0 where no component gives
+        x any probability), looked up in a (T + 1, K) table built once: what an HMM's
+        compiled forward-backward pass takes, in one pass over the rows instead of
+        codes, a gather, a maximum and an exponential over (n, K). Otherwise None (the
+        caller scales :func:`components.log_prob`)."""
+        if self.n_columns != 1 or not jit.runs_on(x.device) or not x.is_floating_point():
+            return None
+        table = self.prepare(p, x.device).by_code  # (T + 1, K); the last row (code -1): zeros
+        shift = torch.nan_to_num(table.amax(1), nan=0.0, posinf=0.0, neginf=0.0)
+        scaled = torch.exp(table - shift[:, None])
+        n, K = x.shape[0], table.shape[1]
+        eb = torch.empty(n, K, dtype=table.dtype)
+        rows = torch.empty(n, dtype=torch.float64)
+        xs = x.contiguous().numpy()
+        args = (scaled.numpy(), shift.double().numpy(), eb.numpy(), rows.numpy())
+        bounds = _parts(n)
+        bad = parallel.run([lambda lo=lo, hi=hi: _lookup(xs, *args, lo, hi) for lo, hi in bounds])
+        _check_codes(bad, self.n_symbols)
+        return eb, rows
+
+    def compiled_statistics(self, p: CategoricalParams, x: Tensor, resp: Tensor) -> CategoricalStats | None:
+        """One column on the CPU with compiled kernels: the statistics of rows x with
+        responsibilities resp (n, K) in one pass (no codes, no transposed copy), parts
+        fixed by the rows added in order (the same bits on any thread count). Otherwise
+        None (the caller takes :func:`components.statistics`)."""
+        if self.n_columns != 1 or not jit.runs_on(x.device) or not x.is_floating_point():
+            return None
+        n, K = resp.shape
+        T = self.n_symbols
+        bounds = _parts(n)
+        counts = np.zeros((len(bounds), T + 1, K))
+        xs, rs = x.contiguous().numpy(), resp.detach().contiguous().numpy()
+        bad = parallel.run([lambda i=i, lo=lo, hi=hi: _count(xs, rs, counts, i, lo, hi)
+                            for i, (lo, hi) in enumerate(bounds)])
+        _check_codes(bad, T)
+        total = np.zeros((T + 1, K))
+        for part in counts:  # in part order
+            total += part
+        total_t = torch.from_numpy(total.T.copy())  # (K, T + 1)
+        return CategoricalStats(total_t.sum(1), total_t[:, :-1].contiguous())
 
     def accumulator(self, p: _Prepared) -> _Counts:
         return _Counts(p.n_components, self.n_symbols, p.log_probs.device, self.n_columns == 1)

@@ -40,6 +40,11 @@ How the forward-backward pass is organised (measured choices, see BENCHMARKS.md)
   A * (alpha_{t-1}^T @ w_t) summed over all lanes and steps as one GEMM; emission
   statistics are posterior-weighted GEMMs over all rows (the emission's component).
 
+On the CPU with numba (``bigem[fast]``), :func:`forward_backward` and :func:`viterbi`
+hand their work to compiled kernels (:mod:`bigem.models.hmm_kernels`: rows in chunk
+order, no lanes, the same quantities); what follows describes the tensor path, which
+GPUs (and CPUs without numba, or with ``BIGEM_JIT=0``) take.
+
 Shapes: N rows in a chunk, K states, S lanes, D features.
 """
 
@@ -55,13 +60,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._core import jit
 from .._core.errors import ImpossibleSequenceWarning, NumericalError
 from .._core.numerics import matmul
 from .._core.protocols import Note, Objective, Report, Step
 from .._core.stats import additive, counted, least
 from .._core.types import SequenceChunk
 from .._core.workspace import Workspace
-from . import components
+from . import components, hmm_kernels
 
 # Per-thread scratch for the (N, K) recursions: fresh large allocations cost page
 # faults every iteration (docs/architecture.md, Speed).
@@ -327,7 +333,13 @@ def forward_backward(
     the next call on this thread. With ``recompute`` given too, log_b is overwritten
     (the scaled emissions take its memory, one (N, K) array less at the peak) and
     ``recompute()`` gives it again if a sequence needs the log-space fallback.
+    On the CPU with compiled kernels (:mod:`bigem._core.jit`) and neither ``lanes`` nor
+    ``segment``, the pass runs in :mod:`bigem.models.hmm_kernels` instead (the same
+    quantities, rows in chunk order).
     """
+    if lanes is None and segment is None and _compiled(log_b.device):
+        return _forward_backward_compiled(hmm_kernels.scale(log_b), lambda: log_b, lengths, startprob, transmat,
+                                          need_trans)
     N, K = log_b.shape
     dtype, device = log_b.dtype, log_b.device
     packed = lanes is not None
@@ -425,6 +437,26 @@ def _last_lanes(lanes: Lanes) -> Tensor | slice:
     last = (lanes.chain >= 0).sum(1) - 1
     earlier = lanes.chain[np.arange(lanes.chain.shape[1])[None, :] < last[:, None]]
     return _upload(np.setdiff1d(np.arange(lanes.n_lanes), earlier[earlier >= 0]), lanes.perm.device)
+
+
+def _compiled(device: torch.device) -> bool:
+    """Whether the HMM passes on ``device`` take the compiled kernels
+    (:mod:`bigem.models.hmm_kernels`): the CPU with numba, unless turned off, and never
+    where the checks are deferred to the device (the tests that simulate an accelerator
+    on the CPU take the tensor path, as an accelerator does)."""
+    return jit.runs_on(device) and not _defers(device)
+
+
+def _forward_backward_compiled(scaled: tuple[Tensor, Tensor], log_b: Callable[[], Tensor], lengths: np.ndarray,
+                               startprob: Tensor, transmat: Tensor, need_trans: bool) -> Posteriors:
+    """:func:`forward_backward` through the compiled kernels from the scaled emissions
+    (:func:`hmm_kernels.scale`); the sequences that ran out of the scaled range are
+    redone in log space from ``log_b()``, as there."""
+    gamma, start, trans, loglik, bad = hmm_kernels.forward_backward(scaled, lengths, startprob, transmat, need_trans)
+    if bool(bad.any()):
+        gamma, start, trans, loglik = _redo_in_log_space(log_b(), lengths, startprob, transmat, bad, gamma, start,
+                                                         trans, loglik, need_trans)
+    return Posteriors(gamma, start, trans, loglik)
 
 
 def _row_sums(t: Tensor) -> Tensor:
@@ -823,8 +855,12 @@ def viterbi(
     Ties go to the lowest state index, as in hmmlearn. Batched over lanes like the
     forward-backward pass; long sequences are cut into segments whose max-plus transfer
     matrices are chained first, which fixes the state at every segment boundary, then
-    all segments are decoded at once between their fixed ends.
+    all segments are decoded at once between their fixed ends. On the CPU with
+    compiled kernels (:mod:`bigem._core.jit`) and no ``segment``, each sequence is one
+    pass in :func:`bigem.models.hmm_kernels.viterbi` instead (the same operations).
     """
+    if segment is None and _compiled(log_b.device):
+        return hmm_kernels.viterbi(log_b, lengths, startprob, transmat)
     N, K = log_b.shape
     device = log_b.device
     lanes = make_lanes(lengths, device, segment)
@@ -995,6 +1031,32 @@ class HMMModel:
         """log b_k(x_t) of every row: (N, K)."""
         return components.log_prob(self.emission, params.emission, x.to(self.emission.row_dtype))
 
+    def _scaled_emission(self, params: HMMParams, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(exp(log b - shift), shift) of every row for the compiled kernels: from the
+        emission's own ``scaled_log_prob`` where it has one (a categorical column looks
+        both up in a per-symbol table), else from :meth:`log_emission`."""
+        own = getattr(self.emission, "scaled_log_prob", None)
+        scaled = own(params.emission, x) if own is not None else None
+        return scaled if scaled is not None else hmm_kernels.scale(self.log_emission(params, x))
+
+    def _log_likelihood(self, params: HMMParams, chunk: SequenceChunk) -> Tensor:
+        """Each sequence's log-likelihood by the compiled forward pass alone; sequences
+        that ran out of its range are redone in log space (-inf: impossible)."""
+        with _blas_one_thread(chunk.x.device):
+            x = chunk.x.to(self.emission.row_dtype)
+            lengths = chunk.lengths.numpy()
+            loglik, bad = hmm_kernels.log_likelihood(self._scaled_emission(params, x), lengths, params.startprob,
+                                                     params.transmat)
+            if bool(bad.any()):
+                idx = torch.nonzero(bad).reshape(-1)
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+                rows = torch.from_numpy(np.concatenate([np.arange(starts[i], starts[i] + lengths[i])
+                                                        for i in idx.tolist()]))
+                sub = forward_backward_log(self.log_emission(params, x)[rows], lengths[idx.numpy()],
+                                           params.startprob, params.transmat)
+                loglik[idx] = sub.loglik
+            return loglik
+
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
         """Posteriors in chunk-row order (for inference)."""
         with _blas_one_thread(chunk.x.device):
@@ -1024,8 +1086,10 @@ class HMMModel:
         return (lp.cpu(), path.cpu()) if host else (lp, path)
 
     def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
-        """One batch's :class:`HMMScore` (forward-backward without transition counts)."""
-        loglik = self.posteriors(params, chunk, need_trans=False).loglik
+        """One batch's :class:`HMMScore` (forward-backward without transition counts; on
+        the CPU with compiled kernels, the forward pass alone)."""
+        loglik = (self._log_likelihood(params, chunk) if _compiled(chunk.x.device)
+                  else self.posteriors(params, chunk, need_trans=False).loglik)
         bad = ~torch.isfinite(loglik)
         first = torch.where(bad.any(), bad.to(torch.uint8).argmax() + chunk.seq_start, -1)  # argmax: the first
         return HMMScore(torch.where(bad, torch.zeros_like(loglik), loglik).sum(), bad.sum(), first)
@@ -1036,12 +1100,17 @@ class HMMModel:
 
     def _e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
         lengths_np = chunk.lengths.numpy()
-        lanes = self._lanes(lengths_np, chunk.x.device)
-        x = lanes.pack(chunk.x.to(self.emission.row_dtype))  # statistics are sums: packed order serves as well
-        post = forward_backward(
-            self.log_emission(params, x), lengths_np, params.startprob, params.transmat,
-            need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
-        )
+        if _compiled(chunk.x.device):  # compiled kernels take rows in chunk order
+            lanes, x = None, chunk.x.to(self.emission.row_dtype)
+            post = _forward_backward_compiled(self._scaled_emission(params, x), lambda: self.log_emission(params, x),
+                                              lengths_np, params.startprob, params.transmat, "t" in self.params)
+        else:
+            lanes = self._lanes(lengths_np, chunk.x.device)
+            x = lanes.pack(chunk.x.to(self.emission.row_dtype))  # statistics are sums: packed order serves as well
+            post = forward_backward(
+                self.log_emission(params, x), lengths_np, params.startprob, params.transmat,
+                need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
+            )
         ok = torch.isfinite(post.loglik)
         if _defers(x.device):  # the counts stay on the device: read once a pass, by the M-step
             lengths = chunk.lengths.to(x.device, non_blocking=True)
@@ -1058,8 +1127,14 @@ class HMMModel:
         first_bad = int(torch.nonzero(~ok)[0]) + chunk.seq_start if n_bad else -1
         lengths = chunk.lengths.to(post.loglik.device)
         # rows of impossible sequences carry no weight (their posteriors are zero)
-        w = ok[lanes.row_seq].to(x.dtype) if n_bad else None
-        estats = components.statistics(self.emission, params.emission, x, post.gamma, w)
+        w = None
+        if n_bad:
+            row_ok = ok[lanes.row_seq] if lanes is not None else torch.repeat_interleave(ok, lengths)
+            w = row_ok.to(x.dtype)
+        own = getattr(self.emission, "compiled_statistics", None) if lanes is None else None
+        estats = own(params.emission, x, post.gamma) if own is not None else None  # gamma is 0 where impossible
+        if estats is None:
+            estats = components.statistics(self.emission, params.emission, x, post.gamma, w)
         return HMMStats(
             start=post.start,
             trans=post.trans,
