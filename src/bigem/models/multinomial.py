@@ -36,10 +36,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core import parallel
+from .._core import jit, parallel
 from .._core.sparse import SparseRows
 from .._core.stats import additive
 from .._core.workspace import Workspace
+from . import multinomial_fused as fused
 from .mixture import MixtureModel
 
 # Rows per block. On the CPU a chunk is one block: the sparse products stream through
@@ -317,7 +318,14 @@ class _Prepared:
 @dataclass(slots=True)
 class _Block:
     rows: SparseRows  # (n, D) counts on the compute device
-    coef: Tensor  # (n,) float64 log multinomial coefficients
+
+    @property
+    def coef(self) -> Tensor:
+        """(n,) float64 log multinomial coefficients, derived once and kept in the rows' memo."""
+        coef = self.rows.memo.get("log_coefficients")
+        if coef is None:
+            coef = self.rows.memo["log_coefficients"] = log_coefficients(self.rows)
+        return coef
 
 
 class _Sums:
@@ -355,6 +363,7 @@ class MultinomialComponent:
         self.failure = "every component lost its documents"
         self.use_scipy = use_scipy and _scipy_kernels() is not None
         self._ws = Workspace()
+        self._scratches = fused.Scratches()
 
     @property
     def regularised(self) -> bool:
@@ -381,11 +390,9 @@ class MultinomialComponent:
         return _CPU_BLOCK_ROWS if device.type == "cpu" else _GPU_BLOCK_ROWS
 
     def block(self, p: _Prepared, x) -> _Block:
-        rows = x if isinstance(x, SparseRows) else SparseRows.from_dense(x)
-        coef = rows.memo.get("log_coefficients")
-        if coef is None:
-            coef = rows.memo["log_coefficients"] = log_coefficients(rows)
-        return _Block(rows, coef)
+        """The rows as sparse rows; their log multinomial coefficients are derived when
+        first read (the fused E-step derives them in its own pass)."""
+        return _Block(x if isinstance(x, SparseRows) else SparseRows.from_dense(x))
 
     def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
         """log w_k + log p_k(x): (K, n) (a transposed view of a row-major scratch), or
@@ -399,6 +406,29 @@ class MultinomialComponent:
 
     def accumulator(self, p: _Prepared) -> _Sums:
         return _Sums(p.n_components, p.log_probs_t.shape[0], p.log_probs_t.device, self._ws, p.use_scipy)
+
+    def expect(self, p: _Prepared, block: _Block, log_w: Tensor, barred: Tensor | None, w: Tensor | None,
+               log_norm: Tensor, acc: _Sums, floor: float) -> bool:
+        """The E-step of a block in one pass over its entries (:mod:`.multinomial_fused`),
+        where compiled kernels run (the CPU with numba): each row's log-likelihood into
+        ``log_norm``, its responsibilities (barred (K, n): components it may not belong
+        to, log-joint -inf; exp's argument floored at ``floor``) times its weight ``w``
+        added to ``acc``. The same quantities as log_joint, normalise_log and
+        ``acc.add``, computed in float64. Returns False, having done nothing, elsewhere."""
+        if not jit.runs_on(p.log_probs_t.device):
+            return False
+        rows = block.rows
+        n = rows.shape[0]
+        kept = rows.memo.get("log_coefficients")
+        coef = np.empty(n) if kept is None else kept.numpy()
+        table = _LOG_FACTORIALS.get(rows.device)
+        if table is None:
+            table = _LOG_FACTORIALS[rows.device] = torch.lgamma(torch.arange(_TABLE, dtype=torch.float64) + 1.0)
+        fused.expect(rows, p.log_probs_t, log_w, coef, kept is not None, table, barred, w, floor, log_norm,
+                     acc.n_k, acc.sums_t, self._scratches)
+        if kept is None:
+            rows.memo["log_coefficients"] = torch.from_numpy(coef)
+        return True
 
     # ------------------------------------------------------------------ initialisation
     def embed(self, x: Tensor) -> Tensor:
