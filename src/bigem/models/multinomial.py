@@ -429,14 +429,15 @@ class MultinomialComponent:
             return False
         rows = block.rows
         n, K = rows.shape[0], p.n_components
-        joint = product(rows, p.log_probs_t, self._ws.get("joint", (n, K), p.dtype, p.log_probs_t.device), p.use_scipy)
+        joint = self._ws.get("joint", (n, K), p.dtype, p.log_probs_t.device)
         kept = rows.memo.get("log_coefficients")
         coef = np.empty(n) if kept is None else kept.numpy()
+        product(rows, p.log_probs_t, joint, p.use_scipy)
         acc.n_k += fused.normalise(rows, joint, log_w, coef, kept is not None, _log_factorials(rows.device), barred,
                                    w, floor, log_norm)
+        transposed_product(rows, joint, acc.sums_t, acc.use_scipy, acc.ws)
         if kept is None:
             rows.memo["log_coefficients"] = torch.from_numpy(coef)
-        transposed_product(rows, joint, acc.sums_t, acc.use_scipy, acc.ws)
         return True
 
     # ------------------------------------------------------------------ initialisation

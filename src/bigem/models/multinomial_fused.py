@@ -15,12 +15,15 @@ is the tensor path's to rounding and in float32 it is more exact. exp is a polyn
 the compiler vectorises (within an ulp or two of the correctly rounded value), where
 the C library's exp is called one number at a time.
 
-Measured on one thread (2e5 documents, 1e7 entries, K = 20, float32, in units of one
-X @ W over the data): these steps take 0.44 against the tensor path's 0.43, and the
-coefficients 0.36 against 0.76 for numpy's segment sums, which a streamed source pays
-every pass. A kernel that also does both products in the same pass over the entries
-was tried and dropped: 4.4 against 2.5 for scipy's two products and the tensor steps,
-since its two random-access (D, K) tables then compete for the same cache.
+Measured by CPU time on one thread, in units of one X @ W over the data (float32,
+K = 20; 5e4 documents, 3.7e6 entries; a shared machine): the whole E-step takes 2.14
+against the tensor path's 2.27 with the coefficients kept (in memory), 2.55 against
+2.85 when each pass derives them (streamed); the two products are about 1 each. A
+kernel that also does both products in the same pass over the entries was tried and
+dropped: 4.4 against 2.5 (2e5 documents, 1e7 entries), since its two random-access (D, K)
+tables then compete for the same cache and numba's loops over K were slower than scipy's;
+so was running each run of rows whole (product, this pass, X^T @ R) on one thread: 2.30
+against 2.14.
 
 Parallel and reproducible: rows are cut into parts of ``PART_ROWS`` (from the row count
 alone, never the thread count); each row's outputs are its own, and the parts' masses
@@ -38,7 +41,7 @@ from torch import Tensor
 from .._core import jit, parallel
 
 # Rows per part: the parts' masses are added in their order (a part of 4096 rows at
-# K = 20 takes about 0.1 ms; handing one to a thread, a few microseconds).
+# K = 20 takes about a quarter of a millisecond; handing one to a thread, microseconds).
 PART_ROWS = 4096
 
 
@@ -138,46 +141,77 @@ def _responsibilities(a, ratios, peaks, weights, has_weights, joint, log_norm, n
         log_norm[i] = -np.inf if peak == -np.inf else math.log(norm) + (peak if math.isfinite(peak) else 0.0)
 
 
-def normalise(rows, joint: Tensor, log_w: Tensor, coef: np.ndarray, have_coef: bool, log_factorials: Tensor,
-              barred: Tensor | None, weights: Tensor | None, floor: float, log_norm: Tensor) -> Tensor:
-    """Responsibilities of a block, in place in ``joint`` (n, K) row-major (its products
-    x . log theta_k on entry), times the rows' ``weights`` (n,) when given; each row's
-    log-likelihood into ``log_norm`` (n,), its log multinomial coefficient into ``coef``
-    (n,) float64 unless ``have_coef``. Returns the masses n_k (K,) float64.
+class RowPass:
+    """The per-row steps of one block (:meth:`run`), in parts (:meth:`part`) that may run
+    on any thread: each row's outputs are its own.
 
     rows: the block's :class:`~bigem._core.sparse.SparseRows` (their counts give the
-    coefficients); log_w: (K,) log weights; barred: (K, n) bool, the components each row
-    may not belong to, or None.
+    coefficients); joint (n, K) row-major: each row's products x . log theta_k, replaced
+    by its responsibilities times its weight; log_w: (K,) log weights; coef (n,) float64:
+    the rows' log multinomial coefficients, derived here unless ``have_coef``; barred:
+    (K, n) bool, the components each row may not belong to, or None; weights: (n,) the
+    rows' weights, or None; floor: the floor of exp's argument; log_norm (n,): each
+    row's log-likelihood, written.
     """
-    n, K = joint.shape
-    ptr, val = rows.indptr.numpy(), rows.values.numpy()
-    out, lj = log_norm.numpy(), joint.numpy()
-    lw = log_w.to(torch.float64).numpy()
-    factorials = log_factorials.numpy()
-    bar = np.zeros((1, 1), dtype=np.bool_) if barred is None else barred.numpy()
-    wts = np.zeros(1, dtype=lj.dtype) if weights is None else weights.numpy()
-    starts = list(range(0, n, PART_ROWS))
-    masses = np.zeros((len(starts), K))
 
-    def several(first: int, last: int) -> None:
-        ratios, bits, peaks = np.empty(PART_ROWS * K), np.empty(PART_ROWS * K, dtype=np.int64), np.empty(PART_ROWS)
-        for i in range(first, last):
-            a = starts[i]
-            b = min(a + PART_ROWS, n)
-            if not have_coef:
-                _log_coefficients(a, b, ptr, val, factorials, coef)
-            size = (b - a) * K
-            _log_ratios(a, lj, lw, coef, bar, barred is not None, floor, ratios[:size], peaks[: b - a])
-            _exp(ratios[:size], bits[:size])
-            _responsibilities(a, ratios[:size], peaks[: b - a], wts, weights is not None, lj, out, masses[i])
+    def __init__(self, rows, joint: Tensor, log_w: Tensor, coef: np.ndarray, have_coef: bool,
+                 log_factorials: Tensor, barred: Tensor | None, weights: Tensor | None, floor: float,
+                 log_norm: Tensor) -> None:
+        self.ptr, self.val = rows.indptr.numpy(), rows.values.numpy()
+        self.out, self.joint = log_norm.numpy(), joint.numpy()
+        self.log_w = log_w.to(torch.float64).numpy()
+        self.factorials = log_factorials.numpy()
+        self.coef, self.have_coef = coef, have_coef
+        self.barred = np.zeros((1, 1), dtype=np.bool_) if barred is None else barred.numpy()
+        self.has_barred = barred is not None
+        self.weights = np.zeros(1, dtype=self.joint.dtype) if weights is None else weights.numpy()
+        self.has_weights = weights is not None
+        self.floor = floor
 
-    workers = max(1, min(parallel.threads(), len(starts)))
-    cuts = [len(starts) * t // workers for t in range(workers + 1)]
-    parallel.run([lambda f=f, l=l: several(f, l) for f, l in zip(cuts, cuts[1:])])
-    n_k = np.zeros(K)
-    for mass in masses:  # in part order: the same sum on any number of threads
-        n_k += mass
-    return torch.from_numpy(n_k)
+    def run(self, n: int) -> np.ndarray:
+        """Rows 0..n-1 in parts of ``PART_ROWS`` on the threads of
+        :mod:`~bigem._core.parallel`; their masses (K,) float64, the parts' added in order
+        (the same bits on any number of threads)."""
+        K = self.joint.shape[1]
+        starts = list(range(0, n, PART_ROWS))
+        workers = max(1, min(parallel.threads(), len(starts)))
+        cuts = [len(starts) * t // workers for t in range(workers + 1)]
+
+        def several(first: int, last: int) -> np.ndarray:
+            size = min(PART_ROWS, n)  # one thread's scratch, for all its parts
+            ratios, bits, peaks = np.empty(size * K), np.empty(size * K, dtype=np.int64), np.empty(size)
+            masses = np.zeros((last - first, K))
+            for i in range(first, last):
+                self.part(starts[i], min(starts[i] + PART_ROWS, n), ratios, bits, peaks, masses[i - first])
+            return masses
+
+        n_k = np.zeros(K)
+        for masses in parallel.run([lambda f=f, l=l: several(f, l) for f, l in zip(cuts, cuts[1:])]):
+            for mass in masses:  # in part order
+                n_k += mass
+        return n_k
+
+    def part(self, a: int, b: int, ratios: np.ndarray, bits: np.ndarray, peaks: np.ndarray, mass: np.ndarray) -> None:
+        """Rows a..b-1 (at most ``PART_ROWS``), their masses added to ``mass`` (K,);
+        ratios, bits, peaks: scratch of at least (b - a) * K, (b - a) * K, b - a."""
+        if not self.have_coef:
+            _log_coefficients(a, b, self.ptr, self.val, self.factorials, self.coef)
+        m = (b - a) * self.joint.shape[1]
+        _log_ratios(a, self.joint, self.log_w, self.coef, self.barred, self.has_barred, self.floor, ratios[:m],
+                    peaks[: b - a])
+        _exp(ratios[:m], bits[:m])
+        _responsibilities(a, ratios[:m], peaks[: b - a], self.weights, self.has_weights, self.joint, self.out, mass)
+
+
+def normalise(rows, joint: Tensor, log_w: Tensor, coef: np.ndarray, have_coef: bool, log_factorials: Tensor,
+              barred: Tensor | None, weights: Tensor | None, floor: float, log_norm: Tensor) -> Tensor:
+    """Responsibilities of a block, in place in ``joint`` (n, K) row-major, and the rest
+    as :class:`RowPass` says, its parts on the threads of :mod:`~bigem._core.parallel`.
+    Returns the masses n_k (K,) float64, the parts' added in order (the same bits on any
+    number of threads)."""
+    n = joint.shape[0]
+    return torch.from_numpy(RowPass(rows, joint, log_w, coef, have_coef, log_factorials, barred, weights, floor,
+                                    log_norm).run(n))
 
 
 def log_coefficients(rows, log_factorials: Tensor, parts: int) -> Tensor:
