@@ -97,6 +97,13 @@ class Component(Protocol[P, CS]):
 
     def accumulator(self, prepared: Prepared) -> Accumulator[CS]: ...
 
+    # Optional: ``expect(prepared, block, log_w, barred, w, log_norm, acc, floor) -> bool``
+    # does a block's log_joint, normalise_log and ``acc.add`` in one go (a compiled kernel,
+    # say) and returns True, or returns False, having done nothing, to leave them to the
+    # mixture. barred: (K, n) bool or None, the components a labelled row may not belong
+    # to; w: (n,) the rows' weights or None; log_norm: (n,) each row's log-likelihood,
+    # written; floor: the floor of exp's argument (normalise_log's).
+
     def at(self, centres: Tensor) -> P:
         """Components located at ``centres`` (K, D), of unit spread: the reference point
         of initial passes."""

@@ -399,6 +399,9 @@ class MixtureModel:
         neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
         gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
         order = None  # the order in which the blocks read the rows, if the component has one
+        # a component may do a block's log-joint, normalisation and sums in one kernel
+        # (``expect``, True when it did); the entropy term is the tensor path's alone
+        fused = getattr(comp, "expect", None) if mode == _SOFT and not self.entropy else None
         if gaps is not None and hasattr(comp, "expect_gaps"):  # e.g. factor every missing pattern at once
             order = comp.expect_gaps(prep, gaps)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
@@ -414,6 +417,9 @@ class MixtureModel:
             elif mode == _GIVEN:
                 resp = given[rows].T.to(kdt)
                 ln.zero_()
+            elif fused is not None and fused(prep, blk, log_w, None if barred is None else barred[:, rows], wb, ln, acc,
+                                             _EXP_FLOOR[kdt]):
+                continue
             else:
                 lj = comp.log_joint(prep, blk, log_w)
                 if barred is not None:

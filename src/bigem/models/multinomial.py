@@ -23,7 +23,10 @@ to the threads of :mod:`~bigem._core.parallel` (torch's thread count), each thre
 with one (D, K) scratch for its runs of X^T @ R. The runs are fixed by the rows alone
 and added in their order, so the statistics are the same bits on any number of
 threads. Elsewhere (CUDA) through torch's sparse CSR products (cuSPARSE). A dense
-(n, D) copy of the data is never made.
+(n, D) copy of the data is never made. Between the two products, on the CPU with numba
+(``bigem[fast]``), each row's log coefficient, log-sum-exp, responsibilities and their
+masses come from one compiled pass over the rows (:mod:`.multinomial_fused`, the
+component's ``expect``) instead of a dozen tensor operations and a pass of numpy's.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core import parallel
+from .._core import jit, parallel
 from .._core.sparse import SparseRows
 from .._core.stats import additive
 from .._core.workspace import Workspace
+from . import multinomial_fused as fused
 from .mixture import MixtureModel
 
 # Rows per block. On the CPU a chunk is one block: the sparse products stream through
@@ -199,12 +203,23 @@ def _torch_transposed_product(rows: SparseRows, r: Tensor, into: Tensor, ws: Wor
 _LOG_FACTORIALS: dict[torch.device, Tensor] = {}
 
 
+def _log_factorials(device: torch.device) -> Tensor:
+    """log k! for k < ``_TABLE``, float64 on ``device`` (made once a device)."""
+    table = _LOG_FACTORIALS.get(device)
+    if table is None:
+        table = _LOG_FACTORIALS[device] = torch.lgamma(torch.arange(_TABLE, dtype=torch.float64, device=device) + 1.0)
+    return table
+
+
 def log_coefficients(rows: SparseRows) -> Tensor:
     """log N! - sum_j log x_j! of each row (n,) float64: the number of orders of its tokens.
 
     Counts of 0 and 1 add nothing (log 1! = 0); the rest come from a table of exact
-    log-factorials (counts below 4096) or lgamma."""
+    log-factorials (counts below 4096) or lgamma. On the CPU with numba, by the kernel the
+    fused E-step derives them with (:func:`.multinomial_fused.log_coefficients`)."""
     dev = rows.device
+    if jit.runs_on(dev):
+        return fused.log_coefficients(rows, _log_factorials(dev), _parts(rows.nnz))
     if dev.type == "cpu":
         return _log_coefficients_numpy(rows)
     totals = rows.row_sums()
@@ -213,9 +228,7 @@ def log_coefficients(rows: SparseRows) -> Tensor:
     big = torch.nonzero(v > 1).reshape(-1)
     if big.numel():
         vb = v[big].double()
-        table = _LOG_FACTORIALS.get(dev)
-        if table is None:
-            table = _LOG_FACTORIALS[dev] = torch.lgamma(torch.arange(_TABLE, dtype=torch.float64, device=dev) + 1.0)
+        table = _log_factorials(dev)
         small = vb < _TABLE
         terms = torch.where(small, table[vb.clamp(max=_TABLE - 1).long()], torch.lgamma(vb + 1.0))
         row_of = torch.searchsorted(rows.indptr.to(dev), big, right=True) - 1
@@ -233,9 +246,7 @@ def _log_coefficients_numpy(rows: SparseRows) -> Tensor:
     n = rows.shape[0]
     ptr = rows.indptr.numpy()
     v = rows.values.numpy()
-    table = _LOG_FACTORIALS.get(rows.device)
-    if table is None:
-        table = _LOG_FACTORIALS[rows.device] = torch.lgamma(torch.arange(_TABLE, dtype=torch.float64) + 1.0)
+    table = _log_factorials(rows.device)
     totals = np.zeros(n, dtype=np.float64)
     terms = np.zeros(n, dtype=np.float64)  # sum_j log x_j! of each row
 
@@ -317,7 +328,14 @@ class _Prepared:
 @dataclass(slots=True)
 class _Block:
     rows: SparseRows  # (n, D) counts on the compute device
-    coef: Tensor  # (n,) float64 log multinomial coefficients
+
+    @property
+    def coef(self) -> Tensor:
+        """(n,) float64 log multinomial coefficients, derived once and kept in the rows' memo."""
+        coef = self.rows.memo.get("log_coefficients")
+        if coef is None:
+            coef = self.rows.memo["log_coefficients"] = log_coefficients(self.rows)
+        return coef
 
 
 class _Sums:
@@ -381,11 +399,9 @@ class MultinomialComponent:
         return _CPU_BLOCK_ROWS if device.type == "cpu" else _GPU_BLOCK_ROWS
 
     def block(self, p: _Prepared, x) -> _Block:
-        rows = x if isinstance(x, SparseRows) else SparseRows.from_dense(x)
-        coef = rows.memo.get("log_coefficients")
-        if coef is None:
-            coef = rows.memo["log_coefficients"] = log_coefficients(rows)
-        return _Block(rows, coef)
+        """The rows as sparse rows; their log multinomial coefficients are derived when
+        first read (the fused E-step derives them in its own pass)."""
+        return _Block(x if isinstance(x, SparseRows) else SparseRows.from_dense(x))
 
     def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
         """log w_k + log p_k(x): (K, n) (a transposed view of a row-major scratch), or
@@ -399,6 +415,30 @@ class MultinomialComponent:
 
     def accumulator(self, p: _Prepared) -> _Sums:
         return _Sums(p.n_components, p.log_probs_t.shape[0], p.log_probs_t.device, self._ws, p.use_scipy)
+
+    def expect(self, p: _Prepared, block: _Block, log_w: Tensor, barred: Tensor | None, w: Tensor | None,
+               log_norm: Tensor, acc: _Sums, floor: float) -> bool:
+        """A block's E-step with its per-row work in one compiled pass, where compiled
+        kernels run (the CPU with numba; False, having done nothing, elsewhere): the
+        products X @ log(theta)^T, then :func:`.multinomial_fused.normalise` (log
+        coefficients where not kept, log weights, the components ``barred`` (K, n) bars,
+        log-sum-exp with exp's argument floored at ``floor``, times the weights ``w``:
+        each row's log-likelihood into ``log_norm``), then X^T @ R into ``acc``. The same
+        quantities as log_joint, normalise_log and ``acc.add``."""
+        if not jit.runs_on(p.log_probs_t.device):
+            return False
+        rows = block.rows
+        n, K = rows.shape[0], p.n_components
+        joint = self._ws.get("joint", (n, K), p.dtype, p.log_probs_t.device)
+        kept = rows.memo.get("log_coefficients")
+        coef = np.empty(n) if kept is None else kept.numpy()
+        product(rows, p.log_probs_t, joint, p.use_scipy)
+        acc.n_k += fused.normalise(rows, joint, log_w, coef, kept is not None, _log_factorials(rows.device), barred,
+                                   w, floor, log_norm)
+        transposed_product(rows, joint, acc.sums_t, acc.use_scipy, acc.ws)
+        if kept is None:
+            rows.memo["log_coefficients"] = torch.from_numpy(coef)
+        return True
 
     # ------------------------------------------------------------------ initialisation
     def embed(self, x: Tensor) -> Tensor:
