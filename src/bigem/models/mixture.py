@@ -397,7 +397,7 @@ class MixtureModel:
         top = None if top is None else torch.where(top > 0, top, torch.ones_like(top))
         relative = None if w is None else (w / top).to(kdt)
         neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
-        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
+        gaps = missing(x, self._ws) if getattr(comp, "gaps", False) else None  # one reduction when there is none
         order = None  # the order in which the blocks read the rows, if the component has one
         if gaps is not None and hasattr(comp, "expect_gaps"):  # e.g. factor every missing pattern at once
             order = comp.expect_gaps(prep, gaps)
@@ -423,7 +423,7 @@ class MixtureModel:
                     neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)
         if order is not None:
-            log_norm = torch.empty_like(log_norm).scatter_(0, order, log_norm)
+            log_norm = self._ws.get("log_norm_rows", log_norm.shape, kdt, device).scatter_(0, order, log_norm)
         unexplained = first_unexplained(log_norm, w, chunk.row_start)
         if w is not None:  # rows of weight 0 count nothing, whatever their density
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
