@@ -667,7 +667,7 @@ class GaussianComponent:
 
     def block(self, p: Prepared, x: Tensor) -> Block | GappedBlock:
         if self.gaps:
-            mask = missing(x)
+            mask = missing(x, self._ws)
             if mask is not None:
                 return self._gapped(p, x, mask)
         feats = block_features(p, x, self._ws)

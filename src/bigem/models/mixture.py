@@ -23,7 +23,7 @@ from .._core.stats import Lowest, additive, counted, least, least_of, shared, su
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
-from .gaps import empty_rows, missing
+from .gaps import any_set, empty_rows, missing
 
 # A component whose responsibility mass falls under this fraction of one average
 # row has lost its support and is re-seeded (a component may set its own floor,
@@ -406,7 +406,10 @@ class MixtureModel:
             if order is not None:
                 rows = order[rows]
             wb = None if w is None else relative[rows]
-            blk = comp.block(prep, x[rows] if order is None else torch.index_select(x, 0, rows))  # 2.6x x[rows]
+            # in the component's order: one gather (2.6x x[rows]) into a buffer that stays mapped
+            xb = x[rows] if order is None else torch.index_select(
+                x, 0, rows, out=self._ws.get("ordered_rows", (rows.shape[0], x.shape[1]), x.dtype, device))
+            blk = comp.block(prep, xb)
             if mode == _HARD:
                 labels, score = comp.nearest(prep, blk)
                 ln.copy_(score)
@@ -432,7 +435,7 @@ class MixtureModel:
         empty = 0
         if gaps is not None:  # a row with nothing observed explains nothing: never a seed
             blank = empty_rows(gaps)
-            empty = int(blank.sum())
+            empty = int(blank.sum()) if any_set(blank) else 0  # no (n,) int64 conversion in the common case
             if empty:
                 candidates = torch.where(blank, torch.inf, candidates)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
