@@ -90,9 +90,12 @@ class PatternCache:
     sorted codes; beyond ``PACKED_FEATURES`` patterns have no code: the cache serves one
     block and is cleared for the next).
 
-    A pattern new to the cache is factored by one batched Cholesky factorisation of the
-    Lambda_UU of every new pattern that misses as many coordinates. Storage doubles as it
-    grows.
+    A pattern new to the cache is factored in one batch with every new pattern that
+    misses as many coordinates (:func:`_inverse`: sweeps up to ``_SWEEP_MAX``, Cholesky
+    factors beyond). The stores are buffers of the workspace ``ws``, kept from one E-step's
+    cache to the next (fresh ones mapped their pages anew each E-step), doubled when they
+    grow; a cache whose stores a newer one of its thread took since starts again
+    (``Workspace.claim``).
     """
 
     _PATTERN = ("codes", "count", "offset", "const")
