@@ -37,6 +37,23 @@ class Workspace:
             pool[key] = buf
         return buf[:numel].view(shape)
 
+    def capacity(self, name: str, dtype: torch.dtype, device: torch.device) -> int:
+        """How many elements the buffer ``name`` holds now (0: none yet), so that a store
+        that grows can take all of it at once rather than grow into it step by step."""
+        buf = self._local.__dict__.get("pool", {}).get((name, dtype, device))
+        return 0 if buf is None else buf.numel()
+
+    def claim(self, name: str, owner: object) -> bool:
+        """Make ``owner`` the user of the buffers that ``name`` stands for on this thread.
+        False when it was not the last to claim them (or never did): their contents are
+        then another's, and ``owner`` must write them anew before it reads them. For
+        buffers whose contents live longer than one call (a cache filled as it goes)."""
+        holders = self._local.__dict__.setdefault("holders", {})
+        if holders.get(name) is owner:
+            return True
+        holders[name] = owner
+        return False
+
     def derived(self, name: str, source: object, device: torch.device, make: Callable[[], T]) -> T:
         """``make()``, remembered while asked with the same ``source`` (by identity, held
         alive here) and device: a pass's parameters are prepared for the kernels once, not

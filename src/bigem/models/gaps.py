@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._core.workspace import Workspace
+
 # Missing masks of at most this many features are packed into one int64 per row (a
 # pattern's code, which names it across blocks), so that finding a pattern is a search
 # among sorted integers; wider ones sort mask rows, block by block.
@@ -40,12 +42,13 @@ PACKED_FEATURES = 62
 _PACK_ROWS = 1 << 16
 
 
-def missing(x: Tensor) -> Tensor | None:
+def missing(x: Tensor, ws: Workspace | None = None) -> Tensor | None:
     """The (n, D) mask of x's missing entries, or None when there is none (one reduction
-    answers the common case, as ``sources.validate.check_finite`` does)."""
+    answers the common case, as ``sources.validate.check_finite`` does). With ``ws``, the
+    mask is its buffer (a chunk's: fresh, its pages would be mapped anew each pass)."""
     if x.numel() == 0 or not bool(torch.isnan(x.sum())):
         return None
-    mask = torch.isnan(x)
+    mask = torch.isnan(x) if ws is None else torch.ne(x, x, out=ws.get("missing", x.shape, torch.bool, x.device))
     return mask if any_set(mask) else None
 
 
@@ -110,9 +113,11 @@ def patterns(mask: Tensor) -> Patterns:
     return Patterns(rows, coords, first, count, codes)
 
 
-def pack(mask: Tensor, counts: bool = False):
+def pack(mask: Tensor, counts: bool = False, ws: Workspace | None = None):
     """Each row of a (m, D) mask packed into one int64 (None beyond ``PACKED_FEATURES``);
     with ``counts``, (codes, each row's number of True (m,) int64) (codes None beyond).
+    With ``ws``, on the CPU up to 24 features, the results and the scratch are its
+    buffers (a chunk's mask is large: fresh ones cost their pages' faults every pass).
 
     On the CPU, up to 24 features, float32 products with 2^j (and 1) (exact below 2^24:
     a third of the cost of integer products), in slices of ``_PACK_ROWS`` rows
@@ -130,16 +135,21 @@ def pack(mask: Tensor, counts: bool = False):
         out = (mask.to(torch.int64) * bits).sum(1)
         return (out, mask.sum(1)) if counts else out
     bits, ones = bits.to(torch.float32), torch.ones(D, device=dev)
-    out = torch.empty(2 if counts else 1, m, dtype=torch.float32, device=dev)
+    rows = 2 if counts else 1
     step = _PACK_ROWS
-    buffer = torch.empty(min(step, m), D, dtype=torch.float32, device=dev)
+    if ws is None:
+        out = torch.empty(rows, m, dtype=torch.float32, device=dev)
+        buffer = torch.empty(min(step, m), D, dtype=torch.float32, device=dev)
+    else:
+        out = ws.get("pack_products", (rows, m), torch.float32, dev)
+        buffer = ws.get("pack_rows", (min(step, m), D), torch.float32, dev)
     for s in range(0, m, step):
         part = buffer[: min(step, m - s)]
         part.copy_(mask[s : s + step])
         torch.mv(part, bits, out=out[0, s : s + step])  # two products: 3x faster than one (m, D) @ (D, 2), measured
         if counts:
             torch.mv(part, ones, out=out[1, s : s + step])
-    out = out.to(torch.int64)
+    out = out.to(torch.int64) if ws is None else ws.get("pack_codes", (rows, m), torch.int64, dev).copy_(out)
     return (out[0], out[1]) if counts else out[0]
 
 

@@ -642,7 +642,7 @@ class GaussianComponent:
             pairs = prec[:, rows, cols] * torch.where(rows == cols, 1.0, 2.0).to(prec)
             pm = torch.einsum("kde,ke->kd", prec, means_c64)
             factor = torch.cat([-2.0 * pm, pairs, (pm * means_c64).sum(1, keepdim=True)], 1)
-        gaps = gaussian_gaps().factors(st, prec_chol, p.covariances, means_c64, dtype) if self.gaps else None
+        gaps = gaussian_gaps().factors(st, prec_chol, p.covariances, means_c64, dtype, self._ws) if self.gaps else None
         return Prepared(
             st.kernel, form, centre64.to(dtype), means_c64.to(dtype), means_c64, means,
             factor.to(dtype), (-0.5 * factor).T.contiguous().to(dtype) if form == "expanded" else factor.new_zeros(0),
@@ -667,7 +667,7 @@ class GaussianComponent:
 
     def block(self, p: Prepared, x: Tensor) -> Block | GappedBlock:
         if self.gaps:
-            mask = missing(x)
+            mask = missing(x, self._ws)
             if mask is not None:
                 return self._gapped(p, x, mask)
         feats = block_features(p, x, self._ws)
@@ -684,7 +684,12 @@ class GaussianComponent:
         if p.gaps is None or p.kernel == "diag":
             return None
         count = p.gaps.cache.expect(mask)
-        return torch.argsort(count.to(torch.uint8) if mask.shape[1] < 256 else count, stable=True)
+        n, ws = count.shape[0], self._ws
+        if mask.shape[1] < 256:
+            count = ws.get("gap_chunk_count", (n,), torch.uint8, count.device).copy_(count)
+        # into workspace buffers: the chunk's order would otherwise map fresh pages each pass
+        out = ws.get("gap_chunk_sorted", (n,), count.dtype, count.device), ws.get("gap_chunk_order", (n,), torch.int64, count.device)
+        return torch.sort(count, stable=True, out=out)[1]
 
     def _gapped(self, p: Prepared, x: Tensor, mask: Tensor) -> GappedBlock:
         # full (whitened) and diagonal structures: a complete row costs the gap kernels no

@@ -71,6 +71,9 @@ _TABLE_FEATURES = 16
 # Missing patterns of at most this many coordinates are inverted by sweeps (:func:`_inverse`).
 _SWEEP_MAX = 8
 
+# The name under which a pattern cache holds its workspace's stores (``Workspace.claim``).
+_CLAIM = "gap_patterns"
+
 
 class PatternCache:
     """The factors of every missing pattern met in one E-step on a chunk (one set of
@@ -87,27 +90,43 @@ class PatternCache:
     sorted codes; beyond ``PACKED_FEATURES`` patterns have no code: the cache serves one
     block and is cleared for the next).
 
-    A pattern new to the cache is factored by one batched Cholesky factorisation of the
-    Lambda_UU of every new pattern that misses as many coordinates. Storage doubles as it
-    grows.
+    A pattern new to the cache is factored in one batch with every new pattern that
+    misses as many coordinates (:func:`_inverse`: sweeps up to ``_SWEEP_MAX``, Cholesky
+    factors beyond). The stores are buffers of the workspace ``ws``, kept from one E-step's
+    cache to the next (fresh ones mapped their pages anew each E-step), doubled when they
+    grow; a cache whose stores a newer one of its thread took since starts again
+    (``Workspace.claim``).
     """
 
     _PATTERN = ("codes", "count", "offset", "const")
     _ENTRY = ("cond", "cond64", "target", "owner")
 
-    def __init__(self, precision64: Tensor, dtype: torch.dtype) -> None:
+    def __init__(self, precision64: Tensor, dtype: torch.dtype, ws: Workspace | None = None) -> None:
         self.precision64, self.dtype = precision64, dtype
+        self.ws = Workspace() if ws is None else ws
+        D = precision64.shape[1]
+        cpu = precision64.device.type == "cpu"
+        self.bits = (2.0 ** torch.arange(D, dtype=torch.float32)) if cpu and D <= 24 else None  # see _codes
+        self.ones = torch.ones(D, dtype=torch.float32) if cpu and D <= 24 else None  # see _counts
+        self.ws.claim(_CLAIM, self)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty, but for pattern 0 (no gap)."""
         self.n_patterns = self.n_entries = 0
         self.store: dict[str, Tensor] = {}
         self.sorted_codes = self.order = None
         self.per_block = False
-        D = precision64.shape[1]
-        cpu = precision64.device.type == "cpu"
-        self.bits = (2.0 ** torch.arange(D, dtype=torch.float32)) if cpu and D <= 24 else None  # see _codes
         self._table: Tensor | None = None
-        D = precision64.shape[1]
-        self._add(torch.zeros(1, D, dtype=torch.bool, device=precision64.device),
-                  torch.zeros(1, dtype=torch.int64, device=precision64.device))  # pattern 0: no gap
+        D, dev = self.precision64.shape[1], self.precision64.device
+        self._add(torch.zeros(1, D, dtype=torch.bool, device=dev), torch.zeros(1, dtype=torch.int64, device=dev))
+
+    def _own(self) -> None:
+        """The stores are the workspace's, kept from one E-step to the next so that their
+        pages are not mapped afresh each time; were they lent to another cache of this
+        thread since (a newer E-step's), start again."""
+        if not self.ws.claim(_CLAIM, self):
+            self._reset()
 
     def __getattr__(self, name: str) -> Tensor:
         if name in PatternCache._PATTERN or name in PatternCache._ENTRY:
@@ -127,15 +146,17 @@ class PatternCache:
         made when first needed; else None (codes are searched among the sorted ones)."""
         D = self.precision64.shape[1]
         if self._table is None and D <= _TABLE_FEATURES:
-            self._table = torch.full((1 << D,), -1, dtype=torch.int64, device=self.precision64.device)
+            table = self.ws.get("gap_patterns_table", (1 << D,), torch.int64, self.precision64.device)
+            self._table = table.fill_(-1)
         return self._table
 
     def expect(self, mask: Tensor) -> Tensor:
         """Factor, in one batch per number of missing coordinates, every pattern of the
         (n, D) missing mask of a chunk about to be read block by block (with codes only:
         beyond ``PACKED_FEATURES`` a block's patterns are its own). Returns each row's
-        number of gaps (n,), which comes with the codes."""
-        codes, count = pack(mask, counts=True)
+        number of gaps (n,), which comes with the codes (a workspace buffer)."""
+        self._own()
+        codes, count = pack(mask, counts=True, ws=self.ws)
         if codes is None:
             return count
         if self.table is not None and codes.shape[0] >= self.table.shape[0] // 8:  # by counting, no sort
@@ -152,6 +173,7 @@ class PatternCache:
     def positions(self, mask: Tensor, codes: Tensor | None) -> Tensor:
         """Each row's pattern's position in the cache (m,), for a block's (m, D) missing
         mask and its rows' packed codes; patterns not met before are factored first."""
+        self._own()
         self.per_block = codes is None
         if codes is None:  # no names across blocks: this block's patterns only
             self.n_patterns = self.n_entries = 0
@@ -179,7 +201,8 @@ class PatternCache:
 
     def _add(self, masks: Tensor, codes: Tensor | None) -> Tensor:
         """Factor the patterns of ``masks`` (p, D) (codes (p,) or None), appended in
-        order of their count; returns their positions (p,)."""
+        order of their count; returns their positions (p,). The factors are written
+        straight into the stores (no temporary the size of the entries)."""
         K, D, _ = self.precision64.shape
         dev = masks.device
         by_count = torch.argsort(masks.sum(1), stable=True)
@@ -189,12 +212,21 @@ class PatternCache:
         per_count = torch.bincount(count, minlength=D + 1).tolist()  # one host read
         new = masks.shape[0]
         sizes = count * count
-        offsets = self.n_entries + torch.cumsum(sizes, 0) - sizes
+        n, e = self.n_patterns, self.n_entries
+        offsets = e + torch.cumsum(sizes, 0) - sizes
         total = sum(u * u * p for u, p in enumerate(per_count))
-        const = torch.zeros(K, new, dtype=torch.float64, device=dev)
-        cond64 = torch.empty(K, total, dtype=torch.float64, device=dev)
-        target = torch.empty(total, dtype=torch.int64, device=dev)
-        owner = torch.empty(total, dtype=torch.int64, device=dev)
+        if codes is not None:
+            self._reserve("codes", codes, n, new)[n : n + new] = codes
+        self._reserve("count", count, n, new)[n : n + new] = count
+        self._reserve("offset", offsets, n, new)[n : n + new] = offsets
+        const = self._reserve("const", torch.empty(K, 0, dtype=self.dtype, device=dev), n, new)[:, n : n + new]
+        f64 = torch.empty(K, 0, dtype=torch.float64, device=dev)
+        cond64 = self._reserve("cond64", f64, e, total)[:, e : e + total]
+        cond = self._reserve("cond", f64.to(self.dtype), e, total)[:, e : e + total]
+        i64 = torch.empty(0, dtype=torch.int64, device=dev)
+        target = self._reserve("target", i64, e, total)[e : e + total]
+        owner = self._reserve("owner", i64, e, total)[e : e + total]
+        const[:, : per_count[0]] = 0.0
         start = entry = 0
         for u, p in enumerate(per_count):
             if p == 0 or u == 0:
@@ -202,21 +234,15 @@ class PatternCache:
                 continue
             coords = torch.nonzero(masks[start : start + p])[:, 1].reshape(p, u)  # row-major: ascending
             at = (coords[:, :, None] * D + coords[:, None, :]).reshape(-1)  # (p, u, u): Lambda_UU's entries
-            lam = torch.index_select(self.precision64.reshape(K, D * D), 1, at).view(K, p, u, u)
-            # a principal block of a positive definite matrix: no failure to check (nor a host sync)
-            inverse, log_det = _inverse(lam)  # Sigma_UU|O, log det Lambda_UU
-            const[:, start : start + p] = 0.5 * u * LOG_2PI - 0.5 * log_det
             size = p * u * u
-            cond64[:, entry : entry + size] = inverse.reshape(K, size)
+            # a principal block of a positive definite matrix: no failure to check (nor a host sync)
+            log_det = _inverse_into(self.precision64, at, cond64[:, entry : entry + size].view(K, p, u, u), self.ws)
+            const[:, start : start + p] = 0.5 * u * LOG_2PI - 0.5 * log_det  # Sigma_UU|O, log det Lambda_UU
+            cond[:, entry : entry + size] = cond64[:, entry : entry + size]
             target[entry : entry + size] = at
-            mine = torch.arange(self.n_patterns + start, self.n_patterns + start + p, device=dev)
-            owner[entry : entry + size] = mine.repeat_interleave(u * u)
+            owner[entry : entry + size].view(p, u * u).copy_(torch.arange(n + start, n + start + p, device=dev)[:, None])
             start, entry = start + p, entry + size
-        self._append(self._PATTERN, dict(codes=codes, count=count, offset=offsets, const=const.to(self.dtype)),
-                     self.n_patterns, new)
-        self._append(self._ENTRY, dict(cond=cond64.to(self.dtype), cond64=cond64, target=target, owner=owner),
-                     self.n_entries, total)
-        appended = torch.arange(self.n_patterns, self.n_patterns + new, device=dev)  # in order of count
+        appended = torch.arange(n, n + new, device=dev)  # in order of count
         positions = torch.empty_like(by_count)
         positions[by_count] = appended
         self.n_patterns += new
@@ -227,18 +253,42 @@ class PatternCache:
             self.sorted_codes, self.order = torch.sort(self.codes)
         return positions
 
-    def _append(self, names: tuple[str, ...], parts: dict[str, Tensor | None], n: int, new: int) -> None:
-        for name in names:
-            value = parts[name]
-            if value is None:
-                continue
-            held = self.store.get(name)
-            if held is None or held.shape[-1] < n + new:
-                grown = value.new_empty(value.shape[:-1] + (max(2 * (n + new), 64),))
-                if held is not None:
-                    grown[..., :n] = held[..., :n]
-                self.store[name] = held = grown
-            held[..., n : n + new] = value
+    def _reserve(self, name: str, like: Tensor, n: int, new: int) -> Tensor:
+        """The store ``name`` (like's leading shape and dtype, and a last dimension),
+        with room for n + new along its last dimension, its first n kept: a workspace
+        buffer, whose whole capacity it takes (the previous E-step's cache grew it)."""
+        held = self.store.get(name)
+        if held is None or held.shape[-1] < n + new:
+            lead = tuple(like.shape[:-1])
+            rows = math.prod(lead)
+            key = "gap_patterns_" + name
+            room = self.ws.capacity(key, like.dtype, like.device) // rows
+            keep = None if held is None or n == 0 else held[..., :n].clone()  # the buffer may come back reshaped
+            held = self.ws.get(key, lead + (max(2 * (n + new), 64, room),), like.dtype, like.device)
+            if keep is not None:
+                held[..., :n] = keep
+            self.store[name] = held
+        return held
+
+
+def _inverse_into(precision64: Tensor, at: Tensor, out: Tensor, ws: Workspace) -> Tensor:
+    """out (K, p, u, u) = the inverses of the principal blocks of the precisions (K, D, D)
+    at the flat positions ``at`` (p * u * u,), by :func:`_inverse`; returns their log
+    determinants (K, p). Up to ``_SWEEP_MAX`` the blocks are gathered and swept in
+    workspace buffers (the E-step's largest scratch after the rows')."""
+    K, p, u, _ = out.shape
+    D = precision64.shape[1]
+    flat = precision64.reshape(K, D * D)
+    if u > _SWEEP_MAX:
+        inverse, log_det = _inverse(torch.index_select(flat, 1, at).view(K, p, u, u))
+        out.copy_(inverse)
+        return log_det
+    lam = torch.index_select(flat, 1, at, out=ws.get("gap_sweep_gather", (K, p * u * u), flat.dtype, flat.device))
+    a = ws.get("gap_sweep", (u, u, K, p), flat.dtype, flat.device)
+    a.copy_(lam.view(K, p, u, u).movedim((-2, -1), (0, 1)))
+    log_det = _sweep(a, ws)
+    out.copy_(a.movedim((0, 1), (-2, -1)))
+    return log_det
 
 
 def _inverse(lam: Tensor) -> tuple[Tensor, Tensor]:
@@ -253,16 +303,34 @@ def _inverse(lam: Tensor) -> tuple[Tensor, Tensor]:
         chol = torch.linalg.cholesky_ex(lam).L
         return torch.cholesky_inverse(chol), 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
     a = lam.movedim((-2, -1), (0, 1)).clone(memory_format=torch.contiguous_format)  # (u, u, ...): whole batches
-    log_det = torch.zeros_like(a[0, 0])
+    log_det = _sweep(a)
+    return a.movedim((0, 1), (-2, -1)), log_det
+
+
+def _sweep(a: Tensor, ws: Workspace | None = None) -> Tensor:
+    """a (u, u, ...) positive definite matrices, batched over the trailing dimensions,
+    replaced by their inverses (see :func:`_inverse`); returns their log determinants.
+    With ``ws`` its scratch (a pivot, a row, a column) is the workspace's."""
+    u = a.shape[0]
+    batch, like = a.shape[2:], dict(dtype=a.dtype, device=a.device)
+
+    def scratch(name: str, shape: tuple[int, ...]) -> Tensor:
+        return torch.empty(shape, **like) if ws is None else ws.get(name, shape, a.dtype, a.device)
+
+    log_det = torch.zeros(batch, **like)
+    d, log_d = scratch("gap_sweep_pivot", batch), scratch("gap_sweep_log", batch)
+    col, row = scratch("gap_sweep_col", (u,) + batch), scratch("gap_sweep_row", (u,) + batch)
     for k in range(u):
-        d = a[k, k].clone()
-        log_det += torch.log(d)
-        col = a[:, k] / d
-        a.addcmul_(col[:, None], a[k].clone()[None], value=-1.0)  # a_ij -= a_ik a_kj / d
+        d.copy_(a[k, k])
+        log_det += torch.log(d, out=log_d)
+        torch.div(a[:, k], d, out=col)
+        row.copy_(a[k])
+        a.addcmul_(col[:, None], row[None], value=-1.0)  # a_ij -= a_ik a_kj / d
         a[k] = col  # row and column k: a_kj / d (the matrix stays symmetric), then the pivot
         a[:, k] = col
-        a[k, k] = -1.0 / d
-    return a.neg_().movedim((0, 1), (-2, -1)), log_det
+        torch.reciprocal(d, out=a[k, k]).neg_()  # -1 / d
+    a.neg_()
+    return log_det
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +357,10 @@ class GapFactors:
     var64: Tensor | None = None
 
 
-def factors(structure, prec_chol: Tensor, covariances: Tensor, means_c64: Tensor, dtype: torch.dtype) -> GapFactors:
-    """The gap kernels' factors of one E-step (float64 parameters in, see :class:`GapFactors`)."""
+def factors(structure, prec_chol: Tensor, covariances: Tensor, means_c64: Tensor, dtype: torch.dtype,
+            ws: Workspace | None = None) -> GapFactors:
+    """The gap kernels' factors of one E-step (float64 parameters in, see :class:`GapFactors`);
+    the pattern cache keeps its stores in ``ws``, from one E-step to the next."""
     K, D = means_c64.shape
     u = structure.dense(prec_chol, K, D).to(torch.float64)
     precision = u @ u.transpose(1, 2)
@@ -298,7 +368,7 @@ def factors(structure, prec_chol: Tensor, covariances: Tensor, means_c64: Tensor
     shifted_p = torch.einsum("kd,kde->ke", means_c64, precision)[:, None, :]
     whiten = torch.cat([u, -shifted_u], 1).to(dtype)
     project = torch.cat([precision, -shifted_p], 1).to(dtype)
-    cache = PatternCache(precision, dtype)
+    cache = PatternCache(precision, dtype, ws)
     if structure.kernel != "diag":
         return GapFactors(precision, u, whiten, project, cache)
     prec = structure.precisions(prec_chol, D)
@@ -378,14 +448,34 @@ def centred_features(p: Prepared, x: Tensor, mask: Tensor, ws: Workspace) -> Ten
     return feats
 
 
-def _codes(mask: Tensor, cache: PatternCache) -> Tensor | None:
+def _counts(mask: Tensor, cache: PatternCache, ws: Workspace) -> tuple[Tensor, Tensor | None]:
+    """(each row's number of gaps (m,), the mask as float32 (m, D) or None) for a block's
+    (m, D) mask: where the cache packs codes by float32 products (the CPU, up to 24
+    features), one conversion into a workspace buffer and one product with ones (exact),
+    which the codes then reuse: no fresh memory, where ``mask.sum(1)`` converts the mask
+    to a fresh (m, D) int64 array first (1 MB a block at 8192 x 16); about as fast as
+    that sum and the codes' own conversion together (measured, on a loaded machine);
+    else ``mask.sum(1)``."""
+    if cache.bits is None:
+        return mask.sum(1), None
+    m, D = mask.shape
+    floats = ws.get("gap_block_mask", (m, D), torch.float32, mask.device).copy_(mask)
+    count = torch.mv(floats, cache.ones, out=ws.get("gap_block_count_products", (m,), torch.float32, mask.device))
+    return ws.get("gap_block_count", (m,), torch.uint8, mask.device).copy_(count), floats
+
+
+def _codes(mask: Tensor, cache: PatternCache, ws: Workspace, floats: Tensor | None = None) -> Tensor | None:
     """``gaps.pack`` of a block's (m, D) mask, in the few operations a block can afford:
-    one conversion and one product with the cache's bits (float32, exact up to 24
-    features, on the CPU), else ``pack``."""
+    one conversion (none given ``floats``, the mask as float32) and one product with the
+    cache's bits (float32, exact up to 24 features, on the CPU), else ``pack``."""
     bits = cache.bits
     if bits is None:
         return pack(mask)
-    return torch.mv(mask.to(torch.float32), bits).to(torch.int64)
+    m, D = mask.shape
+    if floats is None:
+        floats = ws.get("gap_codes_mask", (m, D), torch.float32, mask.device).copy_(mask)
+    products = torch.mv(floats, bits, out=ws.get("gap_codes_products", (m,), torch.float32, mask.device))
+    return ws.get("gap_codes", (m,), torch.int64, mask.device).copy_(products)
 
 
 def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws: Workspace) -> GapBlock:
@@ -405,7 +495,7 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     K = gf.whiten.shape[0]
     dev = feats.device
     cache = gf.cache
-    count = mask.sum(1)
+    count, floats = _counts(mask, cache, ws)
     # no gap first, then by number of gaps (the mixture's E-step reads them so already):
     # how many rows miss u coordinates, and how many rows come before one that misses fewer
     disorder = (count[1:] < count[:-1]).sum().reshape(1)
@@ -416,9 +506,10 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     mg = m - m0
     rows = feats if ordered else torch.index_select(feats, 0, order, out=ws.get("gap_rows", (m, width), dtype, dev))
     gapped = mask[m0:] if ordered else torch.index_select(mask, 0, order[m0:])
-    at = cache.positions(gapped, _codes(gapped, cache))  # (mg,) each row's pattern in the cache
+    # (mg,) each row's pattern in the cache
+    at = cache.positions(gapped, _codes(gapped, cache, ws, floats[m0:] if ordered and floats is not None else None))
     G = sum(u * n for u, n in enumerate(sizes))
-    fill = torch.empty(K, G, dtype=dtype, device=dev)
+    fill = ws.get("gap_fill", (K, G), dtype, dev)
     completed = ws.get("gap_completed", (K, m, width), dtype, dev)
     completed.copy_(rows.expand(K, m, width))
     gb = GapBlock(feats, mask, completed, None, None, order, sizes, at, fill, [])
@@ -434,27 +525,36 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
             first = offset[run.start - m0 : run.stop - m0]  # (n,)
             n = first.shape[0]
             # the row's gaps' coordinates: the first row of its conditional covariance's entries
-            cu = torch.index_select(target, 0, (first + count_up[:u, None]).view(-1)).remainder_(D).view(u, n)
+            i64 = dict(dtype=torch.int64, device=dev)
+            index = ws.get("gap_run_index", (u, n), **i64)  # scratch for the run's gathers and scatter
+            entries = torch.add(first, count_up[:u, None], out=index).view(-1)
+            cu = torch.index_select(target, 0, entries, out=ws.get(f"gap_run_coords_{u}", (u * n,), **i64))
+            cu = cu.remainder_(D).view(u, n)
             gb.coords.append(cu)
             local = count_up[run.start - m0 : run.stop - m0]
-            residual = torch.index_select(projected, 1, torch.add(cu, local, alpha=D).view(-1)).view(K, u, n)
+            residual = torch.index_select(projected, 1, torch.add(cu, local, alpha=D, out=index).view(-1),
+                                          out=ws.get("gap_run_residual", (K, u * n), dtype, dev)).view(K, u, n)
             out = fill[:, gaps].view(K, u, n)
             pairs = count_up[: u * u, None]
             per = max(1, step // (u * u))  # rows per slice of the (K, u, u, rows) products
             for s in range(0, n, per):
                 part = slice(s, s + per)
-                c = torch.index_select(cond, 1, (first[part] + pairs).reshape(-1)).view(K, u, u, -1)
+                size = u * u * first[part].shape[0]
+                entries = torch.add(first[part], pairs, out=ws.get("gap_pair_entries", (u * u, size // (u * u)),
+                                                                   torch.int64, dev))
+                c = torch.index_select(cond, 1, entries.view(-1),
+                                       out=ws.get("gap_pair_cond", (K, size), dtype, dev)).view(K, u, u, -1)
                 if u == 1:
                     torch.mul(c[:, 0], residual[:, :, part], out=out[:, :, part])
                 else:
                     torch.sum(c.mul_(residual[:, None, :, part]), 2, out=out[:, :, part])
             out.neg_()
             # the gaps of the completed rows: their conditional means
-            at_gaps = torch.add(cu, count_up[:n], alpha=width).view(1, -1).expand(K, -1)
+            at_gaps = torch.add(cu, count_up[:n], alpha=width, out=index).view(1, -1).expand(K, -1)
             completed[:, run].view(K, n * width).scatter_(1, at_gaps, out.view(K, -1))
     const = ws.get("gap_const", (K, m), dtype, dev)
     const[:, :m0].zero_()
-    const[:, m0:] = torch.index_select(cache.held("const"), 1, at)
+    const[:, m0:] = torch.index_select(cache.held("const"), 1, at, out=ws.get("gap_row_const", (K, mg), dtype, dev))
     gb.const = const
     gb.whitened = torch.bmm(completed, gf.whiten, out=ws.get("gap_whitened", (K, m, D), dtype, dev))
     return gb
@@ -520,29 +620,43 @@ class GapMoments:
         rw = rw if gb.order is None else torch.index_select(rw, 1, gb.order)  # the kernels' order
         self.raw += batched_weighted_sums(rw, gb.completed)  # the completed rows' first moments, n_k
         P = self.mass.shape[1]
-        if P < cache.n_patterns:
+        dev, ws = rw.device, self.ws
+        if P < cache.n_patterns:  # workspace buffers: the chunk's first block takes the last chunk's
+            keep = self.mass.clone() if P else None
             P = max(2 * cache.n_patterns, 64)
-            grown = torch.zeros(K, P, dtype=torch.float64, device=rw.device)
-            grown[:, : self.mass.shape[1]] = self.mass
-            self.mass = grown
-        # the mass of each pattern's rows: one bincount over (component, pattern) pairs,
-        # several times faster than an indexed add along the (K, P) columns
-        pairs = (torch.arange(K, device=rw.device)[:, None] * P + gb.at).reshape(-1)
-        weights = rw[:, gb.sizes[0] :].reshape(-1).double()
-        self.mass += torch.bincount(pairs, weights=weights, minlength=K * P).view(K, P)
+            self.mass = ws.get("gap_mass", (K, P), torch.float64, dev).zero_()
+            if keep is not None:
+                self.mass[:, : keep.shape[1]] = keep
+        # the mass of each pattern's rows: one indexed add along the flat (component,
+        # pattern) pairs into a zeroed buffer, then added: what a bincount over the pairs
+        # gives, in the same order (several times faster than an indexed add along the (K,
+        # P) columns), with no fresh (K, P) result per block
+        mg = gb.at.shape[0]
+        pairs = torch.add(gb.at, torch.arange(0, K * P, P, device=dev)[:, None],
+                          out=ws.get("gap_mass_pairs", (K, mg), torch.int64, dev))
+        weights = ws.get("gap_mass_weights", (K, mg), torch.float64, dev).copy_(rw[:, gb.sizes[0] :])
+        block_mass = ws.get("gap_mass_block", (K * P,), torch.float64, dev).zero_()
+        self.mass += block_mass.index_add_(0, pairs.view(-1), weights.view(-1)).view(K, P)
         if cache.per_block:  # the cache is this block's alone: weigh its covariances now
             self._fold()
-        y = gb.whitened.mul_(rw.sqrt()[:, :, None])
+        y = gb.whitened.mul_(torch.sqrt(rw, out=self.ws.get("gap_rw_sqrt", rw.shape, rw.dtype, rw.device))[:, :, None])
         self.second += gram_sums(y)
 
     def _fold(self) -> None:
-        """cond += each pattern's conditional covariance times its rows' mass; mass = 0."""
+        """cond += each pattern's conditional covariance times its rows' mass; mass = 0.
+
+        One bincount per component over the entries (faster than an indexed add; each
+        bin's sum in the order of the entries, as one bincount over (component, entry)
+        pairs gives it), through one workspace buffer the size of the entries."""
         cache = self.gf.cache
-        if cache.n_entries:  # one bincount over (component, entry) pairs: faster than an indexed add
+        E = cache.n_entries
+        if E:
             K, DD = self.cond.shape
-            at = (torch.arange(K, device=self.cond.device)[:, None] * DD + cache.target).reshape(-1)
-            weighed = (cache.cond64 * torch.index_select(self.mass, 1, cache.owner)).reshape(-1)
-            self.cond += torch.bincount(at, weights=weighed, minlength=K * DD).view(K, DD)
+            target, owner = cache.target, cache.owner
+            weighed = self.ws.get("gap_fold", (E,), torch.float64, self.cond.device)
+            for k in range(K):
+                torch.index_select(self.mass[k], 0, owner, out=weighed).mul_(cache.cond64[k])
+                self.cond[k] += torch.bincount(target, weights=weighed, minlength=DD)
         self.mass.zero_()
 
     def result(self) -> GaussianStats:

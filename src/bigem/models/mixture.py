@@ -23,7 +23,7 @@ from .._core.stats import Lowest, additive, counted, least, least_of, shared, su
 from .._core.types import Chunk
 from .._core.workspace import Workspace
 from .components import Component, blocks
-from .gaps import empty_rows, missing
+from .gaps import any_set, empty_rows, missing
 
 # A component whose responsibility mass falls under this fraction of one average
 # row has lost its support and is re-seeded (a component may set its own floor,
@@ -397,7 +397,7 @@ class MixtureModel:
         top = None if top is None else torch.where(top > 0, top, torch.ones_like(top))
         relative = None if w is None else (w / top).to(kdt)
         neg_entropy = torch.zeros((), dtype=torch.float64, device=device)
-        gaps = missing(x) if getattr(comp, "gaps", False) else None  # one reduction when there is none
+        gaps = missing(x, self._ws) if getattr(comp, "gaps", False) else None  # one reduction when there is none
         order = None  # the order in which the blocks read the rows, if the component has one
         # a component may do a block's log-joint, normalisation and sums in one kernel
         # (``expect``, True when it did); the entropy term is the tensor path's alone
@@ -409,7 +409,10 @@ class MixtureModel:
             if order is not None:
                 rows = order[rows]
             wb = None if w is None else relative[rows]
-            blk = comp.block(prep, x[rows] if order is None else torch.index_select(x, 0, rows))  # 2.6x x[rows]
+            # in the component's order: one gather (2.6x x[rows]) into a buffer that stays mapped
+            xb = x[rows] if order is None else torch.index_select(
+                x, 0, rows, out=self._ws.get("ordered_rows", (rows.shape[0], x.shape[1]), x.dtype, device))
+            blk = comp.block(prep, xb)
             if mode == _HARD:
                 labels, score = comp.nearest(prep, blk)
                 ln.copy_(score)
@@ -429,7 +432,7 @@ class MixtureModel:
                     neg_entropy += weighted_sum(torch.special.xlogy(resp, resp).sum(0), wb)
             acc.add(blk, resp if wb is None else resp * wb, wb)
         if order is not None:
-            log_norm = torch.empty_like(log_norm).scatter_(0, order, log_norm)
+            log_norm = self._ws.get("log_norm_rows", log_norm.shape, kdt, device).scatter_(0, order, log_norm)
         unexplained = first_unexplained(log_norm, w, chunk.row_start)
         if w is not None:  # rows of weight 0 count nothing, whatever their density
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
@@ -438,7 +441,7 @@ class MixtureModel:
         empty = 0
         if gaps is not None:  # a row with nothing observed explains nothing: never a seed
             blank = empty_rows(gaps)
-            empty = int(blank.sum())
+            empty = int(blank.sum()) if any_set(blank) else 0  # no (n,) int64 conversion in the common case
             if empty:
                 candidates = torch.where(blank, torch.inf, candidates)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
