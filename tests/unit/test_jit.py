@@ -36,3 +36,23 @@ def test_without_numba_a_kernel_call_says_so(monkeypatch):
     assert not jit.available()
     with pytest.raises(RuntimeError, match="numba is not installed"):
         fresh(1)
+
+
+def test_a_kernel_compiles_uncached_where_numba_finds_no_writable_cache(monkeypatch):
+    """A read-only install and home: numba refuses cache=True; the kernel still runs."""
+    numba = pytest.importorskip("numba")
+    asked, real = [], numba.njit
+
+    def njit(cache=False, **settings):
+        asked.append(cache)
+        if cache:
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'f.py'")
+        return real(cache=False, **settings)
+
+    monkeypatch.setattr(numba, "njit", njit)
+
+    @jit.kernel
+    def twice(x):
+        return 2 * x
+
+    assert twice(21) == 42 and asked == [True, False]

@@ -76,8 +76,21 @@ class _Kernel:
                     numba = _numba()
                     if not numba:
                         raise RuntimeError(f"{self.__name__} is a compiled kernel and numba is not installed")
-                    self.compiled = numba.njit(nogil=True, cache=True, error_model="numpy", **self.options)(self.fn)
+                    self.compiled = _compile(numba, self.fn, self.options)
         return self.compiled(*args)
+
+
+def _compile(numba, fn: Callable, options: dict):
+    """numba.njit(fn), cached on disk where numba finds a writable place (the package's
+    folder, else the user's cache folder); where it finds none (a read-only install and
+    home), numba refuses to cache at all, and the kernel compiles every run instead."""
+    settings = dict(nogil=True, error_model="numpy", **options)
+    try:
+        return numba.njit(cache=True, **settings)(fn)
+    except RuntimeError as exc:  # "cannot cache function ...: no locator available"
+        if "cannot cache" not in str(exc):
+            raise
+        return numba.njit(cache=False, **settings)(fn)
 
 
 def kernel(fn: Callable | None = None, **options):
