@@ -28,17 +28,13 @@ import time
 
 import numpy as np
 
+import _common
 import bench_multinomial
 
 
 def cpu_seconds(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.process_time()
-        fn()
-        best = min(best, time.process_time() - began)
-    return best
+    """Best CPU time of ``fn()`` (this process, all its threads) after a warm-up call."""
+    return _common.best_seconds(fn, repeats, clock=time.process_time)
 
 
 def main() -> None:
