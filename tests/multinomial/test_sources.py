@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 
 from bigem import MultinomialMixture, Tokens
-from bigem.sources.counts import open_counts
+from bigem.sources.counts import open_counts, to_rows
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -64,6 +64,69 @@ def test_npz_with_big_endian_int64_members_reads_the_same(tmp_path, fitted):
     np.savez(path, indptr=S.indptr.astype(">i8"), indices=S.indices.astype(">i8"), data=S.data.astype(">f8"),
              format=np.array(b"csr"), shape=np.array(S.shape))
     _same_fit(MultinomialMixture(3, **KW).fit(path), ref, S)
+
+
+@pytest.mark.parametrize("dtype, stored", [("float32", np.int32), ("float64", np.int64), ("float64", np.int32),
+                                           ("float32", np.uint32)])
+def test_npz_counts_of_any_integer_type_read_as_in_memory(tmp_path, documents, dtype, stored):
+    """Counts stored as integers as wide as the compute dtype are converted in the memory
+    they were read into; the fit is the one of the matrix in memory, bit for bit."""
+    X, _, _, _ = documents
+    S = sp.csr_matrix(X.astype(stored))
+    path = str(tmp_path / "ints.npz")
+    sp.save_npz(path, S, compressed=False)
+    ref = MultinomialMixture(3, dtype=dtype, **KW).fit(S)
+    _same_fit(MultinomialMixture(3, dtype=dtype, **KW).fit(path), ref, S, path)
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_to_rows_converts_in_place_only_arrays_it_is_given(owned):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 2**20, 1000).astype(np.int32)
+    before = data.copy()
+    indptr = np.arange(0, 1001, 10, dtype=np.int64)
+    indices = np.tile(np.arange(10, dtype=np.int32), 100)
+    rows = to_rows(indptr, indices, data, 10, torch.float32, torch.device("cpu"), owned=owned)
+    np.testing.assert_array_equal(rows.values.numpy(), before.astype(np.float32))
+    assert np.shares_memory(rows.values.numpy(), data) is owned
+    if not owned:
+        np.testing.assert_array_equal(data, before)  # the caller's counts untouched
+    wide = to_rows(indptr, indices, before.copy(), 10, torch.float64, torch.device("cpu"), owned=True)
+    np.testing.assert_array_equal(wide.values.numpy(), before.astype(np.float64))  # int32 -> float64: a fresh array
+
+
+def test_a_matrix_in_memory_whose_chunks_are_kept_reads_larger_chunks():
+    """Kept chunks are read by no thread ahead: a chunk and its E-step scratch alone fill
+    the budget (bigger chunks, fewer passes' fixed costs), within it for a large K too."""
+    S = sp.random(20_000, 1000, density=0.03, format="csr", random_state=0, dtype=np.float32)
+    S.data = np.ceil(S.data * 3)
+    budget = 4 << 20
+    open_ = dict(dtype=torch.float32, device=torch.device("cpu"), memory_budget=budget)
+    streamed = open_counts(S, cache_bytes=0, **open_).chunk_rows
+    kept = open_counts(S, cache_bytes=1 << 30, **open_).chunk_rows
+    assert kept >= 4 * streamed
+    per_row = S.nnz / S.shape[0] * (4 + 8) + 16  # float32 values, ids counted as 8 bytes, its pointer
+    assert kept * per_row <= budget < (kept + 1) * per_row
+    many = open_counts(S, cache_bytes=1 << 30, scratch_per_row=4000, **open_).chunk_rows  # K = 500 in float32
+    assert many * (per_row + 4000) <= budget < (many + 1) * (per_row + 4000)
+
+
+def test_a_fit_in_memory_sizes_chunks_for_its_components(monkeypatch, fitted):
+    """The estimator counts its E-step's (n, K) scratch: more components, smaller chunks."""
+    import bigem.estimators.multinomial_mixture as mm
+
+    S, _ = fitted
+    seen = []
+
+    def spy(*args, **kw):
+        source = open_counts(*args, **kw)
+        seen.append(getattr(source, "chunk_rows", None))
+        return source
+
+    monkeypatch.setattr(mm, "open_counts", spy)
+    for K in (2, 200):
+        MultinomialMixture(K, max_iter=1, memory_budget=1 << 18, random_state=0, init_params="random").fit(S)
+    assert seen[0] > 2 * seen[-1]
 
 
 @pytest.mark.parametrize("with_counts", [True, False])

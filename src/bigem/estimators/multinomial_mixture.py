@@ -195,6 +195,9 @@ class MultinomialMixture(_BaseMixture):
             sample_weight=sample_weight,
             min_rows=min_rows,
             n_features=self.n_features_in_ if fitted and hasattr(self, "n_features_in_") else None,
+            # the E-step's scratch a row: its K log-joints (then responsibilities), and a
+            # weighted chunk's copy of them, in the compute dtype; its log-likelihood and coefficient
+            scratch_per_row=2 * s.n_components * (torch.finfo(s.dtype).bits // 8) + 16,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 

@@ -191,7 +191,7 @@ class NpzSource:
     def chunks(self) -> Iterator[Chunk]:
         for s, e, ptr, idx, dat in self._blocks(not self.checked):
             w = None if self.weight is None else self.weight[s:e]
-            yield Chunk(to_rows(ptr - ptr[0], idx, dat, self.n_features, self.dtype, self.device), w, s)
+            yield Chunk(to_rows(ptr - ptr[0], idx, dat, self.n_features, self.dtype, self.device, owned=True), w, s)
 
     def take(self, rows: Tensor) -> SparseRows:
         """Rows by sorted index: positioned reads (uncompressed), or one pass (compressed);
