@@ -243,3 +243,31 @@ def test_beside_a_decoding_source_torch_leaves_a_core_but_the_sparse_kernels_kee
         other.start()
         other.join()
     assert seen[0][0] == seen[0][1]  # kept for the calling thread only: another follows torch's count
+
+
+def test_torch_on_one_thread_keeps_the_kernels_count_and_restores_both(threads):
+    threads(3)
+    with pytest.raises(RuntimeError, match="inside"):
+        with parallel.torch_on_one_thread():
+            assert torch.get_num_threads() == 1 and parallel.threads() == 3
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == 3 and parallel.threads() == 3
+
+
+def test_a_fit_runs_torch_on_one_thread_beside_the_kernels_on_all(monkeypatch, threads):
+    """torch's team would spin after each of its small operations, on the cores the
+    kernels then need: a CPU fit keeps torch on one thread and the kernels on every one,
+    and gives both back afterwards."""
+    threads(2)
+    seen = []
+    product = kernels.product
+
+    def spy(*args, **kw):
+        seen.append((torch.get_num_threads(), parallel.threads()))
+        return product(*args, **kw)
+
+    monkeypatch.setattr(kernels, "product", spy)
+    X, _, _, _ = make_documents(n=300)
+    MultinomialMixture(2, max_iter=3, random_state=0).fit(sp.csr_matrix(X))
+    assert seen and set(seen) == {(1, 2)}
+    assert torch.get_num_threads() == 2 and parallel.threads() == 2

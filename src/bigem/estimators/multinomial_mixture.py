@@ -12,6 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
+from .._core import parallel
 from .._core.chunking import host_budget
 from .._core.errors import DataError, ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, RandomResponsibilities, from_centres, sample_rows
@@ -222,7 +223,13 @@ class MultinomialMixture(_BaseMixture):
             skip = tuple(c for c in (sample_weight, y) if isinstance(c, str))  # weights and labels: not counts
             X = checked_dask_counts(X, s.dtype, columns, skip)
         with super()._execution(X, s, sample_weight, columns, **open_kw) as pair:
-            yield pair
+            if self._wants_dask(X, s) or torch.device(s.device).type != "cpu" or not self._model(s).component.use_scipy:
+                yield pair
+                return
+            # on the CPU the E-step's work runs in the kernels of _core.parallel: torch's
+            # own (small) operations stay on one thread, whose team would spin beside them
+            with parallel.torch_on_one_thread():
+                yield pair
 
     def _lazy(self, X, what: str, columns=None, sample_weight=None):
         """Dask input to predict or score: its counts checked where each partition is read."""

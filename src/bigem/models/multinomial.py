@@ -163,8 +163,10 @@ def transposed_product(rows: SparseRows, r: Tensor, into: Tensor, use_scipy: boo
         part.fill(0)
         product_into(starts[i], part)
 
+    add = fused.add_into if jit.runs_on(r.device) else lambda t, p: np.add(t, p, out=t)
+
     def combine(i: int, part: np.ndarray) -> None:
-        np.add(total, part, out=total)
+        add(total.reshape(-1), part.reshape(-1))
 
     scratches = max(1, _SCRATCH_BYTES // (D * K * r.element_size()))  # each thread holds one
     parallel.fold_in_order(len(starts), compute, combine, scratch, min(_parts(rows.nnz), scratches))
@@ -355,7 +357,9 @@ class _Sums:
         transposed_product(block.rows, r, self.sums_t, self.use_scipy, self.ws)
 
     def result(self) -> MultinomialStats:
-        return MultinomialStats(self.n_k, self.sums_t.T.contiguous())
+        """The statistics, ``sums`` a (K, D) view of the (D, K) sums (the M-step reads it
+        as it is: no copy a chunk)."""
+        return MultinomialStats(self.n_k, self.sums_t.T)
 
 
 class MultinomialComponent:

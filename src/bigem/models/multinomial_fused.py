@@ -141,6 +141,16 @@ def _responsibilities(a, ratios, peaks, weights, has_weights, joint, log_norm, n
         log_norm[i] = -np.inf if peak == -np.inf else math.log(norm) + (peak if math.isfinite(peak) else 0.0)
 
 
+@jit.kernel
+def add_into(total, part):
+    """total += part, element by element (flat arrays; a float32 part is widened to
+    float64 exactly, so the sums are numpy's bit for bit). A loop the compiler vectorises:
+    57 against 134 microseconds for numpy's add of a (2e4, 20) float32 run into float64,
+    which casts through a buffer (one thread). Each run of X^T @ R is added so, in order."""
+    for i in range(total.shape[0]):
+        total[i] += part[i]
+
+
 class RowPass:
     """The per-row steps of one block (:meth:`run`), in parts (:meth:`part`) that may run
     on any thread: each row's outputs are its own.
