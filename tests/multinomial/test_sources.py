@@ -79,6 +79,31 @@ def test_npz_counts_of_any_integer_type_read_as_in_memory(tmp_path, documents, d
     _same_fit(MultinomialMixture(3, dtype=dtype, **KW).fit(path), ref, S, path)
 
 
+def test_streamed_npz_rows_a_caller_keeps_are_never_overwritten_and_dropped_ones_reused(tmp_path, documents):
+    """Chunks are read into memory that earlier chunks gave back: never into rows still
+    held (a caller's, a cache's), and a pass that keeps nothing needs no new memory."""
+    X, _, _, _ = documents
+    S = sp.csr_matrix(X.astype(np.int32))
+    path = str(tmp_path / "docs.npz")
+    sp.save_npz(path, S, compressed=False)
+    source = open_counts(path, dtype=torch.float32, device=torch.device("cpu"), memory_budget=1 << 20,
+                         chunk_size=50, cache_bytes=0)
+    pool = source.inner._recycled
+    held = [c.x for c in source.chunks()]  # every chunk kept: each in memory of its own
+    for _ in source.chunks():
+        pass
+    for i, rows in enumerate(held):
+        np.testing.assert_array_equal(rows.to_dense().numpy(), S[i * 50 : (i + 1) * 50].toarray())
+    blocks = len(pool._blocks)
+    assert blocks >= len(held)
+    del held, rows
+    for _ in range(2):
+        for chunk in source.chunks():
+            start = chunk.row_start
+            np.testing.assert_array_equal(chunk.x.to_dense().numpy(), S[start : start + 50].toarray())
+    assert len(pool._blocks) == blocks  # nothing new allocated
+
+
 @pytest.mark.parametrize("owned", [False, True])
 def test_to_rows_converts_in_place_only_arrays_it_is_given(owned):
     rng = np.random.default_rng(0)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -122,6 +124,7 @@ class NpzSource:
         self.chunk_rows = max(1, int(chunk_size or chunk_rows_for(memory_budget, self.nnz / max(1, self.n_rows),
                                                                   raw_entry, torch.finfo(dtype).bits // 8)))
         self._fd: int | None = None
+        self._recycled = _Recycled()
 
     # ------------------------------------------------------------------ the file's layout
     @staticmethod
@@ -146,11 +149,12 @@ class NpzSource:
         return _Member(name, dtype, int(shape[0]) if shape else 1, offset)
 
     # ------------------------------------------------------------------ reading
-    def _pread(self, m: _Member, start: int, stop: int) -> np.ndarray:
-        """Elements start..stop of a stored member, one positioned read, native byte order."""
+    def _pread(self, m: _Member, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Elements start..stop of a stored member, one positioned read (into ``out``, of
+        the member's dtype, when given), native byte order."""
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
-        out = np.empty(max(0, stop - start), dtype=m.dtype)
+        out = np.empty(max(0, stop - start), dtype=m.dtype) if out is None else out
         view = memoryview(out.view(np.uint8))
         offset, done = m.offset + start * m.dtype.itemsize, 0
         while done < len(view):
@@ -180,8 +184,12 @@ class NpzSource:
                 lo, hi = int(ptr[0]), int(ptr[-1])
                 if (s == 0 and lo != 0) or hi > self.nnz or bool((ptr[1:] < ptr[:-1]).any()):
                     raise DataError(f"{self.path}: indptr is not a valid CSR row index near row {s}; the file is damaged")
-                if streams is None:
-                    idx, dat = self._pread(idx_m, lo, hi), self._pread(dat_m, lo, hi)
+                if streams is None:  # both into memory a chunk gave back, if one has
+                    count = hi - lo
+                    split = -(-count * idx_m.dtype.itemsize // 16) * 16  # data aligned for any dtype
+                    memory = self._recycled.take(split + count * dat_m.dtype.itemsize)
+                    idx = self._pread(idx_m, lo, hi, memory[: count * idx_m.dtype.itemsize].view(idx_m.dtype))
+                    dat = self._pread(dat_m, lo, hi, memory[split:].view(dat_m.dtype))
                 else:
                     idx, dat = streams[1].read(hi - lo), streams[2].read(hi - lo)
                 if check:
@@ -234,6 +242,38 @@ class NpzSource:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class _Recycled:
+    """Memory for chunks' entries, handed out again once no chunk holds it.
+
+    A read into fresh memory also pays the kernel for mapping in (and zeroing) every page
+    of it, pass after pass: 13 against 9 ms for 60 MB read from the page cache into
+    memory read into before (one thread). A block is reused only while this pool's
+    reference is its last (every array and tensor made from it holds one, views
+    included), so rows a caller keeps (a cache, a sample) keep their memory to
+    themselves; the pool holds no more blocks than chunks were alive at once.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[np.ndarray] = []
+        self._lock = threading.Lock()
+        blocks, i = [np.empty(1, dtype=np.uint8)], 0
+        self._free = sys.getrefcount(blocks[i])  # what a block only the list holds counts, as take reads it
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """``nbytes`` bytes (uint8) that nothing else refers to."""
+        with self._lock:
+            blocks = self._blocks
+            for i in range(len(blocks)):
+                if sys.getrefcount(blocks[i]) <= self._free:  # no reference but the list's
+                    if blocks[i].nbytes >= nbytes:
+                        return blocks[i][:nbytes]
+                    del blocks[i]  # too small for the chunks now read: let it go
+                    break
+            block = np.empty(nbytes + nbytes // 16, dtype=np.uint8)  # room for the next, slightly larger chunks
+            blocks.append(block)
+            return block[:nbytes]
 
 
 class _Stream:
