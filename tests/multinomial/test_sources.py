@@ -3,6 +3,7 @@ stream to the same fit as the matrix in memory, in the memory of a few chunks.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -102,6 +103,44 @@ def test_streamed_npz_rows_a_caller_keeps_are_never_overwritten_and_dropped_ones
             start = chunk.row_start
             np.testing.assert_array_equal(chunk.x.to_dense().numpy(), S[start : start + 50].toarray())
     assert len(pool._blocks) == blocks  # nothing new allocated
+
+
+@pytest.mark.parametrize("fmt", ["npz", "parquet"])
+def test_a_streamed_pass_reuses_the_coefficients_earlier_passes_derived_within_its_share(tmp_path, documents, fmt):
+    """Streamed rows come back on each pass with what the model derived from them before
+    (their log multinomial coefficients, the same bits as derived afresh), while those
+    stay within a sixteenth of the memory budget: beyond it, rows are derived anew."""
+    from bigem.models import multinomial as kernels
+    from bigem.models.multinomial import multinomial_mixture
+    from bigem.sources.counts import MEMO_SHARE
+
+    X, _, weights, theta = documents
+    S = sp.csr_matrix(X)
+    if fmt == "npz":
+        path = str(tmp_path / "docs.npz")
+        sp.save_npz(path, S, compressed=False)
+    else:
+        path = str(tmp_path / "docs.parquet")
+        ids, counts = _lists(S)
+        pq.write_table(pa.table({"tokens": ids, "counts": counts}), path)
+        path = Tokens(path)
+    model = multinomial_mixture(3, 1.0, torch.float32)
+    params = model.make_params(torch.from_numpy(weights), torch.from_numpy(theta))
+    for budget, kept_rows in ((1 << 20, S.shape[0]), (MEMO_SHARE * 8 * 250, 300)):  # all; 2000 bytes: 3 chunks
+        source = open_counts(path, dtype=torch.float32, device=torch.device("cpu"), memory_budget=budget,
+                             chunk_size=100, cache_bytes=0)
+        for chunk in source.chunks():
+            assert "log_coefficients" not in chunk.x.memo
+            model.e_step(params, chunk)
+        again = 0
+        for chunk in source.chunks():
+            kept = chunk.x.memo.get("log_coefficients")
+            if kept is not None:
+                again += chunk.x.shape[0]
+                fresh = kernels.log_coefficients(dataclasses.replace(chunk.x, memo={}))
+                assert torch.equal(kept, fresh)
+            model.e_step(params, chunk)
+        assert again == kept_rows
 
 
 @pytest.mark.parametrize("owned", [False, True])

@@ -49,7 +49,8 @@ from .mixture import MixtureModel
 # Rows per block. On the CPU a chunk is one block: the sparse products stream through
 # the chunk's entries at the same speed whatever the block, and a whole chunk lets its
 # rows' log multinomial coefficients be kept with the chunk (``SparseRows.memo``) for
-# sources that keep their chunks in memory. On a GPU, blocks bound the scratch.
+# sources that keep their chunks in memory or hand their memos out again. On a GPU,
+# blocks bound the scratch.
 _CPU_BLOCK_ROWS = 1 << 30
 _GPU_BLOCK_ROWS = 1 << 16
 # Rows per float32 run of the statistics' product, each run added in float64: about

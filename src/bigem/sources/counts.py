@@ -123,6 +123,40 @@ def to_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_feature
     return SparseRows(ptr.to(device), index.to(device), values.to(device), int(n_features))
 
 
+# A streamed source keeps what models derive from its rows (RowMemos) within this share
+# of its memory budget: 16 MB of 256 MB, the coefficients of 2e6 documents.
+MEMO_SHARE = 16
+
+
+class RowMemos:
+    """What models derived from a streamed source's rows (``SparseRows.memo``), handed
+    out again with the same rows on later passes while it stays within ``limit`` bytes.
+
+    A streamed pass reads its rows anew, but what a model derives from the rows alone
+    need not be derived again: the multinomial's log multinomial coefficients (8 bytes a
+    document) took 24 ms of a 160 ms pass over 2e5 documents of 100 tokens (one thread).
+    Rows are known by their first row and count (a change of chunk size starts afresh);
+    once the memos kept reach the limit, later rows get fresh ones each pass."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self._memos: dict[tuple[int, int], dict] = {}
+
+    def attach(self, rows: SparseRows, start: int) -> SparseRows:
+        """``rows`` (from row ``start``) with the memo these rows had on earlier passes."""
+        key = (int(start), rows.shape[0])
+        memo = self._memos.get(key)
+        if memo is None:
+            memo = {}
+            if self.nbytes() < self.limit:
+                self._memos[key] = memo
+        return dataclasses.replace(rows, memo=memo)
+
+    def nbytes(self) -> int:
+        return sum(v.element_size() * v.numel() for memo in self._memos.values() for v in memo.values()
+                   if isinstance(v, Tensor))
+
+
 def _writable(a: np.ndarray) -> np.ndarray:
     """A read-only array (Arrow's zero-copy buffers, a file's bytes) copied: torch shares
     only writable memory without a warning, and bigem never writes to its input anyway."""

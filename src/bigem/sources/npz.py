@@ -35,7 +35,7 @@ from .._core.errors import DataError
 from .._core.sparse import SparseRows
 from .._core.types import Chunk
 from . import identity
-from .counts import check_counts, chunk_rows_for, stored_bytes, to_rows
+from .counts import MEMO_SHARE, RowMemos, check_counts, chunk_rows_for, stored_bytes, to_rows
 
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
 _NAMES = ("indptr", "indices", "data")
@@ -125,6 +125,8 @@ class NpzSource:
                                                                   raw_entry, torch.finfo(dtype).bits // 8)))
         self._fd: int | None = None
         self._recycled = _Recycled()
+        self._memo_limit = memory_budget // MEMO_SHARE
+        self._memos = RowMemos(self._memo_limit)
 
     # ------------------------------------------------------------------ the file's layout
     @staticmethod
@@ -199,7 +201,8 @@ class NpzSource:
     def chunks(self) -> Iterator[Chunk]:
         for s, e, ptr, idx, dat in self._blocks(not self.checked):
             w = None if self.weight is None else self.weight[s:e]
-            yield Chunk(to_rows(ptr - ptr[0], idx, dat, self.n_features, self.dtype, self.device, owned=True), w, s)
+            rows = to_rows(ptr - ptr[0], idx, dat, self.n_features, self.dtype, self.device, owned=True)
+            yield Chunk(self._memos.attach(rows, s), w, s)
 
     def take(self, rows: Tensor) -> SparseRows:
         """Rows by sorted index: positioned reads (uncompressed), or one pass (compressed);
@@ -230,6 +233,7 @@ class NpzSource:
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
+        self._memos = RowMemos(self._memo_limit)
 
     def fingerprint(self) -> dict:
         weights = None if self.weight is None else identity.digest(self.weight)
