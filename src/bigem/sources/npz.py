@@ -120,9 +120,14 @@ class NpzSource:
                             "the file is damaged")
         self.nnz = dat.count
         self.random_access = all(m.offset is not None for m in self.members.values())
-        raw_entry = idx.dtype.itemsize + dat.dtype.itemsize
+        itemsize = torch.finfo(dtype).bits // 8
+        # ids of int32 or int64 and counts as wide as the compute dtype become the chunk's
+        # own arrays (to_rows converts them in place): no raw batch beside the chunks
+        in_place = dat.dtype.isnative and dat.dtype.kind in "iuf" and dat.dtype.itemsize == itemsize and \
+            idx.dtype.isnative and idx.dtype.kind == "i" and idx.dtype.itemsize in (4, 8)
+        raw_entry = 0 if in_place else idx.dtype.itemsize + dat.dtype.itemsize
         self.chunk_rows = max(1, int(chunk_size or chunk_rows_for(memory_budget, self.nnz / max(1, self.n_rows),
-                                                                  raw_entry, torch.finfo(dtype).bits // 8)))
+                                                                  raw_entry, itemsize)))
         self._fd: int | None = None
         self._recycled = _Recycled()
         self._memo_limit = memory_budget // MEMO_SHARE
