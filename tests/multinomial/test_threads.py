@@ -184,6 +184,43 @@ def test_a_failing_part_raises_its_own_error_and_stops_the_others():
     assert combined == list(range(len(combined))) and len(combined) <= 3 + 3  # in order, then stopped
 
 
+def test_each_runs_every_part_once_on_threads_as_they_come_free():
+    """A slow thread takes fewer parts; every part runs once, with its thread's scratch."""
+    done, by = [0] * 60, {}
+
+    def task(i, scratch):
+        scratch.append(i)
+        done[i] += 1
+        by[i] = threading.current_thread().name
+        time.sleep(0.004 if threading.current_thread() is threading.main_thread() else 0.0005)
+
+    parallel.each(60, task, list, workers=3)
+    assert done == [1] * 60
+    names = list(by.values())
+    counts = [names.count(name) for name in set(names)]
+    assert len(counts) > 1  # really on several threads
+    assert names.count(threading.main_thread().name) < max(counts)  # the slow (main) thread took fewer
+
+    def failing(i, _):
+        if i == 7:
+            raise ValueError("part 7 is bad")
+
+    with pytest.raises(ValueError, match="part 7"):
+        parallel.each(40, failing, lambda: None, workers=2)
+
+
+@pytest.mark.parametrize("pieces", [1, 4])
+def test_products_are_the_same_bits_however_many_blocks_a_thread_takes(small_parts, threads, monkeypatch, pieces):
+    X = random_counts(seed=3)
+    rows = as_rows(X, torch.float32)
+    w = torch.from_numpy(np.random.default_rng(2).standard_normal((X.shape[1], 5))).float()
+    threads(1)
+    one = kernels.product(rows, w, torch.empty(X.shape[0], 5))
+    threads(3)
+    monkeypatch.setattr(kernels, "_PIECES_PER_THREAD", pieces)
+    assert torch.equal(kernels.product(rows, w, torch.empty(X.shape[0], 5)), one)
+
+
 def test_balanced_rows_cut_by_entries():
     indptr = np.array([0, 100, 100, 101, 102, 103, 200, 200])
     bounds = parallel.balanced_rows(indptr, 2)

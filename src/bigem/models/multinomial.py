@@ -59,6 +59,10 @@ RUN_ROWS = 8192
 # Entries per thread below which a product stays on fewer threads (a hand-over costs
 # tens of microseconds; 65536 entries x K = 20 take about half a millisecond).
 _MIN_PART_ENTRIES = 1 << 16
+# Blocks of rows a thread of X @ W takes, one after another as it comes free: a thread
+# that shares its core (a file decoding beside, another process) then takes fewer, where
+# one block a thread would make the others wait for it.
+_PIECES_PER_THREAD = 4
 # Entries per word of the vocabulary in a float64 run of X^T @ R (see run_rows).
 _RUN_WORDS = 4
 # The per-thread (D, K) scratches of X^T @ R together stay within this: fewer threads
@@ -90,9 +94,10 @@ def product(rows: SparseRows, w: Tensor, out: Tensor, use_scipy: bool = True) ->
     """out = X @ w for sparse rows X (n, D) and a dense (D, K) matrix, into ``out`` (n, K)
     of w's dtype (values cast to it).
 
-    On the CPU, blocks of rows with about equal numbers of entries go to the threads of
-    :mod:`~bigem._core.parallel`: each output row is one thread's sum over its entries
-    in order, so ``out`` is the same bit for bit on any number of threads."""
+    On the CPU, blocks of rows with about equal numbers of entries (``_PIECES_PER_THREAD``
+    a thread) go to the threads of :mod:`~bigem._core.parallel` as they come free: each
+    output row is one thread's sum over its entries in order, so ``out`` is the same bit
+    for bit on any number of threads."""
     n, D = rows.shape
     values = rows.values if rows.dtype == w.dtype else rows.values.to(w.dtype)
     kernels = _scipy_kernels() if use_scipy and w.device.type == "cpu" else None
@@ -105,13 +110,18 @@ def product(rows: SparseRows, w: Tensor, out: Tensor, use_scipy: bool = True) ->
         ptr = rows.indptr.to(rows.indices.dtype).numpy()
         idx, val, flat_w, dest = rows.indices.numpy(), values.numpy(), w.contiguous().numpy().reshape(-1), out.numpy()
 
-        def block(a: int, b: int) -> None:
+        workers = _parts(rows.nnz)
+        pieces = 1 if workers == 1 else min(rows.nnz // _MIN_PART_ENTRIES, _PIECES_PER_THREAD * workers)
+        bounds = parallel.balanced_rows(ptr, pieces)
+        cuts = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+        def block(i: int, _) -> None:
+            a, b = cuts[i]
             part = dest[a:b].reshape(-1)
             part.fill(0)
             kernels.csr_matvecs(b - a, D, K, ptr[a : b + 1], idx, val, flat_w, part)
 
-        bounds = parallel.balanced_rows(ptr, _parts(rows.nnz))
-        parallel.run([partial(block, a, b) for a, b in zip(bounds, bounds[1:]) if b > a])
+        parallel.each(len(cuts), block, lambda: None, workers)
         return out
     if rows.nnz == 0:
         return out.zero_()
