@@ -7,14 +7,15 @@ alone by CPU time (``time.process_time``), best of ``--repeats``, divided by the
 
 - decode:       one pass over the streamed ``.npz`` (``bigem.sources.counts``), nothing else;
 - product:      X @ log(theta)^T (the E-step's first product);
-- coefficients: each row's log multinomial coefficient (a streamed pass derives them
-                every pass; in memory they are kept): compiled and numpy;
+- coefficients: each row's log multinomial coefficient (derived on the first pass, then
+                kept: with the chunks in memory, by the rows' memos when streamed, within
+                a sixteenth of memory_budget): compiled and numpy;
 - per-row:      coefficients kept, then log weights, log-sum-exp, responsibilities and
                 masses: the compiled pass, and the tensor steps (log_joint's additions and
                 normalise_log);
 - transposed:   X^T @ R into the float64 word counts (the second product);
 - e-step:       the whole E-step of the matrix as one chunk, compiled and tensor path,
-                coefficients kept (memory) or derived (as a streamed pass);
+                coefficients kept (later passes) or derived (a first pass);
 - m-step:       the M-step from the statistics.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/profile_multinomial.py
