@@ -406,8 +406,16 @@ class MultinomialComponent:
         return MultinomialParams(probabilities, lengths.to(device=probabilities.device, dtype=torch.float64))
 
     # ------------------------------------------------------------------ E-step
+    def _log(self, probabilities: Tensor) -> Tensor:
+        """log of the probabilities, remembered for the last ones asked (by identity): a
+        pass's E-step and the prior's gain after its M-step take the log of the same
+        parameters, once, not three times an iteration."""
+        return self._ws.derived("log_probabilities", probabilities, probabilities.device,
+                                lambda: torch.log(probabilities))
+
     def prepare(self, p: MultinomialParams, device: torch.device) -> _Prepared:
-        log_probs_t = torch.log(p.probabilities.to(device)).T.to(self.dtype).contiguous()
+        probabilities = p.probabilities.to(device)
+        log_probs_t = self._log(probabilities).T.to(self.dtype).contiguous()
         return _Prepared(log_probs_t, self.use_scipy and device.type == "cpu")
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
@@ -510,7 +518,8 @@ class MultinomialComponent:
         """The Dirichlet(alpha + 1) prior's: alpha sum_kj (log new - log old)."""
         if self.alpha == 0.0 or new.probabilities is old.probabilities:
             return 0.0
-        gain = (torch.log(new.probabilities) - torch.log(old.probabilities)).sum()
+        before = self._log(old.probabilities)  # the last E-step's, remembered
+        gain = (self._log(new.probabilities) - before).sum()  # remembered for the next E-step
         return float(self.alpha * gain)
 
     def reseed(self, params: MultinomialParams, dead: list[int], rows, weights: Tensor) -> MultinomialParams:
