@@ -79,8 +79,9 @@ def torch_on_one_thread():
     operation it spreads over its threads, torch's OpenMP team spins for a while before
     it sleeps (about 9 ms of CPU time after a 1.4 ms operation, measured on 2 cores),
     and the spinning thread takes a core from the kernels that follow. At 2e5 x 2e4
-    (K = 20, 2 cores) an iteration in memory took 82-86 ms against 89-137 ms with torch
-    on both threads (alternating fits, a shared machine), its CPU time 140 against 154 ms.
+    (K = 20, 2 cores) an iteration in memory took 2.3 floors (one X @ W on one thread)
+    of CPU time against 4.8-6.5 with torch on both threads, and 79-81 ms against 90-92
+    ms of wall time (alternating fits in one process, a shared machine).
     """
     count = threads()
     before = torch.get_num_threads()
