@@ -7,18 +7,24 @@ alone by CPU time (``time.process_time``), best of ``--repeats``, divided by the
 
 - decode:       one pass over the streamed ``.npz`` (``bigem.sources.counts``), nothing else;
 - product:      X @ log(theta)^T (the E-step's first product);
-- coefficients: each row's log multinomial coefficient (a streamed pass derives them
-                every pass; in memory they are kept): compiled and numpy;
+- coefficients: each row's log multinomial coefficient (derived on the first pass, then
+                kept: with the chunks in memory, by the rows' memos when streamed, within
+                a sixteenth of memory_budget): compiled and numpy;
 - per-row:      coefficients kept, then log weights, log-sum-exp, responsibilities and
                 masses: the compiled pass, and the tensor steps (log_joint's additions and
                 normalise_log);
 - transposed:   X^T @ R into the float64 word counts (the second product);
 - e-step:       the whole E-step of the matrix as one chunk, compiled and tensor path,
-                coefficients kept (memory) or derived (as a streamed pass);
-- m-step:       the M-step from the statistics.
+                coefficients kept (later passes) or derived (a first pass);
+- m-step:       the M-step from the statistics;
+- fit:          a whole EM iteration of ``MultinomialMixture.fit`` in memory and streamed
+                from the ``.npz`` (cache_budget=0), on ``--fit-threads`` threads: the CPU
+                time of all its threads (a fit of 9 iterations less one of 3, over 6), so
+                that what threads cost beside the work (an idle thread spinning, hand-overs)
+                shows, which the one-thread steps above cannot.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/profile_multinomial.py
-        [--docs 2e5] [--vocab 2e4] [--length 100] [--k 20] [--repeats 5] [--quick]
+        [--docs 2e5] [--vocab 2e4] [--length 100] [--k 20] [--repeats 5] [--fit-threads 2] [--quick]
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ def main() -> None:
     ap.add_argument("--length", type=float, default=100)
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--fit-threads", type=int, default=2, help="torch threads of the whole-fit rows")
     ap.add_argument("--quick", action="store_true", help="1/20 of the documents, 1/5 of the vocabulary")
     args = ap.parse_args()
     docs, V, K = int(args.docs), int(args.vocab), args.k
@@ -141,6 +148,28 @@ def main() -> None:
         if not jit.available() and "compiled" in name:
             continue
         print(f"  {name:26s} {cpu_seconds(fn, args.repeats) / floor:6.2f} floors")
+
+    import warnings
+
+    from bigem import MultinomialMixture
+
+    warnings.simplefilter("ignore")  # tol=0: every fit stops at max_iter, unconverged
+    torch.set_num_threads(args.fit_threads)
+    w0, p0 = bench_multinomial.start(V, K)
+    in_memory = sp.load_npz(npz)
+    for name, data, cache in (("fit iteration, in memory", in_memory, "64GB"), ("fit iteration, .npz", npz, "0")):
+        def fit(iterations: int, data=data, cache=cache):
+            return lambda: MultinomialMixture(K, tol=0.0, max_iter=iterations, weights_init=w0, probabilities_init=p0,
+                                              cache_budget=cache).fit(data)
+        fit(3)()  # compiled kernels and the page cache warm
+        per_iteration = min(_cpu(fit(9)) - _cpu(fit(3)) for _ in range(max(1, args.repeats // 2))) / 6
+        print(f"  {name:26s} {per_iteration / floor:6.2f} floors (CPU of {args.fit_threads} threads)")
+
+
+def _cpu(fn) -> float:
+    began = time.process_time()
+    fn()
+    return time.process_time() - began
 
 
 if __name__ == "__main__":

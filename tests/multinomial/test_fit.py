@@ -44,6 +44,26 @@ def test_per_iteration_log_likelihood_matches_brute_force_em(documents, alpha):
         reference_em(X, est.weights_, est.probabilities_, alpha, 1)[0], rel=1e-12)
 
 
+def test_an_iteration_takes_the_log_of_its_parameters_once(documents, monkeypatch):
+    """The E-step's log theta and the prior's gain after the M-step (log new - log old)
+    share their logs: one (K, V) log an iteration, not three; the fit is the brute force's."""
+    X, _, _, _ = documents
+    logs = []
+    log = torch.log
+
+    def counted(t, *args, **kw):
+        if t.shape == (3, X.shape[1]):
+            logs.append(t)
+        return log(t, *args, **kw)
+
+    monkeypatch.setattr(torch, "log", counted)
+    w0, theta0 = np.full(3, 1 / 3), np.random.default_rng(2).dirichlet(np.ones(X.shape[1]), size=3)
+    est = MultinomialMixture(3, alpha=0.5, dtype="float64", max_iter=8, tol=0.0, weights_init=w0,
+                             probabilities_init=theta0).fit(sp.csr_matrix(X))
+    assert len(logs) <= 8 + 2  # one an iteration (and the final parameters' for scoring)
+    np.testing.assert_allclose(est.history_[0]["log_likelihood"], reference_em(X, w0, theta0, 0.5, 8), rtol=1e-10)
+
+
 def test_float32_statistics_stay_close_to_float64(documents):
     X, _, _, _ = documents
     kw = dict(max_iter=8, tol=0.0, random_state=3, chunk_size=200)

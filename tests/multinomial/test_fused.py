@@ -176,6 +176,25 @@ def test_statistics_are_the_same_bits_on_any_thread_count(monkeypatch, dtype):
         assert torch.equal(results[t].loglik, results[1].loglik), t
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_word_counts_added_run_by_run_are_numpys_sums_bit_for_bit(monkeypatch, dtype):
+    """X^T @ R in runs of 64 rows, each run added into float64 by the compiled loop: the
+    same bits as numpy's addition of the runs (the tensor path), and within float32's
+    rounding of one run of the exact float64 product."""
+    monkeypatch.setattr(kernels, "RUN_ROWS", 64)
+    X = counts(seed=7, n=1500)
+    rows = rows_of(X, dtype)
+    r = torch.from_numpy(np.random.default_rng(8).random((X.shape[0], K))).to(dtype)
+    compiled = torch.zeros(V, K, dtype=torch.float64)
+    kernels.transposed_product(rows, r, compiled)
+    with jit.off():
+        plain = torch.zeros(V, K, dtype=torch.float64)
+        kernels.transposed_product(rows, r, plain)
+    assert torch.equal(compiled, plain)
+    exact = X.T @ r.double().numpy()
+    np.testing.assert_allclose(compiled.numpy(), exact, rtol=1e-12 if dtype == torch.float64 else 1e-5)
+
+
 def test_coefficients_are_exact_and_the_same_whether_kept_or_derived(monkeypatch):
     X = counts(seed=6).tolil()
     X[3, 4] = 2**23 + 1  # with the row's other counts, its total passes 2**24 (float32 rounds there)

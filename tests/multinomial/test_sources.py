@@ -3,6 +3,7 @@ stream to the same fit as the matrix in memory, in the memory of a few chunks.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from bigem import MultinomialMixture, Tokens
-from bigem.sources.counts import open_counts
+from bigem.sources.counts import open_counts, to_rows
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -64,6 +65,132 @@ def test_npz_with_big_endian_int64_members_reads_the_same(tmp_path, fitted):
     np.savez(path, indptr=S.indptr.astype(">i8"), indices=S.indices.astype(">i8"), data=S.data.astype(">f8"),
              format=np.array(b"csr"), shape=np.array(S.shape))
     _same_fit(MultinomialMixture(3, **KW).fit(path), ref, S)
+
+
+@pytest.mark.parametrize("dtype, stored", [("float32", np.int32), ("float64", np.int64), ("float64", np.int32),
+                                           ("float32", np.uint32)])
+def test_npz_counts_of_any_integer_type_read_as_in_memory(tmp_path, documents, dtype, stored):
+    """Counts stored as integers as wide as the compute dtype are converted in the memory
+    they were read into; the fit is the one of the matrix in memory, bit for bit."""
+    X, _, _, _ = documents
+    S = sp.csr_matrix(X.astype(stored))
+    path = str(tmp_path / "ints.npz")
+    sp.save_npz(path, S, compressed=False)
+    ref = MultinomialMixture(3, dtype=dtype, **KW).fit(S)
+    _same_fit(MultinomialMixture(3, dtype=dtype, **KW).fit(path), ref, S, path)
+
+
+def test_streamed_npz_rows_a_caller_keeps_are_never_overwritten_and_dropped_ones_reused(tmp_path, documents):
+    """Chunks are read into memory that earlier chunks gave back: never into rows still
+    held (a caller's, a cache's), and a pass that keeps nothing needs no new memory."""
+    X, _, _, _ = documents
+    S = sp.csr_matrix(X.astype(np.int32))
+    path = str(tmp_path / "docs.npz")
+    sp.save_npz(path, S, compressed=False)
+    source = open_counts(path, dtype=torch.float32, device=torch.device("cpu"), memory_budget=1 << 20,
+                         chunk_size=50, cache_bytes=0)
+    pool = source.inner._recycled
+    held = [c.x for c in source.chunks()]  # every chunk kept: each in memory of its own
+    for _ in source.chunks():
+        pass
+    for i, rows in enumerate(held):
+        np.testing.assert_array_equal(rows.to_dense().numpy(), S[i * 50 : (i + 1) * 50].toarray())
+    blocks = len(pool._blocks)
+    assert blocks >= len(held)
+    del held, rows
+    for _ in range(2):
+        for chunk in source.chunks():
+            start = chunk.row_start
+            np.testing.assert_array_equal(chunk.x.to_dense().numpy(), S[start : start + 50].toarray())
+    assert len(pool._blocks) == blocks  # nothing new allocated
+
+
+@pytest.mark.parametrize("fmt", ["npz", "parquet"])
+def test_a_streamed_pass_reuses_the_coefficients_earlier_passes_derived_within_its_share(tmp_path, documents, fmt):
+    """Streamed rows come back on each pass with what the model derived from them before
+    (their log multinomial coefficients, the same bits as derived afresh), while those
+    stay within a sixteenth of the memory budget: beyond it, rows are derived anew."""
+    from bigem.models import multinomial as kernels
+    from bigem.models.multinomial import multinomial_mixture
+    from bigem.sources.counts import MEMO_SHARE
+
+    X, _, weights, theta = documents
+    S = sp.csr_matrix(X)
+    if fmt == "npz":
+        path = str(tmp_path / "docs.npz")
+        sp.save_npz(path, S, compressed=False)
+    else:
+        path = str(tmp_path / "docs.parquet")
+        ids, counts = _lists(S)
+        pq.write_table(pa.table({"tokens": ids, "counts": counts}), path)
+        path = Tokens(path)
+    model = multinomial_mixture(3, 1.0, torch.float32)
+    params = model.make_params(torch.from_numpy(weights), torch.from_numpy(theta))
+    for budget, kept_rows in ((1 << 20, S.shape[0]), (MEMO_SHARE * 8 * 250, 300)):  # all; 2000 bytes: 3 chunks
+        source = open_counts(path, dtype=torch.float32, device=torch.device("cpu"), memory_budget=budget,
+                             chunk_size=100, cache_bytes=0)
+        for chunk in source.chunks():
+            assert "log_coefficients" not in chunk.x.memo
+            model.e_step(params, chunk)
+        again = 0
+        for chunk in source.chunks():
+            kept = chunk.x.memo.get("log_coefficients")
+            if kept is not None:
+                again += chunk.x.shape[0]
+                fresh = kernels.log_coefficients(dataclasses.replace(chunk.x, memo={}))
+                assert torch.equal(kept, fresh)
+            model.e_step(params, chunk)
+        assert again == kept_rows
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_to_rows_converts_in_place_only_arrays_it_is_given(owned):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 2**20, 1000).astype(np.int32)
+    before = data.copy()
+    indptr = np.arange(0, 1001, 10, dtype=np.int64)
+    indices = np.tile(np.arange(10, dtype=np.int32), 100)
+    rows = to_rows(indptr, indices, data, 10, torch.float32, torch.device("cpu"), owned=owned)
+    np.testing.assert_array_equal(rows.values.numpy(), before.astype(np.float32))
+    assert np.shares_memory(rows.values.numpy(), data) is owned
+    if not owned:
+        np.testing.assert_array_equal(data, before)  # the caller's counts untouched
+    wide = to_rows(indptr, indices, before.copy(), 10, torch.float64, torch.device("cpu"), owned=True)
+    np.testing.assert_array_equal(wide.values.numpy(), before.astype(np.float64))  # int32 -> float64: a fresh array
+
+
+def test_a_matrix_in_memory_whose_chunks_are_kept_reads_larger_chunks():
+    """Kept chunks are read by no thread ahead: a chunk and its E-step scratch alone fill
+    the budget (bigger chunks, fewer passes' fixed costs), within it for a large K too."""
+    S = sp.random(20_000, 1000, density=0.03, format="csr", random_state=0, dtype=np.float32)
+    S.data = np.ceil(S.data * 3)
+    budget = 4 << 20
+    open_ = dict(dtype=torch.float32, device=torch.device("cpu"), memory_budget=budget)
+    streamed = open_counts(S, cache_bytes=0, **open_).chunk_rows
+    kept = open_counts(S, cache_bytes=1 << 30, **open_).chunk_rows
+    assert kept >= 4 * streamed
+    per_row = S.nnz / S.shape[0] * (4 + 8) + 16  # float32 values, ids counted as 8 bytes, its pointer
+    assert kept * per_row <= budget < (kept + 1) * per_row
+    many = open_counts(S, cache_bytes=1 << 30, scratch_per_row=4000, **open_).chunk_rows  # K = 500 in float32
+    assert many * (per_row + 4000) <= budget < (many + 1) * (per_row + 4000)
+
+
+def test_a_fit_in_memory_sizes_chunks_for_its_components(monkeypatch, fitted):
+    """The estimator counts its E-step's (n, K) scratch: more components, smaller chunks."""
+    import bigem.estimators.multinomial_mixture as mm
+
+    S, _ = fitted
+    seen = []
+
+    def spy(*args, **kw):
+        source = open_counts(*args, **kw)
+        seen.append(getattr(source, "chunk_rows", None))
+        return source
+
+    monkeypatch.setattr(mm, "open_counts", spy)
+    for K in (2, 200):
+        MultinomialMixture(K, max_iter=1, memory_budget=1 << 18, random_state=0, init_params="random").fit(S)
+    assert seen[0] > 2 * seen[-1]
 
 
 @pytest.mark.parametrize("with_counts", [True, False])

@@ -184,6 +184,43 @@ def test_a_failing_part_raises_its_own_error_and_stops_the_others():
     assert combined == list(range(len(combined))) and len(combined) <= 3 + 3  # in order, then stopped
 
 
+def test_each_runs_every_part_once_on_threads_as_they_come_free():
+    """A slow thread takes fewer parts; every part runs once, with its thread's scratch."""
+    done, by = [0] * 60, {}
+
+    def task(i, scratch):
+        scratch.append(i)
+        done[i] += 1
+        by[i] = threading.current_thread().name
+        time.sleep(0.004 if threading.current_thread() is threading.main_thread() else 0.0005)
+
+    parallel.each(60, task, list, workers=3)
+    assert done == [1] * 60
+    names = list(by.values())
+    counts = [names.count(name) for name in set(names)]
+    assert len(counts) > 1  # really on several threads
+    assert names.count(threading.main_thread().name) < max(counts)  # the slow (main) thread took fewer
+
+    def failing(i, _):
+        if i == 7:
+            raise ValueError("part 7 is bad")
+
+    with pytest.raises(ValueError, match="part 7"):
+        parallel.each(40, failing, lambda: None, workers=2)
+
+
+@pytest.mark.parametrize("pieces", [1, 4])
+def test_products_are_the_same_bits_however_many_blocks_a_thread_takes(small_parts, threads, monkeypatch, pieces):
+    X = random_counts(seed=3)
+    rows = as_rows(X, torch.float32)
+    w = torch.from_numpy(np.random.default_rng(2).standard_normal((X.shape[1], 5))).float()
+    threads(1)
+    one = kernels.product(rows, w, torch.empty(X.shape[0], 5))
+    threads(3)
+    monkeypatch.setattr(kernels, "_PIECES_PER_THREAD", pieces)
+    assert torch.equal(kernels.product(rows, w, torch.empty(X.shape[0], 5)), one)
+
+
 def test_balanced_rows_cut_by_entries():
     indptr = np.array([0, 100, 100, 101, 102, 103, 200, 200])
     bounds = parallel.balanced_rows(indptr, 2)
@@ -243,3 +280,31 @@ def test_beside_a_decoding_source_torch_leaves_a_core_but_the_sparse_kernels_kee
         other.start()
         other.join()
     assert seen[0][0] == seen[0][1]  # kept for the calling thread only: another follows torch's count
+
+
+def test_torch_on_one_thread_keeps_the_kernels_count_and_restores_both(threads):
+    threads(3)
+    with pytest.raises(RuntimeError, match="inside"):
+        with parallel.torch_on_one_thread():
+            assert torch.get_num_threads() == 1 and parallel.threads() == 3
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == 3 and parallel.threads() == 3
+
+
+def test_a_fit_runs_torch_on_one_thread_beside_the_kernels_on_all(monkeypatch, threads):
+    """torch's team would spin after each of its small operations, on the cores the
+    kernels then need: a CPU fit keeps torch on one thread and the kernels on every one,
+    and gives both back afterwards."""
+    threads(2)
+    seen = []
+    product = kernels.product
+
+    def spy(*args, **kw):
+        seen.append((torch.get_num_threads(), parallel.threads()))
+        return product(*args, **kw)
+
+    monkeypatch.setattr(kernels, "product", spy)
+    X, _, _, _ = make_documents(n=300)
+    MultinomialMixture(2, max_iter=3, random_state=0).fit(sp.csr_matrix(X))
+    assert seen and set(seen) == {(1, 2)}
+    assert torch.get_num_threads() == 2 and parallel.threads() == 2

@@ -29,7 +29,8 @@ class SparseRows:
     entry (zeros may be stored; duplicates in a row are not); n_features: D.
     ``memo``: what a model derived from these rows once and may read again on the next
     pass, when the source hands out the same rows again (a source that keeps its chunks
-    in memory does): derived values only, never part of the data.
+    in memory does; a streamed one hands out the memo of the rows it reads again,
+    ``sources.counts.RowMemos``): derived values only, never part of the data.
     """
 
     indptr: Tensor

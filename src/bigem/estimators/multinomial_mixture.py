@@ -12,6 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
+from .._core import parallel
 from .._core.chunking import host_budget
 from .._core.errors import DataError, ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, RandomResponsibilities, from_centres, sample_rows
@@ -195,6 +196,9 @@ class MultinomialMixture(_BaseMixture):
             sample_weight=sample_weight,
             min_rows=min_rows,
             n_features=self.n_features_in_ if fitted and hasattr(self, "n_features_in_") else None,
+            # the E-step's scratch a row: its K log-joints (then responsibilities), and a
+            # weighted chunk's copy of them, in the compute dtype; its log-likelihood and coefficient
+            scratch_per_row=2 * s.n_components * (torch.finfo(s.dtype).bits // 8) + 16,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -219,7 +223,13 @@ class MultinomialMixture(_BaseMixture):
             skip = tuple(c for c in (sample_weight, y) if isinstance(c, str))  # weights and labels: not counts
             X = checked_dask_counts(X, s.dtype, columns, skip)
         with super()._execution(X, s, sample_weight, columns, **open_kw) as pair:
-            yield pair
+            if self._wants_dask(X, s) or torch.device(s.device).type != "cpu" or not self._model(s).component.use_scipy:
+                yield pair
+                return
+            # on the CPU the E-step's work runs in the kernels of _core.parallel: torch's
+            # own (small) operations stay on one thread, whose team would spin beside them
+            with parallel.torch_on_one_thread():
+                yield pair
 
     def _lazy(self, X, what: str, columns=None, sample_weight=None):
         """Dask input to predict or score: its counts checked where each partition is read."""

@@ -49,7 +49,8 @@ from .mixture import MixtureModel
 # Rows per block. On the CPU a chunk is one block: the sparse products stream through
 # the chunk's entries at the same speed whatever the block, and a whole chunk lets its
 # rows' log multinomial coefficients be kept with the chunk (``SparseRows.memo``) for
-# sources that keep their chunks in memory. On a GPU, blocks bound the scratch.
+# sources that keep their chunks in memory or hand their memos out again. On a GPU,
+# blocks bound the scratch.
 _CPU_BLOCK_ROWS = 1 << 30
 _GPU_BLOCK_ROWS = 1 << 16
 # Rows per float32 run of the statistics' product, each run added in float64: about
@@ -58,6 +59,10 @@ RUN_ROWS = 8192
 # Entries per thread below which a product stays on fewer threads (a hand-over costs
 # tens of microseconds; 65536 entries x K = 20 take about half a millisecond).
 _MIN_PART_ENTRIES = 1 << 16
+# Blocks of rows a thread of X @ W takes, one after another as it comes free: a thread
+# that shares its core (a file decoding beside, another process) then takes fewer, where
+# one block a thread would make the others wait for it.
+_PIECES_PER_THREAD = 4
 # Entries per word of the vocabulary in a float64 run of X^T @ R (see run_rows).
 _RUN_WORDS = 4
 # The per-thread (D, K) scratches of X^T @ R together stay within this: fewer threads
@@ -89,9 +94,10 @@ def product(rows: SparseRows, w: Tensor, out: Tensor, use_scipy: bool = True) ->
     """out = X @ w for sparse rows X (n, D) and a dense (D, K) matrix, into ``out`` (n, K)
     of w's dtype (values cast to it).
 
-    On the CPU, blocks of rows with about equal numbers of entries go to the threads of
-    :mod:`~bigem._core.parallel`: each output row is one thread's sum over its entries
-    in order, so ``out`` is the same bit for bit on any number of threads."""
+    On the CPU, blocks of rows with about equal numbers of entries (``_PIECES_PER_THREAD``
+    a thread) go to the threads of :mod:`~bigem._core.parallel` as they come free: each
+    output row is one thread's sum over its entries in order, so ``out`` is the same bit
+    for bit on any number of threads."""
     n, D = rows.shape
     values = rows.values if rows.dtype == w.dtype else rows.values.to(w.dtype)
     kernels = _scipy_kernels() if use_scipy and w.device.type == "cpu" else None
@@ -104,13 +110,18 @@ def product(rows: SparseRows, w: Tensor, out: Tensor, use_scipy: bool = True) ->
         ptr = rows.indptr.to(rows.indices.dtype).numpy()
         idx, val, flat_w, dest = rows.indices.numpy(), values.numpy(), w.contiguous().numpy().reshape(-1), out.numpy()
 
-        def block(a: int, b: int) -> None:
+        workers = _parts(rows.nnz)
+        pieces = 1 if workers == 1 else min(rows.nnz // _MIN_PART_ENTRIES, _PIECES_PER_THREAD * workers)
+        bounds = parallel.balanced_rows(ptr, pieces)
+        cuts = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+        def block(i: int, _) -> None:
+            a, b = cuts[i]
             part = dest[a:b].reshape(-1)
             part.fill(0)
             kernels.csr_matvecs(b - a, D, K, ptr[a : b + 1], idx, val, flat_w, part)
 
-        bounds = parallel.balanced_rows(ptr, _parts(rows.nnz))
-        parallel.run([partial(block, a, b) for a, b in zip(bounds, bounds[1:]) if b > a])
+        parallel.each(len(cuts), block, lambda: None, workers)
         return out
     if rows.nnz == 0:
         return out.zero_()
@@ -163,8 +174,10 @@ def transposed_product(rows: SparseRows, r: Tensor, into: Tensor, use_scipy: boo
         part.fill(0)
         product_into(starts[i], part)
 
+    add = fused.add_into if jit.runs_on(r.device) else lambda t, p: np.add(t, p, out=t)
+
     def combine(i: int, part: np.ndarray) -> None:
-        np.add(total, part, out=total)
+        add(total.reshape(-1), part.reshape(-1))
 
     scratches = max(1, _SCRATCH_BYTES // (D * K * r.element_size()))  # each thread holds one
     parallel.fold_in_order(len(starts), compute, combine, scratch, min(_parts(rows.nnz), scratches))
@@ -355,7 +368,9 @@ class _Sums:
         transposed_product(block.rows, r, self.sums_t, self.use_scipy, self.ws)
 
     def result(self) -> MultinomialStats:
-        return MultinomialStats(self.n_k, self.sums_t.T.contiguous())
+        """The statistics, ``sums`` a (K, D) view of the (D, K) sums (the M-step reads it
+        as it is: no copy a chunk)."""
+        return MultinomialStats(self.n_k, self.sums_t.T)
 
 
 class MultinomialComponent:
@@ -391,8 +406,16 @@ class MultinomialComponent:
         return MultinomialParams(probabilities, lengths.to(device=probabilities.device, dtype=torch.float64))
 
     # ------------------------------------------------------------------ E-step
+    def _log(self, probabilities: Tensor) -> Tensor:
+        """log of the probabilities, remembered for the last ones asked (by identity): a
+        pass's E-step and the prior's gain after its M-step take the log of the same
+        parameters, once, not three times an iteration."""
+        return self._ws.derived("log_probabilities", probabilities, probabilities.device,
+                                lambda: torch.log(probabilities))
+
     def prepare(self, p: MultinomialParams, device: torch.device) -> _Prepared:
-        log_probs_t = torch.log(p.probabilities.to(device)).T.to(self.dtype).contiguous()
+        probabilities = p.probabilities.to(device)
+        log_probs_t = self._log(probabilities).T.to(self.dtype).contiguous()
         return _Prepared(log_probs_t, self.use_scipy and device.type == "cpu")
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
@@ -495,7 +518,8 @@ class MultinomialComponent:
         """The Dirichlet(alpha + 1) prior's: alpha sum_kj (log new - log old)."""
         if self.alpha == 0.0 or new.probabilities is old.probabilities:
             return 0.0
-        gain = (torch.log(new.probabilities) - torch.log(old.probabilities)).sum()
+        before = self._log(old.probabilities)  # the last E-step's, remembered
+        gain = (self._log(new.probabilities) - before).sum()  # remembered for the next E-step
         return float(self.alpha * gain)
 
     def reseed(self, params: MultinomialParams, dead: list[int], rows, weights: Tensor) -> MultinomialParams:

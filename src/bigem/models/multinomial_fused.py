@@ -26,8 +26,9 @@ so was running each run of rows whole (product, this pass, X^T @ R) on one threa
 against 2.14.
 
 Parallel and reproducible: rows are cut into parts of ``PART_ROWS`` (from the row count
-alone, never the thread count); each row's outputs are its own, and the parts' masses
-n_k are added in part order, so everything is the same bits on any number of threads.
+alone, never the thread count), which the threads take as they come free; each row's
+outputs are its own, and the parts' masses n_k are added in part order, so everything
+is the same bits on any number of threads.
 """
 
 from __future__ import annotations
@@ -141,6 +142,16 @@ def _responsibilities(a, ratios, peaks, weights, has_weights, joint, log_norm, n
         log_norm[i] = -np.inf if peak == -np.inf else math.log(norm) + (peak if math.isfinite(peak) else 0.0)
 
 
+@jit.kernel
+def add_into(total, part):
+    """total += part, element by element (flat arrays; a float32 part is widened to
+    float64 exactly, so the sums are numpy's bit for bit). A loop the compiler vectorises:
+    57 against 134 microseconds for numpy's add of a (2e4, 20) float32 run into float64,
+    which casts through a buffer (one thread). Each run of X^T @ R is added so, in order."""
+    for i in range(total.shape[0]):
+        total[i] += part[i]
+
+
 class RowPass:
     """The per-row steps of one block (:meth:`run`), in parts (:meth:`part`) that may run
     on any thread: each row's outputs are its own.
@@ -174,21 +185,19 @@ class RowPass:
         (the same bits on any number of threads)."""
         K = self.joint.shape[1]
         starts = list(range(0, n, PART_ROWS))
-        workers = max(1, min(parallel.threads(), len(starts)))
-        cuts = [len(starts) * t // workers for t in range(workers + 1)]
+        masses = np.zeros((len(starts), K))
+        size = min(PART_ROWS, n)
 
-        def several(first: int, last: int) -> np.ndarray:
-            size = min(PART_ROWS, n)  # one thread's scratch, for all its parts
-            ratios, bits, peaks = np.empty(size * K), np.empty(size * K, dtype=np.int64), np.empty(size)
-            masses = np.zeros((last - first, K))
-            for i in range(first, last):
-                self.part(starts[i], min(starts[i] + PART_ROWS, n), ratios, bits, peaks, masses[i - first])
-            return masses
+        def scratch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # one thread's, for all its parts
+            return np.empty(size * K), np.empty(size * K, dtype=np.int64), np.empty(size)
 
+        def one(i: int, buffers) -> None:
+            self.part(starts[i], min(starts[i] + PART_ROWS, n), *buffers, masses[i])
+
+        parallel.each(len(starts), one, scratch, parallel.threads())  # parts to threads as they come free
         n_k = np.zeros(K)
-        for masses in parallel.run([lambda f=f, l=l: several(f, l) for f, l in zip(cuts, cuts[1:])]):
-            for mass in masses:  # in part order
-                n_k += mass
+        for mass in masses:  # in part order
+            n_k += mass
         return n_k
 
     def part(self, a: int, b: int, ratios: np.ndarray, bits: np.ndarray, peaks: np.ndarray, mass: np.ndarray) -> None:

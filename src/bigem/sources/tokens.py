@@ -25,7 +25,7 @@ from .._core.errors import DataError
 from .._core.sparse import SparseRows
 from .._core.types import Chunk
 from . import identity
-from .counts import _canonical_rows, _csr_of, check_counts, chunk_rows_for, stored_bytes, to_rows
+from .counts import MEMO_SHARE, RowMemos, _canonical_rows, _csr_of, check_counts, chunk_rows_for, stored_bytes, to_rows
 from .paths import expand_paths
 from .tables import _IpcReader, _ParquetReader, check_unique, file_errors, import_pyarrow
 
@@ -83,6 +83,8 @@ class TokenSource:
         self.nnz_per_row = self._mean_length()
         itemsize = torch.finfo(dtype).bits // 8
         self.chunk_rows = max(1, int(chunk_size or chunk_rows_for(memory_budget, self.nnz_per_row, 16, itemsize)))
+        self._memo_limit = memory_budget // MEMO_SHARE
+        self._memos = RowMemos(self._memo_limit)
 
     # ------------------------------------------------------------------ checks
     def _check_schema(self, pa, reader) -> None:
@@ -243,7 +245,8 @@ class TokenSource:
                 weight = torch.from_numpy(w).to(self.device)
             else:
                 weight = None if self.weight is None else self.weight[start : start + n]
-            yield Chunk(to_rows(ptr, ids, counts, self.n_features, self.dtype, self.device), weight, start, extra)
+            rows = to_rows(ptr, ids, counts, self.n_features, self.dtype, self.device)
+            yield Chunk(self._memos.attach(rows, start), weight, start, extra)
 
     def take(self, rows: Tensor) -> SparseRows:
         """Rows by sorted index, from the blocks that hold them (one pass at most); before
@@ -274,6 +277,7 @@ class TokenSource:
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
+        self._memos = RowMemos(self._memo_limit)
 
     def fingerprint(self) -> dict:
         return {"files": identity.files(self.files), "tokens": self.tokens, "counts": self.counts,
