@@ -5,10 +5,14 @@ arguments. The model is shipped once per fit: the first task naming it persists 
 one key of the cluster (pickled once, here), later tasks refer to that key, and each
 worker process keeps the first copy it unpickles (``_held``), so its scratch buffers
 are reused across iterations. The arguments (the parameters) travel once per
-iteration as one key of the task graph (a few kB); workers fetch them from the
-scheduler's chosen holder and from each other, and Dask can recompute both keys if
-a holder dies (scattered data could not be recomputed, and a broadcast scatter waits
-on a dead worker). The data never passes through the client.
+iteration inside each partition's task when they are small (a few kB: most
+models), else as one key of the task graph that workers fetch from its holder and
+from each other; Dask can recompute every key if a holder dies (scattered data could
+not be recomputed, and a broadcast scatter waits on a dead worker). Partitions held
+in worker memory are named by their futures, so an iteration is one message of
+tasks to the scheduler with no graph to build; partitions read again every pass go
+as a graph. The results come back in one gather. The data never passes through the
+client.
 Partitions held in worker memory stay there across iterations; partitions that do
 not fit are read again from storage by the workers each iteration. Dask recomputes
 work lost with a worker, and every task is a pure function of its inputs, so a
@@ -23,6 +27,7 @@ are float64, so any partitioning agrees with the local fold to rounding (about
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import os
 import threading
@@ -30,7 +35,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -69,7 +73,7 @@ def _held(token: str, model: object) -> object:
         return held
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Payload:
     """A task's arguments, as one literal of the graph (a plain tuple could be read by
     Dask as a task when its first item is callable)."""
@@ -80,13 +84,16 @@ class _Payload:
 
 def _nbytes(value) -> int:
     """The bytes of the arrays in ``value`` (tensors and numpy arrays, in nested
-    tuples, lists and dicts): what pickling it will about cost."""
+    tuples, lists, dicts and dataclasses such as a model's parameters): about what
+    pickling it costs."""
     if isinstance(value, (torch.Tensor, np.ndarray)):
         return value.nbytes
     if isinstance(value, (tuple, list)):
         return sum(_nbytes(v) for v in value)
     if isinstance(value, dict):
         return sum(_nbytes(v) for v in value.values())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(_nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
     return 0
 
 
@@ -107,6 +114,11 @@ def _partition_results(held: tuple[str, object], method: str, payload: _Payload,
     fn = getattr(_held(*held), method)
     args, keywords = payload.args, payload.kwargs
     return [fn(*args, chunk, **keywords) for chunk in reader(block, row_start)]
+
+
+def _value(value):
+    """Runs on a worker: ``value`` itself (large task arguments, one key shipped once)."""
+    return value
 
 
 def _combine(*parts):
@@ -280,16 +292,58 @@ class DaskEngine(OneProcess):
 
     def reduce(self, task: Task, source: Partitioned) -> Any:
         """The sum over all partitions of the task folded over their chunks."""
+        held = self._model_key(task.model)
+        held_futures = self._futures([held])
+        futures = self._futures(source.partitions) if held_futures else None
+        if not source.partitions:
+            raise DataError("the Dask collection has no partitions with rows; pass at least one row")
+        if futures is not None:
+            level = self._submitted(task, held_futures[0], futures, source)
+        else:
+            level = self._graph(task, held, source)
+        total = _combine(*self._wait_all(level))
+        if total is None:
+            raise DataError("the Dask collection yielded no rows; pass at least one row")
+        return total
+
+    @staticmethod
+    def _futures(collections: list) -> list | None:
+        """The future behind each persisted collection, or None if any is not one key
+        held by the cluster (a lazy partition read again each pass)."""
+        from distributed import futures_of
+
+        out = []
+        for c in collections:
+            found = futures_of(c)
+            if len(found) != 1 or found[0].key != getattr(c, "key", None):
+                return None
+            out.append(found[0])
+        return out
+
+    def _submitted(self, task: Task, held, futures: list, source: Partitioned) -> list:
+        """The partition tasks submitted straight on the held partitions' futures: one
+        message to the scheduler and no graph to build or optimise, which the client
+        and the scheduler would otherwise do every iteration."""
+        payload = self._payload(task)
+        if not isinstance(payload, _Payload):
+            payload = self.client.submit(_value, payload.compute(), pure=False)
+        n = len(futures)
+        level = self.client.map(_partition_stats, [held] * n, [task.method] * n, [payload] * n, [source.reader] * n,
+                                futures, list(source.row_starts), pure=False)
+        while len(level) > self.split_every:
+            k = self.split_every
+            level = [self.client.submit(_combine, *level[i : i + k], pure=False) for i in range(0, len(level), k)]
+        return level
+
+    def _graph(self, task: Task, held, source: Partitioned) -> list:
+        """The partition tasks as a graph over lazy partitions (read on the workers)."""
         from dask import delayed
 
-        held = self._model_key(task.model)
         payload = self._payload(task)
         level = [
             delayed(_partition_stats, pure=False)(held, task.method, payload, source.reader, part, start)
             for part, start in zip(source.partitions, source.row_starts)
         ]
-        if not level:
-            raise DataError("the Dask collection has no partitions with rows; pass at least one row")
         # combine on the workers down to at most split_every partial sums, and those here:
         # one task hop less per iteration than a last combine task on a worker (its
         # transfers and dispatch cost about 8 ms an iteration on 2 shared cores, against
@@ -297,10 +351,7 @@ class DaskEngine(OneProcess):
         while len(level) > self.split_every:
             k = self.split_every
             level = [delayed(_combine, pure=False)(*level[i : i + k]) for i in range(0, len(level), k)]
-        total = _combine(*self._wait_all(self.client.compute(level)))
-        if total is None:
-            raise DataError("the Dask collection yielded no rows; pass at least one row")
-        return total
+        return self.client.compute(level)
 
 
 @contextlib.contextmanager
