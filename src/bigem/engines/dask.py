@@ -238,30 +238,25 @@ class DaskEngine(OneProcess):
     def _wait_all(self, futures: list, during: str = _DURING_E_STEP) -> list:
         """The futures' results, fetched together once all are done (one request, not
         one per future); a cluster without workers raises as in :meth:`_wait`."""
-        done, lock, left = threading.Event(), threading.Lock(), [len(futures)]
+        from distributed import wait
 
-        def finished(_future) -> None:
-            with lock:
-                left[0] -= 1
-                if left[0] == 0:
-                    done.set()
-
-        if not futures:
-            return []
-        for future in futures:
-            future.add_done_callback(finished)
         since = None
-        while not done.wait(timeout=min(2.0, self.no_workers_timeout)):
-            if self.client.scheduler_info()["workers"]:
-                since = None
-                continue
-            since = since or time.monotonic()
-            if time.monotonic() - since > self.no_workers_timeout:
-                self.client.cancel(futures)
-                raise ClusterError(
-                    f"the Dask cluster at {self.client.scheduler.address} has had no workers for "
-                    f"{self.no_workers_timeout:g}s in the middle of {during}"
-                ) from None
+        while True:
+            try:
+                with self.client.as_current():  # wait() asks for the current client
+                    wait(futures, timeout=min(2.0, self.no_workers_timeout))
+                break
+            except TimeoutError:
+                if self.client.scheduler_info()["workers"]:
+                    since = None
+                    continue
+                since = since or time.monotonic()
+                if time.monotonic() - since > self.no_workers_timeout:
+                    self.client.cancel(futures)
+                    raise ClusterError(
+                        f"the Dask cluster at {self.client.scheduler.address} has had no workers for "
+                        f"{self.no_workers_timeout:g}s in the middle of {during}"
+                    ) from None
         return self.client.gather(futures)
 
     def _payload(self, task: Task):
