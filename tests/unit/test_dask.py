@@ -586,6 +586,8 @@ def test_small_arguments_travel_inline_and_large_ones_as_one_key_with_the_same_f
                               (1 << 20, False, "_graph")]:
         paths.clear(), inline.clear()
         monkeypatch.setattr(dask_engine, "INLINE_BYTES", limit)
+        # three partitions summed two at a time: one combine task on a worker, then the client
+        monkeypatch.setattr(DaskEngine.__init__, "__defaults__", (2, dask_engine.NO_WORKERS_TIMEOUT))
         if not held:  # every pass reads the partitions again
             monkeypatch.setattr(DaskEngine, "persist", lambda self, source, fraction=0.5: source)
         _assert_same_fit(local, fit(client=client))

@@ -219,25 +219,11 @@ class DaskEngine(OneProcess):
         """The future's result; a cluster left without any worker for NO_WORKERS_TIMEOUT
         seconds (``no_workers_timeout``) raises instead of hanging (``during``: what was
         interrupted, and what to do); lost workers that come back are waited for."""
-        since = None
-        while True:
-            try:
-                return future.result(timeout=min(2.0, self.no_workers_timeout))
-            except TimeoutError:
-                if self.client.scheduler_info()["workers"]:
-                    since = None
-                    continue
-                since = since or time.monotonic()
-                if time.monotonic() - since > self.no_workers_timeout:
-                    future.cancel()
-                    raise ClusterError(
-                        f"the Dask cluster at {self.client.scheduler.address} has had no workers for "
-                        f"{self.no_workers_timeout:g}s in the middle of {during}"
-                    ) from None
+        return self._wait_all([future], during)[0]
 
     def _wait_all(self, futures: list, during: str = _DURING_E_STEP) -> list:
         """The futures' results, fetched together once all are done (one request, not
-        one per future); a cluster without workers raises as in :meth:`_wait`."""
+        one per future); a cluster without workers raises as :meth:`_wait` says."""
         from distributed import wait
 
         since = None
@@ -325,10 +311,7 @@ class DaskEngine(OneProcess):
         n = len(futures)
         level = self.client.map(_partition_stats, [held] * n, [task.method] * n, [payload] * n, [source.reader] * n,
                                 futures, list(source.row_starts), pure=False)
-        while len(level) > self.split_every:
-            k = self.split_every
-            level = [self.client.submit(_combine, *level[i : i + k], pure=False) for i in range(0, len(level), k)]
-        return level
+        return self._tree(level, lambda parts: self.client.submit(_combine, *parts, pure=False))
 
     def _graph(self, task: Task, held, source: Partitioned) -> list:
         """The partition tasks as a graph over lazy partitions (read on the workers)."""
@@ -339,14 +322,18 @@ class DaskEngine(OneProcess):
             delayed(_partition_stats, pure=False)(held, task.method, payload, source.reader, part, start)
             for part, start in zip(source.partitions, source.row_starts)
         ]
-        # combine on the workers down to at most split_every partial sums, and those here:
-        # one task hop less per iteration than a last combine task on a worker (its
-        # transfers and dispatch cost about 8 ms an iteration on 2 shared cores, against
-        # 48 ms partitions), and the same sum in the same order, so the same bits
+        return self.client.compute(self._tree(level, lambda parts: delayed(_combine, pure=False)(*parts)))
+
+    def _tree(self, level: list, combine) -> list:
+        """``level`` combined on the workers (``combine``: a task summing some of them)
+        down to at most ``split_every`` partial sums, which the client adds: one task hop
+        less per iteration than a last combine task on a worker (its transfers and
+        dispatch cost about 8 ms an iteration on 2 shared cores, against 48 ms
+        partitions), and the same sum in the same order, so the same bits."""
         while len(level) > self.split_every:
             k = self.split_every
-            level = [delayed(_combine, pure=False)(*level[i : i + k]) for i in range(0, len(level), k)]
-        return self.client.compute(level)
+            level = [combine(level[i : i + k]) for i in range(0, len(level), k)]
+        return level
 
 
 @contextlib.contextmanager
