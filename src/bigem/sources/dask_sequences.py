@@ -117,8 +117,6 @@ def coalesced(X, lengths: np.ndarray, threads: int, rows_per_batch: int):
     n, have = int(X.shape[0]), len(X.chunks[0])
     threads = max(1, int(threads))
     want = threads * -(-n // (threads * max(1, int(rows_per_batch))))
-    import os
-    if os.environ.get('HACK_ONE'): want = threads
     if have <= want:
         return X
     cuts = balanced_cuts(n, want, np.concatenate([[0], np.cumsum(lengths)]).tolist())
