@@ -560,3 +560,35 @@ def test_persisted_partitions_are_shared_equally_among_the_workers(client):
     slots = sorted(workers)
     assert homes == [slots[0], slots[0], slots[1], slots[1]]
     np.testing.assert_array_equal(client.compute(held[3]).result(), np.full((1000, 2), 3.0))
+
+
+def test_small_arguments_travel_inline_and_large_ones_as_one_key_with_the_same_fit(client, data, monkeypatch):
+    """The parameters of most models (a few kB) ride inside each partition's task; above
+    INLINE_BYTES they go as one key that the tasks share. Each way gives the local fit,
+    on held partitions (tasks submitted on their futures) as on partitions read again
+    every pass (a graph)."""
+    from bigem.engines import dask as dask_engine
+
+    def fit(**kw):
+        with pytest.warns(ConvergenceWarning):
+            return GaussianMixture(3, max_iter=8, tol=0.0, random_state=0, dtype="float64", **kw).fit(
+                da.from_array(data, chunks=(300, 4)) if kw else data)
+
+    paths, inline = [], []
+    for name in ("_submitted", "_graph"):
+        original = getattr(DaskEngine, name)
+        monkeypatch.setattr(DaskEngine, name, lambda self, *a, _o=original, _n=name: paths.append(_n) or _o(self, *a))
+    payload = DaskEngine._payload
+    monkeypatch.setattr(DaskEngine, "_payload", lambda self, task: inline.append(
+        isinstance(p := payload(self, task), dask_engine._Payload)) or p)
+    local = fit()
+    for limit, held, path in [(1 << 20, True, "_submitted"), (0, True, "_submitted"), (0, False, "_graph"),
+                              (1 << 20, False, "_graph")]:
+        paths.clear(), inline.clear()
+        monkeypatch.setattr(dask_engine, "INLINE_BYTES", limit)
+        # three partitions summed two at a time: one combine task on a worker, then the client
+        monkeypatch.setattr(DaskEngine.__init__, "__defaults__", (2, dask_engine.NO_WORKERS_TIMEOUT))
+        if not held:  # every pass reads the partitions again
+            monkeypatch.setattr(DaskEngine, "persist", lambda self, source, fraction=0.5: source)
+        _assert_same_fit(local, fit(client=client))
+        assert set(paths) == {path} and set(inline) == {limit > 0}

@@ -56,3 +56,26 @@ def test_a_kernel_compiles_uncached_where_numba_finds_no_writable_cache(monkeypa
         return 2 * x
 
     assert twice(21) == 42 and asked == [True, False]
+
+
+@jit.helper
+def _square(x):
+    return x * x
+
+
+@jit.kernel
+def _sum_of_squares(a):
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += _square(a[i])
+    return total
+
+
+def test_a_helper_runs_inside_a_kernel_and_from_python():
+    """numba compiles only what it sees as compiled: the kernel gets the helper's
+    dispatcher in its globals, while Python callers keep the plain function."""
+    pytest.importorskip("numba")
+    a = np.arange(6.0)
+    assert _sum_of_squares(a) == float((a * a).sum()) and _square(3.0) == 9.0
+    assert _sum_of_squares.compiled is not None and _square.compiled is not None
+    assert globals()["_square"] is not _square.compiled  # the module's own name is untouched

@@ -10,6 +10,9 @@ same quantities. Execution only: a kernel's caller decides what it computes.
   ``import bigem``), are cached on disk where the package's folder is writable, and
   release the GIL, so the callers spread them over :mod:`bigem._core.parallel`'s
   threads in parts fixed by the data (the same bits on any thread count).
+- A small function that several kernels share is a :func:`helper`: plain Python
+  when called from Python, and compiled into each kernel that calls it (inlined), so
+  a kernel's loop pays no call for it.
 - ``BIGEM_JIT=0`` in the environment, or :func:`off` in code, takes the tensor path
   everywhere: to compare the two, or to rule a kernel out when hunting a problem.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -80,11 +84,47 @@ class _Kernel:
         return self.compiled(*args)
 
 
+class _Helper:
+    """A function that kernels call: Python here, compiled and inlined into each kernel
+    that names it (see :func:`_with_helpers`)."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.compiled = fn, None
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def dispatcher(self, numba):
+        """numba's dispatcher for the function (made once), to be inlined where called."""
+        with _LOCK:
+            if self.compiled is None:
+                self.compiled = _compile(numba, self.fn, {"inline": "always"})
+            return self.compiled
+
+
+def _with_helpers(numba, fn: Callable) -> Callable:
+    """``fn`` with every :class:`_Helper` it names swapped for numba's dispatcher of it
+    in a copy of its globals (numba compiles only what it can see as compiled); ``fn``
+    itself where it names none. Helpers are kept in the module of the kernels that call
+    them: numba's disk cache checks a kernel's own file, not its callees'."""
+    helpers = {name: value for name in fn.__code__.co_names
+               if isinstance(value := fn.__globals__.get(name), _Helper)}
+    if not helpers:
+        return fn
+    names = dict(fn.__globals__)
+    names.update({name: h.dispatcher(numba) for name, h in helpers.items()})
+    copy = types.FunctionType(fn.__code__, names, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__qualname__, copy.__module__, copy.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    return copy
+
+
 def _compile(numba, fn: Callable, options: dict):
     """numba.njit(fn), cached on disk where numba finds a writable place (the package's
     folder, else the user's cache folder); where it finds none (a read-only install and
     home), numba refuses to cache at all, and the kernel compiles every run instead."""
     settings = dict(nogil=True, error_model="numpy", **options)
+    fn = _with_helpers(numba, fn)
     try:
         return numba.njit(cache=True, **settings)(fn)
     except RuntimeError as exc:  # "cannot cache function ...: no locator available"
@@ -100,3 +140,9 @@ def kernel(fn: Callable | None = None, **options):
     if fn is None:
         return lambda f: _Kernel(f, options)
     return _Kernel(fn, options)
+
+
+def helper(fn: Callable) -> _Helper:
+    """Decorator: ``fn`` callable from kernels (compiled and inlined into each) and from
+    Python (as itself). Keep it in the kernels' module (see :func:`_with_helpers`)."""
+    return _Helper(fn)

@@ -115,6 +115,18 @@ def _check_codes(bad: list[int], T: int) -> None:
         raise ValueError(f"row {first} holds a symbol outside 0..{T - 1}; the model has {T} symbols")
 
 
+@jit.helper
+def _table_row(v, T):  # pragma: no cover - compiled
+    """The row of a per-symbol table (T + 1 rows) for the code ``v``: v itself, the
+    last row T for a negative code or NaN (a missing value), or -1 where v is T or
+    more (out of range)."""
+    if not (v >= 0):
+        return T
+    if v >= T:
+        return -1
+    return int(v)
+
+
 @jit.kernel
 def _lookup(x, scaled, shift, eb, rows, lo, hi):  # pragma: no cover - compiled
     """Rows lo..hi-1 of one column of codes: eb[t] = scaled[code], rows[t] = shift[code]
@@ -123,9 +135,8 @@ def _lookup(x, scaled, shift, eb, rows, lo, hi):  # pragma: no cover - compiled
     T = scaled.shape[0] - 1
     K = scaled.shape[1]
     for t in range(lo, hi):
-        v = x[t, 0]
-        code = T if not (v >= 0) else int(v)
-        if code > T or (code == T and v >= 0):
+        code = _table_row(x[t, 0], T)
+        if code < 0:
             return t
         for k in range(K):
             eb[t, k] = scaled[code, k]
@@ -140,9 +151,8 @@ def _count(x, resp, counts, slot, lo, hi):  # pragma: no cover - compiled
     T = counts.shape[1] - 1
     K = counts.shape[2]
     for t in range(lo, hi):
-        v = x[t, 0]
-        code = T if not (v >= 0) else int(v)
-        if code > T or (code == T and v >= 0):
+        code = _table_row(x[t, 0], T)
+        if code < 0:
             return t
         for k in range(K):
             counts[slot, code, k] += resp[t, k]

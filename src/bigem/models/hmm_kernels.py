@@ -71,6 +71,22 @@ _TINY = 2.0**-1000  # a normaliser under this ran out of range: the caller redoe
 
 
 # ---------------------------------------------------------------------------- kernels
+@jit.helper
+def _normalise_into(v, out, t):  # pragma: no cover - compiled
+    """out[t] = v / sum(v). Returns (the sum, whether out[t] held exactly these values
+    already): a recomputed segment stops where it meets its guessed run."""
+    s = 0.0
+    for k in range(v.shape[0]):
+        s += v[k]
+    same = True
+    for k in range(v.shape[0]):
+        x = v[k] / s
+        if x != out[t, k]:
+            same = False
+        out[t, k] = x
+    return s, same
+
+
 @jit.kernel
 def _forward(shift, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g0, g1, mode, shift_sum, every):  # pragma: no cover - compiled
     """Forward pass over segments g0..g1-1, rows seg_lo[g]..seg_hi[g]-1, normalised at a
@@ -115,16 +131,7 @@ def _forward(shift, eb, alpha, c, pi, AT, seg_lo, seg_hi, seq_lo, seq_hi, g0, g1
                 for k in range(K):
                     alpha[t, k] = pre[k]
                 continue
-            s = 0.0
-            for k in range(K):
-                s += pre[k]
-            c[t] = s
-            same = True
-            for k in range(K):
-                v = pre[k] / s
-                if v != alpha[t, k]:
-                    same = False
-                alpha[t, k] = v
+            c[t], same = _normalise_into(pre, alpha, t)
             if mode == 2 and same:
                 break
         if mode != 2:
@@ -166,15 +173,7 @@ def _backward(eb, beta, A, seg_lo, seg_hi, seq_hi, g0, g1, mode, every):  # prag
                 for k in range(K):
                     beta[t, k] = nb[k]
                 continue
-            s = 0.0
-            for k in range(K):
-                s += nb[k]
-            same = True
-            for k in range(K):
-                x = nb[k] / s
-                if x != beta[t, k]:
-                    same = False
-                beta[t, k] = x
+            _, same = _normalise_into(nb, beta, t)
             if mode == 2 and same:
                 break
     return done
