@@ -415,7 +415,8 @@ class MixtureModel:
                 x, 0, rows, out=self._ws.get("ordered_rows", (rows.shape[0], x.shape[1]), x.dtype, device))
             if order is None:
                 blk = comp.block(prep, xb)
-            else:  # the component read the chunk's gaps (expect_gaps): their rows' part of it
+            else:  # the component read the chunk's gaps (expect_gaps): their rows' part of it, and
+                # where in its order the rows are (a component with expect_gaps takes both)
                 mb = torch.index_select(gaps, 0, rows, out=self._ws.get("ordered_gaps", tuple(xb.shape), torch.bool, device))
                 blk = comp.block(prep, xb, read=read, mask=mb)
             if mode == _HARD:
