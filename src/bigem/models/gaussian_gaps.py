@@ -23,9 +23,7 @@ How it is computed, so that a row with gaps costs a small multiple of a complete
   of rows that all miss u coordinates, or no gap at all and take the usual kernels), and
   each run is dense: its gaps' residuals (Lambda (x - mu))_U, (u, rows), and its rows'
   Sigma_UU|O, (u, u, rows), one gather each, then -sum_j (Sigma_UU|O)_ij (Lambda (x -
-  mu))_j over the rows, u products, whatever the number of patterns (on the CPU with
-  compiled kernels, one pass over the runs' rows does this per-gap step instead,
-  spread over the threads: ``gaussian_gaps_fused``);
+  mu))_j over the rows, u products, whatever the number of patterns;
 * everything per pattern (Lambda_UU's inverse, the conditional covariance, and its
   log-determinant) is a u x u problem, solved once per E-step for every pattern the
   chunk shows (:class:`PatternCache`), batched over the new patterns that miss the same
@@ -59,7 +57,6 @@ import torch
 from torch import Tensor
 
 from .._core.workspace import Workspace
-from . import gaussian_gaps_fused as fused
 from .gaps import distinct, pack, unpack
 from .gaussian import LOG_2PI, GaussianStats, Prepared, batched_weighted_sums, gram_sums, weighted_sums
 
@@ -87,8 +84,8 @@ class PatternCache:
 
     const (K, P): (u/2) log 2pi - (1/2) log det Lambda_UU, kernel dtype;
     cond (K, E), cond64 (K, E): the conditional covariances' entries, kernel dtype and
-    float64; target (E,): each entry's position i * D + j in a (D, D) matrix; column (E,):
-    its j; owner (E,): its pattern; codes (P,): the patterns' packed masks, by which rows find their pattern
+    float64; target (E,): each entry's position i * D + j in a (D, D) matrix; owner (E,):
+    its pattern; codes (P,): the patterns' packed masks, by which rows find their pattern
     (a table of every code up to ``_TABLE_FEATURES`` features, else a search among the
     sorted codes; beyond ``PACKED_FEATURES`` patterns have no code: the cache serves one
     block and is cleared for the next).
@@ -102,7 +99,7 @@ class PatternCache:
     """
 
     _PATTERN = ("codes", "count", "offset", "const")
-    _ENTRY = ("cond", "cond64", "target", "column", "owner")
+    _ENTRY = ("cond", "cond64", "target", "owner")
 
     def __init__(self, precision64: Tensor, dtype: torch.dtype, ws: Workspace | None = None) -> None:
         self.precision64, self.dtype = precision64, dtype
@@ -229,7 +226,6 @@ class PatternCache:
         cond = self._reserve("cond", f64.to(self.dtype), e, total)[:, e : e + total]
         i64 = torch.empty(0, dtype=torch.int64, device=dev)
         target = self._reserve("target", i64, e, total)[e : e + total]
-        column = self._reserve("column", i64, e, total)[e : e + total]
         owner = self._reserve("owner", i64, e, total)[e : e + total]
         const[:, : per_count[0]] = 0.0
         start = entry = 0
@@ -245,7 +241,6 @@ class PatternCache:
             const[:, start : start + p] = 0.5 * u * LOG_2PI - 0.5 * log_det  # Sigma_UU|O, log det Lambda_UU
             cond[:, entry : entry + size] = cond64[:, entry : entry + size]
             target[entry : entry + size] = at
-            torch.remainder(at, D, out=column[entry : entry + size])
             owner[entry : entry + size].view(p, u * u).copy_(torch.arange(n + start, n + start + p, device=dev)[:, None])
             start, entry = start + p, entry + size
         appended = torch.arange(n, n + new, device=dev)  # in order of count
@@ -488,7 +483,7 @@ def _codes(mask: Tensor, cache: PatternCache, ws: Workspace, floats: Tensor | No
 
 
 def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws: Workspace,
-             keep: bool = False, ahead: tuple[Tensor, Tensor | None] | None = None) -> GapBlock:
+             ahead: tuple[Tensor, Tensor | None] | None = None) -> GapBlock:
     """Each row completed by each component's conditional mean, whitened, and its
     log-density's constant. feats: [x - c (0 in the gaps), 1] (m, D+1).
 
@@ -497,14 +492,11 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     the module docstring): Lambda_k (x - mu_k) of the rows with gaps as filled, one
     batched product; per run, the residuals at its gaps (u, rows) and its rows'
     conditional covariances (u, u, rows), one gather each, the conditional means, one
-    product and a sum over the rows, written into a copy of the rows by one scatter
-    (:func:`_offsets_by_runs`; on the CPU with compiled kernels, one pass over the runs'
-    rows instead: ``gaussian_gaps_fused``); then the whitening of the completed rows, one
-    batched product. ``keep``: the gaps' offsets and coordinates stay in ``fill`` and
-    ``coords`` for :func:`conditional_rows` (the compiled pass writes them only then; the
-    E-step reads the completed rows). ``ahead``: the rows' numbers of gaps (m,) and
-    pattern codes (m,; None: the patterns have none), rows already in order, from the
-    chunk (``GaussianComponent.expect_gaps``), which spares the block deriving them.
+    product and a sum over the rows, written into a copy of the rows by one scatter;
+    then the whitening of the completed rows, one batched product. ``ahead``: the rows'
+    numbers of gaps (m,) and pattern codes (m,; None: the patterns have none), rows
+    already in order, from the chunk (``GaussianComponent.expect_gaps``), which spares
+    the block deriving them.
     """
     m, width = feats.shape
     D = width - 1
@@ -540,72 +532,48 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     if mg:
         # Lambda_k (x - mu_k) of the rows as filled: its gap entries give each conditional mean
         projected = torch.bmm(rows[m0:].expand(K, mg, width), gf.project,
-                              out=ws.get("gap_projected", (K, mg, D), dtype, dev))
-        if fused.runs_on(dev):  # the per-gap step in one compiled pass (gaussian_gaps_fused)
-            runs = [(u, run.start, run.stop - run.start, gaps.start) for u, run, gaps in gb.runs()]
-            coords = ws.get("gap_coords", (G,), torch.int64, dev) if keep else None
-            fused.offsets(runs, m0, at, cache.held("offset"), cache.held("column"), cache.held("cond64"),
-                          projected, completed, fill if keep else None, coords)
-            if keep:
-                gb.coords.extend(coords[gaps].view(u, run.stop - run.start) for u, run, gaps in gb.runs())
-            else:  # the E-step reads the completed rows only
-                gb.fill = gb.coords = None
-        else:
-            _offsets_by_runs(gb, cache, projected, completed, fill, ws)
+                              out=ws.get("gap_projected", (K, mg, D), dtype, dev)).view(K, mg * D)
+        offset = torch.index_select(cache.held("offset"), 0, at)  # each row's first entry in the cache
+        target, cond = cache.held("target"), cache.held("cond")
+        step = max(1, _PAIR_BYTES // (K * fill.element_size()))
+        count_up = torch.arange(max(D * D, m) + 1, device=dev)
+        for u, run, gaps in gb.runs():
+            first = offset[run.start - m0 : run.stop - m0]  # (n,)
+            n = first.shape[0]
+            # the row's gaps' coordinates: the first row of its conditional covariance's entries
+            i64 = dict(dtype=torch.int64, device=dev)
+            index = ws.get("gap_run_index", (u, n), **i64)  # scratch for the run's gathers and scatter
+            entries = torch.add(first, count_up[:u, None], out=index).view(-1)
+            cu = torch.index_select(target, 0, entries, out=ws.get(f"gap_run_coords_{u}", (u * n,), **i64))
+            cu = cu.remainder_(D).view(u, n)
+            gb.coords.append(cu)
+            local = count_up[run.start - m0 : run.stop - m0]
+            residual = torch.index_select(projected, 1, torch.add(cu, local, alpha=D, out=index).view(-1),
+                                          out=ws.get("gap_run_residual", (K, u * n), dtype, dev)).view(K, u, n)
+            out = fill[:, gaps].view(K, u, n)
+            pairs = count_up[: u * u, None]
+            per = max(1, step // (u * u))  # rows per slice of the (K, u, u, rows) products
+            for s in range(0, n, per):
+                part = slice(s, s + per)
+                size = u * u * first[part].shape[0]
+                entries = torch.add(first[part], pairs, out=ws.get("gap_pair_entries", (u * u, size // (u * u)),
+                                                                   torch.int64, dev))
+                c = torch.index_select(cond, 1, entries.view(-1),
+                                       out=ws.get("gap_pair_cond", (K, size), dtype, dev)).view(K, u, u, -1)
+                if u == 1:
+                    torch.mul(c[:, 0], residual[:, :, part], out=out[:, :, part])
+                else:
+                    torch.sum(c.mul_(residual[:, None, :, part]), 2, out=out[:, :, part])
+            out.neg_()
+            # the gaps of the completed rows: their conditional means
+            at_gaps = torch.add(cu, count_up[:n], alpha=width, out=index).view(1, -1).expand(K, -1)
+            completed[:, run].view(K, n * width).scatter_(1, at_gaps, out.view(K, -1))
     const = ws.get("gap_const", (K, m), dtype, dev)
     const[:, :m0].zero_()
     const[:, m0:] = torch.index_select(cache.held("const"), 1, at, out=ws.get("gap_row_const", (K, mg), dtype, dev))
     gb.const = const
     gb.whitened = torch.bmm(completed, gf.whiten, out=ws.get("gap_whitened", (K, m, D), dtype, dev))
     return gb
-
-
-def _offsets_by_runs(gb: GapBlock, cache: PatternCache, projected: Tensor, completed: Tensor, fill: Tensor,
-                     ws: Workspace) -> None:
-    """The tensor path of :func:`complete`'s per-gap step: per run, the residuals at its
-    gaps (u, rows) and its rows' conditional covariances (u, u, rows), one gather each,
-    the conditional means' offsets into ``fill``, one product and a sum over the rows,
-    written into the completed rows by one scatter; each run's coordinates into
-    ``gb.coords``. projected (K, rows with gaps, D): Lambda_k (x - mu_k) as filled."""
-    K, mg, D = projected.shape
-    m, width = completed.shape[1], completed.shape[2]
-    m0, at, dev, dtype = gb.sizes[0], gb.at, projected.device, projected.dtype
-    projected = projected.view(K, mg * D)
-    offset = torch.index_select(cache.held("offset"), 0, at)  # each row's first entry in the cache
-    target, cond = cache.held("target"), cache.held("cond")
-    step = max(1, _PAIR_BYTES // (K * fill.element_size()))
-    count_up = torch.arange(max(D * D, m) + 1, device=dev)
-    for u, run, gaps in gb.runs():
-        first = offset[run.start - m0 : run.stop - m0]  # (n,)
-        n = first.shape[0]
-        # the row's gaps' coordinates: the first row of its conditional covariance's entries
-        i64 = dict(dtype=torch.int64, device=dev)
-        index = ws.get("gap_run_index", (u, n), **i64)  # scratch for the run's gathers and scatter
-        entries = torch.add(first, count_up[:u, None], out=index).view(-1)
-        cu = torch.index_select(target, 0, entries, out=ws.get(f"gap_run_coords_{u}", (u * n,), **i64))
-        cu = cu.remainder_(D).view(u, n)
-        gb.coords.append(cu)
-        local = count_up[run.start - m0 : run.stop - m0]
-        residual = torch.index_select(projected, 1, torch.add(cu, local, alpha=D, out=index).view(-1),
-                                      out=ws.get("gap_run_residual", (K, u * n), dtype, dev)).view(K, u, n)
-        out = fill[:, gaps].view(K, u, n)
-        pairs = count_up[: u * u, None]
-        per = max(1, step // (u * u))  # rows per slice of the (K, u, u, rows) products
-        for s in range(0, n, per):
-            part = slice(s, s + per)
-            size = u * u * first[part].shape[0]
-            entries = torch.add(first[part], pairs, out=ws.get("gap_pair_entries", (u * u, size // (u * u)),
-                                                               torch.int64, dev))
-            c = torch.index_select(cond, 1, entries.view(-1),
-                                   out=ws.get("gap_pair_cond", (K, size), dtype, dev)).view(K, u, u, -1)
-            if u == 1:
-                torch.mul(c[:, 0], residual[:, :, part], out=out[:, :, part])
-            else:
-                torch.sum(c.mul_(residual[:, None, :, part]), 2, out=out[:, :, part])
-        out.neg_()
-        # the gaps of the completed rows: their conditional means
-        at_gaps = torch.add(cu, count_up[:n], alpha=width, out=index).view(1, -1).expand(K, -1)
-        completed[:, run].view(K, n * width).scatter_(1, at_gaps, out.view(K, -1))
 
 
 def log_joint(p: Prepared, gf: GapFactors, gb: GapBlock, log_w: Tensor) -> Tensor:
@@ -742,7 +710,7 @@ def conditional_rows(gf: GapFactors, feats: Tensor, mask: Tensor, resp: Tensor, 
     cumulated posterior exceeds the uniform), then x_U ~ N(E[x_U | x_O, k], Sigma_UU|O,k).
     resp (K, m): the posteriors given the observed values.
     """
-    gb = complete(gf, feats, mask, dtype, ws, keep=True)
+    gb = complete(gf, feats, mask, dtype, ws)
     fill = gb.fill.double()  # (K, G)
     K = fill.shape[0]
     D = feats.shape[1] - 1
