@@ -498,3 +498,25 @@ def test_poisson_m_step_divides_each_feature_by_the_mass_that_observed_it():
     stats = components.statistics(comp, params, x, resp)
     new, _ = comp.m_step(stats, params)
     np.testing.assert_allclose(new.rates.numpy(), [[(1 + 1.5) / 1.5, 2.0 / 0.5], [1.5 / 0.5, (2 + 6) / 1.5]])
+
+
+@pytest.mark.parametrize("d", [5, 30, 66])  # codes in a table, codes searched, no codes
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_blocks_that_take_the_chunks_gaps_give_the_same_bits(covariance_type, d, monkeypatch):
+    """The E-step's blocks take their rows' numbers of gaps, codes and mask from the
+    chunk (expect_gaps); deriving them block by block gives the same statistics, bit for
+    bit, blocks of 32 rows with runs of every length."""
+    from bigem.models.gaussian import GaussianComponent
+
+    rng = np.random.default_rng(d)
+    model, p, _ = random_model(rng, covariance_type, 3, d, dtype=torch.float32)
+    monkeypatch.setattr(model.component, "block_rows", lambda K, D, device: 32)
+    x = torch.tensor(with_gaps(rng, 400, d, rate=0.2)).float()
+    x[100:180] = torch.tensor(rng.normal(0, 3, (80, d)) + 5).float()  # blocks with no gap at all
+    taken = model.e_step(p, Chunk(x, None, 0))
+    derive = GaussianComponent.block
+    monkeypatch.setattr(GaussianComponent, "block", lambda self, prep, xb, read=None, mask=None: derive(self, prep, xb))
+    derived = model.e_step(p, Chunk(x, None, 0))
+    for a, b in ((taken.component.n_k, derived.component.n_k), (taken.component.sum_x, derived.component.sum_x),
+                 (taken.component.sum_xx, derived.component.sum_xx), (taken.loglik, derived.loglik)):
+        assert torch.equal(a, b)

@@ -37,7 +37,7 @@ from .._core.stats import additive, largest, shared
 from .._core.workspace import Workspace
 from .covariance import MclustPrior, Prior, Structure, structure
 
-from .gaps import missing
+from .gaps import PACKED_FEATURES, missing
 
 LOG_2PI = math.log(2.0 * math.pi)
 # mclust's rteps: sqrt(.Machine$double.eps), the mass under which its me() gives a component up
@@ -665,11 +665,21 @@ class GaussianComponent:
         per_row = (_width(form, self.structure.kernel, D) + K) * itemsize
         return max(1024, _CPU_BLOCK_BYTES // per_row // 1024 * 1024)  # whole float32 partials
 
-    def block(self, p: Prepared, x: Tensor) -> Block | GappedBlock:
+    def block(self, p: Prepared, x: Tensor, read: slice | None = None, mask: Tensor | None = None) -> Block | GappedBlock:
+        """The kernels' view of rows x (n, D). With gaps allowed, ``read`` (the rows'
+        positions in the order :meth:`expect_gaps` gave for their chunk) and ``mask``
+        (their missing mask) come from the E-step, which has both: the block then takes
+        its mask and its rows' numbers of gaps and pattern codes from the chunk's rather
+        than deriving them again (a few small passes per block, each on one thread)."""
         if self.gaps:
-            mask = missing(x, self._ws)
+            ahead = None
+            if read is not None and mask is not None and p.gaps is not None and p.kernel != "diag":
+                ahead = self._expected(read, x.shape[1], x.device)
+                mask = mask if int(ahead[0][-1]) > 0 else None  # read by number of gaps: the last has the most
+            else:
+                mask = missing(x, self._ws)
             if mask is not None:
-                return self._gapped(p, x, mask)
+                return self._gapped(p, x, mask, ahead)
         feats = block_features(p, x, self._ws)
         return Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
 
@@ -683,21 +693,33 @@ class GaussianComponent:
         kernels); a stable sort of small integers, 1-2% of an iteration."""
         if p.gaps is None or p.kernel == "diag":
             return None
-        count = p.gaps.cache.expect(mask)
+        count, codes = p.gaps.cache.expect(mask)
         n, ws = count.shape[0], self._ws
         if mask.shape[1] < 256:
             count = ws.get("gap_chunk_count", (n,), torch.uint8, count.device).copy_(count)
         # into workspace buffers: the chunk's order would otherwise map fresh pages each pass
         out = ws.get("gap_chunk_sorted", (n,), count.dtype, count.device), ws.get("gap_chunk_order", (n,), torch.int64, count.device)
-        return torch.sort(count, stable=True, out=out)[1]
+        order = torch.sort(count, stable=True, out=out)[1]
+        if codes is not None:  # the rows' pattern codes in the same order, for the blocks (``_expected``)
+            torch.index_select(codes, 0, order, out=ws.get("gap_chunk_codes", (n,), codes.dtype, codes.device))
+        return order
 
-    def _gapped(self, p: Prepared, x: Tensor, mask: Tensor) -> GappedBlock:
+    def _expected(self, read: slice, D: int, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        """The numbers of gaps and pattern codes (None: D features have none) of the rows
+        at positions ``read`` of the order :meth:`expect_gaps` gave for the chunk being
+        read: its workspace buffers, which this thread's E-step filled."""
+        ws, end = self._ws, read.stop
+        count = ws.get("gap_chunk_sorted", (end,), torch.uint8 if D < 256 else torch.int64, device)[read]
+        codes = ws.get("gap_chunk_codes", (end,), torch.int64, device)[read] if D <= PACKED_FEATURES else None
+        return count, codes
+
+    def _gapped(self, p: Prepared, x: Tensor, mask: Tensor, ahead: tuple[Tensor, Tensor | None] | None = None) -> GappedBlock:
         # full (whitened) and diagonal structures: a complete row costs the gap kernels no
         # more than the usual ones, so every row of the block goes their way in one pass;
         # the others (the tied form's one shared product, the expanded form of few
         # features) keep their complete rows on the usual kernels
         if p.form == "whitened" or p.kernel == "diag":
-            return GappedBlock(x.shape[0], None, None, gaussian_gaps().block(p, p.gaps, x, mask, self._ws), None)
+            return GappedBlock(x.shape[0], None, None, gaussian_gaps().block(p, p.gaps, x, mask, self._ws, ahead), None)
         has = mask.any(1)
         gap_rows = torch.nonzero(has).reshape(-1)
         complete_rows = torch.nonzero(~has).reshape(-1)
@@ -706,7 +728,8 @@ class GaussianComponent:
             rows = x[complete_rows]
             feats = block_features(p, rows, self._ws)
             complete = Block(feats, whiten(p, feats, self._ws) if p.form == "whitened" else None)
-        gap = gaussian_gaps().block(p, p.gaps, x[gap_rows], mask[gap_rows], self._ws)
+        ahead = None if ahead is None else tuple(None if a is None else a[gap_rows] for a in ahead)
+        gap = gaussian_gaps().block(p, p.gaps, x[gap_rows], mask[gap_rows], self._ws, ahead)
         return GappedBlock(x.shape[0], complete, complete_rows, gap, gap_rows)
 
     def centred(self, p: Prepared, block: Block) -> Tensor:

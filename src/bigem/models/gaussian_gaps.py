@@ -150,25 +150,26 @@ class PatternCache:
             self._table = table.fill_(-1)
         return self._table
 
-    def expect(self, mask: Tensor) -> Tensor:
+    def expect(self, mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """Factor, in one batch per number of missing coordinates, every pattern of the
         (n, D) missing mask of a chunk about to be read block by block (with codes only:
         beyond ``PACKED_FEATURES`` a block's patterns are its own). Returns each row's
-        number of gaps (n,), which comes with the codes (a workspace buffer)."""
+        number of gaps (n,) and its pattern's code (n,; None beyond ``PACKED_FEATURES``),
+        which come together (workspace buffers)."""
         self._own()
         codes, count = pack(mask, counts=True, ws=self.ws)
         if codes is None:
-            return count
+            return count, None
         if self.table is not None and codes.shape[0] >= self.table.shape[0] // 8:  # by counting, no sort
             seen = torch.bincount(codes, minlength=self.table.shape[0])
             seen[0] = 0  # rows with no gap
             new = torch.nonzero((seen > 0) & (self.table < 0)).reshape(-1)
         else:
-            codes = torch.unique(codes)
-            new = codes[(codes > 0) & ~self._find(codes)[1]]
+            met = torch.unique(codes)
+            new = met[(met > 0) & ~self._find(met)[1]]
         if new.numel():
             self._add(unpack(new, mask.shape[1]), new)
-        return count
+        return count, codes
 
     def positions(self, mask: Tensor, codes: Tensor | None) -> Tensor:
         """Each row's pattern's position in the cache (m,), for a block's (m, D) missing
@@ -420,11 +421,14 @@ class GapBlock:
             a, g = a + n, g + n * u
 
 
-def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, ws: Workspace) -> GapBlock:
+def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, ws: Workspace,
+          ahead: tuple[Tensor, Tensor | None] | None = None) -> GapBlock:
     """The gap kernels' view of rows x (m, D) (mask, True where missing): the rows with
     at least one gap, or (diagonal structures, and full ones past ``EXPANDED_MAX_D``
     features) every row of a block that has one, since a row with no gap costs them no
-    more than the usual kernels (it has pattern 0: no correction, no constant)."""
+    more than the usual kernels (it has pattern 0: no correction, no constant). ``ahead``:
+    the rows' numbers of gaps and pattern codes where the chunk's E-step has them (rows
+    read by number of gaps, see :func:`complete`)."""
     m, D = x.shape
     if p.kernel == "diag":
         feats = ws.get("gap_features", (m, 3 * D + 1), p.dtype, x.device)
@@ -434,7 +438,7 @@ def block(p: Prepared, gf: GapFactors, x: Tensor, mask: Tensor, ws: Workspace) -
         feats[:, 3 * D].fill_(1.0)
         return GapBlock(feats, mask)
     feats = centred_features(p, x, mask, ws)
-    return complete(gf, feats, mask, p.dtype, ws)
+    return complete(gf, feats, mask, p.dtype, ws, ahead=ahead)
 
 
 def centred_features(p: Prepared, x: Tensor, mask: Tensor, ws: Workspace) -> Tensor:
@@ -478,7 +482,8 @@ def _codes(mask: Tensor, cache: PatternCache, ws: Workspace, floats: Tensor | No
     return ws.get("gap_codes", (m,), torch.int64, mask.device).copy_(products)
 
 
-def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws: Workspace) -> GapBlock:
+def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws: Workspace,
+             ahead: tuple[Tensor, Tensor | None] | None = None) -> GapBlock:
     """Each row completed by each component's conditional mean, whitened, and its
     log-density's constant. feats: [x - c (0 in the gaps), 1] (m, D+1).
 
@@ -488,26 +493,37 @@ def complete(gf: GapFactors, feats: Tensor, mask: Tensor, dtype: torch.dtype, ws
     batched product; per run, the residuals at its gaps (u, rows) and its rows'
     conditional covariances (u, u, rows), one gather each, the conditional means, one
     product and a sum over the rows, written into a copy of the rows by one scatter;
-    then the whitening of the completed rows, one batched product.
+    then the whitening of the completed rows, one batched product. ``ahead``: the rows'
+    numbers of gaps (m,) and pattern codes (m,; None: the patterns have none), rows
+    already in order, from the chunk (``GaussianComponent.expect_gaps``), which spares
+    the block deriving them.
     """
     m, width = feats.shape
     D = width - 1
     K = gf.whiten.shape[0]
     dev = feats.device
     cache = gf.cache
-    count, floats = _counts(mask, cache, ws)
-    # no gap first, then by number of gaps (the mixture's E-step reads them so already):
-    # how many rows miss u coordinates, and how many rows come before one that misses fewer
-    disorder = (count[1:] < count[:-1]).sum().reshape(1)
-    tally = torch.cat([torch.bincount(count, minlength=D + 1), disorder]).tolist()  # one host read per block
-    sizes, ordered = tally[:-1], tally[-1] == 0
+    if ahead is None:
+        count, floats = _counts(mask, cache, ws)
+        # no gap first, then by number of gaps (the mixture's E-step reads them so already):
+        # how many rows miss u coordinates, and how many rows come before one that misses fewer
+        disorder = (count[1:] < count[:-1]).sum().reshape(1)
+        tally = torch.cat([torch.bincount(count, minlength=D + 1), disorder]).tolist()  # one host read per block
+        sizes, ordered = tally[:-1], tally[-1] == 0
+    else:
+        count, codes = ahead
+        sizes, ordered = torch.bincount(count, minlength=D + 1).tolist(), True  # one host read per block
     order = None if ordered else torch.argsort(count.to(torch.uint8) if D < 256 else count, stable=True)
     m0 = sizes[0]
     mg = m - m0
     rows = feats if ordered else torch.index_select(feats, 0, order, out=ws.get("gap_rows", (m, width), dtype, dev))
     gapped = mask[m0:] if ordered else torch.index_select(mask, 0, order[m0:])
     # (mg,) each row's pattern in the cache
-    at = cache.positions(gapped, _codes(gapped, cache, ws, floats[m0:] if ordered and floats is not None else None))
+    if ahead is None:
+        codes = _codes(gapped, cache, ws, floats[m0:] if ordered and floats is not None else None)
+    else:
+        codes = None if codes is None else codes[m0:]
+    at = cache.positions(gapped, codes)
     G = sum(u * n for u, n in enumerate(sizes))
     fill = ws.get("gap_fill", (K, G), dtype, dev)
     completed = ws.get("gap_completed", (K, m, width), dtype, dev)
@@ -628,15 +644,15 @@ class GapMoments:
             if keep is not None:
                 self.mass[:, : keep.shape[1]] = keep
         # the mass of each pattern's rows: one indexed add along the flat (component,
-        # pattern) pairs into a zeroed buffer, then added: what a bincount over the pairs
-        # gives, in the same order (several times faster than an indexed add along the (K,
-        # P) columns), with no fresh (K, P) result per block
+        # pattern) pairs (several times faster than an indexed add along the (K, P)
+        # columns), straight into the chunk's masses: a block's own zeroed (K, P) buffer,
+        # added after, cost two more passes over the (K, P) masses per block (P: twice the
+        # chunk's patterns, thousands at 16 features), more than the add itself
         mg = gb.at.shape[0]
         pairs = torch.add(gb.at, torch.arange(0, K * P, P, device=dev)[:, None],
                           out=ws.get("gap_mass_pairs", (K, mg), torch.int64, dev))
         weights = ws.get("gap_mass_weights", (K, mg), torch.float64, dev).copy_(rw[:, gb.sizes[0] :])
-        block_mass = ws.get("gap_mass_block", (K * P,), torch.float64, dev).zero_()
-        self.mass += block_mass.index_add_(0, pairs.view(-1), weights.view(-1)).view(K, P)
+        self.mass.view(-1).index_add_(0, pairs.view(-1), weights.view(-1))
         if cache.per_block:  # the cache is this block's alone: weigh its covariances now
             self._fold()
         y = gb.whitened.mul_(torch.sqrt(rw, out=self.ws.get("gap_rw_sqrt", rw.shape, rw.dtype, rw.device))[:, :, None])

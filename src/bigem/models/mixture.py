@@ -406,13 +406,19 @@ class MixtureModel:
             order = comp.expect_gaps(prep, gaps)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], device)):
             ln = log_norm[rows]  # in the order read; put back in the chunk's after the loop
+            read = rows
             if order is not None:
                 rows = order[rows]
             wb = None if w is None else relative[rows]
             # in the component's order: one gather (2.6x x[rows]) into a buffer that stays mapped
             xb = x[rows] if order is None else torch.index_select(
                 x, 0, rows, out=self._ws.get("ordered_rows", (rows.shape[0], x.shape[1]), x.dtype, device))
-            blk = comp.block(prep, xb)
+            if order is None:
+                blk = comp.block(prep, xb)
+            else:  # the component read the chunk's gaps (expect_gaps): their rows' part of it, and
+                # where in its order the rows are (a component with expect_gaps takes both)
+                mb = torch.index_select(gaps, 0, rows, out=self._ws.get("ordered_gaps", tuple(xb.shape), torch.bool, device))
+                blk = comp.block(prep, xb, read=read, mask=mb)
             if mode == _HARD:
                 labels, score = comp.nearest(prep, blk)
                 ln.copy_(score)
