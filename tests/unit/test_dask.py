@@ -592,3 +592,36 @@ def test_small_arguments_travel_inline_and_large_ones_as_one_key_with_the_same_f
             monkeypatch.setattr(DaskEngine, "persist", lambda self, source, fraction=0.5: source)
         _assert_same_fit(local, fit(client=client))
         assert set(paths) == {path} and set(inline) == {limit > 0}
+
+
+def test_workers_started_by_dask_keep_freed_memory_during_a_fit_and_give_it_back_after():
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, so that each large
+    temporary is a fresh, page-faulted mapping; within a session the workers keep freed
+    blocks for the next ones (as glibc's adaptive thresholds do), and after it they are
+    as they were started."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt")
+
+    def faults_of_temporaries() -> int:
+        import resource
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(40):
+            block = np.ones(1 << 18)  # 2 MB (numpy asks for huge pages from 4 MB), freed at once
+            del block
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as c:
+        def faults() -> int:
+            return next(iter(c.run(faults_of_temporaries).values()))
+
+        started = faults()
+        with session(c):
+            during = faults()
+        after = faults()
+    assert started > 40 * 400  # each 2 MB block mapped afresh: about 512 faults
+    assert during < started / 5
+    assert after > started / 2
