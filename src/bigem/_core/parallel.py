@@ -144,44 +144,34 @@ def fold_in_order(count: int, compute: Callable[[int, S], None], combine: Callab
     the parts whatever the thread count, so a floating-point sum comes out bit for bit
     the same on any number of threads.
     """
-    workers = max(1, min(int(workers), count))
-    if workers == 1:
-        part = scratch()
-        for i in range(count):
-            compute(i, part)
-            combine(i, part)
-        return
-    state = _Turns(count)
+    turns = _Turns(count)
 
-    def work() -> None:
-        part = scratch()
-        try:
-            while (i := state.take()) is not None:
-                compute(i, part)
-                state.wait_for(i)
-                combine(i, part)
-                state.done(i)
-        except BaseException:
-            state.fail()
-            raise
+    def task(i: int, part: S) -> None:
+        compute(i, part)
+        turns.wait_for(i)
+        combine(i, part)
+        turns.done(i)
 
-    run([work] * workers)
+    each(count, task, scratch, workers, turns)
 
 
-def each(count: int, task: Callable[[int, S], None], scratch: Callable[[], S], workers: int) -> None:
+def each(count: int, task: Callable[[int, S], None], scratch: Callable[[], S], workers: int,
+         turns: _Turns | None = None) -> None:
     """``task(i, part)`` for i = 0 .. count-1 on up to ``workers`` threads, each taking the
     next index not yet taken, with its own ``part`` from ``scratch()`` (called on that
     thread). For tasks whose outputs are their own (rows of a product): which thread ran
     which task changes no result. Taken as they come, the parts go to whichever thread
     is free, so a thread that shares its core (with a file's decoder, with another
-    process) takes fewer, where parts cut in advance would wait for its last."""
+    process) takes fewer, where parts cut in advance would wait for its last.
+    ``turns``: the indices' bookkeeping, when the tasks also wait on it
+    (:func:`fold_in_order`), so that a failure releases them."""
     workers = max(1, min(int(workers), count))
     if workers == 1:
         part = scratch()
         for i in range(count):
             task(i, part)
         return
-    state = _Turns(count)
+    state = _Turns(count) if turns is None else turns
 
     def work() -> None:
         part = scratch()
