@@ -2,7 +2,7 @@
 
 On a GPU every read-back (``bool(t)``, ``int(t)``, ``.cpu()``, ...) and every result
 whose size depends on the data (``nonzero``, a boolean mask as an index) waits for the
-device to finish. The HMM code chooses its strategy by device (``_defers``): on the CPU
+device to finish. The HMM code chooses its strategy by device (``_core.numerics.defers_reads``): on the CPU
 reads are free and the per-batch checks keep the exact path; on an accelerator the
 checks stay on the device. Here that strategy is forced on the CPU, and the reads are
 counted by wrapping Tensor's read-back methods (as in test_host_reads.py) and the
@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from bigem import CategoricalHMM, GaussianHMM
-from bigem._core import jit
+from bigem._core import jit, numerics
 from bigem._core.stats import tree_sum
 from bigem._core.types import SequenceChunk
 from bigem.estimators.hmm import ImpossibleSequenceWarning
@@ -94,7 +94,7 @@ def counting_device_reads(host: dict[int, torch.Tensor]):
 @pytest.fixture
 def deferred(monkeypatch):
     """The accelerator's strategy on the CPU."""
-    monkeypatch.setattr(hmm_model, "_defers", lambda device: True)
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: True)
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_an_e_step_pass_reads_back_as_often_for_40_batches_as_for_4(deferred):
     assert reads[0] == reads[1] <= 4
     # the same pass as the per-batch path's (the CPU's own strategy)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(hmm_model, "_defers", lambda device: False)
+        mp.setattr(numerics, "defers_reads", lambda device: False)
         plain = tree_sum(model.e_step(params, chunk) for chunk in _chunks(x, 1, host))
     for stats, objective in passes:
         assert isinstance(stats.rows, torch.Tensor)  # counted on the device
@@ -200,9 +200,9 @@ def test_out_of_range_transitions_read_back_once_a_batch(deferred):
 
 
 def test_a_fit_is_the_same_whichever_strategy(monkeypatch):
-    monkeypatch.setattr(hmm_model, "_defers", lambda device: True)
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: True)
     m, _, _ = _fitted()
-    monkeypatch.setattr(hmm_model, "_defers", lambda device: False)
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: False)
     other, _, _ = _fitted()
     np.testing.assert_allclose(m.monitor_.history, other.monitor_.history, rtol=1e-12)
     np.testing.assert_allclose(m.transmat_, other.transmat_, rtol=1e-10, atol=1e-14)
@@ -216,7 +216,7 @@ def test_a_variational_fit_is_the_same_whichever_strategy(monkeypatch):
     X, lengths = _data(1)
     fits = []
     for deferring in (True, False):
-        monkeypatch.setattr(hmm_model, "_defers", lambda device: deferring)
+        monkeypatch.setattr(numerics, "defers_reads", lambda device: deferring)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fits.append(VariationalGaussianHMM(K, covariance_type="diag", n_iter=4, random_state=0).fit(X, lengths))
@@ -317,7 +317,7 @@ def test_underflowing_and_impossible_sequences_among_normal_ones_give_todays_ans
         pi = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
         A = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.3, 0.3, 0.4]], dtype=torch.float64)
     today = forward_backward(log_b, lengths, pi, A, segment=segment)
-    monkeypatch.setattr(hmm_model, "_defers", lambda device: True)
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: True)
     now = forward_backward(log_b, lengths, pi, A, segment=segment)
     for a, b in ((now.gamma, today.gamma), (now.loglik, today.loglik), (now.start, today.start),
                  (now.trans, today.trans)):
@@ -395,3 +395,93 @@ def test_cuda_fit_and_inference_never_synchronise_per_batch():
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert model.objective(tree_sum(parts)).weight == N_SEQ * LENGTH
+
+
+# ---------------------------------------------------------------- the discrete HMMs' value rules
+# Symbols, counts and trials are checked as the rows are read. Deferred, a batch's verdict
+# stays on the device and is read once the pass ends: as many reads for 40 batches as for
+# 4, and a broken value refused with the per-batch check's message, once the pass ends;
+# the E-step before it indexes nothing out of range (a GPU would stop on a device assert).
+
+def _discrete_hmm(kind: str):
+    from bigem import MultinomialHMM, PoissonHMM
+
+    rng = np.random.default_rng(5)
+    states = np.repeat(rng.integers(0, 2, N_SEQ * LENGTH // 10), 10)
+    if kind == "categorical":
+        X = np.where(states[:, None] == 0, rng.integers(0, 2, (N_SEQ * LENGTH, 1)), rng.integers(1, 4, (N_SEQ * LENGTH, 1)))
+        m = CategoricalHMM(2, n_features=4, n_iter=3, random_state=0, dtype="float64")
+    elif kind == "poisson":
+        X = rng.poisson(np.where(states[:, None] == 0, 1.0, 6.0), (N_SEQ * LENGTH, 2))
+        m = PoissonHMM(2, n_iter=3, random_state=0, dtype="float64")
+    else:
+        p = np.where(states[:, None] == 0, [0.7, 0.2, 0.1], [0.1, 0.3, 0.6])
+        X = np.stack([rng.multinomial(5, row) for row in p])
+        m = MultinomialHMM(2, n_trials=5, n_iter=3, random_state=0, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a fixed, short fit
+        return m.fit(X.astype(np.float64), [LENGTH] * N_SEQ), X.astype(np.float64)
+
+
+BREAKS = {"categorical": [(0, 4.0), (0, 9.0), (0, -1.0), (0, 1.5)], "poisson": [(1, -2.0), (0, 0.5)],
+          "multinomial": [(2, 3.0), (1, -1.0)]}
+
+
+@pytest.mark.parametrize("kind", sorted(BREAKS))
+def test_discrete_hmms_check_their_values_with_as_many_reads_for_40_batches_as_for_4(deferred, host_lengths, kind):
+    host, made = host_lengths
+    m, X = _discrete_hmm(kind)
+    lengths = [LENGTH] * N_SEQ
+    per_row = (torch.finfo(torch.float64).bits // 8) * (6 * 2 + 3 * X.shape[1] + 4) + 48  # as _rows_per_batch
+    reads, scores, batches = [], [], []
+    for per_batch in (10, 1):
+        m.set_params(memory_budget=per_row * LENGTH * per_batch)
+        m.score(X, lengths)  # warm
+        made["batches"] = 0
+        with counting_device_reads(host) as counts:
+            scores.append(m.score(X, lengths))
+        reads.append(counts["n"])
+        batches.append(made["batches"])
+    assert batches == [4, 40]
+    assert reads[0] == reads[1]
+    assert scores[0] == pytest.approx(scores[1], rel=1e-12)
+
+
+@pytest.mark.parametrize("fitting", [False, True], ids=["score", "fit"])
+@pytest.mark.parametrize("kind", sorted(BREAKS))
+def test_a_broken_value_found_on_the_device_is_refused_as_the_per_batch_check_refuses_it(monkeypatch, kind, fitting):
+    from bigem._core.errors import DataError
+
+    m, X = _discrete_hmm(kind)
+    m.set_params(memory_budget=((6 * 2 + 3 * X.shape[1] + 4) * 8 + 48) * LENGTH * 3, init_params="")
+    for column, value in BREAKS[kind]:
+        bad = X.copy()
+        bad[1234, column] = value
+        messages = []
+        for deferring in (False, True):
+            monkeypatch.setattr(numerics, "defers_reads", lambda device: deferring)
+            with pytest.raises(DataError, match="row 1234") as caught:
+                m.fit(bad, [LENGTH] * N_SEQ) if fitting else m.score(bad, [LENGTH] * N_SEQ)
+            messages.append(str(caught.value))
+        assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("fitting", [False, True], ids=["score", "fit"])
+def test_a_nan_in_a_streamed_file_found_on_the_device_is_refused_as_the_per_batch_check_refuses_it(monkeypatch,
+                                                                                                  tmp_path, fitting):
+    # the batches end the rows' pass, so the pass's deferred check is read and raised
+    from bigem._core.errors import DataError
+
+    m, X, lengths = _fitted()
+    X = X.copy()
+    X[1234, 1] = np.nan
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    m.set_params(memory_budget=_per_row_bytes() * LENGTH * 3, init_params="")
+    messages = []
+    for deferring in (False, True):
+        monkeypatch.setattr(numerics, "defers_reads", lambda device: deferring)
+        with pytest.raises(DataError, match="row 1234") as caught:
+            m.fit(path, lengths) if fitting else m.score(path, lengths)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]

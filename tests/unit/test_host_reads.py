@@ -234,3 +234,89 @@ def test_semi_supervised_inference_reads_back_as_often_for_60_chunks_as_for_6():
     np.testing.assert_array_equal(answers[0][0], answers[0][1].argmax(1))
     np.testing.assert_allclose(answers[0][1].sum(1), 1.0, rtol=1e-12)
     np.testing.assert_array_equal(answers[0][0], answers[1][0])
+
+
+# ---------------------------------------------------------------- a fit's first-pass value rules
+# A family's rules on values (0/1 columns, non-negative integer counts) are checked as the
+# rows are read. Where reads are deferred (a GPU's chunks; forced here on the CPU) each
+# chunk's verdict stays on the device and is read once the pass ends: the same count of
+# reads for 60 chunks as for 6, the same fit, and a broken value still refused with the
+# message the per-chunk check gives, naming its row.
+
+def _discrete(family: str, n: int = N, bad_row: int | None = None):
+    rng = np.random.default_rng(3)
+    z = rng.integers(0, 2, n)
+    flags = (rng.random((n, 3)) < 0.2 + 0.6 * z[:, None]).astype(np.float64)
+    counts = rng.poisson(2 + 3 * z[:, None], (n, 2)).astype(np.float64)
+    if family == "bernoulli":
+        X = flags
+    elif family == "poisson":
+        X = counts
+    else:
+        import pandas as pd
+
+        X = pd.DataFrame({"x": rng.normal(2.0 * z, 1.0), "k": counts[:, 0], "flag": flags[:, 0]})
+    if bad_row is not None:
+        if family == "mixed":
+            X.loc[bad_row, "k"] = 2.5
+        else:
+            X[bad_row, 1] = 2.0 if family == "bernoulli" else -1.0
+    return X
+
+
+def _family(family: str, **kw):
+    from bigem import BernoulliMixture, MixedMixture, PoissonMixture
+
+    kw = dict(n_components=2, max_iter=3, tol=0, random_state=0, dtype="float64", **kw)
+    if family == "mixed":
+        return MixedMixture(families={"k": "poisson", "flag": "bernoulli"}, **kw)
+    return {"bernoulli": BernoulliMixture, "poisson": PoissonMixture}[family](**kw)
+
+
+@pytest.fixture
+def deferred(monkeypatch):
+    """A GPU's strategy on the CPU: checks stay where the rows are, read once a pass."""
+    from bigem._core import numerics
+
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: True)
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.parametrize("family", ["bernoulli", "poisson", "mixed"])
+def test_a_fits_value_rules_read_back_as_often_for_60_chunks_as_for_6(deferred, family, monkeypatch):
+    X = _discrete(family)
+    reads, fits = [], []
+    for rows in (N // 6, N // 60):
+        with counting_reads() as counts:
+            fits.append(_family(family, chunk_size=rows).fit(X))
+        reads.append(counts["n"])
+    assert reads[0] == reads[1]
+    from bigem._core import numerics
+
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: False)
+    plain = _family(family, chunk_size=N // 60).fit(X)
+    for fit in fits:
+        np.testing.assert_allclose(fit.lower_bounds_, plain.lower_bounds_, rtol=1e-12)
+        np.testing.assert_allclose(fit.weights_, plain.weights_, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.parametrize("streamed", [False, True], ids=["memory", "file"])
+@pytest.mark.parametrize("family", ["bernoulli", "poisson", "mixed"])
+def test_a_broken_value_found_on_the_device_is_refused_as_the_per_chunk_check_refuses_it(family, streamed, monkeypatch,
+                                                                                         tmp_path):
+    from bigem._core import numerics
+    from bigem._core.errors import DataError
+
+    X = _discrete(family, bad_row=4321)
+    if streamed:
+        path = tmp_path / ("x.parquet" if family == "mixed" else "x.npy")
+        X.to_parquet(path) if family == "mixed" else np.save(path, X)
+        X = path
+    messages = []
+    for deferring in (False, True):
+        monkeypatch.setattr(numerics, "defers_reads", lambda device: deferring)
+        with pytest.raises(DataError, match="at row 4321") as caught:
+            _family(family, chunk_size=500, init_params="random").fit(X)  # no rows taken by index first
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]

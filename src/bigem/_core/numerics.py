@@ -60,6 +60,15 @@ def unavailable(dev: torch.device) -> str | None:
     return None
 
 
+def defers_reads(device: torch.device) -> bool:
+    """Whether checks of data on ``device`` stay there (device flags and counts, read back
+    once a pass) rather than being read back per chunk or batch. On an accelerator every
+    read-back waits for its queue to drain and stalls the copies behind it; on the CPU a
+    read costs nothing, and the per-chunk checks keep the exact path (and error) at once.
+    The one switch of that strategy: the tests force it to simulate an accelerator here."""
+    return device.type != "cpu"
+
+
 def device_here(device: object) -> str | None:
     """Where a model saved for ``device`` runs on this machine: None when ``device`` can be
     used as it is (or is not a device name at all, for validation to report); else the

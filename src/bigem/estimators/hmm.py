@@ -30,7 +30,6 @@ import math
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -55,7 +54,7 @@ from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, open_source, sequence_lengths
 from ..sources import identity
 from ..sources.sequences import SequenceBatches, check_lengths
-from ..sources.validate import CheckedSource
+from ..sources.validate import CheckedSource, RowRule
 from . import _params
 from ._base import EstimatorBase
 
@@ -230,7 +229,7 @@ class _BaseHMM(EstimatorBase, ABC):
     def _emission(self, s, n_features: int | None = None):
         """The emission component (math) for the validated settings."""
 
-    def _row_check(self, s, fitting: bool) -> Callable[[Chunk], None] | None:
+    def _row_check(self, s, fitting: bool) -> RowRule | None:
         """What each chunk of rows must satisfy for this emission (None: finite is enough);
         it runs as the rows are read, in the first pass (sources.validate.CheckedSource)."""
         return None
@@ -851,16 +850,24 @@ EXACT_FLOAT32 = 2**24  # float32 holds every integer up to here, and rounds beyo
 
 
 def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | None = None,
-                           given: bool = True, gaps: bool = False) -> Callable[[Chunk], None]:
-    """A chunk check: every value a non-negative integer (below ``limit`` when given:
+                           given: bool = True, gaps: bool = False) -> RowRule:
+    """A chunk rule: every value a non-negative integer (below ``limit`` when given:
     n_features, or, when ``given`` is False, bigem's bound on the symbols); with ``gaps``
     NaN too (a missing value)."""
 
-    def check(chunk: Chunk) -> None:
-        x = chunk.x
+    def entries(x: torch.Tensor) -> torch.Tensor:
         bad = (x < 0) | (x != torch.round(x))
         if gaps:
             bad &= ~torch.isnan(x)  # a missing value (NaN) is not a bad one
+        return bad
+
+    def broken(chunk: Chunk) -> torch.Tensor:
+        flag = entries(chunk.x).any()
+        return flag if limit is None else flag | (chunk.x >= limit).any()
+
+    def check(chunk: Chunk) -> None:
+        x = chunk.x
+        bad = entries(x)
         if bool(bad.any()):
             r, c = (int(v) for v in torch.nonzero(bad)[0])
             where = f"X row {chunk.row_start + r}, column {c}" if columns else f"X row {chunk.row_start + r}"
@@ -878,7 +885,7 @@ def _non_negative_integers(what: str, owner: str, columns: bool, limit: int | No
                 "symbol; re-code the symbols as 0..M-1 (e.g. np.unique(X, return_inverse=True)[1]), or pass n_features"
             )
 
-    return check
+    return RowRule(check, broken)
 
 
 def _covariance_scalars(covariance_type: str, K: int, D: int) -> int:

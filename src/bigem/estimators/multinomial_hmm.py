@@ -9,6 +9,7 @@ import torch
 from .._core.errors import DataError, ParameterError
 from .._core.types import Chunk
 from ..models.hmm_multinomial import MultinomialEmission, MultinomialEmissionParams
+from ..sources.validate import RowRule
 from . import _params
 from .hmm import COMMON_DOC, _BaseHMM, _common, _non_negative_integers
 
@@ -100,20 +101,28 @@ class MultinomialHMM(_BaseHMM):
     def _row_check(self, s, fitting):
         counts = _non_negative_integers("models counts, which must be non-negative integers", "MultinomialHMM", True)
         trials = s.n_trials
+        if trials is None:
+            return counts
+
+        def wanted(chunk: Chunk):
+            """The trials of the chunk's rows (host data: an int, or a slice of the array)."""
+            if not np.ndim(trials):
+                return trials
+            end = chunk.row_start + chunk.x.shape[0]
+            if end > trials.shape[0]:
+                raise DataError(f"n_trials gives {trials.shape[0]} rows' trials but X has more rows; pass one "
+                                "per row of X, or one int for all")
+            return trials[chunk.row_start:end]
+
+        def broken(chunk: Chunk) -> torch.Tensor:
+            sums = chunk.x.sum(1)
+            want = torch.as_tensor(wanted(chunk), dtype=sums.dtype).to(sums.device, non_blocking=True)
+            return counts.broken(chunk) | (sums != want).any()
 
         def check(chunk: Chunk) -> None:
             counts(chunk)
-            if trials is None:
-                return
+            want = wanted(chunk)
             sums = chunk.x.sum(1).cpu().numpy()
-            if np.ndim(trials):
-                end = chunk.row_start + sums.shape[0]
-                if end > trials.shape[0]:
-                    raise DataError(f"n_trials gives {trials.shape[0]} rows' trials but X has more rows; pass one "
-                                    "per row of X, or one int for all")
-                want = trials[chunk.row_start:end]
-            else:
-                want = trials
             bad = np.nonzero(sums != want)[0]
             if bad.size:
                 r = int(bad[0])
@@ -121,7 +130,7 @@ class MultinomialHMM(_BaseHMM):
                 raise DataError(f"X row {chunk.row_start + r} counts {sums[r]:g} trials but n_trials says {int(need)}: "
                                 "each row's counts must add up to the number of trials")
 
-        return check
+        return RowRule(check, broken)
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None):
         source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine)

@@ -185,6 +185,7 @@ class CategoricalComponent:
         self.dtype = self.row_dtype = dtype  # codes beyond 2**24 in float32 are refused by the estimators
         self.advice = advice
         self._offsets = torch.tensor([0, *self.sizes[:-1]], dtype=torch.int64).cumsum(0)
+        self._sizes = torch.tensor(self.sizes, dtype=torch.int64)
         self._columns: Tensor | None = None  # made on first use: a size is checked before memory is spent on it
         self._ws = Workspace()
         # a NaN code is missing: read as the code -1 (log-density 0, marginalised; counted nowhere)
@@ -230,12 +231,15 @@ class CategoricalComponent:
         return max(1024, _BLOCK_BYTES // ((self.n_symbols + 1 + K) * itemsize))
 
     def _codes(self, x: Tensor) -> Tensor:
-        """(n, D) codes -> (n, D) int64 positions in the T + 1 axis (-1 -> T)."""
+        """(n, D) codes -> (n, D) int64 positions in the T + 1 axis (-1 -> T). A code outside
+        its column's 0..M_j-1 goes to T too: rows a GPU's first pass has not yet refused
+        (their check is read once the pass ends) must not index past the table."""
         if self.gaps and x.is_floating_point():
             x = torch.nan_to_num(x, nan=-1.0)  # a gap: the code that carries no information
         codes = x.long()
         T = self.n_symbols
-        return torch.where(codes < 0, T, codes + self._offsets.to(codes.device))
+        outside = (codes < 0) | (codes >= self._sizes.to(codes.device))
+        return torch.where(outside, T, codes + self._offsets.to(codes.device))
 
     def block(self, p: _Prepared, x: Tensor) -> Tensor:
         """One column: the (n,) positions; several: the (n, T + 1) one-hot rows (a reused buffer)."""

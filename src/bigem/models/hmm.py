@@ -62,6 +62,7 @@ from torch import Tensor
 
 from .._core import jit
 from .._core.errors import ImpossibleSequenceWarning, NumericalError
+from .._core import numerics
 from .._core.numerics import matmul
 from .._core.protocols import Note, Objective, Report, Step
 from .._core.stats import additive, counted, least
@@ -88,14 +89,6 @@ def _upload(a: np.ndarray, device: torch.device) -> Tensor:
     a blocking copy to a GPU waits for everything queued before it, and the host's copy
     of pageable memory is staged before the call returns, so the array may go at once."""
     return torch.from_numpy(np.ascontiguousarray(a)).to(device, non_blocking=True)
-
-
-def _defers(device: torch.device) -> bool:
-    """Whether a batch's checks stay on its device (masks, device counts settled once a
-    pass) rather than being read back per batch. On an accelerator every read-back waits
-    for the queue to drain; on the CPU a read costs nothing, and the per-batch checks keep
-    the exact path taken before (same numbers, same speed)."""
-    return device.type != "cpu"
 
 
 # Rows between normalisations must keep c * r (the smallest product the scaled recursion
@@ -373,7 +366,7 @@ def forward_backward(
     # transition probabilities that keep every possible sequence in range, such a row means
     # an impossible sequence: it is masked on the device, and nothing is read back or redone
     # (see _keeps_in_range). Otherwise one read a batch says whether a sequence needs the redo.
-    masked = _defers(device)
+    masked = numerics.defers_reads(device)
     deferred = masked and _keeps_in_range(startprob, transmat, dtype)
     any_bad_row = not masked and not bool(row_ok.all())
     w.div_((c * r)[:, None])
@@ -444,7 +437,7 @@ def _compiled(device: torch.device) -> bool:
     (:mod:`bigem.models.hmm_kernels`): the CPU with numba, unless turned off, and never
     where the checks are deferred to the device (the tests that simulate an accelerator
     on the CPU take the tensor path, as an accelerator does)."""
-    return jit.runs_on(device) and not _defers(device)
+    return jit.runs_on(device) and not numerics.defers_reads(device)
 
 
 def _forward_backward_compiled(scaled: tuple[Tensor, Tensor], log_b: Callable[[], Tensor], lengths: np.ndarray,
@@ -1072,7 +1065,7 @@ class HMMModel:
         post = self.posteriors(params, chunk, need_trans=False)
         loglik, gamma = post.loglik.double(), post.gamma.double()
         bad = ~torch.isfinite(loglik)
-        if _defers(bad.device) or bool(bad.any()):  # on the CPU a read is free and spares the mask
+        if numerics.defers_reads(bad.device) or bool(bad.any()):  # on the CPU a read is free and spares the mask
             lengths = chunk.lengths.to(bad.device, non_blocking=True)
             rows = torch.repeat_interleave(bad, lengths, output_size=gamma.shape[0])  # sized here: nothing read back
             gamma = gamma.masked_fill_(rows[:, None], float("nan"))
@@ -1112,7 +1105,7 @@ class HMMModel:
                 need_trans="t" in self.params, lanes=lanes, recompute=lambda: self.log_emission(params, x),
             )
         ok = torch.isfinite(post.loglik)
-        if _defers(x.device):  # the counts stay on the device: read once a pass, by the M-step
+        if numerics.defers_reads(x.device):  # the counts stay on the device: read once a pass, by the M-step
             lengths = chunk.lengths.to(x.device, non_blocking=True)
             bad = ~ok
             # rows of impossible sequences carry no weight (their posteriors are zero)

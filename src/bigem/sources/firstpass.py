@@ -16,12 +16,13 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
+from .._core import numerics
 from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .identifiers import IdentifierWatch
 from .parts import RowRange, split_rows
-from .validate import ColumnsSeen, DeviceCheck, check_values, raise_not_finite
+from .validate import ColumnsSeen, DeviceCheck, RowRule, RulePass, check_values, raise_not_finite
 
 
 class FirstPassSource:
@@ -113,15 +114,14 @@ class FirstPassSource:
             yield from self._cache
             return
         kept: list[Chunk] | None = [] if self.caching else None
-        pending = DeviceCheck(self.gaps)  # a GPU's chunks: checked on the device, read back once a pass
+        # a GPU's chunks: finiteness and the schema's rules checked on the device, read back once a pass
+        pending = DeviceCheck(self.gaps)
+        rules = RulePass(self._rules()) if self.schema is not None and not self.checked else None
         seen = ColumnsSeen(self.n_features) if self.gaps and self.every_column and not self.checked else None
         for chunk in self.inner.chunks():
-            if self._own_shift is not None:  # a user's Source, in the caller's coordinates
-                chunk = replace(chunk, x=(chunk.x.to(self.device, torch.float64) - self._own_shift.to(self.device)).to(self.dtype))
-            elif chunk.x.dtype != self.dtype or chunk.x.device != self.device:  # a user's Source
-                chunk = replace(chunk, x=chunk.x.to(self.device, self.dtype))
+            chunk = self._in_place(chunk)
             if not self.checked:
-                if chunk.x.is_cuda:
+                if numerics.defers_reads(chunk.x.device):
                     pending.add(chunk.x)
                 elif check_values(chunk.x, chunk.row_start, self.gaps) is not None:
                     self._raise_not_finite()
@@ -129,15 +129,16 @@ class FirstPassSource:
                 seen.add(chunk.x)
             if not self.checked and self._watch is not None:
                 self._watch.update(chunk.x)
-            if self._encode:
-                chunk = replace(chunk, x=self.schema.encode_codes(chunk.x, self._where(chunk.row_start), chunk.row_start))
-            if not self.checked and self.schema is not None:
-                self.schema.check(chunk.x, chunk.row_start, self._where(chunk.row_start))
+            chunk = self._encoded(chunk)
+            if rules is not None:
+                rules.see(chunk)
             if kept is not None:
                 kept.append(chunk)
             yield chunk
         if not self.checked and pending.any_bad():
             self._raise_not_finite()
+        if rules is not None:
+            rules.finish(lambda: (self._encoded(self._in_place(c)) for c in self.inner.chunks()))
         if seen is not None:
             seen.check(self.feature_names, self.name)
         self.checked = True  # only a complete pass counts
@@ -145,6 +146,27 @@ class FirstPassSource:
             self._watch.finish()
             self._watch = None
         self._cache = kept
+
+    def _rules(self) -> RowRule:
+        """The schema's rules (0/1 and count columns) as a chunk rule, naming the file."""
+        return RowRule(lambda c: self.schema.check(c.x, c.row_start, self._where(c.row_start)),
+                       lambda c: self.schema.broken(c.x))
+
+    def _in_place(self, chunk: Chunk) -> Chunk:
+        """A chunk of a user's Source on this source's device and dtype (in the caller's
+        coordinates when it has its own shift); others as they are."""
+        if self._own_shift is not None:
+            x = chunk.x.to(self.device, torch.float64) - self._own_shift.to(self.device)
+            return replace(chunk, x=x.to(self.dtype))
+        if chunk.x.dtype != self.dtype or chunk.x.device != self.device:
+            return replace(chunk, x=chunk.x.to(self.device, self.dtype))
+        return chunk
+
+    def _encoded(self, chunk: Chunk) -> Chunk:
+        """Category columns as codes, where this source encodes them."""
+        if not self._encode:
+            return chunk
+        return replace(chunk, x=self.schema.encode_codes(chunk.x, self._where(chunk.row_start), chunk.row_start))
 
     def _raise_not_finite(self) -> None:
         """Error path: one full pass for the counts, then the message names the file."""

@@ -27,6 +27,8 @@ from .validate import (
     ColumnsSeen,
     DeviceCheck,
     NonNumericDataError,
+    RowRule,
+    RulePass,
     SparseDataError,  # noqa: F401 (re-exported where code imported it from here)
     refuse_sparse,
     check_shape,
@@ -466,9 +468,13 @@ def _check_width(schema: Schema, width: int) -> None:
 
 
 def _check_schema(source: TensorSource, schema: Schema, width: int) -> None:
+    """The schema's rules over the rows held in memory, in one pass (on a GPU, read back
+    once: see ``validate.RulePass``)."""
     _check_width(schema, width)
+    rules = RulePass(RowRule(lambda c: schema.check(c.x, c.row_start), lambda c: schema.broken(c.x)))
     for chunk in source.chunks():
-        schema.check(chunk.x, chunk.row_start)
+        rules.see(chunk)
+    rules.finish(source.chunks)
 
 
 def _check_codes(codes: np.ndarray, n_rows: int) -> np.ndarray:

@@ -17,8 +17,10 @@ are numbers as always; the other kinds' rules are checked on the rows as they st
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -378,16 +380,27 @@ class Schema:
         """Every binary column holds 0/1 and every count column non-negative integers: a
         DataError naming the column, the row (``row0`` + position, or ``rows[position]``
         for rows taken by index), the value and the fix."""
-        for kind in ("binary", "count"):
-            cols = self.columns_of(kind)
-            if not cols:
-                continue
-            v = x[:, cols]
-            bad = ((v != 0) & (v != 1)) if kind == "binary" else ((v < 0) | (v != torch.round(v)))
+        for kind, cols, bad in self._broken_entries(x):
             if bool(bad.any()):
                 r, c = (int(i) for i in torch.nonzero(bad)[0])
                 row = row0 + r if rows is None else int(rows[r])
-                raise DataError(self._broken(kind, cols[c], float(v[r, c]), row, where))
+                raise DataError(self._broken(kind, cols[c], float(x[r, cols[c]]), row, where))
+
+    def broken(self, x: Tensor) -> Tensor | None:
+        """Whether any row of ``x`` breaks :meth:`check`'s rules, as a 0-d bool where the
+        rows are (no read-back: a GPU's first pass ORs these and reads the answer once,
+        then :meth:`check` finds the row); None when no column has a rule."""
+        flags = [bad.any() for _, _, bad in self._broken_entries(x)]
+        return functools.reduce(operator.or_, flags) if flags else None
+
+    def _broken_entries(self, x: Tensor):
+        """(kind, columns, (n, len(columns)) mask of the entries that break the kind's rule)
+        for the kinds with a rule that have columns."""
+        for kind in ("binary", "count"):
+            cols = self.columns_of(kind)
+            if cols:
+                v = x[:, cols]
+                yield kind, cols, ((v != 0) & (v != 1)) if kind == "binary" else ((v < 0) | (v != torch.round(v)))
 
     def _broken(self, kind: str, j: int, value: float, row: int, where: str) -> str:
         shown = f"{value:g}" if math.isfinite(value) else str(value)

@@ -112,6 +112,8 @@ class SequenceBatches:
             pieces = [rest] if rest.shape[0] else []
             have_from, have = r1, int(rest.shape[0])
             yield SequenceChunk(batch, self.lengths[s0:s1], self.first_row + r0, self.first_sequence + s0)
+        for _ in it:  # no rows are left: this lets the rows' pass end (its checks read once a pass, its cache)
+            pass
 
     def split(self, count: int) -> list[SequenceBatches]:
         """``count`` consecutive parts of whole sequences, near-equal in rows (see

@@ -6,11 +6,16 @@ and tests matching its messages keep working), followed by bigem's specifics.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from .._core.errors import DataError
+from .._core.types import Chunk
+from .._core import numerics
 
 
 class NonNumericDataError(DataError, TypeError):
@@ -158,7 +163,7 @@ class DeviceCheck:
     or infinity makes it non-finite; with gaps the sum that skips NaN), whose rare false
     alarm (finite values overflowing) the error pass clears."""
 
-    def __init__(self, gaps: bool) -> None:
+    def __init__(self, gaps: bool = False) -> None:
         self.gaps = gaps  # NaN is a missing value, allowed: infinities alone are bad (see check_values)
         self.bad: Tensor | None = None
 
@@ -167,7 +172,12 @@ class DeviceCheck:
             bad = torch.isinf(x).any() if self.gaps else ~torch.isfinite(x).all()
         else:
             bad = ~torch.isfinite(x.nansum() if self.gaps else x.sum())
-        self.bad = bad if self.bad is None else self.bad | bad
+        self.flag(bad)
+
+    def flag(self, bad: Tensor | None) -> None:
+        """OR in a 0-d bool a rule computed where the rows are (None: nothing to check)."""
+        if bad is not None:
+            self.bad = bad if self.bad is None else self.bad | bad
 
     def any_bad(self) -> bool:
         return self.bad is not None and bool(self.bad)
@@ -206,10 +216,50 @@ def check_weight_not_a_feature(weight_column: str | None, columns: list[str] | N
         )
 
 
+@dataclass(frozen=True)
+class RowRule:
+    """A family's rule for every chunk of rows (such as non-negative integer counts):
+    ``check(chunk)`` (also calling the rule) raises the DataError that names the first row
+    that breaks it; ``broken(chunk)`` says whether any row does, as a 0-d bool on the
+    chunk's device, with no read-back (see :class:`RulePass`)."""
+
+    check: Callable[[Chunk], None]
+    broken: Callable[[Chunk], Tensor | None]
+
+    def __call__(self, chunk: Chunk) -> None:
+        self.check(chunk)
+
+
+class RulePass:
+    """A rule checked over one pass's chunks: each at once where a read is free (the
+    CPU); where reads are deferred (a GPU's chunks, see ``numerics.defers_reads``) and
+    the rule has a ``broken`` flag, the flags are ORed on the device and read once in
+    :meth:`finish`, which then checks the rows again (``again``) to raise the error that
+    names the first. Code that consumes the unchecked rows of such a pass must be safe on
+    any value (no index out of range); the error comes before the pass's results are used."""
+
+    def __init__(self, rule: Callable[[Chunk], None]) -> None:
+        self.rule = rule
+        self.broken = getattr(rule, "broken", None)
+        self.pending = DeviceCheck()
+
+    def see(self, chunk: Chunk) -> None:
+        if self.broken is not None and numerics.defers_reads(chunk.x.device):
+            self.pending.flag(self.broken(chunk))
+        else:
+            self.rule(chunk)
+
+    def finish(self, again: Callable[[], Iterable[Chunk]]) -> None:
+        if self.pending.any_bad():
+            for chunk in again():
+                self.rule(chunk)
+
+
 class CheckedSource:
     """A source whose chunks must pass ``check(chunk)`` (a family's rules, such as
-    non-negative integer counts), checked as they are read: the first complete pass
-    validates, later passes only read. Everything else is the inner source's."""
+    non-negative integer counts, a :class:`RowRule` or a plain function), checked as they
+    are read (:class:`RulePass`): the first complete pass validates, later passes only
+    read. Everything else is the inner source's."""
 
     def __init__(self, inner, check) -> None:
         self.inner, self.check = inner, check
@@ -219,10 +269,14 @@ class CheckedSource:
         return getattr(self.inner, name)
 
     def chunks(self):
+        if self.checked:
+            yield from self.inner.chunks()
+            return
+        rule = RulePass(self.check)
         for chunk in self.inner.chunks():
-            if not self.checked:
-                self.check(chunk)
+            rule.see(chunk)
             yield chunk
+        rule.finish(self.inner.chunks)
         self.checked = True
 
     def take(self, rows):
