@@ -347,3 +347,42 @@ def bayesian_parquet(engine: str) -> dict:
                 weight_concentration=np.asarray(est.weight_concentration_), mean_precision=est.mean_precision_,
                 degrees_of_freedom=est.degrees_of_freedom_, lower_bound=np.float64(est.lower_bound_),
                 n_iter=np.int64(est.n_iter_))
+
+
+@case
+def multinomial(engine: str) -> dict:
+    """MultinomialMixture from each kind of count source, each process reading its own
+    rows: a CSR matrix in memory with sample weights (k-means start), a compressed .npz
+    file (random start: responsibilities drawn per row, wherever the row is read), Parquet
+    token lists cut between row groups of 53, and dense counts with labels
+    (semi-supervised); then predict_proba in the group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import scipy.sparse as sp
+
+    from bigem import MultinomialMixture, Tokens
+
+    rng = np.random.default_rng(11)
+    n, D = 300, 40
+    z = rng.integers(0, 2, n)
+    topics = rng.dirichlet(np.full(D, 0.3), 2)
+    counts = np.stack([rng.multinomial(rng.integers(5, 30), topics[k]) for k in z]).astype(np.float64)
+    X = sp.csr_matrix(counts)
+    sp.save_npz("c.npz", X, compressed=True)
+    ids = [X.indices[X.indptr[i]:X.indptr[i + 1]].tolist() for i in range(n)]
+    values = [X.data[X.indptr[i]:X.indptr[i + 1]].astype(np.int64).tolist() for i in range(n)]
+    pq.write_table(pa.table({"tokens": ids, "counts": values}), "t.parquet", row_group_size=53)
+    weights = rng.uniform(0.5, 2.0, n)
+    labels = np.where(rng.random(n) < 0.2, z, -1)
+    kw = dict(max_iter=8, chunk_size=45, engine=engine, **FIXED)
+    with _quiet():
+        memory = MultinomialMixture(2, **kw).fit(X, sample_weight=weights)
+        npz = MultinomialMixture(2, init_params="random", **kw).fit("c.npz")
+        tokens = MultinomialMixture(2, **kw).fit(Tokens("t.parquet", "tokens", "counts", vocabulary_size=D))
+        labelled = MultinomialMixture(2, unlabeled_weight=0.5, **{**kw, "max_iter": 6}).fit(counts, labels)
+    return dict(memory=memory.probabilities_, memory_weights=memory.weights_,
+                memory_bound=np.float64(memory.lower_bound_), npz=npz.probabilities_,
+                npz_bound=np.float64(npz.lower_bound_), tokens=tokens.probabilities_,
+                tokens_bound=np.float64(tokens.lower_bound_), labelled=labelled.probabilities_,
+                classes=np.asarray(labelled.classes_), proba=memory.predict_proba(X),
+                score=np.float64(npz.score("c.npz")))

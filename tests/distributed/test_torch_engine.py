@@ -34,10 +34,10 @@ def torch_cuda_devices() -> int:
 
 EQUAL = [f"gmm_{ct}" for ct in COV_TYPES] + ["gmm_npy", "gmm_parquet", "gmm_one_row_group", "gmm_restarts",
                                                "hmm_diag", "hmm_full", "hmm_parquet", "select", "mixed_labelled",
-                                               "bayesian_parquet"]
+                                               "bayesian_parquet", "multinomial"]
 VARIATIONAL = ["vhmm_diag", "vhmm_full", "vhmm_categorical"]
 EQUAL += VARIATIONAL
-THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet", "vhmm_full"]
+THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet", "vhmm_full", "multinomial"]
 
 
 def _group(tmp_path_factory, n: int, names: list[str]) -> str:
@@ -105,7 +105,8 @@ def _assert_same_everywhere(results: list[dict], keys=None) -> None:
 def test_two_processes_fit_what_one_fits(two, name, tmp_path, monkeypatch):
     """Every covariance type, .npy row ranges, Parquet row groups with a weight column, a
     process without rows, restarts in lockstep with SQUAREM, GaussianHMM (in memory and
-    from Parquet with sequence ids), the variational HMMs, select: equal to the local fit to 1e-8 in float64,
+    from Parquet with sequence ids), the variational HMMs, select, the multinomial from every kind of count
+    source: equal to the local fit to 1e-8 in float64,
     and the very same bits on every process."""
     results = _results(two, name)
     _assert_same_everywhere(results)
@@ -237,17 +238,3 @@ def test_a_process_lost_mid_fit_is_a_clear_error_on_the_survivor(how, timeout, t
         assert record["seconds"] < 10
     else:
         assert timeout - 1 <= record["seconds"] < timeout + 10
-
-
-def test_the_multinomial_mixture_refuses_engine_torch_before_joining_a_group():
-    """Its sparse count sources cannot be cut into shares per process: a clear refusal,
-    not a failure inside the group."""
-    from bigem import MultinomialMixture
-    from bigem._core.errors import ParameterError
-
-    counts = np.random.default_rng(0).integers(0, 5, (20, 6))
-    with pytest.raises(ParameterError, match="engine"):
-        MultinomialMixture(2, engine="torch").fit(counts)
-    import torch.distributed as dist
-
-    assert not dist.is_initialized()

@@ -314,3 +314,49 @@ def test_a_streamed_npz_fit_holds_a_few_chunks_not_the_file(tmp_path, compressed
     assert grown < size / 3, f"resident memory grew by {grown / 1e6:.1f} MB over a {size / 1e6:.1f} MB matrix"
     if not compressed:  # the measure sees a matrix held whole
         assert _grown(path, "load") > size
+
+
+# ---------------------------------------------------------------- parts (engine='torch')
+def _dense(rows, first: int, out: np.ndarray) -> None:
+    ptr, ids, values = rows.indptr.numpy(), rows.indices.numpy(), rows.values.numpy()
+    for i in range(len(ptr) - 1):
+        out[first + i, ids[ptr[i] : ptr[i + 1]]] = values[ptr[i] : ptr[i + 1]]
+
+
+@pytest.mark.parametrize("kind", ["csr", "coo", "csc", "npz", "npz_compressed", "tokens", "dense"])
+def test_every_count_source_splits_into_parts_that_read_their_own_rows(kind, tmp_path):
+    """A process of a torch group reads its part: the parts' chunks cover the rows once,
+    in order, each saying where its rows lie in the whole (a second pass, cached or not,
+    reads the same), and a part's take counts rows from its own first one. Token lists
+    are cut between Parquet row groups (of 97 rows here)."""
+    rng = np.random.default_rng(0)
+    n, D = 1000, 50
+    S = sp.random(n, D, density=0.1, format="csr", random_state=1,
+                  data_rvs=lambda k: rng.integers(1, 5, k)).astype(np.float64)
+    inputs = {"csr": S, "coo": S.tocoo(), "csc": S.tocsc(), "dense": S.toarray()}
+    if kind.startswith("npz"):
+        sp.save_npz(tmp_path / "x.npz", S, compressed=kind == "npz_compressed")
+        inputs[kind] = str(tmp_path / "x.npz")
+    if kind == "tokens":
+        ids, counts = _lists(S)
+        pq.write_table(pa.table({"tokens": ids, "counts": counts}), tmp_path / "t.parquet", row_group_size=97)
+        inputs[kind] = Tokens(tmp_path / "t.parquet", "tokens", "counts", vocabulary_size=D)
+    source = open_counts(inputs[kind], dtype=torch.float64, device=torch.device("cpu"), memory_budget=1 << 20,
+                         chunk_size=70, cache_bytes=1 << 30)
+    parts = source.split(3)
+    sizes = [p.n_rows for p in parts]
+    assert sum(sizes) == n and min(sizes) > 0
+    if kind == "tokens":
+        assert all(s % 97 == 0 for s in np.cumsum(sizes)[:-1])
+    for _ in range(2):
+        whole, firsts = np.zeros((n, D)), []
+        for part in parts:
+            chunks = list(part.chunks())
+            for chunk in chunks:
+                _dense(chunk.x, chunk.row_start, whole)
+            firsts.append(chunks[0].row_start)
+        np.testing.assert_array_equal(whole, S.toarray())
+        assert firsts == [0, sizes[0], sizes[0] + sizes[1]]
+    taken = np.zeros((n, D))
+    _dense(parts[1].take(torch.tensor([0, 5])), 0, taken)
+    np.testing.assert_array_equal(taken[:2], S.toarray()[[sizes[0], sizes[0] + 5]])

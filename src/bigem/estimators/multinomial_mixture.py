@@ -112,8 +112,7 @@ class MultinomialMixture(_BaseMixture):
         weights_init=_params.Passed(),
         probabilities_init=_params.Passed(),
         **SUPERVISION,
-        # not engine='torch': its sparse count sources cannot be cut into shares per process yet
-        **{**EXECUTION, "engine": _params.Choice(("auto", "local", "dask"))},
+        **EXECUTION,
     )
     _fitted_arrays = {"weights_": "weights", "probabilities_": "probabilities", "mean_lengths_": "lengths"}
 

@@ -19,6 +19,7 @@ all-zero row (an empty document) is allowed: its likelihood is 1 under every com
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Iterator
@@ -211,6 +212,8 @@ class ScipySparseSource:
             sorted_rows = rows if ordered else rows[self._order]
             self._row_starts = np.searchsorted(sorted_rows, np.arange(self.n_rows + 1))
         self.nnz = int(X.nnz)
+        self.first_row = 0  # a part's rows are X's [first_row, first_row + n_rows) (see part)
+        self.cache_bytes = cache_bytes
         # the converted chunks (a cast of the values, row blocks of CSC and COO) are kept
         # when they fit, so later passes convert nothing and see the same rows (SparseRows.memo)
         self.caching = 0 < stored_bytes(self.n_rows, self.nnz, dtype) <= cache_bytes
@@ -228,9 +231,35 @@ class ScipySparseSource:
         parts = [np.asarray(getattr(X, a)) for a in (("indptr", "indices", "data") if self.format != "coo"
                                                      else ("row", "col", "data"))]
         head = [p[:4096] for p in parts] + [p[-4096:] for p in parts]
-        return {"rows": self.n_rows, "nnz": self.nnz,
+        return {"rows": self.n_rows, "nnz": self.nnz, "first_row": self.first_row,
                 "digest": identity.digest(*(torch.from_numpy(np.ascontiguousarray(h)) for h in head),
                                           self.weight)}
+
+    # ------------------------------------------------------------------ parts (engine='torch')
+    def boundaries(self) -> None:
+        """Any row is a free cut: a part reads its own rows of the matrix in memory."""
+        return None
+
+    def part(self, start: int, stop: int) -> ScipySparseSource:
+        """Rows [start, stop) of this source: the same matrix, read over those rows only;
+        its chunks say where their rows lie in the whole matrix."""
+        part = copy.copy(self)
+        part.first_row, part.n_rows = self.first_row + int(start), int(stop) - int(start)
+        part.weight = None if self.weight is None else self.weight[start:stop]
+        part.nnz = self._entries(part.first_row, part.first_row + part.n_rows)
+        part.caching = 0 < stored_bytes(part.n_rows, part.nnz, self.dtype) <= self.cache_bytes
+        part._cache = None
+        return part
+
+    def split(self, count: int) -> list[ScipySparseSource]:
+        from .parts import split_rows
+
+        return split_rows(self, count)
+
+    def _entries(self, start: int, stop: int) -> int:
+        """Stored entries of rows [start, stop) of the matrix."""
+        starts = self.X.indptr if self.format == "csr" else self._row_starts
+        return int(starts[stop]) - int(starts[start])
 
     def block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows start..stop as raw CSR arrays (indptr may start above 0 for CSR views)."""
@@ -251,10 +280,11 @@ class ScipySparseSource:
             yield from self._cache
             return
         kept: list[Chunk] | None = [] if self.caching else None
-        for s in range(0, self.n_rows, self.chunk_rows):
-            e = min(s + self.chunk_rows, self.n_rows)
+        first, end = self.first_row, self.first_row + self.n_rows
+        for s in range(first, end, self.chunk_rows):
+            e = min(s + self.chunk_rows, end)
             indptr, indices, data = self.block(s, e)
-            w = None if self.weight is None else self.weight[s:e]
+            w = None if self.weight is None else self.weight[s - first : e - first]
             chunk = Chunk(to_rows(indptr, indices, data, self.n_features, self.dtype, self.device), w, s)
             if kept is not None:
                 kept.append(chunk)
@@ -264,14 +294,15 @@ class ScipySparseSource:
 
     def check(self) -> None:
         """Every count, once (in memory: before any work), chunk by chunk."""
-        for s in range(0, self.n_rows, self.chunk_rows):
-            e = min(s + self.chunk_rows, self.n_rows)
+        end = self.first_row + self.n_rows
+        for s in range(self.first_row, end, self.chunk_rows):
+            e = min(s + self.chunk_rows, end)
             indptr, indices, data = self.block(s, e)
             lo, hi = int(indptr[0]), int(indptr[-1])
             check_counts(np.asarray(indptr) - lo, indices[lo:hi], data[lo:hi], s, self.n_features, self.dtype, self.name)
 
     def take(self, rows: Tensor) -> SparseRows:
-        idx = rows.cpu().numpy().astype(np.int64)
+        idx = rows.cpu().numpy().astype(np.int64) + self.first_row
         if self.format == "csr":
             sub = self.X[idx]
             return to_rows(sub.indptr, sub.indices, sub.data, self.n_features, self.dtype, self.device)
@@ -334,6 +365,15 @@ class DenseCounts:
     def take(self, rows: Tensor) -> SparseRows:
         return self._rows(self.inner.take(rows), 0, False)
 
+    def part(self, start: int, stop: int) -> DenseCounts:
+        """Rows [start, stop): the dense source's part, read as counts."""
+        return DenseCounts(self.inner.part(start, stop), self.dtype, self.device, self.name)
+
+    def split(self, count: int) -> list[DenseCounts]:
+        from .parts import split_rows
+
+        return split_rows(self, count)
+
 
 # ---------------------------------------------------------------------------- first pass
 class CountsFirstPass:
@@ -341,7 +381,7 @@ class CountsFirstPass:
     as it reads), and kept in memory from then on when its chunks fit ``cache_bytes``."""
 
     def __init__(self, inner, cache_bytes: int = 0) -> None:
-        self.inner = inner
+        self.inner, self.cache_bytes = inner, cache_bytes
         self.caching = 0 < inner.stored_bytes() <= cache_bytes
         self._cache: list[Chunk] | None = None
 
@@ -370,6 +410,15 @@ class CountsFirstPass:
 
     def take(self, rows: Tensor) -> SparseRows:
         return self.inner.take(rows)
+
+    def part(self, start: int, stop: int) -> CountsFirstPass:
+        """Rows [start, stop), checked and kept as this source's are (its own first pass)."""
+        return CountsFirstPass(self.inner.part(start, stop), self.cache_bytes)
+
+    def split(self, count: int) -> list[CountsFirstPass]:
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
 
 def chunk_rows_for(memory_budget: int, nnz_per_row: float, raw_bytes_per_entry: int, itemsize: int,
@@ -428,6 +477,7 @@ def open_counts(
     n_features: int | None = None,
     labels=None,
     scratch_per_row: int = 0,
+    hold_on_host: bool = False,
 ):
     """A source of count rows (sparse chunks) over X: a scipy.sparse matrix, a torch sparse
     tensor, a dense array/tensor/DataFrame of counts, a ``.npz`` file of a sparse matrix,
@@ -438,7 +488,8 @@ def open_counts(
     refused by the files that list ids; other inputs say their own width).
     ``scratch_per_row``: bytes of the E-step's scratch a row of a chunk takes (a sparse
     matrix in memory, whose converted chunks are kept, is cut into chunks by it and its
-    own entries only). ``labels``:
+    own entries only). ``hold_on_host`` (a process of a torch group) changes nothing
+    here: counts always stay on the host until a chunk is converted. ``labels``:
     class codes of semi-supervised fitting, as ``inputs.open_source`` takes them (an
     (n,) int64 array, -1 unlabelled; or a ``LabelColumn``, for count columns only).
     """

@@ -18,6 +18,7 @@ maps (mapped pages count as resident memory).
 
 from __future__ import annotations
 
+import copy
 import os
 import struct
 import sys
@@ -118,7 +119,8 @@ class NpzSource:
         if ptr.count != self.n_rows + 1 or idx.count != dat.count or ptr.dtype.kind not in "iu" or idx.dtype.kind not in "iu":
             raise DataError(f"{path}: indptr, indices and data do not form a CSR matrix of shape {shape}; "
                             "the file is damaged")
-        self.nnz = dat.count
+        self.nnz = dat.count  # the file's entries (a part's rows hold some of them: see part)
+        self.first_row, self.rows_in_file = 0, self.n_rows
         self.random_access = all(m.offset is not None for m in self.members.values())
         itemsize = torch.finfo(dtype).bits // 8
         # ids of int32 or int64 and counts as wide as the compute dtype become the chunk's
@@ -181,8 +183,11 @@ class NpzSource:
                 zf = stack.enter_context(zipfile.ZipFile(self.path))
                 streams = [stack.enter_context(_Stream(zf, m)) for m in (ptr_m, idx_m, dat_m)]
                 last = streams[0].read(1)
-            for s in range(0, self.n_rows, self.chunk_rows):
-                e = min(s + self.chunk_rows, self.n_rows)
+            first, end = self.first_row, self.first_row + self.n_rows
+            if streams is not None and first:  # a part of a compressed file: decompress past the rows before it
+                last = self._skip(streams, first, last)
+            for s in range(first, end, self.chunk_rows):
+                e = min(s + self.chunk_rows, end)
                 if streams is None:
                     ptr = self._pread(ptr_m, s, e + 1).astype(np.int64, copy=False)
                 else:
@@ -203,16 +208,32 @@ class NpzSource:
                     check_counts(ptr - lo, idx, dat, s, self.n_features, self.dtype, self.path)
                 yield s, e, ptr, idx, dat
 
+    @staticmethod
+    def _skip(streams: list[_Stream], rows: int, first: np.ndarray) -> np.ndarray:
+        """Read the compressed members past the first ``rows`` rows (a bounded piece at a
+        time), indptr[0] (``first``) read already; return indptr[rows], where the next
+        read starts."""
+        ptr_s, idx_s, dat_s = streams
+        piece, last = 1 << 20, first
+        for done in range(0, rows, piece):
+            last = ptr_s.read(min(piece, rows - done))[-1:]
+        entries = int(last[0]) - int(first[0])
+        for stream in (idx_s, dat_s):
+            for done in range(0, entries, piece):
+                stream.read(min(piece, entries - done))
+        return last.astype(np.int64)
+
     def chunks(self) -> Iterator[Chunk]:
+        first = self.first_row
         for s, e, ptr, idx, dat in self._blocks(not self.checked):
-            w = None if self.weight is None else self.weight[s:e]
+            w = None if self.weight is None else self.weight[s - first : e - first]
             rows = to_rows(ptr - ptr[0], idx, dat, self.n_features, self.dtype, self.device, owned=True)
             yield Chunk(self._memos.attach(rows, s), w, s)
 
     def take(self, rows: Tensor) -> SparseRows:
         """Rows by sorted index: positioned reads (uncompressed), or one pass (compressed);
         before the first complete pass (an initialisation's sample) what is read is checked."""
-        idx = rows.cpu().numpy().astype(np.int64)
+        idx = rows.cpu().numpy().astype(np.int64) + self.first_row
         parts = []
         if self.random_access:
             ptr_m, idx_m, dat_m = (self.members[n] for n in _NAMES)
@@ -242,10 +263,33 @@ class NpzSource:
 
     def fingerprint(self) -> dict:
         weights = None if self.weight is None else identity.digest(self.weight)
-        return {"files": identity.files([self.path]), "weights": weights}
+        return {"files": identity.files([self.path]), "weights": weights,
+                **({"rows": [self.first_row, self.n_rows]} if self.n_rows != self.rows_in_file else {})}
 
     def stored_bytes(self) -> int:
-        return stored_bytes(self.n_rows, self.nnz, self.dtype)
+        """Bytes of this source's rows held as SparseRows (a part's entries in proportion
+        to its rows)."""
+        return stored_bytes(self.n_rows, self.nnz * self.n_rows // max(1, self.rows_in_file), self.dtype)
+
+    # ------------------------------------------------------------------ parts (engine='torch')
+    def boundaries(self) -> None:
+        """Any row is a cut: an uncompressed file reads a part's rows where they lie; a
+        compressed one decompresses past the rows before it (never converting them)."""
+        return None
+
+    def part(self, start: int, stop: int) -> NpzSource:
+        """Rows [start, stop) of this source; its chunks say where their rows lie in the file."""
+        part = copy.copy(self)
+        part.first_row, part.n_rows = self.first_row + int(start), int(stop) - int(start)
+        part.weight = None if self.weight is None else self.weight[start:stop]
+        part.checked, part._fd = False, None  # its own first pass and file descriptor
+        part._recycled, part._memos = _Recycled(), RowMemos(self._memo_limit)
+        return part
+
+    def split(self, count: int) -> list[NpzSource]:
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
     def __del__(self) -> None:
         if getattr(self, "_fd", None) is not None:

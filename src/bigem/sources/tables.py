@@ -454,38 +454,16 @@ class TableSource:
         its ends."""
         numeric = [n for n in self.feature_names if n not in self._categorical] + self._weight_columns
         wanted = self.feature_names + self._weight_columns + self._label_columns + self.keep if wanted is None else wanted
-        lo, hi = self.first_row, self.first_row + self.n_rows
-        start = 0
-        for i, reader in enumerate(self._readers):
-            end = start + self.file_rows[i]
-            if end <= lo or start >= hi:
-                start = end
-                continue
-            pos = start
+
+        def batches(i: int, reader, groups: range | None):
             if isinstance(reader, _CsvReader):
-                it = reader.batches(wanted, self.chunk_rows, numeric=[c for c in numeric if c in wanted])
-            elif isinstance(reader, _ParquetReader):
-                ends = np.cumsum([0] + reader.group_rows) + start
-                first = int(np.searchsorted(ends, lo, side="right")) - 1
-                last = min(int(np.searchsorted(ends, hi, side="left")), len(reader.group_rows))
-                first = max(first, 0)
-                pos = int(ends[first])
-                part = {} if (first, last) == (0, len(reader.group_rows)) else {"groups": range(first, last)}
-                it = reader.batches(wanted, self.chunk_rows, threads=self._decode_threads, **part)
-            else:
-                it = reader.batches(wanted, self.chunk_rows)
-            with closing(it):
-                for batch in it:
-                    n = batch.num_rows
-                    a, b = max(lo - pos, 0), min(hi - pos, n)
-                    if b > a:
-                        yield (batch if a == 0 and b == n else batch.slice(a, b - a)), i, pos + a
-                    pos += n
-                    if pos >= hi:
-                        break
-            start = end
-            if start >= hi:
-                return
+                return reader.batches(wanted, self.chunk_rows, numeric=[c for c in numeric if c in wanted])
+            if isinstance(reader, _ParquetReader):
+                part = {} if groups is None else {"groups": groups}
+                return reader.batches(wanted, self.chunk_rows, threads=self._decode_threads, **part)
+            return reader.batches(wanted, self.chunk_rows)
+
+        yield from row_window(self._readers, self.file_rows, self.first_row, self.first_row + self.n_rows, batches)
 
     def _check_nulls(self, batch, file_index: int, first_row: int) -> None:
         checked = [n for n in (self._weight_columns if self.gaps else self.feature_names + self._weight_columns)
@@ -630,16 +608,9 @@ class TableSource:
             yield Chunk(block.to(self.device, non_blocking=True), w, start, kept, label)
 
     def boundaries(self) -> list[int]:
-        """Rows where a part can start without reading rows it does not hold: between the
-        row groups of Parquet files, between CSV or Arrow files."""
-        ends, start = [], 0
-        for reader, n in zip(self._readers, self.file_rows):
-            if isinstance(reader, _ParquetReader):
-                ends.extend((start + np.cumsum(reader.group_rows)).tolist())
-            else:
-                ends.append(start + n)
-            start += n
-        return [0] + [e - self.first_row for e in ends if self.first_row < e < self.first_row + self.n_rows]
+        """Rows where a part can start without reading rows it does not hold (see
+        :func:`free_cuts`)."""
+        return free_cuts(self._readers, self.file_rows, self.first_row, self.n_rows)
 
     def part(self, start: int, stop: int) -> TableSource:
         """Rows [start, stop) of this source, reading only the row groups (files) that hold them."""
@@ -698,6 +669,54 @@ class TableSource:
             if hi == len(local):
                 break
         return done
+
+
+def free_cuts(readers: list, file_rows: list[int], first_row: int, n_rows: int) -> list[int]:
+    """Rows of the part [first_row, first_row + n_rows) of files read by ``readers`` where
+    a part can start without reading rows it does not hold: between the row groups of
+    Parquet files, between CSV or Arrow files (counted from the part's first row)."""
+    ends, start = [], 0
+    for reader, n in zip(readers, file_rows):
+        if isinstance(reader, _ParquetReader):
+            ends.extend((start + np.cumsum(reader.group_rows)).tolist())
+        else:
+            ends.append(start + n)
+        start += n
+    return [0] + [e - first_row for e in ends if first_row < e < first_row + n_rows]
+
+
+def row_window(readers: list, file_rows: list[int], lo: int, hi: int, batches) -> Iterator[tuple[object, int, int]]:
+    """(record batch, index of the file, first row of the batch in the data set) over rows
+    [lo, hi) of files read by ``readers``: only the Parquet row groups (the other files)
+    that hold them are read, and the batches that straddle the ends are sliced.
+    ``batches(i, reader, groups)`` opens file i's batches (``groups``: the row groups to
+    read of a Parquet file, else None)."""
+    start = 0
+    for i, reader in enumerate(readers):
+        end = start + file_rows[i]
+        if end <= lo or start >= hi:
+            start = end
+            continue
+        pos, groups = start, None
+        if isinstance(reader, _ParquetReader):
+            ends = np.cumsum([0] + reader.group_rows) + start
+            first = max(int(np.searchsorted(ends, lo, side="right")) - 1, 0)
+            last = min(int(np.searchsorted(ends, hi, side="left")), len(reader.group_rows))
+            pos = int(ends[first])
+            groups = None if (first, last) == (0, len(reader.group_rows)) else range(first, last)
+        it = batches(i, reader, groups)
+        with closing(it):
+            for batch in it:
+                n = batch.num_rows
+                a, b = max(lo - pos, 0), min(hi - pos, n)
+                if b > a:
+                    yield (batch if a == 0 and b == n else batch.slice(a, b - a)), i, pos + a
+                pos += n
+                if pos >= hi:
+                    break
+        start = end
+        if start >= hi:
+            return
 
 
 class _WeightTotal:

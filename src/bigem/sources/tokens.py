@@ -15,6 +15,7 @@ over the ids before the fit (the largest id + 1).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,7 +28,7 @@ from .._core.types import Chunk
 from . import identity
 from .counts import MEMO_SHARE, RowMemos, _canonical_rows, _csr_of, check_counts, chunk_rows_for, stored_bytes, to_rows
 from .paths import expand_paths
-from .tables import _IpcReader, _ParquetReader, check_unique, file_errors, import_pyarrow
+from .tables import _IpcReader, _ParquetReader, check_unique, file_errors, free_cuts, import_pyarrow, row_window
 
 
 def _reader(path: str, fmt: str):
@@ -74,6 +75,7 @@ class TokenSource:
             self._check_schema(pa, reader)
         self.file_rows = [int(r.n_rows) for r in self._readers]
         self.n_rows = sum(self.file_rows)
+        self.first_row = 0  # a part's rows are the data set's [first_row, first_row + n_rows) (see part)
         if self.n_rows == 0:
             raise DataError(f"{self.files[0]}: no rows; the data set is empty")
         if spec.vocabulary_size is None:
@@ -140,13 +142,17 @@ class TokenSource:
 
     # ------------------------------------------------------------------ reading
     def _batches(self, columns: list[str], batch_rows: int) -> Iterator[tuple[object, str, int]]:
-        """(record batch, its file, its first row in the data set) of ``columns``."""
-        start = 0
-        for path, reader in zip(self.files, self._readers):
-            with file_errors(path):
-                for batch in reader.batches(columns, batch_rows):
-                    yield batch, path, start
-                    start += batch.num_rows
+        """(record batch, its file, its first row in the data set) of ``columns`` over this
+        source's rows: a part reads only the Parquet row groups (the Arrow files) that hold
+        them (``tables.row_window``)."""
+
+        def batches(i: int, reader, groups: range | None):
+            with file_errors(self.files[i]):
+                yield from reader.batches(columns, batch_rows, **({} if groups is None else {"groups": groups}))
+
+        rows = row_window(self._readers, self.file_rows, self.first_row, self.first_row + self.n_rows, batches)
+        for batch, i, first in rows:
+            yield batch, self.files[i], first
 
     def _lists(self, col, name: str, path: str, first: int) -> tuple[np.ndarray, np.ndarray]:
         """A list column of a batch as (offsets from 0, flat values)."""
@@ -204,7 +210,7 @@ class TokenSource:
             [self.weight_column] if self.weight_column else [])
         rows = self.chunk_rows
         pending: list[tuple] = []
-        have, start, total_weight = 0, 0, 0.0
+        have, start, total_weight = 0, self.first_row, 0.0
         for batch, path, first in self._batches(columns, rows):
             off = 0
             while off < batch.num_rows:
@@ -220,7 +226,7 @@ class TokenSource:
                     pending, have, start = [], 0, start + rows
         if pending:
             yield (start, *self._join(pa, pending))
-        if self.weight_column is not None and total_weight == 0:
+        if self.weight_column is not None and total_weight == 0 and self.n_rows == sum(self.file_rows):  # whole
             raise DataError(f"sample_weight column {self.weight_column!r} is zero in every row; give at least one "
                             "row a positive weight")
 
@@ -244,14 +250,15 @@ class TokenSource:
             if w is not None:
                 weight = torch.from_numpy(w).to(self.device)
             else:
-                weight = None if self.weight is None else self.weight[start : start + n]
+                at = start - self.first_row
+                weight = None if self.weight is None else self.weight[at : at + n]
             rows = to_rows(ptr, ids, counts, self.n_features, self.dtype, self.device)
             yield Chunk(self._memos.attach(rows, start), weight, start, extra)
 
     def take(self, rows: Tensor) -> SparseRows:
         """Rows by sorted index, from the blocks that hold them (one pass at most); before
         the first complete pass (an initialisation's sample) the blocks read are checked."""
-        idx = rows.cpu().numpy().astype(np.int64)
+        idx = rows.cpu().numpy().astype(np.int64) + self.first_row
         parts = []
         for start, ptr, ids, counts, _, _ in self.blocks(not self.checked):
             n = len(ptr) - 1
@@ -273,7 +280,7 @@ class TokenSource:
             yield from ([] if self.weight is None else [(self.weight.cpu(), 0)])
             return
         for batch, path, first in self._batches([self.weight_column], 1 << 16):
-            yield torch.from_numpy(self._weights(batch, path, first)), first
+            yield torch.from_numpy(self._weights(batch, path, first)), first - self.first_row
 
     def read_in(self, rows: int) -> None:
         self.chunk_rows = max(1, int(rows))
@@ -286,6 +293,26 @@ class TokenSource:
 
     def stored_bytes(self) -> int:
         return stored_bytes(self.n_rows, int(self.nnz_per_row * self.n_rows), self.dtype)
+
+    # ------------------------------------------------------------------ parts (engine='torch')
+    def boundaries(self) -> list[int]:
+        """Rows where a part can start without reading rows it does not hold: between
+        Parquet row groups, between Arrow files (``tables.free_cuts``)."""
+        return free_cuts(self._readers, self.file_rows, self.first_row, self.n_rows)
+
+    def part(self, start: int, stop: int) -> TokenSource:
+        """Rows [start, stop) of this source, reading only the row groups that hold them;
+        its chunks say where their rows lie in the data set."""
+        part = copy.copy(self)
+        part.first_row, part.n_rows = self.first_row + int(start), int(stop) - int(start)
+        part.weight = None if self.weight is None else self.weight[start:stop]
+        part.checked, part._memos = False, RowMemos(self._memo_limit)
+        return part
+
+    def split(self, count: int) -> list[TokenSource]:
+        from .parts import split_rows
+
+        return split_rows(self, count)
 
     def file_of_row(self, row: int) -> str:
         ends = np.cumsum(self.file_rows)
