@@ -48,6 +48,28 @@ def test_minibatches_cut_exactly_whatever_the_chunks():
     torch.testing.assert_close(torch.cat([b.x for b in batches]), x)
 
 
+def test_a_process_parts_of_the_batches_end_its_streams_pass_and_read_no_rows_beyond_the_sizes():
+    # a torch group's process cuts its rows into its parts of the batches (sizes summing
+    # to its rows): its stream must end its pass, or a source's end-of-pass checks never run
+    from bigem._core.batches import rebatch
+
+    x = torch.arange(23.0)[:, None]
+    read = []
+
+    def stream(parts):
+        for a, b in parts:
+            read.append(a)
+            yield Chunk(x[a:b], None, a)
+        read.append("end")
+
+    batches = list(rebatch(stream([(0, 5), (5, 17), (17, 23)]), [6, 9, 8]))
+    assert [b.n_rows for b in batches] == [6, 9, 8] and read == [0, 5, 17, "end"]
+    torch.testing.assert_close(torch.cat([b.x for b in batches]), x)
+    read.clear()
+    assert [b.n_rows for b in rebatch(stream([(0, 5), (5, 17), (17, 23)]), [3, 2])] == [3, 2]
+    assert read == [0, 5]  # the sizes ended inside the rows: one chunk looked at, no more
+
+
 def _truth(seed, n_per=20_000):
     X, means, stds = make_blobs(seed, n_per=n_per, k=3, d=2, sep=8.0)
     return X, means, stds

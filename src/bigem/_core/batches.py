@@ -24,8 +24,11 @@ def minibatches(chunks: Iterable[Chunk], rows: int) -> Iterator[Chunk]:
 def rebatch(chunks: Iterable[Chunk], sizes: Iterable[int]) -> Iterator[Chunk]:
     """Re-cut a stream of chunks into consecutive batches of ``sizes[0]``, ``sizes[1]``,
     ... rows (each at least 1); the last batch takes what is left when the rows run out
-    first, and rows left when the sizes run out are not read."""
+    first, and rows left when the sizes run out are not read. When the sizes end with
+    the rows, the stream is asked once more, so that it ends its pass (a source's
+    end-of-pass checks run then: see ``sources.validate.RulePass``)."""
     sizes = iter(sizes)
+    chunks = iter(chunks)
     want = next(sizes, 0)
     pending: list[Chunk] = []
     have = 0
@@ -39,6 +42,8 @@ def rebatch(chunks: Iterable[Chunk], sizes: Iterable[int]) -> Iterator[Chunk]:
                 yield _join(pending)
                 pending, have, want = [], 0, next(sizes, 0)
         if want <= 0:
+            if start == chunk.n_rows:
+                next(chunks, None)  # the end of the stream, if the rows ended with the sizes
             return
     if pending:
         yield _join(pending)
