@@ -50,6 +50,26 @@ def test_fit_a_mixed_model_equals_the_python_fit(table, tmp_path, capsys):
     assert "families: colour=categorical, size=categorical, x=gaussian, k=poisson, f=bernoulli" in capsys.readouterr().out
 
 
+def test_a_mixed_model_fits_empty_cells_with_missing_fiml_as_the_python_fit(table, tmp_path, capsys):
+    df, _ = table
+    holes = df.copy()
+    rng = np.random.default_rng(1)
+    holes["colour"] = holes["colour"].where(rng.random(len(df)) > 0.1, None)
+    holes["k"] = holes["k"].astype(float).where(rng.random(len(df)) > 0.1)
+    path = tmp_path / "holes.parquet"
+    holes.to_parquet(path)
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", str(path), "-k", "2", "--column-families", "k=poisson,f=bernoulli", "--dtype", "float64",
+                 "--missing", "fiml", "-o", model, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    est = bigem.MixedMixture(2, families={"k": "poisson", "f": "bernoulli"}, dtype="float64", random_state=0,
+                             missing_values="fiml").fit(holes)
+    assert out["mean_log_likelihood"] == pytest.approx(est.score(holes), rel=1e-10)
+    labels = tmp_path / "labels.csv"
+    assert main(["predict", model, str(path), "-o", str(labels)]) == 0
+    np.testing.assert_array_equal(pd.read_csv(labels)["label"], est.predict(holes))
+
+
 def test_latent_class_fit_info_sample_and_select(table, tmp_path, capsys):
     df, path = table
     model = str(tmp_path / "c.bigem")
@@ -77,7 +97,7 @@ def test_latent_class_fit_info_sample_and_select(table, tmp_path, capsys):
     (["--family", "mixed", "--covariance", "tied"], "the mixed family takes diag or full"),
     (["--alpha", "2"], "a Gaussian mixture has none"),
     (["--family", "poisson", "--column-families", "k=poisson"], "use --family mixed"),
-    (["--family", "poisson", "--missing", "fiml"], "--missing fiml applies to --family gaussian"),
+    (["--family", "multinomial", "--missing", "fiml"], "the multinomial family reads counts"),
     (["--family", "categorical", "--vocabulary-size", "9"], "--vocabulary-size applies to --family multinomial"),
     (["--family", "multinomial", "--covariance", "diag"], "the multinomial family has no covariance type"),
 ])

@@ -386,3 +386,31 @@ def multinomial(engine: str) -> dict:
                 tokens_bound=np.float64(tokens.lower_bound_), labelled=labelled.probabilities_,
                 classes=np.asarray(labelled.classes_), proba=memory.predict_proba(X),
                 score=np.float64(npz.score("c.npz")))
+
+
+@case
+def families_gaps(engine: str) -> dict:
+    """Missing values in a mixed-type mixture (missing_values='fiml'): Parquet row groups
+    of 59 rows with nulls in every kind of column, each process reading its own."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bigem import MixedMixture
+
+    rng = np.random.default_rng(21)
+    n = 360
+    z = rng.integers(0, 2, n)
+    colour = np.where(rng.random(n) < 0.2 + 0.6 * z, "red", np.where(rng.random(n) < 0.5, "blue", "green"))
+    gap = rng.random((n, 4)) < 0.15
+    pq.write_table(pa.table({
+        "x": pa.array(rng.normal(2.0 * z, 1.0), mask=gap[:, 0]),
+        "colour": pa.array(colour, mask=gap[:, 1]),
+        "flag": pa.array((rng.random(n) < 0.2 + 0.6 * z).astype(float), mask=gap[:, 2]),
+        "k": pa.array(rng.poisson(1 + 3 * z).astype(float), mask=gap[:, 3]),
+    }), "g.parquet", row_group_size=59)
+    with _quiet():
+        est = MixedMixture(2, families={"flag": "bernoulli", "k": "poisson"}, missing_values="fiml", max_iter=8,
+                           chunk_size=40, engine=engine, **FIXED).fit("g.parquet")
+    return dict(weights=est.weights_, means=est.means_, probabilities=est.probabilities_[0],
+                bernoulli=est.bernoulli_probabilities_, lambdas=est.lambdas_, lower_bound=np.float64(est.lower_bound_),
+                proba=est.predict_proba("g.parquet"))

@@ -5,8 +5,8 @@ StepMix's M-step for a diagonal Gaussian with gaps averages each feature over th
 that observe it; bigem's completes each gap by its conditional mean and variance (the
 exact EM). The two iterations differ but share their fixed points, the maximum of the
 observed-data likelihood, so from the same start both reach the same parameters. The
-categorical half of StepMix's FIML (``categorical_nan``) waits for bigem's categorical
-mixture family.
+discrete half of StepMix's FIML (``categorical_nan``, ``binary_nan``) is tested step by
+step in ``tests/unit/test_families_missing.py``.
 """
 
 from __future__ import annotations

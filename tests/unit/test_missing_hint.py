@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bigem import BernoulliMixture, GaussianMixture, PoissonMixture
+from bigem import BayesianGaussianMixture, BernoulliMixture, GaussianMixture, PoissonMixture
 from bigem._core.errors import DataError
 
 distributed = pytest.importorskip("distributed")
@@ -44,12 +44,13 @@ def _inputs(X, tmp_path):
 
 
 @pytest.mark.parametrize("where", ["memory", "parquet", "csv"])
-@pytest.mark.parametrize("make, offered", [(GaussianMixture, True), (BernoulliMixture, False), (PoissonMixture, False)],
-                         ids=["gaussian", "bernoulli", "poisson"])
+@pytest.mark.parametrize("make, offered", [(GaussianMixture, True), (BernoulliMixture, True), (PoissonMixture, True),
+                                           (BayesianGaussianMixture, False)],
+                         ids=["gaussian", "bernoulli", "poisson", "bayesian"])
 def test_the_fix_names_fiml_only_where_the_estimator_has_it(make, offered, where, with_nan, tmp_path):
     data = _inputs(with_nan, tmp_path)[where]
     with pytest.raises(DataError, match=r"row 7") as info:
-        make(2).fit(data)
+        make(n_components=2).fit(data)
     message = str(info.value)
     if offered:
         assert FIML in message
@@ -58,13 +59,14 @@ def test_the_fix_names_fiml_only_where_the_estimator_has_it(make, offered, where
         assert re.search(NO_FIML, message), message
 
 
-@pytest.mark.parametrize("make, offered", [(GaussianMixture, True), (BernoulliMixture, False)],
-                         ids=["gaussian", "bernoulli"])
+@pytest.mark.parametrize("make, offered", [(GaussianMixture, True), (BernoulliMixture, True),
+                                           (BayesianGaussianMixture, False)],
+                         ids=["gaussian", "bernoulli", "bayesian"])
 def test_on_a_dask_cluster_fit_and_predict_say_the_same(make, offered, with_nan, client):
     """The workers' checks: a fit's first pass, and a lazy predict's partitions."""
     lazy = da.from_array(with_nan, chunks=(20, -1))
-    for run in (lambda: make(2, client=client).fit(lazy),
-                lambda: make(2, random_state=0).fit(np.nan_to_num(with_nan)).predict(lazy).compute()):
+    for run in (lambda: make(n_components=2, client=client).fit(lazy),
+                lambda: make(n_components=2, random_state=0).fit(np.nan_to_num(with_nan)).predict(lazy).compute()):
         with pytest.raises(DataError, match="row 7") as info:
             run()
         message = str(info.value)
@@ -76,7 +78,7 @@ def test_an_infinity_is_not_called_a_missing_value_where_fiml_does_not_exist():
     X = np.ones((20, 2))
     X[3, 0] = np.inf
     with pytest.raises(DataError, match="infinity") as info:
-        PoissonMixture(2).fit(X)
+        BayesianGaussianMixture(n_components=2).fit(X)
     assert FIML not in str(info.value) and "NaN is" not in str(info.value)
     with pytest.raises(DataError, match="infinity is not a missing value: NaN is, with missing_values='fiml'"):
         GaussianMixture(2).fit(X)

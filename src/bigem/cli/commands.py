@@ -346,9 +346,9 @@ def _family(args) -> str:
                              "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
     if family != "multinomial" and args.vocabulary_size is not None:
         raise ParameterError("--vocabulary-size applies to --family multinomial (token lists); drop it or add the family")
-    if family != "gaussian" and args.missing == "fiml":
-        raise ParameterError(f"--missing fiml applies to --family gaussian (the {family} family has no missing-value "
-                             "model: drop or impute the empty cells first); drop it")
+    if family == "multinomial" and args.missing == "fiml":
+        raise ParameterError("--missing fiml: the multinomial family reads counts, where an empty cell is a 0, not a "
+                             "missing value; drop it")
     if family != "gaussian" and getattr(args, "variational", False):
         raise ParameterError("--variational adds BayesianGaussianMixture rows: --family gaussian only; drop it")
     return family
@@ -365,7 +365,7 @@ def _load(path: str, missing: str | None = None, classifier: bool = False):
                              "to classify rows, load it in Python (bigem.load(path).predict(X))")
     if missing is not None:
         if "missing_values" not in est.get_params():
-            raise ParameterError(f"--missing applies to Gaussian mixtures and HMMs, and {path} holds a "
+            raise ParameterError(f"--missing applies to the mixtures of columns and the HMMs, and {path} holds a "
                                  f"{type(est).__name__}; drop it")
         est.set_params(missing_values=missing)
     return est

@@ -200,12 +200,14 @@ def fill_gaps(rows: Tensor) -> Tensor:
 
 def seeds(method: str, source: Source, K: int, generator: torch.Generator, engine: Engine, embed=None) -> Tensor:
     """K centres (float64) by 'k-means++' (greedy seeding) or 'random_from_data'
-    (distinct rows), drawn from a sample of the rows (gaps filled by :func:`fill_gaps`);
-    ``embed``: a map of rows into the space the centres live in (a family's k-means
-    embedding, e.g. categories one-hot)."""
-    sample = fill_gaps(sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine))
+    (distinct rows), drawn from a sample of the rows; ``embed``: a map of rows into the
+    space the centres live in (a family's k-means embedding, e.g. categories one-hot,
+    where a gap embeds as NaN). Gaps are filled in that space (:func:`fill_gaps`: a
+    missing category's entries take the sample's category frequencies)."""
+    sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
     if embed is not None:
         sample = embed(sample)
+    sample = fill_gaps(sample)
     if method == "random_from_data":
         pick = torch.randperm(sample.shape[0], generator=generator)[:K]
         return sample[pick.to(sample.device)].double()

@@ -16,7 +16,7 @@ from ..em.init import from_centres, from_random_responsibilities, lloyd, seeds
 from ..models.kmeans import EmbeddedKMeans, KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._mixture import EXECUTION, SUPERVISION, _BaseMixture
+from ._mixture import EXECUTION, MISSING, SUPERVISION, _BaseMixture, _missing
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -28,6 +28,7 @@ DISCRETE = dict(
     weights_init=_params.Passed(),
     **SUPERVISION,
     **EXECUTION,
+    **MISSING,
 )
 
 Y_IGNORED = ", as scikit-learn's clusterers ignore it (a Pipeline passes one)"  # SUPERVISION_DOC's ending
@@ -41,6 +42,20 @@ INIT_DOC = """    init_params : {{'kmeans', 'k-means++', 'random', 'random_from_
     weights_init : array-like of shape (n_components,), default=None
         Initial weights (non-negative, summing to 1); uniform when only the components'
         initial parameters are given.
+"""
+
+
+# missing_values, for the families whose columns are independent given the component
+DISCRETE_MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
+        'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
+        refuses them. 'fiml': they are missing values, fitted by the exact EM for values
+        missing at random (full-information maximum likelihood): within a component the
+        columns are independent, so a row's likelihood is the product over the values it
+        observed, and each column's parameters are estimated from the rows that observed
+        it (StepMix's ``*_nan`` models, poLCA's and LatentGOLD's treatment). predict,
+        score, ... then accept rows with gaps too; a row with every value missing gets the
+        weights as its posterior (the fit warns once with their count); a column missing
+        in every row is an error.
 """
 
 
@@ -99,8 +114,9 @@ class _DiscreteMixture(_BaseMixture):
         embed = init.component.embed
         method = "random_from_data" if s.init_params == "random_from_data" else "k-means++"
         centres = seeds(method, source, K, generator, engine, embed=embed)
-        if s.init_params == "kmeans":
-            centres = lloyd(EmbeddedKMeans(KMeansModel(K, s.dtype), embed), engine, source, centres)
+        if s.init_params == "kmeans":  # with gaps, k-POD: distances over the observed coordinates
+            kmeans = KMeansModel(K, s.dtype, gaps=_missing(s) == "fiml")
+            centres = lloyd(EmbeddedKMeans(kmeans, embed), engine, source, centres)
         return from_centres(init, engine, source, centres)
 
     def _checked_weights(self, K: int) -> torch.Tensor:

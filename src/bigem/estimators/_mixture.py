@@ -390,7 +390,7 @@ class _BaseMixture(EstimatorBase, ABC):
         (a warning for a column with a single one: it carries no information)."""
         owner = type(self).__name__
         schema = Schema(tuple(kinds), (), getattr(s, "handle_unknown", "error"), owner,
-                        None if names is None else tuple(names))
+                        None if names is None else tuple(names), _missing(s) == "fiml")
         categories = []
         for j, kind in enumerate(kinds):
             if kind != "category":
@@ -413,11 +413,12 @@ class _BaseMixture(EstimatorBase, ABC):
         return schema.with_categories(tuple(categories))
 
     def _inference_schema(self, s) -> Schema | None:
-        """The fitted schema, read with the current ``handle_unknown``."""
+        """The fitted schema, read with the current ``handle_unknown`` and ``missing_values``."""
         schema = self._schema_
         if schema is None:
             return None
-        return Schema(schema.kinds, schema.categories, getattr(s, "handle_unknown", "error"), schema.owner, schema.names)
+        return Schema(schema.kinds, schema.categories, getattr(s, "handle_unknown", "error"), schema.owner, schema.names,
+                      _missing(s) == "fiml")
 
     def _uses_labels(self, s) -> bool:
         """Whether fit reads y (semi-supervised EM): ``unlabeled_weight`` is a number."""

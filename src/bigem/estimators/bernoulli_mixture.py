@@ -12,7 +12,7 @@ import torch
 from ..models.bernoulli import BernoulliComponent, BernoulliParams
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
+from ._discrete import DISCRETE, DISCRETE_MISSING_DOC, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 
 
@@ -48,6 +48,7 @@ class BernoulliMixture(_DiscreteMixture):
 """
         + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
+        + DISCRETE_MISSING_DOC
         + """
     Attributes
     ----------
@@ -95,6 +96,7 @@ class BernoulliMixture(_DiscreteMixture):
         client=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -122,11 +124,13 @@ class BernoulliMixture(_DiscreteMixture):
         self.client = client
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
 
     # ------------------------------------------------------------------ the family
     def _model(self, s) -> MixtureModel:
         advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
-        return MixtureModel(BernoulliComponent(s.alpha, s.dtype, advice=advice), s.n_components, s.dtype)
+        component = BernoulliComponent(s.alpha, s.dtype, advice=advice, gaps=s.missing_values == "fiml")
+        return MixtureModel(component, s.n_components, s.dtype)
 
     def _component_init(self, model, s, n_features):
         if self.probabilities_init is None:

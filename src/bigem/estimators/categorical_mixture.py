@@ -15,7 +15,7 @@ from .._core.errors import ParameterError
 from ..models.categorical import PROBABILITY_FLOOR, CategoricalComponent, CategoricalParams
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
+from ._discrete import DISCRETE, DISCRETE_MISSING_DOC, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 
 HANDLE_UNKNOWN_DOC = """    handle_unknown : {'error', 'ignore'}, default='error'
@@ -63,6 +63,7 @@ class CategoricalMixture(_DiscreteMixture):
 """
         + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
+        + DISCRETE_MISSING_DOC
         + """
     Attributes
     ----------
@@ -115,6 +116,7 @@ class CategoricalMixture(_DiscreteMixture):
         client=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -143,6 +145,7 @@ class CategoricalMixture(_DiscreteMixture):
         self.client = client
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
 
     # ------------------------------------------------------------------ the family
     def _sizes(self) -> list[int]:
@@ -152,7 +155,7 @@ class CategoricalMixture(_DiscreteMixture):
     def _model(self, s) -> MixtureModel:
         advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
         component = CategoricalComponent(self._sizes() or [1], 1.0 + s.alpha, s.dtype, advice=advice,
-                                         floor=PROBABILITY_FLOOR)
+                                         floor=PROBABILITY_FLOOR, gaps=s.missing_values == "fiml")
         return MixtureModel(component, s.n_components, s.dtype)
 
     def _component_init(self, model, s, n_features):

@@ -22,7 +22,7 @@ from ..models.mixture import MixtureModel, MixtureParams
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.product import Part, ProductParams
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
+from ._discrete import DISCRETE, DISCRETE_MISSING_DOC, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 from .categorical_mixture import HANDLE_UNKNOWN_DOC, check_columns_sum, flat_probabilities  # noqa: F401
 from .poisson_mixture import check_rates
@@ -78,6 +78,7 @@ class MixedMixture(_DiscreteMixture):
                                 "categories one-hot, 0/1 as they are")
         + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
+        + DISCRETE_MISSING_DOC
         + """
     Attributes
     ----------
@@ -142,6 +143,7 @@ class MixedMixture(_DiscreteMixture):
         client=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         self.n_components = n_components
         self.families = families
@@ -172,6 +174,7 @@ class MixedMixture(_DiscreteMixture):
         self.client = client
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
 
     # ------------------------------------------------------------------ the columns
     def _kinds(self, names, types, s) -> list[str]:
@@ -202,12 +205,13 @@ class MixedMixture(_DiscreteMixture):
     def _model(self, s) -> MixtureModel:
         advice = (f"increase reg_covar (now {s.reg_covar:g}) or alpha (now {s.alpha:g}), lower n_components, or "
                   "standardise the Gaussian columns")
+        gaps = s.missing_values == "fiml"  # each block marginalises its own gaps
         make = {
-            "real": lambda: GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice),
+            "real": lambda: GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice, gaps=gaps),
             "category": lambda: CategoricalComponent(self._sizes(), 1.0 + s.alpha, s.dtype, advice=advice,
-                                                     floor=PROBABILITY_FLOOR),
-            "binary": lambda: BernoulliComponent(s.alpha, s.dtype, advice=advice),
-            "count": lambda: PoissonComponent(s.alpha, 0.0, s.dtype, advice=advice),
+                                                     floor=PROBABILITY_FLOOR, gaps=gaps),
+            "binary": lambda: BernoulliComponent(s.alpha, s.dtype, advice=advice, gaps=gaps),
+            "count": lambda: PoissonComponent(s.alpha, 0.0, s.dtype, advice=advice, gaps=gaps),
         }
         parts = [Part(_FAMILY_OF[kind], make[kind](), tuple(self._columns(kind))) for kind in FAMILIES.values()
                  if self._columns(kind)]

@@ -13,7 +13,7 @@ from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.mixture import MixtureModel, MixtureParams
 from .._core.errors import ParameterError
 from . import _params
-from ._discrete import DISCRETE, INIT_DOC, Y_IGNORED, _DiscreteMixture
+from ._discrete import DISCRETE, DISCRETE_MISSING_DOC, INIT_DOC, Y_IGNORED, _DiscreteMixture
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 
 
@@ -53,6 +53,7 @@ class PoissonMixture(_DiscreteMixture):
 """
         + SUPERVISION_DOC.format(default="None", none=Y_IGNORED)
         + MIXTURE_DOC
+        + DISCRETE_MISSING_DOC
         + """
     Attributes
     ----------
@@ -101,6 +102,7 @@ class PoissonMixture(_DiscreteMixture):
         client=None,
         accelerate=None,
         stopping="gain",
+        missing_values="error",
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -129,11 +131,13 @@ class PoissonMixture(_DiscreteMixture):
         self.client = client
         self.accelerate = accelerate
         self.stopping = stopping
+        self.missing_values = missing_values
 
     # ------------------------------------------------------------------ the family
     def _model(self, s) -> MixtureModel:
         advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
-        return MixtureModel(PoissonComponent(s.alpha, s.beta, s.dtype, advice=advice), s.n_components, s.dtype)
+        component = PoissonComponent(s.alpha, s.beta, s.dtype, advice=advice, gaps=s.missing_values == "fiml")
+        return MixtureModel(component, s.n_components, s.dtype)
 
     def _component_init(self, model, s, n_features):
         if self.lambdas_init is None:

@@ -5,10 +5,14 @@ log p_k(x) = sum_d x_d log p_kd + (1 - x_d) log(1 - p_kd)
 
 so a block's log-densities are one (K x D) @ (D x n) product of the logits with the
 rows, plus a constant per component. Each entry's term stands alone (a sum over d), so
-an entry that is missing will simply contribute nothing. Statistics are the
-responsibility mass and the responsibility-weighted ones per column; the M-step is the
-MAP under a Beta(alpha + 1, alpha + 1) prior, p = (alpha + ones) / (2 alpha + n_k):
-alpha pseudo-counts of each value keep every probability inside (0, 1).
+with ``gaps`` an entry that is missing (NaN) contributes nothing: the row's density is
+the marginal of what it observed (exact for values missing at random), the constant
+becomes a product of the observed mask with log(1 - p), and the column's statistics
+leave the row out. Statistics are the responsibility mass, the responsibility-weighted
+ones per column and the mass of the gaps per column; the M-step is the MAP under a
+Beta(alpha + 1, alpha + 1) prior, p = (alpha + ones) / (2 alpha + n_k - unseen): alpha
+pseudo-counts of each value keep every probability inside (0, 1). (StepMix's
+``bernoulli_nan`` is the same EM.)
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch import Tensor
 
 from .._core.numerics import squared_distances
 from .._core.stats import additive
+from .gaps import observed_distances
 
 _BLOCK_BYTES = 4 << 20  # rows per block: the (n, D) rows and (K, n) log-joints in a few MB
 _LOW = torch.finfo(torch.float64).tiny  # probabilities are clamped into [_LOW, 1 - _EPS]
@@ -44,10 +49,12 @@ class BernoulliParams:
 @additive
 @dataclass(frozen=True, slots=True)
 class BernoulliStats:
-    """n_k (K,): responsibility mass; ones (K, D): responsibility mass of x_d = 1; float64."""
+    """n_k (K,): responsibility mass; ones (K, D): responsibility mass of x_d = 1; unseen
+    (K, D): responsibility mass of the rows missing x_d (0 without gaps); float64."""
 
     n_k: Tensor
     ones: Tensor
+    unseen: Tensor
 
     def rebase(self, like: BernoulliStats) -> BernoulliStats:
         return self
@@ -58,6 +65,7 @@ class _Prepared:
     logits: Tensor  # (K, D) kernel dtype: log p - log(1 - p)
     const: Tensor  # (K,) kernel dtype: sum_d log(1 - p_kd)
     centres: Tensor  # (K, D) kernel dtype: the probabilities, for nearest-centre assignment
+    log1m: Tensor  # (K, D) kernel dtype: log(1 - p), each observed column's share of const (rows with gaps)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -68,17 +76,31 @@ class _Prepared:
         return int(self.logits.shape[0])
 
 
+@dataclass(frozen=True, slots=True)
+class _GapBlock:
+    """Rows with gaps: x (n, D) with 0 in the gaps, seen (n, D) 1 where observed; both in
+    the kernel dtype."""
+
+    x: Tensor
+    seen: Tensor
+
+
 class _Sums:
     def __init__(self, K: int, D: int, device: torch.device) -> None:
         self.n_k = torch.zeros(K, dtype=torch.float64, device=device)
         self.ones = torch.zeros(K, D, dtype=torch.float64, device=device)
+        self.unseen = torch.zeros(K, D, dtype=torch.float64, device=device)
 
-    def add(self, block: Tensor, rw: Tensor, w: Tensor | None) -> None:
+    def add(self, block: Tensor | _GapBlock, rw: Tensor, w: Tensor | None) -> None:
         self.n_k += rw.sum(1, dtype=torch.float64)
-        self.ones += (rw @ block).double()
+        if isinstance(block, _GapBlock):
+            self.ones += (rw @ block.x).double()  # a gap holds 0: it adds nothing
+            self.unseen += (rw @ (1.0 - block.seen)).double()
+        else:
+            self.ones += (rw @ block).double()
 
     def result(self) -> BernoulliStats:
-        return BernoulliStats(self.n_k, self.ones)
+        return BernoulliStats(self.n_k, self.ones, self.unseen)
 
 
 def clamped(p: Tensor) -> Tensor:
@@ -93,10 +115,12 @@ class BernoulliComponent:
     translatable = False  # 0/1 values, not positions
     failure = "Fitting the Bernoulli mixture failed: every component lost its support"
 
-    def __init__(self, alpha: float = 1.0, dtype: torch.dtype = torch.float64, advice: str = "check the data") -> None:
+    def __init__(self, alpha: float = 1.0, dtype: torch.dtype = torch.float64, advice: str = "check the data",
+                 gaps: bool = False) -> None:
         self.alpha = float(alpha)
         self.dtype = self.row_dtype = dtype  # 0 and 1 are exact in any float
         self.advice = advice
+        self.gaps = gaps  # a NaN is missing: its term is 0 (marginalised) and its column's statistics skip it
 
     @property
     def regularised(self) -> bool:
@@ -116,16 +140,26 @@ class BernoulliComponent:
         q = clamped(p.probabilities.to(device))
         log1m = torch.log1p(-q)
         logits = torch.log(q) - log1m
-        return _Prepared(logits.to(self.dtype), log1m.sum(1).to(self.dtype), p.probabilities.to(device, self.dtype))
+        return _Prepared(logits.to(self.dtype), log1m.sum(1).to(self.dtype), p.probabilities.to(device, self.dtype),
+                         log1m.to(self.dtype))
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
         itemsize = torch.finfo(self.dtype).bits // 8
         return max(1024, _BLOCK_BYTES // ((D + K) * itemsize))
 
-    def block(self, p: _Prepared, x: Tensor) -> Tensor:
-        return x.to(p.dtype)
+    def block(self, p: _Prepared, x: Tensor) -> Tensor | _GapBlock:
+        """The rows in the kernel dtype; with gaps allowed and present, a :class:`_GapBlock`."""
+        x = x.to(p.dtype)
+        if self.gaps:
+            gap = torch.isnan(x)
+            if bool(gap.any()):
+                return _GapBlock(x.masked_fill(gap, 0.0), (~gap).to(p.dtype))
+        return x
 
-    def log_joint(self, p: _Prepared, block: Tensor, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+    def log_joint(self, p: _Prepared, block: Tensor | _GapBlock, log_w: Tensor, into: Tensor | None = None) -> Tensor:
+        if isinstance(block, _GapBlock):  # sum over the observed d: x . logits + seen . log(1 - p)
+            joint = torch.addmm(log_w.to(p.dtype)[None, :], block.x, p.logits.T).addmm_(block.seen, p.log1m.T)
+            return joint.T if into is None else into.copy_(joint)
         top = p.const + log_w
         if into is not None:
             return torch.addmm(top[None, :], block, p.logits.T, out=into)
@@ -146,18 +180,23 @@ class BernoulliComponent:
         """Components whose probabilities are k-means centres of 0/1 rows (K, D)."""
         return BernoulliParams(centres.to(torch.float64).clamp(0.0, 1.0))
 
-    def nearest(self, p: _Prepared, block: Tensor) -> tuple[Tensor, Tensor]:
-        """The nearest centre by squared Euclidean distance (Hamming for 0/1 centres)."""
-        best, labels = squared_distances(block, p.centres).min(1)
+    def nearest(self, p: _Prepared, block: Tensor | _GapBlock) -> tuple[Tensor, Tensor]:
+        """The nearest centre by squared Euclidean distance (Hamming for 0/1 centres), over
+        each row's observed columns."""
+        if isinstance(block, _GapBlock):
+            best, labels = observed_distances(block.x, p.centres, block.seen == 0).min(1)
+        else:
+            best, labels = squared_distances(block, p.centres).min(1)
         return labels, best.neg_()
 
     # ------------------------------------------------------------------ M-step
     def m_step(self, s: BernoulliStats, old: BernoulliParams | None, update: str = "p") -> tuple[BernoulliParams, Tensor]:
-        """p = (alpha + ones) / (2 alpha + n_k); a component with nothing to estimate from keeps ``old``."""
+        """p = (alpha + ones) / (2 alpha + n_k - unseen): each column over the rows that
+        observed it; a component (column) with nothing to estimate from keeps ``old``."""
         valid = torch.ones(s.n_k.shape[0], dtype=torch.bool)
         if "p" not in update:
             return old, valid
-        denom = (2 * self.alpha + s.n_k)[:, None].expand_as(s.ones)
+        denom = 2 * self.alpha + (s.n_k[:, None] - s.unseen)  # without gaps, n_k - 0: n_k exactly
         new = (self.alpha + s.ones) / torch.where(denom > 0, denom, torch.ones_like(denom))
         if old is not None:
             new = torch.where(denom > 0, new, old.probabilities.to(new))
@@ -182,7 +221,8 @@ class BernoulliComponent:
         average = (lw[:, None] * p.probabilities[live]).sum(0) / lw.sum()
         probs = p.probabilities.clone()
         for j, k in enumerate(dead):
-            probs[k] = 0.9 * rows[j].to(probs).clamp(0, 1) + 0.1 * average
+            row = rows[j].to(probs)
+            probs[k] = torch.where(torch.isnan(row), average, 0.9 * row.clamp(0, 1) + 0.1 * average)  # a gap: the average
         return BernoulliParams(probs)
 
     def decrease_tolerance(self, p: BernoulliParams, weights: Tensor, value: float) -> float:

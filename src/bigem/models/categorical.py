@@ -29,6 +29,7 @@ from .._core import jit, parallel
 from .._core.numerics import squared_distances
 from .._core.stats import additive
 from .._core.workspace import Workspace
+from .gaps import observed_distances
 
 _BLOCK_ROWS = 1 << 16  # one column: rows per block
 _BLOCK_BYTES = 4 << 20  # several columns: the one-hot block in a few MB
@@ -309,11 +310,17 @@ class CategoricalComponent:
     def embed(self, x: Tensor) -> Tensor:
         """Rows in the space k-means seeds in: one-hot (n, T), so that a squared distance
         is twice the number of columns that differ, and a mean is each column's
-        category frequencies (a probability row)."""
+        category frequencies (a probability row). With gaps, a missing column's entries
+        are NaN: k-means leaves them out (k-POD), as it leaves out any gap."""
         idx = self._codes(x)
         out = torch.zeros(x.shape[0], self.n_symbols + 1, dtype=x.dtype if x.is_floating_point() else torch.float64,
                           device=x.device)
-        return out.scatter_(1, idx, 1.0)[:, :-1]
+        out = out.scatter_(1, idx, 1.0)[:, :-1]
+        if self.gaps and x.is_floating_point():
+            gap = torch.isnan(x)
+            if bool(gap.any()):
+                out = out.masked_fill(gap[:, self._column.to(x.device)], float("nan"))
+        return out
 
     def centres_of(self, p: CategoricalParams) -> Tensor:
         return p.probabilities
@@ -326,9 +333,16 @@ class CategoricalComponent:
         return CategoricalParams(torch.where(total > 0, c / torch.where(total > 0, total, 1.0), 1.0 / self._size_of(c)))
 
     def nearest(self, p: _Prepared, block: Tensor) -> tuple[Tensor, Tensor]:
-        """The nearest centre by squared distance in the one-hot space."""
+        """The nearest centre by squared distance in the one-hot space, over each row's
+        observed columns (with gaps, a missing column's code is the last, T)."""
         rows = torch.nn.functional.one_hot(block, self.n_symbols + 1).to(p.dtype) if self.n_columns == 1 else block
-        best, labels = squared_distances(rows[:, :-1], p.centres).min(1)
+        if self.gaps:  # column j is observed where its one-hot entries hold the row's 1
+            column = self._column.to(rows.device)
+            seen = torch.zeros(rows.shape[0], self.n_columns, dtype=rows.dtype, device=rows.device)
+            seen = seen.index_add_(1, column, rows[:, :-1])[:, column]
+            best, labels = observed_distances(rows[:, :-1], p.centres, seen == 0).min(1)
+        else:
+            best, labels = squared_distances(rows[:, :-1], p.centres).min(1)
         return labels, best.neg_()
 
     # ------------------------------------------------------------------ M-step
@@ -375,8 +389,8 @@ class CategoricalComponent:
         average = (lw[:, None] * p.probabilities[live]).sum(0) / lw.sum()
         probs = p.probabilities.clone()
         onehot = self.embed(rows.to(probs))
-        for j, k in enumerate(dead):
-            probs[k] = 0.5 * onehot[j] + 0.5 * average
+        for j, k in enumerate(dead):  # a missing column (NaN): the average alone
+            probs[k] = torch.where(torch.isnan(onehot[j]), average, 0.5 * onehot[j] + 0.5 * average)
         return CategoricalParams(probs / self._segment_sums(probs))
 
     def decrease_tolerance(self, p: CategoricalParams, weights: Tensor, value: float) -> float:

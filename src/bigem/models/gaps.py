@@ -64,6 +64,17 @@ def empty_rows(mask: Tensor) -> Tensor:
     return mask.view(torch.uint8).amin(1).bool()
 
 
+def observed_distances(x: Tensor, centres: Tensor, mask: Tensor | None = None) -> Tensor:
+    """(n, K) squared distances from rows x (n, D) to ``centres`` (K, D) over each row's
+    observed coordinates (k-POD's, Chi, Chi & Baraniuk 2016): a gap (NaN in x, or True in
+    ``mask`` when given) adds nothing, whatever x holds there."""
+    mask = torch.isnan(x) if mask is None else mask
+    filled = x.masked_fill(mask, 0.0)
+    seen = (~mask).to(x.dtype)
+    c = centres.to(x.dtype)
+    return ((filled * filled).sum(1, keepdim=True) - 2.0 * filled @ c.T + seen @ (c * c).T).clamp_(min=0)
+
+
 @dataclass(frozen=True, slots=True)
 class Gaps:
     """The gaps of a block of rows, for families that leave a missing entry out.

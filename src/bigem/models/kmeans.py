@@ -14,7 +14,7 @@ from torch import Tensor
 from .._core.numerics import squared_distances
 from .._core.stats import Lowest, additive, counted, shared
 from .._core.types import Chunk
-from .gaps import missing
+from .gaps import missing, observed_distances
 
 _BLOCK_ROWS = 1 << 16  # rows per block of the E-step
 
@@ -71,10 +71,8 @@ class KMeansModel:
             if mask is None:
                 nearest, labels = squared_distances(xc, cc).min(1)
             else:  # k-POD (Chi, Chi & Baraniuk 2016): a gap sits at the centre it is assigned to
+                nearest, labels = observed_distances(xc, cc, mask).min(1)
                 xc = xc.masked_fill(mask, 0.0)
-                seen = (~mask).to(xc.dtype)
-                dist = (xc * xc).sum(1, keepdim=True) - 2.0 * xc @ cc.T + seen @ (cc * cc).T
-                nearest, labels = dist.clamp_(min=0).min(1)
             best[s : s + _BLOCK_ROWS] = nearest
             w64 = torch.ones(xc.shape[0], **f64) if w is None else w[s : s + _BLOCK_ROWS].double()
             counts.index_add_(0, labels, w64)

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .._core.numerics import squared_distances
+from .gaps import observed_distances
 from .._core.stats import additive
 
 _BLOCK_ROWS = 1 << 16
@@ -164,8 +165,12 @@ class PoissonComponent:
         return PoissonParams(centres.to(torch.float64).clamp(min=0.0))
 
     def nearest(self, p: _Prepared, block: _Block) -> tuple[Tensor, Tensor]:
-        """The nearest centre by squared Euclidean distance between counts and rates."""
-        best, labels = squared_distances(block.x, p.rates).min(1)
+        """The nearest centre by squared Euclidean distance between counts and rates, over
+        each row's observed columns."""
+        if block.seen is None:
+            best, labels = squared_distances(block.x, p.rates).min(1)
+        else:
+            best, labels = observed_distances(block.x, p.rates, block.seen == 0).min(1)
         return labels, best.neg_().to(p.dtype)
 
     # ------------------------------------------------------------------ M-step
@@ -189,8 +194,9 @@ class PoissonComponent:
         lw = weights[live].to(p.rates)
         average = (lw[:, None] * p.rates[live]).sum(0) / lw.sum()
         rates = p.rates.clone()
-        for j, k in enumerate(dead):
-            rates[k] = 0.5 * rows[j].to(rates).clamp(min=0) + 0.5 * average
+        for j, k in enumerate(dead):  # a gap: the average alone
+            row = rows[j].to(rates)
+            rates[k] = torch.where(torch.isnan(row), average, 0.5 * row.clamp(min=0) + 0.5 * average)
         return PoissonParams(rates)
 
     def decrease_tolerance(self, p: PoissonParams, weights: Tensor, value: float) -> float:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .._core.numerics import squared_distances
+from .gaps import observed_distances
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,11 @@ class ProductComponent:
     def regularised(self) -> bool:
         return any(bool(p.component.regularised) for p in self.parts)
 
+    @property
+    def gaps(self) -> bool:
+        """Whether rows may have gaps (NaN): each part then marginalises its own."""
+        return any(bool(getattr(p.component, "gaps", False)) for p in self.parts)
+
     def translate(self, p: ProductParams, offset: Tensor) -> ProductParams:
         return p
 
@@ -210,8 +216,13 @@ class ProductComponent:
         return ProductParams(tuple(parts))
 
     def nearest(self, p: _Prepared, block: _Block) -> tuple[Tensor, Tensor]:
-        """The nearest centre in the scaled embedding (what k-means minimised)."""
-        best, labels = squared_distances(self.embed(block.x.to(p.dtype)), p.centres).min(1)
+        """The nearest centre in the scaled embedding (what k-means minimised), over each
+        row's observed coordinates (a gap embeds as NaN)."""
+        rows = self.embed(block.x.to(p.dtype))
+        if self.gaps:
+            best, labels = observed_distances(rows, p.centres).min(1)
+        else:
+            best, labels = squared_distances(rows, p.centres).min(1)
         return labels, best.neg_()
 
     # ------------------------------------------------------------------ M-step

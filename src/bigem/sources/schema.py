@@ -186,31 +186,37 @@ def _unknown(label: str, value: object, row: int, cats: np.ndarray, where: str) 
 
 
 def _missing(label: str, row: int, where: str) -> DataError:
+    from .validate import missing_fix
+
     return DataError(
-        f"{where}: {label} has a missing (null/NaN) value at row {row}; drop or impute it first: bigem does "
-        "not model missing values yet"
+        f"{where}: {label} has a missing (null/NaN) value at row {row}; drop or impute it first{missing_fix(True)}"
     )
 
 
 def _finish(codes: np.ndarray, values_at, missing: np.ndarray, label: str, cats: np.ndarray, handle_unknown: str,
-            row0: int, where: str) -> np.ndarray:
-    """Codes (float64) from indices (-1: unknown), raising for missing and (unless
-    ignored) unknown values with their row."""
-    if missing.any():
+            row0: int, where: str, gaps: bool = False) -> np.ndarray:
+    """Codes (float64) from indices (-1: unknown), raising for (unless ``gaps``) missing
+    and (unless ignored) unknown values with their row; with ``gaps`` a missing value's
+    code is NaN."""
+    if missing.any() and not gaps:
         raise _missing(label, row0 + int(np.argmax(missing)), where)
-    unknown = codes < 0
+    unknown = (codes < 0) & ~missing
     if unknown.any() and handle_unknown == "error":
         row = int(np.argmax(unknown))
         raise _unknown(label, values_at(row), row0 + row, cats, where)
-    return codes.astype(np.float64)
+    out = codes.astype(np.float64)
+    if gaps and missing.any():
+        out[missing] = np.nan
+    return out
 
 
 def encode_values(values, cats: np.ndarray, label: str, handle_unknown: str = "error", row0: int = 0,
-                  where: str = "X") -> np.ndarray:
-    """One column's codes (float64; -1 for an ignored unknown category): its index in the
-    sorted ``cats``. ``values``: a numpy array, a pandas Series or an Arrow array."""
+                  where: str = "X", gaps: bool = False) -> np.ndarray:
+    """One column's codes (float64; -1 for an ignored unknown category; with ``gaps``, NaN
+    for a missing value): its index in the sorted ``cats``. ``values``: a numpy array, a
+    pandas Series or an Arrow array."""
     if hasattr(values, "type") and hasattr(values, "null_count"):
-        return _encode_arrow(values, cats, label, handle_unknown, row0, where)
+        return _encode_arrow(values, cats, label, handle_unknown, row0, where, gaps)
     kind = type_name(cats)
     if hasattr(values, "dtype") and getattr(values.dtype, "name", "") == "category":  # pandas categorical
         values = values.astype(object)
@@ -231,16 +237,17 @@ def encode_values(values, cats: np.ndarray, label: str, handle_unknown: str = "e
         numeric = np.where(missing, np.nan, arr).astype(np.float64)
         idx = np.searchsorted(lookup, numeric).clip(0, len(cats) - 1)
         codes = np.where(lookup[idx] == numeric, idx, -1)
-        return _finish(codes, lambda r: arr[r].item(), missing, label, cats, handle_unknown, row0, where)
+        return _finish(codes, lambda r: arr[r].item(), missing, label, cats, handle_unknown, row0, where, gaps)
     if arr.dtype.kind in "US":
         arr = arr.astype(str)
         idx = np.searchsorted(cats, arr).clip(0, len(cats) - 1)
         codes = np.where(cats[idx] == arr, idx, -1)
         return _finish(codes, lambda r: str(arr[r]), np.zeros(arr.shape, bool), label, cats, handle_unknown, row0, where)
-    return _encode_objects(arr, cats, label, handle_unknown, row0, where)
+    return _encode_objects(arr, cats, label, handle_unknown, row0, where, gaps)
 
 
-def _encode_objects(arr: np.ndarray, cats: np.ndarray, label: str, handle_unknown: str, row0: int, where: str):
+def _encode_objects(arr: np.ndarray, cats: np.ndarray, label: str, handle_unknown: str, row0: int, where: str,
+                    gaps: bool = False):
     """Object values (strings, Python numbers, None): by hashing through pandas when it is
     there, else a dictionary lookup per value."""
     keys = cats.tolist()
@@ -271,10 +278,11 @@ def _encode_objects(arr: np.ndarray, cats: np.ndarray, label: str, handle_unknow
             pos = int(np.searchsorted(cats, key)) if key is not None else len(cats)
             if pos < len(cats) and cats[pos] == key:
                 codes[r] = pos
-    return _finish(codes, lambda r: arr[r], missing, label, cats, handle_unknown, row0, where)
+    return _finish(codes, lambda r: arr[r], missing, label, cats, handle_unknown, row0, where, gaps)
 
 
-def _encode_arrow(col, cats: np.ndarray, label: str, handle_unknown: str, row0: int, where: str) -> np.ndarray:
+def _encode_arrow(col, cats: np.ndarray, label: str, handle_unknown: str, row0: int, where: str,
+                  gaps: bool = False) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -290,7 +298,7 @@ def _encode_arrow(col, cats: np.ndarray, label: str, handle_unknown: str, row0: 
     idx = pc.index_in(col, value_set=value_set)
     missing = col.is_null().to_numpy(zero_copy_only=False)
     codes = idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return _finish(codes, lambda r: col[r].as_py(), missing, label, cats, handle_unknown, row0, where)
+    return _finish(codes, lambda r: col[r].as_py(), missing, label, cats, handle_unknown, row0, where, gaps)
 
 
 def _integral(col, label: str, row0: int, where: str):
@@ -318,6 +326,7 @@ class Schema:
     handle_unknown: str = "error"
     owner: str = "the model"
     names: tuple[str, ...] | None = None
+    gaps: bool = False  # a missing value is allowed (missing_values='fiml'): a category column's code is then NaN
 
     def __post_init__(self) -> None:
         if not self.categories:
@@ -337,13 +346,13 @@ class Schema:
         return "category" in self.kinds
 
     def with_categories(self, categories: tuple) -> Schema:
-        return Schema(self.kinds, tuple(categories), self.handle_unknown, self.owner, self.names)
+        return Schema(self.kinds, tuple(categories), self.handle_unknown, self.owner, self.names, self.gaps)
 
     # ------------------------------------------------------------ reading
     def encode_column(self, j: int, values, row0: int = 0, where: str = "X") -> np.ndarray:
         """Feature j's values as read (codes for a category column, float64 otherwise)."""
         if self.kinds[j] == "category":
-            return encode_values(values, self.categories[j], self.label(j), self.handle_unknown, row0, where)
+            return encode_values(values, self.categories[j], self.label(j), self.handle_unknown, row0, where, self.gaps)
         return _numbers(values, self.label(j), where)
 
     def encode_frame(self, frame, where: str = "X") -> np.ndarray:
@@ -372,7 +381,7 @@ class Schema:
         x = x.clone()
         for j in cols:
             x[:, j] = torch.from_numpy(encode_values(x[:, j].cpu().double().numpy(), self.categories[j], self.label(j),
-                                                     self.handle_unknown, row0, where)).to(x)
+                                                     self.handle_unknown, row0, where, self.gaps)).to(x)
         return x
 
     # ------------------------------------------------------------ rules
@@ -398,9 +407,10 @@ class Schema:
         for the kinds with a rule that have columns."""
         for kind in ("binary", "count"):
             cols = self.columns_of(kind)
-            if cols:
+            if cols:  # NaN is no broken value: refused before (finiteness), or a gap (missing_values='fiml')
                 v = x[:, cols]
-                yield kind, cols, ((v != 0) & (v != 1)) if kind == "binary" else ((v < 0) | (v != torch.round(v)))
+                bad = ((v != 0) & (v != 1)) if kind == "binary" else ((v < 0) | (v != torch.round(v)))
+                yield kind, cols, bad & ~torch.isnan(v)
 
     def _broken(self, kind: str, j: int, value: float, row: int, where: str) -> str:
         shown = f"{value:g}" if math.isfinite(value) else str(value)
