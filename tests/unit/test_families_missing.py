@@ -18,6 +18,8 @@ from scipy.special import gammaln, logsumexp
 from bigem import BernoulliMixture, CategoricalMixture, MixedMixture, PoissonMixture
 from bigem._core.errors import DataError, EmptyRowWarning
 
+from .test_families_reference import _stepmix_run, stepmix_mixed_start
+
 FIXED = dict(tol=0.0, dtype="float64")
 
 
@@ -92,15 +94,6 @@ def test_poisson_gaps_equal_em_over_the_observed_entries():
     np.testing.assert_allclose(m.lambdas_, lam, rtol=1e-10)
 
 
-def _stepmix_run(sm, X, n_iter):
-    out = []
-    for _ in range(n_iter):
-        ll, log_resp = sm._e_step(X)
-        out.append(ll)
-        sm._m_step(X, np.exp(log_resp))
-    return np.array(out)
-
-
 def test_latent_class_analysis_with_gaps_equals_stepmix_categorical_nan_step_by_step():
     stepmix = pytest.importorskip("stepmix")
     rng = np.random.default_rng(4)
@@ -149,17 +142,6 @@ NESTED = {"g": {"model": "gaussian_diag_nan", "n_columns": 2}, "c": {"model": "c
           "b": {"model": "binary_nan", "n_columns": 1}}
 
 
-def _stepmix_start(m):
-    pad = np.full((2, 3), 1e-15)
-    return dict(
-        weights=m.weights_.copy(), measurement_in=5,
-        measurement=dict(
-            g=dict(means=m.means_.copy(), covariances=m.covariances_.copy()),
-            c=dict(pis=np.concatenate([m.probabilities_[0], m.probabilities_[1], pad], 1), max_n_outcomes=5,
-                   total_outcomes=7),
-            b=dict(pis=m.bernoulli_probabilities_.copy())))
-
-
 def test_mixed_data_with_discrete_gaps_equals_stepmix_step_by_step():
     """Gaps in the categorical and binary columns: one EM iteration gives the start, and
     StepMix's nested ``*_nan`` model continues from it, step by step."""
@@ -170,7 +152,7 @@ def test_mixed_data_with_discrete_gaps_equals_stepmix_step_by_step():
     m = _fit(MixedMixture(2, families=FAMILIES, alpha=0.0, max_iter=1, warm_start=True, missing_values="fiml",
                           random_state=0, **FIXED), df)
     sm = stepmix.StepMix(n_components=2, measurement=NESTED, verbose=0, progress_bar=0)
-    sm.set_parameters(_stepmix_start(m))
+    sm.set_parameters(stepmix_mixed_start(m))
     ref = _stepmix_run(sm, df[["g1", "g2", "c1", "c2", "b1"]].to_numpy(float), 8)
     _fit(m.set_params(max_iter=8), df)
     np.testing.assert_allclose(m.lower_bounds_, ref, rtol=1e-8)
@@ -187,7 +169,7 @@ def test_mixed_data_with_gaps_everywhere_reaches_stepmix_fixed_point():
     m = _fit(MixedMixture(2, families=FAMILIES, alpha=0.0, reg_covar=0.0, max_iter=1, warm_start=True,
                           missing_values="fiml", random_state=0, **FIXED), df)
     sm = stepmix.StepMix(n_components=2, measurement=NESTED, verbose=0, progress_bar=0)
-    sm.set_parameters(_stepmix_start(m))
+    sm.set_parameters(stepmix_mixed_start(m))
     _stepmix_run(sm, df[["g1", "g2", "c1", "c2", "b1"]].to_numpy(float), 800)
     _fit(m.set_params(max_iter=800, tol=1e-14), df)
     g = sm._mm.models["g"].parameters

@@ -158,6 +158,19 @@ def _mixed_frame(seed, n=600):
     }), z
 
 
+def stepmix_mixed_start(m) -> dict:
+    """A fitted MixedMixture of two Gaussian, two categorical (of at most 5 categories:
+    3 and 2 here, padded) and one binary column as StepMix's nested model's parameters."""
+    pad = np.full((2, 3), 1e-15)
+    return dict(
+        weights=m.weights_.copy(), measurement_in=5,
+        measurement=dict(
+            g=dict(means=m.means_.copy(), covariances=m.covariances_.copy()),
+            c=dict(pis=np.concatenate([m.probabilities_[0], m.probabilities_[1], pad], 1), max_n_outcomes=5,
+                   total_outcomes=7),
+            b=dict(pis=m.bernoulli_probabilities_.copy())))
+
+
 def test_mixed_data_equals_stepmix_from_the_same_start():
     """Gaussian (diagonal), categorical and binary blocks, columns interleaved; one EM
     iteration gives the start, StepMix's nested model continues from it, step by step."""
@@ -167,18 +180,10 @@ def test_mixed_data_equals_stepmix_from_the_same_start():
     m = _fit(MixedMixture(2, families=families, alpha=0.0, max_iter=1, warm_start=True, dtype="float64",
                           random_state=0), df)
     assert m.families_ == ["gaussian", "categorical", "bernoulli", "gaussian", "categorical"]
-    pad = np.full((2, 3), 1e-15)
-    start = dict(
-        weights=m.weights_.copy(), measurement_in=5,
-        measurement=dict(
-            g=dict(means=m.means_.copy(), covariances=m.covariances_.copy()),
-            c=dict(pis=np.concatenate([m.probabilities_[0], m.probabilities_[1], pad], 1), max_n_outcomes=5,
-                   total_outcomes=7),
-            b=dict(pis=m.bernoulli_probabilities_.copy())))
     desc = {"g": {"model": "gaussian_diag", "n_columns": 2}, "c": {"model": "categorical", "n_columns": 2},
             "b": {"model": "binary", "n_columns": 1}}
     sm = stepmix.StepMix(n_components=2, measurement=desc, verbose=0, progress_bar=0)
-    sm.set_parameters(start)
+    sm.set_parameters(stepmix_mixed_start(m))
     ref = _stepmix_run(sm, df[["g1", "g2", "c1", "c2", "b1"]].to_numpy(float), 8)
     _fit(m.set_params(max_iter=8, tol=0), df)
     np.testing.assert_allclose(m.lower_bounds_, ref, rtol=1e-8)
