@@ -123,3 +123,23 @@ def test_plot_profile_of_a_model_file(table, tmp_path, capsys):
     assert picture.stat().st_size > 10_000
     assert main(["plot", model, path, "-o", str(tmp_path / "fit.png")]) != 0
     assert "use --kind profile" in capsys.readouterr().err
+
+
+def test_impute_fills_a_mixed_models_empty_cells_with_their_own_values(table, tmp_path):
+    df, _ = table
+    holes = df.copy()
+    rng = np.random.default_rng(2)
+    holes["colour"] = holes["colour"].where(rng.random(len(df)) > 0.1, None)
+    holes["x"] = holes["x"].where(rng.random(len(df)) > 0.1)
+    path = tmp_path / "holes.parquet"
+    holes.to_parquet(path)
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", str(path), "-k", "2", "--column-families", "k=poisson,f=bernoulli", "--missing", "fiml",
+                 "-o", model]) == 0
+    done = tmp_path / "done.parquet"
+    assert main(["impute", model, str(path), "-o", str(done)]) == 0
+    filled = pd.read_parquet(done)
+    expected = bigem.load(model).impute(holes)
+    assert filled["colour"].notna().all() and set(filled["colour"]) <= {"red", "green", "blue"}
+    np.testing.assert_array_equal(filled["colour"].to_numpy(), expected[:, 0])
+    np.testing.assert_allclose(filled["x"].to_numpy(), expected[:, 2].astype(float), rtol=1e-12)

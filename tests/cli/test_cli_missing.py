@@ -138,7 +138,7 @@ def test_impute_user_errors(gaps, model, capsys, tmp_path):
     hmm = bigem.GaussianHMM(2, n_iter=3, random_state=0).fit(frame[["a", "b", "c"]].dropna().to_numpy())
     hmm.save(tmp_path / "hmm.bigem")
     rc, _, err = run(capsys, "impute", tmp_path / "hmm.bigem", d / "g.csv", "-o", tmp_path / "i.csv")
-    assert rc == 2 and "holds a GaussianHMM: bigem impute fills gaps under a Gaussian mixture" in err
+    assert rc == 2 and "holds a GaussianHMM: bigem impute fills gaps under a mixture of columns" in err
     assert not (tmp_path / "i.npy").exists() and not (tmp_path / "i.csv").exists()
 
 
@@ -159,5 +159,5 @@ def test_the_multinomial_family_refuses_missing_values(capsys, tmp_path):
                      "-o", tmp_path / "p.npy")
     assert rc == 2 and "--missing applies to the mixtures of columns and the HMMs" in err and "MultinomialMixture" in err
     rc, _, err = run(capsys, "impute", tmp_path / "m.bigem", tmp_path / "docs.npy", "-o", tmp_path / "i.npy")
-    assert rc == 2 and "holds a MultinomialMixture: bigem impute fills gaps under a Gaussian mixture" in err
+    assert rc == 2 and "holds a MultinomialMixture: bigem impute fills gaps under a mixture of columns" in err
     assert not (tmp_path / "p.npy").exists() and not (tmp_path / "i.npy").exists()

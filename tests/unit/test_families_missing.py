@@ -278,3 +278,66 @@ def test_dask_partitions_with_gaps_fit_what_memory_fits():
         ]
     for local, dask in pairs:
         np.testing.assert_allclose(dask.lower_bounds_, local.lower_bounds_, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- impute
+def _posterior(log_terms, weights):
+    lj = log_terms + np.log(weights)
+    return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+
+
+def test_bernoulli_and_poisson_impute_the_conditional_expectation_and_keep_what_was_observed():
+    rng = np.random.default_rng(23)
+    z = rng.integers(0, 2, 1000)
+    X = _holes(rng.random((1000, 4)) < np.where(z[:, None] == 0, 0.15, 0.8), 0.25, 24)
+    b = _fit(BernoulliMixture(2, missing_values="fiml", random_state=0, **FIXED), X)
+    seen, x0, p = ~np.isnan(X), np.nan_to_num(X), b.probabilities_
+    post = _posterior(x0 @ np.log(p).T + ((1 - x0) * seen) @ np.log1p(-p).T, b.weights_)
+    np.testing.assert_allclose(b.impute(X), np.where(seen, X, post @ p), rtol=1e-9)
+    C = _holes(rng.poisson(np.where(z[:, None] == 0, 1.0, 6.0), (1000, 3)), 0.25, 25)
+    m = _fit(PoissonMixture(2, alpha=0.0, missing_values="fiml", random_state=0, **FIXED), C)
+    seen, c0, lam = ~np.isnan(C), np.nan_to_num(C), m.lambdas_
+    post = _posterior(c0 @ np.log(lam).T - seen @ lam.T, m.weights_)
+    np.testing.assert_allclose(m.impute(C), np.where(seen, C, post @ lam), rtol=1e-9)
+
+
+def test_drawn_gaps_follow_the_conditional_distribution_whatever_the_chunks():
+    rng = np.random.default_rng(26)
+    n = 40_000
+    z = rng.integers(0, 2, n)
+    X = np.stack([np.where(z == 0, rng.choice(3, n, p=[0.7, 0.2, 0.1]), rng.choice(3, n, p=[0.1, 0.2, 0.7])),
+                  rng.poisson(np.where(z == 0, 2.0, 9.0))], 1).astype(float)
+    m = _fit(MixedMixture(2, families={0: "categorical", 1: "poisson"}, missing_values="fiml", random_state=0,
+                          **FIXED), X)
+    holes = X.copy()
+    holes[:, 1] = np.nan  # every count missing: drawn from the components the categories say
+    drawn = m.impute(holes, method="sample", random_state=5)
+    np.testing.assert_array_equal(drawn[:, 0], X[:, 0])
+    assert drawn[:, 1].min() >= 0 and np.array_equal(drawn[:, 1], np.round(drawn[:, 1]))
+    for code in range(3):  # given the category, the draws' mean is the posterior's mixture of rates
+        rows = X[:, 0] == code
+        post = m.predict_proba(holes[rows][:1])[0]
+        assert drawn[rows, 1].mean() == pytest.approx(post @ m.lambdas_[:, 0], rel=0.05)
+    again = _fit(m.set_params(chunk_size=777), X).impute(holes, method="sample", random_state=5)
+    np.testing.assert_array_equal(again, drawn)
+
+
+def test_category_columns_are_imputed_with_their_own_values_and_a_npy_file_is_refused(tmp_path):
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(27)
+    n = 2000
+    z = rng.integers(0, 2, n)
+    truth = pd.DataFrame({"colour": np.array(["red", "blue"])[z], "x": rng.normal(3.0 * z, 1.0)})
+    frame = truth.copy()
+    frame.loc[rng.random(n) < 0.2, "colour"] = None
+    m = _fit(MixedMixture(2, missing_values="fiml", random_state=0, **FIXED), frame)
+    done = m.impute(frame)
+    assert done.dtype == object
+    gap = frame["colour"].isna().to_numpy()
+    assert (done[gap, 0] == truth["colour"].to_numpy()[gap]).mean() > 0.9
+    np.testing.assert_array_equal(done[~gap, 0], frame["colour"].to_numpy()[~gap])
+    path = m.impute(frame, out=tmp_path / "done.parquet")
+    np.testing.assert_array_equal(pd.read_parquet(path)["colour"].to_numpy(), done[:, 0])
+    with pytest.raises(Exception, match=r"\.npy file cannot hold"):
+        m.impute(frame, out=tmp_path / "done.npy")
+    assert not (tmp_path / "done.npy").exists()

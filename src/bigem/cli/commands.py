@@ -237,9 +237,10 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("impute", help="fill the missing values of a data file under a fitted mixture",
                        description="Write DATA with every missing value (a null, an empty CSV field, NaN) replaced by "
-                       "its conditional expectation given the row's observed values under MODEL (a Gaussian mixture), "
-                       "or with --sample by a draw from its conditional distribution (multiple imputation: one file "
-                       "per --seed). Observed values are written as they are.")
+                       "its conditional expectation given the row's observed values under MODEL (a mixture of "
+                       "Gaussian, 0/1, categorical, count or mixed columns; a category column takes its most probable "
+                       "category), or with --sample by a draw from its conditional distribution (multiple imputation: "
+                       "one file per --seed). Observed values are written as they are.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
@@ -636,8 +637,8 @@ def run_impute(args) -> int:
                              "numbers; write .csv or .parquet, or drop --id-column")
     est = _load(args.model)
     if not hasattr(est, "impute"):
-        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem impute fills gaps under a Gaussian "
-                             "mixture (bigem fit --missing fiml)")
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem impute fills gaps under a mixture of "
+                             "columns (Gaussian, 0/1, categorical, count or mixed: bigem fit --missing fiml)")
     data = _model_data(est, args)
     method = "sample" if args.sample else "mean"
     _for(est, data).impute(data.X, method=method, random_state=args.seed, columns=data.columns, out=args.output,

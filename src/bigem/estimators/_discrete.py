@@ -16,7 +16,7 @@ from ..em.init import from_centres, from_random_responsibilities, lloyd, seeds
 from ..models.kmeans import EmbeddedKMeans, KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._mixture import EXECUTION, MISSING, SUPERVISION, _BaseMixture, _missing
+from ._mixture import EXECUTION, IMPUTE_DOC, MISSING, SUPERVISION, _BaseMixture, _missing
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -118,6 +118,23 @@ class _DiscreteMixture(_BaseMixture):
             kmeans = KMeansModel(K, s.dtype, gaps=_missing(s) == "fiml")
             centres = lloyd(EmbeddedKMeans(kmeans, embed), engine, source, centres)
         return from_centres(init, engine, source, centres)
+
+    def impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
+        return self._impute(X, method=method, random_state=random_state, columns=columns, out=out,
+                            id_column=id_column)
+
+    impute.__doc__ = IMPUTE_DOC.format(
+        method="""            'mean': each gap's conditional expectation given the row's observed values
+            under the fitted mixture, with p(k | x_obs) the row's posterior: for a 0/1
+            column P(x = 1 | x_obs) = sum_k p(k | x_obs) p_k, for a count column
+            sum_k p(k | x_obs) lambda_k, for a Gaussian column its conditional mean; for a
+            category column, the most probable category. 'sample': a draw from p(x_miss |
+            x_obs) (a component by its posterior, then each gap from that component):
+            multiple imputation, one completed data set per ``random_state``.""",
+        returns="""        ndarray of shape (n_samples, n_features), or the path written: float64, or the
+        columns' own values where the model has category columns (as :meth:`sample`
+        returns them: an object array where a category is not a number); a lazy dask
+        array for Dask input without category columns (without ``out``).""")
 
     def _checked_weights(self, K: int) -> torch.Tensor:
         """The fitted weights_ as a distribution of K (ParameterError naming the damage)."""

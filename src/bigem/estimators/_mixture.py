@@ -180,6 +180,33 @@ MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
 """
 
 
+# ``impute``'s documentation: the families' own words for 'mean' and 'sample', what it returns
+IMPUTE_DOC = """X with every missing value (NaN, or a null in files and DataFrames) filled in.
+
+        Parameters
+        ----------
+        X : as for :meth:`predict`
+            Rows with gaps (rows without one come back as they are).
+        method : {{'mean', 'sample'}}, default='mean'
+{method}
+        random_state : int, default=None
+            Seed of 'sample' (None: the estimator's ``random_state``); each row's draw
+            depends on the seed and the row's position only, not on the chunking.
+        columns, id_column : as for :meth:`predict`
+        out : str or path, default=None
+            Stream the completed rows to this .parquet, .csv or .npy file (columns named
+            as the features) instead of returning them; its path is returned. Memory
+            stays that of a chunk; nothing is left behind on an error.
+
+        Returns
+        -------
+{returns}
+
+        Observed values are returned exactly as read, whatever ``dtype`` the model
+        computes in. Works whatever ``missing_values`` says: imputing reads gaps.
+        """
+
+
 class _BaseMixture(EstimatorBase, ABC):
     """A mixture estimator: scikit-learn's API over a :class:`MixtureModel`.
 
@@ -1020,7 +1047,8 @@ class _BaseMixture(EstimatorBase, ABC):
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         keep = None if id_column is None else [str(id_column)]
-        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, fitted=True, dtype=torch.float64)
+        source = self._open(X, s, columns=columns, keep=keep, cache_bytes=0, fitted=True, dtype=torch.float64,
+                            **_given(schema=self._inference_schema(s)))  # nulls read as gaps in category columns too
         self._check_width(source)
         model = self._model(s)
         params = self._in_source_coordinates(model, source, s)
@@ -1036,10 +1064,13 @@ class _BaseMixture(EstimatorBase, ABC):
                 rows = model.impute(params, chunk, **draws)
                 if source.shift is not None:
                     rows += source.shift.to(rows)
-                yield chunk, rows.cpu().numpy()
+                yield chunk, self._decoded(rows.cpu().numpy())  # category codes back to the categories
 
         if path is None:
             return np.concatenate([rows for _, rows in completed()]) if source.n_rows else np.empty((0, len(names)))
+        if self._decoded(np.zeros((1, len(names)))).dtype == object and str(path).endswith(".npy"):
+            raise ParameterError(f"out={str(path)!r}: the completed rows hold categories that are not numbers, which a "
+                                 ".npy file cannot hold; write a .parquet or .csv file")
         with Sink(path, source.n_rows) as sink:
             for chunk, rows in completed():
                 cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
@@ -1056,6 +1087,9 @@ class _BaseMixture(EstimatorBase, ABC):
 
         params = self._fitted()
         self._check_features(X, columns)
+        if self._schema_ is not None and self._schema_.encodes():
+            raise ParameterError("impute of a Dask collection returns a lazy array of numbers, and this model has "
+                                 "category columns; pass out= (a .parquet or .csv file), or X.compute()")
         X, _ = rows_with_weights(X, columns, None)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
@@ -1083,16 +1117,21 @@ class _BaseMixture(EstimatorBase, ABC):
         return self._decoded(x.cpu().numpy()), labels.cpu().numpy()
 
     def _decoded(self, x: np.ndarray) -> np.ndarray:
-        """Sampled rows in the data's own values: category codes back to the categories
-        (an object array when any column holds strings)."""
+        """Rows (sampled, imputed) in the data's own values: category codes back to the
+        categories. An object array where a category column holds values that are not
+        numbers (strings, booleans); else the categories' dtype when every column is a
+        category column, float64 beside other columns."""
         schema = self._schema_
         if schema is None or not schema.encodes():
             return x
         cols = schema.columns_of("category")
-        mixed = any(schema.categories[j].dtype.kind == "U" for j in cols) or len(cols) < x.shape[1]
-        out = x.astype(object) if mixed else np.empty(x.shape, dtype=schema.categories[cols[0]].dtype)
-        if not mixed:
-            out[...] = x
+        numbers = all(schema.categories[j].dtype.kind in "iuf" for j in cols)
+        if not numbers:
+            out = x.astype(object)
+        elif len(cols) < x.shape[1]:
+            out = x.astype(np.float64)
+        else:
+            out = np.empty(x.shape, dtype=np.result_type(*(schema.categories[j].dtype for j in cols)))
         for j in cols:
             out[:, j] = schema.categories[j][x[:, j].astype(np.int64)]
         return out

@@ -18,7 +18,8 @@ from ..models.gaussian import GaussianComponent
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
-from ._mixture import EXECUTION, MISSING, MISSING_DOC, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC, _BaseMixture
+from ._mixture import (EXECUTION, IMPUTE_DOC, MISSING, MISSING_DOC, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC,
+                       _BaseMixture)
 from .hierarchical import HCTree, build
 from .priors import PriorSpec, resolve_prior
 
@@ -232,38 +233,18 @@ class GaussianMixture(_BaseMixture):
         self.missing_values = missing_values
 
     def impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):
-        """X with every missing value (NaN, or a null in files and DataFrames) filled in.
+        return self._impute(X, method=method, random_state=random_state, columns=columns, out=out,
+                            id_column=id_column)
 
-        Parameters
-        ----------
-        X : as for :meth:`predict`
-            Rows with gaps (rows without one come back as they are).
-        method : {'mean', 'sample'}, default='mean'
-            'mean': each gap's conditional expectation given the row's observed values
+    impute.__doc__ = IMPUTE_DOC.format(
+        method="""            'mean': each gap's conditional expectation given the row's observed values
             under the fitted mixture, sum_k p(k | x_obs) E[x_miss | x_obs, k] (for a row
             with nothing observed, the mixture's mean). 'sample': a draw from the
             conditional distribution p(x_miss | x_obs) (a component by its posterior,
             then the gaps from its conditional Gaussian): multiple imputation, one
-            completed data set per ``random_state``.
-        random_state : int, default=None
-            Seed of 'sample' (None: the estimator's ``random_state``); each row's draw
-            depends on the seed and the row's position only, not on the chunking.
-        columns, id_column : as for :meth:`predict`
-        out : str or path, default=None
-            Stream the completed rows to this .parquet, .csv or .npy file (columns named
-            as the features) instead of returning them; its path is returned. Memory
-            stays that of a chunk; nothing is left behind on an error.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_features), float64, or the path written; a lazy
-        dask array for Dask input (without ``out``).
-
-        Observed values are returned exactly as read (float64), whatever ``dtype`` the
-        model computes in. Works whatever ``missing_values`` says: imputing reads gaps.
-        """
-        return self._impute(X, method=method, random_state=random_state, columns=columns, out=out,
-                            id_column=id_column)
+            completed data set per ``random_state``.""",
+        returns="""        ndarray of shape (n_samples, n_features), float64, or the path written; a lazy
+        dask array for Dask input (without ``out``).""")
 
     # ------------------------------------------------------------------ the family
     def _settle(self, values: dict) -> None:

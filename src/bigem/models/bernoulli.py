@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .._core.numerics import squared_distances
 from .._core.stats import additive
-from .gaps import observed_distances
+from .gaps import coordinate_uniforms, drawn_components, observed_distances
 
 _BLOCK_BYTES = 4 << 20  # rows per block: the (n, D) rows and (K, n) log-joints in a few MB
 _LOW = torch.finfo(torch.float64).tiny  # probabilities are clamped into [_LOW, 1 - _EPS]
@@ -228,6 +228,21 @@ class BernoulliComponent:
     def decrease_tolerance(self, p: BernoulliParams, weights: Tensor, value: float) -> float:
         """Rounding of the kernel's sums: the mean log-likelihood carries about eps of its size."""
         return 100 * torch.finfo(self.dtype).eps * (1.0 + abs(value))
+
+    def impute(self, p: _Prepared, x: Tensor, resp: Tensor, uniforms: Tensor | None = None,
+               normals: Tensor | None = None) -> Tensor:
+        """x (n, D) with every gap completed, (n, D) float64: P(x_d = 1 | x_obs) =
+        sum_k r_k p_kd, or with ``uniforms`` (n,) and ``normals`` (n, D) a draw (a
+        component by its posterior ``resp`` (K, n), then each gap from its Bernoulli)."""
+        out, gap = x.double(), torch.isnan(x)
+        if not bool(gap.any()):
+            return out
+        probs = p.centres.double()
+        if uniforms is None:
+            fill = resp.double().T @ probs
+        else:
+            fill = (coordinate_uniforms(normals) < probs[drawn_components(resp, uniforms)]).double()
+        return torch.where(gap, fill, out)
 
     # ------------------------------------------------------------------ the rest
     def sample(self, p: BernoulliParams, labels: Tensor, generator: torch.Generator) -> Tensor:

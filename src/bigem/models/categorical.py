@@ -29,7 +29,7 @@ from .._core import jit, parallel
 from .._core.numerics import squared_distances
 from .._core.stats import additive
 from .._core.workspace import Workspace
-from .gaps import observed_distances
+from .gaps import coordinate_uniforms, drawn_components, observed_distances
 
 _BLOCK_ROWS = 1 << 16  # one column: rows per block
 _BLOCK_BYTES = 4 << 20  # several columns: the one-hot block in a few MB
@@ -392,6 +392,30 @@ class CategoricalComponent:
         for j, k in enumerate(dead):  # a missing column (NaN): the average alone
             probs[k] = torch.where(torch.isnan(onehot[j]), average, 0.5 * onehot[j] + 0.5 * average)
         return CategoricalParams(probs / self._segment_sums(probs))
+
+    def impute(self, p: _Prepared, x: Tensor, resp: Tensor, uniforms: Tensor | None = None,
+               normals: Tensor | None = None) -> Tensor:
+        """x (n, columns) of codes with every gap completed, (n, columns) float64: the most
+        probable category given the row's observed values (of sum_k r_k p_kj), or with
+        ``uniforms`` (n,) and ``normals`` (n, columns) a draw (a component by its posterior
+        ``resp`` (K, n), then each gap by the inverse of its column's distribution)."""
+        out, gap = x.double(), torch.isnan(x)
+        if not bool(gap.any()):
+            return out
+        probs = p.centres.double()  # (K, T)
+        picked = None if uniforms is None else probs[drawn_components(resp, uniforms)]  # (n, T)
+        u = None if normals is None else coordinate_uniforms(normals)
+        for j, (start, size) in enumerate(zip(self._offsets.tolist(), self.sizes)):
+            rows = gap[:, j]
+            if not bool(rows.any()):
+                continue
+            if picked is None:
+                code = (resp.double().T[rows] @ probs[:, start : start + size]).argmax(1).double()
+            else:
+                cdf = torch.cumsum(picked[rows, start : start + size], 1)
+                code = (cdf < u[rows, j, None] * cdf[:, -1:]).sum(1).clamp_(max=size - 1).double()
+            out[rows, j] = code
+        return out
 
     def decrease_tolerance(self, p: CategoricalParams, weights: Tensor, value: float) -> float:
         """Rounding of the kernel's sums: the mean log-likelihood carries about eps of its size."""

@@ -75,6 +75,21 @@ def observed_distances(x: Tensor, centres: Tensor, mask: Tensor | None = None) -
     return ((filled * filled).sum(1, keepdim=True) - 2.0 * filled @ c.T + seen @ (c * c).T).clamp_(min=0)
 
 
+def drawn_components(resp: Tensor, uniforms: Tensor) -> Tensor:
+    """(n,) the component of each row's draw: the first k whose cumulated posterior
+    (``resp`` (K, n)) exceeds the row's uniform (n,). One rule for every family, so the
+    blocks of a mixed-type row draw from the same component."""
+    cumulated = torch.cumsum(resp.double(), 0)
+    return (cumulated < uniforms.double()[None, :] * cumulated[-1:]).sum(0).clamp_(max=resp.shape[0] - 1)
+
+
+def coordinate_uniforms(normals: Tensor) -> Tensor:
+    """Uniforms (n, D) from a row's standard normal draws: Phi(z), so the discrete families
+    draw each gap by its inverse distribution function from the same per-row draws
+    (``_core.draws.row_draws``) the Gaussian ones take."""
+    return torch.special.ndtr(normals.double())
+
+
 @dataclass(frozen=True, slots=True)
 class Gaps:
     """The gaps of a block of rows, for families that leave a missing entry out.

@@ -57,7 +57,7 @@ import torch
 from torch import Tensor
 
 from .._core.workspace import Workspace
-from .gaps import distinct, pack, unpack
+from .gaps import distinct, drawn_components, pack, unpack
 from .gaussian import LOG_2PI, GaussianStats, Prepared, batched_weighted_sums, gram_sums, weighted_sums
 
 # Bytes of the (K, pairs) products of the gap correction computed at a time: a block
@@ -719,8 +719,7 @@ def conditional_rows(gf: GapFactors, feats: Tensor, mask: Tensor, resp: Tensor, 
     resp = torch.index_select(resp.double(), 1, order)  # the kernels' order
     if uniforms is not None:
         uniforms = torch.index_select(uniforms.double(), 0, order)
-        cumulated = torch.cumsum(resp, 0)
-        pick = (cumulated < uniforms[None, :] * cumulated[-1:]).sum(0).clamp_(max=K - 1)  # (m,)
+        pick = drawn_components(resp, uniforms)  # (m,)
         offset = gf.cache.offset[gb.at]  # (m - m0,)
     m0 = gb.sizes[0]
     for (u, run, gaps), cu in zip(gb.runs(), gb.coords):

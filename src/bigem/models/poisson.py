@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .._core.numerics import squared_distances
-from .gaps import observed_distances
+from .gaps import coordinate_uniforms, drawn_components, observed_distances
 from .._core.stats import additive
 
 _BLOCK_ROWS = 1 << 16
@@ -203,6 +203,28 @@ class PoissonComponent:
         """Rounding of the float64 kernel's sums (the log-densities are returned in the
         compute dtype): the mean log-likelihood carries about eps of its size."""
         return 100 * torch.finfo(self.dtype).eps * (1.0 + abs(value))
+
+    def impute(self, p: _Prepared, x: Tensor, resp: Tensor, uniforms: Tensor | None = None,
+               normals: Tensor | None = None) -> Tensor:
+        """x (n, D) with every gap completed, (n, D) float64: E[x_d | x_obs] = sum_k r_k
+        lambda_kd, or with ``uniforms`` (n,) and ``normals`` (n, D) a draw (a component by
+        its posterior ``resp`` (K, n), then each gap by the inverse of its Poisson's
+        distribution function)."""
+        out, gap = x.double(), torch.isnan(x)
+        if not bool(gap.any()):
+            return out
+        if uniforms is None:
+            return torch.where(gap, resp.double().T @ p.rates, out)
+        rate = p.rates[drawn_components(resp, uniforms)][gap]  # the gaps' rates and uniforms, flat
+        u = coordinate_uniforms(normals)[gap]
+        # the least k with P(X <= k) = Q(k + 1, rate) >= u, by bisection (any rate: no
+        # pmf to underflow), between 0 and far beyond the rate's bulk
+        low, high = torch.zeros_like(rate), torch.ceil(rate + 20.0 * torch.sqrt(rate) + 50.0)
+        for _ in range(int(torch.log2(high.max()).ceil()) + 1):
+            mid = torch.floor((low + high) / 2)
+            enough = torch.special.gammaincc(mid + 1.0, rate) >= u
+            high, low = torch.where(enough, mid, high), torch.where(enough, low, mid + 1.0)
+        return out.masked_scatter(gap, low)
 
     def prior_gain(self, new: PoissonParams, old: PoissonParams) -> float:
         """The Gamma prior's (log-density rates_prior log lambda - rates_weight lambda, of

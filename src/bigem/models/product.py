@@ -243,6 +243,18 @@ class ProductComponent:
         return ProductParams(tuple(part.component.reseed(q, dead, self._columns(rows, part), weights)
                                    for part, q in zip(self.parts, p.parts)))
 
+    def impute(self, p: _Prepared, x: Tensor, resp: Tensor, uniforms: Tensor | None = None,
+               normals: Tensor | None = None) -> Tensor:
+        """x (n, D) with every gap completed by each part over its columns, (n, D) float64;
+        ``resp`` (K, n) is the posterior given the whole row's observed values, and a draw
+        takes the same component in every part (``gaps.drawn_components``)."""
+        out = x.double().clone()
+        for part, pp in zip(self.parts, p.parts):
+            cols = list(part.columns)
+            draw = {} if uniforms is None else {"uniforms": uniforms, "normals": normals[:, cols]}
+            out[:, cols] = part.component.impute(pp, self._columns(x, part), resp, **draw)
+        return out
+
     def decrease_tolerance(self, p: ProductParams, weights: Tensor, value: float) -> float:
         return sum(part.component.decrease_tolerance(q, weights, value) for part, q in zip(self.parts, p.parts))
 
