@@ -186,7 +186,6 @@ class CategoricalComponent:
         self.dtype = self.row_dtype = dtype  # codes beyond 2**24 in float32 are refused by the estimators
         self.advice = advice
         self._offsets = torch.tensor([0, *self.sizes[:-1]], dtype=torch.int64).cumsum(0)
-        self._sizes = torch.tensor(self.sizes, dtype=torch.int64)
         self._columns: Tensor | None = None  # made on first use: a size is checked before memory is spent on it
         self._ws = Workspace()
         # a NaN code is missing: read as the code -1 (log-density 0, marginalised; counted nowhere)
@@ -239,8 +238,10 @@ class CategoricalComponent:
             x = torch.nan_to_num(x, nan=-1.0)  # a gap: the code that carries no information
         codes = x.long()
         T = self.n_symbols
-        outside = (codes < 0) | (codes >= self._sizes.to(codes.device))
-        return torch.where(outside, T, codes + self._offsets.to(codes.device))
+        offsets, sizes = self._ws.derived(  # copied to the device once, not once a block
+            "bounds", self._offsets, codes.device,
+            lambda: (self._offsets.to(codes.device), torch.tensor(self.sizes, dtype=torch.int64, device=codes.device)))
+        return torch.where((codes < 0) | (codes >= sizes), T, codes + offsets)
 
     def block(self, p: _Prepared, x: Tensor) -> Tensor:
         """One column: the (n,) positions; several: the (n, T + 1) one-hot rows (a reused buffer)."""
