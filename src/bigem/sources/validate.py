@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._core import numerics
 from .._core.errors import DataError
 from .._core.types import Chunk
-from .._core import numerics
 
 
 class NonNumericDataError(DataError, TypeError):
