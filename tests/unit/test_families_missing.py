@@ -341,3 +341,26 @@ def test_category_columns_are_imputed_with_their_own_values_and_a_npy_file_is_re
     with pytest.raises(Exception, match=r"\.npy file cannot hold"):
         m.impute(frame, out=tmp_path / "done.npy")
     assert not (tmp_path / "done.npy").exists()
+
+
+def test_a_full_gaussian_block_reads_its_chunks_by_number_of_gaps_and_fits_the_same(monkeypatch):
+    """The Gaussian block orders a chunk's rows by their gaps (its patterns factored at
+    once, as GaussianMixture's do); the other blocks follow that order: the same fit."""
+    from bigem.models.product import ProductComponent
+
+    rng = np.random.default_rng(28)
+    n, z = 3000, rng.integers(0, 3, 3000)
+    frame = pd.DataFrame(rng.normal(z[:, None], 1.0, (n, 4)), columns=["a", "b", "c", "d"])
+    frame[["a", "b", "c", "d"]] = _holes(frame.to_numpy(), 0.15, 29)
+    frame["k"] = _holes(rng.poisson(1.0 + z)[:, None], 0.1, 30)[:, 0]
+    kw = dict(families={"k": "poisson"}, covariance_type="full", missing_values="fiml", random_state=0, max_iter=6,
+              chunk_size=700, **FIXED)
+    calls = []
+    expect = ProductComponent.expect_gaps
+    monkeypatch.setattr(ProductComponent, "expect_gaps", lambda self, p, mask: calls.append(1) or expect(self, p, mask))
+    ordered = _fit(MixedMixture(3, **kw), frame)
+    assert calls
+    monkeypatch.setattr(ProductComponent, "expect_gaps", lambda self, p, mask: None)
+    plain = _fit(MixedMixture(3, **kw), frame)
+    np.testing.assert_allclose(ordered.lower_bounds_, plain.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(ordered.covariances_, plain.covariances_, rtol=1e-10)

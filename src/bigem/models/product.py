@@ -174,8 +174,34 @@ class ProductComponent:
             return x[:, cols[0] : cols[0] + len(cols)]
         return x[:, list(cols)]
 
-    def block(self, p: _Prepared, x: Tensor) -> _Block:
-        return _Block(x, tuple(part.component.block(pp, self._columns(x, part)) for part, pp in zip(self.parts, p.parts)))
+    def _ordering(self) -> int | None:
+        """The part whose rows' gaps order a chunk's reading (``expect_gaps``: a Gaussian
+        block with a full or tied covariance), the first that can; None: none can."""
+        return next((i for i, part in enumerate(self.parts) if hasattr(part.component, "expect_gaps")), None)
+
+    def expect_gaps(self, p: _Prepared, mask: Tensor) -> Tensor | None:
+        """The order in which to read a chunk whose (n, D) missing mask is ``mask``: the
+        order its Gaussian block asks for its own gaps (their patterns factored at once,
+        rows read by number of gaps); the other blocks take rows in any order. None: as
+        they are."""
+        i = self._ordering()
+        if i is None:
+            return None
+        part = self.parts[i]
+        return part.component.expect_gaps(p.parts[i], mask[:, list(part.columns)])
+
+    def block(self, p: _Prepared, x: Tensor, read: slice | None = None, mask: Tensor | None = None) -> _Block:
+        """Each part's block of its columns; the ordering part (see :meth:`expect_gaps`)
+        also takes the rows' positions in the chunk's order and its columns' mask."""
+        ordering = None if mask is None else self._ordering()
+        blocks = []
+        for i, (part, pp) in enumerate(zip(self.parts, p.parts)):
+            cols = self._columns(x, part)
+            if i == ordering:
+                blocks.append(part.component.block(pp, cols, read=read, mask=mask[:, list(part.columns)]))
+            else:
+                blocks.append(part.component.block(pp, cols))
+        return _Block(x, tuple(blocks))
 
     def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
         """log w_k + sum_b log p_kb(x_b): (K, n), or (n, K) into ``into``."""
