@@ -1068,7 +1068,7 @@ class _BaseMixture(EstimatorBase, ABC):
 
         if path is None:
             return np.concatenate([rows for _, rows in completed()]) if source.n_rows else np.empty((0, len(names)))
-        if self._decoded(np.zeros((1, len(names)))).dtype == object and str(path).endswith(".npy"):
+        if self._names_categories() and str(path).endswith(".npy"):
             raise ParameterError(f"out={str(path)!r}: the completed rows hold categories that are not numbers, which a "
                                  ".npy file cannot hold; write a .parquet or .csv file")
         with Sink(path, source.n_rows) as sink:
@@ -1125,8 +1125,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if schema is None or not schema.encodes():
             return x
         cols = schema.columns_of("category")
-        numbers = all(schema.categories[j].dtype.kind in "iuf" for j in cols)
-        if not numbers:
+        if self._names_categories():
             out = x.astype(object)
         elif len(cols) < x.shape[1]:
             out = x.astype(np.float64)
@@ -1135,6 +1134,13 @@ class _BaseMixture(EstimatorBase, ABC):
         for j in cols:
             out[:, j] = schema.categories[j][x[:, j].astype(np.int64)]
         return out
+
+    def _names_categories(self) -> bool:
+        """Whether a category column of the fitted schema holds values that are not numbers
+        (strings, booleans): decoded rows are then an object array."""
+        schema = self._schema_
+        return schema is not None and any(schema.categories[j].dtype.kind not in "iuf"
+                                          for j in schema.columns_of("category"))
 
     def _n_parameters(self) -> int:
         self._fitted()
