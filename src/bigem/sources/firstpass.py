@@ -22,7 +22,7 @@ from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .identifiers import IdentifierWatch
 from .parts import RowRange, split_rows
-from .validate import ColumnsSeen, DeviceCheck, RowRule, RulePass, check_values, raise_not_finite
+from .validate import ColumnsSeen, DeviceCheck, RulePass, check_values, raise_not_finite
 
 
 class FirstPassSource:
@@ -116,7 +116,7 @@ class FirstPassSource:
         kept: list[Chunk] | None = [] if self.caching else None
         # a GPU's chunks: finiteness and the schema's rules checked on the device, read back once a pass
         pending = DeviceCheck(self.gaps)
-        rules = RulePass(self._rules()) if self.schema is not None and not self.checked else None
+        rules = RulePass(self.schema.rule(self._where)) if self.schema is not None and not self.checked else None
         seen = ColumnsSeen(self.n_features) if self.gaps and self.every_column and not self.checked else None
         for chunk in self.inner.chunks():
             chunk = self._in_place(chunk)
@@ -146,11 +146,6 @@ class FirstPassSource:
             self._watch.finish()
             self._watch = None
         self._cache = kept
-
-    def _rules(self) -> RowRule:
-        """The schema's rules (0/1 and count columns) as a chunk rule, naming the file."""
-        return RowRule(lambda c: self.schema.check(c.x, c.row_start, self._where(c.row_start)),
-                       lambda c: self.schema.broken(c.x))
 
     def _in_place(self, chunk: Chunk) -> Chunk:
         """A chunk of a user's Source on this source's device and dtype (in the caller's

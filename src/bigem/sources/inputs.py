@@ -27,7 +27,6 @@ from .validate import (
     ColumnsSeen,
     DeviceCheck,
     NonNumericDataError,
-    RowRule,
     RulePass,
     SparseDataError,  # noqa: F401 (re-exported where code imported it from here)
     refuse_sparse,
@@ -471,7 +470,7 @@ def _check_schema(source: TensorSource, schema: Schema, width: int) -> None:
     """The schema's rules over the rows held in memory, in one pass (on a GPU, read back
     once: see ``validate.RulePass``)."""
     _check_width(schema, width)
-    rules = RulePass(RowRule(lambda c: schema.check(c.x, c.row_start), lambda c: schema.broken(c.x)))
+    rules = RulePass(schema.rule())
     for chunk in source.chunks():
         rules.see(chunk)
     rules.finish(source.chunks)

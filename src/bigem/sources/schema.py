@@ -21,6 +21,7 @@ import functools
 import math
 import numbers
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -394,6 +395,13 @@ class Schema:
                 r, c = (int(i) for i in torch.nonzero(bad)[0])
                 row = row0 + r if rows is None else int(rows[r])
                 raise DataError(self._broken(kind, cols[c], float(x[r, cols[c]]), row, where))
+
+    def rule(self, where: Callable[[int], str] = lambda row: "X"):
+        """The rules as a chunk rule (``validate.RowRule``): :meth:`check`, its message
+        naming ``where(first row)`` (a file, say), and :meth:`broken`."""
+        from .validate import RowRule
+
+        return RowRule(lambda c: self.check(c.x, c.row_start, where(c.row_start)), lambda c: self.broken(c.x))
 
     def broken(self, x: Tensor) -> Tensor | None:
         """Whether any row of ``x`` breaks :meth:`check`'s rules, as a 0-d bool where the
