@@ -11,9 +11,10 @@ from torch import Tensor
 
 from .._core.types import READ_AHEAD, Chunk
 from . import identity
+from .parts import CutByRows
 
 
-class TensorSource:
+class TensorSource(CutByRows):
     """Rows of a tensor in the compute dtype, on the compute device.
 
     Chunks are views (no copy); chunking only bounds the E-step's working set. Rows held
@@ -79,11 +80,6 @@ class TensorSource:
         return TensorSource(self.x[start:stop].to(self.device), w, self.chunk_rows, self.feature_names, kept,
                             self.shift, self.first_row + start, labels=labels)
 
-    def split(self, count: int) -> list[TensorSource]:
-        """``count`` consecutive near-equal parts (see ``parts.split_rows``)."""
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
 
 def chunk_rows_for_budget(budget_bytes: int, n_features: int, bytes_per_value: int) -> int:

@@ -33,6 +33,7 @@ from .._core.errors import DataError, ParameterError
 from .._core.sparse import SparseRows
 from .._core.types import READ_AHEAD, Chunk
 from . import identity
+from .parts import CutByRows
 
 FLOAT32_EXACT = 2**24  # the largest count float32 holds exactly (with every integer below it)
 _COUNTS_HINT = ("counts must be whole numbers >= 0 (how often each word occurs in each document); pass raw counts "
@@ -174,7 +175,7 @@ def sparse_from_dense(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 # ---------------------------------------------------------------------------- scipy in memory
-class ScipySparseSource:
+class ScipySparseSource(CutByRows):
     """Rows of a scipy.sparse matrix (or array) in memory, as chunks of sparse rows.
 
     CSR is read in place. CSC and COO are read by row blocks: a stable order of their
@@ -251,10 +252,6 @@ class ScipySparseSource:
         part._cache = None
         return part
 
-    def split(self, count: int) -> list[ScipySparseSource]:
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
     def _entries(self, start: int, stop: int) -> int:
         """Stored entries of rows [start, stop) of the matrix."""
@@ -336,7 +333,7 @@ def _csr_of(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int, D: int
 
 
 # ---------------------------------------------------------------------------- dense counts
-class DenseCounts:
+class DenseCounts(CutByRows):
     """A source of dense rows (any of bigem's: arrays, DataFrames, Parquet/CSV/.npy files)
     read as counts: each chunk's non-zero entries are taken as it is read and checked on
     the first pass."""
@@ -369,14 +366,10 @@ class DenseCounts:
         """Rows [start, stop): the dense source's part, read as counts."""
         return DenseCounts(self.inner.part(start, stop), self.dtype, self.device, self.name)
 
-    def split(self, count: int) -> list[DenseCounts]:
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
 
 # ---------------------------------------------------------------------------- first pass
-class CountsFirstPass:
+class CountsFirstPass(CutByRows):
     """A streamed count source: checked on its first complete pass (the source does it
     as it reads), and kept in memory from then on when its chunks fit ``cache_bytes``."""
 
@@ -415,10 +408,6 @@ class CountsFirstPass:
         """Rows [start, stop), checked and kept as this source's are (its own first pass)."""
         return CountsFirstPass(self.inner.part(start, stop), self.cache_bytes)
 
-    def split(self, count: int) -> list[CountsFirstPass]:
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
 
 def chunk_rows_for(memory_budget: int, nnz_per_row: float, raw_bytes_per_entry: int, itemsize: int,

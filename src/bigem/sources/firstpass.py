@@ -21,11 +21,11 @@ from .._core.types import Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .identifiers import IdentifierWatch
-from .parts import RowRange, split_rows
+from .parts import CutByRows, RowRange
 from .validate import ColumnsSeen, DeviceCheck, RulePass, check_values, raise_not_finite
 
 
-class FirstPassSource:
+class FirstPassSource(CutByRows):
     """Wraps a streamed source: lazy finiteness check, an in-memory cache when it fits, and
     conversion to the compute dtype and device (a user's Source may yield anything)."""
 
@@ -96,9 +96,6 @@ class FirstPassSource:
         part.checked, part._cache = False, None
         return part
 
-    def split(self, count: int) -> list[FirstPassSource]:
-        """``count`` consecutive parts (see ``parts.split_rows``)."""
-        return split_rows(self, count)
 
     def fingerprint(self) -> dict:
         """The inner source's, or for a user's Source without one, a digest of its first

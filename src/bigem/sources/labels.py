@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .._core.errors import DataError
 from .._core.types import Chunk
+from .parts import CutByRows
 from .schema import as_categories, category_key, encode_values, observed
 
 UNLABELLED = -1
@@ -138,7 +139,7 @@ def label_key(value: object) -> object:
     return category_key(value)
 
 
-class LabelledSource:
+class LabelledSource(CutByRows):
     """A source whose chunks carry class codes from memory (``codes`` (n,) int64, -1
     unlabelled), matched to the rows by their index. Everything else is the inner source's."""
 
@@ -162,11 +163,6 @@ class LabelledSource:
         the whole data set, so the codes stay indexed by that)."""
         return LabelledSource(self.inner.part(start, stop), self.codes)
 
-    def split(self, count: int) -> list:
-        """``count`` consecutive parts, each with its codes (see ``parts.split_rows``)."""
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
 
 class LabelColumn:

@@ -15,12 +15,13 @@ from .._core.types import READ_AHEAD, Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
+from .parts import CutByRows
 from .validate import check_shape
 
 _MAGIC = b"\x93NUMPY"
 
 
-class NpySource:
+class NpySource(CutByRows):
     """Rows of a 2-D numeric ``.npy`` file, read chunk by chunk, never all at once."""
 
     weight = None
@@ -151,11 +152,6 @@ class NpySource:
         part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
         return part
 
-    def split(self, count: int) -> list[NpySource]:
-        """``count`` consecutive near-equal row ranges (see ``parts.split_rows``)."""
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
     def take(self, rows: Tensor) -> Tensor:
         idx = rows.cpu().numpy() + self.first_row

@@ -37,6 +37,7 @@ from .._core.sparse import SparseRows
 from .._core.types import Chunk
 from . import identity
 from .counts import MEMO_SHARE, RowMemos, check_counts, chunk_rows_for, stored_bytes, to_rows
+from .parts import CutByRows
 
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
 _NAMES = ("indptr", "indices", "data")
@@ -72,7 +73,7 @@ def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     raise ValueError(f".npy format version {version} is not supported")
 
 
-class NpzSource:
+class NpzSource(CutByRows):
     """Rows of a CSR matrix saved by ``scipy.sparse.save_npz``, read a block at a time."""
 
     feature_names = None
@@ -286,10 +287,6 @@ class NpzSource:
         part._recycled, part._memos = _Recycled(), RowMemos(self._memo_limit)
         return part
 
-    def split(self, count: int) -> list[NpzSource]:
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
     def __del__(self) -> None:
         if getattr(self, "_fd", None) is not None:

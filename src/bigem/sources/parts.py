@@ -40,6 +40,15 @@ def split_rows(source, count: int) -> list:
     return [source.part(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
+class CutByRows:
+    """``split(count)`` for a source that cuts itself (``part(start, stop)``, and
+    ``boundaries()``, its free cuts or None): ``count`` consecutive parts at
+    :func:`split_rows`' cuts (one per process of a torch group)."""
+
+    def split(self, count: int) -> list:
+        return split_rows(self, count)
+
+
 class RowRange:
     """Rows [start, stop) of any source that cannot read a range by itself (a user's
     Source object): it reads the source's chunks in order and keeps the rows in range,

@@ -29,6 +29,7 @@ from .._core.types import READ_AHEAD, Chunk
 from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
+from .parts import CutByRows
 from .remote import is_url, opened
 from .validate import NonNumericDataError, check_weight_not_a_feature, missing_fix
 
@@ -265,7 +266,7 @@ class _CsvReader:
 _NUMERIC_HINT = "encode or drop them, or choose numeric columns with columns=[...]"
 
 
-class TableSource:
+class TableSource(CutByRows):
     """Rows of one or more Parquet, Arrow IPC or CSV files (in the order given).
 
     ``columns`` are the features (all columns but the weight column when None: then
@@ -620,12 +621,6 @@ class TableSource:
         part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
         return part
 
-    def split(self, count: int) -> list[TableSource]:
-        """``count`` consecutive parts, cut between row groups (files) near the balanced
-        places (see ``parts.split_rows``)."""
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
     def file_of_row(self, row: int) -> str:
         """The file that holds data-set row ``row`` (for messages)."""

@@ -27,6 +27,7 @@ from .._core.sparse import SparseRows
 from .._core.types import Chunk
 from . import identity
 from .counts import MEMO_SHARE, RowMemos, _canonical_rows, _csr_of, check_counts, chunk_rows_for, stored_bytes, to_rows
+from .parts import CutByRows
 from .paths import expand_paths
 from .tables import _IpcReader, _ParquetReader, check_unique, file_errors, free_cuts, import_pyarrow, row_window
 
@@ -50,7 +51,7 @@ def list_columns(path) -> list[str] | None:
     return [f.name for f in schema if _is_list(pa, f.type)]
 
 
-class TokenSource:
+class TokenSource(CutByRows):
     """Rows of token-list files as chunks of sparse counts (see the module's docstring)."""
 
     shift = None
@@ -309,10 +310,6 @@ class TokenSource:
         part.checked, part._memos = False, RowMemos(self._memo_limit)
         return part
 
-    def split(self, count: int) -> list[TokenSource]:
-        from .parts import split_rows
-
-        return split_rows(self, count)
 
     def file_of_row(self, row: int) -> str:
         ends = np.cumsum(self.file_rows)
