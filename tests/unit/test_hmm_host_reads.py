@@ -485,3 +485,73 @@ def test_a_nan_in_a_streamed_file_found_on_the_device_is_refused_as_the_per_batc
             m.fit(path, lengths) if fitting else m.score(path, lengths)
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
+
+
+# ---------------------------------------------------------------- gaps (missing_values='fiml')
+# A row's gaps leave its emission's log-density. Deferred, no batch asks the device
+# whether it holds a gap (the gap kernels take every batch): as many reads for 40 batches
+# as for 4, and the scores and fits of the per-batch path.
+
+def _gapped_hmm(kind: str):
+    from bigem import PoissonHMM
+
+    rng = np.random.default_rng(9)
+    n = N_SEQ * LENGTH
+    states = np.repeat(rng.integers(0, 2, n // 10), 10)
+    if kind == "categorical":
+        X = np.where(states[:, None] == 0, rng.integers(0, 2, (n, 1)), rng.integers(1, 4, (n, 1))).astype(np.float64)
+        m = CategoricalHMM(2, n_features=4, n_iter=3, random_state=0, dtype="float64", missing_values="fiml")
+    elif kind == "poisson":
+        X = rng.poisson(np.where(states[:, None] == 0, 1.0, 6.0), (n, 2)).astype(np.float64)
+        m = PoissonHMM(2, n_iter=3, random_state=0, dtype="float64", missing_values="fiml")
+    else:
+        X = np.where(states[:, None] == 0, 0.0, 5.0) + rng.normal(0, 1, (n, D))
+        m = GaussianHMM(2, covariance_type="diag", n_iter=3, random_state=0, dtype="float64", missing_values="fiml")
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:LENGTH] = X[:LENGTH] if kind == "categorical" else np.nan_to_num(X[:LENGTH])  # a batch may hold no gap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a fixed, short fit
+        return m.fit(X, [LENGTH] * N_SEQ), X
+
+
+@pytest.mark.parametrize("kind", ["categorical", "poisson", "gaussian"])
+def test_gapped_hmms_read_back_as_often_for_40_batches_as_for_4(deferred, host_lengths, kind):
+    host, made = host_lengths
+    m, X = _gapped_hmm(kind)
+    lengths = [LENGTH] * N_SEQ
+    per_row = (torch.finfo(torch.float64).bits // 8) * (6 * 2 + 3 * X.shape[1] + 4) + 48  # as _rows_per_batch
+    reads, scores, batches = [], [], []
+    for per_batch in (10, 1):
+        m.set_params(memory_budget=per_row * LENGTH * per_batch)
+        m.score(X, lengths)  # warm
+        made["batches"] = 0
+        with counting_device_reads(host) as counts:
+            scores.append(m.score(X, lengths))
+        reads.append(counts["n"])
+        batches.append(made["batches"])
+    assert batches == [4, 40]
+    assert reads[0] == reads[1]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(numerics, "defers_reads", lambda device: False)
+        plain = m.score(X, lengths)
+    assert scores[0] == pytest.approx(plain, rel=1e-12) and scores[1] == pytest.approx(plain, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "poisson", "gaussian"])
+def test_gapped_hmm_fits_read_back_as_often_for_40_batches_as_for_4(deferred, host_lengths, kind):
+    m, X = _gapped_hmm(kind)
+    lengths = [LENGTH] * N_SEQ
+    per_row = (torch.finfo(torch.float64).bits // 8) * (6 * 2 + 3 * X.shape[1] + 4) + 48  # as _rows_per_batch
+    reads, histories = [], []
+    for per_batch in (10, 1):
+        m.set_params(memory_budget=per_row * LENGTH * per_batch)
+        with counting_device_reads(host_lengths[0]) as counts, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a fixed, short fit
+            histories.append(list(m.fit(X, lengths).monitor_.history))
+        reads.append(counts["n"])
+    assert reads[0] == reads[1]
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        mp.setattr(numerics, "defers_reads", lambda device: False)
+        warnings.simplefilter("ignore")
+        plain = list(m.fit(X, lengths).monitor_.history)
+    np.testing.assert_allclose(histories, [plain, plain], rtol=1e-12)

@@ -10,6 +10,7 @@ the pass found (a row no component explains) is still raised, once, with its row
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import pytest
@@ -320,3 +321,137 @@ def test_a_broken_value_found_on_the_device_is_refused_as_the_per_chunk_check_re
             _family(family, chunk_size=500, init_params="random").fit(X)  # no rows taken by index first
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
+
+
+# ---------------------------------------------------------------- gaps and labels in a fit
+# With missing_values='fiml' each block asked "is there a gap?" and the count of rows with
+# nothing observed was read once a chunk; with labels and unlabeled_weight each chunk
+# asked whether it held labelled and unlabelled rows. Deferred, the gap kernels, the scale
+# and the mask take every block whatever it holds, and the count stays on the device:
+# a whole fit reads back as often over 60 chunks as over 6, and fits as the per-chunk
+# path does. (The correlated Gaussian's missing patterns are still found on the host,
+# once a chunk: full and tied covariances are not in this list.)
+
+def _gapped_fit(case: str, **kw):
+    from bigem import BernoulliMixture, CategoricalMixture, GaussianMixture, PoissonMixture
+
+    rng = np.random.default_rng(4)
+    z = rng.integers(0, 2, N)
+    kw = dict(dict(max_iter=3, tol=0, random_state=0, dtype="float64"), **kw)
+    labels = None
+    if case == "labels":
+        X = rng.normal(4.0 * z[:, None], 1.0, (N, 3))
+        labels = np.where(rng.random(N) < 0.3, z, -1)
+        return GaussianMixture(2, unlabeled_weight=0.5, **kw), X, labels
+    if case == "gaussian-diag":
+        X, make = rng.normal(4.0 * z[:, None], 1.0, (N, 3)), lambda: GaussianMixture(2, covariance_type="diag", **kw)
+    elif case == "bernoulli":
+        X, make = (rng.random((N, 5)) < 0.2 + 0.6 * z[:, None]).astype(float), lambda: BernoulliMixture(2, **kw)
+    elif case == "poisson":
+        X, make = rng.poisson(2.0 + 4.0 * z[:, None], (N, 3)).astype(float), lambda: PoissonMixture(2, **kw)
+    elif case == "categorical":
+        X, make = (rng.integers(0, 3, (N, 3)) + z[:, None]).astype(float), lambda: CategoricalMixture(2, **kw)
+    else:
+        import pandas as pd
+
+        X = pd.DataFrame({"x": rng.normal(3.0 * z, 1.0), "k": rng.poisson(2.0 + 4.0 * z).astype(float),
+                          "c": (rng.integers(0, 3, N) + z).astype(float)})
+        from bigem import MixedMixture
+
+        model = MixedMixture(2, families={"k": "poisson", "c": "categorical"}, missing_values="fiml", **kw)
+        X = X.mask(rng.random(X.shape) < 0.1)
+        return model, X, None
+    X[rng.random(X.shape) < 0.1] = np.nan
+    return make().set_params(missing_values="fiml"), X, labels
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::bigem.errors.EmptyRowWarning")  # a few rows lose every value
+@pytest.mark.parametrize("init", ["kmeans", "random"])
+@pytest.mark.parametrize("case", ["bernoulli", "poisson", "categorical", "mixed", "gaussian-diag", "labels"])
+def test_a_fit_with_gaps_or_labels_reads_back_as_often_for_60_chunks_as_for_6(deferred, case, init, monkeypatch):
+    from bigem._core import numerics
+
+    reads, fits = [], []
+    for rows in (N // 6, N // 60):
+        model, X, y = _gapped_fit(case, chunk_size=rows, init_params=init)
+        with counting_reads() as counts:
+            fits.append(model.fit(X, y))
+        reads.append(counts["n"])
+    assert reads[0] == reads[1]
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: False)
+    model, X, y = _gapped_fit(case, chunk_size=N // 60, init_params=init)
+    plain = model.fit(X, y)
+    for fit in fits:
+        np.testing.assert_allclose(fit.lower_bounds_, plain.lower_bounds_, rtol=1e-12)
+        np.testing.assert_allclose(fit.weights_, plain.weights_, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.parametrize("deferring", [False, True])
+def test_rows_with_nothing_observed_are_counted_on_the_device_and_named_once(deferring, monkeypatch):
+    from bigem import BernoulliMixture
+    from bigem._core import numerics
+    from bigem.errors import EmptyRowWarning
+
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: deferring)
+    rng = np.random.default_rng(2)
+    X = (rng.random((N, 4)) < 0.5).astype(float)
+    X[:, :2][rng.random((N, 2)) < 0.1] = np.nan
+    X[[17, 2500, 5999]] = np.nan  # three rows with nothing observed, in three chunks
+    with pytest.warns(EmptyRowWarning, match=r"^3 row\(s\) have every value missing") as caught:
+        BernoulliMixture(2, missing_values="fiml", max_iter=2, tol=0, random_state=0, chunk_size=1000).fit(X)
+    assert len([w for w in caught if w.category is EmptyRowWarning]) == 1
+
+
+def _e_step_pass(case: str, device: str, rows: int, count) -> tuple[int, float]:
+    """(the reads or synchronisations ``count`` saw, the log-likelihood) of one E-step pass
+    over a fitted model's data in chunks of ``rows``, on ``device``."""
+    est, X, y = _gapped_fit(case, max_iter=2, chunk_size=1000)
+    fitted = est.fit(X, y)
+    model, params = fitted._model(fitted._inference_settings()), fitted._fitted().to(device)
+    x = torch.as_tensor(np.asarray(X, dtype=np.float64), device=device)
+    label = None if y is None else torch.as_tensor(y, device=device)
+    chunks = [Chunk(x[s : s + rows], None, s, label=None if label is None else label[s : s + rows])
+              for s in range(0, N, rows)]
+    model.e_step(params, chunks[0])  # the prepared parameters exist before counting
+    with count() as counts:
+        stats = tree_sum(model.e_step(params, chunk) for chunk in chunks)
+    return counts["n"], model.objective(stats).total
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::bigem.errors.EmptyRowWarning")
+@pytest.mark.parametrize("case", ["bernoulli", "poisson", "gaussian-diag", "labels"])
+def test_an_e_step_pass_with_gaps_or_labels_reads_nothing_per_chunk(deferred, case):
+    reads, totals = zip(*(_e_step_pass(case, "cpu", rows, counting_reads) for rows in (1000, 100)))
+    assert reads[0] == reads[1]
+    assert totals[0] == pytest.approx(totals[1], rel=1e-12)
+
+
+@contextlib.contextmanager
+def counting_syncs():
+    """Count the host synchronisations inside the block (torch's sync debug mode)."""
+    counts = {"n": 0}
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield counts
+            torch.cuda.synchronize()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    counts["n"] = sum("synchroniz" in str(w.message) for w in caught)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::bigem.errors.EmptyRowWarning")
+@pytest.mark.parametrize("case", ["bernoulli", "poisson", "gaussian-diag", "labels"])
+def test_cuda_e_step_with_gaps_or_labels_synchronises_no_more_for_60_chunks_than_for_6(case):
+    syncs, totals = zip(*(_e_step_pass(case, "cuda", rows, counting_syncs) for rows in (1000, 100)))
+    assert syncs[0] == syncs[1]
+    _, cpu = _e_step_pass(case, "cpu", 1000, lambda: contextlib.nullcontext({"n": 0}))
+    assert totals[0] == pytest.approx(cpu, rel=1e-10) and totals[1] == pytest.approx(cpu, rel=1e-10)

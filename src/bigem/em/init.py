@@ -297,8 +297,11 @@ class LabelledResponsibilities:
     def __call__(self, chunk: Chunk) -> Tensor:
         K = int(self.classes.shape[0])
         r = row_uniforms(self.seed, chunk.row_start, chunk.n_rows, K) + 0.5
-        label = torch.full((chunk.n_rows,), -1, dtype=torch.int64) if chunk.label is None else chunk.label.cpu()
-        r = r * (self.classes[None, :] == label[:, None])
+        if chunk.label is None:
+            return torch.zeros(chunk.n_rows, K, device=chunk.x.device, dtype=chunk.x.dtype)
+        # the draws go to the labels (an upload): the labels never come back to the host
+        label = chunk.label.to(chunk.x.device)
+        r = r.to(label.device) * (self.classes.to(label.device)[None, :] == label[:, None])
         total = r.sum(1, keepdim=True)
         r = r / torch.where(total > 0, total, torch.ones_like(total))
-        return r.to(device=chunk.x.device, dtype=chunk.x.dtype)
+        return r.to(dtype=chunk.x.dtype)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core import jit, parallel
+from .._core import jit, numerics, parallel
 from .._core.numerics import squared_distances
 from .._core.stats import additive
 from .._core.workspace import Workspace
@@ -319,7 +319,7 @@ class CategoricalComponent:
         out = out.scatter_(1, idx, 1.0)[:, :-1]
         if self.gaps and x.is_floating_point():
             gap = torch.isnan(x)
-            if bool(gap.any()):
+            if numerics.defers_reads(x.device) or bool(gap.any()):  # a GPU asks nothing: no gap, same answer
                 out = out.masked_fill(gap[:, self._column.to(x.device)], float("nan"))
         return out
 

@@ -148,9 +148,10 @@ def blocks(n: int, step: int) -> Iterator[slice]:
         yield slice(s, min(s + step, n))
 
 
-def log_prob(component: Component, params: Any, x: Tensor) -> Tensor:
-    """log p_k(x) of every row and component: (n, K), row-major, in the kernels' dtype."""
-    prep = component.prepare(params, x.device)
+def log_prob(component: Component, params: Any, x: Tensor, prep: Any = None) -> Tensor:
+    """log p_k(x) of every row and component: (n, K), row-major, in the kernels' dtype.
+    ``prep``: the parameters already prepared for x's device (else prepared here)."""
+    prep = component.prepare(params, x.device) if prep is None else prep
     K = prep.n_components
     zeros = torch.zeros(K, dtype=prep.dtype, device=x.device)
     out = torch.empty(x.shape[0], K, dtype=prep.dtype, device=x.device)
@@ -159,10 +160,11 @@ def log_prob(component: Component, params: Any, x: Tensor) -> Tensor:
     return out
 
 
-def statistics(component: Component, params: Any, x: Tensor, resp: Tensor, w: Tensor | None = None) -> Any:
+def statistics(component: Component, params: Any, x: Tensor, resp: Tensor, w: Tensor | None = None,
+               prep: Any = None) -> Any:
     """The component statistics of rows x with responsibilities resp (n, K) (already
-    weighted) and row weights w (n,) (None: all ones)."""
-    prep = component.prepare(params, x.device)
+    weighted) and row weights w (n,) (None: all ones); ``prep`` as in :func:`log_prob`."""
+    prep = component.prepare(params, x.device) if prep is None else prep
     acc = component.accumulator(prep)
     for rows in blocks(x.shape[0], component.block_rows(prep.n_components, x.shape[1], x.device)):
         blk = component.block(prep, x[rows])

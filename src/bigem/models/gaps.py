@@ -15,8 +15,10 @@ family's to say, entry by entry:
 
 Either way the marginal density of what a row observed is what the E-step evaluates,
 a row with nothing observed has log-density 0 under every component (its posterior is
-the prior), and the statistics stay additive. Blocks without a gap never reach this
-module: the components take their usual kernels, bit for bit.
+the prior), and the statistics stay additive. On the CPU, blocks without a gap never
+reach this module: the components take their usual kernels, bit for bit. Where reads
+are deferred (a GPU), the independent families and the diagonal Gaussian take the gap
+kernels whatever the block holds, rather than ask the device (see :func:`missing`).
 
 The Gaussian factors each missing pattern once, named by its mask packed into an
 integer code (:func:`pack`; :func:`distinct` finds the patterns where they must be
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._core import numerics
 from .._core.workspace import Workspace
 
 # Missing masks of at most this many features are packed into one int64 per row (a
@@ -42,14 +45,24 @@ PACKED_FEATURES = 62
 _PACK_ROWS = 1 << 16
 
 
-def missing(x: Tensor, ws: Workspace | None = None) -> Tensor | None:
+def missing(x: Tensor, ws: Workspace | None = None, defer: bool = True) -> Tensor | None:
     """The (n, D) mask of x's missing entries, or None when there is none (one reduction
     answers the common case, as ``sources.validate.check_finite`` does). With ``ws``, the
-    mask is its buffer (a chunk's: fresh, its pages would be mapped anew each pass)."""
-    if x.numel() == 0 or not bool(torch.isnan(x.sum())):
+    mask is its buffer (a chunk's: fresh, its pages would be mapped anew each pass).
+
+    Where reads are deferred (a GPU's rows, ``numerics.defers_reads``) the mask is always
+    returned, read by no one: "is there a gap?" would wait on the device once a block,
+    and a kernel that takes a mask gives a mask without a True the gap-free answer (to
+    rounding: the gap kernels' sums are not the usual ones'). ``defer=False`` for a
+    caller whose own bookkeeping reads the mask anyway (the correlated Gaussian's
+    missing patterns), which keeps its gap-free blocks on the usual kernels."""
+    if x.numel() == 0:
+        return None
+    deferred = defer and numerics.defers_reads(x.device)
+    if not deferred and not bool(torch.isnan(x.sum())):
         return None
     mask = torch.isnan(x) if ws is None else torch.ne(x, x, out=ws.get("missing", x.shape, torch.bool, x.device))
-    return mask if any_set(mask) else None
+    return mask if deferred or any_set(mask) else None
 
 
 def any_set(mask: Tensor) -> bool:

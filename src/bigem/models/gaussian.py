@@ -676,8 +676,8 @@ class GaussianComponent:
             if read is not None and mask is not None and p.gaps is not None and p.kernel != "diag":
                 ahead = self._expected(read, x.shape[1], x.device)
                 mask = mask if int(ahead[0][-1]) > 0 else None  # read by number of gaps: the last has the most
-            else:
-                mask = missing(x, self._ws)
+            else:  # full and tied find their missing patterns on the host: a read that defers nothing
+                mask = missing(x, self._ws, defer=p.kernel == "diag")
             if mask is not None:
                 return self._gapped(p, x, mask, ahead)
         feats = block_features(p, x, self._ws)

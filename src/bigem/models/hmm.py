@@ -993,6 +993,7 @@ class HMMModel:
         self.transmat_prior = transmat_prior
         self.advice = advice or emission.advice
         self.mend = mend
+        self._ws = Workspace()
 
     def _lanes(self, lengths: np.ndarray, device: torch.device) -> Lanes:
         """The layout of a batch, kept for the next iteration (same batches every iteration)."""
@@ -1022,7 +1023,15 @@ class HMMModel:
 
     def log_emission(self, params: HMMParams, x: Tensor) -> Tensor:
         """log b_k(x_t) of every row: (N, K)."""
-        return components.log_prob(self.emission, params.emission, x.to(self.emission.row_dtype))
+        return components.log_prob(self.emission, params.emission, x.to(self.emission.row_dtype),
+                                   self._prepared(params, x.device))
+
+    def _prepared(self, params: HMMParams, device: torch.device) -> Any:
+        """The emission's parameters prepared for the kernels once a pass, not once a batch
+        (a preparation's factors, and with gaps its pattern bookkeeping, are the same for
+        every batch; a GPU would wait on the bookkeeping once a batch)."""
+        return self._ws.derived("emission", params.emission, torch.device(device),
+                                lambda: self.emission.prepare(params.emission, device))
 
     def _scaled_emission(self, params: HMMParams, x: Tensor) -> tuple[Tensor, Tensor]:
         """(exp(log b - shift), shift) of every row for the compiled kernels: from the
@@ -1109,7 +1118,8 @@ class HMMModel:
             lengths = chunk.lengths.to(x.device, non_blocking=True)
             bad = ~ok
             # rows of impossible sequences carry no weight (their posteriors are zero)
-            estats = components.statistics(self.emission, params.emission, x, post.gamma, ok[lanes.row_seq].to(x.dtype))
+            estats = components.statistics(self.emission, params.emission, x, post.gamma, ok[lanes.row_seq].to(x.dtype),
+                                           self._prepared(params, x.device))
             return HMMStats(
                 start=post.start, trans=post.trans, emission=estats,
                 loglik=torch.where(ok, post.loglik, torch.zeros_like(post.loglik)).sum(),
@@ -1127,7 +1137,8 @@ class HMMModel:
         own = getattr(self.emission, "compiled_statistics", None) if lanes is None else None
         estats = own(params.emission, x, post.gamma) if own is not None else None  # gamma is 0 where impossible
         if estats is None:
-            estats = components.statistics(self.emission, params.emission, x, post.gamma, w)
+            estats = components.statistics(self.emission, params.emission, x, post.gamma, w,
+                                           self._prepared(params, x.device))
         return HMMStats(
             start=post.start,
             trans=post.trans,

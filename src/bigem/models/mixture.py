@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._core import numerics
 from .._core.errors import ComponentReseededWarning, EmptyRowWarning, NumericalError
 from .._core.protocols import Note, Objective, Report, Step
 from .._core.stats import Lowest, additive, counted, least, least_of, shared, summed
@@ -73,7 +74,8 @@ class MixtureStats:
     weight: Tensor
     worst: Lowest
     rows: int = counted()
-    empty: int = counted(default=0)  # rows with every value missing (gaps allowed only)
+    # rows with every value missing (gaps allowed only; a 0-d tensor where reads are deferred)
+    empty: int | Tensor = counted(default=0)
     neg_entropy: Tensor | float = summed(default=0.0)
     # the first row of positive weight with no finite density, -1 for none (see first_unexplained)
     unexplained: Tensor | int = least(default=-1)
@@ -366,12 +368,16 @@ class MixtureModel:
             return w, None
         label = label.to(chunk.x.device)
         unlabelled = label < 0
-        if self.unlabeled_weight != 1.0 and bool(unlabelled.any()):
+        # where reads are deferred (a GPU's chunks) nothing asks whether the chunk has
+        # unlabelled rows or labelled ones: the scale and the mask give the same answer
+        # when it has none of either
+        deferred = numerics.defers_reads(label.device)
+        if self.unlabeled_weight != 1.0 and (deferred or bool(unlabelled.any())):
             # float64 from the start: torch.where on Python numbers makes float32 (0.3 off by 4e-8)
             scale = torch.ones(label.shape, dtype=torch.float64, device=label.device)
             scale[unlabelled] = self.unlabeled_weight
             w = scale if w is None else w.double() * scale
-        if bool(unlabelled.all()):
+        if not deferred and bool(unlabelled.all()):
             return w, None
         classes = self.classes.to(chunk.x.device)
         return w, (classes[:, None] != label[None, :]) & ~unlabelled[None, :]
@@ -444,12 +450,16 @@ class MixtureModel:
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
         loglik = weighted_sum(log_norm, w)
         candidates = log_norm if w is None else torch.where(w > 0, log_norm, torch.inf)
-        empty = 0
+        empty: int | Tensor = 0
         if gaps is not None:  # a row with nothing observed explains nothing: never a seed
             blank = empty_rows(gaps)
-            empty = int(blank.sum()) if any_set(blank) else 0  # no (n,) int64 conversion in the common case
-            if empty:
+            if numerics.defers_reads(device):  # counted on the device, read once a pass (by the M-step)
+                empty = blank.sum()
                 candidates = torch.where(blank, torch.inf, candidates)
+            else:
+                empty = int(blank.sum()) if any_set(blank) else 0  # no (n,) int64 conversion in the common case
+                if empty:
+                    candidates = torch.where(blank, torch.inf, candidates)
         weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
         stats = acc.result() if top is None else acc.result().scale(top)
         if top is not None:
@@ -497,9 +507,10 @@ class MixtureModel:
         weights = n_k / n_k.sum()
         support = getattr(self.component, "min_support", _MIN_SUPPORT)
         dead = (cs.n_k < support * avg_row) | ~valid.to(n_k.device)
-        notes = () if not stats.empty else (Note(
+        empty = int(stats.empty)  # a device count where reads are deferred: read here, once a pass
+        notes = () if not empty else (Note(
             EmptyRowWarning,
-            f"{stats.empty} row(s) have every value missing: they carry no information, count as rows (log-density "
+            f"{empty} row(s) have every value missing: they carry no information, count as rows (log-density "
             "0) and take the mixture weights as their posterior; drop them to leave them out",
             once=True,
         ),)
