@@ -455,3 +455,20 @@ def test_cuda_e_step_with_gaps_or_labels_synchronises_no_more_for_60_chunks_than
     assert syncs[0] == syncs[1]
     _, cpu = _e_step_pass(case, "cpu", 1000, lambda: contextlib.nullcontext({"n": 0}))
     assert totals[0] == pytest.approx(cpu, rel=1e-10) and totals[1] == pytest.approx(cpu, rel=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+def test_restarts_in_lockstep_read_back_as_often_for_60_chunks_as_for_6():
+    """Each chunk feeds every restart's E-step in turn: each run's parameters are prepared
+    once a pass (the preparation checks them, a read), not once a chunk."""
+    from bigem import GaussianMixture
+
+    x, _ = _data(False)
+    reads, bounds = [], []
+    for rows in (N // 6, N // 60):
+        with counting_reads() as counts:
+            gm = GaussianMixture(K, n_init=3, max_iter=3, tol=0, random_state=0, chunk_size=rows).fit(x)
+        reads.append(counts["n"])
+        bounds.append(gm.lower_bound_)
+    assert reads[0] == reads[1]
+    assert bounds[0] == pytest.approx(bounds[1], rel=1e-6)

@@ -118,6 +118,19 @@ class SparseRows:
             out.index_add_(0, self.row_ids().to(self.device), self.values.double())
         return out
 
+    def dense_rows(self, rows: Tensor) -> Tensor:
+        """Rows ``rows`` (m,) as a dense (m, D) tensor, every entry scattered (those of
+        other rows into a row that is dropped), so that nothing is read back: a sparse
+        gather must read its rows' total to size its arrays, a wait on a GPU. O(nnz):
+        for a handful of rows out of a chunk (re-seeding candidates)."""
+        m, dev = rows.shape[0], self.device
+        slot = torch.full((self.shape[0],), m, dtype=torch.int64, device=dev)
+        slot[rows.to(dev)] = torch.arange(m, device=dev)
+        out = torch.zeros(m + 1, self.n_features, dtype=self.dtype, device=dev)
+        if self.nnz:
+            out.index_put_((slot[self.row_ids().to(dev)], self.indices.long().to(dev)), self.values, accumulate=True)
+        return out[:m]
+
     def to_dense(self) -> Tensor:
         """The rows as a dense (n, D) tensor: for small blocks only (tests, a handful of rows)."""
         out = torch.zeros(self.shape, dtype=self.dtype, device=self.device)

@@ -27,7 +27,8 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor
 
-from .sparse import cat_rows
+from . import numerics
+from .sparse import SparseRows, cat_rows
 
 S = TypeVar("S", bound="Stats")
 
@@ -229,6 +230,8 @@ class Lowest:
     def of(cls, scores: Tensor, x: Tensor, m: int) -> "Lowest":
         """The m lowest of one chunk's per-row ``scores`` (+inf never wins) and their rows."""
         low = lowest_indices(scores, m)
+        if isinstance(x, SparseRows) and numerics.defers_reads(x.device):  # dense: a sparse gather reads its size
+            return cls(scores[low].double(), x.dense_rows(low).double(), m)
         return cls(scores[low].double(), x[low].double(), m)
 
     def __add__(self, other: "Lowest") -> "Lowest":

@@ -58,13 +58,24 @@ class Workspace:
         """``make()``, remembered while asked with the same ``source`` (by identity, held
         alive here) and device: a pass's parameters are prepared for the kernels once, not
         once a chunk (a GPU would wait on the preparation's checks every chunk). Sources
-        must be immutable, as parameters are."""
-        memo = self._local.__dict__.setdefault("memo", {})
-        hit = memo.get(name)
-        if hit is not None and hit[0] is source and hit[1] == device:
-            return hit[2]
+        must be immutable, as parameters are.
+
+        Several sources may be live at once: restarts in lockstep ask for each run's
+        parameters in turn, chunk after chunk. A miss forgets the entries not asked for
+        within the last as many requests as there are entries, so that the memo holds the
+        sources in use and at most as many stale ones (the previous pass's), one run or
+        many."""
+        memos = self._local.__dict__.setdefault("memo", {})
+        memo = memos.setdefault(name, {"tick": 0, "entries": []})
+        memo["tick"] = tick = memo["tick"] + 1
+        entries = memo["entries"]
+        for entry in entries:
+            if entry[0] is source and entry[1] == device:
+                entry[3] = tick
+                return entry[2]
+        entries[:] = [e for e in entries if tick - e[3] <= len(entries)]
         value = make()
-        memo[name] = (source, device, value)
+        entries.append([source, device, value, tick])
         return value
 
     def __getstate__(self) -> dict:

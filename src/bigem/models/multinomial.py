@@ -235,17 +235,20 @@ def log_coefficients(rows: SparseRows) -> Tensor:
         return fused.log_coefficients(rows, _log_factorials(dev), _parts(rows.nnz))
     if dev.type == "cpu":
         return _log_coefficients_numpy(rows)
-    totals = rows.row_sums()
-    out = torch.lgamma(totals + 1.0)
-    v = rows.values
-    big = torch.nonzero(v > 1).reshape(-1)
-    if big.numel():
-        vb = v[big].double()
-        table = _log_factorials(dev)
-        small = vb < _TABLE
-        terms = torch.where(small, table[vb.clamp(max=_TABLE - 1).long()], torch.lgamma(vb + 1.0))
-        row_of = torch.searchsorted(rows.indptr.to(dev), big, right=True) - 1
-        out.index_add_(0, row_of, -terms)
+    return _log_coefficients_torch(rows)
+
+
+def _log_coefficients_torch(rows: SparseRows) -> Tensor:
+    """:func:`log_coefficients` in torch (a GPU's): every entry is looked up (0! = 1! = 1
+    add 0), since selecting those above 1 would read their number back, a wait on the
+    device once a chunk."""
+    dev = rows.device
+    out = torch.lgamma(rows.row_sums() + 1.0)
+    if rows.nnz:
+        v = rows.values.double()
+        looked = _log_factorials(dev)[v.clamp(0, _TABLE - 1).long()]
+        terms = torch.where(v < _TABLE, looked, torch.lgamma(v + 1.0))
+        out.index_add_(0, rows.row_ids().to(dev), -terms)
     return out
 
 
