@@ -245,6 +245,13 @@ def test_gaps_are_refused_without_fiml_with_the_fix_and_a_column_never_observed_
     X[:, 2] = np.nan
     with pytest.raises(DataError, match="column 2 is missing in every row"):
         BernoulliMixture(2, missing_values="fiml").fit(X)
+    codes = np.random.default_rng(16).integers(0, 3, (300, 3)).astype(float)
+    codes[:, 1] = np.nan
+    with pytest.raises(DataError, match=r"column 1 has no values \(missing in every row\).*drop it"):
+        CategoricalMixture(2, missing_values="fiml").fit(codes)
+    frame["c"] = None
+    with pytest.raises(DataError, match=r"column 'c' has no values \(missing in every row\).*drop it"):
+        MixedMixture(2, missing_values="fiml").fit(frame)
 
 
 def test_a_row_with_nothing_observed_gets_the_weights_as_its_posterior():

@@ -108,7 +108,8 @@ class Vocabulary:
         or mixes types."""
         keys = self.seen.get(j, set())
         if not keys:
-            raise DataError(f"{label} has no values; a categorical column needs at least one category")
+            raise DataError(f"{label} has no values (missing in every row): a categorical column needs at least one "
+                            "category; drop it (select the others with columns=[...])")
         try:
             return as_categories(list(keys), label)
         except ValueError as exc:
