@@ -54,6 +54,27 @@ def test_the_wire_sum_is_the_sum_of_the_statistics(name, make):
         torch.testing.assert_close(got.top, want.top)
 
 
+def test_the_multinomials_dense_candidates_go_on_the_wire_where_reads_are_deferred(monkeypatch):
+    """On a GPU (forced here) the multinomial keeps its re-seeding candidates as dense rows
+    (a sparse gather would read a size back): they flatten, so its statistics take the
+    all-reduce like every other kind, and decode to the sum of the parts."""
+    from bigem._core import numerics
+    from bigem._core.sparse import SparseRows
+
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: True)
+    name, make = next(c for c in _cases() if c[0] == "mixture-multinomial")
+    e_step = make(np.random.default_rng(0))
+    bounds = getattr(e_step, "bounds", [0, 2, 50, 90])
+    parts = [e_step(a, b) for a, b in zip(bounds, bounds[1:])]
+    assert not isinstance(parts[0].worst.rows, SparseRows)
+    got, want = _over_the_wire(parts), tree_sum(parts)
+    _close(got, want)
+    torch.testing.assert_close(got.worst.ordered(), want.worst.ordered())
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: False)
+    sparse = tree_sum([e_step(a, b) for a, b in zip(bounds, bounds[1:])])
+    torch.testing.assert_close(got.worst.ordered(), sparse.worst.ordered().to_dense())
+
+
 def _mixture_parts(shift: float = 0.0):
     rng = np.random.default_rng(3)
     model = gaussian_mixture(3, "full", 1e-6, torch.float64)

@@ -24,8 +24,9 @@ import torch
 
 from .._core.chunking import host_budget
 from .._core.draws import row_draws
-from .._core.errors import (DataError, ModelFileError, ParameterError, SampleWeightWarning, UninformativeColumnWarning,
-                            not_fitted_error)
+from .._core import numerics
+from .._core.errors import (DataError, ModelFileError, NumericalError, ParameterError, SampleWeightWarning,
+                            UninformativeColumnWarning, not_fitted_error)
 from .._core.optional import require
 from .._core.protocols import Task
 from .._core.sparse import cat_rows
@@ -898,11 +899,20 @@ class _BaseMixture(EstimatorBase, ABC):
         keep = None if id_column is None else [str(id_column)]
         source, s = self._inference_source(X, columns, keep)
         groups, classes = self._groups(), getattr(self, "classes_", None)
+        blocks = self._log_joint_blocks(source, s)
         with Sink(path, source.n_rows) as sink:
-            for chunk, block, bad, dtype in self._log_joint_blocks(source, s):
+            for chunk, block, bad, dtype in blocks:
                 # writing reads each chunk's rows to the host anyway, so its check costs no
                 # extra wait; a bad row stops the write at once, and the sink leaves no file
-                check_unexplained(bad, dtype)
+                try:
+                    check_unexplained(bad, dtype)
+                except NumericalError:
+                    if numerics.defers_reads(block.device):
+                        # the rows' own checks (NaN, infinity) are read when the pass ends:
+                        # finish it, so that a bad value is named as the CPU names it
+                        for _ in blocks:
+                            pass
+                    raise
                 cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
                 cols.update(per_row(block, outputs, groups, classes))
                 sink.write(cols)
