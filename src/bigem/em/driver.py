@@ -164,6 +164,7 @@ class _Run:
         self.seen: set[str] = set()
         self.squarem = Squarem(model) if accelerate == "squarem" else None
         self.stopping = stopping
+        self.fixed: Any = None  # the statistics, where they do not depend on the parameters
         if saved is not None:  # resumed from a checkpoint: continue exactly where it stood
             self.point, self.exact = saved["point"], saved["exact"]
             if self.squarem is not None and saved["squarem"] is not None:
@@ -310,13 +311,25 @@ def fit_em(
         runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r), model, accelerate, stopping,
                      start=start) for r in restarts]
     lockstep = Lockstep(model)
+    # where the E-step's statistics do not depend on the parameters (every row's
+    # responsibilities fixed by its label), one pass gathers them and the model restates
+    # them at each later point: the rest of the fit reads no data
+    restate = getattr(model, "restate", None) if getattr(model, "fixed_statistics", False) else None
     for iteration in range(first, max_iter + 1):
         active = [run for run in runs if not run.result.converged]
         if not active:
             break
         started = time.perf_counter()
-        together = engine.reduce(Task(lockstep, "e_steps", ([run.point for run in active],)), source)
-        for run, stats, own in zip(active, together.parts, _shares(time.perf_counter() - started, together.seconds)):
+        if restate is not None and all(run.fixed is not None for run in active):
+            parts = [restate(run.fixed, run.point) for run in active]
+            seconds = [0.0] * len(active)
+        else:
+            together = engine.reduce(Task(lockstep, "e_steps", ([run.point for run in active],)), source)
+            parts, seconds = together.parts, together.seconds
+            if restate is not None:
+                for run, stats in zip(active, parts):
+                    run.fixed = stats
+        for run, stats, own in zip(active, parts, _shares(time.perf_counter() - started, seconds)):
             run.step(model, stats, iteration, tol, own, callback)
         if checkpoint is not None and iteration % checkpoint.every == 0 and engine.primary:
             checkpoint.save(model, runs, iteration)  # the primary process alone writes

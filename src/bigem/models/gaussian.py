@@ -865,6 +865,25 @@ class GaussianComponent:
             cov = self._unresolved_to_zero(cov, means, shift, float(s.eps))
         return self._factored(means, cov)
 
+    def expected_log_density(self, p: GaussianParams, s: GaussianStats) -> Tensor:
+        """sum_k sum_n r_nk log N(x_n | mu_k, Sigma_k) from the statistics alone (0-d,
+        float64): n_k (log det U_k - D log(2 pi) / 2) - tr(Lambda_k W_k) / 2, with W_k the
+        scatter about mu_k (the M-step's ``scatter``, from moments about any shift).
+        For a mixture whose responsibilities are fixed (``MixtureModel.restate``)."""
+        st = self.structure
+        dev = s.n_k.device
+        means, prec_chol = p.means.to(dev, torch.float64), p.prec_chol.to(dev, torch.float64)
+        K, D = means.shape
+        scatter = st.scatter(s.n_k, s.sum_x, s.sum_xx, means - s.shift, s.shift - s.shift.mean(0))
+        if st.kernel == "diag":
+            quad = (st.precisions(prec_chol, D) * scatter).sum()
+        else:
+            u = st.dense(prec_chol, K, D)
+            precision = u @ u.transpose(-1, -2)
+            quad = ((precision[0] if st.kernel == "tied" else precision) * scatter).sum()
+        log_det = st.log_det_precision(prec_chol, D)  # (K,), or one shared
+        return (s.n_k * (log_det - 0.5 * D * LOG_2PI)).sum() - 0.5 * quad
+
     def _unresolved_to_zero(self, cov: Tensor, means: Tensor, shift: Tensor, eps: float) -> Tensor:
         """Diagonal structures without reg_covar: a variance within rounding of zero is zero.
 

@@ -252,6 +252,33 @@ class MixtureModel:
         model.entropy = self.entropy
         return model
 
+    # ------------------------------------------------------------------ fixed responsibilities
+    @property
+    def fixed_statistics(self) -> bool:
+        """Whether an E-step gathers the same sufficient statistics at any parameters:
+        every row that counts is labelled and its class has one component (unlabelled
+        rows weigh 0), so its responsibilities are its label, whatever the parameters.
+        Then only the log-likelihood changes, and the component restates it from the
+        statistics (``expected_log_density``): EM reads the data once (see ``em.driver``).
+        Not with gaps, whose conditional moments depend on the parameters."""
+        if self.classes is None or self.unlabeled_weight != 0.0 or self.entropy:
+            return False
+        if getattr(self.component, "gaps", False) or not hasattr(self.component, "expected_log_density"):
+            return False
+        return int(torch.unique(self.classes).numel()) == int(self.classes.numel())
+
+    def restate(self, stats: MixtureStats, params: MixtureParams) -> MixtureStats:
+        """The statistics an E-step at ``params`` gathers, from ``stats`` gathered at other
+        parameters, where they are fixed (:attr:`fixed_statistics`): the same moments,
+        and the log-likelihood sum_k [n_k log w_k + sum_n r_nk log p_k(x_n)] from them
+        (float64, exact algebra). The re-seeding candidates stay the pass's (a class's
+        component keeps its rows whatever the parameters)."""
+        cs = stats.component
+        n_k = cs.n_k
+        log_w = params.log_weights.to(device=n_k.device, dtype=torch.float64)
+        mixing = torch.where(n_k > 0, n_k * log_w, torch.zeros_like(n_k)).sum()
+        return replace(stats, loglik=mixing + self.component.expected_log_density(params.component, cs))
+
     # ------------------------------------------------------------------ parameters
     def make_params(self, weights: Tensor, *component_args: Tensor) -> MixtureParams:
         """Float64 parameters: weights (K,), then the component's ``make_params`` arguments."""
