@@ -111,3 +111,54 @@ def test_unlabelled_rows_weighing_nothing_leave_the_fit_as_without_them(monkeypa
     b = GaussianMixture(3, **kw).fit(X[y_some >= 0], y_some[y_some >= 0])
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9)
+
+
+def _family_data(family: str, n=3000, seed=1):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    flags = (rng.random((n, 4)) < np.array([0.2, 0.5, 0.8])[y][:, None]).astype(float)
+    codes = (rng.integers(0, 2, (n, 3)) + y[:, None]).astype(float)
+    if family == "bernoulli":
+        return flags, y
+    if family == "categorical":
+        return codes, y
+    if family == "poisson":
+        return rng.poisson(1.0 + 2.0 * y[:, None], (n, 3)).astype(float), y
+    return pd.DataFrame({"x": rng.normal(2.0 * y, 1.0), "z": rng.normal(-y, 0.5), "flag": flags[:, 0],
+                         "c": codes[:, 0]}), y
+
+
+def _family(family: str, **kw):
+    from bigem import BernoulliMixture, CategoricalMixture, MixedMixture, PoissonMixture
+
+    kw = {**dict(unlabeled_weight=0.0, chunk_size=1000, max_iter=30, tol=1e-10, random_state=0, dtype="float64"), **kw}
+    if family == "mixed":
+        return MixedMixture(3, families={"flag": "bernoulli", "c": "categorical"}, **kw)
+    return {"bernoulli": BernoulliMixture, "categorical": CategoricalMixture, "poisson": PoissonMixture}[family](3, **kw)
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.parametrize("family", ["bernoulli", "categorical", "mixed"])
+def test_the_families_labelled_fits_read_the_data_once_and_fit_as_reading_it_every_iteration(family, monkeypatch):
+    X, y = _family_data(family)
+    calls = _passes(monkeypatch)
+    fast = _family(family).fit(X, y)
+    assert calls["n"] == 3
+    calls["n"] = 0
+    monkeypatch.setattr(MixtureModel, "fixed_statistics", property(lambda self: False))
+    slow = _family(family).fit(X, y)
+    assert calls["n"] == 3 * slow.n_iter_
+    assert fast.n_iter_ == slow.n_iter_
+    np.testing.assert_allclose(fast.lower_bounds_, slow.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(fast.weights_, slow.weights_, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+def test_a_poisson_block_reads_the_data_every_iteration(monkeypatch):
+    """Its log-density's log x! terms are not in its statistics: no restating."""
+    X, y = _family_data("poisson")
+    calls = _passes(monkeypatch)
+    fit = _family("poisson", max_iter=4, tol=0).fit(X, y)
+    assert calls["n"] == 3 * fit.n_iter_ == 12

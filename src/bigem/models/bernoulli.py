@@ -226,6 +226,14 @@ class BernoulliComponent:
             probs[k] = torch.where(torch.isnan(row), average, 0.9 * row.clamp(0, 1) + 0.1 * average)  # a gap: the average
         return BernoulliParams(probs)
 
+    def expected_log_density(self, p: BernoulliParams, s: BernoulliStats) -> Tensor:
+        """sum_k sum_n r_nk log p_k(x_n) from the statistics alone (0-d, float64): each
+        column's ones times log p, its observed zeros times log(1 - p), at the clamped
+        probabilities the E-step uses. For fixed responsibilities (``MixtureModel.restate``)."""
+        q = clamped(p.probabilities.to(s.n_k.device, torch.float64))
+        zeros = s.n_k[:, None] - s.ones - s.unseen
+        return (s.ones * torch.log(q) + zeros * torch.log1p(-q)).sum()
+
     def decrease_tolerance(self, p: BernoulliParams, weights: Tensor, value: float) -> float:
         """Rounding of the kernel's sums: the mean log-likelihood carries about eps of its size."""
         return 100 * torch.finfo(self.dtype).eps * (1.0 + abs(value))

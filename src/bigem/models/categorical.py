@@ -418,6 +418,12 @@ class CategoricalComponent:
             out[rows, j] = code
         return out
 
+    def expected_log_density(self, p: CategoricalParams, s: CategoricalStats) -> Tensor:
+        """sum_k sum_n r_nk log p_k(x_n) from the statistics alone (0-d, float64): each
+        category's mass times its log-probability. For fixed responsibilities
+        (``MixtureModel.restate``)."""
+        return torch.special.xlogy(s.counts, p.probabilities.to(s.counts.device, torch.float64)).sum()
+
     def decrease_tolerance(self, p: CategoricalParams, weights: Tensor, value: float) -> float:
         """Rounding of the kernel's sums: the mean log-likelihood carries about eps of its size."""
         return 100 * torch.finfo(self.dtype).eps * (1.0 + abs(value))

@@ -263,7 +263,7 @@ class MixtureModel:
         Not with gaps, whose conditional moments depend on the parameters."""
         if self.classes is None or self.unlabeled_weight != 0.0 or self.entropy:
             return False
-        if getattr(self.component, "gaps", False) or not hasattr(self.component, "expected_log_density"):
+        if getattr(self.component, "gaps", False) or getattr(self.component, "expected_log_density", None) is None:
             return False
         return int(torch.unique(self.classes).numel()) == int(self.classes.numel())
 

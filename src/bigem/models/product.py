@@ -281,6 +281,16 @@ class ProductComponent:
             out[:, cols] = part.component.impute(pp, self._columns(x, part), resp, **draw)
         return out
 
+    @property
+    def expected_log_density(self):
+        """The parts' expected log-densities summed (``MixtureModel.restate``), or None
+        where a part's statistics cannot restate theirs (a Poisson block's need the rows'
+        log-factorials, which they do not keep)."""
+        if not all(getattr(part.component, "expected_log_density", None) is not None for part in self.parts):
+            return None
+        return lambda p, s: sum(part.component.expected_log_density(q, t)
+                                for part, q, t in zip(self.parts, p.parts, s.parts))
+
     def decrease_tolerance(self, p: ProductParams, weights: Tensor, value: float) -> float:
         return sum(part.component.decrease_tolerance(q, weights, value) for part, q in zip(self.parts, p.parts))
 
