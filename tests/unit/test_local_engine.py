@@ -52,6 +52,18 @@ def test_read_ahead_yields_every_chunk_in_order_and_stays_bounded(read_ahead):
     assert seen == list(range(30))
 
 
+@pytest.mark.parametrize("decodes", [True, False])
+def test_only_a_decoding_source_is_read_ahead_on_a_thread(decodes):
+    """Rows in memory have nothing to read ahead: no thread is started for them."""
+    threads = []
+    source = Counting(5, decodes=decodes)
+    for chunk in LocalEngine(read_ahead=4).stream(source):
+        threads.append({t.name.split("_")[0] for t in threading.enumerate()})
+        assert source.produced >= int(chunk.row_start) + 1
+    reading = ["bigem-prefetch" in names for names in threads]
+    assert reading == [decodes] * 5
+
+
 def test_stopping_early_stops_the_reads():
     source = Counting(1000)
     stream = LocalEngine(read_ahead=4).stream(source)
