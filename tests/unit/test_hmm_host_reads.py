@@ -427,15 +427,19 @@ BREAKS = {"categorical": [(0, 4.0), (0, 9.0), (0, -1.0), (0, 1.5)], "poisson": [
           "multinomial": [(2, 3.0), (1, -1.0)]}
 
 
-@pytest.mark.parametrize("kind", sorted(BREAKS))
-def test_discrete_hmms_check_their_values_with_as_many_reads_for_40_batches_as_for_4(deferred, host_lengths, kind):
+def _budget(X, per_batch: int) -> int:
+    """A 2-state HMM's memory budget for ``per_batch`` sequences a batch (as _rows_per_batch)."""
+    per_row = (torch.finfo(torch.float64).bits // 8) * (6 * 2 + 3 * X.shape[1] + 4) + 48
+    return per_row * LENGTH * per_batch
+
+
+def _scored_in_4_and_40_batches(m, X, host_lengths) -> tuple[list[int], list[float]]:
+    """(the reads, the scores) of ``m.score(X)`` in 4 batches and in 40."""
     host, made = host_lengths
-    m, X = _discrete_hmm(kind)
     lengths = [LENGTH] * N_SEQ
-    per_row = (torch.finfo(torch.float64).bits // 8) * (6 * 2 + 3 * X.shape[1] + 4) + 48  # as _rows_per_batch
     reads, scores, batches = [], [], []
     for per_batch in (10, 1):
-        m.set_params(memory_budget=per_row * LENGTH * per_batch)
+        m.set_params(memory_budget=_budget(X, per_batch))
         m.score(X, lengths)  # warm
         made["batches"] = 0
         with counting_device_reads(host) as counts:
@@ -443,6 +447,13 @@ def test_discrete_hmms_check_their_values_with_as_many_reads_for_40_batches_as_f
         reads.append(counts["n"])
         batches.append(made["batches"])
     assert batches == [4, 40]
+    return reads, scores
+
+
+@pytest.mark.parametrize("kind", sorted(BREAKS))
+def test_discrete_hmms_check_their_values_with_as_many_reads_for_40_batches_as_for_4(deferred, host_lengths, kind):
+    m, X = _discrete_hmm(kind)
+    reads, scores = _scored_in_4_and_40_batches(m, X, host_lengths)
     assert reads[0] == reads[1]
     assert scores[0] == pytest.approx(scores[1], rel=1e-12)
 
@@ -516,24 +527,12 @@ def _gapped_hmm(kind: str):
 
 @pytest.mark.parametrize("kind", ["categorical", "poisson", "gaussian"])
 def test_gapped_hmms_read_back_as_often_for_40_batches_as_for_4(deferred, host_lengths, kind):
-    host, made = host_lengths
     m, X = _gapped_hmm(kind)
-    lengths = [LENGTH] * N_SEQ
-    per_row = (torch.finfo(torch.float64).bits // 8) * (6 * 2 + 3 * X.shape[1] + 4) + 48  # as _rows_per_batch
-    reads, scores, batches = [], [], []
-    for per_batch in (10, 1):
-        m.set_params(memory_budget=per_row * LENGTH * per_batch)
-        m.score(X, lengths)  # warm
-        made["batches"] = 0
-        with counting_device_reads(host) as counts:
-            scores.append(m.score(X, lengths))
-        reads.append(counts["n"])
-        batches.append(made["batches"])
-    assert batches == [4, 40]
+    reads, scores = _scored_in_4_and_40_batches(m, X, host_lengths)
     assert reads[0] == reads[1]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(numerics, "defers_reads", lambda device: False)
-        plain = m.score(X, lengths)
+        plain = m.score(X, [LENGTH] * N_SEQ)
     assert scores[0] == pytest.approx(plain, rel=1e-12) and scores[1] == pytest.approx(plain, rel=1e-12)
 
 
@@ -541,10 +540,9 @@ def test_gapped_hmms_read_back_as_often_for_40_batches_as_for_4(deferred, host_l
 def test_gapped_hmm_fits_read_back_as_often_for_40_batches_as_for_4(deferred, host_lengths, kind):
     m, X = _gapped_hmm(kind)
     lengths = [LENGTH] * N_SEQ
-    per_row = (torch.finfo(torch.float64).bits // 8) * (6 * 2 + 3 * X.shape[1] + 4) + 48  # as _rows_per_batch
     reads, histories = [], []
     for per_batch in (10, 1):
-        m.set_params(memory_budget=per_row * LENGTH * per_batch)
+        m.set_params(memory_budget=_budget(X, per_batch))
         with counting_device_reads(host_lengths[0]) as counts, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a fixed, short fit
             histories.append(list(m.fit(X, lengths).monitor_.history))
