@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: demo test examples docs bench clean
+.PHONY: demo test test-deferred examples docs bench clean
 
 $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
+
+# the suite with the GPU's strategy forced on the CPU, in every process (tests/deferred):
+# the code paths a GPU takes, tested without one; not part of CI
+test-deferred: $(STAMP)
+	PYTHONPATH=$(CURDIR)/tests/deferred BIGEM_TEST_DEFERRED=1 $(PY) -m pytest -q -p no:cacheprovider
 
 # every script of examples/, each in its own folder of build/examples/ (its output and pictures)
 examples: $(STAMP)

@@ -32,6 +32,7 @@ def _over_the_wire(parts: list) -> object:
 
 
 @pytest.mark.parametrize("name, make", _cases(), ids=[c[0] for c in _cases()])
+@pytest.mark.cpu_strategy  # a GPU's counts are device tensors, its sparse candidates dense (tested below)
 def test_the_wire_sum_is_the_sum_of_the_statistics(name, make):
     e_step = make(np.random.default_rng(0))
     bounds = getattr(e_step, "bounds", [0, 2, 50, 90])  # a part of 2 rows holds fewer than K candidates
