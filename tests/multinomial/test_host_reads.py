@@ -5,8 +5,8 @@ the device once a chunk: the rows' log multinomial coefficients selected the cou
 1 (a ``nonzero``), and the re-seeding candidates gathered sparse rows (a gather reads its
 rows' total to size its arrays). Both now work on every entry. Here the GPU's paths are
 taken on the CPU (``defers_reads`` forced, the compiled and scipy kernels off) and the
-read-backs counted: a fit over 60 chunks reads as often as one over 6, and fits as the
-CPU's own paths do.
+read-backs counted (with boolean-mask indexing and ``nonzero``, which wait as well): a
+fit over 60 chunks reads as often as one over 6, and fits as the CPU's own paths do.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bigem._core import jit, numerics
 from bigem._core.sparse import SparseRows
 from bigem.models import multinomial as kernels
 
-from ..unit.test_host_reads import counting_reads
+from ..unit.test_hmm_host_reads import counting_device_reads
 
 N, V = 3000, 40
 
@@ -77,7 +77,7 @@ def test_a_fit_reads_back_as_often_for_60_chunks_as_for_6(gpu_paths, monkeypatch
     X = _counts()
     reads, fits = [], []
     for rows in (N // 6, N // 60):
-        with counting_reads() as counts:
+        with counting_device_reads({}) as counts:  # boolean-mask indexing and nonzero count too
             fits.append(MultinomialMixture(2, max_iter=4, tol=0, random_state=0, chunk_size=rows).fit(X))
         reads.append(counts["n"])
     assert reads[0] == reads[1]

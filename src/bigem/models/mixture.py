@@ -400,9 +400,10 @@ class MixtureModel:
         # when it has none of either
         deferred = numerics.defers_reads(label.device)
         if self.unlabeled_weight != 1.0 and (deferred or bool(unlabelled.any())):
-            # float64 from the start: torch.where on Python numbers makes float32 (0.3 off by 4e-8)
+            # float64 from the start: torch.where on Python numbers makes float32 (0.3 off by 4e-8);
+            # masked_fill, as a boolean index would find the rows first (a wait on a GPU)
             scale = torch.ones(label.shape, dtype=torch.float64, device=label.device)
-            scale[unlabelled] = self.unlabeled_weight
+            scale.masked_fill_(unlabelled, self.unlabeled_weight)
             w = scale if w is None else w.double() * scale
         if not deferred and bool(unlabelled.all()):
             return w, None
