@@ -22,7 +22,7 @@ from bigem._core import jit, numerics
 from bigem._core.sparse import SparseRows
 from bigem.models import multinomial as kernels
 
-from ..unit.test_hmm_host_reads import counting_device_reads
+from ..unit.reads import counting_device_reads
 
 N, V = 3000, 40
 

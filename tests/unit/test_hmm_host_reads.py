@@ -5,7 +5,7 @@ whose size depends on the data (``nonzero``, a boolean mask as an index) waits f
 device to finish. The HMM code chooses its strategy by device (``_core.numerics.defers_reads``): on the CPU
 reads are free and the per-batch checks keep the exact path; on an accelerator the
 checks stay on the device. Here that strategy is forced on the CPU, and the reads are
-counted by wrapping Tensor's read-back methods (as in test_host_reads.py) and the
+counted by wrapping Tensor's read-back methods (``reads.py``, shared with test_host_reads.py) and the
 data-dependent shapes: a pass over 40 batches reads back as often as one over 4, and
 gives the same answers as the per-batch path. A batch's lengths are host data (CPU by
 contract, never a device read), so reads of them are not counted; nor is ``.numpy()``,
@@ -15,7 +15,6 @@ refuses (it must come through ``.cpu()``, counted).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 
@@ -32,7 +31,7 @@ from bigem.models import hmm as hmm_model
 from bigem.models.hmm import HMMParams, _keeps_in_range, forward_backward, forward_backward_log
 from bigem.sources.sequences import SequenceBatches
 
-from .test_host_reads import READS
+from .reads import counting_device_reads
 
 LENGTH, N_SEQ, D, K = 50, 40, 2, 3
 
@@ -43,52 +42,6 @@ def _tensor_path():
     CPU's own tensor path, so the compiled CPU kernels stay out of both sides."""
     with jit.off():
         yield
-_DEBUG, _Counts = False, dict  # set to see where reads happen
-
-
-@contextlib.contextmanager
-def counting_device_reads(host: dict[int, torch.Tensor]):
-    """Count read-backs and data-dependent shapes inside the block, leaving out reads of
-    the tensors in ``host`` (id -> tensor: host data such as a batch's lengths)."""
-    counts = _Counts({"n": 0}) if _DEBUG else {"n": 0}
-    names = [name for name in READS if name != "numpy"] + ["__getitem__", "__setitem__", "nonzero"]
-    saved = {name: torch.Tensor.__dict__.get(name) for name in names}
-    originals = {name: getattr(torch.Tensor, name) for name in saved}
-    torch_fns = {"nonzero": torch.nonzero, "repeat_interleave": torch.repeat_interleave}
-
-    def is_mask(index) -> bool:
-        items = index if isinstance(index, tuple) else (index,)
-        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in items)
-
-    def wrap(name, original):
-        def counted(self, *args, **kwargs):
-            if id(self) not in host and (name not in ("__getitem__", "__setitem__") or is_mask(args[0])):
-                counts["n"] += 1
-            return original(self, *args, **kwargs)
-        return counted
-
-    def sized(original):
-        def counted(*args, **kwargs):
-            repeats = args[1] if len(args) > 1 else kwargs.get("repeats")
-            if original is torch.nonzero or (isinstance(repeats, torch.Tensor) and kwargs.get("output_size") is None):
-                counts["n"] += 1
-            return original(*args, **kwargs)
-        return counted
-
-    for name, original in originals.items():
-        setattr(torch.Tensor, name, wrap(name, original))
-    for name, fn in torch_fns.items():
-        setattr(torch, name, sized(fn))
-    try:
-        yield counts
-    finally:
-        for name, own in saved.items():
-            if own is None:
-                delattr(torch.Tensor, name)
-            else:
-                setattr(torch.Tensor, name, own)
-        for name, fn in torch_fns.items():
-            setattr(torch, name, fn)
 
 
 @pytest.fixture

@@ -21,29 +21,9 @@ from bigem._core.stats import tree_sum
 from bigem._core.types import Chunk
 from bigem.models.gaussian import gaussian_mixture
 
+from .reads import counting_device_reads, counting_reads
+
 K, D, N = 3, 4, 6000
-READS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy", "cpu")
-
-
-@contextlib.contextmanager
-def counting_reads():
-    """Count calls of Tensor's read-back methods inside the block."""
-    counts = {"n": 0}
-    originals = {name: getattr(torch.Tensor, name) for name in READS}
-
-    def wrap(original):
-        def counted(self, *args, **kwargs):
-            counts["n"] += 1
-            return original(self, *args, **kwargs)
-        return counted
-
-    for name, original in originals.items():
-        setattr(torch.Tensor, name, wrap(original))
-    try:
-        yield counts
-    finally:
-        for name, original in originals.items():
-            setattr(torch.Tensor, name, original)
 
 
 def _model_and_params(covariance_type: str):
@@ -372,12 +352,10 @@ def _gapped_fit(case: str, **kw):
 def test_a_fit_with_gaps_or_labels_reads_back_as_often_for_60_chunks_as_for_6(deferred, case, init, monkeypatch):
     from bigem._core import numerics
 
-    from .test_hmm_host_reads import counting_device_reads  # boolean-mask indexing and nonzero count too
-
     reads, fits = [], []
     for rows in (N // 6, N // 60):
         model, X, y = _gapped_fit(case, chunk_size=rows, init_params=init)
-        with counting_device_reads({}) as counts:
+        with counting_device_reads({}) as counts:  # boolean-mask indexing and nonzero count too
             fits.append(model.fit(X, y))
         reads.append(counts["n"])
     assert reads[0] == reads[1]
