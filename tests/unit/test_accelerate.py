@@ -206,7 +206,9 @@ def _hmm_data(seed=0, n=1500):
 
 def test_gaussian_hmm_squarem_reaches_baum_welch_optimum():
     X, lengths = _hmm_data()
-    kw = dict(n_components=3, covariance_type="full", n_iter=3000, tol=1e-9, random_state=1, dtype="float64")
+    # a start from which both reach the best optimum: this data has others (-3871.3 and -3871.0,
+    # against -3851.2), and from random_state 0 and 1 plain EM and SQUAREM end in different ones
+    kw = dict(n_components=3, covariance_type="full", n_iter=3000, tol=1e-9, random_state=2, dtype="float64")
     plain = GaussianHMM(**kw).fit(X, lengths)
     fast = GaussianHMM(**kw, accelerate="squarem").fit(X, lengths)
     assert fast.monitor_.converged and plain.monitor_.converged

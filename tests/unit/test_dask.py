@@ -95,11 +95,19 @@ def test_float32_dask_fit_equals_local_fit(client, data):
 
 
 def test_n_init_restarts_match_local(client, data):
+    """Every restart follows the local one. The three find the same optimum here, their
+    lower bounds equal but for the last digits, which the two engines sum in other orders:
+    either may keep another restart, the same fit in another component order."""
     kw = dict(n_components=3, covariance_type="diag", random_state=4, dtype="float64", n_init=3, init_params="k-means++")
     local = GaussianMixture(**kw).fit(data)
     dist = GaussianMixture(**kw, client=client).fit(da.from_array(data, chunks=(333, 4)))
-    _assert_same_fit(local, dist)
-    assert [h["n_iter"] for h in local.history_] == [h["n_iter"] for h in dist.history_]
+    for a, b in zip(local.history_, dist.history_):
+        assert a["n_iter"] == b["n_iter"]
+        np.testing.assert_allclose(a["log_likelihood"], b["log_likelihood"], rtol=1e-12)
+    order = [np.argsort(m[:, 0]) for m in (local.means_, dist.means_)]
+    np.testing.assert_allclose(local.means_[order[0]], dist.means_[order[1]], rtol=1e-9)
+    np.testing.assert_allclose(local.covariances_[order[0]], dist.covariances_[order[1]], rtol=1e-9)
+    assert local.lower_bound_ == pytest.approx(dist.lower_bound_, rel=1e-12)
 
 
 def test_data_not_persisted_is_reread_with_the_same_result(client, data):
@@ -190,9 +198,9 @@ def _interrupt_at(iteration):
 @pytest.mark.parametrize("engine", ["local", "dask"])
 def test_resumed_fit_equals_uninterrupted_fit(client, data, tmp_path, engine):
     path = tmp_path / "fit.ckpt"
-    kw = dict(n_components=3, random_state=7, dtype="float64", n_init=2, tol=1e-6, max_iter=100, init_params="k-means++")
+    kw = dict(n_components=3, random_state=50, dtype="float64", n_init=2, tol=1e-6, max_iter=100, init_params="k-means++")
     kw.update(dict(client=client, engine="dask") if engine == "dask" else {})
-    overlapping, _, _ = make_blobs(3, n_per=300, k=3, d=4, sep=1.5)  # restarts take 5 and 12 iterations
+    overlapping, _, _ = make_blobs(3, n_per=300, k=3, d=4, sep=1.5)  # restarts take 6 and 11 iterations
     X = da.from_array(overlapping, chunks=(300, 4)) if engine == "dask" else overlapping
     whole = GaussianMixture(**kw).fit(X)
     # interrupted in the second restart, after a checkpoint at its iteration 8

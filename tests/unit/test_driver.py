@@ -217,8 +217,7 @@ def test_lockstep_restarts_equal_restarts_run_one_after_another(covariance_type)
     def initialiser():
         generator = torch.Generator().manual_seed(11)
         def init(restart):
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            return from_random_responsibilities(model, LocalEngine(), source, seed)
+            return from_random_responsibilities(model, LocalEngine(), source, generator)
 
         return init
 

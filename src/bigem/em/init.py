@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.draws import row_uniforms
+from .._core.draws import numpy_draws, row_uniforms
 from .._core.errors import DataError
 from .._core.numerics import squared_distances
 from .._core.protocols import Engine, Task
@@ -157,17 +158,26 @@ def check_scale(rows: Tensor) -> None:
 
 
 def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """Greedy k-means++ seeds (Arthur & Vassilvitskii 2007; 2 + log k trials per seed)."""
+    """Greedy k-means++ seeds (Arthur & Vassilvitskii 2007; 2 + log k trials per seed).
+
+    Where ``generator`` carries scikit-learn's numpy RandomState (``Draws.numpy``), its
+    draws, in its order (``sklearn.cluster.kmeans_plusplus``): the first seed by
+    ``choice`` with equal probabilities, then, per seed, ``uniform`` trials times the
+    rows' summed distance, found among the cumulated distances."""
     check_scale(x)  # in the rows' own dtype, the one the E-steps compute in
     x = x.double()
     n = x.shape[0]
     trials = 2 + int(math.log(k))
-    first = int(torch.randint(n, (1,), generator=generator))
+    rs = numpy_draws(generator)
+    first = int(torch.randint(n, (1,), generator=generator)) if rs is None else int(rs.choice(n, p=np.full(n, 1.0) / n))
     centres = [x[first]]
     closest = squared_distances(x, x[first : first + 1])[:, 0]
     for _ in range(1, k):
-        total = float(closest.sum())
-        if total <= 0:  # fewer distinct rows than seeds: repeat rows
+        if rs is not None:
+            d = closest.cpu().numpy()
+            picks = np.searchsorted(np.cumsum(d), rs.uniform(size=trials) * d.sum())
+            cand = torch.from_numpy(np.minimum(picks, n - 1)).to(x.device)
+        elif float(closest.sum()) <= 0:  # fewer distinct rows than seeds: repeat rows
             cand = torch.randint(n, (trials,), generator=generator)
         else:
             cand = torch.multinomial(closest.cpu(), trials, replacement=True, generator=generator).to(x.device)
@@ -191,9 +201,11 @@ def converged_kmeans(kmeans: Any, sample: Tensor, k: int, generator: torch.Gener
     """scikit-learn's ``KMeans(k, n_init=n_init)`` on rows in memory (a sample, without
     gaps): greedy k-means++ seeds, then Lloyd's iterations until the centres settle
     (:func:`shift_tolerance`) or ``SAMPLE_LLOYD_MAX_ITER`` of them; of ``n_init``
-    seedings, the centres of least inertia. ``kmeans``: a float64 k-means model
-    (``params``, ``e_step``, ``m_step``), which also moves an empty cluster to a far row.
-    Returns the centres (k, D) float64.
+    seedings, the first of least inertia (a later one replaces it only with a lower
+    inertia and another partition of the rows, scikit-learn's rule: the same partition
+    in another order is rounding). ``kmeans``: a float64 k-means model (``params``,
+    ``e_step``, ``m_step``), which also moves an empty cluster to a far row. Returns
+    the centres (k, D) float64.
 
     Before, k-means stopped after one Lloyd pass (its rule compared the inertia with an
     infinite previous one, and always held), with centres that still moved: on 300 rows
@@ -203,7 +215,8 @@ def converged_kmeans(kmeans: Any, sample: Tensor, k: int, generator: torch.Gener
     x = sample.double()
     chunk = Chunk(x, None, 0)
     tol = shift_tolerance(x)
-    best, least = None, math.inf
+    best = labels = None
+    least = math.inf
     for _ in range(n_init):
         params = kmeans.params(kmeans_plusplus(sample, k, generator))
         for _ in range(SAMPLE_LLOYD_MAX_ITER):
@@ -212,10 +225,20 @@ def converged_kmeans(kmeans: Any, sample: Tensor, k: int, generator: torch.Gener
             params = moved
             if shift <= tol:
                 break
-        inertia = float(kmeans.e_step(params, chunk).inertia) if n_init > 1 else 0.0
-        if best is None or inertia < least:
-            best, least = params.centres, inertia
+        if n_init == 1:
+            return params.centres
+        inertia = float(kmeans.e_step(params, chunk).inertia)
+        mine = squared_distances(x, params.centres.to(x.device)).argmin(1)
+        if best is None or (inertia < least and not _same_partition(mine, labels)):
+            best, least, labels = params.centres, inertia, mine
     return best
+
+
+def _same_partition(a: Tensor, b: Tensor) -> bool:
+    """Whether labels ``a`` group the rows as labels ``b`` do, whatever the names: each
+    label of a goes with one label of b (scikit-learn's ``_is_same_clustering``)."""
+    pairs = torch.unique(torch.stack([a, b]), dim=1)
+    return pairs.shape[1] == torch.unique(a).shape[0]
 
 
 def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor, tol: float = 0.0) -> Tensor:
@@ -224,16 +247,19 @@ def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor, tol: flo
     (:func:`shift_tolerance` of a sample), or a pass lowers the inertia by less than
     ``INERTIA_TOL`` of it, or ``LLOYD_MAX_ITER`` passes. Returns the centres (K, D) float64.
 
-    From a sample's settled centres, the first pass over every row (one sample of it)
-    confirms them; on more rows than the sample the centres still creep, towards the
+    From a sample's settled centres, the first pass over every row confirms them, and
+    they are kept as they are (one more Lloyd step would move them again: where the
+    sample is every row, they are where scikit-learn's KMeans stops); on more rows than the sample the centres still creep, towards the
     rows' own optimum, by moves that lower the inertia a little: the second rule stops
     them there (on 1e6 rows of 8 clusters, 3 passes where the first rule alone took 10)."""
     params = kmeans.params(centres.double())
     previous = math.inf
-    for _ in range(LLOYD_MAX_ITER):
+    for i in range(LLOYD_MAX_ITER):
         stats = engine.reduce(Task(kmeans, "e_step", (params,)), source)
         moved = kmeans.m_step(stats)
         shift = float((moved.centres - params.centres.to(moved.centres.device)).square().sum())
+        if i == 0 and shift <= tol:  # the rows confirm the centres they were given: keep those
+            return params.centres  # (scikit-learn's, where the sample is every row, which it stopped at)
         inertia = float(stats.inertia)  # at params, before this move
         params = moved
         if shift <= tol or previous - inertia <= INERTIA_TOL * inertia:
@@ -247,8 +273,13 @@ def kmeans_centres(full: Any, on_sample: Any, engine: Engine, source: Source, sa
     """k-means of every row of ``source``: :func:`converged_kmeans` on the in-memory
     ``sample`` of its rows (through ``on_sample``, a float64 k-means model), then
     :func:`lloyd` over every row (through ``full``) until the centres settle by the
-    sample's tolerance. Returns the centres (k, D) float64."""
+    sample's tolerance; none where the sample is every row, unweighted, and ``full``
+    has no gaps to leave out (k-POD's distances; the sample's gaps were filled), since
+    its k-means is then the rows' own. Returns the centres (k, D) float64."""
     centres = converged_kmeans(on_sample, sample, k, generator, n_init)
+    every_row = source.weight is None and not source.weighted and sample.shape[0] == source.n_rows
+    if every_row and not getattr(full, "gaps", False):  # the sample's k-means is the rows' (scikit-learn's)
+        return centres
     return lloyd(full, engine, source, centres, shift_tolerance(sample))
 
 
@@ -268,7 +299,7 @@ def seed_sample(source: Source, K: int, generator: torch.Generator, engine: Engi
     every row when there are few), mapped by ``embed`` (a family's k-means embedding, e.g.
     categories one-hot, where a gap embeds as NaN) and with its gaps filled in that space
     (:func:`fill_gaps`: a missing category's entries take the sample's frequencies)."""
-    sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)
+    sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)  # in order when every row
     if embed is not None:
         sample = embed(sample)
     return fill_gaps(sample)
@@ -277,8 +308,10 @@ def seed_sample(source: Source, K: int, generator: torch.Generator, engine: Engi
 def seeds(method: str, sample: Tensor, K: int, generator: torch.Generator) -> Tensor:
     """K centres (float64) from the rows of ``sample`` (:func:`seed_sample`), by 'k-means++'
     (greedy seeding) or 'random_from_data' (distinct rows)."""
-    if method == "random_from_data":
-        pick = torch.randperm(sample.shape[0], generator=generator)[:K]
+    if method == "random_from_data":  # scikit-learn's draw where the generator carries its RandomState
+        rs = numpy_draws(generator)
+        pick = (torch.randperm(sample.shape[0], generator=generator)[:K] if rs is None
+                else torch.from_numpy(rs.choice(sample.shape[0], size=K, replace=False)))
         return sample[pick.to(sample.device)].double()
     return kmeans_plusplus(sample, K, generator)
 
@@ -289,13 +322,21 @@ def from_centres(model: Any, engine: Engine, source: Source, centres: Tensor) ->
     return model.m_step(stats).params
 
 
-def from_random_responsibilities(model: Any, engine: Engine, source: Source, seed: int) -> Any:
+def from_random_responsibilities(model: Any, engine: Engine, source: Source, generator: torch.Generator) -> Any:
     """scikit-learn's 'random': uniform random responsibilities per row, then an M-step.
 
-    Each row's draws are fixed by (seed, row) (:func:`row_uniforms`), so the result is
-    reproducible and the same however the rows are split into chunks, files, partitions
-    or ranks.
+    Each row's draws are fixed by (a seed drawn from ``generator``, row)
+    (:func:`row_uniforms`), so the result is reproducible and the same however the rows
+    are split into chunks, files, partitions or ranks; except where the generator carries
+    scikit-learn's numpy RandomState (``Draws.numpy``) and the source holds at most
+    ``SEED_SAMPLE_ROWS`` rows: there they are scikit-learn's own draws, one (rows, K)
+    table of ``uniform``.
     """
+    rs = numpy_draws(generator)
+    if rs is not None and source.n_rows <= SEED_SAMPLE_ROWS:
+        table = torch.from_numpy(rs.uniform(size=(source.n_rows, model.n_components)))
+        return from_given_responsibilities(model, engine, source, TableResponsibilities(table))
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
     return from_given_responsibilities(model, engine, source, RandomResponsibilities(seed, model.n_components))
 
 
@@ -337,6 +378,19 @@ class GivenLabels:
         rows = self.labels[chunk.row_start : chunk.row_start + chunk.n_rows]
         hot = torch.nn.functional.one_hot(rows, self.n_components)
         return hot.to(device=chunk.x.device, dtype=chunk.x.dtype)
+
+
+@dataclass(frozen=True)
+class TableResponsibilities:
+    """Responsibilities of a chunk's rows from a (n_rows, K) table of positive weights
+    indexed by row number, normalised per row."""
+
+    table: Tensor
+
+    def __call__(self, chunk: Chunk) -> Tensor:
+        r = self.table[chunk.row_start : chunk.row_start + chunk.n_rows]
+        r = r / r.sum(1, keepdim=True)
+        return r.to(device=chunk.x.device, dtype=chunk.x.dtype)
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,7 @@ class _DiscreteMixture(_BaseMixture):
     def _start(self, model: MixtureModel, engine, source, s, generator: torch.Generator) -> MixtureParams:
         K = s.n_components
         if s.init_params == "random":
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            return from_random_responsibilities(model, engine, source, seed)
+            return from_random_responsibilities(model, engine, source, generator)
         init = self._init_model(model, engine, source, s, generator)
         embed = init.component.embed
         sample = seed_sample(source, K, generator, engine, embed=embed)

@@ -559,7 +559,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 f"X has {D} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input "
                 "(warm_start continues from the previous fit); fit a new estimator for different data"
             )
-        generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        generator = _params.draws(s.random_state)  # scikit-learn's draws too, for an int random_state
         model = self._fitting_model(model, engine, source, s)
         online = s.algorithm == "online"
         offset = source.shift  # the model works on rows less this; parameters move back after
@@ -749,7 +749,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}: "
                     "the first partial_fit batch initialises the model; pass more rows"
                 )
-            generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+            generator = _params.draws(s.random_state)  # as fit draws: the same first steps
             state = OnlineState(self._online_initial(model, engine, source, s, generator, offset, classes), shift=offset)
         total = weight = 0.0
         with engine.sharing_cores(source):

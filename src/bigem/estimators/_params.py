@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._core.draws import Draws
 from .._core.errors import ModelFileError, NumericalError, ParameterError
 from .._core.numerics import parse_device, parse_dtype
 
@@ -313,6 +314,12 @@ def check_int(value: object, name: str, owner: str, low: int) -> int:
 
 def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...]) -> str:
     return Choice(tuple(choices)).check(value, name, owner)
+
+
+def draws(random_state: object) -> Draws:
+    """A fit's random numbers (``_core.draws.Draws``): seeded from ``random_state``, and
+    carrying scikit-learn's numpy RandomState where it is an int (see ``Draws``)."""
+    return Draws.of(random_seed(random_state), random_state)
 
 
 def random_seed(random_state: object) -> int:

@@ -41,8 +41,7 @@ def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.G
     refined by Lloyd iterations for 'kmeans', k-means++ or distinct rows otherwise)."""
     K = s.n_components
     if s.init_params == "random":
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        return from_random_responsibilities(model, engine, source, seed)
+        return from_random_responsibilities(model, engine, source, generator)
     sample = seed_sample(source, K, generator, engine)
     if s.init_params == "kmeans":  # scikit-learn's KMeans(n_init=1), converged on the sample first
         gaps = getattr(s, "missing_values", "error") == "fiml"  # a family without gaps has no such setting

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._core.draws import fresh_draws
 from .._core.errors import DataError, NumericalError, ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, converged_kmeans, fill_gaps, kmeans_centres, sample_rows
 from ..models.covariance import NAMES
@@ -111,7 +112,7 @@ class GMMHMM(_BaseHMM):
                 "full": np.tile(cv, (K, M, 1, 1)),
                 "tied": np.tile(cv, (K, 1, 1)),
                 "diag": np.tile(np.diag(cv), (K, M, 1)),
-                "spherical": np.full((K, M), np.diag(cv).mean()),
+                "spherical": np.full((K, M), cv.mean()),  # hmmlearn's: every entry's mean, covariances too
             }[s.covariance_type]
 
     def _state_centres(self, s, source, generator: torch.Generator, engine) -> np.ndarray:
@@ -122,16 +123,17 @@ class GMMHMM(_BaseHMM):
         rows alone decide it, never ``lengths``."""
         K, M = s.n_components, s.n_mix
         rows = source.rows
-        sample = fill_gaps(sample_rows(rows, max(SEED_SAMPLE_ROWS, 256 * K * M), generator))
+        draws = fresh_draws(generator)  # hmmlearn's KMeans draws from a new RandomState each time
+        sample = fill_gaps(sample_rows(rows, max(SEED_SAMPLE_ROWS, 256 * K * M), draws))
         kmeans = KMeansModel(K, s.dtype, gaps=s.missing_values == "fiml")
-        states = kmeans_centres(kmeans, KMeansModel(K, torch.float64), engine, rows, sample, K, generator,
+        states = kmeans_centres(kmeans, KMeansModel(K, torch.float64), engine, rows, sample, K, draws,
                                 n_init=HMMLEARN_KMEANS_INIT)
         label = torch.cdist(sample.double(), states.to(sample.device)).argmin(1)
         means = []
         for k in range(K):
             own = sample[label == k]
             if own.shape[0] >= M:
-                means.append(converged_kmeans(KMeansModel(M, torch.float64), own, M, generator,
+                means.append(converged_kmeans(KMeansModel(M, torch.float64), own, M, fresh_draws(generator),
                                               n_init=HMMLEARN_KMEANS_INIT).cpu())
             else:
                 D = states.shape[1]

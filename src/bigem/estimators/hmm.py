@@ -35,6 +35,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from .._core.draws import fresh_draws, fresh_numpy
 from .._core.errors import (CollapsedStateWarning, DataError, ImpossibleSequenceWarning, ModelFileError,
                             NumericalError, ParameterError, not_fitted_error)
 from .._core.protocols import Task
@@ -409,7 +410,7 @@ class _BaseHMM(EstimatorBase, ABC):
                                lengths=identity.digest(source.lengths))
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
-        generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        generator = _params.draws(s.random_state)  # hmmlearn's draws too, for an int random_state
         self._init(s, source, summary, generator, engine)
         model = self._fit_model(s, self.n_features)
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
@@ -499,10 +500,13 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def _init(self, s, source, summary: RowSummary, generator: torch.Generator, engine) -> None:
         K = s.n_components
+        rs = fresh_numpy(generator)  # hmmlearn's draws, for an int random_state
         if self._needs_init(s, "s", "startprob_"):
-            self.startprob_ = _dirichlet(torch.full((K,), 1.0 / K), generator).numpy()
+            self.startprob_ = (_dirichlet(torch.full((K,), 1.0 / K), generator).numpy() if rs is None
+                               else rs.dirichlet(np.full(K, 1.0 / K)))
         if self._needs_init(s, "t", "transmat_"):
-            self.transmat_ = _dirichlet(torch.full((K, K), 1.0 / K), generator).numpy()
+            self.transmat_ = (_dirichlet(torch.full((K, K), 1.0 / K), generator).numpy() if rs is None
+                              else rs.dirichlet(np.full(K, 1.0 / K), size=K))
         self._init_emission(s, source, summary, generator, engine)
         self._warn_degenerate(s, source)
 
@@ -550,7 +554,9 @@ class _BaseHMM(EstimatorBase, ABC):
     def _kmeans_centres(self, s, source, k: int, generator: torch.Generator, engine) -> np.ndarray:
         """k k-means centres of the rows, in the data's coordinates (the rows' shift added
         back): hmmlearn's ``KMeans(k, n_init=10)``, converged on a sample of the rows (the
-        best of 10 seedings), then Lloyd over all rows (``em.init.kmeans_centres``)."""
+        best of 10 seedings), then Lloyd over all rows (``em.init.kmeans_centres``); for an
+        int random_state, from a new RandomState of it, as hmmlearn's KMeans draws."""
+        generator = fresh_draws(generator)
         sample = fill_gaps(sample_rows(source.rows, max(SEED_SAMPLE_ROWS, 256 * k), generator))
         kmeans = KMeansModel(k, s.dtype, gaps=s.missing_values == "fiml")
         centres = kmeans_centres(kmeans, KMeansModel(k, torch.float64), engine, source.rows, sample, k, generator,
@@ -840,6 +846,27 @@ def _stochastic(value, shape, name: str) -> torch.Tensor:
     return t
 
 
+def _random_rows(K: int, M: int, generator: torch.Generator) -> np.ndarray:
+    """(K, M) uniform draws, each row normalised to sum to 1: hmmlearn's start of a
+    categorical or multinomial emission (``rand``, from a new RandomState of an int
+    random_state), else drawn from the fit's generator."""
+    rs = fresh_numpy(generator)
+    e = torch.rand(K, M, generator=generator, dtype=torch.float64).numpy() if rs is None else rs.rand(K, M)
+    return e / e.sum(1, keepdims=True)
+
+
+def _values_mean_var(summary: RowSummary) -> tuple[float, float]:
+    """The mean and variance (n in the denominator) of every observed value of X, all
+    columns together (hmmlearn's ``X.mean()`` and ``X.var()``), from a row summary with
+    second moments: the sums are about the probe, where a gap counts as the probe."""
+    p, seen = summary.probe, summary.seen.double()
+    first = seen * p + summary.sum_x  # per column: the sum of its observed values
+    second = torch.diagonal(summary.scatter) + 2.0 * p * summary.sum_x + seen * p.square()
+    n = float(seen.sum())
+    mean = float(first.sum()) / n
+    return mean, float(second.sum()) / n - mean * mean
+
+
 def _dirichlet(alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Dirichlet draws (rows) from Gamma variates with an explicit generator."""
     g = torch._standard_gamma(alpha.double(), generator=generator)
@@ -1049,7 +1076,10 @@ class GaussianHMM(_BaseHMM):
             D = cov.shape[0]
             cv = cov.numpy() + s.min_covar * np.eye(D)
             st = structure(s.covariance_type)
-            self._covars_ = st.from_dense(torch.as_tensor(cv).expand(K, D, D)).numpy().copy()
+            if st.name == "spherical":  # hmmlearn's: the mean of every entry of cv, its covariances too
+                self._covars_ = np.full(K, cv.mean())
+            else:
+                self._covars_ = st.from_dense(torch.as_tensor(cv).expand(K, D, D)).numpy().copy()
 
     def _emission_params(self, s, emission: GaussianComponent) -> GaussianParams:
         K, st = s.n_components, structure(s.covariance_type)
@@ -1194,8 +1224,7 @@ class CategoricalHMM(_BaseHMM):
         _params.check_memory(4 * 8 * s.n_components * M, f"{M:,} symbols for {s.n_components} states",
                              "re-code the symbols as 0..M-1 (e.g. np.unique(X, return_inverse=True)[1]), or lower n_features")
         if self._needs_init(s, "e", "emissionprob_"):
-            e = torch.rand(s.n_components, M, generator=generator, dtype=torch.float64)
-            self.emissionprob_ = (e / e.sum(1, keepdim=True)).numpy()
+            self.emissionprob_ = _random_rows(s.n_components, M, generator)
         self.n_features = M
 
     def _emission_params(self, s, emission) -> CategoricalParams:
@@ -1284,10 +1313,24 @@ class PoissonHMM(_BaseHMM):
         return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype, advice=self._advice(s),
                                 gaps=s.missing_values == "fiml")
 
+    def _needs_moments(self, s) -> bool:
+        return "l" in s.init_params
+
     def _init_emission(self, s, source, summary, generator, engine) -> None:
+        """hmmlearn's: every rate drawn from the Gamma distribution whose mean and variance
+        are those of all of X's values (method of moments), from a new RandomState of an
+        int random_state as hmmlearn draws (else from the fit's generator)."""
         if self._needs_init(s, "l", "lambdas_"):
-            shape = summary.mean.clamp_min(1e-3).expand(s.n_components, -1).contiguous()
-            self.lambdas_ = torch._standard_gamma(shape, generator=generator).clamp_min(1e-3).numpy()
+            mean, var = _values_mean_var(summary)
+            mean, var = max(mean, 1e-3), max(var, 1e-6)  # constant or all-zero counts: still positive rates
+            K, D = s.n_components, int(summary.sum_x.shape[0])
+            rs = fresh_numpy(generator)
+            if rs is not None:
+                self.lambdas_ = rs.gamma(shape=mean**2 / var, scale=var / mean, size=(K, D))
+            else:
+                shape = torch.full((K, D), mean**2 / var, dtype=torch.float64)
+                self.lambdas_ = (torch._standard_gamma(shape, generator=generator) * (var / mean)).numpy()
+            self.lambdas_ = np.maximum(self.lambdas_, 1e-3 * mean)
 
     def _emission_params(self, s, emission) -> PoissonParams:
         lam = _params.as_f64(self.lambdas_, "lambdas_")

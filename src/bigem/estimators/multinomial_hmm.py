@@ -11,7 +11,7 @@ from .._core.types import Chunk
 from ..models.hmm_multinomial import MultinomialEmission, MultinomialEmissionParams
 from ..sources.validate import RowRule
 from . import _params
-from .hmm import COMMON_DOC, _BaseHMM, _common, _non_negative_integers
+from .hmm import COMMON_DOC, _BaseHMM, _common, _non_negative_integers, _random_rows
 
 __all__ = ["MultinomialHMM"]
 
@@ -151,8 +151,7 @@ class MultinomialHMM(_BaseHMM):
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         if self._needs_init(s, "e", "emissionprob_"):
-            e = torch.rand(s.n_components, source.n_features, generator=generator, dtype=torch.float64)
-            self.emissionprob_ = (e / e.sum(1, keepdim=True)).numpy()
+            self.emissionprob_ = _random_rows(s.n_components, source.n_features, generator)
 
     def _emission_params(self, s, emission) -> MultinomialEmissionParams:
         K = s.n_components

@@ -30,6 +30,7 @@ import logging
 import numpy as np
 import torch
 
+from .._core.draws import fresh_numpy
 from .._core.errors import DataError, NumericalError, ParameterError
 from .._core.protocols import Task
 from ..models.categorical import CategoricalComponent, CategoricalParams
@@ -163,14 +164,15 @@ class _Variational:
         """hmmlearn's start: prior concentrations from the settings, posteriors drawn from
         Dirichlets scaled to the expected counts (sequences; rows per state)."""
         K = s.n_components
+        rs = fresh_numpy(generator)  # hmmlearn's draws, for an int random_state
         if self._needs_group(s, "s", ("startprob_posterior_", "startprob_prior_")):
             self.startprob_prior_ = s.startprob_prior.numpy().copy()
             n_sequences = len(source.lengths)
-            self.startprob_posterior_ = (_dirichlet(torch.full((K,), 1.0 / K), generator) * n_sequences).numpy()
+            self.startprob_posterior_ = _dirichlet_rows(np.full(K, 1.0 / K), generator, rs) * n_sequences
         if self._needs_group(s, "t", ("transmat_posterior_", "transmat_prior_")):
             self.transmat_prior_ = s.transmat_prior.numpy().copy()
-            draws = _dirichlet(torch.full((K, K), 1.0 / K), generator)
-            self.transmat_posterior_ = (draws * source.n_rows / K).numpy()
+            draws = _dirichlet_rows(np.full((K, K), 1.0 / K), generator, rs)
+            self.transmat_posterior_ = draws * source.n_rows / K
         self._init_emission(s, source, summary, generator, engine)
         self._warn_degenerate(s, source)
 
@@ -547,8 +549,8 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
                 raise ParameterError(f"The 'emissionprob_prior' parameter of {type(self).__name__} must be positive "
                                      f"(a Dirichlet concentration). Got {s.emissionprob_prior!r}.")
             self.emissionprob_prior_ = prior
-            draws = _dirichlet(torch.as_tensor(prior), generator)
-            self.emissionprob_posterior_ = (draws * source.n_rows / K).numpy()
+            draws = _dirichlet_rows(prior, generator, fresh_numpy(generator))
+            self.emissionprob_posterior_ = draws * source.n_rows / K
         self.n_features = M
 
     def _variational_emission(self, s) -> DirichletParams:
@@ -565,3 +567,14 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
 
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"e": s.n_components * (n_features - 1)}
+
+
+def _dirichlet_rows(alpha: np.ndarray, generator: torch.Generator, rs: np.random.RandomState | None) -> np.ndarray:
+    """Dirichlet draws of concentrations ``alpha`` ((M,), or one row each (R, M)): from
+    hmmlearn's RandomState ``rs`` in its order (row after row, as its ``dirichlet(size=R)``
+    draws them) where there is one, else from the fit's generator."""
+    if rs is None:
+        return _dirichlet(torch.as_tensor(alpha, dtype=torch.float64), generator).numpy()
+    if alpha.ndim == 1:
+        return rs.dirichlet(alpha)
+    return np.stack([rs.dirichlet(row) for row in alpha])

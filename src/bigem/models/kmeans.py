@@ -104,6 +104,10 @@ class EmbeddedKMeans:
     def __init__(self, kmeans: KMeansModel, embed) -> None:
         self.kmeans, self.embed = kmeans, embed
 
+    @property
+    def gaps(self) -> bool:
+        return self.kmeans.gaps
+
     def params(self, centres: Tensor) -> KMeansParams:
         return self.kmeans.params(centres)
 

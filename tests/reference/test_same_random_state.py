@@ -1,0 +1,153 @@
+"""The same int random_state, the same fit: bigem's starts draw the numbers that
+scikit-learn's and hmmlearn's draw, from numpy's RandomState in their order (k-means++
+seeds, random responsibilities, restarts one after another; Dirichlet transition rows,
+random emissions, Gamma rates, each k-means from a new RandomState), so that a fit from
+``random_state=0`` is theirs, in the same component order, to rounding. Before, only
+fits from the same initial parameters agreed."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+import bigem
+
+hmm = pytest.importorskip("hmmlearn.hmm")
+vhmm = pytest.importorskip("hmmlearn.vhmm")
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def clusters(k: int, per: int, spacing: float, d: int = 2, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(spacing * i, 1.0, size=(per, d)) for i in range(k)])
+
+
+@pytest.fixture(autouse=True)
+def quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # both sides' ConvergenceWarnings, hmmlearn's deprecations
+        yield
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_gaussian_mixture_is_scikit_learns_fit_from_the_same_random_state(covariance_type, init_params):
+    """Overlapping clusters (k-means has several optima) and three restarts: each restart
+    draws on from the last one's RandomState, as scikit-learn's do."""
+    x = clusters(4, 100, 2.0, d=3)
+    for rs in range(3):
+        kw = dict(n_components=4, covariance_type=covariance_type, init_params=init_params, random_state=rs,
+                  max_iter=500)
+        ref = SkGaussianMixture(**kw).fit(x)
+        ours = bigem.GaussianMixture(dtype="float64", **kw).fit(x)
+        assert ours.n_iter_ == ref.n_iter_
+        assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-10)
+        np.testing.assert_allclose(ours.means_, ref.means_, atol=1e-8)  # the same order
+        np.testing.assert_array_equal(ours.predict(x), ref.predict(x))
+
+
+def test_restarts_draw_one_after_another_as_scikit_learns():
+    """n_init=3: the best of three restarts, each from the RandomState the last one left."""
+    x = clusters(5, 80, 1.5, d=3, seed=1)
+    for rs in range(3):
+        kw = dict(n_components=5, n_init=3, random_state=rs, max_iter=500)
+        ref = SkGaussianMixture(**kw).fit(x)
+        ours = bigem.GaussianMixture(dtype="float64", **kw).fit(x)
+        assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-10)
+        state = np.random.RandomState(rs)  # the restarts one by one, from one RandomState
+        bounds = [SkGaussianMixture(n_components=5, random_state=state, max_iter=500).fit(x).lower_bound_
+                  for _ in range(3)]
+        np.testing.assert_allclose([h["log_likelihood"][-1] for h in ours.history_], bounds, atol=1e-10)
+
+
+@pytest.mark.parametrize("prior_type", ["dirichlet_process", "dirichlet_distribution"])
+def test_bayesian_gaussian_mixture_is_scikit_learns_fit_from_the_same_random_state(prior_type):
+    """A Dirichlet process's sticks depend on the components' order: equal only if the
+    start puts them in scikit-learn's order."""
+    x = clusters(3, 100, 2.5)
+    for rs in range(3):
+        kw = dict(n_components=5, weight_concentration_prior_type=prior_type, random_state=rs, max_iter=500)
+        ref = SkBayesianGaussianMixture(**kw).fit(x)
+        ours = bigem.BayesianGaussianMixture(dtype="float64", **kw).fit(x)
+        assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-8)
+        np.testing.assert_allclose(ours.weights_, ref.weights_, atol=1e-8)
+        np.testing.assert_allclose(ours.means_, ref.means_, atol=1e-8)
+
+
+def _same_hmm_fit(ref, ours, x, lengths):
+    assert ours.score(x, lengths) == pytest.approx(ref.score(x, lengths), abs=1e-8)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, atol=1e-8)
+    np.testing.assert_allclose(ours.startprob_, ref.startprob_, atol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_gaussian_hmm_is_hmmlearns_fit_from_the_same_random_state(covariance_type):
+    """Dirichlet start and transition rows, then hmmlearn's KMeans(n_init=10) from a new
+    RandomState, and its initial covariances (spherical: the mean of every entry of the
+    data's covariance, its covariances included, as hmmlearn takes it)."""
+    x, lengths = clusters(4, 100, 2.0), [100] * 4
+    for rs in range(3):
+        kw = dict(covariance_type=covariance_type, n_iter=30, random_state=rs)
+        ref = hmm.GaussianHMM(3, **kw).fit(x, lengths)
+        ours = bigem.GaussianHMM(3, dtype="float64", **kw).fit(x, lengths)
+        _same_hmm_fit(ref, ours, x, lengths)
+        np.testing.assert_allclose(ours.means_, ref.means_, atol=1e-8)
+
+
+def test_discrete_hmms_are_hmmlearns_fits_from_the_same_random_state():
+    """CategoricalHMM's and MultinomialHMM's emissions (uniform draws, rows normalised)
+    and PoissonHMM's rates (Gamma draws with the mean and variance of all of X)."""
+    rng = np.random.default_rng(0)
+    lengths = [100] * 4
+    symbols = rng.integers(0, 4, size=(400, 1))
+    counts = rng.poisson(3.0, size=(400, 2))
+    trials = rng.multinomial(5, [0.2, 0.3, 0.5], size=400)
+    for rs in range(3):
+        ref = hmm.CategoricalHMM(3, n_iter=20, random_state=rs).fit(symbols, lengths)
+        ours = bigem.CategoricalHMM(3, n_iter=20, random_state=rs, dtype="float64").fit(symbols, lengths)
+        _same_hmm_fit(ref, ours, symbols, lengths)
+        np.testing.assert_allclose(ours.emissionprob_, ref.emissionprob_, atol=1e-8)
+        ref = hmm.PoissonHMM(3, n_iter=20, random_state=rs).fit(counts, lengths)
+        ours = bigem.PoissonHMM(3, n_iter=20, random_state=rs, dtype="float64").fit(counts, lengths)
+        _same_hmm_fit(ref, ours, counts, lengths)
+        np.testing.assert_allclose(ours.lambdas_, ref.lambdas_, atol=1e-8)
+        ref = hmm.MultinomialHMM(3, n_trials=5, n_iter=20, random_state=rs).fit(trials, lengths)
+        ours = bigem.MultinomialHMM(3, n_trials=5, n_iter=20, random_state=rs, dtype="float64").fit(trials, lengths)
+        _same_hmm_fit(ref, ours, trials, lengths)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_gmmhmm_starts_where_hmmlearns_does_from_the_same_random_state(covariance_type):
+    """k-means of the states, then of each state's rows, each from a new RandomState;
+    hmmlearn's start and transition draws. (The fits then part: GMMHMM's M-step is not
+    hmmlearn's to the digit.)"""
+    x, lengths = clusters(4, 100, 2.0), [100] * 4
+    for rs in range(2):
+        kw = dict(n_mix=2, covariance_type=covariance_type, n_iter=1, params="", random_state=rs)
+        ref = hmm.GMMHMM(2, **kw).fit(x, lengths)
+        ours = bigem.GMMHMM(2, dtype="float64", **kw).fit(x, lengths)
+        np.testing.assert_allclose(ours.means_, ref.means_, atol=1e-8)
+        np.testing.assert_allclose(np.asarray(ours.covars_), np.asarray(ref.covars_), atol=1e-8)
+        np.testing.assert_allclose(ours.transmat_, ref.transmat_, atol=1e-12)
+        np.testing.assert_allclose(ours.startprob_, ref.startprob_, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_variational_hmms_are_hmmlearns_fits_from_the_same_random_state(covariance_type):
+    x, lengths = clusters(4, 100, 2.0), [100] * 4
+    for rs in range(2):
+        kw = dict(covariance_type=covariance_type, n_iter=20, random_state=rs)
+        ref = vhmm.VariationalGaussianHMM(3, **kw).fit(x, lengths)
+        ours = bigem.VariationalGaussianHMM(3, **kw).fit(x, lengths)
+        np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-10)
+        np.testing.assert_allclose(ours.means_posterior_, ref.means_posterior_, atol=1e-8)
+    symbols = np.random.default_rng(0).integers(0, 4, size=(400, 1))
+    ref = vhmm.VariationalCategoricalHMM(3, n_iter=20, random_state=0).fit(symbols, lengths)
+    ours = bigem.VariationalCategoricalHMM(3, n_iter=20, random_state=0).fit(symbols, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(ours.emissionprob_posterior_, ref.emissionprob_posterior_, atol=1e-8)
