@@ -151,3 +151,67 @@ def test_variational_hmms_are_hmmlearns_fits_from_the_same_random_state(covarian
     ours = bigem.VariationalCategoricalHMM(3, n_iter=20, random_state=0).fit(symbols, lengths)
     np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-10)
     np.testing.assert_allclose(ours.emissionprob_posterior_, ref.emissionprob_posterior_, atol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_mixture_samples_are_scikit_learns_from_the_same_random_state(covariance_type):
+    """sample(): the counts per component by multinomial, then each component's rows."""
+    x = clusters(4, 100, 2.0, d=3)
+    for ref_cls, ours_cls in ((SkGaussianMixture, bigem.GaussianMixture),
+                              (SkBayesianGaussianMixture, bigem.BayesianGaussianMixture)):
+        kw = dict(n_components=4, covariance_type=covariance_type, random_state=3)
+        ref, ours = ref_cls(**kw).fit(x), ours_cls(dtype="float64", **kw).fit(x)
+        (x_ref, y_ref), (x_ours, y_ours) = ref.sample(500), ours.sample(500)
+        np.testing.assert_allclose(x_ours, x_ref, atol=1e-9)
+        np.testing.assert_array_equal(y_ours, y_ref)
+
+
+def test_hmm_samples_are_hmmlearns_from_the_same_random_state():
+    """sample(): a rand against the cumulated start or transition row, then the state's
+    row, step after step; ``currstate`` starts from a given state. (hmmlearn's fit of a
+    CategoricalHMM, PoissonHMM or MultinomialHMM replaces its random_state by a part-used
+    RandomState, so there the two agree on an explicit sample(random_state=...).)"""
+    x, lengths = clusters(4, 100, 2.0), [100] * 4
+    rng = np.random.default_rng(0)
+    symbols, counts = rng.integers(0, 4, size=(400, 1)), rng.poisson(3.0, size=(400, 2))
+    trials = rng.multinomial(5, [0.2, 0.3, 0.5], size=400)
+    for covariance_type in ("full", "diag", "tied"):  # spherical: see the next test
+        kw = dict(covariance_type=covariance_type, n_iter=5, random_state=1)
+        ref, ours = hmm.GaussianHMM(3, **kw).fit(x, lengths), bigem.GaussianHMM(3, dtype="float64", **kw).fit(x, lengths)
+        for args in (dict(), dict(random_state=7, currstate=2)):
+            (x_ref, s_ref), (x_ours, s_ours) = ref.sample(300, **args), ours.sample(300, **args)
+            np.testing.assert_allclose(x_ours, x_ref, atol=1e-9)
+            np.testing.assert_array_equal(s_ours, s_ref)
+        ref = hmm.GMMHMM(2, n_mix=2, covariance_type=covariance_type, n_iter=5, random_state=1).fit(x, lengths)
+        ours = bigem.GMMHMM(2, n_mix=2, covariance_type=covariance_type, init_params="", params="", n_iter=1,
+                            dtype="float64")  # hmmlearn's fitted parameters, kept as they are
+        ours.startprob_, ours.transmat_, ours.weights_ = ref.startprob_, ref.transmat_, ref.weights_
+        ours.means_, ours.covars_ = ref.means_, ref.covars_
+        ours.fit(x, lengths)
+        (x_ref, s_ref) = ref.sample(200, random_state=4)
+        (x_ours, s_ours) = ours.sample(200, random_state=4)
+        np.testing.assert_allclose(x_ours, x_ref, atol=1e-9)
+        np.testing.assert_array_equal(s_ours, s_ref)
+    for ref_cls, ours_cls, data, extra in ((hmm.CategoricalHMM, bigem.CategoricalHMM, symbols, {}),
+                                           (hmm.PoissonHMM, bigem.PoissonHMM, counts, {}),
+                                           (hmm.MultinomialHMM, bigem.MultinomialHMM, trials, dict(n_trials=5))):
+        ref = ref_cls(3, n_iter=5, random_state=1, **extra).fit(data, lengths)
+        ours = ours_cls(3, n_iter=5, random_state=1, dtype="float64", **extra).fit(data, lengths)
+        (x_ref, s_ref), (x_ours, s_ours) = ref.sample(300, random_state=5), ours.sample(300, random_state=5)
+        np.testing.assert_array_equal(x_ours, x_ref)
+        np.testing.assert_array_equal(s_ours, s_ref)
+
+
+def test_spherical_hmm_samples_each_state_with_its_own_variance():
+    """Different on purpose: hmmlearn's spherical covars_ repeats each state's matrix
+    (n_components * n_features of them), so its sample draws a state's rows with another
+    state's variance; bigem's states keep their own, and the states drawn are the same."""
+    x, lengths = clusters(4, 100, 2.0), [100] * 4
+    kw = dict(covariance_type="spherical", n_iter=5, random_state=1)
+    ref, ours = hmm.GaussianHMM(3, **kw).fit(x, lengths), bigem.GaussianHMM(3, dtype="float64", **kw).fit(x, lengths)
+    assert ref.covars_.shape == (3 * 2, 2, 2) and ours.covars_.shape == (3, 2, 2)
+    (x_ref, s_ref), (x_ours, s_ours) = ref.sample(300), ours.sample(300)
+    np.testing.assert_array_equal(s_ours, s_ref)
+    first = s_ours == 0  # state 0 has its own matrix first in both
+    np.testing.assert_allclose(x_ours[first], x_ref[first], atol=1e-9)
+    assert not np.allclose(x_ours[~first], x_ref[~first])

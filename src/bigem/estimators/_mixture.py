@@ -1122,9 +1122,19 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
         s = self._inference_settings()
-        generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+        generator = _params.draws(s.random_state)
+        if generator.numpy is not None:  # an int random_state: scikit-learn's own draws, where it has them
+            drawn = self._reference_sample(n_samples, generator.numpy, s)
+            if drawn is not None:
+                return drawn
         x, labels = self._model(s).sample(params, n_samples, generator)
         return self._decoded(x.cpu().numpy()), labels.cpu().numpy()
+
+    def _reference_sample(self, n_samples: int, rs: np.random.RandomState, s) -> tuple[np.ndarray, np.ndarray] | None:
+        """(X, labels) drawn as the reference library's ``sample`` draws them from ``rs``
+        (``s``: the settings the fitted parameters have), or None where it has no such
+        method (the family's own draws then)."""
+        return None
 
     def _decoded(self, x: np.ndarray) -> np.ndarray:
         """Rows (sampled, imputed) in the data's own values: category codes back to the

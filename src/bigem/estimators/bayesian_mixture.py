@@ -21,7 +21,7 @@ from ..models.mixture import MixtureModel
 from ..models.variational import PRIOR_TYPES, VariationalMixture, VariationalParams, VariationalPrior
 from . import _params
 from ._mixture import EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
-from .gaussian_mixture import INIT_METHODS, initial_from_data
+from .gaussian_mixture import INIT_METHODS, initial_from_data, scikit_learn_sample
 
 _POSITIVE = _params.Optional(_params.Float(0.0, closed=False))
 
@@ -281,6 +281,9 @@ class BayesianGaussianMixture(_BaseMixture):
         self.degrees_of_freedom_prior_ = prior.dof
         cov = prior.covariance.cpu().numpy().copy()
         self.covariance_prior_ = float(cov) if cov.ndim == 0 else cov
+
+    def _reference_sample(self, n_samples, rs, s):
+        return scikit_learn_sample(self, s.covariance_type, n_samples, rs)
 
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> VariationalParams:
         """The update from initial responsibilities (``init_params``), as scikit-learn's

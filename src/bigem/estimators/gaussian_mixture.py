@@ -52,6 +52,28 @@ def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.G
     return from_centres(model, engine, source, centres)
 
 
+def scikit_learn_sample(model, ct: str, n_samples: int,
+                        rs: np.random.RandomState) -> tuple[np.ndarray, np.ndarray] | None:
+    """scikit-learn's ``sample`` of a fitted Gaussian mixture (its ``weights_``,
+    ``means_``, ``covariances_``, fitted with covariance type ``ct``), drawn from ``rs``
+    in its order: the counts per component by ``multinomial``, then each component's
+    rows (``multivariate_normal`` for full and tied, standard normals times the standard
+    deviations for diag and spherical), component after component. None for mclust's
+    other structures."""
+    means, cov = model.means_, model.covariances_
+    if ct not in ("full", "tied", "diag", "spherical"):
+        return None
+    counts = rs.multinomial(n_samples, model.weights_)
+    D = means.shape[1]
+    if ct == "full":
+        parts = [rs.multivariate_normal(m, c, int(n)) for m, c, n in zip(means, cov, counts)]
+    elif ct == "tied":
+        parts = [rs.multivariate_normal(m, cov, int(n)) for m, n in zip(means, counts)]
+    else:
+        parts = [m + rs.standard_normal(size=(n, D)) * np.sqrt(c) for m, c, n in zip(means, cov, counts)]
+    return np.vstack(parts), np.concatenate([np.full(int(n), k, dtype=np.int64) for k, n in enumerate(counts)])
+
+
 class GaussianMixture(_BaseMixture):
     __doc__ = (
         """Gaussian mixture model fitted by EM, a drop-in for ``sklearn.mixture.GaussianMixture``.
@@ -292,6 +314,9 @@ class GaussianMixture(_BaseMixture):
 
     def _user_initialised(self, s) -> bool:
         return any(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
+
+    def _reference_sample(self, n_samples, rs, s):
+        return scikit_learn_sample(self, s.covariance_type, n_samples, rs)
 
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
         """Initial parameters by ``init_params``; user-given parts replace the computed ones.

@@ -12,7 +12,7 @@ from ..models.covariance import NAMES
 from ..models.hmm_gmm import GMMEmission, GMMEmissionParams
 from ..models.kmeans import KMeansModel
 from . import _params
-from .hmm import COMMON_DOC, HMMLEARN_KMEANS_INIT, _BaseHMM, _common
+from .hmm import COMMON_DOC, HMMLEARN_KMEANS_INIT, _BaseHMM, _common, _normal_emitter
 
 
 class GMMHMM(_BaseHMM):
@@ -142,6 +142,24 @@ class GMMHMM(_BaseHMM):
                 means.append(states.mean(0).cpu() + z @ torch.linalg.cholesky(cov).T)
         centres = torch.stack(means)
         return (centres if rows.shift is None else centres + rows.shift.cpu()).numpy()
+
+    def _hmmlearn_emitter(self):
+        """hmmlearn's: the mixture component by ``choice`` with the state's weights, then
+        ``multivariate_normal`` of its mean and covariance (tied: the state's)."""
+        means = np.asarray(self.means_, dtype=np.float64)
+        K, M, D = means.shape
+        cov, ct = np.asarray(self.covars_, dtype=np.float64), self._inference_settings().covariance_type
+        if ct == "tied":
+            full = np.broadcast_to(cov[:, None], (K, M, D, D))
+        elif ct == "full":
+            full = cov
+        elif ct == "diag":
+            full = cov[..., :, None] * np.eye(D)
+        else:
+            full = cov[..., None, None] * np.eye(D)
+        normal = _normal_emitter(means, np.ascontiguousarray(full))
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        return lambda state, rs: normal((state, rs.choice(M, p=weights[state])), rs)
 
     def _emission_params(self, s, emission: GMMEmission) -> GMMEmissionParams:
         K, M, ct = s.n_components, s.n_mix, s.covariance_type

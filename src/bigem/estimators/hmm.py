@@ -718,18 +718,38 @@ class _BaseHMM(EstimatorBase, ABC):
         """Most likely state of each row (by ``algorithm``). Shape (n_samples,)."""
         return self.decode(X, lengths, columns=columns, sequence_column=sequence_column)[1]
 
-    def sample(self, n_samples=1, random_state=None):
-        """One sequence of ``n_samples`` steps: (X of shape (n_samples, n_features), states)."""
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """One sequence of ``n_samples`` steps: (X of shape (n_samples, n_features), states).
+        ``currstate``: the first step's state (else drawn from ``startprob_``), so that
+        ``sample(n, currstate=states[-1])`` goes on from an earlier sample's last state.
+
+        With an int ``random_state`` (this one, else the estimator's), hmmlearn's draws from
+        numpy's ``RandomState`` of it, step after step in its order: the same rows as
+        hmmlearn's ``sample``."""
         s = self._inference_settings()
         params = self._fitted(s)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ParameterError(f"n_samples must be a positive int, got {n_samples!r}")
         n_samples = _params.check_sample_size(n_samples, self._columns())
-        seed = _params.random_seed(s.random_state if random_state is None else random_state)
-        x, states = self._model(s, self.n_features).sample(params.to("cpu"), int(n_samples),
-                                                           torch.Generator().manual_seed(seed))
+        K = s.n_components
+        if currstate is not None and (isinstance(currstate, bool) or not isinstance(currstate, (int, np.integer))
+                                      or not 0 <= currstate < K):
+            raise ParameterError(f"currstate must be a state, an int in [0, {K - 1}] (n_components={K}); "
+                                 f"got {currstate!r}")
+        generator = _params.draws(s.random_state if random_state is None else random_state)
+        emit = self._hmmlearn_emitter() if generator.numpy is not None else None
+        if emit is not None:
+            return _hmmlearn_sample(self.startprob_, self.transmat_, emit, int(n_samples), generator.numpy,
+                                    currstate)
+        x, states = self._model(s, self.n_features).sample(params.to("cpu"), int(n_samples), generator,
+                                                           first=None if currstate is None else int(currstate))
         x = x.numpy()
         return (x.astype(np.int64) if self._integer_data else x), states.numpy()
+
+    def _hmmlearn_emitter(self):
+        """hmmlearn's ``_generate_sample_from_state`` of this emission: (state, RandomState)
+        -> one row, drawn as hmmlearn draws it; None where it has none."""
+        return None
 
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:
@@ -844,6 +864,38 @@ def _stochastic(value, shape, name: str) -> torch.Tensor:
             f"{what} sums to {float(sums.reshape(-1)[row]):.10g}, not 1; normalise it (divide by its sum)"
         )
     return t
+
+
+def _hmmlearn_sample(startprob, transmat, emit, n: int, rs: np.random.RandomState, currstate=None):
+    """hmmlearn's ``sample``: the first state from ``startprob`` (unless ``currstate``),
+    then each step's row (``emit(state, rs)``) and the next state from its row of
+    ``transmat``, each by one ``rand`` against the cumulated probabilities, in that order."""
+    start_cdf = np.cumsum(np.asarray(startprob, dtype=np.float64))
+    trans_cdf = np.cumsum(np.asarray(transmat, dtype=np.float64), axis=1)
+    state = int((start_cdf > rs.rand()).argmax()) if currstate is None else int(currstate)
+    states, rows = [state], [emit(state, rs)]
+    for _ in range(n - 1):
+        state = int((trans_cdf[state] > rs.rand()).argmax())
+        states.append(state)
+        rows.append(emit(state, rs))
+    return np.atleast_2d(rows), np.array(states, dtype=int)
+
+
+def _normal_emitter(means: np.ndarray, covariances: np.ndarray):
+    """Draws of ``rs.multivariate_normal(means[i], covariances[i])`` with each covariance's
+    factor computed once (numpy's own: its SVD, the square roots of the singular values
+    times the right vectors), so that each step costs one ``standard_normal`` and one
+    product, the same numbers as numpy's call. ``means`` (..., D); ``covariances`` the same
+    leading shape, (..., D, D); index with a tuple for several leading axes."""
+    u, s, vh = np.linalg.svd(covariances)
+    factors = np.sqrt(s)[..., :, None] * vh
+    D = means.shape[-1]
+
+    def emit(index, rs):
+        x = rs.standard_normal((1, D))
+        return (np.dot(x, factors[index]) + means[index])[0]
+
+    return emit
 
 
 def _random_rows(K: int, M: int, generator: torch.Generator) -> np.ndarray:
@@ -1039,6 +1091,9 @@ class GaussianHMM(_BaseHMM):
     @covars_.setter
     def covars_(self, value) -> None:
         self._covars_ = np.array(value, dtype=np.float64, copy=True)
+
+    def _hmmlearn_emitter(self):
+        return _normal_emitter(np.asarray(self.means_, dtype=np.float64), self.covars_)
 
     def _advice(self, s) -> str:
         return (f"increase min_covar (now {s.min_covar:g}) or covars_prior (now {s.covars_prior}), lower "
@@ -1242,6 +1297,10 @@ class CategoricalHMM(_BaseHMM):
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"e": s.n_components * (n_features - 1)}
 
+    def _hmmlearn_emitter(self):
+        cdf = np.cumsum(np.asarray(self.emissionprob_, dtype=np.float64), axis=1)
+        return lambda state, rs: [(cdf[state] > rs.rand()).argmax()]
+
     def _batches(self, X, lengths, s, where: dict, engine=None):
         params = self._fitted(s)
         return params, self._open(X, lengths, s, **where, engine=engine)
@@ -1349,6 +1408,10 @@ class PoissonHMM(_BaseHMM):
 
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"l": s.n_components * n_features}
+
+    def _hmmlearn_emitter(self):
+        lambdas = np.asarray(self.lambdas_, dtype=np.float64)
+        return lambda state, rs: rs.poisson(lambdas[state])
 
     def _check_scale(self, s, emission: PoissonParams) -> None:
         _params.check_scale("state", rates=emission.rates)

@@ -172,11 +172,21 @@ class MultinomialHMM(_BaseHMM):
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"e": s.n_components * (n_features - 1)}
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, currstate=None):
         """One sequence of ``n_samples`` rows of counts: (X, states). Needs one ``n_trials``
-        for all rows (hmmlearn's rule)."""
+        for all rows (hmmlearn's rule). As ``GaussianHMM.sample`` otherwise."""
         s = self._inference_settings()
         if s.n_trials is None or np.unique(s.n_trials).size != 1:
             raise ParameterError("For sampling, a single n_trials must be given: set n_trials to the number of "
                                  "trials of every row")
-        return super().sample(n_samples, random_state)
+        return super().sample(n_samples, random_state, currstate)
+
+    def _hmmlearn_emitter(self):
+        """hmmlearn's: scipy's ``multinomial.rvs``, which sets the last probability to 1
+        less the others (where that differs from it by more than 1e-15), then draws
+        ``multinomial`` from the RandomState."""
+        n = int(np.unique(self._inference_settings().n_trials)[0])
+        probs = np.array(self.emissionprob_, dtype=np.float64)
+        last = 1.0 - probs[:, :-1].sum(1)
+        probs[:, -1] = np.where(np.abs(last) > 1e-15, last, probs[:, -1])
+        return lambda state, rs: rs.multinomial(n, probs[state])

@@ -1221,14 +1221,16 @@ class HMMModel:
         A = _softmax_keeping_zeros(vector[K : K + K * K].reshape(K, K), like.transmat)
         return HMMParams(pi, A, self.emission.unflatten(vector[K + K * K :], like.emission))
 
-    def sample(self, params: HMMParams, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """One sequence of n steps: (X (n, D), states (n,)). CPU, float64."""
+    def sample(self, params: HMMParams, n: int, generator: torch.Generator,
+               first: int | None = None) -> tuple[Tensor, Tensor]:
+        """One sequence of n steps: (X (n, D), states (n,)). CPU, float64. ``first``: the
+        first step's state (else drawn from the start probabilities)."""
         u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
         cdf_start = np.cumsum(params.startprob.double().cpu().numpy())
         cdf = np.cumsum(params.transmat.double().cpu().numpy(), 1)
         states = np.empty(n, dtype=np.int64)
         K = len(cdf_start)
-        s = min(int(np.searchsorted(cdf_start, u[0] * cdf_start[-1], side="right")), K - 1)
+        s = min(int(np.searchsorted(cdf_start, u[0] * cdf_start[-1], side="right")), K - 1) if first is None else first
         states[0] = s
         rows = [list(r) for r in cdf]
         import bisect
