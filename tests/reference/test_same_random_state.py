@@ -15,6 +15,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import bigem
+from bigem._core.errors import ParameterError
 
 hmm = pytest.importorskip("hmmlearn.hmm")
 vhmm = pytest.importorskip("hmmlearn.vhmm")
@@ -215,3 +216,17 @@ def test_spherical_hmm_samples_each_state_with_its_own_variance():
     first = s_ours == 0  # state 0 has its own matrix first in both
     np.testing.assert_allclose(x_ours[first], x_ref[first], atol=1e-9)
     assert not np.allclose(x_ours[~first], x_ref[~first])
+
+
+def test_currstate_starts_the_sample_and_is_checked():
+    """hmmlearn's ``sample(n, currstate=...)``: the first step is in the given state, with
+    bigem's own draws too (random_state=None); a state outside [0, K) is refused."""
+    x, lengths = clusters(4, 100, 2.0), [100] * 4
+    fit = bigem.GaussianHMM(3, n_iter=5, random_state=1, dtype="float64").fit(x, lengths)
+    fit.random_state = None
+    for state in range(3):
+        _, states = fit.sample(20, currstate=state)
+        assert states[0] == state
+    for bad in (3, -1, 1.0, True):
+        with pytest.raises(ParameterError, match=r"currstate must be a state, an int in \[0, 2\]"):
+            fit.sample(5, currstate=bad)

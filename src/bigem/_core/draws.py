@@ -57,6 +57,7 @@ def fresh_draws(generator: torch.Generator) -> torch.Generator:
         return generator
     return Draws.of(int(torch.randint(2**62, (1,), generator=generator)), seed)
 
+
 TILE = 4096  # rows per independently seeded tile
 
 

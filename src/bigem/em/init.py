@@ -4,11 +4,12 @@ mixture parameters from centres or from random responsibilities.
 Every piece that touches the data does so through the engine, in chunks, so it works
 on data that does not fit in memory: k-means++ seeds from a uniform sample (rows
 drawn in proportion to their sample weight), and k-means runs to convergence on that
-sample in memory, as scikit-learn's ``KMeans`` runs on the whole data; Lloyd
-iterations from there and the final hard-assignment pass run over all rows (where the
-sample is every row, the first of them confirms the sample's answer). A family's initialiser (in its estimator)
-composes these with what the user gave; the models arrive as arguments, so this
-layer knows none of them.
+sample in memory, as scikit-learn's ``KMeans`` runs on the whole data; where the
+sample is not every row, Lloyd iterations from there run over all rows, as does the
+final hard-assignment pass. Where the generator carries scikit-learn's numpy
+RandomState (``_core.draws.Draws``), the draws are scikit-learn's own. A family's
+initialiser (in its estimator) composes these with what the user gave; the models
+arrive as arguments, so this layer knows none of them.
 """
 
 from __future__ import annotations
@@ -247,11 +248,11 @@ def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor, tol: flo
     (:func:`shift_tolerance` of a sample), or a pass lowers the inertia by less than
     ``INERTIA_TOL`` of it, or ``LLOYD_MAX_ITER`` passes. Returns the centres (K, D) float64.
 
-    From a sample's settled centres, the first pass over every row confirms them, and
-    they are kept as they are (one more Lloyd step would move them again: where the
-    sample is every row, they are where scikit-learn's KMeans stops); on more rows than the sample the centres still creep, towards the
-    rows' own optimum, by moves that lower the inertia a little: the second rule stops
-    them there (on 1e6 rows of 8 clusters, 3 passes where the first rule alone took 10)."""
+    Centres that a first pass confirms are kept as they were given (the step it would
+    take is below the tolerance). From a sample's settled centres, on more rows than
+    the sample, the centres can creep towards the rows' own optimum by moves that lower
+    the inertia a little: the inertia's rule stops them (on 1e6 rows of 8 clusters,
+    3 passes where the first rule alone took 10)."""
     params = kmeans.params(centres.double())
     previous = math.inf
     for i in range(LLOYD_MAX_ITER):
@@ -259,7 +260,7 @@ def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor, tol: flo
         moved = kmeans.m_step(stats)
         shift = float((moved.centres - params.centres.to(moved.centres.device)).square().sum())
         if i == 0 and shift <= tol:  # the rows confirm the centres they were given: keep those
-            return params.centres  # (scikit-learn's, where the sample is every row, which it stopped at)
+            return params.centres
         inertia = float(stats.inertia)  # at params, before this move
         params = moved
         if shift <= tol or previous - inertia <= INERTIA_TOL * inertia:
@@ -269,7 +270,7 @@ def lloyd(kmeans: Any, engine: Engine, source: Source, centres: Tensor, tol: flo
 
 
 def kmeans_centres(full: Any, on_sample: Any, engine: Engine, source: Source, sample: Tensor, k: int,
-           generator: torch.Generator, n_init: int = 1) -> Tensor:
+                   generator: torch.Generator, n_init: int = 1) -> Tensor:
     """k-means of every row of ``source``: :func:`converged_kmeans` on the in-memory
     ``sample`` of its rows (through ``on_sample``, a float64 k-means model), then
     :func:`lloyd` over every row (through ``full``) until the centres settle by the
