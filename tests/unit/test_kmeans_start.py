@@ -15,6 +15,7 @@ import torch
 from hmmlearn.hmm import GMMHMM as HmmlearnGMMHMM
 from hmmlearn.hmm import GaussianHMM as HmmlearnGaussianHMM
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import bigem
@@ -157,3 +158,19 @@ def test_gaussian_hmms_start_from_hmmlearns_kmeans_means():
             ours = bigem.GMMHMM(2, n_mix=2, n_iter=1, params="", random_state=rs, dtype="float64").fit(x)
             np.testing.assert_allclose(np.sort(ours.means_.reshape(-1, 2), 0), np.sort(ref.means_.reshape(-1, 2), 0),
                                        atol=1e-8)
+
+
+def test_fewer_distinct_clusters_than_asked_warns_as_scikit_learn():
+    """Two distinct rows, three clusters: scikit-learn's KMeans warns (a ConvergenceWarning,
+    these words) inside GaussianMixture's start; so does bigem's start."""
+    x = np.array([[0.0, 0.0]] * 50 + [[5.0, 5.0]] * 50)
+    with pytest.warns(Warning) as theirs:
+        SkGaussianMixture(3, random_state=0).fit(x)
+    with pytest.warns(Warning) as ours:
+        bigem.GaussianMixture(3, random_state=0).fit(x)
+    expected = [str(w.message) for w in theirs if "distinct clusters" in str(w.message)]
+    mine = [w for w in ours if "distinct clusters" in str(w.message)]
+    assert expected == ["Number of distinct clusters (2) found smaller than n_clusters (3). Possibly due to "
+                        "duplicate points in X."]
+    assert [str(w.message) for w in mine] == expected
+    assert issubclass(mine[0].category, SkConvergenceWarning)

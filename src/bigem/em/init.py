@@ -15,6 +15,7 @@ arrive as arguments, so this layer knows none of them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .._core.draws import numpy_draws, row_uniforms
-from .._core.errors import DataError
+from .._core.errors import DataError, convergence_warning
 from .._core.numerics import squared_distances
 from .._core.protocols import Engine, Task
 from .._core.sparse import is_sparse
@@ -226,12 +227,17 @@ def converged_kmeans(kmeans: Any, sample: Tensor, k: int, generator: torch.Gener
             params = moved
             if shift <= tol:
                 break
-        if n_init == 1:
-            return params.centres
-        inertia = float(kmeans.e_step(params, chunk).inertia)
         mine = squared_distances(x, params.centres.to(x.device)).argmin(1)
+        if n_init == 1:
+            best, labels = params.centres, mine
+            break
+        inertia = float(kmeans.e_step(params, chunk).inertia)
         if best is None or (inertia < least and not _same_partition(mine, labels)):
             best, least, labels = params.centres, inertia, mine
+    distinct = int(torch.unique(labels).shape[0])
+    if distinct < k:  # scikit-learn's KMeans warns so (its words and class)
+        warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "
+                      "Possibly due to duplicate points in X.", convergence_warning(), stacklevel=2)
     return best
 
 
