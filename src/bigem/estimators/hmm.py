@@ -502,11 +502,9 @@ class _BaseHMM(EstimatorBase, ABC):
         K = s.n_components
         rs = fresh_numpy(generator)  # hmmlearn's draws, for an int random_state
         if self._needs_init(s, "s", "startprob_"):
-            self.startprob_ = (_dirichlet(torch.full((K,), 1.0 / K), generator).numpy() if rs is None
-                               else rs.dirichlet(np.full(K, 1.0 / K)))
+            self.startprob_ = _dirichlet_rows(np.full(K, 1.0 / K), generator, rs)
         if self._needs_init(s, "t", "transmat_"):
-            self.transmat_ = (_dirichlet(torch.full((K, K), 1.0 / K), generator).numpy() if rs is None
-                              else rs.dirichlet(np.full(K, 1.0 / K), size=K))
+            self.transmat_ = _dirichlet_rows(np.full((K, K), 1.0 / K), generator, rs)
         self._init_emission(s, source, summary, generator, engine)
         self._warn_degenerate(s, source)
 
@@ -925,6 +923,17 @@ def _dirichlet(alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     total = g.sum(-1, keepdim=True)
     g = torch.where(total > 0, g, torch.ones_like(g))
     return g / g.sum(-1, keepdim=True)
+
+
+def _dirichlet_rows(alpha: np.ndarray, generator: torch.Generator, rs: np.random.RandomState | None) -> np.ndarray:
+    """Dirichlet draws of concentrations ``alpha`` ((M,), or one row each (R, M)): from
+    hmmlearn's RandomState ``rs`` in its order (row after row, as its ``dirichlet(size=R)``
+    draws them) where there is one, else from the fit's generator."""
+    if rs is None:
+        return _dirichlet(torch.as_tensor(alpha, dtype=torch.float64), generator).numpy()
+    if alpha.ndim == 1:
+        return rs.dirichlet(alpha)
+    return np.stack([rs.dirichlet(row) for row in alpha])
 
 
 # At most this many symbols unless n_features says more: a symbol of 1e9 would make

@@ -41,7 +41,7 @@ from ..models.kmeans import KMeansModel
 from ..models.variational_hmm import (DirichletCategorical, DirichletParams, NormalWishart, NormalWishartParams,
                                       VariationalHMMModel, VariationalHMMParams)
 from . import _params
-from .hmm import ENGINE_DOC, CategoricalHMM, GaussianHMM, _common, _dirichlet
+from .hmm import ENGINE_DOC, CategoricalHMM, GaussianHMM, _common, _dirichlet_rows
 
 __all__ = ["VariationalGaussianHMM", "VariationalCategoricalHMM"]
 
@@ -567,14 +567,3 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
 
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"e": s.n_components * (n_features - 1)}
-
-
-def _dirichlet_rows(alpha: np.ndarray, generator: torch.Generator, rs: np.random.RandomState | None) -> np.ndarray:
-    """Dirichlet draws of concentrations ``alpha`` ((M,), or one row each (R, M)): from
-    hmmlearn's RandomState ``rs`` in its order (row after row, as its ``dirichlet(size=R)``
-    draws them) where there is one, else from the fit's generator."""
-    if rs is None:
-        return _dirichlet(torch.as_tensor(alpha, dtype=torch.float64), generator).numpy()
-    if alpha.ndim == 1:
-        return rs.dirichlet(alpha)
-    return np.stack([rs.dirichlet(row) for row in alpha])
