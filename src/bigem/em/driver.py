@@ -228,6 +228,8 @@ class _Run:
             result.converged = math.isfinite(before) and abs(total - before) <= tol * (1.0 + abs(total))
             if result.converged:
                 result.params = params
+        elif self.stopping == "rise":  # hmmlearn's monitor: a fall stops the run as well
+            result.converged = change < tol
         else:
             result.converged = abs(change) < tol
         return result.converged
@@ -290,7 +292,8 @@ def fit_em(
 
     ``accelerate="squarem"`` extrapolates the EM map (``em.accelerate``): an iteration is
     then a pass over the data, accepted or not, and ``max_iter`` counts passes.
-    ``stopping``: "gain" (|change of the mean objective| < tol), "aitken" (the
+    ``stopping``: "gain" (|change of the mean objective| < tol), "rise" (change < tol,
+    hmmlearn's rule, which a fall under a prior ends too), "aitken" (the
     extrapolated limit of the objective within tol of its value) or "mclust" (mclust's
     |change of the total| <= tol (1 + |total|), and the run ends on the parameters that
     were evaluated last, whose objective it reports, not on one more M-step).

@@ -82,6 +82,9 @@ class ConvergenceMonitor:
         return f"ConvergenceMonitor(tol={self.tol}, n_iter={self.n_iter}, iter={self.iter}, converged={self.converged})"
 
 
+# a fall of the total log-likelihood larger than this is logged, as hmmlearn's monitor does
+_HMMLEARN_SLACK = float(np.finfo(np.float64).eps) ** 0.5
+
 # hmmlearn starts its Gaussian HMMs' means from KMeans(n_init=10): the best of 10 seedings
 HMMLEARN_KMEANS_INIT = 10
 
@@ -132,7 +135,8 @@ COMMON_DOC = """
         ``monitor_.iter`` then count passes; ``monitor_.history`` keeps the accepted ones.
     stopping : {'gain', 'aitken'}, default='gain'
         'gain': stop when the total log-likelihood rose by less than ``tol`` (hmmlearn's
-        rule). 'aitken': stop when its Aitken-extrapolated limit is within ``tol`` (plain
+        rule: a fall, which a MAP prior can cause, stops the fit too, and is logged with
+        hmmlearn's "Model is not converging" message). 'aitken': stop when its Aitken-extrapolated limit is within ``tol`` (plain
         EM only, as SQUAREM's path is not the linear one the rule extrapolates).
     missing_values : {'error', 'fiml'}, default='error'
         'error': NaN (and nulls in files and DataFrames) are refused, as hmmlearn does.
@@ -412,8 +416,8 @@ class _BaseHMM(EstimatorBase, ABC):
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
         generator = _params.draws(s.random_state)  # hmmlearn's draws too, for an int random_state
         self._init(s, source, summary, generator, engine)
-        model = self._fit_model(s, self.n_features)
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
+        model = self._fit_model(s, self.n_features).moved(None if offset is None else -offset)  # its prior too
         try:
             params = self._fit_start(s).to(s.device)
         except ParameterError as exc:
@@ -435,6 +439,9 @@ class _BaseHMM(EstimatorBase, ABC):
             if not info.accepted:  # an extrapolation set aside: a pass, not a step of the fit
                 return
             total = info.report.total
+            if monitor.history and total - monitor.history[-1] < -_HMMLEARN_SLACK:  # a prior traded likelihood
+                _log.warning(f"Model is not converging.  Current: {total} is not greater than "
+                             f"{monitor.history[-1]}. Delta is {total - monitor.history[-1]}")
             monitor.history.append(total)
             monitor.seconds.append(info.seconds)
             if s.verbose:
@@ -443,7 +450,8 @@ class _BaseHMM(EstimatorBase, ABC):
 
         # run_em's tol is on the per-step log-likelihood; hmmlearn's on the total
         result = run_em(model, engine, source, params, max_iter=s.n_iter, tol=s.tol / source.n_rows, callback=report,
-                        accelerate=s.accelerate, stopping=s.stopping, checkpoint=saver)
+                        accelerate=s.accelerate, stopping="rise" if s.stopping == "gain" else s.stopping,
+                        checkpoint=saver)
         # resumed from a checkpoint: the iterations before it, from the run's saved history
         before = [(v * source.n_rows, t) for v, t, ok in zip(result.history, result.seconds, result.accepted) if ok]
         missing = len(before) - len(monitor.history)

@@ -24,6 +24,8 @@ precision factors in the structure's layout.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -544,6 +546,14 @@ class GaussianComponent:
     def translate(self, p: GaussianParams, offset: Tensor) -> GaussianParams:
         return GaussianParams(p.means + offset.to(p.means), p.covariances, p.prec_chol)
 
+    def moved(self, offset: Tensor) -> GaussianComponent:
+        """The same component for rows moved by ``offset`` (D,): its prior's means move too."""
+        if self.prior is None:
+            return self
+        clone = copy.copy(self)
+        clone.prior = dataclasses.replace(self.prior, means_prior=self.prior.tensors("cpu")[0] + offset.double().cpu())
+        return clone
+
     def location(self, p: GaussianParams) -> Tensor:
         return p.means.mean(0)
 
@@ -992,7 +1002,7 @@ class GaussianComponent:
             eig = (cov if cov.ndim == 2 else cov[:, None]).clamp(min=1e-300)
         cond = float((eig.max(-1).values / eig.min(-1).values).max())
         share = (self.reg_covar / eig).square().sum(-1)
-        reg_term = float((weights * share).sum() if share.ndim else share)
+        reg_term = float((weights.to(share) * share).sum() if share.ndim else share)
         if cov.ndim == 1:  # one variance per component stands for D
             reg_term *= p.n_features
         return 100 * eps * (1.0 + abs(value) + cond) + reg_term

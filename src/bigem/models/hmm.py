@@ -1202,6 +1202,16 @@ class HMMModel:
             return params
         return HMMParams(params.startprob, params.transmat, self.emission.translate(params.emission, offset))
 
+    def moved(self, offset: Tensor | None) -> HMMModel:
+        """The same HMM for rows moved by ``offset`` (None: none): where the emission's
+        prior has a location (hmmlearn's ``means_prior``), it moves with the rows, so a fit
+        on rows less a shift (``sources.arrays.choose_shift``) is the fit on the rows."""
+        if offset is None or not self.emission.translatable:
+            return self
+        return HMMModel(self.emission.moved(offset), self.n_components, self.dtype, params=self.params,
+                        startprob_prior=self.startprob_prior, transmat_prior=self.transmat_prior, advice=self.advice,
+                        mend=self.mend)
+
     def to_tensors(self, params: HMMParams) -> dict[str, Tensor]:
         return {"startprob": params.startprob, "transmat": params.transmat, **self.emission.to_tensors(params.emission)}
 

@@ -165,6 +165,11 @@ class VariationalHMMModel:
             return q
         return replace(q, emission=self.emission.translate(q.emission, offset))
 
+    def moved(self, offset: Tensor | None) -> VariationalHMMModel:
+        """The same model for rows moved by ``offset``: itself, as its priors live in the
+        posteriors, which :meth:`translate` moves."""
+        return self
+
     def to_tensors(self, q: VariationalHMMParams) -> dict[str, Tensor]:
         return {"start": q.start, "trans": q.trans, "start_prior": q.start_prior, "trans_prior": q.trans_prior,
                 **self.emission.to_tensors(q.emission)}
