@@ -93,7 +93,7 @@ def _cases():
                 model, p = _hmm(comp, comp.make_params(torch.from_numpy(rng.uniform(1, 5, (K, D)))), rng)
                 x = torch.from_numpy(rng.poisson(3, (90, D)).astype(float))
             else:
-                comp = GMMEmission(K, 2, "diag", 1e-3)
+                comp = GMMEmission(K, 2, "diag")
                 weights = torch.from_numpy(rng.dirichlet(np.ones(2), size=K))
                 means = torch.from_numpy(rng.normal(0, 3, (K, 2, D)))
                 model, p = _hmm(comp, comp.make_params(weights, means, torch.ones(K, 2, D, dtype=torch.float64)), rng)
@@ -319,7 +319,7 @@ def _models():
     out.append(("hmm-categorical-zeros", model, p))
     comp = PoissonComponent()
     out.append(("hmm-poisson", *_hmm(comp, comp.make_params(torch.from_numpy(rng.uniform(1, 5, (K, D)))), rng)))
-    comp = GMMEmission(K, 2, "tied", 1e-3)
+    comp = GMMEmission(K, 2, "tied")
     a = rng.normal(size=(K, D, D))
     cov = torch.from_numpy(a @ a.transpose(0, 2, 1) + np.eye(D))
     ep = comp.make_params(torch.from_numpy(rng.dirichlet(np.ones(2), size=K)), torch.from_numpy(rng.normal(0, 3, (K, 2, D))), cov)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
 from .._core.draws import fresh_draws
-from .._core.errors import DataError, NumericalError, ParameterError
+from .._core.errors import CollapsedStateWarning, DataError, NumericalError, ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, converged_kmeans, fill_gaps, kmeans_centres, sample_rows
 from ..models.covariance import NAMES
-from ..models.hmm_gmm import GMMEmission, GMMEmissionParams
+from ..models.hmm import Mend
+from ..models.hmm_gmm import GMMEmission, GMMEmissionParams, GMMPrior
 from ..models.kmeans import KMeansModel
 from . import _params
 from .hmm import COMMON_DOC, HMMLEARN_KMEANS_INIT, _BaseHMM, _common, _normal_emitter
@@ -17,21 +20,38 @@ from .hmm import COMMON_DOC, HMMLEARN_KMEANS_INIT, _BaseHMM, _common, _normal_em
 
 class GMMHMM(_BaseHMM):
     __doc__ = (
-        """Hidden Markov model with Gaussian-mixture emissions, like ``hmmlearn.hmm.GMMHMM``.
+        """Hidden Markov model with Gaussian-mixture emissions, a drop-in for ``hmmlearn.hmm.GMMHMM``.
 
-    The M-step is maximum likelihood (hmmlearn's GMMHMM adds its own priors, so fits
-    are not expected to match hmmlearn's digit for digit), with ``min_covar`` added
-    to every variance.
+    The M-step is hmmlearn's, to the digit: the MAP update under its priors below, each
+    covariance taken about the means the E-step used (as hmmlearn accumulates it). Under
+    the default priors that is maximum likelihood for 'full', 'tied' and 'diag'; for
+    'spherical', hmmlearn's default prior divides each scatter by D (N + 1) - n_mix
+    rather than D N.
 
     Parameters
     ----------"""
         + COMMON_DOC
         + """    n_mix : int, default=1
         Gaussians per state.
+    min_covar : float, default=1e-3
+        Added to the diagonal of the data covariance that initialises ``covars_`` (as
+        hmmlearn does), and to a Gaussian's covariance that collapses in an M-step
+        (singular: a constant feature, fewer rows than features), with a
+        ``CollapsedStateWarning``; 0: such a collapse raises instead.
+    weights_prior : float or array (n_components, n_mix), default=1.0
+        Dirichlet concentrations of each state's mixture weights (1: no prior).
+    means_prior, means_weight : float or array, default=0.0
+        Normal prior on each mean (hmmlearn's): its mean (n_components, n_mix,
+        n_features), and its precision as a multiple of the Gaussian's (n_components,
+        n_mix); 0: no prior.
+    covars_prior, covars_weight : float or array, default=None
+        Prior on the covariances (hmmlearn's parametrisation): for 'full' and 'tied' an
+        inverse Wishart's scale matrix and degrees of freedom, for 'diag' and
+        'spherical' an inverse gamma's shape and scale. None: hmmlearn's defaults
+        (full: 0 and -(n_features + 2); tied: 0 and -(n_mix + n_features + 1); diag: -1.5
+        and 0; spherical: -(n_mix + 2) / 2 and 0).
     covariance_type : {'diag', 'full', 'tied', 'spherical'}, default='diag'
         'tied': one covariance per state, shared by its mixture components (hmmlearn's meaning).
-    min_covar : float, default=1e-3
-        Added to every variance (initial and after each M-step).
 
     Attributes
     ----------
@@ -49,7 +69,9 @@ class GMMHMM(_BaseHMM):
     _emission_attributes = ("weights_", "means_", "covars_")
     _structural = ("n_components", "n_mix", "covariance_type")
     _constraints = dict(
-        _common("mcw"), n_mix=_params.Int(1), covariance_type=_params.Choice(NAMES), min_covar=_params.Float(0.0)
+        _common("mcw"), n_mix=_params.Int(1), covariance_type=_params.Choice(NAMES), min_covar=_params.Float(0.0),
+        weights_prior=_params.FiniteArray(), means_prior=_params.FiniteArray(), means_weight=_params.FiniteArray(),
+        covars_prior=_params.Optional(_params.FiniteArray()), covars_weight=_params.Optional(_params.FiniteArray()),
     )
 
     def __init__(
@@ -59,8 +81,13 @@ class GMMHMM(_BaseHMM):
         min_covar=1e-3,
         startprob_prior=1.0,
         transmat_prior=1.0,
-        covariance_type="diag",
+        weights_prior=1.0,
+        means_prior=0.0,
+        means_weight=0.0,
+        covars_prior=None,
+        covars_weight=None,
         algorithm="viterbi",
+        covariance_type="diag",
         random_state=None,
         n_iter=10,
         tol=1e-2,
@@ -82,14 +109,35 @@ class GMMHMM(_BaseHMM):
                          engine, implementation, client)
         self.n_mix = n_mix
         self.min_covar = min_covar
+        self.weights_prior = weights_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
         self.covariance_type = covariance_type
 
     def _advice(self, s) -> str:
-        return f"increase min_covar (now {s.min_covar:g}), lower n_mix or n_components, or standardise X"
+        return (f"set min_covar > 0 (now {s.min_covar:g}) to floor a collapsed covariance, give covars_prior a "
+                "proper prior, lower n_mix or n_components, or standardise X")
+
+    def _prior(self, s) -> GMMPrior:
+        return GMMPrior(s.weights_prior, s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
 
     def _emission(self, s, n_features=None) -> GMMEmission:
-        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, s.min_covar, s.dtype, advice=self._advice(s),
+        prior = self._prior(s)
+        if n_features is not None:  # a prior that does not fit the data's shape fails here, before any pass
+            prior.resolved(s.n_components, s.n_mix, int(n_features), s.covariance_type, "cpu")
+        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, prior, s.dtype, advice=self._advice(s),
                            gaps=s.missing_values == "fiml")
+
+    def _mend(self, s, emission: GMMEmission) -> Mend | None:
+        """A Gaussian whose covariance collapses gets min_covar on its diagonal, as
+        GaussianHMM's states do (hmmlearn would fail or go NaN); 0: the fit raises."""
+        if s.min_covar <= 0:
+            return None
+        return Mend(partial(emission.floor, amount=s.min_covar), emission.collapsed, emission.decrease_tolerance,
+                    f"min_covar={s.min_covar:g} was added to the diagonal of its collapsed Gaussians",
+                    CollapsedStateWarning)
 
     def _needs_moments(self, s) -> bool:
         return "c" in s.init_params
