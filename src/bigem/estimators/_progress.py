@@ -3,7 +3,9 @@ scikit-learn's lines.
 
 - ``verbose=1``: ``Initialization k`` per restart, a tqdm bar over the rows of the pass
   being computed (rows/s, pass, log-likelihood; when tqdm is installed and the fit runs
-  in this process), and at the end a line per restart and one summary line;
+  in this process), and at the end a line per restart (scikit-learn's
+  ``Initialization converged.``; with several restarts, which run in lockstep, each
+  line names its restart) and one summary line;
 - ``verbose=2`` adds scikit-learn's per-iteration lines, every ``verbose_interval``
   iterations (and the last): ``Iteration i, time lapse, ll change``.
 
@@ -105,7 +107,7 @@ class Progress:
     def initialised(self, restart: int, seconds: float) -> None:
         self._phase = None
         if self.verbose:
-            self.say(f"Initialization {restart} ({seconds:.2f}s)")
+            self.say(f"Initialization {restart}")
         self._lapse[restart] = time.perf_counter()
 
     def callback(self, inner):
@@ -137,7 +139,9 @@ class Progress:
         self.close()
         for r in runs:
             state = "converged" if r.converged else "did not converge"
-            line = f"Initialization {r.restart} {state}."
+            # scikit-learn's words; restarts run in lockstep here, so with several the
+            # lines come together at the end, each naming its restart
+            line = f"Initialization {state}." if len(runs) == 1 else f"Initialization {r.restart} {state}."
             if self.verbose >= 2:
                 line += f" time lapse {sum(r.seconds):.5f}s\t lower bound {r.lower_bound:.5f}."
             self.say(line)
