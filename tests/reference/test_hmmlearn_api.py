@@ -257,3 +257,18 @@ def test_the_diag_model_fits_100_rows_with_3_states_by_default(seed):
     assert np.isfinite(ours.score(X))
     # a local optimum of the same likelihood: not worse than hmmlearn's by more than chance
     assert ours.score(X) > ref.score(X) - 0.05 * abs(ref.score(X))
+
+
+def test_verbose_reports_are_hmmlearns_lines_on_stderr(capsys):
+    """hmmlearn's monitor prints each iteration to stderr; bigem printed the same lines to
+    stdout, where code that separates the two streams looked for them in vain."""
+    X = np.r_[np.random.default_rng(0).normal(0, 1, (300, D)), np.random.default_rng(1).normal(4, 1, (300, D))]
+    hmm.GaussianHMM(2, random_state=0, verbose=True, n_iter=4).fit(X)
+    theirs = capsys.readouterr()
+    GaussianHMM(2, random_state=0, verbose=True, n_iter=4, dtype="float64").fit(X)
+    ours = capsys.readouterr()
+    assert theirs.out == ours.out == ""
+    rows = [[line.split() for line in text.err.splitlines()] for text in (theirs, ours)]
+    assert [len(r) for r in rows[1]] == [3] * 4 and [r[0] for r in rows[1]] == ["1", "2", "3", "4"]
+    assert [len(line) for line in ours.err.splitlines()] == [len(line) for line in theirs.err.splitlines()]
+    np.testing.assert_allclose([float(r[1]) for r in rows[1]], [float(r[1]) for r in rows[0]], rtol=1e-10)

@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import math
 import os
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from functools import partial
@@ -105,7 +106,8 @@ COMMON_DOC = """
         Convergence threshold on the change of the total log-likelihood; any float
         (negative or -inf: run all ``n_iter`` iterations).
     verbose : bool, default=False
-        Print the log-likelihood and its change after each iteration.
+        Print the log-likelihood and its change after each iteration, to stderr in
+        hmmlearn's format.
     params : str
         Letters of the parameters the M-step updates ('s' start, 't' transitions, and
         the emission's letters).
@@ -446,7 +448,7 @@ class _BaseHMM(EstimatorBase, ABC):
             monitor.seconds.append(info.seconds)
             if s.verbose:
                 delta = total - monitor.history[-2] if len(monitor.history) > 1 else float("nan")
-                print(f"{info.iteration:>10d} {total:>16.8f} {delta:>+16.8f}")
+                print(f"{info.iteration:>10d} {total:>16.8f} {delta:>+16.8f}", file=sys.stderr)  # as hmmlearn
 
         # run_em's tol is on the per-step log-likelihood; hmmlearn's on the total
         result = run_em(model, engine, source, params, max_iter=s.n_iter, tol=s.tol / source.n_rows, callback=report,
