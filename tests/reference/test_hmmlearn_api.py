@@ -272,3 +272,16 @@ def test_verbose_reports_are_hmmlearns_lines_on_stderr(capsys):
     assert [len(r) for r in rows[1]] == [3] * 4 and [r[0] for r in rows[1]] == ["1", "2", "3", "4"]
     assert [len(line) for line in ours.err.splitlines()] == [len(line) for line in theirs.err.splitlines()]
     np.testing.assert_allclose([float(r[1]) for r in rows[1]], [float(r[1]) for r in rows[0]], rtol=1e-10)
+
+
+def test_stationary_distribution_is_hmmlearns():
+    """hmmlearn's public get_stationary_distribution was missing (AttributeError)."""
+    X = np.r_[np.random.default_rng(0).normal(0, 1, (300, D)), np.random.default_rng(1).normal(4, 1, (300, D))]
+    ref = hmm.GaussianHMM(3, random_state=0, n_iter=5).fit(X)
+    ours = GaussianHMM(3, random_state=0, n_iter=5, dtype="float64").fit(X)
+    pi = ours.get_stationary_distribution()
+    np.testing.assert_allclose(pi, ref.get_stationary_distribution(), rtol=1e-8)
+    np.testing.assert_allclose(pi @ ours.transmat_, pi, atol=1e-12)  # stationary: pi A = pi
+    assert pi.sum() == pytest.approx(1.0) and (pi > 0).all()
+    with pytest.raises(Exception, match="not fitted yet"):
+        GMMHMM(2).get_stationary_distribution()

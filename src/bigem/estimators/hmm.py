@@ -726,6 +726,18 @@ class _BaseHMM(EstimatorBase, ABC):
         """Most likely state of each row (by ``algorithm``). Shape (n_samples,)."""
         return self.decode(X, lengths, columns=columns, sequence_column=sequence_column)[1]
 
+    def get_stationary_distribution(self) -> np.ndarray:
+        """The stationary distribution of the states, hmmlearn's: the left eigenvector of
+        ``transmat_`` for its largest eigenvalue (1), normalised to sum to 1."""
+        if not hasattr(self, "transmat_"):
+            raise not_fitted_error(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+        values, vectors = np.linalg.eig(np.asarray(self.transmat_, dtype=np.float64).T)
+        vector = np.real_if_close(vectors[:, np.argmax(values)])
+        return vector / vector.sum()
+
     def sample(self, n_samples=1, random_state=None, currstate=None):
         """One sequence of ``n_samples`` steps: (X of shape (n_samples, n_features), states).
         ``currstate``: the first step's state (else drawn from ``startprob_``), so that
