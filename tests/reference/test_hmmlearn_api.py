@@ -285,3 +285,32 @@ def test_stationary_distribution_is_hmmlearns():
     assert pi.sum() == pytest.approx(1.0) and (pi > 0).all()
     with pytest.raises(Exception, match="not fitted yet"):
         GMMHMM(2).get_stationary_distribution()
+
+
+@pytest.mark.parametrize("base", ["hmmlearn", "bigem"])
+def test_a_monitor_set_before_fit_decides_when_it_stops(base):
+    """hmmlearn's documented recipe for another stopping rule: replace ``monitor_`` by a
+    subclass whose ``converged`` says when to stop. bigem had no ``monitor_`` before a
+    fit (AttributeError), and its fit kept its own rule."""
+    from hmmlearn.base import ConvergenceMonitor as Theirs
+
+    from bigem.estimators.hmm import ConvergenceMonitor as Ours
+
+    class ThresholdMonitor(Theirs if base == "hmmlearn" else Ours):
+        @property
+        def converged(self):
+            return self.iter == self.n_iter or self.history[-1] >= self.tol
+
+    X = np.r_[np.random.default_rng(0).normal(0, 1, (300, D)), np.random.default_rng(1).normal(4, 1, (300, D))]
+    fits = []
+    for cls, extra in ((hmm.GaussianHMM, {}), (GaussianHMM, dict(dtype="float64"))):
+        m = cls(2, tol=-2300.0, n_iter=50, random_state=0, **extra)
+        assert (m.monitor_.tol, m.monitor_.n_iter, m.monitor_.iter) == (-2300.0, 50, 0)
+        m.monitor_ = ThresholdMonitor(m.monitor_.tol, m.monitor_.n_iter, m.monitor_.verbose)
+        fits.append(m.fit(X))
+    ref, ours = fits
+    assert 1 < ours.monitor_.iter == ref.monitor_.iter < 50  # the threshold, not tol's gain rule, stopped it
+    assert ours.monitor_.history[-1] >= -2300.0 > ours.monitor_.history[-2]
+    np.testing.assert_allclose(list(ours.monitor_.history), list(ref.monitor_.history), rtol=1e-10)
+    again = ours.fit(X)  # the monitor stays, reset for the new fit
+    assert isinstance(again.monitor_, ThresholdMonitor) and again.monitor_.iter == ref.monitor_.iter

@@ -168,7 +168,7 @@ def test_a_prior_of_the_wrong_shape_is_refused_before_any_pass(name, value, shap
     m = bigem.GMMHMM(K, n_mix=M, covariance_type="full", **{name: value})
     with pytest.raises(ParameterError, match=rf"{name} must broadcast to shape {shape}.*n_features=2"):
         m.fit(X, lengths)
-    assert not hasattr(m, "monitor_")
+    assert not hasattr(m, "means_") and m.monitor_.iter == 0  # nothing initialised, no iteration
 
 
 def test_a_collapsed_gaussian_gets_min_covar_with_a_warning():

@@ -151,7 +151,7 @@ class _Run:
     """One run's state between passes: the point the next E-step evaluates, and
     :meth:`step`, what follows that E-step (checks, M-step, history, convergence)."""
 
-    def __init__(self, result: EMResult, model: Model, accelerate: str | None, stopping: str,
+    def __init__(self, result: EMResult, model: Model, accelerate: str | None, stopping: str | Callable[[], bool],
                  saved: dict[str, Any] | None = None, start: float = -math.inf) -> None:
         self.result = result
         self.accepted = [v for v, ok in zip(result.history, result.accepted or [True] * len(result.history)) if ok]
@@ -219,7 +219,9 @@ class _Run:
         self._record(ll, True, iteration, e_seconds + time.perf_counter() - started)
         if callback is not None:
             callback(IterationInfo(restart, iteration, ll, change, result.seconds[-1], step.params, step.report))
-        if self.stopping == "aitken":
+        if callable(self.stopping):  # the caller's rule, asked after the callback saw this iteration
+            result.converged = bool(self.stopping())
+        elif self.stopping == "aitken":
             result.converged = aitken_converged(self.accepted, tol)
         elif self.stopping == "mclust":
             # mclust's rule on the total: |change| <= tol (1 + |total|); it returns the
@@ -272,7 +274,7 @@ def fit_em(
     warn_unconverged: bool = True,
     first_restart: int = 0,
     accelerate: str | None = None,
-    stopping: str = "gain",
+    stopping: str | Callable[[], bool] = "gain",
     start: float = -math.inf,
 ) -> tuple[EMResult, list[EMResult]]:
     """``n_init`` runs from ``initialise(restart)``; the best by lower bound, and all runs.
@@ -293,7 +295,8 @@ def fit_em(
     ``accelerate="squarem"`` extrapolates the EM map (``em.accelerate``): an iteration is
     then a pass over the data, accepted or not, and ``max_iter`` counts passes.
     ``stopping``: "gain" (|change of the mean objective| < tol), "rise" (change < tol,
-    hmmlearn's rule, which a fall under a prior ends too), "aitken" (the
+    hmmlearn's rule, which a fall under a prior ends too), a callable (asked, with no
+    arguments, after ``callback`` has seen the iteration: hmmlearn's custom monitors), "aitken" (the
     extrapolated limit of the objective within tol of its value) or "mclust" (mclust's
     |change of the total| <= tol (1 + |total|), and the run ends on the parameters that
     were evaluated last, whose objective it reports, not on one more M-step).
@@ -375,7 +378,7 @@ def run_em(
     restart: int = 0,
     callback: Callable[[IterationInfo], None] | None = None,
     accelerate: str | None = None,
-    stopping: str = "gain",
+    stopping: str | Callable[[], bool] = "gain",
     checkpoint: Checkpoint | None = None,
 ) -> EMResult:
     """One run of :func:`fit_em` from ``params`` (no convergence warning); with a

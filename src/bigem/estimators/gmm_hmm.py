@@ -123,11 +123,15 @@ class GMMHMM(_BaseHMM):
     def _prior(self, s) -> GMMPrior:
         return GMMPrior(s.weights_prior, s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
 
+    def _check_features(self, source) -> None:
+        """The data's width, and the priors' shapes against it: a prior that does not
+        broadcast fails here, before initialisation sets any attribute."""
+        super()._check_features(source)
+        s = self._settings()
+        self._prior(s).resolved(s.n_components, s.n_mix, source.n_features, s.covariance_type, "cpu")
+
     def _emission(self, s, n_features=None) -> GMMEmission:
-        prior = self._prior(s)
-        if n_features is not None:  # a prior that does not fit the data's shape fails here, before any pass
-            prior.resolved(s.n_components, s.n_mix, int(n_features), s.covariance_type, "cpu")
-        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, prior, s.dtype, advice=self._advice(s),
+        return GMMEmission(s.n_components, s.n_mix, s.covariance_type, self._prior(s), s.dtype, advice=self._advice(s),
                            gaps=s.missing_values == "fiml")
 
     def _mend(self, s, emission: GMMEmission) -> Mend | None:

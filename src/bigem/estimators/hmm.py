@@ -66,25 +66,61 @@ __all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "ConvergenceMonitor", 
 _log = logging.getLogger(__name__)
 
 
+# a fall of the total log-likelihood larger than this is logged, as hmmlearn's monitor does
+_HMMLEARN_SLACK = float(np.finfo(np.float64).eps) ** 0.5
+
+
 class ConvergenceMonitor:
     """hmmlearn's monitor: ``history`` (total log-likelihood entering each iteration),
-    ``iter``, ``converged``, ``tol``, ``n_iter``; plus ``seconds`` per iteration. With
-    ``accelerate``, ``iter`` counts passes over the data and ``history`` / ``seconds``
-    keep the accepted ones (a rejected extrapolation is a pass, not a step)."""
+    ``iter``, ``converged``, ``tol``, ``n_iter``, ``report`` and ``_reset``; plus
+    ``seconds`` per iteration. With ``accelerate``, ``iter`` counts passes over the data
+    and ``history`` / ``seconds`` keep the accepted ones (a rejected extrapolation is a
+    pass, not a step).
+
+    Every HMM has one from construction, as hmmlearn's do, so hmmlearn's recipe for
+    another stopping rule works: set ``model.monitor_`` to a subclass (of this class or
+    of hmmlearn's) that redefines ``converged``, and the fit reports each iteration to
+    it and stops when it says so. bigem's own ``converged`` is what the fit's rule
+    decided (see the module docstring)."""
+
+    _template = "{iter:>10d} {log_prob:>16.8f} {delta:>+16.8f}"
 
     def __init__(self, tol: float, n_iter: int, verbose: bool) -> None:
         self.tol, self.n_iter, self.verbose = tol, n_iter, verbose
         self.history: list[float] = []
         self.seconds: list[float] = []
         self.iter = 0
-        self.converged = False
+        self._converged = False
+
+    @property
+    def converged(self) -> bool:
+        return self._converged
+
+    @converged.setter
+    def converged(self, value: bool) -> None:
+        self._converged = bool(value)
+
+    def _reset(self) -> None:
+        self.iter = 0
+        self.history.clear()
+        self.seconds.clear()
+        self._converged = False
+
+    def report(self, log_prob: float) -> None:
+        """One iteration's total log-likelihood, as hmmlearn's monitor takes it: printed to
+        stderr with ``verbose``, logged where it fell, then kept."""
+        if self.verbose:
+            delta = log_prob - self.history[-1] if self.history else float("nan")
+            print(self._template.format(iter=self.iter + 1, log_prob=log_prob, delta=delta), file=sys.stderr)
+        if self.history and log_prob - self.history[-1] < -_HMMLEARN_SLACK:  # a prior traded likelihood
+            _log.warning(f"Model is not converging.  Current: {log_prob} is not greater than "
+                         f"{self.history[-1]}. Delta is {log_prob - self.history[-1]}")
+        self.history.append(log_prob)
+        self.iter += 1
 
     def __repr__(self) -> str:
         return f"ConvergenceMonitor(tol={self.tol}, n_iter={self.n_iter}, iter={self.iter}, converged={self.converged})"
 
-
-# a fall of the total log-likelihood larger than this is logged, as hmmlearn's monitor does
-_HMMLEARN_SLACK = float(np.finfo(np.float64).eps) ** 0.5
 
 # hmmlearn starts its Gaussian HMMs' means from KMeans(n_init=10): the best of 10 seedings
 HMMLEARN_KMEANS_INIT = 10
@@ -229,6 +265,7 @@ class _BaseHMM(EstimatorBase, ABC):
         self.missing_values = missing_values
         self.engine = engine
         self.client = client
+        self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)  # hmmlearn's: there to replace before a fit
 
     @property
     def _fitted_arrays(self) -> dict[str, str]:
@@ -432,7 +469,13 @@ class _BaseHMM(EstimatorBase, ABC):
                 "new shapes"
             ) from None
         params = model.translate(params, None if offset is None else -offset)
-        monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
+        # a monitor the user put in place (hmmlearn's recipe for another stopping rule)
+        # decides when the fit stops; otherwise a fresh one of this fit's settings
+        given = getattr(self, "monitor_", None)
+        custom = given is not None and type(given) is not ConvergenceMonitor
+        monitor = given if custom else ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
+        if hasattr(monitor, "_reset"):
+            monitor._reset()
 
         def report(info: IterationInfo) -> None:
             if callback is not None:  # in the data's coordinates
@@ -440,27 +483,22 @@ class _BaseHMM(EstimatorBase, ABC):
                                                                                                      offset)))
             if not info.accepted:  # an extrapolation set aside: a pass, not a step of the fit
                 return
-            total = info.report.total
-            if monitor.history and total - monitor.history[-1] < -_HMMLEARN_SLACK:  # a prior traded likelihood
-                _log.warning(f"Model is not converging.  Current: {total} is not greater than "
-                             f"{monitor.history[-1]}. Delta is {total - monitor.history[-1]}")
-            monitor.history.append(total)
-            monitor.seconds.append(info.seconds)
-            if s.verbose:
-                delta = total - monitor.history[-2] if len(monitor.history) > 1 else float("nan")
-                print(f"{info.iteration:>10d} {total:>16.8f} {delta:>+16.8f}", file=sys.stderr)  # as hmmlearn
+            monitor.report(info.report.total)
+            if not custom:
+                monitor.seconds.append(info.seconds)
 
         # run_em's tol is on the per-step log-likelihood; hmmlearn's on the total
+        stopping = (lambda: bool(monitor.converged)) if custom else "rise" if s.stopping == "gain" else s.stopping
         result = run_em(model, engine, source, params, max_iter=s.n_iter, tol=s.tol / source.n_rows, callback=report,
-                        accelerate=s.accelerate, stopping="rise" if s.stopping == "gain" else s.stopping,
-                        checkpoint=saver)
-        # resumed from a checkpoint: the iterations before it, from the run's saved history
-        before = [(v * source.n_rows, t) for v, t, ok in zip(result.history, result.seconds, result.accepted) if ok]
-        missing = len(before) - len(monitor.history)
-        monitor.history[:0] = [v for v, _ in before[:missing]]
-        monitor.seconds[:0] = [t for _, t in before[:missing]]
-        monitor.iter = result.n_iter
-        monitor.converged = result.converged
+                        accelerate=s.accelerate, stopping=stopping, checkpoint=saver)
+        if not custom:
+            # resumed from a checkpoint: the iterations before it, from the run's saved history
+            before = [(v * source.n_rows, t) for v, t, ok in zip(result.history, result.seconds, result.accepted) if ok]
+            missing = len(before) - len(monitor.history)
+            monitor.history[:0] = [v for v, _ in before[:missing]]
+            monitor.seconds[:0] = [t for _, t in before[:missing]]
+            monitor.iter = result.n_iter
+            monitor.converged = result.converged
         self.monitor_ = monitor
         self.n_passes_ = result.n_iter
         self._fit_end(model.translate(result.params, offset))
