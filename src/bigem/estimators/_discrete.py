@@ -37,7 +37,9 @@ INIT_DOC = """    init_params : {{'kmeans', 'k-means++', 'random', 'random_from_
         Initialisation, in the family's k-means space ({space}): 'kmeans': k-means++
         seeds on a sample, then Lloyd iterations over all rows, then one assignment pass;
         'k-means++' / 'random_from_data': seeds (k-means++ or uniform rows) and the
-        assignment pass; 'random': random responsibilities. With y (semi-supervised), the
+        assignment pass; 'random': StepMix's start, the components from random
+        responsibilities (from an int ``random_state``, StepMix's own table) and uniform
+        weights. With y (semi-supervised), the
         labelled rows initialise instead (Nigam et al.), unless initial parameters are given.
     weights_init : array-like of shape (n_components,), default=None
         Initial weights (non-negative, summing to 1); uniform when only the components'
@@ -107,8 +109,9 @@ class _DiscreteMixture(_BaseMixture):
 
     def _start(self, model: MixtureModel, engine, source, s, generator: torch.Generator) -> MixtureParams:
         K = s.n_components
-        if s.init_params == "random":
-            return from_random_responsibilities(model, engine, source, generator)
+        if s.init_params == "random":  # StepMix's start: its uniform table, and uniform weights
+            start = from_random_responsibilities(model, engine, source, generator)
+            return MixtureParams(torch.full((K,), 1.0 / K, dtype=torch.float64), start.component)
         init = self._init_model(model, engine, source, s, generator)
         embed = init.component.embed
         sample = seed_sample(source, K, generator, engine, embed=embed)
