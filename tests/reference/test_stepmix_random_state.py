@@ -75,3 +75,18 @@ def test_mixed_data_is_stepmixs_fit():
         np.testing.assert_allclose(m.weights_, ref.weights_, atol=1e-12)
         np.testing.assert_allclose(m.means_, ref._mm.models["g"].parameters["means"], atol=1e-12)
         np.testing.assert_allclose(m.bernoulli_probabilities_, ref._mm.models["b"].parameters["pis"], atol=1e-12)
+
+
+def test_latent_class_criteria_are_stepmixs():
+    """caic, entropy and relative_entropy, which latent class analysis reports beside BIC
+    and AIC, equal StepMix's; sabic is Sclove's, -2 log L + p log((n + 2) / 24), as Mplus
+    computes it: StepMix's takes log(n (n + 2) / 24), p log n more (different on purpose)."""
+    rng = np.random.default_rng(1)
+    X = np.stack([rng.integers(0, m, 600) for m in (3, 3, 4, 2)], 1)
+    ref = stepmix_fit(X, "categorical", 3, 0, 50)
+    m = ours(bigem.CategoricalMixture, X, 3, 0, 50)
+    for name in ("bic", "aic", "caic", "entropy", "relative_entropy"):
+        assert getattr(m, name)(X) == pytest.approx(getattr(ref, name)(X), rel=1e-10), name
+    p, n = m._n_parameters(), len(X)
+    assert m.sabic(X) == pytest.approx(ref.sabic(X) - p * np.log(n), rel=1e-10)
+    assert m.sabic(X) == pytest.approx(-2 * m.score(X) * n + p * np.log((n + 2) / 24), rel=1e-12)

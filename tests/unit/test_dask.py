@@ -425,6 +425,10 @@ def test_scores_of_a_dask_dataframe_are_summed_where_the_partitions_live(client,
     assert gm.score(ddf) == pytest.approx(ll.mean(), rel=1e-12)
     assert gm.bic(ddf) == pytest.approx(-2 * ll.sum() + p * np.log(n), rel=1e-12)
     assert gm.aic(ddf) == pytest.approx(-2 * ll.sum() + 2 * p, rel=1e-12)
+    r = gm.predict_proba(frame)
+    entropy = -(r * np.log(np.where(r > 0, r, 1.0))).sum()
+    assert gm.entropy(ddf) == pytest.approx(entropy, rel=1e-9) == gm.entropy(frame)
+    assert gm.relative_entropy(ddf) == pytest.approx(1 - entropy / (n * np.log(3)), rel=1e-9)
     w = np.where(np.arange(n) == 700, -1.0, 1.0)
     with pytest.raises(DataError, match=r"X: sample_weight has -1\.0 at row 100 of one partition \(counted from its start\)"):
         criteria(gm, dd.from_pandas(frame.assign(w=w), npartitions=3), sample_weight="w")

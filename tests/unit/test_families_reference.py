@@ -266,3 +266,23 @@ def test_select_finds_the_number_of_latent_classes():
     assert [r["n_parameters"] for r in result.table] == [k - 1 + k * D * (M - 1) for k in (2, 3, 4)]
     with pytest.raises(ParameterError, match="covariance types apply to the Gaussian family .* not to family='categorical'"):
         bigem.select(X, n_components=[2], covariance_types="full", family="categorical")
+
+
+def test_relative_entropy_is_one_for_separated_classes_and_near_zero_for_none():
+    """Invariants of the posteriors' entropy: 0 (relative entropy 1) where every row is
+    certain of its class, and near n log K (relative entropy near 0) where the classes
+    are the same; NaN for one class."""
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 400)
+    separated = np.repeat(z[:, None], 8, 1).astype(float)  # eight copies of the class
+    m = _fit(BernoulliMixture(2, random_state=0, dtype="float64"), separated)
+    assert m.entropy(separated) == pytest.approx(0.0, abs=1e-6)
+    assert m.relative_entropy(separated) == pytest.approx(1.0, abs=1e-8)
+    noise = (rng.random((400, 8)) < 0.5).astype(float)
+    m = _fit(BernoulliMixture(2, random_state=0, dtype="float64"), noise)
+    assert 0.0 <= m.relative_entropy(noise) < 0.2
+    assert m.entropy(noise) <= len(noise) * np.log(2) + 1e-9
+    assert np.isnan(_fit(BernoulliMixture(1, dtype="float64"), noise).relative_entropy(noise))
+    weighted = m.caic(noise), m.sabic(noise)
+    n, p = len(noise), m._n_parameters()
+    assert weighted == pytest.approx((m.bic(noise) + p, m.bic(noise) + p * (np.log((n + 2) / 24) - np.log(n))))

@@ -968,7 +968,7 @@ class _BaseMixture(EstimatorBase, ABC):
         fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s),
                      self._inference_schema(s), groups, classes)
         if what == "totals":
-            return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (5,)))
+            return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (6,)))
         if what == "proba":
             width = s.n_components if classes is None else len(classes)
             return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (width,)))
@@ -982,8 +982,10 @@ class _BaseMixture(EstimatorBase, ABC):
         totals are summed (a collective, as fit is: ``select`` scores its candidates so);
         otherwise this process scores all of X."""
         if is_dask_collection(X) and not (together and self._grouped()):
-            loglik, hard, weight, rows, fractional = self._lazy(X, "totals", columns, sample_weight).sum(0).compute()
-            totals = ScoreTotals(float(loglik), float(hard), float(weight), int(rows), int(fractional))
+            loglik, hard, weight, rows, fractional, entropy = (
+                self._lazy(X, "totals", columns, sample_weight).sum(0).compute())
+            totals = ScoreTotals(float(loglik), float(hard), float(weight), int(rows), int(fractional),
+                                 entropy=float(entropy))
         elif together and self._grouped():
             from ..engines.distributed import session
 
@@ -1174,6 +1176,35 @@ class _BaseMixture(EstimatorBase, ABC):
     def aic(self, X, *, columns=None) -> float:
         """Akaike information criterion on X (lower is better); streamed like :meth:`score`."""
         return -2 * self._score_totals(X, columns).loglik + 2 * self._n_parameters()
+
+    def caic(self, X, *, columns=None) -> float:
+        """Consistent AIC (Bozdogan 1987) on X: -2 log L + p (log n + 1), lower is better;
+        StepMix's and latent class analysis's. Streamed like :meth:`score`."""
+        totals = self._score_totals(X, columns)
+        return -2 * totals.loglik + self._n_parameters() * (math.log(sample_size(totals)) + 1.0)
+
+    def sabic(self, X, *, columns=None) -> float:
+        """Sample-size adjusted BIC (Sclove 1987) on X: -2 log L + p log((n + 2) / 24),
+        lower is better, as Mplus and LatentGOLD compute it. (StepMix's ``sabic`` takes
+        log(n (n + 2) / 24), p log n more than Sclove's.) Streamed like :meth:`score`."""
+        totals = self._score_totals(X, columns)
+        return -2 * totals.loglik + self._n_parameters() * math.log((sample_size(totals) + 2.0) / 24.0)
+
+    def entropy(self, X, *, columns=None) -> float:
+        """The posteriors' entropy summed over the rows of X, -sum_n sum_k r_nk log r_nk
+        (0: every row certain of its component); StepMix's. Streamed like :meth:`score`."""
+        return self._score_totals(X, columns).entropy
+
+    def relative_entropy(self, X, *, columns=None) -> float:
+        """1 - entropy / (n log K) (Ramaswamy et al. 1993), the separation of the
+        components that latent class analysis reports: 1 when every row is certain of its
+        component, near 0 when the posteriors are uniform; NaN for one component, as
+        StepMix's. Streamed like :meth:`score`."""
+        K = int(np.shape(self.weights_)[0]) if hasattr(self, "weights_") else self._inference_settings().n_components
+        totals = self._score_totals(X, columns)
+        if K < 2:
+            return float("nan")
+        return 1.0 - totals.entropy / (totals.weight * math.log(K))
 
     # ------------------------------------------------------------------ persistence
     def _fitted_state(self) -> dict[str, Any]:
@@ -1393,7 +1424,7 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
         schema.check(x, 0, "X (one partition; rows counted from its start)")
     if what == "totals":
         t = model.score_totals(params, Chunk(x, w, 0)).settled()
-        return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional]])
+        return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional, t.entropy]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
     return per_row(log_joint.double(), (what,), groups, classes)[what]

@@ -97,7 +97,9 @@ class MixtureStats:
 class ScoreTotals:
     """Additive totals that score a fitted mixture on data, whatever its size:
     loglik = sum_n w_n log p(x_n); hard = sum_n w_n max_k log r_nk (the classification
-    term of ICL); weight = sum_n w_n (the row count when unweighted); rows; fractional:
+    term of ICL); entropy = sum_n w_n (-sum_k r_nk log r_nk) (the posteriors' entropy,
+    latent class analysis's measure of separation); weight = sum_n w_n (the row count
+    when unweighted); rows; fractional:
     the rows whose weight is not a whole number (frequency weights are counts);
     unexplained: the first row of positive weight with no finite density (-1: none).
 
@@ -113,21 +115,22 @@ class ScoreTotals:
     fractional: Tensor | int = counted()
     unexplained: Tensor | int = least(default=-1)
     kernel_dtype: torch.dtype = shared(default=torch.float64)
+    entropy: Tensor | float = 0.0
 
     def settled(self) -> ScoreTotals:
         """The totals as Python numbers, read back in one copy; raises
         :class:`NumericalError` naming the first row no component explains."""
-        values = [self.loglik, self.hard, self.weight, self.fractional, self.unexplained]
+        values = [self.loglik, self.hard, self.weight, self.fractional, self.unexplained, self.entropy]
         tensors = [v for v in values if isinstance(v, Tensor)]
         if tensors:  # one read-back for the lot
             device = tensors[0].device
             read = iter(torch.stack([v.to(device, torch.float64).reshape(()) for v in tensors]).tolist())
             values = [next(read) if isinstance(v, Tensor) else v for v in values]
-        loglik, hard, weight, fractional, unexplained = values
+        loglik, hard, weight, fractional, unexplained, entropy = values
         if unexplained >= 0:
             raise_unexplained(int(unexplained), self.kernel_dtype)
         return ScoreTotals(float(loglik), float(hard), float(weight), int(self.rows), int(fractional), -1,
-                           self.kernel_dtype)
+                           self.kernel_dtype, float(entropy))
 
 
 def weighted_sum(values: Tensor, w: Tensor | None) -> Tensor:
@@ -357,20 +360,23 @@ class MixtureModel:
         prep, log_w = self._inputs(params, x.device)
         log_norm = self._ws.get("log_norm", (x.shape[0],), prep.dtype, x.device)
         hard = self._ws.get("log_max_resp", (x.shape[0],), prep.dtype, x.device)
+        entropy = self._ws.get("resp_entropy", (x.shape[0],), prep.dtype, x.device)
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], x.device)):
             lj = self.component.log_joint(prep, self.component.block(prep, x[rows]), log_w)
             resp = normalise_log(lj, out=log_norm[rows])
             torch.log(resp.amax(0), out=hard[rows])
+            torch.sum(torch.xlogy(resp, resp), 0, out=entropy[rows]).neg_()
         # nothing read back: a pass over a GPU waits on no chunk (ScoreTotals.settled reads once)
         unexplained = first_unexplained(log_norm, w, chunk.row_start)
         if w is not None:  # rows of weight 0 count nothing, whatever their density (as in the E-step)
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
             hard = torch.where(w > 0, hard, torch.zeros_like(hard))
+            entropy = torch.where(w > 0, entropy, torch.zeros_like(entropy))
         f64 = dict(dtype=torch.float64, device=x.device)
         weight = torch.tensor(float(x.shape[0]), **f64) if w is None else w.double().sum()
         fractional = 0 if w is None else (w != torch.round(w)).sum()
         return ScoreTotals(weighted_sum(log_norm, w), weighted_sum(hard, w), weight, x.shape[0], fractional,
-                           unexplained, prep.dtype)
+                           unexplained, prep.dtype, weighted_sum(entropy, w))
 
     def e_step(self, params: MixtureParams, chunk: Chunk) -> MixtureStats:
         """Responsibility-weighted statistics of one chunk under ``params``."""
