@@ -174,6 +174,36 @@ def test_icl_and_aic_criteria_choose_their_minimum():
         assert result.best_index_ == int(np.argmin(values))
 
 
+def test_latent_class_criteria_are_in_the_table_and_choose_their_minimum():
+    """caic, sabic and the relative entropy, as the fitted estimator computes them; a
+    categorical family's select by sabic or caic picks its row of least value."""
+    rng = np.random.default_rng(3)
+    z = rng.integers(0, 3, 600)
+    X = np.stack([np.where(rng.random(600) < 0.8, z, rng.integers(0, 3, 600)) for _ in range(5)], 1)
+    for criterion in ("caic", "sabic"):
+        result = bigem.select(X, n_components=range(1, 5), family="categorical", criterion=criterion, random_state=0)
+        values = [r[criterion] for r in result.table]
+        assert result.best_index_ == int(np.argmin(values)) and result.best_["n_components"] == 3
+        for row, est in zip(result.table, result.estimators_):
+            assert row["caic"] == pytest.approx(est.caic(X), rel=1e-12)
+            assert row["sabic"] == pytest.approx(est.sabic(X), rel=1e-12)
+            if row["n_components"] == 1:
+                assert math.isnan(row["relative_entropy"])
+            else:
+                assert row["relative_entropy"] == pytest.approx(est.relative_entropy(X), rel=1e-12)
+                assert 0.0 < row["relative_entropy"] <= 1.0
+
+
+def test_the_command_line_offers_every_criterion():
+    """The parser spells the criteria out (it must not import the estimators)."""
+    from bigem.cli.main import build_parser
+    from bigem.estimators.selection import CRITERIA
+
+    parser = build_parser()
+    select = next(a for a in parser._subparsers._group_actions[0].choices["select"]._actions if a.dest == "criterion")
+    assert tuple(select.choices) == CRITERIA
+
+
 def test_format_table_marks_the_best():
     result = bigem.select(mixture(0, "spherical"), n_components=[2, 3], covariance_types="spherical", random_state=0)
     lines = result.format_table().splitlines()

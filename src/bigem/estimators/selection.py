@@ -11,6 +11,10 @@ Sign convention: scikit-learn's, lower is better::
 
     BIC = -2 log L + p log n        AIC = -2 log L + 2 p
     ICL = BIC - 2 sum_i log max_k tau_ik      (BIC plus twice the entropy of the hard assignment)
+    CAIC = -2 log L + p (log n + 1)   SABIC = -2 log L + p log((n + 2) / 24)   (latent class analysis's)
+
+and, beside them, the posteriors' relative entropy 1 - E / (n log K), E = -sum_i sum_k
+tau_ik log tau_ik: the separation of the classes (NaN for K = 1).
 
 mclust reports ``BIC_mclust = 2 log L - p log n`` (higher is better), so
 ``BIC_mclust = -BIC`` and mclust's best model is the one with our lowest BIC; the same
@@ -44,7 +48,7 @@ from .families import family_estimator
 from .gaussian_mixture import GaussianMixture
 from .hierarchical import HCTree, build
 
-CRITERIA = ("bic", "aic", "icl")
+CRITERIA = ("bic", "aic", "icl", "caic", "sabic")
 COVARIANCE_ORDER = ("full", "diag", "spherical", "tied")  # GaussianMixture's candidates by default
 COLUMNS = (
     "model",
@@ -56,6 +60,9 @@ COLUMNS = (
     "bic",
     "aic",
     "icl",
+    "caic",
+    "sabic",
+    "relative_entropy",
     "converged",
     "degenerate",
     "n_iter",
@@ -81,7 +88,8 @@ class SelectionResult:
         'CategoricalMixture', or 'BayesianGaussianMixture'), n_components, covariance_type,
         start (the start the kept fit came from: 'hc', 'kmeans', ..., or 'split' for the
         K - 1 fit with a component split), log_likelihood (total,
-        weighted), n_parameters, bic, aic, icl (lower is better for all three), converged,
+        weighted), n_parameters, bic, aic, icl, caic, sabic (lower is better for all five),
+        relative_entropy (higher: better separated classes), converged,
         degenerate, n_iter, seconds (every start's fit plus scoring). A BayesianGaussianMixture row's
         n_components is the number of components it uses (those holding at least one row:
         see :func:`used_components`); its log_likelihood, n_parameters and criteria are NaN.
@@ -190,8 +198,10 @@ def select(
         covariance types, or 'mclust': mclust's 14 models (EII ... VVV; with
         n_samples <= n_features only its 6 spherical and diagonal ones), or E and V for one
         feature; with a ``prior``, without EVE, VEE, VVE and EVV, as mclust does.
-    criterion : {'bic', 'aic', 'icl'}, default='bic'
-        Lower is better (scikit-learn's sign; mclust's BIC and ICL are minus ours).
+    criterion : {'bic', 'aic', 'icl', 'caic', 'sabic'}, default='bic'
+        Lower is better (scikit-learn's sign; mclust's BIC and ICL are minus ours). 'caic'
+        and 'sabic' (Bozdogan's consistent AIC, Sclove's sample-size adjusted BIC) are what
+        latent class analysis often chooses by.
     family : {'gaussian', 'bernoulli', 'categorical', 'poisson', 'multinomial', 'mixed'}, default='gaussian'
         The mixture fitted: :class:`GaussianMixture`, :class:`BernoulliMixture`,
         :class:`CategoricalMixture`, :class:`PoissonMixture`, :class:`MultinomialMixture`
@@ -311,7 +321,8 @@ def select(
             nan = math.nan
             table.append(dict(
                 model=VARIATIONAL, n_components=len(used_components(est)), covariance_type=ct,
-                start=_start_name(shared.get("init_params", "kmeans")), log_likelihood=nan, n_parameters=nan, bic=nan, aic=nan, icl=nan, converged=bool(est.converged_),
+                start=_start_name(shared.get("init_params", "kmeans")), log_likelihood=nan, n_parameters=nan, bic=nan, aic=nan, icl=nan, caic=nan,
+                sabic=nan, relative_entropy=nan, converged=bool(est.converged_),
                 degenerate=bool(set(degenerate_components(est)) & set(used_components(est))),
                 n_iter=int(est.n_iter_), seconds=time.perf_counter() - started,
             ))
@@ -438,7 +449,8 @@ def full_covariances(est) -> np.ndarray:
 
 
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
-    """Total log-likelihood, n_parameters, BIC, AIC and ICL of a fitted mixture on X, in one
+    """Total log-likelihood, n_parameters, BIC, AIC, ICL, CAIC, SABIC and the relative
+    entropy of a fitted mixture on X, in one
     streamed pass (the memory of a chunk; the weights read with the rows), and ``weight``:
     the rows' total weight (their count when unweighted). With engine='torch' under
     torchrun, a collective: every process scores its own part of X."""
@@ -446,8 +458,11 @@ def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
         columns = [str(c) for c in est.feature_names_in_]
     t = est._score_totals(X, columns, sample_weight, together=True)  # a torch group scores its parts together
     p = est._n_parameters()
-    bic = -2 * t.loglik + p * math.log(sample_size(t))
-    return dict(log_likelihood=t.loglik, n_parameters=p, bic=bic, aic=-2 * t.loglik + 2 * p, icl=bic - 2 * t.hard, weight=t.weight)
+    n, K = sample_size(t), int(np.shape(est.weights_)[0])
+    bic = -2 * t.loglik + p * math.log(n)
+    return dict(log_likelihood=t.loglik, n_parameters=p, bic=bic, aic=-2 * t.loglik + 2 * p, icl=bic - 2 * t.hard,
+                caic=bic + p, sabic=-2 * t.loglik + p * math.log((n + 2.0) / 24.0),
+                relative_entropy=1.0 - t.entropy / (t.weight * math.log(K)) if K > 1 else math.nan, weight=t.weight)
 
 
 def _check_components(value) -> list[int]:

@@ -15,10 +15,12 @@ def plot_selection(result, path: str | os.PathLike, criterion: str | None = None
     better), one line per covariance type; degenerate candidates are crossed out, the
     chosen one is ringed, and a variational row (``select(..., variational=True)``) is a
     dashed line at the number of components it uses."""
+    from ..estimators.selection import CRITERIA
+
     path = check_path(path)
     criterion = criterion or result.criterion
-    if criterion not in ("bic", "aic", "icl"):
-        raise ParameterError(f"criterion must be 'bic', 'aic' or 'icl'; got {criterion!r}")
+    if criterion not in CRITERIA:
+        raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
     fig, ax = new_figure()
     types = list(dict.fromkeys(r["covariance_type"] for r in result.table))
     degenerate_shown = False
