@@ -946,7 +946,8 @@ class _BaseMixture(EstimatorBase, ABC):
 
     def _lazy(self, X, what: str, columns=None, sample_weight=None):
         """Dask input: a lazy dask array, computed partition by partition where X lives;
-        for "totals", one row of :class:`ScoreTotals` fields per partition."""
+        for "totals" (and "entropy": with the posteriors' entropy), one row of
+        :class:`ScoreTotals` fields per partition."""
         from ..sources.dask import rows_with_weights
 
         params = self._fitted()
@@ -967,7 +968,7 @@ class _BaseMixture(EstimatorBase, ABC):
         groups, classes = self._groups(), getattr(self, "classes_", None)
         fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s),
                      self._inference_schema(s), groups, classes)
-        if what == "totals":
+        if what in ("totals", "entropy"):
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (6,)))
         if what == "proba":
             width = s.n_components if classes is None else len(classes)
@@ -975,17 +976,19 @@ class _BaseMixture(EstimatorBase, ABC):
         dtype = np.int64 if classes is None else np.asarray(classes).dtype
         return X.map_blocks(fn, dtype=dtype if what == "label" else np.float64, drop_axis=1)
 
-    def _score_totals(self, X, columns=None, sample_weight=None, together: bool = False) -> ScoreTotals:
+    def _score_totals(self, X, columns=None, sample_weight=None, together: bool = False,
+                      entropy: bool = False) -> ScoreTotals:
         """:class:`ScoreTotals` of X in one streamed pass, in the memory of a chunk whatever
-        the data's size; Dask input is reduced where it lives. ``together``: with
+        the data's size; Dask input is reduced where it lives. ``entropy``: the posteriors'
+        entropy too (a log per row and component more). ``together``: with
         engine='torch' in a process group, every process scores its own part of X and the
         totals are summed (a collective, as fit is: ``select`` scores its candidates so);
         otherwise this process scores all of X."""
         if is_dask_collection(X) and not (together and self._grouped()):
-            loglik, hard, weight, rows, fractional, entropy = (
-                self._lazy(X, "totals", columns, sample_weight).sum(0).compute())
+            loglik, hard, weight, rows, fractional, ent = (
+                self._lazy(X, "entropy" if entropy else "totals", columns, sample_weight).sum(0).compute())
             totals = ScoreTotals(float(loglik), float(hard), float(weight), int(rows), int(fractional),
-                                 entropy=float(entropy))
+                                 entropy=float(ent))
         elif together and self._grouped():
             from ..engines.distributed import session
 
@@ -996,12 +999,12 @@ class _BaseMixture(EstimatorBase, ABC):
             with session(s.device) as engine:
                 source, _ = self._inference_source(X, columns, sample_weight=sample_weight, settings=s)
                 model = self._model(s)
-                totals = engine.reduce(Task(model, "score_totals", (self._in_source_coordinates(model, source, s),)),
-                                       source).settled()
+                totals = engine.reduce(Task(model, "score_totals", (self._in_source_coordinates(model, source, s),),
+                                            {"entropy": entropy}), source).settled()
         else:
             source, s = self._inference_source(X, columns, sample_weight=sample_weight)
             model = self._model(s)
-            task = Task(model, "score_totals", (self._in_source_coordinates(model, source, s),))
+            task = Task(model, "score_totals", (self._in_source_coordinates(model, source, s),), {"entropy": entropy})
             totals = LocalEngine().reduce(task, source).settled()  # read back once, not once a chunk
         if not totals.weight > 0:
             raise DataError("sample_weight sums to zero over X: give at least one row a positive weight")
@@ -1193,7 +1196,7 @@ class _BaseMixture(EstimatorBase, ABC):
     def entropy(self, X, *, columns=None) -> float:
         """The posteriors' entropy summed over the rows of X, -sum_n sum_k r_nk log r_nk
         (0: every row certain of its component); StepMix's. Streamed like :meth:`score`."""
-        return self._score_totals(X, columns).entropy
+        return self._score_totals(X, columns, entropy=True).entropy
 
     def relative_entropy(self, X, *, columns=None) -> float:
         """1 - entropy / (n log K) (Ramaswamy et al. 1993), the separation of the
@@ -1201,9 +1204,9 @@ class _BaseMixture(EstimatorBase, ABC):
         component, near 0 when the posteriors are uniform; NaN for one component, as
         StepMix's. Streamed like :meth:`score`."""
         K = int(np.shape(self.weights_)[0]) if hasattr(self, "weights_") else self._inference_settings().n_components
-        totals = self._score_totals(X, columns)
         if K < 2:
             return float("nan")
+        totals = self._score_totals(X, columns, entropy=True)
         return 1.0 - totals.entropy / (totals.weight * math.log(K))
 
     # ------------------------------------------------------------------ persistence
@@ -1422,8 +1425,8 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
                           missing is not None)
     if schema is not None:
         schema.check(x, 0, "X (one partition; rows counted from its start)")
-    if what == "totals":
-        t = model.score_totals(params, Chunk(x, w, 0)).settled()
+    if what in ("totals", "entropy"):
+        t = model.score_totals(params, Chunk(x, w, 0), entropy=what == "entropy").settled()
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional, t.entropy]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)

@@ -456,7 +456,7 @@ def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
     torchrun, a collective: every process scores its own part of X."""
     if isinstance(sample_weight, str) and columns is None:  # the weight column is not a feature
         columns = [str(c) for c in est.feature_names_in_]
-    t = est._score_totals(X, columns, sample_weight, together=True)  # a torch group scores its parts together
+    t = est._score_totals(X, columns, sample_weight, together=True, entropy=True)  # a torch group: all its parts
     p = est._n_parameters()
     n, K = sample_size(t), int(np.shape(est.weights_)[0])
     bic = -2 * t.loglik + p * math.log(n)

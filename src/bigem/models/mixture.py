@@ -10,6 +10,7 @@ and the component's weighted sums, without leaving the block.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -98,7 +99,8 @@ class ScoreTotals:
     """Additive totals that score a fitted mixture on data, whatever its size:
     loglik = sum_n w_n log p(x_n); hard = sum_n w_n max_k log r_nk (the classification
     term of ICL); entropy = sum_n w_n (-sum_k r_nk log r_nk) (the posteriors' entropy,
-    latent class analysis's measure of separation); weight = sum_n w_n (the row count
+    latent class analysis's measure of separation; NaN unless asked for, as it costs a
+    log per row and component); weight = sum_n w_n (the row count
     when unweighted); rows; fractional:
     the rows whose weight is not a whole number (frequency weights are counts);
     unexplained: the first row of positive weight with no finite density (-1: none).
@@ -115,7 +117,7 @@ class ScoreTotals:
     fractional: Tensor | int = counted()
     unexplained: Tensor | int = least(default=-1)
     kernel_dtype: torch.dtype = shared(default=torch.float64)
-    entropy: Tensor | float = 0.0
+    entropy: Tensor | float = math.nan
 
     def settled(self) -> ScoreTotals:
         """The totals as Python numbers, read back in one copy; raises
@@ -352,31 +354,33 @@ class MixtureModel:
             out[rows] = self.component.log_joint(prep, self.component.block(prep, x[rows]), log_w).T
         return out
 
-    def score_totals(self, params: MixtureParams, chunk: Chunk) -> ScoreTotals:
+    def score_totals(self, params: MixtureParams, chunk: Chunk, entropy: bool = False) -> ScoreTotals:
         """One chunk's :class:`ScoreTotals`: the E-step's log-likelihoods (its kernels and
         dtype, component-major, so the fit's lower bound and the score agree), without the
-        statistics; per-row values in the kernel dtype, summed in float64."""
+        statistics; per-row values in the kernel dtype, summed in float64. ``entropy``:
+        the posteriors' entropy too."""
         x, w = chunk.x, chunk.weight
         prep, log_w = self._inputs(params, x.device)
         log_norm = self._ws.get("log_norm", (x.shape[0],), prep.dtype, x.device)
         hard = self._ws.get("log_max_resp", (x.shape[0],), prep.dtype, x.device)
-        entropy = self._ws.get("resp_entropy", (x.shape[0],), prep.dtype, x.device)
+        ent = self._ws.get("resp_entropy", (x.shape[0],), prep.dtype, x.device) if entropy else None
         for rows in blocks(x.shape[0], self._block_rows(x.shape[1], x.device)):
             lj = self.component.log_joint(prep, self.component.block(prep, x[rows]), log_w)
             resp = normalise_log(lj, out=log_norm[rows])
             torch.log(resp.amax(0), out=hard[rows])
-            torch.sum(torch.xlogy(resp, resp), 0, out=entropy[rows]).neg_()
+            if ent is not None:
+                torch.sum(torch.xlogy(resp, resp), 0, out=ent[rows]).neg_()
         # nothing read back: a pass over a GPU waits on no chunk (ScoreTotals.settled reads once)
         unexplained = first_unexplained(log_norm, w, chunk.row_start)
         if w is not None:  # rows of weight 0 count nothing, whatever their density (as in the E-step)
             log_norm = torch.where(w > 0, log_norm, torch.zeros_like(log_norm))
             hard = torch.where(w > 0, hard, torch.zeros_like(hard))
-            entropy = torch.where(w > 0, entropy, torch.zeros_like(entropy))
+            ent = None if ent is None else torch.where(w > 0, ent, torch.zeros_like(ent))
         f64 = dict(dtype=torch.float64, device=x.device)
         weight = torch.tensor(float(x.shape[0]), **f64) if w is None else w.double().sum()
         fractional = 0 if w is None else (w != torch.round(w)).sum()
         return ScoreTotals(weighted_sum(log_norm, w), weighted_sum(hard, w), weight, x.shape[0], fractional,
-                           unexplained, prep.dtype, weighted_sum(entropy, w))
+                           unexplained, prep.dtype, math.nan if ent is None else weighted_sum(ent, w))
 
     def e_step(self, params: MixtureParams, chunk: Chunk) -> MixtureStats:
         """Responsibility-weighted statistics of one chunk under ``params``."""
