@@ -174,8 +174,11 @@ COMMON_DOC = """
     stopping : {'gain', 'aitken'}, default='gain'
         'gain': stop when the total log-likelihood rose by less than ``tol`` (hmmlearn's
         rule: a fall, which a MAP prior can cause, stops the fit too, and is logged with
-        hmmlearn's "Model is not converging" message). 'aitken': stop when its Aitken-extrapolated limit is within ``tol`` (plain
-        EM only, as SQUAREM's path is not the linear one the rule extrapolates).
+        hmmlearn's "Model is not converging" message). 'aitken': stop when its
+        Aitken-extrapolated limit is within ``tol`` (plain EM only, as SQUAREM's path is
+        not the linear one the rule extrapolates). A ``monitor_`` set before the fit
+        (hmmlearn's recipe: a ``ConvergenceMonitor`` whose ``converged`` says when) takes
+        the place of either.
     missing_values : {'error', 'fiml'}, default='error'
         'error': NaN (and nulls in files and DataFrames) are refused, as hmmlearn does.
         'fiml': they are missing values, fitted exactly for values missing at random: a

@@ -321,8 +321,8 @@ def select(
             nan = math.nan
             table.append(dict(
                 model=VARIATIONAL, n_components=len(used_components(est)), covariance_type=ct,
-                start=_start_name(shared.get("init_params", "kmeans")), log_likelihood=nan, n_parameters=nan, bic=nan, aic=nan, icl=nan, caic=nan,
-                sabic=nan, relative_entropy=nan, converged=bool(est.converged_),
+                start=_start_name(shared.get("init_params", "kmeans")), log_likelihood=nan, n_parameters=nan, bic=nan,
+                aic=nan, icl=nan, caic=nan, sabic=nan, relative_entropy=nan, converged=bool(est.converged_),
                 degenerate=bool(set(degenerate_components(est)) & set(used_components(est))),
                 n_iter=int(est.n_iter_), seconds=time.perf_counter() - started,
             ))

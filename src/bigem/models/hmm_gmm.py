@@ -59,7 +59,8 @@ class GMMPrior:
         if not (is_(self.weights, 1.0) and is_(self.means_weight, 0.0)) or covariance_type == "spherical":
             return False
         if covariance_type == "diag":
-            return (self.covars is None or is_(self.covars, -1.5)) and (self.covars_weight is None or is_(self.covars_weight, 0.0))
+            return ((self.covars is None or is_(self.covars, -1.5))
+                    and (self.covars_weight is None or is_(self.covars_weight, 0.0)))
         return (self.covars is None or is_(self.covars, 0.0)) and self.covars_weight is None  # its default: D's
 
     def resolved(self, K: int, M: int, D: int, covariance_type: str, device) -> dict[str, Tensor]:
