@@ -569,11 +569,11 @@ def test_sample_weight_errors_keep_sklearns_type_and_wording(weight, shared, rng
     assert re.search(shared, str(ours.value)), f"bigem lost sklearn's wording: {ours.value}"
 
 
-def test_sample_weight_with_an_npy_file_is_refused(tmp_path, rng):
+def test_sample_weight_of_an_npy_file_is_an_array_of_its_length(tmp_path, rng):
     path = tmp_path / "x.npy"
     np.save(path, _X(rng))
-    with pytest.raises(DataError, match=r"x\.npy: sample_weight with a \.npy file is not supported; write the rows"):
-        GaussianMixture().fit(path, sample_weight=np.ones(40))
+    with pytest.raises(DataError, match=r"sample_weight.shape == \(39,\), expected \(40,\)"):
+        GaussianMixture().fit(path, sample_weight=np.ones(39))
     with pytest.raises(DataError, match=r"x\.npy: a \.npy file has no column names, so columns=, id columns and a "):
         GaussianMixture().fit(path, sample_weight="w")
     with pytest.raises(DataError, match=r"^sample_weight='w' names a column, but X has no column names; pass"):

@@ -47,6 +47,23 @@ def test_integer_sample_weights_equal_repeated_rows(covariance_type):
     assert weighted.lower_bound_ == pytest.approx(repeated.lower_bound_, rel=1e-10)
 
 
+def test_npy_file_with_sample_weights_streams_to_the_weighted_fit(tmp_path):
+    """An array of weights beside a .npy file (it has no weight column): was refused;
+    the chunks now carry their rows' weights, in every part the engine cuts."""
+    X, _, _ = make_blobs(3, n_per=300, d=3)
+    w = np.random.default_rng(1).integers(0, 4, len(X)).astype(float)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    kw = dict(n_components=3, random_state=0, dtype="float64", chunk_size=128)
+    from_file = GaussianMixture(**kw).fit(path, sample_weight=w)
+    in_memory = GaussianMixture(**kw).fit(X, sample_weight=w)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(from_file, name), getattr(in_memory, name), rtol=1e-10, atol=1e-12)
+    assert from_file.bic(path) == pytest.approx(in_memory.bic(X), rel=1e-12)
+    with pytest.raises(ValueError, match="sample_weight"):
+        GaussianMixture(**kw).fit(path, sample_weight=w[:-1])
+
+
 def test_npy_file_streams_to_the_same_fit(tmp_path):
     X, _, _ = make_blobs(2, n_per=400, d=4)
     path = tmp_path / "x.npy"

@@ -1180,6 +1180,25 @@ class _BaseMixture(EstimatorBase, ABC):
         """Akaike information criterion on X (lower is better); streamed like :meth:`score`."""
         return -2 * self._score_totals(X, columns).loglik + 2 * self._n_parameters()
 
+    def bootstrap(self, X, y=None, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
+                  columns=None):
+        """Bootstrap standard errors and percentile intervals of the fitted parameters
+        (mclust's ``MclustBootstrap``, StepMix's ``bootstrap``): ``n_boot`` refits on
+        resampled rows, each started from this fit, as a :class:`~bigem.estimators.bootstrap.BootstrapResult`
+        (``se()``, ``ci(level)``, ``summary()``, ``replicates``).
+
+        ``method``: 'nonparametric' (rows drawn with replacement) or 'weighted' (Exp(1)
+        weights: the weighted likelihood bootstrap). X (and y, for a semi-supervised fit)
+        as given to ``fit``: the rows are reweighted, never copied, so files stream as in
+        ``fit``. This estimator is left as it is."""
+        from .bootstrap import bootstrap
+
+        return bootstrap(self, X, y, n_boot=n_boot, method=method, random_state=random_state, columns=columns)
+
+    def _shared_parameters(self) -> set[str]:
+        """The fitted attributes all components share (the bootstrap does not reorder them)."""
+        return set()
+
     def caic(self, X, *, columns=None) -> float:
         """Consistent AIC (Bozdogan 1987) on X: -2 log L + p (log n + 1), lower is better;
         StepMix's and latent class analysis's. Streamed like :meth:`score`."""

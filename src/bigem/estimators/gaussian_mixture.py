@@ -351,6 +351,9 @@ class GaussianMixture(_BaseMixture):
             base.component.covariances if cov is None else cov,
         )
 
+    def _shared_parameters(self) -> set[str]:
+        return {"covariances_"} if structure(self._fit_structure_["covariance_type"]).kernel == "tied" else set()
+
     def _publish(self, params: MixtureParams) -> None:
         p = params.component
         self.weights_ = params.weights.numpy().copy()

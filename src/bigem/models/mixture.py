@@ -10,7 +10,6 @@ and the component's weighted sums, without leaving the block.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -99,7 +98,7 @@ class ScoreTotals:
     """Additive totals that score a fitted mixture on data, whatever its size:
     loglik = sum_n w_n log p(x_n); hard = sum_n w_n max_k log r_nk (the classification
     term of ICL); entropy = sum_n w_n (-sum_k r_nk log r_nk) (the posteriors' entropy,
-    latent class analysis's measure of separation; NaN unless asked for, as it costs a
+    latent class analysis's measure of separation; 0 unless asked for, as it costs a
     log per row and component); weight = sum_n w_n (the row count
     when unweighted); rows; fractional:
     the rows whose weight is not a whole number (frequency weights are counts);
@@ -117,7 +116,7 @@ class ScoreTotals:
     fractional: Tensor | int = counted()
     unexplained: Tensor | int = least(default=-1)
     kernel_dtype: torch.dtype = shared(default=torch.float64)
-    entropy: Tensor | float = math.nan
+    entropy: Tensor | float = 0.0
 
     def settled(self) -> ScoreTotals:
         """The totals as Python numbers, read back in one copy; raises
@@ -380,7 +379,7 @@ class MixtureModel:
         weight = torch.tensor(float(x.shape[0]), **f64) if w is None else w.double().sum()
         fractional = 0 if w is None else (w != torch.round(w)).sum()
         return ScoreTotals(weighted_sum(log_norm, w), weighted_sum(hard, w), weight, x.shape[0], fractional,
-                           unexplained, prep.dtype, math.nan if ent is None else weighted_sum(ent, w))
+                           unexplained, prep.dtype, 0.0 if ent is None else weighted_sum(ent, w))
 
     def e_step(self, params: MixtureParams, chunk: Chunk) -> MixtureStats:
         """Responsibility-weighted statistics of one chunk under ``params``."""

@@ -192,13 +192,12 @@ def _open_files(
         if isinstance(labels, LabelColumn):
             raise DataError(f"{files[0]}: a .npy file has no column names, so it has no label column; pass y as an "
                             "array (one label per row, -1 unlabelled)")
-        if sample_weight is not None:
-            raise DataError(f"{files[0]}: sample_weight with a .npy file is not supported; write the rows and "
-                            "their weights to Parquet and pass sample_weight='<weight column>'")
         if is_url(files[0]):
             raise DataError(f"{files[0]}: bigem reads .npy files from a local disk only (by positioned reads); "
                             "copy it to a local path, or write the rows to Parquet")
         source: Source = NpySource(files[0], dtype, device, chunk_rows=1)
+        if sample_weight is not None:  # in memory, one per row
+            source.weight = check_sample_weight(sample_weight, source.n_rows, torch.float64, torch.device("cpu"))
         source.chunk_rows = chunk_size or chunk_rows_for_budget(
             memory_budget, source.n_features, streamed_bytes_per_value(itemsize, source.file_itemsize)
         )

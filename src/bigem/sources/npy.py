@@ -22,11 +22,10 @@ _MAGIC = b"\x93NUMPY"
 
 
 class NpySource(CutByRows):
-    """Rows of a 2-D numeric ``.npy`` file, read chunk by chunk, never all at once."""
+    """Rows of a 2-D numeric ``.npy`` file, read chunk by chunk, never all at once.
+    ``weight``: sample weights held in memory, one per row (float64, CPU), or None."""
 
-    weight = None
-    weighted = False
-    weight_blocks = None
+    weight: Tensor | None = None
     feature_names = None
     decodes = True  # positioned reads and a dtype conversion per chunk: CPU work for the engine to overlap
     shift: torch.Tensor | None = None  # subtracted from every row in float64 before the cast
@@ -41,7 +40,21 @@ class NpySource(CutByRows):
         self.chunk_rows = max(1, int(rows))
 
     def fingerprint(self) -> dict:
-        return {"files": identity.files([self.path])}
+        weights = None if self.weight is None else identity.digest(self.weight)
+        return {"files": identity.files([self.path]), "weights": weights}
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight is not None
+
+    def weight_blocks(self) -> Iterator[tuple[Tensor, int]]:
+        """(weights, first row): the in-memory weights in one block (weighted row sampling)."""
+        yield from ([] if self.weight is None else [(self.weight.cpu(), 0)])
+
+    def _weights(self, start: int, stop: int) -> Tensor | None:
+        if self.weight is None:
+            return None
+        return self.weight[start - self.first_row : stop - self.first_row].to(self.device, non_blocking=True)
 
     def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
         self.path = os.fspath(path)
@@ -139,7 +152,8 @@ class NpySource(CutByRows):
     def chunks(self) -> Iterator[Chunk]:
         first, stop = self.first_row, self.first_row + self.n_rows
         for s in range(first, stop, self.chunk_rows):
-            yield Chunk(self._read(s, min(s + self.chunk_rows, stop)), None, s)
+            end = min(s + self.chunk_rows, stop)
+            yield Chunk(self._read(s, end), self._weights(s, end), s)
 
     def boundaries(self) -> None:
         return None  # positioned reads start at any row
@@ -148,6 +162,7 @@ class NpySource(CutByRows):
         """Rows [start, stop) of this source, read by positioned reads of that range only."""
         part = copy.copy(self)
         part.first_row, part.n_rows = self.first_row + start, stop - start
+        part.weight = None if self.weight is None else self.weight[start:stop]
         part._fd = None  # its own descriptor and buffers: parts are read by other threads
         part._buffers = BufferPool.for_device(READ_AHEAD + 2, self.device)
         return part

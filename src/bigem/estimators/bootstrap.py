@@ -1,0 +1,155 @@
+"""Bootstrap standard errors and intervals of a fitted mixture's parameters (mclust's
+``MclustBootstrap``, StepMix's ``bootstrap``).
+
+Each replicate refits the mixture on a resampled version of the same rows, started
+from the fitted parameters (a warm start, so a replicate takes a few passes and keeps
+the components' order). The rows are never copied: a replicate is the same X with
+sample weights, so files, tensors and DataFrames stream as in ``fit``:
+
+* ``"nonparametric"``: rows drawn with replacement, as frequency weights (each row's
+  count in a multinomial draw of n rows): Efron's bootstrap, mclust's ``type = "bs"``;
+* ``"weighted"``: independent Exp(1) weights, the weighted likelihood bootstrap
+  (Newton and Raftery 1994), mclust's ``type = "wlbs"``: every row keeps some weight,
+  so a small component is never left without rows.
+
+A replicate's components are matched to the fitted ones (the permutation nearest in
+their parameters) before the statistics are taken, in case a replicate swapped two.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._core.errors import ConvergenceWarning, ParameterError
+
+METHODS = ("nonparametric", "weighted")
+_EXHAUSTIVE = 7  # up to this many components, the matching tries every permutation
+
+
+@dataclass
+class BootstrapResult:
+    """The replicates of a fitted mixture's parameters.
+
+    Attributes
+    ----------
+    method : str
+        'nonparametric' or 'weighted'.
+    estimate : dict of str to ndarray
+        The fitted parameters, by attribute name (``weights_``, ``means_``, ...; a list of
+        arrays, such as a categorical mixture's ``probabilities_``, one entry per array:
+        ``probabilities_[0]``, ...).
+    replicates : dict of str to ndarray
+        Each parameter's replicates, shape (n_boot, *its shape), components matched to
+        the estimate's.
+    converged : ndarray of bool, shape (n_boot,)
+        Whether each replicate's fit converged within ``max_iter``.
+    """
+
+    method: str
+    estimate: dict[str, np.ndarray]
+    replicates: dict[str, np.ndarray]
+    converged: np.ndarray
+
+    @property
+    def n_boot(self) -> int:
+        return int(self.converged.shape[0])
+
+    def se(self) -> dict[str, np.ndarray]:
+        """Bootstrap standard errors: each entry's standard deviation over the replicates."""
+        return {name: r.std(axis=0, ddof=1) for name, r in self.replicates.items()}
+
+    def ci(self, level: float = 0.95) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Percentile intervals: each entry's (lower, upper) quantiles of the replicates at
+        (1 - level) / 2 and (1 + level) / 2."""
+        if not 0.0 < float(level) < 1.0:
+            raise ParameterError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
+        q = (1.0 - float(level)) / 2.0
+        return {name: (np.quantile(r, q, axis=0), np.quantile(r, 1.0 - q, axis=0)) for name, r in self.replicates.items()}
+
+    def summary(self, level: float = 0.95) -> str:
+        """The estimate, its standard error and its interval, per parameter, as text."""
+        se, ci = self.se(), self.ci(level)
+        lines = [f"Bootstrap of {self.n_boot} replicates ({self.method}; {int(self.converged.sum())} converged), "
+                 f"{level:.0%} percentile intervals"]
+        with np.printoptions(precision=4, suppress=True, linewidth=100):
+            for name, value in self.estimate.items():
+                lines += [f"{name}:", f"  estimate {np.array2string(value, prefix='           ')}",
+                          f"  se       {np.array2string(se[name], prefix='           ')}",
+                          f"  lower    {np.array2string(ci[name][0], prefix='           ')}",
+                          f"  upper    {np.array2string(ci[name][1], prefix='           ')}"]
+        return "\n".join(lines)
+
+
+def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
+              columns=None) -> BootstrapResult:
+    """Replicates of ``est``'s fitted parameters (see the module docstring); ``est`` is left
+    as it is."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {list(METHODS)}; got {method!r}")
+    est._fitted()
+    K = int(np.shape(est.weights_)[0])
+    shared = est._shared_parameters()
+    estimate = _parameters(est)
+    n = est._score_totals(X, columns).rows  # one pass: the rows' count, whatever X is
+    rng = np.random.default_rng(random_state)
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
+    converged = []
+    for _ in range(int(n_boot)):
+        replicate = copy.deepcopy(est)  # each replicate starts from the fitted parameters
+        replicate.set_params(warm_start=True, verbose=0)
+        weights = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
+                   else rng.exponential(size=n)).astype(np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            replicate.fit(X, y, sample_weight=weights, columns=columns)
+        converged.append(bool(replicate.converged_))
+        values = _parameters(replicate)
+        order = _matching(values, estimate, K, shared)
+        for name, value in values.items():
+            draws[name].append(value if name in shared or value.shape[:1] != (K,) else value[order])
+    return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged))
+
+
+def _parameters(est) -> dict[str, np.ndarray]:
+    """The fitted parameters by public attribute name; lists of arrays by element."""
+    out = {}
+    for stored in est._fitted_arrays:
+        name = stored.lstrip("_")
+        value = getattr(est, name)
+        if isinstance(value, (list, tuple)):
+            out.update({f"{name}[{j}]": np.array(v, dtype=np.float64) for j, v in enumerate(value)})
+        else:
+            out[name] = np.array(value, dtype=np.float64)
+    return out
+
+
+def _matching(values: dict, estimate: dict, K: int, shared: set[str]) -> np.ndarray:
+    """The order of ``values``' components nearest ``estimate``'s: cost[i, j] is the
+    squared distance between fitted component i and replicate component j over every
+    per-component parameter, each parameter scaled by the spread of all its fitted
+    entries (one scale per parameter: a per-entry one would let entries that are alike
+    in every component, such as small covariances, weigh their noise most)."""
+    cost = np.zeros((K, K))
+    for name, fitted in estimate.items():
+        if name in shared or fitted.shape[:1] != (K,):
+            continue
+        a, b = fitted.reshape(K, -1), values[name].reshape(K, -1)
+        scale = a.std() + 1e-12
+        cost += (((a[:, None, :] - b[None, :, :]) / scale) ** 2).sum(-1)
+    if K <= _EXHAUSTIVE:
+        perms = np.array(list(itertools.permutations(range(K))))
+        return perms[int(np.argmin(cost[np.arange(K), perms].sum(1)))]
+    order = np.full(K, -1)  # greedy: the cheapest pairs first
+    for flat in np.argsort(cost, axis=None):
+        i, j = divmod(int(flat), K)
+        if order[i] < 0 and j not in order:
+            order[i] = j
+    return order
+

@@ -1,0 +1,122 @@
+"""Bootstrap standard errors of a fitted mixture against closed forms, and what the
+replicates must keep: the components' order, the estimator, reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bigem
+from bigem._core.errors import NotFittedError, ParameterError
+from bigem.estimators.bootstrap import _matching
+
+
+def two_groups(n=2000, share=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    m = int(share * n)
+    return np.concatenate([rng.normal(0, 1, (m, 2)), rng.normal(5, 1, (n - m, 2))])
+
+
+@pytest.mark.parametrize("method", ["nonparametric", "weighted"])
+def test_standard_errors_are_the_closed_forms_of_well_separated_groups(method):
+    """Separated components: a weight's standard error is the binomial sqrt(w (1 - w) / n),
+    a mean's sigma / sqrt(n w). Both bootstraps land within 25% of them with 200 replicates."""
+    X = two_groups()
+    n = len(X)
+    gm = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+    result = gm.bootstrap(X, n_boot=200, method=method, random_state=0)
+    se, w = result.se(), gm.weights_
+    np.testing.assert_allclose(se["weights_"], np.sqrt(w * (1 - w) / n), rtol=0.25)
+    sigma = np.sqrt(np.diagonal(gm.covariances_, axis1=1, axis2=2))
+    np.testing.assert_allclose(se["means_"], sigma / np.sqrt(n * w[:, None]), rtol=0.25)
+    assert result.converged.all() and result.n_boot == 200
+    lower, upper = result.ci(0.95)["means_"]
+    assert ((lower < gm.means_) & (gm.means_ < upper)).all()
+
+
+def test_one_component_mean_has_the_standard_error_of_a_sample_mean():
+    X = np.random.default_rng(1).normal(3, 2, (600, 2))
+    gm = bigem.GaussianMixture(1, dtype="float64").fit(X)
+    se = gm.bootstrap(X, n_boot=300, random_state=1).se()
+    np.testing.assert_allclose(se["means_"][0], X.std(0, ddof=1) / np.sqrt(len(X)), rtol=0.2)
+    np.testing.assert_allclose(se["weights_"], 0.0, atol=1e-12)  # one component: its weight is 1 in every replicate
+
+
+def test_replicates_are_reproducible_and_leave_the_estimator_as_it_was():
+    X = two_groups(600)
+    gm = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+    before = {name: np.copy(getattr(gm, name)) for name in ("weights_", "means_", "covariances_", "lower_bound_")}
+    a = gm.bootstrap(X, n_boot=5, random_state=7)
+    b = gm.bootstrap(X, n_boot=5, random_state=7)
+    for name in a.replicates:
+        np.testing.assert_array_equal(a.replicates[name], b.replicates[name])
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(gm, name), value)
+    assert not gm.warm_start
+    assert "weights_:" in a.summary() and "se " in a.summary()
+
+
+def test_components_are_matched_to_the_fit_whatever_order_a_replicate_has():
+    """The matching undoes any permutation of the components, by exhaustive search up to
+    7 components and greedily beyond; a shared parameter is never reordered."""
+    rng = np.random.default_rng(2)
+    for K in (3, 9):
+        estimate = {"weights_": rng.dirichlet(np.ones(K)), "means_": rng.normal(0, 5, (K, 2)),
+                    "covariances_": np.eye(2)}
+        perm = rng.permutation(K)
+        replicate = {name: (v[perm] + rng.normal(0, 1e-3, v[perm].shape)) if v.shape[0] == K and name != "covariances_"
+                     else v for name, v in estimate.items()}
+        order = _matching(replicate, estimate, K, {"covariances_"})
+        np.testing.assert_array_equal(perm[order], np.arange(K))
+
+
+def test_a_file_bootstraps_as_its_array(tmp_path):
+    """The rows are reweighted, never copied: a .npy path streams each replicate."""
+    X = two_groups(800)
+    np.save(tmp_path / "x.npy", X)
+    gm = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+    a = gm.bootstrap(X, n_boot=4, random_state=3)
+    b = gm.bootstrap(str(tmp_path / "x.npy"), n_boot=4, random_state=3)
+    for name in a.replicates:
+        np.testing.assert_allclose(b.replicates[name], a.replicates[name], rtol=1e-10, atol=1e-12)
+
+
+def test_latent_class_probabilities_have_binomial_standard_errors():
+    """A Bernoulli mixture of well-separated classes: each item probability's standard
+    error is about sqrt(p (1 - p) / (n w_k)); a categorical mixture's probabilities_,
+    a list per item, come back one entry per item."""
+    rng = np.random.default_rng(4)
+    n, truth = 3000, np.array([[0.9, 0.8, 0.85, 0.9, 0.2], [0.1, 0.15, 0.2, 0.1, 0.7]])
+    z = (rng.random(n) < 0.4).astype(int)
+    X = (rng.random((n, 5)) < truth[z]).astype(float)
+    m = bigem.BernoulliMixture(2, alpha=0.0, random_state=0, dtype="float64").fit(X)
+    se = m.bootstrap(X, n_boot=150, random_state=0).se()["probabilities_"]
+    p, w = m.probabilities_, m.weights_
+    np.testing.assert_allclose(se, np.sqrt(p * (1 - p) / (n * w[:, None])), rtol=0.35)
+    c = bigem.CategoricalMixture(2, random_state=0, dtype="float64").fit(X.astype(int))
+    result = c.bootstrap(X.astype(int), n_boot=3, random_state=0)
+    assert [k for k in result.replicates if k.startswith("probabilities_")] == [f"probabilities_[{j}]" for j in range(5)]
+    assert result.replicates["probabilities_[0]"].shape == (3, 2, 2)
+
+
+def test_tied_covariances_are_shared_not_reordered():
+    X = two_groups(600)
+    gm = bigem.GaussianMixture(2, covariance_type="tied", random_state=0, dtype="float64").fit(X)
+    result = gm.bootstrap(X, n_boot=3, random_state=0)
+    assert result.replicates["covariances_"].shape == (3, 2, 2)
+    assert gm._shared_parameters() == {"covariances_"}
+
+
+def test_bad_requests_say_what_to_pass():
+    X = two_groups(300)
+    gm = bigem.GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ParameterError, match=r"n_boot must be an int >= 2"):
+        gm.bootstrap(X, n_boot=1)
+    with pytest.raises(ParameterError, match=r"method must be one of \['nonparametric', 'weighted'\]"):
+        gm.bootstrap(X, method="parametric")
+    with pytest.raises(ParameterError, match=r"level must be in \(0, 1\)"):
+        gm.bootstrap(X, n_boot=2, random_state=0).ci(95)
+    with pytest.raises(NotFittedError):
+        bigem.GaussianMixture(2).bootstrap(X)
+    with pytest.raises(ParameterError, match=r"Bootstrap a GaussianMixture"):
+        bigem.BayesianGaussianMixture(n_components=2).fit(X).bootstrap(X)
