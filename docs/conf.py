@@ -42,8 +42,7 @@ PUBLIC_MODULES = [
     ("bigem.errors", "Errors and warnings", "Every exception and warning bigem raises on purpose."),
 ]
 # names documented beside the modules' __all__: what a public signature hands to the user
-EXTRA_NAMES = [("bigem.em.driver", "IterationInfo", "bigem"), ("bigem.estimators.bootstrap", "BootstrapResult", "bigem"),
-               ("bigem.estimators.hmm", "ConvergenceMonitor", "bigem")]
+EXTRA_NAMES = [("bigem.em.driver", "IterationInfo", "bigem"), ("bigem.estimators.hmm", "ConvergenceMonitor", "bigem")]
 
 project = "bigem"
 author = "the bigem developers"

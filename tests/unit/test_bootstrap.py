@@ -120,3 +120,52 @@ def test_bad_requests_say_what_to_pass():
         bigem.GaussianMixture(2).bootstrap(X)
     with pytest.raises(ParameterError, match=r"Bootstrap a GaussianMixture"):
         bigem.BayesianGaussianMixture(n_components=2).fit(X).bootstrap(X)
+
+
+# ---------------------------------------------------------------- the likelihood ratio test
+def test_blrt_rejects_too_few_components_and_keeps_enough():
+    """Two Gaussian groups: one component against two is rejected at the smallest p
+    19 replicates give (1/20); two against three is not."""
+    X = np.random.default_rng(5).normal(0, 1, (400, 1)) + np.repeat([[0.0], [4.0]], 200, 0)
+    one, two, three = (bigem.GaussianMixture(k, n_init=2, random_state=0, dtype="float64") for k in (1, 2, 3))
+    low = bigem.blrt(one, two, X, n_boot=19, random_state=0)
+    assert low.p_value == pytest.approx(1 / 20) and low.statistic > low.bootstrap_statistics.max()
+    high = bigem.blrt(two, three, X, n_boot=19, random_state=0)
+    assert high.p_value > 0.05  # not rejected at 5%
+    assert "BLRT 2 vs 3 components" in str(high) and high.bootstrap_statistics.shape == (19,)
+
+
+def test_blrt_statistic_is_twice_the_log_likelihood_ratio_of_the_given_fits():
+    X = two_groups(300)
+    null = bigem.GaussianMixture(1, dtype="float64").fit(X)
+    alt = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+    before = alt.means_.copy()
+    result = bigem.blrt(null, alt, X, n_boot=2, random_state=1)
+    assert result.statistic == pytest.approx(2 * (alt.score(X) - null.score(X)) * len(X), rel=1e-12)
+    np.testing.assert_array_equal(alt.means_, before)  # the given fits are used, not refitted
+    unfitted = bigem.GaussianMixture(2, random_state=0, dtype="float64")
+    again = bigem.blrt(null, unfitted, X, n_boot=2, random_state=1)
+    assert not hasattr(unfitted, "means_")  # fitted on a copy
+    assert again.statistic == pytest.approx(result.statistic, rel=1e-9)
+    np.testing.assert_allclose(again.bootstrap_statistics, result.bootstrap_statistics, rtol=1e-9)
+
+
+def test_blrt_of_mixed_columns_draws_named_frames():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(6)
+    z = rng.integers(0, 2, 300)
+    frame = pd.DataFrame({"g": rng.normal(3.0 * z, 1.0), "b": (rng.random(300) < 0.2 + 0.6 * z).astype(float)})
+    families = {"g": "gaussian", "b": "bernoulli"}
+    result = bigem.blrt(bigem.MixedMixture(1, families=families), bigem.MixedMixture(2, families=families, random_state=0),
+                        frame, n_boot=2, random_state=0)
+    assert result.statistic > 0 and np.isfinite(result.bootstrap_statistics).all()
+
+
+def test_blrt_refuses_what_is_not_a_test():
+    X = two_groups(200)
+    with pytest.raises(ParameterError, match=r"more components than the null; got 2 against 2"):
+        bigem.blrt(bigem.GaussianMixture(2), bigem.GaussianMixture(2), X)
+    with pytest.raises(ParameterError, match=r"one family; got GaussianMixture and BernoulliMixture"):
+        bigem.blrt(bigem.GaussianMixture(1), bigem.BernoulliMixture(2), X)
+    with pytest.raises(ParameterError, match=r"n_boot must be an int >= 1"):
+        bigem.blrt(bigem.GaussianMixture(1), bigem.GaussianMixture(2), X, n_boot=0)

@@ -2,6 +2,7 @@
 
 from .bayesian_mixture import BayesianGaussianMixture
 from .bernoulli_mixture import BernoulliMixture
+from .bootstrap import BLRTResult, BootstrapResult, blrt
 from .categorical_mixture import CategoricalMixture
 from .classifier import MixtureClassifier
 from .gaussian_mixture import GaussianMixture
@@ -19,4 +20,4 @@ from .variational_hmm import VariationalCategoricalHMM, VariationalGaussianHMM
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
            "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
            "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "SelectionResult",
-           "load", "select", "hc", "HCTree"]
+           "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult"]
