@@ -45,7 +45,7 @@ class BootstrapResult:
         arrays, such as a categorical mixture's ``probabilities_``, one entry per array:
         ``probabilities_[0]``, ...).
     replicates : dict of str to ndarray
-        Each parameter's replicates, shape (n_boot, *its shape), components matched to
+        Each parameter's replicates, shape (n_boot, ...its shape), components matched to
         the estimate's.
     converged : ndarray of bool, shape (n_boot,)
         Whether each replicate's fit converged within ``max_iter``.
