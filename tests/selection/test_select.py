@@ -184,6 +184,8 @@ def test_latent_class_criteria_are_in_the_table_and_choose_their_minimum():
         result = bigem.select(X, n_components=range(1, 5), family="categorical", criterion=criterion, random_state=0)
         values = [r[criterion] for r in result.table]
         assert result.best_index_ == int(np.argmin(values)) and result.best_["n_components"] == 3
+        header = result.format_table().splitlines()[0]
+        assert f" {criterion.upper()} " in header and "rel.ent" in header  # the column chosen by is shown
         for row, est in zip(result.table, result.estimators_):
             assert row["caic"] == pytest.approx(est.caic(X), rel=1e-12)
             assert row["sabic"] == pytest.approx(est.sabic(X), rel=1e-12)

@@ -145,8 +145,11 @@ class SelectionResult:
         return "\n".join(lines)
 
     def format_table(self) -> str:
-        """A fixed-width text table, the chosen candidate marked with '*'."""
-        head = f"  {'K':>3} {'covariance':<10} {'start':<8} {'log-lik':>14} {'params':>7} {'BIC':>14} {'AIC':>14} {'ICL':>14} {'iter':>5} {'sec':>7}  notes"
+        """A fixed-width text table, the chosen candidate marked with '*': BIC, AIC and ICL,
+        the criterion chosen by if it is another, and the relative entropy."""
+        extra = [] if self.criterion in ("bic", "aic", "icl") else [self.criterion]
+        head = (f"  {'K':>3} {'covariance':<10} {'start':<8} {'log-lik':>14} {'params':>7} {'BIC':>14} {'AIC':>14} "
+                f"{'ICL':>14} " + "".join(f"{c.upper():>14} " for c in extra) + f"{'rel.ent':>7} {'iter':>5} {'sec':>7}  notes")
         lines = [head]
         for i, r in enumerate(self.table):
             notes = []
@@ -161,7 +164,8 @@ class SelectionResult:
             lines.append(
                 f"{mark} {r['n_components']:>3} {r['covariance_type'] or '-':<10} {r['start']:<8} {r['log_likelihood']:>14.6g} "
                 f"{r['n_parameters']:>7} {r['bic']:>14.6g} {r['aic']:>14.6g} {r['icl']:>14.6g} "
-                f"{r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
+                + "".join(f"{r[c]:>14.6g} " for c in extra)
+                + f"{r['relative_entropy']:>7.3f} {r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
             )
         return "\n".join(lines)
 
