@@ -169,3 +169,18 @@ def test_blrt_refuses_what_is_not_a_test():
         bigem.blrt(bigem.GaussianMixture(1), bigem.BernoulliMixture(2), X)
     with pytest.raises(ParameterError, match=r"n_boot must be an int >= 1"):
         bigem.blrt(bigem.GaussianMixture(1), bigem.GaussianMixture(2), X, n_boot=0)
+
+
+def test_a_weighted_fit_bootstraps_its_weights_times_the_draws():
+    """The fit's own weights multiply each replicate's draws: rows of weight 0 stay out
+    of every replicate (ignoring them would pull each one-component mean halfway to the
+    rows left out)."""
+    X = two_groups(500, share=0.5)  # 250 rows about 0, 250 about 5
+    w = np.r_[np.ones(250), np.zeros(250)]
+    gm = bigem.GaussianMixture(1, dtype="float64").fit(X, sample_weight=w)
+    result = gm.bootstrap(X, n_boot=20, random_state=2, sample_weight=w)
+    assert np.abs(result.replicates["means_"] - gm.means_).max() < 0.3 and abs(gm.means_).max() < 0.2
+    with pytest.raises(ParameterError, match=r"sample_weight has 499 weights, but X has 500 rows"):
+        gm.bootstrap(X, sample_weight=np.ones(499))
+    with pytest.raises(ParameterError, match=r"names a column; the bootstrap multiplies"):
+        gm.bootstrap(X, sample_weight="w")

@@ -1181,7 +1181,7 @@ class _BaseMixture(EstimatorBase, ABC):
         return -2 * self._score_totals(X, columns).loglik + 2 * self._n_parameters()
 
     def bootstrap(self, X, y=None, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
-                  columns=None):
+                  columns=None, sample_weight=None):
         """Bootstrap standard errors and percentile intervals of the fitted parameters
         (mclust's ``MclustBootstrap``, StepMix's ``bootstrap``): ``n_boot`` refits on
         resampled rows, each started from this fit, as a :class:`~bigem.estimators.bootstrap.BootstrapResult`
@@ -1189,11 +1189,13 @@ class _BaseMixture(EstimatorBase, ABC):
 
         ``method``: 'nonparametric' (rows drawn with replacement) or 'weighted' (Exp(1)
         weights: the weighted likelihood bootstrap). X (and y, for a semi-supervised fit)
-        as given to ``fit``: the rows are reweighted, never copied, so files stream as in
-        ``fit``. This estimator is left as it is."""
+        as given to ``fit``, with the fit's ``sample_weight`` (an array) if it had one: the
+        rows are reweighted, never copied, so files stream as in ``fit``. This estimator
+        is left as it is."""
         from .bootstrap import bootstrap
 
-        return bootstrap(self, X, y, n_boot=n_boot, method=method, random_state=random_state, columns=columns)
+        return bootstrap(self, X, y, n_boot=n_boot, method=method, random_state=random_state, columns=columns,
+                         sample_weight=sample_weight)
 
     def _shared_parameters(self) -> set[str]:
         """The fitted attributes all components share (the bootstrap does not reorder them)."""

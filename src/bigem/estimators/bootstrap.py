@@ -87,9 +87,10 @@ class BootstrapResult:
 
 
 def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
-              columns=None) -> BootstrapResult:
+              columns=None, sample_weight=None) -> BootstrapResult:
     """Replicates of ``est``'s fitted parameters (see the module docstring); ``est`` is left
-    as it is."""
+    as it is. ``sample_weight``: the fit's own weights (an array, one per row), which
+    each replicate's draws multiply."""
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
     if method not in METHODS:
@@ -99,6 +100,12 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     shared = est._shared_parameters()
     estimate = _parameters(est)
     n = est._score_totals(X, columns).rows  # one pass: the rows' count, whatever X is
+    if isinstance(sample_weight, str):
+        raise ParameterError(f"sample_weight={sample_weight!r} names a column; the bootstrap multiplies the weights by "
+                             "its draws, so pass them as an array (one per row)")
+    base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if base is not None and base.shape != (n,):
+        raise ParameterError(f"sample_weight has {base.shape[0]} weights, but X has {n} rows; pass one per row")
     rng = np.random.default_rng(random_state)
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
     converged = []
@@ -107,6 +114,8 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
         replicate.set_params(warm_start=True, verbose=0)
         weights = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
                    else rng.exponential(size=n)).astype(np.float64)
+        if base is not None:
+            weights *= base
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             replicate.fit(X, y, sample_weight=weights, columns=columns)
