@@ -104,8 +104,20 @@ def test_fit_predict_score_sample_info(files, tmp_path, capsys):
     score = json.loads(out)
     assert score["mean_log_likelihood"] == pytest.approx(est.score(named(X)), rel=1e-12)
     assert score["bic"] == pytest.approx(est.bic(named(X)), rel=1e-12)
+    for name in ("caic", "sabic", "relative_entropy"):
+        assert score[name] == pytest.approx(getattr(est, name)(named(X)), rel=1e-12), name
     rc, out, _ = run(capsys, "score", model, d / "d.csv")
-    assert "600 rows: mean log-likelihood" in out and "BIC" in out and "AIC" in out
+    assert "600 rows: mean log-likelihood" in out and "BIC" in out and "AIC" in out and "SABIC" in out
+    assert "relative entropy" in out
+
+    rc, out, err = run(capsys, "bootstrap", model, d / "d.csv", "-n", 5, "--seed", 3, "--json")
+    assert rc == 0, err
+    boot = json.loads(out)
+    ref = est.bootstrap(named(X), n_boot=5, random_state=3)
+    assert boot["n_boot"] == 5 and boot["method"] == "nonparametric"
+    np.testing.assert_allclose(boot["parameters"]["means_"]["se"], ref.se()["means_"], rtol=1e-10)
+    rc, out, err = run(capsys, "bootstrap", model, d / "d.csv", "-n", 3, "--method", "weighted")
+    assert rc == 0 and out.startswith("Bootstrap of 3 replicates (weighted;") and "means_:" in out
 
     for seed, name in ((1, "s1.csv"), (1, "s1b.csv"), (2, "s2.csv")):
         rc, out, err = run(capsys, "sample", model, "-n", 500, "--seed", seed, "-o", tmp_path / name)

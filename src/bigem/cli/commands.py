@@ -235,6 +235,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_score)
 
+    p = sub.add_parser("bootstrap", help="standard errors and intervals of a mixture's parameters",
+                       description="Refit MODEL (a mixture) on N resampled versions of the rows of DATA, each started "
+                       "from MODEL, and print each parameter's estimate, standard error and percentile interval.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-n", "--n-boot", dest="n_boot", type=positive_int, default=100, help="replicates (default 100)")
+    p.add_argument("--method", choices=("nonparametric", "weighted"), default="nonparametric",
+                   help="rows drawn with replacement, or Exp(1) weights: the weighted likelihood bootstrap")
+    p.add_argument("--level", type=float, default=0.95, help="of the percentile intervals (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
+    _data_options(p)
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run_bootstrap)
+
     p = sub.add_parser("impute", help="fill the missing values of a data file under a fitted mixture",
                        description="Write DATA with every missing value (a null, an empty CSV field, NaN) replaced by "
                        "its conditional expectation given the row's observed values under MODEL (a mixture of "
@@ -620,15 +635,36 @@ def run_score(args) -> int:
     c = criteria(_for(est, data), data.X, columns=data.columns)
     payload = dict(
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
-        n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"],
+        n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], caic=c["caic"], sabic=c["sabic"],
+        relative_entropy=None if math.isnan(c["relative_entropy"]) else c["relative_entropy"],
     )
     text = f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}"
     if _variational(est):  # scikit-learn's score; no likelihood to penalise, so no BIC or AIC (as scikit-learn)
-        payload.update(n_parameters=None, bic=None, aic=None)
+        payload.update(n_parameters=None, bic=None, aic=None, caic=None, sabic=None)
         text += " (the variational posterior's, scikit-learn's score)"
     else:
-        text += f"\nBIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)"
+        text += (f"\nBIC {c['bic']:.8g}   AIC {c['aic']:.8g}   CAIC {c['caic']:.8g}   SABIC {c['sabic']:.8g}   "
+                 f"(lower is better; {c['n_parameters']} free parameters)")
+        if payload["relative_entropy"] is not None:
+            text += f"\nrelative entropy {c['relative_entropy']:.4f} (1: every row certain of its component)"
     _emit(args, payload, text)
+    return 0
+
+
+def run_bootstrap(args) -> int:
+    est = _load(args.model)
+    if _is_hmm(est) or not hasattr(est, "bootstrap") or _variational(est):
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem bootstrap refits a mixture fitted by "
+                             "maximum likelihood (bigem fit)")
+    data = _model_data(est, args)
+    result = _for(est, data).bootstrap(data.X, n_boot=args.n_boot, method=args.method, random_state=args.seed,
+                                       columns=data.columns)
+    se, ci = result.se(), result.ci(args.level)
+    payload = dict(n_rows=data.n_rows, n_boot=result.n_boot, method=result.method, level=args.level,
+                   converged=int(result.converged.sum()),
+                   parameters={name: dict(estimate=value.tolist(), se=se[name].tolist(), lower=ci[name][0].tolist(),
+                                          upper=ci[name][1].tolist()) for name, value in result.estimate.items()})
+    _emit(args, payload, result.summary(args.level))
     return 0
 
 

@@ -13,8 +13,11 @@ sample weights, so files, tensors and DataFrames stream as in ``fit``:
   (Newton and Raftery 1994), mclust's ``type = "wlbs"``: every row keeps some weight,
   so a small component is never left without rows.
 
-A replicate's components are matched to the fitted ones (the permutation nearest in
-their parameters) before the statistics are taken, in case a replicate swapped two.
+A replicate's components are matched to the fitted ones before the statistics are
+taken, in case a replicate swapped two: the permutation under which the two models'
+posteriors agree most on rows drawn from the fitted model (StepMix aligns its replicates
+by posteriors too, on the data). Parameters alone cannot tell: two components of equal
+weights make the weights' noise look like a swap.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .._core.errors import ConvergenceWarning, ParameterError
 
 METHODS = ("nonparametric", "weighted")
 _EXHAUSTIVE = 7  # up to this many components, the matching tries every permutation
+_MATCHING_ROWS = 2000  # rows drawn from the fitted model to match a replicate's components on
 
 
 @dataclass
@@ -107,6 +111,7 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     if base is not None and base.shape != (n,):
         raise ParameterError(f"sample_weight has {base.shape[0]} weights, but X has {n} rows; pass one per row")
     rng = np.random.default_rng(random_state)
+    probe, reference = _probe(est, int(rng.integers(2**31 - 1)))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
     converged = []
     for _ in range(int(n_boot)):
@@ -121,7 +126,7 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
             replicate.fit(X, y, sample_weight=weights, columns=columns)
         converged.append(bool(replicate.converged_))
         values = _parameters(replicate)
-        order = _matching(values, estimate, K, shared)
+        order = _best_order(reference, replicate.predict_proba(probe))
         for name, value in values.items():
             draws[name].append(value if name in shared or value.shape[:1] != (K,) else value[order])
     return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged))
@@ -140,29 +145,32 @@ def _parameters(est) -> dict[str, np.ndarray]:
     return out
 
 
-def _matching(values: dict, estimate: dict, K: int, shared: set[str]) -> np.ndarray:
-    """The order of ``values``' components nearest ``estimate``'s: cost[i, j] is the
-    squared distance between fitted component i and replicate component j over every
-    per-component parameter, each parameter scaled by the spread of all its fitted
-    entries (one scale per parameter: a per-entry one would let entries that are alike
-    in every component, such as small covariances, weigh their noise most)."""
-    cost = np.zeros((K, K))
-    for name, fitted in estimate.items():
-        if name in shared or fitted.shape[:1] != (K,):
-            continue
-        a, b = fitted.reshape(K, -1), values[name].reshape(K, -1)
-        scale = a.std() + 1e-12
-        cost += (((a[:, None, :] - b[None, :, :]) / scale) ** 2).sum(-1)
+def _probe(est, seed: int):
+    """Rows drawn from the fitted model (in the form it was fitted on) and their
+    posteriors under it: what a replicate's components are matched on."""
+    sampler = copy.deepcopy(est)
+    sampler.random_state = seed
+    rows, _ = sampler.sample(_MATCHING_ROWS)
+    rows = _as_fitted(est, rows)
+    return rows, est.predict_proba(rows)
+
+
+def _best_order(reference: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
+    """The order of a replicate's components that agrees most with the fit's: order[k]
+    is the replicate's component for fitted component k, maximising
+    sum_k sum_rows reference[row, k] posteriors[row, order[k]] (every permutation up to
+    ``_EXHAUSTIVE`` components, the best pairs first beyond)."""
+    agree = np.asarray(reference, dtype=np.float64).T @ np.asarray(posteriors, dtype=np.float64)  # (K, K)
+    K = agree.shape[0]
     if K <= _EXHAUSTIVE:
         perms = np.array(list(itertools.permutations(range(K))))
-        return perms[int(np.argmin(cost[np.arange(K), perms].sum(1)))]
-    order = np.full(K, -1)  # greedy: the cheapest pairs first
-    for flat in np.argsort(cost, axis=None):
+        return perms[int(np.argmax(agree[np.arange(K), perms].sum(1)))]
+    order = np.full(K, -1)
+    for flat in np.argsort(-agree, axis=None):
         i, j = divmod(int(flat), K)
         if order[i] < 0 and j not in order:
             order[i] = j
     return order
-
 
 
 @dataclass
