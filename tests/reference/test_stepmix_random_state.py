@@ -90,3 +90,23 @@ def test_latent_class_criteria_are_stepmixs():
     p, n = m._n_parameters(), len(X)
     assert m.sabic(X) == pytest.approx(ref.sabic(X) - p * np.log(n), rel=1e-10)
     assert m.sabic(X) == pytest.approx(-2 * m.score(X) * n + p * np.log((n + 2) / 24), rel=1e-12)
+
+
+def test_one_step_distal_outcome_model_is_a_mixed_mixture_with_the_outcome_columns():
+    """StepMix's 1-step estimator of a distal outcome fits p(x | k) p(y | k) jointly: a
+    mixed mixture whose columns are the items and the outcome, the same fit from the
+    same random_state."""
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 800)
+    X = (rng.random((800, 5)) < np.where(z[:, None] == 1, 0.8, 0.2)).astype(float)
+    Y = rng.normal(2.0 * z, 1.0)[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = stepmix.StepMix(n_components=2, measurement="binary", structural="gaussian_diag", n_steps=1,
+                              random_state=0, max_iter=50, abs_tol=0, verbose=0, progress_bar=0).fit(X, Y)
+    frame = pd.DataFrame(np.c_[X, Y], columns=[f"x{j}" for j in range(5)] + ["y"])
+    families = {**{f"x{j}": "bernoulli" for j in range(5)}, "y": "gaussian"}
+    m = ours(bigem.MixedMixture, frame, 2, 0, 50, families=families)
+    np.testing.assert_allclose(m.weights_, ref.weights_, atol=1e-12)
+    np.testing.assert_allclose(m.means_, ref.get_parameters()["structural"]["means"], atol=1e-12)
+    np.testing.assert_allclose(m.bernoulli_probabilities_, ref.get_parameters()["measurement"]["pis"], atol=1e-12)
