@@ -126,8 +126,10 @@ def test_bad_requests_say_what_to_pass():
         gm.bootstrap(X, n_boot=2, random_state=0).ci(95)
     with pytest.raises(NotFittedError):
         bigem.GaussianMixture(2).bootstrap(X)
-    with pytest.raises(ParameterError, match=r"Bootstrap a GaussianMixture"):
-        bigem.BayesianGaussianMixture(n_components=2).fit(X).bootstrap(X)
+    bgm = bigem.BayesianGaussianMixture(n_components=2).fit(X)
+    with pytest.raises(AttributeError, match=r"Bootstrap a GaussianMixture"):  # as its bic: hasattr is False
+        bgm.bootstrap(X)
+    assert not hasattr(bgm, "caic") and not hasattr(bgm, "sabic") and 0 < bgm.relative_entropy(X) <= 1
 
 
 # ---------------------------------------------------------------- the likelihood ratio test

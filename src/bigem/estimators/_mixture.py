@@ -1173,12 +1173,16 @@ class _BaseMixture(EstimatorBase, ABC):
 
     def bic(self, X, *, columns=None) -> float:
         """Bayesian information criterion on X (lower is better); streamed like :meth:`score`."""
-        totals = self._score_totals(X, columns)
-        return -2 * totals.loglik + self._n_parameters() * math.log(sample_size(totals))
+        return self._criteria(X, columns)["bic"]
 
     def aic(self, X, *, columns=None) -> float:
         """Akaike information criterion on X (lower is better); streamed like :meth:`score`."""
-        return -2 * self._score_totals(X, columns).loglik + 2 * self._n_parameters()
+        return self._criteria(X, columns)["aic"]
+
+    def _criteria(self, X, columns=None, entropy: bool = False) -> dict[str, float]:
+        """:func:`criteria_of` this fit's totals on X (one streamed pass)."""
+        return criteria_of(self._score_totals(X, columns, entropy=entropy), self._n_parameters(),
+                           int(np.shape(self.weights_)[0]))
 
     def bootstrap(self, X, y=None, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
                   columns=None, sample_weight=None):
@@ -1204,15 +1208,13 @@ class _BaseMixture(EstimatorBase, ABC):
     def caic(self, X, *, columns=None) -> float:
         """Consistent AIC (Bozdogan 1987) on X: -2 log L + p (log n + 1), lower is better;
         StepMix's and latent class analysis's. Streamed like :meth:`score`."""
-        totals = self._score_totals(X, columns)
-        return -2 * totals.loglik + self._n_parameters() * (math.log(sample_size(totals)) + 1.0)
+        return self._criteria(X, columns)["caic"]
 
     def sabic(self, X, *, columns=None) -> float:
         """Sample-size adjusted BIC (Sclove 1987) on X: -2 log L + p log((n + 2) / 24),
         lower is better, as Mplus and LatentGOLD compute it. (StepMix's ``sabic`` takes
         log(n (n + 2) / 24), p log n more than Sclove's.) Streamed like :meth:`score`."""
-        totals = self._score_totals(X, columns)
-        return -2 * totals.loglik + self._n_parameters() * math.log((sample_size(totals) + 2.0) / 24.0)
+        return self._criteria(X, columns)["sabic"]
 
     def entropy(self, X, *, columns=None) -> float:
         """The posteriors' entropy summed over the rows of X, -sum_n sum_k r_nk log r_nk
@@ -1224,11 +1226,9 @@ class _BaseMixture(EstimatorBase, ABC):
         components that latent class analysis reports: 1 when every row is certain of its
         component, near 0 when the posteriors are uniform; NaN for one component, as
         StepMix's. Streamed like :meth:`score`."""
-        K = int(np.shape(self.weights_)[0]) if hasattr(self, "weights_") else self._inference_settings().n_components
-        if K < 2:
-            return float("nan")
-        totals = self._score_totals(X, columns, entropy=True)
-        return 1.0 - totals.entropy / (totals.weight * math.log(K))
+        if int(np.shape(self.weights_)[0]) < 2:
+            return float("nan")  # no pass: nothing to separate
+        return self._criteria(X, columns, entropy=True)["relative_entropy"]
 
     # ------------------------------------------------------------------ persistence
     def _fitted_state(self) -> dict[str, Any]:
@@ -1329,6 +1329,23 @@ class _BaseMixture(EstimatorBase, ABC):
 
         self._fitted()
         save(self, path)
+
+
+def criteria_of(totals: ScoreTotals, p: int, K: int) -> dict[str, float]:
+    """The information criteria of a fit with ``p`` free parameters and ``K`` components
+    from its score totals (lower is better; n is :func:`sample_size`):
+
+        BIC = -2 log L + p log n      AIC = -2 log L + 2 p      ICL = BIC - 2 sum_i log max_k tau_ik
+        CAIC = BIC + p                SABIC = -2 log L + p log((n + 2) / 24)
+
+    and relative_entropy = 1 - E / (n log K), E the posteriors' entropy (NaN for K = 1,
+    or where the totals were summed without it)."""
+    n, ll = sample_size(totals), totals.loglik
+    bic = -2 * ll + p * math.log(n)
+    separation = 1.0 - totals.entropy / (totals.weight * math.log(K)) if K > 1 else math.nan
+    return dict(log_likelihood=ll, n_parameters=p, bic=bic, aic=-2 * ll + 2 * p, icl=bic - 2 * totals.hard,
+                caic=bic + p, sabic=-2 * ll + p * math.log((n + 2.0) / 24.0), relative_entropy=separation,
+                weight=totals.weight)
 
 
 def sample_size(totals: ScoreTotals) -> float:

@@ -202,7 +202,15 @@ class BayesianGaussianMixture(_BaseMixture):
             "bigem.select(..., variational=True) beside GaussianMixture's BIC"
         )
 
-    aic = bic
+    aic = caic = sabic = bic
+
+    @property
+    def bootstrap(self):
+        raise AttributeError(
+            "'BayesianGaussianMixture' object has no attribute 'bootstrap': the bootstrap resamples a "
+            "maximum-likelihood fit, and a variational fit's posteriors (mean_precision_, degrees_of_freedom_, ...) "
+            "already describe its parameters' uncertainty. Bootstrap a GaussianMixture of the same components instead"
+        )
 
     def fit(self, X, y=None, sample_weight=None, *, columns=None, callback=None, checkpoint=None,
             checkpoint_every: int = 10):
@@ -273,15 +281,6 @@ class BayesianGaussianMixture(_BaseMixture):
         )
         self._publish_prior(prior.translate(torch.zeros(D, dtype=torch.float64) if offset is None else offset))
         return self._model(s, prior)
-
-    def bootstrap(self, X, y=None, **kwargs):
-        """Not for a variational fit: its posteriors already carry the parameters'
-        uncertainty (raises; bootstrap a GaussianMixture instead)."""
-        raise ParameterError(
-            "bootstrap resamples a maximum-likelihood fit; a BayesianGaussianMixture's posteriors (mean_precision_, "
-            "degrees_of_freedom_, ...) already describe its parameters' uncertainty. Bootstrap a GaussianMixture "
-            "of the same components instead"
-        )
 
     def _publish_prior(self, prior: VariationalPrior) -> None:
         self.weight_concentration_prior_ = prior.weight_concentration

@@ -42,7 +42,7 @@ from .._core.optional import require
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import MULTIVARIATE, NO_PRIOR, UNIVARIATE
 from . import _params
-from ._mixture import sample_size
+from ._mixture import criteria_of
 from .bayesian_mixture import BayesianGaussianMixture
 from .families import family_estimator
 from .gaussian_mixture import GaussianMixture
@@ -454,19 +454,14 @@ def full_covariances(est) -> np.ndarray:
 
 def criteria(est: GaussianMixture, X, sample_weight=None, columns=None) -> dict:
     """Total log-likelihood, n_parameters, BIC, AIC, ICL, CAIC, SABIC and the relative
-    entropy of a fitted mixture on X, in one
-    streamed pass (the memory of a chunk; the weights read with the rows), and ``weight``:
-    the rows' total weight (their count when unweighted). With engine='torch' under
-    torchrun, a collective: every process scores its own part of X."""
+    entropy of a fitted mixture on X (:func:`~bigem.estimators._mixture.criteria_of`), in
+    one streamed pass (the memory of a chunk; the weights read with the rows), and
+    ``weight``: the rows' total weight (their count when unweighted). With engine='torch'
+    under torchrun, a collective: every process scores its own part of X."""
     if isinstance(sample_weight, str) and columns is None:  # the weight column is not a feature
         columns = [str(c) for c in est.feature_names_in_]
     t = est._score_totals(X, columns, sample_weight, together=True, entropy=True)  # a torch group: all its parts
-    p = est._n_parameters()
-    n, K = sample_size(t), int(np.shape(est.weights_)[0])
-    bic = -2 * t.loglik + p * math.log(n)
-    return dict(log_likelihood=t.loglik, n_parameters=p, bic=bic, aic=-2 * t.loglik + 2 * p, icl=bic - 2 * t.hard,
-                caic=bic + p, sabic=-2 * t.loglik + p * math.log((n + 2.0) / 24.0),
-                relative_entropy=1.0 - t.entropy / (t.weight * math.log(K)) if K > 1 else math.nan, weight=t.weight)
+    return criteria_of(t, est._n_parameters(), int(np.shape(est.weights_)[0]))
 
 
 def _check_components(value) -> list[int]:
