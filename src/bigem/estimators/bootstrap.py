@@ -99,14 +99,14 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
         raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
     if method not in METHODS:
         raise ParameterError(f"method must be one of {list(METHODS)}; got {method!r}")
+    if isinstance(sample_weight, str):
+        raise ParameterError(f"sample_weight={sample_weight!r} names a column; the bootstrap multiplies the weights by "
+                             "its draws, so pass them as an array (one per row)")
     est._fitted()
     K = int(np.shape(est.weights_)[0])
     shared = est._shared_parameters()
     estimate = _parameters(est)
     n = est._score_totals(X, columns).rows  # one pass: the rows' count, whatever X is
-    if isinstance(sample_weight, str):
-        raise ParameterError(f"sample_weight={sample_weight!r} names a column; the bootstrap multiplies the weights by "
-                             "its draws, so pass them as an array (one per row)")
     base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
     if base is not None and base.shape != (n,):
         raise ParameterError(f"sample_weight has {base.shape[0]} weights, but X has {n} rows; pass one per row")
