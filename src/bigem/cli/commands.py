@@ -241,8 +241,9 @@ def add_parsers(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-n", "--n-boot", dest="n_boot", type=positive_int, default=100, help="replicates (default 100)")
-    p.add_argument("--method", choices=("nonparametric", "weighted"), default="nonparametric",
-                   help="rows drawn with replacement, or Exp(1) weights: the weighted likelihood bootstrap")
+    p.add_argument("--method", choices=("nonparametric", "weighted", "parametric"), default="nonparametric",
+                   help="rows drawn with replacement, Exp(1) weights (the weighted likelihood bootstrap), or rows "
+                   "drawn from MODEL")
     p.add_argument("--level", type=float, default=0.95, help="of the percentile intervals (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")

@@ -1191,8 +1191,9 @@ class _BaseMixture(EstimatorBase, ABC):
         resampled rows, each started from this fit, as a :class:`~bigem.estimators.bootstrap.BootstrapResult`
         (``se()``, ``ci(level)``, ``summary()``, ``replicates``).
 
-        ``method``: 'nonparametric' (rows drawn with replacement) or 'weighted' (Exp(1)
-        weights: the weighted likelihood bootstrap). X (and y, for a semi-supervised fit)
+        ``method``: 'nonparametric' (rows drawn with replacement), 'weighted' (Exp(1)
+        weights: the weighted likelihood bootstrap) or 'parametric' (n rows drawn from
+        this fit, in memory). X (and y, for a semi-supervised fit)
         as given to ``fit``, with the fit's ``sample_weight`` (an array) if it had one: the
         rows are reweighted, never copied, so files stream as in ``fit``. This estimator
         is left as it is."""

@@ -11,7 +11,9 @@ sample weights, so files, tensors and DataFrames stream as in ``fit``:
   count in a multinomial draw of n rows): Efron's bootstrap, mclust's ``type = "bs"``;
 * ``"weighted"``: independent Exp(1) weights, the weighted likelihood bootstrap
   (Newton and Raftery 1994), mclust's ``type = "wlbs"``: every row keeps some weight,
-  so a small component is never left without rows.
+  so a small component is never left without rows;
+* ``"parametric"``: n rows drawn from the fitted model itself, in memory (mclust's
+  ``type = "pb"``, StepMix's ``parametric=True``); X is read only to count its rows.
 
 A replicate's components are matched to the fitted ones before the statistics are
 taken, in case a replicate swapped two: the permutation under which the two models'
@@ -31,7 +33,7 @@ import numpy as np
 
 from .._core.errors import ConvergenceWarning, ParameterError
 
-METHODS = ("nonparametric", "weighted")
+METHODS = ("nonparametric", "weighted", "parametric")
 _EXHAUSTIVE = 7  # up to this many components, the matching tries every permutation
 _MATCHING_ROWS = 2000  # rows drawn from the fitted model to match a replicate's components on
 
@@ -43,7 +45,7 @@ class BootstrapResult:
     Attributes
     ----------
     method : str
-        'nonparametric' or 'weighted'.
+        'nonparametric', 'weighted' or 'parametric'.
     estimate : dict of str to ndarray
         The fitted parameters, by attribute name (``weights_``, ``means_``, ...; a list of
         arrays, such as a categorical mixture's ``probabilities_``, one entry per array:
@@ -94,7 +96,8 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
               columns=None, sample_weight=None) -> BootstrapResult:
     """Replicates of ``est``'s fitted parameters (see the module docstring); ``est`` is left
     as it is. ``sample_weight``: the fit's own weights (an array, one per row), which
-    each replicate's draws multiply."""
+    each replicate's draws multiply (the parametric bootstrap draws fresh rows, and has
+    none)."""
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
     if method not in METHODS:
@@ -117,13 +120,15 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     for _ in range(int(n_boot)):
         replicate = copy.deepcopy(est)  # each replicate starts from the fitted parameters
         replicate.set_params(warm_start=True, verbose=0)
-        weights = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
-                   else rng.exponential(size=n)).astype(np.float64)
-        if base is not None:
-            weights *= base
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            replicate.fit(X, y, sample_weight=weights, columns=columns)
+            if method == "parametric":
+                rows, _ = _drawn(est, n, int(rng.integers(2**31 - 1)))
+                replicate.fit(rows)
+            else:
+                weights = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
+                           else rng.exponential(size=n)).astype(np.float64)
+                replicate.fit(X, y, sample_weight=weights if base is None else weights * base, columns=columns)
         converged.append(bool(replicate.converged_))
         values = _parameters(replicate)
         order = _best_order(reference, replicate.predict_proba(probe))
@@ -145,13 +150,18 @@ def _parameters(est) -> dict[str, np.ndarray]:
     return out
 
 
-def _probe(est, seed: int):
-    """Rows drawn from the fitted model (in the form it was fitted on) and their
-    posteriors under it: what a replicate's components are matched on."""
+def _drawn(est, n: int, seed: int):
+    """n rows drawn from the fitted model, in the form it was fitted on, and their components."""
     sampler = copy.deepcopy(est)
     sampler.random_state = seed
-    rows, _ = sampler.sample(_MATCHING_ROWS)
-    rows = _as_fitted(est, rows)
+    rows, components = sampler.sample(n)
+    return _as_fitted(est, rows), components
+
+
+def _probe(est, seed: int):
+    """Rows drawn from the fitted model and their posteriors under it: what a
+    replicate's components are matched on."""
+    rows, _ = _drawn(est, _MATCHING_ROWS, seed)
     return rows, est.predict_proba(rows)
 
 
@@ -229,10 +239,7 @@ def blrt(null, alternative, X, *, n_boot: int = 30, random_state=None, columns=N
     draws = []
     for _ in range(int(n_boot)):
         seed = int(rng.integers(2**31 - 1))
-        sampler = copy.deepcopy(null)
-        sampler.random_state = seed
-        rows, _ = sampler.sample(n)
-        rows = _as_fitted(null, rows)
+        rows, _ = _drawn(null, n, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             fits = [_fresh(m, seed).fit(rows) for m in (null, alternative)]
