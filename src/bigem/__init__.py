@@ -11,14 +11,16 @@ __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
            "MultinomialMixture", "MixedMixture", "Tokens", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
            "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "Files",
-           "SelectionResult", "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult", "__version__"]
+           "SelectionResult", "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult", "StructuralModel",
+           "__version__"]
 
 
 def __getattr__(name: str):
     if name in ("GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
                 "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
                 "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier",
-                "SelectionResult", "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult"):
+                "SelectionResult", "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult",
+                "StructuralModel"):
         from . import estimators
 
         return getattr(estimators, name)

@@ -15,9 +15,11 @@ from .multinomial_mixture import MultinomialMixture
 from .persistence import load
 from .poisson_mixture import PoissonMixture
 from .selection import SelectionResult, select
+from .structural import StructuralModel
 from .variational_hmm import VariationalCategoricalHMM, VariationalGaussianHMM
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "CategoricalMixture", "PoissonMixture",
            "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
            "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "SelectionResult",
-           "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult"]
+           "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult",
+           "StructuralModel"]

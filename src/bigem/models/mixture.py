@@ -236,23 +236,28 @@ class MixtureModel:
     when the class has one), an unlabelled row's are the usual posterior, and its weight
     is multiplied by ``unlabeled_weight`` (Nigam's lambda). The objective is then
     sum_labelled w log p(x, y) + lambda sum_unlabelled w log p(x), which EM increases.
+
+    ``fixed_weights``: the M-step keeps the weights it is given (a structural model
+    estimated after its measurement model, ``models.structural``); weights of one add
+    nothing to the log-joints, leaving a row's class probabilities to its component.
     """
 
     def __init__(self, component: Component, n_components: int, dtype: torch.dtype, advice: str | None = None, *,
-                 classes: Tensor | None = None, unlabeled_weight: float = 1.0) -> None:
+                 classes: Tensor | None = None, unlabeled_weight: float = 1.0, fixed_weights: bool = False) -> None:
         self.component = component
         self.n_components = n_components
         self.dtype = dtype
         self.advice = advice or component.advice
         self.classes = None if classes is None else torch.as_tensor(classes, dtype=torch.int64)
         self.unlabeled_weight = float(unlabeled_weight)
+        self.fixed_weights = bool(fixed_weights)
         self.entropy = False  # whether the E-step sums the responsibilities' entropy (neg_entropy)
         self._ws = Workspace()
 
     def with_classes(self, classes: Tensor, unlabeled_weight: float = 1.0) -> MixtureModel:
         """The same mixture fitted semi-supervised: ``classes`` (K,) the class of each component."""
         model = MixtureModel(self.component, self.n_components, self.dtype, self.advice, classes=classes,
-                             unlabeled_weight=unlabeled_weight)
+                             unlabeled_weight=unlabeled_weight, fixed_weights=self.fixed_weights)
         model.entropy = self.entropy
         return model
 
@@ -310,9 +315,9 @@ class MixtureModel:
         return MixtureParams(weights, self.component.at(centres))
 
     def n_free_parameters(self, n_features: int) -> int:
-        """Free scalars (for BIC/AIC): the component's plus K - 1 weights."""
+        """Free scalars (for BIC/AIC): the component's plus K - 1 weights (none when fixed)."""
         K = self.n_components
-        return self.component.n_free_parameters(K, n_features) + K - 1
+        return self.component.n_free_parameters(K, n_features) + (0 if self.fixed_weights else K - 1)
 
     def to_tensors(self, params: MixtureParams) -> dict[str, Tensor]:
         return {"weights": params.weights, **self.component.to_tensors(params.component)}
@@ -327,7 +332,8 @@ class MixtureModel:
 
     def unflatten(self, vector: Tensor, like: MixtureParams) -> MixtureParams:
         K = like.n_components
-        return MixtureParams(torch.softmax(vector[:K], 0), self.component.unflatten(vector[K:], like.component))
+        weights = like.weights if self.fixed_weights else torch.softmax(vector[:K], 0)
+        return MixtureParams(weights, self.component.unflatten(vector[K:], like.component))
 
     def decrease_tolerance(self, params: MixtureParams, value: float) -> float:
         """Largest fall of the mean log-likelihood that rounding and regularisation explain."""
@@ -541,7 +547,9 @@ class MixtureModel:
         n_k = cs.n_k + 10 * torch.finfo(torch.float64).eps * avg_row
         old = params.component if params is not None else None
         new, valid = self.component.m_step(replace(cs, n_k=n_k), old, self.component.letters)
-        weights = n_k / n_k.sum()
+        weights = params.weights.to(n_k) if self.fixed_weights and params is not None else n_k / n_k.sum()
+        # a component whose step is no plain ascent (a Newton step) exempts it from the check
+        ascent = bool(getattr(self.component, "ascent", True))
         support = getattr(self.component, "min_support", _MIN_SUPPORT)
         dead = (cs.n_k < support * avg_row) | ~valid.to(n_k.device)
         empty = int(stats.empty)  # a device count where reads are deferred: read here, once a pass
@@ -555,7 +563,8 @@ class MixtureModel:
             # a component with a prior (pseudo-counts) takes a MAP step: the likelihood may
             # then fall by what the prior's log-density gained, per unit of weight
             gain = 0.0 if old is None else self.component.prior_gain(new, old) / max(float(stats.weight), 1e-300)
-            return Step(MixtureParams(weights, new), Report(notes=notes, total=float(stats.loglik), prior_gain=gain))
+            return Step(MixtureParams(weights, new), Report(exact=ascent, notes=notes, total=float(stats.loglik),
+                                                            prior_gain=gain))
         idx = torch.nonzero(dead).reshape(-1).tolist()
         rows = stats.worst.ordered()
         live = ~dead
@@ -564,9 +573,10 @@ class MixtureModel:
                 f"{self.component.failure} (components {idx} have no support or invalid parameters; {self.advice})"
             )
         new = self.component.reseed(new, idx, rows[: len(idx)], weights)
-        weights = weights.clone()
-        weights[idx] = weights[live].mean()
-        weights = weights / weights.sum()
+        if not self.fixed_weights:
+            weights = weights.clone()
+            weights[idx] = weights[live].mean()
+            weights = weights / weights.sum()
         note = Note(
             ComponentReseededWarning,
             f"components {idx} lost their support {{when}} and were re-seeded at the worst-explained rows; "

@@ -142,6 +142,11 @@ class ProductComponent:
         return any(bool(p.component.regularised) for p in self.parts)
 
     @property
+    def ascent(self) -> bool:
+        """Whether every part's M-step is a plain ascent (a Newton step is not)."""
+        return all(bool(getattr(p.component, "ascent", True)) for p in self.parts)
+
+    @property
     def gaps(self) -> bool:
         """Whether rows may have gaps (NaN): each part then marginalises its own."""
         return any(bool(getattr(p.component, "gaps", False)) for p in self.parts)

@@ -1,0 +1,469 @@
+"""Stepwise estimators of a latent class model's structural part: distal outcomes and
+covariates related to classes fixed from the measurement model first (StepMix's
+``n_steps=2, 3`` with ``correction=None, 'BCH', 'ML'``; Mplus's and LatentGOLD's
+three-step methods).
+
+The façade only: it fits (or takes) the measurement model, reduces X to each row's
+K measurement terms in one streamed pass, and hands those terms and the structural
+columns to the model of ``models.structural`` and the EM driver.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from .._core.errors import DataError, DegenerateFitWarning, NumericalError, ParameterError, convergence_warning, not_fitted_error
+from .._core.protocols import Task
+from ..em.driver import fit_em
+from ..engines.local import LocalEngine
+from ..models.bernoulli import BernoulliComponent
+from ..models.categorical import CategoricalComponent
+from ..models.gaussian import GaussianComponent
+from ..models.mixture import MixtureModel, MixtureParams
+from ..models.poisson import PoissonComponent
+from ..models.product import Part, ProductComponent
+from ..models.structural import (CovariateComponent, CovariateParams, OffsetComponent, assignments,
+                                 bch_weights, classification_error, error_sums, ml_offsets)
+from ..sources.arrays import TensorSource
+from . import _params
+from ._base import EstimatorBase
+
+# family -> the part it forms (StepMix's names read too; its bare 'gaussian' is unit variance)
+_ALIASES = {"gaussian": "gaussian", "gaussian_diag": "gaussian", "continuous": "gaussian",
+            "gaussian_unit": "gaussian_unit", "bernoulli": "bernoulli", "binary": "bernoulli",
+            "categorical": "categorical", "multinoulli": "categorical", "poisson": "poisson",
+            "covariate": "covariate"}
+_ORDER = ("gaussian", "gaussian_unit", "categorical", "bernoulli", "poisson", "covariate")
+_CHUNK_ROWS = 65_536
+
+
+class StructuralModel(EstimatorBase):
+    """The structural part of a latent class model, estimated after its measurement part.
+
+    The measurement model (any bigem mixture: :class:`BernoulliMixture`,
+    :class:`CategoricalMixture`, :class:`GaussianMixture`, :class:`MixedMixture`, ...)
+    defines the classes from the indicators X. The structural model relates them to other
+    columns Y: distal outcomes, p(y | class), or covariates, p(class | z), a multinomial
+    logit. Estimating both at once lets the outcome redefine the classes; these estimators
+    fix the classes from X first:
+
+    - ``n_steps=2``: EM on the whole likelihood p(x, y) with the measurement parameters
+      and class weights held fixed (Bakk & Kuha 2018);
+    - ``n_steps=3``: each row is assigned a class from its posterior given X (``assignment``),
+      and the structural model is estimated from the assignments:
+
+      - ``correction=None`` (naive): the assignments as responsibilities; biased towards
+        no association, as assignments misclassify;
+      - ``'BCH'`` (Bolck, Croon & Hagenaars 2004; Vermunt 2010): the assignments times
+        D^-1, where D[c, s] = P(assigned s | class c) is the classification error; these
+        weights may be negative;
+      - ``'ML'`` (Vermunt 2010; Bakk, Tekle & Vermunt 2013): EM in which the assigned
+        class is an indicator of the class with the fixed error D.
+
+    These are StepMix's estimators (``StepMix(n_steps=..., correction=..., assignment=...)``),
+    and give its estimates: the class weights stay the measurement model's in every step,
+    as StepMix holds them; the covariate model takes StepMix's Newton-Raphson step.
+    The one-step model of a distal outcome is a :class:`MixedMixture` over X and Y.
+
+    X streams (any input the measurement model reads: arrays, DataFrames, Parquet/CSV/.npy
+    files, ...), and is read once to reduce each row to its K measurement log-densities;
+    the structural fit then holds n x (K + columns of Y) numbers.
+
+    Parameters
+    ----------
+    measurement : bigem mixture
+        The measurement model. Fitted already, it is used as it is (the first step done);
+        otherwise a copy is fitted on X by :meth:`fit` (``measurement_``).
+    structural : str, list or dict, default='gaussian'
+        The family of each column of Y: 'gaussian' (mean and variance per class; StepMix's
+        'gaussian_diag'), 'gaussian_unit' (unit variance, StepMix's 'gaussian'),
+        'bernoulli', 'categorical' (integer codes 0, 1, ...), 'poisson', or 'covariate'
+        (the class's logit is linear in the column). One string for every column, a list
+        with one per column, or a dict {column name or position: family}.
+    n_steps : {2, 3}, default=3
+    correction : {None, 'BCH', 'ML'}, default=None
+        Three steps only: none (naive), BCH or ML (see above).
+    assignment : {'modal', 'soft'}, default='modal'
+        Three steps: each row's most likely class (one-hot), or its posterior.
+    intercept : bool, default=True
+        Whether the covariate model has an intercept per class.
+    reg_covar : float, default=1e-6
+        Added to the variances of 'gaussian' columns (StepMix's and scikit-learn's default).
+    alpha : float >= 0, default=0.0
+        Pseudo-counts of the 'categorical', 'bernoulli' and 'poisson' columns (0: maximum
+        likelihood, as StepMix fits).
+    tol : float, default=1e-10
+        Convergence threshold on the change of the mean log-likelihood (StepMix's
+        ``abs_tol``); for the covariate model of the naive and BCH steps, on the largest
+        change of a coefficient.
+    max_iter : int, default=1000
+        Maximum iterations of the structural fit.
+
+    Attributes
+    ----------
+    measurement_ : the fitted measurement model
+    weights_ : ndarray of shape (n_components,)
+        The class weights, the measurement model's (fixed in every step).
+    families_ : list of str
+        The family of each column of Y.
+    means_, covariances_ : ndarray of shape (n_components, n_gaussian)
+        The 'gaussian' and 'gaussian_unit' columns, in their order.
+    probabilities_ : list of ndarray
+        One (n_components, n_categories) array per categorical column.
+    bernoulli_probabilities_ : ndarray of shape (n_components, n_bernoulli)
+    lambdas_ : ndarray of shape (n_components, n_poisson)
+    coef_ : ndarray of shape (n_components, n_covariates)
+    intercept_ : ndarray of shape (n_components,)
+        The covariate model: class c's logit is intercept_[c] + coef_[c] . z. Softmax
+        leaves a common shift free; the fit's rows sum to 0 over the classes. Subtract a
+        reference class's row to read log odds against it.
+    classification_error_ : ndarray of shape (n_components, n_components)
+        D[c, s] = P(assigned s | class c) of three-step fits (None for two steps).
+    lower_bound_ : float
+        The mean log-likelihood of the last EM iteration (two steps and ML: of x and y, or
+        of x given the covariates); NaN for the naive and BCH steps, which do no EM.
+    n_iter_, converged_ : int, bool
+    """
+
+    _constraints = dict(
+        measurement=_params.Passed(), structural=_params.Passed(), n_steps=_params.Int(2, 3),
+        correction=_params.Optional(_params.Choice(("BCH", "ML"))), assignment=_params.Choice(("modal", "soft")),
+        intercept=_params.Flag(), reg_covar=_params.Float(0.0), alpha=_params.Float(0.0), tol=_params.Float(0.0),
+        max_iter=_params.Int(1, at_most=_params.MAX_ITER),
+    )
+
+    def __init__(self, measurement=None, structural="gaussian", *, n_steps=3, correction=None, assignment="modal",
+                 intercept=True, reg_covar=1e-6, alpha=0.0, tol=1e-10, max_iter=1000):
+        self.measurement = measurement
+        self.structural = structural
+        self.n_steps = n_steps
+        self.correction = correction
+        self.assignment = assignment
+        self.intercept = intercept
+        self.reg_covar = reg_covar
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, Y, sample_weight=None, *, columns=None):
+        """Fit the measurement model on X (unless it is fitted), then the structural model
+        of Y (n_samples, n_columns) by the chosen steps. ``columns`` selects X's features
+        by name, as the measurement model's ``fit`` does."""
+        s = self._settings()
+        if s.n_steps == 2 and s.correction is not None:
+            raise ParameterError(f"correction={s.correction!r} applies to three steps; with n_steps=2 leave it None")
+        measurement = self._measurement(X, sample_weight, columns)
+        y, names = _as_columns(Y, "Y")
+        families = _families(s.structural, names, y.shape[1])
+        log_joint = torch.from_numpy(np.ascontiguousarray(measurement._log_joint_rows(X, columns=columns)))
+        if log_joint.shape[0] != y.shape[0]:
+            raise DataError(f"X has {log_joint.shape[0]} rows but Y has {y.shape[0]}; give Y one row per row of X")
+        weight = _weights(sample_weight, y.shape[0])
+        K = log_joint.shape[1]
+        sizes = _check_values(y, families, names)
+        model = self._model(K, families, sizes, s)
+        log_w = torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
+        conditional = "covariate" in families  # the covariates give the class probabilities
+        resp = torch.softmax(log_joint, 1)
+        self.classification_error_ = None
+        if s.n_steps == 3:
+            assigned = assignments(resp, s.assignment)
+            error = classification_error(error_sums(resp, assigned, weight))
+            self.classification_error_ = error.numpy().copy()
+        # the rows' fixed term: given responsibilities (naive, BCH) or a log-density per class
+        if s.n_steps == 2:
+            fixed = log_joint - log_w if conditional else log_joint
+        elif s.correction == "ML":
+            fixed = ml_offsets(assigned, error) + (0.0 if conditional else log_w)
+        else:
+            fixed = assigned if s.correction is None else bch_weights(assigned, error)
+        given = s.n_steps == 3 and s.correction != "ML"
+        if s.correction == "BCH":
+            _check_admissible(fixed, y, weight, families, names)
+        source = TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
+        engine = LocalEngine(prefetch=False)
+        start = self._start(model, engine, y, fixed if given else resp, weight, K)
+        if given:
+            params, n_iter, converged = self._given(model, engine, source, start, families, s)
+            lower_bound = math.nan
+        else:
+            best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=s.max_iter, tol=s.tol)
+            params, n_iter, converged, lower_bound = best.params, best.n_iter, best.converged, best.lower_bound
+        self.measurement_ = measurement
+        self._fitted_model, self._fitted_params = model, params
+        self._conditional, self._log_w = conditional, log_w
+        self.n_iter_, self.converged_, self.lower_bound_ = n_iter, converged, lower_bound
+        self._publish(model, params, families, measurement)
+        return self
+
+    def _measurement(self, X, sample_weight, columns):
+        m = self.measurement
+        if m is None or not hasattr(m, "_log_joint_rows"):
+            raise ParameterError(f"measurement must be a bigem mixture (BernoulliMixture, CategoricalMixture, "
+                                 f"GaussianMixture, MixedMixture, ...); got {m!r}")
+        if hasattr(m, "weights_"):
+            return m
+        fitted = type(m)(**m.get_params())
+        return fitted.fit(X, sample_weight=sample_weight, columns=columns)
+
+    def _model(self, K: int, families: list[str], sizes: dict[int, int], s) -> MixtureModel:
+        """A mixture with weights fixed at one over [the K fixed terms | Y]: the offset part,
+        then one part per family over its columns (shifted past the K terms)."""
+        dt = torch.float64
+        advice = "check the structural columns, or raise reg_covar" if "gaussian" in families else "check Y"
+        parts = [Part("measurement", OffsetComponent(K, dt), tuple(range(K)))]
+        for family in _ORDER:
+            cols = tuple(K + j for j, f in enumerate(families) if f == family)
+            if not cols:
+                continue
+            if family == "gaussian":
+                component = GaussianComponent("diag", s.reg_covar, dt, advice=advice)
+            elif family == "gaussian_unit":
+                component = GaussianComponent("diag", 0.0, dt, advice=advice)
+                component.letters = "m"  # the means move; the unit variances of the start stay
+            elif family == "categorical":
+                component = CategoricalComponent([sizes[c - K] for c in cols], 1.0 + s.alpha, dt, advice=advice)
+            elif family == "bernoulli":
+                component = BernoulliComponent(s.alpha, dt, advice=advice)
+            elif family == "poisson":
+                component = PoissonComponent(s.alpha, 0.0, dt, advice=advice)
+            else:
+                component = CovariateComponent(len(cols), s.intercept, dt)
+            parts.append(Part(family, component, cols))
+        return MixtureModel(ProductComponent(parts, dt, advice=advice), K, dt, advice, fixed_weights=True)
+
+    def _start(self, model, engine, y, resp, weight, K) -> MixtureParams:
+        """One M-step from the responsibilities ``resp``: the posteriors given X (the naive
+        soft estimate), or the three-step's given ones; covariate coefficients from 0,
+        Gaussian variances from 1."""
+        product = model.component
+        rows = torch.cat([resp, torch.from_numpy(y)], 1)
+        mass = resp.double() if weight is None else resp.double() * weight[:, None]
+        centres = (mass.T @ product.embed(rows)) / mass.sum(0).clamp_min(1e-300)[:, None]
+        ones = torch.ones(K, dtype=torch.float64)
+        point = MixtureParams(ones, product.at(centres))
+        source = TensorSource(rows, weight, _CHUNK_ROWS)
+        stats = engine.reduce(Task(model, "e_step_given", (point,), {"resp_fn": _leading(K)}), source)
+        return model.m_step(stats, point).params
+
+    def _given(self, model, engine, source, start, families, s):
+        """The naive and BCH steps: the structural M-step on given responsibilities, once;
+        a covariate model repeats its Newton step on them until its coefficients settle."""
+        K = start.n_components
+        if "covariate" not in families:
+            return start, 1, True
+        params = start
+        for n_iter in range(2, s.max_iter + 1):
+            stats = engine.reduce(Task(model, "e_step_given", (params,), {"resp_fn": _leading(K)}), source)
+            new = model.m_step(stats, params).params
+            moved = max(float((a.coef - b.coef).abs().max()) for a, b in zip(new.component.parts, params.component.parts)
+                        if isinstance(a, CovariateParams))
+            params = new
+            if moved < max(s.tol, 1e-12):
+                return params, n_iter, True
+        warnings.warn(f"The covariate model's Newton steps did not settle in max_iter={s.max_iter} iterations; "
+                      "increase max_iter or tol, or check the covariates for separation", convergence_warning(),
+                      stacklevel=3)
+        return params, s.max_iter, False
+
+    # ------------------------------------------------------------------ attributes
+    def _publish(self, model, params, families, measurement) -> None:
+        K = params.n_components
+        got = {part.name: p for part, p in zip(model.component.parts, params.component.parts)}
+        self.families_ = list(families)
+        self.weights_ = np.asarray(measurement.weights_, dtype=np.float64).copy()
+        gaussian = [got[f] for f in ("gaussian", "gaussian_unit") if f in got]
+        order = [j for f in ("gaussian", "gaussian_unit") for j, g in enumerate(families) if g == f]
+        means = np.concatenate([g.means.numpy() for g in gaussian], 1) if gaussian else np.zeros((K, 0))
+        variances = np.concatenate([g.covariances.numpy() for g in gaussian], 1) if gaussian else np.zeros((K, 0))
+        in_order = np.argsort(order) if order else slice(None)  # the columns in Y's order
+        self.means_, self.covariances_ = means[:, in_order], variances[:, in_order]
+        c = got.get("categorical")
+        sizes = [] if c is None else [part.component.sizes for part in model.component.parts
+                                      if part.name == "categorical"][0]
+        self.probabilities_ = [] if c is None else np.split(c.probabilities.numpy().copy(), np.cumsum(sizes)[:-1], 1)
+        b = got.get("bernoulli")
+        self.bernoulli_probabilities_ = b.probabilities.numpy().copy() if b is not None else np.zeros((K, 0))
+        p = got.get("poisson")
+        self.lambdas_ = p.rates.numpy().copy() if p is not None else np.zeros((K, 0))
+        cov = got.get("covariate")
+        if cov is None:
+            self.coef_, self.intercept_ = np.zeros((K, 0)), np.zeros(K)
+        else:
+            coef = cov.coef.numpy().copy()
+            intercept = self.intercept
+            self.coef_ = coef[:, 1:] if intercept else coef
+            self.intercept_ = coef[:, 0] if intercept else np.zeros(K)
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_fitted_params"):
+            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with X and Y "
+                                 "before using this estimator.")
+
+    def _log_joint(self, X, Y, columns=None) -> torch.Tensor:
+        """(n, K) log w_c + log p(x | c) + the structural log-density of each row (with
+        covariates: log p(x | c) + log p(c | z))."""
+        self._check_fitted()
+        log_joint = torch.from_numpy(np.ascontiguousarray(self.measurement_._log_joint_rows(X, columns=columns)))
+        y, _ = _as_columns(Y, "Y")
+        if y.shape[1] != len(self.families_):
+            raise DataError(f"Y has {y.shape[1]} columns but the model was fitted with {len(self.families_)}")
+        if y.shape[0] != log_joint.shape[0]:
+            raise DataError(f"X has {log_joint.shape[0]} rows but Y has {y.shape[0]}; give Y one row per row of X")
+        fixed = log_joint - self._log_w if self._conditional else log_joint
+        return self._fitted_model.log_joint(self._fitted_params, torch.cat([fixed, torch.from_numpy(y)], 1))
+
+    def predict_proba(self, X, Y, *, columns=None) -> np.ndarray:
+        """P(class | x, y) of each row, (n, n_components): the measurement and the structural
+        model together (with covariates: given x and z)."""
+        return torch.softmax(self._log_joint(X, Y, columns), 1).numpy()
+
+    def predict(self, X, Y, *, columns=None) -> np.ndarray:
+        """The most likely class of each row given x and y."""
+        return self._log_joint(X, Y, columns).argmax(1).numpy()
+
+    def score_samples(self, X, Y, *, columns=None) -> np.ndarray:
+        """log p(x, y) of each row (with covariates: log p(x | z))."""
+        return torch.logsumexp(self._log_joint(X, Y, columns), 1).numpy()
+
+    def score(self, X, Y, *, columns=None) -> float:
+        """The mean log-likelihood of the rows (:meth:`score_samples` averaged)."""
+        return float(self.score_samples(X, Y, columns=columns).mean())
+
+
+def _check_admissible(resp: torch.Tensor, y: np.ndarray, weight: torch.Tensor | None, families: list[str],
+                      names: list[str] | None) -> None:
+    """BCH's weights may be negative, and so may the moments they give (Vermunt 2010). A
+    class's negative share of a category (or of ones, or of counts) is clipped to 0 by the
+    M-step, with a DegenerateFitWarning; a variance at or below 0 has no admissible
+    value, and is a NumericalError. Both name the column and the way out."""
+    r = resp.double().numpy() * (1.0 if weight is None else weight.numpy()[:, None])
+    mass = r.sum(0)
+    clipped = []
+    for j, family in enumerate(families):
+        label = repr(names[j]) if names else str(j)
+        col = y[:, j]
+        if family in ("gaussian", "gaussian_unit"):
+            mean = (r.T @ col) / mass
+            var = (r * (col[:, None] - mean) ** 2).sum(0) / mass
+            if family == "gaussian" and np.any(var <= 0):
+                raise NumericalError(
+                    f"the BCH weights, some of them negative, give column {label} of Y a variance of {var.min():.3g} in "
+                    "a class: the classes are too poorly separated for BCH here; use correction='ML'")
+        elif family == "categorical":
+            if np.any(r.T @ np.eye(int(col.max()) + 1)[col.astype(int)] < 0):
+                clipped.append(label)
+        elif family == "bernoulli":
+            ones = r.T @ col
+            if np.any(ones < 0) or np.any(ones > mass):
+                clipped.append(label)
+        elif family == "poisson" and np.any(r.T @ col < 0):
+            clipped.append(label)
+    if clipped:
+        warnings.warn(f"the BCH weights, some of them negative, give a class a negative share of a value of the "
+                      f"columns {clipped} of Y, which the estimates clip to 0: the classes are too poorly separated "
+                      "for BCH here; use correction='ML', whose estimates are always admissible",
+                      DegenerateFitWarning, stacklevel=3)
+
+
+def _leading(K: int):
+    """The responsibilities held in a chunk's first K columns (the given ones)."""
+    return lambda chunk: chunk.x[:, :K]
+
+
+def _as_columns(Y, what: str) -> tuple[np.ndarray, list[str] | None]:
+    """Y as an (n, q) float64 array and its column names (DataFrames and Series)."""
+    if Y is None:
+        raise ParameterError(f"{what} is required: the structural columns (outcomes or covariates), one row per row "
+                             "of X")
+    names = None
+    if hasattr(Y, "columns"):
+        names = [str(c) for c in Y.columns]
+    elif hasattr(Y, "name") and hasattr(Y, "to_numpy"):
+        names = [str(Y.name)]
+    try:
+        y = np.asarray(Y.to_numpy() if hasattr(Y, "to_numpy") else Y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be numeric (categorical outcomes as integer codes 0, 1, ...): {exc}") from None
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] == 0 or y.shape[0] == 0:
+        raise DataError(f"{what} must be a 2-D array (n_samples, n_columns) with at least one row and column; got "
+                        f"shape {y.shape}")
+    bad = np.argwhere(~np.isfinite(y))
+    if bad.size:
+        row, col = (int(v) for v in bad[0])
+        raise DataError(f"{what} holds a missing or infinite value at row {row}, column {col}; the structural model "
+                        "takes complete rows: drop or impute them")
+    return np.ascontiguousarray(y), names
+
+
+def _families(structural, names: list[str] | None, width: int) -> list[str]:
+    """The family of each column of Y (ParameterError naming a bad one)."""
+    known = ", ".join(repr(f) for f in _ALIASES)
+
+    def family(value, where: str) -> str:
+        if value not in _ALIASES:
+            raise ParameterError(f"structural{where} is {value!r}; a family is one of {known}")
+        return _ALIASES[value]
+
+    if isinstance(structural, str):
+        return [family(structural, "")] * width
+    if isinstance(structural, (list, tuple)):
+        if len(structural) != width:
+            raise ParameterError(f"structural lists {len(structural)} families but Y has {width} columns; give one "
+                                 "per column, or a dict {column: family}")
+        return [family(f, f"[{j}]") for j, f in enumerate(structural)]
+    if isinstance(structural, dict):
+        out: list[str | None] = [None] * width
+        for key, value in structural.items():
+            if names is not None and str(key) in names:
+                j = names.index(str(key))
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= int(key) < width:
+                j = int(key)
+            else:
+                have = names if names is not None else f"positions 0..{width - 1}"
+                raise ParameterError(f"structural names column {key!r}, which Y does not have; it has {have}")
+            out[j] = family(value, f"[{key!r}]")
+        missing = [names[j] if names else j for j, f in enumerate(out) if f is None]
+        if missing:
+            raise ParameterError(f"structural gives no family for the columns {missing} of Y; give one for each")
+        return out
+    raise ParameterError(f"structural must be a family name, a list (one per column of Y) or a dict; got "
+                         f"{structural!r}")
+
+
+def _check_values(y: np.ndarray, families: list[str], names: list[str] | None) -> dict[int, int]:
+    """Each categorical column's number of categories (its largest code + 1); a value a
+    family cannot take is a DataError naming its column."""
+    sizes = {}
+    for j, family in enumerate(families):
+        label = f"column {names[j]!r}" if names else f"column {j}"
+        col = y[:, j]
+        if family == "categorical":
+            if np.any(col < 0) or np.any(col != np.round(col)):
+                raise DataError(f"Y's {label} is categorical but holds values other than the codes 0, 1, ...; encode "
+                                "its categories as integers from 0")
+            sizes[j] = int(col.max()) + 1
+        elif family == "bernoulli" and not np.all((col == 0) | (col == 1)):
+            raise DataError(f"Y's {label} is bernoulli but holds values other than 0 and 1")
+        elif family == "poisson" and (np.any(col < 0) or np.any(col != np.round(col))):
+            raise DataError(f"Y's {label} is poisson but holds values that are not counts (integers >= 0)")
+    return sizes
+
+
+def _weights(sample_weight, n: int) -> torch.Tensor | None:
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape[0] != n:
+        raise DataError(f"sample_weight has {w.shape[0]} values but X has {n} rows")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise DataError("sample_weight must be finite and non-negative")
+    return torch.from_numpy(w.copy())

@@ -1,0 +1,210 @@
+"""StructuralModel: the stepwise estimators of distal outcomes and covariates against
+known generating parameters, their invariants, their inputs and their errors. (Their
+agreement with StepMix is tests/reference/test_stepmix_structural.py.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bigem
+from bigem.errors import DataError, NotFittedError, ParameterError
+
+K = 3
+ITEMS = np.array([[.8, .8, .8, .2, .2, .2], [.2, .2, .8, .8, .8, .2], [.2, .2, .2, .2, .8, .8]])
+MEANS = np.array([0.0, 1.0, 2.0])
+
+
+def data(n=20_000, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.integers(0, K, n)
+    X = (rng.random((n, 6)) < ITEMS[z]).astype(float)
+    return rng, z, X
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng, z, X = data()
+    Y = rng.normal(MEANS[z], 1.0)[:, None]
+    measurement = bigem.BernoulliMixture(K, n_init=3, random_state=0, tol=1e-8, max_iter=500,
+                                         dtype="float64").fit(X)
+    # the generating class of each fitted one: the item its probabilities put highest first
+    order = [int(np.argmax(ITEMS @ p)) for p in measurement.probabilities_]
+    return X, Y, z, measurement, np.array(order)
+
+
+@pytest.mark.parametrize("n_steps,correction", [(2, None), (3, "BCH"), (3, "ML")])
+def test_the_corrected_estimates_find_the_generating_means_the_naive_one_misses(fitted, n_steps, correction):
+    """Assignments misclassify about one row in five here: the naive three-step means
+    shrink towards each other by more than 0.15; BCH, ML and two steps stay within a few
+    standard errors (0.012) of the truth."""
+    X, Y, _, measurement, order = fitted
+    naive = bigem.StructuralModel(measurement, "gaussian", n_steps=3).fit(X, Y)
+    assert np.abs(naive.means_[:, 0] - MEANS[order]).max() > 0.15
+    m = bigem.StructuralModel(measurement, "gaussian", n_steps=n_steps, correction=correction).fit(X, Y)
+    np.testing.assert_allclose(m.means_[:, 0], MEANS[order], atol=0.05)
+    np.testing.assert_allclose(m.covariances_[:, 0], 1.0, atol=0.08)
+    np.testing.assert_array_equal(m.weights_, measurement.weights_)  # the classes' weights stay the measurement's
+
+
+def test_the_classification_error_is_the_assignments_against_the_posteriors(fitted):
+    X, Y, _, measurement, _ = fitted
+    m = bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH").fit(X, Y)
+    post = measurement.predict_proba(X)
+    modal = np.eye(K)[post.argmax(1)]
+    expected = (post.T @ modal) / post.sum(0)[:, None]
+    np.testing.assert_allclose(m.classification_error_, expected, atol=1e-12)
+    np.testing.assert_allclose(m.classification_error_.sum(1), 1.0, atol=1e-12)
+    soft = bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH", assignment="soft").fit(X, Y)
+    np.testing.assert_allclose(soft.classification_error_, (post.T @ post) / post.sum(0)[:, None], atol=1e-12)
+
+
+def test_covariate_effects_are_recovered(fitted):
+    """Classes drawn from a multinomial logit of two covariates: the ML three-step and the
+    two-step estimates find its log odds within 0.15."""
+    rng, _, _ = data(1, 1)
+    n = 20_000
+    Z = rng.normal(size=(n, 2))
+    truth = np.array([[0.0, 0.0, 0.0], [0.5, 1.0, -1.0], [-0.5, -1.0, 1.5]])  # intercept, z1, z2 per class
+    logits = np.c_[np.ones(n), Z] @ truth.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    z = (rng.random(n)[:, None] > np.cumsum(p / p.sum(1, keepdims=True), 1)).sum(1)
+    X = (rng.random((n, 6)) < ITEMS[z]).astype(float)
+    measurement = bigem.BernoulliMixture(K, n_init=3, random_state=0, tol=1e-8, max_iter=500, dtype="float64").fit(X)
+    order = np.array([int(np.argmax(ITEMS @ q)) for q in measurement.probabilities_])
+    for n_steps, correction in [(2, None), (3, "ML"), (3, "BCH")]:
+        m = bigem.StructuralModel(measurement, "covariate", n_steps=n_steps, correction=correction).fit(X, Z)
+        beta = np.c_[m.intercept_, m.coef_]
+        fitted_odds = beta - beta[order == 0]
+        true_odds = truth[order] - truth[0]
+        np.testing.assert_allclose(fitted_odds, true_odds, atol=0.15)
+        assert m.converged_
+    # without an intercept the classes' logits are the covariates' alone
+    m = bigem.StructuralModel(measurement, "covariate", n_steps=2, intercept=False).fit(X, Z)
+    assert m.coef_.shape == (K, 2) and np.all(m.intercept_ == 0)
+
+
+@pytest.mark.parametrize("n_steps,correction,assignment", [(2, None, "modal"), (3, None, "soft"),
+                                                          (3, "BCH", "modal"), (3, "ML", "soft")])
+def test_a_row_of_weight_two_is_that_row_twice(n_steps, correction, assignment):
+    rng, z, X = data(600, 2)
+    Y = np.c_[rng.normal(MEANS[z], 1.0), rng.integers(0, 3, 600)]
+    counts = rng.integers(0, 3, 600)
+    # one measurement model for both: the structural steps' weighting is the point here
+    measurement = bigem.BernoulliMixture(K, random_state=0, tol=1e-10, max_iter=1000, dtype="float64").fit(
+        X, sample_weight=counts)
+    kw = dict(n_steps=n_steps, correction=correction, assignment=assignment, structural=["gaussian", "categorical"])
+    weighted = bigem.StructuralModel(measurement, **kw).fit(X, Y, sample_weight=counts)
+    repeated = bigem.StructuralModel(measurement, **kw).fit(np.repeat(X, counts, 0), np.repeat(Y, counts, 0))
+    np.testing.assert_allclose(weighted.means_, repeated.means_, atol=1e-8)
+    np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, atol=1e-8)
+    np.testing.assert_allclose(weighted.probabilities_[0], repeated.probabilities_[0], atol=1e-8)
+    if correction is not None:
+        np.testing.assert_allclose(weighted.classification_error_, repeated.classification_error_, atol=1e-12)
+
+
+def test_an_unfitted_measurement_model_is_fitted_on_a_copy_and_a_fitted_one_is_kept(fitted, tmp_path):
+    X, Y, _, measurement, _ = fitted
+    fresh = bigem.BernoulliMixture(K, n_init=3, random_state=0, tol=1e-8, max_iter=500, dtype="float64")
+    m = bigem.StructuralModel(fresh, n_steps=3, correction="ML").fit(X, Y)
+    assert not hasattr(fresh, "weights_")
+    np.testing.assert_allclose(m.measurement_.probabilities_, measurement.probabilities_, atol=1e-10)
+    kept = bigem.StructuralModel(measurement, n_steps=3, correction="ML").fit(X, Y)
+    assert kept.measurement_ is measurement
+    np.testing.assert_allclose(kept.means_, m.means_, atol=1e-8)
+    # X streamed from a file: the same estimates
+    path = tmp_path / "items.npy"
+    np.save(path, X)
+    from_file = bigem.StructuralModel(measurement, n_steps=3, correction="ML").fit(str(path), Y)
+    np.testing.assert_allclose(from_file.means_, kept.means_, atol=1e-12)
+
+
+def test_mixed_outcomes_by_name_and_the_posteriors(fitted):
+    X, Y, z, measurement, _ = fitted
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"score": Y[:, 0], "passed": (rng.random(len(z)) < np.array([.2, .5, .9])[z]).astype(float),
+                          "visits": rng.poisson(np.array([1.0, 3.0, 6.0])[z])})
+    m = bigem.StructuralModel(measurement, {"score": "gaussian", "passed": "bernoulli", "visits": "poisson"},
+                              n_steps=2).fit(X, frame)
+    assert m.families_ == ["gaussian", "bernoulli", "poisson"]
+    order = np.array([int(np.argmax(ITEMS @ p)) for p in measurement.probabilities_])
+    np.testing.assert_allclose(m.bernoulli_probabilities_[:, 0], np.array([.2, .5, .9])[order], atol=0.03)
+    np.testing.assert_allclose(m.lambdas_[:, 0], np.array([1.0, 3.0, 6.0])[order], atol=0.1)
+    post = m.predict_proba(X, frame)
+    np.testing.assert_allclose(post.sum(1), 1.0, atol=1e-12)
+    # the posterior given x and y sharpens the one given x alone: it agrees with the truth more often
+    assert (order[m.predict(X, frame)] == z).mean() > (order[measurement.predict(X)] == z).mean() + 0.05
+    # the two-step fit ends where its log-likelihood is the score of its own rows
+    assert m.score(X, frame) == pytest.approx(m.lower_bound_, abs=1e-8)
+
+
+def test_the_two_step_likelihood_never_falls(fitted, monkeypatch):
+    X, Y, _, measurement, _ = fitted
+    seen = []
+    from bigem.estimators import structural
+
+    original = structural.fit_em
+
+    def watching(*args, **kw):
+        best, runs = original(*args, **kw)
+        seen.extend(best.history)
+        return best, runs
+
+    monkeypatch.setattr(structural, "fit_em", watching)
+    bigem.StructuralModel(measurement, "gaussian", n_steps=2, tol=1e-12).fit(X, Y)
+    assert len(seen) > 3 and np.all(np.diff(seen) >= -1e-12)
+
+
+def test_errors_say_what_and_how(fitted):
+    X, Y, _, measurement, _ = fitted
+    M = bigem.StructuralModel
+    with pytest.raises(ParameterError, match="n_steps"):
+        M(measurement, n_steps=1).fit(X, Y)
+    with pytest.raises(ParameterError, match="correction='ML' applies to three steps"):
+        M(measurement, n_steps=2, correction="ML").fit(X, Y)
+    with pytest.raises(ParameterError, match="a bigem mixture"):
+        M(object()).fit(X, Y)
+    with pytest.raises(ParameterError, match="a family is one of"):
+        M(measurement, "normal").fit(X, Y)
+    with pytest.raises(ParameterError, match="which Y does not have"):
+        M(measurement, {"age": "gaussian"}).fit(X, pd.DataFrame({"score": Y[:, 0]}))
+    with pytest.raises(ParameterError, match="one per column"):
+        M(measurement, ["gaussian", "poisson"]).fit(X, Y)
+    with pytest.raises(DataError, match="Y has 10"):
+        M(measurement).fit(X, Y[:10])
+    bad = Y.copy()
+    bad[7, 0] = np.nan
+    with pytest.raises(DataError, match="row 7, column 0"):
+        M(measurement).fit(X, bad)
+    with pytest.raises(DataError, match="codes 0, 1"):
+        M(measurement, "categorical").fit(X, Y)
+    with pytest.raises(DataError, match="other than 0 and 1"):
+        M(measurement, "bernoulli").fit(X, Y)
+    with pytest.raises(ParameterError, match="Y is required"):
+        M(measurement).fit(X, None)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        M(measurement).predict_proba(X, Y)
+    m = M(measurement).fit(X, Y)
+    with pytest.raises(DataError, match="fitted with 1"):
+        m.predict(X, np.c_[Y, Y])
+
+
+def test_bch_says_when_its_negative_weights_give_an_impossible_estimate():
+    """Two barely separated classes: D is nearly singular, D^-1 has large negative entries,
+    and a class's share of a rare category comes out negative (clipped, with a warning);
+    ML's estimates stay admissible. A negative variance has no admissible value: an error."""
+    rng = np.random.default_rng(1)
+    n = 300
+    z = rng.integers(0, 2, n)
+    X = (rng.random((n, 3)) < np.array([[.6, .6, .6], [.4, .4, .4]])[z]).astype(float)
+    Y = np.where(rng.random(n) < 0.03, 2, rng.integers(0, 2, n))[:, None]
+    measurement = bigem.BernoulliMixture(2, random_state=0, dtype="float64").fit(X)
+    with pytest.warns(bigem.errors.DegenerateFitWarning, match=r"columns \['0'\].*correction='ML'"):
+        m = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="BCH").fit(X, Y)
+    assert np.any(m.probabilities_[0] == 0) and np.all(m.probabilities_[0] >= 0)
+    ml = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="ML").fit(X, Y)
+    assert np.all(ml.probabilities_[0] > 0)
+    spike = np.where(Y[:, 0] == 2, 50.0, 0.0)[:, None]  # a rare outlier value
+    with pytest.raises(bigem.errors.NumericalError, match="variance.*correction='ML'"):
+        bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH").fit(X, spike)
