@@ -160,7 +160,9 @@ def test_errors_say_what_and_how(fitted):
     X, Y, _, measurement, _ = fitted
     M = bigem.StructuralModel
     with pytest.raises(ParameterError, match="n_steps"):
-        M(measurement, n_steps=1).fit(X, Y)
+        M(measurement, n_steps=4).fit(X, Y)
+    with pytest.raises(ParameterError, match="correction='BCH' applies to three steps"):
+        M(measurement, n_steps=1, correction="BCH").fit(X, Y)
     with pytest.raises(ParameterError, match="correction='ML' applies to three steps"):
         M(measurement, n_steps=2, correction="ML").fit(X, Y)
     with pytest.raises(ParameterError, match="a bigem mixture"):
@@ -208,3 +210,34 @@ def test_bch_says_when_its_negative_weights_give_an_impossible_estimate():
     spike = np.where(Y[:, 0] == 2, 50.0, 0.0)[:, None]  # a rare outlier value
     with pytest.raises(bigem.errors.NumericalError, match="variance.*correction='ML'"):
         bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH").fit(X, spike)
+
+
+def test_one_step_fits_everything_at_once_from_the_measurement_fit(fitted):
+    X, Y, _, measurement, order = fitted
+    before = measurement.probabilities_.copy()
+    m = bigem.StructuralModel(measurement, "gaussian", n_steps=1).fit(X, Y)
+    np.testing.assert_array_equal(measurement.probabilities_, before)  # the given model is left as it was
+    assert m.measurement_ is not measurement
+    np.testing.assert_allclose(m.means_[:, 0], MEANS[order], atol=0.05)
+    two = bigem.StructuralModel(measurement, "gaussian", n_steps=2).fit(X, Y)
+    # the joint optimum is at least as likely as the two-step one, which holds the measurement fixed
+    assert m.lower_bound_ >= two.lower_bound_ - 1e-12
+    assert m.score(X, Y) == pytest.approx(m.lower_bound_, abs=1e-8)
+    np.testing.assert_allclose(m.measurement_.weights_, m.weights_)
+
+
+def test_one_step_with_a_gaussian_measurement_model_far_from_the_origin():
+    """float32 rows far from the origin arrive shifted (the measurement model's source):
+    the joint fit works on them and moves its parameters back, as in float64."""
+    rng = np.random.default_rng(6)
+    z = rng.integers(0, 2, 3000)
+    X = 1e4 + rng.normal(np.array([[0.0, 0.0], [3.0, 3.0]])[z], 1.0)
+    Y = rng.normal(np.array([0.0, 2.0])[z], 1.0)
+    fits = {}
+    for dtype in ("float32", "float64"):
+        measurement = bigem.GaussianMixture(2, covariance_type="diag", random_state=0, dtype=dtype)
+        fits[dtype] = bigem.StructuralModel(measurement, "gaussian", n_steps=1, tol=1e-10).fit(X, Y)
+    a, b = fits["float32"], fits["float64"]
+    np.testing.assert_allclose(a.measurement_.means_, b.measurement_.means_, atol=1e-3)
+    assert np.all(np.abs(a.measurement_.means_ - 1e4) < 5)
+    np.testing.assert_allclose(a.means_, b.means_, atol=1e-3)

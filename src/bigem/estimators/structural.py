@@ -10,6 +10,7 @@ columns to the model of ``models.structural`` and the EM driver.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -25,7 +26,7 @@ from ..models.categorical import CategoricalComponent
 from ..models.gaussian import GaussianComponent
 from ..models.mixture import MixtureModel, MixtureParams
 from ..models.poisson import PoissonComponent
-from ..models.product import Part, ProductComponent
+from ..models.product import Part, ProductComponent, ProductParams
 from ..models.structural import (CovariateComponent, CovariateParams, OffsetComponent, assignments,
                                  bch_weights, classification_error, error_sums, ml_offsets)
 from ..sources.arrays import TensorSource
@@ -130,7 +131,7 @@ class StructuralModel(EstimatorBase):
     """
 
     _constraints = dict(
-        measurement=_params.Passed(), structural=_params.Passed(), n_steps=_params.Int(2, 3),
+        measurement=_params.Passed(), structural=_params.Passed(), n_steps=_params.Int(1, 3),
         correction=_params.Optional(_params.Choice(("BCH", "ML"))), assignment=_params.Choice(("modal", "soft")),
         intercept=_params.Flag(), reg_covar=_params.Float(0.0), alpha=_params.Float(0.0), tol=_params.Float(0.0),
         max_iter=_params.Int(1, at_most=_params.MAX_ITER),
@@ -155,8 +156,9 @@ class StructuralModel(EstimatorBase):
         of Y (n_samples, n_columns) by the chosen steps. ``columns`` selects X's features
         by name, as the measurement model's ``fit`` does."""
         s = self._settings()
-        if s.n_steps == 2 and s.correction is not None:
-            raise ParameterError(f"correction={s.correction!r} applies to three steps; with n_steps=2 leave it None")
+        if s.n_steps != 3 and s.correction is not None:
+            raise ParameterError(f"correction={s.correction!r} applies to three steps; with n_steps={s.n_steps} leave "
+                                 "it None")
         measurement = self._measurement(X, sample_weight, columns)
         y, names = _as_columns(Y, "Y")
         families = _families(s.structural, names, y.shape[1])
@@ -176,7 +178,7 @@ class StructuralModel(EstimatorBase):
             error = classification_error(error_sums(resp, assigned, weight))
             self.classification_error_ = error.numpy().copy()
         # the rows' fixed term: given responsibilities (naive, BCH) or a log-density per class
-        if s.n_steps == 2:
+        if s.n_steps < 3:
             fixed = log_joint - log_w if conditional else log_joint
         elif s.correction == "ML":
             fixed = ml_offsets(assigned, error) + (0.0 if conditional else log_w)
@@ -185,21 +187,51 @@ class StructuralModel(EstimatorBase):
         given = s.n_steps == 3 and s.correction != "ML"
         if s.correction == "BCH":
             _check_admissible(fixed, y, weight, families, names)
-        source = TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
         engine = LocalEngine(prefetch=False)
         start = self._start(model, engine, y, fixed if given else resp, weight, K)
-        if given:
-            params, n_iter, converged = self._given(model, engine, source, start, families, s)
-            lower_bound = math.nan
+        if s.n_steps == 1:
+            params, measurement, result = self._one_step(measurement, X, y, weight, start, families, sizes, s,
+                                                         columns, conditional)
+        elif given:
+            params, result = self._given(model, engine, TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1),
+                                                                     weight, _CHUNK_ROWS), start, families, s)
         else:
+            source = TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
             best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=s.max_iter, tol=s.tol)
-            params, n_iter, converged, lower_bound = best.params, best.n_iter, best.converged, best.lower_bound
+            params, result = best.params, (best.n_iter, best.converged, best.lower_bound)
         self.measurement_ = measurement
         self._fitted_model, self._fitted_params = model, params
         self._conditional, self._log_w = conditional, log_w
-        self.n_iter_, self.converged_, self.lower_bound_ = n_iter, converged, lower_bound
+        self.n_iter_, self.converged_, self.lower_bound_ = result
         self._publish(model, params, families, measurement)
         return self
+
+    def _one_step(self, measurement, X, y, weight, start, families, sizes, s, columns, conditional):
+        """Every parameter at once, from the measurement model's fit and the structural
+        start: EM over [X as the measurement model reads it | Y], in memory. Returns the
+        structural parameters (in the stepwise model's form), a copy of the measurement
+        model holding the joint fit's measurement parameters, and (n_iter, converged,
+        lower bound)."""
+        source, ms = measurement._inference_source(X, columns)
+        mmodel = measurement._model(ms)
+        mparams = measurement._in_source_coordinates(mmodel, source, ms).to("cpu")
+        rows = torch.cat([chunk.x.cpu() for chunk in LocalEngine().stream(source)]).double()
+        K = mparams.n_components
+        first = Part("measurement", mmodel.component, tuple(range(rows.shape[1])))
+        joint = self._model(K, families, sizes, s, first=first, fixed_weights=conditional)
+        weights = torch.ones(K, dtype=torch.float64) if conditional else mparams.weights
+        point = MixtureParams(weights, ProductParams((mparams.component, *start.component.parts[1:])))
+        data = TensorSource(torch.cat([rows, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
+        best, _ = fit_em(joint, LocalEngine(prefetch=False), data, lambda restart: point, n_init=1,
+                         max_iter=s.max_iter, tol=s.tol)
+        fitted = copy.deepcopy(measurement)
+        inner = best.params.component.parts[0]
+        own = MixtureParams(mparams.weights if conditional else best.params.weights, inner)
+        fitted._set_fitted(mmodel.translate(own, source.shift), measurement.n_features_in_,
+                           getattr(measurement, "feature_names_in_", None))
+        params = MixtureParams(start.weights, ProductParams((start.component.parts[0],
+                                                            *best.params.component.parts[1:])))
+        return params, fitted, (best.n_iter, best.converged, best.lower_bound)
 
     def _measurement(self, X, sample_weight, columns):
         m = self.measurement
@@ -211,14 +243,18 @@ class StructuralModel(EstimatorBase):
         fitted = type(m)(**m.get_params())
         return fitted.fit(X, sample_weight=sample_weight, columns=columns)
 
-    def _model(self, K: int, families: list[str], sizes: dict[int, int], s) -> MixtureModel:
-        """A mixture with weights fixed at one over [the K fixed terms | Y]: the offset part,
-        then one part per family over its columns (shifted past the K terms)."""
+    def _model(self, K: int, families: list[str], sizes: dict[int, int], s, first: Part | None = None,
+               fixed_weights: bool = True) -> MixtureModel:
+        """A mixture over [the leading columns | Y]: ``first``, the part of the leading
+        columns (default: the K fixed terms, with weights fixed at one), then one part per
+        family over its columns of Y."""
         dt = torch.float64
         advice = "check the structural columns, or raise reg_covar" if "gaussian" in families else "check Y"
-        parts = [Part("measurement", OffsetComponent(K, dt), tuple(range(K)))]
+        first = Part("measurement", OffsetComponent(K, dt), tuple(range(K))) if first is None else first
+        lead = len(first.columns)
+        parts = [first]
         for family in _ORDER:
-            cols = tuple(K + j for j, f in enumerate(families) if f == family)
+            cols = tuple(lead + j for j, f in enumerate(families) if f == family)
             if not cols:
                 continue
             if family == "gaussian":
@@ -227,7 +263,7 @@ class StructuralModel(EstimatorBase):
                 component = GaussianComponent("diag", 0.0, dt, advice=advice)
                 component.letters = "m"  # the means move; the unit variances of the start stay
             elif family == "categorical":
-                component = CategoricalComponent([sizes[c - K] for c in cols], 1.0 + s.alpha, dt, advice=advice)
+                component = CategoricalComponent([sizes[c - lead] for c in cols], 1.0 + s.alpha, dt, advice=advice)
             elif family == "bernoulli":
                 component = BernoulliComponent(s.alpha, dt, advice=advice)
             elif family == "poisson":
@@ -235,7 +271,7 @@ class StructuralModel(EstimatorBase):
             else:
                 component = CovariateComponent(len(cols), s.intercept, dt)
             parts.append(Part(family, component, cols))
-        return MixtureModel(ProductComponent(parts, dt, advice=advice), K, dt, advice, fixed_weights=True)
+        return MixtureModel(ProductComponent(parts, dt, advice=advice), K, dt, advice, fixed_weights=fixed_weights)
 
     def _start(self, model, engine, y, resp, weight, K) -> MixtureParams:
         """One M-step from the responsibilities ``resp``: the posteriors given X (the naive
@@ -256,7 +292,7 @@ class StructuralModel(EstimatorBase):
         a covariate model repeats its Newton step on them until its coefficients settle."""
         K = start.n_components
         if "covariate" not in families:
-            return start, 1, True
+            return start, (1, True, math.nan)
         params = start
         for n_iter in range(2, s.max_iter + 1):
             stats = engine.reduce(Task(model, "e_step_given", (params,), {"resp_fn": _leading(K)}), source)
@@ -265,11 +301,11 @@ class StructuralModel(EstimatorBase):
                         if isinstance(a, CovariateParams))
             params = new
             if moved < max(s.tol, 1e-12):
-                return params, n_iter, True
+                return params, (n_iter, True, math.nan)
         warnings.warn(f"The covariate model's Newton steps did not settle in max_iter={s.max_iter} iterations; "
                       "increase max_iter or tol, or check the covariates for separation", convergence_warning(),
                       stacklevel=3)
-        return params, s.max_iter, False
+        return params, (s.max_iter, False, math.nan)
 
     # ------------------------------------------------------------------ attributes
     def _publish(self, model, params, families, measurement) -> None:
