@@ -241,3 +241,26 @@ def test_one_step_with_a_gaussian_measurement_model_far_from_the_origin():
     np.testing.assert_allclose(a.measurement_.means_, b.measurement_.means_, atol=1e-3)
     assert np.all(np.abs(a.measurement_.means_ - 1e4) < 5)
     np.testing.assert_allclose(a.means_, b.means_, atol=1e-3)
+
+
+@pytest.mark.parametrize("n_steps,correction", [(1, None), (3, "BCH"), (3, "ML")])
+def test_bootstrap_standard_errors_match_closed_forms_on_separated_classes(n_steps, correction):
+    """Classes that 8 items of 0.95 / 0.05 all but reveal: a class mean's standard error is
+    sigma / sqrt(n w); the log odds of a class on a covariate independent of it, 2 /
+    sqrt(n var z) at even odds."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    z = rng.integers(0, 2, n)
+    X = (rng.random((n, 8)) < np.array([[.95] * 8, [.05] * 8])[z]).astype(float)
+    Y = np.c_[rng.normal(np.array([0.0, 1.0])[z], 1.0), rng.normal(size=n)]
+    m = bigem.StructuralModel(bigem.BernoulliMixture(2, random_state=0, dtype="float64"),
+                              ["gaussian", "covariate"], n_steps=n_steps, correction=correction).fit(X, Y)
+    boot = m.bootstrap(X, Y, n_boot=150, random_state=0)
+    assert boot.converged.all() and boot.replicates["means_"].shape == (150, 2, 1)
+    np.testing.assert_allclose(boot.se()["means_"][:, 0], 1.0 / np.sqrt(n * m.weights_), rtol=0.2)
+    log_odds = boot.replicates["coef_"][:, 1, 0] - boot.replicates["coef_"][:, 0, 0]
+    assert log_odds.std(ddof=1) == pytest.approx(2.0 / np.sqrt(n), rel=0.2)
+    low, high = boot.ci(0.95)["means_"]
+    assert np.all(low[:, 0] < m.means_[:, 0]) and np.all(m.means_[:, 0] < high[:, 0])
+    with pytest.raises(ParameterError, match="not drawn from a model"):
+        m.bootstrap(X, Y, n_boot=5, method="parametric")

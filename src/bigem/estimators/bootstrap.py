@@ -137,6 +137,49 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged))
 
 
+def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
+                         columns=None, sample_weight=None) -> BootstrapResult:
+    """Replicates of a fitted :class:`~bigem.StructuralModel`'s parameters: each one
+    refits the measurement model (from its fit) and then the structural steps, on the
+    rows reweighted as in :func:`bootstrap`, so the standard errors carry the first
+    step's uncertainty, which the stepwise estimators' own fits hold fixed (Bakk, Oberski
+    & Vermunt 2014). Classes are matched to the fit's through the measurement model's
+    posteriors on rows drawn from it."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
+    if method not in METHODS[:2]:
+        raise ParameterError(f"method must be one of {list(METHODS[:2])} for a structural model (its outcomes and "
+                             f"covariates are not drawn from a model); got {method!r}")
+    est._check_fitted()
+    measurement = est.measurement_
+    K = int(np.shape(est.weights_)[0])
+    estimate = est._parameters()
+    n = measurement._score_totals(X, columns).rows
+    base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if base is not None and base.shape != (n,):
+        raise ParameterError(f"sample_weight has {base.shape[0]} weights, but X has {n} rows; pass one per row")
+    rng = np.random.default_rng(random_state)
+    probe, reference = _probe(measurement, int(rng.integers(2**31 - 1)))
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
+    converged = []
+    for _ in range(int(n_boot)):
+        weights = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
+                   else rng.exponential(size=n)).astype(np.float64)
+        weights = weights if base is None else weights * base
+        first = copy.deepcopy(measurement)  # started from the fit: a few passes, the classes in order
+        first.set_params(warm_start=True, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            first.fit(X, sample_weight=weights, columns=columns)
+            replicate = copy.deepcopy(est).set_params(measurement=first)
+            replicate.fit(X, Y, sample_weight=weights, columns=columns)
+        converged.append(bool(first.converged_ and replicate.converged_))
+        order = _best_order(reference, first.predict_proba(probe))
+        for name, value in replicate._parameters().items():
+            draws[name].append(value[order] if value.shape[:1] == (K,) else value)
+    return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged))
+
+
 def _parameters(est) -> dict[str, np.ndarray]:
     """The fitted parameters by public attribute name; lists of arrays by element."""
     out = {}

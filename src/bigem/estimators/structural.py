@@ -336,6 +336,31 @@ class StructuralModel(EstimatorBase):
             self.coef_ = coef[:, 1:] if intercept else coef
             self.intercept_ = coef[:, 0] if intercept else np.zeros(K)
 
+    def _parameters(self) -> dict[str, np.ndarray]:
+        """The fitted parameters by attribute name, those of the fitted families only
+        (a list's arrays one by one: ``probabilities_[0]``, ...)."""
+        out = {"weights_": self.weights_}
+        gaussian = any(f == "gaussian" for f in self.families_)
+        names = {"means_": gaussian or "gaussian_unit" in self.families_, "covariances_": gaussian,
+                 "bernoulli_probabilities_": "bernoulli" in self.families_, "lambdas_": "poisson" in self.families_,
+                 "coef_": "covariate" in self.families_, "intercept_": "covariate" in self.families_ and self.intercept}
+        out.update({name: np.array(getattr(self, name), dtype=np.float64) for name, kept in names.items() if kept})
+        out.update({f"probabilities_[{j}]": np.array(p, dtype=np.float64) for j, p in enumerate(self.probabilities_)})
+        return out
+
+    def bootstrap(self, X, Y, *, n_boot: int = 100, method: str = "nonparametric", random_state=None, columns=None,
+                  sample_weight=None):
+        """Bootstrap standard errors and percentile intervals of the fitted parameters
+        (:class:`bigem.BootstrapResult`). Each replicate refits the measurement model
+        from its fit and then the structural steps on the rows drawn with replacement
+        (``"nonparametric"``) or given Exp(1) weights (``"weighted"``), so the errors
+        include the first step's uncertainty. X streams each replicate as in ``fit``; Y is
+        in memory."""
+        from .bootstrap import structural_bootstrap
+
+        return structural_bootstrap(self, X, Y, n_boot=n_boot, method=method, random_state=random_state,
+                                    columns=columns, sample_weight=sample_weight)
+
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
         if not hasattr(self, "_fitted_params"):
