@@ -264,3 +264,11 @@ def test_bootstrap_standard_errors_match_closed_forms_on_separated_classes(n_ste
     assert np.all(low[:, 0] < m.means_[:, 0]) and np.all(m.means_[:, 0] < high[:, 0])
     with pytest.raises(ParameterError, match="not drawn from a model"):
         m.bootstrap(X, Y, n_boot=5, method="parametric")
+
+
+def test_weights_by_column_name_are_refused_with_the_way_out(fitted):
+    X, Y, _, measurement, _ = fitted
+    with pytest.raises(ParameterError, match="pass the weights as an array"):
+        bigem.StructuralModel(measurement).fit(X, Y, sample_weight="w")
+    with pytest.raises(DataError, match="sample_weight has 3 values"):
+        bigem.StructuralModel(measurement).fit(X, Y, sample_weight=[1.0, 2.0, 3.0])

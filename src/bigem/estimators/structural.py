@@ -172,11 +172,10 @@ class StructuralModel(EstimatorBase):
         log_w = torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
         conditional = "covariate" in families  # the covariates give the class probabilities
         resp = torch.softmax(log_joint, 1)
-        self.classification_error_ = None
+        error = None
         if s.n_steps == 3:
             assigned = assignments(resp, s.assignment)
             error = classification_error(error_sums(resp, assigned, weight))
-            self.classification_error_ = error.numpy().copy()
         # the rows' fixed term: given responsibilities (naive, BCH) or a log-density per class
         if s.n_steps < 3:
             fixed = log_joint - log_w if conditional else log_joint
@@ -188,18 +187,18 @@ class StructuralModel(EstimatorBase):
         if s.correction == "BCH":
             _check_admissible(fixed, y, weight, families, names)
         engine = LocalEngine(prefetch=False)
+        source = TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
         start = self._start(model, engine, y, fixed if given else resp, weight, K)
         if s.n_steps == 1:
             params, measurement, result = self._one_step(measurement, X, y, weight, start, families, sizes, s,
                                                          columns, conditional)
         elif given:
-            params, result = self._given(model, engine, TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1),
-                                                                     weight, _CHUNK_ROWS), start, families, s)
+            params, result = self._given(model, engine, source, start, families, s)
         else:
-            source = TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
             best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=s.max_iter, tol=s.tol)
             params, result = best.params, (best.n_iter, best.converged, best.lower_bound)
         self.measurement_ = measurement
+        self.classification_error_ = None if error is None else error.numpy().copy()
         self._fitted_model, self._fitted_params = model, params
         self._conditional, self._log_w = conditional, log_w
         self.n_iter_, self.converged_, self.lower_bound_ = result
@@ -522,6 +521,9 @@ def _check_values(y: np.ndarray, families: list[str], names: list[str] | None) -
 def _weights(sample_weight, n: int) -> torch.Tensor | None:
     if sample_weight is None:
         return None
+    if isinstance(sample_weight, str):
+        raise ParameterError(f"sample_weight={sample_weight!r} names a column; the structural model takes Y in memory, "
+                             "so pass the weights as an array (one per row)")
     w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
     if w.shape[0] != n:
         raise DataError(f"sample_weight has {w.shape[0]} values but X has {n} rows")
