@@ -52,6 +52,16 @@ def test_gaussian_mixture_is_scikit_learns_fit_from_the_same_random_state(covari
         np.testing.assert_array_equal(ours.predict(x), ref.predict(x))
 
 
+def test_the_random_start_is_scikit_learns_beyond_twenty_thousand_rows():
+    """'random' draws scikit-learn's whole (rows, K) table while it holds at most 2**24
+    numbers; before, a source of more than 20 000 rows took bigem's own draws."""
+    x = clusters(3, 20_000, 2.0, d=2, seed=2)
+    kw = dict(n_components=3, covariance_type="diag", init_params="random", random_state=0, max_iter=5)
+    ref = SkGaussianMixture(**kw).fit(x)
+    ours = bigem.GaussianMixture(dtype="float64", **kw).fit(x)
+    np.testing.assert_allclose(ours.means_, ref.means_, atol=1e-8)
+
+
 def test_restarts_draw_one_after_another_as_scikit_learns():
     """n_init=3: the best of three restarts, each from the RandomState the last one left."""
     x = clusters(5, 80, 1.5, d=3, seed=1)

@@ -110,3 +110,14 @@ def test_one_step_distal_outcome_model_is_a_mixed_mixture_with_the_outcome_colum
     np.testing.assert_allclose(m.weights_, ref.weights_, atol=1e-12)
     np.testing.assert_allclose(m.means_, ref.get_parameters()["structural"]["means"], atol=1e-12)
     np.testing.assert_allclose(m.bernoulli_probabilities_, ref.get_parameters()["measurement"]["pis"], atol=1e-12)
+
+
+def test_stepmixs_start_holds_beyond_twenty_thousand_rows():
+    """StepMix's table of uniform draws is drawn whole while it holds at most
+    ``RANDOM_TABLE_VALUES`` numbers (here 60 000 rows x 3): before, a source of more than
+    20 000 rows took bigem's own draws, and the fit parted from StepMix's."""
+    rng = np.random.default_rng(4)
+    X = (rng.random((60_000, 6)) < rng.uniform(0.1, 0.9, (3, 6))[rng.integers(0, 3, 60_000)]).astype(float)
+    ref = stepmix_fit(X, "binary", 3, 0, 5)
+    m = ours(bigem.BernoulliMixture, X, 3, 0, 5)
+    np.testing.assert_allclose(m.probabilities_, ref.get_parameters()["measurement"]["pis"], atol=1e-12)

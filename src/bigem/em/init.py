@@ -32,6 +32,10 @@ from .._core.sparse import is_sparse
 from .._core.types import Chunk, Source
 
 SEED_SAMPLE_ROWS = 20_000  # rows k-means++ seeds from (more for many components)
+# 'random''s table of numpy draws (scikit-learn's and StepMix's own numbers) is drawn
+# whole, as they draw it, up to this many numbers (128 MiB of float64, held for the one
+# pass of the start); beyond, each row's draws are fixed by the row
+RANDOM_TABLE_VALUES = 1 << 24
 SAMPLE_LLOYD_MAX_ITER = 300  # Lloyd iterations on the sample, in memory (scikit-learn's KMeans max_iter)
 LLOYD_MAX_ITER = 10  # Lloyd passes over every row, from the sample's centres
 # scikit-learn's KMeans tol: the centres have settled when their squared moves sum to at
@@ -335,12 +339,12 @@ def from_random_responsibilities(model: Any, engine: Engine, source: Source, gen
     Each row's draws are fixed by (a seed drawn from ``generator``, row)
     (:func:`row_uniforms`), so the result is reproducible and the same however the rows
     are split into chunks, files, partitions or ranks; except where the generator carries
-    scikit-learn's numpy RandomState (``Draws.numpy``) and the source holds at most
-    ``SEED_SAMPLE_ROWS`` rows: there they are scikit-learn's own draws, one (rows, K)
-    table of ``uniform``.
+    scikit-learn's numpy RandomState (``Draws.numpy``) and the (rows, K) table holds at
+    most ``RANDOM_TABLE_VALUES`` numbers: there they are scikit-learn's (and StepMix's)
+    own draws, one table of ``uniform``.
     """
     rs = numpy_draws(generator)
-    if rs is not None and source.n_rows <= SEED_SAMPLE_ROWS:
+    if rs is not None and source.n_rows * model.n_components <= RANDOM_TABLE_VALUES:
         table = torch.from_numpy(rs.uniform(size=(source.n_rows, model.n_components)))
         return from_given_responsibilities(model, engine, source, TableResponsibilities(table))
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
