@@ -115,3 +115,28 @@ def test_covariates_are_stepmixs_multinomial_logit(n_steps, correction, assignme
     np.testing.assert_allclose(mine.sum(0), 0.0, atol=1e-10)  # the fit's coefficients sum to 0 over the classes
     # softmax leaves a common shift free: compare log odds against class 0
     np.testing.assert_allclose(mine - mine[0], beta - beta[0], atol=10 * tolerance(n_steps, correction))
+
+
+@pytest.mark.parametrize("n_steps,correction,assignment", STEPS)
+def test_outcomes_with_gaps_are_stepmixs_nan_models(n_steps, correction, assignment):
+    """A tenth of each outcome missing at random: StepMix's ``gaussian_diag_nan``,
+    ``binary_nan`` and ``categorical_nan`` (full-information maximum likelihood), which
+    bigem's families are whenever Y has gaps."""
+    rng, z, X = classes(1500, 4)
+    Y = np.c_[rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0),
+              (rng.random(1500) < np.array([0.2, 0.5, 0.9])[z]).astype(float),
+              np.array([rng.choice(3, p=p) for p in np.array([[.7, .2, .1], [.2, .6, .2], [.1, .2, .7]])[z]])]
+    Y[rng.random(Y.shape) < 0.1] = np.nan
+    atol = tolerance(n_steps, correction)
+    for j, (theirs, mine) in enumerate([("gaussian_diag_nan", "gaussian"), ("binary_nan", "bernoulli"),
+                                        ("categorical_nan", "categorical")]):
+        ref = reference(X, Y[:, [j]], theirs, n_steps, correction, assignment)
+        m = ours(X, Y[:, [j]], mine, n_steps, correction, assignment, reg_covar=0.0)  # StepMix's *_nan adds none
+        got, o = ref.get_parameters()["structural"], aligned(m, ref)
+        if mine == "gaussian":
+            np.testing.assert_allclose(m.means_[o], got["means"], atol=atol)
+            np.testing.assert_allclose(m.covariances_[o], got["covariances"], atol=atol)
+        elif mine == "bernoulli":
+            np.testing.assert_allclose(m.bernoulli_probabilities_[o], got["pis"], atol=atol)
+        else:
+            np.testing.assert_allclose(m.probabilities_[0][o], got["pis"][:, :3], atol=atol)

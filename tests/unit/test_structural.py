@@ -176,9 +176,14 @@ def test_errors_say_what_and_how(fitted):
     with pytest.raises(DataError, match="Y has 10"):
         M(measurement).fit(X, Y[:10])
     bad = Y.copy()
-    bad[7, 0] = np.nan
-    with pytest.raises(DataError, match="row 7, column 0"):
+    bad[7, 0] = np.inf
+    with pytest.raises(DataError, match="infinite value at row 7, column 0"):
         M(measurement).fit(X, bad)
+    bad[7, 0] = np.nan
+    with pytest.raises(DataError, match="covariate with a missing value at row 7"):
+        M(measurement, "covariate").fit(X, bad)
+    with pytest.raises(DataError, match="no observed value"):
+        M(measurement).fit(X, np.full_like(Y, np.nan))
     with pytest.raises(DataError, match="codes 0, 1"):
         M(measurement, "categorical").fit(X, Y)
     with pytest.raises(DataError, match="other than 0 and 1"):
@@ -272,3 +277,17 @@ def test_weights_by_column_name_are_refused_with_the_way_out(fitted):
         bigem.StructuralModel(measurement).fit(X, Y, sample_weight="w")
     with pytest.raises(DataError, match="sample_weight has 3 values"):
         bigem.StructuralModel(measurement).fit(X, Y, sample_weight=[1.0, 2.0, 3.0])
+
+
+def test_outcomes_missing_at_random_are_marginalised(fitted):
+    """A third of the outcome missing completely at random: the estimates stay at the
+    truth, and a row without its outcome has the posterior of its items alone."""
+    X, Y, _, measurement, order = fitted
+    holed = Y.copy()
+    gone = np.random.default_rng(8).random(len(Y)) < 0.3
+    holed[gone] = np.nan
+    for kw in (dict(n_steps=2), dict(n_steps=3, correction="BCH"), dict(n_steps=3, correction="ML")):
+        m = bigem.StructuralModel(measurement, "gaussian", **kw).fit(X, holed)
+        np.testing.assert_allclose(m.means_[:, 0], MEANS[order], atol=0.06)
+    post = m.predict_proba(X, holed)
+    np.testing.assert_allclose(post[gone], measurement.predict_proba(X)[gone], atol=1e-10)

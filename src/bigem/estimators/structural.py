@@ -20,6 +20,7 @@ import torch
 from .._core.errors import DataError, DegenerateFitWarning, NumericalError, ParameterError, convergence_warning, not_fitted_error
 from .._core.protocols import Task
 from ..em.driver import fit_em
+from ..em.init import fill_gaps
 from ..engines.local import LocalEngine
 from ..models.bernoulli import BernoulliComponent
 from ..models.categorical import CategoricalComponent
@@ -27,7 +28,7 @@ from ..models.gaussian import GaussianComponent
 from ..models.mixture import MixtureModel, MixtureParams
 from ..models.poisson import PoissonComponent
 from ..models.product import Part, ProductComponent, ProductParams
-from ..models.structural import (CovariateComponent, CovariateParams, OffsetComponent, assignments,
+from ..models.structural import (CovariateComponent, OffsetComponent, assignments,
                                  bch_weights, classification_error, error_sums, ml_offsets)
 from ..sources.arrays import TensorSource
 from . import _params
@@ -38,6 +39,8 @@ _ALIASES = {"gaussian": "gaussian", "gaussian_diag": "gaussian", "continuous": "
             "gaussian_unit": "gaussian_unit", "bernoulli": "bernoulli", "binary": "bernoulli",
             "categorical": "categorical", "multinoulli": "categorical", "poisson": "poisson",
             "covariate": "covariate"}
+# StepMix's names of the same families with missing values (bigem's take them whenever Y has gaps)
+_ALIASES.update({f"{name}_nan": family for name, family in list(_ALIASES.items()) if family != "covariate"})
 _ORDER = ("gaussian", "gaussian_unit", "categorical", "bernoulli", "poisson", "covariate")
 _CHUNK_ROWS = 65_536
 
@@ -168,7 +171,8 @@ class StructuralModel(EstimatorBase):
         weight = _weights(sample_weight, y.shape[0])
         K = log_joint.shape[1]
         sizes = _check_values(y, families, names)
-        model = self._model(K, families, sizes, s)
+        gaps = {f for j, f in enumerate(families) if np.isnan(y[:, j]).any()}
+        model = self._model(K, families, sizes, s, gaps=gaps)
         log_w = torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
         conditional = "covariate" in families  # the covariates give the class probabilities
         resp = torch.softmax(log_joint, 1)
@@ -193,7 +197,7 @@ class StructuralModel(EstimatorBase):
             params, measurement, result = self._one_step(measurement, X, y, weight, start, families, sizes, s,
                                                          columns, conditional)
         elif given:
-            params, result = self._given(model, engine, source, start, families, s)
+            params, result = self._given(model, engine, source, start, families, s, gaps)
         else:
             best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=s.max_iter, tol=s.tol)
             params, result = best.params, (best.n_iter, best.converged, best.lower_bound)
@@ -217,7 +221,8 @@ class StructuralModel(EstimatorBase):
         rows = torch.cat([chunk.x.cpu() for chunk in LocalEngine().stream(source)]).double()
         K = mparams.n_components
         first = Part("measurement", mmodel.component, tuple(range(rows.shape[1])))
-        joint = self._model(K, families, sizes, s, first=first, fixed_weights=conditional)
+        joint = self._model(K, families, sizes, s, first=first, fixed_weights=conditional,
+                            gaps={f for j, f in enumerate(families) if np.isnan(y[:, j]).any()})
         weights = torch.ones(K, dtype=torch.float64) if conditional else mparams.weights
         point = MixtureParams(weights, ProductParams((mparams.component, *start.component.parts[1:])))
         data = TensorSource(torch.cat([rows, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
@@ -243,10 +248,11 @@ class StructuralModel(EstimatorBase):
         return fitted.fit(X, sample_weight=sample_weight, columns=columns)
 
     def _model(self, K: int, families: list[str], sizes: dict[int, int], s, first: Part | None = None,
-               fixed_weights: bool = True) -> MixtureModel:
+               fixed_weights: bool = True, gaps: set[str] = frozenset()) -> MixtureModel:
         """A mixture over [the leading columns | Y]: ``first``, the part of the leading
         columns (default: the K fixed terms, with weights fixed at one), then one part per
-        family over its columns of Y."""
+        family over its columns of Y; the families in ``gaps`` marginalise their missing
+        values (full-information maximum likelihood, StepMix's ``*_nan`` models)."""
         dt = torch.float64
         advice = "check the structural columns, or raise reg_covar" if "gaussian" in families else "check Y"
         first = Part("measurement", OffsetComponent(K, dt), tuple(range(K))) if first is None else first
@@ -256,17 +262,19 @@ class StructuralModel(EstimatorBase):
             cols = tuple(lead + j for j, f in enumerate(families) if f == family)
             if not cols:
                 continue
+            g = family in gaps
             if family == "gaussian":
-                component = GaussianComponent("diag", s.reg_covar, dt, advice=advice)
+                component = GaussianComponent("diag", s.reg_covar, dt, advice=advice, gaps=g)
             elif family == "gaussian_unit":
-                component = GaussianComponent("diag", 0.0, dt, advice=advice)
+                component = GaussianComponent("diag", 0.0, dt, advice=advice, gaps=g)
                 component.letters = "m"  # the means move; the unit variances of the start stay
             elif family == "categorical":
-                component = CategoricalComponent([sizes[c - lead] for c in cols], 1.0 + s.alpha, dt, advice=advice)
+                component = CategoricalComponent([sizes[c - lead] for c in cols], 1.0 + s.alpha, dt, advice=advice,
+                                                 gaps=g)
             elif family == "bernoulli":
-                component = BernoulliComponent(s.alpha, dt, advice=advice)
+                component = BernoulliComponent(s.alpha, dt, advice=advice, gaps=g)
             elif family == "poisson":
-                component = PoissonComponent(s.alpha, 0.0, dt, advice=advice)
+                component = PoissonComponent(s.alpha, 0.0, dt, advice=advice, gaps=g)
             else:
                 component = CovariateComponent(len(cols), s.intercept, dt)
             parts.append(Part(family, component, cols))
@@ -279,31 +287,32 @@ class StructuralModel(EstimatorBase):
         product = model.component
         rows = torch.cat([resp, torch.from_numpy(y)], 1)
         mass = resp.double() if weight is None else resp.double() * weight[:, None]
-        centres = (mass.T @ product.embed(rows)) / mass.sum(0).clamp_min(1e-300)[:, None]
+        centres = (mass.T @ product.embed(fill_gaps(rows))) / mass.sum(0).clamp_min(1e-300)[:, None]
         ones = torch.ones(K, dtype=torch.float64)
         point = MixtureParams(ones, product.at(centres))
         source = TensorSource(rows, weight, _CHUNK_ROWS)
         stats = engine.reduce(Task(model, "e_step_given", (point,), {"resp_fn": _leading(K)}), source)
         return model.m_step(stats, point).params
 
-    def _given(self, model, engine, source, start, families, s):
-        """The naive and BCH steps: the structural M-step on given responsibilities, once;
-        a covariate model repeats its Newton step on them until its coefficients settle."""
+    def _given(self, model, engine, source, start, families, s, gaps):
+        """The naive and BCH steps: the structural M-step on given responsibilities, once.
+        A covariate model repeats its Newton step on them, and a Gaussian column with gaps
+        its M-step (which fills a gap with the class's mean so far), until the parameters
+        settle: the maximum of sum_n sum_c r_nc log p(y_n | c) given the responsibilities."""
         K = start.n_components
-        if "covariate" not in families:
+        if "covariate" not in families and not gaps & {"gaussian", "gaussian_unit"}:
             return start, (1, True, math.nan)
         params = start
         for n_iter in range(2, s.max_iter + 1):
             stats = engine.reduce(Task(model, "e_step_given", (params,), {"resp_fn": _leading(K)}), source)
             new = model.m_step(stats, params).params
-            moved = max(float((a.coef - b.coef).abs().max()) for a, b in zip(new.component.parts, params.component.parts)
-                        if isinstance(a, CovariateParams))
+            moved = float((model.flatten(new) - model.flatten(params)).abs().max())
             params = new
             if moved < max(s.tol, 1e-12):
                 return params, (n_iter, True, math.nan)
-        warnings.warn(f"The covariate model's Newton steps did not settle in max_iter={s.max_iter} iterations; "
-                      "increase max_iter or tol, or check the covariates for separation", convergence_warning(),
-                      stacklevel=3)
+        warnings.warn(f"The structural M-step on the given responsibilities did not settle in max_iter={s.max_iter} "
+                      "iterations; increase max_iter or tol, or check the covariates for separation",
+                      convergence_warning(), stacklevel=3)
         return params, (s.max_iter, False, math.nan)
 
     # ------------------------------------------------------------------ attributes
@@ -403,12 +412,13 @@ def _check_admissible(resp: torch.Tensor, y: np.ndarray, weight: torch.Tensor | 
     class's negative share of a category (or of ones, or of counts) is clipped to 0 by the
     M-step, with a DegenerateFitWarning; a variance at or below 0 has no admissible
     value, and is a NumericalError. Both name the column and the way out."""
-    r = resp.double().numpy() * (1.0 if weight is None else weight.numpy()[:, None])
-    mass = r.sum(0)
+    weighted = resp.double().numpy() * (1.0 if weight is None else weight.numpy()[:, None])
     clipped = []
     for j, family in enumerate(families):
         label = repr(names[j]) if names else str(j)
-        col = y[:, j]
+        seen = ~np.isnan(y[:, j])  # the column's moments over the rows that observe it
+        col, r = y[seen, j], weighted[seen]
+        mass = r.sum(0)
         if family in ("gaussian", "gaussian_unit"):
             mean = (r.T @ col) / mass
             var = (r * (col[:, None] - mean) ** 2).sum(0) / mass
@@ -456,11 +466,10 @@ def _as_columns(Y, what: str) -> tuple[np.ndarray, list[str] | None]:
     if y.ndim != 2 or y.shape[1] == 0 or y.shape[0] == 0:
         raise DataError(f"{what} must be a 2-D array (n_samples, n_columns) with at least one row and column; got "
                         f"shape {y.shape}")
-    bad = np.argwhere(~np.isfinite(y))
+    bad = np.argwhere(np.isinf(y))
     if bad.size:
         row, col = (int(v) for v in bad[0])
-        raise DataError(f"{what} holds a missing or infinite value at row {row}, column {col}; the structural model "
-                        "takes complete rows: drop or impute them")
+        raise DataError(f"{what} holds an infinite value at row {row}, column {col}; drop or correct the row")
     return np.ascontiguousarray(y), names
 
 
@@ -501,11 +510,18 @@ def _families(structural, names: list[str] | None, width: int) -> list[str]:
 
 def _check_values(y: np.ndarray, families: list[str], names: list[str] | None) -> dict[int, int]:
     """Each categorical column's number of categories (its largest code + 1); a value a
-    family cannot take is a DataError naming its column."""
+    family cannot take, or a gap in a covariate, is a DataError naming its column."""
     sizes = {}
     for j, family in enumerate(families):
         label = f"column {names[j]!r}" if names else f"column {j}"
         col = y[:, j]
+        gap = np.isnan(col)
+        if family == "covariate" and gap.any():
+            raise DataError(f"Y's {label} is a covariate with a missing value at row {int(np.argmax(gap))}; covariates "
+                            "are given, not modelled, so every row needs them: drop or impute those rows")
+        if gap.all():
+            raise DataError(f"Y's {label} has no observed value; drop it")
+        col = col[~gap]
         if family == "categorical":
             if np.any(col < 0) or np.any(col != np.round(col)):
                 raise DataError(f"Y's {label} is categorical but holds values other than the codes 0, 1, ...; encode "
