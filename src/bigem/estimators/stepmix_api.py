@@ -1,0 +1,311 @@
+"""StepMix's estimator, by name: ``from bigem import StepMix`` runs StepMix code unchanged.
+
+The façade only: StepMix's constructor, methods, attributes and ``get_parameters()``
+layout, over bigem's mixtures (the measurement model) and :class:`StructuralModel` (the
+structural model, in one, two or three steps). StepMix's string descriptors name the
+families; what bigem has no counterpart for is a ParameterError that says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._core.errors import ParameterError, not_fitted_error
+from . import _params
+from ._base import EstimatorBase
+
+# StepMix's measurement descriptor -> (bigem estimator, its keyword arguments)
+_MEASUREMENT = {
+    "bernoulli": ("BernoulliMixture", {}), "binary": ("BernoulliMixture", {}),
+    "categorical": ("CategoricalMixture", {}), "multinoulli": ("CategoricalMixture", {}),
+    "gaussian_diag": ("GaussianMixture", {"covariance_type": "diag"}),
+    "continuous": ("GaussianMixture", {"covariance_type": "diag"}),
+    "gaussian_full": ("GaussianMixture", {"covariance_type": "full"}),
+    "gaussian_spherical": ("GaussianMixture", {"covariance_type": "spherical"}),
+    "gaussian_tied": ("GaussianMixture", {"covariance_type": "tied"}),
+}
+_MEASUREMENT.update({f"{name}_nan": (cls, {**kw, "missing_values": "fiml"}) for name, (cls, kw) in list(_MEASUREMENT.items())
+                     if name in ("bernoulli", "binary", "categorical", "multinoulli", "gaussian_diag", "continuous")})
+# StepMix's structural descriptor -> StructuralModel's family (StepMix's bare 'gaussian' has unit variance)
+_STRUCTURAL = {"gaussian": "gaussian_unit", "gaussian_unit": "gaussian_unit", "gaussian_diag": "gaussian",
+               "continuous": "gaussian", "bernoulli": "bernoulli", "binary": "bernoulli",
+               "categorical": "categorical", "multinoulli": "categorical", "covariate": "covariate"}
+_STRUCTURAL.update({f"{name}_nan": family for name, family in list(_STRUCTURAL.items()) if family != "covariate"})
+_PADDING = 1e-15  # StepMix's value of a category a column does not have (its clip)
+
+
+class StepMix(EstimatorBase):
+    """StepMix's latent class estimator (``stepmix.stepmix.StepMix``): the same
+    constructor, defaults, methods and attributes, on bigem.
+
+    The measurement model is one of bigem's mixtures (``measurement``: 'bernoulli' /
+    'binary', 'categorical' / 'multinoulli', 'gaussian_diag' / 'continuous',
+    'gaussian_full', 'gaussian_spherical', 'gaussian_tied', and the '_nan' versions of
+    the binary, categorical and diagonal ones); the structural model, given Y, is a
+    :class:`StructuralModel` (``structural``: 'gaussian' / 'gaussian_unit',
+    'gaussian_diag' / 'continuous', 'bernoulli' / 'binary', 'categorical' /
+    'multinoulli', their '_nan' versions, or 'covariate'), fitted in ``n_steps`` with
+    ``correction`` and ``assignment`` as StepMix fits it. The estimates are StepMix's
+    (tests/reference/test_stepmix_api.py). Differences:
+
+    - ``rel_tol`` must be 0 (its default): bigem stops on ``abs_tol`` alone.
+    - ``progress_bar`` and ``verbose`` print nothing; ``save_param_init`` keeps nothing.
+    - A Gaussian measurement model starts as scikit-learn's 'random' does (weights from
+      the table), so it reaches StepMix's optimum by another path; the discrete ones
+      start as StepMix does.
+    - One step starts from the measurement fit, not from a joint draw: the classes may
+      be numbered differently.
+    - The covariate model's Newton steps run to convergence (StepMix's
+      ``structural_params={'max_iter': 1}`` takes one per M-step, so its naive and BCH
+      estimates are one step from a random start).
+    - Nested descriptors (dicts of blocks), 'gaussian_unit' measurements and the
+      full, spherical and tied Gaussians as outcomes have no counterpart:
+      :class:`MixedMixture` and :class:`StructuralModel` take mixed blocks by column.
+    """
+
+    _estimator_type = "clusterer"
+    _constraints = dict(
+        n_components=_params.Int(1), n_steps=_params.Int(1, 3), measurement=_params.Passed(),
+        structural=_params.Passed(), assignment=_params.Choice(("modal", "soft")),
+        correction=_params.Optional(_params.Choice(("BCH", "ML"))), abs_tol=_params.Float(0.0),
+        rel_tol=_params.Float(0.0), max_iter=_params.Int(1, at_most=_params.MAX_ITER),
+        n_init=_params.Int(1, at_most=_params.MAX_INIT), save_param_init=_params.Flag(),
+        init_params=_params.Choice(("kmeans", "random")), random_state=_params.Seed(), verbose=_params.Truthy(),
+        progress_bar=_params.Passed(), measurement_params=_params.Passed(), structural_params=_params.Passed(),
+    )
+
+    def __init__(self, n_components=2, *, n_steps=1, measurement="bernoulli", structural="gaussian_unit",
+                 assignment="modal", correction=None, abs_tol=1e-10, rel_tol=0.00, max_iter=1000, n_init=1,
+                 save_param_init=False, init_params="random", random_state=None, verbose=0, progress_bar=1,
+                 measurement_params=None, structural_params=None):
+        self.n_components = n_components
+        self.n_steps = n_steps
+        self.measurement = measurement
+        self.structural = structural
+        self.assignment = assignment
+        self.correction = correction
+        self.abs_tol = abs_tol
+        self.rel_tol = rel_tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.save_param_init = save_param_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.verbose = verbose
+        self.progress_bar = progress_bar
+        self.measurement_params = measurement_params
+        self.structural_params = structural_params
+
+    # ------------------------------------------------------------------ fitting
+    def _measurement_model(self, s):
+        import bigem
+
+        descriptor = s.measurement
+        if not isinstance(descriptor, str) or descriptor not in _MEASUREMENT:
+            known = ", ".join(repr(k) for k in _MEASUREMENT)
+            raise ParameterError(
+                f"measurement={descriptor!r} has no bigem counterpart here; it takes one of {known}. For a dict of "
+                "blocks use bigem.MixedMixture(families={column: family}); a unit-variance Gaussian measurement "
+                "model is not built")
+        name, kw = _MEASUREMENT[descriptor]
+        extra = dict(s.measurement_params or {})
+        reg = extra.pop("reg_covar", None)
+        if reg is not None and name == "GaussianMixture":
+            kw = {**kw, "reg_covar": reg}
+        if extra:
+            raise ParameterError(f"measurement_params {sorted(extra)} are not read by bigem's {name}")
+        discrete = {} if name == "GaussianMixture" else {"alpha": 0.0}
+        return getattr(bigem, name)(s.n_components, init_params=s.init_params, tol=s.abs_tol, max_iter=s.max_iter,
+                                    n_init=s.n_init, random_state=s.random_state, dtype="float64", **discrete, **kw)
+
+    def _structural_model(self, s, measurement):
+        from .structural import StructuralModel
+
+        descriptor = s.structural
+        if not isinstance(descriptor, str) or descriptor not in _STRUCTURAL:
+            known = ", ".join(repr(k) for k in _STRUCTURAL)
+            raise ParameterError(
+                f"structural={descriptor!r} has no bigem counterpart here; it takes one of {known}. For several "
+                "blocks use bigem.StructuralModel(measurement, {column: family})")
+        extra = dict(s.structural_params or {})
+        kw = {"reg_covar": extra.pop("reg_covar", 1e-6), "intercept": extra.pop("intercept", True)}
+        if extra.pop("method", "newton-raphson") != "newton-raphson":
+            raise ParameterError("structural_params method: bigem's covariate model takes Newton-Raphson steps only")
+        extra.pop("max_iter", None)  # Newton steps per M-step: bigem runs them to convergence
+        extra.pop("tol", None)
+        if extra:
+            raise ParameterError(f"structural_params {sorted(extra)} are not read by bigem's StructuralModel")
+        return StructuralModel(measurement, _STRUCTURAL[descriptor], n_steps=s.n_steps, correction=s.correction,
+                               assignment=s.assignment, alpha=0.0, tol=s.abs_tol, max_iter=s.max_iter, **kw)
+
+    def fit(self, X, Y=None, sample_weight=None, y=None):
+        """Fit the measurement model on X and, given Y, the structural model in ``n_steps``."""
+        if y is not None and Y is None:
+            Y = y
+        s = self._settings()
+        if s.rel_tol != 0:
+            raise ParameterError(f"rel_tol={s.rel_tol!r}: bigem stops on abs_tol alone; set rel_tol=0 and choose "
+                                 "abs_tol")
+        measurement = self._measurement_model(s)
+        if Y is None:
+            self._mm, self._sm = measurement.fit(X, sample_weight=sample_weight), None
+            run = self._mm
+        else:
+            self._sm = self._structural_model(s, measurement).fit(X, Y, sample_weight=sample_weight)
+            self._mm = self._sm.measurement_
+            run = self._sm if np.isfinite(self._sm.lower_bound_) else self._mm  # naive and BCH do no EM
+            self.structural_in_ = len(self._sm.families_)
+        self.weights_ = np.asarray(self._mm.weights_, dtype=np.float64).copy()
+        self.lower_bound_, self.n_iter_, self.converged_ = float(run.lower_bound_), int(run.n_iter_), bool(
+            run.converged_)
+        self.measurement_in_ = int(self._mm.n_features_in_)
+        if Y is None:
+            self.__dict__.pop("structural_in_", None)
+        return self
+
+    # ------------------------------------------------------------------ parameters
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_mm"):
+            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                                   "appropriate arguments before using this estimator.")
+
+    @property
+    def _conditional(self) -> bool:
+        return self._sm is not None and "covariate" in self._sm.families_
+
+    @property
+    def n_parameters(self):
+        """Free parameters, counted as StepMix counts them (class weights left out of a
+        covariate model, whose classes' probabilities are the covariates')."""
+        self._check_fitted()
+        K = self.n_components_
+        n = 0.0 if self._conditional else K - 1
+        n += self._mm._n_parameters() - (K - 1)
+        if self._sm is not None:
+            n += _structural_parameters(self._sm)
+        return n
+
+    @property
+    def n_components_(self) -> int:
+        return int(np.shape(self._mm.weights_)[0])
+
+    def get_parameters(self) -> dict:
+        """StepMix's dict: weights, the measurement and structural models' parameters by
+        StepMix's names, and the numbers of their columns."""
+        self._check_fitted()
+        params = dict(weights=self.weights_.copy(), measurement=_measurement_parameters(self._mm, self._settings()),
+                      measurement_in=self.measurement_in_)
+        if self._sm is not None:
+            params["structural"] = _structural_dict(self._sm)
+            params["structural_in"] = self.structural_in_
+        return params
+
+    # ------------------------------------------------------------------ inference
+    def predict_proba_class(self, X, Y=None):
+        """P(class | X), or P(class | X, Y) given the structural columns."""
+        self._check_fitted()
+        if Y is None:
+            return self._mm.predict_proba(X)
+        self._check_structural()
+        return self._sm.predict_proba(X, Y)
+
+    def predict_class(self, X, Y=None):
+        return self.predict_proba_class(X, Y).argmax(axis=1)
+
+    def predict_proba(self, X, Y=None):
+        return self.predict_proba_class(X, Y)
+
+    def predict(self, X, Y=None):
+        return self.predict_class(X, Y)
+
+    def _check_structural(self) -> None:
+        if self._sm is None:
+            raise ParameterError("this StepMix was fitted without Y: it has no structural model to score Y with")
+
+    def score(self, X, Y=None, sample_weight=None, y=None):
+        """The mean log-likelihood of the rows (of X, or of X and Y), weighted by
+        ``sample_weight``."""
+        self._check_fitted()
+        Y = y if Y is None else Y
+        values = self._mm.score_samples(X) if Y is None else (self._check_structural() or self._sm.score_samples(X, Y))
+        return float(np.average(values, weights=sample_weight))
+
+    def _total(self, X, Y) -> tuple[float, int]:
+        n = int(np.shape(X)[0])
+        return -2.0 * self.score(X, Y) * n, n
+
+    def bic(self, X, Y=None):
+        fit, n = self._total(X, Y)
+        return fit + self.n_parameters * np.log(n)
+
+    def aic(self, X, Y=None):
+        fit, _ = self._total(X, Y)
+        return fit + 2 * self.n_parameters
+
+    def caic(self, X, Y=None):
+        fit, n = self._total(X, Y)
+        return fit + self.n_parameters * (np.log(n) + 1)
+
+    def sabic(self, X, Y=None):
+        """StepMix's formula, p log(n (n + 2) / 24): the estimators' own ``sabic`` is
+        Sclove's, p log((n + 2) / 24), as Mplus and LatentGOLD compute it."""
+        fit, n = self._total(X, Y)
+        return fit + self.n_parameters * np.log(n * ((n + 2) / 24))
+
+    def entropy(self, X, Y=None):
+        resp = np.clip(self.predict_proba_class(X, Y), 1e-15, 1 - 1e-15)
+        return float(-np.sum(resp * np.log(resp)))
+
+    def relative_entropy(self, X, Y=None):
+        K = self.n_components_
+        return 1 - self.entropy(X, Y) / (np.shape(X)[0] * np.log(K)) if K > 1 else np.nan
+
+
+def _padded(probabilities: list[np.ndarray]) -> tuple[np.ndarray, int, int]:
+    """StepMix's categorical layout: each column's probabilities in a block of the widest
+    column's width, padded with StepMix's clip; the width; the total of outcomes."""
+    width = max(p.shape[1] for p in probabilities)
+    K = probabilities[0].shape[0]
+    blocks = [np.concatenate([p, np.full((K, width - p.shape[1]), _PADDING)], 1) for p in probabilities]
+    return np.concatenate(blocks, 1), width, sum(p.shape[1] for p in probabilities)
+
+
+def _measurement_parameters(mm, s) -> dict:
+    name = type(mm).__name__
+    if name == "BernoulliMixture":
+        return {"pis": mm.probabilities_.copy()}
+    if name == "CategoricalMixture":
+        pis, width, total = _padded(mm.probabilities_)
+        return {"max_n_outcomes": width, "total_outcomes": total, "pis": pis}
+    out = {"means": mm.means_.copy(), "covariances": mm.covariances_.copy()}
+    if not s.measurement.endswith("_nan"):
+        out["precisions_cholesky"] = mm.precisions_cholesky_.copy()
+    return out
+
+
+def _structural_dict(sm) -> dict:
+    family = sm.families_[0]
+    if family == "gaussian_unit":
+        return {"means": sm.means_.copy()}
+    if family == "gaussian":
+        return {"means": sm.means_.copy(), "covariances": sm.covariances_.copy(),
+                "precisions_cholesky": 1.0 / np.sqrt(sm.covariances_)}
+    if family == "bernoulli":
+        return {"pis": sm.bernoulli_probabilities_.copy()}
+    if family == "categorical":
+        pis, width, total = _padded(sm.probabilities_)
+        return {"max_n_outcomes": width, "total_outcomes": total, "pis": pis}
+    return {"beta": np.c_[sm.intercept_, sm.coef_] if sm.intercept else sm.coef_.copy()}
+
+
+def _structural_parameters(sm) -> int:
+    """The structural model's free parameters, StepMix's count."""
+    K = int(np.shape(sm.weights_)[0])
+    family, q = sm.families_[0], len(sm.families_)
+    if family == "gaussian":
+        return 2 * K * q
+    if family == "categorical":
+        return K * sum(p.shape[1] - 1 for p in sm.probabilities_)
+    if family == "covariate":
+        return (K - 1) * (q + bool(sm.intercept))
+    return K * q

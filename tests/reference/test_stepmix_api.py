@@ -1,0 +1,134 @@
+"""``bigem.StepMix`` runs StepMix code unchanged: the same constructor and defaults, the
+same ``get_parameters()`` layout, the same criteria, and StepMix 3's estimates, for the
+measurement models alone and with a structural model in one, two or three steps."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+import bigem
+from bigem.errors import NotFittedError, ParameterError
+
+stepmix = pytest.importorskip("stepmix")
+
+K = 3
+ITEMS = np.array([[.9, .9, .9, .1, .1, .1], [.1, .1, .9, .9, .9, .1], [.1, .1, .1, .1, .9, .9]])
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, K, 1500)
+    X = (rng.random((1500, 6)) < ITEMS[z]).astype(float)
+    return rng, z, X
+
+
+def both(X, Y=None, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = stepmix.StepMix(K, random_state=0, verbose=0, progress_bar=0, **kw).fit(X, Y)
+        ours = bigem.StepMix(K, random_state=0, **kw).fit(X, Y)
+    return ref, ours
+
+
+def close(a, b, atol):
+    assert set(a) == set(b)
+    for key in a:
+        if isinstance(a[key], dict):
+            close(a[key], b[key], atol)
+        else:
+            np.testing.assert_allclose(np.asarray(b[key], dtype=float), np.asarray(a[key], dtype=float), atol=atol,
+                                       err_msg=key)
+
+
+def test_the_constructor_is_stepmixs():
+    import inspect
+
+    theirs = inspect.signature(stepmix.StepMix.__init__).parameters
+    ours = inspect.signature(bigem.StepMix.__init__).parameters
+    assert list(ours) == list(theirs)
+    assert all(ours[name].default == theirs[name].default for name in theirs if name != "self")
+
+
+@pytest.mark.parametrize("measurement", ["binary", "categorical", "binary_nan"])
+def test_a_measurement_model_alone_is_stepmixs_fit_and_criteria(data, measurement):
+    rng, z, X = data
+    if measurement == "categorical":
+        X = X + (rng.random(X.shape) < 0.3)  # codes 0, 1, 2
+    elif measurement == "binary_nan":
+        X = X.copy()
+        X[rng.random(X.shape) < 0.1] = np.nan
+    ref, ours = both(X, measurement=measurement)
+    close(ref.get_parameters(), ours.get_parameters(), 1e-9)
+    assert ours.n_parameters == ref.n_parameters
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-12) and ours.n_iter_ == ref.n_iter_
+    for criterion in ("bic", "aic", "caic", "sabic", "entropy", "relative_entropy", "score"):
+        assert getattr(ours, criterion)(X) == pytest.approx(getattr(ref, criterion)(X), rel=1e-9), criterion
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-9)
+
+
+def test_a_gaussian_measurement_model_reaches_stepmixs_optimum(data):
+    rng, z, _ = data
+    X = rng.normal(np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])[z], 1.0)
+    ref, ours = both(X, measurement="gaussian_diag", abs_tol=1e-12)
+    a, b = ref.get_parameters()["measurement"], ours.get_parameters()["measurement"]
+    order = list(min(itertools.permutations(range(K)), key=lambda p: np.abs(b["means"][list(p)] - a["means"]).max()))
+    for key in ("means", "covariances", "precisions_cholesky"):
+        np.testing.assert_allclose(b[key][order], a[key], atol=1e-6)
+    assert ours.bic(X) == pytest.approx(ref.bic(X), rel=1e-9) and ours.n_parameters == ref.n_parameters
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(n_steps=2, structural="gaussian_diag"),
+                                dict(n_steps=3, correction="BCH"), dict(n_steps=3, correction="ML", assignment="soft"),
+                                dict(n_steps=3, structural="binary"), dict(n_steps=2, structural="categorical")],
+                         ids=["one-step", "two-step", "BCH", "ML-soft", "binary", "categorical"])
+def test_a_structural_model_is_stepmixs(data, kw):
+    rng, z, X = data
+    Y = rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None]
+    if kw.get("structural") == "binary":
+        Y = (Y > 1).astype(float)
+    elif kw.get("structural") == "categorical":
+        Y = np.digitize(Y, [0.5, 2.0]).astype(float)
+    ref, ours = both(X, Y, abs_tol=1e-12, **kw)
+    a, b = ref.get_parameters(), ours.get_parameters()
+    close(a, b, 1e-5)
+    assert ours.n_parameters == ref.n_parameters and ours.structural_in_ == 1 and ours.measurement_in_ == 6
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-9)
+    for criterion in ("bic", "aic", "caic", "sabic", "relative_entropy", "score"):
+        assert getattr(ours, criterion)(X, Y) == pytest.approx(getattr(ref, criterion)(X, Y), rel=1e-7), criterion
+    np.testing.assert_allclose(ours.predict_proba(X, Y), ref.predict_proba(X, Y), atol=1e-5)
+
+
+def test_a_covariate_model_is_stepmixs(data):
+    rng, z, X = data
+    Z = rng.normal(size=(len(z), 2)) + 0.5 * z[:, None]
+    ref, ours = both(X, Z, n_steps=2, structural="covariate", abs_tol=1e-12,
+                     structural_params={"max_iter": 100})
+    beta_a, beta_b = ref.get_parameters()["structural"]["beta"], ours.get_parameters()["structural"]["beta"]
+    np.testing.assert_allclose(beta_b - beta_b[0], beta_a - beta_a[0], atol=1e-5)  # softmax's free shift aside
+    assert ours.n_parameters == ref.n_parameters == 24.0
+    assert ours.bic(X, Z) == pytest.approx(ref.bic(X, Z), rel=1e-9)
+
+
+def test_what_has_no_counterpart_says_so(data):
+    _, _, X = data
+    Y = X[:, :1]
+    with pytest.raises(ParameterError, match="rel_tol"):
+        bigem.StepMix(K, rel_tol=1e-5).fit(X)
+    with pytest.raises(ParameterError, match="MixedMixture"):
+        bigem.StepMix(K, measurement={"a": {"model": "binary", "n_columns": 6}}).fit(X)
+    with pytest.raises(ParameterError, match="unit-variance"):
+        bigem.StepMix(K, measurement="gaussian_unit").fit(X)
+    with pytest.raises(ParameterError, match="StructuralModel"):
+        bigem.StepMix(K, structural="gaussian_full").fit(X, Y)
+    with pytest.raises(ParameterError, match="not read"):
+        bigem.StepMix(K, measurement_params={"integer_codes": False}).fit(X)
+    with pytest.raises(NotFittedError):
+        bigem.StepMix(K).predict(X)
+    with pytest.raises(ParameterError, match="without Y"):
+        bigem.StepMix(K).fit(X).score(X, Y)
