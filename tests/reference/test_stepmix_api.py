@@ -132,3 +132,53 @@ def test_what_has_no_counterpart_says_so(data):
         bigem.StepMix(K).predict(X)
     with pytest.raises(ParameterError, match="without Y"):
         bigem.StepMix(K).fit(X).score(X, Y)
+
+
+@pytest.mark.parametrize("measurement,structural", [("binary", "gaussian_diag"), ("categorical", "gaussian"),
+                                                    ("gaussian_full", "binary"), ("gaussian_tied", "categorical"),
+                                                    ("gaussian_spherical", "covariate"), ("binary_nan", None)])
+def test_the_parameter_frames_are_stepmixs(data, measurement, structural):
+    """get_parameters_df, get_mm_df, get_sm_df and get_cw_df: StepMix's rows, index and
+    values, with the column names of DataFrames."""
+    import pandas as pd
+
+    rng, z, X = data
+    if measurement == "categorical":
+        X = X + (rng.random(X.shape) < 0.3)
+    elif measurement.startswith("gaussian"):
+        X = rng.normal(np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])[z], 1.0)
+    X = pd.DataFrame(X, columns=[f"item{j}" for j in range(X.shape[1])])
+    Y = None
+    if structural is not None:
+        Y = pd.DataFrame({"y": rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)})
+        if structural == "binary":
+            Y = (Y > 1).astype(float)
+        elif structural == "categorical":
+            Y = pd.DataFrame({"y": np.digitize(Y["y"], [0.5, 2.0]).astype(float)})
+    kw = dict(measurement=measurement, abs_tol=1e-12, n_steps=3, correction="ML")
+    if structural is not None:
+        kw["structural"] = structural
+    if structural == "covariate":
+        kw.update(structural_params={"max_iter": 100})
+    ref, ours = both(X, Y, **kw)
+    a, b = ref.get_parameters_df(), ours.get_parameters_df()
+    if measurement.startswith("gaussian"):  # the same optimum, maybe numbered otherwise
+        pa, pb = ref.get_parameters()["measurement"]["means"], ours.get_parameters()["measurement"]["means"]
+        order = min(itertools.permutations(range(K)), key=lambda p: np.abs(pb[list(p)] - pa).max())
+        if list(order) != list(range(K)):
+            pytest.skip("the two fits number the classes differently")
+    assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)
+    values_a, values_b = a["value"].to_numpy(), b["value"].to_numpy()
+    if structural == "covariate":  # softmax's free shift: compare log odds against class 0
+        beta_a = a.loc["structural"]["value"].to_numpy().reshape(K, -1)
+        beta_b = b.loc["structural"]["value"].to_numpy().reshape(K, -1)
+        np.testing.assert_allclose(beta_b - beta_b[0], beta_a - beta_a[0], atol=1e-4)
+        keep = a.index.get_level_values("model") == "measurement"
+        values_a, values_b = values_a[keep], values_b[keep]
+    np.testing.assert_allclose(values_b, values_a, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # StepMix's .loc on its unsorted index warns of performance
+        pd.testing.assert_frame_equal(ours.get_mm_df(), ref.get_mm_df(), atol=1e-5)
+        if structural not in (None, "covariate"):
+            pd.testing.assert_frame_equal(ours.get_sm_df(), ref.get_sm_df(), atol=1e-5)
+            pd.testing.assert_frame_equal(ours.get_cw_df(), ref.get_cw_df(), atol=1e-5)

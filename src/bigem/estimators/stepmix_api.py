@@ -32,6 +32,15 @@ _STRUCTURAL = {"gaussian": "gaussian_unit", "gaussian_unit": "gaussian_unit", "g
                "categorical": "categorical", "multinoulli": "categorical", "covariate": "covariate"}
 _STRUCTURAL.update({f"{name}_nan": family for name, family in list(_STRUCTURAL.items()) if family != "covariate"})
 _PADDING = 1e-15  # StepMix's value of a category a column does not have (its clip)
+# StepMix's name of each emission model (its ``model_str``), by descriptor
+_MODEL_NAMES = {"bernoulli": "binary", "binary": "binary", "categorical": "categorical",
+                "multinoulli": "categorical", "gaussian_diag": "gaussian_diag", "continuous": "gaussian_diag",
+                "gaussian_full": "gaussian_full", "gaussian_spherical": "gaussian_spherical",
+                "gaussian_tied": "gaussian_tied", "gaussian": "gaussian_unit", "gaussian_unit": "gaussian_unit",
+                "covariate": "covariate"}
+_MODEL_NAMES.update({f"{name}_nan": f"{model}_nan" for name, model in list(_MODEL_NAMES.items())
+                     if model != "covariate"})
+_INDEX = ["model", "model_name", "param", "class_no", "variable"]
 
 
 class StepMix(EstimatorBase):
@@ -45,7 +54,9 @@ class StepMix(EstimatorBase):
     :class:`StructuralModel` (``structural``: 'gaussian' / 'gaussian_unit',
     'gaussian_diag' / 'continuous', 'bernoulli' / 'binary', 'categorical' /
     'multinoulli', their '_nan' versions, or 'covariate'), fitted in ``n_steps`` with
-    ``correction`` and ``assignment`` as StepMix fits it. The estimates are StepMix's
+    ``correction`` and ``assignment`` as StepMix fits it. The estimates are StepMix's, and
+    so are ``get_parameters()``, the parameter frames (``get_parameters_df``,
+    ``get_mm_df``, ``get_sm_df``, ``get_cw_df``) and the criteria
     (tests/reference/test_stepmix_api.py). Differences:
 
     - ``rel_tol`` must be 0 (its default): bigem stops on ``abs_tol`` alone.
@@ -159,8 +170,12 @@ class StepMix(EstimatorBase):
         self.lower_bound_, self.n_iter_, self.converged_ = float(run.lower_bound_), int(run.n_iter_), bool(
             run.converged_)
         self.measurement_in_ = int(self._mm.n_features_in_)
+        self.x_names_ = _names(X)
         if Y is None:
             self.__dict__.pop("structural_in_", None)
+            self.__dict__.pop("y_names_", None)
+        else:
+            self.y_names_ = _names(Y)
         return self
 
     # ------------------------------------------------------------------ parameters
@@ -199,6 +214,46 @@ class StepMix(EstimatorBase):
             params["structural"] = _structural_dict(self._sm)
             params["structural_in"] = self.structural_in_
         return params
+
+    def get_parameters_df(self, x_names=None, y_names=None):
+        """StepMix's long DataFrame of the parameters, indexed by model ('measurement',
+        'structural'), model_name, param, class_no and variable."""
+        import pandas as pd
+
+        params = self.get_parameters()
+        s = self._settings()
+        x_names = x_names if x_names is not None else getattr(self, "x_names_", None)
+        frames = [_long(_MODEL_NAMES[s.measurement], params["measurement"], x_names, self.measurement_in_)
+                  .assign(model="measurement")]
+        if not self._conditional:
+            frames.append(pd.DataFrame.from_records(
+                [dict(model="measurement", model_name="class_weights", param="class_weights", class_no=k,
+                      variable="nan", value=w) for k, w in enumerate(self.weights_)]))
+        if self._sm is not None:
+            y_names = y_names if y_names is not None else getattr(self, "y_names_", None)
+            frames.append(_long(_MODEL_NAMES[s.structural], params["structural"], y_names, self.structural_in_,
+                                intercept=bool(self._sm.intercept)).assign(model="structural"))
+        return pd.concat(frames).set_index(_INDEX)
+
+    def get_cw_df(self, x_names=None, y_names=None):
+        """The class weights, one column per class (StepMix's layout)."""
+        if self._conditional:
+            raise ParameterError("Class weights are not defined when using the conditional likelihood perspective "
+                                 "(covariates).")
+        return _pivot(_rows(self.get_parameters_df(x_names, y_names), "measurement", True), ["param"])
+
+    def get_mm_df(self, x_names=None, y_names=None):
+        """The measurement model's parameters, one column per class (StepMix's layout)."""
+        df = _rows(self.get_parameters_df(x_names, y_names), "measurement", False)
+        return _pivot(df, ["model_name", "param", "variable"])
+
+    def get_sm_df(self, x_names=None, y_names=None):
+        """The structural model's parameters, one column per class (StepMix's layout)."""
+        self._check_fitted()
+        if self._sm is None:
+            raise ParameterError("No structural model fitted.")
+        return _pivot(_rows(self.get_parameters_df(x_names, y_names), "structural", False),
+                      ["model_name", "param", "variable"])
 
     # ------------------------------------------------------------------ inference
     def predict_proba_class(self, X, Y=None):
@@ -259,6 +314,67 @@ class StepMix(EstimatorBase):
     def relative_entropy(self, X, Y=None):
         K = self.n_components_
         return 1 - self.entropy(X, Y) / (np.shape(X)[0] * np.log(K)) if K > 1 else np.nan
+
+
+def _names(data) -> list[str] | None:
+    """A DataFrame's column names or a Series' name, as StepMix keeps them (else None)."""
+    if hasattr(data, "columns"):
+        return list(data.columns)
+    if hasattr(data, "name") and hasattr(data, "to_numpy"):
+        return [data.name]
+    return None
+
+
+def _long(model_name: str, params: dict, names, width: int, intercept: bool = True):
+    """One emission model's parameters in StepMix's long form: a row per (param, class,
+    variable), as its emission models write them."""
+    import pandas as pd
+
+    names = list(names) if names is not None else [f"feature_{i}" for i in range(width)]
+    K = next(v for v in params.values() if np.ndim(v) > 0).shape[0]
+    rows = []
+
+    def add(key, values, variables):
+        for k in range(K):
+            rows.extend(dict(model_name=model_name, param=key, class_no=k, variable=v, value=values[k, j])
+                        for j, v in enumerate(variables))
+
+    base = model_name.removesuffix("_nan")
+    if base == "categorical":
+        M = params["max_n_outcomes"]
+        expanded = [f"{name}_{i}" for name in names for i in range(M)]
+        keep = (params["pis"] > _PADDING).any(axis=0)  # StepMix drops the outcomes no class has
+        add("pis", params["pis"][:, keep], [v for v, kept in zip(expanded, keep) if kept])
+    elif base == "covariate":
+        add("beta", params["beta"], (["intercept"] if intercept else []) + names)
+    elif base in ("gaussian_full", "gaussian_tied"):
+        add("means", params["means"], names)
+        cov = params["covariances"]
+        cov = np.tile(cov, (K, 1, 1)) if base == "gaussian_tied" else cov
+        for k in range(K):
+            rows.extend(dict(model_name=model_name, param=f"cov_{row}", class_no=k, variable=col, value=cov[k, r, c])
+                        for r, row in enumerate(names) for c, col in enumerate(names))
+    elif base == "gaussian_spherical":
+        add("means", params["means"], names)
+        add("covariances", np.tile(params["covariances"], (len(names), 1)).T, names)
+    else:
+        for key in [k for k in ("pis", "means", "covariances") if k in params]:
+            add(key, params[key], names)
+    return pd.DataFrame.from_records(rows)
+
+
+def _rows(df, model: str, weights: bool):
+    """The rows of one model, the class weights' rows alone (``weights``) or without them,
+    by masks: the frame keeps StepMix's row order, which is not sorted for ``.loc``."""
+    level = df.index.get_level_values
+    chosen = (level("model") == model) & ((level("model_name") == "class_weights") == weights)
+    return df[chosen].droplevel("model")
+
+
+def _pivot(df, index: list[str]):
+    import pandas as pd
+
+    return pd.pivot_table(df, columns="class_no", values="value", index=index, aggfunc="mean")
 
 
 def _padded(probabilities: list[np.ndarray]) -> tuple[np.ndarray, int, int]:
