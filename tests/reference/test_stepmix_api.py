@@ -182,3 +182,28 @@ def test_the_parameter_frames_are_stepmixs(data, measurement, structural):
         if structural not in (None, "covariate"):
             pd.testing.assert_frame_equal(ours.get_sm_df(), ref.get_sm_df(), atol=1e-5)
             pd.testing.assert_frame_equal(ours.get_cw_df(), ref.get_cw_df(), atol=1e-5)
+
+
+def test_bootstrap_stats_are_stepmixs_frames_and_agree_within_monte_carlo_noise(data):
+    rng, z, X = data
+    X, z = X[:800], z[:800]
+    Y = rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None]
+    ref, ours = both(X, Y, n_steps=3, correction="ML")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ref.bootstrap_stats(X, Y, n_repetitions=60, progress_bar=False)
+    mine = ours.bootstrap_stats(X, Y, n_repetitions=60)
+    assert set(mine) == set(theirs)
+    assert list(mine["samples"].index.names) == list(theirs["samples"].index.names)
+    assert list(mine["samples"].columns) == list(theirs["samples"].columns)  # value, rep
+    assert list(mine["rep_stats"].columns) == ["LL", "avg_LL"] and len(mine["rep_stats"]) == 60
+    for key in ("mm_mean", "mm_std", "sm_mean", "sm_std", "cw_mean", "cw_std"):
+        assert mine[key].index.equals(theirs[key].index) and list(mine[key].columns) == list(theirs[key].columns)
+    # the means of the replicates sit at the estimate; their spreads are the same within noise
+    np.testing.assert_allclose(mine["sm_mean"].to_numpy(), theirs["sm_mean"].to_numpy(), atol=0.05)
+    ratio = mine["sm_std"].to_numpy() / theirs["sm_std"].to_numpy()
+    assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
+    ratio = mine["cw_std"].to_numpy() / theirs["cw_std"].to_numpy()
+    assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
+    with pytest.raises(ParameterError, match="nonparametrically"):
+        ours.bootstrap(X, Y, n_repetitions=2, parametric=True)

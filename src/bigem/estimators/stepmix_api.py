@@ -255,6 +255,88 @@ class StepMix(EstimatorBase):
         return _pivot(_rows(self.get_parameters_df(x_names, y_names), "structural", False),
                       ["model_name", "param", "variable"])
 
+    # ------------------------------------------------------------------ bootstrap
+    def bootstrap(self, X, Y=None, n_repetitions=1000, sample_weight=None, parametric=False, sampler=None,
+                  identify_classes=True, progress_bar=True, random_state=None):
+        """StepMix's nonparametric bootstrap: (the parameter frames of every repetition, with
+        a 'rep' column, or None without ``identify_classes``; each repetition's LL and
+        avg_LL). A repetition reweights the rows by their counts in a draw with
+        replacement (the same fit as on the drawn copy, without copying X) and refits from
+        this fit (the measurement model warm-started, so its classes keep their order); its
+        classes are then matched to this fit's by their posteriors on X, as StepMix does.
+        ``parametric`` has no counterpart here (a ParameterError)."""
+        import pandas as pd
+
+        from .bootstrap import _best_order
+
+        self._check_fitted()
+        if parametric or sampler is not None:
+            raise ParameterError("bigem.StepMix bootstraps nonparametrically only; for a parametric bootstrap of a "
+                                 "measurement model use its estimator's bootstrap(X, method='parametric')")
+        n = int(np.shape(X)[0])
+        base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        reference = self.predict_proba(X, Y)
+        frames, lls, avg_lls = [], [], []
+        for rep in range(int(n_repetitions)):
+            counts = rng.multinomial(n, np.full(n, 1.0 / n)).astype(np.float64)
+            weights = counts if base is None else counts * base
+            replicate = self._refit(X, Y, weights)
+            avg = replicate.score(X, Y, sample_weight=weights)
+            avg_lls.append(avg)
+            lls.append(avg * (weights.sum() if base is not None else n))
+            if identify_classes:
+                order = _best_order(reference, replicate.predict_proba(X, Y))
+                renumber = np.empty(len(order), dtype=int)
+                renumber[order] = np.arange(len(order))  # the replicate's class order[k] is this fit's class k
+                frame = replicate.get_parameters_df(getattr(self, "x_names_", None),
+                                                    getattr(self, "y_names_", None)).reset_index()
+                frame["class_no"] = renumber[frame["class_no"].to_numpy()]
+                frame["rep"] = rep
+                frames.append(frame.set_index(_INDEX))
+        samples = pd.concat(frames).sort_index() if identify_classes else None
+        return samples, pd.DataFrame.from_dict({"LL": np.array(lls), "avg_LL": np.array(avg_lls)})
+
+    def bootstrap_stats(self, X, Y=None, n_repetitions=1000, sample_weight=None, parametric=False,
+                        progress_bar=True):
+        """StepMix's summary of :meth:`bootstrap`: 'samples', 'rep_stats', and the means and
+        standard deviations over the repetitions of the measurement ('mm_mean',
+        'mm_std'), structural ('sm_mean', 'sm_std') and class weight ('cw_mean',
+        'cw_std'; not for covariates) parameters, one column per class."""
+        samples, stats = self.bootstrap(X, Y, n_repetitions=n_repetitions, sample_weight=sample_weight,
+                                        parametric=parametric, progress_bar=progress_bar)
+        index = ["model_name", "param", "variable"]
+        mm = _rows(samples, "measurement", False)
+        result = {"samples": samples, "rep_stats": stats, "mm_mean": _pivot(mm, index),
+                  "mm_std": _pivot(mm, index, "std")}
+        if self._sm is not None:
+            sm = _rows(samples, "structural", False)
+            result["sm_mean"], result["sm_std"] = _pivot(sm, index), _pivot(sm, index, "std")
+        if not self._conditional:
+            cw = _rows(samples, "measurement", True)
+            result["cw_mean"], result["cw_std"] = _pivot(cw, ["param"]), _pivot(cw, ["param"], "std")
+        return result
+
+    def _refit(self, X, Y, weights) -> StepMix:
+        """A copy refitted on rows of the given weights, from this fit."""
+        import copy
+        import warnings
+
+        from .._core.errors import ConvergenceWarning
+
+        replicate = copy.deepcopy(self)
+        first = copy.deepcopy(self._mm)  # (after one step: the joint fit's, as near a start as any)
+        first.set_params(warm_start=True, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            first.fit(X, sample_weight=weights)
+            replicate._mm, replicate._sm = first, None
+            if self._sm is not None:
+                replicate._sm = copy.deepcopy(self._sm).set_params(measurement=first).fit(X, Y, sample_weight=weights)
+                replicate._mm = replicate._sm.measurement_
+        replicate.weights_ = np.asarray(replicate._mm.weights_, dtype=np.float64).copy()
+        return replicate
+
     # ------------------------------------------------------------------ inference
     def predict_proba_class(self, X, Y=None):
         """P(class | X), or P(class | X, Y) given the structural columns."""
@@ -371,10 +453,10 @@ def _rows(df, model: str, weights: bool):
     return df[chosen].droplevel("model")
 
 
-def _pivot(df, index: list[str]):
+def _pivot(df, index: list[str], aggfunc: str = "mean"):
     import pandas as pd
 
-    return pd.pivot_table(df, columns="class_no", values="value", index=index, aggfunc="mean")
+    return pd.pivot_table(df, columns="class_no", values="value", index=index, aggfunc=aggfunc)
 
 
 def _padded(probabilities: list[np.ndarray]) -> tuple[np.ndarray, int, int]:
