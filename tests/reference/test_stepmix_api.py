@@ -207,3 +207,21 @@ def test_bootstrap_stats_are_stepmixs_frames_and_agree_within_monte_carlo_noise(
     assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
     with pytest.raises(ParameterError, match="nonparametrically"):
         ours.bootstrap(X, Y, n_repetitions=2, parametric=True)
+
+
+@pytest.mark.parametrize("structural", ["binary", "categorical"])
+def test_permuting_classes_and_predicting_the_outcome_are_stepmixs(data, structural):
+    rng, z, X = data
+    Y = (rng.random(len(z)) < np.array([0.2, 0.5, 0.9])[z]).astype(float)[:, None]
+    if structural == "categorical":
+        Y = Y + (rng.random(Y.shape) < 0.4)
+    ref, ours = both(X, Y, n_steps=2, structural=structural, abs_tol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba_Y(X), ref.predict_proba_Y(X), atol=1e-6)
+    np.testing.assert_array_equal(ours.predict_Y(X), ref.predict_Y(X))
+    perm = np.array([2, 0, 1])
+    ref.permute_classes(perm)
+    ours.permute_classes(perm)
+    close(ref.get_parameters(), ours.get_parameters(), 1e-5)
+    np.testing.assert_allclose(ours.predict_proba(X, Y), ref.predict_proba(X, Y), atol=1e-6)
+    with pytest.raises(ParameterError, match="permutation of 0..2"):
+        ours.permute_classes([0, 0, 1])

@@ -291,3 +291,25 @@ def test_outcomes_missing_at_random_are_marginalised(fitted):
         np.testing.assert_allclose(m.means_[:, 0], MEANS[order], atol=0.06)
     post = m.predict_proba(X, holed)
     np.testing.assert_allclose(post[gone], measurement.predict_proba(X)[gone], atol=1e-10)
+
+
+def test_permuting_classes_renumbers_every_part_alike():
+    """Class k becomes the fitted class perm[k]: the posteriors' columns, the outcome's
+    means, the covariate rows, D's rows and columns; a tied covariance stays shared."""
+    rng = np.random.default_rng(9)
+    z = rng.integers(0, 3, 2000)
+    X = rng.normal(np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])[z], 1.0)
+    Y = np.c_[rng.normal(np.array([0.0, 1.0, 2.0])[z], 1.0), rng.normal(size=2000)]
+    measurement = bigem.GaussianMixture(3, covariance_type="tied", random_state=0, dtype="float64")
+    m = bigem.StructuralModel(measurement, ["gaussian", "covariate"], n_steps=3, correction="ML").fit(X, Y)
+    before = dict(post=m.predict_proba(X, Y), means=m.means_.copy(), coef=m.coef_.copy(),
+                  D=m.classification_error_.copy(), cov=m.measurement_.covariances_.copy())
+    perm = np.array([1, 2, 0])
+    m.permute_classes(perm)
+    np.testing.assert_allclose(m.predict_proba(X, Y), before["post"][:, perm], atol=1e-12)
+    np.testing.assert_array_equal(m.means_, before["means"][perm])
+    np.testing.assert_array_equal(m.coef_, before["coef"][perm])
+    np.testing.assert_array_equal(m.classification_error_, before["D"][np.ix_(perm, perm)])
+    np.testing.assert_array_equal(m.measurement_.covariances_, before["cov"])
+    with pytest.raises(ParameterError, match="permutation"):
+        m.permute_classes([0, 1])

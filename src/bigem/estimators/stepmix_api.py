@@ -255,6 +255,52 @@ class StepMix(EstimatorBase):
         return _pivot(_rows(self.get_parameters_df(x_names, y_names), "structural", False),
                       ["model_name", "param", "variable"])
 
+    def permute_classes(self, perm):
+        """Renumber the latent classes: class k becomes the fitted class ``perm[k]``, in
+        the weights, the measurement model and the structural model."""
+        from .structural import _permutation, permuted_mixture
+
+        self._check_fitted()
+        perm = _permutation(perm, self.n_components_)
+        if self._sm is not None:
+            self._mm = self._sm.permute_classes(perm).measurement_
+        else:
+            self._mm = permuted_mixture(self._mm, perm)
+        self.weights_ = np.asarray(self._mm.weights_, dtype=np.float64).copy()
+
+    def predict_proba_Y(self, X):
+        """P(y | x) of a binary or categorical outcome: sum_c P(c | x) P(y | c), StepMix's
+        columns (a binary column's P(0) and P(1) side by side; a categorical column's
+        max_n_outcomes probabilities)."""
+        resp, pis, family = self._outcome(X)
+        if family == "bernoulli":
+            probs = np.repeat(resp @ pis, 2, axis=1)
+            probs[:, ::2] = 1 - probs[:, ::2]
+            return probs
+        params = _structural_dict(self._sm)
+        M = params["max_n_outcomes"]
+        return np.einsum("nk,kfo->nfo", resp, params["pis"].reshape(len(pis), -1, M)).reshape(len(resp), -1)
+
+    def predict_Y(self, X):
+        """The most likely value of each binary or categorical outcome given x (StepMix's
+        shape: (n,) for one column)."""
+        resp, pis, family = self._outcome(X)
+        probs = self.predict_proba_Y(X)
+        columns = pis.shape[1] if family == "bernoulli" else len(self._sm.families_)
+        preds = probs.reshape(len(resp), columns, -1).argmax(axis=2)
+        return preds.ravel() if preds.shape[1] == 1 else preds
+
+    def _outcome(self, X):
+        self._check_fitted()
+        if self._sm is None:
+            raise ParameterError("Calling predict_Y requires a structural model.")
+        family = self._sm.families_[0]
+        if family not in ("bernoulli", "categorical"):
+            raise ParameterError(f"predict_Y and predict_proba_Y need a binary or categorical outcome; this one is "
+                                 f"{self.structural!r}")
+        pis = self._sm.bernoulli_probabilities_ if family == "bernoulli" else _structural_dict(self._sm)["pis"]
+        return self._mm.predict_proba(X), pis, family
+
     # ------------------------------------------------------------------ bootstrap
     def bootstrap(self, X, Y=None, n_repetitions=1000, sample_weight=None, parametric=False, sampler=None,
                   identify_classes=True, progress_bar=True, random_state=None):

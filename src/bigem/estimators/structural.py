@@ -369,6 +369,21 @@ class StructuralModel(EstimatorBase):
         return structural_bootstrap(self, X, Y, n_boot=n_boot, method=method, random_state=random_state,
                                     columns=columns, sample_weight=sample_weight)
 
+    def permute_classes(self, perm) -> StructuralModel:
+        """Renumber the classes: class k becomes the fitted class ``perm[k]``, in the
+        measurement model (``measurement_``, a copy) and the structural model alike."""
+        self._check_fitted()
+        perm = _permutation(perm, len(self.weights_))
+        self.measurement_ = permuted_mixture(self.measurement_, perm)
+        model, params = self._fitted_model, self._fitted_params
+        tensors = {name: value[perm] for name, value in model.component.to_tensors(params.component).items()}
+        self._fitted_params = MixtureParams(params.weights, model.component.from_tensors(tensors))
+        self._log_w = self._log_w[perm]
+        if self.classification_error_ is not None:
+            self.classification_error_ = self.classification_error_[np.ix_(perm, perm)]
+        self._publish(model, self._fitted_params, self.families_, self.measurement_)
+        return self
+
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
         if not hasattr(self, "_fitted_params"):
@@ -404,6 +419,29 @@ class StructuralModel(EstimatorBase):
     def score(self, X, Y, *, columns=None) -> float:
         """The mean log-likelihood of the rows (:meth:`score_samples` averaged)."""
         return float(self.score_samples(X, Y, columns=columns).mean())
+
+
+def _permutation(perm, K: int) -> np.ndarray:
+    perm = np.asarray(perm)
+    if perm.shape != (K,) or sorted(perm.tolist()) != list(range(K)):
+        raise ParameterError(f"perm must be a permutation of 0..{K - 1}; got {perm.tolist()}")
+    return perm.astype(np.int64)
+
+
+def permuted_mixture(est, perm: np.ndarray):
+    """A copy of the fitted mixture ``est`` whose component k is its component
+    ``perm[k]``: its fitted arrays reordered (those all components share kept), and its
+    parameters rebuilt from them as user-set ones are."""
+    out = copy.deepcopy(est)
+    K = len(perm)
+    shared = out._shared_parameters()
+    for attr in out._fitted_arrays:
+        value = np.asarray(getattr(out, attr))
+        if attr not in shared and value.ndim and value.shape[0] == K:
+            setattr(out, attr, value[perm])
+    params = out._from_attributes(out._inference_settings())
+    out._set_fitted(params, out.n_features_in_, getattr(out, "feature_names_in_", None))
+    return out
 
 
 def _check_admissible(resp: torch.Tensor, y: np.ndarray, weight: torch.Tensor | None, families: list[str],
