@@ -98,21 +98,15 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     as it is. ``sample_weight``: the fit's own weights (an array, one per row), which
     each replicate's draws multiply (the parametric bootstrap draws fresh rows, and has
     none)."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
+    _check_n_boot(n_boot)
     if method not in METHODS:
         raise ParameterError(f"method must be one of {list(METHODS)}; got {method!r}")
-    if isinstance(sample_weight, str):
-        raise ParameterError(f"sample_weight={sample_weight!r} names a column; the bootstrap multiplies the weights by "
-                             "its draws, so pass them as an array (one per row)")
     est._fitted()
     K = int(np.shape(est.weights_)[0])
     shared = est._shared_parameters()
     estimate = _parameters(est)
     n = est._score_totals(X, columns).rows  # one pass: the rows' count, whatever X is
-    base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if base is not None and base.shape != (n,):
-        raise ParameterError(f"sample_weight has {base.shape[0]} weights, but X has {n} rows; pass one per row")
+    base = base_weights(sample_weight, n)
     rng = np.random.default_rng(random_state)
     probe, reference = _probe(est, int(rng.integers(2**31 - 1)))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
@@ -126,9 +120,7 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
                 rows, _ = _drawn(est, n, int(rng.integers(2**31 - 1)))
                 replicate.fit(rows)
             else:
-                weights = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
-                           else rng.exponential(size=n)).astype(np.float64)
-                replicate.fit(X, y, sample_weight=weights if base is None else weights * base, columns=columns)
+                replicate.fit(X, y, sample_weight=drawn_weights(rng, n, method, base), columns=columns)
         converged.append(bool(replicate.converged_))
         values = _parameters(replicate)
         order = _best_order(reference, replicate.predict_proba(probe))
@@ -145,8 +137,7 @@ def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonpara
     step's uncertainty, which the stepwise estimators' own fits hold fixed (Bakk, Oberski
     & Vermunt 2014). Classes are matched to the fit's through the measurement model's
     posteriors on rows drawn from it."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
+    _check_n_boot(n_boot)
     if method not in METHODS[:2]:
         raise ParameterError(f"method must be one of {list(METHODS[:2])} for a structural model (its outcomes and "
                              f"covariates are not drawn from a model); got {method!r}")
@@ -155,17 +146,13 @@ def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonpara
     K = int(np.shape(est.weights_)[0])
     estimate = est._parameters()
     n = measurement._score_totals(X, columns).rows
-    base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if base is not None and base.shape != (n,):
-        raise ParameterError(f"sample_weight has {base.shape[0]} weights, but X has {n} rows; pass one per row")
+    base = base_weights(sample_weight, n)
     rng = np.random.default_rng(random_state)
     probe, reference = _probe(measurement, int(rng.integers(2**31 - 1)))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
     converged = []
     for _ in range(int(n_boot)):
-        weights = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
-                   else rng.exponential(size=n)).astype(np.float64)
-        weights = weights if base is None else weights * base
+        weights = drawn_weights(rng, n, method, base)
         first = copy.deepcopy(measurement)  # started from the fit: a few passes, the classes in order
         first.set_params(warm_start=True, verbose=0)
         with warnings.catch_warnings():
@@ -178,6 +165,32 @@ def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonpara
         for name, value in replicate._parameters().items():
             draws[name].append(value[order] if value.shape[:1] == (K,) else value)
     return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged))
+
+
+def _check_n_boot(n_boot) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ParameterError(f"n_boot must be an int >= 2 (the number of replicates); got {n_boot!r}")
+
+
+def base_weights(sample_weight, n: int) -> np.ndarray | None:
+    """The fit's own row weights, which each replicate's draws multiply (None: none)."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, str):
+        raise ParameterError(f"sample_weight={sample_weight!r} names a column; the bootstrap multiplies the weights by "
+                             "its draws, so pass them as an array (one per row)")
+    base = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if base.shape != (n,):
+        raise ParameterError(f"sample_weight has {base.shape[0]} weights, but X has {n} rows; pass one per row")
+    return base
+
+
+def drawn_weights(rng: np.random.Generator, n: int, method: str, base: np.ndarray | None) -> np.ndarray:
+    """One replicate's row weights: each row's count in n draws with replacement
+    ('nonparametric'), or an Exp(1) weight ('weighted'), times ``base``."""
+    draws = (rng.multinomial(n, np.full(n, 1.0 / n)) if method == "nonparametric"
+             else rng.exponential(size=n)).astype(np.float64)
+    return draws if base is None else draws * base
 
 
 def _parameters(est) -> dict[str, np.ndarray]:

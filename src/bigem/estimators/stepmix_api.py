@@ -313,20 +313,19 @@ class StepMix(EstimatorBase):
         ``parametric`` has no counterpart here (a ParameterError)."""
         import pandas as pd
 
-        from .bootstrap import _best_order
+        from .bootstrap import _best_order, base_weights, drawn_weights
 
         self._check_fitted()
         if parametric or sampler is not None:
             raise ParameterError("bigem.StepMix bootstraps nonparametrically only; for a parametric bootstrap of a "
                                  "measurement model use its estimator's bootstrap(X, method='parametric')")
         n = int(np.shape(X)[0])
-        base = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        base = base_weights(sample_weight, n)
         rng = np.random.default_rng(self.random_state if random_state is None else random_state)
         reference = self.predict_proba(X, Y)
         frames, lls, avg_lls = [], [], []
         for rep in range(int(n_repetitions)):
-            counts = rng.multinomial(n, np.full(n, 1.0 / n)).astype(np.float64)
-            weights = counts if base is None else counts * base
+            weights = drawn_weights(rng, n, "nonparametric", base)
             replicate = self._refit(X, Y, weights)
             avg = replicate.score(X, Y, sample_weight=weights)
             avg_lls.append(avg)
