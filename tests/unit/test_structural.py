@@ -313,3 +313,51 @@ def test_permuting_classes_renumbers_every_part_alike():
     np.testing.assert_array_equal(m.measurement_.covariances_, before["cov"])
     with pytest.raises(ParameterError, match="permutation"):
         m.permute_classes([0, 1])
+
+
+@pytest.mark.parametrize("kw", [dict(n_steps=3, correction="ML"), dict(n_steps=1), dict(n_steps=3, correction="BCH")])
+def test_a_model_file_gives_back_the_same_model(fitted, tmp_path, kw):
+    """save, then bigem.load: the same parameters, D, posteriors and scores, for outcomes
+    of every family with gaps and a covariate, with the measurement model as the part."""
+    X, Y, z, measurement, _ = fitted
+    rng = np.random.default_rng(10)
+    frame = pd.DataFrame({"score": Y[:, 0], "grade": rng.integers(0, 3, len(z)).astype(float),
+                          "passed": (rng.random(len(z)) < 0.5).astype(float), "visits": rng.poisson(2.0, len(z)),
+                          "age": rng.normal(size=len(z)), "unit": rng.normal(size=len(z))})
+    frame.loc[::7, "score"] = np.nan
+    families = {"score": "gaussian", "grade": "categorical", "passed": "bernoulli", "visits": "poisson",
+                "age": "covariate", "unit": "gaussian_unit"}
+    m = bigem.StructuralModel(measurement, families, **kw).fit(X, frame)
+    path = tmp_path / "structural.bigem"
+    m.save(path)
+    back = bigem.load(path)
+    assert isinstance(back, bigem.StructuralModel) and back.families_ == m.families_
+    for name in ("weights_", "means_", "covariances_", "bernoulli_probabilities_", "lambdas_", "coef_", "intercept_"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(m, name), err_msg=name)
+    np.testing.assert_array_equal(back.probabilities_[0], m.probabilities_[0])
+    if m.classification_error_ is None:
+        assert back.classification_error_ is None
+    else:
+        np.testing.assert_array_equal(back.classification_error_, m.classification_error_)
+    np.testing.assert_allclose(back.predict_proba(X, frame), m.predict_proba(X, frame), atol=1e-12)
+    assert back.score(X, frame) == pytest.approx(m.score(X, frame), abs=1e-12)
+    assert back.n_iter_ == m.n_iter_ and back.converged_ == m.converged_
+
+
+def test_a_damaged_structural_model_file_is_named(fitted, tmp_path):
+    from bigem.errors import ModelFileError
+    from bigem.io import read_model_file, write_model_file
+
+    X, Y, _, measurement, _ = fitted
+    path = tmp_path / "m.bigem"
+    bigem.StructuralModel(measurement, "gaussian", n_steps=2).fit(X, Y).save(path)
+    tensors, meta = read_model_file(path)
+    tensors["means"] = tensors["means"][:, :0]
+    write_model_file(tmp_path / "bad.bigem", tensors, meta)
+    with pytest.raises(ModelFileError, match="bad.bigem.*gaussian parameters"):
+        bigem.load(tmp_path / "bad.bigem")
+    tensors, meta = read_model_file(path)
+    meta["fitted"]["families_"] = ["normal"]
+    write_model_file(tmp_path / "worse.bigem", tensors, meta)
+    with pytest.raises(ModelFileError, match="families_"):
+        bigem.load(tmp_path / "worse.bigem")

@@ -136,7 +136,8 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
         for name in list(tensors):
             if name.startswith("init."):
                 hyper[name[5:]] = tensors.pop(name).numpy()
-        hyper["device"] = device or _device_here(hyper.get("device"), where)
+        if "device" in est.get_params():  # a model that computes somewhere (a StructuralModel's part does)
+            hyper["device"] = device or _device_here(hyper.get("device"), where)
         est.set_params(**hyper)
         est._settings()
     except ModelFileError:

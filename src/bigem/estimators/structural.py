@@ -140,6 +140,13 @@ class StructuralModel(EstimatorBase):
         max_iter=_params.Int(1, at_most=_params.MAX_ITER),
     )
 
+    # what a model file holds (persistence): the published arrays, D (empty without three
+    # steps), and the measurement model as the file's part
+    _fitted_arrays = {"weights_": "weights", "means_": "means", "covariances_": "covariances",
+                      "_flat_probabilities_": "probabilities", "bernoulli_probabilities_": "bernoulli_probabilities",
+                      "lambdas_": "lambdas", "coef_": "coef", "intercept_": "intercept",
+                      "_error_": "classification_error"}
+
     def __init__(self, measurement=None, structural="gaussian", *, n_steps=3, correction=None, assignment="modal",
                  intercept=True, reg_covar=1e-6, alpha=0.0, tol=1e-10, max_iter=1000):
         self.measurement = measurement
@@ -201,8 +208,8 @@ class StructuralModel(EstimatorBase):
         else:
             best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=s.max_iter, tol=s.tol)
             params, result = best.params, (best.n_iter, best.converged, best.lower_bound)
-        self.measurement_ = measurement
-        self.classification_error_ = None if error is None else error.numpy().copy()
+        self.measurement_, self._gaps = measurement, gaps
+        self._error_ = np.zeros((0, 0)) if error is None else error.numpy().copy()
         self._fitted_model, self._fitted_params = model, params
         self._conditional, self._log_w = conditional, log_w
         self.n_iter_, self.converged_, self.lower_bound_ = result
@@ -330,7 +337,8 @@ class StructuralModel(EstimatorBase):
         c = got.get("categorical")
         sizes = [] if c is None else [part.component.sizes for part in model.component.parts
                                       if part.name == "categorical"][0]
-        self.probabilities_ = [] if c is None else np.split(c.probabilities.numpy().copy(), np.cumsum(sizes)[:-1], 1)
+        self._flat_probabilities_ = np.zeros((K, 0)) if c is None else c.probabilities.numpy().copy()
+        self.probabilities_ = [] if c is None else np.split(self._flat_probabilities_, np.cumsum(sizes)[:-1], 1)
         b = got.get("bernoulli")
         self.bernoulli_probabilities_ = b.probabilities.numpy().copy() if b is not None else np.zeros((K, 0))
         p = got.get("poisson")
@@ -343,6 +351,111 @@ class StructuralModel(EstimatorBase):
             intercept = self.intercept
             self.coef_ = coef[:, 1:] if intercept else coef
             self.intercept_ = coef[:, 0] if intercept else np.zeros(K)
+
+    @property
+    def classification_error_(self) -> np.ndarray | None:
+        """D[c, s] = P(assigned s | class c) of a three-step fit; None for one or two steps."""
+        error = getattr(self, "_error_", None)
+        return None if error is None or not error.size else error
+
+    # ------------------------------------------------------------------ model files
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (safetensors + JSON, atomically): its settings,
+        its structural parameters, and its measurement model as a part; ``bigem.load``
+        reads it back."""
+        from .persistence import save
+
+        self._check_fitted()
+        save(self, path)
+
+    def _hyper_parameters(self, as_fitted: bool = True):
+        values, arrays = super()._hyper_parameters(as_fitted)
+        arrays.pop("structural", None)  # a list of family names is text, not an array
+        plain = isinstance(self.structural, str) or (
+            isinstance(self.structural, (list, tuple)) and all(isinstance(f, str) for f in self.structural)) or (
+            isinstance(self.structural, dict) and all(isinstance(f, str) for f in self.structural.values()))
+        values["structural"] = (list(self.structural) if isinstance(self.structural, tuple) else
+                                {str(k): v for k, v in self.structural.items()} if isinstance(self.structural, dict)
+                                else self.structural) if plain else None
+        return values, arrays
+
+    def _parts(self) -> list:
+        return [self.measurement_]
+
+    def _fitted_state(self) -> dict:
+        return {"families_": list(self.families_), "sizes": [int(p.shape[1]) for p in self.probabilities_],
+                "gaps": sorted(self._gaps), "n_iter_": int(self.n_iter_), "converged_": bool(self.converged_),
+                "lower_bound_": None if math.isnan(self.lower_bound_) else float(self.lower_bound_)}
+
+    def _restore(self, state: dict) -> None:
+        from .._core.errors import ModelFileError
+
+        raise ModelFileError("a StructuralModel file holds its measurement model as a part, and this one has none")
+
+    def _restore_parts(self, state: dict, parts: list) -> None:
+        """The fitted model from a file: the measurement model (its part), the structural
+        parameters from the arrays, checked as a fit leaves them."""
+        from .._core.errors import ModelFileError
+
+        stored = _params.Stored(state)
+        s = self._settings()
+        families = stored.strings("families_")
+        if not families or any(f not in _ORDER for f in families):
+            raise ModelFileError(f"families_ must name families among {list(_ORDER)}; got {families}")
+        if len(parts) != 1 or not hasattr(parts[0], "_log_joint_rows"):
+            raise ModelFileError(f"a StructuralModel holds one measurement mixture; found "
+                                 f"{[type(p).__name__ for p in parts]}")
+        measurement = parts[0]
+        K = int(np.shape(measurement.weights_)[0])
+        sizes = [int(v) for v in stored.numbers("sizes")]
+        categorical = [j for j, f in enumerate(families) if f == "categorical"]
+        if len(sizes) != len(categorical) or any(m < 1 for m in sizes):
+            raise ModelFileError(f"sizes must give each of the {len(categorical)} categorical columns its categories")
+        gaps = set(stored.strings("gaps", []))
+        model = self._model(K, families, dict(zip(categorical, sizes)), s, gaps=gaps)
+        params = MixtureParams(torch.ones(K, dtype=torch.float64),
+                               ProductParams(tuple(self._stored_part(part, families, sizes, K)
+                                                   for part in model.component.parts)))
+        error = np.asarray(self._error_)
+        if error.size and error.shape != (K, K):
+            raise ModelFileError(f"classification_error has shape {error.shape}; expected ({K}, {K})")
+        self.measurement_, self._fitted_model, self._fitted_params = measurement, model, params
+        self._conditional = "covariate" in families
+        self._log_w = torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
+        self._gaps = gaps
+        self.n_iter_, self.converged_ = stored.count("n_iter_"), stored.flag("converged_")
+        # the naive and BCH steps do no EM: no lower bound (NaN), which JSON holds as null
+        self.lower_bound_ = math.nan if state.get("lower_bound_") is None else stored.number("lower_bound_")
+        self._publish(model, params, families, measurement)
+
+    def _stored_part(self, part: Part, families: list[str], sizes: list[int], K: int):
+        """One part's parameters from the stored arrays (a ParameterError when they do
+        not fit the families: ``load`` names the file)."""
+        name, component = part.name, part.component
+        if name == "measurement":
+            return component.make_params()
+        width = len(part.columns)
+        position = [j for j, f in enumerate(families) if f in ("gaussian", "gaussian_unit")]
+        own = [position.index(c - K) for c in part.columns] if name.startswith("gaussian") else None
+        arrays = {"gaussian": lambda: (self.means_[:, own], self.covariances_[:, own]),
+                  "gaussian_unit": lambda: (self.means_[:, own], self.covariances_[:, own]),
+                  "categorical": lambda: (self._flat_probabilities_,),
+                  "bernoulli": lambda: (self.bernoulli_probabilities_,),
+                  "poisson": lambda: (self.lambdas_,),
+                  "covariate": lambda: (np.c_[self.intercept_, self.coef_] if self.intercept else self.coef_,)}
+        try:
+            values = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in arrays[name]()]
+        except IndexError:
+            raise ParameterError(f"the stored {name} parameters do not have the columns the families name") from None
+        expected = {"categorical": sum(sizes), "covariate": width + self.intercept}.get(name, width)
+        if any(v.shape != (K, expected) for v in values):
+            raise ParameterError(f"the stored {name} parameters have shape {tuple(values[0].shape)}; expected "
+                                 f"({K}, {expected})")
+        if name in ("categorical", "bernoulli") and bool(((values[0] < 0) | (values[0] > 1)).any()):
+            raise ParameterError(f"the stored {name} probabilities are not all in [0, 1]")
+        if name == "poisson" and bool((values[0] < 0).any()):
+            raise ParameterError("the stored Poisson rates are not all >= 0")
+        return component.make_params(*values)
 
     def _parameters(self) -> dict[str, np.ndarray]:
         """The fitted parameters by attribute name, those of the fitted families only
@@ -379,8 +492,8 @@ class StructuralModel(EstimatorBase):
         tensors = {name: value[perm] for name, value in model.component.to_tensors(params.component).items()}
         self._fitted_params = MixtureParams(params.weights, model.component.from_tensors(tensors))
         self._log_w = self._log_w[perm]
-        if self.classification_error_ is not None:
-            self.classification_error_ = self.classification_error_[np.ix_(perm, perm)]
+        if self._error_.size:
+            self._error_ = self._error_[np.ix_(perm, perm)]
         self._publish(model, self._fitted_params, self.families_, self.measurement_)
         return self
 
