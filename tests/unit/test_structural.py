@@ -361,3 +361,27 @@ def test_a_damaged_structural_model_file_is_named(fitted, tmp_path):
     write_model_file(tmp_path / "worse.bigem", tensors, meta)
     with pytest.raises(ModelFileError, match="families_"):
         bigem.load(tmp_path / "worse.bigem")
+
+
+def test_outcomes_named_as_columns_of_a_dataframe_or_a_parquet_file(fitted, tmp_path):
+    """Y may name columns of X: read alone from the file (a null as a gap), and left out
+    of the measurement model's features; the same fit as with arrays."""
+    X, Y, _, _, _ = fitted
+    holed = Y[:, 0].copy()
+    holed[::9] = np.nan
+    frame = pd.DataFrame(X, columns=[f"q{j}" for j in range(6)]).assign(income=holed)
+    path = tmp_path / "survey.parquet"
+    frame.to_parquet(path)
+    kw = dict(n_steps=3, correction="ML")
+    fresh = bigem.BernoulliMixture(K, n_init=3, random_state=0, tol=1e-8, max_iter=500, dtype="float64")
+    by_array = bigem.StructuralModel(fresh, "gaussian", **kw).fit(X, holed)
+    by_frame = bigem.StructuralModel(fresh, "gaussian", **kw).fit(frame, "income")
+    by_file = bigem.StructuralModel(fresh, {"income": "gaussian"}, **kw).fit(str(path), ["income"])
+    assert list(by_frame.measurement_.feature_names_in_) == [f"q{j}" for j in range(6)]
+    for m in (by_frame, by_file):
+        np.testing.assert_allclose(m.means_, by_array.means_, atol=1e-10)
+        np.testing.assert_allclose(m.predict_proba(frame, "income"), by_array.predict_proba(X, holed), atol=1e-10)
+    with pytest.raises(DataError, match="no column 'salary'"):
+        bigem.StructuralModel(fresh).fit(frame, "salary")
+    with pytest.raises(DataError, match="X has no column names"):
+        bigem.StructuralModel(fresh).fit(X, "income")

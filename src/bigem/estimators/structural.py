@@ -163,14 +163,18 @@ class StructuralModel(EstimatorBase):
     # ------------------------------------------------------------------ fitting
     def fit(self, X, Y, sample_weight=None, *, columns=None):
         """Fit the measurement model on X (unless it is fitted), then the structural model
-        of Y (n_samples, n_columns) by the chosen steps. ``columns`` selects X's features
-        by name, as the measurement model's ``fit`` does."""
+        of Y by the chosen steps. Y: an array or DataFrame (n_samples, n_columns), or the
+        name (or list of names) of columns of X (a DataFrame, or Parquet/CSV files, read for
+        those columns alone), which the measurement model then leaves out. ``columns``
+        selects X's features by name, as the measurement model's ``fit`` does."""
         s = self._settings()
         if s.n_steps != 3 and s.correction is not None:
             raise ParameterError(f"correction={s.correction!r} applies to three steps; with n_steps={s.n_steps} leave "
                                  "it None")
+        y, names, rest = _as_columns(Y, "Y", X)
+        if rest is not None and columns is None and not hasattr(self.measurement, "weights_"):
+            columns = rest  # Y names columns of X: the measurement model reads the others
         measurement = self._measurement(X, sample_weight, columns)
-        y, names = _as_columns(Y, "Y")
         families = _families(s.structural, names, y.shape[1])
         log_joint = torch.from_numpy(np.ascontiguousarray(measurement._log_joint_rows(X, columns=columns)))
         if log_joint.shape[0] != y.shape[0]:
@@ -508,7 +512,7 @@ class StructuralModel(EstimatorBase):
         covariates: log p(x | c) + log p(c | z))."""
         self._check_fitted()
         log_joint = torch.from_numpy(np.ascontiguousarray(self.measurement_._log_joint_rows(X, columns=columns)))
-        y, _ = _as_columns(Y, "Y")
+        y, _, _ = _as_columns(Y, "Y", X)
         if y.shape[1] != len(self.families_):
             raise DataError(f"Y has {y.shape[1]} columns but the model was fitted with {len(self.families_)}")
         if y.shape[0] != log_joint.shape[0]:
@@ -598,13 +602,20 @@ def _leading(K: int):
     return lambda chunk: chunk.x[:, :K]
 
 
-def _as_columns(Y, what: str) -> tuple[np.ndarray, list[str] | None]:
-    """Y as an (n, q) float64 array and its column names (DataFrames and Series)."""
+def _as_columns(Y, what: str, X=None) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
+    """Y as an (n, q) float64 array, its column names (DataFrames and Series), and, where
+    Y names columns of X (a column name or a list of them, X a DataFrame or files), X's
+    other columns (else None)."""
     if Y is None:
         raise ParameterError(f"{what} is required: the structural columns (outcomes or covariates), one row per row "
                              "of X")
-    names = None
-    if hasattr(Y, "columns"):
+    names, rest = None, None
+    if isinstance(Y, str) or (isinstance(Y, (list, tuple)) and Y and all(isinstance(v, str) for v in Y)):
+        from ..sources.inputs import named_columns
+
+        names = [Y] if isinstance(Y, str) else list(Y)
+        Y, rest = named_columns(X, names)
+    elif hasattr(Y, "columns"):
         names = [str(c) for c in Y.columns]
     elif hasattr(Y, "name") and hasattr(Y, "to_numpy"):
         names = [str(Y.name)]
@@ -621,7 +632,7 @@ def _as_columns(Y, what: str) -> tuple[np.ndarray, list[str] | None]:
     if bad.size:
         row, col = (int(v) for v in bad[0])
         raise DataError(f"{what} holds an infinite value at row {row}, column {col}; drop or correct the row")
-    return np.ascontiguousarray(y), names
+    return np.ascontiguousarray(y), names, rest
 
 
 def _families(structural, names: list[str] | None, width: int) -> list[str]:

@@ -551,6 +551,48 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
     return lengths, [c for c in available if c != column]
 
 
+def named_columns(X: object, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The columns ``names`` of X (a DataFrame, or files with column names) as one (n,
+    len(names)) float64 array, a null read as NaN, each file read for those columns only;
+    and X's other columns. A missing or non-numeric column is a DataError naming it."""
+    names = [str(n) for n in names]
+    if is_file_input(X):
+        spec = X if isinstance(X, Files) else Files(X)
+        files, fmt = expand_paths(spec.path)
+        fmt = spec.format or fmt
+        _check_csv_options(spec, fmt, files[0])
+        if fmt == "npy":
+            raise DataError(f"{files[0]}: a .npy file has no column names; pass the structural columns as an array")
+        from .tables import CsvOptions, column_names, column_values
+
+        csv = CsvOptions(spec.delimiter, spec.header)
+        out = []
+        for name in names:
+            parts = [values for values, _, _ in column_values(files, fmt, name, csv=csv, nulls=True)]
+            out.append(_numeric(np.concatenate(parts) if parts else np.zeros(0), name, files[0]))
+        rest = [n for n in column_names(files[0], fmt, csv) if n not in names]
+        return np.stack(out, 1), rest
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+        raise DataError("the structural columns are named, but X has no column names; pass a DataFrame or files with "
+                        "a header, or pass them as an array")
+    available = [str(c) for c in X.columns]
+    absent = [n for n in names if n not in available]
+    if absent:
+        raise DataError(f"X has no column {absent[0]!r}; it has {available}")
+    frame = _select_frame_columns(X, names)
+    out = [_numeric(frame.iloc[:, j].to_numpy(dtype=np.float64, na_value=np.nan), names[j], "X") for j in
+           range(len(names))]
+    return np.stack(out, 1), [c for c in available if c not in names]
+
+
+def _numeric(values: np.ndarray, name: str, where: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: column {name!r} is not numeric; encode a categorical outcome as the codes 0, 1, "
+                        "...") from None
+
+
 def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_column: bool = False,
                     offer_fiml: bool = True) -> None:
     """One pass: raise with the count of NaN/inf and the first offending row. With ``gaps``

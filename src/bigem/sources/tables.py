@@ -769,13 +769,15 @@ def column_names(path: str, fmt: str, csv: CsvOptions | None = None) -> list[str
 
 
 def column_values(
-    files: list[str], fmt: str, column: str, *, csv: CsvOptions | None = None, batch_rows: int = 1 << 16
+    files: list[str], fmt: str, column: str, *, csv: CsvOptions | None = None, batch_rows: int = 1 << 16,
+    nulls: bool = False,
 ) -> Iterator[tuple[np.ndarray, str, int]]:
     """The values of one column, in row order, without reading any other column.
 
     Yields (values as a numpy array, the file, the first row of the batch in that file).
     Values keep their type (integers, strings, ...); a missing column raises with the
-    file's columns, a null with its file and row.
+    file's columns, a null with its file and row (with ``nulls``, numbers come as floats
+    and a null as NaN).
     """
     pa = import_pyarrow()
     for path in files:
@@ -791,7 +793,9 @@ def column_values(
         first = 0
         for batch in reader.batches([column], batch_rows, **kw):
             values = batch.column(0)
-            if values.null_count:
+            if values.null_count and nulls:
+                values = values.cast(pa.float64())
+            elif values.null_count:
                 row = first + int(np.argmax(values.is_null().to_numpy(zero_copy_only=False)))
                 raise DataError(
                     f"{path}: column {column!r} has a null (missing) value at row {row} of this file "
