@@ -385,3 +385,18 @@ def test_outcomes_named_as_columns_of_a_dataframe_or_a_parquet_file(fitted, tmp_
         bigem.StructuralModel(fresh).fit(frame, "salary")
     with pytest.raises(DataError, match="X has no column names"):
         bigem.StructuralModel(fresh).fit(X, "income")
+
+
+def test_a_mixed_mixture_with_families_by_list_saves_and_loads(tmp_path):
+    """A list of family names is text in the model file (it was read as numbers and
+    failed), as is a dict of them by column name."""
+    rng = np.random.default_rng(11)
+    X = np.c_[rng.normal(size=200), rng.integers(0, 2, 200)].astype(float)
+    m = bigem.MixedMixture(2, families=["gaussian", "bernoulli"], random_state=0).fit(X)
+    m.save(tmp_path / "m.bigem")
+    back = bigem.load(tmp_path / "m.bigem")
+    assert back.families == ["gaussian", "bernoulli"]
+    np.testing.assert_allclose(back.predict_proba(X), m.predict_proba(X), atol=1e-7)
+    frame = pd.DataFrame({"h": X[:, 0], "f": X[:, 1]})
+    bigem.MixedMixture(2, families={"f": "bernoulli"}, random_state=0).fit(frame).save(tmp_path / "d.bigem")
+    assert bigem.load(tmp_path / "d.bigem").families == {"f": "bernoulli"}

@@ -251,6 +251,31 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_bootstrap)
 
+    p = sub.add_parser("structural", help="relate a latent class model's classes to outcomes or covariates",
+                       description="Estimate how the classes of MODEL (a fitted mixture) relate to the COLUMNS of "
+                       "DATA (read alone; MODEL reads its own columns): an outcome's mean, variance or probabilities "
+                       "per class, or a covariate's log odds of each class against class 0, in one, two or three "
+                       "steps (StepMix's n_steps, correction and assignment), with bootstrap standard errors.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("outcomes", metavar="COLUMNS", type=column_list,
+                   help="comma-separated names of the outcome or covariate columns")
+    p.add_argument("--family", default="gaussian",
+                   help="the columns' family: gaussian, gaussian_unit, bernoulli, categorical (codes 0, 1, ...), "
+                   "poisson or covariate; or one per column, comma-separated (default gaussian)")
+    p.add_argument("--steps", type=int, choices=(1, 2, 3), default=3, help="one, two or three steps (default 3)")
+    p.add_argument("--correction", choices=("none", "BCH", "ML"), default="ML",
+                   help="three steps: none (naive), BCH or ML (default ML)")
+    p.add_argument("--assignment", choices=("modal", "soft"), default="modal",
+                   help="three steps: each row's most likely class, or its posterior (default modal)")
+    p.add_argument("-n", "--n-boot", dest="n_boot", type=int, default=0,
+                   help="bootstrap replicates for standard errors (default 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    p.add_argument("-o", "--output", help="write the fitted structural model there (a .bigem model file)")
+    _data_options(p)
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run_structural)
+
     p = sub.add_parser("impute", help="fill the missing values of a data file under a fitted mixture",
                        description="Write DATA with every missing value (a null, an empty CSV field, NaN) replaced by "
                        "its conditional expectation given the row's observed values under MODEL (a mixture of "
@@ -669,6 +694,103 @@ def run_bootstrap(args) -> int:
     return 0
 
 
+def run_structural(args) -> int:
+    from ..estimators import StructuralModel
+
+    if args.output is not None:
+        check_output(args.output, (args.data, args.model), what="model")
+    if args.n_boot == 1 or args.n_boot < 0:
+        raise ParameterError(f"--n-boot {args.n_boot}: give 0 (no standard errors) or at least 2 replicates")
+    est = _load(args.model)
+    if _is_hmm(est) or not hasattr(est, "_log_joint_rows") or _variational(est):
+        raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem structural takes the classes of a "
+                             "mixture fitted by maximum likelihood (bigem fit)")
+    families = [f.strip() for f in args.family.split(",")]
+    if len(families) not in (1, len(args.outcomes)):
+        raise ParameterError(f"--family lists {len(families)} families for {len(args.outcomes)} columns; give one "
+                             "for all, or one per column")
+    structural = families[0] if len(families) == 1 else families
+    X = data_spec(args.data, args.delimiter, not args.no_header)
+    correction = None if args.steps != 3 or args.correction == "none" else args.correction
+    model = StructuralModel(est, structural, n_steps=args.steps, correction=correction, assignment=args.assignment)
+    model.fit(X, args.outcomes)
+    boot = model.bootstrap(X, args.outcomes, n_boot=args.n_boot, random_state=args.seed) if args.n_boot else None
+    if args.output is not None:
+        model.save(args.output)
+    rows = _structural_rows(model, args.outcomes, boot)
+    payload = dict(model=args.model, data=args.data, columns=args.outcomes, families=model.families_,
+                   n_steps=args.steps, correction=correction, assignment=args.assignment,
+                   weights=model.weights_.tolist(), n_boot=args.n_boot, parameters=rows,
+                   lower_bound=None if math.isnan(model.lower_bound_) else model.lower_bound_, output=args.output)
+    how = {1: "one step", 2: "two steps"}.get(args.steps, f"three steps, {correction or 'naive'}, {args.assignment}")
+    lines = [f"{', '.join(args.outcomes)} on the {len(model.weights_)} classes of {args.model} ({how})"
+             + ("" if boot is None else f"; standard errors from {args.n_boot} bootstrap replicates"),
+             "class weights " + "  ".join(f"{w:.4f}" for w in model.weights_)]
+    for row in rows:
+        values = "  ".join(f"{v:.4f}" + ("" if se is None else f" ({se:.4f})")
+                           for v, se in zip(row["values"], row["se"] or [None] * len(row["values"])))
+        lines.append(f"{row['column']:<12} {row['parameter']:<20} {values}")
+    if args.output is not None:
+        lines.append(f"wrote {args.output}")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _structural_rows(model, columns: list[str], boot) -> list[dict]:
+    """One row per column and parameter: its value in each class, and its bootstrap
+    standard error (``boot``: a BootstrapResult, or None)."""
+    rows = []
+    se = None if boot is None else boot.se()
+
+    def add(column, parameter, values, errors):
+        rows.append(dict(column=column, parameter=parameter, values=[float(v) for v in values],
+                         se=None if errors is None else [float(e) for e in errors]))
+
+    def pick(name, index):
+        return None if se is None or name not in se else se[name][index]
+
+    gaussian = [j for j, f in enumerate(model.families_) if f in ("gaussian", "gaussian_unit")]
+    for i, j in enumerate(gaussian):
+        add(columns[j], "mean", model.means_[:, i], pick("means_", (slice(None), i)))
+        if model.families_[j] == "gaussian":
+            add(columns[j], "variance", model.covariances_[:, i], pick("covariances_", (slice(None), i)))
+    for i, j in enumerate(j for j, f in enumerate(model.families_) if f == "bernoulli"):
+        add(columns[j], "P(1)", model.bernoulli_probabilities_[:, i], pick("bernoulli_probabilities_", (slice(None), i)))
+    for i, j in enumerate(j for j, f in enumerate(model.families_) if f == "poisson"):
+        add(columns[j], "rate", model.lambdas_[:, i], pick("lambdas_", (slice(None), i)))
+    for i, j in enumerate(j for j, f in enumerate(model.families_) if f == "categorical"):
+        for m in range(model.probabilities_[i].shape[1]):
+            add(columns[j], f"P({m})", model.probabilities_[i][:, m], pick(f"probabilities_[{i}]", (slice(None), m)))
+    def odds(values, draws):  # against class 0, whose log odds are 0; their spread over the replicates
+        spread = None if draws is None else (draws - draws[:, :1]).std(axis=0, ddof=1)
+        return values - values[0], spread
+
+    draws = {} if boot is None else boot.replicates
+    if model.intercept and "covariate" in model.families_:
+        add("(intercept)", "log odds vs class 0", *odds(model.intercept_, draws.get("intercept_")))
+    for i, j in enumerate(j for j, f in enumerate(model.families_) if f == "covariate"):
+        add(columns[j], "log odds vs class 0", *odds(model.coef_[:, i], None if boot is None else draws["coef_"][:, :, i]))
+    return rows
+
+
+def _info_structural(est, args) -> int:
+    s = est.get_params()
+    names = est.structural_names_ or [f"y{j}" for j in range(len(est.families_))]
+    rows = _structural_rows(est, names, None)
+    how = {1: "one step", 2: "two steps"}.get(s["n_steps"],
+                                              f"three steps, {s['correction'] or 'naive'}, {s['assignment']}")
+    payload = dict(kind="StructuralModel", n_steps=s["n_steps"], correction=s["correction"],
+                   assignment=s["assignment"], measurement=type(est.measurement_).__name__, columns=names,
+                   families=est.families_, weights=est.weights_.tolist(), parameters=rows,
+                   lower_bound=None if math.isnan(est.lower_bound_) else est.lower_bound_)
+    lines = [f"StructuralModel ({how}) of {', '.join(f'{n} ({f})' for n, f in zip(names, est.families_))} on the "
+             f"{len(est.weights_)} classes of a {payload['measurement']}",
+             "class weights " + "  ".join(f"{w:.4f}" for w in est.weights_)]
+    lines += [f"{r['column']:<12} {r['parameter']:<20} " + "  ".join(f"{v:.4f}" for v in r["values"]) for r in rows]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
 def run_impute(args) -> int:
     check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
     if args.id_column is not None and args.output.lower().endswith(".npy"):
@@ -787,6 +909,8 @@ def run_info(args) -> int:
     est = _load(args.model, classifier=True)
     if type(est).__name__ == "MixtureClassifier":
         return _info_classifier(est, args)
+    if type(est).__name__ == "StructuralModel":
+        return _info_structural(est, args)
     if _is_hmm(est):
         return _info_hmm(est, args)
     if _is_multinomial(est):

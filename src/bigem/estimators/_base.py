@@ -88,6 +88,8 @@ class EstimatorBase:
                 values[name] = value
             elif isinstance(value, (np.bool_, np.integer, np.floating)):
                 values[name] = value.item()
+            elif _names_only(value):  # family names by column (a list, or a dict by column name): JSON text
+                values[name] = list(value) if isinstance(value, (list, tuple)) else dict(value)
             elif isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):
                 arrays[name] = torch.as_tensor(np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value,
                                                           dtype=np.float64))
@@ -195,3 +197,14 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def _names_only(value: object) -> bool:
+    """A non-empty list of strings, or a dict from strings to strings: hyper-parameters a
+    model file holds as JSON (a dict keyed by position is left out: JSON would make its
+    keys strings, which name columns)."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(isinstance(v, str) for v in value)
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return False

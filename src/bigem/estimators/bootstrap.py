@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._core.errors import ConvergenceWarning, ParameterError
+from ..sources.inputs import has_column_names
 
 METHODS = ("nonparametric", "weighted", "parametric")
 _EXHAUSTIVE = 7  # up to this many components, the matching tries every permutation
@@ -143,6 +144,9 @@ def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonpara
                              f"covariates are not drawn from a model); got {method!r}")
     est._check_fitted()
     measurement = est.measurement_
+    named = has_column_names(X) or hasattr(X, "columns")
+    if columns is None and getattr(measurement, "feature_names_in_", None) is not None and named:
+        columns = [str(c) for c in measurement.feature_names_in_]  # refits read the columns the fit read
     K = int(np.shape(est.weights_)[0])
     estimate = est._parameters()
     n = measurement._score_totals(X, columns).rows

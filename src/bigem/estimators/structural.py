@@ -114,6 +114,8 @@ class StructuralModel(EstimatorBase):
         The class weights, the measurement model's (fixed in every step).
     families_ : list of str
         The family of each column of Y.
+    structural_names_ : list of str or None
+        The names of Y's columns (a DataFrame's, or the names given), else None.
     means_, covariances_ : ndarray of shape (n_components, n_gaussian)
         The 'gaussian' and 'gaussian_unit' columns, in their order.
     probabilities_ : list of ndarray
@@ -212,7 +214,7 @@ class StructuralModel(EstimatorBase):
         else:
             best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=s.max_iter, tol=s.tol)
             params, result = best.params, (best.n_iter, best.converged, best.lower_bound)
-        self.measurement_, self._gaps = measurement, gaps
+        self.measurement_, self._gaps, self.structural_names_ = measurement, gaps, names
         self._error_ = np.zeros((0, 0)) if error is None else error.numpy().copy()
         self._fitted_model, self._fitted_params = model, params
         self._conditional, self._log_w = conditional, log_w
@@ -372,23 +374,14 @@ class StructuralModel(EstimatorBase):
         self._check_fitted()
         save(self, path)
 
-    def _hyper_parameters(self, as_fitted: bool = True):
-        values, arrays = super()._hyper_parameters(as_fitted)
-        arrays.pop("structural", None)  # a list of family names is text, not an array
-        plain = isinstance(self.structural, str) or (
-            isinstance(self.structural, (list, tuple)) and all(isinstance(f, str) for f in self.structural)) or (
-            isinstance(self.structural, dict) and all(isinstance(f, str) for f in self.structural.values()))
-        values["structural"] = (list(self.structural) if isinstance(self.structural, tuple) else
-                                {str(k): v for k, v in self.structural.items()} if isinstance(self.structural, dict)
-                                else self.structural) if plain else None
-        return values, arrays
-
     def _parts(self) -> list:
         return [self.measurement_]
 
     def _fitted_state(self) -> dict:
         return {"families_": list(self.families_), "sizes": [int(p.shape[1]) for p in self.probabilities_],
                 "gaps": sorted(self._gaps), "n_iter_": int(self.n_iter_), "converged_": bool(self.converged_),
+                "structural_names_": None if self.structural_names_ is None else [str(n) for n in
+                                                                                  self.structural_names_],
                 "lower_bound_": None if math.isnan(self.lower_bound_) else float(self.lower_bound_)}
 
     def _restore(self, state: dict) -> None:
@@ -427,6 +420,10 @@ class StructuralModel(EstimatorBase):
         self._conditional = "covariate" in families
         self._log_w = torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
         self._gaps = gaps
+        self.structural_names_ = stored.strings("structural_names_", None)
+        if self.structural_names_ is not None and len(self.structural_names_) != len(families):
+            raise ModelFileError(f"structural_names_ names {len(self.structural_names_)} columns for "
+                                 f"{len(families)} families")
         self.n_iter_, self.converged_ = stored.count("n_iter_"), stored.flag("converged_")
         # the naive and BCH steps do no EM: no lower bound (NaN), which JSON holds as null
         self.lower_bound_ = math.nan if state.get("lower_bound_") is None else stored.number("lower_bound_")
