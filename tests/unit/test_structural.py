@@ -271,10 +271,12 @@ def test_bootstrap_standard_errors_match_closed_forms_on_separated_classes(n_ste
         m.bootstrap(X, Y, n_boot=5, method="parametric")
 
 
-def test_weights_by_column_name_are_refused_with_the_way_out(fitted):
+def test_weights_by_column_name_are_refused_with_the_way_out(fitted, monkeypatch):
     X, Y, _, measurement, _ = fitted
+    fresh = bigem.BernoulliMixture(K)
+    monkeypatch.setattr(bigem.BernoulliMixture, "fit", lambda *a, **k: pytest.fail("X was read before the refusal"))
     with pytest.raises(ParameterError, match="pass the weights as an array"):
-        bigem.StructuralModel(measurement).fit(X, Y, sample_weight="w")
+        bigem.StructuralModel(fresh).fit(X, Y, sample_weight="w")
     with pytest.raises(DataError, match="sample_weight has 3 values"):
         bigem.StructuralModel(measurement).fit(X, Y, sample_weight=[1.0, 2.0, 3.0])
 

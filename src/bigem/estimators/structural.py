@@ -174,6 +174,7 @@ class StructuralModel(EstimatorBase):
             raise ParameterError(f"correction={s.correction!r} applies to three steps; with n_steps={s.n_steps} leave "
                                  "it None")
         y, names, rest = _as_columns(Y, "Y", X)
+        weight = _weights(sample_weight, y.shape[0])  # refused before any fit reads X
         if rest is not None and columns is None and not hasattr(self.measurement, "weights_"):
             columns = rest  # Y names columns of X: the measurement model reads the others
         measurement = self._measurement(X, sample_weight, columns)
@@ -181,7 +182,6 @@ class StructuralModel(EstimatorBase):
         log_joint = torch.from_numpy(np.ascontiguousarray(measurement._log_joint_rows(X, columns=columns)))
         if log_joint.shape[0] != y.shape[0]:
             raise DataError(f"X has {log_joint.shape[0]} rows but Y has {y.shape[0]}; give Y one row per row of X")
-        weight = _weights(sample_weight, y.shape[0])
         K = log_joint.shape[1]
         sizes = _check_values(y, families, names)
         gaps = {f for j, f in enumerate(families) if np.isnan(y[:, j]).any()}
@@ -208,7 +208,7 @@ class StructuralModel(EstimatorBase):
         start = self._start(model, engine, y, fixed if given else resp, weight, K)
         if s.n_steps == 1:
             params, measurement, result = self._one_step(measurement, X, y, weight, start, families, sizes, s,
-                                                         columns, conditional)
+                                                         columns, conditional, gaps)
         elif given:
             params, result = self._given(model, engine, source, start, families, s, gaps)
         else:
@@ -222,7 +222,7 @@ class StructuralModel(EstimatorBase):
         self._publish(model, params, families, measurement)
         return self
 
-    def _one_step(self, measurement, X, y, weight, start, families, sizes, s, columns, conditional):
+    def _one_step(self, measurement, X, y, weight, start, families, sizes, s, columns, conditional, gaps):
         """Every parameter at once, from the measurement model's fit and the structural
         start: EM over [X as the measurement model reads it | Y], in memory. Returns the
         structural parameters (in the stepwise model's form), a copy of the measurement
@@ -234,8 +234,7 @@ class StructuralModel(EstimatorBase):
         rows = torch.cat([chunk.x.cpu() for chunk in LocalEngine().stream(source)]).double()
         K = mparams.n_components
         first = Part("measurement", mmodel.component, tuple(range(rows.shape[1])))
-        joint = self._model(K, families, sizes, s, first=first, fixed_weights=conditional,
-                            gaps={f for j, f in enumerate(families) if np.isnan(y[:, j]).any()})
+        joint = self._model(K, families, sizes, s, first=first, fixed_weights=conditional, gaps=gaps)
         weights = torch.ones(K, dtype=torch.float64) if conditional else mparams.weights
         point = MixtureParams(weights, ProductParams((mparams.component, *start.component.parts[1:])))
         data = TensorSource(torch.cat([rows, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
