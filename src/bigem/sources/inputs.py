@@ -519,16 +519,10 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
 
     column = str(column)
     if is_file_input(X):
-        spec = X if isinstance(X, Files) else Files(X)
-        files, fmt = expand_paths(spec.path)
-        fmt = spec.format or fmt
-        _check_csv_options(spec, fmt, files[0])
-        if fmt == "npy":
-            raise DataError(f"{files[0]}: a .npy file has no column names, so it has no sequence id column; "
-                            "pass lengths= (an array or a .npy file of sequence lengths) instead")
-        from .tables import CsvOptions, column_names, column_values
+        from .tables import column_names, column_values
 
-        csv = CsvOptions(spec.delimiter, spec.header)
+        files, fmt, csv = _named_files(X, "so it has no sequence id column; pass lengths= (an array or a .npy file "
+                                          "of sequence lengths) instead")
         lengths = lengths_from_ids(column_values(files, fmt, column, csv=csv), column)
         return lengths, [n for n in column_names(files[0], fmt, csv) if n != column]
     if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
@@ -551,21 +545,29 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
     return lengths, [c for c in available if c != column]
 
 
+def _named_files(X: object, instead: str):
+    """(files, format, CSV options) of file input X, whose columns are read by name; a
+    .npy file has none: a DataError that says what to do ``instead``."""
+    from .tables import CsvOptions
+
+    spec = X if isinstance(X, Files) else Files(X)
+    files, fmt = expand_paths(spec.path)
+    fmt = spec.format or fmt
+    _check_csv_options(spec, fmt, files[0])
+    if fmt == "npy":
+        raise DataError(f"{files[0]}: a .npy file has no column names, {instead}")
+    return files, fmt, CsvOptions(spec.delimiter, spec.header)
+
+
 def named_columns(X: object, names: list[str]) -> tuple[np.ndarray, list[str]]:
     """The columns ``names`` of X (a DataFrame, or files with column names) as one (n,
     len(names)) float64 array, a null read as NaN, each file read for those columns only;
     and X's other columns. A missing or non-numeric column is a DataError naming it."""
     names = [str(n) for n in names]
     if is_file_input(X):
-        spec = X if isinstance(X, Files) else Files(X)
-        files, fmt = expand_paths(spec.path)
-        fmt = spec.format or fmt
-        _check_csv_options(spec, fmt, files[0])
-        if fmt == "npy":
-            raise DataError(f"{files[0]}: a .npy file has no column names; pass the structural columns as an array")
-        from .tables import CsvOptions, column_names, column_values
+        from .tables import column_names, column_values
 
-        csv = CsvOptions(spec.delimiter, spec.header)
+        files, fmt, csv = _named_files(X, "pass the structural columns as an array")
         out = []
         for name in names:
             parts = [values for values, _, _ in column_values(files, fmt, name, csv=csv, nulls=True)]
