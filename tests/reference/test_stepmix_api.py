@@ -225,3 +225,159 @@ def test_permuting_classes_and_predicting_the_outcome_are_stepmixs(data, structu
     np.testing.assert_allclose(ours.predict_proba(X, Y), ref.predict_proba(X, Y), atol=1e-6)
     with pytest.raises(ParameterError, match="permutation of 0..2"):
         ours.permute_classes([0, 0, 1])
+
+
+def report(module, X, Y=None, **kw):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out):
+        warnings.simplefilter("ignore")
+        model = module.StepMix(K, random_state=0, verbose=1, progress_bar=0, **kw).fit(X, Y)
+    return out.getvalue(), model
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(n_steps=2, structural="gaussian_diag"), dict(n_steps=3, correction="BCH"),
+                                dict(n_steps=3, correction="ML", assignment="soft", structural="binary"),
+                                dict(measurement="categorical"), dict(structural=None)],
+                         ids=["one-step", "two-step", "BCH", "ML-soft", "categorical", "measurement-alone"])
+def test_verbose_prints_stepmixs_report(data, kw):
+    import pandas as pd
+
+    _, z, X = data
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(X, columns=[f"item{j}" for j in range(X.shape[1])])  # StepMix prints the names
+    Y = pd.DataFrame({"income": rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)})
+    if kw.get("structural") == "binary":
+        Y = (Y > 1).astype(float)
+    if kw.get("measurement") == "categorical":
+        X = X + (rng.random(X.shape) < 0.3)
+    if "structural" in kw and kw["structural"] is None:
+        Y = kw.pop("structural")
+    theirs, ref = report(stepmix, X, Y, abs_tol=1e-12, **kw)
+    ours, model = report(bigem, X, Y, abs_tol=1e-12, **kw)
+    assert "MODEL REPORT" in ours and "item5" in ours and ("income" in ours) == (Y is not None)
+    same_text(ours, theirs)
+    theirs_again, ours_again = (report_of(m, X, Y) for m in (ref, model))  # report() alone, after a fit
+    assert ours_again == ours and theirs_again == theirs
+
+
+def same_text(ours: str, theirs: str) -> None:
+    """The same lines, word for word; a printed number may differ in its last digit only
+    (the two fits agree to about 1e-9, which can round either way)."""
+    a, b = ours.splitlines(), theirs.splitlines()
+    assert len(a) == len(b), (ours, theirs)
+    for line_a, line_b in zip(a, b):
+        words_a, words_b = line_a.split(), line_b.split()
+        assert len(words_a) == len(words_b) and line_a.startswith(" " * (len(line_b) - len(line_b.lstrip()))), \
+            (line_a, line_b)
+        for u, v in zip(words_a, words_b):
+            try:
+                x, y = float(u), float(v)
+            except ValueError:
+                assert u == v, (line_a, line_b)
+                continue
+            digits = len(v.split(".")[1]) if "." in v else 0
+            assert abs(x - y) <= 1.01 * 10.0 ** -digits and len(u) - len(v) in (-1, 0, 1), (line_a, line_b)
+
+
+def report_of(model, X, Y):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out):
+        warnings.simplefilter("ignore")
+        model.report(X, Y)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("measurement,structural", [("binary", "gaussian"), ("categorical", "categorical"),
+                                                    ("gaussian_full", "binary_nan"), ("binary_nan", "gaussian_diag"),
+                                                    ("gaussian_diag", "covariate"), ("categorical_nan", None)])
+def test_set_parameters_gives_stepmixs_model_unfitted(data, measurement, structural):
+    import copy
+
+    _, z, X = data
+    rng = np.random.default_rng(2)
+    if measurement.startswith("gaussian"):
+        X = rng.normal(3.0 * z[:, None], 1.0, (len(z), 2))
+    elif measurement.startswith("categorical"):
+        X = X + (rng.random(X.shape) < 0.3)
+    Y = None if structural is None else rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None]
+    if structural == "binary_nan":
+        Y = (Y > 1).astype(float)
+        Y[:20] = np.nan
+    elif structural == "categorical":
+        Y = np.digitize(Y, [0.5, 2.0]).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kw = {} if structural is None else {"structural": structural, "n_steps": 2}
+        ref = stepmix.StepMix(K, measurement=measurement, random_state=0, verbose=0, progress_bar=0, **kw).fit(X, Y)
+    ours = bigem.StepMix(K, measurement=measurement, **kw)  # never fitted
+    ours.set_parameters(copy.deepcopy(ref.get_parameters()))
+    close(ref.get_parameters(), ours.get_parameters(), 0.0)
+    assert ours.n_parameters == ref.n_parameters
+    np.testing.assert_allclose(ours.predict_proba(X, Y), ref.predict_proba(X, Y), atol=1e-10)
+    assert ours.score(X, Y) == pytest.approx(ref.score(X, Y), rel=1e-12)
+    assert ours.bic(X, Y) == pytest.approx(ref.bic(X, Y), rel=1e-12)
+
+
+def test_set_parameters_refuses_what_makes_no_model(data):
+    _, _, X = data
+    ref, ours = both(X)
+    params = ref.get_parameters()
+    with pytest.raises(ParameterError, match="lacks 'pis'"):
+        bigem.StepMix(K).set_parameters({**params, "measurement": {}})
+    with pytest.raises(ParameterError, match=r"params\['measurement'\].*valid 'bernoulli' model"):
+        bigem.StepMix(K).set_parameters({**params, "measurement": {"pis": params["measurement"]["pis"] + 1}})
+    with pytest.raises(ParameterError, match="measurement_in is 5"):
+        bigem.StepMix(K).set_parameters({**params, "measurement_in": 5})
+    with pytest.raises(ParameterError, match="get_parameters"):
+        bigem.StepMix(K).set_parameters({"weights": params["weights"]})
+
+
+def test_sample_draws_from_the_model(data):
+    _, z, X = data
+    rng = np.random.default_rng(3)
+    Y = rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None]
+    _, ours = both(X, Y, n_steps=2, structural="gaussian_diag")
+    n = 60_000
+    Xs, Ys, labels = ours.sample(n)
+    assert Xs.shape == (n, 6) and Ys.shape == (n, 1) and labels.shape == (n,)
+    params = ours.get_parameters()
+    share = np.bincount(labels, minlength=K) / n
+    assert np.all(np.abs(share - ours.weights_) < 4 * np.sqrt(ours.weights_ * (1 - ours.weights_) / n))
+    for k in range(K):
+        rows = labels == k
+        m = rows.sum()
+        pis = params["measurement"]["pis"][k]
+        assert np.all(np.abs(Xs[rows].mean(0) - pis) < 4 * np.sqrt(pis * (1 - pis) / m) + 1e-12)
+        mean, var = params["structural"]["means"][k, 0], params["structural"]["covariances"][k, 0]
+        assert abs(Ys[rows].mean() - mean) < 4 * np.sqrt(var / m)
+        assert abs(Ys[rows].var() / var - 1) < 4 * np.sqrt(2 / m)
+    again = ours.sample(5)  # one stream: the next draws differ, and a refit starts it again
+    assert not np.array_equal(again[0], Xs[:5]) or not np.array_equal(again[2], labels[:5])
+    ours.fit(X, Y)
+    np.testing.assert_array_equal(ours.sample(n)[2], labels)
+    given = np.array([2, 2, 0, 1])
+    Xg, Yg, lg = ours.sample(4, labels=given)
+    np.testing.assert_array_equal(lg, given)
+    assert Xg.shape == (4, 6) and Yg.shape == (4, 1)
+    alone = bigem.StepMix(K, random_state=0).fit(X)
+    Xa, Ya, _ = alone.sample(10)
+    assert Xa.shape == (10, 6) and Ya is None
+
+
+def test_what_cannot_be_sampled_says_so(data):
+    _, z, X = data
+    rng = np.random.default_rng(4)
+    _, ours = both(X, rng.normal(size=(len(z), 2)), n_steps=2, structural="covariate")
+    with pytest.raises(NotImplementedError, match="covariate"):
+        ours.sample(10)
+    _, plain = both(X)
+    with pytest.raises(ValueError, match="n_samples"):
+        plain.sample(0)
+    with pytest.raises(ParameterError, match="classes 0..2"):
+        plain.sample(2, labels=[0, 3])

@@ -402,3 +402,39 @@ def test_a_mixed_mixture_with_families_by_list_saves_and_loads(tmp_path):
     frame = pd.DataFrame({"h": X[:, 0], "f": X[:, 1]})
     bigem.MixedMixture(2, families={"f": "bernoulli"}, random_state=0).fit(frame).save(tmp_path / "d.bigem")
     assert bigem.load(tmp_path / "d.bigem").families == {"f": "bernoulli"}
+
+
+def test_samples_follow_the_fitted_model_class_by_class(fitted):
+    X, Y, z, measurement, _ = fitted
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"score": Y[:, 0], "passed": (rng.random(len(z)) < np.array([.2, .5, .9])[z]).astype(float),
+                          "grade": rng.integers(0, 3, len(z)).astype(float), "visits": rng.poisson(2.0, len(z))})
+    m = bigem.StructuralModel(measurement, {"score": "gaussian", "passed": "bernoulli", "grade": "categorical",
+                                            "visits": "poisson"}, n_steps=2).fit(X, frame)
+    n = 80_000
+    Xs, Ys, labels = m.sample(n, random_state=0)
+    assert Xs.shape == (n, 6) and Ys.shape == (n, 4)
+    np.testing.assert_array_equal(m.sample(n, random_state=0)[1], Ys)  # a seed gives the same draws
+    share = np.bincount(labels, minlength=K) / n
+    assert np.all(np.abs(share - m.weights_) < 4 * np.sqrt(m.weights_ / n))
+    for k in range(K):
+        rows = labels == k
+        c = rows.sum()
+        se = lambda p: 4 * np.sqrt(p * (1 - p) / c) + 1e-12  # noqa: E731
+        p = measurement.probabilities_[k]
+        assert np.all(np.abs(Xs[rows].mean(0) - p) < se(p))
+        assert abs(Ys[rows, 0].mean() - m.means_[k, 0]) < 4 * np.sqrt(m.covariances_[k, 0] / c)
+        p = m.bernoulli_probabilities_[k, 0]
+        assert abs(Ys[rows, 1].mean() - p) < se(p)
+        p = m.probabilities_[0][k]
+        assert np.all(np.abs(np.bincount(Ys[rows, 2].astype(int), minlength=3) / c - p) < se(p))
+        assert abs(Ys[rows, 3].mean() - m.lambdas_[k, 0]) < 4 * np.sqrt(m.lambdas_[k, 0] / c)
+    given = np.array([1, 0, 2])
+    np.testing.assert_array_equal(m.sample(labels=given, random_state=1)[2], given)
+    with pytest.raises(ParameterError, match="classes 0..2"):
+        m.sample(labels=[[0, 1]])
+    with pytest.raises(ParameterError, match="n_samples"):
+        m.sample(-1)
+    covariates = bigem.StructuralModel(measurement, "covariate", n_steps=2).fit(X, rng.normal(size=(len(z), 1)))
+    with pytest.raises(ParameterError, match="predict_proba"):
+        covariates.sample(5)

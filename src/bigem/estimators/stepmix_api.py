@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core.errors import ParameterError, not_fitted_error
+from .._core.errors import BigemError, ParameterError, not_fitted_error
 from . import _params
 from ._base import EstimatorBase
 
@@ -43,6 +43,10 @@ _MODEL_NAMES.update({f"{name}_nan": f"{model}_nan" for name, model in list(_MODE
 _INDEX = ["model", "model_name", "param", "class_no", "variable"]
 
 
+class NotSampledError(BigemError, NotImplementedError):
+    """A model that cannot be sampled (a covariate model): StepMix's NotImplementedError."""
+
+
 class StepMix(EstimatorBase):
     """StepMix's latent class estimator (``stepmix.stepmix.StepMix``): the same
     constructor, defaults, methods and attributes, on bigem.
@@ -60,7 +64,11 @@ class StepMix(EstimatorBase):
     (tests/reference/test_stepmix_api.py). Differences:
 
     - ``rel_tol`` must be 0 (its default): bigem stops on ``abs_tol`` alone.
-    - ``progress_bar`` and ``verbose`` print nothing; ``save_param_init`` keeps nothing.
+    - ``verbose=1`` prints StepMix's report after ``fit`` (as :meth:`report` does);
+      ``progress_bar`` prints nothing; ``save_param_init`` keeps nothing.
+    - :meth:`sample` draws from the same model, not StepMix's numbers; given ``labels``,
+      row i comes from class ``labels[i]`` (StepMix draws its j-th distinct label from
+      class j).
     - A Gaussian measurement model starts as scikit-learn's 'random' does (weights from
       the table), so it reaches StepMix's optimum by another path; the discrete ones
       start as StepMix does.
@@ -176,7 +184,61 @@ class StepMix(EstimatorBase):
             self.__dict__.pop("y_names_", None)
         else:
             self.y_names_ = _names(Y)
+        self._draws_ = None  # sample's stream starts again from random_state
+        if s.verbose == 1:
+            self.report(X, Y, sample_weight=sample_weight)
         return self
+
+    def report(self, X, Y=None, sample_weight=None):
+        """Print StepMix's report of the fit (``verbose=1`` prints it after ``fit``): each
+        model's parameters, the class weights, and the fit's statistics on X (and Y), in
+        StepMix's words and layout."""
+        print("\n".join(_report(self, X, Y, sample_weight)))
+
+    def set_parameters(self, params):
+        """Set every parameter from StepMix's dict (the layout of :meth:`get_parameters`),
+        fitted or not: the model then predicts, scores and samples with them. The
+        structural model is set when ``params`` holds one ('structural' and
+        'structural_in')."""
+        s = self._settings()
+        try:
+            weights, given, width = params["weights"], params["measurement"], int(params["measurement_in"])
+            structural = (params["structural"], int(params["structural_in"])) if "structural" in params else None
+        except (KeyError, TypeError) as exc:
+            raise ParameterError(f"params must be StepMix's dict of get_parameters() (weights, measurement, "
+                                 f"measurement_in, and optionally structural, structural_in); missing {exc}") from None
+        mm = _measurement_from(self._measurement_model(s), s, weights, given, width)
+        sm = None
+        if structural is not None:
+            sm = _structural_from(self._structural_model(s, mm), s, *structural)
+        self._mm, self._sm, self._draws_ = mm, sm, None
+        self.weights_ = np.asarray(mm.weights_, dtype=np.float64).copy()
+        self.measurement_in_ = width
+        if sm is None:
+            self.__dict__.pop("structural_in_", None)
+        else:
+            self.structural_in_ = structural[1]
+
+    def sample(self, n_samples, labels=None):
+        """Draw (X, Y, labels) from the fitted model, as StepMix's ``sample``: each row's
+        class from the class weights (or ``labels``, one class per row), then its
+        indicators and, with a structural model, its outcomes given the class (Y is None
+        without one). Successive calls continue one stream of draws, seeded by
+        ``random_state``. A covariate model cannot be sampled (NotImplementedError, as
+        StepMix's)."""
+        from .structural import class_draws, measurement_draws
+
+        self._check_fitted()
+        if self._conditional:
+            raise NotSampledError("Sampling for the covariate model is not implemented: the covariate model gives "
+                              "p(class | covariates), not a distribution of the covariates; draw them yourself, "
+                              "then each row's class from predict_proba")
+        if getattr(self, "_draws_", None) is None:
+            self._draws_ = _params.draws(self._settings().random_state)
+        classes = class_draws(self.weights_, n_samples, labels, self._draws_)
+        X = measurement_draws(self._mm, classes, self._draws_)
+        Y = None if self._sm is None else self._sm._outcome_draws(classes, self._draws_)
+        return X, Y, classes.numpy()
 
     # ------------------------------------------------------------------ parameters
     def _check_fitted(self) -> None:
@@ -552,3 +614,122 @@ def _structural_parameters(sm) -> int:
     if family == "covariate":
         return (K - 1) * (q + bool(sm.intercept))
     return K * q
+
+
+def _set(what: str, descriptor: str, build):
+    """``build()``, its ParameterError or NumericalError (arrays that do not make a valid
+    model) as one that names the parameters set."""
+    from .._core.errors import ModelFileError, NumericalError
+
+    try:
+        return build()
+    except KeyError as exc:
+        raise ParameterError(f"params[{what!r}] lacks {exc}, which StepMix's {descriptor!r} model holds") from None
+    except (ParameterError, NumericalError, ModelFileError, ValueError) as exc:
+        reason = str(exc).replace("; the file is damaged", "").replace("invalid parameters: ", "")
+        raise ParameterError(f"params[{what!r}] do not make a valid {descriptor!r} model: {reason}") from None
+
+
+def _measurement_from(mm, s, weights, given: dict, width: int):
+    """The measurement mixture ``mm`` (unfitted) holding StepMix's parameters: the class
+    weights and ``given`` (its ``get_parameters()['measurement']``) over ``width`` columns."""
+    from ..sources.schema import Schema
+
+    name = type(mm).__name__
+
+    def build():
+        mm.weights_ = np.asarray(weights, dtype=np.float64)
+        if name == "BernoulliMixture":
+            mm.probabilities_ = np.asarray(given["pis"], dtype=np.float64)
+        elif name == "CategoricalMixture":  # each column StepMix's max_n_outcomes wide, its padding kept
+            codes = np.arange(int(given["max_n_outcomes"]))
+            mm._schema_ = Schema(("category",) * width, tuple(codes for _ in range(width)), "error", name,
+                                 gaps=mm.missing_values == "fiml")
+            mm._probabilities_ = np.asarray(given["pis"], dtype=np.float64)
+        else:
+            mm.means_, mm.covariances_ = (np.asarray(given[k], dtype=np.float64) for k in ("means", "covariances"))
+        params = mm._from_attributes(mm._settings())
+        if mm._centres(params).shape[1] != width:
+            raise ParameterError(f"they have {mm._centres(params).shape[1]} columns but measurement_in is {width}")
+        mm._set_fitted(params, width, None)
+        mm.converged_, mm.n_iter_, mm.n_passes_, mm.lower_bound_ = False, 0, 0, -np.inf
+        mm.lower_bounds_, mm.history_ = [], []
+        return mm
+
+    return _set("measurement", s.measurement, build)
+
+
+def _structural_from(sm, s, given: dict, width: int):
+    """The StructuralModel ``sm`` (over a measurement model already set) holding StepMix's
+    structural parameters ``given`` over ``width`` columns of Y."""
+    from .structural import structural_from
+
+    family = _STRUCTURAL[s.structural]
+    K = len(sm.measurement.weights_)
+
+    def build():
+        sizes, arrays = [], {}
+        if family in ("gaussian", "gaussian_unit"):
+            means = np.asarray(given["means"], dtype=np.float64)
+            arrays = {"means_": means, "covariances_": np.ones_like(means) if family == "gaussian_unit" else
+                      given["covariances"]}
+        elif family == "bernoulli":
+            arrays = {"bernoulli_probabilities_": given["pis"]}
+        elif family == "categorical":
+            sizes = [int(given["max_n_outcomes"])] * width
+            arrays = {"_flat_probabilities_": given["pis"]}
+        else:
+            beta = np.asarray(given["beta"], dtype=np.float64)
+            intercept = bool(sm.intercept)
+            arrays = {"coef_": beta[:, int(intercept):], "intercept_": beta[:, 0] if intercept else np.zeros(K)}
+        gaps = {family} if s.structural.endswith("_nan") else set()
+        return structural_from(sm, [family] * width, arrays, sizes, gaps)
+
+    return _set("structural", s.structural, build)
+
+
+def _report(model, X, Y, sample_weight) -> list[str]:
+    """The lines of StepMix's report (``stepmix.utils.print_report``)."""
+    import pandas as pd
+
+    s = model._settings()
+    K, n = model.n_components, int(np.shape(X)[0])
+    mean = model.score(X, Y, sample_weight=sample_weight)
+    ll = mean * (np.sum(sample_weight) if sample_weight is not None else n)
+    params = model.get_parameters()
+    indent = " " * 10  # StepMix's parameter tables: two indents of five spaces
+
+    def table(descriptor: str, values: dict, names, width: int) -> list[str]:
+        name = _MODEL_NAMES[descriptor]
+        df = _long(name, values, names, width, intercept=bool(getattr(model._sm, "intercept", True)))
+        flipped = name in ("gaussian_full", "gaussian_tied")  # StepMix prints these by class
+        index, columns = (["class_no", "param"], ["model_name", "variable"]) if flipped else \
+            (["param", "variable"], ["model_name", "class_no"])
+        text = pd.pivot_table(df, index=index, columns=columns, values="value").round(4).to_string()
+        return [indent + text.replace("\n", "\n" + indent)]
+
+    rule, inner = "=" * 80, "    " + "=" * 76
+    lines = [rule, "MODEL REPORT", rule, inner, "    Measurement model parameters", inner]
+    lines += table(s.measurement, params["measurement"], getattr(model, "x_names_", None), model.measurement_in_)
+    if model._sm is not None:
+        lines += [inner, "    Structural model parameters", inner]
+        lines += table(s.structural, params["structural"], getattr(model, "y_names_", None), model.structural_in_)
+    lines += [inner, "    Class weights", inner]
+    lines += [f"        Class {i + 1} : {w:.2f}" for i, w in enumerate(model.weights_)]
+    lines += [inner, f"    Fit for {K} latent classes", inner, f"    Estimation method             : {s.n_steps}-step"]
+    if s.n_steps == 3:
+        lines += [f"    Correction method             : {s.correction}",
+                  f"    Assignment method             : {s.assignment}"]
+    lines += [f"    Number of observations        : {n}",
+              f"    Number of latent classes      : {K}",
+              f"    Number of estimated parameters: {model.n_parameters}",
+              f"    Log-likelihood (LL)           : {ll:.4f}",
+              f"    -2LL                          : {-2 * ll:.4f}",
+              f"    Average LL                    : {mean:.4f}",
+              f"    AIC                           : {model.aic(X, Y):.2f}",
+              f"    BIC                           : {model.bic(X, Y):.2f}",
+              f"    CAIC                          : {model.caic(X, Y):.2f}",
+              f"    Sample-Size Adjusted BIC      : {model.sabic(X, Y):.2f}",
+              f"    Entropy                       : {model.entropy(X, Y):.4f}",
+              f"    Scaled Relative Entropy       : {model.relative_entropy(X, Y):.4f}"]
+    return lines

@@ -497,6 +497,32 @@ class StructuralModel(EstimatorBase):
         self._publish(model, self._fitted_params, self.families_, self.measurement_)
         return self
 
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n_samples=1, *, labels=None, random_state=None):
+        """Draw rows from the fitted model: (X, Y, labels). Each row's class is drawn from
+        the class weights (or given: ``labels``, one class 0..K-1 per row), then its
+        indicators from the measurement model and its outcomes from the structural model,
+        given the class. A covariate model cannot be sampled: it gives p(class | z), not a
+        distribution of z (draw the covariates, then the classes from ``predict_proba``)."""
+        self._check_fitted()
+        if self._conditional:
+            raise ParameterError("a covariate model gives p(class | z), not a distribution of the covariates z, so it "
+                                 "cannot be sampled: draw the covariates yourself, then each row's class from "
+                                 "predict_proba")
+        generator = _params.draws(random_state)
+        labels = class_draws(self.weights_, n_samples, labels, generator)
+        return measurement_draws(self.measurement_, labels, generator), self._outcome_draws(labels, generator), \
+            labels.numpy()
+
+    def _outcome_draws(self, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        """Y for rows of the given classes (n,): each family's part drawn given the class."""
+        model, params = self._fitted_model, self._fitted_params
+        K = params.n_components
+        out = np.empty((labels.shape[0], len(self.families_)), dtype=np.float64)
+        for part, q in zip(model.component.parts[1:], params.component.parts[1:]):
+            out[:, [c - K for c in part.columns]] = part.component.sample(q, labels, generator).cpu().double().numpy()
+        return out
+
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
         if not hasattr(self, "_fitted_params"):
@@ -532,6 +558,55 @@ class StructuralModel(EstimatorBase):
     def score(self, X, Y, *, columns=None) -> float:
         """The mean log-likelihood of the rows (:meth:`score_samples` averaged)."""
         return float(self.score_samples(X, Y, columns=columns).mean())
+
+
+def structural_from(model: StructuralModel, families: list[str], arrays: dict, sizes: list[int] = (),
+                    gaps: set[str] = frozenset()) -> StructuralModel:
+    """``model``, whose ``measurement`` is fitted, holding the structural parameters
+    ``arrays`` (by attribute: 'means_', 'covariances_', '_flat_probabilities_',
+    'bernoulli_probabilities_', 'lambdas_', 'coef_', 'intercept_') of the ``families``:
+    checked as a model file's are, and ready to predict, score and sample."""
+    measurement = model.measurement
+    K = len(measurement.weights_)
+    empty = np.zeros((K, 0))
+    held = {"weights_": measurement.weights_, "means_": empty, "covariances_": empty, "_flat_probabilities_": empty,
+            "bernoulli_probabilities_": empty, "lambdas_": empty, "coef_": empty, "intercept_": np.zeros(K),
+            "_error_": np.zeros((0, 0)), **arrays}
+    for attr, value in held.items():
+        setattr(model, attr, np.asarray(value, dtype=np.float64))
+    state = {"families_": list(families), "sizes": list(sizes), "gaps": sorted(gaps), "n_iter_": 0,
+             "converged_": False, "structural_names_": None, "lower_bound_": None}
+    model._restore_parts(state, [measurement])
+    return model
+
+
+def class_draws(weights, n_samples, labels, generator: torch.Generator) -> torch.Tensor:
+    """Each row's class (n,) int64: ``n_samples`` drawn from the class weights, or the
+    classes given (``labels``, each in 0..K-1; then ``n_samples`` is their number)."""
+    K = len(weights)
+    if labels is not None:
+        given = np.asarray(labels)
+        if given.ndim != 1 or not given.size or not np.issubdtype(given.dtype, np.number) or np.any(
+                given != np.round(given)) or given.min() < 0 or given.max() >= K:
+            raise ParameterError(f"labels must be a 1-D array of classes 0..{K - 1}, one per row to draw; got "
+                                 f"{given.tolist() if given.size < 10 else given.shape}")
+        return torch.from_numpy(given.astype(np.int64))
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ParameterError(f"Invalid value for 'n_samples': {n_samples!r} . The sampling requires at least one "
+                             "sample.")
+    _params.check_sample_size(int(n_samples), 1)
+    return torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), int(n_samples), replacement=True,
+                             generator=generator)
+
+
+def measurement_draws(mixture, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+    """Rows of a fitted bigem mixture for the given components (n,), in the data's own
+    values (category codes decoded)."""
+    s = mixture._inference_settings()
+    params = mixture._fitted()
+    _params.check_sample_size(labels.shape[0], mixture.n_features_in_)
+    x = mixture._model(s).component.sample(params.component, labels, generator)
+    return mixture._decoded(x.cpu().double().numpy())
 
 
 def _permutation(perm, K: int) -> np.ndarray:
