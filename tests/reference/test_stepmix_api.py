@@ -120,11 +120,11 @@ def test_what_has_no_counterpart_says_so(data):
     Y = X[:, :1]
     with pytest.raises(ParameterError, match="rel_tol"):
         bigem.StepMix(K, rel_tol=1e-5).fit(X)
-    with pytest.raises(ParameterError, match="MixedMixture"):
-        bigem.StepMix(K, measurement={"a": {"model": "binary", "n_columns": 6}}).fit(X)
+    with pytest.raises(ParameterError, match="block 'a' is a 'gaussian_unit' model"):
+        bigem.StepMix(K, measurement={"a": {"model": "gaussian_unit", "n_columns": 6}}).fit(X)
     with pytest.raises(ParameterError, match="unit-variance"):
         bigem.StepMix(K, measurement="gaussian_unit").fit(X)
-    with pytest.raises(ParameterError, match="StructuralModel"):
+    with pytest.raises(ParameterError, match="structural='gaussian_full' has no bigem counterpart"):
         bigem.StepMix(K, structural="gaussian_full").fit(X, Y)
     with pytest.raises(ParameterError, match="not read"):
         bigem.StepMix(K, measurement_params={"integer_codes": False}).fit(X)
@@ -381,3 +381,88 @@ def test_what_cannot_be_sampled_says_so(data):
         plain.sample(0)
     with pytest.raises(ParameterError, match="classes 0..2"):
         plain.sample(2, labels=[0, 3])
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """StepMix's mixed-data set-up: a table of continuous, binary and categorical columns
+    and its nested descriptor from StepMix's own get_mixed_descriptor."""
+    import pandas as pd
+    from stepmix.utils import get_mixed_descriptor
+
+    rng = np.random.default_rng(7)
+    n = 1500
+    z = rng.integers(0, K, n)
+    df = pd.DataFrame({"age": rng.normal(np.array([0.0, 2.0, 4.0])[z], 1.0),
+                       "fare": rng.normal(np.array([1.0, -1.0, 0.0])[z], 1.0),
+                       "sex": (rng.random(n) < np.array([.1, .5, .9])[z]).astype(float),
+                       "alone": (rng.random(n) < np.array([.8, .5, .2])[z]).astype(float),
+                       "pclass": np.minimum(rng.integers(0, 3, n) + (z == 2), 2).astype(float)})
+    X, descriptor = get_mixed_descriptor(df, continuous=["age", "fare"], binary=["sex", "alone"],
+                                         categorical=["pclass"])
+    Y = pd.DataFrame({"income": rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0),
+                      "owner": (rng.random(n) < np.array([.2, .5, .9])[z]).astype(float)})
+    Y, outcomes = get_mixed_descriptor(Y, gaussian_unit=["income"], binary=["owner"])
+    return X, descriptor, Y, outcomes
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(n_steps=2, structural=True), dict(n_steps=3, correction="ML",
+                                                                                structural=True)],
+                         ids=["measurement", "two-step", "ML"])
+def test_a_nested_descriptor_is_stepmixs_mixed_model(mixed, kw):
+    X, descriptor, Y, outcomes = mixed
+    if kw.pop("structural", False):
+        kw["structural"] = outcomes
+    else:
+        Y = None
+    ref, ours = both(X, Y, measurement=descriptor, abs_tol=1e-12, **kw)
+    a, b = ref.get_parameters(), ours.get_parameters()
+    assert set(b["measurement"]) == {"continuous", "binary", "categorical"}
+    close(a, b, 1e-5)
+    assert ours.n_parameters == ref.n_parameters
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-8)
+    assert ours.bic(X, Y) == pytest.approx(ref.bic(X, Y), rel=1e-8)
+    np.testing.assert_allclose(ours.predict_proba(X, Y), ref.predict_proba(X, Y), atol=1e-5)
+    theirs, mine = ref.get_parameters_df(), ours.get_parameters_df()
+    assert mine.index.equals(theirs.index)
+    np.testing.assert_allclose(mine["value"], theirs["value"], atol=1e-5)
+    same_text(report_of(ours, X, Y), report_of(ref, X, Y))
+
+
+def test_set_parameters_and_sample_take_a_nested_descriptor(mixed):
+    import copy
+
+    X, descriptor, Y, outcomes = mixed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = stepmix.StepMix(K, measurement=descriptor, structural=outcomes, n_steps=2, random_state=0, verbose=0,
+                              progress_bar=0).fit(X, Y)
+    ours = bigem.StepMix(K, measurement=descriptor, structural=outcomes, n_steps=2, random_state=0)
+    ours.set_parameters(copy.deepcopy(ref.get_parameters()))
+    close(ref.get_parameters(), ours.get_parameters(), 0.0)
+    np.testing.assert_allclose(ours.predict_proba(X, Y), ref.predict_proba(X, Y), atol=1e-10)
+    Xs, Ys, labels = ours.sample(30_000)
+    assert Xs.shape == (30_000, 5) and Ys.shape == (30_000, 2)
+    params = ours.get_parameters()
+    for k in range(K):
+        rows = labels == k
+        m = rows.sum()
+        cont = params["measurement"]["continuous"]
+        assert np.all(np.abs(Xs[rows, :2].mean(0) - cont["means"][k]) < 4 * np.sqrt(cont["covariances"][k] / m))
+        pis = params["measurement"]["binary"]["pis"][k]
+        assert np.all(np.abs(Xs[rows, 2:4].mean(0) - pis) < 4 * np.sqrt(pis * (1 - pis) / m))
+        assert np.all(np.isin(Xs[rows, 4], [0, 1, 2]))
+        assert abs(Ys[rows, 0].mean() - params["structural"]["gaussian_unit"]["means"][k, 0]) < 4 / np.sqrt(m)
+
+
+def test_a_nested_descriptor_bigem_cannot_build_says_so(mixed):
+    X, descriptor, Y, _ = mixed
+    with pytest.raises(ParameterError, match="'model' and an 'n_columns'"):
+        bigem.StepMix(K, measurement={"a": {"model": "binary"}}).fit(X)
+    with pytest.raises(ParameterError, match="'gaussian_full' model"):
+        bigem.StepMix(K, measurement={"a": {"model": "gaussian_full", "n_columns": 5}}).fit(X)
+    with pytest.raises(ParameterError, match="integer codes"):
+        bigem.StepMix(K, measurement={"a": {"model": "categorical", "n_columns": 5, "integer_codes": False}}).fit(X)
+    two = {"z1": {"model": "covariate", "n_columns": 1}, "z2": {"model": "covariate", "n_columns": 1}}
+    with pytest.raises(ParameterError, match="Only one covariate model"):
+        bigem.StepMix(K, measurement=descriptor, structural=two, n_steps=2).fit(X, Y)

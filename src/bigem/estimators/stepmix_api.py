@@ -8,6 +8,8 @@ families; what bigem has no counterpart for is a ParameterError that says so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .._core.errors import BigemError, ParameterError, not_fitted_error
@@ -41,6 +43,9 @@ _MODEL_NAMES = {"bernoulli": "binary", "binary": "binary", "categorical": "categ
 _MODEL_NAMES.update({f"{name}_nan": f"{model}_nan" for name, model in list(_MODEL_NAMES.items())
                      if model != "covariate"})
 _INDEX = ["model", "model_name", "param", "class_no", "variable"]
+# the blocks a nested measurement descriptor takes -> MixedMixture's family of their columns
+_MIXED_MEASUREMENT = {name: family for name, family in _STRUCTURAL.items()
+                      if family in ("gaussian", "bernoulli", "categorical")}
 
 
 class NotSampledError(BigemError, NotImplementedError):
@@ -58,7 +63,11 @@ class StepMix(EstimatorBase):
     :class:`StructuralModel` (``structural``: 'gaussian' / 'gaussian_unit',
     'gaussian_diag' / 'continuous', 'bernoulli' / 'binary', 'categorical' /
     'multinoulli', their '_nan' versions, or 'covariate'), fitted in ``n_steps`` with
-    ``correction`` and ``assignment`` as StepMix fits it. The estimates are StepMix's, and
+    ``correction`` and ``assignment`` as StepMix fits it. A nested descriptor (StepMix's
+    dict of blocks, as its ``get_mixed_descriptor`` makes) is a :class:`MixedMixture`
+    over the measurement blocks (diagonal Gaussian, binary and categorical, with or
+    without '_nan') and a :class:`StructuralModel` with a family per outcome block. The
+    estimates are StepMix's, and
     so are ``get_parameters()``, the parameter frames (``get_parameters_df``,
     ``get_mm_df``, ``get_sm_df``, ``get_cw_df``) and the criteria
     (tests/reference/test_stepmix_api.py). Differences:
@@ -77,9 +86,11 @@ class StepMix(EstimatorBase):
     - The covariate model's Newton steps run to convergence (StepMix's
       ``structural_params={'max_iter': 1}`` takes one per M-step, so its naive and BCH
       estimates are one step from a random start).
-    - Nested descriptors (dicts of blocks), 'gaussian_unit' measurements and the
-      full, spherical and tied Gaussians as outcomes have no counterpart:
-      :class:`MixedMixture` and :class:`StructuralModel` take mixed blocks by column.
+    - 'gaussian_unit' measurements, full, spherical and tied Gaussians as outcomes or
+      as blocks of a nested measurement, and categorical blocks given one-hot
+      (``integer_codes=False``) have no counterpart: a ParameterError names them. In a
+      nested measurement with a '_nan' block, every block takes gaps (StepMix refuses
+      one in the other blocks).
     """
 
     _estimator_type = "clusterer"
@@ -120,12 +131,13 @@ class StepMix(EstimatorBase):
         import bigem
 
         descriptor = s.measurement
+        if isinstance(descriptor, dict):
+            return self._mixed_measurement(s)
         if not isinstance(descriptor, str) or descriptor not in _MEASUREMENT:
             known = ", ".join(repr(k) for k in _MEASUREMENT)
             raise ParameterError(
-                f"measurement={descriptor!r} has no bigem counterpart here; it takes one of {known}. For a dict of "
-                "blocks use bigem.MixedMixture(families={column: family}); a unit-variance Gaussian measurement "
-                "model is not built")
+                f"measurement={descriptor!r} has no bigem counterpart here; it takes one of {known}, or a dict of "
+                "blocks of them (a unit-variance Gaussian measurement model is not built)")
         name, kw = _MEASUREMENT[descriptor]
         extra = dict(s.measurement_params or {})
         reg = extra.pop("reg_covar", None)
@@ -137,15 +149,37 @@ class StepMix(EstimatorBase):
         return getattr(bigem, name)(s.n_components, init_params=s.init_params, tol=s.abs_tol, max_iter=s.max_iter,
                                     n_init=s.n_init, random_state=s.random_state, dtype="float64", **discrete, **kw)
 
+    def _mixed_measurement(self, s):
+        """A nested measurement descriptor (StepMix's dict of blocks, e.g. from its
+        ``get_mixed_descriptor``): a :class:`MixedMixture` with each block's family on its
+        columns, and gaps allowed (FIML) where a block is a '_nan' model."""
+        import bigem
+
+        blocks = _blocks(s.measurement, "measurement", _MIXED_MEASUREMENT)
+        extra = dict(s.measurement_params or {})
+        reg = extra.pop("reg_covar", 1e-6)
+        if extra:
+            raise ParameterError(f"measurement_params {sorted(extra)} are not read by bigem's MixedMixture")
+        families = [_MIXED_MEASUREMENT[b.model] for b in blocks for _ in b.columns]
+        gaps = "fiml" if any(b.model.endswith("_nan") for b in blocks) else "error"
+        return bigem.MixedMixture(s.n_components, families=families, reg_covar=reg, alpha=0.0,
+                                  init_params=s.init_params, tol=s.abs_tol, max_iter=s.max_iter, n_init=s.n_init,
+                                  random_state=s.random_state, dtype="float64", missing_values=gaps)
+
     def _structural_model(self, s, measurement):
         from .structural import StructuralModel
 
         descriptor = s.structural
-        if not isinstance(descriptor, str) or descriptor not in _STRUCTURAL:
+        if isinstance(descriptor, dict):
+            descriptor = [_STRUCTURAL[b.model] for b in _blocks(descriptor, "structural", _STRUCTURAL)
+                          for _ in b.columns]
+        elif not isinstance(descriptor, str) or descriptor not in _STRUCTURAL:
             known = ", ".join(repr(k) for k in _STRUCTURAL)
             raise ParameterError(
-                f"structural={descriptor!r} has no bigem counterpart here; it takes one of {known}. For several "
-                "blocks use bigem.StructuralModel(measurement, {column: family})")
+                f"structural={descriptor!r} has no bigem counterpart here; it takes one of {known}, or a dict of "
+                "blocks of them")
+        else:
+            descriptor = _STRUCTURAL[descriptor]
         extra = dict(s.structural_params or {})
         kw = {"reg_covar": extra.pop("reg_covar", 1e-6), "intercept": extra.pop("intercept", True)}
         if extra.pop("method", "newton-raphson") != "newton-raphson":
@@ -154,7 +188,7 @@ class StepMix(EstimatorBase):
         extra.pop("tol", None)
         if extra:
             raise ParameterError(f"structural_params {sorted(extra)} are not read by bigem's StructuralModel")
-        return StructuralModel(measurement, _STRUCTURAL[descriptor], n_steps=s.n_steps, correction=s.correction,
+        return StructuralModel(measurement, descriptor, n_steps=s.n_steps, correction=s.correction,
                                assignment=s.assignment, alpha=0.0, tol=s.abs_tol, max_iter=s.max_iter, **kw)
 
     def fit(self, X, Y=None, sample_weight=None, y=None):
@@ -257,9 +291,13 @@ class StepMix(EstimatorBase):
         self._check_fitted()
         K = self.n_components_
         n = 0.0 if self._conditional else K - 1
-        n += self._mm._n_parameters() - (K - 1)
+        params = self.get_parameters()
+        if isinstance(self.measurement, dict):
+            n += sum(_count(params["measurement"][b.name], b.model, K) for b in _blocks(self.measurement))
+        else:
+            n += self._mm._n_parameters() - (K - 1)
         if self._sm is not None:
-            n += _structural_parameters(self._sm)
+            n += sum(_count(values, b.model, K) for b, values in _by_block(self.structural, params["structural"]))
         return n
 
     @property
@@ -270,10 +308,12 @@ class StepMix(EstimatorBase):
         """StepMix's dict: weights, the measurement and structural models' parameters by
         StepMix's names, and the numbers of their columns."""
         self._check_fitted()
-        params = dict(weights=self.weights_.copy(), measurement=_measurement_parameters(self._mm, self._settings()),
-                      measurement_in=self.measurement_in_)
+        s = self._settings()
+        measurement = (_nested(self._mm, s.measurement) if isinstance(s.measurement, dict) else
+                       _measurement_parameters(self._mm, s))
+        params = dict(weights=self.weights_.copy(), measurement=measurement, measurement_in=self.measurement_in_)
         if self._sm is not None:
-            params["structural"] = _structural_dict(self._sm)
+            params["structural"] = _nested(self._sm, s.structural)
             params["structural_in"] = self.structural_in_
         return params
 
@@ -285,16 +325,16 @@ class StepMix(EstimatorBase):
         params = self.get_parameters()
         s = self._settings()
         x_names = x_names if x_names is not None else getattr(self, "x_names_", None)
-        frames = [_long(_MODEL_NAMES[s.measurement], params["measurement"], x_names, self.measurement_in_)
-                  .assign(model="measurement")]
+        frames = [_frame(s.measurement, params["measurement"], x_names, self.measurement_in_).assign(
+            model="measurement")]
         if not self._conditional:
             frames.append(pd.DataFrame.from_records(
                 [dict(model="measurement", model_name="class_weights", param="class_weights", class_no=k,
                       variable="nan", value=w) for k, w in enumerate(self.weights_)]))
         if self._sm is not None:
             y_names = y_names if y_names is not None else getattr(self, "y_names_", None)
-            frames.append(_long(_MODEL_NAMES[s.structural], params["structural"], y_names, self.structural_in_,
-                                intercept=bool(self._sm.intercept)).assign(model="structural"))
+            frames.append(_frame(s.structural, params["structural"], y_names, self.structural_in_,
+                                 bool(self._sm.intercept)).assign(model="structural"))
         return pd.concat(frames).set_index(_INDEX)
 
     def get_cw_df(self, x_names=None, y_names=None):
@@ -339,7 +379,7 @@ class StepMix(EstimatorBase):
             probs = np.repeat(resp @ pis, 2, axis=1)
             probs[:, ::2] = 1 - probs[:, ::2]
             return probs
-        params = _structural_dict(self._sm)
+        params = _nested(self._sm, self.structural)
         M = params["max_n_outcomes"]
         return np.einsum("nk,kfo->nfo", resp, params["pis"].reshape(len(pis), -1, M)).reshape(len(resp), -1)
 
@@ -357,11 +397,11 @@ class StepMix(EstimatorBase):
         if self._sm is None:
             raise ParameterError("Calling predict_Y requires a structural model.")
         family = self._sm.families_[0]
-        if family not in ("bernoulli", "categorical"):
+        if family not in ("bernoulli", "categorical") or not isinstance(self.structural, str):
             raise ParameterError(f"predict_Y and predict_proba_Y need a binary or categorical outcome; this one is "
                                  f"{self.structural!r}")
-        pis = self._sm.bernoulli_probabilities_ if family == "bernoulli" else _structural_dict(self._sm)["pis"]
-        return self._mm.predict_proba(X), pis, family
+        pis = self._sm.bernoulli_probabilities_ if family == "bernoulli" else _nested(self._sm, self.structural)["pis"]
+        return self._mm.predict_proba(self._rows(X)), pis, family
 
     # ------------------------------------------------------------------ bootstrap
     def bootstrap(self, X, Y=None, n_repetitions=1000, sample_weight=None, parametric=False, sampler=None,
@@ -445,9 +485,17 @@ class StepMix(EstimatorBase):
         return replicate
 
     # ------------------------------------------------------------------ inference
+    def _rows(self, X):
+        """X for the measurement model: a DataFrame's values where the parameters were set
+        without column names (:meth:`set_parameters`), as StepMix reads either."""
+        if hasattr(X, "columns") and hasattr(X, "to_numpy") and not hasattr(self._mm, "feature_names_in_"):
+            return X.to_numpy(dtype=np.float64, na_value=np.nan)
+        return X
+
     def predict_proba_class(self, X, Y=None):
         """P(class | X), or P(class | X, Y) given the structural columns."""
         self._check_fitted()
+        X = self._rows(X)
         if Y is None:
             return self._mm.predict_proba(X)
         self._check_structural()
@@ -471,6 +519,7 @@ class StepMix(EstimatorBase):
         ``sample_weight``."""
         self._check_fitted()
         Y = y if Y is None else Y
+        X = self._rows(X)
         values = self._mm.score_samples(X) if Y is None else (self._check_structural() or self._sm.score_samples(X, Y))
         return float(np.average(values, weights=sample_weight))
 
@@ -514,9 +563,10 @@ def _names(data) -> list[str] | None:
     return None
 
 
-def _long(model_name: str, params: dict, names, width: int, intercept: bool = True):
+def _long(model_name: str, params: dict, names, width: int, intercept: bool = True, label: str | None = None):
     """One emission model's parameters in StepMix's long form: a row per (param, class,
-    variable), as its emission models write them."""
+    variable), as its emission models write them (``label``: the model_name written, a
+    nested block's key; the model's own name by default)."""
     import pandas as pd
 
     names = list(names) if names is not None else [f"feature_{i}" for i in range(width)]
@@ -525,7 +575,7 @@ def _long(model_name: str, params: dict, names, width: int, intercept: bool = Tr
 
     def add(key, values, variables):
         for k in range(K):
-            rows.extend(dict(model_name=model_name, param=key, class_no=k, variable=v, value=values[k, j])
+            rows.extend(dict(model_name=label or model_name, param=key, class_no=k, variable=v, value=values[k, j])
                         for j, v in enumerate(variables))
 
     base = model_name.removesuffix("_nan")
@@ -541,7 +591,8 @@ def _long(model_name: str, params: dict, names, width: int, intercept: bool = Tr
         cov = params["covariances"]
         cov = np.tile(cov, (K, 1, 1)) if base == "gaussian_tied" else cov
         for k in range(K):
-            rows.extend(dict(model_name=model_name, param=f"cov_{row}", class_no=k, variable=col, value=cov[k, r, c])
+            rows.extend(dict(model_name=label or model_name, param=f"cov_{row}", class_no=k, variable=col,
+                             value=cov[k, r, c])
                         for r, row in enumerate(names) for c, col in enumerate(names))
     elif base == "gaussian_spherical":
         add("means", params["means"], names)
@@ -588,32 +639,114 @@ def _measurement_parameters(mm, s) -> dict:
     return out
 
 
-def _structural_dict(sm) -> dict:
-    family = sm.families_[0]
-    if family == "gaussian_unit":
-        return {"means": sm.means_.copy()}
-    if family == "gaussian":
-        return {"means": sm.means_.copy(), "covariances": sm.covariances_.copy(),
-                "precisions_cholesky": 1.0 / np.sqrt(sm.covariances_)}
-    if family == "bernoulli":
-        return {"pis": sm.bernoulli_probabilities_.copy()}
-    if family == "categorical":
-        pis, width, total = _padded(sm.probabilities_)
+@dataclass(frozen=True)
+class _Block:
+    """One block of a descriptor: its key (None for a single model's string), StepMix's
+    model name, and its columns."""
+
+    name: str | None
+    model: str
+    columns: range
+
+
+def _blocks(descriptor, role: str = "", known: dict | None = None, width: int | None = None) -> list[_Block]:
+    """The blocks of a StepMix descriptor: a string is one block over every column
+    (``width`` of them); a dict (a nested descriptor) gives each key's model and
+    ``n_columns``, in order. A model not in ``known``, or a block's argument that bigem
+    does not read, is a ParameterError naming it."""
+    if isinstance(descriptor, str):
+        return [_Block(None, descriptor, range(width or 0))]
+    out, start = [], 0
+    for key, item in descriptor.items():
+        if not isinstance(item, dict) or "model" not in item or "n_columns" not in item:
+            raise ParameterError(f"{role} block {key!r} must be a dict with a 'model' and an 'n_columns' key (StepMix's "
+                                 f"nested descriptor); got {item!r}")
+        model, n = item["model"], item["n_columns"]
+        if known is not None and model not in known:
+            raise ParameterError(f"{role} block {key!r} is a {model!r} model, which has no bigem counterpart in a "
+                                 f"nested {role} descriptor; it takes one of {', '.join(repr(k) for k in known)}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ParameterError(f"{role} block {key!r}: n_columns must be an int >= 1; got {n!r}")
+        extra = sorted(set(item) - {"model", "n_columns", "method", "max_iter", "tol", "integer_codes", "n_outcomes"})
+        if extra or item.get("integer_codes", True) is not True or item.get("method", "newton-raphson") != \
+                "newton-raphson":
+            raise ParameterError(f"{role} block {key!r}: bigem reads categories as integer codes and takes Newton-"
+                                 f"Raphson covariate steps only; it does not read {extra or item}")
+        out.append(_Block(str(key), model, range(start, start + int(n))))
+        start += int(n)
+    if sum(b.model == "covariate" for b in out) > 1:
+        raise ParameterError("Only one covariate model should be used in an entire StepMix estimator, be it in the "
+                             "measurement or the structural model and including in nested models.")
+    return out
+
+
+def _by_block(descriptor, params: dict) -> list[tuple[_Block, dict]]:
+    """Each block of a descriptor with its parameters (a nested dict's entry, or the
+    whole dict of a single model)."""
+    if isinstance(descriptor, str):
+        return [(_Block(None, descriptor, range(0)), params)]
+    return [(b, params[b.name]) for b in _blocks(descriptor)]
+
+
+def _nested(est, descriptor) -> dict:
+    """StepMix's parameters of a MixedMixture or StructuralModel fitted for ``descriptor``:
+    one model's dict, or a nested descriptor's {block: dict}."""
+    if isinstance(descriptor, str):
+        return _block_parameters(est, descriptor, range(len(est.families_)))
+    return {b.name: _block_parameters(est, b.model, b.columns) for b in _blocks(descriptor)}
+
+
+def _block_parameters(est, model: str, columns: range) -> dict:
+    """StepMix's dict of one block (``columns`` of the model's columns) of a MixedMixture
+    or StructuralModel: its attributes list each family's columns in order."""
+    base = _MODEL_NAMES[model].removesuffix("_nan")
+    families = est.families_
+
+    def among(group: tuple[str, ...]) -> list[int]:
+        order = [j for j, f in enumerate(families) if f in group]
+        return [order.index(j) for j in columns]
+
+    if base in ("gaussian_diag", "gaussian_unit"):
+        g = among(("gaussian", "gaussian_unit"))
+        out = {"means": est.means_[:, g].copy()}
+        if base == "gaussian_diag":
+            out["covariances"] = est.covariances_[:, g].copy()
+            if not model.endswith("_nan"):
+                out["precisions_cholesky"] = 1.0 / np.sqrt(out["covariances"])
+        return out
+    if base == "binary":
+        return {"pis": est.bernoulli_probabilities_[:, among(("bernoulli",))].copy()}
+    if base == "categorical":
+        pis, width, total = _padded([est.probabilities_[i] for i in among(("categorical",))])
         return {"max_n_outcomes": width, "total_outcomes": total, "pis": pis}
-    return {"beta": np.c_[sm.intercept_, sm.coef_] if sm.intercept else sm.coef_.copy()}
+    coef = est.coef_[:, among(("covariate",))]
+    return {"beta": np.c_[est.intercept_, coef] if est.intercept else coef.copy()}
 
 
-def _structural_parameters(sm) -> int:
-    """The structural model's free parameters, StepMix's count."""
-    K = int(np.shape(sm.weights_)[0])
-    family, q = sm.families_[0], len(sm.families_)
-    if family == "gaussian":
-        return 2 * K * q
-    if family == "categorical":
-        return K * sum(p.shape[1] - 1 for p in sm.probabilities_)
-    if family == "covariate":
-        return (K - 1) * (q + bool(sm.intercept))
-    return K * q
+def _count(params: dict, model: str, K: int) -> float:
+    """A block's free parameters, StepMix's count."""
+    base = _MODEL_NAMES[model].removesuffix("_nan")
+    if base == "gaussian_unit":
+        return params["means"].size
+    if base == "gaussian_diag":
+        return 2 * params["means"].size
+    if base == "binary":
+        return params["pis"].size
+    if base == "categorical":
+        return K * (params["total_outcomes"] - params["pis"].shape[1] // params["max_n_outcomes"])
+    return (K - 1) * params["beta"].shape[1]
+
+
+def _frame(descriptor, params: dict, names, width: int, intercept: bool = True):
+    """StepMix's long frame of one model's parameters: a nested descriptor's blocks one
+    after another, each named by its key and its own columns' names."""
+    import pandas as pd
+
+    if isinstance(descriptor, str):
+        return _long(_MODEL_NAMES[descriptor], params, names, width, intercept)
+    names = list(names) if names is not None else [f"feature_{i}" for i in range(width)]
+    return pd.concat([_long(_MODEL_NAMES[b.model], params[b.name], names[b.columns.start:b.columns.stop],
+                            len(b.columns), intercept, label=b.name) for b in _blocks(descriptor)])
 
 
 def _set(what: str, descriptor: str, build):
@@ -621,13 +754,14 @@ def _set(what: str, descriptor: str, build):
     model) as one that names the parameters set."""
     from .._core.errors import ModelFileError, NumericalError
 
+    kind = repr(descriptor) if isinstance(descriptor, str) else "nested"
     try:
         return build()
     except KeyError as exc:
-        raise ParameterError(f"params[{what!r}] lacks {exc}, which StepMix's {descriptor!r} model holds") from None
+        raise ParameterError(f"params[{what!r}] lacks {exc}, which StepMix's {kind} model holds") from None
     except (ParameterError, NumericalError, ModelFileError, ValueError) as exc:
         reason = str(exc).replace("; the file is damaged", "").replace("invalid parameters: ", "")
-        raise ParameterError(f"params[{what!r}] do not make a valid {descriptor!r} model: {reason}") from None
+        raise ParameterError(f"params[{what!r}] do not make a valid {kind} model: {reason}") from None
 
 
 def _measurement_from(mm, s, weights, given: dict, width: int):
@@ -639,7 +773,9 @@ def _measurement_from(mm, s, weights, given: dict, width: int):
 
     def build():
         mm.weights_ = np.asarray(weights, dtype=np.float64)
-        if name == "BernoulliMixture":
+        if name == "MixedMixture":
+            _mixed_from(mm, s.measurement, given)
+        elif name == "BernoulliMixture":
             mm.probabilities_ = np.asarray(given["pis"], dtype=np.float64)
         elif name == "CategoricalMixture":  # each column StepMix's max_n_outcomes wide, its padding kept
             codes = np.arange(int(given["max_n_outcomes"]))
@@ -659,31 +795,70 @@ def _measurement_from(mm, s, weights, given: dict, width: int):
     return _set("measurement", s.measurement, build)
 
 
+def _mixed_from(mm, descriptor: dict, given: dict) -> None:
+    """A MixedMixture's fitted arrays and column kinds from a nested descriptor's
+    parameters ({block: StepMix's dict}): each family's columns in order, a categorical
+    block's columns its max_n_outcomes wide."""
+    from ..sources.schema import Schema
+    from .mixed_mixture import FAMILIES
+
+    K = len(mm.weights_)
+    kinds, categories = [], []
+    means, variances, binary, categorical = [], [], [], []
+    for b in _blocks(descriptor):
+        family, values = _MIXED_MEASUREMENT[b.model], given[b.name]
+        kinds += [FAMILIES[family]] * len(b.columns)
+        codes = np.arange(int(values["max_n_outcomes"])) if family == "categorical" else None
+        categories += [codes] * len(b.columns)
+        if family == "gaussian":
+            means.append(np.asarray(values["means"], dtype=np.float64))
+            variances.append(np.asarray(values["covariances"], dtype=np.float64))
+        elif family == "bernoulli":
+            binary.append(np.asarray(values["pis"], dtype=np.float64))
+        else:
+            categorical.append(np.asarray(values["pis"], dtype=np.float64))
+    joined = lambda arrays: np.concatenate(arrays, 1) if arrays else np.zeros((K, 0))  # noqa: E731
+    mm._schema_ = Schema(tuple(kinds), tuple(categories), "error", "MixedMixture", gaps=mm.missing_values == "fiml")
+    mm.means_, mm.covariances_ = joined(means), joined(variances)
+    mm.bernoulli_probabilities_, mm._probabilities_, mm.lambdas_ = joined(binary), joined(categorical), np.zeros((K, 0))
+
+
 def _structural_from(sm, s, given: dict, width: int):
     """The StructuralModel ``sm`` (over a measurement model already set) holding StepMix's
     structural parameters ``given`` over ``width`` columns of Y."""
     from .structural import structural_from
 
-    family = _STRUCTURAL[s.structural]
     K = len(sm.measurement.weights_)
 
     def build():
-        sizes, arrays = [], {}
-        if family in ("gaussian", "gaussian_unit"):
-            means = np.asarray(given["means"], dtype=np.float64)
-            arrays = {"means_": means, "covariances_": np.ones_like(means) if family == "gaussian_unit" else
-                      given["covariances"]}
-        elif family == "bernoulli":
-            arrays = {"bernoulli_probabilities_": given["pis"]}
-        elif family == "categorical":
-            sizes = [int(given["max_n_outcomes"])] * width
-            arrays = {"_flat_probabilities_": given["pis"]}
-        else:
-            beta = np.asarray(given["beta"], dtype=np.float64)
-            intercept = bool(sm.intercept)
-            arrays = {"coef_": beta[:, int(intercept):], "intercept_": beta[:, 0] if intercept else np.zeros(K)}
-        gaps = {family} if s.structural.endswith("_nan") else set()
-        return structural_from(sm, [family] * width, arrays, sizes, gaps)
+        families, sizes, gaps = [], [], set()
+        parts: dict[str, list] = {}
+        intercepts = []
+        for b, values in _by_block(s.structural, given):
+            family, n = _STRUCTURAL[b.model], len(b.columns) if b.name is not None else width
+            families += [family] * n
+            if b.model.endswith("_nan"):
+                gaps.add(family)
+            if family in ("gaussian", "gaussian_unit"):
+                means = np.asarray(values["means"], dtype=np.float64)
+                parts.setdefault("means_", []).append(means)
+                parts.setdefault("covariances_", []).append(
+                    np.ones_like(means) if family == "gaussian_unit" else values["covariances"])
+            elif family == "bernoulli":
+                parts.setdefault("bernoulli_probabilities_", []).append(values["pis"])
+            elif family == "categorical":
+                sizes += [int(values["max_n_outcomes"])] * n
+                parts.setdefault("_flat_probabilities_", []).append(values["pis"])
+            else:
+                beta = np.asarray(values["beta"], dtype=np.float64)
+                lead = int(bool(sm.intercept))
+                parts.setdefault("coef_", []).append(beta[:, lead:])
+                intercepts.append(beta[:, 0] if lead else np.zeros(K))
+        arrays = {attr: np.concatenate([np.asarray(v, dtype=np.float64) for v in values], 1)
+                  for attr, values in parts.items()}
+        if intercepts:
+            arrays["intercept_"] = intercepts[0]  # one covariate block at most (_blocks)
+        return structural_from(sm, families, arrays, sizes, gaps)
 
     return _set("structural", s.structural, build)
 
@@ -699,9 +874,18 @@ def _report(model, X, Y, sample_weight) -> list[str]:
     params = model.get_parameters()
     indent = " " * 10  # StepMix's parameter tables: two indents of five spaces
 
-    def table(descriptor: str, values: dict, names, width: int) -> list[str]:
-        name = _MODEL_NAMES[descriptor]
-        df = _long(name, values, names, width, intercept=bool(getattr(model._sm, "intercept", True)))
+    def table(descriptor, values: dict, names, width: int) -> list[str]:
+        """A model's parameter table, or a nested descriptor's, one per block, each followed
+        by blank lines (StepMix's ``Nested.print_parameters``)."""
+        if isinstance(descriptor, str):
+            return block(_MODEL_NAMES[descriptor], values, names, width, None)
+        names = list(names) if names is not None else [f"feature_{i}" for i in range(width)]
+        return [line for b in _blocks(descriptor) for line in
+                block(_MODEL_NAMES[b.model], values[b.name], names[b.columns.start:b.columns.stop], len(b.columns),
+                      b.name) + ["\n"]]
+
+    def block(name: str, values: dict, names, width: int, label) -> list[str]:
+        df = _long(name, values, names, width, intercept=bool(getattr(model._sm, "intercept", True)), label=label)
         flipped = name in ("gaussian_full", "gaussian_tied")  # StepMix prints these by class
         index, columns = (["class_no", "param"], ["model_name", "variable"]) if flipped else \
             (["param", "variable"], ["model_name", "class_no"])
