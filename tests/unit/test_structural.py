@@ -271,14 +271,19 @@ def test_bootstrap_standard_errors_match_closed_forms_on_separated_classes(n_ste
         m.bootstrap(X, Y, n_boot=5, method="parametric")
 
 
-def test_weights_by_column_name_are_refused_with_the_way_out(fitted, monkeypatch):
+def test_weights_by_column_name_are_read_with_the_rows(fitted, tmp_path, monkeypatch):
     X, Y, _, measurement, _ = fitted
-    fresh = bigem.BernoulliMixture(K)
+    w = np.random.default_rng(4).uniform(0.5, 2.0, len(X))
+    path = tmp_path / "weighted.parquet"
+    pd.DataFrame(X, columns=[f"q{j}" for j in range(6)]).assign(income=Y[:, 0], w=w).to_parquet(path)
+    fresh = bigem.BernoulliMixture(K, n_init=2, random_state=0, tol=1e-8, dtype="float64")
+    by_column = bigem.StructuralModel(fresh, n_steps=2).fit(str(path), "income", sample_weight="w")
+    by_array = bigem.StructuralModel(fresh, n_steps=2).fit(X, Y, sample_weight=w)
+    assert list(by_column.measurement_.feature_names_in_) == [f"q{j}" for j in range(6)]  # the weights are no item
+    np.testing.assert_allclose(by_column.means_, by_array.means_, atol=1e-10)
     monkeypatch.setattr(bigem.BernoulliMixture, "fit", lambda *a, **k: pytest.fail("X was read before the refusal"))
-    with pytest.raises(ParameterError, match="pass the weights as an array"):
-        bigem.StructuralModel(fresh).fit(X, Y, sample_weight="w")
     with pytest.raises(DataError, match="sample_weight has 3 values"):
-        bigem.StructuralModel(measurement).fit(X, Y, sample_weight=[1.0, 2.0, 3.0])
+        bigem.StructuralModel(fresh).fit(X, Y, sample_weight=[1.0, 2.0, 3.0])
 
 
 def test_outcomes_missing_at_random_are_marginalised(fitted):
@@ -438,3 +443,60 @@ def test_samples_follow_the_fitted_model_class_by_class(fitted):
     covariates = bigem.StructuralModel(measurement, "covariate", n_steps=2).fit(X, rng.normal(size=(len(z), 1)))
     with pytest.raises(ParameterError, match="predict_proba"):
         covariates.sample(5)
+
+
+@pytest.mark.parametrize("kw", [dict(n_steps=2), dict(n_steps=3, correction="BCH"), dict(n_steps=3, correction="ML"),
+                                dict(n_steps=3, assignment="soft"), dict(n_steps=1)],
+                         ids=["two-step", "BCH", "ML", "naive-soft", "one-step"])
+def test_structural_columns_of_files_stream_with_the_rows_chunk_by_chunk(fitted, tmp_path, kw):
+    """Y named in X's files is read with X's rows, chunk by chunk (here 997 rows a chunk,
+    from three files), never whole: the same fit and posteriors as Y given as an array,
+    and sample weights ride with the rows."""
+    X, Y, z, _, _ = fitted
+    rng = np.random.default_rng(8)
+    outcome = Y[:, 0].copy()
+    outcome[rng.random(len(z)) < 0.05] = np.nan
+    passed = (rng.random(len(z)) < np.array([.2, .5, .9])[z]).astype(float)
+    age = rng.normal(0.4 * z, 1.0)
+    frame = pd.DataFrame(X, columns=[f"q{j}" for j in range(6)]).assign(income=outcome, passed=passed)
+    folder = tmp_path / "survey"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(z)), 3)):
+        frame.iloc[part].to_parquet(folder / f"part{i}.parquet")
+    weights = rng.uniform(0.5, 2.0, len(z))
+    fresh = bigem.BernoulliMixture(K, n_init=2, random_state=0, tol=1e-8, max_iter=500, dtype="float64",
+                                   chunk_size=997)
+    families = {"income": "gaussian", "passed": "bernoulli"}
+    by_array = bigem.StructuralModel(fresh, ["gaussian", "bernoulli"], **kw).fit(X, np.c_[outcome, passed],
+                                                                                sample_weight=weights)
+    by_file = bigem.StructuralModel(fresh, families, **kw).fit(str(folder), ["income", "passed"],
+                                                               sample_weight=weights)
+    assert by_file.structural_names_ == ["income", "passed"]
+    for name in ("means_", "covariances_", "bernoulli_probabilities_", "weights_"):
+        np.testing.assert_allclose(getattr(by_file, name), getattr(by_array, name), atol=1e-10, err_msg=name)
+    np.testing.assert_allclose(by_file.predict_proba(str(folder), ["income", "passed"]),
+                               by_array.predict_proba(X, np.c_[outcome, passed]), atol=1e-10)
+    if kw["n_steps"] == 2:  # covariates stream the same way
+        single = tmp_path / "single.parquet"
+        frame.iloc[:, :6].assign(age=age).to_parquet(single)
+        cov_file = bigem.StructuralModel(fresh, "covariate", n_steps=2).fit(str(single), "age")
+        cov_array = bigem.StructuralModel(fresh, "covariate", n_steps=2).fit(X, age)
+        np.testing.assert_allclose(cov_file.coef_, cov_array.coef_, atol=1e-8)
+
+
+def test_a_bad_value_in_a_streamed_structural_column_is_named_with_its_row(fitted, tmp_path):
+    X, Y, _, _, _ = fitted
+    items = pd.DataFrame(X, columns=[f"q{j}" for j in range(6)])
+    income = Y[:, 0].copy()
+    income[1234] = np.inf
+    grade = np.ones(len(X))
+    grade[77] = 1.5
+    fresh = bigem.BernoulliMixture(K, random_state=0, dtype="float64", chunk_size=500)
+    cases = [("income", income, "gaussian", "infinite value at row 1234"),
+             ("grade", grade, "categorical", "'grade' is categorical but holds values other than the codes"),
+             ("label", np.array(["a"] * len(X), dtype=object), "gaussian", "'label' is not numeric")]
+    for name, values, family, message in cases:
+        path = tmp_path / f"{name}.parquet"
+        items.assign(**{name: values}).to_parquet(path)
+        with pytest.raises(DataError, match=message):
+            bigem.StructuralModel(fresh, family).fit(str(path), name)

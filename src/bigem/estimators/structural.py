@@ -3,9 +3,11 @@ covariates related to classes fixed from the measurement model first (StepMix's
 ``n_steps=2, 3`` with ``correction=None, 'BCH', 'ML'``; Mplus's and LatentGOLD's
 three-step methods).
 
-The façade only: it fits (or takes) the measurement model, reduces X to each row's
-K measurement terms in one streamed pass, and hands those terms and the structural
-columns to the model of ``models.structural`` and the EM driver.
+The façade only: it fits (or takes) the measurement model, then streams X and Y together
+(``sources.beside``), each chunk's rows turned into their K measurement terms as they are
+read, and hands those terms and the structural columns to the model of
+``models.structural`` and the EM driver. A few passes check Y, find the classification
+error and the start; nothing of size n is held.
 """
 
 from __future__ import annotations
@@ -20,17 +22,15 @@ import torch
 from .._core.errors import DataError, DegenerateFitWarning, NumericalError, ParameterError, convergence_warning, not_fitted_error
 from .._core.protocols import Task
 from ..em.driver import fit_em
-from ..em.init import fill_gaps
 from ..engines.local import LocalEngine
 from ..models.bernoulli import BernoulliComponent
 from ..models.categorical import CategoricalComponent
 from ..models.gaussian import GaussianComponent
-from ..models.mixture import MixtureModel, MixtureParams
+from ..models.mixture import MixtureModel, MixtureParams, check_unexplained, first_unexplained
 from ..models.poisson import PoissonComponent
 from ..models.product import Part, ProductComponent, ProductParams
-from ..models.structural import (CovariateComponent, OffsetComponent, assignments,
-                                 bch_weights, classification_error, error_sums, ml_offsets)
-from ..sources.arrays import TensorSource
+from ..models.structural import (CovariateComponent, FixedTerms, OffsetComponent, assignments, classification_error,
+                                 error_sums)
 from . import _params
 from ._base import EstimatorBase
 
@@ -42,7 +42,6 @@ _ALIASES = {"gaussian": "gaussian", "gaussian_diag": "gaussian", "continuous": "
 # StepMix's names of the same families with missing values (bigem's take them whenever Y has gaps)
 _ALIASES.update({f"{name}_nan": family for name, family in list(_ALIASES.items()) if family != "covariate"})
 _ORDER = ("gaussian", "gaussian_unit", "categorical", "bernoulli", "poisson", "covariate")
-_CHUNK_ROWS = 65_536
 
 
 class StructuralModel(EstimatorBase):
@@ -74,8 +73,9 @@ class StructuralModel(EstimatorBase):
     The one-step model of a distal outcome is a :class:`MixedMixture` over X and Y.
 
     X streams (any input the measurement model reads: arrays, DataFrames, Parquet/CSV/.npy
-    files, ...), and is read once to reduce each row to its K measurement log-densities;
-    the structural fit then holds n x (K + columns of Y) numbers.
+    files, ...), and Y with it, row for row: an array beside X, or columns of X's files
+    read with its rows. Each pass computes the rows' K measurement log-densities as it
+    reads them, so memory stays bounded by a chunk whatever the number of rows.
 
     Parameters
     ----------
@@ -166,49 +166,46 @@ class StructuralModel(EstimatorBase):
     def fit(self, X, Y, sample_weight=None, *, columns=None):
         """Fit the measurement model on X (unless it is fitted), then the structural model
         of Y by the chosen steps. Y: an array or DataFrame (n_samples, n_columns), or the
-        name (or list of names) of columns of X (a DataFrame, or Parquet/CSV files, read for
-        those columns alone), which the measurement model then leaves out. ``columns``
-        selects X's features by name, as the measurement model's ``fit`` does."""
+        name (or list of names) of columns of X (a DataFrame, or Parquet/CSV files, whose
+        columns then stream with X's), which the measurement model then leaves out.
+        ``columns`` selects X's features by name, as the measurement model's ``fit`` does."""
         s = self._settings()
         if s.n_steps != 3 and s.correction is not None:
             raise ParameterError(f"correction={s.correction!r} applies to three steps; with n_steps={s.n_steps} leave "
                                  "it None")
         y, names, rest = _as_columns(Y, "Y", X)
-        weight = _weights(sample_weight, y.shape[0])  # refused before any fit reads X
-        if rest is not None and columns is None and not hasattr(self.measurement, "weights_"):
-            columns = rest  # Y names columns of X: the measurement model reads the others
+        weight = _weights(sample_weight, None if y is None else y.shape[0])  # refused before any fit reads X
+        if rest is not None and columns is None and not hasattr(self.measurement, "feature_names_in_"):
+            # Y names columns of X: the measurement model reads the others (a model fitted
+            # on named columns reads those)
+            columns = [c for c in rest if c != weight]
         measurement = self._measurement(X, sample_weight, columns)
-        families = _families(s.structural, names, y.shape[1])
-        log_joint = torch.from_numpy(np.ascontiguousarray(measurement._log_joint_rows(X, columns=columns)))
-        if log_joint.shape[0] != y.shape[0]:
-            raise DataError(f"X has {log_joint.shape[0]} rows but Y has {y.shape[0]}; give Y one row per row of X")
-        K = log_joint.shape[1]
-        sizes = _check_values(y, families, names)
-        gaps = {f for j, f in enumerate(families) if np.isnan(y[:, j]).any()}
+        families = _families(s.structural, names, len(names) if y is None else y.shape[1])
+        sizes, gaps, means = _survey(y, X, families, names)
+        rows = _Rows(measurement, X, columns, y, names, weight)
+        K = rows.K
         model = self._model(K, families, sizes, s, gaps=gaps)
         log_w = torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
         conditional = "covariate" in families  # the covariates give the class probabilities
-        resp = torch.softmax(log_joint, 1)
         error = None
         if s.n_steps == 3:
-            assigned = assignments(resp, s.assignment)
-            error = classification_error(error_sums(resp, assigned, weight))
+            sums = torch.zeros(K, K, dtype=torch.float64)
+            for chunk in rows.beside(lambda lj: lj).chunks():
+                resp = torch.softmax(chunk.x[:, :K], 1)
+                sums += error_sums(resp, assignments(resp, s.assignment), chunk.weight)
+            error = classification_error(sums)
         # the rows' fixed term: given responsibilities (naive, BCH) or a log-density per class
-        if s.n_steps < 3:
-            fixed = log_joint - log_w if conditional else log_joint
-        elif s.correction == "ML":
-            fixed = ml_offsets(assigned, error) + (0.0 if conditional else log_w)
-        else:
-            fixed = assigned if s.correction is None else bch_weights(assigned, error)
-        given = s.n_steps == 3 and s.correction != "ML"
+        kind = "joint" if s.n_steps < 3 else {None: "naive", "BCH": "bch", "ML": "ml"}[s.correction]
+        given = kind in ("naive", "bch")
+        source = rows.beside(FixedTerms(kind, log_w, conditional, s.assignment, error))
         if s.correction == "BCH":
-            _check_admissible(fixed, y, weight, families, names)
-        engine = LocalEngine(prefetch=False)
-        source = TensorSource(torch.cat([fixed, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
-        start = self._start(model, engine, y, fixed if given else resp, weight, K)
+            _check_admissible(source, K, families, names)
+        engine = LocalEngine(prefetch=source.decodes)
+        start = self._start(model, engine, source if given else rows.beside(lambda lj: torch.softmax(lj, 1)), K,
+                            means)
         if s.n_steps == 1:
-            params, measurement, result = self._one_step(measurement, X, y, weight, start, families, sizes, s,
-                                                         columns, conditional, gaps)
+            params, measurement, result = self._one_step(measurement, rows, start, families, sizes, s, conditional,
+                                                         gaps)
         elif given:
             params, result = self._given(model, engine, source, start, families, s, gaps)
         else:
@@ -222,28 +219,25 @@ class StructuralModel(EstimatorBase):
         self._publish(model, params, families, measurement)
         return self
 
-    def _one_step(self, measurement, X, y, weight, start, families, sizes, s, columns, conditional, gaps):
+    def _one_step(self, measurement, rows, start, families, sizes, s, conditional, gaps):
         """Every parameter at once, from the measurement model's fit and the structural
-        start: EM over [X as the measurement model reads it | Y], in memory. Returns the
+        start: EM over [X as the measurement model reads it | Y], streamed. Returns the
         structural parameters (in the stepwise model's form), a copy of the measurement
         model holding the joint fit's measurement parameters, and (n_iter, converged,
         lower bound)."""
-        source, ms = measurement._inference_source(X, columns)
-        mmodel = measurement._model(ms)
-        mparams = measurement._in_source_coordinates(mmodel, source, ms).to("cpu")
-        rows = torch.cat([chunk.x.cpu() for chunk in LocalEngine().stream(source)]).double()
+        mmodel, mparams = rows.model, rows.params.to("cpu")
         K = mparams.n_components
-        first = Part("measurement", mmodel.component, tuple(range(rows.shape[1])))
+        first = Part("measurement", mmodel.component, tuple(range(rows.width)))
         joint = self._model(K, families, sizes, s, first=first, fixed_weights=conditional, gaps=gaps)
         weights = torch.ones(K, dtype=torch.float64) if conditional else mparams.weights
         point = MixtureParams(weights, ProductParams((mparams.component, *start.component.parts[1:])))
-        data = TensorSource(torch.cat([rows, torch.from_numpy(y)], 1), weight, _CHUNK_ROWS)
-        best, _ = fit_em(joint, LocalEngine(prefetch=False), data, lambda restart: point, n_init=1,
+        data = rows.rows()
+        best, _ = fit_em(joint, LocalEngine(prefetch=data.decodes), data, lambda restart: point, n_init=1,
                          max_iter=s.max_iter, tol=s.tol)
         fitted = copy.deepcopy(measurement)
         inner = best.params.component.parts[0]
         own = MixtureParams(mparams.weights if conditional else best.params.weights, inner)
-        fitted._set_fitted(mmodel.translate(own, source.shift), measurement.n_features_in_,
+        fitted._set_fitted(mmodel.translate(own, rows.source.shift), measurement.n_features_in_,
                            getattr(measurement, "feature_names_in_", None))
         params = MixtureParams(start.weights, ProductParams((start.component.parts[0],
                                                             *best.params.component.parts[1:])))
@@ -292,17 +286,23 @@ class StructuralModel(EstimatorBase):
             parts.append(Part(family, component, cols))
         return MixtureModel(ProductComponent(parts, dt, advice=advice), K, dt, advice, fixed_weights=fixed_weights)
 
-    def _start(self, model, engine, y, resp, weight, K) -> MixtureParams:
-        """One M-step from the responsibilities ``resp``: the posteriors given X (the naive
-        soft estimate), or the three-step's given ones; covariate coefficients from 0,
-        Gaussian variances from 1."""
+    def _start(self, model, engine, source, K: int, means: torch.Tensor) -> MixtureParams:
+        """One M-step from the responsibilities in the first K columns of ``source``'s
+        rows: the posteriors given X (the naive soft estimate), or the three-step's given
+        ones; covariate coefficients from 0, Gaussian variances from 1. The point it steps
+        from has each class's mean of the structural columns, a gap counted at its
+        column's ``means`` (over the rows that observe it)."""
         product = model.component
-        rows = torch.cat([resp, torch.from_numpy(y)], 1)
-        mass = resp.double() if weight is None else resp.double() * weight[:, None]
-        centres = (mass.T @ product.embed(fill_gaps(rows))) / mass.sum(0).clamp_min(1e-300)[:, None]
-        ones = torch.ones(K, dtype=torch.float64)
-        point = MixtureParams(ones, product.at(centres))
-        source = TensorSource(rows, weight, _CHUNK_ROWS)
+        fill = torch.cat([torch.zeros(K, dtype=torch.float64), means])
+        sums, mass_total = None, torch.zeros(K, dtype=torch.float64)
+        for chunk in source.chunks():
+            rows = torch.where(torch.isnan(chunk.x), fill, chunk.x)
+            mass = rows[:, :K] if chunk.weight is None else rows[:, :K] * chunk.weight[:, None]
+            part = mass.T @ product.embed(rows)
+            sums = part if sums is None else sums + part
+            mass_total += mass.sum(0)
+        centres = sums / mass_total.clamp_min(1e-300)[:, None]
+        point = MixtureParams(torch.ones(K, dtype=torch.float64), product.at(centres))
         stats = engine.reduce(Task(model, "e_step_given", (point,), {"resp_fn": _leading(K)}), source)
         return model.m_step(stats, point).params
 
@@ -475,8 +475,7 @@ class StructuralModel(EstimatorBase):
         (:class:`bigem.BootstrapResult`). Each replicate refits the measurement model
         from its fit and then the structural steps on the rows drawn with replacement
         (``"nonparametric"``) or given Exp(1) weights (``"weighted"``), so the errors
-        include the first step's uncertainty. X streams each replicate as in ``fit``; Y is
-        in memory."""
+        include the first step's uncertainty. X and Y stream each replicate as in ``fit``."""
         from .bootstrap import structural_bootstrap
 
         return structural_bootstrap(self, X, Y, n_boot=n_boot, method=method, random_state=random_state,
@@ -531,16 +530,16 @@ class StructuralModel(EstimatorBase):
 
     def _log_joint(self, X, Y, columns=None) -> torch.Tensor:
         """(n, K) log w_c + log p(x | c) + the structural log-density of each row (with
-        covariates: log p(x | c) + log p(c | z))."""
+        covariates: log p(x | c) + log p(c | z)), X and Y streamed together."""
         self._check_fitted()
-        log_joint = torch.from_numpy(np.ascontiguousarray(self.measurement_._log_joint_rows(X, columns=columns)))
-        y, _, _ = _as_columns(Y, "Y", X)
-        if y.shape[1] != len(self.families_):
-            raise DataError(f"Y has {y.shape[1]} columns but the model was fitted with {len(self.families_)}")
-        if y.shape[0] != log_joint.shape[0]:
-            raise DataError(f"X has {log_joint.shape[0]} rows but Y has {y.shape[0]}; give Y one row per row of X")
-        fixed = log_joint - self._log_w if self._conditional else log_joint
-        return self._fitted_model.log_joint(self._fitted_params, torch.cat([fixed, torch.from_numpy(y)], 1))
+        y, names, _ = _as_columns(Y, "Y", X)
+        width = len(names) if y is None else y.shape[1]
+        if width != len(self.families_):
+            raise DataError(f"Y has {width} columns but the model was fitted with {len(self.families_)}")
+        rows = _Rows(self.measurement_, X, columns, y, names, None)
+        source = rows.beside(FixedTerms("joint", self._log_w, self._conditional))
+        blocks = [self._fitted_model.log_joint(self._fitted_params, chunk.x) for chunk in source.chunks()]
+        return torch.cat(blocks) if blocks else torch.zeros(0, rows.K, dtype=torch.float64)
 
     def predict_proba(self, X, Y, *, columns=None) -> np.ndarray:
         """P(class | x, y) of each row, (n, n_components): the measurement and the structural
@@ -632,34 +631,50 @@ def permuted_mixture(est, perm: np.ndarray):
     return out
 
 
-def _check_admissible(resp: torch.Tensor, y: np.ndarray, weight: torch.Tensor | None, families: list[str],
-                      names: list[str] | None) -> None:
+def _check_admissible(source, K: int, families: list[str], names: list[str] | None) -> None:
     """BCH's weights may be negative, and so may the moments they give (Vermunt 2010). A
     class's negative share of a category (or of ones, or of counts) is clipped to 0 by the
     M-step, with a DegenerateFitWarning; a variance at or below 0 has no admissible
-    value, and is a NumericalError. Both name the column and the way out."""
-    weighted = resp.double().numpy() * (1.0 if weight is None else weight.numpy()[:, None])
+    value, and is a NumericalError. Both name the column and the way out. One pass over
+    ``source``'s rows: [the BCH weights | Y]."""
+    q = len(families)
+    mass, first, second = (torch.zeros(K, q, dtype=torch.float64) for _ in range(3))
+    counts: dict[int, torch.Tensor] = {}
+    for chunk in source.chunks():
+        r = chunk.x[:, :K] if chunk.weight is None else chunk.x[:, :K] * chunk.weight[:, None]
+        y = chunk.x[:, K:]
+        seen = ~torch.isnan(y)
+        values = torch.where(seen, y, torch.zeros_like(y))
+        mass += r.T @ seen.double()
+        first += r.T @ values
+        second += r.T @ values ** 2
+        for j in (j for j, f in enumerate(families) if f == "categorical"):
+            codes = values[seen[:, j], j].long()
+            onehot = torch.nn.functional.one_hot(codes, int(codes.max()) + 1 if codes.numel() else 1).double()
+            part = r[seen[:, j]].T @ onehot
+            old = counts.get(j)
+            if old is not None and old.shape[1] != part.shape[1]:
+                width = max(old.shape[1], part.shape[1])
+                old, part = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (old, part))
+            counts[j] = part if old is None else old + part
     clipped = []
     for j, family in enumerate(families):
         label = repr(names[j]) if names else str(j)
-        seen = ~np.isnan(y[:, j])  # the column's moments over the rows that observe it
-        col, r = y[seen, j], weighted[seen]
-        mass = r.sum(0)
         if family in ("gaussian", "gaussian_unit"):
-            mean = (r.T @ col) / mass
-            var = (r * (col[:, None] - mean) ** 2).sum(0) / mass
-            if family == "gaussian" and np.any(var <= 0):
+            mean = first[:, j] / mass[:, j]
+            var = second[:, j] / mass[:, j] - mean ** 2
+            if family == "gaussian" and bool((var <= 0).any()):
                 raise NumericalError(
-                    f"the BCH weights, some of them negative, give column {label} of Y a variance of {var.min():.3g} in "
-                    "a class: the classes are too poorly separated for BCH here; use correction='ML'")
+                    f"the BCH weights, some of them negative, give column {label} of Y a variance of "
+                    f"{float(var.min()):.3g} in a class: the classes are too poorly separated for BCH here; use "
+                    "correction='ML'")
         elif family == "categorical":
-            if np.any(r.T @ np.eye(int(col.max()) + 1)[col.astype(int)] < 0):
+            if bool((counts[j] < 0).any()):
                 clipped.append(label)
         elif family == "bernoulli":
-            ones = r.T @ col
-            if np.any(ones < 0) or np.any(ones > mass):
+            if bool((first[:, j] < 0).any()) or bool((first[:, j] > mass[:, j]).any()):
                 clipped.append(label)
-        elif family == "poisson" and np.any(r.T @ col < 0):
+        elif family == "poisson" and bool((first[:, j] < 0).any()):
             clipped.append(label)
     if clipped:
         warnings.warn(f"the BCH weights, some of them negative, give a class a negative share of a value of the "
@@ -668,15 +683,49 @@ def _check_admissible(resp: torch.Tensor, y: np.ndarray, weight: torch.Tensor | 
                       DegenerateFitWarning, stacklevel=3)
 
 
+class _Rows:
+    """X as the measurement model reads it, with Y beside it, row for row (Y in memory,
+    or columns of X's files that stream with it): the passes of a structural fit.
+    ``beside(terms)`` gives each row ``terms(log_joint)``, K columns computed from its
+    measurement log-joint (n, K), then Y; ``rows()`` gives X's columns themselves."""
+
+    def __init__(self, measurement, X, columns, y: np.ndarray | None, names: list[str] | None, weight) -> None:
+        kept = names if y is None else None
+        w = weight.numpy() if isinstance(weight, torch.Tensor) else weight
+        self.source, s = measurement._inference_source(X, columns, keep=kept, sample_weight=w)
+        self.model = measurement._model(s)
+        self.params = measurement._in_source_coordinates(self.model, self.source, s)
+        self.K, self.width, self.dtype = self.params.n_components, self.source.n_features, s.dtype
+        self.y, self.names = (y if y is not None else names), names
+
+    def log_joint(self, chunk) -> torch.Tensor:
+        """The chunk's (n, K) float64 measurement log-joints, on the host; a row no class
+        explains is the measurement model's error."""
+        lj = self.model.log_joint(self.params, chunk.x).double()
+        check_unexplained(first_unexplained(torch.logsumexp(lj, 1), chunk.weight, chunk.row_start), self.dtype)
+        return lj.cpu()
+
+    def beside(self, terms):
+        from ..sources.beside import Beside
+
+        return Beside(self.source, lambda chunk: terms(self.log_joint(chunk)), self.K, self.y, names=self.names)
+
+    def rows(self):
+        from ..sources.beside import Beside
+
+        return Beside(self.source, lambda chunk: chunk.x.double(), self.width, self.y, names=self.names)
+
+
 def _leading(K: int):
     """The responsibilities held in a chunk's first K columns (the given ones)."""
     return lambda chunk: chunk.x[:, :K]
 
 
-def _as_columns(Y, what: str, X=None) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
-    """Y as an (n, q) float64 array, its column names (DataFrames and Series), and, where
-    Y names columns of X (a column name or a list of them, X a DataFrame or files), X's
-    other columns (else None)."""
+def _as_columns(Y, what: str, X=None) -> tuple[np.ndarray | None, list[str] | None, list[str] | None]:
+    """Y as an (n, q) float64 array (None where Y names columns of X's files, which
+    stream with X), its column names (DataFrames and Series, or the names given), and,
+    where Y names columns of X (a column name or a list of them, X a DataFrame or
+    files), X's other columns (else None)."""
     if Y is None:
         raise ParameterError(f"{what} is required: the structural columns (outcomes or covariates), one row per row "
                              "of X")
@@ -686,6 +735,8 @@ def _as_columns(Y, what: str, X=None) -> tuple[np.ndarray, list[str] | None, lis
 
         names = [Y] if isinstance(Y, str) else list(Y)
         Y, rest = named_columns(X, names)
+        if Y is None:  # columns of X's files: they stream with X's rows
+            return None, names, rest
     elif hasattr(Y, "columns"):
         names = [str(c) for c in Y.columns]
     elif hasattr(Y, "name") and hasattr(Y, "to_numpy"):
@@ -741,40 +792,74 @@ def _families(structural, names: list[str] | None, width: int) -> list[str]:
                          f"{structural!r}")
 
 
-def _check_values(y: np.ndarray, families: list[str], names: list[str] | None) -> dict[int, int]:
-    """Each categorical column's number of categories (its largest code + 1); a value a
-    family cannot take, or a gap in a covariate, is a DataError naming its column."""
-    sizes = {}
-    for j, family in enumerate(families):
-        label = f"column {names[j]!r}" if names else f"column {j}"
-        col = y[:, j]
+class _ColumnCheck:
+    """One column of Y read block by block: the values its family cannot take and a
+    covariate's gap (DataErrors naming the column and row), whether it has gaps, its
+    largest code (categorical), and its mean over the rows that observe it."""
+
+    def __init__(self, family: str, label: str) -> None:
+        self.family, self.label = family, label
+        self.gaps, self.count, self.total, self.largest = False, 0, 0.0, -1
+
+    def add(self, col: np.ndarray, row0: int) -> None:
+        label, family = self.label, self.family
+        inf = np.isinf(col)
+        if inf.any():
+            raise DataError(f"Y's {label} holds an infinite value at row {row0 + int(np.argmax(inf))}; drop or correct "
+                            "the row")
         gap = np.isnan(col)
         if family == "covariate" and gap.any():
-            raise DataError(f"Y's {label} is a covariate with a missing value at row {int(np.argmax(gap))}; covariates "
-                            "are given, not modelled, so every row needs them: drop or impute those rows")
-        if gap.all():
-            raise DataError(f"Y's {label} has no observed value; drop it")
+            raise DataError(f"Y's {label} is a covariate with a missing value at row {row0 + int(np.argmax(gap))}; "
+                            "covariates are given, not modelled, so every row needs them: drop or impute those rows")
+        self.gaps |= bool(gap.any())
         col = col[~gap]
+        self.count += col.size
+        self.total += float(col.sum())
         if family == "categorical":
             if np.any(col < 0) or np.any(col != np.round(col)):
                 raise DataError(f"Y's {label} is categorical but holds values other than the codes 0, 1, ...; encode "
                                 "its categories as integers from 0")
-            sizes[j] = int(col.max()) + 1
+            self.largest = max(self.largest, int(col.max()) if col.size else -1)
         elif family == "bernoulli" and not np.all((col == 0) | (col == 1)):
             raise DataError(f"Y's {label} is bernoulli but holds values other than 0 and 1")
         elif family == "poisson" and (np.any(col < 0) or np.any(col != np.round(col))):
             raise DataError(f"Y's {label} is poisson but holds values that are not counts (integers >= 0)")
-    return sizes
+
+    def mean(self) -> float:
+        if self.count == 0:
+            raise DataError(f"Y's {self.label} has no observed value; drop it")
+        return self.total / self.count
 
 
-def _weights(sample_weight, n: int) -> torch.Tensor | None:
+def _survey(y: np.ndarray | None, X, families: list[str], names: list[str] | None):
+    """Y's columns checked, each once (in memory, or read alone from X's files): each
+    categorical column's number of categories (its largest code + 1) by position, the
+    families with gaps, and each column's mean over the rows that observe it."""
+    checks = []
+    for j, family in enumerate(families):
+        check = _ColumnCheck(family, f"column {names[j]!r}" if names else f"column {j}")
+        if y is not None:
+            check.add(y[:, j], 0)
+        else:
+            from ..sources.inputs import named_column_blocks
+
+            for values, row0 in named_column_blocks(X, names[j]):
+                check.add(values, row0)
+        checks.append(check)
+    means = torch.tensor([c.mean() for c in checks], dtype=torch.float64)
+    sizes = {j: c.largest + 1 for j, c in enumerate(checks) if c.family == "categorical"}
+    return sizes, {c.family for c in checks if c.gaps}, means
+
+
+def _weights(sample_weight, n: int | None) -> torch.Tensor | str | None:
+    """The rows' weights: an array checked (one finite, non-negative value per row when
+    ``n`` is known), or the name of a column of X, which the sources read and check."""
     if sample_weight is None:
         return None
     if isinstance(sample_weight, str):
-        raise ParameterError(f"sample_weight={sample_weight!r} names a column; the structural model takes Y in memory, "
-                             "so pass the weights as an array (one per row)")
+        return sample_weight  # a column of X's files or DataFrame, read with the rows
     w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if w.shape[0] != n:
+    if n is not None and w.shape[0] != n:
         raise DataError(f"sample_weight has {w.shape[0]} values but X has {n} rows")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise DataError("sample_weight must be finite and non-negative")

@@ -79,6 +79,30 @@ def bch_weights(assigned: Tensor, error: Tensor) -> Tensor:
     return assigned @ torch.linalg.pinv(error.double()).to(assigned)
 
 
+@dataclass(frozen=True)
+class FixedTerms:
+    """Each row's K fixed terms, from its measurement log-joint log w_c + log p(x | c)
+    (n, K), for the stepwise estimator ``kind``: 'joint' (two steps: the log-joint
+    itself, less log w_c when ``conditional``, the covariates then giving the class
+    probabilities), 'ml' (three steps, ML: sum_s a_ns log D[c, s], plus log w_c unless
+    ``conditional``), 'naive' (the assignments, as responsibilities) or 'bch' (the
+    assignments times D^-1). ``error`` is D; ``assignment`` 'modal' or 'soft'."""
+
+    kind: str
+    log_w: Tensor
+    conditional: bool = False
+    assignment: str = "modal"
+    error: Tensor | None = None
+
+    def __call__(self, log_joint: Tensor) -> Tensor:
+        if self.kind == "joint":
+            return log_joint - self.log_w if self.conditional else log_joint
+        assigned = assignments(torch.softmax(log_joint, 1), self.assignment)
+        if self.kind == "ml":
+            return ml_offsets(assigned, self.error) + (0.0 if self.conditional else self.log_w)
+        return assigned if self.kind == "naive" else bch_weights(assigned, self.error)
+
+
 # ---------------------------------------------------------------------- a fixed term per class
 @dataclass(frozen=True, slots=True)
 class OffsetParams:

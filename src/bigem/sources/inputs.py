@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -559,21 +560,22 @@ def _named_files(X: object, instead: str):
     return files, fmt, CsvOptions(spec.delimiter, spec.header)
 
 
-def named_columns(X: object, names: list[str]) -> tuple[np.ndarray, list[str]]:
-    """The columns ``names`` of X (a DataFrame, or files with column names) as one (n,
-    len(names)) float64 array, a null read as NaN, each file read for those columns only;
-    and X's other columns. A missing or non-numeric column is a DataError naming it."""
+def named_columns(X: object, names: list[str]) -> tuple[np.ndarray | None, list[str]]:
+    """The columns ``names`` of X and X's other columns. X a DataFrame: the columns as
+    one (n, len(names)) float64 array, a null read as NaN. X files with column names:
+    None, as the columns stay in the files, to be read with the rows (a source's
+    ``keep``) or alone (:func:`named_column_blocks`). A missing column is a DataError
+    naming it, and so is a non-numeric one of a DataFrame."""
     names = [str(n) for n in names]
     if is_file_input(X):
-        from .tables import column_names, column_values
+        from .tables import column_names
 
         files, fmt, csv = _named_files(X, "pass the structural columns as an array")
-        out = []
-        for name in names:
-            parts = [values for values, _, _ in column_values(files, fmt, name, csv=csv, nulls=True)]
-            out.append(_numeric(np.concatenate(parts) if parts else np.zeros(0), name, files[0]))
-        rest = [n for n in column_names(files[0], fmt, csv) if n not in names]
-        return np.stack(out, 1), rest
+        available = column_names(files[0], fmt, csv)
+        absent = [n for n in names if n not in available]
+        if absent:
+            raise DataError(f"{files[0]}: no column {absent[0]!r}; the file has {available}")
+        return None, [n for n in available if n not in names]
     if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
         raise DataError("the structural columns are named, but X has no column names; pass a DataFrame or files with "
                         "a header, or pass them as an array")
@@ -585,6 +587,19 @@ def named_columns(X: object, names: list[str]) -> tuple[np.ndarray, list[str]]:
     out = [_numeric(frame.iloc[:, j].to_numpy(dtype=np.float64, na_value=np.nan), names[j], "X") for j in
            range(len(names))]
     return np.stack(out, 1), [c for c in available if c not in names]
+
+
+def named_column_blocks(X: object, name: str) -> Iterator[tuple[np.ndarray, int]]:
+    """One named column of files X, in row order, without reading any other: (float64
+    values, a null as NaN; the first row's index in the whole input) blocks. A column that
+    is not numeric is a DataError naming it and its file."""
+    from .tables import column_values
+
+    files, fmt, csv = _named_files(X, "pass the structural columns as an array")
+    row = 0
+    for values, path, _ in column_values(files, fmt, name, csv=csv, nulls=True):
+        yield _numeric(values, name, path), row
+        row += len(values)
 
 
 def _numeric(values: np.ndarray, name: str, where: str) -> np.ndarray:
