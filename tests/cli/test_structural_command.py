@@ -74,3 +74,22 @@ def test_errors_are_one_line_and_leave_no_model_file(survey, capsys, tmp_path, a
     rc, out, err = run(capsys, "structural", d / "lca.bigem", d / "survey.parquet", *argv, "-o", out_path)
     assert rc != 0 and message in err and len(err.strip().splitlines()) == 1
     assert not out_path.exists()
+
+
+def test_a_weight_column_weighs_the_rows_of_the_fit_and_the_bootstrap(survey, capsys, tmp_path):
+    d, frame = survey
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(frame))
+    frame.assign(w=w).to_parquet(tmp_path / "weighted.parquet")
+    rc, out, err = run(capsys, "structural", d / "lca.bigem", tmp_path / "weighted.parquet", "income", "--steps", 2,
+                       "--sample-weight", "w", "-n", 3, "--json")
+    assert rc == 0, err
+    payload = json.loads(out)
+    ref = bigem.StructuralModel(bigem.load(d / "lca.bigem"), n_steps=2).fit(frame, "income", sample_weight=w)
+    unweighted = bigem.StructuralModel(bigem.load(d / "lca.bigem"), n_steps=2).fit(frame, "income")
+    rows = {(r["column"], r["parameter"]): r for r in payload["parameters"]}
+    np.testing.assert_allclose(rows[("income", "mean")]["values"], ref.means_[:, 0], atol=1e-12)
+    assert np.abs(ref.means_ - unweighted.means_).max() > 1e-4  # the weights matter
+    assert all(se > 0 for se in rows[("income", "mean")]["se"])
+    rc, _, err = run(capsys, "structural", d / "lca.bigem", tmp_path / "weighted.parquet", "income",
+                     "--sample-weight", "weight")
+    assert rc != 0 and "weight" in err

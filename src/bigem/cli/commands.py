@@ -271,6 +271,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-n", "--n-boot", dest="n_boot", type=int, default=0,
                    help="bootstrap replicates for standard errors (default 0: none)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    p.add_argument("--sample-weight", metavar="COLUMN",
+                   help="column of DATA of non-negative row weights; a row of weight 2 counts twice")
     p.add_argument("-o", "--output", help="write the fitted structural model there (a .bigem model file)")
     _data_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -696,6 +698,10 @@ def run_bootstrap(args) -> int:
 
 def run_structural(args) -> int:
     from ..estimators import StructuralModel
+    from ..sources.inputs import named_column_blocks
+
+    def column_array(X, name: str):
+        return np.concatenate([values for values, _ in named_column_blocks(X, name)])
 
     if args.output is not None:
         check_output(args.output, (args.data, args.model), what="model")
@@ -713,8 +719,11 @@ def run_structural(args) -> int:
     X = data_spec(args.data, args.delimiter, not args.no_header)
     correction = None if args.steps != 3 or args.correction == "none" else args.correction
     model = StructuralModel(est, structural, n_steps=args.steps, correction=correction, assignment=args.assignment)
-    model.fit(X, args.outcomes)
-    boot = model.bootstrap(X, args.outcomes, n_boot=args.n_boot, random_state=args.seed) if args.n_boot else None
+    model.fit(X, args.outcomes, sample_weight=args.sample_weight)
+    boot = None
+    if args.n_boot:  # each replicate multiplies the rows' weights by its draws: the weights in memory
+        weights = None if args.sample_weight is None else column_array(X, args.sample_weight)
+        boot = model.bootstrap(X, args.outcomes, n_boot=args.n_boot, random_state=args.seed, sample_weight=weights)
     if args.output is not None:
         model.save(args.output)
     rows = _structural_rows(model, args.outcomes, boot)
