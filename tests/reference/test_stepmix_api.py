@@ -205,8 +205,36 @@ def test_bootstrap_stats_are_stepmixs_frames_and_agree_within_monte_carlo_noise(
     assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
     ratio = mine["cw_std"].to_numpy() / theirs["cw_std"].to_numpy()
     assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
-    with pytest.raises(ParameterError, match="nonparametrically"):
-        ours.bootstrap(X, Y, n_repetitions=2, parametric=True)
+
+
+def test_the_parametric_bootstrap_is_stepmixs_within_monte_carlo_noise(data):
+    """Each repetition refits on a data set drawn from the model (StepMix's
+    ``parametric=True``): the spread of the estimates agrees with StepMix's, and a null
+    model as the ``sampler`` gives the likelihood ratios of a BLRT."""
+    rng, z, X = data
+    X, z = X[:800], z[:800]
+    Y = np.random.default_rng(5).normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None]
+    ref, ours = both(X, Y, n_steps=2, structural="gaussian_diag")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ref.bootstrap_stats(X, Y, n_repetitions=60, parametric=True, progress_bar=False)
+    mine = ours.bootstrap_stats(X, Y, n_repetitions=60, parametric=True)
+    for key in ("mm_std", "sm_std", "cw_std"):
+        assert mine[key].index.equals(theirs[key].index)
+    np.testing.assert_allclose(mine["sm_mean"].to_numpy(), theirs["sm_mean"].to_numpy(), atol=0.05)
+    for key in ("sm_std", "cw_std"):
+        ratio = mine[key].to_numpy() / theirs[key].to_numpy()
+        assert np.all((ratio > 0.6) & (ratio < 1.6)), (key, ratio)
+    # repetitions differ (fresh data each time) and a seed repeats them
+    again = ours.bootstrap(X, Y, n_repetitions=60, parametric=True)[1]
+    np.testing.assert_allclose(again["LL"], mine["rep_stats"]["LL"], rtol=1e-12)
+    assert mine["rep_stats"]["LL"].std() > 0
+    # a BLRT's null distribution: data from the 2-class model, fitted by 2 and 3 classes
+    null = bigem.StepMix(2, random_state=0).fit(X)
+    alternative = bigem.StepMix(K, random_state=0).fit(X)
+    _, alt = alternative.bootstrap(X, n_repetitions=5, parametric=True, sampler=null, identify_classes=False)
+    _, base = null.bootstrap(X, n_repetitions=5, parametric=True, sampler=null, identify_classes=False)
+    assert np.all(alt["LL"].to_numpy() >= base["LL"].to_numpy() - 1e-6)  # more classes fit the same data better
 
 
 @pytest.mark.parametrize("structural", ["binary", "categorical"])

@@ -406,30 +406,43 @@ class StepMix(EstimatorBase):
     # ------------------------------------------------------------------ bootstrap
     def bootstrap(self, X, Y=None, n_repetitions=1000, sample_weight=None, parametric=False, sampler=None,
                   identify_classes=True, progress_bar=True, random_state=None):
-        """StepMix's nonparametric bootstrap: (the parameter frames of every repetition, with
-        a 'rep' column, or None without ``identify_classes``; each repetition's LL and
-        avg_LL). A repetition reweights the rows by their counts in a draw with
-        replacement (the same fit as on the drawn copy, without copying X) and refits from
-        this fit (the measurement model warm-started, so its classes keep their order); its
-        classes are then matched to this fit's by their posteriors on X, as StepMix does.
-        ``parametric`` has no counterpart here (a ParameterError)."""
+        """StepMix's bootstrap: (the parameter frames of every repetition, with a 'rep'
+        column, or None without ``identify_classes``; each repetition's LL and avg_LL).
+
+        Nonparametric (the default), a repetition reweights the rows by their counts in a
+        draw with replacement (the same fit as on the drawn copy, without copying X).
+        Parametric, it draws a data set of X's size from this model (or from ``sampler``,
+        another fitted StepMix: the null model of a bootstrap likelihood ratio test), with
+        :meth:`sample`, seeded by ``random_state``; ``sample_weight`` is then ignored, as
+        StepMix ignores it. Either way the repetition refits from this fit (the measurement
+        model warm-started, so its classes keep their order), and its classes are matched
+        to this fit's by their posteriors on X, as StepMix does."""
+        import copy
+
         import pandas as pd
 
         from .bootstrap import _best_order, base_weights, drawn_weights
 
         self._check_fitted()
-        if parametric or sampler is not None:
-            raise ParameterError("bigem.StepMix bootstraps nonparametrically only; for a parametric bootstrap of a "
-                                 "measurement model use its estimator's bootstrap(X, method='parametric')")
+        seed = self.random_state if random_state is None else random_state
         n = int(np.shape(X)[0])
-        base = base_weights(sample_weight, n)
-        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        base = None if parametric else base_weights(sample_weight, n)
+        rng = np.random.default_rng(seed)
+        if parametric:
+            source = copy.deepcopy(self if sampler is None else sampler)
+            source._check_fitted()
+            source._draws_ = _params.draws(seed)  # its own stream, from the bootstrap's seed
         reference = self.predict_proba(X, Y)
         frames, lls, avg_lls = [], [], []
         for rep in range(int(n_repetitions)):
-            weights = drawn_weights(rng, n, "nonparametric", base)
-            replicate = self._refit(X, Y, weights)
-            avg = replicate.score(X, Y, sample_weight=weights)
+            if parametric:
+                X_rep, Y_rep, _ = source.sample(n)
+                replicate, weights = self._refit(X_rep, Y_rep, None), None
+                avg = replicate.score(X_rep, Y_rep)
+            else:
+                weights = drawn_weights(rng, n, "nonparametric", base)
+                replicate = self._refit(X, Y, weights)
+                avg = replicate.score(X, Y, sample_weight=weights)
             avg_lls.append(avg)
             lls.append(avg * (weights.sum() if base is not None else n))
             if identify_classes:
@@ -478,7 +491,7 @@ class StepMix(EstimatorBase):
             warnings.simplefilter("ignore", ConvergenceWarning)
             first.fit(X, sample_weight=weights)
             replicate._mm, replicate._sm = first, None
-            if self._sm is not None:
+            if self._sm is not None and Y is not None:  # (a sampler without outcomes draws none)
                 replicate._sm = copy.deepcopy(self._sm).set_params(measurement=first).fit(X, Y, sample_weight=weights)
                 replicate._mm = replicate._sm.measurement_
         replicate.weights_ = np.asarray(replicate._mm.weights_, dtype=np.float64).copy()
