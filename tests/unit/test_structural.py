@@ -500,3 +500,27 @@ def test_a_bad_value_in_a_streamed_structural_column_is_named_with_its_row(fitte
         items.assign(**{name: values}).to_parquet(path)
         with pytest.raises(DataError, match=message):
             bigem.StructuralModel(fresh, family).fit(str(path), name)
+
+
+def test_files_that_fit_the_cache_budget_are_decoded_once(fitted, tmp_path, monkeypatch):
+    """A structural fit reads X's files many times; within the measurement model's
+    cache_budget the decoded chunks (Y's kept columns with them) are kept after the
+    first pass, as a fit keeps them, and later passes read no file."""
+    from bigem.sources.tables import TableSource
+
+    X, Y, _, _, _ = fitted
+    path = tmp_path / "survey.parquet"
+    pd.DataFrame(X, columns=[f"q{j}" for j in range(6)]).assign(income=Y[:, 0]).to_parquet(path)
+    reads = []
+    batches = TableSource._batches
+    monkeypatch.setattr(TableSource, "_batches", lambda self, *a, **k: reads.append(1) or batches(self, *a, **k))
+    fits = {}
+    for budget in ("1GB", 0):
+        measurement = bigem.BernoulliMixture(K, n_init=2, random_state=0, dtype="float64", tol=1e-8,
+                                             cache_budget=budget).fit(pd.DataFrame(X, columns=[f"q{j}" for j in
+                                                                                               range(6)]))
+        reads.clear()
+        fits[budget] = bigem.StructuralModel(measurement, n_steps=2).fit(str(path), "income")
+        fits[budget].reads = len(reads)
+    assert fits["1GB"].reads == 1 < fits[0].reads  # one pass decodes; the others read the kept chunks
+    np.testing.assert_allclose(fits["1GB"].means_, fits[0].means_, atol=1e-12)

@@ -815,17 +815,19 @@ class _BaseMixture(EstimatorBase, ABC):
 
         return self._inference_settings().engine == "torch" and launched()
 
-    def _inference_source(self, X, columns=None, keep=None, sample_weight=None, settings=None):
+    def _inference_source(self, X, columns=None, keep=None, sample_weight=None, settings=None, passes: int = 1):
         """X opened for inference: a file reads the fitted feature names unless told.
         ``settings``: a process of a torch group's (its device; it moves only its own part
-        of an in-memory X there)."""
+        of an in-memory X there). ``passes``: how often it will be read; more than one
+        keeps the decoded chunks within ``cache_budget``, as a fit does."""
         self._fitted()
         s = self._inference_settings() if settings is None else settings
         hold = settings is not None and s.device.type != "cpu"
         columns = self._check_features(X, columns) or columns
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
-        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=0,  # one pass: nothing to keep
+        cache = s.cache_budget if passes > 1 else 0  # one pass: nothing to keep
+        source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=cache,
                             fitted=True, **_given(schema=self._inference_schema(s)), **_held(hold))
         self._check_width(source)
         return source, s

@@ -536,7 +536,7 @@ class StructuralModel(EstimatorBase):
         width = len(names) if y is None else y.shape[1]
         if width != len(self.families_):
             raise DataError(f"Y has {width} columns but the model was fitted with {len(self.families_)}")
-        rows = _Rows(self.measurement_, X, columns, y, names, None)
+        rows = _Rows(self.measurement_, X, columns, y, names, None, passes=1)
         source = rows.beside(FixedTerms("joint", self._log_w, self._conditional))
         blocks = [self._fitted_model.log_joint(self._fitted_params, chunk.x) for chunk in source.chunks()]
         return torch.cat(blocks) if blocks else torch.zeros(0, rows.K, dtype=torch.float64)
@@ -689,10 +689,12 @@ class _Rows:
     ``beside(terms)`` gives each row ``terms(log_joint)``, K columns computed from its
     measurement log-joint (n, K), then Y; ``rows()`` gives X's columns themselves."""
 
-    def __init__(self, measurement, X, columns, y: np.ndarray | None, names: list[str] | None, weight) -> None:
+    def __init__(self, measurement, X, columns, y: np.ndarray | None, names: list[str] | None, weight,
+                 passes: int = 2) -> None:
         kept = names if y is None else None
         w = weight.numpy() if isinstance(weight, torch.Tensor) else weight
-        self.source, s = measurement._inference_source(X, columns, keep=kept, sample_weight=w)
+        # a fit reads the rows many times: files decoded once when they fit the cache budget
+        self.source, s = measurement._inference_source(X, columns, keep=kept, sample_weight=w, passes=passes)
         self.model = measurement._model(s)
         self.params = measurement._in_source_coordinates(self.model, self.source, s)
         self.K, self.width, self.dtype = self.params.n_components, self.source.n_features, s.dtype
