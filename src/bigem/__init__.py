@@ -12,7 +12,7 @@ __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "Ca
            "MultinomialMixture", "MixedMixture", "Tokens", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
            "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "Files",
            "SelectionResult", "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult", "StructuralModel",
-           "StepMix", "__version__"]
+           "StepMix", "StepMixClassifier", "__version__"]
 
 
 def __getattr__(name: str):
@@ -20,7 +20,7 @@ def __getattr__(name: str):
                 "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
                 "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier",
                 "SelectionResult", "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult",
-                "StructuralModel", "StepMix"):
+                "StructuralModel", "StepMix", "StepMixClassifier"):
         from . import estimators
 
         return getattr(estimators, name)

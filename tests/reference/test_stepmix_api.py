@@ -494,3 +494,24 @@ def test_a_nested_descriptor_bigem_cannot_build_says_so(mixed):
     two = {"z1": {"model": "covariate", "n_columns": 1}, "z2": {"model": "covariate", "n_columns": 1}}
     with pytest.raises(ParameterError, match="Only one covariate model"):
         bigem.StepMix(K, measurement=descriptor, structural=two, n_steps=2).fit(X, Y)
+
+
+@pytest.mark.parametrize("structural", ["binary", "categorical"])
+def test_the_classifier_predicts_the_outcome_as_stepmixs(data, structural):
+    """StepMixClassifier: predict and predict_proba infer Y from X, StepMix's answers."""
+    from stepmix.stepmix import StepMixClassifier as Theirs
+
+    rng, z, X = data
+    Y = (np.random.default_rng(6).random(len(z)) < np.array([0.1, 0.5, 0.9])[z]).astype(float)[:, None]
+    if structural == "categorical":
+        Y = Y + (np.random.default_rng(7).random(Y.shape) < 0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = Theirs(K, n_steps=2, structural=structural, abs_tol=1e-12, random_state=0, verbose=0,
+                     progress_bar=0).fit(X, Y)
+    ours = bigem.StepMixClassifier(K, n_steps=2, structural=structural, abs_tol=1e-12, random_state=0).fit(X, Y)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+    assert ours._estimator_type == "classifier"
+    with pytest.raises(ParameterError, match="binary or categorical outcome"):
+        bigem.StepMixClassifier(K, structural="gaussian_unit").fit(X, Y)

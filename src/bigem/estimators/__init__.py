@@ -15,7 +15,7 @@ from .multinomial_mixture import MultinomialMixture
 from .persistence import load
 from .poisson_mixture import PoissonMixture
 from .selection import SelectionResult, select
-from .stepmix_api import StepMix
+from .stepmix_api import StepMix, StepMixClassifier
 from .structural import StructuralModel
 from .variational_hmm import VariationalCategoricalHMM, VariationalGaussianHMM
 
@@ -23,4 +23,4 @@ __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture", "Ca
            "MultinomialMixture", "MixedMixture", "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM",
            "MultinomialHMM", "VariationalGaussianHMM", "VariationalCategoricalHMM", "MixtureClassifier", "SelectionResult",
            "load", "select", "hc", "HCTree", "blrt", "BLRTResult", "BootstrapResult",
-           "StructuralModel", "StepMix"]
+           "StructuralModel", "StepMix", "StepMixClassifier"]

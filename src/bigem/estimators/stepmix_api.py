@@ -567,6 +567,33 @@ class StepMix(EstimatorBase):
         return 1 - self.entropy(X, Y) / (np.shape(X)[0] * np.log(K)) if K > 1 else np.nan
 
 
+
+class StepMixClassifier(StepMix):
+    """StepMix's supervised classifier (``stepmix.stepmix.StepMixClassifier``): a
+    :class:`StepMix` whose binary or categorical outcome is the target, so that
+    ``predict(X)`` and ``predict_proba(X)`` infer Y from X (:meth:`StepMix.predict_Y`,
+    :meth:`StepMix.predict_proba_Y`), as scikit-learn's classifiers do."""
+
+    _estimator_type = "classifier"
+    _TARGETS = ("binary", "binary_nan", "bernoulli", "bernoulli_nan", "categorical", "categorical_nan", "multinoulli",
+                "multinoulli_nan")
+
+    def fit(self, X, Y=None, sample_weight=None, y=None):
+        """Fit as :meth:`StepMix.fit`; the structural model must be the binary or
+        categorical outcome to predict."""
+        if self.structural not in self._TARGETS:
+            raise ParameterError(f"StepMixClassifier predicts a binary or categorical outcome: structural must be one "
+                                 f"of {list(self._TARGETS)}; got {self.structural!r}")
+        return super().fit(X, Y, sample_weight=sample_weight, y=y)
+
+    def predict(self, X):
+        """The most likely value of the outcome given X (StepMix's shape)."""
+        return self.predict_Y(X)
+
+    def predict_proba(self, X):
+        """P(y | X) of the outcome, StepMix's columns (see :meth:`StepMix.predict_proba_Y`)."""
+        return self.predict_proba_Y(X)
+
 def _names(data) -> list[str] | None:
     """A DataFrame's column names or a Series' name, as StepMix keeps them (else None)."""
     if hasattr(data, "columns"):
