@@ -40,6 +40,9 @@ PUBLIC_MODULES = [
     ("bigem.plot", "Pictures", "PNG or SVG by extension; needs ``pip install 'bigem[plot]'``."),
     ("bigem.datasets", "Data sets", "Small public data sets shipped with bigem."),
     ("bigem.errors", "Errors and warnings", "Every exception and warning bigem raises on purpose."),
+    ("bigem.stepmix.bootstrap", "StepMix's bootstrap and BLRT",
+     "``stepmix.bootstrap`` by name: change ``stepmix`` to ``bigem.stepmix`` in the imports."),
+    ("bigem.stepmix.utils", "StepMix's helpers", "``stepmix.utils`` by name."),
 ]
 # names documented beside the modules' __all__: what a public signature hands to the user
 EXTRA_NAMES = [("bigem.em.driver", "IterationInfo", "bigem"), ("bigem.estimators.hmm", "ConvergenceMonitor", "bigem")]

@@ -416,7 +416,9 @@ class StepMix(EstimatorBase):
         :meth:`sample`, seeded by ``random_state``; ``sample_weight`` is then ignored, as
         StepMix ignores it. Either way the repetition refits from this fit (the measurement
         model warm-started, so its classes keep their order), and its classes are matched
-        to this fit's by their posteriors on X, as StepMix does."""
+        to this fit's by their posteriors on X, as StepMix does; without
+        ``identify_classes`` a parametric repetition is fitted from scratch, as StepMix
+        fits it (a BLRT's likelihoods: no start from the real data's fit)."""
         import copy
 
         import pandas as pd
@@ -437,7 +439,10 @@ class StepMix(EstimatorBase):
         for rep in range(int(n_repetitions)):
             if parametric:
                 X_rep, Y_rep, _ = source.sample(n)
-                replicate, weights = self._refit(X_rep, Y_rep, None), None
+                # from this fit, its classes in order; without identify_classes (a BLRT's
+                # likelihoods) from scratch, as StepMix refits, so no start favours a model
+                replicate = self._refit(X_rep, Y_rep, None) if identify_classes else self._fresh(X_rep, Y_rep, seed)
+                weights = None
                 avg = replicate.score(X_rep, Y_rep)
             else:
                 weights = drawn_weights(rng, n, "nonparametric", base)
@@ -476,6 +481,16 @@ class StepMix(EstimatorBase):
             cw = _rows(samples, "measurement", True)
             result["cw_mean"], result["cw_std"] = _pivot(cw, ["param"]), _pivot(cw, ["param"], "std")
         return result
+
+    def _fresh(self, X, Y, seed) -> StepMix:
+        """A copy of this estimator fitted on (X, Y) from its own start, seeded by ``seed``."""
+        import warnings
+
+        from .._core.errors import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return type(self)(**{**self.get_params(), "random_state": seed, "verbose": 0}).fit(X, Y)
 
     def _refit(self, X, Y, weights) -> StepMix:
         """A copy refitted on rows of the given weights, from this fit."""

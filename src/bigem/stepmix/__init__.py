@@ -1,0 +1,15 @@
+"""StepMix's modules by name: ``bigem.stepmix`` mirrors the ``stepmix`` package's layout,
+so that code written for StepMix runs on bigem by changing ``stepmix`` to
+``bigem.stepmix`` in its imports::
+
+    from bigem.stepmix.stepmix import StepMix, StepMixClassifier
+    from bigem.stepmix.bootstrap import bootstrap, blrt, blrt_sweep
+    from bigem.stepmix.utils import get_mixed_descriptor
+
+The estimators are :class:`bigem.StepMix` and :class:`bigem.StepMixClassifier`; the
+functions follow StepMix's (their arguments, defaults and returns).
+"""
+
+from ..estimators.stepmix_api import StepMix, StepMixClassifier
+
+__all__ = ["StepMix", "StepMixClassifier"]
