@@ -1,0 +1,123 @@
+"""bigem's mixtures against pomegranate 1.x's ``GeneralMixtureModel`` of the matching
+distributions: from the same start (weights and each component's parameters), the same
+EM iterations give the same parameters, posteriors and log-densities, to 1e-12 in
+float64. (pomegranate's DenseHMM learns end probabilities, a model hmmlearn's and
+bigem's HMMs do not have, so it is not compared.)"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bigem
+
+pomegranate = pytest.importorskip("pomegranate")
+torch = pytest.importorskip("torch")
+
+W0 = np.array([0.4, 0.6])
+ITERATIONS = 6
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")  # a fixed number of iterations
+
+
+@pytest.fixture()
+def float64_default():
+    """pomegranate builds some of its buffers in torch's default dtype: float64 here, so
+    that both sides compute in float64."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def tensor(values, dtype=torch.float64):
+    return torch.tensor(np.asarray(values), dtype=dtype)
+
+
+def theirs(distributions, X, dtype=torch.float64):
+    from pomegranate.gmm import GeneralMixtureModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return GeneralMixtureModel(distributions, priors=tensor(W0), max_iter=ITERATIONS, tol=0.0,
+                                   verbose=False).fit(tensor(X, dtype))
+
+
+def same_answers(ref, ours, X, dtype=torch.float64) -> None:
+    np.testing.assert_allclose(ours.weights_, ref.priors.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(tensor(X, dtype)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.score_samples(X), ref.log_probability(tensor(X, dtype)).numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(tensor(X, dtype)).numpy())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_a_gaussian_mixture_is_pomegranates_normal_mixture(float64_default, covariance_type):
+    from pomegranate.distributions import Normal
+
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 1000)
+    X = rng.normal(np.array([[0.0, 0.0, 1.0], [3.0, 1.0, -1.0]])[z], 1.0) @ np.array([[1, .3, 0], [0, 1, .2],
+                                                                                       [0, 0, 1.]])
+    M0 = np.array([[0.5, 0.0, 0.0], [2.0, 2.0, 0.0]])
+    cov0 = np.eye(3) if covariance_type == "full" else np.ones(3)
+    ref = theirs([Normal(means=tensor(M0[k]), covs=tensor(cov0), covariance_type=covariance_type) for k in range(2)],
+                 X)
+    precisions = np.array([np.eye(3)] * 2) if covariance_type == "full" else np.ones((2, 3))
+    ours = bigem.GaussianMixture(2, covariance_type=covariance_type, weights_init=W0, means_init=M0,
+                                 precisions_init=precisions, max_iter=ITERATIONS, tol=0.0, reg_covar=0.0,
+                                 dtype="float64").fit(X)
+    np.testing.assert_allclose(ours.means_, np.stack([d.means.detach().numpy() for d in ref.distributions]),
+                               atol=1e-12)
+    np.testing.assert_allclose(ours.covariances_, np.stack([d.covs.detach().numpy() for d in ref.distributions]),
+                               atol=1e-12)
+    same_answers(ref, ours, X)
+
+
+def test_a_poisson_mixture_is_pomegranates(float64_default):
+    from pomegranate.distributions import Poisson
+
+    rng = np.random.default_rng(1)
+    z = rng.integers(0, 2, 1000)
+    X = rng.poisson(np.array([[1.0, 3.0], [5.0, 2.0]])[z]).astype(float)
+    L0 = np.array([[2.0, 2.0], [4.0, 3.0]])
+    ref = theirs([Poisson(lambdas=tensor(L0[k])) for k in range(2)], X)
+    ours = bigem.PoissonMixture(2, weights_init=W0, lambdas_init=L0, max_iter=ITERATIONS, tol=0.0, alpha=0.0,
+                                dtype="float64").fit(X)
+    np.testing.assert_allclose(ours.lambdas_, np.stack([d.lambdas.detach().numpy() for d in ref.distributions]),
+                               atol=1e-12)
+    same_answers(ref, ours, X)
+
+
+def test_a_bernoulli_mixture_is_pomegranates(float64_default):
+    from pomegranate.distributions import Bernoulli
+
+    rng = np.random.default_rng(2)
+    z = rng.integers(0, 2, 1000)
+    X = (rng.random((1000, 4)) < np.array([[.9, .8, .2, .1], [.2, .3, .7, .9]])[z]).astype(float)
+    P0 = np.array([[.6, .6, .4, .4], [.4, .4, .6, .6]])
+    ref = theirs([Bernoulli(probs=tensor(P0[k])) for k in range(2)], X)
+    ours = bigem.BernoulliMixture(2, weights_init=W0, probabilities_init=P0, max_iter=ITERATIONS, tol=0.0,
+                                  alpha=0.0, dtype="float64").fit(X)
+    np.testing.assert_allclose(ours.probabilities_, np.stack([d.probs.detach().numpy() for d in ref.distributions]),
+                               atol=1e-12)
+    same_answers(ref, ours, X)
+
+
+def test_a_categorical_mixture_is_pomegranates(float64_default):
+    from pomegranate.distributions import Categorical
+
+    rng = np.random.default_rng(3)
+    z = rng.integers(0, 2, 1000)
+    X = np.c_[np.where(z == 0, rng.integers(0, 3, 1000), np.minimum(rng.integers(0, 3, 1000) + 1, 2)),
+              rng.integers(0, 3, 1000)]
+    C0 = np.array([[[.5, .3, .2], [.3, .3, .4]], [[.2, .3, .5], [.4, .3, .3]]])  # (class, column, category)
+    ref = theirs([Categorical(probs=tensor(C0[k])) for k in range(2)], X, torch.int64)
+    ours = bigem.CategoricalMixture(2, weights_init=W0, probabilities_init=[C0[:, 0], C0[:, 1]], max_iter=ITERATIONS,
+                                    tol=0.0, alpha=0.0, dtype="float64").fit(X)
+    probs = np.stack([d.probs.detach().numpy() for d in ref.distributions])
+    for j in range(2):
+        np.testing.assert_allclose(ours.probabilities_[j], probs[:, j], atol=1e-12)
+    same_answers(ref, ours, X, torch.int64)
