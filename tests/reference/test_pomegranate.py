@@ -76,33 +76,34 @@ def test_a_gaussian_mixture_is_pomegranates_normal_mixture(float64_default, cova
     same_answers(ref, ours, X)
 
 
-def test_a_poisson_mixture_is_pomegranates(float64_default):
-    from pomegranate.distributions import Poisson
+def _counts(rng, z):
+    return rng.poisson(np.array([[1.0, 3.0], [5.0, 2.0]])[z]).astype(float), np.array([[2.0, 2.0], [4.0, 3.0]])
 
+
+def _flags(rng, z):
+    X = (rng.random((len(z), 4)) < np.array([[.9, .8, .2, .1], [.2, .3, .7, .9]])[z]).astype(float)
+    return X, np.array([[.6, .6, .4, .4], [.4, .4, .6, .6]])
+
+
+# family: (its data and start, pomegranate's distribution and parameter, bigem's estimator, start and attribute)
+FAMILIES = {"poisson": (_counts, "Poisson", "lambdas", bigem.PoissonMixture, "lambdas_init", "lambdas_"),
+            "bernoulli": (_flags, "Bernoulli", "probs", bigem.BernoulliMixture, "probabilities_init",
+                          "probabilities_")}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_count_or_binary_mixture_is_pomegranates(float64_default, family):
+    import pomegranate.distributions as dist
+
+    data, theirs_name, param, estimator, init, attribute = FAMILIES[family]
     rng = np.random.default_rng(1)
     z = rng.integers(0, 2, 1000)
-    X = rng.poisson(np.array([[1.0, 3.0], [5.0, 2.0]])[z]).astype(float)
-    L0 = np.array([[2.0, 2.0], [4.0, 3.0]])
-    ref = theirs([Poisson(lambdas=tensor(L0[k])) for k in range(2)], X)
-    ours = bigem.PoissonMixture(2, weights_init=W0, lambdas_init=L0, max_iter=ITERATIONS, tol=0.0, alpha=0.0,
-                                dtype="float64").fit(X)
-    np.testing.assert_allclose(ours.lambdas_, np.stack([d.lambdas.detach().numpy() for d in ref.distributions]),
-                               atol=1e-12)
-    same_answers(ref, ours, X)
-
-
-def test_a_bernoulli_mixture_is_pomegranates(float64_default):
-    from pomegranate.distributions import Bernoulli
-
-    rng = np.random.default_rng(2)
-    z = rng.integers(0, 2, 1000)
-    X = (rng.random((1000, 4)) < np.array([[.9, .8, .2, .1], [.2, .3, .7, .9]])[z]).astype(float)
-    P0 = np.array([[.6, .6, .4, .4], [.4, .4, .6, .6]])
-    ref = theirs([Bernoulli(probs=tensor(P0[k])) for k in range(2)], X)
-    ours = bigem.BernoulliMixture(2, weights_init=W0, probabilities_init=P0, max_iter=ITERATIONS, tol=0.0,
-                                  alpha=0.0, dtype="float64").fit(X)
-    np.testing.assert_allclose(ours.probabilities_, np.stack([d.probs.detach().numpy() for d in ref.distributions]),
-                               atol=1e-12)
+    X, start = data(rng, z)
+    ref = theirs([getattr(dist, theirs_name)(**{param: tensor(start[k])}) for k in range(2)], X)
+    ours = estimator(2, weights_init=W0, max_iter=ITERATIONS, tol=0.0, alpha=0.0, dtype="float64",
+                     **{init: start}).fit(X)
+    np.testing.assert_allclose(getattr(ours, attribute),
+                               np.stack([getattr(d, param).detach().numpy() for d in ref.distributions]), atol=1e-12)
     same_answers(ref, ours, X)
 
 
