@@ -4,6 +4,8 @@ agreement with StepMix is tests/reference/test_stepmix_structural.py.)"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,9 +214,17 @@ def test_bch_says_when_its_negative_weights_give_an_impossible_estimate():
     assert np.any(m.probabilities_[0] == 0) and np.all(m.probabilities_[0] >= 0)
     ml = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="ML").fit(X, Y)
     assert np.all(ml.probabilities_[0] > 0)
+    rare = (Y[:, 0] == 2).astype(float)[:, None]  # the same rare value, as ones and as counts
+    for family, values in (("bernoulli", rare), ("poisson", 3 * rare)):
+        with pytest.warns(bigem.errors.DegenerateFitWarning, match=r"columns \['0'\]"):
+            bigem.StructuralModel(measurement, family, n_steps=3, correction="BCH").fit(X, values)
     spike = np.where(Y[:, 0] == 2, 50.0, 0.0)[:, None]  # a rare outlier value
     with pytest.raises(bigem.errors.NumericalError, match="variance.*correction='ML'"):
         bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH").fit(X, spike)
+    with warnings.catch_warnings():  # a column far from 0 with a spread well above rounding: admissible
+        warnings.simplefilter("error")
+        bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH").fit(X, 1e6 + 10 * X[:, :1] +
+                                                                                        rng.normal(size=(n, 1)))
 
 
 def test_one_step_fits_everything_at_once_from_the_measurement_fit(fitted):

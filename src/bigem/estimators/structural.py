@@ -199,7 +199,7 @@ class StructuralModel(EstimatorBase):
         given = kind in ("naive", "bch")
         source = rows.beside(FixedTerms(kind, log_w, conditional, s.assignment, error))
         if s.correction == "BCH":
-            _check_admissible(source, K, families, names)
+            _check_admissible(source, K, families, names, sizes, means)
         engine = LocalEngine(prefetch=source.decodes)
         start = self._start(model, engine, source if given else rows.beside(lambda lj: torch.softmax(lj, 1)), K,
                             means)
@@ -631,38 +631,35 @@ def permuted_mixture(est, perm: np.ndarray):
     return out
 
 
-def _check_admissible(source, K: int, families: list[str], names: list[str] | None) -> None:
+def _check_admissible(source, K: int, families: list[str], names: list[str] | None, sizes: dict[int, int],
+                      means: torch.Tensor) -> None:
     """BCH's weights may be negative, and so may the moments they give (Vermunt 2010). A
     class's negative share of a category (or of ones, or of counts) is clipped to 0 by the
     M-step, with a DegenerateFitWarning; a variance at or below 0 has no admissible
     value, and is a NumericalError. Both name the column and the way out. One pass over
-    ``source``'s rows: [the BCH weights | Y]."""
+    ``source``'s rows, [the BCH weights | Y]: each class's moments of a column about its
+    overall ``means`` (so that no large mean cancels), over the rows that observe it;
+    ``sizes``: the categorical columns' numbers of categories."""
     q = len(families)
-    mass, first, second = (torch.zeros(K, q, dtype=torch.float64) for _ in range(3))
-    counts: dict[int, torch.Tensor] = {}
+    mass, total, first, second = (torch.zeros(K, q, dtype=torch.float64) for _ in range(4))
+    counts = {j: torch.zeros(K, m, dtype=torch.float64) for j, m in sizes.items()}
     for chunk in source.chunks():
         r = chunk.x[:, :K] if chunk.weight is None else chunk.x[:, :K] * chunk.weight[:, None]
         y = chunk.x[:, K:]
         seen = ~torch.isnan(y)
-        values = torch.where(seen, y, torch.zeros_like(y))
+        centred = torch.where(seen, y - means, torch.zeros_like(y))
         mass += r.T @ seen.double()
-        first += r.T @ values
-        second += r.T @ values ** 2
-        for j in (j for j, f in enumerate(families) if f == "categorical"):
-            codes = values[seen[:, j], j].long()
-            onehot = torch.nn.functional.one_hot(codes, int(codes.max()) + 1 if codes.numel() else 1).double()
-            part = r[seen[:, j]].T @ onehot
-            old = counts.get(j)
-            if old is not None and old.shape[1] != part.shape[1]:
-                width = max(old.shape[1], part.shape[1])
-                old, part = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (old, part))
-            counts[j] = part if old is None else old + part
+        total += r.T @ torch.where(seen, y, torch.zeros_like(y))
+        first += r.T @ centred
+        second += r.T @ centred ** 2
+        for j, m in sizes.items():
+            counts[j] += r[seen[:, j]].T @ torch.nn.functional.one_hot(y[seen[:, j], j].long(), m).double()
     clipped = []
     for j, family in enumerate(families):
         label = repr(names[j]) if names else str(j)
         if family in ("gaussian", "gaussian_unit"):
-            mean = first[:, j] / mass[:, j]
-            var = second[:, j] / mass[:, j] - mean ** 2
+            shift = first[:, j] / mass[:, j]
+            var = second[:, j] / mass[:, j] - shift ** 2
             if family == "gaussian" and bool((var <= 0).any()):
                 raise NumericalError(
                     f"the BCH weights, some of them negative, give column {label} of Y a variance of "
@@ -671,10 +668,10 @@ def _check_admissible(source, K: int, families: list[str], names: list[str] | No
         elif family == "categorical":
             if bool((counts[j] < 0).any()):
                 clipped.append(label)
-        elif family == "bernoulli":
-            if bool((first[:, j] < 0).any()) or bool((first[:, j] > mass[:, j]).any()):
+        elif family == "bernoulli":  # a class's ones out of its rows
+            if bool((total[:, j] < 0).any()) or bool((total[:, j] > mass[:, j]).any()):
                 clipped.append(label)
-        elif family == "poisson" and bool((first[:, j] < 0).any()):
+        elif family == "poisson" and bool((total[:, j] < 0).any()):
             clipped.append(label)
     if clipped:
         warnings.warn(f"the BCH weights, some of them negative, give a class a negative share of a value of the "
