@@ -435,6 +435,8 @@ class StepMix(EstimatorBase):
             source._check_fitted()
             source._draws_ = _params.draws(seed)  # its own stream, from the bootstrap's seed
         reference = self.predict_proba(X, Y)
+        if progress_bar:
+            print("\nBootstrapping estimator...")  # StepMix's words (its bar itself is not drawn)
         frames, lls, avg_lls = [], [], []
         for rep in range(int(n_repetitions)):
             if parametric:

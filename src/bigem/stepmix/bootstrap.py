@@ -31,7 +31,9 @@ def blrt(null_model, alternative_model, X, Y=None, n_repetitions=30, random_stat
     observed = 2 * (alternative_model.score(X, Y) - null_model.score(X, Y)) * n
     kw = dict(n_repetitions=n_repetitions, identify_classes=False, sampler=null_model, random_state=random_state,
               parametric=True)
+    print("Bootstrapping null model...")
     _, null = null_model.bootstrap(X, Y, **kw)
+    print("\nBootstrapping alternative model...")
     _, alternative = alternative_model.bootstrap(X, Y, **kw)
     drawn = 2 * (alternative["LL"] - null["LL"])
     return float(np.sum(drawn > observed)) / n_repetitions
