@@ -152,9 +152,77 @@ class EstimatorBase:
         and ``GridSearchCV`` or ``cross_val_score`` of an estimator on a cluster clones it."""
         from sklearn.base import clone
 
+        import copy
+
         params = {name: value if name == "client" else clone(value, safe=False)
                   for name, value in self.get_params(deep=False).items()}
-        return type(self)(**params)
+        out = type(self)(**params)
+        if "_routing_requests" in self.__dict__:  # what was requested stays requested, as clone keeps it
+            out._routing_requests = copy.deepcopy(self._routing_requests)
+        return out
+
+    # ------------------------------------------------------------------ metadata routing
+    # scikit-learn's routing of metadata (sample_weight, lengths, ...) through Pipeline,
+    # GridSearchCV or cross_validate, when sklearn.set_config(enable_metadata_routing=True):
+    # each method's metadata are its parameters but the data (scikit-learn's rule), and
+    # set_{method}_request records which of them the estimator wants.
+    _ROUTED = ("fit", "partial_fit", "predict", "predict_proba", "score")
+
+    def _metadata(self, method: str) -> list[str]:
+        import inspect
+
+        fn = getattr(type(self), method, None)
+        if not inspect.isfunction(fn):
+            return []
+        data = {"self", "X", "y", "Y", "Xt", "yt"}
+        return [p.name for p in inspect.signature(fn).parameters.values()
+                if p.name not in data and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def _request(self, method: str, requests: dict):
+        from sklearn import get_config
+
+        if not get_config().get("enable_metadata_routing", False):
+            raise RuntimeError("This method is only available when metadata routing is enabled. You can enable it "
+                               "using sklearn.set_config(enable_metadata_routing=True).")
+        known = self._metadata(method)
+        if set(requests) - set(known):
+            raise TypeError(f"Unexpected args: {set(requests) - set(known)} in {method}. Accepted arguments are: "
+                            f"{set(known)}")
+        self.__dict__.setdefault("_routing_requests", {}).setdefault(method, {}).update(requests)
+        return self
+
+    def set_fit_request(self, **requests):
+        """Which metadata ``fit`` takes when scikit-learn routes them (True, False, None or
+        an alias), as scikit-learn's estimators take them; returns self."""
+        return self._request("fit", requests)
+
+    def set_partial_fit_request(self, **requests):
+        """As :meth:`set_fit_request`, for ``partial_fit``."""
+        return self._request("partial_fit", requests)
+
+    def set_predict_request(self, **requests):
+        """As :meth:`set_fit_request`, for ``predict``."""
+        return self._request("predict", requests)
+
+    def set_predict_proba_request(self, **requests):
+        """As :meth:`set_fit_request`, for ``predict_proba``."""
+        return self._request("predict_proba", requests)
+
+    def set_score_request(self, **requests):
+        """As :meth:`set_fit_request`, for ``score``."""
+        return self._request("score", requests)
+
+    def get_metadata_routing(self):
+        """scikit-learn's MetadataRequest of this estimator: each method's metadata, with
+        what ``set_{method}_request`` asked for (None, unrequested, by default)."""
+        from sklearn.utils.metadata_routing import MetadataRequest
+
+        request = MetadataRequest(owner=type(self).__name__)
+        asked = self.__dict__.get("_routing_requests", {})
+        for method in self._ROUTED:
+            for name in self._metadata(method):
+                getattr(request, method).add_request(param=name, alias=asked.get(method, {}).get(name))
+        return request
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_params_")
