@@ -534,3 +534,24 @@ def test_files_that_fit_the_cache_budget_are_decoded_once(fitted, tmp_path, monk
         fits[budget].reads = len(reads)
     assert fits["1GB"].reads == 1 < fits[0].reads  # one pass decodes; the others read the kept chunks
     np.testing.assert_allclose(fits["1GB"].means_, fits[0].means_, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(n_steps=2), dict(n_steps=3, correction="ML")], ids=["two-step", "ML"])
+def test_squarem_reaches_the_optimum_in_fewer_passes(kw):
+    """Poorly separated classes make EM slow; SQUAREM's passes reach at least plain EM's
+    log-likelihood, and the same estimates, in a fraction of the passes."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    z = rng.integers(0, K, n)
+    X = (rng.random((n, 6)) < np.array([[.7] * 3 + [.4] * 3, [.4] * 3 + [.7] * 3, [.55] * 6])[z]).astype(float)
+    Y = rng.normal(np.array([0.0, 0.5, 1.0])[z], 1.0)[:, None]
+    measurement = bigem.BernoulliMixture(K, n_init=2, random_state=0, dtype="float64", tol=1e-10,
+                                         max_iter=3000, accelerate="squarem").fit(X)
+    plain = bigem.StructuralModel(measurement, tol=1e-11, max_iter=20_000, **kw).fit(X, Y)
+    fast = bigem.StructuralModel(measurement, tol=1e-11, max_iter=20_000, accelerate="squarem", **kw).fit(X, Y)
+    assert fast.converged_ and fast.n_iter_ < plain.n_iter_ / 2, (fast.n_iter_, plain.n_iter_)
+    assert fast.lower_bound_ >= plain.lower_bound_ - 1e-12
+    np.testing.assert_allclose(fast.means_, plain.means_, atol=2e-3)
+    for steps in (dict(n_steps=1), dict(n_steps=3, correction="BCH")):  # no EM to extrapolate, or left to plain EM
+        with pytest.raises(ParameterError, match="applies to the EM of two steps and of ML three steps"):
+            bigem.StructuralModel(measurement, accelerate="squarem", **steps).fit(X, Y)
