@@ -77,6 +77,12 @@ def _check_per_iteration(ref_cls, ours_cls, names, X, warm=0, **kw):
     ref.fit(X, LENGTHS)
     assert len(seen) == len(ref.steps_) == ITERATIONS
     np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-9, err_msg="lower bound")
+    # the sub-normalised parameters of the posteriors the last step started from, as hmmlearn leaves them
+    subnorm = [n for n in ("startprob_subnorm_", "transmat_subnorm_", "emissionprob_log_subnorm_") if hasattr(ref, n)]
+    assert len(subnorm) == (3 if "emissionprob_posterior_" in names else 2)
+    for name in subnorm:
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-6, atol=1e-9, err_msg=name)
+    assert not np.allclose(ours.transmat_subnorm_, ours.transmat_)  # exp E[log p], not the posterior mean
     for i, (q, theirs) in enumerate(zip(seen, ref.steps_), 1):
         model = ours_cls(K, init_params="", n_iter=0, dtype="float64", **kw)  # iteration i's posteriors, as attributes
         model.n_features = ours.n_features

@@ -480,12 +480,15 @@ class _BaseHMM(EstimatorBase, ABC):
         if hasattr(monitor, "_reset"):
             monitor._reset()
 
+        entering = [params, params]  # the parameters entering the last step, and the current ones
+
         def report(info: IterationInfo) -> None:
             if callback is not None:  # in the data's coordinates
                 callback(info if offset is None else dataclasses.replace(info, params=model.translate(info.params,
                                                                                                      offset)))
             if not info.accepted:  # an extrapolation set aside: a pass, not a step of the fit
                 return
+            entering[:] = [entering[1], info.params]
             monitor.report(info.report.total)
             if not custom:
                 monitor.seconds.append(info.seconds)
@@ -505,6 +508,7 @@ class _BaseHMM(EstimatorBase, ABC):
         self.monitor_ = monitor
         self.n_passes_ = result.n_iter
         self._fit_end(model.translate(result.params, offset))
+        self._last_step_from(model.translate(entering[0], offset))
         return self
 
     # the fit's model, its starting parameters and what becomes of its result: Baum-Welch
@@ -517,6 +521,10 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def _fit_end(self, params) -> None:
         self._set_params(params)
+
+    def _last_step_from(self, params) -> None:
+        """What a fit keeps of the parameters its last step started from (nothing here;
+        the variational HMMs keep hmmlearn's subnormalised parameters of them)."""
 
     def _needs_moments(self, s) -> bool:
         """Whether initialisation reads the data's covariance."""

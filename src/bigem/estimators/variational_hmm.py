@@ -94,6 +94,11 @@ _COMMON_ATTRIBUTES = """
         The same for each row of the transition matrix.
     startprob_, transmat_ : ndarray
         The posterior means (the posteriors normalised), which inference uses.
+    startprob_subnorm_, transmat_subnorm_ : ndarray
+        exp E[log p] under the posteriors the fit's last step started from (hmmlearn's
+        sub-normalised parameters, as its fit leaves them; a categorical model also has
+        ``emissionprob_log_subnorm_``, E[log p] of its symbols). Set by ``fit``, not kept
+        in model files.
     monitor_ : ConvergenceMonitor
         ``history``: the evidence lower bound entering each iteration (hmmlearn's,
         which leaves out the constant -n_samples n_features / 2 log(2 pi) of Gaussian
@@ -195,6 +200,18 @@ class _Variational:
         self.transmat_prior_ = q.trans_prior.numpy().copy()
         self._set_posterior(q.emission)
         self._set_params(self._point(q))
+
+    def _last_step_from(self, q: VariationalHMMParams) -> None:
+        """hmmlearn's ``startprob_subnorm_`` and ``transmat_subnorm_`` (and a categorical
+        model's ``emissionprob_log_subnorm_``): exp E[log p] under the Dirichlet
+        posteriors the last step started from, which hmmlearn's fit leaves in place."""
+        q = q.to("cpu")
+        self.startprob_subnorm_ = np.exp(_expected_log(q.start))
+        self.transmat_subnorm_ = np.exp(_expected_log(q.trans))
+        self._last_emission_from(q.emission)
+
+    def _last_emission_from(self, emission) -> None:
+        pass
 
     def _point(self, q: VariationalHMMParams) -> HMMParams:
         """The posterior means, as the family's HMM takes them."""
@@ -562,8 +579,17 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
         self.emissionprob_prior_ = p.prior.numpy().copy()
         self.emissionprob_posterior_ = p.posterior.numpy().copy()
 
+    def _last_emission_from(self, p: DirichletParams) -> None:
+        self.emissionprob_log_subnorm_ = _expected_log(p.posterior)
+
     def _point_emission(self, p: DirichletParams) -> CategoricalParams:
         return CategoricalParams(p.posterior / p.posterior.sum(1, keepdim=True))
 
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"e": s.n_components * (n_features - 1)}
+
+
+def _expected_log(alpha: torch.Tensor) -> np.ndarray:
+    """E[log p] of Dirichlet rows ``alpha`` (float64): digamma(alpha) - digamma(the row's total)."""
+    alpha = alpha.to(torch.float64)
+    return (torch.special.digamma(alpha) - torch.special.digamma(alpha.sum(-1, keepdim=True))).numpy()
