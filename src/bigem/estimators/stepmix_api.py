@@ -89,8 +89,8 @@ class StepMix(EstimatorBase):
     - 'gaussian_unit' measurements, full, spherical and tied Gaussians as outcomes or
       as blocks of a nested measurement, and categorical blocks given one-hot
       (``integer_codes=False``) have no counterpart: a ParameterError names them. In a
-      nested measurement with a '_nan' block, every block takes gaps (StepMix refuses
-      one in the other blocks).
+      nested measurement with a '_nan' block, every block takes gaps, marginalised
+      (StepMix lets them through to the other blocks' models, which cannot take them).
     """
 
     _estimator_type = "clusterer"
