@@ -122,7 +122,9 @@ def test_a_saved_model_loads_with_its_posteriors(tmp_path, make):
     m.save(tmp_path / "m.bigem")
     back = load(tmp_path / "m.bigem")
     assert type(back) is type(m)
-    for name in back._fitted_arrays:
+    kept = list(m._kept_arrays)
+    assert len(kept) == (3 if isinstance(m, VariationalCategoricalHMM) else 2)
+    for name in [*back._fitted_arrays, *kept]:
         np.testing.assert_array_equal(np.asarray(getattr(back, name)), np.asarray(getattr(m, name)), err_msg=name)
     np.testing.assert_array_equal(back.predict(X), m.predict(X))
     assert back.score(X) == m.score(X)
@@ -139,6 +141,30 @@ def test_a_damaged_posterior_in_a_model_file_is_refused(tmp_path):
     write_model_file(tmp_path / "bad.bigem", tensors, meta)
     with pytest.raises(ModelFileError, match="beta_posterior_"):
         load(tmp_path / "bad.bigem")
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda t: t[..., :1], r"transmat_subnorm_ has shape \(2, 1\), expected \(2, 2\)"),
+    (lambda t: t + 1.0, r"transmat_subnorm_ holds values outside \(0, 1\]"),
+])
+def test_damaged_sub_normalised_parameters_in_a_model_file_are_refused(tmp_path, change, match):
+    X, _ = _gaussian_sample(300)
+    VariationalGaussianHMM(2, n_iter=3, random_state=0).fit(X).save(tmp_path / "m.bigem")
+    tensors, meta = read_model_file(tmp_path / "m.bigem")
+    tensors["transmat_subnorm"] = change(tensors["transmat_subnorm"]).contiguous()
+    write_model_file(tmp_path / "bad.bigem", tensors, meta)
+    with pytest.raises(ModelFileError, match=match):
+        load(tmp_path / "bad.bigem")
+
+
+def test_a_model_set_by_hand_saves_without_sub_normalised_parameters(tmp_path):
+    m = VariationalCategoricalHMM(2, n_iter=3, random_state=0).fit(_categorical_sample(300)[0])
+    for name in m._kept_arrays:
+        delattr(m, name)
+    m.save(tmp_path / "m.bigem")
+    back = load(tmp_path / "m.bigem")
+    assert not any(hasattr(back, name) for name in m._kept_arrays)
+    np.testing.assert_array_equal(back.emissionprob_posterior_, m.emissionprob_posterior_)
 
 
 class _Killed(Exception):

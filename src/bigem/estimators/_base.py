@@ -32,6 +32,9 @@ class EstimatorBase:
     # the hyper-parameters that shape the fitted parameters: changed after a fit, they
     # take effect at the next fit (as in scikit-learn); until then the fitted ones hold
     _structural: ClassVar[tuple[str, ...]] = ("n_components",)
+    # fitted arrays some fits leave and others do not (attribute -> tensor name): a model
+    # file keeps each one that is set, and loading sets the ones the file holds
+    _kept_arrays: ClassVar[dict[str, str]] = {}
 
     def _settings(self):
         """Every hyper-parameter checked (ParameterError naming the bad one), frozen."""

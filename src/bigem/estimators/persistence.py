@@ -1,8 +1,8 @@
 """Save and load fitted estimators as safetensors + JSON metadata. Never pickle.
 
 One writer and one reader for every kind: the tensors are the estimator's fitted
-arrays (``_fitted_arrays``: attribute -> tensor name) and any array hyper-parameter
-(``init.<name>``); the metadata are the hyper-parameters (``_hyper_parameters``) and
+arrays (``_fitted_arrays``: attribute -> tensor name), those it holds only after some
+fits (``_kept_arrays``, written when set) and any array hyper-parameter (``init.<name>``); the metadata are the hyper-parameters (``_hyper_parameters``) and
 the fitted scalars (``_fitted_state``). Loading validates the hyper-parameters as the
 constructor does, then hands the arrays back to the estimator, which checks them as
 it checks user-set parameters (``_restore``).
@@ -73,7 +73,8 @@ def _record(est) -> tuple[dict, dict]:
     hyper, arrays = est._hyper_parameters()
     hyper = {name: value for name, value in hyper.items() if name not in MACHINE_SETTINGS}
     tensors = {f"init.{name}": value for name, value in arrays.items()}
-    for attr, name in est._fitted_arrays.items():
+    kept = {attr: name for attr, name in est._kept_arrays.items() if hasattr(est, attr)}
+    for attr, name in {**est._fitted_arrays, **kept}.items():
         tensors[name] = torch.from_numpy(np.asarray(getattr(est, attr), dtype=np.float64).copy())
     meta = {
         "format": FORMAT,
@@ -144,7 +145,8 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
         raise
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
-    for attr, name in est._fitted_arrays.items():
+    kept = {attr: name for attr, name in est._kept_arrays.items() if name in tensors}
+    for attr, name in {**est._fitted_arrays, **kept}.items():
         if name not in tensors:
             raise ModelFileError(f"{where}: tensor {name!r} is missing; the file is damaged")
         if not bool(torch.isfinite(tensors[name]).all()):

@@ -97,8 +97,8 @@ _COMMON_ATTRIBUTES = """
     startprob_subnorm_, transmat_subnorm_ : ndarray
         exp E[log p] under the posteriors the fit's last step started from (hmmlearn's
         sub-normalised parameters, as its fit leaves them; a categorical model also has
-        ``emissionprob_log_subnorm_``, E[log p] of its symbols). Set by ``fit``, not kept
-        in model files.
+        ``emissionprob_log_subnorm_``, E[log p] of its symbols). Set by ``fit`` and kept
+        in model files; a model whose posteriors were set by hand has none.
     monitor_ : ConvergenceMonitor
         ``history``: the evidence lower bound entering each iteration (hmmlearn's,
         which leaves out the constant -n_samples n_features / 2 log(2 pi) of Gaussian
@@ -131,6 +131,7 @@ class _Variational:
     fitted by variational Bayes; inference runs the family's HMM on the point estimates."""
 
     _emission_groups: dict[str, tuple[str, ...]] = {}
+    _kept_arrays = {"startprob_subnorm_": "startprob_subnorm", "transmat_subnorm_": "transmat_subnorm"}
 
     @property
     def _fitted_arrays(self) -> dict[str, str]:
@@ -230,7 +231,25 @@ class _Variational:
         self._set_posterior(q.emission)  # in the attributes' own types (a tied dof: a number)
         self.startprob_, self.transmat_ = point.startprob.numpy(), point.transmat.numpy()
         self._set_emission(point.emission)
+        self._check_kept(s)
         super()._restore(state)
+
+    def _check_kept(self, s) -> None:
+        """The sub-normalised parameters a file holds: each of its shape, and within what
+        exp E[log p] of a Dirichlet can be (probabilities in (0, 1]; their logs <= 0)."""
+        K, M = s.n_components, int(self.n_features)
+        shapes = {"startprob_subnorm_": (K,), "transmat_subnorm_": (K, K), "emissionprob_log_subnorm_": (K, M)}
+        for attr in self._kept_arrays:
+            if not hasattr(self, attr):
+                continue
+            value = np.asarray(getattr(self, attr))
+            if value.shape != shapes[attr]:
+                raise ParameterError(f"invalid parameters ({attr} has shape {value.shape}, expected "
+                                     f"{shapes[attr]}); the file is damaged")
+            low, high = (-np.inf, 0.0) if attr.endswith("log_subnorm_") else (0.0, 1.0)
+            if ((value <= low) | (value > high)).any():
+                raise ParameterError(f"invalid parameters ({attr} holds values outside ({low:g}, {high:g}]); "
+                                     "the file is damaged")
 
 
 # ------------------------------------------------------------------ Gaussian
@@ -480,6 +499,7 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
     """
     )
     _emission_groups = {"e": ("emissionprob_posterior_", "emissionprob_prior_")}
+    _kept_arrays = {**_Variational._kept_arrays, "emissionprob_log_subnorm_": "emissionprob_log_subnorm"}
     _constraints = dict(
         {k: v for k, v in _common("e").items() if k not in _FIXED},
         **{k: _params.Passed() for k in _FIXED},
