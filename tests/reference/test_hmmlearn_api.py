@@ -4,6 +4,7 @@ against hmmlearn 0.3 itself (same parameters, same data) or its documented rule.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import numpy as np
@@ -314,3 +315,115 @@ def test_a_monitor_set_before_fit_decides_when_it_stops(base):
     np.testing.assert_allclose(list(ours.monitor_.history), list(ref.monitor_.history), rtol=1e-10)
     again = ours.fit(X)  # the monitor stays, reset for the new fit
     assert isinstance(again.monitor_, ThresholdMonitor) and again.monitor_.iter == ref.monitor_.iter
+
+
+# ------------------------------------------------------------------ hmmlearn's rules for user-set parameters
+@pytest.mark.parametrize("make, init_params, given", [
+    (lambda m, **k: m.GaussianHMM(K, covariance_type="full", **k), "mc", ("startprob_",)),
+    (lambda m, **k: m.GaussianHMM(K, **k), "", ("startprob_", "transmat_")),  # means_, covars_ unset: initialised
+    (lambda m, **k: m.GaussianHMM(K, covariance_type="tied", **k), "s", ("means_",)),
+], ids=["transmat-unset", "emission-unset", "covars-unset"])
+def test_parameters_left_unset_are_initialised_as_hmmlearn_does(make, init_params, given):
+    """hmmlearn initialises a parameter that is not set whatever init_params says: the
+    same fit, from the same int random_state, with the same parameters given."""
+    X, p = _data(), _gaussian_params("full")
+    p["means_"] = p["means_"] + 0.5
+    kw = dict(init_params=init_params, n_iter=6, random_state=3)
+    ref = _with(make(hmm, **kw), {n: p[n] for n in given})
+    ours = _with(make(__import__("bigem"), dtype="float64", **kw), {n: p[n] for n in given})
+    ref.fit(X, LENGTHS)
+    ours.fit(X, LENGTHS)
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-9)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-7, atol=1e-9, err_msg=name)
+
+
+def test_variational_posteriors_left_unset_are_initialised_as_hmmlearn_does():
+    vhmm = pytest.importorskip("hmmlearn.vhmm")
+    from bigem import VariationalGaussianHMM
+
+    X = _data()
+    ref = vhmm.VariationalGaussianHMM(K, init_params="", n_iter=5, random_state=2).fit(X, LENGTHS)
+    ours = VariationalGaussianHMM(K, init_params="", n_iter=5, random_state=2).fit(X, LENGTHS)
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-9)
+    np.testing.assert_allclose(ours.means_posterior_, ref.means_posterior_, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("off", [0.0, 4e-6, -9e-6])
+def test_probabilities_within_hmmlearns_tolerance_are_used_as_given(off):
+    """hmmlearn checks the rows with np.allclose (1e-5 relative): float32 or rounded rows
+    pass, and score with the values as given."""
+    X, p = _data(), _gaussian_params("diag")
+    p["startprob_"] = np.array([1 / 3 + off, 1 / 3, 1 / 3], dtype=np.float64)
+    p["transmat_"] = p["transmat_"].astype(np.float32)
+    ref = _with(hmm.GaussianHMM(K, init_params=""), p)
+    ours = _with(GaussianHMM(K, init_params="", dtype="float64"), p)
+    assert ours.score(X, LENGTHS) == pytest.approx(ref.score(X, LENGTHS), rel=1e-12)
+
+
+def test_probabilities_beyond_hmmlearns_tolerance_are_refused_with_the_fix():
+    p = _gaussian_params("diag")
+    p["startprob_"] = np.array([0.34, 1 / 3, 1 / 3])
+    with pytest.raises(ParameterError, match="startprob_ sums to 1.00666.*normalise it"):
+        _with(GaussianHMM(K, init_params=""), p).score(_data())
+
+
+def test_map_decoding_returns_hmmlearns_sum_of_the_largest_posteriors():
+    X, p = _data(), _gaussian_params("diag")
+    ref = _with(hmm.GaussianHMM(K, init_params="", algorithm="map"), p)
+    ours = _with(GaussianHMM(K, init_params="", dtype="float64", algorithm="map"), p)
+    got, want = ours.decode(X, LENGTHS), ref.decode(X, LENGTHS)
+    assert got[0] == pytest.approx(want[0], rel=1e-10)
+    assert 0 < got[0] <= len(X)  # a sum of probabilities, not a log-probability
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_poisson_hmm_prior_is_applied_as_hmmlearn_applies_it():
+    """hmmlearn weighs the Gamma prior against every row's posterior mass, not the state's."""
+    rng = np.random.default_rng(5)
+    X = rng.poisson([[1.0, 3.0]] * 150 + [[6.0, 0.5]] * 150)
+    start = dict(startprob_=np.array([0.5, 0.3, 0.2]), transmat_=rng.dirichlet(np.full(K, 4.0), K),
+                 lambdas_=np.array([[1.0, 2.0], [5.0, 1.0], [0.5, 0.5]]))
+    kw = dict(lambdas_prior=2.0, lambdas_weight=5.0, init_params="", n_iter=8, tol=-np.inf)
+    ref = _with(hmm.PoissonHMM(K, **kw), start).fit(X, [300])
+    ours = _with(PoissonHMM(K, dtype="float64", **kw), start).fit(X, [300])
+    np.testing.assert_allclose(ours.lambdas_, ref.lambdas_, rtol=1e-9)
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-10)
+
+
+FULL = np.array([[[2.0, 0.5], [0.5, 1.0]], [[1.0, 0.0], [0.0, 3.0]], [[0.5, 0.1], [0.1, 0.7]]])
+
+
+@pytest.mark.parametrize("covariance_type, shape", [("diag", (K, D)), ("tied", (D, D)), ("spherical", (K,))])
+def test_full_matrices_another_type_cannot_hold_are_refused_with_its_shape(covariance_type, shape):
+    """hmmlearn refuses (K, D, D) for these types; bigem takes the matrices its own
+    ``covars_`` returns, but never silently drops what the type cannot hold."""
+    p = {**_gaussian_params(covariance_type), "covars_": FULL}
+    ours = _with(GaussianHMM(K, covariance_type=covariance_type, init_params=""), p)
+    with pytest.raises(ValueError):
+        _with(hmm.GaussianHMM(K, covariance_type=covariance_type, init_params=""), p).score(_data())
+    with pytest.raises(ParameterError, match=rf"covariance_type='{covariance_type}' takes only .* shape {re.escape(str(shape))}"):
+        ours.score(_data())
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "tied", "spherical"])
+def test_the_full_matrices_covars_returns_can_be_set_back(covariance_type):
+    p = _gaussian_params(covariance_type)
+    ref = _with(hmm.GaussianHMM(K, covariance_type=covariance_type, init_params=""), p)
+    ours = _with(GaussianHMM(K, covariance_type=covariance_type, init_params="", dtype="float64"), p)
+    ours.covars_ = ours.covars_  # full matrices, as hmmlearn's getter returns them
+    assert ours.covars_.shape == (K, D, D)
+    assert ours.score(_data(), LENGTHS) == pytest.approx(ref.score(_data(), LENGTHS), rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type, value", [
+    ("tied", np.ones(K)), ("tied", np.ones((K, 1))), ("diag", 2.0), ("spherical", np.ones((2, 2))),
+    ("full", np.ones((K, D))),
+])
+def test_a_covars_of_the_wrong_shape_is_a_value_error_naming_the_shape(covariance_type, value):
+    m = GaussianHMM(K, covariance_type=covariance_type, init_params="")
+    m.means_ = np.zeros((K, D))
+    m.covars_ = value
+    with pytest.raises(ParameterError, match="'covars_' should have the shape of"):
+        m.covars_
+    assert issubclass(ParameterError, ValueError)

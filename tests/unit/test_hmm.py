@@ -277,12 +277,6 @@ def test_user_probabilities_are_validated(name, value, message):
         m.fit(X)
 
 
-def test_missing_parameter_without_init_letter_is_explained():
-    X, _ = sampled(50)
-    with pytest.raises(ParameterError, match="transmat_ is not set and 'init_params' does not contain 't'"):
-        GaussianHMM(K, init_params="smc").fit(X)
-
-
 def test_impossible_sequence_scores_minus_inf_warns_and_fits_without_nan():
     cat = CategoricalHMM(2, init_params="", n_iter=5, tol=0.0, dtype="float64")
     cat.startprob_ = np.array([1.0, 0.0])

@@ -214,12 +214,6 @@ def test_overwriting_set_posteriors_is_logged_as_hmmlearn_does(caplog):
 
 
 # ------------------------------------------------------------------ bad input
-def test_unset_posteriors_without_init_params_are_named():
-    X, _ = _gaussian_sample(100)
-    with pytest.raises(ParameterError, match="startprob_posterior_ is not set and 'init_params' does not contain 's'"):
-        VariationalGaussianHMM(2, init_params="").fit(X)
-
-
 @pytest.mark.parametrize("name, value, match", [
     ("dof_posterior_", np.array([0.5, 3.0]), "dof_posterior_ must be greater than 1"),
     ("beta_prior_", np.array([1.0, 0.0]), "beta_prior_ must be greater than 0"),

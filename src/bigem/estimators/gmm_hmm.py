@@ -144,7 +144,7 @@ class GMMHMM(_BaseHMM):
                     CollapsedStateWarning)
 
     def _needs_moments(self, s) -> bool:
-        return "c" in s.init_params
+        return self._will_init(s, "c", "covars_")
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         K, M = s.n_components, s.n_mix

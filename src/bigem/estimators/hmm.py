@@ -538,24 +538,23 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         self.n_features = source.n_features
 
+    def _will_init(self, s, code: str, name: str) -> bool:
+        """Whether ``fit`` initialises attribute ``name`` (held in that name): its letter is
+        in init_params, or it is not set (hmmlearn's rule)."""
+        return code in s.init_params or not hasattr(self, name)
+
     def _needs_init(self, s, code: str, name: str, stored: str | None = None) -> bool:
         """Whether ``fit`` initialises attribute ``name`` (held in ``stored``, if another):
-        its letter is in init_params. Overwriting a value the user set is logged in
-        hmmlearn's words (through ``logging``, as hmmlearn does: not a warning)."""
+        its letter is in init_params, or it is not set, as in hmmlearn. Overwriting a value
+        the user set is logged in hmmlearn's words (through ``logging``, as hmmlearn does:
+        not a warning)."""
         present = hasattr(self, stored or name)
-        if code in s.init_params:
-            if present:
-                _log.warning(
-                    "Even though the %r attribute is set, it will be overwritten during initialization "
-                    "because 'init_params' contains %r", name, code,
-                )
-            return True
-        if not present:
-            raise ParameterError(
-                f"{name} is not set and 'init_params' does not contain {code!r}: set {name} before fit, "
-                f"or add {code!r} to init_params"
+        if code in s.init_params and present:
+            _log.warning(
+                "Even though the %r attribute is set, it will be overwritten during initialization "
+                "because 'init_params' contains %r", name, code,
             )
-        return False
+        return code in s.init_params or not present
 
     def _init(self, s, source, summary: RowSummary, generator: torch.Generator, engine) -> None:
         K = s.n_components
@@ -755,7 +754,8 @@ class _BaseHMM(EstimatorBase, ABC):
         """Most likely states: (log-probability, states of shape (n_samples,)).
 
         'viterbi': the jointly most likely path and its log-probability; 'map': the most
-        likely state at each row and the log-likelihood of X. X, lengths, columns,
+        likely state at each row and, as hmmlearn returns, the sum over rows of that
+        state's posterior probability (not a log-probability). X, lengths, columns,
         sequence_column: as for :meth:`fit`.
         """
         where = _where(columns, sequence_column)
@@ -764,8 +764,8 @@ class _BaseHMM(EstimatorBase, ABC):
             algorithm, "algorithm", type(self).__name__, ("viterbi", "map")
         )
         if algorithm == "map":
-            ll, post = self._posteriors(X, lengths, where)
-            return float(ll.sum()), np.nan_to_num(post, nan=0.0).argmax(1)
+            post = np.nan_to_num(self._posteriors(X, lengths, where)[1], nan=0.0)
+            return float(post.max(1).sum()), post.argmax(1)
         lp, path = self._per_batch("decode", X, lengths, where)
         bad = np.nonzero(~np.isfinite(lp))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
@@ -920,13 +920,15 @@ def _broadcast(value, shape, name: str, owner: str) -> torch.Tensor:
 
 
 def _stochastic(value, shape, name: str) -> torch.Tensor:
-    """A user-set startprob_ / transmat_: finite, non-negative, each row summing to 1."""
+    """A user-set startprob_ / transmat_: finite, non-negative, each row summing to 1
+    within hmmlearn's tolerance (``np.allclose``: 1e-5 relative, 1e-8 absolute, so that
+    float32 rows and rounded ones pass as they pass there), used as given."""
     t = _params.as_f64(value, name)
     _params.check_shape(t, shape, name)
     if bool((t < 0).any()):
         raise ParameterError(f"{name} has negative entries (min {float(t.min()):.6g}); probabilities must be >= 0")
     sums = t.sum(-1)
-    if not bool(torch.allclose(sums, torch.ones_like(sums), rtol=0, atol=1e-8)):
+    if not bool(torch.allclose(sums, torch.ones_like(sums), rtol=1e-5, atol=1e-8)):
         row = int(torch.argmax((sums - 1).abs())) if t.ndim == 2 else 0
         what = f"row {row} of {name}" if t.ndim == 2 else name
         raise ParameterError(
@@ -1072,6 +1074,22 @@ def _spherical(covars: torch.Tensor, K: int, D: int) -> torch.Tensor:
     return covars
 
 
+def _compact(dense: torch.Tensor, st, K: int, D: int) -> torch.Tensor:
+    """Covariances of type ``st`` from full matrices (K, D, D), as ``covars_`` returns
+    them: only matrices that type holds (diagonal; one variance on the diagonal; one
+    matrix for every state), else a ParameterError with the shape to pass."""
+    compact = st.from_dense(dense)
+    if not torch.allclose(st.dense(compact, K, D), dense, rtol=1e-12, atol=0.0):
+        what = {"diag": "diagonal matrices", "spherical": "one variance times the identity per state",
+                "tied": "one matrix repeated for every state"}[st.name]
+        shape = {"diag": (K, D), "spherical": (K,), "tied": (D, D)}[st.name]
+        raise ParameterError(
+            f"covars_ holds full matrices of shape {(K, D, D)}, but covariance_type={st.name!r} takes only "
+            f"{what}; set covars_ of shape {shape}, or use covariance_type='full'"
+        )
+    return compact
+
+
 # ------------------------------------------------------------------ Gaussian
 class GaussianHMM(_BaseHMM):
     __doc__ = (
@@ -1164,9 +1182,13 @@ class GaussianHMM(_BaseHMM):
         c, K = self._covars_, fitted.get("n_components", self.n_components)
         D = np.shape(self.means_)[-1]  # means_ may be a list, as hmmlearn's users set it
         ct = fitted.get("covariance_type", self.covariance_type)
+        c = _params.as_f64(c, "covars_")
+        if tuple(c.shape) == (K, D, D):  # full matrices, of any type: as they are
+            return c.numpy().copy()
         if ct == "spherical":  # hmmlearn also stores spherical as (K, D)
-            c = np.asarray(c).reshape(K, -1)[:, 0]
-        return structure(ct).dense(torch.as_tensor(np.asarray(c, dtype=np.float64)), K, D).numpy().copy()
+            c = _spherical(c, K, D)
+        _params.check_shape(c, {"full": (K, D, D), "diag": (K, D), "tied": (D, D), "spherical": (K,)}[ct], "covars_")
+        return structure(ct).dense(c, K, D).numpy().copy()
 
     @covars_.setter
     def covars_(self, value) -> None:
@@ -1196,7 +1218,7 @@ class GaussianHMM(_BaseHMM):
                     f"min_covar={s.min_covar:g} was added to its diagonal", CollapsedStateWarning)
 
     def _needs_moments(self, s) -> bool:
-        return "c" in s.init_params
+        return self._will_init(s, "c", "_covars_")
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         K = s.n_components
@@ -1224,8 +1246,8 @@ class GaussianHMM(_BaseHMM):
         covars = _params.as_f64(self._covars_, "covars_")
         if st.name == "spherical":
             covars = _spherical(covars, K, D)
-        if tuple(covars.shape) == (K, D, D) and st.name != "full":  # full matrices given for another type
-            covars = st.from_dense(covars)
+        if tuple(covars.shape) == (K, D, D) and st.name != "full":  # full matrices (the getter's form)
+            covars = _compact(covars, st, K, D)
         covars = st.check_covariances(covars, K, D, "covars_")
         try:
             return emission.make_params(means, covars)
@@ -1395,7 +1417,9 @@ class PoissonHMM(_BaseHMM):
     ----------"""
         + COMMON_DOC
         + """    lambdas_prior, lambdas_weight : float or array, default=0.0
-        Gamma prior on the rates: lambdas = (prior + counts) / (weight + state occupancy).
+        Gamma prior on the rates, as hmmlearn applies it: lambdas = (prior + n * mean) /
+        (weight + n), with mean the state's posterior-weighted mean count and n the
+        posterior mass of every row (not the state's own occupancy).
 
     Attributes
     ----------
@@ -1450,10 +1474,10 @@ class PoissonHMM(_BaseHMM):
 
     def _emission(self, s, n_features=None) -> PoissonComponent:
         return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype, advice=self._advice(s),
-                                gaps=s.missing_values == "fiml")
+                                gaps=s.missing_values == "fiml", prior_per_row=True)
 
     def _needs_moments(self, s) -> bool:
-        return "l" in s.init_params
+        return self._will_init(s, "l", "lambdas_")
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         """hmmlearn's: every rate drawn from the Gamma distribution whose mean and variance

@@ -8,8 +8,6 @@ as the other HMMs. ``monitor_.history`` holds hmmlearn's evidence lower bound of
 iteration. Inference (score, predict, decode, sample) uses the point estimates, as
 hmmlearn's does. Differences, all deliberate:
 
-* an attribute that ``init_params`` does not initialise must be set (hmmlearn silently
-  initialises a missing one), as for bigem's other HMMs;
 * the point estimates are set after every fit whatever ``params`` holds (hmmlearn sets
   ``startprob_`` and the others only when their letter is in ``params``);
 * ``beta_posterior_`` and ``dof_posterior_`` start from the k-means cluster sizes as
@@ -151,20 +149,16 @@ class _Variational:
                                      f"concentration). Got {getattr(self, name)!r}.")
 
     def _needs_group(self, s, code: str, names: tuple[str, ...]) -> bool:
-        """Whether ``fit`` initialises the attributes ``names`` of letter ``code``; those
-        set already are overwritten then, with hmmlearn's log message (hmmlearn's checks
-        stop at the group's first attribute: it names that one, if set)."""
-        present = [n for n in names if hasattr(self, n)]
+        """Whether ``fit`` initialises the attributes ``names`` of letter ``code``: its
+        letter is in init_params, or one of them is not set (hmmlearn's rule). Those set
+        are overwritten then, with hmmlearn's log message (hmmlearn's checks stop at the
+        group's first attribute: it names that one, if set)."""
         if code in s.init_params:
-            if names[0] in present:
+            if hasattr(self, names[0]):
                 _log.warning("Even though the %r attribute is set, it will be overwritten during initialization "
                              "because 'init_params' contains %r", names[0], code)
             return True
-        missing = [n for n in names if n not in present]
-        if missing:
-            raise ParameterError(f"{missing[0]} is not set and 'init_params' does not contain {code!r}: set "
-                                 f"{', '.join(missing)} before fit, or add {code!r} to init_params")
-        return False
+        return not all(hasattr(self, n) for n in names)
 
     def _init(self, s, source, summary, generator, engine) -> None:
         """hmmlearn's start: prior concentrations from the settings, posteriors drawn from

@@ -106,9 +106,13 @@ class PoissonComponent:
     failure = "Fitting the Poisson mixture failed: every component lost its support"
 
     def __init__(self, rates_prior: Tensor | float = 0.0, rates_weight: Tensor | float = 0.0,
-                 dtype: torch.dtype = torch.float64, advice: str = "check the counts", gaps: bool = False) -> None:
+                 dtype: torch.dtype = torch.float64, advice: str = "check the counts", gaps: bool = False,
+                 prior_per_row: bool = False) -> None:
         self.rates_prior = rates_prior
         self.rates_weight = rates_weight
+        # hmmlearn's PoissonHMM weighs the prior against every row's mass, not the state's:
+        # (prior + n * mean_k) / (weight + n), n the whole responsibility mass
+        self.prior_per_row = prior_per_row
         self.dtype = dtype
         self.row_dtype = torch.float64  # float32 rounds counts from 2**24 up; the arithmetic is float64 anyway
         self.advice = advice
@@ -182,10 +186,19 @@ class PoissonComponent:
         dev = s.sums.device
         a = torch.as_tensor(self.rates_prior, dtype=torch.float64, device=dev)
         b = torch.as_tensor(self.rates_weight, dtype=torch.float64, device=dev)
-        denom = (b + s.seen).expand_as(s.sums)
-        new = (a + s.sums) / torch.where(denom > 0, denom, torch.ones_like(denom))
+        seen = s.seen.expand_as(s.sums)
+        if self.prior_per_row:
+            n = seen.sum(0, keepdim=True).expand_as(seen)  # a column's observed mass over all states
+            mean = s.sums / torch.where(seen > 0, seen, torch.ones_like(seen))
+            denom = b + n
+            new = (a + n * mean) / torch.where(denom > 0, denom, torch.ones_like(denom))
+            ok = (seen > 0) & (denom > 0)
+        else:
+            denom = b + seen
+            new = (a + s.sums) / torch.where(denom > 0, denom, torch.ones_like(denom))
+            ok = denom > 0
         fallback = old.rates.to(new) if old is not None else torch.zeros_like(new)
-        return PoissonParams(torch.where(denom > 0, new, fallback)), valid
+        return PoissonParams(torch.where(ok, new, fallback)), valid
 
     def reseed(self, p: PoissonParams, dead: list[int], rows: Tensor, weights: Tensor) -> PoissonParams:
         """Dead components move near ``rows``: half the row's counts, half the live
