@@ -240,3 +240,48 @@ def test_currstate_starts_the_sample_and_is_checked():
     for bad in (3, -1, 1.0, True):
         with pytest.raises(ParameterError, match=r"currstate must be a state, an int in \[0, 2\]"):
             fit.sample(5, currstate=bad)
+
+
+# ------------------------------------------------------------------ a RandomState, or None
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_a_random_state_instance_gives_scikit_learns_fit_and_leaves_it_where_scikit_learn_does(init_params):
+    X = clusters(3, 300, 3.0)
+    theirs, ours = np.random.RandomState(3), np.random.RandomState(3)
+    ref = SkGaussianMixture(4, random_state=theirs, init_params=init_params, max_iter=5, n_init=2).fit(X)
+    got = bigem.GaussianMixture(4, random_state=ours, init_params=init_params, max_iter=5, n_init=2,
+                                dtype="float64").fit(X)
+    np.testing.assert_allclose(got.means_, ref.means_, atol=1e-10)
+    assert theirs.randint(2**31) == ours.randint(2**31)  # the same numbers taken from it
+    np.testing.assert_allclose(got.sample(7)[0], ref.sample(7)[0], atol=1e-10)  # and it goes on from there
+
+
+def test_random_state_none_draws_from_numpys_global_state_as_scikit_learn_does():
+    X = clusters(3, 300, 3.0)
+    np.random.seed(11)
+    ref = SkGaussianMixture(4, init_params="random", max_iter=5).fit(X)
+    after_theirs = np.random.randint(2**31)
+    np.random.seed(11)
+    got = bigem.GaussianMixture(4, init_params="random", max_iter=5, dtype="float64").fit(X)
+    assert np.random.randint(2**31) == after_theirs
+    np.testing.assert_allclose(got.means_, ref.means_, atol=1e-10)
+
+
+def test_a_random_state_instance_gives_hmmlearns_fit_and_samples():
+    X = clusters(3, 300, 3.0)
+    theirs, ours = np.random.RandomState(2), np.random.RandomState(2)
+    ref = hmm.GaussianHMM(3, covariance_type="full", random_state=theirs, n_iter=5).fit(X, [300] * 3)
+    got = bigem.GaussianHMM(3, covariance_type="full", random_state=ours, n_iter=5, dtype="float64").fit(X, [300] * 3)
+    np.testing.assert_allclose(got.monitor_.history, ref.monitor_.history, rtol=1e-9)
+    np.testing.assert_allclose(got.sample(6, random_state=ours)[0], ref.sample(6, random_state=theirs)[0], atol=1e-9)
+
+
+def test_fits_from_one_random_state_differ_even_where_bigem_draws_the_start_itself():
+    """A PoissonMixture starts from bigem's own draws (scikit-learn has no such model):
+    the RandomState still moves on, so the next fit from it is another draw."""
+    X = np.random.default_rng(0).poisson(3, (400, 3))
+    rs = np.random.RandomState(0)
+    first = bigem.PoissonMixture(3, max_iter=2, random_state=rs).fit(X).weights_
+    second = bigem.PoissonMixture(3, max_iter=2, random_state=rs).fit(X).weights_
+    again = bigem.PoissonMixture(3, max_iter=2, random_state=np.random.RandomState(0)).fit(X).weights_
+    assert not np.allclose(first, second)
+    np.testing.assert_array_equal(first, again)

@@ -13,16 +13,19 @@ from torch import Tensor
 
 class Draws(torch.Generator):
     """A fit's random numbers: a torch generator (bigem's own draws: row samples, per-row
-    seeds), which also carries, as ``numpy``, a numpy ``RandomState`` when the estimator's
-    ``random_state`` is an int below 2**32 (else None). The steps of a start that
-    scikit-learn or hmmlearn take from ``check_random_state(random_state)`` (k-means++
-    seeds, random responsibilities, Dirichlet transition rows, ...) draw from it instead,
-    the same numbers in the same order: the same ``random_state`` then gives their start,
-    where the data allow it (see each step). One generator object, so that every
-    function that draws keeps its one argument."""
+    seeds), which also carries, as ``numpy``, the numpy ``RandomState`` scikit-learn's
+    ``check_random_state`` gives for the estimator's ``random_state``: a new one for an
+    int below 2**32, the caller's own for a ``RandomState`` (``shared``), numpy's global
+    one for None (else None: a ``Generator``, a larger int). The steps of a start that
+    scikit-learn or hmmlearn take from it (k-means++ seeds, random responsibilities,
+    Dirichlet transition rows, ...) draw from it instead, the same numbers in the same
+    order: the same ``random_state`` then gives their start, where the data allow it
+    (see each step). One generator object, so that every function that draws keeps its
+    one argument."""
 
     numpy: np.random.RandomState | None
     seed_int: int | None  # the int random_state the RandomState was made from
+    shared: bool  # the RandomState is the caller's (or numpy's global one): it goes on
 
     @classmethod
     def of(cls, seed: int, random_state: object = None) -> Draws:
@@ -30,8 +33,31 @@ class Draws(torch.Generator):
         draws.manual_seed(seed)
         exact = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
         draws.seed_int = int(random_state) if exact and 0 <= random_state < 2**32 else None
-        draws.numpy = None if draws.seed_int is None else np.random.RandomState(draws.seed_int)
+        draws.shared = isinstance(random_state, np.random.RandomState)
+        draws.numpy = (np.random.RandomState(draws.seed_int) if draws.seed_int is not None
+                       else random_state if draws.shared else None)
+        draws._digest = state_digest(random_state) if draws.shared else None
         return draws
+
+    def settle(self) -> None:
+        """Once a fit or a draw is done: where the numbers come from the caller's
+        RandomState and none was taken from it (bigem's own draws did the work), take
+        one, so that the next call from the same RandomState differs, as in the
+        reference libraries, whose every call draws from it."""
+        if self.shared and state_digest(self.numpy) == self._digest:
+            self.numpy.randint(2**31 - 1)
+
+
+def state_digest(rs: np.random.RandomState) -> int:
+    """A 63-bit number that names a RandomState's position, read without drawing from it:
+    the seed of bigem's own draws from a caller's RandomState, which must leave its
+    numbers to the steps that reproduce the reference library's draws."""
+    import hashlib
+
+    name, keys, pos, has_gauss, gauss = rs.get_state()
+    blob = np.asarray(keys, dtype=np.uint32).tobytes() + np.array([pos, has_gauss], dtype=np.int64).tobytes()
+    blob += np.array([gauss], dtype=np.float64).tobytes()
+    return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "little") & ((1 << 63) - 1)
 
 
 def numpy_draws(generator: torch.Generator) -> np.random.RandomState | None:
@@ -41,11 +67,15 @@ def numpy_draws(generator: torch.Generator) -> np.random.RandomState | None:
 
 
 def fresh_numpy(generator: torch.Generator) -> np.random.RandomState | None:
-    """A new numpy RandomState from the int random_state a generator carries, or None:
-    hmmlearn makes one at each step of its start (``check_random_state`` of an int, once
-    for the transition probabilities, again for the emission, again for each k-means)."""
+    """A new numpy RandomState from the int random_state a generator carries, the caller's
+    own RandomState (which goes on), or None: hmmlearn calls ``check_random_state`` at
+    each step of its start (once for the transition probabilities, again for the
+    emission, again for each k-means), which makes a new one of an int and returns a
+    RandomState as it is."""
     seed = getattr(generator, "seed_int", None)
-    return None if seed is None else np.random.RandomState(seed)
+    if seed is None:
+        return generator.numpy if getattr(generator, "shared", False) else None
+    return np.random.RandomState(seed)
 
 
 def fresh_draws(generator: torch.Generator) -> torch.Generator:
@@ -53,7 +83,7 @@ def fresh_draws(generator: torch.Generator) -> torch.Generator:
     whose RandomState is new (:func:`fresh_numpy`), for a step that hmmlearn starts from
     a new one (its torch draws continue from the generator's)."""
     seed = getattr(generator, "seed_int", None)
-    if seed is None:
+    if seed is None:  # a shared RandomState goes on as it is; bigem's own draws too
         return generator
     return Draws.of(int(torch.randint(2**62, (1,), generator=generator)), seed)
 

@@ -618,6 +618,7 @@ class _BaseMixture(EstimatorBase, ABC):
              "accepted": r.accepted}
             for r in runs
         ]
+        generator.settle()
         return self
 
     def _fit_online(self, model, engine, source, initialise, s, report, warm: bool, offset):
@@ -751,6 +752,7 @@ class _BaseMixture(EstimatorBase, ABC):
                 )
             generator = _params.draws(s.random_state)  # as fit draws: the same first steps
             state = OnlineState(self._online_initial(model, engine, source, s, generator, offset, classes), shift=offset)
+            generator.settle()
         total = weight = 0.0
         with engine.sharing_cores(source):
             for chunk in engine.batches(source, s.batch_size):
@@ -1130,11 +1132,12 @@ class _BaseMixture(EstimatorBase, ABC):
         n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
         s = self._inference_settings()
         generator = _params.draws(s.random_state)
-        if generator.numpy is not None:  # an int random_state: scikit-learn's own draws, where it has them
+        if generator.numpy is not None:  # scikit-learn's own draws, where it has them
             drawn = self._reference_sample(n_samples, generator.numpy, s)
             if drawn is not None:
                 return drawn
         x, labels = self._model(s).sample(params, n_samples, generator)
+        generator.settle()
         return self._decoded(x.cpu().numpy()), labels.cpu().numpy()
 
     def _reference_sample(self, n_samples: int, rs: np.random.RandomState, s) -> tuple[np.ndarray, np.ndarray] | None:

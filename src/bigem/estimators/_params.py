@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._core.draws import Draws
+from .._core.draws import Draws, state_digest
 from .._core.errors import ModelFileError, NumericalError, ParameterError
 from .._core.numerics import parse_device, parse_dtype
 
@@ -318,7 +318,12 @@ def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...])
 
 def draws(random_state: object) -> Draws:
     """A fit's random numbers (``_core.draws.Draws``): seeded from ``random_state``, and
-    carrying scikit-learn's numpy RandomState where it is an int (see ``Draws``)."""
+    carrying the numpy RandomState scikit-learn's ``check_random_state`` gives for it
+    (None: numpy's global one), see ``Draws``. Call its ``settle()`` once done."""
+    if random_state is None:
+        random_state = np.random.mtrand._rand
+    if isinstance(random_state, np.random.RandomState):  # read, not drawn from: its numbers are the start's
+        return Draws.of(state_digest(random_state), random_state)
     return Draws.of(random_seed(random_state), random_state)
 
 

@@ -509,6 +509,7 @@ class _BaseHMM(EstimatorBase, ABC):
         self.n_passes_ = result.n_iter
         self._fit_end(model.translate(result.params, offset))
         self._last_step_from(model.translate(entering[0], offset))
+        generator.settle()
         return self
 
     # the fit's model, its starting parameters and what becomes of its result: Baum-Welch
@@ -812,6 +813,7 @@ class _BaseHMM(EstimatorBase, ABC):
                                     currstate)
         x, states = self._model(s, self.n_features).sample(params.to("cpu"), int(n_samples), generator,
                                                            first=None if currstate is None else int(currstate))
+        generator.settle()
         x = x.numpy()
         return (x.astype(np.int64) if self._integer_data else x), states.numpy()
 

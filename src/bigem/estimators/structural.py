@@ -523,8 +523,9 @@ class StructuralModel(EstimatorBase):
                                  "predict_proba")
         generator = _params.draws(random_state)
         labels = class_draws(self.weights_, n_samples, labels, generator)
-        return measurement_draws(self.measurement_, labels, generator), self._outcome_draws(labels, generator), \
-            labels.numpy()
+        drawn = measurement_draws(self.measurement_, labels, generator), self._outcome_draws(labels, generator)
+        generator.settle()
+        return (*drawn, labels.numpy())
 
     def _outcome_draws(self, labels: torch.Tensor, generator: torch.Generator) -> np.ndarray:
         """Y for rows of the given classes (n,): each family's part drawn given the class."""
