@@ -325,7 +325,7 @@ def test_consistent_layout_with_shapes_that_do_not_fit_the_model(saved):
     header, body = _split(raw)
     header["means"]["shape"] = [1, 6]  # same 48 bytes, wrong number of components
     _write(path, _join(header, body))
-    _load_raises(path, rf"^{_where(path)}: tensor shapes do not match n_components=2$")
+    _load_raises(path, rf"^{_where(path)}: tensor shapes do not match n_components=2; the file is damaged$")
 
 
 # ---------------------------------------------------------------------- forged metadata

@@ -148,7 +148,7 @@ class _DiscreteMixture(_BaseMixture):
         if bool((weights < 0).any()) or abs(total - 1) > 1e-6:
             raise ParameterError(
                 f"invalid parameters: weights must be non-negative and sum to 1, got sum {total:.6g} "
-                f"and minimum {float(weights.min()):.6g}; the file is damaged"
+                f"and minimum {float(weights.min()):.6g}"
             )
         return weights
 

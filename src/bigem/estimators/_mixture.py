@@ -248,6 +248,54 @@ class _BaseMixture(EstimatorBase, ABC):
     def _from_attributes(self, s) -> MixtureParams:
         """Parameters from the public attributes (a loaded model file), validated."""
 
+    # ------------------------------------------------------------------ the attributes are the model
+    @property
+    def _live_attributes(self) -> tuple[str, ...]:
+        """The fitted attributes inference reads. As in scikit-learn, whose estimators
+        compute from their attributes, a user who sets one (assigned, or changed in place)
+        changes the model; and one who sets them all on an unfitted estimator has one."""
+        return tuple(self._fitted_arrays)
+
+    @property
+    def _required_attributes(self) -> tuple[str, ...]:
+        """Those a model set by hand must have (the others follow from them)."""
+        return self._live_attributes
+
+    def _from_live(self, s) -> MixtureParams:
+        """Parameters from the live attributes, validated (default: as a model file's)."""
+        return self._from_attributes(s)
+
+    def _set_by_hand(self) -> bool:
+        return all(hasattr(self, a) for a in self._required_attributes)
+
+    def _remember_attributes(self) -> None:
+        """What the live attributes hold now, to see later whether the user changed them:
+        a digest of each, not a copy (a large model is not held twice)."""
+        self._seen_ = {a: _digest(getattr(self, a, None)) for a in self._live_attributes}
+
+    def _adopt_attributes(self, fresh: bool) -> MixtureParams:
+        """The model the attributes now hold (``fresh``: set on an unfitted estimator),
+        checked as a model file is, its error naming the attributes."""
+        s = self._settings() if fresh else self._inference_settings()
+        try:
+            params = self._from_live(s)
+        except (ParameterError, NumericalError) as exc:
+            reason = str(exc).replace("invalid parameters: ", "")
+            raise ParameterError(
+                f"the fitted attributes of this {type(self).__name__} ({', '.join(self._live_attributes)}) do not "
+                f"make a valid model: {reason}; set them consistently, or call fit"
+            ) from None
+        if fresh:
+            self._remember_structure()
+            if not hasattr(self, "n_features_in_"):
+                self.n_features_in_ = int(self._centres(params).shape[1])
+        self._params_ = params.to("cpu")
+        self._remember_attributes()
+        return self._params_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_params_") or self._set_by_hand()
+
     def _fitting_model(self, model: MixtureModel, engine, source: Source, s) -> MixtureModel:
         """The model a fit runs: ``model``, or one that first learns from the data (a
         variational model's priors, from the data's mean and covariance)."""
@@ -581,7 +629,7 @@ class _BaseMixture(EstimatorBase, ABC):
             started = time.perf_counter()
             progress.initialising(restart)
             if warm:
-                params = model.translate(self._params_.to(s.device), None if back is None else -back)
+                params = model.translate(self._fitted().to(s.device), None if back is None else -back)
             elif online:
                 params = self._online_initial(model, engine, source, s, generator, offset, classes)
             elif classes is not None and not self._user_initialised(s):
@@ -779,6 +827,7 @@ class _BaseMixture(EstimatorBase, ABC):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self._publish(self._params_)
+        self._remember_attributes()
 
     def _set_classes(self, classes: np.ndarray | None) -> None:
         """The labels of a semi-supervised fit (``classes_``), or none."""
@@ -803,12 +852,20 @@ class _BaseMixture(EstimatorBase, ABC):
 
     # ------------------------------------------------------------------ inference
     def _fitted(self) -> MixtureParams:
-        if not hasattr(self, "_params_"):
-            raise not_fitted_error(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                "before using this estimator."
-            )
-        return self._params_
+        """The fitted parameters: those the live attributes hold, when the user changed or
+        set them (``_live_attributes``)."""
+        params = self.__dict__.get("_params_")
+        if params is None:
+            if not self._set_by_hand():
+                raise not_fitted_error(
+                    f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                    "before using this estimator."
+                )
+            return self._adopt_attributes(fresh=True)
+        seen = self.__dict__.get("_seen_")
+        if seen is not None and any(_digest(getattr(self, a, None)) != d for a, d in seen.items()):
+            return self._adopt_attributes(fresh=False)
+        return params
 
     def _grouped(self) -> bool:
         """Whether this estimator runs in a torch.distributed group (engine='torch',
@@ -1503,3 +1560,19 @@ def _given(**kw) -> dict:
     """The keyword arguments that are set (not None), for ``_open``: a family's own opener
     (the multinomial's) need not know the schema and labels of the families that have them."""
     return {k: v for k, v in kw.items() if v is not None}
+
+
+def _digest(value) -> tuple | None:
+    """What an attribute holds (None: unset): its type, shape, dtype and a hash of its
+    bytes; for a tuple or list (a Dirichlet process's two concentrations, one table per
+    column), each item's."""
+    import hashlib
+
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, *(_digest(v) for v in value))
+    arr = np.ascontiguousarray(value)
+    if arr.dtype == object:
+        return ("object", arr.shape, repr(arr.tolist()))
+    return (type(value).__name__, arr.shape, arr.dtype.str, hashlib.blake2b(arr.view(np.uint8).reshape(-1)).digest())

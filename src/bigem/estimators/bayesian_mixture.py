@@ -333,9 +333,9 @@ class BayesianGaussianMixture(_BaseMixture):
             raise ParameterError(f"degrees_of_freedom_ or covariances_ do not match n_components={K}, {st.name!r}")
         if not (bool((concentration > 0).all()) and bool((beta > 0).all()) and bool((dof > D - 1).all())):
             raise ParameterError("invalid parameters: concentrations and precisions must be positive, degrees of "
-                                 "freedom above n_features - 1; the file is damaged")
+                                 "freedom above n_features - 1")
         if st.kernel != "diag" and not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-10, atol=0.0):
-            raise ParameterError("invalid parameters: covariances are not symmetric; the file is damaged")
+            raise ParameterError("invalid parameters: covariances are not symmetric")
         params = self._model(s).variational_params(concentration, beta, means, dof, cov)
         tied = st.name == "tied"
         _params.check_scale("component", means=means, variances=_params.variances_of(cov, st.name, 1 if tied else K),

@@ -14,7 +14,7 @@ from .._core.errors import ParameterError
 from ..em.init import from_centres, from_random_responsibilities, kmeans_centres, seed_sample, seeds
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import NO_PRIOR, decompose
-from ..models.gaussian import GaussianComponent
+from ..models.gaussian import GaussianComponent, GaussianParams
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
@@ -368,11 +368,38 @@ class GaussianMixture(_BaseMixture):
         else:
             self.precisions_ = p.prec_chol.square().numpy()
 
-    def _from_attributes(self, s) -> MixtureParams:
-        """The fitted arrays as parameters: their shapes, a distribution of weights,
-        symmetric covariances (ParameterError), factorable ones (NumericalError)."""
+    # scikit-learn's inference reads these: the precision factors score, the covariances sample
+    _live_attributes = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+    _required_attributes = ("weights_", "means_")
+
+    def _set_by_hand(self) -> bool:
+        return super()._set_by_hand() and (hasattr(self, "covariances_") or hasattr(self, "precisions_cholesky_"))
+
+    def _from_live(self, s) -> MixtureParams:
+        """The attributes as scikit-learn reads them: ``precisions_cholesky_`` scores and
+        ``covariances_`` samples, each as set (either one alone gives the other)."""
+        if not hasattr(self, "precisions_cholesky_"):
+            return self._from_attributes(s)
+        st = structure(s.covariance_type)
+        prec = _params.as_f64(self.precisions_cholesky_, "precisions_cholesky_")
+        means = np.asarray(self.means_)
+        D = means.shape[-1] if means.ndim == 2 else -1
+        _params.check_shape(prec, st.shape(s.n_components, D), "precisions_cholesky_")
+        diagonal = prec if st.kernel == "diag" else torch.diagonal(prec, dim1=-2, dim2=-1)
+        if not bool((diagonal > 0).all()):
+            raise ParameterError("precisions_cholesky_ must have a positive diagonal (a Cholesky factor of each "
+                                 "precision matrix)")
+        cov = _params.as_f64(self.covariances_, "covariances_") if hasattr(self, "covariances_") else st.covariance(prec)
+        params = self._from_attributes(s, cov)
+        return MixtureParams(params.weights, GaussianParams(params.component.means, params.component.covariances, prec))
+
+    def _from_attributes(self, s, covariances: torch.Tensor | None = None) -> MixtureParams:
+        """The fitted arrays as parameters (``covariances``: instead of ``covariances_``):
+        their shapes, a distribution of weights, symmetric covariances (ParameterError),
+        factorable ones (NumericalError)."""
         K, st = s.n_components, structure(s.covariance_type)
-        weights, means, cov = (torch.as_tensor(getattr(self, a), dtype=torch.float64) for a in self._fitted_arrays)
+        weights, means = (torch.as_tensor(np.asarray(getattr(self, a), dtype=np.float64)) for a in ("weights_", "means_"))
+        cov = torch.as_tensor(np.asarray(self.covariances_ if covariances is None else covariances, dtype=np.float64))
         if weights.shape != (K,) or means.ndim != 2 or means.shape[0] != K:
             raise ParameterError(f"tensor shapes do not match n_components={K}")
         expected = st.shape(K, means.shape[1])
@@ -382,10 +409,10 @@ class GaussianMixture(_BaseMixture):
         if bool((weights < 0).any()) or abs(total - 1) > 1e-6:
             raise ParameterError(
                 f"invalid parameters: weights must be non-negative and sum to 1, got sum {total:.6g} "
-                f"and minimum {float(weights.min()):.6g}; the file is damaged"
+                f"and minimum {float(weights.min()):.6g}"
             )
         if st.kernel != "diag" and not torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-10, atol=0.0):
-            raise ParameterError("invalid parameters: covariances are not symmetric; the file is damaged")
+            raise ParameterError("invalid parameters: covariances are not symmetric")
         params = self._model(s).make_params(weights, means, cov)
         tied = st.kernel == "tied"
         layout = {"full": "full", "tied": "tied"}.get(st.kernel, "diag")

@@ -165,7 +165,8 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
             "(bigem only saves valid parameters)"
         ) from None
     except ParameterError as exc:  # the arrays do not fit together: the estimator's message
-        raise ModelFileError(f"{where}: {exc}") from None
+        damaged = "" if str(exc).endswith("the file is damaged") else "; the file is damaged"
+        raise ModelFileError(f"{where}: {exc}{damaged}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     return est

@@ -817,7 +817,7 @@ def _set(what: str, descriptor: str, build):
     except KeyError as exc:
         raise ParameterError(f"params[{what!r}] lacks {exc}, which StepMix's {kind} model holds") from None
     except (ParameterError, NumericalError, ModelFileError, ValueError) as exc:
-        reason = str(exc).replace("; the file is damaged", "").replace("invalid parameters: ", "")
+        reason = str(exc).replace("invalid parameters: ", "")
         raise ParameterError(f"params[{what!r}] do not make a valid {kind} model: {reason}") from None
 
 
