@@ -142,3 +142,23 @@ def test_real_spread_far_from_the_centre_is_kept_without_reg_covar(covariance_ty
         ref = SkGaussianMixture(**kw).fit(X)
         np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-3)
         np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-6, atol=1e-3)
+
+
+def test_messages_types_and_tags_are_scikit_learns():
+    X, _, _ = make_blobs(0, n_per=30)
+    theirs, ours = SkGaussianMixture(2, max_iter=1, random_state=0), GaussianMixture(2, max_iter=1, random_state=0)
+    texts = []
+    for m in (theirs, ours):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(X)
+        texts.append([str(w.message) for w in caught if issubclass(w.category, SkConvergenceWarning)])
+    assert texts[0] == texts[1] and len(texts[0]) == 1  # to the letter
+    assert type(ours.lower_bound_) is type(theirs.lower_bound_)
+    assert ours.__sklearn_tags__().estimator_type == theirs.__sklearn_tags__().estimator_type == "density_estimator"
+    errors = []
+    for m in (SkGaussianMixture(1), GaussianMixture(1)):
+        with pytest.raises(ValueError) as info:
+            m.fit(X[:1])
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]

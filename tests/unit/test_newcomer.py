@@ -301,10 +301,13 @@ def test_verbose_two_adds_scikit_learns_iteration_lines(capsys):
     assert skeleton(out)[:-1] == skeleton(theirs)
     assert out.splitlines()[-1].startswith(f"GaussianMixture: converged after {gm.n_iter_} iterations over 900 rows")
     assert f"lower bound {gm.lower_bound_:.6f}" in out.splitlines()[-1]
-    GaussianMixture(3, verbose=1, verbose_interval=1, random_state=0).fit(X)
+    sklearn.GaussianMixture(3, verbose=1, verbose_interval=2, max_iter=7, random_state=0).fit(X)
+    theirs = capsys.readouterr().out
+    GaussianMixture(3, verbose=1, verbose_interval=2, max_iter=7, random_state=0, dtype="float64").fit(X)
     out = capsys.readouterr().out
-    assert not _lines(out, ITERATION) and out.splitlines()[:2] == ["Initialization 0", "Initialization converged."]
-    assert out.splitlines()[-1].startswith("GaussianMixture: converged after")  # the summary stays
+    assert not _lines(out, ITERATION) and out.splitlines()[:2] == ["Initialization 0", "  Iteration 2"]
+    assert out.splitlines()[:-1] == theirs.splitlines()  # scikit-learn's lines to the letter (no "Iteration 7")
+    assert out.splitlines()[-1].startswith("GaussianMixture: ")  # the summary stays
 
 
 def test_verbose_lines_are_written_above_the_bar(capsys):

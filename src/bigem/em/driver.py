@@ -347,9 +347,9 @@ def fit_em(
         if result.lower_bound > best.lower_bound:
             best = result
     if warn_unconverged and not best.converged and max_iter > 0:
-        warnings.warn(
-            f"Best performing initialization did not converge. Try different init parameters, or increase "
-            f"max_iter (now {max_iter}), tol (now {tol:g}), or check for degenerate data.",
+        warnings.warn(  # scikit-learn's words, to the letter: filters and tests match them
+            "Best performing initialization did not converge. Try different init parameters, or increase "
+            "max_iter, tol, or check for degenerate data.",
             convergence_warning(),
             stacklevel=2,
         )

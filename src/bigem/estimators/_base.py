@@ -234,7 +234,7 @@ class EstimatorBase:
         from sklearn.utils import Tags, TargetTags
 
         tags = Tags(estimator_type=None, target_tags=TargetTags(required=False))
-        tags.estimator_type = "DensityEstimator"
+        tags.estimator_type = self._estimator_type  # scikit-learn's 'density_estimator' for the densities
         tags.input_tags.allow_nan = getattr(self, "missing_values", "error") == "fiml"
         tags.non_deterministic = False
         return tags

@@ -216,6 +216,7 @@ class _BaseMixture(EstimatorBase, ABC):
     """
 
     _fitted_arrays: tuple[str, ...] = ()
+    _bound_words = "mean log-likelihood"  # what lower_bound_ is (verbose's summary line says)
     _schema_: Schema | None = None  # how the fitted model reads non-numeric columns (sources.schema)
     _has_schema = False  # whether the family reads its columns by a schema (``_kinds``)
 
@@ -622,7 +623,7 @@ class _BaseMixture(EstimatorBase, ABC):
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
 
-        progress = Progress(engine, N, s, online, type(self).__name__)
+        progress = Progress(engine, N, s, online, type(self).__name__, self._bound_words)
         engine = progress.engine  # counts the rows of each pass for the bar, as they are computed
 
         def initialise(restart: int) -> MixtureParams:
@@ -659,7 +660,7 @@ class _BaseMixture(EstimatorBase, ABC):
         self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
         self.converged_ = best.converged
         self.n_iter_ = self.n_passes_ = best.n_iter
-        self.lower_bound_ = best.lower_bound
+        self.lower_bound_ = np.float64(best.lower_bound)  # scikit-learn's type
         self.lower_bounds_ = [v for v, ok in zip(best.history, best.accepted) if ok]
         self.history_ = [
             {"log_likelihood": r.history, "seconds": r.seconds, "converged": r.converged, "n_iter": r.n_iter,

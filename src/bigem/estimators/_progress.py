@@ -1,13 +1,14 @@
 """What a fit shows with ``verbose``: a progress bar over the rows of each pass, and
 scikit-learn's lines.
 
-- ``verbose=1``: ``Initialization k`` per restart, a tqdm bar over the rows of the pass
-  being computed (rows/s, pass, log-likelihood; when tqdm is installed and the fit runs
-  in this process), and at the end a line per restart (scikit-learn's
+- ``verbose=1``: ``Initialization k`` per restart, scikit-learn's ``  Iteration i``
+  every ``verbose_interval`` iterations, a tqdm bar over the rows of the pass being
+  computed (rows/s, pass, log-likelihood; when tqdm is installed and the fit runs in
+  this process), and at the end a line per restart (scikit-learn's
   ``Initialization converged.``; with several restarts, which run in lockstep, each
   line names its restart) and one summary line;
-- ``verbose=2`` adds scikit-learn's per-iteration lines, every ``verbose_interval``
-  iterations (and the last): ``Iteration i, time lapse, ll change``.
+- ``verbose=2``: the iteration lines carry scikit-learn's time lapse and change of
+  log-likelihood.
 
 The bar counts a chunk's rows once its statistics are computed, not when the
 read-ahead fetches it, and restarts at 0 with every pass. Lines are written through
@@ -61,8 +62,10 @@ class Progress:
     """Context manager around one fit: :attr:`engine` to run it on, :meth:`callback` for
     the driver, :meth:`initialised` after each initialisation, :meth:`finish` at the end."""
 
-    def __init__(self, engine, n_rows: int, s, online: bool, owner: str) -> None:
+    def __init__(self, engine, n_rows: int, s, online: bool, owner: str,
+                 bound: str = "mean log-likelihood") -> None:
         self.engine, self.n_rows = engine, n_rows
+        self.bound = bound  # what lower_bound_ is, in the summary line
         self.verbose, self.interval = int(s.verbose), max(1, int(s.verbose_interval))
         self.n_init, self._max = s.n_init, max(1, s.max_iter)
         self.owner = owner
@@ -121,12 +124,16 @@ class Progress:
                     self._bar.set_description(f"{self._word} {info.iteration}/{self._max}", refresh=False)
             if self._bar is not None:
                 self._bar.set_postfix(loglik=f"{info.log_likelihood:.6g}", change=f"{info.change:.2g}")
-            if self.verbose >= 2 and (info.iteration % self.interval == 0 or info.iteration == self._max):
-                now = time.perf_counter()
+            if info.iteration % self.interval == 0:  # scikit-learn's lines, every verbose_interval iterations
                 who = f" (restart {info.restart})" if self.n_init > 1 else ""
-                lapse = now - self._lapse.get(info.restart, self._started)
-                self.say(f"  Iteration {info.iteration}{who}\t time lapse {lapse:.5f}s\t ll change {info.change:.5f}")
-                self._lapse[info.restart] = now
+                if self.verbose == 1:
+                    self.say(f"  Iteration {info.iteration}{who}")
+                else:
+                    now = time.perf_counter()
+                    lapse = now - self._lapse.get(info.restart, self._started)
+                    self.say(f"  Iteration {info.iteration}{who}\t time lapse {lapse:.5f}s\t ll change "
+                             f"{info.change:.5f}")
+                    self._lapse[info.restart] = now
             if inner is not None:
                 inner(info)
 
@@ -152,7 +159,7 @@ class Progress:
             f"{self.owner}: {'converged' if best.converged else 'not converged'} after {best.n_iter} "
             f"{self._word}{'es' if self._word == 'pass' and best.n_iter != 1 else 's' if best.n_iter != 1 else ''} "
             f"over {self.n_rows:,} rows in {seconds:.2f}s ({rate:,.0f} rows/s per pass); lower bound "
-            f"{best.lower_bound:.6f} (mean log-likelihood entering the last {self._word})"
+            f"{best.lower_bound:.6f} ({self.bound} entering the last {self._word})"
         )
 
     def close(self) -> None:

@@ -120,6 +120,7 @@ class BayesianGaussianMixture(_BaseMixture):
         covariance_prior=_params.Passed(),
         **{name: c for name, c in EXECUTION.items() if name not in ONLINE},
     )
+    _bound_words = "the evidence lower bound"
     # fitted attribute -> its tensor in a model file
     _fitted_arrays = {"weight_concentration_": "concentration", "mean_precision_": "mean_precision",
                       "means_": "means", "degrees_of_freedom_": "dof", "covariances_": "covariances",
