@@ -185,3 +185,19 @@ def test_a_symbol_count_beyond_memory_is_refused_before_allocating():
 
     with pytest.raises(ParameterError, match=r"^1,000,000,000,000 symbols for 2 states would need 64 TB of memory"):
         CategoricalHMM(2, n_features=10**12, dtype="float64").fit(np.tile(np.arange(4), 10)[:, None])
+
+
+def test_file_columns_that_name_the_model_s_features_in_another_order_are_refused(tmp_path):
+    """columns= are read as the fitted features by position: the fitted names in another
+    order would swap the features without a word, so they are refused; other names map
+    by position (a file whose columns are named otherwise)."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal((0, 5), 0.5, (200, 2)), rng.normal((5, 0), 0.5, (200, 2))])
+    pd.DataFrame(X, columns=["a", "b"]).to_csv(tmp_path / "ab.csv", index=False)
+    pd.DataFrame(X, columns=["c", "d"]).to_csv(tmp_path / "cd.csv", index=False)
+    gm = GaussianMixture(2, random_state=0).fit(tmp_path / "ab.csv")
+    with pytest.raises(DataError, match=r"columns \['b', 'a'\] name the model's features at other positions"):
+        gm.predict(tmp_path / "ab.csv", columns=["b", "a"])
+    expected = gm.predict(pd.DataFrame(X, columns=["a", "b"]))
+    np.testing.assert_array_equal(gm.predict(tmp_path / "cd.csv", columns=["c", "d"]), expected)
+    np.testing.assert_array_equal(gm.predict(tmp_path / "ab.csv", columns=["a", "b"]), expected)
