@@ -140,3 +140,24 @@ def test_other_families_read_their_changed_attributes_too():
 
     joint = X @ log_rates.T - (rates * 3.0).sum(1) - gammaln(X + 1).sum(1, keepdims=True) + np.log(m.weights_)
     np.testing.assert_allclose(m.score_samples(X), logsumexp(joint, axis=1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_scikit_learns_private_methods_users_call_give_its_answers(variational):
+    X = _data()
+    if variational:
+        ref = SkBayesianGaussianMixture(n_components=3, random_state=0).fit(X)
+        ours = BayesianGaussianMixture(n_components=3, random_state=0, dtype="float64").fit(X)
+    else:
+        ref = SkGaussianMixture(3, random_state=0).fit(X)
+        ours = GaussianMixture(3, random_state=0, dtype="float64").fit(X)
+    for name in ("_estimate_weighted_log_prob", "_estimate_log_prob"):
+        np.testing.assert_allclose(getattr(ours, name)(X), getattr(ref, name)(X), rtol=1e-9, err_msg=name)
+    np.testing.assert_allclose(ours._estimate_log_weights(), ref._estimate_log_weights(), rtol=1e-10)
+    for a, b in zip(ours._get_parameters(), ref._get_parameters(), strict=True):
+        np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-6, atol=1e-9)
+    if not variational:
+        other = GaussianMixture(3, dtype="float64")
+        other._set_parameters(ref._get_parameters())
+        np.testing.assert_allclose(other.precisions_, ref.precisions_, rtol=1e-12)
+        np.testing.assert_allclose(other.score_samples(X), ref.score_samples(X), rtol=1e-10)

@@ -21,12 +21,13 @@ from ..models.mixture import MixtureModel
 from ..models.variational import PRIOR_TYPES, VariationalMixture, VariationalParams, VariationalPrior
 from . import _params
 from ._mixture import EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
+from ._sklearn_internals import ScikitLearnInternals, expected_log_weights
 from .gaussian_mixture import INIT_METHODS, initial_from_data, scikit_learn_sample
 
 _POSITIVE = _params.Optional(_params.Float(0.0, closed=False))
 
 
-class BayesianGaussianMixture(_BaseMixture):
+class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
     __doc__ = (
         """Variational Bayesian Gaussian mixture, a drop-in for ``sklearn.mixture.BayesianGaussianMixture``.
 
@@ -121,6 +122,8 @@ class BayesianGaussianMixture(_BaseMixture):
         **{name: c for name, c in EXECUTION.items() if name not in ONLINE},
     )
     _bound_words = "the evidence lower bound"
+    _parameter_names = ("weight_concentration_", "mean_precision_", "means_", "degrees_of_freedom_", "covariances_",
+                        "precisions_cholesky_")
     # fitted attribute -> its tensor in a model file
     _fitted_arrays = {"weight_concentration_": "concentration", "mean_precision_": "mean_precision",
                       "means_": "means", "degrees_of_freedom_": "dof", "covariances_": "covariances",
@@ -298,6 +301,10 @@ class BayesianGaussianMixture(_BaseMixture):
         """The update from initial responsibilities (``init_params``), as scikit-learn's
         ``_initialize``."""
         return initial_from_data(model, engine, source, s, generator)
+
+    def _estimate_log_weights(self) -> np.ndarray:
+        self._fitted()
+        return expected_log_weights(self.weight_concentration_, self.weight_concentration_prior_type)
 
     def _publish(self, params: VariationalParams) -> None:
         p = params.component

@@ -20,6 +20,7 @@ from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
 from ._mixture import (EXECUTION, IMPUTE_DOC, MISSING, MISSING_DOC, MIXTURE_DOC, SUPERVISION, SUPERVISION_DOC,
                        _BaseMixture)
+from ._sklearn_internals import ScikitLearnInternals
 from .hierarchical import HCTree, build
 from .priors import PriorSpec, resolve_prior
 
@@ -74,7 +75,7 @@ def scikit_learn_sample(model, ct: str, n_samples: int,
     return np.vstack(parts), np.concatenate([np.full(int(n), k, dtype=np.int64) for k, n in enumerate(counts)])
 
 
-class GaussianMixture(_BaseMixture):
+class GaussianMixture(ScikitLearnInternals, _BaseMixture):
     __doc__ = (
         """Gaussian mixture model fitted by EM, a drop-in for ``sklearn.mixture.GaussianMixture``.
 
@@ -375,6 +376,7 @@ class GaussianMixture(_BaseMixture):
         else:
             self.precisions_ = p.prec_chol.square().numpy()
 
+    _parameter_names = ("weights_", "means_", "covariances_", "precisions_cholesky_")
     # scikit-learn's inference reads these: the precision factors score, the covariances sample
     _live_attributes = ("weights_", "means_", "covariances_", "precisions_cholesky_")
     _required_attributes = ("weights_", "means_")
