@@ -7,6 +7,7 @@ the math is ``models.variational``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,13 +17,13 @@ from .._core.errors import DataError, ModelFileError, ParameterError
 from .._core.protocols import Task
 from .._core.types import Chunk
 from ..models.covariance import NAMES, structure
-from ..models.gaussian import GaussianComponent
+from ..models.gaussian import GaussianComponent, GaussianParams
 from ..models.mixture import MixtureModel
 from ..models.variational import PRIOR_TYPES, VariationalMixture, VariationalParams, VariationalPrior
 from . import _params
 from ._mixture import EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
 from ._sklearn_internals import ScikitLearnInternals, expected_log_weights
-from .gaussian_mixture import INIT_METHODS, initial_from_data, scikit_learn_sample
+from .gaussian_mixture import given_precision_factors, INIT_METHODS, initial_from_data, scikit_learn_sample
 
 _POSITIVE = _params.Optional(_params.Float(0.0, closed=False))
 
@@ -301,6 +302,18 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         """The update from initial responsibilities (``init_params``), as scikit-learn's
         ``_initialize``."""
         return initial_from_data(model, engine, source, s, generator)
+
+    # scikit-learn scores with the precision factors (the covariances are not read)
+    _live_attributes = (*_fitted_arrays, "precisions_cholesky_")
+    _required_attributes = tuple(_fitted_arrays)
+
+    def _from_live(self, s) -> VariationalParams:
+        params = self._from_attributes(s)
+        if not hasattr(self, "precisions_cholesky_"):
+            return params
+        c = params.component
+        return dataclasses.replace(params, component=GaussianParams(c.means, c.covariances,
+                                                                    given_precision_factors(self, s)))
 
     def _estimate_log_weights(self) -> np.ndarray:
         self._fitted()

@@ -75,6 +75,21 @@ def scikit_learn_sample(model, ct: str, n_samples: int,
     return np.vstack(parts), np.concatenate([np.full(int(n), k, dtype=np.int64) for k, n in enumerate(counts)])
 
 
+def given_precision_factors(est, s) -> torch.Tensor:
+    """``est.precisions_cholesky_`` as set, checked: the shape of ``s``'s covariance type
+    for ``est.means_``, a positive diagonal (scikit-learn takes its log)."""
+    st = structure(s.covariance_type)
+    prec = _params.as_f64(est.precisions_cholesky_, "precisions_cholesky_")
+    means = np.asarray(est.means_)
+    _params.check_shape(prec, st.shape(s.n_components, means.shape[-1] if means.ndim == 2 else -1),
+                        "precisions_cholesky_")
+    diagonal = prec if st.kernel == "diag" else torch.diagonal(prec, dim1=-2, dim2=-1)
+    if not bool((diagonal > 0).all()):
+        raise ParameterError("precisions_cholesky_ must have a positive diagonal (a Cholesky factor of each "
+                             "precision matrix)")
+    return prec
+
+
 class GaussianMixture(ScikitLearnInternals, _BaseMixture):
     __doc__ = (
         """Gaussian mixture model fitted by EM, a drop-in for ``sklearn.mixture.GaussianMixture``.
@@ -389,16 +404,9 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
         ``covariances_`` samples, each as set (either one alone gives the other)."""
         if not hasattr(self, "precisions_cholesky_"):
             return self._from_attributes(s)
-        st = structure(s.covariance_type)
-        prec = _params.as_f64(self.precisions_cholesky_, "precisions_cholesky_")
-        means = np.asarray(self.means_)
-        D = means.shape[-1] if means.ndim == 2 else -1
-        _params.check_shape(prec, st.shape(s.n_components, D), "precisions_cholesky_")
-        diagonal = prec if st.kernel == "diag" else torch.diagonal(prec, dim1=-2, dim2=-1)
-        if not bool((diagonal > 0).all()):
-            raise ParameterError("precisions_cholesky_ must have a positive diagonal (a Cholesky factor of each "
-                                 "precision matrix)")
-        cov = _params.as_f64(self.covariances_, "covariances_") if hasattr(self, "covariances_") else st.covariance(prec)
+        prec = given_precision_factors(self, s)
+        cov = (_params.as_f64(self.covariances_, "covariances_") if hasattr(self, "covariances_")
+               else structure(s.covariance_type).covariance(prec))
         params = self._from_attributes(s, cov)
         return MixtureParams(params.weights, GaussianParams(params.component.means, params.component.covariances, prec))
 
