@@ -76,6 +76,55 @@ def test_hmm_predict_with_an_id_column(events, tmp_path, capsys):
     np.testing.assert_array_equal(got["state"], hmm.predict(frame[["x", "y"]].to_numpy()))
 
 
+@pytest.fixture(scope="module")
+def clashing(events, tmp_path_factory):
+    """A CSV whose id-like columns are named as bigem's outputs, and a mixture and an HMM of x, y."""
+    d, frame = events
+    here = tmp_path_factory.mktemp("clashing")
+    ids = np.arange(len(frame))
+    table = frame[["x", "y"]].assign(label=ids, proba_0=ids, log_density=ids, state=ids)
+    table.to_csv(here / "lab.csv", index=False)
+    assert main(["fit", str(here / "lab.csv"), "-k", "2", "--columns", "x,y", "-o", str(here / "m.bigem")]) == 0
+    bigem.GaussianHMM(2, n_iter=3, random_state=0).fit(frame[["x", "y"]].to_numpy()).save(here / "hmm.bigem")
+    return here
+
+
+@pytest.mark.parametrize("model, id_column, flags", [
+    ("m.bigem", "label", ()),
+    ("m.bigem", "proba_0", ("--proba",)),
+    ("m.bigem", "log_density", ("--score",)),
+    ("hmm.bigem", "state", ("--columns", "x,y")),
+    ("hmm.bigem", "proba_0", ("--columns", "x,y", "--proba")),
+])
+def test_an_id_column_named_as_an_output_column_is_refused(clashing, tmp_path, capsys, model, id_column, flags):
+    """The output would hold the name once: the ids would be lost without a word."""
+    out = tmp_path / "p.csv"
+    rc, _, err = run(capsys, "predict", clashing / model, clashing / "lab.csv", "--id-column", id_column, *flags,
+                     "-o", out)
+    assert rc == 2 and err.startswith("bigem predict: error: ") and err.count("\n") == 1
+    assert (f"--id-column {id_column}: {out} gets a column {id_column!r} of its own (the predictions), so the ids "
+            "would be lost; pass an id column of another name (rename it in DATA), or drop --id-column") in err
+    assert not out.exists()
+
+
+def test_an_id_column_named_as_another_output_is_copied(clashing, tmp_path, capsys):
+    """label, with --proba (a model of 2 components writes proba_0 and proba_1): no clash."""
+    out = tmp_path / "p.csv"
+    rc, _, err = run(capsys, "predict", clashing / "m.bigem", clashing / "lab.csv", "--id-column", "label", "--proba",
+                     "-o", out)
+    assert rc == 0, err
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["label", "proba_0", "proba_1"]
+    np.testing.assert_array_equal(got["label"], np.arange(len(got)))
+
+
+def test_impute_refuses_an_id_column_that_it_writes_as_a_feature(clashing, tmp_path, capsys):
+    out = tmp_path / "i.csv"
+    rc, _, err = run(capsys, "impute", clashing / "m.bigem", clashing / "lab.csv", "--id-column", "x", "-o", out)
+    assert rc == 2 and "--id-column x: " in err and "gets a column 'x' of its own (one of the model's columns" in err
+    assert not out.exists()
+
+
 def test_proba_and_score_say_they_exclude_each_other(capsys):
     assert main(["predict", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -498,16 +498,34 @@ def _sequences(est, args) -> tuple[object, object, list[str] | None, int]:
     return data.X, lengths, data.columns, data.n_rows
 
 
-def _check_id_column(args, data: Data | None) -> None:
-    """--id-column needs named columns and an output with columns."""
+def _check_id_column(args, written: list[str], what: str) -> None:
+    """--id-column needs named columns, an output with columns, and a name that is not one
+    of the columns written beside it (``written``, the command's ``what``): the output
+    would hold that name once, and the ids would be lost."""
     if args.id_column is None:
         return
+    if args.id_column in written:
+        raise ParameterError(
+            f"--id-column {args.id_column}: {args.output} gets a column {args.id_column!r} of its own ({what}), so "
+            "the ids would be lost; pass an id column of another name (rename it in DATA), or drop --id-column")
     if args.data.lower().endswith(".npy"):
         raise ParameterError(f"--id-column {args.id_column}: {args.data} is a .npy file, which has no column names; "
                              "drop --id-column, or read the data from Parquet or CSV")
     if args.output.lower().endswith(".npy"):
         raise ParameterError(f"--id-column adds a column, and a .npy file holds one array: write {args.output} as "
                              ".csv or .parquet, or drop --id-column")
+
+
+def _predicted_columns(args, n: int, label: str = "label") -> list[str]:
+    """The columns bigem predict writes: the labels, ``n`` probabilities or the log-densities."""
+    return [f"proba_{k}" for k in range(n)] if args.proba else ["log_density"] if args.score else [label]
+
+
+def _n_outputs(est) -> int:
+    """A mixture's probabilities per row: one per component, or per class after a
+    semi-supervised fit."""
+    classes = getattr(est, "classes_", None)
+    return int(est.n_components) if classes is None else len(classes)
 
 
 def _column_values(args, name: str) -> np.ndarray:
@@ -602,8 +620,8 @@ def run_predict(args) -> int:
     _no_sequences(args, est)
     if _is_multinomial(est):
         return counts_cli.run_predict(est, args)
+    _check_id_column(args, _predicted_columns(args, _n_outputs(est)), "the predictions")
     data = _model_data(est, args)
-    _check_id_column(args, data)
     output = "proba" if args.proba else "log_density" if args.score else "label"
     _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns,
                                       id_column=args.id_column)
@@ -618,9 +636,9 @@ def _predict_hmm(est, args) -> int:
             "--score writes each row's log-density, which an HMM's rows do not have on their own (each depends on "
             "its sequence); use --proba for each state's posterior, or bigem score MODEL DATA for the log-likelihood"
         )
+    _check_id_column(args, _predicted_columns(args, int(est.n_components), "state"), "the predictions")
     X, lengths, columns, n_rows = _sequences(est, args)
     if args.id_column is not None:
-        _check_id_column(args, None)
         ids = {args.id_column: _column_values(args, args.id_column)}
     else:
         ids = {}
@@ -809,6 +827,9 @@ def run_impute(args) -> int:
     if not hasattr(est, "impute"):
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem impute fills gaps under a mixture of "
                              "columns (Gaussian, 0/1, categorical, count or mixed: bigem fit --missing fiml)")
+    names = getattr(est, "feature_names_in_", None)
+    written = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(_width(est))]
+    _check_id_column(args, written, "one of the model's columns, with its gaps filled")
     data = _model_data(est, args)
     method = "sample" if args.sample else "mean"
     _for(est, data).impute(data.X, method=method, random_state=args.seed, columns=data.columns, out=args.output,
