@@ -118,6 +118,16 @@ def test_an_id_column_named_as_another_output_is_copied(clashing, tmp_path, caps
     np.testing.assert_array_equal(got["label"], np.arange(len(got)))
 
 
+def test_predict_copies_an_id_column_that_is_also_a_feature_from_csv(clashing, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    rc, _, err = run(capsys, "predict", clashing / "m.bigem", clashing / "lab.csv", "--id-column", "x", "-o", out)
+    assert rc == 0, err
+    got, data = pd.read_csv(out), pd.read_csv(clashing / "lab.csv")
+    assert list(got.columns) == ["x", "label"]
+    np.testing.assert_array_equal(got["x"], data["x"])
+    np.testing.assert_array_equal(got["label"], bigem.load(clashing / "m.bigem").predict(data[["x", "y"]]))
+
+
 def test_impute_refuses_an_id_column_that_it_writes_as_a_feature(clashing, tmp_path, capsys):
     out = tmp_path / "i.csv"
     rc, _, err = run(capsys, "impute", clashing / "m.bigem", clashing / "lab.csv", "--id-column", "x", "-o", out)

@@ -54,3 +54,18 @@ def test_dataframe_input_keeps_its_id_column(tmp_path, fitted):
     got = pd.read_parquet(out)
     np.testing.assert_array_equal(got["key"], df["key"])
     np.testing.assert_array_equal(got["label"], gm.predict(df[["a", "b", "c"]]))
+
+
+@pytest.mark.parametrize("ext", ["parquet", "csv"])
+def test_an_id_column_that_is_also_a_feature(tmp_path, fitted, ext):
+    """Column 'a' is read once, as a feature and as the ids copied to the output: a CSV
+    as a Parquet file (a CSV read named 'a' twice and failed on the name)."""
+    gm, df, path = fitted
+    if ext == "csv":
+        path = str(tmp_path / "x.csv")
+        df.to_csv(path, index=False, float_format="%.17g")
+    out = gm.write_predictions(path, tmp_path / "pred.csv", outputs=("label",), id_column="a")
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["a", "label"]
+    np.testing.assert_array_equal(got["a"], df["a"])
+    np.testing.assert_array_equal(got["label"], gm.predict(df[["a", "b", "c"]]))

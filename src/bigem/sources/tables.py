@@ -454,7 +454,8 @@ class TableSource(CutByRows):
         Arrow files) that hold its rows, and skips the rest of the batches that straddle
         its ends."""
         numeric = [n for n in self.feature_names if n not in self._categorical] + self._weight_columns
-        wanted = self.feature_names + self._weight_columns + self._label_columns + self.keep if wanted is None else wanted
+        if wanted is None:  # each once: a kept id column may be a feature too, and a batch names its columns once
+            wanted = list(dict.fromkeys(self.feature_names + self._weight_columns + self._label_columns + self.keep))
 
         def batches(i: int, reader, groups: range | None):
             if isinstance(reader, _CsvReader):
