@@ -427,3 +427,11 @@ def test_a_covars_of_the_wrong_shape_is_a_value_error_naming_the_shape(covarianc
     with pytest.raises(ParameterError, match="'covars_' should have the shape of"):
         m.covars_
     assert issubclass(ParameterError, ValueError)
+
+
+def test_an_n_features_set_by_hand_that_x_contradicts_is_refused_as_in_hmmlearn():
+    X = _data()
+    for m in (hmm.GaussianHMM(K), GaussianHMM(K)):
+        m.n_features = 5
+        with pytest.raises(ValueError, match="Unexpected number of dimensions, got 2 but expected 5"):
+            m.fit(X)

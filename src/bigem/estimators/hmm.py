@@ -537,6 +537,10 @@ class _BaseHMM(EstimatorBase, ABC):
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
                 f"{self._fitted_features} features as input."
             )
+        given = getattr(self, "n_features", None)
+        if given is not None and getattr(self, "_fitted_features", None) is None and given != source.n_features:
+            raise DataError(f"Unexpected number of dimensions, got {source.n_features} but expected {given} "
+                            "(the n_features set on this model); set n_features to X's width, or delete it")
         self.n_features = source.n_features
 
     def _will_init(self, s, code: str, name: str) -> bool:
