@@ -143,3 +143,48 @@ def test_impute_fills_a_mixed_models_empty_cells_with_their_own_values(table, tm
     assert filled["colour"].notna().all() and set(filled["colour"]) <= {"red", "green", "blue"}
     np.testing.assert_array_equal(filled["colour"].to_numpy(), expected[:, 0])
     np.testing.assert_allclose(filled["x"].to_numpy(), expected[:, 2].astype(float), rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    """Answers as text (first), 0/1 integers, true/false values and counts, as CSV and Parquet."""
+    rng = np.random.default_rng(3)
+    n = 600
+    z = rng.integers(0, 2, n)
+    df = pd.DataFrame({
+        "q1": np.where(rng.random(n) < 0.2 + 0.6 * z, "yes", "no"),
+        "q2": np.array(["a", "b", "c"])[rng.choice(3, n) * (1 - z) + 2 * z * (rng.random(n) < 0.8)],
+        "b1": (rng.random(n) < 0.3 + 0.4 * z).astype(np.int64),
+        "b2": rng.random(n) < 0.7 - 0.4 * z,
+        "cnt": rng.poisson(1 + 2 * z),
+    })
+    d = tmp_path_factory.mktemp("survey")
+    df.to_csv(d / "s.csv", index=False)
+    df.to_parquet(d / "s.parquet")
+    return d
+
+
+@pytest.mark.parametrize("family, columns", [("categorical", "q1,q2"), ("bernoulli", "b1,b2"),
+                                             ("categorical", "b2,cnt,q1")])
+def test_csv_reads_text_and_true_false_columns_as_parquet_does(survey, tmp_path, capsys, family, columns):
+    """Whichever column comes first (a CSV's rows were counted through it as numbers), and
+    true/false text (read as numbers, it was refused): a CSV fits as its Parquet twin, and
+    a model fitted on the Parquet file predicts, scores and imputes the CSV as the Parquet."""
+    fits = {}
+    for ext in ("csv", "parquet"):
+        fits[ext] = tmp_path / f"{ext}.bigem"
+        rc = main([str(a) for a in ("fit", survey / f"s.{ext}", "-k", "2", "--family", family, "--columns", columns,
+                                    "--dtype", "float64", "-o", fits[ext])])
+        assert rc == 0, capsys.readouterr().err
+    np.testing.assert_allclose(bigem.load(fits["csv"]).weights_, bigem.load(fits["parquet"]).weights_, rtol=1e-10)
+    outputs = {}
+    for ext in ("csv", "parquet"):
+        data = str(survey / f"s.{ext}")
+        assert main(["predict", str(fits["parquet"]), data, "--proba", "-o", str(tmp_path / f"p_{ext}.csv")]) == 0
+        assert main(["impute", str(fits["parquet"]), data, "-o", str(tmp_path / f"i_{ext}.csv")]) == 0
+        capsys.readouterr()
+        assert main(["score", str(fits["parquet"]), data, "--json"]) == 0
+        outputs[ext] = json.loads(capsys.readouterr().out)
+    assert outputs["csv"] == outputs["parquet"]
+    for name in ("p", "i"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / f"{name}_csv.csv"), pd.read_csv(tmp_path / f"{name}_parquet.csv"))

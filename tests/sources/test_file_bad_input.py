@@ -54,6 +54,23 @@ def test_a_stray_word_in_a_numeric_csv_column_is_found_with_its_row(tmp_path, df
         GaussianMixture().fit(str(csv))
 
 
+def test_true_false_csv_columns_are_read_as_booleans_and_a_stray_word_is_found_with_its_row(tmp_path):
+    """pyarrow types a CSV column from the file's first block (1 MB): true/false there
+    reads as 0/1, and a word far below is named with its row."""
+    n = 80_000
+    flags = np.arange(n) % 3 == 0
+    path = tmp_path / "x.csv"
+    pd.DataFrame({"flag": flags, "x": np.linspace(0, 1, n)}).to_csv(path, index=False)
+    est = GaussianMixture(n_components=1).fit(str(path), columns=["flag"])
+    np.testing.assert_allclose(est.means_[0], [flags.mean()], rtol=1e-6)
+    lines = path.read_text().splitlines()
+    lines[1 + 70_000] = "maybe," + lines[1 + 70_000].split(",")[1]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: column 'flag' holds true/false values, and "
+                       r"'maybe' at data row 70000 is none \(0-based, header not counted\); fix or drop it"):
+        GaussianMixture(n_components=1).fit(str(path), columns=["flag"])
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_nulls_are_counted_with_the_first_row(tmp_path, df, fmt):
     frame = df[["a", "b"]].copy()

@@ -169,6 +169,10 @@ def _is_ipc_file(source) -> bool:
     return head == b"ARROW1"
 
 
+# what pyarrow reads as a boolean in a CSV file (its ConvertOptions' default true_values and false_values)
+_BOOLEAN_TEXT = frozenset(("1", "True", "TRUE", "true", "0", "False", "FALSE", "false"))
+
+
 class _CsvReader:
     def __init__(self, path: str, options: CsvOptions) -> None:
         import pyarrow.csv as pcsv
@@ -193,15 +197,26 @@ class _CsvReader:
 
         return pcsv.ParseOptions(delimiter=self.options.delimiter_of(self.path))
 
-    def _convert_options(self, columns: list[str], numeric: list[str]):
+    def _convert_options(self, columns: list[str], numeric: list[str], text: list[str]):
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        return pcsv.ConvertOptions(
-            include_columns=columns, column_types={c: pa.float64() for c in numeric}, strings_can_be_null=True
-        )
+        types = {c: pa.bool_() if self._reads_booleans(c) else pa.float64() for c in numeric}
+        return pcsv.ConvertOptions(include_columns=columns, column_types={**types, **{c: pa.string() for c in text}},
+                                   strings_can_be_null=True)
 
-    def batches(self, columns: list[str], batch_rows: int, numeric: list[str] | None = None) -> Iterator:
+    def _reads_booleans(self, name: str) -> bool:
+        """Whether a numeric column is read as booleans: its first rows are true/false (as
+        pandas writes a bool column), which float64 would refuse."""
+        import pyarrow as pa
+
+        return name in self.schema.names and pa.types.is_boolean(self.schema.field(name).type)
+
+    def batches(self, columns: list[str], batch_rows: int, numeric: list[str] | None = None,
+                text: list[str] = ()) -> Iterator:
+        """Record batches of ``columns``: the ``numeric`` ones (default: all) as float64 (or
+        booleans, see :meth:`_reads_booleans`), the ``text`` ones as strings, the others
+        typed as pyarrow guesses from the file's first block."""
         import pyarrow.csv as pcsv
 
         numeric = columns if numeric is None else numeric
@@ -211,14 +226,16 @@ class _CsvReader:
                     src,
                     read_options=self._read_options(),
                     parse_options=self._parse_options(),
-                    convert_options=self._convert_options(columns, numeric),
+                    convert_options=self._convert_options(columns, numeric, list(text)),
                 )
                 yield from reader
             except Exception as exc:
                 raise self._explain(exc, numeric) from None
 
     def count_rows(self, column: str) -> int:
-        self.n_rows = sum(b.num_rows for b in self.batches([column], 0))
+        """The file's rows, read through one column as text (any column has rows as text;
+        a category column, say, is no number)."""
+        self.n_rows = sum(b.num_rows for b in self.batches([column], 0, numeric=[], text=[column]))
         return self.n_rows
 
     def _explain(self, exc: Exception, numeric: list[str]) -> Exception:
@@ -230,17 +247,21 @@ class _CsvReader:
                                  "every row needs one value per column")
             return exc
         for name in numeric:
-            row = self._first_non_number(name)
+            booleans = self._reads_booleans(name)
+            row = self._first_non_number(name, booleans)
             if row is not None:
                 line, value = row
+                what = (f"holds true/false values, and {value!r} at data row {line} is none" if booleans else
+                        f"has a non-numeric value {value!r} at data row {line}")
                 return NonNumericDataError(
-                    f"{self.path}: column {name!r} has a non-numeric value {value!r} at data row {line} "
-                    "(0-based, header not counted); fix or drop it, or leave the column out with columns="
+                    f"{self.path}: column {name!r} {what} (0-based, header not counted); fix or drop it, or leave the "
+                    "column out with columns="
                 )
         return DataError(f"{self.path}: {message}")
 
-    def _first_non_number(self, name: str) -> tuple[int, str] | None:
-        import pyarrow as pa
+    def _first_non_number(self, name: str, booleans: bool = False) -> tuple[int, str] | None:
+        """(data row, value) of the column's first value that is no number (``booleans``:
+        no true/false value, as pyarrow reads them), or None."""
         import pyarrow.csv as pcsv
 
         with opened(self.path, compression="infer") as src:
@@ -248,16 +269,21 @@ class _CsvReader:
                 src,
                 read_options=self._read_options(),
                 parse_options=self._parse_options(),
-                convert_options=pcsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}),
+                convert_options=self._convert_options([name], [], [name]),  # pyarrow's nulls (NA, ...) as None
             )
             start = 0
             for batch in reader:
                 for i, v in enumerate(batch.column(0).to_pylist()):
-                    if v is not None and v != "":
-                        try:
-                            float(v)
-                        except ValueError:
+                    if v is None or v == "":
+                        continue
+                    if booleans:
+                        if v not in _BOOLEAN_TEXT:
                             return start + i, v
+                        continue
+                    try:
+                        float(v)
+                    except ValueError:
+                        return start + i, v
                 start += batch.num_rows
         return None
 
