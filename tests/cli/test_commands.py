@@ -330,3 +330,16 @@ def test_sample_labels_refuse_to_shadow_a_feature_named_component(tmp_path, caps
     rc, out, err = run(capsys, "sample", tmp_path / "m.bigem", "-n", 5, "--labels", "-o", tmp_path / "s.csv")
     assert rc == 2 and "--labels writes a column named 'component', which is already a feature's name" in err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_data_file_named_with_glob_characters_is_read_as_itself(files, tmp_path, capsys):
+    d, X = files
+    data = tmp_path / "d[1].csv"
+    data.write_bytes((d / "d.csv").read_bytes())
+    model = tmp_path / "m.bigem"
+    rc, out, err = run(capsys, "fit", data, "--columns", "a,b", "-k", "3", "-o", model)
+    assert rc == 0, err
+    assert f"to 600 rows x 2 columns of {data}" in out
+    rc, _, err = run(capsys, "predict", model, data, "-o", tmp_path / "p.npy")
+    assert rc == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), bigem.load(model).predict(named(X)))

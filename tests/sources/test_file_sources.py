@@ -312,3 +312,13 @@ def test_parquet_decodes_on_one_thread_only_beside_cpu_compute_on_two_cores(tmp_
                                 device=torch.device(device), chunk_rows=128, columns=COLS)
     rows = sum(b.num_rows for b, _, _ in source._batches())  # the batches alone: no tensor goes to the device
     assert rows == 900 and asked and all(kw == {"threads": threads} for kw in asked)
+
+
+def test_an_existing_path_with_glob_characters_is_that_file(tmp_path):
+    """d[1].csv exists: it is read, not the pattern (which matches d1.csv); a pattern
+    that names no file is still a pattern."""
+    df = _frame()
+    df.iloc[:100].to_csv(tmp_path / "d[1].csv", index=False)
+    df.iloc[100:].to_csv(tmp_path / "d1.csv", index=False)
+    np.testing.assert_array_equal(_all_rows(_open(str(tmp_path / "d[1].csv"), columns=COLS)), df[COLS].to_numpy()[:100])
+    np.testing.assert_array_equal(_all_rows(_open(str(tmp_path / "d[0-9].csv"), columns=COLS)), df[COLS].to_numpy()[100:])

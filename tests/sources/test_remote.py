@@ -184,3 +184,13 @@ def test_the_command_line_fits_a_url_and_refuses_to_write_to_one(store, tmp_path
     assert "writes its outputs to local files only" in capsys.readouterr().err
     assert main(["fit", f"{url}/nothing/", "-k", "2", "-o", str(tmp_path / "n.bigem")]) == 2
     assert "no such file or folder; check the URL" in capsys.readouterr().err
+
+
+def test_an_existing_object_with_glob_characters_is_that_object(store):
+    fs, url = store
+    df = _frame()
+    for name, part in (("d[1].csv", df.iloc[:100]), ("d1.csv", df.iloc[100:])):
+        with fs.open(f"{url}/{name}".removeprefix("memory://"), "w") as f:
+            part.to_csv(f, index=False)
+    np.testing.assert_array_equal(_rows(f"{url}/d[1].csv"), df.to_numpy()[:100])
+    np.testing.assert_array_equal(_rows(f"{url}/d[0-9].csv"), df.to_numpy()[100:])

@@ -1,4 +1,5 @@
 """From what the user typed (a file, a folder, a glob, a list) to an ordered list of files.
+A path that exists is read as itself, even where its name holds glob characters.
 
 The order is explicit and stable, because it is the row order: files sorted by path,
 folders walked recursively. Names starting with ``.`` or ``_`` are skipped in folders
@@ -58,7 +59,7 @@ def _expand_url(url: str) -> list[str]:
     """The files a URL names, as URLs in path order, by the same rules as local paths."""
     fs, inner = filesystem(url)
     with listing_errors(url):
-        if glob.has_magic(inner):
+        if glob.has_magic(inner) and not fs.exists(inner):  # an object named weird[1].csv is that object
             found = [p for p, info in fs.glob(inner, detail=True).items() if info.get("type") == "file"]
             if not found:
                 raise DataError(f"{url}: the pattern matches no files; check the pattern")
@@ -90,7 +91,7 @@ def expand_paths(spec: object) -> tuple[list[str], str]:
         path = local_path(os.fspath(item))
         if is_url(path):
             files += _expand_url(path)
-        elif glob.has_magic(path):
+        elif glob.has_magic(path) and not os.path.exists(path):  # a file named weird[1].csv is that file
             matched = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
             if not matched:
                 raise DataError(f"{path}: the pattern matches no files; check the pattern and the current directory")
