@@ -3,6 +3,7 @@ and no model or output file is left behind."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 
@@ -99,6 +100,24 @@ def test_csv_rows_of_the_wrong_width(tmp_path):
     path.write_text("a,b\n1,2\n3\n4,5\n")
     with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: a row has the wrong number of fields"):
         GaussianMixture().fit(str(path))
+
+
+@pytest.mark.parametrize("name, header", [("x.csv", True), ("x.csv.gz", True), ("x.csv", False)])
+def test_a_csv_row_of_the_wrong_width_is_found_far_down(tmp_path, name, header):
+    """pyarrow names no row; the message does: the data row (blank lines skipped, as
+    pyarrow skips them) and the line of the file."""
+    rows = [f"{i},{i / 7:.17g}" for i in range(50_000)]
+    rows[40_000] += ",3.0"
+    rows.insert(10, "")
+    text = ("a,b\n" if header else "") + "\n".join(rows) + "\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    line = 40_000 + 2 + header
+    expected = (rf"^{re.escape(str(path))}: a row has the wrong number of fields: data row 40000 \(0-based, header "
+                rf"not counted; line {line} of the file\) has 3 fields where the {'header' if header else 'first row'} "
+                r"has 2 \(.*\); every row needs one value per column$")
+    with pytest.raises(DataError, match=expected):
+        GaussianMixture().fit(Files(str(path), header=header))
 
 
 @pytest.mark.parametrize("content", [b"", b"a,b\n"], ids=["empty", "header-only"])

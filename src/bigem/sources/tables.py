@@ -243,7 +243,12 @@ class _CsvReader:
         message = _first_line(exc)
         if "conversion error" not in message:
             if "Expected" in message and "columns" in message:
-                return DataError(f"{self.path}: a row has the wrong number of fields ({message}); "
+                ragged = self._first_ragged_row()
+                where = "" if ragged is None else (
+                    f": data row {ragged[0]} (0-based, header not counted; line {ragged[1]} of the file) has "
+                    f"{ragged[2]} field{'s' if ragged[2] != 1 else ''} where the "
+                    f"{'header' if self.options.header else 'first row'} has {ragged[3]}")
+                return DataError(f"{self.path}: a row has the wrong number of fields{where} ({message}); "
                                  "every row needs one value per column")
             return exc
         for name in numeric:
@@ -258,6 +263,30 @@ class _CsvReader:
                     "column out with columns="
                 )
         return DataError(f"{self.path}: {message}")
+
+    def _first_ragged_row(self) -> tuple[int, int, int, int] | None:
+        """(data row, line, its fields, the fields of the first row) of the first row whose
+        width differs from the first row's (the header's), found by Python's csv module
+        (pyarrow's error names no row; blank lines are skipped, as pyarrow skips them)."""
+        import csv
+        import io
+
+        import pyarrow as pa
+
+        with opened(self.path, compression="infer") as src:
+            raw = pa.input_stream(src, compression="detect") if isinstance(src, str) else src
+            with io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+                rows = csv.reader(text, delimiter=self.options.delimiter_of(self.path))
+                width, row = None, -1 if self.options.header else 0
+                for fields in rows:
+                    if not fields:
+                        continue
+                    if width is None:
+                        width = len(fields)
+                    elif len(fields) != width:
+                        return row, rows.line_num, len(fields), width
+                    row += 1
+        return None
 
     def _first_non_number(self, name: str, booleans: bool = False) -> tuple[int, str] | None:
         """(data row, value) of the column's first value that is no number (``booleans``:
