@@ -37,11 +37,20 @@ def test_a_model_file_gives_back_the_same_model(tmp_path, documents):
 
 def test_a_model_file_whose_probabilities_are_not_distributions_is_refused(tmp_path, documents):
     X, _, _, _ = documents
+    from bigem._core.errors import ParameterError
+    from bigem.io import read_model_file, write_model_file
+
     est = MultinomialMixture(2, random_state=0).fit(sp.csr_matrix(X))
-    est.probabilities_ = est.probabilities_ * 1.5
-    est.save(tmp_path / "bad.bigem")
+    est.save(tmp_path / "good.bigem")
+    tensors, meta = read_model_file(tmp_path / "good.bigem")
+    tensors["probabilities"] = tensors["probabilities"] * 1.5
+    write_model_file(tmp_path / "bad.bigem", tensors, meta)
     with pytest.raises(ModelFileError, match="probabilities_.* row 0 sums to 1.5"):
         load(tmp_path / "bad.bigem")
+    est.probabilities_ = est.probabilities_ * 1.5  # the attributes are the model: such a model is not saved
+    with pytest.raises(ParameterError, match="fitted attributes of this MultinomialMixture .* row 0 sums to 1.5"):
+        est.save(tmp_path / "never.bigem")
+    assert not (tmp_path / "never.bigem").exists()
 
 
 def test_bic_counts_the_free_parameters_and_select_finds_k(documents):
