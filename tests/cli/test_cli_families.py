@@ -188,3 +188,29 @@ def test_csv_reads_text_and_true_false_columns_as_parquet_does(survey, tmp_path,
     assert outputs["csv"] == outputs["parquet"]
     for name in ("p", "i"):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / f"{name}_csv.csv"), pd.read_csv(tmp_path / f"{name}_parquet.csv"))
+
+
+def test_a_declared_categorical_csv_column_of_numbers_then_words_is_read_as_text(tmp_path, capsys):
+    """pyarrow types a CSV column from the file's first block (1 MB): g's numbers there,
+    its words far below. Declared categorical, g is text throughout: the CSV fits as its
+    Parquet twin of strings, and the model predicts the CSV."""
+    rng = np.random.default_rng(5)
+    n = 30_000
+    z = rng.integers(0, 2, n)
+    g = rng.choice(3, n) + 3 * z
+    df = pd.DataFrame({"x": rng.normal(3.0 * z, 1.0), "g": g.astype(str), "note": "-" * 40})
+    df.loc[28_000:, "g"] = np.where(z[28_000:] == 1, "other", "none")
+    df.to_csv(tmp_path / "late.csv", index=False)
+    df.to_parquet(tmp_path / "late.parquet")
+    models = {}
+    for ext in ("csv", "parquet"):
+        models[ext] = tmp_path / f"{ext}.bigem"
+        rc = main([str(a) for a in ("fit", tmp_path / f"late.{ext}", "-k", "2", "--columns", "x,g", "--column-families",
+                                    "g=categorical", "--dtype", "float64", "-o", models[ext])])
+        assert rc == 0, capsys.readouterr().err
+    csv_fit, parquet_fit = bigem.load(models["csv"]), bigem.load(models["parquet"])
+    assert list(csv_fit.categories_[0]) == sorted(["0", "1", "2", "3", "4", "5", "none", "other"])
+    np.testing.assert_array_equal(csv_fit.categories_[0], parquet_fit.categories_[0])
+    np.testing.assert_allclose(csv_fit.weights_, parquet_fit.weights_, rtol=1e-10)
+    assert main(["predict", str(models["parquet"]), str(tmp_path / "late.csv"), "-o", str(tmp_path / "p.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), parquet_fit.predict(df[["x", "g"]]))

@@ -322,3 +322,26 @@ def test_an_existing_path_with_glob_characters_is_that_file(tmp_path):
     df.iloc[100:].to_csv(tmp_path / "d1.csv", index=False)
     np.testing.assert_array_equal(_all_rows(_open(str(tmp_path / "d[1].csv"), columns=COLS)), df[COLS].to_numpy()[:100])
     np.testing.assert_array_equal(_all_rows(_open(str(tmp_path / "d[0-9].csv"), columns=COLS)), df[COLS].to_numpy()[100:])
+
+
+def test_csv_category_columns_are_read_in_their_categories_type(tmp_path):
+    """A CSV's category column is read as text, then as the model's categories: integers
+    written 1.0 are integers, and a word is named with its row."""
+    from bigem import CategoricalMixture
+    from bigem._core.errors import DataError
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"g": rng.integers(1, 4, 500), "b": rng.random(500) < 0.3})
+    df.to_parquet(tmp_path / "x.parquet")
+    est = CategoricalMixture(2, random_state=0).fit(str(tmp_path / "x.parquet"))
+    assert [c.dtype.kind for c in est.categories_] == ["i", "b"]
+    expected = est.predict(df)
+    as_text = df.astype({"g": float, "b": str})  # g: 1.0, 2.0, 3.0; b: True, False
+    as_text.to_csv(tmp_path / "x.csv", index=False)
+    np.testing.assert_array_equal(est.predict(str(tmp_path / "x.csv")), expected)
+    as_text = as_text.astype({"g": object})
+    as_text.loc[321, "g"] = "many"
+    as_text.to_csv(tmp_path / "y.csv", index=False)
+    with pytest.raises(DataError, match=r"y\.csv: column 'g' holds 'many' \(str\) at row 321, but the model's "
+                       "categories are of type int"):
+        est.predict(str(tmp_path / "y.csv"))

@@ -21,6 +21,7 @@ import functools
 import math
 import numbers
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -314,6 +315,73 @@ def _integral(col, label: str, row0: int, where: str):
         raise DataError(f"{where}: {label} holds {values[row]!r} at row {row0 + row}, which is not a whole number: a "
                         "categorical column takes strings, integers or booleans")
     return pc.cast(col, pa.int64(), safe=False)
+
+
+# ---------------------------------------------------------------------------- CSV text
+# A CSV's category columns are read as text: pyarrow types a column from the file's first
+# block, so a column of numbers there and a word far below failed half-way through a
+# read. The categories are typed from all the column's values instead, by pyarrow's
+# rules (integers, else booleans, else numbers, else text), and each batch's text is
+# then read in that type (``text_as``).
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_TRUE_TEXT = frozenset(("1", "True", "TRUE", "true"))  # pyarrow's ConvertOptions.true_values
+BOOLEAN_TEXT = _TRUE_TEXT | {"0", "False", "FALSE", "false"}  # and its false_values: what it reads as booleans
+
+
+def text_categories(texts: set, label: str) -> set:
+    """The categories of a column read as text (``texts``: its distinct values), typed as
+    pyarrow types a column: integers if every value is one, else booleans, else numbers
+    (whole ones, as :func:`observed` takes them), else the text itself."""
+    if all(_INTEGER_TEXT.fullmatch(t) for t in texts):
+        return {int(t) for t in texts}
+    if texts <= BOOLEAN_TEXT:
+        return {t in _TRUE_TEXT for t in texts}
+    numbers = [_number(t) for t in texts]
+    if all(v is not None for v in numbers):
+        return observed(np.array(numbers, np.float64), label)
+    return set(texts)
+
+
+def text_as(col, cats: np.ndarray):
+    """A column read as text (an Arrow string array) in the type of its categories
+    ``cats``: an Arrow array when every value reads as that type, else an object array of
+    each value read by :func:`text_categories`' rules (text that is no number stays text,
+    which :func:`encode_values` names with its row)."""
+    if not len(cats) or type_name(cats) == "str":
+        return col
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = type_name(cats)
+    try:
+        return pc.cast(col, pa.int64() if kind == "int" else pa.bool_())
+    except pa.ArrowInvalid:
+        pass
+    coded = pc.dictionary_encode(col)
+    values = [_text_value(t, kind) for t in coded.dictionary.to_pylist()]
+    by_code = np.array(values + [None], dtype=object)  # the last: a null
+    return by_code[coded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)]
+
+
+def _text_value(text: str, kind: str) -> object:
+    if kind == "bool" and text in BOOLEAN_TEXT:
+        return text in _TRUE_TEXT
+    if _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if text in BOOLEAN_TEXT:
+        return text in _TRUE_TEXT
+    number = _number(text)
+    return text if number is None else number
+
+
+def _number(text: str) -> float | None:
+    """The number a text is, or None (pyarrow reads no blanks or underscores in numbers)."""
+    if text != text.strip() or "_" in text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from .arrays import PROBE_ROWS, choose_shift
 from .buffers import BufferPool
 from .parts import CutByRows
 from .remote import is_url, opened
+from .schema import BOOLEAN_TEXT, text_as, text_categories
 from .validate import NonNumericDataError, check_weight_not_a_feature, missing_fix
 
 
@@ -169,10 +170,6 @@ def _is_ipc_file(source) -> bool:
     return head == b"ARROW1"
 
 
-# what pyarrow reads as a boolean in a CSV file (its ConvertOptions' default true_values and false_values)
-_BOOLEAN_TEXT = frozenset(("1", "True", "TRUE", "true", "0", "False", "FALSE", "false"))
-
-
 class _CsvReader:
     def __init__(self, path: str, options: CsvOptions) -> None:
         import pyarrow.csv as pcsv
@@ -306,7 +303,7 @@ class _CsvReader:
                     if v is None or v == "":
                         continue
                     if booleans:
-                        if v not in _BOOLEAN_TEXT:
+                        if v not in BOOLEAN_TEXT:
                             return start + i, v
                         continue
                     try:
@@ -513,8 +510,9 @@ class TableSource(CutByRows):
             wanted = list(dict.fromkeys(self.feature_names + self._weight_columns + self._label_columns + self.keep))
 
         def batches(i: int, reader, groups: range | None):
-            if isinstance(reader, _CsvReader):
-                return reader.batches(wanted, self.chunk_rows, numeric=[c for c in numeric if c in wanted])
+            if isinstance(reader, _CsvReader):  # category columns as text (see _fill)
+                return reader.batches(wanted, self.chunk_rows, numeric=[c for c in numeric if c in wanted],
+                                      text=[c for c in wanted if c in self._categorical])
             if isinstance(reader, _ParquetReader):
                 part = {} if groups is None else {"groups": groups}
                 return reader.batches(wanted, self.chunk_rows, threads=self._decode_threads, **part)
@@ -566,6 +564,8 @@ class TableSource(CutByRows):
             if names is None and name in self._categorical:
                 where = self.file_of_row(first_row) if first_row < sum(self.file_rows) else self.files[0]
                 local = first_row - sum(self.file_rows[: self.files.index(where)])
+                if self.format == "csv":  # read as text: in the type of the column's categories
+                    col = text_as(col, self.schema.categories[j])
                 out[j] = self.schema.encode_column(j, col, local, where)
                 continue
             if pa.types.is_decimal(col.type) or pa.types.is_null(col.type) or col.null_count:
@@ -706,7 +706,8 @@ class TableSource(CutByRows):
 
     def _take_streamed(self, reader, local: np.ndarray, out: np.ndarray, done: int) -> int:
         numeric = [n for n in self.feature_names if n not in self._categorical]
-        kw = {"numeric": numeric} if isinstance(reader, _CsvReader) else {}
+        text = [n for n in self.feature_names if n in self._categorical]
+        kw = {"numeric": numeric, "text": text} if isinstance(reader, _CsvReader) else {}
         start = 0
         for batch in reader.batches(self.feature_names, self.chunk_rows, **kw):
             lo, hi = np.searchsorted(local, [start, start + batch.num_rows])
@@ -881,12 +882,15 @@ def distinct_values(files: list[str], fmt: str, columns: list[str], *, label_col
             raise DataError(f"{path}: no column(s) {missing}; the file has {names}. "
                             "Check the spelling (names are case-sensitive) or the columns= you passed")
         check_unique(path, names, wanted)
-        kw = {"numeric": []} if isinstance(reader, _CsvReader) else {}
+        kw = {"numeric": [], "text": list(columns)} if isinstance(reader, _CsvReader) else {}
         for batch in reader.batches(wanted, batch_rows, **kw):
             for name in wanted:
                 values = batch.column(name)
                 where = f"{path}: column {name!r}"
                 found[name] |= learn_classes(values, where) if name == label_column else observed(values, where)
+    if fmt == "csv":  # the categories were read as text (see TableSource._fill): typed from all their values
+        where = files[0] if len(files) == 1 else f"{files[0]} (and the other files)"
+        found.update({name: text_categories(found[name], f"{where}: column {name!r}") for name in columns})
     return found
 
 
