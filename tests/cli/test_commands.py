@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -343,3 +344,29 @@ def test_a_data_file_named_with_glob_characters_is_read_as_itself(files, tmp_pat
     rc, _, err = run(capsys, "predict", model, data, "-o", tmp_path / "p.npy")
     assert rc == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), bigem.load(model).predict(named(X)))
+
+
+def test_an_output_that_cannot_be_created_is_named_before_any_work(files, tmp_path, capsys, monkeypatch):
+    """A folder where no file can be created (read-only, no permission): the error names
+    the output the user gave, not bigem's hidden temporary, and comes before the fit."""
+    d, X = files
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_open = os.open
+
+    def refuse(path, flags, *args, **kw):
+        if os.path.dirname(os.fspath(path)) == str(locked) and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", refuse)
+    for argv, name in (
+        (("fit", d / "d.npy", "-k", "2", "-o", locked / "m.bigem"), f"model {locked / 'm.bigem'}"),
+        (("select", d / "d.npy", "-k", "2", "-o", tmp_path / "s.bigem", "--table", locked / "t.csv"),
+         f"table {locked / 't.csv'}"),
+    ):
+        rc, out, err = run(capsys, *argv)
+        assert rc == 2 and out == "" and ".part" not in err
+        assert f"{name}: cannot be written (Permission denied); choose another output path, in a folder you can " \
+               "write to" in err
+    assert sorted(os.listdir(tmp_path)) == ["locked"] and os.listdir(locked) == []

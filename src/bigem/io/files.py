@@ -20,6 +20,7 @@ leaves the target as it was and no temporary behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -73,6 +74,7 @@ def check_output_path(out: object, formats: tuple[str, ...] | None = None, input
     for other in inputs:
         if os.path.exists(other) and os.path.exists(path) and os.path.samefile(other, path):
             raise OutputPathError(f"{name}: is the input file; choose a different output path")
+    Partial(path, name).abort()  # a file can be created there (a read-only folder fails now, not after the work)
     return path
 
 
@@ -154,28 +156,44 @@ class Partial:
     As a context manager it aborts on an error. Creating one removes the temporaries of
     the same target left by dead writers (:func:`sweep`)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, name: str | None = None) -> None:
         self.path = os.fspath(path)
-        self.target = _check_target(self.path, self.path)  # the error names the user's path, not a temporary
-        folder, name = os.path.split(self.target)
-        ext = os.path.splitext(name)[1]
-        sweep(folder, name, ext)
-        self.tmp = os.path.join(folder, f".{name}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.part{ext}")
-        os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        self.name = name or self.path  # errors name the user's path (``name``: as check_output_path says it), never a temporary
+        self.target = _check_target(self.path, self.name)
+        folder, base = os.path.split(self.target)
+        ext = os.path.splitext(base)[1]
+        sweep(folder, base, ext)
+        self.tmp = os.path.join(folder, f".{base}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.part{ext}")
+        with self._named():
+            os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+    @contextlib.contextmanager
+    def _named(self):
+        """The OS's errors about the temporary (a read-only folder, a full disk) as
+        OutputPathErrors that name the output."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename != self.tmp or isinstance(exc, OutputPathError):
+                raise
+            raise OutputPathError(f"{self.name}: cannot be written ({exc.strerror}); choose another output path, "
+                                  "in a folder you can write to") from None
 
     def commit(self) -> str:
         """Flush the finished file to disk and move it into place; returns its path."""
-        fd = os.open(self.tmp, os.O_RDONLY)
+        with self._named():
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            _check_target(self.path, self.path)  # still a regular file (or none) at the last moment
+            _check_target(self.path, self.name)  # still a regular file (or none) at the last moment
         except OutputPathError:
             self.abort()
             raise
-        os.replace(self.tmp, self.target)
+        with self._named():
+            os.replace(self.tmp, self.target)
         return self.path
 
     def abort(self) -> None:
@@ -193,5 +211,6 @@ class Partial:
 def write_atomically(path: str, write: Callable[[str], None]) -> str:
     """``write(tmp)`` to a :class:`Partial` of ``path``, then commit it."""
     with Partial(path) as part:
-        write(part.tmp)
+        with part._named():
+            write(part.tmp)
         return part.commit()
