@@ -158,7 +158,8 @@ class Partial:
 
     def __init__(self, path: str, name: str | None = None) -> None:
         self.path = os.fspath(path)
-        self.name = name or self.path  # errors name the user's path (``name``: as check_output_path says it), never a temporary
+        # errors name the user's path (``name``: as check_output_path says it), never the temporary
+        self.name = name or self.path
         self.target = _check_target(self.path, self.name)
         folder, base = os.path.split(self.target)
         ext = os.path.splitext(base)[1]
