@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, ParameterError
-from ..io.files import check_output_path, is_url, write_atomically
+from ..io.files import check_output_path, is_url, local_path, target_of, write_atomically
 
 
 FORMAT_NAMES = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file"}
@@ -143,6 +143,20 @@ def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
 def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:
     """Fail before any work when ``path`` cannot be written (``io.files``)."""
     return check_output_path(path, formats, inputs, what)
+
+
+def check_distinct_outputs(outputs: dict[str, str | None]) -> None:
+    """A command's outputs (flag -> path, None where not asked for) go to different files:
+    two at one path (or links to one file) would overwrite each other."""
+    seen: dict[str, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        target = target_of(local_path(path))
+        if target in seen:
+            raise ParameterError(f"{flag} {path}: {seen[target]} writes to the same file; give each output a path "
+                                 "of its own")
+        seen[target] = flag
 
 
 def write_array(path: str, values: np.ndarray, header: list[str]) -> None:

@@ -22,6 +22,7 @@ from .._core.errors import DataError, ParameterError
 from ..estimators.families import FAMILIES, family_estimator
 from ._io import (
     Data,
+    check_distinct_outputs,
     check_exists,
     check_output,
     data_spec,
@@ -886,6 +887,7 @@ def _typed(column: np.ndarray) -> np.ndarray:
 def run_select(args) -> int:
     from ..estimators.selection import COLUMNS, select
 
+    check_distinct_outputs({"-o": args.output, "--table": args.table, "--plot": args.plot})
     family = _family(args)
     if family == "multinomial":
         args.init = args.init or "kmeans"
