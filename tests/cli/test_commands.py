@@ -373,3 +373,19 @@ def test_an_output_that_cannot_be_created_is_named_before_any_work(files, tmp_pa
         assert f"{name}: cannot be written (Permission denied); choose another output path, in a folder you can " \
                "write to" in err
     assert sorted(os.listdir(tmp_path)) == ["locked"] and os.listdir(locked) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a closed pipe and SIGPIPE's status are Unix's")
+def test_a_reader_that_goes_away_stops_it_quietly(files, tmp_path, capsys):
+    """bigem info MODEL --json | head -1: no message, the status SIGPIPE gives Unix tools."""
+    d, _ = files
+    model = tmp_path / "m.bigem"
+    assert run(capsys, "fit", d / "d.npy", "-k", "2", "-o", model)[0] == 0
+    for argv in (("info", model, "--json"), ("info", model)):
+        read, write = os.pipe()
+        os.close(read)  # the reader has gone before the first line
+        try:
+            proc = subprocess.run([BIGEM, *map(str, argv)], stdout=write, stderr=subprocess.PIPE, text=True)
+        finally:
+            os.close(write)
+        assert (proc.returncode, proc.stderr) == (141, "")

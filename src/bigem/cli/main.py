@@ -4,14 +4,20 @@ A user error (bad option, missing or damaged file, unknown column, ...) prints o
 ``bigem CMD: error: ...`` on stderr and exits with status 2; ``--debug`` adds the
 traceback. Warnings print as one line each (``bigem CMD: warning: ...``). Ctrl-C
 (status 130) and SIGTERM (status 143) stop a command cleanly: an output being written
-is removed, and an existing file at its path is left as it was.
+is removed, and an existing file at its path is left as it was. A reader of stdout that
+goes away (``bigem info MODEL --json | head -1``) stops it quietly, with status 141 as
+SIGPIPE gives other Unix tools.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import os
+import select
 import signal
+import stat
 import sys
 import threading
 import traceback
@@ -58,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(), _sigterm_unwinds():
             warnings.simplefilter("default")
             warnings.showwarning = one_line_warning
-            return int(args.run(args) or 0)
+            status = int(args.run(args) or 0)
+            sys.stdout.flush()  # a reader that is gone (bigem info --json | head -1) shows here, not at exit
+            return status
     except (BigemError, ValueError, OSError, ImportError) as exc:
+        if isinstance(exc, BrokenPipeError) and _reader_gone():
+            return _closed_quietly()
         if args.debug:
             traceback.print_exc()
         print(f"bigem {args.command}: error: {in_flags(_one_line(exc))}", file=sys.stderr)
@@ -90,6 +100,34 @@ def _sigterm_unwinds():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has gone: polling it reports an
+    error then (a broken pipe elsewhere, say a remote store's, is an error to report)."""
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            return False
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no file (captured), no poll (Windows)
+        return False
+
+
+def _closed_quietly() -> int:
+    """Stop as Unix tools stop when their reader goes (``| head``): no message, the status
+    of SIGPIPE. stdout then points at the null device, so that Python's last flush at
+    exit does not complain about the output it still holds."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout is no file (captured): nothing to flush at exit
+        pass
+    return 128 + getattr(signal, "SIGPIPE", 13)
 
 
 def _one_line(exc: BaseException) -> str:
