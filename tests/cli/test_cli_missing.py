@@ -161,3 +161,16 @@ def test_the_multinomial_family_refuses_missing_values(capsys, tmp_path):
     rc, _, err = run(capsys, "impute", tmp_path / "m.bigem", tmp_path / "docs.npy", "-o", tmp_path / "i.npy")
     assert rc == 2 and "holds a MultinomialMixture: bigem impute fills gaps under a mixture of columns" in err
     assert not (tmp_path / "p.npy").exists() and not (tmp_path / "i.npy").exists()
+
+
+def test_impute_says_it_writes_the_models_columns(gaps, model, capsys, tmp_path):
+    """DATA's other columns (id here) are not written; the help says so, and names --id-column."""
+    d, _ = gaps
+    assert main(["impute", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Write the columns of DATA that MODEL reads (its columns, or --columns), every row" in text
+    assert "DATA's other columns are not written: --id-" in text and "copies one of them first" in text
+    assert main(["--help"]) == 0
+    assert "write the model's columns of a data file with their missing values filled" in capsys.readouterr().out
+    assert main(["impute", str(model), str(d / "g.csv"), "-o", str(tmp_path / "i.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "i.csv").columns) == ["a", "b", "c"]

@@ -279,15 +279,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_structural)
 
-    p = sub.add_parser("impute", help="fill the missing values of a data file under a fitted mixture",
-                       description="Write DATA with every missing value (a null, an empty CSV field, NaN) replaced by "
-                       "its conditional expectation given the row's observed values under MODEL (a mixture of "
-                       "Gaussian, 0/1, categorical, count or mixed columns; a category column takes its most probable "
-                       "category), or with --sample by a draw from its conditional distribution (multiple imputation: "
-                       "one file per --seed). Observed values are written as they are.")
+    p = sub.add_parser("impute", help="write the model's columns of a data file with their missing values filled",
+                       description="Write the columns of DATA that MODEL reads (its columns, or --columns), every row, "
+                       "with every missing value (a null, an empty CSV field, NaN) replaced by its conditional "
+                       "expectation given the row's observed values under MODEL (a mixture of Gaussian, 0/1, "
+                       "categorical, count or mixed columns; a category column takes its most probable category), or "
+                       "with --sample by a draw from its conditional distribution (multiple imputation: one file per "
+                       "--seed). Observed values are written as they are. DATA's other columns are not written: "
+                       "--id-column copies one of them first, to join the rows back.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file: .npy, .csv or .parquet, with the model's columns (named as at fit)")
     p.add_argument("--sample", action="store_true", help="draw each row's gaps from their conditional distribution")
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default 0)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
