@@ -171,6 +171,7 @@ def test_impute_says_it_writes_the_models_columns(gaps, model, capsys, tmp_path)
     assert "Write the columns of DATA that MODEL reads (its columns, or --columns), every row" in text
     assert "DATA's other columns are not written: --id-" in text and "copies one of them first" in text
     assert main(["--help"]) == 0
-    assert "write the model's columns of a data file with their missing values filled" in capsys.readouterr().out
+    listing = " ".join(capsys.readouterr().out.split())
+    assert "write the model's columns of a data file with their missing values filled" in listing
     assert main(["impute", str(model), str(d / "g.csv"), "-o", str(tmp_path / "i.csv")]) == 0
     assert list(pd.read_csv(tmp_path / "i.csv").columns) == ["a", "b", "c"]
