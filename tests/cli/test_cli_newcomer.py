@@ -135,6 +135,17 @@ def test_impute_refuses_an_id_column_that_it_writes_as_a_feature(clashing, tmp_p
     assert not out.exists()
 
 
+def test_a_multinomial_model_refuses_an_id_column_it_would_drop(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    docs = pd.DataFrame(rng.poisson(2, (100, 4)), columns=["w0", "w1", "w2", "w3"]).assign(doc=np.arange(100))
+    docs.to_parquet(tmp_path / "docs.parquet")
+    bigem.MultinomialMixture(2, random_state=0).fit(docs[["w0", "w1", "w2", "w3"]]).save(tmp_path / "m.bigem")
+    rc, _, err = run(capsys, "predict", tmp_path / "m.bigem", tmp_path / "docs.parquet", "--columns", "w0,w1,w2,w3",
+                     "--id-column", "doc", "-o", tmp_path / "p.csv")
+    assert rc == 2 and "holds a MultinomialMixture, whose predictions come without ids; drop it" in err
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_proba_and_score_say_they_exclude_each_other(capsys):
     assert main(["predict", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -623,6 +623,10 @@ def run_predict(args) -> int:
         return _predict_hmm(est, args)
     _no_sequences(args, est)
     if _is_multinomial(est):
+        if args.id_column is not None:  # its count sources carry no other column: refused, not dropped
+            raise ParameterError(f"--id-column applies to the mixtures of columns and the HMMs, and {args.model} holds "
+                                 "a MultinomialMixture, whose predictions come without ids; drop it (row i of the "
+                                 "output is document i of DATA)")
         return counts_cli.run_predict(est, args)
     _check_id_column(args, _predicted_columns(args, _n_outputs(est)), "the predictions")
     data = _model_data(est, args)
