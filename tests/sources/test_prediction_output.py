@@ -69,3 +69,15 @@ def test_an_id_column_that_is_also_a_feature(tmp_path, fitted, ext):
     assert list(got.columns) == ["a", "label"]
     np.testing.assert_array_equal(got["a"], df["a"])
     np.testing.assert_array_equal(got["label"], gm.predict(df[["a", "b", "c"]]))
+
+
+def test_an_id_column_named_as_an_output_is_refused_and_nothing_is_written(tmp_path, fitted):
+    from bigem._core.errors import ParameterError
+
+    gm, df, _ = fitted
+    clash = df.rename(columns={"key": "label"})
+    with pytest.raises(ParameterError, match="id_column='label' is also the name of an output column"):
+        gm.predict(clash, columns=["a", "b", "c"], out=tmp_path / "l.parquet", id_column="label")
+    with pytest.raises(ParameterError, match="id_column='a' is also the name of an output column"):
+        gm.impute(df, columns=["a", "b", "c"], out=tmp_path / "i.parquet", id_column="a")
+    assert not list(tmp_path.iterdir())

@@ -975,8 +975,10 @@ class _BaseMixture(EstimatorBase, ABC):
                         for _ in blocks:
                             pass
                     raise
+                written = per_row(block, outputs, groups, classes)
+                _check_id_column(id_column, written)
                 cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
-                cols.update(per_row(block, outputs, groups, classes))
+                cols.update(written)
                 sink.write(cols)
             return sink.commit()
 
@@ -1150,6 +1152,7 @@ class _BaseMixture(EstimatorBase, ABC):
         if self._names_categories() and str(path).endswith(".npy"):
             raise ParameterError(f"out={str(path)!r}: the completed rows hold categories that are not numbers, which a "
                                  ".npy file cannot hold; write a .parquet or .csv file")
+        _check_id_column(id_column, names)
         with Sink(path, source.n_rows) as sink:
             for chunk, rows in completed():
                 cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
@@ -1591,4 +1594,14 @@ def _check_positions(columns: list[str], fitted: list[str]) -> None:
             f"columns {columns} name the model's features at other positions ({', '.join(map(repr, moved))}): each "
             f"column is read as the feature at its position, and the model was fitted on {fitted}; pass "
             f"columns={fitted} (or no columns, which reads the fitted names)"
+        )
+
+
+def _check_id_column(id_column, written) -> None:
+    """An id column copied beside the outputs must not share a name with one of them
+    (``written``): the output would hold that name once, and the ids would be lost."""
+    if id_column is not None and str(id_column) in written:
+        raise ParameterError(
+            f"id_column={str(id_column)!r} is also the name of an output column ({', '.join(map(repr, written))}), "
+            "so the ids would be lost; rename the id column in X, or pass id_column=None"
         )
