@@ -325,6 +325,14 @@ def test_fit_and_select_with_a_weight_column(files, tmp_path, capsys):
     assert rc == 0, err
     best = bigem.load(tmp_path / "s.bigem")
     assert list(best.feature_names_in_) == ["a", "b"]
+    # score and bootstrap weigh the rows by the same column
+    rc, out, err = run(capsys, "score", model, d / "d.csv", "--sample-weight", "c", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["mean_log_likelihood"] == pytest.approx(ll @ w / w.sum(), rel=1e-9)
+    rc, out, err = run(capsys, "bootstrap", model, d / "d.csv", "--sample-weight", "c", "-n", 3, "--json")
+    assert rc == 0, err
+    want = ref.bootstrap(named(X), n_boot=3, random_state=0, sample_weight=w).se()["weights_"]
+    np.testing.assert_allclose(json.loads(out)["parameters"]["weights_"]["se"], want, rtol=1e-6)
 
 
 def test_sample_labels_refuse_to_shadow_a_feature_named_component(tmp_path, capsys):

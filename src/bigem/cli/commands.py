@@ -131,6 +131,12 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                    help="the CSV's first line is data, not names: its columns are called f0, f1, ...")
 
 
+def _weight_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--sample-weight", metavar="COLUMN",
+                   help=f"column of non-negative row weights (not a feature); {what} (a model fitted with "
+                   "--sample-weight: pass the same column)")
+
+
 def _csv(args) -> dict:
     return dict(delimiter=args.delimiter, header=not args.no_header)
 
@@ -230,6 +236,7 @@ def add_parsers(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
+    _weight_option(p, "each row's log-likelihood counts that many times")
     _sequence_options(p)
     _data_options(p)
     _missing_option(p, None)
@@ -248,6 +255,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--level", type=float, default=0.95, help="of the percentile intervals (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
+    _weight_option(p, "give the fit's own weights: each replicate's draws multiply them")
     _data_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_bootstrap)
@@ -422,12 +430,14 @@ def _load(path: str, missing: str | None = None, classifier: bool = False):
 
 
 def _model_data(est, args) -> Data:
-    """DATA's columns for MODEL: as asked, else the model's names for a file with names."""
+    """DATA's columns for MODEL: as asked, else the model's names for a file with names
+    (and the weight column, where the command has --sample-weight)."""
     path, columns = args.data, args.columns
     names = getattr(est, "feature_names_in_", None)
     if columns is None and names is not None and not path.lower().endswith(".npy"):
         columns = [str(n) for n in names]
-    data = read_data(path, columns, **_csv(args), numeric=not getattr(est, "_has_schema", False))
+    data = read_data(path, columns, getattr(args, "sample_weight", None), **_csv(args),
+                     numeric=not getattr(est, "_has_schema", False))
     _check_width(est, path, data.n_features)
     return data
 
@@ -680,13 +690,16 @@ def run_score(args) -> int:
     from ..estimators.selection import criteria
 
     est = _load(args.model, args.missing)
+    if args.sample_weight is not None and (_is_hmm(est) or _is_multinomial(est)):
+        raise ParameterError(f"--sample-weight: {args.model} holds a {type(est).__name__}, whose score takes no row "
+                             "weights; drop --sample-weight")
     if _is_hmm(est):
         return _score_hmm(est, args)
     _no_sequences(args, est)
     if _is_multinomial(est):
         return counts_cli.run_score(est, args)
     data = _model_data(est, args)
-    c = criteria(_for(est, data), data.X, columns=data.columns)
+    c = criteria(_for(est, data), data.X, sample_weight=data.weight, columns=data.columns)
     payload = dict(
         n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], caic=c["caic"], sabic=c["sabic"],
@@ -711,8 +724,9 @@ def run_bootstrap(args) -> int:
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem bootstrap refits a mixture fitted by "
                              "maximum likelihood (bigem fit)")
     data = _model_data(est, args)
+    weights = None if data.weight is None else _column_array(data.X, data.weight)
     result = _for(est, data).bootstrap(data.X, n_boot=args.n_boot, method=args.method, random_state=args.seed,
-                                       columns=data.columns)
+                                       columns=data.columns, sample_weight=weights)
     se, ci = result.se(), result.ci(args.level)
     payload = dict(n_rows=data.n_rows, n_boot=result.n_boot, method=result.method, level=args.level,
                    converged=int(result.converged.sum()),
@@ -722,12 +736,15 @@ def run_bootstrap(args) -> int:
     return 0
 
 
-def run_structural(args) -> int:
-    from ..estimators import StructuralModel
+def _column_array(X, name: str) -> np.ndarray:
+    """One column of DATA, whole (a weight column: a float per row)."""
     from ..sources.inputs import named_column_blocks
 
-    def column_array(X, name: str):
-        return np.concatenate([values for values, _ in named_column_blocks(X, name)])
+    return np.concatenate([values for values, _ in named_column_blocks(X, name)])
+
+
+def run_structural(args) -> int:
+    from ..estimators import StructuralModel
 
     if args.output is not None:
         check_output(args.output, (args.data, args.model), what="model")
@@ -748,7 +765,7 @@ def run_structural(args) -> int:
     model.fit(X, args.outcomes, sample_weight=args.sample_weight)
     boot = None
     if args.n_boot:  # each replicate multiplies the rows' weights by its draws: the weights in memory
-        weights = None if args.sample_weight is None else column_array(X, args.sample_weight)
+        weights = None if args.sample_weight is None else _column_array(X, args.sample_weight)
         boot = model.bootstrap(X, args.outcomes, n_boot=args.n_boot, random_state=args.seed, sample_weight=weights)
     if args.output is not None:
         model.save(args.output)
