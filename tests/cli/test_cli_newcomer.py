@@ -172,6 +172,12 @@ def test_messages_name_flags_not_keyword_arguments(events, tmp_path, capsys):
     ("delimiter= and header= apply to CSV files", "--delimiter and --no-header apply to CSV files"),
     ("with id_column=)", "with --id-column)"),
     ("n_components = 3", "n_components = 3"),
+    ("stopping='aitken' does not apply with accelerate='squarem'", "--stopping aitken does not apply with --accelerate"),
+    ("covariance_type='E' needs one feature", "--covariance E needs one feature"),
+    ("pass dtype='float64'", "pass --dtype float64"),
+    ("families={'g': 'categorical', 'n': 'poisson'} names", "--column-families g=categorical,n=poisson names"),
+    ("missing_values='fiml' with init_params='hc'", "--missing fiml with --init hc"),
+    ("n_components=3 exceeds", "-k 3 exceeds"),
 ])
 def test_keyword_arguments_in_flags(text, flags):
     assert in_flags(text) == flags

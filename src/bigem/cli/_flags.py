@@ -23,11 +23,21 @@ _FLAGS = (
     (r"\bid_column=", "--id-column"),
     (r"\blengths=", "--lengths"),
     (r"\bdelimiter=", "--delimiter"),
+    (r"\baccelerate=(['\"])squarem\1", "--accelerate"),
+    (r"\bstopping=(['\"])(\w+)\1", r"--stopping \2"),
+    (r"\bcovariance_type=(['\"])(\w+)\1", r"--covariance \2"),
+    (r"\bdtype=(['\"])(float32|float64)\1", r"--dtype \2"),
+    (r"\bmissing_values=(['\"])(\w+)\1", r"--missing \2"),
+    (r"\binit_params=(['\"])([\w+-]+)\1", r"--init \2"),
+    (r"\bn_components=(?=\d)", "-k "),
 )
+_FAMILIES = re.compile(r"\bfamilies=\{([^{}]*)\}")
+_PAIR = re.compile(r"(['\"])(.*?)\1\s*:\s*(['\"])(.*?)\3")
 
 
 def in_flags(text: str) -> str:
     """``text`` with the library's keyword arguments written as command-line flags."""
     for pattern, flag in _FLAGS:
         text = re.sub(pattern, flag, text)
-    return text
+    return _FAMILIES.sub(lambda m: "--column-families " + ",".join(
+        f"{p[1]}={p[3]}" for p in _PAIR.findall(m.group(1))), text)
