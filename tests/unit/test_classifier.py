@@ -107,6 +107,10 @@ def test_edda_reproduces_mclusts_iris_summary():
     assert round(np.sum((truth - proba) ** 2) / (2 * len(y)), 4) == 0.0127
     text = clf.summary()
     assert "-187.7097" in text and "VEV" in text and "555.8024" in text
+    trained = clf.summary(X, y)  # mclust's summary keeps the training data; ours is given it
+    assert trained.startswith(text) and "Classification error = 0.0200" in trained
+    assert "Brier score          = 0.0127" in trained
+    assert "  virginica           0          3         50" in trained  # mclust's training confusion matrix
     # mclust 6.0.0's BIC of every model (its sign), to its printed digits; VVE apart: our M-step reaches a
     # higher complete-data log-likelihood than its mstepVVE (-56.66405), so that row's mixture BIC moves
     mclust = dict(EII=-894.5342, VII=-860.1564, EEI=-809.2049, VEI=-771.8635, EVI=-796.1814, VVI=-738.9808,

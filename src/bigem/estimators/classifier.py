@@ -618,10 +618,13 @@ class MixtureClassifier(EstimatorBase):
             raise DataError(f"y has {len(y)} labels but X has {len(predicted)} rows: give one label per row of X")
         return float(np.mean(predicted == y))
 
-    def summary(self) -> str:
+    def summary(self, X=None, y=None, *, columns=None) -> str:
         """mclust's ``summary(MclustDA)``: the log-likelihood, n, df and BIC, then each
         class's rows, share, model and number of components. BIC with bigem's sign (lower
-        is better; mclust prints minus it)."""
+        is better; mclust prints minus it). Given the training data X and y (mclust keeps
+        them in the model; bigem does not), also its training confusion matrix,
+        classification error and Brier score (the squared error of the probabilities
+        against the labels, summed and divided by 2n, as mclust's ``BrierScore``)."""
         self._check_fitted()
         n = int(self.class_counts_.sum())
         model = self._inference_settings().model
@@ -632,7 +635,33 @@ class MixtureClassifier(EstimatorBase):
         for label, rows, share, model, k in zip(self.classes_, self.class_counts_, self.class_proportions_,
                                                 self.covariance_types_, self.n_components_):
             lines.append(f"  {str(label):<16} {int(rows):>8} {100 * share:>7.2f} {model:>6} {k:>3}")
+        if X is not None or y is not None:
+            lines += self._training_summary(X, y, columns)
         return "\n".join(lines)
+
+    def _training_summary(self, X, y, columns) -> list[str]:
+        if X is None or y is None:
+            raise ParameterError("summary(X, y) needs both the training rows and their labels, or neither")
+        y = np.asarray(y)
+        proba = self.predict_proba(X, columns=columns)
+        if len(y) != len(proba):
+            raise DataError(f"y has {len(y)} labels but X has {len(proba)} rows: give one label per row of X")
+        classes = list(self.classes_)
+        unknown = sorted({str(v) for v in np.unique(y)} - {str(c) for c in classes})
+        if unknown:
+            raise DataError(f"y holds labels the classifier was not fitted on: {unknown}")
+        truth = np.array([classes.index(v) for v in y])
+        predicted = proba.argmax(1)
+        onehot = np.eye(len(classes))[truth]
+        width = max(8, *(len(str(c)) for c in classes))
+        lines = ["", "Training confusion matrix (rows: predicted, columns: class):",
+                 " " * (width + 2) + "".join(f"{str(c):>{width + 1}}" for c in classes)]
+        for i, c in enumerate(classes):
+            counts = [int(np.sum((predicted == i) & (truth == j))) for j in range(len(classes))]
+            lines.append(f"  {str(c):<{width}}" + "".join(f"{v:>{width + 1}}" for v in counts))
+        lines += [f"Classification error = {np.mean(predicted != truth):.4f}",
+                  f"Brier score          = {np.sum((proba - onehot) ** 2) / (2 * len(y)):.4f}"]
+        return lines
 
     def cv(self, X, y, *, n_folds: int = 10, random_state=None) -> dict:
         """Cross-validated classification error and Brier score (mclust's ``cvMclustDA``).
