@@ -515,3 +515,18 @@ def test_the_classifier_predicts_the_outcome_as_stepmixs(data, structural):
     assert ours._estimator_type == "classifier"
     with pytest.raises(ParameterError, match="binary or categorical outcome"):
         bigem.StepMixClassifier(K, structural="gaussian_unit").fit(X, Y)
+
+
+def test_categorical_codes_are_places_as_in_stepmix(data):
+    """StepMix reads a code as a position: answers 1..3 have four outcomes (0 never seen),
+    and a column of codes {1, 3} keeps the unseen 0 and 2. Parameters, their count, the
+    criteria and the frames' labels follow."""
+    rng, z, _ = data
+    X = 1 + (rng.random((1500, 4)) < np.array([[.2, .8, .5, .3], [.8, .2, .5, .7], [.5, .5, .1, .9]])[z]) \
+        + (rng.random((1500, 4)) < 0.3)
+    X[:, 3] = np.where(X[:, 3] == 2, 3, X[:, 3])
+    ref, ours = both(X, measurement="categorical")
+    assert ours.n_parameters == ref.n_parameters == 3 * (16 - 4) + 2
+    assert ours.bic(X) == pytest.approx(ref.bic(X), rel=1e-9)
+    close(ref.get_parameters(), ours.get_parameters(), 1e-6)
+    assert list(ours.get_mm_df().index) == list(ref.get_mm_df().index)

@@ -294,6 +294,8 @@ class StepMix(EstimatorBase):
         params = self.get_parameters()
         if isinstance(self.measurement, dict):
             n += sum(_count(params["measurement"][b.name], b.model, K) for b in _blocks(self.measurement))
+        elif _MODEL_NAMES.get(self.measurement, "").startswith("categorical"):  # its codes' places, as StepMix
+            n += _count(params["measurement"], self.measurement, K)
         else:
             n += self._mm._n_parameters() - (K - 1)
         if self._sm is not None:
@@ -674,13 +676,33 @@ def _pivot(df, index: list[str], aggfunc: str = "mean"):
     return pd.pivot_table(df, columns="class_no", values="value", index=index, aggfunc=aggfunc)
 
 
-def _padded(probabilities: list[np.ndarray]) -> tuple[np.ndarray, int, int]:
+def _padded(probabilities: list[np.ndarray], categories: list | None = None) -> tuple[np.ndarray, int, int]:
     """StepMix's categorical layout: each column's probabilities in a block of the widest
-    column's width, padded with StepMix's clip; the width; the total of outcomes."""
-    width = max(p.shape[1] for p in probabilities)
+    column's width, padded with StepMix's clip; the width; the total of outcomes. StepMix
+    reads a code as a position (its ``max_one_hot``): a column of codes ``categories``
+    (say answers 1..5) has max code + 1 outcomes, the codes it never saw among them, so
+    each probability goes to its code's place (categories that are not non-negative
+    integers keep their order)."""
     K = probabilities[0].shape[0]
-    blocks = [np.concatenate([p, np.full((K, width - p.shape[1]), _PADDING)], 1) for p in probabilities]
-    return np.concatenate(blocks, 1), width, sum(p.shape[1] for p in probabilities)
+    positions = [np.arange(p.shape[1]) for p in probabilities]
+    if categories is not None and all(_codes(c) for c in categories):
+        positions = [np.asarray(c, dtype=np.float64).astype(np.int64) for c in categories]
+    outcomes = [int(pos.max()) + 1 if pos.size else 0 for pos in positions]
+    width = max(outcomes)
+    blocks = []
+    for p, pos in zip(probabilities, positions):
+        block = np.full((K, width), _PADDING)
+        block[:, pos] = p
+        blocks.append(block)
+    return np.concatenate(blocks, 1), width, sum(outcomes)
+
+
+def _codes(categories) -> bool:
+    """Whether a column's categories are non-negative integer codes (StepMix's input)."""
+    values = np.asarray(categories)
+    if values.dtype.kind not in "iuf" or not values.size:
+        return False
+    return bool(np.all(values >= 0) and np.all(values == np.round(values)))
 
 
 def _measurement_parameters(mm, s) -> dict:
@@ -688,7 +710,7 @@ def _measurement_parameters(mm, s) -> dict:
     if name == "BernoulliMixture":
         return {"pis": mm.probabilities_.copy()}
     if name == "CategoricalMixture":
-        pis, width, total = _padded(mm.probabilities_)
+        pis, width, total = _padded(mm.probabilities_, mm.categories_)
         return {"max_n_outcomes": width, "total_outcomes": total, "pis": pis}
     out = {"means": mm.means_.copy(), "covariances": mm.covariances_.copy()}
     if not s.measurement.endswith("_nan"):
@@ -774,7 +796,10 @@ def _block_parameters(est, model: str, columns: range) -> dict:
     if base == "binary":
         return {"pis": est.bernoulli_probabilities_[:, among(("bernoulli",))].copy()}
     if base == "categorical":
-        pis, width, total = _padded([est.probabilities_[i] for i in among(("categorical",))])
+        chosen = among(("categorical",))
+        categories = getattr(est, "categories_", None)
+        pis, width, total = _padded([est.probabilities_[i] for i in chosen],
+                                    None if categories is None else [categories[i] for i in chosen])
         return {"max_n_outcomes": width, "total_outcomes": total, "pis": pis}
     coef = est.coef_[:, among(("covariate",))]
     return {"beta": np.c_[est.intercept_, coef] if est.intercept else coef.copy()}
