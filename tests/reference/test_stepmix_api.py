@@ -530,3 +530,17 @@ def test_categorical_codes_are_places_as_in_stepmix(data):
     assert ours.bic(X) == pytest.approx(ref.bic(X), rel=1e-9)
     close(ref.get_parameters(), ours.get_parameters(), 1e-6)
     assert list(ours.get_mm_df().index) == list(ref.get_mm_df().index)
+
+
+def test_a_one_step_covariate_fit_leaves_stepmixs_class_weights():
+    """StepMix's M-step sets the class weights to the posteriors' mean even with a
+    covariate, and predict_proba(X) and score(X) read them."""
+    from stepmix.datasets import data_bakk_covariate
+
+    X, Z, _ = data_bakk_covariate(1200, 0.8, random_state=3)
+    kw = dict(measurement="bernoulli", structural="covariate", n_steps=1, structural_params={"max_iter": 100},
+              abs_tol=1e-10)
+    ref, ours = both(X, Z, **kw)
+    np.testing.assert_allclose(ours.weights_, ref.weights_, atol=1e-4)  # the measurement fit's were 0.09 apart
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=5e-4)
+    assert ours.score(X) == pytest.approx(ref.score(X), abs=1e-5)

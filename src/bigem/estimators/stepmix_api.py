@@ -208,6 +208,8 @@ class StepMix(EstimatorBase):
             self._mm = self._sm.measurement_
             run = self._sm if np.isfinite(self._sm.lower_bound_) else self._mm  # naive and BCH do no EM
             self.structural_in_ = len(self._sm.families_)
+            if s.n_steps == 1 and "covariate" in self._sm.families_:
+                self._mm.weights_ = self._posterior_mean(X, Y, sample_weight)
         self.weights_ = np.asarray(self._mm.weights_, dtype=np.float64).copy()
         self.lower_bound_, self.n_iter_, self.converged_ = float(run.lower_bound_), int(run.n_iter_), bool(
             run.converged_)
@@ -222,6 +224,17 @@ class StepMix(EstimatorBase):
         if s.verbose == 1:
             self.report(X, Y, sample_weight=sample_weight)
         return self
+
+    def _posterior_mean(self, X, Y, sample_weight) -> np.ndarray:
+        """The class weights StepMix's one-step EM leaves with a covariate: its M-step sets
+        them to the mean of the posteriors (weighted), although p(class | z) replaces them
+        in the model; predict_proba(X) and score(X) read them."""
+        from ..sources.inputs import named_column_blocks
+
+        post = self._sm.predict_proba(X, Y)
+        if isinstance(sample_weight, str):
+            sample_weight = np.concatenate([v for v, _ in named_column_blocks(X, sample_weight)])
+        return np.average(post, axis=0, weights=sample_weight)
 
     def report(self, X, Y=None, sample_weight=None):
         """Print StepMix's report of the fit (``verbose=1`` prints it after ``fit``): each
