@@ -544,3 +544,13 @@ def test_a_one_step_covariate_fit_leaves_stepmixs_class_weights():
     np.testing.assert_allclose(ours.weights_, ref.weights_, atol=1e-4)  # the measurement fit's were 0.09 apart
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=5e-4)
     assert ours.score(X) == pytest.approx(ref.score(X), abs=1e-5)
+
+
+@pytest.mark.parametrize("structural", ["gaussian_nan", "gaussian_unit_nan"])
+def test_unit_variance_outcomes_with_gaps_list_stepmixs_covariances(data, structural):
+    rng, z, X = data
+    Y = rng.normal(size=(len(z), 2)) + z[:, None]
+    Y[::7, 0] = np.nan
+    ref, ours = both(X, Y, measurement="bernoulli", structural=structural)
+    close(ref.get_parameters()["structural"], ours.get_parameters()["structural"], 1e-5)
+    assert list(ours.get_sm_df().index) == list(ref.get_sm_df().index)

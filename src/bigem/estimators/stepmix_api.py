@@ -801,6 +801,8 @@ def _block_parameters(est, model: str, columns: range) -> dict:
     if base in ("gaussian_diag", "gaussian_unit"):
         g = among(("gaussian", "gaussian_unit"))
         out = {"means": est.means_[:, g].copy()}
+        if base == "gaussian_unit" and _MODEL_NAMES[model].endswith("_nan"):  # StepMix's unit variances, listed
+            out["covariances"] = np.ones_like(out["means"])
         if base == "gaussian_diag":
             out["covariances"] = est.covariances_[:, g].copy()
             if not model.endswith("_nan"):
