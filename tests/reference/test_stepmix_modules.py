@@ -78,3 +78,14 @@ def test_blrt_rejects_too_few_classes_and_keeps_enough(items, capsys):
                                                                                            progress_bar=0, **kw),
                      X, n_repetitions=5, random_state=0)
     assert blrt(bigem.StepMix(1, **kw), bigem.StepMix(2, **kw), X, n_repetitions=5, random_state=0) == ref == 0.0
+
+
+def test_a_quiet_sweep_still_names_each_test_as_stepmixs_does(items, capsys):
+    from bigem.stepmix.bootstrap import blrt_sweep
+
+    X, _ = items
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        blrt_sweep(bigem.StepMix(1, random_state=0), X, low=1, high=2, n_repetitions=2, random_state=0, verbose=False)
+    printed = capsys.readouterr().out
+    assert "Testing 1 vs. 2 classes..." in printed and "BLRT Sweep Results" not in printed

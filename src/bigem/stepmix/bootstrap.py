@@ -41,13 +41,14 @@ def blrt(null_model, alternative_model, X, Y=None, n_repetitions=30, random_stat
 
 def blrt_sweep(model, X, Y=None, low=1, high=5, n_repetitions=30, random_state=42, verbose=True):
     """StepMix's BLRT for each number of classes k in [low, high): k against k + 1, with
-    ``model``'s settings; a DataFrame of p-values indexed by "k vs. k + 1 classes"."""
+    ``model``'s settings; a DataFrame of p-values indexed by "k vs. k + 1 classes".
+    As StepMix's, it names each test as it starts whatever ``verbose`` says (``verbose``
+    prints the table at the end)."""
     import pandas as pd
 
     tests, p_values = [], []
     for k in range(low, high):
-        if verbose:
-            print(f"Testing {k} vs. {k + 1} classes...")
+        print(f"Testing {k} vs. {k + 1} classes...")
         null_model = type(model)(**{**model.get_params(), "n_components": k})
         alternative_model = type(model)(**{**model.get_params(), "n_components": k + 1})
         p_values.append(blrt(null_model, alternative_model, X, Y=Y, n_repetitions=n_repetitions,
