@@ -24,6 +24,7 @@ _FLAGS = (
     (r"\blengths=", "--lengths"),
     (r"\bdelimiter=", "--delimiter"),
     (r"\baccelerate=(['\"])squarem\1", "--accelerate"),
+    (r"\bor accelerate=None\b", "or drop --accelerate"),
     (r"\bstopping=(['\"])(\w+)\1", r"--stopping \2"),
     (r"\bcovariance_type=(['\"])(\w+)\1", r"--covariance \2"),
     (r"\bdtype=(['\"])(float32|float64)\1", r"--dtype \2"),
