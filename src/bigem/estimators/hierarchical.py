@@ -123,7 +123,8 @@ def build(source, model: str = "VVV", use: str = "SVD", max_rows: int = MAX_ROWS
 
 def check(model: str, use: str, max_rows: int) -> None:
     if model not in HC_MODELS:
-        raise ParameterError(f"model must be one of {list(HC_MODELS)} (mclust's hcModelName), got {model!r}")
+        raise ParameterError(f"model must be one of {list(HC_MODELS)} (the hcModelName trees bigem builds; mclust's "
+                             f"E, V, VII and EEE are not built), got {model!r}")
     if use not in HC_USES:
         raise ParameterError(f"use must be one of {list(HC_USES)} (mclust's hcUse), got {use!r}")
     if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or not 2 <= max_rows <= ROWS_LIMIT:
