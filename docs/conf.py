@@ -43,6 +43,8 @@ PUBLIC_MODULES = [
     ("bigem.stepmix.bootstrap", "StepMix's bootstrap and BLRT",
      "``stepmix.bootstrap`` by name: change ``stepmix`` to ``bigem.stepmix`` in the imports."),
     ("bigem.stepmix.utils", "StepMix's helpers", "``stepmix.utils`` by name."),
+    ("bigem.stepmix.datasets", "StepMix's simulated data sets",
+     "``stepmix.datasets`` by name: the same designs, bigem's own random numbers."),
 ]
 # names documented beside the modules' __all__: what a public signature hands to the user
 EXTRA_NAMES = [("bigem.em.driver", "IterationInfo", "bigem"), ("bigem.estimators.hmm", "ConvergenceMonitor", "bigem")]

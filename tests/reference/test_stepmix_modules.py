@@ -89,3 +89,43 @@ def test_a_quiet_sweep_still_names_each_test_as_stepmixs_does(items, capsys):
         blrt_sweep(bigem.StepMix(1, random_state=0), X, low=1, high=2, n_repetitions=2, random_state=0, verbose=False)
     printed = capsys.readouterr().out
     assert "Testing 1 vs. 2 classes..." in printed and "BLRT Sweep Results" not in printed
+
+
+def test_the_simulated_data_sets_are_stepmixs_designs():
+    """Each function of bigem.stepmix.datasets returns what StepMix's returns (types,
+    shapes, column names) and draws from its design: the class shares, item
+    probabilities and outcome means are the generating ones within 4 standard errors."""
+    import stepmix.datasets as theirs
+
+    import bigem.stepmix.datasets as ours
+
+    calls = {"data_bakk_response": (400, 0.8), "data_bakk_covariate": (400, 0.8), "data_bakk_complete": (400, 0.8),
+             "data_bakk_complex": (400, 0.8), "data_generation_gaussian": (400, 0.8),
+             "data_gaussian_binary": (400,), "data_gaussian_categorical": (400,), "data_gaussian_diag": (400, 0.8)}
+    for name, args in calls.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, got = getattr(theirs, name)(*args, random_state=1), getattr(ours, name)(*args, random_state=1)
+        for a, b in zip(ref, got, strict=True):
+            assert type(a) is type(b) and np.shape(a) == np.shape(b), name
+            if hasattr(a, "columns"):
+                assert list(a.columns) == list(b.columns)
+            else:
+                assert np.asarray(a).dtype == np.asarray(b).dtype, name
+    n = 20000
+    X, Y, labels = ours.data_bakk_response(n, 0.8, random_state=0)
+    assert np.abs(np.bincount(labels) / n - 1 / 3).max() < 4 * np.sqrt(2 / 9 / n)
+    pis = ours.bakk_measurements(3, 6, 0.8).T
+    for k in range(3):
+        rows = labels == k
+        assert np.abs(X[rows].mean(0) - pis[k]).max() < 4 * np.sqrt(0.16 / rows.sum())
+        assert abs(Y[rows, 0].mean() - [-1, 1, 0][k]) < 4 / np.sqrt(rows.sum())
+    X, Z, labels = ours.data_bakk_covariate(n, 0.8, random_state=0)
+    logits = Z * np.array([0.0, -1.0, 1.0]) + np.array([0.0, 2.34459467, -3.65540533])
+    expected = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).mean(0)
+    assert np.abs(np.bincount(labels, minlength=3) / n - expected).max() < 4 * np.sqrt(0.25 / n)
+    X, Y, labels = ours.data_gaussian_categorical(n, random_state=0)
+    assert abs(np.mean(Y[labels == 0, 0] == 0) - 0.8) < 4 * np.sqrt(0.16 / (labels == 0).sum())
+    np.testing.assert_allclose(np.cov(X[labels == 1].T), [[0.2104, 0.2904], [0.2904, 12.2392]], rtol=0.1)
+    X, Y, _ = ours.data_gaussian_diag(2000, 0.8, random_state=0, nan_ratio=0.2)
+    assert 0.17 < np.isnan(np.hstack((X, Y))).mean() < 0.23

@@ -5,6 +5,7 @@ so that code written for StepMix runs on bigem by changing ``stepmix`` to
     from bigem.stepmix.stepmix import StepMix, StepMixClassifier
     from bigem.stepmix.bootstrap import bootstrap, blrt, blrt_sweep
     from bigem.stepmix.utils import get_mixed_descriptor
+    from bigem.stepmix.datasets import data_bakk_response   # StepMix's simulated designs
 
 The estimators are :class:`bigem.StepMix` and :class:`bigem.StepMixClassifier`; the
 functions follow StepMix's (their arguments, defaults and returns).
