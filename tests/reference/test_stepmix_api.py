@@ -554,3 +554,22 @@ def test_unit_variance_outcomes_with_gaps_list_stepmixs_covariances(data, struct
     ref, ours = both(X, Y, measurement="bernoulli", structural=structural)
     close(ref.get_parameters()["structural"], ours.get_parameters()["structural"], 1e-5)
     assert list(ours.get_sm_df().index) == list(ref.get_sm_df().index)
+
+
+def test_stepmixs_small_conventions(data, capsys):
+    """verbose=2 prints no report (StepMix tests verbose == 1), progress_bar takes 0, 1 or
+    2, n_features_in_ is set, a wrong width names StepMix, and binary draws are integers."""
+    _, _, X = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = stepmix.StepMix(K, random_state=0, verbose=2, progress_bar=0).fit(X)
+        ours = bigem.StepMix(K, random_state=0, verbose=2).fit(X)
+    assert capsys.readouterr().out == ""
+    assert ours.n_features_in_ == ref.n_features_in_ == 6
+    for model in (ref, ours):
+        with pytest.raises(ValueError, match="X has 5 features, but StepMix is expecting 6 features as input"):
+            model.predict(X[:, :5])
+    assert ours.sample(4)[0].dtype == ref.sample(4)[0].dtype == np.int64
+    for cls in (stepmix.StepMix, bigem.StepMix):
+        with pytest.raises(ValueError, match=r"progress_bar value 3 not recognized. Choose from \[0, 1, 2\]"):
+            cls(K, progress_bar=3, verbose=0).fit(X)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core.errors import BigemError, ParameterError, not_fitted_error
+from .._core.errors import BigemError, DataError, ParameterError, not_fitted_error
 from . import _params
 from ._base import EstimatorBase
 
@@ -196,6 +196,8 @@ class StepMix(EstimatorBase):
         if y is not None and Y is None:
             Y = y
         s = self._settings()
+        if self.progress_bar not in (0, 1, 2):  # StepMix's check and words (True and False are 1 and 0)
+            raise ParameterError(f"progress_bar value {self.progress_bar} not recognized. Choose from [0, 1, 2]")
         if s.rel_tol != 0:
             raise ParameterError(f"rel_tol={s.rel_tol!r}: bigem stops on abs_tol alone; set rel_tol=0 and choose "
                                  "abs_tol")
@@ -213,7 +215,7 @@ class StepMix(EstimatorBase):
         self.weights_ = np.asarray(self._mm.weights_, dtype=np.float64).copy()
         self.lower_bound_, self.n_iter_, self.converged_ = float(run.lower_bound_), int(run.n_iter_), bool(
             run.converged_)
-        self.measurement_in_ = int(self._mm.n_features_in_)
+        self.measurement_in_ = self.n_features_in_ = int(self._mm.n_features_in_)
         self.x_names_ = _names(X)
         if Y is None:
             self.__dict__.pop("structural_in_", None)
@@ -221,7 +223,7 @@ class StepMix(EstimatorBase):
         else:
             self.y_names_ = _names(Y)
         self._draws_ = None  # sample's stream starts again from random_state
-        if s.verbose == 1:
+        if self.verbose == 1:  # StepMix's test: 2 prints no report
             self.report(X, Y, sample_weight=sample_weight)
         return self
 
@@ -283,8 +285,8 @@ class StepMix(EstimatorBase):
         if getattr(self, "_draws_", None) is None:
             self._draws_ = _params.draws(self._settings().random_state)
         classes = class_draws(self.weights_, n_samples, labels, self._draws_)
-        X = measurement_draws(self._mm, classes, self._draws_)
-        Y = None if self._sm is None else self._sm._outcome_draws(classes, self._draws_)
+        X = _typed(measurement_draws(self._mm, classes, self._draws_), self.measurement)
+        Y = None if self._sm is None else _typed(self._sm._outcome_draws(classes, self._draws_), self.structural)
         return X, Y, classes.numpy()
 
     # ------------------------------------------------------------------ parameters
@@ -533,6 +535,10 @@ class StepMix(EstimatorBase):
     def _rows(self, X):
         """X for the measurement model: a DataFrame's values where the parameters were set
         without column names (:meth:`set_parameters`), as StepMix reads either."""
+        width = np.shape(X)[1] if np.ndim(X) == 2 else None  # files: their columns are checked by name
+        if width is not None and width != self.measurement_in_:
+            raise DataError(f"X has {width} features, but StepMix is expecting {self.measurement_in_} features as "
+                            "input.")
         if hasattr(X, "columns") and hasattr(X, "to_numpy") and not hasattr(self._mm, "feature_names_in_"):
             return X.to_numpy(dtype=np.float64, na_value=np.nan)
         return X
@@ -625,6 +631,14 @@ class StepMixClassifier(StepMix):
     def predict_proba(self, X):
         """P(y | X) of the outcome, StepMix's columns (see :meth:`StepMix.predict_proba_Y`)."""
         return self.predict_proba_Y(X)
+
+def _typed(draws: np.ndarray, descriptor) -> np.ndarray:
+    """Draws in the dtype StepMix's ``sample`` gives them: integers from a binary or
+    categorical model, floats otherwise (a nested model's columns together)."""
+    discrete = isinstance(descriptor, str) and _MODEL_NAMES.get(descriptor, "").removesuffix("_nan") in (
+        "binary", "categorical")
+    return draws.astype(np.int64) if discrete else draws
+
 
 def _names(data) -> list[str] | None:
     """A DataFrame's column names or a Series' name, as StepMix keeps them (else None)."""
