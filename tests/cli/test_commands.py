@@ -397,3 +397,22 @@ def test_a_reader_that_goes_away_stops_it_quietly(files, tmp_path, capsys):
         finally:
             os.close(write)
         assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_ctrl_c_while_the_command_line_imports_stops_it_without_a_traceback():
+    """torch and the command's modules take a second or more to import: Ctrl-C then
+    stops the command with status 130, as it does later, not with Python's traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "bigem", "--version"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert proc.returncode in (130, 0)  # 0: the import had already finished and --version printed
