@@ -435,3 +435,9 @@ def test_an_n_features_set_by_hand_that_x_contradicts_is_refused_as_in_hmmlearn(
         m.n_features = 5
         with pytest.raises(ValueError, match="Unexpected number of dimensions, got 2 but expected 5"):
             m.fit(X)
+
+
+def test_the_monitor_history_is_hmmlearns_deque():
+    X = _data()
+    ref, ours = hmm.GaussianHMM(K, n_iter=3, random_state=0).fit(X), GaussianHMM(K, n_iter=3, random_state=0).fit(X)
+    assert type(ours.monitor_.history) is type(ref.monitor_.history)

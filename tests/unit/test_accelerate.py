@@ -233,7 +233,8 @@ def test_structural_zeros_of_a_transition_matrix_survive_extrapolation():
     hmm.fit(X, lengths)
     assert hmm.startprob_[1] == hmm.startprob_[2] == 0.0
     assert hmm.transmat_[1, 0] == hmm.transmat_[2, 0] == hmm.transmat_[2, 1] == hmm.transmat_[0, 2] == 0.0
-    assert np.all(np.diff(hmm.monitor_.history) >= -1e-9 * np.abs(np.array(hmm.monitor_.history[1:])))
+    history = np.array(hmm.monitor_.history)
+    assert np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))
 
 
 @pytest.mark.parametrize("kind", ["GMMHMM", "PoissonHMM", "CategoricalHMM"])
@@ -362,7 +363,7 @@ def test_an_hmm_fit_reports_every_pass_to_a_callback():
     hmm = GaussianHMM(3, n_iter=60, tol=1e-9, random_state=1, accelerate="squarem")
     hmm.fit(X + 1e4, lengths, callback=seen.append)  # far from the origin: float32 fits a shifted copy
     assert [i.iteration for i in seen] == list(range(1, hmm.n_passes_ + 1))
-    assert [i.report.total for i in seen if i.accepted] == hmm.monitor_.history
+    assert [i.report.total for i in seen if i.accepted] == list(hmm.monitor_.history)
     assert not all(i.accepted for i in seen)
     assert np.abs(seen[-1].params.emission.means.numpy() - 1e4).max() < 10  # the data's coordinates
     with pytest.raises(ParameterError, match="callback must be a function"):

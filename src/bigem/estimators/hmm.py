@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import warnings
+from collections import deque
 from abc import ABC, abstractmethod
 from functools import partial
 
@@ -71,7 +72,8 @@ _HMMLEARN_SLACK = float(np.finfo(np.float64).eps) ** 0.5
 
 
 class ConvergenceMonitor:
-    """hmmlearn's monitor: ``history`` (total log-likelihood entering each iteration),
+    """hmmlearn's monitor: ``history`` (total log-likelihood entering each iteration; a
+    ``deque``, as hmmlearn's, so index it or make an array of it, do not slice it),
     ``iter``, ``converged``, ``tol``, ``n_iter``, ``report`` and ``_reset``; plus
     ``seconds`` per iteration. With ``accelerate``, ``iter`` counts passes over the data
     and ``history`` / ``seconds`` keep the accepted ones (a rejected extrapolation is a
@@ -87,7 +89,7 @@ class ConvergenceMonitor:
 
     def __init__(self, tol: float, n_iter: int, verbose: bool) -> None:
         self.tol, self.n_iter, self.verbose = tol, n_iter, verbose
-        self.history: list[float] = []
+        self.history: deque[float] = deque()  # hmmlearn's type
         self.seconds: list[float] = []
         self.iter = 0
         self._converged = False
@@ -501,7 +503,7 @@ class _BaseHMM(EstimatorBase, ABC):
             # resumed from a checkpoint: the iterations before it, from the run's saved history
             before = [(v * source.n_rows, t) for v, t, ok in zip(result.history, result.seconds, result.accepted) if ok]
             missing = len(before) - len(monitor.history)
-            monitor.history[:0] = [v for v, _ in before[:missing]]
+            monitor.history.extendleft(reversed([v for v, _ in before[:missing]]))
             monitor.seconds[:0] = [t for _, t in before[:missing]]
             monitor.iter = result.n_iter
             monitor.converged = result.converged
@@ -865,7 +867,7 @@ class _BaseHMM(EstimatorBase, ABC):
             raise ParameterError(f"invalid parameters ({exc}); the file is damaged") from None
         self._set_params(params)
         monitor = ConvergenceMonitor(s.tol, s.n_iter, s.verbose)
-        monitor.history = stored.numbers("history", [])
+        monitor.history = deque(stored.numbers("history", []))
         monitor.iter = stored.count("iter", 0, high=_params.MAX_ITER)
         monitor.converged = stored.flag("converged", False)
         self.monitor_ = monitor
