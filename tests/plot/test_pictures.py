@@ -186,3 +186,15 @@ def test_a_file_is_read_by_the_models_column_names(tmp_path, blobs2d):
     plot_fit(gm, str(path), tmp_path / "named.svg", max_points=100)
     text = assert_svg(str(tmp_path / "named.svg"))
     assert "height" in text and "width" in text and "100 rows (uniform sample)" in text
+
+
+def test_plot_fit_of_another_family_names_the_pictures_it_has(tmp_path):
+    import bigem
+    from bigem._core.errors import ParameterError
+    from bigem.plot import plot_fit
+
+    X = np.random.default_rng(0).integers(0, 2, (200, 3))
+    m = bigem.BernoulliMixture(2, random_state=0).fit(X)
+    with pytest.raises(ParameterError, match="BernoulliMixture is not one: use plot_profile"):
+        plot_fit(m, X, tmp_path / "f.png")
+    assert not list(tmp_path.iterdir())

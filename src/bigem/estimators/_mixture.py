@@ -452,8 +452,15 @@ class _BaseMixture(EstimatorBase, ABC):
             values = as_labels(y)
             classes = classes_of(learn_classes(values))
             labels = label_codes(values, classes)
-        if not len(classes):
-            return schema, None, None  # nothing labelled: an unsupervised fit
+        if not len(classes):  # nothing labelled: an unsupervised fit, unless unlabelled rows count for nothing
+            if label_column is None and hasattr(X, "shape") and len(values) != X.shape[0]:
+                raise DataError(f"y has {len(values)} labels but X has {X.shape[0]} rows; pass one label per row of "
+                                "X (-1 or None where it is unlabelled)")
+            if s.unlabeled_weight == 0:
+                raise DataError("y labels none of X's rows, and unlabeled_weight=0 counts the unlabelled ones for "
+                                "nothing: there is nothing to fit; label some rows, or pass unlabeled_weight=None "
+                                "for an unsupervised fit")
+            return schema, None, None
         fitted = getattr(self, "classes_", None)
         if continuing and fitted is not None and not np.array_equal(np.asarray(fitted), classes):
             raise DataError(
@@ -1005,10 +1012,7 @@ class _BaseMixture(EstimatorBase, ABC):
         elif fitted is not None and list(fitted) != names:
             if columns is None and len(names) > len(fitted) and set(fitted) <= set(names):
                 return list(fitted)  # every fitted feature and more (an id column): read by name, as files are
-            raise DataError(
-                "The feature names should match those that were passed during fit.\n"
-                f"Fitted with: {list(fitted)}\nGot: {names}"
-            )
+            raise DataError(_names_mismatch([str(n) for n in fitted], names))
 
     def _lazy(self, X, what: str, columns=None, sample_weight=None):
         """Dask input: a lazy dask array, computed partition by partition where X lives;
@@ -1082,10 +1086,11 @@ class _BaseMixture(EstimatorBase, ABC):
         dask array for Dask input."""
         return self._per_row(X, "log_density", columns, out, id_column)
 
-    def score(self, X, y=None, *, columns=None) -> float:
+    def score(self, X, y=None, *, columns=None, sample_weight=None) -> float:
         """Mean log-likelihood per row (higher is better, as in scikit-learn), streamed:
-        files of any size are scored in the memory of a chunk."""
-        totals = self._score_totals(X, columns)
+        files of any size are scored in the memory of a chunk. ``sample_weight``: as for
+        ``fit`` (an array, or a column of X's files): the weighted mean."""
+        totals = self._score_totals(X, columns, sample_weight)
         return totals.loglik / totals.weight
 
     def predict_proba(self, X, *, columns=None, out=None, id_column=None) -> np.ndarray | str:
@@ -1239,17 +1244,18 @@ class _BaseMixture(EstimatorBase, ABC):
         self._fitted()
         return self._model(self._inference_settings()).n_free_parameters(self.n_features_in_)
 
-    def bic(self, X, *, columns=None) -> float:
-        """Bayesian information criterion on X (lower is better); streamed like :meth:`score`."""
-        return self._criteria(X, columns)["bic"]
+    def bic(self, X, *, columns=None, sample_weight=None) -> float:
+        """Bayesian information criterion on X (lower is better); streamed like :meth:`score`.
+        ``sample_weight``: frequency weights, as for ``fit`` (n is their total)."""
+        return self._criteria(X, columns, sample_weight=sample_weight)["bic"]
 
-    def aic(self, X, *, columns=None) -> float:
+    def aic(self, X, *, columns=None, sample_weight=None) -> float:
         """Akaike information criterion on X (lower is better); streamed like :meth:`score`."""
-        return self._criteria(X, columns)["aic"]
+        return self._criteria(X, columns, sample_weight=sample_weight)["aic"]
 
-    def _criteria(self, X, columns=None, entropy: bool = False) -> dict[str, float]:
+    def _criteria(self, X, columns=None, entropy: bool = False, sample_weight=None) -> dict[str, float]:
         """:func:`criteria_of` this fit's totals on X (one streamed pass)."""
-        return criteria_of(self._score_totals(X, columns, entropy=entropy), self._n_parameters(),
+        return criteria_of(self._score_totals(X, columns, sample_weight, entropy=entropy), self._n_parameters(),
                            int(np.shape(self.weights_)[0]))
 
     def bootstrap(self, X, y=None, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
@@ -1274,16 +1280,16 @@ class _BaseMixture(EstimatorBase, ABC):
         """The fitted attributes all components share (the bootstrap does not reorder them)."""
         return set()
 
-    def caic(self, X, *, columns=None) -> float:
+    def caic(self, X, *, columns=None, sample_weight=None) -> float:
         """Consistent AIC (Bozdogan 1987) on X: -2 log L + p (log n + 1), lower is better;
         StepMix's and latent class analysis's. Streamed like :meth:`score`."""
-        return self._criteria(X, columns)["caic"]
+        return self._criteria(X, columns, sample_weight=sample_weight)["caic"]
 
-    def sabic(self, X, *, columns=None) -> float:
+    def sabic(self, X, *, columns=None, sample_weight=None) -> float:
         """Sample-size adjusted BIC (Sclove 1987) on X: -2 log L + p log((n + 2) / 24),
         lower is better, as Mplus and LatentGOLD compute it. (StepMix's ``sabic`` takes
         log(n (n + 2) / 24), p log n more than Sclove's.) Streamed like :meth:`score`."""
-        return self._criteria(X, columns)["sabic"]
+        return self._criteria(X, columns, sample_weight=sample_weight)["sabic"]
 
     def entropy(self, X, *, columns=None) -> float:
         """The posteriors' entropy summed over the rows of X, -sum_n sum_k r_nk log r_nk
@@ -1605,3 +1611,22 @@ def _check_id_column(id_column, written) -> None:
             f"id_column={str(id_column)!r} is also the name of an output column ({', '.join(map(repr, written))}), "
             "so the ids would be lost; rename the id column in X, or pass id_column=None"
         )
+
+
+def _names_mismatch(fitted: list[str], names: list[str]) -> str:
+    """scikit-learn's message for feature names that differ from the fit's (the names
+    unseen, the names missing, or another order), then how to pass the fitted ones."""
+
+    def listed(values: list[str]) -> str:
+        shown = "".join(f"- {v}\n" for v in values[:5])
+        return shown + ("- ...\n" if len(values) > 5 else "")
+
+    unexpected, missing = sorted(set(names) - set(fitted)), sorted(set(fitted) - set(names))
+    message = "The feature names should match those that were passed during fit.\n"
+    if unexpected:
+        message += "Feature names unseen at fit time:\n" + listed(unexpected)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+    if not unexpected and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    return message + "Pass X[list(est.feature_names_in_)] to give the fitted columns in their order."

@@ -103,6 +103,10 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     if method not in METHODS:
         raise ParameterError(f"method must be one of {list(METHODS)}; got {method!r}")
     est._fitted()
+    if y is None and getattr(est, "classes_", None) is not None and method != "parametric":
+        raise ParameterError(f"this {type(est).__name__} was fitted with labels (classes_ "
+                             f"{np.asarray(est.classes_).tolist()}): pass them, est.bootstrap(X, y), so that every "
+                             "replicate refits with them; without y each would be an unlabelled clustering")
     K = int(np.shape(est.weights_)[0])
     shared = est._shared_parameters()
     estimate = _parameters(est)

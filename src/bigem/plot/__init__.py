@@ -19,7 +19,16 @@ __all__ = ["plot_clusters", "plot_convergence", "plot_density_1d", "plot_fit", "
 
 
 def plot_fit(estimator, X, path, title: str | None = None, **kwargs) -> None:
-    """The fit over the data: :func:`plot_density_1d` for one feature, else :func:`plot_clusters`."""
+    """The fit over the data: :func:`plot_density_1d` for one feature, else :func:`plot_clusters`.
+    Gaussian mixtures only; the other families have :func:`plot_profile`."""
+    from ..estimators import BayesianGaussianMixture, GaussianMixture
+
+    if not isinstance(estimator, (GaussianMixture, BayesianGaussianMixture)):
+        from .._core.errors import ParameterError
+
+        raise ParameterError(
+            f"plot_fit draws a Gaussian mixture's densities over the data, and {type(estimator).__name__} is not "
+            "one: use plot_profile (each component's probabilities) or plot_convergence")
     if estimator.means_.shape[1] == 1:
         plot_density_1d(estimator, X, path, title or "Gaussian mixture fit", **kwargs)
     else:

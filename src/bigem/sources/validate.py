@@ -144,10 +144,10 @@ def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", wh
     counts = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if p)
     hint = ("; with dtype='float32', finite values beyond float32's range (about 3.4e38) are infinite too: "
             "rescale them, or pass dtype='float64'") if n_inf and not n_nan else ""
-    if n_nan:
-        fix = f"Drop or impute these values before fitting{missing_fix(offer_fiml)}"
+    if n_nan:  # fit or predict alike: "first", not "before fitting"
+        fix = f"Drop or impute these values first{missing_fix(offer_fiml)}"
     else:
-        fix = "Drop or impute these values before fitting" + (
+        fix = "Drop or impute these values first" + (
             " (infinity is not a missing value: NaN is, with missing_values='fiml')" if offer_fiml else "")
     raise DataError(f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). {fix}{hint}.")
 
