@@ -80,3 +80,14 @@ def test_scikit_learns_errors_where_a_request_is_missing_or_wrong(routing, data)
 def test_requests_need_routing_enabled():
     with pytest.raises(RuntimeError, match="enable_metadata_routing=True"):
         bigem.GaussianMixture().set_fit_request(sample_weight=True)
+
+
+def test_weights_routed_to_fit_leave_score_as_scikit_learns(routing, data):
+    """scikit-learn's GaussianMixture.score takes no weights, so a search that routes
+    sample_weight to fit needs no score request; bigem's score takes them by hand only.
+    StepMix's score takes them, and so does the façade's, as metadata."""
+    from sklearn.mixture import GaussianMixture as Theirs
+
+    assert "sample_weight" not in bigem.GaussianMixture().get_metadata_routing().score.requests
+    assert "sample_weight" not in Theirs().get_metadata_routing().score.requests
+    assert "sample_weight" in bigem.StepMix().get_metadata_routing().score.requests

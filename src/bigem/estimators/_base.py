@@ -170,6 +170,10 @@ class EstimatorBase:
     # each method's metadata are its parameters but the data (scikit-learn's rule), and
     # set_{method}_request records which of them the estimator wants.
     _ROUTED = ("fit", "partial_fit", "predict", "predict_proba", "score")
+    # parameters a method takes that the reference's does not: not metadata, so that a
+    # search routing sample_weight to fit runs as it does there (scikit-learn's mixtures
+    # score unweighted; a weighted score is called by hand)
+    _UNROUTED: ClassVar[dict[str, tuple[str, ...]]] = {"score": ("sample_weight",)}
 
     def _metadata(self, method: str) -> list[str]:
         import inspect
@@ -177,7 +181,7 @@ class EstimatorBase:
         fn = getattr(type(self), method, None)
         if not inspect.isfunction(fn):
             return []
-        data = {"self", "X", "y", "Y", "Xt", "yt"}
+        data = {"self", "X", "y", "Y", "Xt", "yt", *self._UNROUTED.get(method, ())}
         return [p.name for p in inspect.signature(fn).parameters.values()
                 if p.name not in data and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 

@@ -94,6 +94,7 @@ class StepMix(EstimatorBase):
     """
 
     _estimator_type = "clusterer"
+    _UNROUTED = {}  # StepMix's score takes sample_weight: scikit-learn routes it there too
     _constraints = dict(
         n_components=_params.Int(1), n_steps=_params.Int(1, 3), measurement=_params.Passed(),
         structural=_params.Passed(), assignment=_params.Choice(("modal", "soft")),
