@@ -108,6 +108,19 @@ def column_families(text: str) -> dict[str, str]:
     return out
 
 
+def declared_categories(text: str) -> tuple[str, list]:
+    """NAME=A,B,C: one column's categories, typed as a CSV's values are (integers when
+    every one is, else booleans, else numbers, else text)."""
+    from ..sources.schema import text_categories
+
+    name, eq, listed = text.partition("=")
+    values = [v.strip() for v in listed.split(",")]
+    if not eq or not name.strip() or not all(values):
+        raise argparse.ArgumentTypeError(f"expected NAME=CATEGORY,CATEGORY,... (one column; repeat the flag for "
+                                         f"another), got {text!r}")
+    return name.strip(), sorted(text_categories(set(values), f"--categories {name.strip()}"))
+
+
 def delimiter(text: str) -> str:
     """One character; '\\t' (as typed in a shell) or 'tab' is a tab."""
     text = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(text, text)
@@ -160,6 +173,9 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
     p.add_argument("--column-families", type=column_families, metavar="NAME=FAMILY,...",
                    help="a mixed-type model's family per column (gaussian, categorical, bernoulli, poisson); the "
                    "others by type: floats gaussian, strings and booleans categorical (implies --family mixed)")
+    p.add_argument("--categories", type=declared_categories, action="append", metavar="NAME=A,B,...",
+                   help="a categorical column's whole list of categories, when the data may not hold them all "
+                   "(repeat for each column; the others are learnt from the data)")
     p.add_argument("--alpha", type=non_negative_float, default=1.0,
                    help="pseudo-counts of the bernoulli, categorical, poisson and multinomial families (default 1; "
                    "0: maximum likelihood, except multinomial, which needs > 0)")
@@ -378,8 +394,9 @@ def _estimator_params(args, cls=None) -> dict:
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
         stopping=args.stopping, missing_values=args.missing, alpha=args.alpha, families=args.column_families,
+        categories=dict(args.categories) if args.categories else "auto",
     )
-    names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families"}
+    names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families", "categories"}
     return {k: v for k, v in params.items() if k in names}
 
 
@@ -402,6 +419,9 @@ def _family(args) -> str:
     if family == "gaussian" and args.alpha != 1.0:
         raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, poisson and multinomial "
                              "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
+    if args.categories and family not in ("categorical", "mixed"):
+        raise ParameterError(f"--categories lists a categorical column's categories, which --family {family} does not "
+                             "have; use --family categorical or mixed, or drop it")
     if family != "multinomial" and args.vocabulary_size is not None:
         raise ParameterError("--vocabulary-size applies to --family multinomial (token lists); drop it or add the family")
     if family == "multinomial" and args.missing == "fiml":

@@ -16,6 +16,7 @@ import torch
 
 from .._core.errors import ParameterError
 from . import _params
+from ._by_column import per_column_to_json
 
 # Parameters that say where and how a fit runs, not what it computes: never part of a
 # checkpoint's fingerprint, and ``client`` (a connection) is never written to a file.
@@ -35,6 +36,8 @@ class EstimatorBase:
     # fitted arrays some fits leave and others do not (attribute -> tensor name): a model
     # file keeps each one that is set, and loading sets the ones the file holds
     _kept_arrays: ClassVar[dict[str, str]] = {}
+    # settings given per column (``_by_column``): a model file holds them as JSON text
+    _per_column: ClassVar[tuple[str, ...]] = ()
 
     def _settings(self):
         """Every hyper-parameter checked (ParameterError naming the bad one), frozen."""
@@ -91,6 +94,8 @@ class EstimatorBase:
                 values[name] = value
             elif isinstance(value, (np.bool_, np.integer, np.floating)):
                 values[name] = value.item()
+            elif name in self._per_column:
+                values[name] = per_column_to_json(value)
             elif _names_only(value):  # family names by column (a list, or a dict by column name): JSON text
                 values[name] = list(value) if isinstance(value, (list, tuple)) else dict(value)
             elif isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):

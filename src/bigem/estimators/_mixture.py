@@ -475,14 +475,18 @@ class _BaseMixture(EstimatorBase, ABC):
         owner = type(self).__name__
         schema = Schema(tuple(kinds), (), getattr(s, "handle_unknown", "error"), owner,
                         None if names is None else tuple(names), _missing(s) == "fiml")
+        declared = self._declared_categories(s, names, kinds, schema)
         categories = []
         for j, kind in enumerate(kinds):
             if kind != "category":
                 categories.append(None)
                 continue
-            from ..sources.schema import Vocabulary
+            from ..sources.schema import Vocabulary, declared_categories
 
-            cats = Vocabulary({j: found.get(j, set())}).categories(j, schema.label(j))
+            if j in declared:
+                cats = declared_categories(declared[j], found.get(j, set()), schema.label(j))
+            else:
+                cats = Vocabulary({j: found.get(j, set())}).categories(j, schema.label(j))
             if len(cats) == 1:
                 warnings.warn(
                     f"{schema.label(j)} has a single category ({cats[0].item()!r}): it carries no information about "
@@ -495,6 +499,26 @@ class _BaseMixture(EstimatorBase, ABC):
                                      "2**24 are not exact; pass dtype='float64'")
             categories.append(cats)
         return schema.with_categories(tuple(categories))
+
+    @staticmethod
+    def _declared_categories(s, names, kinds: list[str], schema: Schema) -> dict:
+        """The categories the user declared (``categories=``), by column index: the
+        columns whose vocabulary is given rather than learnt from X."""
+        value = getattr(s, "categories", "auto")
+        if isinstance(value, str):  # 'auto': every column learnt
+            return {}
+        from ._by_column import by_column
+
+        out = {}
+        for j, cats in by_column(value, names, len(kinds), "categories", "list of categories").items():
+            if cats is None or isinstance(cats, str) and cats == "auto":
+                continue
+            if kinds[j] != "category":
+                raise ParameterError(f"categories lists categories for {schema.label(j)}, which {schema.owner} reads "
+                                     f"as a {kinds[j]} column, not a categorical one; give categories only for categorical "
+                                     "columns ('auto' or None for the others)")
+            out[j] = cats
+        return out
 
     def _inference_schema(self, s) -> Schema | None:
         """The fitted schema, read with the current ``handle_unknown`` and ``missing_values``."""

@@ -184,6 +184,16 @@ class Optional(Constraint):
         return None if value is None else self.inner.check(value, name, owner)
 
 
+class PerColumn(Constraint):
+    """'auto', or a setting per column: a list (one entry per column) or a dict keyed by
+    column; the entries are checked against X at fit, where its columns are known."""
+
+    def check(self, value, name, owner):
+        if isinstance(value, (list, tuple, dict)) or isinstance(value, str) and value == "auto":
+            return value
+        raise _bad(name, owner, "'auto', a list (one entry per column) or a dict {column: value}", value)
+
+
 class Passed(Constraint):
     """Kept as given; checked where it is used (initial parameters, whose shapes need the data)."""
 

@@ -18,6 +18,19 @@ from . import _params
 from ._discrete import DISCRETE, DISCRETE_MISSING_DOC, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
 
+CATEGORIES_DOC = """    categories : 'auto', list or dict, default='auto'
+        The categories of each categorical column. 'auto' learns them from the data
+        at fit, as scikit-learn's OneHotEncoder does. Otherwise, one list of categories
+        per column (a list with one entry per column, or a dict {column name or
+        position: categories}; 'auto' or None for a column whose categories are
+        learnt). A declared list is the column's whole vocabulary: a category that
+        no row of the fit holds is still a category (with alpha > 0 it keeps a
+        probability), and ``partial_fit`` batches may bring it later. The data must
+        hold no value outside it. ``categories_`` lists them sorted, and
+        ``probabilities_init`` follows that order. A pandas categorical's declared
+        levels are ``X[col].cat.categories``.
+"""
+
 HANDLE_UNKNOWN_DOC = """    handle_unknown : {'error', 'ignore'}, default='error'
         A category that ``predict``, ``score``, ... meet but ``fit`` did not see: an
         error naming its column, row and value, or (``'ignore'``, scikit-learn's
@@ -54,6 +67,7 @@ class CategoricalMixture(_DiscreteMixture):
     n_init : int, default=1
         Number of initialisations; the one with the highest lower bound is kept.
 """
+        + CATEGORIES_DOC
         + HANDLE_UNKNOWN_DOC
         + INIT_DOC.format(space="categories one-hot, so a squared distance counts the columns that differ, "
                                 "k-modes-like")
@@ -72,7 +86,7 @@ class CategoricalMixture(_DiscreteMixture):
         One (n_components, n_categories_j) array per column: P(column j = category m)
         in each component, the categories in the order of ``categories_[j]``.
     categories_ : list of ndarray
-        The categories of each column, sorted, as learnt at fit.
+        The categories of each column, sorted: learnt at fit, or as declared.
     classes_ : ndarray
         The class labels of a semi-supervised fit.
     converged_, n_iter_, n_passes_, lower_bound_, lower_bounds_, history_, n_features_in_, feature_names_in_
@@ -82,7 +96,8 @@ class CategoricalMixture(_DiscreteMixture):
 
     _kind = "category"
     _init_attribute = "probabilities_init"
-    _constraints = dict(DISCRETE, handle_unknown=_params.Choice(("error", "ignore")),
+    _per_column = ("categories",)
+    _constraints = dict(DISCRETE, categories=_params.PerColumn(), handle_unknown=_params.Choice(("error", "ignore")),
                         probabilities_init=_params.Passed())
     _fitted_arrays = {"weights_": "weights", "_probabilities_": "probabilities"}
 
@@ -91,6 +106,7 @@ class CategoricalMixture(_DiscreteMixture):
         n_components=1,
         *,
         alpha=1.0,
+        categories="auto",
         handle_unknown="error",
         tol=1e-3,
         max_iter=100,
@@ -120,6 +136,7 @@ class CategoricalMixture(_DiscreteMixture):
     ):
         self.n_components = n_components
         self.alpha = alpha
+        self.categories = categories
         self.handle_unknown = handle_unknown
         self.tol = tol
         self.max_iter = max_iter

@@ -22,9 +22,10 @@ from ..models.mixture import MixtureModel, MixtureParams
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.product import Part, ProductParams
 from . import _params
+from ._by_column import by_column
 from ._discrete import DISCRETE, DISCRETE_MISSING_DOC, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
-from .categorical_mixture import HANDLE_UNKNOWN_DOC, check_columns_sum, flat_probabilities  # noqa: F401
+from .categorical_mixture import CATEGORIES_DOC, HANDLE_UNKNOWN_DOC, check_columns_sum, flat_probabilities  # noqa: F401
 from .poisson_mixture import check_rates
 
 # family -> how its columns are read (sources.schema kinds), in the order of the product's parts
@@ -66,6 +67,7 @@ class MixedMixture(_DiscreteMixture):
         Pseudo-counts of the categorical (Dirichlet), Bernoulli (Beta) and Poisson
         (Gamma, pseudo-events) blocks, as in their own mixtures; 0 is maximum likelihood.
 """
+        + CATEGORIES_DOC
         + HANDLE_UNKNOWN_DOC
         + """    tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood.
@@ -91,7 +93,7 @@ class MixedMixture(_DiscreteMixture):
     probabilities_ : list of ndarray
         One (n_components, n_categories) array per categorical column, in order.
     categories_ : list of ndarray
-        The categories of each categorical column, sorted, as learnt at fit.
+        The categories of each categorical column, sorted: learnt at fit, or as declared.
     bernoulli_probabilities_ : ndarray of shape (n_components, n_binary)
         P(x = 1) of each Bernoulli column.
     lambdas_ : ndarray of shape (n_components, n_poisson)
@@ -104,8 +106,10 @@ class MixedMixture(_DiscreteMixture):
     )
 
     _structural = ("n_components", "covariance_type")
+    _per_column = ("families", "categories")
     _constraints = dict(DISCRETE, families=_params.Passed(), covariance_type=_params.Choice(("diag", "full")),
-                        reg_covar=_params.Float(0.0), handle_unknown=_params.Choice(("error", "ignore")))
+                        reg_covar=_params.Float(0.0), categories=_params.PerColumn(),
+                        handle_unknown=_params.Choice(("error", "ignore")))
     # every block's arrays, empty for a block without columns
     _fitted_arrays = {"weights_": "weights", "means_": "gaussian.means", "covariances_": "gaussian.covariances",
                       "_probabilities_": "categorical.probabilities",
@@ -119,6 +123,7 @@ class MixedMixture(_DiscreteMixture):
         covariance_type="diag",
         reg_covar=1e-6,
         alpha=1.0,
+        categories="auto",
         handle_unknown="error",
         tol=1e-3,
         max_iter=100,
@@ -150,6 +155,7 @@ class MixedMixture(_DiscreteMixture):
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.alpha = alpha
+        self.categories = categories
         self.handle_unknown = handle_unknown
         self.tol = tol
         self.max_iter = max_iter
@@ -309,26 +315,9 @@ def _stated(families, names: list[str] | None, width: int) -> dict[int, str]:
     if families is None:
         return {}
     known = ", ".join(repr(f) for f in FAMILIES)
-    if isinstance(families, dict):
-        out = {}
-        for key, family in families.items():
-            if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-                j = int(key)
-                if not 0 <= j < width:
-                    raise ParameterError(f"families names column {j}, but X has columns 0..{width - 1}")
-            elif names is not None and str(key) in names:
-                j = names.index(str(key))
-            else:
-                have = names if names is not None else f"positions 0..{width - 1} (X has no column names)"
-                raise ParameterError(f"families names column {key!r}, which X does not have; it has {have}")
-            out[j] = _family(family, key, known)
-        return out
-    if isinstance(families, (list, tuple)):
-        if len(families) != width:
-            raise ParameterError(f"families lists {len(families)} families but X has {width} columns; give one per "
-                                 "column, or a dict {column: family}")
-        return {j: _family(f, j, known) for j, f in enumerate(families)}
-    raise ParameterError(f"families must be a dict {{column: family}}, a list (one per column) or None; got {families!r}")
+    keys = list(families) if isinstance(families, dict) else range(width)
+    stated = by_column(families, names, width, "families", "family")
+    return {j: _family(family, key, known) for (j, family), key in zip(stated.items(), keys)}
 
 
 def _family(family, key, known: str) -> str:

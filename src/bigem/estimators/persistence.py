@@ -20,6 +20,7 @@ from .. import __version__
 from .._core.errors import DeviceWarning, ModelFileError, NumericalError, ParameterError
 from .._core.numerics import device_here, parse_device
 from ..io import read_model_file, write_model_file
+from ._by_column import per_column_from_json
 
 FORMAT = "bigem-model"
 FORMAT_VERSION = 1
@@ -134,6 +135,9 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
             raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
         for name in MACHINE_SETTINGS:
             hyper.pop(name, None)
+        for name in est._per_column:
+            if name in hyper:
+                hyper[name] = per_column_from_json(hyper[name])
         for name in list(tensors):
             if name.startswith("init."):
                 hyper[name[5:]] = tensors.pop(name).numpy()

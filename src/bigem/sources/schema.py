@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.errors import DataError
+from .._core.errors import DataError, ParameterError
 
 KINDS = ("real", "binary", "count", "category")
 # what each kind takes, for messages
@@ -79,6 +79,37 @@ def as_categories(values: list | tuple | np.ndarray, what: str) -> np.ndarray:
     keys = sorted(set(keys))
     kind = next(iter(kinds), str)
     return np.array(keys, dtype={bool: bool, int: np.int64, str: str}[kind])
+
+
+def declared_categories(values, found: set, label: str) -> np.ndarray:
+    """A column's categories as the user declared them (``categories=``), sorted: a
+    ParameterError when the list itself is no list of categories, a DataError naming
+    the values X holds outside it (a declared list is the whole vocabulary)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+        raise ParameterError(f"categories for {label} must be a non-empty list of its categories (or 'auto'); "
+                             f"got {values!r}")
+    try:
+        cats = as_categories(list(values), f"categories for {label}")
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+    if found:
+        kind = type_name(cats)
+        seen = as_categories(list(found), label)
+        if type_name(seen) != kind:
+            raise DataError(f"{label} holds {type_name(seen)} values ({_listed(seen)}) but its declared categories "
+                            f"are {kind} ({_listed(cats)}); declare them as X holds them")
+        outside = np.setdiff1d(seen, cats)
+        if len(outside):
+            them = "it" if len(outside) == 1 else "them"
+            raise DataError(f"{label} holds {_listed(outside)}, which its declared categories ({_listed(cats)}) do "
+                            f"not list; add {them} to categories=, or leave the column's categories to be learnt "
+                            "from X")
+    return cats
+
+
+def _listed(values: np.ndarray, most: int = 10) -> str:
+    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in values[:most])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > most else "")
 
 
 @dataclass
