@@ -60,6 +60,9 @@ class EMResult:
     seconds: list[float] = field(default_factory=list)
     restart: int = 0
     accepted: list[bool] = field(default_factory=list)  # per pass: False for a rejected extrapolation
+    # the last accepted pass's statistics, whose M-step gave params (None after a resume
+    # from a checkpoint): online EM (partial_fit) continues the fit from them
+    stats: Any = None
 
 
 def emit(report: Report, when: str, seen: set[str]) -> None:
@@ -204,6 +207,7 @@ class _Run:
                 stacklevel=3,
             )
         step = model.m_step(stats, params)
+        self.result.stats = stats
         emit(step.report, f"at iteration {iteration}", self.seen)
         self.exact = step.report.exact
         self.prior_gain = max(0.0, step.report.prior_gain)

@@ -38,7 +38,7 @@ from .._core.protocols import Model
 from .._core.types import Chunk
 from .driver import EMResult, IterationInfo, emit
 
-__all__ = ["OnlineState", "minibatches", "online_step", "run_online", "step_size"]
+__all__ = ["OnlineState", "continued", "minibatches", "online_step", "run_online", "step_size"]
 
 
 @dataclass
@@ -52,6 +52,21 @@ class OnlineState:
     seen: set[str] = field(default_factory=set)  # once-only notes already raised
     seen_weight: float = 0.0  # the rows' weight read so far, over every batch
     data_weight: float | None = None  # one pass's weight, once a pass is complete (fit); None: partial_fit
+
+
+def continued(model: Model, result: EMResult, shift: Any, batch_size: int) -> OnlineState | None:
+    """The online state of an exact fit, for ``partial_fit`` to continue it: its last
+    pass's statistics as the running average, and the steps an online pass over its rows
+    in mini-batches of ``batch_size`` would have taken (so a new batch moves the fit by
+    the step the schedule gives next, not by 1: it does not replace the fit). None when
+    the fit kept no statistics (resumed from a checkpoint)."""
+    stats = result.stats
+    weight = model.objective(stats).weight if stats is not None else 0.0
+    if not weight > 0:
+        return None
+    rows = int(getattr(stats, "rows", 0)) or math.ceil(weight)
+    return OnlineState(result.params, running=stats.scale(1.0 / weight), steps=math.ceil(rows / batch_size),
+                       shift=shift, seen_weight=weight)
 
 
 def step_size(t: int, decay: float, offset: float) -> float:

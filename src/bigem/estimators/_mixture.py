@@ -32,7 +32,7 @@ from .._core.protocols import Task
 from .._core.sparse import cat_rows
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
-from ..em.online import OnlineState, online_step, run_online
+from ..em.online import OnlineState, continued, online_step, run_online
 from ..em.init import LabelledResponsibilities, from_given_responsibilities, sample_rows
 from ..engines import LocalEngine
 from ..engines.readback import HostRows
@@ -40,6 +40,7 @@ from ..engines.distributed import process_device
 from ..models.components import log_prob
 from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_explained, check_unexplained, first_of,
                               first_unexplained)
+from ..sources.arrays import Centre
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
@@ -325,6 +326,9 @@ class _BaseMixture(EstimatorBase, ABC):
         features, so an id-like column is warned about. ``dtype``: the rows' (default the
         family's). ``schema`` (default the fitted one) and ``labels``: see ``open_source``."""
         kw.setdefault("schema", self._schema_)
+        if fitted and isinstance(shift, str) and shift == "auto" and self._shift(s):
+            # about the model's centre, not the rows' (see sources.arrays.Centre)
+            shift = Centre(self._model(s).location(self._fitted()).double().cpu())
         return open_source(
             X,
             dtype=dtype or self._model(s).component.row_dtype,
@@ -685,8 +689,10 @@ class _BaseMixture(EstimatorBase, ABC):
                     start=self.lower_bound_ if warm else -math.inf,
                 )
             progress.finish(runs, best)
-        if not online:
-            self.__dict__.pop("_online_", None)  # partial_fit continues from this fit, not an older online state
+        if not online:  # partial_fit continues from this fit, not an older online state
+            self.__dict__.pop("n_steps_", None)
+            batch = getattr(s, "batch_size", None)  # None: a model without partial_fit
+            self._online_ = None if batch is None else continued(model, best, offset, batch)
         self._set_classes(classes)
         self._set_fitted(model.translate(best.params, back), source.n_features, source.feature_names)
         self.converged_ = best.converged
@@ -842,7 +848,10 @@ class _BaseMixture(EstimatorBase, ABC):
         self._online_ = state
         if not fitted:
             self._set_classes(classes)
-        self._set_fitted(model.translate(state.params, back), source.n_features, source.feature_names)
+        names = source.feature_names
+        if fitted and hasattr(self, "feature_names_in_"):  # as scikit-learn's partial_fit: the first call's
+            names = list(self.feature_names_in_)
+        self._set_fitted(model.translate(state.params, back), source.n_features, names)
         self.n_steps_ = state.steps
         self.lower_bound_ = total / weight if weight else -math.inf
         if not fitted:

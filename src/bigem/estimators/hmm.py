@@ -57,6 +57,7 @@ from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, open_source, sequence_lengths
 from ..sources import identity
 from ..sources.sequences import SequenceBatches, check_lengths
+from ..sources.arrays import Centre
 from ..sources.validate import CheckedSource, RowRule
 from . import _params
 from ._base import EstimatorBase
@@ -348,16 +349,33 @@ class _BaseHMM(EstimatorBase, ABC):
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
                 columns = others  # every column but the ids
         emission = self._emission(s, getattr(self, "n_features", None))
-        shift = "auto" if emission.translatable else None
+        shift = self._shift(emission, s, fitting)
         # a process of a torch group moves only its own part of an in-memory X to its device
         rows = open_source(X, dtype=emission.row_dtype, device=s.device, memory_budget=1 << 62, columns=columns,
-                           shift=shift, missing_values=s.missing_values, every_column=fitting,
+                           shift=shift, missing_values=self._missing(s), every_column=fitting,
                            hold_on_host=fitting and s.engine == "torch" and s.device.type != "cpu")
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
         batch = self._rows_per_batch(s, rows.n_features)
         rows.read_in(max(1, min(batch, rows.n_rows)))  # file sources read about one batch per chunk
         check = self._row_check(s, fitting)
         return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch)
+
+    def _missing(self, s) -> str | None:
+        """How the rows' source reads gaps: ``missing_values``, or None for an HMM that
+        has no 'fiml' (its errors then name no option it refuses)."""
+        options = getattr(self._constraints.get("missing_values"), "options", ())
+        return s.missing_values if "fiml" in options else None
+
+    def _shift(self, emission, s, fitting: bool):
+        """What the rows lose before the cast (``sources.arrays.choose_shift``): "auto"
+        for a fit, the fitted emissions' centre for inference (``sources.arrays.Centre``:
+        the rows scored must not set the coordinates), nothing for emissions that do not
+        move with their data."""
+        if not emission.translatable:
+            return None
+        if fitting:
+            return "auto"
+        return Centre(emission.location(self._fitted(s).emission).double().cpu())
 
     def _rows_per_batch(self, s, n_features: int) -> int:
         """Rows in a batch of sequences within ``memory_budget``: per row about six (K,)
@@ -379,8 +397,8 @@ class _BaseHMM(EstimatorBase, ABC):
         aligned = coalesced(aligned, lens, threads, self._rows_per_batch(s, int(aligned.shape[1])))
         emission = self._emission(s, getattr(self, "n_features", None))
         rows = open_dask_source(aligned, client=client, dtype=emission.row_dtype, device=s.device,
-                                memory_budget=s.memory_budget, shift="auto" if emission.translatable else None,
-                                missing_values=s.missing_values, every_column=fitting)
+                                memory_budget=s.memory_budget, shift=self._shift(emission, s, fitting),
+                                missing_values=self._missing(s), every_column=fitting)
         rows.feature_names = names
         held = engine.persist(rows)
         source = DaskSequences(held, lens, self._rows_per_batch(s, rows.n_features))

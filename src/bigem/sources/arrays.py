@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -109,11 +111,22 @@ def beyond_float32(dtype) -> bool:
     return (dtype.kind == "f" and dtype.itemsize > 4) or (dtype.kind in "iu" and dtype.itemsize > 2)
 
 
+@dataclass(frozen=True)
+class Centre:
+    """A shift as "auto" chooses one (only where float32 would lose digits), but this
+    vector rather than the first rows' mean: a fitted model's centre, for inference.
+    The rows scored must not set the coordinates: one far row among them would move
+    the shift to it, and every other row would lose its digits in the cast."""
+
+    vector: Tensor
+
+
 def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor | None:
     """The vector subtracted from every row before the cast to ``dtype`` (float64, (D,)),
     or None. ``shift``: None (no shift), a vector (that one, always: the caller's
-    coordinates), or "auto": the mean of the first rows, when the data is stored with
-    more digits than a float32 computation keeps.
+    coordinates), "auto": the median of the first rows, when the data is stored with
+    more digits than a float32 computation keeps, or a :class:`Centre`: its vector,
+    when "auto" would shift.
 
     Data far from the origin (timestamps, coordinates: an offset of 1e6 times the
     spread) loses its digits in the cast to float32 itself, before any kernel can centre
@@ -122,6 +135,10 @@ def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor 
     """
     if shift is None:
         return None
+    if isinstance(shift, Centre):
+        if dtype != torch.float32 or not beyond_float32(stored_dtype):
+            return None
+        shift = shift.vector
     if not isinstance(shift, str):  # the caller's coordinates (another width: theirs to refuse)
         vector = torch.as_tensor(np.asarray(shift.cpu() if isinstance(shift, Tensor) else shift, dtype=np.float64))
         return vector if first_rows is None or vector.shape[0] == first_rows.shape[-1] else None
@@ -130,9 +147,12 @@ def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor 
     # row-major whatever the input's layout, so the sum rounds alike for every source
     rows = first_rows.detach().to("cpu", torch.float64).contiguous() if isinstance(first_rows, Tensor) else (
         torch.from_numpy(np.array(first_rows, dtype=np.float64, order="C")))
-    finite = torch.isfinite(rows)  # NaN and inf are for validation to report, not to shift by
-    total = torch.where(finite, rows, torch.zeros_like(rows)).sum(0)
-    return total / finite.sum(0).clamp(min=1)
+    # the median, not the mean: one far row among the first (an outlier, a sentinel
+    # 1e9) must not carry the shift to it, where every other row would lose its digits.
+    # NaN and inf are for validation to report, not to shift by.
+    finite = torch.where(torch.isfinite(rows), rows, torch.full_like(rows, math.nan))
+    centre = torch.nanmedian(finite, dim=0).values
+    return torch.nan_to_num(centre, nan=0.0)
 
 
 def as_tensor(x, dtype: torch.dtype, device: torch.device, shift: Tensor | None = None) -> Tensor:
