@@ -122,3 +122,27 @@ def test_a_categorical_mixture_is_pomegranates(float64_default):
     for j in range(2):
         np.testing.assert_allclose(ours.probabilities_[j], probs[:, j], atol=1e-12)
     same_answers(ref, ours, X, torch.int64)
+
+
+def test_a_masked_tensor_is_read_as_gaps():
+    """pomegranate's missing values, a torch MaskedTensor: its hidden entries are NaN to
+    bigem, so the fit equals the fit of the array with NaN there (missing_values='fiml'),
+    and without 'fiml' the NaN check names the option."""
+    from torch.masked import masked_tensor
+
+    rng = np.random.default_rng(0)
+    data = torch.tensor(np.r_[rng.normal(size=(150, 2)), rng.normal(size=(150, 2)) + 4])
+    hidden = rng.random((300, 2)) < 0.15
+    hidden[:, 1] &= ~hidden[:, 0]  # every row keeps a value
+    mask = torch.tensor(~hidden)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's "MaskedTensor is in prototype stage"
+        masked = masked_tensor(data, mask)
+    gaps = np.where(mask.numpy(), data.numpy(), np.nan)
+    kw = dict(missing_values="fiml", dtype="float64", random_state=0)
+    a = bigem.GaussianMixture(2, **kw).fit(masked)
+    b = bigem.GaussianMixture(2, **kw).fit(gaps)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.score_samples(masked), b.score_samples(gaps))
+    with pytest.raises(bigem.errors.DataError, match="missing_values='fiml'"):
+        bigem.GaussianMixture(2).fit(masked)

@@ -293,6 +293,18 @@ def _select_frame_columns(X, columns: list[str]):
     return X[list(columns)]
 
 
+def unmasked(X):
+    """A torch ``MaskedTensor`` (pomegranate's missing values) as a tensor with NaN where
+    its mask hides an entry: bigem's gaps, which ``missing_values='fiml'`` models (and
+    the NaN check refuses otherwise, saying so). Anything else as it is."""
+    if type(X).__name__ != "MaskedTensor" or not isinstance(X, torch.Tensor):
+        return X
+    data, mask = X.get_data(), X.get_mask()
+    if not data.is_floating_point():
+        data = data.double()
+    return torch.where(mask, data, torch.full_like(data, float("nan"))).detach()
+
+
 def open_source(
     X: object,
     *,
@@ -344,6 +356,7 @@ def open_source(
     chunks carry them in ``Chunk.label``.
     """
     keep = list(keep or [])
+    X = unmasked(X)
     name = describe_input(X)
     gaps, offer = missing_values == "fiml", missing_values is not None
     measure = memory_budget == AUTO and chunk_size is None and torch.device(device).type == "cuda"
