@@ -17,7 +17,7 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 
 FIML = r"missing_values='fiml'"
-NO_FIML = (r"this estimator does not model missing values \(it has no missing_values option\); "
+NO_FIML = (r"this estimator does not model missing values; "
            r"DataFrame.dropna\(\) drops such rows, sklearn.impute.SimpleImputer fills them in")
 
 

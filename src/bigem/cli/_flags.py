@@ -31,6 +31,7 @@ _FLAGS = (
     (r"\bstopping=(['\"])(\w+)\1", r"--stopping \2"),
     (r"\bcovariance_type=(['\"])(\w+)\1", r"--covariance \2"),
     (r"\bdtype=(['\"])(float32|float64)\1", r"--dtype \2"),
+    (r"\bmissing_values=(['\"])(\w+)\1 \(bigem: --missing \w+\)", r"--missing \2"),
     (r"\bmissing_values=(['\"])(\w+)\1", r"--missing \2"),
     (r"\binit_params=(['\"])([\w+-]+)\1", r"--init \2"),
     (r"\bn_components=(?=\d)", "-k "),

@@ -125,7 +125,7 @@ def check_values(x: Tensor, row_start: int = 0, gaps: bool = False) -> tuple[int
 MISSING_HINT = ("or pass missing_values='fiml' (bigem: --missing fiml) to treat them as values missing at random "
                 "(the exact EM, full-information maximum likelihood)")
 # ... and what to do where the estimator has no such option.
-NO_MISSING_HINT = ("this estimator does not model missing values (it has no missing_values option); "
+NO_MISSING_HINT = ("this estimator does not model missing values; "
                    "DataFrame.dropna() drops such rows, sklearn.impute.SimpleImputer fills them in")
 
 
