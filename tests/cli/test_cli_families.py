@@ -96,6 +96,7 @@ def test_latent_class_fit_info_sample_and_select(table, tmp_path, capsys):
     (["--family", "bernoulli", "--covariance", "full"], "the bernoulli family has no covariance type"),
     (["--family", "mixed", "--covariance", "tied"], "the mixed family takes diag or full"),
     (["--alpha", "2"], "a Gaussian mixture has none"),
+    (["--alpha", "1"], "a Gaussian mixture has none"),  # even at the other families' default
     (["--family", "poisson", "--column-families", "k=poisson"], "use --family mixed"),
     (["--family", "multinomial", "--missing", "fiml"], "the multinomial family reads counts"),
     (["--family", "categorical", "--vocabulary-size", "9"], "--vocabulary-size applies to --family multinomial"),

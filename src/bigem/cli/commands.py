@@ -176,7 +176,7 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
     p.add_argument("--categories", type=declared_categories, action="append", metavar="NAME=A,B,...",
                    help="a categorical column's whole list of categories, when the data may not hold them all "
                    "(repeat for each column; the others are learnt from the data)")
-    p.add_argument("--alpha", type=non_negative_float, default=1.0,
+    p.add_argument("--alpha", type=non_negative_float, default=None,
                    help="pseudo-counts of the bernoulli, categorical, poisson and multinomial families (default 1; "
                    "0: maximum likelihood, except multinomial, which needs > 0)")
     p.add_argument("--accelerate", action="store_const", const="squarem", default=None,
@@ -325,7 +325,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("sample", help="draw rows from a fitted model")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-n", "--n-samples", dest="n", type=positive_int, required=True, help="rows to draw")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file: .npy, .csv or .parquet")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file: .npy, .csv or .parquet (a multinomial model's documents: also .npz, a scipy "
+                   "sparse matrix)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--labels", action="store_true",
                    help="also write each row's component (an HMM's state) as a last column, 'component' ('state'); "
@@ -393,7 +395,8 @@ def _estimator_params(args, cls=None) -> dict:
     params = dict(
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
-        stopping=args.stopping, missing_values=args.missing, alpha=args.alpha, families=args.column_families,
+        stopping=args.stopping, missing_values=args.missing, alpha=1.0 if args.alpha is None else args.alpha,
+        families=args.column_families,
         categories=dict(args.categories) if args.categories else "auto",
     )
     names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families", "categories"}
@@ -416,7 +419,7 @@ def _family(args) -> str:
         raise ParameterError(f"--covariance {','.join(bad)}: the {family} family "
                              + (f"takes {' or '.join(sorted(allowed))}" if family == "mixed" else "has no covariance type")
                              + "; drop it or pick another")
-    if family == "gaussian" and args.alpha != 1.0:
+    if family == "gaussian" and args.alpha is not None:
         raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, poisson and multinomial "
                              "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
     if args.categories and family not in ("categorical", "mixed"):

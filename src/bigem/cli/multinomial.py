@@ -116,7 +116,7 @@ def run_fit(args) -> int:
     c = criteria(est, data.X, sample_weight=data.weight, columns=data.columns)
     est.save(args.output)
     payload = dict(
-        model=args.output, family="multinomial", n_components=args.k, alpha=args.alpha, n_rows=data.n_rows,
+        model=args.output, family="multinomial", n_components=args.k, alpha=est.alpha, n_rows=data.n_rows,
         n_features=data.n_features, converged=bool(est.converged_), n_iter=int(est.n_iter_),
         n_passes=int(est.n_passes_), mean_log_likelihood=c["log_likelihood"] / c["weight"],
         log_likelihood=c["log_likelihood"], n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], icl=c["icl"],

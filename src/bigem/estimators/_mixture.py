@@ -748,7 +748,10 @@ class _BaseMixture(EstimatorBase, ABC):
         """Online EM on X: one step per ``batch_size`` rows, continuing from the last call.
 
         The first call initialises from a sample of X (``init_params``), or continues
-        from a previous ``fit``. X streams as in fit, so it may be a file larger than
+        from a previous ``fit``: its last pass's statistics are the running average and
+        its rows the steps taken (ceil(n / batch_size)), so a batch moves it by the
+        schedule's next step. After ``load`` (a model file keeps no statistics) the
+        first batch's replace them. X streams as in fit, so it may be a file larger than
         memory. ``n_steps_`` counts the mini-batches seen; ``lower_bound_`` is the mean
         log-likelihood of this call's batches under the parameters each one met. The
         first call also learns the columns' categories (later calls read new ones by

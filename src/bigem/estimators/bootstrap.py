@@ -285,7 +285,9 @@ def blrt(null, alternative, X, *, n_boot: int = 30, random_state=None, columns=N
     replicate's alternative fit does not stop in a poor local optimum). The p-value is
     (1 + the replicates whose statistic reaches the observed one) / (n_boot + 1), a
     valid Monte Carlo p-value (StepMix's ``blrt`` counts the replicates alone and
-    divides by n_boot, which can give 0).
+    divides by n_boot, which can give 0). ``random_state`` (an int, a numpy Generator
+    or None) seeds the draws and the replicates' fits; ``columns`` selects X's
+    features, as in ``fit``.
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ParameterError(f"n_boot must be an int >= 1 (the number of simulated data sets); got {n_boot!r}")

@@ -155,6 +155,8 @@ def hc(X, *, model: str = "VVV", use: str = "SVD", max_rows: int = MAX_ROWS, ran
         Seed of the sample.
     sample_weight, columns
         As in :meth:`GaussianMixture.fit`; rows are sampled in proportion to weights.
+    dtype : {'float64', 'float32'}, default='float64'
+        The arithmetic of the merges (mclust's is double precision).
 
     Returns
     -------
