@@ -328,7 +328,7 @@ class _BaseMixture(EstimatorBase, ABC):
         kw.setdefault("schema", self._schema_)
         if fitted and isinstance(shift, str) and shift == "auto" and self._shift(s):
             # about the model's centre, not the rows' (see sources.arrays.Centre)
-            shift = Centre(self._model(s).location(self._fitted()).double().cpu())
+            shift = Centre(self._model(s).location(self._fitted()).to("cpu", torch.float64))  # held on the host
         return open_source(
             X,
             dtype=dtype or self._model(s).component.row_dtype,

@@ -375,7 +375,8 @@ class _BaseHMM(EstimatorBase, ABC):
             return None
         if fitting:
             return "auto"
-        return Centre(emission.location(self._fitted(s).emission).double().cpu())
+        means = np.asarray(self.means_, dtype=np.float64)  # the emissions' means, (K, D) or a GMM's (K, M, D)
+        return Centre(torch.from_numpy(means.reshape(-1, means.shape[-1]).mean(0)))  # as emission.location
 
     def _rows_per_batch(self, s, n_features: int) -> int:
         """Rows in a batch of sequences within ``memory_budget``: per row about six (K,)

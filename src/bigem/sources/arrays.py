@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,7 +123,7 @@ class Centre:
 def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor | None:
     """The vector subtracted from every row before the cast to ``dtype`` (float64, (D,)),
     or None. ``shift``: None (no shift), a vector (that one, always: the caller's
-    coordinates), "auto": the median of the first rows, when the data is stored with
+    coordinates), "auto": the mean of the first rows, when the data is stored with
     more digits than a float32 computation keeps, or a :class:`Centre`: its vector,
     when "auto" would shift.
 
@@ -135,10 +134,11 @@ def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor 
     """
     if shift is None:
         return None
-    if isinstance(shift, Centre):
+    if isinstance(shift, Centre):  # host data: moved, not read back
         if dtype != torch.float32 or not beyond_float32(stored_dtype):
             return None
-        shift = shift.vector
+        vector = shift.vector.to("cpu", torch.float64)
+        return vector if first_rows is None or vector.shape[0] == first_rows.shape[-1] else None
     if not isinstance(shift, str):  # the caller's coordinates (another width: theirs to refuse)
         vector = torch.as_tensor(np.asarray(shift.cpu() if isinstance(shift, Tensor) else shift, dtype=np.float64))
         return vector if first_rows is None or vector.shape[0] == first_rows.shape[-1] else None
@@ -147,12 +147,9 @@ def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor 
     # row-major whatever the input's layout, so the sum rounds alike for every source
     rows = first_rows.detach().to("cpu", torch.float64).contiguous() if isinstance(first_rows, Tensor) else (
         torch.from_numpy(np.array(first_rows, dtype=np.float64, order="C")))
-    # the median, not the mean: one far row among the first (an outlier, a sentinel
-    # 1e9) must not carry the shift to it, where every other row would lose its digits.
-    # NaN and inf are for validation to report, not to shift by.
-    finite = torch.where(torch.isfinite(rows), rows, torch.full_like(rows, math.nan))
-    centre = torch.nanmedian(finite, dim=0).values
-    return torch.nan_to_num(centre, nan=0.0)
+    finite = torch.isfinite(rows)  # NaN and inf are for validation to report, not to shift by
+    total = torch.where(finite, rows, torch.zeros_like(rows)).sum(0)
+    return total / finite.sum(0).clamp(min=1)
 
 
 def as_tensor(x, dtype: torch.dtype, device: torch.device, shift: Tensor | None = None) -> Tensor:
