@@ -176,8 +176,10 @@ class GappedBlock:
         return values if self.gap_rows is None else torch.index_select(values, 1, self.gap_rows)
 
 
-def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances: Tensor) -> bool:
-    """Whether float32 can evaluate the expanded quadratic form.
+def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances: Tensor,
+                                  eps: float = float(torch.finfo(torch.float32).eps)) -> bool:
+    """Whether an arithmetic of machine epsilon ``eps`` (float32's by default) can
+    evaluate the expanded quadratic form.
 
     precisions and covariances: (K, D) for a diagonal structure, (K, D, D) otherwise.
     About the centre, x^T P x - 2 mu^T P x + mu^T P mu cancels: for rows near component
@@ -190,14 +192,15 @@ def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances
     means by 1.5e-6 (measured, K=3, D=8, 1e5 rows; an earlier per-feature bound of
     1e-5 sent typical data, such as scikit-learn-style initial means with unit
     variances, to float64 at 1.5-2x the cost). A component collapsed to reg_covar far
-    from the centre fails this and gets float64.
+    from the centre fails this and gets float64; one that float64 cannot resolve either
+    (a component some 1e6 standard deviations from the others, or of a spread 1e-7 of
+    its distance from the centre) gets a per-component form (see ``prepare``).
     """
     m = (means - means.mean(0)).abs()
     if precisions.ndim == 2:
         ratio = ((m.square() + covariances) * precisions).sum(1)  # (K,)
     else:
         ratio = ((m[:, :, None] * m[:, None, :] + covariances.abs()) * precisions.abs()).sum((1, 2))
-    eps = torch.finfo(torch.float32).eps
     return bool(eps * ratio.max() < 1e-3)
 
 
@@ -284,6 +287,7 @@ def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
 # zero (see GaussianComponent._unresolved_to_zero): the moments' float32 partial sums of
 # 256 rows carry about 16 eps, and the shift to each component's mean doubles it.
 _UNRESOLVED = 64
+_EPS64 = float(torch.finfo(torch.float64).eps)
 
 # Rows per float32 partial sum of the diag/spherical moment product: the partials are
 # added in float64, so float32 rounding accumulates over at most this many rows.
@@ -432,6 +436,8 @@ class Moments:
             u = p.prec_chol64
             left = torch.linalg.solve_triangular(u.transpose(1, 2), self.second, upper=False)
             sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False)
+            if p.kernel == "diag":  # the diagonal structures taken whitened (see GaussianComponent.prepare)
+                sum_xx = torch.diagonal(sum_xx, dim1=1, dim2=2)
         elif p.form == "tied":
             sum_xx = self.second
         elif p.kernel == "diag":
@@ -446,8 +452,11 @@ class Moments:
             else:
                 outer = shift_c[:, :, None] * first[:, None, :]
                 sum_xx = m2 - outer - outer.transpose(1, 2) + n_k[:, None, None] * shift_c[:, :, None] * shift_c[:, None, :]
-        eps = torch.tensor(torch.finfo(p.dtype).eps, dtype=torch.float64, device=n_k.device)
-        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel, eps)
+        # whitened moments meet the centre in a difference, not a square: their rounding,
+        # relative to a component's squared distance from the centre, is eps^2
+        eps = torch.finfo(p.dtype).eps ** (2 if p.form == "whitened" else 1)
+        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel,
+                             torch.tensor(eps, dtype=torch.float64, device=n_k.device))
 
 
 class GappedMoments:
@@ -612,27 +621,49 @@ class GaussianComponent:
         K, D = p.means.shape
         if self.form(D) != "expanded":
             exact = well_conditioned_for_float32(p.covariances)
-        elif st.kernel == "diag":
-            exact = expanded_form_is_exact_enough(p.means, st.precisions(p.prec_chol, D), st.variances(p.covariances, D))
         else:
-            u = st.dense(p.prec_chol, K, D)
-            exact = expanded_form_is_exact_enough(p.means, u @ u.transpose(1, 2), st.dense(p.covariances, K, D))
+            exact = self._expanded_resolves(p, float(torch.finfo(torch.float32).eps))
         return self.dtype if exact else torch.float64
+
+    def _expanded_resolves(self, p: GaussianParams, eps: float) -> bool:
+        """:func:`expanded_form_is_exact_enough` for these parameters, in an arithmetic of
+        machine epsilon ``eps``."""
+        st = self.structure
+        K, D = p.means.shape
+        if st.kernel == "diag":
+            return expanded_form_is_exact_enough(p.means, st.precisions(p.prec_chol, D), st.variances(p.covariances, D),
+                                                 eps)
+        u = st.dense(p.prec_chol, K, D)
+        return expanded_form_is_exact_enough(p.means, u @ u.transpose(1, 2), st.dense(p.covariances, K, D), eps)
 
     def prepare(self, p: GaussianParams, device: torch.device) -> Prepared:
         """Cast and centre the parameters for the kernels (float64 in, kernel dtype out).
 
         The centre is the plain mean of the means: a function of the shift alone, so the
         M-step can recompute it from the statistics.
+
+        Where even float64 cannot resolve the expanded form about that centre (a
+        component ~1e6 standard deviations from the others: its terms, ~distance^2,
+        cancel to a log-density and a variance of ~1), the rows are taken about each
+        component's own mean instead: the whitened form (the diagonal structures'
+        factors as diagonal matrices), or the tied one. Their rows and means meet in a
+        difference, not a square, so float64 loses eps * distance, not eps * distance^2;
+        and the whitened form's per-component moments need no common centre, so it
+        takes the origin: a row then meets only its own component's mean, and a
+        component 1e30 away (an outlier) costs the others nothing.
         """
         p = p.to(device)
         dtype = self.kernel_dtype(p)
         means, prec_chol, st = p.means, p.prec_chol, self.structure
         K, D = means.shape
         form = self.form(D)
-        centre64 = means.mean(0)
+        if form == "expanded" and dtype == torch.float64 and not self._expanded_resolves(p, _EPS64):
+            form = "tied" if st.kernel == "tied" else "whitened"
+            if form == "whitened":
+                prec_chol = st.dense(prec_chol, K, D)  # (K, D, D); log det U_k below from the structure's layout
+        centre64 = means.mean(0) if form != "whitened" or self.form(D) == "whitened" else torch.zeros_like(means[0])
         means_c64 = means - centre64
-        logdet = st.log_det_precision(prec_chol, D)
+        logdet = st.log_det_precision(p.prec_chol, D)
         const = -0.5 * D * LOG_2PI + logdet * torch.ones(K, dtype=means.dtype, device=means.device)
         offset = const.new_zeros(0)
         if form == "whitened":
@@ -652,7 +683,7 @@ class GaussianComponent:
             pairs = prec[:, rows, cols] * torch.where(rows == cols, 1.0, 2.0).to(prec)
             pm = torch.einsum("kde,ke->kd", prec, means_c64)
             factor = torch.cat([-2.0 * pm, pairs, (pm * means_c64).sum(1, keepdim=True)], 1)
-        gaps = gaussian_gaps().factors(st, prec_chol, p.covariances, means_c64, dtype, self._ws) if self.gaps else None
+        gaps = gaussian_gaps().factors(st, p.prec_chol, p.covariances, means_c64, dtype, self._ws) if self.gaps else None
         return Prepared(
             st.kernel, form, centre64.to(dtype), means_c64.to(dtype), means_c64, means,
             factor.to(dtype), (-0.5 * factor).T.contiguous().to(dtype) if form == "expanded" else factor.new_zeros(0),
@@ -908,11 +939,20 @@ class GaussianComponent:
         held, so there a real variance exceeds the bound by far; data whose spread float32
         cannot resolve (means far apart against their spread) were summed in float64 and
         are judged by float64's rounding, which keeps their real variances.
+
+        Moments summed about the centre only bound such a variance, so it is set to the
+        bound rather than to zero: the next E-step, which cannot resolve it about the
+        centre either, then sums each component about its own mean (see ``prepare``),
+        where a tight component (a spread 1e-7 of its distance from the centre) keeps
+        its real variance and a collapsed one comes out zero. Moments summed so (their
+        eps is squared: ``Moments.result``) decide at once. Each step lies between the
+        previous variance and the M-step's, so the likelihood still rises.
         """
         bound = _UNRESOLVED * eps * (means - shift.mean(0)).square()
         if cov.ndim == 1:  # spherical: one variance, the mean over features
             bound = bound.mean(1)
-        return torch.where(cov <= bound, torch.zeros_like(cov), cov)
+        floor = bound if eps >= _EPS64 else torch.zeros_like(cov)
+        return torch.where(cov <= bound, floor, cov)
 
     def _factored(self, means: Tensor, cov: Tensor) -> tuple[GaussianParams, Tensor]:
         """Parameters with their factors, and which components have one. Factors are NaN
@@ -989,6 +1029,10 @@ class GaussianComponent:
         * Rounding: statistics are summed in the compute dtype within a block, so a
           covariance's smallest eigenvalue carries an error of about eps * its largest;
           near a singular covariance that moves the log-likelihood by about eps * cond.
+          A diagonal structure's variances are summed apart, each about the centre of
+          the means: its error is eps * (1 + m^2 / sigma^2) per feature (m: the mean
+          about the centre), a ratio the kernels keep below 1e-3 / eps (past it they
+          take another form), not the spread of the variances across features.
         * Regularisation: adding reg_covar to the maximiser makes the M-step inexact,
           costing up to about sum_k w_k sum_i (reg / lambda_ki)^2 per row (lambda: the
           regularised eigenvalues); negligible unless a component has collapsed.
@@ -998,9 +1042,11 @@ class GaussianComponent:
         cov, st = p.covariances, self.structure
         if st.kernel in ("full", "tied"):
             eig = torch.linalg.eigvalsh(cov).clamp(min=1e-300)
+            cond = float((eig.max(-1).values / eig.min(-1).values).max())
         else:
             eig = (cov if cov.ndim == 2 else cov[:, None]).clamp(min=1e-300)
-        cond = float((eig.max(-1).values / eig.min(-1).values).max())
+            m = p.means.to(eig) - p.means.to(eig).mean(0)
+            cond = min(float((1.0 + m.square() / eig).sum(-1).max()), 1e-3 / eps)
         share = (self.reg_covar / eig).square().sum(-1)
         reg_term = float((weights.to(share) * share).sum() if share.ndim else share)
         if cov.ndim == 1:  # one variance per component stands for D

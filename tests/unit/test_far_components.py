@@ -1,0 +1,104 @@
+"""float64 Gaussians whose components float64 cannot resolve about one centre (one
+~1e8 standard deviations from the others, a 1e30 outlier, a cluster of spread 1e-7 of
+its distance from the centre): the kernels take each component about its own mean,
+and the answers are the closed form's."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+import bigem
+from bigem.errors import ComponentReseededWarning
+from bigem.models.gaussian import GaussianComponent, GaussianParams
+
+F64 = dict(dtype="float64", random_state=0)
+
+# k-means finds two distinct clusters among three with a 1e30 row; tol=0 never converges
+pytestmark = pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+
+
+def _closed_form(gm, X):
+    dens = [w * multivariate_normal(m, np.diag(c) if np.ndim(c) == 1 else c).pdf(X)
+            for w, m, c in zip(gm.weights_, gm.means_, _full(gm))]
+    return np.log(np.sum(dens, 0))
+
+
+def _full(gm):
+    c = np.asarray(gm.covariances_)
+    if gm.covariance_type == "spherical":
+        return [np.eye(gm.means_.shape[1]) * v for v in c]
+    return list(c)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("far", [1e8, 1e12])
+def test_log_densities_beside_a_far_component_are_the_closed_forms(covariance_type, far):
+    D = 3
+    means = np.array([np.zeros(D), np.full(D, far), np.full(D, far + 5.0)])
+    cov = {"full": np.array([np.eye(D)] * 3), "diag": np.ones((3, D)), "spherical": np.ones(3)}[covariance_type]
+    prec = {"full": cov, "diag": cov, "spherical": cov}[covariance_type]  # unit: its own inverse
+    gm = bigem.GaussianMixture(3, covariance_type=covariance_type, weights_init=[0.5, 0.25, 0.25], means_init=means,
+                               precisions_init=prec, max_iter=0, **F64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bigem.errors.ConvergenceWarning)
+        gm.fit(means)  # max_iter=0: the given parameters, as fitted
+    X = np.r_[means, means + 0.3]
+    # rows by the far components are the ones that lost their digits: 1.5 nats at 1e8 before
+    np.testing.assert_allclose(gm.score_samples(X), np.log(np.exp(_closed_form(gm, X))), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full"])
+def test_a_1e30_outlier_costs_the_other_components_nothing(covariance_type):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 3))
+    X[:1000] += 4
+    X[0] = 1e30
+    gm = bigem.GaussianMixture(3, covariance_type=covariance_type, max_iter=200, tol=1e-6, **F64).fit(X)
+    history = gm.history_[0]["log_likelihood"]
+    assert np.all(np.diff(history[1:]) >= -1e-9)
+    bulk = np.argsort(gm.means_[:, 0])[:2]
+    # the two clusters are the fit of the rows without the outlier
+    alone = bigem.GaussianMixture(2, covariance_type=covariance_type, max_iter=200, tol=1e-6, **F64).fit(X[1:])
+    order = np.argsort(alone.means_[:, 0])
+    np.testing.assert_allclose(gm.means_[bulk], alone.means_[order], rtol=0, atol=1e-3)
+    rows = X[1:]  # the reported likelihood is the closed form's at the fitted parameters
+    np.testing.assert_allclose(gm.score_samples(rows), _closed_form(gm, rows), rtol=0, atol=1e-8)
+
+
+def test_a_tight_cluster_keeps_its_variance_without_reg_covar():
+    # sd 1e-7 at distance 3: about the centre its variance is below float64's rounding
+    # (it was taken for a collapse and re-seeded ten times); about its own mean it is not
+    rng = np.random.default_rng(9)
+    tight = 3 + rng.normal(0, 1e-7, (200, 2))
+    X = np.r_[rng.normal(0, 1, (500, 2)), tight]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ComponentReseededWarning)
+        gm = bigem.GaussianMixture(2, covariance_type="diag", weights_init=[0.5, 0.5], means_init=[[0, 0], [3, 3]],
+                                   precisions_init=np.ones((2, 2)), max_iter=30, tol=0, reg_covar=0.0,
+                                   **F64).fit(X)
+    k = int(np.argmax(gm.means_[:, 0]))
+    np.testing.assert_allclose(gm.weights_[k], 200 / 700, atol=1e-6)
+    np.testing.assert_allclose(gm.covariances_[k], tight.var(0), rtol=0.05)
+
+
+def test_a_collapsed_component_is_still_reseeded():
+    rng = np.random.default_rng(1)
+    X = np.r_[rng.normal(0, 1, (300, 2)), np.full((50, 2), 20.0)]
+    with pytest.warns(ComponentReseededWarning):
+        bigem.GaussianMixture(2, covariance_type="diag", means_init=[[0, 0], [20, 20]], reg_covar=0.0, max_iter=20,
+                              **F64).fit(X)
+
+
+def test_the_diagonal_decrease_tolerance_is_not_the_spread_across_features():
+    # variances 1e45 and 1e-6 side by side: their ratio is no rounding bound (it allowed a
+    # fall of 6.6e39 nats, hiding a 59-nat fall); each feature's own resolution is
+    component = GaussianComponent("diag", 1e-6, torch.float64)
+    cov = torch.tensor([[1e45, 1e-6, 1.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    means = torch.tensor([[0.0, 0.0, 0.0], [3.0, 3.0, 3.0]], dtype=torch.float64)
+    params = GaussianParams(means, cov, cov.rsqrt())
+    assert component.decrease_tolerance(params, torch.tensor([0.5, 0.5]), -10.0) < 1.0
