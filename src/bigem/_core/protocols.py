@@ -39,7 +39,10 @@ class Report:
     """What an M-step tells the driver beside the parameters.
 
     ``exact``: the step is a plain EM step, so the next objective must not fall
-    (False when the model re-seeded a component: a jump, not an ascent).
+    (False when the model re-seeded a component: a jump, not an ascent). ``smooth``:
+    a step that is not exact but no jump either (a Newton step for a covariate
+    model): the parameters still move as a smooth map of the previous ones, so an
+    extrapolation (SQUAREM) may build on it; a jump starts its cycle afresh.
     ``notes``: warnings to raise. ``total``: the objective of the statistics the step
     read, unnormalised (hmmlearn's monitor reports totals). ``prior_gain``: how much
     the step raised the log-density of a prior, per unit of the objective's weight: a
@@ -48,6 +51,7 @@ class Report:
     """
 
     exact: bool = True
+    smooth: bool = False
     notes: tuple[Note, ...] = ()
     total: float = math.nan
     prior_gain: float = 0.0

@@ -217,7 +217,7 @@ class _Run:
         result = self.result
         result.params, result.lower_bound = step.params, ll
         if self.squarem is not None:
-            self.point = self.squarem.advance(params, step.params, step.report.exact)
+            self.point = self.squarem.advance(params, step.params, step.report.exact or step.report.smooth)
         else:
             self.point = step.params
         self._record(ll, True, iteration, e_seconds + time.perf_counter() - started)

@@ -563,8 +563,8 @@ class MixtureModel:
             # a component with a prior (pseudo-counts) takes a MAP step: the likelihood may
             # then fall by what the prior's log-density gained, per unit of weight
             gain = 0.0 if old is None else self.component.prior_gain(new, old) / max(float(stats.weight), 1e-300)
-            return Step(MixtureParams(weights, new), Report(exact=ascent, notes=notes, total=float(stats.loglik),
-                                                            prior_gain=gain))
+            return Step(MixtureParams(weights, new), Report(exact=ascent, smooth=True, notes=notes,
+                                                            total=float(stats.loglik), prior_gain=gain))
         idx = torch.nonzero(dead).reshape(-1).tolist()
         rows = stats.worst.ordered()
         live = ~dead
