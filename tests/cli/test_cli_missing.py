@@ -57,7 +57,7 @@ def test_fit_with_missing_fiml_equals_the_python_fit(gaps, model, capsys):
 def test_fit_without_the_option_names_it_and_writes_nothing(gaps, capsys, tmp_path):
     d, _ = gaps
     rc, _, err = run(capsys, "fit", d / "g.csv", "-k", "2", "--columns", "a,b,c", "-o", tmp_path / "m.bigem")
-    assert rc == 2 and "null (missing) value(s) in column(s) ['a', 'b', 'c']" in err and "--missing fiml" in err
+    assert rc == 2 and "null (missing) value(s) in the file, in column(s) ['a', 'b', 'c']" in err and "--missing fiml" in err
     assert not (tmp_path / "m.bigem").exists()
 
 

@@ -234,7 +234,7 @@ BAD = [
     (("predict", "{d}/model.bigem", "{d}/one.npy", "-o", "{t}/o.npy"), "predict", "has 1 columns but the model was fitted on 2"),
     (("predict", "{d}/model.bigem", "{d}/text.csv", "-o", "{t}/o.npy"), "predict", "column 'b' has a non-numeric value 'abc' at data row 1"),
     (("predict", "{d}/model.bigem", "{d}/nan.npy", "-o", "{t}/o.npy"), "predict", "NaN"),
-    (("predict", "{d}/model.bigem", "{d}/gaps.csv", "-o", "{t}/o.npy"), "predict", "null (missing) value(s) in column(s) ['b']"),
+    (("predict", "{d}/model.bigem", "{d}/gaps.csv", "-o", "{t}/o.npy"), "predict", "null (missing) value(s) in the file, in column(s) ['b']"),
     (("predict", "{d}/model.bigem", "{d}/d.xyz", "-o", "{t}/o.npy"), "predict", "d.xyz: unsupported file type"),
     (("sample", "{d}/model.bigem", "-n", "-3", "-o", "{t}/s.npy"), "sample", "argument -n/--n-samples: expected a whole number >= 1"),
     (("sample", "{d}/model.bigem", "-n", "3", "--labels", "-o", "{t}/s.npy"), "sample", "s.npy: --labels adds an integer column, and a .npy file holds one dtype"),

@@ -130,6 +130,19 @@ def test_files_that_disagree_on_columns_are_named_and_columns_said_to_be_inferre
         GaussianMixture(2).fit(str(tmp_path / "lake"), columns=["x", "z"])
 
 
+def test_a_later_file_with_an_extra_column_is_refused_too(tmp_path):
+    """The features are the first file's columns: a later file's extra column would be
+    left out silently; with columns= it is the user's choice."""
+    rng = np.random.default_rng(1)
+    (tmp_path / "d").mkdir()
+    frame = pd.DataFrame({"x": rng.normal(size=50), "y": rng.normal(size=50)})
+    frame.to_parquet(tmp_path / "d" / "a.parquet")
+    frame.assign(e=1.0).to_parquet(tmp_path / "d" / "b.parquet")
+    with pytest.raises(DataError, match=r"b\.parquet has \['x', 'y', 'e'\] \(also \['e'\]\)"):
+        GaussianMixture(1).fit(str(tmp_path / "d"))
+    assert GaussianMixture(1).fit(str(tmp_path / "d"), columns=["x", "y"]).n_features_in_ == 2
+
+
 # ---------------------------------------------------------------------- id-like columns
 def _events(n=200, seed=0):
     rng = np.random.default_rng(seed)

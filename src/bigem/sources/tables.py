@@ -457,13 +457,16 @@ class TableSource(CutByRows):
         names = list(reader.schema.names)
         missing = [c for c in wanted if c not in names]
         inferred = [c for c in missing if self._inferred and c in self.feature_names]
-        if inferred:
-            first = self._readers[0]
+        first = self._readers[0]
+        # a later file's extra column would be silently left out of the features
+        extra = [c for c in names if c not in first.schema.names] if self._inferred else []
+        if inferred or extra:
+            differ = f"no {inferred}" if inferred else f"also {extra}"
             raise DataError(
                 f"the files disagree on their columns: with no columns= given, the features are the columns of the "
-                f"first file, {first.path} ({list(first.schema.names)}), but {reader.path} has {names} (no "
-                f"{inferred}). Read files of one data set (a folder of them alone, or a glob such as "
-                "'data/*.parquet'), or pass columns= naming columns that every file has"
+                f"first file, {first.path} ({list(first.schema.names)}), but {reader.path} has {names} ({differ}). "
+                "Read files of one data set (a folder of them alone, or a glob such as 'data/*.parquet'), or pass "
+                "columns= naming the columns to use"
             )
         if missing:
             raise DataError(
@@ -536,8 +539,9 @@ class TableSource(CutByRows):
         path = self.files[file_index]
         fix = ("a row's weight cannot be missing: drop the row or give it a weight" if name in self._weight_columns
                else f"Drop or impute them first{missing_fix(self.offer_fiml)}")
+        where = "in the data set" if len(self.files) > 1 else "in the file"
         raise DataError(
-            f"{path}: {sum(total.values())} null (missing) value(s) in column(s) {sorted(total)}; "
+            f"{path}: {sum(total.values())} null (missing) value(s) {where}, in column(s) {sorted(total)}; "
             f"the first in column {name!r} at row {row} of the data set "
             f"(row {row - sum(self.file_rows[:file_index])} of this file). {fix}"
         )
