@@ -58,3 +58,60 @@ def test_partial_fit_keeps_the_fitted_feature_names():
     with pytest.raises(DataError, match="Feature names must be in the same order"):
         gm.partial_fit(df[["b", "a"]])
     np.testing.assert_allclose(gm.means_[0], [0, 100], atol=0.3)
+
+
+def _copy(est):
+    import copy
+
+    return copy.deepcopy(est)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "categorical", "mixed", "poisson", "multinomial"])
+def test_partial_fit_after_load_goes_on_as_in_the_saved_estimator(tmp_path, family):
+    rng = np.random.default_rng(3)
+    z = rng.integers(0, 2, 3000)
+    if family == "gaussian":
+        X, est = rng.normal(4.0 * z[:, None], 1.0, (3000, 2)), bigem.GaussianMixture(2, dtype="float64")
+    elif family == "categorical":
+        X, est = rng.binomial(2, np.where(z[:, None] == 1, 0.8, 0.2), (3000, 3)), bigem.CategoricalMixture(2)
+    elif family == "mixed":
+        X = pd.DataFrame({"x": rng.normal(4.0 * z, 1.0), "c": np.where(rng.random(3000) < 0.2 + 0.6 * z, "a", "b")})
+        est = bigem.MixedMixture(2, dtype="float64")
+    elif family == "poisson":
+        X, est = rng.poisson(np.where(z[:, None] == 1, 6.0, 1.0), (3000, 3)), bigem.PoissonMixture(2, dtype="float64")
+    else:
+        X, est = rng.poisson(np.where(z[:, None] == 1, [5.0, 1, 1], [1.0, 1, 5]), (3000, 3)), \
+            bigem.MultinomialMixture(2, dtype="float64")
+    est.set_params(random_state=0)
+    batches = [X[:1000], X[1000:1100], X[1100:1130]] if not isinstance(X, pd.DataFrame) else \
+        [X.iloc[:1000], X.iloc[1000:1100], X.iloc[1100:1130]]
+    est.partial_fit(batches[0])  # an online state from partial_fit ...
+    path = tmp_path / "m.bigem"
+    est.save(path)
+    kept, back = _copy(est), bigem.load(path)
+    for batch in batches[1:]:
+        kept.partial_fit(batch)
+        back.partial_fit(batch)
+    assert back.n_steps_ == kept.n_steps_ == 3
+    np.testing.assert_array_equal(back.weights_, kept.weights_)
+    exact = est.fit(X)  # ... and from an exact fit
+    exact.save(path)
+    kept, back = _copy(exact), bigem.load(path)
+    kept.partial_fit(batches[2])
+    back.partial_fit(batches[2])
+    np.testing.assert_array_equal(back.weights_, kept.weights_)
+
+
+def test_a_damaged_online_state_is_named(tmp_path):
+    from bigem.errors import ModelFileError
+    from bigem.io import read_model_file, write_model_file
+
+    rng = np.random.default_rng(4)
+    gm = bigem.GaussianMixture(2, random_state=0).fit(rng.normal(size=(300, 2)))
+    path = tmp_path / "m.bigem"
+    gm.save(path)
+    tensors, meta = read_model_file(path)
+    meta["online"]["running"]["class"] = "os:system"
+    write_model_file(tmp_path / "bad.bigem", tensors, meta)
+    with pytest.raises(ModelFileError, match="invalid online state .*is not one of bigem's statistics"):
+        bigem.load(tmp_path / "bad.bigem")

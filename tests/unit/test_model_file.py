@@ -8,6 +8,7 @@ every defect of a damaged or forged file is a ModelFileError saying what and whe
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pickle
@@ -41,10 +42,23 @@ def fitted() -> dict[str, GaussianMixture]:
 
 @pytest.fixture
 def saved(fitted, tmp_path):
-    """A fresh model file of the 'full' estimator and its bytes."""
+    """A fresh model file of the 'full' estimator's parameters and its bytes (without
+    partial_fit's running state, which a fitted estimator's file also holds: the tests
+    below forge the parameters' byte layout)."""
+    path = tmp_path / "model.bigem"
+    est = copy.deepcopy(fitted["full"])
+    est._online_ = None
+    est.save(path)
+    return path, path.read_bytes()
+
+
+def test_a_fitted_estimators_file_holds_its_running_state_too(fitted, tmp_path):
     path = tmp_path / "model.bigem"
     fitted["full"].save(path)
-    return path, path.read_bytes()
+    tensors, meta = bigem.io.read_model_file(path)
+    assert {"covariances", "means", "weights"} < set(tensors)
+    assert all(name.startswith("online.") for name in set(tensors) - {"covariances", "means", "weights"})
+    assert meta["online"]["steps"] == 1  # 60 rows: one mini-batch of an online pass
 
 
 def _split(raw: bytes) -> tuple[dict, bytes]:

@@ -750,8 +750,8 @@ class _BaseMixture(EstimatorBase, ABC):
         The first call initialises from a sample of X (``init_params``), or continues
         from a previous ``fit``: its last pass's statistics are the running average and
         its rows the steps taken (ceil(n / batch_size)), so a batch moves it by the
-        schedule's next step. After ``load`` (a model file keeps no statistics) the
-        first batch's replace them. X streams as in fit, so it may be a file larger than
+        schedule's next step; after ``load``, as in the estimator that was saved (a
+        model file keeps the running state). X streams as in fit, so it may be a file larger than
         memory. ``n_steps_`` counts the mini-batches seen; ``lower_bound_`` is the mean
         log-likelihood of this call's batches under the parameters each one met. The
         first call also learns the columns' categories (later calls read new ones by
@@ -830,6 +830,9 @@ class _BaseMixture(EstimatorBase, ABC):
         back = None if offset is None else offset.to(s.device)
         if fitted:
             self._check_width(source)
+        if state is not None and state.params is None:  # read from a model file: the fitted parameters are its
+            state.params = model.translate(self._params_.to(s.device), None if back is None else -back)
+            state.running = state.running.to(s.device)
         if state is None and fitted:
             state = OnlineState(model.translate(self._params_.to(s.device), None if back is None else -back), shift=offset)
         elif state is None:

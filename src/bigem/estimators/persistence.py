@@ -3,7 +3,8 @@
 One writer and one reader for every kind: the tensors are the estimator's fitted
 arrays (``_fitted_arrays``: attribute -> tensor name), those it holds only after some
 fits (``_kept_arrays``, written when set) and any array hyper-parameter (``init.<name>``); the metadata are the hyper-parameters (``_hyper_parameters``) and
-the fitted scalars (``_fitted_state``). Loading validates the hyper-parameters as the
+the fitted scalars (``_fitted_state``); and partial_fit's running state where there is
+one (``_online_file``: ``online.*`` tensors and an ``online`` section). Loading validates the hyper-parameters as the
 constructor does, then hands the arrays back to the estimator, which checks them as
 it checks user-set parameters (``_restore``).
 """
@@ -20,6 +21,7 @@ from .. import __version__
 from .._core.errors import DeviceWarning, ModelFileError, NumericalError, ParameterError
 from .._core.numerics import device_here, parse_device
 from ..io import read_model_file, write_model_file
+from . import _online_file
 from ._by_column import per_column_from_json
 
 FORMAT = "bigem-model"
@@ -59,6 +61,11 @@ def save(est, path) -> None:
     if not writes_files(est):
         return
     tensors, meta = _record(est)
+    state = getattr(est, "_online_", None)
+    saved = None if state is None else _online_file.record(state)
+    if saved is not None:  # partial_fit's running state: after load it goes on as in est
+        tensors.update(saved[0])
+        meta["online"] = saved[1]
     parts = est._parts()
     if parts:
         meta["parts"] = []
@@ -173,6 +180,8 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
         raise ModelFileError(f"{where}: {exc}{damaged}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
+    if "online" in meta and hasattr(est, "partial_fit"):
+        est._online_ = _online_file.revive(meta["online"], tensors, where)
     return est
 
 

@@ -617,8 +617,7 @@ class GaussianComponent:
         covariance is too ill-conditioned for float32 sums to keep it positive definite."""
         if self.dtype == torch.float64:
             return self.dtype
-        st = self.structure
-        K, D = p.means.shape
+        D = p.means.shape[1]
         if self.form(D) != "expanded":
             exact = well_conditioned_for_float32(p.covariances)
         else:
