@@ -6,6 +6,7 @@ bigem's HMMs do not have, so it is not compared.)"""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -146,3 +147,14 @@ def test_a_masked_tensor_is_read_as_gaps():
     np.testing.assert_array_equal(a.score_samples(masked), b.score_samples(gaps))
     with pytest.raises(bigem.errors.DataError, match="missing_values='fiml'"):
         bigem.GaussianMixture(2).fit(masked)
+
+
+@pytest.mark.parametrize("name, hint", [("log_probability", "score_samples"), ("priors", "weights_"),
+                                        ("summarize", "partial_fit"), ("cuda", "device='cuda'")])
+def test_pomegranate_calls_name_bigems(name, hint):
+    """pomegranate's methods and attributes on a bigem mixture: Python's AttributeError
+    (hasattr stays False), which says what bigem calls it."""
+    gm = bigem.GaussianMixture(2, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 2)))
+    assert not hasattr(gm, name)
+    with pytest.raises(AttributeError, match=rf"'GaussianMixture' object has no attribute '{name}'; .*{re.escape(hint)}"):
+        getattr(gm, name)

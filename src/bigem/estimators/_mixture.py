@@ -209,6 +209,18 @@ IMPUTE_DOC = """X with every missing value (NaN, or a null in files and DataFram
         """
 
 
+# pomegranate's names for what a bigem mixture calls otherwise (see __getattr__)
+_POMEGRANATE = {
+    "log_probability": "use score_samples(X), the log-density of each row",
+    "probability": "use np.exp(score_samples(X))",
+    "summarize": "fit(X) reads and sums the batches of files or a folder for you; partial_fit(batch) is online EM",
+    "from_summaries": "fit(X) makes the M-steps itself; partial_fit(batch) takes one per mini-batch",
+    "priors": "the mixture weights are weights_",
+    "distributions": "the components' parameters are attributes: means_, covariances_, probabilities_, lambdas_, ...",
+    "cuda": "pass device='cuda' (set_params(device='cuda') on a fitted model)",
+}
+
+
 class _BaseMixture(EstimatorBase, ABC):
     """A mixture estimator: scikit-learn's API over a :class:`MixtureModel`.
 
@@ -220,6 +232,16 @@ class _BaseMixture(EstimatorBase, ABC):
     _bound_words = "mean log-likelihood"  # what lower_bound_ is (verbose's summary line says)
     _schema_: Schema | None = None  # how the fitted model reads non-numeric columns (sources.schema)
     _has_schema = False  # whether the family reads its columns by a schema (``_kinds``)
+
+    def __getattr__(self, name: str):
+        """Python's AttributeError, with bigem's name for what a pomegranate user reaches
+        for (``log_probability``, ``priors``, ...). Only missing attributes get here, so
+        ``hasattr`` checks of fitted attributes are unchanged."""
+        hint = _POMEGRANATE.get(name)
+        message = f"{type(self).__name__!r} object has no attribute {name!r}"
+        if hint is not None:
+            message += f"; {hint} (docs/coming-from/pomegranate.md maps pomegranate's calls)"
+        raise AttributeError(message, name=name, obj=self)  # keeps Python's "Did you mean" suggestions
 
     # ------------------------------------------------------------------ family hooks
     @abstractmethod
