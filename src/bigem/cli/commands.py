@@ -1064,7 +1064,8 @@ def _info_family(est, args) -> int:
         f"{args.model}: {KINDS.get(type(est).__name__, type(est).__name__)}, K={est.n_components}, "
         f"{est.n_features_in_} columns ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})",
         f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
-        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+        f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration, before its "
+        f"M-step; bigem score gives the fitted model's), {payload['n_parameters']} free parameters",
     ]
     if hasattr(est, "families_"):
         lines.append("families: " + ", ".join(f"{c}={f}" for c, f in zip(cols, est.families_)))
