@@ -91,6 +91,51 @@ class StepMix(EstimatorBase):
       (``integer_codes=False``) have no counterpart: a ParameterError names them. In a
       nested measurement with a '_nan' block, every block takes gaps, marginalised
       (StepMix lets them through to the other blocks' models, which cannot take them).
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        The number of latent classes.
+    n_steps : {1, 2, 3}, default=1
+        1: the measurement and structural models fitted jointly; 2: the measurement
+        model first, then the structural one with it held fixed; 3: the measurement
+        model, each row's class (``assignment``), then the structural model on those
+        classes (with ``correction``).
+    measurement : str or dict, default='bernoulli'
+        The measurement model, by StepMix's name (listed above), or StepMix's dict of
+        blocks for mixed columns.
+    structural : str or dict, default='gaussian_unit'
+        The structural model of Y, by StepMix's name (listed above), or a dict of blocks.
+    assignment : {'modal', 'soft'}, default='modal'
+        Three steps: each row's most likely class, or its posterior probabilities.
+    correction : {None, 'BCH', 'ML'}, default=None
+        Three steps: the bias correction of the structural estimates (Bolck, Croon and
+        Hagenaars; or maximum likelihood), or none.
+    abs_tol : float, default=1e-10
+        EM stops when the mean log-likelihood rose by less than this.
+    rel_tol : float, default=0.0
+        Must be 0 (see above).
+    max_iter : int, default=1000
+        EM iterations per run.
+    n_init : int, default=1
+        Runs from different starts; the best is kept.
+    save_param_init : bool, default=False
+        Taken for StepMix's signature; bigem keeps no initial parameters.
+    init_params : {'random', 'kmeans'}, default='random'
+        The measurement model's start.
+    random_state : int, RandomState or None, default=None
+        Seed of the starts and of ``sample``.
+    verbose : int, default=0
+        1: StepMix's report after ``fit``.
+    progress_bar : int, default=1
+        Taken for StepMix's signature (0, 1 or 2); nothing is printed.
+    measurement_params : dict or None, default=None
+        ``{'reg_covar': ...}`` for a Gaussian measurement model; any other key is a
+        ParameterError naming it.
+    structural_params : dict or None, default=None
+        ``reg_covar`` and ``intercept`` for the structural model; ``method`` must be
+        'newton-raphson', and ``max_iter`` and ``tol`` (Newton steps per M-step) are
+        ignored: bigem runs them to convergence.
     """
 
     _estimator_type = "clusterer"
@@ -611,7 +656,15 @@ class StepMixClassifier(StepMix):
     """StepMix's supervised classifier (``stepmix.stepmix.StepMixClassifier``): a
     :class:`StepMix` whose binary or categorical outcome is the target, so that
     ``predict(X)`` and ``predict_proba(X)`` infer Y from X (:meth:`StepMix.predict_Y`,
-    :meth:`StepMix.predict_proba_Y`), as scikit-learn's classifiers do."""
+    :meth:`StepMix.predict_proba_Y`), as scikit-learn's classifiers do.
+
+    Parameters
+    ----------
+    n_components, n_steps, measurement, structural, assignment, correction, abs_tol, rel_tol, max_iter, n_init, save_param_init, init_params, random_state, verbose, progress_bar, measurement_params, structural_params
+        As :class:`StepMix`'s; ``structural`` names the outcome's model, binary or
+        categorical ('binary', 'bernoulli', 'categorical', 'multinoulli', or their
+        '_nan' versions).
+    """
 
     _estimator_type = "classifier"
     _TARGETS = ("binary", "binary_nan", "bernoulli", "bernoulli_nan", "categorical", "categorical_nan", "multinoulli",
