@@ -79,7 +79,7 @@ def test_nulls_are_counted_with_the_first_row(tmp_path, df, fmt):
     frame.loc[300, "a"] = None
     path = tmp_path / f"x.{fmt}"
     frame.to_parquet(path) if fmt == "parquet" else frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: 4 null \(missing\) value\(s\) in column\(s\) "
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: 4 null \(missing\) value\(s\) in the file, in column\(s\) "
                        r"\['a', 'b'\]; the first in column 'b' at row 250 .*Drop or impute"):
         _fit(str(path))
 

@@ -267,7 +267,7 @@ def test_bad_weight_columns_name_the_file_and_row(tmp_path, fmt):
     if fmt == "parquet":  # pandas writes NaN as a null in Parquet
         nulls = pa.Table.from_pandas(nulls, preserve_index=False)
         pq.write_table(nulls, tmp_path / "null.parquet")
-        with pytest.raises(DataError, match=r"null \(missing\) value\(s\) in column\(s\) \['w'\]; the first in column 'w' at row 30"):
+        with pytest.raises(DataError, match=r"null \(missing\) value\(s\) in the file, in column\(s\) \['w'\]; the first in column 'w' at row 30"):
             fit(str(tmp_path / "null.parquet"))
     words = df.assign(w=np.where(np.arange(len(df)) == 40, "heavy", df["w"].astype(str)))
     with pytest.raises(DataError, match=r"words\.\w+: (sample_weight column 'w' is not numeric|column 'w' has a non-numeric value 'heavy' at data row 40)"):
