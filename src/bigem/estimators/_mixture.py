@@ -236,7 +236,11 @@ class _BaseMixture(EstimatorBase, ABC):
     def __getattr__(self, name: str):
         """Python's AttributeError, with bigem's name for what a pomegranate user reaches
         for (``log_probability``, ``priors``, ...). Only missing attributes get here, so
-        ``hasattr`` checks of fitted attributes are unchanged."""
+        ``hasattr`` checks of fitted attributes are unchanged. A property that raised
+        AttributeError (its own message: BayesianGaussianMixture's ``bic``) raises it again."""
+        attr = getattr(type(self), name, None)
+        if isinstance(attr, property) and attr.fget is not None:
+            return attr.fget(self)
         hint = _POMEGRANATE.get(name)
         message = f"{type(self).__name__!r} object has no attribute {name!r}"
         if hint is not None:
