@@ -308,6 +308,19 @@ def test_rows_with_nothing_observed_count_take_the_weights_and_warn_once():
     assert gm.score(Xm) * len(Xm) == pytest.approx(gm.score(rest) * len(rest), rel=1e-6)  # each adds 0
 
 
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+def test_the_empty_row_count_says_what_it_counted():
+    """An exact fit counts every row at its first iteration; online EM warns at its first
+    mini-batch, over that batch's rows alone, and says so."""
+    _, Xm = blobs_with_gaps(2)
+    Xm[np.arange(0, 300, 10)] = np.nan  # 30 empty rows, 10 in the first 100
+    with pytest.warns(EmptyRowWarning, match=r"^30 row\(s\) have every value missing \(counted at iteration 1,"):
+        GaussianMixture(2, missing_values="fiml", random_state=0, max_iter=5).fit(Xm[:300])
+    with pytest.warns(EmptyRowWarning, match=r"^10 row\(s\) have every value missing \(counted at mini-batch 1,"):
+        GaussianMixture(2, missing_values="fiml", random_state=0, algorithm="online", batch_size=100,
+                        max_iter=1).fit(Xm[:300])
+
+
 def test_nan_is_refused_by_default_with_the_option_named():
     _, Xm = blobs_with_gaps(3)
     with pytest.raises(DataError, match=r"contains NaN.*missing_values='fiml'.*--missing fiml"):

@@ -98,9 +98,21 @@ def _record(est) -> tuple[dict, dict]:
 def load(path: str | os.PathLike, device=None):
     """Read a model written by ``save``; validates everything, runs no code from the file.
 
-    ``device``: where the model computes from now on ('cpu', 'cuda', ...). None: the
-    device it was fitted on when this machine has it; else 'cuda' if there is one, else
-    'cpu', with a DeviceWarning."""
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+    device : str, torch.device or None, default=None
+        Where the model computes from now on ('cpu', 'cuda', ...). None: the device it
+        was fitted on when this machine has it; else 'cuda' if there is one, else 'cpu',
+        with a DeviceWarning.
+
+    Returns
+    -------
+    estimator
+        The fitted estimator of the kind the file holds (a ModelFileError says what is
+        wrong with a damaged or forged file).
+    """
     if device is not None:
         device = str(parse_device(device))
     tensors, meta = read_model_file(path)

@@ -424,15 +424,21 @@ def chunk_rows_for(memory_budget: int, nnz_per_row: float, raw_bytes_per_entry: 
 # ---------------------------------------------------------------------------- the entry point
 @dataclass(frozen=True)
 class Tokens:
-    """Documents stored as lists of word ids in a Parquet or Arrow file (a path, folder,
-    glob or list of them).
+    """Documents stored as lists of word ids in a Parquet or Arrow file.
 
-    ``tokens``: the list column of word ids (integers from 0); ``counts``: the list column
-    of how often each id occurs (same lengths row by row), or None when every listed id
-    counts once (a tokenised document; repeated ids add up). ``vocabulary_size``: the
-    number of words, ids 0..vocabulary_size-1; None finds it in one pass over the ids
-    (the largest + 1; give it when later data may hold larger ids, as with
-    HashingVectorizer's n_features).
+    Parameters
+    ----------
+    path : str, path-like or list
+        A file, a folder, a glob, or a list of them.
+    tokens : str, default='tokens'
+        The list column of word ids (integers from 0).
+    counts : str or None, default='counts'
+        The list column of how often each id occurs (the same lengths row by row), or
+        None when every listed id counts once (a tokenised document; repeated ids add up).
+    vocabulary_size : int or None, default=None
+        The number of words, ids 0..vocabulary_size-1. None finds it in one pass over
+        the ids (the largest + 1); give it when later data may hold larger ids, as with
+        HashingVectorizer's n_features.
     """
 
     path: object

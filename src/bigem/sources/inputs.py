@@ -79,14 +79,24 @@ def _dataframe_to_numpy(x: object) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Files:
-    """A data set on disk, with the options to read it.
+    """A data set on disk, with the options to read it. A plain path passed as X means
+    ``Files(path)``.
 
-    ``path``: a file, a folder (read recursively, in sorted order), a glob, or a list of
-    them; Parquet, CSV (also .tsv/.txt, optionally .gz), Arrow IPC/Feather or .npy, by
-    extension unless ``format`` says. ``columns``: the features, by name (default: all
-    columns, which must then be numeric). CSV only: ``delimiter``, one character (None:
-    a tab for .tsv files, else a comma); ``header=False`` when the first line is data
-    (the columns are then called f0, f1, ...). A plain path passed as X means ``Files(path)``.
+    Parameters
+    ----------
+    path : str, path-like or list
+        A file, a folder (read recursively, in sorted order), a glob, or a list of them:
+        Parquet, CSV (also .tsv/.txt, optionally .gz), Arrow IPC/Feather or .npy.
+    columns : list of str or None, default=None
+        The features, by name; None: every column, which must then be numeric.
+    format : {'parquet', 'csv', 'ipc', 'npy'} or None, default=None
+        The files' format; None: by extension.
+    delimiter : str or None, default=None
+        CSV only: the field separator, one character; None: a tab for .tsv files, else
+        a comma.
+    header : bool, default=True
+        CSV only: False when the first line is data (the columns are then called f0,
+        f1, ...).
     """
 
     path: object
