@@ -40,8 +40,8 @@ from ..engines.distributed import process_device
 from ..models.components import log_prob
 from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_explained, check_unexplained, first_of,
                               first_unexplained)
-from ..sources.arrays import Centre
 from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
+from ..sources.arrays import Centre
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
 from ..sources.schema import KINDS, Schema, as_categories

@@ -56,8 +56,8 @@ from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, open_source, sequence_lengths
 from ..sources import identity
-from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.arrays import Centre
+from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.validate import CheckedSource, RowRule
 from . import _params
 from ._base import EstimatorBase
