@@ -1,12 +1,16 @@
-"""A far row does not cost other rows their digits at inference: in float32 the rows
-lose a shift before the cast, and that shift is the fitted model's centre, not the mean
-of the rows scored."""
+"""A far row does not cost other rows their digits: in float32 the rows lose a shift
+before the cast. At inference that shift is the fitted model's centre, not the mean of
+the rows scored; in a fit it is the first rows' mean, unless a far row has pulled the
+mean out of their bulk (then their median)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 import bigem
+from bigem.sources.arrays import choose_shift
 
 
 def _two_clusters(seed=0):
@@ -31,3 +35,45 @@ def test_hmm_posteriors_of_a_sequence_do_not_depend_on_another_far_one():
     alone = hmm.predict_proba(X[:20])
     beside = hmm.predict_proba(np.r_[X[:20], [[1e9, -1e9]]], lengths=[20, 1])[:20]
     np.testing.assert_array_equal(beside, alone)
+
+
+def _offset_with_a_far_row():
+    rng = np.random.default_rng(0)
+    X = (_two_clusters() + 1e6)[rng.permutation(600)]
+    X[3] = [1e12, -1e12]  # among the first rows, which set a fit's shift
+    return X
+
+
+@pytest.mark.parametrize("source", ["array", "npy"])
+def test_a_far_row_among_the_first_does_not_cost_a_float32_fit_its_digits(source, tmp_path):
+    X = _offset_with_a_far_row()
+    data = X
+    if source == "npy":
+        data = str(tmp_path / "x.npy")
+        np.save(data, X)
+    # float32 used to shift by the mean (1e9 from every other row): means 42 off, the
+    # two clusters merged, and a lower bound of +11.97, impossible for this data
+    single = bigem.GaussianMixture(3, random_state=0).fit(data)
+    exact = bigem.GaussianMixture(3, random_state=0, dtype="float64").fit(X)
+    order, exact_order = np.argsort(single.means_[:, 0]), np.argsort(exact.means_[:, 0])
+    np.testing.assert_allclose(single.means_[order][:2], exact.means_[exact_order][:2], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(single.weights_[order], exact.weights_[exact_order], rtol=0, atol=1e-4)
+    assert abs(single.lower_bound_ - exact.lower_bound_) < 1e-5
+
+
+@pytest.mark.parametrize("rows", [
+    np.random.default_rng(1).exponential(size=(1024, 3)) * 1e8,  # skewed
+    (np.random.default_rng(2).random((1024, 3)) < 0.1) * 1e9,  # mostly one value
+    np.random.default_rng(3).standard_t(3, size=(1024, 3)) + 1e7,  # heavy tails
+])
+def test_ordinary_data_keeps_the_first_rows_mean_bit_for_bit(rows):
+    shift = choose_shift(rows, rows.dtype, torch.float32, "auto")
+    assert torch.equal(shift, torch.from_numpy(rows).sum(0) / rows.shape[0])
+
+
+def test_a_feature_with_a_far_row_alone_takes_the_median():
+    rows = np.random.default_rng(4).normal(size=(1024, 2)) + 1e6
+    rows[7, 1] = 1e15
+    shift = choose_shift(rows, rows.dtype, torch.float32, "auto")
+    assert shift[0] == torch.from_numpy(rows[:, 0]).sum() / 1024  # the mean, as before
+    assert shift[1] == float(np.median(rows[:, 1]))

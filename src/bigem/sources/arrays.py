@@ -149,7 +149,23 @@ def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor 
         torch.from_numpy(np.array(first_rows, dtype=np.float64, order="C")))
     finite = torch.isfinite(rows)  # NaN and inf are for validation to report, not to shift by
     total = torch.where(finite, rows, torch.zeros_like(rows)).sum(0)
-    return total / finite.sum(0).clamp(min=1)
+    mean = total / finite.sum(0).clamp(min=1)
+    return _unless_far(mean, torch.where(finite, rows, torch.full_like(rows, float("nan"))))
+
+
+def _unless_far(mean: Tensor, rows: Tensor) -> Tensor:
+    """The mean, but the median for a feature whose mean a few far rows have pulled out
+    of the bulk (beyond the 5-95% range by its own width): one row at 1e12 among the
+    probe's would set the shift to 1e9, and every other row would lose its digits in
+    the cast. The mean elsewhere, so ordinary data keeps its coordinates bit for bit."""
+    if rows.shape[0] < 3:
+        return mean
+    with warnings.catch_warnings():  # a column of NaN alone: its quantiles are NaN, and it keeps the mean
+        warnings.simplefilter("ignore", RuntimeWarning)  # (numpy's: torch's quantile caps its input's size)
+        low, high, median = torch.from_numpy(np.nanquantile(rows.numpy(), [0.05, 0.95, 0.5], axis=0))
+    width = high - low
+    far = (mean < low - width) | (mean > high + width)
+    return torch.where(far, median, mean)
 
 
 def as_tensor(x, dtype: torch.dtype, device: torch.device, shift: Tensor | None = None) -> Tensor:
