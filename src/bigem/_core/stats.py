@@ -91,8 +91,9 @@ def least_of(a: int | Tensor, b: int | Tensor) -> int | Tensor:
     """The smaller of two indices that are >= 0, or -1 when neither is; tensors stay
     tensors (no read-back)."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        device = a.device if isinstance(a, Tensor) else b.device
-        a, b = torch.as_tensor(a, device=device), torch.as_tensor(b, device=device)
+        like = a if isinstance(a, Tensor) else b
+        # an int is filled in, not uploaded: torch.as_tensor(int, device=cuda) waits
+        a, b = (v if isinstance(v, Tensor) else torch.full((), v, dtype=like.dtype, device=like.device) for v in (a, b))
         return torch.where(a < 0, b, torch.where(b < 0, a, torch.minimum(a, b)))
     present = [v for v in (a, b) if v >= 0]
     return min(present) if present else -1

@@ -136,6 +136,8 @@ def session(device: torch.device) -> Iterator[TorchEngine]:
     device = process_device(device)
     if not dist.is_initialized():
         _start_group(device)
+    elif device.type == "cuda":  # a group the caller started: object collectives use the current device
+        torch.cuda.set_device(device)
     yield TorchEngine(device)
 
 

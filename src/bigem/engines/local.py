@@ -83,15 +83,18 @@ class _DeviceFeed:
 
 
 def _tensors(chunk: object) -> Iterator[torch.Tensor]:
-    """The tensors a chunk holds (its fields' and its extra columns')."""
-    if not dataclasses.is_dataclass(chunk):
-        return
-    for f in dataclasses.fields(chunk):
-        value = getattr(chunk, f.name)
-        if isinstance(value, torch.Tensor):
-            yield value
-        elif isinstance(value, dict):
-            yield from (v for v in value.values() if isinstance(v, torch.Tensor))
+    """The tensors a chunk holds: its fields', its extra columns', and those of the
+    dataclasses it holds (a sparse chunk's rows): every one the side stream allocated
+    must be marked as used by the compute stream, or the allocator may hand its memory
+    to the next chunk's copy while the E-step still reads it."""
+    if isinstance(chunk, torch.Tensor):
+        yield chunk
+    elif isinstance(chunk, dict):
+        for value in chunk.values():
+            yield from _tensors(value)
+    elif dataclasses.is_dataclass(chunk) and not isinstance(chunk, type):
+        for f in dataclasses.fields(chunk):
+            yield from _tensors(getattr(chunk, f.name))
 
 
 def _cuda_device(source: Source) -> torch.device | None:

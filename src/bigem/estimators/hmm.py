@@ -415,7 +415,8 @@ class _BaseHMM(EstimatorBase, ABC):
         first pass over files: it also checks values and fills their cache)."""
         rows = source.rows
         probe = fill_gaps(rows.take(torch.arange(min(rows.n_rows, 1024)))).double().mean(0).cpu()
-        return engine.reduce(Task(Summariser(probe, second_moments), "summarise"), rows)
+        # on the host: the starts read it with numpy, beside the host probe
+        return engine.reduce(Task(Summariser(probe, second_moments), "summarise"), rows).to("cpu")
 
     # -------------------------------------------------------------- fitting
     def fit(self, X, lengths=None, *, columns=None, sequence_column=None, callback=None, checkpoint=None,

@@ -456,7 +456,7 @@ class Moments:
         # relative to a component's squared distance from the centre, is eps^2
         eps = torch.finfo(p.dtype).eps ** (2 if p.form == "whitened" else 1)
         return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel,
-                             torch.tensor(eps, dtype=torch.float64, device=n_k.device))
+                             torch.full((), eps, dtype=torch.float64, device=n_k.device))
 
 
 class GappedMoments:

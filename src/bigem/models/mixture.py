@@ -382,7 +382,7 @@ class MixtureModel:
             hard = torch.where(w > 0, hard, torch.zeros_like(hard))
             ent = None if ent is None else torch.where(w > 0, ent, torch.zeros_like(ent))
         f64 = dict(dtype=torch.float64, device=x.device)
-        weight = torch.tensor(float(x.shape[0]), **f64) if w is None else w.double().sum()
+        weight = torch.full((), float(x.shape[0]), **f64) if w is None else w.double().sum()  # a fill: no upload
         fractional = 0 if w is None else (w != torch.round(w)).sum()
         return ScoreTotals(weighted_sum(log_norm, w), weighted_sum(hard, w), weight, x.shape[0], fractional,
                            unexplained, prep.dtype, 0.0 if ent is None else weighted_sum(ent, w))
@@ -503,7 +503,8 @@ class MixtureModel:
                 empty = int(blank.sum()) if any_set(blank) else 0  # no (n,) int64 conversion in the common case
                 if empty:
                     candidates = torch.where(blank, torch.inf, candidates)
-        weight = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
+        # a fill, not torch.tensor: on a GPU that uploads the value and waits, every chunk
+        weight = torch.full((), float(x.shape[0]), dtype=torch.float64, device=device) if w is None else w.double().sum()
         stats = acc.result() if top is None else acc.result().scale(top)
         if top is not None:
             neg_entropy = neg_entropy * top

@@ -122,7 +122,10 @@ def to_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_feature
     values = torch.from_numpy(_writable(np.ascontiguousarray(val, dtype=np_dtype)))
     index = torch.from_numpy(_writable(np.ascontiguousarray(idx if idx.dtype in (np.int32, np.int64) else
                                                             idx.astype(np.int64))))
-    return SparseRows(ptr.to(device), index.to(device), values.to(device), int(n_features))
+    # asynchronous (the engine orders the copies before the E-step): a blocking copy waits
+    # on a GPU, three times a chunk
+    return SparseRows(ptr.to(device, non_blocking=True), index.to(device, non_blocking=True),
+                      values.to(device, non_blocking=True), int(n_features))
 
 
 # A streamed source keeps what models derive from its rows (RowMemos) within this share

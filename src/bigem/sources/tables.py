@@ -665,7 +665,7 @@ class TableSource(CutByRows):
         for block, weight, kept, start, label in self.blocks():
             # asynchronous from pinned blocks (see buffers): the engine orders them before the E-step
             w = None if weight is None else weight.to(self.device, torch.float64, non_blocking=True)
-            label = None if label is None else label.to(self.device)
+            label = None if label is None else label.to(self.device, non_blocking=True)
             yield Chunk(block.to(self.device, non_blocking=True), w, start, kept, label)
 
     def boundaries(self) -> list[int]:
