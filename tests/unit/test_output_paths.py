@@ -9,6 +9,8 @@ the command line's ``fit``, ``select`` and ``predict``, and the picture function
 
 from __future__ import annotations
 
+import copy
+import errno
 import os
 import signal
 import subprocess
@@ -303,3 +305,67 @@ def test_the_next_run_sweeps_the_temporary_of_a_killed_predict(tmp_path, data, f
     assert main(["predict", str(tmp_path / "m.bigem"), str(data), "-o", str(out)]) == 0
     assert os.listdir(out.parent) == ["labels.csv"]
     _check_written(out)
+
+
+class _FullDisk:
+    """A file on a disk with ``room`` bytes left: a write past it fails, and so does the
+    close after it (a buffered writer's last flush), as a real full disk does."""
+
+    def __init__(self, file, room: int) -> None:
+        self._file, self._room, self._failed = file, room, False
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        if size > self._room:
+            self._failed = True
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= size
+        return self._file.write(data)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._failed:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Temporaries opened for writing land on a disk with 2000 bytes left."""
+    import builtins
+
+    real_open = builtins.open
+
+    def opening(path, mode="r", *args, **kwargs):
+        file = real_open(path, mode, *args, **kwargs)
+        return _FullDisk(file, 2000) if ".part" in os.fspath(path) and "w" in mode else file
+
+    monkeypatch.setattr(builtins, "open", opening)
+
+
+def _streamed_predictions(est, path):
+    copy.deepcopy(est).set_params(chunk_size=512).write_predictions(_blobs(5000), path, outputs=("proba",))
+
+
+def _cli_array(est, path):
+    from bigem.cli._io import write_array
+
+    write_array(path, np.zeros((5000, 2)), ["a", "b"])
+
+
+@pytest.mark.parametrize("write, name", [(_streamed_predictions, "out.npy"), (_save, "out.bigem"),
+                                         (_cli_array, "out.npy")])
+def test_a_full_disk_names_the_output_and_leaves_nothing(write, name, tmp_path, fitted, full_disk):
+    # the streamed .npy's last flush failed again inside abort, which then never removed the
+    # temporary: a disk already full kept a file as large as the room it had left
+    with pytest.raises(OutputPathError, match=rf"{name}: cannot be written, the disk is full .*free some space"):
+        write(fitted, str(tmp_path / name))
+    assert os.listdir(tmp_path) == []

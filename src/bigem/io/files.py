@@ -21,6 +21,7 @@ leaves the target as it was and no temporary behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -165,24 +166,29 @@ class Partial:
         ext = os.path.splitext(base)[1]
         sweep(folder, base, ext)
         self.tmp = os.path.join(folder, f".{base}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.part{ext}")
-        with self._named():
+        with self.naming_errors():
             os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
     @contextlib.contextmanager
-    def _named(self):
+    def naming_errors(self):
         """The OS's errors about the temporary (a read-only folder, a full disk) as
-        OutputPathErrors that name the output."""
+        OutputPathErrors that name the output. Inside it only the temporary is written,
+        so an error that names no file (numpy's and pyarrow's short writes) is its too."""
         try:
             yield
         except OSError as exc:
-            if exc.filename != self.tmp or isinstance(exc, OutputPathError):
+            if exc.filename not in (self.tmp, None) or isinstance(exc, OutputPathError):
                 raise
-            raise OutputPathError(f"{self.name}: cannot be written ({exc.strerror}); choose another output path, "
+            reason = exc.strerror or str(exc)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "requested and" in reason:  # numpy: "n requested and m written"
+                raise OutputPathError(f"{self.name}: cannot be written, the disk is full ({reason}); nothing was "
+                                      "written: free some space, or choose an output path on a disk with room") from None
+            raise OutputPathError(f"{self.name}: cannot be written ({reason}); choose another output path, "
                                   "in a folder you can write to") from None
 
     def commit(self) -> str:
         """Flush the finished file to disk and move it into place; returns its path."""
-        with self._named():
+        with self.naming_errors():
             fd = os.open(self.tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -193,7 +199,7 @@ class Partial:
         except OutputPathError:
             self.abort()
             raise
-        with self._named():
+        with self.naming_errors():
             os.replace(self.tmp, self.target)
         return self.path
 
@@ -212,6 +218,6 @@ class Partial:
 def write_atomically(path: str, write: Callable[[str], None]) -> str:
     """``write(tmp)`` to a :class:`Partial` of ``path``, then commit it."""
     with Partial(path) as part:
-        with part._named():
+        with part.naming_errors():
             write(part.tmp)
         return part.commit()

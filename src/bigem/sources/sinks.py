@@ -48,10 +48,11 @@ class Sink:
     # ------------------------------------------------------------ writing
     def write(self, columns: dict[str, object]) -> None:
         """Append one block: a dict of equally long columns (numpy or pyarrow arrays)."""
-        if self.format == "npy":
-            self._write_npy(columns)
-        else:
-            self._write_arrow(columns)
+        with self._part.naming_errors():  # a full disk names the output
+            if self.format == "npy":
+                self._write_npy(columns)
+            else:
+                self._write_arrow(columns)
 
     def _write_npy(self, columns: dict[str, object]) -> None:
         if len(columns) != 1:
@@ -96,24 +97,33 @@ class Sink:
     # ------------------------------------------------------------ ending
     def commit(self) -> str:
         """Close and move the finished file into place; returns its path."""
-        self._close()
+        with self._part.naming_errors():  # closing flushes the last bytes
+            self._close()
         if self._written != self.n_rows:
             self.abort()
             raise DataError(f"{self.path}: {self._written} rows written, expected {self.n_rows}; nothing was written")
         return self._part.commit()
 
     def abort(self) -> None:
-        """Close and delete the temporary file: the target is left as it was."""
-        self._close()
-        self._part.abort()
+        """Close and delete the temporary file: the target is left as it was. Called as
+        an error propagates: closing may fail again (a full disk refuses the flush), and
+        the temporary goes all the same."""
+        try:
+            self._close()
+        except OSError:
+            pass
+        finally:
+            self._part.abort()
 
     def _close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        writer, file = self._writer, self._file
+        self._writer = self._file = None  # closed once, even when closing fails
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if file is not None:
+                file.close()
 
     def __enter__(self) -> Sink:
         return self
