@@ -11,6 +11,7 @@ import os
 import torch
 from torch import Tensor
 
+from .._core.errors import DataError
 from ..io.files import is_url
 
 _EDGE_ROWS = 1024  # rows hashed at each end of data in memory
@@ -42,3 +43,33 @@ def files(paths: list[str]) -> list:
         st = os.stat(p)
         out.append([os.path.abspath(p), st.st_size, st.st_mtime_ns])
     return out
+
+
+class Unchanged:
+    """Files that must stay as they were while a fit reads them, once a pass: each pass
+    starts by comparing their sizes and modification times with those they had when
+    they were opened. A file rewritten between passes (a writer still at work, a job that
+    refreshes the folder) would otherwise mix two data sets in one fit, silently."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = list(paths)
+        self.seen = [_stamp(p) for p in self.paths]  # None for one that cannot be read: opening it says why
+
+    def check(self) -> None:
+        """Raise a DataError naming the first file that changed or went away."""
+        for path, seen in zip(self.paths, self.seen):
+            now = _stamp(path)
+            if now == seen:
+                continue
+            what = "was removed" if now is None else (
+                f"changed (its size went from {seen[1]} to {now[1]} bytes)" if now[1] != seen[1]
+                else "was rewritten (its modification time changed)")
+            raise DataError(f"{path}: {what} while bigem was reading it; a fit reads its files once a pass, and they "
+                            "must stay as they were until it ends: let the writer finish first, or fit a copy")
+
+
+def _stamp(path: str) -> list | None:
+    try:
+        return files([path])[0]
+    except OSError:
+        return None

@@ -58,6 +58,7 @@ class NpySource(CutByRows):
 
     def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
         self.path = os.fspath(path)
+        self._unchanged = identity.Unchanged([self.path])  # each pass checks the file is as it was
         try:
             with open(self.path, "rb") as f:
                 magic = f.read(len(_MAGIC))
@@ -150,6 +151,7 @@ class NpySource(CutByRows):
         return self._buffers.lend(block).to(self.device, non_blocking=True)
 
     def chunks(self) -> Iterator[Chunk]:
+        self._unchanged.check()
         first, stop = self.first_row, self.first_row + self.n_rows
         for s in range(first, stop, self.chunk_rows):
             end = min(s + self.chunk_rows, stop)

@@ -84,6 +84,7 @@ class NpzSource(CutByRows):
     def __init__(self, path: str, dtype: torch.dtype, device: torch.device, memory_budget: int,
                  chunk_size: int | None = None) -> None:
         self.path = path
+        self._unchanged = identity.Unchanged([path])  # each pass checks the file is as it was
         self.dtype, self.device = dtype, device
         self.weight: Tensor | None = None
         self.checked = False
@@ -225,6 +226,7 @@ class NpzSource(CutByRows):
         return last.astype(np.int64)
 
     def chunks(self) -> Iterator[Chunk]:
+        self._unchanged.check()
         first = self.first_row
         for s, e, ptr, idx, dat in self._blocks(not self.checked):
             w = None if self.weight is None else self.weight[s - first : e - first]

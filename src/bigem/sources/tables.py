@@ -377,6 +377,7 @@ class TableSource(CutByRows):
         offer_fiml: bool = True,
     ) -> None:
         import_pyarrow()
+        self._unchanged = identity.Unchanged(files)  # stamped before the first read (each pass checks them)
         self.gaps = gaps  # a null feature value is a missing value (NaN in the rows), not an error
         self.offer_fiml = offer_fiml  # else a null's error names missing_values='fiml' only where it exists
         self.files, self.format = list(files), fmt
@@ -508,6 +509,7 @@ class TableSource(CutByRows):
         over this source's rows: a part reads only the Parquet row groups (the CSV and
         Arrow files) that hold its rows, and skips the rest of the batches that straddle
         its ends."""
+        self._unchanged.check()
         numeric = [n for n in self.feature_names if n not in self._categorical] + self._weight_columns
         if wanted is None:  # each once: a kept id column may be a feature too, and a batch names its columns once
             wanted = list(dict.fromkeys(self.feature_names + self._weight_columns + self._label_columns + self.keep))

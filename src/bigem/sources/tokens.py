@@ -62,6 +62,7 @@ class TokenSource(CutByRows):
                  chunk_size: int | None = None, keep: list[str] | None = None, weight_column: str | None = None) -> None:
         pa = import_pyarrow()
         self.files, fmt = expand_paths(spec.path)
+        self._unchanged = identity.Unchanged(self.files)  # each pass checks the files are as they were
         if fmt not in ("parquet", "ipc"):
             raise DataError(f"{self.files[0]}: token lists are read from Parquet or Arrow files, not {fmt} files")
         self.format, self.spec = fmt, spec
@@ -146,6 +147,7 @@ class TokenSource(CutByRows):
         """(record batch, its file, its first row in the data set) of ``columns`` over this
         source's rows: a part reads only the Parquet row groups (the Arrow files) that hold
         them (``tables.row_window``)."""
+        self._unchanged.check()
 
         def batches(i: int, reader, groups: range | None):
             with file_errors(self.files[i]):
