@@ -90,3 +90,32 @@ def test_id_columns_of_one_type_with_missing_values_are_written(tmp_path):
 def test_bad_delimiters_are_refused_when_made():
     with pytest.raises(ParameterError, match=r"Files\(delimiter=\.\.\.\) must be one character"):
         Files("x.csv", delimiter="\n")
+
+
+# ---------------------------------------------------------------------- encodings, pipes, booleans
+def test_a_csv_not_in_utf8_is_refused_by_name_with_the_fix(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("température,b\n1,2\n3,4\n".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"^{path}: not UTF-8 text .*re-encode it, for instance with iconv"):
+        GaussianMixture(1).fit(str(path))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="POSIX pipes")
+def test_a_pipe_as_data_is_refused_rather_than_waited_on(tmp_path):
+    import os
+
+    path = tmp_path / "rows.csv"
+    os.mkfifo(path)  # with no writer, opening it blocked the fit for ever
+    with pytest.raises(DataError, match=rf"^{path}: not a regular file \(a pipe, socket or device\); a fit reads its "
+                                        "data once a pass"):
+        GaussianMixture(1).fit(str(path))
+
+
+def test_a_boolean_npy_file_fits_as_its_array_does(tmp_path):
+    from bigem import BernoulliMixture
+
+    B = np.random.default_rng(1).random((300, 4)) < np.r_[[0.2] * 150, [0.8] * 150][:, None]
+    np.save(tmp_path / "b.npy", B)  # refused before, while the same booleans in memory, Parquet or CSV fitted
+    from_file = BernoulliMixture(2, random_state=0, dtype="float64").fit(str(tmp_path / "b.npy"))
+    in_memory = BernoulliMixture(2, random_state=0, dtype="float64").fit(B)
+    np.testing.assert_array_equal(from_file.probabilities_, in_memory.probabilities_)

@@ -78,9 +78,9 @@ class NpySource(CutByRows):
             raise DataError(
                 f"{self.path}: not a readable .npy file ({exc}); write it with numpy.save from a numeric 2-D array"
             ) from None
-        if not isinstance(self._mm, np.ndarray) or self._mm.dtype.kind not in "fiu":
+        if not isinstance(self._mm, np.ndarray) or self._mm.dtype.kind not in "biuf":  # booleans read as 0 and 1
             kind = getattr(self._mm, "dtype", type(self._mm))
-            raise DataError(f"{self.path}: holds {kind}, expected a numeric (float or integer) 2-D array")
+            raise DataError(f"{self.path}: holds {kind}, expected a numeric (float, integer or boolean) 2-D array")
         check_shape(self._mm.shape, name=f"{self.path}")
         self.n_rows, self.n_features = (int(s) for s in self._mm.shape)
         self.dtype, self.device = dtype, device

@@ -104,8 +104,11 @@ def expand_paths(spec: object) -> tuple[list[str], str]:
                     "check the path or point at the files"
                 )
             files += inside
-        elif os.path.exists(path):
+        elif os.path.isfile(path):
             files.append(path)
+        elif os.path.exists(path):  # a pipe or a device: read once, it would block or end after a pass
+            raise DataError(f"{path}: not a regular file (a pipe, socket or device); a fit reads its data once a pass, "
+                            "and a stream can be read only once: write the data to a file and fit that")
         else:
             raise DataError(f"{path}: no such file or folder; check the path")
     formats = {}

@@ -49,6 +49,9 @@ def file_errors(path: str):
         raise
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; check the path") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc}); bigem reads text files as UTF-8: re-encode it, for "
+                        f"instance with iconv -f latin1 -t utf-8") from None
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read ({_first_line(exc)}); is it complete and in the format its name says?") from None
 
@@ -398,7 +401,8 @@ class TableSource(CutByRows):
         }[fmt]
         self._readers = [open_reader(f) for f in self.files]
         first = self._readers[0]
-        names = list(first.schema.names)
+        with file_errors(self.files[0]):  # pyarrow decodes a CSV header's names here
+            names = list(first.schema.names)
         self.weight, self.weight_column = weight, weight_column
         # semi-supervised fitting: the column of class labels (sources.labels.LabelColumn), read with the rows
         self.labels = labels
