@@ -756,7 +756,8 @@ def test_npy_file_holding_non_numbers(tmp_path, array, kind):
     np.save(path, array)
     with pytest.raises(
         DataError,
-        match=rf"^{re.escape(str(path))}: holds {re.escape(kind)}, expected a numeric \(float or integer\) 2-D array",
+        match=rf"^{re.escape(str(path))}: holds {re.escape(kind)}, expected a numeric \(float, integer or boolean\) "
+        r"2-D array",
     ):
         GaussianMixture().fit(path)
 

@@ -8,6 +8,7 @@ them ourselves to validate every offset and shape and to report corruption clear
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -29,7 +30,8 @@ _MAX_HEADER = 100 << 20
 def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metadata: dict) -> None:
     """Write atomically (``files.Partial``): the file appears whole or not at all."""
     path = check_output_path(path)
-    header: dict = {"__metadata__": {"bigem": json.dumps(metadata, sort_keys=True)}}
+    text = json.dumps(metadata, sort_keys=True)
+    header: dict = {"__metadata__": {"bigem": text}}
     blobs = []
     offset = 0
     for name in sorted(tensors):
@@ -41,6 +43,7 @@ def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metada
         header[name] = {"dtype": _NAMES[dt], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
+    header["__metadata__"]["sha256"] = _checksum(text, blobs)
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
 
@@ -100,11 +103,24 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
         if end_max != body_size:
             raise ModelFileError(f"{bad} ({body_size - end_max} trailing bytes; the file was modified)")
         body = _read(f, body_size, path)
+    written = extra.get("sha256")  # absent from files of earlier versions, which are read unchecked
+    if written is not None and written != _checksum(text, [body]):
+        raise ModelFileError(f"{bad} (its bytes do not match the checksum written with them: the file was damaged or "
+                             "modified after it was written; save the model again)")
     tensors = {
         name: torch.from_numpy(np.frombuffer(body[start:end], dtype=dt).reshape(shape).copy())
         for name, (dt, shape, start, end) in layout.items()
     }
     return tensors, meta
+
+
+def _checksum(metadata: str, blobs: list[bytes]) -> str:
+    """SHA-256 of the bigem metadata and the tensors' bytes: one flipped bit in a
+    parameter or a hyper-parameter is a defect, not a different model."""
+    h = hashlib.sha256(metadata.encode())
+    for blob in blobs:
+        h.update(blob)
+    return h.hexdigest()
 
 
 def _open_regular(path: str):
