@@ -299,6 +299,83 @@ def nan_in_a_part(engine: str) -> dict:
     return dict(error=np.asarray(""))
 
 
+def _raised(fit) -> dict:
+    """The error a fit raised (its class and message), and how long it took."""
+    import time
+
+    started = time.monotonic()
+    try:
+        fit()
+    except Exception as exc:
+        return dict(error=np.asarray(f"{type(exc).__name__}: {exc}"), seconds=np.float64(time.monotonic() - started))
+    return dict(error=np.asarray(""), seconds=np.float64(time.monotonic() - started))
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", 0))
+
+
+@case
+def online_with_an_empty_process(engine: str) -> dict:
+    """Online EM on a Parquet file of one row group: one process holds no row. It was
+    refused for every batch_size, with advice that could not be followed."""
+    import pandas as pd
+
+    from bigem import GaussianMixture
+
+    X = blobs(16, n_per=200)  # 600 rows: six steps of 100, the one-process fit's own batches
+    pd.DataFrame(X, columns=["a", "b", "c"]).to_parquet("one_group.parquet", row_group_size=len(X))
+    with _quiet():
+        gm = GaussianMixture(3, algorithm="online", batch_size=100, max_iter=3, engine=engine,
+                             **FIXED).fit("one_group.parquet")
+        more = GaussianMixture(3, batch_size=100, engine=engine, **FIXED).partial_fit("one_group.parquet")
+    return dict(means=gm.means_, weights=gm.weights_, lower_bound=np.float64(gm.lower_bound_),
+                partial_means=more.means_, n_steps=np.int64(more.n_steps_))
+
+
+@case
+def missing_file_on_one(engine: str) -> dict:
+    """The last process cannot open its data (a path missing on its machine): before, the
+    others waited in the first exchange for the group's timeout (30 minutes under gloo)."""
+    from bigem import GaussianMixture
+
+    np.save("x.npy", blobs(13))
+    path = "nope.npy" if _rank() == int(os.environ.get("WORLD_SIZE", 1)) - 1 else "x.npy"
+    with _quiet():
+        return _raised(lambda: GaussianMixture(2, max_iter=3, engine=engine, **FIXED).fit(path))
+
+
+@case
+def other_files_per_process(engine: str) -> dict:
+    """Each process given another file (other columns, rows and values): before, every
+    process finished, each with the same parameters fitted to neither data set."""
+    import pandas as pd
+
+    from bigem import GaussianHMM, GaussianMixture
+
+    X = blobs(14)
+    if _rank() == 0:
+        pd.DataFrame(X, columns=["a", "b", "c"]).to_parquet("data.parquet")
+    else:
+        pd.DataFrame(X[:500] * 10 + 100, columns=["p", "q", "r"]).to_parquet("data.parquet")
+    with _quiet():
+        out = _raised(lambda: GaussianMixture(2, max_iter=3, engine=engine, **FIXED).fit("data.parquet"))
+        hmm = _raised(lambda: GaussianHMM(2, n_iter=3, engine=engine, random_state=0).fit("data.parquet"))
+    return dict(out, hmm_error=hmm["error"])
+
+
+@case
+def other_settings_per_process(engine: str) -> dict:
+    """The same data, but another n_components in one process: its statistics have other
+    shapes, which torch refused in a raw error."""
+    from bigem import GaussianMixture
+
+    k = 2 if _rank() == 0 else 3
+    with _quiet():
+        return _raised(lambda: GaussianMixture(k, max_iter=3, engine=engine, init_params="random",
+                                               **FIXED).fit(blobs(15)))
+
+
 @case
 def mixed_labelled(engine: str) -> dict:
     """A mixed-type mixture (Gaussian, categorical and binary columns) fitted semi-supervised

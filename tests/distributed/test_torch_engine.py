@@ -191,6 +191,36 @@ def test_an_error_in_one_process_is_raised_by_every_process(two):
         assert str(r["error"]).startswith("DataError: Input nan.npy contains NaN. (1 NaN; first at row 598)")
 
 
+def test_online_em_runs_when_a_process_holds_no_rows(two, tmp_path, monkeypatch):
+    """One row group: one process holds every row, the other takes part in each step's
+    exchange with none. 600 rows in steps of 100 are the one-process fit's own batches,
+    so the fit equals it to rounding."""
+    results = _results(two, "online_with_an_empty_process")
+    _assert_same_everywhere(results)
+    _assert_close(results[0], _local("online_with_an_empty_process", tmp_path, monkeypatch))
+
+
+def test_a_process_that_cannot_open_its_data_fails_every_process_at_once(two):
+    results = _results(two, "missing_file_on_one")
+    for r in results:
+        assert str(r["error"]).startswith("DataError: nope.npy: no such file or folder"), r["error"]
+        assert r["seconds"] < 60  # not the group's timeout (30 minutes)
+
+
+def test_processes_given_other_data_are_refused_by_every_process(two):
+    for r in _results(two, "other_files_per_process"):
+        for error in (r["error"], r["hmm_error"]):
+            assert str(error).startswith("ClusterError: the 2 processes opened different data: process 0 has 603 "
+                                         "rows of 3 columns (a, b, c)"), error
+            assert "process 1 has 500 rows of 3 columns (p, q, r)" in str(error)
+
+
+def test_processes_with_other_settings_are_refused_in_words(two):
+    for r in _results(two, "other_settings_per_process"):
+        assert str(r["error"]).startswith("ClusterError: the 2 processes computed "), r["error"]
+        assert "same data and settings (n_components" in str(r["error"]) or "different parameters" in str(r["error"])
+
+
 def test_engine_torch_outside_a_launcher_says_how_to_launch(monkeypatch):
     from bigem import GaussianMixture
     from bigem._core.errors import ClusterError

@@ -176,3 +176,9 @@ class Engine(Protocol):
         on every process: what one process reads (a checkpoint) all act on alike."""
         ...
 
+    def opened(self, make: Callable[[], Any]) -> Any:
+        """``make()`` (opening this process's data: a source) on every process, checked
+        together before any exchange: an error in one process is raised by every process,
+        and processes that opened different data are refused."""
+        ...
+

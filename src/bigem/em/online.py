@@ -79,10 +79,13 @@ def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, of
     """One mini-batch: E-step at the current params, blend, M-step. Returns the batch's
     mean log-likelihood under the parameters it was evaluated at, and its weight.
     ``combine``: the engine's sum over its processes, when each holds its own part of
-    the mini-batch (an engine's ``combine``); every process then takes the same step."""
-    stats = model.e_step(state.params, chunk)
+    the mini-batch (an engine's ``combine``); every process then takes the same step.
+    ``chunk`` None: this process has no rows in the mini-batch (the others' make it)."""
+    stats = None if chunk is None else model.e_step(state.params, chunk)
     if combine is not None:
         stats = combine(stats)
+    if stats is None:  # no process had a row of it
+        return math.nan, 0.0
     objective = model.objective(stats)
     if objective.weight <= 0:  # a batch of zero-weight rows carries no information
         return math.nan, 0.0

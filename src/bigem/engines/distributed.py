@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from .._core.batches import rebatch
-from .._core.errors import ClusterError, DataError, ParameterError
+from .._core.errors import ClusterError, DataError
 
 _ERRORS_MODULE = ClusterError.__module__  # bigem's error classes, plain to rebuild
 from .._core.stats import tree_sum
@@ -198,21 +198,18 @@ class TorchEngine:
         """The sum over the group of each process's statistics (online EM's mini-batches)."""
         return self._sum(stats, None, "a mini-batch of online EM")
 
-    def batches(self, source, rows: int) -> Iterator[Chunk]:
+    def batches(self, source, rows: int) -> Iterator[Chunk | None]:
         """This process's part of each of online EM's mini-batches: the group's rows are
         cut into ceil(N / rows) steps, and each process cuts its own part into as many
-        pieces, so each step holds about ``rows`` rows from every process in proportion."""
+        pieces, so each step holds about ``rows`` rows from every process in proportion.
+        A process with fewer rows than steps (or none: a file of one row group) yields
+        None for a step it has no rows for, and still takes part in its exchange."""
         sizes = [p.n_rows for p in self.parts(source)]
         steps = math.ceil(sum(sizes) / rows)
-        if min(sizes) < steps:
-            raise ParameterError(
-                f"batch_size={rows} is too small for {self.world} processes holding {min(sizes)} to {max(sizes)} "
-                f"rows each: every one of the {steps} mini-batches needs rows from every process; use "
-                f"batch_size >= {math.ceil(sum(sizes) / max(min(sizes), 1))}, or fewer processes"
-            )
         mine = sizes[self.rank]
         cuts = [t * mine // steps for t in range(steps + 1)]
-        return rebatch(self.stream(source), (b - a for a, b in zip(cuts, cuts[1:])))
+        pieces = [b - a for a, b in zip(cuts, cuts[1:])]
+        return _with_gaps(rebatch(self.stream(source), [n for n in pieces if n]) if mine else iter(()), pieces)
 
     def share(self, make: Callable[[], Any]) -> Any:
         """``make()`` on the primary process, its value or its exception on every process."""
@@ -228,6 +225,34 @@ class TorchEngine:
         kind, value = box[0]
         if kind == "error":
             raise value
+        return value
+
+    def opened(self, make: Callable[[], Any]) -> Any:
+        """``make()`` (opening this process's data) on every process, checked together.
+        A process that fails to open its data (a missing file, a NaN in its rows) would
+        leave the others waiting in the first exchange until the group's timeout (30
+        minutes by default): its error is raised by every process now. Processes that
+        opened different data (other files, columns or row counts) are refused: their
+        statistics would be summed as if they were one data set's."""
+        value, error = None, None
+        try:
+            value = make()
+        except Exception as exc:  # every process must hear of it
+            error = exc
+        mine = ("error", _portable(error)) if error is not None else ("ok", _described(value))
+        box: list[Any] = [None] * self.world
+        self._collective(lambda: _dist().all_gather_object(box, mine), "opening the data")
+        failed = [r for r, (kind, _) in enumerate(box) if kind == "error"]
+        if failed:
+            raise self._first_error(error, failed, [b[1] for b in box], "opening the data")
+        differ = [r for r, (_, seen) in enumerate(box) if seen != box[0][1]]
+        if differ:
+            r = differ[0]
+            raise ClusterError(
+                f"the {self.world} processes opened different data: process 0 {_as_text(box[0][1])}, process {r} "
+                f"{_as_text(box[r][1])}; every process must run the same script on the same data (the same "
+                "files, columns and rows): each reads its own share of it"
+            )
         return value
 
     # ------------------------------------------------------------------ the exchange
@@ -280,17 +305,28 @@ class TorchEngine:
         present = [b for b in box if b is not None]
         if not present:
             return None
-        return tree_sum(present).to(self.device)
+        try:
+            return tree_sum(present).to(self.device)
+        except (RuntimeError, ValueError, TypeError) as exc:  # statistics of other shapes: other settings
+            raise ClusterError(
+                f"the {self.world} processes computed {during} with statistics that do not add up ({exc}): each must "
+                "run the same script with the same data and settings (n_components, covariance_type, ...)"
+            ) from None
 
     def _relay(self, error: BaseException | None, failed: list[int], during: str) -> BaseException:
         """The first failing process's error, for every process to raise (its own where
         it failed: the same exception, traceback and all)."""
         box: list[Any] = [None] * self.world
         self._collective(lambda: _dist().all_gather_object(box, _portable(error)), during)
+        return self._first_error(error, failed, box, during)
+
+    def _first_error(self, error: BaseException | None, failed: list[int], gathered: list, during: str):
+        """The error to raise: this process's own where it failed first, else the first
+        failing process's, as gathered (rebuilt, or its text in a ClusterError)."""
         first = failed[0]
         if error is not None and self.rank == first:
             return error
-        relayed = box[first]
+        relayed = gathered[first]
         if isinstance(relayed, BaseException):
             return relayed
         return ClusterError(f"process {first} of {self.world} failed during {during}: {relayed}")
@@ -315,6 +351,38 @@ class TorchEngine:
                 f"it ended or lost its connection (see its output), or did not answer within {self.timeout:g}s; "
                 "relaunch the job (a fit given checkpoint= resumes from its last checkpoint)"
             ) from None
+
+
+def _with_gaps(batches: Iterator[Chunk], pieces: list[int]) -> Iterator[Chunk | None]:
+    """The batches, with None for each piece of no rows; then the stream is asked once
+    more, so that it ends its pass (its end-of-pass checks run)."""
+    for n in pieces:
+        yield next(batches) if n else None
+    for _ in batches:
+        pass
+
+
+def _described(source: Any) -> dict | None:
+    """What every process's data must share: its rows, columns, their names, and its
+    files' sizes or its rows' digest (not the files' paths or modification times, which
+    differ between machines that hold copies of the same files)."""
+    if source is None or not hasattr(source, "n_rows"):
+        return None
+    seen = source.fingerprint() if hasattr(source, "fingerprint") else {}
+    files = seen.get("files") or []
+    return {"rows": int(source.n_rows), "columns": int(getattr(source, "n_features", 0) or 0),
+            "names": list(getattr(source, "feature_names", None) or []),
+            "file sizes": [f[1] for f in files if len(f) > 1], "digest": seen.get("digest")}
+
+
+def _as_text(seen: dict | None) -> str:
+    if seen is None:
+        return "opened nothing"
+    names = f" ({', '.join(map(str, seen['names'][:8]))}{', ...' if len(seen['names']) > 8 else ''})" if seen["names"] else ""
+    text = f"has {seen['rows']} rows of {seen['columns']} columns{names}"
+    if seen["file sizes"]:
+        text += f" in files of {seen['file sizes'][:4]}{'...' if len(seen['file sizes']) > 4 else ''} bytes"
+    return text
 
 
 def _portable(error: BaseException | None) -> Any:

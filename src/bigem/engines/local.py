@@ -153,6 +153,9 @@ class OneProcess:
     def share(self, make: Callable[[], S]) -> S:
         return make()
 
+    def opened(self, make: Callable[[], S]) -> S:
+        return make()
+
 
 class LocalEngine(OneProcess):
     """Evaluates ``fn`` on every chunk of a source and sums the results.

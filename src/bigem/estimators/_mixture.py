@@ -386,13 +386,23 @@ class _BaseMixture(EstimatorBase, ABC):
 
             if is_dask_collection(X):
                 X = X.compute()
-            schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)
-            with session(s.device) as engine, self._schema_during(schema):
-                # each process moves only its own part of an in-memory X to its device; the
-                # primary alone warns of an id-like column
-                yield engine, self._open(X, s, sample_weight, columns=columns, identify=engine.primary,
-                                         **_held(s.device.type != "cpu"), **_given(schema=schema, labels=labels),
-                                         **open_kw), classes
+            with session(s.device) as engine:
+                learnt: list = []
+
+                def open_here():
+                    schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)
+                    learnt[:] = [schema, classes]
+                    # each process moves only its own part of an in-memory X to its device;
+                    # the primary alone warns of an id-like column; the schema is given (the
+                    # estimator takes it only once every process has opened its data)
+                    return self._open(X, s, sample_weight, columns=columns, identify=engine.primary,
+                                      **_held(s.device.type != "cpu"), schema=schema, **_given(labels=labels),
+                                      **open_kw)
+
+                # every process opens its data, and hears of another's failure, before any exchange
+                source = engine.opened(open_here)
+                with self._schema_during(learnt[0]):
+                    yield engine, source, learnt[1]
             return
         if not self._wants_dask(X, s):
             if is_dask_collection(X):  # engine='local': bring the rows here

@@ -466,7 +466,8 @@ class _BaseHMM(EstimatorBase, ABC):
             return self._fit(X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine)
 
     def _fit(self, X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine):
-        source = self._open(X, lengths, s, columns, sequence_column, fitting=True, engine=engine)
+        # in a group of processes, each hears of another's failure to open its data at once
+        source = engine.opened(lambda: self._open(X, lengths, s, columns, sequence_column, fitting=True, engine=engine))
         self._check_features(source)
         saver = None
         if checkpoint is not None:
