@@ -174,3 +174,30 @@ def test_fewer_distinct_clusters_than_asked_warns_as_scikit_learn():
                         "duplicate points in X."]
     assert [str(w.message) for w in mine] == expected
     assert issubclass(mine[0].category, SkConvergenceWarning)
+
+
+def test_an_embedded_kmeans_step_embeds_a_block_of_rows_at_a_time():
+    # a column of M categories embeds as M one-hot columns: a whole chunk embedded at once
+    # had taken several times the memory the chunk was sized for (a 10-column categorical
+    # fit from Parquet peaked at 1100 MB, now 833 MB)
+    from bigem._core.types import Chunk
+    from bigem.models.kmeans import _BLOCK_ROWS, EmbeddedKMeans, KMeansModel
+
+    rng = np.random.default_rng(0)
+    codes = torch.from_numpy(rng.integers(0, 4, (2 * _BLOCK_ROWS + 7, 3)).astype(np.float64))
+    weight = torch.from_numpy(rng.random(codes.shape[0]))
+    widest = []
+
+    def one_hot(x):
+        widest.append(x.shape[0])
+        return torch.nn.functional.one_hot(x.long(), 4).reshape(x.shape[0], -1).double()
+
+    kmeans = KMeansModel(3, torch.float64)
+    params = kmeans.params(one_hot(codes[:3]))
+    widest.clear()
+    blocked = EmbeddedKMeans(kmeans, one_hot).e_step(params, Chunk(codes, weight, 0))
+    assert max(widest) == _BLOCK_ROWS and len(widest) == 3
+    whole = kmeans.e_step(params, Chunk(one_hot(codes), weight, 0))
+    for name in ("counts", "sums", "inertia"):
+        torch.testing.assert_close(getattr(blocked, name), getattr(whole, name), rtol=1e-12, atol=1e-9)
+    assert blocked.rows == whole.rows == codes.shape[0]

@@ -112,7 +112,16 @@ class EmbeddedKMeans:
         return self.kmeans.params(centres)
 
     def e_step(self, params: KMeansParams, chunk: Chunk) -> KMeansStats:
-        return self.kmeans.e_step(params, Chunk(self.embed(chunk.x).to(self.kmeans.dtype), chunk.weight, chunk.row_start))
+        """Lloyd's step on the embedded rows, a block of rows at a time: the embedding is
+        wider than the rows (a column of M categories takes M), and a whole chunk
+        embedded had taken several times the memory the chunk was sized for."""
+        x, w, total = chunk.x, chunk.weight, None
+        for s in range(0, max(x.shape[0], 1), _BLOCK_ROWS):
+            block = Chunk(self.embed(x[s : s + _BLOCK_ROWS]).to(self.kmeans.dtype),
+                          None if w is None else w[s : s + _BLOCK_ROWS], chunk.row_start + s)
+            stats = self.kmeans.e_step(params, block)
+            total = stats if total is None else total + stats
+        return total
 
     def m_step(self, stats: KMeansStats) -> KMeansParams:
         return self.kmeans.m_step(stats)
