@@ -131,3 +131,17 @@ def test_verbose_fits_show_progress_and_quiet_ones_do_not(capsys, tmp_path):
     GaussianMixture(3, random_state=0, algorithm="online", batch_size=500, max_iter=2, verbose=1).fit(X)
     err = capsys.readouterr().err
     assert "pass 2/2" in err and "pass 3/2" not in err  # never a pass beyond the last
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::bigem.errors.ComponentReseededWarning")
+def test_a_float32_online_fit_whose_batches_change_kernel_dtype_runs():
+    # rows in cluster order: the first batches see one cluster, whose full covariance
+    # float32 cannot hold, so those batches compute in float64 and later ones in float32;
+    # blending the two running averages raised "gathered under different 'kernel_dtype'"
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(m, 1.0, (2000, 4)) for m in (0, 3, 6)])
+    single = GaussianMixture(3, random_state=0, algorithm="online", batch_size=500).fit(X)
+    double = GaussianMixture(3, random_state=0, algorithm="online", batch_size=500, dtype="float64").fit(X)
+    np.testing.assert_allclose(np.sort(single.means_, 0), np.sort(double.means_, 0), atol=1e-3)
+    assert single.lower_bound_ == pytest.approx(double.lower_bound_, abs=1e-4)

@@ -86,9 +86,12 @@ class MixtureStats:
         """(1 - gamma) self + gamma new, re-expressed like new: online EM's running average.
 
         Both should be normalised to unit weight. The row count is new's: it sets the
-        M-step's scale for a dead component (support below a few rows of one batch).
+        M-step's scale for a dead component (support below a few rows of one batch). So
+        is the kernel dtype: a float32 fit computes a batch in float64 where its parameters
+        call for it, and the running average, gathered under earlier parameters, may
+        have been computed in the other.
         """
-        mine = replace(self, component=self.component.rebase(new.component))
+        mine = replace(self, component=self.component.rebase(new.component), kernel_dtype=new.kernel_dtype)
         return replace(mine.scale(1.0 - gamma) + new.scale(gamma), rows=new.rows)
 
 
