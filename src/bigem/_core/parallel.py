@@ -106,8 +106,18 @@ def _forget_pool() -> None:
     _POOL, _POOL_LOCK = None, threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing's default start on Linux, a pre-loading server)
+    gets a pool of its own, and computes with torch on one thread: GNU OpenMP's thread
+    pool, which torch's operations use, does not survive fork, and a child's first
+    parallel operation after its parent's hung for ever (scikit-learn's children, on
+    OpenBLAS, do not). Children that want more threads start with 'spawn' or 'forkserver'."""
+    _forget_pool()
+    torch.set_num_threads(1)
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def run(tasks: Sequence[Callable[[], T]]) -> list[T]:
