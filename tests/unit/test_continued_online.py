@@ -4,6 +4,7 @@ keeps the fitted feature names, as scikit-learn's does."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -115,3 +116,32 @@ def test_a_damaged_online_state_is_named(tmp_path):
     write_model_file(tmp_path / "bad.bigem", tensors, meta)
     with pytest.raises(ModelFileError, match="invalid online state .*is not one of bigem's statistics"):
         bigem.load(tmp_path / "bad.bigem")
+
+
+def test_a_partial_fit_that_fails_midway_changes_nothing(monkeypatch):
+    # its first mini-batches had stepped the hidden running state: the next partial_fit went
+    # on from there (means 0.32 off an estimator that never saw the failed call)
+    from bigem.models import mixture
+
+    rng = np.random.default_rng(0)
+    X, B, later = (rng.permutation(np.concatenate([rng.normal(m, 1.0, (n, 3)) for m in (0, 3, 6)]))
+                   for n in (2000, 1700, 1000))
+    clean = bigem.GaussianMixture(3, random_state=0, batch_size=1000).partial_fit(X)
+    failed = copy.deepcopy(clean)
+    e_step, calls = mixture.MixtureModel.e_step, []
+
+    def third_fails(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("simulated")
+        return e_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(mixture.MixtureModel, "e_step", third_fails)
+    with pytest.raises(MemoryError):
+        failed.partial_fit(B)
+    monkeypatch.undo()
+    assert failed._online_.steps == clean._online_.steps and failed.n_steps_ == clean.n_steps_
+    clean.partial_fit(later)
+    failed.partial_fit(later)
+    np.testing.assert_array_equal(failed.means_, clean.means_)
+    assert failed.n_steps_ == clean.n_steps_

@@ -443,15 +443,15 @@ class _BaseMixture(EstimatorBase, ABC):
     def _schema_during(self, schema: Schema | None):
         """The estimator reads its columns by ``schema`` from now on; the previous schema
         comes back if the block raises (a failed fit leaves the fitted model as it was)."""
-        previous = self.__dict__.get("_schema_")
+        had, previous = "_schema_" in self.__dict__, self.__dict__.get("_schema_")
         self._schema_ = schema
         try:
             yield
         except BaseException:
-            if previous is None:
-                self.__dict__.pop("_schema_", None)
-            else:
+            if had:
                 self._schema_ = previous
+            else:
+                self.__dict__.pop("_schema_", None)
             raise
 
     def _layout(self, X, s, columns, sample_weight, y, fitting: bool, client):
@@ -866,6 +866,8 @@ class _BaseMixture(EstimatorBase, ABC):
         back = None if offset is None else offset.to(s.device)
         if fitted:
             self._check_width(source)
+        if state is not None:  # the steps go to a copy, kept only if every batch succeeds (a failure changes nothing)
+            state = dataclasses.replace(state, seen=set(state.seen))
         if state is not None and state.params is None:  # read from a model file: the fitted parameters are its
             state.params = model.translate(self._params_.to(s.device), None if back is None else -back)
             state.running = state.running.to(s.device)
