@@ -178,8 +178,7 @@ def test_fewer_distinct_clusters_than_asked_warns_as_scikit_learn():
 
 def test_an_embedded_kmeans_step_embeds_a_block_of_rows_at_a_time():
     # a column of M categories embeds as M one-hot columns: a whole chunk embedded at once
-    # had taken several times the memory the chunk was sized for (a 10-column categorical
-    # fit from Parquet peaked at 1100 MB, now 833 MB)
+    # had taken several times the memory the chunk was sized for
     from bigem._core.types import Chunk
     from bigem.models.kmeans import _BLOCK_ROWS, EmbeddedKMeans, KMeansModel
 
