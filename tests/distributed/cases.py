@@ -195,6 +195,20 @@ def vhmm_categorical(engine: str) -> dict:
 
 
 @case
+def hmm_pieces(engine: str) -> dict:
+    """Two sequences longer than a batch, cut into linked pieces (models.hmm_pieces):
+    each process links the pieces of its own sequence through the group's transfers."""
+    from bigem import GaussianHMM
+
+    X, _ = sequences(11, n_seq=60)
+    lengths = [len(X) // 2, len(X) - len(X) // 2 - 10, 10]
+    with _quiet():
+        model = GaussianHMM(3, covariance_type="full", n_iter=6, tol=0.0, dtype="float64", random_state=0,
+                            memory_budget=40_000, engine=engine).fit(X, lengths)
+    return dict(_hmm(model), score=np.asarray(model.score(X, lengths)))
+
+
+@case
 def hmm_parquet(engine: str) -> dict:
     """Sequences told apart by an id column of Parquet files whose row groups (41 rows) cut
     through sequences: each process reads whole sequences."""

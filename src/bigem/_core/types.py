@@ -104,17 +104,25 @@ class Partitioned(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SequenceChunk:
-    """A batch of whole sequences: the unit of work of hidden Markov models.
+    """A batch of whole sequences, or one piece of a sequence longer than a batch: the
+    unit of work of hidden Markov models.
 
     x: (n, D) the sequences' rows, one after the other; lengths: (B,) int64 on the CPU,
     summing to n; row_start / seq_start: index of the first row / first sequence in the
-    whole data set (for messages).
+    whole data set (for messages). A piece (``piece`` >= 0, its index among the
+    ``n_pieces`` of the whole data set; B = 1) is linked to the pieces around it by
+    :mod:`bigem.models.hmm_pieces`; ``first`` / ``last``: whether it starts / ends its
+    sequence. ``n_pieces`` is the data set's on every batch of a source that cuts.
     """
 
     x: Tensor
     lengths: Tensor
     row_start: int
     seq_start: int
+    piece: int = -1
+    n_pieces: int = 0
+    first: bool = True
+    last: bool = True
 
     @property
     def n_rows(self) -> int:

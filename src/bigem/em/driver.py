@@ -255,13 +255,33 @@ class Lockstep:
     def __init__(self, model: Model) -> None:
         self.model = model
 
-    def e_steps(self, params: list, chunk: Any) -> Together:
+    def e_steps(self, params: list, chunk: Any, links: list | None = None) -> Together:
+        return self._each("e_step", params, chunk, links)
+
+    def transfers(self, params: list, chunk: Any) -> Together:
+        """The first pass over a source whose chunks are linked (see :func:`linked`)."""
+        return self._each("transfers", params, chunk)
+
+    def _each(self, method: str, params: list, chunk: Any, links: list | None = None) -> Together:
         parts, seconds = [], []
-        for p in params:
+        for i, p in enumerate(params):
             started = time.perf_counter()
-            parts.append(self.model.e_step(p, chunk))
+            fn = getattr(self.model, method)
+            parts.append(fn(p, chunk) if links is None else fn(p, chunk, links=links[i]))
             seconds.append(time.perf_counter() - started)
         return Together(parts, seconds)
+
+
+def linked(model: Model, engine: Engine, source: Any, params: list) -> list | None:
+    """Where a source cuts its sequences into pieces (``source.pieces``, see
+    :mod:`bigem.models.hmm_pieces`), each piece's E-step needs what the pieces around it
+    give: one pass of the model's ``transfers`` and its ``link`` make that, for each of
+    ``params``; None where the chunks stand alone."""
+    pieces = getattr(source, "pieces", None)
+    if pieces is None:
+        return None
+    found = engine.reduce(Task(Lockstep(model), "transfers", (params,)), source)
+    return [model.link(t, pieces.first) for t in found.parts]
 
 
 def fit_em(
@@ -334,7 +354,10 @@ def fit_em(
             parts = [restate(run.fixed, run.point) for run in active]
             seconds = [0.0] * len(active)
         else:
-            together = engine.reduce(Task(lockstep, "e_steps", ([run.point for run in active],)), source)
+            points = [run.point for run in active]
+            links = linked(model, engine, source, points)
+            together = engine.reduce(Task(lockstep, "e_steps", (points,), {} if links is None else {"links": links}),
+                                     source)
             parts, seconds = together.parts, together.seconds
             if restate is not None:
                 for run, stats in zip(active, parts):

@@ -42,7 +42,7 @@ from .._core.errors import (CollapsedStateWarning, DataError, ImpossibleSequence
                             NumericalError, ParameterError, not_fitted_error)
 from .._core.protocols import Task
 from .._core.types import Chunk
-from ..em.driver import Checkpoint, IterationInfo, run_em
+from ..em.driver import Checkpoint, IterationInfo, linked, run_em
 from ..em.init import SEED_SAMPLE_ROWS, fill_gaps, kmeans_centres, sample_rows
 from ..engines import LocalEngine
 from ..engines.distributed import process_device
@@ -332,7 +332,12 @@ class _BaseHMM(EstimatorBase, ABC):
         """How the M-step mends emission parameters it cannot estimate (None: it raises)."""
         return None
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None):
+    # whether a fit cuts a sequence longer than a batch into linked pieces
+    # (models.hmm_pieces): the variational HMMs' E-step keeps sequences whole (their
+    # inference runs this family's HMM, which cuts)
+    _fit_cuts_sequences = True
+
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True):
         """Batches of whole sequences (:class:`SequenceBatches`; on a Dask ``engine``,
         :class:`DaskSequences`). Rows of translatable emissions (Gaussians) lose a shift
         where float32 would lose digits (see ``sources.arrays.choose_shift``); the rows'
@@ -358,7 +363,8 @@ class _BaseHMM(EstimatorBase, ABC):
         batch = self._rows_per_batch(s, rows.n_features)
         rows.read_in(max(1, min(batch, rows.n_rows)))  # file sources read about one batch per chunk
         check = self._row_check(s, fitting)
-        return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch)
+        return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch,
+                               cut=cut and (self._fit_cuts_sequences or not fitting))
 
     def _missing(self, s) -> str | None:
         """How the rows' source reads gaps: ``missing_values``, or None for an HMM that
@@ -618,7 +624,10 @@ class _BaseHMM(EstimatorBase, ABC):
         s = self._inference_settings()
         with _inference_engine(s) as engine:
             params, source = self._batches(X, lengths, s, where, engine)
-            totals = engine.reduce(Task(self._model(s, self.n_features), "score_totals", (params,)), source).settled()
+            model = self._model(s, self.n_features)
+            links = linked(model, engine, source, [params])
+            totals = engine.reduce(Task(model, "score_totals", (params,), {} if links is None else {"links": links[0]}),
+                                   source).settled()
         self._warn_impossible(totals.impossible, totals.first_impossible, stacklevel=4)
         score = -math.inf if totals.impossible else float(totals.loglik)
         return score, sum(self._free_scalars(s).values()), source.n_rows
@@ -696,11 +705,11 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         return self._current_params(s).to(s.device)
 
-    def _batches(self, X, lengths, s, where: dict, engine=None) -> tuple[HMMParams, SequenceBatches]:
+    def _batches(self, X, lengths, s, where: dict, engine=None, cut: bool = True) -> tuple[HMMParams, SequenceBatches]:
         """The fitted parameters, moved like the rows of X's batches, and the batches
-        (on ``engine``'s cluster with engine='dask')."""
+        (on ``engine``'s cluster with engine='dask'; ``cut``: see :meth:`_open`)."""
         params = self._fitted(s)
-        source = self._open(X, lengths, s, **where, engine=engine)
+        source = self._open(X, lengths, s, **where, engine=engine, cut=cut)
         if source.n_features != self.n_features:
             raise DataError(
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
@@ -719,9 +728,12 @@ class _BaseHMM(EstimatorBase, ABC):
                 stacklevel=stacklevel,
             )
 
-    def _per_batch(self, method: str, X, lengths, where: dict) -> list[np.ndarray]:
+    def _per_batch(self, method: str, X, lengths, where: dict) -> tuple[list[np.ndarray], np.ndarray | None]:
         """The outputs of the model's ``method`` for every batch of X (a tuple of per-sequence
-        or per-row tensors), each joined in row order as a numpy array.
+        or per-row tensors), each joined in row order as a numpy array; and, where X's
+        sequences were cut into pieces, the sequence of each per-sequence output (a
+        piece gives one for its sequence: see :meth:`SequenceBatches.sequence_of_outputs`).
+        Viterbi's 'decode' keeps sequences whole.
 
         In this process the batches are streamed and their outputs stay on the device,
         coming back in groups of about ``READ_BACK_BYTES`` (:class:`HostRows`): on a GPU no
@@ -736,9 +748,11 @@ class _BaseHMM(EstimatorBase, ABC):
                 rows.add(value)
 
         with _inference_engine(s) as engine:
-            params, source = self._batches(X, lengths, s, where, engine)
+            params, source = self._batches(X, lengths, s, where, engine, cut=method != "decode")
             local = isinstance(engine, LocalEngine)
-            task = Task(self._model(s, self.n_features), method, (params,), {"host": not local})
+            model = self._model(s, self.n_features)
+            links = linked(model, engine, source, [params])
+            task = Task(model, method, (params,), {"host": not local, **({} if links is None else {"links": links[0]})})
             if local:
                 engine.size_chunks(task, source)
                 with engine.sharing_cores(source), contextlib.closing(engine.stream(source)) as batches:
@@ -747,11 +761,13 @@ class _BaseHMM(EstimatorBase, ABC):
             else:
                 for found in engine.map(task, source):
                     gather(found)
-        return [rows.result() for rows in outputs]
+        return [rows.result() for rows in outputs], None if links is None else source.sequence_of_outputs()
 
     def _posteriors(self, X, lengths, where: dict):
         """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
-        ll, post = self._per_batch("state_posteriors", X, lengths, where)
+        (ll, post), sequence = self._per_batch("state_posteriors", X, lengths, where)
+        if sequence is not None:  # a cut sequence's pieces: their log-likelihoods add up to its
+            ll = np.bincount(sequence, weights=ll, minlength=int(sequence[-1]) + 1)
         bad = np.nonzero(~np.isfinite(ll))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return ll, post
@@ -794,7 +810,7 @@ class _BaseHMM(EstimatorBase, ABC):
         if algorithm == "map":
             post = np.nan_to_num(self._posteriors(X, lengths, where)[1], nan=0.0)
             return float(post.max(1).sum()), post.argmax(1)
-        lp, path = self._per_batch("decode", X, lengths, where)
+        (lp, path), _ = self._per_batch("decode", X, lengths, where)
         bad = np.nonzero(~np.isfinite(lp))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return float(lp.sum()), path
@@ -1373,8 +1389,8 @@ class CategoricalHMM(_BaseHMM):
                                       False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None,
                                       gaps=s.missing_values == "fiml")
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None):
-        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine)
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True):
+        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, cut)
         if source.n_features != 1:
             raise DataError(
                 f"CategoricalHMM expects X with one column of integer symbols, got {source.n_features} columns; "
@@ -1432,9 +1448,9 @@ class CategoricalHMM(_BaseHMM):
         cdf = np.cumsum(np.asarray(self.emissionprob_, dtype=np.float64), axis=1)
         return lambda state, rs: [(cdf[state] > rs.rand()).argmax()]
 
-    def _batches(self, X, lengths, s, where: dict, engine=None):
+    def _batches(self, X, lengths, s, where: dict, engine=None, cut: bool = True):
         params = self._fitted(s)
-        return params, self._open(X, lengths, s, **where, engine=engine)
+        return params, self._open(X, lengths, s, **where, engine=engine, cut=cut)
 
 
 # ------------------------------------------------------------------ Poisson

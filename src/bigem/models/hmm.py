@@ -68,7 +68,7 @@ from .._core.protocols import Note, Objective, Report, Step
 from .._core.stats import additive, counted, least
 from .._core.types import SequenceChunk
 from .._core.workspace import Workspace
-from . import components, hmm_kernels
+from . import components, hmm_kernels, hmm_pieces
 
 # Per-thread scratch for the (N, K) recursions: fresh large allocations cost page
 # faults every iteration (docs/architecture.md, Speed).
@@ -317,6 +317,7 @@ class Posteriors:
 def forward_backward(
     log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor, *, segment: int | None = None,
     need_trans: bool = True, lanes: Lanes | None = None, recompute: Callable[[], Tensor] | None = None,
+    enter: Tensor | None = None, leave: Tensor | None = None,
 ) -> Posteriors:
     """Posteriors of a batch of sequences (scaled recursion, log-space fallback). log_b: (N, K).
 
@@ -329,8 +330,18 @@ def forward_backward(
     On the CPU with compiled kernels (:mod:`bigem._core.jit`) and neither ``lanes`` nor
     ``segment``, the pass runs in :mod:`bigem.models.hmm_kernels` instead (the same
     quantities, rows in chunk order).
+
+    ``enter`` / ``leave`` ((K,) float64, a batch of one sequence): the batch is a piece
+    of a longer sequence (:mod:`bigem.models.hmm_pieces`). ``enter``: the filtered
+    distribution at the row before the piece (its transition into the piece is counted
+    here, and no start); ``leave``: the backward vector at the piece's last row. The
+    log-likelihood is then the piece's given the rows before it: the pieces' add up to
+    the sequence's.
     """
-    if lanes is None and segment is None and _compiled(log_b.device):
+    piece = enter is not None or leave is not None
+    if piece and len(lengths) != 1:
+        raise ValueError("enter / leave describe a batch of one sequence (a piece of a longer one)")
+    if lanes is None and segment is None and not piece and _compiled(log_b.device):
         return _forward_backward_compiled(hmm_kernels.scale(log_b), lambda: log_b, lengths, startprob, transmat,
                                           need_trans)
     N, K = log_b.shape
@@ -351,7 +362,7 @@ def forward_backward(
     shift = torch.nan_to_num_(shift, nan=0.0, posinf=0.0, neginf=0.0)  # a row with no finite emission: 0
     eb.sub_(shift[:, None]).exp_()  # the best state's emission is exactly 1
     with _single_thread(device):
-        pre, end, boundary = _chain(lanes, eb, pi, A)
+        pre, end, boundary = _chain(lanes, eb, pi, A, enter, leave)
         alpha, c = _forward(lanes, eb, pre, A)
         w, beta = _backward(lanes, eb, end, A)  # w overwrites eb: eb * beta
     del eb
@@ -367,7 +378,9 @@ def forward_backward(
     # an impossible sequence: it is masked on the device, and nothing is read back or redone
     # (see _keeps_in_range). Otherwise one read a batch says whether a sequence needs the redo.
     masked = numerics.defers_reads(device)
-    deferred = masked and _keeps_in_range(startprob, transmat, dtype)
+    # a piece's entering and leaving vectors are not bounded below as startprob is: its
+    # rows out of range are found by one read (a piece is a whole batch of rows)
+    deferred = masked and not piece and _keeps_in_range(startprob, transmat, dtype)
     any_bad_row = not masked and not bool(row_ok.all())
     w.div_((c * r)[:, None])
     c.log_().add_(shift)
@@ -404,12 +417,14 @@ def forward_backward(
         trans = _transition_counts(lanes, alpha, w, boundary, A)
     del alpha, w
     start = gamma[_first_lanes(lanes)].double().sum(0)  # lane i's step 0 is packed row i
+    if enter is not None:  # a later piece: its first row starts nothing
+        start = torch.zeros_like(start)
     if not packed:
         gamma = lanes.unpack(gamma)
     if any_bad and not deferred:
         gamma, start, trans, loglik = _redo_in_log_space(
             recompute() if log_b is None else log_b, lengths, startprob, transmat, bad_seq, gamma, start, trans, loglik, need_trans,
-            lanes.inverse if packed else None,
+            lanes.inverse if packed else None, enter=enter, leave=leave,
         )
     return Posteriors(gamma, start, trans, loglik)
 
@@ -543,17 +558,38 @@ class _blas_one_thread:
                 cls._limit = None
 
 
-def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor, enter: Tensor | None = None,
+           leave: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Per lane: the factor before step 0 (pi, or the entering distribution @ A), the
     backward vector at its last step, and the distribution entering it (0 for first
-    segments). Cut sequences get exact boundaries from transfer matrices."""
+    segments). Cut sequences get exact boundaries from transfer matrices. ``enter`` /
+    ``leave``: a piece's (see :func:`forward_backward`), for a batch of one sequence."""
     S, K = lanes.n_lanes, pi.shape[0]
     dev, dt = eb.device, eb.dtype
     pre = pi.expand(S, K).clone()
     end = torch.ones(S, K, dtype=dt, device=dev)
     boundary = torch.zeros(S, K, dtype=dt, device=dev)
+    first = pi if enter is None else enter.to(dev, torch.float64) @ A.to(torch.float64)  # before the first row
+    last = torch.ones(K, dtype=torch.float64, device=dev) if leave is None else leave.to(dev, torch.float64)
     if lanes.chain.shape[0] == 0:
+        if enter is not None:  # one lane: the piece's
+            pre[0], boundary[0] = first.to(dt), enter.to(dt)
+        if leave is not None:
+            end[0] = last.to(dt)
         return pre, end, boundary
+    V_t = _transfers(lanes, eb, A)
+    _chain_segments(lanes.chain, V_t.permute(2, 1, 0), eb[:S], first, A, pre, end, boundary, last)  # lane i's step 0: row i
+    if enter is not None:  # the sequence's first segment (lane chain[0, 0]) enters from the piece before
+        lane = int(lanes.chain[0, 0])
+        pre[lane], boundary[lane] = first.to(dt), enter.to(dt)
+    return pre, end, boundary
+
+
+def _transfers(lanes: Lanes, eb: Tensor, A: Tensor) -> Tensor:
+    """Every lane's transfer matrix U_s = prod_{t=1}^{len-1} A diag(eb_t), rescaled every
+    few steps (only directions matter), lanes innermost: (K, K, S) with [m, i, s] = U_s[i, m]."""
+    S, K = lanes.n_lanes, A.shape[0]
+    dev, dt = eb.device, eb.dtype
     every = _EVERY[dt]
     # Transfer matrices lanes-innermost: V[m, i, s] = U_s[i, m]. A step is then one
     # (K x K) @ (K x K*lanes) product and a scaling along contiguous lanes; lanes
@@ -581,8 +617,7 @@ def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor) -> tuple[Tensor, Ten
             if t % every == 0:
                 xp.matmul(ones[None, :], V.reshape(K * K, S)[:, :n], out=norm[None, :n])
                 xp.divide(Vt, norm[None, None, :n], out=Vt)
-    _chain_segments(lanes.chain, V_t.permute(2, 1, 0), eb[:S], pi, A, pre, end, boundary)  # lane i's step 0: row i
-    return pre, end, boundary
+    return V_t
 
 
 def _transposed(a: np.ndarray) -> np.ndarray:
@@ -597,7 +632,8 @@ def _transposed(a: np.ndarray) -> np.ndarray:
 
 
 def _chain_segments(
-    chain: np.ndarray, U: Tensor, eb0: Tensor, pi: Tensor, A: Tensor, pre: Tensor, end: Tensor, boundary: Tensor
+    chain: np.ndarray, U: Tensor, eb0: Tensor, pi: Tensor, A: Tensor, pre: Tensor, end: Tensor, boundary: Tensor,
+    last_end: Tensor | None = None,
 ) -> None:
     """Exact boundaries of cut sequences from their segments' transfer matrices U (S, K, K).
 
@@ -608,6 +644,9 @@ def _chain_segments(
     renormalised; only directions matter), not as a Python loop over segments: at
     1e6 steps, about 20 batched products instead of 2000 loop turns.
     Writes pre (the factor before a lane's step 0), end and boundary in place.
+    ``pi``: the factor before each sequence's first row; ``last_end``: the backward
+    vector at each sequence's last row (ones unless the batch is a piece of a longer
+    sequence).
     """
     dev, dt, f64 = U.device, U.dtype, torch.float64
     n_long, n_seg = chain.shape
@@ -634,10 +673,12 @@ def _chain_segments(
         d *= 2
     a0 = (pi.to(f64) * e0[:, 0])[:, None, None, :] @ Uc[:, :1]  # (n_long, 1, 1, K)
     a = unit((a0 @ P)[:, :, 0], -1)  # (n_long, n_seg, K): a_j
-    b = unit((Q @ torch.ones(K, 1, dtype=f64, device=dev))[..., 0], -1)  # b_{j-1} at slot j
+    final = torch.ones(K, dtype=f64, device=dev) if last_end is None else last_end.to(f64)
+    b = unit((Q @ final[:, None])[..., 0], -1)  # b_{j-1} at slot j
     ends = torch.ones(n_long, n_seg, K, dtype=f64, device=dev)
     ends[:, :-1] = b[:, 1:]
-    ends = torch.where(past[:, :, None] | on_dev(np.arange(n_seg)[None, :] == last[:, None])[:, :, None], 1.0, ends)
+    ends = torch.where(on_dev(np.arange(n_seg)[None, :] == last[:, None])[:, :, None], final, ends)
+    ends = torch.where(past[:, :, None], 1.0, ends)
     later = valid.copy()
     later[:, 0] = False  # first segments keep pi before them and no boundary
     # integer indices from the host's masks (a boolean mask on the device would be read back)
@@ -755,16 +796,18 @@ def _cross_sums(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans,
-                       where=None):
+                       where=None, enter=None, leave=None):
     """Recompute the sequences whose scaled recursion underflowed, in log space.
-    ``where``: the packed row of each chunk row when log_b and gamma are packed."""
+    ``where``: the packed row of each chunk row when log_b and gamma are packed;
+    ``enter`` / ``leave``: a piece's (see :func:`forward_backward`)."""
     seq_idx = torch.nonzero(bad_seq).reshape(-1).cpu().numpy()
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     rows = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in seq_idx])
     rows_t = torch.from_numpy(rows).to(log_b.device)
     if where is not None:
         rows_t = where[rows_t]
-    sub = forward_backward_log(log_b[rows_t], np.asarray(lengths)[seq_idx], startprob, transmat)
+    sub = forward_backward_log(log_b[rows_t], np.asarray(lengths)[seq_idx], startprob, transmat,
+                               enter=enter, leave=leave)
     ok = torch.isfinite(sub.loglik)
     row_ok = torch.repeat_interleave(ok, torch.as_tensor(np.asarray(lengths)[seq_idx], device=ok.device))
     gamma_rows[rows_t] = torch.where(row_ok[:, None], sub.gamma.to(gamma_rows.dtype), torch.zeros_like(sub.gamma, dtype=gamma_rows.dtype))
@@ -773,11 +816,13 @@ def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows,
     return gamma_rows, start + sub.start, trans + (sub.trans if need_trans else 0), loglik
 
 
-def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor) -> Posteriors:
+def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor,
+                         enter: Tensor | None = None, leave: Tensor | None = None) -> Posteriors:
     """Reference forward-backward in log space (logsumexp per step), one lane per sequence.
 
     Used for sequences the scaled recursion cannot represent and by the tests as the
     independent reference. Impossible sequences get loglik -inf and contribute nothing.
+    ``enter`` / ``leave``: a piece's, as for :func:`forward_backward` (one sequence).
     """
     N, K = log_b.shape
     device = log_b.device
@@ -786,6 +831,10 @@ def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, 
     with np.errstate(divide="ignore"):
         log_pi = torch.log(startprob.double())
         log_A = torch.log(transmat.double())
+        log_enter = None if enter is None else torch.log(enter.to(device, torch.float64))
+        log_leave = None if leave is None else torch.log(leave.to(device, torch.float64))
+    if log_enter is not None:
+        log_pi = torch.logsumexp(log_enter[:, None] + log_A, 0)
     x = lb[lanes.perm]
     la = torch.empty_like(x)
     n0 = lanes.counts[0]
@@ -802,7 +851,7 @@ def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, 
         if n_next:
             nxt = x[o_next : o_next + n_next] + lb_[o_next : o_next + n_next]
             lb_[o : o + n_next] = torch.logsumexp(log_A + nxt[:, None, :], 2)
-        lb_[o + n_next : o + n] = 0.0
+        lb_[o + n_next : o + n] = 0.0 if log_leave is None else log_leave
         n_next, o_next = n, o
     # log-likelihood per lane from the last step of each lane
     last_rows = torch.tensor(
@@ -812,7 +861,10 @@ def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, 
     B = len(lengths)
     loglik = torch.empty(B, dtype=torch.float64, device=device)
     loglik[lanes.lane_seq] = lane_ll
-    ll_row = lane_ll[_lane_of_rows(lanes)]
+    # each row's normaliser: the log-likelihood, and with a piece's leaving vector the
+    # mass that vector keeps
+    lane_norm = lane_ll if log_leave is None else torch.logsumexp(la[last_rows] + lb_[last_rows], 1)
+    ll_row = lane_norm[_lane_of_rows(lanes)]
     fine = torch.isfinite(ll_row)
     safe_ll = torch.where(fine, ll_row, torch.zeros_like(ll_row))
     gamma = torch.exp(la + lb_ - safe_ll[:, None]).masked_fill_(~fine[:, None], 0.0)
@@ -827,6 +879,10 @@ def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, 
         xi = torch.exp(log_xi).masked_fill_(~fine[S:, None, None], 0.0)
         trans = xi.sum(0)
     start = gamma[:S].sum(0)
+    if log_enter is not None:  # a later piece: the transition into its first row, and no start
+        if bool(fine[0]):
+            trans = trans + torch.exp(log_enter[:, None] + log_A + (x + lb_)[0][None, :] - safe_ll[0])
+        start = torch.zeros_like(start)
     return Posteriors(gamma[lanes.inverse], start, trans, loglik)
 
 
@@ -1059,19 +1115,65 @@ class HMMModel:
                 loglik[idx] = sub.loglik
             return loglik
 
-    def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True) -> Posteriors:
+    # ------------------------------------------------------------ pieces (hmm_pieces)
+    def transfers(self, params: HMMParams, chunk: SequenceChunk) -> Tensor:
+        """(P, K, K) float64: a piece's log transfer at its index, zeros elsewhere (a pass
+        over every batch sums them: see :mod:`bigem.models.hmm_pieces`)."""
+        K = self.n_components
+        out = torch.zeros(chunk.n_pieces, K, K, dtype=torch.float64, device=chunk.x.device)
+        if chunk.piece >= 0:
+            with _blas_one_thread(chunk.x.device):
+                log_b = self.log_emission(params, chunk.x.to(self.emission.row_dtype)).to(self.dtype)
+                out[chunk.piece] = hmm_pieces.transfer(log_b, params.startprob, params.transmat, chunk.first)
+        return out
+
+    def link(self, transfers: Tensor, first) -> hmm_pieces.Links:
+        """The pieces' entering and leaving vectors from their summed :meth:`transfers`."""
+        return hmm_pieces.link(transfers, first)
+
+    def _ends(self, chunk: SequenceChunk, links: hmm_pieces.Links | None, device) -> tuple[Tensor | None, Tensor | None]:
+        """A piece's (enter, leave) vectors on ``device`` (None, None for whole sequences)."""
+        if chunk.piece < 0:
+            return None, None
+        if links is None:
+            raise ValueError("a piece of a sequence needs its links (the transfers pass); see models.hmm_pieces")
+        enter = None if chunk.first else torch.exp(links.log_enter[chunk.piece]).to(device, non_blocking=True)
+        leave = None if chunk.last else torch.exp(links.log_leave[chunk.piece]).to(device, non_blocking=True)
+        return enter, leave
+
+    def _piece_posteriors(self, params: HMMParams, chunk: SequenceChunk, links, need_trans: bool,
+                          x: Tensor | None = None) -> Posteriors:
+        """A piece's forward-backward from its links; a piece of an impossible sequence
+        gets loglik -inf and zero posteriors, as an impossible sequence does."""
+        x = chunk.x.to(self.emission.row_dtype) if x is None else x
+        log_b = self.log_emission(params, x)
+        enter, leave = self._ends(chunk, links, x.device)
+        K = self.n_components
+        if links.dead[chunk.piece]:
+            zero = torch.zeros(K, dtype=torch.float64, device=x.device)
+            return Posteriors(torch.zeros_like(log_b), zero, zero[:, None] * zero,
+                              torch.full((1,), -math.inf, dtype=torch.float64, device=x.device))
+        return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans,
+                                enter=enter, leave=leave)
+
+    def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True,
+                   links: hmm_pieces.Links | None = None) -> Posteriors:
         """Posteriors in chunk-row order (for inference)."""
         with _blas_one_thread(chunk.x.device):
+            if chunk.piece >= 0:
+                return self._piece_posteriors(params, chunk, links, need_trans)
             log_b = self.log_emission(params, chunk.x)
             lengths = chunk.lengths.numpy()
             return forward_backward(log_b, lengths, params.startprob, params.transmat, need_trans=need_trans)
 
-    def state_posteriors(self, params: HMMParams, chunk: SequenceChunk, host: bool = False) -> tuple[Tensor, Tensor]:
+    def state_posteriors(self, params: HMMParams, chunk: SequenceChunk, host: bool = False,
+                         links: hmm_pieces.Links | None = None) -> tuple[Tensor, Tensor]:
         """(log-likelihood of each sequence (B,), posteriors (n, K)), float64 on the batch's
         device (the caller reads them back in groups; ``host``: on the CPU, for results
         that travel between processes); the rows of a sequence impossible under the model
-        (-inf) have NaN posteriors."""
-        post = self.posteriors(params, chunk, need_trans=False)
+        (-inf) have NaN posteriors. A piece gives its log-likelihood given the rows
+        before it (its sequence's is the sum over its pieces)."""
+        post = self.posteriors(params, chunk, need_trans=False, links=links)
         loglik, gamma = post.loglik.double(), post.gamma.double()
         bad = ~torch.isfinite(loglik)
         if numerics.defers_reads(bad.device) or bool(bad.any()):  # on the CPU a read is free and spares the mask
@@ -1087,21 +1189,34 @@ class HMMModel:
         lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
         return (lp.cpu(), path.cpu()) if host else (lp, path)
 
-    def score_totals(self, params: HMMParams, chunk: SequenceChunk) -> HMMScore:
+    def score_totals(self, params: HMMParams, chunk: SequenceChunk, links: hmm_pieces.Links | None = None) -> HMMScore:
         """One batch's :class:`HMMScore` (forward-backward without transition counts; on
-        the CPU with compiled kernels, the forward pass alone)."""
+        the CPU with compiled kernels, the forward pass alone). A piece counts its
+        sequence as impossible on its last piece only."""
+        if chunk.piece >= 0:
+            loglik = self.posteriors(params, chunk, need_trans=False, links=links).loglik
+            bad = ~torch.isfinite(loglik)
+            if not chunk.last:  # its sequence is counted once, on its last piece
+                return HMMScore(torch.where(bad, torch.zeros_like(loglik), loglik).sum(), 0, -1)
+            bad = bad | bool(links.dead[chunk.piece])
+            first = torch.where(bad.any(), chunk.seq_start, -1)
+            return HMMScore(torch.where(bad, torch.zeros_like(loglik), loglik).sum(), bad.sum(), first)
         loglik = (self._log_likelihood(params, chunk) if _compiled(chunk.x.device)
                   else self.posteriors(params, chunk, need_trans=False).loglik)
         bad = ~torch.isfinite(loglik)
         first = torch.where(bad.any(), bad.to(torch.uint8).argmax() + chunk.seq_start, -1)  # argmax: the first
         return HMMScore(torch.where(bad, torch.zeros_like(loglik), loglik).sum(), bad.sum(), first)
 
-    def e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
+    def e_step(self, params: HMMParams, chunk: SequenceChunk, links: hmm_pieces.Links | None = None) -> HMMStats:
         with _blas_one_thread(chunk.x.device):
-            return self._e_step(params, chunk)
+            return self._e_step(params, chunk, links)
 
-    def _e_step(self, params: HMMParams, chunk: SequenceChunk) -> HMMStats:
+    def _e_step(self, params: HMMParams, chunk: SequenceChunk, links: hmm_pieces.Links | None = None) -> HMMStats:
         lengths_np = chunk.lengths.numpy()
+        if chunk.piece >= 0:  # a piece of a longer sequence: rows in chunk order, from its links
+            lanes, x = None, chunk.x.to(self.emission.row_dtype)
+            post = self._piece_posteriors(params, chunk, links, "t" in self.params, x)
+            return self._piece_stats(params, chunk, links, x, post)
         if _compiled(chunk.x.device):  # compiled kernels take rows in chunk order
             lanes, x = None, chunk.x.to(self.emission.row_dtype)
             post = _forward_backward_compiled(self._scaled_emission(params, x), lambda: self.log_emission(params, x),
@@ -1148,6 +1263,21 @@ class HMMModel:
             sequences=int(ok.sum()),
             impossible=n_bad,
             first_impossible=first_bad,
+        )
+
+    def _piece_stats(self, params: HMMParams, chunk: SequenceChunk, links, x: Tensor, post: Posteriors) -> HMMStats:
+        """A piece's statistics: its rows' (zero for an impossible sequence), and its
+        sequence counted once, on its last piece."""
+        ok = torch.isfinite(post.loglik) & (not bool(links.dead[chunk.piece]))
+        estats = components.statistics(self.emission, params.emission, x, post.gamma, None,
+                                       self._prepared(params, x.device))  # gamma is 0 where impossible
+        good = bool(ok)  # one read a piece (a piece is a whole batch of rows)
+        return HMMStats(
+            start=post.start, trans=post.trans, emission=estats,
+            loglik=post.loglik.sum() if good else torch.zeros((), dtype=torch.float64, device=x.device),
+            rows=chunk.n_rows if good else 0,
+            sequences=int(good and chunk.last), impossible=int(not good and chunk.last),
+            first_impossible=chunk.seq_start if not good and chunk.last else -1,
         )
 
     def objective(self, stats: HMMStats) -> Objective:

@@ -3,7 +3,11 @@
 :class:`SequenceBatches` regroups the chunks of a row :class:`Source` (in memory, a
 ``.npy`` file, or any later file source) into batches of whole sequences, so an HMM's
 E-step always sees complete sequences. A batch holds as many consecutive sequences as
-fit ``rows_per_batch`` rows; a longer sequence is a batch of its own.
+fit ``rows_per_batch`` rows. A longer sequence is cut into pieces of at most that many
+rows, each a batch of its own, which the model links (:mod:`bigem.models.hmm_pieces`):
+memory stays bounded by the batch however long a sequence is. A source made with
+``cut=False`` keeps such a sequence whole, as a batch of its own (for passes that
+cannot link pieces).
 """
 
 from __future__ import annotations
@@ -75,10 +79,37 @@ def batch_cuts(lengths: np.ndarray, rows_per_batch: int) -> list[tuple[int, int]
     return cuts
 
 
-class SequenceBatches:
-    """Batches of whole sequences over a row source. Satisfies ``SequenceSource``."""
+def piece_counts(lengths: np.ndarray, rows_per_batch: int) -> np.ndarray:
+    """How many pieces each sequence is cut into: 0 for a sequence that fits a batch,
+    else ceil(length / rows_per_batch) (near-equal pieces)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return np.where(lengths > rows_per_batch, -(-lengths // max(1, rows_per_batch)), 0)
 
-    def __init__(self, rows: Source, lengths: np.ndarray, rows_per_batch: int) -> None:
+
+class Pieces:
+    """Where the pieces of a data set's cut sequences lie: ``first`` (P,) bool, the
+    pieces that start a sequence; ``sequence`` (P,), each piece's sequence. Every
+    part of a source (a process's share) holds the whole data set's."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        self.counts = counts
+        self.sequence = np.repeat(np.arange(len(counts)), counts)
+        self.first = np.zeros(len(self.sequence), dtype=bool)
+        self.first[np.cumsum(counts)[counts > 0] - counts[counts > 0]] = True
+        self.offset = np.concatenate([[0], np.cumsum(counts)])  # each sequence's first piece
+
+    @property
+    def n_pieces(self) -> int:
+        return len(self.sequence)
+
+
+class SequenceBatches:
+    """Batches of whole sequences over a row source, and pieces of the sequences longer
+    than a batch (unless ``cut`` is False). Satisfies ``SequenceSource``; ``pieces``
+    (:class:`Pieces`) is None where no sequence is cut."""
+
+    def __init__(self, rows: Source, lengths: np.ndarray, rows_per_batch: int, cut: bool = True,
+                 pieces: Pieces | None = None, first_sequence: int = 0) -> None:
         self.rows = rows
         self.lengths = torch.from_numpy(np.asarray(lengths, dtype=np.int64))
         self.n_rows, self.n_features = rows.n_rows, rows.n_features
@@ -87,9 +118,35 @@ class SequenceBatches:
         self.weight = None
         self.device = getattr(rows, "device", None)  # where the batches go (the engine overlaps copies to a GPU)
         self.rows_per_batch = rows_per_batch
-        self.first_row = self.first_sequence = 0  # where a part's rows and sequences start in the whole
-        self.batches = batch_cuts(lengths, rows_per_batch)
+        self.cut = cut
+        self.first_row, self.first_sequence = 0, first_sequence  # where a part's rows and sequences start in the whole
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if pieces is None and cut:
+            counts = piece_counts(lengths, rows_per_batch)
+            pieces = Pieces(counts) if counts.any() else None
+        self.pieces = pieces
         self._starts = np.concatenate([[0], np.cumsum(lengths)])
+        self.batches = self._layout(lengths)
+
+    def _layout(self, lengths: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+        """(first sequence, stop, first row, stop row, piece or -1) of each batch."""
+        out = []
+        for s0, s1 in batch_cuts(lengths, self.rows_per_batch):
+            r0, r1 = int(self._starts[s0]), int(self._starts[s1])
+            n = 0 if self.pieces is None or s1 - s0 != 1 else int(self.pieces.counts[self.first_sequence + s0])
+            if not n:
+                out.append((s0, s1, r0, r1, -1))
+                continue
+            base = int(self.pieces.offset[self.first_sequence + s0])
+            cuts = [r0 + j * (r1 - r0) // n for j in range(n + 1)]  # near-equal pieces
+            out.extend((s0, s1, a, b, base + j) for j, (a, b) in enumerate(zip(cuts, cuts[1:])))
+        return out
+
+    def sequence_of_outputs(self) -> np.ndarray:
+        """The sequence (in this source) of each per-sequence output of its batches in
+        order: a piece gives one for its sequence, which its other pieces share."""
+        return np.concatenate([np.arange(s0, s1) if p < 0 else np.asarray([s0]) for s0, s1, _, _, p in self.batches]
+                              or [np.zeros(0, dtype=np.int64)])
 
     @property
     def decodes(self) -> bool:
@@ -100,8 +157,8 @@ class SequenceBatches:
         pieces: list[Tensor] = []
         have_from, have = 0, 0  # first buffered row, rows buffered
         it = iter(self.rows.chunks())
-        for s0, s1 in self.batches:
-            r0, r1 = int(self._starts[s0]), int(self._starts[s1])
+        n_pieces = 0 if self.pieces is None else self.pieces.n_pieces
+        for s0, s1, r0, r1, piece in self.batches:
             while have_from + have < r1:
                 chunk = next(it)
                 pieces.append(chunk.x)
@@ -111,7 +168,13 @@ class SequenceBatches:
             rest = x[r1 - have_from :]
             pieces = [rest] if rest.shape[0] else []
             have_from, have = r1, int(rest.shape[0])
-            yield SequenceChunk(batch, self.lengths[s0:s1], self.first_row + r0, self.first_sequence + s0)
+            if piece < 0:
+                yield SequenceChunk(batch, self.lengths[s0:s1], self.first_row + r0, self.first_sequence + s0,
+                                    n_pieces=n_pieces)
+                continue
+            first, last = bool(self.pieces.first[piece]), piece + 1 == n_pieces or bool(self.pieces.first[piece + 1])
+            yield SequenceChunk(batch, torch.tensor([r1 - r0], dtype=torch.int64), self.first_row + r0,
+                                self.first_sequence + s0, piece, n_pieces, first, last)
         for _ in it:  # no rows are left: this lets the rows' pass end (its checks read once a pass, its cache)
             pass
 
@@ -126,8 +189,9 @@ class SequenceBatches:
         parts = []
         for a, b in zip(cuts, cuts[1:]):
             s0, s1 = int(np.searchsorted(starts, a)), int(np.searchsorted(starts, b))
-            part = SequenceBatches(self.rows.part(a, b), self.lengths[s0:s1].numpy(), self.rows_per_batch)
-            part.first_row, part.first_sequence = self.first_row + a, self.first_sequence + s0
+            part = SequenceBatches(self.rows.part(a, b), self.lengths[s0:s1].numpy(), self.rows_per_batch, self.cut,
+                                   self.pieces, self.first_sequence + s0)
+            part.first_row = self.first_row + a
             parts.append(part)
         return parts
 

@@ -1,0 +1,136 @@
+"""Sequences longer than a batch: cut into pieces that stream like batches. Math only.
+
+A sequence longer than a batch's rows is cut into consecutive pieces, each a batch of
+its own, so that memory stays bounded by the batch however long the sequence is. Two
+passes per E-step make each piece's forward-backward exact, both in row order (a
+file is never read backwards, and the pieces of one pass are independent, so any
+engine runs them as it runs batches):
+
+1. **Transfers.** Each piece j gives its transfer matrix ``N_j = A diag(b_t0) U_j``
+   (``U_j = prod_t A diag(b_t)`` over its later rows; the first piece's is
+   ``diag(pi * b_t0) U_0``), scaled to a sum in [1/2, 1): only its direction matters.
+   It is computed by the segment machinery of :mod:`bigem.models.hmm` (the piece cut
+   into ~sqrt(rows) lanes, their transfers chained).
+2. **Links** (:func:`link`, on the host, in log space): the filtered distribution
+   entering each piece, ``a_j ~ a_{j-1} N_j``, and the backward vector leaving it,
+   ``b_{j-1} ~ N_j b_j`` (``b_last = 1``): prefix and suffix products of K x K
+   matrices, one per piece.
+3. **Posteriors.** Each piece's forward-backward starts from the vector entering it
+   and ends on the vector leaving it (``forward_backward(enter=, leave=)``); its
+   log-likelihood is the piece's given the rows before it, and the pieces' add up to
+   the sequence's. The transition into a piece is counted with that piece.
+
+This is the segment chaining that :func:`bigem.models.hmm.forward_backward` does
+within a batch, lifted across batches; its answer equals the uncut pass to rounding.
+The cost is a second pass over the pieces' rows per E-step (the transfers), about a
+forward step's work times K per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import hmm
+
+
+@dataclass(frozen=True)
+class Links:
+    """Each piece's entering and leaving vectors (log, float64, on the host), and which
+    pieces belong to a sequence impossible under the parameters."""
+
+    log_enter: Tensor  # (P, K); NaN rows for first pieces (they start from startprob)
+    log_leave: Tensor  # (P, K); zeros for last pieces
+    dead: np.ndarray  # (P,) bool
+
+
+def transfer(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+    """log N_j of one piece (rows of log emissions ``log_b``, (L, K)), float64 (K, K) on
+    log_b's device, scaled to a sum near 1: see the module docstring. ``first``: the
+    piece that starts its sequence (its rows index the start state)."""
+    L, K = log_b.shape
+    dev, dt = log_b.device, log_b.dtype
+    A = transmat.to(dt)
+    lanes = hmm.make_lanes(np.asarray([L]), dev)
+    eb = lanes.pack(log_b)
+    shift = torch.nan_to_num_(eb.amax(1), nan=0.0, posinf=0.0, neginf=0.0)
+    eb.sub_(shift[:, None]).exp_()
+    with hmm._single_thread(dev), np.errstate(all="ignore"):
+        U = hmm._transfers(lanes, eb, A).permute(2, 1, 0).to(torch.float64)  # (S, K, K)
+        order = lanes.chain[0][lanes.chain[0] >= 0] if lanes.chain.shape[0] else np.zeros(1, dtype=np.int64)
+        f64 = A.double()
+        e0 = eb[: lanes.n_lanes].double()  # lane s's step 0 is packed row s
+        head = int(order[0])
+        if first:
+            N = (startprob.to(dev, torch.float64) * e0[head])[:, None] * U[head]
+        else:
+            N = (f64 * e0[head][None, :]) @ U[head]
+        N = _scaled(N)
+        for s in order[1:].tolist():
+            N = _scaled(N @ ((f64 * e0[s][None, :]) @ U[s]))
+    total = N.sum()
+    if not bool(torch.isfinite(total) & (total > 0)):  # scaling ran out of range: the piece again, in log space
+        return _log_transfer(log_b, startprob, transmat, first)
+    with np.errstate(divide="ignore"):
+        return torch.log(N)
+
+
+def _scaled(N: Tensor) -> Tensor:
+    """N times a power of two, to a sum in [1/2, 1) (exact: only directions matter)."""
+    return torch.ldexp(N, -torch.frexp(N.sum()).exponent)
+
+
+def _log_transfer(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+    """log N_j in log space, a row at a time: the exact fallback of :func:`transfer`
+    (slow, for pieces whose scaled products left float's range)."""
+    lb = log_b.double()
+    K = lb.shape[1]
+    with np.errstate(divide="ignore"):
+        log_A = torch.log(transmat.to(lb.device, torch.float64))
+        if first:
+            N = torch.full((K, K), -torch.inf, dtype=torch.float64, device=lb.device)
+            N.diagonal().copy_(torch.log(startprob.to(lb.device, torch.float64)) + lb[0])
+        else:
+            N = log_A + lb[0][None, :]
+    for t in range(1, lb.shape[0]):
+        N = torch.logsumexp(N[:, :, None] + log_A[None, :, :], 1) + lb[t][None, :]
+        top = N.max()
+        if torch.isfinite(top):
+            N = N - top
+    return N
+
+
+def link(log_N: Tensor, first: np.ndarray) -> Links:
+    """Every piece's :class:`Links` from the pieces' log transfers (P, K, K) in order
+    (``first``: (P,) bool, the pieces that start a sequence)."""
+    log_N = log_N.to("cpu", torch.float64)
+    P, K = log_N.shape[0], log_N.shape[1]
+    enter = torch.full((P, K), float("nan"), dtype=torch.float64)
+    leave = torch.zeros((P, K), dtype=torch.float64)
+    dead = np.zeros(P, dtype=bool)
+    starts = np.flatnonzero(first).tolist() + [P]
+    for p0, p1 in zip(starts, starts[1:]):
+        a = _unit(torch.logsumexp(log_N[p0], 0))  # 1^T N_0: the filtered distribution leaving piece 0
+        ok = bool(torch.isfinite(a).all())
+        for p in range(p0 + 1, p1):
+            enter[p] = a
+            a = _unit(torch.logsumexp(a[:, None] + log_N[p], 0))
+            ok = ok and bool(torch.isfinite(a).all())
+        b = torch.zeros(K, dtype=torch.float64)
+        for p in range(p1 - 1, p0, -1):
+            b = _unit(torch.logsumexp(log_N[p] + b[None, :], 1))
+            leave[p - 1] = b
+            ok = ok and bool(torch.isfinite(b).all())
+        dead[p0:p1] = not ok
+    return Links(enter, leave, dead)
+
+
+def _unit(log_v: Tensor) -> Tensor:
+    """log v normalised to sum 1 (NaN where v is all zero: an impossible sequence)."""
+    top = log_v.max()
+    if not bool(torch.isfinite(top)):
+        return torch.full_like(log_v, float("nan"))
+    return log_v - (top + torch.log(torch.exp(log_v - top).sum()))

@@ -1,0 +1,206 @@
+"""Sequences longer than a batch, cut into linked pieces (bigem.models.hmm_pieces).
+
+Truth: the log-space forward-backward of the whole sequence (an independent
+reference), and the same estimator fitted with a budget that holds every sequence
+whole. Memory: no batch holds more rows than the budget allows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from bigem import CategoricalHMM, GaussianHMM, GMMHMM, MultinomialHMM, PoissonHMM, VariationalGaussianHMM
+from bigem.estimators.hmm import ImpossibleSequenceWarning
+from bigem.models import hmm, hmm_pieces
+from bigem.sources import open_source
+from bigem.sources.sequences import SequenceBatches
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+SMALL = 150_000  # a memory_budget of a few hundred rows per batch
+
+
+def _walk(T: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    A = np.array([[0.95, 0.03, 0.02], [0.04, 0.9, 0.06], [0.05, 0.05, 0.9]])
+    states = np.zeros(T, dtype=np.int64)
+    u = rng.random(T)
+    cdf = np.cumsum(A, 1)
+    for t in range(1, T):
+        states[t] = int(np.searchsorted(cdf[states[t - 1]], u[t]))
+    return states
+
+
+def _pieces(log_b: torch.Tensor, cuts: list[int], pi: torch.Tensor, A: torch.Tensor):
+    """Posteriors of one sequence from its pieces at ``cuts``, linked."""
+    first = np.asarray([a == 0 for a in cuts[:-1]])
+    log_N = torch.stack([hmm_pieces.transfer(log_b[a:b], pi, A, a == 0) for a, b in zip(cuts, cuts[1:])])
+    links = hmm_pieces.link(log_N, first)
+    gammas, start, trans, loglik = [], 0, 0, 0
+    for j, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        enter = None if first[j] else torch.exp(links.log_enter[j])
+        leave = None if j == len(cuts) - 2 else torch.exp(links.log_leave[j])
+        post = hmm.forward_backward(log_b[a:b], np.asarray([b - a]), pi, A, enter=enter, leave=leave)
+        logged = hmm.forward_backward_log(log_b[a:b], np.asarray([b - a]), pi, A, enter=enter, leave=leave)
+        torch.testing.assert_close(post.gamma.double(), logged.gamma, atol=1e-9 if log_b.dtype == torch.float64 else 1e-4,
+                                   rtol=0)
+        gammas.append(post.gamma.double())
+        start, trans, loglik = start + post.start, trans + post.trans, loglik + post.loglik
+    return torch.cat(gammas), start, trans, loglik
+
+
+@pytest.mark.parametrize("cuts", [[0, 1700, 3400, 5000], [0, 4999, 5000], [0, 1, 2, 5000], [0, 300, 2600, 2601, 5000]])
+def test_linked_pieces_give_the_whole_sequences_posteriors(cuts):
+    rng = np.random.default_rng(0)
+    K = 4
+    A = torch.from_numpy(rng.dirichlet(np.full(K, 0.5), size=K))
+    pi = torch.from_numpy(rng.dirichlet(np.ones(K)))
+    log_b = torch.from_numpy(rng.normal(size=(5000, K)) * 3)
+    ref = hmm.forward_backward_log(log_b, np.asarray([5000]), pi, A)
+    gamma, start, trans, loglik = _pieces(log_b, cuts, pi, A)
+    torch.testing.assert_close(gamma, ref.gamma, atol=1e-9, rtol=0)
+    torch.testing.assert_close(start, ref.start, atol=1e-10, rtol=0)
+    torch.testing.assert_close(trans, ref.trans, atol=1e-9, rtol=1e-10)  # counts sum to 4999
+    assert float(loglik) == pytest.approx(float(ref.loglik), abs=1e-8)
+
+
+def test_linked_pieces_in_float32_agree_to_float32s_rounding():
+    rng = np.random.default_rng(2)
+    K = 3
+    A = torch.from_numpy(rng.dirichlet(np.ones(K), size=K))
+    pi = torch.from_numpy(rng.dirichlet(np.ones(K)))
+    log_b = torch.from_numpy(rng.normal(size=(3000, K)) * 2)
+    ref = hmm.forward_backward_log(log_b, np.asarray([3000]), pi, A)
+    gamma, _, trans, loglik = _pieces(log_b.float(), [0, 1000, 2000, 3000], pi, A)
+    assert float((gamma - ref.gamma).abs().max()) < 1e-5
+    assert float(loglik) == pytest.approx(float(ref.loglik), rel=1e-5)
+
+
+def test_a_left_right_chain_links_through_its_zeros():
+    """Zero transitions (a left-right model) give -inf in the log transfers; the links
+    go through them, and a transfer computed in log space agrees with the scaled one."""
+    K = 3
+    A = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    pi = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    rng = np.random.default_rng(3)
+    states = np.minimum(np.arange(600) // 200, 2)
+    log_b = torch.from_numpy(-0.5 * (rng.normal(size=600)[:, None] + states[:, None] * 3 - np.arange(K) * 3) ** 2)
+    ref = hmm.forward_backward_log(log_b, np.asarray([600]), pi, A)
+    gamma, start, trans, loglik = _pieces(log_b, [0, 150, 390, 600], pi, A)
+    torch.testing.assert_close(gamma, ref.gamma, atol=1e-9, rtol=0)
+    torch.testing.assert_close(trans, ref.trans, atol=1e-8, rtol=0)
+    assert float(loglik) == pytest.approx(float(ref.loglik), abs=1e-8)
+    for first in (True, False):
+        scaled = torch.exp(hmm_pieces.transfer(log_b[100:400], pi, A, first))
+        logged = torch.exp(hmm_pieces._log_transfer(log_b[100:400], pi, A, first))
+        torch.testing.assert_close(scaled / scaled.sum(), logged / logged.sum(), atol=1e-12, rtol=1e-9)
+
+
+def test_a_long_sequences_batches_stay_within_the_budget():
+    x = torch.zeros(10_000, 2, dtype=torch.float64)
+    lengths = np.asarray([300, 9000, 200, 500])
+    source = SequenceBatches(open_source(x.numpy(), dtype=torch.float64, device=torch.device("cpu"), memory_budget=1 << 62), lengths, 1000)
+    chunks = list(source.chunks())
+    assert max(c.n_rows for c in chunks) <= 1000
+    pieces = [c for c in chunks if c.piece >= 0]
+    assert [c.piece for c in pieces] == list(range(9)) and all(c.n_pieces == 9 for c in chunks)
+    assert [c.first for c in pieces] == [True] + [False] * 8 and [c.last for c in pieces] == [False] * 8 + [True]
+    assert sum(c.n_rows for c in pieces) == 9000 and all(c.seq_start == 1 for c in pieces)
+    assert sum(c.n_rows for c in chunks) == 10_000
+    np.testing.assert_array_equal(source.sequence_of_outputs(), [0] + [1] * 9 + [2, 3])
+    whole = SequenceBatches(open_source(x.numpy(), dtype=torch.float64, device=torch.device("cpu"), memory_budget=1 << 62), lengths, 1000,
+                            cut=False)
+    assert whole.pieces is None and max(c.n_rows for c in whole.chunks()) == 9000
+    # a process's part keeps the data set's piece numbers
+    parts = source.split(2)
+    got = [c.piece for p in parts for c in p.chunks() if c.piece >= 0]
+    assert got == list(range(9))
+
+
+def _series(T: int = 12_000):
+    rng = np.random.default_rng(4)
+    states = _walk(T)
+    gauss = rng.normal(size=(T, 2)) + np.array([[0, 0], [3, 0], [0, 3]])[states]
+    symbols = np.array([rng.choice(4, p=p) for p in np.array([[.7, .1, .1, .1], [.1, .7, .1, .1],
+                                                                [.1, .1, .1, .7]])[states]])[:, None]
+    counts = rng.poisson(np.array([[1, 5], [5, 1], [9, 9]])[states])
+    trials = np.stack([rng.multinomial(10, p) for p in np.array([[.7, .2, .1], [.1, .7, .2], [.2, .1, .7]])[states]])
+    return gauss, symbols, counts, trials
+
+
+@pytest.mark.parametrize("family", ["full", "diag", "categorical", "poisson", "gmm", "multinomial", "squarem"])
+def test_a_fit_on_pieces_equals_the_fit_on_whole_sequences(family):
+    gauss, symbols, counts, trials = _series()
+    lengths = [2000, 9500, 500]
+    cls, X, kw = {
+        "full": (GaussianHMM, gauss, {"covariance_type": "full"}),
+        "diag": (GaussianHMM, gauss, {"covariance_type": "diag"}),
+        "categorical": (CategoricalHMM, symbols, {}),
+        "poisson": (PoissonHMM, counts, {}),
+        "gmm": (GMMHMM, gauss, {"n_mix": 2}),
+        "multinomial": (MultinomialHMM, trials, {"n_trials": 10}),
+        "squarem": (GaussianHMM, gauss, {"accelerate": "squarem"}),
+    }[family]
+    settings = dict(n_components=3, n_iter=6, random_state=0, tol=1e-12, dtype="float64", **kw)
+    whole = cls(**settings).fit(X, lengths)
+    cut = cls(memory_budget=SMALL, **settings)
+    assert cut._open(X, lengths, cut._settings(), fitting=True).pieces is not None  # the budget does cut
+    cut.fit(X, lengths)
+    np.testing.assert_allclose(cut.transmat_, whole.transmat_, atol=1e-8)
+    np.testing.assert_allclose(cut.startprob_, whole.startprob_, atol=1e-8)
+    np.testing.assert_allclose(cut.monitor_.history[-1], whole.monitor_.history[-1], rtol=1e-11)
+    assert cut.score(X, lengths) == pytest.approx(whole.score(X, lengths), rel=1e-11)
+    ll_cut, post_cut = cut.score_samples(X, lengths)
+    ll_whole, post_whole = whole.score_samples(X, lengths)
+    assert ll_cut == pytest.approx(ll_whole, rel=1e-11)
+    np.testing.assert_allclose(post_cut, post_whole, atol=1e-8)
+    # Viterbi keeps sequences whole: its paths on parameters 1e-15 apart (ties flip)
+    (lp_cut, path_cut), (lp_whole, path_whole) = cut.decode(X, lengths), whole.decode(X, lengths)
+    assert lp_cut == pytest.approx(lp_whole, rel=1e-11) and (path_cut == path_whole).mean() > 0.99
+
+
+def test_pieces_from_a_file_equal_pieces_from_an_array(tmp_path):
+    gauss = _series(6000)[0]
+    np.save(tmp_path / "x.npy", gauss)
+    settings = dict(n_components=3, n_iter=4, random_state=0, tol=1e-12, dtype="float64", memory_budget=SMALL)
+    a = GaussianHMM(**settings).fit(gauss)
+    b = GaussianHMM(**settings).fit(str(tmp_path / "x.npy"))
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.score(gauss) == b.score(str(tmp_path / "x.npy"))
+
+
+def test_an_impossible_cut_sequence_is_counted_once():
+    """A symbol a state never emits, in the middle of a long sequence: the sequence is
+    impossible under the fitted parameters, once, whole or cut."""
+    _, symbols, _, _ = _series(8000)
+    model = CategoricalHMM(3, n_iter=3, random_state=0, dtype="float64").fit(symbols)
+    model.emissionprob_ = np.array([[.5, .5, 0, 0], [.5, .5, 0, 0], [.5, .5, 0, 0]]) * 0 + np.array(
+        [[.4, .3, .3, 0.0], [.3, .4, .3, 0.0], [.3, .3, .4, 0.0]])
+    test = np.concatenate([np.zeros((3000, 1), np.int64), [[3]], np.ones((3000, 1), np.int64), np.zeros((500, 1), np.int64)])
+    lengths = [6001, 500]
+    for budget in (None, SMALL):
+        model.memory_budget = budget
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            score = model.score(test, lengths)
+            ll, post = model.score_samples(test, lengths)
+        assert score == -np.inf and ll == -np.inf
+        found = [w for w in caught if issubclass(w.category, ImpossibleSequenceWarning)]
+        assert found and all("1 sequence(s)" in str(w.message) and "sequence 0" in str(w.message) for w in found)
+        assert np.isnan(post[:6001]).all() and np.isfinite(post[6001:]).all()
+
+
+def test_a_variational_fit_keeps_sequences_whole_and_its_inference_cuts():
+    gauss = _series(4000)[0]
+    settings = dict(n_components=3, n_iter=3, random_state=0, tol=1e-12, dtype="float64")
+    whole = VariationalGaussianHMM(**settings).fit(gauss)
+    small = VariationalGaussianHMM(memory_budget=SMALL, **settings)
+    assert small._open(gauss, None, small._settings(), fitting=True).pieces is None
+    small.fit(gauss)
+    np.testing.assert_allclose(small.means_, whole.means_, atol=1e-10)
+    assert small._open(gauss, None, small._settings()).pieces is not None
+    assert small.score(gauss) == pytest.approx(whole.score(gauss), rel=1e-11)
