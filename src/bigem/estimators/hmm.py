@@ -163,7 +163,10 @@ COMMON_DOC = """
         Precision of the forward-backward arithmetic; statistics and parameters are float64.
     memory_budget : int or str, default=None
         Memory for a batch of sequences in flight (bytes, or a string such as '1GB');
-        None: '128MB' on the CPU, '1GB' on a GPU. Larger batches mean fewer time steps
+        None: '128MB' on the CPU, '1GB' on a GPU. A sequence longer than a batch is
+        cut into pieces of a batch each, linked exactly (``bigem.models.hmm_pieces``),
+        so memory stays within the budget however long a sequence is (Viterbi, and
+        the variational HMMs' fits, hold such a sequence whole). Larger batches mean fewer time steps
         per iteration (each step serves every sequence of the batch). On the CPU
         128MB keeps the whole fit within hmmlearn's footprint on 1e6 rows at about the
         speed of 256MB (BENCHMARKS.md); on a GPU each step is a kernel launch, and

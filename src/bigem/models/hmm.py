@@ -36,6 +36,9 @@ How the forward-backward pass is organised (measured choices, see BENCHMARKS.md)
   in the log semiring: the scan costs O(T K^3 log T) with (T, K, K) temporaries,
   segments cost O(T K^3) once plus O(T K^2) with (T, K) temporaries and about
   3 sqrt(T) Python steps; at T = 1e6, K = 8 that is ~3000 batched steps.
+* **A sequence longer than a batch is cut into pieces**, each a batch of its own,
+  linked across batches the same way (:mod:`bigem.models.hmm_pieces`): memory stays
+  bounded by the batch however long the sequence.
 * **Statistics in a few large products.** The expected transition counts are
   A * (alpha_{t-1}^T @ w_t) summed over all lanes and steps as one GEMM; emission
   statistics are posterior-weighted GEMMs over all rows (the emission's component).
@@ -1123,8 +1126,10 @@ class HMMModel:
         out = torch.zeros(chunk.n_pieces, K, K, dtype=torch.float64, device=chunk.x.device)
         if chunk.piece >= 0:
             with _blas_one_thread(chunk.x.device):
-                log_b = self.log_emission(params, chunk.x.to(self.emission.row_dtype)).to(self.dtype)
-                out[chunk.piece] = hmm_pieces.transfer(log_b, params.startprob, params.transmat, chunk.first)
+                x = chunk.x.to(self.emission.row_dtype)
+                rows = lambda a, b: self.log_emission(params, x[a:b]).to(self.dtype)  # noqa: E731
+                out[chunk.piece] = hmm_pieces.transfer(rows, chunk.n_rows, params.startprob, params.transmat,
+                                                       chunk.first)
         return out
 
     def link(self, transfers: Tensor, first) -> hmm_pieces.Links:
@@ -1153,8 +1158,42 @@ class HMMModel:
             zero = torch.zeros(K, dtype=torch.float64, device=x.device)
             return Posteriors(torch.zeros_like(log_b), zero, zero[:, None] * zero,
                               torch.full((1,), -math.inf, dtype=torch.float64, device=x.device))
+        if _compiled(x.device) and (leave is None or bool((leave > 0).all())):
+            return self._piece_compiled(params, x, chunk, enter, leave, need_trans)
         return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans,
                                 enter=enter, leave=leave)
+
+    def _piece_compiled(self, params: HMMParams, x: Tensor, chunk: SequenceChunk, enter: Tensor | None,
+                        leave: Tensor | None, need_trans: bool) -> Posteriors:
+        """A piece through the compiled kernels, which know only whole sequences: the
+        entering distribution becomes the start (enter @ A), the leaving vector weighs
+        the last row's emission (beta there is 1), and then the transition into the piece
+        comes back from its first row's posterior (xi = enter A gamma_0 / start, by
+        rows), the start is dropped, and the log-likelihood loses the leaving vector's
+        weights (sum_k gamma_last,k / leave_k). A leaving vector with a zero (whose
+        weight cannot be undone) takes the tensor path."""
+        A = params.transmat.double()
+        pi = params.startprob if enter is None else enter.double() @ A
+        eb, shift = self._scaled_emission(params, x)
+        if leave is not None:
+            eb[-1] *= leave.to(eb.dtype)
+
+        def log_b() -> Tensor:
+            lb = self.log_emission(params, x)
+            if leave is not None:
+                lb[-1] += torch.log(leave).to(lb.dtype)
+            return lb
+
+        post = _forward_backward_compiled((eb, shift), log_b, chunk.lengths.numpy(), pi, A, need_trans)
+        loglik, start, trans = post.loglik, post.start, post.trans
+        if leave is not None:
+            loglik = loglik + torch.log((post.gamma[-1].double() / leave).sum())
+        if enter is not None:
+            ratio = torch.where(pi > 0, post.gamma[0].double() / pi, torch.zeros_like(pi))
+            if need_trans:
+                trans = trans + enter.double()[:, None] * A * ratio[None, :]
+            start = torch.zeros_like(start)
+        return Posteriors(post.gamma, start, trans, loglik)
 
     def posteriors(self, params: HMMParams, chunk: SequenceChunk, need_trans: bool = True,
                    links: hmm_pieces.Links | None = None) -> Posteriors:

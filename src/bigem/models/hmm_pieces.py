@@ -8,9 +8,11 @@ engine runs them as it runs batches):
 
 1. **Transfers.** Each piece j gives its transfer matrix ``N_j = A diag(b_t0) U_j``
    (``U_j = prod_t A diag(b_t)`` over its later rows; the first piece's is
-   ``diag(pi * b_t0) U_0``), scaled to a sum in [1/2, 1): only its direction matters.
-   It is computed by the segment machinery of :mod:`bigem.models.hmm` (the piece cut
-   into ~sqrt(rows) lanes, their transfers chained).
+   ``diag(pi * b_t0) U_0``), up to scale: only its direction matters. A chain that
+   forgets its start within a few dozen rows has N_j = u v^T to rounding, found from
+   the piece's two ends alone (:func:`transfer`); otherwise the segment machinery of
+   :mod:`bigem.models.hmm` multiplies it out (the piece cut into ~sqrt(rows) lanes,
+   their transfers chained).
 2. **Links** (:func:`link`, on the host, in log space): the filtered distribution
    entering each piece, ``a_j ~ a_{j-1} N_j``, and the backward vector leaving it,
    ``b_{j-1} ~ N_j b_j`` (``b_last = 1``): prefix and suffix products of K x K
@@ -22,8 +24,11 @@ engine runs them as it runs batches):
 
 This is the segment chaining that :func:`bigem.models.hmm.forward_backward` does
 within a batch, lifted across batches; its answer equals the uncut pass to rounding.
-The cost is a second pass over the pieces' rows per E-step (the transfers), about a
-forward step's work times K per row.
+The cost is a second pass over the pieces per E-step (a second read of data that is
+not held in memory); its work is the two ends' few dozen rows per piece where the
+chain forgets, else K times a forward step's per row. On the CPU with numba the
+pieces' forward-backward runs in the compiled kernels
+(``HMMModel._piece_compiled``).
 """
 
 from __future__ import annotations
@@ -47,10 +52,83 @@ class Links:
     dead: np.ndarray  # (P,) bool
 
 
-def transfer(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
-    """log N_j of one piece (rows of log emissions ``log_b``, (L, K)), float64 (K, K) on
-    log_b's device, scaled to a sum near 1: see the module docstring. ``first``: the
-    piece that starts its sequence (its rows index the start state)."""
+# Rows of a piece's ends tried for the shortcut of :func:`transfer` (doubled up to a
+# quarter of the piece before the whole piece is multiplied out).
+_FORGET_ROWS = 64
+# Vectors from every start agree to this (relative to their largest entry): the chain
+# has forgotten where it started, to rounding.
+_AGREE = 1e-14
+
+
+def transfer(rows, n_rows: int, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+    """log N_j of a piece of ``n_rows`` rows, float64 (K, K) on the rows' device, scaled
+    to a sum near 1: see the module docstring. ``rows(a, b)``: the piece's log
+    emissions of rows a..b-1, (b - a, K) (the shortcut below computes only its ends).
+    ``first``: the piece that starts its sequence (its rows index the start state).
+
+    A long piece of a chain that forgets its start has a transfer of rank one to
+    rounding, N_j = u v^T: every entering state leads to the same distribution v at its
+    last row, and every leaving vector to the same backward vector u before its first.
+    So the forward pass over its last rows from each of the K states, and the backward
+    pass over its first rows, give v and u once the K vectors agree to ``_AGREE`` (the
+    kernels' fix-up rests on the same forgetting): a few dozen rows on ordinary
+    chains, against K^3 work on every row. A chain that does not forget within a
+    quarter of the piece (zero transitions, a short piece) takes the whole product.
+    """
+    found = _rank_one(rows, n_rows, transmat, first) if n_rows >= 4 * _FORGET_ROWS else None
+    return found if found is not None else _full(rows(0, n_rows), startprob, transmat, first)
+
+
+def _rank_one(rows, L: int, transmat: Tensor, first: bool) -> Tensor | None:
+    """log (u v^T) where the piece forgets its ends within a quarter of its rows, else None."""
+    m = _FORGET_ROWS
+    while m <= L // 4:
+        v = _forgotten(rows(L - m, L), transmat, forward=True)
+        if v is not None:
+            break
+        m *= 2
+    else:
+        return None
+    if first:  # the rows of the first piece's transfer index the start state: their scale is unused
+        u = torch.ones_like(v)
+    else:
+        m = _FORGET_ROWS
+        while m <= L // 4:
+            u = _forgotten(rows(0, m), transmat, forward=False)
+            if u is not None:
+                break
+            m *= 2
+        else:
+            return None
+    with np.errstate(divide="ignore"):
+        return torch.log(u / u.sum())[:, None] + torch.log(v / v.sum())[None, :]
+
+
+def _forgotten(log_b: Tensor, transmat: Tensor, forward: bool) -> Tensor | None:
+    """From each of the K states: the forward vector at the last of these rows (or the
+    backward vector at the first), normalised; their common value if they agree."""
+    lb = log_b.double()
+    eb = torch.exp(lb - torch.nan_to_num(lb.amax(1, keepdim=True), nan=0.0, posinf=0.0, neginf=0.0))
+    A = transmat.to(lb.device, torch.float64)
+    K = A.shape[0]
+    V = torch.eye(K, dtype=torch.float64, device=lb.device)
+    if forward:  # row i: from state i at the row before these
+        for t in range(eb.shape[0]):
+            V = (V @ A) * eb[t][None, :]
+            V = V / V.sum(1, keepdim=True)
+    else:  # column i: from state i after the last of these rows
+        for t in range(eb.shape[0] - 1, -1, -1):
+            V = A @ (eb[t][:, None] * V)
+            V = V / V.sum(0, keepdim=True)
+        V = V.T
+    if not bool(torch.isfinite(V).all()):
+        return None
+    spread = (V - V[:1]).abs().max()
+    return V[0] if bool(spread <= _AGREE * V[0].max()) else None
+
+
+def _full(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+    """log N_j multiplied out over every row of the piece."""
     L, K = log_b.shape
     dev, dt = log_b.device, log_b.dtype
     A = transmat.to(dt)
