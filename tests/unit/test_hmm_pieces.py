@@ -44,10 +44,10 @@ def _pieces(log_b: torch.Tensor, cuts: list[int], pi: torch.Tensor, A: torch.Ten
     links = hmm_pieces.link(log_N, first)
     gammas, start, trans, loglik = [], 0, 0, 0
     for j, (a, b) in enumerate(zip(cuts, cuts[1:])):
-        enter = None if first[j] else torch.exp(links.log_enter[j])
-        leave = None if j == len(cuts) - 2 else torch.exp(links.log_leave[j])
-        post = hmm.forward_backward(log_b[a:b], np.asarray([b - a]), pi, A, enter=enter, leave=leave)
-        logged = hmm.forward_backward_log(log_b[a:b], np.asarray([b - a]), pi, A, enter=enter, leave=leave)
+        enter = None if first[j] else links.log_enter[j]
+        leave = None if j == len(cuts) - 2 else links.log_leave[j]
+        post = hmm.forward_backward(log_b[a:b], np.asarray([b - a]), pi, A, log_enter=enter, log_leave=leave)
+        logged = hmm.forward_backward_log(log_b[a:b], np.asarray([b - a]), pi, A, log_enter=enter, log_leave=leave)
         torch.testing.assert_close(post.gamma.double(), logged.gamma, atol=1e-9 if log_b.dtype == torch.float64 else 1e-4,
                                    rtol=0)
         gammas.append(post.gamma.double())
@@ -211,3 +211,38 @@ def test_a_variational_fit_keeps_sequences_whole_and_its_inference_cuts():
     np.testing.assert_allclose(small.means_, whole.means_, atol=1e-10)
     assert small._open(gauss, None, small._settings()).pieces is not None
     assert small.score(gauss) == pytest.approx(whole.score(gauss), rel=1e-11)
+
+
+def _left_right() -> tuple[GaussianHMM, np.ndarray]:
+    """A left-right model (zero transitions back) and rows that walk through its states:
+    an entering state that explains a piece's rows thousands of nats worse than another
+    must keep its row of the transfer."""
+    model = GaussianHMM(3, n_iter=0, init_params="", params="", dtype="float64")
+    model.startprob_ = np.array([1.0, 0.0, 0.0])
+    model.transmat_ = np.array([[0.999, 0.001, 0.0], [0.0, 0.999, 0.001], [0.0, 0.0, 1.0]])
+    model.means_ = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    model.covars_ = np.ones((3, 2))
+    model.n_features = 2
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(size=(7000, 2)) + m for m in ([0, 0], [3, 0], [0, 3])])
+    return model, X
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_viterbi_and_posteriors_on_pieces_equal_the_whole_sequences(compiled):
+    model, X = _left_right()
+    gauss = _series(9000)[0]
+    fitted = GaussianHMM(3, n_iter=4, random_state=0, dtype="float64").fit(gauss)
+    with (jit.off() if not compiled else warnings.catch_warnings()):
+        for est, data, lengths in ((model, X, None), (fitted, gauss, [1000, 7500, 500])):
+            est.memory_budget = None
+            lp_whole, path_whole = est.decode(data, lengths)
+            ll_whole, post_whole = est.score_samples(data, lengths)
+            est.memory_budget = SMALL
+            assert est._open(data, lengths, est._inference_settings()).pieces is not None
+            lp_cut, path_cut = est.decode(data, lengths)
+            ll_cut, post_cut = est.score_samples(data, lengths)
+            np.testing.assert_array_equal(path_cut, path_whole)
+            assert lp_cut == pytest.approx(lp_whole, rel=1e-12)
+            assert ll_cut == pytest.approx(ll_whole, rel=1e-12)
+            np.testing.assert_allclose(post_cut, post_whole, atol=1e-9)

@@ -258,9 +258,10 @@ class Lockstep:
     def e_steps(self, params: list, chunk: Any, links: list | None = None) -> Together:
         return self._each("e_step", params, chunk, links)
 
-    def transfers(self, params: list, chunk: Any) -> Together:
-        """The first pass over a source whose chunks are linked (see :func:`linked`)."""
-        return self._each("transfers", params, chunk)
+    def each(self, method: str, params: list, chunk: Any) -> Together:
+        """The model's ``method`` for each of ``params`` (the first pass over a source whose
+        chunks are linked: see :func:`linked`)."""
+        return self._each(method, params, chunk)
 
     def _each(self, method: str, params: list, chunk: Any, links: list | None = None) -> Together:
         parts, seconds = [], []
@@ -272,16 +273,17 @@ class Lockstep:
         return Together(parts, seconds)
 
 
-def linked(model: Model, engine: Engine, source: Any, params: list) -> list | None:
+def linked(model: Model, engine: Engine, source: Any, params: list, transfers: str = "transfers",
+           link: str = "link") -> list | None:
     """Where a source cuts its sequences into pieces (``source.pieces``, see
     :mod:`bigem.models.hmm_pieces`), each piece's E-step needs what the pieces around it
     give: one pass of the model's ``transfers`` and its ``link`` make that, for each of
-    ``params``; None where the chunks stand alone."""
+    ``params``; None where the chunks stand alone. (Viterbi names its own pair.)"""
     pieces = getattr(source, "pieces", None)
     if pieces is None:
         return None
-    found = engine.reduce(Task(Lockstep(model), "transfers", (params,)), source)
-    return [model.link(t, pieces.first) for t in found.parts]
+    found = engine.reduce(Task(Lockstep(model), "each", (transfers, params)), source)
+    return [getattr(model, link)(t, pieces.first) for t in found.parts]
 
 
 def fit_em(

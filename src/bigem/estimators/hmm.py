@@ -165,8 +165,8 @@ COMMON_DOC = """
         Memory for a batch of sequences in flight (bytes, or a string such as '1GB');
         None: '128MB' on the CPU, '1GB' on a GPU. A sequence longer than a batch is
         cut into pieces of a batch each, linked exactly (``bigem.models.hmm_pieces``),
-        so memory stays within the budget however long a sequence is (Viterbi, and
-        the variational HMMs' fits, hold such a sequence whole). Larger batches mean fewer time steps
+        so memory stays within the budget however long a sequence is (the
+        variational HMMs' fits hold such a sequence whole). Larger batches mean fewer time steps
         per iteration (each step serves every sequence of the batch). On the CPU
         128MB keeps the whole fit within hmmlearn's footprint on 1e6 rows at about the
         speed of 256MB (BENCHMARKS.md); on a GPU each step is a kernel launch, and
@@ -708,11 +708,11 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         return self._current_params(s).to(s.device)
 
-    def _batches(self, X, lengths, s, where: dict, engine=None, cut: bool = True) -> tuple[HMMParams, SequenceBatches]:
+    def _batches(self, X, lengths, s, where: dict, engine=None) -> tuple[HMMParams, SequenceBatches]:
         """The fitted parameters, moved like the rows of X's batches, and the batches
-        (on ``engine``'s cluster with engine='dask'; ``cut``: see :meth:`_open`)."""
+        (on ``engine``'s cluster with engine='dask')."""
         params = self._fitted(s)
-        source = self._open(X, lengths, s, **where, engine=engine, cut=cut)
+        source = self._open(X, lengths, s, **where, engine=engine)
         if source.n_features != self.n_features:
             raise DataError(
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
@@ -736,7 +736,6 @@ class _BaseHMM(EstimatorBase, ABC):
         or per-row tensors), each joined in row order as a numpy array; and, where X's
         sequences were cut into pieces, the sequence of each per-sequence output (a
         piece gives one for its sequence: see :meth:`SequenceBatches.sequence_of_outputs`).
-        Viterbi's 'decode' keeps sequences whole.
 
         In this process the batches are streamed and their outputs stay on the device,
         coming back in groups of about ``READ_BACK_BYTES`` (:class:`HostRows`): on a GPU no
@@ -751,10 +750,11 @@ class _BaseHMM(EstimatorBase, ABC):
                 rows.add(value)
 
         with _inference_engine(s) as engine:
-            params, source = self._batches(X, lengths, s, where, engine, cut=method != "decode")
+            params, source = self._batches(X, lengths, s, where, engine)
             local = isinstance(engine, LocalEngine)
             model = self._model(s, self.n_features)
-            links = linked(model, engine, source, [params])
+            links = (linked(model, engine, source, [params], "best_transfers", "best_path") if method == "decode"
+                     else linked(model, engine, source, [params]))
             task = Task(model, method, (params,), {"host": not local, **({} if links is None else {"links": links[0]})})
             if local:
                 engine.size_chunks(task, source)
@@ -813,7 +813,9 @@ class _BaseHMM(EstimatorBase, ABC):
         if algorithm == "map":
             post = np.nan_to_num(self._posteriors(X, lengths, where)[1], nan=0.0)
             return float(post.max(1).sum()), post.argmax(1)
-        (lp, path), _ = self._per_batch("decode", X, lengths, where)
+        (lp, path), sequence = self._per_batch("decode", X, lengths, where)
+        if sequence is not None:  # a cut sequence's pieces: their parts of its path's log-probability
+            lp = np.bincount(sequence, weights=lp, minlength=int(sequence[-1]) + 1)
         bad = np.nonzero(~np.isfinite(lp))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return float(lp.sum()), path
@@ -1451,9 +1453,9 @@ class CategoricalHMM(_BaseHMM):
         cdf = np.cumsum(np.asarray(self.emissionprob_, dtype=np.float64), axis=1)
         return lambda state, rs: [(cdf[state] > rs.rand()).argmax()]
 
-    def _batches(self, X, lengths, s, where: dict, engine=None, cut: bool = True):
+    def _batches(self, X, lengths, s, where: dict, engine=None):
         params = self._fitted(s)
-        return params, self._open(X, lengths, s, **where, engine=engine, cut=cut)
+        return params, self._open(X, lengths, s, **where, engine=engine)
 
 
 # ------------------------------------------------------------------ Poisson

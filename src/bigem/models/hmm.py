@@ -320,7 +320,7 @@ class Posteriors:
 def forward_backward(
     log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor, *, segment: int | None = None,
     need_trans: bool = True, lanes: Lanes | None = None, recompute: Callable[[], Tensor] | None = None,
-    enter: Tensor | None = None, leave: Tensor | None = None,
+    log_enter: Tensor | None = None, log_leave: Tensor | None = None,
 ) -> Posteriors:
     """Posteriors of a batch of sequences (scaled recursion, log-space fallback). log_b: (N, K).
 
@@ -334,16 +334,19 @@ def forward_backward(
     ``segment``, the pass runs in :mod:`bigem.models.hmm_kernels` instead (the same
     quantities, rows in chunk order).
 
-    ``enter`` / ``leave`` ((K,) float64, a batch of one sequence): the batch is a piece
-    of a longer sequence (:mod:`bigem.models.hmm_pieces`). ``enter``: the filtered
-    distribution at the row before the piece (its transition into the piece is counted
-    here, and no start); ``leave``: the backward vector at the piece's last row. The
-    log-likelihood is then the piece's given the rows before it: the pieces' add up to
-    the sequence's.
+    ``log_enter`` / ``log_leave`` ((K,) float64 logs, a batch of one sequence): the
+    batch is a piece of a longer sequence (:mod:`bigem.models.hmm_pieces`).
+    ``log_enter``: the filtered distribution at the row before the piece (normalised;
+    its transition into the piece is counted here, and no start); ``log_leave``: the
+    backward vector at the piece's last row (any scale). The log-likelihood is then the
+    piece's given the rows before it: the pieces' add up to the sequence's. They come
+    as logs so that the log-space redo loses none of their range.
     """
-    piece = enter is not None or leave is not None
+    piece = log_enter is not None or log_leave is not None
     if piece and len(lengths) != 1:
-        raise ValueError("enter / leave describe a batch of one sequence (a piece of a longer one)")
+        raise ValueError("log_enter / log_leave describe a batch of one sequence (a piece of a longer one)")
+    enter = None if log_enter is None else torch.exp(log_enter.double())
+    leave = None if log_leave is None else torch.exp(log_leave.double() - log_leave.double().max())
     if lanes is None and segment is None and not piece and _compiled(log_b.device):
         return _forward_backward_compiled(hmm_kernels.scale(log_b), lambda: log_b, lengths, startprob, transmat,
                                           need_trans)
@@ -427,7 +430,7 @@ def forward_backward(
     if any_bad and not deferred:
         gamma, start, trans, loglik = _redo_in_log_space(
             recompute() if log_b is None else log_b, lengths, startprob, transmat, bad_seq, gamma, start, trans, loglik, need_trans,
-            lanes.inverse if packed else None, enter=enter, leave=leave,
+            lanes.inverse if packed else None, log_enter=log_enter, log_leave=log_leave,
         )
     return Posteriors(gamma, start, trans, loglik)
 
@@ -565,8 +568,8 @@ def _chain(lanes: Lanes, eb: Tensor, pi: Tensor, A: Tensor, enter: Tensor | None
            leave: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Per lane: the factor before step 0 (pi, or the entering distribution @ A), the
     backward vector at its last step, and the distribution entering it (0 for first
-    segments). Cut sequences get exact boundaries from transfer matrices. ``enter`` /
-    ``leave``: a piece's (see :func:`forward_backward`), for a batch of one sequence."""
+    segments). Cut sequences get exact boundaries from transfer matrices. ``enter`` / ``leave``:
+    a piece's vectors, linear (see :func:`forward_backward`), for a batch of one sequence."""
     S, K = lanes.n_lanes, pi.shape[0]
     dev, dt = eb.device, eb.dtype
     pre = pi.expand(S, K).clone()
@@ -799,10 +802,10 @@ def _cross_sums(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows, start, trans, loglik, need_trans,
-                       where=None, enter=None, leave=None):
+                       where=None, log_enter=None, log_leave=None):
     """Recompute the sequences whose scaled recursion underflowed, in log space.
     ``where``: the packed row of each chunk row when log_b and gamma are packed;
-    ``enter`` / ``leave``: a piece's (see :func:`forward_backward`)."""
+    ``log_enter`` / ``log_leave``: a piece's (see :func:`forward_backward`)."""
     seq_idx = torch.nonzero(bad_seq).reshape(-1).cpu().numpy()
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     rows = np.concatenate([np.arange(starts[i], starts[i] + lengths[i]) for i in seq_idx])
@@ -810,7 +813,7 @@ def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows,
     if where is not None:
         rows_t = where[rows_t]
     sub = forward_backward_log(log_b[rows_t], np.asarray(lengths)[seq_idx], startprob, transmat,
-                               enter=enter, leave=leave)
+                               log_enter=log_enter, log_leave=log_leave)
     ok = torch.isfinite(sub.loglik)
     row_ok = torch.repeat_interleave(ok, torch.as_tensor(np.asarray(lengths)[seq_idx], device=ok.device))
     gamma_rows[rows_t] = torch.where(row_ok[:, None], sub.gamma.to(gamma_rows.dtype), torch.zeros_like(sub.gamma, dtype=gamma_rows.dtype))
@@ -820,12 +823,12 @@ def _redo_in_log_space(log_b, lengths, startprob, transmat, bad_seq, gamma_rows,
 
 
 def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, transmat: Tensor,
-                         enter: Tensor | None = None, leave: Tensor | None = None) -> Posteriors:
+                         log_enter: Tensor | None = None, log_leave: Tensor | None = None) -> Posteriors:
     """Reference forward-backward in log space (logsumexp per step), one lane per sequence.
 
     Used for sequences the scaled recursion cannot represent and by the tests as the
     independent reference. Impossible sequences get loglik -inf and contribute nothing.
-    ``enter`` / ``leave``: a piece's, as for :func:`forward_backward` (one sequence).
+    ``log_enter`` / ``log_leave``: a piece's, as for :func:`forward_backward` (one sequence).
     """
     N, K = log_b.shape
     device = log_b.device
@@ -834,8 +837,8 @@ def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, 
     with np.errstate(divide="ignore"):
         log_pi = torch.log(startprob.double())
         log_A = torch.log(transmat.double())
-        log_enter = None if enter is None else torch.log(enter.to(device, torch.float64))
-        log_leave = None if leave is None else torch.log(leave.to(device, torch.float64))
+        log_enter = None if log_enter is None else log_enter.to(device, torch.float64)
+        log_leave = None if log_leave is None else log_leave.to(device, torch.float64)
     if log_enter is not None:
         log_pi = torch.logsumexp(log_enter[:, None] + log_A, 0)
     x = lb[lanes.perm]
@@ -958,10 +961,9 @@ def viterbi(
     return logprob, lanes.unpack(path[:, None])[:, 0]
 
 
-def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init: Tensor, fixed_end: Tensor,
-                   chained_ll: Tensor) -> None:
-    """Boundary states of cut sequences from max-plus transfer matrices (in place:
-    ``init`` of later segments, ``fixed_end`` of every segment, ``chained_ll`` of last ones)."""
+def _best_transfers(lanes: Lanes, x: Tensor, log_A: Tensor) -> Tensor:
+    """Every lane's max-plus transfer (S, K, K): M_s[i, j], the best score from state i
+    at the lane's step 0 to j at its last step (step 0's emission excluded)."""
     S, K = lanes.n_lanes, log_A.shape[0]
     M = torch.full((S, K, K), -math.inf, dtype=x.dtype, device=x.device)
     M.diagonal(dim1=1, dim2=2).fill_(0.0)
@@ -969,6 +971,15 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
         for t in range(1, len(lanes.counts)):  # M_s[i, j]: best score from i at step 0 to j at step t
             n, o = lanes.counts[t], lanes.offsets[t]
             M[:n] = (M[:n, :, :, None] + log_A).amax(2) + x[o : o + n, None, :]
+    return M
+
+
+def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init: Tensor, fixed_end: Tensor,
+                   chained_ll: Tensor) -> None:
+    """Boundary states of cut sequences from max-plus transfer matrices (in place:
+    ``init`` of later segments, ``fixed_end`` of every segment, ``chained_ll`` of last ones)."""
+    K = log_A.shape[0]
+    M = _best_transfers(lanes, x, log_A)
     # which sequences have a segment j, as integer indices from the host's layout (a
     # boolean mask on the device would be read back to size the result)
     chain = lanes.chain
@@ -1005,6 +1016,11 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
             row.scatter_(1, s0[:, None], 0.0)
             init[lane] = row
             end_state[live] = cross_arg[live, j].gather(1, s0[:, None])[:, 0]
+
+
+# A piece's leaving vector weighs its last emission on the compiled path: below this
+# log-ratio to its largest entry a weight would underflow there (the tensor path takes it).
+_LEAVE_FLOOR = -600.0
 
 
 # ---------------------------------------------------------------------------- model
@@ -1137,14 +1153,14 @@ class HMMModel:
         return hmm_pieces.link(transfers, first)
 
     def _ends(self, chunk: SequenceChunk, links: hmm_pieces.Links | None, device) -> tuple[Tensor | None, Tensor | None]:
-        """A piece's (enter, leave) vectors on ``device`` (None, None for whole sequences)."""
+        """A piece's (log_enter, log_leave) vectors on ``device`` (None, None for whole sequences)."""
         if chunk.piece < 0:
             return None, None
         if links is None:
             raise ValueError("a piece of a sequence needs its links (the transfers pass); see models.hmm_pieces")
-        enter = None if chunk.first else torch.exp(links.log_enter[chunk.piece]).to(device, non_blocking=True)
-        leave = None if chunk.last else torch.exp(links.log_leave[chunk.piece]).to(device, non_blocking=True)
-        return enter, leave
+        log_enter = None if chunk.first else links.log_enter[chunk.piece].to(device, non_blocking=True)
+        log_leave = None if chunk.last else links.log_leave[chunk.piece].to(device, non_blocking=True)
+        return log_enter, log_leave
 
     def _piece_posteriors(self, params: HMMParams, chunk: SequenceChunk, links, need_trans: bool,
                           x: Tensor | None = None) -> Posteriors:
@@ -1152,26 +1168,29 @@ class HMMModel:
         gets loglik -inf and zero posteriors, as an impossible sequence does."""
         x = chunk.x.to(self.emission.row_dtype) if x is None else x
         log_b = self.log_emission(params, x)
-        enter, leave = self._ends(chunk, links, x.device)
+        log_enter, log_leave = self._ends(chunk, links, x.device)
         K = self.n_components
         if links.dead[chunk.piece]:
             zero = torch.zeros(K, dtype=torch.float64, device=x.device)
             return Posteriors(torch.zeros_like(log_b), zero, zero[:, None] * zero,
                               torch.full((1,), -math.inf, dtype=torch.float64, device=x.device))
-        if _compiled(x.device) and (leave is None or bool((leave > 0).all())):
-            return self._piece_compiled(params, x, chunk, enter, leave, need_trans)
+        if _compiled(x.device) and (log_leave is None or bool((log_leave - log_leave.max() > _LEAVE_FLOOR).all())):
+            return self._piece_compiled(params, x, chunk, log_enter, log_leave, need_trans)
         return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans,
-                                enter=enter, leave=leave)
+                                log_enter=log_enter, log_leave=log_leave)
 
-    def _piece_compiled(self, params: HMMParams, x: Tensor, chunk: SequenceChunk, enter: Tensor | None,
-                        leave: Tensor | None, need_trans: bool) -> Posteriors:
+    def _piece_compiled(self, params: HMMParams, x: Tensor, chunk: SequenceChunk, log_enter: Tensor | None,
+                        log_leave: Tensor | None, need_trans: bool) -> Posteriors:
         """A piece through the compiled kernels, which know only whole sequences: the
         entering distribution becomes the start (enter @ A), the leaving vector weighs
         the last row's emission (beta there is 1), and then the transition into the piece
         comes back from its first row's posterior (xi = enter A gamma_0 / start, by
         rows), the start is dropped, and the log-likelihood loses the leaving vector's
-        weights (sum_k gamma_last,k / leave_k). A leaving vector with a zero (whose
-        weight cannot be undone) takes the tensor path."""
+        weights (sum_k gamma_last,k / leave_k). A leaving vector with an entry below
+        ``_LEAVE_FLOOR`` of its largest (whose weight could not be undone) takes the
+        tensor path."""
+        enter = None if log_enter is None else torch.exp(log_enter.double())
+        leave = None if log_leave is None else torch.exp(log_leave.double() - log_leave.double().max())
         A = params.transmat.double()
         pi = params.startprob if enter is None else enter.double() @ A
         eb, shift = self._scaled_emission(params, x)
@@ -1221,12 +1240,41 @@ class HMMModel:
             gamma = gamma.masked_fill_(rows[:, None], float("nan"))
         return (loglik.cpu(), gamma.cpu()) if host else (loglik, gamma)
 
-    def decode(self, params: HMMParams, chunk: SequenceChunk, host: bool = False) -> tuple[Tensor, Tensor]:
+    def decode(self, params: HMMParams, chunk: SequenceChunk, host: bool = False,
+               links: hmm_pieces.Path | None = None) -> tuple[Tensor, Tensor]:
         """Viterbi: (log-probability of each sequence's best path (B,), states (n,)) on the
-        batch's device (``host``: on the CPU), as :meth:`state_posteriors`."""
+        batch's device (``host``: on the CPU), as :meth:`state_posteriors`. A piece is
+        decoded between the states its ``links`` (:meth:`best_path`) fix at its ends,
+        and gives its part of its path's log-probability."""
         log_b = self.log_emission(params, chunk.x)
-        lp, path = viterbi(log_b, chunk.lengths.numpy(), params.startprob, params.transmat)
+        startprob = params.startprob
+        if chunk.piece >= 0:
+            if links is None:
+                raise ValueError("a piece of a sequence needs its links (the transfers pass); see models.hmm_pieces")
+            enter, end = int(links.enter[chunk.piece]), int(links.end[chunk.piece])
+            if enter >= 0:  # from the state the path leaves the piece before in
+                startprob = params.transmat[enter]
+            if end >= 0:  # to the state the next piece takes the path from
+                keep = torch.arange(log_b.shape[1], device=log_b.device) == end
+                log_b[-1] = torch.where(keep, log_b[-1], torch.full_like(log_b[-1], -math.inf))
+        lp, path = viterbi(log_b, chunk.lengths.numpy(), startprob, params.transmat)
         return (lp.cpu(), path.cpu()) if host else (lp, path)
+
+    def best_transfers(self, params: HMMParams, chunk: SequenceChunk) -> Tensor:
+        """Viterbi's :meth:`transfers`: (P, K, K) float64, a piece's max-plus transfer at
+        its index (:func:`hmm_pieces.best_transfer`), zeros elsewhere."""
+        K = self.n_components
+        out = torch.zeros(chunk.n_pieces, K, K, dtype=torch.float64, device=chunk.x.device)
+        if chunk.piece >= 0:
+            x = chunk.x.to(self.emission.row_dtype)
+            rows = lambda a, b: self.log_emission(params, x[a:b])  # noqa: E731
+            out[chunk.piece] = hmm_pieces.best_transfer(rows, chunk.n_rows, params.startprob, params.transmat,
+                                                        chunk.first)
+        return out
+
+    def best_path(self, transfers: Tensor, first) -> hmm_pieces.Path:
+        """Where the best paths cross between pieces, from the summed :meth:`best_transfers`."""
+        return hmm_pieces.best_path(transfers, first)
 
     def score_totals(self, params: HMMParams, chunk: SequenceChunk, links: hmm_pieces.Links | None = None) -> HMMScore:
         """One batch's :class:`HMMScore` (forward-backward without transition counts; on

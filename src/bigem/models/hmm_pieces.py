@@ -22,6 +22,10 @@ engine runs them as it runs batches):
    log-likelihood is the piece's given the rows before it, and the pieces' add up to
    the sequence's. The transition into a piece is counted with that piece.
 
+Viterbi does the same in max-plus (:func:`best_transfer`, :func:`best_path`): the
+pieces' best-path transfers fix the state where the best path crosses each boundary,
+and each piece is decoded between its two fixed states.
+
 This is the segment chaining that :func:`bigem.models.hmm.forward_backward` does
 within a batch, lifted across batches; its answer equals the uncut pass to rounding.
 The cost is a second pass over the pieces per E-step (a second read of data that is
@@ -128,37 +132,63 @@ def _forgotten(log_b: Tensor, transmat: Tensor, forward: bool) -> Tensor | None:
 
 
 def _full(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
-    """log N_j multiplied out over every row of the piece."""
+    """log N_j multiplied out over every row of the piece, in float64: the piece cut
+    into ~sqrt(rows) lanes (:func:`bigem.models.hmm.make_lanes`), each lane's transfer
+    with every row scaled on its own (a log scale per row: an entering state that
+    explains the rows far worse than another keeps its row, where one scale for the
+    whole matrix would round it to zero, and a left-right chain's links would break),
+    then the lanes chained in log space."""
     L, K = log_b.shape
-    dev, dt = log_b.device, log_b.dtype
-    A = transmat.to(dt)
+    dev, f64 = log_b.device, torch.float64
     lanes = hmm.make_lanes(np.asarray([L]), dev)
-    eb = lanes.pack(log_b)
-    shift = torch.nan_to_num_(eb.amax(1), nan=0.0, posinf=0.0, neginf=0.0)
-    eb.sub_(shift[:, None]).exp_()
-    with hmm._single_thread(dev), np.errstate(all="ignore"):
-        U = hmm._transfers(lanes, eb, A).permute(2, 1, 0).to(torch.float64)  # (S, K, K)
-        order = lanes.chain[0][lanes.chain[0] >= 0] if lanes.chain.shape[0] else np.zeros(1, dtype=np.int64)
-        f64 = A.double()
-        e0 = eb[: lanes.n_lanes].double()  # lane s's step 0 is packed row s
-        head = int(order[0])
-        if first:
-            N = (startprob.to(dev, torch.float64) * e0[head])[:, None] * U[head]
-        else:
-            N = (f64 * e0[head][None, :]) @ U[head]
-        N = _scaled(N)
-        for s in order[1:].tolist():
-            N = _scaled(N @ ((f64 * e0[s][None, :]) @ U[s]))
-    total = N.sum()
-    if not bool(torch.isfinite(total) & (total > 0)):  # scaling ran out of range: the piece again, in log space
-        return _log_transfer(log_b, startprob, transmat, first)
+    x = lanes.pack(log_b.to(f64))
+    eb = torch.exp(x - torch.nan_to_num(x.amax(1, keepdim=True), nan=0.0, posinf=0.0, neginf=0.0))
+    A = transmat.to(dev, f64)
     with np.errstate(divide="ignore"):
-        return torch.log(N)
+        log_A = torch.log(A)
+        log_pi = torch.log(startprob.to(dev, f64))
+    S, T = lanes.n_lanes, len(lanes.counts)
+    V = torch.eye(K, dtype=f64, device=dev).repeat(S, 1, 1)  # V[s] ~ prod_{t >= 1} A diag(eb_t) of lane s
+    R = torch.zeros(S, K, dtype=f64, device=dev)  # V[s]'s row i is scaled by exp(-R[s, i])
+    with hmm._single_thread(dev):
+        for t in range(1, T):
+            n, o = lanes.counts[t], lanes.offsets[t]
+            V[:n] = (V[:n] @ A) * eb[o : o + n, None, :]
+            if t % 4 == 0 or t == T - 1:
+                _rescale_rows(V[:n], R[:n])
+        _rescale_rows(V, R)
+    with np.errstate(divide="ignore"):
+        log_U = torch.log(V) + R[:, :, None]
+    order = lanes.chain[0][lanes.chain[0] >= 0] if lanes.chain.shape[0] else np.zeros(1, dtype=np.int64)
+    head = int(order[0])  # lane s's step 0 is packed row s
+    if first:
+        N = torch.full((K, K), -torch.inf, dtype=f64, device=dev)
+        N.diagonal().copy_(log_pi + x[head])
+    else:
+        N = log_A + x[head][None, :]
+    N = _log_product(N, log_U[head])
+    for s in order[1:].tolist():
+        N = _log_product(_log_product(N, log_A + x[s][None, :]), log_U[s])
+        top = N.max()
+        if torch.isfinite(top):
+            N = N - top
+    if not bool(torch.isfinite(N.max())):  # nothing left in range: the piece again, a row at a time
+        return _log_transfer(log_b, startprob, transmat, first)
+    return N
 
 
-def _scaled(N: Tensor) -> Tensor:
-    """N times a power of two, to a sum in [1/2, 1) (exact: only directions matter)."""
-    return torch.ldexp(N, -torch.frexp(N.sum()).exponent)
+def _rescale_rows(V: Tensor, R: Tensor) -> None:
+    """Each row of each matrix of V to sum 1, its log scale added to R (in place; a
+    zero row stays zero, with scale -inf)."""
+    total = V.sum(2)
+    with np.errstate(divide="ignore"):
+        R.add_(torch.log(total))
+    V.div_(torch.where(total > 0, total, torch.ones_like(total))[:, :, None])
+
+
+def _log_product(P: Tensor, Q: Tensor) -> Tensor:
+    """log(exp(P) @ exp(Q)) of (K, K) log matrices (-inf for zeros)."""
+    return torch.logsumexp(P[:, :, None] + Q[None, :, :], 1)
 
 
 def _log_transfer(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
@@ -192,16 +222,16 @@ def link(log_N: Tensor, first: np.ndarray) -> Links:
     starts = np.flatnonzero(first).tolist() + [P]
     for p0, p1 in zip(starts, starts[1:]):
         a = _unit(torch.logsumexp(log_N[p0], 0))  # 1^T N_0: the filtered distribution leaving piece 0
-        ok = bool(torch.isfinite(a).all())
+        ok = not bool(torch.isnan(a).any())  # -inf entries are states it cannot be in; NaN: no state at all
         for p in range(p0 + 1, p1):
             enter[p] = a
             a = _unit(torch.logsumexp(a[:, None] + log_N[p], 0))
-            ok = ok and bool(torch.isfinite(a).all())
+            ok = ok and not bool(torch.isnan(a).any())
         b = torch.zeros(K, dtype=torch.float64)
         for p in range(p1 - 1, p0, -1):
             b = _unit(torch.logsumexp(log_N[p] + b[None, :], 1))
             leave[p - 1] = b
-            ok = ok and bool(torch.isfinite(b).all())
+            ok = ok and not bool(torch.isnan(b).any())
         dead[p0:p1] = not ok
     return Links(enter, leave, dead)
 
@@ -212,3 +242,116 @@ def _unit(log_v: Tensor) -> Tensor:
     if not bool(torch.isfinite(top)):
         return torch.full_like(log_v, float("nan"))
     return log_v - (top + torch.log(torch.exp(log_v - top).sum()))
+
+
+# ---------------------------------------------------------------------------- Viterbi
+@dataclass(frozen=True)
+class Path:
+    """Where the best path crosses between pieces: the state at the row before each
+    piece (-1 for first pieces) and at its last row (-1 for last pieces: free)."""
+
+    enter: np.ndarray  # (P,) int64
+    end: np.ndarray  # (P,) int64
+
+
+def best_transfer(rows, n_rows: int, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+    """Max-plus T_j of a piece, float64 (K, K): T[i, k] is the best log-score of a path
+    from state i at the row before the piece to state k at its last row (the first
+    piece's rows index its start state), up to a constant. Viterbi's counterpart of
+    :func:`transfer`: where the best paths from every state merge within a few dozen
+    rows at each end, T = a_i + b_k from those ends alone; else multiplied out."""
+    found = _rank_one_best(rows, n_rows, transmat, first) if n_rows >= 4 * _FORGET_ROWS else None
+    return found if found is not None else _full_best(rows(0, n_rows), startprob, transmat, first)
+
+
+def _rank_one_best(rows, L: int, transmat: Tensor, first: bool) -> Tensor | None:
+    """a_i + b_k where the best paths merge within a quarter of the piece at each end."""
+    with np.errstate(divide="ignore"):
+        log_A = torch.log(transmat.double())
+    b = _ends_merge(rows, L, log_A, forward=False)
+    if b is None:
+        return None
+    a = torch.zeros_like(b) if first else _ends_merge(rows, L, log_A, forward=True)
+    if a is None:
+        return None
+    return a[:, None] + b[None, :]
+
+
+def _ends_merge(rows, L: int, log_A: Tensor, forward: bool) -> Tensor | None:
+    """From each of the K states: the best scores over the piece's first rows (from the
+    state at the row before them) or to its last rows' end state (backward); their
+    common shape (a_i, or b_k) once every state's scores differ by a constant."""
+    m = _FORGET_ROWS
+    while m <= L // 4:
+        x = rows(0, m).double() if forward else rows(L - m, L).double()
+        log_A = log_A.to(x.device)
+        K = log_A.shape[0]
+        H = torch.full((K, K), -torch.inf, dtype=torch.float64, device=x.device)
+        H.diagonal().fill_(0.0)
+        if forward:  # H[i, s]: from i before these rows to s at the last of them
+            for t in range(m):
+                H = (H[:, :, None] + log_A[None]).amax(1) + x[t][None, :]
+        else:  # H[k, s]: from s before these rows to k at the last of them
+            for t in range(m - 1, -1, -1):
+                H = (H[:, None, :] + (log_A + x[t][None, :])[None]).amax(2)
+        top = H.amax(1, keepdim=True)
+        if bool(torch.isfinite(top).all()):
+            shape = H - top  # every start's scores less their best
+            scale = 1.0 + float(top.abs().max())
+            if bool(torch.isfinite(shape).all()) and float((shape - shape[:1]).abs().max()) <= 1e-9 * scale:
+                # forward: the head's scores from i are a_i plus a common shape: a_i = top_i;
+                # backward: scores to end state k are a common shape plus b_k: b_k = top_k
+                return top[:, 0] - top.max()
+        m *= 2
+    return None
+
+
+def _full_best(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+    """T_j multiplied out: the piece cut into lanes (the Viterbi segments of
+    :mod:`bigem.models.hmm`), each lane's max-plus transfer, chained in order."""
+    L, K = log_b.shape
+    dev = log_b.device
+    lanes = hmm.make_lanes(np.asarray([L]), dev)
+    x = lanes.pack(log_b.double())
+    with np.errstate(divide="ignore"):
+        log_A = torch.log(transmat.to(dev, torch.float64))
+        log_pi = torch.log(startprob.to(dev, torch.float64))
+    M = hmm._best_transfers(lanes, x, log_A)  # (S, K, K), a lane's step 0 emission excluded
+    order = lanes.chain[0][lanes.chain[0] >= 0] if lanes.chain.shape[0] else np.zeros(1, dtype=np.int64)
+    head = int(order[0])
+    if first:
+        T = torch.full((K, K), -torch.inf, dtype=torch.float64, device=dev)
+        T.diagonal().copy_(log_pi + x[head])
+    else:
+        T = log_A + x[head][None, :]
+    T = _max_plus(T, M[head])
+    for s in order[1:].tolist():
+        T = _max_plus(_max_plus(T, log_A + x[s][None, :]), M[s])
+        top = T.max()
+        if torch.isfinite(top):
+            T = T - top
+    return T
+
+
+def _max_plus(P: Tensor, Q: Tensor) -> Tensor:
+    return (P[:, :, None] + Q[None, :, :]).amax(1)
+
+
+def best_path(T: Tensor, first: np.ndarray) -> Path:
+    """The states where the best path of each cut sequence crosses between its pieces,
+    from the pieces' max-plus transfers (P, K, K) in order (ties to the lowest state,
+    as hmmlearn's Viterbi)."""
+    T = T.to("cpu", torch.float64).numpy()
+    P = T.shape[0]
+    enter = np.full(P, -1, dtype=np.int64)
+    end = np.full(P, -1, dtype=np.int64)
+    starts = np.flatnonzero(first).tolist() + [P]
+    for p0, p1 in zip(starts, starts[1:]):
+        delta = [T[p0].max(0)]
+        for p in range(p0 + 1, p1):
+            delta.append((delta[-1][:, None] + T[p]).max(0))
+        state = int(np.argmax(delta[-1]))
+        for p in range(p1 - 1, p0, -1):
+            state = int(np.argmax(delta[p - p0 - 1] + T[p][:, state]))
+            enter[p] = end[p - 1] = state
+    return Path(enter, end)
