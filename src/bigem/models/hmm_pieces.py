@@ -56,9 +56,11 @@ class Links:
     dead: np.ndarray  # (P,) bool
 
 
-# Rows of a piece's ends tried for the shortcut of :func:`transfer` (doubled up to a
-# quarter of the piece before the whole piece is multiplied out).
+# Rows of a piece's ends tried for the shortcut of :func:`transfer`, doubled up to a
+# quarter of the piece and at most _FORGET_MAX (a Python step a row: a chain that never
+# forgets, such as a left-right one, costs those steps before the piece is multiplied out).
 _FORGET_ROWS = 64
+_FORGET_MAX = 4096
 # Vectors from every start agree to this (relative to their largest entry): the chain
 # has forgotten where it started, to rounding.
 _AGREE = 1e-14
@@ -86,7 +88,7 @@ def transfer(rows, n_rows: int, startprob: Tensor, transmat: Tensor, first: bool
 def _rank_one(rows, L: int, transmat: Tensor, first: bool) -> Tensor | None:
     """log (u v^T) where the piece forgets its ends within a quarter of its rows, else None."""
     m = _FORGET_ROWS
-    while m <= L // 4:
+    while m <= min(L // 4, _FORGET_MAX):
         v = _forgotten(rows(L - m, L), transmat, forward=True)
         if v is not None:
             break
@@ -97,7 +99,7 @@ def _rank_one(rows, L: int, transmat: Tensor, first: bool) -> Tensor | None:
         u = torch.ones_like(v)
     else:
         m = _FORGET_ROWS
-        while m <= L // 4:
+        while m <= min(L // 4, _FORGET_MAX):
             u = _forgotten(rows(0, m), transmat, forward=False)
             if u is not None:
                 break
@@ -282,7 +284,7 @@ def _ends_merge(rows, L: int, log_A: Tensor, forward: bool) -> Tensor | None:
     state at the row before them) or to its last rows' end state (backward); their
     common shape (a_i, or b_k) once every state's scores differ by a constant."""
     m = _FORGET_ROWS
-    while m <= L // 4:
+    while m <= min(L // 4, _FORGET_MAX):
         x = rows(0, m).double() if forward else rows(L - m, L).double()
         log_A = log_A.to(x.device)
         K = log_A.shape[0]
