@@ -185,8 +185,7 @@ def test_an_impossible_cut_sequence_is_counted_once():
     impossible under the fitted parameters, once, whole or cut."""
     _, symbols, _, _ = _series(8000)
     model = CategoricalHMM(3, n_iter=3, random_state=0, dtype="float64").fit(symbols)
-    model.emissionprob_ = np.array([[.5, .5, 0, 0], [.5, .5, 0, 0], [.5, .5, 0, 0]]) * 0 + np.array(
-        [[.4, .3, .3, 0.0], [.3, .4, .3, 0.0], [.3, .3, .4, 0.0]])
+    model.emissionprob_ = np.array([[.4, .3, .3, 0.0], [.3, .4, .3, 0.0], [.3, .3, .4, 0.0]])  # never symbol 3
     test = np.concatenate([np.zeros((3000, 1), np.int64), [[3]], np.ones((3000, 1), np.int64), np.zeros((500, 1), np.int64)])
     lengths = [6001, 500]
     for budget in (None, SMALL):
@@ -246,3 +245,48 @@ def test_viterbi_and_posteriors_on_pieces_equal_the_whole_sequences(compiled):
             assert lp_cut == pytest.approx(lp_whole, rel=1e-12)
             assert ll_cut == pytest.approx(ll_whole, rel=1e-12)
             np.testing.assert_allclose(post_cut, post_whole, atol=1e-9)
+
+
+@pytest.mark.parametrize("budget", [None, SMALL])
+def test_written_predictions_equal_predict_and_predict_proba(budget, tmp_path):
+    import pandas as pd
+
+    gauss = _series(6000)[0]
+    model = GaussianHMM(3, n_iter=4, random_state=0, dtype="float64").fit(gauss)
+    model.memory_budget = budget
+    lengths = [1000, 4500, 500]
+    table = pd.DataFrame({"a": gauss[:, 0], "b": gauss[:, 1], "id": np.arange(6000) * 7,
+                          "seq": np.repeat([0, 1, 2], lengths)})
+    table.to_parquet(tmp_path / "x.parquet", row_group_size=777)
+    out = model.write_predictions(str(tmp_path / "x.parquet"), tmp_path / "o.parquet", outputs=("state", "proba"),
+                                  id_column="id", sequence_column="seq")
+    got = pd.read_parquet(out)
+    assert got.columns.tolist() == ["id", "state", "proba_0", "proba_1", "proba_2"]
+    np.testing.assert_array_equal(got["id"], table["id"])
+    np.testing.assert_array_equal(got["state"], model.predict(gauss, lengths))
+    np.testing.assert_allclose(got[["proba_0", "proba_1", "proba_2"]], model.predict_proba(gauss, lengths), atol=1e-12)
+    states = np.load(model.write_predictions(gauss, tmp_path / "s.npy", lengths))
+    np.testing.assert_array_equal(states, model.predict(gauss, lengths))
+
+
+def test_written_predictions_refuse_what_they_cannot_write_and_leave_nothing(tmp_path):
+    gauss = _series(3000)[0]
+    model = GaussianHMM(3, n_iter=2, random_state=0, dtype="float64").fit(gauss)
+    with pytest.raises(Exception, match="outputs must be one or more of"):
+        model.write_predictions(gauss, tmp_path / "a.npy", outputs=("label",))
+    with pytest.raises(Exception, match="a .npy file holds one array"):
+        model.write_predictions(gauss, tmp_path / "b.npy", outputs=("state", "proba"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_predictions_of_an_impossible_sequence_are_nan_and_warned(tmp_path):
+    _, symbols, _, _ = _series(4000)
+    model = CategoricalHMM(3, n_iter=2, random_state=0, dtype="float64").fit(symbols)
+    model.emissionprob_ = np.array([[.4, .3, .3, 0.0], [.3, .4, .3, 0.0], [.3, .3, .4, 0.0]])
+    test = np.concatenate([np.zeros((2000, 1), np.int64), [[3]], np.ones((600, 1), np.int64)])
+    for budget in (None, SMALL):
+        model.memory_budget = budget
+        with pytest.warns(ImpossibleSequenceWarning, match="1 sequence"):
+            out = model.write_predictions(test, tmp_path / f"p{budget}.npy", [2001, 600], outputs="proba")
+        proba = np.load(out)
+        assert np.isnan(proba[:2001]).all() and np.isfinite(proba[2001:]).all()

@@ -113,6 +113,7 @@ class SequenceChunk:
     ``n_pieces`` of the whole data set; B = 1) is linked to the pieces around it by
     :mod:`bigem.models.hmm_pieces`; ``first`` / ``last``: whether it starts / ends its
     sequence. ``n_pieces`` is the data set's on every batch of a source that cuts.
+    extra: named columns that are not features, carried to outputs (as ``Chunk.extra``).
     """
 
     x: Tensor
@@ -123,6 +124,7 @@ class SequenceChunk:
     n_pieces: int = 0
     first: bool = True
     last: bool = True
+    extra: dict | None = None
 
     @property
     def n_rows(self) -> int:

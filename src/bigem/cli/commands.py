@@ -565,16 +565,6 @@ def _n_outputs(est) -> int:
     return int(est.n_components) if classes is None else len(classes)
 
 
-def _column_values(args, name: str) -> np.ndarray:
-    """One column of DATA, every row, in order (an HMM's --id-column)."""
-    from ..sources.paths import expand_paths
-    from ..sources.tables import CsvOptions, column_values
-
-    files, fmt = expand_paths(args.data)
-    csv = CsvOptions(args.delimiter, not args.no_header)
-    return np.concatenate([values for values, _, _ in column_values(files, fmt, name, csv=csv)])
-
-
 def _for(est, data: Data):
     """The estimator to call on ``data``: itself, or for data without column names (a
     .npy file) a copy without the names, which it would otherwise look for."""
@@ -679,20 +669,9 @@ def _predict_hmm(est, args) -> int:
         )
     _check_id_column(args, _predicted_columns(args, int(est.n_components), "state"), "the predictions")
     X, lengths, columns, n_rows = _sequences(est, args)
-    if args.id_column is not None:
-        ids = {args.id_column: _column_values(args, args.id_column)}
-    else:
-        ids = {}
-    if args.proba:
-        values = est.predict_proba(X, lengths, columns=columns)
-        names = [f"proba_{k}" for k in range(values.shape[1])]
-    else:
-        values = est.predict(X, lengths, columns=columns)[:, None]
-        names = ["state"]
-    if ids:
-        write_columns(args.output, {**ids, **{n: values[:, j] for j, n in enumerate(names)}})
-    else:
-        write_array(args.output, values if args.proba else values[:, 0], names)
+    # streamed a batch (or a piece of a long sequence) at a time: memory stays bounded
+    est.write_predictions(X, args.output, lengths, outputs=("proba" if args.proba else "state",),
+                          id_column=args.id_column, columns=columns)
     what = "state probabilities" if args.proba else "states"
     print(f"wrote {what} of {n_rows:,} rows to {args.output}")
     return 0

@@ -54,13 +54,14 @@ from ..models.hmm import HMMModel, HMMParams, Mend
 from ..models.kmeans import KMeansModel
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
-from ..sources import Files, describe_input, open_source, sequence_lengths
+from ..sources import Files, describe_input, input_files, open_source, sequence_lengths
 from ..sources import identity
 from ..sources.arrays import Centre
 from ..sources.sequences import SequenceBatches, check_lengths
+from ..sources.sinks import Sink, check_output_path
 from ..sources.validate import CheckedSource, RowRule
 from . import _params
-from ._base import EstimatorBase
+from ._base import EstimatorBase, writes_files
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "ConvergenceMonitor", "ImpossibleSequenceWarning"]
 
@@ -340,7 +341,8 @@ class _BaseHMM(EstimatorBase, ABC):
     # inference runs this family's HMM, which cuts)
     _fit_cuts_sequences = True
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True):
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True,
+              keep=None):
         """Batches of whole sequences (:class:`SequenceBatches`; on a Dask ``engine``,
         :class:`DaskSequences`). Rows of translatable emissions (Gaussians) lose a shift
         where float32 would lose digits (see ``sources.arrays.choose_shift``); the rows'
@@ -355,11 +357,11 @@ class _BaseHMM(EstimatorBase, ABC):
         if sequence_column is not None:
             lengths, others = sequence_lengths(X, sequence_column)
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
-                columns = others  # every column but the ids
+                columns = [c for c in others if c not in (keep or ())]  # every column but the ids
         emission = self._emission(s, getattr(self, "n_features", None))
         shift = self._shift(emission, s, fitting)
         # a process of a torch group moves only its own part of an in-memory X to its device
-        rows = open_source(X, dtype=emission.row_dtype, device=s.device, memory_budget=1 << 62, columns=columns,
+        rows = open_source(X, dtype=emission.row_dtype, device=s.device, memory_budget=1 << 62, columns=columns, keep=keep,
                            shift=shift, missing_values=self._missing(s), every_column=fitting,
                            hold_on_host=fitting and s.engine == "torch" and s.device.type != "cpu")
         lens = check_lengths(lengths, rows.n_rows, describe_input(X))
@@ -708,11 +710,11 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         return self._current_params(s).to(s.device)
 
-    def _batches(self, X, lengths, s, where: dict, engine=None) -> tuple[HMMParams, SequenceBatches]:
+    def _batches(self, X, lengths, s, where: dict, engine=None, keep=None) -> tuple[HMMParams, SequenceBatches]:
         """The fitted parameters, moved like the rows of X's batches, and the batches
-        (on ``engine``'s cluster with engine='dask')."""
+        (on ``engine``'s cluster with engine='dask'; ``keep``: columns carried to outputs)."""
         params = self._fitted(s)
-        source = self._open(X, lengths, s, **where, engine=engine)
+        source = self._open(X, lengths, s, **where, engine=engine, **({} if keep is None else {"keep": keep}))
         if source.n_features != self.n_features:
             raise DataError(
                 f"X has {source.n_features} features, but {type(self).__name__} is expecting "
@@ -823,6 +825,81 @@ class _BaseHMM(EstimatorBase, ABC):
     def predict(self, X, lengths=None, *, columns=None, sequence_column=None) -> np.ndarray:
         """Most likely state of each row (by ``algorithm``). Shape (n_samples,)."""
         return self.decode(X, lengths, columns=columns, sequence_column=sequence_column)[1]
+
+    def write_predictions(self, X, out, lengths=None, *, outputs=("state",), id_column=None, columns=None,
+                          sequence_column=None) -> str:
+        """Stream per-row outputs of X to a .parquet, .csv or .npy file; returns its path.
+
+        ``outputs``: any of 'state' (each row's state by ``algorithm``, as :meth:`predict`:
+        the Viterbi path by default) and 'proba' (each state's posterior: proba_0, ...,
+        as :meth:`predict_proba`). ``id_column``: a column of X's file or DataFrame
+        copied to the output first, to join results back. X, lengths, columns,
+        sequence_column: as for :meth:`fit`. Batches of sequences, and pieces of a
+        sequence longer than a batch, are computed and written one at a time: memory
+        stays within ``memory_budget`` whatever the size of X (a Dask engine gathers the
+        outputs first). The file appears only when complete; on any error nothing is
+        left behind. Rows of impossible sequences get NaN probabilities, with an
+        :class:`ImpossibleSequenceWarning`, as :meth:`predict_proba` gives them.
+        """
+        outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+        unknown = [o for o in outputs if o not in ("state", "proba")]
+        if not outputs or unknown:
+            raise ParameterError(f"outputs must be one or more of ['state', 'proba']; got {list(outputs)}")
+        path = check_output_path(out, input_files(X))
+        if not writes_files(self):
+            return path  # under torchrun, rank 0 alone writes (and computes) the file
+        s = self._inference_settings()
+        viterbi = "state" in outputs and s.algorithm == "viterbi"
+        methods = (["decode"] if viterbi else []) + (["state_posteriors"] if set(outputs) - {"state"} or not viterbi
+                                                     else [])
+        keep = None if id_column is None else [str(id_column)]
+        found: dict[str, list] = {m: [] for m in methods}  # the per-sequence values, for the warning
+        with _inference_engine(s) as engine:
+            params, source = self._batches(X, lengths, s, _where(columns, sequence_column), engine, keep)
+            model = self._model(s, self.n_features)
+            local = isinstance(engine, LocalEngine)
+            tasks = []
+            for method in methods:
+                links = (linked(model, engine, source, [params], "best_transfers", "best_path") if method == "decode"
+                         else linked(model, engine, source, [params]))
+                tasks.append(Task(model, method, (params,), {"host": True, **({} if links is None else
+                                                                               {"links": links[0]})}))
+            with Sink(path, source.n_rows) as sink:
+                if local:
+                    engine.size_chunks(tasks[0], source)
+                    with engine.sharing_cores(source), contextlib.closing(engine.stream(source)) as batches:
+                        for batch in batches:
+                            self._write_batch(sink, batch, [task(batch) for task in tasks], methods, outputs, keep,
+                                              found)
+                else:  # a cluster's partitions: each task's outputs in row order, then written
+                    results = [engine.map(task, source) for task in tasks]
+                    for parts in zip(*results):
+                        self._write_batch(sink, None, list(parts), methods, outputs, keep, found)
+                written = sink.commit()
+            sequence = source.sequence_of_outputs() if getattr(source, "pieces", None) is not None else None
+        ll = np.concatenate([v.numpy() for v in found[methods[-1]]])
+        if sequence is not None:
+            ll = np.bincount(sequence, weights=ll, minlength=int(sequence[-1]) + 1)
+        bad = np.nonzero(~np.isfinite(ll))[0]
+        self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
+        return written
+
+    def _write_batch(self, sink, batch, results, methods: list[str], outputs, keep, found: dict) -> None:
+        """One batch's outputs (``results`` of ``methods``, on the host) appended to ``sink``."""
+        got = dict(zip(methods, results))
+        for method, (per_sequence, _) in got.items():
+            found[method].append(per_sequence)
+        cols: dict[str, object] = {}
+        if keep is not None:
+            if batch is None or batch.extra is None:
+                raise DataError(f"id_column={keep[0]!r}: the rows came without it; pass X as a file or DataFrame "
+                                "that holds that column")
+            cols[keep[0]] = batch.extra[keep[0]]
+        if "state" in outputs:
+            cols["state"] = (got["decode"][1] if "decode" in got else got["state_posteriors"][1].argmax(1)).numpy()
+        if "proba" in outputs:
+            cols["proba"] = got["state_posteriors"][1].numpy()
+        sink.write(cols)
 
     def get_stationary_distribution(self) -> np.ndarray:
         """The stationary distribution of the states, hmmlearn's: the left eigenvector of
@@ -1394,8 +1471,9 @@ class CategoricalHMM(_BaseHMM):
                                       False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None,
                                       gaps=s.missing_values == "fiml")
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True):
-        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, cut)
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True,
+              keep=None):
+        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, cut, keep)
         if source.n_features != 1:
             raise DataError(
                 f"CategoricalHMM expects X with one column of integer symbols, got {source.n_features} columns; "
@@ -1453,9 +1531,9 @@ class CategoricalHMM(_BaseHMM):
         cdf = np.cumsum(np.asarray(self.emissionprob_, dtype=np.float64), axis=1)
         return lambda state, rs: [(cdf[state] > rs.rand()).argmax()]
 
-    def _batches(self, X, lengths, s, where: dict, engine=None):
+    def _batches(self, X, lengths, s, where: dict, engine=None, keep=None):
         params = self._fitted(s)
-        return params, self._open(X, lengths, s, **where, engine=engine)
+        return params, self._open(X, lengths, s, **where, engine=engine, **({} if keep is None else {"keep": keep}))
 
 
 # ------------------------------------------------------------------ Poisson

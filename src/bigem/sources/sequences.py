@@ -155,6 +155,7 @@ class SequenceBatches:
 
     def chunks(self) -> Iterator[SequenceChunk]:
         pieces: list[Tensor] = []
+        extras: list[dict] = []  # the buffered rows' columns carried to outputs (an id column)
         have_from, have = 0, 0  # first buffered row, rows buffered
         it = iter(self.rows.chunks())
         n_pieces = 0 if self.pieces is None else self.pieces.n_pieces
@@ -162,19 +163,26 @@ class SequenceBatches:
             while have_from + have < r1:
                 chunk = next(it)
                 pieces.append(chunk.x)
+                if chunk.extra:
+                    extras.append(chunk.extra)
                 have += chunk.n_rows
             x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
             batch = x[r0 - have_from : r1 - have_from]
             rest = x[r1 - have_from :]
+            extra = None
+            if extras:
+                joined = {k: _joined([e[k] for e in extras]) for k in extras[0]}
+                extra = {k: v[r0 - have_from : r1 - have_from] for k, v in joined.items()}
+                extras = [{k: v[r1 - have_from :] for k, v in joined.items()}] if rest.shape[0] else []
             pieces = [rest] if rest.shape[0] else []
             have_from, have = r1, int(rest.shape[0])
             if piece < 0:
                 yield SequenceChunk(batch, self.lengths[s0:s1], self.first_row + r0, self.first_sequence + s0,
-                                    n_pieces=n_pieces)
+                                    n_pieces=n_pieces, extra=extra)
                 continue
             first, last = bool(self.pieces.first[piece]), piece + 1 == n_pieces or bool(self.pieces.first[piece + 1])
             yield SequenceChunk(batch, torch.tensor([r1 - r0], dtype=torch.int64), self.first_row + r0,
-                                self.first_sequence + s0, piece, n_pieces, first, last)
+                                self.first_sequence + s0, piece, n_pieces, first, last, extra)
         for _ in it:  # no rows are left: this lets the rows' pass end (its checks read once a pass, its cache)
             pass
 
@@ -197,6 +205,17 @@ class SequenceBatches:
 
     def take(self, rows: Tensor) -> Tensor:
         return self.rows.take(rows)
+
+
+def _joined(parts: list):
+    """Consecutive blocks of one carried column (numpy or pyarrow arrays) as one."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import pyarrow as pa
+
+    return pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts])
 
 
 def id_runs(ids: np.ndarray) -> tuple[list, list[int], list[int]]:
