@@ -12,6 +12,9 @@ iterations after a warm-up (median printed too):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_hmm.py [--quick] [--cases a-diag,...]
     python benchmarks/bench_hmm.py --device cuda   # bigem on a GPU; hmmlearn on that machine's CPU
+
+``--decode`` times Viterbi instead (``predict`` on the initial parameters, best of 2,
+and the peak RSS): bigem decodes a sequence longer than a batch in pieces.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ def worker(spec: dict) -> dict:
 
     torch.set_num_threads(os.cpu_count() or 1)
     x, lengths, init = make_data(spec["n_seq"], spec["length"], spec["cov"])
+    if spec.get("decode"):
+        return decode_worker(spec, x, lengths, init)
     if spec["lib"].startswith("hmmlearn"):
         from hmmlearn.hmm import GaussianHMM
 
@@ -102,6 +107,30 @@ def worker(spec: dict) -> dict:
     return dict(per_iter=min(times), median_iter=statistics.median(times), loglik=lls[-1], peak_rss_mb=peak_rss_mb())
 
 
+def decode_worker(spec: dict, x, lengths, init) -> dict:
+    """Viterbi on the initial parameters: seconds of one ``predict`` (best of 2), the
+    path's log-probability and the peak RSS."""
+    if spec["lib"].startswith("hmmlearn"):
+        from hmmlearn.hmm import GaussianHMM
+
+        m = GaussianHMM(K, covariance_type=spec["cov"], init_params="")
+        m.n_features = D
+        decode = lambda: m.decode(x, lengths)  # noqa: E731
+    else:
+        from bigem import GaussianHMM
+
+        m = GaussianHMM(K, covariance_type=spec["cov"], init_params="", dtype=spec["dtype"],
+                        device=spec.get("device", "cpu"))
+        decode = lambda: m.decode(x, lengths)  # noqa: E731
+    m.startprob_, m.transmat_, m.means_, m.covars_ = (init[k] for k in ("startprob", "transmat", "means", "covars"))
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        logprob, _ = decode()
+        times.append(time.perf_counter() - started)
+    return dict(per_iter=min(times), median_iter=max(times), loglik=float(logprob), peak_rss_mb=peak_rss_mb())
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM), not inherited across fork+exec."""
     with open("/proc/self/status") as f:
@@ -126,6 +155,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--device", default="cpu", help="bigem's device (hmmlearn always runs on the CPU)")
     ap.add_argument("--quick", action="store_true", help="10x fewer steps, for iterating on the code")
+    ap.add_argument("--decode", action="store_true", help="time Viterbi (predict) instead of fit iterations")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -133,8 +163,14 @@ def main() -> None:
     import torch
 
     print(f"torch {torch.__version__}, threads {os.cpu_count()}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
-    print(f"K={K}, D={D}, best (median) seconds per iteration over {ITERS} after a warm-up; bigem dtype {args.dtype} on {args.device}")
-    print("| case | library | s / iter, best (median) | peak RSS MB | loglik | bigem speed-up |")
+    if args.decode:
+        print(f"K={K}, D={D}, Viterbi decode on the initial parameters, best (worst) of 2; bigem dtype {args.dtype} "
+              f"on {args.device}")
+        print("| case | library | s / decode, best (worst) | peak RSS MB | path log-probability | bigem speed-up |")
+    else:
+        print(f"K={K}, D={D}, best (median) seconds per iteration over {ITERS} after a warm-up; bigem dtype "
+              f"{args.dtype} on {args.device}")
+        print("| case | library | s / iter, best (median) | peak RSS MB | loglik | bigem speed-up |")
     print("|---|---|---:|---:|---:|---:|")
     for name in args.cases.split(","):
         case = dict(CASES[name])
@@ -143,7 +179,7 @@ def main() -> None:
             case["n_seq"] = max(1, case["n_seq"] // 10)
         results = {}
         for lib in args.libs.split(","):
-            results[lib] = run_worker(dict(case, lib=lib, dtype=args.dtype, device=args.device))
+            results[lib] = run_worker(dict(case, lib=lib, dtype=args.dtype, device=args.device, decode=args.decode))
         ours = results.get("bigem")
         for lib, r in results.items():
             ratio = "" if ours is None or lib == "bigem" else f"{r['per_iter'] / ours['per_iter']:.2f}x"
