@@ -95,3 +95,21 @@ def test_cuda_mends_a_collapsed_state_as_the_cpu_does(params):
                                     device=device).fit(X))
     np.testing.assert_allclose(fits[1].covars_, fits[0].covars_, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(fits[1].monitor_.history, fits[0].monitor_.history, rtol=1e-8)
+
+
+def test_cuda_pieces_of_a_long_sequence_equal_the_cpu_and_the_whole_sequence():
+    """A sequence longer than a batch, cut into linked pieces on the GPU (fit, score,
+    Viterbi): the CPU's pieces and the GPU's whole sequence to rounding."""
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(m, 1.0, (400, 2)) for m in (0.0, 4.0, -3.0)] * 5)
+    lengths = [5000, 1000]
+    fits = {}
+    for device, budget in (("cpu", 150_000), ("cuda", 150_000), ("cuda", None)):
+        m = GaussianHMM(3, n_iter=5, tol=0.0, random_state=0, dtype="float64", device=device, memory_budget=budget)
+        fits[device, budget] = m.fit(X, lengths)
+    cpu, gpu, whole = fits["cpu", 150_000], fits["cuda", 150_000], fits["cuda", None]
+    for other in (cpu, whole):
+        np.testing.assert_allclose(gpu.monitor_.history, other.monitor_.history, rtol=1e-10)
+        np.testing.assert_allclose(gpu.transmat_, other.transmat_, rtol=1e-8, atol=1e-12)
+        assert gpu.score(X, lengths) == pytest.approx(other.score(X, lengths), rel=1e-10)
+        np.testing.assert_array_equal(gpu.predict(X, lengths), other.predict(X, lengths))

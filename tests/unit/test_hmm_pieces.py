@@ -290,3 +290,20 @@ def test_written_predictions_of_an_impossible_sequence_are_nan_and_warned(tmp_pa
             out = model.write_predictions(test, tmp_path / f"p{budget}.npy", [2001, 600], outputs="proba")
         proba = np.load(out)
         assert np.isnan(proba[:2001]).all() and np.isfinite(proba[2001:]).all()
+
+
+def test_pieces_on_an_accelerators_path_equal_the_whole_fit(monkeypatch):
+    """The path a GPU takes (tensor kernels, checks deferred to the device), on the CPU."""
+    from bigem._core import numerics
+
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: True)
+    gauss = _series(6000)[0]
+    lengths = [1000, 4500, 500]
+    settings = dict(n_components=3, n_iter=4, random_state=0, tol=1e-12, dtype="float64")
+    with jit.off():
+        whole = GaussianHMM(**settings).fit(gauss, lengths)
+        cut = GaussianHMM(memory_budget=SMALL, **settings).fit(gauss, lengths)
+        np.testing.assert_allclose(cut.transmat_, whole.transmat_, atol=1e-10)
+        np.testing.assert_allclose(cut.monitor_.history, whole.monitor_.history, rtol=1e-11)
+        assert cut.score(gauss, lengths) == pytest.approx(whole.score(gauss, lengths), rel=1e-11)
+        np.testing.assert_array_equal(cut.predict(gauss, lengths), whole.predict(gauss, lengths))
