@@ -161,21 +161,31 @@ def _full(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Te
         _rescale_rows(V, R)
     with np.errstate(divide="ignore"):
         log_U = torch.log(V) + R[:, :, None]
+    N = _chained(lanes, x, log_pi, log_A, log_U, first, _log_product)
+    if not bool(torch.isfinite(N.max())):  # nothing left in range: the piece again, a row at a time
+        return _log_transfer(log_b, startprob, transmat, first)
+    return N
+
+
+def _chained(lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, lane_transfers: Tensor, first: bool, product) -> Tensor:
+    """A piece's transfer from its lanes' (``lane_transfers``, (S, K, K) in log space, a
+    lane's step 0 excluded), chained in order by ``product`` (log-sum-exp for the
+    forward-backward pass, max-plus for Viterbi): each lane enters by A and its step
+    0's emission; the first piece's first lane by the start probabilities."""
+    K = log_A.shape[0]
     order = lanes.chain[0][lanes.chain[0] >= 0] if lanes.chain.shape[0] else np.zeros(1, dtype=np.int64)
     head = int(order[0])  # lane s's step 0 is packed row s
     if first:
-        N = torch.full((K, K), -torch.inf, dtype=f64, device=dev)
+        N = torch.full((K, K), -torch.inf, dtype=torch.float64, device=x.device)
         N.diagonal().copy_(log_pi + x[head])
     else:
         N = log_A + x[head][None, :]
-    N = _log_product(N, log_U[head])
+    N = product(N, lane_transfers[head])
     for s in order[1:].tolist():
-        N = _log_product(_log_product(N, log_A + x[s][None, :]), log_U[s])
+        N = product(product(N, log_A + x[s][None, :]), lane_transfers[s])
         top = N.max()
         if torch.isfinite(top):
             N = N - top
-    if not bool(torch.isfinite(N.max())):  # nothing left in range: the piece again, a row at a time
-        return _log_transfer(log_b, startprob, transmat, first)
     return N
 
 
@@ -311,7 +321,7 @@ def _ends_merge(rows, L: int, log_A: Tensor, forward: bool) -> Tensor | None:
 def _full_best(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
     """T_j multiplied out: the piece cut into lanes (the Viterbi segments of
     :mod:`bigem.models.hmm`), each lane's max-plus transfer, chained in order."""
-    L, K = log_b.shape
+    L = log_b.shape[0]
     dev = log_b.device
     lanes = hmm.make_lanes(np.asarray([L]), dev)
     x = lanes.pack(log_b.double())
@@ -319,20 +329,7 @@ def _full_best(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) 
         log_A = torch.log(transmat.to(dev, torch.float64))
         log_pi = torch.log(startprob.to(dev, torch.float64))
     M = hmm._best_transfers(lanes, x, log_A)  # (S, K, K), a lane's step 0 emission excluded
-    order = lanes.chain[0][lanes.chain[0] >= 0] if lanes.chain.shape[0] else np.zeros(1, dtype=np.int64)
-    head = int(order[0])
-    if first:
-        T = torch.full((K, K), -torch.inf, dtype=torch.float64, device=dev)
-        T.diagonal().copy_(log_pi + x[head])
-    else:
-        T = log_A + x[head][None, :]
-    T = _max_plus(T, M[head])
-    for s in order[1:].tolist():
-        T = _max_plus(_max_plus(T, log_A + x[s][None, :]), M[s])
-        top = T.max()
-        if torch.isfinite(top):
-            T = T - top
-    return T
+    return _chained(lanes, x, log_pi, log_A, M, first, _max_plus)
 
 
 def _max_plus(P: Tensor, Q: Tensor) -> Tensor:
