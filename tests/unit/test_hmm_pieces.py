@@ -123,7 +123,7 @@ def test_a_long_sequences_batches_stay_within_the_budget():
     assert got == list(range(9))
 
 
-def _series(T: int = 12_000):
+def _series(T: int = 8000):
     rng = np.random.default_rng(4)
     states = _walk(T)
     gauss = rng.normal(size=(T, 2)) + np.array([[0, 0], [3, 0], [0, 3]])[states]
@@ -142,7 +142,7 @@ def test_a_fit_on_pieces_equals_the_fit_on_whole_sequences(family):
             test_a_fit_on_pieces_equals_the_fit_on_whole_sequences("diag")
         return
     gauss, symbols, counts, trials = _series()
-    lengths = [2000, 9500, 500]
+    lengths = [1500, 6000, 500]
     cls, X, kw = {
         "full": (GaussianHMM, gauss, {"covariance_type": "full"}),
         "diag": (GaussianHMM, gauss, {"covariance_type": "diag"}),
@@ -152,7 +152,7 @@ def test_a_fit_on_pieces_equals_the_fit_on_whole_sequences(family):
         "multinomial": (MultinomialHMM, trials, {"n_trials": 10}),
         "squarem": (GaussianHMM, gauss, {"accelerate": "squarem"}),
     }[family]
-    settings = dict(n_components=3, n_iter=6, random_state=0, tol=1e-12, dtype="float64", **kw)
+    settings = dict(n_components=3, n_iter=4, random_state=0, tol=1e-12, dtype="float64", **kw)
     whole = cls(**settings).fit(X, lengths)
     cut = cls(memory_budget=SMALL, **settings)
     assert cut._open(X, lengths, cut._settings(), fitting=True).pieces is not None  # the budget does cut
@@ -223,7 +223,7 @@ def _left_right() -> tuple[GaussianHMM, np.ndarray]:
     model.covars_ = np.ones((3, 2))
     model.n_features = 2
     rng = np.random.default_rng(5)
-    X = np.concatenate([rng.normal(size=(7000, 2)) + m for m in ([0, 0], [3, 0], [0, 3])])
+    X = np.concatenate([rng.normal(size=(3000, 2)) + m for m in ([0, 0], [3, 0], [0, 3])])
     return model, X
 
 
