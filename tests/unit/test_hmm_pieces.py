@@ -307,3 +307,12 @@ def test_pieces_on_an_accelerators_path_equal_the_whole_fit(monkeypatch):
         np.testing.assert_allclose(cut.monitor_.history, whole.monitor_.history, rtol=1e-11)
         assert cut.score(gauss, lengths) == pytest.approx(whole.score(gauss, lengths), rel=1e-11)
         np.testing.assert_array_equal(cut.predict(gauss, lengths), whole.predict(gauss, lengths))
+
+
+def test_a_chain_forgets_its_start_only_when_some_power_of_it_has_no_zero():
+    assert hmm_pieces.forgets(torch.full((3, 3), 1 / 3, dtype=torch.float64))
+    assert hmm_pieces.forgets(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]], dtype=torch.float64))
+    left_right = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    assert not hmm_pieces.forgets(left_right)  # no way back
+    assert not hmm_pieces.forgets(torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64))  # periodic
+    assert not hmm_pieces.forgets(torch.block_diag(torch.full((2, 2), 0.5), torch.ones(1, 1)).double())  # reducible

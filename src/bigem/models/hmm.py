@@ -1019,7 +1019,7 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
 
 
 # A piece's leaving vector weighs its last emission on the compiled path: below this
-# log-ratio to its largest entry a weight would underflow there (the tensor path takes it).
+# log-ratio to its largest entry a weight cannot be undone in the log-likelihood.
 _LEAVE_FLOOR = -600.0
 
 
@@ -1116,13 +1116,15 @@ class HMMModel:
         scaled = own(params.emission, x) if own is not None else None
         return scaled if scaled is not None else hmm_kernels.scale(self.log_emission(params, x))
 
-    def _log_likelihood(self, params: HMMParams, chunk: SequenceChunk) -> Tensor:
+    def _log_likelihood(self, params: HMMParams, chunk: SequenceChunk, startprob: Tensor | None = None) -> Tensor:
         """Each sequence's log-likelihood by the compiled forward pass alone; sequences
-        that ran out of its range are redone in log space (-inf: impossible)."""
+        that ran out of its range are redone in log space (-inf: impossible).
+        ``startprob``: another start (a piece's: its entering distribution @ A)."""
+        startprob = params.startprob if startprob is None else startprob
         with _blas_one_thread(chunk.x.device):
             x = chunk.x.to(self.emission.row_dtype)
             lengths = chunk.lengths.numpy()
-            loglik, bad = hmm_kernels.log_likelihood(self._scaled_emission(params, x), lengths, params.startprob,
+            loglik, bad = hmm_kernels.log_likelihood(self._scaled_emission(params, x), lengths, startprob,
                                                      params.transmat)
             if bool(bad.any()):
                 idx = torch.nonzero(bad).reshape(-1)
@@ -1130,7 +1132,7 @@ class HMMModel:
                 rows = torch.from_numpy(np.concatenate([np.arange(starts[i], starts[i] + lengths[i])
                                                         for i in idx.tolist()]))
                 sub = forward_backward_log(self.log_emission(params, x)[rows], lengths[idx.numpy()],
-                                           params.startprob, params.transmat)
+                                           startprob, params.transmat)
                 loglik[idx] = sub.loglik
             return loglik
 
@@ -1174,7 +1176,7 @@ class HMMModel:
             zero = torch.zeros(K, dtype=torch.float64, device=x.device)
             return Posteriors(torch.zeros_like(log_b), zero, zero[:, None] * zero,
                               torch.full((1,), -math.inf, dtype=torch.float64, device=x.device))
-        if _compiled(x.device) and (log_leave is None or bool((log_leave - log_leave.max() > _LEAVE_FLOOR).all())):
+        if _compiled(x.device):
             return self._piece_compiled(params, x, chunk, log_enter, log_leave, need_trans)
         return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans,
                                 log_enter=log_enter, log_leave=log_leave)
@@ -1186,11 +1188,14 @@ class HMMModel:
         the last row's emission (beta there is 1), and then the transition into the piece
         comes back from its first row's posterior (xi = enter A gamma_0 / start, by
         rows), the start is dropped, and the log-likelihood loses the leaving vector's
-        weights (sum_k gamma_last,k / leave_k). A leaving vector with an entry below
-        ``_LEAVE_FLOOR`` of its largest (whose weight could not be undone) takes the
-        tensor path."""
+        weights (sum_k gamma_last,k / leave_k). Where a weight is below ``_LEAVE_FLOOR``
+        of the largest (it could not be undone: a left-right chain's leaving vectors
+        span thousands of nats), the piece's own forward pass gives its log-likelihood
+        instead; a weight that underflows costs the posteriors nothing in range, and a
+        piece left without any is redone in log space from the exact weights."""
         enter = None if log_enter is None else torch.exp(log_enter.double())
-        leave = None if log_leave is None else torch.exp(log_leave.double() - log_leave.double().max())
+        log_w = None if log_leave is None else log_leave.double() - log_leave.double().max()
+        leave = None if log_w is None else torch.exp(log_w)
         A = params.transmat.double()
         pi = params.startprob if enter is None else enter.double() @ A
         eb, shift = self._scaled_emission(params, x)
@@ -1199,14 +1204,16 @@ class HMMModel:
 
         def log_b() -> Tensor:
             lb = self.log_emission(params, x)
-            if leave is not None:
-                lb[-1] += torch.log(leave).to(lb.dtype)
+            if log_w is not None:
+                lb[-1] += log_w.to(lb.dtype)
             return lb
 
         post = _forward_backward_compiled((eb, shift), log_b, chunk.lengths.numpy(), pi, A, need_trans)
         loglik, start, trans = post.loglik, post.start, post.trans
-        if leave is not None:
+        if leave is not None and bool((log_w > _LEAVE_FLOOR).all()):
             loglik = loglik + torch.log((post.gamma[-1].double() / leave).sum())
+        elif leave is not None:
+            loglik = self._log_likelihood(params, replace(chunk, x=x), pi)
         if enter is not None:
             ratio = torch.where(pi > 0, post.gamma[0].double() / pi, torch.zeros_like(pi))
             if need_trans:

@@ -37,6 +37,7 @@ pieces' forward-backward runs in the compiled kernels
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,8 +82,20 @@ def transfer(rows, n_rows: int, startprob: Tensor, transmat: Tensor, first: bool
     chains, against K^3 work on every row. A chain that does not forget within a
     quarter of the piece (zero transitions, a short piece) takes the whole product.
     """
-    found = _rank_one(rows, n_rows, transmat, first) if n_rows >= 4 * _FORGET_ROWS else None
+    found = _rank_one(rows, n_rows, transmat, first) if n_rows >= 4 * _FORGET_ROWS and forgets(transmat) else None
     return found if found is not None else _full(rows(0, n_rows), startprob, transmat, first)
+
+
+def forgets(transmat: Tensor) -> bool:
+    """Whether the chain forgets where it started, given time: some power of A has no
+    zero (A is primitive; then A^n has none for every n from (K-1)^2 + 1 on). A
+    reducible or periodic chain, such as a left-right one, never does, and the ends of
+    its pieces are not tried."""
+    K = int(transmat.shape[0])
+    P = (transmat > 0).double()
+    for _ in range(max(1, math.ceil(math.log2((K - 1) ** 2 + 1)))):  # P -> the pattern of A^(2^r)
+        P = ((P @ P) > 0).double()
+    return bool((P > 0).all())
 
 
 def _rank_one(rows, L: int, transmat: Tensor, first: bool) -> Tensor | None:
@@ -272,7 +285,8 @@ def best_transfer(rows, n_rows: int, startprob: Tensor, transmat: Tensor, first:
     piece's rows index its start state), up to a constant. Viterbi's counterpart of
     :func:`transfer`: where the best paths from every state merge within a few dozen
     rows at each end, T = a_i + b_k from those ends alone; else multiplied out."""
-    found = _rank_one_best(rows, n_rows, transmat, first) if n_rows >= 4 * _FORGET_ROWS else None
+    found = (_rank_one_best(rows, n_rows, transmat, first) if n_rows >= 4 * _FORGET_ROWS and forgets(transmat)
+             else None)
     return found if found is not None else _full_best(rows(0, n_rows), startprob, transmat, first)
 
 
