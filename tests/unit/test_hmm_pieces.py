@@ -98,7 +98,7 @@ def test_a_left_right_chain_links_through_its_zeros():
     assert float(loglik) == pytest.approx(float(ref.loglik), abs=1e-8)
     for first in (True, False):
         scaled = torch.exp(hmm_pieces._full(log_b[100:400], pi, A, first))
-        logged = torch.exp(hmm_pieces._log_transfer(log_b[100:400], pi, A, first))
+        logged = torch.exp(hmm_pieces._full_log(log_b[100:400], pi, A, first))
         torch.testing.assert_close(scaled / scaled.sum(), logged / logged.sum(), atol=1e-12, rtol=1e-9)
 
 
@@ -316,3 +316,44 @@ def test_a_chain_forgets_its_start_only_when_some_power_of_it_has_no_zero():
     assert not hmm_pieces.forgets(left_right)  # no way back
     assert not hmm_pieces.forgets(torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64))  # periodic
     assert not hmm_pieces.forgets(torch.block_diag(torch.full((2, 2), 0.5), torch.ones(1, 1)).double())  # reducible
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_outlier_at_a_pieces_last_row_under_a_chain_that_cannot_come_back(compiled):
+    """A left-right chain A -> B (B absorbing), rows of A's N(0, 1) but one outlier that B
+    (variance 2) explains ~900 nats better, on the last row of a piece: A's filtered
+    probability underflows there, yet the rows after it keep the chain in A. Truth: the
+    whole sequence in log space. The pieces once linked through the underflow and put
+    the rest in B, and scoring by the forward pass alone did the same on whole
+    sequences; both were finite and silent."""
+    model = GaussianHMM(2, n_iter=0, init_params="", params="", dtype="float64", covariance_type="diag")
+    model.startprob_, model.transmat_ = np.array([1.0, 0.0]), np.array([[1 - 1e-3, 1e-3], [0.0, 1.0]])
+    model.means_, model.covars_, model.n_features = np.zeros((2, 1)), np.array([[1.0], [2.0]]), 1
+    x = np.random.default_rng(0).normal(size=(20000, 1))
+    model.memory_budget = SMALL
+    x[model._open(x, None, model._settings()).batches[0][3] - 1] = 60.0
+    log_b = torch.from_numpy(-0.5 * x ** 2 / np.array([1.0, 2.0]) - 0.5 * np.log(2 * np.pi * np.array([1.0, 2.0])))
+    truth = hmm.forward_backward_log(log_b, np.asarray([20000]), torch.tensor([1.0, 0.0], dtype=torch.float64),
+                                     torch.from_numpy(model.transmat_))
+    with (jit.off() if not compiled else warnings.catch_warnings()):
+        for budget in (None, SMALL):
+            model.memory_budget = budget
+            ll, post = model.score_samples(x)
+            assert model.score(x) == pytest.approx(float(truth.loglik), rel=1e-12)
+            assert ll == pytest.approx(float(truth.loglik), rel=1e-12)
+            np.testing.assert_allclose(post, truth.gamma.numpy(), atol=1e-9)
+
+
+def test_a_multinomial_hmm_writes_its_predictions_with_ids(tmp_path):
+    import pandas as pd
+
+    trials = _series(2000)[3]
+    model = MultinomialHMM(3, n_trials=10, n_iter=2, random_state=0, dtype="float64").fit(trials)
+    table = pd.DataFrame(trials, columns=["a", "b", "c"]).assign(rid=np.arange(2000) + 100)
+    table.to_parquet(tmp_path / "t.parquet")
+    for budget in (None, SMALL):
+        model.memory_budget = budget
+        out = pd.read_parquet(model.write_predictions(str(tmp_path / "t.parquet"), tmp_path / f"o{budget}.parquet",
+                                                      columns=["a", "b", "c"], id_column="rid"))
+        np.testing.assert_array_equal(out["rid"], table["rid"])
+        np.testing.assert_array_equal(out["state"], model.predict(trials))

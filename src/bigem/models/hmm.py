@@ -961,16 +961,33 @@ def viterbi(
     return logprob, lanes.unpack(path[:, None])[:, 0]
 
 
-def _best_transfers(lanes: Lanes, x: Tensor, log_A: Tensor) -> Tensor:
+def _best_transfers(lanes: Lanes, x: Tensor, log_A: Tensor, total: bool = False) -> Tensor:
     """Every lane's max-plus transfer (S, K, K): M_s[i, j], the best score from state i
-    at the lane's step 0 to j at its last step (step 0's emission excluded)."""
+    at the lane's step 0 to j at its last step (step 0's emission excluded); with
+    ``total``, the log of the sum over paths instead (the transfer in log space)."""
     S, K = lanes.n_lanes, log_A.shape[0]
     M = torch.full((S, K, K), -math.inf, dtype=x.dtype, device=x.device)
     M.diagonal(dim1=1, dim2=2).fill_(0.0)
+    # a sparse chain (a left-right one) reaches each state from few: each step gathers
+    # only its predecessors, (K, d) of them, instead of all K (K = 8 left-right: d = 2)
+    into = torch.isfinite(log_A)
+    d = int(into.sum(0).max())
+    sparse = d < K
+    if sparse:
+        order = torch.argsort((~into).to(torch.int8), dim=0, stable=True)[:d].T  # (K, d): j with A[j, k] > 0 first
+        weight = torch.gather(log_A.T, 1, order)  # (K, d), -inf where k has fewer than d
     with _single_thread(x.device):
         for t in range(1, len(lanes.counts)):  # M_s[i, j]: best score from i at step 0 to j at step t
             n, o = lanes.counts[t], lanes.offsets[t]
-            M[:n] = (M[:n, :, :, None] + log_A).amax(2) + x[o : o + n, None, :]
+            paths = M[:n][:, :, order] + weight if sparse else M[:n, :, :, None] + log_A
+            reduce = 3 if sparse else 2
+            if not total:
+                best = paths.amax(reduce)
+            elif sparse and d == 2:  # one fused operation (torch.logsumexp over 2 took 3x as long)
+                best = torch.logaddexp(paths[..., 0], paths[..., 1])
+            else:
+                best = torch.logsumexp(paths, reduce)
+            M[:n] = best + x[o : o + n, None, :]
     return M
 
 
@@ -1019,7 +1036,8 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
 
 
 # A piece's leaving vector weighs its last emission on the compiled path: below this
-# log-ratio to its largest entry a weight cannot be undone in the log-likelihood.
+# log-ratio to its largest entry a weight cannot be undone in the log-likelihood (nor an
+# entering probability kept, the start being linear there).
 _LEAVE_FLOOR = -600.0
 
 
@@ -1176,7 +1194,11 @@ class HMMModel:
             zero = torch.zeros(K, dtype=torch.float64, device=x.device)
             return Posteriors(torch.zeros_like(log_b), zero, zero[:, None] * zero,
                               torch.full((1,), -math.inf, dtype=torch.float64, device=x.device))
-        if _compiled(x.device):
+        # the kernels start from a linear distribution: an entering state far below the
+        # others (a chain that cannot forget it) would round to zero there, and their
+        # log-space redo would start without it; the tensor path's redo keeps the logs
+        tiny = log_enter is not None and bool(((log_enter > -math.inf) & (log_enter < _LEAVE_FLOOR)).any())
+        if _compiled(x.device) and not tiny:
             return self._piece_compiled(params, x, chunk, log_enter, log_leave, need_trans)
         return forward_backward(log_b, chunk.lengths.numpy(), params.startprob, params.transmat, need_trans=need_trans,
                                 log_enter=log_enter, log_leave=log_leave)
@@ -1212,8 +1234,11 @@ class HMMModel:
         loglik, start, trans = post.loglik, post.start, post.trans
         if leave is not None and bool((log_w > _LEAVE_FLOOR).all()):
             loglik = loglik + torch.log((post.gamma[-1].double() / leave).sum())
-        elif leave is not None:
+        elif leave is not None and hmm_pieces.forgets(A):
             loglik = self._log_likelihood(params, replace(chunk, x=x), pi)
+        elif leave is not None:  # the forward pass alone could miss an underflow (see score_totals)
+            loglik = _forward_backward_compiled(self._scaled_emission(params, x), lambda: self.log_emission(params, x),
+                                                chunk.lengths.numpy(), pi, A, False).loglik
         if enter is not None:
             ratio = torch.where(pi > 0, post.gamma[0].double() / pi, torch.zeros_like(pi))
             if need_trans:
@@ -1295,7 +1320,11 @@ class HMMModel:
             bad = bad | bool(links.dead[chunk.piece])
             first = torch.where(bad.any(), chunk.seq_start, -1)
             return HMMScore(torch.where(bad, torch.zeros_like(loglik), loglik).sum(), bad.sum(), first)
-        loglik = (self._log_likelihood(params, chunk) if _compiled(chunk.x.device)
+        # the forward pass alone cannot tell a state's probability that underflowed and
+        # cannot come back (a chain that never forgets, such as a left-right one) from a
+        # negligible one: there the backward pass's check decides (see hmm_pieces.forgets)
+        alone = _compiled(chunk.x.device) and hmm_pieces.forgets(params.transmat)
+        loglik = (self._log_likelihood(params, chunk) if alone
                   else self.posteriors(params, chunk, need_trans=False).loglik)
         bad = ~torch.isfinite(loglik)
         first = torch.where(bad.any(), bad.to(torch.uint8).argmax() + chunk.seq_start, -1)  # argmax: the first

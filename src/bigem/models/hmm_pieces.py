@@ -154,6 +154,8 @@ def _full(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Te
     whole matrix would round it to zero, and a left-right chain's links would break),
     then the lanes chained in log space."""
     L, K = log_b.shape
+    if bool((transmat == 0).any()):  # zeros the chain cannot come back from: log space at once
+        return _full_log(log_b, startprob, transmat, first)
     dev, f64 = log_b.device, torch.float64
     lanes = hmm.make_lanes(np.asarray([L]), dev)
     x = lanes.pack(log_b.to(f64))
@@ -175,9 +177,42 @@ def _full(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Te
     with np.errstate(divide="ignore"):
         log_U = torch.log(V) + R[:, :, None]
     N = _chained(lanes, x, log_pi, log_A, log_U, first, _log_product)
-    if not bool(torch.isfinite(N.max())):  # nothing left in range: the piece again, a row at a time
-        return _log_transfer(log_b, startprob, transmat, first)
+    # an entry far below its row's largest rounds to zero within a lane; where the chain
+    # cannot come back from such a zero, the links would carry it on (a state that an
+    # outlier at a piece's end makes unlikely, under a left-right chain): a zero that
+    # the chain's and the emissions' zeros do not explain sends the piece to log space
+    if not bool(torch.isfinite(log_b).all()) or bool((torch.isinf(N) & _reachable(A, L, log_pi, first)).any()):
+        return _full_log(log_b, startprob, transmat, first)
     return N
+
+
+def _reachable(A: Tensor, L: int, log_pi: Tensor, first: bool) -> Tensor:
+    """(K, K) bool: where a piece of L rows whose emissions never vanish has a positive
+    transfer, from the chain's zeros alone (A's pattern to the power L; the first
+    piece's rows are its start states, after L - 1 steps)."""
+    step = (A > 0).double()
+    power = torch.eye(A.shape[0], dtype=torch.float64, device=A.device)
+    n = L - 1 if first else L
+    while n:  # the pattern of step^n by squaring
+        if n & 1:
+            power = ((power @ step) > 0).double()
+        step = ((step @ step) > 0).double()
+        n >>= 1
+    if first:
+        power = power * torch.isfinite(log_pi).double()[:, None]
+    return power > 0
+
+
+def _full_log(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+    """:func:`_full` in log space throughout (about three times its work): each lane's
+    transfer a logsumexp per step, so no entry rounds to zero."""
+    dev = log_b.device
+    lanes = hmm.make_lanes(np.asarray([log_b.shape[0]]), dev)
+    x = lanes.pack(log_b.double())
+    with np.errstate(divide="ignore"):
+        log_A = torch.log(transmat.to(dev, torch.float64))
+        log_pi = torch.log(startprob.to(dev, torch.float64))
+    return _chained(lanes, x, log_pi, log_A, hmm._best_transfers(lanes, x, log_A, total=True), first, _log_product)
 
 
 def _chained(lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, lane_transfers: Tensor, first: bool, product) -> Tensor:
@@ -214,26 +249,6 @@ def _rescale_rows(V: Tensor, R: Tensor) -> None:
 def _log_product(P: Tensor, Q: Tensor) -> Tensor:
     """log(exp(P) @ exp(Q)) of (K, K) log matrices (-inf for zeros)."""
     return torch.logsumexp(P[:, :, None] + Q[None, :, :], 1)
-
-
-def _log_transfer(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
-    """log N_j in log space, a row at a time: the exact fallback of :func:`transfer`
-    (slow, for pieces whose scaled products left float's range)."""
-    lb = log_b.double()
-    K = lb.shape[1]
-    with np.errstate(divide="ignore"):
-        log_A = torch.log(transmat.to(lb.device, torch.float64))
-        if first:
-            N = torch.full((K, K), -torch.inf, dtype=torch.float64, device=lb.device)
-            N.diagonal().copy_(torch.log(startprob.to(lb.device, torch.float64)) + lb[0])
-        else:
-            N = log_A + lb[0][None, :]
-    for t in range(1, lb.shape[0]):
-        N = torch.logsumexp(N[:, :, None] + log_A[None, :, :], 1) + lb[t][None, :]
-        top = N.max()
-        if torch.isfinite(top):
-            N = N - top
-    return N
 
 
 def link(log_N: Tensor, first: np.ndarray) -> Links:
