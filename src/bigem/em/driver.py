@@ -265,9 +265,9 @@ class Lockstep:
 
     def _each(self, method: str, params: list, chunk: Any, links: list | None = None) -> Together:
         parts, seconds = [], []
+        fn = getattr(self.model, method)
         for i, p in enumerate(params):
             started = time.perf_counter()
-            fn = getattr(self.model, method)
             parts.append(fn(p, chunk) if links is None else fn(p, chunk, links=links[i]))
             seconds.append(time.perf_counter() - started)
         return Together(parts, seconds)

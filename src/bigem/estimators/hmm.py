@@ -630,9 +630,8 @@ class _BaseHMM(EstimatorBase, ABC):
         with _inference_engine(s) as engine:
             params, source = self._batches(X, lengths, s, where, engine)
             model = self._model(s, self.n_features)
-            links = linked(model, engine, source, [params])
-            totals = engine.reduce(Task(model, "score_totals", (params,), {} if links is None else {"links": links[0]}),
-                                   source).settled()
+            totals = engine.reduce(Task(model, "score_totals", (params,), _links(model, engine, source, params,
+                                                                                 "score_totals")), source).settled()
         self._warn_impossible(totals.impossible, totals.first_impossible, stacklevel=4)
         score = -math.inf if totals.impossible else float(totals.loglik)
         return score, sum(self._free_scalars(s).values()), source.n_rows
@@ -755,9 +754,7 @@ class _BaseHMM(EstimatorBase, ABC):
             params, source = self._batches(X, lengths, s, where, engine)
             local = isinstance(engine, LocalEngine)
             model = self._model(s, self.n_features)
-            links = (linked(model, engine, source, [params], "best_transfers", "best_path") if method == "decode"
-                     else linked(model, engine, source, [params]))
-            task = Task(model, method, (params,), {"host": not local, **({} if links is None else {"links": links[0]})})
+            task = Task(model, method, (params,), {"host": not local, **_links(model, engine, source, params, method)})
             if local:
                 engine.size_chunks(task, source)
                 with engine.sharing_cores(source), contextlib.closing(engine.stream(source)) as batches:
@@ -766,13 +763,12 @@ class _BaseHMM(EstimatorBase, ABC):
             else:
                 for found in engine.map(task, source):
                     gather(found)
-        return [rows.result() for rows in outputs], None if links is None else source.sequence_of_outputs()
+        return [rows.result() for rows in outputs], _outputs_sequence(source)
 
     def _posteriors(self, X, lengths, where: dict):
         """(per-sequence log-likelihoods, posteriors (n_samples, K) float64)."""
         (ll, post), sequence = self._per_batch("state_posteriors", X, lengths, where)
-        if sequence is not None:  # a cut sequence's pieces: their log-likelihoods add up to its
-            ll = np.bincount(sequence, weights=ll, minlength=int(sequence[-1]) + 1)
+        ll = _per_sequence(ll, sequence)
         bad = np.nonzero(~np.isfinite(ll))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return ll, post
@@ -816,8 +812,7 @@ class _BaseHMM(EstimatorBase, ABC):
             post = np.nan_to_num(self._posteriors(X, lengths, where)[1], nan=0.0)
             return float(post.max(1).sum()), post.argmax(1)
         (lp, path), sequence = self._per_batch("decode", X, lengths, where)
-        if sequence is not None:  # a cut sequence's pieces: their parts of its path's log-probability
-            lp = np.bincount(sequence, weights=lp, minlength=int(sequence[-1]) + 1)
+        lp = _per_sequence(lp, sequence)
         bad = np.nonzero(~np.isfinite(lp))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return float(lp.sum()), path
@@ -858,12 +853,8 @@ class _BaseHMM(EstimatorBase, ABC):
             params, source = self._batches(X, lengths, s, _where(columns, sequence_column), engine, keep)
             model = self._model(s, self.n_features)
             local = isinstance(engine, LocalEngine)
-            tasks = []
-            for method in methods:
-                links = (linked(model, engine, source, [params], "best_transfers", "best_path") if method == "decode"
-                         else linked(model, engine, source, [params]))
-                tasks.append(Task(model, method, (params,), {"host": True, **({} if links is None else
-                                                                               {"links": links[0]})}))
+            tasks = [Task(model, method, (params,), {"host": True, **_links(model, engine, source, params, method)})
+                     for method in methods]
             with Sink(path, source.n_rows) as sink:
                 if local:
                     engine.size_chunks(tasks[0], source)
@@ -876,10 +867,8 @@ class _BaseHMM(EstimatorBase, ABC):
                     for parts in zip(*results):
                         self._write_batch(sink, None, list(parts), methods, outputs, keep, found)
                 written = sink.commit()
-            sequence = source.sequence_of_outputs() if getattr(source, "pieces", None) is not None else None
-        ll = np.concatenate([v.numpy() for v in found[methods[-1]]])
-        if sequence is not None:
-            ll = np.bincount(sequence, weights=ll, minlength=int(sequence[-1]) + 1)
+            sequence = _outputs_sequence(source)
+        ll = _per_sequence(np.concatenate([v.numpy() for v in found[methods[-1]]]), sequence)
         bad = np.nonzero(~np.isfinite(ll))[0]
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return written
@@ -1029,6 +1018,29 @@ def _inference_engine(s):
             yield engine
     else:
         yield LocalEngine()
+
+
+def _links(model: HMMModel, engine, source, params: HMMParams, method: str) -> dict:
+    """The keyword that hands ``method`` its pieces' links where the source cuts a
+    sequence (see ``em.driver.linked``; Viterbi's come from its own pass), else none."""
+    found = (linked(model, engine, source, [params], "best_transfers", "best_path") if method == "decode"
+             else linked(model, engine, source, [params]))
+    return {} if found is None else {"links": found[0]}
+
+
+def _outputs_sequence(source) -> np.ndarray | None:
+    """Each per-sequence output's sequence where the source cuts a sequence into pieces
+    (:meth:`SequenceBatches.sequence_of_outputs`), else None."""
+    return None if getattr(source, "pieces", None) is None else source.sequence_of_outputs()
+
+
+def _per_sequence(values: np.ndarray, sequence: np.ndarray | None) -> np.ndarray:
+    """Per-sequence outputs from per-batch ones: a cut sequence's pieces each gave its
+    part (of its log-likelihood, or of its best path's log-probability), which add up;
+    ``sequence``: each output's sequence (None: no sequence was cut)."""
+    if sequence is None:
+        return values
+    return np.bincount(sequence, weights=values, minlength=int(sequence[-1]) + 1)
 
 
 def _where(columns, sequence_column) -> dict:
