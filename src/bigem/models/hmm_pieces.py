@@ -203,16 +203,18 @@ def _reachable(A: Tensor, L: int, log_pi: Tensor, first: bool) -> Tensor:
     return power > 0
 
 
-def _full_log(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
+def _full_log(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool, total: bool = True) -> Tensor:
     """:func:`_full` in log space throughout (about three times its work): each lane's
-    transfer a logsumexp per step, so no entry rounds to zero."""
+    transfer a logsumexp per step, so no entry rounds to zero. ``total=False``: the
+    max-plus transfer instead (Viterbi's, :func:`best_transfer`)."""
     dev = log_b.device
     lanes = hmm.make_lanes(np.asarray([log_b.shape[0]]), dev)
     x = lanes.pack(log_b.double())
     with np.errstate(divide="ignore"):
         log_A = torch.log(transmat.to(dev, torch.float64))
         log_pi = torch.log(startprob.to(dev, torch.float64))
-    return _chained(lanes, x, log_pi, log_A, hmm._best_transfers(lanes, x, log_A, total=True), first, _log_product)
+    lane_transfers = hmm._best_transfers(lanes, x, log_A, total=total)  # (S, K, K), a lane's step 0 emission excluded
+    return _chained(lanes, x, log_pi, log_A, lane_transfers, first, _log_product if total else _max_plus)
 
 
 def _chained(lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, lane_transfers: Tensor, first: bool, product) -> Tensor:
@@ -302,7 +304,7 @@ def best_transfer(rows, n_rows: int, startprob: Tensor, transmat: Tensor, first:
     rows at each end, T = a_i + b_k from those ends alone; else multiplied out."""
     found = (_rank_one_best(rows, n_rows, transmat, first) if n_rows >= 4 * _FORGET_ROWS and forgets(transmat)
              else None)
-    return found if found is not None else _full_best(rows(0, n_rows), startprob, transmat, first)
+    return found if found is not None else _full_log(rows(0, n_rows), startprob, transmat, first, total=False)
 
 
 def _rank_one_best(rows, L: int, transmat: Tensor, first: bool) -> Tensor | None:
@@ -345,20 +347,6 @@ def _ends_merge(rows, L: int, log_A: Tensor, forward: bool) -> Tensor | None:
                 return top[:, 0] - top.max()
         m *= 2
     return None
-
-
-def _full_best(log_b: Tensor, startprob: Tensor, transmat: Tensor, first: bool) -> Tensor:
-    """T_j multiplied out: the piece cut into lanes (the Viterbi segments of
-    :mod:`bigem.models.hmm`), each lane's max-plus transfer, chained in order."""
-    L = log_b.shape[0]
-    dev = log_b.device
-    lanes = hmm.make_lanes(np.asarray([L]), dev)
-    x = lanes.pack(log_b.double())
-    with np.errstate(divide="ignore"):
-        log_A = torch.log(transmat.to(dev, torch.float64))
-        log_pi = torch.log(startprob.to(dev, torch.float64))
-    M = hmm._best_transfers(lanes, x, log_A)  # (S, K, K), a lane's step 0 emission excluded
-    return _chained(lanes, x, log_pi, log_A, M, first, _max_plus)
 
 
 def _max_plus(P: Tensor, Q: Tensor) -> Tensor:
