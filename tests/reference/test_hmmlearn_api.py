@@ -441,3 +441,27 @@ def test_the_monitor_history_is_hmmlearns_deque():
     X = _data()
     ref, ours = hmm.GaussianHMM(K, n_iter=3, random_state=0).fit(X), GaussianHMM(K, n_iter=3, random_state=0).fit(X)
     assert type(ours.monitor_.history) is type(ref.monitor_.history)
+
+
+def test_the_monitor_prints_as_hmmlearns():
+    """repr(monitor_) was bigem's one-liner, without hmmlearn's history and verbose."""
+    X = _data()
+    ref, ours = (cls(K, n_iter=3, tol=1e-12, random_state=0).fit(X).monitor_ for cls in (hmm.GaussianHMM, GaussianHMM))
+    ours.history = type(ref.history)(ref.history)  # the text, not the digits of the two fits
+    assert repr(ours) == repr(ref) and repr(ours).count("\n") == 6
+    assert repr(GaussianHMM(verbose=True).monitor_) == repr(hmm.GaussianHMM(verbose=True).monitor_)
+
+
+@pytest.mark.parametrize("name", ["GaussianHMM", "GMMHMM", "CategoricalHMM", "PoissonHMM", "MultinomialHMM",
+                                  "VariationalGaussianHMM", "VariationalCategoricalHMM"])
+def test_every_hmm_has_hmmlearns_monitor_from_construction(name):
+    """The variational HMMs had no monitor_ before a fit (AttributeError), so the
+    recipe of replacing it before fitting failed on them alone."""
+    import hmmlearn.vhmm as vhmm
+
+    import bigem
+
+    theirs = getattr(vhmm if name.startswith("Variational") else hmm, name)(n_iter=7, tol=0.5)
+    ours = getattr(bigem, name)(n_iter=7, tol=0.5)
+    assert (ours.monitor_.tol, ours.monitor_.n_iter, ours.monitor_.iter) == (0.5, 7, 0)
+    assert repr(ours.monitor_) == repr(theirs.monitor_)

@@ -123,7 +123,10 @@ class ConvergenceMonitor:
         self.iter += 1
 
     def __repr__(self) -> str:
-        return f"ConvergenceMonitor(tol={self.tol}, n_iter={self.n_iter}, iter={self.iter}, converged={self.converged})"
+        """hmmlearn's: one line per field, in name order."""
+        fields = dict(history=list(self.history), iter=self.iter, n_iter=self.n_iter, tol=self.tol,
+                      verbose=self.verbose)
+        return f"{type(self).__name__}(\n" + "".join(f"    {k}={v},\n" for k, v in fields.items()) + ")"
 
 
 # hmmlearn starts its Gaussian HMMs' means from KMeans(n_init=10): the best of 10 seedings

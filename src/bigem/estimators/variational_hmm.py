@@ -39,7 +39,7 @@ from ..models.kmeans import KMeansModel
 from ..models.variational_hmm import (DirichletCategorical, DirichletParams, NormalWishart, NormalWishartParams,
                                       VariationalHMMModel, VariationalHMMParams)
 from . import _params
-from .hmm import ENGINE_DOC, CategoricalHMM, GaussianHMM, _common, _dirichlet_rows
+from .hmm import ENGINE_DOC, CategoricalHMM, ConvergenceMonitor, GaussianHMM, _common, _dirichlet_rows
 
 __all__ = ["VariationalGaussianHMM", "VariationalCategoricalHMM"]
 
@@ -47,6 +47,14 @@ _log = logging.getLogger(__name__)
 
 # parameters of bigem's other HMMs that variational Bayes does not take: fixed
 _FIXED = dict(accelerate=None, stopping="gain", missing_values="error")
+
+
+def _fixed_and_monitor(est) -> None:
+    """The settings a variational HMM fixes (``_FIXED``), and hmmlearn's monitor from
+    construction, there to replace before a fit as on every HMM."""
+    for name, value in _FIXED.items():
+        setattr(est, name, value)
+    est.monitor_ = ConvergenceMonitor(est.tol, est.n_iter, est.verbose)
 
 VARIATIONAL_DOC = """
     n_components : int, default=1
@@ -348,8 +356,7 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
         self.memory_budget = memory_budget
         self.engine = engine
         self.client = client
-        for name, value in _FIXED.items():
-            setattr(self, name, value)
+        _fixed_and_monitor(self)
 
     def _advice(self, s) -> str:
         return "raise scale_prior or dof_prior, lower n_components, or standardise X"
@@ -544,8 +551,7 @@ class VariationalCategoricalHMM(_Variational, CategoricalHMM):
         self.memory_budget = memory_budget
         self.engine = engine
         self.client = client
-        for name, value in _FIXED.items():
-            setattr(self, name, value)
+        _fixed_and_monitor(self)
 
     def _advice(self, s) -> str:
         return "raise emissionprob_prior, or check the symbols"
