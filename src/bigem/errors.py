@@ -8,7 +8,7 @@ error and warning class of ``bigem._core.errors`` is here, under the same name.
 from ._core import errors as _errors
 from ._core.errors import BigemError
 from ._core.optional import MissingDependencyError  # noqa: F401 (in __all__)
-from .sources.validate import NonNumericDataError, SparseDataError  # noqa: F401 (in __all__)
+from .sources.validate import ColumnNamesError, NonNumericDataError, SparseDataError  # noqa: F401 (in __all__)
 
 _CLASSES = {
     name: obj for name, obj in vars(_errors).items()
@@ -16,5 +16,5 @@ _CLASSES = {
 }
 globals().update(_CLASSES)
 
-__all__ = sorted([*_CLASSES, "MissingDependencyError", "NonNumericDataError", "SparseDataError"],
+__all__ = sorted([*_CLASSES, "ColumnNamesError", "MissingDependencyError", "NonNumericDataError", "SparseDataError"],
                  key=lambda n: (issubclass(globals()[n], Warning), n != "BigemError", n))

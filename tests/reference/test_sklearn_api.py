@@ -14,7 +14,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from bigem import GaussianMixture
+from bigem import BayesianGaussianMixture, GaussianMixture
 from bigem._core.errors import ConvergenceWarning, LikelihoodDecreaseWarning, NumericalError
 from bigem._core.protocols import Objective, Step
 from bigem.em.driver import run_em
@@ -51,7 +51,7 @@ def test_warm_start_detects_convergence_across_fits_as_sklearn_does(covariance_t
         with warnings.catch_warnings(record=True) as mine:
             warnings.simplefilter("always")
             ours.fit(X)
-        assert ours.converged_ == ref.converged_, call
+        assert ours.converged_ is ref.converged_, call  # a Python bool: it was numpy's after the first fit
         assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-9)
         assert [type(w.message).__name__ for w in mine] == [type(w.message).__name__ for w in theirs]
         if ref.converged_:
@@ -162,3 +162,23 @@ def test_messages_types_and_tags_are_scikit_learns():
             m.fit(X[:1])
         errors.append(str(info.value))
     assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("make", [lambda: GaussianMixture(2), lambda: BayesianGaussianMixture(n_components=2)])
+def test_column_names_that_mix_strings_with_other_types_are_refused_as_sklearn_does(make):
+    """scikit-learn raises TypeError for DataFrame names such as ["a", 1, "c"]; bigem fitted
+    silently and dropped the names. All-integer names stay unnamed in both."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.mixture import BayesianGaussianMixture as SkBayesian
+
+    X, _, _ = make_blobs(0, n_per=30, d=3)
+    mixed = pd.DataFrame(X, columns=["a", 1, "c"])
+    with pytest.raises(TypeError) as theirs:
+        (SkGaussianMixture(2) if isinstance(make(), GaussianMixture) else SkBayesian(n_components=2)).fit(mixed)
+    with pytest.raises(TypeError) as ours:
+        make().fit(mixed)
+    assert str(ours.value) == str(theirs.value) and isinstance(ours.value, ValueError)
+    fitted = make().fit(X)
+    with pytest.raises(TypeError, match=r"\['int', 'str'\] as feature name"):
+        fitted.predict(mixed)
+    assert not hasattr(make().fit(pd.DataFrame(X)), "feature_names_in_")

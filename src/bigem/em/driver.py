@@ -231,13 +231,13 @@ class _Run:
             # mclust's rule on the total: |change| <= tol (1 + |total|); it returns the
             # parameters it evaluated, whose log-likelihood it reports
             total, before = objective.total, previous * objective.weight
-            result.converged = math.isfinite(before) and abs(total - before) <= tol * (1.0 + abs(total))
+            result.converged = bool(math.isfinite(before) and abs(total - before) <= tol * (1.0 + abs(total)))
             if result.converged:
                 result.params = params
         elif self.stopping == "rise":  # hmmlearn's monitor: a fall stops the run as well
-            result.converged = change < tol
+            result.converged = bool(change < tol)
         else:
-            result.converged = abs(change) < tol
+            result.converged = bool(abs(change) < tol)
         return result.converged
 
     def _record(self, ll: float, accepted: bool, iteration: int, seconds: float) -> None:

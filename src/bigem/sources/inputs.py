@@ -25,6 +25,7 @@ from .paths import expand_paths
 from .remote import is_url
 from .schema import Schema
 from .validate import (
+    ColumnNamesError,
     ColumnsSeen,
     DeviceCheck,
     NonNumericDataError,
@@ -41,11 +42,21 @@ from .validate import (
 
 
 def feature_names_of(x: object) -> list[str] | None:
-    """Column names of a DataFrame-like X when they are all strings (scikit-learn's rule)."""
+    """Column names of a DataFrame-like X when they are all strings (scikit-learn's rule:
+    names that mix strings with other types are refused, None when none is a string)."""
     cols = getattr(x, "columns", None)
     if cols is None or not hasattr(x, "dtypes"):
         return None
     names = list(cols)
+    types = sorted({type(c).__name__ for c in names})
+    if len(types) > 1 and "str" in types:
+        raise ColumnNamesError(
+            "Feature names are only supported if all input features have string names, but your input has "
+            f"{types} as feature name / column name types. If you want feature names to be stored and validated, "
+            "you must convert them all to strings, by using X.columns = X.columns.astype(str) for example. "
+            "Otherwise you can remove feature / column names from your input data, or convert them all to a "
+            "non-string data type."
+        )
     return [str(c) for c in names] if names and all(isinstance(c, str) for c in names) else None
 
 

@@ -23,6 +23,11 @@ class NonNumericDataError(DataError, TypeError):
     strings) and a TypeError (numpy raises one for objects such as dicts)."""
 
 
+class ColumnNamesError(DataError, TypeError):
+    """A DataFrame's column names mix strings with other types. A TypeError, as
+    scikit-learn raises, and a ValueError like every other DataError."""
+
+
 class SparseDataError(DataError, TypeError):
     """X is a sparse matrix. A TypeError, as scikit-learn raises, and a ValueError like
     every other DataError."""
