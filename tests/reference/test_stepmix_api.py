@@ -544,6 +544,17 @@ def test_a_one_step_covariate_fit_leaves_stepmixs_class_weights():
     np.testing.assert_allclose(ours.weights_, ref.weights_, atol=1e-4)  # the measurement fit's were 0.09 apart
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=5e-4)
     assert ours.score(X) == pytest.approx(ref.score(X), abs=1e-5)
+    # given Z, the structural model's own weights: setting StepMix's in place moved
+    # predict_proba(X, Z) by up to 0.1 and score(X, Z) above the fit's own lower bound
+    assert ours.score(X, Z) == pytest.approx(ours.lower_bound_, abs=1e-9)
+    assert ours.score(X, Z) == pytest.approx(ref.score(X, Z), abs=1e-6)
+    assert ours.bic(X, Z) == pytest.approx(ref.bic(X, Z), rel=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(X, Z), ref.predict_proba(X, Z), atol=5e-4)
+    before, weights = ours.predict_proba(X, Z), ours.weights_.copy()
+    ours.permute_classes([2, 0, 1])
+    np.testing.assert_allclose(ours.predict_proba(X, Z), before[:, [2, 0, 1]], atol=1e-12)
+    np.testing.assert_allclose(ours.weights_, weights[[2, 0, 1]], atol=1e-15)
+    assert ours.score(X, Z) == pytest.approx(ours.lower_bound_, abs=1e-9)
 
 
 @pytest.mark.parametrize("structural", ["gaussian_nan", "gaussian_unit_nan"])
