@@ -584,3 +584,21 @@ def test_stepmixs_small_conventions(data, capsys):
     for cls in (stepmix.StepMix, bigem.StepMix):
         with pytest.raises(ValueError, match=r"progress_bar value 3 not recognized. Choose from \[0, 1, 2\]"):
             cls(K, progress_bar=3, verbose=0).fit(X)
+
+
+def test_a_fit_that_did_not_converge_warns_in_stepmixs_words(data):
+    """bigem's StepMix warned with scikit-learn's text, which advises ``tol``, a parameter
+    StepMix does not take, and pointed inside bigem; now StepMix's text at the caller."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    _, _, X = data
+    texts = []
+    for make in (stepmix.StepMix, bigem.StepMix):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            make(K, measurement="bernoulli", max_iter=2, random_state=0, progress_bar=0, verbose=0).fit(X)
+        ours = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+        assert len(ours) == 1
+        texts.append(str(ours[0].message))
+    assert texts[1] == texts[0] and "abs_tol, rel_tol" in texts[1]
+    assert ours[0].filename == __file__

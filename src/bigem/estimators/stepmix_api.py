@@ -8,6 +8,8 @@ families; what bigem has no counterpart for is a ParameterError that says so.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,10 +251,12 @@ class StepMix(EstimatorBase):
                                  "abs_tol")
         measurement = self._measurement_model(s)
         if Y is None:
-            self._mm, self._sm = measurement.fit(X, sample_weight=sample_weight), None
+            with _stepmix_words():
+                self._mm, self._sm = measurement.fit(X, sample_weight=sample_weight), None
             run = self._mm
         else:
-            self._sm = self._structural_model(s, measurement).fit(X, Y, sample_weight=sample_weight)
+            with _stepmix_words():
+                self._sm = self._structural_model(s, measurement).fit(X, Y, sample_weight=sample_weight)
             self._mm = self._sm.measurement_
             run = self._sm if np.isfinite(self._sm.lower_bound_) else self._mm  # naive and BCH do no EM
             self.structural_in_ = len(self._sm.families_)
@@ -1099,3 +1103,25 @@ def _report(model, X, Y, sample_weight) -> list[str]:
               f"    Entropy                       : {model.entropy(X, Y):.4f}",
               f"    Scaled Relative Entropy       : {model.relative_entropy(X, Y):.4f}"]
     return lines
+
+
+# StepMix's words when the best start did not converge (bigem's fits use scikit-learn's)
+_NOT_CONVERGED = ("Initializations did not converge. Try different init parameters, or increase max_iter, abs_tol, "
+                  "rel_tol or check for degenerate data.")
+
+
+@contextlib.contextmanager
+def _stepmix_words():
+    """The fit's warnings as StepMix gives them: its ConvergenceWarning in StepMix's words
+    (which name its parameters, abs_tol and rel_tol, not tol), pointing at the caller of
+    ``StepMix.fit``; every other warning as it was."""
+    from .._core.errors import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning) and str(w.message).startswith("Best performing initialization"):
+            warnings.warn(_NOT_CONVERGED, w.category, stacklevel=4)  # past this manager and fit
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
