@@ -1,5 +1,5 @@
 """HMMs on the Dask engine: the local fit's answer to 1e-8 in float64 for every emission,
-sequences kept whole across partitions (a sequence_column's runs that straddle
+sequences longer than a batch cut into pieces across partitions, shorter ones kept whole (a sequence_column's runs that straddle
 partitions, a dask array cut mid-sequence), inference on the workers, a worker killed
 mid-fit, checkpoints resumed on Dask, and bad sequence ids named.
 
@@ -172,6 +172,58 @@ def test_a_dask_array_cut_mid_sequence_is_realigned_to_whole_sequences(client):
     long = [700, 100]
     local = make().fit(X, long)
     _assert_same_fit(make(engine="dask", client=client).fit(da.from_array(X, chunks=(90, 2)), long), local, fitted)
+
+
+PIECES = [1900, 1, 700, 150, 2250]  # batches of 100 rows: three sequences cut into pieces
+CUT = 27_200  # memory_budget: 100 rows a batch (272 bytes a row: 3 states, 2 features, float64)
+
+
+@pytest.mark.parametrize("case", ["gaussian-full", "categorical", "gmm", "multinomial"])
+def test_sequences_longer_than_a_batch_are_cut_into_pieces_across_partitions(client, case):
+    """Dask kept every sequence whole in one partition, so one sequence longer than a
+    worker's memory could not be fitted. Its pieces now spread over partitions and are
+    linked as in this process (bigem.models.hmm_pieces): the fit and inference equal the
+    local engine's, and the sequences held whole, to rounding."""
+    make, data, fitted = CASES[case]
+    X = data(PIECES)
+    local = make(memory_budget=CUT).fit(X, PIECES)
+    whole = make(memory_budget=1 << 30).fit(X, PIECES)
+    arrays = {"in memory": X, "a dask array cut mid-piece": da.from_array(X, chunks=(333, X.shape[1]))}
+    for what, given in arrays.items():
+        dist = make(engine="dask", client=client, memory_budget=CUT).fit(given, PIECES)
+        _assert_same_fit(dist, local, fitted)
+        _assert_same_fit(dist, whole, fitted, rtol=1e-7)
+        assert dist.score(given, PIECES) == pytest.approx(whole.score(X, PIECES), rel=1e-10), what
+        np.testing.assert_allclose(dist.predict_proba(given, PIECES), whole.predict_proba(X, PIECES), atol=1e-9)
+        lp, path = dist.decode(given, PIECES)
+        assert lp == pytest.approx(whole.decode(X, PIECES)[0], rel=1e-10)
+        if case != "categorical":  # (its symbols give exactly tied best paths: lp says this is one of them)
+            np.testing.assert_array_equal(path, local.decode(X, PIECES)[1])
+    from bigem.estimators.hmm import _engine
+
+    s = dist._settings()
+    with _engine(s) as engine:  # the fit's source: pieces of a batch each, no partition beyond a batch's rows
+        source = dist._open(X, PIECES, s, fitting=True, engine=engine)
+    n = int(np.sum(-(-np.asarray(PIECES) // source.rows_per_batch) * (np.asarray(PIECES) > source.rows_per_batch)))
+    assert source.rows_per_batch < 1900 and source.pieces is not None and source.pieces.n_pieces == n
+    assert {b[4] for b in source.batches} == set(range(-1, n)) and max(b[3] - b[2] for b in source.batches) <= \
+        source.rows_per_batch
+
+
+def test_the_partitions_of_cut_sequences_start_at_sequence_or_piece_starts(client):
+    from bigem.sources.dask_sequences import sequence_aligned
+    from bigem.sources.sequences import partition_starts
+
+    X = _gaussian(PIECES)
+    allowed = set(partition_starts(np.asarray(PIECES), 100).tolist())
+    starts = set(np.cumsum([0] + PIECES).tolist())
+    assert len(allowed - starts) == 18 + 6 + 1 + 22  # the pieces' inner starts
+    for given in (X, da.from_array(X, chunks=(333, 2))):
+        aligned, _, _ = sequence_aligned(given, PIECES, None, None, client, parts=8, batch_rows=lambda d: 100)
+        cuts = set(np.cumsum((0,) + aligned.chunks[0]).tolist())
+        assert cuts <= allowed and cuts - starts  # some partitions start within a sequence, at a piece
+        whole, _, _ = sequence_aligned(given, PIECES, None, None, client, parts=8)  # no cutting: whole sequences
+        assert set(np.cumsum((0,) + whole.chunks[0]).tolist()) <= starts
 
 
 def test_a_sequence_id_that_comes_back_in_another_partition_is_named_with_the_fix(client):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -204,14 +205,15 @@ COMMON_DOC = """
 ENGINE_DOC = """
     engine : {'local', 'dask', 'torch'}, default='local'
         'local': this process. 'dask': a Dask cluster: the rows are partitioned at
-        sequence boundaries (a sequence that straddles two partitions of a Dask
+        sequence boundaries, and at the boundaries of the pieces of a sequence longer
+        than a batch (a sequence or piece that straddles two partitions of a Dask
         collection is moved whole into one), each worker runs forward-backward on its
         partitions' sequences, and the statistics are summed as a tree; fit, score,
         aic/bic, predict, predict_proba, decode and score_samples all run there. X may be
         a Dask array or DataFrame, Parquet/CSV paths read by the workers, or an
         in-memory array. 'torch': one of a torch.distributed group of processes
         (launched by torchrun; NCCL on GPUs, gloo on CPUs), each reading its own share of
-        whole sequences; every process must call ``fit`` on the same X. Either way the
+        whole sequences (and pieces); every process must call ``fit`` on the same X. Either way the
         fit (its log-likelihood, or lower bound, and its parameters) equals the local
         fit's to rounding.
     client : distributed.Client, str or None, default=None
@@ -355,8 +357,9 @@ class _BaseHMM(EstimatorBase, ABC):
                 "both lengths and sequence_column were given; pass one: the lengths of the sequences, "
                 "or the column whose runs of equal ids are the sequences"
             )
+        cut = cut and (self._fit_cuts_sequences or not fitting)
         if s.engine == "dask":
-            return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine)
+            return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine, cut)
         if sequence_column is not None:
             lengths, others = sequence_lengths(X, sequence_column)
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
@@ -371,8 +374,7 @@ class _BaseHMM(EstimatorBase, ABC):
         batch = self._rows_per_batch(s, rows.n_features)
         rows.read_in(max(1, min(batch, rows.n_rows)))  # file sources read about one batch per chunk
         check = self._row_check(s, fitting)
-        return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch,
-                               cut=cut and (self._fit_cuts_sequences or not fitting))
+        return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch, cut=cut)
 
     def _missing(self, s) -> str | None:
         """How the rows' source reads gaps: ``missing_values``, or None for an HMM that
@@ -399,24 +401,27 @@ class _BaseHMM(EstimatorBase, ABC):
         per_row = (torch.finfo(s.dtype).bits // 8) * (6 * s.n_components + 3 * n_features + 4) + 48
         return max(1, s.memory_budget // per_row)
 
-    def _open_dask(self, X, lengths, s, columns, sequence_column, fitting: bool, engine):
-        """Whole sequences in partitions on ``engine``'s cluster, held in the workers'
-        memory when they fit (see ``DaskEngine.persist``); the emission's value checks run
-        once, where the partitions live."""
+    def _open_dask(self, X, lengths, s, columns, sequence_column, fitting: bool, engine, cut: bool):
+        """Whole sequences, and the pieces of those longer than a batch where ``cut``, in
+        partitions on ``engine``'s cluster, held in the workers' memory when they fit (see
+        ``DaskEngine.persist``); the emission's value checks run once, where the
+        partitions live."""
         from ..sources.dask import open_dask_source
         from ..sources.dask_sequences import DaskSequences, coalesced, sequence_aligned
 
         client = engine.client
         threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-        aligned, lens, names = sequence_aligned(X, lengths, sequence_column, columns, client, threads)
-        aligned = coalesced(aligned, lens, threads, self._rows_per_batch(s, int(aligned.shape[1])))
+        batch_rows = functools.partial(self._rows_per_batch, s)
+        aligned, lens, names = sequence_aligned(X, lengths, sequence_column, columns, client, threads,
+                                                batch_rows if cut else None)
+        aligned = coalesced(aligned, lens, threads, batch_rows(int(aligned.shape[1])), cut)
         emission = self._emission(s, getattr(self, "n_features", None))
         rows = open_dask_source(aligned, client=client, dtype=emission.row_dtype, device=s.device,
                                 memory_budget=s.memory_budget, shift=self._shift(emission, s, fitting),
                                 missing_values=self._missing(s), every_column=fitting)
         rows.feature_names = names
         held = engine.persist(rows)
-        source = DaskSequences(held, lens, self._rows_per_batch(s, rows.n_features))
+        source = DaskSequences(held, lens, batch_rows(rows.n_features), cut)
         check = self._row_check(s, fitting)
         if check is not None:
             source.check(check)

@@ -1,15 +1,20 @@
-"""Sequences for hidden Markov models on a Dask cluster: partitions of whole sequences.
+"""Sequences for hidden Markov models on a Dask cluster: partitions of whole sequences,
+and of the pieces of sequences longer than a batch.
 
-An HMM's E-step needs every sequence whole, so the rows are first re-partitioned at
-sequence boundaries (:func:`sequence_aligned`): an in-memory X is cut into balanced
-partitions at sequence starts; a Dask collection keeps its partitioning, each boundary
-moved to the nearest sequence start, so the rows of a sequence that straddles two
-partitions are brought together by Dask (a rechunk) on the workers. With a Dask
-DataFrame and a ``sequence_column``, the workers first send the runs of equal ids of
-their partitions (one id and one count per run), from which the client learns the
-lengths, and checks that no id comes back after another. Then :class:`DaskSequences`
-gives each partition its sequences' lengths, and its reader cuts a partition into
-batches of whole sequences where it lives. Dask is imported lazily.
+An HMM's E-step needs every sequence whole, or cut into the pieces that
+:mod:`bigem.models.hmm_pieces` links (as in this process: see
+:class:`~bigem.sources.sequences.SequenceBatches`). So the rows are first
+re-partitioned where a part may start (:func:`sequence_aligned`): at sequence starts,
+and, where sequences are cut, at piece starts. An in-memory X is cut into balanced
+partitions there; a Dask collection keeps its partitioning, each boundary moved to the
+nearest such row, so the rows of a sequence (or piece) that straddles two partitions
+are brought together by Dask (a rechunk) on the workers. A sequence longer than a
+worker's memory is thus spread over partitions piece by piece. With a Dask DataFrame
+and a ``sequence_column``, the workers first send the runs of equal ids of their
+partitions (one id and one count per run), from which the client learns the lengths,
+and checks that no id comes back after another. Then :class:`DaskSequences` gives each
+partition its batches (whole sequences, or one piece each), and its reader cuts the
+partition into them where it lives. Dask is imported lazily.
 """
 
 from __future__ import annotations
@@ -26,20 +31,23 @@ from .._core.errors import DataError
 from .._core.types import SequenceChunk
 from .dask import (DaskSource, _check_numeric, _paths, _read_files, is_dask_collection, stream_partitions)
 from .parts import balanced_cuts
-from .sequences import batch_cuts, check_lengths, id_runs, lengths_from_runs
+from .sequences import (Pieces, batch_layout, check_lengths, id_runs, lengths_from_runs, outputs_sequence,
+                        partition_starts, piece_chunk)
 
 ROWS_PER_PARTITION = 1_000_000  # an in-memory X is cut into partitions of about this many rows at most
 
 
 def sequence_aligned(X, lengths, sequence_column: str | None, columns: list[str] | None, client,
-                     parts: int) -> tuple[object, np.ndarray, list[str] | None]:
-    """(a dask array of X's feature rows whose partitions hold whole sequences, the
-    lengths as int64, the feature names or None).
+                     parts: int, batch_rows=None) -> tuple[object, np.ndarray, list[str] | None]:
+    """(a dask array of X's feature rows whose partitions hold whole sequences or whole
+    pieces, the lengths as int64, the feature names or None).
 
     X: a dask array or DataFrame, Parquet/CSV path(s) (read by the workers), or an
     in-memory array (cut into ``parts`` partitions, or more of at most
     ``ROWS_PER_PARTITION`` rows each). ``lengths`` or ``sequence_column`` (a column of a
-    DataFrame) give the sequences; neither: X is one sequence."""
+    DataFrame) give the sequences; neither: X is one sequence. ``batch_rows``: the rows
+    of a batch given the number of features, where sequences longer than a batch are
+    cut into pieces (None: every sequence is kept whole in one partition)."""
     from .inputs import Files
 
     name = "X"
@@ -60,7 +68,7 @@ def sequence_aligned(X, lengths, sequence_column: str | None, columns: list[str]
             "files with a header, or pass lengths= instead"
         )
     if not is_dask_collection(X):
-        return _in_memory(X, lengths, sequence_column, columns, parts)
+        return _in_memory(X, lengths, sequence_column, columns, parts, batch_rows)
     names = None
     sizes: list[int] | bool = True
     if frame:
@@ -96,18 +104,20 @@ def sequence_aligned(X, lengths, sequence_column: str | None, columns: list[str]
         X = X.compute_chunk_sizes()
     n = int(X.shape[0])
     lens = check_lengths(lengths, n, name)
-    starts = np.concatenate([[0], np.cumsum(lens)])
+    starts = partition_starts(lens, None if batch_rows is None else batch_rows(int(X.shape[1])))
     cuts = _snapped(np.cumsum((0,) + tuple(int(c) for c in X.chunks[0])), starts)
     sizes = tuple(int(b - a) for a, b in zip(cuts, cuts[1:]))
     if sizes != tuple(X.chunks[0]) or len(X.chunks[1]) > 1:
-        X = X.rechunk({0: sizes, 1: -1})  # Dask moves the rows of a straddling sequence to one partition
+        X = X.rechunk({0: sizes, 1: -1})  # Dask moves the rows of a straddling sequence (or piece) to one partition
     return X, lens, names
 
 
-def coalesced(X, lengths: np.ndarray, threads: int, rows_per_batch: int):
-    """X (a dask array cut at sequence starts) in fewer, larger partitions when it has
-    more than its work needs: a multiple of ``threads`` partitions, each within one batch
-    of ``rows_per_batch`` rows where the rows allow, cut at sequence starts.
+def coalesced(X, lengths: np.ndarray, threads: int, rows_per_batch: int, cut: bool = False):
+    """X (a dask array cut where parts may start: see :func:`sequence_aligned`) in fewer,
+    larger partitions when it has more than its work needs: a multiple of ``threads``
+    partitions, each within one batch of ``rows_per_batch`` rows where the rows allow,
+    cut at sequence starts (and, with ``cut``, at the starts of the pieces of sequences
+    longer than a batch).
 
     Forward-backward steps through time in Python once per batch, so a worker pays that
     fixed cost once per partition it holds: eight partitions of 125k rows on two
@@ -119,13 +129,14 @@ def coalesced(X, lengths: np.ndarray, threads: int, rows_per_batch: int):
     want = threads * -(-n // (threads * max(1, int(rows_per_batch))))
     if have <= want:
         return X
-    cuts = balanced_cuts(n, want, np.concatenate([[0], np.cumsum(lengths)]).tolist())
+    cuts = balanced_cuts(n, want, partition_starts(lengths, rows_per_batch if cut else None).tolist())
     sizes = tuple(b - a for a, b in zip(cuts, cuts[1:]) if b > a)
     return X.rechunk({0: sizes})
 
 
-def _in_memory(X, lengths, sequence_column, columns, parts: int):
-    """An in-memory X as a dask array cut at sequence starts into balanced partitions."""
+def _in_memory(X, lengths, sequence_column, columns, parts: int, batch_rows=None):
+    """An in-memory X as a dask array cut into balanced partitions where parts may start
+    (sequence starts; piece starts where ``batch_rows`` cuts sequences)."""
     import dask.array as da
 
     from .inputs import sequence_lengths
@@ -152,14 +163,15 @@ def _in_memory(X, lengths, sequence_column, columns, parts: int):
                         "X.reshape(-1, 1) for one feature")
     lens = check_lengths(lengths, x.shape[0])
     count = max(1, parts, -(-x.shape[0] // ROWS_PER_PARTITION))
-    cuts = balanced_cuts(x.shape[0], count, np.concatenate([[0], np.cumsum(lens)]).tolist())
+    starts = partition_starts(lens, None if batch_rows is None else batch_rows(int(x.shape[1])))
+    cuts = balanced_cuts(x.shape[0], count, starts.tolist())
     sizes = tuple(b - a for a, b in zip(cuts, cuts[1:]) if b > a)
     return da.from_array(x, chunks=(sizes, -1)), lens, names
 
 
 def _snapped(boundaries: np.ndarray, starts: np.ndarray) -> list[int]:
-    """Partition boundaries moved each to the nearest sequence start (the lower on a
-    tie); repeated ones merge, so no partition is empty."""
+    """Partition boundaries moved each to the nearest of ``starts`` (where a part may
+    start; the lower on a tie); repeated ones merge, so no partition is empty."""
     n = int(starts[-1])
     cuts = {0, n}
     for b in boundaries[1:-1]:
@@ -198,29 +210,51 @@ def _lengths_from_column(X, column: str, client, name: str) -> tuple[np.ndarray,
     return lengths, sizes
 
 
-def _sequence_part(block, lengths: np.ndarray, first_sequence: int) -> tuple:
-    """Runs on a worker: a partition's rows with its sequences' lengths."""
-    return block, lengths, first_sequence
+def _sequence_part(block, batches: list, pieces: Pieces | None) -> tuple:
+    """Runs on a worker: a partition's rows with its batches and the data set's pieces."""
+    return block, batches, pieces
 
 
 @dataclass(frozen=True, slots=True)
 class SequenceReader:
-    """Runs on a worker: a partition (rows, lengths, first sequence) -> batches of whole
-    sequences of about ``rows_per_batch`` rows, as :class:`~bigem.sources.sequences.SequenceBatches`
-    cuts them."""
+    """Runs on a worker: a partition (rows, batches, pieces) -> its batches of whole
+    sequences of about ``rows_per_batch`` rows, or pieces, as
+    :class:`~bigem.sources.sequences.SequenceBatches` cuts them. A batch: (lengths of its
+    sequences, first row and stop within the partition, first sequence in the data set,
+    piece or -1)."""
 
     dtype: torch.dtype
     device: str
     rows_per_batch: int
 
     def __call__(self, part, row_start: int) -> Iterator[SequenceChunk]:
-        block, lengths, first_sequence = part
+        block, batches, pieces = part
         x = torch.from_numpy(np.asarray(block)).to(device=self.device, dtype=self.dtype).contiguous()
-        lens = torch.from_numpy(np.asarray(lengths, dtype=np.int64))
-        starts = np.concatenate([[0], np.cumsum(lengths)])
-        for s0, s1 in batch_cuts(lengths, self.rows_per_batch):
-            r0, r1 = int(starts[s0]), int(starts[s1])
-            yield SequenceChunk(x[r0:r1], lens[s0:s1], row_start + r0, first_sequence + s0)
+        for lengths, r0, r1, first_sequence, piece in batches:
+            yield piece_chunk(x[r0:r1], torch.from_numpy(lengths), row_start + r0, first_sequence, piece, pieces)
+
+
+def _partition_batches(lengths: np.ndarray, rows_per_batch: int, pieces: Pieces | None,
+                       bounds: list[int]) -> list[list[tuple[int, int, int, int, int]]]:
+    """Each partition's batches (:func:`~bigem.sources.sequences.batch_layout`, rows and
+    sequences counted in the data set) between consecutive ``bounds`` (the partitions'
+    first rows, then the rows' count): the data set's batches, a batch of whole
+    sequences split where a partition starts within it."""
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    parts: list[list] = [[] for _ in bounds[:-1]]
+    j = 0
+    for s0, s1, r0, r1, piece in batch_layout(lengths, rows_per_batch, pieces):
+        while r0 < r1:
+            while bounds[j + 1] <= r0:
+                j += 1
+            stop = min(r1, bounds[j + 1])
+            a, b = int(np.searchsorted(starts, r0)), int(np.searchsorted(starts, stop))
+            if piece >= 0 and stop != r1 or piece < 0 and (starts[a] != r0 or starts[b] != stop):
+                # sequence_aligned cuts the partitions where a part may start
+                raise AssertionError("the partitions were not cut at sequence or piece boundaries")
+            parts[j].append((s0, s1, r0, r1, piece) if piece >= 0 else (a, b, r0, stop, -1))
+            r0 = stop
+    return parts
 
 
 def _checked(block, row_start: int, reader, check) -> None:
@@ -230,20 +264,24 @@ def _checked(block, row_start: int, reader, check) -> None:
 
 
 class DaskSequences:
-    """Whole sequences in partitions held by a Dask cluster's workers; satisfies
+    """Whole sequences, and the pieces of sequences longer than a batch (unless ``cut``
+    is False), in partitions held by a Dask cluster's workers; satisfies
     ``Partitioned`` (the engine maps the E-step over partitions) and ``SequenceSource``.
     ``rows`` is the row source of the same partitions (first passes: the rows' summary,
-    k-means)."""
+    k-means); ``pieces`` as :class:`~bigem.sources.sequences.SequenceBatches`'s."""
 
     weight: Tensor | None = None
     weighted = False
     decodes = False  # the workers decode; this process only computes
 
-    def __init__(self, rows: DaskSource, lengths: np.ndarray, rows_per_batch: int) -> None:
+    def __init__(self, rows: DaskSource, lengths: np.ndarray, rows_per_batch: int, cut: bool = False) -> None:
         from dask import delayed
 
+        from .sequences import cut_pieces
+
         self.rows = rows
-        self.lengths = torch.from_numpy(np.asarray(lengths, dtype=np.int64))
+        lengths = np.asarray(lengths, dtype=np.int64)
+        self.lengths = torch.from_numpy(lengths)
         self.n_rows, self.n_features = rows.n_rows, rows.n_features
         self.n_sequences = int(self.lengths.shape[0])
         self.feature_names = rows.feature_names
@@ -252,16 +290,21 @@ class DaskSequences:
         self.device = rows.reader.device
         self.rows_per_batch = rows_per_batch
         self.reader = SequenceReader(rows.reader.dtype, rows.reader.device, rows_per_batch)
-        starts = np.concatenate([[0], np.cumsum(self.lengths.numpy())])
-        bounds = list(rows.row_starts) + [rows.n_rows]
-        firsts = np.searchsorted(starts, bounds)
-        if not np.array_equal(starts[firsts], bounds):
-            raise AssertionError("the partitions were not cut at sequence boundaries")  # sequence_aligned cuts them
+        self.pieces = cut_pieces(lengths, rows_per_batch) if cut else None
         self.row_starts = list(rows.row_starts)
+        parts = _partition_batches(lengths, rows_per_batch, self.pieces, self.row_starts + [rows.n_rows])
+        self.batches = [b for part in parts for b in part]  # (s0, s1, r0, r1, piece) in the data set
         self.partitions = [
-            delayed(_sequence_part, pure=True)(p, self.lengths.numpy()[a:b], int(a))
-            for p, a, b in zip(rows.partitions, firsts[:-1], firsts[1:])
+            delayed(_sequence_part, pure=True)(p, [(lengths[s0:s1] if piece < 0 else np.zeros(0, np.int64),
+                                                    r0 - start, r1 - start, s0, piece)
+                                                   for s0, s1, r0, r1, piece in part], self.pieces)
+            for p, start, part in zip(rows.partitions, self.row_starts, parts)
         ]
+
+    def sequence_of_outputs(self) -> np.ndarray:
+        """The sequence of each per-sequence output of the batches in order (see
+        :meth:`SequenceBatches.sequence_of_outputs`)."""
+        return outputs_sequence(self.batches)
 
     def check(self, check) -> None:
         """``check(chunk)`` on every chunk of rows, where the partitions live (the first

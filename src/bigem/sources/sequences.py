@@ -86,6 +86,24 @@ def piece_counts(lengths: np.ndarray, rows_per_batch: int) -> np.ndarray:
     return np.where(lengths > rows_per_batch, -(-lengths // max(1, rows_per_batch)), 0)
 
 
+def cut_pieces(lengths: np.ndarray, rows_per_batch: int) -> Pieces | None:
+    """The pieces of the sequences longer than a batch; None where none is."""
+    counts = piece_counts(lengths, rows_per_batch)
+    return Pieces(counts) if counts.any() else None
+
+
+def partition_starts(lengths: np.ndarray, rows_per_batch: int | None) -> np.ndarray:
+    """Rows where a part of the data set may start (int64, sorted, 0 and the rows'
+    count included): every sequence's first row, and where sequences are cut
+    (``rows_per_batch`` not None), every piece's."""
+    starts = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))])
+    pieces = None if rows_per_batch is None else cut_pieces(lengths, rows_per_batch)
+    if pieces is None:
+        return starts
+    inner = [r0 for _, _, r0, _, p in batch_layout(lengths, rows_per_batch, pieces) if p >= 0]
+    return np.union1d(starts, np.asarray(inner, dtype=np.int64))
+
+
 class Pieces:
     """Where the pieces of a data set's cut sequences lie: ``first`` (P,) bool, the
     pieces that start a sequence; ``sequence`` (P,), each piece's sequence. Every
@@ -101,6 +119,45 @@ class Pieces:
     @property
     def n_pieces(self) -> int:
         return len(self.sequence)
+
+
+def batch_layout(lengths: np.ndarray, rows_per_batch: int, pieces: Pieces | None,
+                 first_sequence: int = 0) -> list[tuple[int, int, int, int, int]]:
+    """(first sequence, stop, first row, stop row, piece or -1) of each batch of the
+    sequences ``lengths`` (the data set's from ``first_sequence`` on; rows and sequences
+    counted from theirs): whole sequences by :func:`batch_cuts`, and each sequence that
+    ``pieces`` cuts in near-equal pieces, a batch each."""
+    starts = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))])
+    out = []
+    for s0, s1 in batch_cuts(lengths, rows_per_batch):
+        r0, r1 = int(starts[s0]), int(starts[s1])
+        n = 0 if pieces is None or s1 - s0 != 1 else int(pieces.counts[first_sequence + s0])
+        if not n:
+            out.append((s0, s1, r0, r1, -1))
+            continue
+        base = int(pieces.offset[first_sequence + s0])
+        cuts = [r0 + j * (r1 - r0) // n for j in range(n + 1)]  # near-equal pieces
+        out.extend((s0, s1, a, b, base + j) for j, (a, b) in enumerate(zip(cuts, cuts[1:])))
+    return out
+
+
+def outputs_sequence(batches: list[tuple[int, int, int, int, int]]) -> np.ndarray:
+    """The sequence of each per-sequence output of ``batches`` (:func:`batch_layout`) in
+    order: a piece gives one for its sequence, which its other pieces share."""
+    return np.concatenate([np.arange(s0, s1) if p < 0 else np.asarray([s0]) for s0, s1, _, _, p in batches]
+                          or [np.zeros(0, dtype=np.int64)])
+
+
+def piece_chunk(x: Tensor, lengths: Tensor, row_start: int, first_sequence: int, piece: int,
+                pieces: Pieces | None, extra=None) -> SequenceChunk:
+    """The chunk of one batch: whole sequences (``piece`` -1), or piece ``piece`` of a cut
+    sequence, flagged where it starts and ends its sequence."""
+    n_pieces = 0 if pieces is None else pieces.n_pieces
+    if piece < 0:
+        return SequenceChunk(x, lengths, row_start, first_sequence, n_pieces=n_pieces, extra=extra)
+    first, last = bool(pieces.first[piece]), piece + 1 == n_pieces or bool(pieces.first[piece + 1])
+    return SequenceChunk(x, torch.tensor([x.shape[0]], dtype=torch.int64), row_start, first_sequence, piece,
+                         n_pieces, first, last, extra)
 
 
 class SequenceBatches:
@@ -121,32 +178,14 @@ class SequenceBatches:
         self.cut = cut
         self.first_row, self.first_sequence = 0, first_sequence  # where a part's rows and sequences start in the whole
         lengths = np.asarray(lengths, dtype=np.int64)
-        if pieces is None and cut:
-            counts = piece_counts(lengths, rows_per_batch)
-            pieces = Pieces(counts) if counts.any() else None
-        self.pieces = pieces
+        self.pieces = cut_pieces(lengths, rows_per_batch) if pieces is None and cut else pieces
         self._starts = np.concatenate([[0], np.cumsum(lengths)])
-        self.batches = self._layout(lengths)
-
-    def _layout(self, lengths: np.ndarray) -> list[tuple[int, int, int, int, int]]:
-        """(first sequence, stop, first row, stop row, piece or -1) of each batch."""
-        out = []
-        for s0, s1 in batch_cuts(lengths, self.rows_per_batch):
-            r0, r1 = int(self._starts[s0]), int(self._starts[s1])
-            n = 0 if self.pieces is None or s1 - s0 != 1 else int(self.pieces.counts[self.first_sequence + s0])
-            if not n:
-                out.append((s0, s1, r0, r1, -1))
-                continue
-            base = int(self.pieces.offset[self.first_sequence + s0])
-            cuts = [r0 + j * (r1 - r0) // n for j in range(n + 1)]  # near-equal pieces
-            out.extend((s0, s1, a, b, base + j) for j, (a, b) in enumerate(zip(cuts, cuts[1:])))
-        return out
+        self.batches = batch_layout(lengths, rows_per_batch, self.pieces, first_sequence)
 
     def sequence_of_outputs(self) -> np.ndarray:
         """The sequence (in this source) of each per-sequence output of its batches in
         order: a piece gives one for its sequence, which its other pieces share."""
-        return np.concatenate([np.arange(s0, s1) if p < 0 else np.asarray([s0]) for s0, s1, _, _, p in self.batches]
-                              or [np.zeros(0, dtype=np.int64)])
+        return outputs_sequence(self.batches)
 
     @property
     def decodes(self) -> bool:
@@ -158,7 +197,6 @@ class SequenceBatches:
         extras: list[dict] = []  # the buffered rows' columns carried to outputs (an id column)
         have_from, have = 0, 0  # first buffered row, rows buffered
         it = iter(self.rows.chunks())
-        n_pieces = 0 if self.pieces is None else self.pieces.n_pieces
         for s0, s1, r0, r1, piece in self.batches:
             while have_from + have < r1:
                 chunk = next(it)
@@ -176,13 +214,8 @@ class SequenceBatches:
                 extras = [{k: v[r1 - have_from :] for k, v in joined.items()}] if rest.shape[0] else []
             pieces = [rest] if rest.shape[0] else []
             have_from, have = r1, int(rest.shape[0])
-            if piece < 0:
-                yield SequenceChunk(batch, self.lengths[s0:s1], self.first_row + r0, self.first_sequence + s0,
-                                    n_pieces=n_pieces, extra=extra)
-                continue
-            first, last = bool(self.pieces.first[piece]), piece + 1 == n_pieces or bool(self.pieces.first[piece + 1])
-            yield SequenceChunk(batch, torch.tensor([r1 - r0], dtype=torch.int64), self.first_row + r0,
-                                self.first_sequence + s0, piece, n_pieces, first, last, extra)
+            yield piece_chunk(batch, self.lengths[s0:s1], self.first_row + r0, self.first_sequence + s0, piece,
+                              self.pieces, extra)
         for _ in it:  # no rows are left: this lets the rows' pass end (its checks read once a pass, its cache)
             pass
 
