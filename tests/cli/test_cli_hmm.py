@@ -122,3 +122,38 @@ def test_sequence_options_are_refused_for_a_mixture(tmp_path, capsys):
     np.save(tmp_path / "x.npy", X)
     rc, out, err = run(capsys, "score", tmp_path / "g.bigem", tmp_path / "x.npy", "--lengths", tmp_path / "x.npy")
     assert rc == 2 and "--lengths applies to HMM models, but" in err and "holds a GaussianMixture; drop it" in err
+
+
+def test_an_hmm_fitted_on_named_columns_reads_them_again_by_name(model, capsys):
+    """An HMM fitted on some columns of a file forgot which: scoring or predicting on the
+    same file (an id column beside them) failed ("has 4 columns but the model was fitted
+    on 2") unless the columns were given again. Now feature_names_in_ keeps them, as
+    the mixtures do, in the model file too."""
+    est, X, _, tmp = model
+    cols = [f"f{j}" for j in range(X.shape[1])]
+    frame = pd.DataFrame({"event": np.arange(len(X))[::-1], "session": np.repeat(["s1", "s2", "s3"], LENGTHS),
+                          **dict(zip(cols, X.T))})
+    frame.to_parquet(tmp / "named.parquet")
+    kind = type(est)
+    named = kind(**KINDS[kind], random_state=0, n_iter=5).fit(tmp / "named.parquet", columns=cols,
+                                                               sequence_column="session")
+    assert list(named.feature_names_in_) == cols
+    plain = kind(**KINDS[kind], random_state=0, n_iter=5).fit(X, LENGTHS)
+    assert not hasattr(plain, "feature_names_in_")  # an array names no columns (hmmlearn's fit)
+    want = plain.predict(X, LENGTHS)
+    np.testing.assert_array_equal(named.predict(tmp / "named.parquet", sequence_column="session"), want)
+    np.testing.assert_array_equal(named.predict(frame[cols[::-1] + ["session"]], sequence_column="session"), want)
+    np.testing.assert_array_equal(named.predict(X, LENGTHS), want)  # an array: its columns in order
+    assert named.score(frame, sequence_column="session") == pytest.approx(plain.score(X, LENGTHS), rel=1e-6)
+    named.save(tmp / "named.bigem")
+    rc, out, err = run(capsys, "score", tmp / "named.bigem", tmp / "named.parquet", "--sequence-column", "session")
+    assert rc == 0, err
+    rc, _, err = run(capsys, "predict", tmp / "named.bigem", tmp / "named.parquet", "--sequence-column", "session",
+                     "-o", tmp / "states.csv", "--id-column", "event")
+    assert rc == 0, err
+    written = pd.read_csv(tmp / "states.csv")
+    np.testing.assert_array_equal(written["event"], frame["event"])
+    np.testing.assert_array_equal(written["state"], want)
+    from bigem import load
+
+    assert list(load(tmp / "named.bigem").feature_names_in_) == cols

@@ -527,7 +527,8 @@ def _sequences(est, args) -> tuple[object, object, list[str] | None, int]:
                             "pass --lengths FILE.npy instead")
         X = data_spec(args.data, **_csv(args))
         lengths, others = sequence_lengths(X, args.sequence_column)
-        columns = args.columns or others
+        fitted = getattr(est, "feature_names_in_", None)
+        columns = args.columns or (None if fitted is None else [str(n) for n in fitted]) or others
         _check_width(est, args.data, len(columns))
         return X, lengths, columns, int(lengths.sum())
     data = _model_data(est, args)

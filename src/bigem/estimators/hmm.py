@@ -57,6 +57,7 @@ from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, input_files, open_source, sequence_lengths
 from ..sources import identity
+from ..sources.inputs import feature_names_of, has_column_names
 from ..sources.arrays import Centre
 from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.sinks import Sink, check_output_path
@@ -358,6 +359,8 @@ class _BaseHMM(EstimatorBase, ABC):
                 "or the column whose runs of equal ids are the sequences"
             )
         cut = cut and (self._fit_cuts_sequences or not fitting)
+        if columns is None and not fitting:
+            columns = self._fitted_columns(X)
         if s.engine == "dask":
             return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine, cut)
         if sequence_column is not None:
@@ -451,7 +454,9 @@ class _BaseHMM(EstimatorBase, ABC):
             Rows of each sequence, summing to n_samples; None: X is one sequence.
         columns : list of str, default=None
             The feature columns of a DataFrame or of files (default: all columns but
-            ``sequence_column``).
+            ``sequence_column``). Columns read by name (files, a DataFrame's string
+            names) are kept in ``feature_names_in_``, and inference reads them by name
+            from X that names them (an array: its columns in order).
         sequence_column : str, default=None
             Instead of ``lengths``: the column of a DataFrame or of files holding a
             sequence id (strings or integers); each run of equal consecutive ids is one
@@ -549,6 +554,7 @@ class _BaseHMM(EstimatorBase, ABC):
             monitor.converged = result.converged
         self.monitor_ = monitor
         self.n_passes_ = result.n_iter
+        self._remember_names(source.feature_names)
         self._fit_end(model.translate(result.params, offset))
         self._last_step_from(model.translate(entering[0], offset))
         generator.settle()
@@ -564,6 +570,29 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def _fit_end(self, params) -> None:
         self._set_params(params)
+
+    def _remember_names(self, names) -> None:
+        """The fit's columns by name, where X named them (a DataFrame's string names,
+        files): ``feature_names_in_``, as the mixtures keep it; inference then reads those
+        columns from X that names them (:meth:`_fitted_columns`)."""
+        if names is not None:
+            self.feature_names_in_ = np.asarray([str(n) for n in names], dtype=object)
+        else:
+            self.__dict__.pop("feature_names_in_", None)
+
+    def _fitted_columns(self, X) -> list[str] | None:
+        """The columns inference reads where none are given: the fitted ones by name, from
+        files that name their columns (a missing one is named by the reader's error) and
+        from a DataFrame that has them all (an id column beside them, the sequence
+        column); None (X's columns in order, as hmmlearn reads them) otherwise."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            return None
+        names = [str(n) for n in names]
+        if has_column_names(X):
+            return names
+        have = feature_names_of(X)
+        return names if have is not None and set(names) <= set(have) else None
 
     def _last_step_from(self, params) -> None:
         """What a fit keeps of the parameters its last step started from (nothing here;
@@ -960,6 +989,8 @@ class _BaseHMM(EstimatorBase, ABC):
             "iter": int(monitor.iter) if monitor else 0,
             "converged": bool(monitor.converged) if monitor else False,
             "n_passes": int(getattr(self, "n_passes_", monitor.iter if monitor else 0)),
+            **({"feature_names_in_": [str(n) for n in self.feature_names_in_]}
+               if hasattr(self, "feature_names_in_") else {}),
         }
 
     def _restore(self, state: dict) -> None:
@@ -988,6 +1019,11 @@ class _BaseHMM(EstimatorBase, ABC):
         monitor.converged = stored.flag("converged", False)
         self.monitor_ = monitor
         self.n_passes_ = stored.count("n_passes", monitor.iter, high=_params.MAX_ITER)
+        names = stored.strings("feature_names_in_", None)
+        if names is not None and len(names) != self._columns():
+            raise ModelFileError(f"feature_names_in_ has {len(names)} names but the model reads {self._columns()} "
+                                 "columns; the file is damaged")
+        self._remember_names(names)
 
     def _check_scale(self, s, emission) -> None:
         """NumericalError when loaded emission parameters are beyond what float64 can carry
