@@ -81,3 +81,13 @@ def test_an_id_column_named_as_an_output_is_refused_and_nothing_is_written(tmp_p
     with pytest.raises(ParameterError, match="id_column='a' is also the name of an output column"):
         gm.impute(df, columns=["a", "b", "c"], out=tmp_path / "i.parquet", id_column="a")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "impute"])
+def test_an_id_column_without_out_is_refused(fitted, method):
+    """id_column goes beside outputs written to out=; without out it was ignored silently
+    (a misspelt one too), and the user got an array with no ids."""
+    gm, _, path = fitted
+    with pytest.raises(ValueError, match=r"id_column='key' names a column to write beside the outputs in out=, but "
+                                         r"out is None.*pass out='predictions.parquet' too, or drop id_column"):
+        getattr(gm, method)(path, id_column="key")

@@ -1182,6 +1182,7 @@ class _BaseMixture(EstimatorBase, ABC):
         return self._per_row(X, "label", columns, out, id_column)
 
     def _per_row(self, X, what: str, columns, out, id_column):
+        _ids_need_out(id_column, out)
         if is_dask_collection(X) and out is None:
             return self._lazy(X, what, columns)
         if out is not None:
@@ -1195,6 +1196,7 @@ class _BaseMixture(EstimatorBase, ABC):
         methods = ("mean", "sample")
         if method not in methods:
             raise ParameterError(f"method must be one of {list(methods)}; got {method!r}")
+        _ids_need_out(id_column, out)
         s = dataclasses.replace(self._inference_settings(), missing_values="fiml")
         seed = None
         if method == "sample":
@@ -1677,6 +1679,16 @@ def _check_positions(columns: list[str], fitted: list[str]) -> None:
             f"columns {columns} name the model's features at other positions ({', '.join(map(repr, moved))}): each "
             f"column is read as the feature at its position, and the model was fitted on {fitted}; pass "
             f"columns={fitted} (or no columns, which reads the fitted names)"
+        )
+
+
+def _ids_need_out(id_column, out) -> None:
+    """An id column goes beside outputs written to a file: without ``out`` it would be
+    ignored, so it is refused."""
+    if id_column is not None and out is None:
+        raise ParameterError(
+            f"id_column={str(id_column)!r} names a column to write beside the outputs in out=, but out is None (the "
+            "outputs are returned as an array, in X's row order); pass out='predictions.parquet' too, or drop id_column"
         )
 
 
