@@ -162,6 +162,15 @@ def test_messages_name_flags_not_keyword_arguments(events, tmp_path, capsys):
     assert "pass --columns naming the features" in err and "--id-column" in err and "columns=" not in err
     rc, _, err = run(capsys, "fit", d / "events.parquet", "-k", "2", "--columns", "x,nope", "-o", tmp_path / "n.bigem")
     assert rc == 2 and "the --columns you passed" in err and "columns=" not in err
+    # a missing id or weight column names its own flag (it said --columns)
+    rc, _, err = run(capsys, "fit", d / "events.parquet", "-k", "2", "--columns", "x,y", "--sample-weight", "nope",
+                     "-o", tmp_path / "n.bigem")
+    assert rc == 2 and "no column(s) ['nope']" in err and "the --sample-weight you passed" in err
+    assert not (tmp_path / "n.bigem").exists()
+    rc, _, _ = run(capsys, "fit", d / "events.parquet", "-k", "2", "--columns", "x,y", "-o", tmp_path / "m.bigem")
+    rc, _, err = run(capsys, "predict", tmp_path / "m.bigem", d / "events.parquet", "-o", tmp_path / "p.csv",
+                     "--id-column", "nope")
+    assert rc == 2 and "the --id-column you passed" in err and not (tmp_path / "p.csv").exists()
 
 
 @pytest.mark.parametrize("text, flags", [
@@ -178,6 +187,11 @@ def test_messages_name_flags_not_keyword_arguments(events, tmp_path, capsys):
     ("families={'g': 'categorical', 'n': 'poisson'} names", "--column-families g=categorical,n=poisson names"),
     ("missing_values='fiml' with init_params='hc'", "--missing fiml with --init hc"),
     ("n_components=3 exceeds", "-k 3 exceeds"),
+    # a list as a shell user types it (it was Python's ['x', 'y'], which the shell breaks up)
+    ("the model was fitted on ['x', 'y']; pass columns=['x', 'y'] (or no columns",
+     "the model was fitted on ['x', 'y']; pass --columns x,y (or no columns"),
+    ("requested but CUDA is not available here; use device='cpu'", "requested but CUDA is not available here; use "
+                                                                    "--device cpu"),
 ])
 def test_keyword_arguments_in_flags(text, flags):
     assert in_flags(text) == flags

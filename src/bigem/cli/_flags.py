@@ -35,8 +35,12 @@ _FLAGS = (
     (r"\bmissing_values=(['\"])(\w+)\1", r"--missing \2"),
     (r"\binit_params=(['\"])([\w+-]+)\1", r"--init \2"),
     (r"\bn_components=(?=\d)", "-k "),
+    (r"\bdevice=(['\"])(\w+)\1", r"--device \2"),
 )
 _FAMILIES = re.compile(r"\bfamilies=\{([^{}]*)\}")
+# a list of names after --columns, as Python prints it: ``--columns ['x', 'y']``
+_LISTED = re.compile(r"(--columns )\[((?:\s*(['\"])[^'\"]*\3\s*,?)+)\]")
+_NAME = re.compile(r"(['\"])(.*?)\1")
 _PAIR = re.compile(r"(['\"])(.*?)\1\s*:\s*(['\"])(.*?)\3")
 
 
@@ -44,5 +48,6 @@ def in_flags(text: str) -> str:
     """``text`` with the library's keyword arguments written as command-line flags."""
     for pattern, flag in _FLAGS:
         text = re.sub(pattern, flag, text)
+    text = _LISTED.sub(lambda m: m.group(1) + ",".join(n for _, n in _NAME.findall(m.group(2))), text)
     return _FAMILIES.sub(lambda m: "--column-families " + ",".join(
         f"{p[1]}={p[3]}" for p in _PAIR.findall(m.group(1))), text)

@@ -476,9 +476,17 @@ class TableSource(CutByRows):
         if missing:
             raise DataError(
                 f"{reader.path}: no column(s) {missing}; the file has {names}. "
-                "Check the spelling (names are case-sensitive) or the columns= you passed"
+                f"Check the spelling (names are case-sensitive) or the {self._asked_by(missing)} you passed"
             )
         check_unique(reader.path, names, wanted)
+
+    def _asked_by(self, missing: list[str]) -> str:
+        """The arguments that named the ``missing`` columns, for a message (``columns=``
+        for the features; an id, weight or label column by its own argument)."""
+        roles = [(self.feature_names, "columns="), (self.keep, "id_column="), (self._weight_columns, "sample_weight="),
+                 (self._label_columns, "y=")]
+        found = [arg for names, arg in roles if any(c in names for c in missing)]
+        return " and the ".join(found) or "columns="
 
     def _check_numeric(self) -> None:
         pa = import_pyarrow()
