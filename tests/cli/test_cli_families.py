@@ -126,7 +126,7 @@ def test_plot_profile_of_a_model_file(table, tmp_path, capsys):
     assert "use --kind profile" in capsys.readouterr().err
 
 
-def test_impute_fills_a_mixed_models_empty_cells_with_their_own_values(table, tmp_path):
+def test_impute_fills_a_mixed_models_empty_cells_with_their_own_values(table, tmp_path, capsys):
     df, _ = table
     holes = df.copy()
     rng = np.random.default_rng(2)
@@ -138,7 +138,11 @@ def test_impute_fills_a_mixed_models_empty_cells_with_their_own_values(table, tm
     assert main(["fit", str(path), "-k", "2", "--column-families", "k=poisson,f=bernoulli", "--missing", "fiml",
                  "-o", model]) == 0
     done = tmp_path / "done.parquet"
+    capsys.readouterr()
     assert main(["impute", model, str(path), "-o", str(done)]) == 0
+    # (it said "conditional means" alone, though a category column takes a category)
+    assert "replaced by conditional means (in a category column, its most probable category)" in \
+        capsys.readouterr().out
     filled = pd.read_parquet(done)
     expected = bigem.load(model).impute(holes)
     assert filled["colour"].notna().all() and set(filled["colour"]) <= {"red", "green", "blue"}

@@ -862,7 +862,11 @@ def run_impute(args) -> int:
     method = "sample" if args.sample else "mean"
     _for(est, data).impute(data.X, method=method, random_state=args.seed, columns=data.columns, out=args.output,
                            id_column=args.id_column)
-    what = "draws from their conditional distributions" if args.sample else "conditional means"
+    kinds = getattr(getattr(est, "_schema_", None), "kinds", ())
+    what = ("draws from their conditional distributions" if args.sample else
+            "their most probable categories" if kinds and set(kinds) == {"category"} else
+            "conditional means (in a category column, its most probable category)" if "category" in kinds else
+            "conditional means")
     print(f"wrote {data.n_rows:,} rows with their missing values replaced by {what} to {args.output}")
     return 0
 
