@@ -30,6 +30,19 @@ def test_fit_reads_a_tsv_file_by_its_tabs(tmp_path, capsys):
     assert json.loads(out)["n_rows"] == 120 and list(bigem.load(tmp_path / "m.bigem").feature_names_in_) == ["a", "b"]
 
 
+def test_a_file_separated_by_another_delimiter_is_named_with_the_flag_to_read_it(tmp_path, capsys):
+    """A ';'-separated file read as CSV is one column whose values are not numbers; the
+    error now says so and names the flag (it said only "non-numeric value")."""
+    pd.DataFrame(X, columns=["a", "b"]).to_csv(tmp_path / "s.csv", sep=";", index=False)
+    rc, _, err = run(capsys, "fit", tmp_path / "s.csv", "-k", "1", "-o", tmp_path / "m.bigem")
+    assert rc == 2 and "its one column's name holds ';': if that separates the columns, read the file with " \
+        "--delimiter ';'" in err and not (tmp_path / "m.bigem").exists()
+    with pytest.raises(ValueError, match=r"read the file with delimiter=';' \(bigem.Files\)"):
+        bigem.GaussianMixture(1).fit(str(tmp_path / "s.csv"))
+    rc, _, err = run(capsys, "fit", tmp_path / "s.csv", "-k", "1", "--delimiter", ";", "-o", tmp_path / "m.bigem")
+    assert rc == 0, err
+
+
 @pytest.mark.parametrize("typed", [";", "\\t", "tab"])
 def test_every_command_that_reads_data_takes_the_delimiter_and_no_header(tmp_path, capsys, typed):
     sep = "\t" if typed in ("\\t", "tab") else typed

@@ -25,6 +25,7 @@ _FLAGS = (
     (r"\bcategories=", "--categories"),
     (r"^categories (names|lists) ", r"--categories \1 "),
     (r"^families (names|lists) ", r"--column-families \1 "),
+    (r"\bdelimiter=(['\"])(.+?)\1 \(bigem\.Files\)", r"--delimiter '\2'"),
     (r"\bdelimiter=", "--delimiter"),
     (r"\baccelerate=(['\"])squarem\1", "--accelerate"),
     (r"\bor accelerate=None\b", "or drop --accelerate"),

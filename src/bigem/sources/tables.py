@@ -258,9 +258,14 @@ class _CsvReader:
                 line, value = row
                 what = (f"holds true/false values, and {value!r} at data row {line} is none" if booleans else
                         f"has a non-numeric value {value!r} at data row {line}")
+                # one column whose name holds another delimiter: the file is not comma-separated
+                other = next((d for d in ";\t|" if d in name), None) if len(self.schema.names) == 1 else None
+                other = None if other == self.options.delimiter_of(self.path) else other
+                hint = (f"; its one column's name holds {other!r}: if that separates the columns, read the file "
+                        f"with delimiter={other!r} (bigem.Files)" if other else "")
                 return NonNumericDataError(
-                    f"{self.path}: column {name!r} {what} (0-based, header not counted); fix or drop it, or leave the "
-                    "column out with columns="
+                    f"{self.path}: column {name!r} {what} (0-based, header not counted){hint}; fix or drop it, or "
+                    "leave the column out with columns="
                 )
         return DataError(f"{self.path}: {message}")
 
