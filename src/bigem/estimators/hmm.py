@@ -171,8 +171,7 @@ COMMON_DOC = """
         Memory for a batch of sequences in flight (bytes, or a string such as '1GB');
         None: '128MB' on the CPU, '1GB' on a GPU. A sequence longer than a batch is
         cut into pieces of a batch each, linked exactly (``bigem.models.hmm_pieces``),
-        so memory stays within the budget however long a sequence is (the
-        variational HMMs' fits hold such a sequence whole). Larger batches mean fewer time steps
+        so memory stays within the budget however long a sequence is. Larger batches mean fewer time steps
         per iteration (each step serves every sequence of the batch). On the CPU
         128MB keeps the whole fit within hmmlearn's footprint on 1e6 rows at about the
         speed of 256MB (BENCHMARKS.md); on a GPU each step is a kernel launch, and
@@ -342,13 +341,7 @@ class _BaseHMM(EstimatorBase, ABC):
         """How the M-step mends emission parameters it cannot estimate (None: it raises)."""
         return None
 
-    # whether a fit cuts a sequence longer than a batch into linked pieces
-    # (models.hmm_pieces): the variational HMMs' E-step keeps sequences whole (their
-    # inference runs this family's HMM, which cuts)
-    _fit_cuts_sequences = True
-
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True,
-              keep=None):
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, keep=None):
         """Batches of whole sequences (:class:`SequenceBatches`; on a Dask ``engine``,
         :class:`DaskSequences`). Rows of translatable emissions (Gaussians) lose a shift
         where float32 would lose digits (see ``sources.arrays.choose_shift``); the rows'
@@ -358,11 +351,10 @@ class _BaseHMM(EstimatorBase, ABC):
                 "both lengths and sequence_column were given; pass one: the lengths of the sequences, "
                 "or the column whose runs of equal ids are the sequences"
             )
-        cut = cut and (self._fit_cuts_sequences or not fitting)
         if columns is None and not fitting:
             columns = self._fitted_columns(X)
         if s.engine == "dask":
-            return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine, cut)
+            return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine)
         if sequence_column is not None:
             lengths, others = sequence_lengths(X, sequence_column)
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
@@ -377,7 +369,7 @@ class _BaseHMM(EstimatorBase, ABC):
         batch = self._rows_per_batch(s, rows.n_features)
         rows.read_in(max(1, min(batch, rows.n_rows)))  # file sources read about one batch per chunk
         check = self._row_check(s, fitting)
-        return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch, cut=cut)
+        return SequenceBatches(rows if check is None else CheckedSource(rows, check), lens, batch)
 
     def _missing(self, s) -> str | None:
         """How the rows' source reads gaps: ``missing_values``, or None for an HMM that
@@ -404,9 +396,9 @@ class _BaseHMM(EstimatorBase, ABC):
         per_row = (torch.finfo(s.dtype).bits // 8) * (6 * s.n_components + 3 * n_features + 4) + 48
         return max(1, s.memory_budget // per_row)
 
-    def _open_dask(self, X, lengths, s, columns, sequence_column, fitting: bool, engine, cut: bool):
-        """Whole sequences, and the pieces of those longer than a batch where ``cut``, in
-        partitions on ``engine``'s cluster, held in the workers' memory when they fit (see
+    def _open_dask(self, X, lengths, s, columns, sequence_column, fitting: bool, engine):
+        """Whole sequences, and the pieces of those longer than a batch, in partitions on
+        ``engine``'s cluster, held in the workers' memory when they fit (see
         ``DaskEngine.persist``); the emission's value checks run once, where the
         partitions live."""
         from ..sources.dask import open_dask_source
@@ -415,16 +407,15 @@ class _BaseHMM(EstimatorBase, ABC):
         client = engine.client
         threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
         batch_rows = functools.partial(self._rows_per_batch, s)
-        aligned, lens, names = sequence_aligned(X, lengths, sequence_column, columns, client, threads,
-                                                batch_rows if cut else None)
-        aligned = coalesced(aligned, lens, threads, batch_rows(int(aligned.shape[1])), cut)
+        aligned, lens, names = sequence_aligned(X, lengths, sequence_column, columns, client, threads, batch_rows)
+        aligned = coalesced(aligned, lens, threads, batch_rows(int(aligned.shape[1])), cut=True)
         emission = self._emission(s, getattr(self, "n_features", None))
         rows = open_dask_source(aligned, client=client, dtype=emission.row_dtype, device=s.device,
                                 memory_budget=s.memory_budget, shift=self._shift(emission, s, fitting),
                                 missing_values=self._missing(s), every_column=fitting)
         rows.feature_names = names
         held = engine.persist(rows)
-        source = DaskSequences(held, lens, batch_rows(rows.n_features), cut)
+        source = DaskSequences(held, lens, batch_rows(rows.n_features), cut=True)
         check = self._row_check(s, fitting)
         if check is not None:
             source.check(check)
@@ -1527,9 +1518,8 @@ class CategoricalHMM(_BaseHMM):
                                       False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None,
                                       gaps=s.missing_values == "fiml")
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True,
-              keep=None):
-        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, cut, keep)
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, keep=None):
+        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, keep)
         if source.n_features != 1:
             raise DataError(
                 f"CategoricalHMM expects X with one column of integer symbols, got {source.n_features} columns; "

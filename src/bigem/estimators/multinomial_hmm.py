@@ -132,9 +132,8 @@ class MultinomialHMM(_BaseHMM):
 
         return RowRule(check, broken)
 
-    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, cut=True,
-              keep=None):
-        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, cut, keep)
+    def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, keep=None):
+        source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, keep)
         if np.ndim(s.n_trials) and s.n_trials.shape[0] != source.n_rows:
             raise DataError(f"n_trials holds {s.n_trials.shape[0]} rows' trials but X has {source.n_rows} rows; pass "
                             "one per row of X, or one int for all")

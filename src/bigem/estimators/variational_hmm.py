@@ -136,8 +136,6 @@ class _Variational:
     """What both variational HMMs add to their family's HMM: priors and posteriors,
     fitted by variational Bayes; inference runs the family's HMM on the point estimates."""
 
-    _fit_cuts_sequences = False  # the variational E-step takes whole sequences
-
     _emission_groups: dict[str, tuple[str, ...]] = {}
     _kept_arrays = {"startprob_subnorm_": "startprob_subnorm", "transmat_subnorm_": "transmat_subnorm"}
 

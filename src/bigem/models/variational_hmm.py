@@ -124,8 +124,16 @@ class VariationalHMMModel:
         self._expected = (q, value)
         return value
 
-    def e_step(self, q: VariationalHMMParams, chunk: SequenceChunk) -> VariationalHMMStats:
-        return VariationalHMMStats(self._hmm.e_step(self.expected(q), chunk), q)
+    def e_step(self, q: VariationalHMMParams, chunk: SequenceChunk, links=None) -> VariationalHMMStats:
+        return VariationalHMMStats(self._hmm.e_step(self.expected(q), chunk, links=links), q)
+
+    def transfers(self, q: VariationalHMMParams, chunk: SequenceChunk) -> Tensor:
+        """A piece's transfer under the sub-normalised HMM (see :mod:`bigem.models.hmm_pieces`:
+        the links need non-negative matrices, not stochastic rows, as the scaled pass does)."""
+        return self._hmm.transfers(self.expected(q), chunk)
+
+    def link(self, transfers: Tensor, first):
+        return self._hmm.link(transfers, first)
 
     def lower_bound(self, stats: VariationalHMMStats) -> float:
         """hmmlearn's bound of the q the statistics were gathered under (a total)."""
