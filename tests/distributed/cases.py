@@ -197,15 +197,19 @@ def vhmm_categorical(engine: str) -> dict:
 @case
 def hmm_pieces(engine: str) -> dict:
     """Two sequences longer than a batch, cut into linked pieces (models.hmm_pieces):
-    each process links the pieces of its own sequence through the group's transfers."""
-    from bigem import GaussianHMM
+    each process links the pieces of its own sequence through the group's transfers; a
+    variational HMM's fit too."""
+    from bigem import GaussianHMM, VariationalGaussianHMM
 
     X, _ = sequences(11, n_seq=60)
     lengths = [len(X) // 2, len(X) - len(X) // 2 - 10, 10]
     with _quiet():
         model = GaussianHMM(3, covariance_type="full", n_iter=6, tol=0.0, dtype="float64", random_state=0,
                             memory_budget=40_000, engine=engine).fit(X, lengths)
-    return dict(_hmm(model), score=np.asarray(model.score(X, lengths)))
+        vb = VariationalGaussianHMM(3, covariance_type="diag", n_iter=4, tol=-np.inf, random_state=0,
+                                    memory_budget=40_000, engine=engine).fit(X, lengths)
+    return dict(_hmm(model), score=np.asarray(model.score(X, lengths)), vb_means=vb.means_posterior_,
+                vb_transmat=vb.transmat_posterior_, vb_history=np.asarray(vb.monitor_.history))
 
 
 @case
