@@ -90,6 +90,7 @@ def test_partial_fit_after_load_goes_on_as_in_the_saved_estimator(tmp_path, fami
     path = tmp_path / "m.bigem"
     est.save(path)
     kept, back = _copy(est), bigem.load(path)
+    assert back.n_steps_ == est.n_steps_ == 1  # the attribute too (load left it unset until the next step)
     for batch in batches[1:]:
         kept.partial_fit(batch)
         back.partial_fit(batch)
@@ -98,6 +99,7 @@ def test_partial_fit_after_load_goes_on_as_in_the_saved_estimator(tmp_path, fami
     exact = est.fit(X)  # ... and from an exact fit
     exact.save(path)
     kept, back = _copy(exact), bigem.load(path)
+    assert not hasattr(back, "n_steps_") and not hasattr(exact, "n_steps_")
     kept.partial_fit(batches[2])
     back.partial_fit(batches[2])
     np.testing.assert_array_equal(back.weights_, kept.weights_)

@@ -65,7 +65,7 @@ def save(est, path) -> None:
     saved = None if state is None else _online_file.record(state)
     if saved is not None:  # partial_fit's running state: after load it goes on as in est
         tensors.update(saved[0])
-        meta["online"] = saved[1]
+        meta["online"] = dict(saved[1], reported=hasattr(est, "n_steps_"))  # (an exact fit reports no n_steps_)
     parts = est._parts()
     if parts:
         meta["parts"] = []
@@ -194,6 +194,8 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
         raise ModelFileError(f"{where}: invalid model contents ({type(exc).__name__}: {exc})") from None
     if "online" in meta and hasattr(est, "partial_fit"):
         est._online_ = _online_file.revive(meta["online"], tensors, where)
+        if meta["online"].get("reported") is True:  # the mini-batches seen, as the saved estimator reported them
+            est.n_steps_ = est._online_.steps
     return est
 
 
