@@ -541,6 +541,24 @@ def test_checkpoint_of_other_data_with_the_same_shape_is_refused(data, tmp_path,
     assert resumed.converged_
 
 
+def test_checkpoint_of_rows_changed_between_their_ends_is_refused(tmp_path):
+    """Rows in memory were known by their first and last 1024 rows: a checkpoint resumed
+    on data whose middle had changed, and the fit mixed two data sets. Rows sampled
+    between the ends now join the digest."""
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(-4.0, 1.0, (6000, 2)), rng.normal(4.0, 1.0, (6000, 2))])[rng.permutation(12000)]
+    changed = X.copy()
+    changed[2000:-2000] *= 3.0
+    path = tmp_path / "fit.ckpt"
+    Interrupted, stop = _interrupt_at(2)
+    with pytest.raises(Interrupted):
+        GaussianMixture(2, random_state=0, dtype="float64").fit(X, callback=stop, checkpoint=path, checkpoint_every=1)
+    with pytest.raises(ParameterError, match=r"differ in: data"):
+        GaussianMixture(2, random_state=0, dtype="float64").fit(changed, checkpoint=path, checkpoint_every=1)
+    GaussianMixture(2, random_state=0, dtype="float64").fit(X, checkpoint=path, checkpoint_every=1)
+    assert not path.exists()  # the same rows resumed and completed
+
+
 def test_checkpoint_of_the_same_rows_moved_by_a_constant_is_refused(tmp_path):
     """Far from the origin float32 sources hold the rows less a shift chosen from the data,
     so X and X + 1 are held identically; the shift is part of what a checkpoint checks."""

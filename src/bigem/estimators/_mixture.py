@@ -612,7 +612,11 @@ class _BaseMixture(EstimatorBase, ABC):
         checkpoint : str or path, default=None
             Save the fit's state there every ``checkpoint_every`` iterations (atomically;
             exact EM only). If the file exists, the fit resumes from it and reaches the
-            same result as an uninterrupted run; it is removed when the fit completes.
+            same result as an uninterrupted run; it is removed when the fit completes. A
+            checkpoint of other data or settings is refused, naming what differs (files
+            are known by path, size and modification time; rows in memory by their count
+            and a digest of their first and last rows and of rows sampled between them,
+            so an edit of a few rows in the middle can pass unseen).
         checkpoint_every : int, default=10
             Iterations between checkpoints.
 
