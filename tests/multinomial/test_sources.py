@@ -265,6 +265,9 @@ _MEMORY_SCRIPT = textwrap.dedent("""
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     from bigem import MultinomialMixture
+    # the modules a streamed fit imports on first use (their code is not the data's
+    # memory: tables.py alone weighs about 2 MB once imported)
+    import bigem.sources.npz, bigem.sources.tables, bigem.sources.tokens
     page = os.sysconf("SC_PAGE_SIZE")
     def rss():
         with open("/proc/self/statm") as f:
