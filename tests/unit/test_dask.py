@@ -183,6 +183,37 @@ def test_prediction_on_dask_input_is_lazy_and_equals_local(client, data):
     np.testing.assert_array_equal(client.compute(est_df.predict(ddf)).result(), est.predict(data))
 
 
+@pytest.mark.parametrize("ext", ["parquet", "csv"])
+def test_predictions_of_a_dask_dataframe_stream_to_a_file_with_their_ids(data, tmp_path, ext):
+    """out= with a Dask DataFrame raised AttributeError (it took the in-memory path); each
+    partition's log-joints now come back one at a time, with its ids, to be written."""
+    frame = pd.DataFrame(data, columns=list("abcd"))
+    frame.insert(0, "key", [f"row{i}" for i in range(len(frame))][::-1])
+    frame.insert(1, "n", np.arange(len(frame)) * 7)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    est = GaussianMixture(3, random_state=0, dtype="float64").fit(frame, columns=list("abcd"))
+    X = frame[list("abcd")]
+    out = est.write_predictions(ddf, tmp_path / f"p.{ext}", outputs=("label", "proba", "log_density"), id_column="key")
+    got = pd.read_parquet(out) if ext == "parquet" else pd.read_csv(out)
+    assert list(got.columns) == ["key", "label", "proba_0", "proba_1", "proba_2", "log_density"]
+    np.testing.assert_array_equal(got["key"], frame["key"])
+    np.testing.assert_array_equal(got["label"], est.predict(X))
+    np.testing.assert_allclose(got[["proba_0", "proba_1", "proba_2"]], est.predict_proba(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["log_density"], est.score_samples(X), rtol=1e-10)
+    labels = pd.read_parquet(est.predict(ddf, out=tmp_path / "l.parquet", id_column="n"))
+    np.testing.assert_array_equal(labels["n"], frame["n"])
+    np.testing.assert_array_equal(labels["label"], est.predict(X))
+    dx = da.from_array(data, chunks=(250, 4))  # a dask array: no ids, every output to .npy
+    plain = GaussianMixture(3, random_state=0, dtype="float64").fit(data)
+    np.testing.assert_allclose(np.load(plain.score_samples(dx, out=tmp_path / "s.npy")), plain.score_samples(data),
+                               rtol=1e-10)
+    with pytest.raises(DataError, match="X is a dask array with no column names"):
+        plain.predict(dx, out=tmp_path / "x.parquet", id_column="key")
+    with pytest.raises(DataError, match=r"X has no column 'nope' \(the id_column\)"):
+        est.predict(ddf, out=tmp_path / "x.parquet", id_column="nope")
+    assert not (tmp_path / "x.parquet").exists()
+
+
 # ---------------------------------------------------------------------- checkpoints
 def _interrupt_at(iteration):
     class Interrupted(Exception):

@@ -1046,6 +1046,8 @@ class _BaseMixture(EstimatorBase, ABC):
         path = check_output_path(out, input_files(X))
         if not writes_files(self):
             return path  # under torchrun, rank 0 alone writes (and computes) the file
+        if is_dask_collection(X):
+            return self._write_dask_predictions(X, path, outputs, id_column, columns)
         keep = None if id_column is None else [str(id_column)]
         source, s = self._inference_source(X, columns, keep)
         groups, classes = self._groups(), getattr(self, "classes_", None)
@@ -1067,6 +1069,27 @@ class _BaseMixture(EstimatorBase, ABC):
                 _check_id_column(id_column, written)
                 cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
                 cols.update(written)
+                sink.write(cols)
+            return sink.commit()
+
+    def _write_dask_predictions(self, X, path: str, outputs: tuple, id_column, columns) -> str:
+        """:meth:`write_predictions` of a Dask collection: each partition's log-joints are
+        computed where it lives (:meth:`_lazy`) and come back one partition at a time,
+        with its ids, to be written here: only the outputs travel, and this process holds
+        one partition's of them."""
+        from ..sources.dask import PartitionIds
+
+        ids = None if id_column is None else PartitionIds(X, str(id_column))
+        _check_id_column(id_column, outputs)
+        lazy = self._lazy(X, "log_joint", columns)
+        if any(np.isnan(c) for c in lazy.chunks[0]):  # a dask array of unknown chunk sizes
+            lazy = lazy.compute_chunk_sizes()
+        groups, classes = self._groups(), getattr(self, "classes_", None)
+        with Sink(path, int(sum(lazy.chunks[0]))) as sink:
+            for i in range(lazy.numblocks[0]):
+                # (two computes: dask warns when one mixes an array's graph with a frame's expressions)
+                cols: dict[str, object] = {} if ids is None else {ids.name: ids.values(ids.series.partitions[i].compute())}
+                cols.update(per_row(torch.from_numpy(lazy.blocks[i].compute()), outputs, groups, classes))
                 sink.write(cols)
             return sink.commit()
 
@@ -1124,6 +1147,8 @@ class _BaseMixture(EstimatorBase, ABC):
         if what == "proba":
             width = s.n_components if classes is None else len(classes)
             return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (width,)))
+        if what == "log_joint":
+            return X.map_blocks(fn, dtype=np.float64, chunks=(X.chunks[0], (s.n_components,)))
         dtype = np.int64 if classes is None else np.asarray(classes).dtype
         return X.map_blocks(fn, dtype=dtype if what == "label" else np.float64, drop_axis=1)
 
@@ -1626,6 +1651,8 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional, t.entropy]])
     log_joint = model.log_joint(params, x)
     check_explained(torch.logsumexp(log_joint, 1), None, 0)
+    if what == "log_joint":  # every output of the rows, derived where they are written
+        return log_joint.double().cpu().numpy()
     return per_row(log_joint.double(), (what,), groups, classes)[what]
 
 

@@ -558,6 +558,45 @@ def _check_numeric(X, read: list[str], name: str) -> None:
         )
 
 
+class PartitionIds:
+    """A Dask DataFrame's id column, partition by partition, for an output file: each
+    partition's values (computed by the caller beside its outputs) as Arrow arrays of one
+    type, the column's declared one (or the first partition's that has a type), so that
+    every partition writes the same schema."""
+
+    def __init__(self, X, name: str) -> None:
+        if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+            raise DataError(f"id_column={name!r} selects a column by name, but X is a dask array with no column "
+                            "names; pass a Dask DataFrame, or leave id_column out")
+        label = {str(c): c for c in X.columns}
+        if name not in label:
+            raise DataError(f"X has no column {name!r} (the id_column); it has {list(label)}")
+        self.name = name
+        self.series = X[label[name]]
+        import pyarrow as pa
+
+        declared = pa.Schema.from_pandas(self.series._meta.to_frame(name=name), preserve_index=False).field(name).type
+        self.type = None if pa.types.is_null(declared) else declared
+
+    def values(self, part):
+        """One computed partition's ids (a pandas Series) as an Arrow array of the column's type."""
+        import pyarrow as pa
+
+        from .inputs import _id_values
+
+        values = _id_values(self.name, part)
+        if self.type is None and not pa.types.is_null(values.type):
+            self.type = values.type
+        if self.type is not None and values.type != self.type:
+            try:
+                values = values.cast(self.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataError(f"id column {self.name!r} holds values of type {values.type} in one partition and "
+                                f"{self.type} in another ({exc}); convert it first, e.g. "
+                                f"X[{self.name!r}].astype(str)") from None
+        return values
+
+
 def rows_with_weights(X, columns: list[str] | None, sample_weight: object, schema=None,
                       name: str = "X") -> tuple[object, bool]:
     """(a dask array of X's feature columns, partitioned as X, with the weights as its last
