@@ -214,6 +214,31 @@ def test_predictions_of_a_dask_dataframe_stream_to_a_file_with_their_ids(data, t
     assert not (tmp_path / "x.parquet").exists()
 
 
+def test_pandas_nullable_columns_fit_and_predict_as_on_the_local_engine(client):
+    """Int64 and Float64 columns (how pandas holds counts with gaps) raised TypeError on
+    Dask ("Cannot interpret 'Int64Dtype()' as a data type"), and their pd.NA broke
+    prediction; they read as float64, a gap as NaN, as the local engine reads them."""
+    from bigem import MixedMixture
+
+    rng = np.random.default_rng(5)
+    z = rng.integers(0, 2, 400)
+    frame = pd.DataFrame({"cnt": pd.array(rng.poisson(1 + 5 * z), dtype="Int64"),
+                          "g": pd.array(rng.normal(3.0 * z, 1.0), dtype="Float64")})
+    frame.loc[[3, 250], "cnt"] = pd.NA
+    ddf = dd.from_pandas(frame, npartitions=3)
+    kw = dict(families={"cnt": "poisson"}, missing_values="fiml", random_state=0, dtype="float64")
+    local = MixedMixture(2, **kw).fit(frame)
+    dist = MixedMixture(2, client=client, **kw).fit(ddf)
+    np.testing.assert_allclose(dist.weights_, local.weights_, rtol=1e-9)
+    np.testing.assert_allclose(dist.lambdas_, local.lambdas_, rtol=1e-9)
+    np.testing.assert_array_equal(client.compute(dist.predict(ddf)).result(), local.predict(frame))
+    assert dist.score(ddf) == pytest.approx(local.score(frame), rel=1e-10)
+    plain = frame[["g"]]
+    np.testing.assert_allclose(GaussianMixture(2, random_state=0, dtype="float64", client=client).fit(
+        dd.from_pandas(plain, npartitions=2)).means_, GaussianMixture(2, random_state=0, dtype="float64").fit(
+        plain).means_, rtol=1e-9)
+
+
 # ---------------------------------------------------------------------- checkpoints
 def _interrupt_at(iteration):
     class Interrupted(Exception):

@@ -398,7 +398,9 @@ def open_dask_source(
         _check_numeric(X, [c for c in read if c not in categorical], name)
         weighted = weight is not None
         coded = schema is not None or labelled
-        stored = np.result_type(*[X.dtypes[c] for c in chosen if c not in categorical] or [np.float32])
+        # (pandas' nullable dtypes, Int64 and Float64, by their numpy types)
+        stored = np.result_type(*[getattr(X.dtypes[c], "numpy_dtype", X.dtypes[c]) for c in chosen
+                                  if c not in categorical] or [np.float32])
         offset = None if coded else choose_shift(
             _head(X[chosen]) if shift == "auto" and dtype == torch.float32 else None, stored, dtype, shift)
         parts = [
@@ -610,6 +612,12 @@ def rows_with_weights(X, columns: list[str] | None, sample_weight: object, schem
         categorical = set() if schema is None else {chosen[j] for j in schema.columns_of("category")}
         _check_numeric(X, [c for c in read if c not in categorical], name)
         frame = X[[label[c] for c in read]]
+        # pandas' nullable columns (Int64, Float64, boolean) as float64, a missing value NaN
+        # (their blocks would hold pd.NA, which no float reads)
+        nullable = {label[c]: "float64" for c in read
+                    if c not in categorical and hasattr(X.dtypes[label[c]], "numpy_dtype")}
+        if nullable:
+            frame = frame.astype(nullable)
         if categorical:
             import pandas as pd
 
