@@ -167,8 +167,8 @@ def _head(X) -> np.ndarray:
         with warnings.catch_warnings():  # a first partition shorter than the probe is fine
             warnings.simplefilter("ignore", UserWarning)
             head = X.head(PROBE_ROWS, npartitions=1)
-    else:
-        head = X[:PROBE_ROWS].compute()
+    else:  # the first block's (a slice needs known chunk sizes, which a filtered array lacks)
+        head = X.blocks[0].compute()[:PROBE_ROWS] if X.numblocks[0] else np.zeros((0,) + X.shape[1:])
     return np.asarray(head, dtype=np.float64)
 
 
