@@ -321,6 +321,21 @@ def test_unreachable_scheduler_is_a_clear_error_not_a_hang(data):
     assert time.perf_counter() - started < 20
 
 
+def test_a_closed_client_is_a_clear_error(data):
+    """A client whose close() was called failed deep inside distributed (AttributeError:
+    'NoneType' object has no attribute 'broadcast')."""
+    from bigem import MultinomialMixture
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster:
+        closed = distributed.Client(cluster, set_as_default=False)
+        closed.close()
+        for est in (GaussianMixture(2, client=closed), MultinomialMixture(2, client=closed, engine="dask")):
+            with pytest.raises(ClusterError, match=r"client= is closed \(its close\(\) was called, or its cluster "
+                                                   r"shut down\); pass an open distributed.Client"):
+                est.fit(da.from_array(np.abs(np.round(data)), chunks=(300, 4)))
+
+
 def test_partitions_with_different_columns_are_named(client, data):
     good = pd.DataFrame(data[:450], columns=list("abcd"))
     bad = pd.DataFrame(data[450:], columns=list("abce"))

@@ -417,6 +417,11 @@ def session(client: object = None) -> Iterator[DaskEngine]:
                 f"client must be a distributed.Client, a scheduler address such as 'tcp://host:8786', or None; "
                 f"got {type(client).__name__}"
             )
+        elif str(getattr(client, "status", "running")) in ("closing", "closed"):
+            raise ClusterError(
+                f"client= is {client.status} (its close() was called, or its cluster shut down); pass an open "
+                "distributed.Client, the scheduler's address, or client=None to start a local cluster"
+            )
         engine = DaskEngine(client)
         engine.check_workers()
         # the workers keep their freed memory for the fit's temporaries, and give it back after
