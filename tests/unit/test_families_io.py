@@ -103,6 +103,13 @@ def test_an_unknown_category_is_refused_or_ignored(frame):
     new = pd.DataFrame({"colour": ["red", "purple"], "size": ["big", "big"]})
     with pytest.raises(DataError, match=r"column 'colour' has category 'purple' at row 1.*handle_unknown='ignore'"):
         strict.predict(new)
+    # on Dask, the partition is named (the row was its row alone, with nothing to find it by)
+    import dask.dataframe as dd
+
+    later = pd.concat([X.iloc[:9], new.iloc[[1]]], ignore_index=True)
+    with pytest.raises(DataError, match=r"^X, partition 1 \(rows counted from its start\): column 'colour' has "
+                                        r"category 'purple' at row 4"):
+        strict.predict(dd.from_pandas(later, npartitions=2)).compute(scheduler="sync")
     lenient = _fit(CategoricalMixture(handle_unknown="ignore", **KW), X)
     # an ignored entry carries no information: the row scores as if the column were absent
     p = lenient.probabilities_[1][:, 0]  # P(size = 'big') per component

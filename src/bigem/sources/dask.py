@@ -633,13 +633,17 @@ def rows_with_weights(X, columns: list[str] | None, sample_weight: object, schem
     return _with_weight_column(X, sample_weight, name), True
 
 
-def _encoded_partition(part, schema, read: list[str]):
+def _encoded_partition(part, schema, read: list[str], partition_info=None):
     """Runs on a worker: a partition's features read by ``schema`` (categories as codes),
-    the weight column after them as numbers, as a float64 frame."""
+    the weight column after them as numbers, as a float64 frame (Dask passes
+    ``partition_info``: messages name the partition, as the fit's do)."""
     import pandas as pd
 
     D = schema.n_features
-    x = schema.encode_frame(part[read[:D]], "X (one partition; rows counted from its start)")
+    index = None if partition_info is None else partition_info.get("number")
+    where = "X (one partition; rows counted from its start)" if index is None else \
+        f"X, partition {index} (rows counted from its start)"
+    x = schema.encode_frame(part[read[:D]], where)
     rest = [part[[c]].to_numpy(dtype=np.float64, na_value=np.nan) for c in read[D:]]
     return pd.DataFrame(np.concatenate([x, *rest], axis=1), columns=read, index=part.index)
 
