@@ -144,6 +144,23 @@ def _frame(X, lengths, ids=None) -> pd.DataFrame:
     return pd.DataFrame(X, columns=["a", "b"]).assign(seq=ids)
 
 
+def test_the_local_engine_computes_a_dask_dataframe_into_this_process(tmp_path):
+    """engine='local' (an HMM's default) is documented to compute a Dask collection into
+    this process; a Dask DataFrame raised AttributeError in fit, predict and
+    write_predictions instead."""
+    frame = _frame(_gaussian(), LENGTHS).assign(event=np.arange(sum(LENGTHS)) * 3)
+    ddf = dd.from_pandas(frame, npartitions=3)
+    make, _, fitted = CASES["gaussian-diag"]
+    want = make().fit(frame, columns=["a", "b"], sequence_column="seq")
+    got = make().fit(ddf, columns=["a", "b"], sequence_column="seq")
+    _assert_same_fit(got, want, fitted)
+    np.testing.assert_array_equal(got.predict(ddf, sequence_column="seq"), want.predict(frame, sequence_column="seq"))
+    out = got.write_predictions(ddf, tmp_path / "s.parquet", sequence_column="seq", id_column="event")
+    written = pd.read_parquet(out)
+    np.testing.assert_array_equal(written["event"], frame["event"])
+    np.testing.assert_array_equal(written["state"], want.predict(frame, sequence_column="seq"))
+
+
 def test_a_sequence_column_whose_sequences_straddle_partitions_fits_as_the_local_engine(client):
     X = _gaussian()
     frame = _frame(X, LENGTHS)

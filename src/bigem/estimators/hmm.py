@@ -57,6 +57,7 @@ from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, input_files, open_source, sequence_lengths
 from ..sources import identity
+from ..sources.dask import is_dask_collection
 from ..sources.inputs import feature_names_of, has_column_names
 from ..sources.arrays import Centre
 from ..sources.sequences import SequenceBatches, check_lengths
@@ -355,6 +356,8 @@ class _BaseHMM(EstimatorBase, ABC):
             columns = self._fitted_columns(X)
         if s.engine == "dask":
             return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine)
+        if is_dask_collection(X):  # engine='local' computes a Dask collection into this process
+            X = X.compute()
         if sequence_column is not None:
             lengths, others = sequence_lengths(X, sequence_column)
             if columns is None and not (isinstance(X, Files) and X.columns is not None):
