@@ -161,6 +161,26 @@ def test_the_local_engine_computes_a_dask_dataframe_into_this_process(tmp_path):
     np.testing.assert_array_equal(written["state"], want.predict(frame, sequence_column="seq"))
 
 
+def test_predictions_written_on_dask_carry_their_ids(client, tmp_path):
+    """write_predictions(id_column=) on engine='dask' said "the rows came without it" for
+    a DataFrame or file that holds it: the workers' outputs came back without ids. The
+    ids are now read here, in row order, beside them."""
+    frame = _frame(_gaussian(), LENGTHS).assign(event=[f"e{i}" for i in range(sum(LENGTHS))][::-1])
+    frame.to_parquet(tmp_path / "x.parquet", row_group_size=77)
+    make, _, _ = CASES["gaussian-diag"]
+    model = make(engine="dask", client=client, memory_budget=CUT).fit(frame, columns=["a", "b"], sequence_column="seq")
+    want = make(memory_budget=CUT).fit(frame, columns=["a", "b"], sequence_column="seq").predict(
+        frame, sequence_column="seq")
+    for what, X in {"frame": frame, "dask frame": dd.from_pandas(frame, npartitions=3),
+                    "parquet": str(tmp_path / "x.parquet")}.items():
+        out = model.write_predictions(X, tmp_path / f"{what}.parquet", sequence_column="seq", id_column="event",
+                                      outputs=("state", "proba"))
+        written = pd.read_parquet(out)
+        assert list(written.columns) == ["event", "state", "proba_0", "proba_1", "proba_2"], what
+        np.testing.assert_array_equal(written["event"], frame["event"])
+        np.testing.assert_array_equal(written["state"], want)
+
+
 def test_a_sequence_column_whose_sequences_straddle_partitions_fits_as_the_local_engine(client):
     X = _gaussian()
     frame = _frame(X, LENGTHS)

@@ -58,7 +58,7 @@ from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, input_files, open_source, sequence_lengths
 from ..sources import identity
 from ..sources.dask import is_dask_collection
-from ..sources.inputs import feature_names_of, has_column_names
+from ..sources.inputs import RowsInOrder, feature_names_of, has_column_names, id_column_blocks
 from ..sources.arrays import Centre
 from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.sinks import Sink, check_output_path
@@ -895,8 +895,9 @@ class _BaseHMM(EstimatorBase, ABC):
                                               found)
                 else:  # a cluster's partitions: each task's outputs in row order, then written
                     results = [engine.map(task, source) for task in tasks]
+                    ids = None if keep is None else RowsInOrder(id_column_blocks(X, keep[0]))  # read here
                     for parts in zip(*results):
-                        self._write_batch(sink, None, list(parts), methods, outputs, keep, found)
+                        self._write_batch(sink, None, list(parts), methods, outputs, keep, found, ids)
                 written = sink.commit()
             sequence = _outputs_sequence(source)
         ll = _per_sequence(np.concatenate([v.numpy() for v in found[methods[-1]]]), sequence)
@@ -904,17 +905,22 @@ class _BaseHMM(EstimatorBase, ABC):
         self._warn_impossible(len(bad), int(bad[0]) if len(bad) else -1)
         return written
 
-    def _write_batch(self, sink, batch, results, methods: list[str], outputs, keep, found: dict) -> None:
-        """One batch's outputs (``results`` of ``methods``, on the host) appended to ``sink``."""
+    def _write_batch(self, sink, batch, results, methods: list[str], outputs, keep, found: dict,
+                     ids: RowsInOrder | None = None) -> None:
+        """One batch's outputs (``results`` of ``methods``, on the host) appended to ``sink``,
+        with its ids: the batch's own, or (outputs computed on a cluster) the next of ``ids``."""
         got = dict(zip(methods, results))
         for method, (per_sequence, _) in got.items():
             found[method].append(per_sequence)
         cols: dict[str, object] = {}
         if keep is not None:
-            if batch is None or batch.extra is None:
+            if ids is not None:
+                cols[keep[0]] = ids.take(int(results[0][1].shape[0]))
+            elif batch is None or batch.extra is None:
                 raise DataError(f"id_column={keep[0]!r}: the rows came without it; pass X as a file or DataFrame "
                                 "that holds that column")
-            cols[keep[0]] = batch.extra[keep[0]]
+            else:
+                cols[keep[0]] = batch.extra[keep[0]]
         if "state" in outputs:
             cols["state"] = (got["decode"][1] if "decode" in got else got["state_posteriors"][1].argmax(1)).numpy()
         if "proba" in outputs:

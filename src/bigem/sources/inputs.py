@@ -580,6 +580,56 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
     return lengths, [c for c in available if c != column]
 
 
+def id_column_blocks(X: object, name: str):
+    """The values of X's id column ``name`` in row order, block by block (Arrow arrays of
+    one type for the column), for outputs computed elsewhere (on a Dask cluster) and
+    written beside them here. X: files with column names, a DataFrame or a Dask
+    DataFrame."""
+    from .dask import PartitionIds, is_dask_collection
+
+    if is_file_input(X):
+        from .tables import column_batches
+
+        files, fmt, csv = _named_files(X, "so it has no id column; leave id_column out")
+        for values, _, _ in column_batches(files, fmt, name, csv=csv):
+            yield values
+        return
+    if is_dask_collection(X):
+        ids = PartitionIds(X, name)
+        for i in range(ids.series.npartitions):
+            yield ids.values(ids.series.partitions[i].compute())
+        return
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+        raise DataError(f"id_column={name!r} selects a column by name, but X has no column names; pass a DataFrame "
+                        "or files with a header, or leave id_column out")
+    available = [str(c) for c in X.columns]
+    if name not in available:
+        raise DataError(f"X has no column {name!r} (the id_column); it has {available}")
+    yield _id_values(name, X[X.columns[available.index(name)]])
+
+
+class RowsInOrder:
+    """Blocks of one column (numpy or Arrow arrays), handed out ``n`` rows at a time in
+    row order, whatever the blocks' sizes."""
+
+    def __init__(self, blocks) -> None:
+        self._blocks = iter(blocks)
+        self._held = None
+
+    def take(self, n: int):
+        from .sequences import _joined
+
+        parts, have, held = [], 0, self._held
+        while have < n:
+            held = next(self._blocks) if held is None else held
+            need = n - have
+            parts.append(held[:need])
+            have += min(need, len(held))
+            held = held[need:] if len(held) > need else None
+        self._held = held
+        return _joined(parts) if parts else np.zeros(0)
+
+
 def _named_files(X: object, instead: str):
     """(files, format, CSV options) of file input X, whose columns are read by name; a
     .npy file has none: a DataError that says what to do ``instead``."""

@@ -848,18 +848,11 @@ def column_names(path: str, fmt: str, csv: CsvOptions | None = None) -> list[str
     return list(_open_reader(path, fmt, csv).schema.names)
 
 
-def column_values(
-    files: list[str], fmt: str, column: str, *, csv: CsvOptions | None = None, batch_rows: int = 1 << 16,
-    nulls: bool = False,
-) -> Iterator[tuple[np.ndarray, str, int]]:
-    """The values of one column, in row order, without reading any other column.
-
-    Yields (values as a numpy array, the file, the first row of the batch in that file).
-    Values keep their type (integers, strings, ...); a missing column raises with the
-    file's columns, a null with its file and row (with ``nulls``, numbers come as floats
-    and a null as NaN).
-    """
-    pa = import_pyarrow()
+def column_batches(files: list[str], fmt: str, column: str, *, csv: CsvOptions | None = None,
+                   batch_rows: int = 1 << 16) -> Iterator[tuple[object, str, int]]:
+    """The values of one column, in row order, without reading any other column: yields
+    (an Arrow array, as the file holds it, the file, the first row of the batch in that
+    file); a missing column raises with the file's columns."""
     for path in files:
         reader = _open_reader(path, fmt, csv)
         names = list(reader.schema.names)
@@ -872,19 +865,31 @@ def column_values(
         kw = {"numeric": []} if isinstance(reader, _CsvReader) else {}
         first = 0
         for batch in reader.batches([column], batch_rows, **kw):
-            values = batch.column(0)
-            if values.null_count and nulls:
-                values = values.cast(pa.float64())
-            elif values.null_count:
-                row = first + int(np.argmax(values.is_null().to_numpy(zero_copy_only=False)))
-                raise DataError(
-                    f"{path}: column {column!r} has a null (missing) value at row {row} of this file "
-                    "(0-based); every row needs a value in this column"
-                )
-            if pa.types.is_dictionary(values.type):
-                values = values.dictionary_decode()
-            yield values.to_numpy(zero_copy_only=False), path, first
-            first += len(values)
+            yield batch.column(0), path, first
+            first += batch.num_rows
+
+
+def column_values(
+    files: list[str], fmt: str, column: str, *, csv: CsvOptions | None = None, batch_rows: int = 1 << 16,
+    nulls: bool = False,
+) -> Iterator[tuple[np.ndarray, str, int]]:
+    """:func:`column_batches` as numpy arrays: values keep their type (integers, strings,
+    ...); a null raises with its file and row (with ``nulls``, numbers come as floats and
+    a null as NaN).
+    """
+    pa = import_pyarrow()
+    for values, path, first in column_batches(files, fmt, column, csv=csv, batch_rows=batch_rows):
+        if values.null_count and nulls:
+            values = values.cast(pa.float64())
+        elif values.null_count:
+            row = first + int(np.argmax(values.is_null().to_numpy(zero_copy_only=False)))
+            raise DataError(
+                f"{path}: column {column!r} has a null (missing) value at row {row} of this file "
+                "(0-based); every row needs a value in this column"
+            )
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        yield values.to_numpy(zero_copy_only=False), path, first
 
 
 # ---------------------------------------------------------------------------- distinct values
