@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bigem import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, MultinomialHMM, PoissonHMM
+from bigem._core.errors import DataError
 from bigem.cli import main
 
 LENGTHS = np.array([100, 120, 80])
@@ -144,6 +145,10 @@ def test_an_hmm_fitted_on_named_columns_reads_them_again_by_name(model, capsys):
     np.testing.assert_array_equal(named.predict(tmp / "named.parquet", sequence_column="session"), want)
     np.testing.assert_array_equal(named.predict(frame[cols[::-1] + ["session"]], sequence_column="session"), want)
     np.testing.assert_array_equal(named.predict(X, LENGTHS), want)  # an array: its columns in order
+    if len(cols) > 1:  # columns= naming the fitted ones in another order: read by position, so refused
+        for given in (tmp / "named.parquet", frame):  # (it was read silently, each column as another feature)
+            with pytest.raises(DataError, match="name the model's features at other positions"):
+                named.predict(given, columns=cols[::-1], sequence_column="session")
     assert named.score(frame, sequence_column="session") == pytest.approx(plain.score(X, LENGTHS), rel=1e-6)
     named.save(tmp / "named.bigem")
     rc, out, err = run(capsys, "score", tmp / "named.bigem", tmp / "named.parquet", "--sequence-column", "session")

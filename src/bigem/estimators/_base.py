@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .._core.errors import ParameterError
+from .._core.errors import DataError, ParameterError
 from . import _params
 from ._by_column import per_column_to_json
 
@@ -256,6 +256,19 @@ class EstimatorBase:
     def __setstate__(self, state: dict) -> None:
         state.pop("_bigem_version", None)
         self.__dict__.update(state)
+
+
+def check_positions(columns: list[str], fitted: list[str]) -> None:
+    """``columns`` are read as the fitted features in their order: one that names a fitted
+    feature at another position would be read as another feature (a DataError). Columns
+    of other names map by position, for files whose columns are named otherwise."""
+    moved = [c for i, c in enumerate(columns) if c in fitted and (i >= len(fitted) or fitted[i] != c)]
+    if moved:
+        raise DataError(
+            f"columns {columns} name the model's features at other positions ({', '.join(map(repr, moved))}): each "
+            f"column is read as the feature at its position, and the model was fitted on {fitted}; pass "
+            f"columns={fitted} (or no columns, which reads the fitted names)"
+        )
 
 
 def writes_files(est) -> bool:

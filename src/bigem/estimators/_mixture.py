@@ -47,7 +47,7 @@ from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, le
 from ..sources.schema import KINDS, Schema, as_categories
 from ..sources.sinks import Sink, check_output_path
 from . import _params
-from ._base import EstimatorBase, writes_files
+from ._base import EstimatorBase, check_positions, writes_files
 from ._progress import Progress
 
 OUTPUTS = ("label", "proba", "log_density")
@@ -1101,7 +1101,7 @@ class _BaseMixture(EstimatorBase, ABC):
         fitted = getattr(self, "feature_names_in_", None)
         if is_file_input(X) or is_source(X):  # read by the fitted names, or by the columns= given
             if columns is not None and fitted is not None:
-                _check_positions([str(c) for c in columns], [str(n) for n in fitted])
+                check_positions([str(c) for c in columns], [str(n) for n in fitted])
             return
         names = feature_names_of(X) if columns is None else [str(c) for c in columns]
         if fitted is None and names is not None:
@@ -1698,19 +1698,6 @@ def _digest(value) -> tuple | None:
     if arr.dtype == object:
         return ("object", arr.shape, repr(arr.tolist()))
     return (type(value).__name__, arr.shape, arr.dtype.str, hashlib.blake2b(arr.view(np.uint8).reshape(-1)).digest())
-
-
-def _check_positions(columns: list[str], fitted: list[str]) -> None:
-    """``columns`` are read as the fitted features in their order: one that names a fitted
-    feature at another position would be read as another feature (a DataError). Columns
-    of other names map by position, for files whose columns are named otherwise."""
-    moved = [c for i, c in enumerate(columns) if c in fitted and (i >= len(fitted) or fitted[i] != c)]
-    if moved:
-        raise DataError(
-            f"columns {columns} name the model's features at other positions ({', '.join(map(repr, moved))}): each "
-            f"column is read as the feature at its position, and the model was fitted on {fitted}; pass "
-            f"columns={fitted} (or no columns, which reads the fitted names)"
-        )
 
 
 def _ids_need_out(id_column, out) -> None:

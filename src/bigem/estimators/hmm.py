@@ -64,7 +64,7 @@ from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.sinks import Sink, check_output_path
 from ..sources.validate import CheckedSource, RowRule
 from . import _params
-from ._base import EstimatorBase, writes_files
+from ._base import EstimatorBase, check_positions, writes_files
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "ConvergenceMonitor", "ImpossibleSequenceWarning"]
 
@@ -354,6 +354,8 @@ class _BaseHMM(EstimatorBase, ABC):
             )
         if columns is None and not fitting:
             columns = self._fitted_columns(X)
+        elif not fitting and getattr(self, "feature_names_in_", None) is not None:  # read by position
+            check_positions([str(c) for c in columns], [str(n) for n in self.feature_names_in_])
         if s.engine == "dask":
             return self._open_dask(X, lengths, s, columns, sequence_column, fitting, engine)
         if is_dask_collection(X):  # engine='local' computes a Dask collection into this process
