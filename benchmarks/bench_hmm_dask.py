@@ -19,7 +19,8 @@ engine did before: its rows move into one partition on one worker. "worker MB" i
 largest peak resident memory of a worker process (the local engine's: its process's).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_hmm_dask.py [--quick] [--cases a-diag,a-full]
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_hmm_dask.py --cases b-diag,c-diag --whole
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_hmm_dask.py \
+        --cases b-diag,c-diag --whole
 
 ``--quick``: 100 sequences x 200 steps, to prove the script runs (not a measurement).
 """

@@ -1,7 +1,8 @@
 """HMMs on the Dask engine: the local fit's answer to 1e-8 in float64 for every emission,
-sequences longer than a batch cut into pieces across partitions, shorter ones kept whole (a sequence_column's runs that straddle
-partitions, a dask array cut mid-sequence), inference on the workers, a worker killed
-mid-fit, checkpoints resumed on Dask, and bad sequence ids named.
+sequences longer than a batch cut into pieces across partitions, shorter ones kept
+whole (a sequence_column's runs that straddle partitions, a dask array cut
+mid-sequence), inference on the workers, a worker killed mid-fit, checkpoints resumed
+on Dask, and bad sequence ids named.
 
 One LocalCluster of two single-threaded worker processes serves the module; the test
 that kills a worker has its own.

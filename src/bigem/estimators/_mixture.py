@@ -1088,7 +1088,9 @@ class _BaseMixture(EstimatorBase, ABC):
         with Sink(path, int(sum(lazy.chunks[0]))) as sink:
             for i in range(lazy.numblocks[0]):
                 # (two computes: dask warns when one mixes an array's graph with a frame's expressions)
-                cols: dict[str, object] = {} if ids is None else {ids.name: ids.values(ids.series.partitions[i].compute())}
+                cols: dict[str, object] = {}
+                if ids is not None:
+                    cols[ids.name] = ids.values(ids.series.partitions[i].compute())
                 cols.update(per_row(torch.from_numpy(lazy.blocks[i].compute()), outputs, groups, classes))
                 sink.write(cols)
             return sink.commit()

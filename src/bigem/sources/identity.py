@@ -33,8 +33,8 @@ def edges(x: Tensor, weight: Tensor | None = None) -> dict:
     """Rows in memory: their count and a digest of the first and last rows and of rows
     sampled evenly between them (and of their weights)."""
     n = x.shape[0]
-    inner = torch.linspace(_EDGE_ROWS, max(_EDGE_ROWS, n - _EDGE_ROWS - 1), min(_SAMPLED_ROWS, max(0, n - 2 * _EDGE_ROWS)))
-    picked = inner.round().long().to(x.device)
+    count = min(_SAMPLED_ROWS, max(0, n - 2 * _EDGE_ROWS))
+    picked = torch.linspace(_EDGE_ROWS, max(_EDGE_ROWS, n - _EDGE_ROWS - 1), count).round().long().to(x.device)
 
     def rows(t: Tensor | None) -> Tensor | None:
         if t is None:
