@@ -559,9 +559,8 @@ class MixtureModel:
         empty = int(stats.empty)  # a device count where reads are deferred: read here, once a pass
         notes = () if not empty else (Note(
             EmptyRowWarning,
-            f"{empty} row(s) have every value missing (counted {{when}}, over the rows read so far: online EM "
-            "warns once, at its first mini-batch): they carry no information, count as rows (log-density 0) and "
-            "take the mixture weights as their posterior; drop them to leave them out",
+            f"{empty} row(s) have every value missing (counted {{when}}): they carry no information, count as rows "
+            "(log-density 0) and take the mixture weights as their posterior; drop them to leave them out",
             once=True,
         ),)
         if not bool(dead.any()):
