@@ -430,3 +430,39 @@ def test_ctrl_c_while_the_command_line_imports_stops_it_without_a_traceback():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert "Traceback" not in done.stderr
     assert done.returncode == 130 and done.stderr.strip() == "bigem: interrupted" and done.stdout == ""
+
+
+def test_ctrl_c_that_a_library_turns_into_an_import_error_is_still_ctrl_c():
+    """numpy's C extensions, interrupted mid-import, raise ImportError ("Importing the numpy
+    C-extensions failed ... PyCapsule_Import could not import module 'datetime'"): Ctrl-C
+    early in start-up then printed that page and exited 1. It is Ctrl-C all the same; an
+    ImportError with no Ctrl-C behind it is still raised."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, signal, sys
+
+        class Interrupt:  # Ctrl-C inside a library's import, which reports it as ImportError
+            def find_spec(self, name, path=None, target=None):
+                if name == "bigem.cli.commands":
+                    try:
+                        os.kill(os.getpid(), signal.SIGINT)
+                    except KeyboardInterrupt:
+                        raise ImportError("Importing the C-extensions failed") from None
+                return None
+
+        sys.meta_path.insert(0, Interrupt())
+        from bigem._entry import main
+        sys.exit(main(["--version"]))
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 130 and done.stderr.strip() == "bigem: interrupted" and done.stdout == ""
+    broken = subprocess.run([sys.executable, "-c", code.replace("os.kill(os.getpid(), signal.SIGINT)",
+                                                                 "raise KeyboardInterrupt")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert broken.returncode == 1 and "ImportError: Importing the C-extensions failed" in broken.stderr
