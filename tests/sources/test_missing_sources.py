@@ -122,3 +122,30 @@ def test_a_row_with_nothing_observed_in_a_file_is_counted(tmp_path, gappy):
     frame = pd.DataFrame(X, columns=COLS)
     assert gm.score(frame) == pytest.approx(gm.score(frame.drop(index=10)) * (len(X) - 1) / len(X), rel=1e-10)
     assert torch.isnan(torch.from_numpy(X)).all(1).sum() == 1
+
+
+def test_dask_impute_into_a_file_streams_the_partitions_with_their_ids(gappy, tmp_path, monkeypatch):
+    """impute(out=) of a Dask DataFrame writes each partition where it was completed, with
+    its ids, in row order, and never brings the frame here whole (it was computed into
+    this process first); the rows equal the in-memory impute of the same frame, the
+    drawn ones too (each row's draw follows its position)."""
+    distributed = pytest.importorskip("distributed")
+    dd = pytest.importorskip("dask.dataframe")
+    gm = _fit(pd.DataFrame(gappy, columns=COLS))
+    frame = pd.DataFrame(gappy, columns=COLS).assign(rid=np.arange(len(gappy)) * 3 + 7)
+    ddf = dd.from_pandas(frame, npartitions=3)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the Dask DataFrame was computed whole")
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"), \
+            monkeypatch.context() as patch:
+        patch.setattr(type(ddf), "compute", whole)
+        for method, out in (("mean", tmp_path / "m.parquet"), ("sample", tmp_path / "s.csv")):
+            written = gm.impute(ddf, method=method, random_state=3, out=str(out), id_column="rid")
+            read = pd.read_parquet(written) if out.suffix == ".parquet" else pd.read_csv(written)
+            np.testing.assert_array_equal(read["rid"], frame["rid"])
+            here = gm.impute(frame, method=method, random_state=3)
+            np.testing.assert_allclose(read[COLS].to_numpy(), here, rtol=1e-12)
+            assert not np.isnan(read[COLS].to_numpy()).any()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.parquet", "s.csv"]

@@ -372,3 +372,28 @@ def test_a_full_gaussian_block_reads_its_chunks_by_number_of_gaps_and_fits_the_s
     plain = _fit(MixedMixture(3, **kw), frame)
     np.testing.assert_allclose(ordered.lower_bounds_, plain.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(ordered.covariances_, plain.covariances_, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::bigem.errors.EmptyRowWarning")
+def test_dask_impute_into_a_file_decodes_categories_with_their_ids(tmp_path):
+    """A Dask DataFrame with a category column: impute(out=) completes each partition on
+    the cluster and decodes its category codes here, as the in-memory impute does (the
+    lazy array of numbers has no room for categories, and says so)."""
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"g": rng.normal(size=400), "c": rng.choice(["x", "y", "z"], 400).astype(object),
+                          "rid": np.arange(400) + 1000})
+    frame.loc[::5, "g"], frame.loc[::7, "c"] = np.nan, None
+    m = MixedMixture(2, families={"g": "gaussian", "c": "categorical"}, missing_values="fiml",
+                     random_state=0).fit(frame[["g", "c"]])
+    here = m.impute(frame[["g", "c"]])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"):
+        ddf = dd.from_pandas(frame, npartitions=3)
+        read = pd.read_csv(m.impute(ddf, out=str(tmp_path / "done.csv"), id_column="rid"))
+        with pytest.raises(Exception, match="has category columns; pass out="):
+            m.impute(ddf)
+    np.testing.assert_array_equal(read["rid"], frame["rid"])
+    np.testing.assert_array_equal(read["c"].to_numpy(), here[:, 1])
+    np.testing.assert_allclose(read["g"].to_numpy(), here[:, 0].astype(float), rtol=1e-12)
+    assert set(read["c"]) == {"x", "y", "z"}

@@ -1237,9 +1237,9 @@ class _BaseMixture(EstimatorBase, ABC):
             return self._lazy_impute(X, s, columns, seed)
         path = None if out is None else check_output_path(out, input_files(X))
         if is_dask_collection(X):
-            X = X.compute()
+            return self._write_dask_impute(X, s, columns, seed, path, id_column)
         self._fitted()
-        self._check_features(X, columns)
+        columns = self._check_features(X, columns) or columns  # a frame's fitted columns, an id column beside
         if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
             columns = list(self.feature_names_in_)
         keep = None if id_column is None else [str(id_column)]
@@ -1278,16 +1278,18 @@ class _BaseMixture(EstimatorBase, ABC):
                 sink.write(cols)
             return sink.commit()
 
-    def _lazy_impute(self, X, s, columns, seed):
-        """Dask input: a lazy dask array of the completed rows, computed where X lives."""
+    def _lazy_impute(self, X, s, columns, seed, coded: bool = False):
+        """Dask input: a lazy dask array of the completed rows, computed where X lives.
+        ``coded``: category columns come as their codes (the caller decodes them)."""
         from ..sources.dask import rows_with_weights
 
         params = self._fitted()
-        self._check_features(X, columns)
-        if self._schema_ is not None and self._schema_.encodes():
+        columns = self._check_features(X, columns) or columns  # a frame's fitted columns, an id column beside
+        encodes = self._schema_ is not None and self._schema_.encodes()
+        if encodes and not coded:
             raise ParameterError("impute of a Dask collection returns a lazy array of numbers, and this model has "
                                  "category columns; pass out= (a .parquet or .csv file), or X.compute()")
-        X, _ = rows_with_weights(X, columns, None)
+        X, _ = rows_with_weights(X, columns, None, self._inference_schema(s) if encodes else None)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise DataError(f"X has {X.shape[1] if X.ndim == 2 else X.shape} features, but {type(self).__name__} is "
                             f"expecting {self.n_features_in_} features as input.")
@@ -1299,6 +1301,36 @@ class _BaseMixture(EstimatorBase, ABC):
                             "depends on its position): call X.compute_chunk_sizes() first")
         fn = partial(_impute_block, self._model(s), params, s.device, seed, starts)
         return X.map_blocks(fn, dtype=np.float64)
+
+    def _write_dask_impute(self, X, s, columns, seed, path: str, id_column) -> str:
+        """:meth:`impute` of a Dask collection into ``path``: each partition is completed
+        where it lives and comes back one at a time, with its ids, to be written here (as
+        :meth:`_write_dask_predictions`); category codes are decoded here."""
+        from ..sources.dask import PartitionIds
+
+        if seed is not None and hasattr(X, "chunks") and any(np.isnan(c) for c in X.chunks[0]):
+            X = X.compute_chunk_sizes()  # each row's draw depends on its position
+        ids = None if id_column is None else PartitionIds(X, str(id_column))
+        lazy = self._lazy_impute(X, s, columns, seed, coded=True)
+        if any(np.isnan(c) for c in lazy.chunks[0]):
+            lazy = lazy.compute_chunk_sizes()
+        names = [str(n) for n in getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)])]
+        if self._names_categories() and str(path).endswith(".npy"):
+            raise ParameterError(f"out={str(path)!r}: the completed rows hold categories that are not numbers, which a "
+                                 ".npy file cannot hold; write a .parquet or .csv file")
+        _check_id_column(id_column, names)
+        with Sink(path, int(sum(lazy.chunks[0]))) as sink:
+            for i in range(lazy.numblocks[0]):
+                cols: dict[str, object] = {}
+                if ids is not None:
+                    cols[ids.name] = ids.values(ids.series.partitions[i].compute())
+                rows = self._decoded(lazy.blocks[i].compute())
+                if sink.format == "npy":
+                    cols["X"] = rows
+                else:
+                    cols.update({name: rows[:, j] for j, name in enumerate(names)})
+                sink.write(cols)
+            return sink.commit()
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
