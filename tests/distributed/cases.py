@@ -282,10 +282,14 @@ def writes_and_prints(engine: str) -> dict:
         gm.save("m.bigem")
         path = gm.predict(X, out="p.npy")
         labels = gm.predict(X)
+        gaps = X.copy()
+        gaps[::7, 1] = np.nan
+        imputed = gm.impute(gaps, out="i.parquet")
     # the text with its timings and speeds masked: it must read as the one-process fit's
     text = re.sub(r"[\d,]+ rows/s", "R rows/s", re.sub(r"\d+\.\d+s", "Ts", printed.getvalue()))
     return dict(printed=np.asarray(text), saved=np.bool_(os.path.exists("m.bigem")),
                 predicted=np.bool_(os.path.exists("p.npy")), path_returned=np.bool_(path.endswith("p.npy")),
+                imputed=np.bool_(os.path.exists("i.parquet")), imputed_path=np.bool_(imputed.endswith("i.parquet")),
                 labels=labels)
 
 
@@ -384,14 +388,70 @@ def other_files_per_process(engine: str) -> dict:
 
 @case
 def other_settings_per_process(engine: str) -> dict:
-    """The same data, but another n_components in one process: its statistics have other
-    shapes, which torch refused in a raw error."""
-    from bigem import GaussianMixture
+    """The same data, but another setting in one process: n_components (statistics of
+    other shapes, which torch refused in a raw error), n_init (an AttributeError from
+    the sum), max_iter (the process that stopped first left the others waiting, then
+    aborted in gloo), reg_covar (every process finished, with other parameters each)."""
+    from bigem import GaussianHMM, GaussianMixture
 
-    k = 2 if _rank() == 0 else 3
+    other = _rank() != 0
+    X = blobs(15)
+    fits = {"components": lambda: GaussianMixture(3 if other else 2, max_iter=3, engine=engine, **FIXED),
+            "restarts": lambda: GaussianMixture(2, n_init=2 if other else 1, max_iter=3, engine=engine, **FIXED),
+            "iterations": lambda: GaussianMixture(2, max_iter=5 if other else 3, engine=engine, **FIXED),
+            "regularised": lambda: GaussianMixture(2, reg_covar=1e-3 if other else 1e-6, max_iter=3, engine=engine,
+                                                   **FIXED),
+            "budget": lambda: GaussianMixture(2, memory_budget="8MB" if other else "64MB", max_iter=3, engine=engine,
+                                              **FIXED)}
     with _quiet():
-        return _raised(lambda: GaussianMixture(k, max_iter=3, engine=engine, init_params="random",
-                                               **FIXED).fit(blobs(15)))
+        out = {name: _raised(lambda: make().fit(X))["error"] for name, make in fits.items()}
+        rows, lengths = sequences(15)
+        out["hmm"] = _raised(lambda: GaussianHMM(2, n_iter=4 if other else 3, engine=engine,
+                                                 random_state=0).fit(rows, lengths))["error"]
+    return out
+
+
+@case
+def other_values_per_process(engine: str) -> dict:
+    """The same shape of data, but other values, labels or sequence lengths in one
+    process: the values were refused in words that named no difference (both processes
+    "had 603 rows of 3 columns"), and other labels or lengths were summed silently."""
+    from bigem import BernoulliMixture, GaussianHMM, GaussianMixture
+
+    other = _rank() != 0
+    X = blobs(17)
+    rows, lengths = sequences(17)
+    cut = np.array([lengths[:2].sum(), *lengths[2:]]) if other else lengths
+    labels = np.where(np.arange(len(X)) % 3 == 0, np.arange(len(X)) % 2, -1)
+    if other:
+        labels[:6] = 1 - np.abs(labels[:6])
+    binary = (X > 0).astype(np.float64)
+    with _quiet():
+        return dict(
+            values=_raised(lambda: GaussianMixture(2, max_iter=3, engine=engine, **FIXED).fit(X + other))["error"],
+            lengths=_raised(lambda: GaussianHMM(2, n_iter=3, engine=engine, random_state=0).fit(rows, cut))["error"],
+            labels=_raised(lambda: BernoulliMixture(2, max_iter=3, engine=engine, unlabeled_weight=1.0,
+                                                    random_state=0).fit(binary, labels))["error"])
+
+
+@case
+def seeded_by_the_primary(engine: str) -> dict:
+    """random_state=None (the default) and an unseeded RandomState: each process drew its
+    own seed, so the processes' k-means starts differed and the fit stopped with "the 2
+    processes computed an E-step under different parameters" (the README's own torchrun
+    example failed so). The primary process's seed now serves them all."""
+    from bigem import GaussianHMM, GaussianMixture
+
+    X = blobs(18)
+    rows, lengths = sequences(18)
+    with _quiet():
+        gm = GaussianMixture(3, max_iter=4, engine=engine, dtype="float64").fit(X)
+        fresh = GaussianMixture(3, max_iter=4, engine=engine, dtype="float64",
+                                random_state=np.random.RandomState()).fit(X)
+        online = GaussianMixture(3, batch_size=200, engine=engine, dtype="float64").partial_fit(X)
+        hmm = GaussianHMM(3, n_iter=4, engine=engine, dtype="float64").fit(rows, lengths)
+    return dict(means=gm.means_, fresh_means=fresh.means_, online_means=online.means_, hmm_means=hmm.means_,
+                hmm_transmat=hmm.transmat_)
 
 
 @case

@@ -166,7 +166,8 @@ def test_the_primary_alone_prints_and_writes_files(two, tmp_path, monkeypatch):
     primary, other = results
     assert "Iteration 5" in str(primary["printed"]) and primary["saved"] and primary["predicted"]
     assert str(other["printed"]) == "" and not other["saved"] and not other["predicted"]
-    assert all(r["path_returned"] for r in results)
+    assert primary["imputed"] and not other["imputed"]  # impute(out=) was written by every process
+    assert all(r["path_returned"] and r["imputed_path"] for r in results)
     local = _local("writes_and_prints", tmp_path, monkeypatch)
     assert str(local["printed"]) == str(primary["printed"]) and local["saved"] and local["predicted"]
     _assert_same_everywhere(results, ["labels"])
@@ -215,10 +216,39 @@ def test_processes_given_other_data_are_refused_by_every_process(two):
             assert "process 1 has 500 rows of 3 columns (p, q, r)" in str(error)
 
 
-def test_processes_with_other_settings_are_refused_in_words(two):
+def test_processes_with_other_settings_are_refused_in_words(two, tmp_path, monkeypatch):
+    """Every process names the setting that differs and both values, before the first
+    exchange; settings that say only how a process computes (memory_budget) may differ."""
+    said = {"components": "n_components=2 on process 0 and n_components=3 on process 1",
+            "restarts": "n_init=1 on process 0 and n_init=2 on process 1",
+            "iterations": "max_iter=3 on process 0 and max_iter=5 on process 1",
+            "regularised": "reg_covar=1e-06 on process 0 and reg_covar=0.001 on process 1",
+            "hmm": "n_iter=3 on process 0 and n_iter=4 on process 1"}
     for r in _results(two, "other_settings_per_process"):
-        assert str(r["error"]).startswith("ClusterError: the 2 processes computed "), r["error"]
-        assert "same data and settings (n_components" in str(r["error"]) or "different parameters" in str(r["error"])
+        for name, words in said.items():
+            assert str(r[name]) == (f"ClusterError: the 2 processes were given different settings: {words}; every "
+                                    "process must run the same script with the same settings (only device, "
+                                    "memory_budget, chunk_size, cache_budget and verbose may differ)"), r[name]
+        assert str(r["budget"]) == ""
+    assert all(str(e) == "" for e in _local("other_settings_per_process", tmp_path, monkeypatch).values())
+
+
+def test_processes_given_other_values_labels_or_lengths_are_told_which(two):
+    said = {"values": "other values or sample weights", "lengths": "other sequence lengths",
+            "labels": "other labels (y)"}
+    for r in _results(two, "other_values_per_process"):
+        for name, what in said.items():
+            assert str(r[name]).startswith("ClusterError: the 2 processes opened different data: process 0 has "), \
+                r[name]
+            assert ", as does process 1, but process 1 has " in str(r[name]), r[name]
+            assert f", but process 1 has {what}; every process must run the same script" in str(r[name]), r[name]
+
+
+def test_without_a_random_state_the_primary_seeds_every_process(two):
+    """random_state=None, an unseeded RandomState, partial_fit and an HMM: every process
+    fits, and all hold the very same parameters."""
+    results = _results(two, "seeded_by_the_primary")
+    _assert_same_everywhere(results)
 
 
 def test_engine_torch_outside_a_launcher_says_how_to_launch(monkeypatch):

@@ -176,9 +176,10 @@ class Engine(Protocol):
         on every process: what one process reads (a checkpoint) all act on alike."""
         ...
 
-    def opened(self, make: Callable[[], Any]) -> Any:
+    def opened(self, make: Callable[[], Any], settings: dict | None = None) -> Any:
         """``make()`` (opening this process's data: a source) on every process, checked
         together before any exchange: an error in one process is raised by every process,
-        and processes that opened different data are refused."""
+        and processes that opened different data, or were given different ``settings``
+        (name -> (digest, text)), are refused."""
         ...
 

@@ -32,12 +32,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime
+import hashlib
 import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._core.batches import rebatch
@@ -227,32 +229,44 @@ class TorchEngine:
             raise value
         return value
 
-    def opened(self, make: Callable[[], Any]) -> Any:
+    def opened(self, make: Callable[[], Any], settings: dict | None = None) -> Any:
         """``make()`` (opening this process's data) on every process, checked together.
         A process that fails to open its data (a missing file, a NaN in its rows) would
         leave the others waiting in the first exchange until the group's timeout (30
         minutes by default): its error is raised by every process now. Processes that
-        opened different data (other files, columns or row counts) are refused: their
-        statistics would be summed as if they were one data set's."""
+        opened different data (other files, columns, rows, labels or sequence lengths),
+        or were given different ``settings`` (name -> (digest, text): the estimator's
+        parameters), are refused: their statistics would be summed as if they were one
+        data set's, or their parameters would part (a process with a smaller ``max_iter``
+        would leave the others waiting)."""
         value, error = None, None
         try:
             value = make()
         except Exception as exc:  # every process must hear of it
             error = exc
-        mine = ("error", _portable(error)) if error is not None else ("ok", _described(value))
+        mine = ("error", _portable(error), None) if error is not None else ("ok", _described(value), settings)
         box: list[Any] = [None] * self.world
         self._collective(lambda: _dist().all_gather_object(box, mine), "opening the data")
-        failed = [r for r, (kind, _) in enumerate(box) if kind == "error"]
+        failed = [r for r, (kind, _, _) in enumerate(box) if kind == "error"]
         if failed:
             raise self._first_error(error, failed, [b[1] for b in box], "opening the data")
-        differ = [r for r, (_, seen) in enumerate(box) if seen != box[0][1]]
-        if differ:
-            r = differ[0]
-            raise ClusterError(
-                f"the {self.world} processes opened different data: process 0 {_as_text(box[0][1])}, process {r} "
-                f"{_as_text(box[r][1])}; every process must run the same script on the same data (the same "
-                "files, columns and rows): each reads its own share of it"
-            )
+        for r, (_, _, given) in enumerate(box):
+            name = next((k for k in sorted(set(given or {}) | set(box[0][2] or {}))
+                         if (given or {}).get(k, ("",))[0] != (box[0][2] or {}).get(k, ("",))[0]), None)
+            if name is not None:
+                raise ClusterError(
+                    f"the {self.world} processes were given different settings: {name}={_shown(box[0][2], name)} on "
+                    f"process 0 and {name}={_shown(given, name)} on process {r}; every process must run the same "
+                    "script with the same settings (only device, memory_budget, chunk_size, cache_budget and "
+                    "verbose may differ)"
+                )
+        for r, (_, seen, _) in enumerate(box):
+            if seen != box[0][1]:
+                raise ClusterError(
+                    f"the {self.world} processes opened different data: {_difference(box[0][1], seen, r)}; every "
+                    "process must run the same script on the same data (the same files, columns, rows, labels and "
+                    "sequence lengths): each reads its own share of it"
+                )
         return value
 
     # ------------------------------------------------------------------ the exchange
@@ -307,7 +321,7 @@ class TorchEngine:
             return None
         try:
             return tree_sum(present).to(self.device)
-        except (RuntimeError, ValueError, TypeError) as exc:  # statistics of other shapes: other settings
+        except (RuntimeError, ValueError, TypeError, AttributeError) as exc:  # other shapes or kinds: other settings
             raise ClusterError(
                 f"the {self.world} processes computed {during} with statistics that do not add up ({exc}): each must "
                 "run the same script with the same data and settings (n_components, covariance_type, ...)"
@@ -363,16 +377,46 @@ def _with_gaps(batches: Iterator[Chunk], pieces: list[int]) -> Iterator[Chunk | 
 
 
 def _described(source: Any) -> dict | None:
-    """What every process's data must share: its rows, columns, their names, and its
-    files' sizes or its rows' digest (not the files' paths or modification times, which
-    differ between machines that hold copies of the same files)."""
+    """What every process's data must share: its rows, columns, their names, its files'
+    sizes or its rows' digest (not the files' paths or modification times, which differ
+    between machines that hold copies of the same files), and digests of its labels and
+    sequence lengths where it has them."""
     if source is None or not hasattr(source, "n_rows"):
         return None
     seen = source.fingerprint() if hasattr(source, "fingerprint") else {}
     files = seen.get("files") or []
     return {"rows": int(source.n_rows), "columns": int(getattr(source, "n_features", 0) or 0),
             "names": list(getattr(source, "feature_names", None) or []),
-            "file sizes": [f[1] for f in files if len(f) > 1], "digest": seen.get("digest")}
+            "file sizes": [f[1] for f in files if len(f) > 1], "digest": seen.get("digest"),
+            "labels": _digest(getattr(source, "labels", None)),
+            "lengths": _digest(getattr(source, "lengths", None))}
+
+
+def _digest(values: Any, most: int = 65536) -> str | None:
+    """A digest of a 1-D array's length and of at most ``most`` of its values, evenly
+    spaced (the ends included): labels or lengths as long as the rows cost no pass."""
+    if values is None:
+        return None
+    array = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values).reshape(-1)
+    if array.shape[0] > most:
+        array = array[np.linspace(0, array.shape[0] - 1, most).round().astype(np.int64)]
+    return hashlib.sha256(f"{len(values)}:".encode() + np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def _difference(first: dict | None, other: dict | None, r: int) -> str:
+    """What differs between process 0's data and process r's, in words."""
+    shown = (_as_text(first), _as_text(other))
+    if shown[0] != shown[1] or first is None or other is None:
+        return f"process 0 {shown[0]}, process {r} {shown[1]}"
+    what = next((w for key, w in (("lengths", "other sequence lengths"), ("labels", "other labels (y)"),
+                                  ("digest", "other values or sample weights")) if first.get(key) != other.get(key)),
+                "other contents")
+    return f"process 0 {shown[0]}, as does process {r}, but process {r} has {what}"
+
+
+def _shown(given: dict | None, name: str) -> str:
+    held = (given or {}).get(name)
+    return "(not given)" if held is None else held[1]
 
 
 def _as_text(seen: dict | None) -> str:

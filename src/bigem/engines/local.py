@@ -153,7 +153,8 @@ class OneProcess:
     def share(self, make: Callable[[], S]) -> S:
         return make()
 
-    def opened(self, make: Callable[[], S]) -> S:
+    def opened(self, make: Callable[[], S], settings: dict | None = None) -> S:
+        """``make()``: one process has no other to compare its data and ``settings`` with."""
         return make()
 
 

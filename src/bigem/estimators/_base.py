@@ -130,6 +130,38 @@ class EstimatorBase:
         """Constructor parameters and their current values."""
         return {name: getattr(self, name) for name in self._param_names()}
 
+    # parameters that say how one process computes, not what: they may differ between the
+    # processes of a torch.distributed group (device='cuda:1' on rank 1, a smaller budget)
+    _per_process: ClassVar[tuple[str, ...]] = ("device", "memory_budget", "chunk_size", "cache_budget", "verbose",
+                                              "verbose_interval", "client")
+
+    def _group_settings(self) -> dict[str, tuple[str, str]]:
+        """What every process of a torch.distributed group must be given alike: each
+        parameter (but those of ``_per_process``) as (digest, short text), for the engine
+        to compare when the processes open their data. A numpy RandomState or Generator
+        counts by its type alone: the primary process's seeds them all
+        (``_params.shared_state``)."""
+        import hashlib
+
+        seen = {}
+        for name, value in self.get_params(deep=False).items():
+            if name in self._per_process:
+                continue
+            if isinstance(value, (np.random.RandomState, np.random.Generator)):
+                text = f"a numpy {type(value).__name__}"
+                whole = text
+            elif isinstance(value, (np.ndarray, torch.Tensor)):
+                arr = np.ascontiguousarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
+                text = f"an array of shape {arr.shape}"
+                whole = f"{arr.dtype}{arr.shape}".encode() + arr.tobytes()
+            else:
+                text = whole = repr(value)
+                if " at 0x" in text:  # an object shown by its address (a function): by its type
+                    text = whole = f"a {type(value).__name__}"
+            data = whole if isinstance(whole, bytes) else whole.encode()
+            seen[name] = (hashlib.sha256(data).hexdigest()[:16], text if len(text) <= 60 else text[:57] + "...")
+        return seen
+
     def set_params(self, **params):
         """Set constructor parameters; unknown names raise with the valid ones listed."""
         valid = self._param_names()

@@ -198,7 +198,9 @@ IMPUTE_DOC = """X with every missing value (NaN, or a null in files and DataFram
         out : str or path, default=None
             Stream the completed rows to this .parquet, .csv or .npy file (columns named
             as the features) instead of returning them; its path is returned. Memory
-            stays that of a chunk; nothing is left behind on an error.
+            stays that of a chunk; nothing is left behind on an error. With
+            engine='torch' under torchrun, rank 0 alone writes it; the others return
+            its path at once.
 
         Returns
         -------
@@ -400,7 +402,7 @@ class _BaseMixture(EstimatorBase, ABC):
                                       **open_kw)
 
                 # every process opens its data, and hears of another's failure, before any exchange
-                source = engine.opened(open_here)
+                source = engine.opened(open_here, settings=self._group_settings())
                 with self._schema_during(learnt[0]):
                     yield engine, source, learnt[1]
             return
@@ -683,7 +685,8 @@ class _BaseMixture(EstimatorBase, ABC):
                 f"X has {D} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input "
                 "(warm_start continues from the previous fit); fit a new estimator for different data"
             )
-        generator = _params.draws(s.random_state)  # scikit-learn's draws too, for an int random_state
+        # scikit-learn's draws too, for an int random_state; one seed for a torch group
+        generator = _params.draws(_params.shared_state(s.random_state, engine))
         model = self._fitting_model(model, engine, source, s)
         online = s.algorithm == "online"
         offset = source.shift  # the model works on rows less this; parameters move back after
@@ -884,7 +887,7 @@ class _BaseMixture(EstimatorBase, ABC):
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}: "
                     "the first partial_fit batch initialises the model; pass more rows"
                 )
-            generator = _params.draws(s.random_state)  # as fit draws: the same first steps
+            generator = _params.draws(_params.shared_state(s.random_state, engine))  # as fit draws
             state = OnlineState(self._online_initial(model, engine, source, s, generator, offset, classes), shift=offset)
             generator.settle()
         total = weight = 0.0
@@ -1236,6 +1239,8 @@ class _BaseMixture(EstimatorBase, ABC):
         if is_dask_collection(X) and out is None:
             return self._lazy_impute(X, s, columns, seed)
         path = None if out is None else check_output_path(out, input_files(X))
+        if path is not None and not writes_files(self):
+            return path  # under torchrun, rank 0 alone writes (and computes) the file
         if is_dask_collection(X):
             return self._write_dask_impute(X, s, columns, seed, path, id_column)
         self._fitted()

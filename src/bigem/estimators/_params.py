@@ -337,6 +337,18 @@ def draws(random_state: object) -> Draws:
     return Draws.of(random_seed(random_state), random_state)
 
 
+def shared_state(random_state: object, engine) -> object:
+    """``random_state`` as every process of the engine's group draws from it. An int is
+    the same everywhere (the processes' settings are compared when they open their
+    data); None (numpy's global state), a RandomState or a Generator differ between
+    processes not seeded alike, so the primary process draws a seed from it and every
+    process uses that. One process: as given (scikit-learn's draws from it)."""
+    if getattr(engine, "world", 1) == 1 or (isinstance(random_state, numbers.Integral)
+                                            and not isinstance(random_state, bool)):
+        return random_state
+    return engine.share(lambda: random_seed(random_state))
+
+
 def random_seed(random_state: object) -> int:
     """A 63-bit seed from None, an int, a numpy RandomState or Generator (scikit-learn's types)."""
     if random_state is None:

@@ -487,7 +487,8 @@ class _BaseHMM(EstimatorBase, ABC):
 
     def _fit(self, X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine):
         # in a group of processes, each hears of another's failure to open its data at once
-        source = engine.opened(lambda: self._open(X, lengths, s, columns, sequence_column, fitting=True, engine=engine))
+        source = engine.opened(lambda: self._open(X, lengths, s, columns, sequence_column, fitting=True, engine=engine),
+                               settings=self._group_settings())
         self._check_features(source)
         saver = None
         if checkpoint is not None:
@@ -499,7 +500,8 @@ class _BaseHMM(EstimatorBase, ABC):
                                lengths=identity.digest(source.lengths))
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
-        generator = _params.draws(s.random_state)  # hmmlearn's draws too, for an int random_state
+        # hmmlearn's draws too, for an int random_state; one seed for a torch group
+        generator = _params.draws(_params.shared_state(s.random_state, engine))
         self._init(s, source, summary, generator, engine)
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
         model = self._fit_model(s, self.n_features).moved(None if offset is None else -offset)  # its prior too

@@ -367,7 +367,8 @@ def _survey(X, s, params, sample_weight, columns) -> tuple[int, int, HCTree | No
     with est._execution(X, est._settings(), sample_weight, columns) as (engine, source, _):
         tree = None
         if isinstance(s.init_params, str) and s.init_params == "hc":
-            generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
+            generator = torch.Generator().manual_seed(_params.random_seed(_params.shared_state(s.random_state,
+                                                                                              engine)))
             tree = build(source, generator=generator, engine=engine, offset=source.shift)
         return source.n_rows, source.n_features, tree
 
