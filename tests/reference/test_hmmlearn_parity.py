@@ -135,3 +135,22 @@ def test_viterbi_paths_identical_on_long_noisy_sequences():
     ref = set_params(hmm.GaussianHMM(3, covariance_type="diag", init_params=""), init)
     ours = set_params(GaussianHMM(3, covariance_type="diag", init_params="", dtype="float64"), init)
     np.testing.assert_array_equal(ours.decode(X, lengths)[1], ref.decode(X, lengths)[1])
+
+
+def test_posteriors_of_a_sequence_with_a_huge_log_likelihood_sum_to_one():
+    """A state of variance 1e-8 that the rows miss by ~5 gives a log-likelihood near -4e9,
+    whose ulp (1e-6) the lane's normaliser put into every posterior (rows summed to
+    1 + 1.4e-6, off hmmlearn by as much; hmmlearn's log implementation normalises each
+    row by its own sum)."""
+    rng = np.random.default_rng(5)
+    X = np.r_[rng.normal(10, 1, 50), rng.normal(5, 1, 50)][:, None]
+    start, trans = np.array([1.0, 0, 0]), np.array([[0.9, 0.1, 0], [0, 0.9, 0.1], [0, 0, 1.0]])
+    means, covars = np.array([[0.0], [5.0], [10.0]]), np.array([[1e-8], [1.0], [1.0]])
+    ref = hmm.GaussianHMM(3, "diag", implementation="log", init_params="")
+    ours = GaussianHMM(3, "diag", init_params="", dtype="float64")
+    for m in (ref, ours):
+        m.startprob_, m.transmat_, m.means_, m.covars_ = start, trans, means, covars
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-12) and ours.score(X) < -1e9
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-12)
+    # what remains is both libraries' rounding of log-probabilities near -4e9 (ulp 5e-7)
+    assert np.abs(ours.predict_proba(X).sum(1) - 1).max() < 1e-7

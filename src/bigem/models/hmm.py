@@ -871,8 +871,12 @@ def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, 
     # mass that vector keeps
     lane_norm = lane_ll if log_leave is None else torch.logsumexp(la[last_rows] + lb_[last_rows], 1)
     ll_row = lane_norm[_lane_of_rows(lanes)]
-    fine = torch.isfinite(ll_row)
-    safe_ll = torch.where(fine, ll_row, torch.zeros_like(ll_row))
+    # each row normalised by its own sum, the same number as the lane's but rounded at
+    # the row's scale: a log-likelihood of -4e9 has an ulp of 1e-6, which the lane's
+    # normaliser put into every posterior (rows summing to 1 + 1e-6)
+    row_norm = torch.logsumexp(la + lb_, 1)
+    fine = torch.isfinite(ll_row) & torch.isfinite(row_norm)
+    safe_ll = torch.where(fine, row_norm, torch.zeros_like(row_norm))
     gamma = torch.exp(la + lb_ - safe_ll[:, None]).masked_fill_(~fine[:, None], 0.0)
     S = lanes.n_lanes
     trans = torch.zeros(K, K, dtype=torch.float64, device=device)
@@ -880,14 +884,16 @@ def forward_backward_log(log_b: Tensor, lengths: np.ndarray, startprob: Tensor, 
         prev_rows = torch.cat(
             [torch.arange(lanes.offsets[t - 1], lanes.offsets[t - 1] + lanes.counts[t]) for t in range(1, len(lanes.counts))]
         ).to(device)
-        nxt = (x + lb_)[S:] - safe_ll[S:, None]
-        log_xi = la[prev_rows][:, :, None] + log_A + nxt[:, None, :]
-        xi = torch.exp(log_xi).masked_fill_(~fine[S:, None, None], 0.0)
+        log_xi = la[prev_rows][:, :, None] + log_A + (x + lb_)[S:][:, None, :]
+        norm = torch.logsumexp(log_xi.flatten(1), 1)  # each step's own, as the rows'
+        norm = torch.where(fine[S:] & torch.isfinite(norm), norm, torch.zeros_like(norm))
+        xi = torch.exp(log_xi - norm[:, None, None]).masked_fill_(~fine[S:, None, None], 0.0)
         trans = xi.sum(0)
     start = gamma[:S].sum(0)
     if log_enter is not None:  # a later piece: the transition into its first row, and no start
         if bool(fine[0]):
-            trans = trans + torch.exp(log_enter[:, None] + log_A + (x + lb_)[0][None, :] - safe_ll[0])
+            into = log_enter[:, None] + log_A + (x + lb_)[0][None, :]
+            trans = trans + torch.exp(into - torch.logsumexp(into.flatten(), 0))
         start = torch.zeros_like(start)
     return Posteriors(gamma[lanes.inverse], start, trans, loglik)
 
