@@ -123,6 +123,31 @@ def test_component_without_support_is_reseeded_not_nan(covariance_type):
     assert np.min(np.linalg.norm(gm.means_ - 8, axis=1)) < 1.0
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_component_narrower_than_rounding_is_reseeded_and_no_run_ends_on_a_reseed(dtype):
+    """reg_covar=0, two lone outliers: components settle on them with the others'
+    responsibilities (e^-700) as their only spread, covariances of 1e-294 that still have
+    a Cholesky factor. They were kept (a log-density of +672 at the outlier in float64;
+    in float32 the mean rounded off the row, which then scored -2621) and the fit said it
+    had converged, on a re-seeding step in float32 (score -23.8 against a lower bound of
+    0.83). Such a covariance is now re-seeded as a zero one is, and a run cannot converge
+    on a re-seed; one that runs out of iterations there returns the parameters it
+    evaluated, whose likelihood is its lower bound."""
+    from bigem.errors import ConvergenceWarning
+
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(size=(200, 2)), [[50, 50]], [[-50, 50]]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gm = GaussianMixture(4, reg_covar=0, init_params="random_from_data", random_state=0, dtype=dtype).fit(X)
+    kinds = {w.category for w in caught}
+    assert ComponentReseededWarning in kinds
+    assert min(np.linalg.eigvalsh(c).max() for c in gm.covariances_) > 1e-3
+    assert gm.score(X) == pytest.approx(gm.lower_bound_, rel=1e-6, abs=1e-6)
+    assert gm.score_samples(X).max() < 0
+    assert not gm.converged_ and ConvergenceWarning in kinds
+
+
 @pytest.mark.parametrize("n", [1, 255, 256, 1000, 70_001])
 def test_float32_partial_sums_match_the_float64_product(n):
     """The diag moments' float32 partials, added in float64, equal the float64 product to

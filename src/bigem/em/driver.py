@@ -225,6 +225,13 @@ class _Run:
             callback(IterationInfo(restart, iteration, ll, change, result.seconds[-1], step.params, step.report))
         if callable(self.stopping):  # the caller's rule, asked after the callback saw this iteration
             result.converged = bool(self.stopping())
+        elif not (step.report.exact or step.report.smooth):
+            # a jump (a re-seeded component): its parameters' likelihood is yet unknown,
+            # so the run cannot end on it as converged; should it end here (max_iter), it
+            # returns the parameters it evaluated, whose likelihood it reports (the next
+            # pass goes on from the jump)
+            result.converged = False
+            result.params = params
         elif self.stopping == "aitken":
             result.converged = aitken_converged(self.accepted, tol)
         elif self.stopping == "mclust":

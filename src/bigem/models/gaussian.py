@@ -903,7 +903,13 @@ class GaussianComponent:
                 cov = torch.where(alive.reshape(-1, *[1] * (cov.ndim - 1)), cov, old.covariances)
         if st.kernel == "diag" and self.reg_covar == 0 and self.prior is None:
             cov = self._unresolved_to_zero(cov, means, shift, float(s.eps))
-        return self._factored(means, cov)
+        params, ok = self._factored(means, cov)
+        if st.kernel in ("full", "tied") and self.reg_covar == 0 and self.prior is None:
+            cov = params.covariances  # as repaired
+            unresolved = self._unresolved_matrix(cov, means, shift, float(s.eps))
+            if bool(unresolved.any()):
+                return GaussianParams(means, cov, torch.full_like(cov, math.nan)), ok & ~unresolved.to(ok.device)
+        return params, ok
 
     def expected_log_density(self, p: GaussianParams, s: GaussianStats) -> Tensor:
         """sum_k sum_n r_nk log N(x_n | mu_k, Sigma_k) from the statistics alone (0-d,
@@ -952,6 +958,19 @@ class GaussianComponent:
             bound = bound.mean(1)
         floor = bound if eps >= _EPS64 else torch.zeros_like(cov)
         return torch.where(cov <= bound, floor, cov)
+
+    def _unresolved_matrix(self, cov: Tensor, means: Tensor, shift: Tensor, eps: float) -> Tensor:
+        """(K,) full or tied covariances without reg_covar that rounding cannot tell from
+        zero: every eigenvalue within the bound of :meth:`_unresolved_to_zero`. Such a
+        matrix (a component on one row, with the others' responsibilities of e^-700
+        giving it eigenvalues of 1e-296) still has a Cholesky factor in float64, but its
+        log-densities are rounding (+670 at its row, and a float32 mean rounded off the
+        row covers none): the component is re-seeded, as a zero covariance is."""
+        bound = _UNRESOLVED * eps * (means - shift.mean(0)).square().amax(1)  # (K,)
+        largest = torch.linalg.eigvalsh(torch.nan_to_num(cov.double()))[..., -1]
+        if cov.ndim == 2:  # tied: one matrix for all
+            return (largest <= bound.max()).expand(means.shape[0])
+        return largest <= bound
 
     def _factored(self, means: Tensor, cov: Tensor) -> tuple[GaussianParams, Tensor]:
         """Parameters with their factors, and which components have one. Factors are NaN

@@ -160,7 +160,7 @@ class VariationalHMMModel:
         trans = q.trans_prior + h.trans if "t" in self.params else q.trans
         emission = self.emission.posterior(h.emission, q.emission, self.params)
         return Step(replace(q, start=start, trans=trans, emission=emission),
-                    Report(exact=self.emission.ascends(self.params), total=self.lower_bound(stats)))
+                    Report(exact=self.emission.ascends(self.params), smooth=True, total=self.lower_bound(stats)))
 
     def decrease_tolerance(self, q: VariationalHMMParams, value: float) -> float:
         """Rounding of the per-step bound (coordinate ascent never lowers it)."""
