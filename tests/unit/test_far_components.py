@@ -102,3 +102,19 @@ def test_the_diagonal_decrease_tolerance_is_not_the_spread_across_features():
     means = torch.tensor([[0.0, 0.0, 0.0], [3.0, 3.0, 3.0]], dtype=torch.float64)
     params = GaussianParams(means, cov, cov.rsqrt())
     assert component.decrease_tolerance(params, torch.tensor([0.5, 0.5]), -10.0) < 1.0
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_rounding_of_clusters_far_apart_is_no_decrease(covariance_type):
+    """Two unit clusters 1e7 apart, float64: the moments about the centre round to a fall
+    of 4e-11 a row, which the full and tied structures' tolerance (the condition number
+    alone) called "a bug in bigem"; the diagonal ones already counted the distance."""
+    from bigem.errors import LikelihoodDecreaseWarning
+
+    rng = np.random.default_rng(9)
+    X = np.r_[rng.normal(0, 1, (1000, 2)), rng.normal(0, 1, (1000, 2)) + 1e7]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gm = bigem.GaussianMixture(2, covariance_type=covariance_type, random_state=0, dtype="float64").fit(X)
+    assert not [w for w in caught if issubclass(w.category, LikelihoodDecreaseWarning)]
+    np.testing.assert_allclose(np.sort(gm.means_[:, 0]), [0, 1e7], atol=0.1)

@@ -1061,6 +1061,12 @@ class GaussianComponent:
         if st.kernel in ("full", "tied"):
             eig = torch.linalg.eigvalsh(cov).clamp(min=1e-300)
             cond = float((eig.max(-1).values / eig.min(-1).values).max())
+            # the moments' rounding about the centre, as for a diagonal structure, with
+            # |m|^2 / lambda_min bounding m^T Sigma^-1 m (clusters 1e7 apart, unit spread:
+            # a fall of 4e-11 a row, which the condition number alone took for a bug)
+            m = p.means.to(eig) - p.means.to(eig).mean(0)
+            far = (1.0 + m.square().sum(-1) / eig.min(-1).values).max()
+            cond += min(float(far), 1e-3 / eps)
         else:
             eig = (cov if cov.ndim == 2 else cov[:, None]).clamp(min=1e-300)
             m = p.means.to(eig) - p.means.to(eig).mean(0)
