@@ -118,3 +118,24 @@ def test_rounding_of_clusters_far_apart_is_no_decrease(covariance_type):
         gm = bigem.GaussianMixture(2, covariance_type=covariance_type, random_state=0, dtype="float64").fit(X)
     assert not [w for w in caught if issubclass(w.category, LikelihoodDecreaseWarning)]
     np.testing.assert_allclose(np.sort(gm.means_[:, 0]), [0, 1e7], atol=0.1)
+
+
+def test_float32_says_when_its_rows_cannot_hold_components_far_apart():
+    """Two unit clusters 1e7 apart: one shift leaves the far one's rows rounded to a
+    float32 spacing of up to 1, which inflated its variances by up to 9% silently
+    (float64 and scikit-learn: 1.09 and 1.00; float32: 1.17 and 1.09). The fit now
+    says so, and by how much; 1e4 apart, or in float64, it has nothing to say."""
+    from bigem.errors import PrecisionWarning
+
+    rng = np.random.default_rng(9)
+    X = np.r_[rng.normal(0, 1, (1000, 2)), rng.normal(0, 1, (1000, 2)) + 1e7]
+    with pytest.warns(PrecisionWarning, match=r"^float32 rows round component \d's values in feature \d \(mean "
+                                               r"1e\+07\) by a spacing whose error adds [\d.]+% to its variance") as w:
+        bigem.GaussianMixture(2, random_state=0).fit(X)
+    assert "fit with dtype='float64'" in str(w[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+        near = np.r_[rng.normal(0, 1, (1000, 2)), rng.normal(0, 1, (1000, 2)) + 1e4] + 1e7
+        for covariance_type in ("full", "tied", "diag", "spherical", "EII", "VEV"):
+            bigem.GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(near)

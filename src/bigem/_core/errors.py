@@ -119,6 +119,11 @@ class SampleWeightWarning(UserWarning):
     """Sample weights look like probabilities, not the frequencies BIC's n assumes."""
 
 
+class PrecisionWarning(UserWarning):
+    """float32 rows round a fitted component's values by a share of its spread that
+    changes the answer (data spanning more than float32's 24 bits): fit in float64."""
+
+
 class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""
 

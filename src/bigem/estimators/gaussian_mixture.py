@@ -6,15 +6,17 @@ Execution, inference and persistence are the mixture base's (``_mixture``).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 import numpy as np
 
-from .._core.errors import DataError, ParameterError
+from .._core.errors import DataError, ParameterError, PrecisionWarning
 from ..em.init import from_centres, from_random_responsibilities, kmeans_centres, seed_sample, seeds
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import NO_PRIOR, decompose
-from ..models.gaussian import GaussianComponent, GaussianParams
+from ..models.gaussian import GaussianComponent, GaussianParams, float32_rounding_share
 from ..models.kmeans import KMeansModel
 from ..models.mixture import MixtureModel, MixtureParams
 from . import _params
@@ -306,7 +308,34 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
         if s.prior is not None:
             self._prior_ = resolve_prior(s.prior, structure(s.covariance_type), s.n_components, source, engine)
             self.prior_ = self._prior_.describe(source.shift)
-        return super()._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
+        fitted = super()._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
+        if self._model(s).component.row_dtype == torch.float32:
+            self._warn_rounding(source.shift, s)
+        return fitted
+
+    def _warn_rounding(self, shift, s) -> None:
+        """A PrecisionWarning where float32 rows add more than 0.1% to a component's
+        variance (``float32_rounding_share``): components far apart against their
+        spread, which one shift cannot bring all near zero."""
+        cov, K, D = np.asarray(self.covariances_, dtype=np.float64), s.n_components, self.n_features_in_
+        if cov.ndim == 3:  # (K, D, D)
+            variances = np.diagonal(cov, axis1=1, axis2=2)
+        elif structure(s.covariance_type).kernel == "tied":  # (D, D)
+            variances = np.tile(np.diag(cov), (K, 1))
+        else:  # (K, D), or one variance a component (K,)
+            variances = cov if cov.ndim == 2 else np.tile(cov[:, None], (1, D))
+        share = float32_rounding_share(torch.from_numpy(np.asarray(self.means_, dtype=np.float64)),
+                                       torch.from_numpy(np.ascontiguousarray(variances)),
+                                       None if shift is None else shift.cpu()).numpy()
+        if not share.size or float(share.max()) <= 1e-3:
+            return
+        k, d = np.unravel_index(int(np.argmax(share)), share.shape)
+        warnings.warn(
+            f"float32 rows round component {k}'s values in feature {d} (mean {self.means_[k, d]:.7g}) by a spacing "
+            f"whose error adds {100 * min(float(share[k, d]), 1.0):.2g}%{'+' if share[k, d] > 1 else ''} to its "
+            f"variance ({variances[k, d]:.3g}): the data spans more than float32's 24 bits (components far apart "
+            "against their spread); fit with dtype='float64' for its answer",
+            PrecisionWarning, stacklevel=4)
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None, classes=None):
         if self._settings().prior is not None:
