@@ -247,3 +247,29 @@ def test_weights_that_look_like_probabilities_are_warned_about_and_counts_are_no
         assert bigem.select(X, sample_weight=np.full(300, 3.0), **kw).best_["n_components"] == 2
         rescaled = bigem.select(X, sample_weight=np.full(300, 1 / 300) * 300, **kw)
     assert rescaled.best_["n_components"] == 2
+
+
+def test_under_mclusts_stopping_a_singular_candidate_is_a_missing_bic_as_in_mclust():
+    """``mclustBIC(iris[iris$Species == "setosa", 1:4], G = 1:3, modelNames = c("VVV",
+    "EEE", "EII"))`` (mclust 6.0.0) prints NA for VVV at 2 and 3 components (a covariance
+    turns singular) and, for the others, BICs that are minus bigem's. Re-seeding, such a
+    candidate ran all its 1000 iterations (MclustDA on iris took over 25 minutes); under
+    mclust's stopping rule it now ends where mclust's EM does, its row NaN and its
+    estimator None, never chosen."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    result = bigem.select(X[y == 0], n_components=range(1, 4), covariance_types=["VVV", "EEE", "EII"],
+                          stopping="mclust", reg_covar=0, tol=1e-5, max_iter=1000, dtype="float64")
+    mclust = {("VVV", 1): 35.06482, ("VVV", 2): None, ("VVV", 3): None, ("EEE", 1): 35.064822,
+              ("EEE", 2): 35.719101, ("EEE", 3): 19.594981, ("EII", 1): -71.085362, ("EII", 2): -19.779211,
+              ("EII", 3): -4.368506}
+    for row, est in zip(result.table, result.estimators_):
+        want = mclust[row["covariance_type"], row["n_components"]]
+        if want is None:
+            assert est is None and np.isnan(row["bic"]) and np.isnan(row["log_likelihood"])
+        else:
+            assert est is not None and row["bic"] == pytest.approx(-want, abs=1e-5)
+    assert (result.best_["covariance_type"], result.best_["n_components"]) == ("EEE", 2)
+    assert result.format_table().count("singular (mclust's missing BIC)") == 2
+    assert "nan" not in result.summary()

@@ -145,7 +145,7 @@ def test_a_component_narrower_than_rounding_is_reseeded_and_no_run_ends_on_a_res
     assert min(np.linalg.eigvalsh(c).max() for c in gm.covariances_) > 1e-3
     assert gm.score(X) == pytest.approx(gm.lower_bound_, rel=1e-6, abs=1e-6)
     assert gm.score_samples(X).max() < 0
-    assert not gm.converged_ and ConvergenceWarning in kinds
+    assert not gm.converged_ and any(issubclass(k, ConvergenceWarning) for k in kinds)
 
 
 @pytest.mark.parametrize("n", [1, 255, 256, 1000, 70_001])

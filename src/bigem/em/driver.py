@@ -207,6 +207,15 @@ class _Run:
                 stacklevel=3,
             )
         step = model.m_step(stats, params)
+        if self.stopping == "mclust" and not (step.report.exact or step.report.smooth):
+            # mclust's EM has no re-seeding: a component that lost its support or turned
+            # singular ends the fit (mclust's missing BIC), which select and the
+            # classifiers leave out; re-seeding, such a candidate ran all its iterations
+            raise NumericalError(
+                f"a component lost its support or its covariance turned singular at iteration {iteration} "
+                f"(restart {restart}), which ends a fit under mclust's stopping rule as it ends mclust's EM; "
+                f"{model.advice}, or pass stopping='gain' to re-seed the component and go on"
+            )
         self.result.stats = stats
         emit(step.report, f"at iteration {iteration}", self.seen)
         self.exact = step.report.exact

@@ -164,7 +164,9 @@ _CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto
         'mclust': mclust's rule, ``|change of the total log-likelihood| <= tol (1 + |total|)``
         (mclust's tol is 1e-5), ending on the parameters last evaluated, whose
         log-likelihood mclust reports: with ``init_params='hc'`` and ``reg_covar=0`` a fit
-        retraces mclust's to its printed digits.
+        retraces mclust's to its printed digits. As in mclust, a component that loses its
+        support or turns singular ends the fit (a NumericalError; mclust's missing BIC,
+        which ``select`` and the classifiers leave out) instead of being re-seeded.
 """
 
 MIXTURE_DOC = _EXECUTION_DOC + _ONLINE_DOC + _CLUSTER_DOC

@@ -820,7 +820,7 @@ def _candidates(rows, ks: list[int], covariance_type: str, columns, params: dict
     K whose fit fails numerically is left out, as mclust leaves its BIC missing."""
     try:
         result = select(rows, ks, [covariance_type], columns=columns, sample_weight=weight, **params)
-        return [(row, result.estimators_[i]) for i, row in enumerate(result.table)]
+        return [(row, est) for row, est in zip(result.table, result.estimators_) if est is not None]
     except FAILURES:
         if len(ks) == 1:
             return []

@@ -324,8 +324,8 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
             variances = np.tile(np.diag(cov), (K, 1))
         else:  # (K, D), or one variance a component (K,)
             variances = cov if cov.ndim == 2 else np.tile(cov[:, None], (1, D))
-        share = float32_rounding_share(torch.from_numpy(np.asarray(self.means_, dtype=np.float64)),
-                                       torch.from_numpy(np.ascontiguousarray(variances)),
+        share = float32_rounding_share(torch.tensor(np.asarray(self.means_, dtype=np.float64)),  # copies: the
+                                       torch.tensor(np.asarray(variances, dtype=np.float64)),  # fitted are read-only
                                        None if shift is None else shift.cpu()).numpy()
         if not share.size or float(share.max()) <= 1e-3:
             return

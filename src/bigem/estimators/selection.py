@@ -37,7 +37,7 @@ import numpy as np
 
 import torch
 
-from .._core.errors import DegenerateFitWarning, ParameterError
+from .._core.errors import DegenerateFitWarning, NumericalError, ParameterError
 from .._core.optional import require
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import MULTIVARIATE, NO_PRIOR, UNIVARIATE
@@ -94,7 +94,9 @@ class SelectionResult:
         n_components is the number of components it uses (those holding at least one row:
         see :func:`used_components`); its log_likelihood, n_parameters and criteria are NaN.
     estimators_ : list of GaussianMixture (or the family's estimator, or BayesianGaussianMixture)
-        The fitted candidate for each row of ``table``.
+        The fitted candidate for each row of ``table``; None for one whose fit turned
+        singular or lost a component under ``stopping='mclust'`` (its row's criteria are
+        NaN, as mclust's table shows a missing BIC there, and it is never chosen).
     criterion : str
         The criterion the best candidate minimises.
     best_index_ : int
@@ -132,7 +134,8 @@ class SelectionResult:
         if criterion not in CRITERIA:
             raise ParameterError(f"criterion must be one of {list(CRITERIA)}; got {criterion!r}")
         eligible = [i for i, r in enumerate(self.table)
-                    if (r["n_components"], r["covariance_type"]) not in self.dropped and r["model"] != VARIATIONAL]
+                    if (r["n_components"], r["covariance_type"]) not in self.dropped and r["model"] != VARIATIONAL
+                    and math.isfinite(r[criterion])]
         ranked = sorted(eligible, key=lambda i: (self.table[i][criterion], self.table[i]["n_components"], i))[:n]
         name = criterion.upper()
         labels = [f"{self.table[i]['covariance_type']},{self.table[i]['n_components']}" for i in ranked]
@@ -155,7 +158,9 @@ class SelectionResult:
             notes = []
             if r["degenerate"]:
                 notes.append("degenerate" + ("" if (r["n_components"], r["covariance_type"]) not in self.dropped else ", dropped"))
-            if not r["converged"]:
+            if self.estimators_[i] is None:
+                notes.append("singular (mclust's missing BIC)")
+            elif not r["converged"]:
                 notes.append("not converged")
             if r["model"] == VARIATIONAL:
                 notes.append(f"variational (of {self.estimators_[i].n_components}): lower bound "
@@ -285,12 +290,26 @@ def select(
         cls(**params)._settings()  # bad values fail before any fit
 
     table, estimators = [], []
+    # mclust's EM stops where a component turns singular or loses its support, and its
+    # table shows a missing BIC there: under its stopping rule, so does this one's
+    missing = (NumericalError, torch.linalg.LinAlgError) if params.get("stopping") == "mclust" else ()
     for ct in types:
         previous = None
         for k in ks:
             started = time.perf_counter()
             shape = {} if ct is None else {"covariance_type": ct}
-            est = cls(k, **shape, **params).fit(X, sample_weight=sample_weight, columns=columns, callback=callback)
+            try:
+                est = cls(k, **shape, **params).fit(X, sample_weight=sample_weight, columns=columns, callback=callback)
+            except missing:
+                nan = math.nan
+                table.append(dict(model=cls.__name__, n_components=k, covariance_type=ct,
+                                  start=_start_name(params.get("init_params", "kmeans")), log_likelihood=nan,
+                                  n_parameters=nan, bic=nan, aic=nan, icl=nan, caic=nan, sabic=nan,
+                                  relative_entropy=nan, converged=False, degenerate=False, n_iter=0,
+                                  seconds=time.perf_counter() - started))
+                estimators.append(None)
+                previous = None
+                continue
             start = _start_name(est.init_params)
             row = criteria(est, X, sample_weight, columns)
             if gaussian and split and previous is not None and previous[0] == k - 1:
@@ -332,7 +351,11 @@ def select(
             ))
             estimators.append(est)
 
-    candidates = [i for i, r in enumerate(table) if r["model"] != VARIATIONAL]
+    candidates = [i for i, r in enumerate(table) if r["model"] != VARIATIONAL and estimators[i] is not None]
+    if not candidates:
+        raise NumericalError("every candidate's fit turned singular or lost a component under mclust's stopping rule "
+                             "(mclust's table would be all missing); pass reg_covar > 0, prior='default', fewer "
+                             "components, or stopping='gain' to re-seed the components and go on")
     eligible = [i for i in candidates if keep_degenerate or not table[i]["degenerate"]]
     dropped = [] if keep_degenerate else [(table[i]["n_components"], table[i]["covariance_type"])
                                           for i in candidates if table[i]["degenerate"]]
