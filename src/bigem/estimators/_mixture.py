@@ -163,8 +163,9 @@ _CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
         'mclust': mclust's rule, ``|change of the total log-likelihood| <= tol (1 + |total|)``
         (mclust's tol is 1e-5), ending on the parameters last evaluated, whose
-        log-likelihood mclust reports: with ``init_params='hc'`` and ``reg_covar=0`` a fit
-        retraces mclust's to its printed digits. As in mclust, a component that loses its
+        log-likelihood mclust reports and scores its BIC with: with ``init_params='hc'``
+        and ``reg_covar=0`` a fit retraces mclust's to its printed digits (mclust's own
+        parameters are the M-step one beyond, a step of about ``tol``'s size). As in mclust, a component that loses its
         support or turns singular ends the fit (a NumericalError; mclust's missing BIC,
         which ``select`` and the classifiers leave out) instead of being re-seeded.
 """

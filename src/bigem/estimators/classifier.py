@@ -505,9 +505,12 @@ class MixtureClassifier(EstimatorBase):
         estimators, table = [], []
         for c, label in enumerate(classes):
             rows_c, weight = (X, (codes == c).astype(np.float64)) if weighted else (_take(X, codes == c), None)
-            if s.init_params == "hc":  # one tree per class, on its variables (mclust's MclustDA: hcUse = "VARS")
+            if s.init_params == "hc":
+                # one tree per class, on its rows' SVD: mclust's MclustDA runs mclustBIC on each
+                # class, which starts from mclust.options("hcUse"), "SVD" (hc()'s own default,
+                # "VARS", gave other starts, and on a split of iris other models)
                 host = rows_c.cpu() if isinstance(rows_c, torch.Tensor) else rows_c  # the tree is built on the host
-                params["init_params"] = hc(host, use="VARS", random_state=self.random_state, columns=columns,
+                params["init_params"] = hc(host, use="SVD", random_state=self.random_state, columns=columns,
                                            sample_weight=weight)
             candidates = []
             with warnings.catch_warnings(record=True) as caught:

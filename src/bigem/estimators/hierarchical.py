@@ -146,8 +146,9 @@ def hc(X, *, model: str = "VVV", use: str = "SVD", max_rows: int = MAX_ROWS, ran
         Merge criterion: the unconstrained Gaussian's classification likelihood
         (mclust's default), or Ward's sum of squares.
     use : {'SVD', 'VARS', 'STD'}, default='SVD'
-        The rows merged: mclust's scaled SVD transform (its default), the variables as
-        they are, or standardised.
+        The rows merged: mclust's scaled SVD transform (the default of ``Mclust`` and
+        ``mclustBIC``, ``mclust.options("hcUse")``; mclust's ``hc()`` itself defaults to
+        'VARS'), the variables as they are, or standardised.
     max_rows : int, default=2000
         Build the tree on all rows when there are at most this many (and no sample
         weights), else on a sample of this many (mclust's ``subset``).

@@ -97,7 +97,9 @@ def agglomerate(z: np.ndarray, model: str = "VVV", alpha: float = 1.0, beta: flo
 
 
 class _Merger:
-    """mclust's agglomeration, step for step: clusters sit in slots 0..g-1; merging slots
+    """mclust's agglomeration (each merge the exact cheapest pair; mclust's running costs
+    can drift from the exact ones late in a long tree, so on some data, mclust's wreath
+    among them, its last few merges differ): clusters sit in slots 0..g-1; merging slots
     i < j puts the union in slot i and moves the last slot's cluster into slot j; the
     next merge is the cheapest pair, ties going to the pair that comes last in the order
     (1, 2), (1, 3), (2, 3), (1, 4), ... (the largest j, then the largest i), as mclust's
