@@ -194,3 +194,23 @@ def test_a_weighted_fit_bootstraps_its_weights_times_the_draws():
         gm.bootstrap(X, sample_weight=np.ones(499))
     with pytest.raises(ParameterError, match=r"names a column; the bootstrap multiplies"):
         gm.bootstrap(X, sample_weight="w")
+
+
+def test_replicates_of_a_file_read_the_columns_the_fit_read(tmp_path):
+    """Fitted on columns x and y of a Parquet file with an id column beside: predict and
+    score read x and y, and the replicates now do too (they read every column and failed,
+    "X has 3 features ... (warm_start continues from the previous fit)"); their draws are
+    those of columns= given."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(600, 2)), columns=["x", "y"])
+    frame.insert(0, "id", np.arange(600))
+    path = str(tmp_path / "t.parquet")
+    frame.to_parquet(path)
+    gm = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(path, columns=["x", "y"])
+    found = gm.bootstrap(path, n_boot=2, random_state=0)
+    given = gm.bootstrap(path, n_boot=2, random_state=0, columns=["x", "y"])
+    assert set(found.replicates) == set(given.replicates) and found.n_boot == 2
+    for name in given.replicates:
+        np.testing.assert_array_equal(found.replicates[name], given.replicates[name])

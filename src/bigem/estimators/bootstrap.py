@@ -107,6 +107,9 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
         raise ParameterError(f"this {type(est).__name__} was fitted with labels (classes_ "
                              f"{np.asarray(est.classes_).tolist()}): pass them, est.bootstrap(X, y), so that every "
                              "replicate refits with them; without y each would be an unlabelled clustering")
+    named = has_column_names(X) or hasattr(X, "columns")
+    if columns is None and getattr(est, "feature_names_in_", None) is not None and named:
+        columns = [str(c) for c in est.feature_names_in_]  # refits read the columns the fit read (an id beside)
     K = int(np.shape(est.weights_)[0])
     shared = est._shared_parameters()
     estimate = _parameters(est)
