@@ -103,9 +103,11 @@ _EXECUTION_DOC = """    random_state : int, RandomState, Generator or None, defa
     warm_start : bool, default=False
         Start the next ``fit`` from the current solution (and use ``n_init=1``).
     verbose : int or bool, default=0
-        1 (or True) prints each initialisation's result, 2 also every ``verbose_interval`` iterations.
+        1 (or True) prints scikit-learn's lines: each initialisation, its ``Iteration i``
+        line every ``verbose_interval`` iterations and its result (with a progress bar
+        where tqdm is installed); 2 adds each line's time and change of the log-likelihood.
     verbose_interval : int, default=10
-        Iterations between progress lines when ``verbose >= 2``.
+        Iterations between progress lines when ``verbose >= 1``.
     device : str or torch.device, default='cpu'
         Where the arithmetic runs ('cpu', 'cuda', 'cuda:1', ...).
     dtype : {'float32', 'float64'} or torch dtype, default='float32'
