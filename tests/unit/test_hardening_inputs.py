@@ -90,8 +90,10 @@ def test_files_options_are_checked_when_made(kwargs, message):
         (np.array([2**64 - 1, 1], dtype=np.uint64), r"lengths\[0\] is 18446744073709551615, more than the 300 rows"),
         ([1e30, 3.0], r"lengths\[0\] is 1000000000000000019884624838656, more than the 300 rows"),
         ([-(2**70), 3], r"lengths\[0\] is -1180591620717411303424: every sequence needs at least one row"),
+        # the negative length came first; the long one after it was blamed
+        ([-10, 310], r"lengths\[0\] is -10: every sequence needs at least one row"),
     ],
-    ids=["sum-wraps", "int64-max", "uint64", "float", "below-int64"],
+    ids=["sum-wraps", "int64-max", "uint64", "float", "below-int64", "negative-first"],
 )
 def test_lengths_whose_sum_would_wrap_around_are_refused_by_the_culprit(lengths, message):
     with pytest.raises(DataError, match=message):

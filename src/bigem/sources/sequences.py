@@ -42,16 +42,18 @@ def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
     integral = integral or arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
     if not integral:
         raise DataError(f"lengths must hold integers, got dtype {arr.dtype}; pass the number of rows of each sequence")
-    if (arr > n_rows).any():  # before int64: keeps the cast and the sum below from wrapping around
-        i = int(np.argmax(arr > n_rows))
+    # the first entry out of range, in order (before int64: keeps the cast and the sum
+    # below from wrapping around); a negative one before a large one it made room for
+    bad = (arr <= 0) | (arr > n_rows)
+    if bad.any():
+        i = int(np.argmax(bad))
+        if arr[i] <= 0:
+            raise DataError(
+                f"lengths[{i}] is {int(arr[i])}: every sequence needs at least one row; drop zero-length sequences"
+            )
         raise DataError(
             f"lengths[{i}] is {int(arr[i])}, more than the {n_rows} rows of {name}; lengths must give the rows "
             "of every sequence in order, summing to the rows of X"
-        )
-    if (arr <= 0).any():
-        i = int(np.argmax(arr <= 0))
-        raise DataError(
-            f"lengths[{i}] is {int(arr[i])}: every sequence needs at least one row; drop zero-length sequences"
         )
     arr = arr.astype(np.int64)
     # many lengths can still sum past 2**63: the int64 sum is exact only below that
