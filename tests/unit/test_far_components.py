@@ -129,8 +129,9 @@ def test_float32_says_when_its_rows_cannot_hold_components_far_apart():
 
     rng = np.random.default_rng(9)
     X = np.r_[rng.normal(0, 1, (1000, 2)), rng.normal(0, 1, (1000, 2)) + 1e7]
-    with pytest.warns(PrecisionWarning, match=r"^float32 rows round component \d's values in feature \d \(mean "
-                                               r"1e\+07\) by a spacing whose error adds [\d.]+% to its variance") as w:
+    with pytest.warns(PrecisionWarning, match=r"^float32 rows hold component \d's values in feature \d \(mean "
+                                               r"1e\+07\) to a spacing of [\d.]+: rounding adds [\d.]+% to its "
+                                               r"variance \([\d.]+\) and may move its mean by up to") as w:
         bigem.GaussianMixture(2, random_state=0).fit(X)
     assert "fit with dtype='float64'" in str(w[0].message)
     with warnings.catch_warnings():

@@ -6,6 +6,7 @@ Execution, inference and persistence are the mixture base's (``_mixture``).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -330,11 +331,14 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
         if not share.size or float(share.max()) <= 1e-3:
             return
         k, d = np.unravel_index(int(np.argmax(share)), share.shape)
+        pct = 100 * float(share[k, d])
+        spacing = math.sqrt(12 * float(share[k, d]) * float(variances[k, d]))
         warnings.warn(
-            f"float32 rows round component {k}'s values in feature {d} (mean {self.means_[k, d]:.7g}) by a spacing "
-            f"whose error adds {100 * min(float(share[k, d]), 1.0):.2g}%{'+' if share[k, d] > 1 else ''} to its "
-            f"variance ({variances[k, d]:.3g}): the data spans more than float32's 24 bits (components far apart "
-            "against their spread); fit with dtype='float64' for its answer",
+            f"float32 rows hold component {k}'s values in feature {d} (mean {self.means_[k, d]:.7g}) to a spacing of "
+            f"{spacing:.3g}: rounding adds {f'{pct:.2f}' if pct < 100 else f'{pct:,.0f}' if pct < 1e4 else 'over 10,000'}"
+            f"% to its variance ({variances[k, d]:.3g}) and may move its mean by up to {spacing / 2:.3g}; the data "
+            "spans more than float32's 24 bits (components far apart against their spread): fit with "
+            "dtype='float64' for its answer",
             PrecisionWarning, stacklevel=4)
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None, classes=None):
