@@ -399,6 +399,32 @@ def test_a_reader_that_goes_away_stops_it_quietly(files, tmp_path, capsys):
         assert (proc.returncode, proc.stderr) == (141, "")
 
 
+def _start_with(import_hook: str):
+    """``bigem --version`` in a fresh Python whose import of the command's modules runs
+    ``import_hook`` (the body of a meta-path finder's find_spec for them, os and signal
+    imported): its completed process."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, signal, sys
+
+        class Interrupt:
+            def find_spec(self, name, path=None, target=None):
+                if name == "bigem.cli.commands":
+                    HOOK
+                return None
+
+        sys.meta_path.insert(0, Interrupt())
+        from bigem._entry import main
+        sys.exit(main(["--version"]))
+    """).replace("HOOK", textwrap.indent(textwrap.dedent(import_hook), " " * 12).strip())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
 def test_ctrl_c_while_the_command_line_imports_stops_it_without_a_traceback():
     """torch and the command's modules take a second or more to import: Ctrl-C then
     stops the command with status 130, as it does later, not with Python's traceback.
@@ -408,26 +434,7 @@ def test_ctrl_c_while_the_command_line_imports_stops_it_without_a_traceback():
     landed inside a native library's initialisation, which Python cannot turn into a
     KeyboardInterrupt (the process aborted; measured the same at earlier commits), so
     the test failed by chance."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent("""
-        import os, signal, sys
-
-        class Interrupt:  # Ctrl-C as the command's modules begin to import
-            def find_spec(self, name, path=None, target=None):
-                if name == "bigem.cli.commands":
-                    os.kill(os.getpid(), signal.SIGINT)
-                return None
-
-        sys.meta_path.insert(0, Interrupt())
-        from bigem._entry import main
-        sys.exit(main(["--version"]))
-    """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = _start_with("os.kill(os.getpid(), signal.SIGINT)")
     assert "Traceback" not in done.stderr
     assert done.returncode == 130 and done.stderr.strip() == "bigem: interrupted" and done.stdout == ""
 
@@ -437,32 +444,14 @@ def test_ctrl_c_that_a_library_turns_into_an_import_error_is_still_ctrl_c():
     C-extensions failed ... PyCapsule_Import could not import module 'datetime'"): Ctrl-C
     early in start-up then printed that page and exited 1. It is Ctrl-C all the same; an
     ImportError with no Ctrl-C behind it is still raised."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent("""
-        import os, signal, sys
-
-        class Interrupt:  # Ctrl-C inside a library's import, which reports it as ImportError
-            def find_spec(self, name, path=None, target=None):
-                if name == "bigem.cli.commands":
-                    try:
-                        os.kill(os.getpid(), signal.SIGINT)
-                    except KeyboardInterrupt:
-                        raise ImportError("Importing the C-extensions failed") from None
-                return None
-
-        sys.meta_path.insert(0, Interrupt())
-        from bigem._entry import main
-        sys.exit(main(["--version"]))
-    """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    reported = """
+        try:
+            SIGNAL
+        except KeyboardInterrupt:
+            raise ImportError("Importing the C-extensions failed") from None
+    """
+    done = _start_with(reported.replace("SIGNAL", "os.kill(os.getpid(), signal.SIGINT)"))
     assert "Traceback" not in done.stderr
     assert done.returncode == 130 and done.stderr.strip() == "bigem: interrupted" and done.stdout == ""
-    broken = subprocess.run([sys.executable, "-c", code.replace("os.kill(os.getpid(), signal.SIGINT)",
-                                                                 "raise KeyboardInterrupt")],
-                            capture_output=True, text=True, env=env, timeout=120)
+    broken = _start_with(reported.replace("SIGNAL", "raise KeyboardInterrupt"))
     assert broken.returncode == 1 and "ImportError: Importing the C-extensions failed" in broken.stderr

@@ -314,7 +314,8 @@ def test_the_empty_row_count_says_what_it_counted():
     mini-batch, over that batch's rows alone, and says so; neither speaks of the other."""
     _, Xm = blobs_with_gaps(2)
     Xm[np.arange(0, 300, 10)] = np.nan  # 30 empty rows, 10 in the first 100
-    with pytest.warns(EmptyRowWarning, match=r"^30 row\(s\) have every value missing \(counted at iteration 1\):") as caught:
+    with pytest.warns(EmptyRowWarning,
+                      match=r"^30 row\(s\) have every value missing \(counted at iteration 1\):") as caught:
         GaussianMixture(2, missing_values="fiml", random_state=0, max_iter=5).fit(Xm[:300])
     assert not any("online" in str(w.message) or "mini-batch" in str(w.message) for w in caught)
     with pytest.warns(EmptyRowWarning, match=r"^10 row\(s\) have every value missing \(counted at mini-batch 1\):"):

@@ -1274,13 +1274,19 @@ class _BaseMixture(EstimatorBase, ABC):
 
         if path is None:
             return np.concatenate([rows for _, rows in completed()]) if source.n_rows else np.empty((0, len(names)))
+        blocks = (({} if keep is None else {keep[0]: chunk.extra[keep[0]]}, rows) for chunk, rows in completed())
+        return self._write_completed(path, source.n_rows, names, id_column, blocks)
+
+    def _write_completed(self, path: str, n_rows: int, names: list[str], id_column, blocks) -> str:
+        """Completed rows into ``path``: ``blocks`` yields, in row order, each block's id
+        column ({name: values}, or {}) and its rows; the columns are named ``names``."""
         if self._names_categories() and str(path).endswith(".npy"):
             raise ParameterError(f"out={str(path)!r}: the completed rows hold categories that are not numbers, which a "
                                  ".npy file cannot hold; write a .parquet or .csv file")
         _check_id_column(id_column, names)
-        with Sink(path, source.n_rows) as sink:
-            for chunk, rows in completed():
-                cols: dict[str, object] = {} if keep is None else {keep[0]: chunk.extra[keep[0]]}
+        with Sink(path, n_rows) as sink:
+            for ids, rows in blocks:
+                cols: dict[str, object] = dict(ids)
                 if sink.format == "npy":
                     cols["X"] = rows
                 else:
@@ -1325,22 +1331,13 @@ class _BaseMixture(EstimatorBase, ABC):
         if any(np.isnan(c) for c in lazy.chunks[0]):
             lazy = lazy.compute_chunk_sizes()
         names = [str(n) for n in getattr(self, "feature_names_in_", [f"x{j}" for j in range(self.n_features_in_)])]
-        if self._names_categories() and str(path).endswith(".npy"):
-            raise ParameterError(f"out={str(path)!r}: the completed rows hold categories that are not numbers, which a "
-                                 ".npy file cannot hold; write a .parquet or .csv file")
-        _check_id_column(id_column, names)
-        with Sink(path, int(sum(lazy.chunks[0]))) as sink:
+
+        def blocks():  # one partition at a time: its ids, then its completed rows
             for i in range(lazy.numblocks[0]):
-                cols: dict[str, object] = {}
-                if ids is not None:
-                    cols[ids.name] = ids.values(ids.series.partitions[i].compute())
-                rows = self._decoded(lazy.blocks[i].compute())
-                if sink.format == "npy":
-                    cols["X"] = rows
-                else:
-                    cols.update({name: rows[:, j] for j, name in enumerate(names)})
-                sink.write(cols)
-            return sink.commit()
+                kept = {} if ids is None else {ids.name: ids.values(ids.series.partitions[i].compute())}
+                yield kept, self._decoded(lazy.blocks[i].compute())
+
+        return self._write_completed(path, int(sum(lazy.chunks[0])), names, id_column, blocks())
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
