@@ -336,9 +336,9 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
         share_text = f"{pct:.2f}" if pct < 100 else f"{pct:,.0f}" if pct < 1e4 else "over 10,000"
         warnings.warn(
             f"float32 rows hold component {k}'s values in feature {d} (mean {self.means_[k, d]:.7g}) to a spacing of "
-            f"{spacing:.3g}: rounding adds {share_text}% to its variance ({variances[k, d]:.3g}) and may move its mean by up to {spacing / 2:.3g}; the data "
-            "spans more than float32's 24 bits (components far apart against their spread): fit with "
-            "dtype='float64' for its answer",
+            f"{spacing:.3g}: rounding adds {share_text}% to its variance ({variances[k, d]:.3g}) and may move its "
+            f"mean by up to {spacing / 2:.3g}; the data spans more than float32's 24 bits (components far apart "
+            "against their spread): fit with dtype='float64' for its answer",
             PrecisionWarning, stacklevel=4)
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None, classes=None):
