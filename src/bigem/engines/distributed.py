@@ -251,8 +251,7 @@ class TorchEngine:
         if failed:
             raise self._first_error(error, failed, [b[1] for b in box], "opening the data")
         for r, (_, _, given) in enumerate(box):
-            name = next((k for k in sorted(set(given or {}) | set(box[0][2] or {}))
-                         if (given or {}).get(k, ("",))[0] != (box[0][2] or {}).get(k, ("",))[0]), None)
+            name = _first_apart(box[0][2] or {}, given or {})
             if name is not None:
                 raise ClusterError(
                     f"the {self.world} processes were given different settings: {name}={_shown(box[0][2], name)} on "
@@ -412,6 +411,13 @@ def _difference(first: dict | None, other: dict | None, r: int) -> str:
                                   ("digest", "other values or sample weights")) if first.get(key) != other.get(key)),
                 "other contents")
     return f"process 0 {shown[0]}, as does process {r}, but process {r} has {what}"
+
+
+def _first_apart(first: dict, other: dict) -> str | None:
+    """The first setting, by name, whose digest differs between two processes' settings
+    (name -> (digest, text)); a setting one of them lacks differs."""
+    return next((k for k in sorted(set(first) | set(other)) if first.get(k, ("",))[0] != other.get(k, ("",))[0]),
+                None)
 
 
 def _shown(given: dict | None, name: str) -> str:
