@@ -71,6 +71,31 @@ def test_round_trip_through_the_installed_script(files, tmp_path):
     assert bad.stderr.startswith("bigem predict: error:") and "missing.csv: no such data file" in bad.stderr
 
 
+def test_npy_columns_stream_from_the_file_through_every_command(files, tmp_path, capsys):
+    d, X = files
+    wide = np.c_[X[:, 1], np.arange(len(X)) % 5, X[:, 0]]  # the features at 2 and 0, a code between them
+    np.save(tmp_path / "wide.npy", wide)
+    from bigem.cli import _io
+
+    data = _io.read_data(str(tmp_path / "wide.npy"), ["2", "0"])
+    assert data.X == str(tmp_path / "wide.npy") and data.columns == ["2", "0"]  # the path: read chunk by chunk
+    model = tmp_path / "m.bigem"
+    rc, out, err = run(capsys, "fit", tmp_path / "wide.npy", "--columns", "2,0", "-k", "3", "--seed", "0",
+                       "--dtype", "float64", "-o", model)
+    assert rc == 0, err
+    assert "to 600 rows x 2 columns" in out
+    est = bigem.load(model)
+    ref = bigem.GaussianMixture(3, random_state=0, dtype="float64").fit(X)
+    np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-10)
+    rc, _, err = run(capsys, "predict", model, tmp_path / "wide.npy", "--columns", "2,0", "-o", tmp_path / "p.npy")
+    assert rc == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), ref.predict(X))
+    rc, _, err = run(capsys, "plot", model, tmp_path / "wide.npy", "--columns", "2,0", "-o", tmp_path / "fit.svg")
+    assert rc == 0, err
+    picked = _io.sample_rows(_io.read_data(str(tmp_path / "wide.npy"), ["2", "0"]), 50)
+    assert picked.shape == (50, 2) and np.isin(picked, X).all(1).all()
+
+
 def test_fit_predict_score_sample_info(files, tmp_path, capsys):
     d, X = files
     model = tmp_path / "m.bigem"

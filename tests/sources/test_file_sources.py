@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bigem import Files, GaussianMixture
+from bigem.errors import DataError, ParameterError
 from bigem.sources import open_source
 from tests.conftest import make_blobs
 
@@ -156,6 +157,58 @@ def test_a_model_fitted_with_names_reads_an_unnamed_npy_file_by_position(tmp_pat
     npy = tmp_path / "x.npy"
     np.save(npy, df[COLS].to_numpy())
     np.testing.assert_array_equal(gm.predict(str(npy)), gm.predict(str(path)))
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "big-endian"])
+def test_an_npy_files_columns_by_index_stream_as_those_columns_in_memory(tmp_path, layout):
+    X = _frame(seed=3)[["a", "count", "b", "c"]].to_numpy(np.float64)
+    stored = {"C": X, "F": np.asfortranarray(X), "big-endian": X.astype(">f8")}[layout]
+    path = tmp_path / "x.npy"
+    np.save(path, stored)
+    for columns in ([3, 0], ["2", "1", "0"], [np.int64(1)]):
+        picked = X[:, [int(c) for c in columns]]
+        for dtype in (torch.float64, torch.float32):
+            source = _open(str(path), dtype=dtype, columns=columns)
+            assert (source.n_rows, source.n_features) == picked.shape
+            shift = 0 if source.shift is None else source.shift.numpy()
+            np.testing.assert_allclose(_all_rows(source) + shift, picked, rtol=1e-6 if dtype == torch.float32 else 0)
+            rows = torch.tensor([0, 5, 299, 300, 899])
+            np.testing.assert_allclose(source.take(rows).numpy() + shift, picked[rows.numpy()],
+                                       rtol=1e-6 if dtype == torch.float32 else 0)
+    kw = dict(n_components=3, random_state=0, dtype="float64")
+    streamed = GaussianMixture(**kw, chunk_size=100).fit(str(path), columns=[3, 0])
+    in_memory = GaussianMixture(**kw).fit(X[:, [3, 0]])
+    np.testing.assert_allclose(streamed.means_, in_memory.means_, rtol=1e-12)
+    np.testing.assert_array_equal(streamed.predict(Files(str(path), columns=[3, 0])), in_memory.predict(X[:, [3, 0]]))
+
+
+def test_an_npy_files_chosen_columns_are_part_of_what_a_checkpoint_checks(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, _frame(seed=3)[COLS].to_numpy(np.float64))
+    every, chosen, other = (_open(str(path), columns=c).fingerprint() for c in (None, [0, 1], [1, 0]))
+    assert "columns" not in every and chosen["columns"] == [0, 1] and chosen != other
+
+
+@pytest.mark.parametrize("columns, message", [
+    ([0, 4], r"x\.npy: column index 4 is out of range; the file has 3 columns \(0\.\.2\)"),
+    (["a"], r"x\.npy: unknown column 'a'; a \.npy file has no column names: use indices 0\.\.2"),
+    ([-1], r"Files\(columns=\.\.\.\) must be a list of column names \(0-based indices for a \.npy file\) or None; "
+           r"got \[-1\]"),
+    ([1, 1], r"x\.npy: columns= lists \[1\] more than once"),
+])
+def test_bad_npy_column_indices_are_named(tmp_path, columns, message):
+    path = tmp_path / "x.npy"
+    np.save(path, _frame(seed=3)[COLS].to_numpy(np.float64))
+    with pytest.raises((DataError, ParameterError), match=message):
+        GaussianMixture(2).fit(str(path), columns=columns)
+
+
+def test_indices_for_a_file_with_column_names_are_refused(tmp_path):
+    path = tmp_path / "x.parquet"
+    _frame(seed=3).to_parquet(path)
+    with pytest.raises(DataError, match=r"x\.parquet: columns=\[0, 2\] holds indices, but a Parquet file has column "
+                                        r"names: choose its columns by name"):
+        GaussianMixture(2).fit(Files(str(path), columns=[0, 2]))
 
 
 # ---------------------------------------------------------------------- sample weights

@@ -101,6 +101,8 @@ def check_exists(path: str) -> None:
 
 
 def _read_npy(path: str, columns: list[str] | None) -> Data:
+    from ..sources.npy import column_indices
+
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
@@ -111,32 +113,25 @@ def _read_npy(path: str, columns: list[str] | None) -> Data:
         raise
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
-    if mm.ndim == 1:  # one column
-        mm = mm[:, None]
-        if columns is None:
-            return Data(np.asarray(mm), None, mm.shape[0], 1, None, path)
+    if mm.ndim == 1:  # one column, read into memory
+        column_indices(["0"] if columns is None else columns, 1, path)
+        return Data(np.asarray(mm)[:, None], None, mm.shape[0], 1, None, path)
     if mm.ndim != 2:
         raise DataError(f"{path}: holds an array of shape {mm.shape}; expected (rows, columns)")
     if columns is None:
         return Data(path, None, mm.shape[0], mm.shape[1], None, path)  # streamed by the estimator
-    idx = [_column_index(c, mm.shape[1], path) for c in columns]
-    return Data(np.asarray(mm[:, idx]), None, mm.shape[0], len(idx), None, path)
-
-
-def _column_index(c: str, width: int, path: str) -> int:
-    if not c.isdigit():
-        raise DataError(f"{path}: unknown column {c!r}; a .npy file has no column names: use indices 0..{width - 1}")
-    j = int(c)
-    if j >= width:
-        raise DataError(f"{path}: column index {j} is out of range; the file has {width} columns (0..{width - 1})")
-    return j
+    idx = column_indices(columns, mm.shape[1], path)  # checked here, before any work
+    return Data(path, [str(i) for i in idx], mm.shape[0], len(idx), None, path)  # streamed, those columns
 
 
 def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
     """At most ``max_points`` rows of the data set, a uniform sample without replacement,
     in file order, as a float64 array (for pictures); only those rows are read."""
     from ..plot._common import as_rows
+    from ..sources import Files
 
+    if data.columns is not None and isinstance(data.X, str) and data.X.lower().endswith(".npy"):
+        return as_rows(Files(data.X, columns=data.columns), max_points, seed)  # a .npy file's columns by index
     return as_rows(data.X, max_points, seed, data.columns)
 
 

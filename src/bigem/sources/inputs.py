@@ -99,7 +99,9 @@ class Files:
         A file, a folder (read recursively, in sorted order), a glob, or a list of them:
         Parquet, CSV (also .tsv/.txt, optionally .gz), Arrow IPC/Feather or .npy.
     columns : list of str or None, default=None
-        The features, by name; None: every column, which must then be numeric.
+        The features, by name; None: every column, which must then be numeric. A .npy
+        file has no names: its columns are chosen by 0-based index (ints, or strings of
+        digits), and it still streams.
     format : {'parquet', 'csv', 'ipc', 'npy'} or None, default=None
         The files' format; None: by extension.
     delimiter : str or None, default=None
@@ -111,7 +113,7 @@ class Files:
     """
 
     path: object
-    columns: tuple[str, ...] | list[str] | None = None
+    columns: tuple[str | int, ...] | list[str | int] | None = None
     format: str | None = None
     delimiter: str | None = None
     header: bool = True
@@ -122,9 +124,10 @@ class Files:
                 f"Files(path=...) must be a path, a folder, a glob or a non-empty list of them; got {self.path!r}"
             )
         if isinstance(self.columns, (str, bytes)) or self.columns is not None and not all(
-            isinstance(c, str) for c in self.columns
+            isinstance(c, str) or _is_index(c) for c in self.columns
         ):
-            raise ParameterError(f"Files(columns=...) must be a list of column names or None; got {self.columns!r}")
+            raise ParameterError(f"Files(columns=...) must be a list of column names (0-based indices for a .npy file) "
+                                 f"or None; got {self.columns!r}")
         if self.format is not None and self.format not in FILE_FORMATS:
             raise ParameterError(f"Files(format=...) must be one of {list(FILE_FORMATS)} or None; got {self.format!r}")
         if self.delimiter is not None:
@@ -134,6 +137,7 @@ class Files:
 
 
 FILE_FORMATS = ("parquet", "csv", "ipc", "npy")
+FORMAT_NAMES = {"parquet": "a Parquet file", "csv": "a CSV file", "ipc": "an Arrow file", "npy": "a .npy file"}
 
 
 def check_delimiter(delimiter: object, what: str = "delimiter") -> str:
@@ -143,6 +147,11 @@ def check_delimiter(delimiter: object, what: str = "delimiter") -> str:
             f"{what} must be one character such as ',', ';' or '\\t' (not a quote or a line break); got {delimiter!r}"
         )
     return delimiter
+
+
+def _is_index(c: object) -> bool:
+    """Whether c is a 0-based column index (an int, not a bool)."""
+    return isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) and c >= 0
 
 
 def _is_paths(X: object) -> bool:
@@ -208,25 +217,28 @@ def _open_files(
         if len(files) > 1:
             raise DataError(f"{files[0]} and {len(files) - 1} more .npy files: bigem reads one .npy file at a time; "
                             "concatenate them or write Parquet")
-        if spec.columns is not None or keep or isinstance(sample_weight, str):
-            raise DataError(f"{files[0]}: a .npy file has no column names, so columns=, id columns and a "
-                            "sample_weight column do not apply")
+        if keep or isinstance(sample_weight, str):
+            raise DataError(f"{files[0]}: a .npy file has no column names, so id columns and a sample_weight "
+                            "column do not apply; pick its features with columns= as 0-based indices")
         if isinstance(labels, LabelColumn):
             raise DataError(f"{files[0]}: a .npy file has no column names, so it has no label column; pass y as an "
                             "array (one label per row, -1 unlabelled)")
         if is_url(files[0]):
             raise DataError(f"{files[0]}: bigem reads .npy files from a local disk only (by positioned reads); "
                             "copy it to a local path, or write the rows to Parquet")
-        source: Source = NpySource(files[0], dtype, device, chunk_rows=1)
+        source: Source = NpySource(files[0], dtype, device, chunk_rows=1, columns=spec.columns)
         if sample_weight is not None:  # in memory, one per row
             source.weight = check_sample_weight(sample_weight, source.n_rows, torch.float64, torch.device("cpu"))
-        source.chunk_rows = chunk_size or chunk_rows_for_budget(
-            memory_budget, source.n_features, streamed_bytes_per_value(itemsize, source.file_itemsize)
+        source.chunk_rows = chunk_size or chunk_rows_for_budget(  # whole rows of the file are read
+            memory_budget, source.file_width, streamed_bytes_per_value(itemsize, source.file_itemsize)
         )
         source.set_shift(shift)
         return source
     from .tables import CsvOptions, TableSource
 
+    if spec.columns is not None and not all(isinstance(c, str) for c in spec.columns):
+        raise DataError(f"{files[0]}: columns={list(spec.columns)} holds indices, but {FORMAT_NAMES.get(fmt, fmt)} "
+                        f"has column names: choose its columns by name")
     table = TableSource(
         files,
         fmt,
@@ -252,7 +264,7 @@ def _open_files(
 
 def _check_csv_options(spec: Files, fmt: str, first: str) -> None:
     if fmt != "csv" and (spec.delimiter is not None or not spec.header):
-        what = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file"}.get(fmt, fmt)
+        what = FORMAT_NAMES.get(fmt, fmt)
         raise DataError(f"{first}: delimiter= and header= apply to CSV files, and this is {what}; "
                         "leave them out (a Parquet, Arrow or .npy file says its own columns)")
 

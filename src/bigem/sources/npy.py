@@ -23,7 +23,10 @@ _MAGIC = b"\x93NUMPY"
 
 class NpySource(CutByRows):
     """Rows of a 2-D numeric ``.npy`` file, read chunk by chunk, never all at once.
-    ``weight``: sample weights held in memory, one per row (float64, CPU), or None."""
+    ``weight``: sample weights held in memory, one per row (float64, CPU), or None.
+    ``columns``: the features, by 0-based index (None: every column). A row-major file
+    is read whole rows at a time, and the chunk keeps those columns; a column-major one
+    reads those columns only."""
 
     weight: Tensor | None = None
     feature_names = None
@@ -32,7 +35,7 @@ class NpySource(CutByRows):
 
     def set_shift(self, shift) -> None:
         """Choose the shift (see ``arrays.choose_shift``) from the file's first rows."""
-        first = np.asarray(self._mm[: min(self.n_rows, PROBE_ROWS)])
+        first = self._select(np.asarray(self._mm[: min(self.n_rows, PROBE_ROWS)]))
         self.shift = choose_shift(first, self._mm.dtype, self.dtype, shift)
         self._shift_np = None if self.shift is None else self.shift.numpy()
 
@@ -41,7 +44,8 @@ class NpySource(CutByRows):
 
     def fingerprint(self) -> dict:
         weights = None if self.weight is None else identity.digest(self.weight)
-        return {"files": identity.files([self.path]), "weights": weights}
+        seen = {"files": identity.files([self.path]), "weights": weights}
+        return seen if self.columns is None else dict(seen, columns=[int(c) for c in self.columns])
 
     @property
     def weighted(self) -> bool:
@@ -56,7 +60,8 @@ class NpySource(CutByRows):
             return None
         return self.weight[start - self.first_row : stop - self.first_row].to(self.device, non_blocking=True)
 
-    def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int) -> None:
+    def __init__(self, path: str | os.PathLike, dtype: torch.dtype, device: torch.device, chunk_rows: int,
+                 columns=None) -> None:
         self.path = os.fspath(path)
         self._unchanged = identity.Unchanged([self.path])  # each pass checks the file is as it was
         try:
@@ -82,12 +87,14 @@ class NpySource(CutByRows):
             kind = getattr(self._mm, "dtype", type(self._mm))
             raise DataError(f"{self.path}: holds {kind}, expected a numeric (float, integer or boolean) 2-D array")
         check_shape(self._mm.shape, name=f"{self.path}")
-        self.n_rows, self.n_features = (int(s) for s in self._mm.shape)
+        self.n_rows, width = (int(s) for s in self._mm.shape)
+        self.columns = None if columns is None else column_indices(columns, width, self.path)
+        self.n_features = width if self.columns is None else len(self.columns)
         self.dtype, self.device = dtype, device
         self.first_row = 0  # a part of the file starts here (see part)
         self.chunk_rows = max(1, int(chunk_rows))
         self._fortran = bool(self._mm.flags.f_contiguous and not self._mm.flags.c_contiguous)
-        self._row_bytes = self.n_features * self._mm.dtype.itemsize
+        self._row_bytes = width * self._mm.dtype.itemsize
         self._buffers = BufferPool.for_device(READ_AHEAD + 2, device)  # the chunks in flight, and one filling
         self._fd: int | None = None
 
@@ -95,6 +102,24 @@ class NpySource(CutByRows):
     def file_itemsize(self) -> int:
         """Bytes per value in the file (before conversion to the compute dtype)."""
         return int(self._mm.dtype.itemsize)
+
+    @property
+    def file_width(self) -> int:
+        """Columns per row in the file (read whole, in a row-major file)."""
+        return int(self._mm.shape[1])
+
+    def _select(self, raw: np.ndarray) -> np.ndarray:
+        """raw's chosen columns (raw itself when every column is chosen)."""
+        return raw if self.columns is None else raw[:, self.columns]
+
+    def _chosen(self, raw: np.ndarray) -> np.ndarray:
+        """A pooled array of raw's chosen columns; raw goes back to the pool at once."""
+        if self.columns is None:
+            return raw
+        out = self._buffers.array((raw.shape[0], len(self.columns)), raw.dtype)
+        np.take(raw, self.columns, axis=1, out=out)
+        self._buffers.give_back(raw)
+        return out
 
     @property
     def _np_dtype(self):
@@ -140,13 +165,13 @@ class NpySource(CutByRows):
             done += n
 
     def _read(self, start: int, stop: int) -> Tensor:
-        if self._fortran:
-            return self._convert(np.array(self._mm[start:stop]))
-        raw = self._buffers.array((stop - start, self.n_features), self._mm.dtype.newbyteorder("="))
+        if self._fortran:  # column-major: the chosen columns' runs of rows, through the map
+            return self._convert(np.array(self._select(self._mm[start:stop])))
+        raw = self._buffers.array((stop - start, self.file_width), self._mm.dtype.newbyteorder("="))
         self._pread(raw, start)
         if self._mm.dtype.byteorder not in "=|":
             raw.byteswap(inplace=True)  # the file's byte order, read into a native-order array
-        block = self._compute_dtype_array(raw)
+        block = self._compute_dtype_array(self._chosen(raw))
         # asynchronous from a pinned block (see buffers): the engine orders it before the E-step
         return self._buffers.lend(block).to(self.device, non_blocking=True)
 
@@ -173,10 +198,31 @@ class NpySource(CutByRows):
     def take(self, rows: Tensor) -> Tensor:
         idx = rows.cpu().numpy() + self.first_row
         if self._fortran:
-            return self._convert(np.array(self._mm[idx]))
+            return self._convert(np.array(self._select(self._mm[idx])))
         return torch.cat([self._read(int(r), int(r) + 1) for r in idx]) if len(idx) else self._read(0, 0)
 
     def __del__(self) -> None:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def column_indices(columns, width: int, path: str) -> np.ndarray:
+    """A .npy file's chosen columns as 0-based indices: ints, or strings of digits (as
+    the command line gives them), each once and within the file's ``width``."""
+    if isinstance(columns, (str, bytes)) or not len(columns):
+        raise DataError(f"{path}: columns= must be a non-empty list of 0-based column indices; got {columns!r}")
+    indices = []
+    for c in columns:
+        if isinstance(c, str) and c.isdigit():
+            c = int(c)
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c < 0:
+            raise DataError(f"{path}: unknown column {c!r}; a .npy file has no column names: use indices "
+                            f"0..{width - 1}")
+        if c >= width:
+            raise DataError(f"{path}: column index {c} is out of range; the file has {width} columns (0..{width - 1})")
+        indices.append(int(c))
+    twice = sorted({c for c in indices if indices.count(c) > 1})
+    if twice:
+        raise DataError(f"{path}: columns= lists {twice} more than once; name each feature once")
+    return np.asarray(indices, dtype=np.intp)
