@@ -102,7 +102,10 @@ class Checkpoint:
             tensors.update({f"run{i}.{k}": v for k, v in model.to_tensors(r.params).items()})
             tensors.update({f"run{i}.point.{k}": v for k, v in model.to_tensors(run.point).items()})
             entry = dict(converged=r.converged, n_iter=r.n_iter, lower_bound=r.lower_bound, history=list(r.history),
-                         seconds=list(r.seconds), restart=r.restart, accepted=list(r.accepted), exact=run.exact)
+                         seconds=list(r.seconds), restart=r.restart, accepted=list(r.accepted), exact=run.exact,
+                         penalised=list(run.penalised))
+            if run.evaluated is not None:
+                tensors.update({f"run{i}.evaluated.{k}": v for k, v in model.to_tensors(run.evaluated).items()})
             if run.squarem is not None:
                 state, entry["squarem"] = run.squarem.state(model)
                 tensors.update({f"run{i}.squarem.{k}": v for k, v in state.items()})
@@ -139,13 +142,14 @@ class Checkpoint:
             def under(prefix: str) -> dict[str, Tensor]:
                 return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
-            own = {k: v for k, v in under(f"run{i}.").items() if not k.startswith(("point.", "squarem."))}
+            own = {k: v for k, v in under(f"run{i}.").items() if not k.startswith(("point.", "squarem.", "evaluated."))}
             params = model.from_tensors(own)
             result = EMResult(params, r["converged"], r["n_iter"], r["lower_bound"], r["history"], r["seconds"],
                               r["restart"], r.get("accepted", [True] * len(r["history"])))
-            point = under(f"run{i}.point.")
+            point, evaluated = under(f"run{i}.point."), under(f"run{i}.evaluated.")
             runs.append(dict(result=result, point=model.from_tensors(point) if point else params,
-                             exact=bool(r.get("exact", True)),
+                             exact=bool(r.get("exact", True)), penalised=r.get("penalised"),
+                             evaluated=model.from_tensors(evaluated) if evaluated else None,
                              squarem=(under(f"run{i}.squarem."), r["squarem"]) if "squarem" in r else None))
         return runs, int(meta["iteration"])
 
@@ -164,6 +168,17 @@ class _Run:
         # came from another fit, maybe of other data, so its first step is not checked
         self.exact = start == -math.inf
         self.prior_gain = 0.0  # how far the likelihood may fall for the prior's sake (MAP)
+        # Under a prior EM increases the penalised objective, the log-likelihood plus the
+        # prior's log-density per unit of weight, and the likelihood alone may fall and
+        # turn: stopping on its change stopped such fits short of the optimum, converged.
+        # A model that says its prior's change between two points (``prior_gain``) is
+        # judged on the penalised objective: ``penalised`` holds it at the accepted points
+        # (less the start's prior; the accepted objectives themselves without a prior), and
+        # ``evaluated`` the last accepted point, against which the next one's prior counts.
+        self.weighs_prior = callable(getattr(model, "prior_gain", None))
+        penalised = saved.get("penalised") if saved is not None else None  # (a checkpoint from before: none)
+        self.penalised = list(self.accepted if penalised is None else penalised)
+        self.evaluated = saved.get("evaluated") if saved is not None else None
         self.seen: set[str] = set()
         self.squarem = Squarem(model) if accelerate == "squarem" else None
         self.stopping = stopping
@@ -179,10 +194,13 @@ class _Run:
         restart, params, previous = self.result.restart, self.point, self.previous
         objective = model.objective(stats)
         ll = objective.mean
+        # the prior's log-density at this point less at the last accepted one, per unit of weight
+        gain = (model.prior_gain(params, self.evaluated) / max(objective.weight, 1e-300)
+                if self.weighs_prior and self.evaluated is not None and math.isfinite(ll) else 0.0)
         if self.squarem is not None and self.squarem.pending:
-            # strictly: no slack for rounding or a prior (a MAP step may trade likelihood
-            # for prior, an extrapolation may not), and a rejection costs one pass only
-            if not math.isfinite(ll) or ll < previous:  # the extrapolation fell short
+            # strictly: no slack for rounding (a rejection costs one pass only), and on the
+            # penalised objective, as the extrapolation is judged against a MAP step
+            if not math.isfinite(ll) or ll + gain < previous:  # the extrapolation fell short
                 self.point = self.squarem.reject()
                 self._record(ll, False, iteration, e_seconds + time.perf_counter() - started)
                 if callback is not None:
@@ -196,8 +214,9 @@ class _Run:
             )
         # last-bit rounding is never a decrease, whatever the model's own bound says
         rounding = LAST_BITS * max(abs(previous), abs(ll)) if previous > -math.inf else 0.0
-        allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
-        falls = previous > -math.inf and ll < previous - allowed
+        slack = 0.0 if self.weighs_prior else self.prior_gain  # a model that cannot say its prior's change
+        allowed = max(model.decrease_tolerance(params, previous), rounding) + slack
+        falls = previous > -math.inf and ll + gain < previous - allowed
         if falls and self.exact:
             warnings.warn(
                 f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g} at iteration {iteration} "
@@ -221,7 +240,9 @@ class _Run:
         self.exact = step.report.exact
         self.prior_gain = max(0.0, step.report.prior_gain)
         change = ll - previous
-        self.previous = ll
+        penalised_change = change + gain  # what the stopping rules judge (the change itself without a prior)
+        self.penalised.append(ll if not self.penalised else self.penalised[-1] + penalised_change)
+        self.previous, self.evaluated = ll, params
         self.accepted.append(ll)
         result = self.result
         result.params, result.lower_bound = step.params, ll
@@ -242,7 +263,7 @@ class _Run:
             result.converged = False
             result.params = params
         elif self.stopping == "aitken":
-            result.converged = aitken_converged(self.accepted, tol)
+            result.converged = aitken_converged(self.penalised, tol)
         elif self.stopping == "mclust":
             # mclust's rule on the total: |change| <= tol (1 + |total|); it returns the
             # parameters it evaluated, whose log-likelihood it reports
@@ -253,7 +274,7 @@ class _Run:
         elif self.stopping == "rise":  # hmmlearn's monitor: a fall stops the run as well
             result.converged = bool(change < tol)
         else:
-            result.converged = bool(abs(change) < tol)
+            result.converged = bool(abs(penalised_change) < tol)
         return result.converged
 
     def _record(self, ll: float, accepted: bool, iteration: int, seconds: float) -> None:
