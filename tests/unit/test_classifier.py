@@ -141,6 +141,26 @@ def test_mclustda_reproduces_mclusts_iris_choice():
     assert round(np.sum((truth - clf.predict_proba(X)) ** 2) / (2 * len(y)), 4) == 0.0116
 
 
+def test_mclustda_starts_each_k_from_the_class_tree_alone_as_mclust_does():
+    """mclust 6.0.0, ``mclustBIC(iris[iris$Species == "setosa", 1:4], G = 1:5, modelNames =
+    c("EEE", "EEV"))``: minus the BICs below, and MclustDA chooses EEE,2 for setosa.
+    select's split starts (the K - 1 fit with a component split) reached EEV,5 at a
+    log-likelihood of 141.1 against mclust's 82.9 and chose it."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    X, y = iris.data, iris.target_names[iris.target]
+    clf = MixtureClassifier(n_components=range(1, 6), covariance_types=["EEE", "EEV"], dtype="float64").fit(X, y)
+    mclust = {"EEE": [35.06482243503094, 35.71910098828741, 19.59498050879951, 3.36212993467070, -5.12059910160394],
+              "EEV": [35.06482243503094, 22.77484101309091, 7.31192357321777, -16.30308567658744,
+                      -61.07108172769773]}
+    table = {(r["covariance_type"], r["n_components"]): r["bic"] for r in clf.table_ if r["class"] == "setosa"}
+    for model, bics in mclust.items():
+        for k, bic in enumerate(bics, 1):
+            assert table[model, k] == pytest.approx(-bic, abs=1e-3), (model, k)
+    assert clf.covariance_types_[0] == "EEE" and clf.n_components_[0] == 2
+
+
 def _two_clusters_per_class(rng, n):
     """Interleaved along x: class 0 clusters at (-4, 0) and (4, 0), class 1 at (0, 0) and
     (8, 0), spheres of sd 0.8: one Gaussian per class cannot tell them apart."""
