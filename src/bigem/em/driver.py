@@ -379,6 +379,9 @@ def fit_em(
         restarts = range(first_restart, first_restart + n_init)
         runs = [_Run(EMResult(initialise(r), False, 0, -math.inf, restart=r), model, accelerate, stopping,
                      start=start) for r in restarts]
+    seen: set[str] = set()  # once-only notes are raised once a fit, not once a restart
+    for run in runs:
+        run.seen = seen
     lockstep = Lockstep(model)
     # where the E-step's statistics do not depend on the parameters (every row's
     # responsibilities fixed by its label), one pass gathers them and the model restates
