@@ -52,6 +52,27 @@ def test_log_densities_beside_a_far_component_are_the_closed_forms(covariance_ty
     np.testing.assert_allclose(gm.score_samples(X), np.log(np.exp(_closed_form(gm, X))), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("far", [1e8, 1e12])
+@pytest.mark.parametrize("D", [2, 12])  # the expanded form, and tied's own form of many features
+def test_a_tied_covariance_beside_a_far_component_is_the_pooled_within_scatter(far, D):
+    """Summed about one centre, the scatter carried the components' squared distances
+    from it and lost the covariance to their rounding: at 1e8 the fit's log-likelihood
+    was -1e6 a row, with no warning."""
+    rng = np.random.default_rng(3)
+    mix = np.linalg.cholesky(np.eye(D) + 0.5)
+    A, B = rng.normal(size=(1000, D)), rng.normal(size=(1000, D)) @ mix.T + far
+    X = np.r_[A, B]
+    A, B = X[:1000], X[1000:]  # as float64 holds them
+    pooled = (np.cov(A.T, bias=True) + np.cov(B.T, bias=True)) / 2
+    gm = bigem.GaussianMixture(2, covariance_type="tied", means_init=[A.mean(0), B.mean(0)], reg_covar=0.0,
+                               tol=1e-10, **F64).fit(X)
+    close = 1e-9 if far < 1e9 else 1e-5  # rows meet their mean in a difference: eps * 1e12 = 2e-4 a row
+    np.testing.assert_allclose(gm.covariances_, pooled, rtol=close, atol=close)
+    np.testing.assert_allclose(gm.means_[1] - far, B.mean(0) - far, atol=1e-9 * far)
+    truth = np.log(gm.weights_[0] * multivariate_normal(gm.means_[0], gm.covariances_).pdf(X[:5]))
+    np.testing.assert_allclose(gm.score_samples(X[:5]), truth, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full"])
 def test_a_1e30_outlier_costs_the_other_components_nothing(covariance_type):
     rng = np.random.default_rng(0)

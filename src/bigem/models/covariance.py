@@ -469,13 +469,10 @@ class Tied(_Matrix):
         return torch.full((K,), ok, dtype=torch.bool, device=cov.device)
 
     def scatter(self, n_k, sum_x, sum_xx, d, shift_c):
-        """The summed within-component scatter (D, D) from the total scatter about the
-        centre c: sum_k S_k = T - sum_k (a_k s_k^T + s_k a_k^T - n_k a_k a_k^T), with
-        a_k = new mean - c and s_k = sum_n r_nk (x_n - c)."""
-        a = shift_c + d
-        s = sum_x + n_k[:, None] * shift_c
-        cross = a.T @ s
-        return sum_xx - cross - cross.T + (n_k[:, None] * a).T @ a
+        """The summed within-component scatter (D, D) about the new means, from the
+        summed scatter about each shift: sum_k (S_k - S1_k d_k^T - d_k S1_k^T + n_k d_k d_k^T)."""
+        cross = sum_x.T @ d
+        return sum_xx - cross - cross.T + (n_k[:, None] * d).T @ d
 
     def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
         cov = scatter / n_k.sum()

@@ -78,8 +78,10 @@ class GaussianStats:
 
     n_k (K,): responsibility mass; sum_x (K, D): sum_n r_nk (x_n - s_k); sum_xx, by
     kernel: full (K, D, D) sum_n r_nk (x_n - s_k)(x_n - s_k)^T, diag (K, D) its
-    diagonal, tied (D, D) the total scatter sum_n w_n (x_n - c)(x_n - c)^T about the
-    centre c of the shifts. eps (0-d): the machine epsilon of the arithmetic the moments
+    diagonal, tied (D, D) its sum over k, each component's scatter about its own shift
+    (a total scatter about one centre would carry the components' distances from it,
+    squared, and lose the covariance to their rounding where they lie far apart: at
+    1e8 standard deviations in float64). eps (0-d): the machine epsilon of the arithmetic the moments
     were summed in (the kernel dtype's; the largest over the parts added), which bounds
     the rounding they carry.
     """
@@ -99,10 +101,9 @@ class GaussianStats:
         """The same statistics with moments about ``new_shift`` (exact algebra, float64).
 
         With d = shift - new, x - new = (x - shift) + d, so per component
-        S1' = S1 + n d and S2' = S2 + S1 d^T + d S1^T + n d d^T (diag: its diagonal).
-        Tied keeps the total scatter about the centre c (the mean of the shifts); moving
-        c by e uses sum_n w_n (x_n - c) = sum_k (S1_k + n_k (shift_k - c)). Online EM
-        needs this to average statistics gathered under different parameters.
+        S1' = S1 + n d and S2' = S2 + S1 d^T + d S1^T + n d d^T (diag: its diagonal;
+        tied: summed over k). Online EM needs this to average statistics gathered under
+        different parameters.
         """
         if self.shift is new_shift or torch.equal(self.shift, new_shift):
             return self
@@ -113,10 +114,8 @@ class GaussianStats:
             outer = s1[:, :, None] * d[:, None, :]
             new_xx = s2 + outer + outer.transpose(1, 2) + n_k[:, None, None] * d[:, :, None] * d[:, None, :]
         elif self.kernel == "tied":
-            c, new_c = self.shift.mean(0), new_shift.mean(0)
-            total = (s1 + n_k[:, None] * (self.shift - c)).sum(0)
-            e = c - new_c
-            new_xx = s2 + total[:, None] * e[None, :] + e[:, None] * total[None, :] + n_k.sum() * e[:, None] * e[None, :]
+            cross = s1.T @ d
+            new_xx = s2 + cross + cross.T + (n_k[:, None] * d).T @ d
         else:
             new_xx = s2 + 2 * s1 * d + n_k[:, None] * d.square()
         return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel, self.eps)
@@ -390,8 +389,11 @@ class Moments:
              rw [x, x^2, 1] about the centre (:func:`weighted_sums`: float32 partials over
              256 rows, added in float64; x^2 formed in the kernel dtype, float32 only
              where :func:`expanded_form_is_exact_enough`), shifted once per chunk;
-      tied:  sum_xx (D, D) = sum_n w_n (x_n - c)(x_n - c)^T, the total scatter about the
-             centre in float64 (the M-step subtracts the between-component part).
+      tied:  sum_xx (D, D) = sum_k sum_n rw_nk (x_n - s_k)(x_n - s_k)^T: the tied form
+             sums the total scatter about the centre in float64 and takes the
+             between-component part away once per chunk (the form is kept to
+             components that float64 resolves about the centre: see ``prepare``);
+             the expanded and whitened forms sum full's over k.
     First moments come from rw x about the centre (:func:`weighted_sums`; float64 for
     tied), shifted once per chunk. Responsibilities arrive component-major, (K, n).
     """
@@ -438,20 +440,22 @@ class Moments:
             sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False)
             if p.kernel == "diag":  # the diagonal structures taken whitened (see GaussianComponent.prepare)
                 sum_xx = torch.diagonal(sum_xx, dim1=1, dim2=2)
-        elif p.form == "tied":
-            sum_xx = self.second
+            elif p.kernel == "tied":  # tied taken whitened: each component's scatter, summed
+                sum_xx = sum_xx.sum(0)
+        elif p.form == "tied":  # the total scatter about the centre, less the between-component part
+            cross = first.T @ shift_c
+            sum_xx = self.second - cross - cross.T + (n_k[:, None] * shift_c).T @ shift_c
         elif p.kernel == "diag":
             sum_xx = self.raw[:, D : 2 * D] - 2.0 * shift_c * first + n_k[:, None] * shift_c.square()
-        else:  # expanded pairs about the centre, then about each shift (tied: their total)
+        else:  # expanded pairs about the centre, then about each shift (tied: summed over k)
             rows, cols = torch.triu_indices(D, D, device=shift_c.device)
             m2 = torch.zeros(K, D, D, dtype=torch.float64, device=shift_c.device)
             m2[:, rows, cols] = self.raw[:, D : self.raw.shape[1] - 1]
             m2 = m2 + m2.transpose(1, 2) - torch.diag_embed(torch.diagonal(m2, dim1=1, dim2=2))
+            outer = shift_c[:, :, None] * first[:, None, :]
+            sum_xx = m2 - outer - outer.transpose(1, 2) + n_k[:, None, None] * shift_c[:, :, None] * shift_c[:, None, :]
             if p.kernel == "tied":
-                sum_xx = m2.sum(0)
-            else:
-                outer = shift_c[:, :, None] * first[:, None, :]
-                sum_xx = m2 - outer - outer.transpose(1, 2) + n_k[:, None, None] * shift_c[:, :, None] * shift_c[:, None, :]
+                sum_xx = sum_xx.sum(0)
         # whitened moments meet the centre in a difference, not a square: their rounding,
         # relative to a component's squared distance from the centre, is eps^2
         eps = torch.finfo(p.dtype).eps ** (2 if p.form == "whitened" else 1)
@@ -656,10 +660,12 @@ class GaussianComponent:
         means, prec_chol, st = p.means, p.prec_chol, self.structure
         K, D = means.shape
         form = self.form(D)
-        if form == "expanded" and dtype == torch.float64 and not self._expanded_resolves(p, _EPS64):
-            form = "tied" if st.kernel == "tied" else "whitened"
-            if form == "whitened":
-                prec_chol = st.dense(prec_chol, K, D)  # (K, D, D); log det U_k below from the structure's layout
+        # tied's own form sums its scatter about the centre: only where float64 resolves it
+        unresolved = (form == "tied" or form == "expanded" and dtype == torch.float64) and not self._expanded_resolves(
+            p, _EPS64)
+        if unresolved:
+            form = "whitened"
+            prec_chol = st.dense(prec_chol, K, D)  # (K, D, D); log det U_k below from the structure's layout
         centre64 = means.mean(0) if form != "whitened" or self.form(D) == "whitened" else torch.zeros_like(means[0])
         means_c64 = means - centre64
         logdet = st.log_det_precision(p.prec_chol, D)

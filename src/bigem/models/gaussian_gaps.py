@@ -693,10 +693,8 @@ class GapMoments:
         sum_xx = torch.linalg.solve_triangular(u, left, upper=True, left=False)
         self._fold()
         sum_xx = sum_xx + self.cond.view(K, D, D)
-        if p.kernel == "tied":  # the total scatter about the centre: x - c = (x - s_k) + (s_k - c)
-            outer = shift_c[:, :, None] * sum_x[:, None, :]
-            sum_xx = (sum_xx + outer + outer.transpose(1, 2)
-                      + n_k[:, None, None] * shift_c[:, :, None] * shift_c[:, None, :]).sum(0)
+        if p.kernel == "tied":  # each component's scatter about its shift, summed
+            sum_xx = sum_xx.sum(0)
         return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel)
 
 

@@ -367,7 +367,7 @@ class NormalWishart:
         beta = beta0 + n, m = (beta0 m0 + sum x) / beta, dof = dof0 + n,
         scale = scale0 + sum x x^T + beta0 m0 m0^T - beta m m^T.
 
-        About a point c (per state; tied: the centre of the shifts), with primes for
+        About a point c (per state; tied: the scatters about each, summed), with primes for
         "minus c", the scale is scale0 + S2' + beta0 m0' m0'^T - beta m' m'^T + c u^T + u c^T
         + (n + beta0 - beta) c c^T, u = S1' + beta0 m0' - beta m': the last terms vanish
         when the means were updated, and carry hmmlearn's raw-moment arithmetic when they
@@ -376,9 +376,6 @@ class NormalWishart:
         name = self.structure.name
         n, s1, s2, c = s.n_k, s.sum_x, s.sum_xx, s.shift
         K, D = c.shape
-        if name == "tied":  # first moments about the centre, as the total scatter is
-            centre = c.mean(0).expand(K, D)
-            s1, c = s1 + n[:, None] * (c - centre), centre
         b0 = p.prior_beta
         m0 = p.prior_means - c
         if "m" in update:
