@@ -161,3 +161,33 @@ def test_float32_says_when_its_rows_cannot_hold_components_far_apart():
         near = np.r_[rng.normal(0, 1, (1000, 2)), rng.normal(0, 1, (1000, 2)) + 1e4] + 1e7
         for covariance_type in ("full", "tied", "diag", "spherical", "EII", "VEV"):
             bigem.GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(near)
+
+
+def test_a_bayesian_mixture_in_float32_says_so_too_where_it_resolves_the_clusters():
+    """BayesianGaussianMixture's default priors (the data's covariance) swamp unit
+    clusters 1e7 apart; with a unit covariance prior and a flat mean prior it resolves
+    them, and its float32 rows inflate the far one's variances as GaussianMixture's do."""
+    from bigem.errors import PrecisionWarning
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2)) + 1e7]
+    kw = dict(n_components=2, random_state=0, covariance_prior=np.eye(2), mean_precision_prior=1e-20)
+    with pytest.warns(PrecisionWarning, match=r"^float32 rows hold component \d's values in feature \d") as w:
+        bigem.BayesianGaussianMixture(**kw).fit(X)
+    assert w[0].filename == __file__  # the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bigem.BayesianGaussianMixture(**kw, dtype="float64").fit(X)
+
+
+def test_a_bayesian_mixtures_data_prior_is_summed_in_float64_whatever_the_rows_dtype():
+    """Clusters 1e7 apart along (1, 1): the data's covariance, every component's prior, is
+    singular to 4e-14, and float32 sums made it indefinite: the float32 fit failed where
+    scikit-learn's and the float64 fit succeed."""
+    from sklearn.mixture import BayesianGaussianMixture as Reference
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2)) + 1e7]
+    ours = bigem.BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
+    theirs = Reference(n_components=3, random_state=0).fit(X)
+    np.testing.assert_allclose(np.sort(ours.weights_), np.sort(theirs.weights_), atol=1e-4)

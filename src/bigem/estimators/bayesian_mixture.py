@@ -23,7 +23,8 @@ from ..models.variational import PRIOR_TYPES, VariationalMixture, VariationalPar
 from . import _params
 from ._mixture import EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
 from ._sklearn_internals import ScikitLearnInternals, expected_log_weights
-from .gaussian_mixture import given_precision_factors, INIT_METHODS, initial_from_data, scikit_learn_sample
+from .gaussian_mixture import (given_precision_factors, INIT_METHODS, initial_from_data, scikit_learn_sample,
+                               warn_float32_rounding)
 
 _POSITIVE = _params.Optional(_params.Float(0.0, closed=False))
 
@@ -252,6 +253,12 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         component = GaussianComponent(s.covariance_type, s.reg_covar, s.dtype, advice=advice)
         return VariationalMixture(component, s.n_components, s.dtype, s.weight_concentration_prior_type, prior)
 
+    def _fit(self, source, engine, s, callback, checkpoint, checkpoint_every, classes=None):
+        fitted = super()._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
+        if s.dtype == torch.float32:  # rows held in float32: say where they cannot hold the components
+            warn_float32_rounding(self, source.shift, s, stacklevel=5)  # from the caller of fit
+        return fitted
+
     def _fitting_model(self, model, engine, source, s) -> VariationalMixture:
         """The model with its priors: the given ones, checked against the data's width, and
         the data's mean and covariance where they are None (one pass, weighted), in the
@@ -421,9 +428,12 @@ class _Ones:
 
 def _data_moments(engine, source, covariance_type: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The rows' (weighted) mean (D,) and covariance with ddof=1 in the prior's layout,
-    float64, in one pass through ``engine``: a one-component mixture's statistics."""
+    float64, in one pass through ``engine``: a one-component mixture's statistics, summed
+    in float64 whatever ``dtype`` the rows hold. (The data's covariance is the prior of
+    every component, and can be nearly singular, as scikit-learn's is for clusters far
+    apart along one direction: float32 sums made it indefinite, and the fit failed.)"""
     kernel = "full" if covariance_type in ("full", "tied") else "diag"
-    one = MixtureModel(GaussianComponent(kernel, 0.0, dtype), 1, dtype)
+    one = MixtureModel(GaussianComponent(kernel, 0.0, torch.float64), 1, torch.float64)
     probe = source.take(torch.arange(min(source.n_rows, 1024)))
     centre = probe.double().mean(0, keepdim=True).cpu()
     task = Task(one, "e_step_given", (one.params_at(centre),), {"resp_fn": _Ones()})

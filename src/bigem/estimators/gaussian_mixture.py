@@ -311,35 +311,8 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
             self.prior_ = self._prior_.describe(source.shift)
         fitted = super()._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
         if self._model(s).component.row_dtype == torch.float32:
-            self._warn_rounding(source.shift, s)
+            warn_float32_rounding(self, source.shift, s)
         return fitted
-
-    def _warn_rounding(self, shift, s) -> None:
-        """A PrecisionWarning where float32 rows add more than 0.1% to a component's
-        variance (``float32_rounding_share``): components far apart against their
-        spread, which one shift cannot bring all near zero."""
-        cov, K, D = np.asarray(self.covariances_, dtype=np.float64), s.n_components, self.n_features_in_
-        if cov.ndim == 3:  # (K, D, D)
-            variances = np.diagonal(cov, axis1=1, axis2=2)
-        elif structure(s.covariance_type).kernel == "tied":  # (D, D)
-            variances = np.tile(np.diag(cov), (K, 1))
-        else:  # (K, D), or one variance a component (K,)
-            variances = cov if cov.ndim == 2 else np.tile(cov[:, None], (1, D))
-        share = float32_rounding_share(torch.tensor(np.asarray(self.means_, dtype=np.float64)),  # copies: the
-                                       torch.tensor(np.asarray(variances, dtype=np.float64)),  # fitted are read-only
-                                       None if shift is None else shift.cpu()).numpy()
-        if not share.size or float(share.max()) <= 1e-3:
-            return
-        k, d = np.unravel_index(int(np.argmax(share)), share.shape)
-        pct = 100 * float(share[k, d])
-        spacing = math.sqrt(12 * float(share[k, d]) * float(variances[k, d]))
-        share_text = f"{pct:.2f}" if pct < 100 else f"{pct:,.0f}" if pct < 1e4 else "over 10,000"
-        warnings.warn(
-            f"float32 rows hold component {k}'s values in feature {d} (mean {self.means_[k, d]:.7g}) to a spacing of "
-            f"{spacing:.3g}: rounding adds {share_text}% to its variance ({variances[k, d]:.3g}) and may move its "
-            f"mean by up to {spacing / 2:.3g}; the data spans more than float32's 24 bits (components far apart "
-            "against their spread): fit with dtype='float64' for its answer",
-            PrecisionWarning, stacklevel=4)
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None, classes=None):
         if self._settings().prior is not None:
@@ -472,3 +445,32 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
 
     def _centres(self, params: MixtureParams) -> torch.Tensor:
         return params.component.means
+
+
+def warn_float32_rounding(est, shift, s, stacklevel: int = 4) -> None:
+    """A PrecisionWarning where float32 rows add more than 0.1% to a component's
+    variance (``float32_rounding_share``): components far apart against their
+    spread, which one shift cannot bring all near zero (GaussianMixture and
+    BayesianGaussianMixture, whose fitted attributes share a layout)."""
+    cov, K, D = np.asarray(est.covariances_, dtype=np.float64), s.n_components, est.n_features_in_
+    if cov.ndim == 3:  # (K, D, D)
+        variances = np.diagonal(cov, axis1=1, axis2=2)
+    elif structure(s.covariance_type).kernel == "tied":  # (D, D)
+        variances = np.tile(np.diag(cov), (K, 1))
+    else:  # (K, D), or one variance a component (K,)
+        variances = cov if cov.ndim == 2 else np.tile(cov[:, None], (1, D))
+    share = float32_rounding_share(torch.tensor(np.asarray(est.means_, dtype=np.float64)),  # copies: the
+                                   torch.tensor(np.asarray(variances, dtype=np.float64)),  # fitted are read-only
+                                   None if shift is None else shift.cpu()).numpy()
+    if not share.size or float(share.max()) <= 1e-3:
+        return
+    k, d = np.unravel_index(int(np.argmax(share)), share.shape)
+    pct = 100 * float(share[k, d])
+    spacing = math.sqrt(12 * float(share[k, d]) * float(variances[k, d]))
+    share_text = f"{pct:.2f}" if pct < 100 else f"{pct:,.0f}" if pct < 1e4 else "over 10,000"
+    warnings.warn(
+        f"float32 rows hold component {k}'s values in feature {d} (mean {est.means_[k, d]:.7g}) to a spacing of "
+        f"{spacing:.3g}: rounding adds {share_text}% to its variance ({variances[k, d]:.3g}) and may move its "
+        f"mean by up to {spacing / 2:.3g}; the data spans more than float32's 24 bits (components far apart "
+        "against their spread): fit with dtype='float64' for its answer",
+        PrecisionWarning, stacklevel=stacklevel)
