@@ -67,3 +67,16 @@ def mixture_stats(stats) -> dict:
     c = stats.component
     return {"resp_sum": c.n_k, "sum_x": c.sum_x, "sum_xx": c.sum_xx, "loglik": stats.loglik,
             "weight_sum": stats.weight, "worst_ll": stats.worst.values, "worst_x": stats.worst.rows}
+
+
+class Interrupted(Exception):
+    """What :func:`interrupt_at`'s callback raises: a fit cut short, to be resumed."""
+
+
+def interrupt_at(iteration: int):
+    """A fit callback that stops the fit after ``iteration`` (raising :class:`Interrupted`)."""
+    def interrupt(info):
+        if info.iteration == iteration:
+            raise Interrupted
+
+    return interrupt

@@ -21,7 +21,7 @@ from bigem.em.accelerate import aitken_converged
 from bigem.estimators.gmm_hmm import GMMHMM
 from bigem.estimators.hmm import CategoricalHMM, PoissonHMM
 
-from ..conftest import COV_TYPES, make_blobs
+from ..conftest import COV_TYPES, Interrupted, interrupt_at, make_blobs
 
 
 @pytest.fixture(scope="module")
@@ -173,17 +173,10 @@ def test_a_resumed_accelerated_fit_takes_the_same_steps(overlapping, tmp_path):
     whole = _fit(overlapping, accelerate="squarem", max_iter=300)
     path = tmp_path / "fit.ckpt"
 
-    class Stop(Exception):
-        pass
-
-    def interrupt(info):
-        if info.iteration == 23:
-            raise Stop
-
     for every in (3, 4):  # saved on an extrapolation's pass, and on a plain one
         gm = GaussianMixture(3, tol=1e-12, max_iter=300, random_state=0, dtype="float64", accelerate="squarem")
-        with pytest.raises(Stop):
-            gm.fit(overlapping, callback=interrupt, checkpoint=path, checkpoint_every=every)
+        with pytest.raises(Interrupted):
+            gm.fit(overlapping, callback=interrupt_at(23), checkpoint=path, checkpoint_every=every)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             gm.fit(overlapping, checkpoint=path, checkpoint_every=every)

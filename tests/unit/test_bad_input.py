@@ -574,7 +574,7 @@ def test_sample_weight_of_an_npy_file_is_an_array_of_its_length(tmp_path, rng):
     np.save(path, _X(rng))
     with pytest.raises(DataError, match=r"sample_weight.shape == \(39,\), expected \(40,\)"):
         GaussianMixture().fit(path, sample_weight=np.ones(39))
-    with pytest.raises(DataError, match=r"x\.npy: a \.npy file has no column names, so id columns and a sample_weight "):
+    with pytest.raises(DataError, match=r"x\.npy: a \.npy file has no column names, so id columns and a "):
         GaussianMixture().fit(path, sample_weight="w")
     with pytest.raises(DataError, match=r"^sample_weight='w' names a column, but X has no column names; pass"):
         GaussianMixture().fit(_X(rng), sample_weight="w")

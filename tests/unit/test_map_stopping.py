@@ -15,6 +15,8 @@ from bigem import CategoricalMixture
 from bigem._core.errors import ConvergenceWarning
 from bigem.io import read_model_file
 
+from ..conftest import Interrupted, interrupt_at
+
 ALPHA = 1.0
 
 
@@ -35,7 +37,8 @@ def _log_joint(X, weights, probabilities):
 
 def penalised(X, weights, probabilities):
     """Sum of log-likelihoods plus the Dirichlet(alpha + 1) prior's log-density (up to a constant)."""
-    return logsumexp(_log_joint(X, weights, probabilities), 1).sum() + ALPHA * sum(np.log(p).sum() for p in probabilities)
+    prior = ALPHA * sum(np.log(p).sum() for p in probabilities)
+    return logsumexp(_log_joint(X, weights, probabilities), 1).sum() + prior
 
 
 def map_step(X, weights, probabilities):
@@ -87,18 +90,11 @@ def test_a_resumed_map_fit_takes_the_same_steps(codes, tmp_path):
     whole = _fit(codes, tol=1e-7, accelerate="squarem", max_iter=200)
     path = tmp_path / "fit.ckpt"
 
-    class Stop(Exception):
-        pass
-
-    def interrupt(info):
-        if info.iteration == 23:
-            raise Stop
-
     for every in (3, 4):
         est = CategoricalMixture(4, alpha=ALPHA, tol=1e-7, max_iter=200, dtype="float64", random_state=0,
                                  accelerate="squarem")
-        with pytest.raises(Stop):
-            est.fit(codes, callback=interrupt, checkpoint=path, checkpoint_every=every)
+        with pytest.raises(Interrupted):
+            est.fit(codes, callback=interrupt_at(23), checkpoint=path, checkpoint_every=every)
         tensors, meta = read_model_file(str(path))
         run = meta["runs"][0]
         assert len(run["penalised"]) == sum(run["accepted"]) and any(k.startswith("run0.evaluated.") for k in tensors)
