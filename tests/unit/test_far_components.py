@@ -32,6 +32,8 @@ def _full(gm):
     c = np.asarray(gm.covariances_)
     if gm.covariance_type == "spherical":
         return [np.eye(gm.means_.shape[1]) * v for v in c]
+    if gm.covariance_type == "tied":
+        return [c] * len(gm.weights_)
     return list(c)
 
 
@@ -50,6 +52,17 @@ def test_log_densities_beside_a_far_component_are_the_closed_forms(covariance_ty
     X = np.r_[means, means + 0.3]
     # rows by the far components are the ones that lost their digits: 1.5 nats at 1e8 before
     np.testing.assert_allclose(gm.score_samples(X), np.log(np.exp(_closed_form(gm, X))), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_float64_keeps_its_digits_for_components_1e6_apart(covariance_type):
+    """About their common centre the expanded form lost eps * 1e12 = 2e-4 nats a row
+    (1e-4 of the covariances), which its old allowance of 1e-3 a row let through; a
+    float64 model now allows 1e-9, and takes each component about its own mean beyond."""
+    rng = np.random.default_rng(5)
+    X = np.r_[rng.normal(size=(500, 2)), rng.normal(size=(500, 2)) + 1e6]
+    gm = bigem.GaussianMixture(2, covariance_type=covariance_type, tol=1e-10, **F64).fit(X)
+    np.testing.assert_allclose(gm.score_samples(X), _closed_form(gm, X), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("far", [1e8, 1e12])

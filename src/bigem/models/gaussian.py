@@ -176,9 +176,9 @@ class GappedBlock:
 
 
 def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances: Tensor,
-                                  eps: float = float(torch.finfo(torch.float32).eps)) -> bool:
+                                  eps: float = float(torch.finfo(torch.float32).eps), budget: float = 1e-3) -> bool:
     """Whether an arithmetic of machine epsilon ``eps`` (float32's by default) can
-    evaluate the expanded quadratic form.
+    evaluate the expanded quadratic form, losing at most ``budget`` nats a row.
 
     precisions and covariances: (K, D) for a diagonal structure, (K, D, D) otherwise.
     About the centre, x^T P x - 2 mu^T P x + mu^T P mu cancels: for rows near component
@@ -193,14 +193,17 @@ def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances
     variances, to float64 at 1.5-2x the cost). A component collapsed to reg_covar far
     from the centre fails this and gets float64; one that float64 cannot resolve either
     (a component some 1e6 standard deviations from the others, or of a spread 1e-7 of
-    its distance from the centre) gets a per-component form (see ``prepare``).
+    its distance from the centre) gets a per-component form (see ``prepare``). float64
+    is held to ``FLOAT64_BUDGET``, not 1e-3: at 1e-3, clusters 1e6 standard deviations
+    apart kept the expanded form and lost 1e-4 nats a row and 1e-4 of their covariances
+    to it, where scikit-learn's full fit (each component about its mean) is exact.
     """
     m = (means - means.mean(0)).abs()
     if precisions.ndim == 2:
         ratio = ((m.square() + covariances) * precisions).sum(1)  # (K,)
     else:
         ratio = ((m[:, :, None] * m[:, None, :] + covariances.abs()) * precisions.abs()).sum((1, 2))
-    return bool(eps * ratio.max() < 1e-3)
+    return bool(eps * ratio.max() < budget)
 
 
 def well_conditioned_for_float32(covariances: Tensor) -> bool:
@@ -287,6 +290,10 @@ def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
 # 256 rows carry about 16 eps, and the shift to each component's mean doubles it.
 _UNRESOLVED = 64
 _EPS64 = float(torch.finfo(torch.float64).eps)
+# What a float64 model's expanded form may lose to its cancellation, in nats a row:
+# beyond it (components some 700 standard deviations apart, about their centre) the rows
+# are taken about each component's own mean (see GaussianComponent.prepare)
+FLOAT64_BUDGET = 1e-9
 
 # Rows per float32 partial sum of the diag/spherical moment product: the partials are
 # added in float64, so float32 rounding accumulates over at most this many rows.
@@ -628,16 +635,17 @@ class GaussianComponent:
             exact = self._expanded_resolves(p, float(torch.finfo(torch.float32).eps))
         return self.dtype if exact else torch.float64
 
-    def _expanded_resolves(self, p: GaussianParams, eps: float) -> bool:
+    def _expanded_resolves(self, p: GaussianParams, eps: float, budget: float = 1e-3) -> bool:
         """:func:`expanded_form_is_exact_enough` for these parameters, in an arithmetic of
-        machine epsilon ``eps``."""
+        machine epsilon ``eps``, losing at most ``budget`` nats a row."""
         st = self.structure
         K, D = p.means.shape
         if st.kernel == "diag":
             return expanded_form_is_exact_enough(p.means, st.precisions(p.prec_chol, D), st.variances(p.covariances, D),
-                                                 eps)
+                                                 eps, budget)
         u = st.dense(p.prec_chol, K, D)
-        return expanded_form_is_exact_enough(p.means, u @ u.transpose(1, 2), st.dense(p.covariances, K, D), eps)
+        return expanded_form_is_exact_enough(p.means, u @ u.transpose(1, 2), st.dense(p.covariances, K, D), eps,
+                                             budget)
 
     def prepare(self, p: GaussianParams, device: torch.device) -> Prepared:
         """Cast and centre the parameters for the kernels (float64 in, kernel dtype out).
@@ -661,8 +669,10 @@ class GaussianComponent:
         K, D = means.shape
         form = self.form(D)
         # tied's own form sums its scatter about the centre: only where float64 resolves it
+        # (float32 rows carry their own rounding: a float32 model's float64 arithmetic keeps 1e-3)
+        budget = FLOAT64_BUDGET if self.dtype == torch.float64 else 1e-3
         unresolved = (form == "tied" or form == "expanded" and dtype == torch.float64) and not self._expanded_resolves(
-            p, _EPS64)
+            p, _EPS64, budget)
         if unresolved:
             form = "whitened"
             prec_chol = st.dense(prec_chol, K, D)  # (K, D, D); log det U_k below from the structure's layout
