@@ -291,7 +291,7 @@ def whiten(p: Prepared, feats: Tensor, ws: Workspace) -> Tensor:
 _UNRESOLVED = 64
 _EPS64 = float(torch.finfo(torch.float64).eps)
 # What a float64 model's expanded form may lose to its cancellation, in nats a row:
-# beyond it (components some 700 standard deviations apart, about their centre) the rows
+# beyond it (components a few thousand standard deviations apart) the rows
 # are taken about each component's own mean (see GaussianComponent.prepare)
 FLOAT64_BUDGET = 1e-9
 
