@@ -192,8 +192,9 @@ def expanded_form_is_exact_enough(means: Tensor, precisions: Tensor, covariances
     1e-5 sent typical data, such as scikit-learn-style initial means with unit
     variances, to float64 at 1.5-2x the cost). A component collapsed to reg_covar far
     from the centre fails this and gets float64; one that float64 cannot resolve either
-    (a component some 1e6 standard deviations from the others, or of a spread 1e-7 of
-    its distance from the centre) gets a per-component form (see ``prepare``). float64
+    (a float64 model's component a few thousand standard deviations from the others,
+    or of a spread 1e-7 of its distance from the centre) gets a per-component form (see
+    ``prepare``). float64
     is held to ``FLOAT64_BUDGET``, not 1e-3: at 1e-3, clusters 1e6 standard deviations
     apart kept the expanded form and lost 1e-4 nats a row and 1e-4 of their covariances
     to it, where scikit-learn's full fit (each component about its mean) is exact.
@@ -653,11 +654,12 @@ class GaussianComponent:
         The centre is the plain mean of the means: a function of the shift alone, so the
         M-step can recompute it from the statistics.
 
-        Where even float64 cannot resolve the expanded form about that centre (a
-        component ~1e6 standard deviations from the others: its terms, ~distance^2,
-        cancel to a log-density and a variance of ~1), the rows are taken about each
-        component's own mean instead: the whitened form (the diagonal structures'
-        factors as diagonal matrices), or the tied one. Their rows and means meet in a
+        Where even float64 cannot resolve the expanded form about that centre (to
+        ``FLOAT64_BUDGET`` for a float64 model: a component a few thousand standard
+        deviations from the others, whose terms, ~distance^2, cancel to a log-density and
+        a variance of ~1), or tied's own form its scatter about it, the rows are taken
+        about each component's own mean instead: the whitened form (the diagonal
+        structures' and the tied one's factors as K matrices). Their rows and means meet in a
         difference, not a square, so float64 loses eps * distance, not eps * distance^2;
         and the whitened form's per-component moments need no common centre, so it
         takes the origin: a row then meets only its own component's mean, and a
