@@ -182,6 +182,22 @@ def test_an_npy_files_columns_by_index_stream_as_those_columns_in_memory(tmp_pat
     np.testing.assert_array_equal(streamed.predict(Files(str(path), columns=[3, 0])), in_memory.predict(X[:, [3, 0]]))
 
 
+def test_an_npy_files_chosen_category_columns_are_learnt_from_those_columns(tmp_path):
+    """The categories are counted in the chosen columns: they were read from the file's
+    first columns (an IndexError, or another column's categories)."""
+    from bigem import CategoricalMixture
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(0, 5, 400), rng.integers(0, 3, 400), rng.integers(0, 2, 400)].astype(np.float64)
+    path = tmp_path / "codes.npy"
+    np.save(path, X)
+    for columns in ([2], [2, 1], [1, 0]):
+        in_memory = CategoricalMixture(2, random_state=0, dtype="float64").fit(X[:, columns])
+        streamed = CategoricalMixture(2, random_state=0, dtype="float64").fit(str(path), columns=columns)
+        assert [p.shape for p in streamed.probabilities_] == [p.shape for p in in_memory.probabilities_]
+        assert streamed.bic(str(path), columns=columns) == pytest.approx(in_memory.bic(X[:, columns]), rel=1e-12)
+
+
 def test_an_npy_files_chosen_columns_are_part_of_what_a_checkpoint_checks(tmp_path):
     path = tmp_path / "x.npy"
     np.save(path, _frame(seed=3)[COLS].to_numpy(np.float64))
@@ -195,6 +211,7 @@ def test_an_npy_files_chosen_columns_are_part_of_what_a_checkpoint_checks(tmp_pa
     ([-1], r"Files\(columns=\.\.\.\) must be a list of column names \(0-based indices for a \.npy file\) or None; "
            r"got \[-1\]"),
     ([1, 1], r"x\.npy: columns= lists \[1\] more than once"),
+    (["\u00b2"], r"x\.npy: unknown column '\u00b2'; a \.npy file has no column names"),
 ])
 def test_bad_npy_column_indices_are_named(tmp_path, columns, message):
     path = tmp_path / "x.npy"

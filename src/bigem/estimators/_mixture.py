@@ -40,7 +40,8 @@ from ..engines.distributed import process_device
 from ..models.components import log_prob
 from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_explained, check_unexplained, first_of,
                               first_unexplained)
-from ..sources import TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source, open_source
+from ..sources import (Files, TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source,
+                       open_source)
 from ..sources.arrays import Centre
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
@@ -481,10 +482,13 @@ class _BaseMixture(EstimatorBase, ABC):
             from ..sources import dask as remote
 
             where = remote if client is not None else local
-            names, types = where.describe_columns(X, columns, exclude)
+            read = X
+            if columns is not None and is_file_input(X):  # the files with the chosen columns (a .npy's by index)
+                read = dataclasses.replace(X if isinstance(X, Files) else Files(X), columns=list(columns))
+            names, types = where.describe_columns(read, columns, exclude)
             kinds = self._kinds(names, types, s) if wants_schema else None
             categorical = [] if kinds is None else [j for j, k in enumerate(kinds) if k == "category"]
-            args = (X, names, categorical, label_column) + ((client,) if client is not None else ())
+            args = (read, names, categorical, label_column) + ((client,) if client is not None else ())
             found, class_keys = where.distinct_values(*args)
             if kinds is not None:
                 schema = self._new_schema(names, kinds, found, s)

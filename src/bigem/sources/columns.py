@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .._core.errors import DataError
 from .labels import learn_classes
+from .npy import column_indices
 from .paths import expand_paths
 from .schema import coarse_type, observed
 from .validate import refuse_sparse
@@ -61,7 +62,8 @@ def describe_columns(X, columns: list[str] | None = None, exclude: tuple[str, ..
         if fmt == "npy":
             mm = np.load(files[0], mmap_mode="r", allow_pickle=False)
             width = mm.shape[1] if mm.ndim == 2 else 1
-            return None, [coarse_type(mm.dtype)] * width
+            chosen = width if columns is None else len(column_indices(columns, width, files[0]))
+            return None, [coarse_type(mm.dtype)] * chosen
         from .tables import column_names, column_types
 
         names = [n for n in column_names(files[0], fmt, _csv(spec)) if n not in exclude] if columns is None else list(columns)
@@ -107,7 +109,7 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     if is_file_input(X):
         spec, files, fmt = _files(X)
         if fmt == "npy":
-            return _npy_values(files[0], categorical, label), set()
+            return _npy_values(files[0], categorical, label, spec.columns), set()
         from .tables import distinct_values as table_values
 
         found = table_values(files, fmt, [names[j] for j in categorical], label_column=label_column, csv=_csv(spec))
@@ -134,13 +136,16 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     return {j: observed(arr[:, j], label(j)) for j in categorical}, set()
 
 
-def _npy_values(path: str, categorical: list[int], label) -> dict[int, set]:
+def _npy_values(path: str, categorical: list[int], label, columns=None) -> dict[int, set]:
+    """The distinct values of each ``categorical`` feature of a .npy file; feature j is
+    the file's column ``columns[j]`` where columns are chosen (by index), else column j."""
     mm = np.load(os.fspath(path), mmap_mode="r", allow_pickle=False)
     if mm.ndim == 1:
         mm = mm[:, None]
+    at = np.arange(mm.shape[1]) if columns is None else column_indices(columns, mm.shape[1], os.fspath(path))
     seen: dict[int, set] = {j: set() for j in categorical}
     for s in range(0, mm.shape[0], 1 << 20):
         block = np.asarray(mm[s : s + (1 << 20)])
         for j in categorical:
-            seen[j] |= observed(block[:, j], label(j))
+            seen[j] |= observed(block[:, at[j]], label(j))
     return seen

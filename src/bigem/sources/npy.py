@@ -214,7 +214,7 @@ def column_indices(columns, width: int, path: str) -> np.ndarray:
         raise DataError(f"{path}: columns= must be a non-empty list of 0-based column indices; got {columns!r}")
     indices = []
     for c in columns:
-        if isinstance(c, str) and c.isdigit():
+        if isinstance(c, str) and c.isascii() and c.isdigit():  # "²" is a digit to str.isdigit, not to int()
             c = int(c)
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c < 0:
             raise DataError(f"{path}: unknown column {c!r}; a .npy file has no column names: use indices "
