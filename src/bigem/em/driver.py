@@ -214,8 +214,10 @@ class _Run:
             )
         # last-bit rounding is never a decrease, whatever the model's own bound says
         rounding = LAST_BITS * max(abs(previous), abs(ll)) if previous > -math.inf else 0.0
-        slack = 0.0 if self.weighs_prior else self.prior_gain  # a model that cannot say its prior's change
-        allowed = max(model.decrease_tolerance(params, previous), rounding) + slack
+        # the last M-step's prior gain as slack, whether or not the fall is judged with the
+        # prior: mclust's M-steps for some models (EEI keeps the plain means) are not the
+        # MAP of its prior, and from an extrapolated point may lower the penalised objective
+        allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
         falls = previous > -math.inf and ll + gain < previous - allowed
         if falls and self.exact:
             warnings.warn(
@@ -241,6 +243,9 @@ class _Run:
         self.prior_gain = max(0.0, step.report.prior_gain)
         change = ll - previous
         penalised_change = change + gain  # what the stopping rules judge (the change itself without a prior)
+        # a warm start under a prior: the point its lower bound was measured at is not
+        # known here, nor so the prior's change from it; the first change settles nothing
+        unknown = self.weighs_prior and self.evaluated is None and previous > -math.inf
         self.penalised.append(ll if not self.penalised else self.penalised[-1] + penalised_change)
         self.previous, self.evaluated = ll, params
         self.accepted.append(ll)
@@ -263,7 +268,7 @@ class _Run:
             result.converged = False
             result.params = params
         elif self.stopping == "aitken":
-            result.converged = aitken_converged(self.penalised, tol)
+            result.converged = aitken_converged(self.penalised, tol) and not unknown
         elif self.stopping == "mclust":
             # mclust's rule on the total: |change| <= tol (1 + |total|); it returns the
             # parameters it evaluated, whose log-likelihood it reports
@@ -274,7 +279,7 @@ class _Run:
         elif self.stopping == "rise":  # hmmlearn's monitor: a fall stops the run as well
             result.converged = bool(change < tol)
         else:
-            result.converged = bool(abs(penalised_change) < tol)
+            result.converged = bool(abs(penalised_change) < tol) and not unknown
         return result.converged
 
     def _record(self, ll: float, accepted: bool, iteration: int, seconds: float) -> None:

@@ -124,9 +124,16 @@ def run_online(
     batch, so it costs nothing extra; it trails the final parameters' likelihood
     slightly. The result's ``lower_bound`` is the last pass's mean. ``combine``: see
     :func:`online_step`.
+
+    Under a prior (a model with ``prior_gain``) the change is judged with the prior's
+    log-density per unit of weight, from the parameters ending one pass to those ending
+    the next, as exact EM judges its penalised objective (see ``driver._Run``): the
+    likelihood alone stalls while the prior rises.
     """
     result = EMResult(state.params, False, 0, -math.inf, restart=restart)
     previous = -math.inf
+    weighs_prior = callable(getattr(model, "prior_gain", None))
+    ended = None  # the parameters that ended the previous pass
     for p in range(1, max_passes + 1):
         started = time.perf_counter()
         total = weight = 0.0
@@ -145,8 +152,11 @@ def run_online(
         if callback is not None:
             callback(IterationInfo(restart, p, mean, change, elapsed, state.params))
         previous = mean
+        gain = (model.prior_gain(state.params, ended) / weight
+                if weighs_prior and ended is not None and weight > 0 else 0.0)
+        ended = state.params
         result.params, result.n_iter, result.lower_bound = state.params, p, mean
-        if abs(change) < tol:
+        if abs(change + gain) < tol:
             result.converged = True
             break
     return result
