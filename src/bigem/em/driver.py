@@ -243,9 +243,11 @@ class _Run:
         self.prior_gain = max(0.0, step.report.prior_gain)
         change = ll - previous
         penalised_change = change + gain  # what the stopping rules judge (the change itself without a prior)
-        # a warm start under a prior: the point its lower bound was measured at is not
-        # known here, nor so the prior's change from it; the first change settles nothing
-        unknown = self.weighs_prior and self.evaluated is None and previous > -math.inf
+        # a warm start under a prior (its M-step moved the prior's density): the point its
+        # lower bound was measured at is not known here, nor so the prior's change from it;
+        # the first change settles nothing (without a prior it does, as scikit-learn's)
+        unknown = (self.weighs_prior and self.evaluated is None and previous > -math.inf
+                   and step.report.prior_gain != 0.0)
         self.penalised.append(ll if not self.penalised else self.penalised[-1] + penalised_change)
         self.previous, self.evaluated = ll, params
         self.accepted.append(ll)
