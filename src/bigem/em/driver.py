@@ -179,6 +179,7 @@ class _Run:
         penalised = saved.get("penalised") if saved is not None else None  # (a checkpoint from before: none)
         self.penalised = list(self.accepted if penalised is None else penalised)
         self.evaluated = saved.get("evaluated") if saved is not None else None
+        self.stepped: tuple[Any, float] | None = None  # the last M-step's parameters and its report's prior gain
         self.seen: set[str] = set()
         self.squarem = Squarem(model) if accelerate == "squarem" else None
         self.stopping = stopping
@@ -194,9 +195,7 @@ class _Run:
         restart, params, previous = self.result.restart, self.point, self.previous
         objective = model.objective(stats)
         ll = objective.mean
-        # the prior's log-density at this point less at the last accepted one, per unit of weight
-        gain = (model.prior_gain(params, self.evaluated) / max(objective.weight, 1e-300)
-                if self.weighs_prior and self.evaluated is not None and math.isfinite(ll) else 0.0)
+        gain = self._prior_change(model, params, objective.weight) if math.isfinite(ll) else 0.0
         if self.squarem is not None and self.squarem.pending:
             # strictly: no slack for rounding (a rejection costs one pass only), and on the
             # penalised objective, as the extrapolation is judged against a MAP step
@@ -241,6 +240,8 @@ class _Run:
         emit(step.report, f"at iteration {iteration}", self.seen)
         self.exact = step.report.exact
         self.prior_gain = max(0.0, step.report.prior_gain)
+        # a plain step's report holds the prior's change to its parameters (a jump's does not)
+        self.stepped = (step.params, step.report.prior_gain) if step.report.exact or step.report.smooth else None
         change = ll - previous
         penalised_change = change + gain  # what the stopping rules judge (the change itself without a prior)
         # a warm start under a prior (its M-step moved the prior's density): the point its
@@ -283,6 +284,16 @@ class _Run:
         else:
             result.converged = bool(abs(penalised_change) < tol) and not unknown
         return result.converged
+
+    def _prior_change(self, model: Model, params: Any, weight: float) -> float:
+        """The prior's log-density at ``params`` less at the last accepted point, per unit of
+        weight (0 without a prior or such a point): the last M-step's report says it where
+        ``params`` are that step's, else the model computes it (an extrapolated point)."""
+        if not self.weighs_prior or self.evaluated is None:
+            return 0.0
+        if self.stepped is not None and params is self.stepped[0]:
+            return self.stepped[1]
+        return model.prior_gain(params, self.evaluated) / max(weight, 1e-300)
 
     def _record(self, ll: float, accepted: bool, iteration: int, seconds: float) -> None:
         result = self.result
