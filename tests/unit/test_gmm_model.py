@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -121,6 +122,33 @@ def test_component_without_support_is_reseeded_not_nan(covariance_type):
     assert np.all(np.isfinite(gm.means_)) and np.all(np.isfinite(gm.covariances_))
     # the re-seeded component moved to the poorly explained cluster near (8, 8)
     assert np.min(np.linalg.norm(gm.means_ - 8, axis=1)) < 1.0
+
+
+def test_a_component_that_loses_its_support_again_after_a_reseed_is_kept_not_reseeded_in_a_cycle():
+    """Three components on one cluster: the third explains nothing and is re-seeded once
+    (marked); losing its support again, it is kept with its valid parameters at a weight
+    of 10 eps (scikit-learn's floor), and the step is a plain one, so the fit can converge.
+    The mark travels through a checkpoint's tensors."""
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.normal(0, 1, (400, 2)))
+    model = GaussianMixtureModel(3, "full", 1e-6, torch.float64)
+    far = model.make_params(torch.tensor([0.5, 0.49, 0.01], dtype=torch.float64),
+                            torch.tensor([[0.0, 0.0], [0.5, 0.5], [1e6, 1e6]], dtype=torch.float64),
+                            torch.eye(2, dtype=torch.float64).repeat(3, 1, 1))
+    first = model.m_step(model.e_step(far, Chunk(x, None, 0)), far)
+    assert not first.report.exact and ["lost their support" in n.text for n in first.report.notes] == [True]
+    assert first.params.reseeded.tolist() == [False, False, True]
+    again = replace(first.params, component=far.component)  # the third is far again
+    second = model.m_step(model.e_step(again, Chunk(x, None, 0)), again)
+    assert second.report.exact and second.report.smooth
+    [note] = second.report.notes
+    assert note.once and note.category is ComponentReseededWarning and "components [2] lost their support again" in note.text
+    assert float(second.params.weights[2]) < 1e-13 and second.params.reseeded.tolist() == [False, False, True]
+    assert torch.isfinite(second.params.means).all()
+    assert torch.linalg.eigvalsh(second.params.covariances[2]).min() > 0
+    back = model.from_tensors(model.to_tensors(second.params))
+    assert back.reseeded.tolist() == [False, False, True]
+    assert model.from_tensors(model.to_tensors(far)).reseeded is None
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

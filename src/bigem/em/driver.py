@@ -66,11 +66,13 @@ class EMResult:
 
 
 def emit(report: Report, when: str, seen: set[str]) -> None:
-    """Raise a step's notes as warnings; ``seen`` holds the texts of once-only notes raised."""
+    """Raise a step's notes as warnings; ``seen`` holds the categories of the once-only
+    notes raised (a count in the text may differ from pass to pass)."""
     for note in report.notes:
         if note.once and note.category.__name__ in seen:
             continue
-        seen.add(note.category.__name__)
+        if note.once:
+            seen.add(note.category.__name__)
         warnings.warn(note.text.replace("{when}", when), note.category, stacklevel=4)
 
 

@@ -36,10 +36,13 @@ _EXP_FLOOR = {torch.float32: -69.0, torch.float64: -690.0}
 @dataclass(frozen=True, slots=True)
 class MixtureParams:
     """weights (K,) float64, and the component's parameters, whose fields read through:
-    ``p.means`` is ``p.component.means`` (callbacks see these parameters)."""
+    ``p.means`` is ``p.component.means`` (callbacks see these parameters). ``reseeded``
+    (K,) bool marks the components this run has re-seeded for lost support (None: none):
+    one that loses it again is kept at its vanishing weight, not re-seeded in a cycle."""
 
     weights: Tensor
     component: Any
+    reseeded: Tensor | None = None
 
     @property
     def n_components(self) -> int:
@@ -56,7 +59,8 @@ class MixtureParams:
         return getattr(self.component, name)
 
     def to(self, device: torch.device | str) -> MixtureParams:
-        return MixtureParams(self.weights.to(device), self.component.to(device))
+        marks = None if self.reseeded is None else self.reseeded.to(device)
+        return MixtureParams(self.weights.to(device), self.component.to(device), marks)
 
 
 @additive
@@ -304,7 +308,7 @@ class MixtureModel:
         """The parameters of the same mixture for rows moved by ``offset`` (None: none)."""
         if offset is None:
             return params
-        return MixtureParams(params.weights, self.component.translate(params.component, offset))
+        return replace(params, component=self.component.translate(params.component, offset))
 
     def embed(self, x: Tensor) -> Tensor:
         """Rows in the space initial centres live in (the component's k-means embedding)."""
@@ -323,10 +327,13 @@ class MixtureModel:
         return self.component.n_free_parameters(K, n_features) + (0 if self.fixed_weights else K - 1)
 
     def to_tensors(self, params: MixtureParams) -> dict[str, Tensor]:
-        return {"weights": params.weights, **self.component.to_tensors(params.component)}
+        marks = {} if params.reseeded is None else {"reseeded": params.reseeded}
+        return {"weights": params.weights, **self.component.to_tensors(params.component), **marks}
 
     def from_tensors(self, tensors: Mapping[str, Tensor]) -> MixtureParams:
-        return MixtureParams(tensors["weights"].to(torch.float64), self.component.from_tensors(tensors))
+        marks = tensors.get("reseeded")
+        return MixtureParams(tensors["weights"].to(torch.float64), self.component.from_tensors(tensors),
+                             None if marks is None else marks.to(torch.bool))
 
     def flatten(self, params: MixtureParams) -> Tensor:
         """[logits of the weights (log w - mean log w), the component's vector]."""
@@ -336,7 +343,7 @@ class MixtureModel:
     def unflatten(self, vector: Tensor, like: MixtureParams) -> MixtureParams:
         K = like.n_components
         weights = like.weights if self.fixed_weights else torch.softmax(vector[:K], 0)
-        return MixtureParams(weights, self.component.unflatten(vector[K:], like.component))
+        return MixtureParams(weights, self.component.unflatten(vector[K:], like.component), like.reseeded)
 
     def decrease_tolerance(self, params: MixtureParams, value: float) -> float:
         """Largest fall of the mean log-likelihood that rounding and regularisation explain."""
@@ -546,7 +553,11 @@ class MixtureModel:
 
         Components that lost their support, or whose parameters are invalid (a
         covariance that is not positive definite), are re-seeded at the worst-explained
-        rows; the report says so, which exempts the step from the monotonicity check.
+        rows; the report says so, which exempts the step from the monotonicity check. A
+        component re-seeded once for lost support that loses it again is kept, at its
+        vanishing weight, with its valid parameters (as scikit-learn keeps every emptied
+        component): the data hold fewer clusters than asked for, and re-seeding it again
+        would only start the same cycle, each turn a jump that keeps the fit from converging.
         """
         check_statistics(stats)
         cs = stats.component
@@ -555,12 +566,14 @@ class MixtureModel:
         # unweighted): weights of 1e-20 had met an absolute floor as large as themselves
         n_k = cs.n_k + 10 * torch.finfo(torch.float64).eps * avg_row
         old = params.component if params is not None else None
+        marks = None if params is None else params.reseeded
         new, valid = self.component.m_step(replace(cs, n_k=n_k), old, self.component.letters)
         weights = params.weights.to(n_k) if self.fixed_weights and params is not None else n_k / n_k.sum()
         # a component whose step is no plain ascent (a Newton step) exempts it from the check
         ascent = bool(getattr(self.component, "ascent", True))
         support = getattr(self.component, "min_support", _MIN_SUPPORT)
-        dead = (cs.n_k < support * avg_row) | ~valid.to(n_k.device)
+        starved = cs.n_k < support * avg_row
+        invalid = ~valid.to(n_k.device)
         empty = int(stats.empty)  # a device count where reads are deferred: read here, once a pass
         notes = () if not empty else (Note(
             EmptyRowWarning,
@@ -568,15 +581,25 @@ class MixtureModel:
             "(log-density 0) and take the mixture weights as their posterior; drop them to leave them out",
             once=True,
         ),)
+        kept = starved & ~invalid & marks.to(n_k.device) if marks is not None else torch.zeros_like(starved)
+        if bool(kept.any()):
+            notes += (Note(
+                ComponentReseededWarning,
+                f"components {torch.nonzero(kept).reshape(-1).tolist()} lost their support again {{when}} after "
+                "being re-seeded: they are kept at a vanishing weight, as the data hold fewer clusters than "
+                f"n_components; {self.advice}",
+                once=True,
+            ),)
+        dead = (starved | invalid) & ~kept
         if not bool(dead.any()):
             # a component with a prior (pseudo-counts) takes a MAP step: the likelihood may
             # then fall by what the prior's log-density gained, per unit of weight
             gain = 0.0 if old is None else self.component.prior_gain(new, old) / max(float(stats.weight), 1e-300)
-            return Step(MixtureParams(weights, new), Report(exact=ascent, smooth=True, notes=notes,
-                                                            total=float(stats.loglik), prior_gain=gain))
+            return Step(MixtureParams(weights, new, marks), Report(exact=ascent, smooth=True, notes=notes,
+                                                                   total=float(stats.loglik), prior_gain=gain))
         idx = torch.nonzero(dead).reshape(-1).tolist()
         rows = stats.worst.ordered()
-        live = ~dead
+        live = ~dead & ~kept
         if int(live.sum()) == 0 or len(idx) > rows.shape[0]:
             raise NumericalError(
                 f"{self.component.failure} (components {idx} have no support or invalid parameters; {self.advice})"
@@ -586,12 +609,14 @@ class MixtureModel:
             weights = weights.clone()
             weights[idx] = weights[live].mean()
             weights = weights / weights.sum()
+        marks = (torch.zeros_like(starved) if marks is None else marks.to(starved.device)) | (dead & starved)
         note = Note(
             ComponentReseededWarning,
             f"components {idx} lost their support {{when}} and were re-seeded at the worst-explained rows; "
             f"if this recurs, {self.advice}",
         )
-        return Step(MixtureParams(weights, new), Report(exact=False, notes=notes + (note,), total=float(stats.loglik)))
+        return Step(MixtureParams(weights, new, marks), Report(exact=False, notes=notes + (note,),
+                                                               total=float(stats.loglik)))
 
     # ------------------------------------------------------------------ sampling
     def sample(self, params: MixtureParams, n_samples: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
