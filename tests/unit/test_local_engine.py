@@ -9,19 +9,20 @@ import time
 import pytest
 import torch
 
+from bigem._core import parallel
 from bigem._core.errors import DataError
 from bigem._core.types import Chunk
 from bigem.engines import LocalEngine
 
 
 class Counting:
-    """A source of ``n`` one-row chunks that counts what it has produced; ``fail_at``
-    raises at that chunk, as a corrupt file would."""
+    """A source of ``n`` one-row chunks of ``width`` values that counts what it has
+    produced; ``fail_at`` raises at that chunk, as a corrupt file would."""
 
-    n_features, feature_names, weight = 1, None, None
+    feature_names, weight = None, None
 
-    def __init__(self, n: int, decodes: bool = True, fail_at: int | None = None) -> None:
-        self.n_rows, self.decodes, self.fail_at = n, decodes, fail_at
+    def __init__(self, n: int, decodes: bool = True, fail_at: int | None = None, width: int = 1) -> None:
+        self.n_rows, self.decodes, self.fail_at, self.n_features = n, decodes, fail_at, width
         self.produced = 0
         self.changed = threading.Condition()
 
@@ -32,7 +33,7 @@ class Counting:
             with self.changed:
                 self.produced += 1
                 self.changed.notify_all()
-            yield Chunk(torch.full((1, 1), float(i)), None, i)
+            yield Chunk(torch.full((1, self.n_features), float(i)), None, i)
 
     def wait_for(self, produced: int) -> None:
         with self.changed:
@@ -94,9 +95,46 @@ def test_reduce_computes_beside_a_decoding_source_on_one_thread_fewer(prefetch):
         return torch.tensor([float(torch.get_num_threads())])
 
     # the same count with and without prefetch, so serial and overlapped runs compute alike
-    assert engine.reduce(observe, Counting(3, decodes=True)).item() == 3 * (threads - 1)
-    assert engine.reduce(observe, Counting(3, decodes=False)).item() == 3 * threads
+    big = parallel.SMALL_WORK + 1
+    assert engine.reduce(observe, Counting(3, decodes=True, width=big)).item() == 3 * (threads - 1)
+    assert engine.reduce(observe, Counting(3, decodes=False, width=big)).item() == 3 * threads
+    # a small chunk (a few rows to predict) computes on one thread, whatever the source
+    assert engine.reduce(observe, Counting(3, decodes=False)).item() == 3
+    assert [int(t.item()) for t in engine.map(observe, Counting(2, decodes=False))] == [1, 1]
+    assert engine.map(observe, Counting(1, decodes=False, width=big))[0].item() == threads
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="needs two intra-op threads to give one up")
+@pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
+def test_a_fit_on_small_data_computes_on_one_thread_and_restores_the_count(monkeypatch):
+    """The whole fit (starts, passes, M-steps) of rows x features up to SMALL_WORK runs on
+    one torch thread; a larger one reads and computes its passes on every thread, its
+    M-steps (two components' parameters) on one; the count comes back after."""
+    import numpy as np
+
+    from bigem import GaussianMixture
+
+    threads = torch.get_num_threads()
+    reading, stepping = [], []
+    stream = LocalEngine.stream
+
+    def counted(self, source):  # the engine's passes (opening X validates it before the fit)
+        for chunk in stream(self, source):
+            reading.append(torch.get_num_threads())
+            yield chunk
+
+    monkeypatch.setattr(LocalEngine, "stream", counted)
+
+    def fit(n):
+        reading.clear(), stepping.clear()
+        X = np.random.default_rng(0).normal(size=(n, 2))
+        GaussianMixture(2, max_iter=2, random_state=0).fit(X, callback=lambda i: stepping.append(torch.get_num_threads()))
+        assert torch.get_num_threads() == threads
+        return set(reading), stepping
+
+    assert fit(200) == ({1}, [1, 1])
+    assert fit(parallel.SMALL_WORK // 2 + 1) == ({threads}, [1, 1])
 
 
 @pytest.mark.skipif(torch.get_num_threads() < 2, reason="needs two intra-op threads to leave one to the decoder")

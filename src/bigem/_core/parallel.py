@@ -93,6 +93,32 @@ def torch_on_one_thread():
         torch.set_num_threads(before)
 
 
+# At most this many elements of work (a fit's rows times features, a step's parameters),
+# torch computes on one intra-op thread: there one thread is as fast as two (0.87-1.00x
+# their time on 2 cores up to 16000 rows x features, GaussianMixture fits on a quiet
+# machine; 1.06-1.16x at 64000), and on a busy machine it is far faster, as OpenMP's
+# team waits at every operation for a thread the scheduler gave to another process
+# (select over mclust's 14 models on iris: 7.6 s on one thread, 145 s on two, beside two
+# busy processes). See BENCHMARKS.md, "Small data on a busy machine".
+SMALL_WORK = 1 << 15
+
+
+@contextmanager
+def one_thread_when_small(elements: int, device: torch.device | str):
+    """torch's operations on one intra-op thread in the calling thread, on the CPU, while
+    the work is at most :data:`SMALL_WORK` elements (restored on exit, errors included);
+    otherwise nothing changes. The GIL-free kernels here follow torch's count."""
+    before = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or elements > SMALL_WORK or before < 2:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:

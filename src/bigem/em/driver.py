@@ -23,6 +23,7 @@ from typing import Any
 
 from torch import Tensor
 
+from .._core import parallel
 from .._core.errors import LikelihoodDecreaseWarning, NumericalError, ParameterError, convergence_warning
 from .._core.protocols import Engine, Model, Report, Task
 from .._core.stats import Together
@@ -424,8 +425,9 @@ def fit_em(
             if restate is not None:
                 for run, stats in zip(active, parts):
                     run.fixed = stats
-        for run, stats, own in zip(active, parts, _shares(time.perf_counter() - started, seconds)):
-            run.step(model, stats, iteration, tol, own, callback)
+        with _parameter_threads(model, active[0].point):  # the steps' tensors are the parameters' size
+            for run, stats, own in zip(active, parts, _shares(time.perf_counter() - started, seconds)):
+                run.step(model, stats, iteration, tol, own, callback)
         if checkpoint is not None and iteration % checkpoint.every == 0 and engine.primary:
             checkpoint.save(model, runs, iteration)  # the primary process alone writes
     if checkpoint is not None and engine.primary and os.path.exists(checkpoint.path):
@@ -446,6 +448,15 @@ def fit_em(
             stacklevel=2,
         )
     return best, results
+
+
+def _parameter_threads(model: Model, params: Any):
+    """Context for the M-steps: on one torch thread where the parameters are small (see
+    :func:`~bigem._core.parallel.one_thread_when_small`): a step's many small operations
+    gain nothing from threads, and on a busy machine each waits for them."""
+    tensors = [t for t in model.to_tensors(params).values() if isinstance(t, Tensor)]
+    elements = sum(t.numel() for t in tensors)
+    return parallel.one_thread_when_small(elements, tensors[0].device if tensors else "cpu")
 
 
 def _shares(wall: float, compute: list[float]) -> list[float]:

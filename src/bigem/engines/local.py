@@ -137,6 +137,16 @@ def sharing_cores(source: Source):
         torch.set_num_threads(threads)
 
 
+def _on_threads_for(task: Callable[[Chunk], S], chunk) -> S:
+    """``task(chunk)``, on one torch thread where the chunk is small (a few rows to
+    predict: see :func:`~bigem._core.parallel.one_thread_when_small`)."""
+    x = getattr(chunk, "x", None)
+    if not isinstance(x, torch.Tensor) or x.layout != torch.strided:
+        return task(chunk)
+    with parallel.one_thread_when_small(x.numel(), x.device):
+        return task(chunk)
+
+
 class OneProcess:
     """What an engine that runs in one process answers to the members of the
     :class:`~bigem._core.protocols.Engine` protocol that speak of a group of processes."""
@@ -179,6 +189,13 @@ class LocalEngine(OneProcess):
         """Context for a loop over :meth:`stream`: see :func:`sharing_cores`."""
         return sharing_cores(source)
 
+    @staticmethod
+    def computing(source: Source):
+        """Context for a whole fit (starts, passes, M-steps) over ``source``: on one torch
+        thread where its rows x features are small enough that threads cost more than
+        they share (:func:`~bigem._core.parallel.one_thread_when_small`)."""
+        return parallel.one_thread_when_small(source.n_rows * source.n_features, getattr(source, "device", "cpu"))
+
     def stream(self, source: Source) -> Iterator[Chunk]:
         """The source's chunks in order, the next ones read while the caller computes.
         Rows already in memory, on the CPU, have nothing to read ahead: they come
@@ -204,7 +221,7 @@ class LocalEngine(OneProcess):
         inference, which do not add up)."""
         size_chunks(task, source)
         with sharing_cores(source), closing(self.stream(source)) as chunks:
-            return [task(chunk) for chunk in chunks]
+            return [_on_threads_for(task, chunk) for chunk in chunks]
 
     def reduce(self, task: Callable[[Chunk], S], source: Source) -> S:
         """The sum of ``task(chunk)`` over the source's chunks, in row order (a
@@ -215,7 +232,7 @@ class LocalEngine(OneProcess):
         # closing: an error in fn stops the reads at once
         with sharing_cores(source), closing(self.stream(source)) as chunks:
             for chunk in chunks:
-                part = task(chunk)
+                part = _on_threads_for(task, chunk)
                 total = part if total is None else total + part
         if total is None:
             raise DataError("the source yielded no rows; pass at least one row")

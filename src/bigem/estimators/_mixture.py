@@ -417,8 +417,11 @@ class _BaseMixture(EstimatorBase, ABC):
                 X = X.compute()
             schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)
             with self._schema_during(schema):
-                yield LocalEngine(), self._open(X, s, sample_weight, columns=columns, identify=True,
-                                                **_given(schema=schema, labels=labels), **open_kw), classes
+                source = self._open(X, s, sample_weight, columns=columns, identify=True,
+                                    **_given(schema=schema, labels=labels), **open_kw)
+                engine = LocalEngine()
+                with engine.computing(source):
+                    yield engine, source, classes
             return
         from ..engines.dask import session
         from ..sources.dask import open_dask_source
