@@ -166,3 +166,17 @@ def test_constructor_names_and_defaults_are_hmmlearn_s():
         for name, p in theirs.items():
             assert name in mine and mine[name].default == p.default, name
         assert list(mine)[: len(theirs)] == list(theirs)  # positional order too
+
+
+@pytest.mark.parametrize("seed", [1, 11])
+def test_a_random_start_with_vanishing_concentrations_fits_as_hmmlearn_s(seed):
+    """Unused symbols (n_features=6 over symbols 0..3): the default prior's random start
+    draws concentrations of ~1e-20 (seed 1: an emission; 11: a transition), whose
+    E[log phi] ~ -1e20 has an exp of 0. bigem raised "the mean log-likelihood became
+    -inf" where hmmlearn's bound is finite and recovers; now the bounds agree."""
+    X = np.random.default_rng(0).integers(0, 4, (200, 1))
+    ref = vhmm.VariationalCategoricalHMM(3, n_features=6, random_state=seed, n_iter=10, tol=0).fit(X)
+    ours = VariationalCategoricalHMM(3, n_features=6, random_state=seed, n_iter=10, tol=0).fit(X)
+    assert min(ref.monitor_.history) < -1e8  # the vanishing start, in hmmlearn's bound too
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-9)
+    np.testing.assert_allclose(ours.emissionprob_posterior_, ref.emissionprob_posterior_, rtol=1e-6)

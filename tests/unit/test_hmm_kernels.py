@@ -265,3 +265,21 @@ def test_rare_transitions_at_every_step_stay_in_range():
     for j in range(K):
         want[j, (j + 1) % K] = len(range(j, T - 1, K))
     torch.testing.assert_close(got.trans, want, rtol=1e-12, atol=1e-9)
+
+
+def test_a_sequence_out_of_the_scaled_range_is_redone_without_spoiling_the_others_counts():
+    """A row only an unreachable state explains (the reachable one at e^-1e5: 0 once
+    scaled) drives the scaled normaliser to 0 and alpha to NaN: its segment's counts were
+    left out, but alpha's NaN times w's 0 still reached the transition sums, which came
+    back NaN (a VariationalCategoricalHMM start failed so, where hmmlearn's fits). The
+    counts now equal the log-space reference, the good sequences' included."""
+    pi = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    A = torch.tensor([[0.5, 0.5], [0.0, 1.0]], dtype=torch.float64)
+    good = torch.log(torch.tensor([[0.3, 0.6], [0.5, 0.5], [0.2, 0.4]], dtype=torch.float64))
+    bad = torch.tensor([[0.0, -0.1], [0.0, -1e5], [-0.5, -0.2]], dtype=torch.float64)
+    log_b = torch.cat([good, bad, good])
+    lengths = np.array([3, 3, 3])
+    got = hmm.forward_backward(log_b, lengths, pi, A)
+    want = hmm.forward_backward_log(log_b, lengths, pi, A)
+    assert torch.isfinite(want.loglik).all() and torch.isfinite(want.trans).all()
+    _close(got, want, 1e-12)

@@ -38,16 +38,21 @@ _BLOCK_BYTES = 4 << 20  # several columns: the one-hot block in a few MB
 @dataclass(frozen=True, slots=True)
 class CategoricalParams:
     """probabilities (K, T): row k holds component k's distribution over each column's
-    categories, the columns' segments side by side."""
+    categories, the columns' segments side by side. ``log_probabilities`` (K, T), where
+    given, are what the E-step takes instead of their logarithm: a variational HMM's
+    exp(E[log phi]) underflows to 0 where a Dirichlet's concentration is ~1e-20 (its
+    log, ~-1e20, stays finite, as hmmlearn keeps it)."""
 
     probabilities: Tensor
+    log_probabilities: Tensor | None = None
 
     @property
     def n_components(self) -> int:
         return int(self.probabilities.shape[0])
 
     def to(self, device: torch.device | str) -> CategoricalParams:
-        return CategoricalParams(self.probabilities.to(device))
+        logs = None if self.log_probabilities is None else self.log_probabilities.to(device)
+        return CategoricalParams(self.probabilities.to(device), logs)
 
 
 @additive
@@ -219,7 +224,7 @@ class CategoricalComponent:
     # ------------------------------------------------------------------ E-step
     def prepare(self, p: CategoricalParams, device: torch.device) -> _Prepared:
         probs = p.probabilities.to(device)
-        log_probs = torch.log(probs)
+        log_probs = torch.log(probs) if p.log_probabilities is None else p.log_probabilities.to(device, probs.dtype)
         padded = torch.cat([log_probs, log_probs.new_zeros(log_probs.shape[0], 1)], 1)
         padded = padded.to(self.dtype)
         return _Prepared(padded, probs.to(self.dtype), padded.T.contiguous())

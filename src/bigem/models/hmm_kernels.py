@@ -184,8 +184,8 @@ def _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g0, g1, slot, log_c,
     """Row by row: the posteriors alpha beta / r (r = alpha . beta) over eb, and
     w = eb beta / (c r) over beta (0 at a sequence's first row), whose products with
     the previous rows' alpha sum to the expected transitions (:func:`_cross`); the sum
-    of log c per segment, whether every normaliser stayed in range (if not, w is 0 over
-    the segment), and the first-state sums added to start[slot]."""
+    of log c per segment, whether every normaliser stayed in range (if not, w and alpha
+    are 0 over the segment), and the first-state sums added to start[slot]."""
     K = eb.shape[1]
     st = np.zeros(K)
     for g in range(g0, g1):
@@ -218,10 +218,11 @@ def _posteriors(eb, alpha, beta, c, seg_lo, seg_hi, seq_lo, g0, g1, slot, log_c,
         if good:
             for k in range(K):
                 start[slot, k] += st[k]
-        else:
+        else:  # alpha too: out of range it may hold inf or NaN, and NaN * 0 is NaN in the cross sums
             for t in range(lo, hi):
                 for k in range(K):
                     beta[t, k] = 0.0
+                    alpha[t, k] = 0.0
     return 0
 
 

@@ -212,7 +212,11 @@ class DirichletCategorical:
         self.advice = advice
 
     def expected(self, p: DirichletParams) -> CategoricalParams:
-        return CategoricalParams(torch.exp(expected_log(p.posterior)))
+        """The sub-normalised exp(E[log phi]), with E[log phi] itself for the E-step: a
+        concentration of ~1e-20 (the default prior's random start can draw one) gives
+        E[log phi] ~ -1e20, whose exp is 0, but hmmlearn's bound stays finite there."""
+        logs = expected_log(p.posterior)
+        return CategoricalParams(torch.exp(logs), logs)
 
     def ascends(self, update: str) -> bool:
         """Whether the M-step maximises the bound (always: each factor's update is exact)."""
