@@ -198,3 +198,29 @@ def test_plot_fit_of_another_family_names_the_pictures_it_has(tmp_path):
     with pytest.raises(ParameterError, match="BernoulliMixture is not one: use plot_profile"):
         plot_fit(m, X, tmp_path / "f.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_an_hmm_is_pointed_to_its_convergence_which_draws_its_monitor(tmp_path):
+    """plot_fit named plot_profile to an HMM (which refuses it) and plot_convergence said an
+    HMM fitted by EM was "not fitted by EM iterations"; its line is now monitor_.history."""
+    from bigem._core.errors import ParameterError
+
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    hmm = bigem.GaussianHMM(2, n_iter=5, random_state=0).fit(X)
+    with pytest.raises(ParameterError, match=r"GaussianHMM is not one: use plot_convergence \(its monitor_.history\)"):
+        plot_fit(hmm, X, tmp_path / "f.png")
+    plot_convergence(hmm, tmp_path / "conv.svg")
+    text = assert_svg(str(tmp_path / "conv.svg"))
+    assert f"restart 0: {len(hmm.monitor_.history)} iterations" in text and "monitor_.history" in text
+
+
+@pytest.mark.parametrize("draw", [lambda m, p: plot_fit(m, np.zeros((5, 2)), p),
+                                  lambda m, p: plot_clusters(m, np.zeros((5, 2)), p),
+                                  lambda m, p: plot_density_1d(m, np.zeros((5, 1)), p),
+                                  lambda m, p: plot_convergence(m, p)])
+def test_an_unfitted_model_is_named_not_fitted(tmp_path, draw):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="This GaussianMixture instance is not fitted yet"):
+        draw(bigem.GaussianMixture(2), tmp_path / "f.png")
+    assert not list(tmp_path.iterdir())

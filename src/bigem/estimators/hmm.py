@@ -1527,7 +1527,7 @@ class CategoricalHMM(_BaseHMM):
                 "not exact (float32 rounds them to their neighbours); pass dtype='float64', or re-code the symbols "
                 "as 0..M-1"
             )
-        return _non_negative_integers("symbols must be non-negative integers 0..n_features-1", "CategoricalHMM",
+        return _non_negative_integers("symbols must be non-negative integers 0..n_features-1", type(self).__name__,
                                       False, MAX_SYMBOLS if symbols is None else symbols, given=symbols is not None,
                                       gaps=s.missing_values == "fiml")
 

@@ -357,7 +357,11 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
         _fixed_and_monitor(self)
 
     def _advice(self, s) -> str:
-        return "raise scale_prior or dof_prior, lower n_components, or standardise X"
+        advice = "raise scale_prior or dof_prior, lower n_components, or standardise X"
+        if "c" in s.params and "m" not in s.params:  # hmmlearn's raw-moment update can leave the scale indefinite
+            advice = ("include 'm' in params (with 'c' alone, hmmlearn's update pairs the raw second moments with "
+                      f"the old means, and the scale can turn indefinite), or {advice}")
+        return advice
 
     def _gaussian(self, s) -> GaussianComponent:
         return GaussianComponent(s.covariance_type, 0.0, s.dtype, advice=self._advice(s))

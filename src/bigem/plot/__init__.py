@@ -9,6 +9,7 @@ figure is drawn (``pip install 'bigem[plot]'``).
   models) or of its most likely words (multinomial models), as a heatmap.
 """
 
+from ._common import check_fitted
 from .clusters import plot_clusters
 from .convergence import plot_convergence
 from .density import plot_density_1d
@@ -26,9 +27,12 @@ def plot_fit(estimator, X, path, title: str | None = None, **kwargs) -> None:
     if not isinstance(estimator, (GaussianMixture, BayesianGaussianMixture)):
         from .._core.errors import ParameterError
 
+        name = type(estimator).__name__
+        instead = ("plot_convergence (its monitor_.history)" if hasattr(estimator, "n_iter")
+                   else "plot_profile (each component's probabilities) or plot_convergence")
         raise ParameterError(
-            f"plot_fit draws a Gaussian mixture's densities over the data, and {type(estimator).__name__} is not "
-            "one: use plot_profile (each component's probabilities) or plot_convergence")
+            f"plot_fit draws a Gaussian mixture's densities over the data, and {name} is not one: use {instead}")
+    check_fitted(estimator, "means_")
     if estimator.means_.shape[1] == 1:
         plot_density_1d(estimator, X, path, title or "Gaussian mixture fit", **kwargs)
     else:

@@ -25,6 +25,16 @@ def check_path(path: str | os.PathLike) -> str:
     return path
 
 
+def check_fitted(estimator, attribute: str) -> None:
+    """NotFittedError (scikit-learn's where it is imported) for a model without the
+    fitted ``attribute`` a picture reads, before anything is drawn."""
+    if not hasattr(estimator, attribute):
+        from .._core.errors import not_fitted_error
+
+        name = type(estimator).__name__
+        raise not_fitted_error(f"This {name} instance is not fitted yet: call fit before drawing it")
+
+
 def pyplot():
     """matplotlib.pyplot on the non-interactive Agg backend, or MissingDependencyError."""
     matplotlib = require("matplotlib", "pictures")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._core.errors import DataError, ParameterError
 from ..estimators.selection import full_covariances
-from ._common import MAX_POINTS, as_rows, check_path, feature_label, new_figure, save
+from ._common import MAX_POINTS, as_rows, check_fitted, check_path, feature_label, new_figure, save
 
 
 def projection(estimator, columns: Sequence[int | str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -26,7 +26,8 @@ def projection(estimator, columns: Sequence[int | str] | None) -> tuple[np.ndarr
     if columns is not None:
         idx = [_column_index(estimator, c) for c in columns]
         if len(idx) != 2 or idx[0] == idx[1]:
-            raise ParameterError(f"columns must name two different columns; got {list(columns)!r}")
+            raise ParameterError(f"columns (--pair on the command line) must name two different columns; "
+                                 f"got {list(columns)!r}")
         A = np.zeros((2, D))
         A[0, idx[0]] = A[1, idx[1]] = 1.0
         return A, np.zeros(D), [feature_label(estimator, j) for j in idx]
@@ -72,6 +73,7 @@ def plot_clusters(
     """Write a scatter of (a uniform sample of at most ``max_points``) rows of X, coloured
     by their most likely component, with each component's mean and 1- and 2-sigma ellipses."""
     path = check_path(path)
+    check_fitted(estimator, "means_")
     K, D = estimator.means_.shape
     if D < 2:
         raise DataError("plot_clusters needs at least 2 features; use plot_density_1d for a 1-feature model")

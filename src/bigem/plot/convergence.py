@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .._core.errors import DataError
-from ._common import check_path, new_figure, save
+from ._common import check_fitted, check_path, new_figure, save
 
 
 def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM convergence") -> None:
@@ -18,14 +18,21 @@ def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM conver
     little higher (``score``).
 
     A model loaded from a file written before histories were saved has only its best
-    run (``lower_bounds_``); that one line is drawn.
+    run (``lower_bounds_``); that one line is drawn. An HMM's line is its
+    ``monitor_.history``: hmmlearn's totals over the data, not means per row.
     """
     path = check_path(path)
     runs = [np.asarray(r["log_likelihood"], dtype=np.float64) for r in getattr(estimator, "history_", [])]
     if not runs and getattr(estimator, "lower_bounds_", None):
         runs = [np.asarray(estimator.lower_bounds_, dtype=np.float64)]
+    monitor = getattr(estimator, "monitor_", None)
+    total = not runs and monitor is not None  # an HMM: hmmlearn's monitor holds totals over the sequences
+    if total:
+        runs = [np.asarray(list(monitor.history), dtype=np.float64)]
     runs = [r for r in runs if len(r)]
     if not runs:
+        if not any(hasattr(estimator, a) for a in ("history_", "lower_bounds_", "monitor_", "converged_")):
+            check_fitted(estimator, "converged_")
         raise DataError("the model has no iteration history to draw (it was not fitted by EM iterations)")
     best = int(np.argmax([r[-1] for r in runs]))
     fig, ax = new_figure()
@@ -41,7 +48,8 @@ def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM conver
     ax.set_xlabel("EM iteration")
     # each point is the parameters entering that iteration (lower_bound_ is the last): the
     # fitted model, after the last M-step, scores a little higher (bigem score, gm.score)
-    ax.set_ylabel("mean log-likelihood per row, entering each iteration")
+    ax.set_ylabel("log-likelihood of the data (monitor_.history), entering each iteration" if total else
+                  "mean log-likelihood per row, entering each iteration")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
