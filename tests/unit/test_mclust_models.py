@@ -208,3 +208,34 @@ def test_free_parameters_are_mclusts(name):
     # BIC = -2 log L + p log n, with mclust's p (bigem's sign: lower is better)
     p = 3 + 4 * 3 + N_VAR_PARAMS[name]
     assert est.bic(X) == pytest.approx(-2 * est.score(X) * 60 + p * math.log(60), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["EEV", "VEV"])
+def test_a_null_scatter_space_gets_a_fixed_basis(name):
+    """A hard start's cluster with fewer rows than features has a scatter whose null space
+    eigh fills with a basis rounding picks; EEV and VEV pair the smallest shape values
+    with it. A single row (a scatter of rounding) gets the axes in order, as mclust's
+    M-step gives it (diagonal, the largest shape value first); a cluster of 2 rows in 4
+    features gets the same covariance when its rows move by 1e-12."""
+    rng = np.random.default_rng(0)
+    family = structure(name)
+    big = [rng.normal(size=(20, 4)) @ np.diag([3.0, 1.0, 0.5, 0.2]) for _ in range(2)]
+
+    def scatter(rows):
+        c = rows - rows.mean(0)
+        return c.T @ c
+
+    noise = rng.normal(size=4) * 1e-8  # a single row's scatter, as sums about a shift leave it
+    two = rng.normal(size=(2, 4))
+
+    def fit(two):
+        w = torch.tensor(np.stack([scatter(b) for b in big] + [scatter(two), np.outer(noise, noise)]))
+        n_k = torch.tensor([20.0, 20.0, 2.0, 1.0], dtype=torch.float64)
+        return family.maximise(n_k, w, 0.0).numpy()
+
+    cov = fit(two)
+    single = cov[3]
+    assert np.abs(single - np.diag(np.diag(single))).max() <= 1e-12 * np.abs(single).max()  # the axes themselves
+    assert np.all(np.diff(np.diag(single)) < 0)  # the largest shape value on the first feature
+    moved = fit(two * (1 + 1e-12))
+    np.testing.assert_allclose(moved[2], cov[2], rtol=0, atol=1e-8 * np.abs(cov[2]).max())

@@ -177,6 +177,47 @@ def _eigh_descending(mat: Tensor) -> tuple[Tensor, Tensor]:
     return val.flip(-1), vec.flip(-1)
 
 
+# An eigenvalue at most this fraction of the largest of all the components' is rounding,
+# numerically 0 (a scatter's sums carry a few eps of the data's scale): its eigenvectors
+# span a null space that any basis diagonalises (see _fixed_null_basis).
+_NULL_SHARE = 64 * float(torch.finfo(torch.float64).eps)
+
+
+def _fixed_null_basis(val: Tensor, vec: Tensor) -> Tensor:
+    """``vec`` (K, D, D; columns by descending ``val``) with each matrix's numerically null
+    eigenspace, where it has 2 or more dimensions, given a fixed basis: the coordinate
+    axes e_1, e_2, ... projected onto it, orthonormalised in order. A scatter of a
+    cluster with fewer rows than features (a hard start's) has such a space, and eigh
+    returns whatever basis rounding gives; EEV and VEV pair the smallest shape values
+    with these vectors, so the first M-step, and the local maximum EM reaches from it,
+    hung on 1e-12 changes of the data. mclust's own choice for a single row (a zero
+    scatter) is the identity, which this is; with 2..D-1 rows mclust's comes from its
+    rounding too, and no fixed rule reproduces it."""
+    null = val <= _NULL_SHARE * val.abs().amax()  # the whole table's scale: a single row's scatter is all rounding
+    dims = null.sum(-1)
+    if not bool((dims >= 2).any()):
+        return vec
+    vec = vec.clone()
+    D = vec.shape[-1]
+    eye = torch.eye(D, dtype=vec.dtype, device=vec.device)
+    for k in torch.nonzero(dims >= 2).reshape(-1).tolist():
+        m = int(dims[k])
+        basis = vec[k][:, D - m:]  # the null columns come last (descending order)
+        axes = basis @ (basis.T @ eye)  # each axis projected onto the null space
+        found: list[Tensor] = []
+        for j in range(D):
+            v = axes[:, j]
+            for u in found:
+                v = v - (u @ v) * u
+            norm = torch.linalg.vector_norm(v)
+            if float(norm) > 1e-6:
+                found.append(v / norm)
+            if len(found) == m:
+                break
+        vec[k][:, D - m:] = torch.stack(found, 1)
+    return vec
+
+
 def _signed(vec: Tensor) -> Tensor:
     """Eigenvector columns with their largest-magnitude entry positive (a fixed sign, so
     the orientation of nearby covariances is nearby)."""
@@ -588,6 +629,7 @@ class EllipsoidalFamily(_Family, Full):
     def _eev(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
         """W_k = L_k Omega_k L_k^T: Sigma_k = L_k (sum_j Omega_j / n) L_k^T (closed form)."""
         omega, vec = _eigh_descending(w)
+        vec = _fixed_null_basis(omega, vec)
         return _rotate(vec, (omega.sum(0) / n_k.sum()).expand_as(omega))
 
     def _vev(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
@@ -596,6 +638,7 @@ class EllipsoidalFamily(_Family, Full):
         ``tol`` relative (mclust's rule)."""
         D = w.shape[-1]
         omega, vec = _eigh_descending(w)
+        vec = _fixed_null_basis(omega, vec)
         lam = torch.exp(torch.linalg.slogdet(old)[1] / D) if old is not None else torch.ones_like(n_k)
         a = None
         for _ in range(self.max_iter):
