@@ -304,7 +304,11 @@ def test_a_fit_runs_torch_on_one_thread_beside_the_kernels_on_all(monkeypatch, t
         return product(*args, **kw)
 
     monkeypatch.setattr(kernels, "product", spy)
-    X, _, _, _ = make_documents(n=300)
+    X, _, _, _ = make_documents(n=1000)  # 1000 x 60: more than SMALL_WORK
     MultinomialMixture(2, max_iter=3, random_state=0).fit(sp.csr_matrix(X))
     assert seen and set(seen) == {(1, 2)}
+    assert torch.get_num_threads() == 2 and parallel.threads() == 2
+    seen.clear()  # small data: the whole fit on one thread, the kernels too
+    MultinomialMixture(2, max_iter=3, random_state=0).fit(sp.csr_matrix(X[:300]))
+    assert seen and set(seen) == {(1, 1)}
     assert torch.get_num_threads() == 2 and parallel.threads() == 2

@@ -13,6 +13,7 @@ warnings, ``exact`` says whether the monotonicity check applies) and its ``advic
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -454,7 +455,10 @@ def _parameter_threads(model: Model, params: Any):
     """Context for the M-steps: on one torch thread where the parameters are small (see
     :func:`~bigem._core.parallel.one_thread_when_small`): a step's many small operations
     gain nothing from threads, and on a busy machine each waits for them."""
-    tensors = [t for t in model.to_tensors(params).values() if isinstance(t, Tensor)]
+    to_tensors = getattr(model, "to_tensors", None)  # a model without checkpoints keeps the caller's threads
+    if to_tensors is None:
+        return contextlib.nullcontext()
+    tensors = [t for t in to_tensors(params).values() if isinstance(t, Tensor)]
     elements = sum(t.numel() for t in tensors)
     return parallel.one_thread_when_small(elements, tensors[0].device if tensors else "cpu")
 
