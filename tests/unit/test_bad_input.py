@@ -9,6 +9,7 @@ its wording, so code written against ``sklearn.mixture.GaussianMixture`` keeps w
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -962,3 +963,19 @@ def test_values_beyond_float32_say_so():
     X = np.random.default_rng(0).normal(size=(50, 2)) * 1e300
     with pytest.raises(DataError, match=r"beyond float32's range .* pass dtype='float64'"):
         GaussianMixture(2).fit(X)
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_a_value_beyond_float32_is_named_at_its_own_row(tmp_path, as_file):
+    """1e300 under float32: the shift subtracted before the cast took it into its column's
+    mean, so every row of the column became inf ("3 inf; first at row 0"), and a file
+    added numpy's overflow warning; the value alone is named now, at its row."""
+    X = np.array([[1.0, 2.0], [1e300, 3.0], [4.0, 5.0]])
+    if as_file:
+        path = tmp_path / "big.csv"
+        np.savetxt(path, X, delimiter=",", header="a,b", comments="", fmt="%.17g")
+        X = str(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(DataError, match=r"\(1 inf; first at row 1\)\..*beyond float32's range"):
+            GaussianMixture(1).fit(X)

@@ -147,7 +147,9 @@ def choose_shift(first_rows, stored_dtype, dtype: torch.dtype, shift) -> Tensor 
     # row-major whatever the input's layout, so the sum rounds alike for every source
     rows = first_rows.detach().to("cpu", torch.float64).contiguous() if isinstance(first_rows, Tensor) else (
         torch.from_numpy(np.array(first_rows, dtype=np.float64, order="C")))
-    finite = torch.isfinite(rows)  # NaN and inf are for validation to report, not to shift by
+    # NaN, inf and values beyond float32's range (inf once cast) are for validation to
+    # report, not to shift by: a 1e300 in the mean made every row of its column inf
+    finite = torch.isfinite(rows) & (rows.abs() <= torch.finfo(torch.float32).max)
     total = torch.where(finite, rows, torch.zeros_like(rows)).sum(0)
     mean = total / finite.sum(0).clamp(min=1)
     return _unless_far(mean, torch.where(finite, rows, torch.full_like(rows, float("nan"))))

@@ -594,10 +594,13 @@ class TableSource(CutByRows):
             if pa.types.is_decimal(col.type) or pa.types.is_null(col.type) or col.null_count:
                 col = col.cast(pa.float64())  # and a null becomes NaN, whatever the column's type
             values = col.to_numpy(zero_copy_only=False)
-            if shift is None:
-                out[j] = values
-            else:
-                np.subtract(values, shift[j], out=out[j], dtype=np.float64, casting="unsafe")
+            # a value beyond the buffer's range (1e300 into float32) becomes inf, which the
+            # finiteness check names with its row; numpy's overflow warning would say less
+            with np.errstate(over="ignore"):
+                if shift is None:
+                    out[j] = values
+                else:
+                    np.subtract(values, shift[j], out=out[j], dtype=np.float64, casting="unsafe")
 
     def _rows(self, buf: np.ndarray, n: int) -> Tensor:
         """The first n columns of a pooled (D, rows) buffer -> the (n, D) tensor of rows, as
