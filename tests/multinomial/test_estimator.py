@@ -160,3 +160,27 @@ def test_the_command_line_reads_token_lists(tmp_path, documents, capsys):
     out = str(tmp_path / "labels.csv")
     assert main(["predict", model, data, "--columns", "ids,n", "-o", out]) == 0
     assert "wrote labels of 600 rows" in capsys.readouterr().out
+
+
+def test_a_fit_that_reseeds_resumes_from_its_checkpoint_to_the_uninterrupted_answer(documents, tmp_path):
+    """Five components on three topics: component 0 is re-seeded at iteration 30 and kept
+    when it loses its support again. The mark travels in the checkpoint (it failed to
+    save: safetensors holds no bool tensor), so a fit resumed between the two keeps the
+    component rather than re-seeding it again, as the uninterrupted fit does."""
+    from tests.conftest import Interrupted, interrupt_at
+
+    S = sp.csr_matrix(documents[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ComponentReseededWarning)
+        whole = MultinomialMixture(5, random_state=0).fit(S)
+        path = tmp_path / "fit.ckpt"
+        est = MultinomialMixture(5, random_state=0)
+        with pytest.raises(Interrupted):
+            est.fit(S, callback=interrupt_at(32), checkpoint=path, checkpoint_every=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(S, checkpoint=path, checkpoint_every=1)
+    assert any("components [0] lost their support again" in str(w.message) for w in caught)
+    assert est.converged_ and est.n_iter_ == whole.n_iter_
+    np.testing.assert_array_equal(est.probabilities_, whole.probabilities_)
+    np.testing.assert_array_equal(est.weights_, whole.weights_)

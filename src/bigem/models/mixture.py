@@ -327,7 +327,8 @@ class MixtureModel:
         return self.component.n_free_parameters(K, n_features) + (0 if self.fixed_weights else K - 1)
 
     def to_tensors(self, params: MixtureParams) -> dict[str, Tensor]:
-        marks = {} if params.reseeded is None else {"reseeded": params.reseeded}
+        # as 0/1 int64: model files and checkpoints (safetensors here) hold no bool tensors
+        marks = {} if params.reseeded is None else {"reseeded": params.reseeded.to(torch.int64)}
         return {"weights": params.weights, **self.component.to_tensors(params.component), **marks}
 
     def from_tensors(self, tensors: Mapping[str, Tensor]) -> MixtureParams:
