@@ -239,3 +239,22 @@ def test_a_null_scatter_space_gets_a_fixed_basis(name):
     assert np.all(np.diff(np.diag(single)) < 0)  # the largest shape value on the first feature
     moved = fit(two * (1 + 1e-12))
     np.testing.assert_allclose(moved[2], cov[2], rtol=0, atol=1e-8 * np.abs(cov[2]).max())
+
+
+@pytest.mark.parametrize("name", ["EEV", "VEV"])
+def test_a_tight_cluster_keeps_its_orientation(name):
+    """A cluster 1e-8 times another's spread, of many rows: its scatter is full rank, only
+    small, and is judged against its own scale (against the largest of all, its whole
+    eigenbasis was taken for rounding and replaced by the axes; found by an audit)."""
+    rng = np.random.default_rng(0)
+    turn = np.array([[np.cos(0.6), -np.sin(0.6)], [np.sin(0.6), np.cos(0.6)]])
+
+    def scatter(sd):
+        z = rng.normal(size=(200, 2)) * [3.0, 1.0] * sd @ turn.T
+        z -= z.mean(0)
+        return z.T @ z
+
+    w = torch.tensor(np.stack([scatter(1.0), scatter(1e-8)]))
+    cov = structure(name).maximise(torch.tensor([200.0, 200.0], dtype=torch.float64), w, 0.0).numpy()
+    major = np.linalg.eigh(cov[1])[1][:, -1]
+    assert abs(major @ turn[:, 0]) > 0.99

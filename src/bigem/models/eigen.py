@@ -177,23 +177,27 @@ def _eigh_descending(mat: Tensor) -> tuple[Tensor, Tensor]:
     return val.flip(-1), vec.flip(-1)
 
 
-# An eigenvalue at most this fraction of the largest of all the components' is rounding,
-# numerically 0 (a scatter's sums carry a few eps of the data's scale): its eigenvectors
-# span a null space that any basis diagonalises (see _fixed_null_basis).
+# An eigenvalue at most this fraction of its scatter's largest is rounding, numerically 0
+# (a scatter's sums carry a few eps of their scale): its eigenvectors span a null space
+# that any basis diagonalises (see _fixed_null_basis).
 _NULL_SHARE = 64 * float(torch.finfo(torch.float64).eps)
 
 
-def _fixed_null_basis(val: Tensor, vec: Tensor) -> Tensor:
+def _fixed_null_basis(val: Tensor, vec: Tensor, n_k: Tensor) -> Tensor:
     """``vec`` (K, D, D; columns by descending ``val``) with each matrix's numerically null
     eigenspace, where it has 2 or more dimensions, given a fixed basis: the coordinate
     axes e_1, e_2, ... projected onto it, orthonormalised in order. A scatter of a
     cluster with fewer rows than features (a hard start's) has such a space, and eigh
     returns whatever basis rounding gives; EEV and VEV pair the smallest shape values
     with these vectors, so the first M-step, and the local maximum EM reaches from it,
-    hung on 1e-12 changes of the data. mclust's own choice for a single row (a zero
-    scatter) is the identity, which this is; with 2..D-1 rows mclust's comes from its
-    rounding too, and no fixed rule reproduces it."""
-    null = val <= _NULL_SHARE * val.abs().amax()  # the whole table's scale: a single row's scatter is all rounding
+    hung on 1e-12 changes of the data. mclust's own choice for a single row is the
+    identity, which this is; with 2..D-1 rows mclust's comes from its rounding too, and
+    no fixed rule reproduces it. A single row's scatter (n_k of 1 or less) is all
+    rounding, judged against the largest of every component's; any other scatter is
+    judged against its own, so a tight cluster keeps its orientation however small."""
+    own = val <= _NULL_SHARE * val.abs().amax(-1, keepdim=True)
+    lone = (n_k.to(val) < 1.5)[:, None] & (val <= _NULL_SHARE * val.abs().amax())
+    null = own | lone
     dims = null.sum(-1)
     if not bool((dims >= 2).any()):
         return vec
@@ -629,7 +633,7 @@ class EllipsoidalFamily(_Family, Full):
     def _eev(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
         """W_k = L_k Omega_k L_k^T: Sigma_k = L_k (sum_j Omega_j / n) L_k^T (closed form)."""
         omega, vec = _eigh_descending(w)
-        vec = _fixed_null_basis(omega, vec)
+        vec = _fixed_null_basis(omega, vec, n_k)
         return _rotate(vec, (omega.sum(0) / n_k.sum()).expand_as(omega))
 
     def _vev(self, n_k: Tensor, w: Tensor, old: Tensor | None) -> Tensor:
@@ -638,7 +642,7 @@ class EllipsoidalFamily(_Family, Full):
         ``tol`` relative (mclust's rule)."""
         D = w.shape[-1]
         omega, vec = _eigh_descending(w)
-        vec = _fixed_null_basis(omega, vec)
+        vec = _fixed_null_basis(omega, vec, n_k)
         lam = torch.exp(torch.linalg.slogdet(old)[1] / D) if old is not None else torch.ones_like(n_k)
         a = None
         for _ in range(self.max_iter):
