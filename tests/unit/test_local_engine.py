@@ -108,33 +108,45 @@ def test_reduce_computes_beside_a_decoding_source_on_one_thread_fewer(prefetch):
 @pytest.mark.skipif(torch.get_num_threads() < 2, reason="needs two intra-op threads to give one up")
 @pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
 def test_a_fit_on_small_data_computes_on_one_thread_and_restores_the_count(monkeypatch):
-    """The whole fit (starts, passes, M-steps) of rows x features up to SMALL_WORK runs on
-    one torch thread; a larger one reads and computes its passes on every thread, its
-    M-steps (two components' parameters) on one; the count comes back after."""
+    """The whole fit (starts, passes, M-steps, the callback) of rows x features up to
+    SMALL_WORK runs on one torch thread; a larger one reads and computes its passes on
+    every thread, and so does its callback, its M-steps (two components' parameters) on
+    one; the count comes back after. A GaussianHMM's fit follows the same rule."""
     import numpy as np
 
-    from bigem import GaussianMixture
+    from bigem import GaussianHMM, GaussianMixture
+    from bigem.models.mixture import MixtureModel
 
     threads = torch.get_num_threads()
-    reading, stepping = [], []
-    stream = LocalEngine.stream
+    reading, stepping, calling = [], [], []
+    stream, m_step = LocalEngine.stream, MixtureModel.m_step
 
     def counted(self, source):  # the engine's passes (opening X validates it before the fit)
         for chunk in stream(self, source):
             reading.append(torch.get_num_threads())
             yield chunk
 
+    def step(self, *args, **kw):
+        stepping.append(torch.get_num_threads())
+        return m_step(self, *args, **kw)
+
     monkeypatch.setattr(LocalEngine, "stream", counted)
+    monkeypatch.setattr(MixtureModel, "m_step", step)
 
-    def fit(n):
-        reading.clear(), stepping.clear()
+    def fit(make, n):
+        reading.clear(), stepping.clear(), calling.clear()
         X = np.random.default_rng(0).normal(size=(n, 2))
-        GaussianMixture(2, max_iter=2, random_state=0).fit(X, callback=lambda i: stepping.append(torch.get_num_threads()))
+        make().fit(X, callback=lambda i: calling.append(torch.get_num_threads()))
         assert torch.get_num_threads() == threads
-        return set(reading), stepping
+        return set(reading), set(stepping[-2:]), set(calling)  # the last two M-steps: the iterations' (not a start's)
 
-    assert fit(200) == ({1}, [1, 1])
-    assert fit(parallel.SMALL_WORK // 2 + 1) == ({threads}, [1, 1])
+    def mixture():
+        return GaussianMixture(2, max_iter=2, random_state=0)
+
+    assert fit(mixture, 200) == ({1}, {1}, {1})
+    assert fit(mixture, parallel.SMALL_WORK // 2 + 1) == ({threads}, {1}, {threads})
+    assert fit(lambda: GaussianHMM(2, n_iter=2, random_state=0), 200)[2] == {1}
+    assert fit(lambda: GaussianHMM(2, n_iter=2, random_state=0), parallel.SMALL_WORK // 2 + 1)[2] == {threads}
 
 
 @pytest.mark.skipif(torch.get_num_threads() < 2, reason="needs two intra-op threads to leave one to the decoder")

@@ -107,7 +107,11 @@ SMALL_WORK = 1 << 15
 def one_thread_when_small(elements: int, device: torch.device | str):
     """torch's operations on one intra-op thread in the calling thread, on the CPU, while
     the work is at most :data:`SMALL_WORK` elements (restored on exit, errors included);
-    otherwise nothing changes. The GIL-free kernels here follow torch's count."""
+    otherwise nothing changes. The GIL-free kernels here follow torch's count.
+
+    torch's count is the calling thread's, but a thread that first uses torch meanwhile
+    starts from it (torch initialises a new thread from its last setting): such a
+    thread keeps one intra-op thread unless it sets its own count."""
     before = torch.get_num_threads()
     if torch.device(device).type != "cpu" or elements > SMALL_WORK or before < 2:
         yield

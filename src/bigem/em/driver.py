@@ -220,7 +220,8 @@ class _Run:
         # the last M-step's prior gain as slack, whether or not the fall is judged with the
         # prior: mclust's M-steps for some models (EEI keeps the plain means) are not the
         # MAP of its prior, and from an extrapolated point may lower the penalised objective
-        allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
+        with _parameter_threads(model, params):  # a step's tensors are the parameters' size (not the callback's)
+            allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
         falls = previous > -math.inf and ll + gain < previous - allowed
         if falls and self.exact:
             warnings.warn(
@@ -230,7 +231,8 @@ class _Run:
                 LikelihoodDecreaseWarning,
                 stacklevel=3,
             )
-        step = model.m_step(stats, params)
+        with _parameter_threads(model, params):
+            step = model.m_step(stats, params)
         if self.stopping == "mclust" and not (step.report.exact or step.report.smooth):
             # mclust's EM has no re-seeding: a component that lost its support or turned
             # singular ends the fit (mclust's missing BIC), which select and the
@@ -426,9 +428,8 @@ def fit_em(
             if restate is not None:
                 for run, stats in zip(active, parts):
                     run.fixed = stats
-        with _parameter_threads(model, active[0].point):  # the steps' tensors are the parameters' size
-            for run, stats, own in zip(active, parts, _shares(time.perf_counter() - started, seconds)):
-                run.step(model, stats, iteration, tol, own, callback)
+        for run, stats, own in zip(active, parts, _shares(time.perf_counter() - started, seconds)):
+            run.step(model, stats, iteration, tol, own, callback)
         if checkpoint is not None and iteration % checkpoint.every == 0 and engine.primary:
             checkpoint.save(model, runs, iteration)  # the primary process alone writes
     if checkpoint is not None and engine.primary and os.path.exists(checkpoint.path):

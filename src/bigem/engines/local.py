@@ -120,7 +120,8 @@ def sharing_cores(source: Source):
     from 4.2-4.8 s to 3.7-4.3 s and its CPU time by about 12% (alternating runs,
     measured; the E-step's statistics may differ in the last bits, as between
     machines with different core counts, never between runs). torch's thread count is
-    per thread, so the caller's other threads keep theirs. The sparse kernels of
+    per thread, so the caller's other threads keep theirs (a thread that first uses
+    torch meanwhile starts from the lower count). The sparse kernels of
     :mod:`bigem._core.parallel`, whose idle threads sleep rather than spin, keep the
     full count (:func:`~bigem._core.parallel.keeping`). Use it around a loop, never
     inside a generator: a suspended generator would hold the lower count.

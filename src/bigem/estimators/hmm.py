@@ -489,6 +489,11 @@ class _BaseHMM(EstimatorBase, ABC):
         # in a group of processes, each hears of another's failure to open its data at once
         source = engine.opened(lambda: self._open(X, lengths, s, columns, sequence_column, fitting=True, engine=engine),
                                settings=self._group_settings())
+        computing = getattr(engine, "computing", None)  # this process: small data on one torch thread
+        with computing(source) if computing is not None else contextlib.nullcontext():
+            return self._fit_source(source, callback, checkpoint, checkpoint_every, s, engine)
+
+    def _fit_source(self, source, callback, checkpoint, checkpoint_every, s, engine):
         self._check_features(source)
         saver = None
         if checkpoint is not None:
