@@ -204,3 +204,41 @@ def test_a_bayesian_mixtures_data_prior_is_summed_in_float64_whatever_the_rows_d
     ours = bigem.BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
     theirs = Reference(n_components=3, random_state=0).fit(X)
     np.testing.assert_allclose(np.sort(ours.weights_), np.sort(theirs.weights_), atol=1e-4)
+
+
+def _bulk_and_two_outliers():
+    rng = np.random.default_rng(0)
+    return np.r_[rng.normal(size=(1000, 2)), rng.normal(size=(1000, 2)) + 3, [[2e6, -5e5], [2.1e6, -5.1e5]]]
+
+
+def test_a_float32_mixture_scores_the_bulk_beside_a_far_outlier_component_as_float64_does():
+    """A component that took two outliers 1e6 away moved the centre float64 rows lose
+    before the float32 cast (the mean of the means) off the bulk, whose rows then lost
+    their digits: predict_proba 0.026 from float64's. The centre is the means' weighted
+    median now, which stays with the bulk (found by an audit, on an HMM's states)."""
+    X = _bulk_and_two_outliers()
+    gm = bigem.GaussianMixture(3, means_init=[[0, 0], [3, 3], [2e6, -5e5]], **F64).fit(X)
+    assert gm.weights_[2] < 2e-3
+    want, want_scores = gm.predict_proba(X[:2000]), gm.score_samples(X[:2000])
+    gm.set_params(dtype="float32")
+    np.testing.assert_allclose(gm.predict_proba(X[:2000]), want, atol=1e-5)
+    np.testing.assert_allclose(gm.score_samples(X[:2000]), want_scores, atol=1e-4)
+
+
+def test_a_float32_hmm_scores_the_bulk_beside_a_far_outlier_state_as_float64_does():
+    """The same for an HMM's states, whose centre is their means' median weighted by each
+    state's expected share of a long sequence (hmmlearn's float64 answer as the truth)."""
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    X = _bulk_and_two_outliers()[:2000]
+    params = dict(startprob_=np.array([0.5, 0.5, 0.0]),
+                  transmat_=np.array([[0.9, 0.0999, 1e-4], [0.0999, 0.9, 1e-4], [0.5, 0.5, 0.0]]),
+                  means_=np.array([[0.0, 0.0], [1.0, 1.0], [2e6, -5e5]]),
+                  covars_=np.array([[1.0, 1.0], [1.0, 1.0], [1e12, 2.5e11]]))
+    ref = hmmlearn.GaussianHMM(3, covariance_type="diag", init_params="")
+    ours = bigem.GaussianHMM(3, covariance_type="diag", init_params="", dtype="float32")
+    for model in (ref, ours):
+        model.n_features = 2
+        for name, value in params.items():
+            setattr(model, name, value)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-3)
+    assert abs(ours.score(X) - ref.score(X)) < 0.1  # 2000 rows: 5e-5 a row (it was 1.07)

@@ -48,6 +48,7 @@ from ..em.init import SEED_SAMPLE_ROWS, fill_gaps, kmeans_centres, sample_rows
 from ..engines import LocalEngine
 from ..engines.distributed import process_device
 from ..engines.readback import HostRows
+from ..models.components import weighted_median
 from ..models.categorical import CategoricalComponent, CategoricalParams
 from ..models.covariance import NAMES, Prior, structure
 from ..models.gaussian import GaussianComponent, GaussianParams
@@ -392,7 +393,13 @@ class _BaseHMM(EstimatorBase, ABC):
         if fitting:
             return "auto"
         means = np.asarray(self.means_, dtype=np.float64)  # the emissions' means, (K, D) or a GMM's (K, M, D)
-        return Centre(torch.from_numpy(means.reshape(-1, means.shape[-1]).mean(0)))  # as emission.location
+        share = _occupancy(np.asarray(self.startprob_, dtype=np.float64), np.asarray(self.transmat_, dtype=np.float64))
+        if means.ndim == 3:  # a GMM's components, each its state's share times its weight
+            share = share[:, None] * np.asarray(self.weights_, dtype=np.float64)
+        # the weighted median, not the mean: a state that took a few far outliers would
+        # move the centre off the rows, which would lose their digits in the cast
+        return Centre(weighted_median(torch.from_numpy(means.reshape(-1, means.shape[-1])),
+                                      torch.from_numpy(share.reshape(-1))))
 
     def _rows_per_batch(self, s, n_features: int) -> int:
         """Rows in a batch of sequences within ``memory_budget``: per row about six (K,)
@@ -1060,6 +1067,17 @@ def _engine(s):
             yield engine
     else:
         yield LocalEngine()
+
+
+def _occupancy(startprob: np.ndarray, transmat: np.ndarray, steps: int = 1000) -> np.ndarray:
+    """Each state's expected share of a long sequence's steps from ``startprob``: the mean of
+    the first ``steps`` state distributions (the stationary one for a mixing chain; for a
+    left-right chain, mostly its last state's). Uniform where the parameters give none."""
+    p, total = startprob.copy(), np.zeros_like(startprob)
+    for _ in range(steps):
+        total += p
+        p = p @ transmat
+    return total / total.sum() if np.isfinite(total).all() and total.sum() > 0 else np.full_like(total, 1 / len(total))
 
 
 @contextlib.contextmanager

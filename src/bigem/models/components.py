@@ -170,3 +170,17 @@ def statistics(component: Component, params: Any, x: Tensor, resp: Tensor, w: Te
         blk = component.block(prep, x[rows])
         acc.add(blk, resp[rows].T.to(prep.dtype), None if w is None else w[rows].to(prep.dtype))
     return acc.result()
+
+
+def weighted_median(points: Tensor, weights: Tensor) -> Tensor:
+    """Per coordinate, the point value (one of the points') at which the weights, in that
+    coordinate's order, pass half their total: (K, D) points, (K,) weights -> (D,)
+    float64. Where rows sit for a float32 cast: a mean of the means moves with one far
+    component (a state that took a few outliers), a weighted median stays with the bulk."""
+    points, weights = points.to(torch.float64), weights.to(points.device, torch.float64)
+    order = torch.argsort(points, 0)
+    mass = torch.cumsum(weights[order], 0)
+    half = mass[-1:] / 2
+    first = torch.searchsorted(mass.T.contiguous(), half.T.contiguous()).clamp(max=points.shape[0] - 1)  # (D, 1)
+    picked = torch.gather(order, 0, first.T)  # (1, D): which point, per coordinate
+    return torch.gather(points, 0, picked)[0]

@@ -23,7 +23,7 @@ from .._core.protocols import Note, Objective, Report, Step
 from .._core.stats import Lowest, additive, counted, least, least_of, shared, summed
 from .._core.types import Chunk
 from .._core.workspace import Workspace
-from .components import Component, blocks
+from .components import Component, blocks, weighted_median
 from .gaps import any_set, empty_rows, missing
 
 # A component whose responsibility mass falls under this fraction of one average
@@ -301,8 +301,15 @@ class MixtureModel:
         return MixtureParams(weights.to(torch.float64), self.component.make_params(*component_args))
 
     def location(self, params: MixtureParams) -> Tensor | None:
-        """Where the mixture sits, (D,) float64 (None for components without a position)."""
-        return self.component.location(params.component)
+        """Where the mixture sits, (D,) float64 (None for components without a position):
+        the weighted median of the components' means where they have them (a component
+        of a few far outliers does not move it from the bulk, whose rows then keep their
+        digits in a float32 cast), else the component's own location."""
+        where = self.component.location(params.component)
+        means = getattr(params.component, "means", None)
+        if where is None or not isinstance(means, Tensor) or means.ndim != 2:
+            return where
+        return weighted_median(means, params.weights)
 
     def translate(self, params: MixtureParams, offset: Tensor | None) -> MixtureParams:
         """The parameters of the same mixture for rows moved by ``offset`` (None: none)."""
