@@ -289,6 +289,9 @@ def test_impossible_sequence_scores_minus_inf_warns_and_fits_without_nan():
     with pytest.warns(ImpossibleSequenceWarning, match="impossible"):
         _, post = cat.score_samples(X, lengths)
     assert np.isnan(post[:4]).all() and np.allclose(post[4:].sum(1), 1.0)
+    with pytest.warns(ImpossibleSequenceWarning, match="impossible"):  # hmmlearn's: NaN, and state 0 there
+        value, path = cat.decode(X, lengths, algorithm="map")
+    assert np.isnan(value) and (path[:4] == 0).all() and (path[4:] == post[4:].argmax(1)).all()
     with pytest.warns(ImpossibleSequenceWarning, match="left out of this fit"):
         cat.fit(X, lengths)
     for p in (cat.startprob_, cat.transmat_, cat.emissionprob_):

@@ -856,8 +856,9 @@ class _BaseHMM(EstimatorBase, ABC):
             algorithm, "algorithm", type(self).__name__, ("viterbi", "map")
         )
         if algorithm == "map":
-            post = np.nan_to_num(self._posteriors(X, lengths, where)[1], nan=0.0)
-            return float(post.max(1).sum()), post.argmax(1)
+            post = self._posteriors(X, lengths, where)[1]
+            # hmmlearn's sum: NaN where an impossible sequence's rows are NaN; its path (0 there)
+            return float(post.max(1).sum()), np.nan_to_num(post, nan=0.0).argmax(1)
         (lp, path), sequence = self._per_batch("decode", X, lengths, where)
         lp = _per_sequence(lp, sequence)
         bad = np.nonzero(~np.isfinite(lp))[0]
