@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from bigem import MultinomialMixture, load, select
-from bigem._core.errors import ComponentReseededWarning, ConvergenceWarning, ModelFileError
+from bigem._core.errors import ComponentReseededWarning, ModelFileError
 from bigem._core.sparse import SparseRows
 from bigem.models import multinomial as kernels
 

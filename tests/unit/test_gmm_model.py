@@ -142,7 +142,8 @@ def test_a_component_that_loses_its_support_again_after_a_reseed_is_kept_not_res
     second = model.m_step(model.e_step(again, Chunk(x, None, 0)), again)
     assert second.report.exact and second.report.smooth
     [note] = second.report.notes
-    assert note.once and note.category is ComponentReseededWarning and "components [2] lost their support again" in note.text
+    assert note.once and note.category is ComponentReseededWarning
+    assert "components [2] lost their support again" in note.text
     assert float(second.params.weights[2]) < 1e-13 and second.params.reseeded.tolist() == [False, False, True]
     assert torch.isfinite(second.params.means).all()
     assert torch.linalg.eigvalsh(second.params.covariances[2]).min() > 0
