@@ -222,16 +222,15 @@ class _Run:
         # MAP of its prior, and from an extrapolated point may lower the penalised objective
         with _parameter_threads(model, params):  # a step's tensors are the parameters' size (not the callback's)
             allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
-        falls = previous > -math.inf and ll + gain < previous - allowed
-        if falls and self.exact:
-            warnings.warn(
-                f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g} at iteration {iteration} "
-                f"(restart {restart}). EM must never decrease it: this is a bug in bigem; please report it "
-                "with the data shape, dtype and parameters.",
-                LikelihoodDecreaseWarning,
-                stacklevel=3,
-            )
-        with _parameter_threads(model, params):
+            falls = previous > -math.inf and ll + gain < previous - allowed
+            if falls and self.exact:
+                warnings.warn(
+                    f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g} at iteration {iteration} "
+                    f"(restart {restart}). EM must never decrease it: this is a bug in bigem; please report it "
+                    "with the data shape, dtype and parameters.",
+                    LikelihoodDecreaseWarning,
+                    stacklevel=3,
+                )
             step = model.m_step(stats, params)
         if self.stopping == "mclust" and not (step.report.exact or step.report.smooth):
             # mclust's EM has no re-seeding: a component that lost its support or turned
