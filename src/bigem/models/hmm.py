@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core import jit
+from .._core import jit, parallel
 from .._core.errors import ImpossibleSequenceWarning, NumericalError
 from .._core import numerics
 from .._core.numerics import matmul
@@ -490,21 +490,11 @@ _EVERY = {torch.float32: 4, torch.float64: 16}
 _TINY = {torch.float32: 2.0**-100, torch.float64: 2.0**-1000}
 
 
-class _single_thread:
+def _single_thread(device: torch.device):
     """One intra-op thread on CPU for the per-step loop: its operations are far too small
-    to share, and waking a second thread per operation cost ms each under load."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cpu = device.type == "cpu"
-
-    def __enter__(self):
-        if self.cpu:
-            self.saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        if self.cpu:
-            torch.set_num_threads(self.saved)
+    to share, and waking a second thread per operation cost ms each under load (the
+    small-work rule of :func:`bigem._core.parallel.one_thread_when_small`, whatever the size)."""
+    return parallel.one_thread_when_small(0, device)
 
 
 class _blas_one_thread:
