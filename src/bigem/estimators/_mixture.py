@@ -43,6 +43,7 @@ from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_ex
 from ..sources import (Files, TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source,
                        open_source)
 from ..sources.arrays import Centre
+from ..sources.frames import frame_columns
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
 from ..sources.schema import KINDS, Schema, as_categories
@@ -950,8 +951,9 @@ class _BaseMixture(EstimatorBase, ABC):
     def fit_predict(self, X, y=None, sample_weight=None, *, columns=None):
         """Fit, then return the most likely component (or class, semi-supervised) of each row of X."""
         data = X
-        if isinstance(y, str) and self._uses_labels(self._settings()) and hasattr(X, "columns") and columns is None:
-            columns = [str(c) for c in X.columns if str(c) != y and str(c) != sample_weight]
+        named = frame_columns(X)
+        if isinstance(y, str) and self._uses_labels(self._settings()) and named is not None and columns is None:
+            columns = [str(c) for c in named if str(c) != y and str(c) != sample_weight]
         return self.fit(data, y, sample_weight=sample_weight, columns=columns).predict(X, columns=columns)
 
     # ------------------------------------------------------------------ inference

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._core.errors import BigemError, DataError, ParameterError, not_fitted_error
+from ..sources.frames import frame_columns, native_frame
 from . import _params
 from ._base import EstimatorBase
 
@@ -606,8 +607,8 @@ class StepMix(EstimatorBase):
         if width is not None and width != self.measurement_in_:
             raise DataError(f"X has {width} features, but StepMix is expecting {self.measurement_in_} features as "
                             "input.")
-        if hasattr(X, "columns") and hasattr(X, "to_numpy") and not hasattr(self._mm, "feature_names_in_"):
-            return X.to_numpy(dtype=np.float64, na_value=np.nan)
+        if frame_columns(X) is not None and not hasattr(self._mm, "feature_names_in_"):
+            return native_frame(X).to_numpy(dtype=np.float64, na_value=np.nan)
         return X
 
     def predict_proba_class(self, X, Y=None):

@@ -53,8 +53,8 @@ def describe_columns(X, columns: list[str] | None = None, exclude: tuple[str, ..
     """(feature names, or None where X has none; each feature's coarse type: 'float',
     'integer', 'bool', 'string', 'category' or 'other'). ``columns`` picks features by
     name; ``exclude``: columns that are not features (the weights, the labels)."""
+    from .frames import native_frame
     from .inputs import is_file_input, is_source
-    from .inputs import _is_arrow_table
 
     if is_file_input(X):
         spec, files, fmt = _files(X)
@@ -75,8 +75,7 @@ def describe_columns(X, columns: list[str] | None = None, exclude: tuple[str, ..
     if is_source(X):
         return getattr(X, "feature_names", None), ["float"] * int(X.n_features)
     refuse_sparse(X)
-    if _is_arrow_table(X):
-        X = X.to_pandas()
+    X = native_frame(X)
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
         names = [str(c) for c in X.columns if str(c) not in exclude] if columns is None else [str(c) for c in columns]
         have = {str(c): dt for c, dt in X.dtypes.items()}
@@ -101,7 +100,8 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     """(the distinct values of each ``categorical`` feature, by index; the classes of the
     ``label_column``), in one pass over those columns. ``names``: the features' names
     (as :func:`describe_columns` gave them; None for X without names)."""
-    from .inputs import _is_arrow_table, is_file_input, is_source
+    from .frames import native_frame
+    from .inputs import is_file_input, is_source
 
     def label(j: int) -> str:
         return f"column {names[j]!r}" if names is not None else f"column {j}"
@@ -120,8 +120,7 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
             for j in categorical:
                 seen[j] |= observed(chunk.x[:, j].detach().cpu().double().numpy(), label(j))
         return seen, set()
-    if _is_arrow_table(X):
-        X = X.to_pandas()
+    X = native_frame(X)
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
         by_name = {str(c): c for c in X.columns}  # names are strings; a frame's own may be integers
         cats = {j: observed(X[by_name[names[j]]], label(j)) for j in categorical}

@@ -18,6 +18,7 @@ from .._core.errors import DataError, ParameterError
 from .._core.types import READ_AHEAD, Source
 from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
+from .frames import frame_columns, native_frame
 from .labels import LabelColumn, LabelledSource
 from .identifiers import IdentifierWatch, frame_candidates
 from .npy import NpySource
@@ -44,10 +45,9 @@ from .validate import (
 def feature_names_of(x: object) -> list[str] | None:
     """Column names of a DataFrame-like X when they are all strings (scikit-learn's rule:
     names that mix strings with other types are refused, None when none is a string)."""
-    cols = getattr(x, "columns", None)
-    if cols is None or not hasattr(x, "dtypes"):
+    names = frame_columns(x)
+    if names is None:
         return None
-    names = list(cols)
     types = sorted({type(c).__name__ for c in names})
     if len(types) > 1 and "str" in types:
         raise ColumnNamesError(
@@ -421,8 +421,7 @@ def open_source(
         raise DataError(
             f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
         )
-    if _is_arrow_table(X):  # Arrow dictionary columns arrive as pandas categoricals
-        X = X.to_pandas()
+    X = native_frame(X)  # polars, Arrow: read as a pandas frame (dictionary columns as categoricals)
     is_frame = hasattr(X, "columns") and hasattr(X, "dtypes")
     if isinstance(labels, LabelColumn):
         if not is_frame:
@@ -487,10 +486,6 @@ def open_source(
     if schema is not None:
         _check_schema(source, schema, x.shape[1])
     return source
-
-
-def _is_arrow_table(X: object) -> bool:
-    return type(X).__module__.startswith("pyarrow") and hasattr(X, "to_pandas") and hasattr(X, "schema")
 
 
 def _as_table(X: object, is_frame: bool) -> np.ndarray:
@@ -572,6 +567,7 @@ def sequence_lengths(X: object, column: str) -> tuple[np.ndarray, list[str]]:
                                           "of sequence lengths) instead")
         lengths = lengths_from_ids(column_values(files, fmt, column, csv=csv), column)
         return lengths, [n for n in column_names(files[0], fmt, csv) if n != column]
+    X = native_frame(X)
     if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
         raise DataError(
             f"sequence_column={column!r} names a column, but X has no column names; pass a DataFrame or files "
@@ -611,6 +607,7 @@ def id_column_blocks(X: object, name: str):
         for i in range(ids.series.npartitions):
             yield ids.values(ids.series.partitions[i].compute())
         return
+    X = native_frame(X)
     if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
         raise DataError(f"id_column={name!r} selects a column by name, but X has no column names; pass a DataFrame "
                         "or files with a header, or leave id_column out")
@@ -672,6 +669,7 @@ def named_columns(X: object, names: list[str]) -> tuple[np.ndarray | None, list[
         if absent:
             raise DataError(f"{files[0]}: no column {absent[0]!r}; the file has {available}")
         return None, [n for n in available if n not in names]
+    X = native_frame(X)
     if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
         raise DataError("the structural columns are named, but X has no column names; pass a DataFrame or files with "
                         "a header, or pass them as an array")
