@@ -177,8 +177,8 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
                    help="a categorical column's whole list of categories, when the data may not hold them all "
                    "(repeat for each column; the others are learnt from the data)")
     p.add_argument("--alpha", type=non_negative_float, default=None,
-                   help="pseudo-counts of the bernoulli, categorical, poisson and multinomial families (default 1; "
-                   "0: maximum likelihood, except multinomial, which needs > 0)")
+                   help="pseudo-counts of the bernoulli, categorical, mixed and multinomial families (default 1; "
+                   "0: maximum likelihood, except multinomial, which needs > 0); poisson rates take maximum likelihood")
     p.add_argument("--accelerate", action="store_const", const="squarem", default=None,
                    help="SQUAREM: the same optimum in fewer passes over the data when EM is slow "
                    "(overlapping components); --max-iter then counts passes")
@@ -395,10 +395,11 @@ def _estimator_params(args, cls=None) -> dict:
     params = dict(
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
-        stopping=args.stopping, missing_values=args.missing, alpha=1.0 if args.alpha is None else args.alpha,
-        families=args.column_families,
+        stopping=args.stopping, missing_values=args.missing, families=args.column_families,
         categories=dict(args.categories) if args.categories else "auto",
     )
+    if args.alpha is not None:  # else the family's own default
+        params["alpha"] = args.alpha
     names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families", "categories"}
     return {k: v for k, v in params.items() if k in names}
 
@@ -422,6 +423,9 @@ def _family(args) -> str:
     if family == "gaussian" and args.alpha is not None:
         raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, poisson and multinomial "
                              "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
+    if family == "poisson" and args.alpha is not None:
+        raise ParameterError("--alpha: the poisson family fits its rates by maximum likelihood here (pseudo-events "
+                             "need pseudo-rows, PoissonMixture's beta in Python, or the prior is improper); drop it")
     if args.categories and family not in ("categorical", "mixed"):
         raise ParameterError(f"--categories lists a categorical column's categories, which --family {family} does not "
                              "have; use --family categorical or mixed, or drop it")

@@ -64,8 +64,10 @@ class MixedMixture(_DiscreteMixture):
     reg_covar : float, default=1e-6
         Added to every variance of the Gaussian block.
     alpha : float >= 0, default=1.0
-        Pseudo-counts of the categorical (Dirichlet), Bernoulli (Beta) and Poisson
-        (Gamma, pseudo-events) blocks, as in their own mixtures; 0 is maximum likelihood.
+        Pseudo-counts of the categorical (Dirichlet) and Bernoulli (Beta) blocks, as in
+        their own mixtures; 0 is maximum likelihood. The Poisson block takes maximum
+        likelihood whatever alpha says: pseudo-events without pseudo-rows are an improper
+        prior whose MAP has no maximum (see :class:`PoissonMixture`).
 """
         + CATEGORIES_DOC
         + HANDLE_UNKNOWN_DOC
@@ -217,7 +219,7 @@ class MixedMixture(_DiscreteMixture):
             "category": lambda: CategoricalComponent(self._sizes(), 1.0 + s.alpha, s.dtype, advice=advice,
                                                      floor=PROBABILITY_FLOOR, gaps=gaps),
             "binary": lambda: BernoulliComponent(s.alpha, s.dtype, advice=advice, gaps=gaps),
-            "count": lambda: PoissonComponent(s.alpha, 0.0, s.dtype, advice=advice, gaps=gaps),
+            "count": lambda: PoissonComponent(0.0, 0.0, s.dtype, advice=advice, gaps=gaps),  # ML: see alpha
         }
         parts = [Part(_FAMILY_OF[kind], make[kind](), tuple(self._columns(kind))) for kind in FAMILIES.values()
                  if self._columns(kind)]

@@ -32,11 +32,14 @@ class PoissonMixture(_DiscreteMixture):
     ----------
     n_components : int, default=1
         Number of mixture components K.
-    alpha : float >= 0, default=1.0
+    alpha : float >= 0, default=0.0
         Pseudo-events per column and component: rate = (alpha + counts) / (beta + mass),
-        the MAP under a Gamma(alpha + 1, beta) prior, so that no rate is 0 (a count
-        above 0 would then be impossible). 0 is maximum likelihood (pomegranate,
-        hmmlearn's PoissonHMM defaults).
+        the MAP under a Gamma(alpha + 1, beta) prior. 0 is maximum likelihood, as in
+        pomegranate and hmmlearn's PoissonHMM (a rate of 0, for a column that is 0 in
+        every row of a component, scores a count above 0 at log-rate -708, not minus
+        infinity). alpha > 0 needs beta > 0: with beta = 0 the prior is improper and
+        its MAP has no maximum (a component emptied of rows gains alpha log rate as its
+        rates grow without bound, so EM empties components), and a fit refuses it.
     beta : float >= 0, default=0.0
         Pseudo-rows per component (the Gamma prior's rate): beta > 0 pulls every rate
         towards alpha / beta.
@@ -76,7 +79,7 @@ class PoissonMixture(_DiscreteMixture):
         self,
         n_components=1,
         *,
-        alpha=1.0,
+        alpha=0.0,
         beta=0.0,
         tol=1e-3,
         max_iter=100,
@@ -134,8 +137,18 @@ class PoissonMixture(_DiscreteMixture):
         self.missing_values = missing_values
 
     # ------------------------------------------------------------------ the family
+    # refused when a fit starts, not when the model is made: a model saved with this prior
+    # (once the default) still loads, predicts and scores
+    def _fit(self, source, engine, s, *args, **kwargs):
+        _refuse_improper(s)
+        return super()._fit(source, engine, s, *args, **kwargs)
+
+    def _partial_fit(self, source, engine, s, *args, **kwargs):
+        _refuse_improper(s)
+        return super()._partial_fit(source, engine, s, *args, **kwargs)
+
     def _model(self, s) -> MixtureModel:
-        advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
+        advice = "lower n_components, or try another init_params"
         component = PoissonComponent(s.alpha, s.beta, s.dtype, advice=advice, gaps=s.missing_values == "fiml")
         return MixtureModel(component, s.n_components, s.dtype)
 
@@ -168,3 +181,14 @@ def check_rates(value, shape: tuple[int, ...], name: str) -> torch.Tensor:
     if bool((rates < 0).any()):
         raise ParameterError(f"{name} must hold non-negative rates; got a minimum of {float(rates.min()):.6g}")
     return rates
+
+
+def _refuse_improper(s) -> None:
+    """alpha > 0 with beta = 0: a prior whose MAP has no maximum (see the class docstring)."""
+    if s.alpha > 0 and s.beta == 0:
+        raise ParameterError(
+            f"alpha={s.alpha!r} with beta=0 is an improper Gamma prior on the rates, whose MAP has no maximum: a "
+            "component emptied of rows gains alpha log(rate) as its rates grow without bound, so EM empties "
+            "components; give beta > 0 (pseudo-rows: the rates shrink towards alpha / beta), or alpha=0 (maximum "
+            "likelihood)"
+        )

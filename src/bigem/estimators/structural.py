@@ -98,8 +98,10 @@ class StructuralModel(EstimatorBase):
     reg_covar : float, default=1e-6
         Added to the variances of 'gaussian' columns (StepMix's and scikit-learn's default).
     alpha : float >= 0, default=0.0
-        Pseudo-counts of the 'categorical', 'bernoulli' and 'poisson' columns (0: maximum
-        likelihood, as StepMix fits).
+        Pseudo-counts of the 'categorical' and 'bernoulli' columns (0: maximum likelihood,
+        as StepMix fits). 'poisson' columns take maximum likelihood whatever alpha says:
+        pseudo-events without pseudo-rows are an improper prior whose MAP has no maximum
+        (see :class:`PoissonMixture`).
     tol : float, default=1e-10
         Convergence threshold on the change of the mean log-likelihood (StepMix's
         ``abs_tol``); for the covariate model of the naive and BCH steps, on the largest
@@ -293,7 +295,7 @@ class StructuralModel(EstimatorBase):
             elif family == "bernoulli":
                 component = BernoulliComponent(s.alpha, dt, advice=advice, gaps=g)
             elif family == "poisson":
-                component = PoissonComponent(s.alpha, 0.0, dt, advice=advice, gaps=g)
+                component = PoissonComponent(0.0, 0.0, dt, advice=advice, gaps=g)  # ML: see alpha
             else:
                 component = CovariateComponent(len(cols), s.intercept, dt)
             parts.append(Part(family, component, cols))
