@@ -224,13 +224,8 @@ class _Run:
             allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
             falls = previous > -math.inf and ll + gain < previous - allowed
             if falls and self.exact:
-                warnings.warn(
-                    f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g} at iteration {iteration} "
-                    f"(restart {restart}). EM must never decrease it: this is a bug in bigem; please report it "
-                    "with the data shape, dtype and parameters.",
-                    LikelihoodDecreaseWarning,
-                    stacklevel=3,
-                )
+                warnings.warn(_decrease_message(previous, ll, gain, iteration, restart), LikelihoodDecreaseWarning,
+                              stacklevel=3)
             step = model.m_step(stats, params)
         if self.stopping == "mclust" and not (step.report.exact or step.report.smooth):
             # mclust's EM has no re-seeding: a component that lost its support or turned
@@ -494,3 +489,18 @@ def run_em(
                      callback=callback, warn_unconverged=False, first_restart=restart, accelerate=accelerate,
                      stopping=stopping, checkpoint=checkpoint)
     return best
+
+
+def _decrease_message(previous: float, ll: float, gain: float, iteration: int, restart: int) -> str:
+    """What fell: the log-likelihood, or under a prior (``gain``, its log-density's change
+    per unit of weight) the objective EM raises, the two together, though the
+    log-likelihood alone may have risen."""
+    if gain == 0.0:
+        what = f"EM log-likelihood decreased from {previous:.10g} to {ll:.10g}"
+    else:
+        moved = "rose" if ll >= previous else "fell"
+        what = (f"EM's objective (the mean log-likelihood plus the prior's log-density per unit of weight) decreased "
+                f"by {previous - ll - gain:.4g}: the log-likelihood {moved} from {previous:.10g} to {ll:.10g} and the "
+                f"prior's log-density changed by {gain:.4g}")
+    return (f"{what} at iteration {iteration} (restart {restart}). EM must never decrease it: this is a bug in bigem; "
+            "please report it with the data shape, dtype and parameters.")
