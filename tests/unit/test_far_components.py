@@ -184,13 +184,13 @@ def test_a_bayesian_mixture_in_float32_says_so_too_where_it_resolves_the_cluster
 
     rng = np.random.default_rng(0)
     X = np.r_[rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2)) + 1e7]
-    kw = dict(n_components=2, random_state=0, covariance_prior=np.eye(2), mean_precision_prior=1e-20)
+    kw = dict(n_components=2, random_state=0, covariance_prior=np.eye(2), mean_precision_prior=1e-20, dtype="float32")
     with pytest.warns(PrecisionWarning, match=r"^float32 rows hold component \d's values in feature \d") as w:
         bigem.BayesianGaussianMixture(**kw).fit(X)
     assert w[0].filename == __file__  # the caller's line
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        bigem.BayesianGaussianMixture(**kw, dtype="float64").fit(X)
+        bigem.BayesianGaussianMixture(**{**kw, "dtype": "float64"}).fit(X)
 
 
 def test_a_bayesian_mixtures_data_prior_is_summed_in_float64_whatever_the_rows_dtype():

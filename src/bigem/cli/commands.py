@@ -187,7 +187,8 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
                    "aitken: when its extrapolated limit is within --tol; mclust: mclust's relative rule")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ... (default cpu)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="arithmetic precision (default float32)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="arithmetic precision (default: the model's own, float32; float64 for the variational models)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default: when stderr is a terminal)")
     _missing_option(p, "error")
@@ -394,12 +395,13 @@ def _estimator_params(args, cls=None) -> dict:
     parse_device(args.device)  # a typo fails before any reading
     params = dict(
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
-        random_state=args.seed, device=args.device, dtype=args.dtype, accelerate=args.accelerate,
+        random_state=args.seed, device=args.device, accelerate=args.accelerate,
         stopping=args.stopping, missing_values=args.missing, families=args.column_families,
         categories=dict(args.categories) if args.categories else "auto",
     )
-    if args.alpha is not None:  # else the family's own default
-        params["alpha"] = args.alpha
+    for name in ("alpha", "dtype"):  # given, or else the model's own default
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families", "categories"}
     return {k: v for k, v in params.items() if k in names}
 
