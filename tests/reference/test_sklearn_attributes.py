@@ -81,6 +81,25 @@ def test_a_model_set_by_hand_predicts_without_a_fit(covariance_type):
     assert ours.n_features_in_ == 2
 
 
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_arrays_of_another_number_of_components_are_the_model_as_in_scikit_learn(covariance_type):
+    X, ref, ours = _pair(covariance_type)
+    keep = np.array([True, False, True])  # a component pruned: the arrays say K = 2, not n_components
+    for m in (ref, ours):
+        m.weights_ = m.weights_[keep] / m.weights_[keep].sum()
+        m.means_ = m.means_[keep]
+        if covariance_type != "tied":
+            m.covariances_, m.precisions_cholesky_ = m.covariances_[keep], m.precisions_cholesky_[keep]
+    _same_inference(ref, ours, X)
+    assert ours.predict_proba(X).shape == (len(X), 2)
+    fresh_ref = SkGaussianMixture(covariance_type=covariance_type)
+    fresh = GaussianMixture(covariance_type=covariance_type, dtype="float64")
+    for m in (fresh_ref, fresh):  # set by hand on an estimator of the default n_components=1
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            setattr(m, name, getattr(ref, name).copy())
+    _same_inference(fresh_ref, fresh, X)
+
+
 def test_a_model_set_by_hand_from_covariances_alone_finds_its_precision_factors():
     X, fitted, _ = _pair("full")
     ours = GaussianMixture(3, dtype="float64")

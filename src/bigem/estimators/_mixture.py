@@ -314,6 +314,10 @@ class _BaseMixture(EstimatorBase, ABC):
         """The model the attributes now hold (``fresh``: set on an unfitted estimator),
         checked as a model file is, its error naming the attributes."""
         s = self._settings() if fresh else self._inference_settings()
+        weights = getattr(self, "weights_", None)
+        K = int(np.shape(weights)[0]) if np.ndim(weights) == 1 else s.n_components
+        if K != s.n_components:  # a component pruned, or a model set by hand: the arrays say K, as in scikit-learn
+            s = dataclasses.replace(s, n_components=K)
         try:
             params = self._from_live(s)
         except (ParameterError, NumericalError) as exc:
@@ -324,6 +328,8 @@ class _BaseMixture(EstimatorBase, ABC):
             ) from None
         if fresh:
             self._remember_structure()
+        self._fit_structure_ = {**getattr(self, "_fit_structure_", {}), "n_components": K}
+        if fresh:
             if not hasattr(self, "n_features_in_"):
                 self.n_features_in_ = int(self._centres(params).shape[1])
         self._params_ = params.to("cpu")
