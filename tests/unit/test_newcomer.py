@@ -321,6 +321,12 @@ def test_verbose_two_adds_scikit_learns_iteration_lines(capsys):
     assert not _lines(out, ITERATION) and out.splitlines()[:2] == ["Initialization 0", "  Iteration 2"]
     assert out.splitlines()[:-1] == theirs.splitlines()  # scikit-learn's lines to the letter (no "Iteration 7")
     assert out.splitlines()[-1].startswith("GaussianMixture: ")  # the summary stays
+    for verbose in (1, 2):  # max_iter=0 only initialises: scikit-learn says "Initialization 0" and no more
+        sklearn.GaussianMixture(3, verbose=verbose, max_iter=0, random_state=0).fit(X)
+        theirs = capsys.readouterr().out
+        GaussianMixture(3, verbose=verbose, max_iter=0, random_state=0).fit(X)
+        out = capsys.readouterr().out
+        assert theirs.splitlines() == ["Initialization 0"] and out.splitlines()[:-1] == theirs.splitlines()
 
 
 def test_verbose_lines_are_written_above_the_bar(capsys):

@@ -145,6 +145,8 @@ class Progress:
             return
         self.close()
         for r in runs:
+            if r.n_iter == 0:  # max_iter=0 only initialises: scikit-learn says no more than "Initialization 0"
+                continue
             state = "converged" if r.converged else "did not converge"
             # scikit-learn's words; restarts run in lockstep here, so with several the
             # lines come together at the end, each naming its restart
