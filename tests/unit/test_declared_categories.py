@@ -53,7 +53,7 @@ def test_partial_fit_takes_a_declared_category_first_seen_in_a_later_batch():
     later[:7, 0] = 3
     plain = bigem.CategoricalMixture(2, random_state=0)
     plain.partial_fit(X)
-    with pytest.raises(DataError, match="did not see at fit"):
+    with pytest.raises(DataError, match=r"did not see at fit.*declare every category up front with categories="):
         plain.partial_fit(later)
     model = bigem.CategoricalMixture(2, categories=[[0, 1, 2, 3], "auto"], random_state=0)
     model.partial_fit(X)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from bigem import BernoulliMixture, CategoricalMixture, PoissonMixture
+from bigem import BernoulliMixture, CategoricalMixture, MixedMixture, PoissonMixture
 from bigem.errors import NonNumericDataError, SparseDataError
 from bigem._core.errors import DataError
 
@@ -53,3 +53,10 @@ def test_an_object_count_column_that_is_not_numeric_says_why_as_a_type_error():
 def test_a_negative_value_is_called_what_scikit_learn_calls_it(make):
     with pytest.raises(DataError, match=r"column 0 holds -1 at row 1: .* there \(Negative values in data\); "):
         make(2).fit(np.where(np.arange(40)[:, None] == 1, -1, X.clip(0, 1)))
+
+
+@pytest.mark.parametrize("make", [CategoricalMixture, MixedMixture])
+def test_an_empty_x_says_it_is_empty_not_that_a_column_has_no_values(make):
+    for X in (np.zeros((0, 3)), pd.DataFrame({"a": pd.Series([], dtype=str)})):
+        with pytest.raises(DataError, match=r"Found array with 0 sample\(s\) .* X is empty"):
+            make(2).fit(X)

@@ -43,6 +43,7 @@ from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_ex
 from ..sources import (Files, TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source,
                        open_source)
 from ..sources.arrays import Centre
+from ..sources.validate import check_shape
 from ..sources.frames import frame_columns
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
@@ -495,6 +496,9 @@ class _BaseMixture(EstimatorBase, ABC):
             read = X
             if columns is not None and is_file_input(X):  # the files with the chosen columns (a .npy's by index)
                 read = dataclasses.replace(X if isinstance(X, Files) else Files(X), columns=list(columns))
+            shape = getattr(X, "shape", None) if client is None and not is_source(X) else None
+            if shape is not None and len(shape) == 2:
+                check_shape(tuple(shape))  # an empty X says so (not that its first column has no values)
             names, types = where.describe_columns(read, columns, exclude)
             kinds = self._kinds(names, types, s) if wants_schema else None
             categorical = [] if kinds is None else [j for j, k in enumerate(kinds) if k == "category"]

@@ -214,8 +214,9 @@ def _unknown(label: str, value: object, row: int, cats: np.ndarray, where: str) 
     more = ", ..." if len(cats) > 8 else ""
     return DataError(
         f"{where}: {label} has category {value!r} at row {row}, which the model did not see at fit (it knows "
-        f"{len(cats)}: {shown}{more}); pass handle_unknown='ignore' to read it as missing information, or refit "
-        "on data that has it"
+        f"{len(cats)}: {shown}{more}); pass handle_unknown='ignore' to read it as missing information, refit "
+        "on data that has it, or (for partial_fit batches that bring new categories) declare every category "
+        "up front with categories={column: [...]}"
     )
 
 
