@@ -59,3 +59,20 @@ def test_weighted_criteria_equal_those_of_the_rows_repeated():
     repeated = np.repeat(X, w, axis=0)
     for name in ("bic", "aic", "caic", "sabic", "score"):
         assert getattr(m, name)(X, sample_weight=w) == pytest.approx(getattr(m, name)(repeated), rel=1e-10), name
+
+
+def test_a_class_new_to_a_partial_fit_batch_names_the_fixes_that_work():
+    """The classes' message named handle_unknown= (which a GaussianMixture does not take)
+    and categories= (which is about feature columns), not partial_fit's classes=."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    X = rng.normal(size=(300, 2)) + y[:, None] * 3.0
+    model = GaussianMixture(3, unlabeled_weight=0.5, random_state=0)
+    model.partial_fit(X[y != 2], y[y != 2])
+    with pytest.raises(DataError, match=r"has class 2 at row \d+, which the model did not see at fit.*pass -1 for that "
+                                        r"row.*list every class on the first call with classes=\[\.\.\.\]") as raised:
+        model.partial_fit(X, y)
+    assert "handle_unknown" not in str(raised.value) and "categories=" not in str(raised.value)
+    listed = GaussianMixture(3, unlabeled_weight=0.5, random_state=0)
+    listed.partial_fit(X[y != 2], y[y != 2], classes=[0, 1, 2])
+    listed.partial_fit(X, y)  # what the message says works

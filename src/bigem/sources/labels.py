@@ -126,10 +126,10 @@ def label_codes(values, classes: np.ndarray, name: str = "y", row0: int = 0, whe
         arr = np.where(unl, np.asarray(classes[0]).astype(arr.dtype) if arr.dtype.kind in "iub" else classes[0], arr)
     try:
         found = encode_values(arr, classes, f"{name}", "error", row0, where).astype(np.int64)
-    except DataError as exc:
-        raise DataError(str(exc).replace("category", "class").replace("handle_unknown='ignore' to read it as missing "
-                        "information, or refit on data that has it", "-1 for that row to leave it unlabelled, or "
-                        "refit with every class")) from None
+    except DataError as exc:  # the categories' message, with the classes' words and fixes
+        head = str(exc).split("; pass handle_unknown=")[0].replace("category", "class")
+        raise DataError(f"{head}; pass -1 for that row to leave it unlabelled, refit with every class, or (partial_fit) "
+                        "list every class on the first call with classes=[...]") from None
     codes[~unl] = found[~unl]
     return codes
 
