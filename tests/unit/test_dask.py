@@ -71,6 +71,25 @@ def test_dask_fit_equals_local_fit(client, data, covariance_type, chunks):
     assert local.converged_ and dist.converged_
 
 
+def test_partial_fit_reads_a_dask_batch_here_as_it_reads_its_rows(data):
+    """A Dask DataFrame given to partial_fit raised AttributeError (and, for a categorical
+    mixture, dask's error from a lazy comparison): a batch is read in this process."""
+    from bigem import CategoricalMixture
+
+    frame = pd.DataFrame(data, columns=list("abcd"))
+    batches = [frame.iloc[:450], frame.iloc[450:]]
+    ours, local = GaussianMixture(3, random_state=0), GaussianMixture(3, random_state=0)
+    for batch in batches:
+        ours.partial_fit(dd.from_pandas(batch, npartitions=3))
+        local.partial_fit(batch)
+    np.testing.assert_array_equal(ours.means_, local.means_)
+    words = pd.DataFrame({"w": np.where(data[:, 0] > data[:, 0].mean(), "hi", "lo")})
+    cat, cat_local = CategoricalMixture(2, random_state=0), CategoricalMixture(2, random_state=0)
+    cat.partial_fit(dd.from_pandas(words, npartitions=3))
+    cat_local.partial_fit(words)
+    np.testing.assert_array_equal(cat.probabilities_[0], cat_local.probabilities_[0])
+
+
 def test_clone_and_cross_validation_share_the_client(client, data):
     """scikit-learn's clone deep-copies parameters, and a Client cannot be copied: the
     clone shares it, so cross_val_score runs each fold on the cluster, as local folds."""

@@ -828,6 +828,8 @@ class _BaseMixture(EstimatorBase, ABC):
         lists every class the calls will see, or else the first call's labels set them.
         """
         s = self._settings()
+        # a batch is read in this process, as fit(engine='local') reads one
+        X, y, sample_weight = (v.compute() if is_dask_collection(v) else v for v in (X, y, sample_weight))
         fitted = hasattr(self, "_params_")
         changed = self._structure_changes(s) if fitted else ""
         if changed:
