@@ -147,3 +147,23 @@ def test_a_partial_fit_that_fails_midway_changes_nothing(monkeypatch):
     failed.partial_fit(later)
     np.testing.assert_array_equal(failed.means_, clean.means_)
     assert failed.n_steps_ == clean.n_steps_
+
+
+@pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
+def test_a_warm_online_fit_goes_on_with_its_running_state(family):
+    """warm_start with algorithm='online' started a fresh state: its first step (1) put
+    one batch's statistics in place of all it had learnt. Two warm fits of 2 passes
+    now equal one of 4, and partial_fit of the same rows."""
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 3, 600)
+    if family == "gaussian":
+        X, make = rng.normal(z[:, None] * 2.0, 1.0, (600, 2)), bigem.GaussianMixture
+    else:
+        X, make = (rng.random((600, 6)) < 0.2 + 0.3 * z[:, None]).astype(float), bigem.BernoulliMixture
+    kw = dict(algorithm="online", batch_size=100, tol=0.0, random_state=0, dtype="float64")
+    whole = make(3, max_iter=4, **kw).fit(X)
+    warm = make(3, max_iter=2, warm_start=True, **kw).fit(X)
+    warm.fit(X)
+    assert warm.n_steps_ == whole.n_steps_ == 24
+    for name in whole._fitted_arrays:
+        np.testing.assert_allclose(getattr(warm, name), getattr(whole, name), rtol=1e-12, atol=1e-14, err_msg=name)

@@ -776,8 +776,14 @@ class _BaseMixture(EstimatorBase, ABC):
     def _fit_online(self, model, engine, source, initialise, s, report, warm: bool, offset):
         """n_init online runs of up to max_iter passes; the best by its last pass's mean."""
         runs = []
+        kept = getattr(self, "_online_", None) if warm else None
         for restart in range(1 if warm else s.n_init):
-            state = OnlineState(initialise(restart), shift=offset)
+            # a warm start goes on with the running state, as partial_fit does (where its rows
+            # are in the same coordinates), not from a fresh one whose first step would be 1
+            if kept is not None and _same_shift(kept.shift, offset):
+                state = self._resumed(kept, model, s, offset)
+            else:
+                state = OnlineState(initialise(restart), shift=offset)
             with engine.sharing_cores(source):
                 result = run_online(
                     model,
@@ -795,6 +801,17 @@ class _BaseMixture(EstimatorBase, ABC):
         best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
         self.n_steps_ = self._online_.steps
         return best, [r for r, _ in runs]
+
+    def _resumed(self, state: OnlineState, model, s, offset) -> OnlineState:
+        """A running online state to go on from: a copy, which the steps change (kept only if
+        every batch succeeds: a failure changes nothing); one read from a model file takes
+        the fitted parameters, in the state's coordinates."""
+        state = dataclasses.replace(state, seen=set(state.seen))
+        if state.params is None:
+            back = None if offset is None else -offset.to(s.device)
+            state.params = model.translate(self._params_.to(s.device), back)
+            state.running = state.running.to(s.device)
+        return state
 
     def _online_initial(self, model, engine, source: Source, s, generator, offset, classes=None) -> MixtureParams:
         """Initial parameters for online EM from a row sample (3 batches), not the whole
@@ -898,11 +915,8 @@ class _BaseMixture(EstimatorBase, ABC):
         back = None if offset is None else offset.to(s.device)
         if fitted:
             self._check_width(source)
-        if state is not None:  # the steps go to a copy, kept only if every batch succeeds (a failure changes nothing)
-            state = dataclasses.replace(state, seen=set(state.seen))
-        if state is not None and state.params is None:  # read from a model file: the fitted parameters are its
-            state.params = model.translate(self._params_.to(s.device), None if back is None else -back)
-            state.running = state.running.to(s.device)
+        if state is not None:
+            state = self._resumed(state, model, s, offset)
         if state is None and fitted:
             state = OnlineState(model.translate(self._params_.to(s.device), None if back is None else -back), shift=offset)
         elif state is None:
@@ -1799,3 +1813,10 @@ def _names_mismatch(fitted: list[str], names: list[str]) -> str:
     if not unexpected and not missing:
         message += "Feature names must be in the same order as they were in fit.\n"
     return message + "Pass X[list(est.feature_names_in_)] to give the fitted columns in their order."
+
+
+def _same_shift(a, b) -> bool:
+    """Whether two sources' shifts (None: none) put rows in the same coordinates."""
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(torch.equal(a.to("cpu", torch.float64), b.to("cpu", torch.float64)))
