@@ -4,6 +4,8 @@ MAP: EM emptied extra components and drove their rates towards 1e297 (a model th
 saved that could not be loaded). A maximum-likelihood rate is a weighted mean of the
 counts, so it lies between 0 and the largest count."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,3 +59,18 @@ def test_the_command_line_refuses_alpha_for_poisson(tmp_path, capsys):
     assert main(["fit", path, "-k", "2", "--family", "poisson", "--alpha", "1", "-o", str(tmp_path / "m.bigem")]) == 2
     assert "maximum likelihood" in capsys.readouterr().err
     assert main(["fit", path, "-k", "2", "--family", "poisson", "-o", str(tmp_path / "m.bigem")]) == 0
+
+
+def test_counts_of_1e8_fit_in_float64_without_a_false_decrease_warning():
+    """A row's log-density of about -11 is what is left of terms of 5e9 (x log rate, the
+    rate, log x!): float64 rounds it by about 1e-7, and a fall of that size between two
+    iterations warned "this is a bug in bigem" (warnings are errors here)."""
+    from bigem import PoissonHMM
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.poisson(1e8, (300, 1)), rng.poisson(1.001e8, (300, 1))]).astype(float)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Best performing initialization did not converge")  # tol=0
+        for seed in range(4):
+            PoissonMixture(2, dtype="float64", random_state=seed, tol=0, max_iter=20).fit(X)
+    PoissonHMM(2, dtype="float64", random_state=0, n_iter=20, tol=-1e300).fit(X)
