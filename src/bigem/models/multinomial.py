@@ -17,7 +17,10 @@ smoothing, so no word ever has probability 0 (log-probability -inf).
 
 Rows arrive as :class:`~bigem._core.sparse.SparseRows` (a dense tensor is converted a
 block at a time), and the E-step of a block is two sparse-dense products in the compute
-dtype: X @ log(theta)^T (n x K) and X^T @ R (D x K, added to float64 sums). On the CPU
+dtype: X @ (log(theta) - c)^T (n x K), c each word's mean log-probability over the
+components, and X^T @ R (D x K, added to float64 sums); each row's x . c and log
+coefficient are added in float64 (see ``MultinomialComponent.prepare``), and the
+log-joints are float64. On the CPU
 both run through scipy's CSR kernels in place, which release the GIL: blocks of rows go
 to the threads of :mod:`~bigem._core.parallel` (torch's thread count), each thread
 with one (D, K) scratch for its runs of X^T @ R. The runs are fixed by the rows alone
@@ -44,7 +47,7 @@ from .._core.sparse import SparseRows
 from .._core.stats import additive
 from .._core.workspace import Workspace
 from . import multinomial_fused as fused
-from .mixture import MixtureModel
+from .mixture import _EXP_FLOOR, MixtureModel
 
 # Rows per block. On the CPU a chunk is one block: the sparse products stream through
 # the chunk's entries at the same speed whatever the block, and a whole chunk lets its
@@ -181,6 +184,18 @@ def transposed_product(rows: SparseRows, r: Tensor, into: Tensor, use_scipy: boo
 
     scratches = max(1, _SCRATCH_BYTES // (D * K * r.element_size()))  # each thread holds one
     parallel.fold_in_order(len(starts), compute, combine, scratch, min(_parts(rows.nnz), scratches))
+
+
+def baseline(rows: SparseRows, centre: Tensor) -> Tensor:
+    """X @ centre (n,) float64 for sparse rows X (n, D) and a (D,) float64 vector: the
+    compiled kernel where it runs, else torch (a GPU's, every entry widened)."""
+    if jit.runs_on(rows.device):
+        return fused.baseline(rows, centre, _parts(rows.nnz))
+    out = torch.zeros(rows.shape[0], dtype=torch.float64, device=rows.device)
+    if rows.nnz:
+        terms = rows.values.double() * centre.to(rows.device)[rows.indices.long()]
+        out.index_add_(0, rows.row_ids().to(rows.device), terms)
+    return out
 
 
 def run_rows(n: int, D: int, nnz: int, dtype: torch.dtype) -> int:
@@ -328,12 +343,18 @@ class MultinomialStats:
 
 @dataclass(slots=True)
 class _Prepared:
-    log_probs_t: Tensor  # (D, K) kernel dtype, contiguous: one row of K log-probabilities per word
+    log_probs_t: Tensor  # (D, K) compute dtype, contiguous: each word's K log-probabilities less its centre
+    centre: Tensor  # (D,) float64: each word's mean log-probability over the components
     use_scipy: bool
     directions: Tensor | None = field(default=None)  # (D, K) theta_k / |theta_k|, made on first use
 
     @property
     def dtype(self) -> torch.dtype:
+        """The log-joints' dtype: float64 whatever the products' (see ``prepare``)."""
+        return torch.float64
+
+    @property
+    def product_dtype(self) -> torch.dtype:
         return self.log_probs_t.dtype
 
     @property
@@ -355,18 +376,23 @@ class _Block:
 
 
 class _Sums:
-    """n_k and X^T R accumulated in float64, in the (D, K) layout of the scatter."""
+    """n_k and X^T R accumulated in float64, in the (D, K) layout of the scatter; the
+    product takes the responsibilities in ``dtype`` (the compute dtype)."""
 
-    def __init__(self, K: int, D: int, device: torch.device, ws: Workspace, use_scipy: bool) -> None:
+    def __init__(self, K: int, D: int, device: torch.device, ws: Workspace, use_scipy: bool,
+                 dtype: torch.dtype) -> None:
         self.n_k = torch.zeros(K, dtype=torch.float64, device=device)
         self.sums_t = torch.zeros(D, K, dtype=torch.float64, device=device)
-        self.ws, self.use_scipy = ws, use_scipy
+        self.ws, self.use_scipy, self.dtype = ws, use_scipy, dtype
 
     def add(self, block: _Block, rw: Tensor, w: Tensor | None) -> None:
         n, K = rw.shape[1], rw.shape[0]
         self.n_k += rw.sum(1, dtype=torch.float64)
         r = rw.T  # (n, K): the responsibilities are a transposed view of a row-major scratch
-        if not r.is_contiguous():  # weighted: a fresh (K, n) product
+        if rw.dtype != self.dtype:  # float64 posteriors to a float32 product: below its normal range, 0
+            tiny = torch.finfo(self.dtype).tiny
+            r = self.ws.get("resp", (n, K), self.dtype, rw.device).copy_(r.masked_fill(r < tiny, 0.0))
+        elif not r.is_contiguous():  # weighted: a fresh (K, n) product
             r = self.ws.get("resp", (n, K), rw.dtype, rw.device).copy_(rw.T)
         transposed_product(block.rows, r, self.sums_t, self.use_scipy, self.ws)
 
@@ -417,9 +443,17 @@ class MultinomialComponent:
                                 lambda: torch.log(probabilities))
 
     def prepare(self, p: MultinomialParams, device: torch.device) -> _Prepared:
-        probabilities = p.probabilities.to(device)
-        log_probs_t = self._log(probabilities).T.to(self.dtype).contiguous()
-        return _Prepared(log_probs_t, self.use_scipy and device.type == "cpu")
+        """The log-probabilities for the products, each word's less its mean over the
+        components (its centre). x . log theta_k of a document of 1e6 tokens is about
+        -1e7, which float32 sums to within a few nats, and components a hair apart then
+        swapped their posteriors (score_samples 22 nats off). Less the centre, the
+        products hold only the components' differences, small beside it; x . centre,
+        the same for every component, is added per row in float64 (:func:`baseline`),
+        with the coefficient, and the log-joints are float64."""
+        log_probs = self._log(p.probabilities.to(device))
+        centre = log_probs.mean(0)
+        log_probs_t = (log_probs - centre).T.to(self.dtype).contiguous()
+        return _Prepared(log_probs_t, centre, self.use_scipy and device.type == "cpu")
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
         return _CPU_BLOCK_ROWS if device.type == "cpu" else _GPU_BLOCK_ROWS
@@ -430,17 +464,21 @@ class MultinomialComponent:
         return _Block(x if isinstance(x, SparseRows) else SparseRows.from_dense(x))
 
     def log_joint(self, p: _Prepared, block: _Block, log_w: Tensor, into: Tensor | None = None) -> Tensor:
-        """log w_k + log p_k(x): (K, n) (a transposed view of a row-major scratch), or
-        (n, K) into ``into``."""
+        """log w_k + log p_k(x), float64: (K, n) (a transposed view of a row-major scratch),
+        or (n, K) into ``into``."""
         n, K = block.rows.shape[0], p.n_components
-        out = into if into is not None else self._ws.get("joint", (n, K), p.dtype, p.log_probs_t.device)
-        product(block.rows, p.log_probs_t, out, p.use_scipy)
-        out += block.coef.to(p.dtype)[:, None]
-        out += log_w
+        device = p.log_probs_t.device
+        products = product(block.rows, p.log_probs_t, self._ws.get("joint", (n, K), p.product_dtype, device),
+                           p.use_scipy)
+        out = into if into is not None else self._ws.get("joint64", (n, K), torch.float64, device)
+        out.copy_(products)
+        out += (block.coef + baseline(block.rows, p.centre)).to(out)[:, None]
+        out += log_w.to(out)
         return out if into is not None else out.T
 
     def accumulator(self, p: _Prepared) -> _Sums:
-        return _Sums(p.n_components, p.log_probs_t.shape[0], p.log_probs_t.device, self._ws, p.use_scipy)
+        return _Sums(p.n_components, p.log_probs_t.shape[0], p.log_probs_t.device, self._ws, p.use_scipy,
+                     p.product_dtype)
 
     def expect(self, p: _Prepared, block: _Block, log_w: Tensor, barred: Tensor | None, w: Tensor | None,
                log_norm: Tensor, acc: _Sums, floor: float) -> bool:
@@ -455,12 +493,15 @@ class MultinomialComponent:
             return False
         rows = block.rows
         n, K = rows.shape[0], p.n_components
-        joint = self._ws.get("joint", (n, K), p.dtype, p.log_probs_t.device)
+        joint = self._ws.get("joint", (n, K), p.product_dtype, p.log_probs_t.device)
         kept = rows.memo.get("log_coefficients")
         coef = np.empty(n) if kept is None else kept.numpy()
         product(rows, p.log_probs_t, joint, p.use_scipy)
+        base = fused.baseline(rows, p.centre, _parts(rows.nnz)).numpy()
+        # the posteriors go to the product in its dtype: floored where it keeps them normal
+        floor = max(floor, _EXP_FLOOR[p.product_dtype])
         acc.n_k += fused.normalise(rows, joint, log_w, coef, kept is not None, _log_factorials(rows.device), barred,
-                                   w, floor, log_norm)
+                                   w, floor, log_norm, base)
         transposed_product(rows, joint, acc.sums_t, acc.use_scipy, acc.ws)
         if kept is None:
             rows.memo["log_coefficients"] = torch.from_numpy(coef)
@@ -487,10 +528,10 @@ class MultinomialComponent:
         """Each row's component by cosine similarity of its counts to the component's
         probabilities (spherical k-means' assignment); the score is that similarity."""
         if p.directions is None:
-            theta = torch.exp(p.log_probs_t.double())
-            p.directions = (theta / theta.norm(dim=0, keepdim=True)).to(p.dtype).contiguous()
+            theta = torch.exp(p.log_probs_t.double() + p.centre[:, None])
+            p.directions = (theta / theta.norm(dim=0, keepdim=True)).to(p.product_dtype).contiguous()
         n, K = block.rows.shape[0], p.n_components
-        sims = product(block.rows, p.directions, torch.empty(n, K, dtype=p.dtype, device=p.directions.device),
+        sims = product(block.rows, p.directions, torch.empty(n, K, dtype=p.product_dtype, device=p.directions.device),
                        p.use_scipy)
         norms = torch.sqrt(torch.zeros(n, dtype=torch.float64, device=sims.device).index_add_(
             0, block.rows.row_ids().to(sims.device), block.rows.values.double().square())).clamp(min=1e-300)

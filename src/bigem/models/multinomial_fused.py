@@ -96,15 +96,15 @@ def _log_coefficients(a, b, indptr, values, log_factorials, coef):
 
 
 @jit.kernel
-def _log_ratios(a, joint, log_w, coef, barred, has_barred, floor, ratios, peaks):
-    """Rows a..a+len(peaks)-1: each row's log-joints log w_k + coefficient + product
-    (-inf for the components ``barred`` (K, n) bars) less the row's largest (0 when that
-    is not finite), floored at ``floor``, into ``ratios`` (row-major); that largest into
-    ``peaks``."""
+def _log_ratios(a, joint, log_w, coef, base, barred, has_barred, floor, ratios, peaks):
+    """Rows a..a+len(peaks)-1: each row's log-joints log w_k + coefficient + baseline +
+    product (-inf for the components ``barred`` (K, n) bars) less the row's largest (0
+    when that is not finite), floored at ``floor``, into ``ratios`` (row-major); that
+    largest into ``peaks``."""
     K = joint.shape[1]
     for t in range(peaks.shape[0]):
         i = a + t
-        c = coef[i]
+        c = coef[i] + base[i]
         peak = -np.inf
         for k in range(K):
             v = (np.float64(joint[i, k]) + c) + log_w[k]
@@ -162,12 +162,13 @@ class RowPass:
     the rows' log multinomial coefficients, derived here unless ``have_coef``; barred:
     (K, n) bool, the components each row may not belong to, or None; weights: (n,) the
     rows' weights, or None; floor: the floor of exp's argument; log_norm (n,): each
-    row's log-likelihood, written.
+    row's log-likelihood, written; base (n,) float64: each row's baseline, added to every
+    component's product (see :func:`baseline`).
     """
 
     def __init__(self, rows, joint: Tensor, log_w: Tensor, coef: np.ndarray, have_coef: bool,
                  log_factorials: Tensor, barred: Tensor | None, weights: Tensor | None, floor: float,
-                 log_norm: Tensor) -> None:
+                 log_norm: Tensor, base: np.ndarray) -> None:
         self.ptr, self.val = rows.indptr.numpy(), rows.values.numpy()
         self.out, self.joint = log_norm.numpy(), joint.numpy()
         self.log_w = log_w.to(torch.float64).numpy()
@@ -178,6 +179,7 @@ class RowPass:
         self.weights = np.zeros(1, dtype=self.joint.dtype) if weights is None else weights.numpy()
         self.has_weights = weights is not None
         self.floor = floor
+        self.base = base
 
     def run(self, n: int) -> np.ndarray:
         """Rows 0..n-1 in parts of ``PART_ROWS`` on the threads of
@@ -206,21 +208,45 @@ class RowPass:
         if not self.have_coef:
             _log_coefficients(a, b, self.ptr, self.val, self.factorials, self.coef)
         m = (b - a) * self.joint.shape[1]
-        _log_ratios(a, self.joint, self.log_w, self.coef, self.barred, self.has_barred, self.floor, ratios[:m],
-                    peaks[: b - a])
+        _log_ratios(a, self.joint, self.log_w, self.coef, self.base, self.barred, self.has_barred, self.floor,
+                    ratios[:m], peaks[: b - a])
         _exp(ratios[:m], bits[:m])
         _responsibilities(a, ratios[:m], peaks[: b - a], self.weights, self.has_weights, self.joint, self.out, mass)
 
 
 def normalise(rows, joint: Tensor, log_w: Tensor, coef: np.ndarray, have_coef: bool, log_factorials: Tensor,
-              barred: Tensor | None, weights: Tensor | None, floor: float, log_norm: Tensor) -> Tensor:
+              barred: Tensor | None, weights: Tensor | None, floor: float, log_norm: Tensor, base: np.ndarray) -> Tensor:
     """Responsibilities of a block, in place in ``joint`` (n, K) row-major, and the rest
     as :class:`RowPass` says, its parts on the threads of :mod:`~bigem._core.parallel`.
     Returns the masses n_k (K,) float64, the parts' added in order (the same bits on any
     number of threads)."""
     n = joint.shape[0]
     return torch.from_numpy(RowPass(rows, joint, log_w, coef, have_coef, log_factorials, barred, weights, floor,
-                                    log_norm).run(n))
+                                    log_norm, base).run(n))
+
+
+@jit.kernel
+def _baseline(a, b, indptr, indices, values, centre, out):
+    """out[i] = sum of values * centre[indices] over row i's entries, rows a..b-1, in float64."""
+    for i in range(a, b):
+        total = 0.0
+        for e in range(indptr[i], indptr[i + 1]):
+            total += np.float64(values[e]) * centre[indices[e]]
+        out[i] = total
+
+
+def baseline(rows, centre: Tensor, parts: int) -> Tensor:
+    """X @ centre (n,) float64 for sparse rows X and a (D,) float64 vector, each row's
+    sum in float64 in entry order (the same bits on any number of threads), the rows cut
+    into ``parts`` blocks of about equal entries on the threads of :mod:`~bigem._core.parallel`."""
+    n = rows.shape[0]
+    ptr, idx, val = rows.indptr.numpy(), rows.indices.numpy(), rows.values.numpy()
+    c = centre.to(torch.float64).contiguous().numpy()
+    out = np.zeros(n)
+    bounds = parallel.balanced_rows(ptr, parts)
+    parallel.run([lambda a=a, b=b: _baseline(a, b, ptr, idx, val, c, out)
+                  for a, b in zip(bounds, bounds[1:]) if b > a] or [lambda: None])
+    return torch.from_numpy(out)
 
 
 def log_coefficients(rows, log_factorials: Tensor, parts: int) -> Tensor:
