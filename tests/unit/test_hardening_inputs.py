@@ -32,6 +32,22 @@ def test_sample_weight_that_is_not_numbers_names_sample_weight(weights, detail):
     assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
 
 
+def test_weights_whose_total_overflows_are_named_not_blamed_on_a_row():
+    """Each 1e307 is finite, their sum is not: fit blamed row 0 for zero density, and
+    score returned NaN."""
+    from bigem import CategoricalMixture
+
+    weights = np.full(300, 1e307)
+    with pytest.raises(DataError, match=r"sample_weight sums to more than float64 holds .*rescale the weights"):
+        GaussianMixture(2).fit(X, sample_weight=weights)
+    fitted = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(DataError, match="sample_weight sums to more than float64 holds"):
+        fitted.score(X, sample_weight=weights)
+    with pytest.raises(DataError, match="sample_weight sums to more than float64 holds"):
+        CategoricalMixture(2).fit(np.where(X > 0, "a", "b"), sample_weight=weights)
+    GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(300, 1e305))  # the total holds: fits
+
+
 # ---------------------------------------------------------------------- devices
 @pytest.mark.parametrize(
     "device, why",

@@ -760,10 +760,17 @@ def check_sample_weight(sample_weight: object, n_rows: int, dtype: torch.dtype, 
         raise DataError(f"Input sample_weight contains NaN or infinity (first at row {int(np.argmin(np.isfinite(w)))}).")
     if (w < 0).any():
         raise DataError(f"Negative values in data passed to `sample_weight` (first at row {int(np.argmax(w < 0))}).")
-    if w.sum() <= 0:
+    with np.errstate(over="ignore"):  # an overflowing total is refused below, by name
+        total = w.sum()
+    if total <= 0:
         raise DataError(
             "Sample weights must contain at least one non-zero number: sample_weight sums to zero; "
             "give at least one row a positive weight."
+        )
+    if not np.isfinite(total):
+        raise DataError(
+            f"sample_weight sums to more than float64 holds (its largest is {w.max():.3g}): the total weight, n in "
+            "the criteria, cannot be represented; rescale the weights (frequency weights count rows)"
         )
     if not w.flags.writeable:  # a pandas Series' own read-only values (torch warns on those)
         w = w.copy()
