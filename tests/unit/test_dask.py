@@ -636,7 +636,8 @@ def test_checkpoint_of_other_data_with_the_same_shape_is_refused(data, tmp_path,
     with pytest.raises(Interrupted):
         GaussianMixture(3, random_state=0, tol=1e-8, dtype="float64").fit(data, callback=stop, checkpoint=path, checkpoint_every=1)
     with pytest.raises(ParameterError, match=r"fit\.ckpt: the checkpoint was written by a different fit, of other "
-                                             r"data or settings \(they differ in: data\); to start fresh, delete it"):
+                                             r"data or settings \(they differ in: data\) \(or the same data read by "
+                                             r"another engine: resume on the engine that wrote it\); to start fresh"):
         GaussianMixture(3, random_state=0, tol=1e-8, dtype="float64").fit(other, checkpoint=path, checkpoint_every=1)
     resumed = GaussianMixture(3, random_state=0, tol=1e-8, dtype="float64").fit(data, checkpoint=path, checkpoint_every=1)
     assert not path.exists()  # the same data resumes, and the completed fit removes it

@@ -133,9 +133,13 @@ class Checkpoint:
         if saved != self.fingerprint:
             saved = saved if isinstance(saved, dict) else {}
             differ = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
+            # a data fingerprint is the engine's (a Dask collection's partitions, a file's or an
+            # array's rows): the same rows read by another engine differ there too
+            engines = " (or the same data read by another engine: resume on the engine that wrote it)" if (
+                "data" in differ) else ""
             raise ParameterError(
                 f"{self.path}: the checkpoint was written by a different fit, of other data or settings (they "
-                f"differ in: {', '.join(differ)}); to start fresh, delete it or pass another checkpoint path"
+                f"differ in: {', '.join(differ)}){engines}; to start fresh, delete it or pass another checkpoint path"
             )
         return tensors, meta
 
