@@ -423,7 +423,7 @@ def _family(args) -> str:
                              + (f"takes {' or '.join(sorted(allowed))}" if family == "mixed" else "has no covariance type")
                              + "; drop it or pick another")
     if family == "gaussian" and args.alpha is not None:
-        raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, poisson and multinomial "
+        raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, mixed and multinomial "
                              "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
     if family == "poisson" and args.alpha is not None:
         raise ParameterError("--alpha: the poisson family fits its rates by maximum likelihood here (pseudo-events "

@@ -329,10 +329,9 @@ class _BaseMixture(EstimatorBase, ABC):
             ) from None
         if fresh:
             self._remember_structure()
-        self._fit_structure_ = {**getattr(self, "_fit_structure_", {}), "n_components": K}
-        if fresh:
             if not hasattr(self, "n_features_in_"):
                 self.n_features_in_ = int(self._centres(params).shape[1])
+        self._fit_structure_ = {**getattr(self, "_fit_structure_", {}), "n_components": K}
         self._params_ = params.to("cpu")
         self._remember_attributes()
         return self._params_

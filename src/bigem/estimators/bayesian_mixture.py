@@ -89,7 +89,7 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         accumulated and stored in float64. float64 by default (bigem's other mixtures:
         float32): ``tol`` applies to the bound's total, and float32's rounding of the
         statistics moves that total by about 1e-7 of itself an iteration, past the
-        default tol of 1e-3 from some ten thousand rows on, where a fit would stop early.
+        default tol of 1e-3 beyond a few thousand rows, where a fit would stop early.
 """)
         + """
     Attributes
