@@ -76,3 +76,17 @@ def test_a_class_new_to_a_partial_fit_batch_names_the_fixes_that_work():
     listed = GaussianMixture(3, unlabeled_weight=0.5, random_state=0)
     listed.partial_fit(X[y != 2], y[y != 2], classes=[0, 1, 2])
     listed.partial_fit(X, y)  # what the message says works
+
+
+def test_a_first_partial_fit_with_no_labels_and_no_classes_says_what_follows():
+    """It went on without classes, silently; the next labelled batch was refused."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    model = GaussianMixture(2, unlabeled_weight=0.5, random_state=0)
+    with pytest.warns(UserWarning, match=r"labels none of the rows of this first partial_fit call.*classes=\[\.\.\.\]"):
+        model.partial_fit(X, np.full(200, -1))
+    listed = GaussianMixture(2, unlabeled_weight=0.5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        listed.partial_fit(X, np.full(200, -1), classes=[0, 1])  # what it says to do: no warning
+    listed.partial_fit(X, (X[:, 0] > 0).astype(int))

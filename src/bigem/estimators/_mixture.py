@@ -893,6 +893,13 @@ class _BaseMixture(EstimatorBase, ABC):
                                 "(partial_fit continues the classes of the first call)")
             known = classes_of(learn_classes(values))
             if not len(known):
+                warnings.warn(
+                    "y labels none of the rows of this first partial_fit call, and classes= was not given: the model "
+                    "goes on without classes, and a later call's labels will be refused; pass classes=[...] (every "
+                    "class the calls will see) on the first call",
+                    UserWarning,
+                    stacklevel=3,
+                )
                 return None, None
         return label_codes(values, np.asarray(known)), np.asarray(known)
 
