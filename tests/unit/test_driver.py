@@ -81,8 +81,9 @@ def test_driver_names_the_objective_that_fell_under_a_prior():
     # the log-likelihood rises (-2 to -1.9) while the prior's log-density falls by 0.5: the
     # objective EM raises fell by 0.4, which the message must say (it said "decreased" of a rise)
     model = _ScriptedPriorModel([-3.0, -2.0, -1.9, -1.9, -1.9], [0.0, 0.0, -0.5, 0.0, 0.0])
-    with pytest.warns(LikelihoodDecreaseWarning, match=r"objective .* decreased by 0.4: the log-likelihood rose from -2 "
-                                                       r"to -1.9 and the prior's log-density changed by -0.5 at iteration 3"):
+    expected = (r"objective .* decreased by 0.4: the log-likelihood rose from -2 to -1.9 and the prior's "
+                r"log-density changed by -0.5 at iteration 3")
+    with pytest.warns(LikelihoodDecreaseWarning, match=expected):
         run_em(model, LocalEngine(), _source(), 0, max_iter=4, tol=1e-3)
 
 

@@ -64,7 +64,8 @@ def test_dask_dataframe_equals_the_in_memory_fit(frame):
     distributed = pytest.importorskip("distributed")
     import dask.dataframe as dd
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             dask = _fit(MixedMixture(families=FAMILIES, engine="dask", client=client, **KW),
                         dd.from_pandas(frame, npartitions=3))

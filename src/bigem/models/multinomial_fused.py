@@ -215,7 +215,8 @@ class RowPass:
 
 
 def normalise(rows, joint: Tensor, log_w: Tensor, coef: np.ndarray, have_coef: bool, log_factorials: Tensor,
-              barred: Tensor | None, weights: Tensor | None, floor: float, log_norm: Tensor, base: np.ndarray) -> Tensor:
+              barred: Tensor | None, weights: Tensor | None, floor: float, log_norm: Tensor,
+              base: np.ndarray) -> Tensor:
     """Responsibilities of a block, in place in ``joint`` (n, K) row-major, and the rest
     as :class:`RowPass` says, its parts on the threads of :mod:`~bigem._core.parallel`.
     Returns the masses n_k (K,) float64, the parts' added in order (the same bits on any

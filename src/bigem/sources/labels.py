@@ -128,8 +128,8 @@ def label_codes(values, classes: np.ndarray, name: str = "y", row0: int = 0, whe
         found = encode_values(arr, classes, f"{name}", "error", row0, where).astype(np.int64)
     except DataError as exc:  # the categories' message, with the classes' words and fixes
         head = str(exc).split("; pass handle_unknown=")[0].replace("category", "class")
-        raise DataError(f"{head}; pass -1 for that row to leave it unlabelled, refit with every class, or (partial_fit) "
-                        "list every class on the first call with classes=[...]") from None
+        raise DataError(f"{head}; pass -1 for that row to leave it unlabelled, refit with every class, or "
+                        "(partial_fit) list every class on the first call with classes=[...]") from None
     codes[~unl] = found[~unl]
     return codes
 
