@@ -13,7 +13,8 @@ import pytest
 from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from bigem import BayesianGaussianMixture, GaussianMixture, PoissonMixture
+import bigem
+from bigem import BayesianGaussianMixture, CategoricalMixture, GaussianMixture, PoissonMixture
 from bigem._core.errors import ParameterError
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
@@ -98,6 +99,54 @@ def test_arrays_of_another_number_of_components_are_the_model_as_in_scikit_learn
         for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
             setattr(m, name, getattr(ref, name).copy())
     _same_inference(fresh_ref, fresh, X)
+
+
+def test_a_pruned_model_continues_the_same_whether_or_not_inference_ran_first():
+    """The arrays' K was taken up when inference first read them: a warm fit or a
+    partial_fit then did one thing after predict and another without it (continuing the
+    old three-component online state)."""
+    X = _data()
+    results = []
+    for infer in (False, True):
+        gm = GaussianMixture(3, random_state=0, dtype="float64").fit(X)
+        keep = np.array([True, False, True])
+        gm.weights_ = gm.weights_[keep] / gm.weights_[keep].sum()
+        gm.means_, gm.covariances_ = gm.means_[keep], gm.covariances_[keep]
+        gm.precisions_cholesky_ = gm.precisions_cholesky_[keep]
+        if infer:
+            gm.predict(X)
+        with pytest.raises(ParameterError, match=r"n_components is 3, but the fitted model's is 2, so partial_fit"):
+            gm.partial_fit(X)
+        gm.set_params(n_components=2)
+        results.append(gm.partial_fit(X).weights_)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert results[0].shape == (2,)
+
+
+def test_categorical_tables_assigned_anew_are_the_model():
+    """The live attribute was the private flat array: a new list of tables (pruned, or
+    just assigned) was ignored or refused naming an attribute the user never set."""
+    rng = np.random.default_rng(0)
+    C = rng.integers(0, 3, (300, 2)).astype(str)
+    model = CategoricalMixture(3, random_state=0).fit(C)
+    keep = np.array([True, False, True])
+    model.weights_ = model.weights_[keep] / model.weights_[keep].sum()
+    model.probabilities_ = [p[keep] for p in model.probabilities_]
+    logs = [np.log(p[:, np.searchsorted(c, C[:, j])]) for j, (p, c) in enumerate(zip(model.probabilities_,
+                                                                                   model.categories_))]
+    joint = np.log(model.weights_)[:, None] + sum(logs)
+    np.testing.assert_allclose(model.predict_proba(C), np.exp(joint - np.logaddexp.reduce(joint, 0)).T, atol=1e-6)
+
+
+def test_a_model_set_by_hand_saves_and_loads(tmp_path):
+    fitted = _pair("diag")[2]
+    ours = GaussianMixture(covariance_type="diag", dtype="float64")
+    ours.weights_, ours.means_, ours.covariances_ = fitted.weights_, fitted.means_, fitted.covariances_
+    path = str(tmp_path / "hand.bigem")
+    ours.save(path)  # AttributeError: no converged_
+    loaded = bigem.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(_data()), ours.predict_proba(_data()))
+    assert loaded.converged_ is False and loaded.n_iter_ == 0
 
 
 def test_a_model_set_by_hand_from_covariances_alone_finds_its_precision_factors():

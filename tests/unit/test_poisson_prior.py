@@ -59,6 +59,7 @@ def test_the_command_line_refuses_alpha_for_poisson(tmp_path, capsys):
     assert main(["fit", path, "-k", "2", "--family", "poisson", "--alpha", "1", "-o", str(tmp_path / "m.bigem")]) == 2
     assert "maximum likelihood" in capsys.readouterr().err
     assert main(["fit", path, "-k", "2", "--family", "poisson", "-o", str(tmp_path / "m.bigem")]) == 0
+    assert main(["fit", path, "-k", "2", "--family", "poisson", "--alpha", "0", "-o", str(tmp_path / "m.bigem")]) == 0
 
 
 def test_counts_of_1e8_fit_in_float64_without_a_false_decrease_warning():

@@ -425,7 +425,7 @@ def _family(args) -> str:
     if family == "gaussian" and args.alpha is not None:
         raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, mixed and multinomial "
                              "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
-    if family == "poisson" and args.alpha is not None:
+    if family == "poisson" and args.alpha:  # 0 is maximum likelihood, the family's own
         raise ParameterError("--alpha: the poisson family fits its rates by maximum likelihood here (pseudo-events "
                              "need pseudo-rows, PoissonMixture's beta in Python, or the prior is improper); drop it")
     if args.categories and family not in ("categorical", "mixed"):

@@ -63,11 +63,12 @@ class EstimatorBase:
         return dataclasses.replace(s, **fitted) if fitted else s
 
     def _structure_changes(self, s) -> str:
-        """'n_components changed from 3 to 5 since the last fit' ('' if nothing changed)."""
+        """'n_components is 5, but the fitted model's is 3' ('' if nothing changed): set since
+        the fit, or the fitted arrays changed (a component pruned)."""
         fitted = getattr(self, "_fit_structure_", None) or {}
-        changed = [f"{name} changed from {fitted[name]!r} to {getattr(s, name)!r}"
+        changed = [f"{name} is {getattr(s, name)!r}, but the fitted model's is {fitted[name]!r}"
                    for name in self._structural if name in fitted and fitted[name] != getattr(s, name)]
-        return f"{' and '.join(changed)} since the last fit" if changed else ""
+        return " and ".join(changed)
 
     def _settle(self, values: dict) -> None:
         """Adjust checked values that depend on each other (default: none do)."""

@@ -332,6 +332,9 @@ class _BaseMixture(EstimatorBase, ABC):
             if not hasattr(self, "n_features_in_"):
                 self.n_features_in_ = int(self._centres(params).shape[1])
         self._fit_structure_ = {**getattr(self, "_fit_structure_", {}), "n_components": K}
+        state = self.__dict__.get("_online_")
+        if state is not None and _components_of(state) != K:  # a running average of other components
+            self._online_ = None
         self._params_ = params.to("cpu")
         self._remember_attributes()
         return self._params_
@@ -696,6 +699,8 @@ class _BaseMixture(EstimatorBase, ABC):
             )
         model = self._supervised(self._model(s), classes, s)
         warm = bool(s.warm_start) and hasattr(self, "converged_")
+        if warm:
+            self._fitted()  # the attributes as they are now (a pruned component), whatever inference ran before
         changed = self._structure_changes(s) if warm else ""
         if changed:
             raise ParameterError(
@@ -847,6 +852,8 @@ class _BaseMixture(EstimatorBase, ABC):
         # a batch is read in this process, as fit(engine='local') reads one
         X, y, sample_weight = (v.compute() if is_dask_collection(v) else v for v in (X, y, sample_weight))
         fitted = hasattr(self, "_params_")
+        if fitted:
+            self._fitted()  # the attributes as they are now (a pruned component), whatever inference ran before
         changed = self._structure_changes(s) if fitted else ""
         if changed:
             raise ParameterError(
@@ -1497,14 +1504,16 @@ class _BaseMixture(EstimatorBase, ABC):
 
     # ------------------------------------------------------------------ persistence
     def _fitted_state(self) -> dict[str, Any]:
-        """The fitted scalars a model file keeps beside the arrays."""
+        """The fitted scalars a model file keeps beside the arrays (a model set by hand, never
+        fitted, has none: it is saved as not converged after 0 iterations)."""
+        n_iter = int(getattr(self, "n_iter_", 0))
         return {
-            "converged_": bool(self.converged_),
-            "n_iter_": int(self.n_iter_),
-            "n_passes_": int(getattr(self, "n_passes_", self.n_iter_)),
-            "lower_bound_": float(self.lower_bound_),
+            "converged_": bool(getattr(self, "converged_", False)),
+            "n_iter_": n_iter,
+            "n_passes_": int(getattr(self, "n_passes_", n_iter)),
+            "lower_bound_": float(getattr(self, "lower_bound_", -np.inf)),
             "n_features_in_": int(self.n_features_in_),
-            "lower_bounds_": [float(v) for v in self.lower_bounds_],
+            "lower_bounds_": [float(v) for v in getattr(self, "lower_bounds_", [])],
             "history_": [
                 {"log_likelihood": [float(v) for v in r["log_likelihood"]], "seconds": [float(v) for v in r["seconds"]],
                  "converged": bool(r["converged"]), "n_iter": int(r["n_iter"]),
@@ -1826,3 +1835,9 @@ def _same_shift(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return bool(torch.equal(a.to("cpu", torch.float64), b.to("cpu", torch.float64)))
+
+
+def _components_of(state: OnlineState) -> int:
+    """The number of components an online state's running statistics are of."""
+    params = state.params if state.params is not None else None
+    return int(params.n_components) if params is not None else int(state.running.component.n_k.shape[0])

@@ -197,6 +197,20 @@ class CategoricalMixture(_DiscreteMixture):
         check_columns_sum(probabilities, sizes, "probabilities")
         return MixtureParams(weights, CategoricalParams(probabilities))
 
+    # the model a user reads and edits is the public list of tables (views of one flat array
+    # that files hold): assigning a new list, or tables of another number of components,
+    # changes the model as changing one in place does
+    @property
+    def _live_attributes(self) -> tuple[str, ...]:
+        return ("weights_", "probabilities_")
+
+    def _from_live(self, s) -> MixtureParams:
+        K = s.n_components
+        flat = flat_probabilities(self.probabilities_, K, self._sizes(), "probabilities_")
+        self._probabilities_ = flat.numpy()
+        self.probabilities_ = np.split(self._probabilities_, np.cumsum(self._sizes())[:-1], axis=1)
+        return MixtureParams(self._checked_weights(K), CategoricalParams(flat))
+
     def _centres(self, params: MixtureParams) -> torch.Tensor:
         """Each component's most likely row: the code of its most likely category per column."""
         parts = torch.split(params.component.probabilities, self._sizes(), dim=1)
