@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from bigem import CategoricalMixture, GaussianHMM, GaussianMixture, MixedMixture, MixtureClassifier
+from bigem import CategoricalMixture, GaussianHMM, GaussianMixture, MixedMixture, MixtureClassifier, MultinomialMixture
 from bigem._core.errors import DataError
 
 RNG = np.random.default_rng(0)
@@ -70,6 +70,10 @@ def test_polars_frames_of_every_kind_of_column():
         assert ours.score(frame) == pytest.approx(theirs.score(pd.DataFrame(columns)), rel=1e-12)
         categorical = CategoricalMixture(2, random_state=0).fit(frame.select(["x", "y"]))
         assert [list(c) for c in categorical.categories_] == [["u", "v", "w"], ["p", "q"]]
+    counts = {f"w{j}": RNG.poisson(2.0, 150) for j in range(5)}
+    text = MultinomialMixture(2, random_state=0).fit(pl.DataFrame(counts))
+    np.testing.assert_array_equal(text.probabilities_,
+                                  MultinomialMixture(2, random_state=0).fit(pd.DataFrame(counts)).probabilities_)
     numeric = pl.DataFrame(COLUMNS)
     model = GaussianMixture(2, random_state=0).fit(numeric)
     assert list(model.feature_names_in_) == ["a", "b", "c"]
