@@ -1841,5 +1841,6 @@ def _same_shift(a, b) -> bool:
 
 def _components_of(state: OnlineState) -> int:
     """The number of components an online state's running statistics are of."""
-    params = state.params if state.params is not None else None
-    return int(params.n_components) if params is not None else int(state.running.component.n_k.shape[0])
+    if state.params is not None:
+        return int(state.params.n_components)
+    return int(state.running.component.n_k.shape[0])  # read from a model file: its statistics say
