@@ -3,17 +3,23 @@
 Each source (by identity) is prepared once while it is in use, one run's parameters or
 several runs' in lockstep (asked in turn, chunk after chunk); the memo never holds more
 than the sources in use and as many stale ones, so a long fit does not pile up a prepared
-copy of every pass's parameters.
+copy of every pass's parameters: neither where a pass reads many chunks nor where it reads
+one (small data), whose sources are each asked once.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 
+import numpy as np
 import pytest
 import torch
 
-from bigem._core.workspace import Workspace
+from bigem import GaussianHMM, GaussianMixture, PoissonMixture
+from bigem.errors import ConvergenceWarning
+
+from bigem._core.workspace import Workspace, in_turn
 
 CPU = torch.device("cpu")
 
@@ -49,12 +55,37 @@ def test_restarts_in_lockstep_are_each_made_once_a_pass(runs):
     ask = _asking(ws, made)
     for _ in range(4):  # passes
         params = [Source() for _ in range(runs)]
-        for _ in range(30):  # chunks, each read by every run in turn
-            for p in params:
-                assert ask(p)[1] is p
+        for _ in range(30):  # chunks, each read by every run in turn (as the driver's Lockstep asks)
+            with in_turn(runs):
+                for p in params:
+                    assert ask(p)[1] is p
         assert made[-runs:] == params
         assert _held(ws) <= 2 * runs
     assert len(made) == 4 * runs
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_passes_of_one_chunk_keep_no_more_than_the_last_ones(runs):
+    """Where a pass reads one chunk, each source is asked once and then never again: the
+    memo keeps the last pass's, not all of them (it held every pass's, 1001 after 1000)."""
+    ws, made = Workspace(), []
+    ask = _asking(ws, made)
+    for _ in range(1000):
+        with in_turn(runs):
+            for p in [Source() for _ in range(runs)]:
+                assert ask(p)[1] is p
+    assert len(made) == 1000 * runs
+    assert _held(ws) <= 2 * runs
+
+
+def test_in_turn_is_restored_after_it_and_on_error():
+    ws, made = Workspace(), []
+    ask = _asking(ws, made)
+    with pytest.raises(KeyError), in_turn(5):
+        raise KeyError
+    for _ in range(10):
+        ask(Source())
+    assert _held(ws) <= 2
 
 
 def test_a_source_is_made_again_for_another_device_and_names_do_not_share():
@@ -75,3 +106,31 @@ def test_each_thread_has_its_own_memo():
     thread.start()
     thread.join()
     assert made == ["main", "other"]
+
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GaussianMixture(3, covariance_type="full", max_iter=200, tol=0, random_state=0),
+    lambda: GaussianMixture(3, covariance_type="diag", n_init=3, max_iter=200, tol=0, random_state=0),
+    lambda: PoissonMixture(3, max_iter=200, tol=0, random_state=0),
+    lambda: GaussianHMM(3, n_iter=200, tol=-1e300, random_state=0),
+], ids=["gmm", "gmm-lockstep", "poisson", "hmm"])
+def test_a_long_fit_of_small_data_holds_the_last_passes_parameters_only(monkeypatch, make):
+    """A fit whose passes read one chunk: each memo holds at most two entries a run (it
+    held one a pass, 201 after 200 iterations, and its scan grew each iteration's time)."""
+    held: dict[str, int] = {}
+    derived = Workspace.derived
+
+    def counting(self, name, source, device, fn):
+        value = derived(self, name, source, device, fn)
+        held[name] = max(held.get(name, 0), len(self._local.memo[name]["entries"]))
+        return value
+
+    monkeypatch.setattr(Workspace, "derived", counting)
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.normal(size=(150, 3)) + rng.integers(0, 3, 150)[:, None] * 4).round()
+    estimator = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(x)
+    assert held and max(held.values()) <= 2 * getattr(estimator, "n_init", 1), held

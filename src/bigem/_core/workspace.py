@@ -8,14 +8,30 @@ so concurrent E-steps (Dask threads, the prefetching engine) never share one.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 T = TypeVar("T")
+
+_TURNS = threading.local()
+
+
+@contextlib.contextmanager
+def in_turn(count: int) -> Iterator[None]:
+    """Within it, this thread asks the memos of :meth:`Workspace.derived` for ``count``
+    sources in turn (restarts in lockstep, each run's parameters chunk after chunk), so
+    that each memo keeps that many sources live, not only the last one asked."""
+    before = getattr(_TURNS, "count", 1)
+    _TURNS.count = max(int(count), 1)
+    try:
+        yield
+    finally:
+        _TURNS.count = before
 
 
 class Workspace:
@@ -61,10 +77,12 @@ class Workspace:
         must be immutable, as parameters are.
 
         Several sources may be live at once: restarts in lockstep ask for each run's
-        parameters in turn, chunk after chunk. A miss forgets the entries not asked for
-        within the last as many requests as there are entries, so that the memo holds the
-        sources in use and at most as many stale ones (the previous pass's), one run or
-        many."""
+        parameters in turn, chunk after chunk, and say how many within :func:`in_turn`
+        (one elsewhere). A miss forgets the entries not asked for within the last that
+        many requests, so that the memo holds the sources in use and at most as many
+        stale ones (the previous pass's), one run or many. (An entry is not kept for
+        having been asked before: where each pass asks once, a fit of small data, a rule
+        that counted the entries held kept every pass's parameters.)"""
         memos = self._local.__dict__.setdefault("memo", {})
         memo = memos.setdefault(name, {"tick": 0, "entries": []})
         memo["tick"] = tick = memo["tick"] + 1
@@ -73,7 +91,8 @@ class Workspace:
             if entry[0] is source and entry[1] == device:
                 entry[3] = tick
                 return entry[2]
-        entries[:] = [e for e in entries if tick - e[3] <= len(entries)]
+        turns = getattr(_TURNS, "count", 1)
+        entries[:] = [e for e in entries if tick - e[3] <= turns]
         value = make()
         entries.append([source, device, value, tick])
         return value

@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .._core import parallel
+from .._core import parallel, workspace
 from .._core.errors import LikelihoodDecreaseWarning, NumericalError, ParameterError, convergence_warning
 from .._core.protocols import Engine, Model, Report, Task
 from .._core.stats import Together
@@ -325,10 +325,11 @@ class Lockstep:
     def _each(self, method: str, params: list, chunk: Any, links: list | None = None) -> Together:
         parts, seconds = [], []
         fn = getattr(self.model, method)
-        for i, p in enumerate(params):
-            started = time.perf_counter()
-            parts.append(fn(p, chunk) if links is None else fn(p, chunk, links=links[i]))
-            seconds.append(time.perf_counter() - started)
+        with workspace.in_turn(len(params)):  # each run's prepared parameters, kept chunk after chunk
+            for i, p in enumerate(params):
+                started = time.perf_counter()
+                parts.append(fn(p, chunk) if links is None else fn(p, chunk, links=links[i]))
+                seconds.append(time.perf_counter() - started)
         return Together(parts, seconds)
 
 
