@@ -184,3 +184,26 @@ def test_mclusts_loop_where_it_stops_and_beyond_newtons_features(name, monkeypat
     st = copy.copy(structure(name))
     st.tol, st.max_iter = 1e-15, 200_000
     torch.testing.assert_close(st.maximise(n_k, w, 0.0), best_cov, rtol=1e-6, atol=0.0)
+
+
+@pytest.mark.skipif(not __import__("bigem._core.jit", fromlist=["available"]).available(), reason="needs numba")
+@pytest.mark.parametrize("equal_volume", [True, False])
+@pytest.mark.parametrize("K,D,start", [(3, 4, False), (3, 4, True), (5, 2, True), (4, 7, False)])
+def test_the_compiled_loop_is_the_tensor_loop(equal_volume, K, D, start):
+    """mclust's loop compiled (numba, the CPU's path) takes the tensor loop's rounds: the
+    same orientation to rounding and the same verdict, from a previous M-step's
+    diagonals or from none, where it stops by itself and where it runs out of rounds."""
+    from bigem._core import jit
+
+    n_k, w = statistics(D + K, K, D)
+    orient = torch.linalg.eigh(w.sum(0))[1]
+    b = torch.diagonal(orient.T @ w @ orient, dim1=-2, dim2=-1) / n_k[:, None] * 1.3 if start else None
+    for rounds in (3, 200):
+        compiled, stopped = eigen._orientation_mm(n_k, w, orient.clone(), equal_volume, eigen.INNER_TOL, rounds, b)
+        with jit.off():
+            tensor, tensor_stopped = eigen._orientation_mm(n_k, w, orient.clone(), equal_volume, eigen.INNER_TOL,
+                                                           rounds, b)
+        assert stopped == tensor_stopped
+        assert compiled.dtype == torch.float64
+        torch.testing.assert_close(compiled, tensor, rtol=0, atol=1e-12)
+        assert abs(objective(n_k, w, compiled, equal_volume) - objective(n_k, w, tensor, equal_volume)) < 1e-9
