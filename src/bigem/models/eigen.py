@@ -390,6 +390,11 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
     trace = torch.diagonal(w, dim1=-2, dim2=-1).sum(-1)
     noise = _ROUNDING * torch.finfo(w.dtype).eps * (
         float((slopes.abs() * trace[:, None]).sum()) + abs(value) + float(n_k.sum()) * D)
+    # a projection down to the rounding of its scatter is a component collapsing onto a
+    # subspace (fewer rows than features): the profile has no minimum there, it falls
+    # towards -inf as an axis turns into the scatter's null space, and the loop would
+    # follow it for all its rounds (1000 on a 2-row class of iris, a second an M-step)
+    null = _NULL_SHARE * trace[:, None]
     settled = False
     for _ in range(max_iter):
         if not bool(torch.isfinite(hess).all()):  # a component collapsing onto a subspace
@@ -414,7 +419,7 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
             gen[a, b] = t * step
             cand = orient @ torch.linalg.matrix_exp(gen - gen.T)
             proj = (cand * (w @ cand)).sum(-2)
-            if _degenerate(proj):
+            if _degenerate(proj) or bool((proj <= null).any()):
                 return cand
             new_value = float(_profile_value(proj, n_k, equal_volume))
             if new_value <= value + _ARMIJO * t * slope + noise:
