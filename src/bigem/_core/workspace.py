@@ -23,9 +23,10 @@ _TURNS = threading.local()
 
 @contextlib.contextmanager
 def in_turn(count: int) -> Iterator[None]:
-    """Within it, this thread asks the memos of :meth:`Workspace.derived` for ``count``
-    sources in turn (restarts in lockstep, each run's parameters chunk after chunk), so
-    that each memo keeps that many sources live, not only the last one asked."""
+    """Within it, this thread asks the memos of :meth:`Workspace.derived` for the sources
+    of ``count`` runs in turn (restarts in lockstep: each run's parameters chunk after
+    chunk, then each run's M-step its old and its new ones), so that each memo keeps
+    every run's, not only the last run's."""
     before = getattr(_TURNS, "count", 1)
     _TURNS.count = max(int(count), 1)
     try:
@@ -77,12 +78,13 @@ class Workspace:
         must be immutable, as parameters are.
 
         Several sources may be live at once: restarts in lockstep ask for each run's
-        parameters in turn, chunk after chunk, and say how many within :func:`in_turn`
-        (one elsewhere). A miss forgets the entries not asked for within the last that
-        many requests, so that the memo holds the sources in use and at most as many
-        stale ones (the previous pass's), one run or many. (An entry is not kept for
-        having been asked before: where each pass asks once, a fit of small data, a rule
-        that counted the entries held kept every pass's parameters.)"""
+        parameters in turn, chunk after chunk, and each run's M-step for its old and new
+        ones (a prior's gain) and an extrapolated point (SQUAREM), saying how many runs
+        within :func:`in_turn` (one elsewhere). A miss forgets the entries not asked for
+        within the last three requests a run, so that the memo holds each run's sources
+        in use and the last it left, one run or many. (An entry is not kept for having been asked before:
+        where each pass asks once, a fit of small data, a rule that counted the entries
+        held kept every pass's parameters.)"""
         memos = self._local.__dict__.setdefault("memo", {})
         memo = memos.setdefault(name, {"tick": 0, "entries": []})
         memo["tick"] = tick = memo["tick"] + 1
@@ -92,7 +94,7 @@ class Workspace:
                 entry[3] = tick
                 return entry[2]
         turns = getattr(_TURNS, "count", 1)
-        entries[:] = [e for e in entries if tick - e[3] <= turns]
+        entries[:] = [e for e in entries if tick - e[3] < 3 * turns]
         value = make()
         entries.append([source, device, value, tick])
         return value

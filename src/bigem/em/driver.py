@@ -432,8 +432,9 @@ def fit_em(
             if restate is not None:
                 for run, stats in zip(active, parts):
                     run.fixed = stats
-        for run, stats, own in zip(active, parts, _shares(time.perf_counter() - started, seconds)):
-            run.step(model, stats, iteration, tol, own, callback)
+        with workspace.in_turn(len(active)):  # each run's M-step asks for its old and new parameters in turn
+            for run, stats, own in zip(active, parts, _shares(time.perf_counter() - started, seconds)):
+                run.step(model, stats, iteration, tol, own, callback)
         if checkpoint is not None and iteration % checkpoint.every == 0 and engine.primary:
             checkpoint.save(model, runs, iteration)  # the primary process alone writes
     if checkpoint is not None and engine.primary and os.path.exists(checkpoint.path):
