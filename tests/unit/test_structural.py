@@ -211,7 +211,13 @@ def test_bch_says_when_its_negative_weights_give_an_impossible_estimate():
     measurement = bigem.BernoulliMixture(2, random_state=0, dtype="float64").fit(X)
     with pytest.warns(bigem.errors.DegenerateFitWarning, match=r"columns \['0'\].*correction='ML'"):
         m = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="BCH").fit(X, Y)
-    assert np.any(m.probabilities_[0] == 0) and np.all(m.probabilities_[0] >= 0)
+    # clipped to the mixtures' floor, the smallest normal float64: a row of that value keeps a density
+    assert np.any(m.probabilities_[0] == np.finfo(np.float64).tiny) and np.all(m.probabilities_[0] > 0)
+    two = np.c_[Y, rng.integers(0, 3, n)]  # a second categorical column: its rows' one-hot products met 0 * log 0
+    with pytest.warns(bigem.errors.DegenerateFitWarning, match=r"columns \['0'\]"):
+        both = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="BCH").fit(X, two)
+    assert np.isfinite(both.predict_proba(X, two)).all() and np.isfinite(both.score(X, two))
+    np.testing.assert_allclose(both.predict_proba(X, two).sum(1), 1.0)
     ml = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="ML").fit(X, Y)
     assert np.all(ml.probabilities_[0] > 0)
     rare = (Y[:, 0] == 2).astype(float)[:, None]  # the same rare value, as ones and as counts

@@ -24,7 +24,7 @@ from .._core.protocols import Task
 from ..em.driver import fit_em
 from ..engines.local import LocalEngine
 from ..models.bernoulli import BernoulliComponent
-from ..models.categorical import CategoricalComponent
+from ..models.categorical import PROBABILITY_FLOOR, CategoricalComponent
 from ..models.gaussian import GaussianComponent
 from ..models.mixture import MixtureModel, MixtureParams, check_unexplained, first_unexplained
 from ..models.poisson import PoissonComponent
@@ -290,8 +290,9 @@ class StructuralModel(EstimatorBase):
                 component = GaussianComponent("diag", 0.0, dt, advice=advice, gaps=g)
                 component.letters = "m"  # the means move; the unit variances of the start stay
             elif family == "categorical":
+                # floored as in the mixtures: a share BCH clips to 0 would give its rows no density
                 component = CategoricalComponent([sizes[c - lead] for c in cols], 1.0 + s.alpha, dt, advice=advice,
-                                                 gaps=g)
+                                                 floor=PROBABILITY_FLOOR, gaps=g)
             elif family == "bernoulli":
                 component = BernoulliComponent(s.alpha, dt, advice=advice, gaps=g)
             elif family == "poisson":
@@ -650,9 +651,9 @@ def permuted_mixture(est, perm: np.ndarray):
 def _check_admissible(source, K: int, families: list[str], names: list[str] | None, sizes: dict[int, int],
                       means: torch.Tensor) -> None:
     """BCH's weights may be negative, and so may the moments they give (Vermunt 2010). A
-    class's negative share of a category (or of ones, or of counts) is clipped to 0 by the
-    M-step, with a DegenerateFitWarning; a variance at or below 0 has no admissible
-    value, and is a NumericalError. Both name the column and the way out. One pass over
+    class's negative share of a category (or of ones, or of counts) is clipped to 0 (a
+    category's to the categorical floor) by the M-step, with a DegenerateFitWarning; a
+    variance at or below 0 has no admissible value, and is a NumericalError. Both name the column and the way out. One pass over
     ``source``'s rows, [the BCH weights | Y]: each class's moments of a column about its
     overall ``means`` (so that no large mean cancels), over the rows that observe it;
     ``sizes``: the categorical columns' numbers of categories."""
