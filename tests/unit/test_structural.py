@@ -580,3 +580,20 @@ def test_squarem_accelerates_a_covariate_model():
     assert fast.n_iter_ <= plain.n_iter_ / 2
     np.testing.assert_allclose(fast.lower_bound_, plain.lower_bound_, rtol=0, atol=1e-8)
     np.testing.assert_allclose(fast.coef_, plain.coef_, rtol=0, atol=2e-3)
+
+
+def test_one_step_warns_of_its_own_fit_not_of_the_measurement_start():
+    """n_steps=1 starts its joint fit from the measurement model fitted alone: that fit is
+    a start, whose ConvergenceWarning said nothing of the answer (StepMix runs no such fit
+    and warns of none); the joint fit still says when it does not converge."""
+    rng, z, X = data(3000, seed=2)
+    Y = rng.normal(MEANS[z], 1.0)[:, None]
+    start = bigem.BernoulliMixture(K, max_iter=3, random_state=0, dtype="float64")
+    with pytest.warns(bigem.errors.ConvergenceWarning):
+        bigem.BernoulliMixture(**start.get_params()).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bigem.errors.ConvergenceWarning)
+        m = bigem.StructuralModel(start, "gaussian", n_steps=1, tol=1e-8).fit(X, Y)
+    assert m.converged_
+    with pytest.warns(bigem.errors.ConvergenceWarning):
+        bigem.StructuralModel(start, "gaussian", n_steps=1, max_iter=2).fit(X, Y)

@@ -19,7 +19,8 @@ import warnings
 import numpy as np
 import torch
 
-from .._core.errors import DataError, DegenerateFitWarning, NumericalError, ParameterError, convergence_warning, not_fitted_error
+from .._core.errors import (ConvergenceWarning, DataError, DegenerateFitWarning, NumericalError, ParameterError,
+                            convergence_warning, not_fitted_error)
 from .._core.protocols import Task
 from ..em.driver import fit_em
 from ..engines.local import LocalEngine
@@ -193,7 +194,7 @@ class StructuralModel(EstimatorBase):
             # Y names columns of X: the measurement model reads the others (a model fitted
             # on named columns reads those)
             columns = [c for c in rest if c != weight]
-        measurement = self._measurement(X, sample_weight, columns)
+        measurement = self._measurement(X, sample_weight, columns, start=s.n_steps == 1)
         families = _families(s.structural, names, len(names) if y is None else y.shape[1])
         sizes, gaps, means = _survey(y, X, families, names)
         rows = _Rows(measurement, X, columns, y, names, weight)
@@ -258,7 +259,10 @@ class StructuralModel(EstimatorBase):
                                                             *best.params.component.parts[1:])))
         return params, fitted, (best.n_iter, best.converged, best.lower_bound)
 
-    def _measurement(self, X, sample_weight, columns):
+    def _measurement(self, X, sample_weight, columns, start: bool = False):
+        """The measurement model, fitted on X unless it is. Where the fit is only the
+        ``start`` of one step's joint fit, its ConvergenceWarning is not raised: the joint
+        fit, the only one StepMix runs, says whether the answer converged."""
         m = self.measurement
         if m is None or not hasattr(m, "_log_joint_rows"):
             raise ParameterError(f"measurement must be a bigem mixture (BernoulliMixture, CategoricalMixture, "
@@ -266,7 +270,10 @@ class StructuralModel(EstimatorBase):
         if hasattr(m, "weights_"):
             return m
         fitted = type(m)(**m.get_params())
-        return fitted.fit(X, sample_weight=sample_weight, columns=columns)
+        with warnings.catch_warnings():
+            if start:
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            return fitted.fit(X, sample_weight=sample_weight, columns=columns)
 
     def _model(self, K: int, families: list[str], sizes: dict[int, int], s, first: Part | None = None,
                fixed_weights: bool = True, gaps: set[str] = frozenset()) -> MixtureModel:
