@@ -57,7 +57,8 @@ class Beside:
 
     def chunks(self) -> Iterator[Chunk]:
         for chunk in self.inner.chunks():
-            other = torch.from_numpy(self._beside(chunk))
+            block = self._beside(chunk)  # a frame's read-only values are copied (torch warns of them): q columns
+            other = torch.from_numpy(block if block.flags.writeable else block.copy())
             x = torch.cat([self.features(chunk).to("cpu", torch.float64), other], 1)
             weight = None if chunk.weight is None else chunk.weight.to("cpu", torch.float64)
             label = None if chunk.label is None else chunk.label.cpu()
