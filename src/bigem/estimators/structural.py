@@ -680,7 +680,8 @@ def _check_admissible(source, K: int, families: list[str], names: list[str] | No
             counts[j] += r[seen[:, j]].T @ torch.nn.functional.one_hot(y[seen[:, j], j].long(), m).double()
     clipped = []
     for j, family in enumerate(families):
-        label = repr(names[j]) if names else str(j)
+        name = str(names[j]) if names else str(j)
+        label = repr(name) if names else name
         if family in ("gaussian", "gaussian_unit"):
             shift = first[:, j] / mass[:, j]
             var = second[:, j] / mass[:, j] - shift ** 2
@@ -691,12 +692,12 @@ def _check_admissible(source, K: int, families: list[str], names: list[str] | No
                     "correction='ML'")
         elif family == "categorical":
             if bool((counts[j] < 0).any()):
-                clipped.append(label)
+                clipped.append(name)
         elif family == "bernoulli":  # a class's ones out of its rows
             if bool((total[:, j] < 0).any()) or bool((total[:, j] > mass[:, j]).any()):
-                clipped.append(label)
+                clipped.append(name)
         elif family == "poisson" and bool((total[:, j] < 0).any()):
-            clipped.append(label)
+            clipped.append(name)
     if clipped:
         warnings.warn(f"the BCH weights, some of them negative, give a class a negative share of a value of the "
                       f"columns {clipped} of Y, which the estimates clip to 0: the classes are too poorly separated "
