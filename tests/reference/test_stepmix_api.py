@@ -602,3 +602,35 @@ def test_a_fit_that_did_not_converge_warns_in_stepmixs_words(data):
         texts.append(str(ours[0].message))
     assert texts[1] == texts[0] and "abs_tol, rel_tol" in texts[1]
     assert ours[0].filename == __file__
+
+
+def test_an_array_after_a_data_frame_fit_is_read_in_order_and_silently(data):
+    """StepMix reads an array's columns as the fitted frame's, in order, and warns of
+    nothing (bigem's measurement model, fitted on names, warned that X had none, naming
+    itself); a frame whose columns are renamed or reordered is refused (StepMix reads it
+    by position, and a reordered frame gives another answer without a word)."""
+    pd = pytest.importorskip("pandas")
+    _, _, X = data
+    frame = pd.DataFrame(X, columns=[f"q{i}" for i in range(6)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = bigem.StepMix(K, measurement="binary", random_state=0).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(ours.predict_proba(X), ours.predict_proba(frame))
+        assert ours.score(X) == ours.score(frame)
+    with pytest.raises(bigem.errors.DataError, match="feature names should match"):
+        ours.score(frame[frame.columns[::-1]])
+
+
+def test_predicting_a_continuous_outcome_is_stepmixs_not_implemented(data):
+    """StepMix raises NotImplementedError for predict_Y of a Gaussian outcome; code that
+    catches it runs unchanged (bigem's error is a ParameterError too)."""
+    rng, z, X = data
+    Y = rng.normal(z, 1.0)[:, None]
+    ref, ours = both(X, Y, n_steps=2, structural="gaussian_diag")
+    for model in (ref, ours):
+        with pytest.raises(NotImplementedError):
+            model.predict_Y(X)
+    with pytest.raises(ParameterError, match="binary or categorical outcome"):
+        ours.predict_proba_Y(X)

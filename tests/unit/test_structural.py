@@ -217,6 +217,9 @@ def test_bch_says_when_its_negative_weights_give_an_impossible_estimate():
     with pytest.warns(bigem.errors.DegenerateFitWarning, match=r"columns \['0'\]"):
         both = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="BCH").fit(X, two)
     assert np.isfinite(both.predict_proba(X, two)).all() and np.isfinite(both.score(X, two))
+    with pytest.warns(bigem.errors.DegenerateFitWarning, match=r"columns \['grp'\] of Y"):  # a name, quoted once
+        bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="BCH").fit(
+            X, pd.DataFrame({"grp": Y[:, 0]}))
     np.testing.assert_allclose(both.predict_proba(X, two).sum(1), 1.0)
     ml = bigem.StructuralModel(measurement, "categorical", n_steps=3, correction="ML").fit(X, Y)
     assert np.all(ml.probabilities_[0] > 0)
@@ -597,3 +600,16 @@ def test_one_step_warns_of_its_own_fit_not_of_the_measurement_start():
     assert m.converged_
     with pytest.warns(bigem.errors.ConvergenceWarning):
         bigem.StructuralModel(start, "gaussian", n_steps=1, max_iter=2).fit(X, Y)
+
+
+def test_read_only_outcomes_are_read_without_a_warning():
+    """Y read-only (a data frame's values under copy-on-write, a memory map): read as it
+    is, without torch's "the given NumPy array is not writable" warning."""
+    rng, z, X = data(2000, seed=3)
+    Y = rng.normal(MEANS[z], 1.0)[:, None]
+    Y.setflags(write=False)
+    measurement = bigem.BernoulliMixture(K, random_state=0, dtype="float64").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH").fit(X, Y)
+        assert np.isfinite(m.predict_proba(X, Y)).all()

@@ -55,6 +55,11 @@ class NotSampledError(BigemError, NotImplementedError):
     """A model that cannot be sampled (a covariate model): StepMix's NotImplementedError."""
 
 
+class OutcomeNotPredictedError(ParameterError, NotImplementedError):
+    """``predict_Y`` of an outcome that is not binary or categorical: StepMix's
+    NotImplementedError (a ParameterError too, as bigem's refusals are)."""
+
+
 class StepMix(EstimatorBase):
     """StepMix's latent class estimator (``stepmix.stepmix.StepMix``): the same
     constructor, defaults, methods and attributes, on bigem.
@@ -481,8 +486,8 @@ class StepMix(EstimatorBase):
             raise ParameterError("Calling predict_Y requires a structural model.")
         family = self._sm.families_[0]
         if family not in ("bernoulli", "categorical") or not isinstance(self.structural, str):
-            raise ParameterError(f"predict_Y and predict_proba_Y need a binary or categorical outcome; this one is "
-                                 f"{self.structural!r}")
+            raise OutcomeNotPredictedError(f"predict_Y and predict_proba_Y need a binary or categorical outcome; "
+                                           f"this one is {self.structural!r}")
         pis = self._sm.bernoulli_probabilities_ if family == "bernoulli" else _nested(self._sm, self.structural)["pis"]
         return self._mm.predict_proba(self._rows(X)), pis, family
 
@@ -609,6 +614,13 @@ class StepMix(EstimatorBase):
                             "input.")
         if frame_columns(X) is not None and not hasattr(self._mm, "feature_names_in_"):
             return native_frame(X).to_numpy(dtype=np.float64, na_value=np.nan)
+        names = getattr(self._mm, "feature_names_in_", None)
+        if isinstance(X, np.ndarray) and names is not None and width == len(names):
+            # StepMix reads an array's columns as the fitted frame's, in order, and says
+            # nothing: the measurement model, fitted on names, would warn of their absence
+            import pandas as pd
+
+            return pd.DataFrame(X, columns=list(names), copy=False)
         return X
 
     def predict_proba_class(self, X, Y=None):
