@@ -390,11 +390,14 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
     trace = torch.diagonal(w, dim1=-2, dim2=-1).sum(-1)
     noise = _ROUNDING * torch.finfo(w.dtype).eps * (
         float((slopes.abs() * trace[:, None]).sum()) + abs(value) + float(n_k.sum()) * D)
-    # a projection down to the rounding of its scatter is a component collapsing onto a
-    # subspace (fewer rows than features): the profile has no minimum there, it falls
-    # towards -inf as an axis turns into the scatter's null space, and the loop would
-    # follow it for all its rounds (1000 on a 2-row class of iris, a second an M-step)
-    null = _NULL_SHARE * trace[:, None]
+    # a projection down to the rounding of the scatter's entries it sums is a component
+    # collapsing onto a subspace (fewer rows than features): the profile has no minimum
+    # there, it falls towards -inf as an axis turns into the scatter's null space, and
+    # the loop would follow it for all its rounds (1000 on a 2-row class of iris, a
+    # second an M-step). d^T W d rounds to about eps (sum_i |d_i| sqrt(W_ii))^2: judged
+    # against that, not against the trace, a feature 1e8 times smaller than another keeps
+    # its projection (against the trace it read as collapsed, and fits stopped converging)
+    spread = torch.diagonal(w, dim1=-2, dim2=-1).clamp(min=0).sqrt()  # (K, D)
     settled = False
     for _ in range(max_iter):
         if not bool(torch.isfinite(hess).all()):  # a component collapsing onto a subspace
@@ -419,7 +422,7 @@ def _orientation_newton(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bo
             gen[a, b] = t * step
             cand = orient @ torch.linalg.matrix_exp(gen - gen.T)
             proj = (cand * (w @ cand)).sum(-2)
-            if _degenerate(proj) or bool((proj <= null).any()):
+            if _degenerate(proj) or bool((proj <= _NULL_SHARE * (spread @ cand.abs()).square()).any()):
                 return cand
             new_value = float(_profile_value(proj, n_k, equal_volume))
             if new_value <= value + _ARMIJO * t * slope + noise:
@@ -451,8 +454,12 @@ def _orientation_mm(n_k: Tensor, w: Tensor, orient: Tensor, equal_volume: bool, 
     On the CPU with numba the loop runs compiled (``_orientation_mm_kernel``, the same
     arithmetic): its rounds are a few products of D x D matrices, which torch's fixed
     cost per operation made most of an mclust fit of small data (iris: 4 of MclustDA's
-    17.5 s)."""
-    if jit.runs_on(w.device) and w.dtype == torch.float64:
+    17.5 s). Its SVDs are another LAPACK's than torch's, so the two agree to rounding,
+    which decides only where the answer is not unique or not resolved: a scatter of
+    fewer rows than features (several orientations equally good) or features 1e8 apart
+    in scale (rounding of the large ones moves the small ones' axes); a fit then takes
+    another, equally good path."""
+    if jit.runs_on(w.device) and w.dtype == orient.dtype == torch.float64 and bool(torch.isfinite(w).all()):
         given = b is not None
         out = np.array(orient.detach().cpu().numpy(), dtype=np.float64, order="C")
         stopped = _orientation_mm_kernel(
