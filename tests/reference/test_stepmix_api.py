@@ -618,6 +618,7 @@ def test_an_array_after_a_data_frame_fit_is_read_in_order_and_silently(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(ours.predict_proba(X), ours.predict_proba(frame))
+        np.testing.assert_array_equal(ours.predict(X.tolist()), ours.predict(frame))
         assert ours.score(X) == ours.score(frame)
     with pytest.raises(bigem.errors.DataError, match="feature names should match"):
         ours.score(frame[frame.columns[::-1]])

@@ -228,7 +228,7 @@ class _Run:
             # the model's bound (eigenvalues of every covariance) is asked only of a fall
             # past the slack it adds to: most passes rise, and the bound cost small fits a
             # tenth of their time
-            falls = previous > -math.inf and ll + gain < previous - rounding - self.prior_gain
+            falls = previous > -math.inf and ll + gain < previous - (rounding + self.prior_gain)  # grouped as below
             if falls:
                 allowed = max(model.decrease_tolerance(params, previous), rounding) + self.prior_gain
                 falls = ll + gain < previous - allowed

@@ -615,7 +615,9 @@ class StepMix(EstimatorBase):
         if frame_columns(X) is not None and not hasattr(self._mm, "feature_names_in_"):
             return native_frame(X).to_numpy(dtype=np.float64, na_value=np.nan)
         names = getattr(self._mm, "feature_names_in_", None)
-        if isinstance(X, np.ndarray) and names is not None and width == len(names):
+        if isinstance(X, (list, tuple)) and names is not None:
+            X = np.asarray(X)  # rows as lists, which StepMix reads as an array
+        if isinstance(X, np.ndarray) and names is not None and X.ndim == 2 and X.shape[1] == len(names):
             # StepMix reads an array's columns as the fitted frame's, in order, and says
             # nothing: the measurement model, fitted on names, would warn of their absence
             import pandas as pd
