@@ -82,9 +82,9 @@ class Workspace:
         ones (a prior's gain) and an extrapolated point (SQUAREM), saying how many runs
         within :func:`in_turn` (one elsewhere). A miss forgets the entries not asked for
         within the last three requests a run, so that the memo holds each run's sources
-        in use and the last it left, one run or many. (An entry is not kept for having been asked before:
-        where each pass asks once, a fit of small data, a rule that counted the entries
-        held kept every pass's parameters.)"""
+        in use and the last it left, one run or many. (An entry is not kept for having
+        been asked before: where each pass asks once, a fit of small data, a rule that
+        counted the entries held kept every pass's parameters.)"""
         memos = self._local.__dict__.setdefault("memo", {})
         memo = memos.setdefault(name, {"tick": 0, "entries": []})
         memo["tick"] = tick = memo["tick"] + 1

@@ -660,8 +660,8 @@ def _check_admissible(source, K: int, families: list[str], names: list[str] | No
     """BCH's weights may be negative, and so may the moments they give (Vermunt 2010). A
     class's negative share of a category (or of ones, or of counts) is clipped to 0 (a
     category's to the categorical floor) by the M-step, with a DegenerateFitWarning; a
-    variance at or below 0 has no admissible value, and is a NumericalError. Both name the column and the way out. One pass over
-    ``source``'s rows, [the BCH weights | Y]: each class's moments of a column about its
+    variance at or below 0 has no admissible value, and is a NumericalError. Both name
+    the column and the way out. One pass over ``source``'s rows, [the BCH weights | Y]: each class's moments of a column about its
     overall ``means`` (so that no large mean cancels), over the rows that observe it;
     ``sizes``: the categorical columns' numbers of categories."""
     q = len(families)
