@@ -69,6 +69,18 @@ def test_rows_with_their_own_trials_match_hmmlearn_with_n_trials_unset_or_per_ro
         np.testing.assert_allclose(ours.emissionprob_, ref.emissionprob_, rtol=1e-6, atol=1e-10)
 
 
+def test_rows_of_other_totals_score_on_their_own_as_in_hmmlearn():
+    """n_trials binds the rows of fit only: hmmlearn scores any row on its own total."""
+    X, start = _case(5)
+    other, _ = _case(8, seed=1)
+    ref = _model(hmm.MultinomialHMM, start, n_trials=5).fit(X)
+    for trials in (5, np.full(X.shape[0], 5)):
+        ours = _model(MultinomialHMM, start, n_trials=trials, dtype="float64").fit(X)
+        assert ours.score(other[:70]) == pytest.approx(ref.score(other[:70]), rel=1e-10)
+        np.testing.assert_array_equal(ours.predict(other[:70]), ref.predict(other[:70]))
+        np.testing.assert_allclose(ours.predict_proba(other), ref.predict_proba(other), atol=1e-8)
+
+
 def test_float32_and_a_fit_from_scratch_agree_with_float64():
     X, start = _case(7, seed=3)
     f64 = _model(MultinomialHMM, start, n_trials=7, dtype="float64").fit(X)

@@ -42,8 +42,9 @@ class MultinomialHMM(_BaseHMM):
     Parameters
     ----------
     n_trials : int or array of int (n_samples,), default=None
-        The trials of every row, or of each row; each row's counts must sum to it.
-        None: each row's own sum (sampling then needs it set).
+        The trials of every row, or of each row; each row's counts must sum to it in
+        ``fit`` (as in hmmlearn, ``score``, ``predict`` and the others take each row's own
+        total). None: each row's own sum (sampling then needs it set).
 """
         + COMMON_DOC
         + """
@@ -101,7 +102,7 @@ class MultinomialHMM(_BaseHMM):
     def _row_check(self, s, fitting):
         counts = _non_negative_integers("models counts, which must be non-negative integers", "MultinomialHMM", True)
         trials = s.n_trials
-        if trials is None:
+        if trials is None or not fitting:  # hmmlearn checks n_trials in fit; a row scores on its own total
             return counts
 
         def wanted(chunk: Chunk):
@@ -134,7 +135,7 @@ class MultinomialHMM(_BaseHMM):
 
     def _open(self, X, lengths, s, columns=None, sequence_column=None, fitting=False, engine=None, keep=None):
         source = super()._open(X, lengths, s, columns, sequence_column, fitting, engine, keep)
-        if np.ndim(s.n_trials) and s.n_trials.shape[0] != source.n_rows:
+        if fitting and np.ndim(s.n_trials) and s.n_trials.shape[0] != source.n_rows:
             raise DataError(f"n_trials holds {s.n_trials.shape[0]} rows' trials but X has {source.n_rows} rows; pass "
                             "one per row of X, or one int for all")
         return source
