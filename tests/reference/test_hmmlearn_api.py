@@ -437,6 +437,58 @@ def test_an_n_features_set_by_hand_that_x_contradicts_is_refused_as_in_hmmlearn(
             m.fit(X)
 
 
+def test_emission_parameters_of_another_width_than_n_features_are_refused_as_in_hmmlearn():
+    """A torch RuntimeError escaped in the M-step; hmmlearn raises a ValueError."""
+    X = np.random.default_rng(0).integers(0, 4, (50, 1))
+    for cls in (hmm.CategoricalHMM, CategoricalHMM):
+        m = _with(cls(2, n_features=6, init_params="", n_iter=2),
+                  dict(startprob_=[.5, .5], transmat_=[[.9, .1], [.2, .8]], emissionprob_=np.full((2, 4), .25)))
+        with pytest.raises(ValueError, match="emissionprob_"):
+            m.fit(X)
+    with pytest.raises(ParameterError, match="emissionprob_ holds 4 columns but n_features is 6"):
+        m.fit(X)
+
+
+@pytest.mark.parametrize("params", ["st", "stm"])
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "tied", "spherical"])
+def test_a_prior_the_updates_do_not_read_is_not_read(covariance_type, params):
+    """hmmlearn reads covars_prior/covars_weight only to update covars_, and the means'
+    prior only to update means_ or covars_: a value it never reads cannot fail a fit
+    (bigem's prior term raised a torch RuntimeError or TypeError)."""
+    X = _data()
+    weight = {"st": np.ones(K + 1), "stm": 0.5}[params]  # (K+1,) broadcasts to nothing
+    kw = dict(means_weight=weight, covars_prior=np.ones((5, 7)), covars_weight=np.arange(1.0, 5.0))
+    ref, ours = (_with(cls(K, covariance_type, init_params="", params=params, n_iter=4, tol=-np.inf, **kw, **more),
+                       _gaussian_params(covariance_type)).fit(X, LENGTHS)
+                 for cls, more in ((hmm.GaussianHMM, {}), (GaussianHMM, {"dtype": "float64"})))
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-9)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type, name, value, match", [
+    ("diag", "means_weight", np.ones(K), r"means_weight has shape \(3,\), which does not broadcast to \(3, 2\)"),
+    ("diag", "means_prior", np.ones((2, 2)), r"means_prior has shape \(2, 2\)"),
+    ("full", "means_weight", np.ones((K, D)), r"give a number, or one per state \(shape \(3,\)\)"),
+    ("diag", "covars_prior", np.ones((K, D, D)), r"covars_prior has shape \(3, 2, 2\).*give a number, or an array of shape \(3, 2\)"),
+    ("tied", "covars_prior", np.ones((K, D, D)), r"an array of shape \(2, 2\)"),
+    ("full", "covars_weight", np.ones(K), r"covars_weight has shape \(3,\).*give one number"),
+])
+def test_a_prior_of_a_shape_the_updates_cannot_use_is_a_value_error_naming_it(covariance_type, name, value, match):
+    """hmmlearn fails there with numpy's broadcasting error (but for a tied covars_prior
+    of one matrix per state, where it leaves covars_ one matrix per state); bigem's
+    failed in torch."""
+    X = _data()
+    m = _with(GaussianHMM(K, covariance_type, init_params="", n_iter=2, **{name: value}),
+              _gaussian_params(covariance_type))
+    with pytest.raises(ParameterError, match=match):
+        m.fit(X)
+    if covariance_type == "tied":
+        return
+    with pytest.raises(ValueError):
+        _with(hmm.GaussianHMM(K, covariance_type, init_params="", n_iter=2, **{name: value}),
+              _gaussian_params(covariance_type)).fit(X)
+
+
 def test_the_monitor_history_is_hmmlearns_deque():
     X = _data()
     ref, ours = hmm.GaussianHMM(K, n_iter=3, random_state=0).fit(X), GaussianHMM(K, n_iter=3, random_state=0).fit(X)

@@ -712,9 +712,16 @@ class _BaseHMM(EstimatorBase, ABC):
         K = s.n_components
         startprob = _stochastic(self.startprob_, (K,), "startprob_")
         transmat = _stochastic(self.transmat_, (K, K), "transmat_")
-        emission = self._emission_params(s, self._emission(s, getattr(self, "n_features", None)))
-        if getattr(self, "n_features", None) is None:  # parameters set by hand, never fitted
-            self.n_features = self._emission_width(emission)
+        n_features = getattr(self, "n_features", None)
+        emission = self._emission_params(s, self._emission(s, n_features))
+        width = self._emission_width(emission)
+        if n_features is None:  # parameters set by hand, never fitted
+            self.n_features = width
+        elif width != n_features:  # hmmlearn's ValueError ("... must have shape ...")
+            names = [name.lstrip("_") for name in self._emission_attributes]
+            verb, them = ("holds", "it") if len(names) == 1 else ("hold", "them")
+            raise ParameterError(f"{', '.join(names)} {verb} {width} columns but n_features is {n_features}: give "
+                                 f"{them} {n_features} columns, or set n_features={width}")
         return HMMParams(startprob, transmat, emission)
 
     def _set_params(self, p: HMMParams) -> None:
@@ -1415,7 +1422,10 @@ class GaussianHMM(_BaseHMM):
                 "n_components, or standardise X")
 
     def _emission(self, s, n_features=None) -> GaussianComponent:
-        prior = Prior(s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)
+        # as in hmmlearn, a prior acts only through the updates of the letters in params
+        updated = set(s.params) & set("mc")
+        covars = (s.covars_prior, s.covars_weight) if "c" in updated else (0.0, 0.0)
+        prior = Prior(s.means_prior, s.means_weight, *covars) if updated else None
         return GaussianComponent(s.covariance_type, 0.0, s.dtype, prior=prior, advice=self._advice(s),
                                  gaps=s.missing_values == "fiml")
 
@@ -1456,6 +1466,7 @@ class GaussianHMM(_BaseHMM):
         means = _params.as_f64(self.means_, "means_")
         D = means.shape[-1] if means.ndim == 2 else -1
         _params.check_shape(means, (K, D), "means_")
+        self._check_prior_shapes(s, K, D)
         covars = _params.as_f64(self._covars_, "covars_")
         if st.name == "spherical":
             covars = _spherical(covars, K, D)
@@ -1470,6 +1481,34 @@ class GaussianHMM(_BaseHMM):
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
         self._covars_ = p.covariances.numpy().copy()
+
+    def _check_prior_shapes(self, s, K: int, D: int) -> None:
+        """ParameterError for a prior that the updates of ``params`` use and cannot combine
+        with the parameters, as hmmlearn's arithmetic broadcasts them (hmmlearn fails there
+        with numpy's ValueError); a prior of a parameter held fixed is not read."""
+        def check(name: str, target: tuple[int, ...], hint: str) -> None:
+            shape = np.shape(getattr(s, name))
+            try:
+                fits = np.broadcast_shapes(shape, target) == target
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ParameterError(f"{name} has shape {shape}, which does not broadcast to {target} as "
+                                     f"covariance_type={s.covariance_type!r} needs: give {hint}")
+
+        if not set(s.params) & set("mc"):
+            return
+        means = f"a number, or an array that broadcasts to the means' shape ({K}, {D})"
+        check("means_prior", (K, D), means)
+        check("means_weight", (K, D), means)
+        if s.covariance_type in ("full", "tied") and np.size(s.means_weight) not in (1, K):
+            raise ParameterError(f"means_weight has shape {np.shape(s.means_weight)}: with "
+                                 f"covariance_type={s.covariance_type!r} it weighs a state's whole mean, so give a "
+                                 f"number, or one per state (shape ({K},))")
+        if "c" in s.params:
+            target = {"full": (K, D, D), "tied": (D, D)}.get(s.covariance_type, (K, D))
+            check("covars_prior", target, f"a number, or an array of shape {target}")
+            check("covars_weight", (), "one number")
 
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"m": s.n_components * n_features, "c": _covariance_scalars(s.covariance_type, s.n_components, n_features)}
