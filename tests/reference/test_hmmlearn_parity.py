@@ -137,6 +137,35 @@ def test_viterbi_paths_identical_on_long_noisy_sequences():
     np.testing.assert_array_equal(ours.decode(X, lengths)[1], ref.decode(X, lengths)[1])
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "tensors"])
+def test_viterbi_breaks_ties_as_hmmlearn(compiled):
+    """Paths of equal log-probability: hmmlearn's backtracking keeps the larger (score,
+    state) pair, so a predecessor tie goes to the highest state, and the last state's
+    to the lowest (max_element). bigem took the lowest for both."""
+    import contextlib
+
+    from bigem._core import jit
+
+    rng = np.random.RandomState(3)
+    K, lengths = 3, [60, 90, 50]
+    start, trans = rng.dirichlet(np.ones(K)), rng.dirichlet(np.ones(K), size=K)
+    X = rng.randint(0, 4, size=(sum(lengths), 1))
+    emission = rng.dirichlet(np.ones(4), size=K)
+    kw = dict(n_iter=5, init_params="", params="e", tol=0, emissionprob_prior=np.array([[1, 2, 1, 1.5]] * K))
+    ref, ours = hmm.CategoricalHMM(K, **kw), CategoricalHMM(K, dtype="float64", **kw)
+    flat = [hmm.CategoricalHMM(K, init_params=""), CategoricalHMM(K, init_params="", dtype="float64")]
+    with contextlib.nullcontext() if compiled else jit.off():
+        for m in (ref, ours):
+            m.startprob_, m.transmat_, m.emissionprob_ = start, trans, emission
+            m.fit(X, lengths)  # to a model where two paths of the middle sequence tie
+        for m in flat:  # every path ties
+            m.startprob_, m.transmat_, m.emissionprob_ = np.full(K, 1 / K), np.full((K, K), 1 / K), np.full((K, 4), .25)
+        for a, b in ((ours, ref), tuple(flat)):
+            (lp, path), (ref_lp, ref_path) = a.decode(X, lengths), b.decode(X, lengths)
+            assert lp == pytest.approx(ref_lp, rel=1e-12)
+            np.testing.assert_array_equal(path, ref_path)
+
+
 def test_posteriors_of_a_sequence_with_a_huge_log_likelihood_sum_to_one():
     """A state of variance 1e-8 that the rows miss by ~5 gives a log-likelihood near -4e9,
     whose ulp (1e-6) the lane's normaliser put into every posterior (rows summed to

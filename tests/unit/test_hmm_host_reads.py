@@ -419,6 +419,8 @@ def test_a_broken_value_found_on_the_device_is_refused_as_the_per_batch_check_re
     m, X = _discrete_hmm(kind)
     m.set_params(memory_budget=((6 * 2 + 3 * X.shape[1] + 4) * 8 + 48) * LENGTH * 3, init_params="")
     for column, value in BREAKS[kind]:
+        if kind == "multinomial" and value > 0 and not fitting:
+            continue  # another total: n_trials binds fit's rows only (hmmlearn's rule)
         bad = X.copy()
         bad[1234, column] = value
         messages = []

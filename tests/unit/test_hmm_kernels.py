@@ -178,7 +178,8 @@ def test_categorical_lookup_and_counts():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_viterbi_equals_the_tensor_path(small_parts, dtype):
     """The same best paths and log-probabilities, unequal lengths, a length-1 sequence, a
-    long one, an impossible one (-inf); ties go to the lowest state, as in hmmlearn."""
+    long one, an impossible one (-inf); ties break as hmmlearn's backtracking breaks them
+    (the last state the lowest, a predecessor the highest)."""
     rng = np.random.default_rng(6)
     K = 4
     pi, A = _model(rng, K)
@@ -202,7 +203,7 @@ def test_viterbi_equals_the_tensor_path(small_parts, dtype):
     assert abs(best[0] - float(got_lp[2])) < 1e-9 and tuple(got_path[51:54].tolist()) == best[1]
     flat = torch.full((3,), 1.0 / 3, dtype=torch.float64)
     lp, path = hmm.viterbi(torch.zeros(6, 3, dtype=dtype), np.array([6]), flat, flat.expand(3, 3).clone())
-    assert path.tolist() == [0] * 6 and abs(float(lp[0]) - 6 * np.log(1 / 3)) < 1e-12
+    assert path.tolist() == [2] * 5 + [0] and abs(float(lp[0]) - 6 * np.log(1 / 3)) < 1e-12
 
 
 def test_scoring_by_the_forward_pass_alone(small_parts):

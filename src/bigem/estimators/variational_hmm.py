@@ -369,6 +369,10 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
     def _emission(self, s, n_features=None) -> GaussianComponent:
         return self._gaussian(s)
 
+    def _check_prior_shapes(self, s, K: int, D: int) -> None:
+        """The variational priors are checked where they are settled, not as hmmlearn's
+        MAP priors of GaussianHMM."""
+
     def _mend(self, s, emission):
         return None
 

@@ -903,7 +903,9 @@ def viterbi(
     """Most likely state path of every sequence (max-product in log space, float64).
 
     Returns (log-probability of each sequence's best path (B,), states (N,) int64).
-    Ties go to the lowest state index, as in hmmlearn. Batched over lanes like the
+    Ties break as hmmlearn's backtracking breaks them: the last state goes to the lowest
+    index, a predecessor to the highest (hmmlearn keeps the larger (score, state) pair).
+    Batched over lanes like the
     forward-backward pass; long sequences are cut into segments whose max-plus transfer
     matrices are chained first, which fixes the state at every segment boundary, then
     all segments are decoded at once between their fixed ends. On the CPU with
@@ -918,6 +920,7 @@ def viterbi(
     with np.errstate(divide="ignore"):
         log_pi = torch.log(startprob.double())
         log_A = torch.log(transmat.double())
+    from_last = log_A.flip(0)  # predecessors in reverse: torch.max's first is then the highest index
     x = lanes.pack(log_b.double())
     S = lanes.n_lanes
     init = (log_pi + x[:S]).clone()  # lane i's step 0 is packed row i
@@ -933,9 +936,9 @@ def viterbi(
     with _single_thread(device):
         for t in range(1, len(lanes.counts)):
             n, o = lanes.counts[t], lanes.offsets[t]
-            best, arg = torch.max(delta[po : po + n, :, None] + log_A, 1)
+            best, arg = torch.max(delta[po : po + n].flip(1)[:, :, None] + from_last, 1)
             delta[o : o + n] = best + x[o : o + n]
-            back[o : o + n] = arg
+            back[o : o + n] = (K - 1) - arg
             po = o
         best_ll, state = torch.max(delta[lanes.last_rows], 1)
         state = torch.where(fixed_end >= 0, fixed_end, state)
@@ -1010,12 +1013,12 @@ def _viterbi_chain(lanes: Lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, init:
         if j == 0:
             enter[live] = log_pi + x[idx]
         else:
-            best, arg = torch.max(ends[live][:, :, None] + log_A, 1)
+            best, arg = torch.max(ends[live].flip(1)[:, :, None] + log_A.flip(0), 1)  # ties: the highest
             enter[live] = best + x[idx]
-            cross_arg[live, j] = arg
-        best, arg = torch.max(enter[live][:, :, None] + M[idx], 1)
+            cross_arg[live, j] = (K - 1) - arg
+        best, arg = torch.max(enter[live].flip(1)[:, :, None] + M[idx].flip(1), 1)
         ends[live] = best
-        start_arg[live, j] = arg
+        start_arg[live, j] = (K - 1) - arg
     n_segs = (chain >= 0).sum(1)
     end_state = torch.argmax(ends, 1)
     chained_ll[_upload(chain[np.arange(n_long), n_segs - 1], dev)] = ends.max(1).values

@@ -451,9 +451,11 @@ def _in_order(parts: np.ndarray) -> np.ndarray:
 @jit.kernel
 def _viterbi(x, log_pi, log_A, starts, b0, b1, back, path, logprob):  # pragma: no cover - compiled
     """Max-product over sequences b0..b1-1 (rows starts[b]..starts[b+1]-1 of x, float64
-    log-emissions): each state's best predecessor (the lowest index on ties, as
-    hmmlearn) into back, the best path into path and its log-probability into logprob;
-    the same operations as the tensor path (max_i (delta_i + log A_ij), then + x_j)."""
+    log-emissions): each state's best predecessor (the highest index on ties, as
+    hmmlearn's backtracking keeps the larger (score, state) pair) into back, the best
+    path into path (its last state the lowest index on ties, hmmlearn's max_element)
+    and its log-probability into logprob; the same operations as the tensor path
+    (max_i (delta_i + log A_ij), then + x_j)."""
     K = log_A.shape[0]
     delta = np.empty(K)
     nxt = np.empty(K)
@@ -467,7 +469,7 @@ def _viterbi(x, log_pi, log_A, starts, b0, b1, back, path, logprob):  # pragma: 
                 arg = 0
                 for i in range(1, K):
                     v = delta[i] + log_A[i, j]
-                    if v > best:
+                    if v >= best:
                         best, arg = v, i
                 nxt[j] = best + x[t, j]
                 back[t, j] = arg

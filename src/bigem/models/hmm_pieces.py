@@ -355,8 +355,8 @@ def _max_plus(P: Tensor, Q: Tensor) -> Tensor:
 
 def best_path(T: Tensor, first: np.ndarray) -> Path:
     """The states where the best path of each cut sequence crosses between its pieces,
-    from the pieces' max-plus transfers (P, K, K) in order (ties to the lowest state,
-    as hmmlearn's Viterbi)."""
+    from the pieces' max-plus transfers (P, K, K) in order (ties as hmmlearn's Viterbi
+    breaks them: the last state the lowest, a crossing the highest)."""
     T = T.to("cpu", torch.float64).numpy()
     P = T.shape[0]
     enter = np.full(P, -1, dtype=np.int64)
@@ -368,6 +368,7 @@ def best_path(T: Tensor, first: np.ndarray) -> Path:
             delta.append((delta[-1][:, None] + T[p]).max(0))
         state = int(np.argmax(delta[-1]))
         for p in range(p1 - 1, p0, -1):
-            state = int(np.argmax(delta[p - p0 - 1] + T[p][:, state]))
+            before = delta[p - p0 - 1] + T[p][:, state]
+            state = len(before) - 1 - int(np.argmax(before[::-1]))
             enter[p] = end[p - 1] = state
     return Path(enter, end)
