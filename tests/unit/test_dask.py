@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 
 import numpy as np
@@ -231,6 +232,24 @@ def test_predictions_of_a_dask_dataframe_stream_to_a_file_with_their_ids(data, t
     with pytest.raises(DataError, match=r"X has no column 'nope' \(the id_column\)"):
         est.predict(ddf, out=tmp_path / "x.parquet", id_column="nope")
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_an_id_column_beside_the_features_of_a_model_fitted_on_an_array_is_no_feature(data, tmp_path):
+    """The README's Dask block refits on an array, then writes predictions of a frame
+    with its ids: the id column counted as a feature ("X has 5 features, but
+    GaussianMixture is expecting 4"), in memory, in files and on Dask alike."""
+    frame = pd.DataFrame(data, columns=list("abcd"))
+    frame.insert(2, "id", np.arange(len(frame)) * 3)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    plain = GaussianMixture(3, random_state=0, dtype="float64").fit(data)
+    given = {"frame": frame, "file": tmp_path / "rows.parquet", "dask": dd.from_pandas(frame, npartitions=3)}
+    for what, X in given.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # scikit-learn's: named X, a model fitted without names
+            out = pd.read_parquet(plain.predict_proba(X, out=tmp_path / f"{what}.parquet", id_column="id"))
+        np.testing.assert_array_equal(out["id"], frame["id"])
+        np.testing.assert_allclose(out[["proba_0", "proba_1", "proba_2"]], plain.predict_proba(data), rtol=1e-10,
+                                   atol=1e-12)
 
 
 def test_pandas_nullable_columns_fit_and_predict_as_on_the_local_engine(client):

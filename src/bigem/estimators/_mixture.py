@@ -1139,6 +1139,8 @@ class _BaseMixture(EstimatorBase, ABC):
 
         ids = None if id_column is None else PartitionIds(X, str(id_column))
         _check_id_column(id_column, outputs)
+        if ids is not None and columns is None and not hasattr(self, "feature_names_in_"):
+            columns = [c for c in X.columns if c != str(id_column)]  # the ids are no feature
         lazy = self._lazy(X, "log_joint", columns)
         if any(np.isnan(c) for c in lazy.chunks[0]):  # a dask array of unknown chunk sizes
             lazy = lazy.compute_chunk_sizes()

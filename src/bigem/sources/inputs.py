@@ -444,6 +444,8 @@ def open_source(
             extra = {k: _id_values(k, frame[k]) for k in keep}
         if columns is not None:
             X = _select_frame_columns(frame, list(columns))
+        else:  # an id column carried beside the rows is no feature
+            X = _select_frame_columns(frame, [c for c in frame.columns if c not in keep])
     names = feature_names_of(X)
     watch = IdentifierWatch(frame_candidates(X), "X") if identify and is_frame and columns is None else None
     held = torch.device("cpu") if hold_on_host else device

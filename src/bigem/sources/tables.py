@@ -413,9 +413,9 @@ class TableSource(CutByRows):
         self.labels = labels
         self.label_column = None if labels is None else labels.name
         self._label_columns = [] if labels is None else [labels.name]
+        self.keep = list(keep or [])
         self.feature_names = self._choose_columns(names, columns)
         self._inferred = columns is None  # the features are the first file's columns
-        self.keep = list(keep or [])
         self._weight_columns = [] if weight_column is None else [weight_column]
         if self.label_column is not None and self.label_column in self.feature_names + self._weight_columns:
             raise DataError(f"y={self.label_column!r} is also a feature or the sample_weight column; the labels are a "
@@ -452,8 +452,8 @@ class TableSource(CutByRows):
 
     # ------------------------------------------------------------ checks
     def _choose_columns(self, names: list[str], columns: list[str] | None) -> list[str]:
-        if columns is None:
-            return [n for n in names if n != self.weight_column and n != self.label_column]
+        if columns is None:  # every column but the weights, the labels and the ids carried beside
+            return [n for n in names if n not in (self.weight_column, self.label_column, *self.keep)]
         columns = [str(c) for c in columns]
         check_weight_not_a_feature(self.weight_column, columns)
         if not columns:
