@@ -213,7 +213,8 @@ def run_info(est, args) -> int:
     lines = [
         f"{args.model}: multinomial mixture, K={K}, vocabulary of {D:,} words, alpha={est.alpha:g}",
         f"fit: {'converged' if est.converged_ else 'NOT converged'} after {est.n_iter_} iterations, "
-        f"mean log-likelihood {est.lower_bound_:.6f}, {payload['n_parameters']} free parameters",
+        f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering the last iteration, before its "
+        f"M-step; bigem score gives the fitted model's), {payload['n_parameters']} free parameters",
     ]
     for k in range(K):
         top = np.argsort(-est.probabilities_[k], kind="stable")[:6]
