@@ -110,7 +110,9 @@ def test_edda_reproduces_mclusts_iris_summary():
     trained = clf.summary(X, y)  # mclust's summary keeps the training data; ours is given it
     assert trained.startswith(text) and "Classification error = 0.0200" in trained
     assert "Brier score          = 0.0127" in trained
-    assert "  virginica           0          3         50" in trained  # mclust's training confusion matrix
+    # mclust's training confusion matrix: a row per class, a column per prediction
+    assert "Training confusion matrix:\n" in trained and "\nClass " in trained
+    assert "  versicolor          0         47          3\n  virginica           0          0         50" in trained
     # mclust 6.0.0's BIC of every model (its sign), to its printed digits; VVE apart: our M-step reaches a
     # higher complete-data log-likelihood than its mstepVVE (-56.66405), so that row's mixture BIC moves
     mclust = dict(EII=-894.5342, VII=-860.1564, EEI=-809.2049, VEI=-771.8635, EVI=-796.1814, VVI=-738.9808,
@@ -139,6 +141,9 @@ def test_mclustda_reproduces_mclusts_iris_choice():
     assert round(1 - clf.score(X, y), 4) == 0.02
     truth = (y[:, None] == clf.classes_[None, :]).astype(float)
     assert round(np.sum((truth - clf.predict_proba(X)) ** 2) / (2 * len(y)), 4) == 0.0116
+    # mclust's summary names a one-component class's model XXX (its ellipsoidal models coincide there)
+    rows = [line.split() for line in clf.summary().splitlines()[-3:]]
+    assert [r[-2:] for r in rows] == [["EEE", "2"], ["XXX", "1"], ["XXX", "1"]]
 
 
 def test_mclustda_starts_each_k_from_the_class_tree_alone_as_mclust_does():

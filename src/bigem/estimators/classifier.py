@@ -630,14 +630,15 @@ class MixtureClassifier(EstimatorBase):
         against the labels, summed and divided by 2n, as mclust's ``BrierScore``)."""
         self._check_fitted()
         n = int(self.class_counts_.sum())
-        model = self._inference_settings().model
-        lines = [f"{model} model summary (BIC with bigem's sign: lower is better; mclust prints minus it):", "",
+        kind = self._inference_settings().model
+        lines = [f"{kind} model summary (BIC with bigem's sign: lower is better; mclust prints minus it):", "",
                  f"  {'log-likelihood':>14} {'n':>8} {'df':>6} {'BIC':>14}",
                  f"  {self.log_likelihood_:>14.4f} {n:>8} {self.n_parameters_:>6} {self.bic_:>14.4f}", "",
                  f"  {'class':<16} {'n':>8} {'%':>7} {'model':>6} {'G':>3}"]
         for label, rows, share, model, k in zip(self.classes_, self.class_counts_, self.class_proportions_,
                                                 self.covariance_types_, self.n_components_):
-            lines.append(f"  {str(label):<16} {int(rows):>8} {100 * share:>7.2f} {model:>6} {k:>3}")
+            name = _one_component_name(model) if k == 1 and kind == "MclustDA" else model  # EDDA's is shared
+            lines.append(f"  {str(label):<16} {int(rows):>8} {100 * share:>7.2f} {name:>6} {k:>3}")
         if X is not None or y is not None:
             lines += self._training_summary(X, y, columns)
         return "\n".join(lines)
@@ -657,10 +658,11 @@ class MixtureClassifier(EstimatorBase):
         predicted = proba.argmax(1)
         onehot = np.eye(len(classes))[truth]
         width = max(8, *(len(str(c)) for c in classes))
-        lines = ["", "Training confusion matrix (rows: predicted, columns: class):",
-                 " " * (width + 2) + "".join(f"{str(c):>{width + 1}}" for c in classes)]
+        # mclust's layout: a row per class, a column per prediction
+        lines = ["", "Training confusion matrix:", " " * (width + 3) + "Predicted",
+                 f"{'Class':<{width + 2}}" + "".join(f"{str(c):>{width + 1}}" for c in classes)]
         for i, c in enumerate(classes):
-            counts = [int(np.sum((predicted == i) & (truth == j))) for j in range(len(classes))]
+            counts = [int(np.sum((truth == i) & (predicted == j))) for j in range(len(classes))]
             lines.append(f"  {str(c):<{width}}" + "".join(f"{v:>{width + 1}}" for v in counts))
         lines += [f"Classification error = {np.mean(predicted != truth):.4f}",
                   f"Brier score          = {np.sum((proba - onehot) ** 2) / (2 * len(y)):.4f}"]
@@ -892,3 +894,13 @@ def _balanced_folds(codes: np.ndarray, n_folds: int, rng: np.random.Generator) -
 
 def _plain(label):
     return label.item() if isinstance(label, np.generic) else label
+
+
+def _one_component_name(model: str) -> str:
+    """mclust's name of a one-component model, where the models of a shape coincide:
+    XII (spherical), XXI (diagonal), XXX (ellipsoidal), X (one feature)."""
+    if model in ("E", "V"):
+        return "X"
+    if model == "spherical" or model.endswith("II"):
+        return "XII"
+    return "XXI" if model == "diag" or model.endswith("I") else "XXX"
