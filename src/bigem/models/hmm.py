@@ -905,12 +905,12 @@ def viterbi(
     Returns (log-probability of each sequence's best path (B,), states (N,) int64).
     Ties break as hmmlearn's backtracking breaks them: the last state goes to the lowest
     index, a predecessor to the highest (hmmlearn keeps the larger (score, state) pair).
-    Batched over lanes like the
-    forward-backward pass; long sequences are cut into segments whose max-plus transfer
-    matrices are chained first, which fixes the state at every segment boundary, then
-    all segments are decoded at once between their fixed ends. On the CPU with
-    compiled kernels (:mod:`bigem._core.jit`) and no ``segment``, each sequence is one
-    pass in :func:`bigem.models.hmm_kernels.viterbi` instead (the same operations).
+    Batched over lanes like the forward-backward pass; long sequences are cut into
+    segments whose max-plus transfer matrices are chained first, which fixes the state
+    at every segment boundary, then all segments are decoded at once between their
+    fixed ends. On the CPU with compiled kernels (:mod:`bigem._core.jit`) and no
+    ``segment``, each sequence is one pass in :func:`bigem.models.hmm_kernels.viterbi`
+    instead (the same operations).
     """
     if segment is None and _compiled(log_b.device):
         return hmm_kernels.viterbi(log_b, lengths, startprob, transmat)
