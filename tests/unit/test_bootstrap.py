@@ -3,11 +3,13 @@ replicates must keep: the components' order, the estimator, reproducibility."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 import bigem
-from bigem._core.errors import NotFittedError, ParameterError
+from bigem._core.errors import ConvergenceWarning, NotFittedError, ParameterError
 from bigem.estimators.bootstrap import _best_order
 
 
@@ -158,6 +160,22 @@ def test_blrt_statistic_is_twice_the_log_likelihood_ratio_of_the_given_fits():
     assert not hasattr(unfitted, "means_")  # fitted on a copy
     assert again.statistic == pytest.approx(result.statistic, rel=1e-9)
     np.testing.assert_allclose(again.bootstrap_statistics, result.bootstrap_statistics, rtol=1e-9)
+
+
+def test_blrt_warns_when_the_alternative_fits_worse_than_the_null():
+    """A negative statistic means the alternative's fit missed its maximum (it nests the
+    null): the p-value (1 here) would say nothing, and nothing said so."""
+    X = two_groups(300)
+    null = bigem.GaussianMixture(1, dtype="float64").fit(X)
+    alt = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+    alt.means_ = alt.means_ + 3.0  # the fitted attributes are the model: a poor one
+    with pytest.warns(ConvergenceWarning, match=r"fits X worse than the null \(1\): 2 log LR = -.* larger n_init"):
+        result = bigem.blrt(null, alt, X, n_boot=2, random_state=1)
+    assert result.statistic < 0 and result.p_value == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert bigem.blrt(null, bigem.GaussianMixture(2, random_state=0, dtype="float64"), X, n_boot=2,
+                          random_state=1).statistic > 0
 
 
 def test_blrt_of_mixed_columns_draws_named_frames():

@@ -304,6 +304,11 @@ def blrt(null, alternative, X, *, n_boot: int = 30, random_state=None, columns=N
         raise ParameterError(f"the alternative must have more components than the null; got {k1} against {k0}")
     n = null._score_totals(X, columns).rows
     statistic = 2.0 * (alternative.score(X, columns=columns) - null.score(X, columns=columns)) * n
+    if statistic < 0:  # the test compares the two maxima; this alternative is short of its own
+        warnings.warn(f"The alternative ({k1} components) fits X worse than the null ({k0}): 2 log LR = "
+                      f"{statistic:.4g} < 0, so its fit stopped in a poor local optimum and the p-value says "
+                      f"nothing; fit it again with a larger n_init (or from the null's components)",
+                      ConvergenceWarning, stacklevel=2)
     rng = np.random.default_rng(random_state)
     draws = []
     for _ in range(int(n_boot)):
