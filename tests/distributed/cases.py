@@ -86,6 +86,25 @@ for _ct in COV_TYPES:
 
 
 @case
+def discrete_ties(engine: str) -> dict:
+    """0/1 and category rows of few distinct values, seeded from rows ('random_from_data'):
+    seeds repeat, components are re-seeded from rows whose scores tie, and the rows kept
+    differed with the cut (two processes fitted other models, with no error)."""
+    from bigem import BernoulliMixture, CategoricalMixture
+
+    rng = np.random.default_rng(5)
+    X = (rng.normal(0, 1, (600, 3)) > 0).astype(float)  # 8 distinct rows
+    weight = rng.uniform(0.5, 2.0, 600)
+    codes = rng.integers(0, 3, (600, 2)).astype(float)  # 9 distinct rows
+    kw = dict(init_params="random_from_data", n_init=3, max_iter=6, engine=engine, **{**FIXED, "random_state": 3})
+    with _quiet():
+        bern = BernoulliMixture(3, **kw).fit(X, sample_weight=weight)
+        cat = CategoricalMixture(3, **kw).fit(codes)
+    return dict(bern_weights=bern.weights_, bern_p=bern.probabilities_, bern_bound=np.float64(bern.lower_bound_),
+                cat_weights=cat.weights_, cat_bound=np.float64(cat.lower_bound_))
+
+
+@case
 def gmm_npy(engine: str) -> dict:
     """A .npy file, each process reading its own row range, in chunks of 50 rows."""
     from bigem import GaussianMixture

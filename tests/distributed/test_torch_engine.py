@@ -34,10 +34,11 @@ def torch_cuda_devices() -> int:
 
 EQUAL = [f"gmm_{ct}" for ct in COV_TYPES] + ["gmm_npy", "gmm_parquet", "gmm_one_row_group", "gmm_restarts",
                                                "hmm_diag", "hmm_full", "hmm_parquet", "hmm_pieces", "select", "mixed_labelled",
-                                               "bayesian_parquet", "multinomial", "families_gaps"]
+                                               "bayesian_parquet", "multinomial", "families_gaps", "discrete_ties"]
 VARIATIONAL = ["vhmm_diag", "vhmm_full", "vhmm_categorical"]
 EQUAL += VARIATIONAL
-THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet", "hmm_pieces", "vhmm_full", "multinomial"]
+THREE = ["gmm_full", "gmm_parquet", "hmm_diag", "hmm_parquet", "hmm_pieces", "vhmm_full", "multinomial",
+         "discrete_ties"]
 
 
 def _group(tmp_path_factory, n: int, names: list[str]) -> str:

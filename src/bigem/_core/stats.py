@@ -213,6 +213,33 @@ def lowest_indices(values: Tensor, m: int) -> Tensor:
     return cand[torch.topk(values[cand], m, largest=False, sorted=False).indices]
 
 
+def lowest_first(values: Tensor, m: int) -> Tensor:
+    """Indices of the m smallest of a 1-D tensor, a tie at the cut going to the first
+    places: the set depends on the values and their order alone, so that the data cut
+    into other chunks, partitions or ranks gives the same one (:class:`Lowest`).
+
+    :func:`lowest_indices` finds them; only where the m-th smallest value has more rows
+    than the cut keeps are those rows taken by place (one more pass; on a GPU always,
+    as asking would wait on it)."""
+    n = values.shape[0]
+    if n <= m:
+        return torch.arange(n, device=values.device)
+    low = lowest_indices(values, m)
+    cut = values[low].max()
+    at = values == cut
+    if not numerics.defers_reads(values.device) and int(at.sum()) == int((values[low] == cut).sum()):
+        return low  # no tie crosses the cut
+    place = torch.arange(n, dtype=torch.float64, device=values.device)
+    key = torch.where(values < cut, -1.0, torch.where(at, place, torch.inf))  # every row below the cut comes first
+    return lowest_indices(key, m)
+
+
+def _by_score_then_place(values: Tensor, places: Tensor) -> Tensor:
+    """The order of (value, place) pairs, ascending (two stable sorts)."""
+    order = torch.argsort(places, stable=True)
+    return order[torch.argsort(values[order], stable=True)]
+
+
 @dataclass(frozen=True, slots=True)
 class Lowest:
     """The ``m`` rows with the lowest scores seen so far: a min-monoid, so it merges
@@ -220,35 +247,43 @@ class Lowest:
     (the worst-explained rows) in it without a second pass over the data.
 
     values (<= m,) float64 scores; rows (<= m, D) float64 the rows themselves (a dense
-    tensor, or :class:`~bigem._core.sparse.SparseRows` for sparse data).
+    tensor, or :class:`~bigem._core.sparse.SparseRows` for sparse data); places (<= m,)
+    float64 their rows' places in the data set. Ties go to the first places, so the
+    rows kept, and their order, are the same however the data are cut (chunks,
+    partitions, ranks): discrete data tie often, and a re-seeded component would
+    otherwise depend on the cut.
     """
 
     values: Tensor
     rows: Tensor
     m: int
+    places: Tensor
 
     @classmethod
-    def of(cls, scores: Tensor, x: Tensor, m: int) -> "Lowest":
-        """The m lowest of one chunk's per-row ``scores`` (+inf never wins) and their rows."""
-        low = lowest_indices(scores, m)
+    def of(cls, scores: Tensor, x: Tensor, m: int, first_row: int = 0) -> "Lowest":
+        """The m lowest of one chunk's per-row ``scores`` (+inf never wins) and their rows;
+        the chunk's first row is row ``first_row`` of the data set."""
+        low = lowest_first(scores, m)
+        places = low.double() + float(first_row)
         if isinstance(x, SparseRows) and numerics.defers_reads(x.device):  # dense: a sparse gather reads its size
-            return cls(scores[low].double(), x.dense_rows(low).double(), m)
-        return cls(scores[low].double(), x[low].double(), m)
+            return cls(scores[low].double(), x.dense_rows(low).double(), m, places)
+        return cls(scores[low].double(), x[low].double(), m, places)
 
     def __add__(self, other: "Lowest") -> "Lowest":
         values = torch.cat([self.values, other.values.to(self.values.device)])
         rows = cat_rows([self.rows, other.rows.to(self.rows.device)])
+        places = torch.cat([self.places, other.places.to(self.places.device)])
         if values.shape[0] > self.m:
-            idx = torch.topk(values, self.m, largest=False, sorted=False).indices
-            values, rows = values[idx], rows[idx]
-        return Lowest(values, rows, self.m)
+            idx = _by_score_then_place(values, places)[: self.m]
+            values, rows, places = values[idx], rows[idx], places[idx]
+        return Lowest(values, rows, self.m, places)
 
     def scale(self, factor: float) -> "Lowest":
         return self
 
     def to(self, device: torch.device | str) -> "Lowest":
-        return Lowest(self.values.to(device), self.rows.to(device), self.m)
+        return Lowest(self.values.to(device), self.rows.to(device), self.m, self.places.to(device))
 
     def ordered(self) -> Tensor:
-        """The rows, lowest score first."""
-        return self.rows[torch.argsort(self.values)]
+        """The rows, lowest score first (ties: the first place first)."""
+        return self.rows[_by_score_then_place(self.values, self.places)]

@@ -94,7 +94,8 @@ def _leaf(value: Any) -> _Leaf:
 
 @dataclass
 class _LowestSlot:
-    """A :class:`Lowest` in a fixed-size slot: [count, values (+inf padded), rows (0 padded)]."""
+    """A :class:`Lowest` in a fixed-size slot: [count, values (+inf padded), places (0
+    padded), rows (0 padded)]."""
 
     m: int
     width: int
@@ -103,22 +104,24 @@ class _LowestSlot:
 
     @property
     def size(self) -> int:
-        return 1 + self.m + self.m * self.width
+        return 1 + 2 * self.m + self.m * self.width
 
     def flat(self, low: Lowest, wire: torch.device) -> Tensor:
         out = torch.zeros(self.size, dtype=torch.float64, device=wire)
-        n = int(low.values.shape[0])
+        n, m = int(low.values.shape[0]), self.m
         out[0] = n
-        out[1 : 1 + self.m] = torch.inf
+        out[1 : 1 + m] = torch.inf
         out[1 : 1 + n] = low.values.to(device=wire, dtype=torch.float64)
-        out[1 + self.m : 1 + self.m + n * self.width] = low.rows.reshape(-1).to(device=wire, dtype=torch.float64)
+        out[1 + m : 1 + m + n] = low.places.to(device=wire, dtype=torch.float64)
+        out[1 + 2 * m : 1 + 2 * m + n * self.width] = low.rows.reshape(-1).to(device=wire, dtype=torch.float64)
         return out
 
     def back(self, flat: Tensor, host: Tensor | None) -> Lowest:
-        n = int(host[0])
+        n, m = int(host[0]), self.m
         values = flat[1 : 1 + n].to(device=self.values.device, dtype=self.values.dtype)
-        rows = flat[1 + self.m : 1 + self.m + n * self.width].reshape(n, self.width)
-        return Lowest(values, rows.to(device=self.rows.device, dtype=self.rows.dtype), self.m)
+        places = flat[1 + m : 1 + m + n].to(device=self.values.device, dtype=torch.float64)
+        rows = flat[1 + 2 * m : 1 + 2 * m + n * self.width].reshape(n, self.width)
+        return Lowest(values, rows.to(device=self.rows.device, dtype=self.rows.dtype), m, places)
 
 
 @dataclass

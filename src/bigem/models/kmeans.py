@@ -83,7 +83,7 @@ class KMeansModel:
             inertia += nearest.double() @ w64
         # the farthest rows (of positive weight): K indices first, then only those rows in float64
         cand = -best if w is None else torch.where(w > 0, -best, torch.inf)
-        return KMeansStats(counts, sums, inertia, Lowest.of(cand, x, K), chunk.n_rows, centres)
+        return KMeansStats(counts, sums, inertia, Lowest.of(cand, x, K, chunk.row_start), chunk.n_rows, centres)
 
     def m_step(self, stats: KMeansStats) -> KMeansParams:
         """Centres = cluster means; an empty cluster moves to the farthest unused row."""

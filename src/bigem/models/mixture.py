@@ -531,7 +531,7 @@ class MixtureModel:
         stats = acc.result() if top is None else acc.result().scale(top)
         if top is not None:
             neg_entropy = neg_entropy * top
-        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K), chunk.n_rows, empty, neg_entropy,
+        return MixtureStats(stats, loglik, weight, Lowest.of(candidates, x, K, chunk.row_start), chunk.n_rows, empty, neg_entropy,
                             unexplained, kdt)
 
     def objective(self, stats: MixtureStats) -> Objective:
