@@ -252,6 +252,30 @@ def test_an_id_column_beside_the_features_of_a_model_fitted_on_an_array_is_no_fe
                                    atol=1e-12)
 
 
+def test_a_copy_of_a_model_on_a_cluster_shares_its_client(client):
+    """copy.deepcopy copied the Client ("cannot pickle '_asyncio.Task' object"), and so
+    failed a one-step StructuralModel, which copies its fitted measurement model."""
+    import copy
+
+    from bigem import StructuralModel
+
+    rng = np.random.default_rng(1)
+    z = rng.integers(0, 2, 600)
+    X, Y = rng.normal(3.0 * z[:, None], 1.0, (600, 2)), rng.normal(1.0 + 2.0 * z, 1.0)[:, None]
+    kw = dict(max_iter=20, dtype="float64", random_state=0)
+    on_dask = GaussianMixture(2, engine="dask", client=client, **kw)
+    assert copy.deepcopy(on_dask).client is client
+    fitted = copy.deepcopy(on_dask.fit(X))
+    assert fitted.client is client and fitted.means_ is not on_dask.means_
+    np.testing.assert_array_equal(fitted.means_, on_dask.means_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = StructuralModel(GaussianMixture(2, engine="dask", client=client, **kw), "gaussian", n_steps=1,
+                               max_iter=20).fit(X, Y)
+        local = StructuralModel(GaussianMixture(2, **kw), "gaussian", n_steps=1, max_iter=20).fit(X, Y)
+    assert ours.score(X, Y) == pytest.approx(local.score(X, Y), rel=1e-8)
+
+
 def test_pandas_nullable_columns_fit_and_predict_as_on_the_local_engine(client):
     """Int64 and Float64 columns (how pandas holds counts with gaps) raised TypeError on
     Dask ("Cannot interpret 'Int64Dtype()' as a data type"), and their pd.NA broke

@@ -7,6 +7,7 @@ only scikit-learn calls it).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 from typing import Any, ClassVar
@@ -285,6 +286,18 @@ class EstimatorBase:
         state = self.__dict__.copy()
         state["_bigem_version"] = _version()
         return state
+
+    def __deepcopy__(self, memo: dict):
+        """A deep copy sharing ``client``, as :meth:`__sklearn_clone__` does: a connection to
+        a cluster cannot be copied (a fitted model copied to hold other parameters, as
+        StructuralModel's one step does, raised "cannot pickle '_asyncio.Task' object")."""
+        client = self.__dict__.get("client")
+        if client is not None:
+            memo[id(client)] = client
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
 
     def __setstate__(self, state: dict) -> None:
         state.pop("_bigem_version", None)

@@ -576,7 +576,15 @@ class _BaseHMM(EstimatorBase, ABC):
         return self._model(s, n_features)
 
     def _fit_start(self, s):
-        return self._current_params(s)
+        n_features = getattr(self, "n_features", None)
+        params = self._current_params(s)
+        width = self._emission_width(params.emission)
+        if n_features is not None and width != n_features:  # hmmlearn's ValueError ("... must have shape ...")
+            names = [name.lstrip("_") for name in self._emission_attributes]
+            verb, them = ("holds", "it") if len(names) == 1 else ("hold", "them")
+            raise ParameterError(f"{', '.join(names)} {verb} {width} columns but n_features is {n_features}: give "
+                                 f"{them} {n_features} columns, or set n_features={width}")
+        return params
 
     def _fit_end(self, params) -> None:
         self._set_params(params)
@@ -712,16 +720,9 @@ class _BaseHMM(EstimatorBase, ABC):
         K = s.n_components
         startprob = _stochastic(self.startprob_, (K,), "startprob_")
         transmat = _stochastic(self.transmat_, (K, K), "transmat_")
-        n_features = getattr(self, "n_features", None)
-        emission = self._emission_params(s, self._emission(s, n_features))
-        width = self._emission_width(emission)
-        if n_features is None:  # parameters set by hand, never fitted
-            self.n_features = width
-        elif width != n_features:  # hmmlearn's ValueError ("... must have shape ...")
-            names = [name.lstrip("_") for name in self._emission_attributes]
-            verb, them = ("holds", "it") if len(names) == 1 else ("hold", "them")
-            raise ParameterError(f"{', '.join(names)} {verb} {width} columns but n_features is {n_features}: give "
-                                 f"{them} {n_features} columns, or set n_features={width}")
+        emission = self._emission_params(s, self._emission(s, getattr(self, "n_features", None)))
+        if getattr(self, "n_features", None) is None:  # parameters set by hand, never fitted
+            self.n_features = self._emission_width(emission)
         return HMMParams(startprob, transmat, emission)
 
     def _set_params(self, p: HMMParams) -> None:
