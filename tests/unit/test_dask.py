@@ -276,6 +276,24 @@ def test_a_copy_of_a_model_on_a_cluster_shares_its_client(client):
     assert ours.score(X, Y) == pytest.approx(local.score(X, Y), rel=1e-8)
 
 
+def test_an_in_memory_frame_sent_to_the_cluster_keeps_its_columns(client):
+    """engine='dask' made an in-memory DataFrame an array of its values: a float column
+    beside a string one became objects, refused as "column 0 holds the number ..., which
+    is not a whole number" (a categorical's rule), and a numeric frame lost its names."""
+    from bigem import MixedMixture
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(0, 1.0, 300), "colour": np.where(rng.random(300) < 0.5, "red", "blue")})
+    kw = dict(max_iter=6, dtype="float64", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        local = MixedMixture(2, **kw).fit(frame)
+        ours = MixedMixture(2, engine="dask", client=client, **kw).fit(frame)
+        numeric = GaussianMixture(2, engine="dask", client=client, **kw).fit(frame[["x"]])
+    np.testing.assert_allclose(ours.means_, local.means_, rtol=1e-10)
+    assert list(numeric.feature_names_in_) == ["x"]
+
+
 def test_pandas_nullable_columns_fit_and_predict_as_on_the_local_engine(client):
     """Int64 and Float64 columns (how pandas holds counts with gaps) raised TypeError on
     Dask ("Cannot interpret 'Int64Dtype()' as a data type"), and their pd.NA broke

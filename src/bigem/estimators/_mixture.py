@@ -438,9 +438,12 @@ class _BaseMixture(EstimatorBase, ABC):
         from ..sources.dask import open_dask_source
 
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
-            da = require("dask.array", "the Dask engine")
-
-            X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
+            if hasattr(X, "columns") and hasattr(X, "dtypes"):  # a frame keeps its columns' names and types
+                dd = require("dask.dataframe", "the Dask engine")
+                X = dd.from_pandas(X, chunksize=s.chunk_size or 1_000_000)
+            else:  # (an array of a frame's values took strings and floats alike as objects)
+                da = require("dask.array", "the Dask engine")
+                X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
             schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, engine.client)
             with self._schema_during(schema):
