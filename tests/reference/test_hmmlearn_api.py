@@ -465,10 +465,28 @@ def test_a_prior_the_updates_do_not_read_is_not_read(covariance_type, params):
     np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-7, atol=1e-10)
 
 
+def test_a_prior_is_read_by_the_fit_alone_as_in_hmmlearn():
+    """The prior check ran on every read of the parameters: a fitted model whose prior
+    was then set to another shape no longer predicted (hmmlearn reads priors in fit)."""
+    X = _data()
+    for cls in (hmm.GaussianHMM, GaussianHMM):
+        m = cls(K, n_iter=3, random_state=0).fit(X)
+        states = m.predict(X)
+        m.set_params(means_prior=np.ones((5, 5)))
+        np.testing.assert_array_equal(m.predict(X), states)
+    with pytest.raises(ParameterError, match=r"means_prior has shape \(5, 5\)"):
+        m.fit(X)
+    ours = _with(GaussianHMM(K, "diag", init_params="", n_iter=3, tol=-np.inf, covars_weight=np.array([2.0]),
+                             dtype="float64"), _gaussian_params("diag")).fit(X)
+    ref = _with(hmm.GaussianHMM(K, "diag", init_params="", n_iter=3, tol=-np.inf, covars_weight=np.array([2.0])),
+                _gaussian_params("diag")).fit(X)
+    np.testing.assert_allclose(ours.covars_, ref.covars_, rtol=1e-8)
+
+
 @pytest.mark.parametrize("covariance_type, name, value, match", [
     ("diag", "means_weight", np.ones(K), r"means_weight has shape \(3,\), which does not broadcast to \(3, 2\)"),
     ("diag", "means_prior", np.ones((2, 2)), r"means_prior has shape \(2, 2\)"),
-    ("full", "means_weight", np.ones((K, D)), r"give a number, or one per state \(shape \(3,\)\)"),
+    ("full", "means_weight", np.ones((K, D)), r"give a number, or one per state \(shape \(3, 1\)\)"),
     ("diag", "covars_prior", np.ones((K, D, D)), r"covars_prior has shape \(3, 2, 2\).*give a number, or an array of shape \(3, 2\)"),
     ("tied", "covars_prior", np.ones((K, D, D)), r"an array of shape \(2, 2\)"),
     ("full", "covars_weight", np.ones(K), r"covars_weight has shape \(3,\).*give one number"),

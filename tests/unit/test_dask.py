@@ -250,6 +250,12 @@ def test_an_id_column_beside_the_features_of_a_model_fitted_on_an_array_is_no_fe
         np.testing.assert_array_equal(out["id"], frame["id"])
         np.testing.assert_allclose(out[["proba_0", "proba_1", "proba_2"]], plain.predict_proba(data), rtol=1e-10,
                                    atol=1e-12)
+    # a model that was fitted with the id among its features reads it as one (the ids are written beside too)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bigem's: 'id' looks like a row identifier (so it is, and fitted on purpose)
+        named = GaussianMixture(3, random_state=0, dtype="float64").fit(frame)
+    out = pd.read_parquet(named.predict(frame, out=tmp_path / "named.parquet", id_column="id"))
+    np.testing.assert_array_equal(out["label"], named.predict(frame))
 
 
 def test_a_copy_of_a_model_on_a_cluster_shares_its_client(client):
@@ -284,14 +290,18 @@ def test_an_in_memory_frame_sent_to_the_cluster_keeps_its_columns(client):
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"x": rng.normal(0, 1.0, 300), "colour": np.where(rng.random(300) < 0.5, "red", "blue")})
-    kw = dict(max_iter=6, dtype="float64", random_state=0)
+    frame.index = rng.permutation(300)  # kept in its order, not sorted by its index
+    kw = dict(max_iter=6, dtype="float64", random_state=0, init_params="random_from_data")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         local = MixedMixture(2, **kw).fit(frame)
         ours = MixedMixture(2, engine="dask", client=client, **kw).fit(frame)
-        numeric = GaussianMixture(2, engine="dask", client=client, **kw).fit(frame[["x"]])
+        # arrays of weights and labels beside a numeric frame go with it, as before
+        w, y = rng.uniform(0.5, 2.0, 300), np.where(rng.random(300) < 0.5, -1, (frame["x"] > 0).astype(int))
+        weighted = [GaussianMixture(2, unlabeled_weight=1.0, **kw, **e).fit(frame[["x"]], y, sample_weight=w)
+                    for e in ({}, dict(engine="dask", client=client))]
     np.testing.assert_allclose(ours.means_, local.means_, rtol=1e-10)
-    assert list(numeric.feature_names_in_) == ["x"]
+    np.testing.assert_allclose(weighted[1].means_, weighted[0].means_, rtol=1e-10)
 
 
 def test_pandas_nullable_columns_fit_and_predict_as_on_the_local_engine(client):

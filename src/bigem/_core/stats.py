@@ -214,24 +214,41 @@ def lowest_indices(values: Tensor, m: int) -> Tensor:
 
 
 def lowest_first(values: Tensor, m: int) -> Tensor:
-    """Indices of the m smallest of a 1-D tensor, a tie at the cut going to the first
-    places: the set depends on the values and their order alone, so that the data cut
-    into other chunks, partitions or ranks gives the same one (:class:`Lowest`).
+    """Indices of the m smallest of a 1-D tensor, a tie going to the first places: the
+    set depends on the values and their order alone, so that the data cut into other
+    chunks, partitions or ranks gives the same one (:class:`Lowest`).
 
-    :func:`lowest_indices` finds them; only where the m-th smallest value has more rows
-    than the cut keeps are those rows taken by place (one more pass; on a GPU always,
-    as asking would wait on it)."""
+    As :func:`lowest_indices`, the m smallest (value, place) pairs lie in the m groups of
+    ``_GROUP`` consecutive values whose (minimum, group) pairs are smallest: a group
+    outside them has m groups before it, each with a smaller pair. So the tie rule runs
+    on the n/64 minima and on the m*64 candidates, never on all n values."""
     n = values.shape[0]
     if n <= m:
         return torch.arange(n, device=values.device)
-    low = lowest_indices(values, m)
+    whole = n - n % _GROUP
+    if n <= _DIRECT or whole <= m * _GROUP:
+        return _first_m(values, m)
+    groups = _first_m(values[:whole].view(-1, _GROUP).amin(1), m)
+    offsets = torch.arange(_GROUP, device=values.device)
+    cand = (groups[:, None] * _GROUP + offsets).reshape(-1)
+    if whole < n:
+        cand = torch.cat([cand, torch.arange(whole, n, device=values.device)])
+    return cand[_first_m(values[cand], m, cand)]
+
+
+def _first_m(values: Tensor, m: int, places: Tensor | None = None) -> Tensor:
+    """Indices of the m smallest values (n > m), ties at the cut to the smallest
+    ``places`` (default: their indices). One top-m; where the cut value has more rows
+    than it keeps, a second over a key that puts the rows below the cut first and the
+    tied ones by place (on a GPU always, as asking would wait)."""
+    low = torch.topk(values, m, largest=False, sorted=False).indices
     cut = values[low].max()
     at = values == cut
     if not numerics.defers_reads(values.device) and int(at.sum()) == int((values[low] == cut).sum()):
         return low  # no tie crosses the cut
-    place = torch.arange(n, dtype=torch.float64, device=values.device)
-    key = torch.where(values < cut, -1.0, torch.where(at, place, torch.inf))  # every row below the cut comes first
-    return lowest_indices(key, m)
+    place = torch.arange(values.shape[0], device=values.device) if places is None else places
+    key = torch.where(values < cut, -1.0, torch.where(at, place.double(), torch.inf))  # fewer than m below the cut
+    return torch.topk(key, m, largest=False, sorted=False).indices
 
 
 def _by_score_then_place(values: Tensor, places: Tensor) -> Tensor:

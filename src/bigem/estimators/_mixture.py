@@ -438,10 +438,10 @@ class _BaseMixture(EstimatorBase, ABC):
         from ..sources.dask import open_dask_source
 
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
-            if hasattr(X, "columns") and hasattr(X, "dtypes"):  # a frame keeps its columns' names and types
+            if _goes_as_a_frame(X, sample_weight, y):  # keeping its columns' types (and the rows' order)
                 dd = require("dask.dataframe", "the Dask engine")
-                X = dd.from_pandas(X, chunksize=s.chunk_size or 1_000_000)
-            else:  # (an array of a frame's values took strings and floats alike as objects)
+                X = dd.from_pandas(X.reset_index(drop=True), chunksize=s.chunk_size or 1_000_000)
+            else:
                 da = require("dask.array", "the Dask engine")
                 X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
@@ -1033,8 +1033,9 @@ class _BaseMixture(EstimatorBase, ABC):
         s = self._inference_settings() if settings is None else settings
         hold = settings is not None and s.device.type != "cpu"
         columns = self._check_features(X, columns) or columns
-        if columns is None and has_column_names(X) and hasattr(self, "feature_names_in_"):
-            columns = list(self.feature_names_in_)
+        named = has_column_names(X) or (keep is not None and feature_names_of(X) is not None)
+        if columns is None and named and hasattr(self, "feature_names_in_"):
+            columns = list(self.feature_names_in_)  # (an id column beside them is read as a feature only if fitted so)
         cache = s.cache_budget if passes > 1 else 0  # one pass: nothing to keep
         source = self._open(X, s, sample_weight, columns=columns, keep=keep, cache_bytes=cache,
                             fitted=True, **_given(schema=self._inference_schema(s)), **_held(hold))
@@ -1849,3 +1850,22 @@ def _components_of(state: OnlineState) -> int:
     if state.params is not None:
         return int(state.params.n_components)
     return int(state.running.component.n_k.shape[0])  # read from a model file: its statistics say
+
+
+def _goes_as_a_frame(X, sample_weight, y) -> bool:
+    """Whether an in-memory DataFrame goes to a Dask cluster as a Dask DataFrame: where
+    it holds a column that is not numbers (an array of its values would make every column
+    objects, a float beside a string refused by a category's rule) or names a column of
+    weights or labels (an array would read it as a feature), its columns are plain names,
+    and no array of weights or labels comes with it (a Dask DataFrame takes them as its
+    columns). Otherwise its values go as a Dask array, as numbers do."""
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):  # (pandas is there when X is a frame)
+        return False
+    import pandas as pd
+
+    if not isinstance(X, pd.DataFrame) or isinstance(X.columns, pd.MultiIndex) or not X.columns.is_unique:
+        return False
+    given = [v for v in (sample_weight, y) if v is not None]
+    if any(not isinstance(v, str) for v in given):
+        return False
+    return bool(given) or not all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes)  # named columns need the frame

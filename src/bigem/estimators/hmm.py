@@ -515,6 +515,7 @@ class _BaseHMM(EstimatorBase, ABC):
         # hmmlearn's draws too, for an int random_state; one seed for a torch group
         generator = _params.draws(_params.shared_state(s.random_state, engine))
         self._init(s, source, summary, generator, engine)
+        self._check_prior_shapes(s, s.n_components, int(self.n_features))
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
         model = self._fit_model(s, self.n_features).moved(None if offset is None else -offset)  # its prior too
         try:
@@ -574,6 +575,10 @@ class _BaseHMM(EstimatorBase, ABC):
     # on the attributes by default (the variational HMMs fit posteriors instead)
     def _fit_model(self, s, n_features: int):
         return self._model(s, n_features)
+
+    def _check_prior_shapes(self, s, K: int, D: int) -> None:
+        """ParameterError for priors of shapes the fit cannot use (the families with priors
+        of their own shape rules say which)."""
 
     def _fit_start(self, s):
         n_features = getattr(self, "n_features", None)
@@ -1425,7 +1430,8 @@ class GaussianHMM(_BaseHMM):
     def _emission(self, s, n_features=None) -> GaussianComponent:
         # as in hmmlearn, a prior acts only through the updates of the letters in params
         updated = set(s.params) & set("mc")
-        covars = (s.covars_prior, s.covars_weight) if "c" in updated else (0.0, 0.0)
+        weight = float(np.reshape(s.covars_weight, -1)[0]) if np.size(s.covars_weight) == 1 else s.covars_weight
+        covars = (s.covars_prior, weight) if "c" in updated else (0.0, 0.0)
         prior = Prior(s.means_prior, s.means_weight, *covars) if updated else None
         return GaussianComponent(s.covariance_type, 0.0, s.dtype, prior=prior, advice=self._advice(s),
                                  gaps=s.missing_values == "fiml")
@@ -1467,7 +1473,6 @@ class GaussianHMM(_BaseHMM):
         means = _params.as_f64(self.means_, "means_")
         D = means.shape[-1] if means.ndim == 2 else -1
         _params.check_shape(means, (K, D), "means_")
-        self._check_prior_shapes(s, K, D)
         covars = _params.as_f64(self._covars_, "covars_")
         if st.name == "spherical":
             covars = _spherical(covars, K, D)
@@ -1486,7 +1491,8 @@ class GaussianHMM(_BaseHMM):
     def _check_prior_shapes(self, s, K: int, D: int) -> None:
         """ParameterError for a prior that the updates of ``params`` use and cannot combine
         with the parameters, as hmmlearn's arithmetic broadcasts them (hmmlearn fails there
-        with numpy's ValueError); a prior of a parameter held fixed is not read."""
+        with numpy's ValueError); a prior of a parameter held fixed is not read. Checked as
+        a fit starts: only the fit reads the priors, as in hmmlearn."""
         def check(name: str, target: tuple[int, ...], hint: str) -> None:
             shape = np.shape(getattr(s, name))
             try:
@@ -1505,11 +1511,12 @@ class GaussianHMM(_BaseHMM):
         if s.covariance_type in ("full", "tied") and np.size(s.means_weight) not in (1, K):
             raise ParameterError(f"means_weight has shape {np.shape(s.means_weight)}: with "
                                  f"covariance_type={s.covariance_type!r} it weighs a state's whole mean, so give a "
-                                 f"number, or one per state (shape ({K},))")
+                                 f"number, or one per state (shape ({K}, 1))")
         if "c" in s.params:
             target = {"full": (K, D, D), "tied": (D, D)}.get(s.covariance_type, (K, D))
             check("covars_prior", target, f"a number, or an array of shape {target}")
-            check("covars_weight", (), "one number")
+            if np.size(s.covars_weight) != 1:
+                raise ParameterError(f"covars_weight has shape {np.shape(s.covars_weight)}: give one number")
 
     def _emission_scalars(self, s, n_features: int) -> dict[str, int]:
         return {"m": s.n_components * n_features, "c": _covariance_scalars(s.covariance_type, s.n_components, n_features)}

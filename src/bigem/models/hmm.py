@@ -905,6 +905,9 @@ def viterbi(
     Returns (log-probability of each sequence's best path (B,), states (N,) int64).
     Ties break as hmmlearn's backtracking breaks them: the last state goes to the lowest
     index, a predecessor to the highest (hmmlearn keeps the larger (score, state) pair).
+    Where a sequence is cut into segments (``segment``, long sequences on a GPU), a
+    segment's boundary state is chosen from its transfer matrix, and among exactly tied
+    paths that can be another one than hmmlearn's (of the same log-probability).
     Batched over lanes like the forward-backward pass; long sequences are cut into
     segments whose max-plus transfer matrices are chained first, which fixes the state
     at every segment boundary, then all segments are decoded at once between their
