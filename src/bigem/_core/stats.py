@@ -238,16 +238,13 @@ def lowest_first(values: Tensor, m: int) -> Tensor:
 
 def _first_m(values: Tensor, m: int, places: Tensor | None = None) -> Tensor:
     """Indices of the m smallest values (n > m), ties at the cut to the smallest
-    ``places`` (default: their indices). One top-m; where the cut value has more rows
-    than it keeps, a second over a key that puts the rows below the cut first and the
-    tied ones by place (on a GPU always, as asking would wait)."""
-    low = torch.topk(values, m, largest=False, sorted=False).indices
-    cut = values[low].max()
-    at = values == cut
-    if not numerics.defers_reads(values.device) and int(at.sum()) == int((values[low] == cut).sum()):
-        return low  # no tie crosses the cut
+    ``places`` (default: their indices): one top-m finds the cut, a second runs over a
+    key that puts the rows below the cut first (fewer than m) and the tied ones by
+    place. Nothing is read back (asking whether a tie crosses the cut would be a read a
+    chunk; the second top-m costs less, on n/64 minima or m*64 candidates)."""
+    cut = torch.topk(values, m, largest=False, sorted=False).values.max()
     place = torch.arange(values.shape[0], device=values.device) if places is None else places
-    key = torch.where(values < cut, -1.0, torch.where(at, place.double(), torch.inf))  # fewer than m below the cut
+    key = torch.where(values < cut, -1.0, torch.where(values == cut, place.double(), torch.inf))
     return torch.topk(key, m, largest=False, sorted=False).indices
 
 
