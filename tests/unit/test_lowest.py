@@ -18,7 +18,7 @@ def _tied(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return scores, rows
 
 
-@pytest.mark.parametrize("n", [50, 40_000])  # one top-k, and the grouped search of long chunks
+@pytest.mark.parametrize("n", [50, 5000, 40_000])  # a sort, two top-m, and the grouped search of long chunks
 def test_a_tie_at_the_cut_goes_to_the_first_places(n):
     scores, _ = _tied(n, 0)
     for m in (1, 3, 8):

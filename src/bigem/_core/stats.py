@@ -183,6 +183,10 @@ class Together:
         return Together([p.to(device) for p in self.parts], self.seconds)
 
 
+# Up to this many values one stable sort is cheaper than :func:`lowest_first`'s two
+# top-m passes (CPU, one thread: 16 against 60 us at 150 values, 41 against 68 at 1000;
+# at 1e4 the sort takes 728 us): a small fit's every E-step pays it.
+_SORTED = 1024
 # Values per group of :func:`lowest_indices`' first, vectorised pass.
 _GROUP = 64
 # Below this many values one top-m is cheaper than the group pass's fixed cost (k=8,
@@ -225,6 +229,8 @@ def lowest_first(values: Tensor, m: int) -> Tensor:
     n = values.shape[0]
     if n <= m:
         return torch.arange(n, device=values.device)
+    if n <= _SORTED:  # one stable sort: (value, place) order at once
+        return torch.sort(values, stable=True).indices[:m]
     whole = n - n % _GROUP
     if n <= _DIRECT or whole <= m * _GROUP:
         return _first_m(values, m)
