@@ -187,7 +187,7 @@ class Together:
 # top-m passes (CPU, one thread: 16 against 60 us at 150 values, 41 against 68 at 1000;
 # at 1e4 the sort takes 728 us): a small fit's every E-step pays it.
 _SORTED = 1024
-# Values per group of :func:`lowest_indices`' first, vectorised pass.
+# Values per group of :func:`lowest_first`'s first, vectorised pass.
 _GROUP = 64
 # Below this many values one top-m is cheaper than the group pass's fixed cost (k=8,
 # one thread: 29 against 87 us at 1e4 values, 59 against 88 at 2e4, 228 against 117
@@ -195,37 +195,16 @@ _GROUP = 64
 _DIRECT = 32768
 
 
-def lowest_indices(values: Tensor, m: int) -> Tensor:
-    """Indices of the m smallest of a 1-D tensor (ties broken arbitrarily, as topk does).
-
-    The m smallest lie in at most m groups of ``_GROUP`` consecutive values, and those
-    groups are among the m with the smallest minima. So one vectorised min per group,
-    a top-m over n/64 minima and one over m*64 candidates replace a top-m over all n,
-    which on CPU cost 9 ns a value (9% of a K=8 diag E-step, profiled).
-    """
-    n = values.shape[0]
-    if n <= m:
-        return torch.arange(n, device=values.device)
-    whole = n - n % _GROUP
-    if n <= _DIRECT or whole <= m * _GROUP:
-        return torch.topk(values, m, largest=False, sorted=False).indices
-    groups = torch.topk(values[:whole].view(-1, _GROUP).amin(1), m, largest=False, sorted=False).indices
-    offsets = torch.arange(_GROUP, device=values.device)
-    cand = (groups[:, None] * _GROUP + offsets).reshape(-1)
-    if whole < n:
-        cand = torch.cat([cand, torch.arange(whole, n, device=values.device)])
-    return cand[torch.topk(values[cand], m, largest=False, sorted=False).indices]
-
-
 def lowest_first(values: Tensor, m: int) -> Tensor:
     """Indices of the m smallest of a 1-D tensor, a tie going to the first places: the
     set depends on the values and their order alone, so that the data cut into other
     chunks, partitions or ranks gives the same one (:class:`Lowest`).
 
-    As :func:`lowest_indices`, the m smallest (value, place) pairs lie in the m groups of
-    ``_GROUP`` consecutive values whose (minimum, group) pairs are smallest: a group
-    outside them has m groups before it, each with a smaller pair. So the tie rule runs
-    on the n/64 minima and on the m*64 candidates, never on all n values."""
+    The m smallest (value, place) pairs lie in the m groups of ``_GROUP`` consecutive
+    values whose (minimum, group) pairs are smallest: a group outside them has m groups
+    before it, each with a smaller pair. So one vectorised min per group, a selection
+    over the n/64 minima and one over the m*64 candidates replace one over all n, which
+    on CPU cost 9 ns a value (9% of a K=8 diag E-step, profiled)."""
     n = values.shape[0]
     if n <= m:
         return torch.arange(n, device=values.device)
