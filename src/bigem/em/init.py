@@ -333,29 +333,43 @@ def from_centres(model: Any, engine: Engine, source: Source, centres: Tensor) ->
     return model.m_step(stats).params
 
 
-def from_random_responsibilities(model: Any, engine: Engine, source: Source, generator: torch.Generator) -> Any:
-    """scikit-learn's 'random': uniform random responsibilities per row, then an M-step.
+def from_random_responsibilities(model: Any, engine: Engine, source: Source, generator: torch.Generator,
+                                 centre: Tensor | None = None) -> Any:
+    """scikit-learn's 'random': uniform random responsibilities per row, then an M-step,
+    of the rows as listed: their sample weights are left out, as StepMix's start leaves
+    them (scikit-learn's mixtures take none), so that a weighted fit follows StepMix's
+    path (a weighted first M-step led a Gaussian fit of 0/1 columns to another optimum).
 
     Each row's draws are fixed by (a seed drawn from ``generator``, row)
     (:func:`row_uniforms`), so the result is reproducible and the same however the rows
     are split into chunks, files, partitions or ranks; except where the generator carries
     scikit-learn's numpy RandomState (``Draws.numpy``) and the (rows, K) table holds at
     most ``RANDOM_TABLE_VALUES`` numbers: there they are scikit-learn's (and StepMix's)
-    own draws, one table of ``uniform``.
+    own draws, one table of ``uniform``. ``centre``: see :func:`from_given_responsibilities`.
     """
     rs = numpy_draws(generator)
     if rs is not None and source.n_rows * model.n_components <= RANDOM_TABLE_VALUES:
         table = torch.from_numpy(rs.uniform(size=(source.n_rows, model.n_components)))
-        return from_given_responsibilities(model, engine, source, TableResponsibilities(table))
+        return from_given_responsibilities(model, engine, source, TableResponsibilities(table), centre, False)
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-    return from_given_responsibilities(model, engine, source, RandomResponsibilities(seed, model.n_components))
+    return from_given_responsibilities(model, engine, source, RandomResponsibilities(seed, model.n_components),
+                                       centre, False)
 
 
-def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp_fn) -> Any:
-    """Mixture parameters from one M-step on responsibilities ``resp_fn(chunk) -> (n, K)``.
-    The E-step's reference point (where moments are taken about) is the first rows' mean
-    (gaps filled by :func:`fill_gaps`), in the model's embedding of rows (sparse count
-    rows: their column means as they are)."""
+def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp_fn,
+                                centre: Tensor | None = None, weighted: bool = True) -> Any:
+    """Mixture parameters from one M-step on responsibilities ``resp_fn(chunk) -> (n, K)``,
+    times the rows' sample weights unless ``weighted`` is False.
+    The E-step's reference point (where moments are taken about) is ``centre`` (a row
+    of the model's embedding), by default the first rows' mean (gaps filled by
+    :func:`fill_gaps`), in the model's embedding of rows (sparse count rows: their
+    column means as they are); a source that streams in order only (``take`` refused)
+    passes its own, which is also the M-step's old point (the unit variances of a
+    part that holds them fixed)."""
+    if centre is not None:  # the point is the M-step's old parameters too, for parts that hold some fixed
+        point = model.params_at(centre.expand(model.n_components, -1))
+        task = Task(model, "e_step_given", (point,), {"resp_fn": resp_fn, "weighted": weighted})
+        return model.m_step(engine.reduce(task, source), point).params
     rows = source.take(torch.arange(min(source.n_rows, 1024)))
     if is_sparse(rows):  # counts, never gaps: their column means, without densifying the rows
         total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
@@ -363,7 +377,7 @@ def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp
     else:
         centre = model.embed(fill_gaps(rows)).double().mean(0)
     centre = centre.expand(model.n_components, -1)
-    task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": resp_fn})
+    task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": resp_fn, "weighted": weighted})
     return model.m_step(engine.reduce(task, source)).params
 
 

@@ -263,7 +263,8 @@ class MultinomialMixture(_BaseMixture):
         if s.init_params == "random":
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             reference = model.params_at(torch.ones(K, D, dtype=torch.float64, device=s.device))
-            task = Task(model, "e_step_given", (reference,), {"resp_fn": RandomResponsibilities(seed, K)})
+            task = Task(model, "e_step_given", (reference,),  # the rows as listed, as from_random_responsibilities
+                        {"resp_fn": RandomResponsibilities(seed, K), "weighted": False})
             base = model.m_step(engine.reduce(task, source)).params
         else:
             sample = sample_rows(source, max(SEED_SAMPLE_ROWS, 256 * K), generator, engine)

@@ -200,6 +200,8 @@ class StepMix(EstimatorBase):
         if extra:
             raise ParameterError(f"measurement_params {sorted(extra)} are not read by bigem's {name}")
         discrete = {} if name == "GaussianMixture" else {"alpha": 0.0}
+        if name == "GaussianMixture" and s.init_params == "random":  # StepMix's start has uniform class weights
+            kw = {**kw, "weights_init": np.full(s.n_components, 1.0 / s.n_components)}
         return getattr(bigem, name)(s.n_components, init_params=s.init_params, tol=s.abs_tol, max_iter=s.max_iter,
                                     n_init=s.n_init, random_state=s.random_state, dtype="float64", **discrete, **kw)
 

@@ -23,6 +23,7 @@ from .._core.errors import (ConvergenceWarning, DataError, DegenerateFitWarning,
                             convergence_warning, not_fitted_error)
 from .._core.protocols import Task
 from ..em.driver import fit_em
+from ..em.init import from_random_responsibilities
 from ..engines.local import LocalEngine
 from ..models.bernoulli import BernoulliComponent
 from ..models.categorical import PROBABILITY_FLOOR, CategoricalComponent
@@ -43,10 +44,11 @@ _ALIASES = {"gaussian": "gaussian", "gaussian_diag": "gaussian", "continuous": "
 # StepMix's names of the same families with missing values (bigem's take them whenever Y has gaps)
 _ALIASES.update({f"{name}_nan": family for name, family in list(_ALIASES.items()) if family != "covariate"})
 _ORDER = ("gaussian", "gaussian_unit", "categorical", "bernoulli", "poisson", "covariate")
-# One step's measurement start stops where scikit-learn's fits stop by default: it only
-# places the joint fit, which converges at the model's own tol. Run to tol=1e-10 instead,
-# the start can take 1000 iterations on a flat likelihood and leave the joint fit further
-# from its optimum (154 joint iterations against 37, on StepMix's data_bakk_complex).
+# One step's measurement start (other than StepMix's drawn one) stops where scikit-learn's
+# fits stop by default: it only places the joint fit, which converges at the model's own
+# tol. Run to tol=1e-10 instead, the start can take 1000 iterations on a flat likelihood
+# and leave the joint fit further from its optimum (154 joint iterations against 37, on
+# StepMix's data_bakk_complex with a k-means start).
 _START_TOL = 1e-3
 
 
@@ -61,9 +63,13 @@ class StructuralModel(EstimatorBase):
     fix the classes from X first:
 
     - ``n_steps=1``: EM on the whole likelihood p(x, y), every parameter free (the
-      outcome does redefine the classes here); it starts from a short fit of the
-      measurement model (to scikit-learn's default tol, 1e-3) and the structural
-      model's start from it;
+      outcome does redefine the classes here). A measurement model with
+      ``init_params='random'`` (and no given parameters but weights) starts as StepMix
+      does: per restart (its ``n_init``), one table of random responsibilities over
+      every row, one M-step of every part on it, uniform class weights (or those
+      given); the same path and fit as StepMix's. Otherwise it starts from a short fit
+      of the measurement model (to scikit-learn's default tol, 1e-3), or from the
+      given fitted one, and the structural model's start from it;
     - ``n_steps=2``: EM on the whole likelihood p(x, y) with the measurement parameters
       and class weights held fixed (Bakk & Kuha 2018);
     - ``n_steps=3``: each row is assigned a class from its posterior given X (``assignment``),
@@ -203,7 +209,8 @@ class StructuralModel(EstimatorBase):
             # Y names columns of X: the measurement model reads the others (a model fitted
             # on named columns reads those)
             columns = [c for c in rest if c != weight]
-        measurement = self._measurement(X, sample_weight, columns, start=s.n_steps == 1)
+        drawn = s.n_steps == 1 and _drawn_start(self.measurement)
+        measurement = self._measurement(X, sample_weight, columns, start=s.n_steps == 1, reader=drawn)
         families = _families(s.structural, names, len(names) if y is None else y.shape[1])
         sizes, gaps, means = _survey(y, X, families, names)
         rows = _Rows(measurement, X, columns, y, names, weight)
@@ -229,7 +236,7 @@ class StructuralModel(EstimatorBase):
                             means)
         if s.n_steps == 1:
             params, measurement, result = self._one_step(measurement, rows, start, families, sizes, s, conditional,
-                                                         gaps)
+                                                         gaps, drawn)
         elif given:
             params, result = self._given(model, engine, source, start, families, s, gaps)
         else:
@@ -244,35 +251,62 @@ class StructuralModel(EstimatorBase):
         self._publish(model, params, families, measurement)
         return self
 
-    def _one_step(self, measurement, rows, start, families, sizes, s, conditional, gaps):
-        """Every parameter at once, from the measurement model's fit and the structural
-        start: EM over [X as the measurement model reads it | Y], streamed. Returns the
-        structural parameters (in the stepwise model's form), a copy of the measurement
-        model holding the joint fit's measurement parameters, and (n_iter, converged,
-        lower bound)."""
+    def _one_step(self, measurement, rows, start, families, sizes, s, conditional, gaps, drawn: bool):
+        """Every parameter at once: EM over [X as the measurement model reads it | Y],
+        streamed. ``drawn``: from StepMix's start, each of the measurement model's
+        ``n_init`` restarts one M-step of every part on a table of random
+        responsibilities (:func:`_drawn_start`); else from the measurement model's fit
+        and the structural start. Returns the structural parameters (in the stepwise
+        model's form), a copy of the measurement model holding the joint fit's
+        measurement parameters, and (n_iter, converged, lower bound)."""
         mmodel, mparams = rows.model, rows.params.to("cpu")
         K = mparams.n_components
         first = Part("measurement", mmodel.component, tuple(range(rows.width)))
         joint = self._model(K, families, sizes, s, first=first, fixed_weights=conditional, gaps=gaps)
         weights = torch.ones(K, dtype=torch.float64) if conditional else mparams.weights
-        point = MixtureParams(weights, ProductParams((mparams.component, *start.component.parts[1:])))
         data = rows.rows()
-        best, _ = fit_em(joint, LocalEngine(prefetch=data.decodes), data, lambda restart: point, n_init=1,
-                         max_iter=s.max_iter, tol=s.tol)
+        engine = LocalEngine(prefetch=data.decodes)
+        if drawn:
+            m = self.measurement
+            generator = _params.draws(m.random_state)
+            given = None if m.weights_init is None else _params.check_weights_init(m.weights_init, K)
+            start_weights = weights if conditional else torch.full((K,), 1.0 / K, dtype=torch.float64)
+            start_weights = start_weights if given is None or conditional else given
+            centre = _first_rows_centre(joint, data)
+
+            def initialise(restart: int) -> MixtureParams:
+                table = from_random_responsibilities(joint, engine, data, generator, centre)
+                return MixtureParams(start_weights, table.component)
+
+            n_init = m.n_init
+        else:
+            point = MixtureParams(weights, ProductParams((mparams.component, *start.component.parts[1:])))
+            initialise, n_init = (lambda restart: point), 1
+        best, _ = fit_em(joint, engine, data, initialise, n_init=n_init, max_iter=s.max_iter, tol=s.tol)
+        if drawn:
+            generator.settle()
         fitted = copy.deepcopy(measurement)
         inner = best.params.component.parts[0]
         own = MixtureParams(mparams.weights if conditional else best.params.weights, inner)
         fitted._set_fitted(mmodel.translate(own, rows.source.shift), measurement.n_features_in_,
                            getattr(measurement, "feature_names_in_", None))
+        # its fit is the joint one: a start's (or a given fit's) record would describe other parameters
+        fitted.n_iter_ = fitted.n_passes_ = best.n_iter
+        fitted.converged_ = best.converged
+        fitted.lower_bound_ = np.float64(_mean_log_likelihood(mmodel, own, rows.source))
+        fitted.lower_bounds_, fitted.history_ = [float(fitted.lower_bound_)], []
         params = MixtureParams(start.weights, ProductParams((start.component.parts[0],
                                                             *best.params.component.parts[1:])))
         return params, fitted, (best.n_iter, best.converged, best.lower_bound)
 
-    def _measurement(self, X, sample_weight, columns, start: bool = False):
+    def _measurement(self, X, sample_weight, columns, start: bool = False, reader: bool = False):
         """The measurement model, fitted on X unless it is. Where the fit is only the
         ``start`` of one step's joint fit, it stops at ``_START_TOL`` and its
         ConvergenceWarning is not raised: the joint fit, the only one StepMix runs, says
-        whether the answer converged."""
+        whether the answer converged. A ``reader`` (one step from a drawn start) is one
+        iteration, whose parameters nothing uses: the fit only learns how the model reads
+        X (its columns, categories and coordinates), from a copy of a RandomState, which
+        the joint start then draws from as StepMix does."""
         m = self.measurement
         if m is None or not hasattr(m, "_log_joint_rows"):
             raise ParameterError(f"measurement must be a bigem mixture (BernoulliMixture, CategoricalMixture, "
@@ -282,6 +316,8 @@ class StructuralModel(EstimatorBase):
         params = m.get_params()
         if start and "tol" in params:
             params["tol"] = max(params["tol"], _START_TOL)
+        if reader:
+            params.update(max_iter=1, n_init=1, random_state=copy.deepcopy(params["random_state"]))
         fitted = type(m)(**params)
         with warnings.catch_warnings():
             if start:
@@ -751,6 +787,46 @@ class _Rows:
         from ..sources.beside import Beside
 
         return Beside(self.source, lambda chunk: chunk.x.double(), self.width, self.y, names=self.names)
+
+
+def _drawn_start(measurement) -> bool:
+    """Whether one step starts as StepMix does (its ``em``): the measurement model, not
+    fitted, starts from random responsibilities (``init_params='random'``, StepMix's
+    default) and no given parameters. The table is over every row; one M-step of the
+    whole model on it gives each part its start, with uniform class weights. Started
+    from a measurement fit instead, the joint fit can end elsewhere (on StepMix's
+    data_gaussian_diag, a class's variance collapsed to reg_covar on 0/1 columns)."""
+    m = measurement
+    if m is None or hasattr(m, "weights_") or not hasattr(m, "_user_initialised"):
+        return False
+    if getattr(m, "init_params", None) != "random" or getattr(m, "warm_start", False):
+        return False
+    bare = type(m)(**{**m.get_params(deep=False), "weights_init": None})  # given weights are the start's weights
+    return not bare._user_initialised(bare._settings())
+
+
+def _mean_log_likelihood(model: MixtureModel, params: MixtureParams, source) -> float:
+    """The rows' (weighted) mean log-likelihood under ``params``: one pass."""
+    total, mass = 0.0, 0.0
+    for chunk in source.chunks():
+        ll = torch.logsumexp(model.log_joint(params.to(chunk.x.device), chunk.x).double(), 1)
+        w = chunk.weight
+        total += float(ll.sum() if w is None else (ll * w.double()).sum())
+        mass += chunk.n_rows if w is None else float(w.double().sum())
+    return total / mass
+
+
+def _first_rows_centre(model: MixtureModel, source, n: int = 1024) -> torch.Tensor:
+    """The mean of the embedded first rows of a source that streams in order only (its
+    first chunk's, gaps filled): the reference point of a start's moments."""
+    from ..em.init import fill_gaps
+
+    chunks = source.chunks()
+    try:
+        x = next(chunks).x[:n]
+    finally:
+        chunks.close()
+    return model.embed(fill_gaps(x)).double().mean(0)
 
 
 def _leading(K: int):

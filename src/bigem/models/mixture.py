@@ -420,9 +420,11 @@ class MixtureModel:
         uses it to turn k-means centres into mixture parameters."""
         return self._stats(params, chunk, _HARD, None)
 
-    def e_step_given(self, params: MixtureParams, chunk: Chunk, resp_fn: Callable[[Chunk], Tensor]) -> MixtureStats:
-        """Statistics for responsibilities supplied by ``resp_fn(chunk) -> (n, K)`` (random init)."""
-        return self._stats(params, chunk, _GIVEN, resp_fn)
+    def e_step_given(self, params: MixtureParams, chunk: Chunk, resp_fn: Callable[[Chunk], Tensor],
+                     weighted: bool = True) -> MixtureStats:
+        """Statistics for responsibilities supplied by ``resp_fn(chunk) -> (n, K)`` (random
+        init); ``weighted=False`` leaves the rows' sample weights out (StepMix's start)."""
+        return self._stats(params, chunk, _GIVEN, resp_fn, weighted)
 
     def _supervision(self, chunk: Chunk) -> tuple[Tensor | None, Tensor | None]:
         """(the chunk's weights with unlabelled rows times ``unlabeled_weight``, the (K, n)
@@ -448,9 +450,10 @@ class MixtureModel:
         classes = self.classes.to(chunk.x.device)
         return w, (classes[:, None] != label[None, :]) & ~unlabelled[None, :]
 
-    def _stats(self, params: MixtureParams, chunk: Chunk, mode: str, resp_fn: Callable[[Chunk], Tensor] | None) -> MixtureStats:
+    def _stats(self, params: MixtureParams, chunk: Chunk, mode: str, resp_fn: Callable[[Chunk], Tensor] | None,
+               weighted: bool = True) -> MixtureStats:
         x = chunk.x
-        w, barred = self._supervision(chunk) if mode == _SOFT else (chunk.weight, None)
+        w, barred = self._supervision(chunk) if mode == _SOFT else (chunk.weight if weighted else None, None)
         device = x.device
         K, comp = self.n_components, self.component
         prep, log_w = self._inputs(params, device)
