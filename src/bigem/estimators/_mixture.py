@@ -45,6 +45,7 @@ from ..sources import (Files, TensorSource, feature_names_of, has_column_names, 
 from ..sources.arrays import Centre
 from ..sources.validate import check_shape
 from ..sources.frames import frame_columns, native_frame
+from ..sources.inputs import unmasked
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
 from ..sources.schema import KINDS, Schema, as_categories
@@ -399,7 +400,9 @@ class _BaseMixture(EstimatorBase, ABC):
         are learnt first (one pass over those columns where it is needed), and the schema
         is the estimator's from then on unless the block raises; ``classes`` is None when
         the fit has no labelled row."""
-        X = native_frame(X)  # another library's frame, read once here rather than by each reader
+        # another library's frame, read once here rather than by each reader; a MaskedTensor's
+        # hidden entries as NaN before any pass (the column survey too) reads it
+        X = unmasked(native_frame(X))
         if s.engine == "torch":
             from ..engines.distributed import session
 
@@ -855,7 +858,9 @@ class _BaseMixture(EstimatorBase, ABC):
         s = self._settings()
         # a batch is read in this process, as fit(engine='local') reads one
         X, y, sample_weight = (v.compute() if is_dask_collection(v) else v for v in (X, y, sample_weight))
-        X = native_frame(X)  # another library's frame, read once here rather than by each reader
+        # another library's frame, read once here rather than by each reader; a MaskedTensor's
+        # hidden entries as NaN before any pass (the column survey too) reads it
+        X = unmasked(native_frame(X))
         fitted = hasattr(self, "_params_")
         if fitted:
             self._fitted()  # the attributes as they are now (a pruned component), whatever inference ran before

@@ -238,7 +238,7 @@ class MixedMixture(_DiscreteMixture):
         start = 0
         for part, width in zip(component.parts, component.widths):
             if part.name in ("gaussian", "poisson"):
-                sd = sample[:, start : start + width].std(0) if sample.shape[0] > 1 else torch.ones(width)
+                sd = sample[:, start : start + width].std(0) if sample.shape[0] > 1 else torch.ones(width, dtype=torch.float64)
                 scale[start : start + width] = torch.where(sd > 0, sd, torch.ones_like(sd))
             start += width
         return MixtureModel(component.scaled(scale), model.n_components, model.dtype, model.advice)

@@ -173,7 +173,7 @@ def pack(mask: Tensor, counts: bool = False, ws: Workspace | None = None):
     if not exact:
         out = (mask.to(torch.int64) * bits).sum(1)
         return (out, mask.sum(1)) if counts else out
-    bits, ones = bits.to(torch.float32), torch.ones(D, device=dev)
+    bits, ones = bits.to(torch.float32), torch.ones(D, dtype=torch.float32, device=dev)
     rows = 2 if counts else 1
     step = _PACK_ROWS
     if ws is None:
