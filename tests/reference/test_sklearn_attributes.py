@@ -14,6 +14,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import bigem
+import bigem.errors
 from bigem import BayesianGaussianMixture, CategoricalMixture, GaussianMixture, PoissonMixture
 from bigem._core.errors import ParameterError
 
@@ -136,6 +137,34 @@ def test_categorical_tables_assigned_anew_are_the_model():
                                                                                    model.categories_))]
     joint = np.log(model.weights_)[:, None] + sum(logs)
     np.testing.assert_allclose(model.predict_proba(C), np.exp(joint - np.logaddexp.reduce(joint, 0)).T, atol=1e-6)
+
+
+def test_a_mixed_models_categorical_tables_are_the_model(tmp_path):
+    """MixedMixture read its private flat array: a categorical table assigned anew, or
+    changed in place, left predictions and a warm start on the old tables."""
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 400)
+    X = np.c_[rng.normal(3.0 * z, 1.0), rng.integers(0, 3, 400)]
+    model = bigem.MixedMixture(2, families=["gaussian", "categorical"], random_state=0, dtype="float64").fit(X)
+
+    def by_hand(m):
+        norm = -0.5 * ((X[:, :1] - m.means_[:, 0]) ** 2 / m.covariances_[:, 0] + np.log(2 * np.pi * m.covariances_[:, 0]))
+        joint = np.log(m.weights_) + norm + np.log(m.probabilities_[0][:, X[:, 1].astype(int)].T)
+        return np.logaddexp.reduce(joint, 1)
+
+    model.probabilities_ = [np.full((2, 3), 1 / 3)]
+    np.testing.assert_allclose(model.score_samples(X), by_hand(model), rtol=1e-12)
+    model.probabilities_[0][:] = [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]]  # in place
+    np.testing.assert_allclose(model.score_samples(X), by_hand(model), rtol=1e-12)
+    path = str(tmp_path / "mixed.bigem")
+    model.save(path)
+    np.testing.assert_allclose(bigem.load(path).score_samples(X), by_hand(model), rtol=1e-12)
+    start = model.score(X)
+    model.set_params(warm_start=True, max_iter=1, tol=0.0)
+    with pytest.warns(bigem.errors.ConvergenceWarning):
+        model.fit(X)
+    # the one iteration's E-step is at the tables set, its M-step a step up from them
+    assert model.lower_bound_ == pytest.approx(start, abs=1e-12) and model.score(X) > start
 
 
 def test_a_model_set_by_hand_saves_and_loads(tmp_path):

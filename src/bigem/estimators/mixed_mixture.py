@@ -25,7 +25,7 @@ from . import _params
 from ._by_column import by_column
 from ._discrete import DISCRETE, DISCRETE_MISSING_DOC, INIT_DOC, Y_IGNORED, _DiscreteMixture, check_probabilities
 from ._mixture import MIXTURE_DOC, SUPERVISION_DOC
-from .categorical_mixture import CATEGORIES_DOC, HANDLE_UNKNOWN_DOC, check_columns_sum, flat_probabilities  # noqa: F401
+from .categorical_mixture import CATEGORIES_DOC, HANDLE_UNKNOWN_DOC, check_columns_sum, flat_probabilities
 from .poisson_mixture import check_rates
 
 # family -> how its columns are read (sources.schema kinds), in the order of the product's parts
@@ -209,6 +209,21 @@ class MixedMixture(_DiscreteMixture):
 
     def _sizes(self) -> list[int]:
         return [len(self._schema_.categories[j]) for j in self._columns("category")]
+
+    # the categorical tables a user reads and edits are the public list (views of the flat
+    # array files hold), as in CategoricalMixture: assigning it, or changing a table in
+    # place, changes the model (before, only the private flat array did)
+    @property
+    def _live_attributes(self) -> tuple[str, ...]:
+        return tuple("probabilities_" if a == "_probabilities_" else a for a in self._fitted_arrays)
+
+    def _from_live(self, s) -> MixtureParams:
+        sizes = self._sizes() if getattr(self, "_schema_", None) is not None else []
+        if sizes:
+            flat = flat_probabilities(self.probabilities_, s.n_components, sizes, "probabilities_")
+            self._probabilities_ = flat.numpy()
+            self.probabilities_ = np.split(self._probabilities_, np.cumsum(sizes)[:-1], axis=1)
+        return self._from_attributes(s)
 
     def _model(self, s) -> MixtureModel:
         advice = (f"increase reg_covar (now {s.reg_covar:g}) or alpha (now {s.alpha:g}), lower n_components, or "
