@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import bigem
+import bigem.errors
 
 pomegranate = pytest.importorskip("pomegranate")
 torch = pytest.importorskip("torch")
@@ -168,3 +169,17 @@ def test_pomegranate_calls_name_bigems(name, hint):
     assert not hasattr(gm, name)
     with pytest.raises(AttributeError, match=rf"'GaussianMixture' object has no attribute '{name}'; .*{re.escape(hint)}"):
         getattr(gm, name)
+
+
+@pytest.mark.parametrize("name, hint", [("edges", "transmat_"), ("starts", "startprob_"), ("ends", "without end"),
+                                        ("log_probability", "score(seq)"), ("cuda", "device='cuda'")])
+def test_pomegranate_hmm_calls_name_bigems(name, hint):
+    """DenseHMM's attributes on a bigem HMM say what bigem (hmmlearn) calls them, as the
+    mixtures' do; a stack of sequences, DenseHMM's (n, length, d), says how it goes."""
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    hmm = bigem.GaussianHMM(2, random_state=0).fit(X)
+    assert not hasattr(hmm, name)
+    with pytest.raises(AttributeError, match=rf"'GaussianHMM' object has no attribute '{name}'; .*{re.escape(hint)}"):
+        getattr(hmm, name)
+    with pytest.raises(bigem.errors.DataError, match=r"dim 3.*reshape\(-1, X\.shape\[-1\]\), with an HMM's lengths"):
+        bigem.GaussianHMM(2).fit(X.reshape(3, 20, 2))

@@ -50,8 +50,10 @@ from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
 from ..sources.schema import KINDS, Schema, as_categories
 from ..sources.sinks import Sink, check_output_path
+from . import _hints as hints
 from . import _params
 from ._base import EstimatorBase, check_positions, writes_files
+from ._hints import PomegranateHints
 from ._progress import Progress
 
 OUTPUTS = ("label", "proba", "log_density")
@@ -220,19 +222,7 @@ IMPUTE_DOC = """X with every missing value (NaN, or a null in files and DataFram
         """
 
 
-# pomegranate's names for what a bigem mixture calls otherwise (see __getattr__)
-_POMEGRANATE = {
-    "log_probability": "use score_samples(X), the log-density of each row",
-    "probability": "use np.exp(score_samples(X))",
-    "summarize": "fit(X) reads and sums the batches of files or a folder for you; partial_fit(batch) is online EM",
-    "from_summaries": "fit(X) makes the M-steps itself; partial_fit(batch) takes one per mini-batch",
-    "priors": "the mixture weights are weights_",
-    "distributions": "the components' parameters are attributes: means_, covariances_, probabilities_, lambdas_, ...",
-    "cuda": "pass device='cuda' (set_params(device='cuda') on a fitted model)",
-}
-
-
-class _BaseMixture(EstimatorBase, ABC):
+class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
     """A mixture estimator: scikit-learn's API over a :class:`MixtureModel`.
 
     Subclasses define ``_constraints`` (their parameters and :data:`EXECUTION`),
@@ -243,20 +233,7 @@ class _BaseMixture(EstimatorBase, ABC):
     _bound_words = "mean log-likelihood"  # what lower_bound_ is (verbose's summary line says)
     _schema_: Schema | None = None  # how the fitted model reads non-numeric columns (sources.schema)
     _has_schema = False  # whether the family reads its columns by a schema (``_kinds``)
-
-    def __getattr__(self, name: str):
-        """Python's AttributeError, with bigem's name for what a pomegranate user reaches
-        for (``log_probability``, ``priors``, ...). Only missing attributes get here, so
-        ``hasattr`` checks of fitted attributes are unchanged. A property that raised
-        AttributeError (its own message: BayesianGaussianMixture's ``bic``) raises it again."""
-        attr = getattr(type(self), name, None)
-        if isinstance(attr, property) and attr.fget is not None:
-            return attr.fget(self)
-        hint = _POMEGRANATE.get(name)
-        message = f"{type(self).__name__!r} object has no attribute {name!r}"
-        if hint is not None:
-            message += f"; {hint} (docs/coming-from/pomegranate.md maps pomegranate's calls)"
-        raise AttributeError(message, name=name, obj=self)  # keeps Python's "Did you mean" suggestions
+    _pomegranate = hints.MIXTURE
 
     # ------------------------------------------------------------------ family hooks
     @abstractmethod

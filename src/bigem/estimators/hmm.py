@@ -64,8 +64,10 @@ from ..sources.arrays import Centre
 from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.sinks import Sink, check_output_path
 from ..sources.validate import CheckedSource, RowRule
+from . import _hints as hints
 from . import _params
 from ._base import EstimatorBase, check_positions, writes_files
+from ._hints import PomegranateHints
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "ConvergenceMonitor", "ImpossibleSequenceWarning"]
 
@@ -250,7 +252,7 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
     )
 
 
-class _BaseHMM(EstimatorBase, ABC):
+class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
     """What every HMM shares: hmmlearn's common parameters, fitting by Baum-Welch on the
     EM driver, inference, sampling and persistence. Each emission family adds its
     parameters and the hooks below."""
@@ -259,6 +261,7 @@ class _BaseHMM(EstimatorBase, ABC):
     _emission_attributes: tuple[str, ...] = ()
     _integer_data = False  # sample() returns integers (symbols, counts)
     _estimator_type = "density_estimator"
+    _pomegranate = hints.HMM
 
     def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state, n_iter, tol, verbose,
                  params, init_params, device, dtype, memory_budget, accelerate, stopping, missing_values, engine,

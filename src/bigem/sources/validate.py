@@ -57,9 +57,12 @@ def check_shape(shape: tuple[int, ...], name: str = "X", min_rows: int = 1) -> N
             "or array.reshape(1, -1) if it contains a single sample."
         )
     if len(shape) != 2:
+        stacked = ("; sequences stacked as (n_sequences, length, n_features), as pomegranate takes them, go one "
+                   f"under another: {name}.reshape(-1, {name}.shape[-1]), with an HMM's lengths=[length] * n_sequences"
+                   if len(shape) == 3 else "")
         raise DataError(
             f"Found array with dim {len(shape)}, while dim <= 2 is required: {name} has shape {shape}; "
-            "pass a 2-D array of shape (n_samples, n_features)."
+            f"pass a 2-D array of shape (n_samples, n_features){stacked}."
         )
     if shape[0] < min_rows:
         raise DataError(
