@@ -193,3 +193,38 @@ def test_positional_arguments_are_hmmlearns(name):
     theirs = list(inspect.signature(getattr(hmm, name).__init__).parameters)[1:]
     ours = list(inspect.signature(getattr(bigem, name).__init__).parameters)[1:]
     assert ours[: len(theirs)] == theirs
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_a_covariance_that_is_not_symmetric_is_refused_as_hmmlearn_refuses_it(covariance_type):
+    """A Cholesky factor reads the lower triangle alone: [[1, .9], [0, 1]] was scored as
+    the identity, without a word (hmmlearn: "... is not symmetric")."""
+    X, lengths, start, covars = case()
+    bent = np.array([[1.0, 0.9], [0.0, 1.0]])
+    covars = np.tile(bent, (K, M, 1, 1)) if covariance_type == "full" else np.tile(bent, (K, 1, 1))
+    for cls, kw in ((hmm.GMMHMM, {}), (bigem.GMMHMM, dict(dtype="float64"))):
+        model = cls(K, n_mix=M, covariance_type=covariance_type, init_params="", **kw)
+        for name, value in {**start, "covars_": covars}.items():
+            setattr(model, name, value)
+        with pytest.raises(ValueError, match="symmetric"):
+            model.score(X, lengths)
+
+
+def test_fewer_rows_than_states_times_mixtures_fit_as_in_hmmlearn():
+    """hmmlearn needs n_samples >= n_components only: a state with fewer rows than n_mix
+    draws its means about the centres (bigem refused 5 rows of 2 states of 3 mixtures)."""
+    X = np.random.RandomState(0).normal(size=(5, 2))
+    model = bigem.GMMHMM(2, n_mix=3, random_state=0, n_iter=3, dtype="float64").fit(X)
+    assert model.means_.shape == (2, 3, 2) and np.isfinite(model.score(X))
+    with pytest.raises(ValueError, match="n_samples >= n_components = 2"):
+        bigem.GMMHMM(2, n_mix=3).fit(X[:1])
+
+
+def test_means_of_another_rank_are_named_in_hmmlearns_words():
+    X, lengths, start, covars = case()
+    for cls in (hmm.GMMHMM, bigem.GMMHMM):
+        model = cls(K, n_mix=M, covariance_type="diag", init_params="")
+        for name, value in {**start, "means_": start["means_"][:, 0], "covars_": covars["diag"]}.items():
+            setattr(model, name, value)
+        with pytest.raises(ValueError, match=r"means_ must have shape \(n_components, n_mix, n_features\)"):
+            model.fit(X, lengths)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 
+import bigem
 from bigem import BayesianGaussianMixture
 from bigem._core.protocols import Task
 from tests.conftest import COV_TYPES, make_blobs
@@ -145,7 +146,12 @@ def test_default_dtype_stops_where_sklearns_does(monkeypatch):
     (dict(covariance_prior=-np.eye(3)), r"'full precision' should be symmetric, positive-definite"),
     (dict(covariance_type="diag", covariance_prior=[1.0, -1.0, 1.0]), r"'diag precision' should be positive"),
     (dict(covariance_type="spherical", covariance_prior=-1.0), r"The 'covariance_prior' parameter of BayesianGaussianMixture must be"),
-    (dict(weight_concentration_prior=0.0), r"The 'weight_concentration_prior' parameter of BayesianGaussianMixture must be"),
+    (dict(weight_concentration_prior=0.0), r"^The 'weight_concentration_prior' parameter of BayesianGaussianMixture must be "
+                                           r"None or a float in the range \(0\.0, inf\)\. Got 0\.0 instead\.$"),
+    (dict(mean_precision_prior=-1), r"^The 'mean_precision_prior' parameter of BayesianGaussianMixture must be None or a "
+                                    r"float in the range \(0\.0, inf\)\. Got -1 instead\.$"),
+    (dict(degrees_of_freedom_prior=float("nan")), r"^The 'degrees_of_freedom_prior' parameter of BayesianGaussianMixture "
+                                                  r"must be None or a float in the range \(0\.0, inf\)\. Got nan instead\.$"),
     (dict(weight_concentration_prior_type="dirichlet"), r"The 'weight_concentration_prior_type' parameter of BayesianGaussianMixture must be"),
 ])
 def test_bad_priors_are_refused_with_sklearns_messages(kw, message):
@@ -154,3 +160,36 @@ def test_bad_priors_are_refused_with_sklearns_messages(kw, message):
         SkBayesianGaussianMixture(n_components=2, **kw).fit(X)
     with pytest.raises(ValueError, match=message):
         BayesianGaussianMixture(n_components=2, **kw).fit(X)
+
+
+@pytest.mark.parametrize("prior", [np.array(2.0), [2.0], np.float64(2.0)])
+def test_a_spherical_covariance_prior_may_be_an_array_of_one(prior):
+    """scikit-learn takes a 0-d array or a list of one for a spherical prior; bigem
+    refused them, in a message that said an array-like was allowed."""
+    X, _, _ = make_blobs(3, n_per=30, d=2)
+    kw = dict(n_components=3, covariance_type="spherical", covariance_prior=prior, random_state=0, max_iter=20)
+    ref = SkBayesianGaussianMixture(**kw).fit(X)
+    ours = BayesianGaussianMixture(dtype="float64", **kw).fit(X)
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-8)
+    assert float(ours.covariance_prior_) == 2.0
+
+
+def test_scikit_learns_fitted_arrays_set_by_hand_predict_without_the_priors(tmp_path):
+    """The arrays scikit-learn scores with make a model (the priors are only read to
+    fit on); saving one without its priors says what it lacks."""
+    X, _, _ = make_blobs(2, n_per=25, d=2)
+    ref = SkBayesianGaussianMixture(n_components=2, random_state=0).fit(X)
+    ours = BayesianGaussianMixture(n_components=2)
+    for name in ("weight_concentration_", "mean_precision_", "means_", "degrees_of_freedom_", "precisions_cholesky_",
+                 "covariances_", "weights_", "precisions_"):
+        setattr(ours, name, getattr(ref, name))
+    np.testing.assert_allclose(ours.score_samples(X), ref.score_samples(X), rtol=1e-10)
+    path = tmp_path / "hand.bigem"
+    with pytest.raises(ValueError, match="has no weight_concentration_prior_, .*covariance_prior_: a model file holds"):
+        ours.save(str(path))
+    assert not path.exists()
+    for name in ("weight_concentration_prior_", "mean_precision_prior_", "mean_prior_", "degrees_of_freedom_prior_",
+                 "covariance_prior_"):
+        setattr(ours, name, getattr(ref, name))
+    ours.save(str(path))
+    np.testing.assert_allclose(bigem.load(str(path)).score_samples(X), ref.score_samples(X), rtol=1e-10)

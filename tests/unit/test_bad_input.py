@@ -512,7 +512,7 @@ def test_memory_budget_spellings_are_accepted(budget, rng):
 def test_chunk_size_names_the_argument(rng):
     with pytest.raises(
         ParameterError,
-        match=r"^The 'chunk_size' parameter of GaussianMixture must be an int in the range \[1, inf\)\. Got 0 instead",
+        match=r"^The 'chunk_size' parameter of GaussianMixture must be an int in the range \[1, inf\) or None\. Got 0 instead",
     ):
         GaussianMixture(chunk_size=0).fit(_X(rng))
 

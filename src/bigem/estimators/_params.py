@@ -178,10 +178,25 @@ class Client(Constraint):
 
 @dataclass(frozen=True)
 class Optional(Constraint):
+    """None, or what ``inner`` takes; its refusal says None is allowed too, where
+    scikit-learn lists it (``none_first``: "None or a float ...", as its constraints
+    [None, Interval] read; else "... or None")."""
+
     inner: Constraint
+    none_first: bool = False
 
     def check(self, value, name, owner):
-        return None if value is None else self.inner.check(value, name, owner)
+        if value is None:
+            return None
+        try:
+            return self.inner.check(value, name, owner)
+        except ParameterError as exc:
+            head, sep, tail = str(exc).partition(" must be ")
+            expected, got, rest = tail.rpartition(". Got ")
+            if not sep or not got:  # not the constraints' own sentence: as it is
+                raise
+            expected = f"None or {expected}" if self.none_first else f"{expected} or None"
+            raise ParameterError(f"{head} must be {expected}. Got {rest}") from None
 
 
 class PerColumn(Constraint):

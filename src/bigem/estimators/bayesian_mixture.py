@@ -26,7 +26,7 @@ from ._sklearn_internals import ScikitLearnInternals, expected_log_weights
 from .gaussian_mixture import (given_precision_factors, INIT_METHODS, initial_from_data, scikit_learn_sample,
                                warn_float32_rounding)
 
-_POSITIVE = _params.Optional(_params.Float(0.0, closed=False))
+_POSITIVE = _params.Optional(_params.Float(0.0, closed=False), none_first=True)  # scikit-learn's [None, Interval]
 
 
 class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
@@ -323,7 +323,8 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
 
     # scikit-learn scores with the precision factors (the covariances are not read)
     _live_attributes = (*_fitted_arrays, "precisions_cholesky_")
-    _required_attributes = tuple(_fitted_arrays)
+    # the priors are not read to score: scikit-learn's fitted arrays set by hand predict without them
+    _required_attributes = tuple(a for a in _fitted_arrays if a not in ("mean_prior_", "covariance_prior_"))
 
     def _from_live(self, s) -> VariationalParams:
         params = self._from_attributes(s)
@@ -385,6 +386,18 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         return params.component.means
 
     # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        priors = ("weight_concentration_prior_", "mean_precision_prior_", "mean_prior_", "degrees_of_freedom_prior_",
+                  "covariance_prior_")
+        missing = [a for a in priors if not hasattr(self, a)]
+        if missing:  # a model set by hand predicts without them; its file would not continue a fit
+            raise ParameterError(f"this {type(self).__name__} has no {', '.join(missing)}: a model file holds the "
+                                 "priors that a fit continues with; set them (scikit-learn's fitted model has them), "
+                                 "or fit the model, before saving it")
+        super().save(path)
+
+    save.__doc__ = _BaseMixture.save.__doc__
+
     def _fitted_state(self) -> dict:
         return {**super()._fitted_state(), "weight_concentration_prior_": float(self.weight_concentration_prior_),
                 "mean_precision_prior_": float(self.mean_precision_prior_),
@@ -412,6 +425,11 @@ def _prior_shape(covariance_type: str, D: int) -> tuple[int, ...]:
 def _covariance_prior(value, covariance_type: str, D: int, owner: str) -> torch.Tensor:
     """A user's covariance_prior, checked with scikit-learn's messages."""
     if covariance_type == "spherical":
+        if not isinstance(value, (bool, str)) and np.size(value) == 1 and np.ndim(value) <= 1:
+            try:  # a 0-d array or a list of one, as scikit-learn takes it (np.var(X) kept as an array)
+                value = np.asarray(value, dtype=np.float64).reshape(()).item()
+            except (TypeError, ValueError):
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0 \
                 or not np.isfinite(value):
             raise ParameterError(

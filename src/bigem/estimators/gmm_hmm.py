@@ -149,10 +149,8 @@ class GMMHMM(_BaseHMM):
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         K, M = s.n_components, s.n_mix
         if self._needs_init(s, "m", "means_"):
-            if source.n_rows < K * M:
-                raise DataError(
-                    f"Expected n_samples >= n_components * n_mix = {K * M}, got n_samples = {source.n_rows}"
-                )
+            if source.n_rows < K:  # a state with fewer rows than n_mix draws its means (hmmlearn's fallback)
+                raise DataError(f"Expected n_samples >= n_components = {K}, got n_samples = {source.n_rows}")
             self.means_ = self._state_centres(s, source, generator, engine)
         if self._needs_init(s, "w", "weights_"):
             self.weights_ = np.full((K, M), 1.0 / M)
@@ -216,7 +214,10 @@ class GMMHMM(_BaseHMM):
     def _emission_params(self, s, emission: GMMEmission) -> GMMEmissionParams:
         K, M, ct = s.n_components, s.n_mix, s.covariance_type
         means = _params.as_f64(self.means_, "means_")
-        D = means.shape[-1] if means.ndim == 3 else -1
+        if means.ndim != 3:  # hmmlearn's words
+            raise ParameterError(f"means_ must have shape (n_components, n_mix, n_features) = ({K}, {M}, "
+                                 f"n_features), actual shape: {tuple(means.shape)}")
+        D = means.shape[-1]
         _params.check_shape(means, (K, M, D), "means_")
         weights = _params.as_f64(self.weights_, "weights_")
         _params.check_shape(weights, (K, M), "weights_")
@@ -225,6 +226,9 @@ class GMMHMM(_BaseHMM):
         covars = _params.as_f64(self.covars_, "covars_")
         shapes = {"full": (K, M, D, D), "tied": (K, D, D), "diag": (K, M, D), "spherical": (K, M)}
         _params.check_shape(covars, shapes[ct], "covars_")
+        if ct in ("full", "tied") and not torch.allclose(covars, covars.transpose(-1, -2), rtol=1e-8, atol=1e-12):
+            # a Cholesky factor reads the lower triangle alone: the upper one would be ignored without a word
+            raise ParameterError("covars_ must be symmetric, positive-definite matrices")
         try:
             return emission.make_params(weights, means, covars)
         except NumericalError as exc:
