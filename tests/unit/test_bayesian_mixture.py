@@ -151,15 +151,21 @@ def test_warm_start_continues_and_carries_the_lower_bound(blobs):
     assert bgm.converged_ and bgm.n_iter_ == 1
 
 
-def test_save_and_load_round_trip(blobs, tmp_path):
-    bgm = BayesianGaussianMixture(n_components=3, covariance_type="tied", random_state=0, max_iter=200).fit(blobs)
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_save_and_load_round_trip(blobs, tmp_path, covariance_type):
+    """Every covariance type: a spherical model's scalar prior was written of shape (1,),
+    and its own file was refused as damaged."""
+    bgm = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type, random_state=0,
+                                  max_iter=200).fit(blobs)
     bgm.save(tmp_path / "m.bigem")
     back = load(tmp_path / "m.bigem")
     assert isinstance(back, BayesianGaussianMixture)
     for name in FITTED + ("weight_concentration_prior_", "mean_precision_prior_", "degrees_of_freedom_prior_",
-                          "lower_bound_", "n_iter_"):
+                          "mean_prior_", "covariance_prior_", "lower_bound_", "n_iter_"):
         np.testing.assert_array_equal(getattr(back, name), getattr(bgm, name), err_msg=name)
-    assert isinstance(back.degrees_of_freedom_, float) and isinstance(back.weight_concentration_, tuple)
+        assert np.shape(getattr(back, name)) == np.shape(getattr(bgm, name)), name
+    assert isinstance(back.weight_concentration_, tuple)
+    assert isinstance(back.degrees_of_freedom_, float) == (covariance_type == "tied")  # scikit-learn's types
     np.testing.assert_array_equal(back.predict_proba(blobs), bgm.predict_proba(blobs))
 
 

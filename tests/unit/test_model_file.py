@@ -899,3 +899,14 @@ def test_hmm_parameters_beyond_the_arithmetic_are_refused(tmp_path, kind, covari
     _scaled(tensors, name, factor, value)
     write_model_file(path, tensors, meta)
     _load_raises(path, rf"^{_where(path)}: invalid parameters \({expected}.*\); the file is damaged$")
+
+
+def test_a_scalar_tensor_comes_back_a_scalar(tmp_path):
+    """numpy's ascontiguousarray made a 0-d tensor (1,): a spherical
+    BayesianGaussianMixture's prior came back of another shape, and its file was refused."""
+    from bigem.io.safetensors import read_model_file, write_model_file
+
+    path = tmp_path / "t.bigem"
+    write_model_file(path, {"s": torch.tensor(1.5, dtype=torch.float64), "v": torch.ones(2)}, {"kind": "x"})
+    tensors, _ = read_model_file(path)
+    assert tensors["s"].shape == () and float(tensors["s"]) == 1.5 and tensors["v"].shape == (2,)

@@ -193,7 +193,7 @@ class Optional(Constraint):
         except ParameterError as exc:
             head, sep, tail = str(exc).partition(" must be ")
             expected, got, rest = tail.rpartition(". Got ")
-            if not sep or not got:  # not the constraints' own sentence: as it is
+            if not sep or not got or not expected.startswith(("a ", "an ")):  # not a kind of value (a bound): as it is
                 raise
             expected = f"None or {expected}" if self.none_first else f"{expected} or None"
             raise ParameterError(f"{head} must be {expected}. Got {rest}") from None

@@ -412,6 +412,8 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         D = self.n_features_in_
         mean = np.asarray(self.mean_prior_, dtype=np.float64)
         cov = np.asarray(self.covariance_prior_, dtype=np.float64)
+        if cov.shape == (1,) and self._inference_settings().covariance_type == "spherical":
+            cov = cov.reshape(())  # files written before 0-d tensors were kept 0-d
         if mean.shape != (D,) or cov.shape != _prior_shape(self._inference_settings().covariance_type, D):
             raise ModelFileError("mean_prior_ or covariance_prior_ do not match n_features_in_")
         self.mean_prior_ = mean

@@ -35,7 +35,9 @@ def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metada
     blobs = []
     offset = 0
     for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name].detach().cpu().numpy())
+        # torch's contiguous copy keeps a 0-d tensor 0-d (numpy's ascontiguousarray makes it (1,): a
+        # spherical prior came back of another shape than its model's, and its file would not load)
+        arr = tensors[name].detach().cpu().contiguous().numpy()
         dt = np.dtype(arr.dtype).newbyteorder("<")
         if dt not in _NAMES:
             raise ValueError(f"cannot store tensor {name!r} of dtype {arr.dtype}")
