@@ -51,6 +51,13 @@ def test_the_command_gives_the_python_estimates_and_a_model_file(survey, capsys)
     np.testing.assert_allclose(back.means_, ref.means_, atol=1e-12)
     rc, out, _ = run(capsys, "info", out_path)
     assert rc == 0 and "income (gaussian), age (covariate)" in out and "three steps, BCH, modal" in out
+    # the commands of a mixture or an HMM refuse it in one line (it crashed them with an AttributeError)
+    for argv in (("predict", out_path, d / "survey.parquet", "-o", d / "p.csv"),
+                 ("score", out_path, d / "survey.parquet"), ("sample", out_path, "-n", 5, "-o", d / "s.csv"),
+                 ("bootstrap", out_path, d / "survey.parquet", "-n", 2), ("plot", out_path, "-o", d / "p.png")):
+        rc, out, err = run(capsys, *argv)
+        assert rc == 2 and "holds a StructuralModel: on the command line bigem info describes it" in err, (argv, err)
+        assert "Traceback" not in err and not (d / "p.csv").exists() and not (d / "s.csv").exists()
 
 
 def test_bootstrap_standard_errors_on_the_command_line(survey, capsys):

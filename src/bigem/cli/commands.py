@@ -441,15 +441,20 @@ def _family(args) -> str:
     return family
 
 
-def _load(path: str, missing: str | None = None, classifier: bool = False):
+def _load(path: str, missing: str | None = None, described: bool = False):
     """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps.
-    A MixtureClassifier file is read by ``info`` only (``classifier``)."""
-    from ..estimators import MixtureClassifier, load
+    A MixtureClassifier's or StructuralModel's file is read by ``info`` only
+    (``described``): the other commands take a mixture or an HMM."""
+    from ..estimators import MixtureClassifier, StructuralModel, load
 
     est = load(path)
-    if isinstance(est, MixtureClassifier) and not classifier:
+    if isinstance(est, MixtureClassifier) and not described:
         raise ParameterError(f"{path} holds a MixtureClassifier: on the command line bigem info describes it; "
                              "to classify rows, load it in Python (bigem.load(path).predict(X))")
+    if isinstance(est, StructuralModel) and not described:
+        raise ParameterError(f"{path} holds a StructuralModel: on the command line bigem info describes it; to "
+                             "score rows with their outcomes, load it in Python (bigem.load(path).predict_proba(X, "
+                             "Y)), and its measurement model is bigem.load(path).measurement_")
     if missing is not None:
         if "missing_values" not in est.get_params():
             raise ParameterError(f"--missing applies to the mixtures of columns and the HMMs, and {path} holds a "
@@ -975,7 +980,7 @@ def run_select(args) -> int:
 
 
 def run_info(args) -> int:
-    est = _load(args.model, classifier=True)
+    est = _load(args.model, described=True)
     if type(est).__name__ == "MixtureClassifier":
         return _info_classifier(est, args)
     if type(est).__name__ == "StructuralModel":
