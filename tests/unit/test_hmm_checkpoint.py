@@ -67,3 +67,36 @@ def test_a_checkpoint_of_other_data_or_settings_is_refused_saying_what_differs(t
     with pytest.raises(ParameterError, match="checkpoint_every"):
         GaussianHMM(2, n_iter=9).fit(X, lengths, checkpoint=ck, checkpoint_every=0)
     assert ck.exists()  # refusals leave it for the fit it belongs to
+
+
+def test_a_checkpoint_path_that_cannot_take_the_file_is_refused_before_any_iteration(tmp_path):
+    """The path was first written at the first save: checkpoint_every iterations of
+    work were lost first (a mixture's fit and an HMM's alike)."""
+    from bigem import GaussianMixture
+    from bigem.errors import OutputPathError
+
+    X, lengths = _data()
+    seen = []
+    for model, args in ((GaussianMixture(2, random_state=0), (X,)), (GaussianHMM(2, random_state=0), (X, lengths))):
+        with pytest.raises(OutputPathError, match=r"checkpoint .*nowhere.*does not exist; create it first"):
+            model.fit(*args, checkpoint=tmp_path / "nowhere" / "fit.ckpt", checkpoint_every=5,
+                      callback=lambda info: seen.append(info.iteration))
+    assert seen == []
+
+
+def test_a_damaged_checkpoint_says_to_start_afresh(tmp_path):
+    from bigem import GaussianMixture
+    from bigem.errors import ModelFileError
+
+    X, _ = _data()
+    path = tmp_path / "fit.ckpt"
+    with pytest.raises(_Killed):
+        GaussianMixture(2, tol=0, max_iter=20, random_state=0).fit(X, checkpoint=path, checkpoint_every=2,
+                                                                   callback=_die_at(5))
+    damaged = bytearray(path.read_bytes())
+    damaged[-3] ^= 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ModelFileError, match="not a checkpoint bigem can resume from .*checksum.*; delete it to start "
+                                             "the fit afresh, or pass another checkpoint path") as caught:
+        GaussianMixture(2, tol=0, max_iter=20, random_state=0).fit(X, checkpoint=path)
+    assert "save the model again" not in str(caught.value)  # a model file's advice

@@ -117,6 +117,17 @@ class Checkpoint:
         meta = {"format": "bigem-checkpoint", "fingerprint": self.fingerprint, "iteration": iteration, "runs": saved}
         write_model_file(self.path, tensors, meta)
 
+    def opened(self) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+        """What the file holds to resume from, or None: a fit starts afresh, once the path
+        is known to take the file (its folder exists, it is no folder), before any work
+        that the first save would otherwise lose."""
+        if os.path.exists(self.path):
+            return self.read()
+        from ..io import check_output_path
+
+        check_output_path(self.path, what="checkpoint")
+        return None
+
     def load(self, model: Any) -> tuple[list[dict[str, Any]], int]:
         """Every run as saved (its EMResult ``result``, the ``point`` its next E-step
         evaluates, ``exact``, and its ``squarem`` state), and the iteration it was saved after."""
@@ -124,9 +135,17 @@ class Checkpoint:
 
     def read(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """The file's tensors and metadata, checked to be a checkpoint of this fit."""
+        from .._core.errors import ModelFileError
         from ..io import read_model_file
 
-        tensors, meta = read_model_file(self.path)
+        try:
+            tensors, meta = read_model_file(self.path)
+        except ModelFileError as exc:  # a model file's advice ("save the model again") is not a checkpoint's
+            text = str(exc)
+            reason = text[text.find("(") + 1:text.rfind(")")] if "(" in text else text
+            reason = reason.replace("; save the model again", "")
+            raise ModelFileError(f"{self.path}: not a checkpoint bigem can resume from ({reason}); delete it to start "
+                                 "the fit afresh, or pass another checkpoint path") from None
         if meta.get("format") != "bigem-checkpoint":
             raise ParameterError(f"{self.path}: not a bigem checkpoint (a model file?); pass another checkpoint path")
         saved = meta.get("fingerprint")
@@ -398,8 +417,7 @@ def fit_em(
     """
     first = 1
     # the primary process reads the checkpoint, every process resumes from what it read
-    found = None if checkpoint is None else engine.share(
-        lambda: checkpoint.read() if os.path.exists(checkpoint.path) else None)
+    found = None if checkpoint is None else engine.share(checkpoint.opened)
     if found is not None:
         saved, done = checkpoint.restore(model, *found)
         runs, first = [_Run(r["result"], model, accelerate, stopping, r) for r in saved], done + 1
