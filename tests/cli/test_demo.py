@@ -46,3 +46,12 @@ def test_cli_errors_are_one_line_without_traceback():
     assert proc.returncode == 2
     assert proc.stderr.startswith("bigem demo: error:") and "Traceback" not in proc.stderr
     assert "device" in proc.stderr
+
+
+def test_a_picture_that_cannot_be_written_is_refused_before_the_demo_runs(tmp_path):
+    """--out was checked when the picture was drawn, after the first part had run."""
+    pytest.importorskip("matplotlib")
+    proc = subprocess.run([*BIGEM, "demo", "--out", str(tmp_path / "nowhere" / "fit.png")], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.startswith("bigem demo: error: picture") and "does not exist; create it first" in proc.stderr

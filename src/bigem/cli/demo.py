@@ -25,7 +25,13 @@ def run(args: argparse.Namespace) -> int:
     from bigem._core.errors import ConvergenceWarning
     from bigem._core.numerics import parse_device
 
-    parse_device(args.device)  # fail before any work on a bad device
+    parse_device(args.device)  # fail before any work on a bad device, or a picture that cannot be written
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is not None:
+        from ._io import check_output
+
+        check_output(args.out, (), (".png", ".svg", ".pdf"), what="picture")
     if args.rows < 10:
         raise ValueError(f"--rows must be at least 10, got {args.rows}")
 
