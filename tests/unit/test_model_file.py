@@ -910,3 +910,29 @@ def test_a_scalar_tensor_comes_back_a_scalar(tmp_path):
     write_model_file(path, {"s": torch.tensor(1.5, dtype=torch.float64), "v": torch.ones(2)}, {"kind": "x"})
     tensors, _ = read_model_file(path)
     assert tensors["s"].shape == () and float(tensors["s"]) == 1.5 and tensors["v"].shape == (2,)
+
+
+@pytest.mark.parametrize("family", ["GaussianMixture", "BernoulliMixture"])
+def test_a_model_file_holds_no_row_of_the_data(tmp_path, family):
+    """partial_fit's running state kept the K worst-explained rows, which (plus the
+    stored shift) were rows of X: a file one shares held training data. They are left
+    out, and partial_fit after load goes on as in the estimator saved."""
+    import bigem
+    from bigem.io.safetensors import read_model_file
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 3)) if family == "GaussianMixture" else (rng.random((400, 3)) < 0.3).astype(float)
+    model = getattr(bigem, family)(3, random_state=0, dtype="float64").fit(X)
+    path = tmp_path / "m.bigem"
+    model.save(path)
+    tensors, _ = read_model_file(path)
+    rows = {name: t for name, t in tensors.items() if name.endswith("worst.rows")}
+    assert rows and all(t.shape[0] == 0 for t in rows.values())
+    stored = np.concatenate([t.reshape(-1).numpy() for t in tensors.values() if t.is_floating_point()])
+    assert not np.isin(X[:, 0], stored).any() or family == "BernoulliMixture"  # 0/1 values are everywhere
+    batch = X[:100]
+    back = bigem.load(path)
+    np.testing.assert_allclose(back.partial_fit(batch).means_ if family == "GaussianMixture" else
+                               back.partial_fit(batch).probabilities_,
+                               model.partial_fit(batch).means_ if family == "GaussianMixture" else
+                               model.partial_fit(batch).probabilities_, rtol=0, atol=1e-12)

@@ -9,6 +9,12 @@ data, never instructions. A field that holds a dict is a memo of derived values
 (``SparseRows.memo``): it is not written, and comes back empty. A tree holding
 anything else is not written; ``partial_fit`` after ``load`` then starts its running
 average afresh.
+
+A model file holds no row of the data: the re-seeding candidates the state keeps (a
+``Lowest``, the worst-explained rows seen) are written empty, and ``partial_fit`` after
+``load`` gathers them again from its batches. It goes on as the saved estimator would
+unless a component empties in its first batch, which then re-seeds from that batch's
+rows alone (a file that could be shared held K rows of the training data).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ModelFileError
+from .._core.stats import Lowest
 from ..em.online import OnlineState
 
 PREFIX = "online."
@@ -77,6 +84,8 @@ def revive(meta: Any, tensors: dict[str, Tensor], where: str) -> OnlineState:
 
 
 def _encode(value: Any, path: str, tensors: dict[str, Tensor]) -> Any:
+    if isinstance(value, Lowest) and value.values.shape[0]:  # rows of the data: written without them
+        value = Lowest(value.values[:0], value.rows[:0], value.m, value.places[:0])
     if isinstance(value, Tensor):
         # a model file holds float64, float32 and int64 tensors: others go as one of those
         kept = value.dtype in (torch.float64, torch.float32, torch.int64)
