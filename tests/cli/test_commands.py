@@ -269,6 +269,10 @@ BAD = [
     (("frobnicate",), "", "invalid choice: 'frobnicate'"),
     (("fit", "{d}/d.npy", "-k", "2", "--sample-weight", "c", "-o", "{t}/m.bigem"), "fit", "d.npy: a .npy file has no column names, so it has no weight column"),
     (("fit", "{d}/d.csv", "-k", "2", "--sample-weight", "q", "-o", "{t}/m.bigem"), "fit", "no column(s) ['q']; the file has ['a', 'b', 'c']"),
+    # the file's own columns, not the empty list of those asked for that it has
+    (("predict", "{d}/named.bigem", "{d}/other.csv", "-o", "{t}/o.csv"), "predict", "other.csv: no column(s) ['a', 'b']; the file has ['x', 'y']"),
+    (("fit", "{d}/empty.npy", "-k", "1", "-o", "{t}/m.bigem"), "fit", "empty.npy: no rows; the data set is empty"),
+    (("fit", "{d}/d.npy", "-k", "2", "--family", "poisson", "--init", "hc", "-o", "{t}/m.bigem"), "fit", "error: --init (PoissonMixture's init_params) must be"),
 ]
 
 
@@ -276,6 +280,9 @@ BAD = [
 def bad_files(files):
     d, X = files
     assert main(["fit", str(d / "d.npy"), "-k", "2", "-o", str(d / "model.bigem")]) == 0
+    assert main(["fit", str(d / "d.csv"), "--columns", "a,b", "-k", "2", "-o", str(d / "named.bigem")]) == 0
+    (d / "other.csv").write_text("x,y\n1,2\n3,4\n")
+    np.save(d / "empty.npy", np.zeros((0, 2)))
     (d / "text.csv").write_text("a,b\n1,2\n3,abc\n")
     (d / "gaps.csv").write_text("a,b\n1,2\n3,\n")
     np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
@@ -480,3 +487,23 @@ def test_ctrl_c_that_a_library_turns_into_an_import_error_is_still_ctrl_c():
     assert done.returncode == 130 and done.stderr.strip() == "bigem: interrupted" and done.stdout == ""
     broken = _start_with(reported.replace("SIGNAL", "raise KeyboardInterrupt"))
     assert broken.returncode == 1 and "ImportError: Importing the C-extensions failed" in broken.stderr
+
+
+def test_a_model_files_commands_say_to_fit_with_another_dtype():
+    """predict, score, ... have no --dtype: the model's fit chose it."""
+    from bigem.cli._flags import in_flags
+
+    text = "drop or rescale that row, or use dtype='float64'"
+    assert in_flags(text, "fit").endswith("or use --dtype float64")
+    assert in_flags(text, "score").endswith("or fit the model with --dtype float64 (bigem fit ... --dtype float64)")
+
+
+def test_a_lengths_file_that_is_not_npy_is_named_without_numpys_pickle_advice(tmp_path):
+    from bigem.errors import DataError
+    from bigem.sources.sequences import check_lengths
+
+    path = tmp_path / "lengths.txt"
+    path.write_text("3\n4\n")
+    with pytest.raises(DataError, match=r"lengths.txt: cannot read the lengths array \(not a \.npy file\)") as caught:
+        check_lengths(str(path), 7)
+    assert "pickle" not in str(caught.value)

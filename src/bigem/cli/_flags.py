@@ -37,6 +37,15 @@ _FLAGS = (
     (r"\binit_params=(['\"])([\w+-]+)\1", r"--init \2"),
     (r"\bn_components=(?=\d)", "-k "),
     (r"\bdevice=(['\"])(\w+)\1", r"--device \2"),
+    # scikit-learn's sentence for a bad hyper-parameter, naming the flag that set it
+    (r"^The 'init_params' parameter of (\w+)", r"--init (\1's init_params)"),
+    (r"^The 'alpha' parameter of (\w+)", r"--alpha (\1's alpha)"),
+    (r"^The 'reg_covar' parameter of (\w+)", r"--reg-covar (\1's reg_covar)"),
+    (r"^The 'tol' parameter of (\w+)", r"--tol (\1's tol)"),
+    (r"^The 'max_iter' parameter of (\w+)", r"--max-iter (\1's max_iter)"),
+    (r"^The 'n_init' parameter of (\w+)", r"--n-init (\1's n_init)"),
+    (r"^The 'covariance_type' parameter of (\w+)", r"--covariance (\1's covariance_type)"),
+    (r"^The 'n_components' parameter of (\w+)", r"-k (\1's n_components)"),
 )
 _FAMILIES = re.compile(r"\bfamilies=\{([^{}]*)\}")
 # a list of names after --columns, as Python prints it: ``--columns ['x', 'y']``
@@ -45,10 +54,18 @@ _NAME = re.compile(r"(['\"])(.*?)\1")
 _PAIR = re.compile(r"(['\"])(.*?)\1\s*:\s*(['\"])(.*?)\3")
 
 
-def in_flags(text: str) -> str:
-    """``text`` with the library's keyword arguments written as command-line flags."""
+# the commands that read a model file compute in the model's dtype, which its fit chose
+_FITTED_DTYPE = {"predict", "score", "impute", "sample", "bootstrap", "plot", "info"}
+_DTYPE = re.compile(r"(?:pass|use) --dtype (float32|float64)")
+
+
+def in_flags(text: str, command: str | None = None) -> str:
+    """``text`` with the library's keyword arguments written as command-line flags (a
+    command that reads a model file has no --dtype: the advice is to fit it so)."""
     for pattern, flag in _FLAGS:
         text = re.sub(pattern, flag, text)
+    if command in _FITTED_DTYPE:
+        text = _DTYPE.sub(r"fit the model with --dtype \1 (bigem fit ... --dtype \1)", text)
     text = _LISTED.sub(lambda m: m.group(1) + ",".join(n for _, n in _NAME.findall(m.group(2))), text)
     return _FAMILIES.sub(lambda m: "--column-families " + ",".join(
         f"{p[1]}={p[3]}" for p in _PAIR.findall(m.group(1))), text)

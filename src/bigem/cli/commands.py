@@ -588,6 +588,8 @@ def _for(est, data: Data):
 
 
 def _check_k(ks: list[int], data: Data) -> None:
+    if data.n_rows == 0:
+        raise DataError(f"{data.path}: no rows; the data set is empty")
     if max(ks) > data.n_rows:
         raise DataError(
             f"-k {max(ks)} is larger than the {data.n_rows} rows of {data.path}; "

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(stop.code or 0)
 
     def one_line_warning(message, category, filename, lineno, file=None, line=None):
-        print(f"bigem {args.command}: warning: {in_flags(str(message))}", file=sys.stderr)
+        print(f"bigem {args.command}: warning: {in_flags(str(message), args.command)}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings(), _sigterm_unwinds():
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return _closed_quietly()
         if args.debug:
             traceback.print_exc()
-        print(f"bigem {args.command}: error: {in_flags(_one_line(exc))}", file=sys.stderr)
+        print(f"bigem {args.command}: error: {in_flags(_one_line(exc), args.command)}", file=sys.stderr)
         return 2
     except Terminated:
         print(f"bigem {args.command}: terminated", file=sys.stderr)

@@ -69,8 +69,9 @@ def describe_columns(X, columns: list[str] | None = None, exclude: tuple[str, ..
         names = [n for n in column_names(files[0], fmt, _csv(spec)) if n not in exclude] if columns is None else list(columns)
         types = column_types(files[0], fmt, names, _csv(spec))
         missing = [n for n in names if n not in types]
-        if missing:
-            raise DataError(f"{files[0]}: no column(s) {missing}; the file has {list(types)}. Check the columns= you passed")
+        if missing:  # the file's own columns (types holds only the names asked for)
+            raise DataError(f"{files[0]}: no column(s) {missing}; the file has {column_names(files[0], fmt, _csv(spec))}. "
+                            "Check the columns= you passed, or that the model was fitted on data with these columns")
         return names, [types[n] for n in names]
     if is_source(X):
         return getattr(X, "feature_names", None), ["float"] * int(X.n_features)

@@ -30,6 +30,10 @@ def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
     if isinstance(lengths, (str, os.PathLike)):
         path = os.fspath(lengths)
         try:
+            with open(path, "rb") as f:
+                magic = f.read(6)
+            if magic != b"\x93NUMPY":  # numpy's own advice would be to unpickle the file
+                raise ValueError("not a .npy file")
             lengths = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot read the lengths array ({exc}); write it with numpy.save") from None
