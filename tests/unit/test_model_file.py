@@ -936,3 +936,20 @@ def test_a_model_file_holds_no_row_of_the_data(tmp_path, family):
                                back.partial_fit(batch).probabilities_,
                                model.partial_fit(batch).means_ if family == "GaussianMixture" else
                                model.partial_fit(batch).probabilities_, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("classes", [[[1], [2]], [1, None], [1]])
+def test_a_classifier_file_whose_class_labels_are_not_labels_is_refused(tmp_path, classes):
+    """Nested lists loaded and predicted lists ([[2], [2], ...])."""
+    import bigem
+    from bigem.errors import ModelFileError
+    from bigem.io.safetensors import read_model_file, write_model_file
+
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    path = tmp_path / "c.bigem"
+    bigem.MixtureClassifier(n_components=2).fit(X, (X[:, 0] > 0).astype(int)).save(path)
+    tensors, meta = read_model_file(path)
+    meta["fitted"]["classes_"] = classes
+    write_model_file(path, tensors, meta)
+    with pytest.raises(ModelFileError, match="classes_ must list at least two distinct class labels"):
+        bigem.load(path)

@@ -759,7 +759,8 @@ class MixtureClassifier(EstimatorBase):
         stored = _params.Stored(state)
         s = self._settings()
         classes = state.get("classes_")
-        if not isinstance(classes, list) or len(classes) < 2 or len(set(map(repr, classes))) != len(classes):
+        if not isinstance(classes, list) or len(classes) < 2 or len(set(map(repr, classes))) != len(classes) or not all(
+                isinstance(c, (str, int, float)) for c in classes):  # a label is one value, as y's were
             raise ModelFileError("classes_ must list at least two distinct class labels")
         counts = state.get("class_counts_")
         if not isinstance(counts, list) or len(counts) != len(classes) or not all(
