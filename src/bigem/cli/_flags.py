@@ -46,6 +46,10 @@ _FLAGS = (
     (r"^The 'n_init' parameter of (\w+)", r"--n-init (\1's n_init)"),
     (r"^The 'covariance_type' parameter of (\w+)", r"--covariance (\1's covariance_type)"),
     (r"^The 'n_components' parameter of (\w+)", r"-k (\1's n_components)"),
+    (r"^structural is ", "--family is "),
+    # no flag sets it: the model file, in Python
+    (r"set n_trials to the number of trials of every row", "set n_trials to the number of trials of every row in "
+     "Python (m = bigem.load(MODEL); m.n_trials = N; m.sample(n)): the command line has no flag for it"),
 )
 _FAMILIES = re.compile(r"\bfamilies=\{([^{}]*)\}")
 # a list of names after --columns, as Python prints it: ``--columns ['x', 'y']``
