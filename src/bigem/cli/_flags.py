@@ -38,14 +38,10 @@ _FLAGS = (
     (r"\bn_components=(?=\d)", "-k "),
     (r"\bdevice=(['\"])(\w+)\1", r"--device \2"),
     # scikit-learn's sentence for a bad hyper-parameter, naming the flag that set it
-    (r"^The 'init_params' parameter of (\w+)", r"--init (\1's init_params)"),
-    (r"^The 'alpha' parameter of (\w+)", r"--alpha (\1's alpha)"),
-    (r"^The 'reg_covar' parameter of (\w+)", r"--reg-covar (\1's reg_covar)"),
-    (r"^The 'tol' parameter of (\w+)", r"--tol (\1's tol)"),
-    (r"^The 'max_iter' parameter of (\w+)", r"--max-iter (\1's max_iter)"),
-    (r"^The 'n_init' parameter of (\w+)", r"--n-init (\1's n_init)"),
-    (r"^The 'covariance_type' parameter of (\w+)", r"--covariance (\1's covariance_type)"),
-    (r"^The 'n_components' parameter of (\w+)", r"-k (\1's n_components)"),
+    *((rf"^The '{name}' parameter of (\w+)", rf"{flag} (\1's {name})") for name, flag in (
+        ("init_params", "--init"), ("alpha", "--alpha"), ("reg_covar", "--reg-covar"), ("tol", "--tol"),
+        ("max_iter", "--max-iter"), ("n_init", "--n-init"), ("covariance_type", "--covariance"),
+        ("n_components", "-k"))),
     (r"^structural is ", "--family is "),
     # no flag sets it: the model file, in Python
     (r"set n_trials to the number of trials of every row", "set n_trials to the number of trials of every row in "
