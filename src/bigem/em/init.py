@@ -366,19 +366,17 @@ def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp
     column means as they are); a source that streams in order only (``take`` refused)
     passes its own, which is also the M-step's old point (the unit variances of a
     part that holds them fixed)."""
-    if centre is not None:  # the point is the M-step's old parameters too, for parts that hold some fixed
-        point = model.params_at(centre.expand(model.n_components, -1))
-        task = Task(model, "e_step_given", (point,), {"resp_fn": resp_fn, "weighted": weighted})
-        return model.m_step(engine.reduce(task, source), point).params
-    rows = source.take(torch.arange(min(source.n_rows, 1024)))
-    if is_sparse(rows):  # counts, never gaps: their column means, without densifying the rows
-        total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
-        centre = total.index_add_(0, rows.indices.long(), rows.values.double()) / max(1, rows.shape[0])
-    else:
-        centre = model.embed(fill_gaps(rows)).double().mean(0)
-    centre = centre.expand(model.n_components, -1)
-    task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": resp_fn, "weighted": weighted})
-    return model.m_step(engine.reduce(task, source)).params
+    given = centre is not None
+    if not given:
+        rows = source.take(torch.arange(min(source.n_rows, 1024)))
+        if is_sparse(rows):  # counts, never gaps: their column means, without densifying the rows
+            total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+            centre = total.index_add_(0, rows.indices.long(), rows.values.double()) / max(1, rows.shape[0])
+        else:
+            centre = model.embed(fill_gaps(rows)).double().mean(0)
+    point = model.params_at(centre.expand(model.n_components, -1))
+    stats = engine.reduce(Task(model, "e_step_given", (point,), {"resp_fn": resp_fn, "weighted": weighted}), source)
+    return model.m_step(stats, *((point,) if given else ())).params  # a given point is the old parameters too
 
 
 def from_labels(model: Any, engine: Engine, source: Source, labels: Tensor) -> Any:

@@ -269,9 +269,12 @@ class StructuralModel(EstimatorBase):
         if drawn:
             m = self.measurement
             generator = _params.draws(m.random_state)
-            given = None if m.weights_init is None else _params.check_weights_init(m.weights_init, K)
-            start_weights = weights if conditional else torch.full((K,), 1.0 / K, dtype=torch.float64)
-            start_weights = start_weights if given is None or conditional else given
+            if conditional:  # the covariates give the class probabilities
+                start_weights = weights
+            elif m.weights_init is not None:
+                start_weights = _params.check_weights_init(m.weights_init, K)
+            else:
+                start_weights = torch.full((K,), 1.0 / K, dtype=torch.float64)
             centre = _first_rows_centre(joint, data)
 
             def initialise(restart: int) -> MixtureParams:
@@ -806,14 +809,15 @@ def _drawn_start(measurement) -> bool:
 
 
 def _mean_log_likelihood(model: MixtureModel, params: MixtureParams, source) -> float:
-    """The rows' (weighted) mean log-likelihood under ``params``: one pass."""
-    total, mass = 0.0, 0.0
+    """The rows' (weighted) mean log-likelihood under ``params``: one pass, read back once."""
+    total = mass = None
     for chunk in source.chunks():
         ll = torch.logsumexp(model.log_joint(params.to(chunk.x.device), chunk.x).double(), 1)
-        w = chunk.weight
-        total += float(ll.sum() if w is None else (ll * w.double()).sum())
-        mass += chunk.n_rows if w is None else float(w.double().sum())
-    return total / mass
+        w = torch.ones_like(ll) if chunk.weight is None else chunk.weight.double()
+        part, weight = (ll * w).sum(), w.sum()
+        total = part if total is None else total + part.to(total.device)
+        mass = weight if mass is None else mass + weight.to(mass.device)
+    return float(total / mass)
 
 
 def _first_rows_centre(model: MixtureModel, source, n: int = 1024) -> torch.Tensor:
