@@ -498,6 +498,15 @@ def test_a_model_files_commands_say_to_fit_with_another_dtype():
     assert in_flags(text, "score").endswith("or fit the model with --dtype float64 (bigem fit ... --dtype float64)")
 
 
+def test_library_words_the_command_line_cannot_type_are_named_as_it_can():
+    """structural= is --family there; n_trials has no flag (the message said to set it)."""
+    from bigem.cli._flags import in_flags
+
+    assert in_flags("structural is 'foo'; a family is one of 'gaussian'").startswith("--family is 'foo'")
+    said = in_flags("For sampling, a single n_trials must be given: set n_trials to the number of trials of every row")
+    assert "in Python (m = bigem.load(MODEL); m.n_trials = N; m.sample(n)): the command line has no flag" in said
+
+
 def test_a_lengths_file_that_is_not_npy_is_named_without_numpys_pickle_advice(tmp_path):
     from bigem.errors import DataError
     from bigem.sources.sequences import check_lengths
