@@ -81,9 +81,11 @@ def test_workers_refuse_what_is_not_a_count_naming_its_row(client, documents, va
         MultinomialMixture(**KW).fit(documents[0]).predict(da.from_array(X, chunks=(137, -1))).compute()
 
 
-def test_a_sparse_matrix_here_is_not_sent_to_the_cluster(client, documents):
-    with pytest.raises(ParameterError, match="engine='local'"):
-        MultinomialMixture(**KW, client=client, engine="dask").fit(sp.csr_matrix(documents[0]))
+@pytest.mark.parametrize("engine", ["dask", "auto"])
+def test_a_sparse_matrix_here_is_not_sent_to_the_cluster(client, documents, engine):
+    with pytest.raises(ParameterError, match=r"sparse csr_matrix in this process: fit it with engine='local' and "
+                                             r"client=None, which streams its rows without densifying them"):
+        MultinomialMixture(**KW, client=client, engine=engine).fit(sp.csr_matrix(documents[0]))
 
 
 def test_kmeans_seeds_drawn_from_the_workers_start_as_here(client, documents):

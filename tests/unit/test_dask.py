@@ -411,6 +411,27 @@ def test_unreachable_scheduler_is_a_clear_error_not_a_hang(data):
     assert time.perf_counter() - started < 20
 
 
+@pytest.mark.parametrize("engine", ["local", "torch"])
+def test_a_client_with_an_engine_that_would_not_use_it_is_refused(data, engine):
+    """It went unused without a word: the fit ran in this process."""
+    from bigem import GaussianHMM
+
+    for est in (GaussianMixture(2, client="tcp://10.0.0.1:8786", engine=engine),
+                GaussianHMM(2, client="tcp://10.0.0.1:8786", engine=engine)):
+        with pytest.raises(ParameterError, match=rf"{type(est).__name__}: client='tcp://10.0.0.1:8786' is the cluster "
+                                                 rf"of engine='dask', but engine='{engine}' fits .*, so the client "
+                                                 rf"would go unused; set engine='dask' to fit on the cluster, or "
+                                                 rf"client=None"):
+            est.fit(data)
+
+
+def test_a_client_sends_an_in_memory_fit_to_its_cluster_under_engine_auto(client, data):
+    with distributed.get_task_stream(client=client) as tasks:
+        sent = GaussianMixture(3, client=client, random_state=0).fit(data)
+    assert tasks.data  # it ran on the cluster's workers, not here
+    _assert_same_fit(sent, GaussianMixture(3, random_state=0).fit(data))
+
+
 def test_a_closed_client_is_a_clear_error(data):
     """A client whose close() was called failed deep inside distributed (AttributeError:
     'NoneType' object has no attribute 'broadcast')."""

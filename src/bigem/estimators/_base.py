@@ -45,6 +45,7 @@ class EstimatorBase:
 
         def settle(values: dict) -> None:
             _params.check_stopping(values, type(self).__name__)
+            _params.check_client(values, type(self).__name__)
             self._settle(values)
 
         return _params.settings(self, settle)

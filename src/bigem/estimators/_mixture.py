@@ -155,10 +155,11 @@ _CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto
         on CPUs), each reading its own share of X, the statistics summed by one
         all-reduce per iteration (same answer as 'local' to rounding); every process
         calls ``fit`` on the same X, and only the first (rank 0) writes files and prints;
-        'auto': 'dask' for a Dask collection, else 'local'.
+        'auto': 'dask' for a Dask collection or when ``client`` is given, else 'local'.
     client : distributed.Client, str or None, default=None
         The cluster for ``engine='dask'``: a client, or a scheduler address such as
         'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
+        Refused with engine 'local' or 'torch', where it would go unused.
     accelerate : {None, 'squarem'}, default=None
         'squarem': extrapolate along EM's path (SQUAREM, Varadhan & Roland 2008) to the
         same optimum in fewer passes over the data when EM is slow (overlapping
@@ -368,7 +369,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
 
     @staticmethod
     def _wants_dask(X, s) -> bool:
-        return s.engine == "dask" or (s.engine == "auto" and is_dask_collection(X))
+        return s.engine == "dask" or (s.engine == "auto" and (is_dask_collection(X) or s.client is not None))
 
     @contextlib.contextmanager
     def _execution(self, X, s, sample_weight=None, columns=None, y=None, fitting=False, **open_kw):

@@ -283,6 +283,17 @@ def check_stopping(values: dict, owner: str) -> None:
         )
 
 
+def check_client(values: dict, owner: str) -> None:
+    """``client`` names engine='dask''s cluster: with engine 'local' or 'torch' it would go
+    unused without a word, so the pair is refused."""
+    if values.get("client") is not None and values.get("engine") in ("local", "torch"):
+        where = "in this process" if values["engine"] == "local" else "on the torch.distributed group"
+        raise ParameterError(
+            f"{owner}: client={values['client']!r} is the cluster of engine='dask', but engine={values['engine']!r} "
+            f"fits {where}, so the client would go unused; set engine='dask' to fit on the cluster, or client=None"
+        )
+
+
 def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", allow_zero: bool = False,
                         auto: bool = False) -> int:
     """Bytes from an int or a string such as '256MB', '1.5GiB' (0 only if ``allow_zero``)."""

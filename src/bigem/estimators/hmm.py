@@ -223,6 +223,7 @@ ENGINE_DOC = """
     client : distributed.Client, str or None, default=None
         The cluster for ``engine='dask'``: a client, or a scheduler address such as
         'tcp://host:8786'. None starts a LocalCluster for the call and closes it after.
+        Refused with engine 'local' or 'torch', where it would go unused.
 """
 COMMON_DOC += ENGINE_DOC
 

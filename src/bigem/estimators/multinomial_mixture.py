@@ -334,12 +334,12 @@ def _refuse_on_dask(X) -> None:
     if is_scipy_sparse(X) or is_torch_sparse(X):
         raise ParameterError(
             "engine='dask' fits data that lives on the cluster: a dask array or dataframe of counts, or Parquet/CSV "
-            f"files of count columns; X is a sparse {type(X).__name__} in this process: fit it with engine='local', "
-            "which streams its rows without densifying them"
+            f"files of count columns; X is a sparse {type(X).__name__} in this process: fit it with engine='local' "
+            "and client=None, which streams its rows without densifying them"
         )
     if isinstance(X, Tokens):
         raise ParameterError("engine='dask' reads count columns; token lists (bigem.Tokens) are streamed by "
-                             "engine='local'")
+                             "engine='local' (and client=None)")
 
 
 def check_probabilities_init(value, K: int, D: int, what: str = "probabilities_init") -> torch.Tensor:
