@@ -250,6 +250,29 @@ def test_one_step_fits_everything_at_once_from_the_measurement_fit(fitted):
     np.testing.assert_allclose(m.measurement_.weights_, m.weights_)
 
 
+@pytest.mark.parametrize("init_params, weighted", [("random", True), ("kmeans", False)])
+def test_one_step_with_covariates_leaves_the_rows_mean_posterior_as_the_measurement_weights(init_params, weighted):
+    """The covariates give each row's class probabilities, so the joint fit has no weights
+    of its own: measurement_ holds the rows' (weighted) mean posterior, as StepMix's
+    M-step leaves weights_. It held the weights of the start: a one-iteration fit's
+    (0.49999915, 0.50000085) from the random table, a given weights_init unchanged."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=1000)
+    cls = (rng.random(1000) < 1 / (1 + np.exp(-2 * z))).astype(int)
+    X = (rng.random((1000, 6)) < np.where(cls[:, None] == 1, 0.85, 0.15)).astype(float)
+    w = rng.uniform(0.5, 2.0, 1000) if weighted else None
+    for weights_init in (None, [0.3, 0.7]):
+        measurement = bigem.BernoulliMixture(2, init_params=init_params, weights_init=weights_init, alpha=0.0,
+                                             random_state=0)
+        m = bigem.StructuralModel(measurement, "covariate", n_steps=1).fit(X, z[:, None], sample_weight=w)
+        posterior = m.predict_proba(X, z[:, None])
+        np.testing.assert_allclose(m.measurement_.weights_, np.average(posterior, axis=0, weights=w), atol=1e-12)
+        assert abs(m.measurement_.weights_[0] - 0.5) > 0.01
+        # given z, the measurement weights cancel: the score is the joint fit's (the
+        # covariates' M-step is one Newton step, the bound's last gains up to 1e-7)
+        assert np.average(m.score_samples(X, z[:, None]), weights=w) == pytest.approx(m.lower_bound_, abs=1e-5)
+
+
 def test_one_step_with_a_gaussian_measurement_model_far_from_the_origin():
     """float32 rows far from the origin arrive shifted (the measurement model's source):
     the joint fit works on them and moves its parameters back, as in float64."""

@@ -268,8 +268,6 @@ class StepMix(EstimatorBase):
             self._mm = self._sm.measurement_
             run = self._sm if np.isfinite(self._sm.lower_bound_) else self._mm  # naive and BCH do no EM
             self.structural_in_ = len(self._sm.families_)
-            if s.n_steps == 1 and "covariate" in self._sm.families_:
-                self._mm = self._measurement_view(self._posterior_mean(X, Y, sample_weight))
         self.weights_ = np.asarray(self._mm.weights_, dtype=np.float64).copy()
         self.lower_bound_, self.n_iter_, self.converged_ = float(run.lower_bound_), int(run.n_iter_), bool(
             run.converged_)
@@ -284,29 +282,6 @@ class StepMix(EstimatorBase):
         if self.verbose == 1:  # StepMix's test: 2 prints no report
             self.report(X, Y, sample_weight=sample_weight)
         return self
-
-    def _measurement_view(self, weights: np.ndarray):
-        """A copy of the structural model's measurement model holding ``weights`` (the
-        one-step covariate fit's :meth:`_posterior_mean`): predict_proba(X) and score(X)
-        read it, while the structural model keeps the measurement model it was fitted
-        with (its covariate terms cancel that model's own weights, so changing them in
-        place moved predict_proba(X, Z) and score(X, Z))."""
-        import copy
-
-        view = copy.deepcopy(self._sm.measurement_)
-        view.weights_ = weights
-        return view
-
-    def _posterior_mean(self, X, Y, sample_weight) -> np.ndarray:
-        """The class weights StepMix's one-step EM leaves with a covariate: its M-step sets
-        them to the mean of the posteriors (weighted), although p(class | z) replaces them
-        in the model; predict_proba(X) and score(X) read them."""
-        from ..sources.inputs import named_column_blocks
-
-        post = self._sm.predict_proba(X, Y)
-        if isinstance(sample_weight, str):
-            sample_weight = np.concatenate([v for v, _ in named_column_blocks(X, sample_weight)])
-        return np.average(post, axis=0, weights=sample_weight)
 
     def report(self, X, Y=None, sample_weight=None):
         """Print StepMix's report of the fit (``verbose=1`` prints it after ``fit``): each
@@ -452,10 +427,7 @@ class StepMix(EstimatorBase):
         self._check_fitted()
         perm = _permutation(perm, self.n_components_)
         if self._sm is not None:
-            view = self._mm is not self._sm.measurement_  # a one-step covariate fit's (see _measurement_view)
             self._mm = self._sm.permute_classes(perm).measurement_
-            if view:
-                self._mm = self._measurement_view(self.weights_[perm])
         else:
             self._mm = permuted_mixture(self._mm, perm)
         self.weights_ = np.asarray(self._mm.weights_, dtype=np.float64).copy()
@@ -601,8 +573,6 @@ class StepMix(EstimatorBase):
             if self._sm is not None and Y is not None:  # (a sampler without outcomes draws none)
                 replicate._sm = copy.deepcopy(self._sm).set_params(measurement=first).fit(X, Y, sample_weight=weights)
                 replicate._mm = replicate._sm.measurement_
-                if self._mm is not self._sm.measurement_:  # a one-step covariate fit's weights, as fit leaves them
-                    replicate._mm = replicate._measurement_view(replicate._posterior_mean(X, Y, weights))
         replicate.weights_ = np.asarray(replicate._mm.weights_, dtype=np.float64).copy()
         return replicate
 

@@ -246,7 +246,8 @@ class StructuralModel(EstimatorBase):
         self.measurement_, self._gaps, self.structural_names_ = measurement, gaps, names
         self._error_ = np.zeros((0, 0)) if error is None else error.numpy().copy()
         self._fitted_model, self._fitted_params = model, params
-        self._conditional, self._log_w = conditional, log_w
+        # the weights the fitted measurement model holds (one step's are the joint fit's)
+        self._conditional, self._log_w = conditional, torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
         self.n_iter_, self.converged_, self.lower_bound_ = result
         self._publish(model, params, families, measurement)
         return self
@@ -290,7 +291,11 @@ class StructuralModel(EstimatorBase):
             generator.settle()
         fitted = copy.deepcopy(measurement)
         inner = best.params.component.parts[0]
-        own = MixtureParams(mparams.weights if conditional else best.params.weights, inner)
+        if conditional:  # StepMix's weights_: the rows' mean class posterior (the covariates give each row's prior)
+            n_k = engine.reduce(Task(joint, "e_step", (best.params,)), data).component.n_k
+            own = MixtureParams((n_k / n_k.sum()).cpu(), inner)
+        else:
+            own = MixtureParams(best.params.weights, inner)
         fitted._set_fitted(mmodel.translate(own, rows.source.shift), measurement.n_features_in_,
                            getattr(measurement, "feature_names_in_", None))
         # its fit is the joint one: a start's (or a given fit's) record would describe other parameters
