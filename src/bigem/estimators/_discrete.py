@@ -39,7 +39,8 @@ INIT_DOC = """    init_params : {{'kmeans', 'k-means++', 'random', 'random_from_
         'k-means++' / 'random_from_data': seeds (k-means++ or uniform rows) and the
         assignment pass; 'random': StepMix's start, the components from random
         responsibilities (from an int ``random_state``, StepMix's own table while it holds
-        at most 2**24 numbers) and uniform weights. With y (semi-supervised), the
+        at most 2**24 numbers) and uniform weights; sample weights enter from the first
+        E-step, as in StepMix. With y (semi-supervised), the
         labelled rows initialise instead (Nigam et al.), unless initial parameters are given.
     weights_init : array-like of shape (n_components,), default=None
         Initial weights (non-negative, summing to 1); uniform when only the components'

@@ -62,7 +62,8 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         The initial responsibilities: 'kmeans', k-means++ seeds on a sample and Lloyd
         iterations over all rows; 'k-means++' / 'random_from_data', seeds (k-means++ or
         uniform rows) with every row assigned to its nearest seed; 'random', random
-        responsibilities.
+        responsibilities (their M-step leaves sample weights out; they enter from the
+        first E-step).
     weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}, default='dirichlet_process'
         The prior on the weights.
     weight_concentration_prior : float or None, default=None

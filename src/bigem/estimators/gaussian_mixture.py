@@ -131,7 +131,9 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'} or HCTree, default='kmeans'
         'kmeans': k-means++ seeds on a sample, then Lloyd iterations over all rows;
         'k-means++' / 'random_from_data': seeds (k-means++ or uniform rows) then one
-        nearest-seed assignment pass; 'random': random responsibilities; 'hc': mclust's
+        nearest-seed assignment pass; 'random': random responsibilities (their M-step
+        leaves sample weights out, as StepMix's start does; they enter from the first
+        E-step); 'hc': mclust's
         start, one M-step from the classes of a model-based hierarchical clustering
         (VVV criterion on the SVD-transformed rows; quantile classes for one feature) of
         the rows, or of a sample of 2000 of them on bigger data; an :class:`HCTree` from

@@ -88,7 +88,8 @@ class MultinomialMixture(_BaseMixture):
         sample of 20000 documents, k-means++ seeded, then each document assigned to its
         most similar centre in one pass; 'k-means++': the seeds only, then the same
         pass; 'random_from_data': K distinct sampled documents as centres; 'random':
-        random responsibilities (slow to separate topics on large data).
+        random responsibilities (slow to separate topics on large data; sample weights
+        enter from the first E-step, as in StepMix).
     weights_init : array-like of shape (n_components,), default=None
         Initial weights (non-negative, summing to 1).
     probabilities_init : array-like of shape (n_components, n_features), default=None
