@@ -15,6 +15,12 @@ sample weights, so files, tensors and DataFrames stream as in ``fit``:
 * ``"parametric"``: n rows drawn from the fitted model itself, in memory (mclust's
   ``type = "pb"``, StepMix's ``parametric=True``); X is read only to count its rows.
 
+A replicate whose draws left a component without rows (a small component's few rows
+not drawn) re-seeds it elsewhere: that is not a replicate of the component, so, as
+mclust's missing replicates, its parameters are NaN and the standard errors and
+intervals are taken over the others, with a ComponentReseededWarning that counts them
+(the weighted likelihood bootstrap keeps every row and seldom loses one).
+
 A replicate's components are matched to the fitted ones before the statistics are
 taken, in case a replicate swapped two: the permutation under which the two models'
 posteriors agree most on rows drawn from the fitted model (StepMix aligns its replicates
@@ -24,6 +30,7 @@ weights make the weights' noise look like a swap.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import warnings
@@ -31,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core.errors import ConvergenceWarning, ParameterError
+from .._core.errors import ComponentReseededWarning, ConvergenceWarning, ParameterError
 from ..sources.inputs import has_column_names
 
 METHODS = ("nonparametric", "weighted", "parametric")
@@ -53,36 +60,52 @@ class BootstrapResult:
         ``probabilities_[0]``, ...).
     replicates : dict of str to ndarray
         Each parameter's replicates, shape (n_boot, ...its shape), components matched to
-        the estimate's.
+        the estimate's; NaN in the replicates that lost a component.
     converged : ndarray of bool, shape (n_boot,)
         Whether each replicate's fit converged within ``max_iter``.
+    lost : ndarray of bool, shape (n_boot,)
+        Whether a replicate's draws left a component without rows (it was re-seeded):
+        such replicates are left out of ``se`` and ``ci``.
     """
 
     method: str
     estimate: dict[str, np.ndarray]
     replicates: dict[str, np.ndarray]
     converged: np.ndarray
+    lost: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.lost is None:
+            self.lost = np.zeros(self.converged.shape, dtype=bool)
 
     @property
     def n_boot(self) -> int:
         return int(self.converged.shape[0])
 
     def se(self) -> dict[str, np.ndarray]:
-        """Bootstrap standard errors: each entry's standard deviation over the replicates."""
-        return {name: r.std(axis=0, ddof=1) for name, r in self.replicates.items()}
+        """Bootstrap standard errors: each entry's standard deviation over the replicates
+        (those that kept every component; NaN with fewer than two)."""
+        kept = ~self.lost
+        if kept.sum() < 2:
+            return {name: np.full(r.shape[1:], np.nan) for name, r in self.replicates.items()}
+        return {name: r[kept].std(axis=0, ddof=1) for name, r in self.replicates.items()}
 
     def ci(self, level: float = 0.95) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Percentile intervals: each entry's (lower, upper) quantiles of the replicates at
         (1 - level) / 2 and (1 + level) / 2."""
         if not 0.0 < float(level) < 1.0:
             raise ParameterError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
-        q = (1.0 - float(level)) / 2.0
-        return {name: (np.quantile(r, q, axis=0), np.quantile(r, 1.0 - q, axis=0)) for name, r in self.replicates.items()}
+        q, kept = (1.0 - float(level)) / 2.0, ~self.lost
+        if not kept.any():
+            return {name: (np.full(r.shape[1:], np.nan),) * 2 for name, r in self.replicates.items()}
+        return {name: (np.quantile(r[kept], q, axis=0), np.quantile(r[kept], 1.0 - q, axis=0))
+                for name, r in self.replicates.items()}
 
     def summary(self, level: float = 0.95) -> str:
         """The estimate, its standard error and its interval, per parameter, as text."""
         se, ci = self.se(), self.ci(level)
-        lines = [f"Bootstrap of {self.n_boot} replicates ({self.method}; {int(self.converged.sum())} converged), "
+        lost = f"; {int(self.lost.sum())} lost a component, left out" if self.lost.any() else ""
+        lines = [f"Bootstrap of {self.n_boot} replicates ({self.method}; {int(self.converged.sum())} converged{lost}), "
                  f"{level:.0%} percentile intervals"]
         with np.printoptions(precision=4, suppress=True, linewidth=100):
             for name, value in self.estimate.items():
@@ -118,23 +141,24 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     rng = np.random.default_rng(random_state)
     probe, reference = _probe(est, int(rng.integers(2**31 - 1)))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
-    converged = []
+    converged, lost = [], []
     for _ in range(int(n_boot)):
         replicate = copy.deepcopy(est)  # each replicate starts from the fitted parameters
         replicate.set_params(warm_start=True, verbose=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with _replicate() as reseeded:
             if method == "parametric":
                 rows, _ = _drawn(est, n, int(rng.integers(2**31 - 1)))
                 replicate.fit(rows)
             else:
                 replicate.fit(X, y, sample_weight=drawn_weights(rng, n, method, base), columns=columns)
         converged.append(bool(replicate.converged_))
+        lost.append(bool(reseeded))
         values = _parameters(replicate)
         order = _best_order(reference, replicate.predict_proba(probe))
         for name, value in values.items():
-            draws[name].append(value if name in shared or value.shape[:1] != (K,) else value[order])
-    return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged))
+            value = value if name in shared or value.shape[:1] != (K,) else value[order]
+            draws[name].append(np.full_like(value, np.nan) if lost[-1] else value)
+    return _result(method, estimate, draws, converged, lost)
 
 
 def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonparametric", random_state=None,
@@ -161,21 +185,50 @@ def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonpara
     rng = np.random.default_rng(random_state)
     probe, reference = _probe(measurement, int(rng.integers(2**31 - 1)))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
-    converged = []
+    converged, lost = [], []
     for _ in range(int(n_boot)):
         weights = drawn_weights(rng, n, method, base)
         first = copy.deepcopy(measurement)  # started from the fit: a few passes, the classes in order
         first.set_params(warm_start=True, verbose=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with _replicate() as reseeded:
             first.fit(X, sample_weight=weights, columns=columns)
             replicate = copy.deepcopy(est).set_params(measurement=first)
             replicate.fit(X, Y, sample_weight=weights, columns=columns)
         converged.append(bool(first.converged_ and replicate.converged_))
+        lost.append(bool(reseeded))
         order = _best_order(reference, first.predict_proba(probe))
         for name, value in replicate._parameters().items():
-            draws[name].append(value[order] if value.shape[:1] == (K,) else value)
-    return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged))
+            value = value[order] if value.shape[:1] == (K,) else value
+            draws[name].append(np.full_like(value, np.nan) if lost[-1] else value)
+    return _result(method, estimate, draws, converged, lost)
+
+
+@contextlib.contextmanager
+def _replicate():
+    """A replicate's refit: its ConvergenceWarning silenced (``converged`` records it),
+    its re-seeded components noted in the list it yields (non-empty: one was), every
+    other warning passed on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reseeded: list = []
+        yield reseeded
+    for w in caught:
+        if issubclass(w.category, ComponentReseededWarning):
+            reseeded.append(w)
+        elif not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _result(method: str, estimate: dict, draws: dict, converged: list, lost: list) -> BootstrapResult:
+    """The replicates stacked, with a warning that counts those that lost a component."""
+    if any(lost):
+        advice = ("method='weighted' keeps every row in every replicate" if method == "nonparametric"
+                  else "fewer components may suit these data")
+        warnings.warn(f"{sum(lost)} of {len(lost)} bootstrap replicates left a component without rows (it was "
+                      f"re-seeded elsewhere); their parameters are NaN and se() and ci() leave them out; {advice}",
+                      ComponentReseededWarning, stacklevel=3)
+    return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged),
+                           np.array(lost, dtype=bool))
 
 
 def _check_n_boot(n_boot) -> None:
