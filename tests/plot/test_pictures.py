@@ -224,3 +224,49 @@ def test_an_unfitted_model_is_named_not_fitted(tmp_path, draw):
     with pytest.raises(NotFittedError, match="This GaussianMixture instance is not fitted yet"):
         draw(bigem.GaussianMixture(2), tmp_path / "f.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unfitted_hmm_is_named_not_fitted_not_without_history(tmp_path):
+    """Its monitor_ exists from construction (as hmmlearn's): the picture said the model
+    "was not fitted by EM iterations"."""
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="This GaussianHMM instance is not fitted yet: call fit before drawing it"):
+        plot_convergence(bigem.GaussianHMM(2), tmp_path / "f.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_frame_is_drawn_by_the_fitted_names_as_predict_reads_it(tmp_path):
+    """Columns in another order were drawn on the wrong axes (every row one component),
+    where predict refuses them; every fitted column and an id beside reads the fitted ones."""
+    import pandas as pd
+
+    from bigem.errors import DataError
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": np.r_[rng.normal(size=100), rng.normal(8, 1, 100)], "b": rng.normal(size=200),
+                          "c": rng.normal(size=200)})
+    gm = bigem.GaussianMixture(2, random_state=0).fit(frame)
+    one = bigem.GaussianMixture(2, random_state=0).fit(frame[["a"]])
+    for draw, X in ((lambda X, p: plot_clusters(gm, X, p), frame[["b", "a", "c"]]),
+                    (lambda X, p: plot_fit(one, X, p), frame[["b"]])):
+        with pytest.raises(DataError, match="The feature names should match those that were passed during fit"):
+            draw(X, tmp_path / "f.svg")
+        assert not list(tmp_path.iterdir())
+    plot_clusters(gm, frame.assign(id=np.arange(200))[["id", "c", "b", "a"]], tmp_path / "ids.png")
+    plot_clusters(gm, frame, tmp_path / "plain.png")
+    np.testing.assert_array_equal(assert_png_drawn(str(tmp_path / "ids.png")),
+                                  assert_png_drawn(str(tmp_path / "plain.png")))
+
+
+def test_many_components_have_colours_of_their_own(tmp_path):
+    from matplotlib.colors import to_rgba
+
+    from bigem.plot.clusters import _colours
+
+    for K in (3, 10, 15, 20, 31):
+        colours = [to_rgba(c) for c in _colours(K)]
+        assert len(set(colours)) == K
+    X = np.random.default_rng(1).normal(size=(600, 2)) * 10
+    plot_clusters(bigem.GaussianMixture(15, random_state=0, tol=0.1).fit(X), X, tmp_path / "many.png")
+    assert_png_drawn(str(tmp_path / "many.png"))

@@ -60,6 +60,10 @@ def test_word_options_are_refused_for_a_latent_class_profile(frame, tmp_path):
     for kw in ({"top": 3}, {"vocabulary": ["a", "b"]}):
         with pytest.raises(ParameterError, match="top= and vocabulary= choose the words of a MultinomialMixture"):
             plot_profile(est, tmp_path / "p.png", **kw)
-    with pytest.raises(ParameterError, match="this CategoricalMixture has none: fit a CategoricalMixture first"):
+    from sklearn.exceptions import NotFittedError
+
+    # (it was a ParameterError, where every other picture says NotFittedError)
+    with pytest.raises(NotFittedError, match="This CategoricalMixture instance is not fitted yet: call fit before "
+                                             "drawing it"):
         plot_profile(bigem.CategoricalMixture(2), tmp_path / "p.png")
     assert not (tmp_path / "p.png").exists()

@@ -4,6 +4,7 @@ and a bounded sample of the data."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -29,10 +30,14 @@ def check_fitted(estimator, attribute: str) -> None:
     """NotFittedError (scikit-learn's where it is imported) for a model without the
     fitted ``attribute`` a picture reads, before anything is drawn."""
     if not hasattr(estimator, attribute):
-        from .._core.errors import not_fitted_error
+        raise not_fitted(estimator)
 
-        name = type(estimator).__name__
-        raise not_fitted_error(f"This {name} instance is not fitted yet: call fit before drawing it")
+
+def not_fitted(estimator) -> Exception:
+    """The NotFittedError that says ``estimator`` must be fitted before it is drawn."""
+    from .._core.errors import not_fitted_error
+
+    return not_fitted_error(f"This {type(estimator).__name__} instance is not fitted yet: call fit before drawing it")
 
 
 def pyplot():
@@ -59,6 +64,23 @@ def save(fig, path: str) -> None:
         write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format=ext[1:]))
     finally:
         plt.close(fig)
+
+
+def model_rows(estimator, X, max_points: int | None = MAX_POINTS, seed: int = 0) -> np.ndarray:
+    """:func:`as_rows` of X as the estimator's ``predict`` reads it: a data frame's columns
+    checked against the fitted names by predict's rules (another order or other names
+    are a DataError; every fitted column and more, such as an id, reads the fitted
+    ones), so that no point is drawn on another feature's axis."""
+    from ..sources.frames import frame_columns, native_frame
+
+    check = getattr(estimator, "_check_features", None)
+    if check is not None and frame_columns(X) is not None:
+        with warnings.catch_warnings():  # a frame beside a model fitted on an array: read by position
+            warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
+            fitted = check(X)
+        if fitted is not None:
+            X = native_frame(X)[fitted]
+    return as_rows(X, max_points, seed, getattr(estimator, "feature_names_in_", None))
 
 
 def as_rows(X, max_points: int | None = MAX_POINTS, seed: int = 0, names=None) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._core.errors import DataError, ParameterError
 from ..estimators.selection import full_covariances
-from ._common import MAX_POINTS, as_rows, check_fitted, check_path, feature_label, new_figure, save
+from ._common import MAX_POINTS, check_fitted, check_path, feature_label, model_rows, new_figure, save
 
 
 def projection(estimator, columns: Sequence[int | str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -78,10 +78,10 @@ def plot_clusters(
     if D < 2:
         raise DataError("plot_clusters needs at least 2 features; use plot_density_1d for a 1-feature model")
     A, centre, labels = projection(estimator, columns)
-    x = as_rows(X, max_points, seed, getattr(estimator, "feature_names_in_", None))
+    x = model_rows(estimator, X, max_points, seed)
     if x.shape[1] != D:
         raise DataError(f"X has {x.shape[1]} columns, but the model has {D} features")
-    with warnings.catch_warnings():  # x is a plain array whatever X was; names were checked by shape
+    with warnings.catch_warnings():  # x is a plain array whatever X was; model_rows checked its names
         warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
         cluster = estimator.predict(x)
     y = (x - centre) @ A.T
@@ -91,7 +91,7 @@ def plot_clusters(
     from matplotlib.patches import Ellipse
 
     fig, ax = new_figure()
-    colours = [f"C{k % 10}" for k in range(K)]
+    colours = _colours(K)
     size = max(2.0, min(20.0, 4000.0 / len(y)))
     for k in range(K):
         sel = cluster == k
@@ -111,6 +111,20 @@ def plot_clusters(
     ax.set_ylabel(labels[1])
     shown = f"{len(y):,} rows" + (" (uniform sample)" if max_points is not None and len(y) == max_points else "")
     ax.set_title(f"{title}\n{shown}, coloured by most likely component", fontsize=11)
-    ax.legend(fontsize=8, loc="best", markerscale=max(1.0, 8 / size))
+    # beyond ten components the legend would cover the points: it goes beside them
+    where = dict(loc="best") if K <= 10 else dict(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=8, markerscale=max(1.0, 8 / size), **where)
     ax.autoscale_view()
     save(fig, path)
+
+
+def _colours(K: int) -> list:
+    """A colour per component, none repeated: matplotlib's ten-colour cycle, then the
+    twenty of 'tab20', then evenly spaced hues of 'turbo'."""
+    if K <= 10:
+        return [f"C{k}" for k in range(K)]
+    import matplotlib
+
+    if K <= 20:
+        return [matplotlib.colormaps["tab20"](k) for k in range(K)]
+    return [matplotlib.colormaps["turbo"](t) for t in np.linspace(0.0, 1.0, K)]

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .._core.errors import DataError
-from ._common import check_fitted, check_path, new_figure, save
+from ._common import check_path, new_figure, not_fitted, save
 
 
 def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM convergence") -> None:
@@ -31,8 +31,10 @@ def plot_convergence(estimator, path: str | os.PathLike, title: str = "EM conver
         runs = [np.asarray(list(monitor.history), dtype=np.float64)]
     runs = [r for r in runs if len(r)]
     if not runs:
-        if not any(hasattr(estimator, a) for a in ("history_", "lower_bounds_", "monitor_", "converged_")):
-            check_fitted(estimator, "converged_")
+        fitted = getattr(estimator, "__sklearn_is_fitted__", None)  # an HMM has its monitor_ from construction
+        if (fitted is not None and not fitted()) or not any(
+                hasattr(estimator, a) for a in ("history_", "lower_bounds_", "monitor_", "converged_")):
+            raise not_fitted(estimator)
         raise DataError("the model has no iteration history to draw (it was not fitted by EM iterations)")
     best = int(np.argmax([r[-1] for r in runs]))
     fig, ax = new_figure()

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._core.errors import DataError
 from ..estimators.selection import full_covariances
-from ._common import MAX_POINTS, as_rows, check_fitted, check_path, feature_label, new_figure, save
+from ._common import MAX_POINTS, check_fitted, check_path, feature_label, model_rows, new_figure, save
 
 
 def component_variances_1d(estimator) -> np.ndarray:
@@ -34,7 +34,7 @@ def plot_density_1d(
     check_fitted(estimator, "means_")
     if estimator.means_.shape[1] != 1:
         raise DataError(f"plot_density_1d needs a 1-feature model; this one has {estimator.means_.shape[1]} features")
-    x = as_rows(X, max_points, 0, getattr(estimator, "feature_names_in_", None))
+    x = model_rows(estimator, X, max_points, 0)
     if x.shape[1] != 1:
         raise DataError(f"X has {x.shape[1]} columns, but the model has 1 feature")
     x = x[:, 0]

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from .._core.errors import ParameterError
-from ._common import check_path, new_figure, save
+from ._common import check_path, new_figure, not_fitted, save
 
 MAX_ROWS = 60  # rows (categories or words) drawn at most; more would not be legible
 MAX_WORDS = MAX_ROWS  # a word profile's rows at most
@@ -50,7 +50,7 @@ def profile_table(estimator, top: int | None = None, vocabulary=None) -> tuple[l
     :func:`profile_words` (``top`` per component; default as many as fit 60 rows, at
     most 10 per component), named by ``vocabulary`` (one name per column of the fitted
     data; default ``feature_names_in_``, else the word ids). A ParameterError for a
-    model with no such probabilities, or one not fitted.
+    model with no such probabilities, a NotFittedError for one not fitted.
     """
     name = type(estimator).__name__
     family = _FAMILIES.get(name)
@@ -61,7 +61,7 @@ def profile_table(estimator, top: int | None = None, vocabulary=None) -> tuple[l
         )
     probs = getattr(estimator, "probabilities_", None)
     if probs is None or getattr(estimator, "weights_", None) is None:
-        raise ParameterError(f"plot_profile draws a fitted model's probabilities; this {name} has none: fit a {name} first")
+        raise not_fitted(estimator)
     if family != "multinomial":
         if top is not None or vocabulary is not None:
             raise ParameterError("top= and vocabulary= choose the words of a MultinomialMixture's profile; a latent "
