@@ -120,3 +120,7 @@ def test_sampling_draws_n_trials_per_row_and_needs_one_n_trials(tmp_path):
     ours.set_params(n_trials=None)
     with pytest.raises(ParameterError, match="a single n_trials must be given"):
         ours.sample(3)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="This MultinomialHMM instance is not fitted yet"):
+        MultinomialHMM(2).sample(3)  # hmmlearn's error, before the one about n_trials

@@ -177,6 +177,7 @@ class MultinomialHMM(_BaseHMM):
         """One sequence of ``n_samples`` rows of counts: (X, states). Needs one ``n_trials``
         for all rows (hmmlearn's rule). As ``GaussianHMM.sample`` otherwise."""
         s = self._inference_settings()
+        self._fitted(s)  # an unfitted model says so first, as hmmlearn's does
         if s.n_trials is None or np.unique(s.n_trials).size != 1:
             raise ParameterError("For sampling, a single n_trials must be given: set n_trials to the number of "
                                  "trials of every row")
