@@ -161,9 +161,17 @@ def test_bad_arguments_fail_before_fitting(kwargs, match):
         bigem.select(np.zeros((10, 2)), **kwargs)
 
 
-def test_more_components_than_rows_is_a_clear_error():
-    with pytest.raises(ValueError, match="n_samples >= n_components"):
-        bigem.select(np.random.default_rng(0).normal(size=(5, 2)), n_components=[2, 8])
+@pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
+def test_more_components_than_rows_is_a_clear_error_before_any_fit(family):
+    """It came at K = 6, after the fits of K = 1 to 5, which were lost."""
+    X = np.random.default_rng(0).normal(size=(5, 2))
+    X = X if family == "gaussian" else (X > 0).astype(float)
+    fits = []
+    with pytest.raises(ValueError, match=r"^Expected n_samples >= n_components for every candidate, but n_components "
+                                         r"goes up to 8 and X has 5 rows; pass n_components up to 5 \(the fits would "
+                                         r"stop at K = 6, after the smaller ones\)$"):
+        bigem.select(X, n_components=[2, 8], family=family, callback=fits.append)
+    assert fits == []
 
 
 def test_icl_and_aic_criteria_choose_their_minimum():

@@ -37,7 +37,7 @@ import numpy as np
 
 import torch
 
-from .._core.errors import DegenerateFitWarning, NumericalError, ParameterError
+from .._core.errors import DataError, DegenerateFitWarning, NumericalError, ParameterError
 from .._core.optional import require
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import MULTIVARIATE, NO_PRIOR, UNIVARIATE
@@ -288,6 +288,11 @@ def select(
                 raise ParameterError(f"covariance type {ct!r} has no prior in mclust; drop it or pass prior=None")
     else:
         cls(**params)._settings()  # bad values fail before any fit
+        n_rows = _in_memory_rows(X)
+    if n_rows is not None and max(ks) > n_rows:
+        raise DataError(f"Expected n_samples >= n_components for every candidate, but n_components goes up to "
+                        f"{max(ks)} and X has {n_rows} rows; pass n_components up to {n_rows} (the fits would stop "
+                        f"at K = {n_rows + 1}, after the smaller ones)")
 
     table, estimators = [], []
     # mclust's EM stops where a component turns singular or loses its support, and its
@@ -524,3 +529,15 @@ def _check_types(value, cls: type = GaussianMixture, family: str = "gaussian") -
 
 def _names(cands: list[tuple[int, str]]) -> str:
     return ", ".join(f"K={k}" if ct is None else f"K={k} {ct}" for k, ct in cands)
+
+
+def _in_memory_rows(X) -> int | None:
+    """X's row count where it is in memory (an array, tensor or data frame); None for
+    files and other sources, whose rows are counted by the fits."""
+    from ..sources import is_file_input, is_source
+
+    if is_file_input(X) or is_source(X):
+        return None
+    shape = getattr(X, "shape", None)
+    known = shape is not None and len(shape) == 2 and isinstance(shape[0], (int, np.integer))  # (a Dask frame's is not)
+    return int(shape[0]) if known else None
