@@ -13,8 +13,9 @@ average afresh.
 A model file holds no row of the data: the re-seeding candidates the state keeps (a
 ``Lowest``, the worst-explained rows seen) are written empty, and ``partial_fit`` after
 ``load`` gathers them again from its batches. It goes on as the saved estimator would
-unless a component empties in its first batch, which then re-seeds from that batch's
-rows alone (a file that could be shared held K rows of the training data).
+until a component empties: the saved one re-seeds it at the worst rows seen since its
+fit began, the loaded one at the worst of its batches since ``load`` (a file that could
+be shared held K rows of the training data).
 """
 
 from __future__ import annotations
