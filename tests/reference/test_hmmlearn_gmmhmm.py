@@ -206,8 +206,33 @@ def test_a_covariance_that_is_not_symmetric_is_refused_as_hmmlearn_refuses_it(co
         model = cls(K, n_mix=M, covariance_type=covariance_type, init_params="", **kw)
         for name, value in {**start, "covars_": covars}.items():
             setattr(model, name, value)
-        with pytest.raises(ValueError, match="symmetric"):
+        with pytest.raises(ValueError, match=r"^Covariance of state #0(, mixture #0)? is not symmetric$"):
             model.score(X, lengths)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_a_covariance_symmetric_to_eight_digits_is_taken_as_hmmlearn_takes_it(covariance_type):
+    """hmmlearn's test is numpy's allclose (rtol 1e-5): a matrix typed or read back to 8
+    digits was refused ("must be symmetric, positive-definite"), and a later state's
+    asymmetry is named as hmmlearn names it."""
+    X, lengths, start, _ = case()
+    typed = np.array([[1.0, 0.3 * (1 + 1e-7)], [0.3, 0.6]])
+    covars = np.tile(typed, (K, M, 1, 1)) if covariance_type == "full" else np.tile(typed, (K, 1, 1))
+    scores = []
+    for cls, kw in ((hmm.GMMHMM, {}), (bigem.GMMHMM, dict(dtype="float64"))):
+        model = cls(K, n_mix=M, covariance_type=covariance_type, init_params="", **kw)
+        for name, value in {**start, "covars_": covars}.items():
+            setattr(model, name, value)
+        scores.append(model.score(X, lengths))
+    assert scores[1] == pytest.approx(scores[0], rel=1e-12)
+    bent = covars.copy()
+    bent[-1, ..., 0, 1] += 0.5
+    model = bigem.GMMHMM(K, n_mix=M, covariance_type=covariance_type, init_params="", dtype="float64")
+    for name, value in {**start, "covars_": bent}.items():
+        setattr(model, name, value)
+    where = f"state #{K - 1}" + (", mixture #0" if covariance_type == "full" else "")
+    with pytest.raises(ValueError, match=rf"^Covariance of {where} is not symmetric$"):
+        model.score(X, lengths)
 
 
 def test_fewer_rows_than_states_times_mixtures_fit_as_in_hmmlearn():

@@ -979,3 +979,30 @@ def test_a_value_beyond_float32_is_named_at_its_own_row(tmp_path, as_file):
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(DataError, match=r"\(1 inf; first at row 1\)\..*beyond float32's range"):
             GaussianMixture(1).fit(X)
+
+
+def test_matrices_symmetric_to_eight_digits_are_taken_as_scikit_learn_and_hmmlearn_take_them():
+    """Their test is numpy's allclose (rtol 1e-5); bigem's was rtol 1e-8, and refused a
+    precision or covariance typed or read back to 8 digits."""
+    from hmmlearn.hmm import GaussianHMM as TheirHMM
+    from sklearn.mixture import GaussianMixture as TheirMixture
+
+    from bigem import GaussianHMM
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(200, 2)), rng.normal(4, 1, (200, 2))]
+    typed = np.array([[1.0, 0.3 * (1 + 1e-7)], [0.3, 0.6]])
+    kw = dict(covariance_type="full", precisions_init=np.stack([typed] * 2), means_init=[[0, 0], [4, 4]],
+              weights_init=[0.5, 0.5], max_iter=3, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (three iterations do not converge)
+        ours, theirs = GaussianMixture(2, dtype="float64", **kw).fit(X), TheirMixture(2, **kw).fit(X)
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-7)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-7)
+    scores = []
+    for cls, extra in ((TheirHMM, {}), (GaussianHMM, dict(dtype="float64"))):
+        model = cls(2, covariance_type="full", init_params="", **extra)
+        model.startprob_, model.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]])
+        model.means_, model.covars_ = np.array([[0.0, 0.0], [4.0, 4.0]]), np.stack([typed] * 2)
+        scores.append(model.score(X))
+    assert scores[1] == pytest.approx(scores[0], rel=1e-12)

@@ -10,7 +10,7 @@ import torch
 from .._core.draws import fresh_draws
 from .._core.errors import CollapsedStateWarning, DataError, NumericalError, ParameterError
 from ..em.init import SEED_SAMPLE_ROWS, converged_kmeans, fill_gaps, kmeans_centres, sample_rows
-from ..models.covariance import NAMES
+from ..models.covariance import NAMES, symmetric
 from ..models.hmm import Mend
 from ..models.hmm_gmm import GMMEmission, GMMEmissionParams, GMMPrior
 from ..models.kmeans import KMeansModel
@@ -226,9 +226,8 @@ class GMMHMM(_BaseHMM):
         covars = _params.as_f64(self.covars_, "covars_")
         shapes = {"full": (K, M, D, D), "tied": (K, D, D), "diag": (K, M, D), "spherical": (K, M)}
         _params.check_shape(covars, shapes[ct], "covars_")
-        if ct in ("full", "tied") and not torch.allclose(covars, covars.transpose(-1, -2), rtol=1e-8, atol=1e-12):
-            # a Cholesky factor reads the lower triangle alone: the upper one would be ignored without a word
-            raise ParameterError("covars_ must be symmetric, positive-definite matrices")
+        if ct in ("full", "tied"):
+            _check_symmetric(covars)
         try:
             return emission.make_params(weights, means, covars)
         except NumericalError as exc:
@@ -258,3 +257,13 @@ class GMMHMM(_BaseHMM):
         self.weights_ = p.weights.numpy().copy()
         self.means_ = p.flat.means.numpy().reshape(K, M, -1).copy()
         self.covars_ = self._emission(s).covars(p).numpy().copy()
+
+
+def _check_symmetric(covars: torch.Tensor) -> None:
+    """hmmlearn's test (:func:`~bigem.models.covariance.symmetric`) and words, naming the
+    first state (and mixture) whose matrix fails it."""
+    close = symmetric(covars)
+    if not bool(close.all()):
+        where = [int(i) for i in torch.nonzero(~close)[0]]
+        name = f"state #{where[0]}" + (f", mixture #{where[1]}" if len(where) == 2 else "")
+        raise ParameterError(f"Covariance of {name} is not symmetric")
