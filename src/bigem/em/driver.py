@@ -141,8 +141,9 @@ class Checkpoint:
         try:
             tensors, meta = read_model_file(self.path)
         except ModelFileError as exc:  # a model file's advice ("save the model again") is not a checkpoint's
-            text = str(exc)
-            reason = text[text.find("(") + 1:text.rfind(")")] if "(" in text else text
+            text = str(exc).removeprefix(f"{os.fspath(self.path)}: ")  # (a path may hold parentheses too)
+            invalid = "not a valid bigem model file ("
+            reason = text[len(invalid):-1] if text.startswith(invalid) and text.endswith(")") else text
             reason = reason.replace("; save the model again", "")
             raise ModelFileError(f"{self.path}: not a checkpoint bigem can resume from ({reason}); delete it to start "
                                  "the fit afresh, or pass another checkpoint path") from None
