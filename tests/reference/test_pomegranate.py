@@ -161,7 +161,8 @@ def test_a_masked_tensor_is_read_as_gaps(family):
 
 
 @pytest.mark.parametrize("name, hint", [("log_probability", "score_samples"), ("priors", "weights_"),
-                                        ("summarize", "partial_fit"), ("cuda", "device='cuda'")])
+                                        ("summarize", "partial_fit"), ("cuda", "device='cuda'"),
+                                        ("distributions", "means_, covariances_")])
 def test_pomegranate_calls_name_bigems(name, hint):
     """pomegranate's methods and attributes on a bigem mixture: Python's AttributeError
     (hasattr stays False), which says what bigem calls it."""
@@ -172,7 +173,8 @@ def test_pomegranate_calls_name_bigems(name, hint):
 
 
 @pytest.mark.parametrize("name, hint", [("edges", "transmat_"), ("starts", "startprob_"), ("ends", "without end"),
-                                        ("log_probability", "score(seq)"), ("cuda", "device='cuda'")])
+                                        ("log_probability", "score(seq)"), ("cuda", "device='cuda'"),
+                                        ("distributions", "means_ and covars_ (Gaussian)")])
 def test_pomegranate_hmm_calls_name_bigems(name, hint):
     """DenseHMM's attributes on a bigem HMM say what bigem (hmmlearn) calls them, as the
     mixtures' do; a stack of sequences, DenseHMM's (n, length, d), says how it goes."""

@@ -12,16 +12,18 @@ COMMON = {
     "cuda": "pass device='cuda' (set_params(device='cuda') on a fitted model)",
     "summarize": "fit(X) reads and sums the batches of files or a folder for you; partial_fit(batch) is online EM",
     "from_summaries": "fit(X) makes the M-steps itself; partial_fit(batch) takes one per mini-batch",
-    "distributions": "the components' parameters are attributes: means_, covariances_, probabilities_, lambdas_, ...",
 }
 MIXTURE = {
     **COMMON,
+    "distributions": "the components' parameters are attributes: means_, covariances_, probabilities_, lambdas_, ...",
     "log_probability": "use score_samples(X), the log-density of each row",
     "probability": "use np.exp(score_samples(X))",
     "priors": "the mixture weights are weights_",
 }
 HMM = {
     **COMMON,
+    "distributions": "the states' emission parameters are attributes, hmmlearn's: means_ and covars_ (Gaussian), "
+                     "weights_ too (GMMHMM), emissionprob_ (categorical, multinomial), lambdas_ (Poisson)",
     "log_probability": "use score(seq) for each sequence's log-likelihood (score(X, lengths) sums them, as "
                        "hmmlearn's)",
     "probability": "use np.exp(score(seq)) for each sequence",
