@@ -162,7 +162,7 @@ def test_bad_priors_are_refused_with_sklearns_messages(kw, message):
         BayesianGaussianMixture(n_components=2, **kw).fit(X)
 
 
-@pytest.mark.parametrize("prior", [np.array(2.0), [2.0], np.float64(2.0)])
+@pytest.mark.parametrize("prior", [np.array(2.0), [2.0], np.float64(2.0), np.array([[2.0]])])
 def test_a_spherical_covariance_prior_may_be_an_array_of_one(prior):
     """scikit-learn takes a 0-d array or a list of one for a spherical prior; bigem
     refused them, in a message that said an array-like was allowed."""
@@ -172,6 +172,19 @@ def test_a_spherical_covariance_prior_may_be_an_array_of_one(prior):
     ours = BayesianGaussianMixture(dtype="float64", **kw).fit(X)
     assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-8)
     assert float(ours.covariance_prior_) == 2.0
+
+
+@pytest.mark.parametrize("prior, message", [
+    ([0.0], r"should be greater than 0\., but got 0\.000 \(in \[0\.0\]\)\.$"),
+    (np.array([[np.inf]]), r"should be finite and greater than 0\., but got inf \(in array\(\[\[inf\]\]\)\)\.$"),
+    (np.array([1.0, 2.0]), r"should be one number greater than 0 \(a float, or an array of one\); got an array of "
+                           r"shape \(2,\)$"),
+])
+def test_a_spherical_covariance_prior_array_that_is_no_positive_number_says_so(prior, message):
+    """It said "must be None, an array-like or a float ..." of an array-like."""
+    X, _, _ = make_blobs(3, n_per=30, d=2)
+    with pytest.raises(ValueError, match=r"^The parameter 'spherical covariance_prior' " + message):
+        BayesianGaussianMixture(n_components=3, covariance_type="spherical", covariance_prior=prior).fit(X)
 
 
 def test_scikit_learns_fitted_arrays_set_by_hand_predict_without_the_priors(tmp_path):

@@ -428,11 +428,22 @@ def _prior_shape(covariance_type: str, D: int) -> tuple[int, ...]:
 def _covariance_prior(value, covariance_type: str, D: int, owner: str) -> torch.Tensor:
     """A user's covariance_prior, checked with scikit-learn's messages."""
     if covariance_type == "spherical":
-        if not isinstance(value, (bool, str)) and np.size(value) == 1 and np.ndim(value) <= 1:
-            try:  # a 0-d array or a list of one, as scikit-learn takes it (np.var(X) kept as an array)
-                value = np.asarray(value, dtype=np.float64).reshape(()).item()
+        given = value
+        if isinstance(value, np.ndarray) or (not isinstance(value, (bool, str, int, float, np.integer, np.floating))
+                                             and np.ndim(value) > 0):
+            try:  # an array of one number, of any shape, as scikit-learn takes it (np.var(X) kept as an array)
+                array = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):
-                pass
+                array = None
+            if array is not None and array.size != 1:
+                raise ParameterError(f"The parameter 'spherical covariance_prior' should be one number greater than 0 "
+                                     f"(a float, or an array of one); got an array of shape {array.shape}")
+            if array is not None:
+                value = array.reshape(()).item()
+                if not (value > 0 and np.isfinite(value)):
+                    finite = "" if np.isfinite(value) or np.isnan(value) else "finite and "
+                    raise ParameterError(f"The parameter 'spherical covariance_prior' should be {finite}greater than 0., "
+                                         f"but got {value:.3f} (in {given!r}).")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0 \
                 or not np.isfinite(value):
             raise ParameterError(
