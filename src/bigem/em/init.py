@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .._core.draws import numpy_draws, row_uniforms
-from .._core.errors import DataError, convergence_warning
+from .._core.errors import DataError, NumericalError, convergence_warning
 from .._core.numerics import squared_distances
 from .._core.protocols import Engine, Task
 from .._core.sparse import is_sparse
@@ -379,15 +379,28 @@ def from_given_responsibilities(model: Any, engine: Engine, source: Source, resp
     return model.m_step(stats, *((point,) if given else ())).params  # a given point is the old parameters too
 
 
-def from_labels(model: Any, engine: Engine, source: Source, labels: Tensor) -> Any:
+def from_labels(model: Any, engine: Engine, source: Source, labels: Tensor, strict: bool = False) -> Any:
     """Mixture parameters from one M-step on hard labels: row i of the source belongs to
     component ``labels[i]`` (0..K-1). mclust starts EM this way from its hierarchical
-    classification (its ``me`` begins with an M-step)."""
+    classification (its ``me`` begins with an M-step). A class too small for its
+    covariance (or singular) is re-seeded, with the step's warning; ``strict`` (mclust's
+    stopping rule) makes it a NumericalError instead, as mclust's M-step fails there and
+    its BIC table shows the candidate as missing."""
     probe = source.take(torch.arange(min(source.n_rows, 1024)))
     centre = probe.double().mean(0).expand(model.n_components, -1)
     task = Task(model, "e_step_given", (model.params_at(centre),),
                 {"resp_fn": GivenLabels(labels.to(torch.int64).cpu(), model.n_components)})
-    return model.m_step(engine.reduce(task, source)).params
+    step = model.m_step(engine.reduce(task, source))
+    if strict and not (step.report.exact or step.report.smooth):
+        raise NumericalError(
+            f"a class of the start lost its support or its covariance turned singular in the first M-step, which "
+            f"ends a fit under mclust's stopping rule as mclust's M-step fails there; {model.advice}, or pass "
+            f"stopping='gain' to re-seed the component and go on"
+        )
+    from .driver import emit
+
+    emit(step.report, "at the start", set())
+    return step.params
 
 
 @dataclass(frozen=True)

@@ -373,7 +373,7 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
         elif isinstance(s.init_params, HCTree) or s.init_params == "hc":
             tree = s.init_params if isinstance(s.init_params, HCTree) else build(
                 source, generator=generator, engine=engine, offset=offset)
-            base = tree.initial_parameters(model, engine, source, K, offset, s.device)
+            base = tree.initial_parameters(model, engine, source, K, offset, s.device, strict=s.stopping == "mclust")
         else:
             base = initial_from_data(model, engine, source, s, generator)
         return model.make_params(

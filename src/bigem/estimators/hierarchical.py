@@ -68,9 +68,11 @@ class HCTree:
             return quantile_classes(self._values, k)
         return self.tree.cut(k)
 
-    def initial_parameters(self, model, engine, source, k: int, offset: torch.Tensor | None, device):
+    def initial_parameters(self, model, engine, source, k: int, offset: torch.Tensor | None, device,
+                           strict: bool = False):
         """Mixture parameters from one M-step on the k classes: over every row of ``source``
-        when the tree covers them all, else over the sample (EM then runs on everything)."""
+        when the tree covers them all, else over the sample (EM then runs on everything).
+        ``strict``: a class that cannot give its component is an error (see :func:`from_labels`)."""
         labels = torch.from_numpy(self.labels(k))
         if self.sample is None:
             if source.n_rows != self.n_rows:
@@ -78,7 +80,7 @@ class HCTree:
                     f"the hierarchical start was built for {self.n_rows} rows but X has {source.n_rows}; build it "
                     "from this X (bigem.hc(X)) or pass init_params='hc'"
                 )
-            return from_labels(model, engine, source, labels)
+            return from_labels(model, engine, source, labels, strict)
         rows = torch.as_tensor(self.sample, dtype=torch.float64)
         if rows.shape[1] != source.n_features:
             raise DataError(f"the hierarchical start has {rows.shape[1]} features but X has {source.n_features}")
@@ -88,7 +90,7 @@ class HCTree:
         sample = TensorSource(rows.to(device=device, dtype=dtype), None, rows.shape[0])
         from ..engines import LocalEngine
 
-        return from_labels(model, LocalEngine(), sample, labels)
+        return from_labels(model, LocalEngine(), sample, labels, strict)
 
 
 def build(source, model: str = "VVV", use: str = "SVD", max_rows: int = MAX_ROWS, generator=None,

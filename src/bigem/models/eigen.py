@@ -645,6 +645,10 @@ class DiagonalFamily(_Family, Diag):
         if name == "EEI":
             return (w.sum(0) / n_k.sum()).expand(K, -1).clone()
         if name == "EVI":  # B_k = w_k / gm(w_k), lambda = sum_k gm(w_k) / n
+            # a single row's scatter is rounding (see _fixed_null_basis): its shape is 0 / 0,
+            # singular, as mclust's M-step finds it, not a ratio of rounding errors
+            lone = (n_k.to(w) < 1.5)[:, None] & (w.abs() <= _NULL_SHARE * w.abs().amax())
+            w = torch.where(lone, torch.zeros_like(w), w)
             gm = torch.exp(_log_geomean(w))
             return (gm.sum() / n_k.sum()) * w / gm[:, None]
         return self._vei(n_k, w, old)
