@@ -367,6 +367,25 @@ def test_fit_and_select_with_a_weight_column(files, tmp_path, capsys):
     np.testing.assert_allclose(json.loads(out)["parameters"]["weights_"]["se"], want, rtol=1e-6)
 
 
+def test_score_reports_the_weighted_mean_that_fit_reports(tmp_path, capsys):
+    """score --sample-weight divided the weighted total by the row count: weights of 1
+    and 3 (sum twice the rows) made its mean log-likelihood twice fit's."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(np.r_[rng.normal(0, 1, (150, 2)), rng.normal(5, 1, (150, 2))], columns=["a", "b"])
+    frame["w"] = np.where(np.arange(300) % 2 == 0, 1.0, 3.0)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    model = tmp_path / "m.bigem"
+    rc, out, err = run(capsys, "fit", tmp_path / "d.csv", "-k", "2", "--sample-weight", "w", "--dtype", "float64",
+                       "-o", model, "--json")
+    assert rc == 0, err
+    fitted = json.loads(out)["mean_log_likelihood"]
+    rc, out, err = run(capsys, "score", model, tmp_path / "d.csv", "--sample-weight", "w", "--json")
+    assert rc == 0, err
+    scored = json.loads(out)["mean_log_likelihood"]
+    want = bigem.load(model).score(frame[["a", "b"]], sample_weight=frame["w"].to_numpy())
+    assert scored == pytest.approx(want, rel=1e-10) and fitted == pytest.approx(want, rel=1e-10)
+
+
 def test_sample_labels_refuse_to_shadow_a_feature_named_component(tmp_path, capsys):
     data = tmp_path / "d.csv"
     pd.DataFrame(np.random.default_rng(0).normal(size=(200, 2)), columns=["x", "component"]).to_csv(data, index=False)

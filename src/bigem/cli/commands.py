@@ -717,7 +717,8 @@ def run_score(args) -> int:
     data = _model_data(est, args)
     c = criteria(_for(est, data), data.X, sample_weight=data.weight, columns=data.columns)
     payload = dict(
-        n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows, log_likelihood=c["log_likelihood"],
+        # the mean per unit of weight, as fit reports it and score(X, sample_weight=) returns it
+        n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / c["weight"], log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], caic=c["caic"], sabic=c["sabic"],
         relative_entropy=None if math.isnan(c["relative_entropy"]) else c["relative_entropy"],
     )
