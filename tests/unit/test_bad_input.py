@@ -1006,3 +1006,20 @@ def test_matrices_symmetric_to_eight_digits_are_taken_as_scikit_learn_and_hmmlea
         model.means_, model.covars_ = np.array([[0.0, 0.0], [4.0, 4.0]]), np.stack([typed] * 2)
         scores.append(model.score(X))
     assert scores[1] == pytest.approx(scores[0], rel=1e-12)
+
+
+def test_a_sample_count_that_is_no_whole_number_says_so():
+    """scikit-learn's message for fewer than one sample; 2.5 got the same words ("requires
+    at least one sample"), which did not say what was wrong with it."""
+    from bigem import BernoulliMixture, MultinomialMixture
+
+    X = np.random.default_rng(0).integers(0, 3, (60, 4)).astype(float)
+    for est in (GaussianMixture(2, random_state=0).fit(X), BernoulliMixture(2, random_state=0).fit(X > 0),
+                MultinomialMixture(2, random_state=0).fit(X)):
+        with pytest.raises(ValueError, match=r"^Invalid value for 'n_samples': 2\.5 \. The sampling requires a whole "
+                                             r"number of samples \(an int\), at least one\.$"):
+            est.sample(2.5)
+        for bad in (0, -1):
+            with pytest.raises(ValueError, match=rf"^Invalid value for 'n_samples': {bad} \. The sampling requires at "
+                                                 r"least one sample\.$"):
+                est.sample(bad)

@@ -1381,10 +1381,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
         params = self._fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ParameterError(
-                f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
-            )
+        _params.check_n_samples(n_samples)
         n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
         s = self._inference_settings()
         generator = _params.draws(s.random_state)

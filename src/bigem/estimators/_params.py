@@ -311,6 +311,15 @@ def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", 
                value)
 
 
+def check_n_samples(n_samples: object) -> None:
+    """sample()'s count: scikit-learn's message for fewer than one; a count that is not a
+    whole number (which numpy would truncate) is named as such."""
+    whole = isinstance(n_samples, (int, np.integer)) and not isinstance(n_samples, bool)
+    if not whole or n_samples < 1:
+        reason = "at least one sample" if whole else "a whole number of samples (an int), at least one"
+        raise ParameterError(f"Invalid value for 'n_samples': {n_samples} . The sampling requires {reason}.")
+
+
 def check_sample_size(n_samples: int, n_columns: int, what: str = "n_samples") -> int:
     """``n_samples`` draws of ``n_columns`` float64 values and an int64 label each must fit
     in this machine's memory; a larger request is refused before any allocation."""

@@ -307,10 +307,7 @@ class MultinomialMixture(_BaseMixture):
         sp = require("scipy.sparse", "MultinomialMixture.sample()")
 
         params = self._fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ParameterError(
-                f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample."
-            )
+        _params.check_n_samples(n_samples)
         n_samples = _params.check_sample_size(n_samples, 1)
         s = self._inference_settings()
         generator = torch.Generator().manual_seed(_params.random_seed(s.random_state))
