@@ -419,3 +419,23 @@ def test_mclustda_starts_each_class_from_the_tree_mclustbic_builds():
     for cell, bic in mclust.items():
         assert table[cell]["bic"] == pytest.approx(bic, abs=1e-3), cell
     assert table["EEE", 3]["chosen"]
+
+
+def test_its_data_errors_name_the_classifier_and_what_it_takes():
+    """The per-class mixtures' errors offered missing_values='fiml', which the classifier
+    has no parameter for, and said GaussianMixture expected the features."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), np.repeat([0, 1], 30)
+    gaps = X.copy()
+    gaps[3, 1] = np.nan
+    for model in ("EDDA", "MclustDA"):
+        with pytest.raises(DataError, match=r"first at row 3\). Drop or impute these values first: this estimator does "
+                                            r"not model missing values; DataFrame.dropna\(\) drops such rows") as err:
+            MixtureClassifier(model).fit(gaps, y)
+        assert "fiml" not in str(err.value)
+        clf = MixtureClassifier(model).fit(X, y)
+        with pytest.raises(DataError, match="this estimator does not model missing values"):
+            clf.predict(gaps)
+        with pytest.raises(DataError, match=r"^X has 3 features, but MixtureClassifier is expecting 4 features as "
+                                            r"input\.$"):
+            clf.predict(X[:, :3])

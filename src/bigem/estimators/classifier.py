@@ -26,6 +26,7 @@ class mixtures, counting every class mixture's parameters. Our sign is scikit-le
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import numbers
 import warnings
@@ -40,6 +41,7 @@ from ..models.covariance import ALL_NAMES
 from ..models.eigen import MODELS, MULTIVARIATE, NO_PRIOR, SKLEARN_EQUIVALENT, UNIVARIATE
 from ..sources.dask import is_dask_collection
 from ..sources.inputs import feature_names_of, is_file_input, is_source
+from ..sources.validate import MISSING_HINT, NO_MISSING_HINT
 from . import _params
 from ._base import EstimatorBase
 from .gaussian_mixture import GaussianMixture
@@ -106,6 +108,27 @@ class _ClassPriors(_params.Constraint):
                                  f"of classes_) with a positive sum; got {value!r}")
         return tuple(float(v) for v in arr / arr.sum())
 
+
+
+def _in_its_words(method):
+    """A data error of the per-class mixtures in the classifier's words: it has no
+    missing_values (their NaN message offered missing_values='fiml'), and it is what
+    expects the features (they named GaussianMixture)."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except DataError as exc:
+            text = str(exc)
+            said = (text.replace(f", {MISSING_HINT}", f": {NO_MISSING_HINT}")
+                    .replace(" (infinity is not a missing value: NaN is, with missing_values='fiml')", "")
+                    .replace("but GaussianMixture is expecting", f"but {type(self).__name__} is expecting"))
+            if said != text:
+                exc.args = (said, *exc.args[1:])
+            raise
+
+    return run
 
 class MixtureClassifier(EstimatorBase):
     """Classification by Gaussian mixtures: mclust's ``MclustDA`` and ``EDDA``.
@@ -325,6 +348,7 @@ class MixtureClassifier(EstimatorBase):
         return tags
 
     # ------------------------------------------------------------------ fitting
+    @_in_its_words
     def fit(self, X, y, *, columns=None):
         """Fit a density per class and choose each by BIC.
 
@@ -597,6 +621,7 @@ class MixtureClassifier(EstimatorBase):
             return est._log_joint_rows(X, columns) - log_w
         return np.column_stack([est.score_samples(X, columns=columns) for est in self.estimators_])
 
+    @_in_its_words
     def predict_log_proba(self, X, *, columns=None) -> np.ndarray:
         """Log posterior class probabilities, shape (n_samples, n_classes), by Bayes' rule
         with ``class_priors_``."""
@@ -621,6 +646,7 @@ class MixtureClassifier(EstimatorBase):
             raise DataError(f"y has {len(y)} labels but X has {len(predicted)} rows: give one label per row of X")
         return float(np.mean(predicted == y))
 
+    @_in_its_words
     def summary(self, X=None, y=None, *, columns=None) -> str:
         """mclust's ``summary(MclustDA)``: the log-likelihood, n, df and BIC, then each
         class's rows, share, model and number of components. BIC with bigem's sign (lower
@@ -668,6 +694,7 @@ class MixtureClassifier(EstimatorBase):
                   f"Brier score          = {np.sum((proba - onehot) ** 2) / (2 * len(y)):.4f}"]
         return lines
 
+    @_in_its_words
     def cv(self, X, y, *, n_folds: int = 10, random_state=None) -> dict:
         """Cross-validated classification error and Brier score (mclust's ``cvMclustDA``).
 
