@@ -259,6 +259,28 @@ def test_cv_folds_are_balanced_and_refit_the_chosen_models():
     assert out["error"] == pytest.approx(np.mean(out["classification"] != y))
 
 
+def test_cv_standard_errors_weigh_the_folds_by_size_as_cvmclustda():
+    """mclust's se.ce and se.brier: sqrt(sum_f n_f (m_f - m)^2 / (n (F - 1) / F) / F). The
+    unweighted standard deviation of the fold errors differed where folds differ in size
+    (151 rows in 4 folds), and the Brier score had no standard error."""
+    from bigem.estimators.classifier import _balanced_folds
+
+    X, y = _three_classes(np.random.default_rng(6), n=(60, 50, 41))
+    clf = MixtureClassifier("EDDA", covariance_types=["VVV"], random_state=0).fit(X, y)
+    out = clf.cv(X, y, n_folds=4)
+    codes = np.searchsorted(clf.classes_, y)
+    folds = _balanced_folds(codes, 4, np.random.default_rng(0))
+    sizes = np.array([len(f) for f in folds])
+    assert len(set(sizes)) > 1 and sizes.sum() == 151
+    wrong, truth = out["classification"] != y, np.eye(3)[codes]
+    for metric, key in (([wrong[f].mean() for f in folds], "se"),
+                        ([np.sum((truth[f] - out["proba"][f]) ** 2) / (2 * len(f)) for f in folds], "se_brier")):
+        m = np.asarray(metric)
+        mean = np.sum(m * sizes) / 151
+        assert out["error" if key == "se" else "brier"] == pytest.approx(mean, rel=1e-12)
+        assert out[key] == pytest.approx(np.sqrt(np.sum((m - mean) ** 2 * sizes) / (151 * 3 / 4) / 4), rel=1e-12)
+
+
 def test_scikit_learn_cross_validation_and_pipelines_take_it():
     X, y = _two_clusters_per_class(np.random.default_rng(7), 40)
     scores = cross_val_score(MixtureClassifier(n_components=[1, 2], covariance_types="EII", random_state=0), X, y, cv=3)

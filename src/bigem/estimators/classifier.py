@@ -715,8 +715,9 @@ class MixtureClassifier(EstimatorBase):
         -------
         dict
             'error' (the folds' errors averaged by fold size), 'brier' (mclust's Brier
-            score, 1/(2n) sum_i sum_c (1{y_i = c} - p_ic)^2), 'se' (the standard error of
-            the fold errors), 'classification' and 'proba' (each row's out-of-fold prediction).
+            score, 1/(2n) sum_i sum_c (1{y_i = c} - p_ic)^2), 'se' and 'se_brier' (their
+            standard errors over the folds, weighted by fold size as mclust's ``se.ce`` and
+            ``se.brier``), 'classification' and 'proba' (each row's out-of-fold prediction).
         """
         self._check_fitted()
         s = self._inference_settings()
@@ -731,7 +732,7 @@ class MixtureClassifier(EstimatorBase):
         seed = _params.random_seed(self.random_state if random_state is None else random_state)
         folds = _balanced_folds(codes, folds_wanted, np.random.default_rng(seed))
         proba = np.empty((len(y), len(self.classes_)))
-        errors, sizes = [], []
+        errors, briers, sizes = [], [], []
         chosen = [(k, t) for k, t in zip(self.n_components_, self.covariance_types_)]
         for test in folds:
             train = np.ones(len(y), dtype=bool)
@@ -742,13 +743,16 @@ class MixtureClassifier(EstimatorBase):
             p = clone.predict_proba(_take(X, ~train), columns=columns)
             proba[test] = p
             errors.append(float(np.mean(np.argmax(p, 1) != codes[test])))
+            briers.append(float(np.sum((np.eye(len(self.classes_))[codes[test]] - p) ** 2) / (2 * len(test))))
             sizes.append(len(test))
-        truth = np.eye(len(self.classes_))[codes]
         sizes = np.asarray(sizes)
+        error, se = _fold_mean(np.asarray(errors), sizes)
+        brier, se_brier = _fold_mean(np.asarray(briers), sizes)
         return {
-            "error": float(np.sum(np.asarray(errors) * sizes) / sizes.sum()),
-            "brier": float(np.sum((truth - proba) ** 2) / (2 * len(y))),
-            "se": float(np.std(errors, ddof=1) / math.sqrt(len(folds))) if len(folds) > 1 else math.nan,
+            "error": error,
+            "brier": brier,
+            "se": se,
+            "se_brier": se_brier,
             "classification": self.classes_[np.argmax(proba, 1)],
             "proba": proba,
         }
@@ -932,3 +936,14 @@ def _one_component_name(model: str) -> str:
     if model == "spherical" or model.endswith("II"):
         return "XII"
     return "XXI" if model == "diag" or model.endswith("I") else "XXX"
+
+
+def _fold_mean(values: np.ndarray, sizes: np.ndarray) -> tuple[float, float]:
+    """The folds' mean of a per-fold metric weighted by fold size, and its standard error
+    as mclust's ``cvMclustDA`` computes it: sqrt(sum_f n_f (m_f - m)^2 / (n (F - 1) / F) / F)
+    (NaN for one fold)."""
+    n, F = float(sizes.sum()), len(values)
+    mean = float(np.sum(values * sizes) / n)
+    if F < 2:
+        return mean, math.nan
+    return mean, float(math.sqrt(np.sum((values - mean) ** 2 * sizes) / (n * (F - 1) / F) / F))
