@@ -429,7 +429,16 @@ def test_a_client_sends_an_in_memory_fit_to_its_cluster_under_engine_auto(client
     with distributed.get_task_stream(client=client) as tasks:
         sent = GaussianMixture(3, client=client, random_state=0).fit(data)
     assert tasks.data  # it ran on the cluster's workers, not here
-    _assert_same_fit(sent, GaussianMixture(3, random_state=0).fit(data))
+    here = GaussianMixture(3, random_state=0).fit(data)
+    _assert_same_fit(sent, here)
+    # predictions on data here run here, and need no open client
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster:
+        gone = distributed.Client(cluster, set_as_default=False)
+        fitted = GaussianMixture(3, client=gone, random_state=0).fit(data)
+        gone.close()
+    np.testing.assert_array_equal(fitted.predict(data), here.predict(data))
+    assert fitted.score(data) == pytest.approx(here.score(data), rel=1e-9)
 
 
 def test_a_closed_client_is_a_clear_error(data):

@@ -155,7 +155,8 @@ _CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto
         on CPUs), each reading its own share of X, the statistics summed by one
         all-reduce per iteration (same answer as 'local' to rounding); every process
         calls ``fit`` on the same X, and only the first (rank 0) writes files and prints;
-        'auto': 'dask' for a Dask collection or when ``client`` is given, else 'local'.
+        'auto': 'dask' for a Dask collection, and for a fit given a ``client``, else
+        'local' (inference on in-memory data or files runs here).
     client : distributed.Client, str or None, default=None
         The cluster for ``engine='dask'``: a client, or a scheduler address such as
         'tcp://host:8786'. None starts a LocalCluster for the fit and closes it after.
@@ -368,8 +369,12 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         )
 
     @staticmethod
-    def _wants_dask(X, s) -> bool:
-        return s.engine == "dask" or (s.engine == "auto" and (is_dask_collection(X) or s.client is not None))
+    def _wants_dask(X, s, fitting: bool = False) -> bool:
+        """Whether X goes to a Dask cluster: with engine='dask', or under 'auto' a Dask
+        collection, or a fit given a ``client`` (inference on data here stays here, and
+        does not need the client to be open still)."""
+        given = fitting and s.client is not None
+        return s.engine == "dask" or (s.engine == "auto" and (is_dask_collection(X) or given))
 
     @contextlib.contextmanager
     def _execution(self, X, s, sample_weight=None, columns=None, y=None, fitting=False, **open_kw):
@@ -404,7 +409,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                 with self._schema_during(learnt[0]):
                     yield engine, source, learnt[1]
             return
-        if not self._wants_dask(X, s):
+        if not self._wants_dask(X, s, fitting):
             if is_dask_collection(X):  # engine='local': bring the rows here
                 X = X.compute()
             schema, labels, classes = self._layout(X, s, columns, sample_weight, y, fitting, None)

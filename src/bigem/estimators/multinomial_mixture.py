@@ -229,7 +229,8 @@ class MultinomialMixture(_BaseMixture):
                 "does not read from a column: pass y as an array of labels (one per row, -1 unlabelled), e.g. "
                 f"pyarrow.parquet.read_table(path, columns=[{y!r}]).column(0).to_numpy(zero_copy_only=False)"
             )
-        if self._wants_dask(X, s):
+        fitting = open_kw.get("fitting", False)
+        if self._wants_dask(X, s, fitting):
             _refuse_on_dask(X)
             if isinstance(X, (np.ndarray, torch.Tensor)):
                 import dask.array as da
@@ -238,7 +239,8 @@ class MultinomialMixture(_BaseMixture):
             skip = tuple(c for c in (sample_weight, y) if isinstance(c, str))  # weights and labels: not counts
             X = checked_dask_counts(X, s.dtype, columns, skip)
         with super()._execution(X, s, sample_weight, columns, **open_kw) as pair:
-            if self._wants_dask(X, s) or torch.device(s.device).type != "cpu" or not self._model(s).component.use_scipy:
+            here = not self._wants_dask(X, s, fitting) and torch.device(s.device).type == "cpu"
+            if not here or not self._model(s).component.use_scipy:
                 yield pair
                 return
             # on the CPU the E-step's work runs in the kernels of _core.parallel: torch's
