@@ -226,6 +226,24 @@ def test_an_unfitted_model_is_named_not_fitted(tmp_path, draw):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("draw", [plot_clusters, plot_density_1d])
+def test_the_pictures_of_components_refuse_what_is_no_gaussian_mixture(tmp_path, draw):
+    """An HMM fitted on a frame crashed ("'DataFrame' object has no attribute
+    'n_features'": its _check_features reads a source) or asked for covariances_."""
+    import pandas as pd
+    from bigem.errors import ParameterError
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(100, 2)), columns=["a", "b"])
+    frame = frame if draw is plot_clusters else frame[["a"]]
+    for model in (bigem.GaussianHMM(2, random_state=0).fit(frame),
+                  bigem.PoissonMixture(2, random_state=0).fit(np.abs(frame.round()))):
+        instead = "plot_convergence" if isinstance(model, bigem.GaussianHMM) else "plot_profile"
+        with pytest.raises(ParameterError, match=rf"{draw.__name__} draws a Gaussian mixture's densities over the "
+                                                 rf"data, and {type(model).__name__} is not one: use {instead}"):
+            draw(model, frame, tmp_path / "f.png")
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_unfitted_hmm_is_named_not_fitted_not_without_history(tmp_path):
     """Its monitor_ exists from construction (as hmmlearn's): the picture said the model
     "was not fitted by EM iterations"."""

@@ -9,7 +9,7 @@ figure is drawn (``pip install 'bigem[plot]'``).
   models) or of its most likely words (multinomial models), as a heatmap.
 """
 
-from ._common import check_fitted
+from ._common import check_fitted, gaussian_mixture_only
 from .clusters import plot_clusters
 from .convergence import plot_convergence
 from .density import plot_density_1d
@@ -22,16 +22,7 @@ __all__ = ["plot_clusters", "plot_convergence", "plot_density_1d", "plot_fit", "
 def plot_fit(estimator, X, path, title: str | None = None, **kwargs) -> None:
     """The fit over the data: :func:`plot_density_1d` for one feature, else :func:`plot_clusters`.
     Gaussian mixtures only; the other families have :func:`plot_profile`."""
-    from ..estimators import BayesianGaussianMixture, GaussianMixture
-
-    if not isinstance(estimator, (GaussianMixture, BayesianGaussianMixture)):
-        from .._core.errors import ParameterError
-
-        name = type(estimator).__name__
-        instead = ("plot_convergence (its monitor_.history)" if hasattr(estimator, "n_iter")
-                   else "plot_profile (each component's probabilities) or plot_convergence")
-        raise ParameterError(
-            f"plot_fit draws a Gaussian mixture's densities over the data, and {name} is not one: use {instead}")
+    gaussian_mixture_only(estimator, "plot_fit")
     check_fitted(estimator, "means_")
     if estimator.means_.shape[1] == 1:
         plot_density_1d(estimator, X, path, title or "Gaussian mixture fit", **kwargs)

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from .._core.errors import DataError
+from .._core.errors import DataError, ParameterError
 from .._core.optional import require
 from ..io.files import check_output_path, write_atomically
 
@@ -31,6 +31,19 @@ def check_fitted(estimator, attribute: str) -> None:
     fitted ``attribute`` a picture reads, before anything is drawn."""
     if not hasattr(estimator, attribute):
         raise not_fitted(estimator)
+
+
+def gaussian_mixture_only(estimator, picture: str) -> None:
+    """ParameterError for a model that is no Gaussian mixture, naming the picture it has:
+    the pictures of components over the data read a mixture's means and covariances."""
+    from ..estimators import BayesianGaussianMixture, GaussianMixture
+
+    if not isinstance(estimator, (GaussianMixture, BayesianGaussianMixture)):
+        name = type(estimator).__name__
+        instead = ("plot_convergence (its monitor_.history)" if hasattr(estimator, "n_iter")
+                   else "plot_profile (each component's probabilities) or plot_convergence")
+        raise ParameterError(
+            f"{picture} draws a Gaussian mixture's densities over the data, and {name} is not one: use {instead}")
 
 
 def not_fitted(estimator) -> Exception:

@@ -17,7 +17,8 @@ import numpy as np
 
 from .._core.errors import DataError, ParameterError
 from ..estimators.selection import full_covariances
-from ._common import MAX_POINTS, check_fitted, check_path, feature_label, model_rows, new_figure, save
+from ._common import (MAX_POINTS, check_fitted, check_path, feature_label, gaussian_mixture_only, model_rows,
+                      new_figure, save)
 
 
 def projection(estimator, columns: Sequence[int | str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -73,6 +74,7 @@ def plot_clusters(
     """Write a scatter of (a uniform sample of at most ``max_points``) rows of X, coloured
     by their most likely component, with each component's mean and 1- and 2-sigma ellipses."""
     path = check_path(path)
+    gaussian_mixture_only(estimator, "plot_clusters")
     check_fitted(estimator, "means_")
     K, D = estimator.means_.shape
     if D < 2:

@@ -8,7 +8,8 @@ import numpy as np
 
 from .._core.errors import DataError
 from ..estimators.selection import full_covariances
-from ._common import MAX_POINTS, check_fitted, check_path, feature_label, model_rows, new_figure, save
+from ._common import (MAX_POINTS, check_fitted, check_path, feature_label, gaussian_mixture_only, model_rows,
+                      new_figure, save)
 
 
 def component_variances_1d(estimator) -> np.ndarray:
@@ -31,6 +32,7 @@ def plot_density_1d(
     the mixture density; both are on the histogram's density scale.
     """
     path = check_path(path)
+    gaussian_mixture_only(estimator, "plot_density_1d")
     check_fitted(estimator, "means_")
     if estimator.means_.shape[1] != 1:
         raise DataError(f"plot_density_1d needs a 1-feature model; this one has {estimator.means_.shape[1]} features")
