@@ -367,6 +367,26 @@ def test_fit_and_select_with_a_weight_column(files, tmp_path, capsys):
     np.testing.assert_allclose(json.loads(out)["parameters"]["weights_"]["se"], want, rtol=1e-6)
 
 
+def test_bootstrap_json_counts_the_replicates_left_out(tmp_path, capsys):
+    """A replicate that lost a small component is left out of se and ci: the JSON said
+    how many converged, not how many were left out."""
+    from bigem.errors import ComponentReseededWarning
+
+    rng = np.random.RandomState(0)
+    pd.DataFrame({"x": np.r_[rng.randn(97), rng.randn(3) * 0.1 + 10]}).to_csv(tmp_path / "d.csv", index=False)
+    model = tmp_path / "m.bigem"
+    assert main(["fit", str(tmp_path / "d.csv"), "-k", "2", "--dtype", "float64", "-o", str(model)]) == 0
+    capsys.readouterr()
+    rc, out, err = run(capsys, "bootstrap", model, tmp_path / "d.csv", "-n", 60, "--seed", 0, "--json")
+    assert rc == 0, err
+    assert "bootstrap replicates left a component without rows" in err  # the warning, on stderr
+    boot = json.loads(out)
+    with pytest.warns(ComponentReseededWarning):
+        ref = bigem.load(model).bootstrap(pd.read_csv(tmp_path / "d.csv"), n_boot=60, random_state=0)
+    assert boot["lost"] == int(ref.lost.sum()) > 0
+    np.testing.assert_allclose(boot["parameters"]["means_"]["se"], ref.se()["means_"], rtol=1e-10)
+
+
 def test_score_reports_the_weighted_mean_that_fit_reports(tmp_path, capsys):
     """score --sample-weight divided the weighted total by the row count: weights of 1
     and 3 (sum twice the rows) made its mean log-likelihood twice fit's."""

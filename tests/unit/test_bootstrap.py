@@ -54,8 +54,9 @@ def test_replicates_that_lose_a_small_component_are_left_out_with_a_count():
     gm = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
     with pytest.warns(ComponentReseededWarning,
                       match=r"^\d+ of 200 bootstrap replicates left a component without rows \(it was re-seeded "
-                            r"elsewhere\); their parameters are NaN and se\(\) and ci\(\) leave them out; "
-                            r"method='weighted' keeps every row in every replicate$") as caught:
+                            r"elsewhere, or under mclust's stopping rule its fit ended there\); their parameters are "
+                            r"NaN and se\(\) and ci\(\) leave them out; method='weighted' keeps every row in every "
+                            r"replicate$") as caught:
         result = gm.bootstrap(X, n_boot=200, random_state=0)
     assert len(caught) == 1  # one count, not a warning per replicate
     lost = result.lost
@@ -67,6 +68,23 @@ def test_replicates_that_lose_a_small_component_are_left_out_with_a_count():
     lower, upper = result.ci(0.95)["means_"]
     assert 9.8 < lower[1, 0] < gm.means_[1, 0] < upper[1, 0] < 10.3
     assert f"{lost.sum()} lost a component, left out" in result.summary()
+
+
+def test_under_mclusts_stopping_a_replicate_that_loses_a_component_is_left_out_not_fatal():
+    """mclust's rule ends a fit whose component lost its rows (NumericalError, mclust's
+    missing replicate): the whole bootstrap raised it."""
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.randn(97, 1), rng.randn(3, 1) * 0.1 + 10]
+    plain = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+    mclust = bigem.GaussianMixture(2, random_state=0, dtype="float64", stopping="mclust").fit(X)
+    with pytest.warns(ComponentReseededWarning, match="under mclust's stopping rule its fit ended there"):
+        result = mclust.bootstrap(X, n_boot=60, random_state=0)
+    with pytest.warns(ComponentReseededWarning):
+        reseeding = plain.bootstrap(X, n_boot=60, random_state=0)
+    np.testing.assert_array_equal(result.lost, reseeding.lost)  # the same draws lose the same replicates
+    assert result.lost.any() and not result.converged[result.lost].any()
+    assert np.isnan(result.replicates["means_"][result.lost]).all()
+    assert result.se()["means_"][1, 0] == pytest.approx(reseeding.se()["means_"][1, 0], rel=0.05)
 
 
 def test_replicates_are_reproducible_and_leave_the_estimator_as_it_was():

@@ -746,7 +746,7 @@ def run_bootstrap(args) -> int:
                                        columns=data.columns, sample_weight=weights)
     se, ci = result.se(), result.ci(args.level)
     payload = dict(n_rows=data.n_rows, n_boot=result.n_boot, method=result.method, level=args.level,
-                   converged=int(result.converged.sum()),
+                   converged=int(result.converged.sum()), lost=int(result.lost.sum()),  # (left out of se and ci)
                    parameters={name: dict(estimate=value.tolist(), se=se[name].tolist(), lower=ci[name][0].tolist(),
                                           upper=ci[name][1].tolist()) for name, value in result.estimate.items()})
     _emit(args, payload, result.summary(args.level))

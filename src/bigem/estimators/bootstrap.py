@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core.errors import ComponentReseededWarning, ConvergenceWarning, ParameterError
+from .._core.errors import ComponentReseededWarning, ConvergenceWarning, NumericalError, ParameterError
 from ..sources.inputs import has_column_names
 
 METHODS = ("nonparametric", "weighted", "parametric")
@@ -145,19 +145,21 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     for _ in range(int(n_boot)):
         replicate = copy.deepcopy(est)  # each replicate starts from the fitted parameters
         replicate.set_params(warm_start=True, verbose=0)
-        with _replicate() as reseeded:
+        with _replicate() as outcome:
             if method == "parametric":
                 rows, _ = _drawn(est, n, int(rng.integers(2**31 - 1)))
                 replicate.fit(rows)
             else:
                 replicate.fit(X, y, sample_weight=drawn_weights(rng, n, method, base), columns=columns)
-        converged.append(bool(replicate.converged_))
-        lost.append(bool(reseeded))
-        values = _parameters(replicate)
+        converged.append(not outcome.failed and bool(replicate.converged_))
+        lost.append(outcome.lost)
+        if outcome.lost:
+            for name, value in estimate.items():
+                draws[name].append(np.full_like(value, np.nan))
+            continue
         order = _best_order(reference, replicate.predict_proba(probe))
-        for name, value in values.items():
-            value = value if name in shared or value.shape[:1] != (K,) else value[order]
-            draws[name].append(np.full_like(value, np.nan) if lost[-1] else value)
+        for name, value in _parameters(replicate).items():
+            draws[name].append(value if name in shared or value.shape[:1] != (K,) else value[order])
     return _result(method, estimate, draws, converged, lost)
 
 
@@ -190,31 +192,47 @@ def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonpara
         weights = drawn_weights(rng, n, method, base)
         first = copy.deepcopy(measurement)  # started from the fit: a few passes, the classes in order
         first.set_params(warm_start=True, verbose=0)
-        with _replicate() as reseeded:
+        replicate = None
+        with _replicate() as outcome:
             first.fit(X, sample_weight=weights, columns=columns)
             replicate = copy.deepcopy(est).set_params(measurement=first)
             replicate.fit(X, Y, sample_weight=weights, columns=columns)
-        converged.append(bool(first.converged_ and replicate.converged_))
-        lost.append(bool(reseeded))
+        converged.append(not outcome.failed and bool(first.converged_ and replicate.converged_))
+        lost.append(outcome.lost)
+        if outcome.lost:
+            for name, value in estimate.items():
+                draws[name].append(np.full_like(value, np.nan))
+            continue
         order = _best_order(reference, first.predict_proba(probe))
         for name, value in replicate._parameters().items():
-            value = value[order] if value.shape[:1] == (K,) else value
-            draws[name].append(np.full_like(value, np.nan) if lost[-1] else value)
+            draws[name].append(value[order] if value.shape[:1] == (K,) else value)
     return _result(method, estimate, draws, converged, lost)
+
+
+@dataclass
+class _Outcome:
+    """What became of a replicate's refit: ``lost`` a component (re-seeded, or, under
+    mclust's stopping rule, the fit ``failed`` there, as mclust's replicate does)."""
+
+    lost: bool = False
+    failed: bool = False
 
 
 @contextlib.contextmanager
 def _replicate():
-    """A replicate's refit: its ConvergenceWarning silenced (``converged`` records it),
-    its re-seeded components noted in the list it yields (non-empty: one was), every
-    other warning passed on."""
+    """A replicate's refit: its ConvergenceWarning silenced (``converged`` records it), a
+    re-seeded component or a NumericalError (a component lost under mclust's rule) noted
+    in the :class:`_Outcome` it yields, every other warning passed on."""
+    outcome = _Outcome()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        reseeded: list = []
-        yield reseeded
+        try:
+            yield outcome
+        except NumericalError:
+            outcome.lost = outcome.failed = True
     for w in caught:
         if issubclass(w.category, ComponentReseededWarning):
-            reseeded.append(w)
+            outcome.lost = True
         elif not issubclass(w.category, ConvergenceWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
@@ -225,7 +243,8 @@ def _result(method: str, estimate: dict, draws: dict, converged: list, lost: lis
         advice = ("method='weighted' keeps every row in every replicate" if method == "nonparametric"
                   else "fewer components may suit these data")
         warnings.warn(f"{sum(lost)} of {len(lost)} bootstrap replicates left a component without rows (it was "
-                      f"re-seeded elsewhere); their parameters are NaN and se() and ci() leave them out; {advice}",
+                      f"re-seeded elsewhere, or under mclust's stopping rule its fit ended there); their parameters "
+                      f"are NaN and se() and ci() leave them out; {advice}",
                       ComponentReseededWarning, stacklevel=3)
     return BootstrapResult(method, estimate, {k: np.stack(v) for k, v in draws.items()}, np.array(converged),
                            np.array(lost, dtype=bool))
