@@ -47,7 +47,9 @@ def test_bad_requests_are_refused_and_leave_no_picture(tmp_path, fitted):
         plot_profile(fitted, path, vocabulary=["a", "b", "c"])
     with pytest.raises(ParameterError, match="top must be an int >= 1"):
         plot_profile(fitted, path, top=0)
-    with pytest.raises(ParameterError, match="has none: fit a MultinomialMixture first"):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="This MultinomialMixture instance is not fitted yet: call fit before"):
         plot_profile(MultinomialMixture(3), path)
     assert not os.listdir(tmp_path)
 
