@@ -205,7 +205,8 @@ class ScipySparseSource(CutByRows):
         self.weight = weight
         self._order = self._row_starts = None
         if fmt == "csr":
-            if not X.has_sorted_indices and not _canonical_rows(X.indptr, X.indices):
+            # (scipy's has_sorted_indices holds with duplicates: each row is checked)
+            if not _canonical_rows(X.indptr, X.indices):
                 X = X.copy()
                 X.sum_duplicates()  # duplicates in a row, summed as scipy reads them
                 self.X = X
@@ -309,6 +310,17 @@ class ScipySparseSource(CutByRows):
         parts = [self.block(int(r), int(r) + 1) for r in idx]
         return SparseRows.cat([to_rows(*p, self.n_features, self.dtype, self.device) for p in parts]) if parts \
             else SparseRows.empty(self.n_features, self.dtype, self.device)
+
+
+def canonical(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int):
+    """CSR arrays (``indptr`` from 0) whose rows name each column once, in order: a row
+    that repeats a column id (scipy sums such duplicates) or lists its ids out of order is
+    summed and sorted, so that per-row terms (a document's multinomial coefficient) see
+    each count once. Arrays already so are returned as they are."""
+    if _canonical_rows(indptr, indices):
+        return indptr, indices, data
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    return _csr_of(rows, np.asarray(indices, dtype=np.int64), data, len(indptr) - 1, int(n_features))
 
 
 def _canonical_rows(indptr: np.ndarray, indices: np.ndarray) -> bool:

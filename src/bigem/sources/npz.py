@@ -36,7 +36,7 @@ from .._core.errors import DataError
 from .._core.sparse import SparseRows
 from .._core.types import Chunk
 from . import identity
-from .counts import MEMO_SHARE, RowMemos, check_counts, chunk_rows_for, stored_bytes, to_rows
+from .counts import MEMO_SHARE, RowMemos, canonical, check_counts, chunk_rows_for, stored_bytes, to_rows
 from .parts import CutByRows
 
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
@@ -88,6 +88,7 @@ class NpzSource(CutByRows):
         self.dtype, self.device = dtype, device
         self.weight: Tensor | None = None
         self.checked = False
+        self._duplicates = False  # a row seen to repeat a column id (or to list ids out of order)
         try:
             with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
                 names = {os.path.splitext(n)[0]: n for n in zf.namelist()}
@@ -208,6 +209,12 @@ class NpzSource(CutByRows):
                     idx, dat = streams[1].read(hi - lo), streams[2].read(hi - lo)
                 if check:
                     check_counts(ptr - lo, idx, dat, s, self.n_features, self.dtype, self.path)
+                if check or self._duplicates:  # rows are checked on the first pass, and summed on every one
+                    rel = ptr - lo
+                    fixed = canonical(rel, idx, dat, self.n_features)
+                    if fixed[0] is not rel:
+                        self._duplicates = True
+                        ptr, idx, dat = fixed
                 yield s, e, ptr, idx, dat
 
     @staticmethod
@@ -246,7 +253,8 @@ class NpzSource(CutByRows):
                 ix, dat = self._pread(idx_m, lo, hi), self._pread(dat_m, lo, hi)
                 if not self.checked:
                     check_counts(ptr - lo, ix, dat, int(r), self.n_features, self.dtype, self.path)
-                parts.append(to_rows(ptr - lo, ix, dat, self.n_features, self.dtype, self.device))
+                parts.append(to_rows(*canonical(ptr - lo, ix, dat, self.n_features), self.n_features, self.dtype,
+                                     self.device))
         else:
             for s, e, ptr, ix, dat in self._blocks(not self.checked):
                 local = idx[(idx >= s) & (idx < e)] - s
