@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -702,9 +703,30 @@ def test_npy_path_that_does_not_exist(tmp_path):
 def test_path_that_is_not_a_npy_name(tmp_path):
     path = _write(tmp_path / "x.xlsx", b"1,2\n3,4\n")
     with pytest.raises(
-        DataError, match=rf"^{re.escape(str(path))}: unsupported file type; bigem reads .*\.parquet.* \(by extension\)"
+        DataError, match=rf"^{re.escape(str(path))}: unsupported file type; bigem reads .*\.parquet.* \(by extension\), "
+                         r"or pass bigem.Files\(path, format='csv'\)"
     ):
         GaussianMixture().fit(str(path))
+
+
+def test_files_of_any_extension_read_in_the_format_given(tmp_path):
+    """Files(format=) was checked after the extension, so a format named for a file of
+    an extension bigem does not know was never reached."""
+    from bigem import Files
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(100, 2)), rng.normal(4, 1, (100, 2))]
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    frame.to_csv(tmp_path / "rows.dat", index=False, float_format="%.17g")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.iloc[:100].to_parquet(folder / "0.parquet.v1")
+    frame.iloc[100:].to_parquet(folder / "1.parquet.v1")
+    want = GaussianMixture(2, random_state=0, dtype="float64").fit(frame)
+    for spec in (Files(str(tmp_path / "rows.dat"), format="csv"), Files(str(folder), format="parquet")):
+        got = GaussianMixture(2, random_state=0, dtype="float64").fit(spec)
+        np.testing.assert_allclose(got.means_, want.means_, rtol=1e-12)
+        np.testing.assert_array_equal(got.predict(spec), want.predict(frame))
 
 
 @pytest.mark.parametrize(

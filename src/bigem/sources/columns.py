@@ -24,8 +24,8 @@ def _files(X):
     from .inputs import Files
 
     spec = X if isinstance(X, Files) else Files(X)
-    files, fmt = expand_paths(spec.path)
-    return spec, files, spec.format or fmt
+    files, fmt = expand_paths(spec.path, spec.format)
+    return spec, files, fmt
 
 
 def _csv(spec):

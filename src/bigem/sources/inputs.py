@@ -186,7 +186,7 @@ def input_files(X: object) -> list[str]:
     if not is_file_input(X):
         return []
     try:
-        return expand_paths(X.path if isinstance(X, Files) else X)[0]
+        return expand_paths(X.path, X.format)[0] if isinstance(X, Files) else expand_paths(X)[0]
     except DataError:
         return []
 
@@ -206,11 +206,7 @@ def _open_files(
     spec: Files, *, dtype, device, memory_budget: int, chunk_size: int | None, keep: list[str], sample_weight=None,
     shift=None, gaps: bool = False, schema: Schema | None = None, labels=None, offer_fiml: bool = True,
 ) -> Source:
-    files, fmt = expand_paths(spec.path)
-    if spec.format is not None:
-        if spec.format not in FILE_FORMATS:
-            raise DataError(f"format={spec.format!r} is not one of 'parquet', 'csv', 'ipc', 'npy'")
-        fmt = spec.format
+    files, fmt = expand_paths(spec.path, spec.format)
     _check_csv_options(spec, fmt, files[0])
     itemsize = torch.finfo(dtype).bits // 8
     if fmt == "npy":
@@ -647,8 +643,7 @@ def _named_files(X: object, instead: str):
     from .tables import CsvOptions
 
     spec = X if isinstance(X, Files) else Files(X)
-    files, fmt = expand_paths(spec.path)
-    fmt = spec.format or fmt
+    files, fmt = expand_paths(spec.path, spec.format)
     _check_csv_options(spec, fmt, files[0])
     if fmt == "npy":
         raise DataError(f"{files[0]}: a .npy file has no column names, {instead}")

@@ -47,11 +47,12 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def _walk(folder: str) -> list[str]:
+def _walk(folder: str, every: bool = False) -> list[str]:
+    """A folder's data files, in path order (``every``: whatever their extension)."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not _hidden(d))
-        found += [os.path.join(root, f) for f in files if not _hidden(f) and format_of(f)]
+        found += [os.path.join(root, f) for f in files if not _hidden(f) and (every or format_of(f))]
     return sorted(found)
 
 
@@ -77,12 +78,16 @@ def _expand_url(url: str) -> list[str]:
     return [fs.unstrip_protocol(p) for p in sorted(found)]
 
 
-def expand_paths(spec: object) -> tuple[list[str], str]:
-    """The files named by ``spec`` in row order, and their one format.
+def expand_paths(spec: object, fmt: str | None = None) -> tuple[list[str], str]:
+    """The files named by ``spec`` in row order, and their one format: ``fmt`` where it
+    is given (``Files(format=)``: any extension, a folder's every file), else each file's
+    by its extension.
 
     Raises DataError for a missing path, a glob or folder with no readable files,
     an unknown extension, or formats mixed in one data set.
     """
+    if fmt is not None and fmt not in set(FORMATS.values()):
+        raise DataError(f"format={fmt!r} is not one of 'parquet', 'csv', 'ipc', 'npy'")
     items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)  # type: ignore[arg-type]
     if not items:
         raise DataError("X is an empty list of paths; give at least one file, folder or glob")
@@ -97,7 +102,7 @@ def expand_paths(spec: object) -> tuple[list[str], str]:
                 raise DataError(f"{path}: the pattern matches no files; check the pattern and the current directory")
             files += matched
         elif os.path.isdir(path):
-            inside = _walk(path)
+            inside = _walk(path, every=fmt is not None)
             if not inside:
                 raise DataError(
                     f"{path}: the folder holds no data files (bigem reads {READABLE}); "
@@ -111,12 +116,15 @@ def expand_paths(spec: object) -> tuple[list[str], str]:
                             "and a stream can be read only once: write the data to a file and fit that")
         else:
             raise DataError(f"{path}: no such file or folder; check the path")
+    if fmt is not None:
+        return files, fmt
     formats = {}
     for f in files:
-        fmt = format_of(f)
-        if fmt is None:
-            raise DataError(f"{f}: unsupported file type; bigem reads {READABLE} (by extension)")
-        formats.setdefault(fmt, f)
+        kind = format_of(f)
+        if kind is None:
+            raise DataError(f"{f}: unsupported file type; bigem reads {READABLE} (by extension), or pass "
+                            "bigem.Files(path, format='csv') (or 'parquet', 'ipc', 'npy') to name the format")
+        formats.setdefault(kind, f)
     if len(formats) > 1:
         examples = ", ".join(f"{fmt} ({f})" for fmt, f in formats.items())
         raise DataError(f"X mixes file formats: {examples}; give files of one format")
