@@ -1032,16 +1032,23 @@ def test_matrices_symmetric_to_eight_digits_are_taken_as_scikit_learn_and_hmmlea
 
 def test_a_sample_count_that_is_no_whole_number_says_so():
     """scikit-learn's message for fewer than one sample; 2.5 got the same words ("requires
-    at least one sample"), which did not say what was wrong with it."""
-    from bigem import BernoulliMixture, MultinomialMixture
+    at least one sample"), which did not say what was wrong with it, and so did the
+    structural models' sample."""
+    from bigem import BernoulliMixture, MultinomialMixture, StepMix, StructuralModel
 
     X = np.random.default_rng(0).integers(0, 3, (60, 4)).astype(float)
     for est in (GaussianMixture(2, random_state=0).fit(X), BernoulliMixture(2, random_state=0).fit(X > 0),
                 MultinomialMixture(2, random_state=0).fit(X)):
-        with pytest.raises(ValueError, match=r"^Invalid value for 'n_samples': 2\.5 \. The sampling requires a whole "
-                                             r"number of samples \(an int\), at least one\.$"):
-            est.sample(2.5)
+        for bad in (2.5, 2.0):
+            with pytest.raises(ValueError, match=rf"^Invalid value for 'n_samples': {bad} \. The sampling requires an "
+                                                 r"int, at least one \(got a float\)\.$"):
+                est.sample(bad)
         for bad in (0, -1):
             with pytest.raises(ValueError, match=rf"^Invalid value for 'n_samples': {bad} \. The sampling requires at "
                                                  r"least one sample\.$"):
                 est.sample(bad)
+    Y = np.random.default_rng(1).normal(size=(60, 1))
+    for est in (StructuralModel(BernoulliMixture(2, random_state=0), "gaussian").fit(X > 0, Y),
+                StepMix(2, measurement="binary", structural="gaussian_unit", random_state=0).fit(X > 0, Y)):
+        with pytest.raises(ValueError, match=r"^Invalid value for 'n_samples': 2\.5 \. The sampling requires an int"):
+            est.sample(2.5)

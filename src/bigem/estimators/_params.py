@@ -316,7 +316,7 @@ def check_n_samples(n_samples: object) -> None:
     whole number (which numpy would truncate) is named as such."""
     whole = isinstance(n_samples, (int, np.integer)) and not isinstance(n_samples, bool)
     if not whole or n_samples < 1:
-        reason = "at least one sample" if whole else "a whole number of samples (an int), at least one"
+        reason = "at least one sample" if whole else f"an int, at least one (got a {type(n_samples).__name__})"
         raise ParameterError(f"Invalid value for 'n_samples': {n_samples} . The sampling requires {reason}.")
 
 

@@ -671,9 +671,7 @@ def class_draws(weights, n_samples, labels, generator: torch.Generator) -> torch
             raise ParameterError(f"labels must be a 1-D array of classes 0..{K - 1}, one per row to draw; got "
                                  f"{given.tolist() if given.size < 10 else given.shape}")
         return torch.from_numpy(given.astype(np.int64))
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ParameterError(f"Invalid value for 'n_samples': {n_samples!r} . The sampling requires at least one "
-                             "sample.")
+    _params.check_n_samples(n_samples)
     _params.check_sample_size(int(n_samples), 1)
     return torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), int(n_samples), replacement=True,
                              generator=generator)
