@@ -419,8 +419,8 @@ def test_a_client_with_an_engine_that_would_not_use_it_is_refused(data, engine):
     for est in (GaussianMixture(2, client="tcp://10.0.0.1:8786", engine=engine),
                 GaussianHMM(2, client="tcp://10.0.0.1:8786", engine=engine)):
         with pytest.raises(ParameterError, match=rf"{type(est).__name__}: client='tcp://10.0.0.1:8786' is the cluster "
-                                                 rf"of engine='dask', but engine='{engine}' fits .*, so the client "
-                                                 rf"would go unused; set engine='dask' to fit on the cluster, or "
+                                                 rf"of engine='dask', but engine='{engine}' runs .*, so the client "
+                                                 rf"would go unused; set engine='dask' to run on the cluster, or "
                                                  rf"client=None"):
             est.fit(data)
 
@@ -439,6 +439,13 @@ def test_a_client_sends_an_in_memory_fit_to_its_cluster_under_engine_auto(client
         gone.close()
     np.testing.assert_array_equal(fitted.predict(data), here.predict(data))
     assert fitted.score(data) == pytest.approx(here.score(data), rel=1e-9)
+    # a sparse matrix is refused as here, not made a 0-d array ("X has shape ()")
+    from scipy import sparse
+
+    from bigem.errors import SparseDataError
+
+    with pytest.raises(SparseDataError, match="Sparse data was passed for X, but dense data is required"):
+        GaussianMixture(3, client=client).fit(sparse.csr_matrix(data))
 
 
 def test_a_closed_client_is_a_clear_error(data):

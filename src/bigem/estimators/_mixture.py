@@ -43,7 +43,7 @@ from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_ex
 from ..sources import (Files, TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source,
                        open_source)
 from ..sources.arrays import Centre
-from ..sources.validate import check_shape
+from ..sources.validate import check_shape, refuse_sparse
 from ..sources.frames import frame_columns, native_frame
 from ..sources.inputs import unmasked
 from ..sources.dask import is_dask_collection
@@ -428,6 +428,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                 dd = require("dask.dataframe", "the Dask engine")
                 X = dd.from_pandas(X.reset_index(drop=True), chunksize=s.chunk_size or 1_000_000)
             else:
+                refuse_sparse(X)  # (as here: np.asarray would make it a 0-d object array)
                 da = require("dask.array", "the Dask engine")
                 X = da.from_array(np.asarray(X), chunks=(s.chunk_size or 1_000_000, -1))
         with session(s.client) as engine:
@@ -837,6 +838,10 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         With ``unlabeled_weight`` set, y holds class labels (-1: unlabelled) as in
         :meth:`fit`; ``classes`` (the first call, as scikit-learn's partial_fit has it)
         lists every class the calls will see, or else the first call's labels set them.
+
+        A batch is read and stepped in this process whatever ``engine`` and ``client``
+        say (a Dask batch is computed here), or by each process of a torch.distributed
+        group.
         """
         s = self._settings()
         # a batch is read in this process, as fit(engine='local') reads one

@@ -290,7 +290,7 @@ def check_client(values: dict, owner: str) -> None:
         where = "in this process" if values["engine"] == "local" else "on the torch.distributed group"
         raise ParameterError(
             f"{owner}: client={values['client']!r} is the cluster of engine='dask', but engine={values['engine']!r} "
-            f"fits {where}, so the client would go unused; set engine='dask' to fit on the cluster, or client=None"
+            f"runs {where}, so the client would go unused; set engine='dask' to run on the cluster, or client=None"
         )
 
 
