@@ -458,6 +458,8 @@ def test_its_data_errors_name_the_classifier_and_what_it_takes():
         clf = MixtureClassifier(model).fit(X, y)
         with pytest.raises(DataError, match="this estimator does not model missing values"):
             clf.predict(gaps)
+        with pytest.raises(DataError, match=r"first at row 3\)"):  # X's row, not the training fold's
+            clf.cv(gaps, y, n_folds=3)
         with pytest.raises(DataError, match=r"^X has 3 features, but MixtureClassifier is expecting 4 features as "
                                             r"input\.$"):
             clf.predict(X[:, :3])

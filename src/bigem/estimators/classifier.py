@@ -729,6 +729,7 @@ class MixtureClassifier(EstimatorBase):
             unseen = sorted({repr(_plain(v)) for v, c in zip(y, codes) if c < 0})
             raise DataError(f"y holds classes the fit did not see ({', '.join(unseen[:5])}); fitted classes: "
                             f"{[_plain(c) for c in self.classes_]}")
+        self._class_log_density(X, columns)  # X's values checked, rows numbered as in X (a fold numbers its own)
         seed = _params.random_seed(self.random_state if random_state is None else random_state)
         folds = _balanced_folds(codes, folds_wanted, np.random.default_rng(seed))
         proba = np.empty((len(y), len(self.classes_)))
