@@ -212,3 +212,28 @@ def test_columns_do_not_apply_to_plain_arrays(df):
         GaussianMixture().fit(df[["a", "b"]].to_numpy(), columns=["a"])
     with pytest.raises(DataError, match=r"X has no column\(s\) \['z'\]; it has \['a', 'b', 'name'\]"):
         GaussianMixture().fit(df, columns=["a", "z"])
+
+
+def test_a_csv_reads_the_missing_values_pandas_reads(tmp_path):
+    """'None' and '<NA>' (pandas' spellings) were values, not gaps: a file of them did
+    not fit as pandas.read_csv of it does."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(100, 2)), rng.normal(4, 1, (100, 2))]
+    X[3, 0] = X[7, 1] = np.nan
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    for spelling in ("None", "<NA>"):
+        frame.to_csv(tmp_path / "gaps.csv", index=False, na_rep=spelling, float_format="%.17g")
+        read = pd.read_csv(tmp_path / "gaps.csv")
+        assert read.isna().to_numpy().sum() == 2
+        kw = dict(n_components=2, random_state=0, dtype="float64", missing_values="fiml")
+        got = GaussianMixture(**kw).fit(str(tmp_path / "gaps.csv"))
+        want = GaussianMixture(**kw).fit(read)
+        np.testing.assert_allclose(got.means_, want.means_, rtol=1e-12)
+
+
+def test_a_decimal_comma_is_named(tmp_path):
+    path = tmp_path / "dec.csv"
+    path.write_text("a;b\n4,125;1,5\n-0,5;2\n")
+    with pytest.raises(DataError, match=r"column 'a' has a non-numeric value '4,125' at data row 0 .*it looks like a "
+                                         r"decimal comma: bigem reads numbers with a decimal point"):
+        GaussianMixture(1).fit(Files(str(path), delimiter=";"))

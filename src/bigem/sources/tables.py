@@ -13,6 +13,8 @@ every pyarrow error is re-raised as a DataError that names the file.
 
 from __future__ import annotations
 
+import re
+
 import copy
 import os
 from collections.abc import Callable, Iterator
@@ -173,6 +175,12 @@ def _is_ipc_file(source) -> bool:
     return head == b"ARROW1"
 
 
+# A CSV field read as a missing value: pandas.read_csv's defaults (pyarrow's, with
+# 'None' and '<NA>'), so a file reads as pandas (and the Dask engine, through it) reads it
+CSV_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+             "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
 class _CsvReader:
     def __init__(self, path: str, options: CsvOptions) -> None:
         import pyarrow.csv as pcsv
@@ -180,7 +188,8 @@ class _CsvReader:
         self.path, self.options = path, options
         with file_errors(path), opened(path, compression="infer") as src:
             try:
-                reader = pcsv.open_csv(src, read_options=self._read_options(), parse_options=self._parse_options())
+                reader = pcsv.open_csv(src, read_options=self._read_options(), parse_options=self._parse_options(),
+                                       convert_options=pcsv.ConvertOptions(null_values=CSV_NULLS))
             except Exception as exc:
                 raise self._explain(exc, []) from None
             self.schema = reader.schema
@@ -203,7 +212,7 @@ class _CsvReader:
 
         types = {c: pa.bool_() if self._reads_booleans(c) else pa.float64() for c in numeric}
         return pcsv.ConvertOptions(include_columns=columns, column_types={**types, **{c: pa.string() for c in text}},
-                                   strings_can_be_null=True)
+                                   strings_can_be_null=True, null_values=CSV_NULLS)
 
     def _reads_booleans(self, name: str) -> bool:
         """Whether a numeric column is read as booleans: its first rows are true/false (as
@@ -263,6 +272,9 @@ class _CsvReader:
                 other = None if other == self.options.delimiter_of(self.path) else other
                 hint = (f"; its one column's name holds {other!r}: if that separates the columns, read the file "
                         f"with delimiter={other!r} (bigem.Files)" if other else "")
+                if not booleans and re.fullmatch(r"\s*[-+]?\d*,\d+\s*", value):
+                    hint += ("; it looks like a decimal comma: bigem reads numbers with a decimal point, so write the "
+                             "file with one (pandas: to_csv(decimal='.'))")
                 return NonNumericDataError(
                     f"{self.path}: column {name!r} {what} (0-based, header not counted){hint}; fix or drop it, or "
                     "leave the column out with columns="
