@@ -87,6 +87,26 @@ def test_under_mclusts_stopping_a_replicate_that_loses_a_component_is_left_out_n
     assert result.se()["means_"][1, 0] == pytest.approx(reseeding.se()["means_"][1, 0], rel=0.05)
 
 
+def test_a_replicate_whose_arithmetic_fails_is_an_error_not_a_lost_component(monkeypatch):
+    """Only mclust's stop on a lost component (ComponentLostError) leaves a replicate out;
+    every NumericalError was taken for one, and a bootstrap whose every replicate failed
+    returned NaN standard errors without a word but a wrong one."""
+    from bigem.errors import NumericalError
+
+    X = two_groups(300)
+    gm = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)
+    fit = bigem.GaussianMixture.fit
+
+    def failing(self, *args, **kwargs):
+        if self.warm_start:  # a replicate's refit
+            raise NumericalError("the mean log-likelihood became nan at iteration 1 (restart 0)")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(bigem.GaussianMixture, "fit", failing)
+    with pytest.raises(NumericalError, match="became nan"):
+        gm.bootstrap(X, n_boot=3, random_state=0)
+
+
 def test_replicates_are_reproducible_and_leave_the_estimator_as_it_was():
     X = two_groups(600)
     gm = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(X)

@@ -30,6 +30,12 @@ class NumericalError(BigemError, ValueError):
     """The arithmetic broke down (a covariance is not positive definite, ...)."""
 
 
+class ComponentLostError(NumericalError):
+    """Under mclust's stopping rule, a component lost its support or turned singular,
+    which ends the fit as it ends mclust's EM (mclust's missing BIC) instead of
+    re-seeding the component."""
+
+
 class ModelFileError(BigemError, ValueError):
     """A model file is missing, truncated, corrupted or not a bigem model."""
 

@@ -25,7 +25,8 @@ from typing import Any
 from torch import Tensor
 
 from .._core import parallel, workspace
-from .._core.errors import LikelihoodDecreaseWarning, NumericalError, ParameterError, convergence_warning
+from .._core.errors import (ComponentLostError, LikelihoodDecreaseWarning, NumericalError, ParameterError,
+                             convergence_warning)
 from .._core.protocols import Engine, Model, Report, Task
 from .._core.stats import Together
 from .accelerate import Squarem, aitken_converged
@@ -260,7 +261,7 @@ class _Run:
             # mclust's EM has no re-seeding: a component that lost its support or turned
             # singular ends the fit (mclust's missing BIC), which select and the
             # classifiers leave out; re-seeding, such a candidate ran all its iterations
-            raise NumericalError(
+            raise ComponentLostError(
                 f"a component lost its support or its covariance turned singular at iteration {iteration} "
                 f"(restart {restart}), which ends a fit under mclust's stopping rule as it ends mclust's EM; "
                 f"{model.advice}, or pass stopping='gain' to re-seed the component and go on"

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .._core.draws import numpy_draws, row_uniforms
-from .._core.errors import DataError, NumericalError, convergence_warning
+from .._core.errors import ComponentLostError, DataError, convergence_warning
 from .._core.numerics import squared_distances
 from .._core.protocols import Engine, Task
 from .._core.sparse import is_sparse
@@ -384,7 +384,7 @@ def from_labels(model: Any, engine: Engine, source: Source, labels: Tensor, stri
     component ``labels[i]`` (0..K-1). mclust starts EM this way from its hierarchical
     classification (its ``me`` begins with an M-step). A class too small for its
     covariance (or singular) is re-seeded, with the step's warning; ``strict`` (mclust's
-    stopping rule) makes it a NumericalError instead, as mclust's M-step fails there and
+    stopping rule) makes it a ComponentLostError instead, as mclust's M-step fails there and
     its BIC table shows the candidate as missing."""
     probe = source.take(torch.arange(min(source.n_rows, 1024)))
     centre = probe.double().mean(0).expand(model.n_components, -1)
@@ -392,7 +392,7 @@ def from_labels(model: Any, engine: Engine, source: Source, labels: Tensor, stri
                 {"resp_fn": GivenLabels(labels.to(torch.int64).cpu(), model.n_components)})
     step = model.m_step(engine.reduce(task, source))
     if strict and not (step.report.exact or step.report.smooth):
-        raise NumericalError(
+        raise ComponentLostError(
             f"a class of the start lost its support or its covariance turned singular in the first M-step, which "
             f"ends a fit under mclust's stopping rule as mclust's M-step fails there; {model.advice}, or pass "
             f"stopping='gain' to re-seed the component and go on"

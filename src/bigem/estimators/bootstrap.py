@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core.errors import ComponentReseededWarning, ConvergenceWarning, NumericalError, ParameterError
+from .._core.errors import ComponentLostError, ComponentReseededWarning, ConvergenceWarning, ParameterError
 from ..sources.inputs import has_column_names
 
 METHODS = ("nonparametric", "weighted", "parametric")
@@ -221,14 +221,14 @@ class _Outcome:
 @contextlib.contextmanager
 def _replicate():
     """A replicate's refit: its ConvergenceWarning silenced (``converged`` records it), a
-    re-seeded component or a NumericalError (a component lost under mclust's rule) noted
-    in the :class:`_Outcome` it yields, every other warning passed on."""
+    re-seeded component or a ComponentLostError (a component lost under mclust's rule)
+    noted in the :class:`_Outcome` it yields, every other warning passed on."""
     outcome = _Outcome()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield outcome
-        except NumericalError:
+        except ComponentLostError:  # (any other error is the caller's to see)
             outcome.lost = outcome.failed = True
     for w in caught:
         if issubclass(w.category, ComponentReseededWarning):
