@@ -241,6 +241,11 @@ def test_the_pictures_of_components_refuse_what_is_no_gaussian_mixture(tmp_path,
         with pytest.raises(ParameterError, match=rf"{draw.__name__} draws a Gaussian mixture's densities over the "
                                                  rf"data, and {type(model).__name__} is not one: use {instead}"):
             draw(model, frame, tmp_path / "f.png")
+    from sklearn.mixture import GaussianMixture as Theirs
+
+    with pytest.raises(ParameterError, match=rf"{draw.__name__} draws bigem's mixtures, and this is sklearn's "
+                                             r"GaussianMixture: fit bigem.GaussianMixture instead"):
+        draw(Theirs(2).fit(frame), frame, tmp_path / "f.png")
     assert not list(tmp_path.iterdir())
 
 

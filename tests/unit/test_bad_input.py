@@ -703,8 +703,8 @@ def test_npy_path_that_does_not_exist(tmp_path):
 def test_path_that_is_not_a_npy_name(tmp_path):
     path = _write(tmp_path / "x.xlsx", b"1,2\n3,4\n")
     with pytest.raises(
-        DataError, match=rf"^{re.escape(str(path))}: unsupported file type; bigem reads .*\.parquet.* \(by extension\), "
-                         r"or pass bigem.Files\(path, format='csv'\)"
+        DataError, match=rf"^{re.escape(str(path))}: unsupported file type; bigem reads .*\.parquet.* \(by extension\): "
+                         r"rename the file, or in Python pass bigem.Files\(path, format='csv'\)"
     ):
         GaussianMixture().fit(str(path))
 
@@ -723,7 +723,13 @@ def test_files_of_any_extension_read_in_the_format_given(tmp_path):
     frame.iloc[:100].to_parquet(folder / "0.parquet.v1")
     frame.iloc[100:].to_parquet(folder / "1.parquet.v1")
     want = GaussianMixture(2, random_state=0, dtype="float64").fit(frame)
-    for spec in (Files(str(tmp_path / "rows.dat"), format="csv"), Files(str(folder), format="parquet")):
+    import fsspec
+
+    memory = fsspec.filesystem("memory")  # an object store's folder: every object, whatever its name
+    for name in ("0.parquet.v1", "1.parquet.v1"):
+        memory.pipe(f"/fmt-test/{name}", (folder / name).read_bytes())
+    for spec in (Files(str(tmp_path / "rows.dat"), format="csv"), Files(str(folder), format="parquet"),
+                 Files("memory://fmt-test", format="parquet")):
         got = GaussianMixture(2, random_state=0, dtype="float64").fit(spec)
         np.testing.assert_allclose(got.means_, want.means_, rtol=1e-12)
         np.testing.assert_array_equal(got.predict(spec), want.predict(frame))

@@ -448,6 +448,24 @@ def test_a_client_sends_an_in_memory_fit_to_its_cluster_under_engine_auto(client
         GaussianMixture(3, client=client).fit(sparse.csr_matrix(data))
 
 
+def test_select_with_a_client_surveys_and_builds_its_tree_on_the_cluster(client, data, monkeypatch):
+    """The survey (rows, features) and the hierarchical tree every candidate starts from
+    ran here while the candidates' fits went to the cluster (files the workers alone
+    see were then no such file here)."""
+    import bigem
+    from bigem.estimators import selection
+
+    engines, build = [], selection.build
+
+    def recorded(source, **kwargs):
+        engines.append(type(kwargs["engine"]).__name__)
+        return build(source, **kwargs)
+
+    monkeypatch.setattr(selection, "build", recorded)
+    bigem.select(data, n_components=[2, 3], covariance_types=["full"], client=client)
+    assert engines == ["DaskEngine"]
+
+
 def test_a_closed_client_is_a_clear_error(data):
     """A client whose close() was called failed deep inside distributed (AttributeError:
     'NoneType' object has no attribute 'broadcast')."""

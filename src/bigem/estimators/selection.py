@@ -392,7 +392,8 @@ def _survey(X, s, params, sample_weight, columns) -> tuple[int, int, HCTree | No
     """The rows and features of X, and the hierarchical tree every candidate starts from
     (built once, when ``init_params`` is 'hc')."""
     est = GaussianMixture(**{k: v for k, v in params.items() if k != "init_params"})
-    with est._execution(X, est._settings(), sample_weight, columns) as (engine, source, _):
+    # (part of the fits: where a client sends them, the survey and the tree go too)
+    with est._execution(X, est._settings(), sample_weight, columns, fitting=True) as (engine, source, _):
         tree = None
         if isinstance(s.init_params, str) and s.init_params == "hc":
             generator = torch.Generator().manual_seed(_params.random_seed(_params.shared_state(s.random_state,

@@ -39,7 +39,11 @@ def gaussian_mixture_only(estimator, picture: str) -> None:
     from ..estimators import BayesianGaussianMixture, GaussianMixture
 
     if not isinstance(estimator, (GaussianMixture, BayesianGaussianMixture)):
-        name = type(estimator).__name__
+        name, library = type(estimator).__name__, type(estimator).__module__.split(".")[0]
+        if library != "bigem":  # (scikit-learn's GaussianMixture, say)
+            raise ParameterError(f"{picture} draws bigem's mixtures, and this is {library}'s {name}: fit "
+                                 f"bigem.{name if name.endswith('GaussianMixture') else 'GaussianMixture'} instead "
+                                 "(the same parameters)")
         instead = ("plot_convergence (its monitor_.history)" if hasattr(estimator, "n_iter")
                    else "plot_profile (each component's probabilities) or plot_convergence")
         raise ParameterError(

@@ -56,8 +56,9 @@ def _walk(folder: str, every: bool = False) -> list[str]:
     return sorted(found)
 
 
-def _expand_url(url: str) -> list[str]:
-    """The files a URL names, as URLs in path order, by the same rules as local paths."""
+def _expand_url(url: str, every: bool = False) -> list[str]:
+    """The files a URL names, as URLs in path order, by the same rules as local paths
+    (``every``: a folder's files whatever their extension)."""
     fs, inner = filesystem(url)
     with listing_errors(url):
         if glob.has_magic(inner) and not fs.exists(inner):  # an object named weird[1].csv is that object
@@ -67,7 +68,8 @@ def _expand_url(url: str) -> list[str]:
         elif fs.isdir(inner):
             root = inner.rstrip("/")
             found = [p for p in fs.find(inner)
-                     if not any(_hidden(part) for part in posixpath.relpath(p, root).split("/")) and format_of(p)]
+                     if not any(_hidden(part) for part in posixpath.relpath(p, root).split("/"))
+                     and (every or format_of(p))]
             if not found:
                 raise DataError(f"{url}: the folder holds no data files (bigem reads {READABLE}); "
                                 "check the URL or point at the files")
@@ -95,7 +97,7 @@ def expand_paths(spec: object, fmt: str | None = None) -> tuple[list[str], str]:
     for item in items:
         path = local_path(os.fspath(item))
         if is_url(path):
-            files += _expand_url(path)
+            files += _expand_url(path, every=fmt is not None)
         elif glob.has_magic(path) and not os.path.exists(path):  # a file named weird[1].csv is that file
             matched = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
             if not matched:
@@ -122,8 +124,8 @@ def expand_paths(spec: object, fmt: str | None = None) -> tuple[list[str], str]:
     for f in files:
         kind = format_of(f)
         if kind is None:
-            raise DataError(f"{f}: unsupported file type; bigem reads {READABLE} (by extension), or pass "
-                            "bigem.Files(path, format='csv') (or 'parquet', 'ipc', 'npy') to name the format")
+            raise DataError(f"{f}: unsupported file type; bigem reads {READABLE} (by extension): rename the file, "
+                            "or in Python pass bigem.Files(path, format='csv') (or 'parquet', 'ipc', 'npy')")
         formats.setdefault(kind, f)
     if len(formats) > 1:
         examples = ", ".join(f"{fmt} ({f})" for fmt, f in formats.items())
