@@ -265,3 +265,60 @@ def test_a_scatter_that_overflowed_takes_the_tensor_loop():
     with __import__("bigem._core.jit", fromlist=["off"]).off():
         tensor, _ = eigen._orientation_mm(n_k, w, orient.clone(), False, eigen.INNER_TOL, 20)
     torch.testing.assert_close(found, tensor, equal_nan=True)
+
+
+def test_vve_leaves_a_singular_scatter_out_and_returns_it_singular():
+    """A VVE component whose scatter has fewer rows than features has no maximiser (an
+    axis of D on its null space sends the likelihood to +inf): the step returns it zero,
+    which the mixture finds singular, and the others' covariances are the VVE step of the
+    others alone. Before, the MM turned D onto that null space."""
+    n_k, w = statistics(3, 3, 4)
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(3, 4))  # 3 rows in 4 features: rank 2 about their mean
+    centred = rows - rows.mean(0)
+    flat = torch.as_tensor(centred.T @ centred)[None]
+    st = structure("VVE")
+    both = st.maximise(torch.cat([n_k, torch.tensor([3.0], dtype=n_k.dtype)]), torch.cat([w, flat]), 0.0)
+    assert float(both[-1].abs().max()) == 0.0
+    torch.testing.assert_close(both[:-1], st.maximise(n_k, w, 0.0), rtol=1e-10, atol=0.0)
+    assert not bool(st.positive_definite(both, 4)[-1])
+
+
+def test_vve_singular_scatter_is_judged_on_correlations():
+    """Scale alone is no singularity: a feature 1e8 times larger, or a tight component,
+    keeps its VVE step; a constant feature within a component is singular."""
+    n_k, w = statistics(4, 2, 3)
+    scale = torch.tensor([1.0, 1.0, 1e8], dtype=w.dtype)
+    assert not bool(eigen._singular_scatter(w * scale[:, None] * scale[None, :]).any())
+    assert not bool(eigen._singular_scatter(w * 1e-20).any())
+    flat = w.clone()
+    flat[1, 2, :] = 0.0
+    flat[1, :, 2] = 0.0
+    assert eigen._singular_scatter(flat).tolist() == [False, True]
+
+
+def test_vve_with_a_class_of_fewer_rows_than_features_fails_as_mclust_fails():
+    """mclust's meVVE finds a start's class of 4 rows in 5 features singular at its first
+    M-step (NA in mclustBIC); so does bigem under mclust's stopping rule. Under the others
+    the component is re-seeded and EM never falls (before, the orientation step chased
+    the class's null space and the likelihood fell by up to 1.6 nats a row, which bigem
+    reported as a bug of its own)."""
+    import warnings
+
+    import bigem
+    from bigem.errors import ComponentLostError, ComponentReseededWarning
+
+    rng = np.random.default_rng(5)
+    D = 5
+    centres = np.array([np.zeros(D), np.full(D, 6.0), np.r_[np.full(3, -6.0), 0, 0]])
+    X = np.vstack([rng.normal(size=(40, D)) + centres[0], rng.normal(size=(40, D)) + centres[1],
+                   0.3 * rng.normal(size=(4, D)) + centres[2]])
+    start = bigem.hc(X)  # its cut at 3 is the three clouds
+    with pytest.raises(ComponentLostError, match="first M-step"):
+        bigem.GaussianMixture(3, covariance_type="VVE", reg_covar=0.0, dtype="float64", stopping="mclust",
+                              init_params=start).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ComponentReseededWarning)  # LikelihoodDecreaseWarning stays an error
+        fit = bigem.GaussianMixture(3, covariance_type="VVE", reg_covar=0.0, dtype="float64", max_iter=30,
+                                    init_params=start).fit(X)
+    assert fit.converged_ and np.all(np.isfinite(fit.covariances_))

@@ -185,6 +185,18 @@ def _eigh_descending(mat: Tensor) -> tuple[Tensor, Tensor]:
 _NULL_SHARE = 64 * float(torch.finfo(torch.float64).eps)
 
 
+def _singular_scatter(w: Tensor) -> Tensor:
+    """(K,) whether each scatter (K, D, D) is singular to precision: a constant feature, or
+    its correlations' smallest eigenvalue within rounding (1e3 D eps) of 0. Judged on the
+    correlations, so that a feature 1e8 times larger than another is no singularity."""
+    spread = torch.diagonal(w, dim1=-2, dim2=-1).clamp(min=0).sqrt()  # (K, D)
+    flat = (spread == 0).any(-1)
+    scale = torch.where(spread == 0, torch.ones_like(spread), spread)
+    corr = w / (scale[:, :, None] * scale[:, None, :])
+    least = torch.linalg.eigvalsh(torch.nan_to_num(corr))[:, 0]
+    return flat | (least <= 1e3 * w.shape[-1] * torch.finfo(w.dtype).eps) | ~torch.isfinite(w).all(-1).all(-1)
+
+
 def _fixed_null_basis(val: Tensor, vec: Tensor, n_k: Tensor) -> Tensor:
     """``vec`` (K, D, D; columns by descending ``val``) with each matrix's numerically null
     eigenspace, where it has 2 or more dimensions, given a fixed basis: the coordinate
@@ -781,7 +793,25 @@ class EllipsoidalFamily(_Family, Full):
         steps (``_orientation_newton``) take it to its fixed point in a few rounds. Above
         ``ORIENTATION_NEWTON_MAX_FEATURES`` features Newton's Hessian costs more than
         the MM's rounds, which run to ``max_iter``. mclust's VVE leaves lambda_k out of
-        B_k in the orientation step (see the module docstring)."""
+        B_k in the orientation step (see the module docstring).
+
+        A VVE component whose scatter is singular to precision (fewer rows than features
+        among its weight, no ``reg_covar``) has no maximiser: turning D's axis onto the
+        scatter's null space sends b_kj, and the likelihood, without bound. mclust finds
+        it singular (mevve checks each scatter's smallest eigenvalue) and so does this
+        step: such a component comes back zero, which the mixture re-seeds or, under
+        mclust's stopping rule, ends the fit on, and the orientation is the others'.
+        Before, the MM ran D onto that null space and EM's likelihood moved by rounding,
+        up and down. EVE's profile stays bounded there (one volume for all)."""
+        if not equal_volume:
+            singular = _singular_scatter(w)
+            if bool(singular.any()):
+                cov = torch.zeros_like(w)
+                keep = ~singular
+                if bool(keep.any()):
+                    cov[keep] = self._common_orientation(n_k[keep], w[keep], None if old is None else old[keep],
+                                                         equal_volume)
+                return cov
         b = None
         if old is not None:
             orient = _common_orientation(old)
