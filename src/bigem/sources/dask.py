@@ -217,8 +217,12 @@ def stream_partitions(client, partitions, row_starts, reader, wait=None) -> Iter
             ask()
             yield from reader(block, start)
     finally:
+        # released, not cancelled: a cancel ends the key for every future of this client,
+        # and the next pass, asking for the same partition at once (a start that read the
+        # first rows), found it cancelled ("lost dependencies"); a released key unwanted
+        # by anyone is dropped by the scheduler all the same
         for future, _ in pending:
-            future.cancel()
+            future.release()
 
 
 class DaskSource:
