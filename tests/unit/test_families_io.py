@@ -145,6 +145,27 @@ def test_labels_of_the_wrong_length_or_too_many_classes_are_refused():
         BernoulliMixture(3, unlabeled_weight=1.0).fit(X, [0, 1, 2, 3, -1, -1, -1, -1, -1])
 
 
+def test_the_text_minus_one_among_text_labels_is_refused_not_a_class(tmp_path):
+    """A text column written with -1 for its unlabelled rows: its "-1" was a class of its own,
+    which took every unlabelled row (classes_ ['-1', 'a', 'b'], predict '-1'). It is refused
+    with the fix, in memory and in a file's label column; an object array's -1 is unlabelled."""
+    X = np.array([[1, 0], [0, 1], [1, 1]] * 4, dtype=float)
+    names = np.array(["a", "b"] * 6)
+    labelled = np.arange(12) < 4
+    text = np.where(labelled, names, "-1")
+    for y in (text, np.where(labelled, names, "")):
+        with pytest.raises(DataError, match=r"y holds the text '(-1)?' as a class label.*object array"):
+            BernoulliMixture(3, unlabeled_weight=1.0).fit(X, y)
+    path = tmp_path / "labelled.csv"
+    pd.DataFrame({"f0": X[:, 0], "f1": X[:, 1], "lab": text}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"holds the text '-1' as a class label"):
+        BernoulliMixture(3, unlabeled_weight=1.0).fit(str(path), y="lab")
+    y = names.astype(object)
+    y[~labelled] = -1
+    fit = _fit(BernoulliMixture(2, unlabeled_weight=1.0, random_state=0), X, y)
+    assert list(fit.classes_) == ["a", "b"]
+
+
 def test_all_rows_labelled_or_none_both_fit():
     rng = np.random.default_rng(2)
     z = rng.integers(0, 2, 300)

@@ -87,9 +87,25 @@ def learn_classes(values, name: str = "y") -> set:
     else:
         labelled = np.asarray(values)[~unl]
     try:
-        return observed(labelled, name)
+        keys = observed(labelled, name)
     except DataError as exc:
         raise DataError(f"{exc}".replace("a categorical column takes", "class labels are")) from None
+    _refuse_text_unlabelled(keys, name)
+    return keys
+
+
+def _refuse_text_unlabelled(keys: set, name: str) -> None:
+    """The text "-1" (or "") among text labels is a mistake, not a class: a text column
+    written with -1 for its unlabelled rows (a CSV's, or ``np.where(labelled, names, "-1")``)
+    made a class named "-1" that took every unlabelled row. scikit-learn's
+    semi-supervised estimators refuse text y for the same reason."""
+    for key in keys:
+        text = key.decode() if isinstance(key, bytes) else key
+        if isinstance(text, str) and text.strip() in ("-1", ""):
+            raise DataError(
+                f"{name} holds the text {text!r} as a class label; an unlabelled row is the number -1, NaN, None "
+                "or an empty field, not text: in memory, pass an object array (y = names.astype(object); "
+                "y[~labelled] = -1), and in a file leave the field empty")
 
 
 def classes_of(keys: set, name: str = "y") -> np.ndarray:
