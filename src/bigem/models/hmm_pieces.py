@@ -234,8 +234,7 @@ def _chained(lanes, x: Tensor, log_pi: Tensor, log_A: Tensor, lane_transfers: Te
     for s in order[1:].tolist():
         N = product(product(N, log_A + x[s][None, :]), lane_transfers[s])
         top = N.max()
-        if torch.isfinite(top):
-            N = N - top
+        N = N - torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # no read-back per lane
     return N
 
 
