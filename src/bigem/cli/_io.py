@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError, ParameterError
-from ..io.files import check_output_path, is_url, local_path, target_of, write_atomically
+from ..io.files import check_model_path, check_output_path, is_url, local_path, target_of, write_atomically
 
 
 FORMAT_NAMES = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file"}
@@ -136,7 +136,10 @@ def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
 
 
 def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:
-    """Fail before any work when ``path`` cannot be written (``io.files``)."""
+    """Fail before any work when ``path`` cannot be written (``io.files``); a model is
+    not written to a path that names data."""
+    if what == "model":
+        return check_model_path(path, inputs)
     return check_output_path(path, formats, inputs, what)
 
 

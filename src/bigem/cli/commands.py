@@ -327,7 +327,7 @@ def add_parsers(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-n", "--n-samples", dest="n", type=positive_int, required=True, help="rows to draw")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output file: .npy, .csv or .parquet (a multinomial model's documents: also .npz, a scipy "
+                   help="output file: .npy, .csv or .parquet (a multinomial model's documents: .npz only, a scipy "
                    "sparse matrix)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--labels", action="store_true",
@@ -716,14 +716,21 @@ def run_score(args) -> int:
         return counts_cli.run_score(est, args)
     data = _model_data(est, args)
     c = criteria(_for(est, data), data.X, sample_weight=data.weight, columns=data.columns)
+    _emit(args, *score_report(c, data.n_rows, "rows", _variational(est)))
+    return 0
+
+
+def score_report(c: dict, n_rows: int, noun: str, variational: bool = False) -> tuple[dict, str]:
+    """``bigem score``'s JSON payload and text from a model's criteria on the data (every
+    mixture's, the multinomial's included)."""
     payload = dict(
         # the mean per unit of weight, as fit reports it and score(X, sample_weight=) returns it
-        n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / c["weight"], log_likelihood=c["log_likelihood"],
+        n_rows=n_rows, mean_log_likelihood=c["log_likelihood"] / c["weight"], log_likelihood=c["log_likelihood"],
         n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"], caic=c["caic"], sabic=c["sabic"],
         relative_entropy=None if math.isnan(c["relative_entropy"]) else c["relative_entropy"],
     )
-    text = f"{data.n_rows:,} rows: mean log-likelihood {payload['mean_log_likelihood']:.6f}"
-    if _variational(est):  # scikit-learn's score; no likelihood to penalise, so no BIC or AIC (as scikit-learn)
+    text = f"{n_rows:,} {noun}: mean log-likelihood {payload['mean_log_likelihood']:.6f}"
+    if variational:  # scikit-learn's score; no likelihood to penalise, so no BIC or AIC (as scikit-learn)
         payload.update(n_parameters=None, bic=None, aic=None, caic=None, sabic=None)
         text += " (the variational posterior's, scikit-learn's score)"
     else:
@@ -731,8 +738,7 @@ def run_score(args) -> int:
                  f"(lower is better; {c['n_parameters']} free parameters)")
         if payload["relative_entropy"] is not None:
             text += f"\nrelative entropy {c['relative_entropy']:.4f} (1: every row certain of its component)"
-    _emit(args, payload, text)
-    return 0
+    return payload, text
 
 
 def run_bootstrap(args) -> int:

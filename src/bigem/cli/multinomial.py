@@ -187,15 +187,10 @@ def run_predict(est, args) -> int:
 
 def run_score(est, args) -> int:
     from ..estimators.selection import criteria
-    from .commands import _emit
+    from .commands import _emit, score_report
 
     data = _model_counts(est, args)
-    c = criteria(est, data.X, columns=data.columns)
-    payload = dict(n_rows=data.n_rows, mean_log_likelihood=c["log_likelihood"] / data.n_rows,
-                   log_likelihood=c["log_likelihood"], n_parameters=c["n_parameters"], bic=c["bic"], aic=c["aic"])
-    text = (f"{data.n_rows:,} documents: mean log-likelihood {payload['mean_log_likelihood']:.6f}\n"
-            f"BIC {c['bic']:.8g}   AIC {c['aic']:.8g}   (lower is better; {c['n_parameters']} free parameters)")
-    _emit(args, payload, text)
+    _emit(args, *score_report(criteria(est, data.X, columns=data.columns), data.n_rows, "documents"))
     return 0
 
 
@@ -226,8 +221,8 @@ def run_info(est, args) -> int:
 
 
 def run_sample(est, args) -> int:
-    """Documents drawn from the model, to a .npz sparse matrix (labels, with --labels, to
-    a .npy file beside it)."""
+    """Documents drawn from the model, to a .npz sparse matrix (--labels, a column beside
+    dense rows, is refused)."""
     from .._core.optional import require
 
     sp = require("scipy.sparse", "bigem sample of a multinomial model")

@@ -124,9 +124,9 @@ class Checkpoint:
         that the first save would otherwise lose."""
         if os.path.exists(self.path):
             return self.read()
-        from ..io import check_output_path
+        from ..io import check_model_path
 
-        check_output_path(self.path, what="checkpoint")
+        check_model_path(self.path, what="checkpoint")
         return None
 
     def load(self, model: Any) -> tuple[list[dict[str, Any]], int]:

@@ -122,7 +122,12 @@ class EstimatorBase:
     def _fingerprint(self) -> dict[str, Any]:
         """The hyper-parameters that decide what a fit computes (checkpoints compare them)."""
         values, _ = self._hyper_parameters(as_fitted=False)
-        return {k: v for k, v in values.items() if k not in EXECUTION_ONLY}
+        found = {k: v for k, v in values.items() if k not in EXECUTION_ONLY}
+        if "random_state" in values:  # an int seed decides the starts and re-seeds; a generator's state is its own
+            seed = getattr(self, "random_state", None)
+            found["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(
+                seed, bool) else None if seed is None else type(seed).__name__
+        return found
 
     @classmethod
     def _param_names(cls) -> list[str]:

@@ -954,7 +954,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             names = list(self.feature_names_in_)
         self._set_fitted(model.translate(state.params, back), source.n_features, names)
         self.n_steps_ = state.steps
-        self.lower_bound_ = total / weight if weight else -math.inf
+        self.lower_bound_ = np.float64(total / weight if weight else -math.inf)  # scikit-learn's type, as fit's
         if not fitted:
             self.converged_, self.n_iter_, self.lower_bounds_, self.history_ = False, 0, [], []
             self.n_passes_ = 0
@@ -1547,7 +1547,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         self.converged_ = stored.flag("converged_")
         self.n_iter_ = stored.count("n_iter_", high=_params.MAX_ITER)
         self.n_passes_ = stored.count("n_passes_", self.n_iter_, high=_params.MAX_ITER)
-        self.lower_bound_ = stored.number("lower_bound_")
+        self.lower_bound_ = np.float64(stored.number("lower_bound_"))  # as fit leaves it
         self.lower_bounds_ = stored.numbers("lower_bounds_", [])
         self.history_ = [
             {"log_likelihood": r.numbers("log_likelihood"), "seconds": r.numbers("seconds", []),

@@ -79,6 +79,25 @@ def check_output_path(out: object, formats: tuple[str, ...] | None = None, input
     return path
 
 
+# the extensions of data (what bigem reads and writes, and .npz, .json, compressed text):
+# a model file or checkpoint is never written to such a path, where a slip of ``-o``
+# would replace a data set with a model
+_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".arrow", ".ipc", ".feather", ".npy", ".npz", ".json",
+                  ".gz", ".bz2", ".zst", ".xz", ".zip")
+
+
+def check_model_path(out: object, inputs=(), what: str = "model") -> str:
+    """:func:`check_output_path` for a model file or checkpoint (``what``), which is also
+    refused at a path whose extension names data."""
+    path = check_output_path(out, None, inputs, what)
+    if path.lower().endswith(_DATA_SUFFIXES):
+        ext = next(e for e in _DATA_SUFFIXES if path.lower().endswith(e))
+        raise OutputPathError(f"{what} {path}: a {what} file would be written to a path that names data ({ext}), "
+                              f"replacing whatever is there; give the {what} a path of its own, such as one ending "
+                              "in .bigem")
+    return path
+
+
 def _check_target(path: str, name: str) -> str:
     """The final target of ``path``, in an existing folder and a regular file if it exists."""
     target = target_of(path)

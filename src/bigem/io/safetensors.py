@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .._core.errors import ModelFileError
-from .files import check_output_path, write_atomically
+from .files import check_model_path, write_atomically
 
 _DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "I64": np.dtype("<i8")}
 _NAMES = {v: k for k, v in _DTYPES.items()}
@@ -29,7 +29,7 @@ _MAX_HEADER = 100 << 20
 
 def write_model_file(path: str | os.PathLike, tensors: dict[str, Tensor], metadata: dict) -> None:
     """Write atomically (``files.Partial``): the file appears whole or not at all."""
-    path = check_output_path(path)
+    path = check_model_path(path)
     text = json.dumps(metadata, sort_keys=True)
     header: dict = {"__metadata__": {"bigem": text}}
     blobs = []
