@@ -473,8 +473,30 @@ def test_one_step_with_gaps_is_stepmixs_without_a_long_start():
     ref, ours = both(X, Y, measurement=measurement, structural=structural, n_steps=1)
     assert ref.converged_ and ours.converged_
     assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-9)
-    # StepMix's '_nan' Gaussian block adds no reg_covar, bigem's 1e-6: the paths part by about that
+    # StepMix's '_nan' Gaussian M-step averages each feature over the rows observing it: another path
     assert abs(ours.n_iter_ - ref.n_iter_) <= 2, (ours.n_iter_, ref.n_iter_)
+
+
+def test_nan_gaussians_add_no_reg_covar_as_stepmixs():
+    """StepMix's '_nan' Gaussian models add no reg_covar (its GaussianNan M-step has none);
+    bigem.StepMix added its 1e-6, so a closed-form three-step naive estimate of a
+    gaussian_diag_nan outcome's variances was 1.4e-6 off StepMix's. Its other Gaussian
+    models keep scikit-learn's 1e-6, as StepMix's do."""
+    from stepmix.datasets import data_bakk_complex
+
+    rng = np.random.default_rng(5)
+    Xdf, Ydf, _ = data_bakk_complex(n_samples=400, sep_level=.8, random_state=3, nan_ratio=0.0)
+    X = Xdf[[c for c in Xdf.columns if c.startswith("Binary")]].to_numpy(float)
+    Y = Ydf[["Continuous Outcome 1"]].to_numpy(float, copy=True)
+    Y[rng.random(Y.shape) < 0.2] = np.nan
+    ref, ours = both(X, Y, measurement="binary", structural="gaussian_diag_nan", n_steps=3)
+    np.testing.assert_allclose(ours.get_parameters()["structural"]["covariances"],
+                               ref.get_parameters()["structural"]["covariances"], rtol=1e-10)
+    assert ours._sm.reg_covar == 0.0
+    assert bigem.StepMix(K, measurement="continuous_nan")._measurement_model(bigem.StepMix(
+        K, measurement="continuous_nan")._settings()).reg_covar == 0.0
+    assert bigem.StepMix(K, measurement="continuous")._measurement_model(bigem.StepMix(
+        K, measurement="continuous")._settings()).reg_covar == 1e-6
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -184,7 +184,7 @@ def test_a_fifo_output_is_refused_and_left_alone(kind, how, ext, tmp_path, fitte
     before = sorted(os.listdir(tmp_path))
     capsys.readouterr()
     if kind == "library":
-        with pytest.raises(OutputPathError, match=rf"^(picture )?{path}.*: is a FIFO \(named pipe\); bigem writes whole "
+        with pytest.raises(OutputPathError, match=rf"^(picture |model )?{path}.*: is a FIFO \(named pipe\); bigem writes whole "
                                                   r"regular files only"):
             write(path)
     else:

@@ -51,6 +51,19 @@ _MIXED_MEASUREMENT = {name: family for name, family in _STRUCTURAL.items()
                       if family in ("gaussian", "bernoulli", "categorical")}
 
 
+class _StepMixRegCovar:
+    """StepMix's default ``reg_covar`` for the Gaussian models of a descriptor: 1e-6 (its
+    Gaussian models', scikit-learn's), but none where every Gaussian block is a '_nan'
+    model, whose M-step (StepMix's GaussianNan) adds none. bigem's one ``reg_covar`` per
+    model cannot hold both where a descriptor mixes the two kinds: 1e-6 then."""
+
+    @staticmethod
+    def of(models: list[str]) -> float:
+        gaussian = [m for m in models if _STRUCTURAL.get(m) == "gaussian" or m in _MEASUREMENT
+                    and _MEASUREMENT[m][0] == "GaussianMixture"]
+        return 0.0 if gaussian and all(m.endswith("_nan") for m in gaussian) else 1e-6
+
+
 class NotSampledError(BigemError, NotImplementedError):
     """A model that cannot be sampled (a covariate model): StepMix's NotImplementedError."""
 
@@ -194,8 +207,8 @@ class StepMix(EstimatorBase):
                 "blocks of them (a unit-variance Gaussian measurement model is not built)")
         name, kw = _MEASUREMENT[descriptor]
         extra = dict(s.measurement_params or {})
-        reg = extra.pop("reg_covar", None)
-        if reg is not None and name == "GaussianMixture":
+        reg = extra.pop("reg_covar", _StepMixRegCovar.of([descriptor]))
+        if name == "GaussianMixture":
             kw = {**kw, "reg_covar": reg}
         if extra:
             raise ParameterError(f"measurement_params {sorted(extra)} are not read by bigem's {name}")
@@ -213,7 +226,7 @@ class StepMix(EstimatorBase):
 
         blocks = _blocks(s.measurement, "measurement", _MIXED_MEASUREMENT)
         extra = dict(s.measurement_params or {})
-        reg = extra.pop("reg_covar", 1e-6)
+        reg = extra.pop("reg_covar", _StepMixRegCovar.of([b.model for b in blocks]))
         if extra:
             raise ParameterError(f"measurement_params {sorted(extra)} are not read by bigem's MixedMixture")
         families = [_MIXED_MEASUREMENT[b.model] for b in blocks for _ in b.columns]
@@ -226,9 +239,11 @@ class StepMix(EstimatorBase):
         from .structural import StructuralModel
 
         descriptor = s.structural
+        names = [descriptor] if isinstance(descriptor, str) else []
         if isinstance(descriptor, dict):
-            descriptor = [_STRUCTURAL[b.model] for b in _blocks(descriptor, "structural", _STRUCTURAL)
-                          for _ in b.columns]
+            blocks = _blocks(descriptor, "structural", _STRUCTURAL)
+            names = [b.model for b in blocks]
+            descriptor = [_STRUCTURAL[b.model] for b in blocks for _ in b.columns]
         elif not isinstance(descriptor, str) or descriptor not in _STRUCTURAL:
             known = ", ".join(repr(k) for k in _STRUCTURAL)
             raise ParameterError(
@@ -237,7 +252,7 @@ class StepMix(EstimatorBase):
         else:
             descriptor = _STRUCTURAL[descriptor]
         extra = dict(s.structural_params or {})
-        kw = {"reg_covar": extra.pop("reg_covar", 1e-6), "intercept": extra.pop("intercept", True)}
+        kw = {"reg_covar": extra.pop("reg_covar", _StepMixRegCovar.of(names)), "intercept": extra.pop("intercept", True)}
         if extra.pop("method", "newton-raphson") != "newton-raphson":
             raise ParameterError("structural_params method: bigem's covariate model takes Newton-Raphson steps only")
         extra.pop("max_iter", None)  # Newton steps per M-step: bigem runs them to convergence
