@@ -254,6 +254,37 @@ def test_every_hmm_family_accelerates_to_its_optimum(kind):
         assert np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))
 
 
+def test_an_hmm_under_a_prior_accelerates_to_the_map():
+    """SQUAREM judged an HMM's extrapolations, and stopped, on the likelihood alone: under
+    Dirichlet priors it stopped 'converged' some 20 nats below the MAP (the likelihood
+    falls near it). It now accepts on the penalised objective and stops when the
+    likelihood settles, at a maximum of the penalised objective; plain EM keeps
+    hmmlearn's monitor."""
+    rng = np.random.default_rng(1)
+    A = np.array([[.8, .15, .05], [.1, .8, .1], [.05, .15, .8]])
+    states = [0]
+    for _ in range(1199):
+        states.append(rng.choice(3, p=A[states[-1]]))
+    emit = np.array([[.4, .3, .2, .1], [.25, .25, .25, .25], [.1, .2, .3, .4]])
+    X, lengths = np.array([rng.choice(4, p=emit[s]) for s in states])[:, None], [600, 600]
+    kw = dict(transmat_prior=20.0, startprob_prior=5.0, n_iter=20000, tol=1e-8, random_state=0, dtype="float64")
+
+    def objective(m):  # the log-likelihood plus the Dirichlet priors' log-densities, up to a constant
+        return m.score(X, lengths) + 19 * np.log(m.transmat_).sum() + 4 * np.log(m.startprob_).sum()
+
+    fast = CategoricalHMM(3, accelerate="squarem", **kw).fit(X, lengths)
+    assert fast.monitor_.converged
+    # a maximum of the penalised objective: plain EM from there, by Aitken's rule, stays
+    # (these data have two, 0.019 apart; plain EM from the random start finds the other)
+    on = CategoricalHMM(3, stopping="aitken", init_params="", **kw)
+    on.startprob_, on.transmat_, on.emissionprob_ = fast.startprob_, fast.transmat_, fast.emissionprob_
+    on.fit(X, lengths)
+    assert objective(on) == pytest.approx(objective(fast), abs=1e-4)
+    np.testing.assert_allclose(on.transmat_, fast.transmat_, atol=1e-4)
+    hmmlearns = CategoricalHMM(3, **kw).fit(X, lengths)  # stops at the likelihood's first fall
+    assert objective(hmmlearns) < objective(fast) - 0.1
+
+
 # ---------------------------------------------------------------------- Aitken's rule
 def test_aitken_limit_of_a_geometric_sequence_is_exact():
     """l_n = L - c r^n: the rule's limit is L itself, so it stops once L - l_n < tol,

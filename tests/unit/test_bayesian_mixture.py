@@ -13,7 +13,7 @@ import torch
 from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 
 from bigem import BayesianGaussianMixture, load
-from bigem._core.errors import ConvergenceWarning, DataError
+from bigem._core.errors import ConvergenceWarning, DataError, ParameterError
 from bigem.em.init import from_centres
 from tests.conftest import COV_TYPES, make_blobs
 
@@ -206,3 +206,12 @@ def test_command_line_describes_and_scores_a_model_file(blobs, tmp_path, capsys)
     assert scored["bic"] is None and scored["aic"] is None
     assert main(["predict", str(tmp_path / "m.bigem"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "p.npy")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), bgm.predict(blobs))
+
+
+def test_mclusts_stopping_rule_is_refused_as_it_judges_a_likelihood(blobs):
+    """stopping='mclust' is mclust's rule on the log-likelihood; applied to the variational
+    bound it stopped 30 nats short. It is refused (select's variational rows take 'gain')."""
+    with pytest.raises(ParameterError, match=r"'stopping' parameter of BayesianGaussianMixture must be a str among "
+                                             r"\{'gain', 'aitken'\}"):
+        BayesianGaussianMixture(n_components=2, stopping="mclust").fit(blobs)
+    assert "'mclust'" not in BayesianGaussianMixture.__doc__

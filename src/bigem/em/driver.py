@@ -204,7 +204,9 @@ class _Run:
         # judged on the penalised objective: ``penalised`` holds it at the accepted points
         # (less the start's prior; the accepted objectives themselves without a prior), and
         # ``evaluated`` the last accepted point, against which the next one's prior counts.
-        self.weighs_prior = callable(getattr(model, "prior_gain", None))
+        # (an HMM keeps hmmlearn's monitor, on the likelihood: its prior_gain judges SQUAREM's
+        # extrapolations alone, ``likelihood_rule``)
+        self.weighs_prior = callable(getattr(model, "prior_gain", None)) and not getattr(model, "likelihood_rule", False)
         penalised = saved.get("penalised") if saved is not None else None  # (a checkpoint from before: none)
         self.penalised = list(self.accepted if penalised is None else penalised)
         self.evaluated = saved.get("evaluated") if saved is not None else None
@@ -227,8 +229,11 @@ class _Run:
         gain = self._prior_change(model, params, objective.weight) if math.isfinite(ll) else 0.0
         if self.squarem is not None and self.squarem.pending:
             # strictly: no slack for rounding (a rejection costs one pass only), and on the
-            # penalised objective, as the extrapolation is judged against a MAP step
-            if not math.isfinite(ll) or ll + gain < previous:  # the extrapolation fell short
+            # penalised objective, as the extrapolation is judged against a MAP step (a
+            # model judged on its likelihood too: an extrapolation is no step of its rule)
+            judged = gain if self.weighs_prior or not math.isfinite(ll) else self._prior_change(
+                model, params, objective.weight, always=True)
+            if not math.isfinite(ll) or ll + judged < previous:  # the extrapolation fell short
                 self.point = self.squarem.reject()
                 self._record(ll, False, iteration, e_seconds + time.perf_counter() - started)
                 if callback is not None:
@@ -315,11 +320,12 @@ class _Run:
             result.converged = bool(abs(penalised_change) < tol) and not unknown
         return result.converged
 
-    def _prior_change(self, model: Model, params: Any, weight: float) -> float:
+    def _prior_change(self, model: Model, params: Any, weight: float, always: bool = False) -> float:
         """The prior's log-density at ``params`` less at the last accepted point, per unit of
-        weight (0 without a prior or such a point): the last M-step's report says it where
-        ``params`` are that step's, else the model computes it (an extrapolated point)."""
-        if not self.weighs_prior or self.evaluated is None:
+        weight (0 without a prior or such a point, or unless the run weighs it or
+        ``always``): the last M-step's report says it where ``params`` are that step's,
+        else the model computes it (an extrapolated point)."""
+        if not (self.weighs_prior or always) or self.evaluated is None:
             return 0.0
         if self.stepped is not None and params is self.stepped[0]:
             return self.stepped[1]

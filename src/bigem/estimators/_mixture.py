@@ -104,6 +104,15 @@ ONLINE = ("algorithm", "batch_size", "learning_decay", "learning_offset")
 # and MISSING_DOC to its documentation.
 MISSING = dict(missing_values=_params.Choice(("error", "fiml")))
 
+# stopping="mclust", which the variational mixture lacks (its bound is no likelihood)
+_MCLUST_STOPPING = """        'mclust': mclust's rule, ``|change of the total log-likelihood| <= tol (1 + |total|)``
+        (mclust's tol is 1e-5), ending on the parameters last evaluated, whose
+        log-likelihood mclust reports and scores its BIC with: with ``init_params='hc'``
+        and ``reg_covar=0`` a fit retraces mclust's to its printed digits (mclust's own
+        parameters are the M-step one beyond, a step of about ``tol``'s size). As in mclust, a component that loses its
+        support or turns singular ends the fit (a NumericalError; mclust's missing BIC,
+        which ``select`` and the classifiers leave out) instead of being re-seeded.
+"""
 _EXECUTION_DOC = """    random_state : int, RandomState, Generator or None, default=None
         Seed for initialisation and sampling; an int makes fits reproducible bit for bit on CPU.
     warm_start : bool, default=False
@@ -171,14 +180,7 @@ _CLUSTER_DOC = """    engine : {'auto', 'local', 'dask', 'torch'}, default='auto
         (scikit-learn's rule). 'aitken': stop when its Aitken-extrapolated limit is within
         ``tol`` of its value, which lands closer to the optimum at the price of more passes
         (plain EM only: SQUAREM's path is not the linear one the rule extrapolates).
-        'mclust': mclust's rule, ``|change of the total log-likelihood| <= tol (1 + |total|)``
-        (mclust's tol is 1e-5), ending on the parameters last evaluated, whose
-        log-likelihood mclust reports and scores its BIC with: with ``init_params='hc'``
-        and ``reg_covar=0`` a fit retraces mclust's to its printed digits (mclust's own
-        parameters are the M-step one beyond, a step of about ``tol``'s size). As in mclust, a component that loses its
-        support or turns singular ends the fit (a NumericalError; mclust's missing BIC,
-        which ``select`` and the classifiers leave out) instead of being re-seeded.
-"""
+""" + _MCLUST_STOPPING
 
 MIXTURE_DOC = _EXECUTION_DOC + _ONLINE_DOC + _CLUSTER_DOC
 EXACT_MIXTURE_DOC = _EXECUTION_DOC + _CLUSTER_DOC  # a mixture without online EM

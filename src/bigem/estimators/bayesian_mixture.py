@@ -21,7 +21,7 @@ from ..models.gaussian import GaussianComponent, GaussianParams
 from ..models.mixture import MixtureModel
 from ..models.variational import PRIOR_TYPES, VariationalMixture, VariationalParams, VariationalPrior
 from . import _params
-from ._mixture import EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
+from ._mixture import _MCLUST_STOPPING, EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
 from ._sklearn_internals import ScikitLearnInternals, expected_log_weights
 from .gaussian_mixture import (given_precision_factors, INIT_METHODS, initial_from_data, scikit_learn_sample,
                                warn_float32_rounding)
@@ -91,7 +91,7 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         float32): ``tol`` applies to the bound's total, and float32's rounding of the
         statistics moves that total by about 1e-7 of itself an iteration, past the
         default tol of 1e-3 beyond a few thousand rows, where a fit would stop early.
-""")
+""").replace(_MCLUST_STOPPING, "").replace("stopping : {'gain', 'aitken', 'mclust'}", "stopping : {'gain', 'aitken'}")
         + """
     Attributes
     ----------
@@ -133,7 +133,9 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         mean_prior=_params.Passed(),
         degrees_of_freedom_prior=_POSITIVE,
         covariance_prior=_params.Passed(),
-        **{name: c for name, c in EXECUTION.items() if name not in ONLINE},
+        **{name: c for name, c in EXECUTION.items() if name not in ONLINE and name != "stopping"},
+        # mclust's rule is on the log-likelihood, which a variational fit does not climb
+        stopping=_params.Choice(("gain", "aitken")),
     )
     _bound_words = "the evidence lower bound"
     _parameter_names = ("weight_concentration_", "mean_precision_", "means_", "degrees_of_freedom_", "covariances_",

@@ -271,9 +271,11 @@ def select(
     if variational and not gaussian:
         raise ParameterError(f"variational=True adds BayesianGaussianMixture rows: Gaussian family only, not "
                              f"family={family!r}")
-    # the variational rows take the user's parameters (k-means start unless one of theirs is given)
+    # the variational rows take the user's parameters (k-means start unless one of theirs is
+    # given; mclust's stopping rule, on a likelihood, is not theirs: their own 'gain')
     shared = {name: value for name, value in params.items()
-              if name in BayesianGaussianMixture._param_names() and not (name == "init_params" and value == "hc")}
+              if name in BayesianGaussianMixture._param_names() and (name, value) not in (("init_params", "hc"),
+                                                                                            ("stopping", "mclust"))}
     if gaussian:
         params = {"init_params": "hc", **params}
         s = GaussianMixture(**params)._settings()  # bad values fail before any fit

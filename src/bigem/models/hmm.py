@@ -1106,6 +1106,20 @@ class HMMModel:
         state.pop("_lanes_cache", None)  # layouts are rebuilt where the model runs
         return state
 
+    # the run's stopping and decrease checks stay on the likelihood, hmmlearn's monitor
+    # (whose Poisson update under a prior is no MAP of it: the penalised objective may dip)
+    likelihood_rule = True
+
+    def prior_gain(self, new: HMMParams, old: HMMParams) -> float:
+        """The priors' log-density at ``new`` less at ``old`` (hmmlearn's Dirichlet priors of
+        startprob and transmat, and the emission's): with the log-likelihood, the objective
+        a MAP step increases, on which an extrapolated point (SQUAREM) is judged. Judged on
+        the likelihood alone, extrapolations under a prior stopped short of the MAP,
+        'converged'."""
+        return (_dirichlet_gain(self.startprob_prior, new.startprob, old.startprob)
+                + _dirichlet_gain(self.transmat_prior, new.transmat, old.transmat)
+                + self.emission.prior_gain(new.emission, old.emission))
+
     def decrease_tolerance(self, params: HMMParams, log_likelihood: float) -> float:
         """Rounding of the per-step log-likelihood; MAP priors may trade likelihood for prior."""
         eps = 1e-6 if self.dtype == torch.float32 else 1e-11
@@ -1448,9 +1462,7 @@ class HMMModel:
                 "this fit. Give startprob_/transmat_/emission parameters non-zero entries where the data needs them.",
                 once=True,
             ),)
-        gain = (_dirichlet_gain(self.startprob_prior, startprob, params.startprob)
-                + _dirichlet_gain(self.transmat_prior, transmat, params.transmat)
-                + self.emission.prior_gain(emission, params.emission))
+        gain = self.prior_gain(HMMParams(startprob, transmat, emission), params)
         report = Report(exact=exact, notes=notes, total=float(stats.loglik), prior_gain=gain / stats.rows)
         return Step(HMMParams(startprob, transmat, emission), report)
 
