@@ -125,8 +125,10 @@ class EstimatorBase:
         found = {k: v for k, v in values.items() if k not in EXECUTION_ONLY}
         if "random_state" in values:  # an int seed decides the starts and re-seeds; a generator's state is its own
             seed = getattr(self, "random_state", None)
-            found["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(
-                seed, bool) else None if seed is None else type(seed).__name__
+            if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+                found["random_state"] = int(seed)
+            else:  # None, or only the kind of a RandomState / Generator
+                found["random_state"] = None if seed is None else type(seed).__name__
         return found
 
     @classmethod

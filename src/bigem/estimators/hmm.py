@@ -551,7 +551,9 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
             if not info.accepted:  # an extrapolation set aside: a pass, not a step of the fit
                 return
             entering[:] = [entering[1], info.params]
-            monitor.report(info.report.total)
+            # the mean times the rows, as a resumed fit rebuilds its history from the saved
+            # means: the same digits either way (the total itself differs in the last bit)
+            monitor.report(info.log_likelihood * source.n_rows)
             if not custom:
                 monitor.seconds.append(info.seconds)
 

@@ -51,17 +51,14 @@ _MIXED_MEASUREMENT = {name: family for name, family in _STRUCTURAL.items()
                       if family in ("gaussian", "bernoulli", "categorical")}
 
 
-class _StepMixRegCovar:
+def _stepmix_reg_covar(models: list[str]) -> float:
     """StepMix's default ``reg_covar`` for the Gaussian models of a descriptor: 1e-6 (its
     Gaussian models', scikit-learn's), but none where every Gaussian block is a '_nan'
     model, whose M-step (StepMix's GaussianNan) adds none. bigem's one ``reg_covar`` per
     model cannot hold both where a descriptor mixes the two kinds: 1e-6 then."""
-
-    @staticmethod
-    def of(models: list[str]) -> float:
-        gaussian = [m for m in models if _STRUCTURAL.get(m) == "gaussian" or m in _MEASUREMENT
-                    and _MEASUREMENT[m][0] == "GaussianMixture"]
-        return 0.0 if gaussian and all(m.endswith("_nan") for m in gaussian) else 1e-6
+    gaussian = [m for m in models
+                if _STRUCTURAL.get(m) == "gaussian" or _MEASUREMENT.get(m, ("",))[0] == "GaussianMixture"]
+    return 0.0 if gaussian and all(m.endswith("_nan") for m in gaussian) else 1e-6
 
 
 class NotSampledError(BigemError, NotImplementedError):
@@ -207,7 +204,7 @@ class StepMix(EstimatorBase):
                 "blocks of them (a unit-variance Gaussian measurement model is not built)")
         name, kw = _MEASUREMENT[descriptor]
         extra = dict(s.measurement_params or {})
-        reg = extra.pop("reg_covar", _StepMixRegCovar.of([descriptor]))
+        reg = extra.pop("reg_covar", _stepmix_reg_covar([descriptor]))
         if name == "GaussianMixture":
             kw = {**kw, "reg_covar": reg}
         if extra:
@@ -226,7 +223,7 @@ class StepMix(EstimatorBase):
 
         blocks = _blocks(s.measurement, "measurement", _MIXED_MEASUREMENT)
         extra = dict(s.measurement_params or {})
-        reg = extra.pop("reg_covar", _StepMixRegCovar.of([b.model for b in blocks]))
+        reg = extra.pop("reg_covar", _stepmix_reg_covar([b.model for b in blocks]))
         if extra:
             raise ParameterError(f"measurement_params {sorted(extra)} are not read by bigem's MixedMixture")
         families = [_MIXED_MEASUREMENT[b.model] for b in blocks for _ in b.columns]
@@ -252,7 +249,7 @@ class StepMix(EstimatorBase):
         else:
             descriptor = _STRUCTURAL[descriptor]
         extra = dict(s.structural_params or {})
-        kw = {"reg_covar": extra.pop("reg_covar", _StepMixRegCovar.of(names)), "intercept": extra.pop("intercept", True)}
+        kw = {"reg_covar": extra.pop("reg_covar", _stepmix_reg_covar(names)), "intercept": extra.pop("intercept", True)}
         if extra.pop("method", "newton-raphson") != "newton-raphson":
             raise ParameterError("structural_params method: bigem's covariate model takes Newton-Raphson steps only")
         extra.pop("max_iter", None)  # Newton steps per M-step: bigem runs them to convergence
