@@ -117,10 +117,31 @@ def test_sampling_draws_n_trials_per_row_and_needs_one_n_trials(tmp_path):
     loaded = load(tmp_path / "m.bigem")
     np.testing.assert_array_equal(loaded.emissionprob_, ours.emissionprob_)
     assert loaded.score(X) == ours.score(X)
-    ours.set_params(n_trials=None)
+    X[0, 0] += 1  # rows of different totals: no one number of trials to draw
+    ours = _model(MultinomialHMM, start, dtype="float64").fit(X)
+    assert ours.n_trials_ is None
     with pytest.raises(ParameterError, match="a single n_trials must be given"):
         ours.sample(3)
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError, match="This MultinomialHMM instance is not fitted yet"):
         MultinomialHMM(2).sample(3)  # hmmlearn's error, before the one about n_trials
+
+
+def test_sampling_after_a_fit_without_n_trials_draws_the_rows_common_total_as_hmmlearn(tmp_path):
+    """hmmlearn's fit sets n_trials to the rows' sums, so that sample() then works where
+    every row drew as many; bigem keeps that total in n_trials_ (and in its file)."""
+    X, start = _case(5)
+    ours = _model(MultinomialHMM, start, dtype="float64").fit(X)
+    theirs = _model(hmm.MultinomialHMM, start).fit(X)
+    assert ours.n_trials is None and ours.n_trials_ == 5 and np.unique(theirs.n_trials).tolist() == [5]
+    for name in ("startprob_", "transmat_", "emissionprob_"):
+        setattr(theirs, name, getattr(ours, name))
+    sample, states = ours.sample(50, random_state=3)
+    np.testing.assert_array_equal(sample, theirs.sample(50, random_state=3)[0])
+    ours.save(tmp_path / "m.bigem")
+    loaded = load(tmp_path / "m.bigem")
+    assert loaded.n_trials_ == 5
+    np.testing.assert_array_equal(loaded.sample(50, random_state=3)[0], sample)
+    ours.set_params(n_trials=7)  # a given n_trials wins
+    assert (ours.sample(20, random_state=0)[0].sum(1) == 7).all()

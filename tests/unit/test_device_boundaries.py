@@ -60,7 +60,7 @@ def summaries_on_the_device(monkeypatch):
 
     def summarise(self, chunk):
         r = original(self, chunk)
-        return summary.RowSummary(*(v.as_subclass(OnDevice) for v in (r.sum_x, r.scatter, r.seen, r.top)),
+        return summary.RowSummary(*(v.as_subclass(OnDevice) for v in (r.sum_x, r.scatter, r.seen, r.top, r.totals)),
                                   r.rows, r.probe)
 
     monkeypatch.setattr(summary.Summariser, "summarise", summarise)

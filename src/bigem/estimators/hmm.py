@@ -987,7 +987,7 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         With an int ``random_state`` (this one, else the estimator's), hmmlearn's draws from
         numpy's ``RandomState`` of it, step after step in its order: the same rows as
         hmmlearn's ``sample``."""
-        s = self._inference_settings()
+        s = self._sampling_settings()
         params = self._fitted(s)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ParameterError(f"n_samples must be a positive int, got {n_samples!r}")
@@ -1007,6 +1007,10 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         generator.settle()
         x = x.numpy()
         return (x.astype(np.int64) if self._integer_data else x), states.numpy()
+
+    def _sampling_settings(self):
+        """The settings ``sample`` draws with (default: the inference settings)."""
+        return self._inference_settings()
 
     def _hmmlearn_emitter(self):
         """hmmlearn's ``_generate_sample_from_state`` of this emission: (state, RandomState)

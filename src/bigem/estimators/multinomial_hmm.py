@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import torch
@@ -14,7 +15,6 @@ from . import _params
 from .hmm import COMMON_DOC, _BaseHMM, _common, _non_negative_integers, _random_rows
 
 __all__ = ["MultinomialHMM"]
-
 
 
 class _Trials(_params.Constraint):
@@ -44,7 +44,8 @@ class MultinomialHMM(_BaseHMM):
     n_trials : int or array of int (n_samples,), default=None
         The trials of every row, or of each row; each row's counts must sum to it in
         ``fit`` (as in hmmlearn, ``score``, ``predict`` and the others take each row's own
-        total). None: each row's own sum (sampling then needs it set).
+        total). None: each row's own sum; ``sample`` then draws the trials every row of the
+        fit held (``n_trials_``), and needs n_trials set where the rows differed.
 """
         + COMMON_DOC
         + """
@@ -52,6 +53,9 @@ class MultinomialHMM(_BaseHMM):
     ----------
     startprob_, transmat_ : ndarray
     emissionprob_ : ndarray (n_components, n_features)
+    n_trials_ : int or None
+        The trials every row of the fit held (None where rows held different totals):
+        what ``sample`` draws when ``n_trials`` is None.
     monitor_ : ConvergenceMonitor
     n_passes_ : int
         Passes over the data the fit took (with ``accelerate``, rejected extrapolations too).
@@ -62,7 +66,8 @@ class MultinomialHMM(_BaseHMM):
     hmmlearn logs a notice at construction that its MultinomialHMM changed meaning in
     0.3 (it used to be the CategoricalHMM); bigem's only ever had this meaning and logs
     nothing. With ``n_trials=None``, hmmlearn's ``fit`` overwrites ``n_trials`` with the
-    rows' sums; bigem leaves the parameter as given.
+    rows' sums; bigem leaves the parameter as given and keeps the rows' common total in
+    ``n_trials_``, so that ``sample`` after such a fit draws as hmmlearn's does.
     """
     )
     _emission_letters = "e"
@@ -151,6 +156,8 @@ class MultinomialHMM(_BaseHMM):
         return MultinomialEmission(trials, s.dtype, advice=self._advice(s))
 
     def _init_emission(self, s, source, summary, generator, engine) -> None:
+        low, high = summary.row_totals
+        self.n_trials_ = int(high) if low == high and high >= 1 else None
         if self._needs_init(s, "e", "emissionprob_"):
             self.emissionprob_ = _random_rows(s.n_components, source.n_features, generator)
 
@@ -174,20 +181,33 @@ class MultinomialHMM(_BaseHMM):
         return {"e": s.n_components * (n_features - 1)}
 
     def sample(self, n_samples=1, random_state=None, currstate=None):
-        """One sequence of ``n_samples`` rows of counts: (X, states). Needs one ``n_trials``
-        for all rows (hmmlearn's rule). As ``GaussianHMM.sample`` otherwise."""
-        s = self._inference_settings()
+        """One sequence of ``n_samples`` rows of counts: (X, states). Needs one number of
+        trials for all rows (hmmlearn's rule): ``n_trials``, else the one every row of the
+        fit held (``n_trials_``). As ``GaussianHMM.sample`` otherwise."""
+        s = self._sampling_settings()
         self._fitted(s)  # an unfitted model says so first, as hmmlearn's does
         if s.n_trials is None or np.unique(s.n_trials).size != 1:
             raise ParameterError("For sampling, a single n_trials must be given: set n_trials to the number of "
                                  "trials of every row")
         return super().sample(n_samples, random_state, currstate)
 
+    def _sampling_settings(self):
+        s = self._inference_settings()
+        fitted = getattr(self, "n_trials_", None)
+        return s if s.n_trials is not None or fitted is None else dataclasses.replace(s, n_trials=fitted)
+
+    def _fitted_state(self) -> dict:
+        return {**super()._fitted_state(), "n_trials": getattr(self, "n_trials_", None) or 0}
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
+        self.n_trials_ = _params.Stored(state).count("n_trials", 0) or None
+
     def _hmmlearn_emitter(self):
         """hmmlearn's: scipy's ``multinomial.rvs``, which sets the last probability to 1
         less the others (where that differs from it by more than 1e-15), then draws
         ``multinomial`` from the RandomState."""
-        n = int(np.unique(self._inference_settings().n_trials)[0])
+        n = int(np.unique(self._sampling_settings().n_trials)[0])
         probs = np.array(self.emissionprob_, dtype=np.float64)
         last = 1.0 - probs[:, :-1].sum(1)
         probs[:, -1] = np.where(np.abs(last) > 1e-15, last, probs[:, -1])

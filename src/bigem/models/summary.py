@@ -18,14 +18,22 @@ from .._core.types import Chunk
 @dataclass(frozen=True, slots=True)
 class RowSummary:
     """rows; sum_x (D,) and scatter (D, D) about ``probe`` (float64; scatter empty when
-    not asked for); top (D,) the largest value of each column."""
+    not asked for); top (D,) the largest value of each column; totals (2,) the largest
+    row total and the smallest one negated (a multinomial's trials: whether every row
+    drew as many)."""
 
     sum_x: Tensor
     scatter: Tensor
     seen: Tensor  # (D,) the values each column observed (the rows, without gaps)
     top: Tensor = largest()
+    totals: Tensor = largest()
     rows: int = counted()
     probe: Tensor = shared()
+
+    @property
+    def row_totals(self) -> tuple[float, float]:
+        """The smallest and the largest row total (gaps count 0; -inf, inf with no row)."""
+        return -float(self.totals[1]), float(self.totals[0])
 
     @property
     def mean(self) -> Tensor:
@@ -69,5 +77,11 @@ class Summariser:
         seen = (~gap).sum(0).double() if has_gaps else torch.full((D,), float(chunk.n_rows), dtype=torch.float64,
                                                                     device=x.device)
         scatter = xc.T @ xc if self.second_moments else xc.new_zeros(0)
-        top = x.amax(0).double() if x.shape[0] else torch.full((D,), -torch.inf, dtype=torch.float64, device=x.device)
-        return RowSummary(xc.sum(0), scatter, seen, top, chunk.n_rows, self.probe)
+        if x.shape[0]:
+            top = x.amax(0).double()
+            sums = (x.masked_fill(gap, 0.0) if has_gaps else x).double().sum(1)
+            totals = torch.stack((sums.amax(), -sums.amin()))
+        else:
+            top = torch.full((D,), -torch.inf, dtype=torch.float64, device=x.device)
+            totals = torch.full((2,), -torch.inf, dtype=torch.float64, device=x.device)
+        return RowSummary(xc.sum(0), scatter, seen, top, totals, chunk.n_rows, self.probe)
