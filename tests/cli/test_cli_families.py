@@ -92,6 +92,22 @@ def test_latent_class_fit_info_sample_and_select(table, tmp_path, capsys):
     assert isinstance(bigem.load(best), bigem.PoissonMixture)
 
 
+@pytest.mark.parametrize("family, column", [("poisson", "k"), ("bernoulli", "f")])
+def test_binary_and_count_draws_are_integers_in_python_and_in_every_file(table, tmp_path, family, column):
+    """As StepMix's draws: a Parquet file of counts holds int64 columns, not doubles."""
+    df, path = table
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", path, "-k", "2", "--family", family, "--columns", column, "-o", model]) == 0
+    X, _ = bigem.load(model).sample(40)
+    assert X.dtype == np.int64 and set(np.unique(X)) <= set(df[column])
+    for ext in ("parquet", "csv", "npy"):
+        out = tmp_path / f"s.{ext}"
+        assert main(["sample", model, "-n", "40", "-o", str(out)]) == 0
+        drawn = np.load(out) if ext == "npy" else pd.read_parquet(out) if ext == "parquet" else pd.read_csv(out)
+        dtypes = [drawn.dtype] if ext == "npy" else list(drawn.dtypes)
+        assert dtypes == [np.int64]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--family", "bernoulli", "--covariance", "full"], "the bernoulli family has no covariance type"),
     (["--family", "mixed", "--covariance", "tied"], "the mixed family takes diag or full"),

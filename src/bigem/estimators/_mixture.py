@@ -237,6 +237,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
     _bound_words = "mean log-likelihood"  # what lower_bound_ is (verbose's summary line says)
     _schema_: Schema | None = None  # how the fitted model reads non-numeric columns (sources.schema)
     _has_schema = False  # whether the family reads its columns by a schema (``_kinds``)
+    _integer_draws = False  # sample() returns integers (0/1, counts), as StepMix's draws
     _pomegranate = hints.MIXTURE
 
     # ------------------------------------------------------------------ family hooks
@@ -1391,7 +1392,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         return self._write_completed(path, int(sum(lazy.chunks[0])), names, id_column, blocks())
 
     def sample(self, n_samples=1):
-        """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels)."""
+        """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels).
+        Binary and count families draw int64 rows; categories come back as the data's."""
         params = self._fitted()
         _params.check_n_samples(n_samples)
         n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
@@ -1403,7 +1405,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                 return drawn
         x, labels = self._model(s).sample(params, n_samples, generator)
         generator.settle()
-        return self._decoded(x.cpu().numpy()), labels.cpu().numpy()
+        x = self._decoded(x.cpu().numpy())
+        return (x.astype(np.int64) if self._integer_draws and x.dtype.kind == "f" else x), labels.cpu().numpy()
 
     def _reference_sample(self, n_samples: int, rs: np.random.RandomState, s) -> tuple[np.ndarray, np.ndarray] | None:
         """(X, labels) drawn as the reference library's ``sample`` draws them from ``rs``

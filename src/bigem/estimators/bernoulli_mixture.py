@@ -63,6 +63,7 @@ class BernoulliMixture(_DiscreteMixture):
     )
 
     _kind = "binary"
+    _integer_draws = True
     _init_attribute = "probabilities_init"
     _constraints = dict(DISCRETE, probabilities_init=_params.Passed())
     _fitted_arrays = {"weights_": "weights", "probabilities_": "probabilities"}
