@@ -118,6 +118,27 @@ def test_an_unknown_category_is_refused_or_ignored(frame):
     assert lenient.score_samples(new)[1] == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("method", ["mean", "sample"])
+def test_impute_completes_an_ignored_unknown_category_as_a_gap(frame, method):
+    """It came back as the column's last category (the code -1 read as an index)."""
+    X = frame[["colour", "size"]]
+    est = _fit(CategoricalMixture(handle_unknown="ignore", missing_values="fiml", **KW), X)
+    new = pd.DataFrame({"colour": ["purple", None, "purple", None], "size": ["big", "big", "small", "small"]})
+    gaps = new.replace("purple", None)
+    np.testing.assert_array_equal(est.impute(new, method=method, random_state=3),
+                                  est.impute(gaps, method=method, random_state=3))
+    mixed = _fit(MixedMixture(handle_unknown="ignore", families={"k": "poisson"}, **KW), frame[["colour", "k"]])
+    rows = pd.DataFrame({"colour": ["purple", "purple"], "k": [9, 0]})
+    filled = mixed.impute(rows, method=method, random_state=3)
+    np.testing.assert_array_equal(filled, mixed.impute(rows.replace("purple", None), method=method, random_state=3))
+    if method == "mean":  # each row's most probable colour given its count
+        proba = mixed.predict_proba(rows)
+        for i in range(2):
+            best = np.argmax(proba[i] @ mixed.probabilities_[0])
+            assert filled[i, 0] == mixed.categories_[0][best]
+        assert filled[0, 0] != filled[1, 0]
+
+
 @pytest.mark.parametrize("est, X, message", [
     (PoissonMixture(2), np.array([[1, 2], [3, -1], [2, 2]]), r"column 1 holds -1 at row 1: PoissonMixture takes counts"),
     (PoissonMixture(2), np.array([[1, 2], [3, 1.5], [2, 2]]), r"column 1 holds 1.5 at row 1"),

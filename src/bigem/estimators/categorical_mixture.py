@@ -35,7 +35,8 @@ HANDLE_UNKNOWN_DOC = """    handle_unknown : {'error', 'ignore'}, default='error
         A category that ``predict``, ``score``, ... meet but ``fit`` did not see: an
         error naming its column, row and value, or (``'ignore'``, scikit-learn's
         OneHotEncoder convention) an entry that carries no information: that column
-        then contributes nothing to the row's log-density.
+        then contributes nothing to the row's log-density, and ``impute`` completes it
+        as it completes a gap.
 """
 
 

@@ -404,8 +404,10 @@ class CategoricalComponent:
         """x (n, columns) of codes with every gap completed, (n, columns) float64: the most
         probable category given the row's observed values (of sum_k r_k p_kj), or with
         ``uniforms`` (n,) and ``normals`` (n, columns) a draw (a component by its posterior
-        ``resp`` (K, n), then each gap by the inverse of its column's distribution)."""
-        out, gap = x.double(), torch.isnan(x)
+        ``resp`` (K, n), then each gap by the inverse of its column's distribution). An
+        unknown category (code -1, ``handle_unknown='ignore'``) is no information, as in the
+        density: it is completed as a gap is."""
+        out, gap = x.double(), torch.isnan(x) | (x < 0)
         if not bool(gap.any()):
             return out
         probs = p.centres.double()  # (K, T)
