@@ -600,6 +600,36 @@ def test_a_nested_descriptor_bigem_cannot_build_says_so(mixed):
         bigem.StepMix(K, measurement=descriptor, structural=two, n_steps=2).fit(X, Y)
 
 
+def test_max_n_outcomes_alone_is_inferred_from_the_codes_as_stepmix_does(mixed):
+    """StepMix infers both widths from the codes where either is None; bigem refused the
+    key, and took an 'n_outcomes' key StepMix refuses."""
+    X, descriptor, _, _ = mixed
+    block = next(k for k, v in descriptor.items() if v["model"] == "categorical")
+    given = {**descriptor, block: {**descriptor[block], "max_n_outcomes": 5}}
+    ref, ours = both(X, measurement=given)
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-10) and ours.n_parameters == ref.n_parameters
+    assert ours.get_parameters()["measurement"][block]["max_n_outcomes"] == 3
+    codes = X[["pclass"]].to_numpy()
+    ref, ours = both(codes, measurement="categorical", measurement_params={"total_outcomes": 7})
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-10)
+    with pytest.raises(ParameterError, match=r"does not pad the columns to given ones .*drop one or both"):
+        bigem.StepMix(K, measurement="categorical", measurement_params={"max_n_outcomes": 5, "total_outcomes": 5}
+                      ).fit(codes)
+    with pytest.raises(ParameterError, match=r"block 'c': bigem does not read \['n_outcomes'\]"):
+        bigem.StepMix(K, measurement={"c": {"model": "categorical", "n_columns": 1, "n_outcomes": 6}}).fit(codes)
+    with pytest.raises(ParameterError, match=r"measurement_params \['max_n_outcomes'\] are not read"):
+        bigem.StepMix(K, measurement="binary", measurement_params={"max_n_outcomes": 5}).fit(X[["sex"]])
+
+
+def test_gaps_without_a_nan_model_are_refused_with_stepmixs_fix(mixed):
+    X, descriptor, _, _ = mixed
+    X = X.copy()
+    X.iloc[3, 0] = np.nan
+    with pytest.raises(Exception, match=r"use the models' '_nan' variants") as raised:
+        bigem.StepMix(K, measurement=descriptor).fit(X)
+    assert "missing_values" not in str(raised.value)
+
+
 @pytest.mark.parametrize("structural", ["binary", "categorical"])
 def test_the_classifier_predicts_the_outcome_as_stepmixs(data, structural):
     """StepMixClassifier: predict and predict_proba infer Y from X, StepMix's answers."""

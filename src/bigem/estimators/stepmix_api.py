@@ -203,7 +203,7 @@ class StepMix(EstimatorBase):
                 f"measurement={descriptor!r} has no bigem counterpart here; it takes one of {known}, or a dict of "
                 "blocks of them (a unit-variance Gaussian measurement model is not built)")
         name, kw = _MEASUREMENT[descriptor]
-        extra = dict(s.measurement_params or {})
+        extra = _without_outcomes(dict(s.measurement_params or {}), descriptor, "measurement_params")
         reg = extra.pop("reg_covar", _stepmix_reg_covar([descriptor]))
         if name == "GaussianMixture":
             kw = {**kw, "reg_covar": reg}
@@ -249,6 +249,8 @@ class StepMix(EstimatorBase):
         else:
             descriptor = _STRUCTURAL[descriptor]
         extra = dict(s.structural_params or {})
+        if isinstance(s.structural, str):
+            extra = _without_outcomes(extra, s.structural, "structural_params")
         kw = {"reg_covar": extra.pop("reg_covar", _stepmix_reg_covar(names)), "intercept": extra.pop("intercept", True)}
         if extra.pop("method", "newton-raphson") != "newton-raphson":
             raise ParameterError("structural_params method: bigem's covariate model takes Newton-Raphson steps only")
@@ -829,6 +831,20 @@ class _Block:
     columns: range
 
 
+def _without_outcomes(params: dict, model: str, where: str) -> dict:
+    """A categorical model's arguments less StepMix's ``max_n_outcomes`` and
+    ``total_outcomes``: where either is None or absent, StepMix infers both from the codes,
+    as bigem does. Both given pad each column to them in StepMix, which bigem does not."""
+    if not model.startswith(("categorical", "multinoulli")):
+        return params
+    outcomes = {k: params.pop(k) for k in ("max_n_outcomes", "total_outcomes") if k in params}
+    if len(outcomes) == 2 and None not in outcomes.values():
+        raise ParameterError(f"{where}: bigem infers each categorical column's outcomes from its codes, as StepMix "
+                             "does where max_n_outcomes or total_outcomes is None; it does not pad the columns to "
+                             f"given ones ({outcomes}): drop one or both")
+    return params
+
+
 def _blocks(descriptor, role: str = "", known: dict | None = None, width: int | None = None) -> list[_Block]:
     """The blocks of a StepMix descriptor: a string is one block over every column
     (``width`` of them); a dict (a nested descriptor) gives each key's model and
@@ -847,11 +863,17 @@ def _blocks(descriptor, role: str = "", known: dict | None = None, width: int | 
                                  f"nested {role} descriptor; it takes one of {', '.join(repr(k) for k in known)}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"{role} block {key!r}: n_columns must be an int >= 1; got {n!r}")
-        extra = sorted(set(item) - {"model", "n_columns", "method", "max_iter", "tol", "integer_codes", "n_outcomes"})
-        if extra or item.get("integer_codes", True) is not True or item.get("method", "newton-raphson") != \
-                "newton-raphson":
-            raise ParameterError(f"{role} block {key!r}: bigem reads categories as integer codes and takes Newton-"
-                                 f"Raphson covariate steps only; it does not read {extra or item}")
+        rest = _without_outcomes(dict(item), model, f"{role} block {key!r}")
+        extra = sorted(set(rest) - {"model", "n_columns", "method", "max_iter", "tol", "integer_codes"})
+        if extra:
+            raise ParameterError(f"{role} block {key!r}: bigem does not read {extra} (a block takes 'model', "
+                                 "'n_columns' and its model's arguments)")
+        if item.get("integer_codes", True) is not True:
+            raise ParameterError(f"{role} block {key!r}: bigem reads categories as integer codes only "
+                                 "(integer_codes=True, StepMix's default); pass the codes, not one-hot columns")
+        if item.get("method", "newton-raphson") != "newton-raphson":
+            raise ParameterError(f"{role} block {key!r}: bigem's covariate model takes Newton-Raphson steps only "
+                                 "(method='newton-raphson', StepMix's default)")
         out.append(_Block(str(key), model, range(start, start + int(n))))
         start += int(n)
     if sum(b.model == "covariate" for b in out) > 1:
@@ -1109,16 +1131,26 @@ _NOT_CONVERGED = ("Initializations did not converge. Try different init paramete
                   "rel_tol or check for degenerate data.")
 
 
+# bigem's advice for gaps, and StepMix's: its models take gaps in their '_nan' variants
+_FIML_ADVICE = "pass missing_values='fiml' (bigem: --missing fiml)"
+_NAN_MODELS = "use the models' '_nan' variants (e.g. 'binary_nan', 'categorical_nan', 'gaussian_diag_nan')"
+
+
 @contextlib.contextmanager
 def _stepmix_words():
     """The fit's warnings as StepMix gives them: its ConvergenceWarning in StepMix's words
     (which name its parameters, abs_tol and rel_tol, not tol), pointing at the caller of
-    ``StepMix.fit``; every other warning as it was."""
+    ``StepMix.fit``; every other warning as it was. A refusal of gaps gives StepMix's fix."""
     from .._core.errors import ConvergenceWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        yield
+        try:
+            yield
+        except DataError as exc:
+            if _FIML_ADVICE not in str(exc):
+                raise
+            raise DataError(str(exc).replace(_FIML_ADVICE, _NAN_MODELS)) from None
     for w in caught:
         if issubclass(w.category, ConvergenceWarning) and str(w.message).startswith("Best performing initialization"):
             warnings.warn(_NOT_CONVERGED, w.category, stacklevel=4)  # past this manager and fit
