@@ -57,7 +57,10 @@ class TensorSource(CutByRows):
         self.chunk_rows = max(1, int(rows))
 
     def fingerprint(self) -> dict:
-        return identity.edges(self.x, self.weight)
+        """The rows' sampled digest; class labels whole (one int per row, and a few
+        relabelled rows change the fit)."""
+        found = identity.edges(self.x, self.weight)
+        return found if self.labels is None else {**found, "labels": identity.digest(self.labels)}
 
     def chunks(self) -> Iterator[Chunk]:
         for s in range(0, self.n_rows, self.chunk_rows):

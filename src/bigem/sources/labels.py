@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .._core.errors import DataError
 from .._core.types import Chunk
+from .identity import digest
 from .parts import CutByRows
 from .schema import as_categories, category_key, encode_values, observed
 
@@ -179,6 +180,9 @@ class LabelledSource(CutByRows):
         the whole data set, so the codes stay indexed by that)."""
         return LabelledSource(self.inner.part(start, stop), self.codes)
 
+    def fingerprint(self) -> dict:
+        """The inner source's, and the codes whole (a checkpoint resumes only its labels)."""
+        return {**self.inner.fingerprint(), "labels": digest(self.codes)}
 
 
 class LabelColumn:
