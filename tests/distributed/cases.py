@@ -20,11 +20,13 @@ COV_TYPES = ("full", "tied", "diag", "spherical")
 FIXED = dict(dtype="float64", tol=0.0, random_state=0, device=os.environ.get("BIGEM_CASES_DEVICE", "cpu"))
 
 
-def blobs(seed: int = 1, n_per: int = 201, k: int = 3, d: int = 3) -> np.ndarray:
+def blobs(seed: int = 1, n_per: int = 201, k: int = 3, d: int = 3, with_classes: bool = False):
+    """k Gaussian blobs of n_per rows each, shuffled (and each row's blob, if asked)."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0, 4.0, (k, d))
     X = np.concatenate([rng.normal(means[i], rng.uniform(0.5, 1.5, d), (n_per, d)) for i in range(k)])
-    return X[rng.permutation(len(X))]
+    order = rng.permutation(len(X))
+    return (X[order], np.repeat(np.arange(k), n_per)[order]) if with_classes else X[order]
 
 
 def sequences(seed: int = 2, n_seq: int = 23, d: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -317,12 +319,20 @@ def online(engine: str) -> dict:
     """Online EM: every process steps on its part of each mini-batch of 90 rows."""
     from bigem import GaussianMixture
 
-    X = blobs(11, n_per=300)
+    X, z = blobs(11, n_per=300, with_classes=True)
     with _quiet():
         gm = GaussianMixture(3, algorithm="online", batch_size=90, max_iter=3, engine=engine, **FIXED).fit(X)
         more = GaussianMixture(3, batch_size=90, engine=engine, **FIXED).partial_fit(X)
+        # partly labelled: the start is the first rows' labelled ones, the primary's on every process
+        y = np.where(np.arange(len(X)) % 7 == 0, z, -1)
+        labelled = GaussianMixture(3, algorithm="online", batch_size=90, max_iter=3, unlabeled_weight=1.0,
+                                   engine=engine, **FIXED).fit(X, y)
+        labelled_more = GaussianMixture(3, batch_size=90, unlabeled_weight=1.0, engine=engine, **FIXED)
+        for start in range(0, len(X), 300):
+            labelled_more.partial_fit(X[start:start + 300], y[start:start + 300], classes=[0, 1, 2])
     return dict(means=gm.means_, weights=gm.weights_, score=np.float64(gm.score(X)),
-                partial_means=more.means_, n_steps=np.int64(more.n_steps_))
+                partial_means=more.means_, n_steps=np.int64(more.n_steps_), labelled_means=labelled.means_,
+                labelled_partial_means=labelled_more.means_)
 
 
 @case

@@ -182,8 +182,11 @@ def test_online_em_takes_the_same_steps_on_every_process(two, tmp_path, monkeypa
     _assert_same_everywhere(results)
     local = _local("online", tmp_path, monkeypatch)
     assert results[0]["n_steps"] == local["n_steps"]  # as many mini-batches of about 90 rows
-    for key in ("means", "partial_means"):
-        np.testing.assert_allclose(np.sort(results[0][key], 0), np.sort(local[key], 0), atol=0.1)
+    # partly labelled (a ClusterError before: each process started from its own first rows);
+    # three partial_fit calls of 300 rows take 12 steps only, so their means are further apart
+    for key, atol in (("means", 0.1), ("partial_means", 0.1), ("labelled_means", 0.1),
+                      ("labelled_partial_means", 0.2)):
+        np.testing.assert_allclose(np.sort(results[0][key], 0), np.sort(local[key], 0), atol=atol)
     assert results[0]["score"] == pytest.approx(local["score"], abs=1e-3)
 
 

@@ -815,10 +815,11 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         """Initial parameters for online EM from a row sample (3 batches), not the whole
         data: an online fit may afford one pass only. ``engine`` draws a weighted sample
         where the weights live (a Dask cluster's workers). With labels, the sample is the
-        first rows, read with their labels, and the labelled ones initialise."""
+        first rows, read with their labels, and the labelled ones initialise (in a group of
+        processes, the primary's first rows, so that every process starts alike)."""
         n = max(3 * s.batch_size, 10 * s.n_components)
         if classes is not None and not self._user_initialised(s):
-            sample = first_rows(engine, source, n)
+            sample = engine.share(lambda: first_rows(engine, source, n))
             if sample.labels is not None and bool((sample.labels >= 0).any()):
                 return from_labelled_rows(model, LocalEngine(), sample, generator)
         rows = sample_rows(source, n, generator, engine)
