@@ -175,6 +175,34 @@ def test_parquet_and_csv_paths_are_read_by_the_workers(client, data, tmp_path):
     _assert_same_fit(local, csv)
 
 
+def test_paths_with_columns_a_label_column_and_categories_fit_as_locally(client, data, tmp_path):
+    """columns= beside paths went to the Dask reader as a local Files object ('X is a dask
+    array') wherever the columns were surveyed: a label column, a categorical family."""
+    from bigem import CategoricalMixture, Files
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"]).assign(
+        label=np.where(rng.random(len(data)) < 0.2, rng.integers(0, 3, len(data)), -1),
+        colour=rng.choice(["red", "blue", "green"], len(data)), size=rng.choice(["s", "m"], len(data)))
+    for i, part in enumerate(np.array_split(np.arange(len(df)), 3)):
+        df.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    path, kw = str(tmp_path), dict(n_components=3, random_state=2, dtype="float64")
+    features = ["a", "b", "c"]
+    semi = dict(kw, unlabeled_weight=1.0)
+    local = GaussianMixture(**semi).fit(path, "label", columns=features)
+    _assert_same_fit(local, GaussianMixture(**semi, engine="dask", client=client).fit(path, "label", columns=features))
+    given = GaussianMixture(**semi, engine="dask", client=client).fit(Files(path, columns=features), "label")
+    _assert_same_fit(local, given)
+    latent = CategoricalMixture(2, random_state=0, dtype="float64")
+    ours = latent.fit(path, columns=["colour", "size"]).probabilities_
+    theirs = CategoricalMixture(2, random_state=0, dtype="float64", engine="dask", client=client).fit(
+        path, columns=["colour", "size"]).probabilities_
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    with pytest.raises(ParameterError, match="with engine='dask' the workers read Parquet or CSV paths"):
+        GaussianMixture(2, engine="dask", client=client).fit(Files(path, format="ipc"))
+
+
 def _outside_150_450(frame):
     return frame.loc[(frame.index < 150) | (frame.index >= 450)]
 

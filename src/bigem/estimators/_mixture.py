@@ -424,8 +424,9 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                     yield engine, source, classes
             return
         from ..engines.dask import session
-        from ..sources.dask import open_dask_source
+        from ..sources.dask import open_dask_source, plain_paths
 
+        X, columns = plain_paths(X, columns)
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
             if _goes_as_a_frame(X, sample_weight, y):  # keeping its columns' types (and the rows' order)
                 dd = require("dask.dataframe", "the Dask engine")
@@ -490,7 +491,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
 
             where = remote if client is not None else local
             read = X
-            if columns is not None and is_file_input(X):  # the files with the chosen columns (a .npy's by index)
+            if columns is not None and is_file_input(X) and client is None:  # the files with the chosen columns
+                # (a .npy's by index); Dask's workers read the paths and take columns= themselves
                 read = dataclasses.replace(X if isinstance(X, Files) else Files(X), columns=list(columns))
             shape = getattr(X, "shape", None) if client is None and not is_source(X) else None
             if shape is not None and len(shape) == 2:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._core.errors import DataError
+from .._core.errors import DataError, ParameterError
 from .._core.types import Chunk
 from .arrays import chunk_rows_for_budget
 from .arrays import PROBE_ROWS, choose_shift
@@ -502,6 +502,22 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     found = client.gather(client.compute(tasks))
     cats = {j: set().union(*(f[0][k] for f in found)) for j, k in zip(categorical, keys)}
     return cats, set().union(*(f[1] for f in found)) if found else set()
+
+
+def plain_paths(X, columns):
+    """(X, columns) with a :class:`Files` given as its paths and columns, which the workers
+    read themselves (Parquet or CSV by extension, with their defaults); other options
+    are refused, naming them."""
+    from .inputs import Files
+
+    if not isinstance(X, Files):
+        return X, columns
+    if X.format not in (None, "parquet", "csv") or X.delimiter is not None or not X.header:
+        raise ParameterError(f"{X!r}: with engine='dask' the workers read Parquet or CSV paths by their extension, "
+                             "with a header and commas; pass such paths, or fit with engine='local'")
+    if X.columns is not None and columns is not None and list(X.columns) != list(columns):
+        raise ParameterError(f"Files(columns={list(X.columns)}) and columns={list(columns)} differ; give one of them")
+    return X.path, columns if X.columns is None else list(X.columns)
 
 
 def _paths(X) -> bool:
