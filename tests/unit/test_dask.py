@@ -199,7 +199,7 @@ def test_paths_with_columns_a_label_column_and_categories_fit_as_locally(client,
         path, columns=["colour", "size"]).probabilities_
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
-    with pytest.raises(ParameterError, match="with engine='dask' the workers read Parquet or CSV paths"):
+    with pytest.raises(ParameterError, match="with engine=.dask. the workers read Parquet or comma-separated CSV files"):
         GaussianMixture(2, engine="dask", client=client).fit(Files(path, format="ipc"))
 
 

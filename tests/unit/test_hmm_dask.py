@@ -23,7 +23,7 @@ distributed = pytest.importorskip("distributed")
 
 from bigem import (GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, MultinomialHMM, PoissonHMM,  # noqa: E402
                    VariationalCategoricalHMM, VariationalGaussianHMM)
-from bigem._core.errors import DataError  # noqa: E402
+from bigem._core.errors import DataError, ParameterError  # noqa: E402
 
 LENGTHS = [120, 1, 199, 80, 150, 250]  # 800 rows; one sequence of a single row
 TRANS = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
@@ -396,8 +396,14 @@ def test_parquet_files_cut_mid_sequence_are_read_by_the_workers(client, tmp_path
     by_files = GaussianHMM(**short, engine="dask", client=client).fit(Files(str(folder), columns=["a", "b"]),
                                                                      sequence_column="seq")
     _assert_same_fit(by_files, GaussianHMM(**short).fit(X, LENGTHS), fitted)
-    with pytest.raises(DataError, match=r"Files\(format=, delimiter=, header=\) apply to engine='local' only"):
-        make(engine="dask", client=client).fit(Files(str(folder), format="parquet"), sequence_column="seq")
+    with pytest.raises(ParameterError, match=r"delimiter=, header=False\) apply to engine='local' only"):
+        make(engine="dask", client=client).fit(Files(str(folder), header=False), sequence_column="seq")
+    # a column beside the features and the ids: Dask's projection of the read lost its tasks
+    for i, (a, b) in enumerate([(0, 250), (250, 610), (610, 800)]):
+        frame.assign(other=1.0).iloc[a:b].to_parquet(folder / f"part{i}.parquet")
+    for X in (str(folder), dd.read_parquet(str(folder))):
+        beside = GaussianHMM(**short, engine="dask", client=client).fit(X, sequence_column="seq", columns=["a", "b"])
+        _assert_same_fit(beside, by_files, fitted)
 
 
 def test_the_hmm_is_shipped_once_per_fit_not_once_per_iteration(client, monkeypatch):

@@ -513,8 +513,10 @@ def plain_paths(X, columns):
     if not isinstance(X, Files):
         return X, columns
     if X.format not in (None, "parquet", "csv") or X.delimiter is not None or not X.header:
-        raise ParameterError(f"{X!r}: with engine='dask' the workers read Parquet or CSV paths by their extension, "
-                             "with a header and commas; pass such paths, or fit with engine='local'")
+        raise ParameterError(f"{X.path}: with engine='dask' the workers read Parquet or comma-separated CSV files "
+                             "with a header, by extension; Files(format='ipc'/'npy', delimiter=, header=False) apply "
+                             "to engine='local' only: pass the path, or read the files with dask.dataframe yourself "
+                             "and pass the DataFrame")
     if X.columns is not None and columns is not None and list(X.columns) != list(columns):
         raise ParameterError(f"Files(columns={list(X.columns)}) and columns={list(columns)} differ; give one of them")
     return X.path, columns if X.columns is None else list(X.columns)

@@ -29,7 +29,8 @@ from torch import Tensor
 
 from .._core.errors import DataError
 from .._core.types import SequenceChunk
-from .dask import (DaskSource, _check_numeric, _paths, _read_files, is_dask_collection, stream_partitions)
+from .dask import (DaskSource, _check_numeric, _paths, _read_files, is_dask_collection, plain_paths,
+                   stream_partitions)
 from .parts import balanced_cuts
 from .sequences import (Pieces, batch_layout, check_lengths, id_runs, lengths_from_runs, outputs_sequence,
                         partition_starts, piece_chunk)
@@ -48,17 +49,8 @@ def sequence_aligned(X, lengths, sequence_column: str | None, columns: list[str]
     DataFrame) give the sequences; neither: X is one sequence. ``batch_rows``: the rows
     of a batch given the number of features, where sequences longer than a batch are
     cut into pieces (None: every sequence is kept whole in one partition)."""
-    from .inputs import Files
-
     name = "X"
-    if isinstance(X, Files):
-        if X.format is not None or X.delimiter is not None or not X.header:
-            raise DataError(
-                f"{X.path}: with engine='dask' the workers read Parquet or comma-separated CSV files with a header, "
-                "by extension; Files(format=, delimiter=, header=) apply to engine='local' only: pass the path, or "
-                "read the files with dask.dataframe yourself and pass the DataFrame"
-            )
-        X, columns = X.path, (None if X.columns is None else list(X.columns)) if columns is None else columns
+    X, columns = plain_paths(X, columns)
     if _paths(X):
         X, name = _read_files(X)
     frame = hasattr(X, "columns") and hasattr(X, "dtypes")
@@ -93,7 +85,11 @@ def sequence_aligned(X, lengths, sequence_column: str | None, columns: list[str]
         if not chosen:
             raise DataError(f"{name}: columns=[] selects nothing; name at least one numeric column")
         _check_numeric(X, chosen, name)
-        X = X[chosen].to_dask_array(lengths=sizes if sizes is True else tuple(sizes))
+        # the columns taken partition by partition: Dask 2026.8's projection of a Parquet read
+        # (X[chosen] where the files hold more columns) gave an array whose tasks were
+        # cancelled on a cluster ("lost dependencies")
+        X = X.map_partitions(_columns_of, chosen, meta=X._meta[chosen])
+        X = X.to_dask_array(lengths=sizes if sizes is True else tuple(sizes))
         names = chosen if named else None
     elif columns is not None:
         raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
@@ -192,6 +188,11 @@ def _id_run_summary(part, column: str, index: int) -> tuple[list, list[int], lis
             "(0-based, counted from its start); every row needs a sequence id"
         )
     return (*id_runs(ids.to_numpy()), len(ids))
+
+
+def _columns_of(frame, names: list[str]):
+    """Runs on a worker: a partition's chosen columns."""
+    return frame[names]
 
 
 def _lengths_from_column(X, column: str, client, name: str) -> tuple[np.ndarray, list[int]]:
