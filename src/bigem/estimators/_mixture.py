@@ -94,7 +94,8 @@ SUPERVISION_DOC = """    unlabeled_weight : float in [0, 1] or None, default={de
         0: the supervised classifier from the labelled rows alone). Components are shared
         out among the classes in order (n_components >= the number of classes; several
         per class allowed); ``classes_`` holds the labels, ``predict`` returns them and
-        ``predict_proba`` gives one column per class. None: y is ignored{none}.
+        ``predict_proba`` gives one column per class (a number with no y warns: the fit
+        is then unsupervised). None: y is ignored{none}.
 """
 
 # The parameters of online EM, which a model without it (a variational one) leaves out.
@@ -668,6 +669,10 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         if s.engine == "torch":
             s = dataclasses.replace(s, device=process_device(s.device))
         open_kw = {"cache_bytes": 0} if one_pass else {}
+        if self._uses_labels(s) and y is None:
+            warnings.warn(f"unlabeled_weight={s.unlabeled_weight!r} weighs the unlabelled rows of a semi-supervised "
+                          "fit, but fit got no y, so this fit is unsupervised: pass y (-1 for an unlabelled row), "
+                          "or unlabeled_weight=None", UserWarning, stacklevel=2)
         y = y if self._uses_labels(s) else None
         with self._execution(X, s, sample_weight, columns, y=y, fitting=True, **open_kw) as (engine, source, classes):
             return self._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)

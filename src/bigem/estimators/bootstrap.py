@@ -146,9 +146,9 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
         replicate = copy.deepcopy(est)  # each replicate starts from the fitted parameters
         replicate.set_params(warm_start=True, verbose=0)
         with _replicate() as outcome:
-            if method == "parametric":
+            if method == "parametric":  # drawn rows carry no labels: each replicate is a clustering
                 rows, _ = _drawn(est, n, int(rng.integers(2**31 - 1)))
-                replicate.fit(rows)
+                _unlabelled(replicate).fit(rows)
             else:
                 replicate.fit(X, y, sample_weight=drawn_weights(rng, n, method, base), columns=columns)
         converged.append(not outcome.failed and bool(replicate.converged_))
@@ -388,7 +388,7 @@ def blrt(null, alternative, X, *, n_boot: int = 30, random_state=None, columns=N
         rows, _ = _drawn(null, n, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            fits = [_fresh(m, seed).fit(rows) for m in (null, alternative)]
+            fits = [_unlabelled(_fresh(m, seed)).fit(rows) for m in (null, alternative)]
         draws.append(2.0 * (fits[1].score(rows) - fits[0].score(rows)) * n)
     draws = np.array(draws)
     p_value = (1.0 + float((draws >= statistic).sum())) / (len(draws) + 1.0)
@@ -400,6 +400,13 @@ def _fresh(est, random_state):
     params = est.get_params(deep=False)
     params.update(random_state=random_state, warm_start=False, verbose=0)
     return type(est)(**params)
+
+
+def _unlabelled(est):
+    """``est`` set to fit rows without labels (drawn rows have none), as it would without y."""
+    if getattr(est, "unlabeled_weight", None) is not None:
+        est.set_params(unlabeled_weight=None)
+    return est
 
 
 def _as_fitted(est, rows):

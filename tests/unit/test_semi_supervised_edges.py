@@ -1,0 +1,45 @@
+"""Semi-supervised settings without labels: a fit with unlabeled_weight and no y warns
+that it is unsupervised; the bootstrap's and the BLRT's drawn rows (which have no
+labels) refit without that warning."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from bigem import GaussianMixture, PoissonMixture, blrt
+from bigem.errors import ConvergenceWarning
+
+
+def _blobs():
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 300)
+    return rng.normal(4.0 * z[:, None], 1.0, (300, 2)), np.where(rng.random(300) < 0.2, z, -1)
+
+
+@pytest.mark.parametrize("cls", [GaussianMixture, PoissonMixture])
+def test_unlabeled_weight_without_y_warns_that_the_fit_is_unsupervised(cls):
+    X, y = _blobs()
+    X = np.abs(np.round(X)) if cls is PoissonMixture else X
+    with pytest.warns(UserWarning, match=r"unlabeled_weight=0.5 .* fit got no y, so this fit is unsupervised"):
+        est = cls(2, unlabeled_weight=0.5, random_state=0).fit(X)
+    assert not hasattr(est, "classes_") or est.classes_ is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cls(2, unlabeled_weight=0.5, random_state=0).fit(X, y)  # labels given: no warning
+        cls(2, random_state=0).fit(X, y)  # y ignored, as scikit-learn's mixtures ignore it
+
+
+def test_drawn_rows_refit_without_the_warning():
+    X, y = _blobs()
+    est = GaussianMixture(2, unlabeled_weight=0.5, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = est.bootstrap(X, n_boot=3, method="parametric", random_state=0)
+        assert np.isfinite(result.replicates["means_"]).all()
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)  # a third component on two blobs
+        more = GaussianMixture(3, unlabeled_weight=0.5, random_state=0).fit(X, y)
+        test = blrt(est, more, X, n_boot=3, random_state=0)
+    assert np.isfinite(test.bootstrap_statistics).all()
