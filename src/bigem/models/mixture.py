@@ -569,6 +569,9 @@ class MixtureModel:
         vanishing weight, with its valid parameters (as scikit-learn keeps every emptied
         component): the data hold fewer clusters than asked for, and re-seeding it again
         would only start the same cycle, each turn a jump that keeps the fit from converging.
+        One re-seeded once whose parameters turn invalid again (a covariance collapsed
+        onto repeated rows, again) cannot be kept: the fit fails, as scikit-learn's does
+        at the first collapse.
         """
         check_statistics(stats)
         cs = stats.component
@@ -601,6 +604,10 @@ class MixtureModel:
                 f"n_components; {self.advice}",
                 once=True,
             ),)
+        if marks is not None and bool((invalid & marks.to(n_k.device)).any()):
+            again = torch.nonzero(invalid & marks.to(n_k.device)).reshape(-1).tolist()
+            raise NumericalError(f"{self.component.failure} (components {again} turned invalid again after being "
+                                 f"re-seeded; {self.advice})")
         dead = (starved | invalid) & ~kept
         if not bool(dead.any()):
             # a component with a prior (pseudo-counts) takes a MAP step: the likelihood may
@@ -620,7 +627,7 @@ class MixtureModel:
             weights = weights.clone()
             weights[idx] = weights[live].mean()
             weights = weights / weights.sum()
-        marks = (torch.zeros_like(starved) if marks is None else marks.to(starved.device)) | (dead & starved)
+        marks = (torch.zeros_like(starved) if marks is None else marks.to(starved.device)) | dead
         note = Note(
             ComponentReseededWarning,
             f"components {idx} lost their support {{when}} and were re-seeded at the worst-explained rows; "
