@@ -182,3 +182,13 @@ def test_column_names_that_mix_strings_with_other_types_are_refused_as_sklearn_d
     with pytest.raises(TypeError, match=r"\['int', 'str'\] as feature name"):
         fitted.predict(mixed)
     assert not hasattr(make().fit(pd.DataFrame(X)), "feature_names_in_")
+
+
+def test_an_unknown_parameter_is_named_in_scikit_learns_words():
+    """The estimator's repr, as scikit-learn's message shows it (it said the class name)."""
+    def said(est) -> str:
+        with pytest.raises(ValueError) as raised:
+            est.set_params(foo=1)
+        return str(raised.value).split(" Valid parameters")[0]
+
+    assert said(GaussianMixture(n_components=3)) == said(SkGaussianMixture(n_components=3))

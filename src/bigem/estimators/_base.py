@@ -178,7 +178,7 @@ class EstimatorBase:
         for name, value in params.items():
             if name not in valid:
                 raise ParameterError(
-                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Invalid parameter {name!r} for estimator {self!r}. "  # scikit-learn's words
                     f"Valid parameters are: {valid!r}."
                 )
             setattr(self, name, value)
