@@ -535,3 +535,25 @@ def test_every_hmm_has_hmmlearns_monitor_from_construction(name):
     ours = getattr(bigem, name)(n_iter=7, tol=0.5)
     assert (ours.monitor_.tol, ours.monitor_.n_iter, ours.monitor_.iter) == (0.5, 7, 0)
     assert repr(ours.monitor_) == repr(theirs.monitor_)
+
+
+def test_a_count_where_a_poisson_rate_is_zero_is_impossible_as_in_hmmlearn(caplog):
+    """It scored about -709 an entry (the rate read as the smallest float64), with no
+    warning, where hmmlearn (and bigem's categorical HMMs) give -inf."""
+    from bigem.errors import ImpossibleSequenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(3, (200, 2))
+    X[:, 1] = 0  # every rate of column 1 is 0 after the fit
+    later = np.array([[3, 0], [2, 1], [4, 0]])
+    ours = PoissonHMM(2, random_state=0, dtype="float64").fit(X)
+    theirs = hmm.PoissonHMM(2, random_state=0).fit(X)
+    assert (ours.lambdas_[:, 1] == 0).all() and (theirs.lambdas_[:, 1] == 0).all()
+    with pytest.warns(ImpossibleSequenceWarning):
+        assert ours.score(later) == theirs.score(later) == -np.inf
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-10)  # possible rows: unchanged
+    # a zero rate in one state only: the row is possible through the other
+    ours.lambdas_ = theirs.lambdas_ = np.array([[3.0, 0.0], [3.0, 1.0]])
+    assert np.isfinite(ours.score(later)) and ours.score(later) == pytest.approx(theirs.score(later), rel=1e-10)
+    np.testing.assert_array_equal(ours.predict(later), theirs.predict(later))
+    assert ours.predict(later)[1] == 1  # the count in column 1 only state 1 can emit

@@ -285,3 +285,17 @@ def test_fits_from_one_random_state_differ_even_where_bigem_draws_the_start_itse
     again = bigem.PoissonMixture(3, max_iter=2, random_state=np.random.RandomState(0)).fit(X).weights_
     assert not np.allclose(first, second)
     np.testing.assert_array_equal(first, again)
+
+
+def test_poisson_hmm_keeps_hmmlearns_smallest_gamma_draws():
+    """Over-dispersed counts (rates 1, 5 and 0.2): the Gamma's shape is below 1 and a draw
+    fell to 4e-6, which bigem raised to 1e-3 of the mean, so the fits parted (2 nats at
+    the first iteration, 26 of 450 states)."""
+    rng = np.random.default_rng(3)
+    lengths = [100, 200, 150]
+    counts = np.column_stack([rng.poisson(1.0, 450), rng.poisson(5.0, 450), rng.poisson(0.2, 450)])
+    ref = hmm.PoissonHMM(3, n_iter=20, random_state=1).fit(counts, lengths)
+    ours = bigem.PoissonHMM(3, n_iter=20, random_state=1, dtype="float64").fit(counts, lengths)
+    _same_hmm_fit(ref, ours, counts, lengths)
+    np.testing.assert_allclose(ours.lambdas_, ref.lambdas_, atol=1e-8)
+    np.testing.assert_array_equal(ours.predict(counts, lengths), ref.predict(counts, lengths))

@@ -1748,7 +1748,7 @@ class PoissonHMM(_BaseHMM):
 
     def _emission(self, s, n_features=None) -> PoissonComponent:
         return PoissonComponent(s.lambdas_prior, s.lambdas_weight, s.dtype, advice=self._advice(s),
-                                gaps=s.missing_values == "fiml", prior_per_row=True)
+                                gaps=s.missing_values == "fiml", prior_per_row=True, exact_zeros=True)
 
     def _needs_moments(self, s) -> bool:
         return self._will_init(s, "l", "lambdas_")
@@ -1767,7 +1767,9 @@ class PoissonHMM(_BaseHMM):
             else:
                 shape = torch.full((K, D), mean**2 / var, dtype=torch.float64)
                 self.lambdas_ = (torch._standard_gamma(shape, generator=generator) * (var / mean)).numpy()
-            self.lambdas_ = np.maximum(self.lambdas_, 1e-3 * mean)
+            # hmmlearn keeps its draws; one below what the arithmetic resolves (a shape far
+            # below 1 draws 0) would make every positive count impossible in its state
+            self.lambdas_ = np.maximum(self.lambdas_, torch.finfo(s.dtype).tiny)
 
     def _emission_params(self, s, emission) -> PoissonParams:
         lam = _params.as_f64(self.lambdas_, "lambdas_")

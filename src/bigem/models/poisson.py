@@ -66,6 +66,7 @@ class _Prepared:
     rate_sums: Tensor  # (K,) float64
     dtype: torch.dtype  # what the caller computes in (log-densities are returned in it)
     rates: Tensor  # (K, D) float64: nearest-centre assignment, and rows with gaps
+    zero: Tensor | None = None  # (K, D) float64 1 where a rate is 0 (``exact_zeros``), else None
 
     @property
     def n_components(self) -> int:
@@ -107,7 +108,7 @@ class PoissonComponent:
 
     def __init__(self, rates_prior: Tensor | float = 0.0, rates_weight: Tensor | float = 0.0,
                  dtype: torch.dtype = torch.float64, advice: str = "check the counts", gaps: bool = False,
-                 prior_per_row: bool = False) -> None:
+                 prior_per_row: bool = False, exact_zeros: bool = False) -> None:
         self.rates_prior = rates_prior
         self.rates_weight = rates_weight
         # hmmlearn's PoissonHMM weighs the prior against every row's mass, not the state's:
@@ -117,6 +118,9 @@ class PoissonComponent:
         self.row_dtype = torch.float64  # float32 rounds counts from 2**24 up; the arithmetic is float64 anyway
         self.advice = advice
         self.gaps = gaps  # a NaN count is missing: its terms are 0 (marginalised) and its statistics skip it
+        # a count above 0 where a rate is 0 has probability 0: -inf (hmmlearn's), where
+        # without it the rate is read as the smallest float64 (a log-density near -709)
+        self.exact_zeros = exact_zeros
 
     regularised = False  # hmmlearn's prior enters as pseudo-counts; the likelihood still rises
 
@@ -133,7 +137,8 @@ class PoissonComponent:
     def prepare(self, p: PoissonParams, device: torch.device) -> _Prepared:
         rates = p.rates.to(device=device, dtype=torch.float64)
         log_rates = torch.log(rates.clamp_min(torch.finfo(torch.float64).tiny))
-        return _Prepared(log_rates, rates.sum(1), self.dtype, rates)
+        zero = (rates == 0).double() if self.exact_zeros else None
+        return _Prepared(log_rates, rates.sum(1), self.dtype, rates, zero)
 
     def block_rows(self, K: int, D: int, device: torch.device) -> int:
         return _BLOCK_ROWS
@@ -152,6 +157,8 @@ class PoissonComponent:
         the caller's dtype once the terms have cancelled."""
         rates = p.rate_sums if block.seen is None else block.seen @ p.rates.T  # a gap's rate term: 0
         joint = block.x @ p.log_rates.T - (rates - log_w.double()) - block.log_factorials[:, None]
+        if p.zero is not None:  # counts where a component's rate is 0: impossible there
+            joint = joint.masked_fill((block.x > 0).double() @ p.zero.T > 0, -torch.inf)
         return joint.T.to(p.dtype) if into is None else into.copy_(joint)
 
     def accumulator(self, p: _Prepared) -> _Sums:
