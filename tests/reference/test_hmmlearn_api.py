@@ -557,3 +557,16 @@ def test_a_count_where_a_poisson_rate_is_zero_is_impossible_as_in_hmmlearn(caplo
     assert np.isfinite(ours.score(later)) and ours.score(later) == pytest.approx(theirs.score(later), rel=1e-10)
     np.testing.assert_array_equal(ours.predict(later), theirs.predict(later))
     assert ours.predict(later)[1] == 1  # the count in column 1 only state 1 can emit
+
+
+def test_init_params_letters_of_other_models_are_ignored_as_in_hmmlearn():
+    """Code shared between a GMMHMM and a GaussianHMM passes 'stmcw' to both; bigem
+    refused the 'w'. params= keeps refusing them (hmmlearn fails on them too)."""
+    rng = np.random.default_rng(4)
+    X = np.r_[rng.normal(0, 1, (150, 2)), rng.normal(4, 1, (150, 2))]
+    ours = GaussianHMM(2, init_params="stmcw", n_iter=5, random_state=0, dtype="float64").fit(X)
+    theirs = hmm.GaussianHMM(2, init_params="stmcw", n_iter=5, random_state=0).fit(X)
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-8)
+    assert ours.init_params == "stmcw"
+    with pytest.raises(ParameterError, match="'params' parameter of GaussianHMM must be a string of letters"):
+        GaussianHMM(2, params="stmcw").fit(X)

@@ -215,12 +215,15 @@ class Passed(Constraint):
 
 @dataclass(frozen=True)
 class Letters(Constraint):
-    """A string of letters from ``allowed`` (hmmlearn's ``params`` and ``init_params``)."""
+    """A string of letters from ``allowed`` (hmmlearn's ``params`` and ``init_params``);
+    ``ignoring_others``: any string, the letters not allowed ignored (hmmlearn's
+    ``init_params``, which code shared between models fills with all their letters)."""
 
     allowed: str
+    ignoring_others: bool = False
 
     def check(self, value, name, owner):
-        if not isinstance(value, str) or set(value) - set(self.allowed):
+        if not isinstance(value, str) or not self.ignoring_others and set(value) - set(self.allowed):
             raise ParameterError(
                 f"The {name!r} parameter of {owner} must be a string of letters from {self.allowed!r}. "
                 f"Got {value!r} instead."

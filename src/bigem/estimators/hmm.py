@@ -240,7 +240,7 @@ def _common(letters: str) -> dict[str, _params.Constraint]:
         tol=_params.Real(),
         verbose=_params.Truthy(),
         params=_params.Letters("st" + letters),
-        init_params=_params.Letters("st" + letters),
+        init_params=_params.Letters("st" + letters, ignoring_others=True),  # as hmmlearn's
         implementation=_params.Choice(("log", "scaling")),
         device=_params.Device(),
         dtype=_params.Dtype(),
