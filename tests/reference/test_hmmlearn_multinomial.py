@@ -145,3 +145,18 @@ def test_sampling_after_a_fit_without_n_trials_draws_the_rows_common_total_as_hm
     np.testing.assert_array_equal(loaded.sample(50, random_state=3)[0], sample)
     ours.set_params(n_trials=7)  # a given n_trials wins
     assert (ours.sample(20, random_state=0)[0].sum(1) == 7).all()
+
+
+def test_a_set_emissionprob_is_overwritten_without_a_log_as_in_hmmlearn(caplog):
+    """hmmlearn's MultinomialHMM reads init_params itself and logs nothing for 'e' (its
+    other HMMs log "Even though the ... attribute is set"); bigem logged it."""
+    X, _ = _case(5)
+    logged = []
+    for cls in (hmm.MultinomialHMM, MultinomialHMM):
+        m = cls(K, n_trials=5, n_iter=2, random_state=0)
+        m.emissionprob_ = np.full((K, D), 1 / D)
+        with caplog.at_level(logging.WARNING):
+            caplog.clear()
+            m.fit(X)
+        logged.append([r.getMessage() for r in caplog.records if "Even though" in r.getMessage()])
+    assert logged == [[], []]

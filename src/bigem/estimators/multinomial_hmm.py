@@ -158,7 +158,8 @@ class MultinomialHMM(_BaseHMM):
     def _init_emission(self, s, source, summary, generator, engine) -> None:
         low, high = summary.row_totals
         self.n_trials_ = int(high) if low == high and high >= 1 else None
-        if self._needs_init(s, "e", "emissionprob_"):
+        # hmmlearn's MultinomialHMM reads init_params itself: no "Even though ..." log for 'e'
+        if "e" in s.init_params or not hasattr(self, "emissionprob_"):
             self.emissionprob_ = _random_rows(s.n_components, source.n_features, generator)
 
     def _emission_params(self, s, emission) -> MultinomialEmissionParams:
