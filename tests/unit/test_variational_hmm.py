@@ -238,7 +238,8 @@ def test_bad_posteriors_set_by_hand_are_named(name, value, match):
     (dict(n_iter=-1), "'n_iter' parameter"),
     (dict(covariance_type="tied", dof_prior=[5.0, 6.0]), "'dof_prior' parameter of VariationalGaussianHMM must be a "
                                                          "number with covariance_type='tied'"),
-    (dict(scale_prior=-1.0), "scale_prior_ must be positive definite"),
+    (dict(covariance_type="diag", scale_prior=-1.0), "scale_prior_ must be positive definite"),
+    (dict(scale_prior=-1.0), r"'scale_prior' parameter of VariationalGaussianHMM must have shape \(2, 2, 2\)"),
     (dict(beta_prior=[1.0, 2.0, 3.0]), "'beta_prior' parameter of VariationalGaussianHMM must broadcast"),
 ])
 def test_bad_hyper_parameters_are_named(kwargs, match):
@@ -271,3 +272,16 @@ def test_bad_data_is_named():
 def test_inference_before_fit_is_refused():
     with pytest.raises(ValueError, match="not fitted yet"):
         VariationalCategoricalHMM(2).predict(np.array([[0], [1]]))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_a_number_as_the_scale_prior_of_matrices_is_refused_naming_the_shape(covariance_type):
+    """It filled every entry of the matrix and was refused as 'not positive definite'."""
+    from bigem.errors import ParameterError
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    shape = r"\(3, 3\)" if covariance_type == "tied" else r"\(2, 3, 3\) or \(3, 3\)"
+    with pytest.raises(ParameterError, match=rf"'scale_prior' .* must have shape {shape} .*got \(\)"):
+        VariationalGaussianHMM(2, covariance_type=covariance_type, scale_prior=0.5, n_iter=2).fit(X)
+    fitted = VariationalGaussianHMM(2, covariance_type=covariance_type, scale_prior=0.5 * np.eye(3), n_iter=2).fit(X)
+    assert np.allclose(fitted.scale_prior_, 0.5 * np.eye(3))

@@ -433,6 +433,12 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
                 covars, default = np.full(K, cv.mean()), np.full(K, 1e-3)
             self._covars_ = covars
             prior = default if s.scale_prior is None else s.scale_prior
+            if s.covariance_type in ("full", "tied") and np.ndim(prior) < 2:  # hmmlearn names the shape too
+                shapes = f"{default.shape}" if tied else f"{default.shape} or {default.shape[1:]}"
+                raise ParameterError(
+                    f"The 'scale_prior' parameter of {owner} must have shape {shapes} for covariance_type="
+                    f"{s.covariance_type!r}, got {np.shape(prior)}: a number would fill every entry of the "
+                    f"matrix, which is then singular; pass a matrix, e.g. c * np.eye({D})")
             self.scale_prior_ = _broadcast(prior, default.shape, "scale_prior", owner)
             dof = np.asarray(self.dof_posterior_)
             self.scale_posterior_ = covars * (dof if tied else dof.reshape(-1, *[1] * (covars.ndim - 1)))
