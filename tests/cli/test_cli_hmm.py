@@ -62,6 +62,19 @@ def test_info_describes_the_hmm(model, capsys):
     assert info["kind"] == type(est).__name__ and info["n_components"] == est.n_components
     np.testing.assert_allclose(info["transmat"], est.transmat_, rtol=1e-15)
     assert info["n_iter"] == est.monitor_.iter and info["log_likelihood"] == est.monitor_.history[-1]
+    assert info["feature_names"] is None
+
+
+def test_info_names_the_features_of_an_hmm_fitted_from_a_table(tmp_path, capsys):
+    """As every mixture's info does (the HMMs' lacked them)."""
+    X = rows(GaussianHMM)
+    frame = pd.DataFrame({"speed": X[:, 0], "heading": X[:, 1]})
+    path = tmp_path / "named.bigem"
+    GaussianHMM(2, n_iter=3, random_state=0).fit(frame, LENGTHS).save(path)
+    rc, out, err = run(capsys, "info", path)
+    assert rc == 0 and "2 features (speed, heading)" in out, err
+    rc, out, err = run(capsys, "info", path, "--json")
+    assert json.loads(out)["feature_names"] == ["speed", "heading"]
 
 
 @pytest.mark.parametrize("sequences", ["lengths", "sequence-column", "one"])

@@ -1107,7 +1107,9 @@ def _info_hmm(est, args) -> int:
     public = [name.lstrip("_") for name in est._fitted_arrays]  # GaussianHMM's covars_: full matrices, as hmmlearn's
     arrays = {name.rstrip("_"): np.asarray(getattr(est, name)).tolist() for name in public}
     structure = {k: hyper[k] for k in ("covariance_type", "n_mix") if k in hyper}
-    payload = dict(kind=kind, n_components=K, n_features=D, **structure,
+    names = getattr(est, "feature_names_in_", None)
+    names = [str(n) for n in names] if names is not None else None
+    payload = dict(kind=kind, n_components=K, n_features=D, feature_names=names, **structure,
                    converged=bool(monitor.converged) if monitor else False, n_iter=int(monitor.iter) if monitor else 0,
                    log_likelihood=history[-1] if history else None, hyper_parameters=hyper, **arrays)
     if args.json:
@@ -1120,7 +1122,8 @@ def _info_hmm(est, args) -> int:
     fit = (f"fit: {'converged' if payload['converged'] else 'NOT converged'} after {payload['n_iter']} iterations"
            + (f", {'lower bound' if kind.startswith('Variational') else 'log-likelihood'} {history[-1]:.8g} (the "
               "training sequences, entering the last iteration)" if history else ""))
-    lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}", fit,
+    named = "" if names is None else f" ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+    lines = [f"{args.model}: {KINDS.get(kind, kind)}, {K} states{shape}, {what}{named}", fit,
              "settings: " + ", ".join(f"{k}={hyper[k]}" for k in ("n_iter", "tol", "params", "init_params", "algorithm",
                                                                    "dtype"))
              + (", missing_values=fiml" if hyper.get("missing_values") == "fiml" else "")]
