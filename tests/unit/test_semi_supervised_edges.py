@@ -43,3 +43,27 @@ def test_drawn_rows_refit_without_the_warning():
         more = GaussianMixture(3, unlabeled_weight=0.5, random_state=0).fit(X, y)
         test = blrt(est, more, X, n_boot=3, random_state=0)
     assert np.isfinite(test.bootstrap_statistics).all()
+
+
+def test_prediction_files_of_a_class_fit_name_the_probabilities_by_class(tmp_path, capsys):
+    """They were proba_0, proba_1 whatever the classes, so a reader had to know classes_'
+    order; a component fit keeps proba_0, ..., and a .npy file its one matrix."""
+    import pandas as pd
+
+    from bigem.cli import main
+
+    X, y = _blobs()
+    labels = np.where(y >= 0, np.array(["cat", "dog"])[np.maximum(y, 0)], None)
+    est = GaussianMixture(3, unlabeled_weight=1.0, random_state=0).fit(X, labels)
+    path = tmp_path / "x.parquet"
+    pd.DataFrame(X, columns=["a", "b"]).to_parquet(path)
+    written = pd.read_parquet(est.write_predictions(path, tmp_path / "p.parquet", outputs=("label", "proba")))
+    assert list(written.columns) == ["label", "proba_cat", "proba_dog"]
+    np.testing.assert_allclose(written[["proba_cat", "proba_dog"]].to_numpy(), est.predict_proba(X), rtol=1e-6)
+    assert np.load(est.write_predictions(path, tmp_path / "p.npy", outputs="proba")).shape == (300, 2)
+    est.save(tmp_path / "m.bigem")
+    assert main(["predict", str(tmp_path / "m.bigem"), str(path), "--proba", "-o", str(tmp_path / "q.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "q.csv").columns) == ["proba_cat", "proba_dog"]
+    plain = GaussianMixture(2, random_state=0).fit(X)
+    assert list(pd.read_parquet(plain.write_predictions(path, tmp_path / "r.parquet", outputs="proba")).columns) == [
+        "proba_0", "proba_1"]

@@ -565,16 +565,12 @@ def _check_id_column(args, written: list[str], what: str) -> None:
                              ".csv or .parquet, or drop --id-column")
 
 
-def _predicted_columns(args, n: int, label: str = "label") -> list[str]:
-    """The columns bigem predict writes: the labels, ``n`` probabilities or the log-densities."""
-    return [f"proba_{k}" for k in range(n)] if args.proba else ["log_density"] if args.score else [label]
+def _predicted_columns(args, n: int, label: str = "label", classes=None) -> list[str]:
+    """The columns bigem predict writes: the labels, ``n`` probabilities (one per class,
+    named by its label, after a semi-supervised fit) or the log-densities."""
+    from ..estimators._mixture import proba_columns
 
-
-def _n_outputs(est) -> int:
-    """A mixture's probabilities per row: one per component, or per class after a
-    semi-supervised fit."""
-    classes = getattr(est, "classes_", None)
-    return int(est.n_components) if classes is None else len(classes)
+    return proba_columns(n, classes) if args.proba else ["log_density"] if args.score else [label]
 
 
 def _for(est, data: Data):
@@ -665,7 +661,8 @@ def run_predict(args) -> int:
                                  "a MultinomialMixture, whose predictions come without ids; drop it (row i of the "
                                  "output is document i of DATA)")
         return counts_cli.run_predict(est, args)
-    _check_id_column(args, _predicted_columns(args, _n_outputs(est)), "the predictions")
+    _check_id_column(args, _predicted_columns(args, int(est.n_components), classes=getattr(est, "classes_", None)),
+                     "the predictions")
     data = _model_data(est, args)
     output = "proba" if args.proba else "log_density" if args.score else "label"
     _for(est, data).write_predictions(data.X, args.output, outputs=(output,), columns=data.columns,

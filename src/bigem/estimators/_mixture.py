@@ -1098,7 +1098,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         """Stream per-row outputs of X to a .parquet, .csv or .npy file; returns its path.
 
         ``outputs``: any of 'label' (most likely component), 'proba' (one column per
-        component: proba_0, ...), 'log_density' (log p(x)). ``id_column``: a column of
+        component: proba_0, ...; after a semi-supervised fit one per class, named by its
+        label: proba_spam, ...), 'log_density' (log p(x)). ``id_column``: a column of
         X's file or DataFrame copied to the output first, to join results back. Rows are
         computed and written chunk by chunk: memory stays bounded whatever the size of X.
         The file appears only when complete; on any error nothing is left behind. With
@@ -1118,7 +1119,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         source, s = self._inference_source(X, columns, keep)
         groups, classes = self._groups(), getattr(self, "classes_", None)
         blocks = self._log_joint_blocks(source, s)
-        with Sink(path, source.n_rows) as sink:
+        with Sink(path, source.n_rows, self._matrix_names()) as sink:
             for chunk, block, bad, dtype in blocks:
                 # writing reads each chunk's rows to the host anyway, so its check costs no
                 # extra wait; a bad row stops the write at once, and the sink leaves no file
@@ -1138,6 +1139,11 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                 sink.write(cols)
             return sink.commit()
 
+    def _matrix_names(self) -> dict[str, list[str]]:
+        """The probability columns of a prediction file: per class after a semi-supervised fit."""
+        classes = getattr(self, "classes_", None)
+        return {} if classes is None else {"proba": proba_columns(len(classes), classes)}
+
     def _write_dask_predictions(self, X, path: str, outputs: tuple, id_column, columns) -> str:
         """:meth:`write_predictions` of a Dask collection: each partition's log-joints are
         computed where it lives (:meth:`_lazy`) and come back one partition at a time,
@@ -1153,7 +1159,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         if any(np.isnan(c) for c in lazy.chunks[0]):  # a dask array of unknown chunk sizes
             lazy = lazy.compute_chunk_sizes()
         groups, classes = self._groups(), getattr(self, "classes_", None)
-        with Sink(path, int(sum(lazy.chunks[0]))) as sink:
+        with Sink(path, int(sum(lazy.chunks[0])), self._matrix_names()) as sink:
             for i in range(lazy.numblocks[0]):
                 # (two computes: dask warns when one mixes an array's graph with a frame's expressions)
                 cols: dict[str, object] = {}
@@ -1716,6 +1722,12 @@ def per_row(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None
     if "label" in out and classes is not None:
         out["label"] = np.asarray(classes)[out["label"]]
     return out
+
+
+def proba_columns(n: int, classes=None) -> list[str]:
+    """The names of a prediction file's probability columns: one per component (proba_0,
+    ...), or after a semi-supervised fit one per class, named by its label."""
+    return [f"proba_{k}" for k in range(n)] if classes is None else [f"proba_{_plain_label(c)}" for c in classes]
 
 
 def class_log_joint(log_joint: torch.Tensor, groups: torch.Tensor, n_classes: int) -> torch.Tensor:

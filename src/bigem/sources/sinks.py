@@ -32,10 +32,12 @@ class Sink:
     """Writes blocks of named columns to ``path``; nothing appears there until commit().
 
     A 2-D block becomes one column per component (``proba_0``, ``proba_1``, ...) in
-    Parquet and CSV; a .npy file holds exactly one (1-D or 2-D) output.
+    Parquet and CSV, or takes the names ``matrix_names`` gives it (a class's label);
+    a .npy file holds exactly one (1-D or 2-D) output.
     """
 
-    def __init__(self, path: str, n_rows: int) -> None:
+    def __init__(self, path: str, n_rows: int, matrix_names: dict[str, list[str]] | None = None) -> None:
+        self.matrix_names = dict(matrix_names or {})
         self.path = check_output_path(path)
         self.format = format_of(self.path)
         self.n_rows = n_rows
@@ -78,7 +80,8 @@ class Sink:
         flat: dict[str, object] = {}
         for name, col in columns.items():
             if isinstance(col, np.ndarray) and col.ndim == 2:  # a matrix: one column per component
-                flat.update({f"{name}_{k}": col[:, k] for k in range(col.shape[1])})
+                names = self.matrix_names.get(name) or [f"{name}_{k}" for k in range(col.shape[1])]
+                flat.update({n: col[:, k] for k, n in enumerate(names)})
             else:
                 flat[name] = col
         table = pa.table({name: _arrow_column(col) for name, col in flat.items()})
