@@ -281,3 +281,29 @@ def test_under_mclusts_stopping_a_singular_candidate_is_a_missing_bic_as_in_mclu
     assert (result.best_["covariance_type"], result.best_["n_components"]) == ("EEE", 2)
     assert result.format_table().count("singular (mclust's missing BIC)") == 2
     assert "nan" not in result.summary()
+
+
+def test_a_candidate_that_fails_under_the_default_rule_is_a_missing_row_not_the_end(monkeypatch):
+    """mclust's EuroUnemployment: EVE at K = 5 from the hierarchical start failed its first
+    M-step in float32 (a cluster of 2 rows in 3 features), and that ended the whole
+    select(X, covariance_types="mclust"), where Mclust(X) shows NA there and goes on."""
+    from bigem.errors import NumericalError
+
+    X = mixture(0, "full")
+    fit = bigem.GaussianMixture.fit
+
+    def failing(self, *args, **kwargs):
+        if self.n_components == 2 and self.covariance_type == "tied":
+            raise NumericalError("Fitting the mixture model failed because some components have ill-defined "
+                                 "empirical covariance (for instance caused by singleton or collapsed samples). Try")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(bigem.GaussianMixture, "fit", failing)
+    with pytest.warns(DegenerateFitWarning, match=r"candidates K=2 tied failed \(Fitting the mixture model failed "
+                                                  r"because .*\); their rows are missing"):
+        result = bigem.select(X, n_components=range(1, 4), covariance_types=["full", "tied"], random_state=0)
+    rows = {(r["covariance_type"], r["n_components"]): (r, est) for r, est in zip(result.table, result.estimators_)}
+    row, est = rows["tied", 2]
+    assert est is None and math.isnan(row["bic"])
+    assert all(e is not None for (ct, k), (_, e) in rows.items() if (ct, k) != ("tied", 2))
+    assert not (result.best_["covariance_type"] == "tied" and result.best_["n_components"] == 2)

@@ -296,10 +296,13 @@ def select(
                         f"{max(ks)} and X has {n_rows} rows; pass n_components up to {n_rows} (the fits would stop "
                         f"at K = {n_rows + 1}, after the smaller ones)")
 
-    table, estimators = [], []
+    table, estimators, failed = [], [], []
     # mclust's EM stops where a component turns singular or loses its support, and its
-    # table shows a missing BIC there: under its stopping rule, so does this one's
-    missing = (NumericalError, torch.linalg.LinAlgError) if params.get("stopping") == "mclust" else ()
+    # table shows a missing BIC there: so does this one's. Under its stopping rule that is
+    # the rule; under the others (which re-seed such components) a candidate that fails
+    # all the same is shown so too, with a warning, and the other candidates go on
+    mclust_rule = params.get("stopping") == "mclust"
+    missing = (NumericalError, torch.linalg.LinAlgError)
     for ct in types:
         previous = None
         for k in ks:
@@ -307,7 +310,9 @@ def select(
             shape = {} if ct is None else {"covariance_type": ct}
             try:
                 est = cls(k, **shape, **params).fit(X, sample_weight=sample_weight, columns=columns, callback=callback)
-            except missing:
+            except missing as exc:
+                if not mclust_rule:
+                    failed.append((k, ct, str(exc).split(". ")[0]))
                 nan = math.nan
                 table.append(dict(model=cls.__name__, n_components=k, covariance_type=ct,
                                   start=_start_name(params.get("init_params", "kmeans")), log_likelihood=nan,
@@ -360,9 +365,19 @@ def select(
 
     candidates = [i for i, r in enumerate(table) if r["model"] != VARIATIONAL and estimators[i] is not None]
     if not candidates:
-        raise NumericalError("every candidate's fit turned singular or lost a component under mclust's stopping rule "
-                             "(mclust's table would be all missing); pass reg_covar > 0, prior='default', fewer "
-                             "components, or stopping='gain' to re-seed the components and go on")
+        rule = "under mclust's stopping rule " if mclust_rule else ""
+        raise NumericalError(f"every candidate's fit turned singular or lost a component {rule}(mclust's table "
+                             "would be all missing); pass reg_covar > 0, prior='default', fewer components, "
+                             "dtype='float64'" + (", or stopping='gain' to re-seed the components and go on"
+                                                  if mclust_rule else ""))
+    if failed:
+        warnings.warn(
+            f"candidates {_names([(k, ct) for k, ct, _ in failed])} failed ({failed[0][2]}); their rows are missing "
+            "(NaN, as mclust shows a missing BIC) and never chosen. A start with a cluster of fewer rows than "
+            "features does this: dtype='float64' or a larger reg_covar may fit them",
+            DegenerateFitWarning,
+            stacklevel=2,
+        )
     eligible = [i for i in candidates if keep_degenerate or not table[i]["degenerate"]]
     dropped = [] if keep_degenerate else [(table[i]["n_components"], table[i]["covariance_type"])
                                           for i in candidates if table[i]["degenerate"]]
