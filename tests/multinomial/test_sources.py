@@ -386,3 +386,24 @@ def test_a_count_stored_in_two_entries_fits_as_its_sum(tmp_path, compressed):
         assert got.lower_bound_ == pytest.approx(want.lower_bound_, rel=1e-12)
         np.testing.assert_allclose(got.probabilities_, want.probabilities_, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(got.score_samples(X), want.score_samples(dense), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, big", [(np.uint8, 300), (np.int8, 200), (np.int16, 40_000)])
+def test_duplicate_entries_of_a_narrow_type_are_summed_without_wrapping(dtype, big):
+    """200 + 100 stored as uint8 summed to 44 (scipy adds in the matrix's type), and int8's
+    100 + 100 was refused as 'a negative count -56'; an uncoalesced torch tensor too."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    est = MultinomialMixture(2, random_state=0, dtype="float64").fit(rng.poisson(3, (50, 8)))
+    truth = np.zeros((1, 8), np.int64)
+    truth[0, 0], truth[0, 1] = big, 5
+    halves = [big - big // 2, big // 2, 5]
+    split = sp.csr_matrix((np.array(halves, dtype), [0, 0, 1], [0, 3]), shape=(1, 8))
+    want = est.score_samples(truth)
+    np.testing.assert_allclose(est.score_samples(split), want, rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's note on unchecked sparse invariants
+        t = torch.sparse_coo_tensor(torch.tensor([[0, 0, 0], [0, 0, 1]]), torch.from_numpy(np.array(halves, dtype)),
+                                    (1, 8))
+    np.testing.assert_allclose(est.score_samples(t), want, rtol=1e-12)

@@ -207,8 +207,10 @@ class ScipySparseSource(CutByRows):
         if fmt == "csr":
             # (scipy's has_sorted_indices holds with duplicates: each row is checked)
             if not _canonical_rows(X.indptr, X.indices):
-                X = X.copy()
-                X.sum_duplicates()  # duplicates in a row, summed as scipy reads them
+                # duplicates in a row, summed as scipy reads them; in a type wide enough
+                # for their sum (uint8's 200 + 100 wrapped to 44)
+                X = X.astype(_wide_numpy(X.dtype))
+                X.sum_duplicates()
                 self.X = X
         else:
             rows = X.row if fmt == "coo" else X.indices
@@ -647,13 +649,28 @@ def _tokens_spec(X, columns, list_columns) -> Tokens | None:
     )
 
 
+def _wide_numpy(dtype: np.dtype) -> np.dtype:
+    """A type in which counts of ``dtype`` add without wrapping or rounding: int64 for
+    narrower integers and booleans, float64 for narrower floats (others as they are)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "biu" and not (dtype.kind == "u" and dtype.itemsize == 8):
+        return np.dtype(np.int64)
+    return np.dtype(np.float64) if dtype.kind == "f" else dtype
+
+
 def _scipy_of_torch(X: Tensor):
-    """A torch sparse tensor's entries as a scipy CSR matrix (CPU, the same values)."""
+    """A torch sparse tensor's entries as a scipy CSR matrix (CPU, the same values; an
+    uncoalesced tensor's duplicates summed in a type wide enough, see ``_wide_numpy``)."""
     import scipy.sparse as sp
 
     if X.dim() != 2:
         raise DataError(f"X is a sparse tensor of shape {tuple(X.shape)}; expected 2-D (documents, words)")
-    csr = X.detach().cpu().to_sparse_csr()
+    X = X.detach().cpu()
+    if X.dtype.is_floating_point:
+        X = X.to(torch.float64)
+    elif X.dtype != torch.uint64 and not X.dtype.is_complex:
+        X = X.to(torch.int64)
+    csr = X.to_sparse_csr()
     return sp.csr_matrix((csr.values().numpy(), csr.col_indices().numpy(), csr.crow_indices().numpy()),
                          shape=tuple(X.shape))
 
