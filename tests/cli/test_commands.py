@@ -240,6 +240,8 @@ BAD = [
     (("fit", "{t}/missing.npy", "-k", "2", "-o", "{t}/m.bigem"), "fit", "missing.npy: no such data file"),
     (("fit", "{d}/d.csv", "--columns", "a,zz", "-k", "2", "-o", "{t}/m.bigem"), "fit", "d.csv: no column(s) ['zz']; the file has ['a', 'b', 'c']"),
     (("fit", "{d}/d.npy", "--columns", "0,5", "-k", "2", "-o", "{t}/m.bigem"), "fit", "column index 5 is out of range"),
+    (("fit", "{d}/docs.npz", "-k", "2", "-o", "{t}/m.bigem"), "fit",
+     "docs.npz: a .npz file holds a sparse matrix of counts, which --family multinomial reads"),
     (("info", "{d}/d.npy"), "info", "not a valid bigem model file"),
     (("score", "{t}/missing.bigem", "{d}/d.npy"), "score", "no such model file"),
     (("fit", "{d}/d.npy", "-k", "2", "--tol", "-1", "-o", "{t}/m.bigem"), "fit", "argument --tol: expected a finite number >= 0"),
@@ -291,6 +293,9 @@ def bad_files(files):
     (d / "gaps.csv").write_text("a,b\n1,2\n3,\n")
     np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
     (d / "d.xyz").write_text("1 2\n")
+    import scipy.sparse as sp
+
+    sp.save_npz(d / "docs.npz", sp.csr_matrix(np.eye(3, dtype=np.int64)))
     return d
 
 

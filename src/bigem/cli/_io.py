@@ -65,6 +65,9 @@ def read_data(path: str, columns: list[str] | None = None, weight: str | None = 
     (``Data.X`` is then a :class:`bigem.Files` that carries them to the estimator);
     ``numeric=False`` admits text and categorical columns (the discrete families)."""
     check_exists(path)
+    if path.lower().endswith(".npz"):  # a sparse matrix of counts: the multinomial family's
+        raise DataError(f"{path}: a .npz file holds a sparse matrix of counts, which --family multinomial reads "
+                        "(documents x words); pass --family multinomial, or write the rows as .npy, Parquet or CSV")
     X = data_spec(path, delimiter, header)
     if path.lower().endswith(".npy") and os.path.isfile(path):
         if weight is not None:
