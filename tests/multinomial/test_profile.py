@@ -73,3 +73,13 @@ def test_the_command_line_draws_profiles_with_a_vocabulary_file(tmp_path, fitted
                  str(vocabulary)]) == 2
     assert "vocabulary has 2 names, but the model has 60 words" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["em.png", "m.bigem", "profile.png", "words.txt"]
+
+
+def test_a_vocabulary_line_ends_at_a_newline_only(tmp_path):
+    """str.splitlines also broke words at U+2028 and \x85: a 5-word file read as 6 names."""
+    from bigem.cli.multinomial import read_vocabulary
+
+    path = tmp_path / "words.txt"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("a\r\nline\u2028sep\nnext\x85line\nplain\nlast")
+    assert read_vocabulary(str(path)) == ["a", "line\u2028sep", "next\x85line", "plain", "last"]

@@ -29,10 +29,16 @@ def add_count_options(p: argparse.ArgumentParser) -> None:
 
 
 def read_vocabulary(path: str) -> list[str]:
-    """The words of a text file, one per line (UTF-8; a trailing newline adds no word)."""
+    """The words of a text file, one per line (UTF-8; a trailing newline adds no word).
+    Lines end at \n (or \r\n) only: a word may hold any other character, U+2028 and
+    \x85 among them, which str.splitlines would break it at."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().splitlines()
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return [line[:-1] if line.endswith("\r") else line for line in lines]
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"--vocabulary {path}: cannot be read as UTF-8 text ({e}); give a text file of the words, "
                         "one per line") from None
