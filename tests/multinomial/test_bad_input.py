@@ -45,6 +45,11 @@ def test_counts_float32_cannot_hold_ask_for_float64(counts):
     with pytest.raises(DataError, match=r"row 3, column 2 .*beyond 2\*\*24.*dtype='float64'"):
         MultinomialMixture(2).fit(X)
     MultinomialMixture(2, dtype="float64", max_iter=2).fit(X)  # exact in float64
+    # beyond float64's: rounded silently before; 1e308 was refused later as 'rescale that row'
+    for value in (2**53 + 1, 1e308):
+        X = sp.csr_matrix(_with(counts, 3, 2, value, np.int64 if value == 2**53 + 1 else np.float64))
+        with pytest.raises(DataError, match=r"row 3, column 2 .*beyond 2\*\*53, which float64 cannot hold exactly"):
+            MultinomialMixture(2, dtype="float64").fit(X)
 
 
 def test_a_matrix_of_another_width_is_refused_at_predict(counts):

@@ -12,8 +12,8 @@ in the compute dtype: a dense (n, D) copy of more than one chunk is never made.
   files with a list column of token ids and one of counts (:mod:`.tokens`), streamed.
 
 Counts are checked where they are read, before any cast: finite, non-negative, whole,
-column (word) within the vocabulary, and, in float32, at most 2**24 (float32 holds every
-integer only up to there). Every error names the row and the column, and the fix. An
+column (word) within the vocabulary, and at most 2**24 in float32, 2**53 in float64 (each
+holds every integer only up to there). Every error names the row and the column, and the fix. An
 all-zero row (an empty document) is allowed: its likelihood is 1 under every component.
 """
 
@@ -36,6 +36,7 @@ from . import identity
 from .parts import CutByRows
 
 FLOAT32_EXACT = 2**24  # the largest count float32 holds exactly (with every integer below it)
+FLOAT64_EXACT = 2**53  # and float64
 _COUNTS_HINT = ("counts must be whole numbers >= 0 (how often each word occurs in each document); pass raw counts "
                 "(CountVectorizer's output), not tf-idf or normalised frequencies")
 
@@ -87,11 +88,13 @@ def check_counts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row_
         if fractional.any():
             row, col, value = at(fractional)
             raise DataError(f"{where}: row {row}, column {col} holds {value}, not a whole number; {_COUNTS_HINT}")
-    if dtype == torch.float32 and data.dtype.kind in "iuf" and len(data) and data.max() > FLOAT32_EXACT:
-        row, col, value = at(data > FLOAT32_EXACT)
+    exact, bits = (FLOAT32_EXACT, 24) if dtype == torch.float32 else (FLOAT64_EXACT, 53)
+    if data.dtype.kind in "iuf" and len(data) and data.max() > exact:
+        row, col, value = at(data > exact)
+        fix = "pass dtype='float64'" if bits == 24 else "counts that large are rounded by any float arithmetic"
         raise DataError(
-            f"{where}: row {row}, column {col} holds the count {value}, beyond 2**24, which float32 cannot hold "
-            "exactly; pass dtype='float64'"
+            f"{where}: row {row}, column {col} holds the count {value}, beyond 2**{bits}, which "
+            f"{'float32' if bits == 24 else 'float64'} cannot hold exactly; {fix}"
         )
 
 
