@@ -307,3 +307,16 @@ def test_a_candidate_that_fails_under_the_default_rule_is_a_missing_row_not_the_
     assert est is None and math.isnan(row["bic"])
     assert all(e is not None for (ct, k), (_, e) in rows.items() if (ct, k) != ("tied", 2))
     assert not (result.best_["covariance_type"] == "tied" and result.best_["n_components"] == 2)
+
+
+@pytest.mark.filterwarnings("ignore")  # 8 rows: degenerate and failing candidates warn
+def test_the_default_range_of_k_stops_at_the_rows_as_mclusts_g():
+    """It raised 'n_components goes up to 9 and X has 8 rows'; mclust's Mclust(X) fits
+    G = 1..8 there. A range the caller gives is still refused beyond the rows."""
+    X = mixture(0, "full")[:8]
+    result = bigem.select(X, covariance_types=["spherical", "diag"], random_state=0)
+    assert max(r["n_components"] for r in result.table) == 8
+    from bigem.errors import DataError
+
+    with pytest.raises(DataError, match="n_components goes up to 9 and X has 8 rows"):
+        bigem.select(X, n_components=range(1, 10), covariance_types=["diag"])

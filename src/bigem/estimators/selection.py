@@ -199,7 +199,8 @@ def select(
         Anything the family's ``fit`` accepts (for 'multinomial': sparse matrices, .npz
         files, token lists).
     n_components : int or iterable of int, default=None
-        range(1, 10) (mclust's 1..9) for ``covariance_types='mclust'``, else range(1, 11).
+        range(1, 10) (mclust's 1..9) for ``covariance_types='mclust'``, else range(1, 11);
+        either up to the number of rows, where X has fewer (and they are known in advance).
     covariance_types : str or iterable of str, default=None
         None: every type the family has (Gaussian: 'full', 'diag', 'spherical', 'tied';
         mixed: its Gaussian block's 'diag', 'full'; none for the other families, whose
@@ -291,6 +292,8 @@ def select(
     else:
         cls(**params)._settings()  # bad values fail before any fit
         n_rows = _in_memory_rows(X)
+    if n_rows is not None and max(ks) > n_rows and n_components is None and n_rows >= 1:
+        ks = [k for k in ks if k <= n_rows]  # the default range, as mclust's G: up to the rows
     if n_rows is not None and max(ks) > n_rows:
         raise DataError(f"Expected n_samples >= n_components for every candidate, but n_components goes up to "
                         f"{max(ks)} and X has {n_rows} rows; pass n_components up to {n_rows} (the fits would stop "
