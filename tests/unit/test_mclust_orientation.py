@@ -269,9 +269,10 @@ def test_a_scatter_that_overflowed_takes_the_tensor_loop():
 
 def test_vve_leaves_a_singular_scatter_out_and_returns_it_singular():
     """A VVE component whose scatter has fewer rows than features has no maximiser (an
-    axis of D on its null space sends the likelihood to +inf): the step returns it zero,
-    which the mixture finds singular, and the others' covariances are the VVE step of the
-    others alone. Before, the MM turned D onto that null space."""
+    axis of D on its null space sends the likelihood to +inf): the step returns it NaN,
+    which the mixture finds singular (not zero, which reg_covar turned into a valid spike),
+    and the others' covariances are the VVE step of the others alone. Before, the MM
+    turned D onto that null space."""
     n_k, w = statistics(3, 3, 4)
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(3, 4))  # 3 rows in 4 features: rank 2 about their mean
@@ -279,9 +280,10 @@ def test_vve_leaves_a_singular_scatter_out_and_returns_it_singular():
     flat = torch.as_tensor(centred.T @ centred)[None]
     st = structure("VVE")
     both = st.maximise(torch.cat([n_k, torch.tensor([3.0], dtype=n_k.dtype)]), torch.cat([w, flat]), 0.0)
-    assert float(both[-1].abs().max()) == 0.0
+    assert bool(torch.isnan(both[-1]).all())
     torch.testing.assert_close(both[:-1], st.maximise(n_k, w, 0.0), rtol=1e-10, atol=0.0)
     assert not bool(st.positive_definite(both, 4)[-1])
+    assert not bool(st.positive_definite(st.repair(both, 1e-6), 4)[-1])  # nothing to repair, whatever reg
 
 
 def test_vve_singular_scatter_is_judged_on_correlations():

@@ -799,14 +799,17 @@ class EllipsoidalFamily(_Family, Full):
         among its weight, no ``reg_covar``) has no maximiser: turning D's axis onto the
         scatter's null space sends b_kj, and the likelihood, without bound. mclust finds
         it singular (mevve checks each scatter's smallest eigenvalue) and so does this
-        step: such a component comes back zero, which the mixture re-seeds or, under
-        mclust's stopping rule, ends the fit on, and the orientation is the others'.
-        Before, the MM ran D onto that null space and EM's likelihood moved by rounding,
-        up and down. EVE's profile stays bounded there (one volume for all)."""
+        step: such a component comes back NaN, no covariance, which the mixture re-seeds
+        or, under mclust's stopping rule, ends the fit on, and the orientation is the
+        others'. (Not zero: with ``reg_covar`` added a zero covariance was a valid spike
+        at the component's mean, and a float32 pass whose scatter rounded indefinite
+        dropped the likelihood by 0.6 a row through it.) Before, the MM ran D onto that
+        null space and EM's likelihood moved by rounding, up and down. EVE's profile
+        stays bounded there (one volume for all)."""
         if not equal_volume:
             singular = _singular_scatter(w)
             if bool(singular.any()):
-                cov = torch.zeros_like(w)
+                cov = torch.full_like(w, math.nan)
                 keep = ~singular
                 if bool(keep.any()):
                     cov[keep] = self._common_orientation(n_k[keep], w[keep], None if old is None else old[keep],
