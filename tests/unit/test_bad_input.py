@@ -596,6 +596,23 @@ def test_using_an_unfitted_estimator(method, rng):
     assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)
 
 
+def test_a_model_set_partly_by_hand_is_told_what_it_lacks(rng):
+    """Some fitted attributes set by hand, not all: the not-fitted error names the rest."""
+    from bigem import MultinomialMixture
+
+    text = MultinomialMixture(2)
+    text.weights_, text.probabilities_ = np.array([0.4, 0.6]), np.array([[0.7, 0.1, 0.1, 0.1], [0.25] * 4])
+    with pytest.raises(NotFittedError, match=r"not fitted yet\. .*\(to set a model by hand, set mean_lengths_ as "
+                       r"well as weights_, probabilities_\)$"):
+        text.predict(np.array([[3, 0, 0, 1]]))
+    text.mean_lengths_ = np.array([4.0, 4.0])
+    assert text.predict(np.array([[3, 0, 0, 1]])).tolist() == [0]
+    gauss = GaussianMixture(2)
+    gauss.weights_, gauss.means_ = np.array([0.5, 0.5]), np.zeros((2, 4))
+    with pytest.raises(NotFittedError, match=r"set covariances_ or precisions_cholesky_ as well as weights_, means_"):
+        gauss.predict(_X(rng))
+
+
 def test_sampling_from_an_unfitted_estimator():
     with pytest.raises(NotFittedError, match=r"^This GaussianMixture instance is not fitted yet"):
         GaussianMixture().sample(3)

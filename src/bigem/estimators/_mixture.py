@@ -290,6 +290,15 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
     def _set_by_hand(self) -> bool:
         return all(hasattr(self, a) for a in self._required_attributes)
 
+    def _missing_by_hand(self) -> str:
+        """For the not-fitted error: the attributes a model set by hand still lacks, once
+        some are set ('' when none is, which is scikit-learn's case)."""
+        given = [a for a in self._live_attributes if hasattr(self, a)]
+        missing = [a for a in self._required_attributes if not hasattr(self, a)]
+        if not given or not missing:
+            return ""
+        return (f" (to set a model by hand, set {', '.join(missing)} as well as {', '.join(given)})")
+
     def _remember_attributes(self) -> None:
         """What the live attributes hold now, to see later whether the user changed them:
         a digest of each, not a copy (a large model is not held twice)."""
@@ -1013,7 +1022,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             if not self._set_by_hand():
                 raise not_fitted_error(
                     f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                    "before using this estimator."
+                    f"before using this estimator.{self._missing_by_hand()}"
                 )
             return self._adopt_attributes(fresh=True)
         seen = self.__dict__.get("_seen_")

@@ -407,6 +407,14 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
     def _set_by_hand(self) -> bool:
         return super()._set_by_hand() and (hasattr(self, "covariances_") or hasattr(self, "precisions_cholesky_"))
 
+    def _missing_by_hand(self) -> str:
+        given = [a for a in self._live_attributes if hasattr(self, a)]
+        if given and not (hasattr(self, "covariances_") or hasattr(self, "precisions_cholesky_")):
+            missing = [a for a in self._required_attributes if not hasattr(self, a)]
+            return (f" (to set a model by hand, set {', '.join([*missing, 'covariances_ or precisions_cholesky_'])}"
+                    f" as well as {', '.join(given)})")
+        return super()._missing_by_hand()
+
     def _from_live(self, s) -> MixtureParams:
         """The attributes as scikit-learn reads them: ``precisions_cholesky_`` scores and
         ``covariances_`` samples, each as set (either one alone gives the other)."""
