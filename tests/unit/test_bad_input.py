@@ -8,6 +8,7 @@ its wording, so code written against ``sklearn.mixture.GaussianMixture`` keeps w
 
 from __future__ import annotations
 
+import pickle
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -627,6 +628,29 @@ def test_not_fitted_error_is_also_sklearns_when_sklearn_is_loaded(rng):
     with pytest.raises(exceptions.NotFittedError) as theirs:
         sk_mixture.GaussianMixture().predict(_X(rng))
     assert str(info.value) == str(theirs.value)
+
+
+def test_parameter_error_is_also_sklearns_invalid_parameter_error(rng):
+    validation = pytest.importorskip("sklearn.utils._param_validation")
+    sk_mixture = pytest.importorskip("sklearn.mixture")
+    with pytest.raises(validation.InvalidParameterError) as info:
+        GaussianMixture(n_components=0).fit(_X(rng))
+    assert isinstance(info.value, ParameterError) and type(info.value).__name__ == "ParameterError"
+    with pytest.raises(validation.InvalidParameterError) as theirs:
+        sk_mixture.GaussianMixture(n_components=0).fit(_X(rng))
+    assert str(info.value) == str(theirs.value)
+
+
+def test_errors_that_are_also_sklearns_pickle_as_bigems(rng):
+    """A Dask worker's error crosses processes pickled: it arrives as bigem's class (and
+    again scikit-learn's where that is loaded), not as a failure to pickle."""
+    pytest.importorskip("sklearn.exceptions")
+    pytest.importorskip("sklearn.utils._param_validation")
+    for make in (lambda: GaussianMixture(n_components=0).fit(_X(rng)), lambda: GaussianMixture().predict(_X(rng))):
+        with pytest.raises((ParameterError, NotFittedError)) as info:
+            make()
+        back = pickle.loads(pickle.dumps(info.value))
+        assert type(back) is type(info.value) and back.args == info.value.args
 
 
 @pytest.fixture(scope="module")

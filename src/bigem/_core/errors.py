@@ -9,6 +9,26 @@ import sys
 class BigemError(Exception):
     """Base class of every error bigem raises on purpose."""
 
+    def __reduce__(self):
+        # pickled (a Dask worker's error) as bigem's own class, not one that is also
+        # scikit-learn's (:func:`_also`): the receiving process adds that again
+        return (_own_class(type(self)), *super().__reduce__()[1:])
+
+
+class _Twinned(BigemError):
+    """An error scikit-learn has a class for, named in ``_sklearn_twin`` (module, name):
+    raised as an instance of both once that module is imported, so code that catches
+    scikit-learn's class keeps catching bigem's. We never import scikit-learn for this:
+    code that catches its class has imported it."""
+
+    _sklearn_twin: tuple[str, str]
+
+    def __new__(cls, *args, **kwargs):
+        theirs = _twin(cls)
+        if theirs is not None and not issubclass(cls, theirs):
+            cls = _also(cls, theirs)
+        return super().__new__(cls, *args, **kwargs)
+
 
 class DataError(BigemError, ValueError):
     """The data is unusable: NaN/inf, wrong shape, too few rows, not numeric."""
@@ -21,9 +41,14 @@ class OutputPathError(DataError, FileNotFoundError):
     either catches it."""
 
 
-class ParameterError(BigemError, ValueError, TypeError):
+class ParameterError(_Twinned, ValueError, TypeError):
     """A hyper-parameter or an initial parameter is invalid (ValueError and TypeError, like
-    scikit-learn's InvalidParameterError)."""
+    scikit-learn's InvalidParameterError).
+
+    Also scikit-learn's ``InvalidParameterError`` once that is imported (:class:`_Twinned`).
+    """
+
+    _sklearn_twin = ("sklearn.utils._param_validation", "InvalidParameterError")
 
 
 class NumericalError(BigemError, ValueError):
@@ -45,27 +70,41 @@ class ClusterError(BigemError, RuntimeError):
     without bigem, a cluster that lost every worker."""
 
 
-class NotFittedError(BigemError, ValueError, AttributeError):
-    """An estimator was used before ``fit``.  Same bases as scikit-learn's."""
+class NotFittedError(_Twinned, ValueError, AttributeError):
+    """An estimator was used before ``fit``.  Same bases as scikit-learn's, and also its
+    class once ``sklearn.exceptions`` is imported (:class:`_Twinned`)."""
+
+    _sklearn_twin = ("sklearn.exceptions", "NotFittedError")
 
 
 def not_fitted_error(message: str) -> NotFittedError:
-    """A NotFittedError that is also scikit-learn's when scikit-learn is already imported.
+    """A NotFittedError (also scikit-learn's when scikit-learn is already imported)."""
+    return NotFittedError(message)
 
-    We never import scikit-learn for this; code that catches its exception has
-    imported it, and then gets an instance of both classes.
-    """
-    sk = sys.modules.get("sklearn.exceptions")
-    if sk is None:
-        return NotFittedError(message)
-    both = _BOTH.get(sk.NotFittedError)
+
+_BOTH: dict[tuple[type, type], type] = {}
+
+
+def _also(ours: type, theirs: type) -> type:
+    """A class that is both ours and scikit-learn's, under our name (made once)."""
+    both = _BOTH.get((ours, theirs))
     if both is None:
-        both = type("NotFittedError", (NotFittedError, sk.NotFittedError), {"__module__": __name__})
-        _BOTH[sk.NotFittedError] = both
-    return both(message)
+        both = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__, "__qualname__": ours.__qualname__,
+                                                    "_bigem_own": ours})
+        _BOTH[ours, theirs] = both
+    return both
 
 
-_BOTH: dict[type, type] = {}
+def _twin(cls: type) -> type | None:
+    """scikit-learn's class that ``cls`` names, when its module is already imported."""
+    where = getattr(cls, "_sklearn_twin", None)
+    module = sys.modules.get(where[0]) if where else None
+    return getattr(module, where[1], None) if module is not None else None
+
+
+def _own_class(cls: type) -> type:
+    """Our class behind one made by :func:`_also` (the class itself otherwise)."""
+    return cls.__dict__.get("_bigem_own", cls)
 
 
 class Terminated(KeyboardInterrupt):
@@ -93,11 +132,7 @@ def convergence_warning() -> type[ConvergenceWarning]:
     sk = sys.modules.get("sklearn.exceptions")
     if sk is None:
         return ConvergenceWarning
-    both = _BOTH.get(sk.ConvergenceWarning)
-    if both is None:
-        both = type("ConvergenceWarning", (ConvergenceWarning, sk.ConvergenceWarning), {"__module__": __name__})
-        _BOTH[sk.ConvergenceWarning] = both
-    return both
+    return _also(ConvergenceWarning, sk.ConvergenceWarning)
 
 
 class LikelihoodDecreaseWarning(RuntimeWarning):
