@@ -17,7 +17,8 @@ from bigem.errors import DataError
 
 def test_one_gaussian_continues_by_the_next_step_of_the_schedule():
     # K = 1 is closed form: the fit's statistics are the data's moments, and a batch
-    # moves them by gamma = (t + offset) ** -decay, t the steps of the fit's rows plus one
+    # moves them by gamma = (t + offset) ** -decay, t the steps of the fit's rows plus one,
+    # in proportion to its rows against a full batch's (40 of 1000)
     rng = np.random.default_rng(0)
     X = rng.normal([1.0, -2.0], [1.0, 3.0], size=(5000, 2))
     batch = rng.normal([4.0, 0.0], 1.0, size=(40, 2))
@@ -26,12 +27,33 @@ def test_one_gaussian_continues_by_the_next_step_of_the_schedule():
     assert not hasattr(gm, "n_steps_")
     gm.partial_fit(batch)
     t = math.ceil(len(X) / 1000) + 1
-    gamma = (t + 10.0) ** -0.7
+    gamma = (t + 10.0) ** -0.7 * 40 / 1000
     mean = (1 - gamma) * X.mean(0) + gamma * batch.mean(0)
     second = (1 - gamma) * (X.T @ X) / len(X) + gamma * (batch.T @ batch) / len(batch)
     np.testing.assert_allclose(gm.means_[0], mean, rtol=0, atol=1e-10)
     np.testing.assert_allclose(gm.covariances_[0], second - np.outer(mean, mean), rtol=0, atol=1e-9)
     assert gm.n_steps_ == t
+
+
+def test_a_short_last_batch_steps_in_proportion_to_its_rows():
+    # one pass of 1000 + 1000 + 1 rows: the 1-row remnant moves the running moments by
+    # gamma_3 / 1000, not by the full step a 1000-row batch takes (K = 1: closed form)
+    rng = np.random.default_rng(4)
+    X = rng.normal([0.0, 5.0], 1.0, size=(2001, 2))
+    X[-1] = [40.0, -40.0]
+    gm = bigem.GaussianMixture(1, algorithm="online", batch_size=1000, max_iter=1, dtype="float64", reg_covar=0.0,
+                               learning_decay=0.7, learning_offset=10.0, random_state=0).fit(X)
+    g2, g3 = (2 + 10.0) ** -0.7, (3 + 10.0) ** -0.7 / 1000
+    first, second = X[:1000], X[1000:2000]
+    mean = (1 - g3) * ((1 - g2) * first.mean(0) + g2 * second.mean(0)) + g3 * X[-1]
+    np.testing.assert_allclose(gm.means_[0], mean, rtol=0, atol=1e-10)
+    assert gm.n_steps_ == 3
+    # partial_fit given batches of its own size (below batch_size) takes the full steps
+    streamed = bigem.GaussianMixture(1, dtype="float64", reg_covar=0.0, learning_decay=0.7, learning_offset=10.0)
+    for part in (first, second):
+        streamed.partial_fit(part)
+    np.testing.assert_allclose(streamed.means_[0], (1 - g2) * first.mean(0) + g2 * second.mean(0), rtol=0,
+                               atol=1e-10)
 
 
 def test_a_small_batch_barely_moves_a_converged_mixture():

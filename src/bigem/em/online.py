@@ -10,6 +10,13 @@ N the weight S stands for: a pass's, once one is complete, else all rows seen so
 (the M-step of an unregularised model is the same for any N; a prior's pseudo-counts
 need it).
 
+A batch shorter than the others (the last of a pass, a small ``partial_fit``) takes the
+step in proportion, gamma_t * rows / R, R the most rows of a batch so far (at most
+``batch_size``): its average is that much noisier, and one row taking a full batch's
+step would move the fit as much as a thousand did (a 1-row last batch moved the weights
+by 0.1). Batches of the same size, the rows ``partial_fit`` is given each time
+included, all take the schedule's step.
+
 The first batch replaces S outright (there is nothing to average yet). With decay in
 (0.5, 1] the steps satisfy sum gamma = inf and sum gamma^2 < inf, so the parameters
 converge to a stationary point of the likelihood; ``offset`` damps the first steps.
@@ -52,6 +59,7 @@ class OnlineState:
     seen: set[str] = field(default_factory=set)  # once-only notes already raised
     seen_weight: float = 0.0  # the rows' weight read so far, over every batch
     data_weight: float | None = None  # one pass's weight, once a pass is complete (fit); None: partial_fit
+    batch_rows: int = 0  # the most rows of a batch so far (at most batch_size): a full step's batch
 
 
 def continued(model: Model, result: EMResult, shift: Any, batch_size: int) -> OnlineState | None:
@@ -66,7 +74,7 @@ def continued(model: Model, result: EMResult, shift: Any, batch_size: int) -> On
         return None
     rows = int(getattr(stats, "rows", 0)) or math.ceil(weight)
     return OnlineState(result.params, running=stats.scale(1.0 / weight), steps=math.ceil(rows / batch_size),
-                       shift=shift, seen_weight=weight)
+                       shift=shift, seen_weight=weight, batch_rows=min(rows, batch_size))
 
 
 def step_size(t: int, decay: float, offset: float) -> float:
@@ -75,12 +83,13 @@ def step_size(t: int, decay: float, offset: float) -> float:
 
 
 def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, offset: float,
-                combine: Callable[[Any], Any] | None = None) -> tuple[float, float]:
+                combine: Callable[[Any], Any] | None = None, batch_size: int | None = None) -> tuple[float, float]:
     """One mini-batch: E-step at the current params, blend, M-step. Returns the batch's
     mean log-likelihood under the parameters it was evaluated at, and its weight.
     ``combine``: the engine's sum over its processes, when each holds its own part of
     the mini-batch (an engine's ``combine``); every process then takes the same step.
-    ``chunk`` None: this process has no rows in the mini-batch (the others' make it)."""
+    ``chunk`` None: this process has no rows in the mini-batch (the others' make it).
+    ``batch_size``: the rows of a full batch at most (see the module's docstring)."""
     stats = None if chunk is None else model.e_step(state.params, chunk)
     if combine is not None:
         stats = combine(stats)
@@ -92,6 +101,9 @@ def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, of
     stats = stats.scale(1.0 / objective.weight)
     state.steps += 1
     gamma = step_size(state.steps, decay, offset)
+    rows = int(stats.rows)
+    state.batch_rows = max(state.batch_rows, min(rows, batch_size or rows))
+    gamma *= min(1.0, rows / state.batch_rows)
     state.running = stats if state.running is None else state.running.blend(stats, gamma)
     state.seen_weight += objective.weight
     # The running average is per unit weight; the M-step reads it as the data it stands
@@ -116,14 +128,15 @@ def run_online(
     restart: int = 0,
     callback: Callable[[IterationInfo], None] | None = None,
     combine: Callable[[Any], Any] | None = None,
+    batch_size: int | None = None,
 ) -> EMResult:
     """Passes over ``batches()`` (an iterable of chunks) until the mean log-likelihood of
     a pass changes by less than ``tol``, or ``max_passes``.
 
     The pass mean is of each batch's log-likelihood under the parameters entering that
     batch, so it costs nothing extra; it trails the final parameters' likelihood
-    slightly. The result's ``lower_bound`` is the last pass's mean. ``combine``: see
-    :func:`online_step`.
+    slightly. The result's ``lower_bound`` is the last pass's mean. ``combine`` and
+    ``batch_size``: see :func:`online_step`.
 
     Under a prior (a model with ``prior_gain``) the change is judged with the prior's
     log-density per unit of weight, from the parameters ending one pass to those ending
@@ -138,7 +151,7 @@ def run_online(
         started = time.perf_counter()
         total = weight = 0.0
         for chunk in batches():
-            ll, w = online_step(model, state, chunk, decay, offset, combine)
+            ll, w = online_step(model, state, chunk, decay, offset, combine, batch_size)
             if w > 0:
                 total, weight = total + ll * w, weight + w
         mean = total / weight if weight else -math.inf

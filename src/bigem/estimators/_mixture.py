@@ -810,6 +810,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                     restart=restart,
                     callback=report,
                     combine=engine.combine,
+                    batch_size=s.batch_size,
                 )
             runs.append((result, state))
         best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
@@ -963,7 +964,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         total = weight = 0.0
         with engine.sharing_cores(source):
             for chunk in engine.batches(source, s.batch_size):
-                ll, w = online_step(model, state, chunk, s.learning_decay, s.learning_offset, engine.combine)
+                ll, w = online_step(model, state, chunk, s.learning_decay, s.learning_offset, engine.combine,
+                                    s.batch_size)
                 if w > 0:
                     total, weight = total + ll * w, weight + w
         self._online_ = state

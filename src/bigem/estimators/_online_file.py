@@ -2,7 +2,8 @@
 goes on as it would have in the estimator that was saved.
 
 The state is the running statistics (a tree of bigem's statistics dataclasses, tensors,
-numbers and tuples), the steps taken, the shift of its coordinates and the weight seen.
+numbers and tuples), the steps taken, the shift of its coordinates, the weight seen and
+the most rows of a batch (a full step's).
 Tensors are written as ``online.<path>``; the tree's shape as JSON. Reading rebuilds
 only bigem's own statistics dataclasses, named by module and class: a model file stays
 data, never instructions. A field that holds a dict is a memo of derived values
@@ -55,7 +56,7 @@ def record(state: OnlineState) -> tuple[dict[str, Tensor], dict[str, Any]] | Non
         tensors["shift"] = state.shift.detach().to("cpu", torch.float64).contiguous()
     meta = {"running": tree, "steps": int(state.steps), "seen_weight": float(state.seen_weight),
             "data_weight": None if state.data_weight is None else float(state.data_weight),
-            "seen": sorted(state.seen), "shift": state.shift is not None}
+            "seen": sorted(state.seen), "shift": state.shift is not None, "batch_rows": int(state.batch_rows)}
     return {PREFIX + name: value for name, value in tensors.items()}, meta
 
 
@@ -71,6 +72,9 @@ def revive(meta: Any, tensors: dict[str, Tensor], where: str) -> OnlineState:
         if steps < 1 or not math.isfinite(seen_weight) or seen_weight <= 0:
             raise ValueError(f"steps {steps}, seen weight {seen_weight}")
         seen = {str(s) for s in meta["seen"]}
+        batch_rows = int(meta.get("batch_rows", 0))  # 0 in older files: the next batch sets it
+        if batch_rows < 0:
+            raise ValueError(f"batch rows {batch_rows}")
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, ImportError) as exc:
@@ -81,7 +85,7 @@ def revive(meta: Any, tensors: dict[str, Tensor], where: str) -> OnlineState:
         if value.is_floating_point() and not gaps and bool(torch.isnan(value).any()):
             raise ModelFileError(f"{where}: the online state's {name} holds NaN; the file is damaged")
     return OnlineState(None, running=running, steps=steps, shift=shift, seen=seen, seen_weight=seen_weight,
-                       data_weight=None if data_weight is None else float(data_weight))
+                       data_weight=None if data_weight is None else float(data_weight), batch_rows=batch_rows)
 
 
 def _encode(value: Any, path: str, tensors: dict[str, Tensor]) -> Any:
