@@ -60,6 +60,25 @@ def test_lower_bound_never_decreases(blobs, covariance_type, dtype):
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("seed", [2, 4, 5])
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_rows_in_a_subspace_fit_with_reg_covar_on_the_singular_prior(seed, covariance_type):
+    # two distinct rows in 2-D, repeated: the data's covariance (every component's prior)
+    # is singular, and rounding left it indefinite, so the empty third component failed
+    X = np.repeat(np.random.RandomState(seed).randn(2, 2), 20, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # k-means: fewer distinct clusters than n_components
+        bgm = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type, random_state=0).fit(X)
+    np.testing.assert_allclose(bgm.covariance_prior_, np.cov(X.T) + 1e-6 * np.eye(2), rtol=0, atol=1e-12)
+    covariances = bgm.covariances_ if covariance_type == "full" else bgm.covariances_[None]
+    assert np.all(np.linalg.eigvalsh(covariances) > 0)
+    np.testing.assert_allclose(np.sort(bgm.weights_), [0.0058, 0.4852, 0.509], atol=2e-3)  # scikit-learn's, near
+    # a covariance that is not singular is the prior as it is, scikit-learn's
+    Y = np.random.RandomState(seed).randn(40, 2)
+    full = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type, random_state=0).fit(Y)
+    np.testing.assert_allclose(full.covariance_prior_, np.cov(Y.T), rtol=0, atol=1e-12)
+
+
 def test_float32_fit_agrees_with_float64(blobs):
     kw = dict(n_components=4, random_state=0, max_iter=200, tol=1e-4)  # float32's bound is good to ~1e-4 here
     single = BayesianGaussianMixture(**kw).fit(blobs)

@@ -297,7 +297,7 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         if mean is not None and offset is not None:
             mean = mean - offset.to(mean)
         if mean is None or cov is None:
-            data_mean, data_cov = _data_moments(engine, source, st.name, s.dtype)
+            data_mean, data_cov = _data_moments(engine, source, st.name, s.reg_covar)
             mean = data_mean if mean is None else mean
             cov = data_cov if cov is None else cov
         prior = VariationalPrior(
@@ -471,12 +471,19 @@ class _Ones:
         return torch.ones(chunk.n_rows, 1, dtype=chunk.x.dtype, device=chunk.x.device)
 
 
-def _data_moments(engine, source, covariance_type: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _data_moments(engine, source, covariance_type: str, reg_covar: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The rows' (weighted) mean (D,) and covariance with ddof=1 in the prior's layout,
     float64, in one pass through ``engine``: a one-component mixture's statistics, summed
-    in float64 whatever ``dtype`` the rows hold. (The data's covariance is the prior of
+    in float64 whatever dtype the rows hold. (The data's covariance is the prior of
     every component, and can be nearly singular, as scikit-learn's is for clusters far
-    apart along one direction: float32 sums made it indefinite, and the fit failed.)"""
+    apart along one direction: float32 sums made it indefinite, and the fit failed.)
+
+    Rows that lie in a subspace (fewer distinct rows than columns, a column that is a sum
+    of others) have a singular covariance, which rounding leaves indefinite or not: a
+    component with no rows keeps it as its own, so scikit-learn fits or fails by that
+    rounding. Where it is singular to rounding, ``reg_covar`` is added to its diagonal,
+    as to every covariance a fit estimates (``covariance_prior_`` shows it); a variance
+    that rounding took below 0 is 0."""
     kernel = "full" if covariance_type in ("full", "tied") else "diag"
     one = MixtureModel(GaussianComponent(kernel, 0.0, torch.float64), 1, torch.float64)
     probe = source.take(torch.arange(min(source.n_rows, 1024)))
@@ -495,6 +502,17 @@ def _data_moments(engine, source, covariance_type: str, dtype: torch.dtype) -> t
     scatter = st.scatter(stats.n_k, stats.sum_x, stats.sum_xx, d, torch.zeros_like(d))[0].cpu()
     mean = (stats.shift + d)[0].cpu()
     cov = scatter / (n - 1.0)
+    if kernel == "diag":
+        cov = cov.clamp(min=0.0)
+    elif _singular(cov):
+        cov = cov + reg_covar * torch.eye(cov.shape[0], dtype=cov.dtype)
     if covariance_type == "spherical":
         cov = cov.mean()
     return mean, cov
+
+
+def _singular(cov: torch.Tensor) -> bool:
+    """Whether a covariance is singular to float64 rounding: its least eigenvalue within
+    D eps of its greatest (a Cholesky factor may still exist, by the rounding's luck)."""
+    eigen = torch.linalg.eigvalsh(cov)
+    return bool(eigen[0] <= cov.shape[0] * torch.finfo(cov.dtype).eps * eigen[-1].abs())
