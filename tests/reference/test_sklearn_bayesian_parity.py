@@ -117,6 +117,21 @@ def test_given_priors_match_sklearn(covariance_type, covariance_prior, monkeypat
         assert rel_err(getattr(ours, name), getattr(ref, name)) < 1e-9, name
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_fitted_attributes_have_scikit_learns_types(covariance_type, tmp_path):
+    X, _, _ = make_blobs(2, n_per=60, d=3)
+    ref = SkBayesianGaussianMixture(n_components=2, covariance_type=covariance_type, random_state=0).fit(X)
+    ours = BayesianGaussianMixture(n_components=2, covariance_type=covariance_type, random_state=0).fit(X)
+    ours.save(tmp_path / "m.bigem")
+    for model in (ours, bigem.load(tmp_path / "m.bigem")):
+        for name in ("degrees_of_freedom_prior_", "covariance_prior_", "weight_concentration_prior_",
+                     "mean_precision_prior_", "lower_bound_"):
+            assert type(getattr(model, name)) is type(getattr(ref, name)), name
+        assert {type(v) for v in model.lower_bounds_} == {type(v) for v in ref.lower_bounds_}
+    given = BayesianGaussianMixture(n_components=2, degrees_of_freedom_prior=4.5, random_state=0).fit(X)
+    assert given.degrees_of_freedom_prior_ == 4.5
+
+
 def test_converged_fit_stops_where_sklearns_does(monkeypatch):
     """tol applies to the change of the total lower bound, as in scikit-learn."""
     X, _, _ = make_blobs(3, n_per=100, d=2)

@@ -778,7 +778,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         self.converged_ = best.converged
         self.n_iter_ = self.n_passes_ = best.n_iter
         self.lower_bound_ = np.float64(best.lower_bound)  # scikit-learn's type
-        self.lower_bounds_ = [v for v, ok in zip(best.history, best.accepted) if ok]
+        self.lower_bounds_ = [np.float64(v) for v, ok in zip(best.history, best.accepted) if ok]  # scikit-learn's
         self.history_ = [
             {"log_likelihood": r.history, "seconds": r.seconds, "converged": r.converged, "n_iter": r.n_iter,
              "accepted": r.accepted}
@@ -1578,7 +1578,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         self.n_iter_ = stored.count("n_iter_", high=_params.MAX_ITER)
         self.n_passes_ = stored.count("n_passes_", self.n_iter_, high=_params.MAX_ITER)
         self.lower_bound_ = np.float64(stored.number("lower_bound_"))  # as fit leaves it
-        self.lower_bounds_ = stored.numbers("lower_bounds_", [])
+        self.lower_bounds_ = [np.float64(v) for v in stored.numbers("lower_bounds_", [])]
         self.history_ = [
             {"log_likelihood": r.numbers("log_likelihood"), "seconds": r.numbers("seconds", []),
              "converged": r.flag("converged"), "n_iter": r.count("n_iter", high=_params.MAX_ITER),

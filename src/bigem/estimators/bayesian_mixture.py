@@ -306,6 +306,8 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
             mean, nu0, cov,
         )
         self._publish_prior(prior.translate(torch.zeros(D, dtype=torch.float64) if offset is None else offset))
+        # scikit-learn's: n_features (an int) by default, else the value as given
+        self.degrees_of_freedom_prior_ = D if s.degrees_of_freedom_prior is None else self.degrees_of_freedom_prior
         return self._model(s, prior)
 
     def _publish_prior(self, prior: VariationalPrior) -> None:
@@ -314,7 +316,7 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         self.mean_prior_ = prior.mean.cpu().numpy().copy()
         self.degrees_of_freedom_prior_ = prior.dof
         cov = prior.covariance.cpu().numpy().copy()
-        self.covariance_prior_ = float(cov) if cov.ndim == 0 else cov
+        self.covariance_prior_ = np.float64(cov) if cov.ndim == 0 else cov  # scikit-learn's types
 
     def _reference_sample(self, n_samples, rs, s):
         return scikit_learn_sample(self, s.covariance_type, n_samples, rs)
@@ -404,14 +406,15 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
     def _fitted_state(self) -> dict:
         return {**super()._fitted_state(), "weight_concentration_prior_": float(self.weight_concentration_prior_),
                 "mean_precision_prior_": float(self.mean_precision_prior_),
-                "degrees_of_freedom_prior_": float(self.degrees_of_freedom_prior_)}
+                "degrees_of_freedom_prior_": _number(self.degrees_of_freedom_prior_)}
 
     def _restore(self, state: dict) -> None:
         super()._restore(state)
         stored = _params.Stored(state)
         self.weight_concentration_prior_ = stored.number("weight_concentration_prior_")
         self.mean_precision_prior_ = stored.number("mean_precision_prior_")
-        self.degrees_of_freedom_prior_ = stored.number("degrees_of_freedom_prior_")
+        dof = stored.number("degrees_of_freedom_prior_")
+        self.degrees_of_freedom_prior_ = int(dof) if isinstance(state.get("degrees_of_freedom_prior_"), int) else dof
         D = self.n_features_in_
         mean = np.asarray(self.mean_prior_, dtype=np.float64)
         cov = np.asarray(self.covariance_prior_, dtype=np.float64)
@@ -420,7 +423,7 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         if mean.shape != (D,) or cov.shape != _prior_shape(self._inference_settings().covariance_type, D):
             raise ModelFileError("mean_prior_ or covariance_prior_ do not match n_features_in_")
         self.mean_prior_ = mean
-        self.covariance_prior_ = float(cov) if cov.ndim == 0 else cov
+        self.covariance_prior_ = np.float64(cov) if cov.ndim == 0 else cov
 
 
 def _prior_shape(covariance_type: str, D: int) -> tuple[int, ...]:
@@ -516,3 +519,9 @@ def _singular(cov: torch.Tensor) -> bool:
     D eps of its greatest (a Cholesky factor may still exist, by the rounding's luck)."""
     eigen = torch.linalg.eigvalsh(cov)
     return bool(eigen[0] <= cov.shape[0] * torch.finfo(cov.dtype).eps * eigen[-1].abs())
+
+
+def _number(value) -> int | float:
+    """A number for the model file's JSON, an int kept an int (scikit-learn's
+    ``degrees_of_freedom_prior_`` is n_features, an int, by default)."""
+    return int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else float(value)
