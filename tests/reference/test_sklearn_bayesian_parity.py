@@ -117,6 +117,22 @@ def test_given_priors_match_sklearn(covariance_type, covariance_prior, monkeypat
         assert rel_err(getattr(ours, name), getattr(ref, name)) < 1e-9, name
 
 
+@pytest.mark.parametrize("init", ["hc", "tree"])
+def test_the_hierarchical_start_is_the_update_of_the_trees_classes(init, monkeypatch, tmp_path):
+    # 'hc' (bigem's, not scikit-learn's) was accepted and silently ran k-means++ seeds
+    X, _, _ = make_blobs(3, n_per=40, d=2)
+    tree = bigem.hc(X)
+    resp = np.eye(3)[tree.labels(3)]
+    monkeypatch.setattr(SkBayesianGaussianMixture, "_initialize_parameters",
+                        lambda self, X, random_state, xp=None: self._initialize(X, resp))
+    ref = SkBayesianGaussianMixture(n_components=3, max_iter=0).fit(X)
+    ours = BayesianGaussianMixture(n_components=3, max_iter=0, init_params="hc" if init == "hc" else tree).fit(X)
+    for name in FITTED:
+        assert rel_err(getattr(ours, name), getattr(ref, name)) < 1e-9, name
+    ours.save(tmp_path / "m.bigem")
+    assert bigem.load(tmp_path / "m.bigem").init_params == "hc"  # the method, not the tree's rows
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "spherical"])
 def test_fitted_attributes_have_scikit_learns_types(covariance_type, tmp_path):
     X, _, _ = make_blobs(2, n_per=60, d=3)

@@ -78,7 +78,8 @@ class EstimatorBase:
     def _hyper_parameters(self, as_fitted: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The constructor parameters as a model file holds them: JSON values, and arrays
         (initial parameters, array priors) as float64 tensors. A numpy scalar is its
-        Python value; what a file cannot reproduce (a RandomState) is None; ``client``
+        Python value; an object with ``saved_as`` is that; what a file cannot reproduce
+        (a RandomState) is None; ``client``
         is left out: a file never says where to connect. ``as_fitted``: the structure
         (n_components, ...) the fitted parameters have, whatever set_params did since."""
         values: dict[str, Any] = {}
@@ -104,8 +105,8 @@ class EstimatorBase:
             elif isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):
                 arrays[name] = torch.as_tensor(np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value,
                                                           dtype=np.float64))
-            else:
-                values[name] = None
+            else:  # an object that names its method (an HCTree: 'hc', rebuilt by a refit), else None
+                values[name] = getattr(value, "saved_as", None)
         return values, arrays
 
     def _parts(self) -> list["EstimatorBase"]:

@@ -23,7 +23,7 @@ from ..models.variational import PRIOR_TYPES, VariationalMixture, VariationalPar
 from . import _params
 from ._mixture import _MCLUST_STOPPING, EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
 from ._sklearn_internals import ScikitLearnInternals, expected_log_weights
-from .gaussian_mixture import (given_precision_factors, INIT_METHODS, initial_from_data, scikit_learn_sample,
+from .gaussian_mixture import (given_precision_factors, InitParams, initial_from_data, scikit_learn_sample,
                                warn_float32_rounding)
 
 _POSITIVE = _params.Optional(_params.Float(0.0, closed=False), none_first=True)  # scikit-learn's [None, Interval]
@@ -58,12 +58,13 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         Maximum iterations per initialisation; 0 only initialises.
     n_init : int, default=1
         Number of initialisations; the one with the highest lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'} or HCTree, default='kmeans'
         The initial responsibilities: 'kmeans', k-means++ seeds on a sample and Lloyd
         iterations over all rows; 'k-means++' / 'random_from_data', seeds (k-means++ or
         uniform rows) with every row assigned to its nearest seed; 'random', random
         responsibilities (their M-step leaves sample weights out; they enter from the
-        first E-step).
+        first E-step); 'hc' or an :class:`HCTree`, the classes of mclust's hierarchical
+        clustering, as for :class:`GaussianMixture` (not in scikit-learn).
     weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}, default='dirichlet_process'
         The prior on the weights.
     weight_concentration_prior : float or None, default=None
@@ -126,7 +127,7 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
         n_components=_params.Int(1),
         covariance_type=_params.Choice(NAMES),
         reg_covar=_params.Float(0.0),
-        init_params=_params.Choice(INIT_METHODS),
+        init_params=InitParams(),
         weight_concentration_prior_type=_params.Choice(PRIOR_TYPES),
         weight_concentration_prior=_POSITIVE,
         mean_precision_prior=_POSITIVE,
@@ -324,7 +325,7 @@ class BayesianGaussianMixture(ScikitLearnInternals, _BaseMixture):
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> VariationalParams:
         """The update from initial responsibilities (``init_params``), as scikit-learn's
         ``_initialize``."""
-        return initial_from_data(model, engine, source, s, generator)
+        return initial_from_data(model, engine, source, s, generator, offset)
 
     # scikit-learn scores with the precision factors (the covariances are not read)
     _live_attributes = (*_fitted_arrays, "precisions_cholesky_")

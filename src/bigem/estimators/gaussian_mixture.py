@@ -30,7 +30,7 @@ from .priors import PriorSpec, resolve_prior
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
 
 
-class _Init(_params.Constraint):
+class InitParams(_params.Constraint):
     """One of :data:`INIT_METHODS`, or an :class:`HCTree` built beforehand (``bigem.hc``)."""
 
     def check(self, value, name, owner):
@@ -39,11 +39,17 @@ class _Init(_params.Constraint):
         return _params.Choice(INIT_METHODS).check(value, name, owner)
 
 
-def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.Generator):
+def initial_from_data(model: MixtureModel, engine, source, s, generator: torch.Generator, offset=None):
     """The M-step of the initial responsibilities ``s.init_params`` names: 'random' (uniform
-    random), or hard assignments of every row to the nearest of K seeds (k-means++ seeds
-    refined by Lloyd iterations for 'kmeans', k-means++ or distinct rows otherwise)."""
+    random), the classes of a hierarchical clustering ('hc', or an :class:`HCTree`; ``offset``
+    the rows' shift), or hard assignments of every row to the nearest of K seeds (k-means++
+    seeds refined by Lloyd iterations for 'kmeans', k-means++ or distinct rows otherwise)."""
     K = s.n_components
+    if isinstance(s.init_params, HCTree) or s.init_params == "hc":
+        tree = s.init_params if isinstance(s.init_params, HCTree) else build(
+            source, generator=generator, engine=engine, offset=offset)
+        return tree.initial_parameters(model, engine, source, K, offset, s.device,
+                                       strict=getattr(s, "stopping", None) == "mclust")
     if s.init_params == "random":
         return from_random_responsibilities(model, engine, source, generator)
     sample = seed_sample(source, K, generator, engine)
@@ -199,7 +205,7 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
         n_components=_params.Int(1),
         covariance_type=_params.Choice(ALL_NAMES),
         reg_covar=_params.Float(0.0),
-        init_params=_Init(),
+        init_params=InitParams(),
         weights_init=_params.Passed(),
         means_init=_params.Passed(),
         precisions_init=_params.Passed(),
@@ -329,8 +335,6 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
 
     def _hyper_parameters(self, as_fitted: bool = True):
         values, arrays = super()._hyper_parameters(as_fitted)
-        if isinstance(self.init_params, HCTree):  # a file keeps the method; a refit builds the tree again
-            values["init_params"] = "hc"
         if isinstance(self.prior, dict):
             values["prior"] = {k: (np.asarray(v, dtype=np.float64).tolist() if not isinstance(v, (int, float)) else v)
                                for k, v in self.prior.items()}
@@ -370,12 +374,8 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
             return model.make_params(weights, means, cov)
         if means is not None:
             base = from_centres(model, engine, source, means)
-        elif isinstance(s.init_params, HCTree) or s.init_params == "hc":
-            tree = s.init_params if isinstance(s.init_params, HCTree) else build(
-                source, generator=generator, engine=engine, offset=offset)
-            base = tree.initial_parameters(model, engine, source, K, offset, s.device, strict=s.stopping == "mclust")
         else:
-            base = initial_from_data(model, engine, source, s, generator)
+            base = initial_from_data(model, engine, source, s, generator, offset)
         return model.make_params(
             base.weights if weights is None else weights,
             base.component.means if means is None else means,

@@ -51,6 +51,14 @@ class HCTree:
     sample: np.ndarray | None
     tree: Tree | None
     _values: np.ndarray | None = field(default=None, repr=False)  # one feature: the values classified
+    # what a model file keeps as init_params: the method, not the rows (a refit builds the tree again)
+    saved_as = "hc"
+
+    def __repr__(self) -> str:
+        # short, as get_params and error messages show it: the merges are n_rows - 1 pairs
+        sample = None if self.sample is None else f"<{self.sample.shape[0]} rows>"
+        merges = "quantile classes" if self.tree is None else f"<{self.tree.pairs.shape[0]} merges>"
+        return f"HCTree(model={self.model!r}, use={self.use!r}, n_rows={self.n_rows}, sample={sample}, tree={merges})"
 
     @property
     def n_merged(self) -> int:
