@@ -101,3 +101,32 @@ def test_csv_options_elsewhere_are_refused_in_one_line(tmp_path, capsys, argv, m
     assert rc == 2 and out == "" and err.count("\n") == 1, err
     assert message.format(d=tmp_path) in err
     assert not (tmp_path / "m.bigem").exists()
+
+
+def test_the_multinomial_family_reads_the_csv_flags_too(tmp_path, capsys):
+    """--family multinomial ignored --no-header (the first document became the column
+    names: 99 of 100 fitted) and --delimiter."""
+    counts = np.random.default_rng(0).poisson(3, (100, 3))
+    counts[0] = [1, 2, 3]
+    data = tmp_path / "c.csv"
+    np.savetxt(data, counts, fmt="%d", delimiter=";")  # no header line
+    flags = ["--family", "multinomial", "--delimiter", ";", "--no-header"]
+    model = tmp_path / "m.bigem"
+    rc, out, err = run(capsys, "fit", data, "-k", "2", "-o", model, *flags, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["n_rows"] == 100
+    est = bigem.load(model)
+    assert list(est.feature_names_in_) == ["f0", "f1", "f2"]
+    ref = bigem.MultinomialMixture(**est.get_params()).fit(counts)  # the command line's settings
+    np.testing.assert_allclose(est.weights_, ref.weights_, rtol=0, atol=1e-12)
+    rc, out, err = run(capsys, "predict", model, data, "-o", tmp_path / "p.csv", *flags[2:])
+    assert rc == 0, err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 100
+    rc, out, err = run(capsys, "score", model, data, *flags[2:], "--json")
+    assert rc == 0, err
+    assert json.loads(out)["log_likelihood"] == pytest.approx(float(ref.score(counts)) * 100, rel=1e-12)
+    sparse = pytest.importorskip("scipy.sparse")
+    sparse.save_npz(tmp_path / "c.npz", sparse.csr_matrix(counts))
+    rc, _, err = run(capsys, "predict", model, tmp_path / "c.npz", "-o", tmp_path / "q.csv", *flags[2:])
+    assert rc == 2 and "--delimiter and --no-header apply to CSV files, and this is a .npz sparse matrix" in err
+    assert not (tmp_path / "q.csv").exists()

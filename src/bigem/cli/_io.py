@@ -22,7 +22,8 @@ from .._core.errors import DataError, ParameterError
 from ..io.files import check_model_path, check_output_path, is_url, local_path, target_of, write_atomically
 
 
-FORMAT_NAMES = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file"}
+FORMAT_NAMES = {"parquet": "a Parquet file", "ipc": "an Arrow file", "npy": "a .npy file",
+                "npz": "a .npz sparse matrix"}
 
 
 @dataclass
@@ -88,7 +89,7 @@ def data_spec(path: str, delimiter: str | None = None, header: bool = True):
     from ..sources.paths import expand_paths
 
     check_exists(path)
-    fmt = expand_paths(path)[1]
+    fmt = "npz" if path.lower().endswith(".npz") else expand_paths(path)[1]
     if fmt != "csv":
         given = [f for f, on in (("--delimiter", delimiter is not None), ("--no-header", not header)) if on]
         flags = " and ".join(given)

@@ -57,15 +57,17 @@ class Counts:
 
 
 def read_counts(path: str, columns: list[str] | None = None, weight: str | None = None,
-                vocabulary_size: int | None = None, n_features: int | None = None) -> Counts:
+                vocabulary_size: int | None = None, n_features: int | None = None, *,
+                delimiter: str | None = None, header: bool = True) -> Counts:
     """Open DATA as count rows to learn its size (token lists: their vocabulary, found once
-    and passed on, so the fit does not search it again)."""
+    and passed on, so the fit does not search it again). ``delimiter`` and ``header`` say
+    how to read CSV, as for the other families (refused for other data)."""
     from ..sources.counts import open_counts
     from ..sources.tokens import TokenSource
-    from ._io import check_exists
+    from ._io import check_exists, data_spec
 
     check_exists(path)
-    X = path
+    X = data_spec(path, delimiter, header)
     if vocabulary_size is not None:
         X = _tokens_spec(path, columns, vocabulary_size)
         columns = None
@@ -108,11 +110,11 @@ def run_fit(args) -> int:
     from ..estimators import MultinomialMixture
     from ..estimators.selection import criteria
     from ._io import check_output
-    from .commands import _check_k, _emit, _progress
+    from .commands import _check_k, _csv, _emit, _progress
 
     check_output(args.output, (args.data,), what="model")
     params = _params(args)
-    data = read_counts(args.data, args.columns, args.sample_weight, args.vocabulary_size)
+    data = read_counts(args.data, args.columns, args.sample_weight, args.vocabulary_size, **_csv(args))
     _check_k([args.k], data)
     started = time.perf_counter()
     est = MultinomialMixture(args.k, **params)
@@ -144,7 +146,7 @@ def run_fit(args) -> int:
 def run_select(args) -> int:
     from ..estimators.selection import COLUMNS, select
     from ._io import check_output, write_rows
-    from .commands import _check_k, _check_picture, _emit, _progress
+    from .commands import _check_k, _check_picture, _csv, _emit, _progress
 
     check_output(args.output, (args.data,), what="model")
     if args.table:
@@ -152,7 +154,7 @@ def run_select(args) -> int:
     if args.plot:
         _check_picture(args.plot, (args.data, args.output))
     params = _params(args)
-    data = read_counts(args.data, args.columns, args.sample_weight, args.vocabulary_size)
+    data = read_counts(args.data, args.columns, args.sample_weight, args.vocabulary_size, **_csv(args))
     _check_k(args.k, data)
     with _progress(args, "select") as progress:
         result = select(data.X, args.k, None, args.criterion, family="multinomial", sample_weight=data.weight,
@@ -179,7 +181,9 @@ def run_select(args) -> int:
 
 
 def _model_counts(est, args) -> Counts:
-    return read_counts(args.data, args.columns, n_features=int(est.n_features_in_))
+    from .commands import _csv
+
+    return read_counts(args.data, args.columns, n_features=int(est.n_features_in_), **_csv(args))
 
 
 def run_predict(est, args) -> int:
