@@ -55,3 +55,7 @@ def test_a_picture_that_cannot_be_written_is_refused_before_the_demo_runs(tmp_pa
                           text=True)
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert proc.stderr.startswith("bigem demo: error: picture") and "does not exist; create it first" in proc.stderr
+    # a type the picture writer does not take (.pdf passed the check, then failed after part 1)
+    proc = subprocess.run([*BIGEM, "demo", "--out", str(tmp_path / "fit.pdf")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert "unsupported file type '.pdf'; use .png, .svg" in proc.stderr

@@ -15,7 +15,7 @@ WARM_UP_ROWS = 50_000
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the worked example and a large synthetic fit")
     p.add_argument("--rows", type=int, default=1_000_000, help="rows of the large example (default 1e6)")
-    p.add_argument("--out", default="demo_fit.png", help="PNG of the 1-D fit (written if matplotlib is installed)")
+    p.add_argument("--out", default="demo_fit.png", help=".png or .svg of the 1-D fit (written if matplotlib is installed)")
     p.add_argument("--device", default="cpu", help="torch device for the large example")
     p.set_defaults(run=run)
 
@@ -29,9 +29,10 @@ def run(args: argparse.Namespace) -> int:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is not None:
+        from ..plot._common import FORMATS as PICTURES
         from ._io import check_output
 
-        check_output(args.out, (), (".png", ".svg", ".pdf"), what="picture")
+        check_output(args.out, (), PICTURES, what="picture")
     if args.rows < 10:
         raise ValueError(f"--rows must be at least 10, got {args.rows}")
 
