@@ -108,6 +108,32 @@ def test_binary_and_count_draws_are_integers_in_python_and_in_every_file(table, 
         assert dtypes == [np.int64]
 
 
+def test_a_mixed_models_draws_keep_integer_columns_integers_in_parquet(table, tmp_path):
+    """A mixed model draws text, counts and numbers (an object array): the counts and the
+    integer categories were written as doubles, the Python draw's are ints."""
+    df, path = table
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", path, "-k", "2", "--family", "mixed", "--columns", "colour,k,x,f",
+                 "--column-families", "k=poisson,f=categorical", "-o", model]) == 0
+    out = tmp_path / "s.parquet"
+    assert main(["sample", model, "-n", "40", "-o", str(out)]) == 0
+    drawn = pd.read_parquet(out)
+    assert drawn["k"].dtype == np.int64 and drawn["f"].dtype == np.int64 and drawn["x"].dtype == np.float64
+    assert set(drawn["f"]) <= {0, 1} and set(drawn["colour"]) <= {"red", "green", "blue"}
+
+
+def test_info_of_a_semi_supervised_gaussian_mixture_names_its_classes(table, tmp_path, capsys):
+    df, _ = table
+    y = np.where(np.arange(len(df)) % 10 == 0, np.where(df["x"] < 1, "low", "high"), None).astype(object)
+    model = str(tmp_path / "g.bigem")
+    bigem.GaussianMixture(2, random_state=0, unlabeled_weight=1.0).fit(df[["x"]], y).save(model)
+    capsys.readouterr()
+    assert main(["info", model]) == 0
+    assert "classes: high, low" in capsys.readouterr().out
+    assert main(["info", model, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == ["high", "low"]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--family", "bernoulli", "--covariance", "full"], "the bernoulli family has no covariance type"),
     (["--family", "mixed", "--covariance", "tied"], "the mixed family takes diag or full"),

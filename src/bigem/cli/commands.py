@@ -925,7 +925,10 @@ def run_sample(args) -> int:
 
 
 def _typed(column: np.ndarray) -> np.ndarray:
-    """An object column of sampled values as numbers where every value is one, else text."""
+    """An object column of sampled values as numbers where every value is one (integers,
+    as integer categories and counts are drawn, as int64), else text."""
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in column):
+        return column.astype(np.int64)
     try:
         return column.astype(np.float64)
     except (TypeError, ValueError):
@@ -1007,9 +1010,10 @@ def run_info(args) -> int:
         n_iter=int(est.n_iter_), lower_bound=float(est.lower_bound_), n_parameters=int(est._n_parameters()),
         hyper_parameters=hyper, weights=est.weights_.tolist(), means=est.means_.tolist(),
         covariances=np.asarray(est.covariances_).tolist(),
+        **({"classes": np.asarray(est.classes_).tolist()} if hasattr(est, "classes_") else {}),
     )
     if args.json:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, default=str))
         return 0
     cols = names or [f"x{j}" for j in range(est.n_features_in_)]
     variational = _variational(est)
@@ -1026,6 +1030,8 @@ def run_info(args) -> int:
         + "".join(f", {k}={hyper[k]}" for k in ("accelerate", "stopping", "missing_values")
                   if hyper.get(k) not in (None, "gain", "error")),
     ]
+    if hasattr(est, "classes_"):
+        lines.append("classes: " + ", ".join(str(c) for c in est.classes_))
     sd = _component_sd(est)
     show = min(est.n_features_in_, 6)
     for k in range(est.n_components):

@@ -1418,7 +1418,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
 
     def sample(self, n_samples=1):
         """Draw rows from the fitted mixture: (X of shape (n_samples, D), component labels).
-        Binary and count families draw int64 rows; categories come back as the data's."""
+        Binary and count families draw int64 rows; categories come back as the data's (a
+        mixed model's rows with text are an object array, its 0/1 and count columns ints)."""
         params = self._fitted()
         _params.check_n_samples(n_samples)
         n_samples = _params.check_sample_size(n_samples, self.n_features_in_)
@@ -1431,7 +1432,17 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         x, labels = self._model(s).sample(params, n_samples, generator)
         generator.settle()
         x = self._decoded(x.cpu().numpy())
-        return (x.astype(np.int64) if self._integer_draws and x.dtype.kind == "f" else x), labels.cpu().numpy()
+        whole = self._integer_columns()
+        if x.dtype.kind == "f" and len(whole) == x.shape[1]:
+            x = x.astype(np.int64)
+        elif x.dtype == object:  # counts and 0/1 beside text: ints, as they are drawn alone
+            for j in whole:
+                x[:, j] = x[:, j].astype(np.int64)
+        return x, labels.cpu().numpy()
+
+    def _integer_columns(self) -> list[int]:
+        """The columns :meth:`sample` draws as integers (0/1, counts), as StepMix's draws."""
+        return list(range(self.n_features_in_)) if self._integer_draws else []
 
     def _reference_sample(self, n_samples: int, rs: np.random.RandomState, s) -> tuple[np.ndarray, np.ndarray] | None:
         """(X, labels) drawn as the reference library's ``sample`` draws them from ``rs``

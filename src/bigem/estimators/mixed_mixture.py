@@ -225,6 +225,9 @@ class MixedMixture(_DiscreteMixture):
             self.probabilities_ = np.split(self._probabilities_, np.cumsum(sizes)[:-1], axis=1)
         return self._from_attributes(s)
 
+    def _integer_columns(self) -> list[int]:
+        return [j for j, family in enumerate(self.families_) if family in ("bernoulli", "poisson")]
+
     def _model(self, s) -> MixtureModel:
         advice = (f"increase reg_covar (now {s.reg_covar:g}) or alpha (now {s.alpha:g}), lower n_components, or "
                   "standardise the Gaussian columns")
