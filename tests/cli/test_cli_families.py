@@ -152,6 +152,17 @@ def test_flags_of_another_family_are_refused(table, tmp_path, capsys, flags, mes
     assert not model.exists()
 
 
+def test_a_column_named_twice_by_categories_is_refused(table, tmp_path, capsys):
+    """The last list was kept without a word."""
+    _, path = table
+    model = tmp_path / "m.bigem"
+    rc = main(["fit", path, "-k", "2", "--family", "categorical", "--columns", "colour", "--categories",
+               "colour=red,green,blue", "--categories", "colour=red,green,blue,pink", "-o", str(model)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--categories names colour more than once; give each column's whole list in one flag" in err
+    assert not model.exists()
+
+
 def test_a_bad_column_family_is_refused(table, tmp_path, capsys):
     _, path = table
     assert main(["fit", path, "-k", "2", "--column-families", "k=counts", "-o", str(tmp_path / "x.bigem")]) != 0

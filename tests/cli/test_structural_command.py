@@ -74,6 +74,10 @@ def test_bootstrap_standard_errors_on_the_command_line(survey, capsys):
     (["income", "--family", "normal"], "a family is one of"),
     (["income", "-n", "1"], "at least 2 replicates"),
     (["income,age", "--family", "gaussian,covariate,poisson"], "one per column"),
+    # three-step flags beside one or two steps were ignored without a word
+    (["income", "--steps", "1", "--correction", "BCH", "--assignment", "soft"],
+     "--correction and --assignment apply to the three-step estimator, and this is --steps 1; drop them"),
+    (["income", "--steps", "2", "--assignment", "modal"], "--assignment applies to the three-step estimator"),
 ])
 def test_errors_are_one_line_and_leave_no_model_file(survey, capsys, tmp_path, argv, message):
     d, _ = survey

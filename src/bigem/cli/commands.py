@@ -121,6 +121,19 @@ def declared_categories(text: str) -> tuple[str, list]:
     return name.strip(), sorted(text_categories(set(values), f"--categories {name.strip()}"))
 
 
+def _declared(pairs: list[tuple[str, list]] | None) -> dict | str:
+    """The --categories flags as a dict by column ('auto' for none); a column named twice
+    is refused, as its one list cannot be both."""
+    if not pairs:
+        return "auto"
+    names = [name for name, _ in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ParameterError(f"--categories names {', '.join(twice)} more than once; give each column's whole list "
+                             "in one flag")
+    return dict(pairs)
+
+
 def delimiter(text: str) -> str:
     """One character; '\\t' (as typed in a shell) or 'tab' is a tab."""
     text = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(text, text)
@@ -290,9 +303,9 @@ def add_parsers(sub) -> None:
                    help="the columns' family: gaussian, gaussian_unit, bernoulli, categorical (codes 0, 1, ...), "
                    "poisson or covariate; or one per column, comma-separated (default gaussian)")
     p.add_argument("--steps", type=int, choices=(1, 2, 3), default=3, help="one, two or three steps (default 3)")
-    p.add_argument("--correction", choices=("none", "BCH", "ML"), default="ML",
+    p.add_argument("--correction", choices=("none", "BCH", "ML"), default=None,
                    help="three steps: none (naive), BCH or ML (default ML)")
-    p.add_argument("--assignment", choices=("modal", "soft"), default="modal",
+    p.add_argument("--assignment", choices=("modal", "soft"), default=None,
                    help="three steps: each row's most likely class, or its posterior (default modal)")
     p.add_argument("-n", "--n-boot", dest="n_boot", type=int, default=0,
                    help="bootstrap replicates for standard errors (default 0: none)")
@@ -397,7 +410,7 @@ def _estimator_params(args, cls=None) -> dict:
         init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
         random_state=args.seed, device=args.device, accelerate=args.accelerate,
         stopping=args.stopping, missing_values=args.missing, families=args.column_families,
-        categories=dict(args.categories) if args.categories else "auto",
+        categories=_declared(args.categories),
     )
     for name in ("alpha", "dtype"):  # given, or else the model's own default
         if getattr(args, name) is not None:
@@ -779,6 +792,11 @@ def run_structural(args) -> int:
         raise ParameterError(f"--family lists {len(families)} families for {len(args.outcomes)} columns; give one "
                              "for all, or one per column")
     structural = families[0] if len(families) == 1 else families
+    given = [f for f, v in (("--correction", args.correction), ("--assignment", args.assignment)) if v is not None]
+    if args.steps != 3 and given:
+        raise ParameterError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to the three-step "
+                             f"estimator, and this is --steps {args.steps}; drop {'them' if len(given) > 1 else 'it'}")
+    args.correction, args.assignment = args.correction or "ML", args.assignment or "modal"
     X = data_spec(args.data, args.delimiter, not args.no_header)
     correction = None if args.steps != 3 or args.correction == "none" else args.correction
     model = StructuralModel(est, structural, n_steps=args.steps, correction=correction, assignment=args.assignment)
