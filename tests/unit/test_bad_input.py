@@ -597,6 +597,22 @@ def test_using_an_unfitted_estimator(method, rng):
     assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)
 
 
+def test_float32_initial_weights_are_checked_in_float32_as_scikit_learn_does(rng):
+    """pomegranate's priors [0.4, 0.6] are float32: 1 + 3e-8 in float64, which was refused."""
+    sk_mixture = pytest.importorskip("sklearn.mixture")
+    X = _X(rng)
+    for weights in (np.array([0.4, 0.6], np.float32), torch.tensor([0.4, 0.6]), np.array([0.4, 0.6000001], np.float32)):
+        GaussianMixture(2, weights_init=weights, random_state=0).fit(X)
+        sk_mixture.GaussianMixture(2, weights_init=np.asarray(weights), random_state=0).fit(X)
+    off = np.array([0.4, 0.61], np.float32)
+    with pytest.raises(ParameterError, match="should be normalized"):
+        GaussianMixture(2, weights_init=off).fit(X)
+    with pytest.raises(ValueError, match="should be normalized"):
+        sk_mixture.GaussianMixture(2, weights_init=off).fit(X)
+    with pytest.raises(ParameterError, match="should be normalized"):  # float64 keeps its 1e-8
+        GaussianMixture(2, weights_init=np.array([0.4, 0.6000001])).fit(X)
+
+
 def test_a_model_set_partly_by_hand_is_told_what_it_lacks(rng):
     """Some fitted attributes set by hand, not all: the not-fitted error names the rest."""
     from bigem import MultinomialMixture

@@ -427,12 +427,24 @@ def check_weights_init(value: object, K: int) -> torch.Tensor:
             f"The parameter 'weights' should be in the range [0, 1], but got max value "
             f"{float(w.max()):.5f}, min value {float(w.min()):.5f}"
         )
-    if abs(1.0 - float(w.sum())) > 1e-8:
+    total, atol = _sum_as_given(value, w)
+    if abs(1.0 - total) > atol:
         raise ParameterError(
             f"The parameter 'weights' should be normalized, but got sum(weights) = {float(w.sum()):.5f}; "
             "divide weights_init by its sum"
         )
     return w
+
+
+def _sum_as_given(value: object, w: torch.Tensor) -> tuple[float, float]:
+    """The weights' sum in their own float type and the tolerance of 1 scikit-learn gives
+    it (1e-6 in float32, else 1e-8): pomegranate's float32 [0.4, 0.6] is 1 + 3e-8 in float64."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        dtype = torch.empty(0, dtype=dtype).numpy().dtype if dtype in (torch.float32, torch.float16) else None
+    if dtype is not None and np.dtype(dtype) in (np.float32, np.float16):
+        return float(w.numpy().astype(dtype).sum(dtype=dtype)), 1e-6
+    return float(w.sum()), 1e-8
 
 
 def check_means_init(value: object, K: int, D: int) -> torch.Tensor:
