@@ -613,6 +613,11 @@ def test_float32_initial_weights_are_checked_in_float32_as_scikit_learn_does(rng
         GaussianMixture(2, weights_init=np.array([0.4, 0.6000001])).fit(X)
 
 
+def test_pomegranates_sphere_is_named_spherical(rng):
+    with pytest.raises(ParameterError, match=r"Got 'sphere' instead; use 'spherical' \(pomegranate's 'sphere'\)\.$"):
+        GaussianMixture(2, covariance_type="sphere").fit(_X(rng))
+
+
 def test_a_model_set_partly_by_hand_is_told_what_it_lacks(rng):
     """Some fitted attributes set by hand, not all: the not-fitted error names the rest."""
     from bigem import MultinomialMixture

@@ -100,6 +100,10 @@ class Real(Constraint):
         return value
 
 
+# other libraries' words for an option, named in the error (pomegranate's 'sphere')
+ELSEWHERE = {"sphere": "'spherical' (pomegranate's 'sphere')"}
+
+
 @dataclass(frozen=True)
 class Choice(Constraint):
     options: tuple[str, ...]
@@ -107,7 +111,11 @@ class Choice(Constraint):
     def check(self, value, name, owner):
         if not isinstance(value, str) or value not in self.options:
             options = ", ".join(repr(c) for c in self.options)
-            raise _bad(name, owner, f"a str among {{{options}}}", value)
+            error = _bad(name, owner, f"a str among {{{options}}}", value)
+            hint = ELSEWHERE.get(value) if isinstance(value, str) else None
+            if hint is not None and hint.split("'")[1] in self.options:
+                raise ParameterError(f"{str(error).rstrip('.')}; use {hint}.")
+            raise error
         return value
 
 
