@@ -117,7 +117,7 @@ def test_sample_writes_one_sequence(model, capsys):
         (("predict", "{m}", "{d}/x.npy", "--score", "-o", "{d}/s.npy"),
          "bigem predict: error: --score writes each row's log-density, which an HMM's rows do not have on their own"),
         (("plot", "{m}", "{d}/x.npy", "-o", "{d}/p.png"), "bigem plot: error: {m} holds a "),
-        (("score", "{m}", "{d}/x.npy", "--lengths", "{d}/x.npy"), "bigem score: error: lengths must be a 1-D array"),
+        (("score", "{m}", "{d}/x.npy", "--lengths", "{d}/x.npy"), "bigem score: error: --lengths must be a 1-D array"),
         (("score", "{m}", "{d}/x.npy", "--sequence-column", "session"), "has no column names, so it has no sequence id"),
         (("score", "{m}", "{d}/x.csv", "--sequence-column", "nope"), "no column 'nope'"),
     ],

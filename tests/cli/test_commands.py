@@ -546,6 +546,31 @@ def test_a_model_files_commands_say_to_fit_with_another_dtype():
     assert in_flags(text, "score").endswith("or fit the model with --dtype float64 (bigem fit ... --dtype float64)")
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["fit", "{d}/g.csv", "-k", "2", "--columns", "x,x", "-o", "{d}/m.bigem"], "error: --columns lists "),
+    (["fit", "{d}/neg.csv", "-k", "2", "--columns", "x", "--sample-weight", "w", "-o", "{d}/m.bigem"],
+     "--sample-weight column 'w' has -1.0"),
+    (["bootstrap", "{d}/g.bigem", "{d}/g.csv", "-n", "5", "--level", "1.5"], "error: --level must be in (0, 1)"),
+    (["bootstrap", "{d}/g.bigem", "{d}/g.csv", "-n", "1"], "error: -n must be an int >= 2"),
+    (["fit", "{d}/g.csv", "-k", "2", "--column-families", "nope=poisson", "-o", "{d}/m.bigem"],
+     "--column-families names column 'nope', which the data do not have"),
+    (["fit", "{d}/g.csv", "-k", "2", "--family", "categorical", "--columns", "x", "-o", "{d}/m.bigem"],
+     "column 'x' holds 0.5, which is not a whole number"),
+])
+def test_messages_name_the_flags_a_shell_user_types(tmp_path, capsys, argv, words):
+    """The library's keyword words (columns, sample_weight, level, n_boot, X) and numpy's
+    reprs (np.float64(0.5)) came through to the command line."""
+    frame = pd.DataFrame({"x": np.r_[0.5, np.arange(39.0)], "y": np.arange(40.0) % 7})
+    frame.to_csv(tmp_path / "g.csv", index=False)
+    frame.assign(w=-1.0).to_csv(tmp_path / "neg.csv", index=False)
+    assert main(["fit", str(tmp_path / "g.csv"), "-k", "2", "-o", str(tmp_path / "g.bigem")]) == 0
+    capsys.readouterr()
+    rc = main([a.format(d=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err, err
+    assert not (tmp_path / "m.bigem").exists() and not (tmp_path / "p.csv").exists()
+
+
 def test_library_words_the_command_line_cannot_type_are_named_as_it_can():
     """structural= is --family there; n_trials has no flag (the message said to set it)."""
     from bigem.cli._flags import in_flags

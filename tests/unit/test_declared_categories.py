@@ -144,4 +144,4 @@ def test_the_command_line_declares_categories(tmp_path, capsys):
         capsys.readouterr().err
     assert main(["fit", str(csv), "-k", "2", "--family", "categorical", "--categories", "q3=1,2",
                  "-o", str(tmp_path / "n.bigem")]) == 2
-    assert "--categories names column 'q3', which X does not have" in capsys.readouterr().err
+    assert "--categories names column 'q3', which the data do not have" in capsys.readouterr().err
