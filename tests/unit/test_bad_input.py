@@ -222,6 +222,28 @@ CASES = [
         r"^The parameter 'means' should have the shape of \(2, 2\), but got \(3, 2\)",
     ),
     Case(
+        "verbose below 0",
+        _X,
+        {"verbose": -1},
+        ParameterError,
+        (ValueError, TypeError),
+        r"^The 'verbose' parameter of GaussianMixture must be an int in the range \[0, inf\), an instance of 'bool' "
+        r"or an instance of 'numpy.bool'. Got -1 instead.$",
+        r"^The 'verbose' parameter of GaussianMixture must be an int in the range \[0, inf\), an instance of 'bool' "
+        r"or an instance of 'numpy.bool'. Got -1 instead.$",
+    ),
+    Case(
+        "warm_start not a bool",
+        _X,
+        {"warm_start": "yes"},
+        ParameterError,
+        (ValueError, TypeError),
+        r"^The 'warm_start' parameter of GaussianMixture must be an instance of 'bool' or an instance of "
+        r"'numpy.bool'. Got 'yes' instead.$",
+        r"^The 'warm_start' parameter of GaussianMixture must be an instance of 'bool' or an instance of "
+        r"'numpy.bool'. Got 'yes' instead.$",
+    ),
+    Case(
         "weights_init not summing to 1",
         _X,
         {"n_components": 2, "weights_init": [0.3, 0.3]},

@@ -63,7 +63,8 @@ class Int(Constraint):
         if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < self.low
                 or (self.high is not None and value > self.high)):
             high = "inf)" if self.high is None else f"{self.high}]"
-            raise _bad(name, owner, f"an int in the range [{self.low}, {high}", value)
+            also = ", an instance of 'bool' or an instance of 'numpy.bool'" if self.bools else ""
+            raise _bad(name, owner, f"an int in the range [{self.low}, {high}{also}", value)
         if self.at_most is not None and value > self.at_most:
             raise _bad(name, owner, f"at most {self.at_most}, far beyond any real fit", value)
         return int(value)
@@ -124,7 +125,8 @@ class Flag(Constraint):
 
     def check(self, value, name, owner):
         if not isinstance(value, (bool, np.bool_)):
-            raise ParameterError(f"The {name!r} parameter of {owner} must be an instance of 'bool'. Got {value!r} instead.")
+            raise ParameterError(f"The {name!r} parameter of {owner} must be an instance of 'bool' or an instance of "
+                                 f"'numpy.bool'. Got {value!r} instead.")
         return bool(value)
 
 
