@@ -15,7 +15,8 @@ WARM_UP_ROWS = 50_000
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the worked example and a large synthetic fit")
     p.add_argument("--rows", type=int, default=1_000_000, help="rows of the large example (default 1e6)")
-    p.add_argument("--out", default="demo_fit.png", help=".png or .svg of the 1-D fit (written if matplotlib is installed)")
+    p.add_argument("--out", default="demo_fit.png",
+                   help=".png or .svg of the 1-D fit (written if matplotlib is installed)")
     p.add_argument("--device", default="cpu", help="torch device for the large example")
     p.set_defaults(run=run)
 

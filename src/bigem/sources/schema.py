@@ -169,8 +169,9 @@ def observed(values, label: str) -> set:
             arr = arr[~np.isnan(arr)]
             frac = arr != np.round(arr)
             if frac.any():
-                raise DataError(f"{label} holds {arr[frac][0].item()!r}, which is not a whole number: a categorical column "
-                                "takes strings, integers or booleans; round or bin it, or model it as a Gaussian column")
+                raise DataError(f"{label} holds {arr[frac][0].item()!r}, which is not a whole number: a categorical "
+                                "column takes strings, integers or booleans; round or bin it, or model it as a "
+                                "Gaussian column")
         if arr.dtype.kind in "biuf":
             items = np.unique(arr).tolist()
         else:
