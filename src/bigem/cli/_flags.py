@@ -60,6 +60,8 @@ _FLAGS = (
 _FAMILIES = re.compile(r"\bfamilies=\{([^{}]*)\}")
 # a list of names after --columns, as Python prints it: ``--columns ['x', 'y']``
 _LISTED = re.compile(r"(--columns )\[((?:\s*(['\"])[^'\"]*\3\s*,?)+)\]")
+# a .npy file's column indices after --columns: ``--columns [2, 0]``
+_INDICES = re.compile(r"(--columns )\[(\d+(?:\s*,\s*\d+)*)\]")
 _NAME = re.compile(r"(['\"])(.*?)\1")
 _PAIR = re.compile(r"(['\"])(.*?)\1\s*:\s*(['\"])(.*?)\3")
 
@@ -77,5 +79,6 @@ def in_flags(text: str, command: str | None = None) -> str:
     if command in _FITTED_DTYPE:
         text = _DTYPE.sub(r"fit the model with --dtype \1 (bigem fit ... --dtype \1)", text)
     text = _LISTED.sub(lambda m: m.group(1) + ",".join(n for _, n in _NAME.findall(m.group(2))), text)
+    text = _INDICES.sub(lambda m: m.group(1) + ",".join(i.strip() for i in m.group(2).split(",")), text)
     return _FAMILIES.sub(lambda m: "--column-families " + ",".join(
         f"{p[1]}={p[3]}" for p in _PAIR.findall(m.group(1))), text)

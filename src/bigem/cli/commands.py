@@ -481,12 +481,24 @@ def _model_data(est, args) -> Data:
     (and the weight column, where the command has --sample-weight)."""
     path, columns = args.data, args.columns
     names = getattr(est, "feature_names_in_", None)
+    indices = getattr(est, "feature_indices_", None)  # a fit on a .npy file's columns picked by index
     if columns is None and names is not None and not path.lower().endswith(".npy"):
         columns = [str(n) for n in names]
+    elif columns is None and indices is not None and path.lower().endswith(".npy"):
+        columns = [str(int(i)) for i in indices]
     data = read_data(path, columns, getattr(args, "sample_weight", None), **_csv(args),
                      numeric=not getattr(est, "_has_schema", False))
     _check_width(est, path, data.n_features)
     return data
+
+
+def _unnamed_columns(est) -> list[str]:
+    """How ``info`` names the features of a model fitted without names: the .npy file's
+    columns it read (``feature_indices_``), else x0, x1, ..."""
+    indices = getattr(est, "feature_indices_", None)
+    if indices is not None:
+        return [f"column {int(i)}" for i in indices]
+    return [f"x{j}" for j in range(est.n_features_in_)]
 
 
 def _width(est) -> int:
@@ -1033,7 +1045,7 @@ def run_info(args) -> int:
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
         return 0
-    cols = names or [f"x{j}" for j in range(est.n_features_in_)]
+    cols = names or _unnamed_columns(est)
     variational = _variational(est)
     kind = (f"Bayesian Gaussian mixture ({est.weight_concentration_prior_type.replace('_', ' ')} prior)"
             if variational else "Gaussian mixture")
@@ -1065,7 +1077,7 @@ def _info_family(est, args) -> int:
     """``bigem info`` of a Bernoulli, categorical, Poisson or mixed-type mixture: its fit,
     weights and every fitted parameter array (the categories of each categorical column)."""
     names = getattr(est, "feature_names_in_", None)
-    cols = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(est.n_features_in_)]
+    cols = [str(n) for n in names] if names is not None else _unnamed_columns(est)
     arrays = {a: getattr(est, a) for a in est._fitted_arrays if not a.startswith("_") and a != "weights_"}
     if hasattr(est, "probabilities_") and isinstance(est.probabilities_, list):
         arrays["probabilities_"] = est.probabilities_

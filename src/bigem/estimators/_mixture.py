@@ -51,6 +51,7 @@ from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, le
 from ..sources.schema import KINDS, Schema, as_categories
 from ..sources.sinks import Sink, check_output_path
 from . import _hints as hints
+from . import _npy_columns as npy_columns
 from . import _params
 from ._base import EstimatorBase, check_positions, writes_files
 from ._hints import PomegranateHints
@@ -684,7 +685,9 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                           "or unlabeled_weight=None", UserWarning, stacklevel=2)
         y = y if self._uses_labels(s) else None
         with self._execution(X, s, sample_weight, columns, y=y, fitting=True, **open_kw) as (engine, source, classes):
-            return self._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
+            fitted = self._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
+        npy_columns.remember(self, X, columns)
+        return fitted
 
     def _supervised(self, model: MixtureModel, classes: np.ndarray | None, s) -> MixtureModel:
         """The model of a semi-supervised fit: components shared out among the classes."""
@@ -898,7 +901,10 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                                 shift="auto" if state is None else state.shift, fitted=fitted, identify=not fitted,
                                 **_held(s.engine == "torch" and s.device.type != "cpu"),
                                 **_given(schema=schema, labels=labels))
-            return self._partial_fit(source, engine, s, fitted, state, known)
+            self._partial_fit(source, engine, s, fitted, state, known)
+        if not fitted:  # the first call's columns, as feature_names_in_ is the first call's names
+            npy_columns.remember(self, X, columns)
+        return self
 
     def _partial_labels(self, y, classes, known, fitted: bool):
         """(class codes of y, the classes) for partial_fit: the fitted classes, or ``classes``
@@ -1186,6 +1192,9 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         fitted names, as a file is (scikit-learn refuses it). Returns the columns to read
         then (the fitted names), else None."""
         fitted = getattr(self, "feature_names_in_", None)
+        indices = npy_columns.to_read(self, X, columns)  # a .npy file read by index at fit
+        if indices is not None:
+            return indices
         if is_file_input(X) or is_source(X):  # read by the fitted names, or by the columns= given
             if columns is not None and fitted is not None:
                 check_positions([str(c) for c in columns], [str(n) for n in fitted])
@@ -1560,6 +1569,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                 for r in getattr(self, "history_", [])
             ],
             **({"feature_names_in_": [str(n) for n in self.feature_names_in_]} if hasattr(self, "feature_names_in_") else {}),
+            **npy_columns.state(self),
             **({"classes_": [_plain_label(c) for c in self.classes_]} if hasattr(self, "classes_") else {}),
             **({"schema_": {"kinds": list(self._schema_.kinds),
                             "categories": [None if c is None else [_plain_label(v) for v in c]
@@ -1585,6 +1595,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         model = self._model(s)
         _params.check_density_at_centres(log_prob(model.component, params.component, centres.to(s.dtype)), s.dtype)
         self._set_fitted(params, n_features, names)
+        npy_columns.restore(self, stored, n_features)
         self.converged_ = stored.flag("converged_")
         self.n_iter_ = stored.count("n_iter_", high=_params.MAX_ITER)
         self.n_passes_ = stored.count("n_passes_", self.n_iter_, high=_params.MAX_ITER)

@@ -568,8 +568,10 @@ class Stored:
             raise self._bad(name, "a number", value)
         return float(value)
 
-    def numbers(self, name: str, default: object = _MISSING) -> list[float]:
+    def numbers(self, name: str, default: object = _MISSING) -> list[float] | None:
         value = self._get(name, default)
+        if value is None and default is None:
+            return None
         if not isinstance(value, list) or not all(_is_number(v) for v in value):
             raise self._bad(name, "a list of numbers", value)
         return [float(v) for v in value]

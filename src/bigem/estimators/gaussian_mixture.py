@@ -195,6 +195,9 @@ class GaussianMixture(ScikitLearnInternals, _BaseMixture):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X had string column names.
+    feature_indices_ : ndarray of int
+        Only when X was a .npy file whose columns ``columns=`` picked by index: inference
+        on a .npy file reads those unless told (every family and HMM keeps it so).
     classes_ : ndarray
         The class labels of a semi-supervised fit (``unlabeled_weight`` set and y given).
     """

@@ -65,6 +65,7 @@ from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.sinks import Sink, check_output_path
 from ..sources.validate import CheckedSource, RowRule
 from . import _hints as hints
+from . import _npy_columns as npy_columns
 from . import _params
 from ._base import EstimatorBase, check_positions, writes_files
 from ._hints import PomegranateHints
@@ -357,7 +358,10 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
                 "both lengths and sequence_column were given; pass one: the lengths of the sequences, "
                 "or the column whose runs of equal ids are the sequences"
             )
-        if columns is None and not fitting:
+        indices = None if fitting else npy_columns.to_read(self, X, columns)  # a .npy file read by index at fit
+        if indices is not None:
+            columns = indices
+        elif columns is None and not fitting:
             columns = self._fitted_columns(X)
         elif not fitting and getattr(self, "feature_names_in_", None) is not None:  # read by position
             check_positions([str(c) for c in columns], [str(n) for n in self.feature_names_in_])
@@ -494,7 +498,9 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         with _engine(s) as engine:
             if not engine.primary:
                 s = dataclasses.replace(s, verbose=False)  # the primary process alone prints
-            return self._fit(X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine)
+            fitted = self._fit(X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine)
+        npy_columns.remember(self, X, columns)
+        return fitted
 
     def _fit(self, X, lengths, columns, sequence_column, callback, checkpoint, checkpoint_every, s, engine):
         # in a group of processes, each hears of another's failure to open its data at once
@@ -1035,6 +1041,7 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
             "n_passes": int(getattr(self, "n_passes_", monitor.iter if monitor else 0)),
             **({"feature_names_in_": [str(n) for n in self.feature_names_in_]}
                if hasattr(self, "feature_names_in_") else {}),
+            **npy_columns.state(self),
         }
 
     def _restore(self, state: dict) -> None:
@@ -1068,6 +1075,7 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
             raise ModelFileError(f"feature_names_in_ has {len(names)} names but the model reads {self._columns()} "
                                  "columns; the file is damaged")
         self._remember_names(names)
+        npy_columns.restore(self, stored, self._columns())
 
     def _check_scale(self, s, emission) -> None:
         """NumericalError when loaded emission parameters are beyond what float64 can carry
