@@ -56,6 +56,31 @@ def test_a_short_last_batch_steps_in_proportion_to_its_rows():
                                atol=1e-10)
 
 
+def test_a_batch_steps_by_its_weight_not_its_rows():
+    """Zero-weight rows add nothing to a batch (a row padded with 99 of them took a full
+    step), and a row of weight 100 steps as 100 rows; a new batch_size starts afresh."""
+    rng = np.random.default_rng(1)
+    X = np.r_[rng.normal(0, 1, (300, 2)), rng.normal(6, 1, (300, 2))]
+    rng.shuffle(X)
+
+    def moved(batch, weights, **kw):
+        gm = bigem.GaussianMixture(2, random_state=0, batch_size=100, dtype="float64")
+        gm.partial_fit(X[:100])
+        gm.partial_fit(X[100:200])
+        gm.set_params(**kw)
+        before = gm.weights_.copy()
+        gm.partial_fit(batch, sample_weight=weights)
+        return np.abs(gm.weights_ - before).max()
+
+    alone = moved(X[[250]], [1.0])
+    padded = moved(np.r_[X[[250]], X[300:399]], np.r_[1.0, np.zeros(99)])
+    heavy, copies = moved(X[[250]], [100.0]), moved(np.repeat(X[[250]], 100, 0), np.ones(100))
+    np.testing.assert_allclose(padded, alone, rtol=1e-9)
+    np.testing.assert_allclose(heavy, copies, rtol=1e-9)
+    np.testing.assert_allclose(alone, heavy / 100, rtol=0.02)  # a hundredth of the step
+    assert moved(X[[250]], [1.0], batch_size=1) == pytest.approx(heavy, rel=0.02)  # a full batch of 1 now
+
+
 def test_a_small_batch_barely_moves_a_converged_mixture():
     rng = np.random.default_rng(1)
     centres = np.array([[0, 0], [6, 0], [0, 6], [6, 6]], float)

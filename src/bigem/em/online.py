@@ -10,12 +10,14 @@ N the weight S stands for: a pass's, once one is complete, else all rows seen so
 (the M-step of an unregularised model is the same for any N; a prior's pseudo-counts
 need it).
 
-A batch shorter than the others (the last of a pass, a small ``partial_fit``) takes the
-step in proportion, gamma_t * rows / R, R the most rows of a batch so far (at most
-``batch_size``): its average is that much noisier, and one row taking a full batch's
-step would move the fit as much as a thousand did (a 1-row last batch moved the weights
-by 0.1). Batches of the same size, the rows ``partial_fit`` is given each time
-included, all take the schedule's step.
+A batch lighter than a full one (the last of a pass, a small ``partial_fit``) takes the
+step in proportion to its weight, gamma_t * w / W: its average is that much noisier,
+and one row taking a full batch's step would move the fit as much as a thousand did (a
+1-row last batch moved the weights by 0.1). W is the heaviest batch so far, since
+``batch_size`` last changed, so batches of the same size (the rows ``partial_fit`` is
+given each time included) all take the schedule's step. Weight, not rows: zero-weight
+rows add nothing to a batch, and a row of weight 100 counts as 100 rows, as sample
+weights are frequencies.
 
 The first batch replaces S outright (there is nothing to average yet). With decay in
 (0.5, 1] the steps satisfy sum gamma = inf and sum gamma^2 < inf, so the parameters
@@ -59,7 +61,8 @@ class OnlineState:
     seen: set[str] = field(default_factory=set)  # once-only notes already raised
     seen_weight: float = 0.0  # the rows' weight read so far, over every batch
     data_weight: float | None = None  # one pass's weight, once a pass is complete (fit); None: partial_fit
-    batch_rows: int = 0  # the most rows of a batch so far (at most batch_size): a full step's batch
+    batch_weight: float = 0.0  # W: a full step's batch weight (see the module's docstring)
+    batch_size: int = 0  # the batch_size W was found under (0: none yet, or an older model file's)
 
 
 def continued(model: Model, result: EMResult, shift: Any, batch_size: int) -> OnlineState | None:
@@ -74,7 +77,8 @@ def continued(model: Model, result: EMResult, shift: Any, batch_size: int) -> On
         return None
     rows = int(getattr(stats, "rows", 0)) or math.ceil(weight)
     return OnlineState(result.params, running=stats.scale(1.0 / weight), steps=math.ceil(rows / batch_size),
-                       shift=shift, seen_weight=weight, batch_rows=min(rows, batch_size))
+                       shift=shift, seen_weight=weight, batch_weight=weight * min(rows, batch_size) / rows,
+                       batch_size=batch_size)
 
 
 def step_size(t: int, decay: float, offset: float) -> float:
@@ -101,9 +105,11 @@ def online_step(model: Model, state: OnlineState, chunk: Chunk, decay: float, of
     stats = stats.scale(1.0 / objective.weight)
     state.steps += 1
     gamma = step_size(state.steps, decay, offset)
-    rows = int(stats.rows)
-    state.batch_rows = max(state.batch_rows, min(rows, batch_size or rows))
-    gamma *= min(1.0, rows / state.batch_rows)
+    if batch_size and batch_size != state.batch_size:  # batches of another size from now on
+        state.batch_weight = state.batch_weight if not state.batch_size else 0.0  # 0: a file that did not say
+        state.batch_size = batch_size
+    state.batch_weight = max(state.batch_weight, objective.weight)
+    gamma *= objective.weight / state.batch_weight
     state.running = stats if state.running is None else state.running.blend(stats, gamma)
     state.seen_weight += objective.weight
     # The running average is per unit weight; the M-step reads it as the data it stands

@@ -3,7 +3,7 @@ goes on as it would have in the estimator that was saved.
 
 The state is the running statistics (a tree of bigem's statistics dataclasses, tensors,
 numbers and tuples), the steps taken, the shift of its coordinates, the weight seen and
-the most rows of a batch (a full step's).
+a full step's batch weight.
 Tensors are written as ``online.<path>``; the tree's shape as JSON. Reading rebuilds
 only bigem's own statistics dataclasses, named by module and class: a model file stays
 data, never instructions. A field that holds a dict is a memo of derived values
@@ -56,7 +56,8 @@ def record(state: OnlineState) -> tuple[dict[str, Tensor], dict[str, Any]] | Non
         tensors["shift"] = state.shift.detach().to("cpu", torch.float64).contiguous()
     meta = {"running": tree, "steps": int(state.steps), "seen_weight": float(state.seen_weight),
             "data_weight": None if state.data_weight is None else float(state.data_weight),
-            "seen": sorted(state.seen), "shift": state.shift is not None, "batch_rows": int(state.batch_rows)}
+            "seen": sorted(state.seen), "shift": state.shift is not None, "batch_weight": float(state.batch_weight),
+            "batch_size": int(state.batch_size)}
     return {PREFIX + name: value for name, value in tensors.items()}, meta
 
 
@@ -72,9 +73,11 @@ def revive(meta: Any, tensors: dict[str, Tensor], where: str) -> OnlineState:
         if steps < 1 or not math.isfinite(seen_weight) or seen_weight <= 0:
             raise ValueError(f"steps {steps}, seen weight {seen_weight}")
         seen = {str(s) for s in meta["seen"]}
-        batch_rows = int(meta.get("batch_rows", 0))  # 0 in older files: the next batch sets it
-        if batch_rows < 0:
-            raise ValueError(f"batch rows {batch_rows}")
+        # older files lack it: the mean weight of the batches seen
+        batch_weight = float(meta.get("batch_weight", seen_weight / steps))
+        batch_size = meta.get("batch_size", 0)  # 0: W holds for the next batch_size
+        if not math.isfinite(batch_weight) or batch_weight < 0 or not isinstance(batch_size, int) or batch_size < 0:
+            raise ValueError(f"batch weight {batch_weight}, batch size {batch_size!r}")
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, ImportError) as exc:
@@ -85,7 +88,8 @@ def revive(meta: Any, tensors: dict[str, Tensor], where: str) -> OnlineState:
         if value.is_floating_point() and not gaps and bool(torch.isnan(value).any()):
             raise ModelFileError(f"{where}: the online state's {name} holds NaN; the file is damaged")
     return OnlineState(None, running=running, steps=steps, shift=shift, seen=seen, seen_weight=seen_weight,
-                       data_weight=None if data_weight is None else float(data_weight), batch_rows=batch_rows)
+                       data_weight=None if data_weight is None else float(data_weight), batch_weight=batch_weight,
+                       batch_size=batch_size)
 
 
 def _encode(value: Any, path: str, tensors: dict[str, Tensor]) -> Any:
