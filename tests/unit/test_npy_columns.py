@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import bigem
+from bigem import Files
 from bigem.cli import main
 from bigem.errors import DataError
 
@@ -68,3 +69,42 @@ def test_the_command_line_reads_the_fitted_columns_and_names_them(wide, tmp_path
     assert main(["score", model, path, "--columns", "0,2"]) == 2
     assert "but --columns 0,2 were given; pass --columns 2,0, or give no --columns to read those" in \
         capsys.readouterr().err
+
+
+def test_a_files_objects_columns_and_a_folder_of_one_npy_file_are_kept_too(wide, tmp_path):
+    """Files(path, columns=...) and a folder holding the .npy file were read by index at
+    fit, but kept nothing, so swapped columns were read without a word (-60.9, not -3.49)."""
+    X, path = wide
+    est = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(Files(path, columns=[2, 0]))
+    np.testing.assert_array_equal(est.feature_indices_, [2, 0])
+    with pytest.raises(DataError, match=r"fitted on columns \[2, 0\] of a \.npy file, but columns=\[0, 2\]"):
+        est.score(Files(path, columns=[0, 2]))
+    assert est.score(Files(path)) == pytest.approx(est.score(X[:, [2, 0]]), rel=1e-12)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    np.save(folder / "part.npy", X)
+    on_folder = bigem.GaussianMixture(2, random_state=0, dtype="float64").fit(str(folder), columns=[2, 0])
+    np.testing.assert_array_equal(on_folder.feature_indices_, [2, 0])
+    with pytest.raises(DataError, match="fitted on columns"):
+        on_folder.score(str(folder), columns=[0, 2])
+    with pytest.raises(DataError, match="fitted on columns"):
+        est.score(str(folder), columns=[0, 2])  # a model of the file, on the folder
+
+
+def test_a_picture_of_the_fit_reads_the_fitted_columns(wide, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from bigem import plot
+
+    X, path = wide
+    est = bigem.GaussianMixture(2, random_state=0).fit(path, columns=[2, 0])
+    plot.plot_fit(est, path, str(tmp_path / "fit.png"))  # was refused: 4 columns for a model of 2
+    with pytest.raises(DataError, match="fitted on columns"):
+        plot.plot_fit(est, Files(path, columns=[0, 2]), str(tmp_path / "swapped.png"))
+    model = str(tmp_path / "m.bigem")
+    est.save(model)
+    capsys.readouterr()
+    assert main(["plot", model, path, "--columns", "0,2", "-o", str(tmp_path / "cli.png")]) == 2
+    assert "fitted on columns [2, 0] of a .npy file, but --columns 0,2" in capsys.readouterr().err
+    assert not (tmp_path / "cli.png").exists() and not (tmp_path / "swapped.png").exists()
+    assert main(["info", model, "--json"]) == 0
+    assert '"feature_indices": [\n    2,\n    0\n  ]' in capsys.readouterr().out

@@ -28,9 +28,10 @@ _FLAGS = (
     (r"^level must be ", "--level must be "),
     (r"^n_boot must be ", "-n must be "),
     (r"^lengths must be ", "--lengths must be "),
-    (r"\bout=(['\"])(.+?)\1", r"-o \2"),
+    (r"^out=(['\"])(.+?)\1:", r"-o \2:"),
+    (r"\bwhich X does not have; it has\b", "which the data do not have; they have"),
     (r"\bwhich X does not have\b", "which the data do not have"),
-    (r"^X has (\d+) features?, but (\w+) is expecting", r"the data have \1 features, but the \2 is expecting"),
+    (r"^X has (\d+) (features?), but (\w+) is expecting", r"the data have \1 \2, but the \3 is expecting"),
     (r"; pass the weights as an array( \(one per row\))?", "; write the rows to Parquet or CSV with a weight "
      "column, or drop --sample-weight"),
     (r"^categories (names|lists) ", r"--categories \1 "),

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from .._core.errors import DataError, ParameterError
+from ..estimators import _npy_columns as npy_columns
 from ..estimators.families import FAMILIES, family_estimator
 from ._io import (
     Data,
@@ -486,10 +487,18 @@ def _model_data(est, args) -> Data:
         columns = [str(n) for n in names]
     elif columns is None and indices is not None and path.lower().endswith(".npy"):
         columns = [str(int(i)) for i in indices]
+    elif indices is not None:  # other indices of the file: refused as the estimator refuses them
+        npy_columns.to_read(est, path, columns)
     data = read_data(path, columns, getattr(args, "sample_weight", None), **_csv(args),
                      numeric=not getattr(est, "_has_schema", False))
     _check_width(est, path, data.n_features)
     return data
+
+
+def _indices_payload(est) -> dict:
+    """``info --json``'s feature_indices: a .npy file's columns the fit read by index."""
+    indices = getattr(est, "feature_indices_", None)
+    return {} if indices is None else {"feature_indices": [int(i) for i in indices]}
 
 
 def _unnamed_columns(est) -> list[str]:
@@ -1041,6 +1050,7 @@ def run_info(args) -> int:
         hyper_parameters=hyper, weights=est.weights_.tolist(), means=est.means_.tolist(),
         covariances=np.asarray(est.covariances_).tolist(),
         **({"classes": np.asarray(est.classes_).tolist()} if hasattr(est, "classes_") else {}),
+        **_indices_payload(est),
     )
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
@@ -1091,6 +1101,7 @@ def _info_family(est, args) -> int:
         **({"families": list(est.families_)} if hasattr(est, "families_") else {}),
         **({"categories": [np.asarray(c).tolist() for c in est.categories_]} if hasattr(est, "categories_") else {}),
         **({"classes": np.asarray(est.classes_).tolist()} if hasattr(est, "classes_") else {}),
+        **_indices_payload(est),
         **{a.rstrip("_"): (v.tolist() if isinstance(v, np.ndarray) else [np.asarray(b).tolist() for b in v])
            for a, v in arrays.items()},
     )

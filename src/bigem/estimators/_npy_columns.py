@@ -12,13 +12,30 @@ from __future__ import annotations
 import numpy as np
 
 from .._core.errors import DataError, ModelFileError
-from ..sources import has_column_names, is_file_input
+from ..sources import Files, is_file_input
+from ..sources.paths import expand_paths
+
+
+def is_npy(X) -> bool:
+    """Whether X names .npy data: a .npy path, a Files of format 'npy', or a folder or
+    glob of .npy files (by their extension, as reading them decides)."""
+    if not is_file_input(X):
+        return False
+    if isinstance(X, Files) and X.format is not None:
+        return X.format == "npy"
+    try:
+        return expand_paths(X.path if isinstance(X, Files) else X)[1] == "npy"
+    except (DataError, OSError, TypeError, ValueError):
+        return False  # reading X says what is wrong with it
 
 
 def npy_indices(X, columns) -> list[int] | None:
-    """``columns`` as the 0-based indices of a .npy file X (None: X is no .npy file, no
-    columns were given, or they are not indices, which reading X then refuses)."""
-    if columns is None or isinstance(columns, (str, bytes)) or not is_file_input(X) or has_column_names(X):
+    """The 0-based indices of .npy data X that ``columns`` (else a Files' own columns)
+    pick (None: X is no .npy data, no columns are given, or they are not indices, which
+    reading X then refuses)."""
+    if columns is None and isinstance(X, Files):
+        columns = X.columns
+    if columns is None or isinstance(columns, (str, bytes)) or not is_npy(X):
         return None
     try:
         return [int(c) for c in columns]
@@ -39,12 +56,12 @@ def to_read(est, X, columns) -> list[int] | None:
     """At inference on a .npy file: the fitted indices where ``columns`` is None; a
     DataError where other columns are given; None (read as asked) otherwise."""
     fitted = getattr(est, "feature_indices_", None)
-    if fitted is None or not is_file_input(X) or has_column_names(X):
+    if fitted is None or not is_npy(X):
         return None
     fitted = [int(i) for i in fitted]
-    if columns is None:
-        return fitted
     given = npy_indices(X, columns)
+    if columns is None and given is None:
+        return fitted
     if given is not None and given != fitted:
         raise DataError(f"{type(est).__name__} was fitted on columns {fitted} of a .npy file, but columns={given} "
                         f"were given; pass columns={fitted}, or give no columns= to read those")

@@ -3,6 +3,7 @@ and a bounded sample of the data."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 
@@ -90,6 +91,12 @@ def model_rows(estimator, X, max_points: int | None = MAX_POINTS, seed: int = 0)
     ones), so that no point is drawn on another feature's axis."""
     from ..sources.frames import frame_columns, native_frame
 
+    from ..estimators._npy_columns import to_read
+    from ..sources import Files
+
+    indices = to_read(estimator, X, None)  # a model fitted on a .npy file's columns by index: those
+    if indices is not None:
+        X = dataclasses.replace(X, columns=indices) if isinstance(X, Files) else Files(X, columns=indices)
     check = getattr(estimator, "_check_features", None)
     if check is not None and frame_columns(X) is not None:
         with warnings.catch_warnings():  # a frame beside a model fitted on an array: read by position
