@@ -141,10 +141,16 @@ def sample_rows(data: Data, max_points: int, seed: int = 0) -> np.ndarray:
 
 def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ...] | None = None, what: str = "output") -> str:
     """Fail before any work when ``path`` cannot be written (``io.files``); a model is
-    not written to a path that names data."""
+    not written to a path that names data, and no output where a later read of an
+    input (a folder or glob) would take it as data."""
+    from ..sources.inputs import refuse_read_later
+
     if what == "model":
         return check_model_path(path, inputs)
-    return check_output_path(path, formats, inputs, what)
+    path = check_output_path(path, formats, inputs, what)
+    for spec in inputs:
+        refuse_read_later(path, spec, what)
+    return path
 
 
 def check_distinct_outputs(outputs: dict[str, str | None]) -> None:

@@ -40,7 +40,7 @@ from ..engines.distributed import process_device
 from ..models.components import log_prob
 from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_explained, check_unexplained, first_of,
                               first_unexplained)
-from ..sources import (Files, TensorSource, feature_names_of, has_column_names, input_files, is_file_input, is_source,
+from ..sources import (Files, TensorSource, feature_names_of, has_column_names, is_file_input, is_source,
                        open_source)
 from ..sources.arrays import Centre
 from ..sources.validate import check_shape, refuse_sparse
@@ -1127,7 +1127,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         unknown = [o for o in outputs if o not in OUTPUTS]
         if not outputs or unknown:
             raise ParameterError(f"outputs must be one or more of {list(OUTPUTS)}; got {list(outputs)}")
-        path = check_output_path(out, input_files(X))
+        path = check_output_path(out, X)
         if not writes_files(self):
             return path  # under torchrun, rank 0 alone writes (and computes) the file
         if is_dask_collection(X):
@@ -1329,7 +1329,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                                        _params.Seed().check(random_state, "random_state", type(self).__name__))
         if is_dask_collection(X) and out is None:
             return self._lazy_impute(X, s, columns, seed)
-        path = None if out is None else check_output_path(out, input_files(X))
+        path = None if out is None else check_output_path(out, X)
         if path is not None and not writes_files(self):
             return path  # under torchrun, rank 0 alone writes (and computes) the file
         if is_dask_collection(X):

@@ -56,7 +56,7 @@ from ..models.hmm import HMMModel, HMMParams, Mend
 from ..models.kmeans import KMeansModel
 from ..models.poisson import PoissonComponent, PoissonParams
 from ..models.summary import RowSummary, Summariser
-from ..sources import Files, describe_input, input_files, open_source, sequence_lengths
+from ..sources import Files, describe_input, open_source, sequence_lengths
 from ..sources import identity
 from ..sources.dask import is_dask_collection
 from ..sources.inputs import RowsInOrder, feature_names_of, has_column_names, id_column_blocks
@@ -917,7 +917,7 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         unknown = [o for o in outputs if o not in ("state", "proba")]
         if not outputs or unknown:
             raise ParameterError(f"outputs must be one or more of ['state', 'proba']; got {list(outputs)}")
-        path = check_output_path(out, input_files(X))
+        path = check_output_path(out, X)
         if not writes_files(self):
             return path  # under torchrun, rank 0 alone writes (and computes) the file
         s = self._inference_settings()

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .._core.chunking import AUTO, MeasuredChunks, host_budget
-from .._core.errors import DataError, ParameterError
+from .._core.errors import DataError, OutputPathError, ParameterError
 from .._core.types import READ_AHEAD, Source
 from .arrays import PROBE_ROWS, TensorSource, as_tensor, choose_shift, chunk_rows_for_budget, streamed_bytes_per_value
 from .firstpass import FirstPassSource
@@ -22,7 +22,7 @@ from .frames import frame_columns, native_frame
 from .labels import LabelColumn, LabelledSource
 from .identifiers import IdentifierWatch, frame_candidates
 from .npy import NpySource
-from .paths import expand_paths
+from .paths import expand_paths, read_later
 from .remote import is_url
 from .schema import Schema
 from .validate import (
@@ -189,6 +189,25 @@ def input_files(X: object) -> list[str]:
         return expand_paths(X.path, X.format)[0] if isinstance(X, Files) else expand_paths(X)[0]
     except DataError:
         return []
+
+
+def refuse_read_later(path: str, X: object, name: str = "output") -> None:
+    """Refuse an output at ``path`` that a later run on the same input X (a folder or a
+    glob, or a list or Files of them) would read as data beside the data's own files:
+    predictions, imputed rows or a table added to the data set without a word, or a
+    format that no longer mixes. Raises :class:`OutputPathError` naming the input."""
+    if not is_file_input(X) and not isinstance(X, (str, os.PathLike)):
+        return
+    every = isinstance(X, Files) and X.format is not None
+    specs = X.path if isinstance(X, Files) else X
+    for spec in [specs] if isinstance(specs, (str, os.PathLike)) else specs:
+        if read_later(path, os.fspath(spec), every):
+            folder = os.path.isdir(os.fspath(spec))
+            place = "inside the input folder" if folder else "matched by the input pattern"
+            other = "a name starting with '.' or '_', which a folder's reads skip" if folder else \
+                "a name the pattern does not match"
+            raise OutputPathError(f"{name} {path}: is {place} {os.fspath(spec)!r}, so a later run on that data would "
+                                  f"read it as data too; write it elsewhere, or under {other}")
 
 
 def describe_input(X: object) -> str:

@@ -9,6 +9,7 @@ URLs (s3://, gs://, ...) name files in an object store the same ways (see :mod:`
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import posixpath
@@ -45,6 +46,30 @@ READABLE = ", ".join(sorted(FORMATS))
 def _hidden(name: str) -> bool:
     """Writers' markers and hidden entries, skipped inside folders."""
     return name.startswith((".", "_"))
+
+
+def read_later(path: str, spec: str, every: bool = False) -> bool:
+    """Whether a file written at ``path`` would be read as data by a later read of
+    ``spec``, a folder (a file of a format bigem reads, inside it at any depth, not
+    hidden; ``every``: any file not hidden, as ``Files(format=)`` reads a folder) or a
+    glob that matches it. Outputs written there would join the data of the next run."""
+    spec = local_path(os.fspath(spec))
+    if is_url(spec) or is_url(path):
+        return False
+    target = os.path.realpath(local_path(path))
+    if os.path.isdir(spec):
+        rel = os.path.relpath(target, os.path.realpath(spec))
+        parts = rel.split(os.sep)
+        return parts[0] != os.pardir and not any(_hidden(p) for p in parts) and (every or format_of(target) is not None)
+    if not glob.has_magic(spec) or os.path.exists(spec):
+        return False
+    pattern = os.path.abspath(spec).split(os.sep)
+    name = os.path.abspath(local_path(path)).split(os.sep)
+    if "**" in pattern:  # any depth: the whole path against the pattern, '*' crossing folders
+        return fnmatch.fnmatchcase(os.sep.join(name), os.sep.join(pattern))
+    # glob's rules, part by part: '*' stays within a name and skips names starting with '.'
+    return len(pattern) == len(name) and all(
+        fnmatch.fnmatchcase(n, p) and (not n.startswith(".") or p.startswith(".")) for n, p in zip(name, pattern))
 
 
 def _walk(folder: str, every: bool = False) -> list[str]:

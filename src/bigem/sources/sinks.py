@@ -13,16 +13,20 @@ import numpy as np
 from .._core.errors import DataError
 from .._core.optional import require
 from ..io import files
+from .inputs import input_files, refuse_read_later
 from .paths import format_of
 
 
 OUTPUT_FORMATS = (".npy", ".csv", ".parquet")
 
 
-def check_output_path(out: object, inputs: list[str] = ()) -> str:
+def check_output_path(out: object, X: object = None) -> str:
     """The output path of per-row outputs, checked before any computing (``io.files``),
-    pyarrow included for .parquet and .csv: a missing install is said before the work."""
-    path = files.check_output_path(out, OUTPUT_FORMATS, inputs)
+    pyarrow included for .parquet and .csv: a missing install is said before the work.
+    X is the input the outputs are computed from: the output is none of its files, nor
+    where a later read of it would find it (:func:`~.inputs.refuse_read_later`)."""
+    path = files.check_output_path(out, OUTPUT_FORMATS, input_files(X))
+    refuse_read_later(path, X)
     if format_of(path) != "npy":
         require("pyarrow", f"{path}: writing .{format_of(path)} files")
     return path
