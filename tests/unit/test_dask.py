@@ -7,6 +7,7 @@ processes and kills one of them in the middle of a fit.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+import bigem  # noqa: E402
 from bigem import GaussianMixture  # noqa: E402
 from bigem._core.errors import ClusterError, ConvergenceWarning, DataError, ParameterError  # noqa: E402
 from bigem._core.protocols import Task  # noqa: E402
@@ -199,7 +201,7 @@ def test_paths_with_columns_a_label_column_and_categories_fit_as_locally(client,
         path, columns=["colour", "size"]).probabilities_
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
-    with pytest.raises(ParameterError, match="with engine=.dask. the workers read Parquet or comma-separated CSV files"):
+    with pytest.raises(ParameterError, match="with engine=.dask. the workers read Parquet, comma-separated CSV files"):
         GaussianMixture(2, engine="dask", client=client).fit(Files(path, format="ipc"))
 
 
@@ -527,11 +529,48 @@ def test_non_numeric_columns_are_named(client, data):
 
 
 def test_paths_the_workers_cannot_read_are_refused(client, data, tmp_path):
-    np.save(tmp_path / "x.npy", data)
-    with pytest.raises(DataError, match=r"x.npy: unsupported file type \['.npy'\]; with engine='dask'"):
-        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "x.npy"))
+    (tmp_path / "x.feather").write_bytes(b"")
+    with pytest.raises(DataError, match=r"x.feather: unsupported file type \['.feather'\]; with engine='dask'"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "x.feather"))
     with pytest.raises(DataError, match="nothing.parquet: no such file or folder"):
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "nothing.parquet"))
+    np.save(tmp_path / "a.npy", data)
+    np.save(tmp_path / "b.npy", data)
+    with pytest.raises(DataError, match=r"a.npy and 1 more .npy files: bigem reads one .npy file at a time"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.npy"))
+    with pytest.raises(DataError, match=r"a.npy: column index 7 is out of range; the file has 4 columns"):
+        GaussianMixture(2, client=client).fit(str(tmp_path / "a.npy"), columns=[2, 7])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_npy_file_is_read_by_the_workers_as_a_local_fit_reads_it(client, data, tmp_path, order):
+    """A .npy file (its columns by index, a Files of one, a folder of one) fits on the
+    cluster as here: the same parameters and feature_indices_, where it was refused."""
+    path = tmp_path / "rows" / "x.npy"
+    path.parent.mkdir()
+    np.save(path, np.asarray(data, order=order))
+    local = GaussianMixture(3, random_state=0, dtype="float64").fit(str(path), columns=[2, 0, 3])
+    for X, columns in ((str(path), [2, 0, 3]), (bigem.Files(str(path), columns=[2, 0, 3]), None),
+                       (str(path.parent), ["2", "0", "3"])):
+        remote = GaussianMixture(3, random_state=0, dtype="float64", client=client, chunk_size=170).fit(X, columns=columns)
+        np.testing.assert_allclose(remote.means_, local.means_, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(remote.covariances_, local.covariances_, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(remote.feature_indices_, [2, 0, 3])
+        np.testing.assert_array_equal(remote.predict(str(path)), local.predict(str(path)))
+    every = GaussianMixture(3, random_state=0, dtype="float64", client=client).fit(str(path))
+    np.testing.assert_allclose(every.means_, GaussianMixture(3, random_state=0, dtype="float64").fit(data).means_,
+                               rtol=0, atol=1e-12)
+
+
+def test_a_npy_file_travels_to_worker_processes_as_its_path(data, tmp_path):
+    from bigem.sources.dask import npy_rows
+
+    np.save(tmp_path / "x.npy", data)
+    rows = npy_rows(str(tmp_path / "x.npy"), [1, 3], 100)
+    assert len(pickle.dumps(dict(rows.dask))) < 20_000  # the graph holds the path, not the 28 kB of rows
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
+            distributed.Client(cl, set_as_default=False) as c:
+        np.testing.assert_array_equal(c.compute(rows).result(), data[:, [1, 3]])
 
 
 def test_nan_in_a_partition_names_its_global_row(client, data):

@@ -437,7 +437,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         from ..engines.dask import session
         from ..sources.dask import open_dask_source, plain_paths
 
-        X, columns = plain_paths(X, columns)
+        X, columns = plain_paths(X, columns, s.chunk_size)
         if not is_dask_collection(X) and not isinstance(X, (str, os.PathLike, list, tuple)):
             if _goes_as_a_frame(X, sample_weight, y):  # keeping its columns' types (and the rows' order)
                 dd = require("dask.dataframe", "the Dask engine")

@@ -23,6 +23,7 @@ from torch import Tensor
 from .._core.errors import DataError, ParameterError
 from .._core.types import Chunk
 from .arrays import chunk_rows_for_budget
+from .paths import expand_paths
 from .arrays import PROBE_ROWS, choose_shift
 from .validate import (ColumnsSeen, NonNumericDataError, check_shape, check_values, check_weight_not_a_feature,
                        raise_not_finite)
@@ -504,22 +505,70 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     return cats, set().union(*(f[1] for f in found)) if found else set()
 
 
-def plain_paths(X, columns):
-    """(X, columns) with a :class:`Files` given as its paths and columns, which the workers
-    read themselves (Parquet or CSV by extension, with their defaults); other options
-    are refused, naming them."""
+def plain_paths(X, columns, chunk_rows: int | None = None):
+    """(X, columns) as the workers read them: a :class:`Files` as its paths and columns
+    (Parquet or CSV by extension, with their defaults; other options are refused, naming
+    them), and a .npy file as a dask array of its chosen columns (:func:`npy_rows`, in
+    partitions of ``chunk_rows`` rows), its columns then taken."""
     from .inputs import Files
 
-    if not isinstance(X, Files):
+    if isinstance(X, Files):
+        if X.format not in (None, "parquet", "csv", "npy") or X.delimiter is not None or not X.header:
+            raise ParameterError(f"{X.path}: with engine='dask' the workers read Parquet, comma-separated CSV files "
+                                 "with a header, or a .npy file; Files(format='ipc', delimiter=, header=False) apply "
+                                 "to engine='local' only: pass the path, or read the files with dask.dataframe "
+                                 "yourself and pass the DataFrame")
+        if X.columns is not None and columns is not None and list(X.columns) != list(columns):
+            raise ParameterError(f"Files(columns={list(X.columns)}) and columns={list(columns)} differ; give one of "
+                                 "them")
+        X, columns, fmt = X.path, columns if X.columns is None else list(X.columns), X.format
+    elif _paths(X):
+        fmt = None
+    else:
         return X, columns
-    if X.format not in (None, "parquet", "csv") or X.delimiter is not None or not X.header:
-        raise ParameterError(f"{X.path}: with engine='dask' the workers read Parquet or comma-separated CSV files "
-                             "with a header, by extension; Files(format='ipc'/'npy', delimiter=, header=False) apply "
-                             "to engine='local' only: pass the path, or read the files with dask.dataframe yourself "
-                             "and pass the DataFrame")
-    if X.columns is not None and columns is not None and list(X.columns) != list(columns):
-        raise ParameterError(f"Files(columns={list(X.columns)}) and columns={list(columns)} differ; give one of them")
-    return X.path, columns if X.columns is None else list(X.columns)
+    if any("://" in os.fspath(p) for p in ([X] if isinstance(X, (str, os.PathLike)) else X)):
+        return X, columns  # the workers list and read an object store's files themselves
+    files, fmt = expand_paths(X, fmt)
+    if fmt != "npy":
+        return X, columns
+    if len(files) > 1:
+        raise DataError(f"{files[0]} and {len(files) - 1} more .npy files: bigem reads one .npy file at a time; "
+                        "concatenate them or write Parquet")
+    return npy_rows(files[0], columns, chunk_rows), None
+
+
+class NpyRows:
+    """A .npy file's rows for ``dask.array.from_array``: the graph carries the path, not
+    the bytes, and each task maps the file on its worker and copies its own rows (the
+    workers read the path, as they read Parquet files)."""
+
+    ndim = 2
+
+    def __init__(self, path: str, shape: tuple[int, int], dtype) -> None:
+        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.array(np.load(self.path, mmap_mode="r", allow_pickle=False)[key])
+
+
+def npy_rows(path: str, columns, chunk_rows: int | None = None):
+    """A .npy file as a dask array of its columns chosen by 0-based index (None: every
+    column), in partitions of ``chunk_rows`` rows (None: about 64 MB of the file each).
+    The file is checked here as a local fit checks it (a numeric 2-D array, the columns
+    within it), and read by the workers."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    from .npy import NpySource
+
+    checked = NpySource(path, torch.float64, torch.device("cpu"), 1, columns)
+    mm = checked._mm
+    rows = chunk_rows or max(1, (64 << 20) // max(1, mm.shape[1] * mm.dtype.itemsize))
+    stat = os.stat(path)
+    name = "bigem-npy-" + tokenize(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, rows)
+    X = da.from_array(NpyRows(path, mm.shape, mm.dtype), chunks=(rows, -1), name=name, lock=False,
+                      meta=np.empty((0, 0), mm.dtype))
+    return X if checked.columns is None else X[:, checked.columns]
 
 
 def _paths(X) -> bool:
