@@ -72,6 +72,26 @@ def test_a_measurement_model_alone_is_stepmixs_fit_and_criteria(data, measuremen
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-9)
 
 
+def test_a_row_with_every_value_missing_is_taken_silently_as_stepmix_takes_it(data):
+    """Its posterior is the class weights in both; StepMix says nothing, and neither does
+    bigem.StepMix (its own estimators warn with EmptyRowWarning), so the tests' warnings as
+    errors pass."""
+    rng, z, X = data
+    X = X[:400].copy()
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[[0, 7]] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = bigem.StepMix(K, measurement="binary_nan", random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = stepmix.StepMix(K, measurement="binary_nan", random_state=0, verbose=0, progress_bar=0).fit(X)
+    close(ref.get_parameters(), ours.get_parameters(), 1e-9)
+    np.testing.assert_allclose(ours.predict_proba(X)[[0, 7]], np.tile(ours.weights_, (2, 1)), atol=1e-12)
+    with pytest.warns(bigem.errors.EmptyRowWarning):
+        bigem.BernoulliMixture(K, missing_values="fiml", random_state=0).fit(X)
+
+
 def test_a_gaussian_measurement_model_reaches_stepmixs_optimum(data):
     rng, z, _ = data
     X = rng.normal(np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])[z], 1.0)
@@ -205,6 +225,24 @@ def test_bootstrap_stats_are_stepmixs_frames_and_agree_within_monte_carlo_noise(
     assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
     ratio = mine["cw_std"].to_numpy() / theirs["cw_std"].to_numpy()
     assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
+
+
+@pytest.mark.parametrize("parametric", [False, True])
+def test_a_weighted_bootstraps_LL_is_its_mean_times_the_given_weights_sum_as_stepmixs(data, parametric):
+    """StepMix scales every repetition's avg_LL by the sum of the weights given (not of a
+    repetition's drawn ones, nor n for a parametric draw): a likelihood ratio test reads LL."""
+    rng, z, X = data
+    X = X[:300]
+    w = np.random.default_rng(3).uniform(0.5, 2.0, len(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = stepmix.StepMix(K, random_state=0, verbose=0, progress_bar=0).fit(X, sample_weight=w)
+        ours = bigem.StepMix(K, random_state=0).fit(X, sample_weight=w)
+        theirs = stepmix.bootstrap.bootstrap(ref, X, n_repetitions=3, sample_weight=w, parametric=parametric,
+                                             progress_bar=False)[1]
+    mine = ours.bootstrap(X, n_repetitions=3, sample_weight=w, parametric=parametric, progress_bar=False)[1]
+    np.testing.assert_allclose(theirs["LL"] / theirs["avg_LL"], w.sum(), rtol=1e-12)
+    np.testing.assert_allclose(mine["LL"] / mine["avg_LL"], w.sum(), rtol=1e-12)
 
 
 def test_the_parametric_bootstrap_is_stepmixs_within_monte_carlo_noise(data):

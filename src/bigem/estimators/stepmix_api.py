@@ -96,11 +96,10 @@ class StepMix(EstimatorBase):
     - :meth:`sample` draws from the same model, not StepMix's numbers; given ``labels``,
       row i comes from class ``labels[i]`` (StepMix draws its j-th distinct label from
       class j).
-    - A Gaussian measurement model starts as scikit-learn's 'random' does (weights from
-      the table), so it reaches StepMix's optimum by another path; the discrete ones
-      start as StepMix does.
-    - One step starts from the measurement fit, not from a joint draw: the classes may
-      be numbered differently.
+    - ``init_params='random'`` (the default) starts every measurement model as StepMix
+      does (its responsibility table from the same numbers, uniform weights), one step
+      from StepMix's joint start, so the path and the classes' order are StepMix's; other
+      starts (``'kmeans'``) are bigem's and one step begins from the measurement fit.
     - The covariate model's Newton steps run to convergence (StepMix's
       ``structural_params={'max_iter': 1}`` takes one per M-step, so its naive and BCH
       estimates are one step from a random start).
@@ -510,6 +509,7 @@ class StepMix(EstimatorBase):
             source = copy.deepcopy(self if sampler is None else sampler)
             source._check_fitted()
             source._draws_ = _params.draws(seed)  # its own stream, from the bootstrap's seed
+        total = n if sample_weight is None else float(np.sum(np.asarray(sample_weight, dtype=np.float64)))
         reference = self.predict_proba(X, Y)
         if progress_bar:
             print("\nBootstrapping estimator...")  # StepMix's words (its bar itself is not drawn)
@@ -527,7 +527,7 @@ class StepMix(EstimatorBase):
                 replicate = self._refit(X, Y, weights)
                 avg = replicate.score(X, Y, sample_weight=weights)
             avg_lls.append(avg)
-            lls.append(avg * (weights.sum() if base is not None else n))
+            lls.append(avg * total)  # StepMix's: the given weights' sum (n without), whatever was drawn
             if identify_classes:
                 order = _best_order(reference, replicate.predict_proba(X, Y))
                 renumber = np.empty(len(order), dtype=int)
@@ -1140,8 +1140,10 @@ _NAN_MODELS = "use the models' '_nan' variants (e.g. 'binary_nan', 'categorical_
 def _stepmix_words():
     """The fit's warnings as StepMix gives them: its ConvergenceWarning in StepMix's words
     (which name its parameters, abs_tol and rel_tol, not tol), pointing at the caller of
-    ``StepMix.fit``; every other warning as it was. A refusal of gaps gives StepMix's fix."""
-    from .._core.errors import ConvergenceWarning
+    ``StepMix.fit``; none for rows with every value missing (StepMix takes them silently,
+    as bigem takes them: their posterior is the class weights); every other warning as it
+    was. A refusal of gaps gives StepMix's fix."""
+    from .._core.errors import ConvergenceWarning, EmptyRowWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -1152,6 +1154,8 @@ def _stepmix_words():
                 raise
             raise DataError(str(exc).replace(_FIML_ADVICE, _NAN_MODELS)) from None
     for w in caught:
+        if issubclass(w.category, EmptyRowWarning):
+            continue
         if issubclass(w.category, ConvergenceWarning) and str(w.message).startswith("Best performing initialization"):
             warnings.warn(_NOT_CONVERGED, w.category, stacklevel=4)  # past this manager and fit
         else:
