@@ -959,6 +959,30 @@ def test_a_model_file_holds_no_row_of_the_data(tmp_path, family):
                                model.partial_fit(batch).probabilities_, rtol=0, atol=1e-12)
 
 
+def test_online_statistics_of_rows_with_gaps_survive_a_model_file_and_older_files_lack_them(tmp_path):
+    """A diagonal fit with gaps keeps its observed-value moments and the mass that missed
+    each feature (GaussianStats.unseen, gap_x, gap_xx) through a file; a file written
+    before those fields existed loads them as 0 (its moments completed the gaps)."""
+    import bigem
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 3)) + rng.integers(0, 2, 600)[:, None] * 4
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X = X[~np.isnan(X).all(1)]
+    model = bigem.GaussianMixture(2, covariance_type="diag", missing_values="fiml", random_state=0,
+                                  dtype="float64").fit(X)
+    path = tmp_path / "m.bigem"
+    model.save(path)
+    batch = X[:150]
+    ours = model.partial_fit(batch).means_
+    np.testing.assert_allclose(bigem.load(path).partial_fit(batch).means_, ours, rtol=0, atol=1e-12)
+    old = _tamper_meta((path, path.read_bytes()), lambda m: [
+        m["online"]["running"]["fields"]["component"]["fields"].pop(name) for name in ("unseen", "gap_x", "gap_xx")])
+    back = bigem.load(old)
+    assert back._online_.running.component.unseen == 0.0
+    assert np.isfinite(back.partial_fit(batch).means_).all()
+
+
 @pytest.mark.parametrize("classes", [[[1], [2]], [1, None], [1]])
 def test_a_classifier_file_whose_class_labels_are_not_labels_is_refused(tmp_path, classes):
     """Nested lists loaded and predicted lists ([[2], [2], ...])."""

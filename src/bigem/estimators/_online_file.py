@@ -139,9 +139,13 @@ def _decode(node: Any, tensors: dict[str, Tensor]) -> Any:
     cls = getattr(importlib.import_module(module), name)
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise ValueError(f"{node['class']!r} is not one of bigem's statistics")
-    fields = node["fields"]
+    fields = node["fields"]  # a field added since the file was written takes its default
     return cls(**{f.name: _decode(fields[f.name], tensors) for f in dataclasses.fields(cls)
-                  if f.default_factory is not dict})
+                  if f.default_factory is not dict and (f.name in fields or not _has_default(f))})
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 def _dtype(name: Any) -> torch.dtype:

@@ -195,6 +195,14 @@ class Structure(ABC):
         """Maximum-likelihood covariances from the scatter, plus ``reg``; ``old`` (the
         previous covariances) warm-starts the structures whose M-step iterates."""
 
+    def maximise_observed(self, counts: Tensor, scatter: Tensor, reg: float) -> Tensor | None:
+        """Maximum-likelihood covariances, plus ``reg``, from moments over the observed
+        values only: counts (K, D) the responsibility mass that observed each feature,
+        scatter (K, D) about the new means over those values (the diag kernel with gaps).
+        None where the structure has no closed form so (its M-step then completes the
+        gaps with their conditional moments instead: the same maximum, by smaller steps)."""
+        return None
+
     def mclust_terms(self, K: int, D: int, prior: MclustPrior) -> MclustTerms:
         """How mclust's MAP M-step for this model and K components uses ``prior``.
 
@@ -539,6 +547,10 @@ class Diag(Structure):
     def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
         return self.regularize(scatter / n_k[:, None], reg)
 
+    def maximise_observed(self, counts: Tensor, scatter: Tensor, reg: float) -> Tensor | None:
+        """Each variance from the rows that observed its feature."""
+        return self.regularize(scatter / counts, reg)
+
     def log_prior(self, cov, diff, prior):
         """sum over k, d of -(a/2) log v - (covars_prior + means_weight diff^2) / (2 v), with
         a = max(covars_weight - 1, 0): the inverse-gamma of which ``_map`` is the mode."""
@@ -589,6 +601,11 @@ class Spherical(Diag):
 
     def maximise(self, n_k: Tensor, scatter: Tensor, reg: float, old: Tensor | None = None) -> Tensor:
         return self.regularize(scatter / n_k[:, None], reg).mean(1)
+
+    def maximise_observed(self, counts: Tensor, scatter: Tensor, reg: float) -> Tensor | None:
+        """One variance per component from every observed value: its squares over their count
+        (the mean of the per-feature variances where every value is observed)."""
+        return self.regularize(scatter.sum(1) / counts.sum(1), reg)
 
     def map_estimate(self, n_k, scatter, diff, prior, old, reg):
         return self.regularize(self._map(n_k, scatter, diff, prior), reg).mean(1)

@@ -577,6 +577,10 @@ class _Family:
     def n_parameters(self, K: int, D: int) -> int:
         return self.model.n_parameters(K, D)
 
+    def maximise_observed(self, counts, scatter, reg):
+        """None: a constrained model's M-step takes its gaps completed (see ``Structure``)."""
+        return None
+
     def flat_size(self, K: int, D: int) -> int:
         return int(self.flatten_size(K, D))
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from .._core.numerics import matmul, squared_distances
-from .._core.stats import additive, largest, shared
+from .._core.stats import additive, largest, shared, summed
 from .._core.workspace import Workspace
 from .covariance import MclustPrior, Prior, Structure, structure
 
@@ -84,6 +84,16 @@ class GaussianStats:
     1e8 standard deviations in float64). eps (0-d): the machine epsilon of the arithmetic the moments
     were summed in (the kernel dtype's; the largest over the parts added), which bounds
     the rounding they carry.
+
+    unseen, gap_x, gap_xx: the diag kernel's rows with gaps (``missing_values='fiml'``):
+    (K, D) the responsibility mass of the rows that miss each feature, and the first and
+    second moments about the shift of their gaps completed by each component's mean and
+    variance (the E-step's), kept apart: sum_x and sum_xx then hold the observed values
+    only, each feature's over a count of n_k - unseen; 0.0 where every row observed every
+    value. The diagonal and spherical M-steps read the observed values (exact EM over the
+    classes alone: StepMix's and pomegranate's diagonal Gaussians estimate each feature
+    from the rows that observed it); the others read them completed (:meth:`filled`: EM
+    with the missing values latent too, the same maximum by smaller steps).
     """
 
     n_k: Tensor
@@ -92,6 +102,21 @@ class GaussianStats:
     shift: Tensor = shared()
     kernel: str = shared(default="full")
     eps: Tensor = largest(default_factory=lambda: torch.tensor(torch.finfo(torch.float64).eps, dtype=torch.float64))
+    unseen: Tensor | float = summed(default=0.0)
+    gap_x: Tensor | float = summed(default=0.0)
+    gap_xx: Tensor | float = summed(default=0.0)
+
+    @property
+    def has_gaps(self) -> bool:
+        """Whether the moments hold observed values only (see ``unseen``): a layout, not a count."""
+        return isinstance(self.unseen, Tensor) and self.unseen.ndim == 2  # engines may ship 0.0 as a tensor
+
+    def filled(self) -> GaussianStats:
+        """These statistics with the gaps' completed moments added back (themselves without gaps)."""
+        if not self.has_gaps:
+            return self
+        return GaussianStats(self.n_k, self.sum_x + self.gap_x, self.sum_xx + self.gap_xx, self.shift, self.kernel,
+                             self.eps)
 
     def rebase(self, like: GaussianStats) -> GaussianStats:
         """These statistics about ``like``'s shift (see :meth:`about`)."""
@@ -109,7 +134,8 @@ class GaussianStats:
             return self
         n_k, s1, s2 = self.n_k, self.sum_x, self.sum_xx
         d = self.shift - new_shift
-        new_x = s1 + n_k[:, None] * d
+        seen = n_k[:, None] - self.unseen  # the rows that observed each feature (diag with gaps)
+        new_x = s1 + seen * d
         if self.kernel == "full":
             outer = s1[:, :, None] * d[:, None, :]
             new_xx = s2 + outer + outer.transpose(1, 2) + n_k[:, None, None] * d[:, :, None] * d[:, None, :]
@@ -117,8 +143,12 @@ class GaussianStats:
             cross = s1.T @ d
             new_xx = s2 + cross + cross.T + (n_k[:, None] * d).T @ d
         else:
-            new_xx = s2 + 2 * s1 * d + n_k[:, None] * d.square()
-        return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel, self.eps)
+            new_xx = s2 + 2 * s1 * d + seen * d.square()
+        if not self.has_gaps:
+            return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel, self.eps)
+        gap_x = self.gap_x + self.unseen * d
+        gap_xx = self.gap_xx + 2 * self.gap_x * d + self.unseen * d.square()
+        return GaussianStats(n_k, new_x, new_xx, new_shift, self.kernel, self.eps, self.unseen, gap_x, gap_xx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,8 +497,11 @@ class Moments:
         # whitened moments meet the centre in a difference, not a square: their rounding,
         # relative to a component's squared distance from the centre, is eps^2
         eps = torch.finfo(p.dtype).eps ** (2 if p.form == "whitened" else 1)
-        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel,
-                             torch.full((), eps, dtype=torch.float64, device=n_k.device))
+        eps = torch.full((), eps, dtype=torch.float64, device=n_k.device)
+        if p.gaps is not None and p.kernel == "diag":  # rows that may have gaps: one layout for every chunk (the wire's)
+            zero = torch.zeros(K, D, dtype=torch.float64, device=n_k.device)
+            return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel, eps, zero, zero, zero)
+        return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel, eps)
 
 
 class GappedMoments:
@@ -885,7 +918,16 @@ class GaussianComponent:
         MAP under the prior, plus reg_covar. A component with nothing to estimate from
         keeps its ``old`` values (or, without them, the E-step's means). Returns the
         parameters and a (K,) mask of the components whose covariance could be factored
-        (the others carry NaN factors; the caller re-seeds or raises)."""
+        (the others carry NaN factors; the caller re-seeds or raises).
+
+        Moments of rows with gaps (``GaussianStats.unseen``) give each mean and variance
+        from the values observed where the structure has that closed form and there is no
+        prior (:meth:`_observed_m_step`); otherwise the gaps are completed (``filled``)."""
+        if s.has_gaps:
+            step = self._observed_m_step(s, old, update)
+            if step is not None:
+                return step
+            s = s.filled()
         st = self.structure
         n_k, shift = s.n_k, s.shift
         K, D = shift.shape
@@ -929,11 +971,41 @@ class GaussianComponent:
                 return GaussianParams(means, cov, torch.full_like(cov, math.nan)), ok & ~unresolved.to(ok.device)
         return params, ok
 
+    def _observed_m_step(self, s: GaussianStats, old: GaussianParams | None,
+                         update: str) -> tuple[GaussianParams, Tensor] | None:
+        """The M-step over the observed values alone (diagonal and spherical structures,
+        no prior): each feature's mean and variance from the rows that observed it, their
+        count n_k - unseen, the exact maximiser when only the classes are latent (in one
+        step, where completing the gaps by the old parameters moves a part of the way).
+        None where it does not apply: a structure without that closed form, a prior, a
+        component whose rows all miss a feature (completing the gaps keeps its values), or
+        no gap at all."""
+        st = self.structure
+        shift = s.shift
+        counts = s.n_k[:, None] - s.unseen
+        resolved = counts > 64 * torch.finfo(torch.float64).eps * s.n_k[:, None]  # beyond n_k - unseen's rounding
+        if self.prior is not None or not bool(resolved.all()) or not bool(s.unseen.any()):
+            return None  # (no gap at all: the complete-data step, the same bits as without gaps allowed)
+        means = shift if old is None else old.means
+        if "m" in update:
+            means = shift + s.sum_x / counts
+        if "c" not in update:
+            return GaussianParams(means, old.covariances, old.prec_chol), torch.ones(shift.shape[0], dtype=torch.bool)
+        d = means - shift
+        scatter = (s.sum_xx - 2.0 * d * s.sum_x + counts * d.square()).clamp_(min=0)
+        cov = st.maximise_observed(counts, scatter, self.reg_covar)
+        if cov is None:
+            return None
+        if self.reg_covar == 0:
+            cov = self._unresolved_to_zero(cov, means, shift, float(s.eps))
+        return self._factored(means, cov)
+
     def expected_log_density(self, p: GaussianParams, s: GaussianStats) -> Tensor:
         """sum_k sum_n r_nk log N(x_n | mu_k, Sigma_k) from the statistics alone (0-d,
         float64): n_k (log det U_k - D log(2 pi) / 2) - tr(Lambda_k W_k) / 2, with W_k the
         scatter about mu_k (the M-step's ``scatter``, from moments about any shift).
         For a mixture whose responsibilities are fixed (``MixtureModel.restate``)."""
+        s = s.filled()
         st = self.structure
         dev = s.n_k.device
         means, prec_chol = p.means.to(dev, torch.float64), p.prec_chol.to(dev, torch.float64)

@@ -41,7 +41,8 @@ same way (pattern 0: no correction), one pass.
 Diagonal structures need none of this: their coordinates are independent given the
 component, so a gap's term of the log-density is 0, its conditional mean is the mean
 and its conditional variance the variance. Their gap rows are the expanded form with
-one more column per feature, the observed mask ([x, x^2, o, 1]).
+one more column per feature, the observed mask ([x, x^2, o, 1]), and their moments are
+the observed values' with the mass that missed each feature (``GaussianStats.unseen``).
 
 Per-pattern factors are float64; per-row arithmetic is in the kernel dtype (chosen as
 for complete rows); statistics are float64 about the same shifts as complete rows', so
@@ -345,7 +346,7 @@ class GapFactors:
     cache: the per-pattern factors met so far (:class:`PatternCache`);
     diag structures also: quad (K, 3D) [-2 mc prec, prec, mc^2 prec] and const (K, D)
     (-log 2pi / 2 + log of the precision factor) of the masked expanded form, and
-    var64 (K, D) the variances (float64).
+    var64 (K, D) the variances (float64), which complete the gaps' second moments.
     """
 
     precision64: Tensor
@@ -681,12 +682,13 @@ class GapMoments:
         K, D = shift_c.shape
         n_k = self.raw[:, -1]
         first = self.raw[:, :D]
-        if self.diag:
+        if self.diag:  # the observed values' moments, and the mass that missed each feature
             squares, observed = self.raw[:, D : 2 * D], self.raw[:, 2 * D : 3 * D]
-            sum_x = first - shift_c * observed  # a gap's conditional mean is the shift: it adds 0
-            sum_xx = (squares - 2.0 * shift_c * first + shift_c.square() * observed
-                      + self.gf.var64 * (n_k[:, None] - observed))  # and its variance
-            return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel)
+            sum_x = first - shift_c * observed
+            sum_xx = squares - 2.0 * shift_c * first + shift_c.square() * observed
+            unseen = n_k[:, None] - observed  # each gap completed by the mean (0 about the shift) and the variance
+            return GaussianStats(n_k, sum_x, sum_xx, p.shift64, p.kernel, unseen=unseen,
+                                 gap_x=torch.zeros_like(unseen), gap_xx=self.gf.var64 * unseen)
         sum_x = first - n_k[:, None] * shift_c
         u = self.gf.prec_chol64  # S_k = U_k^-T S^w_k U_k^-1, then the conditional covariances
         left = torch.linalg.solve_triangular(u.transpose(1, 2), self.second, upper=False)

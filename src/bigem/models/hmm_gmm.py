@@ -237,7 +237,7 @@ class GMMEmission:
         hmmlearn would divide by zero. Returns the parameters and the (K,) states whose
         covariances could be factored."""
         K, M = self.K, self.M
-        f = s.flat
+        f = s.flat.filled()  # hmmlearn's updates, with any gaps completed
         N, shift = f.n_k, f.shift  # (KM,), (KM, D): moments about the E-step's means
         D = shift.shape[1]
         pr = self.prior.resolved(K, M, D, self.covariance_type, N.device)
