@@ -644,9 +644,13 @@ def test_bad_weights_on_dask_are_named(client, data):
     frame = pd.DataFrame(data, columns=["a", "b", "c", "d"])
     dx = da.from_array(data, chunks=(300, 4))
     fit = GaussianMixture(2, client=client).fit
-    with pytest.raises(DataError, match=r"X: sample_weight has -2\.0 at row 400; weights must be finite and non-negative"):
+    # a local fit's words (scikit-learn's), with the global row
+    with pytest.raises(DataError, match=r"^Negative values in data passed to `sample_weight` \(first at row 400\)\.$"):
         fit(dx, sample_weight=da.from_array(np.where(np.arange(900) == 400, -2.0, 1.0), chunks=300))
-    with pytest.raises(DataError, match=r"sample_weight is zero in every row; give at least one row a positive weight"):
+    with pytest.raises(DataError, match=r"^Input sample_weight contains NaN or infinity \(first at row 401\)\.$"):
+        fit(dx, sample_weight=da.from_array(np.where(np.arange(900) == 401, np.inf, 1.0), chunks=300))
+    with pytest.raises(DataError, match=r"^Sample weights must contain at least one non-zero number: sample_weight sums "
+                                        r"to zero; give at least one row a positive weight\.$"):
         fit(dd.from_pandas(frame.assign(w=0.0), npartitions=3), sample_weight="w")
     with pytest.raises(DataError, match=r"^sample_weight\.shape == \(899,\), expected \(900,\)! Pass one weight"):
         fit(dx, sample_weight=np.ones(899))

@@ -296,13 +296,14 @@ class DaskSource:
 
     def _check_weights(self, found: list[tuple]) -> None:
         bad = [(self.row_starts[i] + f[5], f[6]) for i, f in enumerate(found) if f[5] >= 0]
-        if bad:
+        if bad:  # in the words a local fit uses (scikit-learn's)
             row, value = min(bad)
-            raise DataError(
-                f"{self.name}: sample_weight has {value!r} at row {row}; weights must be finite and non-negative"
-            )
+            if not np.isfinite(value):
+                raise DataError(f"Input sample_weight contains NaN or infinity (first at row {row}).")
+            raise DataError(f"Negative values in data passed to `sample_weight` (first at row {row}).")
         if sum(f[4] for f in found) == 0:
-            raise DataError(f"{self.name}: sample_weight is zero in every row; give at least one row a positive weight")
+            raise DataError("Sample weights must contain at least one non-zero number: sample_weight sums to zero; "
+                            "give at least one row a positive weight.")
 
     decodes = False  # the workers decode; this process only computes
     weight_blocks = None  # weights live with the rows, on the workers
