@@ -5,6 +5,7 @@ as more rows without a word."""
 
 from __future__ import annotations
 
+import glob
 import os
 
 import numpy as np
@@ -45,8 +46,29 @@ def test_read_later_follows_the_rules_of_folder_and_pattern_reads(folder):
     assert not read_later(str(d / ".labels.csv"), pattern)  # nor matches a leading '.' with '*'
     assert not read_later(str(d / "labels.parquet"), pattern)
     assert not read_later(str(d / "sub" / "labels.csv"), pattern)  # '*' stays within a name
-    assert read_later(str(d / "sub" / "labels.csv"), str(d / "**" / "*.csv"))
+    assert not read_later(str(d / "plot.png"), str(d / "*"))  # matched, but a type no read takes (it stops there)
     assert not read_later(str(d / "labels.csv"), str(d / "part0.csv"))  # a file is read as itself only
+
+
+def test_read_later_takes_recursive_globs_and_links_as_glob_reads_them(folder, tmp_path):
+    d, _ = folder
+    for pattern, inside, outside in [
+        ("**/*.csv", ["filled.csv", "_x.csv", "sub/x.csv", "a/b/c.csv"], [".x.csv", ".cache/p.csv", "a/.p.csv"]),
+        ("**/sub*/x.csv", ["sub/x.csv", "a/sub2/x.csv"], ["sub/deep/x.csv", "x.csv"]),
+        ("**/x*.csv", ["x.csv", "a/x1.csv"], ["a/y.csv"]),
+        ("[a-p]*.csv", ["labels.csv"], ["x.csv"]),
+    ]:
+        for name in inside + outside:
+            (d / name).parent.mkdir(parents=True, exist_ok=True)
+            (d / name).write_text("a,b\n1,2\n")
+        read = {os.path.relpath(f, d) for f in glob.glob(str(d / pattern), recursive=True)}
+        for name in inside + outside:  # against glob itself
+            assert read_later(str(d / name), str(d / pattern)) == (name in read) == (name in inside), (pattern, name)
+            (d / name).unlink()
+    (tmp_path / "link").symlink_to(d)
+    assert read_later(str(tmp_path / "link" / "p.csv"), str(d / "*.csv"))  # an output through a link
+    assert read_later(str(d / "p.csv"), str(tmp_path / "link" / "*.csv"))  # an input through a link
+    assert read_later(str(d / "p.csv"), str(tmp_path / "link"))
 
 
 @pytest.mark.parametrize("call", ["predict", "predict_proba", "impute"])
@@ -61,6 +83,18 @@ def test_python_outputs_into_the_input_folder_are_refused_before_any_work(folder
     assert sorted(os.listdir(d)) == before
     getattr(model, call)(str(d), out=str(d / "_out.parquet"))  # a hidden name: folder reads skip it
     assert model.predict(str(d)).shape == (200,)  # and the folder reads as before
+
+
+def test_cli_never_writes_over_a_file_the_input_folder_links_to(folder, tmp_path, capsys):
+    """An input folder's file may be a link to a file elsewhere, which the folder's reads
+    take: writing to that file, by its own path, is refused as writing to the input is."""
+    d, _ = folder
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_text((d / "part0.csv").read_text())
+    (d / "part1.csv").symlink_to(elsewhere)
+    before = elsewhere.read_text()
+    assert main(["predict", str(d.parent / "m.bigem"), str(d), "-o", str(elsewhere)]) == 2
+    assert "is the input file" in capsys.readouterr().err and elsewhere.read_text() == before
 
 
 @pytest.mark.parametrize("argv", [

@@ -647,8 +647,11 @@ def test_bad_weights_on_dask_are_named(client, data):
     # a local fit's words (scikit-learn's), with the global row
     with pytest.raises(DataError, match=r"^Negative values in data passed to `sample_weight` \(first at row 400\)\.$"):
         fit(dx, sample_weight=da.from_array(np.where(np.arange(900) == 400, -2.0, 1.0), chunks=300))
+    both = np.where(np.arange(900) == 401, np.inf, np.where(np.arange(900) == 400, -2.0, 1.0))
     with pytest.raises(DataError, match=r"^Input sample_weight contains NaN or infinity \(first at row 401\)\.$"):
-        fit(dx, sample_weight=da.from_array(np.where(np.arange(900) == 401, np.inf, 1.0), chunks=300))
+        fit(dx, sample_weight=da.from_array(both, chunks=300))  # infinity named before an earlier negative
+    with pytest.raises(DataError, match=r"^Input sample_weight contains NaN or infinity \(first at row 401\)\.$"):
+        fit(dx, sample_weight=both)  # as a local fit names it
     with pytest.raises(DataError, match=r"^Sample weights must contain at least one non-zero number: sample_weight sums "
                                         r"to zero; give at least one row a positive weight\.$"):
         fit(dd.from_pandas(frame.assign(w=0.0), npartitions=3), sample_weight="w")

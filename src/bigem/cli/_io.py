@@ -143,8 +143,9 @@ def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ..
     """Fail before any work when ``path`` cannot be written (``io.files``); a model is
     not written to a path that names data, and no output where a later read of an
     input (a folder or glob) would take it as data."""
-    from ..sources.inputs import refuse_read_later
+    from ..sources.inputs import input_files, refuse_read_later
 
+    inputs = tuple(inputs) + tuple(f for spec in inputs for f in input_files(spec))  # a folder's files too (links)
     if what == "model":
         return check_model_path(path, inputs)
     path = check_output_path(path, formats, inputs, what)

@@ -182,7 +182,8 @@ def _inspect_block(block: np.ndarray, weighted: bool = False, gaps: bool = False
     if labelled:
         block = block[:, :-1]
     x, w = (block[:, :-1], block[:, -1]) if weighted else (block, np.ones(0))
-    bad_w = ~np.isfinite(w) | (w < 0)
+    nonfinite = ~np.isfinite(w)
+    bad_w = nonfinite if nonfinite.any() else w < 0  # a local fit's order: NaN and infinity before negatives
     first_w = int(np.argmax(bad_w)) if bad_w.any() else -1
     weights = (float(w[np.isfinite(w)].sum()), first_w, float(w[first_w]) if first_w >= 0 else 0.0)
     seen = (~np.isnan(x)).sum(0) if gaps else None
@@ -296,8 +297,8 @@ class DaskSource:
 
     def _check_weights(self, found: list[tuple]) -> None:
         bad = [(self.row_starts[i] + f[5], f[6]) for i, f in enumerate(found) if f[5] >= 0]
-        if bad:  # in the words a local fit uses (scikit-learn's)
-            row, value = min(bad)
+        if bad:  # in the words and order of a local fit (scikit-learn's): any NaN or infinity first
+            row, value = min([b for b in bad if not np.isfinite(b[1])] or bad)
             if not np.isfinite(value):
                 raise DataError(f"Input sample_weight contains NaN or infinity (first at row {row}).")
             raise DataError(f"Negative values in data passed to `sample_weight` (first at row {row}).")

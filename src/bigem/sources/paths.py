@@ -50,26 +50,40 @@ def _hidden(name: str) -> bool:
 
 def read_later(path: str, spec: str, every: bool = False) -> bool:
     """Whether a file written at ``path`` would be read as data by a later read of
-    ``spec``, a folder (a file of a format bigem reads, inside it at any depth, not
-    hidden; ``every``: any file not hidden, as ``Files(format=)`` reads a folder) or a
-    glob that matches it. Outputs written there would join the data of the next run."""
+    ``spec``: a folder (a file inside it at any depth, not hidden) or a glob that matches
+    it, by glob's rules; a file of a format bigem reads (``every``: any file, as
+    ``Files(format=)`` reads them). Links are followed on both sides. Outputs written
+    there would join the data of the next run."""
     spec = local_path(os.fspath(spec))
     if is_url(spec) or is_url(path):
         return False
-    target = os.path.realpath(local_path(path))
+    folder, name = os.path.split(os.path.abspath(local_path(path)))
+    target = os.path.join(os.path.realpath(folder), name)
+    if not (every or format_of(target) is not None):
+        return False
     if os.path.isdir(spec):
-        rel = os.path.relpath(target, os.path.realpath(spec))
-        parts = rel.split(os.sep)
-        return parts[0] != os.pardir and not any(_hidden(p) for p in parts) and (every or format_of(target) is not None)
+        parts = os.path.relpath(target, os.path.realpath(spec)).split(os.sep)
+        return parts[0] != os.pardir and not any(_hidden(p) for p in parts)
     if not glob.has_magic(spec) or os.path.exists(spec):
         return False
     pattern = os.path.abspath(spec).split(os.sep)
-    name = os.path.abspath(local_path(path)).split(os.sep)
-    if "**" in pattern:  # any depth: the whole path against the pattern, '*' crossing folders
-        return fnmatch.fnmatchcase(os.sep.join(name), os.sep.join(pattern))
-    # glob's rules, part by part: '*' stays within a name and skips names starting with '.'
-    return len(pattern) == len(name) and all(
-        fnmatch.fnmatchcase(n, p) and (not n.startswith(".") or p.startswith(".")) for n, p in zip(name, pattern))
+    fixed = next(i for i, part in enumerate(pattern) if glob.has_magic(part))  # the folder the pattern starts in
+    root = os.path.realpath(os.sep.join(pattern[:fixed]) or os.sep)
+    parts = os.path.relpath(target, root).split(os.sep)
+    return parts[0] != os.pardir and _glob_match(parts, pattern[fixed:])
+
+
+def _glob_match(names: list[str], parts: list[str]) -> bool:
+    """Whether the path ``names`` matches the pattern ``parts`` as ``glob.glob(...,
+    recursive=True)`` matches: part by part, '*' within a name and not before a leading
+    '.', '**' any number (zero too) of names not starting with '.'."""
+    if not parts:
+        return not names
+    if parts[0] == "**":
+        return _glob_match(names, parts[1:]) or (
+            bool(names) and not names[0].startswith(".") and _glob_match(names[1:], parts))
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and \
+        (not names[0].startswith(".") or parts[0].startswith(".")) and _glob_match(names[1:], parts[1:])
 
 
 def _walk(folder: str, every: bool = False) -> list[str]:
