@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -369,3 +370,51 @@ def test_a_full_disk_names_the_output_and_leaves_nothing(write, name, tmp_path, 
     with pytest.raises(OutputPathError, match=rf"{name}: cannot be written, the disk is full .*free some space"):
         write(fitted, str(tmp_path / name))
     assert os.listdir(tmp_path) == []
+
+
+def test_outputs_written_together_appear_together_or_not_at_all(tmp_path):
+    from bigem.io.files import write_atomically, written_together
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+
+    def text(value):
+        return lambda tmp: Path(tmp).write_text(value)
+
+    with pytest.raises(RuntimeError, match="the second output failed"):
+        with written_together():
+            write_atomically(str(a), text("a"))
+            assert not a.exists()  # not before the block ends
+
+            def fail(tmp):
+                raise RuntimeError("the second output failed")
+
+            write_atomically(str(b), fail)
+    assert os.listdir(tmp_path) == []  # neither, and no temporary
+    with written_together():
+        write_atomically(str(a), text("a"))
+        write_atomically(str(b), text("b"))
+    assert a.read_text() == "a" and b.read_text() == "b" and sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize("family", ["gaussian", "multinomial"])
+def test_select_whose_picture_fails_writes_no_model_and_no_table(tmp_path, monkeypatch, capsys, family):
+    """select's model, table and picture are one result: a picture that failed after the
+    model and table were written left them behind."""
+    import bigem.plot
+    from bigem.cli import main
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(3.0, (60, 5)) if family == "multinomial" else rng.normal(size=(60, 2))
+    np.savetxt(tmp_path / "d.csv", X, delimiter=",", header="a,b,c,d,e"[: 2 * X.shape[1] - 1], comments="")
+
+    def broken(result, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bigem.plot, "plot_selection", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["select", str(tmp_path / "d.csv"), "-k", "1..2", "-o", str(out / "m.bigem"), "--table",
+            str(out / "t.csv"), "--plot", str(out / "p.png")] + (["--family", "multinomial"] if family == "multinomial"
+                                                                   else [])
+    assert main(argv) != 0
+    assert os.listdir(out) == []

@@ -1002,13 +1002,16 @@ def run_select(args) -> int:
         progress.close()
     for message in dict.fromkeys(str(w.message) for w in caught):  # the selection's warnings, once each
         print(f"bigem select: warning: {in_flags(message)}", file=sys.stderr)
-    result.best_estimator_.save(args.output)
-    if args.table:
-        write_rows(args.table, result.table, list(COLUMNS))
-    if args.plot:
-        from ..plot import plot_selection
+    from ..io.files import written_together
 
-        plot_selection(result, args.plot)
+    with written_together():  # the model, table and picture: all of them or none
+        result.best_estimator_.save(args.output)
+        if args.table:
+            write_rows(args.table, result.table, list(COLUMNS))
+        if args.plot:
+            from ..plot import plot_selection
+
+            plot_selection(result, args.plot)
     b = result.best_
     payload = dict(
         model=args.output, criterion=args.criterion, best=b, dropped=[list(d) for d in result.dropped],

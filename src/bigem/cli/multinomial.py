@@ -160,13 +160,16 @@ def run_select(args) -> int:
         result = select(data.X, args.k, None, args.criterion, family="multinomial", sample_weight=data.weight,
                         columns=data.columns, callback=progress, **params)
         progress.close()
-    result.best_estimator_.save(args.output)
-    if args.table:
-        write_rows(args.table, result.table, list(COLUMNS))
-    if args.plot:
-        from ..plot import plot_selection
+    from ..io.files import written_together
 
-        plot_selection(result, args.plot)
+    with written_together():  # the model, table and picture: all of them or none
+        result.best_estimator_.save(args.output)
+        if args.table:
+            write_rows(args.table, result.table, list(COLUMNS))
+        if args.plot:
+            from ..plot import plot_selection
+
+            plot_selection(result, args.plot)
     b = result.best_
     payload = dict(model=args.output, family="multinomial", criterion=args.criterion, best=b, table=result.table,
                    n_rows=data.n_rows)

@@ -21,6 +21,7 @@ leaves the target as it was and no temporary behind.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import hashlib
 import os
@@ -234,9 +235,43 @@ class Partial:
             self.abort()
 
 
+# Inside :func:`written_together`: the finished temporaries waiting to be committed together.
+_TOGETHER: contextvars.ContextVar[list[Partial] | None] = contextvars.ContextVar("bigem_outputs_together", default=None)
+
+
 def write_atomically(path: str, write: Callable[[str], None]) -> str:
-    """``write(tmp)`` to a :class:`Partial` of ``path``, then commit it."""
+    """``write(tmp)`` to a :class:`Partial` of ``path``, then commit it (inside
+    :func:`written_together`, when that block ends)."""
     with Partial(path) as part:
         with part.naming_errors():
             write(part.tmp)
-        return part.commit()
+        pending = _TOGETHER.get()
+        if pending is None:
+            return part.commit()
+        pending.append(part)
+        return part.path
+
+
+@contextlib.contextmanager
+def written_together():
+    """Outputs written inside the block (:func:`write_atomically`) appear together when it
+    ends without error, or none of them: on an error (Ctrl-C and SIGTERM on the command
+    line too) every finished temporary is removed. A command's model, table and picture
+    are one result; a table that failed left the model written."""
+    parts: list[Partial] = []
+    token = _TOGETHER.set(parts)
+    try:
+        yield
+    except BaseException:
+        for part in parts:
+            part.abort()
+        raise
+    finally:
+        _TOGETHER.reset(token)
+    for i, part in enumerate(parts):  # renames, which a full disk does not stop
+        try:
+            part.commit()
+        except BaseException:
+            for rest in parts[i + 1 :]:
+                rest.abort()
+            raise
