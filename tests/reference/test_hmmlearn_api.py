@@ -447,6 +447,12 @@ def test_emission_parameters_of_another_width_than_n_features_are_refused_as_in_
             m.fit(X)
     with pytest.raises(ParameterError, match="emissionprob_ holds 4 columns but n_features is 6"):
         m.fit(X)
+    # GaussianHMM has no n_features to set: the message names X's width
+    m = _with(GaussianHMM(2, init_params="", n_iter=2),
+              dict(startprob_=[.5, .5], transmat_=[[.9, .1], [.2, .8]], means_=np.zeros((2, 2)), covars_=np.ones((2, 2))))
+    with pytest.raises(ParameterError, match=r"^means_, covars_ hold 2 columns but X has 3 features: give them 3 "
+                                             r"columns, or fit on 2 of X's columns$"):
+        m.fit(np.random.default_rng(0).normal(size=(50, 3)))
 
 
 @pytest.mark.parametrize("params", ["st", "stm"])
