@@ -196,7 +196,8 @@ def test_all_rows_labelled_or_none_both_fit():
     for c in range(2):
         np.testing.assert_allclose(everything.probabilities_[c], (1 + X[z == c].sum(0)) / (2 + (z == c).sum()),
                                    rtol=1e-10)
-    nothing = _fit(BernoulliMixture(2, unlabeled_weight=1.0, random_state=0), X, np.full(300, -1))
+    with pytest.warns(UserWarning, match="y labels none of X's rows, so this fit is unsupervised"):
+        nothing = _fit(BernoulliMixture(2, unlabeled_weight=1.0, random_state=0), X, np.full(300, -1))
     assert np.isfinite(nothing.lower_bound_)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bigem import GaussianMixture, PoissonMixture, blrt
-from bigem.errors import ConvergenceWarning
+from bigem.errors import ConvergenceWarning, DataError
 
 
 def _blobs():
@@ -30,6 +30,35 @@ def test_unlabeled_weight_without_y_warns_that_the_fit_is_unsupervised(cls):
         warnings.simplefilter("error")
         cls(2, unlabeled_weight=0.5, random_state=0).fit(X, y)  # labels given: no warning
         cls(2, random_state=0).fit(X, y)  # y ignored, as scikit-learn's mixtures ignore it
+
+
+@pytest.mark.parametrize("cls", [GaussianMixture, PoissonMixture])
+def test_a_y_that_labels_no_row_warns_that_the_fit_is_unsupervised(cls):
+    """With unlabeled_weight > 0 such a fit had no classes_ and said nothing: predict then
+    gave components where the caller expected classes."""
+    X, _ = _blobs()
+    X = np.abs(np.round(X)) if cls is PoissonMixture else X
+    with pytest.warns(UserWarning, match=r"^y labels none of X's rows, so this fit is unsupervised: the model has no "
+                                         r"classes_") as caught:
+        est = cls(2, unlabeled_weight=0.5, random_state=0).fit(X, np.full(len(X), -1))
+    assert caught[0].filename == __file__  # the caller's line
+    assert getattr(est, "classes_", None) is None and est.predict_proba(X).shape == (len(X), 2)
+
+
+def test_labels_are_refused_in_the_words_of_labels():
+    """The categorical columns' advice ("model it as a Gaussian column", "convert the
+    column to the type it had at fit") read wrongly for class labels."""
+    X, _ = _blobs()
+    y = np.full(len(X), -1.0)
+    y[:3] = [0.0, 1.5, 1.0]
+    with pytest.raises(DataError, match=r"^y holds 1\.5, which is not a whole number: class labels are strings, "
+                                        r"integers or booleans; give each class one label \(-1 or None where a row "
+                                        r"is unlabelled\)$"):
+        GaussianMixture(2, unlabeled_weight=1.0).fit(X, y)
+    text = np.array(["a", "b"] * 150, dtype=object)
+    with pytest.raises(DataError, match=r"y holds 'a' \(str\) at row 0, but the classes are of type int; give y "
+                                        r"labels of the classes' type"):
+        GaussianMixture(2, unlabeled_weight=1.0).partial_fit(X, text, classes=[0, 1])
 
 
 def test_drawn_rows_refit_without_the_warning():

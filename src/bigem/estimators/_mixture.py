@@ -95,8 +95,10 @@ SUPERVISION_DOC = """    unlabeled_weight : float in [0, 1] or None, default={de
         0: the supervised classifier from the labelled rows alone). Components are shared
         out among the classes in order (n_components >= the number of classes; several
         per class allowed); ``classes_`` holds the labels, ``predict`` returns them and
-        ``predict_proba`` gives one column per class (a number with no y warns: the fit
-        is then unsupervised). None: y is ignored{none}.
+        ``predict_proba`` gives one column per class (a number with no y, or a y that
+        labels no row, warns: the fit is then unsupervised). Unless ``*_init`` are
+        given, the fit starts from the labelled rows (each class's components from its
+        rows), whatever ``init_params``. None: y is ignored{none}.
 """
 
 # The parameters of online EM, which a model without it (a variational one) leaves out.
@@ -190,12 +192,15 @@ MISSING_DOC = """    missing_values : {'error', 'fiml'}, default='error'
         'error': NaN (and nulls in files and DataFrames) are refused, as scikit-learn
         refuses them. 'fiml': they are missing values, fitted by the exact EM for values
         missing at random (full-information maximum likelihood): each row's likelihood
-        is the marginal of what it observed; the M-step completes each gap by its
-        conditional expectation given the row's observed values and adds the
-        conditional covariance to the second moments. predict, score, ... then accept
-        rows with gaps too; a row with every value missing gets the weights as its
-        posterior (the fit warns once with their count); a column missing in every row
-        is an error. See also :meth:`impute`.
+        is the marginal of what it observed. The M-step of a full or tied Gaussian
+        completes each gap by its conditional expectation given the row's observed values
+        and adds the conditional covariance to the second moments; a diagonal or
+        spherical one estimates each feature's mean and variance from the rows that
+        observed it (StepMix's step; mclust's constrained diagonal models and fits under a
+        prior complete the gaps by the component's mean and variance). predict, score,
+        ... then accept rows with gaps too; a row with every value missing gets the
+        weights as its posterior (the fit warns once with their count); a column missing
+        in every row is an error. See also :meth:`impute`.
 """
 
 
@@ -685,6 +690,10 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                           "or unlabeled_weight=None", UserWarning, stacklevel=2)
         y = y if self._uses_labels(s) else None
         with self._execution(X, s, sample_weight, columns, y=y, fitting=True, **open_kw) as (engine, source, classes):
+            if y is not None and classes is None:
+                warnings.warn("y labels none of X's rows, so this fit is unsupervised: the model has no classes_, "
+                              "and predict gives components, predict_proba one column per component; label some "
+                              "rows, or pass unlabeled_weight=None for an unsupervised fit", UserWarning, stacklevel=2)
             fitted = self._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
         npy_columns.remember(self, X, columns)
         return fitted

@@ -90,7 +90,10 @@ def learn_classes(values, name: str = "y") -> set:
     try:
         keys = observed(labelled, name)
     except DataError as exc:
-        raise DataError(f"{exc}".replace("a categorical column takes", "class labels are")) from None
+        text = f"{exc}".replace("a categorical column takes", "class labels are")
+        # a label is no column of the model: its advice is the labels' own
+        raise DataError(text.replace("; round or bin it, or model it as a Gaussian column",
+                                     "; give each class one label (-1 or None where a row is unlabelled)")) from None
     _refuse_text_unlabelled(keys, name)
     return keys
 
@@ -145,6 +148,8 @@ def label_codes(values, classes: np.ndarray, name: str = "y", row0: int = 0, whe
         found = encode_values(arr, classes, f"{name}", "error", row0, where).astype(np.int64)
     except DataError as exc:  # the categories' message, with the classes' words and fixes
         head = str(exc).split("; pass handle_unknown=")[0].replace("category", "class")
+        head = head.replace("the model's categories are of type", "the classes are of type").replace(
+            "; convert the column to the type it had at fit", f"; give {name} labels of the classes' type")
         raise DataError(f"{head}; pass -1 for that row to leave it unlabelled, refit with every class, or "
                         "(partial_fit) list every class on the first call with classes=[...]") from None
     codes[~unl] = found[~unl]
