@@ -560,3 +560,31 @@ def test_poisson_hmm_counts_beyond_float32_stay_exact():
     X[:4] = 2**24 + 1  # mean now 2**24 + 1.6 exactly; the float32 rows would give 2**24 + 1.2
     m = PoissonHMM(1, n_iter=1, dtype="float32", random_state=0).fit(X)
     assert m.lambdas_[0, 0] == X.mean()
+
+
+def test_pieces_and_whole_sequences_count_alike_where_reads_are_deferred(monkeypatch):
+    """On a GPU a batch of whole sequences counts its rows and sequences in 0-d device
+    tensors; a piece of a cut sequence counted them in ints, so the processes of a
+    torch.distributed fit could disagree on the statistics' layout and fall back from
+    one all-reduce to a gather of pickles every E-step. Both now count alike."""
+    from bigem._core import numerics
+    from bigem.models import hmm as hmm_model
+
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(m, 1.0, (400, 2)) for m in (0.0, 4.0, -3.0)] * 5)
+    lengths = [5000, 1000]  # the first longer than a batch: cut into pieces
+    plain = GaussianHMM(3, n_iter=3, tol=0.0, random_state=0, dtype="float64", memory_budget=150_000).fit(X, lengths)
+    monkeypatch.setattr(numerics, "defers_reads", lambda device: True)
+    kinds = []
+    original = hmm_model.HMMModel._piece_stats
+
+    def counted(self, *args, **kwargs):
+        stats = original(self, *args, **kwargs)
+        kinds.append(tuple((type(v), getattr(v, "dtype", None)) for v in
+                           (stats.rows, stats.sequences, stats.impossible, stats.first_impossible)))
+        return stats
+
+    monkeypatch.setattr(hmm_model.HMMModel, "_piece_stats", counted)
+    deferred = GaussianHMM(3, n_iter=3, tol=0.0, random_state=0, dtype="float64", memory_budget=150_000).fit(X, lengths)
+    assert kinds and set(kinds) == {((torch.Tensor, torch.int64),) * 4}
+    np.testing.assert_allclose(deferred.monitor_.history, plain.monitor_.history, rtol=1e-12)

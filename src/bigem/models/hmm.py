@@ -1414,13 +1414,15 @@ class HMMModel:
         estats = components.statistics(self.emission, params.emission, x, post.gamma, None,
                                        self._prepared(params, x.device))  # gamma is 0 where impossible
         good = bool(ok)  # one read a piece (a piece is a whole batch of rows)
+        counts = dict(rows=chunk.n_rows if good else 0, sequences=int(good and chunk.last),
+                      impossible=int(not good and chunk.last),
+                      first_impossible=chunk.seq_start if not good and chunk.last else -1)
+        if numerics.defers_reads(x.device):  # 0-d device counts, as a batch of whole sequences gives them there:
+            # one layout on every process (torch.distributed's one all-reduce, not a gather of pickles)
+            counts = {k: torch.full((), v, dtype=torch.int64, device=x.device) for k, v in counts.items()}
         return HMMStats(
             start=post.start, trans=post.trans, emission=estats,
-            loglik=post.loglik.sum() if good else torch.zeros((), dtype=torch.float64, device=x.device),
-            rows=chunk.n_rows if good else 0,
-            sequences=int(good and chunk.last), impossible=int(not good and chunk.last),
-            first_impossible=chunk.seq_start if not good and chunk.last else -1,
-        )
+            loglik=post.loglik.sum() if good else torch.zeros((), dtype=torch.float64, device=x.device), **counts)
 
     def objective(self, stats: HMMStats) -> Objective:
         """The log-likelihood of the possible sequences, per time step."""
