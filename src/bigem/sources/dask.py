@@ -290,7 +290,7 @@ class DaskSource:
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)
         if self.gaps and self.every_column:
             seen = ColumnsSeen(self.n_features)
-            seen.seen += torch.from_numpy(np.sum([f[7] for f in found], axis=0).astype(np.int64))
+            seen.add_counts(torch.from_numpy(np.sum([f[7] for f in found], axis=0).astype(np.int64).reshape(-1)))
             seen.check(self.feature_names, self.name)
         self.partitions = [self.partitions[i] for i in keep]
         self.row_starts = [self.row_starts[i] for i in keep]

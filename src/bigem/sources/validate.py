@@ -196,14 +196,21 @@ class ColumnsSeen:
     with gaps can refuse a feature that no row observes (nothing can estimate it)."""
 
     def __init__(self, n_features: int) -> None:
-        self.seen = torch.zeros(n_features, dtype=torch.int64)
+        self.n_features = n_features
+        self.seen: Tensor | None = None
 
     def add(self, x: Tensor) -> None:
-        # summed where the rows are (a GPU's chunks wait on no read-back), read in check
-        self.seen = self.seen.to(x.device) + (~torch.isnan(x)).sum(0)
+        # summed where the rows are (a GPU's chunks wait on no read-back, nor an upload:
+        # the first chunk's count starts the total there), read in check
+        self.add_counts((~torch.isnan(x)).sum(0))
+
+    def add_counts(self, counts: Tensor) -> None:
+        """Each column's count of observed values in some rows (int64, (n_features,))."""
+        self.seen = counts if self.seen is None else self.seen + counts
 
     def check(self, names: list[str] | None, name: str = "X") -> None:
-        empty = torch.nonzero(self.seen.cpu() == 0).reshape(-1).tolist()
+        seen = torch.zeros(self.n_features, dtype=torch.int64) if self.seen is None else self.seen.cpu()
+        empty = torch.nonzero(seen == 0).reshape(-1).tolist()
         if not empty:
             return
         which = [repr(str(names[j])) if names else str(j) for j in empty]
