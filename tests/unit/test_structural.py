@@ -636,3 +636,34 @@ def test_read_only_outcomes_are_read_without_a_warning():
         warnings.simplefilter("error")
         m = bigem.StructuralModel(measurement, "gaussian", n_steps=3, correction="BCH").fit(X, Y)
         assert np.isfinite(m.predict_proba(X, Y)).all()
+
+
+@pytest.mark.parametrize("family", ["gaussian", "bernoulli", "categorical", "poisson"])
+def test_a_missing_outcome_at_prediction_is_marginalised_though_the_fit_had_none(fitted, family):
+    """Fitted on a Y without gaps, a row whose Y is missing computed NaN log-densities:
+    predict_proba was NaN and predict said class 0, without a word. Its class now rests
+    on what it observed: x alone for a row missing all of Y (the measurement's posterior)."""
+    X, Y, z, measurement, _ = fitted
+    rng = np.random.default_rng(4)
+    outcome = {"gaussian": Y, "bernoulli": (Y > 0).astype(float), "categorical": np.clip(np.round(Y), 0, 3),
+               "poisson": np.abs(np.round(Y))}[family]
+    m = bigem.StructuralModel(measurement, family, n_steps=3, correction="ML").fit(X, outcome)
+    gapped = outcome.copy()
+    rows = rng.choice(len(X), 20, replace=False)
+    gapped[rows] = np.nan
+    proba = m.predict_proba(X, gapped)
+    np.testing.assert_allclose(proba[rows], measurement.predict_proba(X[rows]), atol=1e-12)
+    others = np.setdiff1d(np.arange(len(X)), rows)
+    np.testing.assert_allclose(proba[others], m.predict_proba(X, outcome)[others], rtol=1e-12)
+    assert np.isfinite(m.score(X, gapped))
+    np.testing.assert_array_equal(m.predict(X, gapped), proba.argmax(1))
+
+
+def test_a_missing_covariate_at_prediction_is_refused_by_row(fitted):
+    X, _, _, measurement, _ = fitted
+    Z = np.random.default_rng(5).normal(size=(len(X), 2))
+    m = bigem.StructuralModel(measurement, "covariate", n_steps=3, correction="ML").fit(X, Z)
+    Z[7, 1] = np.nan
+    with pytest.raises(DataError, match=r"^Y has a missing value \(NaN\) in a covariate column at row 7: the "
+                                        r"covariates give the class probabilities and cannot be missing"):
+        m.predict(X, Z)

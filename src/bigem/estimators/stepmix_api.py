@@ -348,6 +348,9 @@ class StepMix(EstimatorBase):
         return X, Y, classes.numpy()
 
     # ------------------------------------------------------------------ parameters
+    def __sklearn_is_fitted__(self) -> bool:  # scikit-learn's check_is_fitted (a Pipeline's predict asks it)
+        return hasattr(self, "_mm")
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "_mm"):
             raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "

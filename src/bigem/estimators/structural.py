@@ -604,6 +604,9 @@ class StructuralModel(EstimatorBase):
         return out
 
     # ------------------------------------------------------------------ inference
+    def __sklearn_is_fitted__(self) -> bool:  # scikit-learn's check_is_fitted (a Pipeline's predict asks it)
+        return hasattr(self, "_fitted_params")
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "_fitted_params"):
             raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with X and Y "
@@ -619,8 +622,25 @@ class StructuralModel(EstimatorBase):
             raise DataError(f"Y has {width} columns but the model was fitted with {len(self.families_)}")
         rows = _Rows(self.measurement_, X, columns, y, names, None, passes=1)
         source = rows.beside(FixedTerms("joint", self._log_w, self._conditional))
-        blocks = [self._fitted_model.log_joint(self._fitted_params, chunk.x) for chunk in source.chunks()]
-        return torch.cat(blocks) if blocks else torch.zeros(0, rows.K, dtype=torch.float64)
+        model = self._inference_model(rows.K)
+        blocks = [model.log_joint(self._fitted_params, chunk.x) for chunk in source.chunks()]
+        joint = torch.cat(blocks) if blocks else torch.zeros(0, rows.K, dtype=torch.float64)
+        unread = torch.isnan(joint).any(1)
+        if bool(unread.any()):  # a covariate has no density to marginalise over
+            raise DataError(f"Y has a missing value (NaN) in a covariate column at row {int(unread.int().argmax())}: "
+                            "the covariates give the class probabilities and cannot be missing; fill or drop the row")
+        return joint
+
+    def _inference_model(self, K: int):
+        """The fitted model with every structural family but the covariates taking a
+        missing value of Y (NaN) as missing, whether or not the fit's Y had any: a row's
+        class then rests on what it observed, as the fit's would (the model built for a
+        Y without gaps computed NaN there, and predict gave class 0). On complete rows it
+        gives the same numbers."""
+        families = list(self.families_)
+        categorical = [j for j, f in enumerate(families) if f == "categorical"]
+        sizes = dict(zip(categorical, (int(np.shape(p)[1]) for p in self.probabilities_)))
+        return self._model(K, families, sizes, self._settings(), gaps=set(families) - {"covariate"})
 
     def predict_proba(self, X, Y, *, columns=None) -> np.ndarray:
         """P(class | x, y) of each row, (n, n_components): the measurement and the structural
