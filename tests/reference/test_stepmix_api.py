@@ -702,7 +702,14 @@ def test_the_classifier_predicts_the_outcome_as_stepmixs(data, structural):
     ours = bigem.StepMixClassifier(K, n_steps=2, structural=structural, abs_tol=1e-12, random_state=0).fit(X, Y)
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
     np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
-    assert ours._estimator_type == "classifier"
+    # as StepMix's, no scikit-learn classifier (it has no classes_): accuracy scoring reads predict
+    from sklearn.base import is_classifier, is_clusterer
+    from sklearn.model_selection import cross_val_score
+
+    assert is_classifier(ours) == is_classifier(ref) is False and is_clusterer(ours) == is_clusterer(ref) is False
+    scores = cross_val_score(bigem.StepMixClassifier(K, n_steps=2, structural=structural, random_state=0), X, Y,
+                             scoring="accuracy", cv=3)
+    assert np.all((scores > 0.4) & (scores <= 1.0))
     with pytest.raises(ParameterError, match="binary or categorical outcome"):
         bigem.StepMixClassifier(K, structural="gaussian_unit").fit(X, Y)
 

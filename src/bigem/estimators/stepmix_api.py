@@ -155,7 +155,7 @@ class StepMix(EstimatorBase):
         ignored: bigem runs them to convergence.
     """
 
-    _estimator_type = "clusterer"
+    _estimator_type = None  # as StepMix's: scikit-learn takes it for no clusterer, classifier or density
     _UNROUTED = {}  # StepMix's score takes sample_weight: scikit-learn routes it there too
     _constraints = dict(
         n_components=_params.Int(1), n_steps=_params.Int(1, 3), measurement=_params.Passed(),
@@ -691,7 +691,9 @@ class StepMixClassifier(StepMix):
         '_nan' versions).
     """
 
-    _estimator_type = "classifier"
+    # no scikit-learn classifier, as StepMix's is not: it has no classes_ (its outcome's codes
+    # are its classes), so scikit-learn's classifier scorers and folds would fail on it; its
+    # predict serves the "accuracy" scorer as StepMix's does
     _TARGETS = ("binary", "binary_nan", "bernoulli", "bernoulli_nan", "categorical", "categorical_nan", "multinoulli",
                 "multinoulli_nan")
 
