@@ -28,3 +28,17 @@ with warnings.catch_warnings():
 @checks
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_the_default_mclustda_refuses_sparse_input_as_edda_does():
+    """MclustDA took each class's rows out of a sparse matrix first, and failed there with
+    an IndexError; scikit-learn's sparse checks run on EDDA above."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from bigem.errors import SparseDataError
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    for model in ("MclustDA", "EDDA"):
+        with pytest.raises(SparseDataError, match="Sparse data was passed for X, but dense data is required"):
+            MixtureClassifier(model).fit(sp.csr_matrix(X), np.repeat([0, 1], 30))

@@ -41,7 +41,7 @@ from ..models.covariance import ALL_NAMES
 from ..models.eigen import MODELS, MULTIVARIATE, NO_PRIOR, SKLEARN_EQUIVALENT, UNIVARIATE
 from ..sources.dask import is_dask_collection
 from ..sources.inputs import feature_names_of, is_file_input, is_source
-from ..sources.validate import MISSING_HINT, NO_MISSING_HINT
+from ..sources.validate import MISSING_HINT, NO_MISSING_HINT, refuse_sparse
 from . import _params
 from ._base import EstimatorBase
 from .gaussian_mixture import GaussianMixture
@@ -417,6 +417,7 @@ class MixtureClassifier(EstimatorBase):
         if y is None:
             raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None: give the class "
                             "of every row")
+        refuse_sparse(X)  # (MclustDA takes each class's rows out of X before any source reads it)
         if not hasattr(X, "shape") and not hasattr(X, "columns"):
             X = np.asarray(X)
         if isinstance(y, str):
