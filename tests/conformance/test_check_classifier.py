@@ -42,3 +42,20 @@ def test_the_default_mclustda_refuses_sparse_input_as_edda_does():
     for model in ("MclustDA", "EDDA"):
         with pytest.raises(SparseDataError, match="Sparse data was passed for X, but dense data is required"):
             MixtureClassifier(model).fit(sp.csr_matrix(X), np.repeat([0, 1], 30))
+
+
+@pytest.mark.parametrize("model", ["MclustDA", "EDDA"])
+def test_feature_name_warnings_name_the_classifier_once(model):
+    """Fitted on a DataFrame, predicting an array: scikit-learn's warning, naming the
+    classifier (it named GaussianMixture, once per class's density)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 2)) + np.repeat([0.0, 3.0, 6.0], 30)[:, None]
+    est = MixtureClassifier(model, covariance_types=["VVV"], dtype="float64").fit(pd.DataFrame(X, columns=["a", "b"]),
+                                                                                    np.repeat([0, 1, 2], 30))
+    with pytest.warns(UserWarning) as caught:
+        est.predict(X)
+    texts = [str(w.message) for w in caught]
+    assert texts == ["X does not have valid feature names, but MixtureClassifier was fitted with feature names"]

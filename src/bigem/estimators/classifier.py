@@ -113,20 +113,32 @@ class _ClassPriors(_params.Constraint):
 def _in_its_words(method):
     """A data error of the per-class mixtures in the classifier's words: it has no
     missing_values (their NaN message offered missing_values='fiml'), and it is what
-    expects the features (they named GaussianMixture)."""
+    expects the features (they named GaussianMixture). Their warnings too (scikit-learn's
+    feature-name warnings), each once, however many classes said it."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except DataError as exc:
-            text = str(exc)
-            said = (text.replace(f", {MISSING_HINT}", f": {NO_MISSING_HINT}")
-                    .replace(" (infinity is not a missing value: NaN is, with missing_values='fiml')", "")
-                    .replace("but GaussianMixture is expecting", f"but {type(self).__name__} is expecting"))
-            if said != text:
-                exc.args = (said, *exc.args[1:])
-            raise
+        name = type(self).__name__
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = method(self, *args, **kwargs)
+            except DataError as exc:
+                text = str(exc)
+                said = (text.replace(f", {MISSING_HINT}", f": {NO_MISSING_HINT}")
+                        .replace(" (infinity is not a missing value: NaN is, with missing_values='fiml')", "")
+                        .replace("but GaussianMixture is expecting", f"but {name} is expecting"))
+                if said != text:
+                    exc.args = (said, *exc.args[1:])
+                raise
+            finally:
+                seen = {}
+                for w in caught:
+                    seen.setdefault((w.category, str(w.message).replace("GaussianMixture was fitted",
+                                                                        f"{name} was fitted")), w)
+        for (category, text), w in seen.items():
+            warnings.warn(text, category, stacklevel=2)
+        return result
 
     return run
 
