@@ -39,3 +39,21 @@ def test_fitted_means_fitted_to_scikit_learn(make, outcome):
     if not isinstance(est, bigem.StructuralModel):  # its predict takes Y too, which a Pipeline does not pass
         pipe = make_pipeline(FunctionTransformer(), make()).fit(X, Y)
         np.testing.assert_array_equal(pipe.predict(X), est.predict(X))
+
+
+def test_a_nested_estimators_parameters_are_scikit_learns_name__param():
+    """StructuralModel's measurement: get_params(deep=True) lists its parameters, and
+    set_params and a grid search set them (they were refused as invalid)."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, Y = _data()
+    est = bigem.StructuralModel(bigem.BernoulliMixture(2, random_state=0), "gaussian")
+    deep = est.get_params(deep=True)
+    assert deep["measurement__n_components"] == 2 and "measurement__n_components" not in est.get_params(deep=False)
+    est.set_params(measurement__n_components=3, tol=1e-6)
+    assert est.measurement.n_components == 3 and est.tol == 1e-6
+    with pytest.raises(ValueError, match="Invalid parameter 'tol__x'"):
+        est.set_params(tol__x=1)
+    search = GridSearchCV(bigem.StructuralModel(bigem.BernoulliMixture(2, random_state=0), "gaussian"),
+                          {"measurement__n_components": [2, 3]}, cv=2).fit(X, Y)
+    assert search.best_params_["measurement__n_components"] in (2, 3)

@@ -470,7 +470,7 @@ def _load(path: str, missing: str | None = None, described: bool = False):
                              "score rows with their outcomes, load it in Python (bigem.load(path).predict_proba(X, "
                              "Y)), and its measurement model is bigem.load(path).measurement_")
     if missing is not None:
-        if "missing_values" not in est.get_params():
+        if "missing_values" not in est.get_params(deep=False):
             raise ParameterError(f"--missing applies to the mixtures of columns and the HMMs, and {path} holds a "
                                  f"{type(est).__name__}; drop it")
         est.set_params(missing_values=missing)
@@ -885,7 +885,7 @@ def _structural_rows(model, columns: list[str], boot) -> list[dict]:
 
 
 def _info_structural(est, args) -> int:
-    s = est.get_params()
+    s = est.get_params(deep=False)
     names = est.structural_names_ or [f"y{j}" for j in range(len(est.families_))]
     rows = _structural_rows(est, names, None)
     how = {1: "one step", 2: "two steps"}.get(s["n_steps"],
@@ -1045,7 +1045,7 @@ def run_info(args) -> int:
     names = getattr(est, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
-             for k, v in est.get_params().items() if k not in ("weights_init", "means_init", "precisions_init")}
+             for k, v in est.get_params(deep=False).items() if k not in ("weights_init", "means_init", "precisions_init")}
     payload = dict(
         kind=type(est).__name__, n_components=int(est.n_components), covariance_type=est.covariance_type,
         n_features=int(est.n_features_in_), feature_names=names, converged=bool(est.converged_),
@@ -1095,7 +1095,7 @@ def _info_family(est, args) -> int:
     if hasattr(est, "probabilities_") and isinstance(est.probabilities_, list):
         arrays["probabilities_"] = est.probabilities_
     hyper = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
-             for k, v in est.get_params().items() if not k.endswith("_init")}
+             for k, v in est.get_params(deep=False).items() if not k.endswith("_init")}
     payload = dict(
         kind=type(est).__name__, n_components=int(est.n_components), n_features=int(est.n_features_in_),
         feature_names=cols if names is not None else None, converged=bool(est.converged_), n_iter=int(est.n_iter_),
@@ -1150,7 +1150,7 @@ def _info_hmm(est, args) -> int:
     monitor = getattr(est, "monitor_", None)
     history = list(monitor.history) if monitor is not None else []
     hyper = {k: (v.tolist() if isinstance(v, np.ndarray) else v if isinstance(v, (int, float, str, bool, type(None)))
-                 else str(v)) for k, v in est.get_params().items()}
+                 else str(v)) for k, v in est.get_params(deep=False).items()}
     public = [name.lstrip("_") for name in est._fitted_arrays]  # GaussianHMM's covars_: full matrices, as hmmlearn's
     arrays = {name.rstrip("_"): np.asarray(getattr(est, name)).tolist() for name in public}
     structure = {k: hyper[k] for k in ("covariance_type", "n_mix") if k in hyper}

@@ -84,7 +84,7 @@ class EstimatorBase:
         (n_components, ...) the fitted parameters have, whatever set_params did since."""
         values: dict[str, Any] = {}
         arrays: dict[str, torch.Tensor] = {}
-        params = self.get_params()
+        params = self.get_params(deep=False)
         if as_fitted:
             params.update(getattr(self, "_fit_structure_", None) or {})
         for name, value in params.items():
@@ -138,8 +138,15 @@ class EstimatorBase:
         return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
     def get_params(self, deep: bool = True) -> dict:
-        """Constructor parameters and their current values."""
-        return {name: getattr(self, name) for name in self._param_names()}
+        """Constructor parameters and their current values; ``deep``: an estimator among
+        them gives its own too, as ``name__param`` (scikit-learn's nesting, which
+        ``set_params`` and a grid search over ``measurement__n_components`` read)."""
+        params = {name: getattr(self, name) for name in self._param_names()}
+        if deep:
+            for name, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update({f"{name}__{key}": inner for key, inner in value.get_params(deep=True).items()})
+        return params
 
     # parameters that say how one process computes, not what: they may differ between the
     # processes of a torch.distributed group (device='cuda:1' on rank 1, a smaller budget)
@@ -174,15 +181,24 @@ class EstimatorBase:
         return seen
 
     def set_params(self, **params):
-        """Set constructor parameters; unknown names raise with the valid ones listed."""
+        """Set constructor parameters, and a nested estimator's as ``name__param`` (set after
+        the estimator itself, as scikit-learn sets them); unknown names raise with the
+        valid ones listed."""
         valid = self._param_names()
+        nested: dict[str, dict] = {}
         for name, value in params.items():
-            if name not in valid:
+            outer, _, inner = name.partition("__")
+            if outer not in valid or inner and not hasattr(params.get(outer, getattr(self, outer)), "set_params"):
                 raise ParameterError(
                     f"Invalid parameter {name!r} for estimator {self!r}. "  # scikit-learn's words
                     f"Valid parameters are: {valid!r}."
                 )
-            setattr(self, name, value)
+            if inner:
+                nested.setdefault(outer, {})[inner] = value
+            else:
+                setattr(self, name, value)
+        for outer, inner in nested.items():
+            getattr(self, outer).set_params(**inner)
         return self
 
     def __repr__(self) -> str:

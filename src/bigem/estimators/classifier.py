@@ -751,7 +751,7 @@ class MixtureClassifier(EstimatorBase):
         for test in folds:
             train = np.ones(len(y), dtype=bool)
             train[test] = False
-            clone = MixtureClassifier(**self.get_params())
+            clone = MixtureClassifier(**self.get_params(deep=False))
             clone._fit_chosen(s, _take(X, train), codes[train], columns, self.classes_, chosen)
             clone.class_priors = self.class_priors_
             p = clone.predict_proba(_take(X, ~train), columns=columns)

@@ -603,7 +603,7 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         if n_features is not None and width != n_features:  # hmmlearn's ValueError ("... must have shape ...")
             names = [name.lstrip("_") for name in self._emission_attributes]
             verb, them = ("holds", "it") if len(names) == 1 else ("hold", "them")
-            if "n_features" not in self.get_params():  # learnt from X (GaussianHMM, GMMHMM)
+            if "n_features" not in self.get_params(deep=False):  # learnt from X (GaussianHMM, GMMHMM)
                 raise ParameterError(f"{', '.join(names)} {verb} {width} columns but X has {n_features} features: "
                                      f"give {them} {n_features} columns, or fit on {width} of X's columns")
             raise ParameterError(f"{', '.join(names)} {verb} {width} columns but n_features is {n_features}: give "

@@ -149,7 +149,7 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
             if not isinstance(value, dict):
                 raise ModelFileError(f"{where}: invalid model contents (the {section!r} section is not a JSON object)")
         hyper = dict(hyper)
-        unknown = set(hyper) - set(est.get_params())
+        unknown = set(hyper) - set(est.get_params(deep=False))
         if unknown:
             raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
         for name in MACHINE_SETTINGS:
@@ -160,7 +160,7 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
         for name in list(tensors):
             if name.startswith("init."):
                 hyper[name[5:]] = tensors.pop(name).numpy()
-        if "device" in est.get_params():  # a model that computes somewhere (a StructuralModel's part does)
+        if "device" in est.get_params(deep=False):  # a model that computes somewhere (a StructuralModel's part does)
             hyper["device"] = device or _device_here(hyper.get("device"), where)
         est.set_params(**hyper)
         est._settings()

@@ -571,7 +571,7 @@ class StepMix(EstimatorBase):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return type(self)(**{**self.get_params(), "random_state": seed, "verbose": 0}).fit(X, Y)
+            return type(self)(**{**self.get_params(deep=False), "random_state": seed, "verbose": 0}).fit(X, Y)
 
     def _refit(self, X, Y, weights) -> StepMix:
         """A copy refitted on rows of the given weights, from this fit."""

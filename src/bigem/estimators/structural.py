@@ -321,7 +321,7 @@ class StructuralModel(EstimatorBase):
                                  f"GaussianMixture, MixedMixture, ...); got {m!r}")
         if hasattr(m, "weights_"):
             return m
-        params = m.get_params()
+        params = m.get_params(deep=False)
         if start and "tol" in params:
             params["tol"] = max(params["tol"], _START_TOL)
         if reader:

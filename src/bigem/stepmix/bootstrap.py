@@ -49,8 +49,8 @@ def blrt_sweep(model, X, Y=None, low=1, high=5, n_repetitions=30, random_state=4
     tests, p_values = [], []
     for k in range(low, high):
         print(f"Testing {k} vs. {k + 1} classes...")
-        null_model = type(model)(**{**model.get_params(), "n_components": k})
-        alternative_model = type(model)(**{**model.get_params(), "n_components": k + 1})
+        null_model = type(model)(**{**model.get_params(deep=False), "n_components": k})
+        alternative_model = type(model)(**{**model.get_params(deep=False), "n_components": k + 1})
         p_values.append(blrt(null_model, alternative_model, X, Y=Y, n_repetitions=n_repetitions,
                              random_state=random_state))
         tests.append(f"{k} vs. {k + 1} classes")
