@@ -975,7 +975,7 @@ def _typed(column: np.ndarray) -> np.ndarray:
 
 
 def run_select(args) -> int:
-    from ..estimators.selection import COLUMNS, select
+    from ..estimators.selection import select
 
     check_distinct_outputs({"-o": args.output, "--table": args.table, "--plot": args.plot})
     family = _family(args)
@@ -1002,16 +1002,7 @@ def run_select(args) -> int:
         progress.close()
     for message in dict.fromkeys(str(w.message) for w in caught):  # the selection's warnings, once each
         print(f"bigem select: warning: {in_flags(message)}", file=sys.stderr)
-    from ..io.files import written_together
-
-    with written_together():  # the model, table and picture: all of them or none
-        result.best_estimator_.save(args.output)
-        if args.table:
-            write_rows(args.table, result.table, list(COLUMNS))
-        if args.plot:
-            from ..plot import plot_selection
-
-            plot_selection(result, args.plot)
+    _write_selection(result, args)
     b = result.best_
     payload = dict(
         model=args.output, criterion=args.criterion, best=b, dropped=[list(d) for d in result.dropped],
@@ -1028,6 +1019,21 @@ def run_select(args) -> int:
     )
     _emit(args, payload, text)
     return 0
+
+
+def _write_selection(result, args) -> None:
+    """select's model (-o), table (--table) and picture (--plot): all of them or none."""
+    from ..estimators.selection import COLUMNS
+    from ..io.files import written_together
+
+    with written_together():
+        result.best_estimator_.save(args.output)
+        if args.table:
+            write_rows(args.table, result.table, list(COLUMNS))
+        if args.plot:
+            from ..plot import plot_selection
+
+            plot_selection(result, args.plot)
 
 
 def run_info(args) -> int:

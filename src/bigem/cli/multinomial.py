@@ -144,9 +144,9 @@ def run_fit(args) -> int:
 
 
 def run_select(args) -> int:
-    from ..estimators.selection import COLUMNS, select
-    from ._io import check_output, write_rows
-    from .commands import _check_k, _check_picture, _csv, _emit, _progress
+    from ..estimators.selection import select
+    from ._io import check_output
+    from .commands import _check_k, _check_picture, _csv, _emit, _progress, _write_selection
 
     check_output(args.output, (args.data,), what="model")
     if args.table:
@@ -160,16 +160,7 @@ def run_select(args) -> int:
         result = select(data.X, args.k, None, args.criterion, family="multinomial", sample_weight=data.weight,
                         columns=data.columns, callback=progress, **params)
         progress.close()
-    from ..io.files import written_together
-
-    with written_together():  # the model, table and picture: all of them or none
-        result.best_estimator_.save(args.output)
-        if args.table:
-            write_rows(args.table, result.table, list(COLUMNS))
-        if args.plot:
-            from ..plot import plot_selection
-
-            plot_selection(result, args.plot)
+    _write_selection(result, args)
     b = result.best_
     payload = dict(model=args.output, family="multinomial", criterion=args.criterion, best=b, table=result.table,
                    n_rows=data.n_rows)
