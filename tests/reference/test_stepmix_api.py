@@ -832,3 +832,17 @@ def test_predicting_a_continuous_outcome_is_stepmixs_not_implemented(data):
             model.predict_Y(X)
     with pytest.raises(ParameterError, match="binary or categorical outcome"):
         ours.predict_proba_Y(X)
+
+
+def test_feature_names_in_is_stepmixs(data):
+    """Fitted on a DataFrame, StepMix keeps scikit-learn's feature_names_in_ (bigem's had
+    none); fitted on an array, neither has it."""
+    import pandas as pd
+
+    _, _, X = data
+    frame = pd.DataFrame(X[:300], columns=[f"item{i}" for i in range(X.shape[1])])
+    ref, ours = both(frame)
+    np.testing.assert_array_equal(ours.feature_names_in_, ref.feature_names_in_)
+    assert ours.feature_names_in_.dtype == ref.feature_names_in_.dtype
+    ref, ours = both(X[:300])
+    assert not hasattr(ref, "feature_names_in_") and not hasattr(ours, "feature_names_in_")

@@ -286,6 +286,11 @@ class StepMix(EstimatorBase):
             run.converged_)
         self.measurement_in_ = self.n_features_in_ = int(self._mm.n_features_in_)
         self.x_names_ = _names(X)
+        names = getattr(self._mm, "feature_names_in_", None)  # scikit-learn's, as StepMix's fit keeps it
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        else:
+            self.__dict__.pop("feature_names_in_", None)
         if Y is None:
             self.__dict__.pop("structural_in_", None)
             self.__dict__.pop("y_names_", None)
