@@ -145,10 +145,10 @@ def check_output(path: str, inputs: tuple[str, ...] = (), formats: tuple[str, ..
     input (a folder or glob) would take it as data."""
     from ..sources.inputs import input_files, refuse_read_later
 
-    inputs = tuple(inputs) + tuple(f for spec in inputs for f in input_files(spec))  # a folder's files too (links)
+    read = tuple(inputs) + tuple(f for spec in inputs for f in input_files(spec))  # a folder's files too (links)
     if what == "model":
-        return check_model_path(path, inputs)
-    path = check_output_path(path, formats, inputs, what)
+        return check_model_path(path, read)
+    path = check_output_path(path, formats, read, what)
     for spec in inputs:
         refuse_read_later(path, spec, what)
     return path

@@ -23,8 +23,8 @@ from torch import Tensor
 from .._core.errors import DataError, ParameterError
 from .._core.types import Chunk
 from .arrays import chunk_rows_for_budget
-from .paths import expand_paths
 from .arrays import PROBE_ROWS, choose_shift
+from .paths import expand_paths
 from .validate import (ColumnsSeen, NonNumericDataError, check_shape, check_values, check_weight_not_a_feature,
                        raise_not_finite)
 
