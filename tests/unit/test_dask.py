@@ -540,6 +540,14 @@ def test_paths_the_workers_cannot_read_are_refused(client, data, tmp_path):
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.npy"))
     with pytest.raises(DataError, match=r"a.npy: column index 7 is out of range; the file has 4 columns"):
         GaussianMixture(2, client=client).fit(str(tmp_path / "a.npy"), columns=[2, 7])
+    with pytest.raises(DataError, match=r"a.npy: unknown column -1; a .npy file has no column names: use indices "
+                                        r"0..3"):  # the local fit's words
+        GaussianMixture(2, client=client).fit(str(tmp_path / "a.npy"), columns=[-1])
+    gap = data.copy()
+    gap[57, 1] = np.nan
+    np.save(tmp_path / "gap.npy", gap)
+    with pytest.raises(DataError, match=r"Input \S*gap.npy contains NaN. \(1 NaN; first at row 57\)"):  # as locally
+        GaussianMixture(2, client=client).fit(str(tmp_path / "gap.npy"))
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

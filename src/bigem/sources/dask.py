@@ -380,7 +380,7 @@ def open_dask_source(
     from dask import delayed
 
     np_dtype = _NUMPY[dtype]
-    name = "X"
+    name = getattr(X, "bigem_path", "X")  # a .npy file's rows (npy_rows) are named by the file
     if isinstance(X, (str, os.PathLike)) or (isinstance(X, (list, tuple)) and X and isinstance(X[0], (str, os.PathLike))):
         X, name = _read_files(X)
     if not is_dask_collection(X):
@@ -570,7 +570,9 @@ def npy_rows(path: str, columns, chunk_rows: int | None = None):
     name = "bigem-npy-" + tokenize(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, rows)
     X = da.from_array(NpyRows(path, mm.shape, mm.dtype), chunks=(rows, -1), name=name, lock=False,
                       meta=np.empty((0, 0), mm.dtype))
-    return X if checked.columns is None else X[:, checked.columns]
+    X = X if checked.columns is None else X[:, checked.columns]
+    X.bigem_path = path  # messages name the file, as a local fit's do (see open_dask_source)
+    return X
 
 
 def _paths(X) -> bool:

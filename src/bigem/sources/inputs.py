@@ -150,8 +150,9 @@ def check_delimiter(delimiter: object, what: str = "delimiter") -> str:
 
 
 def _is_index(c: object) -> bool:
-    """Whether c is a 0-based column index (an int, not a bool)."""
-    return isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) and c >= 0
+    """Whether c is a column index (an int, not a bool); the .npy reader refuses one
+    outside 0..width-1 with the file's range (``npy.column_indices``)."""
+    return isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
 
 
 def _is_paths(X: object) -> bool:
