@@ -85,3 +85,19 @@ def test_the_tags_say_what_x_may_hold():
     assert (poisson.positive_only, poisson.categorical, poisson.string) == (True, True, False)
     assert (categorical.positive_only, categorical.categorical, categorical.string) == (False, True, True)
     assert (bernoulli.positive_only, bernoulli.categorical, bernoulli.string) == (True, False, False)
+
+
+@pytest.mark.parametrize("name", ["PoissonHMM", "CategoricalHMM", "MultinomialHMM"])
+def test_the_integer_hmms_tags_make_the_checks_draw_x_they_take(name):
+    """scikit-learn's checks make X by the tags: for the HMMs of symbols and counts,
+    non-negative whole numbers, which they fit (real-valued X with negatives is refused)."""
+    import bigem
+    from sklearn.utils import get_tags
+
+    hmm = getattr(bigem, name)(n_components=2, random_state=0)
+    assert get_tags(hmm).input_tags.positive_only and get_tags(hmm).input_tags.categorical
+    X = np.random.default_rng(0).normal(size=(60, 1 if name == "CategoricalHMM" else 3))
+    X = sk_checks._enforce_estimator_tags_X(hmm, X)
+    assert X.min() >= 0 and np.array_equal(X, np.round(X))
+    hmm.fit(X)
+    assert np.isfinite(hmm.score(X))

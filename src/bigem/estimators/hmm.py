@@ -289,6 +289,14 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         self.client = client
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)  # hmmlearn's: there to replace before a fit
 
+    def __sklearn_tags__(self):
+        """Symbols and counts (the integer families) are non-negative whole numbers, as
+        the count mixtures' tags say it; scikit-learn's checks then draw such X."""
+        tags = super().__sklearn_tags__()
+        if self._integer_data:
+            tags.input_tags.positive_only = tags.input_tags.categorical = True
+        return tags
+
     @property
     def _fitted_arrays(self) -> dict[str, str]:
         return {name: name for name in ("startprob_", "transmat_", *self._emission_attributes)}
