@@ -100,9 +100,12 @@ class StepMix(EstimatorBase):
       does (its responsibility table from the same numbers, uniform weights), one step
       from StepMix's joint start, so the path and the classes' order are StepMix's; other
       starts (``'kmeans'``) are bigem's and one step begins from the measurement fit.
-    - The covariate model's Newton steps run to convergence (StepMix's
-      ``structural_params={'max_iter': 1}`` takes one per M-step, so its naive and BCH
-      estimates are one step from a random start).
+    - The covariate model's naive and BCH estimates (a single M-step) run Newton's
+      steps to convergence (StepMix's default ``structural_params={'max_iter': 1}``
+      takes one, so its estimates are one step from a random start). Within EM (one and
+      two steps, ML's three) each M-step takes one Newton step, StepMix's default, from
+      StepMix's start (its draws), so the path is StepMix's; a larger ``max_iter``
+      takes StepMix along another path to the same fixed points.
     - 'gaussian_unit' measurements, full, spherical and tied Gaussians as outcomes or
       as blocks of a nested measurement, and categorical blocks given one-hot
       (``integer_codes=False``) have no counterpart: a ParameterError names them. In a
@@ -152,7 +155,7 @@ class StepMix(EstimatorBase):
     structural_params : dict or None, default=None
         ``reg_covar`` and ``intercept`` for the structural model; ``method`` must be
         'newton-raphson', and ``max_iter`` and ``tol`` (Newton steps per M-step) are
-        ignored: bigem runs them to convergence.
+        not read: a single M-step runs them to convergence, EM's take one each.
     """
 
     _estimator_type = None  # as StepMix's: scikit-learn takes it for no clusterer, classifier or density
@@ -253,7 +256,7 @@ class StepMix(EstimatorBase):
         kw = {"reg_covar": extra.pop("reg_covar", _stepmix_reg_covar(names)), "intercept": extra.pop("intercept", True)}
         if extra.pop("method", "newton-raphson") != "newton-raphson":
             raise ParameterError("structural_params method: bigem's covariate model takes Newton-Raphson steps only")
-        extra.pop("max_iter", None)  # Newton steps per M-step: bigem runs them to convergence
+        extra.pop("max_iter", None)  # Newton steps per M-step: to convergence alone, one within EM
         extra.pop("tol", None)
         if extra:
             raise ParameterError(f"structural_params {sorted(extra)} are not read by bigem's StructuralModel")

@@ -21,6 +21,7 @@ import torch
 
 from .._core.errors import (ConvergenceWarning, DataError, DegenerateFitWarning, NumericalError, ParameterError,
                             convergence_warning, not_fitted_error)
+from .._core.draws import numpy_draws
 from .._core.protocols import Task
 from ..em.driver import fit_em
 from ..em.init import from_random_responsibilities
@@ -280,7 +281,7 @@ class StructuralModel(EstimatorBase):
 
             def initialise(restart: int) -> MixtureParams:
                 table = from_random_responsibilities(joint, engine, data, generator, centre)
-                return MixtureParams(start_weights, table.component)
+                return MixtureParams(start_weights, _drawn_covariates(joint, table.component, generator))
 
             n_init = m.n_init
         else:
@@ -292,7 +293,9 @@ class StructuralModel(EstimatorBase):
         fitted = copy.deepcopy(measurement)
         inner = best.params.component.parts[0]
         if conditional:  # StepMix's weights_: the rows' mean class posterior (the covariates give each row's prior)
-            n_k = engine.reduce(Task(joint, "e_step", (best.params,)), data).component.n_k
+            # of the last E-step, whose M-step gave the parameters, as StepMix's M-step sets them
+            stats = best.stats if best.stats is not None else engine.reduce(Task(joint, "e_step", (best.params,)), data)
+            n_k = stats.component.n_k
             own = MixtureParams((n_k / n_k.sum()).cpu(), inner)
         else:
             own = MixtureParams(best.params.weights, inner)
@@ -813,6 +816,23 @@ class _Rows:
         from ..sources.beside import Beside
 
         return Beside(self.source, lambda chunk: chunk.x.double(), self.width, self.y, names=self.names)
+
+
+def _drawn_covariates(model: MixtureModel, start: ProductParams, generator) -> ProductParams:
+    """``start`` with each covariate part's coefficients drawn as StepMix's ``initialize``
+    draws them, after the responsibility table and from the same numbers: normal, mean 0,
+    standard deviation 1e-3 (no M-step on the table: StepMix's covariate model takes its
+    first Newton step in the first iteration). Centred over the classes, as the fit keeps
+    them (softmax leaves the shift free, so the path is StepMix's)."""
+    rs = numpy_draws(generator)
+    parts = list(start.parts)
+    for i, part in enumerate(model.component.parts):
+        if isinstance(part.component, CovariateComponent):
+            shape = tuple(parts[i].coef.shape)
+            coef = (torch.from_numpy(rs.normal(0.0, 1e-3, size=shape)) if rs is not None else
+                    1e-3 * torch.randn(shape, generator=generator, dtype=torch.float64))
+            parts[i] = part.component.make_params(coef - coef.mean(0))
+    return ProductParams(tuple(parts))
 
 
 def _drawn_start(measurement) -> bool:
