@@ -152,6 +152,28 @@ def test_partial_fit_after_load_goes_on_as_in_the_saved_estimator(tmp_path, fami
     np.testing.assert_array_equal(back.weights_, kept.weights_)
 
 
+@pytest.mark.parametrize("edited", ["means_", "weights_"])
+def test_partial_fit_goes_on_from_the_attributes_as_set(tmp_path, edited):
+    """The fitted attributes are the model: partial_fit after an edit takes its E-step at
+    the edited parameters, as the loaded copy of the edited model does (it went on from
+    the fit's own parameters, 3e-4 from the copy's answer)."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(m, 1.0, (200, 2)) for m in (0, 4, 8)])
+    est = bigem.GaussianMixture(3, random_state=0, dtype="float64").fit(X)
+    plain = _copy(est)
+    if edited == "means_":
+        est.means_ = est.means_ + 0.5
+    else:
+        est.weights_ = np.array([0.6, 0.2, 0.2])
+    est.save(tmp_path / "m.bigem")
+    back = bigem.load(tmp_path / "m.bigem")
+    for m in (est, back, plain):
+        m.partial_fit(X[:100])
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(est, name), getattr(back, name), err_msg=name)
+    assert np.abs(est.means_ - plain.means_).max() > 1e-5  # the edit moved the step
+
+
 def test_a_damaged_online_state_is_named(tmp_path):
     from bigem.errors import ModelFileError
     from bigem.io import read_model_file, write_model_file

@@ -293,6 +293,11 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         """Parameters from the live attributes, validated (default: as a model file's)."""
         return self._from_attributes(s)
 
+    def _from_file(self, s) -> MixtureParams:
+        """Parameters from the arrays a model file set as attributes (default: the fitted
+        arrays; a Gaussian's precision factors too, where the file holds them)."""
+        return self._from_attributes(s)
+
     def _set_by_hand(self) -> bool:
         return all(hasattr(self, a) for a in self._required_attributes)
 
@@ -334,6 +339,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         state = self.__dict__.get("_online_")
         if state is not None and _components_of(state) != K:  # a running average of other components
             self._online_ = None
+        elif state is not None:  # partial_fit goes on from the attributes as set, as after a load of this model
+            self._online_ = dataclasses.replace(state, params=None)
         self._params_ = params.to("cpu")
         self._remember_attributes()
         return self._params_
@@ -1593,7 +1600,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         stored = _params.Stored(state)
         s = self._settings()
         self._restore_layout(state)
-        params = self._from_attributes(s)
+        params = self._from_file(s)
         n_features = stored.count("n_features_in_", low=1)
         names = stored.strings("feature_names_in_", None)
         centres = self._centres(params)

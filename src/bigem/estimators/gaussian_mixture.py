@@ -99,7 +99,34 @@ def given_precision_factors(est, s) -> torch.Tensor:
     return prec
 
 
-class GaussianMixture(ScikitLearnInternals, _BaseMixture):
+def precisions_set_apart(est) -> bool:
+    """Whether ``est.precisions_cholesky_`` (scikit-learn scores with it) is not the
+    factor of its ``covariances_`` (``sample`` draws with them): set by hand apart from
+    them, as scikit-learn lets a user. A model file then holds both, so that the loaded
+    model scores and draws as the saved one did."""
+    params = est._fitted()
+    c = params.component
+    derived = structure(est._inference_settings().covariance_type).precision_cholesky(c.covariances, "")
+    return not torch.equal(derived, c.prec_chol.to(derived))
+
+
+class _PrecisionsKept:
+    """GaussianMixture's and BayesianGaussianMixture's model files: the precision
+    factors as well, where they were set apart from the covariances."""
+
+    _kept_arrays = {"precisions_cholesky_": "precisions_cholesky"}
+
+    def _arrays_kept(self) -> dict[str, str]:
+        kept = super()._arrays_kept()
+        if "precisions_cholesky_" in kept and not precisions_set_apart(self):
+            del kept["precisions_cholesky_"]  # the file's covariances give them
+        return kept
+
+    def _from_file(self, s):
+        return self._from_live(s)  # the precision factors as the file holds them, when it does
+
+
+class GaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixture):
     __doc__ = (
         """Gaussian mixture model fitted by EM, a drop-in for ``sklearn.mixture.GaussianMixture``.
 

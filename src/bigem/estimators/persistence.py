@@ -81,8 +81,7 @@ def _record(est) -> tuple[dict, dict]:
     hyper, arrays = est._hyper_parameters()
     hyper = {name: value for name, value in hyper.items() if name not in MACHINE_SETTINGS}
     tensors = {f"init.{name}": value for name, value in arrays.items()}
-    kept = {attr: name for attr, name in est._kept_arrays.items() if hasattr(est, attr)}
-    for attr, name in {**est._fitted_arrays, **kept}.items():
+    for attr, name in {**est._fitted_arrays, **est._arrays_kept()}.items():
         tensors[name] = torch.from_numpy(np.asarray(getattr(est, attr), dtype=np.float64).copy())
     meta = {
         "format": FORMAT,
