@@ -435,6 +435,40 @@ def test_unknown_hyper_parameter(saved):
     _load_raises(path, rf"^{_where(path)}: unknown hyper-parameters \['banana'\]$")
 
 
+def test_a_newer_bigems_hyper_parameter_says_to_upgrade(saved):
+    def newer(m):
+        m["hyper_parameters"]["banana"] = 1
+        m["bigem_version"] = "99.0.0"
+
+    path = _tamper_meta(saved, newer)
+    _load_raises(path, rf"^{_where(path)}: unknown hyper-parameters \['banana'\] \(written by bigem 99.0.0, this is "
+                       rf"bigem {re.escape(bigem.__version__)}: upgrade bigem to read it\)$")
+
+
+def test_an_estimator_without_model_files_is_no_kind(saved):
+    """StepMix and StepMixClassifier pickle but have no save: a file naming them is
+    refused by kind, not with an AttributeError."""
+    path = _tamper_meta(saved, lambda m: m.update(kind="StepMix", hyper_parameters={}))
+    _load_raises(path, rf"^{_where(path)}: unknown model kind 'StepMix'; known: ")
+
+
+@pytest.mark.parametrize("name, named", [("x.npy", "a .npy array"), ("x.parquet", "a Parquet file"),
+                                         ("x.csv", r"a text file \(CSV\?\)"), ("h.csv", r"a text file \(CSV\?\)")])
+def test_a_data_file_given_as_the_model_is_named(tmp_path, name, named):
+    """Model and data swapped on the command line: the data file is named for what it
+    is (it was "header length 379676406402707 exceeds the file size")."""
+    path = tmp_path / name
+    if name == "x.npy":
+        np.save(path, np.zeros((40, 2)))
+    elif name == "x.parquet":
+        __import__("pandas").DataFrame({"x": [1.0, 2.0]}).to_parquet(path)
+    else:
+        path.write_text("x,y\n1,2\n" if name == "x.csv" else "x,y\n")  # 4 bytes: too short for a length
+    _load_raises(path, rf"^{_where(path)}: not a valid bigem model file: it is {named}, not a model file \(a model "
+                       r"file is what an estimator's save or `bigem fit -o` writes; on the command line the model "
+                       r"comes before the data\)$")
+
+
 def test_invalid_hyper_parameter_value(saved):
     path = _tamper_meta(saved, lambda m: m["hyper_parameters"].__setitem__("covariance_type", "banana"))
     _load_raises(
@@ -1021,3 +1055,13 @@ def test_a_classifier_file_whose_class_labels_are_not_labels_is_refused(tmp_path
     write_model_file(path, tensors, meta)
     with pytest.raises(ModelFileError, match="classes_ must list at least two distinct class labels"):
         bigem.load(path)
+
+
+@pytest.mark.parametrize("kind", ["GaussianMixture", "BayesianGaussianMixture", "GaussianHMM"])
+@pytest.mark.parametrize("state", [np.random.RandomState(0), np.random.default_rng(0)])
+def test_a_random_state_object_is_saved_as_none_with_a_warning(tmp_path, state, kind):
+    est = getattr(bigem, kind)(n_components=2, random_state=state).fit(_blobs())
+    with pytest.warns(UserWarning, match=r"random_state is a numpy \w+, which a model file cannot hold") as got:
+        est.save(tmp_path / "m.bigem")
+    assert got[0].filename == __file__  # the user's line
+    assert bigem.load(tmp_path / "m.bigem").random_state is None

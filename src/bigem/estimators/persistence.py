@@ -12,6 +12,7 @@ it checks user-set parameters (``_restore``).
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -46,7 +47,7 @@ def kinds() -> dict[str, type]:
     while todo:
         cls = todo.pop()
         todo += cls.__subclasses__()
-        if not inspect.isabstract(cls) and not cls.__name__.startswith("_"):
+        if not inspect.isabstract(cls) and not cls.__name__.startswith("_") and hasattr(cls, "save"):
             found[cls.__name__] = cls
     return found
 
@@ -60,6 +61,7 @@ def save(est, path) -> None:
 
     if not writes_files(est):
         return
+    _warn_unsaved_random_state(est)
     tensors, meta = _record(est)
     state = getattr(est, "_online_", None)
     saved = None if state is None else _online_file.record(state)
@@ -74,6 +76,30 @@ def save(est, path) -> None:
             tensors.update({f"part{i}.{name}": value for name, value in part_tensors.items()})
             meta["parts"].append({k: part_meta[k] for k in ("kind", "hyper_parameters", "fitted")})
     write_model_file(path, tensors, meta)
+
+
+def _warn_unsaved_random_state(est) -> None:
+    """A numpy RandomState or Generator as ``random_state`` is no JSON value: the file
+    holds None, and the loaded model draws (``sample``, a refit) from fresh numbers."""
+    state = est.get_params(deep=False).get("random_state")
+    if isinstance(state, (np.random.RandomState, np.random.Generator)):
+        warnings.warn(
+            f"random_state is a numpy {type(state).__name__}, which a model file cannot hold: the file holds "
+            "random_state=None, so the loaded model's sample() and refits draw other numbers; pass an int "
+            "random_state to keep them reproducible (pickle keeps the object)",
+            UserWarning,
+            stacklevel=_outside_bigem(),
+        )
+
+
+def _outside_bigem() -> int:
+    """The stacklevel, for a warning raised by the caller, of the first frame outside
+    bigem: ``save`` is reached through one or more of the estimators' own methods."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _record(est) -> tuple[dict, dict]:
@@ -150,7 +176,10 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
         hyper = dict(hyper)
         unknown = set(hyper) - set(est.get_params(deep=False))
         if unknown:
-            raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}")
+            writer = meta.get("bigem_version")
+            newer = (f" (written by bigem {writer}, this is bigem {__version__}: upgrade bigem to read it)"
+                     if _release(writer) > _release(__version__) else "")
+            raise ModelFileError(f"{where}: unknown hyper-parameters {sorted(unknown)}{newer}")
         for name in MACHINE_SETTINGS:
             hyper.pop(name, None)
         for name in est._per_column:
@@ -196,6 +225,12 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
         if meta["online"].get("reported") is True:  # the mini-batches seen, as the saved estimator reported them
             est.n_steps_ = est._online_.steps
     return est
+
+
+def _release(version: object) -> tuple[int, ...]:
+    """'0.2.0' as (0, 2, 0), for comparing; () for what is not such a version."""
+    parts = version.split(".")[:3] if isinstance(version, str) else []
+    return tuple(int(p) for p in parts) if parts and all(p.isdigit() for p in parts) else ()
 
 
 def _device_here(saved, where: str):

@@ -69,9 +69,14 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
     bad = f"{path}: not a valid bigem model file"
     with _open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
-        if size < 8:
+        head = _read(f, min(size, 8), path)
+        n = struct.unpack("<Q", head)[0] if size >= 8 else None
+        data = _data_format(head) if n is None or n > min(_MAX_HEADER, size - 8) else ""  # (no model file is one)
+        if data:
+            raise ModelFileError(f"{bad}: it is {data}, not a model file (a model file is what an estimator's save or "
+                                 "`bigem fit -o` writes; on the command line the model comes before the data)")
+        if n is None:
             raise ModelFileError(f"{bad} (only {size} bytes; truncated or empty)")
-        (n,) = struct.unpack("<Q", _read(f, 8, path))
         if n > min(_MAX_HEADER, size - 8):
             raise ModelFileError(f"{bad} (header length {n} exceeds the file size {size}; truncated or not safetensors)")
         header = _json(_read(f, n, path), bad, "header")
@@ -114,6 +119,19 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
         for name, (dt, shape, start, end) in layout.items()
     }
     return tensors, meta
+
+
+def _data_format(head: bytes) -> str:
+    """What a data file whose first bytes are ``head`` is ('' if none it knows), asked
+    only of a file that cannot be a model file (a model file's first 8 bytes are its
+    header's length, which must fit in the file)."""
+    for magic, name in ((b"\x93NUMPY", "a .npy array"), (b"PAR1", "a Parquet file"), (b"ARROW1", "an Arrow IPC file"),
+                        (b"PK\x03\x04", "a zip archive (.npz?)")):
+        if head.startswith(magic):
+            return name
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "a text file (CSV?)"
+    return ""
 
 
 def _checksum(metadata: str, blobs: list[bytes]) -> str:
