@@ -1065,3 +1065,19 @@ def test_a_random_state_object_is_saved_as_none_with_a_warning(tmp_path, state, 
         est.save(tmp_path / "m.bigem")
     assert got[0].filename == __file__  # the user's line
     assert bigem.load(tmp_path / "m.bigem").random_state is None
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "VVI", "VII"])
+@pytest.mark.parametrize("prior", ["default", {"shrinkage": 0.1, "mean": [1.0, 2.0, 3.0], "dof": 5.0}])
+def test_the_resolved_prior_is_kept(tmp_path, covariance_type, prior):
+    """prior_ (the values the fit resolved from the data) is a documented fitted attribute."""
+    est = GaussianMixture(2, covariance_type=covariance_type, prior=prior, random_state=0).fit(_blobs())
+    est.save(tmp_path / "m.bigem")
+    loaded = bigem.load(tmp_path / "m.bigem")
+    assert set(loaded.prior_) == set(est.prior_)
+    for key, value in est.prior_.items():
+        assert type(loaded.prior_[key]) is type(value)
+        np.testing.assert_array_equal(loaded.prior_[key], value, err_msg=key)
+    plain = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(_blobs())
+    plain.save(tmp_path / "p.bigem")
+    assert not hasattr(bigem.load(tmp_path / "p.bigem"), "prior_")

@@ -13,7 +13,7 @@ import torch
 
 import numpy as np
 
-from .._core.errors import DataError, ParameterError, PrecisionWarning
+from .._core.errors import DataError, ModelFileError, ParameterError, PrecisionWarning
 from ..em.init import from_centres, from_random_responsibilities, kmeans_centres, seed_sample, seeds
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import NO_PRIOR, decompose
@@ -372,6 +372,30 @@ class GaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixture):
 
     def _user_initialised(self, s) -> bool:
         return any(v is not None for v in (self.weights_init, self.means_init, self.precisions_init))
+
+    def _fitted_state(self) -> dict:
+        """With a prior, ``prior_`` too: the values the fit resolved from the data."""
+        state = super()._fitted_state()
+        described = getattr(self, "prior_", None) if self.prior is not None else None
+        if isinstance(described, dict):
+            scale = np.asarray(described["scale"], dtype=np.float64)
+            state["prior_"] = {"shrinkage": float(described["shrinkage"]), "dof": float(described["dof"]),
+                               "mean": np.asarray(described["mean"], dtype=np.float64).tolist(),
+                               "scale": scale.ravel().tolist(), "scale_shape": list(scale.shape)}
+        return state
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
+        self.__dict__.pop("prior_", None)
+        if state.get("prior_") is None:
+            return
+        stored = _params.Stored(state["prior_"], "prior_")
+        D, shape = self.n_features_in_, [int(v) for v in stored.numbers("scale_shape")]
+        mean, scale = np.asarray(stored.numbers("mean")), np.asarray(stored.numbers("scale"))
+        if mean.shape != (D,) or shape not in ([], [D], [D, D]) or scale.size != int(np.prod(shape)):
+            raise ModelFileError(f"prior_ must hold a mean of {D} values and a scale of shape (), ({D},) or ({D}, {D})")
+        self.prior_ = {"shrinkage": stored.number("shrinkage"), "mean": mean, "dof": stored.number("dof"),
+                       "scale": float(scale[0]) if not shape else scale.reshape(shape)}
 
     def _reference_sample(self, n_samples, rs, s):
         return scikit_learn_sample(self, s.covariance_type, n_samples, rs)
