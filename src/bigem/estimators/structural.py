@@ -241,8 +241,18 @@ class StructuralModel(EstimatorBase):
         elif given:
             params, result = self._given(model, engine, source, start, families, s, gaps)
         else:
-            best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=s.max_iter, tol=s.tol,
+            initialise, n_init, generator = (lambda restart: start), 1, None
+            if conditional:  # StepMix's EM with the measurement held: each restart draws the coefficients anew
+                generator = _params.draws(getattr(self.measurement, "random_state", None))
+                n_init = int(getattr(self.measurement, "n_init", 1))
+
+                def initialise(restart: int) -> MixtureParams:
+                    return MixtureParams(start.weights, _drawn_covariates(model, start.component, generator))
+
+            best, _ = fit_em(model, engine, source, initialise, n_init=n_init, max_iter=s.max_iter, tol=s.tol,
                              accelerate=s.accelerate)
+            if generator is not None:
+                generator.settle()
             params, result = best.params, (best.n_iter, best.converged, best.lower_bound)
         self.measurement_, self._gaps, self.structural_names_ = measurement, gaps, names
         self._error_ = np.zeros((0, 0)) if error is None else error.numpy().copy()
