@@ -1067,6 +1067,34 @@ def test_a_random_state_object_is_saved_as_none_with_a_warning(tmp_path, state, 
     assert bigem.load(tmp_path / "m.bigem").random_state is None
 
 
+def test_a_parts_random_state_object_warns_once(tmp_path):
+    X = _blobs()
+    model = bigem.StructuralModel(GaussianMixture(2, random_state=np.random.RandomState(0)), "gaussian")
+    model.fit(X[:, :2], X[:, 2:])
+    with pytest.warns(UserWarning, match="random_state is a numpy RandomState") as got:
+        model.save(tmp_path / "m.bigem")
+    assert len(got) == 1 and got[0].filename == __file__
+
+
+def test_a_model_set_by_hand_with_its_precision_factors_alone_is_saved(tmp_path):
+    """scikit-learn's hand-set model may give precisions_cholesky_ without covariances_;
+    its file holds the covariances they give (save raised an AttributeError)."""
+    est = GaussianMixture(2, covariance_type="diag")
+    est.weights_, est.means_, est.precisions_cholesky_ = np.array([.5, .5]), np.zeros((2, 3)), np.full((2, 3), 2.0)
+    X = _blobs(seed=2, n=5)
+    est.save(tmp_path / "m.bigem")
+    loaded = bigem.load(tmp_path / "m.bigem")
+    np.testing.assert_array_equal(loaded.covariances_, np.full((2, 3), 0.25))
+    np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+
+
+def test_a_pre_release_version_reads_as_its_release():
+    from bigem.estimators.persistence import _release
+
+    assert _release("0.2.0rc1") == _release("0.2.0") == (0, 2, 0) and _release("1.3") == (1, 3, 0)
+    assert _release("nonsense") == _release(None) == ()
+
+
 @pytest.mark.parametrize("covariance_type", ["VVV", "VVI", "VII"])
 @pytest.mark.parametrize("prior", ["default", {"shrinkage": 0.1, "mean": [1.0, 2.0, 3.0], "dof": 5.0}])
 def test_the_resolved_prior_is_kept(tmp_path, covariance_type, prior):

@@ -38,6 +38,10 @@ class EstimatorBase:
     # file keeps each one that is set, and loading sets the ones the file holds
     _kept_arrays: ClassVar[dict[str, str]] = {}
 
+    def _saved_array(self, attr: str):
+        """The fitted array ``attr`` as a model file holds it (default: the attribute)."""
+        return getattr(self, attr)
+
     def _arrays_kept(self) -> dict[str, str]:
         """The ``_kept_arrays`` a model file of this estimator holds now: those set."""
         return {attr: name for attr, name in self._kept_arrays.items() if hasattr(self, attr)}

@@ -125,6 +125,13 @@ class _PrecisionsKept:
     def _from_file(self, s):
         return self._from_live(s)  # the precision factors as the file holds them, when it does
 
+    def _saved_array(self, attr: str):
+        """A model set by hand with its precision factors alone is saved with the
+        covariances they give (what ``sample`` draws with)."""
+        if attr == "covariances_" and not hasattr(self, attr):
+            return self._fitted().component.covariances.numpy()
+        return super()._saved_array(attr)
+
 
 class GaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixture):
     __doc__ = (

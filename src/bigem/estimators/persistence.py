@@ -12,6 +12,7 @@ it checks user-set parameters (``_restore``).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 
@@ -81,8 +82,9 @@ def save(est, path) -> None:
 def _warn_unsaved_random_state(est) -> None:
     """A numpy RandomState or Generator as ``random_state`` is no JSON value: the file
     holds None, and the loaded model draws (``sample``, a refit) from fresh numbers."""
-    state = est.get_params(deep=False).get("random_state")
-    if isinstance(state, (np.random.RandomState, np.random.Generator)):
+    states = [m.get_params(deep=False).get("random_state") for m in (est, *est._parts())]
+    state = next((s for s in states if isinstance(s, (np.random.RandomState, np.random.Generator))), None)
+    if state is not None:  # (one warning for the estimator and the estimators it is made of)
         warnings.warn(
             f"random_state is a numpy {type(state).__name__}, which a model file cannot hold: the file holds "
             "random_state=None, so the loaded model's sample() and refits draw other numbers; pass an int "
@@ -108,7 +110,7 @@ def _record(est) -> tuple[dict, dict]:
     hyper = {name: value for name, value in hyper.items() if name not in MACHINE_SETTINGS}
     tensors = {f"init.{name}": value for name, value in arrays.items()}
     for attr, name in {**est._fitted_arrays, **est._arrays_kept()}.items():
-        tensors[name] = torch.from_numpy(np.asarray(getattr(est, attr), dtype=np.float64).copy())
+        tensors[name] = torch.from_numpy(np.asarray(est._saved_array(attr), dtype=np.float64).copy())
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -228,9 +230,10 @@ def _revive(meta: dict, tensors: dict, where: str, device, parts: list | None = 
 
 
 def _release(version: object) -> tuple[int, ...]:
-    """'0.2.0' as (0, 2, 0), for comparing; () for what is not such a version."""
-    parts = version.split(".")[:3] if isinstance(version, str) else []
-    return tuple(int(p) for p in parts) if parts and all(p.isdigit() for p in parts) else ()
+    """The release of a version ('0.2.0rc1' -> (0, 2, 0)), for comparing; () for what
+    is no version. (A pre-release reads as its release: never "newer" than it.)"""
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version) if isinstance(version, str) else None
+    return tuple(int(p or 0) for p in found.groups()) if found else ()
 
 
 def _device_here(saved, where: str):
