@@ -394,3 +394,23 @@ def test_an_hmm_fit_reports_every_pass_to_a_callback():
     assert np.abs(seen[-1].params.emission.means.numpy() - 1e4).max() < 10  # the data's coordinates
     with pytest.raises(ParameterError, match="callback must be a function"):
         GaussianHMM(2).fit(X, callback=5)
+
+
+def test_a_float32_hmm_accelerated_stops_at_its_first_rounding_fall():
+    """In float32 the likelihood of plain EM points falls by rounding near the optimum:
+    hmmlearn's monitor stops plain EM at the first fall, and SQUAREM (stopping on the
+    change either way) went on to n_iter, 'Model is not converging' at ~870 passes of
+    2000. It now stops at the first fall of a plain step within float32's rounding, in
+    fewer passes than plain EM, no lower."""
+    rng = np.random.default_rng(0)
+    A = np.array([[.9, .05, .05], [.1, .8, .1], [.05, .15, .8]])
+    states = [0]
+    for _ in range(1599):
+        states.append(rng.choice(3, p=A[states[-1]]))
+    X = np.array([[0, 0], [1, 1], [2, 0]])[states] + rng.normal(size=(1600, 2))
+    kw = dict(covariance_type="diag", random_state=1, tol=1e-8, n_iter=2000)
+    plain = GaussianHMM(3, **kw).fit(X, [400] * 4)
+    fast = GaussianHMM(3, accelerate="squarem", **kw).fit(X, [400] * 4)
+    assert fast.monitor_.converged and fast.n_passes_ < plain.n_passes_ < 2000
+    assert int((np.diff(np.array(fast.monitor_.history)) < 0).sum()) <= 1
+    assert fast.score(X, [400] * 4) > plain.score(X, [400] * 4) - 1e-3

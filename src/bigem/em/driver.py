@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .._core import parallel, workspace
@@ -227,7 +228,8 @@ class _Run:
         objective = model.objective(stats)
         ll = objective.mean
         gain = self._prior_change(model, params, objective.weight) if math.isfinite(ll) else 0.0
-        if self.squarem is not None and self.squarem.pending:
+        extrapolated = self.squarem is not None and self.squarem.pending
+        if extrapolated:
             # strictly: no slack for rounding (a rejection costs one pass only), and on the
             # penalised objective, as the extrapolation is judged against a MAP step (a
             # model judged on its likelihood too: an extrapolation is no step of its rule)
@@ -261,6 +263,12 @@ class _Run:
             if falls and self.exact:
                 warnings.warn(_decrease_message(previous, ll, gain, iteration, restart), LikelihoodDecreaseWarning,
                               stacklevel=3)
+            # the 'floor' rule (accelerated HMMs): a plain EM step that fell within the
+            # rounding of the model's dtype (EM's steps rise, or fall for a prior's sake by
+            # more) stops the run, as hmmlearn's monitor stops plain EM at its first fall;
+            # a float32 HMM went on, on rounding noise, to n_iter
+            floor = (self.stopping == "floor" and not extrapolated and self.exact and previous > -math.inf
+                     and previous - dtype_rounding(model, previous) <= ll + gain < previous)
             step = model.m_step(stats, params)
         if self.stopping == "mclust" and not (step.report.exact or step.report.smooth):
             # mclust's EM has no re-seeding: a component that lost its support or turned
@@ -317,7 +325,7 @@ class _Run:
         elif self.stopping == "rise":  # hmmlearn's monitor: a fall stops the run as well
             result.converged = bool(change < tol)
         else:
-            result.converged = bool(abs(penalised_change) < tol) and not unknown
+            result.converged = bool(abs(penalised_change) < tol) and not unknown or floor
         return result.converged
 
     def _prior_change(self, model: Model, params: Any, weight: float, always: bool = False) -> float:
@@ -337,6 +345,15 @@ class _Run:
         result.history.append(ll)
         result.accepted.append(accepted)
         result.seconds.append(seconds)
+
+
+def dtype_rounding(model: Model, value: float) -> float:
+    """How far a mean objective near ``value`` may move by the rounding of the model's
+    dtype alone: a float32 model's sums carry about 1e-6 of it (its E-step's terms),
+    a float64 one's its last bits."""
+    if getattr(model, "dtype", torch.float64) == torch.float32:
+        return 1e-6 * (abs(value) + 1.0)
+    return LAST_BITS * abs(value)
 
 
 class Lockstep:
@@ -413,7 +430,9 @@ def fit_em(
     ``accelerate="squarem"`` extrapolates the EM map (``em.accelerate``): an iteration is
     then a pass over the data, accepted or not, and ``max_iter`` counts passes.
     ``stopping``: "gain" (|change of the mean objective| < tol), "rise" (change < tol,
-    hmmlearn's rule, which a fall under a prior ends too), a callable (asked, with no
+    hmmlearn's rule, which a fall under a prior ends too), "floor" (the gain rule, and
+    a plain EM step whose objective fell within the rounding of the model's dtype ends
+    the run: hmmlearn's first fall, for accelerated HMMs), a callable (asked, with no
     arguments, after ``callback`` has seen the iteration: hmmlearn's custom monitors), "aitken" (the
     extrapolated limit of the objective within tol of its value) or "mclust" (mclust's
     |change of the total| <= tol (1 + |total|), and the run ends on the parameters that
