@@ -27,8 +27,10 @@ CATEGORIES_DOC = """    categories : 'auto', list or dict, default='auto'
         no row of the fit holds is still a category (with alpha > 0 it keeps a
         probability), and ``partial_fit`` batches may bring it later. The data must
         hold no value outside it. ``categories_`` lists them sorted, and
-        ``probabilities_init`` follows that order. A pandas categorical's declared
-        levels are ``X[col].cat.categories``.
+        ``probabilities_init`` follows that order. 'auto' learns a column's
+        categories from its values, as OneHotEncoder does: a pandas categorical's
+        levels that no row holds are left out (declare
+        ``list(X[col].cat.categories)`` to keep them).
 """
 
 HANDLE_UNKNOWN_DOC = """    handle_unknown : {'error', 'ignore'}, default='error'
