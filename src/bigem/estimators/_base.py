@@ -37,6 +37,8 @@ class EstimatorBase:
     # fitted arrays some fits leave and others do not (attribute -> tensor name): a model
     # file keeps each one that is set, and loading sets the ones the file holds
     _kept_arrays: ClassVar[dict[str, str]] = {}
+    # settings given per column (``_by_column``): a model file holds them as JSON text
+    _per_column: ClassVar[tuple[str, ...]] = ()
 
     def _saved_array(self, attr: str):
         """The fitted array ``attr`` as a model file holds it (default: the attribute)."""
@@ -45,8 +47,6 @@ class EstimatorBase:
     def _arrays_kept(self) -> dict[str, str]:
         """The ``_kept_arrays`` a model file of this estimator holds now: those set."""
         return {attr: name for attr, name in self._kept_arrays.items() if hasattr(self, attr)}
-    # settings given per column (``_by_column``): a model file holds them as JSON text
-    _per_column: ClassVar[tuple[str, ...]] = ()
 
     def _settings(self):
         """Every hyper-parameter checked (ParameterError naming the bad one), frozen."""

@@ -23,8 +23,8 @@ from ..models.variational import PRIOR_TYPES, VariationalMixture, VariationalPar
 from . import _params
 from ._mixture import _MCLUST_STOPPING, EXACT_MIXTURE_DOC, EXECUTION, ONLINE, _BaseMixture
 from ._sklearn_internals import ScikitLearnInternals, expected_log_weights
-from .gaussian_mixture import (_PrecisionsKept, given_precision_factors, InitParams, initial_from_data, scikit_learn_sample,
-                               warn_float32_rounding)
+from .gaussian_mixture import (_PrecisionsKept, given_precision_factors, InitParams, initial_from_data,
+                               scikit_learn_sample, warn_float32_rounding)
 
 _POSITIVE = _params.Optional(_params.Float(0.0, closed=False), none_first=True)  # scikit-learn's [None, Interval]
 

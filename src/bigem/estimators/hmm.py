@@ -574,7 +574,8 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         # run_em's tol is on the per-step log-likelihood; hmmlearn's on the total
         # plain EM stops by hmmlearn's monitor (on the likelihood, a fall included); SQUAREM,
         # which hmmlearn lacks, when the likelihood moved by less than tol either way (under
-        # a prior it may fall on the way to the MAP, which stopped it short, 'converged')
+        # a prior it may fall on the way to the MAP, which stopped it short, 'converged'),
+        # or a plain step's fell within rounding ('floor': hmmlearn's first fall)
         hmmlearns = "rise" if s.accelerate is None else "floor"
         stopping = (lambda: bool(monitor.converged)) if custom else hmmlearns if s.stopping == "gain" else s.stopping
         result = run_em(model, engine, source, params, max_iter=s.n_iter, tol=s.tol / source.n_rows, callback=report,
