@@ -667,3 +667,16 @@ def test_a_missing_covariate_at_prediction_is_refused_by_row(fitted):
     with pytest.raises(DataError, match=r"^Y has a missing value \(NaN\) in a covariate column at row 7: the "
                                         r"covariates give the class probabilities and cannot be missing"):
         m.predict(X, Z)
+
+
+def test_a_covariate_bootstrap_is_reproducible_whatever_the_measurements_random_state():
+    """Replicates refit from the fit: the covariate start of a measurement model fitted
+    beforehand draws nothing (a draw from numpy's global stream, the measurement's
+    random_state=None, made two calls of the same bootstrap differ by 2e-7)."""
+    rng, z, X = data(n=1500, seed=2)
+    Z = rng.normal(z, 1.0)[:, None]
+    measurement = bigem.BernoulliMixture(K, init_params="random", alpha=0.0, tol=1e-6, max_iter=5000, dtype="float64",
+                                         n_init=3)
+    model = bigem.StructuralModel(measurement, "covariate", n_steps=2).fit(X, Z)
+    first, second = (model.bootstrap(X, Z, n_boot=3, random_state=0) for _ in range(2))
+    np.testing.assert_array_equal(first.se()["coef_"], second.se()["coef_"])

@@ -263,12 +263,17 @@ class _Run:
             if falls and self.exact:
                 warnings.warn(_decrease_message(previous, ll, gain, iteration, restart), LikelihoodDecreaseWarning,
                               stacklevel=3)
-            # the 'floor' rule (accelerated HMMs): a plain EM step that fell within the
-            # rounding of the model's dtype (EM's steps rise, or fall for a prior's sake by
-            # more) stops the run, as hmmlearn's monitor stops plain EM at its first fall;
-            # a float32 HMM went on, on rounding noise, to n_iter
-            floor = (self.stopping == "floor" and not extrapolated and self.exact and previous > -math.inf
-                     and previous - dtype_rounding(model, previous) <= ll + gain < previous)
+            # the 'floor' rule (accelerated HMMs): a plain EM step whose penalised objective
+            # (a MAP step's, which never falls) fell within the rounding of the model's
+            # dtype stops the run, as hmmlearn's monitor stops plain EM at its first fall;
+            # a float32 HMM went on, on rounding noise, to n_iter (a fall of the likelihood
+            # alone may be the prior's trade, which goes on)
+            floor = False
+            if self.stopping == "floor" and not extrapolated and self.exact and previous > -math.inf \
+                    and ll + gain < previous:
+                judged = ll + (gain if self.weighs_prior else self._prior_change(model, params, objective.weight,
+                                                                                  always=True))
+                floor = previous - dtype_rounding(model, previous) <= judged < previous
             step = model.m_step(stats, params)
         if self.stopping == "mclust" and not (step.report.exact or step.report.smooth):
             # mclust's EM has no re-seeding: a component that lost its support or turned

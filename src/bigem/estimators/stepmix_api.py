@@ -104,8 +104,9 @@ class StepMix(EstimatorBase):
       steps to convergence (StepMix's default ``structural_params={'max_iter': 1}``
       takes one, so its estimates are one step from a random start). Within EM (one and
       two steps, ML's three) each M-step takes one Newton step, StepMix's default, from
-      StepMix's start (its draws), so the path is StepMix's; a larger ``max_iter``
-      takes StepMix along another path to the same fixed points.
+      StepMix's start (its draws, each restart anew), so a covariate model's path is
+      StepMix's; a larger ``max_iter`` takes StepMix along another path to the same
+      fixed points.
     - 'gaussian_unit' measurements, full, spherical and tied Gaussians as outcomes or
       as blocks of a nested measurement, and categorical blocks given one-hot
       (``integer_codes=False``) have no counterpart: a ParameterError names them. In a

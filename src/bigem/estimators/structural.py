@@ -68,11 +68,16 @@ class StructuralModel(EstimatorBase):
       ``init_params='random'`` (and no given parameters but weights) starts as StepMix
       does: per restart (its ``n_init``), one table of random responsibilities over
       every row, one M-step of every part on it, uniform class weights (or those
-      given); the same path and fit as StepMix's. Otherwise it starts from a short fit
-      of the measurement model (to scikit-learn's default tol, 1e-3), or from the
-      given fitted one, and the structural model's start from it;
+      given), covariate coefficients drawn as StepMix draws them; the same path and fit
+      as StepMix's. Otherwise it starts from a short fit of the measurement model (to
+      scikit-learn's default tol, 1e-3), or from the given fitted one, and the
+      structural model's start from it;
     - ``n_steps=2``: EM on the whole likelihood p(x, y) with the measurement parameters
-      and class weights held fixed (Bakk & Kuha 2018);
+      and class weights held fixed (Bakk & Kuha 2018). A covariate model whose
+      measurement model is fitted here starts as StepMix's does: per restart (the
+      measurement model's ``n_init``), coefficients drawn from its ``random_state``
+      (normal, sd 1e-3); given a fitted measurement model, once, from a Newton step on
+      its posteriors. So does ML's three;
     - ``n_steps=3``: each row is assigned a class from its posterior given X (``assignment``),
       and the structural model is estimated from the assignments:
 
@@ -242,7 +247,10 @@ class StructuralModel(EstimatorBase):
             params, result = self._given(model, engine, source, start, families, s, gaps)
         else:
             initialise, n_init, generator = (lambda restart: start), 1, None
-            if conditional:  # StepMix's EM with the measurement held: each restart draws the coefficients anew
+            if conditional and not hasattr(self.measurement, "weights_"):
+                # StepMix's flow (the measurement fitted here, as StepMix fits it): its EM with
+                # the measurement held draws the coefficients anew at each restart; a model
+                # fitted beforehand (a bootstrap's replicate) starts from its posteriors
                 generator = _params.draws(getattr(self.measurement, "random_state", None))
                 n_init = int(getattr(self.measurement, "n_init", 1))
 
