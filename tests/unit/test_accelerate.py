@@ -187,12 +187,18 @@ def test_a_resumed_accelerated_fit_takes_the_same_steps(overlapping, tmp_path):
 
 
 # ---------------------------------------------------------------------- HMMs
+def _chain(rng, A, n):
+    """n states of the Markov chain of transition matrix A, from state 0."""
+    states = [0]
+    for _ in range(n - 1):
+        states.append(rng.choice(len(A), p=A[states[-1]]))
+    return np.array(states)
+
+
 def _hmm_data(seed=0, n=1500):
     rng = np.random.default_rng(seed)
     A = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
-    states = [0]
-    for _ in range(n - 1):
-        states.append(rng.choice(3, p=A[states[-1]]))
+    states = _chain(rng, A, n)
     means = np.array([[0.0, 0.0], [1.0, 0.5], [0.3, 1.2]])
     return means[states] + rng.normal(0, 0.8, (n, 2)), np.array([n // 3, n // 3, n - 2 * (n // 3)])
 
@@ -262,9 +268,7 @@ def test_an_hmm_under_a_prior_accelerates_to_the_map():
     hmmlearn's monitor."""
     rng = np.random.default_rng(1)
     A = np.array([[.8, .15, .05], [.1, .8, .1], [.05, .15, .8]])
-    states = [0]
-    for _ in range(1199):
-        states.append(rng.choice(3, p=A[states[-1]]))
+    states = _chain(rng, A, 1200)
     emit = np.array([[.4, .3, .2, .1], [.25, .25, .25, .25], [.1, .2, .3, .4]])
     X, lengths = np.array([rng.choice(4, p=emit[s]) for s in states])[:, None], [600, 600]
     kw = dict(transmat_prior=20.0, startprob_prior=5.0, n_iter=20000, tol=1e-8, random_state=0, dtype="float64")
@@ -404,9 +408,7 @@ def test_a_float32_hmm_accelerated_stops_at_its_first_rounding_fall():
     fewer passes than plain EM, no lower."""
     rng = np.random.default_rng(0)
     A = np.array([[.9, .05, .05], [.1, .8, .1], [.05, .15, .8]])
-    states = [0]
-    for _ in range(1599):
-        states.append(rng.choice(3, p=A[states[-1]]))
+    states = _chain(rng, A, 1600)
     X = np.array([[0, 0], [1, 1], [2, 0]])[states] + rng.normal(size=(1600, 2))
     kw = dict(covariance_type="diag", random_state=1, tol=1e-8, n_iter=2000)
     plain = GaussianHMM(3, **kw).fit(X, [400] * 4)
@@ -424,9 +426,7 @@ def test_a_float32_hmm_under_a_prior_accelerated_goes_on_past_the_priors_trades(
 
     rng = np.random.default_rng(0)
     A = np.array([[.9, .05, .05], [.1, .8, .1], [.05, .15, .8]])
-    states = [0]
-    for _ in range(1999):
-        states.append(rng.choice(3, p=A[states[-1]]))
+    states = _chain(rng, A, 2000)
     P = np.array([[.7, .1, .1, .1], [.1, .6, .2, .1], [.25, .25, .25, .25]])
     X, lengths = np.array([rng.choice(4, p=P[k]) for k in states])[:, None], [500] * 4
     kw = dict(emissionprob_prior=2.0, transmat_prior=2.0, random_state=1, n_iter=5000)
