@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
+from sklearn.mixture import BayesianGaussianMixture as SkBayesian
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bigem import BayesianGaussianMixture, GaussianMixture
@@ -156,12 +157,32 @@ def test_messages_types_and_tags_are_scikit_learns():
     assert texts[0] == texts[1] and len(texts[0]) == 1  # to the letter
     assert type(ours.lower_bound_) is type(theirs.lower_bound_)
     assert ours.__sklearn_tags__().estimator_type == theirs.__sklearn_tags__().estimator_type == "density_estimator"
-    errors = []
-    for m in (SkGaussianMixture(1), GaussianMixture(1)):
-        with pytest.raises(ValueError) as info:
-            m.fit(X[:1])
-        errors.append(str(info.value))
-    assert errors[0] == errors[1]
+    for rows, K in ((1, 1), (1, 2), (0, 1)):  # two rows at least, asked before the components are counted
+        for make in ((SkGaussianMixture, GaussianMixture), (SkBayesian, BayesianGaussianMixture)):
+            errors = []
+            for cls in make:
+                with pytest.raises(ValueError) as info:
+                    cls(n_components=K).fit(X[:rows])
+                errors.append(str(info.value))
+            assert errors[0] == errors[1]
+
+
+def test_repr_is_scikit_learns():
+    """Parameters set apart from their defaults, by name, wrapped at 80 columns as
+    scikit-learn's pretty-printer wraps them."""
+    rng = np.random.default_rng(0)
+    choices = dict(n_components=[2, 10, 123], covariance_type=["full", "tied", "diag", "spherical"], tol=[1e-3, 1e-8],
+                   reg_covar=[1e-6, 0.5], max_iter=[100, 12345], n_init=[1, 5], warm_start=[False, True],
+                   init_params=["kmeans", "random", "random_from_data"], random_state=[None, 0, 4294967295],
+                   verbose=[0, 2], verbose_interval=[10, 3], means_init=[None, [[0.5, 0.25], [1.0, 2.0]]])
+    wrapped = 0
+    for _ in range(300):
+        kw = {k: v[rng.integers(len(v))] for k, v in choices.items() if rng.random() < 0.5}
+        for ours, theirs in ((GaussianMixture, SkGaussianMixture), (BayesianGaussianMixture, SkBayesian)):
+            kw = {k: v for k, v in kw.items() if k != "means_init" or ours is GaussianMixture}
+            assert repr(ours(**kw)) == repr(theirs(**kw))
+            wrapped += "\n" in repr(ours(**kw))
+    assert 50 < wrapped < 550  # both layouts met
 
 
 @pytest.mark.parametrize("make", [lambda: GaussianMixture(2), lambda: BayesianGaussianMixture(n_components=2)])
@@ -169,8 +190,6 @@ def test_column_names_that_mix_strings_with_other_types_are_refused_as_sklearn_d
     """scikit-learn raises TypeError for DataFrame names such as ["a", 1, "c"]; bigem fitted
     silently and dropped the names. All-integer names stay unnamed in both."""
     pd = pytest.importorskip("pandas")
-    from sklearn.mixture import BayesianGaussianMixture as SkBayesian
-
     X, _, _ = make_blobs(0, n_per=30, d=3)
     mixed = pd.DataFrame(X, columns=["a", 1, "c"])
     with pytest.raises(TypeError) as theirs:

@@ -128,9 +128,9 @@ CASES = [
         {},
         DataError,
         (ValueError,),
-        r"^Found array with dim 3, while dim <= 2 is required: X has shape \(40, 2, 1\); "
+        r"^Found array with dim 3, while dim <= 2 is required by GaussianMixture: X has shape \(40, 2, 1\); "
         r"pass a 2-D array of shape \(n_samples, n_features\)",
-        r"^Found array with dim 3, while dim <= 2 is required",
+        r"^Found array with dim 3, while dim <= 2 is required by GaussianMixture",
     ),
     Case(
         "0 rows",
@@ -138,9 +138,17 @@ CASES = [
         {},
         DataError,
         (ValueError,),
-        r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 1 is required: X is empty; "
-        r"pass at least 1 row",
-        r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of \d is required",
+        r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 2 is required by GaussianMixture\.$",
+        r"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 2 is required by GaussianMixture",
+    ),
+    Case(
+        "1 row",  # scikit-learn's GaussianMixture fits two rows at least, before it counts the components
+        lambda rng: _X(rng)[:1],
+        {"n_components": 2},
+        DataError,
+        (ValueError,),
+        r"^Found array with 1 sample\(s\) \(shape=\(1, 2\)\) while a minimum of 2 is required by GaussianMixture\.$",
+        r"^Found array with 1 sample\(s\) \(shape=\(1, 2\)\) while a minimum of 2 is required by GaussianMixture",
     ),
     Case(
         "0 features",
@@ -148,8 +156,9 @@ CASES = [
         {},
         DataError,
         (ValueError,),
-        r"^Found array with 0 feature\(s\) \(shape=\(10, 0\)\) while a minimum of 1 is required: X has no columns",
-        r"^Found array with 0 feature\(s\) \(shape=\(10, 0\)\) while a minimum of 1 is required",
+        r"^Found array with 0 feature\(s\) \(shape=\(10, 0\)\) while a minimum of 1 is required by GaussianMixture: "
+        r"X has no columns",
+        r"^Found array with 0 feature\(s\) \(shape=\(10, 0\)\) while a minimum of 1 is required by GaussianMixture",
     ),
     Case(
         "fewer rows than components",
@@ -393,6 +402,15 @@ CASES = [
         r"^The 'init_params' parameter of GaussianMixture must be a str among "
         r"\{'kmeans', 'k-means\+\+', 'random', 'random_from_data', 'hc'\}\. Got 'bogus' instead\.$",
         r"^The 'init_params' parameter of GaussianMixture must be a str among \{.*\}\. Got 'bogus' instead\.",
+    ),
+    Case(
+        "means_init not an array",
+        _X,
+        {"means_init": "abc"},
+        ParameterError,
+        (ValueError, TypeError),
+        r"^The 'means_init' parameter of GaussianMixture must be an array-like or None\. Got 'abc' instead\.$",
+        r"^The 'means_init' parameter of GaussianMixture must be an array-like or None\. Got 'abc' instead\.$",
     ),
 ]
 
@@ -901,8 +919,8 @@ def test_empty_npy_array(tmp_path):
     np.save(path, np.empty((0, 2)))
     with pytest.raises(
         DataError,
-        match=rf"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 1 is required: "
-        rf"{re.escape(str(path))} is empty",
+        match=rf"^Found array with 0 sample\(s\) \(shape=\(0, 2\)\) while a minimum of 2 is required by "
+        rf"GaussianMixture: {re.escape(str(path))} is empty",
     ):
         GaussianMixture().fit(path)
 
@@ -1142,3 +1160,20 @@ def test_a_sample_count_that_is_no_whole_number_says_so():
                 StepMix(2, measurement="binary", structural="gaussian_unit", random_state=0).fit(X > 0, Y)):
         with pytest.raises(ValueError, match=r"^Invalid value for 'n_samples': 2\.5 \. The sampling requires an int"):
             est.sample(2.5)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, "x", 1.5])
+def test_random_state_in_sklearns_range(seed, rng):
+    """scikit-learn takes ints in [0, 2^32) (numpy's RandomState takes no other), and says so."""
+    sk_mixture = pytest.importorskip("sklearn.mixture")
+    with pytest.raises(Exception) as theirs:
+        sk_mixture.GaussianMixture(random_state=seed).fit(_X(rng))
+    with pytest.raises(ParameterError) as ours:
+        GaussianMixture(random_state=seed).fit(_X(rng))
+    assert isinstance(theirs.value, (ValueError, TypeError))
+    assert isinstance(ours.value, ValueError) and isinstance(ours.value, TypeError)  # as InvalidParameterError
+    words = "The 'random_state' parameter of GaussianMixture must be an int in the range [0, 4294967295], an instance of"
+    assert str(theirs.value).startswith(words) and str(ours.value).startswith(words)
+    assert str(ours.value).endswith(f"Got {seed!r} instead.")
+    GaussianMixture(random_state=2**32 - 1, max_iter=2).fit(_X(rng))  # the ends of the range are taken
+    GaussianMixture(random_state=0, max_iter=2).fit(_X(rng))

@@ -210,16 +210,17 @@ class EstimatorBase:
         return self
 
     def __repr__(self) -> str:
+        """scikit-learn's: the parameters set apart from their defaults, by name, wrapped
+        at 80 columns under the opening parenthesis."""
         sig = inspect.signature(type(self).__init__)
         shown = []
-        for name, p in sig.parameters.items():
-            if name == "self":
-                continue
-            value = getattr(self, name, p.default)
-            if value is p.default or (_plain(value) and _plain(p.default) and value == p.default):
+        for name in self._param_names():
+            default = sig.parameters[name].default
+            value = getattr(self, name, default)
+            if value is default or (_plain(value) and _plain(default) and value == default):
                 continue
             shown.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
+        return _wrapped(type(self).__name__, shown)
 
     def __sklearn_clone__(self):
         """scikit-learn's ``clone`` (an unfitted copy with the same parameters), except
@@ -359,6 +360,30 @@ def writes_files(est) -> bool:
     from ..engines.distributed import rank
 
     return rank() == 0
+
+
+def _wrapped(name: str, items: list[str], width: int = 80) -> str:
+    """``name(item, item, ...)`` as scikit-learn prints an estimator (pprint's compact
+    layout): on one line where it fits within ``width``; else each item with its ", "
+    goes on the line while it fits (the last with its ")"), else on a new line under the
+    first; an item of several lines starts a line, and the next item starts another."""
+    line = f"{name}({', '.join(items)})"
+    if len(line) <= width:
+        return line
+    indent = " " * (len(name) + 1)
+    full = width - len(indent) + 1
+    out, room, delim = [name, "("], full, ""
+    for i, item in enumerate(items):
+        if i == len(items) - 1:
+            full, room = full - 1, room - 1  # the closing parenthesis
+        need = len(item) + 2
+        if room < need:
+            room = full
+            delim = ",\n" + indent if delim else delim
+        out += [delim, item]
+        room -= need
+        delim = ",\n" + indent if "\n" in item else ", "
+    return "".join(out + [")"])
 
 
 def _plain(value) -> bool:

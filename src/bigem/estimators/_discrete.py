@@ -25,7 +25,7 @@ DISCRETE = dict(
     n_components=_params.Int(1),
     alpha=_params.Float(0.0),
     init_params=_params.Choice(INIT_METHODS),
-    weights_init=_params.Passed(),
+    weights_init=_params.ArrayLike(),
     **SUPERVISION,
     **EXECUTION,
     **MISSING,

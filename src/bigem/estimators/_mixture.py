@@ -348,6 +348,9 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "_params_") or self._set_by_hand()
 
+    # the fewest rows a fit takes (scikit-learn's GaussianMixture asks for two)
+    _fit_min_rows = 1
+
     def _fitting_model(self, model: MixtureModel, engine, source: Source, s) -> MixtureModel:
         """The model a fit runs: ``model``, or one that first learns from the data (a
         variational model's priors, from the data's mean and covariance)."""
@@ -391,6 +394,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             identify=identify,
             missing_values=_missing(s),
             every_column=not fitted,
+            by=type(self).__name__,
             **{"cache_bytes": s.cache_budget, **kw},
         )
 
@@ -690,7 +694,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
         if s.engine == "torch":
             s = dataclasses.replace(s, device=process_device(s.device))
-        open_kw = {"cache_bytes": 0} if one_pass else {}
+        open_kw = {"cache_bytes": 0, "min_rows": self._fit_min_rows} if one_pass else {"min_rows": self._fit_min_rows}
         if self._uses_labels(s) and y is None:
             warnings.warn(f"unlabeled_weight={s.unlabeled_weight!r} weighs the unlabelled rows of a semi-supervised "
                           "fit, but fit got no y, so this fit is unsupervised: pass y (-1 for an unlabelled row), "

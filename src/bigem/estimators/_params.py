@@ -161,15 +161,21 @@ class Dtype(Constraint):
         return parse_dtype(value)
 
 
+# scikit-learn's words for a seed, and its range (numpy's RandomState takes no other int)
+SEED_TYPES = ("an int in the range [0, 4294967295], an instance of 'numpy.random.mtrand.RandomState', "
+              "an instance of 'numpy.random.Generator' or None")
+
+
 class Seed(Constraint):
-    """None, an int, a numpy RandomState or Generator (scikit-learn's types), kept as given."""
+    """None, an int in [0, 2^32), a numpy RandomState or Generator (scikit-learn's types
+    and range, and numpy's Generator), kept as given."""
 
     def check(self, value, name, owner):
         if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)) or (
-            isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value < 2**32
         ):
             return value
-        raise _bad(name, owner, "an int, a numpy RandomState or Generator, or None", value)
+        raise _bad(name, owner, SEED_TYPES, value)
 
 
 class Client(Constraint):
@@ -221,6 +227,17 @@ class PerColumn(Constraint):
 
 class Passed(Constraint):
     """Kept as given; checked where it is used (initial parameters, whose shapes need the data)."""
+
+
+class ArrayLike(Passed):
+    """None or an array-like (not a string or a lone number), scikit-learn's check of
+    initial parameters; kept as given, its values checked where they are used."""
+
+    def check(self, value, name, owner):
+        if value is None or (hasattr(value, "__len__") or hasattr(value, "shape") or hasattr(value, "__array__")) \
+                and not np.isscalar(value):
+            return value
+        raise _bad(name, owner, "an array-like or None", value)
 
 
 @dataclass(frozen=True)
@@ -407,10 +424,7 @@ def random_seed(random_state: object) -> int:
         return int(random_state.randint(0, 2**31 - 1))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63 - 1))
-    raise ParameterError(
-        f"The 'random_state' parameter must be an int, a numpy RandomState or Generator, or None. "
-        f"Got {random_state!r} instead."
-    )
+    raise ParameterError(f"The 'random_state' parameter must be {SEED_TYPES}. Got {random_state!r} instead.")
 
 
 # ------------------------------------------------------------------ user-given arrays

@@ -131,7 +131,7 @@ class BayesianGaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixtur
         weight_concentration_prior_type=_params.Choice(PRIOR_TYPES),
         weight_concentration_prior=_POSITIVE,
         mean_precision_prior=_POSITIVE,
-        mean_prior=_params.Passed(),
+        mean_prior=_params.ArrayLike(),
         degrees_of_freedom_prior=_POSITIVE,
         covariance_prior=_params.Passed(),
         **{name: c for name, c in EXECUTION.items() if name not in ONLINE and name != "stopping"},
@@ -273,6 +273,8 @@ class BayesianGaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixtur
         if s.dtype == torch.float32:  # rows held in float32: say where they cannot hold the components
             warn_float32_rounding(self, source.shift, s, stacklevel=5)  # from the caller of fit
         return fitted
+
+    _fit_min_rows = 2  # scikit-learn's: the source refuses fewer with its message
 
     def _fitting_model(self, model, engine, source, s) -> VariationalMixture:
         """The model with its priors: the given ones, checked against the data's width, and

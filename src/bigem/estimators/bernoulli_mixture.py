@@ -65,7 +65,7 @@ class BernoulliMixture(_DiscreteMixture):
     _kind = "binary"
     _integer_draws = True
     _init_attribute = "probabilities_init"
-    _constraints = dict(DISCRETE, probabilities_init=_params.Passed())
+    _constraints = dict(DISCRETE, probabilities_init=_params.ArrayLike())
     _fitted_arrays = {"weights_": "weights", "probabilities_": "probabilities"}
 
     def __init__(

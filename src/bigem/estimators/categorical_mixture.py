@@ -101,7 +101,7 @@ class CategoricalMixture(_DiscreteMixture):
     _init_attribute = "probabilities_init"
     _per_column = ("categories",)
     _constraints = dict(DISCRETE, categories=_params.PerColumn(), handle_unknown=_params.Choice(("error", "ignore")),
-                        probabilities_init=_params.Passed())
+                        probabilities_init=_params.ArrayLike())
     _fitted_arrays = {"weights_": "weights", "_probabilities_": "probabilities"}
 
     def __init__(

@@ -243,9 +243,9 @@ class GaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixture):
         covariance_type=_params.Choice(ALL_NAMES),
         reg_covar=_params.Float(0.0),
         init_params=InitParams(),
-        weights_init=_params.Passed(),
-        means_init=_params.Passed(),
-        precisions_init=_params.Passed(),
+        weights_init=_params.ArrayLike(),
+        means_init=_params.ArrayLike(),
+        precisions_init=_params.ArrayLike(),
         prior=PriorSpec(),
         **SUPERVISION,
         **EXECUTION,
@@ -406,6 +406,8 @@ class GaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixture):
 
     def _reference_sample(self, n_samples, rs, s):
         return scikit_learn_sample(self, s.covariance_type, n_samples, rs)
+
+    _fit_min_rows = 2  # scikit-learn's: the source refuses fewer with its message
 
     def _fitting_model(self, model: MixtureModel, engine, source, s) -> MixtureModel:
         """scikit-learn's GaussianMixture fits at least two rows (a covariance needs them)."""

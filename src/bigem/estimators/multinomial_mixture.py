@@ -125,8 +125,8 @@ class MultinomialMixture(_BaseMixture):
         n_components=_params.Int(1),
         alpha=_Smoothing(0.0, closed=False),
         init_params=_params.Choice(INIT_METHODS),
-        weights_init=_params.Passed(),
-        probabilities_init=_params.Passed(),
+        weights_init=_params.ArrayLike(),
+        probabilities_init=_params.ArrayLike(),
         **SUPERVISION,
         **EXECUTION,
     )

@@ -73,7 +73,7 @@ class PoissonMixture(_DiscreteMixture):
     _kind = "count"
     _integer_draws = True
     _init_attribute = "lambdas_init"
-    _constraints = dict(DISCRETE, beta=_params.Float(0.0), lambdas_init=_params.Passed())
+    _constraints = dict(DISCRETE, beta=_params.Float(0.0), lambdas_init=_params.ArrayLike())
     _fitted_arrays = {"weights_": "weights", "lambdas_": "rates"}
 
     def __init__(

@@ -373,6 +373,7 @@ def open_source(
     hold_on_host: bool = False,
     schema: Schema | None = None,
     labels: np.ndarray | LabelColumn | None = None,
+    by: str | None = None,
 ) -> Source:
     """A validated source over X: an array, tensor, DataFrame, a path/glob/folder/list of
     paths, a :class:`Files`, or any object with the Source protocol.
@@ -402,7 +403,7 @@ def open_source(
     read (categories as codes; binary and count columns checked). ``labels``: the class
     codes of semi-supervised fitting, an (n,) int64 array (-1: unlabelled), or a
     :class:`.labels.LabelColumn` of X (files and DataFrames; then not a feature); the
-    chunks carry them in ``Chunk.label``.
+    chunks carry them in ``Chunk.label``. ``by``: the estimator, named in shape errors.
     """
     keep = list(keep or [])
     X = unmasked(X)
@@ -419,7 +420,7 @@ def open_source(
         source = _open_files(spec, dtype=dtype, device=device, memory_budget=memory_budget,
                              chunk_size=chunk_size, keep=keep, sample_weight=sample_weight, shift=shift, gaps=gaps,
                              schema=schema, labels=labels, offer_fiml=offer)
-        check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows)
+        check_shape((source.n_rows, source.n_features), name=name, min_rows=min_rows, by=by)
         outer = FirstPassSource(source, name, cache_bytes, dtype, device, identify=identify, gaps=gaps,
                                 every_column=every_column, schema=schema, offer_fiml=offer)
         if measure:  # a file's chunks: within the host budget, copied ahead to the device
@@ -429,7 +430,7 @@ def open_source(
         if columns is not None or keep or sample_weight is not None or isinstance(labels, LabelColumn):
             raise DataError("columns=, id columns, sample_weight and label columns do not apply to a Source object; "
                             "build the source with them")
-        check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows)
+        check_shape((X.n_rows, X.n_features), name=name, min_rows=min_rows, by=by)
         return _labelled(FirstPassSource(X, name, cache_bytes, dtype, device, shift, gaps=gaps,
                                          every_column=every_column, schema=schema, offer_fiml=offer), labels)
     refuse_sparse(X)
@@ -468,21 +469,21 @@ def open_source(
     if isinstance(X, Tensor):
         if X.is_complex():
             raise DataError(f"Complex data not supported: X has dtype {X.dtype}; pass real numbers.")
-        check_shape(tuple(X.shape), min_rows=min_rows)
+        check_shape(tuple(X.shape), min_rows=min_rows, by=by)
         offset = choose_shift(X[:PROBE_ROWS], X.dtype, dtype, shift)
         x = X.detach().to(device=held, dtype=dtype) if offset is None else as_tensor(X, dtype, held, offset)
         if schema is not None and schema.encodes():
             x = schema.encode_codes(X.detach().to("cpu", torch.float64)).to(device=held, dtype=dtype)
     elif schema is not None:
         arr = _as_table(X, is_frame)
-        check_shape(arr.shape, min_rows=min_rows)
+        check_shape(arr.shape, min_rows=min_rows, by=by)
         _check_width(schema, arr.shape[1])
         arr = schema.encode_frame(X) if is_frame else schema.encode_array(arr)
         offset = None
         x = as_tensor(arr, dtype, held)
     else:
         arr = np.asarray(_dataframe_to_numpy(X) if is_frame else to_numeric_array(X))
-        check_shape(arr.shape, min_rows=min_rows)
+        check_shape(arr.shape, min_rows=min_rows, by=by)
         offset = choose_shift(arr[:PROBE_ROWS], arr.dtype, dtype, shift)
         x = as_tensor(arr, dtype, held, offset)
     # weights stay float64 whatever the compute dtype: a model normalises each chunk's

@@ -86,7 +86,7 @@ class NpySource(CutByRows):
         if not isinstance(self._mm, np.ndarray) or self._mm.dtype.kind not in "biuf":  # booleans read as 0 and 1
             kind = getattr(self._mm, "dtype", type(self._mm))
             raise DataError(f"{self.path}: holds {kind}, expected a numeric (float, integer or boolean) 2-D array")
-        check_shape(self._mm.shape, name=f"{self.path}")
+        check_shape(self._mm.shape, name=f"{self.path}", min_rows=0)  # rows: by the caller, who knows its minimum
         self.n_rows, width = (int(s) for s in self._mm.shape)
         self.columns = None if columns is None else column_indices(columns, width, self.path)
         self.n_features = width if self.columns is None else len(self.columns)

@@ -48,8 +48,10 @@ def describe(name: str) -> str:
     return "Input X" if name == "X" else f"Input {name}"
 
 
-def check_shape(shape: tuple[int, ...], name: str = "X", min_rows: int = 1) -> None:
-    """2-D, at least ``min_rows`` rows and one feature."""
+def check_shape(shape: tuple[int, ...], name: str = "X", min_rows: int = 1, by: str | None = None) -> None:
+    """2-D, at least ``min_rows`` rows and one feature. ``by``: the estimator that asks,
+    named in the message as scikit-learn names it ("... is required by GaussianMixture")."""
+    required = "is required" if by is None else f"is required by {by}"
     if len(shape) == 1:
         raise DataError(
             f"Expected 2D array, got 1D array instead: {name} has shape {shape}. "
@@ -61,17 +63,18 @@ def check_shape(shape: tuple[int, ...], name: str = "X", min_rows: int = 1) -> N
                    f"under another: {name}.reshape(-1, {name}.shape[-1]), with an HMM's lengths=[length] * n_sequences"
                    if len(shape) == 3 else "")
         raise DataError(
-            f"Found array with dim {len(shape)}, while dim <= 2 is required: {name} has shape {shape}; "
+            f"Found array with dim {len(shape)}, while dim <= 2 {required}: {name} has shape {shape}; "
             f"pass a 2-D array of shape (n_samples, n_features){stacked}."
         )
     if shape[0] < min_rows:
-        raise DataError(
-            f"Found array with {shape[0]} sample(s) (shape={shape}) while a minimum of {min_rows} is required: "
-            f"{name} is empty; pass at least {min_rows} row(s)."
-        )
+        said = f"Found array with {shape[0]} sample(s) (shape={shape}) while a minimum of {min_rows} {required}"
+        if by is not None and name == "X":  # scikit-learn's sentence, whole: it says what to do
+            raise DataError(f"{said}.")
+        held = "is empty" if shape[0] == 0 else f"has {shape[0]} row(s)"
+        raise DataError(f"{said}: {name} {held}; pass at least {min_rows} row(s).")
     if shape[1] < 1:
         raise DataError(
-            f"Found array with {shape[1]} feature(s) (shape={shape}) while a minimum of 1 is required: "
+            f"Found array with {shape[1]} feature(s) (shape={shape}) while a minimum of 1 {required}: "
             f"{name} has no columns."
         )
 
