@@ -193,7 +193,7 @@ def test_online_em_takes_the_same_steps_on_every_process(two, tmp_path, monkeypa
 def test_an_error_in_one_process_is_raised_by_every_process(two):
     results = _results(two, "nan_in_a_part")
     for r in results:
-        assert str(r["error"]).startswith("DataError: Input nan.npy contains NaN. (1 NaN; first at row 598)")
+        assert str(r["error"]).startswith("DataError: Input nan.npy contains NaN. (1 NaN; first at row 598, column 1)")
 
 
 def test_online_em_runs_when_a_process_holds_no_rows(two, tmp_path, monkeypatch):

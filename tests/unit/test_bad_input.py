@@ -98,7 +98,7 @@ CASES = [
         {},
         DataError,
         (ValueError,),
-        r"^Input X contains NaN\. \(2 NaN; first at row 17\)\. Drop or impute these values first",
+        r"^Input X contains NaN\. \(2 NaN; first at row 17, column 1\)\. Drop or impute these values first",
         r"^Input X contains NaN",
     ),
     Case(
@@ -107,8 +107,8 @@ CASES = [
         {},
         DataError,
         (ValueError,),
-        r"^Input X contains infinity or a value too large for dtype\('float64'\)\. \(1 inf; first at row 17\)\. "
-        r"Drop or impute",
+        r"^Input X contains infinity or a value too large for dtype\('float64'\)\. \(1 inf; first at row 17, "
+        r"column 0\)\. Drop or impute",
         r"^Input X contains infinity or a value too large for dtype\('float64'\)",
     ),
     Case(
@@ -448,13 +448,14 @@ def test_nan_and_inf_are_counted_and_the_first_row_is_named_across_chunks(rng):
     X[17, 0] = np.nan
     X[25, 1] = np.inf
     X[33, :] = np.nan
-    with pytest.raises(DataError, match=r"^Input X contains NaN\. \(3 NaN, 1 inf; first at row 17\)\. Drop or impute"):
+    with pytest.raises(DataError, match=r"^Input X contains NaN\. \(3 NaN, 1 inf; first at row 17, column 0\)\. "
+                                             r"Drop or impute"):
         GaussianMixture(chunk_size=5).fit(X)
 
 
 def test_nan_in_a_torch_tensor_is_found(rng):
     X = torch.from_numpy(_with(np.nan, (17, 1))(rng))
-    with pytest.raises(DataError, match=r"^Input X contains NaN\. \(1 NaN; first at row 17\)"):
+    with pytest.raises(DataError, match=r"^Input X contains NaN\. \(1 NaN; first at row 17, column 1\)"):
         GaussianMixture().fit(X)
 
 
@@ -462,7 +463,7 @@ def test_nan_is_refused_by_predict_and_score_too(rng):
     est = GaussianMixture(2, random_state=0).fit(_X(rng))
     bad = _with(np.nan, (17, 1))(rng)
     for method in (est.predict, est.predict_proba, est.score_samples, est.score):
-        with pytest.raises(DataError, match=r"^Input X contains NaN\. \(1 NaN; first at row 17\)"):
+        with pytest.raises(DataError, match=r"^Input X contains NaN\. \(1 NaN; first at row 17, column 1\)"):
             method(bad)
 
 
@@ -909,7 +910,7 @@ def test_npy_file_with_nan_names_the_file_and_row(tmp_path, rng, chunk_size):
     np.save(path, X)
     with pytest.raises(
         DataError,
-        match=rf"^Input {re.escape(str(path))} contains NaN\. \(1 NaN, 1 inf; first at row 17\)\. Drop or impute",
+        match=rf"^Input {re.escape(str(path))} contains NaN\. \(1 NaN, 1 inf; first at row 17, column 0\)\. Drop or impute",
     ):
         GaussianMixture(chunk_size=chunk_size).fit(path)
 
@@ -1068,10 +1069,10 @@ def test_the_finite_check_is_exact_when_the_sum_overflows_or_cancels():
     x = torch.full((10, 2), 3e38, dtype=torch.float32)
     assert not torch.isfinite(x.sum()) and check_finite(x) is None
     x[3, 1] = float("nan")
-    assert check_finite(x, row_start=100) == (1, 0, 103)
+    assert check_finite(x, row_start=100) == (1, 0, 103, 1)
     y = torch.zeros(6, 3, dtype=torch.float64)
     y[2, 0], y[4, 2] = float("inf"), -float("inf")
-    assert check_finite(y) == (0, 2, 2)
+    assert check_finite(y) == (0, 2, 2, 0)
 
 
 @pytest.mark.parametrize("scale, dtype", [(1e20, "float32"), (1e160, "float64")])
@@ -1095,19 +1096,24 @@ def test_values_beyond_float32_say_so():
         GaussianMixture(2).fit(X)
 
 
-@pytest.mark.parametrize("as_file", [False, True])
+@pytest.mark.parametrize("as_file", [None, "csv", "npy"])
 def test_a_value_beyond_float32_is_named_at_its_own_row(tmp_path, as_file):
     """1e300 under float32: the shift subtracted before the cast took it into its column's
     mean, so every row of the column became inf ("3 inf; first at row 0"), and a file
-    added numpy's overflow warning; the value alone is named now, at its row."""
+    added numpy's overflow warning (a .npy file still did); the value alone is named now,
+    at its row and column."""
     X = np.array([[1.0, 2.0], [1e300, 3.0], [4.0, 5.0]])
-    if as_file:
+    column = "0"
+    if as_file == "csv":
         path = tmp_path / "big.csv"
         np.savetxt(path, X, delimiter=",", header="a,b", comments="", fmt="%.17g")
-        X = str(path)
+        X, column = str(path), "'a'"
+    elif as_file == "npy":
+        np.save(tmp_path / "big.npy", X)
+        X = str(tmp_path / "big.npy")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        with pytest.raises(DataError, match=r"\(1 inf; first at row 1\)\..*beyond float32's range"):
+        with pytest.raises(DataError, match=rf"\(1 inf; first at row 1, column {column}\)\..*beyond float32's range"):
             GaussianMixture(1).fit(X)
 
 

@@ -546,7 +546,7 @@ def test_paths_the_workers_cannot_read_are_refused(client, data, tmp_path):
     gap = data.copy()
     gap[57, 1] = np.nan
     np.save(tmp_path / "gap.npy", gap)
-    with pytest.raises(DataError, match=r"Input \S*gap.npy contains NaN. \(1 NaN; first at row 57\)"):  # as locally
+    with pytest.raises(DataError, match=r"Input \S*gap.npy contains NaN. \(1 NaN; first at row 57, column 1\)"):  # as locally
         GaussianMixture(2, client=client).fit(str(tmp_path / "gap.npy"))
 
 
@@ -584,7 +584,7 @@ def test_a_npy_file_travels_to_worker_processes_as_its_path(data, tmp_path):
 def test_nan_in_a_partition_names_its_global_row(client, data):
     bad = data.copy()
     bad[611, 2] = np.nan
-    with pytest.raises(DataError, match=r"Input X contains NaN.*1 NaN; first at row 611"):
+    with pytest.raises(DataError, match=r"Input X contains NaN.*1 NaN; first at row 611, column 2\)"):
         GaussianMixture(2, client=client).fit(da.from_array(bad, chunks=(200, 4)))
 
 

@@ -26,7 +26,7 @@ from .arrays import chunk_rows_for_budget
 from .arrays import PROBE_ROWS, choose_shift
 from .paths import expand_paths
 from .validate import (ColumnsSeen, NonNumericDataError, check_shape, check_values, check_weight_not_a_feature,
-                       raise_not_finite)
+                       column_label, raise_not_finite)
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 DASK_FILE_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -88,7 +88,7 @@ def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
     found = check_values(x, 0, gaps)
     if found:
         raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start",
-                         offer_fiml)
+                         offer_fiml, column=found[3])
     if not weighted:
         return x, None
     w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=torch.float64)
@@ -175,7 +175,8 @@ def _head(X) -> np.ndarray:
 
 def _inspect_block(block: np.ndarray, weighted: bool = False, gaps: bool = False, labelled: bool = False) -> tuple:
     """(rows, NaN count, inf count, first bad row in the block or -1, weight total, first
-    bad weight's row or -1, its value, values seen per column); runs on a worker. Weights
+    bad weight's row or -1, its value, values seen per column, the first bad row's first
+    bad column or -1); runs on a worker. Weights
     (the column after the features when ``weighted``) must be finite and non-negative;
     with ``gaps`` a NaN is a missing value, not a bad one (the per-column counts are None
     without); labels (the last column when ``labelled``) are the sources' own codes."""
@@ -189,10 +190,10 @@ def _inspect_block(block: np.ndarray, weighted: bool = False, gaps: bool = False
     seen = (~np.isnan(x)).sum(0) if gaps else None
     finite = np.isfinite(x) | np.isnan(x) if gaps else np.isfinite(x)
     if finite.all():
-        return (block.shape[0], 0, 0, -1, *weights, seen)
+        return (block.shape[0], 0, 0, -1, *weights, seen, -1)
     n_nan = 0 if gaps else int(np.isnan(x).sum())
     first = int(np.argmin(finite.all(1)))
-    return (block.shape[0], n_nan, int((~finite).sum()) - n_nan, first, *weights, seen)
+    return (block.shape[0], n_nan, int((~finite).sum()) - n_nan, first, *weights, seen, int(np.argmin(finite[first])))
 
 
 def _take_block(block: np.ndarray, local_rows: np.ndarray, n_features: int) -> np.ndarray:
@@ -283,8 +284,9 @@ class DaskSource:
         n_nan = sum(f[1] for f in found)
         n_inf = sum(f[2] for f in found)
         if n_nan or n_inf:
-            first = min(self.row_starts[i] + f[3] for i, f in enumerate(found) if f[3] >= 0)
-            raise_not_finite(n_nan, n_inf, first, self.name, offer_fiml=self.offer_fiml)
+            first, column = min((self.row_starts[i] + f[3], f[8]) for i, f in enumerate(found) if f[3] >= 0)
+            raise_not_finite(n_nan, n_inf, first, self.name, offer_fiml=self.offer_fiml,
+                             column=column_label(self.feature_names, column))
         if self.weighted:
             self._check_weights(found)
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)

@@ -13,6 +13,7 @@ import copy
 from collections.abc import Iterator
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,7 +23,7 @@ from . import identity
 from .arrays import PROBE_ROWS, choose_shift
 from .identifiers import IdentifierWatch
 from .parts import CutByRows, RowRange
-from .validate import ColumnsSeen, DeviceCheck, RulePass, check_values, raise_not_finite
+from .validate import ColumnsSeen, DeviceCheck, RulePass, check_values, column_label, raise_not_finite
 
 
 class FirstPassSource(CutByRows):
@@ -168,13 +169,24 @@ class FirstPassSource(CutByRows):
             found = check_values(chunk.x, chunk.row_start, self.gaps)
             if found:
                 n_nan, n_inf = n_nan + found[0], n_inf + found[1]
-                first = found[2] if first is None else first
+                first = found[2:] if first is None else first
         assert first is not None
-        raise_not_finite(n_nan, n_inf, first, self._where(first), offer_fiml=self.offer_fiml)
+        row, column = first
+        raise_not_finite(n_nan, n_inf, row, self._where(row), offer_fiml=self.offer_fiml,
+                         column=column_label(self.feature_names, column), file_row=self._row_in_file(row))
 
     def _where(self, row: int) -> str:
         """The file that holds ``row`` (for messages), or the source's name."""
         return self.inner.file_of_row(row) if hasattr(self.inner, "file_of_row") else self.name
+
+    def _row_in_file(self, row: int) -> int | None:
+        """Data-set row ``row`` counted in its file, where the data are several files (else None)."""
+        sizes = getattr(self.inner, "file_rows", None)
+        if sizes is None or len(sizes) < 2:
+            return None
+        ends = np.cumsum(sizes)
+        which = int(np.searchsorted(ends, row, side="right"))
+        return row - int(ends[which - 1]) if which else row
 
     def take(self, rows: Tensor) -> Tensor:
         if self._cache is not None:

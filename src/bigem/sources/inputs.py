@@ -36,6 +36,7 @@ from .validate import (
     check_shape,
     check_values,
     check_weight_not_a_feature,
+    column_label,
     raise_not_finite,
     to_numeric_array,
 )
@@ -742,9 +743,10 @@ def validate_finite(source: Source, name: str = "X", gaps: bool = False, every_c
             if found:
                 n_nan += found[0]
                 n_inf += found[1]
-                first = found[2] if first is None else first
+                first = found[2:] if first is None else first
         if first is not None:  # else finite values whose sum overflowed
-            raise_not_finite(n_nan, n_inf, first, name, offer_fiml=offer_fiml)
+            raise_not_finite(n_nan, n_inf, first[0], name, offer_fiml=offer_fiml,
+                             column=column_label(getattr(source, "feature_names", None), first[1]))
     if seen is not None:
         seen.check(source.feature_names, name)
 

@@ -126,10 +126,11 @@ class NpySource(CutByRows):
         return np.float32 if self.dtype == torch.float32 else np.float64
 
     def _convert(self, raw: np.ndarray) -> Tensor:
-        if self.shift is not None:
-            block = np.subtract(raw, self._shift_np, dtype=np.float64).astype(self._np_dtype)
-        else:
-            block = raw if raw.dtype == self._np_dtype else raw.astype(self._np_dtype)
+        with _beyond_the_dtype_is_infinite():
+            if self.shift is not None:
+                block = np.subtract(raw, self._shift_np, dtype=np.float64).astype(self._np_dtype)
+            else:
+                block = raw if raw.dtype == self._np_dtype else raw.astype(self._np_dtype)
         return torch.from_numpy(block).to(self.device)
 
     def _compute_dtype_array(self, raw: np.ndarray) -> np.ndarray:
@@ -139,10 +140,11 @@ class NpySource(CutByRows):
         if raw.dtype == self._np_dtype and self.shift is None:
             return raw
         out = self._buffers.array(raw.shape, self._np_dtype)
-        if self.shift is None:
-            np.copyto(out, raw, casting="unsafe")
-        else:  # in float64, a block of rows at a time, cast into the pooled array
-            np.subtract(raw, self._shift_np, out=out, dtype=np.float64, casting="unsafe")
+        with _beyond_the_dtype_is_infinite():
+            if self.shift is None:
+                np.copyto(out, raw, casting="unsafe")
+            else:  # in float64, a block of rows at a time, cast into the pooled array
+                np.subtract(raw, self._shift_np, out=out, dtype=np.float64, casting="unsafe")
         self._buffers.give_back(raw)
         return out
 
@@ -226,3 +228,10 @@ def column_indices(columns, width: int, path: str) -> np.ndarray:
     if twice:
         raise DataError(f"{path}: columns= lists {twice} more than once; name each feature once")
     return np.asarray(indices, dtype=np.intp)
+
+
+def _beyond_the_dtype_is_infinite():
+    """Values beyond the compute dtype's range (1e200 in float32) cast to infinity without
+    numpy's overflow warning: the finiteness check then refuses them, saying to rescale
+    or to pass dtype='float64'."""
+    return np.errstate(over="ignore", invalid="ignore")

@@ -570,11 +570,13 @@ class TableSource(CutByRows):
         path = self.files[file_index]
         fix = ("a row's weight cannot be missing: drop the row or give it a weight" if name in self._weight_columns
                else f"Drop or impute them first{missing_fix(self.offer_fiml)}")
-        where = "in the data set" if len(self.files) > 1 else "in the file"
+        several = len(self.files) > 1
+        where = "in the data set" if several else "in the file"
+        at = f"row {row} of the data set (row {row - sum(self.file_rows[:file_index])} of this file)" if several else (
+            f"row {row}")
         raise DataError(
             f"{path}: {sum(total.values())} null (missing) value(s) {where}, in column(s) {sorted(total)}; "
-            f"the first in column {name!r} at row {row} of the data set "
-            f"(row {row - sum(self.file_rows[:file_index])} of this file). {fix}"
+            f"the first in column {name!r} at {at}. {fix}"
         )
 
     def _count_all_nulls(self) -> dict[str, int]:

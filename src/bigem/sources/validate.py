@@ -100,8 +100,9 @@ def to_numeric_array(x: object, name: str = "X") -> np.ndarray:
         ) from None
 
 
-def check_finite(x: Tensor, row_start: int = 0, name: str = "X") -> tuple[int, int, int] | None:
-    """None if all finite, else (NaN count, inf count, first bad row) for this block.
+def check_finite(x: Tensor, row_start: int = 0, name: str = "X") -> tuple[int, int, int, int] | None:
+    """None if all finite, else (NaN count, inf count, first bad row, its first bad
+    column) for this block.
 
     A sum is finite only if every term is (NaN and inf propagate; inf - inf is NaN), so
     one reduction answers the common case: 20x cheaper than the element-wise mask,
@@ -114,13 +115,13 @@ def check_finite(x: Tensor, row_start: int = 0, name: str = "X") -> tuple[int, i
     if not bool(bad.any()):
         return None
     n_nan = int(torch.isnan(x).sum())
-    rows = torch.nonzero(bad.any(1)).reshape(-1)
-    return n_nan, int(bad.sum()) - n_nan, row_start + int(rows[0])
+    row, column = _first(bad)
+    return n_nan, int(bad.sum()) - n_nan, row_start + row, column
 
 
-def check_values(x: Tensor, row_start: int = 0, gaps: bool = False) -> tuple[int, int, int] | None:
+def check_values(x: Tensor, row_start: int = 0, gaps: bool = False) -> tuple[int, int, int, int] | None:
     """:func:`check_finite`, or with ``gaps`` (NaN: a missing value, allowed) the same
-    for infinities alone: (0, inf count, first row with one) or None."""
+    for infinities alone: (0, inf count, first row with one, its column) or None."""
     if not gaps:
         return check_finite(x, row_start)
     if bool(torch.isfinite(x.sum())):
@@ -128,7 +129,14 @@ def check_values(x: Tensor, row_start: int = 0, gaps: bool = False) -> tuple[int
     inf = torch.isinf(x)
     if not bool(inf.any()):
         return None
-    return 0, int(inf.sum()), row_start + int(torch.nonzero(inf.any(1))[0])
+    row, column = _first(inf)
+    return 0, int(inf.sum()), row_start + row, column
+
+
+def _first(bad: Tensor) -> tuple[int, int]:
+    """The (row, column) of the first True of a 2-D mask, reading row by row."""
+    row = int(torch.nonzero(bad.any(1))[0])
+    return row, int(torch.nonzero(bad[row])[0])
 
 
 # How a user who has gaps in the data can fit them: named wherever NaN or nulls are
@@ -148,9 +156,11 @@ def missing_fix(offer_fiml: bool) -> str:
 
 
 def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", where: str = "",
-                     offer_fiml: bool = True) -> None:
-    """The scikit-learn message ("Input X contains NaN.") plus count, row and fix; the fix
-    names missing_values='fiml' only where the estimator offers it (``offer_fiml``)."""
+                     offer_fiml: bool = True, column: int | str | None = None, file_row: int | None = None) -> None:
+    """The scikit-learn message ("Input X contains NaN.") plus count, place and fix: the
+    first bad value's row (of the data set, and ``file_row``, of its file, where the data
+    are several files) and ``column`` (a name, or an index where the columns have none).
+    The fix names missing_values='fiml' only where the estimator offers it (``offer_fiml``)."""
     what = "NaN" if n_nan else "infinity or a value too large for dtype('float64')"
     counts = ", ".join(p for p in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} inf" if n_inf else "") if p)
     hint = ("; with dtype='float32', finite values beyond float32's range (about 3.4e38) are infinite too: "
@@ -160,7 +170,15 @@ def raise_not_finite(n_nan: int, n_inf: int, first_row: int, name: str = "X", wh
     else:
         fix = "Drop or impute these values first" + (
             " (infinity is not a missing value: NaN is, with missing_values='fiml')" if offer_fiml else "")
-    raise DataError(f"{describe(name)} contains {what}. ({counts}{where}; first at row {first_row}). {fix}{hint}.")
+    at = f"row {first_row}" if file_row is None else f"row {first_row} of the data set (row {file_row} of this file)"
+    if column is not None:
+        at += f", column {column!r}"
+    raise DataError(f"{describe(name)} contains {what}. ({counts}{where}; first at {at}). {fix}{hint}.")
+
+
+def column_label(names: list[str] | None, index: int) -> int | str:
+    """A column for messages: its name, or its index where the columns have none."""
+    return names[index] if names is not None and index < len(names) else index
 
 
 class DeviceCheck:
