@@ -589,3 +589,67 @@ def test_a_lengths_file_that_is_not_npy_is_named_without_numpys_pickle_advice(tm
     with pytest.raises(DataError, match=r"lengths.txt: cannot read the lengths array \(not a \.npy file\)") as caught:
         check_lengths(str(path), 7)
     assert "pickle" not in str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "score", "impute", "bootstrap"])
+def test_memory_flags_reach_the_reader(files, tmp_path, capsys, monkeypatch, command):
+    """--chunk-size, --memory-budget and --cache-budget set how much of DATA a command
+    holds, as the estimators' parameters do (audit AS: the command line had no way to
+    stream a file it could cache, and held 4x the data)."""
+    import bigem.estimators._mixture as mixture
+
+    d, X = files
+    model = tmp_path / "m.bigem"
+    assert run(capsys, "fit", d / "d.npy", "-k", "3", "--max-iter", "3", "-o", model)[0] == 0
+    seen = []
+    real = mixture.open_source
+
+    def spy(X, **kw):
+        seen.append((kw["chunk_size"], kw["memory_budget"], kw["cache_bytes"]))
+        return real(X, **kw)
+
+    monkeypatch.setattr(mixture, "open_source", spy)
+    flags = ["--chunk-size", "70", "--memory-budget", "8MB", "--cache-budget", "0"]
+    argv = {"fit": ["fit", d / "d.npy", "-k", "3", "--max-iter", "3", "-o", tmp_path / "n.bigem"],
+            "predict": ["predict", model, d / "d.npy", "-o", tmp_path / "p.npy"],
+            "score": ["score", model, d / "d.npy"],
+            "impute": ["impute", model, d / "d.npy", "-o", tmp_path / "i.npy"],
+            "bootstrap": ["bootstrap", model, d / "d.npy", "-n", "2"]}[command]
+    rc, _, err = run(capsys, *argv, *flags)
+    assert rc == 0, err
+    assert seen and all(s == (70, 8_000_000, 0) for s in seen), seen
+
+
+def test_memory_flags_are_checked_and_named(files, tmp_path, capsys):
+    d, X = files
+    for flags, words in ((["--memory-budget", "lots"], "--memory-budget (GaussianMixture's memory_budget) must be"),
+                         (["--cache-budget", "-1"], "--cache-budget (GaussianMixture's cache_budget) must be"),
+                         (["--chunk-size", "0"], "argument --chunk-size: expected a whole number >= 1")):
+        rc, _, err = run(capsys, "fit", d / "d.npy", "-k", "3", "-o", tmp_path / "m.bigem", *flags)
+        assert rc == 2 and words in err, err
+    hmm = tmp_path / "hmm.bigem"
+    bigem.GaussianHMM(2, n_iter=2, random_state=0).fit(X).save(hmm)
+    rc, _, err = run(capsys, "score", hmm, d / "d.npy", "--chunk-size", "100", "--cache-budget", "0")
+    assert rc == 2 and "--chunk-size and --cache-budget: " in err and "reads whole sequences" in err, err
+    rc, _, err = run(capsys, "score", hmm, d / "d.npy", "--memory-budget", "1MB")  # an HMM's batch: taken
+    assert rc == 0, err
+    assert not (tmp_path / "m.bigem").exists()
+
+
+@pytest.mark.parametrize("value", ["-5", "4294967296", "x"])
+def test_a_seed_out_of_range_names_the_flag(files, tmp_path, capsys, value):
+    d, _ = files
+    rc, _, err = run(capsys, "fit", d / "d.npy", "-k", "3", "--seed", value, "-o", tmp_path / "m.bigem")
+    assert rc == 2 and f"argument --seed: expected a whole number from 0 to 4294967295, got '{value}'" in err, err
+
+
+def test_a_model_of_named_columns_reads_a_npy_file_by_position_and_says_so(files, tmp_path, capsys):
+    """Python warns of an array given to a model fitted on named columns; the command line
+    read the .npy file by position in silence (audit AS)."""
+    d, X = files
+    model = tmp_path / "m.bigem"
+    assert run(capsys, "fit", d / "d.csv", "-k", "3", "--columns", "a,b", "-o", model)[0] == 0
+    rc, _, err = run(capsys, "predict", model, d / "d.npy", "-o", tmp_path / "p.npy")
+    assert rc == 0
+    assert "warning: " in err and "has no column names, but the model was fitted on named columns ['a', 'b']" in err
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), bigem.load(model).predict(named(X)))

@@ -105,9 +105,10 @@ def test_files_options_are_checked_when_made(kwargs, message):
         ([2**63 - 1, 2], r"lengths\[0\] is 9223372036854775807, more than the 300 rows of X"),
         (np.array([2**64 - 1, 1], dtype=np.uint64), r"lengths\[0\] is 18446744073709551615, more than the 300 rows"),
         ([1e30, 3.0], r"lengths\[0\] is 1000000000000000019884624838656, more than the 300 rows"),
-        ([-(2**70), 3], r"lengths\[0\] is -1180591620717411303424: every sequence needs at least one row"),
+        ([-(2**70), 3], r"lengths\[0\] is -1180591620717411303424: a sequence.s length is its number of rows, "
+                        r"which cannot be negative"),
         # the negative length came first; the long one after it was blamed
-        ([-10, 310], r"lengths\[0\] is -10: every sequence needs at least one row"),
+        ([-10, 310], r"lengths\[0\] is -10: a sequence.s length is its number of rows, which cannot be negative"),
     ],
     ids=["sum-wraps", "int64-max", "uint64", "float", "below-int64", "negative-first"],
 )

@@ -48,11 +48,15 @@ _FLAGS = (
     (r"\binit_params=(['\"])([\w+-]+)\1", r"--init \2"),
     (r"\bn_components=(?=\d)", "-k "),
     (r"\bdevice=(['\"])(\w+)\1", r"--device \2"),
+    (r"\bchunk_size=", "--chunk-size "),
+    (r"\bmemory_budget=", "--memory-budget "),
+    (r"\bcache_budget=", "--cache-budget "),
     # scikit-learn's sentence for a bad hyper-parameter, naming the flag that set it
     *((rf"^The '{name}' parameter of (\w+)", rf"{flag} (\1's {name})") for name, flag in (
         ("init_params", "--init"), ("alpha", "--alpha"), ("reg_covar", "--reg-covar"), ("tol", "--tol"),
         ("max_iter", "--max-iter"), ("n_init", "--n-init"), ("covariance_type", "--covariance"),
-        ("n_components", "-k"))),
+        ("n_components", "-k"), ("chunk_size", "--chunk-size"), ("memory_budget", "--memory-budget"),
+        ("cache_budget", "--cache-budget"))),
     (r"^structural is ", "--family is "),
     # no flag sets it: the model file, in Python
     (r"set n_trials to the number of trials of every row", "set n_trials to the number of trials of every row in "

@@ -58,6 +58,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A random seed: a whole number in numpy's (and scikit-learn's) range [0, 2^32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 4294967295, got {text!r}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -168,6 +179,30 @@ def _csv(args) -> dict:
     return dict(delimiter=args.delimiter, header=not args.no_header)
 
 
+def _memory_options(p: argparse.ArgumentParser) -> None:
+    """How much of DATA is held at once: the estimators' chunk_size, memory_budget and
+    cache_budget (defaults: chunks from 256MB in flight, and data decoded to at most 1GB
+    kept in memory between passes)."""
+    p.add_argument("--chunk-size", type=positive_int, metavar="ROWS",
+                   help="rows per chunk read from DATA (default: from --memory-budget)")
+    p.add_argument("--memory-budget", metavar="SIZE",
+                   help="memory for the chunks in flight, such as 64MB (default 256MB; an HMM's batch of sequences: "
+                   "128MB on the CPU)")
+    p.add_argument("--cache-budget", metavar="SIZE",
+                   help="DATA whose decoded size fits is kept in memory between passes (default 1GB); 0 reads the "
+                   "files at every pass, for the least memory")
+
+
+_MEMORY_FLAGS = {"chunk_size": "--chunk-size", "memory_budget": "--memory-budget", "cache_budget": "--cache-budget"}
+
+
+def _memory_given(args) -> dict:
+    """The memory flags given, as estimator parameters (sizes in bytes stay strings)."""
+    given = {name: getattr(args, name, None) for name in _MEMORY_FLAGS}
+    return {name: int(v) if isinstance(v, str) and v.strip().isdigit() else v for name, v in given.items()
+            if v is not None}
+
+
 def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> None:
     _data_options(p)
     p.add_argument("--columns", type=column_list, help="comma-separated column names to use (0-based indices for a .npy file)")
@@ -199,12 +234,13 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
     p.add_argument("--stopping", choices=("gain", "aitken", "mclust"), default="gain",
                    help="gain: stop when the mean log-likelihood rose by less than --tol (default); "
                    "aitken: when its extrapolated limit is within --tol; mclust: mclust's relative rule")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="arithmetic precision (default: the model's own, float32; float64 for the variational models)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default: when stderr is a terminal)")
+    _memory_options(p)
     _missing_option(p, "error")
 
 
@@ -258,6 +294,7 @@ def add_parsers(sub) -> None:
                    help="a column of DATA copied to OUT first, to join the results back (.csv or .parquet output)")
     _sequence_options(p)
     _data_options(p)
+    _memory_options(p)
     _missing_option(p, None)
     p.set_defaults(run=run_predict)
 
@@ -270,6 +307,7 @@ def add_parsers(sub) -> None:
     _weight_option(p, "each row's log-likelihood counts that many times")
     _sequence_options(p)
     _data_options(p)
+    _memory_options(p)
     _missing_option(p, None)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_score)
@@ -284,10 +322,11 @@ def add_parsers(sub) -> None:
                    help="rows drawn with replacement, Exp(1) weights (the weighted likelihood bootstrap), or rows "
                    "drawn from MODEL")
     p.add_argument("--level", type=float, default=0.95, help="of the percentile intervals (default 0.95)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's)")
     _weight_option(p, "give the fit's own weights: each replicate's draws multiply them")
     _data_options(p)
+    _memory_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_bootstrap)
 
@@ -310,11 +349,12 @@ def add_parsers(sub) -> None:
                    help="three steps: each row's most likely class, or its posterior (default modal)")
     p.add_argument("-n", "--n-boot", dest="n_boot", type=int, default=0,
                    help="bootstrap replicates for standard errors (default 0: none)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of the bootstrap (default 0)")
     p.add_argument("--sample-weight", metavar="COLUMN",
                    help="column of DATA of non-negative row weights; a row of weight 2 counts twice")
     p.add_argument("-o", "--output", help="write the fitted structural model there (a .bigem model file)")
     _data_options(p)
+    _memory_options(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_structural)
 
@@ -331,10 +371,11 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output file: .npy, .csv or .parquet, with the model's columns (named as at fit)")
     p.add_argument("--sample", action="store_true", help="draw each row's gaps from their conditional distribution")
-    p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of --sample (default 0)")
     p.add_argument("--columns", type=column_list, help="columns to use (default: the model's, by name when it has them)")
     p.add_argument("--id-column", metavar="NAME", help="a column of DATA copied to the output first (to join back)")
     _data_options(p)
+    _memory_options(p)
     p.set_defaults(run=run_impute)
 
     p = sub.add_parser("sample", help="draw rows from a fitted model")
@@ -343,7 +384,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output file: .npy, .csv or .parquet (a multinomial model's documents: .npz only, a scipy "
                    "sparse matrix)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("--labels", action="store_true",
                    help="also write each row's component (an HMM's state) as a last column, 'component' ('state'); "
                    ".csv or .parquet. An HMM draws one sequence of N rows")
@@ -416,6 +457,7 @@ def _estimator_params(args, cls=None) -> dict:
     for name in ("alpha", "dtype"):  # given, or else the model's own default
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
+    params.update(_memory_given(args))
     names = set(cls._param_names()) if cls is not None else set(params) - {"alpha", "families", "categories"}
     return {k: v for k, v in params.items() if k in names}
 
@@ -455,8 +497,9 @@ def _family(args) -> str:
     return family
 
 
-def _load(path: str, missing: str | None = None, described: bool = False):
-    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps.
+def _load(path: str, missing: str | None = None, described: bool = False, args=None):
+    """MODEL, read from its file; ``missing`` (--missing) overrides how it reads gaps,
+    and the memory flags of ``args`` (--chunk-size, ...) how much of DATA it holds.
     A MixtureClassifier's or StructuralModel's file is read by ``info`` only
     (``described``): the other commands take a mixture or an HMM."""
     from ..estimators import MixtureClassifier, StructuralModel, load
@@ -474,6 +517,12 @@ def _load(path: str, missing: str | None = None, described: bool = False):
             raise ParameterError(f"--missing applies to the mixtures of columns and the HMMs, and {path} holds a "
                                  f"{type(est).__name__}; drop it")
         est.set_params(missing_values=missing)
+    given = {} if args is None else _memory_given(args)
+    unused = [_MEMORY_FLAGS[name] for name in given if name not in est._param_names()]
+    if unused:  # an HMM: its memory_budget alone
+        raise ParameterError(f"{' and '.join(unused)}: {path} holds a {type(est).__name__}, which reads whole "
+                             f"sequences in batches of --memory-budget; drop {'them' if len(unused) > 1 else 'it'}")
+    est.set_params(**given)
     return est
 
 
@@ -609,9 +658,15 @@ def _predicted_columns(args, n: int, label: str = "label", classes=None) -> list
 
 def _for(est, data: Data):
     """The estimator to call on ``data``: itself, or for data without column names (a
-    .npy file) a copy without the names, which it would otherwise look for."""
+    .npy file) a copy without the names, which it would otherwise look for; it reads the
+    columns by position then, and says so, as scikit-learn warns of an array given to a
+    model fitted on named columns."""
     if data.names is not None or data.columns is not None or not hasattr(est, "feature_names_in_"):
         return est
+    names = [str(n) for n in est.feature_names_in_]
+    names = names if len(names) <= 8 else names[:8] + ["..."]
+    warnings.warn(f"{data.path} has no column names, but the model was fitted on named columns {names}: they are "
+                  "read by position, so the file's columns must come in that order", UserWarning, stacklevel=2)
     bare = copy.copy(est)
     del bare.feature_names_in_
     return bare
@@ -685,7 +740,7 @@ def run_fit(args) -> int:
 
 def run_predict(args) -> int:
     check_output(args.output, (args.data, args.model), (".npy", ".csv", ".parquet"))
-    est = _load(args.model, args.missing)
+    est = _load(args.model, args.missing, args=args)
     if _is_hmm(est):
         return _predict_hmm(est, args)
     _no_sequences(args, est)
@@ -736,7 +791,7 @@ def _score_hmm(est, args) -> int:
 def run_score(args) -> int:
     from ..estimators.selection import criteria
 
-    est = _load(args.model, args.missing)
+    est = _load(args.model, args.missing, args=args)
     if args.sample_weight is not None and (_is_hmm(est) or _is_multinomial(est)):
         raise ParameterError(f"--sample-weight: {args.model} holds a {type(est).__name__}, whose score takes no row "
                              "weights; drop --sample-weight")
@@ -773,7 +828,7 @@ def score_report(c: dict, n_rows: int, noun: str, variational: bool = False) -> 
 
 
 def run_bootstrap(args) -> int:
-    est = _load(args.model)
+    est = _load(args.model, args=args)
     if _is_hmm(est) or not hasattr(est, "bootstrap") or _variational(est):
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem bootstrap refits a mixture fitted by "
                              "maximum likelihood (bigem fit)")
@@ -804,7 +859,7 @@ def run_structural(args) -> int:
         check_output(args.output, (args.data, args.model), what="model")
     if args.n_boot == 1 or args.n_boot < 0:
         raise ParameterError(f"--n-boot {args.n_boot}: give 0 (no standard errors) or at least 2 replicates")
-    est = _load(args.model)
+    est = _load(args.model, args=args)
     if _is_hmm(est) or not hasattr(est, "_log_joint_rows") or _variational(est):
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem structural takes the classes of a "
                              "mixture fitted by maximum likelihood (bigem fit)")
@@ -907,7 +962,7 @@ def run_impute(args) -> int:
     if args.id_column is not None and args.output.lower().endswith(".npy"):
         raise ParameterError(f"{args.output}: --id-column adds a column of ids, and a .npy file holds one array of "
                              "numbers; write .csv or .parquet, or drop --id-column")
-    est = _load(args.model)
+    est = _load(args.model, args=args)
     if not hasattr(est, "impute"):
         raise ParameterError(f"{args.model} holds a {type(est).__name__}: bigem impute fills gaps under a mixture of "
                              "columns (Gaussian, 0/1, categorical, count or mixed: bigem fit --missing fiml)")

@@ -51,10 +51,11 @@ def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
     bad = (arr <= 0) | (arr > n_rows)
     if bad.any():
         i = int(np.argmax(bad))
-        if arr[i] <= 0:
-            raise DataError(
-                f"lengths[{i}] is {int(arr[i])}: every sequence needs at least one row; drop zero-length sequences"
-            )
+        if arr[i] == 0:
+            raise DataError(f"lengths[{i}] is 0: every sequence needs at least one row; drop zero-length sequences")
+        if arr[i] < 0:
+            raise DataError(f"lengths[{i}] is {int(arr[i])}: a sequence's length is its number of rows, which cannot "
+                            "be negative; pass the rows of each sequence in order")
         raise DataError(
             f"lengths[{i}] is {int(arr[i])}, more than the {n_rows} rows of {name}; lengths must give the rows "
             "of every sequence in order, summing to the rows of X"
