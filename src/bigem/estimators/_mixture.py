@@ -694,7 +694,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
         if s.engine == "torch":
             s = dataclasses.replace(s, device=process_device(s.device))
-        open_kw = {"cache_bytes": 0, "min_rows": self._fit_min_rows} if one_pass else {"min_rows": self._fit_min_rows}
+        open_kw = {"min_rows": self._fit_min_rows, **({"cache_bytes": 0} if one_pass else {})}
         if self._uses_labels(s) and y is None:
             warnings.warn(f"unlabeled_weight={s.unlabeled_weight!r} weighs the unlabelled rows of a semi-supervised "
                           "fit, but fit got no y, so this fit is unsupervised: pass y (-1 for an unlabelled row), "
