@@ -236,3 +236,50 @@ def test_a_warm_online_fit_goes_on_with_its_running_state(family):
     assert warm.n_steps_ == whole.n_steps_ == 24
     for name in whole._fitted_arrays:
         np.testing.assert_allclose(getattr(warm, name), getattr(whole, name), rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def _online_bernoulli(X, w0, p0, alpha, passes, batch, mass_of):
+    """A hand-written online EM for a Bernoulli mixture with Beta(alpha, alpha) pseudo-
+    counts: the running statistics per unit weight, and the M-step reading them as
+    ``mass_of(pass, rows seen)`` rows."""
+    w, p, S, t, seen = w0.copy(), p0.copy(), None, 0, 0
+    for done in range(passes):
+        for start in range(0, len(X), batch):
+            Xb = X[start:start + batch]
+            lp = np.log(w) + Xb @ np.log(p).T + (1 - Xb) @ np.log(1 - p).T
+            r = np.exp(lp - lp.max(1, keepdims=True))
+            r /= r.sum(1, keepdims=True)
+            stats = (r.sum(0) / len(Xb), r.T @ Xb / len(Xb))
+            t += 1
+            gamma = 1.0 if t <= 1 else (t + 10.0) ** -0.7
+            S = stats if S is None else tuple((1 - gamma) * a + gamma * b for a, b in zip(S, stats))
+            seen += len(Xb)
+            mass = mass_of(done, seen)
+            nk, ones = S[0] * mass, S[1] * mass
+            w, p = nk / nk.sum(), (alpha + ones) / (2 * alpha + nk[:, None])
+    return p
+
+
+def test_partial_fit_weighs_a_prior_against_every_row_seen_however_the_model_started():
+    """A fit weighs a prior against one pass's rows; partial_fit after it kept doing so
+    for good (audit AU), where a partial_fit stream weighs it against every row seen, so
+    that new data outweigh the prior as they come in."""
+    rng = np.random.default_rng(0)
+    K, N, alpha = 3, 2000, 50.0
+    P = rng.uniform(0.1, 0.9, (K, 6))
+    X = (rng.uniform(size=(N, 6)) < P[rng.choice(K, N, p=[0.5, 0.3, 0.2])]).astype(float)
+    w0, p0 = np.ones(K) / K, np.clip(P + rng.normal(0, 0.1, P.shape), 0.05, 0.95)
+    kw = dict(alpha=alpha, dtype="float64", batch_size=400, weights_init=w0, probabilities_init=p0)
+    started = bigem.BernoulliMixture(K, algorithm="online", max_iter=1, tol=0, **kw).fit(X)
+    started.partial_fit(X)
+    started.partial_fit(X)
+    streamed = bigem.BernoulliMixture(K, **kw)
+    for _ in range(3):
+        streamed.partial_fit(X)
+    every_row = _online_bernoulli(X, w0, p0, alpha, 3, 400, lambda done, seen: seen)
+    np.testing.assert_allclose(started.probabilities_, every_row, atol=1e-12)
+    np.testing.assert_allclose(streamed.probabilities_, every_row, atol=1e-12)
+    one_pass = _online_bernoulli(X, w0, p0, alpha, 3, 400, lambda done, seen: seen if done == 0 else N)
+    fitted = bigem.BernoulliMixture(K, algorithm="online", max_iter=3, tol=0, **kw).fit(X)
+    np.testing.assert_allclose(fitted.probabilities_, one_pass, atol=1e-12)  # a fit: one pass's rows
+    assert np.abs(one_pass - every_row).max() > 1e-2  # the two rules part
