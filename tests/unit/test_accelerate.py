@@ -331,6 +331,11 @@ def test_bad_settings_are_refused_with_the_choices():
         GaussianMixture(2, stopping="never").fit(X)
     with pytest.raises(ParameterError, match=r"accelerate='squarem' applies to algorithm='em' only"):
         GaussianMixture(2, accelerate="squarem", algorithm="online").fit(X)
+    for rule in ("aitken", "mclust"):  # online EM's loop has the gain rule alone: these were ignored (audit AU)
+        with pytest.raises(ParameterError, match=rf"stopping='{rule}' applies to algorithm='em' only: online EM "):
+            GaussianMixture(2, stopping=rule, algorithm="online").fit(X)
+        with pytest.raises(ParameterError, match=rf"stopping='{rule}' applies to algorithm='em' only"):
+            GaussianMixture(2, stopping=rule).fit(X, algorithm="online")
     with pytest.raises(ParameterError, match=r"accelerate"):
         GaussianHMM(2, accelerate=True).fit(X)
     for est in (GaussianMixture(2), GaussianHMM(2)):

@@ -690,6 +690,11 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                 f"accelerate={s.accelerate!r} applies to algorithm='em' only (online EM steps on mini-batches, "
                 "not on passes); pass accelerate=None, or algorithm='em'"
             )
+        if s.algorithm != "em" and s.stopping != "gain":
+            raise ParameterError(
+                f"stopping={s.stopping!r} applies to algorithm='em' only: online EM stops when a pass's mean "
+                "log-likelihood changed by less than tol (the 'gain' rule); pass stopping='gain', or algorithm='em'"
+            )
         if checkpoint is not None and s.algorithm != "em":
             raise ParameterError("checkpoint= applies to algorithm='em' only; online EM keeps no checkpoint yet")
         if s.engine == "torch":
