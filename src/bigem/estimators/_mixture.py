@@ -339,7 +339,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         state = self.__dict__.get("_online_")
         if state is not None and _components_of(state) != K:  # a running average of other components
             self._online_ = None
-        elif state is not None:  # partial_fit goes on from the attributes as set, as after a load of this model
+        elif state is not None:  # partial_fit's next E-step at the attributes as set, as after a load of this
+            # model; its running average still holds the fit's statistics, which the step blends in
             self._online_ = dataclasses.replace(state, params=None)
         self._params_ = params.to("cpu")
         self._remember_attributes()
