@@ -145,3 +145,36 @@ def test_a_float32_online_fit_whose_batches_change_kernel_dtype_runs():
     double = GaussianMixture(3, random_state=0, algorithm="online", batch_size=500, dtype="float64").fit(X)
     np.testing.assert_allclose(np.sort(single.means_, 0), np.sort(double.means_, 0), atol=1e-3)
     assert single.lower_bound_ == pytest.approx(double.lower_bound_, abs=1e-4)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_one_pass_fit_of_a_parquet_file_reads_it_once(tmp_path, monkeypatch, weighted):
+    """The initial sample of an online fit was drawn across the whole file, which decoded
+    every row group it touched (all 40 here) before the one pass (audit AU); a file that
+    decodes gives its first rows now: one row group more than the pass, and the probe's."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(3)
+    n = 200_000
+    X = rng.normal(size=(n, 2)) + rng.integers(0, 3, n)[:, None] * 4.0
+    path = tmp_path / "rg.parquet"
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "w": rng.uniform(0.5, 2.0, n)}), path, row_group_size=5000)
+    decoded = [0]
+    batches, group = pq.ParquetFile.iter_batches, pq.ParquetFile.read_row_group
+
+    def counted_batches(self, *args, **kwargs):
+        for batch in batches(self, *args, **kwargs):
+            decoded[0] += batch.num_rows
+            yield batch
+
+    def counted_group(self, *args, **kwargs):
+        table = group(self, *args, **kwargs)
+        decoded[0] += table.num_rows
+        return table
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted_batches)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted_group)
+    gm = GaussianMixture(3, algorithm="online", batch_size=1000, max_iter=1, random_state=0)
+    gm.fit(str(path), columns=["a", "b"], sample_weight="w" if weighted else None)
+    assert n <= decoded[0] <= n + 2 * 5000, decoded[0]
+    np.testing.assert_allclose(np.sort(gm.means_[:, 0]), [0.0, 4.0, 8.0], atol=0.05)  # a fair start all the same

@@ -33,7 +33,7 @@ from .._core.sparse import cat_rows
 from .._core.types import Source
 from ..em.driver import Checkpoint, IterationInfo, fit_em
 from ..em.online import OnlineState, continued, online_step, run_online
-from ..em.init import LabelledResponsibilities, from_given_responsibilities, sample_rows
+from ..em.init import LabelledResponsibilities, from_given_responsibilities
 from ..engines import LocalEngine
 from ..engines.readback import HostRows
 from ..engines.distributed import process_device
@@ -858,19 +858,24 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         return state
 
     def _online_initial(self, model, engine, source: Source, s, generator, offset, classes=None) -> MixtureParams:
-        """Initial parameters for online EM from a row sample (3 batches), not the whole
-        data: an online fit may afford one pass only. ``engine`` draws a weighted sample
-        where the weights live (a Dask cluster's workers). With labels, the sample is the
-        first rows, read with their labels, and the labelled ones initialise (in a group of
-        processes, the primary's first rows, so that every process starts alike)."""
+        """Initial parameters for online EM from the first rows (3 batches, with their
+        weights and labels), not the whole data: an online fit may afford one pass only.
+        A sample drawn across the data decoded every row group of a Parquet or CSV file it
+        touched (all of them, on a large file: a second pass before the one pass); the
+        first rows are a fair sample wherever online EM's own premise holds (every
+        mini-batch looks like the whole data), and the same rows whatever holds them (in
+        memory, a file, a Dask collection), so a streamed fit equals the in-memory one.
+        In a group of processes, the data's first rows, read by the primary process (the
+        others' too: its own part may be empty), so that every process starts alike. With
+        labels, the labelled ones initialise."""
         n = max(3 * s.batch_size, 10 * s.n_components)
-        if classes is not None and not self._user_initialised(s):
-            sample = engine.share(lambda: first_rows(engine, source, n))
-            if sample.labels is not None and bool((sample.labels >= 0).any()):
-                return from_labelled_rows(model, LocalEngine(), sample, generator)
-        rows = sample_rows(source, n, generator, engine)
-        sample = TensorSource(rows, None, rows.shape[0])
-        return self._initialise(model, LocalEngine(), sample, s, generator, offset)
+        head = source.part(0, min(n, source.n_rows)) if hasattr(source, "part") else source  # its files' groups alone
+        sample = engine.share(lambda: first_rows(LocalEngine(), head, n))
+        if classes is not None and not self._user_initialised(s) and sample.labels is not None and bool(
+                (sample.labels >= 0).any()):
+            return from_labelled_rows(model, LocalEngine(), sample, generator)
+        return self._initialise(model, LocalEngine(), TensorSource(sample.x, sample.weight, sample.n_rows), s,
+                                generator, offset)
 
     def partial_fit(self, X, y=None, sample_weight=None, *, columns=None, classes=None):
         """Online EM on X: one step per ``batch_size`` rows, continuing from the last call.
