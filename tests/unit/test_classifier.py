@@ -451,14 +451,15 @@ def test_its_data_errors_name_the_classifier_and_what_it_takes():
     gaps = X.copy()
     gaps[3, 1] = np.nan
     for model in ("EDDA", "MclustDA"):
-        with pytest.raises(DataError, match=r"first at row 3\). Drop or impute these values first: this estimator does "
-                                            r"not model missing values; DataFrame.dropna\(\) drops such rows") as err:
+        with pytest.raises(DataError, match=r"first at row 3, column 1\). Drop or impute these values first: this "
+                                            r"estimator does not model missing values; DataFrame.dropna\(\) drops "
+                                            r"such rows") as err:
             MixtureClassifier(model).fit(gaps, y)
         assert "fiml" not in str(err.value)
         clf = MixtureClassifier(model).fit(X, y)
         with pytest.raises(DataError, match="this estimator does not model missing values"):
             clf.predict(gaps)
-        with pytest.raises(DataError, match=r"first at row 3\)"):  # X's row, not the training fold's
+        with pytest.raises(DataError, match=r"first at row 3, column 1\)"):  # X's row, not the training fold's
             clf.cv(gaps, y, n_folds=3)
         with pytest.raises(DataError, match=r"^X has 3 features, but MixtureClassifier is expecting 4 features as "
                                             r"input\.$"):

@@ -120,7 +120,7 @@ def test_a_nan_streamed_to_the_gpu_is_found_at_the_end_of_the_pass_with_its_row(
     X[3333, 1] = np.nan
     np.save(tmp_path / "nan.npy", X)
     source = _open(str(tmp_path / "nan.npy"), 400)
-    with pytest.raises(DataError, match=r"contains NaN\. \(1 NaN; first at row 3333\)"):
+    with pytest.raises(DataError, match=r"contains NaN\. \(1 NaN; first at row 3333, column 1\)"):
         LocalEngine().reduce(_e_step(), source)
 
 
