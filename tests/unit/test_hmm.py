@@ -233,6 +233,20 @@ def test_lengths_must_sum_to_rows_and_be_positive():
         m.fit(X, [50, 0, 50])
     with pytest.raises(DataError, match="lengths must hold integers"):
         m.fit(X, [50.5, 49.5])
+    with pytest.raises(DataError, match=r"lengths must be a 1-D array of sequence lengths \(or a single row or "
+                                        r"column of them\), got shape \(2, 2\)"):
+        m.fit(X, [[25, 25], [25, 25]])
+
+
+def test_lengths_as_a_row_or_a_column_are_read_as_hmmlearn_reads_them():
+    """hmmlearn fits with lengths of shape (1, n) or (n, 1) (its cumulative sums flatten
+    them); bigem refused them (audit AW)."""
+    X, _ = sampled(100)
+    kw = dict(n_components=K, random_state=0, n_iter=5, dtype="float64")
+    plain = GaussianHMM(**kw).fit(X, [50, 50])
+    for shaped in (np.array([[50, 50]]), np.array([[50], [50]])):
+        np.testing.assert_array_equal(GaussianHMM(**kw).fit(X, shaped).means_, plain.means_)
+        assert plain.score(X, shaped) == plain.score(X, [50, 50])
 
 
 def test_nan_and_inf_rejected():

@@ -24,7 +24,8 @@ from .._core.types import SequenceChunk, Source
 
 
 def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
-    """lengths as int64: 1-D, positive integers summing to the rows of X (None: one sequence)."""
+    """lengths as int64: 1-D (or a single row or column), positive integers summing to the
+    rows of X (None: one sequence)."""
     if lengths is None:
         return np.asarray([n_rows], dtype=np.int64)
     if isinstance(lengths, (str, os.PathLike)):
@@ -38,8 +39,11 @@ def check_lengths(lengths: object, n_rows: int, name: str = "X") -> np.ndarray:
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot read the lengths array ({exc}); write it with numpy.save") from None
     arr = np.asarray(lengths.cpu() if isinstance(lengths, Tensor) else lengths)
+    if arr.ndim == 2 and 1 in arr.shape:  # a row or a column of lengths, which hmmlearn reads as one list
+        arr = arr.reshape(-1)
     if arr.ndim != 1:
-        raise DataError(f"lengths must be a 1-D array of sequence lengths, got shape {arr.shape}")
+        raise DataError(f"lengths must be a 1-D array of sequence lengths (or a single row or column of them), got "
+                        f"shape {arr.shape}")
     if arr.size == 0:
         raise DataError("lengths is empty; pass at least one sequence length (or lengths=None for one sequence)")
     integral = arr.dtype.kind in "iu" or arr.dtype == object and all(isinstance(v, int) for v in arr)
