@@ -117,7 +117,7 @@ def test_sample_writes_one_sequence(model, capsys):
         (("predict", "{m}", "{d}/x.npy", "--score", "-o", "{d}/s.npy"),
          "bigem predict: error: --score writes each row's log-density, which an HMM's rows do not have on their own"),
         (("plot", "{m}", "{d}/x.npy", "-o", "{d}/p.png"), "bigem plot: error: {m} holds a "),
-        (("score", "{m}", "{d}/x.npy", "--lengths", "{d}/x.npy"), "bigem score: error: --lengths must be a 1-D array"),
+        (("score", "{m}", "{d}/x.npy", "--lengths", "{d}/square.npy"), "bigem score: error: --lengths must be a 1-D array"),
         (("score", "{m}", "{d}/x.npy", "--sequence-column", "session"), "has no column names, so it has no sequence id"),
         (("score", "{m}", "{d}/x.csv", "--sequence-column", "nope"), "no column 'nope'"),
     ],
@@ -125,6 +125,7 @@ def test_sample_writes_one_sequence(model, capsys):
 )
 def test_what_an_hmm_cannot_do_is_refused_in_one_line(model, capsys, argv, message):
     _, _, path, d = model
+    np.save(d / "square.npy", np.full((2, 2), 50))  # no list of lengths (a row or a column of them is one)
     rc, out, err = run(capsys, *(a.format(m=path, d=d) for a in argv))
     assert rc == 2 and out == "" and err.count("\n") == 1, err
     assert message.format(m=path) in err
