@@ -178,3 +178,23 @@ def test_a_one_pass_fit_of_a_parquet_file_reads_it_once(tmp_path, monkeypatch, w
     gm.fit(str(path), columns=["a", "b"], sample_weight="w" if weighted else None)
     assert n <= decoded[0] <= n + 2 * 5000, decoded[0]
     np.testing.assert_allclose(np.sort(gm.means_[:, 0]), [0.0, 4.0, 8.0], atol=0.05)  # a fair start all the same
+
+
+def test_the_start_passes_over_rows_of_weight_0_and_reads_on_to_every_class():
+    """Online EM's start reads the first rows: where they all weigh 0 it crashed in
+    k-means++ (numpy's 'a must be greater than 0'), and where none is labelled the
+    components never met their classes (accuracy 0 on separated data); it reads on."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(m, 0.5, (1000, 2)) for m in (0.0, 5.0, 10.0)])
+    y = np.repeat([0, 1, 2], 1000)
+    order = rng.permutation(len(X))
+    X, y = X[order], y[order]
+    w = np.ones(len(X))
+    w[:300] = 0.0
+    gm = GaussianMixture(3, algorithm="online", batch_size=100, max_iter=2, random_state=0).fit(X, sample_weight=w)
+    np.testing.assert_allclose(np.sort(gm.means_[:, 0]), [0.0, 5.0, 10.0], atol=0.1)
+    labels = np.where(rng.random(len(y)) < 0.1, y, -1)
+    labels[:300] = -1
+    gm = GaussianMixture(3, algorithm="online", batch_size=100, max_iter=1, random_state=0,
+                         unlabeled_weight=1.0).fit(X, labels)
+    assert (gm.predict(X) == y).mean() > 0.99

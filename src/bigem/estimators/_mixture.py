@@ -865,14 +865,25 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         first rows are a fair sample wherever online EM's own premise holds (every
         mini-batch looks like the whole data), and the same rows whatever holds them (in
         memory, a file, a Dask collection), so a streamed fit equals the in-memory one.
-        In a group of processes, the data's first rows, read by the primary process (the
-        others' too: its own part may be empty), so that every process starts alike. With
-        labels, the labelled ones initialise."""
+        Rows of weight 0 are passed over, and with labels it reads on to a labelled row of
+        every class, whose labelled rows then initialise. In a group of processes, the
+        data's first rows, read by the primary process (the others' too: its own part may
+        be empty), so that every process starts alike."""
         n = max(3 * s.batch_size, 10 * s.n_components)
-        head = source.part(0, min(n, source.n_rows)) if hasattr(source, "part") else source  # its files' groups alone
-        sample = engine.share(lambda: first_rows(LocalEngine(), head, n))
-        if classes is not None and not self._user_initialised(s) and sample.labels is not None and bool(
-                (sample.labels >= 0).any()):
+        labelled = len(classes) if classes is not None and not self._user_initialised(s) else 0
+
+        def read() -> TensorSource:
+            # the rows' own files' groups first, and on through the data where they fall short
+            # (rows of weight 0, or a class with no label yet: rare, and then read until found)
+            head = source.part(0, min(n, source.n_rows)) if hasattr(source, "part") else source
+            sample = first_rows(LocalEngine(), head, n, labelled)
+            found = set() if sample.labels is None else set(sample.labels[sample.labels >= 0].tolist())
+            if head is not source and (sample.n_rows < n or len(found) < labelled):
+                sample = first_rows(LocalEngine(), source, n, labelled)
+            return sample
+
+        sample = engine.share(read)
+        if labelled and sample.labels is not None and bool((sample.labels >= 0).any()):
             return from_labelled_rows(model, LocalEngine(), sample, generator)
         return self._initialise(model, LocalEngine(), TensorSource(sample.x, sample.weight, sample.n_rows), s,
                                 generator, offset)
@@ -1738,16 +1749,28 @@ def from_labelled_rows(model: MixtureModel, engine, source, generator: torch.Gen
     return from_given_responsibilities(model, engine, source, LabelledResponsibilities(seed, model.classes))
 
 
-def first_rows(engine, source: Source, n: int) -> TensorSource:
-    """The first ``n`` rows of a source (dense or sparse), with their weights and labels, in memory."""
-    xs, ws, ls, have = [], [], [], 0
+def first_rows(engine, source: Source, n: int, classes: int = 0) -> TensorSource:
+    """The first ``n`` rows of a source (dense or sparse) that carry weight, with their
+    weights and labels, in memory: rows of weight 0 are passed over (they tell a start
+    nothing), and with ``classes`` it reads on until each class has a labelled row too
+    (or the source ends)."""
+    xs, ws, ls, have, seen = [], [], [], 0, set()
     for chunk in engine.stream(source):
-        take = min(chunk.n_rows, n - have)
-        xs.append(chunk.x[:take])
-        ws.append(None if chunk.weight is None else chunk.weight[:take])
-        ls.append(None if chunk.label is None else chunk.label[:take])
+        keep = None if chunk.weight is None else torch.nonzero(chunk.weight > 0).reshape(-1)
+        x, w, label = ((chunk.x, chunk.weight, chunk.label) if keep is None else
+                       (chunk.x[keep], chunk.weight[keep], None if chunk.label is None else chunk.label[keep]))
+        take = min(x.shape[0], max(n - have, 0))
+        if classes and chunk.label is not None and len(seen) < classes:  # on to the first row of each class
+            found = torch.nonzero(label >= 0).reshape(-1)
+            for code, first in zip(*np.unique(label[found].cpu().numpy(), return_index=True)):
+                if int(code) not in seen:
+                    seen.add(int(code))
+                    take = max(take, int(found[first]) + 1)
+        xs.append(x[:take])
+        ws.append(None if w is None else w[:take])
+        ls.append(None if label is None else label[:take])
         have += take
-        if have >= n:
+        if have >= n and (not classes or chunk.label is None or len(seen) >= classes):
             break
     x = cat_rows(xs)
     w = None if any(v is None for v in ws) else torch.cat(ws)
