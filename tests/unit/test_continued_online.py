@@ -283,3 +283,9 @@ def test_partial_fit_weighs_a_prior_against_every_row_seen_however_the_model_sta
     fitted = bigem.BernoulliMixture(K, algorithm="online", max_iter=3, tol=0, **kw).fit(X)
     np.testing.assert_allclose(fitted.probabilities_, one_pass, atol=1e-12)  # a fit: one pass's rows
     assert np.abs(one_pass - every_row).max() > 1e-2  # the two rules part
+    # after a fit of five passes, the rows seen are its one pass and the rows since: one
+    # more row barely moves it (counting the five passes as rows moved it by 0.039)
+    five = bigem.BernoulliMixture(K, algorithm="online", max_iter=5, tol=0, **kw).fit(X)
+    before = five.probabilities_.copy()
+    five.partial_fit(X[:1])
+    assert np.abs(five.probabilities_ - before).max() < 2e-3

@@ -998,10 +998,12 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         if state is not None:
             state = self._resumed(state, model, s, offset)
             # a fit weighs a prior against one pass's rows, which it knows; partial_fit cannot
-            # know whether its rows repeat, so from here on against every row seen (the fit's
-            # included), as a partial_fit stream from the start does: a prior's share then
-            # shrinks as data comes in, whichever way the model was started
-            state.data_weight = None
+            # know whether its rows repeat, so from here on against every row it is given,
+            # after the fit's one pass, as a partial_fit stream from the start does: a prior's
+            # share then shrinks as data come in, whichever way the model was started (and
+            # does not jump with the fit's passes counted as rows)
+            if state.data_weight is not None:
+                state.seen_weight, state.data_weight = state.data_weight, None
         if state is None and fitted:
             state = OnlineState(model.translate(self._params_.to(s.device), None if back is None else -back), shift=offset)
         elif state is None:
