@@ -1183,3 +1183,14 @@ def test_random_state_in_sklearns_range(seed, rng):
     assert str(ours.value).endswith(f"Got {seed!r} instead.")
     GaussianMixture(random_state=2**32 - 1, max_iter=2).fit(_X(rng))  # the ends of the range are taken
     GaussianMixture(random_state=0, max_iter=2).fit(_X(rng))
+
+
+def test_a_npy_files_nan_is_named_at_the_files_column_when_columns_are_picked(tmp_path, rng):
+    """columns=[2, 0] reads the file's columns 2 and 0: a NaN in column 2 was named as
+    the selection's column 0 (audit AV)."""
+    X = _X(rng, d=4)
+    X[7, 2] = np.nan
+    np.save(tmp_path / "c.npy", X)
+    for columns in ([2, 0], [0, 2]):
+        with pytest.raises(DataError, match=r"\(1 NaN; first at row 7, column 2\)"):
+            GaussianMixture(2).fit(str(tmp_path / "c.npy"), columns=columns)

@@ -172,8 +172,10 @@ class FirstPassSource(CutByRows):
                 first = found[2:] if first is None else first
         assert first is not None
         row, column = first
+        picked = getattr(self.inner, "columns", None)  # a .npy file's columns picked by index: the file's own
+        names = self.feature_names if self.feature_names is not None or picked is None else [int(c) for c in picked]
         raise_not_finite(n_nan, n_inf, row, self._where(row), offer_fiml=self.offer_fiml,
-                         column=column_label(self.feature_names, column), file_row=self._row_in_file(row))
+                         column=column_label(names, column), file_row=self._row_in_file(row))
 
     def _where(self, row: int) -> str:
         """The file that holds ``row`` (for messages), or the source's name."""
