@@ -1194,3 +1194,34 @@ def test_a_npy_files_nan_is_named_at_the_files_column_when_columns_are_picked(tm
     for columns in ([2, 0], [0, 2]):
         with pytest.raises(DataError, match=r"\(1 NaN; first at row 7, column 2\)"):
             GaussianMixture(2).fit(str(tmp_path / "c.npy"), columns=columns)
+
+
+@pytest.mark.parametrize("where", ["bootstrap", "hmm sample", "hc", "blrt", "classifier cv", "stepmix bootstrap"])
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_every_method_that_takes_a_seed_takes_scikit_learns_range(where, seed, rng):
+    """hmmlearn's sample and StepMix's bootstrap refuse these (numpy's RandomState takes
+    no other int); bigem's took them, or failed in numpy (audit AV)."""
+    import bigem
+
+    X = _X(rng, n=60)
+    y = np.repeat([0, 1], 30)
+    call = {
+        "bootstrap": lambda: GaussianMixture(2, random_state=0).fit(X).bootstrap(X, n_boot=2, random_state=seed),
+        "hmm sample": lambda: bigem.GaussianHMM(2, n_iter=2, random_state=0).fit(X).sample(5, random_state=seed),
+        "hc": lambda: bigem.hc(X, random_state=seed),
+        "blrt": lambda: bigem.blrt(GaussianMixture(1), GaussianMixture(2), X, n_boot=2, random_state=seed),
+        "classifier cv": lambda: bigem.MixtureClassifier().fit(X, y).cv(X, y, n_folds=2, random_state=seed),
+        "stepmix bootstrap": lambda: bigem.StepMix(2, measurement="continuous", verbose=0).fit(X).bootstrap(
+            X, n_repetitions=2, random_state=seed),
+    }[where]
+    with pytest.raises(ParameterError, match=r"^The 'random_state' parameter must be an int in the range "
+                                             r"\[0, 4294967295\]"):
+        call()
+
+
+def test_a_memory_budget_below_one_byte_is_refused(rng):
+    """'0.5' read as 0.5 bytes was taken as a budget of 0 (audit AV), where 0 is refused."""
+    with pytest.raises(ParameterError, match=r"^The 'memory_budget' parameter of GaussianMixture must be a positive "
+                                             r"number of bytes"):
+        GaussianMixture(2, memory_budget="0.5").fit(_X(rng))
+    GaussianMixture(2, cache_budget="0.5", max_iter=2).fit(_X(rng))  # a cache of 0 bytes: none, as 0 is

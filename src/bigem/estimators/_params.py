@@ -171,11 +171,14 @@ class Seed(Constraint):
     and range, and numpy's Generator), kept as given."""
 
     def check(self, value, name, owner):
-        if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)) or (
-            isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value < 2**32
-        ):
+        if _is_seed(value):
             return value
         raise _bad(name, owner, SEED_TYPES, value)
+
+
+def _is_seed(value: object) -> bool:
+    return value is None or isinstance(value, (np.random.RandomState, np.random.Generator)) or (
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value < 2**32)
 
 
 class Client(Constraint):
@@ -334,8 +337,9 @@ def parse_memory_budget(value: object, owner: str, name: str = "memory_budget", 
         if m:
             unit = m.group(2).upper()
             unit = unit if unit.endswith("B") or unit == "" else unit + "B"
-            if unit in _UNITS and (float(m.group(1)) > 0 or allow_zero):
-                return int(float(m.group(1)) * _UNITS[unit])
+            size = int(float(m.group(1)) * _UNITS[unit]) if unit in _UNITS else -1
+            if size > 0 or allow_zero and size == 0:  # '0.5' bytes is no budget
+                return size
     sign = "a non-negative" if allow_zero else "a positive"
     raise _bad(name, owner, f"{sign} number of bytes or a string like '256MB' or '2GiB'" + (", or 'auto'" if auto else ""),
                value)
@@ -414,17 +418,25 @@ def shared_state(random_state: object, engine) -> object:
     return engine.share(lambda: random_seed(random_state))
 
 
+def check_seed(random_state: object) -> object:
+    """``random_state`` as given, where it is one (scikit-learn's types and range, and
+    numpy's Generator); otherwise scikit-learn's message. For the seeds methods take
+    (``sample``, ``bootstrap``, ...): an estimator's own is checked with its parameters."""
+    if _is_seed(random_state):
+        return random_state
+    raise ParameterError(f"The 'random_state' parameter must be {SEED_TYPES}. Got {random_state!r} instead.")
+
+
 def random_seed(random_state: object) -> int:
     """A 63-bit seed from None, an int, a numpy RandomState or Generator (scikit-learn's types)."""
+    check_seed(random_state)
     if random_state is None:
         return int(np.random.randint(0, 2**31 - 1))
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return int(random_state) & ((1 << 63) - 1)
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
-    raise ParameterError(f"The 'random_state' parameter must be {SEED_TYPES}. Got {random_state!r} instead.")
+    return int(random_state.integers(0, 2**63 - 1))  # a numpy Generator
 
 
 # ------------------------------------------------------------------ user-given arrays

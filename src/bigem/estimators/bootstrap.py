@@ -40,6 +40,7 @@ import numpy as np
 
 from .._core.errors import ComponentLostError, ComponentReseededWarning, ConvergenceWarning, ParameterError
 from ..sources.inputs import has_column_names
+from . import _params
 
 METHODS = ("nonparametric", "weighted", "parametric")
 _EXHAUSTIVE = 7  # up to this many components, the matching tries every permutation
@@ -138,7 +139,7 @@ def bootstrap(est, X, y=None, *, n_boot: int = 100, method: str = "nonparametric
     estimate = _parameters(est)
     n = est._score_totals(X, columns).rows  # one pass: the rows' count, whatever X is
     base = base_weights(sample_weight, n)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(_params.check_seed(random_state))
     probe, reference = _probe(est, int(rng.integers(2**31 - 1)))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
     converged, lost = [], []
@@ -184,7 +185,7 @@ def structural_bootstrap(est, X, Y, *, n_boot: int = 100, method: str = "nonpara
     estimate = est._parameters()
     n = measurement._score_totals(X, columns).rows
     base = base_weights(sample_weight, n)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(_params.check_seed(random_state))
     probe, reference = _probe(measurement, int(rng.integers(2**31 - 1)))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in estimate}
     converged, lost = [], []
@@ -381,7 +382,7 @@ def blrt(null, alternative, X, *, n_boot: int = 30, random_state=None, columns=N
                       f"{statistic:.4g} < 0, so its fit stopped in a poor local optimum and the p-value says "
                       f"nothing; fit it again with a larger n_init (or from the null's components)",
                       ConvergenceWarning, stacklevel=2)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(_params.check_seed(random_state))
     draws = []
     for _ in range(int(n_boot)):
         seed = int(rng.integers(2**31 - 1))

@@ -516,7 +516,7 @@ class StepMix(EstimatorBase):
         seed = self.random_state if random_state is None else random_state
         n = int(np.shape(X)[0])
         base = None if parametric else base_weights(sample_weight, n)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(_params.check_seed(seed))
         if parametric:
             source = copy.deepcopy(self if sampler is None else sampler)
             source._check_fitted()
