@@ -92,7 +92,8 @@ def test_nan_in_a_file_names_the_file_and_row(tmp_path, df):
     frame.iloc[:200].to_parquet(folder / "p0.parquet")
     frame.iloc[200:].to_parquet(folder / "p1.parquet")
     with pytest.raises(DataError, match=rf"^Input {re.escape(str(folder / 'p1.parquet'))} contains infinity or a "
-                       r"value too large for dtype\('float64'\)\. \(1 inf; first at row 350 of the data set \(row 150 of this file\), column 'a'\)\."):
+                       r"value too large for dtype\('float64'\)\. \(1 inf; first at row 350 of the data set "
+                       r"\(row 150 of this file\), column 'a'\)\."):
         _fit(str(folder))
 
 

@@ -910,7 +910,8 @@ def test_npy_file_with_nan_names_the_file_and_row(tmp_path, rng, chunk_size):
     np.save(path, X)
     with pytest.raises(
         DataError,
-        match=rf"^Input {re.escape(str(path))} contains NaN\. \(1 NaN, 1 inf; first at row 17, column 0\)\. Drop or impute",
+        match=rf"^Input {re.escape(str(path))} contains NaN\. \(1 NaN, 1 inf; first at row 17, column 0\)\. "
+        r"Drop or impute",
     ):
         GaussianMixture(chunk_size=chunk_size).fit(path)
 
@@ -1178,7 +1179,8 @@ def test_random_state_in_sklearns_range(seed, rng):
         GaussianMixture(random_state=seed).fit(_X(rng))
     assert isinstance(theirs.value, (ValueError, TypeError))
     assert isinstance(ours.value, ValueError) and isinstance(ours.value, TypeError)  # as InvalidParameterError
-    words = "The 'random_state' parameter of GaussianMixture must be an int in the range [0, 4294967295], an instance of"
+    words = ("The 'random_state' parameter of GaussianMixture must be an int in the range [0, 4294967295], an "
+             "instance of")
     assert str(theirs.value).startswith(words) and str(ours.value).startswith(words)
     assert str(ours.value).endswith(f"Got {seed!r} instead.")
     GaussianMixture(random_state=2**32 - 1, max_iter=2).fit(_X(rng))  # the ends of the range are taken

@@ -545,8 +545,8 @@ def test_paths_the_workers_cannot_read_are_refused(client, data, tmp_path):
         GaussianMixture(2, client=client).fit(str(tmp_path / "a.npy"), columns=[-1])
     gap = data.copy()
     gap[57, 1] = np.nan
-    np.save(tmp_path / "gap.npy", gap)
-    with pytest.raises(DataError, match=r"Input \S*gap.npy contains NaN. \(1 NaN; first at row 57, column 1\)"):  # as locally
+    np.save(tmp_path / "gap.npy", gap)  # named as locally
+    with pytest.raises(DataError, match=r"Input \S*gap.npy contains NaN. \(1 NaN; first at row 57, column 1\)"):
         GaussianMixture(2, client=client).fit(str(tmp_path / "gap.npy"))
 
 

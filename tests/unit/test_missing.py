@@ -387,7 +387,8 @@ def test_nan_is_refused_by_default_with_the_option_named():
 def test_infinity_is_refused_even_with_fiml():
     _, Xm = blobs_with_gaps(3)
     Xm[7, 2] = np.inf
-    with pytest.raises(DataError, match=r"contains infinity.*\(1 inf; first at row 7, column \d\).*infinity is not a missing value"):
+    with pytest.raises(DataError, match=r"contains infinity.*\(1 inf; first at row 7, column \d\).*infinity is not a "
+                                        r"missing value"):
         GaussianMixture(3, missing_values="fiml").fit(Xm)
 
 
