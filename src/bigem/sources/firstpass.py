@@ -13,7 +13,6 @@ import copy
 from collections.abc import Iterator
 from dataclasses import replace
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -183,12 +182,8 @@ class FirstPassSource(CutByRows):
 
     def _row_in_file(self, row: int) -> int | None:
         """Data-set row ``row`` counted in its file, where the data are several files (else None)."""
-        sizes = getattr(self.inner, "file_rows", None)
-        if sizes is None or len(sizes) < 2:
-            return None
-        ends = np.cumsum(sizes)
-        which = int(np.searchsorted(ends, row, side="right"))
-        return row - int(ends[which - 1]) if which else row
+        several = len(getattr(self.inner, "files", ())) > 1 and hasattr(self.inner, "row_in_file")
+        return self.inner.row_in_file(row) if several else None
 
     def take(self, rows: Tensor) -> Tensor:
         if self._cache is not None:

@@ -720,8 +720,14 @@ class TableSource(CutByRows):
 
     def file_of_row(self, row: int) -> str:
         """The file that holds data-set row ``row`` (for messages)."""
-        ends = np.cumsum(self.file_rows)
-        return self.files[int(np.searchsorted(ends, row, side="right"))]
+        return self.files[self._file_index(row)]
+
+    def row_in_file(self, row: int) -> int:
+        """Data-set row ``row`` counted in the file that holds it (for messages)."""
+        return row - sum(self.file_rows[: self._file_index(row)])
+
+    def _file_index(self, row: int) -> int:
+        return int(np.searchsorted(np.cumsum(self.file_rows), row, side="right"))
 
     def take(self, rows: Tensor) -> Tensor:
         return torch.from_numpy(self._take(rows + self.first_row, self._np_dtype())).t().contiguous().to(self.device)
