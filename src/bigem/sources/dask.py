@@ -176,10 +176,10 @@ def _head(X) -> np.ndarray:
 def _inspect_block(block: np.ndarray, weighted: bool = False, gaps: bool = False, labelled: bool = False) -> tuple:
     """(rows, NaN count, inf count, first bad row in the block or -1, weight total, first
     bad weight's row or -1, its value, values seen per column, the first bad row's first
-    bad column or -1); runs on a worker. Weights
-    (the column after the features when ``weighted``) must be finite and non-negative;
-    with ``gaps`` a NaN is a missing value, not a bad one (the per-column counts are None
-    without); labels (the last column when ``labelled``) are the sources' own codes."""
+    bad column or -1); runs on a worker. Weights (the column after the features when
+    ``weighted``) must be finite and non-negative; with ``gaps`` a NaN is a missing value,
+    not a bad one (the per-column counts are None without); labels (the last column when
+    ``labelled``) are the sources' own codes."""
     if labelled:
         block = block[:, :-1]
     x, w = (block[:, :-1], block[:, -1]) if weighted else (block, np.ones(0))
