@@ -197,10 +197,8 @@ _MEMORY_FLAGS = {"chunk_size": "--chunk-size", "memory_budget": "--memory-budget
 
 
 def _memory_given(args) -> dict:
-    """The memory flags given, as estimator parameters (sizes in bytes stay strings)."""
-    given = {name: getattr(args, name, None) for name in _MEMORY_FLAGS}
-    return {name: int(v) if isinstance(v, str) and v.strip().isdigit() else v for name, v in given.items()
-            if v is not None}
+    """The memory flags given, as estimator parameters (sizes as typed: the estimator reads them)."""
+    return {name: getattr(args, name) for name in _MEMORY_FLAGS if getattr(args, name, None) is not None}
 
 
 def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> None:
