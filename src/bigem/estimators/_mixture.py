@@ -731,6 +731,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         K, N, D = s.n_components, source.n_rows, source.n_features
         if not engine.primary:
             s = dataclasses.replace(s, verbose=0)  # the primary process alone prints
+        check_shape((N, D), min_rows=self._fit_min_rows, by=type(self).__name__)  # a Dask collection's too
         if N < K:
             raise DataError(
                 f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {N}: "

@@ -274,18 +274,13 @@ class BayesianGaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixtur
             warn_float32_rounding(self, source.shift, s, stacklevel=5)  # from the caller of fit
         return fitted
 
-    _fit_min_rows = 2  # scikit-learn's: the source refuses fewer with its message
+    _fit_min_rows = 2  # scikit-learn's (its data priors need two rows), with its message
 
     def _fitting_model(self, model, engine, source, s) -> VariationalMixture:
         """The model with its priors: the given ones, checked against the data's width, and
         the data's mean and covariance where they are None (one pass, weighted), in the
         coordinates of the rows (less the source's shift)."""
         D, owner = source.n_features, type(self).__name__
-        if source.n_rows < 2:  # scikit-learn's message: its data priors need two rows
-            raise DataError(
-                f"Found array with {source.n_rows} sample(s) (shape=({source.n_rows}, {D})) while a minimum of 2 is "
-                f"required by {owner}."
-            )
         st = structure(s.covariance_type)
         nu0 = float(D) if s.degrees_of_freedom_prior is None else s.degrees_of_freedom_prior
         if nu0 <= D - 1.0:

@@ -13,7 +13,7 @@ import torch
 
 import numpy as np
 
-from .._core.errors import DataError, ModelFileError, ParameterError, PrecisionWarning
+from .._core.errors import ModelFileError, ParameterError, PrecisionWarning
 from ..em.init import from_centres, from_random_responsibilities, kmeans_centres, seed_sample, seeds
 from ..models.covariance import ALL_NAMES, structure
 from ..models.eigen import NO_PRIOR, decompose
@@ -407,14 +407,7 @@ class GaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixture):
     def _reference_sample(self, n_samples, rs, s):
         return scikit_learn_sample(self, s.covariance_type, n_samples, rs)
 
-    _fit_min_rows = 2  # scikit-learn's: the source refuses fewer with its message
-
-    def _fitting_model(self, model: MixtureModel, engine, source, s) -> MixtureModel:
-        """scikit-learn's GaussianMixture fits at least two rows (a covariance needs them)."""
-        if source.n_rows < 2:
-            raise DataError(f"Found array with {source.n_rows} sample(s) (shape=({source.n_rows}, "
-                            f"{source.n_features})) while a minimum of 2 is required by {type(self).__name__}.")
-        return model
+    _fit_min_rows = 2  # scikit-learn's (a covariance needs two rows), with its message
 
     def _initialise(self, model: MixtureModel, engine, source, s, generator: torch.Generator, offset) -> MixtureParams:
         """Initial parameters by ``init_params``; user-given parts replace the computed ones.
