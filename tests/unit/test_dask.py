@@ -218,6 +218,16 @@ def test_empty_dataframe_partitions_are_skipped(client, data):
     _assert_same_fit(GaussianMixture(**kw).fit(kept), GaussianMixture(**kw, client=client).fit(ddf))
 
 
+@pytest.mark.parametrize("n", [0, 1])
+def test_too_few_rows_get_scikit_learns_sentence(client, n):
+    X = da.from_array(np.zeros((n, 2)), chunks=(max(n, 1), 2))
+    for estimator in (GaussianMixture(2, client=client), bigem.BayesianGaussianMixture(n_components=2, client=client)):
+        name = type(estimator).__name__
+        with pytest.raises(DataError, match=rf"^Found array with {n} sample\(s\) \(shape=\({n}, 2\)\) while a "
+                           rf"minimum of 2 is required by {name}\.$"):
+            estimator.fit(X)
+
+
 # ---------------------------------------------------------------------- prediction
 def test_prediction_on_dask_input_is_lazy_and_equals_local(client, data):
     est = GaussianMixture(3, random_state=0, dtype="float64").fit(data)

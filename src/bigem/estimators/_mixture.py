@@ -474,6 +474,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                     memory_budget=host_budget(s.memory_budget),  # a worker's chunks: the host budget
                     chunk_size=s.chunk_size,
                     columns=columns,
+                    min_rows=open_kw.get("min_rows", 1),
+                    by=type(self).__name__,
                     sample_weight=sample_weight,
                     shift=self._shift(s),
                     missing_values=_missing(s),

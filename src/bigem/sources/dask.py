@@ -270,7 +270,7 @@ class DaskSource:
         self.row_starts: list[int] = []
         self.n_rows = 0
 
-    def inspect(self, min_rows: int = 1) -> None:
+    def inspect(self, min_rows: int = 1, by: str | None = None) -> None:
         """Lengths of every partition, and the NaN/inf check, in one pass on the workers."""
         from dask import delayed
 
@@ -289,7 +289,7 @@ class DaskSource:
                              column=column_label(self.feature_names, column))
         if self.weighted:
             self._check_weights(found)
-        check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows)
+        check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows, by=by)
         if self.gaps and self.every_column:
             seen = ColumnsSeen(self.n_features)
             seen.add_counts(torch.from_numpy(np.sum([f[7] for f in found], axis=0).astype(np.int64).reshape(-1)))
@@ -359,6 +359,7 @@ def open_dask_source(
     chunk_size: int | None = None,
     columns: list[str] | None = None,
     min_rows: int = 1,
+    by: str | None = None,
     sample_weight: object | None = None,
     shift: object = None,
     missing_values: str | None = "error",
@@ -453,7 +454,7 @@ def open_dask_source(
                         "features as input.")
     source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset,
                         missing_values == "fiml", every_column, labelled, schema, missing_values is not None)
-    source.inspect(min_rows)
+    source.inspect(min_rows, by)
     return source
 
 
