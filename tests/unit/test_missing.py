@@ -600,3 +600,53 @@ def test_a_model_fitted_with_gaps_loads_and_continues_as_the_saved_one(tmp_path)
     loaded = bigem.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     np.testing.assert_array_equal(loaded.partial_fit(X[:200]).means_, model.partial_fit(X[:200]).means_)
+
+
+def _one_gaussian_with_gaps(X: np.ndarray, passes: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum-likelihood mean and covariance (n - 1 in the denominator) of one Gaussian
+    for rows missing values at random: EM by each row's conditional moments, in numpy."""
+    n, d = X.shape
+    mu, S = np.nanmean(X, 0), np.diag(np.nanvar(X, 0))
+    for _ in range(passes):
+        s1, s2 = np.zeros(d), np.zeros((d, d))
+        for row in X:
+            m = np.isnan(row)
+            x, C = row.copy(), np.zeros((d, d))
+            if m.any():
+                o = ~m
+                gain = S[np.ix_(m, o)] @ np.linalg.inv(S[np.ix_(o, o)])
+                x[m] = mu[m] + gain @ (row[o] - mu[o])
+                C[np.ix_(m, m)] = S[np.ix_(m, m)] - gain @ S[np.ix_(o, m)]
+            s1 += x
+            s2 += np.outer(x, x) + C
+        new_mu = s1 / n
+        new_S = s2 / n - np.outer(new_mu, new_mu)
+        if np.abs(new_S - S).max() < 1e-14 and np.abs(new_mu - mu).max() < 1e-14:
+            break
+        mu, S = new_mu, new_S
+    return mu, S * n / (n - 1)
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "EEE", "EII", "VVI"])
+def test_a_prior_with_gaps_takes_the_data_moments_of_the_fits_own_assumption(covariance_type):
+    """mclust's default prior centres on the data's mean and scales by their covariance:
+    with gaps, those of one Gaussian fitted to the observed values (values missing at
+    random, as the fit assumes). A NaN had made both NaN, and every fit with a prior fail."""
+    rng = np.random.default_rng(4)
+    X = rng.multivariate_normal([1.0, -2.0, 0.5], [[2.0, 0.9, 0.3], [0.9, 1.0, -0.4], [0.3, -0.4, 1.5]], 150)
+    X[rng.random(X.shape) < 0.15] = np.nan
+    X[np.isnan(X).all(1), 0] = 0.0
+    mu, S = _one_gaussian_with_gaps(X)
+    K, D = 2, 3
+    est = GaussianMixture(K, covariance_type=covariance_type, prior="default", missing_values="fiml",
+                          dtype="float64", random_state=0).fit(X)
+    np.testing.assert_allclose(est.prior_["mean"], mu, rtol=1e-8, atol=1e-9)
+    want = S / K ** (2 / D) if covariance_type in ("VVV", "EEE") else np.trace(S) / D / K ** (2 / D)
+    np.testing.assert_allclose(est.prior_["scale"], want, rtol=1e-8)
+    assert np.isfinite(est.means_).all() and np.isfinite(est.lower_bound_)
+    complete = X[~np.isnan(X).any(1)]  # and rows with no gap: mclust's prior, as before
+    a = GaussianMixture(K, covariance_type=covariance_type, prior="default", dtype="float64").fit(complete)
+    b = GaussianMixture(K, covariance_type=covariance_type, prior="default", missing_values="fiml",
+                        dtype="float64").fit(complete)
+    np.testing.assert_allclose(b.prior_["mean"], a.prior_["mean"], rtol=1e-13)
+    np.testing.assert_allclose(b.prior_["scale"], a.prior_["scale"], rtol=1e-12)

@@ -352,7 +352,8 @@ class GaussianMixture(_PrecisionsKept, ScikitLearnInternals, _BaseMixture):
 
     def _fit(self, source, engine, s, callback, checkpoint, checkpoint_every, classes=None):
         if s.prior is not None:
-            self._prior_ = resolve_prior(s.prior, structure(s.covariance_type), s.n_components, source, engine)
+            self._prior_ = resolve_prior(s.prior, structure(s.covariance_type), s.n_components, source, engine,
+                                        gaps=s.missing_values == "fiml")
             self.prior_ = self._prior_.describe(source.shift)
         fitted = super()._fit(source, engine, s, callback, checkpoint, checkpoint_every, classes)
         if self._model(s).component.row_dtype == torch.float32:

@@ -71,31 +71,65 @@ class DescribedPrior(MclustPrior):
                 "scale": as_np(self.scale) if np.ndim(as_np(self.scale)) else float(as_np(self.scale))}
 
 
-def data_moments(source, engine) -> tuple[torch.Tensor, torch.Tensor, float]:
+# The data's moments with gaps (see data_moments): passes at most, and the change that ends them,
+# relative to the largest variance (the prior's scale needs no more digits than the fit's tol gives)
+GAP_MOMENTS_PASSES = 200
+GAP_MOMENTS_TOL = 1e-10
+
+
+def data_moments(source, engine, gaps: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
     """The rows' mean (D,), covariance with n - 1 in the denominator (D, D), and n (the sum of
-    the weights): one pass, the E-step of a one-component full Gaussian."""
+    the weights): one pass, the E-step of a one-component full Gaussian.
+
+    ``gaps``: rows may miss values (``missing_values='fiml'``). The mean and covariance are
+    then the one Gaussian's maximum-likelihood estimates under the fit's own assumption
+    (values missing at random), by EM: each pass completes a row's gaps by their
+    conditional mean and adds their conditional covariance, until the estimates move by
+    less than ``GAP_MOMENTS_TOL`` of the largest variance (two passes for complete rows,
+    which give the one-pass answer). Averages of the observed values, feature by feature
+    or pair by pair, would give a covariance that need not be positive definite."""
     from ..models.gaussian import GaussianComponent
     from ..models.mixture import MixtureModel
 
-    model = MixtureModel(GaussianComponent("full", 0.0, torch.float64), 1, torch.float64)
+    model = MixtureModel(GaussianComponent("full", 0.0, torch.float64, gaps=gaps), 1, torch.float64)
     probe = source.take(torch.arange(min(source.n_rows, 1024))).double()
-    centre = probe.mean(0, keepdim=True)
-    task = Task(model, "e_step_given", (model.params_at(centre),), {"resp_fn": RandomResponsibilities(0, 1)})
-    stats = engine.reduce(task, source)
+    centre = torch.nan_to_num(probe.nanmean(0, keepdim=True)) if gaps else probe.mean(0, keepdim=True)
+    params = model.params_at(centre)  # a unit covariance: the first pass completes a gap by the centre
+    moments = None
+    for _ in range(GAP_MOMENTS_PASSES if gaps else 1):
+        task = Task(model, "e_step_given", (params,), {"resp_fn": RandomResponsibilities(0, 1)})
+        stats = engine.reduce(task, source)
+        last, moments = moments, _moments(stats)
+        if last is not None and _settled(last, moments):
+            break
+        params = model.m_step(stats).params
+    mean, cov, n = moments
+    return mean.cpu(), cov.cpu(), n
+
+
+def _moments(stats) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(mean, covariance with n - 1 in the denominator, n) of a one-component pass."""
     comp = stats.component
     n = float(comp.n_k[0])
     mean = comp.shift[0] + comp.sum_x[0] / n
     d = mean - comp.shift[0]
     scatter = comp.sum_xx[0] - n * torch.outer(d, d)
-    return mean.cpu(), (scatter / max(n - 1.0, 1.0)).cpu(), n
+    return mean, scatter / max(n - 1.0, 1.0), n
 
 
-def resolve_prior(spec, st: Structure, K: int, source, engine) -> DescribedPrior:
+def _settled(last, now) -> bool:
+    """Whether two passes' moments agree to ``GAP_MOMENTS_TOL`` of the largest variance."""
+    scale = float(torch.diagonal(now[1]).abs().max())
+    moved = max(float((now[0] - last[0]).abs().max()) ** 2, float((now[1] - last[1]).abs().max()))
+    return moved <= GAP_MOMENTS_TOL * scale
+
+
+def resolve_prior(spec, st: Structure, K: int, source, engine, gaps: bool = False) -> DescribedPrior:
     """mclust's defaultPrior for ``st`` and K components on the rows of ``source``, with the
     user's overrides. The mean is in the coordinates the model works in (the source's,
-    less its shift)."""
+    less its shift). ``gaps``: the rows may miss values (see ``data_moments``)."""
     given = {} if spec == "default" else dict(spec)
-    mean, cov, _ = data_moments(source, engine)
+    mean, cov, _ = data_moments(source, engine, gaps)
     D = mean.shape[0]
     dof = float(given.get("dof", 3.0 if D == 1 and getattr(st, "name", "") in ("E", "V") else D + 2.0))
     if D == 1:
