@@ -28,7 +28,7 @@ distributed = pytest.importorskip("distributed")
 
 import bigem  # noqa: E402
 from bigem import GaussianMixture  # noqa: E402
-from bigem._core.errors import ClusterError, ConvergenceWarning, DataError, ParameterError  # noqa: E402
+from bigem._core.errors import ClusterError, ConvergenceWarning, DataError, NumericalError, ParameterError  # noqa: E402
 from bigem._core.protocols import Task  # noqa: E402
 from bigem.em.init import kmeans_plusplus  # noqa: E402
 from bigem.engines import LocalEngine  # noqa: E402
@@ -598,6 +598,51 @@ def test_nan_in_a_partition_names_its_global_row(client, data):
         GaussianMixture(2, client=client).fit(da.from_array(bad, chunks=(200, 4)))
 
 
+def _first_300(frame):
+    return frame.loc[frame.index < 300]
+
+
+def test_scores_of_a_collection_with_an_empty_partition_are_the_local_ones(client, data):
+    """A filtered collection has empty partitions; score's totals crashed on them in torch's argmax."""
+    est = GaussianMixture(3, random_state=0, dtype="float64").fit(data)
+    holed = da.from_array(data, chunks=((300, 0, 600),  4))
+    assert est.score(holed) == pytest.approx(est.score(data), rel=1e-12)
+    assert est.bic(holed) == pytest.approx(est.bic(data), rel=1e-12)
+    frame = dd.from_pandas(pd.DataFrame(data, columns=list("abcd")), npartitions=3)
+    kept = frame.map_partitions(_first_300, meta=frame._meta)  # partitions 1 and 2 empty
+    fitted = GaussianMixture(3, random_state=0, dtype="float64").fit(pd.DataFrame(data, columns=list("abcd")))
+    assert fitted.score(kept) == pytest.approx(fitted.score(pd.DataFrame(data[:300], columns=list("abcd"))),
+                                               rel=1e-12)
+
+
+def test_prediction_errors_name_the_row_of_x_or_of_its_partition(client, data):
+    """Row numbers in predict's and score's messages were counted from each partition's start,
+    without saying which partition."""
+    est = GaussianMixture(3, random_state=0, dtype="float64").fit(data)
+    bad = data.copy()
+    bad[611, 2] = np.nan
+    nan = r"Input X contains NaN\. \(1 NaN in partition 3; first at row 611, column 2\)"
+    with pytest.raises(DataError, match=nan):
+        client.compute(est.predict(da.from_array(bad, chunks=(200, 4)))).result()
+    with pytest.raises(DataError, match=nan):
+        est.score(da.from_array(bad, chunks=(200, 4)))
+    far = data.copy()
+    far[611] = 1e200
+    with pytest.raises(NumericalError, match=r"^row 611 of X has zero density"):
+        est.score(da.from_array(far, chunks=(200, 4)))
+    with pytest.raises(NumericalError, match=r"^row 611 of X has zero density"):
+        client.compute(est.predict_proba(da.from_array(far, chunks=(200, 4)))).result()
+    # partitions of unknown length (a boolean selection): the row in its partition, which is named
+    unknown = da.from_array(far, chunks=(200, 4))
+    unknown = unknown[unknown[:, 0] > -1e300]
+    assert np.isnan(unknown.chunks[0]).all()
+    with pytest.raises(NumericalError, match=r"^row 11 of partition 3 of X \(counted from its start\) has zero"):
+        est.score(unknown)
+    weights = da.from_array(np.where(np.arange(900) == 611, -1.0, 1.0), chunks=200)
+    with pytest.raises(DataError, match=r"sample_weight has -1\.0 at row 611 of X; weights must be"):
+        est.score(da.from_array(data, chunks=(200, 4)), sample_weight=weights)
+
+
 @pytest.fixture
 def deserted(data):
     """(a client whose cluster has just lost its only worker, a source of its partitions)."""
@@ -750,7 +795,7 @@ def test_scores_of_a_dask_dataframe_are_summed_where_the_partitions_live(client,
     assert gm.entropy(ddf) == pytest.approx(entropy, rel=1e-9) == gm.entropy(frame)
     assert gm.relative_entropy(ddf) == pytest.approx(1 - entropy / (n * np.log(3)), rel=1e-9)
     w = np.where(np.arange(n) == 700, -1.0, 1.0)
-    with pytest.raises(DataError, match=r"X: sample_weight has -1\.0 at row 100 of one partition \(counted from its start\)"):
+    with pytest.raises(DataError, match=r"X: sample_weight has -1\.0 at row 700 of X; weights must be finite"):
         criteria(gm, dd.from_pandas(frame.assign(w=w), npartitions=3), sample_weight="w")
 
 

@@ -1846,22 +1846,25 @@ def _missing(s) -> str | None:
 
 
 def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset,
-                   missing: str | None, schema, groups, classes, block) -> np.ndarray:
+                   missing: str | None, schema, groups, classes, block, block_info=None) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column; gaps read as ``missing`` says, see
-    ``_missing``); runs on a Dask worker."""
+    ``_missing``); runs on a Dask worker. Messages name a row by its place in X where Dask
+    knows it (``block_info``), else in its partition."""
     from .._core.types import Chunk
-    from ..sources.dask import partition_rows
+    from ..sources.dask import Place, partition_rows
 
+    place = Place.of(block_info)
     x, w = partition_rows(block, weighted, device, model.component.row_dtype, offset, missing == "fiml",
-                          missing is not None)
+                          missing is not None, place)
     if schema is not None:
-        schema.check(x, 0, "X (one partition; rows counted from its start)")
+        schema.check(x, place.row(0), "X" if place.start is not None else place.within)
+    start = place.row(0)
     if what in ("totals", "entropy"):
-        t = model.score_totals(params, Chunk(x, w, 0), entropy=what == "entropy").settled()
+        t = model.score_totals(params, Chunk(x, w, start), entropy=what == "entropy").settled(place.within)
         return np.array([[t.loglik, t.hard, t.weight, t.rows, t.fractional, t.entropy]])
     log_joint = model.log_joint(params, x)
-    check_explained(torch.logsumexp(log_joint, 1), None, 0)
+    check_explained(torch.logsumexp(log_joint, 1), None, start, place.within)
     if what == "log_joint":  # every output of the rows, derived where they are written
         return log_joint.double().cpu().numpy()
     return per_row(log_joint.double(), (what,), groups, classes)[what]
@@ -1871,9 +1874,9 @@ def _impute_block(model: MixtureModel, params: MixtureParams, device, seed, star
     """One partition's rows with every gap filled (see ``_BaseMixture.impute``); runs on a
     Dask worker, in float64 rows (observed values exact)."""
     from .._core.types import Chunk
-    from ..sources.dask import partition_rows
+    from ..sources.dask import Place, partition_rows
 
-    x, _ = partition_rows(block, False, device, torch.float64, None, True)
+    x, _ = partition_rows(block, False, device, torch.float64, None, True, place=Place.of(block_info))
     draws = {}
     if seed is not None:
         start = int(starts[block_info[0]["chunk-location"][0]])

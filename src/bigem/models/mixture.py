@@ -125,9 +125,10 @@ class ScoreTotals:
     kernel_dtype: torch.dtype = shared(default=torch.float64)
     entropy: Tensor | float = 0.0
 
-    def settled(self) -> ScoreTotals:
+    def settled(self, of: str = "X") -> ScoreTotals:
         """The totals as Python numbers, read back in one copy; raises
-        :class:`NumericalError` naming the first row no component explains."""
+        :class:`NumericalError` naming the first row no component explains (a row of
+        ``of``)."""
         values = [self.loglik, self.hard, self.weight, self.fractional, self.unexplained, self.entropy]
         tensors = [v for v in values if isinstance(v, Tensor)]
         if tensors:  # one read-back for the lot
@@ -136,7 +137,7 @@ class ScoreTotals:
             values = [next(read) if isinstance(v, Tensor) else v for v in values]
         loglik, hard, weight, fractional, unexplained, entropy = values
         if unexplained >= 0:
-            raise_unexplained(int(unexplained), self.kernel_dtype)
+            raise_unexplained(int(unexplained), self.kernel_dtype, of)
         return ScoreTotals(float(loglik), float(hard), float(weight), int(self.rows), int(fractional), -1,
                            self.kernel_dtype, float(entropy))
 
@@ -146,15 +147,15 @@ def weighted_sum(values: Tensor, w: Tensor | None) -> Tensor:
     return values.sum(dtype=torch.float64) if w is None else values.double() @ w.double()
 
 
-def check_explained(log_norm: Tensor, w: Tensor | None, row_start: int) -> None:
+def check_explained(log_norm: Tensor, w: Tensor | None, row_start: int, of: str = "X") -> None:
     """Refuse rows of positive weight whose density is zero under every component in the
     kernel's arithmetic (log-likelihood -inf or NaN): their scores, BIC and posteriors are
-    undefined, and a fit would chase them. The message names the first such row."""
+    undefined, and a fit would chase them. The message names the first such row (of ``of``)."""
     bad = ~torch.isfinite(log_norm)
     if w is not None:
         bad &= w > 0
     if bool(bad.any()):
-        raise_unexplained(row_start + int(torch.nonzero(bad)[0]), log_norm.dtype)
+        raise_unexplained(row_start + int(torch.nonzero(bad)[0]), log_norm.dtype, of)
 
 
 def first_unexplained(log_norm: Tensor, w: Tensor | None, row_start: int) -> Tensor:
@@ -165,6 +166,8 @@ def first_unexplained(log_norm: Tensor, w: Tensor | None, row_start: int) -> Ten
     bad = ~torch.isfinite(log_norm)
     if w is not None:
         bad &= w > 0
+    if bad.numel() == 0:  # no rows (an empty partition): argmax has no first
+        return torch.tensor(-1, device=bad.device)
     first = bad.to(torch.uint8).argmax()  # the first True (argmax takes the first maximum)
     return torch.where(bad.any(), first + row_start, -1)
 
@@ -188,10 +191,10 @@ def check_statistics(stats: MixtureStats) -> None:
         raise_unexplained(row, stats.kernel_dtype)
 
 
-def raise_unexplained(row: int, dtype: torch.dtype) -> None:
+def raise_unexplained(row: int, dtype: torch.dtype, of: str = "X") -> None:
     name = str(dtype).replace("torch.", "")
     raise NumericalError(
-        f"row {row} of X has zero density under every component in {name} arithmetic: it lies too far from "
+        f"row {row} of {of} has zero density under every component in {name} arithmetic: it lies too far from "
         "every mean for its log-likelihood to be represented, so its score and posteriors are undefined; drop "
         "or rescale that row" + (", or use dtype='float64'" if name == "float32" else "")
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import math
 import os
 import warnings
 from collections import deque
@@ -74,29 +75,61 @@ class PartitionReader:
             yield Chunk(x[s:e], None if w is None else w[s:e], row_start + s, label=None if label is None else label[s:e])
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a partition's rows lie in X, for messages: its index, and its first row's
+    position (None where Dask does not know the partitions' lengths, as after a boolean
+    selection: rows are then counted from the partition's start)."""
+
+    index: int | None = None
+    start: int | None = None
+
+    @classmethod
+    def of(cls, block_info) -> Place:
+        """The place of ``map_blocks``' block (its ``block_info``)."""
+        info = (block_info or {}).get(0) or {}
+        index = info.get("chunk-location", (None,))[0]
+        start = info.get("array-location", [(None, None)])[0][0]
+        known = start is not None and not (isinstance(start, float) and math.isnan(start))
+        return cls(None if index is None else int(index), int(start) if known else None)
+
+    def row(self, row: int) -> int:
+        """A row counted from the partition's start, counted from X's where that is known."""
+        return row if self.start is None else self.start + row
+
+    @property
+    def within(self) -> str:
+        """What rows are counted in: X, or the partition."""
+        if self.start is not None:
+            return "X"
+        partition = "one partition" if self.index is None else f"partition {self.index}"
+        return f"{partition} of X (counted from its start)"
+
+
 def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
                    shift: Tensor | None = None, gaps: bool = False,
-                   offer_fiml: bool = True) -> tuple[Tensor, Tensor | None]:
+                   offer_fiml: bool = True, place: Place = Place()) -> tuple[Tensor, Tensor | None]:
     """One partition's rows (less ``shift``, in float64) and weights (its last column when
     ``weighted``), checked: finite rows (or NaN, a missing value, with ``gaps``), finite
-    non-negative weights. Runs on a worker, for scoring and prediction; rows are counted
-    from the partition's start in messages, which name missing_values='fiml' only with
-    ``offer_fiml`` (the estimator has it)."""
+    non-negative weights. Runs on a worker, for scoring and prediction; messages name
+    the partition and the row in X at ``place`` (see :class:`Place`), and
+    missing_values='fiml' only with ``offer_fiml`` (the estimator has it)."""
     block = np.asarray(block, dtype=np.float64)
     rows = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block))
     x = (rows if shift is None else rows - shift).to(device=device, dtype=dtype)
     found = check_values(x, 0, gaps)
     if found:
-        raise_not_finite(found[0], found[1], found[2], "X", " in one partition; row counted from its start",
-                         offer_fiml, column=found[3])
+        where = (" in one partition" if place.index is None else f" in partition {place.index}") + (
+            "; row counted from its start" if place.start is None else "")
+        raise_not_finite(found[0], found[1], place.row(found[2]), "X", where, offer_fiml, column=found[3])
     if not weighted:
         return x, None
     w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=torch.float64)
     bad = ~torch.isfinite(w) | (w < 0)
     if bool(bad.any()):
         row = int(bad.int().argmax())
-        raise DataError(f"X: sample_weight has {float(w[row])} at row {row} of one partition (counted from "
-                        "its start); weights must be finite and non-negative")
+        raise DataError(f"X: sample_weight has {float(w[row])} at row {place.row(row)} of {place.within}; weights "
+                        "must be finite and non-negative")
     return x, w
 
 
