@@ -459,6 +459,15 @@ def test_nan_in_a_torch_tensor_is_found(rng):
         GaussianMixture().fit(X)
 
 
+@pytest.mark.parametrize("labels, named", [(["a", "b"], "'b'"), ([10, 20], "20")])
+def test_nan_in_a_dataframe_is_named_by_its_columns_label(rng, labels, named):
+    """A frame whose labels are not all strings has no feature names, but its reader finds
+    the column by its label (df[20]), not by its position (it was named 1)."""
+    frame = pd.DataFrame(_with(np.nan, (17, 1))(rng), columns=labels)
+    with pytest.raises(DataError, match=rf"^Input X contains NaN\. \(1 NaN; first at row 17, column {named}\)"):
+        GaussianMixture().fit(frame)
+
+
 def test_nan_is_refused_by_predict_and_score_too(rng):
     est = GaussianMixture(2, random_state=0).fit(_X(rng))
     bad = _with(np.nan, (17, 1))(rng)

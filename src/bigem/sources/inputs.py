@@ -499,7 +499,10 @@ def open_source(
     source = TensorSource(x, weight, rows, names, extra, offset, device=device, labels=codes)
     if measure:  # rows on the device are views; rows held on the host are copied ahead
         source.measure_chunks = MeasuredChunks(torch.device(device), None, 0 if x.is_cuda else READ_AHEAD + 2)
-    validate_finite(TensorSource(x, None, rows, names), "X", gaps, every_column, offer)  # where the rows are held
+    # messages name a frame's column by its label, whatever its type (a frame whose labels are
+    # not all strings has no feature names, but its reader finds column 20 as df[20])
+    labels = names if names is not None or not is_frame else frame_columns(X)
+    validate_finite(TensorSource(x, None, rows, labels), "X", gaps, every_column, offer)  # where the rows are held
     if watch is not None:
         watch.update(x)
         watch.finish()
