@@ -109,6 +109,18 @@ def test_missing_documents_and_negative_ids_are_refused(tmp_path, counts):
         MultinomialMixture(2).fit(path)
 
 
+def test_token_lists_without_their_default_counts_column_are_told_of_counts_none(tmp_path, counts):
+    ids, _ = _lists(counts)
+    path = str(tmp_path / "ids.parquet")
+    pq.write_table(pa.table({"ids": ids}), path)
+    with pytest.raises(DataError, match=r"no column\(s\) \['counts'\]; the file has \['ids'\].*Tokens\(\.\.\., "
+                       r"counts=None\)"):
+        MultinomialMixture(2).fit(Tokens(path, "ids"))
+    with pytest.raises(DataError, match=r"no column\(s\) \['idz'\]; the file has \['ids'\]\. Check the spelling "
+                       r"\(names are case-sensitive\)$"):
+        MultinomialMixture(2).fit(Tokens(path, "idz", None))
+
+
 def test_a_file_with_several_list_columns_asks_which(tmp_path, counts):
     ids, cnt = _lists(counts)
     path = str(tmp_path / "docs.parquet")

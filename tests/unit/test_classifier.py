@@ -331,6 +331,34 @@ def test_a_file_with_unlabelled_rows_is_refused(tmp_path):
         MixtureClassifier("EDDA").fit(tmp_path / "gaps.parquet", "kind")
 
 
+def test_minus_one_is_a_class_in_memory_and_an_unlabelled_row_in_a_file_which_says_so(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X, y = _three_classes(np.random.default_rng(16), n=(20, 20, 20))
+    y = np.unique(y, return_inverse=True)[1] - 1
+    assert MixtureClassifier("EDDA").fit(X, y).classes_.tolist() == [-1, 0, 1]  # scikit-learn's rule
+    pd.DataFrame(X, columns=["u", "v", "w"]).assign(kind=y).to_parquet(tmp_path / "m1.parquet")
+    with pytest.raises(DataError, match=r"leaves 20 row\(s\) unlabelled .*In a file's label column -1 marks an "
+                       r"unlabelled row, as in semi-supervised fitting \(in memory it is a class\): recode"):
+        MixtureClassifier("EDDA").fit(tmp_path / "m1.parquet", "kind")
+
+
+def test_score_weighs_rows_by_sample_weight_as_scikit_learn():
+    from sklearn.metrics import accuracy_score
+
+    X, y = _three_classes(np.random.default_rng(9), n=(40, 40, 40))
+    clf = MixtureClassifier("EDDA", covariance_types="EII").fit(X, y)
+    w = np.random.default_rng(1).random(len(y))
+    predicted = clf.predict(X)
+    assert (predicted != y).any() and (predicted == y).any()
+    assert clf.score(X, y, sample_weight=w) == pytest.approx(accuracy_score(y, predicted, sample_weight=w), rel=1e-14)
+    assert clf.score(X, y) == pytest.approx(accuracy_score(y, predicted), rel=1e-14)
+    with pytest.raises(DataError, match="sample_weight has shape"):
+        clf.score(X, y, sample_weight=w[:5])
+    with pytest.raises(DataError, match="non-negative"):
+        clf.score(X, y, sample_weight=-w)
+
+
 @pytest.mark.parametrize("model", ["EDDA", "MclustDA"])
 def test_save_and_load_keep_every_class_density(tmp_path, model):
     X, y = _three_classes(np.random.default_rng(9), n=(60, 50, 40))
@@ -414,9 +442,16 @@ def test_other_bad_input():
         MixtureClassifier("EDDA").fit(X, np.r_[np.zeros(59), np.nan])
     with pytest.raises(DataError, match="pass y as that column's name"):
         MixtureClassifier().fit("data.parquet", y)
-    clf = MixtureClassifier("EDDA", covariance_types="EEE", class_priors=[0.5, 0.5]).fit(X, y)
+    with pytest.raises(ParameterError, match=r"class_priors has 2 values but y holds 3 classes \['a', 'b', 'c'\]"):
+        MixtureClassifier("EDDA", covariance_types="EEE", class_priors=[0.5, 0.5]).fit(X, y)  # not at predict
+    clf = MixtureClassifier("EDDA", covariance_types="EEE").fit(X, y).set_params(class_priors=[0.5, 0.5])
     with pytest.raises(ParameterError, match="class_priors has 2 values but there are 3 classes"):
         clf.predict(X)
+    with pytest.raises(DataError, match=r"^Mix of label input types \(string and number\): y holds labels of the "
+                       r"types \['int', 'str'\]"):
+        MixtureClassifier("EDDA").fit(X, np.array([{"a": "a", "b": 1, "c": "c"}[c] for c in y], dtype=object))
+    with pytest.raises(DataError, match=r"^Expected 2D array, got 1D array instead: X has shape \(60,\)"):
+        MixtureClassifier().fit(X[:, 0], y)  # the whole X's shape (MclustDA named one class's slice)
     with pytest.raises(NotFittedError, match="not fitted"):
         MixtureClassifier().predict(X)
 

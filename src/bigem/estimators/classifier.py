@@ -41,7 +41,7 @@ from ..models.covariance import ALL_NAMES
 from ..models.eigen import MODELS, MULTIVARIATE, NO_PRIOR, SKLEARN_EQUIVALENT, UNIVARIATE
 from ..sources.dask import is_dask_collection
 from ..sources.inputs import feature_names_of, is_file_input, is_source
-from ..sources.validate import MISSING_HINT, NO_MISSING_HINT, refuse_sparse
+from ..sources.validate import MISSING_HINT, NO_MISSING_HINT, check_shape, refuse_sparse
 from . import _params
 from ._base import EstimatorBase
 from .gaussian_mixture import GaussianMixture
@@ -373,7 +373,10 @@ class MixtureClassifier(EstimatorBase):
             in memory). In memory, 'MclustDA' fits each class on its own rows.
         y : array-like of shape (n_samples,) or str
             The class of each row (every row labelled); a string names a column of X
-            (a DataFrame or files) that holds the labels and is not a feature.
+            (a DataFrame or files) that holds the labels and is not a feature. In
+            memory any label is a class, -1 too (scikit-learn's rule); a file's label
+            column reads -1, an empty field and null as an unlabelled row, as
+            semi-supervised fitting does, and refuses them.
         columns : list of str, default=None
             Features by name (files and DataFrames).
 
@@ -394,10 +397,13 @@ class MixtureClassifier(EstimatorBase):
             labels, weighted = y, True  # EDDA reads the label column; MclustDA weighs the rows of each class
         else:
             X, y, columns = self._in_memory(X, y, columns)
-            classes, codes = np.unique(y, return_inverse=True)
+            classes, codes = _classes(y)
             labels, weighted = codes, False
         if len(classes) < 2:
             raise DataError(f"y holds a single class ({_plain(classes[0])!r} or none): a classifier needs at least two")
+        if s.class_priors is not None and len(s.class_priors) != len(classes):
+            raise ParameterError(f"class_priors has {len(s.class_priors)} values but y holds {len(classes)} classes "
+                                 f"{[_plain(c) for c in classes]}: give one per class, in the order of classes_")
         counts = np.bincount(codes, minlength=len(classes))
         plan = self._plan(s, classes, counts, len(columns) if weighted else _width(X))
         if s.model == "EDDA":
@@ -420,7 +426,9 @@ class MixtureClassifier(EstimatorBase):
         if len(missing):
             raise DataError(f"label column {label_column!r} leaves {len(missing)} row(s) unlabelled (-1, empty or "
                             f"null; the first is row {int(missing[0])}): every training row needs its class; drop "
-                            "those rows, or fit GaussianMixture(unlabeled_weight=...) for semi-supervised EM")
+                            "those rows, or fit GaussianMixture(unlabeled_weight=...) for semi-supervised EM. In a "
+                            "file's label column -1 marks an unlabelled row, as in semi-supervised fitting (in "
+                            "memory it is a class): recode a class named -1")
         return np.asarray(classes), codes, names
 
     def _in_memory(self, X, y, columns):
@@ -443,6 +451,9 @@ class MixtureClassifier(EstimatorBase):
             y = labels
         if isinstance(y, torch.Tensor):
             y = y.cpu().numpy()
+        shape = getattr(X, "shape", None)
+        if shape is not None and len(shape) != 2:  # said of the whole X (MclustDA reads it a class at a time)
+            check_shape(tuple(shape), by=type(self).__name__)
         y = np.asarray(y)
         if y.ndim != 1:
             y = y.ravel() if y.ndim == 2 and 1 in y.shape else y
@@ -651,13 +662,21 @@ class MixtureClassifier(EstimatorBase):
         self._check_fitted()
         return self.classes_[np.argmax(self.predict_log_proba(X, columns=columns), axis=1)]
 
-    def score(self, X, y, *, columns=None) -> float:
-        """Accuracy: the share of rows whose predicted class is y (scikit-learn's classifier score)."""
+    def score(self, X, y, sample_weight=None, *, columns=None) -> float:
+        """Accuracy: the share of rows whose predicted class is y, each row counted by its
+        ``sample_weight`` where given (scikit-learn's classifier score)."""
         y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
         predicted = self.predict(X, columns=columns)
         if len(y) != len(predicted):
             raise DataError(f"y has {len(y)} labels but X has {len(predicted)} rows: give one label per row of X")
-        return float(np.mean(predicted == y))
+        if sample_weight is None:
+            return float(np.mean(predicted == y))
+        w = np.asarray(sample_weight.cpu() if isinstance(sample_weight, torch.Tensor) else sample_weight, float)
+        if w.shape != y.shape:
+            raise DataError(f"sample_weight has shape {w.shape} but y has {len(y)} labels: give one weight per row")
+        if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+            raise DataError("sample_weight must be finite and non-negative, and not all zero")
+        return float(np.average(predicted == y, weights=w))
 
     @_in_its_words
     def summary(self, X=None, y=None, *, columns=None) -> str:
@@ -940,6 +959,17 @@ def _balanced_folds(codes: np.ndarray, n_folds: int, rng: np.random.Generator) -
 
 def _plain(label):
     return label.item() if isinstance(label, np.generic) else label
+
+
+def _classes(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the sorted classes, each row's code): np.unique, with scikit-learn's words for
+    labels that cannot be sorted together (strings and numbers)."""
+    try:
+        return np.unique(y, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in y})
+        raise DataError(f"Mix of label input types (string and number): y holds labels of the types {kinds}; give "
+                        "every label one type (y.astype(str), say)") from None
 
 
 def _one_component_name(model: str) -> str:

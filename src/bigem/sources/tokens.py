@@ -97,8 +97,10 @@ class TokenSource(CutByRows):
             [self.weight_column] if self.weight_column else [])
         missing = [c for c in wanted if c not in names]
         if missing:
+            plain = (" (token lists without a counts column, each id once per occurrence: Tokens(..., "
+                     "counts=None))" if self.counts in missing else "")
             raise DataError(f"{reader.path}: no column(s) {missing}; the file has {names}. Check the spelling "
-                            "(names are case-sensitive)")
+                            f"(names are case-sensitive){plain}")
         check_unique(reader.path, names, wanted)
         t = reader.schema.field(self.tokens).type
         if not (_is_list(pa, t) and pa.types.is_integer(t.value_type)):
