@@ -28,7 +28,8 @@ distributed = pytest.importorskip("distributed")
 
 import bigem  # noqa: E402
 from bigem import GaussianMixture  # noqa: E402
-from bigem._core.errors import ClusterError, ConvergenceWarning, DataError, NumericalError, ParameterError  # noqa: E402
+from bigem._core.errors import (ClusterError, ConvergenceWarning, DataError, NumericalError,  # noqa: E402
+                               OutputPathError, ParameterError)
 from bigem._core.protocols import Task  # noqa: E402
 from bigem.em.init import kmeans_plusplus  # noqa: E402
 from bigem.engines import LocalEngine  # noqa: E402
@@ -175,6 +176,69 @@ def test_parquet_and_csv_paths_are_read_by_the_workers(client, data, tmp_path):
     csv = GaussianMixture(**kw, engine="dask", client=client).fit(str(tmp_path / "*.csv"), columns=["a", "b", "c", "d"])
     _assert_same_fit(local, pq)
     _assert_same_fit(local, csv)
+
+
+def test_a_folder_of_csv_tsv_and_compressed_files_is_read_as_the_local_engine_reads_it(client, data, tmp_path):
+    """A folder was always read as Parquet (Dask's error about Parquet extensions for CSV files);
+    .tsv and .csv.gz were refused."""
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    parts = np.array_split(np.arange(len(df)), 3)
+    for kind, write in {"csv": lambda f, p: f.to_csv(p, index=False),
+                        "tsv": lambda f, p: f.to_csv(p, index=False, sep="\t"),
+                        "csv.gz": lambda f, p: f.to_csv(p, index=False)}.items():
+        folder = tmp_path / kind.replace(".", "_")
+        folder.mkdir()
+        for i, part in enumerate(parts):
+            write(df.iloc[part], folder / f"part{i}.{kind}")
+        (folder / "_SUCCESS").write_text("")  # a writer's marker, skipped as a local read skips it
+        kw = dict(n_components=3, random_state=2, dtype="float64")
+        _assert_same_fit(GaussianMixture(**kw).fit(str(folder)),
+                         GaussianMixture(**kw, engine="dask", client=client).fit(str(folder)))
+
+
+def test_a_file_unlike_the_first_is_named_before_the_workers_read(client, data, tmp_path):
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    df.iloc[:450].to_parquet(tmp_path / "p0.parquet")
+    df.iloc[450:].drop(columns="b").to_parquet(tmp_path / "p1.parquet")
+    with pytest.raises(DataError, match=r"p1\.parquet: no column\(s\) \['b'\]; the file has \['a', 'c', 'd'\], "
+                       r"where .*p0\.parquet has \['a', 'b', 'c', 'd'\]: give every file the same columns"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"))
+    df.iloc[450:].assign(b="x").to_parquet(tmp_path / "p1.parquet")
+    with pytest.raises(DataError, match=r"p1\.parquet: column 'b' holds text values, where .*p0\.parquet holds "
+                       r"numeric: give every file the same column types"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"))
+    (tmp_path / "c").mkdir()
+    df.iloc[:450].to_csv(tmp_path / "c" / "a.csv", index=False)
+    df.iloc[450:].assign(b=[f"x{i}" for i in range(450)]).to_csv(tmp_path / "c" / "b.csv", index=False)
+    with pytest.raises(DataError, match=r"(?s)a CSV file holds values of another type than Dask read in the first rows "
+                       r"of the first file:\n.*\| b +\| str"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "c"))
+
+
+def test_predictions_of_a_parquet_folder_of_small_files_and_outputs_over_its_input(client, data, tmp_path):
+    """Dask fuses small Parquet files into fewer tasks once columns are chosen, and its
+    to_dask_array(lengths=True) then failed ("lengths does not match"); an out= that a
+    collection reads replaced the input with the predictions."""
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    folder = tmp_path / "small"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(df)), 3)):
+        df.iloc[part].to_parquet(folder / f"p{i}.parquet")
+    est = GaussianMixture(3, random_state=0, dtype="float64").fit(df)
+    ddf = dd.read_parquet(str(folder))[["a", "b", "c", "d"]]
+    np.testing.assert_array_equal(client.compute(est.predict(ddf)).result(), est.predict(df))
+    assert est.score(ddf) == pytest.approx(est.score(df), rel=1e-12)
+    written = pd.read_parquet(est.predict(ddf, out=tmp_path / "labels.parquet"))
+    np.testing.assert_array_equal(written["label"], est.predict(df))
+    df.to_csv(tmp_path / "in.csv", index=False)
+    df.to_parquet(tmp_path / "in.parquet")
+    for read, path in ((dd.read_csv, tmp_path / "in.csv"), (dd.read_parquet, tmp_path / "in.parquet")):
+        before = path.read_bytes()
+        with pytest.raises(OutputPathError, match="is the input file"):
+            est.predict(read(str(path)), out=path)
+        assert path.read_bytes() == before
+    with pytest.raises(OutputPathError, match="is inside the input folder"):
+        est.predict(dd.read_parquet(str(folder)), out=folder / "labels.parquet")
 
 
 def test_paths_with_columns_a_label_column_and_categories_fit_as_locally(client, data, tmp_path):
@@ -540,7 +604,8 @@ def test_non_numeric_columns_are_named(client, data):
 
 def test_paths_the_workers_cannot_read_are_refused(client, data, tmp_path):
     (tmp_path / "x.feather").write_bytes(b"")
-    with pytest.raises(DataError, match=r"x.feather: unsupported file type \['.feather'\]; with engine='dask'"):
+    with pytest.raises(DataError, match=r"x.feather: Arrow \(.arrow, .feather, .ipc\) files are read by the local "
+                       r"engine only; with engine='dask' bigem reads Parquet and CSV files"):
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "x.feather"))
     with pytest.raises(DataError, match="nothing.parquet: no such file or folder"):
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "nothing.parquet"))

@@ -38,6 +38,45 @@ def is_dask_collection(x: object) -> bool:
     return type(x).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(x, "__dask_graph__")
 
 
+def read_paths(X: object) -> list[str]:
+    """The local paths a Dask collection reads, as its expression names them: read_parquet's
+    path (a file, folder or glob) and read_csv's files. For refusing an output that would
+    replace its own input; [] where the expression names none (a collection made from
+    memory, or a Dask whose expressions hold them elsewhere: the check is then the
+    local engine's alone). Remote paths (s3://, ...) are left out."""
+    expr = getattr(X, "expr", None)
+    if expr is None or not hasattr(expr, "walk"):
+        return []
+    found: list[str] = []
+
+    def visit(value, depth: int) -> None:
+        if depth > 4 or isinstance(value, (str, bytes)):
+            return
+        path = getattr(value, "path", None)
+        if isinstance(path, str) and hasattr(value, "fs"):  # an fsspec OpenFile (read_csv's blocks)
+            found.append(path)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item, depth + 1)
+        elif type(value).__name__ == "Task":  # a block's read, holding its file
+            for item in (*getattr(value, "args", ()), *getattr(value, "kwargs", {}).values()):
+                visit(item, depth + 1)
+
+    try:
+        for node in expr.walk():
+            for name in getattr(node, "_parameters", ()):
+                value = node.operand(name)
+                if name == "path" and isinstance(value, (str, os.PathLike, list, tuple)):
+                    found += [os.fspath(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+                              if isinstance(v, (str, os.PathLike))]
+                else:
+                    visit(value, 0)
+    except Exception:  # another Dask's expressions: no paths, and no failure for them
+        return []
+    local = [p[len("file://"):] if p.startswith("file://") else p for p in found]
+    return list(dict.fromkeys(p for p in local if "://" not in p))
+
+
 @dataclass(frozen=True, slots=True)
 class PartitionReader:
     """Runs on a worker: an evaluated block (n, D) -> chunks of at most ``chunk_rows`` rows.
@@ -308,7 +347,16 @@ class DaskSource:
         from dask import delayed
 
         checks = [delayed(_inspect_block, pure=True)(p, self.weighted, self.gaps, self.labelled) for p in self.partitions]
-        found = self.client.gather(self.client.compute(checks))
+        try:
+            found = self.client.gather(self.client.compute(checks))
+        except ValueError as exc:  # the first pass reads the files: Dask's CSV reader fails in its own words
+            if "Mismatched dtypes found in `pd.read_csv`" not in str(exc):
+                raise
+            table = "\n".join(line for line in str(exc).splitlines() if line.startswith(("+", "|")))
+            raise NonNumericDataError(
+                f"{self.name}: a CSV file holds values of another type than Dask read in the first rows of the "
+                f"first file:\n{table}\nFix or drop those values, or leave the column(s) out with columns= (the "
+                "local engine names the file and row)") from None
         lengths = [f[0] for f in found]
         self.row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist() if lengths else []
         self.n_rows = int(sum(lengths))
@@ -734,7 +782,10 @@ def rows_with_weights(X, columns: list[str] | None, sample_weight: object, schem
 
             meta = pd.DataFrame({c: pd.Series([], dtype=np.float64) for c in read})
             frame = frame.map_partitions(_encoded_partition, schema, read, meta=meta)
-        return frame.to_dask_array(lengths=True), weight is not None
+        # the partitions' lengths from the array itself: Dask 2026.8 fuses small Parquet files
+        # into fewer tasks once columns are projected, and to_dask_array(lengths=True) then
+        # counted the frame's partitions, not the array's ("lengths does not match")
+        return frame.to_dask_array().compute_chunk_sizes(), weight is not None
     if columns is not None:
         raise DataError("columns= selects DataFrame columns; X is a dask array (slice it instead: X[:, idx])")
     if schema is not None and schema.encodes():
@@ -783,12 +834,85 @@ def _with_weight_column(X, sample_weight: object, name: str):
     return da.concatenate([X.astype(np.float64), w.astype(np.float64)[:, None]], axis=1)
 
 
+def _same_columns(files: list[str], columns_of) -> None:
+    """Refuse a file whose columns are not the first file's, naming it, before any worker
+    reads it (a worker's read failed with pandas' KeyError, naming no file); ``columns_of``
+    gives a file's {name: kind} from its metadata or header (kind None: not known)."""
+    first = columns_of(files[0])
+    for path in files[1:]:
+        have = columns_of(path)
+        missing = [c for c in first if c not in have]
+        if missing:
+            raise DataError(f"{path}: no column(s) {missing}; the file has {list(have)}, where {files[0]} has "
+                            f"{list(first)}: give every file the same columns")
+        kinds = [c for c in first if None not in (first[c], have[c]) and first[c] != have[c]]
+        if kinds:
+            c = kinds[0]
+            raise DataError(f"{path}: column {c!r} holds {have[c]} values, where {files[0]} holds {first[c]}: give "
+                            "every file the same column types")
+
+
+def _parquet_columns(path: str) -> dict[str, str | None]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def kind(t) -> str:
+        t = t.value_type if pa.types.is_dictionary(t) else t
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
+            return "numeric"
+        return "text" if pa.types.is_string(t) or pa.types.is_large_string(t) else str(t)
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow's errors for a damaged or non-Parquet file
+        raise DataError(f"{path}: cannot be read as Parquet ({exc})") from None
+    return {name: kind(schema.field(name).type) for name in schema.names}
+
+
+def _csv_columns(path: str, delimiter: str) -> dict[str, None]:
+    """A CSV file's header (compressed files decompressed as pyarrow reads them)."""
+    import csv
+
+    import pyarrow as pa
+
+    with pa.input_stream(path, compression="detect") as stream:
+        head = stream.read(1 << 20)  # the header line, within its first megabyte
+    if not head:
+        raise DataError(f"{path}: cannot be read (Empty CSV file); is it complete and in the format its name says?")
+    line = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    return dict.fromkeys(next(csv.reader([line], delimiter=delimiter), []))
+
+
 def _read_files(paths) -> tuple[object, str]:
-    """Parquet/CSV file(s) or glob(s) as a lazy dask.dataframe; the workers read the bytes."""
+    """Parquet/CSV file(s), folder(s) or glob(s) as a lazy dask.dataframe; the workers read
+    the bytes. Local paths name the files the local engine would read (a folder's data
+    files, hidden ones and writers' markers skipped, and one format: a folder of CSV
+    files is read as CSV, .tsv with tabs, compressed CSV whole), so both engines read
+    the same rows; remote ones go to Dask as given."""
     import dask.dataframe as dd
+
+    from .paths import expand_paths
+    from .tables import CsvOptions
 
     items = [os.fspath(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
     label = items[0] if len(items) == 1 else f"{items[0]} (+{len(items) - 1} more)"
+    if not any("://" in p for p in items):
+        files, fmt = expand_paths(items)
+        if fmt == "parquet":
+            _same_columns(files, _parquet_columns)
+            return dd.read_parquet(files), label
+        if fmt == "csv":
+            delimiters = {CsvOptions().delimiter_of(f) for f in files}
+            if len(delimiters) > 1:
+                raise DataError(f"{label}: mixes .tsv and comma-separated files; give files of one kind")
+            _same_columns(files, lambda f: _csv_columns(f, delimiters.copy().pop()))
+            compressed = any(f.lower().endswith((".gz", ".bz2", ".zst")) for f in files)
+            # a compressed file cannot be cut into blocks: each is one partition
+            return dd.read_csv(files, sep=delimiters.pop(), blocksize=None if compressed else "64MB",
+                               compression="infer" if compressed else None), label
+        kind = {"ipc": "Arrow (.arrow, .feather, .ipc)", "npy": ".npy"}.get(fmt, fmt)
+        raise DataError(f"{label}: {kind} files are read by the local engine only; with engine='dask' bigem reads "
+                        "Parquet and CSV files (convert them, or fit with engine='local')")
     for p in items:
         if not glob.glob(p) and "://" not in p:
             raise DataError(f"{p}: no such file or folder (nothing matches this path or glob); check the path")

@@ -13,6 +13,7 @@ import numpy as np
 from .._core.errors import DataError
 from .._core.optional import require
 from ..io import files
+from .dask import is_dask_collection, read_paths
 from .inputs import input_files, refuse_read_later
 from .paths import format_of
 
@@ -24,7 +25,10 @@ def check_output_path(out: object, X: object = None) -> str:
     """The output path of per-row outputs, checked before any computing (``io.files``),
     pyarrow included for .parquet and .csv: a missing install is said before the work.
     X is the input the outputs are computed from: the output is none of its files, nor
-    where a later read of it would find it (:func:`~.inputs.refuse_read_later`)."""
+    where a later read of it would find it (:func:`~.inputs.refuse_read_later`); a Dask
+    collection's are the files its expression reads (:func:`~.dask.read_paths`)."""
+    if is_dask_collection(X):
+        X = read_paths(X) or None
     path = files.check_output_path(out, OUTPUT_FORMATS, input_files(X))
     refuse_read_later(path, X)
     if format_of(path) != "npy":
