@@ -703,6 +703,10 @@ def test_prediction_errors_name_the_row_of_x_or_of_its_partition(client, data):
     assert np.isnan(unknown.chunks[0]).all()
     with pytest.raises(NumericalError, match=r"^row 11 of partition 3 of X \(counted from its start\) has zero"):
         est.score(unknown)
+    named = GaussianMixture(3, random_state=0, dtype="float64").fit(pd.DataFrame(data, columns=list("abcd")))
+    frame = dd.from_pandas(pd.DataFrame(bad, columns=list("abcd")), npartitions=3)  # partitions of 300 rows
+    with pytest.raises(DataError, match=r"\(1 NaN in partition 2; first at row 611, column 'c'\)"):
+        named.score(frame)
     weights = da.from_array(np.where(np.arange(900) == 611, -1.0, 1.0), chunks=200)
     with pytest.raises(DataError, match=r"sample_weight has -1\.0 at row 611 of X; weights must be"):
         est.score(da.from_array(data, chunks=(200, 4)), sample_weight=weights)

@@ -1270,11 +1270,12 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         """Dask input: a lazy dask array, computed partition by partition where X lives;
         for "totals" (and "entropy": with the posteriors' entropy), one row of
         :class:`ScoreTotals` fields per partition."""
-        from ..sources.dask import rows_with_weights
+        from ..sources.dask import feature_columns, rows_with_weights
 
         params = self._fitted()
         s = self._inference_settings()
         columns = self._check_features(X, columns) or columns
+        names = feature_columns(X, columns, sample_weight)  # a frame's, for messages (the array has none)
         X, weighted = rows_with_weights(X, columns, sample_weight, self._inference_schema(s))
         if X.ndim != 2 or X.shape[1] - weighted != self.n_features_in_:
             raise DataError(
@@ -1289,7 +1290,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         params = model.translate(params, None if offset is None else -offset)
         groups, classes = self._groups(), getattr(self, "classes_", None)
         fn = partial(_predict_block, model, params, what, s.device, weighted, offset, _missing(s),
-                     self._inference_schema(s), groups, classes)
+                     self._inference_schema(s), groups, classes, names)
         if what in ("totals", "entropy"):
             return X.map_blocks(fn, dtype=np.float64, chunks=((1,) * X.numblocks[0], (6,)))
         if what == "proba":
@@ -1846,7 +1847,7 @@ def _missing(s) -> str | None:
 
 
 def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device, weighted: bool, offset,
-                   missing: str | None, schema, groups, classes, block, block_info=None) -> np.ndarray:
+                   missing: str | None, schema, groups, classes, names, block, block_info=None) -> np.ndarray:
     """One partition's labels, probabilities or log-densities, or its score totals (the
     weights, when ``weighted``, in its last column; gaps read as ``missing`` says, see
     ``_missing``); runs on a Dask worker. Messages name a row by its place in X where Dask
@@ -1856,7 +1857,7 @@ def _predict_block(model: MixtureModel, params: MixtureParams, what: str, device
 
     place = Place.of(block_info)
     x, w = partition_rows(block, weighted, device, model.component.row_dtype, offset, missing == "fiml",
-                          missing is not None, place)
+                          missing is not None, place, names)
     if schema is not None:
         schema.check(x, place.row(0), "X" if place.start is not None else place.within)
     start = place.row(0)

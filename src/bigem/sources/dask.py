@@ -147,12 +147,14 @@ class Place:
 
 def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
                    shift: Tensor | None = None, gaps: bool = False,
-                   offer_fiml: bool = True, place: Place = Place()) -> tuple[Tensor, Tensor | None]:
+                   offer_fiml: bool = True, place: Place = Place(),
+                   names: list[str] | None = None) -> tuple[Tensor, Tensor | None]:
     """One partition's rows (less ``shift``, in float64) and weights (its last column when
     ``weighted``), checked: finite rows (or NaN, a missing value, with ``gaps``), finite
     non-negative weights. Runs on a worker, for scoring and prediction; messages name
-    the partition and the row in X at ``place`` (see :class:`Place`), and
-    missing_values='fiml' only with ``offer_fiml`` (the estimator has it)."""
+    the partition and the row in X at ``place`` (see :class:`Place`), a column by its name
+    in ``names`` (a frame's), and missing_values='fiml' only with ``offer_fiml`` (the
+    estimator has it)."""
     block = np.asarray(block, dtype=np.float64)
     rows = torch.from_numpy(np.ascontiguousarray(block[:, :-1] if weighted else block))
     x = (rows if shift is None else rows - shift).to(device=device, dtype=dtype)
@@ -160,7 +162,8 @@ def partition_rows(block, weighted: bool, device, dtype: torch.dtype,
     if found:
         where = (" in one partition" if place.index is None else f" in partition {place.index}") + (
             "; row counted from its start" if place.start is None else "")
-        raise_not_finite(found[0], found[1], place.row(found[2]), "X", where, offer_fiml, column=found[3])
+        raise_not_finite(found[0], found[1], place.row(found[2]), "X", where, offer_fiml,
+                         column=column_label(names, found[3]))
     if not weighted:
         return x, None
     w = torch.from_numpy(np.ascontiguousarray(block[:, -1])).to(device=device, dtype=torch.float64)
@@ -695,6 +698,14 @@ def _weight_column(sample_weight: object, declared: list[str], columns: list[str
         raise DataError(f"sample_weight={sample_weight!r}: {name} has no such column; it has {declared}")
     check_weight_not_a_feature(sample_weight, columns)
     return sample_weight
+
+
+def feature_columns(X, columns, sample_weight: object, name: str = "X") -> list[str] | None:
+    """The names of the features :func:`rows_with_weights` reads from a dask.dataframe, in
+    its order (None for a dask array): for messages about the array it makes."""
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+        return None
+    return _frame_columns([str(c) for c in X.columns], columns, sample_weight, name)[0]
 
 
 def _frame_columns(declared: list[str], columns, sample_weight: object, name: str) -> tuple[list[str], str | None]:
