@@ -875,3 +875,104 @@ def test_feature_names_in_is_stepmixs(data):
     assert ours.feature_names_in_.dtype == ref.feature_names_in_.dtype
     ref, ours = both(X[:300])
     assert not hasattr(ref, "feature_names_in_") and not hasattr(ours, "feature_names_in_")
+
+
+def test_the_helpers_stepmix_users_import_give_stepmixs_results():
+    import stepmix.bootstrap as theirs_boot
+    import stepmix.utils as theirs
+
+    import bigem.stepmix.bootstrap as ours_boot
+    import bigem.stepmix.utils as ours
+
+    rng = np.random.default_rng(0)
+    resp = rng.random((30, 4))
+    for clip in (False, True):
+        np.testing.assert_array_equal(ours.modal(resp, clip=clip), theirs.modal(resp, clip=clip))
+    codes = rng.integers(0, 4, (40, 3)).astype(float)
+    codes[3, 1] = np.nan
+    (a, m_a, t_a), (b, m_b, t_b) = ours.max_one_hot(codes.copy()), theirs.max_one_hot(codes.copy())
+    np.testing.assert_array_equal(a, b)
+    assert (m_a, t_a) == (m_b, t_b)
+    assert ours.max_one_hot(codes, 5, 15)[0].shape == theirs.max_one_hot(codes, 5, 15)[0].shape == (40, 15)
+    coef = rng.normal(size=(3, 4))
+    np.testing.assert_array_equal(ours.identify_coef(coef.copy()), theirs.identify_coef(coef.copy()))
+    for K in (4, 10):  # every permutation (StepMix's search), and an assignment beyond 8 columns
+        reference = rng.random((60, K))
+        target = reference[:, rng.permutation(K)] + rng.normal(0, 0.01, (60, K))
+        perm = ours_boot.find_best_permutation(reference, target)
+        if K <= 8:
+            np.testing.assert_array_equal(perm, theirs_boot.find_best_permutation(reference, target))
+        assert ours_boot.mse(reference, target[:, perm]) < 1e-3
+    assert ours_boot.mse(reference, target) == pytest.approx(theirs_boot.mse(reference, target), rel=1e-15)
+
+
+def test_print_report_is_the_models_report_and_names_columns_as_stepmixs(capsys):
+    import stepmix.utils as theirs
+
+    import bigem.stepmix.utils as ours
+
+    rng = np.random.default_rng(1)
+    classes = rng.integers(0, 2, 300)
+    X = (rng.random((300, 4)) < np.where(classes[:, None] == 1, 0.85, 0.15)).astype(float)
+    model = bigem.StepMix(n_components=2, measurement="binary", random_state=0, verbose=0).fit(X)
+    ours.print_report(model, X)
+    printed = capsys.readouterr().out
+    model.report(X)
+    assert printed == capsys.readouterr().out and "Measurement model parameters" in printed
+    names = ["a", "b", "c", "d"]
+    ours.print_report(model, X, x_names=names)
+    printed = capsys.readouterr().out
+    reference = stepmix.StepMix(n_components=2, measurement="binary", random_state=0, verbose=0,
+                                progress_bar=0).fit(X)
+    theirs.print_report(reference, X, x_names=names)
+    assert printed == capsys.readouterr().out
+    assert getattr(model, "x_names_", None) is None  # the model's own names, untouched
+
+
+def _stepwise(cls, X, Y, kw, how):
+    """StepMix's class docstring's steps, one by one, on ``cls``."""
+    model = cls(K, random_state=0, abs_tol=1e-12, **kw)
+    if how == "docstring":  # em(X); probs = predict_proba(X); m_step_structural(probs, Y)
+        model.em(X)
+        model.m_step_structural(model.predict_proba(X), Y)
+    elif how == "one step":
+        model.em(X, Y)
+    else:  # two steps
+        model.em(X)
+        model.em(X, Y, freeze_measurement=True)
+    return model
+
+
+@pytest.mark.parametrize("how", ["docstring", "one step", "two steps"])
+@pytest.mark.parametrize("structural", ["gaussian_unit", "binary"])
+def test_the_steps_stepmix_users_call_one_by_one_are_stepmixs(data, how, structural):
+    rng, z, X = data
+    Y = rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None]
+    if structural == "binary":
+        Y = (Y > 1).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = _stepwise(stepmix.StepMix, X, Y, dict(structural=structural, verbose=0, progress_bar=0), how)
+        ours = _stepwise(bigem.StepMix, X, Y, dict(structural=structural), how)
+    close(ref.get_parameters(), ours.get_parameters(), 1e-6)
+    assert ours.score(X, Y) == pytest.approx(ref.score(X, Y), rel=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(X, Y), ref.predict_proba(X, Y), atol=1e-6)
+    if how != "docstring":  # the fit that does the same steps
+        fitted = bigem.StepMix(K, random_state=0, abs_tol=1e-12, structural=structural,
+                               n_steps=1 if how == "one step" else 2).fit(X, Y)
+        close(fitted.get_parameters(), ours.get_parameters(), 1e-12)
+
+
+def test_the_steps_refuse_what_they_cannot_take(data):
+    rng, z, X = data
+    model = bigem.StepMix(K, random_state=0, structural="gaussian_unit")
+    Y = rng.normal(size=(len(X), 1))
+    with pytest.raises(NotFittedError, match="call em\\(X\\) first"):
+        model.em(X, Y, freeze_measurement=True)
+    with pytest.raises(NotFittedError, match="Call 'em' \\(or 'fit'\\) with X first"):
+        model.m_step_structural(np.full((len(X), K), 1 / K), Y)
+    with pytest.raises(ParameterError, match="log_emission_pm: bigem's ML correction runs inside fit"):
+        model.em(X, Y, log_emission_pm=np.zeros((len(X), K)))
+    model.em(X)
+    with pytest.raises(bigem.errors.DataError, match=r"resp has shape \(1500, 2\); give one probability per class"):
+        model.m_step_structural(np.full((len(X), 2), 0.5), Y)

@@ -9,6 +9,7 @@ families; what bigem has no counterpart for is a ParameterError that says so.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -268,19 +269,69 @@ class StepMix(EstimatorBase):
         """Fit the measurement model on X and, given Y, the structural model in ``n_steps``."""
         if y is not None and Y is None:
             Y = y
+        self._fit(X, Y, sample_weight, self._checked_settings())
+        if self.verbose == 1:  # StepMix's test: 2 prints no report
+            self.report(X, Y, sample_weight=sample_weight)
+        return self
+
+    def em(self, X, Y=None, sample_weight=None, freeze_measurement=False, log_emission_pm=None):
+        """StepMix's EM, a step of its fit that its users call alone: the measurement model
+        on X (Y None), every parameter at once (one step), or with ``freeze_measurement``
+        the structural model alone beside the measurement model fitted before (two
+        steps). Then :meth:`m_step_structural` takes the third step on given
+        probabilities. (``log_emission_pm``, StepMix's ML correction inside EM, is
+        ``fit`` with ``n_steps=3, correction='ML'`` here.)"""
+        if log_emission_pm is not None:
+            raise ParameterError("log_emission_pm: bigem's ML correction runs inside fit; pass n_steps=3, "
+                                 "correction='ML' and call fit(X, Y)")
+        s = self._checked_settings()
+        if Y is None:
+            self._fit(X, None, sample_weight, s)
+        elif freeze_measurement:
+            if getattr(self, "_mm", None) is None:
+                raise not_fitted_error("em(..., freeze_measurement=True) holds the measurement model fitted before: "
+                                       "call em(X) first")
+            self._fit(X, Y, sample_weight, dataclasses.replace(s, n_steps=2, correction=None), self._mm)
+        else:
+            self._fit(X, Y, sample_weight, dataclasses.replace(s, n_steps=1, correction=None))
+        return self
+
+    def m_step_structural(self, resp, Y, sample_weight=None):
+        """StepMix's third step: the structural model of Y on the class probabilities
+        ``resp`` (n, n_components) given, beside the measurement model fitted by
+        :meth:`em` (the naive step's M-step on the caller's probabilities: modal, soft,
+        or corrected by the caller)."""
+        s = self._checked_settings()
+        if getattr(self, "_mm", None) is None:
+            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet. Call 'em' (or 'fit') "
+                                   "with X first.")
+        with _stepmix_words():
+            self._sm = self._structural_model(dataclasses.replace(s, n_steps=3, correction=None),
+                                              self._mm).fit_given(resp, Y, sample_weight=sample_weight)
+        self.structural_in_ = len(self._sm.families_)
+        self.y_names_ = _names(Y)
+        self._draws_ = None
+        return self
+
+    def _checked_settings(self):
         s = self._settings()
         if self.progress_bar not in (0, 1, 2):  # StepMix's check and words (True and False are 1 and 0)
             raise ParameterError(f"progress_bar value {self.progress_bar} not recognized. Choose from [0, 1, 2]")
         if s.rel_tol != 0:
             raise ParameterError(f"rel_tol={s.rel_tol!r}: bigem stops on abs_tol alone; set rel_tol=0 and choose "
                                  "abs_tol")
-        measurement = self._measurement_model(s)
+        return s
+
+    def _fit(self, X, Y, sample_weight, s, measurement=None) -> None:
+        """The fit under settings ``s`` (``n_steps`` and ``correction`` as the caller takes
+        them), from a fitted ``measurement`` model where one is given (two steps)."""
+        measurement = self._measurement_model(s) if measurement is None else measurement
         if Y is None:
-            with _stepmix_words():
+            with _stepmix_words(2):  # the caller of fit or em
                 self._mm, self._sm = measurement.fit(X, sample_weight=sample_weight), None
             run = self._mm
         else:
-            with _stepmix_words():
+            with _stepmix_words(2):
                 self._sm = self._structural_model(s, measurement).fit(X, Y, sample_weight=sample_weight)
             self._mm = self._sm.measurement_
             run = self._sm if np.isfinite(self._sm.lower_bound_) else self._mm  # naive and BCH do no EM
@@ -301,9 +352,6 @@ class StepMix(EstimatorBase):
         else:
             self.y_names_ = _names(Y)
         self._draws_ = None  # sample's stream starts again from random_state
-        if self.verbose == 1:  # StepMix's test: 2 prints no report
-            self.report(X, Y, sample_weight=sample_weight)
-        return self
 
     def report(self, X, Y=None, sample_weight=None):
         """Print StepMix's report of the fit (``verbose=1`` prints it after ``fit``): each
@@ -1151,10 +1199,10 @@ _NAN_MODELS = "use the models' '_nan' variants (e.g. 'binary_nan', 'categorical_
 
 
 @contextlib.contextmanager
-def _stepmix_words():
+def _stepmix_words(calls: int = 1):
     """The fit's warnings as StepMix gives them: its ConvergenceWarning in StepMix's words
     (which name its parameters, abs_tol and rel_tol, not tol), pointing at the caller of
-    ``StepMix.fit``; none for rows with every value missing (StepMix takes them silently,
+    ``StepMix.fit`` (``calls`` frames above the block's own); none for rows with every value missing (StepMix takes them silently,
     as bigem takes them: their posterior is the class weights); every other warning as it
     was. A refusal of gaps gives StepMix's fix."""
     from .._core.errors import ConvergenceWarning, EmptyRowWarning
@@ -1171,6 +1219,6 @@ def _stepmix_words():
         if issubclass(w.category, EmptyRowWarning):
             continue
         if issubclass(w.category, ConvergenceWarning) and str(w.message).startswith("Best performing initialization"):
-            warnings.warn(_NOT_CONVERGED, w.category, stacklevel=4)  # past this manager and fit
+            warnings.warn(_NOT_CONVERGED, w.category, stacklevel=3 + calls)  # past this manager and fit
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)

@@ -271,6 +271,48 @@ class StructuralModel(EstimatorBase):
         self._publish(model, params, families, measurement)
         return self
 
+    def fit_given(self, resp, Y, sample_weight=None):
+        """The structural model of Y on given class probabilities ``resp`` (n, K), the
+        measurement model as fitted: the naive third step's M-step on the caller's
+        responsibilities (StepMix's ``m_step_structural``, which its users call with their
+        own assignments or corrections). Y in memory (an array or DataFrame)."""
+        from ..sources.arrays import TensorSource
+        from ..sources.beside import Beside
+
+        s = self._settings()
+        measurement = self.measurement
+        if not hasattr(measurement, "weights_"):
+            raise not_fitted_error("fit_given takes the structural model's responsibilities beside a fitted "
+                                   "measurement model: fit it first (StepMix: em(X) before m_step_structural)")
+        if isinstance(Y, str) or isinstance(Y, (list, tuple)) and Y and isinstance(Y[0], str):
+            raise DataError("fit_given reads Y in memory: pass its values (an array or DataFrame), not column names")
+        y, names, _ = _as_columns(Y, "Y")
+        K = int(np.asarray(measurement.weights_).shape[0])
+        r = np.asarray(resp, dtype=np.float64)
+        if r.ndim != 2 or r.shape != (y.shape[0], K):
+            raise DataError(f"resp has shape {r.shape}; give one probability per class ({K}) for each of Y's "
+                            f"{y.shape[0]} rows")
+        if not np.isfinite(r).all():
+            raise DataError("resp holds NaN or infinite values; give each row's class probabilities")
+        weight = _weights(sample_weight, y.shape[0])
+        families = _families(s.structural, names, y.shape[1])
+        sizes, gaps, means = _survey(y, None, families, names)
+        model = self._model(K, families, sizes, s, gaps=gaps)
+        given = TensorSource(torch.from_numpy(r.copy()), weight, 65536)
+        source = Beside(given, lambda chunk: chunk.x.double(), K, y, names=names)
+        engine = LocalEngine()
+        start = self._start(model, engine, source, K, means)
+        params, result = self._given(model, engine, source, start, families, s, gaps)
+        self.measurement_, self._gaps, self.structural_names_ = measurement, gaps, names
+        self._error_ = np.zeros((0, 0))
+        self._fitted_model, self._fitted_params = model, params
+        conditional = "covariate" in families
+        self._conditional, self._log_w = conditional, torch.as_tensor(np.log(measurement.weights_),
+                                                                      dtype=torch.float64)
+        self.n_iter_, self.converged_, self.lower_bound_ = result
+        self._publish(model, params, families, measurement)
+        return self
+
     def _one_step(self, measurement, rows, start, families, sizes, s, conditional, gaps, drawn: bool):
         """Every parameter at once: EM over [X as the measurement model reads it | Y],
         streamed. ``drawn``: from StepMix's start, each of the measurement model's

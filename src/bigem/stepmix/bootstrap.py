@@ -5,9 +5,36 @@ ratio test (BLRT) of K against K + 1 classes, as StepMix runs them. (bigem's own
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-__all__ = ["bootstrap", "blrt", "blrt_sweep"]
+__all__ = ["blrt", "blrt_sweep", "bootstrap", "find_best_permutation", "mse"]
+
+
+def mse(x, y):
+    """The mean squared difference of two arrays."""
+    return float(np.mean(np.square(np.subtract(x, y))))
+
+
+def find_best_permutation(reference, target, criterion=mse):
+    """The order of ``target``'s columns (n, K) that brings it closest to ``reference`` by
+    ``criterion``: StepMix's search over every permutation (the first in lexicographic
+    order where several tie); with the mean squared difference and more than 8 columns,
+    an assignment (the same minimum, which a sum over columns decomposes)."""
+    reference, target = np.asarray(reference), np.asarray(target)
+    K = reference.shape[1]
+    if criterion is mse and K > 8:
+        from scipy.optimize import linear_sum_assignment
+
+        cost = np.square(reference[:, :, None] - target[:, None, :]).sum(0)
+        return linear_sum_assignment(cost)[1]
+    best, order = np.inf, None
+    for perm in itertools.permutations(range(K)):
+        score = criterion(reference, target[:, list(perm)])
+        if score < best:
+            best, order = score, perm
+    return np.array(order)
 
 
 def bootstrap(estimator, X, Y=None, n_repetitions=1000, sample_weight=None, parametric=False, sampler=None,
