@@ -138,8 +138,6 @@ def test_a_covariate_model_is_stepmixs(data):
 def test_what_has_no_counterpart_says_so(data):
     _, _, X = data
     Y = X[:, :1]
-    with pytest.raises(ParameterError, match="rel_tol"):
-        bigem.StepMix(K, rel_tol=1e-5).fit(X)
     with pytest.raises(ParameterError, match="block 'a' is a 'gaussian_unit' model"):
         bigem.StepMix(K, measurement={"a": {"model": "gaussian_unit", "n_columns": 6}}).fit(X)
     with pytest.raises(ParameterError, match="unit-variance"):
@@ -976,3 +974,21 @@ def test_the_steps_refuse_what_they_cannot_take(data):
     model.em(X)
     with pytest.raises(bigem.errors.DataError, match=r"resp has shape \(1500, 2\); give one probability per class"):
         model.m_step_structural(np.full((len(X), 2), 0.5), Y)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(n_steps=1, structural="gaussian_unit"),
+                                dict(n_steps=2, structural="gaussian_unit")], ids=["measurement", "one", "two"])
+def test_rel_tol_stops_every_em_as_stepmixs_does(data, kw):
+    """It was refused; StepMix stops a run on either tolerance, in each EM its fit runs."""
+    rng, z, X = data
+    Y = rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None] if kw else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = stepmix.StepMix(K, random_state=0, verbose=0, progress_bar=0, rel_tol=1e-5, **kw).fit(X, Y)
+        ours = bigem.StepMix(K, random_state=0, rel_tol=1e-5, **kw).fit(X, Y)
+        tight = bigem.StepMix(K, random_state=0, **kw).fit(X, Y)
+    # two steps: bigem's EM starts one M-step on (its start), and counts one iteration fewer
+    # at any tolerance
+    assert ours.n_iter_ == ref.n_iter_ - (kw.get("n_steps") == 2) < tight.n_iter_
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-7 if kw.get("n_steps") == 2 else 1e-12)
+    close(ref.get_parameters(), ours.get_parameters(), 1e-5)

@@ -14,6 +14,7 @@ warnings, ``exact`` says whether the monotonicity check applies) and its ``advic
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import os
 import time
@@ -36,6 +37,23 @@ from .accelerate import Squarem, aitken_converged
 # A fall of the objective within this many float64 ulps (relative) is rounding, not a
 # decrease: one objective summed in another order, or a fixed point evaluated twice.
 LAST_BITS = 64 * 2.0**-52
+
+# StepMix's rel_tol: the gain rule of every run begun within ``relative_tolerance`` also
+# stops where |change| < rel_tol |objective|. A context, not an argument: StepMix applies
+# it to each EM its fit runs (the measurement model's, the structural model's, a
+# bootstrap's), through estimators that take scikit-learn's parameters alone.
+_RELATIVE_TOL: contextvars.ContextVar[float] = contextvars.ContextVar("relative_tol", default=0.0)
+
+
+@contextlib.contextmanager
+def relative_tolerance(rel_tol: float):
+    """Every EM run begun in the block stops on the gain rule where the change of the mean
+    objective is below ``tol`` or below ``rel_tol`` times the objective (StepMix's rule)."""
+    token = _RELATIVE_TOL.set(float(rel_tol))
+    try:
+        yield
+    finally:
+        _RELATIVE_TOL.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +233,7 @@ class _Run:
         self.seen: set[str] = set()
         self.squarem = Squarem(model) if accelerate == "squarem" else None
         self.stopping = stopping
+        self.rel_tol = _RELATIVE_TOL.get()  # StepMix's relative tolerance (``relative_tolerance``), 0: none
         self.fixed: Any = None  # the statistics, where they do not depend on the parameters
         if saved is not None:  # resumed from a checkpoint: continue exactly where it stood
             self.point, self.exact = saved["point"], saved["exact"]
@@ -330,7 +349,8 @@ class _Run:
         elif self.stopping == "rise":  # hmmlearn's monitor: a fall stops the run as well
             result.converged = bool(change < tol)
         else:
-            result.converged = bool(abs(penalised_change) < tol) and not unknown or floor
+            small = abs(penalised_change) < tol or abs(penalised_change) < self.rel_tol * abs(ll)
+            result.converged = bool(small) and not unknown or floor
         return result.converged
 
     def _prior_change(self, model: Model, params: Any, weight: float, always: bool = False) -> float:

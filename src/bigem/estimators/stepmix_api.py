@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._core.errors import BigemError, DataError, ParameterError, not_fitted_error
+from ..em.driver import relative_tolerance
 from ..sources.frames import frame_columns, native_frame
 from . import _params
 from ._base import EstimatorBase
@@ -91,7 +92,6 @@ class StepMix(EstimatorBase):
     ``get_mm_df``, ``get_sm_df``, ``get_cw_df``) and the criteria
     (tests/reference/test_stepmix_api.py). Differences:
 
-    - ``rel_tol`` must be 0 (its default): bigem stops on ``abs_tol`` alone.
     - ``verbose=1`` prints StepMix's report after ``fit`` (as :meth:`report` does);
       ``progress_bar`` prints nothing; ``save_param_init`` keeps nothing.
     - :meth:`sample` draws from the same model, not StepMix's numbers; given ``labels``,
@@ -136,7 +136,8 @@ class StepMix(EstimatorBase):
     abs_tol : float, default=1e-10
         EM stops when the mean log-likelihood rose by less than this.
     rel_tol : float, default=0.0
-        Must be 0 (see above).
+        EM also stops when the mean log-likelihood changed by less than this fraction
+        of itself (StepMix's rule: either tolerance ends a run).
     max_iter : int, default=1000
         EM iterations per run.
     n_init : int, default=1
@@ -317,21 +318,19 @@ class StepMix(EstimatorBase):
         s = self._settings()
         if self.progress_bar not in (0, 1, 2):  # StepMix's check and words (True and False are 1 and 0)
             raise ParameterError(f"progress_bar value {self.progress_bar} not recognized. Choose from [0, 1, 2]")
-        if s.rel_tol != 0:
-            raise ParameterError(f"rel_tol={s.rel_tol!r}: bigem stops on abs_tol alone; set rel_tol=0 and choose "
-                                 "abs_tol")
         return s
 
     def _fit(self, X, Y, sample_weight, s, measurement=None) -> None:
         """The fit under settings ``s`` (``n_steps`` and ``correction`` as the caller takes
-        them), from a fitted ``measurement`` model where one is given (two steps)."""
+        them), from a fitted ``measurement`` model where one is given (two steps); every
+        EM in it stops on StepMix's ``abs_tol`` or ``rel_tol``."""
         measurement = self._measurement_model(s) if measurement is None else measurement
         if Y is None:
-            with _stepmix_words(2):  # the caller of fit or em
+            with _stepmix_words(2), relative_tolerance(s.rel_tol):  # the caller of fit or em
                 self._mm, self._sm = measurement.fit(X, sample_weight=sample_weight), None
             run = self._mm
         else:
-            with _stepmix_words(2):
+            with _stepmix_words(2), relative_tolerance(s.rel_tol):
                 self._sm = self._structural_model(s, measurement).fit(X, Y, sample_weight=sample_weight)
             self._mm = self._sm.measurement_
             run = self._sm if np.isfinite(self._sm.lower_bound_) else self._mm  # naive and BCH do no EM
@@ -640,7 +639,7 @@ class StepMix(EstimatorBase):
         replicate = copy.deepcopy(self)
         first = copy.deepcopy(self._mm)  # (after one step: the joint fit's, as near a start as any)
         first.set_params(warm_start=True, verbose=0)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), relative_tolerance(self._settings().rel_tol):
             warnings.simplefilter("ignore", ConvergenceWarning)
             first.fit(X, sample_weight=weights)
             replicate._mm, replicate._sm = first, None
