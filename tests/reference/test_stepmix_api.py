@@ -798,7 +798,7 @@ def test_stepmixs_small_conventions(data, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = stepmix.StepMix(K, random_state=0, verbose=2, progress_bar=0).fit(X)
-        ours = bigem.StepMix(K, random_state=0, verbose=2).fit(X)
+        ours = bigem.StepMix(K, random_state=0, verbose=2, progress_bar=0).fit(X)
     assert capsys.readouterr().out == ""
     assert ours.n_features_in_ == ref.n_features_in_ == 6
     for model in (ref, ours):
@@ -912,7 +912,7 @@ def test_print_report_is_the_models_report_and_names_columns_as_stepmixs(capsys)
     rng = np.random.default_rng(1)
     classes = rng.integers(0, 2, 300)
     X = (rng.random((300, 4)) < np.where(classes[:, None] == 1, 0.85, 0.15)).astype(float)
-    model = bigem.StepMix(n_components=2, measurement="binary", random_state=0, verbose=0).fit(X)
+    model = bigem.StepMix(n_components=2, measurement="binary", random_state=0, verbose=0, progress_bar=0).fit(X)
     ours.print_report(model, X)
     printed = capsys.readouterr().out
     model.report(X)
@@ -992,3 +992,17 @@ def test_rel_tol_stops_every_em_as_stepmixs_does(data, kw):
     assert ours.n_iter_ == ref.n_iter_ - (kw.get("n_steps") == 2) < tight.n_iter_
     assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-7 if kw.get("n_steps") == 2 else 1e-12)
     close(ref.get_parameters(), ours.get_parameters(), 1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(n_steps=1), dict(n_steps=2), dict(n_steps=3),
+                                dict(n_steps=3, correction="ML")])
+def test_progress_bar_prints_stepmixs_line_at_each_em(data, capsys, kw):
+    rng, z, X = data
+    Y = None if not kw else rng.normal(np.array([0.0, 1.0, 3.0])[z], 1.0)[:, None]
+    printed = []
+    for cls in (stepmix.StepMix, bigem.StepMix):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(K, random_state=0, verbose=0, structural="gaussian_unit", **kw).fit(X, Y)
+        printed.append(capsys.readouterr().out)
+    assert printed[1] == printed[0] and printed[0].startswith("Fitting StepMix...\n")

@@ -93,7 +93,8 @@ class StepMix(EstimatorBase):
     (tests/reference/test_stepmix_api.py). Differences:
 
     - ``verbose=1`` prints StepMix's report after ``fit`` (as :meth:`report` does);
-      ``progress_bar`` prints nothing; ``save_param_init`` keeps nothing.
+      ``progress_bar`` prints StepMix's "Fitting StepMix..." line at each EM, not its bar;
+      ``save_param_init`` keeps nothing.
     - :meth:`sample` draws from the same model, not StepMix's numbers; given ``labels``,
       row i comes from class ``labels[i]`` (StepMix draws its j-th distinct label from
       class j).
@@ -270,7 +271,10 @@ class StepMix(EstimatorBase):
         """Fit the measurement model on X and, given Y, the structural model in ``n_steps``."""
         if y is not None and Y is None:
             Y = y
-        self._fit(X, Y, sample_weight, self._checked_settings())
+        s = self._checked_settings()
+        # StepMix prints its line at each EM its fit runs: two for two steps and for ML's three
+        self._say_fitting(2 if Y is not None and (s.n_steps == 2 or s.correction == "ML") else 1)
+        self._fit(X, Y, sample_weight, s)
         if self.verbose == 1:  # StepMix's test: 2 prints no report
             self.report(X, Y, sample_weight=sample_weight)
         return self
@@ -286,6 +290,7 @@ class StepMix(EstimatorBase):
             raise ParameterError("log_emission_pm: bigem's ML correction runs inside fit; pass n_steps=3, "
                                  "correction='ML' and call fit(X, Y)")
         s = self._checked_settings()
+        self._say_fitting(1)
         if Y is None:
             self._fit(X, None, sample_weight, s)
         elif freeze_measurement:
@@ -313,6 +318,12 @@ class StepMix(EstimatorBase):
         self.y_names_ = _names(Y)
         self._draws_ = None
         return self
+
+    def _say_fitting(self, times: int) -> None:
+        """StepMix's line at the start of each EM, where ``progress_bar`` asks for a bar
+        (the bar itself, on stderr, is not drawn)."""
+        for _ in range(times if self.progress_bar else 0):
+            print("Fitting StepMix...")
 
     def _checked_settings(self):
         s = self._settings()
@@ -627,7 +638,8 @@ class StepMix(EstimatorBase):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return type(self)(**{**self.get_params(deep=False), "random_state": seed, "verbose": 0}).fit(X, Y)
+            return type(self)(**{**self.get_params(deep=False), "random_state": seed, "verbose": 0,
+                                 "progress_bar": 0}).fit(X, Y)
 
     def _refit(self, X, Y, weights) -> StepMix:
         """A copy refitted on rows of the given weights, from this fit."""
