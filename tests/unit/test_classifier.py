@@ -353,6 +353,9 @@ def test_score_weighs_rows_by_sample_weight_as_scikit_learn():
     assert (predicted != y).any() and (predicted == y).any()
     assert clf.score(X, y, sample_weight=w) == pytest.approx(accuracy_score(y, predicted, sample_weight=w), rel=1e-14)
     assert clf.score(X, y) == pytest.approx(accuracy_score(y, predicted), rel=1e-14)
+    # a column of labels, as fit takes it (it broadcast against the rows: an n x n comparison)
+    assert clf.score(X, y[:, None]) == clf.score(X, y)
+    assert clf.score(X, y[:, None], sample_weight=w) == clf.score(X, y, sample_weight=w)
     with pytest.raises(DataError, match="sample_weight has shape"):
         clf.score(X, y, sample_weight=w[:5])
     with pytest.raises(DataError, match="non-negative"):

@@ -194,18 +194,39 @@ def test_a_folder_of_csv_tsv_and_compressed_files_is_read_as_the_local_engine_re
         kw = dict(n_components=3, random_state=2, dtype="float64")
         _assert_same_fit(GaussianMixture(**kw).fit(str(folder)),
                          GaussianMixture(**kw, engine="dask", client=client).fit(str(folder)))
+    # compressed beside plain (Dask inferred every file's compression from the first's name),
+    # and a file's columns in another order (read by name, as the local engine reads them)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    df.iloc[parts[0]].to_csv(mixed / "p0.csv", index=False)
+    df.iloc[parts[1]].to_csv(mixed / "p1.csv.gz", index=False)
+    df.iloc[parts[2]][["c", "a", "d", "b"]].to_csv(mixed / "p2.csv", index=False)
+    kw = dict(n_components=3, random_state=2, dtype="float64")
+    _assert_same_fit(GaussianMixture(**kw).fit(str(mixed)),
+                     GaussianMixture(**kw, engine="dask", client=client).fit(str(mixed)))
 
 
 def test_a_file_unlike_the_first_is_named_before_the_workers_read(client, data, tmp_path):
     df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
     df.iloc[:450].to_parquet(tmp_path / "p0.parquet")
     df.iloc[450:].drop(columns="b").to_parquet(tmp_path / "p1.parquet")
-    with pytest.raises(DataError, match=r"p1\.parquet: no column\(s\) \['b'\]; the file has \['a', 'c', 'd'\], "
-                       r"where .*p0\.parquet has \['a', 'b', 'c', 'd'\]: give every file the same columns"):
+    with pytest.raises(DataError, match=r"the files disagree on their columns: .*p0\.parquet \(\['a', 'b', 'c', "
+                       r"'d'\]\), but .*p1\.parquet has \['a', 'c', 'd'\] \(no \['b'\]\)"):  # the local engine's words
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"))
+    with pytest.raises(DataError, match=r"p1\.parquet: no column\(s\) \['b'\]; the file has \['a', 'c', 'd'\]\. "
+                       r"Check the spelling \(names are case-sensitive\) or the columns= you passed"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"), columns=["a", "b"])
     df.iloc[450:].assign(b="x").to_parquet(tmp_path / "p1.parquet")
     with pytest.raises(DataError, match=r"p1\.parquet: column 'b' holds text values, where .*p0\.parquet holds "
                        r"numeric: give every file the same column types"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"))
+    kw = dict(n_components=2, random_state=0, dtype="float64")  # a column left out is not checked, as locally
+    _assert_same_fit(GaussianMixture(**kw).fit(str(tmp_path / "*.parquet"), columns=["a", "c"]),
+                     GaussianMixture(**kw, engine="dask", client=client).fit(str(tmp_path / "*.parquet"),
+                                                                          columns=["a", "c"]))
+    df.iloc[450:].assign(e=1.0).to_parquet(tmp_path / "p1.parquet")
+    with pytest.raises(DataError, match=r"the files disagree on their columns: .*p1\.parquet has \['a', 'b', 'c', "
+                       r"'d', 'e'\] \(also \['e'\]\)"):  # the local engine's words
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"))
     (tmp_path / "c").mkdir()
     df.iloc[:450].to_csv(tmp_path / "c" / "a.csv", index=False)
@@ -239,6 +260,12 @@ def test_predictions_of_a_parquet_folder_of_small_files_and_outputs_over_its_inp
         assert path.read_bytes() == before
     with pytest.raises(OutputPathError, match="is inside the input folder"):
         est.predict(dd.read_parquet(str(folder)), out=folder / "labels.parquet")
+    for derived in (dd.read_parquet(str(folder)).values, dd.read_csv(str(tmp_path / "in.csv")).to_dask_array()):
+        target = folder / "p0.parquet" if derived.name.startswith("read_parquet") else tmp_path / "in.csv"
+        before = target.read_bytes()
+        with pytest.raises(OutputPathError, match="is the input file"):  # an array made from the files, too
+            est.predict(derived, out=target)
+        assert target.read_bytes() == before
 
 
 def test_paths_with_columns_a_label_column_and_categories_fit_as_locally(client, data, tmp_path):
@@ -707,6 +734,18 @@ def test_prediction_errors_name_the_row_of_x_or_of_its_partition(client, data):
     frame = dd.from_pandas(pd.DataFrame(bad, columns=list("abcd")), npartitions=3)  # partitions of 300 rows
     with pytest.raises(DataError, match=r"\(1 NaN in partition 2; first at row 611, column 'c'\)"):
         named.score(frame)
+    gone = da.from_array(data, chunks=(200, 4))
+    gone = gone[gone[:, 0] > 1e9]  # no row left (it said: sample_weight sums to zero)
+    with pytest.raises(DataError, match=r"^Found array with 0 sample\(s\) \(shape=\(0, 4\)\) while a minimum of 1 "
+                       r"is required by GaussianMixture\.$"):
+        est.score(gone)
+    labelled = pd.DataFrame(bad, columns=[10, 20, 30, 40])  # integer labels: named by the label, as locally
+    fitted = GaussianMixture(2, random_state=0).fit(pd.DataFrame(data, columns=[10, 20, 30, 40]))
+    for call in (lambda: fitted.score(dd.from_pandas(labelled, npartitions=3)),
+                 lambda: GaussianMixture(2, client=client).fit(dd.from_pandas(labelled, npartitions=3)),
+                 lambda: fitted.score(labelled)):
+        with pytest.raises(DataError, match=r"first at row 611, column 30\)"):
+            call()
     weights = da.from_array(np.where(np.arange(900) == 611, -1.0, 1.0), chunks=200)
     with pytest.raises(DataError, match=r"sample_weight has -1\.0 at row 611 of X; weights must be"):
         est.score(da.from_array(data, chunks=(200, 4)), sample_weight=weights)

@@ -1331,6 +1331,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             model = self._model(s)
             task = Task(model, "score_totals", (self._in_source_coordinates(model, source, s),), {"entropy": entropy})
             totals = LocalEngine().reduce(task, source).settled()  # read back once, not once a chunk
+        if totals.rows == 0:  # a Dask collection of no rows (one filtered to none, say), as a local X says it
+            check_shape((0, int(self.n_features_in_)), by=type(self).__name__)
         if not totals.weight > 0:
             raise DataError("sample_weight sums to zero over X: give at least one row a positive weight")
         return totals

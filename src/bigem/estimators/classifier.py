@@ -666,6 +666,10 @@ class MixtureClassifier(EstimatorBase):
         """Accuracy: the share of rows whose predicted class is y, each row counted by its
         ``sample_weight`` where given (scikit-learn's classifier score)."""
         y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+        if y.ndim == 2 and y.shape[1] == 1:  # a column of labels, as fit takes it (not broadcast against the rows)
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"y must be one label per row, shape (n_samples,); got shape {y.shape}")
         predicted = self.predict(X, columns=columns)
         if len(y) != len(predicted):
             raise DataError(f"y has {len(y)} labels but X has {len(predicted)} rows: give one label per row of X")

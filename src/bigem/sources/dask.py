@@ -39,40 +39,50 @@ def is_dask_collection(x: object) -> bool:
 
 
 def read_paths(X: object) -> list[str]:
-    """The local paths a Dask collection reads, as its expression names them: read_parquet's
-    path (a file, folder or glob) and read_csv's files. For refusing an output that would
-    replace its own input; [] where the expression names none (a collection made from
-    memory, or a Dask whose expressions hold them elsewhere: the check is then the
-    local engine's alone). Remote paths (s3://, ...) are left out."""
-    expr = getattr(X, "expr", None)
-    if expr is None or not hasattr(expr, "walk"):
-        return []
+    """The local paths a Dask collection reads: read_parquet's path (a file, folder or
+    glob) as its expression names it, and the files its tasks open (read_csv's, and
+    read_parquet's pieces), however the collection was derived from them (``.values``,
+    ``to_dask_array``, a selection). For refusing an output that would replace its own
+    input; [] where none is found (a collection made from memory, or a Dask whose tasks
+    hold them elsewhere: the check is then the local engine's alone). Remote paths
+    (s3://, ...) are left out."""
     found: list[str] = []
+    budget = [200_000]  # objects visited at most: the walk stays small beside the work
 
-    def visit(value, depth: int) -> None:
-        if depth > 4 or isinstance(value, (str, bytes)):
+    def visit(value, depth: int, key: object = None) -> None:
+        budget[0] -= 1
+        if depth > 16 or budget[0] < 0:
+            return
+        if isinstance(value, str):
+            if key == "piece":  # read_parquet's task argument: {"piece": (path, row groups, ...)}
+                found.append(value)
             return
         path = getattr(value, "path", None)
         if isinstance(path, str) and hasattr(value, "fs"):  # an fsspec OpenFile (read_csv's blocks)
             found.append(path)
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                visit(item[0] if k == "piece" and isinstance(item, (list, tuple)) and item else item, depth + 1, k)
         elif isinstance(value, (list, tuple)):
             for item in value:
                 visit(item, depth + 1)
-        elif type(value).__name__ == "Task":  # a block's read, holding its file
-            for item in (*getattr(value, "args", ()), *getattr(value, "kwargs", {}).values()):
-                visit(item, depth + 1)
+        elif hasattr(value, "dependencies") and hasattr(value, "key"):  # a task (dask._task_spec)
+            for name in ("args", "kwargs", "value", "target"):
+                inner = getattr(value, name, None)
+                if inner is not None and not callable(inner) or isinstance(inner, (list, tuple, dict)):
+                    visit(inner, depth + 1)
 
     try:
-        for node in expr.walk():
-            for name in getattr(node, "_parameters", ()):
-                value = node.operand(name)
-                if name == "path" and isinstance(value, (str, os.PathLike, list, tuple)):
-                    found += [os.fspath(v) for v in (value if isinstance(value, (list, tuple)) else [value])
-                              if isinstance(v, (str, os.PathLike))]
-                else:
-                    visit(value, 0)
-    except Exception:  # another Dask's expressions: no paths, and no failure for them
-        return []
+        expr = getattr(X, "expr", None)
+        for node in expr.walk() if expr is not None and hasattr(expr, "walk") else ():
+            if "path" in getattr(node, "_parameters", ()):
+                value = node.operand("path")
+                found += [os.fspath(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+                          if isinstance(v, (str, os.PathLike))]
+        for task in dict(X.__dask_graph__()).values():
+            visit(task, 0)
+    except Exception:  # another Dask's layout: no paths, and no failure for it
+        return list(dict.fromkeys(p for p in found if "://" not in p))
     local = [p[len("file://"):] if p.startswith("file://") else p for p in found]
     return list(dict.fromkeys(p for p in local if "://" not in p))
 
@@ -344,6 +354,7 @@ class DaskSource:
         self.name = name
         self.row_starts: list[int] = []
         self.n_rows = 0
+        self.column_labels: list | None = None  # a frame's column labels, for messages (any type)
 
     def inspect(self, min_rows: int = 1, by: str | None = None) -> None:
         """Lengths of every partition, and the NaN/inf check, in one pass on the workers."""
@@ -370,7 +381,7 @@ class DaskSource:
         if n_nan or n_inf:
             first, column = min((self.row_starts[i] + f[3], f[8]) for i, f in enumerate(found) if f[3] >= 0)
             raise_not_finite(n_nan, n_inf, first, self.name, offer_fiml=self.offer_fiml,
-                             column=column_label(self.feature_names, column))
+                             column=column_label(self.column_labels or self.feature_names, column))
         if self.weighted:
             self._check_weights(found)
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows, by=by)
@@ -469,12 +480,14 @@ def open_dask_source(
     np_dtype = _NUMPY[dtype]
     name = getattr(X, "bigem_path", "X")  # a .npy file's rows (npy_rows) are named by the file
     if isinstance(X, (str, os.PathLike)) or (isinstance(X, (list, tuple)) and X and isinstance(X[0], (str, os.PathLike))):
-        X, name = _read_files(X)
+        extras = [c for c in (sample_weight, getattr(labels, "name", None)) if isinstance(c, str)]
+        X, name = _read_files(X, None if columns is None else [str(c) for c in columns] + extras)
     if not is_dask_collection(X):
         raise DataError(f"expected a dask.array or dask.dataframe collection, got {type(X).__name__}")
     labelled = labels is not None
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # dask.dataframe
         named = all(isinstance(c, str) for c in X.columns)  # other labels (0, 1, ...) are not feature names
+        original = {str(c): c for c in X.columns}  # messages name a column by its label, whatever its type
         if not named:  # columns are compared and selected by their names as strings, here and on the workers
             X = X.rename(columns={c: str(c) for c in X.columns})
         declared = [str(c) for c in X.columns]
@@ -505,6 +518,7 @@ def open_dask_source(
             for i, p in enumerate(X.to_delayed())
         ]
         names = chosen if named else None
+        labels_of_columns = [original[c] for c in chosen]
         n_features = len(chosen)
     else:  # dask.array
         if columns is not None:
@@ -538,6 +552,8 @@ def open_dask_source(
                         "features as input.")
     source = DaskSource(parts, n_features, names, dtype, device, chunk_rows, client, name, weighted, offset,
                         missing_values == "fiml", every_column, labelled, schema, missing_values is not None)
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):
+        source.column_labels = labels_of_columns
     source.inspect(min_rows, by)
     return source
 
@@ -580,7 +596,7 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     from dask import delayed
 
     if _paths(X):
-        X, _ = _read_files(X)
+        X, _ = _read_files(X, None if names is None else list(names) + ([label_column] if label_column else []))
     frame = hasattr(X, "columns") and hasattr(X, "dtypes")
     keys = [names[j] for j in categorical] if frame else [str(j) for j in categorical]
     if not categorical and label_column is None:
@@ -672,7 +688,7 @@ def describe_columns(X, columns: list[str] | None, exclude: tuple[str, ...] = ()
     from .schema import coarse_type
 
     if _paths(X):
-        X, _ = _read_files(X)
+        X, _ = _read_files(X, None if columns is None else [str(c) for c in columns] + list(exclude))
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
         have = {str(c): dt for c, dt in X.dtypes.items()}
         names = [c for c in have if c not in exclude] if columns is None else [str(c) for c in columns]
@@ -705,7 +721,8 @@ def feature_columns(X, columns, sample_weight: object, name: str = "X") -> list[
     its order (None for a dask array): for messages about the array it makes."""
     if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
         return None
-    return _frame_columns([str(c) for c in X.columns], columns, sample_weight, name)[0]
+    original = {str(c): c for c in X.columns}  # by its label, whatever its type (a frame's 20, not '20')
+    return [original[c] for c in _frame_columns(list(original), columns, sample_weight, name)[0]]
 
 
 def _frame_columns(declared: list[str], columns, sample_weight: object, name: str) -> tuple[list[str], str | None]:
@@ -845,18 +862,32 @@ def _with_weight_column(X, sample_weight: object, name: str):
     return da.concatenate([X.astype(np.float64), w.astype(np.float64)[:, None]], axis=1)
 
 
-def _same_columns(files: list[str], columns_of) -> None:
-    """Refuse a file whose columns are not the first file's, naming it, before any worker
-    reads it (a worker's read failed with pandas' KeyError, naming no file); ``columns_of``
-    gives a file's {name: kind} from its metadata or header (kind None: not known)."""
+def _same_columns(files: list[str], columns_of, used: list[str] | None) -> None:
+    """Refuse files that the local engine refuses, by its words, naming the file, before
+    any worker reads it (a worker's read failed with pandas' KeyError, naming no file):
+    with ``used`` None (the features are the first file's columns) a file with another
+    set of columns; else one that lacks a column in ``used``; and a used column whose
+    kind differs from the first file's. ``columns_of`` gives a file's {name: kind} from
+    its metadata or header (kind None: not known)."""
     first = columns_of(files[0])
     for path in files[1:]:
         have = columns_of(path)
-        missing = [c for c in first if c not in have]
-        if missing:
-            raise DataError(f"{path}: no column(s) {missing}; the file has {list(have)}, where {files[0]} has "
-                            f"{list(first)}: give every file the same columns")
-        kinds = [c for c in first if None not in (first[c], have[c]) and first[c] != have[c]]
+        if used is None:
+            missing, extra = [c for c in first if c not in have], [c for c in have if c not in first]
+            if missing or extra:
+                differ = f"no {missing}" if missing else f"also {extra}"
+                raise DataError(
+                    f"the files disagree on their columns: with no columns= given, the features are the columns of "
+                    f"the first file, {files[0]} ({list(first)}), but {path} has {list(have)} ({differ}). Read files "
+                    "of one data set (a folder of them alone, or a glob such as 'data/*.parquet'), or pass columns= "
+                    "naming the columns to use")
+        else:
+            missing = [c for c in used if c not in have]
+            if missing:
+                raise DataError(f"{path}: no column(s) {missing}; the file has {list(have)}. Check the spelling (names "
+                                "are case-sensitive) or the columns= you passed")
+        kinds = [c for c in (first if used is None else used)
+                 if c in first and None not in (first[c], have[c]) and first[c] != have[c]]
         if kinds:
             c = kinds[0]
             raise DataError(f"{path}: column {c!r} holds {have[c]} values, where {files[0]} holds {first[c]}: give "
@@ -867,8 +898,10 @@ def _parquet_columns(path: str) -> dict[str, str | None]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def kind(t) -> str:
+    def kind(t) -> str | None:
         t = t.value_type if pa.types.is_dictionary(t) else t
+        if pa.types.is_null(t):  # a column with no value in this file: any kind
+            return None
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
             return "numeric"
         return "text" if pa.types.is_string(t) or pa.types.is_large_string(t) else str(t)
@@ -894,12 +927,13 @@ def _csv_columns(path: str, delimiter: str) -> dict[str, None]:
     return dict.fromkeys(next(csv.reader([line], delimiter=delimiter), []))
 
 
-def _read_files(paths) -> tuple[object, str]:
+def _read_files(paths, used: list[str] | None = None) -> tuple[object, str]:
     """Parquet/CSV file(s), folder(s) or glob(s) as a lazy dask.dataframe; the workers read
     the bytes. Local paths name the files the local engine would read (a folder's data
     files, hidden ones and writers' markers skipped, and one format: a folder of CSV
-    files is read as CSV, .tsv with tabs, compressed CSV whole), so both engines read
-    the same rows; remote ones go to Dask as given."""
+    files is read as CSV, .tsv with tabs, compressed CSV whole), checked as it checks
+    them (``used``: the columns the fit reads, None for every column of the first
+    file), so both engines read the same rows; remote ones go to Dask as given."""
     import dask.dataframe as dd
 
     from .paths import expand_paths
@@ -910,17 +944,24 @@ def _read_files(paths) -> tuple[object, str]:
     if not any("://" in p for p in items):
         files, fmt = expand_paths(items)
         if fmt == "parquet":
-            _same_columns(files, _parquet_columns)
+            _same_columns(files, _parquet_columns, used)
             return dd.read_parquet(files), label
         if fmt == "csv":
             delimiters = {CsvOptions().delimiter_of(f) for f in files}
             if len(delimiters) > 1:
                 raise DataError(f"{label}: mixes .tsv and comma-separated files; give files of one kind")
-            _same_columns(files, lambda f: _csv_columns(f, delimiters.copy().pop()))
-            compressed = any(f.lower().endswith((".gz", ".bz2", ".zst")) for f in files)
-            # a compressed file cannot be cut into blocks: each is one partition
-            return dd.read_csv(files, sep=delimiters.pop(), blocksize=None if compressed else "64MB",
-                               compression="infer" if compressed else None), label
+            sep = delimiters.pop()
+            headers = {f: _csv_columns(f, sep) for f in files}
+            _same_columns(files, headers.__getitem__, used)
+            compressed = {f.lower().endswith((".gz", ".bz2", ".zst")) for f in files}
+            order = list(headers[files[0]]) if used is None else list(used)
+            if compressed == {False} and all(list(h) == list(headers[files[0]]) for h in headers.values()):
+                return dd.read_csv(files, sep=sep, blocksize="64MB"), label
+            # one read per file where one read of all cannot take them: compression inferred
+            # from the first file's name, or columns in another order (read by name here)
+            frames = [dd.read_csv(f, sep=sep, blocksize=None if f.lower().endswith((".gz", ".bz2", ".zst"))
+                                  else "64MB", compression="infer")[order] for f in files]
+            return (frames[0] if len(frames) == 1 else dd.concat(frames)), label
         kind = {"ipc": "Arrow (.arrow, .feather, .ipc)", "npy": ".npy"}.get(fmt, fmt)
         raise DataError(f"{label}: {kind} files are read by the local engine only; with engine='dask' bigem reads "
                         "Parquet and CSV files (convert them, or fit with engine='local')")
