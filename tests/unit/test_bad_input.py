@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
+import bigem
+import bigem.errors
 from bigem import GaussianMixture
 from bigem._core.errors import (
     BigemError,
@@ -1102,7 +1104,7 @@ def test_values_whose_squares_overflow_are_refused_with_the_scale(scale, dtype):
 
 def test_values_beyond_float32_say_so():
     X = np.random.default_rng(0).normal(size=(50, 2)) * 1e300
-    with pytest.raises(DataError, match=r"beyond float32's range .* pass dtype='float64'"):
+    with pytest.raises(DataError, match=r"beyond the range of float32 .* pass dtype='float64'"):
         GaussianMixture(2).fit(X)
 
 
@@ -1121,9 +1123,12 @@ def test_a_value_beyond_float32_is_named_at_its_own_row(tmp_path, as_file):
     elif as_file == "npy":
         np.save(tmp_path / "big.npy", X)
         X = str(tmp_path / "big.npy")
+    # in memory the value itself is known, and named (a file's first pass sees its float32 cast)
+    said = (r"^X holds 1e\+300 at row 1, column 0, beyond the range of float32" if as_file is None
+            else rf"\(1 inf; first at row 1, column {column}\)\..*beyond float32's range")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        with pytest.raises(DataError, match=rf"\(1 inf; first at row 1, column {column}\)\..*beyond float32's range"):
+        with pytest.raises(DataError, match=said):
             GaussianMixture(1).fit(X)
 
 
@@ -1236,3 +1241,75 @@ def test_a_memory_budget_below_one_byte_is_refused(rng):
                                              r"number of bytes"):
         GaussianMixture(2, memory_budget="0.5").fit(_X(rng))
     assert GaussianMixture(2, cache_budget="0.5").fit(_X(rng)).converged_  # a cache of 0 bytes: none, as 0 is
+
+
+def _blobs_frame():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(rng.normal(size=(60, 3)), columns=list("abc"))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    # each raised a raw exception from numpy, torch or Python (audit BD)
+    (lambda X: bigem.CategoricalMixture(2).fit(None), DataError, r"^X must be an array, tensor, DataFrame"),
+    (lambda X: bigem.PoissonMixture(2).fit([[1, 2], [3]] * 10), DataError, r"^X could not be converted to an array"),
+    (lambda X: bigem.CategoricalMixture(2).fit(np.random.default_rng(0).normal(size=40)), DataError,
+     r"^Expected 2D array, got 1D array instead"),
+    (lambda X: bigem.CategoricalMixture(2).fit(np.random.default_rng(0).normal(size=(40, 3)) * 1e300), DataError,
+     r"too large to be a category's code"),
+    (lambda X: GaussianMixture(2, unlabeled_weight=1.0).fit(X, y="zz"), DataError,
+     r"^y='zz' names a label column, but X has no column 'zz'; it has \['a', 'b', 'c'\]"),
+    (lambda X: GaussianMixture(2).fit(X, columns=0), DataError,
+     r"^columns= must be a list of column names .*got 0; for one column pass a list of it, columns=\[0\]"),
+    (lambda X: GaussianMixture(2).fit(X).predict(X, columns="a"), DataError, r"columns=\['a'\]"),
+    (lambda X: GaussianMixture(2).fit(X).predict(X, out=np.empty(60)), bigem.errors.OutputPathError,
+     r"^the output path must be a str or os\.PathLike \(a file name\), got ndarray"),
+    (lambda X: GaussianMixture(2).fit(X).save(None), bigem.errors.OutputPathError, r"^the model path must be a str"),
+    (lambda X: bigem.load(None), bigem.errors.ModelFileError, r"^a model file's path must be a str or os\.PathLike"),
+    (lambda X: bigem.blrt(bigem.GaussianHMM(1).fit(X), bigem.GaussianHMM(2).fit(X), X, n_boot=2), ParameterError,
+     r"^blrt compares two bigem mixtures .*got GaussianHMM: an HMM's replicates would be sequences"),
+    (lambda X: bigem.blrt("a", "b", X, n_boot=2), ParameterError, r"^blrt compares two bigem mixtures .*got str$"),
+    (lambda X: bigem.hc(X.to_numpy()).labels("x"), ParameterError, r"^labels\(k\) takes the number of classes"),
+    (lambda X: bigem.StepMix(2, measurement_params="x").fit(X), ParameterError,
+     r"'measurement_params' parameter of StepMix must be a dict or None"),
+    (lambda X: bigem.BayesianGaussianMixture(n_components=2, dtype="float64").fit(X.to_numpy() * 1e300), DataError,
+     r"^X's covariance overflows float64"),
+    (lambda X: bigem.PoissonHMM(2, lambdas_prior=-50).fit(np.ones((20, 2))), ParameterError,
+     r"'lambdas_prior' parameter of PoissonHMM must be finite and non-negative"),
+    (lambda X: bigem.GMMHMM(2, n_mix=2, weights_prior=-5).fit(X), ParameterError,
+     r"'weights_prior' parameter of GMMHMM must be finite and non-negative"),
+    (lambda X: bigem.MixtureClassifier(n_components={7: 2}).fit(X, np.r_[np.zeros(30), np.ones(30)]), ParameterError,
+     r"n_components must be None, an int or an iterable of ints .* the candidates of every class; got \{7: 2\}"),
+    (lambda X: GaussianMixture(2).fit(np.r_[X.to_numpy()[:-1], [[1e39, 0, 0]]]), DataError,
+     r"^X holds 1e\+39 at row 59, column 0, beyond the range of float32 \(about 3\.4e\+38\), which the fit computes "
+     r"in: pass dtype='float64', or rescale X"),
+    (lambda X: GaussianMixture(2).fit(np.array(["2020-01-01", "2021-01-01"] * 20, dtype="datetime64[D]").reshape(20, 2)),
+     DataError, r"is not numeric \(dtype datetime64\[D\]\): dates and times are not features as they are"),
+    (lambda X: GaussianMixture(2).fit(bigem.Tokens("docs.parquet")), DataError,
+     r"^Tokens \(documents as lists of word ids\) are read by MultinomialMixture and MultinomialHMM"),
+], ids=lambda v: "" if callable(v) or isinstance(v, type) else v[:40])
+def test_bad_arguments_get_bigems_words_not_a_raw_exception(call, error, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the HMMs' fits before blrt: their monitor's lines)
+        with pytest.raises(error, match=message):
+            call(_blobs_frame())
+
+
+def test_a_hand_set_means_of_another_width_is_named_not_the_covariances():
+    X = _blobs_frame().to_numpy()
+    hmm = bigem.GaussianHMM(2, init_params="stc")
+    hmm.means_ = np.zeros((2, 5))
+    with pytest.raises(ParameterError, match=r"^means_ has 5 features but X has 3; set means_ of shape \(2, 3\)"):
+        hmm.fit(X)
+
+
+def test_stepmix_refuses_nan_in_y_where_its_model_takes_none_as_stepmix_does():
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 2, (80, 4)), rng.normal(size=(80, 1))
+    Y[5] = np.nan
+    with pytest.raises(DataError, match=r"^Input Y contains NaN\. \(1 NaN; first at row 5, column 0\)\. Drop or "
+                                        r"impute these values first, or use the models' '_nan' variants"):
+        bigem.StepMix(2, structural="gaussian_unit", progress_bar=0).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bigem.errors.ConvergenceWarning)  # (noise data: EM's tolerance is 1e-10)
+        fitted = bigem.StepMix(2, structural="gaussian_unit_nan", progress_bar=0, random_state=0).fit(X, Y)
+    assert np.isfinite(fitted.get_parameters()["structural"]["means"]).all()

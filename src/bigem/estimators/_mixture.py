@@ -45,7 +45,7 @@ from ..sources import (Files, TensorSource, feature_names_of, has_column_names, 
 from ..sources.arrays import Centre
 from ..sources.validate import check_shape, refuse_sparse
 from ..sources.frames import frame_columns, native_frame
-from ..sources.inputs import unmasked
+from ..sources.inputs import checked_columns, unmasked
 from ..sources.dask import is_dask_collection
 from ..sources.labels import LabelColumn, as_labels, classes_of, label_codes, learn_classes
 from ..sources.schema import KINDS, Schema, as_categories
@@ -416,7 +416,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         the fit has no labelled row."""
         # another library's frame, read once here rather than by each reader; a MaskedTensor's
         # hidden entries as NaN before any pass (the column survey too) reads it
-        X = unmasked(native_frame(X))
+        X, columns = unmasked(native_frame(X)), checked_columns(columns)
         if s.engine == "torch":
             from ..engines.distributed import session
 
@@ -917,7 +917,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         X, y, sample_weight = (v.compute() if is_dask_collection(v) else v for v in (X, y, sample_weight))
         # another library's frame, read once here rather than by each reader; a MaskedTensor's
         # hidden entries as NaN before any pass (the column survey too) reads it
-        X = unmasked(native_frame(X))
+        X, columns = unmasked(native_frame(X)), checked_columns(columns)
         fitted = hasattr(self, "_params_")
         if fitted:
             self._fitted()  # the attributes as they are now (a pruned component), whatever inference ran before
@@ -1244,6 +1244,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         fitted names, as a file is (scikit-learn refuses it). Returns the columns to read
         then (the fitted names), else None."""
         fitted = getattr(self, "feature_names_in_", None)
+        columns = checked_columns(columns)
         indices = npy_columns.to_read(self, X, columns)  # a .npy file read by index at fit
         if indices is not None:
             return indices

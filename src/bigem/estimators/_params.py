@@ -232,6 +232,16 @@ class Passed(Constraint):
     """Kept as given; checked where it is used (initial parameters, whose shapes need the data)."""
 
 
+class Mapping(Constraint):
+    """None or a dict (StepMix's ``measurement_params``), kept as given; its keys are
+    checked where they are used."""
+
+    def check(self, value, name, owner):
+        if value is None or isinstance(value, dict):
+            return value
+        raise _bad(name, owner, "a dict or None", value)
+
+
 class ArrayLike(Passed):
     """None or an array-like (not a string or a lone number), scikit-learn's check of
     initial parameters; kept as given, its values checked where they are used."""
@@ -261,13 +271,20 @@ class Letters(Constraint):
         return value
 
 
+@dataclass(frozen=True)
 class FiniteArray(Constraint):
-    """A finite float or array (hmmlearn's priors), as float or float64 ndarray."""
+    """A finite float or array (hmmlearn's priors), as float or float64 ndarray;
+    ``non_negative``: every value >= 0 (a prior's pseudo-counts: a negative one gave a
+    negative Poisson rate, or a mixture weight of 0, without a word)."""
+
+    non_negative: bool = False
 
     def check(self, value, name, owner):
         arr = None if isinstance(value, str) else np.asarray(value, dtype=np.float64) if _numeric(value) else None
         if arr is None or not np.isfinite(arr).all():
             raise ParameterError(f"The {name!r} parameter of {owner} must be a finite float or array. Got {value!r}.")
+        if self.non_negative and bool((arr < 0).any()):
+            raise ParameterError(f"The {name!r} parameter of {owner} must be finite and non-negative. Got {value!r}.")
         return arr if arr.ndim else float(arr)
 
 

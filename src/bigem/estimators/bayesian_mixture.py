@@ -503,6 +503,10 @@ def _data_moments(engine, source, covariance_type: str, reg_covar: float) -> tup
     scatter = st.scatter(stats.n_k, stats.sum_x, stats.sum_xx, d, torch.zeros_like(d))[0].cpu()
     mean = (stats.shift + d)[0].cpu()
     cov = scatter / (n - 1.0)
+    if not bool(torch.isfinite(cov).all()):  # squares beyond float64's range (values near 1e154 and more)
+        raise DataError(f"X's covariance overflows float64 (a column's mean is {float(mean.abs().max()):.3g}, and "
+                        "squares beyond about 1.8e308 are infinite): the priors taken from the data cannot be formed; "
+                        "rescale X (divide it by a constant), or pass mean_prior and covariance_prior")
     if kernel == "diag":
         cov = cov.clamp(min=0.0)
     elif _singular(cov):

@@ -367,6 +367,14 @@ def blrt(null, alternative, X, *, n_boot: int = 30, random_state=None, columns=N
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ParameterError(f"n_boot must be an int >= 1 (the number of simulated data sets); got {n_boot!r}")
+    from ._mixture import _BaseMixture
+
+    for m in (null, alternative):
+        if not isinstance(m, _BaseMixture):
+            raise ParameterError(f"blrt compares two bigem mixtures (GaussianMixture, BernoulliMixture, ...); got "
+                                 f"{type(m).__name__}" + (": an HMM's replicates would be sequences, which blrt does "
+                                                          "not draw; compare HMMs by bic() or aic()"
+                                                          if "HMM" in type(m).__name__ else ""))
     if type(null) is not type(alternative):
         raise ParameterError(f"null and alternative must be mixtures of one family; got {type(null).__name__} and "
                              f"{type(alternative).__name__}")

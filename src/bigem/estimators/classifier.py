@@ -83,6 +83,9 @@ class _Components(_params.Constraint):
         if value is None:
             return None
         values = [value] if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+        if isinstance(value, (dict, str, bytes)):  # a dict's keys are no list of candidates (a K per class is not taken)
+            raise ParameterError(f"{owner}: {name} must be None, an int or an iterable of ints (e.g. range(1, 6)), "
+                                 f"the candidates of every class; got {value!r}")
         try:
             ks = list(values)
         except TypeError:

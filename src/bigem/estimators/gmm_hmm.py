@@ -70,7 +70,8 @@ class GMMHMM(_BaseHMM):
     _structural = ("n_components", "n_mix", "covariance_type")
     _constraints = dict(
         _common("mcw"), n_mix=_params.Int(1), covariance_type=_params.Choice(NAMES), min_covar=_params.Float(0.0),
-        weights_prior=_params.FiniteArray(), means_prior=_params.FiniteArray(), means_weight=_params.FiniteArray(),
+        weights_prior=_params.FiniteArray(non_negative=True), means_prior=_params.FiniteArray(),
+        means_weight=_params.FiniteArray(non_negative=True),
         covars_prior=_params.Optional(_params.FiniteArray()), covars_weight=_params.Optional(_params.FiniteArray()),
     )
 
@@ -117,8 +118,9 @@ class GMMHMM(_BaseHMM):
         self.covariance_type = covariance_type
 
     def _advice(self, s) -> str:
-        return (f"set min_covar > 0 (now {s.min_covar:g}) to floor a collapsed covariance, give covars_prior a "
-                "proper prior, lower n_mix or n_components, or standardise X")
+        floor = "set min_covar > 0" if s.min_covar <= 0 else "raise min_covar"
+        return (f"{floor} (now {s.min_covar:g}) to floor a collapsed covariance, give covars_prior a proper prior, "
+                "lower n_mix or n_components, or standardise X")
 
     def _prior(self, s) -> GMMPrior:
         return GMMPrior(s.weights_prior, s.means_prior, s.means_weight, s.covars_prior, s.covars_weight)

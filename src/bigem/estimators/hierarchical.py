@@ -67,6 +67,8 @@ class HCTree:
 
     def labels(self, k: int) -> np.ndarray:
         """Classes 0..k-1 of the rows merged (mclust's ``hclass``; ``qclass`` for one feature)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ParameterError(f"labels(k) takes the number of classes, an int; got {k!r}")
         if not 1 <= k <= self.n_merged:
             raise ParameterError(
                 f"the hierarchical start holds {self.n_merged} rows and cannot give {k} classes; raise max_rows "

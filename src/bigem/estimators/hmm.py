@@ -59,7 +59,7 @@ from ..models.summary import RowSummary, Summariser
 from ..sources import Files, describe_input, open_source, sequence_lengths
 from ..sources import identity
 from ..sources.dask import is_dask_collection
-from ..sources.inputs import RowsInOrder, feature_names_of, has_column_names, id_column_blocks
+from ..sources.inputs import RowsInOrder, checked_columns, feature_names_of, has_column_names, id_column_blocks
 from ..sources.arrays import Centre
 from ..sources.sequences import SequenceBatches, check_lengths
 from ..sources.sinks import Sink, check_output_path
@@ -361,6 +361,7 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         :class:`DaskSequences`). Rows of translatable emissions (Gaussians) lose a shift
         where float32 would lose digits (see ``sources.arrays.choose_shift``); the rows'
         source says which (``source.rows.shift``)."""
+        columns = checked_columns(columns)
         if sequence_column is not None and lengths is not None:
             raise DataError(
                 "both lengths and sequence_column were given; pass one: the lengths of the sequences, "
@@ -1392,7 +1393,7 @@ class GaussianHMM(_BaseHMM):
         covariance_type=_params.Choice(NAMES),
         min_covar=_params.Float(0.0),
         means_prior=_params.FiniteArray(),
-        means_weight=_params.FiniteArray(),
+        means_weight=_params.FiniteArray(non_negative=True),
         covars_prior=_params.FiniteArray(),
         covars_weight=_params.FiniteArray(),
     )
@@ -1492,6 +1493,11 @@ class GaussianHMM(_BaseHMM):
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}"
                 )
             self.means_ = self._kmeans_centres(s, source, K, generator, engine)
+        else:  # means_ set by hand: its width is the data's, said before the covariances it would mismatch
+            width = np.shape(self.means_)[-1] if np.ndim(self.means_) == 2 else None
+            if width is not None and width != source.n_features:
+                raise ParameterError(f"means_ has {width} features but X has {source.n_features}; set means_ of shape "
+                                     f"({K}, {source.n_features}), or put 'm' in init_params")
         if self._needs_init(s, "c", "covars_", "_covars_"):
             cov = summary.covariance
             D = cov.shape[0]
@@ -1727,7 +1733,8 @@ class PoissonHMM(_BaseHMM):
     _emission_letters = "l"
     _emission_attributes = ("lambdas_",)
     _integer_data = True
-    _constraints = dict(_common("l"), lambdas_prior=_params.FiniteArray(), lambdas_weight=_params.FiniteArray())
+    _constraints = dict(_common("l"), lambdas_prior=_params.FiniteArray(non_negative=True),
+                        lambdas_weight=_params.FiniteArray(non_negative=True))
 
     def __init__(
         self,

@@ -171,7 +171,7 @@ class StepMix(EstimatorBase):
         rel_tol=_params.Float(0.0), max_iter=_params.Int(1, at_most=_params.MAX_ITER),
         n_init=_params.Int(1, at_most=_params.MAX_INIT), save_param_init=_params.Flag(),
         init_params=_params.Choice(("kmeans", "random")), random_state=_params.Seed(), verbose=_params.Truthy(),
-        progress_bar=_params.Passed(), measurement_params=_params.Passed(), structural_params=_params.Passed(),
+        progress_bar=_params.Passed(), measurement_params=_params.Mapping(), structural_params=_params.Mapping(),
     )
 
     def __init__(self, n_components=2, *, n_steps=1, measurement="bernoulli", structural="gaussian_unit",
@@ -342,6 +342,7 @@ class StepMix(EstimatorBase):
             run = self._mm
         else:
             with _stepmix_words(2), relative_tolerance(s.rel_tol):
+                _refuse_unmodelled_gaps(s.structural, Y)
                 self._sm = self._structural_model(s, measurement).fit(X, Y, sample_weight=sample_weight)
             self._mm = self._sm.measurement_
             run = self._sm if np.isfinite(self._sm.lower_bound_) else self._mm  # naive and BCH do no EM
@@ -916,6 +917,33 @@ def _without_outcomes(params: dict, model: str, where: str) -> dict:
                              "does where max_n_outcomes or total_outcomes is None; it does not pad the columns to "
                              f"given ones ({outcomes}): drop one or both")
     return params
+
+
+def _refuse_unmodelled_gaps(descriptor, Y) -> None:
+    """NaN in Y's columns whose model is not a '_nan' one is refused, as StepMix refuses it
+    (bigem's structural model would take it as a gap): the advice names the '_nan'
+    models (see ``_stepmix_words``)."""
+    from ..sources.validate import raise_not_finite
+
+    frame = native_frame(Y)
+    if isinstance(Y, str) or hasattr(frame, "columns") and not hasattr(frame, "to_numpy"):
+        return  # columns of X's files: read with X, where the structural model checks them
+    try:
+        y = np.asarray(frame.to_numpy(dtype=np.float64, na_value=np.nan) if hasattr(frame, "to_numpy")
+                       and hasattr(frame, "columns") else frame, dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # not numbers: the structural model names what it holds
+    y = y.reshape(len(y), -1)
+    if isinstance(descriptor, str):
+        columns = [] if descriptor.endswith("_nan") else list(range(y.shape[1]))
+    else:
+        columns = [j for b in _blocks(descriptor) if not b.model.endswith("_nan") for j in range(b.columns.start,
+                                                                                                  b.columns.stop)]
+    columns = [j for j in columns if j < y.shape[1]]
+    gaps = np.isnan(y[:, columns]) if columns else np.zeros((len(y), 0), bool)
+    if gaps.any():
+        row, at = np.argwhere(gaps)[0]
+        raise_not_finite(int(gaps.sum()), 0, int(row), "Y", column=int(columns[at]))
 
 
 def _blocks(descriptor, role: str = "", known: dict | None = None, width: int | None = None) -> list[_Block]:

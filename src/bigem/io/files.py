@@ -65,6 +65,9 @@ def check_output_path(out: object, formats: tuple[str, ...] | None = None, input
     extension (``formats``, e.g. ('.csv', '.npy'); None: any), and not one of the
     ``inputs``. A symbolic link is checked at its final target. ``what`` names the output
     in messages ("table", "picture", ...). Raises :class:`OutputPathError`."""
+    if not isinstance(out, (str, os.PathLike)):
+        raise OutputPathError(f"the {what or 'output'} path must be a str or os.PathLike (a file name), got "
+                              f"{type(out).__name__}")
     path = local_path(os.fspath(out))
     name = f"{what} {path}" if what else path
     if is_url(path):

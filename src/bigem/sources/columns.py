@@ -17,6 +17,7 @@ from .labels import learn_classes
 from .npy import column_indices
 from .paths import expand_paths
 from .schema import coarse_type, observed
+from .validate import check_shape
 from .validate import refuse_sparse
 
 
@@ -89,9 +90,13 @@ def describe_columns(X, columns: list[str] | None = None, exclude: tuple[str, ..
     if isinstance(X, Tensor):
         kind = "bool" if X.dtype == torch.bool else "float" if X.is_floating_point() else "integer"
         return None, [kind] * (int(X.shape[1]) if X.ndim == 2 else 1)
-    arr = np.asarray(X)
-    width = arr.shape[1] if arr.ndim == 2 else 1
-    if arr.dtype.kind == "O" and arr.ndim == 2:
+    from .inputs import as_table
+
+    arr = as_table(X)  # None, a ragged list: the message the other families give
+    if arr.ndim != 2:
+        check_shape(arr.shape)
+    width = arr.shape[1]
+    if arr.dtype.kind == "O":
         return None, [_object_type(arr[:, j]) for j in range(width)]
     return None, [coarse_type(arr.dtype)] * width
 
@@ -124,6 +129,9 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     X = native_frame(X)
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
         by_name = {str(c): c for c in X.columns}  # names are strings; a frame's own may be integers
+        if label_column is not None and label_column not in by_name:
+            raise DataError(f"y={label_column!r} names a label column, but X has no column {label_column!r}; it has "
+                            f"{list(by_name)}")
         cats = {j: observed(X[by_name[names[j]]], label(j)) for j in categorical}
         classes = set() if label_column is None else learn_classes(X[by_name[label_column]],
                                                                    f"label column {label_column!r}")

@@ -5,6 +5,7 @@ or a Source object. :func:`open_source` is the one entry point the estimators us
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,22 @@ from .validate import (
     to_numeric_array,
 )
 
+
+
+def checked_columns(columns: object) -> list | None:
+    """``columns=`` as a list of column names (0-based indices for a .npy file), or None;
+    one name alone, a number alone, or anything else is refused with the fix."""
+    if columns is None:
+        return None
+    if isinstance(columns, (str, bytes, numbers.Number)) or not hasattr(columns, "__iter__") or isinstance(columns, dict):
+        raise DataError(f"columns= must be a list of column names (0-based indices for a .npy file), got "
+                        f"{columns!r}; for one column pass a list of it, columns=[{columns!r}]")
+    listed = list(columns)
+    bad = [c for c in listed if not isinstance(c, (str, numbers.Integral)) or isinstance(c, bool)]
+    if bad:
+        raise DataError(f"columns= lists {bad[0]!r}, which is neither a column name nor a 0-based index; give names "
+                        "(strings), or indices for a .npy file")
+    return listed
 
 
 def feature_names_of(x: object) -> list[str] | None:
@@ -439,6 +456,9 @@ def open_source(
         raise DataError(
             f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got {X!r}"
         )
+    if type(X).__name__ == "Tokens" and type(X).__module__.startswith("bigem."):
+        raise DataError("Tokens (documents as lists of word ids) are read by MultinomialMixture and MultinomialHMM, "
+                        "the families of word counts; this estimator reads rows of numbers")
     X = native_frame(X)  # polars, Arrow: read as a pandas frame (dictionary columns as categoricals)
     is_frame = hasattr(X, "columns") and hasattr(X, "dtypes")
     if isinstance(labels, LabelColumn):
@@ -476,7 +496,7 @@ def open_source(
         if schema is not None and schema.encodes():
             x = schema.encode_codes(X.detach().to("cpu", torch.float64)).to(device=held, dtype=dtype)
     elif schema is not None:
-        arr = _as_table(X, is_frame)
+        arr = as_table(X, is_frame)
         check_shape(arr.shape, min_rows=min_rows, by=by)
         _check_width(schema, arr.shape[1])
         arr = schema.encode_frame(X) if is_frame else schema.encode_array(arr)
@@ -502,7 +522,11 @@ def open_source(
     # messages name a frame's column by its label, whatever its type (a frame whose labels are
     # not all strings has no feature names, but its reader finds column 20 as df[20])
     labels = names if names is not None or not is_frame else frame_columns(X)
-    validate_finite(TensorSource(x, None, rows, labels), "X", gaps, every_column, offer)  # where the rows are held
+    try:
+        validate_finite(TensorSource(x, None, rows, labels), "X", gaps, every_column, offer)  # where the rows are held
+    except DataError:
+        _refuse_beyond_the_dtype(X, x.dtype, labels)  # a finite value the cast made infinite, named as it is
+        raise
     if watch is not None:
         watch.update(x)
         watch.finish()
@@ -511,10 +535,37 @@ def open_source(
     return source
 
 
-def _as_table(X: object, is_frame: bool) -> np.ndarray:
+def _refuse_beyond_the_dtype(X: object, dtype: torch.dtype, names) -> None:
+    """On the error path of a NaN/inf check: where X itself is finite at the first value
+    the cast to ``dtype`` made infinite (1e39 in float32), say so, and how to keep it."""
+    if dtype == torch.float64:
+        return
+    values = X.detach().cpu().double().numpy() if isinstance(X, Tensor) else None
+    if values is None:
+        try:
+            values = np.asarray(_dataframe_to_numpy(X) if hasattr(X, "columns") and hasattr(X, "dtypes") else X,
+                                dtype=np.float64)
+        except (TypeError, ValueError):
+            return
+    if values.ndim != 2:
+        return
+    top = float(torch.finfo(dtype).max)
+    with np.errstate(invalid="ignore"):
+        beyond = np.isfinite(values) & (np.abs(values) > top)
+    if beyond.any():
+        row, col = (int(i) for i in np.argwhere(beyond)[0])
+        raise DataError(f"X holds {values[row, col]:.6g} at row {row}, column {column_label(names, col)!r}, beyond "
+                        f"the range of {str(dtype).replace('torch.', '')} (about {top:.3g}), which the fit computes in: "
+                        "pass dtype='float64', or rescale X") from None
+
+
+def as_table(X: object, is_frame: bool = False) -> np.ndarray:
     """X as a 2-D array for shape checks and encoding (objects kept: strings are categories)."""
     if is_frame:
         return np.empty((len(X), len(X.columns)), dtype=np.uint8)  # the shape only; encode_frame reads the columns
+    if X is None or isinstance(X, (bytes, dict)):
+        raise DataError(f"X must be an array, tensor, DataFrame, a path (file, folder or glob) or a Source; got "
+                        f"{type(X).__name__}")
     try:
         arr = np.asarray(X)
     except (TypeError, ValueError) as exc:

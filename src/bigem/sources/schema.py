@@ -172,6 +172,11 @@ def observed(values, label: str) -> set:
                 raise DataError(f"{label} holds {arr[frac][0].item()!r}, which is not a whole number: a categorical "
                                 "column takes strings, integers or booleans; round or bin it, or model it as a "
                                 "Gaussian column")
+            huge = np.abs(arr) > 2.0**53  # beyond the whole numbers a float holds exactly (and int64's range)
+            if huge.any():
+                raise DataError(f"{label} holds {arr[huge][0].item()!r}, too large to be a category's code (codes "
+                                "are integers up to 2**53 in a float column); recode the column, or model it as a "
+                                "Gaussian column")
         if arr.dtype.kind in "biuf":
             items = np.unique(arr).tolist()
         else:

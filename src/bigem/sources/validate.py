@@ -92,6 +92,10 @@ def to_numeric_array(x: object, name: str = "X") -> np.ndarray:
         raise DataError(f"Complex data not supported: {name} has dtype {arr.dtype}; pass real numbers.")
     if arr.dtype.kind in "fiub":
         return arr
+    if arr.dtype.kind in "mM":  # numpy would give days (or seconds) since 1970, without a word
+        raise NonNumericDataError(f"{name} is not numeric (dtype {arr.dtype}): dates and times are not features as "
+                                  "they are; convert them to numbers you choose (days since an origin, a day of the "
+                                  "week, ...), or drop them")
     try:
         return arr.astype(np.float64)
     except (TypeError, ValueError) as exc:
