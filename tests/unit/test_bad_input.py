@@ -1298,7 +1298,7 @@ def test_a_hand_set_means_of_another_width_is_named_not_the_covariances():
     X = _blobs_frame().to_numpy()
     hmm = bigem.GaussianHMM(2, init_params="stc")
     hmm.means_ = np.zeros((2, 5))
-    with pytest.raises(ParameterError, match=r"^means_ has 5 features but X has 3; set means_ of shape \(2, 3\)"):
+    with pytest.raises(ParameterError, match=r"^means_ holds 5 columns but X has 3 features: give it 3 columns"):
         hmm.fit(X)
 
 

@@ -1493,11 +1493,13 @@ class GaussianHMM(_BaseHMM):
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}"
                 )
             self.means_ = self._kmeans_centres(s, source, K, generator, engine)
-        else:  # means_ set by hand: its width is the data's, said before the covariances it would mismatch
+        elif self._needs_init(s, "c", "covars_", "_covars_"):
+            # means_ set by hand, covariances from X: a width that is not X's is the means' (the
+            # covariances made to X's width were blamed), in _fit_start's words
             width = np.shape(self.means_)[-1] if np.ndim(self.means_) == 2 else None
             if width is not None and width != source.n_features:
-                raise ParameterError(f"means_ has {width} features but X has {source.n_features}; set means_ of shape "
-                                     f"({K}, {source.n_features}), or put 'm' in init_params")
+                raise ParameterError(f"means_ holds {width} columns but X has {source.n_features} features: give it "
+                                     f"{source.n_features} columns, or fit on {width} of X's columns")
         if self._needs_init(s, "c", "covars_", "_covars_"):
             cov = summary.covariance
             D = cov.shape[0]
