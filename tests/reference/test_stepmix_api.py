@@ -1006,3 +1006,6 @@ def test_progress_bar_prints_stepmixs_line_at_each_em(data, capsys, kw):
             cls(K, random_state=0, verbose=0, structural="gaussian_unit", **kw).fit(X, Y)
         printed.append(capsys.readouterr().out)
     assert printed[1] == printed[0] and printed[0].startswith("Fitting StepMix...\n")
+    with pytest.raises(ValueError):  # data refused: no line, as StepMix prints its line once the data are taken
+        bigem.StepMix(K, structural="gaussian_unit", **kw).fit(X[:, :0], Y)
+    assert capsys.readouterr().out == ""

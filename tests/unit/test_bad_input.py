@@ -1294,6 +1294,12 @@ def test_bad_arguments_get_bigems_words_not_a_raw_exception(call, error, message
             call(_blobs_frame())
 
 
+def test_a_model_file_path_may_be_bytes(tmp_path):
+    path = tmp_path / "m.bigem"
+    GaussianMixture(2, random_state=0).fit(_blobs_frame().to_numpy()).save(path)
+    assert type(bigem.load(bytes(path))).__name__ == "GaussianMixture"
+
+
 def test_a_hand_set_means_of_another_width_is_named_not_the_covariances():
     X = _blobs_frame().to_numpy()
     hmm = bigem.GaussianHMM(2, init_params="stc")

@@ -216,6 +216,10 @@ def test_a_file_unlike_the_first_is_named_before_the_workers_read(client, data, 
     with pytest.raises(DataError, match=r"p1\.parquet: no column\(s\) \['b'\]; the file has \['a', 'c', 'd'\]\. "
                        r"Check the spelling \(names are case-sensitive\) or the columns= you passed"):
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"), columns=["a", "b"])
+    with pytest.raises(DataError, match=r"p0\.parquet: no column\(s\) \['e'\]"):  # the first file too
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"), columns=["a", "e"])
+    with pytest.raises(DataError, match=r"^columns lists \['a'\] more than once; name each feature once"):
+        GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "*.parquet"), columns=["a", "c", "a"])
     df.iloc[450:].assign(b="x").to_parquet(tmp_path / "p1.parquet")
     with pytest.raises(DataError, match=r"p1\.parquet: column 'b' holds text values, where .*p0\.parquet holds "
                        r"numeric: give every file the same column types"):

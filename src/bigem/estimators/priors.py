@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from .._core.errors import ConvergenceWarning, ParameterError
+from .._core.errors import ConvergenceWarning, LikelihoodDecreaseWarning, NumericalError, ParameterError
 from .._core.protocols import Task
 from ..em.init import RandomResponsibilities
 from ..models.covariance import MclustPrior, Structure
@@ -76,6 +76,7 @@ class DescribedPrior(MclustPrior):
 # mean log-likelihood that ends them (SQUAREM's passes: a few dozen where plain EM took 110)
 GAP_MOMENTS_PASSES = 500
 GAP_MOMENTS_TOL = 1e-12
+GAP_MOMENTS_RIDGE = 1e-10
 
 
 def data_moments(source, engine, gaps: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -102,18 +103,30 @@ def data_moments(source, engine, gaps: bool = False) -> tuple[torch.Tensor, torc
     stats = engine.reduce(task, source)
     mean, cov, n = _moments(stats)
     if gaps:
-        start = model.m_step(stats).params  # the first pass's (the gaps completed by the centre)
+        # a ridge of GAP_MOMENTS_RIDGE of the largest variance: a constant or collinear column
+        # has a singular covariance, which the complete rows' one pass gives as it is, and
+        # EM's M-step would refuse
+        ridge = GAP_MOMENTS_RIDGE * max(float(torch.diagonal(cov).abs().max()), torch.finfo(torch.float64).tiny)
+        model = MixtureModel(GaussianComponent("full", ridge, torch.float64, gaps=True), 1, torch.float64)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1, max_iter=GAP_MOMENTS_PASSES,
-                             tol=GAP_MOMENTS_TOL, accelerate="squarem")
+            try:
+                start = model.m_step(stats).params  # the first pass's (the gaps completed by the centre)
+                best, _ = fit_em(model, engine, source, lambda restart: start, n_init=1,
+                                 max_iter=GAP_MOMENTS_PASSES, tol=GAP_MOMENTS_TOL, accelerate="squarem")
+            except NumericalError as exc:
+                raise NumericalError(f"the data's mean and covariance under missing values (the prior's centre and "
+                                     f"scale) could not be estimated ({exc}); pass prior={{'mean': ..., 'scale': ...}} "
+                                     "yourself") from None
         if not best.converged:
             warnings.warn(f"the data's mean and covariance under missing values (the prior's centre and scale) did "
                           f"not settle in {GAP_MOMENTS_PASSES} passes of EM: a column observed in very few rows "
                           "leaves them poorly determined; pass prior={'mean': ..., 'scale': ...} yourself, or drop "
                           "that column", ConvergenceWarning, stacklevel=4)
         for w in caught:
-            if not issubclass(w.category, ConvergenceWarning):
+            # (on singular data the ridge, added after the M-step's maximum, is no exact EM step,
+            # and the objective may fall: a regulariser's centre and scale need no more)
+            if not issubclass(w.category, (ConvergenceWarning, LikelihoodDecreaseWarning)):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         g = best.params.component
         mean, cov = g.means[0].double(), g.covariances[0].double() * n / max(n - 1.0, 1.0)

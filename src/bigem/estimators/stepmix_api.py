@@ -152,7 +152,8 @@ class StepMix(EstimatorBase):
     verbose : int, default=0
         1: StepMix's report after ``fit``.
     progress_bar : int, default=1
-        Taken for StepMix's signature (0, 1 or 2); nothing is printed.
+        0, 1 or 2, as StepMix takes it: above 0, StepMix's "Fitting StepMix..." line for
+        each EM of the fit (its bars are not drawn).
     measurement_params : dict or None, default=None
         ``{'reg_covar': ...}`` for a Gaussian measurement model; any other key is a
         ParameterError naming it.
@@ -272,9 +273,10 @@ class StepMix(EstimatorBase):
         if y is not None and Y is None:
             Y = y
         s = self._checked_settings()
-        # StepMix prints its line at each EM its fit runs: two for two steps and for ML's three
-        self._say_fitting(2 if Y is not None and (s.n_steps == 2 or s.correction == "ML") else 1)
         self._fit(X, Y, sample_weight, s)
+        # StepMix's line at each EM its fit ran (two for two steps and for ML's three), once the
+        # data were taken, as StepMix prints it (said after the fit: the same lines on stdout)
+        self._say_fitting(2 if Y is not None and (s.n_steps == 2 or s.correction == "ML") else 1)
         if self.verbose == 1:  # StepMix's test: 2 prints no report
             self.report(X, Y, sample_weight=sample_weight)
         return self
@@ -290,7 +292,6 @@ class StepMix(EstimatorBase):
             raise ParameterError("log_emission_pm: bigem's ML correction runs inside fit; pass n_steps=3, "
                                  "correction='ML' and call fit(X, Y)")
         s = self._checked_settings()
-        self._say_fitting(1)
         if Y is None:
             self._fit(X, None, sample_weight, s)
         elif freeze_measurement:
@@ -300,6 +301,7 @@ class StepMix(EstimatorBase):
             self._fit(X, Y, sample_weight, dataclasses.replace(s, n_steps=2, correction=None), self._mm)
         else:
             self._fit(X, Y, sample_weight, dataclasses.replace(s, n_steps=1, correction=None))
+        self._say_fitting(1)
         return self
 
     def m_step_structural(self, resp, Y, sample_weight=None):

@@ -65,9 +65,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
     Only a regular file is read (a FIFO would block, a device never end), and never more
     than it declares: the 8-byte length, a header of at most 100 MB, then the tensors'
     bytes, whose total must be the rest of the file."""
-    if not isinstance(path, (str, os.PathLike)):
+    if not isinstance(path, (str, bytes, os.PathLike)):
         raise ModelFileError(f"a model file's path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     bad = f"{path}: not a valid bigem model file"
     with _open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size

@@ -81,8 +81,8 @@ def read_paths(X: object) -> list[str]:
                           if isinstance(v, (str, os.PathLike))]
         for task in dict(X.__dask_graph__()).values():
             visit(task, 0)
-    except Exception:  # another Dask's layout: no paths, and no failure for it
-        return list(dict.fromkeys(p for p in found if "://" not in p))
+    except Exception:  # another Dask's layout: the paths found so far, and no failure for it
+        pass
     local = [p[len("file://"):] if p.startswith("file://") else p for p in found]
     return list(dict.fromkeys(p for p in local if "://" not in p))
 
@@ -869,9 +869,13 @@ def _same_columns(files: list[str], columns_of, used: list[str] | None) -> None:
     set of columns; else one that lacks a column in ``used``; and a used column whose
     kind differs from the first file's. ``columns_of`` gives a file's {name: kind} from
     its metadata or header (kind None: not known)."""
+    if used is not None:
+        twice = sorted({c for c in used if used.count(c) > 1})
+        if twice:
+            raise DataError(f"columns lists {twice} more than once; name each feature once")
     first = columns_of(files[0])
-    for path in files[1:]:
-        have = columns_of(path)
+    for path in files[1:] if used is None else files:
+        have = first if path == files[0] else columns_of(path)
         if used is None:
             missing, extra = [c for c in first if c not in have], [c for c in have if c not in first]
             if missing or extra:

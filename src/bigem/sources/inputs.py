@@ -525,7 +525,7 @@ def open_source(
     try:
         validate_finite(TensorSource(x, None, rows, labels), "X", gaps, every_column, offer)  # where the rows are held
     except DataError:
-        _refuse_beyond_the_dtype(X, x.dtype, labels)  # a finite value the cast made infinite, named as it is
+        _refuse_beyond_the_dtype(X, x.dtype, labels, gaps)  # a finite value the cast made infinite, named as it is
         raise
     if watch is not None:
         watch.update(x)
@@ -535,9 +535,10 @@ def open_source(
     return source
 
 
-def _refuse_beyond_the_dtype(X: object, dtype: torch.dtype, names) -> None:
+def _refuse_beyond_the_dtype(X: object, dtype: torch.dtype, names, gaps: bool = False) -> None:
     """On the error path of a NaN/inf check: where X itself is finite at the first value
-    the cast to ``dtype`` made infinite (1e39 in float32), say so, and how to keep it."""
+    the cast to ``dtype`` made infinite (1e39 in float32), say so, and how to keep it (a
+    NaN, unless ``gaps`` allows it, is said first, as it is without the cast)."""
     if dtype == torch.float64:
         return
     values = X.detach().cpu().double().numpy() if isinstance(X, Tensor) else None
@@ -547,7 +548,7 @@ def _refuse_beyond_the_dtype(X: object, dtype: torch.dtype, names) -> None:
                                 dtype=np.float64)
         except (TypeError, ValueError):
             return
-    if values.ndim != 2:
+    if values.ndim != 2 or not gaps and np.isnan(values).any():
         return
     top = float(torch.finfo(dtype).max)
     with np.errstate(invalid="ignore"):
