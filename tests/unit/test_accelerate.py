@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import bigem
 from bigem import GaussianHMM, GaussianMixture, load
 from bigem._core.errors import ConvergenceWarning, ParameterError
 from bigem.datasets import load_faithful
@@ -307,6 +308,22 @@ def test_aitken_needs_three_values_and_falls_back_to_the_gain_off_linear():
     assert aitken_converged([1.0, 1.0, 1.0], 1e-9)  # flat: no rate, the gain decides
     assert not aitken_converged([1.0, 2.0, 4.0], 1.0)  # accelerating (a > 1): gain 2 >= tol
     assert aitken_converged([1.0, 2.0, 2.5], 1.0)  # linear, a = 0.5: limit 3.0, within 1 of 2.5
+
+
+def test_aitken_is_never_looser_than_the_gain_rule():
+    """Right after a jump the rate from three values is near 0, and the limit lies beside
+    the last value: a change of 1.0 ended the run at tol=0.1 (a BayesianGaussianMixture
+    stopped 31 nats short, a cluster split in two, converged and silent)."""
+    jump = [-1200.0, -1150.0, -1149.02]  # a = 0.0196: |limit - last| = 0.0196 < 0.1, the change 0.98 is not
+    assert not aitken_converged(jump, 0.1)
+    assert aitken_converged(jump[:2] + [-1149.95], 0.1)  # the change below tol too
+    rs = np.random.RandomState(0)
+    X = np.vstack([rs.randn(200, 3), rs.randn(200, 3) * 0.5 + [4, 4, 0], rs.randn(200, 3) * [1, 2, 0.3] + [-3, 5, 2]])
+    kw = dict(n_components=5, random_state=0)
+    gain = bigem.BayesianGaussianMixture(**kw).fit(X)
+    aitken = bigem.BayesianGaussianMixture(**kw, stopping="aitken").fit(X)
+    assert aitken.n_iter_ >= gain.n_iter_ and aitken.lower_bound_ >= gain.lower_bound_ - 1e-6
+    assert (aitken.weights_ > 0.05).sum() == 3
 
 
 def test_aitken_stopping_lands_within_tol_of_the_optimum(overlapping):

@@ -123,7 +123,11 @@ class Squarem:
 
 def aitken_converged(values: list[float], tol: float) -> bool:
     """Whether the Aitken-extrapolated limit of the last three objectives is within ``tol``
-    of the last (the gain rule where the sequence is not converging linearly)."""
+    of the last, and the last change is below ``tol`` too (the gain rule where the
+    sequence is not converging linearly). The rule is never looser than the gain rule:
+    right after a large jump the rate estimated from three values can be near 0 (0.019
+    measured), which put the limit beside the last value and ended a fit 31 nats short
+    with a cluster still split in two."""
     if len(values) < 3:
         return False
     l0, l1, l2 = values[-3:]
@@ -133,4 +137,4 @@ def aitken_converged(values: list[float], tol: float) -> bool:
     if not 0.0 < a < 1.0:
         return abs(l2 - l1) < tol
     limit = l1 + (l2 - l1) / (1.0 - a)
-    return abs(limit - l2) < tol
+    return max(abs(limit - l2), abs(l2 - l1)) < tol
