@@ -32,4 +32,12 @@ def __getattr__(name: str):
         from .sources.counts import Tokens
 
         return Tokens
+    if name in _SUBMODULES:  # bigem.plot.plot_profile(...) after a plain `import bigem`, as the docs write it
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'bigem' has no attribute {name!r}")
+
+
+# the public submodules, imported when first named (each pulls in its own optional packages)
+_SUBMODULES = ("plot", "datasets", "errors", "stepmix")

@@ -345,3 +345,19 @@ def test_verbose_lines_are_written_above_the_bar(capsys):
     assert written and written[0].startswith("Initialization 0")
     captured = capsys.readouterr()
     assert "Initialization" not in captured.err and "Initialization 0" in captured.out
+
+
+def test_the_public_submodules_are_reached_from_a_plain_import():
+    """The docs write bigem.plot.plot_profile(...) after `import bigem`; it raised AttributeError."""
+    import subprocess
+    import sys
+
+    code = ("import bigem; print(bigem.plot.plot_profile.__name__, bigem.datasets.load_faithful.__name__, "
+            "bigem.errors.PrecisionWarning.__name__, bigem.stepmix.StepMix.__name__)")
+    here = os.path.dirname(os.path.dirname(bigem.__file__))  # the bigem under test
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(
+        filter(None, [here, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["plot_profile", "load_faithful", "PrecisionWarning", "StepMix"]
+    with pytest.raises(AttributeError, match="module 'bigem' has no attribute 'nothing'"):
+        bigem.nothing  # noqa: B018
