@@ -262,11 +262,17 @@ class StructuralModel(EstimatorBase):
             if generator is not None:
                 generator.settle()
             params, result = best.params, (best.n_iter, best.converged, best.lower_bound)
+        return self._take_fit(model, params, result, families, measurement, names, gaps, error)
+
+    def _take_fit(self, model, params, result, families, measurement, names, gaps, error=None):
+        """Take the fit's parameters and the measurement model they stand beside; ``result``:
+        (n_iter, converged, lower bound); ``error``: the three steps' classification error."""
         self.measurement_, self._gaps, self.structural_names_ = measurement, gaps, names
         self._error_ = np.zeros((0, 0)) if error is None else error.numpy().copy()
         self._fitted_model, self._fitted_params = model, params
         # the weights the fitted measurement model holds (one step's are the joint fit's)
-        self._conditional, self._log_w = conditional, torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
+        self._conditional = "covariate" in families  # the covariates give the class probabilities
+        self._log_w = torch.as_tensor(np.log(measurement.weights_), dtype=torch.float64)
         self.n_iter_, self.converged_, self.lower_bound_ = result
         self._publish(model, params, families, measurement)
         return self
@@ -303,15 +309,7 @@ class StructuralModel(EstimatorBase):
         engine = LocalEngine()
         start = self._start(model, engine, source, K, means)
         params, result = self._given(model, engine, source, start, families, s, gaps)
-        self.measurement_, self._gaps, self.structural_names_ = measurement, gaps, names
-        self._error_ = np.zeros((0, 0))
-        self._fitted_model, self._fitted_params = model, params
-        conditional = "covariate" in families
-        self._conditional, self._log_w = conditional, torch.as_tensor(np.log(measurement.weights_),
-                                                                      dtype=torch.float64)
-        self.n_iter_, self.converged_, self.lower_bound_ = result
-        self._publish(model, params, families, measurement)
-        return self
+        return self._take_fit(model, params, result, families, measurement, names, gaps)
 
     def _one_step(self, measurement, rows, start, families, sizes, s, conditional, gaps, drawn: bool):
         """Every parameter at once: EM over [X as the measurement model reads it | Y],

@@ -27,7 +27,7 @@ from .arrays import chunk_rows_for_budget
 from .arrays import PROBE_ROWS, choose_shift
 from .paths import expand_paths
 from .validate import (ColumnsSeen, NonNumericDataError, check_shape, check_values, check_weight_not_a_feature,
-                       column_label, raise_not_finite)
+                       column_label, files_disagree, raise_not_finite)
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 DASK_FILE_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -879,12 +879,7 @@ def _same_columns(files: list[str], columns_of, used: list[str] | None) -> None:
         if used is None:
             missing, extra = [c for c in first if c not in have], [c for c in have if c not in first]
             if missing or extra:
-                differ = f"no {missing}" if missing else f"also {extra}"
-                raise DataError(
-                    f"the files disagree on their columns: with no columns= given, the features are the columns of "
-                    f"the first file, {files[0]} ({list(first)}), but {path} has {list(have)} ({differ}). Read files "
-                    "of one data set (a folder of them alone, or a glob such as 'data/*.parquet'), or pass columns= "
-                    "naming the columns to use")
+                raise files_disagree(files[0], list(first), path, list(have), missing, extra)
         else:
             missing = [c for c in used if c not in have]
             if missing:

@@ -34,7 +34,7 @@ from .buffers import BufferPool
 from .parts import CutByRows
 from .remote import is_url, opened
 from .schema import BOOLEAN_TEXT, text_as, text_categories
-from .validate import NonNumericDataError, check_weight_not_a_feature, missing_fix
+from .validate import NonNumericDataError, check_weight_not_a_feature, files_disagree, missing_fix
 
 
 def import_pyarrow():
@@ -483,13 +483,7 @@ class TableSource(CutByRows):
         # a later file's extra column would be silently left out of the features
         extra = [c for c in names if c not in first.schema.names] if self._inferred else []
         if inferred or extra:
-            differ = f"no {inferred}" if inferred else f"also {extra}"
-            raise DataError(
-                f"the files disagree on their columns: with no columns= given, the features are the columns of the "
-                f"first file, {first.path} ({list(first.schema.names)}), but {reader.path} has {names} ({differ}). "
-                "Read files of one data set (a folder of them alone, or a glob such as 'data/*.parquet'), or pass "
-                "columns= naming the columns to use"
-            )
+            raise files_disagree(first.path, list(first.schema.names), reader.path, names, inferred, extra)
         if missing:
             raise DataError(
                 f"{reader.path}: no column(s) {missing}; the file has {names}. "

@@ -327,3 +327,13 @@ class CheckedSource:
 
     def split(self, count: int) -> list[CheckedSource]:
         return [CheckedSource(p, self.check) for p in self.inner.split(count)]
+
+
+def files_disagree(first: str, first_names: list, path: str, names: list, missing: list, extra: list) -> DataError:
+    """The error for a file whose columns are not the first file's, where the features are
+    the first file's columns (no columns= given): both files named, and what differs."""
+    differ = f"no {missing}" if missing else f"also {extra}"
+    return DataError(
+        f"the files disagree on their columns: with no columns= given, the features are the columns of the first "
+        f"file, {first} ({list(first_names)}), but {path} has {list(names)} ({differ}). Read files of one data set "
+        "(a folder of them alone, or a glob such as 'data/*.parquet'), or pass columns= naming the columns to use")
