@@ -203,6 +203,8 @@ def test_latent_class_criteria_are_in_the_table_and_choose_their_minimum():
             else:
                 assert row["relative_entropy"] == pytest.approx(est.relative_entropy(X), rel=1e-12)
                 assert 0.0 < row["relative_entropy"] <= 1.0
+        heads = result.summary().splitlines()  # a family without covariance types: named by its class
+        assert "CategoricalMixture,3" in heads[1] and "None" not in heads[1] and "mclust" not in heads[0]
 
 
 def test_the_command_line_offers_every_criterion():

@@ -138,10 +138,13 @@ class SelectionResult:
                     and math.isfinite(r[criterion])]
         ranked = sorted(eligible, key=lambda i: (self.table[i][criterion], self.table[i]["n_components"], i))[:n]
         name = criterion.upper()
-        labels = [f"{self.table[i]['covariance_type']},{self.table[i]['n_components']}" for i in ranked]
+        labels = [_label(self.table[i]) for i in ranked]
         values = [self.table[i][criterion] for i in ranked]
         width = max(12, *(len(label) + 2 for label in labels))
-        lines = [f"Best {name} values (bigem's sign: lower is better; mclust prints minus these, higher is better):",
+        gaussian = any(self.table[i]["covariance_type"] for i in ranked)
+        sign = ("bigem's sign: lower is better; mclust prints minus these, higher is better" if gaussian
+                else "lower is better")
+        lines = [f"Best {name} values ({sign}):",
                  " " * 10 + "".join(f"{label:>{width}}" for label in labels),
                  f"{name:<10}" + "".join(f"{v:>{width}.3f}" for v in values),
                  f"{name + ' diff':<10}" + "".join(f"{v - values[0]:>{width}.3f}" for v in values)]
@@ -173,6 +176,12 @@ class SelectionResult:
                 + f"{r['relative_entropy']:>7.3f} {r['n_iter']:>5} {r['seconds']:>7.2f}  {', '.join(notes)}"
             )
         return "\n".join(lines)
+
+
+def _label(row: dict) -> str:
+    """A candidate's name in a summary: mclust's "EEE,3" for a covariance type, else
+    the family's "CategoricalMixture,3" (a family without covariance types)."""
+    return f"{row['covariance_type'] or row['model']},{row['n_components']}"
 
 
 def select(
