@@ -258,3 +258,18 @@ def test_a_large_dirichlet_process_concentration_keeps_scikit_learns_bound(blobs
     ours, theirs = BayesianGaussianMixture(**kw).fit(X), SkBayesianGaussianMixture(**kw).fit(X)
     assert ours.n_iter_ == theirs.n_iter_
     assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-9)
+
+
+def test_each_iteration_updates_q_once(blobs, monkeypatch):
+    """The bound the driver reads and the M-step that follows are one update of q: the
+    posterior was computed twice per iteration, the same result at twice the M-step's cost."""
+    from bigem.models.variational import VariationalMixture
+
+    calls = []
+    real = VariationalMixture.posterior
+    monkeypatch.setattr(VariationalMixture, "posterior", lambda self, stats: calls.append(1) or real(self, stats))
+    bgm = BayesianGaussianMixture(n_components=4, random_state=0, max_iter=30, tol=0, dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        bgm.fit(blobs)
+    assert bgm.n_iter_ == 30 and len(calls) <= bgm.n_iter_ + 2

@@ -257,16 +257,28 @@ class VariationalMixture(MixtureModel):
     def m_step(self, stats: MixtureStats, params: Any = None) -> Step[VariationalParams]:
         """The variational update: an exact coordinate ascent step (nothing is re-seeded:
         a component the data do not use keeps its prior, which is how the model prunes)."""
-        check_statistics(stats)
-        q = self.posterior(stats)
-        return Step(q, Report(total=self.lower_bound(stats, q)))
+        step = self._update(stats)
+        self._last = None  # the driver asks for the objective first, then the step: both are one update
+        return step
 
     def objective(self, stats: MixtureStats) -> Objective:
         """The bound after the M-step these statistics lead to (scikit-learn's
         ``lower_bound_``), as a total: its weight is 1, so the driver's change and
         ``tol`` are in the total's units, as scikit-learn's are."""
+        return Objective(self._update(stats).report.total, 1.0)
+
+    def _update(self, stats: MixtureStats) -> Step[VariationalParams]:
+        """q and its bound from these statistics, computed once for the objective and the
+        M-step of the same statistics (the object itself is kept, so its identity cannot
+        be reused by another)."""
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is stats:
+            return last[1]
         check_statistics(stats)
-        return Objective(self.lower_bound(stats, self.posterior(stats)), 1.0)
+        q = self.posterior(stats)
+        step = Step(q, Report(total=self.lower_bound(stats, q)))
+        self._last = (stats, step)
+        return step
 
     def decrease_tolerance(self, params: VariationalParams, value: float) -> float:
         """The Gaussian mixture's rounding and regularisation bound per row (``reg_covar``
