@@ -2,6 +2,7 @@
 come from, on the data they try first (iris, 150 x 4).
 
 - GaussianMixture(3), each covariance type, 200 iterations at tol=0: scikit-learn's.
+- BayesianGaussianMixture(5), full and diag, 100 iterations at tol=0: scikit-learn's.
 - ``select(covariance_types="mclust")``, K = 1..9: mclust's ``mclustBIC`` in R.
 - ``MixtureClassifier()`` (MclustDA, float64): mclust's ``MclustDA`` in R.
 - GaussianHMM(3, diag), 600 x 3, 50 iterations: hmmlearn's.
@@ -10,7 +11,9 @@ Each time is the best of ``--repeats`` runs after a warm-up (numba's kernels com
 and cached). R runs where ``Rscript`` and mclust are installed (its own best of the
 same number of runs, timed inside R); otherwise its column is empty.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_small_data.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_small_data.py [--only Bayesian]
+
+``--only TEXT`` runs the cases whose label holds TEXT (R runs only for its cases).
 """
 
 from __future__ import annotations
@@ -52,12 +55,14 @@ def r_times(repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="", help="run only the cases whose label holds this text")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     for name in ("hmmlearn", "bigem"):  # the monitors' lines at tol=-1e300
         logging.getLogger(name).setLevel(logging.ERROR)
     from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
     from sklearn.datasets import load_iris
+    from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
     import bigem
@@ -66,7 +71,7 @@ def main() -> None:
     X, y = iris.data, iris.target
     rng = np.random.default_rng(0)
     sequence = (rng.normal(size=(4000, 4)) + rng.integers(0, 3, 4000)[:, None] * 3)[:600, :3]
-    r = r_times(args.repeats)
+    r = r_times(args.repeats) if not args.only or args.only in "select MixtureClassifier" else {}
     rows = []
     for ct in ("full", "tied", "diag", "spherical"):
         rows.append((f"GaussianMixture(3, {ct!r}), 200 iterations",
@@ -74,6 +79,12 @@ def main() -> None:
                                                          random_state=0).fit(X),
                      lambda ct=ct: SkGaussianMixture(3, covariance_type=ct, max_iter=200, tol=0,
                                                      random_state=0).fit(X), "scikit-learn"))
+    for ct in ("full", "diag"):
+        rows.append((f"BayesianGaussianMixture(5, {ct!r}), 100 iterations",
+                     lambda ct=ct: bigem.BayesianGaussianMixture(n_components=5, covariance_type=ct, max_iter=100,
+                                                                 tol=0, random_state=0).fit(X),
+                     lambda ct=ct: SkBayesianGaussianMixture(n_components=5, covariance_type=ct, max_iter=100,
+                                                             tol=0, random_state=0).fit(X), "scikit-learn"))
     rows.append(("select(mclust's 14 models, K=1..9)",
                  lambda: bigem.select(X, n_components=list(range(1, 10)), covariance_types="mclust", random_state=0),
                  r.get("mclustBIC"), "mclustBIC (R)"))
@@ -83,7 +94,7 @@ def main() -> None:
                  lambda: bigem.GaussianHMM(3, n_iter=50, tol=-1e300, random_state=0).fit(sequence),
                  lambda: HmmlearnHMM(3, n_iter=50, tol=-1e300, random_state=0).fit(sequence), "hmmlearn"))
     print(f"{'case':48s} {'bigem s':>9s} {'reference s':>12s} {'ratio':>7s}  reference")
-    for label, ours, reference, name in rows:
+    for label, ours, reference, name in [row for row in rows if args.only in row[0]]:
         mine = best_seconds(ours, args.repeats)
         theirs = reference if reference is None or isinstance(reference, float) else best_seconds(reference,
                                                                                                   args.repeats)
