@@ -1528,7 +1528,10 @@ class GaussianHMM(_BaseHMM):
 
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
-        self._covars_ = p.covariances.numpy().copy()
+        covars = p.covariances.numpy()
+        if covars.ndim == 1:  # spherical: hmmlearn's layout after its M-step, one variance repeated, (K, D)
+            covars = np.repeat(covars[:, None], self.means_.shape[1], 1)
+        self._covars_ = covars.copy()
 
     def _check_prior_shapes(self, s, K: int, D: int) -> None:
         """ParameterError for a prior that the updates of ``params`` use and cannot combine

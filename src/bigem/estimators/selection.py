@@ -141,9 +141,9 @@ class SelectionResult:
         labels = [_label(self.table[i]) for i in ranked]
         values = [self.table[i][criterion] for i in ranked]
         width = max(12, *(len(label) + 2 for label in labels))
-        gaussian = any(self.table[i]["covariance_type"] for i in ranked)
-        sign = ("bigem's sign: lower is better; mclust prints minus these, higher is better" if gaussian
-                else "lower is better")
+        mclust = criterion in ("bic", "icl") and any(self.table[i]["covariance_type"] for i in ranked)
+        sign = ("bigem's sign: lower is better; mclust prints minus these, higher is better" if mclust
+                else "lower is better")  # mclust tables BIC and ICL only
         lines = [f"Best {name} values ({sign}):",
                  " " * 10 + "".join(f"{label:>{width}}" for label in labels),
                  f"{name:<10}" + "".join(f"{v:>{width}.3f}" for v in values),
