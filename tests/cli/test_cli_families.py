@@ -70,6 +70,21 @@ def test_a_mixed_model_fits_empty_cells_with_missing_fiml_as_the_python_fit(tabl
     np.testing.assert_array_equal(pd.read_csv(labels)["label"], est.predict(holes))
 
 
+def test_info_of_a_mixed_model_without_categorical_columns(table, tmp_path, capsys):
+    """The README's example: counts, flags and numbers, no categorical column (its
+    probabilities_ is an empty list, which info concatenated and failed on)."""
+    df, path = table
+    model = str(tmp_path / "m.bigem")
+    assert main(["fit", path, "-k", "2", "--columns", "x,k,f", "--column-families", "k=poisson,f=bernoulli",
+                 "-o", model]) == 0
+    capsys.readouterr()
+    assert main(["info", model]) == 0
+    out = capsys.readouterr().out
+    assert "families: x=gaussian, k=poisson, f=bernoulli" in out
+    est = bigem.load(model)
+    assert est.probabilities_ == [] and f"lambdas [{est.lambdas_[0][0]:.4g}]" in out
+
+
 def test_latent_class_fit_info_sample_and_select(table, tmp_path, capsys):
     df, path = table
     model = str(tmp_path / "c.bigem")

@@ -1187,7 +1187,10 @@ def _info_family(est, args) -> int:
     for k in range(est.n_components):
         parts = []
         for attr, value in arrays.items():
-            row = np.concatenate([np.asarray(b)[k].ravel() for b in value]) if isinstance(value, list) else value[k].ravel()
+            if isinstance(value, list):  # a list per column of a family (empty: no such column)
+                row = np.concatenate([np.asarray(b)[k].ravel() for b in value] or [np.empty(0)])
+            else:
+                row = value[k].ravel()
             if row.size:
                 shown = ", ".join(f"{v:.4g}" for v in row[:6])
                 parts.append(f"{attr.rstrip('_')} [{shown}{', ...' if row.size > 6 else ''}]")
