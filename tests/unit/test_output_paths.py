@@ -215,6 +215,17 @@ def test_a_link_into_a_missing_folder_names_that_folder(tmp_path, fitted):
         fitted.save(link)
 
 
+def test_a_path_under_a_file_says_the_file_is_no_folder(tmp_path, fitted):
+    """'-o data.parquet/x.csv': the old advice, create the folder, meant deleting the data."""
+    data = tmp_path / "data.parquet"
+    data.write_bytes(b"PAR1")
+    for out in (data / "x.bigem", data / "deeper" / "x.bigem"):
+        with pytest.raises(OutputPathError, match=rf"^model {out}: '{data}' is a file, not a folder; write to a path in a "
+                                                  r"folder$"):
+            fitted.save(out)
+    assert data.read_bytes() == b"PAR1" and os.listdir(tmp_path) == ["data.parquet"]
+
+
 # ---------------------------------------------------------------------- temporaries of dead writers
 
 

@@ -108,6 +108,11 @@ def _check_target(path: str, name: str) -> str:
     via = f" (a link to {target})" if target != os.path.abspath(path) else ""
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
+        above = folder
+        while above and not os.path.lexists(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if os.path.lexists(above) and not os.path.isdir(above):  # a file where a folder is named
+            raise OutputPathError(f"{name}{via}: {above!r} is a file, not a folder; write to a path in a folder")
         raise OutputPathError(f"{name}{via}: the folder {folder!r} does not exist; create it first")
     try:
         mode = os.stat(target).st_mode
