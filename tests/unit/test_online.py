@@ -198,3 +198,28 @@ def test_the_start_passes_over_rows_of_weight_0_and_reads_on_to_every_class():
     gm = GaussianMixture(3, algorithm="online", batch_size=100, max_iter=1, random_state=0,
                          unlabeled_weight=1.0).fit(X, labels)
     assert (gm.predict(X) == y).mean() > 0.99
+
+
+def test_a_first_mini_batch_smaller_than_the_parameters_is_warned_of():
+    """The first batch sets online EM's running statistics outright: 5 rows for 19 free
+    parameters (2 components in 3-D, full) ended one pass far from exact EM, silent."""
+    import warnings
+
+    from bigem.errors import ComponentReseededWarning, SmallBatchWarning
+
+    rng = np.random.default_rng(2)
+    X = np.r_[rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) + 5]
+    rng.shuffle(X)
+    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 5 rows, fewer than the model's 19 free "
+                                               r"parameters.*raise batch_size to 19 rows or more"), \
+            pytest.warns(ComponentReseededWarning):  # a component starved by the first batches, re-seeded
+        small = GaussianMixture(2, algorithm="online", batch_size=5, max_iter=1, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallBatchWarning)
+        enough = GaussianMixture(2, algorithm="online", batch_size=19, max_iter=1, random_state=0).fit(X)
+        exact = GaussianMixture(2, random_state=0).fit(X)
+        GaussianMixture(2, random_state=0).partial_fit(X[:19])
+    assert small.score(X) < exact.score(X) - 0.1 and enough.score(X) == pytest.approx(exact.score(X), abs=0.02)
+    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 10 rows.*give the first partial_fit call 19 "
+                                               r"rows or more"):
+        GaussianMixture(2, random_state=0).partial_fit(X[:10])

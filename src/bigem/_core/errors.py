@@ -165,6 +165,11 @@ class PrecisionWarning(UserWarning):
     changes the answer (data spanning more than float32's 24 bits): fit in float64."""
 
 
+class SmallBatchWarning(UserWarning):
+    """An online fit starts from a mini-batch with fewer rows than the model has free
+    parameters: its first steps estimate the components from too few rows."""
+
+
 class DegenerateFitWarning(UserWarning):
     """Model selection dropped candidates whose components collapsed onto repeated values."""
 

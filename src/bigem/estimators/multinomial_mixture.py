@@ -197,6 +197,11 @@ class MultinomialMixture(_BaseMixture):
         advice = f"increase alpha (now {s.alpha:g}), lower n_components, or try another init_params"
         return multinomial_mixture(s.n_components, s.alpha, s.dtype, advice)
 
+    def _rows_to_start_online(self, s, n_features: int) -> int:
+        """A document's tokens, not its row, estimate the word probabilities: a row per
+        component starts an online fit."""
+        return s.n_components
+
     def _user_initialised(self, s) -> bool:
         return self.weights_init is not None or self.probabilities_init is not None
 
