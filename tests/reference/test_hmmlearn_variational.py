@@ -98,8 +98,9 @@ def test_variational_gaussian_hmm_matches_hmmlearn_per_iteration(covariance_type
     X = _gaussian_data()
     ours, ref = _check_per_iteration(vhmm.VariationalGaussianHMM, VariationalGaussianHMM, GAUSSIAN, X,
                                      covariance_type=covariance_type)
-    for name in ("startprob_", "transmat_", "means_", "covars_"):
+    for name in ("startprob_", "transmat_", "means_", "covars_", "_covars_"):  # _covars_: its layout too
         np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-6, atol=1e-9, err_msg=name)
+        assert np.shape(getattr(ours, name)) == np.shape(getattr(ref, name)), name
     np.testing.assert_allclose(ours.predict_proba(X, LENGTHS), ref.predict_proba(X, LENGTHS), atol=1e-8)
     np.testing.assert_array_equal(ours.predict(X, LENGTHS), ref.predict(X, LENGTHS))
     assert ours.score(X, LENGTHS) == pytest.approx(ref.score(X, LENGTHS), rel=1e-9)

@@ -1387,6 +1387,7 @@ class GaussianHMM(_BaseHMM):
     )
     _emission_letters = "mc"
     _emission_attributes = ("means_", "_covars_")
+    _spherical_in_columns = True  # hmmlearn's GaussianHMM repeats a spherical variance per column after a fit
     _structural = ("n_components", "covariance_type")
     _constraints = dict(
         _common("mc"),
@@ -1529,7 +1530,7 @@ class GaussianHMM(_BaseHMM):
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
         covars = p.covariances.numpy()
-        if covars.ndim == 1:  # spherical: hmmlearn's layout after its M-step, one variance repeated, (K, D)
+        if covars.ndim == 1 and self._spherical_in_columns:  # hmmlearn's layout after its M-step: (K, D)
             covars = np.repeat(covars[:, None], self.means_.shape[1], 1)
         self._covars_ = covars.copy()
 

@@ -295,6 +295,7 @@ class VariationalGaussianHMM(_Variational, GaussianHMM):
     n_features : int
     """
     )
+    _spherical_in_columns = False  # hmmlearn's VariationalGaussianHMM keeps a spherical _covars_ as (K,)
     _emission_groups = {"m": ("means_prior_", "means_posterior_", "beta_prior_", "beta_posterior_"),
                         "c": ("dof_prior_", "dof_posterior_", "scale_prior_", "scale_posterior_")}
     _constraints = dict(
