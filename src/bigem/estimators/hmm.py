@@ -1530,7 +1530,7 @@ class GaussianHMM(_BaseHMM):
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
         covars = p.covariances.numpy()
-        if covars.ndim == 1 and self._spherical_in_columns:  # hmmlearn's layout after its M-step: (K, D)
+        if covars.ndim == 1 and self._spherical_in_columns and "c" in self.params:  # hmmlearn's M-step's (K, D)
             covars = np.repeat(covars[:, None], self.means_.shape[1], 1)
         self._covars_ = covars.copy()
 
