@@ -175,8 +175,10 @@ class Checkpoint:
             differ = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
             # a data fingerprint is the engine's (a Dask collection's partitions, a file's or an
             # array's rows): the same rows read by another engine differ there too
+            data, ours = saved.get("data"), self.fingerprint.get("data")
             engines = " (or the same data read by another engine: resume on the engine that wrote it)" if (
-                "data" in differ) else ""
+                "data" in differ and not (isinstance(data, dict) and isinstance(ours, dict) and set(data) == set(ours))
+            ) else ""  # fingerprints of one form: the same reader, other rows
             raise ParameterError(
                 f"{self.path}: the checkpoint was written by a different fit, of other data or settings (they "
                 f"differ in: {', '.join(differ)}){engines}; to start fresh, delete it or pass another checkpoint path"

@@ -43,6 +43,7 @@ from ..models.mixture import (MixtureModel, MixtureParams, ScoreTotals, check_ex
 from ..sources import (Files, TensorSource, feature_names_of, has_column_names, is_file_input, is_source,
                        open_source)
 from ..sources.arrays import Centre
+from ..sources.identity import digest
 from ..sources.validate import check_shape, refuse_sparse
 from ..sources.frames import frame_columns, native_frame
 from ..sources.inputs import checked_columns, unmasked
@@ -669,7 +670,9 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             checkpoint of other data or settings is refused, naming what differs (files
             are known by path, size and modification time; rows in memory by their count
             and a digest of their first and last rows and of rows sampled between them,
-            so an edit of a few rows in the middle can pass unseen).
+            so an edit of a few rows in the middle can pass unseen). A ``warm_start``
+            fit's checkpoint resumes only from the same fitted parameters (a loaded copy
+            of the model too), and never a cold fit's.
         checkpoint_every : int, default=10
             Iterations between checkpoints.
 
@@ -766,7 +769,9 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                                data=dict(source.fingerprint(),  # the rows are held less their shift
                                          shift=None if offset is None else offset.double().cpu().tolist()),
                                **self._fingerprint(),
-                               **({} if classes is None else {"classes": [_plain_label(c) for c in classes]}))
+                               **({} if classes is None else {"classes": [_plain_label(c) for c in classes]}),
+                               # a warm start begins at the fitted parameters: another start is another fit
+                               **({"warm_start": self._warm_digest(model)} if warm else {}))
             every = _params.check_int(checkpoint_every, "checkpoint_every", type(self).__name__, 1)
             saver = Checkpoint(os.fspath(checkpoint), every, fingerprint)
 
@@ -850,6 +855,11 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         best, self._online_ = max(runs, key=lambda r: r[0].lower_bound)
         self.n_steps_ = self._online_.steps
         return best, [r for r, _ in runs]
+
+    def _warm_digest(self, model) -> str:
+        """A digest of the fitted parameters a warm start continues from."""
+        tensors = model.to_tensors(self._fitted())
+        return digest(*(tensors[k].double() for k in sorted(tensors)))
 
     def _warn_small_first_batch(self, s, source) -> None:
         """Online EM's first mini-batch sets its running statistics outright, so a first
