@@ -240,6 +240,28 @@ def test_a_file_unlike_the_first_is_named_before_the_workers_read(client, data, 
         GaussianMixture(2, engine="dask", client=client).fit(str(tmp_path / "c"))
 
 
+def test_a_bad_value_in_files_the_workers_read_names_its_file_and_row(client, data, tmp_path, monkeypatch):
+    """Dask named the glob and the row of the data set; the local engine names the file
+    and its row there. Parquet by its footers' rows (Dask fuses small files' partitions
+    once columns are chosen); CSV by each file's blocks (several partitions a file here)."""
+    import bigem.sources.dask as dask_source
+
+    monkeypatch.setattr(dask_source, "_CSV_BLOCK", 2000)
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    df.loc[520, "c"] = np.nan  # the second file's row 220
+    for kind in ("parquet", "csv"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        for i, (lo, hi) in enumerate([(0, 300), (300, 700), (700, len(df))]):
+            part = df.iloc[lo:hi]
+            part.to_parquet(folder / f"p{i}.parquet") if kind == "parquet" else part.to_csv(folder / f"p{i}.csv",
+                                                                                             index=False)
+        for columns in (None, ["a", "c"]):
+            with pytest.raises(DataError, match=rf"^Input \S*{kind}/p1\.{kind} contains NaN\. \(1 NaN; first at row 520 "
+                                                 r"of the data set \(row 220 of this file\), column 'c'\)"):
+                GaussianMixture(2, engine="dask", client=client).fit(str(folder), columns=columns)
+
+
 def test_predictions_of_a_parquet_folder_of_small_files_and_outputs_over_its_input(client, data, tmp_path):
     """Dask fuses small Parquet files into fewer tasks once columns are chosen, and its
     to_dask_array(lengths=True) then failed ("lengths does not match"); an out= that a

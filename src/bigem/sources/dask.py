@@ -379,9 +379,13 @@ class DaskSource:
         n_nan = sum(f[1] for f in found)
         n_inf = sum(f[2] for f in found)
         if n_nan or n_inf:
-            first, column = min((self.row_starts[i] + f[3], f[8]) for i, f in enumerate(found) if f[3] >= 0)
-            raise_not_finite(n_nan, n_inf, first, self.name, offer_fiml=self.offer_fiml,
-                             column=column_label(self.column_labels or self.feature_names, column))
+            first, column, part = min((self.row_starts[i] + f[3], f[8], i) for i, f in enumerate(found) if f[3] >= 0)
+            name, file_row = self.name, None
+            where = self.name.file_of(first, part, self.row_starts) if isinstance(self.name, FilesName) else None
+            if where is not None:
+                name, file_row = where  # the file the local engine would name
+            raise_not_finite(n_nan, n_inf, first, name, offer_fiml=self.offer_fiml,
+                             column=column_label(self.column_labels or self.feature_names, column), file_row=file_row)
         if self.weighted:
             self._check_weights(found)
         check_shape((self.n_rows, self.n_features), name=self.name, min_rows=min_rows, by=by)
@@ -893,6 +897,53 @@ def _same_columns(files: list[str], columns_of, used: list[str] | None) -> None:
                             "every file the same column types")
 
 
+class FilesName(str):
+    """The name of a collection read from local files (its path, or the first and a
+    count) in messages, with where each file's rows lie, so that a bad value's row of the
+    data set names its file, as the local engine does: by the rows of each file (a
+    Parquet footer says them; Dask may fuse small files' partitions) or by the partitions
+    of each (a CSV file's blocks, which never span two files)."""
+
+    rows: tuple[tuple[str, int], ...] = ()  # (path, rows), in the order Dask reads them
+    parts: tuple[tuple[str, int], ...] = ()  # (path, partitions), likewise
+
+    @classmethod
+    def of(cls, label: str, rows=(), parts=()) -> FilesName:
+        name = cls(label)
+        name.rows, name.parts = tuple(rows), tuple(parts)
+        return name
+
+    def file_of(self, row: int, partition: int, starts: list[int]) -> tuple[str, int] | None:
+        """(path, the row within it) of ``row`` of the data set, in ``partition`` (whose
+        first rows are ``starts``); None where not known."""
+        for path, n in self.rows:
+            if row < n:
+                return path, row
+            row -= n
+        first = 0
+        if sum(n for _, n in self.parts) != len(starts):  # another partitioning than the one counted
+            return None
+        for path, n in self.parts:
+            if partition < first + n:
+                return path, row - starts[first]
+            first += n
+        return None
+
+
+def _csv_blocks(path: str, blocksize: int) -> int:
+    """The partitions Dask's read_csv cuts an uncompressed file into (read_bytes' blocks:
+    whole ``blocksize``s, the spare bytes spread among them; none for an empty file). A
+    count that disagrees with the collection's is not used (see FilesName.file_of)."""
+    size = os.path.getsize(path)
+    return 0 if size == 0 else max(1, size // blocksize)
+
+
+def _parquet_rows(path: str) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).num_rows
+
+
 def _parquet_columns(path: str) -> dict[str, str | None]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -926,6 +977,9 @@ def _csv_columns(path: str, delimiter: str) -> dict[str, None]:
     return dict.fromkeys(next(csv.reader([line], delimiter=delimiter), []))
 
 
+_CSV_BLOCK = 64_000_000  # bytes of a CSV file per partition (Dask's "64MB")
+
+
 def _read_files(paths, used: list[str] | None = None) -> tuple[object, str]:
     """Parquet/CSV file(s), folder(s) or glob(s) as a lazy dask.dataframe; the workers read
     the bytes. Local paths name the files the local engine would read (a folder's data
@@ -944,7 +998,7 @@ def _read_files(paths, used: list[str] | None = None) -> tuple[object, str]:
         files, fmt = expand_paths(items)
         if fmt == "parquet":
             _same_columns(files, _parquet_columns, used)
-            return dd.read_parquet(files), label
+            return dd.read_parquet(files), FilesName.of(label, rows=[(f, _parquet_rows(f)) for f in files])
         if fmt == "csv":
             delimiters = {CsvOptions().delimiter_of(f) for f in files}
             if len(delimiters) > 1:
@@ -955,12 +1009,14 @@ def _read_files(paths, used: list[str] | None = None) -> tuple[object, str]:
             compressed = {f.lower().endswith((".gz", ".bz2", ".zst")) for f in files}
             order = list(headers[files[0]]) if used is None else list(used)
             if compressed == {False} and all(list(h) == list(headers[files[0]]) for h in headers.values()):
-                return dd.read_csv(files, sep=sep, blocksize="64MB"), label
+                return (dd.read_csv(files, sep=sep, blocksize=_CSV_BLOCK),
+                        FilesName.of(label, parts=[(f, _csv_blocks(f, _CSV_BLOCK)) for f in files]))
             # one read per file where one read of all cannot take them: compression inferred
             # from the first file's name, or columns in another order (read by name here)
             frames = [dd.read_csv(f, sep=sep, blocksize=None if f.lower().endswith((".gz", ".bz2", ".zst"))
-                                  else "64MB", compression="infer")[order] for f in files]
-            return (frames[0] if len(frames) == 1 else dd.concat(frames)), label
+                                  else _CSV_BLOCK, compression="infer")[order] for f in files]
+            return ((frames[0] if len(frames) == 1 else dd.concat(frames)),
+                    FilesName.of(label, parts=[(f, frame.npartitions) for f, frame in zip(files, frames)]))
         kind = {"ipc": "Arrow (.arrow, .feather, .ipc)", "npy": ".npy"}.get(fmt, fmt)
         raise DataError(f"{label}: {kind} files are read by the local engine only; with engine='dask' bigem reads "
                         "Parquet and CSV files (convert them, or fit with engine='local')")
@@ -969,7 +1025,7 @@ def _read_files(paths, used: list[str] | None = None) -> tuple[object, str]:
             raise DataError(f"{p}: no such file or folder (nothing matches this path or glob); check the path")
     suffixes = {os.path.splitext(p.rstrip("/*"))[1].lower() for p in items}
     if suffixes <= {".csv"}:
-        return dd.read_csv(items, blocksize="64MB"), label
+        return dd.read_csv(items, blocksize=_CSV_BLOCK), label
     if suffixes <= {".parquet", ".pq", ""}:
         return dd.read_parquet(items), label
     raise DataError(
