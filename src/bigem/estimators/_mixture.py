@@ -861,7 +861,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         tensors = model.to_tensors(self._fitted())
         return digest(*(tensors[k].double() for k in sorted(tensors)))
 
-    def _warn_small_first_batch(self, s, source) -> None:
+    def _warn_small_first_batch(self, s, source, partial: bool = False) -> None:
         """Online EM's first mini-batch sets its running statistics outright, so a first
         batch of fewer rows than the model's free parameters starts it from components
         estimated on a handful of rows (2 blobs in 3-D, batch_size=5: one pass ended at a
@@ -869,8 +869,11 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
         rows = min(s.batch_size, source.n_rows)
         needed = self._rows_to_start_online(s, source.n_features)
         if rows < needed:
-            fix = (f"raise batch_size to {needed} rows or more (hundreds to thousands are usual)"
-                   if s.batch_size < needed else f"give the first partial_fit call {needed} rows or more")
+            if s.batch_size < needed:
+                fix = f"raise batch_size to {needed} rows or more (hundreds to thousands are usual)"
+            else:  # the rows given are fewer than a batch
+                fix = (f"give the first partial_fit call {needed} rows or more" if partial else
+                       "fit by exact EM (algorithm='em'), which reads every row at each step")
             warnings.warn(
                 f"online EM starts from a first mini-batch of {rows} rows, fewer than the model's {needed} free "
                 f"parameters: its first steps estimate the components from too few rows, and a pass may end far "
@@ -1047,7 +1050,7 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                     f"Expected n_samples >= n_components but got n_components = {K}, n_samples = {source.n_rows}: "
                     "the first partial_fit batch initialises the model; pass more rows"
                 )
-            self._warn_small_first_batch(s, source)
+            self._warn_small_first_batch(s, source, partial=True)
             generator = _params.draws(_params.shared_state(s.random_state, engine))  # as fit draws
             state = OnlineState(self._online_initial(model, engine, source, s, generator, offset, classes), shift=offset)
             generator.settle()
