@@ -132,3 +132,28 @@ def test_a_checkpoint_of_another_seed_is_refused(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         GaussianMixture(2, tol=0, max_iter=20, random_state=np.random.RandomState(0)).fit(X, checkpoint=path)
+
+
+def _hand_set(shift: float) -> GaussianHMM:
+    """hmmlearn's recipe: init_params='' and the starting parameters set by hand."""
+    m = GaussianHMM(2, init_params="", n_iter=30, tol=-np.inf, dtype="float64")
+    m.startprob_, m.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]])
+    m.means_, m.covars_ = np.array([[0.0, 0.0], [4.0, 4.0]]) + shift, np.ones((2, 2))
+    return m
+
+
+def test_a_checkpoint_of_other_hand_set_parameters_is_refused_and_the_same_resume(tmp_path):
+    """The values set by hand start the fit: a checkpoint of a fit from other values was
+    resumed silently, and the fit returned another start's answer."""
+    X, lengths = _data()
+    path = tmp_path / "fit.ckpt"
+    with pytest.raises(_Killed):
+        _hand_set(0.0).fit(X, lengths, checkpoint=path, checkpoint_every=1, callback=_die_at(4))
+    with pytest.raises(ParameterError, match=r"\(they differ in: hand_set_parameters\); to start fresh"):
+        _hand_set(0.5).fit(X, lengths, checkpoint=path)
+    seen = []
+    resumed = _hand_set(0.0).fit(X, lengths, checkpoint=path, callback=lambda info: seen.append(info.iteration))
+    whole = _hand_set(0.0).fit(X, lengths)
+    assert seen[0] > 1 and not path.exists()
+    np.testing.assert_array_equal(resumed.means_, whole.means_)
+    assert list(resumed.monitor_.history) == list(whole.monitor_.history)

@@ -533,7 +533,16 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         summary = self._summary(source, engine, second_moments=self._needs_moments(s))
         # hmmlearn's draws too, for an int random_state; one seed for a torch group
         generator = _params.draws(_params.shared_state(s.random_state, engine))
-        self._init(s, source, summary, generator, engine)
+        self._given_names = []
+        try:
+            self._init(s, source, summary, generator, engine)
+            given = sorted(set(self._given_names))
+        finally:
+            del self._given_names
+        if saver is not None and given:  # the values set by hand decide the fit: a checkpoint of others is another's
+            saver.fingerprint["hand_set_parameters"] = {name: identity.digest(torch.as_tensor(np.asarray(getattr(self, name),
+                                                                                           dtype=np.float64)))
+                                          for name in given}
         self._check_prior_shapes(s, s.n_components, int(self.n_features))
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
         model = self._fit_model(s, self.n_features).moved(None if offset is None else -offset)  # its prior too
@@ -682,7 +691,11 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
                 "Even though the %r attribute is set, it will be overwritten during initialization "
                 "because 'init_params' contains %r", name, code,
             )
-        return code in s.init_params or not present
+        needs = code in s.init_params or not present
+        given = getattr(self, "_given_names", None)
+        if not needs and given is not None:  # a value the user set starts the fit (see _fit_source)
+            given.append(stored or name)
+        return needs
 
     def _init(self, s, source, summary: RowSummary, generator: torch.Generator, engine) -> None:
         K = s.n_components
