@@ -158,6 +158,10 @@ def test_info_of_a_semi_supervised_gaussian_mixture_names_its_classes(table, tmp
     (["--family", "multinomial", "--missing", "fiml"], "the multinomial family reads counts"),
     (["--family", "categorical", "--vocabulary-size", "9"], "--vocabulary-size applies to --family multinomial"),
     (["--family", "multinomial", "--covariance", "diag"], "the multinomial family has no covariance type"),
+    # it was dropped without a word (its default was set for every family)
+    (["--family", "categorical", "--reg-covar", "0.1"], "the categorical family does not have; drop it (its "
+                                                          "regulariser is --alpha"),
+    (["--family", "poisson", "--reg-covar", "1e-6"], "--reg-covar is added to the variances of Gaussian columns"),
 ])
 def test_flags_of_another_family_are_refused(table, tmp_path, capsys, flags, message):
     _, path = table

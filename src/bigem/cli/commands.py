@@ -212,7 +212,8 @@ def _fit_options(p: argparse.ArgumentParser, init: str | None = "kmeans") -> Non
     p.add_argument("--n-init", type=positive_int, default=1, help="initialisations; the best is kept (default 1)")
     p.add_argument("--max-iter", type=positive_int, default=100, help="EM iterations per initialisation (default 100)")
     p.add_argument("--tol", type=non_negative_float, default=1e-3, help="convergence threshold on the mean log-likelihood (default 1e-3)")
-    p.add_argument("--reg-covar", type=non_negative_float, default=1e-6, help="added to every variance (default 1e-6)")
+    p.add_argument("--reg-covar", type=non_negative_float, default=None,
+                   help="added to every variance (default 1e-6); the gaussian and mixed families only")
     p.add_argument("--family", choices=tuple(FAMILIES), default=None,
                    help="the columns' distribution: gaussian (default), bernoulli (0/1), categorical (latent class "
                    "analysis), poisson (counts), multinomial (documents as word counts: a .npz sparse matrix, "
@@ -447,8 +448,9 @@ def _estimator_params(args, cls=None) -> dict:
 
     parse_device(args.device)  # a typo fails before any reading
     params = dict(
-        init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
-        random_state=args.seed, device=args.device, accelerate=args.accelerate,
+        init_params=args.init, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
+        reg_covar=1e-6 if args.reg_covar is None else args.reg_covar, random_state=args.seed, device=args.device,
+        accelerate=args.accelerate,
         stopping=args.stopping, missing_values=args.missing, families=args.column_families,
         categories=_declared(args.categories),
     )
@@ -479,6 +481,10 @@ def _family(args) -> str:
     if family == "gaussian" and args.alpha is not None:
         raise ParameterError("--alpha sets the pseudo-counts of the bernoulli, categorical, mixed and multinomial "
                              "families; a Gaussian mixture has none (its regulariser is --reg-covar)")
+    if family not in ("gaussian", "mixed") and args.reg_covar is not None:
+        raise ParameterError(f"--reg-covar is added to the variances of Gaussian columns, which the {family} family "
+                             "does not have; drop it" + ("" if family == "poisson" else
+                                                         " (its regulariser is --alpha, the pseudo-counts)"))
     if family == "poisson" and args.alpha:  # 0 is maximum likelihood, the family's own
         raise ParameterError("--alpha: the poisson family fits its rates by maximum likelihood here (pseudo-events "
                              "need pseudo-rows, PoissonMixture's beta in Python, or the prior is improper); drop it")
