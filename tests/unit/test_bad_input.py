@@ -1258,6 +1258,11 @@ def _blobs_frame():
      r"too large to be a category's code"),
     (lambda X: GaussianMixture(2, unlabeled_weight=1.0).fit(X, y="zz"), DataError,
      r"^y='zz' names a label column, but X has no column 'zz'; it has \['a', 'b', 'c'\]"),
+    # an array has no columns to name: this fit was unsupervised, warning that y labels no row (audit BK)
+    (lambda X: GaussianMixture(2, unlabeled_weight=0.5).fit(X.to_numpy(), y="label"), DataError,
+     r"^y='label' names a label column, but X is an array, whose columns have no names; pass y as labels"),
+    (lambda X: bigem.CategoricalMixture(2, unlabeled_weight=0.5).fit(X.to_numpy() > 0, y="label"), DataError,
+     r"^y='label' names a label column, but X is an array"),
     (lambda X: GaussianMixture(2).fit(X, columns=0), DataError,
      r"^columns= must be a list of column names .*got 0; for one column pass a list of it, columns=\[0\]"),
     (lambda X: GaussianMixture(2).fit(X).predict(X, columns="a"), DataError, r"columns=\['a'\]"),

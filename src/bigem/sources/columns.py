@@ -112,14 +112,23 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     def label(j: int) -> str:
         return f"column {names[j]!r}" if names is not None else f"column {j}"
 
+    def no_names(what: str) -> DataError:
+        return DataError(f"y={label_column!r} names a label column, but X is {what}, whose columns have no names; "
+                         "pass y as labels, one per row (-1 where unlabelled), or X as a DataFrame or a Parquet or "
+                         "CSV file holding that column")
+
     if is_file_input(X):
         spec, files, fmt = _files(X)
         if fmt == "npy":
+            if label_column is not None:
+                raise no_names("a .npy file")
             return _npy_values(files[0], categorical, label, spec.columns), set()
         from .tables import distinct_values as table_values
 
         found = table_values(files, fmt, [names[j] for j in categorical], label_column=label_column, csv=_csv(spec))
         return {j: found[names[j]] for j in categorical}, found.get(label_column, set()) if label_column else set()
+    if is_source(X) and label_column is not None:
+        raise no_names("a source of rows")
     if is_source(X):
         seen: dict[int, set] = {j: set() for j in categorical}
         for chunk in X.chunks():
@@ -136,6 +145,8 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
         classes = set() if label_column is None else learn_classes(X[by_name[label_column]],
                                                                    f"label column {label_column!r}")
         return cats, classes
+    if label_column is not None:
+        raise no_names("an array")
     if isinstance(X, Tensor):
         X = X.detach().cpu().numpy()
     arr = np.asarray(X)
