@@ -345,3 +345,33 @@ def test_mclusts_euro_unemployment_gives_a_table_with_missing_cells_not_an_error
     eve = {r["n_components"]: r for r in result.table if r["covariance_type"] == "EVE"}
     assert math.isnan(eve[5]["bic"]) and math.isfinite(eve[4]["bic"])
     assert math.isfinite(result.best_["bic"])
+
+
+def test_unlabeled_weight_is_refused_before_any_fit():
+    """select() takes no y: each candidate warned that its fit got none, advising to pass it."""
+    from bigem._core.errors import ParameterError
+
+    X = np.random.default_rng(0).integers(0, 3, (60, 4))
+    fits = []
+    with pytest.raises(ParameterError, match=r"^unlabeled_weight weighs the unlabelled rows of a fit given labels "
+                                             r"\(y\), which select\(\) does not take"):
+        bigem.select(X, n_components=[1, 2], family="categorical", unlabeled_weight=0.5, callback=fits.append)
+    assert fits == []
+    assert bigem.select(X, n_components=[1, 2], family="categorical", unlabeled_weight=None).best_ is not None
+
+
+def test_a_mixed_model_with_at_most_one_gaussian_column_has_one_covariance_type():
+    """'full' of a Gaussian block of one column (or none) is 'diag' again: the table held
+    every K twice, equal, and the summary ranked the twins first and second."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"c": np.array(list("abc"))[rng.integers(0, 3, 300)], "b": rng.integers(0, 2, 300),
+                       "x": rng.normal(size=300), "y": rng.normal(size=300)})
+    kw = dict(n_components=[1, 2], family="mixed", families={"b": "bernoulli"}, random_state=0)
+    for columns, types in ((["c", "b"], ["diag"]), (["c", "b", "x"], ["diag"]), (["b", "x", "y"], ["diag", "full"])):
+        result = bigem.select(df[columns], **kw)
+        assert sorted({r["covariance_type"] for r in result.table}) == types, columns
+        assert "mclust" not in result.summary()
+    asked = bigem.select(df[["b", "x"]], covariance_types=["diag", "full"], **kw)  # asked for: both, as asked
+    assert [r["covariance_type"] for r in asked.table] == ["diag", "diag", "full", "full"]

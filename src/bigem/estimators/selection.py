@@ -141,7 +141,7 @@ class SelectionResult:
         labels = [_label(self.table[i]) for i in ranked]
         values = [self.table[i][criterion] for i in ranked]
         width = max(12, *(len(label) + 2 for label in labels))
-        mclust = criterion in ("bic", "icl") and any(self.table[i]["covariance_type"] for i in ranked)
+        mclust = criterion in ("bic", "icl") and all(self.table[i]["model"] == "GaussianMixture" for i in ranked)
         sign = ("bigem's sign: lower is better; mclust prints minus these, higher is better" if mclust
                 else "lower is better")  # mclust tables BIC and ICL only
         lines = [f"Best {name} values ({sign}):",
@@ -178,6 +178,13 @@ class SelectionResult:
         return "\n".join(lines)
 
 
+def _one_gaussian_column(fitted) -> bool:
+    """Whether the candidates fitted so far are mixed models whose columns hold at most
+    one Gaussian column (a 'full' covariance of such a block is its 'diag' one)."""
+    families = next((est.families_ for est in fitted if est is not None and hasattr(est, "families_")), None)
+    return families is not None and sum(f == "gaussian" for f in families) <= 1
+
+
 def _label(row: dict) -> str:
     """A candidate's name in a summary: mclust's "EEE,3" for a covariance type, else
     the family's "CategoricalMixture,3" (a family without covariance types)."""
@@ -212,7 +219,8 @@ def select(
         either up to the number of rows, where X has fewer (and they are known in advance).
     covariance_types : str or iterable of str, default=None
         None: every type the family has (Gaussian: 'full', 'diag', 'spherical', 'tied';
-        mixed: its Gaussian block's 'diag', 'full'; none for the other families, whose
+        mixed: its Gaussian block's 'diag', 'full', or 'diag' alone where that block has at
+        most one column, 'full' being the same model; none for the other families, whose
         table's covariance_type is None). Gaussian family: any of GaussianMixture's
         covariance types, or 'mclust': mclust's 14 models (EII ... VVV; with
         n_samples <= n_features only its 6 spherical and diagonal ones), or E and V for one
@@ -273,6 +281,9 @@ def select(
     for name in ("n_components", "covariance_type"):
         if name in params:
             raise ParameterError(f"pass {name!r} to select() as the candidate list, not as a {cls.__name__} parameter")
+    if params.get("unlabeled_weight") is not None:  # each candidate warned that it got no y
+        raise ParameterError("unlabeled_weight weighs the unlabelled rows of a fit given labels (y), which select() "
+                             "does not take: fit the candidates yourself with fit(X, y), or drop unlabeled_weight")
     unknown = sorted(set(params) - set(cls._param_names()))
     if unknown:
         raise ParameterError(
@@ -316,6 +327,8 @@ def select(
     mclust_rule = params.get("stopping") == "mclust"
     missing = (NumericalError, torch.linalg.LinAlgError)
     for ct in types:
+        if ct == "full" and covariance_types is None and _one_gaussian_column(estimators):
+            continue  # a mixed model's Gaussian block of at most one column: 'full' is 'diag' again
         previous = None
         for k in ks:
             started = time.perf_counter()
