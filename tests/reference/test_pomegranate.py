@@ -185,3 +185,46 @@ def test_pomegranate_hmm_calls_name_bigems(name, hint):
         getattr(hmm, name)
     with pytest.raises(bigem.errors.DataError, match=r"dim 3.*reshape\(-1, X\.shape\[-1\]\), with an HMM's lengths"):
         bigem.GaussianHMM(2).fit(X.reshape(3, 20, 2))
+
+
+def test_a_mixed_mixture_is_pomegranates_independent_components(float64_default):
+    """The page's mapping of GeneralMixtureModel([IndependentComponents([...])] * K) and its
+    recipe for a start (fit once, set the attributes, warm_start), to the tolerance the page
+    states: pomegranate computes IndependentComponents' responsibilities in float32."""
+    import pandas as pd
+    from pomegranate.distributions import Bernoulli, Categorical, IndependentComponents, Normal, Poisson
+
+    class CategoricalOfFloats(Categorical):  # the page's cast: mixed data are one float tensor
+        def log_probability(self, X):
+            return super().log_probability(X.long())
+
+        def summarize(self, X, sample_weight=None):
+            return super().summarize(X.long(), sample_weight=sample_weight)
+
+    rng = np.random.default_rng(3)
+    z = rng.integers(0, 2, 800)
+    df = pd.DataFrame({"g": rng.normal(np.array([-2.0, 3.0])[z], 1.0),
+                       "c": np.array([rng.choice(3, p=p) for p in np.array([[.7, .2, .1], [.1, .3, .6]])[z]]),
+                       "b": (rng.random(800) < np.array([.2, .8])[z]).astype(int),
+                       "p": rng.poisson(np.array([1.0, 6.0])[z])})
+    M0, V0, P0, B0, L0 = [[-1.0], [2.0]], [[1.5], [1.0]], [[.5, .3, .2], [.2, .3, .5]], [[.4], [.6]], [[2.0], [4.0]]
+    ref = theirs([IndependentComponents([Normal(means=tensor(M0[k]), covs=tensor(V0[k]), covariance_type="diag"),
+                                         CategoricalOfFloats(probs=tensor([P0[k]])), Bernoulli(probs=tensor(B0[k])),
+                                         Poisson(lambdas=tensor(L0[k]))]) for k in range(2)], df.to_numpy(float))
+    families = {"c": "categorical", "b": "bernoulli", "p": "poisson"}
+    ours = bigem.MixedMixture(2, families=families, alpha=0.0, reg_covar=0.0, dtype="float64", max_iter=1,
+                              random_state=0).fit(df)
+    ours.weights_, ours.means_, ours.covariances_ = W0.copy(), np.array(M0), np.array(V0)
+    ours.probabilities_, ours.bernoulli_probabilities_, ours.lambdas_ = [np.array(P0)], np.array(B0), np.array(L0)
+    ours.set_params(warm_start=True, max_iter=ITERATIONS, tol=0.0).fit(df)
+    parts = [d.distributions for d in ref.distributions]
+    assert np.abs(ours.means_ - np.array(M0)).max() > 0.1  # the fits moved from their start
+    np.testing.assert_allclose(ours.weights_, ref.priors.numpy(), atol=1e-6)
+    np.testing.assert_allclose(ours.means_[:, 0], [p[0].means.numpy()[0] for p in parts], atol=1e-6)
+    np.testing.assert_allclose(ours.covariances_[:, 0], [p[0].covs.numpy()[0] for p in parts], atol=1e-6)
+    np.testing.assert_allclose(ours.probabilities_[0], [p[1].probs.numpy()[0] for p in parts], atol=1e-6)
+    np.testing.assert_allclose(ours.bernoulli_probabilities_[:, 0], [p[2].probs.numpy()[0] for p in parts], atol=1e-6)
+    np.testing.assert_allclose(ours.lambdas_[:, 0], [p[3].lambdas.numpy()[0] for p in parts], atol=1e-6)
+    X = tensor(df.to_numpy(float))
+    np.testing.assert_allclose(ours.score_samples(df), ref.log_probability(X).numpy(), atol=5e-6)
+    np.testing.assert_allclose(ours.predict_proba(df), ref.predict_proba(X).numpy(), atol=1e-6)
