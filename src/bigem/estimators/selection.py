@@ -242,7 +242,10 @@ def select(
         Gaussian family: also start each K fit from the K - 1 fit of the same covariance type with its
         component of largest weight x variance split along its principal axis, and keep
         the start that ends higher (the table's ``start`` says which): a K fit then never
-        ends below the K - 1 fit, whose likelihood that start begins from.
+        ends below the K - 1 fit, whose likelihood that start begins from. The other
+        families have no split start: each K fit starts afresh, and may end below the
+        K - 1 one (a local optimum); pass ``n_init`` (10 to 20, as latent class analysis
+        does) to keep the best of several starts.
     sample_weight : array-like of shape (n_samples,) or str (a column of X), default=None
         Frequency weights: the log-likelihood is weighted and n is their sum.
     columns : list of str, default=None
