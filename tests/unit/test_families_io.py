@@ -162,8 +162,12 @@ def test_labels_of_the_wrong_length_or_too_many_classes_are_refused():
     X = np.array([[1, 0], [0, 1], [1, 1]] * 3, dtype=float)
     with pytest.raises(DataError, match=r"y has 2 labels but X has 9 rows"):
         BernoulliMixture(2, unlabeled_weight=1.0).fit(X, [0, 1])
-    with pytest.raises(ParameterError, match=r"y has 4 classes but n_components=3"):
+    with pytest.raises(ParameterError, match=r"y has 4 classes \(0, 1, 2, 3\) but n_components=3"):
         BernoulliMixture(3, unlabeled_weight=1.0).fit(X, [0, 1, 2, 3, -1, -1, -1, -1, -1])
+    # a -2 meant as 'unlabelled' is a class: the message lists the classes and says what marks a row unlabelled
+    with pytest.raises(ParameterError, match=r"y has 3 classes \(-2, 0, 1\) but n_components=2: .*Only -1, None, NaN "
+                                             r"or an empty field mark an unlabelled row$"):
+        BernoulliMixture(2, unlabeled_weight=1.0).fit(X, [0, 1, -2, -2, -2, -1, -1, -1, -1])
 
 
 def test_the_text_minus_one_among_text_labels_is_refused_not_a_class(tmp_path):

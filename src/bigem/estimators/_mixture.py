@@ -726,9 +726,11 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
             return model
         K, C = s.n_components, len(classes)
         if K < C:
+            shown = ", ".join(repr(c.item() if hasattr(c, "item") else c) for c in classes[:10])
             raise ParameterError(
-                f"y has {C} classes but n_components={K}: semi-supervised fitting needs at least one component per "
-                "class; raise n_components (several components per class are allowed)"
+                f"y has {C} classes ({shown}{', ...' if C > 10 else ''}) but n_components={K}: semi-supervised "
+                "fitting needs at least one component per class; raise n_components (several components per class "
+                "are allowed). Only -1, None, NaN or an empty field mark an unlabelled row"
             )
         return model.with_classes(component_classes(K, C), s.unlabeled_weight)
 
