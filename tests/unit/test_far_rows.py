@@ -79,3 +79,17 @@ def test_a_feature_with_a_far_row_alone_takes_the_median():
     shift = choose_shift(rows, rows.dtype, torch.float32, "auto")
     assert shift[0] == torch.from_numpy(rows[:, 0]).sum() / 1024  # the mean, as before
     assert shift[1] == float(np.median(rows[:, 1]))
+
+
+@pytest.mark.parametrize("cls", [bigem.GaussianMixture, bigem.BayesianGaussianMixture])
+def test_posteriors_of_a_row_too_far_to_resolve_still_sum_to_one(cls):
+    """A tied model's K log-joints of a row 1e20 away round to one value (the shared
+    quadratic term swamps the linear one that differs): predict_proba gave each component
+    probability 1 (rows summing to K, as scikit-learn's do). Its score stays exact."""
+    rng = np.random.default_rng(3)
+    X = np.r_[rng.normal(0, 1, (200, 2)), rng.normal(1e3, 1, (200, 2)), rng.normal(-1e3, 1, (200, 2))]
+    gm = cls(n_components=3, covariance_type="tied", random_state=0, dtype="float64").fit(X)
+    far = np.array([[1e20, 0.0], [0.0, 1e25], [1e3, 1.0]])
+    proba = gm.predict_proba(far)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-15)
+    assert np.isfinite(gm.score_samples(far)).all() and proba[2].max() > 0.999

@@ -1832,7 +1832,7 @@ def _plain_label(value) -> object:
 def _posteriors(log_joint: torch.Tensor) -> torch.Tensor:
     """What a chunk's per-row outputs hold at most beside its float64 log-joints (their
     posteriors): the pass over a GPU's chunks is sized by it (``engines.sizing``)."""
-    return torch.exp(log_joint - torch.logsumexp(log_joint, 1, keepdim=True))
+    return torch.softmax(log_joint, 1)
 
 
 def per_row_tensors(log_joint: torch.Tensor, outputs, groups: torch.Tensor | None = None,
@@ -1846,7 +1846,10 @@ def per_row_tensors(log_joint: torch.Tensor, outputs, groups: torch.Tensor | Non
     if "label" in outputs:
         out["label"] = joint.argmax(1)
     if "proba" in outputs:
-        out["proba"] = torch.exp(joint - norm[:, None])
+        # shifted by each row's largest and divided by the sum, so every row sums to 1: exp(joint - norm)
+        # gave rows of K ones where the log-joints are too large for their differences to be kept
+        # (a query row 1e20 from a tied model's components: its K log-joints round to one value)
+        out["proba"] = torch.softmax(joint, 1)
     if "log_density" in outputs:
         out["log_density"] = norm
     return out
