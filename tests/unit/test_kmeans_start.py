@@ -200,3 +200,16 @@ def test_an_embedded_kmeans_step_embeds_a_block_of_rows_at_a_time():
     for name in ("counts", "sums", "inertia"):
         torch.testing.assert_close(getattr(blocked, name), getattr(whole, name), rtol=1e-12, atol=1e-9)
     assert blocked.rows == whole.rows == codes.shape[0]
+
+
+def test_the_kmeans_start_in_float64_does_not_move_with_a_common_offset():
+    """k-means++ measured distances about the origin: rows 1e8 from it lost their spread
+    to |x|^2 in float64, and the start (and the fit) changed, where scikit-learn's KMeans
+    centres X first and float32's shift kept it."""
+    import bigem
+
+    rng = np.random.default_rng(4)
+    X = np.r_[rng.normal(0, 1, (300, 2)), rng.normal(6, 1, (300, 2))]
+    starts = [bigem.GaussianMixture(4, random_state=0, dtype="float64", max_iter=0).fit(X + offset).means_ - offset
+              for offset in (0.0, 1e8)]
+    np.testing.assert_allclose(starts[1], starts[0], atol=1e-6)

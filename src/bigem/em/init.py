@@ -172,12 +172,15 @@ def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     rows' summed distance, found among the cumulated distances."""
     check_scale(x)  # in the rows' own dtype, the one the E-steps compute in
     x = x.double()
+    # distances about the rows' mean, as scikit-learn's KMeans centres X: about the origin,
+    # rows 1e8 from it lost every digit of their spread to |x|^2 (the seeds are still rows of x)
+    xc = x - x.mean(0)
     n = x.shape[0]
     trials = 2 + int(math.log(k))
     rs = numpy_draws(generator)
     first = int(torch.randint(n, (1,), generator=generator)) if rs is None else int(rs.choice(n, p=np.full(n, 1.0) / n))
     centres = [x[first]]
-    closest = squared_distances(x, x[first : first + 1])[:, 0]
+    closest = squared_distances(xc, xc[first : first + 1])[:, 0]
     for _ in range(1, k):
         if rs is not None:
             d = closest.cpu().numpy()
@@ -187,7 +190,7 @@ def kmeans_plusplus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
             cand = torch.randint(n, (trials,), generator=generator)
         else:
             cand = torch.multinomial(closest.cpu(), trials, replacement=True, generator=generator).to(x.device)
-        dist = torch.minimum(closest[None, :], squared_distances(x[cand], x))
+        dist = torch.minimum(closest[None, :], squared_distances(xc[cand], xc))
         best = int(torch.argmin(dist.sum(1)))
         closest = dist[best]
         centres.append(x[cand[best]])
@@ -231,7 +234,8 @@ def converged_kmeans(kmeans: Any, sample: Tensor, k: int, generator: torch.Gener
             params = moved
             if shift <= tol:
                 break
-        mine = squared_distances(x, params.centres.to(x.device)).argmin(1)
+        centre = params.centres.to(x.device).mean(0)  # about the centres' mean, as the k-means E-step
+        mine = squared_distances(x - centre, params.centres.to(x.device) - centre).argmin(1)
         if n_init == 1:
             best, labels = params.centres, mine
             break
