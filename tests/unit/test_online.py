@@ -210,16 +210,19 @@ def test_a_first_mini_batch_smaller_than_the_parameters_is_warned_of():
     rng = np.random.default_rng(2)
     X = np.r_[rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) + 5]
     rng.shuffle(X)
-    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 5 rows, fewer than the model's 19 free "
-                                               r"parameters.*raise batch_size to 19 rows or more"), \
+    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 5 rows, fewer than one component's 10 free "
+                                               r"parameters.*raise batch_size to 10 rows or more"), \
             pytest.warns(ComponentReseededWarning):  # a component starved by the first batches, re-seeded
         small = GaussianMixture(2, algorithm="online", batch_size=5, max_iter=1, random_state=0).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SmallBatchWarning)
-        enough = GaussianMixture(2, algorithm="online", batch_size=19, max_iter=1, random_state=0).fit(X)
+        enough = GaussianMixture(2, algorithm="online", batch_size=20, max_iter=1, random_state=0).fit(X)
         exact = GaussianMixture(2, random_state=0).fit(X)
-        GaussianMixture(2, random_state=0).partial_fit(X[:19])
-    assert small.score(X) < exact.score(X) - 0.1 and enough.score(X) == pytest.approx(exact.score(X), abs=0.02)
-    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 10 rows.*give the first partial_fit call 19 "
-                                               r"rows or more"):
         GaussianMixture(2, random_state=0).partial_fit(X[:10])
+        # the default batch of a larger model: one component's parameters, not the model's (13,259 here)
+        GaussianMixture(10, algorithm="online", max_iter=1, random_state=0).fit(rng.normal(size=(10_000, 50)))
+    assert small.score(X) < exact.score(X) - 0.1 and enough.score(X) == pytest.approx(exact.score(X), abs=0.02)
+    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 6 rows.*give the first partial_fit call 10 "
+                                               r"rows or more") as caught:
+        GaussianMixture(2, random_state=0).partial_fit(X[:6])
+    assert caught[0].filename == __file__  # the user's line, not bigem's

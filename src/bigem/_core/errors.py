@@ -166,7 +166,7 @@ class PrecisionWarning(UserWarning):
 
 
 class SmallBatchWarning(UserWarning):
-    """An online fit starts from a mini-batch with fewer rows than the model has free
+    """An online fit starts from a mini-batch with fewer rows than one component has free
     parameters: its first steps estimate the components from too few rows."""
 
 
@@ -186,3 +186,16 @@ class EmptyRowWarning(UserWarning):
 class IdentifierColumnWarning(UserWarning):
     """A column used as a feature looks like a row identifier (whole numbers, all
     different, in order): name the features with ``columns=``."""
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning raised here to the first frame outside
+    bigem (the user's call), however deep in bigem it is raised."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
