@@ -180,3 +180,16 @@ def test_posteriors_of_a_sequence_with_a_huge_log_likelihood_sum_to_one():
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-12)
     # what remains is both libraries' rounding of log-probabilities near -4e9 (ulp 5e-7)
     assert np.abs(ours.predict_proba(X).sum(1) - 1).max() < 1e-7
+
+
+def test_a_spherical_covars_keeps_hmmlearns_layout_through_a_refit_that_leaves_it():
+    """hmmlearn's M-step repeats a spherical variance in D columns, and a fit without 'c'
+    in params leaves _covars_ as it was: a tutorial's _covars_[:, 0] works after both."""
+    X, lengths, _ = gaussian_case("spherical")
+    ours = GaussianHMM(3, covariance_type="spherical", n_iter=5, random_state=0, dtype="float64").fit(X, lengths)
+    ref = hmm.GaussianHMM(3, covariance_type="spherical", n_iter=5, random_state=0).fit(X, lengths)
+    for step in ({"init_params": "", "params": "stm"}, {"init_params": "", "params": "stmc"}):
+        ours.set_params(**step).fit(X, lengths)
+        ref.set_params(**step).fit(X, lengths)
+        assert ours._covars_.shape == ref._covars_.shape == (3, X.shape[1])
+        np.testing.assert_allclose(ours._covars_[:, 0], ref._covars_[:, 0], rtol=1e-6)

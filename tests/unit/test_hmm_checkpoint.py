@@ -157,3 +157,23 @@ def test_a_checkpoint_of_other_hand_set_parameters_is_refused_and_the_same_resum
     assert seen[0] > 1 and not path.exists()
     np.testing.assert_array_equal(resumed.means_, whole.means_)
     assert list(resumed.monitor_.history) == list(whole.monitor_.history)
+
+
+def test_a_hand_set_start_resumes_whatever_the_layout_it_was_set_in(tmp_path):
+    """A spherical start set as (K,) and as hmmlearn's (K, D) is one start: its checkpoint
+    resumes under either (the digest is of the covariances as full matrices)."""
+    X, lengths = _data()
+    path = tmp_path / "fit.ckpt"
+
+    def start(covars):
+        m = GaussianHMM(2, covariance_type="spherical", init_params="", n_iter=12, tol=-np.inf, dtype="float64")
+        m.startprob_, m.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]])
+        m.means_, m._covars_ = np.array([[0.0, 0.0], [4.0, 4.0]]), covars
+        return m
+
+    with pytest.raises(_Killed):
+        start(np.array([1.0, 2.0])).fit(X, lengths, checkpoint=path, checkpoint_every=1, callback=_die_at(4))
+    seen = []
+    start(np.array([[1.0, 1.0], [2.0, 2.0]])).fit(X, lengths, checkpoint=path,
+                                                  callback=lambda info: seen.append(info.iteration))
+    assert seen[0] > 1 and not path.exists()

@@ -540,9 +540,7 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
         finally:
             del self._given_names
         if saver is not None and given:  # the values set by hand decide the fit: a checkpoint of others is another's
-            saver.fingerprint["hand_set_parameters"] = {name: identity.digest(torch.as_tensor(np.asarray(getattr(self, name),
-                                                                                           dtype=np.float64)))
-                                          for name in given}
+            saver.fingerprint["hand_set_parameters"] = {name: self._start_digest(name) for name in given}
         self._check_prior_shapes(s, s.n_components, int(self.n_features))
         offset = None if source.rows.shift is None else source.rows.shift.to(s.device)
         model = self._fit_model(s, self.n_features).moved(None if offset is None else -offset)  # its prior too
@@ -674,6 +672,12 @@ class _BaseHMM(PomegranateHints, EstimatorBase, ABC):
             raise DataError(f"Unexpected number of dimensions, got {source.n_features} but expected {given} "
                             "(the n_features set on this model); set n_features to X's width, or delete it")
         self.n_features = source.n_features
+
+    def _start_digest(self, name: str) -> str:
+        """A digest of a starting value set by hand, in one layout whatever the layout it
+        was given in (covariances as full matrices: a spherical (K,) and its (K, D))."""
+        value = self.covars_ if name == "_covars_" else getattr(self, name)
+        return identity.digest(torch.as_tensor(np.asarray(value, dtype=np.float64)))
 
     def _will_init(self, s, code: str, name: str) -> bool:
         """Whether ``fit`` initialises attribute ``name`` (held in that name): its letter is
@@ -1543,8 +1547,11 @@ class GaussianHMM(_BaseHMM):
     def _set_emission(self, p: GaussianParams) -> None:
         self.means_ = p.means.numpy().copy()
         covars = p.covariances.numpy()
-        if covars.ndim == 1 and self._spherical_in_columns and "c" in self.params:  # hmmlearn's M-step's (K, D)
-            covars = np.repeat(covars[:, None], self.means_.shape[1], 1)
+        if covars.ndim == 1 and self._spherical_in_columns:  # hmmlearn's layouts of a spherical _covars_:
+            if "c" in self.params:  # its M-step's, one variance repeated, (K, D)
+                covars = np.repeat(covars[:, None], self.means_.shape[1], 1)
+            elif np.shape(getattr(self, "_covars_", None)) == (covars.shape[0], self.means_.shape[1]):
+                covars = np.repeat(covars[:, None], self.means_.shape[1], 1)  # untouched: the layout it had
         self._covars_ = covars.copy()
 
     def _check_prior_shapes(self, s, K: int, D: int) -> None:
