@@ -260,6 +260,9 @@ def test_a_bad_value_in_files_the_workers_read_names_its_file_and_row(client, da
             with pytest.raises(DataError, match=rf"^Input \S*{kind}/p1\.{kind} contains NaN\. \(1 NaN; first at row 520 "
                                                  r"of the data set \(row 220 of this file\), column 'c'\)"):
                 GaussianMixture(2, engine="dask", client=client).fit(str(folder), columns=columns)
+        with pytest.raises(DataError, match=rf"^Input \S*{kind}/p1\.{kind} contains NaN\. \(1 NaN; first at row 220, "
+                                             r"column 'c'\)"):  # one file: its rows are the data set's
+            GaussianMixture(2, engine="dask", client=client).fit(str(folder / f"p1.{kind}"))
 
 
 def test_predictions_of_a_parquet_folder_of_small_files_and_outputs_over_its_input(client, data, tmp_path):
@@ -1172,3 +1175,10 @@ def test_workers_started_by_dask_keep_freed_memory_during_a_fit_and_give_it_back
     assert started > 40 * 400  # each 2 MB block mapped afresh: about 512 faults
     assert during < started / 5
     assert after > started / 2
+
+
+def test_y_naming_a_column_of_a_dask_array_is_refused(client, data):
+    """As for a numpy array: the fit went on unsupervised, warning that y labels no row."""
+    with pytest.raises(DataError, match=r"^y='label' names a label column, but X is a dask array, whose columns have "
+                                        r"no names; pass y as labels"):
+        GaussianMixture(2, client=client, unlabeled_weight=0.5).fit(da.from_array(data, chunks=(250, 4)), y="label")

@@ -602,6 +602,10 @@ def distinct_values(X, names: list[str] | None, categorical: list[int], label_co
     if _paths(X):
         X, _ = _read_files(X, None if names is None else list(names) + ([label_column] if label_column else []))
     frame = hasattr(X, "columns") and hasattr(X, "dtypes")
+    if label_column is not None and not frame:  # the local engine's words for an array
+        raise DataError(f"y={label_column!r} names a label column, but X is a dask array, whose columns have no "
+                        "names; pass y as labels, one per row (-1 where unlabelled), or X as a dask DataFrame or a "
+                        "Parquet or CSV file holding that column")
     keys = [names[j] for j in categorical] if frame else [str(j) for j in categorical]
     if not categorical and label_column is None:
         return {}, set()
@@ -915,7 +919,10 @@ class FilesName(str):
 
     def file_of(self, row: int, partition: int, starts: list[int]) -> tuple[str, int] | None:
         """(path, the row within it) of ``row`` of the data set, in ``partition`` (whose
-        first rows are ``starts``); None where not known."""
+        first rows are ``starts``); None where not known, or where one file is the data
+        set (its name is the collection's, its rows the data set's)."""
+        if len(self.rows) + len(self.parts) <= 1:
+            return None
         for path, n in self.rows:
             if row < n:
                 return path, row
