@@ -375,3 +375,15 @@ def test_a_mixed_model_with_at_most_one_gaussian_column_has_one_covariance_type(
         assert "mclust" not in result.summary()
     asked = bigem.select(df[["b", "x"]], covariance_types=["diag", "full"], **kw)  # asked for: both, as asked
     assert [r["covariance_type"] for r in asked.table] == ["diag", "diag", "full", "full"]
+
+
+def test_one_feature_fits_full_and_tied_alone_by_default():
+    """For one feature 'diag' and 'spherical' are 'full': the table held each K three times,
+    equal, and the summary ranked the twins."""
+    X = np.r_[np.random.default_rng(0).normal(0, 1, (150, 1)), np.random.default_rng(1).normal(5, 2, (150, 1))]
+    result = bigem.select(X, n_components=[1, 2], random_state=0)
+    assert [(r["covariance_type"], r["n_components"]) for r in result.table] == [("full", 1), ("full", 2),
+                                                                                ("tied", 1), ("tied", 2)]
+    asked = bigem.select(X, n_components=[2], covariance_types=["full", "diag"], random_state=0)
+    assert [r["covariance_type"] for r in asked.table] == ["full", "diag"]  # asked for: as asked
+    assert asked.table[0]["bic"] == pytest.approx(asked.table[1]["bic"], rel=1e-9)

@@ -218,7 +218,8 @@ def select(
         range(1, 10) (mclust's 1..9) for ``covariance_types='mclust'``, else range(1, 11);
         either up to the number of rows, where X has fewer (and they are known in advance).
     covariance_types : str or iterable of str, default=None
-        None: every type the family has (Gaussian: 'full', 'diag', 'spherical', 'tied';
+        None: every type the family has (Gaussian: 'full', 'diag', 'spherical', 'tied', or
+        'full' and 'tied' for one feature, where the other two are 'full' again;
         mixed: its Gaussian block's 'diag', 'full', or 'diag' alone where that block has at
         most one column, 'full' being the same model; none for the other families, whose
         table's covariance_type is None). Gaussian family: any of GaussianMixture's
@@ -308,6 +309,8 @@ def select(
             params["init_params"] = tree
         if mclust:
             types = _mclust_types(n_rows, n_features, params.get("prior"))
+        elif covariance_types is None and n_features == 1:  # one feature: 'diag' and 'spherical' are 'full' again
+            types = [ct for ct in types if ct not in ("diag", "spherical")]
         for ct in types:
             structure(ct).check_features(n_features)
             if params.get("prior") is not None and ct in NO_PRIOR:
