@@ -9,20 +9,10 @@ import pytest
 
 from bigem import GaussianMixture, load
 from bigem._core.errors import ParameterError
+from tests.conftest import Interrupted as _Stop
+from tests.conftest import interrupt_at as _stop_at
 
 pytestmark = pytest.mark.filterwarnings("ignore::bigem.errors.ConvergenceWarning")
-
-
-class _Stop(Exception):
-    pass
-
-
-def _stop_at(iteration):
-    def callback(info):
-        if info.iteration == iteration:
-            raise _Stop
-
-    return callback
 
 
 @pytest.fixture(scope="module")
