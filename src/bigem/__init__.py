@@ -41,3 +41,8 @@ def __getattr__(name: str):
 
 # the public submodules, imported when first named (each pulls in its own optional packages)
 _SUBMODULES = ("plot", "datasets", "errors", "stepmix")
+
+
+def __dir__() -> list[str]:
+    """The lazily imported names too: ``dir(bigem)`` and tab completion list the estimators."""
+    return sorted({*globals(), *__all__, *_SUBMODULES})

@@ -361,3 +361,5 @@ def test_the_public_submodules_are_reached_from_a_plain_import():
     assert out.stdout.split() == ["plot_profile", "load_faithful", "PrecisionWarning", "StepMix"]
     with pytest.raises(AttributeError, match="module 'bigem' has no attribute 'nothing'"):
         bigem.nothing  # noqa: B018
+    # tab completion and dir() list the names imported on first use (they listed none)
+    assert {*bigem.__all__, "plot", "datasets", "errors", "stepmix"} <= set(dir(bigem))
