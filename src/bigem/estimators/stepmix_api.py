@@ -695,12 +695,15 @@ class StepMix(EstimatorBase):
         return self._sm.predict_proba(X, Y)
 
     def predict_class(self, X, Y=None):
+        """The most likely class of each row given X (and the structural columns Y, if given)."""
         return self.predict_proba_class(X, Y).argmax(axis=1)
 
     def predict_proba(self, X, Y=None):
+        """P(class | X), or P(class | X, Y): :meth:`predict_proba_class`, as StepMix's."""
         return self.predict_proba_class(X, Y)
 
     def predict(self, X, Y=None):
+        """The most likely class of each row: :meth:`predict_class`, as StepMix's."""
         return self.predict_class(X, Y)
 
     def _check_structural(self) -> None:
@@ -721,14 +724,17 @@ class StepMix(EstimatorBase):
         return -2.0 * self.score(X, Y) * n, n
 
     def bic(self, X, Y=None):
+        """-2 log L + p log n of X (and Y: the joint model's likelihood), lower is better (StepMix's)."""
         fit, n = self._total(X, Y)
         return fit + self.n_parameters * np.log(n)
 
     def aic(self, X, Y=None):
+        """-2 log L + 2 p of X (and Y), lower is better (StepMix's)."""
         fit, _ = self._total(X, Y)
         return fit + 2 * self.n_parameters
 
     def caic(self, X, Y=None):
+        """Bozdogan's consistent AIC, -2 log L + p (log n + 1), of X (and Y) (StepMix's)."""
         fit, n = self._total(X, Y)
         return fit + self.n_parameters * (np.log(n) + 1)
 
@@ -739,10 +745,12 @@ class StepMix(EstimatorBase):
         return fit + self.n_parameters * np.log(n * ((n + 2) / 24))
 
     def entropy(self, X, Y=None):
+        """The posteriors' entropy, -sum_i sum_c P(c | row) log P(c | row), of X (and Y) (StepMix's)."""
         resp = np.clip(self.predict_proba_class(X, Y), 1e-15, 1 - 1e-15)
         return float(-np.sum(resp * np.log(resp)))
 
     def relative_entropy(self, X, Y=None):
+        """1 - entropy / (n log K): the classes' separation, 1 when every row is certain (NaN for K = 1)."""
         K = self.n_components_
         return 1 - self.entropy(X, Y) / (np.shape(X)[0] * np.log(K)) if K > 1 else np.nan
 
