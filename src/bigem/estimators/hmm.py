@@ -158,10 +158,11 @@ COMMON_DOC = """
     verbose : bool, default=False
         Print the log-likelihood and its change after each iteration, to stderr in
         hmmlearn's format.
-    params : str
+    params : str, default: every letter of the model (hmmlearn's)
         Letters of the parameters the M-step updates ('s' start, 't' transitions, and
-        the emission's letters).
-    init_params : str
+        the emission's letters: 'stmc' for GaussianHMM, 'ste' for CategoricalHMM,
+        'stl' for PoissonHMM, 'stmcw' for GMMHMM).
+    init_params : str, default: every letter of the model (hmmlearn's)
         Letters of the parameters initialised by ``fit``; the others must be set.
     implementation : {'log', 'scaling'}, default='log'
         hmmlearn's choice of forward-backward arithmetic, accepted so its code runs
