@@ -123,6 +123,32 @@ def test_cached_and_uncached_passes_and_overlap_give_identical_fits(tmp_path, mo
         assert cached.n_iter_ == other.n_iter_
 
 
+def test_a_row_group_streamed_page_by_page_gives_the_fit_read_whole(tmp_path, monkeypatch):
+    """A row group larger than the batches read from it (a file of one group) is streamed
+    through a buffer, not pre-buffered whole: the same rows, in batches and in a sample."""
+    from bigem.sources import tables
+
+    df = _frame(seed=5)
+    path = tmp_path / "one.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=len(df))  # one group
+    kw = dict(n_components=3, random_state=1, chunk_size=128, cache_budget=0, dtype="float64")
+    whole = GaussianMixture(**kw).fit(str(path), columns=COLS)
+    opened = []
+    real = tables._ParquetReader._open
+
+    def spy(self, streamed=False):
+        opened.append(streamed)
+        return real(self, streamed)
+
+    monkeypatch.setattr(tables._ParquetReader, "_open", spy)
+    monkeypatch.setattr(tables, "_STREAM_ABOVE", 0)  # every group is "large"
+    streamed = GaussianMixture(**kw).fit(str(path), columns=COLS)
+    assert True in opened  # the streamed reads ran
+    np.testing.assert_array_equal(streamed.means_, whole.means_)
+    np.testing.assert_array_equal(streamed.covariances_, whole.covariances_)
+    assert streamed.n_iter_ == whole.n_iter_
+
+
 def test_cache_keeps_data_after_the_first_complete_pass_only(tmp_path):
     df = _frame()
     path = tmp_path / "x.parquet"
