@@ -87,8 +87,8 @@ def _usable_cores() -> int:
 
 
 # ---------------------------------------------------------------------------- readers
-# A Parquet row group stored in more than this many bytes (and more than four times the
-# batches read from it) is read page by page through a buffer, not pre-buffered whole.
+# A Parquet row group stored in more than this many bytes (and more than a batch read
+# from it holds) is read page by page through a buffer, not pre-buffered whole.
 _STREAM_ABOVE = 64 << 20
 _STREAM_BUFFER = 1 << 20
 _TAKE_BATCH_ROWS = 1 << 16  # rows a sample's read of such a group holds at once
@@ -145,7 +145,7 @@ class _ParquetReader:
             for group in range(len(self.group_rows)) if groups is None else groups:
                 reader = f
                 batch_bytes = batch_rows * max(len(columns), 1) * 8
-                if self._group_bytes(f, group, columns) > max(_STREAM_ABOVE, 4 * batch_bytes):
+                if self._group_bytes(f, group, columns) > max(_STREAM_ABOVE, batch_bytes):
                     streamed = streamed or stack.enter_context(self._open(streamed=True))
                     reader = streamed
                 yield from reader.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns,
