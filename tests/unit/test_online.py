@@ -210,8 +210,8 @@ def test_a_first_mini_batch_smaller_than_the_parameters_is_warned_of():
     rng = np.random.default_rng(2)
     X = np.r_[rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) + 5]
     rng.shuffle(X)
-    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 5 rows, fewer than one component's 10 free "
-                                               r"parameters.*raise batch_size to 10 rows or more"), \
+    with pytest.warns(SmallBatchWarning, match=r"first mini-batch of 5 rows, fewer than the model's 10 free "
+                                               r"parameters per component.*raise batch_size to 10 rows or more"), \
             pytest.warns(ComponentReseededWarning):  # a component starved by the first batches, re-seeded
         small = GaussianMixture(2, algorithm="online", batch_size=5, max_iter=1, random_state=0).fit(X)
     with warnings.catch_warnings():

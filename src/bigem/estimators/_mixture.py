@@ -878,8 +878,8 @@ class _BaseMixture(PomegranateHints, EstimatorBase, ABC):
                 fix = (f"give the first partial_fit call {needed} rows or more" if partial else
                        "fit by exact EM (algorithm='em'), which reads every row at each step")
             warnings.warn(
-                f"online EM starts from a first mini-batch of {rows} rows, fewer than one component's {needed} free "
-                f"parameters: its first steps estimate the components from too few rows, and a pass may end far "
+                f"online EM starts from a first mini-batch of {rows} rows, fewer than the model's {needed} free "
+                f"parameters per component: its first steps estimate the components from too few rows, and a pass may end far "
                 f"from exact EM; {fix}", SmallBatchWarning, stacklevel=caller_stacklevel())
 
     def _rows_to_start_online(self, s, n_features: int) -> int:

@@ -116,9 +116,13 @@ class _ParquetReader:
 
     def _group_bytes(self, f, group: int, columns: list[str]) -> int:
         """The stored (compressed) bytes of ``columns`` in row group ``group``."""
-        meta, wanted = f.metadata.row_group(group), set(columns)
+        meta = f.metadata.row_group(group)
+
+        def of(path: str) -> bool:  # a leaf of a wanted column (names may hold dots: 'x.1', 'doc.ids')
+            return any(path == c or path.startswith(c + ".") for c in columns)
+
         return sum(meta.column(j).total_compressed_size for j in range(meta.num_columns)
-                   if meta.column(j).path_in_schema.split(".")[0] in wanted)
+                   if of(meta.column(j).path_in_schema))
 
     def batches(self, columns: list[str], batch_rows: int, threads: bool = True, groups: range | None = None) -> Iterator:
         """Record batches of at most ``batch_rows`` rows, one row group at a time: batches
